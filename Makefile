@@ -1,0 +1,40 @@
+# Two commands do all set-up on a fresh machine with Python 3.11+: `make up` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: up test lint typecheck unit protos docs bench clean
+
+up: $(VENV)/.installed          ## run the whole system: NATS, the orchestrator and five services
+	$(BIN)/consultflow up
+
+test: $(VENV)/.installed-dev    ## lint, type-check and run every test
+	$(BIN)/ruff check services tests scripts
+	$(BIN)/ruff format --check services tests scripts
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consultflow needs Python 3.11 or newer"'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(VENV)/.installed
+
+protos: $(VENV)/.installed-dev  ## regenerate services/consultflow/api from protos/
+	rm -rf services/consultflow/api
+	$(BIN)/python scripts/gen_protos.py
+
+docs: $(VENV)/.installed-dev    ## regenerate the generated documents under docs/
+	$(BIN)/python -m consultflow.platform.settings > docs/configuration.md
+
+bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
+	$(BIN)/pytest -q -s -m benchmark tests/benchmarks
+
+clean:
+	rm -rf $(VENV) .consultflow .pytest_cache .mypy_cache .ruff_cache
