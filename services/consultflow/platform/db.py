@@ -1,0 +1,192 @@
+"""Database access: one engine per component, a unit of work per use case, Alembic migrations.
+
+SQLite (the embedded default) runs in WAL mode; write transactions start with BEGIN IMMEDIATE so two
+writers queue on the lock instead of failing half-way when a reader upgrades. PostgreSQL is used as is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic import command
+from alembic.config import Config
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.platform import jsonutil
+from consultflow.platform.tables import outbox
+
+log = logging.getLogger(__name__)
+
+_READONLY = "consultflow_readonly"
+
+
+class Database:
+    """An engine and the session factories for read-write and read-only work."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _ensure_sqlite_folder(url)
+            self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readonly_sessions = sessionmaker(
+            self.engine.execution_options(**{_READONLY: True}), expire_on_commit=False
+        )
+
+    def session(self, readonly: bool = False) -> Session:
+        """A new session; prefer `UnitOfWork` or `read()` to manage its life."""
+        return (self._readonly_sessions if readonly else self._sessions)()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A short read-only session (never commits)."""
+        session = self.session(readonly=True)
+        try:
+            yield session
+        finally:
+            session.close()  # ends the transaction; loaded objects stay readable (detached)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    path = url.split(":///", 1)[1] if ":///" in url else ""
+    if path and path != ":memory:":
+        Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's recipe: we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        readonly = connection.get_execution_options().get(_READONLY, False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+class UnitOfWork:
+    """One use case's transaction: everything in it commits together or not at all.
+
+    Status events and jobs go through `outbox` rows written in the same transaction, so a message
+    exists if and only if the change that caused it committed. Leaving the block without `commit()`
+    rolls back.
+    """
+
+    def __init__(self, db: Database, source: str, on_commit: Callable[[], None] | None = None) -> None:
+        self._db = db
+        self.source = source
+        self._on_commit = on_commit
+        self.session: Session
+        self.wrote_outbox = False
+
+    def __enter__(self) -> Self:
+        self.session = self._db.session()
+        self.session.begin()
+        self.wrote_outbox = False
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.session.rollback()  # a no-op after commit
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        if self.wrote_outbox and self._on_commit is not None:
+            self._on_commit()
+        self.wrote_outbox = False
+
+    def publish(
+        self,
+        subject: str,
+        msg_id: str,
+        payload: bytes,
+        headers: Mapping[str, str] | None = None,
+        not_before: datetime | None = None,
+    ) -> None:
+        """Queues a NATS message that leaves only if this unit of work commits."""
+        self.session.execute(
+            insert(outbox).values(
+                msg_id=msg_id,
+                subject=subject,
+                payload=payload,
+                headers=json.dumps(dict(headers)) if headers else None,
+                created_at=datetime.now(UTC),
+                not_before=not_before,
+            )
+        )
+        self.wrote_outbox = True
+
+    def emit(
+        self,
+        event_type: str,
+        subject_id: str,
+        payload: Mapping[str, Any],
+        correlation: Mapping[str, str] | None = None,
+    ) -> events_pb2.StatusEvent:
+        """Queues a status event `status.<source>.<entity>.<event>`, e.g. emit("inquiry.recorded", id, …)."""
+        now = Timestamp()
+        now.GetCurrentTime()
+        status = events_pb2.StatusEvent(
+            id=str(uuid.uuid4()),
+            source=self.source,
+            type=event_type,
+            subject=subject_id,
+            time=now,
+            correlation={k: str(v) for k, v in (correlation or {}).items() if v},
+            payload_json=jsonutil.dumps(payload),
+        )
+        self.publish(
+            f"status.{self.source}.{event_type}",
+            status.id,
+            status.SerializeToString(),
+            headers={"Content-Type": "application/protobuf; type=consultflow.api.events.v1.StatusEvent"},
+        )
+        return status
+
+
+def migrate(db: Database, component: str) -> None:
+    """Creates or upgrades the component's schema (and the shared platform tables) to the newest revision."""
+    with db.engine.begin() as connection:
+        config = alembic_config(component)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "heads")
+
+
+def alembic_config(component: str) -> Config:
+    """Alembic settings for a component: the platform's revisions plus its own, one shared env.py."""
+    package = Path(__file__).resolve().parent.parent
+    config = Config()
+    config.set_main_option("script_location", str(package / "platform" / "migrations"))
+    locations = [package / "platform" / "migrations" / "versions", package / component / "migrations"]
+    config.set_main_option("version_locations", " ".join(str(p) for p in locations))
+    config.set_main_option("path_separator", "space")
+    return config

@@ -1,0 +1,177 @@
+"""Jobs as workers see them, and the idempotent way a handler runs one.
+
+A handler is a plain function `(uow, job) -> variables` that does its work inside the unit of work it is
+given. `run_job` wraps it: a job already handled returns the stored outcome without acting again, and the
+outcome is recorded in the same transaction as the handler's changes and status events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.platform import jsonutil
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import BpmnError, DomainError, InvalidArgument
+from consultflow.platform.tables import processed_jobs
+
+log = logging.getLogger(__name__)
+
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A service task handed to this service."""
+
+    key: str
+    operation: str
+    instance_id: str
+    process_id: str
+    element_id: str
+    parameters: Mapping[str, Any]
+    variables: Mapping[str, Any]
+    attempt: int
+    retries: int
+    business_key: str = ""
+
+    @classmethod
+    def from_message(cls, message: events_pb2.JobActivated) -> Job:
+        return cls(
+            key=message.job_key,
+            operation=message.operation,
+            instance_id=message.instance_id,
+            process_id=message.process_id,
+            element_id=message.element_id,
+            parameters=json.loads(message.parameters_json or "{}"),
+            variables=json.loads(message.variables_json or "{}"),
+            attempt=message.attempt,
+            retries=message.retries,
+            business_key=message.business_key,
+        )
+
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        """A parameter the diagram passes, else a process variable of that name, else `default`.
+
+        Without a default a missing value is an `InvalidArgument` naming it (the diagram is wrong).
+        """
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.variables:
+            return self.variables[name]
+        if default is _MISSING:
+            raise InvalidArgument(name, f"the diagram passes no {name!r} to {self.operation}")
+        return default
+
+    @property
+    def correlation(self) -> dict[str, str]:
+        """Keys that tie a status event caused by this job to its engagement and instance."""
+        keys = {"instance_id": self.instance_id}
+        engagement = self.get("engagement_id", "") or self.business_key
+        if engagement:
+            keys["engagement_id"] = str(engagement)
+        return keys
+
+
+JobHandler = Callable[[UnitOfWork, Job], Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker reports: completed with variables, a BPMN error, or a failure (retryable or not)."""
+
+    kind: Literal["completed", "error", "failed"]
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    error_code: str = ""
+    message: str = ""
+    retries: int = 0
+    replayed: bool = False
+
+
+def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHandler], job: Job) -> Outcome:
+    """Runs `job` at most once to completion; a redelivery answers with the recorded outcome."""
+    handler = handlers.get(job.operation)
+    if handler is None:
+        return Outcome("failed", message=f"no handler for operation {job.operation!r}", retries=0)
+    with uow_factory() as uow:
+        done = uow.session.execute(
+            select(processed_jobs.c.outcome, processed_jobs.c.result).where(
+                processed_jobs.c.job_key == job.key
+            )
+        ).first()
+        if done is not None:
+            return _stored_outcome(done.outcome, done.result)
+        try:
+            variables = dict(handler(uow, job))
+        except BpmnError as error:
+            uow.session.rollback()
+            return _record_bpmn_error(uow_factory, job, error)
+        except DomainError as error:
+            # The request itself is wrong (a missing field, a forbidden transition): retrying cannot help.
+            log.warning("job %s (%s) refused: %s", job.key, job.operation, error.message)
+            return Outcome("failed", message=f"{type(error).__name__}: {error.message}", retries=0)
+        except Exception as error:
+            log.exception("job %s (%s) failed", job.key, job.operation)
+            return Outcome(
+                "failed", message=f"{type(error).__name__}: {error}", retries=max(job.retries - 1, 0)
+            )
+        try:
+            _record(uow, job, "completed", variables)
+            uow.commit()
+        except IntegrityError:
+            # Another delivery of the same job committed first; its effects stand and ours roll back.
+            uow.session.rollback()
+            return _read_outcome(uow_factory, job)
+    return Outcome("completed", variables=variables)
+
+
+def _read_outcome(uow_factory: Callable[[], UnitOfWork], job: Job) -> Outcome:
+    with uow_factory() as uow:
+        done = uow.session.execute(
+            select(processed_jobs.c.outcome, processed_jobs.c.result).where(
+                processed_jobs.c.job_key == job.key
+            )
+        ).one()
+        return _stored_outcome(done.outcome, done.result)
+
+
+def _record(uow: UnitOfWork, job: Job, outcome: str, result: Mapping[str, Any]) -> None:
+    uow.session.execute(
+        insert(processed_jobs).values(
+            job_key=job.key,
+            operation=job.operation,
+            outcome=outcome,
+            result=jsonutil.dumps(result),
+            processed_at=datetime.now(UTC),
+        )
+    )
+
+
+def _record_bpmn_error(uow_factory: Callable[[], UnitOfWork], job: Job, error: BpmnError) -> Outcome:
+    with uow_factory() as uow:
+        _record(
+            uow, job, "error", {"code": error.code, "message": error.message, "variables": error.variables}
+        )
+        uow.commit()
+    return Outcome("error", variables=error.variables, error_code=error.code, message=error.message)
+
+
+def _stored_outcome(kind: str, result: str) -> Outcome:
+    data = json.loads(result)
+    if kind == "error":
+        return Outcome(
+            "error",
+            variables=data["variables"],
+            error_code=data["code"],
+            message=data["message"],
+            replayed=True,
+        )
+    return Outcome("completed", variables=data, replayed=True)

@@ -1,0 +1,175 @@
+"""How every component starts and stops: one bootstrap, not six copies.
+
+`run(name, build)` reads settings, configures logging, migrates the database, connects to NATS, starts
+the outbox relay, the gRPC server (health, reflection, error mapping) and, when the component has job
+handlers, the job worker; it reports SERVING once all of that is up and stops in reverse order on
+SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.grpcserver import Registration, start_server
+from consultflow.platform.jobs import JobHandler
+from consultflow.platform.logging import configure_logging
+from consultflow.platform.messaging import connect
+from consultflow.platform.outbox import OutboxRelay
+from consultflow.platform.settings import Settings
+from consultflow.platform.worker import JobWorker
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT_SECONDS = 5.0
+"""Default deadline for calls from one component to another."""
+
+
+@dataclass
+class Parts:
+    """What a component brings to the shared runtime."""
+
+    registrations: Sequence[Registration]
+    job_handlers: Mapping[str, JobHandler] = field(default_factory=dict)
+    background: Sequence[Callable[[], Awaitable[None]]] = ()
+    on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+
+
+class Context:
+    """The wired dependencies a component's `build` function receives."""
+
+    def __init__(
+        self, settings: Settings, db: Database, executor: ThreadPoolExecutor, nc: Client, js: JetStreamContext
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.executor = executor
+        self.nc = nc
+        self.js = js
+        self.relay = OutboxRelay(db, js, executor)
+        self._channels: dict[str, grpc.Channel] = {}
+        self._aio_channels: dict[str, grpc.aio.Channel] = {}
+
+    def uow(self) -> UnitOfWork:
+        """A unit of work whose commit wakes the outbox relay."""
+        return UnitOfWork(self.db, self.settings.component, on_commit=self.relay.notify)
+
+    def channel(self, component: str) -> grpc.Channel:
+        """A blocking channel to another component, for use-case code running on worker threads."""
+        if component not in self._channels:
+            self._channels[component] = grpc.insecure_channel(self.settings.address_of(component))
+        return self._channels[component]
+
+    def aio_channel(self, component: str) -> grpc.aio.Channel:
+        """An asyncio channel to another component, for code on the event loop."""
+        if component not in self._aio_channels:
+            self._aio_channels[component] = grpc.aio.insecure_channel(self.settings.address_of(component))
+        return self._aio_channels[component]
+
+    async def close(self) -> None:
+        for channel in self._aio_channels.values():
+            await channel.close()
+        for sync_channel in self._channels.values():
+            sync_channel.close()
+
+
+async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asyncio.Event) -> None:
+    """Runs a component until `stop` is set."""
+    db = Database(settings.database_url)
+    executor = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix=settings.component)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(executor, migrate, db, settings.component)
+    nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}")
+    context = Context(settings, db, executor, nc, js)
+    parts = build(context)
+    relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
+    server = await start_server(settings.grpc_address, parts.registrations, executor)
+    worker: JobWorker | None = None
+    if parts.job_handlers:
+        worker = JobWorker(
+            settings.component,
+            js,
+            OrchestratorServiceStub(context.aio_channel("orchestrator")),
+            context.uow,
+            parts.job_handlers,
+            executor,
+            concurrency=settings.worker_concurrency,
+            ack_wait_seconds=settings.job_timeout_seconds,
+        )
+        await worker.start()
+    background = [
+        asyncio.create_task(_supervised(job), name=getattr(job, "__name__", "bg")) for job in parts.background
+    ]
+    await server.set_serving()
+    log.info(
+        "%s serving on port %d",
+        settings.component,
+        server.port,
+        extra={"port": server.port, "operations": sorted(parts.job_handlers)},
+    )
+    await stop.wait()
+
+    log.info("%s stopping", settings.component)
+    if worker is not None:
+        await worker.stop()
+    await server.stop(grace=5.0)
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
+    for hook in parts.on_stop:
+        await hook()
+    await context.relay.stop()
+    relay_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay_task
+    await context.close()
+    with contextlib.suppress(Exception):
+        await nc.drain()
+    executor.shutdown(wait=True)
+    db.dispose()
+    log.info("%s stopped", settings.component)
+
+
+async def _supervised(job: Callable[[], Awaitable[None]]) -> None:
+    """Keeps a background loop alive: logs and restarts it if it fails."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background task %s failed; restarting", getattr(job, "__name__", job))
+            await asyncio.sleep(1.0)
+
+
+def run(component: str, build: Callable[[Context], Parts]) -> None:
+    """The `python -m consultflow.<component>` entry point."""
+    settings = Settings.from_env(component)
+    configure_logging(component, settings.log_level, settings.log_format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, build, stop)
+
+    asyncio.run(main())
+
+
+def call_options(timeout: float = CALL_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Keyword arguments for a call to another component: a deadline, and waiting while it starts."""
+    return {"timeout": timeout, "wait_for_ready": True}

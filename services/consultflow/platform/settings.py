@@ -1,0 +1,159 @@
+"""Settings from environment variables: the one place that names and documents them.
+
+`docs/configuration.md` is generated from `SETTINGS` (`python -m consultflow.platform.settings`), and a
+test fails when the two disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default and what it does."""
+
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CONSULTFLOW_DATA_DIR", ".consultflow", "Folder for SQLite files, the NATS store and run files."),
+    Setting(
+        "CONSULTFLOW_DATABASE_URL",
+        "",
+        "SQLAlchemy URL of this component's database. Empty: `sqlite:///<data dir>/<component>.db`. "
+        "`CONSULTFLOW_<COMPONENT>_DATABASE_URL` (e.g. `CONSULTFLOW_CRM_DATABASE_URL`) overrides it per "
+        "component. PostgreSQL: `postgresql+psycopg://user@host/db`; several components may share one "
+        "database with a schema each (`?options=-csearch_path%3Dcrm`).",
+    ),
+    Setting("CONSULTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated."),
+    Setting(
+        "CONSULTFLOW_GRPC_ADDRESS",
+        "127.0.0.1:0",
+        "Where this component's gRPC server listens (`host:port`; port 0 picks a free one).",
+    ),
+    Setting(
+        "CONSULTFLOW_<COMPONENT>_ADDRESS",
+        "",
+        "Where another component listens, e.g. `CONSULTFLOW_ORCHESTRATOR_ADDRESS=127.0.0.1:50051`, "
+        "`CONSULTFLOW_CRM_ADDRESS`.",
+    ),
+    Setting("CONSULTFLOW_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
+    Setting("CONSULTFLOW_LOG_FORMAT", "json", "`json` (one object per line) or `text`."),
+    Setting(
+        "CONSULTFLOW_BPMN_DIR",
+        "",
+        "Diagrams the orchestrator deploys at start and the decision tables services read. "
+        "Empty: the repository's `bpmn/`.",
+    ),
+    Setting(
+        "CONSULTFLOW_TIME_SCALE",
+        "1",
+        "Orchestrator only: multiplies every timer duration and cycle (0.001 turns a day into 86 s). "
+        "For demos and tests; diagrams stay as analysts wrote them.",
+    ),
+    Setting(
+        "CONSULTFLOW_JOB_TIMEOUT_SECONDS", "60", "How long a worker may hold a job before it is redelivered."
+    ),
+    Setting("CONSULTFLOW_WORKER_CONCURRENCY", "8", "Jobs a worker process handles at once."),
+    Setting("CONSULTFLOW_DB_THREADS", "4", "Threads that run blocking database work (gRPC handlers, jobs)."),
+    Setting(
+        "CONSULTFLOW_INSTANCE_CACHE_SIZE",
+        "1000",
+        "Orchestrator only: live workflow objects kept in memory (least recently used are dropped).",
+    ),
+    Setting(
+        "CONSULTFLOW_SCRIPT_TIME_LIMIT_MS",
+        "1000",
+        "Orchestrator only: CPU time one diagram script or condition may use before it becomes an incident.",
+    ),
+)
+
+
+def _env(name: str) -> str:
+    default = next(s.default for s in SETTINGS if s.name == name)
+    return os.environ.get(name, default)
+
+
+def repository_root() -> Path:
+    """The checkout this package runs from (services/consultflow/platform/ is three levels down)."""
+    return Path(__file__).resolve().parents[3]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one component reads from its environment at start."""
+
+    component: str
+    data_dir: Path
+    database_url: str
+    nats_url: str
+    grpc_address: str
+    log_level: str
+    log_format: str
+    bpmn_dir: Path
+    time_scale: float
+    job_timeout_seconds: float
+    worker_concurrency: int
+    db_threads: int
+    instance_cache_size: int
+    script_time_limit_ms: int
+
+    @classmethod
+    def from_env(cls, component: str) -> Settings:
+        data_dir = Path(_env("CONSULTFLOW_DATA_DIR"))
+        database_url = (
+            os.environ.get(f"CONSULTFLOW_{component.upper()}_DATABASE_URL")
+            or _env("CONSULTFLOW_DATABASE_URL")
+            or f"sqlite:///{data_dir / (component + '.db')}"
+        )
+        bpmn_dir = _env("CONSULTFLOW_BPMN_DIR")
+        return cls(
+            component=component,
+            data_dir=data_dir,
+            database_url=database_url,
+            nats_url=_env("CONSULTFLOW_NATS_URL"),
+            grpc_address=_env("CONSULTFLOW_GRPC_ADDRESS"),
+            log_level=_env("CONSULTFLOW_LOG_LEVEL").upper(),
+            log_format=_env("CONSULTFLOW_LOG_FORMAT"),
+            bpmn_dir=Path(bpmn_dir) if bpmn_dir else repository_root() / "bpmn",
+            time_scale=float(_env("CONSULTFLOW_TIME_SCALE")),
+            job_timeout_seconds=float(_env("CONSULTFLOW_JOB_TIMEOUT_SECONDS")),
+            worker_concurrency=int(_env("CONSULTFLOW_WORKER_CONCURRENCY")),
+            db_threads=int(_env("CONSULTFLOW_DB_THREADS")),
+            instance_cache_size=int(_env("CONSULTFLOW_INSTANCE_CACHE_SIZE")),
+            script_time_limit_ms=int(_env("CONSULTFLOW_SCRIPT_TIME_LIMIT_MS")),
+        )
+
+    def address_of(self, component: str) -> str:
+        """Where another component listens; raises if the environment does not say."""
+        address = os.environ.get(f"CONSULTFLOW_{component.upper()}_ADDRESS", "")
+        if not address:
+            raise RuntimeError(f"CONSULTFLOW_{component.upper()}_ADDRESS is not set")
+        return address
+
+
+def configuration_markdown() -> str:
+    """The body of docs/configuration.md."""
+    lines = [
+        "# Configuration",
+        "",
+        "Every consultflow process reads these environment variables at start (generated from",
+        "`services/consultflow/platform/settings.py`; regenerate with",
+        "`python -m consultflow.platform.settings > docs/configuration.md`).",
+        "",
+        "| variable | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for s in SETTINGS:
+        default = f"`{s.default}`" if s.default else "(empty)"
+        lines.append(f"| `{s.name}` | {default} | {s.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(configuration_markdown(), end="")

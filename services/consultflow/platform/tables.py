@@ -1,0 +1,47 @@
+"""Tables every component's database holds besides its own: the outbox and the record of handled jobs."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("msg_id", String(200), nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("headers", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Not before this time (a job's retry back-off); NULL = at once.
+    Column("not_before", DateTime(timezone=True), nullable=True),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Index("ix_outbox_unsent", "sent_at", "seq"),
+)
+"""Messages to publish on NATS, written in the transaction of the change that caused them."""
+
+processed_jobs = Table(
+    "processed_jobs",
+    metadata,
+    Column("job_key", String(100), primary_key=True),
+    Column("operation", String(200), nullable=False),
+    Column("outcome", String(20), nullable=False),  # completed | error
+    Column(
+        "result", Text, nullable=False
+    ),  # JSON: variables, or {"code","message","variables"} of a BPMN error
+    Column("processed_at", DateTime(timezone=True), nullable=False),
+)
+"""Jobs a worker has carried out, so a redelivered job returns the first result instead of acting twice."""

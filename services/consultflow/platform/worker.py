@@ -1,0 +1,173 @@
+"""The job worker loop: durable pull consumer → idempotent handler → CompleteJob/FailJob/ThrowError → ack.
+
+A message is acknowledged only after the orchestrator accepted the reply, so a crash anywhere before
+that redelivers the job; the handler's idempotency (see `jobs.run_job`) makes the second run answer with
+the first result instead of acting twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING
+
+import grpc
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.platform import jsonutil
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
+from consultflow.platform.messaging import JOBS_STREAM
+
+if TYPE_CHECKING:
+    from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceAsyncStub
+
+log = logging.getLogger(__name__)
+
+REPLY_TIMEOUT_SECONDS = 10.0
+
+
+class JobWorker:
+    """Takes `jobs.<service>.>` from JetStream and runs them with the service's handlers."""
+
+    def __init__(
+        self,
+        service: str,
+        js: JetStreamContext,
+        orchestrator: OrchestratorServiceAsyncStub,
+        uow_factory: Callable[[], UnitOfWork],
+        handlers: Mapping[str, JobHandler],
+        executor: Executor,
+        concurrency: int = 8,
+        ack_wait_seconds: float = 60.0,
+    ) -> None:
+        self._service = service
+        self._js = js
+        self._orchestrator = orchestrator
+        self._uow_factory = uow_factory
+        self._handlers = handlers
+        self._executor = executor
+        self._concurrency = concurrency
+        self._ack_wait = ack_wait_seconds
+        self._running = False
+        self._loop_task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def durable_name(self) -> str:
+        return f"worker-{self._service}"
+
+    async def start(self) -> None:
+        self._subscription = await self._js.pull_subscribe(
+            f"jobs.{self._service}.>",
+            durable=self.durable_name,
+            stream=JOBS_STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+                ack_wait=self._ack_wait,
+                max_deliver=-1,
+                max_ack_pending=max(1000, self._concurrency * 4),
+            ),
+        )
+        self._running = True
+        self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"{self.durable_name}-fetch")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stops fetching, lets running jobs finish for `grace` seconds, then unsubscribes."""
+        self._running = False
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=grace)
+        with contextlib.suppress(Exception):
+            await self._subscription.unsubscribe()
+
+    async def _fetch_loop(self) -> None:
+        while self._running:
+            free = self._concurrency - len(self._in_flight)
+            if free <= 0:
+                await asyncio.wait(self._in_flight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                messages = await self._subscription.fetch(batch=free, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception:
+                log.warning("fetching jobs failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for message in messages:
+                task = asyncio.create_task(self._process(message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._in_flight.discard)
+
+    async def _process(self, message: Msg) -> None:
+        try:
+            await self._handle(message)
+        except Exception:
+            log.exception("job message left unacknowledged; it will be redelivered")
+
+    async def _handle(self, message: Msg) -> None:
+        job = Job.from_message(events_pb2.JobActivated.FromString(message.data))
+        loop = asyncio.get_running_loop()
+        heartbeat = asyncio.create_task(self._keep_alive(message))
+        try:
+            outcome = await loop.run_in_executor(
+                self._executor, run_job, self._uow_factory, self._handlers, job
+            )
+        finally:
+            heartbeat.cancel()
+        try:
+            await self._report(job, outcome)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+                # The orchestrator no longer waits for this job (cancelled by a boundary event, or the
+                # instance ended): the reply is moot, so the message is done.
+                log.info("job %s: orchestrator refused the reply: %s", job.key, error.details())
+            else:
+                log.warning("job %s: reply failed (%s); redelivering", job.key, error.code())
+                await message.nak(delay=1.0)
+                return
+        await message.ack()
+        log.debug("job %s (%s) %s", job.key, job.operation, outcome.kind)
+
+    async def _keep_alive(self, message: Msg) -> None:
+        while True:
+            await asyncio.sleep(self._ack_wait / 3)
+            with contextlib.suppress(Exception):
+                await message.in_progress()
+
+    async def _report(self, job: Job, outcome: Outcome) -> None:
+        if outcome.kind == "completed":
+            await self._orchestrator.CompleteJob(
+                pb.CompleteJobRequest(job_key=job.key, variables_json=jsonutil.dumps(outcome.variables)),
+                timeout=REPLY_TIMEOUT_SECONDS,
+                wait_for_ready=True,
+            )
+        elif outcome.kind == "error":
+            await self._orchestrator.ThrowError(
+                pb.ThrowErrorRequest(
+                    job_key=job.key,
+                    error_code=outcome.error_code,
+                    error_message=outcome.message,
+                    variables_json=jsonutil.dumps(outcome.variables),
+                ),
+                timeout=REPLY_TIMEOUT_SECONDS,
+                wait_for_ready=True,
+            )
+        else:
+            await self._orchestrator.FailJob(
+                pb.FailJobRequest(job_key=job.key, retries=outcome.retries, error_message=outcome.message),
+                timeout=REPLY_TIMEOUT_SECONDS,
+                wait_for_ready=True,
+            )
