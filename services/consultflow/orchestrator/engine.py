@@ -1,0 +1,555 @@
+"""SpiffWorkflow, adapted to run durably: parsing, the waiting service task, forms, state serialization,
+and a one-pass view of what an instance waits for.
+
+Nothing here touches the database; `runtime.py` stores what this module computes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+from lxml import etree
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    TimerEventDefinition,
+)
+from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, UserTaskParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter, UserTaskConverter
+from SpiffWorkflow.spiff.specs.defaults import ServiceTask, UserTask
+from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+
+from consultflow.platform.errors import InvalidArgument
+
+CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
+MAX_RESOURCE_BYTES = 2 * 1024 * 1024
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_SECONDS = 1
+
+# ------------------------------------------------------------------------------------------ task specs
+
+
+class JobServiceTask(ServiceTask):  # type: ignore[misc]
+    """A service task whose work a worker does: running it leaves the task STARTED until a reply arrives."""
+
+    def _execute(self, task: Task) -> None:
+        return None
+
+    @property
+    def service(self) -> str:
+        return str(self.operation_name).split(".", 1)[0]
+
+    @property
+    def merges_result(self) -> bool:
+        """Without an explicit resultVariable the worker's variables merge into the task's data."""
+        return str(self.result_variable).startswith("spiff__")
+
+    @property
+    def retry_policy(self) -> tuple[int, int]:
+        """(retries, back-off base in seconds) from the diagram's `spiffworkflow:retry`, else defaults."""
+        retries = self.retries if self.retries is not None else DEFAULT_RETRIES
+        backoff = self.retry_backoff_base if self.retry_backoff_base is not None else DEFAULT_BACKOFF_SECONDS
+        return int(retries), int(backoff)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One declared field of a user task's form (Camunda's `camunda:formData` vocabulary)."""
+
+    id: str
+    label: str
+    type: str
+    required: bool = False
+    values: tuple[tuple[str, str], ...] = ()
+    default: str = ""
+
+
+class HumanTask(UserTask):  # type: ignore[misc]
+    """A user task with who may do it, by when, and which fields its form has."""
+
+    def __init__(
+        self,
+        wf_spec: Any,
+        bpmn_id: str,
+        form_fields: tuple[FormField, ...] = (),
+        candidate_groups: tuple[str, ...] = (),
+        assignee: str | None = None,
+        due: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.form_fields = form_fields
+        self.candidate_groups = candidate_groups
+        self.assignee = assignee
+        self.due = due
+
+
+class HumanTaskParser(UserTaskParser):  # type: ignore[misc]
+    """Reads `camunda:formData`, `camunda:candidateGroups`, `camunda:assignee` and `camunda:dueDate`;
+    the lane is the candidate group when none is named."""
+
+    def create_task(self) -> HumanTask:
+        extensions = self.parse_extensions()
+        fields = tuple(self._form_fields())
+        groups_attr = self.node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or ""
+        groups = tuple(g.strip() for g in groups_attr.split(",") if g.strip())
+        if not groups and self.lane:
+            groups = (self.lane,)
+        human = HumanTask(
+            self.spec,
+            self.bpmn_id,
+            form_fields=fields,
+            candidate_groups=groups,
+            assignee=self.node.get(f"{{{CAMUNDA_NS}}}assignee"),
+            due=self.node.get(f"{{{CAMUNDA_NS}}}dueDate"),
+            variable=extensions.get("variableName"),
+            prescript=extensions.get("preScript"),
+            postscript=extensions.get("postScript"),
+            **self.bpmn_attributes,
+        )
+        return human
+
+    def _form_fields(self) -> Iterable[FormField]:
+        ns = {"camunda": CAMUNDA_NS, "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
+        for node in self.node.xpath(
+            "./bpmn:extensionElements/camunda:formData/camunda:formField", namespaces=ns
+        ):
+            values = tuple(
+                (v.get("id", ""), v.get("name", v.get("id", "")))
+                for v in node.xpath("./camunda:value", namespaces=ns)
+            )
+            required = bool(
+                node.xpath("./camunda:validation/camunda:constraint[@name='required']", namespaces=ns)
+            )
+            yield FormField(
+                id=node.get("id", ""),
+                label=node.get("label", node.get("id", "")),
+                type=node.get("type", "string"),
+                required=required,
+                values=values,
+                default=node.get("defaultValue", ""),
+            )
+
+
+class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
+    """The Spiff dialect with our service and user tasks."""
+
+    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
+        **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("serviceTask"): (ServiceTaskParser, JobServiceTask),
+        full_tag("userTask"): (HumanTaskParser, HumanTask),
+    }
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class ProcessSpecs:
+    """A parsed process: its spec, the specs of every process it calls, and what starts it."""
+
+    process_id: str
+    name: str
+    resource_name: str
+    spec: Any
+    subprocess_specs: Mapping[str, Any]
+    start_messages: tuple[str, ...]
+    resource_names: tuple[str, ...]
+
+
+class DeploymentError(InvalidArgument):
+    """A resource does not parse or validate; the message names file, element and line."""
+
+    def __init__(self, resource: str, problem: str, element: str = "", line: int = 0) -> None:
+        where = resource + (f", line {line}" if line else "") + (f", element {element!r}" if element else "")
+        super().__init__(f"resources[{resource}]", f"{where}: {problem}")
+        self.resource = resource
+        self.element = element
+        self.line = line
+
+
+_SAFE_XML = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+)
+
+
+def parse_xml(name: str, content: bytes) -> Any:
+    """Parses one resource safely: no DOCTYPE (so no entity expansion), no network, bounded size."""
+    if len(content) > MAX_RESOURCE_BYTES:
+        raise DeploymentError(name, f"larger than {MAX_RESOURCE_BYTES} bytes")
+    try:
+        tree = etree.fromstring(content, _SAFE_XML).getroottree()
+    except etree.XMLSyntaxError as exc:
+        raise DeploymentError(name, f"not well-formed XML: {exc.msg}", line=exc.lineno or 0) from exc
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise DeploymentError(name, "DOCTYPE declarations are not allowed")
+    return tree
+
+
+def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> dict[str, ProcessSpecs]:
+    """Parses BPMN and DMN resources together and returns every executable process with what it calls.
+
+    Raises DeploymentError naming the resource, element and line of the first problem.
+    """
+    parser = WorkflowParser(validator=VALIDATOR)
+    bpmn_names: list[str] = []
+    for name, content in sorted(resources.items()):
+        tree = parse_xml(name, content)
+        try:
+            if name.endswith(".dmn"):
+                parser.add_dmn_xml(tree.getroot(), filename=name)
+            elif name.endswith(".bpmn") or name.endswith(".bpmn20.xml"):
+                parser.add_bpmn_xml(tree, filename=name)
+                bpmn_names.append(name)
+            else:
+                raise DeploymentError(name, "only .bpmn and .dmn files can be deployed")
+        except ValidationException as exc:
+            raise _deployment_error(exc, name) from exc
+    result: dict[str, ProcessSpecs] = {}
+    for process_id in parser.get_process_ids():
+        process_parser = parser.get_process_parser(process_id)
+        resource_name = process_parser.filename or ""
+        try:
+            spec = parser.get_spec(process_id)
+            subprocess_specs = parser.get_subprocess_specs(process_id)
+        except ValidationException as exc:
+            raise _deployment_error(exc, resource_name) from exc
+        used = {resource_name} | {
+            parser.get_process_parser(p).filename for p in subprocess_specs if parser.get_process_parser(p)
+        }
+        used |= {n for n in resources if n.endswith(".dmn")}
+        _check_scripts(spec, subprocess_specs, resource_name)
+        result[process_id] = ProcessSpecs(
+            process_id=process_id,
+            name=process_parser.get_name() or process_id,
+            resource_name=resource_name,
+            spec=spec,
+            subprocess_specs=subprocess_specs,
+            start_messages=tuple(_start_messages(spec)),
+            resource_names=tuple(sorted(n for n in used if n)),
+        )
+    return result
+
+
+def _deployment_error(exc: ValidationException, fallback_name: str) -> DeploymentError:
+    return DeploymentError(
+        exc.file_name or fallback_name,
+        str(getattr(exc, "error_msg", None) or exc).splitlines()[0],
+        element=getattr(exc, "id", "") or "",
+        line=int(getattr(exc, "line_number", 0) or 0),
+    )
+
+
+def _start_messages(spec: Any) -> Iterable[str]:
+    for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, StartEvent) and isinstance(
+            task_spec.event_definition, MessageEventDefinition
+        ):
+            yield task_spec.event_definition.name
+
+
+def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str) -> None:
+    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time."""
+    from consultflow.platform.scripting import ScriptViolation, check
+
+    for process in (spec, *subprocess_specs.values()):
+        for task_spec in process.task_specs.values():
+            sources: list[tuple[str, str]] = []
+            for attr in ("script", "prescript", "postscript"):
+                value = getattr(task_spec, attr, None)
+                if value:
+                    sources.append((value, "exec"))
+            for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
+                if condition:
+                    sources.append((condition, "eval"))
+            for param in (getattr(task_spec, "operation_params", None) or {}).values():
+                sources.append((param["value"], "eval"))
+            for source, mode in sources:
+                try:
+                    check(source, mode)
+                except ScriptViolation as exc:
+                    raise DeploymentError(
+                        resource, f"refused script: {exc}", element=task_spec.bpmn_id
+                    ) from exc
+
+
+def content_hash(resources: Mapping[str, bytes]) -> str:
+    """A stable hash of named contents (the version key of a process and what it needs)."""
+    digest = hashlib.sha256()
+    for name in sorted(resources):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(resources[name]).digest())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------- serialization
+
+
+class _StateOnlyConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+    """Serializes an instance without its spec; the spec is stored once per version and handed back."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+
+def _make_serializer() -> BpmnWorkflowSerializer:
+    config = dict(SPIFF_CONFIG)
+    config[JobServiceTask] = ServiceTaskConverter
+    config[HumanTask] = UserTaskConverter
+    config[BpmnWorkflow] = _StateOnlyConverter
+    registry = BpmnWorkflowSerializer.configure(config)
+    registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
+    registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
+    return BpmnWorkflowSerializer(registry)
+
+
+SERIALIZER = _make_serializer()
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    """The instance's state as JSON, without the spec."""
+    return str(SERIALIZER.serialize_json(workflow))
+
+
+def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkflow:
+    """Rebuilds an instance from its state and its version's specs."""
+    import json
+
+    dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
+    SERIALIZER.migrate(dct)
+    dct["spec"] = specs.spec
+    dct["subprocess_specs"] = dict(specs.subprocess_specs)
+    workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)
+    workflow.script_engine = script_engine
+    return workflow
+
+
+def new_workflow(specs: ProcessSpecs, script_engine: Any, variables: Mapping[str, Any]) -> BpmnWorkflow:
+    workflow = BpmnWorkflow(specs.spec, dict(specs.subprocess_specs), script_engine=script_engine)
+    start = workflow.task_tree
+    start.data.update(variables)
+    for child in start.children:
+        child.data.update(variables)
+    return workflow
+
+
+# ----------------------------------------------------------------------------------- what it waits for
+
+
+@dataclass(frozen=True)
+class WaitingTimer:
+    task_id: str
+    element_id: str
+    due_at: datetime
+
+
+@dataclass(frozen=True)
+class WaitingMessage:
+    task_id: str
+    element_id: str
+    message_name: str
+    correlation_key: str
+
+
+@dataclass(frozen=True)
+class OpenServiceTask:
+    task: Task
+    spec: JobServiceTask
+
+
+@dataclass
+class Snapshot:
+    """Everything an instance waits for after an engine step, gathered in one walk of its tasks."""
+
+    service_tasks: dict[str, OpenServiceTask] = field(default_factory=dict)
+    user_tasks: dict[str, Task] = field(default_factory=dict)
+    timers: list[WaitingTimer] = field(default_factory=list)
+    messages: list[WaitingMessage] = field(default_factory=list)
+    errors: dict[str, Task] = field(default_factory=dict)
+    active: list[Task] = field(default_factory=list)
+
+
+def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+    snap = Snapshot()
+    mask = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
+    for task in workflow.get_tasks(state=mask):
+        spec = task.task_spec
+        task_id = str(task.id)
+        if task.state == TaskState.ERROR:
+            snap.errors[task_id] = task
+            snap.active.append(task)
+        elif isinstance(spec, JobServiceTask) and task.state == TaskState.STARTED:
+            snap.service_tasks[task_id] = OpenServiceTask(task, spec)
+            snap.active.append(task)
+        elif isinstance(spec, HumanTask) and task.state == TaskState.READY:
+            snap.user_tasks[task_id] = task
+            snap.active.append(task)
+        elif task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
+            definition = spec.event_definition
+            if isinstance(definition, TimerEventDefinition):
+                due = timer_due(task, definition)
+                if due is not None:
+                    snap.timers.append(WaitingTimer(task_id, spec.bpmn_id or spec.name, due))
+                    snap.active.append(task)
+            elif isinstance(definition, MessageEventDefinition):
+                snap.messages.append(
+                    WaitingMessage(task_id, spec.bpmn_id or spec.name, definition.name, correlation_key(task))
+                )
+                snap.active.append(task)
+    return snap
+
+
+def timer_due(task: Task, definition: TimerEventDefinition) -> datetime | None:
+    """When a waiting timer fires next, read from the value Spiff stored when it started waiting."""
+    value = task._get_internal_data("event_value")
+    if value is None:
+        return None
+    if isinstance(definition, CycleTimerEventDefinition):
+        if not isinstance(value, dict) or value.get("cycles") == 0:
+            return None
+        value = value["next"]
+    due = datetime.fromisoformat(str(value))
+    return due if due.tzinfo else due.replace(tzinfo=UTC)
+
+
+def correlation_key(task: Task) -> str:
+    """The key a waiting message task expects: its message's correlation property evaluated on its data.
+
+    Convention: a message's `bpmn:correlationProperty` retrieval expression names the process variable
+    that holds the key (e.g. `engagement_id`); a message without one correlates on the empty key.
+    """
+    definition = task.task_spec.event_definition
+    for prop in definition.correlation_properties:
+        try:
+            value = task.workflow.script_engine.evaluate(task, prop.retrieval_expression)
+        except Exception:
+            return ""
+        return "" if value is None else str(value)
+    return ""
+
+
+def correlation_variable(definition: MessageEventDefinition) -> str | None:
+    """The variable a message's correlation property reads, when it is a plain name."""
+    for prop in definition.correlation_properties:
+        expression = prop.retrieval_expression.strip()
+        if expression.isidentifier():
+            return str(expression)
+    return None
+
+
+def deliver_message(task: Task, name: str, correlation_key_value: str, variables: Mapping[str, Any]) -> None:
+    """Delivers a message to one waiting task; its variables merge into the task's data."""
+    definition = task.task_spec.event_definition
+    payload = dict(variables)
+    key_variable = correlation_variable(definition)
+    if key_variable and correlation_key_value:
+        payload.setdefault(key_variable, correlation_key_value)
+    task.task_spec.catch(task, BpmnEvent(definition, payload=payload))
+    task.data.update(payload)
+    task.task_spec._update(task)
+
+
+def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any]) -> bool:
+    """Routes a worker's BPMN error to the error boundary events attached to `task`.
+
+    Coded catches are preferred over catch-all ones. Returns False when nothing catches it.
+    """
+    parent = task.parent
+    if parent is None or not isinstance(parent.task_spec, BoundaryEventSplit):
+        return False
+    definition = ErrorEventDefinition(code, code=code)
+    event = BpmnEvent(definition, payload={"code": code, "message": message, **variables})
+    candidates = [
+        sibling
+        for sibling in parent.children
+        if sibling is not task
+        and sibling.state == TaskState.WAITING
+        and isinstance(getattr(sibling.task_spec, "event_definition", None), ErrorEventDefinition)
+        and sibling.task_spec.catches(sibling, event)
+    ]
+    if not candidates:
+        return False
+    coded = [c for c in candidates if c.task_spec.event_definition.code]
+    target = (coded or candidates)[0]
+    target.task_spec.catch(target, event)
+    target.data.update(variables)
+    target.task_spec._update(target)
+    return True
+
+
+def is_waiting_service_task(task: Task | None) -> bool:
+    return task is not None and isinstance(task.task_spec, JobServiceTask) and task.state == TaskState.STARTED
+
+
+def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:
+    try:
+        result: Task | None = workflow.get_task_from_id(UUID(task_id))
+    except Exception:
+        return None
+    return result
+
+
+def describe(task: Task) -> tuple[str, str, str]:
+    """(element id, display name, element type) of a task for history and views."""
+    spec = task.task_spec
+    element_id = spec.bpmn_id or spec.name
+    name = spec.bpmn_name or element_id
+    kind = type(spec).__name__
+    if isinstance(spec, CatchingEvent):
+        definition = spec.event_definition
+        if isinstance(definition, TimerEventDefinition):
+            kind = "timer"
+        elif isinstance(definition, MessageEventDefinition):
+            kind = "message"
+    elif isinstance(spec, JobServiceTask):
+        kind = "serviceTask"
+    elif isinstance(spec, HumanTask):
+        kind = "userTask"
+    return element_id, name, kind
+
+
+def task_process_id(task: Task) -> str:
+    return str(task.workflow.spec.name)
+
+
+def error_text(exc: BaseException) -> str:
+    """A readable one-line reason for an incident."""
+    if isinstance(exc, SpiffWorkflowException):
+        notes = "; ".join(getattr(exc, "notes", []) or [])
+        base = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"{base}{' — ' + notes if notes else ''}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def visible_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The variables a person looking at the instance cares about: the latest task's data."""
+    if workflow.is_completed():
+        data = dict(workflow.data)
+        last = workflow.last_task
+        if last is not None:
+            data = {**last.data, **data}
+        return data
+    last = workflow.last_task
+    return dict(last.data) if last is not None else dict(workflow.data)

@@ -1,0 +1,77 @@
+"""The orchestrator's background loops: due timers, pending messages, overdue jobs.
+
+Each loop sleeps until its next due time or until a committed step wakes it, and calls a blocking use case
+on the thread pool. All state lives in the database, so the loops pick up where they were after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from consultflow.orchestrator.runtime import Orchestrator
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_SLEEP_SECONDS = 1.0
+
+
+class Scheduler:
+    def __init__(self, orchestrator: Orchestrator, executor: Executor) -> None:
+        self._o = orchestrator
+        self._executor = executor
+        self._timers_changed = asyncio.Event()
+        self._messages_pending = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_effects(effects: Any) -> None:
+            if effects.timers_changed:
+                loop.call_soon_threadsafe(self._timers_changed.set)
+            if effects.messages_pending:
+                loop.call_soon_threadsafe(self._messages_pending.set)
+
+        orchestrator.add_listener(on_effects)
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def timers(self) -> None:
+        """Fires due timers; sleeps until the earliest due time (at most a second)."""
+        while True:
+            self._timers_changed.clear()
+            await self._run(self._o.fire_due_timers)
+            due = await self._run(self._o.next_timer_due)
+            sleep = MAX_SLEEP_SECONDS
+            if due is not None:
+                sleep = min(sleep, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            if sleep > 0:
+                await _wait(self._timers_changed, sleep)
+
+    async def messages(self) -> None:
+        """Delivers messages thrown by instances or buffered for a receiver that now waits."""
+        rounds = 0
+        while True:
+            self._messages_pending.clear()
+            await self._run(self._o.correlate_pending)
+            rounds += 1
+            if rounds % 30 == 0:
+                await self._run(self._o.expire_messages)
+            await _wait(self._messages_pending, MAX_SLEEP_SECONDS)
+
+    async def jobs(self) -> None:
+        """Republishes jobs whose deadline passed without a reply."""
+        while True:
+            await self._run(self._o.redeliver_overdue_jobs)
+            await asyncio.sleep(5.0)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

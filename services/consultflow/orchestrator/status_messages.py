@@ -1,0 +1,120 @@
+"""Status events that become BPMN messages, by configuration rather than code per event.
+
+`bpmn/status-messages.toml` lists which `status.*` subjects turn into which message and which
+correlation field carries the key. A durable consumer reads STATUS and publishes each match with the
+event id as message id, so a redelivered event correlates once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import json
+import logging
+import tomllib
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.platform.messaging import STATUS_STREAM
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "status-messages.toml"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """`subject` (NATS wildcards `*`/`>` allowed) → message `message`, keyed by `correlation`."""
+
+    subject: str
+    message: str
+    correlation: str
+    ttl_seconds: int = 24 * 3600
+
+    def matches(self, subject: str) -> bool:
+        pattern = self.subject.replace(">", "*")
+        return fnmatch.fnmatchcase(subject, pattern)
+
+    def key(self, event: events_pb2.StatusEvent, payload: dict[str, object]) -> str:
+        if self.correlation in event.correlation:
+            return event.correlation[self.correlation]
+        return str(payload.get(self.correlation, ""))
+
+
+def load_mappings(folder: Path) -> list[Mapping]:
+    path = folder / CONFIG_NAME
+    if not path.exists():
+        return []
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return [Mapping(**entry) for entry in data.get("map", [])]
+
+
+class StatusMessageBridge:
+    """Consumes STATUS and publishes the mapped messages into the orchestrator."""
+
+    DURABLE = "orchestrator-status-messages"
+
+    def __init__(
+        self, js: JetStreamContext, orchestrator: Orchestrator, executor: Executor, mappings: list[Mapping]
+    ) -> None:
+        self._js = js
+        self._o = orchestrator
+        self._executor = executor
+        self._mappings = mappings
+
+    async def run(self) -> None:
+        if not self._mappings:
+            return
+        subscription = await self._js.pull_subscribe(
+            "status.>",
+            durable=self.DURABLE,
+            stream=STATUS_STREAM,
+            config=ConsumerConfig(
+                ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_deliver=-1
+            ),
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    messages = await subscription.fetch(batch=50, timeout=1.0)
+                except TimeoutError:
+                    continue
+                for message in messages:
+                    try:
+                        await loop.run_in_executor(
+                            self._executor, self._handle, message.subject, message.data
+                        )
+                    except Exception:
+                        log.exception("mapping %s to a message failed; will retry", message.subject)
+                        await message.nak(delay=1.0)
+                        continue
+                    await message.ack()
+        finally:
+            await subscription.unsubscribe()
+
+    def _handle(self, subject: str, data: bytes) -> None:
+        event = events_pb2.StatusEvent.FromString(data)
+        payload = json.loads(event.payload_json or "{}")
+        for mapping in self._mappings:
+            if mapping.matches(subject):
+                key = mapping.key(event, payload)
+                variables = {
+                    "event": {"type": event.type, "subject": event.subject, "source": event.source},
+                    **payload,
+                }
+                result = self._o.publish_message(
+                    mapping.message,
+                    key,
+                    variables,
+                    timedelta(seconds=mapping.ttl_seconds),
+                    message_id=f"{event.id}:{mapping.message}",
+                )
+                log.info("status %s → message %s [%s]: %s", subject, mapping.message, key, result.outcome)
