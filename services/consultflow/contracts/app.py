@@ -1,0 +1,16 @@
+"""Wires the contracts service into the shared runtime."""
+
+from __future__ import annotations
+
+from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
+from consultflow.platform.grpcserver import Registration
+from consultflow.platform.runtime import Context, Parts
+
+SERVICE_NAME = "consultflow.api.contracts.v1.ContractsService"
+
+
+def build(context: Context) -> Parts:
+    servicer = pb_grpc.ContractsServiceServicer()
+    return Parts(
+        registrations=[Registration(pb_grpc.add_ContractsServiceServicer_to_server, servicer, SERVICE_NAME)]
+    )

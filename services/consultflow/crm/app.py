@@ -1,0 +1,20 @@
+"""Wires the crm service into the shared runtime."""
+
+from __future__ import annotations
+
+from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
+from consultflow.crm.jobs import HANDLERS
+from consultflow.crm.servicer import CrmServicer
+from consultflow.platform.grpcserver import Registration
+from consultflow.platform.runtime import Context, Parts
+
+SERVICE_NAME = "consultflow.api.crm.v1.CrmService"
+
+
+def build(context: Context) -> Parts:
+    return Parts(
+        registrations=[
+            Registration(pb_grpc.add_CrmServiceServicer_to_server, CrmServicer(context.uow), SERVICE_NAME)
+        ],
+        job_handlers=HANDLERS,
+    )

@@ -1,0 +1,7 @@
+"""`python -m consultflow.risk`: runs the risk service."""
+
+from consultflow.platform.runtime import run
+from consultflow.risk.app import build
+
+if __name__ == "__main__":
+    run("risk", build)
