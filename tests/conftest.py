@@ -1,0 +1,75 @@
+"""Shared fixtures: one real nats-server per test session, a database per test (SQLite, and PostgreSQL
+when CONSULTFLOW_TEST_POSTGRES_URL is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+from sqlalchemy import create_engine, text
+
+from consultflow.platform.messaging import STREAMS
+from tests.support.nats import nats_server
+
+POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(scope="session")
+def nats_session_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with nats_server(tmp_path_factory.mktemp("nats")) as url:
+        yield url
+
+
+@pytest.fixture
+def nats_url(nats_session_url: str) -> str:
+    """The session's NATS server with the consultflow streams deleted, so each test starts clean."""
+
+    async def reset() -> None:
+        nc = await nats.connect(nats_session_url)
+        js = nc.jetstream()
+        for config in STREAMS:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(str(config.name))
+        await nc.close()
+
+    asyncio.run(reset())
+    return nats_session_url
+
+
+def _postgres_schema_url(base: str) -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file, and (when configured) a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip(
+            "PostgreSQL not configured: set CONSULTFLOW_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
+        )
+    yield from _postgres_schema_url(POSTGRES_URL)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'test.db'}"

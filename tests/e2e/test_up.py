@@ -1,0 +1,157 @@
+"""`consultflow up` as a user runs it: six SERVING endpoints and NATS, a real job, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import nats
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from consultflow import COMPONENTS
+from consultflow.api.events.v1 import events_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from consultflow.cli.system import health_status
+
+CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
+EXPECTED_SERVICES = {
+    "orchestrator": "consultflow.api.orchestrator.v1.OrchestratorService",
+    "crm": "consultflow.api.crm.v1.CrmService",
+    "contracts": "consultflow.api.contracts.v1.ContractsService",
+    "delivery": "consultflow.api.delivery.v1.DeliveryService",
+    "survey": "consultflow.api.survey.v1.SurveyService",
+    "risk": "consultflow.api.risk.v1.RiskService",
+}
+
+
+def start_up(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [CONSULTFLOW, "--data-dir", str(data_dir), "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "CONSULTFLOW_LOG_LEVEL": "INFO"},
+    )
+    assert process.stdout is not None
+    output = []
+    deadline = time.monotonic() + 90
+    for line in process.stdout:
+        output.append(line)
+        if "press Ctrl-C to stop" in line:
+            break
+        assert time.monotonic() < deadline, "".join(output)
+    else:
+        raise AssertionError("consultflow up exited:\n" + "".join(output))
+    return process, json.loads((data_dir / "endpoints.json").read_text())
+
+
+def stop_up(process: subprocess.Popen[str], child_pids: list[int]) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0
+    for pid in child_pids:
+        assert not _alive(pid), f"process {pid} survived `consultflow up`"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie of an exited child is gone for our purposes
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()
+
+
+def _children(pid: int) -> list[int]:
+    result = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
+    )
+    return [int(p) for p in result.stdout.split()]
+
+
+def _reflected_services(address: str) -> list[str]:
+    with grpc.insecure_channel(address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        responses = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        return [s.name for r in responses for s in r.list_services_response.service]
+
+
+def _status_events(nats_url: str) -> list[tuple[str, str]]:
+    async def read() -> list[tuple[str, str]]:
+        nc = await nats.connect(nats_url)
+        sub = await nc.jetstream().subscribe(
+            "status.>", ordered_consumer=True, deliver_policy=nats.js.api.DeliverPolicy.ALL
+        )
+        seen = []
+        try:
+            while True:
+                message = await sub.next_msg(timeout=1.0)
+                event = events_pb2.StatusEvent.FromString(message.data)
+                seen.append((message.subject, event.subject))
+        except TimeoutError:
+            pass
+        await nc.close()
+        return seen
+
+    return asyncio.run(read())
+
+
+def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process, endpoints = start_up(data_dir)
+    pids = _children(process.pid)
+    try:
+        assert set(endpoints) == {"nats", *COMPONENTS}
+        assert endpoints["nats"] != "nats://127.0.0.1:4222", "must not need the machine's NATS"
+        for name in COMPONENTS:
+            assert health_status(endpoints[name]) == 1, name
+            assert EXPECTED_SERVICES[name] in _reflected_services(endpoints[name])
+        with grpc.insecure_channel(endpoints["orchestrator"]) as channel:
+            stub = pb_grpc.OrchestratorServiceStub(channel)
+            variables = {
+                "channel": "hotline",
+                "client_name": "Hangzhou Tea Ltd.",
+                "contact_name": "Mr Wang",
+                "contact_email": "wang@example.cn",
+                "question": "Digital transformation of our sales channels",
+            }
+            created = stub.CreateInstance(
+                pb.CreateInstanceRequest(process_id="client_inquiry", variables_json=json.dumps(variables))
+            )
+            deadline = time.monotonic() + 30
+            while (
+                stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
+                != pb.INSTANCE_STATE_COMPLETED
+            ):
+                assert time.monotonic() < deadline, "the skeleton instance did not complete"
+                time.sleep(0.05)
+        events = _status_events(endpoints["nats"])
+        subjects = [s for s, _ in events]
+        assert "status.crm.inquiry.recorded" in subjects
+        assert ("status.orchestrator.instance.completed", created.instance_id) in events
+    finally:
+        if process.poll() is None:
+            stop_up(process, pids)
+    assert len(pids) == 1 + len(COMPONENTS)
+
+    # Restarting keeps the data: the finished instance is still there.
+    process, endpoints = start_up(data_dir)
+    pids = _children(process.pid)
+    try:
+        with grpc.insecure_channel(endpoints["orchestrator"]) as channel:
+            instance = pb_grpc.OrchestratorServiceStub(channel).GetInstance(
+                pb.GetInstanceRequest(instance_id=created.instance_id)
+            )
+            assert instance.state == pb.INSTANCE_STATE_COMPLETED
+    finally:
+        stop_up(process, pids)

@@ -1,0 +1,115 @@
+"""The unit of work and the outbox: a message leaves if and only if its change committed, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import nats
+from sqlalchemy import func, select
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.messaging import connect
+from consultflow.platform.outbox import OutboxRelay
+from consultflow.platform.tables import outbox
+
+
+def _db(url: str) -> Database:
+    db = Database(url)
+    migrate(db, "crm")
+    return db
+
+
+def _count(db: Database, unsent_only: bool = False) -> int:
+    with db.read() as session:
+        query = select(func.count()).select_from(outbox)
+        if unsent_only:
+            query = query.where(outbox.c.sent_at.is_(None))
+        return int(session.scalar(query) or 0)
+
+
+def test_rollback_leaves_no_message(database_url: str) -> None:
+    db = _db(database_url)
+    with UnitOfWork(db, "crm") as uow:
+        uow.emit("inquiry.recorded", "i-1", {"x": 1})
+        # no commit: leaving the block rolls back
+    assert _count(db) == 0
+    with UnitOfWork(db, "crm") as uow:
+        uow.emit("inquiry.recorded", "i-2", {"x": 2})
+        uow.commit()
+    assert _count(db) == 1
+    db.dispose()
+
+
+def test_relay_publishes_once_and_survives_restart(database_url: str, nats_url: str) -> None:
+    db = _db(database_url)
+    with UnitOfWork(db, "crm") as uow:
+        first = uow.emit("inquiry.recorded", "i-1", {"n": 1}, {"engagement_id": "E1"})
+        second = uow.emit("inquiry.recorded", "i-2", {"n": 2})
+        uow.commit()
+
+    async def scenario() -> list[events_pb2.StatusEvent]:
+        nc, js = await connect(nats_url, "test")
+        executor = ThreadPoolExecutor(2)
+        # A relay that "crashed" after publishing but before marking: publish by hand, rows stay unsent.
+        await js.publish(
+            "status.crm.inquiry.recorded", first.SerializeToString(), headers={"Nats-Msg-Id": first.id}
+        )
+        relay = OutboxRelay(db, js, executor)  # the restarted relay
+        published, _ = await relay.flush_once()
+        assert published == 2
+        assert (await relay.flush_once())[0] == 0  # nothing left
+        sub = await js.pull_subscribe("status.>", durable="t", stream="STATUS")
+        received = [events_pb2.StatusEvent.FromString(m.data) for m in await sub.fetch(10, timeout=2)]
+        await nc.close()
+        executor.shutdown()
+        return received
+
+    received = asyncio.run(scenario())
+    assert [e.id for e in received] == [first.id, second.id], "the republished row was de-duplicated"
+    assert received[0].correlation["engagement_id"] == "E1"
+    assert received[0].source == "crm" and received[0].type == "inquiry.recorded"
+    assert _count(db, unsent_only=True) == 0
+    db.dispose()
+
+
+def test_relay_is_woken_by_commit(database_url: str, nats_url: str) -> None:
+    db = _db(database_url)
+
+    async def scenario() -> float:
+        nc, js = await connect(nats_url, "test")
+        executor = ThreadPoolExecutor(2)
+        relay = OutboxRelay(db, js, executor, poll_seconds=30)
+        task = asyncio.create_task(relay.run())
+        sub = await js.subscribe("status.crm.>", stream="STATUS", ordered_consumer=True)
+        await asyncio.sleep(0.1)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def commit() -> None:
+            with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
+                uow.emit("client.created", "c-1", {})
+                uow.commit()
+
+        await loop.run_in_executor(executor, commit)
+        await sub.next_msg(timeout=5)
+        elapsed = loop.time() - started
+        await relay.stop()
+        task.cancel()
+        await nc.close()
+        executor.shutdown()
+        return elapsed
+
+    assert asyncio.run(scenario()) < 5  # woken, not waiting for the 30 s poll
+    db.dispose()
+
+
+def test_nats_url_fixture_is_clean(nats_url: str) -> None:
+    async def streams() -> list[str]:
+        nc = await nats.connect(nats_url)
+        names = [s.config.name for s in await nc.jetstream().streams_info()]
+        await nc.close()
+        return [str(n) for n in names]
+
+    assert asyncio.run(streams()) == []

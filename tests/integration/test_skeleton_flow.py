@@ -1,0 +1,119 @@
+"""The skeleton travels every layer: BPMN → orchestrator → JetStream job → crm → CompleteJob → STATUS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import nats
+from sqlalchemy import func, select
+
+from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
+from consultflow.api.events.v1 import events_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.crm.models import Inquiry
+from consultflow.platform.db import Database
+from consultflow.platform.tables import outbox, processed_jobs
+from tests.support.system import in_process_system
+
+INQUIRY = {
+    "channel": "email",
+    "client_name": "Shenzhen Lighting Co.",
+    "contact_name": "Ms Chen",
+    "contact_email": "chen@example.cn",
+    "question": "Can you help us enter the European market?",
+}
+
+
+def _status_events(nats_url: str) -> list[events_pb2.StatusEvent]:
+    async def read() -> list[events_pb2.StatusEvent]:
+        nc = await nats.connect(nats_url)
+        sub = await nc.jetstream().pull_subscribe("status.>", durable="reader", stream="STATUS")
+        messages = await sub.fetch(100, timeout=2)
+        await nc.close()
+        return [events_pb2.StatusEvent.FromString(m.data) for m in messages]
+
+    return asyncio.run(read())
+
+
+def test_inquiry_instance_completes_through_a_real_job(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    with in_process_system(tmp_path, nats_url, ["crm"], database_urls={"crm": database_url}) as system:
+        created = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="client_inquiry", variables_json=json.dumps(INQUIRY), business_key="E-100"
+            )
+        )
+        instance = system.wait_completed(created.instance_id)
+        variables = json.loads(instance.variables_json)
+        inquiry = crm_pb2_grpc.CrmServiceStub(system.channel("crm")).GetInquiry(
+            crm_pb2.GetInquiryRequest(inquiry_id=variables["inquiry_id"])
+        )
+        assert inquiry.client_name == INQUIRY["client_name"]
+        assert inquiry.engagement_id == "E-100"
+        types = [e.type for e in instance.history]
+        assert types.index("job.created") < types.index("job.completed") < types.index("instance.completed")
+        again = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="client_inquiry", variables_json=json.dumps(INQUIRY), business_key="E-100"
+            )
+        )
+        assert not again.created and again.instance_id == created.instance_id
+    events = _status_events(nats_url)
+    seen = [(e.source, e.type) for e in events]
+    assert ("orchestrator", "instance.created") in seen
+    assert ("crm", "inquiry.recorded") in seen
+    assert seen.index(("crm", "inquiry.recorded")) < seen.index(("orchestrator", "instance.completed"))
+    recorded = next(e for e in events if e.type == "inquiry.recorded")
+    assert recorded.correlation["engagement_id"] == "E-100"
+
+
+def _wait_consumed(nats_url: str, durable: str) -> None:
+    async def wait() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        for _ in range(200):
+            info = await js.consumer_info("JOBS", durable)
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError(f"{durable} did not finish: {info}")
+        await nc.close()
+
+    asyncio.run(wait())
+
+
+def test_a_redelivered_job_acts_once(tmp_path: Path, nats_url: str) -> None:
+    """The same job delivered again (as after a worker crash) records one inquiry and changes nothing."""
+    crm_db = f"sqlite:///{tmp_path / 'crm-dup.db'}"
+    with in_process_system(tmp_path, nats_url, ["crm"], database_urls={"crm": crm_db}) as system:
+        created = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(process_id="client_inquiry", variables_json=json.dumps(INQUIRY))
+        )
+        before = system.wait_completed(created.instance_id)
+        orchestrator_db = Database(system.components["orchestrator"].settings.database_url)
+        with orchestrator_db.read() as session:
+            row = session.execute(
+                select(outbox.c.subject, outbox.c.payload).where(
+                    outbox.c.subject == "jobs.crm.record_inquiry"
+                )
+            ).one()
+        orchestrator_db.dispose()
+
+        async def redeliver() -> None:
+            nc = await nats.connect(nats_url)
+            await nc.jetstream().publish(row.subject, row.payload, headers={"Nats-Msg-Id": "redelivery-1"})
+            await nc.close()
+
+        asyncio.run(redeliver())
+        _wait_consumed(nats_url, "worker-crm")
+        after = system.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id))
+        assert after.revision == before.revision, "a repeated CompleteJob changed the instance"
+    db = Database(crm_db)
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Inquiry)) == 1
+        assert session.scalar(select(func.count()).select_from(processed_jobs)) == 1
+    db.dispose()
