@@ -175,6 +175,7 @@ class ProcessSpecs:
     subprocess_specs: Mapping[str, Any]
     start_messages: tuple[str, ...]
     resource_names: tuple[str, ...]
+    start_timers: tuple[tuple[str, str], ...] = ()  # (element id, timer expression) of timer start events
 
 
 class DeploymentError(InvalidArgument):
@@ -247,6 +248,7 @@ def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> 
             subprocess_specs=subprocess_specs,
             start_messages=tuple(_start_messages(spec)),
             resource_names=tuple(sorted(n for n in used if n)),
+            start_timers=tuple(_start_timers(spec)),
         )
     return result
 
@@ -266,6 +268,43 @@ def _start_messages(spec: Any) -> Iterable[str]:
             task_spec.event_definition, MessageEventDefinition
         ):
             yield task_spec.event_definition.name
+
+
+def _start_timers(spec: Any) -> Iterable[tuple[str, str]]:
+    for task_spec in spec.task_specs.values():
+        if isinstance(task_spec, StartEvent) and isinstance(task_spec.event_definition, TimerEventDefinition):
+            yield task_spec.bpmn_id, task_spec.event_definition.expression
+
+
+@dataclass(frozen=True)
+class StartSchedule:
+    """When a timer start event next creates an instance, and how it repeats."""
+
+    due_at: datetime
+    interval_seconds: float  # 0: once
+    remaining: int  # further firings after this one; -1 unbounded
+
+
+def start_schedule(value: str, now: datetime) -> StartSchedule:
+    """Reads a timer start event's evaluated expression: a date, a duration from now, or a cycle."""
+    text = value.strip()
+    upper = text.upper()
+    if upper.startswith("R"):
+        cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        return StartSchedule(start, duration.total_seconds(), -1 if cycles < 0 else max(cycles - 1, 0))
+    if upper.startswith("P"):
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        return StartSchedule(now + TimerEventDefinition.get_timedelta_from_start(parsed, now), 0, 0)
+    return StartSchedule(TimerEventDefinition.get_datetime(text), 0, 0)
+
+
+def fire_start_timers(workflow: BpmnWorkflow) -> None:
+    """Lets a timer start event pass at once: the scheduler creates the instance when the timer is due."""
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        spec = task.task_spec
+        if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
+            task._set_internal_data(event_fired=True)
+            spec._update(task)
 
 
 def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str) -> None:
@@ -418,7 +457,71 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
                     WaitingMessage(task_id, spec.bpmn_id or spec.name, definition.name, correlation_key(task))
                 )
                 snap.active.append(task)
+    if not workflow.is_completed():
+        snap.messages.extend(_event_subprocess_triggers(workflow))
     return snap
+
+
+TRIGGER_PREFIX = "trigger:"
+
+
+def _event_subprocess_triggers(workflow: BpmnWorkflow) -> Iterable[WaitingMessage]:
+    """Message start events of the top process's event subprocesses: Spiff creates such a subprocess only
+    when its message arrives, so they wait without a task; their subscription id names the subprocess."""
+    data = _process_data(workflow)
+    for name in workflow.spec.start.trigger_specs:
+        for start in workflow.subprocess_specs[name].bpmn_start_events:
+            definition = start.event_definition
+            if isinstance(definition, MessageEventDefinition):
+                key = _evaluate_key(workflow.script_engine, definition, data)
+                yield WaitingMessage(
+                    f"{TRIGGER_PREFIX}{name}", start.bpmn_id or start.name, definition.name, key
+                )
+
+
+def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
+    last = workflow.last_task
+    return dict(last.data) if last is not None else dict(workflow.task_tree.data)
+
+
+def _evaluate_key(script_engine: Any, definition: MessageEventDefinition, data: Mapping[str, Any]) -> str:
+    for prop in definition.correlation_properties:
+        try:
+            value = script_engine.environment.evaluate(prop.retrieval_expression, dict(data))
+        except Exception:
+            return ""
+        return "" if value is None else str(value)
+    return ""
+
+
+def deliver_trigger(
+    workflow: BpmnWorkflow, subscription_id: str, correlation_key_value: str, variables: Mapping[str, Any]
+) -> bool:
+    """Starts an event subprocess by its message; its variables land in the subprocess's start event."""
+    name = subscription_id.removeprefix(TRIGGER_PREFIX)
+    spec = workflow.subprocess_specs.get(name)
+    if spec is None or workflow.is_completed():
+        return False
+    for start in spec.bpmn_start_events:
+        definition = start.event_definition
+        if not isinstance(definition, MessageEventDefinition):
+            continue
+        payload = dict(variables)
+        key_variable = correlation_variable(definition)
+        if key_variable and correlation_key_value:
+            payload.setdefault(key_variable, correlation_key_value)
+        correlations = definition.calculate_correlations(
+            workflow.script_engine, definition.correlation_properties, payload
+        )
+        try:
+            workflow.send_event(BpmnEvent(definition, payload=payload, correlations=correlations))
+        except SpiffWorkflowException:
+            return False
+        for task in workflow.get_tasks(state=TaskState.READY):
+            if task.task_spec is start:
+                task.data.update(payload)
+        return True
+    return False
 
 
 def timer_due(task: Task, definition: TimerEventDefinition) -> datetime | None:

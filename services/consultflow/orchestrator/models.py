@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -132,12 +133,25 @@ class Timer(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class StartTimer(Base):
+    """A timer start event of the latest version of a process: when due, a new instance starts."""
+
+    __tablename__ = "start_timers"
+    definition_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    remaining: Mapped[int] = mapped_column(Integer)  # -1: unbounded
+
+
 class Subscription(Base):
     """A message an instance waits for, by name and correlation key."""
 
     __tablename__ = "subscriptions"
     instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A waiting task's id, or "trigger:<subprocess>" for an event subprocess's message start event.
+    task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     element_id: Mapped[str] = mapped_column(String(255))
     message_name: Mapped[str] = mapped_column(String(255))
     correlation_key: Mapped[str] = mapped_column(String(255))

@@ -40,6 +40,7 @@ from consultflow.orchestrator.models import (
     Job,
     Message,
     Resource,
+    StartTimer,
     Subscription,
     Timer,
     UserTask,
@@ -53,7 +54,7 @@ from consultflow.platform.errors import (
     NotFound,
 )
 from consultflow.platform.messaging import job_subject
-from consultflow.platform.scripting import ScriptEngine
+from consultflow.platform.scripting import ScriptEngine, scale_timer_expression
 from consultflow.platform.timeutil import aware
 
 log = logging.getLogger(__name__)
@@ -254,6 +255,16 @@ class Step:
         self._sync_incidents(snap)
         self._save(snap)
 
+    def deliver(self, subscription_id: str, name: str, key: str, variables: Mapping[str, Any]) -> bool:
+        """Delivers a message to what a subscription names: a waiting task or an event subprocess trigger."""
+        if subscription_id.startswith(engine.TRIGGER_PREFIX):
+            return engine.deliver_trigger(self.wf, subscription_id, key, variables)
+        task = engine.find_task(self.wf, subscription_id)
+        if task is None or task.state != TaskState.WAITING:
+            return False
+        engine.deliver_message(task, name, key, variables)
+        return True
+
     def _deliver_buffered(self, snap: engine.Snapshot) -> bool:
         """Delivers a buffered message to a subscription that just appeared; True if one was delivered."""
         for waiting in snap.messages:
@@ -270,10 +281,10 @@ class Step:
             ).first()
             if message is None:
                 continue
-            task = engine.find_task(self.wf, waiting.task_id)
-            if task is None:
+            if not self.deliver(
+                waiting.task_id, message.name, message.correlation_key, json.loads(message.variables)
+            ):
                 continue
-            engine.deliver_message(task, message.name, message.correlation_key, json.loads(message.variables))
             message.status = "CORRELATED"
             message.instance_id = self.row.instance_id
             self.history(
@@ -672,6 +683,7 @@ class Orchestrator:
                 )
                 uow.session.add(definition)
                 created.append(definition)
+                self._schedule_start_timers(uow, definition, specs, now)
                 with self._specs_lock:
                     self._specs[definition.definition_id] = specs
             try:
@@ -682,6 +694,32 @@ class Orchestrator:
                 ) from exc
         log.info("deployed %s; unchanged %s", [d.definition_id for d in created], unchanged)
         return DeployResult(deployment_id, created, unchanged)
+
+    def _schedule_start_timers(
+        self, uow: UnitOfWork, definition: Definition, specs: engine.ProcessSpecs, now: datetime
+    ) -> None:
+        """A new version takes over the timer start events of the process (as in Zeebe)."""
+        uow.session.execute(delete(StartTimer).where(StartTimer.process_id == definition.process_id))
+        for element_id, expression in specs.start_timers:
+            try:
+                value = str(self.script_engine.environment.evaluate(expression, {}))
+                if self.time_scale != 1.0:
+                    value = scale_timer_expression(value, self.time_scale)
+                schedule = engine.start_schedule(value, now)
+            except Exception as exc:
+                raise engine.DeploymentError(
+                    specs.resource_name, f"timer start event: {engine.error_text(exc)}", element=element_id
+                ) from exc
+            uow.session.add(
+                StartTimer(
+                    definition_id=definition.definition_id,
+                    element_id=element_id,
+                    process_id=definition.process_id,
+                    due_at=schedule.due_at,
+                    interval_seconds=schedule.interval_seconds,
+                    remaining=schedule.remaining,
+                )
+            )
 
     def _latest(self, uow: UnitOfWork, process_id: str) -> Definition | None:
         return uow.session.scalars(
@@ -1332,7 +1370,7 @@ class Orchestrator:
                 return (message.status if message else "DROPPED"), ""
             candidates = list(
                 session.execute(
-                    select(Subscription.instance_id, Subscription.task_id)
+                    select(Subscription.instance_id, Subscription.task_id, Subscription.element_id)
                     .where(
                         Subscription.message_name == message.name,
                         Subscription.correlation_key == message.correlation_key,
@@ -1342,9 +1380,9 @@ class Orchestrator:
                 )
             )
         variables = json.loads(message.variables)
-        for instance_id, task_id in candidates:
+        for instance_id, task_id, element_id in candidates:
 
-            def deliver(step: Step, task_id: str = task_id) -> bool:
+            def deliver(step: Step, task_id: str = task_id, element_id: str = element_id) -> bool:
                 claimed = step.session.execute(
                     update(Message)
                     .where(Message.message_key == message_key, Message.status == "PENDING")
@@ -1353,17 +1391,9 @@ class Orchestrator:
                 )
                 if _rowcount(claimed) != 1:
                     return False
-                task = engine.find_task(step.wf, task_id)
-                if task is None or task.state != TaskState.WAITING:
+                if not step.deliver(task_id, message.name, message.correlation_key, variables):
                     raise _NotWaiting()
-                engine.deliver_message(task, message.name, message.correlation_key, variables)
-                element_id, element_name, _ = engine.describe(task)
-                step.history(
-                    "message.correlated",
-                    element_id,
-                    element_name,
-                    f"{message.name} [{message.correlation_key}]",
-                )
+                step.history("message.correlated", element_id, message.name, f"[{message.correlation_key}]")
                 step.advance()
                 return True
 
@@ -1395,10 +1425,7 @@ class Orchestrator:
             if _rowcount(claimed) != 1:
                 raise _AlreadyTaken()
             for waiting in engine.snapshot(step.wf).messages:
-                if waiting.message_name == name:
-                    task = engine.find_task(step.wf, waiting.task_id)
-                    assert task is not None
-                    engine.deliver_message(task, name, key, variables)
+                if waiting.message_name == name and step.deliver(waiting.task_id, name, key, variables):
                     step.history("message.correlated", waiting.element_id, name, f"started by {name} [{key}]")
                     step.advance()
                     return
@@ -1453,7 +1480,59 @@ class Orchestrator:
 
     def next_timer_due(self) -> datetime | None:
         with self._db.read() as session:
-            return aware(session.scalar(select(func.min(Timer.due_at))))
+            candidates = [
+                aware(session.scalar(select(func.min(Timer.due_at)))),
+                aware(session.scalar(select(func.min(StartTimer.due_at)))),
+            ]
+        due = [c for c in candidates if c is not None]
+        return min(due) if due else None
+
+    def fire_start_timers(self) -> int:
+        """Starts an instance for every due timer start event and schedules its next firing."""
+        now = now_utc()
+        with self._db.read() as session:
+            due = list(session.scalars(select(StartTimer).where(StartTimer.due_at <= now).limit(100)))
+        started = 0
+        for timer in due:
+            definition = self._definition_by_id(timer.definition_id)
+
+            def first(step: Step, timer: StartTimer = timer) -> None:
+                this_firing = (
+                    StartTimer.definition_id == timer.definition_id,
+                    StartTimer.element_id == timer.element_id,
+                    StartTimer.due_at == timer.due_at,
+                )
+                if timer.remaining == 0 or timer.interval_seconds <= 0:
+                    claimed = step.session.execute(delete(StartTimer).where(*this_firing))
+                else:
+                    next_due = aware(timer.due_at) + timedelta(seconds=timer.interval_seconds)  # type: ignore[operator]
+                    claimed = step.session.execute(
+                        update(StartTimer)
+                        .where(*this_firing)
+                        .values(due_at=next_due, remaining=timer.remaining - 1 if timer.remaining > 0 else -1)
+                        .execution_options(synchronize_session=False)
+                    )
+                if _rowcount(claimed) != 1:
+                    raise _AlreadyTaken()
+                engine.fire_start_timers(step.wf)
+                step.history("timer.fired", timer.element_id, detail=f"start event due {aware(timer.due_at)}")
+                step.advance()
+
+            try:
+                self._start(definition, {}, "", first)
+                started += 1
+            except _AlreadyTaken:
+                continue
+            except Exception:
+                log.exception("starting %s by its timer failed", timer.definition_id)
+        return started
+
+    def _definition_by_id(self, definition_id: str) -> Definition:
+        with self._db.read() as session:
+            definition = session.get(Definition, definition_id)
+        if definition is None:
+            raise NotFound("definition", definition_id)
+        return definition
 
     def fire_due_timers(self, limit: int = 500) -> int:
         """Wakes instances whose timers are due; cycle timers that fell behind catch up one cycle each."""

@@ -47,6 +47,7 @@ class Scheduler:
         while True:
             self._timers_changed.clear()
             await self._run(self._o.fire_due_timers)
+            await self._run(self._o.fire_start_timers)
             due = await self._run(self._o.next_timer_due)
             sleep = MAX_SLEEP_SECONDS
             if due is not None:

@@ -1,13 +1,13 @@
 """orchestrator tables
 
-Revision ID: 96b36b2eda7c
+Revision ID: 4ae1a1baf11c
 Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "96b36b2eda7c"
+revision = "4ae1a1baf11c"
 down_revision = None
 branch_labels = ("orchestrator",)
 depends_on = None
@@ -134,9 +134,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("content_hash"),
     )
     op.create_table(
+        "start_timers",
+        sa.Column("definition_id", sa.String(length=300), nullable=False),
+        sa.Column("element_id", sa.String(length=255), nullable=False),
+        sa.Column("process_id", sa.String(length=255), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("interval_seconds", sa.Float(), nullable=False),
+        sa.Column("remaining", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("definition_id", "element_id"),
+    )
+    with op.batch_alter_table("start_timers", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_start_timers_due_at"), ["due_at"], unique=False)
+
+    op.create_table(
         "subscriptions",
         sa.Column("instance_id", sa.String(length=36), nullable=False),
-        sa.Column("task_id", sa.String(length=36), nullable=False),
+        sa.Column("task_id", sa.String(length=255), nullable=False),
         sa.Column("element_id", sa.String(length=255), nullable=False),
         sa.Column("message_name", sa.String(length=255), nullable=False),
         sa.Column("correlation_key", sa.String(length=255), nullable=False),
@@ -198,6 +211,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_subscriptions_lookup")
 
     op.drop_table("subscriptions")
+    with op.batch_alter_table("start_timers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_start_timers_due_at"))
+
+    op.drop_table("start_timers")
     op.drop_table("resources")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_pending")
