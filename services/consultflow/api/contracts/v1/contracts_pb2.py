@@ -22,15 +22,22 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,consultflow/api/contracts/v1/contracts.proto\x12\x1c\x63onsultflow.api.contracts.v12\x12\n\x10\x43ontractsServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,consultflow/api/contracts/v1/contracts.proto\x12\x1c\x63onsultflow.api.contracts.v1\x1a\x1fgoogle/protobuf/timestamp.proto\")\n\x12GetContractRequest\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\"+\n\tMilestone\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x64ue_date\x18\x02 \x01(\t\"\xb5\x03\n\x08\x43ontract\x12\x13\n\x0b\x63ontract_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\x05\x12\x17\n\x0fservice_content\x18\x06 \x01(\t\x12\x15\n\rservice_start\x18\x07 \x01(\t\x12\x13\n\x0bservice_end\x18\x08 \x01(\t\x12\x15\n\rpayment_terms\x18\t \x01(\t\x12\x17\n\x0f\x63onfidentiality\x18\n \x01(\t\x12\x18\n\x10\x62reach_liability\x18\x0b \x01(\t\x12\r\n\x05scope\x18\x0c \x01(\t\x12;\n\nmilestones\x18\r \x03(\x0b\x32\'.consultflow.api.contracts.v1.Milestone\x12\x14\n\x0c\x64\x65liverables\x18\x0e \x03(\t\x12-\n\tsigned_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cquotation_id\x18\x10 \x01(\t\x12\x13\n\x0bproposal_id\x18\x11 \x01(\t2{\n\x10\x43ontractsService\x12g\n\x0bGetContract\x12\x30.consultflow.api.contracts.v1.GetContractRequest\x1a&.consultflow.api.contracts.v1.Contractb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'consultflow.api.contracts.v1.contracts_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTRACTSSERVICE']._serialized_start=78
-  _globals['_CONTRACTSSERVICE']._serialized_end=96
+  _globals['_GETCONTRACTREQUEST']._serialized_start=111
+  _globals['_GETCONTRACTREQUEST']._serialized_end=152
+  _globals['_MILESTONE']._serialized_start=154
+  _globals['_MILESTONE']._serialized_end=197
+  _globals['_CONTRACT']._serialized_start=200
+  _globals['_CONTRACT']._serialized_end=637
+  _globals['_CONTRACTSSERVICE']._serialized_start=639
+  _globals['_CONTRACTSSERVICE']._serialized_end=762
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from consultflow.api.contracts.v1 import contracts_pb2 as consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,7 @@ if _version_not_supported:
 
 
 class ContractsServiceStub:
-    """The contracts service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -34,15 +34,31 @@ class ContractsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.GetContract = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/GetContract',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
 
 
 class ContractsServiceServicer:
-    """The contracts service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    def GetContract(self, request, context):
+        """A contract with what delivery needs to open a project: scope, schedule and deliverables.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_ContractsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'GetContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetContract,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'consultflow.api.contracts.v1.ContractsService', rpc_method_handlers)
@@ -52,5 +68,31 @@ def add_ContractsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ContractsService:
-    """The contracts service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def GetContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/GetContract',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

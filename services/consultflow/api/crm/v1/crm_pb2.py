@@ -25,25 +25,31 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n consultflow/api/crm/v1/crm.proto\x12\x16\x63onsultflow.api.crm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x01\n\x14RecordInquiryRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x30\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1f.consultflow.api.crm.v1.Channel\x12\x13\n\x0b\x63lient_name\x18\x03 \x01(\t\x12\x17\n\x0f\x63lient_industry\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\x05 \x01(\t\x12\x15\n\rcontact_email\x18\x06 \x01(\t\x12\x15\n\rcontact_phone\x18\x07 \x01(\t\x12\x10\n\x08question\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\"\xbe\x02\n\x07Inquiry\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x30\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1f.consultflow.api.crm.v1.Channel\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x05 \x01(\t\x12\x17\n\x0f\x63lient_industry\x18\x06 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\x07 \x01(\t\x12\x15\n\rcontact_email\x18\x08 \x01(\t\x12\x15\n\rcontact_phone\x18\t \x01(\t\x12\x10\n\x08question\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x11GetInquiryRequest\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\"d\n\x14ListInquiriesRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x15ListInquiriesResponse\x12\x32\n\tinquiries\x18\x01 \x03(\x0b\x32\x1f.consultflow.api.crm.v1.Inquiry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x91\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANNEL_HOTLINE\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x12\n\x0e\x43HANNEL_ONLINE\x10\x03\x12\x14\n\x10\x43HANNEL_REFERRAL\x10\x04\x12\x1b\n\x17\x43HANNEL_MARKET_RESEARCH\x10\x05\x32\xb4\x02\n\nCrmService\x12^\n\rRecordInquiry\x12,.consultflow.api.crm.v1.RecordInquiryRequest\x1a\x1f.consultflow.api.crm.v1.Inquiry\x12X\n\nGetInquiry\x12).consultflow.api.crm.v1.GetInquiryRequest\x1a\x1f.consultflow.api.crm.v1.Inquiry\x12l\n\rListInquiries\x12,.consultflow.api.crm.v1.ListInquiriesRequest\x1a-.consultflow.api.crm.v1.ListInquiriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n consultflow/api/crm/v1/crm.proto\x12\x16\x63onsultflow.api.crm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x07\x43ontact\x12\x12\n\ncontact_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\"\x9e\x01\n\x06\x43lient\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08industry\x18\x03 \x01(\t\x12\x31\n\x08\x63ontacts\x18\x04 \x03(\x0b\x32\x1f.consultflow.api.crm.v1.Contact\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x10GetClientRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\xf7\x01\n\x14RecordInquiryRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x30\n\x07\x63hannel\x18\x02 \x01(\x0e\x32\x1f.consultflow.api.crm.v1.Channel\x12\x13\n\x0b\x63lient_name\x18\x03 \x01(\t\x12\x17\n\x0f\x63lient_industry\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\x05 \x01(\t\x12\x15\n\rcontact_email\x18\x06 \x01(\t\x12\x15\n\rcontact_phone\x18\x07 \x01(\t\x12\x10\n\x08question\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\"\xbe\x02\n\x07Inquiry\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x30\n\x07\x63hannel\x18\x03 \x01(\x0e\x32\x1f.consultflow.api.crm.v1.Channel\x12\x11\n\tclient_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63lient_name\x18\x05 \x01(\t\x12\x17\n\x0f\x63lient_industry\x18\x06 \x01(\t\x12\x14\n\x0c\x63ontact_name\x18\x07 \x01(\t\x12\x15\n\rcontact_email\x18\x08 \x01(\t\x12\x15\n\rcontact_phone\x18\t \x01(\t\x12\x10\n\x08question\x18\n \x01(\t\x12\x0e\n\x06status\x18\x0b \x01(\t\x12/\n\x0breceived_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x11GetInquiryRequest\x12\x12\n\ninquiry_id\x18\x01 \x01(\t\"d\n\x14ListInquiriesRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"d\n\x15ListInquiriesResponse\x12\x32\n\tinquiries\x18\x01 \x03(\x0b\x32\x1f.consultflow.api.crm.v1.Inquiry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x91\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x43HANNEL_HOTLINE\x10\x01\x12\x11\n\rCHANNEL_EMAIL\x10\x02\x12\x12\n\x0e\x43HANNEL_ONLINE\x10\x03\x12\x14\n\x10\x43HANNEL_REFERRAL\x10\x04\x12\x1b\n\x17\x43HANNEL_MARKET_RESEARCH\x10\x05\x32\x8b\x03\n\nCrmService\x12^\n\rRecordInquiry\x12,.consultflow.api.crm.v1.RecordInquiryRequest\x1a\x1f.consultflow.api.crm.v1.Inquiry\x12X\n\nGetInquiry\x12).consultflow.api.crm.v1.GetInquiryRequest\x1a\x1f.consultflow.api.crm.v1.Inquiry\x12l\n\rListInquiries\x12,.consultflow.api.crm.v1.ListInquiriesRequest\x1a-.consultflow.api.crm.v1.ListInquiriesResponse\x12U\n\tGetClient\x12(.consultflow.api.crm.v1.GetClientRequest\x1a\x1e.consultflow.api.crm.v1.Clientb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'consultflow.api.crm.v1.crm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHANNEL']._serialized_start=910
-  _globals['_CHANNEL']._serialized_end=1055
-  _globals['_RECORDINQUIRYREQUEST']._serialized_start=94
-  _globals['_RECORDINQUIRYREQUEST']._serialized_end=341
-  _globals['_INQUIRY']._serialized_start=344
-  _globals['_INQUIRY']._serialized_end=662
-  _globals['_GETINQUIRYREQUEST']._serialized_start=664
-  _globals['_GETINQUIRYREQUEST']._serialized_end=703
-  _globals['_LISTINQUIRIESREQUEST']._serialized_start=705
-  _globals['_LISTINQUIRIESREQUEST']._serialized_end=805
-  _globals['_LISTINQUIRIESRESPONSE']._serialized_start=807
-  _globals['_LISTINQUIRIESRESPONSE']._serialized_end=907
-  _globals['_CRMSERVICE']._serialized_start=1058
-  _globals['_CRMSERVICE']._serialized_end=1366
+  _globals['_CHANNEL']._serialized_start=1199
+  _globals['_CHANNEL']._serialized_end=1344
+  _globals['_CONTACT']._serialized_start=93
+  _globals['_CONTACT']._serialized_end=180
+  _globals['_CLIENT']._serialized_start=183
+  _globals['_CLIENT']._serialized_end=341
+  _globals['_GETCLIENTREQUEST']._serialized_start=343
+  _globals['_GETCLIENTREQUEST']._serialized_end=380
+  _globals['_RECORDINQUIRYREQUEST']._serialized_start=383
+  _globals['_RECORDINQUIRYREQUEST']._serialized_end=630
+  _globals['_INQUIRY']._serialized_start=633
+  _globals['_INQUIRY']._serialized_end=951
+  _globals['_GETINQUIRYREQUEST']._serialized_start=953
+  _globals['_GETINQUIRYREQUEST']._serialized_end=992
+  _globals['_LISTINQUIRIESREQUEST']._serialized_start=994
+  _globals['_LISTINQUIRIESREQUEST']._serialized_end=1094
+  _globals['_LISTINQUIRIESRESPONSE']._serialized_start=1096
+  _globals['_LISTINQUIRIESRESPONSE']._serialized_end=1196
+  _globals['_CRMSERVICE']._serialized_start=1347
+  _globals['_CRMSERVICE']._serialized_end=1742
 # @@protoc_insertion_point(module_scope)

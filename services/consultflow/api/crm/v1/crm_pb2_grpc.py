@@ -49,6 +49,11 @@ class CrmServiceStub:
                 request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesResponse.FromString,
                 _registered_method=True)
+        self.GetClient = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetClient',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+                _registered_method=True)
 
 
 class CrmServiceServicer:
@@ -73,6 +78,13 @@ class CrmServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetClient(self, request, context):
+        """A client with its contacts (used by contracts over gRPC).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CrmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -90,6 +102,11 @@ def add_CrmServiceServicer_to_server(servicer, server):
                     servicer.ListInquiries,
                     request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesResponse.SerializeToString,
+            ),
+            'GetClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClient,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -173,6 +190,33 @@ class CrmService:
             '/consultflow.api.crm.v1.CrmService/ListInquiries',
             consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesRequest.SerializeToString,
             consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetClient',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
             options,
             channel_credentials,
             insecure,

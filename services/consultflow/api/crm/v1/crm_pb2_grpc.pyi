@@ -35,6 +35,8 @@ class CrmServiceStub:
     """2.1.2: records a client inquiry from any channel."""
     GetInquiry: _grpc.UnaryUnaryMultiCallable[_crm_pb2.GetInquiryRequest, _crm_pb2.Inquiry]
     ListInquiries: _grpc.UnaryUnaryMultiCallable[_crm_pb2.ListInquiriesRequest, _crm_pb2.ListInquiriesResponse]
+    GetClient: _grpc.UnaryUnaryMultiCallable[_crm_pb2.GetClientRequest, _crm_pb2.Client]
+    """A client with its contacts (used by contracts over gRPC)."""
 
 @_typing.type_check_only
 class CrmServiceAsyncStub(CrmServiceStub):
@@ -43,6 +45,8 @@ class CrmServiceAsyncStub(CrmServiceStub):
     """2.1.2: records a client inquiry from any channel."""
     GetInquiry: _aio.UnaryUnaryMultiCallable[_crm_pb2.GetInquiryRequest, _crm_pb2.Inquiry]  # type: ignore[assignment]
     ListInquiries: _aio.UnaryUnaryMultiCallable[_crm_pb2.ListInquiriesRequest, _crm_pb2.ListInquiriesResponse]  # type: ignore[assignment]
+    GetClient: _aio.UnaryUnaryMultiCallable[_crm_pb2.GetClientRequest, _crm_pb2.Client]  # type: ignore[assignment]
+    """A client with its contacts (used by contracts over gRPC)."""
 
 class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -66,5 +70,13 @@ class CrmServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _crm_pb2.ListInquiriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_crm_pb2.ListInquiriesResponse, _abc.Awaitable[_crm_pb2.ListInquiriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetClient(
+        self,
+        request: _crm_pb2.GetClientRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_crm_pb2.Client, _abc.Awaitable[_crm_pb2.Client]]:
+        """A client with its contacts (used by contracts over gRPC)."""
 
 def add_CrmServiceServicer_to_server(servicer: CrmServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

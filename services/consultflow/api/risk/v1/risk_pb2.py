@@ -22,15 +22,20 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"consultflow/api/risk/v1/risk.proto\x12\x17\x63onsultflow.api.risk.v12\r\n\x0bRiskServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"consultflow/api/risk/v1/risk.proto\x12\x17\x63onsultflow.api.risk.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\x13RegisterRiskRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05stage\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12\r\n\x05owner\x18\x06 \x01(\t\x12\x1d\n\x15identification_method\x18\x07 \x01(\t\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"\xd8\x02\n\x04Risk\x12\x0f\n\x07risk_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\r\n\x05stage\x18\x05 \x01(\t\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\r\n\x05owner\x18\x07 \x01(\t\x12\x1d\n\x15identification_method\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12\x12\n\nlikelihood\x18\n \x01(\t\x12\x0e\n\x06impact\x18\x0b \x01(\t\x12\r\n\x05level\x18\x0c \x01(\t\x12\x10\n\x08priority\x18\r \x01(\x05\x12\x1a\n\x12suggested_strategy\x18\x0e \x01(\t\x12\x10\n\x08strategy\x18\x0f \x01(\t\x12\x31\n\rregistered_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2j\n\x0bRiskService\x12[\n\x0cRegisterRisk\x12,.consultflow.api.risk.v1.RegisterRiskRequest\x1a\x1d.consultflow.api.risk.v1.Riskb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'consultflow.api.risk.v1.risk_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RISKSERVICE']._serialized_start=63
-  _globals['_RISKSERVICE']._serialized_end=76
+  _globals['_REGISTERRISKREQUEST']._serialized_start=97
+  _globals['_REGISTERRISKREQUEST']._serialized_end=277
+  _globals['_RISK']._serialized_start=280
+  _globals['_RISK']._serialized_end=624
+  _globals['_RISKSERVICE']._serialized_start=626
+  _globals['_RISKSERVICE']._serialized_end=732
 # @@protoc_insertion_point(module_scope)

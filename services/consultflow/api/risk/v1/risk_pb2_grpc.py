@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from consultflow.api.risk.v1 import risk_pb2 as consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,7 @@ if _version_not_supported:
 
 
 class RiskServiceStub:
-    """The risk service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -34,15 +34,31 @@ class RiskServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.RegisterRisk = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/RegisterRisk',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+                _registered_method=True)
 
 
 class RiskServiceServicer:
-    """The risk service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    def RegisterRisk(self, request, context):
+        """6.1: registers a risk found at any stage (delivery's data analysis calls this over gRPC).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_RiskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'RegisterRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterRisk,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'consultflow.api.risk.v1.RiskService', rpc_method_handlers)
@@ -52,5 +68,31 @@ def add_RiskServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class RiskService:
-    """The risk service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def RegisterRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/RegisterRisk',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
