@@ -10,7 +10,8 @@ SERVICE_NAME = "consultflow.api.contracts.v1.ContractsService"
 
 
 def build(context: Context) -> Parts:
-    servicer = pb_grpc.ContractsServiceServicer()
+    # Until this service's issue lands, every RPC answers UNIMPLEMENTED (the generated base class).
+    servicer = pb_grpc.ContractsServiceServicer()  # type: ignore[abstract]
     return Parts(
         registrations=[Registration(pb_grpc.add_ContractsServiceServicer_to_server, servicer, SERVICE_NAME)]
     )

@@ -100,3 +100,12 @@ def list_inquiries(
         query = query.where(Inquiry.engagement_id == engagement_id)
     rows = uow.session.execute(query.order_by(Inquiry.received_at.desc()).offset(offset).limit(limit)).all()
     return [(row[0], row[1]) for row in rows]
+
+
+def get_client(uow: UnitOfWork, client_id: str) -> tuple[Client, list[Inquiry]]:
+    """A client and the inquiries it made (their contacts are the client's known contacts)."""
+    client = uow.session.get(Client, client_id) if client_id else None
+    if client is None:
+        raise NotFound("client", client_id)
+    inquiries = list(uow.session.scalars(select(Inquiry).where(Inquiry.client_id == client_id)))
+    return client, inquiries

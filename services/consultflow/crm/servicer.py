@@ -73,6 +73,18 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
         with self._uow() as uow:
             return inquiry_message(*service.get_inquiry(uow, request.inquiry_id))
 
+    def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            client, inquiries = service.get_client(uow, request.client_id)
+        contacts = {(i.contact_name, i.contact_email, i.contact_phone) for i in inquiries}
+        return pb.Client(
+            client_id=client.client_id,
+            name=client.name,
+            industry=client.industry,
+            contacts=[pb.Contact(name=n, email=e, phone=p) for n, e, p in sorted(contacts)],
+            created_at=timestamp(client.created_at),
+        )
+
     def ListInquiries(self, request: pb.ListInquiriesRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:

@@ -20,21 +20,29 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.defaults import StartEvent as StartEventSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
-from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, UserTaskParser
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, SpiffTaskParser, UserTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
-from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter, UserTaskConverter
-from SpiffWorkflow.spiff.specs.defaults import ServiceTask, UserTask
+from SpiffWorkflow.spiff.serializer.task_spec import (
+    ServiceTaskConverter,
+    SpiffBpmnTaskConverter,
+    UserTaskConverter,
+)
+from SpiffWorkflow.spiff.specs.defaults import ManualTask, NoneTask, ServiceTask, UserTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -151,11 +159,39 @@ class HumanTaskParser(UserTaskParser):  # type: ignore[misc]
             )
 
 
+class PassThroughTask(NoneTask):  # type: ignore[misc]
+    """An abstract `bpmn:task` passes through, as in Zeebe (Spiff would wait for someone to run it)."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any) -> None:
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
+class PassThroughManualTask(ManualTask):  # type: ignore[misc]
+    """A `bpmn:manualTask` is done outside the system: the engine records it and moves on."""
+
+    def __init__(self, wf_spec: Any, bpmn_id: str, **kwargs: Any) -> None:
+        super().__init__(wf_spec, bpmn_id, **kwargs)
+        self.manual = False
+
+
+class InterruptingAwareStartEventParser(SpiffStartEventParser):  # type: ignore[misc]
+    """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`)."""
+
+    def create_task(self) -> Any:
+        task = super().create_task()
+        task.interrupting = (self.node.get("isInterrupting") or "true").lower() == "true"
+        return task
+
+
 class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
     """The Spiff dialect with our service and user tasks."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        full_tag("startEvent"): (InterruptingAwareStartEventParser, StartEventSpec),
+        full_tag("task"): (SpiffTaskParser, PassThroughTask),
+        full_tag("manualTask"): (SpiffTaskParser, PassThroughManualTask),
         full_tag("serviceTask"): (ServiceTaskParser, JobServiceTask),
         full_tag("userTask"): (HumanTaskParser, HumanTask),
     }
@@ -303,6 +339,11 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
     for task in workflow.get_tasks(state=TaskState.WAITING):
         spec = task.task_spec
         if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
+            if isinstance(spec.event_definition, CycleTimerEventDefinition):
+                # A cycle grows its branch only when a cycle completes: grow it once, then let it pass.
+                for output in spec.outputs:
+                    child = task._add_child(output, TaskState.FUTURE)
+                    child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
             task._set_internal_data(event_fired=True)
             spec._update(task)
 
@@ -319,8 +360,9 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                 if value:
                     sources.append((value, "exec"))
             for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
-                if condition:
-                    sources.append((condition, "eval"))
+                expression = getattr(condition, "args", [None])[0] if condition is not None else None
+                if expression:
+                    sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
             for source, mode in sources:
@@ -357,6 +399,8 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config = dict(SPIFF_CONFIG)
     config[JobServiceTask] = ServiceTaskConverter
     config[HumanTask] = UserTaskConverter
+    config[PassThroughTask] = SpiffBpmnTaskConverter
+    config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
@@ -446,16 +490,21 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
             snap.user_tasks[task_id] = task
             snap.active.append(task)
         elif task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
-            definition = spec.event_definition
-            if isinstance(definition, TimerEventDefinition):
-                due = timer_due(task, definition)
-                if due is not None:
-                    snap.timers.append(WaitingTimer(task_id, spec.bpmn_id or spec.name, due))
-                    snap.active.append(task)
-            elif isinstance(definition, MessageEventDefinition):
-                snap.messages.append(
-                    WaitingMessage(task_id, spec.bpmn_id or spec.name, definition.name, correlation_key(task))
-                )
+            waits = False
+            for index, definition in enumerate(event_definitions(spec.event_definition)):
+                # An event-based gateway waits for its following events: name them, not the gateway.
+                element = spec.outputs[index] if isinstance(spec, EventBasedGateway) else spec
+                element_id = element.bpmn_id or element.name
+                if isinstance(definition, TimerEventDefinition):
+                    due = timer_due(task, definition)
+                    if due is not None:
+                        snap.timers.append(WaitingTimer(task_id, element_id, due))
+                        waits = True
+                elif isinstance(definition, MessageEventDefinition):
+                    key = correlation_key(task, definition)
+                    snap.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
+                    waits = True
+            if waits:
                 snap.active.append(task)
     if not workflow.is_completed():
         snap.messages.extend(_event_subprocess_triggers(workflow))
@@ -513,6 +562,7 @@ def deliver_trigger(
         correlations = definition.calculate_correlations(
             workflow.script_engine, definition.correlation_properties, payload
         )
+        before = set(workflow.subprocesses)
         try:
             workflow.send_event(BpmnEvent(definition, payload=payload, correlations=correlations))
         except SpiffWorkflowException:
@@ -520,8 +570,25 @@ def deliver_trigger(
         for task in workflow.get_tasks(state=TaskState.READY):
             if task.task_spec is start:
                 task.data.update(payload)
+        if getattr(start, "interrupting", True):
+            for task_id in set(workflow.subprocesses) - before:
+                _interrupt_siblings(workflow.get_task_from_id(task_id))
         return True
     return False
+
+
+def _interrupt_siblings(trigger: Task) -> None:
+    """An interrupting event subprocess cancels everything else its process is doing."""
+    for sibling in list(trigger.parent.children):
+        if sibling is not trigger:
+            sibling.cancel()  # cancels what is unfinished below it, including called subprocesses
+
+
+def event_definitions(definition: Any) -> list[Any]:
+    """The definitions a catching event waits for: several for an event-based gateway."""
+    if isinstance(definition, MultipleEventDefinition):
+        return list(definition.event_definitions)
+    return [definition]
 
 
 def timer_due(task: Task, definition: TimerEventDefinition) -> datetime | None:
@@ -537,20 +604,13 @@ def timer_due(task: Task, definition: TimerEventDefinition) -> datetime | None:
     return due if due.tzinfo else due.replace(tzinfo=UTC)
 
 
-def correlation_key(task: Task) -> str:
+def correlation_key(task: Task, definition: MessageEventDefinition) -> str:
     """The key a waiting message task expects: its message's correlation property evaluated on its data.
 
     Convention: a message's `bpmn:correlationProperty` retrieval expression names the process variable
     that holds the key (e.g. `engagement_id`); a message without one correlates on the empty key.
     """
-    definition = task.task_spec.event_definition
-    for prop in definition.correlation_properties:
-        try:
-            value = task.workflow.script_engine.evaluate(task, prop.retrieval_expression)
-        except Exception:
-            return ""
-        return "" if value is None else str(value)
-    return ""
+    return _evaluate_key(task.workflow.script_engine, definition, task.data)
 
 
 def correlation_variable(definition: MessageEventDefinition) -> str | None:
@@ -564,7 +624,11 @@ def correlation_variable(definition: MessageEventDefinition) -> str | None:
 
 def deliver_message(task: Task, name: str, correlation_key_value: str, variables: Mapping[str, Any]) -> None:
     """Delivers a message to one waiting task; its variables merge into the task's data."""
-    definition = task.task_spec.event_definition
+    definition = next(
+        d
+        for d in event_definitions(task.task_spec.event_definition)
+        if isinstance(d, MessageEventDefinition) and d.name == name
+    )
     payload = dict(variables)
     key_variable = correlation_variable(definition)
     if key_variable and correlation_key_value:

@@ -200,6 +200,10 @@ class Step:
                 self._errors[task_id] = engine.error_text(exc)
         self._route_thrown_events()
 
+    def record_completed(self, task: Task) -> None:
+        """History entry for a task a worker or a person completed (the engine's own are recorded as run)."""
+        self._completed(task)
+
     def _completed(self, task: Task) -> None:
         spec = task.task_spec
         if (
@@ -1068,6 +1072,7 @@ class Orchestrator:
             step._resolve_incidents(job_key=job_key)
             step.history("job.completed", current.element_id, current.element_name, current.operation)
             task.complete()
+            step.record_completed(task)
             step.advance()
 
         self.step(job.instance_id, complete)
@@ -1283,6 +1288,7 @@ class Orchestrator:
             data = validate_form(spec.form_fields, values)
             spec.add_data_from_form(task, data)
             task.run()
+            step.record_completed(task)
             current.status = "COMPLETED"
             current.completed_at = step.now
             current.completed_by = completed_by or current.assignee
