@@ -137,11 +137,8 @@ def test_instance_rpcs_refuse_bad_input(api: tuple[pb_grpc.OrchestratorServiceSt
         ("[1]", "JSON object"),
         ('"x' + "y" * 2_000_000 + '"', "larger than"),
     ):
-        refused(
-            lambda bad=bad: stub.CreateInstance(pb.CreateInstanceRequest(process_id="p", variables_json=bad)),
-            CODE.INVALID_ARGUMENT,
-            why,
-        )
+        request = pb.CreateInstanceRequest(process_id="p", variables_json=bad)
+        refused(lambda request=request: stub.CreateInstance(request), CODE.INVALID_ARGUMENT, why)
     refused(lambda: stub.GetInstance(pb.GetInstanceRequest()), CODE.INVALID_ARGUMENT, "instance_id")
     refused(lambda: stub.GetInstance(pb.GetInstanceRequest(instance_id="missing")), CODE.NOT_FOUND, "missing")
     refused(
