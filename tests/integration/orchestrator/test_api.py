@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,7 @@ def test_instance_rpcs_refuse_bad_input(api: tuple[pb_grpc.OrchestratorServiceSt
         ('"x' + "y" * 2_000_000 + '"', "larger than"),
     ):
         request = pb.CreateInstanceRequest(process_id="p", variables_json=bad)
-        refused(lambda request=request: stub.CreateInstance(request), CODE.INVALID_ARGUMENT, why)
+        refused(partial(stub.CreateInstance, request), CODE.INVALID_ARGUMENT, why)
     refused(lambda: stub.GetInstance(pb.GetInstanceRequest()), CODE.INVALID_ARGUMENT, "instance_id")
     refused(lambda: stub.GetInstance(pb.GetInstanceRequest(instance_id="missing")), CODE.NOT_FOUND, "missing")
     refused(
