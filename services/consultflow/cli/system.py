@@ -119,6 +119,7 @@ class LocalSystem:
     data_dir: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = COMPONENTS
+    component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     nats: subprocess.Popen[bytes] | None = None
     nats_url: str = ""
     children: dict[str, Child] = field(default_factory=dict)
@@ -154,6 +155,7 @@ class LocalSystem:
         for other in self.children.values():
             env[f"CONSULTFLOW_{other.name.upper()}_ADDRESS"] = other.address
         env.update(self.extra_env)
+        env.update(self.component_env.get(child.name, {}))
         return env
 
     def _spawn(self, child: Child) -> None:
@@ -199,6 +201,27 @@ class LocalSystem:
                 self._spawn(child)
                 restarted.append(child.name)
         return restarted
+
+    def restart(
+        self, name: str, env: Mapping[str, str] | None = None, timeout: float = START_TIMEOUT_SECONDS
+    ) -> None:
+        """Starts a component again (after it crashed or was killed), optionally with other settings."""
+        child = self.children[name]
+        if child.process is not None and child.process.poll() is None:
+            child.process.kill()
+            child.process.wait()
+        if env is not None:
+            self.component_env = {**self.component_env, name: env}
+        child.restarts += 1
+        self._spawn(child)
+        deadline = time.monotonic() + timeout
+        while health_status(child.address, timeout=0.5) != health_pb2.HealthCheckResponse.SERVING:
+            assert child.process is not None
+            if child.process.poll() is not None:
+                raise RuntimeError(f"{name} exited while restarting:\n{self.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} not serving {timeout:.0f}s after a restart")
+            time.sleep(0.05)
 
     def pids(self) -> list[int]:
         result = [c.process.pid for c in self.children.values() if c.process is not None]

@@ -53,6 +53,7 @@ from consultflow.platform.errors import (
     InvalidArgument,
     NotFound,
 )
+from consultflow.platform.faults import crash_point
 from consultflow.platform.messaging import job_subject
 from consultflow.platform.scripting import ScriptEngine, scale_timer_expression
 from consultflow.platform.timeutil import aware
@@ -867,7 +868,9 @@ class Orchestrator:
                         step = Step(self, uow, row, workflow)
                         result = action(step)
                         step.finish()
+                        crash_point("orchestrator.step.before_commit")
                         uow.commit()
+                    crash_point("orchestrator.step.after_commit")
                     self._cache.put(instance_id, step.new_revision, workflow)
                 except Conflict:
                     self._cache.drop(instance_id)
@@ -1405,6 +1408,7 @@ class Orchestrator:
 
             try:
                 if self.step(instance_id, deliver):
+                    crash_point("orchestrator.message.correlated")
                     return "CORRELATED", instance_id
                 return "DUPLICATE", ""
             except (_NotWaiting, NotFound):
@@ -1566,6 +1570,7 @@ class Orchestrator:
 
             try:
                 self.step(instance_id, wake)
+                crash_point("orchestrator.timer.fired")
                 fired += 1
             except Exception:
                 log.exception("firing timers of %s failed", instance_id)

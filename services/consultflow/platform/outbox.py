@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import and_, delete, or_, select, update
 
 from consultflow.platform.db import Database
+from consultflow.platform.faults import crash_point
 from consultflow.platform.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class OutboxRelay:
         ]
         failures = [result for result in results if isinstance(result, BaseException)]
         if sent:
+            crash_point("outbox.after_publish")
             await self._loop.run_in_executor(self._executor, self._mark_sent, sent)
         if failures:
             log.warning("outbox: %d of %d publishes failed: %s", len(failures), len(rows), failures[0])

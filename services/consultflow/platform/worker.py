@@ -23,6 +23,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
+from consultflow.platform.faults import crash_point
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.messaging import JOBS_STREAM
 
@@ -127,6 +128,7 @@ class JobWorker:
             )
         finally:
             heartbeat.cancel()
+        crash_point("worker.after_handle")
         try:
             await self._report(job, outcome)
         except grpc.aio.AioRpcError as error:
@@ -138,6 +140,7 @@ class JobWorker:
                 log.warning("job %s: reply failed (%s); redelivering", job.key, error.code())
                 await message.nak(delay=1.0)
                 return
+        crash_point("worker.before_ack")
         await message.ack()
         log.debug("job %s (%s) %s", job.key, job.operation, outcome.kind)
 
