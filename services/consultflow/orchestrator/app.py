@@ -12,6 +12,7 @@ from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import OrchestratorServicer
 from consultflow.orchestrator.status_messages import StatusMessageBridge, load_mappings
+from consultflow.platform.errors import Conflict
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
 
@@ -38,7 +39,10 @@ def build(context: Context) -> Parts:
     if settings.bpmn_dir.is_dir():
         resources = bpmn_resources(settings.bpmn_dir)
         if resources:
-            result = orchestrator.deploy(resources)
+            try:
+                result = orchestrator.deploy(resources)
+            except Conflict:  # another orchestrator deployed the same files at the same moment
+                result = orchestrator.deploy(resources)
             log.info(
                 "deployed %s from %s",
                 [d.definition_id for d in result.definitions] or "nothing new",

@@ -861,7 +861,9 @@ class Orchestrator:
             with self._lock(instance_id):
                 try:
                     with self._uow_factory() as uow:
-                        row = uow.session.get(Instance, instance_id)
+                        # FOR UPDATE: another orchestrator's step on this instance waits for ours
+                        # (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes writers.
+                        row = uow.session.get(Instance, instance_id, with_for_update=True)
                         if row is None:
                             raise NotFound("instance", instance_id)
                         workflow = self._workflow(row)
@@ -872,10 +874,10 @@ class Orchestrator:
                         uow.commit()
                     crash_point("orchestrator.step.after_commit")
                     self._cache.put(instance_id, step.new_revision, workflow)
-                except Conflict:
+                except (Conflict, IntegrityError) as error:
                     self._cache.drop(instance_id)
                     if attempt == MAX_STEP_RETRIES - 1:
-                        raise
+                        raise Conflict(f"instance {instance_id} kept changing concurrently") from error
                     continue
                 except BaseException:
                     self._cache.drop(instance_id)
