@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.models import Job, UserTask
-from consultflow.orchestrator.runtime import InstanceView, Orchestrator, Step
+from consultflow.orchestrator.runtime import InstanceView, Orchestrator
+from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.tables import outbox
 

@@ -65,6 +65,7 @@ class Instance(Base):
     state: Mapped[str] = mapped_column(Text)
     variables: Mapped[str] = mapped_column(Text)  # JSON: what GetInstance shows
     waiting_at: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of element names
+    waits: Mapped[str] = mapped_column(Text, default="{}")  # JSON summary of its open rows (step.Waits)
     open_incidents: Mapped[int] = mapped_column(Integer, default=0)
     history_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

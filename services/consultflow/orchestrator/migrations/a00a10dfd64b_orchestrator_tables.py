@@ -1,13 +1,13 @@
 """orchestrator tables
 
-Revision ID: 4ae1a1baf11c
+Revision ID: a00a10dfd64b
 Revises:
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "4ae1a1baf11c"
+revision = "a00a10dfd64b"
 down_revision = None
 branch_labels = ("orchestrator",)
 depends_on = None
@@ -73,6 +73,7 @@ def upgrade() -> None:
         sa.Column("state", sa.Text(), nullable=False),
         sa.Column("variables", sa.Text(), nullable=False),
         sa.Column("waiting_at", sa.Text(), nullable=False),
+        sa.Column("waits", sa.Text(), nullable=False),
         sa.Column("open_incidents", sa.Integer(), nullable=False),
         sa.Column("history_seq", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
