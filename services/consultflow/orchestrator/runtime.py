@@ -598,6 +598,8 @@ class Orchestrator:
         """Queues the job's message on the outbox (called in the transaction that created or retried it)."""
         deadline = Timestamp()
         deadline.FromDatetime(aware(job.deadline).replace(tzinfo=None))  # type: ignore[union-attr]
+        created = Timestamp()
+        created.FromDatetime(aware(job.created_at).replace(tzinfo=None))  # type: ignore[union-attr]
         message = events_pb2.JobActivated(
             job_key=job.job_key,
             instance_id=job.instance_id,
@@ -611,6 +613,7 @@ class Orchestrator:
             retries=job.retries,
             deadline=deadline,
             business_key=record.business_key,
+            created_at=created,
         )
         uow.publish(
             job_subject(job.operation),

@@ -167,17 +167,22 @@ def instance_of(key: str) -> str:
     return key.split(".", 1)[0]
 
 
+_INSERT_NEW: dict[tuple[str, str], Any] = {}
+
+
 def insert_new(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
     """INSERT unless the primary key exists (ON CONFLICT DO NOTHING); True when a row was written."""
     dialect = session.get_bind().dialect.name
-    statement: Any
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:
-        statement = insert(table).values(**values)
-    return bool(rowcount(session.execute(statement)))
+    statement = _INSERT_NEW.get((dialect, table.name))
+    if statement is None:  # built once per table, so SQLAlchemy's compiled cache applies
+        if dialect == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite.insert(table).on_conflict_do_nothing()
+        else:
+            statement = insert(table)
+        _INSERT_NEW[(dialect, table.name)] = statement
+    return bool(rowcount(session.execute(statement, dict(values))))
 
 
 def rowcount(result: Any) -> int:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&consultflow/api/events/v1/events.proto\x12\x19\x63onsultflow.api.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x02\n\x0cJobActivated\x12\x0f\n\x07job_key\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x12\n\nprocess_id\x18\x03 \x01(\t\x12\x12\n\nelement_id\x18\x04 \x01(\t\x12\x14\n\x0c\x65lement_name\x18\x05 \x01(\t\x12\x11\n\toperation\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\t\x12\x16\n\x0evariables_json\x18\x08 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x0f\n\x07retries\x18\n \x01(\x05\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62usiness_key\x18\x0c \x01(\t\"\x8a\x02\n\x0bStatusEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\x0b\x63orrelation\x18\x06 \x03(\x0b\x32\x37.consultflow.api.events.v1.StatusEvent.CorrelationEntry\x12\x14\n\x0cpayload_json\x18\x07 \x01(\t\x1a\x32\n\x10\x43orrelationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&consultflow/api/events/v1/events.proto\x12\x19\x63onsultflow.api.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x02\n\x0cJobActivated\x12\x0f\n\x07job_key\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x12\n\nprocess_id\x18\x03 \x01(\t\x12\x12\n\nelement_id\x18\x04 \x01(\t\x12\x14\n\x0c\x65lement_name\x18\x05 \x01(\t\x12\x11\n\toperation\x18\x06 \x01(\t\x12\x17\n\x0fparameters_json\x18\x07 \x01(\t\x12\x16\n\x0evariables_json\x18\x08 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\t \x01(\x05\x12\x0f\n\x07retries\x18\n \x01(\x05\x12,\n\x08\x64\x65\x61\x64line\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x62usiness_key\x18\x0c \x01(\t\x12.\n\ncreated_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8a\x02\n\x0bStatusEvent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07subject\x18\x04 \x01(\t\x12(\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12L\n\x0b\x63orrelation\x18\x06 \x03(\x0b\x32\x37.consultflow.api.events.v1.StatusEvent.CorrelationEntry\x12\x14\n\x0cpayload_json\x18\x07 \x01(\t\x1a\x32\n\x10\x43orrelationEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STATUSEVENT_CORRELATIONENTRY']._loaded_options = None
   _globals['_STATUSEVENT_CORRELATIONENTRY']._serialized_options = b'8\001'
   _globals['_JOBACTIVATED']._serialized_start=103
-  _globals['_JOBACTIVATED']._serialized_end=387
-  _globals['_STATUSEVENT']._serialized_start=390
-  _globals['_STATUSEVENT']._serialized_end=656
-  _globals['_STATUSEVENT_CORRELATIONENTRY']._serialized_start=606
-  _globals['_STATUSEVENT_CORRELATIONENTRY']._serialized_end=656
+  _globals['_JOBACTIVATED']._serialized_end=435
+  _globals['_STATUSEVENT']._serialized_start=438
+  _globals['_STATUSEVENT']._serialized_end=704
+  _globals['_STATUSEVENT_CORRELATIONENTRY']._serialized_start=654
+  _globals['_STATUSEVENT_CORRELATIONENTRY']._serialized_end=704
 # @@protoc_insertion_point(module_scope)

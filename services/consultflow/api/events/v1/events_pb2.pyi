@@ -40,6 +40,7 @@ class JobActivated(_message.Message):
     RETRIES_FIELD_NUMBER: _builtins.int
     DEADLINE_FIELD_NUMBER: _builtins.int
     BUSINESS_KEY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
     job_key: _builtins.str
     """stable per service task execution; the worker's idempotency key"""
     instance_id: _builtins.str
@@ -59,6 +60,10 @@ class JobActivated(_message.Message):
     business_key: _builtins.str
     @_builtins.property
     def deadline(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """when the engine reached the task (for latency and age)"""
+
     def __init__(
         self,
         *,
@@ -74,10 +79,11 @@ class JobActivated(_message.Message):
         retries: _builtins.int = ...,
         deadline: _timestamp_pb2.Timestamp | None = ...,
         business_key: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "deadline", b"deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "business_key", b"business_key", "deadline", b"deadline", "element_id", b"element_id", "element_name", b"element_name", "instance_id", b"instance_id", "job_key", b"job_key", "operation", b"operation", "parameters_json", b"parameters_json", "process_id", b"process_id", "retries", b"retries", "variables_json", b"variables_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt", b"attempt", "business_key", b"business_key", "created_at", b"created_at", "deadline", b"deadline", "element_id", b"element_id", "element_name", b"element_name", "instance_id", b"instance_id", "job_key", b"job_key", "operation", b"operation", "parameters_json", b"parameters_json", "process_id", b"process_id", "retries", b"retries", "variables_json", b"variables_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
