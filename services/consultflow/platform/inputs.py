@@ -47,8 +47,8 @@ def choice(kind: type[E], field: str, value: str) -> E:
         return kind(value.strip())
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
-        problem = "is required" if not value.strip() else f"{value!r} is not"
-        raise InvalidArgument(field, f"{problem}: one of {allowed}") from None
+        problem = "is required: one of" if not value.strip() else f"{value!r} is not one of"
+        raise InvalidArgument(field, f"{problem} {allowed}") from None
 
 
 def optional_choice(kind: type[E], field: str, value: str) -> E | None:
