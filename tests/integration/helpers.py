@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -14,14 +15,17 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import grpc
 import nats
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.settings import repository_root
 from tests.support.components import ComponentThread, addresses, component_settings
 
 StatusEvent = events_pb2.StatusEvent
+REPOSITORY = repository_root()
 
 
 @contextmanager
@@ -59,6 +63,30 @@ def job(operation: str, key: str = "", business_key: str = "", **parameters: Any
         retries=3,
         business_key=business_key,
     )
+
+
+def refused(
+    thread: ComponentThread, handlers: Mapping[str, JobHandler], operation: str, parameters: Mapping[str, Any]
+) -> str:
+    """Runs a job the service must refuse without retries; returns the failure message."""
+    outcome = run(thread, handlers, job(operation, **parameters))
+    assert (outcome.kind, outcome.retries) == ("failed", 0), outcome
+    return outcome.message
+
+
+def rpc_error(call: Callable[[Any], Any], request: Any) -> grpc.RpcError:
+    """The error a call must end in."""
+    try:
+        call(request)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{request!r} was accepted")
+
+
+def assert_rpc_error(call: Callable[[Any], Any], request: Any, code: grpc.StatusCode, text: str) -> None:
+    """The call fails with `code`, and its details contain `text` (which names the field)."""
+    error = rpc_error(call, request)
+    assert (error.code(), text in (error.details() or "")) == (code, True), (request, error.details())
 
 
 def completed(outcome: Outcome) -> Mapping[str, Any]:
@@ -154,6 +182,15 @@ def linear_process(process_id: str, steps: Sequence[str], messages: Mapping[str,
         f'<bpmn:process id="{process_id}" isExecutable="true"><bpmn:startEvent id="start" />'
         f'{"".join(steps)}<bpmn:endEvent id="end" />{flows}</bpmn:process></bpmn:definitions>'
     )
+
+
+def diagram_folder(tmp_path: Path, name: str, xml: str) -> Path:
+    """A bpmn/ folder for the orchestrator with one diagram and the real status-to-message mapping."""
+    folder = tmp_path / "bpmn"
+    folder.mkdir()
+    (folder / f"{name}.bpmn").write_text(xml, encoding="utf-8")
+    shutil.copy(REPOSITORY / "bpmn" / "status-messages.toml", folder)
+    return folder
 
 
 def _ident(name: str) -> str:

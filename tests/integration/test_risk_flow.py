@@ -5,14 +5,13 @@ for the risk service, and its status events come back as the BPMN messages the c
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
-from tests.integration.helpers import linear_process, message_catch, service_task
-from tests.support.system import ROOT, in_process_system
+from tests.integration.helpers import diagram_folder, linear_process, message_catch, service_task
+from tests.support.system import in_process_system
 
 DIAGRAM = linear_process(
     "risk_probe",
@@ -61,10 +60,7 @@ DIAGRAM = linear_process(
 
 
 def test_a_diagram_runs_the_risk_operations_and_hears_the_risk_service(tmp_path: Path, nats_url: str) -> None:
-    bpmn = tmp_path / "bpmn"
-    bpmn.mkdir()
-    (bpmn / "risk_probe.bpmn").write_text(DIAGRAM, encoding="utf-8")
-    shutil.copy(ROOT / "bpmn" / "status-messages.toml", bpmn)
+    bpmn = diagram_folder(tmp_path, "risk_probe", DIAGRAM)
     with in_process_system(tmp_path, nats_url, ["risk"], bpmn_dir=bpmn) as system:
         created = system.orchestrator.CreateInstance(
             opb.CreateInstanceRequest(

@@ -4,7 +4,7 @@ every RPC and job operation, the status events on STATUS, idempotency and precis
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,16 @@ from consultflow.risk.app import build
 from consultflow.risk.jobs import handlers
 from consultflow.risk.models import EarlyWarning, Risk
 from consultflow.risk.tables import RiskTables
-from tests.integration.helpers import completed, events_including, job, run, running
+from tests.integration.helpers import (
+    assert_rpc_error,
+    completed,
+    events_including,
+    job,
+    refused,
+    rpc_error,
+    run,
+    running,
+)
 from tests.support.components import ComponentThread
 
 HANDLERS = handlers(RiskTables(repository_root() / "bpmn"))
@@ -370,12 +379,8 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
     assert [(r.stage, r.description) for r in new_risk] == [
         ("implementation", "A second data source is needed")
     ]
-    refused = run(
-        risk,
-        HANDLERS,
-        job("risk.register_risk", engagement_id="E-2", risk_description="too late", risk_stage="follow_up"),
-    )
-    assert refused.kind == "failed" and "closed" in refused.message and refused.retries == 0
+    late_risk = {"engagement_id": "E-2", "risk_description": "too late", "risk_stage": "follow_up"}
+    assert "is closed" in refused(risk, HANDLERS, "risk.register_risk", late_risk)
 
     expected = [
         "register.opened",
@@ -424,16 +429,10 @@ def test_a_job_delivered_twice_acts_once(risk: ComponentThread, database_url: st
     db.dispose()
 
 
-def invalid(call: object, request: object) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(request)  # type: ignore[operator]
-    return caught.value
-
-
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) -> None:
     api = stub(risk)
-    cases: list[tuple[object, object, grpc.StatusCode, str]] = [
+    cases: list[tuple[Callable[[Any], Any], Any, grpc.StatusCode, str]] = [
         (
             api.RegisterRisk,
             pb.RegisterRiskRequest(engagement_id="E-4", stage="intake"),
@@ -485,8 +484,7 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
         ),
     ]
     for call, request, code, text in cases:
-        error = invalid(call, request)
-        assert (error.code(), text in (error.details() or "")) == (code, True), (request, error.details())
+        assert_rpc_error(call, request, code, text)
 
     risk_id = api.RegisterRisk(
         pb.RegisterRiskRequest(engagement_id="E-4", description="x", stage="intake")
@@ -527,9 +525,9 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
             "identification_method: is required",
         ),
     ]:
-        error = invalid(api.AssessRisk, request)
+        error = rpc_error(api.AssessRisk, request)
         assert (error.code(), text in (error.details() or "")) == (code, True), error.details()
-    error = invalid(api.PlanResponse, pb.PlanResponseRequest(risk_id=risk_id, strategy="accept"))
+    error = rpc_error(api.PlanResponse, pb.PlanResponseRequest(risk_id=risk_id, strategy="accept"))
     assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "not assessed" in (error.details() or "")
     api.AssessRisk(
         pb.AssessRiskRequest(
@@ -540,7 +538,7 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
             identification_method="delphi",
         )
     )
-    error = invalid(
+    error = rpc_error(
         api.PlanResponse,
         pb.PlanResponseRequest(risk_id=risk_id, strategy="transfer", measures="insurance", owner="CFO"),
     )
@@ -550,7 +548,7 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
     warning = api.RaiseWarning(
         pb.RaiseWarningRequest(engagement_id="E-4", indicator="cost_overrun_rate", value=0.5)
     )
-    error = invalid(api.AcknowledgeWarning, pb.AcknowledgeWarningRequest(warning_id=warning.warning_id))
+    error = rpc_error(api.AcknowledgeWarning, pb.AcknowledgeWarningRequest(warning_id=warning.warning_id))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and (error.details() or "").startswith("action:")
 
     # Jobs name the diagram's variables, and a refused job is not retried.
@@ -620,6 +618,5 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
         ("risk.escalate_warning", {"warning_id": "nope"}, "warning 'nope' not found"),
     ]
     for operation, parameters, text in refusals:
-        outcome = run(risk, HANDLERS, job(operation, **parameters))
-        assert (outcome.kind, outcome.retries) == ("failed", 0), outcome
-        assert text in outcome.message, outcome.message
+        message = refused(risk, HANDLERS, operation, parameters)
+        assert text in message, message

@@ -5,14 +5,13 @@ jobs for the survey service, and the client's answer (SubmitResponse) comes back
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
-from tests.integration.helpers import linear_process, message_catch, service_task
-from tests.support.system import ROOT, in_process_system
+from tests.integration.helpers import diagram_folder, linear_process, message_catch, service_task
+from tests.support.system import in_process_system
 
 DIAGRAM = linear_process(
     "survey_probe",
@@ -63,10 +62,7 @@ DIAGRAM = linear_process(
 def test_a_diagram_runs_the_survey_operations_and_hears_the_clients_answer(
     tmp_path: Path, nats_url: str
 ) -> None:
-    bpmn = tmp_path / "bpmn"
-    bpmn.mkdir()
-    (bpmn / "survey_probe.bpmn").write_text(DIAGRAM, encoding="utf-8")
-    shutil.copy(ROOT / "bpmn" / "status-messages.toml", bpmn)
+    bpmn = diagram_folder(tmp_path, "survey_probe", DIAGRAM)
     with in_process_system(tmp_path, nats_url, ["survey"], bpmn_dir=bpmn) as system:
         created = system.orchestrator.CreateInstance(
             opb.CreateInstanceRequest(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, func, select
 
@@ -43,6 +43,8 @@ from consultflow.risk.domain import (
 from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 REVIEW_SOURCE = "periodic review (6.4.1)"
+
+T = TypeVar("T")
 
 
 # --- views: the entity's state as event payloads (process variable names) ------------------------------
@@ -219,10 +221,9 @@ def register_counts(uow: UnitOfWork, engagement_id: str, today: date) -> Registe
 def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
     """6.1: records a risk and publishes `risk.registered` (→ message `risk.identified`); the same
     request id returns the risk registered first."""
-    if command.request_id:
-        existing = uow.session.scalars(select(Risk).where(Risk.request_id == command.request_id)).first()
-        if existing is not None:
-            return existing
+    existing = _by_request(uow, Risk, command.request_id)
+    if existing is not None:
+        return existing
     register = _open_register_for(uow, command.engagement_id)
     risk = Risk(
         risk_id=str(uuid.uuid4()),
@@ -247,11 +248,23 @@ def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
     return risk
 
 
+def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+    """The row with primary key `key`, or NotFound naming what was asked for."""
+    row = uow.session.get(model, key) if key else None
+    if row is None:
+        raise NotFound(kind, key)
+    return row
+
+
+def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
+    """The row an earlier request with this idempotency key created."""
+    if not request_id:
+        return None
+    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
+
+
 def get_risk(uow: UnitOfWork, risk_id: str) -> Risk:
-    risk = uow.session.get(Risk, risk_id) if risk_id else None
-    if risk is None:
-        raise NotFound("risk", risk_id)
-    return risk
+    return _one(uow, Risk, risk_id, "risk")
 
 
 def _live_risk(uow: UnitOfWork, risk_id: str) -> Risk:
@@ -399,10 +412,7 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
 
 
 def get_response(uow: UnitOfWork, response_id: str) -> ResponsePlan:
-    plan = uow.session.get(ResponsePlan, response_id) if response_id else None
-    if plan is None:
-        raise NotFound("response", response_id)
-    return plan
+    return _one(uow, ResponsePlan, response_id, "response")
 
 
 def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
@@ -545,12 +555,9 @@ def _raise(
 def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWarning:
     """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
     `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
-    if reading.request_id:
-        existing = uow.session.scalars(
-            select(EarlyWarning).where(EarlyWarning.request_id == reading.request_id)
-        ).first()
-        if existing is not None:
-            return existing
+    existing = _by_request(uow, EarlyWarning, reading.request_id)
+    if existing is not None:
+        return existing
     required_text("engagement_id", reading.engagement_id, 100)
     if reading.risk_id:
         get_risk(uow, reading.risk_id)
@@ -568,10 +575,7 @@ def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWar
 
 
 def get_warning(uow: UnitOfWork, warning_id: str) -> EarlyWarning:
-    warning = uow.session.get(EarlyWarning, warning_id) if warning_id else None
-    if warning is None:
-        raise NotFound("warning", warning_id)
-    return warning
+    return _one(uow, EarlyWarning, warning_id, "warning")
 
 
 def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowledged_by: str) -> EarlyWarning:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, select, update
 
@@ -35,6 +35,8 @@ from consultflow.survey.domain import (
     trend,
 )
 from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
+
+T = TypeVar("T")
 
 # --- views: the entity's state as event payloads (process variable names) ------------------------------
 
@@ -128,10 +130,19 @@ def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str,
     uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
 
 
-def _by_request(uow: UnitOfWork, model: Any, request_id: str) -> Any:
+def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+    """The row with primary key `key`, or NotFound naming what was asked for."""
+    row = uow.session.get(model, key) if key else None
+    if row is None:
+        raise NotFound(kind, key)
+    return row
+
+
+def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
+    """The row an earlier request with this idempotency key created."""
     if not request_id:
         return None
-    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()
+    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
 
 
 # --- surveys (5.1) ------------------------------------------------------------------------------------
@@ -139,7 +150,7 @@ def _by_request(uow: UnitOfWork, model: Any, request_id: str) -> Any:
 
 def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
     """5.1.1: plans the survey and creates its questionnaire; the same request id returns the first."""
-    existing: Survey | None = _by_request(uow, Survey, plan.request_id)
+    existing = _by_request(uow, Survey, plan.request_id)
     if existing is not None:
         return existing
     survey = Survey(
@@ -163,10 +174,7 @@ def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
 
 
 def get_survey(uow: UnitOfWork, survey_id: str) -> Survey:
-    survey = uow.session.get(Survey, survey_id) if survey_id else None
-    if survey is None:
-        raise NotFound("survey", survey_id)
-    return survey
+    return _one(uow, Survey, survey_id, "survey")
 
 
 def list_surveys(
@@ -215,7 +223,7 @@ def submit_response(
     uow: UnitOfWork, survey_id: str, respondent: str, answers: Answers, request_id: str = ""
 ) -> tuple[Response, Survey]:
     """5.1.2: the client's answers; publishes `response.submitted` (→ message `survey.response_received`)."""
-    existing: Response | None = _by_request(uow, Response, request_id)
+    existing = _by_request(uow, Response, request_id)
     if existing is not None:
         return existing, get_survey(uow, existing.survey_id)
     survey = get_survey(uow, survey_id)
@@ -305,10 +313,7 @@ def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
 
 
 def get_analysis(uow: UnitOfWork, survey_id: str) -> Analysis:
-    analysis = uow.session.get(Analysis, survey_id) if survey_id else None
-    if analysis is None:
-        raise NotFound("analysis of survey", survey_id)
-    return analysis
+    return _one(uow, Analysis, survey_id, "analysis of survey")
 
 
 def client_trend(uow: UnitOfWork, client_id: str) -> Trend:
@@ -341,7 +346,7 @@ def client_trend(uow: UnitOfWork, client_id: str) -> Trend:
 
 def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
     """5.2.1: a problem, classified by nature and severity."""
-    existing: Problem | None = _by_request(uow, Problem, command.request_id)
+    existing = _by_request(uow, Problem, command.request_id)
     if existing is not None:
         return existing
     survey = get_survey(uow, command.survey_id)
@@ -363,10 +368,7 @@ def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
 
 
 def get_problem(uow: UnitOfWork, problem_id: str) -> Problem:
-    problem = uow.session.get(Problem, problem_id) if problem_id else None
-    if problem is None:
-        raise NotFound("problem", problem_id)
-    return problem
+    return _one(uow, Problem, problem_id, "problem")
 
 
 def _unsolved(uow: UnitOfWork, problem_id: str) -> Problem:
@@ -403,7 +405,7 @@ def reports_of(uow: UnitOfWork, problem_id: str) -> list[ProgressReport]:
 
 def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
     """5.2.2: a measure with responsible department and person, deadline and target."""
-    existing: Measure | None = _by_request(uow, Measure, command.request_id)
+    existing = _by_request(uow, Measure, command.request_id)
     if existing is not None:
         return existing
     problem = _unsolved(uow, command.problem_id)
@@ -428,10 +430,7 @@ def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
 
 
 def get_measure(uow: UnitOfWork, measure_id: str) -> Measure:
-    measure = uow.session.get(Measure, measure_id) if measure_id else None
-    if measure is None:
-        raise NotFound("measure", measure_id)
-    return measure
+    return _one(uow, Measure, measure_id, "measure")
 
 
 def _complete(uow: UnitOfWork, measure: Measure) -> None:
