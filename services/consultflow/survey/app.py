@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.timeutil import now
+from consultflow.survey import service
+from consultflow.survey.jobs import HANDLERS
+from consultflow.survey.servicer import SurveyServicer
 
 SERVICE_NAME = "consultflow.api.survey.v1.SurveyService"
 
+OVERDUE_SCAN_SECONDS = 600.0
+"""How often the service looks for measures that went past their deadline (deadlines are days)."""
+
 
 def build(context: Context) -> Parts:
-    servicer = pb_grpc.SurveyServiceServicer()
+    def scan_overdue() -> None:
+        with context.uow() as uow:
+            service.publish_overdue_measures(uow, now().date())
+            uow.commit()
+
+    async def publish_overdue_measures() -> None:
+        """5.2.2: announces each measure that went past its deadline, once, soon after it did."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await loop.run_in_executor(context.executor, scan_overdue)
+            await asyncio.sleep(OVERDUE_SCAN_SECONDS)
+
     return Parts(
-        registrations=[Registration(pb_grpc.add_SurveyServiceServicer_to_server, servicer, SERVICE_NAME)]
+        registrations=[
+            Registration(
+                pb_grpc.add_SurveyServiceServicer_to_server, SurveyServicer(context.uow), SERVICE_NAME
+            )
+        ],
+        job_handlers=HANDLERS,
+        background=[publish_overdue_measures],
     )

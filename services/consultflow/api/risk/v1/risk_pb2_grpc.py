@@ -39,6 +39,81 @@ class RiskServiceStub:
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
                 _registered_method=True)
+        self.GetRisk = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/GetRisk',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+                _registered_method=True)
+        self.ListRisks = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ListRisks',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksResponse.FromString,
+                _registered_method=True)
+        self.AssessRisk = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/AssessRisk',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskResponse.FromString,
+                _registered_method=True)
+        self.GetRiskMatrix = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/GetRiskMatrix',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskMatrixRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RiskMatrix.FromString,
+                _registered_method=True)
+        self.PlanResponse = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/PlanResponse',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+                _registered_method=True)
+        self.CompleteResponse = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/CompleteResponse',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+                _registered_method=True)
+        self.ListResponses = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ListResponses',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesResponse.FromString,
+                _registered_method=True)
+        self.CloseRisk = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/CloseRisk',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+                _registered_method=True)
+        self.GetRegister = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/GetRegister',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRegisterRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Register.FromString,
+                _registered_method=True)
+        self.RecordReview = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/RecordReview',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RecordReviewRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
+                _registered_method=True)
+        self.ListReviews = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ListReviews',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.FromString,
+                _registered_method=True)
+        self.RaiseWarning = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/RaiseWarning',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RaiseWarningRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+                _registered_method=True)
+        self.AcknowledgeWarning = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/AcknowledgeWarning',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AcknowledgeWarningRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+                _registered_method=True)
+        self.GetWarning = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/GetWarning',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetWarningRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+                _registered_method=True)
+        self.ListWarnings = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ListWarnings',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsResponse.FromString,
+                _registered_method=True)
 
 
 class RiskServiceServicer:
@@ -46,7 +121,109 @@ class RiskServiceServicer:
 
     def RegisterRisk(self, request, context):
         """6.1: registers a risk found at any stage (delivery's data analysis calls this over gRPC).
+        Publishes status.risk.risk.registered (→ BPMN message risk.identified).
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRisk(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRisks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AssessRisk(self, request, context):
+        """6.2: likelihood × impact → level, priority and suggested strategy from the risk matrix. A new
+        priority that crosses into a worse warning band raises a warning (6.4.2 [assumption]).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRiskMatrix(self, request, context):
+        """6.2.3: the risk matrix of one engagement, or of the whole firm, for a heat map.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanResponse(self, request, context):
+        """6.3: the strategy a person chose, with measures, owner and due date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteResponse(self, request, context):
+        """6.4.1: the measures of a response were carried out (and whether they worked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResponses(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseRisk(self, request, context):
+        """A risk that no longer threatens the engagement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRegister(self, request, context):
+        """The engagement's register with its counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordReview(self, request, context):
+        """6.4.1: a periodic review; a new risk found is registered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReviews(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RaiseWarning(self, request, context):
+        """6.4.2 [assumption]: a key risk indicator reading; its level comes from the thresholds table.
+        Publishes status.risk.warning.raised (→ BPMN message engagement.risk_warning).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeWarning(self, request, context):
+        """Publishes status.risk.warning.acknowledged (→ BPMN message risk.warning_acknowledged, key warning_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWarning(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWarnings(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -58,6 +235,81 @@ def add_RiskServiceServicer_to_server(servicer, server):
                     servicer.RegisterRisk,
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
+            'GetRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRisk,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
+            'ListRisks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRisks,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksResponse.SerializeToString,
+            ),
+            'AssessRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssessRisk,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskResponse.SerializeToString,
+            ),
+            'GetRiskMatrix': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRiskMatrix,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskMatrixRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RiskMatrix.SerializeToString,
+            ),
+            'PlanResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanResponse,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
+            ),
+            'CompleteResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteResponse,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
+            ),
+            'ListResponses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResponses,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesResponse.SerializeToString,
+            ),
+            'CloseRisk': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseRisk,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
+            'GetRegister': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRegister,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRegisterRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Register.SerializeToString,
+            ),
+            'RecordReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordReview,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RecordReviewRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Review.SerializeToString,
+            ),
+            'ListReviews': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReviews,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.SerializeToString,
+            ),
+            'RaiseWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.RaiseWarning,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RaiseWarningRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.SerializeToString,
+            ),
+            'AcknowledgeWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeWarning,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AcknowledgeWarningRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.SerializeToString,
+            ),
+            'GetWarning': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWarning,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetWarningRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.SerializeToString,
+            ),
+            'ListWarnings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWarnings,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +339,411 @@ class RiskService:
             '/consultflow.api.risk.v1.RiskService/RegisterRisk',
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RegisterRiskRequest.SerializeToString,
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/GetRisk',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRisks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ListRisks',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListRisksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssessRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/AssessRisk',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AssessRiskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRiskMatrix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/GetRiskMatrix',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRiskMatrixRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RiskMatrix.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/PlanResponse',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/CompleteResponse',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResponses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ListResponses',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListResponsesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseRisk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/CloseRisk',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRegister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/GetRegister',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRegisterRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Register.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/RecordReview',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RecordReviewRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Review.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReviews(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ListReviews',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListReviewsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RaiseWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/RaiseWarning',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.RaiseWarningRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/AcknowledgeWarning',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.AcknowledgeWarningRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWarning(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/GetWarning',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetWarningRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Warning.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWarnings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ListWarnings',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ListWarningsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,15 +22,80 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&consultflow/api/survey/v1/survey.proto\x12\x19\x63onsultflow.api.survey.v12\x0f\n\rSurveyServiceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&consultflow/api/survey/v1/survey.proto\x12\x19\x63onsultflow.api.survey.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb9\x01\n\x11\x43reatePlanRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x13\n\x0brespondents\x18\x04 \x03(\t\x12\x13\n\x0bsurvey_date\x18\x05 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x06 \x01(\t\x12\x1b\n\x13skip_recommendation\x18\x07 \x01(\x08\x12\x12\n\nrequest_id\x18\x08 \x01(\t\"e\n\x08Question\x12\x13\n\x0bquestion_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x11\n\tscale_min\x18\x03 \x01(\x05\x12\x11\n\tscale_max\x18\x04 \x01(\x05\x12\x10\n\x08required\x18\x05 \x01(\x08\"\xa4\x03\n\x06Survey\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x13\n\x0brespondents\x18\x05 \x03(\t\x12\x13\n\x0bsurvey_date\x18\x06 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x07 \x01(\t\x12\x36\n\tquestions\x18\x08 \x03(\x0b\x32#.consultflow.api.survey.v1.Question\x12\x0e\n\x06status\x18\t \x01(\t\x12\x16\n\x0eresponse_count\x18\n \x01(\x05\x12\x11\n\treminders\x18\x0b \x01(\x05\x12.\n\nplanned_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\x15questionnaire_sent_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10last_reminded_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x10GetSurveyRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\"e\n\x12ListSurveysRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x11\n\tclient_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"b\n\x13ListSurveysResponse\x12\x32\n\x07surveys\x18\x01 \x03(\x0b\x32!.consultflow.api.survey.v1.Survey\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"r\n\x07Ratings\x12\x17\n\x0fservice_quality\x18\x01 \x01(\x05\x12\x16\n\x0eresult_quality\x18\x02 \x01(\x05\x12\x18\n\x10team_performance\x18\x03 \x01(\x05\x12\x1c\n\x14overall_satisfaction\x18\x04 \x01(\x05\"\x84\x01\n\x08\x43omments\x12\x17\n\x0fservice_quality\x18\x01 \x01(\t\x12\x16\n\x0eresult_quality\x18\x02 \x01(\t\x12\x18\n\x10team_performance\x18\x03 \x01(\t\x12\x1c\n\x14overall_satisfaction\x18\x04 \x01(\t\x12\x0f\n\x07general\x18\x05 \x01(\t\"\xee\x01\n\x15SubmitResponseRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x12\n\nrespondent\x18\x02 \x01(\t\x12\x33\n\x07ratings\x18\x03 \x01(\x0b\x32\".consultflow.api.survey.v1.Ratings\x12\x35\n\x08\x63omments\x18\x04 \x01(\x0b\x32#.consultflow.api.survey.v1.Comments\x12\x1b\n\x0erecommendation\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x12\n\nrequest_id\x18\x06 \x01(\tB\x11\n\x0f_recommendation\"\xb1\x02\n\x0eSurveyResponse\x12\x13\n\x0bresponse_id\x18\x01 \x01(\t\x12\x11\n\tsurvey_id\x18\x02 \x01(\t\x12\x15\n\rengagement_id\x18\x03 \x01(\t\x12\x12\n\nrespondent\x18\x04 \x01(\t\x12\x33\n\x07ratings\x18\x05 \x01(\x0b\x32\".consultflow.api.survey.v1.Ratings\x12\x35\n\x08\x63omments\x18\x06 \x01(\x0b\x32#.consultflow.api.survey.v1.Comments\x12\x1b\n\x0erecommendation\x18\x07 \x01(\x05H\x00\x88\x01\x01\x12\x30\n\x0csubmitted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x11\n\x0f_recommendation\")\n\x14ListResponsesRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\"U\n\x15ListResponsesResponse\x12<\n\tresponses\x18\x01 \x03(\x0b\x32).consultflow.api.survey.v1.SurveyResponse\")\n\x14\x41nalyseSurveyRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\"\'\n\x12GetAnalysisRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\"n\n\x0f\x44imensionResult\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x13\n\x0bmean_rating\x18\x03 \x01(\x01\x12\x0c\n\x04\x63sat\x18\x04 \x01(\x01\x12\x15\n\rnot_satisfied\x18\x05 \x01(\x05\"h\n\x15\x44issatisfactionReason\x12\x11\n\tdimension\x18\x01 \x01(\t\x12\x13\n\x0bmean_rating\x18\x02 \x01(\x01\x12\x15\n\rnot_satisfied\x18\x03 \x01(\x05\x12\x10\n\x08\x63omments\x18\x04 \x03(\t\"\x93\x03\n\x08\x41nalysis\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x11\n\tclient_id\x18\x03 \x01(\t\x12\x16\n\x0eresponse_count\x18\x04 \x01(\x05\x12\x1a\n\x12satisfaction_score\x18\x05 \x01(\x01\x12\x15\n\rlowest_rating\x18\x06 \x01(\x01\x12\x0c\n\x04\x63sat\x18\x07 \x01(\x01\x12\x10\n\x03nps\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0bnps_answers\x18\t \x01(\x05\x12>\n\ndimensions\x18\n \x03(\x0b\x32*.consultflow.api.survey.v1.DimensionResult\x12Q\n\x17\x64issatisfaction_reasons\x18\x0b \x03(\x0b\x32\x30.consultflow.api.survey.v1.DissatisfactionReason\x12/\n\x0b\x61nalysed_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\n\x04_nps\"*\n\x15GetClientTrendRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\"\xcf\x01\n\nTrendPoint\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x15\n\rengagement_id\x18\x02 \x01(\t\x12\x13\n\x0bsurvey_date\x18\x03 \x01(\t\x12\x1a\n\x12satisfaction_score\x18\x04 \x01(\x01\x12\x0c\n\x04\x63sat\x18\x05 \x01(\x01\x12\x10\n\x03nps\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12>\n\ndimensions\x18\x07 \x03(\x0b\x32*.consultflow.api.survey.v1.DimensionResultB\x06\n\x04_nps\"\xb5\x01\n\x0b\x43lientTrend\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12\x35\n\x06points\x18\x02 \x03(\x0b\x32%.consultflow.api.survey.v1.TrendPoint\x12\x15\n\raverage_score\x18\x03 \x01(\x01\x12\x14\n\x0cscore_change\x18\x04 \x01(\x01\x12\x11\n\tdirection\x18\x05 \x01(\t\x12\x1c\n\x14\x64\x65\x63lining_dimensions\x18\x06 \x03(\t\"t\n\x14RecordProblemRequest\x12\x11\n\tsurvey_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0e\n\x06nature\x18\x03 \x01(\t\x12\x10\n\x08severity\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\"\xe9\x02\n\x07Problem\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x11\n\tsurvey_id\x18\x02 \x01(\t\x12\x15\n\rengagement_id\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06nature\x18\x05 \x01(\t\x12\x10\n\x08severity\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\x34\n\x08measures\x18\x08 \x03(\x0b\x32\".consultflow.api.survey.v1.Measure\x12\x43\n\x10progress_reports\x18\t \x03(\x0b\x32).consultflow.api.survey.v1.ProgressReport\x12/\n\x0brecorded_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tsolved_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xba\x02\n\x07Measure\x12\x12\n\nmeasure_id\x18\x01 \x01(\t\x12\x12\n\nproblem_id\x18\x02 \x01(\t\x12\x15\n\rengagement_id\x18\x03 \x01(\t\x12\x0f\n\x07measure\x18\x04 \x01(\t\x12\x1e\n\x16responsible_department\x18\x05 \x01(\t\x12\x1a\n\x12responsible_person\x18\x06 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\t\x12\x0e\n\x06target\x18\x08 \x01(\t\x12\x0e\n\x06status\x18\t \x01(\t\x12\x0f\n\x07overdue\x18\n \x01(\x08\x12.\n\ndefined_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0c\x63ompleted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"t\n\x0eProgressReport\x12\x11\n\treport_id\x18\x01 \x01(\t\x12\x0e\n\x06report\x18\x02 \x01(\t\x12\x0e\n\x06solved\x18\x03 \x01(\x08\x12/\n\x0breported_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\'\n\x11GetProblemRequest\x12\x12\n\nproblem_id\x18\x01 \x01(\t\"v\n\x13ListProblemsRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x11\n\tsurvey_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"e\n\x14ListProblemsResponse\x12\x34\n\x08problems\x18\x01 \x03(\x0b\x32\".consultflow.api.survey.v1.Problem\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xad\x01\n\x14\x44\x65\x66ineMeasureRequest\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x0f\n\x07measure\x18\x02 \x01(\t\x12\x1e\n\x16responsible_department\x18\x03 \x01(\t\x12\x1a\n\x12responsible_person\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x05 \x01(\t\x12\x0e\n\x06target\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\",\n\x16\x43ompleteMeasureRequest\x12\x12\n\nmeasure_id\x18\x01 \x01(\t\"K\n\x15ReportProgressRequest\x12\x12\n\nproblem_id\x18\x01 \x01(\t\x12\x0e\n\x06report\x18\x02 \x01(\t\x12\x0e\n\x06solved\x18\x03 \x01(\x08\"Z\n\x1aListOverdueMeasuresRequest\x12\x15\n\rengagement_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"l\n\x1bListOverdueMeasuresResponse\x12\x34\n\x08measures\x18\x01 \x03(\x0b\x32\".consultflow.api.survey.v1.Measure\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xc8\x0c\n\rSurveyService\x12]\n\nCreatePlan\x12,.consultflow.api.survey.v1.CreatePlanRequest\x1a!.consultflow.api.survey.v1.Survey\x12[\n\tGetSurvey\x12+.consultflow.api.survey.v1.GetSurveyRequest\x1a!.consultflow.api.survey.v1.Survey\x12l\n\x0bListSurveys\x12-.consultflow.api.survey.v1.ListSurveysRequest\x1a..consultflow.api.survey.v1.ListSurveysResponse\x12m\n\x0eSubmitResponse\x12\x30.consultflow.api.survey.v1.SubmitResponseRequest\x1a).consultflow.api.survey.v1.SurveyResponse\x12r\n\rListResponses\x12/.consultflow.api.survey.v1.ListResponsesRequest\x1a\x30.consultflow.api.survey.v1.ListResponsesResponse\x12\x65\n\rAnalyseSurvey\x12/.consultflow.api.survey.v1.AnalyseSurveyRequest\x1a#.consultflow.api.survey.v1.Analysis\x12\x61\n\x0bGetAnalysis\x12-.consultflow.api.survey.v1.GetAnalysisRequest\x1a#.consultflow.api.survey.v1.Analysis\x12j\n\x0eGetClientTrend\x12\x30.consultflow.api.survey.v1.GetClientTrendRequest\x1a&.consultflow.api.survey.v1.ClientTrend\x12\x64\n\rRecordProblem\x12/.consultflow.api.survey.v1.RecordProblemRequest\x1a\".consultflow.api.survey.v1.Problem\x12^\n\nGetProblem\x12,.consultflow.api.survey.v1.GetProblemRequest\x1a\".consultflow.api.survey.v1.Problem\x12o\n\x0cListProblems\x12..consultflow.api.survey.v1.ListProblemsRequest\x1a/.consultflow.api.survey.v1.ListProblemsResponse\x12\x64\n\rDefineMeasure\x12/.consultflow.api.survey.v1.DefineMeasureRequest\x1a\".consultflow.api.survey.v1.Measure\x12h\n\x0f\x43ompleteMeasure\x12\x31.consultflow.api.survey.v1.CompleteMeasureRequest\x1a\".consultflow.api.survey.v1.Measure\x12\x66\n\x0eReportProgress\x12\x30.consultflow.api.survey.v1.ReportProgressRequest\x1a\".consultflow.api.survey.v1.Problem\x12\x84\x01\n\x13ListOverdueMeasures\x12\x35.consultflow.api.survey.v1.ListOverdueMeasuresRequest\x1a\x36.consultflow.api.survey.v1.ListOverdueMeasuresResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'consultflow.api.survey.v1.survey_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SURVEYSERVICE']._serialized_start=69
-  _globals['_SURVEYSERVICE']._serialized_end=84
+  _globals['_CREATEPLANREQUEST']._serialized_start=103
+  _globals['_CREATEPLANREQUEST']._serialized_end=288
+  _globals['_QUESTION']._serialized_start=290
+  _globals['_QUESTION']._serialized_end=391
+  _globals['_SURVEY']._serialized_start=394
+  _globals['_SURVEY']._serialized_end=814
+  _globals['_GETSURVEYREQUEST']._serialized_start=816
+  _globals['_GETSURVEYREQUEST']._serialized_end=853
+  _globals['_LISTSURVEYSREQUEST']._serialized_start=855
+  _globals['_LISTSURVEYSREQUEST']._serialized_end=956
+  _globals['_LISTSURVEYSRESPONSE']._serialized_start=958
+  _globals['_LISTSURVEYSRESPONSE']._serialized_end=1056
+  _globals['_RATINGS']._serialized_start=1058
+  _globals['_RATINGS']._serialized_end=1172
+  _globals['_COMMENTS']._serialized_start=1175
+  _globals['_COMMENTS']._serialized_end=1307
+  _globals['_SUBMITRESPONSEREQUEST']._serialized_start=1310
+  _globals['_SUBMITRESPONSEREQUEST']._serialized_end=1548
+  _globals['_SURVEYRESPONSE']._serialized_start=1551
+  _globals['_SURVEYRESPONSE']._serialized_end=1856
+  _globals['_LISTRESPONSESREQUEST']._serialized_start=1858
+  _globals['_LISTRESPONSESREQUEST']._serialized_end=1899
+  _globals['_LISTRESPONSESRESPONSE']._serialized_start=1901
+  _globals['_LISTRESPONSESRESPONSE']._serialized_end=1986
+  _globals['_ANALYSESURVEYREQUEST']._serialized_start=1988
+  _globals['_ANALYSESURVEYREQUEST']._serialized_end=2029
+  _globals['_GETANALYSISREQUEST']._serialized_start=2031
+  _globals['_GETANALYSISREQUEST']._serialized_end=2070
+  _globals['_DIMENSIONRESULT']._serialized_start=2072
+  _globals['_DIMENSIONRESULT']._serialized_end=2182
+  _globals['_DISSATISFACTIONREASON']._serialized_start=2184
+  _globals['_DISSATISFACTIONREASON']._serialized_end=2288
+  _globals['_ANALYSIS']._serialized_start=2291
+  _globals['_ANALYSIS']._serialized_end=2694
+  _globals['_GETCLIENTTRENDREQUEST']._serialized_start=2696
+  _globals['_GETCLIENTTRENDREQUEST']._serialized_end=2738
+  _globals['_TRENDPOINT']._serialized_start=2741
+  _globals['_TRENDPOINT']._serialized_end=2948
+  _globals['_CLIENTTREND']._serialized_start=2951
+  _globals['_CLIENTTREND']._serialized_end=3132
+  _globals['_RECORDPROBLEMREQUEST']._serialized_start=3134
+  _globals['_RECORDPROBLEMREQUEST']._serialized_end=3250
+  _globals['_PROBLEM']._serialized_start=3253
+  _globals['_PROBLEM']._serialized_end=3614
+  _globals['_MEASURE']._serialized_start=3617
+  _globals['_MEASURE']._serialized_end=3931
+  _globals['_PROGRESSREPORT']._serialized_start=3933
+  _globals['_PROGRESSREPORT']._serialized_end=4049
+  _globals['_GETPROBLEMREQUEST']._serialized_start=4051
+  _globals['_GETPROBLEMREQUEST']._serialized_end=4090
+  _globals['_LISTPROBLEMSREQUEST']._serialized_start=4092
+  _globals['_LISTPROBLEMSREQUEST']._serialized_end=4210
+  _globals['_LISTPROBLEMSRESPONSE']._serialized_start=4212
+  _globals['_LISTPROBLEMSRESPONSE']._serialized_end=4313
+  _globals['_DEFINEMEASUREREQUEST']._serialized_start=4316
+  _globals['_DEFINEMEASUREREQUEST']._serialized_end=4489
+  _globals['_COMPLETEMEASUREREQUEST']._serialized_start=4491
+  _globals['_COMPLETEMEASUREREQUEST']._serialized_end=4535
+  _globals['_REPORTPROGRESSREQUEST']._serialized_start=4537
+  _globals['_REPORTPROGRESSREQUEST']._serialized_end=4612
+  _globals['_LISTOVERDUEMEASURESREQUEST']._serialized_start=4614
+  _globals['_LISTOVERDUEMEASURESREQUEST']._serialized_end=4704
+  _globals['_LISTOVERDUEMEASURESRESPONSE']._serialized_start=4706
+  _globals['_LISTOVERDUEMEASURESRESPONSE']._serialized_end=4814
+  _globals['_SURVEYSERVICE']._serialized_start=4817
+  _globals['_SURVEYSERVICE']._serialized_end=6425
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from consultflow.api.survey.v1 import survey_pb2 as consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,8 +26,7 @@ if _version_not_supported:
 
 
 class SurveyServiceStub:
-    """The survey service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -34,15 +34,263 @@ class SurveyServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreatePlan = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/CreatePlan',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CreatePlanRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.FromString,
+                _registered_method=True)
+        self.GetSurvey = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/GetSurvey',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetSurveyRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.FromString,
+                _registered_method=True)
+        self.ListSurveys = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/ListSurveys',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysResponse.FromString,
+                _registered_method=True)
+        self.SubmitResponse = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/SubmitResponse',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SubmitResponseRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SurveyResponse.FromString,
+                _registered_method=True)
+        self.ListResponses = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/ListResponses',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesResponse.FromString,
+                _registered_method=True)
+        self.AnalyseSurvey = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/AnalyseSurvey',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.AnalyseSurveyRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.FromString,
+                _registered_method=True)
+        self.GetAnalysis = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/GetAnalysis',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetAnalysisRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.FromString,
+                _registered_method=True)
+        self.GetClientTrend = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/GetClientTrend',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetClientTrendRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ClientTrend.FromString,
+                _registered_method=True)
+        self.RecordProblem = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/RecordProblem',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.RecordProblemRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+                _registered_method=True)
+        self.GetProblem = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/GetProblem',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetProblemRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+                _registered_method=True)
+        self.ListProblems = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/ListProblems',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsResponse.FromString,
+                _registered_method=True)
+        self.DefineMeasure = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/DefineMeasure',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.DefineMeasureRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.FromString,
+                _registered_method=True)
+        self.CompleteMeasure = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/CompleteMeasure',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CompleteMeasureRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.FromString,
+                _registered_method=True)
+        self.ReportProgress = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/ReportProgress',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ReportProgressRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+                _registered_method=True)
+        self.ListOverdueMeasures = channel.unary_unary(
+                '/consultflow.api.survey.v1.SurveyService/ListOverdueMeasures',
+                request_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresResponse.FromString,
+                _registered_method=True)
 
 
 class SurveyServiceServicer:
-    """The survey service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    def CreatePlan(self, request, context):
+        """5.1.1: plans a survey (method, respondents, content, timing) and creates its questionnaire.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSurvey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSurveys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitResponse(self, request, context):
+        """5.1.2: the client's answers (or an interviewer's notes of them). Publishes
+        status.survey.response.submitted (→ BPMN message survey.response_received, key engagement_id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListResponses(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnalyseSurvey(self, request, context):
+        """5.1.3: scores the responses so far (see the formula above); the latest analysis is kept.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAnalysis(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClientTrend(self, request, context):
+        """5.1.3: how a client's satisfaction moved across its engagements.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordProblem(self, request, context):
+        """5.2.1: a problem found in the survey or the client's feedback.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProblem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProblems(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DefineMeasure(self, request, context):
+        """5.2.2: a rectification measure with responsible department and person, deadline and target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteMeasure(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportProgress(self, request, context):
+        """5.2.3: progress reported to the client; "solved" closes the problem and its measures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOverdueMeasures(self, request, context):
+        """5.2.2: open measures past their deadline (each is also published once as measure.overdue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_SurveyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreatePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlan,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CreatePlanRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.SerializeToString,
+            ),
+            'GetSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSurvey,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetSurveyRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.SerializeToString,
+            ),
+            'ListSurveys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSurveys,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysResponse.SerializeToString,
+            ),
+            'SubmitResponse': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitResponse,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SubmitResponseRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SurveyResponse.SerializeToString,
+            ),
+            'ListResponses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResponses,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesResponse.SerializeToString,
+            ),
+            'AnalyseSurvey': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnalyseSurvey,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.AnalyseSurveyRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.SerializeToString,
+            ),
+            'GetAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAnalysis,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetAnalysisRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.SerializeToString,
+            ),
+            'GetClientTrend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClientTrend,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetClientTrendRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ClientTrend.SerializeToString,
+            ),
+            'RecordProblem': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordProblem,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.RecordProblemRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.SerializeToString,
+            ),
+            'GetProblem': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProblem,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetProblemRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.SerializeToString,
+            ),
+            'ListProblems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProblems,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsResponse.SerializeToString,
+            ),
+            'DefineMeasure': grpc.unary_unary_rpc_method_handler(
+                    servicer.DefineMeasure,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.DefineMeasureRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.SerializeToString,
+            ),
+            'CompleteMeasure': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteMeasure,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CompleteMeasureRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.SerializeToString,
+            ),
+            'ReportProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportProgress,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ReportProgressRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.SerializeToString,
+            ),
+            'ListOverdueMeasures': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOverdueMeasures,
+                    request_deserializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'consultflow.api.survey.v1.SurveyService', rpc_method_handlers)
@@ -52,5 +300,409 @@ def add_SurveyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SurveyService:
-    """The survey service's API; its operations arrive with the issue that implements this service.
-    """
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def CreatePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/CreatePlan',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CreatePlanRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/GetSurvey',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetSurveyRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Survey.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSurveys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/ListSurveys',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListSurveysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitResponse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/SubmitResponse',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SubmitResponseRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.SurveyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResponses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/ListResponses',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListResponsesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnalyseSurvey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/AnalyseSurvey',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.AnalyseSurveyRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/GetAnalysis',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetAnalysisRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Analysis.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClientTrend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/GetClientTrend',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetClientTrendRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ClientTrend.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordProblem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/RecordProblem',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.RecordProblemRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProblem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/GetProblem',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.GetProblemRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProblems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/ListProblems',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListProblemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DefineMeasure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/DefineMeasure',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.DefineMeasureRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteMeasure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/CompleteMeasure',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.CompleteMeasureRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Measure.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/ReportProgress',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ReportProgressRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.Problem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOverdueMeasures(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.survey.v1.SurveyService/ListOverdueMeasures',
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresRequest.SerializeToString,
+            consultflow_dot_api_dot_survey_dot_v1_dot_survey__pb2.ListOverdueMeasuresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

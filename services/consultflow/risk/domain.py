@@ -1,0 +1,329 @@
+"""Risk rules as plain code (regulation ch. 6): the register's vocabularies, what a risk, an assessment, a
+response and a warning must hold, and when an assessment raises a warning.
+
+The risk matrix (6.2.3) and the warning thresholds (6.4.2) are not here: they live in `bpmn/*.dmn` and
+reach these rules through the `Tables` protocol, so analysts change them in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Protocol
+
+from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.inputs import choice, iso_date, optional_choice, optional_text, required_text
+
+
+class Category(StrEnum):
+    """6.1.2: risks classified by nature and impact."""
+
+    MARKET = "market"
+    TECHNICAL = "technical"
+    MANAGEMENT = "management"
+    PERSONNEL = "personnel"
+    FINANCIAL = "financial"
+    OTHER = "other"
+
+
+class Method(StrEnum):
+    """6.1.1: how a risk was identified."""
+
+    BRAINSTORMING = "brainstorming"
+    DELPHI = "delphi"
+    CHECKLIST = "checklist"
+
+
+class Stage(StrEnum):
+    """6.1.1: the stage of the engagement where a risk was found, in the order they happen."""
+
+    INTAKE = "intake"
+    IMPLEMENTATION = "implementation"
+    DELIVERY = "delivery"
+    FOLLOW_UP = "follow_up"
+
+    @property
+    def order(self) -> int:
+        return list(Stage).index(self)
+
+
+class Strategy(StrEnum):
+    """6.3: the four responses."""
+
+    AVOID = "avoid"
+    MITIGATE = "mitigate"
+    TRANSFER = "transfer"
+    ACCEPT = "accept"
+
+
+class RiskStatus(StrEnum):
+    REGISTERED = "registered"
+    ASSESSED = "assessed"
+    RESPONDED = "responded"
+    CLOSED = "closed"
+
+
+class Level(StrEnum):
+    """6.4.2 [assumption]: the bands of a key risk indicator, worst last."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+    @property
+    def severity(self) -> int:
+        return list(Level).index(self)
+
+
+class WarningStatus(StrEnum):
+    RAISED = "raised"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class Trigger(StrEnum):
+    """What raised a warning: an indicator reading, or an assessment whose priority crossed a band."""
+
+    INDICATOR = "indicator"
+    RISK_LEVEL = "risk_level"
+
+
+RISK_PRIORITY_INDICATOR = "risk_priority"
+"""The key risk indicator of warning_thresholds.dmn that an assessment's priority is read against."""
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    """One likelihood × impact cell of the risk matrix as the decision table gives it."""
+
+    likelihood: str
+    impact: str
+    level: str
+    priority: int
+    suggested_strategy: Strategy
+    strategy_basis: str
+
+
+class Tables(Protocol):
+    """The decision tables the rules read (implemented over bpmn/*.dmn by `risk.tables`)."""
+
+    def likelihoods(self) -> list[str]: ...
+
+    def impacts(self) -> list[str]: ...
+
+    def cell(self, likelihood: str, impact: str) -> MatrixCell: ...
+
+    def indicators(self) -> list[str]: ...
+
+    def level(self, indicator: str, value: float) -> Level: ...
+
+
+@dataclass(frozen=True)
+class NewRisk:
+    """6.1: a risk as found; category and identification method may wait for the assessment."""
+
+    engagement_id: str
+    description: str
+    stage: Stage
+    category: Category | None = None
+    identification_method: Method | None = None
+    source: str = ""
+    owner: str = ""
+    request_id: str = ""
+
+    @classmethod
+    def parse(
+        cls,
+        engagement_id: str,
+        description: str,
+        stage: str,
+        category: str = "",
+        identification_method: str = "",
+        source: str = "",
+        owner: str = "",
+        request_id: str = "",
+    ) -> NewRisk:
+        """Validates raw values."""
+        return cls(
+            engagement_id=required_text("engagement_id", engagement_id, 100),
+            description=required_text("description", description, 5000),
+            stage=choice(Stage, "stage", stage),
+            category=optional_choice(Category, "category", category),
+            identification_method=optional_choice(Method, "identification_method", identification_method),
+            source=optional_text("source", source, 300),
+            owner=optional_text("owner", owner, 200),
+            request_id=optional_text("request_id", request_id, 200),
+        )
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """6.2: the likelihood and impact a person judged, with the classification (6.1.2) it confirms."""
+
+    risk_id: str
+    likelihood: str
+    impact: str
+    category: Category | None
+    identification_method: Method | None
+
+    @classmethod
+    def parse(
+        cls,
+        risk_id: str,
+        likelihood: str,
+        impact: str,
+        category: str = "",
+        identification_method: str = "",
+    ) -> Assessment:
+        """Validates the classification; likelihood and impact are checked against the matrix (`assess`)."""
+        return cls(
+            risk_id=required_text("risk_id", risk_id, 100),
+            likelihood=likelihood.strip(),
+            impact=impact.strip(),
+            category=optional_choice(Category, "category", category),
+            identification_method=optional_choice(Method, "identification_method", identification_method),
+        )
+
+
+def assess(tables: Tables, likelihood: str, impact: str) -> MatrixCell:
+    """6.2.3: the matrix cell of a likelihood and an impact; the values must be the table's own."""
+    _one_of("likelihood", likelihood, tables.likelihoods(), " (6.2.1)")
+    _one_of("impact", impact, tables.impacts(), " (6.2.2)")
+    return tables.cell(likelihood, impact)
+
+
+def _one_of(field: str, value: str, allowed: list[str], note: str = "") -> None:
+    """Checks a value against the values a decision table names."""
+    if value not in allowed:
+        problem = "is required: one of" if not value else f"{value!r} is not one of"
+        raise InvalidArgument(field, f"{problem} {', '.join(allowed)}{note}")
+
+
+def warning_for_new_priority(tables: Tables, previous: int | None, current: int) -> Level | None:
+    """6.4.2 [assumption]: a risk-level change is a key risk indicator. An assessment whose priority
+    falls in a worse band of the thresholds table than the previous assessment's (a first assessment
+    counts from green) raises a warning at the new band; an unchanged or better band raises none."""
+    before = Level.GREEN if previous is None else tables.level(RISK_PRIORITY_INDICATOR, previous)
+    now = tables.level(RISK_PRIORITY_INDICATOR, current)
+    return now if now.severity > before.severity else None
+
+
+@dataclass(frozen=True)
+class ResponseChoice:
+    """6.3: the strategy a person chose. Every strategy but accept needs measures, an owner and a due
+    date; accept (6.3.4: no special measures, respond if it happens) may still name some."""
+
+    risk_id: str
+    strategy: Strategy
+    measures: str
+    owner: str
+    due: date | None
+    decided_by: str = ""
+
+    @classmethod
+    def parse(
+        cls,
+        risk_id: str,
+        strategy: str,
+        measures: str,
+        owner: str,
+        due_date: str,
+        decided_by: str = "",
+    ) -> ResponseChoice:
+        """Validates raw values."""
+        chosen = choice(Strategy, "strategy", strategy)
+        measures_text = optional_text("measures", measures, 5000)
+        needs_measures = chosen is not Strategy.ACCEPT or bool(measures_text)
+        if needs_measures:
+            required_text("measures", measures_text)
+        return cls(
+            risk_id=required_text("risk_id", risk_id, 100),
+            strategy=chosen,
+            measures=measures_text,
+            owner=(required_text if needs_measures else optional_text)("owner", owner, 200),
+            due=iso_date("due_date", due_date) if needs_measures or due_date.strip() else None,
+            decided_by=optional_text("decided_by", decided_by, 200),
+        )
+
+
+@dataclass(frozen=True)
+class ReviewFindings:
+    """6.4.1: what a periodic review found."""
+
+    engagement_id: str
+    measures_carried_out: bool
+    measures_effective: bool
+    new_risk_found: bool
+    new_risk_description: str
+    reviewed_by: str = ""
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        required_text("engagement_id", self.engagement_id, 100)
+        if self.new_risk_found:
+            required_text("new_risk_description", self.new_risk_description, 5000)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """6.4.2 [assumption]: a key risk indicator's value, with the band the reporter saw (if any)."""
+
+    engagement_id: str
+    indicator: str
+    value: float
+    reported: Level | None = None
+    risk_id: str = ""
+    request_id: str = ""
+
+
+def reading_level(tables: Tables, reading: Reading) -> Level:
+    """The band of a reading: the thresholds table's, or the reporter's when that is worse (a reporter
+    who saw red is not overruled by a table edited since) [assumption]."""
+    _one_of("indicator", reading.indicator, tables.indicators())
+    level = tables.level(reading.indicator, reading.value)
+    if reading.reported is not None and reading.reported.severity > level.severity:
+        return reading.reported
+    return level
+
+
+def later_stage(current: Stage, found: Stage) -> Stage:
+    """[assumption] The register's stage is the latest stage any of its risks was found at."""
+    return found if found.order > current.order else current
+
+
+def is_overdue(due: date | None, done: bool, today: date) -> bool:
+    """A measure is overdue when it is not done and its due date has passed."""
+    return due is not None and not done and due < today
+
+
+@dataclass(frozen=True)
+class PlacedRisk:
+    """An assessed risk as the matrix view shows it."""
+
+    risk_id: str
+    engagement_id: str
+    description: str
+    status: str
+    likelihood: str
+    impact: str
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    """A matrix cell with the risks that sit in it."""
+
+    cell: MatrixCell
+    risks: tuple[PlacedRisk, ...]
+
+
+def heat_map(tables: Tables, risks: list[PlacedRisk]) -> list[HeatCell]:
+    """6.2.3: every cell of the matrix, row by row (likelihood) and column by column (impact), each with
+    its risks; risks whose likelihood or impact the table no longer names are left out."""
+    by_cell: dict[tuple[str, str], list[PlacedRisk]] = {}
+    for risk in risks:
+        by_cell.setdefault((risk.likelihood, risk.impact), []).append(risk)
+    return [
+        HeatCell(tables.cell(likelihood, impact), tuple(by_cell.get((likelihood, impact), ())))
+        for likelihood in tables.likelihoods()
+        for impact in tables.impacts()
+    ]

@@ -1,0 +1,628 @@
+"""Risk use cases: each runs in the caller's unit of work and emits the status events of what it changed.
+
+Every event carries the engagement id as correlation; payload keys are the process variables the
+diagrams use (`risk_id`, `risk_stage`, `warning_id`, …), because a status event that becomes a BPMN
+message merges its payload into the receiving process.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, TypeVar
+
+from sqlalchemy import ColumnElement, and_, func, select
+
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.inputs import required_text
+from consultflow.platform.timeutil import now
+from consultflow.risk.domain import (
+    RISK_PRIORITY_INDICATOR,
+    Assessment,
+    HeatCell,
+    Level,
+    NewRisk,
+    PlacedRisk,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+    RiskStatus,
+    Stage,
+    Tables,
+    Trigger,
+    WarningStatus,
+    assess,
+    heat_map,
+    is_overdue,
+    later_stage,
+    reading_level,
+    warning_for_new_priority,
+)
+from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
+
+REVIEW_SOURCE = "periodic review (6.4.1)"
+
+T = TypeVar("T")
+
+
+# --- views: the entity's state as event payloads (process variable names) ------------------------------
+
+
+def register_payload(register: Register) -> dict[str, Any]:
+    return {
+        "register_id": register.register_id,
+        "engagement_id": register.engagement_id,
+        "client_name": register.client_name,
+        "register_stage": register.stage,
+        "register_status": register.status,
+        "opened_at": register.opened_at,
+        "register_closed_at": register.closed_at,
+    }
+
+
+def risk_payload(risk: Risk) -> dict[str, Any]:
+    return {
+        "risk_id": risk.risk_id,
+        "engagement_id": risk.engagement_id,
+        "risk_description": risk.description,
+        "risk_category": risk.category,
+        "risk_stage": risk.stage,
+        "risk_source": risk.source,
+        "risk_owner": risk.owner,
+        "identification_method": risk.identification_method,
+        "risk_status": risk.status,
+        "likelihood": risk.likelihood,
+        "impact": risk.impact,
+        "risk_level": risk.level,
+        "risk_priority": risk.priority,
+        "suggested_strategy": risk.suggested_strategy,
+        "strategy_basis": risk.strategy_basis,
+        "strategy": risk.strategy,
+        "registered_at": risk.registered_at,
+    }
+
+
+def response_payload(plan: ResponsePlan) -> dict[str, Any]:
+    return {
+        "response_id": plan.response_id,
+        "risk_id": plan.risk_id,
+        "engagement_id": plan.engagement_id,
+        "strategy": plan.strategy,
+        "suggested_strategy": plan.suggested_strategy,
+        "measures": plan.measures,
+        "measure_owner": plan.owner,
+        "measure_due": plan.due_date,
+        "response_status": plan.status,
+        "measures_effective": plan.effective,
+    }
+
+
+def warning_payload(warning: EarlyWarning) -> dict[str, Any]:
+    return {
+        "warning_id": warning.warning_id,
+        "engagement_id": warning.engagement_id,
+        "risk_id": warning.risk_id,
+        "indicator": warning.indicator,
+        "indicator_value": warning.value,
+        "warning_level": warning.level,
+        "warning_trigger": warning.trigger,
+        "warning_status": warning.status,
+        "raised_at": warning.raised_at,
+        "acknowledged_at": warning.acknowledged_at,
+        "acknowledged_by": warning.acknowledged_by,
+        "warning_action": warning.action,
+        "escalated_at": warning.escalated_at,
+    }
+
+
+def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str, payload: Any) -> None:
+    uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
+
+
+# --- register ---------------------------------------------------------------------------------------
+
+
+def _find_register(uow: UnitOfWork, engagement_id: str) -> Register | None:
+    return uow.session.scalars(select(Register).where(Register.engagement_id == engagement_id)).first()
+
+
+def get_register(uow: UnitOfWork, engagement_id: str) -> Register:
+    register = _find_register(uow, required_text("engagement_id", engagement_id, 100))
+    if register is None:
+        raise NotFound("risk register of engagement", engagement_id)
+    return register
+
+
+def _new_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Register:
+    register = Register(
+        register_id=str(uuid.uuid4()),
+        engagement_id=engagement_id,
+        client_name=client_name,
+        stage=Stage.INTAKE.value,
+        status="open",
+        opened_at=now(),
+    )
+    uow.session.add(register)
+    uow.session.flush()
+    _emit(uow, "register.opened", register.register_id, engagement_id, register_payload(register))
+    return register
+
+
+def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Register:
+    """Ch. 6: the engagement's register. A risk registered before the register was opened (the intake
+    may find one before risk management starts) already created it; opening it then only names the client."""
+    engagement_id = required_text("engagement_id", engagement_id, 100)
+    client_name = client_name.strip()
+    register = _find_register(uow, engagement_id)
+    if register is None:
+        return _new_register(uow, engagement_id, client_name)
+    if register.status == "closed":
+        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+    if client_name and client_name != register.client_name:
+        register.client_name = client_name
+        uow.session.flush()
+        _emit(uow, "register.updated", register.register_id, engagement_id, register_payload(register))
+    return register
+
+
+def _open_register_for(uow: UnitOfWork, engagement_id: str) -> Register:
+    register = _find_register(uow, engagement_id) or _new_register(uow, engagement_id, "")
+    if register.status == "closed":
+        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+    return register
+
+
+def close_register(uow: UnitOfWork, engagement_id: str) -> Register:
+    """Ch. 6: risk management ends with the engagement; closing twice changes nothing."""
+    register = get_register(uow, engagement_id)
+    if register.status != "closed":
+        register.status = "closed"
+        register.closed_at = now()
+        uow.session.flush()
+        _emit(uow, "register.closed", register.register_id, engagement_id, register_payload(register))
+    return register
+
+
+@dataclass(frozen=True)
+class RegisterCounts:
+    open_risks: int
+    overdue_measures: int
+    open_warnings: int
+
+
+def register_counts(uow: UnitOfWork, engagement_id: str, today: date) -> RegisterCounts:
+    """6.4.1: what a monitoring review looks at first."""
+    open_risks = uow.session.scalar(
+        select(func.count())
+        .select_from(Risk)
+        .where(Risk.engagement_id == engagement_id, Risk.status != RiskStatus.CLOSED.value)
+    )
+    overdue = uow.session.scalar(
+        select(func.count())
+        .select_from(ResponsePlan)
+        .where(ResponsePlan.engagement_id == engagement_id, _overdue(today))
+    )
+    open_warnings = uow.session.scalar(
+        select(func.count())
+        .select_from(EarlyWarning)
+        .where(
+            EarlyWarning.engagement_id == engagement_id,
+            EarlyWarning.status == WarningStatus.RAISED.value,
+        )
+    )
+    return RegisterCounts(open_risks or 0, overdue or 0, open_warnings or 0)
+
+
+# --- risks ------------------------------------------------------------------------------------------
+
+
+def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
+    """6.1: records a risk and publishes `risk.registered` (→ message `risk.identified`); the same
+    request id returns the risk registered first."""
+    existing = _by_request(uow, Risk, command.request_id)
+    if existing is not None:
+        return existing
+    register = _open_register_for(uow, command.engagement_id)
+    risk = Risk(
+        risk_id=str(uuid.uuid4()),
+        request_id=command.request_id or None,
+        register_id=register.register_id,
+        engagement_id=command.engagement_id,
+        description=command.description,
+        category=command.category.value if command.category else "",
+        stage=command.stage.value,
+        source=command.source,
+        owner=command.owner,
+        identification_method=command.identification_method.value if command.identification_method else "",
+        status=RiskStatus.REGISTERED.value,
+        registered_at=now(),
+    )
+    uow.session.add(risk)
+    stage = later_stage(Stage(register.stage), command.stage)
+    if stage.value != register.stage:
+        register.stage = stage.value
+    uow.session.flush()
+    _emit(uow, "risk.registered", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    return risk
+
+
+def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+    """The row with primary key `key`, or NotFound naming what was asked for."""
+    row = uow.session.get(model, key) if key else None
+    if row is None:
+        raise NotFound(kind, key)
+    return row
+
+
+def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
+    """The row an earlier request with this idempotency key created."""
+    if not request_id:
+        return None
+    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
+
+
+def get_risk(uow: UnitOfWork, risk_id: str) -> Risk:
+    return _one(uow, Risk, risk_id, "risk")
+
+
+def _live_risk(uow: UnitOfWork, risk_id: str) -> Risk:
+    risk = get_risk(uow, risk_id)
+    if risk.status == RiskStatus.CLOSED.value:
+        raise FailedPrecondition(f"risk {risk_id!r} is closed")
+    return risk
+
+
+def list_risks(
+    uow: UnitOfWork, engagement_id: str, status: str, category: str, stage: str, limit: int, offset: int
+) -> list[Risk]:
+    query = select(Risk)
+    for column, value in (
+        (Risk.engagement_id, engagement_id),
+        (Risk.status, status),
+        (Risk.category, category),
+        (Risk.stage, stage),
+    ):
+        if value:
+            query = query.where(column == value)
+    return list(
+        uow.session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit))
+    )
+
+
+def assess_risk(uow: UnitOfWork, tables: Tables, command: Assessment) -> tuple[Risk, EarlyWarning | None]:
+    """6.2: the matrix gives level, priority and suggested strategy; a priority that moves into a worse
+    warning band raises a warning (6.4.2 [assumption])."""
+    risk = _live_risk(uow, command.risk_id)
+    cell = assess(tables, command.likelihood, command.impact)
+    category = command.category.value if command.category else risk.category
+    method = (
+        command.identification_method.value if command.identification_method else risk.identification_method
+    )
+    if not category:
+        raise InvalidArgument("category", "is required to assess a risk that has none (6.1.2)")
+    if not method:
+        raise InvalidArgument("identification_method", "is required to assess a risk that has none (6.1.1)")
+    previous_priority = risk.priority
+    risk.category, risk.identification_method = category, method
+    risk.likelihood, risk.impact = cell.likelihood, cell.impact
+    risk.level, risk.priority = cell.level, cell.priority
+    risk.suggested_strategy, risk.strategy_basis = cell.suggested_strategy.value, cell.strategy_basis
+    risk.assessed_at = now()
+    if risk.status == RiskStatus.REGISTERED.value:
+        risk.status = RiskStatus.ASSESSED.value
+    uow.session.flush()
+    _emit(uow, "risk.assessed", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    warning = None
+    band = warning_for_new_priority(tables, previous_priority, cell.priority)
+    if band is not None:
+        warning = _raise(
+            uow,
+            risk.engagement_id,
+            RISK_PRIORITY_INDICATOR,
+            float(cell.priority),
+            band,
+            Trigger.RISK_LEVEL,
+            risk.risk_id,
+            request_id=None,
+        )
+    return risk, warning
+
+
+def close_risk(uow: UnitOfWork, risk_id: str, reason: str) -> Risk:
+    risk = _live_risk(uow, risk_id)
+    risk.status = RiskStatus.CLOSED.value
+    risk.closed_at = now()
+    risk.close_reason = reason.strip()
+    uow.session.flush()
+    _emit(uow, "risk.closed", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    return risk
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    """The risk matrix with the risks in each cell, and how many are not assessed yet."""
+
+    likelihoods: list[str]
+    impacts: list[str]
+    cells: list[HeatCell]
+    total: int
+    unassessed: int
+
+
+def risk_matrix(uow: UnitOfWork, tables: Tables, engagement_id: str, include_closed: bool) -> MatrixView:
+    """6.2.3: the heat map of an engagement's assessed risks, or of the whole firm's."""
+    query = select(Risk)
+    if engagement_id:
+        query = query.where(Risk.engagement_id == engagement_id)
+    if not include_closed:
+        query = query.where(Risk.status != RiskStatus.CLOSED.value)
+    risks = list(uow.session.scalars(query.order_by(Risk.registered_at, Risk.risk_id)))
+    placed = [
+        PlacedRisk(r.risk_id, r.engagement_id, r.description, r.status, r.likelihood, r.impact)
+        for r in risks
+        if r.likelihood and r.impact
+    ]
+    cells = heat_map(tables, placed)
+    return MatrixView(
+        likelihoods=tables.likelihoods(),
+        impacts=tables.impacts(),
+        cells=cells,
+        total=sum(len(c.risks) for c in cells),
+        unassessed=sum(1 for r in risks if not r.likelihood),
+    )
+
+
+# --- responses --------------------------------------------------------------------------------------
+
+
+def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
+    """6.3: the strategy a person chose (the matrix only suggests one) with measures, owner and due date."""
+    risk = _live_risk(uow, choice.risk_id)
+    if risk.status == RiskStatus.REGISTERED.value:
+        raise FailedPrecondition(
+            f"risk {risk.risk_id!r} is not assessed yet: assess it (6.2) before choosing a response (6.3)"
+        )
+    plan = ResponsePlan(
+        response_id=str(uuid.uuid4()),
+        risk_id=risk.risk_id,
+        engagement_id=risk.engagement_id,
+        strategy=choice.strategy.value,
+        suggested_strategy=risk.suggested_strategy,
+        measures=choice.measures,
+        owner=choice.owner,
+        due_date=choice.due,
+        status="planned",
+        decided_by=choice.decided_by,
+        planned_at=now(),
+    )
+    uow.session.add(plan)
+    risk.strategy = choice.strategy.value
+    risk.status = RiskStatus.RESPONDED.value
+    uow.session.flush()
+    _emit(
+        uow,
+        "response.planned",
+        plan.response_id,
+        plan.engagement_id,
+        {**response_payload(plan), **risk_payload(risk)},
+    )
+    return plan
+
+
+def get_response(uow: UnitOfWork, response_id: str) -> ResponsePlan:
+    return _one(uow, ResponsePlan, response_id, "response")
+
+
+def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
+    """6.4.1: the response's measures were carried out, effective or not."""
+    plan = get_response(uow, response_id)
+    if plan.status == "done":
+        raise FailedPrecondition(f"response {response_id!r} was completed already")
+    plan.status = "done"
+    plan.effective = effective
+    plan.completion_notes = notes.strip()
+    plan.completed_at = now()
+    uow.session.flush()
+    _emit(uow, "response.completed", plan.response_id, plan.engagement_id, response_payload(plan))
+    return plan
+
+
+def _overdue(today: date) -> ColumnElement[bool]:
+    """Planned responses whose due date has passed (the SQL twin of `domain.is_overdue`)."""
+    return and_(
+        ResponsePlan.status == "planned", ResponsePlan.due_date.is_not(None), ResponsePlan.due_date < today
+    )
+
+
+def list_responses(
+    uow: UnitOfWork,
+    engagement_id: str,
+    risk_id: str,
+    overdue_only: bool,
+    today: date,
+    limit: int,
+    offset: int,
+) -> list[ResponsePlan]:
+    query = select(ResponsePlan)
+    if engagement_id:
+        query = query.where(ResponsePlan.engagement_id == engagement_id)
+    if risk_id:
+        query = query.where(ResponsePlan.risk_id == risk_id)
+    if overdue_only:
+        query = query.where(_overdue(today))
+    order = (ResponsePlan.planned_at, ResponsePlan.response_id)
+    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+
+def response_overdue(plan: ResponsePlan, today: date) -> bool:
+    return is_overdue(plan.due_date, plan.status == "done", today)
+
+
+# --- monitoring -------------------------------------------------------------------------------------
+
+
+def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tuple[Review, Risk | None]:
+    """6.4.1: a periodic review; a new risk it found is registered at the register's current stage."""
+    register = get_register(uow, findings.engagement_id)
+    new_risk = None
+    if findings.new_risk_found:
+        new_risk = register_risk(
+            uow,
+            NewRisk(
+                engagement_id=register.engagement_id,
+                description=findings.new_risk_description.strip(),
+                stage=Stage(register.stage),
+                source=REVIEW_SOURCE,
+                owner=findings.reviewed_by,
+            ),
+        )
+    counts = register_counts(uow, register.engagement_id, today)
+    review = Review(
+        review_id=str(uuid.uuid4()),
+        engagement_id=register.engagement_id,
+        measures_carried_out=findings.measures_carried_out,
+        measures_effective=findings.measures_effective,
+        new_risk_found=findings.new_risk_found,
+        new_risk_id=new_risk.risk_id if new_risk else "",
+        open_risks=counts.open_risks,
+        overdue_measures=counts.overdue_measures,
+        reviewed_by=findings.reviewed_by.strip(),
+        notes=findings.notes.strip(),
+        reviewed_at=now(),
+    )
+    uow.session.add(review)
+    uow.session.flush()
+    _emit(
+        uow,
+        "review.recorded",
+        review.review_id,
+        review.engagement_id,
+        {
+            "review_id": review.review_id,
+            "engagement_id": review.engagement_id,
+            "measures_carried_out": review.measures_carried_out,
+            "measures_effective": review.measures_effective,
+            "new_risk_found": review.new_risk_found,
+            "new_risk_id": review.new_risk_id,
+            "open_risks": review.open_risks,
+            "overdue_measures": review.overdue_measures,
+        },
+    )
+    return review, new_risk
+
+
+def list_reviews(uow: UnitOfWork, engagement_id: str, limit: int, offset: int) -> list[Review]:
+    query = select(Review).where(Review.engagement_id == required_text("engagement_id", engagement_id, 100))
+    return list(
+        uow.session.scalars(query.order_by(Review.reviewed_at, Review.review_id).offset(offset).limit(limit))
+    )
+
+
+# --- early warning ----------------------------------------------------------------------------------
+
+
+def _raise(
+    uow: UnitOfWork,
+    engagement_id: str,
+    indicator: str,
+    value: float,
+    level: Level,
+    trigger: Trigger,
+    risk_id: str,
+    request_id: str | None,
+) -> EarlyWarning:
+    warning = EarlyWarning(
+        warning_id=str(uuid.uuid4()),
+        request_id=request_id,
+        engagement_id=engagement_id,
+        risk_id=risk_id,
+        indicator=indicator,
+        value=value,
+        level=level.value,
+        trigger=trigger.value,
+        status=WarningStatus.RAISED.value,
+        raised_at=now(),
+        escalations=0,
+    )
+    uow.session.add(warning)
+    uow.session.flush()
+    _emit(uow, "warning.raised", warning.warning_id, engagement_id, warning_payload(warning))
+    return warning
+
+
+def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWarning:
+    """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
+    `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
+    existing = _by_request(uow, EarlyWarning, reading.request_id)
+    if existing is not None:
+        return existing
+    required_text("engagement_id", reading.engagement_id, 100)
+    if reading.risk_id:
+        get_risk(uow, reading.risk_id)
+    level = reading_level(tables, reading)
+    return _raise(
+        uow,
+        reading.engagement_id,
+        reading.indicator,
+        reading.value,
+        level,
+        Trigger.INDICATOR,
+        reading.risk_id,
+        reading.request_id or None,
+    )
+
+
+def get_warning(uow: UnitOfWork, warning_id: str) -> EarlyWarning:
+    return _one(uow, EarlyWarning, warning_id, "warning")
+
+
+def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowledged_by: str) -> EarlyWarning:
+    """6.4.2 [assumption]: someone took the warning on and says what they do about it; publishes
+    `warning.acknowledged` (→ message `risk.warning_acknowledged`, key warning_id). Acknowledging an
+    acknowledged warning returns it unchanged."""
+    warning = get_warning(uow, warning_id)
+    if warning.status == WarningStatus.ACKNOWLEDGED.value:
+        return warning
+    warning.action = required_text("action", action, 5000)
+    warning.acknowledged_by = acknowledged_by.strip()
+    warning.status = WarningStatus.ACKNOWLEDGED.value
+    warning.acknowledged_at = now()
+    uow.session.flush()
+    _emit(uow, "warning.acknowledged", warning.warning_id, warning.engagement_id, warning_payload(warning))
+    return warning
+
+
+def escalate_warning(uow: UnitOfWork, warning_id: str) -> tuple[EarlyWarning, bool]:
+    """6.4.2 [assumption]: nobody acknowledged the warning in time (the diagram's timer says when), so it
+    goes to management. A warning acknowledged meanwhile is not escalated (returns False)."""
+    warning = get_warning(uow, warning_id)
+    if warning.status == WarningStatus.ACKNOWLEDGED.value:
+        return warning, False
+    warning.escalations += 1
+    warning.escalated_at = now()
+    uow.session.flush()
+    _emit(
+        uow,
+        "warning.escalated",
+        warning.warning_id,
+        warning.engagement_id,
+        {**warning_payload(warning), "escalations": warning.escalations},
+    )
+    return warning, True
+
+
+def list_warnings(
+    uow: UnitOfWork, engagement_id: str, status: str, level: str, limit: int, offset: int
+) -> list[EarlyWarning]:
+    query = select(EarlyWarning)
+    for column, value in (
+        (EarlyWarning.engagement_id, engagement_id),
+        (EarlyWarning.status, status),
+        (EarlyWarning.level, level),
+    ):
+        if value:
+            query = query.where(column == value)
+    order = (EarlyWarning.raised_at, EarlyWarning.warning_id)
+    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))

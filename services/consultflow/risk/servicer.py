@@ -1,0 +1,318 @@
+"""The risk gRPC API: thin translation between messages and use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from consultflow.api.risk.v1 import risk_pb2 as pb
+from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.inputs import number, optional_choice
+from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.timeutil import now, timestamp
+from consultflow.risk import service
+from consultflow.risk.domain import (
+    Assessment,
+    Level,
+    NewRisk,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+    Tables,
+)
+from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
+
+
+def risk_message(risk: Risk) -> pb.Risk:
+    return pb.Risk(
+        risk_id=risk.risk_id,
+        engagement_id=risk.engagement_id,
+        description=risk.description,
+        category=risk.category,
+        stage=risk.stage,
+        source=risk.source,
+        owner=risk.owner,
+        identification_method=risk.identification_method,
+        status=risk.status,
+        likelihood=risk.likelihood,
+        impact=risk.impact,
+        level=risk.level,
+        priority=risk.priority or 0,
+        suggested_strategy=risk.suggested_strategy,
+        strategy=risk.strategy,
+        registered_at=timestamp(risk.registered_at),
+        strategy_basis=risk.strategy_basis,
+        assessed_at=timestamp(risk.assessed_at),
+        closed_at=timestamp(risk.closed_at),
+        close_reason=risk.close_reason,
+    )
+
+
+def plan_message(plan: ResponsePlan) -> pb.ResponsePlan:
+    return pb.ResponsePlan(
+        response_id=plan.response_id,
+        risk_id=plan.risk_id,
+        engagement_id=plan.engagement_id,
+        strategy=plan.strategy,
+        suggested_strategy=plan.suggested_strategy,
+        measures=plan.measures,
+        owner=plan.owner,
+        due_date=plan.due_date.isoformat() if plan.due_date else "",
+        status=plan.status,
+        overdue=service.response_overdue(plan, now().date()),
+        effective=bool(plan.effective),
+        decided_by=plan.decided_by,
+        planned_at=timestamp(plan.planned_at),
+        completed_at=timestamp(plan.completed_at),
+        completion_notes=plan.completion_notes,
+    )
+
+
+def warning_message(warning: EarlyWarning) -> pb.Warning:
+    return pb.Warning(
+        warning_id=warning.warning_id,
+        engagement_id=warning.engagement_id,
+        risk_id=warning.risk_id,
+        indicator=warning.indicator,
+        value=warning.value,
+        level=warning.level,
+        trigger=warning.trigger,
+        status=warning.status,
+        raised_at=timestamp(warning.raised_at),
+        acknowledged_at=timestamp(warning.acknowledged_at),
+        acknowledged_by=warning.acknowledged_by,
+        action=warning.action,
+        escalated_at=timestamp(warning.escalated_at),
+        escalations=warning.escalations,
+    )
+
+
+def review_message(review: Review) -> pb.Review:
+    return pb.Review(
+        review_id=review.review_id,
+        engagement_id=review.engagement_id,
+        measures_carried_out=review.measures_carried_out,
+        measures_effective=review.measures_effective,
+        new_risk_found=review.new_risk_found,
+        new_risk_id=review.new_risk_id,
+        open_risks=review.open_risks,
+        overdue_measures=review.overdue_measures,
+        reviewed_by=review.reviewed_by,
+        notes=review.notes,
+        reviewed_at=timestamp(review.reviewed_at),
+    )
+
+
+def register_message(register: Register, counts: service.RegisterCounts) -> pb.Register:
+    return pb.Register(
+        register_id=register.register_id,
+        engagement_id=register.engagement_id,
+        client_name=register.client_name,
+        stage=register.stage,
+        status=register.status,
+        open_risks=counts.open_risks,
+        overdue_measures=counts.overdue_measures,
+        open_warnings=counts.open_warnings,
+        opened_at=timestamp(register.opened_at),
+        closed_at=timestamp(register.closed_at),
+    )
+
+
+def matrix_message(view: service.MatrixView) -> pb.RiskMatrix:
+    return pb.RiskMatrix(
+        likelihoods=view.likelihoods,
+        impacts=view.impacts,
+        cells=[
+            pb.MatrixCell(
+                likelihood=c.cell.likelihood,
+                impact=c.cell.impact,
+                level=c.cell.level,
+                priority=c.cell.priority,
+                suggested_strategy=c.cell.suggested_strategy.value,
+                strategy_basis=c.cell.strategy_basis,
+                count=len(c.risks),
+                risks=[
+                    pb.RiskSummary(
+                        risk_id=r.risk_id,
+                        engagement_id=r.engagement_id,
+                        description=r.description,
+                        status=r.status,
+                    )
+                    for r in c.risks
+                ],
+            )
+            for c in view.cells
+        ],
+        total=view.total,
+        unassessed=view.unassessed,
+    )
+
+
+class RiskServicer(pb_grpc.RiskServiceServicer):
+    def __init__(self, uow: Callable[[], UnitOfWork], tables: Tables) -> None:
+        self._uow = uow
+        self._tables = tables
+
+    def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> Any:
+        command = NewRisk.parse(
+            engagement_id=request.engagement_id,
+            description=request.description,
+            stage=request.stage,
+            category=request.category,
+            identification_method=request.identification_method,
+            source=request.source,
+            owner=request.owner,
+            request_id=request.request_id,
+        )
+        with self._uow() as uow:
+            risk = service.register_risk(uow, command)
+            uow.commit()
+            return risk_message(risk)
+
+    def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return risk_message(service.get_risk(uow, request.risk_id))
+
+    def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            risks = service.list_risks(
+                uow, request.engagement_id, request.status, request.category, request.stage, size + 1, offset
+            )
+            return pb.ListRisksResponse(
+                risks=[risk_message(r) for r in risks[:size]],
+                next_page_token=next_token(offset, size, len(risks)),
+            )
+
+    def AssessRisk(self, request: pb.AssessRiskRequest, context: grpc.ServicerContext) -> Any:
+        command = Assessment.parse(
+            risk_id=request.risk_id,
+            likelihood=request.likelihood,
+            impact=request.impact,
+            category=request.category,
+            identification_method=request.identification_method,
+        )
+        with self._uow() as uow:
+            risk, warning = service.assess_risk(uow, self._tables, command)
+            uow.commit()
+            return pb.AssessRiskResponse(
+                risk=risk_message(risk), warning=warning_message(warning) if warning else None
+            )
+
+    def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            view = service.risk_matrix(uow, self._tables, request.engagement_id, request.include_closed)
+            return matrix_message(view)
+
+    def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> Any:
+        choice = ResponseChoice.parse(
+            risk_id=request.risk_id,
+            strategy=request.strategy,
+            measures=request.measures,
+            owner=request.owner,
+            due_date=request.due_date,
+            decided_by=request.decided_by,
+        )
+        with self._uow() as uow:
+            plan = service.plan_response(uow, choice)
+            uow.commit()
+            return plan_message(plan)
+
+    def CompleteResponse(self, request: pb.CompleteResponseRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            plan = service.complete_response(uow, request.response_id, request.effective, request.notes)
+            uow.commit()
+            return plan_message(plan)
+
+    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            plans = service.list_responses(
+                uow,
+                request.engagement_id,
+                request.risk_id,
+                request.overdue_only,
+                now().date(),
+                size + 1,
+                offset,
+            )
+            return pb.ListResponsesResponse(
+                responses=[plan_message(p) for p in plans[:size]],
+                next_page_token=next_token(offset, size, len(plans)),
+            )
+
+    def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            risk = service.close_risk(uow, request.risk_id, request.reason)
+            uow.commit()
+            return risk_message(risk)
+
+    def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            register = service.get_register(uow, request.engagement_id)
+            counts = service.register_counts(uow, register.engagement_id, now().date())
+            return register_message(register, counts)
+
+    def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> Any:
+        findings = ReviewFindings(
+            engagement_id=request.engagement_id,
+            measures_carried_out=request.measures_carried_out,
+            measures_effective=request.measures_effective,
+            new_risk_found=request.new_risk_found,
+            new_risk_description=request.new_risk_description,
+            reviewed_by=request.reviewed_by,
+            notes=request.notes,
+        )
+        with self._uow() as uow:
+            review, _new_risk = service.record_review(uow, findings, now().date())
+            uow.commit()
+            return review_message(review)
+
+    def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            reviews = service.list_reviews(uow, request.engagement_id, size + 1, offset)
+            return pb.ListReviewsResponse(
+                reviews=[review_message(r) for r in reviews[:size]],
+                next_page_token=next_token(offset, size, len(reviews)),
+            )
+
+    def RaiseWarning(self, request: pb.RaiseWarningRequest, context: grpc.ServicerContext) -> Any:
+        reading = Reading(
+            engagement_id=request.engagement_id,
+            indicator=request.indicator,
+            value=number("value", request.value),
+            reported=optional_choice(Level, "status", request.status),
+            risk_id=request.risk_id,
+            request_id=request.request_id,
+        )
+        with self._uow() as uow:
+            warning = service.raise_warning(uow, self._tables, reading)
+            uow.commit()
+            return warning_message(warning)
+
+    def AcknowledgeWarning(self, request: pb.AcknowledgeWarningRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            warning = service.acknowledge_warning(
+                uow, request.warning_id, request.action, request.acknowledged_by
+            )
+            uow.commit()
+            return warning_message(warning)
+
+    def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return warning_message(service.get_warning(uow, request.warning_id))
+
+    def ListWarnings(self, request: pb.ListWarningsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            warnings = service.list_warnings(
+                uow, request.engagement_id, request.status, request.level, size + 1, offset
+            )
+            return pb.ListWarningsResponse(
+                warnings=[warning_message(w) for w in warnings[:size]],
+                next_page_token=next_token(offset, size, len(warnings)),
+            )

@@ -1,0 +1,109 @@
+"""The survey operations that diagrams call as service tasks (`survey.<operation>`, docs/operations.md).
+
+Each handler reads the catalogue's inputs, calls one use case and returns the catalogue's outputs.
+Validation errors name the job's own variables (e.g. `survey_method`, not the API's `method`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.inputs import job_flag, job_text, renamed_fields, required_text, yes_no
+from consultflow.platform.jobs import Job, JobHandler
+from consultflow.survey import service
+from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
+
+
+def _required(job: Job, name: str) -> str:
+    return required_text(name, job_text(job, name), 100)
+
+
+def create_plan(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.1.1: plans the survey and creates its questionnaire."""
+    with renamed_fields(method="survey_method", content="survey_content"):
+        plan = SurveyPlan.parse(
+            engagement_id=job_text(job, "engagement_id", "") or job.business_key,
+            client_id=job_text(job, "client_id"),
+            method=job_text(job, "survey_method"),
+            respondents=job.get("respondents"),
+            survey_date=job_text(job, "survey_date"),
+            content=job_text(job, "survey_content", ""),
+            include_recommendation=not yes_no(
+                "skip_recommendation", job.parameters.get("skip_recommendation", False)
+            ),
+            request_id=f"job:{job.key}",
+        )
+    survey = service.create_plan(uow, plan)
+    return {"survey_id": survey.survey_id}
+
+
+def send_questionnaire(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.1.2: sends the questionnaire (or arranges the interview)."""
+    survey = service.send_questionnaire(uow, _required(job, "survey_id"))
+    return {"questionnaire_sent_at": survey.questionnaire_sent_at}
+
+
+def send_reminder(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.1.2: reminds the respondents; `reminded_at` is null when a response had arrived meanwhile."""
+    return {"reminded_at": service.send_reminder(uow, _required(job, "survey_id"))}
+
+
+def analyse_responses(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
+    analysis = service.analyse_survey(uow, _required(job, "survey_id"))
+    figures = service.analysis_figures(analysis)
+    return {
+        key: figures[key]
+        for key in ("satisfaction_score", "lowest_rating", "csat", "nps", "dissatisfaction_reasons")
+    }
+
+
+def record_problem(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.2.1: a problem with its nature and severity."""
+    with renamed_fields(
+        description="problem_description", nature="problem_nature", severity="problem_severity"
+    ):
+        command = NewProblem.parse(
+            survey_id=job_text(job, "survey_id"),
+            description=job_text(job, "problem_description"),
+            nature=job_text(job, "problem_nature"),
+            severity=job_text(job, "problem_severity"),
+            request_id=f"job:{job.key}",
+        )
+    return {"problem_id": service.record_problem(uow, command).problem_id}
+
+
+def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.2.2: a measure with responsible department and person, deadline and target."""
+    with renamed_fields(deadline="measure_deadline", target="measure_target"):
+        command = NewMeasure.parse(
+            problem_id=job_text(job, "problem_id"),
+            measure=job_text(job, "measure"),
+            responsible_department=job_text(job, "responsible_department"),
+            responsible_person=job_text(job, "responsible_person"),
+            deadline=job_text(job, "measure_deadline"),
+            target=job_text(job, "measure_target"),
+            request_id=f"job:{job.key}",
+        )
+    return {"measure_id": service.define_measure(uow, command).measure_id}
+
+
+def report_progress(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.2.3: progress reported to the client; solved closes the problem."""
+    problem_id, solved = _required(job, "problem_id"), job_flag(job, "problem_solved")
+    with renamed_fields(report="progress_report"):
+        problem = service.report_progress(uow, problem_id, job_text(job, "progress_report"), solved)
+    return {"problem_solved": problem.status == ProblemStatus.SOLVED.value}
+
+
+HANDLERS: dict[str, JobHandler] = {
+    "survey.create_plan": create_plan,
+    "survey.send_questionnaire": send_questionnaire,
+    "survey.send_reminder": send_reminder,
+    "survey.analyse_responses": analyse_responses,
+    "survey.record_problem": record_problem,
+    "survey.define_measure": define_measure,
+    "survey.report_progress": report_progress,
+}

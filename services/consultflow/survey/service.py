@@ -1,0 +1,527 @@
+"""Survey use cases: each runs in the caller's unit of work and emits the status events of what it changed.
+
+Every event carries the engagement id as correlation; payload keys are the process variables the
+diagrams use (`survey_id`, `problem_id`, …), because a status event that becomes a BPMN message merges
+its payload into the receiving process.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import and_, func, select, update
+
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.inputs import required_text
+from consultflow.platform.timeutil import now
+from consultflow.survey.domain import (
+    RECOMMENDATION,
+    Answers,
+    Dimension,
+    NewMeasure,
+    NewProblem,
+    ProblemStatus,
+    Scores,
+    SurveyPlan,
+    SurveyStatus,
+    Trend,
+    TrendPoint,
+    analyse,
+    questionnaire,
+    trend,
+)
+from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
+
+T = TypeVar("T")
+
+# --- views: the entity's state as event payloads (process variable names) ------------------------------
+
+
+def questions_of(survey: Survey) -> list[dict[str, Any]]:
+    return list(json.loads(survey.questions))
+
+
+def asks_recommendation(survey: Survey) -> bool:
+    return any(q["question_id"] == RECOMMENDATION for q in questions_of(survey))
+
+
+def survey_payload(survey: Survey) -> dict[str, Any]:
+    return {
+        "survey_id": survey.survey_id,
+        "engagement_id": survey.engagement_id,
+        "client_id": survey.client_id,
+        "survey_method": survey.method,
+        "respondents": json.loads(survey.respondents),
+        "survey_date": survey.survey_date,
+        "survey_status": survey.status,
+        "questionnaire_sent_at": survey.questionnaire_sent_at,
+        "reminders": survey.reminders,
+    }
+
+
+def ratings_of(response: Response) -> dict[str, int]:
+    return {d.value: int(getattr(response, d.value)) for d in Dimension}
+
+
+def answers_of(response: Response) -> Answers:
+    ratings = ratings_of(response)
+    return Answers(
+        {d: ratings[d.value] for d in Dimension}, json.loads(response.comments), response.recommendation
+    )
+
+
+def response_payload(response: Response, survey: Survey) -> dict[str, Any]:
+    return {
+        "response_id": response.response_id,
+        "survey_id": survey.survey_id,
+        "engagement_id": survey.engagement_id,
+        "respondent": response.respondent,
+        "ratings": ratings_of(response),
+        "recommendation": response.recommendation,
+        "submitted_at": response.submitted_at,
+    }
+
+
+def analysis_figures(analysis: Analysis) -> dict[str, Any]:
+    """What `survey.analyse_responses` returns and `survey.analysed` carries."""
+    return {
+        "survey_id": analysis.survey_id,
+        "response_count": analysis.response_count,
+        "satisfaction_score": analysis.satisfaction_score,
+        "lowest_rating": analysis.lowest_rating,
+        "csat": analysis.csat,
+        "nps": analysis.nps,
+        "dissatisfaction_reasons": json.loads(analysis.details)["dissatisfaction_reasons"],
+    }
+
+
+def problem_payload(problem: Problem) -> dict[str, Any]:
+    return {
+        "problem_id": problem.problem_id,
+        "survey_id": problem.survey_id,
+        "engagement_id": problem.engagement_id,
+        "problem_description": problem.description,
+        "problem_nature": problem.nature,
+        "problem_severity": problem.severity,
+        "problem_status": problem.status,
+        "problem_solved": problem.status == ProblemStatus.SOLVED.value,
+    }
+
+
+def measure_payload(measure: Measure) -> dict[str, Any]:
+    return {
+        "measure_id": measure.measure_id,
+        "problem_id": measure.problem_id,
+        "engagement_id": measure.engagement_id,
+        "measure": measure.measure,
+        "responsible_department": measure.responsible_department,
+        "responsible_person": measure.responsible_person,
+        "measure_deadline": measure.deadline,
+        "measure_target": measure.target,
+        "measure_status": measure.status,
+    }
+
+
+def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str, payload: Any) -> None:
+    uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
+
+
+def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+    """The row with primary key `key`, or NotFound naming what was asked for."""
+    row = uow.session.get(model, key) if key else None
+    if row is None:
+        raise NotFound(kind, key)
+    return row
+
+
+def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
+    """The row an earlier request with this idempotency key created."""
+    if not request_id:
+        return None
+    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
+
+
+# --- surveys (5.1) ------------------------------------------------------------------------------------
+
+
+def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
+    """5.1.1: plans the survey and creates its questionnaire; the same request id returns the first."""
+    existing = _by_request(uow, Survey, plan.request_id)
+    if existing is not None:
+        return existing
+    survey = Survey(
+        survey_id=str(uuid.uuid4()),
+        request_id=plan.request_id or None,
+        engagement_id=plan.engagement_id,
+        client_id=plan.client_id,
+        method=plan.method.value,
+        respondents=json.dumps(list(plan.respondents), ensure_ascii=False),
+        survey_date=plan.survey_date,
+        content=plan.content,
+        questions=json.dumps([q.__dict__ for q in questionnaire(plan.include_recommendation)]),
+        status=SurveyStatus.PLANNED.value,
+        reminders=0,
+        planned_at=now(),
+    )
+    uow.session.add(survey)
+    uow.session.flush()
+    _emit(uow, "survey.planned", survey.survey_id, survey.engagement_id, survey_payload(survey))
+    return survey
+
+
+def get_survey(uow: UnitOfWork, survey_id: str) -> Survey:
+    return _one(uow, Survey, survey_id, "survey")
+
+
+def list_surveys(
+    uow: UnitOfWork, engagement_id: str, client_id: str, limit: int, offset: int
+) -> list[Survey]:
+    query = select(Survey)
+    if engagement_id:
+        query = query.where(Survey.engagement_id == engagement_id)
+    if client_id:
+        query = query.where(Survey.client_id == client_id)
+    order = (Survey.planned_at, Survey.survey_id)
+    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+
+def response_count(uow: UnitOfWork, survey_id: str) -> int:
+    query = select(func.count()).select_from(Response).where(Response.survey_id == survey_id)
+    return uow.session.scalar(query) or 0
+
+
+def send_questionnaire(uow: UnitOfWork, survey_id: str) -> Survey:
+    """5.1.2: the questionnaire goes out (or the interview is arranged); sending twice changes nothing."""
+    survey = get_survey(uow, survey_id)
+    if survey.questionnaire_sent_at is None:
+        survey.questionnaire_sent_at = now()
+        survey.status = SurveyStatus.SENT.value
+        uow.session.flush()
+        _emit(uow, "questionnaire.sent", survey.survey_id, survey.engagement_id, survey_payload(survey))
+    return survey
+
+
+def send_reminder(uow: UnitOfWork, survey_id: str) -> datetime | None:
+    """5.1.2: reminds respondents who have not answered; none is sent once a response arrived (None)."""
+    survey = get_survey(uow, survey_id)
+    if survey.questionnaire_sent_at is None:
+        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
+    if response_count(uow, survey_id):
+        return None
+    survey.reminders += 1
+    survey.last_reminded_at = now()
+    uow.session.flush()
+    _emit(uow, "reminder.sent", survey.survey_id, survey.engagement_id, survey_payload(survey))
+    return survey.last_reminded_at
+
+
+def submit_response(
+    uow: UnitOfWork, survey_id: str, respondent: str, answers: Answers, request_id: str = ""
+) -> tuple[Response, Survey]:
+    """5.1.2: the client's answers; publishes `response.submitted` (→ message `survey.response_received`)."""
+    existing = _by_request(uow, Response, request_id)
+    if existing is not None:
+        return existing, get_survey(uow, existing.survey_id)
+    survey = get_survey(uow, survey_id)
+    if survey.questionnaire_sent_at is None:
+        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
+    if answers.recommendation is not None and not asks_recommendation(survey):
+        raise InvalidArgument(RECOMMENDATION, "this survey's questionnaire does not ask it")
+    response = Response(
+        response_id=str(uuid.uuid4()),
+        request_id=request_id or None,
+        survey_id=survey.survey_id,
+        respondent=respondent,
+        **{d.value: answers.ratings[d] for d in Dimension},
+        comments=json.dumps(dict(answers.comments), ensure_ascii=False),
+        recommendation=answers.recommendation,
+        submitted_at=now(),
+    )
+    uow.session.add(response)
+    if survey.status == SurveyStatus.SENT.value:
+        survey.status = SurveyStatus.RESPONDED.value
+    uow.session.flush()
+    _emit(
+        uow,
+        "response.submitted",
+        response.response_id,
+        survey.engagement_id,
+        response_payload(response, survey),
+    )
+    return response, survey
+
+
+def list_responses(uow: UnitOfWork, survey_id: str) -> list[Response]:
+    get_survey(uow, survey_id)
+    query = select(Response).where(Response.survey_id == survey_id)
+    return list(uow.session.scalars(query.order_by(Response.submitted_at, Response.response_id)))
+
+
+def _details(scores: Scores) -> dict[str, Any]:
+    return {
+        "dimensions": [
+            {
+                "dimension": d.dimension.value,
+                "weight": float(d.weight),
+                "mean_rating": d.mean_rating,
+                "csat": d.csat,
+                "not_satisfied": d.not_satisfied,
+            }
+            for d in scores.dimensions
+        ],
+        "dissatisfaction_reasons": [
+            {
+                "dimension": r.dimension.value,
+                "mean_rating": r.mean_rating,
+                "not_satisfied": r.not_satisfied,
+                "comments": list(r.comments),
+            }
+            for r in scores.reasons
+        ],
+    }
+
+
+def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
+    """5.1.3: scores the responses so far and keeps the result; publishes `survey.analysed`."""
+    survey = get_survey(uow, survey_id)
+    scores = analyse([answers_of(r) for r in list_responses(uow, survey_id)])
+    analysis = uow.session.get(Analysis, survey_id) or Analysis(survey_id=survey_id)
+    analysis.client_id = survey.client_id
+    analysis.response_count = scores.response_count
+    analysis.satisfaction_score = scores.satisfaction_score
+    analysis.lowest_rating = scores.lowest_rating
+    analysis.csat = scores.csat
+    analysis.nps = scores.nps
+    analysis.nps_answers = scores.nps_answers
+    analysis.details = json.dumps(_details(scores), ensure_ascii=False)
+    analysis.analysed_at = now()
+    uow.session.add(analysis)
+    survey.status = SurveyStatus.ANALYSED.value
+    uow.session.flush()
+    _emit(
+        uow,
+        "survey.analysed",
+        survey.survey_id,
+        survey.engagement_id,
+        {**analysis_figures(analysis), "engagement_id": survey.engagement_id, "client_id": survey.client_id},
+    )
+    return analysis
+
+
+def get_analysis(uow: UnitOfWork, survey_id: str) -> Analysis:
+    return _one(uow, Analysis, survey_id, "analysis of survey")
+
+
+def client_trend(uow: UnitOfWork, client_id: str) -> Trend:
+    """5.1.3: every analysed survey of the client, across its engagements."""
+    client_id = required_text("client_id", client_id, 100)
+    rows = uow.session.execute(
+        select(Analysis, Survey)
+        .join(Survey, Survey.survey_id == Analysis.survey_id)
+        .where(Analysis.client_id == client_id)
+    ).all()
+    points = []
+    for analysis, survey in rows:
+        dimensions = json.loads(analysis.details)["dimensions"]
+        points.append(
+            TrendPoint(
+                survey_id=survey.survey_id,
+                engagement_id=survey.engagement_id,
+                survey_date=survey.survey_date,
+                satisfaction_score=analysis.satisfaction_score,
+                csat=analysis.csat,
+                nps=analysis.nps,
+                dimension_means={Dimension(d["dimension"]): d["mean_rating"] for d in dimensions},
+            )
+        )
+    return trend(points)
+
+
+# --- problems and rectification (5.2) ---------------------------------------------------------------
+
+
+def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
+    """5.2.1: a problem, classified by nature and severity."""
+    existing = _by_request(uow, Problem, command.request_id)
+    if existing is not None:
+        return existing
+    survey = get_survey(uow, command.survey_id)
+    problem = Problem(
+        problem_id=str(uuid.uuid4()),
+        request_id=command.request_id or None,
+        survey_id=survey.survey_id,
+        engagement_id=survey.engagement_id,
+        description=command.description,
+        nature=command.nature.value,
+        severity=command.severity.value,
+        status=ProblemStatus.OPEN.value,
+        recorded_at=now(),
+    )
+    uow.session.add(problem)
+    uow.session.flush()
+    _emit(uow, "problem.recorded", problem.problem_id, problem.engagement_id, problem_payload(problem))
+    return problem
+
+
+def get_problem(uow: UnitOfWork, problem_id: str) -> Problem:
+    return _one(uow, Problem, problem_id, "problem")
+
+
+def _unsolved(uow: UnitOfWork, problem_id: str) -> Problem:
+    problem = get_problem(uow, problem_id)
+    if problem.status == ProblemStatus.SOLVED.value:
+        raise FailedPrecondition(f"problem {problem_id!r} is solved already")
+    return problem
+
+
+def list_problems(
+    uow: UnitOfWork, engagement_id: str, survey_id: str, status: str, limit: int, offset: int
+) -> list[Problem]:
+    query = select(Problem)
+    for column, value in (
+        (Problem.engagement_id, engagement_id),
+        (Problem.survey_id, survey_id),
+        (Problem.status, status),
+    ):
+        if value:
+            query = query.where(column == value)
+    order = (Problem.recorded_at, Problem.problem_id)
+    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+
+def measures_of(uow: UnitOfWork, problem_id: str) -> list[Measure]:
+    query = select(Measure).where(Measure.problem_id == problem_id)
+    return list(uow.session.scalars(query.order_by(Measure.defined_at, Measure.measure_id)))
+
+
+def reports_of(uow: UnitOfWork, problem_id: str) -> list[ProgressReport]:
+    query = select(ProgressReport).where(ProgressReport.problem_id == problem_id)
+    return list(uow.session.scalars(query.order_by(ProgressReport.reported_at, ProgressReport.report_id)))
+
+
+def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
+    """5.2.2: a measure with responsible department and person, deadline and target."""
+    existing = _by_request(uow, Measure, command.request_id)
+    if existing is not None:
+        return existing
+    problem = _unsolved(uow, command.problem_id)
+    measure = Measure(
+        measure_id=str(uuid.uuid4()),
+        request_id=command.request_id or None,
+        problem_id=problem.problem_id,
+        engagement_id=problem.engagement_id,
+        measure=command.measure,
+        responsible_department=command.responsible_department,
+        responsible_person=command.responsible_person,
+        deadline=command.deadline,
+        target=command.target,
+        status="open",
+        defined_at=now(),
+    )
+    uow.session.add(measure)
+    problem.status = ProblemStatus.RECTIFYING.value
+    uow.session.flush()
+    _emit(uow, "measure.defined", measure.measure_id, measure.engagement_id, measure_payload(measure))
+    return measure
+
+
+def get_measure(uow: UnitOfWork, measure_id: str) -> Measure:
+    return _one(uow, Measure, measure_id, "measure")
+
+
+def _complete(uow: UnitOfWork, measure: Measure) -> None:
+    measure.status = "done"
+    measure.completed_at = now()
+    uow.session.flush()
+    _emit(uow, "measure.completed", measure.measure_id, measure.engagement_id, measure_payload(measure))
+
+
+def complete_measure(uow: UnitOfWork, measure_id: str) -> Measure:
+    """5.2.3: the responsible person carried the measure out."""
+    measure = get_measure(uow, measure_id)
+    if measure.status == "done":
+        raise FailedPrecondition(f"measure {measure_id!r} is done already")
+    _complete(uow, measure)
+    return measure
+
+
+def report_progress(uow: UnitOfWork, problem_id: str, report: str, solved: bool) -> Problem:
+    """5.2.3: progress reported to the client; "solved" closes the problem and completes its open
+    measures. A problem cannot be solved before any measure was defined for it (5.2.2)."""
+    report = required_text("report", report, 5000)
+    problem = _unsolved(uow, problem_id)
+    measures = measures_of(uow, problem_id)
+    if solved and not measures:
+        raise FailedPrecondition(
+            f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"
+        )
+    uow.session.add(
+        ProgressReport(
+            report_id=str(uuid.uuid4()),
+            problem_id=problem_id,
+            report=report,
+            solved=solved,
+            reported_at=now(),
+        )
+    )
+    if solved:
+        problem.status = ProblemStatus.SOLVED.value
+        problem.solved_at = now()
+        for measure in measures:
+            if measure.status != "done":
+                _complete(uow, measure)
+    uow.session.flush()
+    _emit(
+        uow,
+        "progress.reported",
+        problem.problem_id,
+        problem.engagement_id,
+        {**problem_payload(problem), "progress_report": report},
+    )
+    if solved:
+        _emit(uow, "problem.solved", problem.problem_id, problem.engagement_id, problem_payload(problem))
+    return problem
+
+
+def _overdue(today: date) -> Any:
+    """Open measures past their deadline (the SQL twin of `domain.measure_overdue`)."""
+    return and_(Measure.status == "open", Measure.deadline < today)
+
+
+def overdue_measures(
+    uow: UnitOfWork, engagement_id: str, today: date, limit: int, offset: int
+) -> list[Measure]:
+    """5.2.2: open measures past their deadline, most overdue first."""
+    query = select(Measure).where(_overdue(today))
+    if engagement_id:
+        query = query.where(Measure.engagement_id == engagement_id)
+    order = (Measure.deadline, Measure.measure_id)
+    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+
+def publish_overdue_measures(uow: UnitOfWork, today: date) -> list[Measure]:
+    """5.2.2: publishes `measure.overdue` once for each measure that went past its deadline. The
+    conditional update makes two service replicas that scan at once publish each measure once."""
+    due = uow.session.scalars(
+        select(Measure)
+        .where(_overdue(today), Measure.overdue_published_at.is_(None))
+        .order_by(Measure.deadline)
+    ).all()
+    published = []
+    for measure in due:
+        claimed = uow.session.execute(
+            update(Measure)
+            .where(Measure.measure_id == measure.measure_id, Measure.overdue_published_at.is_(None))
+            .values(overdue_published_at=now())
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        payload = {**measure_payload(measure), "days_overdue": (today - measure.deadline).days}
+        _emit(uow, "measure.overdue", measure.measure_id, measure.engagement_id, payload)
+        published.append(measure)
+    return published

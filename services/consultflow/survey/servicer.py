@@ -1,0 +1,288 @@
+"""The survey gRPC API: thin translation between messages and use cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from consultflow.api.survey.v1 import survey_pb2 as pb
+from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.inputs import optional_text
+from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.timeutil import now, timestamp
+from consultflow.survey import service
+from consultflow.survey.domain import (
+    GENERAL,
+    Answers,
+    Dimension,
+    NewMeasure,
+    NewProblem,
+    SurveyPlan,
+    Trend,
+    measure_overdue,
+)
+from consultflow.survey.models import Analysis, Measure, Problem, Response, Survey
+
+
+def survey_message(survey: Survey, responses: int) -> pb.Survey:
+    return pb.Survey(
+        survey_id=survey.survey_id,
+        engagement_id=survey.engagement_id,
+        client_id=survey.client_id,
+        method=survey.method,
+        respondents=json.loads(survey.respondents),
+        survey_date=survey.survey_date.isoformat(),
+        content=survey.content,
+        questions=[pb.Question(**q) for q in service.questions_of(survey)],
+        status=survey.status,
+        response_count=responses,
+        reminders=survey.reminders,
+        planned_at=timestamp(survey.planned_at),
+        questionnaire_sent_at=timestamp(survey.questionnaire_sent_at),
+        last_reminded_at=timestamp(survey.last_reminded_at),
+    )
+
+
+def response_message(response: Response, survey: Survey) -> pb.SurveyResponse:
+    return pb.SurveyResponse(
+        response_id=response.response_id,
+        survey_id=survey.survey_id,
+        engagement_id=survey.engagement_id,
+        respondent=response.respondent,
+        ratings=pb.Ratings(**service.ratings_of(response)),
+        comments=pb.Comments(**json.loads(response.comments)),
+        recommendation=response.recommendation,
+        submitted_at=timestamp(response.submitted_at),
+    )
+
+
+def dimension_message(result: dict[str, Any]) -> pb.DimensionResult:
+    return pb.DimensionResult(**result)
+
+
+def analysis_message(analysis: Analysis, survey: Survey) -> pb.Analysis:
+    details = json.loads(analysis.details)
+    return pb.Analysis(
+        survey_id=analysis.survey_id,
+        engagement_id=survey.engagement_id,
+        client_id=analysis.client_id,
+        response_count=analysis.response_count,
+        satisfaction_score=analysis.satisfaction_score,
+        lowest_rating=analysis.lowest_rating,
+        csat=analysis.csat,
+        nps=analysis.nps,
+        nps_answers=analysis.nps_answers,
+        dimensions=[dimension_message(d) for d in details["dimensions"]],
+        dissatisfaction_reasons=[pb.DissatisfactionReason(**r) for r in details["dissatisfaction_reasons"]],
+        analysed_at=timestamp(analysis.analysed_at),
+    )
+
+
+def trend_message(client_id: str, trend: Trend) -> pb.ClientTrend:
+    return pb.ClientTrend(
+        client_id=client_id,
+        points=[
+            pb.TrendPoint(
+                survey_id=p.survey_id,
+                engagement_id=p.engagement_id,
+                survey_date=p.survey_date.isoformat(),
+                satisfaction_score=p.satisfaction_score,
+                csat=p.csat,
+                nps=p.nps,
+                dimensions=[
+                    pb.DimensionResult(dimension=d.value, mean_rating=mean)
+                    for d, mean in p.dimension_means.items()
+                ],
+            )
+            for p in trend.points
+        ],
+        average_score=trend.average_score,
+        score_change=trend.score_change,
+        direction=trend.direction,
+        declining_dimensions=[d.value for d in trend.declining_dimensions],
+    )
+
+
+def measure_message(measure: Measure) -> pb.Measure:
+    return pb.Measure(
+        measure_id=measure.measure_id,
+        problem_id=measure.problem_id,
+        engagement_id=measure.engagement_id,
+        measure=measure.measure,
+        responsible_department=measure.responsible_department,
+        responsible_person=measure.responsible_person,
+        deadline=measure.deadline.isoformat(),
+        target=measure.target,
+        status=measure.status,
+        overdue=measure_overdue(measure.deadline, measure.status == "done", now().date()),
+        defined_at=timestamp(measure.defined_at),
+        completed_at=timestamp(measure.completed_at),
+    )
+
+
+def problem_message(uow: UnitOfWork, problem: Problem) -> pb.Problem:
+    return pb.Problem(
+        problem_id=problem.problem_id,
+        survey_id=problem.survey_id,
+        engagement_id=problem.engagement_id,
+        description=problem.description,
+        nature=problem.nature,
+        severity=problem.severity,
+        status=problem.status,
+        measures=[measure_message(m) for m in service.measures_of(uow, problem.problem_id)],
+        progress_reports=[
+            pb.ProgressReport(
+                report_id=r.report_id, report=r.report, solved=r.solved, reported_at=timestamp(r.reported_at)
+            )
+            for r in service.reports_of(uow, problem.problem_id)
+        ],
+        recorded_at=timestamp(problem.recorded_at),
+        solved_at=timestamp(problem.solved_at),
+    )
+
+
+def answers_from(request: pb.SubmitResponseRequest) -> Answers:
+    ratings = {d.value: getattr(request.ratings, d.value) for d in Dimension}
+    comments = {key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)}
+    recommendation = request.recommendation if request.HasField("recommendation") else None
+    return Answers.parse(ratings, comments, recommendation)
+
+
+class SurveyServicer(pb_grpc.SurveyServiceServicer):
+    def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
+        self._uow = uow
+
+    def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> Any:
+        plan = SurveyPlan.parse(
+            engagement_id=request.engagement_id,
+            client_id=request.client_id,
+            method=request.method,
+            respondents=list(request.respondents),
+            survey_date=request.survey_date,
+            content=request.content,
+            include_recommendation=not request.skip_recommendation,
+            request_id=request.request_id,
+        )
+        with self._uow() as uow:
+            survey = service.create_plan(uow, plan)
+            message = survey_message(survey, service.response_count(uow, survey.survey_id))
+            uow.commit()
+            return message
+
+    def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            survey = service.get_survey(uow, request.survey_id)
+            return survey_message(survey, service.response_count(uow, survey.survey_id))
+
+    def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            surveys = service.list_surveys(uow, request.engagement_id, request.client_id, size + 1, offset)
+            return pb.ListSurveysResponse(
+                surveys=[survey_message(s, service.response_count(uow, s.survey_id)) for s in surveys[:size]],
+                next_page_token=next_token(offset, size, len(surveys)),
+            )
+
+    def SubmitResponse(self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext) -> Any:
+        answers = answers_from(request)
+        respondent = optional_text("respondent", request.respondent, 200)
+        with self._uow() as uow:
+            response, survey = service.submit_response(
+                uow, request.survey_id, respondent, answers, request.request_id
+            )
+            uow.commit()
+            return response_message(response, survey)
+
+    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            survey = service.get_survey(uow, request.survey_id)
+            responses = service.list_responses(uow, survey.survey_id)
+            return pb.ListResponsesResponse(responses=[response_message(r, survey) for r in responses])
+
+    def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            analysis = service.analyse_survey(uow, request.survey_id)
+            message = analysis_message(analysis, service.get_survey(uow, analysis.survey_id))
+            uow.commit()
+            return message
+
+    def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            analysis = service.get_analysis(uow, request.survey_id)
+            return analysis_message(analysis, service.get_survey(uow, analysis.survey_id))
+
+    def GetClientTrend(self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return trend_message(request.client_id, service.client_trend(uow, request.client_id))
+
+    def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> Any:
+        command = NewProblem.parse(
+            survey_id=request.survey_id,
+            description=request.description,
+            nature=request.nature,
+            severity=request.severity,
+            request_id=request.request_id,
+        )
+        with self._uow() as uow:
+            problem = service.record_problem(uow, command)
+            message = problem_message(uow, problem)
+            uow.commit()
+            return message
+
+    def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return problem_message(uow, service.get_problem(uow, request.problem_id))
+
+    def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            problems = service.list_problems(
+                uow, request.engagement_id, request.survey_id, request.status, size + 1, offset
+            )
+            return pb.ListProblemsResponse(
+                problems=[problem_message(uow, p) for p in problems[:size]],
+                next_page_token=next_token(offset, size, len(problems)),
+            )
+
+    def DefineMeasure(self, request: pb.DefineMeasureRequest, context: grpc.ServicerContext) -> Any:
+        command = NewMeasure.parse(
+            problem_id=request.problem_id,
+            measure=request.measure,
+            responsible_department=request.responsible_department,
+            responsible_person=request.responsible_person,
+            deadline=request.deadline,
+            target=request.target,
+            request_id=request.request_id,
+        )
+        with self._uow() as uow:
+            measure = service.define_measure(uow, command)
+            uow.commit()
+            return measure_message(measure)
+
+    def CompleteMeasure(self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            measure = service.complete_measure(uow, request.measure_id)
+            uow.commit()
+            return measure_message(measure)
+
+    def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            problem = service.report_progress(uow, request.problem_id, request.report, request.solved)
+            message = problem_message(uow, problem)
+            uow.commit()
+            return message
+
+    def ListOverdueMeasures(
+        self, request: pb.ListOverdueMeasuresRequest, context: grpc.ServicerContext
+    ) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            measures = service.overdue_measures(uow, request.engagement_id, now().date(), size + 1, offset)
+            return pb.ListOverdueMeasuresResponse(
+                measures=[measure_message(m) for m in measures[:size]],
+                next_page_token=next_token(offset, size, len(measures)),
+            )

@@ -1,0 +1,622 @@
+"""The risk service against a real database (SQLite, and PostgreSQL when configured) and real NATS:
+every RPC and job operation, the status events on STATUS, idempotency and precise errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import func, select
+
+from consultflow.api.risk.v1 import risk_pb2 as pb
+from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
+from consultflow.platform.db import Database
+from consultflow.platform.decisions import DecisionTables
+from consultflow.platform.settings import repository_root
+from consultflow.platform.tables import processed_jobs
+from consultflow.risk.app import build
+from consultflow.risk.jobs import handlers
+from consultflow.risk.models import EarlyWarning, Risk
+from consultflow.risk.tables import RiskTables
+from tests.integration.helpers import (
+    assert_rpc_error,
+    completed,
+    events_including,
+    job,
+    refused,
+    rpc_error,
+    run,
+    running,
+)
+from tests.support.components import ComponentThread
+
+HANDLERS = handlers(RiskTables(repository_root() / "bpmn"))
+YESTERDAY = (date.today() - timedelta(days=2)).isoformat()
+
+
+@pytest.fixture
+def risk(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
+    with running("risk", build, tmp_path, nats_url, database_url) as thread:
+        yield thread
+
+
+def stub(thread: ComponentThread) -> pb_grpc.RiskServiceStub:
+    return pb_grpc.RiskServiceStub(grpc.insecure_channel(thread.address))
+
+
+def test_the_register_assessment_response_and_monitoring_over_grpc(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(
+            engagement_id="E-1",
+            description="The client's budget may be cut mid-project",
+            stage="intake",
+            source="feasibility assessment",
+            owner="Ms Li",
+            request_id="feasibility-1",
+        )
+    )
+    assert (registered.status, registered.category, registered.priority) == ("registered", "", 0)
+    again = api.RegisterRisk(
+        pb.RegisterRiskRequest(
+            engagement_id="E-1", description="x", stage="intake", request_id="feasibility-1"
+        )
+    )
+    assert again.risk_id == registered.risk_id
+
+    assessed = api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=registered.risk_id,
+            likelihood="high",
+            impact="severe",
+            category="financial",
+            identification_method="checklist",
+        )
+    )
+    assert (assessed.risk.level, assessed.risk.priority, assessed.risk.suggested_strategy) == (
+        "critical",
+        1,
+        "avoid",
+    )
+    assert (assessed.risk.strategy_basis, assessed.risk.status, assessed.risk.category) == (
+        "6.3.1",
+        "assessed",
+        "financial",
+    )
+    assert (assessed.warning.level, assessed.warning.trigger, assessed.warning.indicator) == (
+        "red",
+        "risk_level",
+        "risk_priority",
+    )
+    reassessed = api.AssessRisk(
+        pb.AssessRiskRequest(risk_id=registered.risk_id, likelihood="high", impact="severe")
+    )
+    assert not reassessed.HasField("warning")  # the same band again
+
+    plan = api.PlanResponse(
+        pb.PlanResponseRequest(
+            risk_id=registered.risk_id,
+            strategy="mitigate",  # the person may choose other than the table suggests
+            measures="Phase the work so each phase is paid on its own",
+            owner="Mr Wang",
+            due_date=YESTERDAY,
+            decided_by="project manager",
+        )
+    )
+    assert (plan.strategy, plan.suggested_strategy, plan.status, plan.overdue) == (
+        "mitigate",
+        "avoid",
+        "planned",
+        True,
+    )
+    assert api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id)).status == "responded"
+    overdue = api.ListResponses(pb.ListResponsesRequest(engagement_id="E-1", overdue_only=True))
+    assert [p.response_id for p in overdue.responses] == [plan.response_id]
+
+    register = api.GetRegister(pb.GetRegisterRequest(engagement_id="E-1"))
+    assert (
+        register.status,
+        register.stage,
+        register.open_risks,
+        register.overdue_measures,
+        register.open_warnings,
+    ) == (
+        "open",
+        "intake",
+        1,
+        1,
+        1,
+    )
+
+    review = api.RecordReview(
+        pb.RecordReviewRequest(
+            engagement_id="E-1",
+            measures_carried_out=False,
+            measures_effective=False,
+            new_risk_found=True,
+            new_risk_description="The sponsor is leaving the client",
+            reviewed_by="Ms Li",
+        )
+    )
+    found = api.GetRisk(pb.GetRiskRequest(risk_id=review.new_risk_id))
+    assert (found.stage, found.source, found.status) == ("intake", "periodic review (6.4.1)", "registered")
+    assert (review.open_risks, review.overdue_measures) == (2, 1)
+    assert [r.review_id for r in api.ListReviews(pb.ListReviewsRequest(engagement_id="E-1")).reviews] == [
+        review.review_id
+    ]
+
+    matrix = api.GetRiskMatrix(pb.GetRiskMatrixRequest(engagement_id="E-1"))
+    cells = {(c.likelihood, c.impact): c for c in matrix.cells}
+    assert (len(matrix.cells), matrix.total, matrix.unassessed) == (12, 1, 1)
+    assert [r.risk_id for r in cells[("high", "severe")].risks] == [registered.risk_id]
+    assert cells[("high", "severe")].count == 1 and cells[("low", "minor")].count == 0
+
+    acknowledged = api.AcknowledgeWarning(
+        pb.AcknowledgeWarningRequest(
+            warning_id=assessed.warning.warning_id, action="phasing agreed", acknowledged_by="PM"
+        )
+    )
+    assert (acknowledged.status, acknowledged.action) == ("acknowledged", "phasing agreed")
+    twice = api.AcknowledgeWarning(
+        pb.AcknowledgeWarningRequest(warning_id=assessed.warning.warning_id, action="other")
+    )
+    assert (twice.action, twice.acknowledged_at) == ("phasing agreed", acknowledged.acknowledged_at)
+
+    reading = api.RaiseWarning(
+        pb.RaiseWarningRequest(
+            engagement_id="E-1", indicator="cost_overrun_rate", value=0.07, request_id="reading-1"
+        )
+    )
+    assert (reading.level, reading.trigger, reading.status) == ("amber", "indicator", "raised")
+    assert (
+        api.RaiseWarning(
+            pb.RaiseWarningRequest(
+                engagement_id="E-1", indicator="cost_overrun_rate", value=0.07, request_id="reading-1"
+            )
+        ).warning_id
+        == reading.warning_id
+    )
+    raised = api.ListWarnings(pb.ListWarningsRequest(engagement_id="E-1", status="raised"))
+    assert [w.warning_id for w in raised.warnings] == [reading.warning_id]
+
+    done = api.CompleteResponse(
+        pb.CompleteResponseRequest(response_id=plan.response_id, effective=True, notes="paid")
+    )
+    assert (done.status, done.effective, done.overdue) == ("done", True, False)
+    closed = api.CloseRisk(pb.CloseRiskRequest(risk_id=registered.risk_id, reason="budget confirmed"))
+    assert (closed.status, closed.close_reason) == ("closed", "budget confirmed")
+    assert api.GetRiskMatrix(pb.GetRiskMatrixRequest(engagement_id="E-1")).total == 0
+    assert api.GetRiskMatrix(pb.GetRiskMatrixRequest(engagement_id="E-1", include_closed=True)).total == 1
+    listed = api.ListRisks(pb.ListRisksRequest(engagement_id="E-1", page_size=1))
+    assert len(listed.risks) == 1 and listed.next_page_token
+    assert api.GetRegister(pb.GetRegisterRequest(engagement_id="E-1")).open_risks == 1
+
+    expected = [
+        "register.opened",
+        "risk.registered",
+        "risk.assessed",
+        "warning.raised",
+        "risk.assessed",
+        "response.planned",
+        "risk.registered",
+        "review.recorded",
+        "warning.acknowledged",
+        "warning.raised",
+        "response.completed",
+        "risk.closed",
+    ]
+    events = events_including(nats_url, expected, "risk")
+    assert sorted(e.type for e in events) == sorted(expected)
+    assert all(e.correlation["engagement_id"] == "E-1" for e in events)
+    first = next(e for e in events if e.type == "risk.registered")
+    payload = json.loads(first.payload_json)
+    assert (payload["risk_id"], payload["risk_stage"], payload["engagement_id"]) == (
+        registered.risk_id,
+        "intake",
+        "E-1",
+    )
+    for event in (e for e in events if e.type.startswith("warning.")):
+        assert json.loads(event.payload_json)["warning_id"] == event.subject
+
+
+def test_all_twelve_cells_agree_with_the_decision_table(risk: ComponentThread) -> None:
+    api = stub(risk)
+    table = DecisionTables(repository_root() / "bpmn")
+    cells = [(lh, im) for lh in ("high", "medium", "low") for im in ("severe", "major", "moderate", "minor")]
+    for likelihood, impact in cells:
+        registered = api.RegisterRisk(
+            pb.RegisterRiskRequest(
+                engagement_id="E-12", description=f"{likelihood} × {impact}", stage="delivery"
+            )
+        )
+        risk_ = api.AssessRisk(
+            pb.AssessRiskRequest(
+                risk_id=registered.risk_id,
+                likelihood=likelihood,
+                impact=impact,
+                category="technical",
+                identification_method="delphi",
+            )
+        ).risk
+        expected = table.decide("risk_matrix", {"likelihood": likelihood, "impact": impact})
+        assert (risk_.level, risk_.priority, risk_.suggested_strategy, risk_.strategy_basis) == (
+            expected["risk_level"],
+            expected["risk_priority"],
+            expected["suggested_strategy"],
+            expected["strategy_basis"],
+        ), (likelihood, impact)
+    matrix = api.GetRiskMatrix(pb.GetRiskMatrixRequest())  # the whole firm
+    assert matrix.total == 12 and all(c.count == 1 for c in matrix.cells)
+    for cell in matrix.cells:
+        expected = table.decide("risk_matrix", {"likelihood": cell.likelihood, "impact": cell.impact})
+        assert (cell.level, cell.priority, cell.suggested_strategy) == (
+            expected["risk_level"],
+            expected["risk_priority"],
+            expected["suggested_strategy"],
+        )
+
+
+def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
+    # The intake may find a risk before risk management opens the register (which then exists already).
+    risk_id = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.register_risk",
+                engagement_id="E-2",
+                risk_description="Key data may arrive late",
+                risk_category="technical",
+                risk_stage="implementation",
+                risk_source="data analysis",
+            ),
+        )
+    )["risk_id"]
+    register_id = completed(
+        run(risk, HANDLERS, job("risk.open_register", engagement_id="E-2", client_name="ACME"))
+    )["register_id"]
+    assessed = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.assess_risk",
+                risk_id=risk_id,
+                risk_category="technical",
+                identification_method="brainstorming",
+                likelihood="medium",
+                impact="major",
+            ),
+        )
+    )
+    assert assessed == {"risk_level": "high", "risk_priority": 2, "suggested_strategy": "mitigate"}
+    response_id = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.plan_response",
+                risk_id=risk_id,
+                strategy="mitigate",
+                measures="ask for the data twice a week",
+                measure_owner="Ms Li",
+                measure_due=YESTERDAY,
+            ),
+        )
+    )["response_id"]
+    assert response_id
+    assert completed(run(risk, HANDLERS, job("risk.review_register", engagement_id="E-2"))) == {
+        "open_risks": 1,
+        "overdue_measures": 1,
+    }
+    review_id = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.record_review",
+                engagement_id="E-2",
+                measures_carried_out=True,
+                measures_effective="no",
+                new_risk_found="yes",
+                new_risk_description="A second data source is needed",
+            ),
+        )
+    )["review_id"]
+    assert review_id
+    raised = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.raise_warning",
+                engagement_id="E-2",
+                indicator="schedule_deviation_rate",
+                value="0.2",
+                status="amber",
+            ),
+        )
+    )
+    assert raised["warning_level"] == "red"  # the table's band is worse than the reporter's
+    escalated = completed(run(risk, HANDLERS, job("risk.escalate_warning", warning_id=raised["warning_id"])))
+    assert escalated["escalated_at"] and escalated["warning_status"] == "raised"
+    acknowledged = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.acknowledge_warning",
+                warning_id=raised["warning_id"],
+                warning_action="extra analyst for two weeks",
+                acknowledged_by="PM",
+            ),
+        )
+    )
+    assert acknowledged["acknowledged_at"]
+    late = completed(run(risk, HANDLERS, job("risk.escalate_warning", warning_id=raised["warning_id"])))
+    assert late == {"escalated_at": None, "warning_status": "acknowledged"}
+    closed = completed(run(risk, HANDLERS, job("risk.close_register", engagement_id="E-2")))
+    assert closed["register_closed_at"]
+
+    api = stub(risk)
+    register = api.GetRegister(pb.GetRegisterRequest(engagement_id="E-2"))
+    assert (register.register_id, register.client_name, register.stage, register.status) == (
+        register_id,
+        "ACME",
+        "implementation",
+        "closed",
+    )
+    new_risk = [
+        r for r in api.ListRisks(pb.ListRisksRequest(engagement_id="E-2")).risks if r.risk_id != risk_id
+    ]
+    assert [(r.stage, r.description) for r in new_risk] == [
+        ("implementation", "A second data source is needed")
+    ]
+    late_risk = {"engagement_id": "E-2", "risk_description": "too late", "risk_stage": "follow_up"}
+    assert "is closed" in refused(risk, HANDLERS, "risk.register_risk", late_risk)
+
+    expected = [
+        "register.opened",
+        "risk.registered",
+        "register.updated",
+        "risk.assessed",
+        "warning.raised",  # priority 2 crossed into amber
+        "response.planned",
+        "risk.registered",
+        "review.recorded",
+        "warning.raised",
+        "warning.escalated",
+        "warning.acknowledged",
+        "register.closed",
+    ]
+    events = events_including(nats_url, expected, "risk")
+    assert sorted(e.type for e in events) == sorted(expected)
+    assert {e.correlation["engagement_id"] for e in events} == {"E-2"}
+
+
+def test_a_job_delivered_twice_acts_once(risk: ComponentThread, database_url: str) -> None:
+    registering = job(
+        "risk.register_risk",
+        key="job-1",
+        engagement_id="E-3",
+        risk_description="scope creep",
+        risk_stage="intake",
+    )
+    first = completed(run(risk, HANDLERS, registering))
+    second = run(risk, HANDLERS, registering)
+    assert second.replayed and second.variables == first
+    warning = job(
+        "risk.raise_warning",
+        key="job-2",
+        engagement_id="E-3",
+        indicator="quality_pass_rate",
+        value=0.8,
+        status="",
+    )
+    assert run(risk, HANDLERS, warning).variables == run(risk, HANDLERS, warning).variables
+    db = Database(database_url)
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(Risk)) == 1
+        assert session.scalar(select(func.count()).select_from(EarlyWarning)) == 1
+        assert session.scalar(select(func.count()).select_from(processed_jobs)) == 2
+    db.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) -> None:
+    api = stub(risk)
+    cases: list[tuple[Callable[[Any], Any], Any, grpc.StatusCode, str]] = [
+        (
+            api.RegisterRisk,
+            pb.RegisterRiskRequest(engagement_id="E-4", stage="intake"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "description: is required",
+        ),
+        (
+            api.RegisterRisk,
+            pb.RegisterRiskRequest(engagement_id="E-4", description="x", stage="later"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "stage: 'later' is not one of intake",
+        ),
+        (
+            api.RegisterRisk,
+            pb.RegisterRiskRequest(description="x", stage="intake"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "engagement_id: is required",
+        ),
+        (
+            api.RegisterRisk,
+            pb.RegisterRiskRequest(engagement_id="E-4", description="x", stage="intake", category="weather"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "category: 'weather'",
+        ),
+        (
+            api.AssessRisk,
+            pb.AssessRiskRequest(risk_id="nope", likelihood="high", impact="major"),
+            grpc.StatusCode.NOT_FOUND,
+            "risk 'nope' not found",
+        ),
+        (api.GetRegister, pb.GetRegisterRequest(engagement_id="E-none"), grpc.StatusCode.NOT_FOUND, "E-none"),
+        (
+            api.RaiseWarning,
+            pb.RaiseWarningRequest(engagement_id="E-4", indicator="mood", value=1),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "indicator: 'mood' is not one of",
+        ),
+        (
+            api.RaiseWarning,
+            pb.RaiseWarningRequest(engagement_id="E-4", indicator="cost_overrun_rate", status="purple"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "status: 'purple'",
+        ),
+        (
+            api.ListRisks,
+            pb.ListRisksRequest(page_token="abc"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "page_token",
+        ),
+    ]
+    for call, request, code, text in cases:
+        assert_rpc_error(call, request, code, text)
+
+    risk_id = api.RegisterRisk(
+        pb.RegisterRiskRequest(engagement_id="E-4", description="x", stage="intake")
+    ).risk_id
+    for request, code, text in [
+        (
+            pb.AssessRiskRequest(
+                risk_id=risk_id,
+                likelihood="certain",
+                impact="major",
+                category="market",
+                identification_method="delphi",
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "likelihood: 'certain' is not one of high, medium, low (6.2.1)",
+        ),
+        (
+            pb.AssessRiskRequest(
+                risk_id=risk_id,
+                likelihood="high",
+                impact="",
+                category="market",
+                identification_method="delphi",
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "impact: is required",
+        ),
+        (
+            pb.AssessRiskRequest(
+                risk_id=risk_id, likelihood="high", impact="major", identification_method="delphi"
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "category: is required",
+        ),
+        (
+            pb.AssessRiskRequest(risk_id=risk_id, likelihood="high", impact="major", category="market"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "identification_method: is required",
+        ),
+    ]:
+        error = rpc_error(api.AssessRisk, request)
+        assert (error.code(), text in (error.details() or "")) == (code, True), error.details()
+    error = rpc_error(api.PlanResponse, pb.PlanResponseRequest(risk_id=risk_id, strategy="accept"))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION and "not assessed" in (error.details() or "")
+    api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=risk_id,
+            likelihood="low",
+            impact="minor",
+            category="market",
+            identification_method="delphi",
+        )
+    )
+    error = rpc_error(
+        api.PlanResponse,
+        pb.PlanResponseRequest(risk_id=risk_id, strategy="transfer", measures="insurance", owner="CFO"),
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and (error.details() or "").startswith(
+        "due_date:"
+    )
+    warning = api.RaiseWarning(
+        pb.RaiseWarningRequest(engagement_id="E-4", indicator="cost_overrun_rate", value=0.5)
+    )
+    error = rpc_error(api.AcknowledgeWarning, pb.AcknowledgeWarningRequest(warning_id=warning.warning_id))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and (error.details() or "").startswith("action:")
+
+    # Jobs name the diagram's variables, and a refused job is not retried.
+    refusals: list[tuple[str, dict[str, Any], str]] = [
+        (
+            "risk.register_risk",
+            {"engagement_id": "E-4", "risk_description": "", "risk_stage": "intake"},
+            "risk_description: is required",
+        ),
+        (
+            "risk.register_risk",
+            {"engagement_id": "E-4", "risk_description": "x", "risk_stage": "closing"},
+            "risk_stage: 'closing'",
+        ),
+        (
+            "risk.register_risk",
+            {"engagement_id": "E-4", "risk_description": "x"},
+            "risk_stage: the diagram passes no",
+        ),
+        (
+            "risk.assess_risk",
+            {"risk_id": risk_id, "likelihood": "high", "impact": "major", "risk_category": "moods"},
+            "risk_category: 'moods'",
+        ),
+        (
+            "risk.plan_response",
+            {
+                "risk_id": risk_id,
+                "strategy": "mitigate",
+                "measures": "x",
+                "measure_owner": "",
+                "measure_due": "",
+            },
+            "measure_owner: is required",
+        ),
+        (
+            "risk.plan_response",
+            {
+                "risk_id": risk_id,
+                "strategy": "mitigate",
+                "measures": "x",
+                "measure_owner": "Li",
+                "measure_due": "soon",
+            },
+            "measure_due: 'soon' is not a date",
+        ),
+        (
+            "risk.raise_warning",
+            {"engagement_id": "E-4", "indicator": "cost_overrun_rate", "value": "lots", "status": ""},
+            "value: 'lots' is not a number",
+        ),
+        (
+            "risk.record_review",
+            {
+                "engagement_id": "E-4",
+                "measures_carried_out": "maybe",
+                "measures_effective": True,
+                "new_risk_found": False,
+            },
+            "measures_carried_out: 'maybe'",
+        ),
+        (
+            "risk.acknowledge_warning",
+            {"warning_id": warning.warning_id, "warning_action": " "},
+            "warning_action: is required",
+        ),
+        ("risk.escalate_warning", {"warning_id": "nope"}, "warning 'nope' not found"),
+    ]
+    for operation, parameters, text in refusals:
+        message = refused(risk, HANDLERS, operation, parameters)
+        assert text in message, message
