@@ -634,8 +634,9 @@ def deliver_message(task: Task, name: str, correlation_key_value: str, variables
     if key_variable and correlation_key_value:
         payload.setdefault(key_variable, correlation_key_value)
     task.task_spec.catch(task, BpmnEvent(definition, payload=payload))
-    task.data.update(payload)
     task.task_spec._update(task)
+    # After _update, which re-inherits the parent's data: a second message of the same name must win.
+    task.data.update(payload)
 
 
 def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any]) -> bool:
@@ -661,8 +662,8 @@ def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any
     coded = [c for c in candidates if c.task_spec.event_definition.code]
     target = (coded or candidates)[0]
     target.task_spec.catch(target, event)
-    target.data.update(variables)
     target.task_spec._update(target)
+    target.data.update(variables)  # after _update, which re-inherits the parent's data
     return True
 
 

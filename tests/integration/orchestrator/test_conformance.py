@@ -851,3 +851,104 @@ def test_business_key_makes_starting_idempotent(h: Harness) -> None:
     assert first.created and not again.created and again.instance_id == first.instance_id
     with pytest.raises(NotFound):
         h.orchestrator.create_instance("missing", 0, {}, "")
+
+
+# ------------------------------------------------------------------------------- more tasks and events
+
+
+def test_business_rule_task_reads_a_decision_table(h: Harness) -> None:
+    from pathlib import Path as _Path
+
+    matrix = (_Path(__file__).resolve().parents[3] / "bpmn" / "risk_matrix.dmn").read_bytes()
+    h.deploy(
+        p=bpmn(
+            "p",
+            """<startEvent id="s"/>
+            <businessRuleTask id="assess"><extensionElements><spiffworkflow:calledDecisionId>risk_matrix</spiffworkflow:calledDecisionId></extensionElements></businessRuleTask>
+            <endEvent id="e"/>""",
+            "s -> assess\nassess -> e",
+        ),
+        risk_matrix_dmn=matrix,
+    )
+    instance = h.start("p", likelihood="high", impact="severe")
+    assert h.variables(instance)["suggested_strategy"] == "avoid"
+
+
+def test_receive_task_with_boundary_timer(h: Harness) -> None:
+    h.deploy(
+        p=bpmn(
+            "p",
+            f"""<startEvent id="s"/><receiveTask id="await_report" messageRef="m_report"/>
+            <boundaryEvent id="remind" attachedToRef="await_report" cancelActivity="false"><timerEventDefinition><timeDuration>"P7D"</timeDuration></timerEventDefinition></boundaryEvent>
+            {service_task("send_reminder", "delivery.remind")}<endEvent id="reminded"/><endEvent id="e"/>""",
+            "s -> await_report\nawait_report -> e\nremind -> send_reminder\nsend_reminder -> reminded",
+            extra=message("m_report", "acceptance.reported", "engagement_id"),
+        )
+    )
+    instance = h.start("p", engagement_id="E1")
+    h.fast_forward(instance, "remind")
+    h.complete("delivery.remind", instance)
+    assert h.publish("acceptance.reported", "E1", acceptance_conclusion="passed") == "CORRELATED"
+    assert h.status(instance) == "COMPLETED"
+    assert h.variables(instance)["acceptance_conclusion"] == "passed"
+
+
+def test_interrupting_message_boundary_on_a_call_activity(h: Harness) -> None:
+    child = bpmn(
+        "child",
+        '<startEvent id="cs"/><userTask id="long_work"/><endEvent id="ce"/>',
+        "cs -> long_work\nlong_work -> ce",
+    )
+    parent = bpmn(
+        "parent",
+        """<startEvent id="s"/><callActivity id="call" calledElement="child"/>
+        <boundaryEvent id="stop_it" attachedToRef="call"><messageEventDefinition messageRef="m_stop"/></boundaryEvent>
+        <endEvent id="e"/><endEvent id="stopped"/>""",
+        "s -> call\ncall -> e\nstop_it -> stopped",
+        extra=message("m_stop", "engagement.avoid_risk", "engagement_id"),
+    )
+    h.deploy(parent=parent, child=child)
+    instance = h.start("parent", engagement_id="E5")
+    task = h.task("long_work", instance)
+    assert h.publish("engagement.avoid_risk", "E5") == "CORRELATED"
+    assert h.status(instance) == "COMPLETED"
+    assert "stopped" in h.completed_elements(instance)
+    assert h.orchestrator.get_user_task(task.user_task_id)[0].status == "CANCELED"
+
+
+def test_error_end_event_caught_on_its_subprocess(h: Harness) -> None:
+    h.deploy(
+        p=bpmn(
+            "p",
+            """<startEvent id="s"/>
+            <subProcess id="check"><startEvent id="cs"/><endEvent id="fail"><errorEventDefinition errorRef="err"/></endEvent>
+              <sequenceFlow id="c1" sourceRef="cs" targetRef="fail"/></subProcess>
+            <boundaryEvent id="failed" attachedToRef="check"><errorEventDefinition errorRef="err"/></boundaryEvent>
+            <endEvent id="e"/><endEvent id="handled"/>""",
+            "s -> check\ncheck -> e\nfailed -> handled",
+            extra='<error id="err" name="invalid" errorCode="invalid"/>',
+        )
+    )
+    instance = h.start("p")
+    assert "handled" in h.completed_elements(instance)
+
+
+def test_a_repeated_message_updates_the_variables_it_carries(h: Harness) -> None:
+    h.deploy(
+        p=bpmn(
+            "p",
+            """<startEvent id="s"/><exclusiveGateway id="again"/>
+            <receiveTask id="report" messageRef="m_report"/><exclusiveGateway id="verdict"/><endEvent id="e"/>""",
+            """s -> again
+            again -> report
+            report -> verdict
+            verdict -> e: acceptance_conclusion == "passed"
+            verdict -> again: default""",
+            extra=message("m_report", "acceptance.reported", "engagement_id"),
+        )
+    )
+    instance = h.start("p", engagement_id="E1")
+    assert h.publish("acceptance.reported", "E1", acceptance_conclusion="failed") == "CORRELATED"
+    assert h.status(instance) == "ACTIVE"
+    assert h.publish("acceptance.reported", "E1", acceptance_conclusion="passed") == "CORRELATED"
+    assert h.status(instance) == "COMPLETED"
