@@ -88,7 +88,7 @@ def test_zero_denominators_have_documented_values() -> None:
     )
     assert spent_for_nothing.cost_overrun_rate == 1  # AC > 0, EV = 0: a full overrun
     empty = compute([], 0, 0, date(2025, 4, 1))
-    assert (empty.schedule_deviation_rate, empty.cost_overrun_rate, empty.quality_pass_rate) == (0, 0, 1)
+    assert empty.rates() == {indicators.SCHEDULE: 0, indicators.COST: 0, indicators.QUALITY: 1}
 
 
 def test_rates_round_half_up_to_four_places() -> None:
