@@ -455,8 +455,16 @@ class NewFinding:
     risk_category: str = ""
 
 
-def finding(kind: FindingKind, description: str, risk_category: str = "") -> NewFinding:
-    text = required("description" if kind is FindingKind.RISK else kind.value + "s", description)
+_FINDING_FIELDS = {
+    FindingKind.PROBLEM: "problems",
+    FindingKind.OPPORTUNITY: "opportunities",
+    FindingKind.RISK: "risk_description",
+}
+"""The job parameter each kind of finding comes from."""
+
+
+def finding(kind: FindingKind, description: str, risk_category: str = "", field: str = "") -> NewFinding:
+    text = required(field or _FINDING_FIELDS[kind], description)
     category = ""
     if risk_category:
         if kind is not FindingKind.RISK:

@@ -240,15 +240,13 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
 
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
-    project_id = str(job.get("project_id"))
     change = service.respond_to_change(
         uow,
         str(job.get("change_request_id")),
         domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
         _text(job, "change_response"),
+        str(job.get("project_id")),
     )
-    if change.project_id != project_id:
-        raise InvalidArgument("change_request_id", f"belongs to another project than {project_id!r}")
     return {"change_request_status": change.status}
 
 

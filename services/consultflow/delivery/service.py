@@ -1185,10 +1185,16 @@ def request_change(
 
 
 def respond_to_change(
-    uow: UnitOfWork, change_request_id: str, decision: ChangeDecision, response: str
+    uow: UnitOfWork,
+    change_request_id: str,
+    decision: ChangeDecision,
+    response: str,
+    project_id: str = "",
 ) -> ChangeRequest:
     """3.5.2: accepted, rejected or deferred, with the answer given to the client."""
     change = _get(uow, ChangeRequest, change_request_id, "change_request_id", "change request")
+    if project_id and project_id != change.project_id:
+        raise InvalidArgument("change_request_id", f"belongs to another project than {project_id!r}")
     project = _active(uow, change.project_id)
     domain.check_change_response(change.status, decision, response)
     change.status = decision.value

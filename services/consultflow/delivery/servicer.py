@@ -464,7 +464,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordAnalysis(self, request: pb.RecordAnalysisRequest, context: grpc.ServicerContext) -> Any:
         findings = [
             domain.finding(
-                domain.choice(FindingKind, f.kind, "findings.kind"), f.description, f.risk_category
+                domain.choice(FindingKind, f.kind, "findings.kind"),
+                f.description,
+                f.risk_category,
+                "findings.description",
             )
             for f in request.findings
         ]

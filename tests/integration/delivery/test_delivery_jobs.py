@@ -27,6 +27,7 @@ from tests.integration.delivery.support import (
     closed_address,
     day,
     running_delivery,
+    signed_contract,
     stand_in_peers,
     status_events,
     types_of,
@@ -328,7 +329,9 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     assert (breach["indicator"], breach["value"], breach["status"]) == ("schedule_deviation_rate", 1.0, "red")
 
 
-def test_bad_parameters_fail_the_job_without_retries_naming_the_field(jobs: Jobs) -> None:
+def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
+    jobs: Jobs, delivery: RunningDelivery, peers: StandInPeers
+) -> None:
     jobs.refused("open_project", "contract_id", engagement_id="E-1", contract_id="")
     jobs.refused("open_project", "the diagram passes no 'contract_id'", engagement_id="E-1")
     project_id = jobs.ok("open_project", engagement_id="E-1", contract_id="C-1")["project_id"]
@@ -343,6 +346,18 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(jobs: Jobs
     jobs.refused("record_deliverable_review", "logic_ok", project_id=project_id, logic_ok="fine")
     jobs.refused("request_acceptance", "acceptance_criteria", project_id=project_id, acceptance_date=day(1))
     jobs.refused("send_acceptance_reminder", "acceptance 'nope' not found", acceptance_id="nope")
+    peers.contracts.contracts["C-2"] = signed_contract("C-2", "E-1")
+    other = jobs.ok("open_project", engagement_id="E-1", contract_id="C-2")["project_id"]
+    change = delivery.stub.RequestChange(pb.RequestChangeRequest(project_id=project_id, description="More"))
+    jobs.refused(
+        "record_change_response",
+        "change_request_id",
+        "another project",
+        project_id=other,
+        change_request_id=change.change_request_id,
+        change_decision="accepted",
+        change_response="Yes",
+    )
 
 
 def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(

@@ -160,8 +160,14 @@ def test_findings() -> None:
         domain.finding(domain.FindingKind.PROBLEM, "Slow approvals", "personnel")
     with pytest.raises(InvalidArgument, match="risk_category"):
         domain.finding(domain.FindingKind.RISK, "Key user leaves", "weather")
-    with pytest.raises(InvalidArgument, match="problems"):
-        domain.finding(domain.FindingKind.PROBLEM, " ")
+    for kind, field in (
+        (domain.FindingKind.PROBLEM, "problems"),
+        (domain.FindingKind.OPPORTUNITY, "opportunities"),
+        (domain.FindingKind.RISK, "risk_description"),
+    ):
+        with pytest.raises(InvalidArgument) as error:
+            domain.finding(kind, " ")
+        assert field_of(error) == field
 
 
 def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
