@@ -1625,7 +1625,7 @@ class Communication(_message.Message):
     """internal, external"""
     kind: _builtins.str
     """internal: report, message, meeting; external: progress_report, client_request, change_request,
-    client_question, answer, client_feedback, expert, partner
+    client_question, answer, client_feedback, reminder, expert, partner
     """
     counterpart: _builtins.str
     """who the team talked to (a department, the client, an expert)"""
