@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import BpmnError, DomainError, InvalidArgument
+from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
 from consultflow.platform.tables import processed_jobs
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,12 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
         except BpmnError as error:
             uow.session.rollback()
             return _record_bpmn_error(uow_factory, job, error)
+        except (Unavailable, Conflict) as error:
+            # A peer or the database is unreachable, or a concurrent change won: a later attempt may succeed.
+            log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, error.message)
+            return Outcome(
+                "failed", message=f"{type(error).__name__}: {error.message}", retries=max(job.retries - 1, 0)
+            )
         except DomainError as error:
             # The request itself is wrong (a missing field, a forbidden transition): retrying cannot help.
             log.warning("job %s (%s) refused: %s", job.key, job.operation, error.message)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from consultflow.api.delivery.v1 import delivery_pb2 as consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -25,7 +26,7 @@ if _version_not_supported:
 
 
 class DeliveryServiceStub:
-    """The delivery service's API; its operations arrive with the issue that implements this service.
+    """--- 3.1 projects, team and kick-off ---
     """
 
     def __init__(self, channel):
@@ -34,15 +35,776 @@ class DeliveryServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.OpenProject = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/OpenProject',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.OpenProjectRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+                _registered_method=True)
+        self.GetProject = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/GetProject',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetProjectRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+                _registered_method=True)
+        self.ListProjects = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListProjects',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsResponse.FromString,
+                _registered_method=True)
+        self.FormTeam = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/FormTeam',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.FormTeamRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+                _registered_method=True)
+        self.RecordKickoff = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordKickoff',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordKickoffRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Kickoff.FromString,
+                _registered_method=True)
+        self.AddDocument = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/AddDocument',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddDocumentRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.FromString,
+                _registered_method=True)
+        self.ArchiveDocument = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ArchiveDocument',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ArchiveDocumentRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListDocuments',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsResponse.FromString,
+                _registered_method=True)
+        self.RecordSiteVisit = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordSiteVisit',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordSiteVisitRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SiteVisit.FromString,
+                _registered_method=True)
+        self.RecordAnalysis = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordAnalysis',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAnalysisRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Analysis.FromString,
+                _registered_method=True)
+        self.SubmitSolution = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/SubmitSolution',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SubmitSolutionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.FromString,
+                _registered_method=True)
+        self.ReviewSolution = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ReviewSolution',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewSolutionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.FromString,
+                _registered_method=True)
+        self.ListSolutions = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListSolutions',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsResponse.FromString,
+                _registered_method=True)
+        self.StartExecution = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/StartExecution',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.StartExecutionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.FromString,
+                _registered_method=True)
+        self.GetWorkPlan = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/GetWorkPlan',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetWorkPlanRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.FromString,
+                _registered_method=True)
+        self.AddTask = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/AddTask',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddTaskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.FromString,
+                _registered_method=True)
+        self.UpdateTask = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/UpdateTask',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.UpdateTaskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.FromString,
+                _registered_method=True)
+        self.RecordMilestoneReached = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordMilestoneReached',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMilestoneReachedRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Milestone.FromString,
+                _registered_method=True)
+        self.RecordQualityCheck = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordQualityCheck',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordQualityCheckRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.QualityCheck.FromString,
+                _registered_method=True)
+        self.RecordMeeting = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordMeeting',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMeetingRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Meeting.FromString,
+                _registered_method=True)
+        self.EvaluateIndicators = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/EvaluateIndicators',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.EvaluateIndicatorsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.IndicatorSnapshot.FromString,
+                _registered_method=True)
+        self.ListIndicatorSnapshots = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListIndicatorSnapshots',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.RecordCorrectiveAction = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordCorrectiveAction',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordCorrectiveActionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CorrectiveAction.FromString,
+                _registered_method=True)
+        self.CompleteExecution = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/CompleteExecution',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompleteExecutionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+                _registered_method=True)
+        self.LogCommunication = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/LogCommunication',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.LogCommunicationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.FromString,
+                _registered_method=True)
+        self.ListCommunications = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListCommunications',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsResponse.FromString,
+                _registered_method=True)
+        self.SendProgressReport = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/SendProgressReport',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendProgressReportRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.FromString,
+                _registered_method=True)
+        self.RequestChange = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RequestChange',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestChangeRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.FromString,
+                _registered_method=True)
+        self.RespondToChange = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RespondToChange',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RespondToChangeRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.FromString,
+                _registered_method=True)
+        self.ListChangeRequests = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListChangeRequests',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsResponse.FromString,
+                _registered_method=True)
+        self.CompileDeliverables = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/CompileDeliverables',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompileDeliverablesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.FromString,
+                _registered_method=True)
+        self.ReviewDeliverables = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ReviewDeliverables',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewDeliverablesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.FromString,
+                _registered_method=True)
+        self.ListDeliverableSets = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListDeliverableSets',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsResponse.FromString,
+                _registered_method=True)
+        self.PlanOnsiteDelivery = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/PlanOnsiteDelivery',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnsiteDeliveryRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.PlanOnlineDelivery = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/PlanOnlineDelivery',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnlineDeliveryRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.SendDeliverablesOnline = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/SendDeliverablesOnline',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendDeliverablesOnlineRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.RecordDelivery = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordDelivery',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordDeliveryRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+                _registered_method=True)
+        self.ListDeliveries = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListDeliveries',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RequestAcceptance = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RequestAcceptance',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestAcceptanceRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+                _registered_method=True)
+        self.RecordAcceptanceReport = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordAcceptanceReport',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAcceptanceReportRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+                _registered_method=True)
+        self.RecordRectificationItems = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/RecordRectificationItems',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordRectificationItemsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+                _registered_method=True)
+        self.CloseRectificationItem = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/CloseRectificationItem',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseRectificationItemRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RectificationItem.FromString,
+                _registered_method=True)
+        self.ListAcceptances = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/ListAcceptances',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesResponse.FromString,
+                _registered_method=True)
+        self.CloseAcceptance = channel.unary_unary(
+                '/consultflow.api.delivery.v1.DeliveryService/CloseAcceptance',
+                request_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseAcceptanceRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+                _registered_method=True)
 
 
 class DeliveryServiceServicer:
-    """The delivery service's API; its operations arrive with the issue that implements this service.
+    """--- 3.1 projects, team and kick-off ---
     """
+
+    def OpenProject(self, request, context):
+        """3.1.1: opens a project from a signed contract; scope, schedule (milestones), deliverables and the
+        deadline come from ContractsService.GetContract. A contract has one project: opening it again returns it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListProjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FormTeam(self, request, context):
+        """3.1.1: sets the team (replacing an earlier one): exactly one project manager, and consultants,
+        analysts and assistants, each with duties.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordKickoff(self, request, context):
+        """3.1.2: the kick-off meeting; the project manager must attend (the team is formed first).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddDocument(self, request, context):
+        """--- 3.2 research and analysis ---
+
+        3.2.1: adds a document to the project data repository (archived at once unless `collect_only`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ArchiveDocument(self, request, context):
+        """3.2.1: archives a collected document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordSiteVisit(self, request, context):
+        """3.2.2: an on-site visit: who, when, interviews, processes and observations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAnalysis(self, request, context):
+        """3.2.3: analysis findings; each risk is registered with RiskService.RegisterRisk (stage implementation),
+        idempotently: the same request_id never registers a risk twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitSolution(self, request, context):
+        """--- 3.3 solution design and review ---
+
+        3.3.1: a new solution version with its artefacts (flow charts, mind maps as links); a version still
+        awaiting review is superseded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewSolution(self, request, context):
+        """3.3.2: the expert review of the current version: approved, or revise (comments required).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSolutions(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartExecution(self, request, context):
+        """--- 3.4 execution and monitoring ---
+
+        3.4.1: starts execution (an approved solution is required) with the baseline work plan: the
+        contract's milestones and one task per milestone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWorkPlan(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTask(self, request, context):
+        """3.4.1: adds a task (planned dates in order, budget) to the work plan.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateTask(self, request, context):
+        """3.4.1: reports a task's actual dates, actual cost and progress (0-100 %); unset fields stay as they are.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMilestoneReached(self, request, context):
+        """3.4.1: a milestone reached on its actual date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordQualityCheck(self, request, context):
+        """3.4.1: a quality check of a task per the company's quality system (counts in the quality pass rate).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMeeting(self, request, context):
+        """3.4.1, 3.5.1: a project meeting: progress, problems, decisions, internal updates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateIndicators(self, request, context):
+        """3.4.2: computes the indicators (formulas on IndicatorSnapshot) and stores them as a snapshot; an
+        indicator in the amber or red band of warning_thresholds.dmn records a corrective action need and
+        publishes `indicator.breached`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndicatorSnapshots(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCorrectiveAction(self, request, context):
+        """3.4.2: the corrective action taken; it answers every open corrective action need of the project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteExecution(self, request, context):
+        """3.4.1: the project manager confirms that execution is complete.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LogCommunication(self, request, context):
+        """--- 3.5 communication and coordination ---
+
+        3.5.1, 3.5.2: an entry in the internal or external communication log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCommunications(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendProgressReport(self, request, context):
+        """3.5.2: sends the client a progress report composed from the work plan and the latest indicators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestChange(self, request, context):
+        """3.5.2: the client's change of needs; publishes `change.requested` (message client.change_requested).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RespondToChange(self, request, context):
+        """3.5.2: the answer to a change request: accepted, rejected or deferred (a deferred one is answered again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListChangeRequests(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompileDeliverables(self, request, context):
+        """--- 4.1-4.3 delivery ---
+
+        4.1.1: compiles the results into a new version of the deliverable set (execution must be complete).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewDeliverables(self, request, context):
+        """4.1.2: the internal review of the current set: logic, consistency, accuracy, contract conformance;
+        approved only when all four pass (comments required otherwise). Counts in the quality pass rate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliverableSets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanOnsiteDelivery(self, request, context):
+        """4.2.1: plans an on-site delivery of the approved set: time, place, attendees, preparations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanOnlineDelivery(self, request, context):
+        """4.2.2: plans an online delivery of the approved set; refused (FAILED_PRECONDITION) unless the channel
+        was tested.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendDeliverablesOnline(self, request, context):
+        """4.3.2: sends the deliverables through the online platform.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordDelivery(self, request, context):
+        """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded (and logged as external
+        communication).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestAcceptance(self, request, context):
+        """--- 4.4 acceptance ---
+
+        4.4.1: an acceptance request (time, content, criteria) opening the next round; refused while a round
+        awaits its report, while rectification items are open, or before anything was delivered.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAcceptanceReport(self, request, context):
+        """4.4.2, 4.4.3: the client's acceptance report: a result for every criterion and the conclusion.
+        Publishes `acceptance.reported` with `acceptance_conclusion` (message acceptance.reported).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRectificationItems(self, request, context):
+        """4.4.3: after a failed report, the rectification items: what, who, until when.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseRectificationItem(self, request, context):
+        """4.4.3: closes one rectification item with notes on what was done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAcceptances(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseAcceptance(self, request, context):
+        """4.4.3: closes a passed acceptance; the project moves to follow-up (chapter 5).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
 
 def add_DeliveryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'OpenProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenProject,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.OpenProjectRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.SerializeToString,
+            ),
+            'GetProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProject,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetProjectRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.SerializeToString,
+            ),
+            'ListProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjects,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsResponse.SerializeToString,
+            ),
+            'FormTeam': grpc.unary_unary_rpc_method_handler(
+                    servicer.FormTeam,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.FormTeamRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.SerializeToString,
+            ),
+            'RecordKickoff': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordKickoff,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordKickoffRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Kickoff.SerializeToString,
+            ),
+            'AddDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddDocument,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddDocumentRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.SerializeToString,
+            ),
+            'ArchiveDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.ArchiveDocument,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ArchiveDocumentRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsResponse.SerializeToString,
+            ),
+            'RecordSiteVisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSiteVisit,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordSiteVisitRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SiteVisit.SerializeToString,
+            ),
+            'RecordAnalysis': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAnalysis,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAnalysisRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Analysis.SerializeToString,
+            ),
+            'SubmitSolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitSolution,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SubmitSolutionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.SerializeToString,
+            ),
+            'ReviewSolution': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewSolution,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewSolutionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.SerializeToString,
+            ),
+            'ListSolutions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSolutions,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsResponse.SerializeToString,
+            ),
+            'StartExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartExecution,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.StartExecutionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.SerializeToString,
+            ),
+            'GetWorkPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkPlan,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetWorkPlanRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.SerializeToString,
+            ),
+            'AddTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTask,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddTaskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.SerializeToString,
+            ),
+            'UpdateTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTask,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.UpdateTaskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.SerializeToString,
+            ),
+            'RecordMilestoneReached': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMilestoneReached,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMilestoneReachedRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Milestone.SerializeToString,
+            ),
+            'RecordQualityCheck': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordQualityCheck,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordQualityCheckRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.QualityCheck.SerializeToString,
+            ),
+            'RecordMeeting': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMeeting,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMeetingRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Meeting.SerializeToString,
+            ),
+            'EvaluateIndicators': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateIndicators,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.EvaluateIndicatorsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.IndicatorSnapshot.SerializeToString,
+            ),
+            'ListIndicatorSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndicatorSnapshots,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsResponse.SerializeToString,
+            ),
+            'RecordCorrectiveAction': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCorrectiveAction,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordCorrectiveActionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CorrectiveAction.SerializeToString,
+            ),
+            'CompleteExecution': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteExecution,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompleteExecutionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.SerializeToString,
+            ),
+            'LogCommunication': grpc.unary_unary_rpc_method_handler(
+                    servicer.LogCommunication,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.LogCommunicationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.SerializeToString,
+            ),
+            'ListCommunications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCommunications,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsResponse.SerializeToString,
+            ),
+            'SendProgressReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendProgressReport,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendProgressReportRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.SerializeToString,
+            ),
+            'RequestChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestChange,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestChangeRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.SerializeToString,
+            ),
+            'RespondToChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.RespondToChange,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RespondToChangeRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.SerializeToString,
+            ),
+            'ListChangeRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChangeRequests,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsResponse.SerializeToString,
+            ),
+            'CompileDeliverables': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompileDeliverables,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompileDeliverablesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.SerializeToString,
+            ),
+            'ReviewDeliverables': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewDeliverables,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewDeliverablesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.SerializeToString,
+            ),
+            'ListDeliverableSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliverableSets,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsResponse.SerializeToString,
+            ),
+            'PlanOnsiteDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanOnsiteDelivery,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnsiteDeliveryRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.SerializeToString,
+            ),
+            'PlanOnlineDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanOnlineDelivery,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnlineDeliveryRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.SerializeToString,
+            ),
+            'SendDeliverablesOnline': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendDeliverablesOnline,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendDeliverablesOnlineRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.SerializeToString,
+            ),
+            'RecordDelivery': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDelivery,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordDeliveryRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.SerializeToString,
+            ),
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'RequestAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestAcceptance,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestAcceptanceRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.SerializeToString,
+            ),
+            'RecordAcceptanceReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAcceptanceReport,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAcceptanceReportRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.SerializeToString,
+            ),
+            'RecordRectificationItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRectificationItems,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordRectificationItemsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.SerializeToString,
+            ),
+            'CloseRectificationItem': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseRectificationItem,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseRectificationItemRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RectificationItem.SerializeToString,
+            ),
+            'ListAcceptances': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAcceptances,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesResponse.SerializeToString,
+            ),
+            'CloseAcceptance': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseAcceptance,
+                    request_deserializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseAcceptanceRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'consultflow.api.delivery.v1.DeliveryService', rpc_method_handlers)
@@ -52,5 +814,1193 @@ def add_DeliveryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class DeliveryService:
-    """The delivery service's API; its operations arrive with the issue that implements this service.
+    """--- 3.1 projects, team and kick-off ---
     """
+
+    @staticmethod
+    def OpenProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/OpenProject',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.OpenProjectRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/GetProject',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetProjectRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListProjects',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FormTeam(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/FormTeam',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.FormTeamRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordKickoff(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordKickoff',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordKickoffRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Kickoff.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/AddDocument',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddDocumentRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ArchiveDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ArchiveDocument',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ArchiveDocumentRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Document.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListDocuments',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSiteVisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordSiteVisit',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordSiteVisitRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SiteVisit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAnalysis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordAnalysis',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAnalysisRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Analysis.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitSolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/SubmitSolution',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SubmitSolutionRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewSolution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ReviewSolution',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewSolutionRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Solution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSolutions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListSolutions',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListSolutionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/StartExecution',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.StartExecutionRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/GetWorkPlan',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.GetWorkPlanRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.WorkPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/AddTask',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.AddTaskRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/UpdateTask',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.UpdateTaskRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Task.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMilestoneReached(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordMilestoneReached',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMilestoneReachedRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Milestone.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordQualityCheck(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordQualityCheck',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordQualityCheckRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.QualityCheck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMeeting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordMeeting',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordMeetingRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Meeting.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateIndicators(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/EvaluateIndicators',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.EvaluateIndicatorsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.IndicatorSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndicatorSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListIndicatorSnapshots',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListIndicatorSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCorrectiveAction(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordCorrectiveAction',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordCorrectiveActionRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CorrectiveAction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteExecution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/CompleteExecution',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompleteExecutionRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LogCommunication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/LogCommunication',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.LogCommunicationRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCommunications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListCommunications',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListCommunicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendProgressReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/SendProgressReport',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendProgressReportRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Communication.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RequestChange',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestChangeRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RespondToChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RespondToChange',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RespondToChangeRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ChangeRequest.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChangeRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListChangeRequests',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListChangeRequestsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompileDeliverables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/CompileDeliverables',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CompileDeliverablesRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewDeliverables(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ReviewDeliverables',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ReviewDeliverablesRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.DeliverableSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliverableSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListDeliverableSets',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliverableSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanOnsiteDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/PlanOnsiteDelivery',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnsiteDeliveryRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanOnlineDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/PlanOnlineDelivery',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.PlanOnlineDeliveryRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendDeliverablesOnline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/SendDeliverablesOnline',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.SendDeliverablesOnlineRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDelivery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordDelivery',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordDeliveryRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListDeliveries',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RequestAcceptance',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RequestAcceptanceRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAcceptanceReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordAcceptanceReport',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordAcceptanceReportRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRectificationItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/RecordRectificationItems',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RecordRectificationItemsRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Acceptance.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseRectificationItem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/CloseRectificationItem',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseRectificationItemRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.RectificationItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAcceptances(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/ListAcceptances',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.ListAcceptancesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseAcceptance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.delivery.v1.DeliveryService/CloseAcceptance',
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.CloseAcceptanceRequest.SerializeToString,
+            consultflow_dot_api_dot_delivery_dot_v1_dot_delivery__pb2.Project.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

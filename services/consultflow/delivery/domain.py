@@ -1,0 +1,713 @@
+"""Delivery rules as plain code (regulation chapters 3 and 4): what makes a team, a plan, a review, a
+delivery or an acceptance round valid, and which state a project or a record may move to next.
+
+Values arrive from gRPC messages and from diagrams (job parameters, where lists are often text with one
+entry per line or comma-separated names); the parsers here accept both and name the field they refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+
+E = TypeVar("E", bound=StrEnum)
+
+TEXT_LIMIT = 20_000
+NAME_LIMIT = 200
+MONEY_LIMIT = Decimal("1e12")
+
+
+# --- vocabularies -----------------------------------------------------------------------------------
+
+
+class Role(StrEnum):
+    """3.1.1: the roles of a project team."""
+
+    PROJECT_MANAGER = "project_manager"
+    CONSULTANT = "consultant"
+    ANALYST = "analyst"
+    ASSISTANT = "assistant"
+
+
+STANDARD_DUTIES: dict[Role, str] = {
+    Role.PROJECT_MANAGER: (
+        "leads the team; briefs it at kick-off; plans, runs project meetings and monitors schedule, "
+        "quality and cost; organises reviews of solution and delivery materials (3.1.2, 3.4, 4.1.2)"
+    ),
+    Role.CONSULTANT: "researches, designs the solution and presents results to the client (3.2, 3.3, 4.3)",
+    Role.ANALYST: "collects, organises and analyses data; identifies problems, opportunities, risks (3.2)",
+    Role.ASSISTANT: "archives materials, keeps records and supports communication and logistics (3.2.1, 3.5)",
+}
+"""A role's duties when the team is formed without naming them (an [assumption] for the regulation's
+owner: 3.1.1 asks for duties per role but does not spell them out)."""
+
+
+class Phase(StrEnum):
+    """Where a project stands, in the order of chapters 3 and 4."""
+
+    OPENED = "opened"
+    KICKED_OFF = "kicked_off"
+    RESEARCH = "research"
+    SOLUTION_DESIGN = "solution_design"
+    EXECUTION = "execution"
+    EXECUTED = "executed"
+    DELIVERY = "delivery"
+    ACCEPTANCE = "acceptance"
+    FOLLOW_UP = "follow_up"
+
+
+_PHASE_ORDER = list(Phase)
+
+
+def advance(current: str, to: Phase) -> str:
+    """The later of the two phases: recording research after the solution never moves a project back."""
+    return to.value if _PHASE_ORDER.index(to) > _PHASE_ORDER.index(Phase(current)) else current
+
+
+def ensure_active(phase: str) -> None:
+    """A project in follow-up has been accepted: chapters 3 and 4 are closed for it."""
+    if phase == Phase.FOLLOW_UP:
+        raise FailedPrecondition("the project was accepted and is in follow-up: its delivery is closed")
+
+
+class DocumentCategory(StrEnum):
+    """3.2.1: industry data, client internal data, market data."""
+
+    INDUSTRY = "industry"
+    CLIENT_INTERNAL = "client_internal"
+    MARKET = "market"
+
+
+class Classification(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+
+
+def default_classification(category: DocumentCategory) -> Classification:
+    """Client internal data is confidential unless said otherwise; other research data is internal."""
+    return (
+        Classification.CONFIDENTIAL
+        if category is DocumentCategory.CLIENT_INTERNAL
+        else Classification.INTERNAL
+    )
+
+
+class FindingKind(StrEnum):
+    """3.2.3: the client's problems, opportunities and potential risks."""
+
+    PROBLEM = "problem"
+    OPPORTUNITY = "opportunity"
+    RISK = "risk"
+
+
+class RiskCategory(StrEnum):
+    """6.1.2: risk classes (as the risk service knows them)."""
+
+    MARKET = "market"
+    TECHNICAL = "technical"
+    MANAGEMENT = "management"
+    PERSONNEL = "personnel"
+    FINANCIAL = "financial"
+    OTHER = "other"
+
+
+class ArtefactKind(StrEnum):
+    """3.3.1: a solution is illustrated with flow charts and mind maps."""
+
+    FLOW_CHART = "flow_chart"
+    MIND_MAP = "mind_map"
+    OTHER = "other"
+
+
+class Verdict(StrEnum):
+    APPROVED = "approved"
+    REVISE = "revise"
+
+
+class Direction(StrEnum):
+    """3.5.1 internal, 3.5.2 external communication."""
+
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+
+
+class CommunicationKind(StrEnum):
+    REPORT = "report"
+    MESSAGE = "message"
+    MEETING = "meeting"
+    PROGRESS_REPORT = "progress_report"
+    CLIENT_REQUEST = "client_request"
+    CHANGE_REQUEST = "change_request"
+    CLIENT_QUESTION = "client_question"
+    ANSWER = "answer"
+    CLIENT_FEEDBACK = "client_feedback"
+    REMINDER = "reminder"
+    EXPERT = "expert"
+    PARTNER = "partner"
+
+
+_INTERNAL_KINDS = {CommunicationKind.REPORT, CommunicationKind.MESSAGE, CommunicationKind.MEETING}
+
+
+def check_communication(direction: Direction, kind: CommunicationKind) -> None:
+    """Reports, messages and meetings are internal (3.5.1); everything with the client or outside experts
+    and partners is external (3.5.2)."""
+    if (kind in _INTERNAL_KINDS) != (direction is Direction.INTERNAL):
+        raise InvalidArgument("kind", f"{kind.value!r} is not {direction.value} communication")
+
+
+class ChangeDecision(StrEnum):
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    DEFERRED = "deferred"
+
+
+def check_change_response(status: str, decision: ChangeDecision, response: str) -> None:
+    """A change request is answered once, unless it was deferred; the answer says why."""
+    if status not in ("requested", ChangeDecision.DEFERRED):
+        raise FailedPrecondition(f"the change request was already {status}")
+    required("change_response", response)
+
+
+class DeliveryMode(StrEnum):
+    ONSITE = "onsite"
+    ONLINE = "online"
+
+
+class Platform(StrEnum):
+    """4.2.2: email, online documents, video conference."""
+
+    EMAIL = "email"
+    ONLINE_DOCUMENTS = "online_documents"
+    VIDEO_CONFERENCE = "video_conference"
+
+
+class ChannelNotTested(FailedPrecondition):
+    """4.2.2: an online delivery needs a secure, stable channel tested in advance."""
+
+    def __init__(self) -> None:
+        super().__init__("channel_tested: the online channel must be tested before the delivery (4.2.2)")
+
+
+class Conclusion(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+# --- parsing ----------------------------------------------------------------------------------------
+
+
+def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
+    """Stripped text that must be present and not too long."""
+    text = optional(field, value, limit)
+    if not text:
+        raise InvalidArgument(field, "is required")
+    return text
+
+
+def optional(field: str, value: Any, limit: int = TEXT_LIMIT) -> str:
+    text = "" if value is None else str(value).strip()
+    if len(text) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} characters")
+    return text
+
+
+def choice(kind: type[E], value: Any, field: str) -> E:
+    """An enumerated value; the message lists the allowed ones."""
+    try:
+        return kind(str(value or "").strip().lower())
+    except ValueError:
+        allowed = ", ".join(v.value for v in kind)
+        raise InvalidArgument(field, f"{value!r} is not one of {allowed}") from None
+
+
+def entries(value: Any, field: str, separators: str = "\n", limit: int = TEXT_LIMIT) -> list[str]:
+    """A list from a list, or from text split at `separators`; blanks dropped, duplicates kept once."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        parts: Iterable[Any] = re.split(f"[{re.escape(separators)}]", value)
+    elif isinstance(value, list | tuple):
+        parts = value
+    else:
+        raise InvalidArgument(field, "must be text or a list")
+    result: list[str] = []
+    for part in parts:
+        text = optional(field, part, limit)
+        if text and text not in result:
+            result.append(text)
+    return result
+
+
+def names(value: Any, field: str) -> list[str]:
+    """People: a list, or names separated by commas (or lines)."""
+    return entries(value, field, ",;\n", NAME_LIMIT)
+
+
+def lines(value: Any, field: str) -> list[str]:
+    """One entry per line (or a list)."""
+    return entries(value, field, "\n")
+
+
+def parse_date(value: Any, field: str) -> date:
+    """An ISO date `YYYY-MM-DD` (a date value is taken as it is)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = str(value or "").strip()
+    if not text:
+        raise InvalidArgument(field, "is required (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(field, f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def optional_date(value: Any, field: str) -> date | None:
+    return None if value is None or value == "" else parse_date(value, field)
+
+
+def parse_datetime(value: Any, field: str) -> datetime:
+    """An ISO 8601 date-time; without an offset it is UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = str(value or "").strip()
+        if not text:
+            raise InvalidArgument(field, "is required (ISO 8601 date-time)")
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(field, f"{text!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_bool(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value if value is not None else "").strip().lower()
+    if text in ("true", "yes", "y", "1"):
+        return True
+    if text in ("false", "no", "n", "0"):
+        return False
+    raise InvalidArgument(field, f"{value!r} is not true or false")
+
+
+def parse_money(value: Any, field: str) -> Decimal:
+    """A non-negative amount with at most two decimals; empty is 0."""
+    if value is None or value == "":
+        return Decimal("0.00")
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidArgument(field, f"{value!r} is not a decimal amount") from None
+    if not amount.is_finite() or amount < 0:
+        raise InvalidArgument(field, "must be a non-negative amount")
+    if amount >= MONEY_LIMIT:
+        raise InvalidArgument(field, "is too large")
+    if amount != amount.quantize(Decimal("0.01")):
+        raise InvalidArgument(field, "has more than two decimal places")
+    return amount.quantize(Decimal("0.01"))
+
+
+def parse_progress(value: Any, field: str = "progress") -> int:
+    """Percent complete: a whole number from 0 to 100."""
+    if isinstance(value, bool):
+        raise InvalidArgument(field, "must be a whole number from 0 to 100")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidArgument(field, f"{value!r} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value() or not 0 <= number <= 100:
+        raise InvalidArgument(field, "must be a whole number from 0 to 100")
+    return int(number)
+
+
+def parse_link(value: Any, field: str) -> str:
+    """An http(s) URL, or empty."""
+    link = optional(field, value, 1000)
+    if link and not re.fullmatch(r"https?://\S+", link):
+        raise InvalidArgument(field, f"{link!r} is not an http(s) link")
+    return link
+
+
+def split_fields(line: str, count: int) -> list[str]:
+    """`a | b | c` → up to `count` stripped parts, missing ones empty (the line format diagrams use)."""
+    parts = [p.strip() for p in line.split("|", count - 1)]
+    return parts + [""] * (count - len(parts))
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    role: Role
+    duties: str
+
+
+def team(members: Sequence[Member]) -> list[Member]:
+    """3.1.1: exactly one project manager; a person may hold one entry per role; duties default per role."""
+    if not members:
+        raise InvalidArgument("members", "a team needs at least a project manager")
+    managers = [m for m in members if m.role is Role.PROJECT_MANAGER]
+    if len(managers) != 1:
+        raise InvalidArgument(
+            "project_manager", f"a team has exactly one project manager, not {len(managers)}"
+        )
+    result: list[Member] = []
+    seen: set[tuple[str, Role]] = set()
+    for member in members:
+        name = required("members.name", member.name, NAME_LIMIT)
+        key = (name.lower(), member.role)
+        if key in seen:
+            continue
+        seen.add(key)
+        duties = optional("duties", member.duties) or STANDARD_DUTIES[member.role]
+        result.append(Member(name, member.role, duties))
+    return result
+
+
+def duties_by_role(value: Any) -> dict[Role, str]:
+    """Duties from a diagram: a mapping role → text, or lines `role: duties`; plain text applies to all."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, dict):
+        return {choice(Role, k, "duties"): optional("duties", v) for k, v in value.items()}
+    result: dict[Role, str] = {}
+    general: list[str] = []
+    for line in lines(value, "duties"):
+        head, sep, rest = line.partition(":")
+        key = head.strip().lower().replace(" ", "_")
+        if sep and key in {r.value for r in Role}:
+            result[Role(key)] = rest.strip()
+        else:
+            general.append(line)
+    if general:
+        for role in Role:
+            result.setdefault(role, "; ".join(general))
+    return result
+
+
+def kickoff_attendance(attendees: Sequence[str], project_manager: str | None) -> None:
+    """3.1.2: the project manager holds the kick-off, so the team is formed first and the PM attends."""
+    if project_manager is None:
+        raise FailedPrecondition("form the team (3.1.1) before the kick-off meeting")
+    if not attendees:
+        raise InvalidArgument("attendees", "is required")
+    if project_manager.lower() not in {a.lower() for a in attendees}:
+        raise InvalidArgument(
+            "attendees", f"the project manager {project_manager!r} must attend the kick-off"
+        )
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    title: str
+    category: DocumentCategory
+    source: str
+    classification: Classification
+    link: str = ""
+
+
+def documents_from_lines(category: DocumentCategory, text: Any, field: str) -> list[NewDocument]:
+    """3.2.1 from a diagram: one document per line, `title | source | classification | link`."""
+    result = []
+    for line in lines(text, field):
+        title, source, classification, link = split_fields(line, 4)
+        result.append(
+            NewDocument(
+                title=required(field, title, 500),
+                category=category,
+                source=optional(field, source, 300) or _DEFAULT_SOURCE[category],
+                classification=choice(Classification, classification, field)
+                if classification
+                else default_classification(category),
+                link=parse_link(link, field),
+            )
+        )
+    return result
+
+
+_DEFAULT_SOURCE = {
+    DocumentCategory.INDUSTRY: "industry research",
+    DocumentCategory.CLIENT_INTERNAL: "client",
+    DocumentCategory.MARKET: "market research",
+}
+
+
+@dataclass(frozen=True)
+class NewFinding:
+    kind: FindingKind
+    description: str
+    risk_category: str = ""
+
+
+_FINDING_FIELDS = {
+    FindingKind.PROBLEM: "problems",
+    FindingKind.OPPORTUNITY: "opportunities",
+    FindingKind.RISK: "risk_description",
+}
+"""The job parameter each kind of finding comes from."""
+
+
+def finding(kind: FindingKind, description: str, risk_category: str = "", field: str = "") -> NewFinding:
+    text = required(field or _FINDING_FIELDS[kind], description)
+    category = ""
+    if risk_category:
+        if kind is not FindingKind.RISK:
+            raise InvalidArgument("risk_category", "only a risk has a risk category")
+        category = choice(RiskCategory, risk_category, "risk_category").value
+    return NewFinding(kind, text, category)
+
+
+@dataclass(frozen=True)
+class Artefact:
+    kind: ArtefactKind
+    title: str
+    link: str
+
+
+def artefact(kind: ArtefactKind, title: str, link: str, field: str = "artefacts.link") -> Artefact:
+    url = parse_link(link, field)
+    if not url:
+        raise InvalidArgument(field, "is required")
+    return Artefact(kind, optional("artefacts.title", title, 300) or kind.value.replace("_", " "), url)
+
+
+def check_review(verdict: Verdict, comments: str, field: str = "review_comments") -> None:
+    """A verdict asking for revision says what to revise (3.3.2, 4.1.2)."""
+    if verdict is Verdict.REVISE and not comments.strip():
+        raise InvalidArgument(field, "say what to revise")
+
+
+def check_reviewable(status: str, what: str) -> None:
+    if status != "submitted" and status != "compiled":
+        raise FailedPrecondition(f"the {what} was already reviewed ({status}); submit a new version")
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    name: str
+    planned_start: date
+    planned_end: date
+    budget: Decimal
+
+    def __post_init__(self) -> None:
+        required("name", self.name, 300)
+        if self.planned_end < self.planned_start:
+            raise InvalidArgument("planned_end", "must not be before planned_start")
+
+
+def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) -> list[PlannedTask]:
+    """3.4.1: the proposal's schedule as a baseline: one task per milestone, from the previous milestone
+    (or the service start) to its due date. Budgets are not in the contract: they start at 0."""
+    tasks = []
+    start = service_start
+    for name, due in sorted(milestones, key=lambda m: m[1]):
+        begin = min(start, due)
+        tasks.append(PlannedTask(f"Reach milestone: {name}", begin, due, Decimal("0.00")))
+        start = due
+    return tasks
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What a progress update may change, and the rules it must keep."""
+
+    actual_start: date | None
+    actual_end: date | None
+    actual_cost: Decimal
+    progress: int
+
+    def check(self) -> None:
+        if self.actual_end is not None and self.actual_start is None:
+            raise InvalidArgument("actual_start", "a finished task needs its actual start")
+        if self.actual_start and self.actual_end and self.actual_end < self.actual_start:
+            raise InvalidArgument("actual_end", "must not be before actual_start")
+        if self.progress == 100 and self.actual_end is None:
+            raise InvalidArgument("actual_end", "a task at 100 % needs its actual end date")
+        if self.actual_end is not None and self.progress != 100:
+            raise InvalidArgument("progress", "a task with an actual end date is at 100 %")
+        if self.progress > 0 and self.actual_start is None:
+            raise InvalidArgument("actual_start", "a task with progress needs its actual start")
+
+
+def check_within_service(field: str, value: date, start: date | None, end: date | None) -> None:
+    """Dates of the work plan stay within the contracted service period."""
+    if start is not None and value < start:
+        raise InvalidArgument(field, f"{value} is before the service start {start}")
+    if end is not None and value > end:
+        raise InvalidArgument(field, f"{value} is after the contract's deadline {end}")
+
+
+@dataclass(frozen=True)
+class DeliverableItem:
+    name: str
+    link: str = ""
+
+
+def deliverable_items(value: Any, field: str = "deliverables") -> list[DeliverableItem]:
+    """4.1.1: one deliverable per line, `name | link`."""
+    items = []
+    for line in lines(value, field):
+        name, link = split_fields(line, 2)
+        items.append(DeliverableItem(required(field, name, 300), parse_link(link, field)))
+    return items
+
+
+def check_deliverables(items: Sequence[DeliverableItem]) -> None:
+    if not items:
+        raise InvalidArgument("deliverables", "name at least one deliverable")
+    seen: set[str] = set()
+    for item in items:
+        if item.name.lower() in seen:
+            raise InvalidArgument("deliverables", f"{item.name!r} is listed twice")
+        seen.add(item.name.lower())
+
+
+def missing_contract_deliverables(contracted: Sequence[str], items: Sequence[DeliverableItem]) -> list[str]:
+    """The contract's deliverables that no compiled item is named after (case-insensitive)."""
+    have = {i.name.strip().lower() for i in items}
+    return [name for name in contracted if name.strip().lower() not in have]
+
+
+@dataclass(frozen=True)
+class MaterialsReview:
+    """4.1.2: logic, consistency, accuracy and contract conformance."""
+
+    logic_ok: bool
+    consistency_ok: bool
+    accuracy_ok: bool
+    contract_conformance_ok: bool
+    comments: str
+
+    @property
+    def approved(self) -> bool:
+        return self.logic_ok and self.consistency_ok and self.accuracy_ok and self.contract_conformance_ok
+
+    def check(self) -> None:
+        if not self.approved and not self.comments.strip():
+            raise InvalidArgument("review_comments", "say what failed the review and what to revise")
+
+
+@dataclass(frozen=True)
+class OnsitePlan:
+    """4.2.1: time, place and attendees agreed in advance; the preparations made."""
+
+    delivery_time: datetime
+    place: str
+    attendees: tuple[str, ...]
+    preparations: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        required("delivery_place", self.place, 500)
+        if not self.attendees:
+            raise InvalidArgument("attendees", "is required")
+
+
+def criteria_list(value: Any) -> list[str]:
+    criteria = lines(value, "acceptance_criteria")
+    if not criteria:
+        raise InvalidArgument("acceptance_criteria", "name at least one criterion")
+    return criteria
+
+
+@dataclass(frozen=True)
+class CriterionResult:
+    criterion: str
+    passed: bool
+    comment: str = ""
+
+
+def check_report(
+    criteria: Sequence[str], results: Sequence[CriterionResult], conclusion: Conclusion, comments: str
+) -> None:
+    """4.4.2-4.4.3: one result per criterion of the request; a pass needs every criterion passed, a
+    failure a failed criterion or comments saying why."""
+    expected = {c.lower(): c for c in criteria}
+    given: dict[str, CriterionResult] = {}
+    for result in results:
+        key = result.criterion.strip().lower()
+        if key not in expected:
+            raise InvalidArgument(
+                "results", f"{result.criterion!r} is not a criterion of this acceptance request"
+            )
+        if key in given:
+            raise InvalidArgument("results", f"{result.criterion!r} has two results")
+        given[key] = result
+    missing = [c for k, c in expected.items() if k not in given]
+    if missing:
+        raise InvalidArgument("results", f"no result for {', '.join(repr(m) for m in missing)}")
+    failed = [r.criterion for r in given.values() if not r.passed]
+    if conclusion is Conclusion.PASSED and failed:
+        raise InvalidArgument("conclusion", f"passed although {', '.join(repr(f) for f in failed)} failed")
+    if conclusion is Conclusion.FAILED and not failed and not comments.strip():
+        raise InvalidArgument("comments", "a failed acceptance with every criterion passed must say why")
+
+
+@dataclass(frozen=True)
+class RectificationItem:
+    description: str
+    owner: str
+    due: date
+
+
+def rectification_items(
+    value: Any, default_owner: str, default_due: date | None, reported: date
+) -> list[RectificationItem]:
+    """4.4.3 from a diagram: one item per line, `what | who | until when` (who and when default to the
+    given owner and due date)."""
+    items = []
+    for line in lines(value, "rectification_items"):
+        what, who, until = split_fields(line, 3)
+        owner = optional("rectification_owner", who, NAME_LIMIT) or default_owner
+        due = parse_date(until, "rectification_due") if until else default_due
+        if not owner:
+            raise InvalidArgument("rectification_owner", "is required")
+        if due is None:
+            raise InvalidArgument("rectification_due", "is required (YYYY-MM-DD)")
+        items.append(RectificationItem(required("rectification_items", what), owner, due))
+    return check_rectification(items, reported)
+
+
+def check_rectification(items: Sequence[RectificationItem], reported: date) -> list[RectificationItem]:
+    """What, who, until when; the deadline does not lie before the report it answers."""
+    if not items:
+        raise InvalidArgument("rectification_items", "name at least one item")
+    for item in items:
+        required("rectification_items", item.description)
+        required("rectification_owner", item.owner, NAME_LIMIT)
+        if item.due < reported:
+            raise InvalidArgument(
+                "rectification_due", f"{item.due} is before the acceptance report ({reported})"
+            )
+    return list(items)
+
+
+def next_round_allowed(last_status: str | None, open_items: int) -> None:
+    """4.4.3: a new acceptance round only after the last one failed and every rectification item of it is
+    closed; never while a round awaits its report or after a pass."""
+    if open_items:
+        raise FailedPrecondition(
+            f"{open_items} rectification item(s) are still open: close them before the next acceptance round"
+        )
+    if last_status is None or last_status == "rectified":
+        return
+    if last_status == "requested":
+        raise FailedPrecondition("the last acceptance round still awaits the client's report")
+    if last_status == "failed":
+        raise FailedPrecondition("the last acceptance round failed: record its rectification items first")
+    raise FailedPrecondition(f"the last acceptance round {last_status}: no new round is needed")

@@ -1,0 +1,396 @@
+"""Every delivery job operation, run the way the worker runs it (`run_job`), against a real database
+(SQLite, PostgreSQL), with status events relayed to NATS, and each job delivered twice."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import func, select
+
+from consultflow.api.delivery.v1 import delivery_pb2 as pb
+from consultflow.delivery import app, models
+from consultflow.delivery.jobs import HANDLERS, bind
+from consultflow.delivery.peers import GrpcContracts, GrpcRisks
+from consultflow.delivery.service import DecisionThresholds, Dependencies
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.decisions import DecisionTables
+from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
+from consultflow.platform.tables import processed_jobs
+from tests.integration.delivery.support import (
+    RunningDelivery,
+    StandInPeers,
+    closed_address,
+    day,
+    running_delivery,
+    signed_contract,
+    stand_in_peers,
+    status_events,
+    types_of,
+)
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class Jobs:
+    """Runs delivery jobs as the worker would, each delivered twice (as after a lost acknowledgement)."""
+
+    def __init__(self, uow: Any, handlers: Mapping[str, JobHandler]) -> None:
+        self._uow = uow
+        self._handlers = handlers
+        self._count = 0
+        self.recorded = 0  # jobs that completed or threw a BPMN error: the ones the platform records
+
+    def run(self, operation: str, **parameters: Any) -> Outcome:
+        self._count += 1
+        job = Job(
+            key=f"job-{self._count}",
+            operation=f"delivery.{operation}",
+            instance_id="I-1",
+            process_id="implementation",
+            element_id=operation,
+            parameters=parameters,
+            variables={"engagement_id": "E-1"},
+            attempt=1,
+            retries=3,
+            business_key="E-1",
+        )
+        first = run_job(self._uow, self._handlers, job)
+        again = run_job(self._uow, self._handlers, job)
+        assert again.kind == first.kind and again.error_code == first.error_code
+        if first.kind != "failed":
+            self.recorded += 1
+            assert again.replayed, "a redelivered job acted again"
+            assert again.variables == json.loads(json.dumps(first.variables))
+        return first
+
+    def ok(self, operation: str, **parameters: Any) -> dict[str, Any]:
+        outcome = self.run(operation, **parameters)
+        assert outcome.kind == "completed", outcome.message
+        return dict(outcome.variables)
+
+    def refused(self, operation: str, *words: str, **parameters: Any) -> str:
+        outcome = self.run(operation, **parameters)
+        assert outcome.kind == "failed" and outcome.retries == 0, outcome
+        for word in words:
+            assert word in outcome.message, outcome.message
+        return outcome.message
+
+
+@pytest.fixture
+def peers() -> Iterator[StandInPeers]:
+    with stand_in_peers() as running:
+        yield running
+
+
+@pytest.fixture
+def delivery(
+    tmp_path: Path, nats_url: str, database_url: str, peers: StandInPeers
+) -> Iterator[RunningDelivery]:
+    with running_delivery(tmp_path, nats_url, database_url, peers.address) as running:
+        yield running
+
+
+@pytest.fixture
+def jobs(delivery: RunningDelivery) -> Jobs:
+    return Jobs(delivery.context.uow, bind(app.dependencies(delivery.context)))
+
+
+def test_every_operation_of_the_catalogue_has_a_handler() -> None:
+    catalogue = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    documented = {line.split("`")[1] for line in catalogue.splitlines() if line.startswith("| `delivery.")}
+    assert documented == set(HANDLERS)
+
+
+def test_the_operations_carry_a_project_through_chapters_3_and_4(
+    jobs: Jobs, delivery: RunningDelivery, peers: StandInPeers, nats_url: str, database_url: str
+) -> None:
+    project_id = jobs.ok("open_project", engagement_id="E-1", contract_id="C-1")["project_id"]
+    p = {"project_id": project_id}
+    assert jobs.ok(
+        "form_team",
+        **p,
+        project_manager="Wang Fang",
+        consultants="Li Lei, Zhao Min",
+        analysts="Chen Jing",
+        assistants="Liu Yang",
+        duties="consultant: design the entry strategy",
+    ) == {"team_size": 5}
+    jobs.ok(
+        "record_kickoff",
+        **p,
+        kickoff_date=day(-29),
+        attendees="Wang Fang, Li Lei, Chen Jing",
+        briefing="Background, goals, tasks, schedule, quality requirements",
+        rules_agreed="Daily stand-up; shared drive",
+        materials_handed_out="contract, proposal, work manual",
+    )
+    assert jobs.ok(
+        "archive_research_data",
+        **p,
+        industry_data="EU lighting outlook | Eurostat",
+        client_data="Sales ledger 2024\nOrg chart | HR department | internal",
+        market_data="",
+    ) == {"documents_archived": 3}
+    jobs.ok(
+        "record_site_visit",
+        **p,
+        visit_date=day(-20),
+        interviewees="COO, Export manager",
+        processes_observed="Order handling",
+        observations="Manual customs paperwork",
+    )
+    analysis = jobs.ok(
+        "record_analysis",
+        engagement_id="E-1",
+        **p,
+        problems="Manual customs paperwork\nNo EU distributor",
+        opportunities="Energy-label demand",
+        risk_found=True,
+        risk_description="CE certification may take 6 months",
+        risk_category="technical",
+    )
+    assert analysis["risks_reported"] == 1
+    assert len(peers.risk.calls) == 1, "the duplicate job registered the risk again"
+    assert peers.risk.calls[0].request_id == "delivery:job:job-6:3"
+
+    links = {"flow_chart_link": "https://wiki.example/flow", "mind_map_link": "https://wiki.example/map"}
+    first = jobs.ok("submit_solution", **p, solution_summary="Distributors", **links)
+    assert first["solution_version"] == 1
+    assert jobs.ok(
+        "record_solution_review",
+        solution_id=first["solution_id"],
+        solution_verdict="revise",
+        review_comments="Add risk responses",
+    ) == {"solution_approved": False}
+    second = jobs.ok("submit_solution", **p, solution_summary="Distributors + hub", flow_chart_link="")
+    assert second["solution_version"] == 2
+    assert jobs.ok(
+        "record_solution_review", solution_id=second["solution_id"], solution_verdict="approved"
+    ) == {"solution_approved": True}
+
+    jobs.ok("start_execution", **p)
+    jobs.ok(
+        "record_meeting",
+        **p,
+        progress_report="Diagnosis late",
+        problems="Data arrived late",
+        decisions="Hire a customs broker\nWeekly client calls",
+        internal_updates="",
+    )
+    # Baseline tasks without budgets weigh the same: the first (day −30 … −10) should be done, the second
+    # (day −10 … 50, 61 days) 11/61 done; nothing is reported done, so the schedule deviation is 100 %.
+    indicators = jobs.ok("evaluate_indicators", engagement_id="E-1", **p)
+    assert indicators == {
+        "schedule_deviation_rate": 1.0,
+        "quality_pass_rate": 1.0,
+        "cost_overrun_rate": 0.0,
+        "indicators_breached": True,
+        "breached_indicators": ["schedule_deviation_rate"],
+    }
+    jobs.ok("record_corrective_action", **p, corrective_action="Add an analyst", action_owner="Wang Fang")
+    jobs.ok("send_progress_report", **p)
+    change = delivery.stub.RequestChange(
+        pb.RequestChangeRequest(project_id=project_id, description="Add the UK")
+    )
+    assert jobs.ok(
+        "record_change_response",
+        **p,
+        change_request_id=change.change_request_id,
+        change_decision="accepted",
+        change_response="Added as phase 2",
+    ) == {"change_request_status": "accepted"}
+    assert jobs.ok("complete_execution", **p, completion_summary="Roadmap agreed")["execution_completed_at"]
+
+    assert jobs.ok(
+        "compile_deliverables",
+        **p,
+        deliverables="Diagnosis report\nEntry strategy | https://dms.example/s\nImplementation roadmap",
+        results_summary="All results",
+    ) == {"deliverable_set_version": 1}
+    assert jobs.ok(
+        "record_deliverable_review",
+        **p,
+        logic_ok=True,
+        consistency_ok="yes",
+        accuracy_ok=True,
+        contract_conformance_ok=True,
+        review_comments="",
+    ) == {"deliverables_approved": True}
+    onsite = jobs.ok(
+        "plan_onsite_delivery",
+        **p,
+        delivery_time=f"{day(1)}T09:30:00+08:00",
+        delivery_place="Client HQ",
+        attendees="Wang Fang, COO",
+        preparations="projector, bound reports",
+    )
+    assert jobs.ok("record_delivery", delivery_id=onsite["delivery_id"], client_feedback="Clear")[
+        "delivered_at"
+    ]
+    untested = jobs.run("plan_online_delivery", **p, platform="video_conference", channel_tested=False)
+    assert (untested.kind, untested.error_code) == ("error", "channel_not_tested")
+    online = jobs.ok("plan_online_delivery", **p, platform="video_conference", channel_tested=True)
+    assert jobs.ok("send_deliverables_online", delivery_id=online["delivery_id"])["sent_at"]
+    jobs.ok("record_delivery", delivery_id=online["delivery_id"], client_feedback="")
+
+    acceptance = {
+        **p,
+        "acceptance_date": day(3),
+        "acceptance_content": "The three deliverables",
+        "acceptance_criteria": "Report complete\nRoadmap feasible",
+    }
+    round_one = jobs.ok("request_acceptance", **acceptance)
+    assert round_one["acceptance_round"] == 1
+    first_id = round_one["acceptance_id"]
+    assert jobs.ok("send_acceptance_reminder", acceptance_id=first_id)["reminded_at"]
+    delivery.stub.RecordAcceptanceReport(
+        pb.RecordAcceptanceReportRequest(
+            acceptance_id=first_id,
+            results=[
+                pb.CriterionResult(criterion="Report complete", passed=True),
+                pb.CriterionResult(criterion="Roadmap feasible", passed=False),
+            ],
+            conclusion="failed",
+        )
+    )
+    assert jobs.ok("send_acceptance_reminder", acceptance_id=first_id) == {"reminded_at": None}
+    jobs.refused("request_acceptance", "record its rectification items first", **acceptance)
+    assert jobs.ok(
+        "record_rectification_items",
+        acceptance_id=first_id,
+        rectification_items=f"Cost the roadmap\nAdd a pilot plan | Chen Jing | {day(9)}",
+        rectification_owner="Li Lei",
+        rectification_due=day(7),
+    ) == {"open_rectification_items": 2}
+    jobs.refused("request_acceptance", "2 rectification item(s) are still open", **acceptance)
+    jobs.refused("close_acceptance", "only a passed report", **p, acceptance_id=first_id)
+    assert jobs.ok("close_rectification_items", acceptance_id=first_id, rectification_notes="Done") == {
+        "open_rectification_items": 0
+    }
+    round_two = jobs.ok("request_acceptance", **acceptance)
+    assert round_two["acceptance_round"] == 2
+    delivery.stub.RecordAcceptanceReport(
+        pb.RecordAcceptanceReportRequest(
+            acceptance_id=round_two["acceptance_id"],
+            results=[
+                pb.CriterionResult(criterion=c, passed=True) for c in ("Report complete", "Roadmap feasible")
+            ],
+            conclusion="passed",
+        )
+    )
+    assert jobs.ok("close_acceptance", **p, acceptance_id=round_two["acceptance_id"]) == {
+        "project_status": "follow_up"
+    }
+
+    # nothing was created twice, every completed job is recorded once
+    project = delivery.stub.GetProject(pb.GetProjectRequest(project_id=project_id))
+    assert len(project.team) == 5
+    consultant = next(m for m in project.team if m.name == "Li Lei")
+    assert consultant.duties == "design the entry strategy"
+    db = Database(database_url)
+    with db.read() as session:
+        counts = {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (
+                models.Project,
+                models.Analysis,
+                models.Solution,
+                models.Document,
+                models.IndicatorSnapshot,
+                models.Delivery,
+                models.Acceptance,
+                models.RectificationItem,
+            )
+        }
+        recorded = session.scalar(select(func.count()).select_from(processed_jobs))
+    db.dispose()
+    assert counts == {
+        "projects": 1,
+        "analyses": 1,
+        "solutions": 2,
+        "documents": 3,
+        "indicator_snapshots": 1,
+        "deliveries": 2,
+        "acceptances": 2,
+        "rectification_items": 2,
+    }
+    assert recorded == jobs.recorded == 32  # 35 jobs, 3 of them refused (not recorded)
+
+    events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
+    seen = types_of(events)
+    assert seen.count("project.opened") == 1 and seen.count("acceptance.requested") == 2
+    assert all(e.correlation["engagement_id"] == "E-1" for e in events)
+    breach = next(json.loads(e.payload_json) for e in events if e.type == "indicator.breached")
+    assert (breach["indicator"], breach["value"], breach["status"]) == ("schedule_deviation_rate", 1.0, "red")
+
+
+def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
+    jobs: Jobs, delivery: RunningDelivery, peers: StandInPeers
+) -> None:
+    jobs.refused("open_project", "contract_id", engagement_id="E-1", contract_id="")
+    jobs.refused("open_project", "the diagram passes no 'contract_id'", engagement_id="E-1")
+    project_id = jobs.ok("open_project", engagement_id="E-1", contract_id="C-1")["project_id"]
+    jobs.refused("form_team", "project_manager", project_id=project_id, consultants="Li Lei")
+    jobs.refused("record_kickoff", "kickoff_date", project_id=project_id, kickoff_date="soon", attendees="x")
+    jobs.refused("archive_research_data", "industry_data", project_id=project_id)
+    jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
+    jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
+    jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
+    jobs.refused("evaluate_indicators", "execution has not started", project_id=project_id)
+    jobs.refused("plan_online_delivery", "platform", project_id=project_id, platform="fax")
+    jobs.refused("record_deliverable_review", "logic_ok", project_id=project_id, logic_ok="fine")
+    jobs.refused("request_acceptance", "acceptance_criteria", project_id=project_id, acceptance_date=day(1))
+    jobs.refused("send_acceptance_reminder", "acceptance 'nope' not found", acceptance_id="nope")
+    peers.contracts.contracts["C-2"] = signed_contract("C-2", "E-1")
+    other = jobs.ok("open_project", engagement_id="E-1", contract_id="C-2")["project_id"]
+    change = delivery.stub.RequestChange(pb.RequestChangeRequest(project_id=project_id, description="More"))
+    jobs.refused(
+        "record_change_response",
+        "change_request_id",
+        "another project",
+        project_id=other,
+        change_request_id=change.change_request_id,
+        change_decision="accepted",
+        change_response="Yes",
+    )
+
+
+def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
+    sqlite_url: str, peers: StandInPeers
+) -> None:
+    db = Database(sqlite_url)
+    migrate(db, "delivery")
+    job = Job(
+        key="open-1",
+        operation="delivery.open_project",
+        instance_id="I-1",
+        process_id="implementation",
+        element_id="open_project",
+        parameters={"engagement_id": "E-1", "contract_id": "C-1"},
+        variables={},
+        attempt=1,
+        retries=3,
+    )
+    outcome = run_job(lambda: UnitOfWork(db, "delivery"), bind(_deps(closed_address())), job)
+    assert outcome.kind == "failed" and outcome.retries == 2
+    assert "Unavailable: contracts.GetContract" in outcome.message
+    retried = run_job(lambda: UnitOfWork(db, "delivery"), bind(_deps(peers.address)), job)
+    assert retried.kind == "completed" and retried.variables["project_id"]
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(models.Project)) == 1
+    db.dispose()
+
+
+def _deps(address: str) -> Dependencies:
+    """Dependencies whose peers are at `address`, with a short call deadline."""
+    channel = grpc.insecure_channel(address)
+    return Dependencies(
+        contracts=GrpcContracts(lambda: channel, timeout=0.5),
+        risks=GrpcRisks(lambda: channel, timeout=0.5),
+        thresholds=DecisionThresholds(DecisionTables(ROOT / "bpmn")),
+    )

@@ -1,0 +1,302 @@
+"""Delivery operations driven by the real orchestrator: small diagrams in tmp_path whose service tasks
+become JetStream jobs that the delivery worker carries out, with the client's acceptance report arriving
+as a status event that `status-messages.toml` turns into the message the diagram waits for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import pytest
+
+from consultflow.api.delivery.v1 import delivery_pb2 as pb
+from consultflow.api.delivery.v1 import delivery_pb2_grpc
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
+from tests.integration.delivery.support import StandInPeers, day, stand_in_peers
+from tests.support.components import addresses
+from tests.support.system import InProcessSystem, in_process_system
+
+ROOT = Path(__file__).resolve().parents[3]
+NAMESPACES = (
+    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+    'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"'
+)
+
+
+def service_task(element_id: str, operation: str, **parameters: Any) -> str:
+    """A service task; each parameter is a Python expression on the task's data (use repr() for literals)."""
+    params = "".join(
+        f'<spiffworkflow:parameter id="{name}" type="any" value={quoteattr(str(value))} />'
+        for name, value in parameters.items()
+    )
+    return (
+        f'<bpmn:serviceTask id="{element_id}"><bpmn:extensionElements>'
+        f'<spiffworkflow:serviceTaskOperator id="{operation}"><spiffworkflow:parameters>{params}'
+        "</spiffworkflow:parameters></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>"
+        "</bpmn:serviceTask>"
+    )
+
+
+def flows(*pairs: tuple[str, str]) -> str:
+    return "".join(
+        f'<bpmn:sequenceFlow id="flow_{i}" sourceRef="{source}" targetRef="{target}" />'
+        for i, (source, target) in enumerate(pairs)
+    )
+
+
+def process(process_id: str, body: str, extra: str = "") -> str:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions {NAMESPACES} id="defs_{process_id}" '
+        f'targetNamespace="https://consultflow.example/test">{extra}'
+        f'<bpmn:process id="{process_id}" isExecutable="true">{body}</bpmn:process></bpmn:definitions>'
+    )
+
+
+def opening_diagram() -> str:
+    """3.1-3.2: open the project (GetContract), form the team, record a risk found (RegisterRisk)."""
+    body = (
+        '<bpmn:startEvent id="start" />'
+        + service_task(
+            "open", "delivery.open_project", engagement_id="engagement_id", contract_id="contract_id"
+        )
+        + service_task(
+            "team",
+            "delivery.form_team",
+            project_id="project_id",
+            project_manager=repr("Wang Fang"),
+            consultants=repr("Li Lei, Zhao Min"),
+            analysts=repr("Chen Jing"),
+            assistants=repr(""),
+            duties=repr(""),
+        )
+        + service_task(
+            "analysis",
+            "delivery.record_analysis",
+            engagement_id="engagement_id",
+            project_id="project_id",
+            problems=repr("Manual customs paperwork"),
+            opportunities=repr(""),
+            risk_found="True",
+            risk_description=repr("CE certification may take 6 months"),
+            risk_category=repr("technical"),
+        )
+        + '<bpmn:endEvent id="end" />'
+        + flows(("start", "open"), ("open", "team"), ("team", "analysis"), ("analysis", "end"))
+    )
+    return process("delivery_opening", body)
+
+
+def acceptance_diagram() -> str:
+    """4.2-4.4: online delivery (an untested channel is caught as a BPMN error), an acceptance round the
+    client fails, rectification, and a second round that passes.
+
+    Linear on purpose: the orchestrator cannot deploy conditional sequence flows yet (it passes Spiff's
+    condition object where its script check expects text), so the loop a real diagram draws with a
+    gateway is unrolled here; the test knows which conclusion it reports.
+    """
+    message = (
+        '<bpmn:message id="acceptance_reported" name="acceptance.reported" />'
+        '<bpmn:error id="channel_not_tested" name="channel_not_tested" errorCode="channel_not_tested" />'
+        '<bpmn:correlationProperty id="engagement_key" name="engagement key">'
+        '<bpmn:correlationPropertyRetrievalExpression messageRef="acceptance_reported">'
+        "<bpmn:formalExpression>engagement_id</bpmn:formalExpression>"
+        "</bpmn:correlationPropertyRetrievalExpression></bpmn:correlationProperty>"
+    )
+    acceptance = {
+        "project_id": "project_id",
+        "acceptance_date": repr(day(3)),
+        "acceptance_content": repr("All deliverables"),
+        "acceptance_criteria": repr("Report complete\nRoadmap feasible"),
+    }
+    body = (
+        '<bpmn:startEvent id="start" />'
+        + service_task(
+            "plan_untested",
+            "delivery.plan_online_delivery",
+            project_id="project_id",
+            platform=repr("email"),
+            channel_tested="False",
+        )
+        + '<bpmn:boundaryEvent id="not_tested" attachedToRef="plan_untested">'
+        '<bpmn:errorEventDefinition errorRef="channel_not_tested" /></bpmn:boundaryEvent>'
+        '<bpmn:endEvent id="untested_channel_accepted" />'
+        + service_task(
+            "plan_tested",
+            "delivery.plan_online_delivery",
+            project_id="project_id",
+            platform=repr("email"),
+            channel_tested="True",
+        )
+        + service_task("send", "delivery.send_deliverables_online", delivery_id="delivery_id")
+        + service_task(
+            "delivered", "delivery.record_delivery", delivery_id="delivery_id", client_feedback=repr("Clear")
+        )
+        + service_task("request", "delivery.request_acceptance", **acceptance)
+        + '<bpmn:intermediateCatchEvent id="await_report">'
+        '<bpmn:messageEventDefinition messageRef="acceptance_reported" /></bpmn:intermediateCatchEvent>'
+        + service_task(
+            "rectify",
+            "delivery.record_rectification_items",
+            acceptance_id="acceptance_id",
+            rectification_items=repr("Cost the roadmap"),
+            rectification_owner=repr("Li Lei"),
+            rectification_due=repr(day(7)),
+        )
+        + service_task(
+            "rectified",
+            "delivery.close_rectification_items",
+            acceptance_id="acceptance_id",
+            rectification_notes=repr("Costed"),
+        )
+        + service_task("request_again", "delivery.request_acceptance", **acceptance)
+        + '<bpmn:intermediateCatchEvent id="await_second_report">'
+        '<bpmn:messageEventDefinition messageRef="acceptance_reported" /></bpmn:intermediateCatchEvent>'
+        + service_task(
+            "close", "delivery.close_acceptance", project_id="project_id", acceptance_id="acceptance_id"
+        )
+        + '<bpmn:endEvent id="end" />'
+        + flows(
+            ("start", "plan_untested"),
+            ("plan_untested", "untested_channel_accepted"),
+            ("not_tested", "plan_tested"),
+            ("plan_tested", "send"),
+            ("send", "delivered"),
+            ("delivered", "request"),
+            ("request", "await_report"),
+            ("await_report", "rectify"),
+            ("rectify", "rectified"),
+            ("rectified", "request_again"),
+            ("request_again", "await_second_report"),
+            ("await_second_report", "close"),
+            ("close", "end"),
+        )
+    )
+    return process("delivery_acceptance_rounds", body, message)
+
+
+@pytest.fixture
+def peers() -> Iterator[StandInPeers]:
+    with stand_in_peers() as running:
+        yield running
+
+
+@pytest.fixture
+def system(
+    tmp_path: Path, nats_url: str, database_url: str, peers: StandInPeers
+) -> Iterator[InProcessSystem]:
+    bpmn = tmp_path / "bpmn"
+    bpmn.mkdir()
+    (bpmn / "delivery_opening.bpmn").write_text(opening_diagram(), encoding="utf-8")
+    (bpmn / "delivery_acceptance_rounds.bpmn").write_text(acceptance_diagram(), encoding="utf-8")
+    shutil.copy(ROOT / "bpmn" / "status-messages.toml", bpmn / "status-messages.toml")
+    with (
+        addresses({"contracts": peers.address, "risk": peers.address}),
+        in_process_system(
+            tmp_path, nats_url, ["delivery"], bpmn_dir=bpmn, database_urls={"delivery": database_url}
+        ) as running,
+    ):
+        yield running
+
+
+def _active(instance: opb.Instance) -> set[str]:
+    return {e.element_id for e in instance.active_elements}
+
+
+def _report(stub: delivery_pb2_grpc.DeliveryServiceStub, acceptance_id: str, passed: bool) -> None:
+    stub.RecordAcceptanceReport(
+        pb.RecordAcceptanceReportRequest(
+            acceptance_id=acceptance_id,
+            results=[
+                pb.CriterionResult(criterion="Report complete", passed=True),
+                pb.CriterionResult(criterion="Roadmap feasible", passed=passed),
+            ],
+            conclusion="passed" if passed else "failed",
+        )
+    )
+
+
+def test_a_project_runs_through_real_jobs_and_acceptance_messages(
+    system: InProcessSystem, peers: StandInPeers
+) -> None:
+    orchestrator = system.orchestrator
+    stub = delivery_pb2_grpc.DeliveryServiceStub(system.channel("delivery"))
+
+    opening = orchestrator.CreateInstance(
+        opb.CreateInstanceRequest(
+            process_id="delivery_opening",
+            business_key="E-1",
+            variables_json=json.dumps({"engagement_id": "E-1", "contract_id": "C-1"}),
+        )
+    )
+    opened = json.loads(system.wait_completed(opening.instance_id).variables_json)
+    project_id = opened["project_id"]
+    assert opened["team_size"] == 4 and opened["risks_reported"] == 1
+    (registered,) = peers.risk.calls
+    assert registered.request_id.startswith("delivery:job:") and registered.engagement_id == "E-1"
+
+    # what the people do between the two diagrams, through the API
+    solution = stub.SubmitSolution(pb.SubmitSolutionRequest(project_id=project_id, summary="Distributors"))
+    stub.ReviewSolution(pb.ReviewSolutionRequest(solution_id=solution.solution_id, verdict="approved"))
+    stub.StartExecution(pb.StartExecutionRequest(project_id=project_id))
+    stub.CompleteExecution(pb.CompleteExecutionRequest(project_id=project_id, completion_summary="Done"))
+    stub.CompileDeliverables(
+        pb.CompileDeliverablesRequest(
+            project_id=project_id,
+            deliverables=[pb.DeliverableInput(name="Diagnosis report")],
+            results_summary="s",
+        )
+    )
+    stub.ReviewDeliverables(
+        pb.ReviewDeliverablesRequest(
+            project_id=project_id,
+            logic_ok=True,
+            consistency_ok=True,
+            accuracy_ok=True,
+            contract_conformance_ok=True,
+        )
+    )
+
+    created = orchestrator.CreateInstance(
+        opb.CreateInstanceRequest(
+            process_id="delivery_acceptance_rounds",
+            business_key="E-1",
+            variables_json=json.dumps({"engagement_id": "E-1", "project_id": project_id}),
+        )
+    )
+
+    def latest_round() -> pb.Acceptance:
+        return stub.ListAcceptances(pb.ListAcceptancesRequest(project_id=project_id)).acceptances[-1]
+
+    system.wait_for(created.instance_id, lambda i: "await_report" in _active(i))
+    _report(stub, latest_round().acceptance_id, passed=False)
+    system.wait_for(created.instance_id, lambda i: "await_second_report" in _active(i))
+    assert latest_round().round == 2
+    _report(stub, latest_round().acceptance_id, passed=True)
+    done = system.wait_completed(created.instance_id)
+
+    variables = json.loads(done.variables_json)
+    assert variables["project_status"] == "follow_up"
+    assert variables["acceptance_round"] == 2 and variables["open_rectification_items"] == 0
+    # Not asserted: `acceptance_conclusion` in the process data. The orchestrator correlates the second
+    # acceptance.reported message but keeps the first message's value of that variable (reported to the
+    # lead); the delivery service's record below is the authority.
+    completed = [e.element_id for e in done.history if e.type == "job.completed"]
+    assert completed == [
+        "plan_tested",
+        "send",
+        "delivered",
+        "request",
+        "rectify",
+        "rectified",
+        "request_again",
+        "close",
+    ]
+    errors = [e.detail for e in done.history if e.type == "job.error"]
+    assert len(errors) == 1 and errors[0].startswith("channel_not_tested")
+    assert "untested_channel_accepted" not in {e.element_id for e in done.history}
+    rounds = stub.ListAcceptances(pb.ListAcceptancesRequest(project_id=project_id)).acceptances
+    assert [(a.round, a.status) for a in rounds] == [(1, "rectified"), (2, "closed")]

@@ -1,0 +1,348 @@
+"""Delivery rules as plain code: parsing, teams, plans, reviews, deliveries and acceptance rounds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from consultflow.delivery import domain
+from consultflow.delivery.domain import (
+    CommunicationKind,
+    Conclusion,
+    CriterionResult,
+    DeliverableItem,
+    Direction,
+    DocumentCategory,
+    MaterialsReview,
+    Member,
+    Phase,
+    PlannedTask,
+    RectificationItem,
+    Role,
+    TaskState,
+    Verdict,
+)
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+
+
+def field_of(error: pytest.ExceptionInfo[InvalidArgument]) -> str:
+    return error.value.field
+
+
+# --- parsing ---
+
+
+def test_names_and_lines_accept_text_and_lists() -> None:
+    assert domain.names("Li Lei, Han Mei;  Li Lei\nWang", "x") == ["Li Lei", "Han Mei", "Wang"]
+    assert domain.names(["A", " B ", ""], "x") == ["A", "B"]
+    assert domain.lines("first, with comma\n\nsecond", "x") == ["first, with comma", "second"]
+    assert domain.lines(None, "x") == []
+    with pytest.raises(InvalidArgument) as error:
+        domain.names(42, "attendees")
+    assert field_of(error) == "attendees"
+
+
+def test_dates_and_times() -> None:
+    assert domain.parse_date("2025-03-01", "d") == date(2025, 3, 1)
+    assert domain.parse_date(datetime(2025, 3, 1, 12, tzinfo=UTC), "d") == date(2025, 3, 1)
+    for bad in ("", "01/03/2025", "2025-02-30"):
+        with pytest.raises(InvalidArgument) as error:
+            domain.parse_date(bad, "kickoff_date")
+        assert field_of(error) == "kickoff_date"
+    assert domain.parse_datetime("2025-03-01T09:30", "t") == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    assert domain.parse_datetime("2025-03-01T09:30:00Z", "t").tzinfo is not None
+    with pytest.raises(InvalidArgument, match="delivery_time"):
+        domain.parse_datetime("tomorrow", "delivery_time")
+
+
+def test_booleans_money_progress_links() -> None:
+    assert domain.parse_bool("Yes", "b") is True
+    assert domain.parse_bool(False, "b") is False
+    with pytest.raises(InvalidArgument, match="channel_tested"):
+        domain.parse_bool("maybe", "channel_tested")
+    assert domain.parse_money("1250.5", "m") == Decimal("1250.50")
+    assert domain.parse_money("", "m") == Decimal("0.00")
+    for bad in ("-1", "abc", "1.005", "NaN", "1e13"):
+        with pytest.raises(InvalidArgument, match="budget"):
+            domain.parse_money(bad, "budget")
+    assert domain.parse_progress("55") == 55
+    for bad_progress in (-1, 101, "50.5", "x", True):
+        with pytest.raises(InvalidArgument) as error:
+            domain.parse_progress(bad_progress)
+        assert field_of(error) == "progress"
+    assert domain.parse_link("https://wiki.example/flow", "l") == "https://wiki.example/flow"
+    with pytest.raises(InvalidArgument, match="flow_chart_link"):
+        domain.parse_link("file:///etc/passwd", "flow_chart_link")
+
+
+def test_choice_lists_the_allowed_values() -> None:
+    assert domain.choice(Verdict, " Approved ", "v") is Verdict.APPROVED
+    with pytest.raises(InvalidArgument, match="approved, revise"):
+        domain.choice(Verdict, "ok", "solution_verdict")
+
+
+# --- 3.1 ---
+
+
+def test_phases_only_move_forward_and_follow_up_closes_the_project() -> None:
+    assert domain.advance(Phase.OPENED, Phase.RESEARCH) == "research"
+    assert domain.advance(Phase.EXECUTION, Phase.RESEARCH) == "execution"
+    domain.ensure_active(Phase.ACCEPTANCE)
+    with pytest.raises(FailedPrecondition, match="follow-up"):
+        domain.ensure_active(Phase.FOLLOW_UP)
+
+
+def test_a_team_has_exactly_one_project_manager_and_standard_duties() -> None:
+    team = domain.team(
+        [
+            Member("Wang", Role.PROJECT_MANAGER, ""),
+            Member("Li", Role.CONSULTANT, "market entry strategy"),
+            Member("li", Role.CONSULTANT, ""),  # the same person twice in one role counts once
+            Member("Li", Role.ANALYST, ""),  # one person may hold two roles
+        ]
+    )
+    assert [(m.name, m.role) for m in team] == [
+        ("Wang", Role.PROJECT_MANAGER),
+        ("Li", Role.CONSULTANT),
+        ("Li", Role.ANALYST),
+    ]
+    assert team[0].duties == domain.STANDARD_DUTIES[Role.PROJECT_MANAGER]
+    assert team[1].duties == "market entry strategy"
+    with pytest.raises(InvalidArgument) as error:
+        domain.team([Member("Li", Role.CONSULTANT, "")])
+    assert field_of(error) == "project_manager"
+    with pytest.raises(InvalidArgument, match="not 2"):
+        domain.team([Member("A", Role.PROJECT_MANAGER, ""), Member("B", Role.PROJECT_MANAGER, "")])
+
+
+def test_duties_from_a_diagram() -> None:
+    assert domain.duties_by_role("consultant: design\nAnalyst: data") == {
+        Role.CONSULTANT: "design",
+        Role.ANALYST: "data",
+    }
+    assert domain.duties_by_role({"assistant": "archive"}) == {Role.ASSISTANT: "archive"}
+    everyone = domain.duties_by_role("follow the work manual")
+    assert set(everyone) == set(Role) and everyone[Role.ANALYST] == "follow the work manual"
+
+
+def test_the_project_manager_holds_the_kickoff() -> None:
+    domain.kickoff_attendance(["wang", "Li"], "Wang")
+    with pytest.raises(FailedPrecondition, match="form the team"):
+        domain.kickoff_attendance(["Wang"], None)
+    with pytest.raises(InvalidArgument, match="must attend"):
+        domain.kickoff_attendance(["Li"], "Wang")
+
+
+# --- 3.2, 3.3 ---
+
+
+def test_research_documents_from_lines() -> None:
+    documents = domain.documents_from_lines(
+        DocumentCategory.CLIENT_INTERNAL,
+        "Sales ledger 2024\nOrg chart | HR department | internal | https://dms.example/org",
+        "client_data",
+    )
+    assert [(d.title, d.source, d.classification.value, d.link) for d in documents] == [
+        ("Sales ledger 2024", "client", "confidential", ""),
+        ("Org chart", "HR department", "internal", "https://dms.example/org"),
+    ]
+    with pytest.raises(InvalidArgument, match="client_data"):
+        domain.documents_from_lines(DocumentCategory.CLIENT_INTERNAL, "X | y | secret", "client_data")
+
+
+def test_findings() -> None:
+    assert (
+        domain.finding(domain.FindingKind.RISK, "Key user leaves", "Personnel").risk_category == "personnel"
+    )
+    with pytest.raises(InvalidArgument, match="risk_category"):
+        domain.finding(domain.FindingKind.PROBLEM, "Slow approvals", "personnel")
+    with pytest.raises(InvalidArgument, match="risk_category"):
+        domain.finding(domain.FindingKind.RISK, "Key user leaves", "weather")
+    for kind, field in (
+        (domain.FindingKind.PROBLEM, "problems"),
+        (domain.FindingKind.OPPORTUNITY, "opportunities"),
+        (domain.FindingKind.RISK, "risk_description"),
+    ):
+        with pytest.raises(InvalidArgument) as error:
+            domain.finding(kind, " ")
+        assert field_of(error) == field
+
+
+def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
+    domain.check_review(Verdict.APPROVED, "")
+    with pytest.raises(InvalidArgument, match="review_comments"):
+        domain.check_review(Verdict.REVISE, " ")
+    with pytest.raises(FailedPrecondition, match="already reviewed"):
+        domain.check_reviewable("approved", "solution")
+
+
+# --- 3.4, 3.5 ---
+
+
+def test_planned_dates_in_order() -> None:
+    PlannedTask("Interviews", date(2025, 3, 1), date(2025, 3, 1), Decimal(0))
+    with pytest.raises(InvalidArgument) as error:
+        PlannedTask("Interviews", date(2025, 3, 2), date(2025, 3, 1), Decimal(0))
+    assert field_of(error) == "planned_end"
+
+
+def test_baseline_tasks_follow_the_milestones() -> None:
+    tasks = domain.baseline_tasks(
+        date(2025, 3, 1), [("Final report", date(2025, 5, 31)), ("Diagnosis", date(2025, 3, 31))]
+    )
+    assert [(t.name, t.planned_start, t.planned_end) for t in tasks] == [
+        ("Reach milestone: Diagnosis", date(2025, 3, 1), date(2025, 3, 31)),
+        ("Reach milestone: Final report", date(2025, 3, 31), date(2025, 5, 31)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        (TaskState(None, date(2025, 3, 2), Decimal(0), 100), "actual_start"),
+        (TaskState(date(2025, 3, 2), date(2025, 3, 1), Decimal(0), 100), "actual_end"),
+        (TaskState(date(2025, 3, 1), None, Decimal(0), 100), "actual_end"),
+        (TaskState(date(2025, 3, 1), date(2025, 3, 2), Decimal(0), 90), "progress"),
+        (TaskState(None, None, Decimal(0), 10), "actual_start"),
+    ],
+)
+def test_task_progress_rules(state: TaskState, field: str) -> None:
+    with pytest.raises(InvalidArgument) as error:
+        state.check()
+    assert field_of(error) == field
+
+
+def test_work_plan_dates_stay_in_the_service_period() -> None:
+    domain.check_within_service("planned_end", date(2025, 3, 31), date(2025, 3, 1), date(2025, 3, 31))
+    with pytest.raises(InvalidArgument, match="deadline"):
+        domain.check_within_service("planned_end", date(2025, 4, 1), date(2025, 3, 1), date(2025, 3, 31))
+    with pytest.raises(InvalidArgument, match="service start"):
+        domain.check_within_service("planned_start", date(2025, 2, 1), date(2025, 3, 1), None)
+
+
+def test_communication_direction_matches_its_kind() -> None:
+    domain.check_communication(Direction.INTERNAL, CommunicationKind.REPORT)
+    domain.check_communication(Direction.EXTERNAL, CommunicationKind.CLIENT_QUESTION)
+    with pytest.raises(InvalidArgument, match="not external"):
+        domain.check_communication(Direction.EXTERNAL, CommunicationKind.MEETING)
+
+
+def test_a_change_request_is_answered_once_unless_deferred() -> None:
+    domain.check_change_response("requested", domain.ChangeDecision.DEFERRED, "next phase")
+    domain.check_change_response("deferred", domain.ChangeDecision.ACCEPTED, "agreed")
+    with pytest.raises(FailedPrecondition, match="already accepted"):
+        domain.check_change_response("accepted", domain.ChangeDecision.REJECTED, "no")
+    with pytest.raises(InvalidArgument, match="change_response"):
+        domain.check_change_response("requested", domain.ChangeDecision.REJECTED, "")
+
+
+# --- 4.1, 4.2 ---
+
+
+def test_deliverables_and_contract_conformance() -> None:
+    items = domain.deliverable_items("Diagnosis report | https://dms.example/d1\nImplementation roadmap")
+    assert items == [
+        DeliverableItem("Diagnosis report", "https://dms.example/d1"),
+        DeliverableItem("Implementation roadmap", ""),
+    ]
+    assert domain.missing_contract_deliverables(["diagnosis REPORT", "Training"], items) == ["Training"]
+    with pytest.raises(InvalidArgument, match="listed twice"):
+        domain.check_deliverables([DeliverableItem("A"), DeliverableItem("a")])
+    with pytest.raises(InvalidArgument, match="deliverables"):
+        domain.check_deliverables([])
+
+
+def test_materials_are_approved_only_when_all_four_checks_pass() -> None:
+    passed = MaterialsReview(True, True, True, True, "")
+    passed.check()
+    assert passed.approved
+    failed = MaterialsReview(True, True, True, False, "")
+    assert not failed.approved
+    with pytest.raises(InvalidArgument, match="review_comments"):
+        failed.check()
+
+
+def test_an_onsite_plan_names_place_and_attendees() -> None:
+    when = datetime(2025, 6, 1, 9, tzinfo=UTC)
+    with pytest.raises(InvalidArgument, match="delivery_place"):
+        domain.OnsitePlan(when, " ", ("Wang",), ())
+    with pytest.raises(InvalidArgument, match="attendees"):
+        domain.OnsitePlan(when, "Client HQ", (), ())
+
+
+# --- 4.4 ---
+
+
+CRITERIA = ["Report complete", "Roadmap feasible"]
+
+
+def test_a_report_covers_every_criterion_once() -> None:
+    passed = [CriterionResult("report complete", True), CriterionResult("Roadmap feasible", True)]
+    domain.check_report(CRITERIA, passed, Conclusion.PASSED, "")
+    with pytest.raises(InvalidArgument, match="no result for 'Roadmap feasible'"):
+        domain.check_report(CRITERIA, passed[:1], Conclusion.PASSED, "")
+    with pytest.raises(InvalidArgument, match="not a criterion"):
+        domain.check_report(CRITERIA, [*passed, CriterionResult("Nice fonts", True)], Conclusion.PASSED, "")
+    with pytest.raises(InvalidArgument, match="two results"):
+        domain.check_report(
+            CRITERIA, [*passed, CriterionResult("Report complete", False)], Conclusion.PASSED, ""
+        )
+
+
+def test_the_conclusion_agrees_with_the_results() -> None:
+    mixed = [CriterionResult("Report complete", True), CriterionResult("Roadmap feasible", False)]
+    domain.check_report(CRITERIA, mixed, Conclusion.FAILED, "")
+    with pytest.raises(InvalidArgument) as error:
+        domain.check_report(CRITERIA, mixed, Conclusion.PASSED, "")
+    assert field_of(error) == "conclusion"
+    all_passed = [CriterionResult(c, True) for c in CRITERIA]
+    with pytest.raises(InvalidArgument) as error:
+        domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "")
+    assert field_of(error) == "comments"
+    domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "the board wants a second pilot")
+
+
+def test_rectification_items_say_what_who_and_until_when() -> None:
+    items = domain.rectification_items(
+        "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20",
+        "Wang",
+        date(2025, 6, 15),
+        date(2025, 6, 1),
+    )
+    assert items == [
+        RectificationItem("Fix the roadmap costs", "Wang", date(2025, 6, 15)),
+        RectificationItem("Add the pilot plan", "Li", date(2025, 6, 20)),
+    ]
+    with pytest.raises(InvalidArgument, match="rectification_owner"):
+        domain.rectification_items("Fix it", "", date(2025, 6, 15), date(2025, 6, 1))
+    with pytest.raises(InvalidArgument, match="rectification_due"):
+        domain.rectification_items("Fix it", "Wang", None, date(2025, 6, 1))
+    with pytest.raises(InvalidArgument, match="before the acceptance report"):
+        domain.rectification_items("Fix it", "Wang", date(2025, 5, 31), date(2025, 6, 1))
+    with pytest.raises(InvalidArgument, match="rectification_items"):
+        domain.rectification_items("", "Wang", date(2025, 6, 15), date(2025, 6, 1))
+
+
+@pytest.mark.parametrize(
+    ("last", "open_items", "problem"),
+    [
+        ("rectifying", 2, "2 rectification item(s) are still open"),
+        ("requested", 0, "still awaits the client's report"),
+        ("failed", 0, "record its rectification items first"),
+        ("passed", 0, "no new round is needed"),
+        ("closed", 0, "no new round is needed"),
+    ],
+)
+def test_no_new_acceptance_round_while_rectification_is_open(
+    last: str, open_items: int, problem: str
+) -> None:
+    with pytest.raises(FailedPrecondition) as error:
+        domain.next_round_allowed(last, open_items)
+    assert problem in error.value.message
+
+
+def test_a_first_round_and_a_round_after_rectification_are_allowed() -> None:
+    domain.next_round_allowed(None, 0)
+    domain.next_round_allowed("rectified", 0)
