@@ -1,8 +1,12 @@
 """contacts, requirements, feasibility, market research, relationship maintenance
 
+Existing inquiries keep working: their contacts become contact rows.
+
 Revision ID: 7da608bd3c08
 Revises: 3cd5b0f20b71
 """
+
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -218,6 +222,42 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.create_foreign_key("fk_inquiries_contact_id", "contacts", ["contact_id"], ["contact_id"])
+    _contacts_from_inquiries()
+
+
+def _contacts_from_inquiries() -> None:
+    """Inquiries recorded before contacts existed name their contact: each becomes a contact of its
+    client (one per client and name, as `record_inquiry` matches them), linked from the inquiry."""
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text(
+            "SELECT inquiry_id, client_id, contact_name, contact_email, contact_phone, received_at "
+            "FROM inquiries ORDER BY received_at, inquiry_id"
+        )
+    ).all()
+    contacts: dict[tuple[str, str], str] = {}
+    for row in rows:
+        key = (row.client_id, row.contact_name.strip().lower())
+        if key not in contacts:
+            contacts[key] = str(uuid.uuid4())
+            bind.execute(
+                sa.text(
+                    "INSERT INTO contacts (contact_id, client_id, name, email, phone, role, created_at) "
+                    "VALUES (:contact_id, :client_id, :name, :email, :phone, '', :created_at)"
+                ),
+                {
+                    "contact_id": contacts[key],
+                    "client_id": row.client_id,
+                    "name": row.contact_name.strip(),
+                    "email": row.contact_email,
+                    "phone": row.contact_phone,
+                    "created_at": row.received_at,
+                },
+            )
+        bind.execute(
+            sa.text("UPDATE inquiries SET contact_id = :contact_id WHERE inquiry_id = :inquiry_id"),
+            {"contact_id": contacts[key], "inquiry_id": row.inquiry_id},
+        )
 
 
 def downgrade() -> None:
