@@ -8,6 +8,7 @@ real orchestrator exactly as `bpmn/` will.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -35,7 +36,7 @@ class Wait:
     key: str = "engagement_id"
 
 
-def line(process_id: str, steps: list[Task | Wait]) -> str:
+def line(process_id: str, steps: Sequence[Task | Wait]) -> str:
     """A process: start → steps in order → end."""
     messages = sorted({s.message for s in steps if isinstance(s, Wait)})
     errors = sorted({s.catch for s in steps if isinstance(s, Task) and s.catch})

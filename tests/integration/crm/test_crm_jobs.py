@@ -133,7 +133,7 @@ def test_every_crm_operation_through_the_orchestrator(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
     assert {t.operation for t in CRM_LINE} == set(HANDLERS), "the test diagram covers every operation"
-    folder = bpmn_folder(tmp_path, {"crm_line": line("crm_line", list(CRM_LINE))})
+    folder = bpmn_folder(tmp_path, {"crm_line": line("crm_line", CRM_LINE)})
     with in_process_system(
         tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls={"crm": database_url}
     ) as system:
