@@ -494,7 +494,10 @@ def parse_instalments(value: object, field: str = "payment_terms") -> tuple[Inst
             if match is None:
                 raise InvalidArgument(field, f"line {number} ({raw.strip()!r}) is not like '30% on signing'")
             instalments.append(
-                Instalment(parse_decimal(match.group(1), field, 2, "a percentage"), match.group(2)[:300])
+                Instalment(
+                    parse_decimal(match.group(1), field, 2, "a percentage"),
+                    required(field, match.group(2), 300),
+                )
             )
     else:
         raise InvalidArgument(field, "must be instalments, one per line like '30% on signing'")
