@@ -1,17 +1,28 @@
-"""Wires the contracts service into the shared runtime."""
+"""Wires the contracts service into the shared runtime: its API, its job handlers, and crm as the
+directory of clients."""
 
 from __future__ import annotations
 
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
+from consultflow.contracts.crm_client import CrmClients
+from consultflow.contracts.jobs import handlers
+from consultflow.contracts.servicer import ContractsServicer
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, Context, Parts
 
 SERVICE_NAME = "consultflow.api.contracts.v1.ContractsService"
 
 
-def build(context: Context) -> Parts:
-    # Until this service's issue lands, every RPC answers UNIMPLEMENTED (the generated base class).
-    servicer = pb_grpc.ContractsServiceServicer()  # type: ignore[abstract]
+def build(context: Context, crm_timeout: float = CALL_TIMEOUT_SECONDS) -> Parts:
+    """`crm_timeout`: the deadline of each call to crm (tests shorten it)."""
+    clients = CrmClients(lambda: context.channel("crm"), timeout=crm_timeout)
     return Parts(
-        registrations=[Registration(pb_grpc.add_ContractsServiceServicer_to_server, servicer, SERVICE_NAME)]
+        registrations=[
+            Registration(
+                pb_grpc.add_ContractsServiceServicer_to_server,
+                ContractsServicer(context.uow, clients),
+                SERVICE_NAME,
+            )
+        ],
+        job_handlers=handlers(clients),
     )

@@ -1,4 +1,8 @@
-"""The crm operations that diagrams call as service tasks (`crm.<operation>`)."""
+"""The crm operations that diagrams call as service tasks (`crm.<operation>`, docs/operations.md).
+
+Each handler reads its inputs from the job, builds the same command the gRPC API builds, and runs the
+use case in the unit of work `run_job` gives it (which also makes a redelivered job act once).
+"""
 
 from __future__ import annotations
 
@@ -6,28 +10,182 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.crm import service
-from consultflow.crm.domain import NewInquiry, parse_channel
+from consultflow.crm.domain import (
+    CommunicationMode,
+    DeclineReason,
+    Dimension,
+    LeadSource,
+    NewFeasibility,
+    NewInquiry,
+    NewLead,
+    NewMarketInsight,
+    NewOpportunity,
+    NewRequirements,
+    NewRevisit,
+    NewValueAddedService,
+    OpportunityKind,
+    RevisitMethod,
+    ValueAddedKind,
+    Verdict,
+    parse_channel,
+    parse_choice,
+    parse_flag,
+    parse_names,
+)
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.jobs import Job, JobHandler
+
+
+def _text(job: Job, name: str, default: str | None = None) -> str:
+    """A text input; a missing required one is an error naming it (the diagram passes too little)."""
+    value = job.get(name) if default is None else job.get(name, default)
+    return "" if value is None else str(value)
+
+
+def _engagement(job: Job) -> str:
+    return str(job.get("engagement_id", "") or job.business_key)
 
 
 def record_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.1.2: records the inquiry the process was started with; returns its id and the client's."""
     command = NewInquiry(
-        channel=parse_channel(str(job.get("channel")), "channel"),
-        client_name=str(job.get("client_name")),
-        client_industry=str(job.get("client_industry", "")),
-        contact_name=str(job.get("contact_name")),
-        contact_email=str(job.get("contact_email", "")),
-        contact_phone=str(job.get("contact_phone", "")),
-        question=str(job.get("question")),
-        engagement_id=str(job.get("engagement_id", "") or job.business_key),
+        channel=parse_channel(_text(job, "channel"), "channel"),
+        client_name=_text(job, "client_name"),
+        client_industry=_text(job, "client_industry", ""),
+        contact_name=_text(job, "contact_name"),
+        contact_email=_text(job, "contact_email", ""),
+        contact_phone=_text(job, "contact_phone", ""),
+        question=_text(job, "question"),
+        engagement_id=_engagement(job),
         request_id=f"job:{job.key}",
     )
     inquiry, client = service.record_inquiry(uow, command)
     return {"inquiry_id": inquiry.inquiry_id, "client_id": client.client_id}
 
 
+def record_requirements(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.2.1: a new version of the inquiry's requirements document."""
+    command = NewRequirements(
+        inquiry_id=_text(job, "inquiry_id"),
+        communication_mode=parse_choice(
+            CommunicationMode, job.get("communication_mode"), "communication_mode"
+        ),
+        needs=_text(job, "needs"),
+        goals=_text(job, "goals"),
+        expected_results=_text(job, "expected_results"),
+        background=_text(job, "background", ""),
+        recorded_by=_text(job, "recorded_by", ""),
+    )
+    requirements = service.record_requirements(uow, command)
+    return {
+        "requirements_id": requirements.document.requirements_id,
+        "requirements_version": requirements.document.current_version,
+    }
+
+
+def _dimension(job: Job, dimension: Dimension) -> Verdict:
+    name = dimension.value
+    return Verdict(
+        dimension,
+        parse_flag(job.get(f"{name}_feasible"), f"{name}_feasible"),
+        _text(job, f"{name}_reason", ""),
+    )
+
+
+def record_feasibility(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.2.2: the verdicts per dimension and the overall go/no-go."""
+    command = NewFeasibility(
+        inquiry_id=_text(job, "inquiry_id"),
+        technical=_dimension(job, Dimension.TECHNICAL),
+        economic=_dimension(job, Dimension.ECONOMIC),
+        time=_dimension(job, Dimension.TIME),
+        assessors=parse_names(job.get("assessors"), "assessors"),
+        report=_text(job, "feasibility_report", ""),
+    )
+    result = service.record_feasibility(uow, command)
+    return {
+        "feasibility_id": result.assessment.feasibility_id,
+        "feasible": result.assessment.feasible,
+        "feasibility_summary": result.assessment.summary,
+    }
+
+
+def decline_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.2.2, 2.3.1, 6.3.1: closes the inquiry with the reason it was not taken on."""
+    reason = parse_choice(DeclineReason, job.get("decline_reason"), "decline_reason")
+    service.decline_inquiry(uow, _text(job, "inquiry_id"), reason)
+    return {"intake_outcome": "declined", "decline_reason": reason.value}
+
+
+def record_market_insight(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.1.1: trends, demand and competitors."""
+    command = NewMarketInsight(
+        industry_trends=_text(job, "industry_trends", ""),
+        market_demand=_text(job, "market_demand", ""),
+        competitors=_text(job, "competitors", ""),
+        potential_clients=_text(job, "potential_clients", ""),
+        industry=_text(job, "industry", ""),
+    )
+    return {"insight_id": service.record_market_insight(uow, command).insight_id}
+
+
+def record_lead(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.1.1: a lead from a trade fair, seminar or online platform."""
+    command = NewLead(
+        source=parse_choice(LeadSource, job.get("lead_source"), "lead_source"),
+        company=_text(job, "lead_company"),
+        contact=_text(job, "lead_contact", ""),
+        notes=_text(job, "lead_notes", ""),
+    )
+    return {"lead_id": service.record_lead(uow, command).lead_id}
+
+
+def record_revisit(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.3.1: a periodic revisit made."""
+    command = NewRevisit(
+        client_id=_text(job, "client_id"),
+        method=parse_choice(RevisitMethod, job.get("revisit_method"), "revisit_method"),
+        findings=_text(job, "revisit_findings"),
+        new_needs=_text(job, "new_needs", ""),
+        engagement_id=_engagement(job),
+    )
+    revisit, _ = service.record_revisit(uow, command)
+    return {"revisit_id": revisit.revisit_id}
+
+
+def record_value_added_service(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.3.2: a value-added service delivered."""
+    command = NewValueAddedService(
+        client_id=_text(job, "client_id"),
+        kind=parse_choice(ValueAddedKind, job.get("value_added_service"), "value_added_service"),
+        description=_text(job, "value_added_description", ""),
+        engagement_id=_engagement(job),
+    )
+    return {"value_added_service_id": service.record_value_added_service(uow, command).service_id}
+
+
+def record_opportunity(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """5.3.3: a follow-on project or a referral."""
+    command = NewOpportunity(
+        client_id=_text(job, "client_id"),
+        description=_text(job, "opportunity"),
+        kind=parse_choice(
+            OpportunityKind, job.get("opportunity_kind", "") or "follow_on", "opportunity_kind"
+        ),
+        referred_company=_text(job, "referred_company", ""),
+        engagement_id=_engagement(job),
+    )
+    return {"opportunity_id": service.record_opportunity(uow, command).opportunity_id}
+
+
 HANDLERS: dict[str, JobHandler] = {
     "crm.record_inquiry": record_inquiry,
+    "crm.record_requirements": record_requirements,
+    "crm.record_feasibility": record_feasibility,
+    "crm.decline_inquiry": decline_inquiry,
+    "crm.record_market_insight": record_market_insight,
+    "crm.record_lead": record_lead,
+    "crm.record_revisit": record_revisit,
+    "crm.record_value_added_service": record_value_added_service,
+    "crm.record_opportunity": record_opportunity,
 }

@@ -1,21 +1,55 @@
-"""The crm gRPC API: thin translation between messages and use cases."""
+"""The crm gRPC API: thin translation between messages and use cases (errors map in the bootstrap)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import date
 from typing import Any
 
 import grpc
 
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
-from consultflow.crm import service
-from consultflow.crm.domain import Channel, NewInquiry
-from consultflow.crm.models import Client, Inquiry
+from consultflow.crm import domain, service
+from consultflow.crm.domain import (
+    Channel,
+    CommunicationMode,
+    DeclineReason,
+    Dimension,
+    LeadSource,
+    NewClient,
+    NewContact,
+    NewFeasibility,
+    NewInquiry,
+    NewLead,
+    NewMarketInsight,
+    NewOpportunity,
+    NewRequirements,
+    NewRevisit,
+    NewRevisitPlan,
+    NewValueAddedService,
+    OpportunityKind,
+    RevisitMethod,
+    RevisitPlanStatus,
+    ValueAddedKind,
+    Verdict,
+    parse_choice,
+)
+from consultflow.crm.models import (
+    Client,
+    Contact,
+    Inquiry,
+    Lead,
+    MarketInsight,
+    Opportunity,
+    Revisit,
+    RevisitPlan,
+    ValueAddedService,
+)
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.paging import next_token, page_offset, page_size
-from consultflow.platform.timeutil import timestamp
+from consultflow.platform.timeutil import now, timestamp
 
 CHANNELS = {
     pb.CHANNEL_HOTLINE: Channel.HOTLINE,
@@ -25,6 +59,29 @@ CHANNELS = {
     pb.CHANNEL_MARKET_RESEARCH: Channel.MARKET_RESEARCH,
 }
 CHANNEL_CODES = {v: k for k, v in CHANNELS.items()}
+
+
+# --- messages from rows ----------------------------------------------------------------------------
+
+
+def contact_message(contact: Contact) -> pb.Contact:
+    return pb.Contact(
+        contact_id=contact.contact_id,
+        name=contact.name,
+        email=contact.email,
+        phone=contact.phone,
+        role=contact.role,
+    )
+
+
+def client_message(client: Client, contacts: Sequence[Contact]) -> pb.Client:
+    return pb.Client(
+        client_id=client.client_id,
+        name=client.name,
+        industry=client.industry,
+        contacts=[contact_message(c) for c in contacts],
+        created_at=timestamp(client.created_at),
+    )
 
 
 def inquiry_message(inquiry: Inquiry, client: Client) -> pb.Inquiry:
@@ -41,12 +98,179 @@ def inquiry_message(inquiry: Inquiry, client: Client) -> pb.Inquiry:
         question=inquiry.question,
         status=inquiry.status,
         received_at=timestamp(inquiry.received_at),
+        contact_id=inquiry.contact_id or "",
+        lead_id=inquiry.lead_id or "",
+        decline_reason=inquiry.decline_reason or "",
+        closed_at=timestamp(inquiry.closed_at),
     )
 
 
+def requirements_message(requirements: service.Requirements) -> pb.RequirementsDocument:
+    document = requirements.document
+    return pb.RequirementsDocument(
+        requirements_id=document.requirements_id,
+        inquiry_id=document.inquiry_id,
+        engagement_id=document.engagement_id,
+        current_version=document.current_version,
+        versions=[
+            pb.RequirementsVersion(
+                version=v.version,
+                communication_mode=v.communication_mode,
+                needs=v.needs,
+                background=v.background,
+                goals=v.goals,
+                expected_results=v.expected_results,
+                recorded_by=v.recorded_by,
+                recorded_at=timestamp(v.recorded_at),
+            )
+            for v in requirements.versions
+        ],
+    )
+
+
+def feasibility_message(result: service.Assessment) -> pb.FeasibilityAssessment:
+    a = result.assessment
+    return pb.FeasibilityAssessment(
+        feasibility_id=a.feasibility_id,
+        inquiry_id=a.inquiry_id,
+        engagement_id=a.engagement_id,
+        requirements_version=a.requirements_version,
+        verdicts=[
+            pb.DimensionResult(dimension=v.dimension, feasible=v.feasible, reason=v.reason)
+            for v in result.verdicts
+        ],
+        assessors=service.assessors_of(a),
+        feasible=a.feasible,
+        summary=a.summary,
+        report=a.report,
+        assessed_at=timestamp(a.assessed_at),
+    )
+
+
+def insight_message(insight: MarketInsight) -> pb.MarketInsight:
+    return pb.MarketInsight(
+        insight_id=insight.insight_id,
+        industry=insight.industry,
+        industry_trends=insight.industry_trends,
+        market_demand=insight.market_demand,
+        competitors=insight.competitors,
+        potential_clients=insight.potential_clients,
+        recorded_at=timestamp(insight.recorded_at),
+    )
+
+
+def lead_message(lead: Lead) -> pb.Lead:
+    return pb.Lead(
+        lead_id=lead.lead_id,
+        lead_source=lead.source,
+        lead_company=lead.company,
+        lead_contact=lead.contact,
+        lead_notes=lead.notes,
+        status=lead.status,
+        inquiry_id=lead.inquiry_id or "",
+        recorded_at=timestamp(lead.recorded_at),
+    )
+
+
+def plan_message(plan: RevisitPlan, client_name: str, as_of: date) -> pb.RevisitPlan:
+    return pb.RevisitPlan(
+        plan_id=plan.plan_id,
+        client_id=plan.client_id,
+        client_name=client_name,
+        engagement_id=plan.engagement_id,
+        revisit_method=plan.method,
+        due_date=plan.due_date.isoformat(),
+        purpose=plan.purpose,
+        status=plan.status,
+        revisit_id=plan.revisit_id or "",
+        due=domain.revisit_is_due(plan.due_date, RevisitPlanStatus(plan.status), as_of),
+    )
+
+
+def revisit_message(revisit: Revisit, plan: RevisitPlan | None = None) -> pb.Revisit:
+    return pb.Revisit(
+        revisit_id=revisit.revisit_id,
+        client_id=revisit.client_id,
+        engagement_id=revisit.engagement_id,
+        revisit_method=revisit.method,
+        revisit_findings=revisit.findings,
+        new_needs=revisit.new_needs,
+        revisited_at=timestamp(revisit.revisited_at),
+        plan_id=plan.plan_id if plan is not None else "",
+    )
+
+
+def value_added_message(item: ValueAddedService) -> pb.ValueAddedService:
+    return pb.ValueAddedService(
+        value_added_service_id=item.service_id,
+        client_id=item.client_id,
+        engagement_id=item.engagement_id,
+        value_added_service=item.kind,
+        description=item.description,
+        delivered_at=timestamp(item.delivered_at),
+    )
+
+
+def opportunity_message(item: Opportunity) -> pb.Opportunity:
+    return pb.Opportunity(
+        opportunity_id=item.opportunity_id,
+        client_id=item.client_id,
+        engagement_id=item.engagement_id,
+        opportunity=item.description,
+        opportunity_kind=item.kind,
+        referred_company=item.referred_company,
+        status=item.status,
+        recorded_at=timestamp(item.recorded_at),
+    )
+
+
+def _verdict(message: pb.DimensionVerdict, dimension: Dimension) -> Verdict:
+    if message.verdict == pb.VERDICT_UNSPECIFIED:
+        raise InvalidArgument(f"{dimension.value}.verdict", "is required (feasible or infeasible)")
+    return Verdict(dimension, message.verdict == pb.VERDICT_FEASIBLE, message.reason)
+
+
 class CrmServicer(pb_grpc.CrmServiceServicer):
+    """Each method: validate into a command, run the use case in one unit of work, answer.
+
+    Answers are built inside the unit of work: leaving it without a commit expires what was loaded.
+    """
+
     def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
         self._uow = uow
+
+    # --- clients and contacts
+
+    def CreateClient(self, request: pb.CreateClientRequest, context: grpc.ServicerContext) -> Any:
+        command = NewClient(request.name, request.industry)
+        with self._uow() as uow:
+            client = service.create_client(uow, command)
+            uow.commit()
+        return client_message(client, [])
+
+    def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            client = service.get_client(uow, request.client_id)
+            return client_message(client, service.contacts_of(uow, [client.client_id])[client.client_id])
+
+    def SearchClients(self, request: pb.SearchClientsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            clients = service.search_clients(uow, request.text, request.industry, size + 1, offset)
+            contacts = service.contacts_of(uow, [c.client_id for c in clients[:size]])
+            return pb.SearchClientsResponse(
+                clients=[client_message(c, contacts[c.client_id]) for c in clients[:size]],
+                next_page_token=next_token(offset, size, len(clients)),
+            )
+
+    def AddContact(self, request: pb.AddContactRequest, context: grpc.ServicerContext) -> Any:
+        command = NewContact(request.name, request.email, request.phone, request.role)
+        with self._uow() as uow:
+            contact = service.add_contact(uow, request.client_id, command)
+            uow.commit()
+        return contact_message(contact)
+
+    # --- intake
 
     def RecordInquiry(self, request: pb.RecordInquiryRequest, context: grpc.ServicerContext) -> Any:
         if request.channel not in CHANNELS:
@@ -63,33 +287,214 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             question=request.question,
             engagement_id=request.engagement_id,
             request_id=request.request_id,
+            lead_id=request.lead_id,
         )
         with self._uow() as uow:
             inquiry, client = service.record_inquiry(uow, command)
             uow.commit()
-            return inquiry_message(inquiry, client)
+        return inquiry_message(inquiry, client)
 
     def GetInquiry(self, request: pb.GetInquiryRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
             return inquiry_message(*service.get_inquiry(uow, request.inquiry_id))
 
-    def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            client, inquiries = service.get_client(uow, request.client_id)
-        contacts = {(i.contact_name, i.contact_email, i.contact_phone) for i in inquiries}
-        return pb.Client(
-            client_id=client.client_id,
-            name=client.name,
-            industry=client.industry,
-            contacts=[pb.Contact(name=n, email=e, phone=p) for n, e, p in sorted(contacts)],
-            created_at=timestamp(client.created_at),
-        )
-
     def ListInquiries(self, request: pb.ListInquiriesRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            rows = service.list_inquiries(uow, request.status, request.engagement_id, size + 1, offset)
-        return pb.ListInquiriesResponse(
-            inquiries=[inquiry_message(i, c) for i, c in rows[:size]],
-            next_page_token=next_token(offset, size, len(rows)),
+            rows = service.list_inquiries(
+                uow,
+                request.status,
+                request.engagement_id,
+                size + 1,
+                offset,
+                open_only=request.open_only,
+                client_id=request.client_id,
+            )
+            return pb.ListInquiriesResponse(
+                inquiries=[inquiry_message(i, c) for i, c in rows[:size]],
+                next_page_token=next_token(offset, size, len(rows)),
+            )
+
+    def RecordRequirements(self, request: pb.RecordRequirementsRequest, context: grpc.ServicerContext) -> Any:
+        command = NewRequirements(
+            inquiry_id=request.inquiry_id,
+            communication_mode=parse_choice(
+                CommunicationMode, request.communication_mode, "communication_mode"
+            ),
+            needs=request.needs,
+            goals=request.goals,
+            expected_results=request.expected_results,
+            background=request.background,
+            recorded_by=request.recorded_by,
         )
+        with self._uow() as uow:
+            requirements = service.record_requirements(uow, command)
+            uow.commit()
+        return requirements_message(requirements)
+
+    def GetRequirements(self, request: pb.GetRequirementsRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return requirements_message(
+                service.get_requirements(uow, request.requirements_id, request.inquiry_id)
+            )
+
+    def RecordFeasibility(self, request: pb.RecordFeasibilityRequest, context: grpc.ServicerContext) -> Any:
+        command = NewFeasibility(
+            inquiry_id=request.inquiry_id,
+            technical=_verdict(request.technical, Dimension.TECHNICAL),
+            economic=_verdict(request.economic, Dimension.ECONOMIC),
+            time=_verdict(request.time, Dimension.TIME),
+            assessors=domain.parse_names(list(request.assessors), "assessors"),
+            report=request.report,
+        )
+        with self._uow() as uow:
+            result = service.record_feasibility(uow, command)
+            uow.commit()
+        return feasibility_message(result)
+
+    def GetFeasibility(self, request: pb.GetFeasibilityRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            return feasibility_message(service.get_feasibility(uow, request.feasibility_id))
+
+    def DeclineInquiry(self, request: pb.DeclineInquiryRequest, context: grpc.ServicerContext) -> Any:
+        reason = parse_choice(DeclineReason, request.decline_reason, "decline_reason")
+        with self._uow() as uow:
+            inquiry, client = service.decline_inquiry(uow, request.inquiry_id, reason)
+            uow.commit()
+        return inquiry_message(inquiry, client)
+
+    def GetIntakeHistory(self, request: pb.GetIntakeHistoryRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            history = service.intake_history(uow, request.engagement_id)
+            return pb.IntakeHistory(
+                engagement_id=request.engagement_id,
+                inquiries=[inquiry_message(i, c) for i, c in history.inquiries],
+                requirements=[requirements_message(r) for r in history.requirements],
+                assessments=[feasibility_message(a) for a in history.assessments],
+            )
+
+    # --- market research
+
+    def RecordMarketInsight(
+        self, request: pb.RecordMarketInsightRequest, context: grpc.ServicerContext
+    ) -> Any:
+        command = NewMarketInsight(
+            industry_trends=request.industry_trends,
+            market_demand=request.market_demand,
+            competitors=request.competitors,
+            potential_clients=request.potential_clients,
+            industry=request.industry,
+        )
+        with self._uow() as uow:
+            insight = service.record_market_insight(uow, command)
+            uow.commit()
+        return insight_message(insight)
+
+    def ListMarketInsights(self, request: pb.ListMarketInsightsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            rows = service.list_market_insights(uow, request.industry, size + 1, offset)
+            return pb.ListMarketInsightsResponse(
+                insights=[insight_message(i) for i in rows[:size]],
+                next_page_token=next_token(offset, size, len(rows)),
+            )
+
+    def RecordLead(self, request: pb.RecordLeadRequest, context: grpc.ServicerContext) -> Any:
+        command = NewLead(
+            source=parse_choice(LeadSource, request.lead_source, "lead_source"),
+            company=request.lead_company,
+            contact=request.lead_contact,
+            notes=request.lead_notes,
+        )
+        with self._uow() as uow:
+            lead = service.record_lead(uow, command)
+            uow.commit()
+        return lead_message(lead)
+
+    def ListLeads(self, request: pb.ListLeadsRequest, context: grpc.ServicerContext) -> Any:
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            rows = service.list_leads(uow, request.status, size + 1, offset)
+            return pb.ListLeadsResponse(
+                leads=[lead_message(lead) for lead in rows[:size]],
+                next_page_token=next_token(offset, size, len(rows)),
+            )
+
+    # --- relationship maintenance
+
+    def PlanRevisit(self, request: pb.PlanRevisitRequest, context: grpc.ServicerContext) -> Any:
+        command = NewRevisitPlan(
+            client_id=request.client_id,
+            method=parse_choice(RevisitMethod, request.revisit_method, "revisit_method"),
+            due_date=domain.parse_date(request.due_date, "due_date"),
+            purpose=request.purpose,
+            engagement_id=request.engagement_id,
+        )
+        with self._uow() as uow:
+            plan = service.plan_revisit(uow, command)
+            uow.commit()
+        return plan_message(plan, "", now().date())
+
+    def ListDueRevisits(self, request: pb.ListDueRevisitsRequest, context: grpc.ServicerContext) -> Any:
+        as_of: date = domain.parse_date(request.as_of, "as_of") if request.as_of else now().date()
+        size, offset = page_size(request.page_size), page_offset(request.page_token)
+        with self._uow() as uow:
+            rows = service.list_due_revisits(uow, as_of, size + 1, offset)
+            return pb.ListDueRevisitsResponse(
+                plans=[plan_message(p, c.name, as_of) for p, c in rows[:size]],
+                next_page_token=next_token(offset, size, len(rows)),
+            )
+
+    def RecordRevisit(self, request: pb.RecordRevisitRequest, context: grpc.ServicerContext) -> Any:
+        command = NewRevisit(
+            client_id=request.client_id,
+            method=parse_choice(RevisitMethod, request.revisit_method, "revisit_method"),
+            findings=request.revisit_findings,
+            new_needs=request.new_needs,
+            engagement_id=request.engagement_id,
+            plan_id=request.plan_id,
+        )
+        with self._uow() as uow:
+            revisit, plan = service.record_revisit(uow, command)
+            uow.commit()
+        return revisit_message(revisit, plan)
+
+    def RecordValueAddedService(
+        self, request: pb.RecordValueAddedServiceRequest, context: grpc.ServicerContext
+    ) -> Any:
+        command = NewValueAddedService(
+            client_id=request.client_id,
+            kind=parse_choice(ValueAddedKind, request.value_added_service, "value_added_service"),
+            description=request.description,
+            engagement_id=request.engagement_id,
+        )
+        with self._uow() as uow:
+            item = service.record_value_added_service(uow, command)
+            uow.commit()
+        return value_added_message(item)
+
+    def RecordOpportunity(self, request: pb.RecordOpportunityRequest, context: grpc.ServicerContext) -> Any:
+        command = NewOpportunity(
+            client_id=request.client_id,
+            description=request.opportunity,
+            kind=parse_choice(OpportunityKind, request.opportunity_kind or "follow_on", "opportunity_kind"),
+            referred_company=request.referred_company,
+            engagement_id=request.engagement_id,
+        )
+        with self._uow() as uow:
+            item = service.record_opportunity(uow, command)
+            uow.commit()
+        return opportunity_message(item)
+
+    def GetRelationship(self, request: pb.GetRelationshipRequest, context: grpc.ServicerContext) -> Any:
+        with self._uow() as uow:
+            rel = service.relationship(uow, request.client_id)
+            contacts = service.contacts_of(uow, [rel.client.client_id])[rel.client.client_id]
+            by_revisit = {p.revisit_id: p for p in rel.plans if p.revisit_id}
+            return pb.Relationship(
+                client=client_message(rel.client, contacts),
+                plans=[plan_message(p, rel.client.name, now().date()) for p in rel.plans],
+                revisits=[revisit_message(r, by_revisit.get(r.revisit_id)) for r in rel.revisits],
+                value_added_services=[value_added_message(s) for s in rel.services],
+                opportunities=[opportunity_message(o) for o in rel.opportunities],
+            )

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ContractsServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """--- quotations (2.3.1) ---
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,15 +35,269 @@ class ContractsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.PrepareQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/PrepareQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.PrepareQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.ReviseQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ReviseQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.SendOffer = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/SendOffer',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SendOfferRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.AcceptQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/AcceptQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.RejectQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/RejectQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.ExpireQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ExpireQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ExpireQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.GetQuotation = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/GetQuotation',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetQuotationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+                _registered_method=True)
+        self.ListQuotations = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ListQuotations',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsResponse.FromString,
+                _registered_method=True)
+        self.DraftProposal = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/DraftProposal',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftProposalRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+                _registered_method=True)
+        self.ReviewProposal = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ReviewProposal',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviewProposalRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+                _registered_method=True)
+        self.GetProposal = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/GetProposal',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetProposalRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+                _registered_method=True)
+        self.DraftContract = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/DraftContract',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftContractRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.SubmitForLegalReview = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/SubmitForLegalReview',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SubmitForLegalReviewRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.RecordLegalReview = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/RecordLegalReview',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordLegalReviewRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.ReviseContract = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ReviseContract',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseContractRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.SignContract = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/SignContract',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SignContractRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.RecordClientSignature = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/RecordClientSignature',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.DistributeContract = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/DistributeContract',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DistributeContractRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
+        self.AcknowledgeDistribution = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/AcknowledgeDistribution',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AcknowledgeDistributionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
         self.GetContract = channel.unary_unary(
                 '/consultflow.api.contracts.v1.ContractsService/GetContract',
                 request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
                 _registered_method=True)
+        self.ListContracts = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/ListContracts',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsResponse.FromString,
+                _registered_method=True)
 
 
 class ContractsServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """--- quotations (2.3.1) ---
+    """
+
+    def PrepareQuotation(self, request, context):
+        """2.3.1: prepares a draft quotation itemised by category; the service computes line amounts, tax
+        and totals, and the validity date (today + validity_days). Publishes `quotation.prepared`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviseQuotation(self, request, context):
+        """2.3.1: a new version of a draft or sent quotation (a sent one returns to draft and is sent again).
+        Accepted, rejected and expired quotations are final. Publishes `quotation.revised`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SendOffer(self, request, context):
+        """2.3.1, 2.3.2: sends the formal quote with the proposal; draft → sent. Refuses a proposal the
+        internal review has not approved, and a quotation past its validity. Publishes `quotation.sent`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcceptQuotation(self, request, context):
+        """2.3.1: the client accepts the sent, still valid quotation; sent → accepted. Publishes
+        `quotation.accepted` (the intake diagram waits for it). Accepting again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectQuotation(self, request, context):
+        """2.3.1: the client rejects it; sent → rejected. Publishes `quotation.rejected`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireQuotation(self, request, context):
+        """2.3.1: the validity passed without an answer; sent → expired. Publishes `quotation.expired`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetQuotation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListQuotations(self, request, context):
+        """Newest first; filter by engagement and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DraftProposal(self, request, context):
+        """--- proposals (2.3.2) ---
+
+        2.3.2: drafts the consulting proposal for a quotation (goals, scope, methods, schedule with
+        milestones, expected results, a team led by a project manager). Drafting again for the same
+        quotation adds a version (a revision). Publishes `proposal.drafted` / `proposal.revised`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewProposal(self, request, context):
+        """2.3.2: records the internal review of the current version: approved, or revise (with comments).
+        Publishes `proposal.approved` / `proposal.revision_requested`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProposal(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DraftContract(self, request, context):
+        """--- contracts (2.4) ---
+
+        2.4.1: records a negotiation round. The first drafts the contract for the accepted quotation and
+        the approved proposal, with the client and contacts fetched from crm (UNAVAILABLE when crm cannot
+        be reached); later rounds add a version; clauses given replace the current ones. Clauses may be
+        missing in a draft. Publishes `contract.drafted` / `contract.negotiated`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitForLegalReview(self, request, context):
+        """2.4.2: sends the draft to the legal department (a new review round). FAILED_PRECONDITION naming
+        the clauses when service content, period, payment terms, confidentiality or breach liability is
+        missing. Publishes `contract.submitted`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordLegalReview(self, request, context):
+        """2.4.2: the legal department's verdict with opinions per clause: approved, or revise.
+        Publishes `contract.legal_approved` / `contract.revision_requested`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviseContract(self, request, context):
+        """2.4.3: revises the contract per the legal opinion (a new version) and returns it to legal review.
+        Publishes `contract.revised`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignContract(self, request, context):
+        """2.4.3: the firm's legal or authorised representative signs; refused without legal approval.
+        Publishes `contract.signed_by_firm`, and `contract.signed` when the client signed too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordClientSignature(self, request, context):
+        """2.4.3: records the client's signature on the approved contract. Publishes
+        `contract.signed_by_client`, and `contract.signed` (the intake diagram waits for it) once both
+        parties signed. Recording it again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DistributeContract(self, request, context):
+        """2.4.3: copies of the signed contract go to the departments concerned (default business, delivery,
+        finance, legal); refused before both parties signed. Publishes `contract.distributed`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AcknowledgeDistribution(self, request, context):
+        """2.4.3: a department acknowledges its copy. Publishes `contract.acknowledged`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetContract(self, request, context):
         """A contract with what delivery needs to open a project: scope, schedule and deliverables.
@@ -51,13 +306,120 @@ class ContractsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListContracts(self, request, context):
+        """Newest first; filter by engagement, client and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContractsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'PrepareQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.PrepareQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'ReviseQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviseQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'SendOffer': grpc.unary_unary_rpc_method_handler(
+                    servicer.SendOffer,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SendOfferRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'AcceptQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcceptQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'RejectQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'ExpireQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ExpireQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'GetQuotation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetQuotation,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetQuotationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.SerializeToString,
+            ),
+            'ListQuotations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListQuotations,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsResponse.SerializeToString,
+            ),
+            'DraftProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.DraftProposal,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftProposalRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.SerializeToString,
+            ),
+            'ReviewProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewProposal,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviewProposalRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.SerializeToString,
+            ),
+            'GetProposal': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProposal,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetProposalRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.SerializeToString,
+            ),
+            'DraftContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.DraftContract,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftContractRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'SubmitForLegalReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitForLegalReview,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SubmitForLegalReviewRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'RecordLegalReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordLegalReview,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordLegalReviewRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'ReviseContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviseContract,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseContractRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'SignContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignContract,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SignContractRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'RecordClientSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordClientSignature,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'DistributeContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.DistributeContract,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DistributeContractRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'AcknowledgeDistribution': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcknowledgeDistribution,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AcknowledgeDistributionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
             'GetContract': grpc.unary_unary_rpc_method_handler(
                     servicer.GetContract,
                     request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'ListContracts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListContracts,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -68,7 +430,521 @@ def add_ContractsServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ContractsService:
-    """Missing associated documentation comment in .proto file."""
+    """--- quotations (2.3.1) ---
+    """
+
+    @staticmethod
+    def PrepareQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/PrepareQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.PrepareQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviseQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ReviseQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SendOffer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/SendOffer',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SendOfferRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcceptQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/AcceptQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/RejectQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AnswerQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ExpireQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ExpireQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetQuotation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/GetQuotation',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetQuotationRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Quotation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListQuotations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ListQuotations',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListQuotationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DraftProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/DraftProposal',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftProposalRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ReviewProposal',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviewProposalRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProposal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/GetProposal',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetProposalRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Proposal.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DraftContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/DraftContract',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DraftContractRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitForLegalReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/SubmitForLegalReview',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SubmitForLegalReviewRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordLegalReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/RecordLegalReview',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordLegalReviewRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviseContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ReviseContract',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ReviseContractRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/SignContract',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.SignContractRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordClientSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/RecordClientSignature',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DistributeContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/DistributeContract',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DistributeContractRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AcknowledgeDistribution(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/AcknowledgeDistribution',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.AcknowledgeDistributionRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetContract(request,
@@ -87,6 +963,33 @@ class ContractsService:
             '/consultflow.api.contracts.v1.ContractsService/GetContract',
             consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.GetContractRequest.SerializeToString,
             consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListContracts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/ListContracts',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.ListContractsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class CrmServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """--- clients and contacts ---
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -34,6 +35,26 @@ class CrmServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.CreateClient = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/CreateClient',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.CreateClientRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+                _registered_method=True)
+        self.GetClient = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetClient',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+                _registered_method=True)
+        self.SearchClients = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/SearchClients',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsResponse.FromString,
+                _registered_method=True)
+        self.AddContact = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/AddContact',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.AddContactRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Contact.FromString,
+                _registered_method=True)
         self.RecordInquiry = channel.unary_unary(
                 '/consultflow.api.crm.v1.CrmService/RecordInquiry',
                 request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordInquiryRequest.SerializeToString,
@@ -49,18 +70,128 @@ class CrmServiceStub:
                 request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesResponse.FromString,
                 _registered_method=True)
-        self.GetClient = channel.unary_unary(
-                '/consultflow.api.crm.v1.CrmService/GetClient',
-                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
-                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+        self.RecordRequirements = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordRequirements',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRequirementsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.FromString,
+                _registered_method=True)
+        self.GetRequirements = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetRequirements',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRequirementsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.FromString,
+                _registered_method=True)
+        self.RecordFeasibility = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordFeasibility',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordFeasibilityRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.FromString,
+                _registered_method=True)
+        self.GetFeasibility = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetFeasibility',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetFeasibilityRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.FromString,
+                _registered_method=True)
+        self.DeclineInquiry = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/DeclineInquiry',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.DeclineInquiryRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Inquiry.FromString,
+                _registered_method=True)
+        self.GetIntakeHistory = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetIntakeHistory',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetIntakeHistoryRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.IntakeHistory.FromString,
+                _registered_method=True)
+        self.RecordMarketInsight = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordMarketInsight',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordMarketInsightRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.MarketInsight.FromString,
+                _registered_method=True)
+        self.ListMarketInsights = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/ListMarketInsights',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsResponse.FromString,
+                _registered_method=True)
+        self.RecordLead = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordLead',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordLeadRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Lead.FromString,
+                _registered_method=True)
+        self.ListLeads = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/ListLeads',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsResponse.FromString,
+                _registered_method=True)
+        self.PlanRevisit = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/PlanRevisit',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.PlanRevisitRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RevisitPlan.FromString,
+                _registered_method=True)
+        self.ListDueRevisits = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/ListDueRevisits',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsResponse.FromString,
+                _registered_method=True)
+        self.RecordRevisit = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordRevisit',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRevisitRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Revisit.FromString,
+                _registered_method=True)
+        self.RecordValueAddedService = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordValueAddedService',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordValueAddedServiceRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ValueAddedService.FromString,
+                _registered_method=True)
+        self.RecordOpportunity = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/RecordOpportunity',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordOpportunityRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Opportunity.FromString,
+                _registered_method=True)
+        self.GetRelationship = channel.unary_unary(
+                '/consultflow.api.crm.v1.CrmService/GetRelationship',
+                request_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRelationshipRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Relationship.FromString,
                 _registered_method=True)
 
 
 class CrmServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """--- clients and contacts ---
+    """
+
+    def CreateClient(self, request, context):
+        """Adds a client (an organisation). ALREADY_EXISTS when the name is taken (ignoring case).
+        Publishes `client.created`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetClient(self, request, context):
+        """A client with its contacts (used by contracts over gRPC for the parties of a contract, 2.4).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchClients(self, request, context):
+        """Clients whose name contains the text (ignoring case), optionally of one industry, by name.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddContact(self, request, context):
+        """2.1.2: adds a contact person to a client; an email or a phone number is required.
+        Publishes `contact.added`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def RecordInquiry(self, request, context):
-        """2.1.2: records a client inquiry from any channel.
+        """--- intake: inquiries (2.1.2), requirements (2.2.1), feasibility (2.2.2) ---
+
+        2.1.2: records a client inquiry from any channel (client basics, the question, contact details).
+        The client is matched by name and the contact by name within it; new ones are added. Publishes
+        `inquiry.recorded` (and `client.created`, `contact.added` for new ones, `lead.converted` for a lead).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -73,13 +204,129 @@ class CrmServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListInquiries(self, request, context):
+        """Inquiries, newest first; `open_only` lists those not yet decided (open or in assessment).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRequirements(self, request, context):
+        """2.2.1: writes the inquiry's preliminary requirements document; each call adds a version.
+        FAILED_PRECONDITION for a declined inquiry. Publishes `requirements.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequirements(self, request, context):
+        """A requirements document with all its versions, by its id or by its inquiry's id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordFeasibility(self, request, context):
+        """2.2.2: records the technical, economic and time verdicts (an infeasible one needs its reason), the
+        assessors and the report; go only when all three are feasible, which accepts the inquiry. Needs the
+        requirements document first (FAILED_PRECONDITION). Publishes `feasibility.assessed` (and
+        `inquiry.accepted` on a go).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFeasibility(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetClient(self, request, context):
-        """A client with its contacts (used by contracts over gRPC).
+    def DeclineInquiry(self, request, context):
+        """2.2.2, 2.3.1, 6.3.1: closes an inquiry that is not taken on, with the reason. Declining as
+        `infeasible` needs a no-go assessment. Publishes `inquiry.declined`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetIntakeHistory(self, request, context):
+        """An engagement's intake as crm saw it: inquiries, requirements (every version), assessments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordMarketInsight(self, request, context):
+        """--- market research (2.1.1) ---
+
+        2.1.1: records industry trends, market demand, competitors and potential client groups.
+        Publishes `insight.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMarketInsights(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordLead(self, request, context):
+        """2.1.1: records a project lead from a trade fair, seminar or online platform. An inquiry recorded
+        with its `lead_id` converts it. Publishes `lead.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeads(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlanRevisit(self, request, context):
+        """--- relationship maintenance (5.3) ---
+
+        5.3.1: plans a revisit of a client for a date. Publishes `revisit.planned`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDueRevisits(self, request, context):
+        """5.3.1: planned revisits due on or before a date (default today), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordRevisit(self, request, context):
+        """5.3.1: records a revisit made (method, findings, new needs); it fulfils the plan named, else the
+        client's earliest due plan. Publishes `revisit.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordValueAddedService(self, request, context):
+        """5.3.2: records a value-added service (industry news, free training). Publishes
+        `value_added_service.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordOpportunity(self, request, context):
+        """5.3.3: records a follow-on opportunity or a referral. Publishes `opportunity.recorded`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRelationship(self, request, context):
+        """5.3: a client's revisit plans, revisits, value-added services and opportunities.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -88,6 +335,26 @@ class CrmServiceServicer:
 
 def add_CrmServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'CreateClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateClient,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.CreateClientRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.SerializeToString,
+            ),
+            'GetClient': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetClient,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.SerializeToString,
+            ),
+            'SearchClients': grpc.unary_unary_rpc_method_handler(
+                    servicer.SearchClients,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsResponse.SerializeToString,
+            ),
+            'AddContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddContact,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.AddContactRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Contact.SerializeToString,
+            ),
             'RecordInquiry': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordInquiry,
                     request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordInquiryRequest.FromString,
@@ -103,10 +370,85 @@ def add_CrmServiceServicer_to_server(servicer, server):
                     request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListInquiriesResponse.SerializeToString,
             ),
-            'GetClient': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetClient,
-                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.FromString,
-                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.SerializeToString,
+            'RecordRequirements': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRequirements,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRequirementsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.SerializeToString,
+            ),
+            'GetRequirements': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequirements,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRequirementsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.SerializeToString,
+            ),
+            'RecordFeasibility': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordFeasibility,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordFeasibilityRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.SerializeToString,
+            ),
+            'GetFeasibility': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFeasibility,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetFeasibilityRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.SerializeToString,
+            ),
+            'DeclineInquiry': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclineInquiry,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.DeclineInquiryRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Inquiry.SerializeToString,
+            ),
+            'GetIntakeHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetIntakeHistory,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetIntakeHistoryRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.IntakeHistory.SerializeToString,
+            ),
+            'RecordMarketInsight': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordMarketInsight,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordMarketInsightRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.MarketInsight.SerializeToString,
+            ),
+            'ListMarketInsights': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMarketInsights,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsResponse.SerializeToString,
+            ),
+            'RecordLead': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordLead,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordLeadRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Lead.SerializeToString,
+            ),
+            'ListLeads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeads,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsResponse.SerializeToString,
+            ),
+            'PlanRevisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanRevisit,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.PlanRevisitRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RevisitPlan.SerializeToString,
+            ),
+            'ListDueRevisits': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDueRevisits,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsResponse.SerializeToString,
+            ),
+            'RecordRevisit': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRevisit,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRevisitRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Revisit.SerializeToString,
+            ),
+            'RecordValueAddedService': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordValueAddedService,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordValueAddedServiceRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ValueAddedService.SerializeToString,
+            ),
+            'RecordOpportunity': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordOpportunity,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordOpportunityRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Opportunity.SerializeToString,
+            ),
+            'GetRelationship': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRelationship,
+                    request_deserializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRelationshipRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Relationship.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -117,7 +459,116 @@ def add_CrmServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class CrmService:
-    """Missing associated documentation comment in .proto file."""
+    """--- clients and contacts ---
+    """
+
+    @staticmethod
+    def CreateClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/CreateClient',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.CreateClientRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetClient(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetClient',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchClients(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/SearchClients',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.SearchClientsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/AddContact',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.AddContactRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Contact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def RecordInquiry(request,
@@ -201,7 +652,7 @@ class CrmService:
             _registered_method=True)
 
     @staticmethod
-    def GetClient(request,
+    def RecordRequirements(request,
             target,
             options=(),
             channel_credentials=None,
@@ -214,9 +665,414 @@ class CrmService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/consultflow.api.crm.v1.CrmService/GetClient',
-            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetClientRequest.SerializeToString,
-            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Client.FromString,
+            '/consultflow.api.crm.v1.CrmService/RecordRequirements',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRequirementsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequirements(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetRequirements',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRequirementsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RequirementsDocument.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordFeasibility(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordFeasibility',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordFeasibilityRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFeasibility(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetFeasibility',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetFeasibilityRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.FeasibilityAssessment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclineInquiry(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/DeclineInquiry',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.DeclineInquiryRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Inquiry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetIntakeHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetIntakeHistory',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetIntakeHistoryRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.IntakeHistory.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordMarketInsight(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordMarketInsight',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordMarketInsightRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.MarketInsight.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMarketInsights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/ListMarketInsights',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListMarketInsightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordLead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordLead',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordLeadRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Lead.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/ListLeads',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListLeadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanRevisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/PlanRevisit',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.PlanRevisitRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RevisitPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDueRevisits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/ListDueRevisits',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ListDueRevisitsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRevisit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordRevisit',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordRevisitRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Revisit.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordValueAddedService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordValueAddedService',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordValueAddedServiceRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.ValueAddedService.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordOpportunity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/RecordOpportunity',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.RecordOpportunityRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Opportunity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRelationship(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.crm.v1.CrmService/GetRelationship',
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.GetRelationshipRequest.SerializeToString,
+            consultflow_dot_api_dot_crm_dot_v1_dot_crm__pb2.Relationship.FromString,
             options,
             channel_credentials,
             insecure,

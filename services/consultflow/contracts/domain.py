@@ -1,0 +1,729 @@
+"""Contracts rules as plain code: money, quotations (2.3.1), proposals (2.3.2) and contracts (2.4).
+
+Money is `Decimal`, never float: amounts arrive as decimal strings (or whole numbers), are checked
+against the currency's minor unit, and every total is computed here with explicit rounding. The state
+machines refuse what the regulation forbids with `FailedPrecondition` naming the clause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TypeVar
+
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+
+TEXT_LIMIT = 20_000
+NAME_LIMIT = 200
+MAX_AMOUNT = Decimal(10) ** 15
+"""No single amount or total reaches a quadrillion; larger input is a typing mistake."""
+
+# ISO 4217 currencies whose minor unit is not 1/100.
+_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3}
+_PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
+
+E = TypeVar("E", bound=StrEnum)
+
+
+# --- small parsers ---------------------------------------------------------------------------------
+
+
+def parse_choice(kind: type[E], value: object, field: str) -> E:
+    """The enum member named by `value`; an error naming the field and the allowed values otherwise."""
+    text = str(value or "").strip()
+    allowed = ", ".join(member.value for member in kind)
+    if not text:
+        raise InvalidArgument(field, f"is required (one of {allowed})")
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidArgument(field, f"{text!r} is not one of {allowed}") from None
+
+
+def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidArgument(field, "is required")
+    if len(text) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} characters")
+    return text
+
+
+def optional(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise InvalidArgument(field, f"is longer than {limit} characters")
+    return text
+
+
+def parse_date(value: object, field: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value or "").strip())
+    except ValueError:
+        raise InvalidArgument(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_optional_date(value: object, field: str) -> date | None:
+    return None if value is None or str(value).strip() == "" else parse_date(value, field)
+
+
+def parse_names(value: object, field: str) -> tuple[str, ...]:
+    """Names as a list or as text separated by commas or new lines (as a form field gives them)."""
+    if value is None:
+        items: Iterable[object] = ()
+    elif isinstance(value, str):
+        items = re.split(r"[,\n;]", value)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise InvalidArgument(field, "must be a list of names or text separated by commas")
+    names: list[str] = []
+    for item in items:
+        name = str(item).strip()
+        if len(name) > NAME_LIMIT:
+            raise InvalidArgument(field, f"{name[:40]!r}… is longer than {NAME_LIMIT} characters")
+        if name and name not in names:
+            names.append(name)
+    return tuple(names)
+
+
+def parse_lines(value: object, field: str) -> tuple[str, ...]:
+    """Items as a list or one per line."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Sequence[object] = value.splitlines()
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise InvalidArgument(field, "must be a list or text with one item per line")
+    lines = tuple(str(item).strip() for item in items if str(item).strip())
+    if any(len(line) > TEXT_LIMIT for line in lines):
+        raise InvalidArgument(field, f"an item is longer than {TEXT_LIMIT} characters")
+    return lines
+
+
+# --- money -----------------------------------------------------------------------------------------
+
+
+def parse_currency(value: object, field: str = "currency") -> str:
+    text = str(value or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", text):
+        raise InvalidArgument(field, f"{value!r} is not an ISO 4217 currency code such as CNY or EUR")
+    return text
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of the currency: 0.01 for most, 1 for JPY, 0.001 for KWD."""
+    return Decimal(1).scaleb(-_EXPONENTS.get(currency, 2))
+
+
+def round_money(amount: Decimal, currency: str) -> Decimal:
+    """Rounds half up to the currency's minor unit (the commercial rule)."""
+    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
+
+
+def parse_decimal(value: object, field: str, places: int, what: str = "a decimal") -> Decimal:
+    """A non-negative exact decimal from a string or a whole number; floats are refused because they
+    cannot hold money exactly."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidArgument(field, f'is required as {what} string such as "1200.50"')
+    if isinstance(value, float):
+        raise InvalidArgument(
+            field, f'must be {what} string such as "1200.50", not a floating-point number ({value!r})'
+        )
+    if isinstance(value, Decimal):
+        number = value
+    else:
+        text = str(value).strip()
+        if not _PLAIN_DECIMAL.match(text):
+            raise InvalidArgument(field, f'{value!r} is not {what} such as "1200.50"')
+        try:
+            number = Decimal(text)
+        except InvalidOperation:
+            raise InvalidArgument(field, f"{value!r} is not {what}") from None
+    if not number.is_finite():
+        raise InvalidArgument(field, "must be a finite number")
+    if number < 0:
+        raise InvalidArgument(field, "must not be negative")
+    if number >= MAX_AMOUNT:
+        raise InvalidArgument(field, f"must be less than {MAX_AMOUNT:,}")
+    exponent = number.as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > places:
+        raise InvalidArgument(field, f"has more than {places} decimal places")
+    return number
+
+
+def parse_money(value: object, field: str, currency: str) -> Decimal:
+    """An amount in `currency`: exact, not negative, no finer than the currency's minor unit."""
+    places = _EXPONENTS.get(currency, 2)
+    try:
+        return parse_decimal(value, field, places, "an amount")
+    except InvalidArgument as error:
+        if "decimal places" in error.message:
+            raise InvalidArgument(field, f"has more than {places} decimal places for {currency}") from None
+        raise
+
+
+def parse_optional_money(value: object, field: str, currency: str) -> Decimal:
+    """An amount that may be left out (None or empty): zero then."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Decimal(0)
+    return parse_money(value, field, currency)
+
+
+def parse_tax_rate(value: object, field: str = "tax_rate") -> Decimal:
+    """A tax rate as a fraction (0.06 for 6 %); empty means no tax."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Decimal(0)
+    rate = parse_decimal(value, field, 4, "a fraction")
+    if rate >= 1:
+        raise InvalidArgument(field, f"{value!r} must be a fraction below 1, e.g. 0.06 for 6%")
+    return rate
+
+
+# --- quotations (2.3.1) ----------------------------------------------------------------------------
+
+
+class Category(StrEnum):
+    """2.3.1: a quotation is itemised into consulting fees, travel, accommodation and other costs."""
+
+    CONSULTING_FEE = "consulting_fee"
+    TRAVEL = "travel"
+    ACCOMMODATION = "accommodation"
+    OTHER = "other"
+
+
+class QuotationStatus(StrEnum):
+    DRAFT = "draft"
+    SENT = "sent"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One line of a quotation: category, what it is, quantity × unit price."""
+
+    category: Category
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+
+    def amount(self, currency: str) -> Decimal:
+        return round_money(self.quantity * self.unit_price, currency)
+
+
+def line_item(
+    category: object, description: str, quantity: object, unit_price: object, currency: str, index: int
+) -> LineItem:
+    """A validated line; errors name the line (`lines[2].unit_price`)."""
+    prefix = f"lines[{index}]"
+    return LineItem(
+        category=parse_choice(Category, category, f"{prefix}.category"),
+        description=optional(f"{prefix}.description", description, 500),
+        quantity=_quantity(quantity, f"{prefix}.quantity"),
+        unit_price=parse_money(unit_price, f"{prefix}.unit_price", currency),
+    )
+
+
+def _quantity(value: object, field: str) -> Decimal:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return Decimal(1)
+    quantity = parse_decimal(value, field, 3, "a quantity")
+    if quantity == 0:
+        raise InvalidArgument(field, "must be more than 0")
+    return quantity
+
+
+@dataclass(frozen=True)
+class QuotationTerms:
+    """What a quotation version states: its lines, currency, tax and how long it is valid."""
+
+    currency: str
+    tax_rate: Decimal
+    validity_days: int
+    lines: tuple[LineItem, ...]
+
+    def __post_init__(self) -> None:
+        if not self.lines:
+            raise InvalidArgument("lines", "a quotation needs at least one line item (2.3.1)")
+        if not any(line.category is Category.CONSULTING_FEE for line in self.lines):
+            raise InvalidArgument("consulting_fee", "a quotation itemises the consulting fee (2.3.1)")
+        if not 1 <= self.validity_days <= 365:
+            raise InvalidArgument("validity_days", "must be between 1 and 365 days")
+        if self.totals().total <= 0:
+            raise InvalidArgument("lines", "the quotation's total must be more than 0")
+
+    def totals(self) -> Totals:
+        return compute_totals(self.lines, self.currency, self.tax_rate)
+
+    def valid_until(self, today: date) -> date:
+        return today + timedelta(days=self.validity_days)
+
+
+def parse_validity_days(value: object, field: str = "validity_days") -> int:
+    if isinstance(value, bool | float):
+        raise InvalidArgument(field, "must be a whole number of days")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidArgument(field, f"{value!r} is not a whole number of days") from None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Subtotal per category and overall, tax on the subtotal, and the total due."""
+
+    subtotal: Decimal
+    tax: Decimal
+    total: Decimal
+    by_category: Mapping[Category, Decimal]
+
+
+def compute_totals(lines: Sequence[LineItem], currency: str, tax_rate: Decimal) -> Totals:
+    """Line amounts are rounded to the minor unit, then summed; tax is rounded once, on the subtotal."""
+    by_category: dict[Category, Decimal] = {}
+    for line in lines:
+        by_category[line.category] = by_category.get(line.category, Decimal(0)) + line.amount(currency)
+    subtotal = sum(by_category.values(), Decimal(0))
+    tax = round_money(subtotal * tax_rate, currency)
+    total = subtotal + tax
+    if total >= MAX_AMOUNT:
+        raise InvalidArgument("lines", f"the total must be less than {MAX_AMOUNT:,}")
+    return Totals(round_money(subtotal, currency), tax, round_money(total, currency), by_category)
+
+
+def check_quotation_revisable(status: QuotationStatus) -> None:
+    if status not in (QuotationStatus.DRAFT, QuotationStatus.SENT):
+        raise FailedPrecondition(f"2.3.1: a quotation {status.value} is final; prepare a new one")
+
+
+def check_offer_sendable(
+    status: QuotationStatus, valid_until: date, today: date, proposal_approved: bool
+) -> None:
+    """2.3.1/2.3.2: a draft quotation still valid goes out with a proposal the internal review approved."""
+    if status is not QuotationStatus.DRAFT:
+        raise FailedPrecondition(f"2.3.1: only a draft quotation is sent; this one is {status.value}")
+    if valid_until < today:
+        raise FailedPrecondition(f"2.3.1: the quotation was valid until {valid_until}; revise it first")
+    if not proposal_approved:
+        raise FailedPrecondition(
+            "2.3.2: the offer goes out only with a proposal approved by the internal review"
+        )
+
+
+def check_answerable(status: QuotationStatus, valid_until: date, today: date) -> None:
+    """The client answers a quotation that was sent and is still valid."""
+    if status is not QuotationStatus.SENT:
+        raise FailedPrecondition(f"2.3.1: the client answers a sent quotation; this one is {status.value}")
+    if today > valid_until:
+        raise FailedPrecondition(f"2.3.1: the quotation was valid until {valid_until}")
+
+
+def check_expirable(status: QuotationStatus) -> None:
+    if status is not QuotationStatus.SENT:
+        raise FailedPrecondition(f"2.3.1: only a sent quotation expires; this one is {status.value}")
+
+
+# --- proposals (2.3.2) -----------------------------------------------------------------------------
+
+
+class ProposalStatus(StrEnum):
+    DRAFT = "draft"  # awaiting the internal review
+    REVISING = "revising"  # the review asked for a revision
+    APPROVED = "approved"
+
+
+class ReviewVerdict(StrEnum):
+    APPROVED = "approved"
+    REVISE = "revise"
+
+
+@dataclass(frozen=True)
+class Milestone:
+    name: str
+    due_date: date
+
+
+_DATE_IN_LINE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
+
+
+def parse_schedule(value: object, field: str = "schedule") -> tuple[Milestone, ...]:
+    """Milestones as a list of {"name", "due_date"} or as text, one per line with a date anywhere in it
+    (`2025-03-31 field research done`); sorted by date."""
+    milestones: list[Milestone] = []
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise InvalidArgument(f"{field}[{index}]", "must have a name and a due_date")
+            milestones.append(
+                Milestone(
+                    required(f"{field}[{index}].name", str(item.get("name", "")), 300),
+                    parse_date(item.get("due_date"), f"{field}[{index}].due_date"),
+                )
+            )
+    elif isinstance(value, str):
+        for number, raw in enumerate(value.splitlines(), start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            found = _DATE_IN_LINE.search(text)
+            if found is None:
+                raise InvalidArgument(field, f"line {number} ({text!r}) has no date (YYYY-MM-DD)")
+            name = (text[: found.start()] + " " + text[found.end() :]).strip(" :-–—\t")
+            milestones.append(Milestone(required(field, name, 300), parse_date(found.group(1), field)))
+    elif value is not None:
+        raise InvalidArgument(field, "must be milestones, one per line with a date (YYYY-MM-DD)")
+    if not milestones:
+        raise InvalidArgument(field, "needs at least one milestone with a date (2.3.2)")
+    return tuple(sorted(milestones, key=lambda m: m.due_date))
+
+
+@dataclass(frozen=True)
+class ProposalContent:
+    """2.3.2: goals, scope, methods, schedule, expected results, and a team led by a project manager."""
+
+    goals: str
+    scope: str
+    methods: str
+    schedule: tuple[Milestone, ...]
+    expected_results: tuple[str, ...]
+    project_manager: str
+    team_members: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "goals", required("goals", self.goals))
+        object.__setattr__(self, "scope", required("scope", self.scope))
+        object.__setattr__(self, "methods", required("methods", self.methods))
+        object.__setattr__(
+            self, "project_manager", required("project_manager", self.project_manager, NAME_LIMIT)
+        )
+        if not self.expected_results:
+            raise InvalidArgument("expected_results", "is required (one result per line)")
+        if not self.schedule:
+            raise InvalidArgument("schedule", "needs at least one milestone with a date (2.3.2)")
+        members = tuple(m for m in self.team_members if m != self.project_manager)
+        object.__setattr__(self, "team_members", members)
+
+
+def check_proposal_revisable(status: ProposalStatus) -> None:
+    if status is ProposalStatus.APPROVED:
+        raise FailedPrecondition("2.3.2: the proposal is approved; an approved proposal is not revised")
+
+
+def check_proposal_reviewable(status: ProposalStatus) -> None:
+    if status is ProposalStatus.REVISING:
+        raise FailedPrecondition("2.3.2: the review asked for a revision; review the revised proposal")
+    if status is ProposalStatus.APPROVED:
+        raise FailedPrecondition("2.3.2: the proposal is already approved")
+
+
+def check_review(verdict: ReviewVerdict, comments: str) -> None:
+    if verdict is ReviewVerdict.REVISE and not comments.strip():
+        raise InvalidArgument("review_comments", "a revise verdict says what to change")
+
+
+# --- contracts (2.4) -------------------------------------------------------------------------------
+
+
+class ContractStatus(StrEnum):
+    DRAFT = "draft"  # being negotiated (2.4.1)
+    IN_LEGAL_REVIEW = "in_legal_review"  # 2.4.2
+    REVISING = "revising"  # legal asked for revisions
+    APPROVED = "approved"  # legal approved; ready to sign (2.4.3)
+    SIGNED_BY_FIRM = "signed_by_firm"
+    SIGNED_BY_CLIENT = "signed_by_client"
+    SIGNED = "signed"  # both parties
+    DISTRIBUTED = "distributed"  # copies with the departments concerned
+
+
+class Clause(StrEnum):
+    """2.4.1: the terms every contract settles."""
+
+    SERVICE_CONTENT = "service_content"
+    SERVICE_PERIOD = "service_period"
+    PAYMENT_TERMS = "payment_terms"
+    CONFIDENTIALITY = "confidentiality"
+    BREACH_LIABILITY = "breach_liability"
+
+
+GENERAL = "general"
+"""An opinion about the contract as a whole rather than one clause."""
+
+
+@dataclass(frozen=True)
+class Instalment:
+    """One payment: a share of the contract value and when it falls due."""
+
+    percent: Decimal
+    due: str
+
+
+_INSTALMENT_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*[:\-–—]?\s*(.+?)\s*$")
+
+
+def parse_instalments(value: object, field: str = "payment_terms") -> tuple[Instalment, ...]:
+    """Payment terms as instalments: a list of {"percent", "due"} or text lines like `30% on signing`.
+    Empty means the clause is not settled yet; given, the shares must add up to exactly 100 %."""
+    instalments: list[Instalment] = []
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return ()
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise InvalidArgument(f"{field}[{index}]", "must have a percent and a due")
+            instalments.append(
+                Instalment(
+                    parse_decimal(item.get("percent"), f"{field}[{index}].percent", 2, "a percentage"),
+                    required(f"{field}[{index}].due", str(item.get("due", "")), 300),
+                )
+            )
+    elif isinstance(value, str):
+        for number, raw in enumerate(value.splitlines(), start=1):
+            if not raw.strip():
+                continue
+            match = _INSTALMENT_LINE.match(raw)
+            if match is None:
+                raise InvalidArgument(field, f"line {number} ({raw.strip()!r}) is not like '30% on signing'")
+            instalments.append(
+                Instalment(
+                    parse_decimal(match.group(1), field, 2, "a percentage"),
+                    required(field, match.group(2), 300),
+                )
+            )
+    else:
+        raise InvalidArgument(field, "must be instalments, one per line like '30% on signing'")
+    if any(i.percent == 0 for i in instalments):
+        raise InvalidArgument(field, "an instalment of 0% is not an instalment")
+    total = sum((i.percent for i in instalments), Decimal(0))
+    if total != 100:
+        raise InvalidArgument(field, f"the instalments add up to {total}%, not 100%")
+    return tuple(instalments)
+
+
+def instalment_amounts(instalments: Sequence[Instalment], value: Decimal, currency: str) -> list[Decimal]:
+    """Each instalment's amount of the contract value; the last absorbs rounding so they sum exactly."""
+    amounts = [round_money(value * i.percent / 100, currency) for i in instalments[:-1]]
+    if instalments:
+        amounts.append(value - sum(amounts, Decimal(0)))
+    return amounts
+
+
+def render_instalments(instalments: Sequence[Instalment]) -> str:
+    return "\n".join(f"{i.percent.normalize():f}% {i.due}" for i in instalments)
+
+
+@dataclass(frozen=True)
+class Clauses:
+    """The contract's terms in one version; a clause left empty is not settled yet."""
+
+    service_content: str = ""
+    service_start: date | None = None
+    service_end: date | None = None
+    payment_terms: tuple[Instalment, ...] = ()
+    confidentiality: str = ""
+    breach_liability: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "service_content", optional("service_content", self.service_content))
+        object.__setattr__(self, "confidentiality", optional("confidentiality", self.confidentiality))
+        object.__setattr__(self, "breach_liability", optional("breach_liability", self.breach_liability))
+        if (self.service_start is None) != (self.service_end is None):
+            missing = "service_end" if self.service_end is None else "service_start"
+            raise InvalidArgument(missing, "the service period needs both a start and an end (2.4.1)")
+        if self.service_start and self.service_end and self.service_end < self.service_start:
+            raise InvalidArgument("service_end", "is before service_start")
+
+    def missing(self) -> list[Clause]:
+        """The required clauses this version does not settle."""
+        present = {
+            Clause.SERVICE_CONTENT: bool(self.service_content),
+            Clause.SERVICE_PERIOD: self.service_start is not None,
+            Clause.PAYMENT_TERMS: bool(self.payment_terms),
+            Clause.CONFIDENTIALITY: bool(self.confidentiality),
+            Clause.BREACH_LIABILITY: bool(self.breach_liability),
+        }
+        return [clause for clause, ok in present.items() if not ok]
+
+    def revised(self, changes: Clauses) -> Clauses:
+        """These clauses with every clause `changes` settles replacing the current one."""
+        return replace(
+            self,
+            service_content=changes.service_content or self.service_content,
+            service_start=changes.service_start or self.service_start,
+            service_end=changes.service_end or self.service_end,
+            payment_terms=changes.payment_terms or self.payment_terms,
+            confidentiality=changes.confidentiality or self.confidentiality,
+            breach_liability=changes.breach_liability or self.breach_liability,
+        )
+
+
+def incomplete_message(missing: Sequence[Clause]) -> str:
+    names = ", ".join(c.value for c in missing)
+    return f"2.4.2: legal review needs every required clause (2.4.1); the draft lacks {names}"
+
+
+def check_negotiable(status: ContractStatus) -> None:
+    """2.4.1: negotiation changes a contract that is a draft, or one legal sent back for revision."""
+    if status not in (ContractStatus.DRAFT, ContractStatus.REVISING):
+        raise FailedPrecondition(
+            f"2.4.1: a contract {status.value.replace('_', ' ')} is not open to negotiation"
+        )
+
+
+def check_submittable(status: ContractStatus, clauses: Clauses) -> None:
+    """2.4.2: a complete draft goes to the legal department; a contract legal sent back is revised first."""
+    if status is ContractStatus.REVISING:
+        raise FailedPrecondition(
+            "2.4.3: revise the contract per the legal opinion before it is reviewed again"
+        )
+    if status is not ContractStatus.DRAFT:
+        raise FailedPrecondition(f"2.4.2: only a draft goes to legal review; this contract is {status.value}")
+    missing = clauses.missing()
+    if missing:
+        raise FailedPrecondition(incomplete_message(missing))
+
+
+def check_reviewable(status: ContractStatus) -> None:
+    if status is not ContractStatus.IN_LEGAL_REVIEW:
+        raise FailedPrecondition(f"2.4.2: the contract is not under legal review (it is {status.value})")
+
+
+@dataclass(frozen=True)
+class Opinion:
+    """A legal opinion on one clause, or on the contract as a whole (`general`)."""
+
+    clause: str
+    opinion: str
+
+
+_CLAUSE_NAMES = (
+    {c.value: c.value for c in Clause}
+    | {c.value.replace("_", " "): c.value for c in Clause}
+    | {"period": Clause.SERVICE_PERIOD.value, "payment": Clause.PAYMENT_TERMS.value, GENERAL: GENERAL}
+)
+
+
+def parse_clause(value: object, field: str) -> str:
+    text = str(value or "").strip().lower()
+    if text in _CLAUSE_NAMES:
+        return _CLAUSE_NAMES[text]
+    allowed = ", ".join([*(c.value for c in Clause), GENERAL])
+    raise InvalidArgument(field, f"{value!r} is not one of {allowed}")
+
+
+def parse_opinions(value: object, field: str = "legal_opinions") -> tuple[Opinion, ...]:
+    """Opinions as a list of {"clause", "opinion"} or text, one per line: `payment_terms: …` names the
+    clause, a line without a clause name is a general opinion."""
+    opinions: list[Opinion] = []
+    if value is None:
+        return ()
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise InvalidArgument(f"{field}[{index}]", "must have a clause and an opinion")
+            opinions.append(
+                Opinion(
+                    parse_clause(item.get("clause") or GENERAL, f"{field}[{index}].clause"),
+                    required(f"{field}[{index}].opinion", str(item.get("opinion", ""))),
+                )
+            )
+        return tuple(opinions)
+    if not isinstance(value, str):
+        raise InvalidArgument(field, "must be opinions, one per line ('payment_terms: …')")
+    for raw in value.splitlines():
+        text = raw.strip()
+        if not text:
+            continue
+        head, separator, rest = text.partition(":")
+        clause = _CLAUSE_NAMES.get(head.strip().lower()) if separator else None
+        if clause is not None and rest.strip():
+            opinions.append(Opinion(clause, rest.strip()))
+        else:
+            opinions.append(Opinion(GENERAL, text))
+    return tuple(opinions)
+
+
+def check_legal_review(verdict: ReviewVerdict, opinions: Sequence[Opinion]) -> None:
+    if verdict is ReviewVerdict.REVISE and not opinions:
+        raise InvalidArgument("legal_opinions", "a revise verdict gives the legal opinion to follow (2.4.2)")
+
+
+def check_revisable(status: ContractStatus) -> None:
+    if status is not ContractStatus.REVISING:
+        raise FailedPrecondition(
+            "2.4.3: a contract is revised per the legal opinion once legal asked for it "
+            f"(it is {status.value})"
+        )
+
+
+@dataclass(frozen=True)
+class Signatory:
+    """Who signs for a party, and in which capacity (2.4.3: the legal or an authorised representative)."""
+
+    name: str
+    title: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", required("signatory", self.name, NAME_LIMIT))
+        object.__setattr__(self, "title", required("signatory_title", self.title, NAME_LIMIT))
+
+
+def check_firm_can_sign(status: ContractStatus) -> None:
+    if status in (ContractStatus.SIGNED_BY_FIRM, ContractStatus.SIGNED, ContractStatus.DISTRIBUTED):
+        raise FailedPrecondition("2.4.3: the firm has already signed this contract")
+    if status not in (ContractStatus.APPROVED, ContractStatus.SIGNED_BY_CLIENT):
+        raise FailedPrecondition(
+            "2.4.3: a contract is signed only after the legal department approved it (2.4.2); "
+            f"it is {status.value}"
+        )
+
+
+def client_has_signed(status: ContractStatus) -> bool:
+    return status in (ContractStatus.SIGNED_BY_CLIENT, ContractStatus.SIGNED, ContractStatus.DISTRIBUTED)
+
+
+def check_client_can_sign(status: ContractStatus) -> None:
+    if status not in (ContractStatus.APPROVED, ContractStatus.SIGNED_BY_FIRM):
+        raise FailedPrecondition(
+            "2.4.3: the client signs the contract the legal department approved (2.4.2); "
+            f"it is {status.value}"
+        )
+
+
+def status_after_signature(status: ContractStatus, by_firm: bool) -> ContractStatus:
+    """Both signatures make the contract signed; the first one leaves it waiting for the other party."""
+    other_signed = client_has_signed(status) if by_firm else status is ContractStatus.SIGNED_BY_FIRM
+    if other_signed:
+        return ContractStatus.SIGNED
+    return ContractStatus.SIGNED_BY_FIRM if by_firm else ContractStatus.SIGNED_BY_CLIENT
+
+
+DEFAULT_DEPARTMENTS = ("business", "delivery", "finance", "legal")
+"""2.4.3: who gets a copy as the basis for execution, unless the caller names others."""
+
+
+def check_distributable(status: ContractStatus) -> None:
+    if status is ContractStatus.DISTRIBUTED:
+        raise FailedPrecondition("2.4.3: the contract was already distributed")
+    if status is not ContractStatus.SIGNED:
+        raise FailedPrecondition(
+            f"2.4.3: copies go to the departments once both parties signed; the contract is {status.value}"
+        )
+
+
+def check_acknowledgeable(status: ContractStatus, department: str, distributed_to: Sequence[str]) -> None:
+    if status is not ContractStatus.DISTRIBUTED:
+        raise FailedPrecondition("2.4.3: the contract has not been distributed yet")
+    if department not in distributed_to:
+        raise FailedPrecondition(
+            f"2.4.3: {department!r} did not receive a copy ({', '.join(distributed_to)})"
+        )

@@ -1,0 +1,226 @@
+"""The contracts operations that diagrams call as service tasks (`contracts.<operation>`,
+docs/operations.md).
+
+Each handler reads its inputs from the job, builds the same command the gRPC API builds, and runs the
+use case in the unit of work `run_job` gives it (which also makes a redelivered job act once).
+`contracts.draft_contract` needs crm, so the handlers are built around a `ClientDirectory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from consultflow.contracts import domain, service
+from consultflow.contracts.crm_client import ClientDirectory
+from consultflow.contracts.domain import (
+    Category,
+    Clauses,
+    LineItem,
+    ProposalContent,
+    QuotationTerms,
+    ReviewVerdict,
+    Signatory,
+)
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import BpmnError, Unavailable
+from consultflow.platform.jobs import Job, JobHandler
+from consultflow.platform.timeutil import aware
+
+
+class DependencyUnavailable(RuntimeError):
+    """Another service could not be reached. Not a domain error on purpose: the platform fails a job
+    that raises it with retries left (domain errors are final), so the orchestrator tries again later."""
+
+
+def _text(job: Job, name: str, default: str | None = None) -> str:
+    """A text input; a missing required one is an error naming it (the diagram passes too little)."""
+    value = job.get(name) if default is None else job.get(name, default)
+    return "" if value is None else str(value)
+
+
+def _iso(moment: datetime | None) -> str:
+    """Outputs are plain JSON values, so a replayed job answers exactly what the first run did."""
+    stamp = aware(moment)
+    return stamp.isoformat() if stamp else ""
+
+
+def _engagement(job: Job) -> str:
+    return str(job.get("engagement_id", "") or job.business_key)
+
+
+_COSTS = (
+    ("consulting_fee", Category.CONSULTING_FEE, "consulting fee"),
+    ("travel_cost", Category.TRAVEL, "travel"),
+    ("accommodation_cost", Category.ACCOMMODATION, "accommodation"),
+    ("other_cost", Category.OTHER, "other costs"),
+)
+
+
+def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.3.1: one line per cost category given (consulting fee required); totals computed here."""
+    currency = domain.parse_currency(job.get("currency"))
+    lines = []
+    for name, category, description in _COSTS:
+        raw = job.get(name) if category is Category.CONSULTING_FEE else job.get(name, None)
+        amount = domain.parse_optional_money(raw, name, currency)
+        if amount > 0:
+            lines.append(LineItem(category, description, Decimal(1), amount))
+    terms = QuotationTerms(
+        currency=currency,
+        tax_rate=domain.parse_tax_rate(job.get("tax_rate", None)),
+        validity_days=domain.parse_validity_days(job.get("validity_days")),
+        lines=tuple(lines),
+    )
+    view = service.prepare_quotation(uow, _engagement(job), _text(job, "client_id"), terms)
+    return {
+        "quotation_id": view.quotation.quotation_id,
+        "quotation_total": format(view.current.total, "f"),
+        "quotation_valid_until": view.quotation.valid_until.isoformat(),
+    }
+
+
+def draft_proposal(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.3.2: the proposal, or a new version of it after a review asked for a revision."""
+    content = ProposalContent(
+        goals=_text(job, "goals"),
+        scope=_text(job, "scope"),
+        methods=_text(job, "methods"),
+        schedule=domain.parse_schedule(job.get("schedule")),
+        expected_results=domain.parse_lines(job.get("expected_results"), "expected_results"),
+        project_manager=_text(job, "project_manager"),
+        team_members=domain.parse_names(job.get("team_members", None), "team_members"),
+    )
+    view = service.draft_proposal(
+        uow, _text(job, "quotation_id"), _engagement(job), content, _text(job, "revision_note", "")
+    )
+    return {"proposal_id": view.proposal.proposal_id, "proposal_version": view.proposal.current_version}
+
+
+def record_proposal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.3.2: the internal review's verdict."""
+    verdict = domain.parse_choice(ReviewVerdict, job.get("proposal_verdict"), "proposal_verdict")
+    view = service.review_proposal(
+        uow,
+        _text(job, "proposal_id"),
+        verdict,
+        _text(job, "review_comments", ""),
+        _text(job, "reviewer", ""),
+    )
+    return {"proposal_approved": view.proposal.status == domain.ProposalStatus.APPROVED.value}
+
+
+def send_offer(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.3.1/2.3.2: the quotation goes out with the approved proposal."""
+    view = service.send_offer(uow, _text(job, "quotation_id"), _text(job, "proposal_id"))
+    return {"offer_sent_at": _iso(view.quotation.sent_at)}
+
+
+def expire_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.3.1: no answer within the validity."""
+    service.expire_quotation(uow, _text(job, "quotation_id"))
+    return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
+
+
+def _clauses(job: Job) -> Clauses:
+    return Clauses(
+        service_content=_text(job, "service_content", ""),
+        service_start=domain.parse_optional_date(job.get("service_start", None), "service_start"),
+        service_end=domain.parse_optional_date(job.get("service_end", None), "service_end"),
+        payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
+        confidentiality=_text(job, "confidentiality", ""),
+        breach_liability=_text(job, "breach_liability", ""),
+    )
+
+
+def _draft_contract(clients: ClientDirectory) -> JobHandler:
+    def draft_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+        """2.4.1: a negotiation round; the client's details come from crm."""
+        command = service.DraftContract(
+            engagement_id=_engagement(job),
+            client_id=_text(job, "client_id"),
+            quotation_id=_text(job, "quotation_id"),
+            proposal_id=_text(job, "proposal_id"),
+            clauses=_clauses(job),
+            negotiation_notes=_text(job, "negotiation_notes", ""),
+        )
+        try:
+            client = clients.client(command.client_id)
+        except Unavailable as error:
+            raise DependencyUnavailable(error.message) from error
+        view = service.draft_contract(uow, command, client)
+        return {"contract_id": view.contract.contract_id, "contract_version": view.contract.current_version}
+
+    return draft_contract
+
+
+def submit_for_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.4.2: a draft missing a required clause is the BPMN error `contract_incomplete`."""
+    contract_id = _text(job, "contract_id")
+    current = service.get_contract(uow, contract_id)
+    missing = current.clauses.missing()
+    if current.contract.status == domain.ContractStatus.DRAFT.value and missing:
+        raise BpmnError(
+            "contract_incomplete",
+            domain.incomplete_message(missing),
+            {"missing_clauses": [c.value for c in missing]},
+        )
+    view = service.submit_for_legal_review(uow, contract_id)
+    return {"legal_review_round": view.contract.legal_review_round}
+
+
+def record_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.4.2: the legal department's verdict and opinions."""
+    verdict = domain.parse_choice(ReviewVerdict, job.get("legal_verdict"), "legal_verdict")
+    view = service.record_legal_review(
+        uow,
+        _text(job, "contract_id"),
+        verdict,
+        domain.parse_opinions(job.get("legal_opinions", None)),
+        _text(job, "legal_reviewer", ""),
+    )
+    return {"legal_approved": view.contract.status == domain.ContractStatus.APPROVED.value}
+
+
+def revise_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.4.2/2.4.3: a revision per the legal opinion, back to legal review."""
+    changes = Clauses(
+        payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
+        confidentiality=_text(job, "confidentiality", ""),
+        breach_liability=_text(job, "breach_liability", ""),
+    )
+    view = service.revise_contract(uow, _text(job, "contract_id"), changes, _text(job, "revision_notes"))
+    return {"contract_version": view.contract.current_version}
+
+
+def sign_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.4.3: the firm's authorised signatory signs."""
+    signatory = Signatory(_text(job, "signatory"), _text(job, "signatory_title"))
+    view = service.sign_contract(uow, _text(job, "contract_id"), signatory)
+    return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
+
+
+def distribute_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+    """2.4.3: copies to the departments concerned."""
+    departments = domain.parse_names(job.get("departments", None), "departments")
+    view = service.distribute_contract(uow, _text(job, "contract_id"), departments)
+    return {"intake_outcome": "contracted", "distributed_to": [d.department for d in view.distributions]}
+
+
+def handlers(clients: ClientDirectory) -> dict[str, JobHandler]:
+    """Every contracts.* operation of the catalogue, with crm reached through `clients`."""
+    return {
+        "contracts.prepare_quotation": prepare_quotation,
+        "contracts.draft_proposal": draft_proposal,
+        "contracts.record_proposal_review": record_proposal_review,
+        "contracts.send_offer": send_offer,
+        "contracts.expire_quotation": expire_quotation,
+        "contracts.draft_contract": _draft_contract(clients),
+        "contracts.submit_for_legal_review": submit_for_legal_review,
+        "contracts.record_legal_review": record_legal_review,
+        "contracts.revise_contract": revise_contract,
+        "contracts.sign_contract": sign_contract,
+        "contracts.distribute_contract": distribute_contract,
+    }

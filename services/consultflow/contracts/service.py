@@ -1,0 +1,815 @@
+"""Contracts use cases: each runs in the unit of work it is given and emits the status events of what it
+changed. The caller owns the unit of work and commits it, so a use case happens entirely or not at all.
+
+Event payloads name their fields after the entity (`quotation_status`, not `status`) because the
+orchestrator merges the payload of a mapped event (`quotation.accepted`, `contract.signed`) into the
+waiting process's variables.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+
+from consultflow.contracts import domain
+from consultflow.contracts.crm_client import ClientInfo
+from consultflow.contracts.domain import (
+    Clauses,
+    ContractStatus,
+    Instalment,
+    Milestone,
+    Opinion,
+    ProposalContent,
+    ProposalStatus,
+    QuotationStatus,
+    QuotationTerms,
+    ReviewVerdict,
+    Signatory,
+)
+from consultflow.contracts.models import (
+    Contract,
+    ContractVersion,
+    Distribution,
+    LegalOpinion,
+    LegalReview,
+    NegotiationRound,
+    Proposal,
+    ProposalReview,
+    ProposalVersion,
+    Quotation,
+    QuotationLine,
+    QuotationVersion,
+)
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.timeutil import now
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _correlation(engagement_id: str) -> dict[str, str]:
+    return {"engagement_id": engagement_id} if engagement_id else {}
+
+
+def _today() -> date:
+    return now().date()
+
+
+# --- quotations (2.3.1) ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QuotationView:
+    quotation: Quotation
+    versions: list[QuotationVersion]  # oldest first
+    lines: list[QuotationLine]  # of the current version
+
+    @property
+    def current(self) -> QuotationVersion:
+        return self.versions[-1]
+
+
+def _quotation(uow: UnitOfWork, quotation_id: str) -> Quotation:
+    quotation = uow.session.get(Quotation, quotation_id) if quotation_id else None
+    if quotation is None:
+        raise NotFound("quotation", quotation_id)
+    return quotation
+
+
+def get_quotation(uow: UnitOfWork, quotation_id: str) -> QuotationView:
+    quotation = _quotation(uow, quotation_id)
+    versions = list(
+        uow.session.scalars(
+            select(QuotationVersion)
+            .where(QuotationVersion.quotation_id == quotation_id)
+            .order_by(QuotationVersion.version)
+        )
+    )
+    lines = list(
+        uow.session.scalars(
+            select(QuotationLine)
+            .where(
+                QuotationLine.quotation_id == quotation_id,
+                QuotationLine.version == quotation.current_version,
+            )
+            .order_by(QuotationLine.position)
+        )
+    )
+    return QuotationView(quotation, versions, lines)
+
+
+def _quotation_payload(view: QuotationView) -> dict[str, Any]:
+    q, v = view.quotation, view.current
+    return {
+        "quotation_id": q.quotation_id,
+        "engagement_id": q.engagement_id,
+        "client_id": q.client_id,
+        "quotation_status": q.status,
+        "quotation_version": q.current_version,
+        "quotation_total": v.total,
+        "currency": v.currency,
+        "quotation_valid_until": q.valid_until,
+    }
+
+
+def _add_version(uow: UnitOfWork, quotation: Quotation, terms: QuotationTerms, note: str) -> None:
+    totals = terms.totals()
+    uow.session.add(
+        QuotationVersion(
+            quotation_id=quotation.quotation_id,
+            version=quotation.current_version,
+            currency=terms.currency,
+            tax_rate=terms.tax_rate,
+            validity_days=terms.validity_days,
+            subtotal=totals.subtotal,
+            tax=totals.tax,
+            total=totals.total,
+            note=note,
+            created_at=now(),
+        )
+    )
+    uow.session.add_all(
+        QuotationLine(
+            quotation_id=quotation.quotation_id,
+            version=quotation.current_version,
+            position=index,
+            category=line.category.value,
+            description=line.description,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            amount=line.amount(terms.currency),
+        )
+        for index, line in enumerate(terms.lines, start=1)
+    )
+    uow.session.flush()
+
+
+def prepare_quotation(
+    uow: UnitOfWork, engagement_id: str, client_id: str, terms: QuotationTerms
+) -> QuotationView:
+    """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today."""
+    domain.required("client_id", client_id, 36)
+    quotation = Quotation(
+        quotation_id=_new_id(),
+        engagement_id=engagement_id,
+        client_id=client_id,
+        status=QuotationStatus.DRAFT.value,
+        current_version=1,
+        valid_until=terms.valid_until(_today()),
+        created_at=now(),
+    )
+    uow.session.add(quotation)
+    uow.session.flush()
+    _add_version(uow, quotation, terms, "")
+    view = get_quotation(uow, quotation.quotation_id)
+    uow.emit(
+        "quotation.prepared", quotation.quotation_id, _quotation_payload(view), _correlation(engagement_id)
+    )
+    return view
+
+
+def revise_quotation(uow: UnitOfWork, quotation_id: str, terms: QuotationTerms, note: str) -> QuotationView:
+    """2.3.1: a new version; a sent quotation returns to draft and must be sent again."""
+    quotation = _quotation(uow, quotation_id)
+    domain.check_quotation_revisable(QuotationStatus(quotation.status))
+    quotation.current_version += 1
+    quotation.status = QuotationStatus.DRAFT.value
+    quotation.valid_until = terms.valid_until(_today())
+    quotation.sent_at = None
+    _add_version(uow, quotation, terms, domain.optional("note", note))
+    view = get_quotation(uow, quotation_id)
+    uow.emit(
+        "quotation.revised", quotation_id, _quotation_payload(view), _correlation(quotation.engagement_id)
+    )
+    return view
+
+
+def send_offer(uow: UnitOfWork, quotation_id: str, proposal_id: str) -> QuotationView:
+    """2.3.1/2.3.2: the formal quote goes to the client with the approved proposal."""
+    quotation = _quotation(uow, quotation_id)
+    proposal = _proposal(uow, proposal_id)
+    if proposal.quotation_id != quotation.quotation_id:
+        raise InvalidArgument("proposal_id", "belongs to another quotation")
+    domain.check_offer_sendable(
+        QuotationStatus(quotation.status),
+        quotation.valid_until,
+        _today(),
+        proposal.status == ProposalStatus.APPROVED.value,
+    )
+    quotation.status = QuotationStatus.SENT.value
+    quotation.sent_at = now()
+    quotation.proposal_id = proposal.proposal_id
+    view = get_quotation(uow, quotation_id)
+    uow.emit(
+        "quotation.sent",
+        quotation_id,
+        {**_quotation_payload(view), "proposal_id": proposal.proposal_id, "offer_sent_at": quotation.sent_at},
+        _correlation(quotation.engagement_id),
+    )
+    return view
+
+
+def answer_quotation(
+    uow: UnitOfWork, quotation_id: str, accepted: bool, answered_by: str, note: str
+) -> QuotationView:
+    """The client's answer. Repeating the same answer changes nothing (a retried call is safe)."""
+    quotation = _quotation(uow, quotation_id)
+    status = QuotationStatus(quotation.status)
+    wanted = QuotationStatus.ACCEPTED if accepted else QuotationStatus.REJECTED
+    if status is wanted:
+        return get_quotation(uow, quotation_id)
+    domain.check_answerable(status, quotation.valid_until, _today())
+    quotation.status = wanted.value
+    quotation.answered_at = now()
+    quotation.answered_by = domain.optional("answered_by", answered_by, 200)
+    quotation.answer_note = domain.optional("note", note)
+    view = get_quotation(uow, quotation_id)
+    uow.emit(
+        f"quotation.{wanted.value}",
+        quotation_id,
+        {
+            **_quotation_payload(view),
+            "answered_by": quotation.answered_by,
+            "answer_note": quotation.answer_note,
+        },
+        _correlation(quotation.engagement_id),
+    )
+    return view
+
+
+def expire_quotation(uow: UnitOfWork, quotation_id: str) -> QuotationView:
+    """2.3.1: the validity passed without an answer (the diagram's timer decides when)."""
+    quotation = _quotation(uow, quotation_id)
+    domain.check_expirable(QuotationStatus(quotation.status))
+    quotation.status = QuotationStatus.EXPIRED.value
+    view = get_quotation(uow, quotation_id)
+    uow.emit(
+        "quotation.expired", quotation_id, _quotation_payload(view), _correlation(quotation.engagement_id)
+    )
+    return view
+
+
+def list_quotations(
+    uow: UnitOfWork, engagement_id: str, status: str, limit: int, offset: int
+) -> list[QuotationView]:
+    query = select(Quotation.quotation_id)
+    if engagement_id:
+        query = query.where(Quotation.engagement_id == engagement_id)
+    if status:
+        query = query.where(Quotation.status == domain.parse_choice(QuotationStatus, status, "status").value)
+    query = query.order_by(Quotation.created_at.desc(), Quotation.quotation_id).offset(offset).limit(limit)
+    return [get_quotation(uow, quotation_id) for quotation_id in uow.session.scalars(query)]
+
+
+# --- proposals (2.3.2) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProposalView:
+    proposal: Proposal
+    versions: list[ProposalVersion]
+    reviews: list[ProposalReview]
+
+    @property
+    def current(self) -> ProposalVersion:
+        return self.versions[-1]
+
+
+def _proposal(uow: UnitOfWork, proposal_id: str) -> Proposal:
+    proposal = uow.session.get(Proposal, proposal_id) if proposal_id else None
+    if proposal is None:
+        raise NotFound("proposal", proposal_id)
+    return proposal
+
+
+def get_proposal(uow: UnitOfWork, proposal_id: str) -> ProposalView:
+    proposal = _proposal(uow, proposal_id)
+    versions = list(
+        uow.session.scalars(
+            select(ProposalVersion)
+            .where(ProposalVersion.proposal_id == proposal_id)
+            .order_by(ProposalVersion.version)
+        )
+    )
+    reviews = list(
+        uow.session.scalars(
+            select(ProposalReview)
+            .where(ProposalReview.proposal_id == proposal_id)
+            .order_by(ProposalReview.reviewed_at, ProposalReview.review_id)
+        )
+    )
+    return ProposalView(proposal, versions, reviews)
+
+
+def milestones_of(version: ProposalVersion) -> list[Milestone]:
+    return [Milestone(str(m["name"]), date.fromisoformat(str(m["due_date"]))) for m in version.schedule]
+
+
+def draft_proposal(
+    uow: UnitOfWork, quotation_id: str, engagement_id: str, content: ProposalContent, revision_note: str = ""
+) -> ProposalView:
+    """2.3.2: the proposal for a quotation; drafting again adds a version (a revision after review)."""
+    quotation = _quotation(uow, quotation_id)
+    if engagement_id and quotation.engagement_id and engagement_id != quotation.engagement_id:
+        raise InvalidArgument("quotation_id", f"belongs to engagement {quotation.engagement_id!r}")
+    proposal = uow.session.scalars(select(Proposal).where(Proposal.quotation_id == quotation_id)).first()
+    if proposal is None:
+        proposal = Proposal(
+            proposal_id=_new_id(),
+            engagement_id=quotation.engagement_id or engagement_id,
+            quotation_id=quotation_id,
+            status=ProposalStatus.DRAFT.value,
+            current_version=1,
+            created_at=now(),
+        )
+        uow.session.add(proposal)
+        uow.session.flush()
+        event = "proposal.drafted"
+    else:
+        domain.check_proposal_revisable(ProposalStatus(proposal.status))
+        proposal.current_version += 1
+        proposal.status = ProposalStatus.DRAFT.value
+        event = "proposal.revised"
+    uow.session.add(
+        ProposalVersion(
+            proposal_id=proposal.proposal_id,
+            version=proposal.current_version,
+            goals=content.goals,
+            scope=content.scope,
+            methods=content.methods,
+            schedule=[{"name": m.name, "due_date": m.due_date.isoformat()} for m in content.schedule],
+            expected_results=list(content.expected_results),
+            project_manager=content.project_manager,
+            team_members=list(content.team_members),
+            revision_note=domain.optional("revision_note", revision_note),
+            created_at=now(),
+        )
+    )
+    uow.session.flush()
+    uow.emit(
+        event,
+        proposal.proposal_id,
+        {
+            "proposal_id": proposal.proposal_id,
+            "quotation_id": quotation_id,
+            "proposal_version": proposal.current_version,
+            "project_manager": content.project_manager,
+        },
+        _correlation(proposal.engagement_id),
+    )
+    return get_proposal(uow, proposal.proposal_id)
+
+
+def review_proposal(
+    uow: UnitOfWork, proposal_id: str, verdict: ReviewVerdict, comments: str, reviewer: str
+) -> ProposalView:
+    """2.3.2: the internal review of the current version: approved, or revise with comments."""
+    proposal = _proposal(uow, proposal_id)
+    domain.check_proposal_reviewable(ProposalStatus(proposal.status))
+    domain.check_review(verdict, comments)
+    uow.session.add(
+        ProposalReview(
+            review_id=_new_id(),
+            proposal_id=proposal_id,
+            version=proposal.current_version,
+            reviewer=domain.optional("reviewer", reviewer, 200),
+            verdict=verdict.value,
+            comments=domain.optional("review_comments", comments),
+            reviewed_at=now(),
+        )
+    )
+    approved = verdict is ReviewVerdict.APPROVED
+    proposal.status = (ProposalStatus.APPROVED if approved else ProposalStatus.REVISING).value
+    if approved:
+        proposal.approved_at = now()
+    uow.session.flush()
+    uow.emit(
+        "proposal.approved" if approved else "proposal.revision_requested",
+        proposal_id,
+        {
+            "proposal_id": proposal_id,
+            "proposal_version": proposal.current_version,
+            "proposal_verdict": verdict.value,
+            "review_comments": comments,
+        },
+        _correlation(proposal.engagement_id),
+    )
+    return get_proposal(uow, proposal_id)
+
+
+# --- contracts (2.4) -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DraftContract:
+    """2.4.1: what one negotiation round settles."""
+
+    engagement_id: str
+    client_id: str
+    quotation_id: str
+    proposal_id: str
+    clauses: Clauses
+    negotiation_notes: str = ""
+
+    def __post_init__(self) -> None:
+        domain.required("client_id", self.client_id, 36)
+        domain.required("quotation_id", self.quotation_id, 36)
+        domain.required("proposal_id", self.proposal_id, 36)
+        object.__setattr__(
+            self, "negotiation_notes", domain.optional("negotiation_notes", self.negotiation_notes)
+        )
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    review: LegalReview
+    opinions: list[LegalOpinion]
+
+
+@dataclass(frozen=True)
+class ContractView:
+    contract: Contract
+    versions: list[ContractVersion]
+    rounds: list[NegotiationRound]
+    reviews: list[ReviewRecord]
+    distributions: list[Distribution]
+    proposal: ProposalVersion | None  # the approved proposal's current version
+
+    @property
+    def current(self) -> ContractVersion:
+        return self.versions[-1]
+
+    @property
+    def clauses(self) -> Clauses:
+        return clauses_of(self.current)
+
+    @property
+    def instalment_amounts(self) -> list[Decimal]:
+        c = self.contract
+        return domain.instalment_amounts(self.clauses.payment_terms, c.contract_value, c.currency)
+
+
+def clauses_of(version: ContractVersion) -> Clauses:
+    return Clauses(
+        service_content=version.service_content,
+        service_start=version.service_start,
+        service_end=version.service_end,
+        payment_terms=tuple(Instalment(Decimal(i["percent"]), str(i["due"])) for i in version.payment_terms),
+        confidentiality=version.confidentiality,
+        breach_liability=version.breach_liability,
+    )
+
+
+def _contract(uow: UnitOfWork, contract_id: str) -> Contract:
+    contract = uow.session.get(Contract, contract_id) if contract_id else None
+    if contract is None:
+        raise NotFound("contract", contract_id)
+    return contract
+
+
+def get_contract(uow: UnitOfWork, contract_id: str) -> ContractView:
+    contract = _contract(uow, contract_id)
+    versions = list(
+        uow.session.scalars(
+            select(ContractVersion)
+            .where(ContractVersion.contract_id == contract_id)
+            .order_by(ContractVersion.version)
+        )
+    )
+    rounds = list(
+        uow.session.scalars(
+            select(NegotiationRound)
+            .where(NegotiationRound.contract_id == contract_id)
+            .order_by(NegotiationRound.round)
+        )
+    )
+    reviews = list(
+        uow.session.scalars(
+            select(LegalReview).where(LegalReview.contract_id == contract_id).order_by(LegalReview.round)
+        )
+    )
+    opinions: dict[str, list[LegalOpinion]] = defaultdict(list)
+    if reviews:
+        for opinion in uow.session.scalars(
+            select(LegalOpinion)
+            .where(LegalOpinion.review_id.in_([r.review_id for r in reviews]))
+            .order_by(LegalOpinion.position)
+        ):
+            opinions[opinion.review_id].append(opinion)
+    distributions = list(
+        uow.session.scalars(
+            select(Distribution)
+            .where(Distribution.contract_id == contract_id)
+            .order_by(Distribution.department)
+        )
+    )
+    proposal = uow.session.get(Proposal, contract.proposal_id)
+    current = None
+    if proposal is not None:
+        current = uow.session.get(ProposalVersion, (proposal.proposal_id, proposal.current_version))
+    return ContractView(
+        contract,
+        versions,
+        rounds,
+        [ReviewRecord(r, opinions[r.review_id]) for r in reviews],
+        distributions,
+        current,
+    )
+
+
+def _contract_payload(view: ContractView) -> dict[str, Any]:
+    c = view.contract
+    return {
+        "contract_id": c.contract_id,
+        "engagement_id": c.engagement_id,
+        "client_id": c.client_id,
+        "contract_status": c.status,
+        "contract_version": c.current_version,
+        "contract_value": c.contract_value,
+        "currency": c.currency,
+    }
+
+
+def _emit(uow: UnitOfWork, event: str, view: ContractView, **extra: Any) -> None:
+    uow.emit(
+        event,
+        view.contract.contract_id,
+        {**_contract_payload(view), **extra},
+        _correlation(view.contract.engagement_id),
+    )
+
+
+def _version_row(contract: Contract, clauses: Clauses, note: str) -> ContractVersion:
+    return ContractVersion(
+        contract_id=contract.contract_id,
+        version=contract.current_version,
+        service_content=clauses.service_content,
+        service_start=clauses.service_start,
+        service_end=clauses.service_end,
+        payment_terms=[{"percent": format(i.percent, "f"), "due": i.due} for i in clauses.payment_terms],
+        confidentiality=clauses.confidentiality,
+        breach_liability=clauses.breach_liability,
+        change_note=note,
+        created_at=now(),
+    )
+
+
+def _client_contacts(client: ClientInfo) -> list[dict[str, str]]:
+    return [{"name": c.name, "email": c.email, "phone": c.phone, "role": c.role} for c in client.contacts]
+
+
+def draft_contract(uow: UnitOfWork, command: DraftContract, client: ClientInfo) -> ContractView:
+    """2.4.1: records a negotiation round. The first round drafts the contract for the accepted quotation
+    and the approved proposal; later rounds (while a draft, or when legal asked for revisions) add a
+    version. The client's details are as crm gave them now."""
+    quotation = _quotation(uow, command.quotation_id)
+    proposal = _proposal(uow, command.proposal_id)
+    if quotation.status != QuotationStatus.ACCEPTED.value:
+        raise FailedPrecondition(
+            f"2.4.1: the contract follows the client's acceptance of the quotation; it is {quotation.status}"
+        )
+    if proposal.quotation_id != quotation.quotation_id:
+        raise InvalidArgument("proposal_id", "belongs to another quotation")
+    if proposal.status != ProposalStatus.APPROVED.value:
+        raise FailedPrecondition("2.3.2: the contract builds on a proposal the internal review approved")
+    if quotation.client_id != command.client_id:
+        raise InvalidArgument("client_id", "is not the client of the quotation")
+    engagement_id = quotation.engagement_id or command.engagement_id
+    contract = uow.session.scalars(
+        select(Contract).where(Contract.quotation_id == quotation.quotation_id)
+    ).first()
+    if contract is None:
+        version = uow.session.get(QuotationVersion, (quotation.quotation_id, quotation.current_version))
+        assert version is not None
+        contract = Contract(
+            contract_id=_new_id(),
+            engagement_id=engagement_id,
+            client_id=client.client_id,
+            client_name=client.name,
+            client_contacts=_client_contacts(client),
+            quotation_id=quotation.quotation_id,
+            proposal_id=proposal.proposal_id,
+            status=ContractStatus.DRAFT.value,
+            current_version=1,
+            legal_review_round=0,
+            currency=version.currency,
+            contract_value=version.total,
+            created_at=now(),
+        )
+        uow.session.add(contract)
+        uow.session.flush()
+        clauses = command.clauses
+        event = "contract.drafted"
+    else:
+        domain.check_negotiable(ContractStatus(contract.status))
+        current = uow.session.get(ContractVersion, (contract.contract_id, contract.current_version))
+        assert current is not None
+        clauses = clauses_of(current).revised(command.clauses)
+        contract.current_version += 1
+        contract.status = ContractStatus.DRAFT.value
+        contract.client_name = client.name
+        contract.client_contacts = _client_contacts(client)
+        event = "contract.negotiated"
+    uow.session.add(_version_row(contract, clauses, command.negotiation_notes))
+    round_number = (
+        len(
+            uow.session.scalars(
+                select(NegotiationRound.round).where(NegotiationRound.contract_id == contract.contract_id)
+            ).all()
+        )
+        + 1
+    )
+    uow.session.add(
+        NegotiationRound(
+            contract_id=contract.contract_id,
+            round=round_number,
+            version=contract.current_version,
+            notes=command.negotiation_notes,
+            held_at=now(),
+        )
+    )
+    uow.session.flush()
+    view = get_contract(uow, contract.contract_id)
+    _emit(
+        uow,
+        event,
+        view,
+        negotiation_round=round_number,
+        missing_clauses=[c.value for c in clauses.missing()],
+    )
+    return view
+
+
+def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
+    """2.4.2: sends a complete draft to the legal department (a new review round). A contract already
+    under review answers with its current round, so a diagram may submit after a revision too."""
+    view = get_contract(uow, contract_id)
+    contract = view.contract
+    if contract.status == ContractStatus.IN_LEGAL_REVIEW.value:
+        return view
+    domain.check_submittable(ContractStatus(contract.status), view.clauses)
+    contract.status = ContractStatus.IN_LEGAL_REVIEW.value
+    contract.legal_review_round += 1
+    uow.session.flush()
+    view = get_contract(uow, contract_id)
+    _emit(uow, "contract.submitted", view, legal_review_round=contract.legal_review_round)
+    return view
+
+
+def record_legal_review(
+    uow: UnitOfWork, contract_id: str, verdict: ReviewVerdict, opinions: Sequence[Opinion], reviewer: str
+) -> ContractView:
+    """2.4.2: the legal department's verdict on the version under review, with opinions per clause."""
+    contract = _contract(uow, contract_id)
+    domain.check_reviewable(ContractStatus(contract.status))
+    domain.check_legal_review(verdict, opinions)
+    review = LegalReview(
+        review_id=_new_id(),
+        contract_id=contract_id,
+        round=contract.legal_review_round,
+        version=contract.current_version,
+        reviewer=domain.optional("reviewer", reviewer, 200),
+        verdict=verdict.value,
+        reviewed_at=now(),
+    )
+    uow.session.add(review)
+    uow.session.flush()
+    uow.session.add_all(
+        LegalOpinion(review_id=review.review_id, position=index, clause=o.clause, opinion=o.opinion)
+        for index, o in enumerate(opinions, start=1)
+    )
+    approved = verdict is ReviewVerdict.APPROVED
+    contract.status = (ContractStatus.APPROVED if approved else ContractStatus.REVISING).value
+    uow.session.flush()
+    view = get_contract(uow, contract_id)
+    _emit(
+        uow,
+        "contract.legal_approved" if approved else "contract.revision_requested",
+        view,
+        legal_review_round=review.round,
+        legal_opinions=[{"clause": o.clause, "opinion": o.opinion} for o in opinions],
+    )
+    return view
+
+
+def revise_contract(uow: UnitOfWork, contract_id: str, changes: Clauses, revision_notes: str) -> ContractView:
+    """2.4.3: a new version per the legal opinion; clauses given replace the current ones. The revision
+    goes back to the legal department as a new review round."""
+    view = get_contract(uow, contract_id)
+    contract = view.contract
+    domain.check_revisable(ContractStatus(contract.status))
+    notes = domain.required("revision_notes", revision_notes)
+    clauses = view.clauses.revised(changes)
+    missing = clauses.missing()
+    if missing:
+        raise FailedPrecondition(domain.incomplete_message(missing))
+    contract.current_version += 1
+    contract.status = ContractStatus.IN_LEGAL_REVIEW.value
+    contract.legal_review_round += 1
+    uow.session.add(_version_row(contract, clauses, notes))
+    uow.session.flush()
+    view = get_contract(uow, contract_id)
+    _emit(uow, "contract.revised", view, legal_review_round=contract.legal_review_round, revision_notes=notes)
+    return view
+
+
+def sign_contract(uow: UnitOfWork, contract_id: str, signatory: Signatory) -> ContractView:
+    """2.4.3: the firm's legal or authorised representative signs the contract legal approved."""
+    contract = _contract(uow, contract_id)
+    status = ContractStatus(contract.status)
+    domain.check_firm_can_sign(status)
+    contract.firm_signatory, contract.firm_signatory_title = signatory.name, signatory.title
+    contract.firm_signed_at = now()
+    return _signed(
+        uow, contract, domain.status_after_signature(status, by_firm=True), "contract.signed_by_firm"
+    )
+
+
+def record_client_signature(uow: UnitOfWork, contract_id: str, signatory: Signatory) -> ContractView:
+    """2.4.3: the client's signature; a second call for a contract the client signed changes nothing."""
+    contract = _contract(uow, contract_id)
+    status = ContractStatus(contract.status)
+    if domain.client_has_signed(status):
+        return get_contract(uow, contract_id)
+    domain.check_client_can_sign(status)
+    contract.client_signatory, contract.client_signatory_title = signatory.name, signatory.title
+    contract.client_signed_at = now()
+    return _signed(
+        uow, contract, domain.status_after_signature(status, by_firm=False), "contract.signed_by_client"
+    )
+
+
+def _signed(uow: UnitOfWork, contract: Contract, status: ContractStatus, event: str) -> ContractView:
+    contract.status = status.value
+    if status is ContractStatus.SIGNED:
+        contract.signed_at = now()
+    uow.session.flush()
+    view = get_contract(uow, contract.contract_id)
+    signatures = {
+        "firm_signatory": contract.firm_signatory,
+        "firm_signed_at": contract.firm_signed_at,
+        "client_signatory": contract.client_signatory,
+        "client_signed_at": contract.client_signed_at,
+    }
+    _emit(uow, event, view, **signatures)
+    if status is ContractStatus.SIGNED:
+        _emit(uow, "contract.signed", view, signed_at=contract.signed_at, **signatures)
+    return view
+
+
+def distribute_contract(uow: UnitOfWork, contract_id: str, departments: Sequence[str]) -> ContractView:
+    """2.4.3: copies of the signed contract go to the departments concerned as the basis for execution."""
+    contract = _contract(uow, contract_id)
+    domain.check_distributable(ContractStatus(contract.status))
+    at = now()
+    for department in departments or domain.DEFAULT_DEPARTMENTS:
+        uow.session.add(Distribution(contract_id=contract_id, department=department, distributed_at=at))
+    contract.status = ContractStatus.DISTRIBUTED.value
+    contract.distributed_at = at
+    uow.session.flush()
+    view = get_contract(uow, contract_id)
+    _emit(uow, "contract.distributed", view, distributed_to=[d.department for d in view.distributions])
+    return view
+
+
+def acknowledge_distribution(
+    uow: UnitOfWork, contract_id: str, department: str, acknowledged_by: str
+) -> ContractView:
+    """A department confirms it received its copy; confirming again changes nothing."""
+    department = domain.required("department", department, 100)
+    acknowledged_by = domain.required("acknowledged_by", acknowledged_by, 200)
+    view = get_contract(uow, contract_id)
+    domain.check_acknowledgeable(
+        ContractStatus(view.contract.status), department, [d.department for d in view.distributions]
+    )
+    copy = next(d for d in view.distributions if d.department == department)
+    if copy.acknowledged_at is not None:
+        return view
+    copy.acknowledged_by, copy.acknowledged_at = acknowledged_by, now()
+    uow.session.flush()
+    view = get_contract(uow, contract_id)
+    _emit(uow, "contract.acknowledged", view, department=department, acknowledged_by=acknowledged_by)
+    return view
+
+
+def list_contracts(
+    uow: UnitOfWork, engagement_id: str, client_id: str, status: str, limit: int, offset: int
+) -> list[ContractView]:
+    query = select(Contract.contract_id)
+    if engagement_id:
+        query = query.where(Contract.engagement_id == engagement_id)
+    if client_id:
+        query = query.where(Contract.client_id == client_id)
+    if status:
+        query = query.where(Contract.status == domain.parse_choice(ContractStatus, status, "status").value)
+    query = query.order_by(Contract.created_at.desc(), Contract.contract_id).offset(offset).limit(limit)
+    return [get_contract(uow, contract_id) for contract_id in uow.session.scalars(query)]

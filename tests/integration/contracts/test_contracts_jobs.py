@@ -1,0 +1,524 @@
+"""Every contracts.* operation as a job: through the real orchestrator, NATS and crm (the client's answer
+and signature arriving as RPCs that release the waiting instance), and the handler contract
+(idempotent redelivery, BPMN errors, refusals, crm unavailable) against real databases."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+import pytest
+from sqlalchemy import func, select
+
+from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.cli.system import free_port
+from consultflow.contracts import models
+from consultflow.contracts.crm_client import ClientInfo, ContactInfo, CrmClients
+from consultflow.contracts.jobs import handlers
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.jobs import Job, run_job
+from consultflow.platform.tables import outbox
+from tests.integration.diagrams import Task, Wait, bpmn_folder, line
+from tests.integration.status_events import wait_for_types
+from tests.support.system import InProcessSystem, in_process_system
+
+START: dict[str, Any] = {
+    "channel": "email",
+    "client_name": "Shenzhen Lighting Co.",
+    "contact_name": "Ms Chen",
+    "contact_email": "chen@example.cn",
+    "question": "Can you help us enter the European market?",
+    "consulting_fee": "70000.00",
+    "travel_cost": "12401.00",
+    "accommodation_cost": "10799.88",
+    "other_cost": "",
+    "currency": "CNY",
+    "tax_rate": "0.06",
+    "validity_days": 30,
+    "project_manager": "Li Si",
+    "team_members": "Wang Wu, Zhao Liu",
+    "goals": "an EU distributor within a year",
+    "scope": "market analysis for DE, FR, NL",
+    "methods": "desk research, interviews",
+    "schedule": "2025-06-30 market analysis\n2025-09-30 final report",
+    "expected_results": "market entry strategy\ndistributor shortlist",
+    "proposal_verdict": "approved",
+    "review_comments": "",
+    "service_content": "market entry consulting",
+    "service_start": "2025-04-01",
+    "service_end": "2025-09-30",
+    "payment_terms": "30% on signing\n70% on acceptance",
+    "confidentiality": "five years",
+    "breach_liability": "capped at the contract value",
+    "negotiation_notes": "terms agreed in one meeting",
+    "signatory": "Zhang San",
+    "signatory_title": "legal representative",
+}
+
+
+def _same(*names: str) -> dict[str, str]:
+    return {name: name for name in names}
+
+
+OFFER: list[Task | Wait] = [
+    Task(
+        "record_inquiry",
+        "crm.record_inquiry",
+        _same("engagement_id", "channel", "client_name", "contact_name", "contact_email", "question"),
+    ),
+    Task(
+        "prepare_quotation",
+        "contracts.prepare_quotation",
+        _same(
+            "engagement_id",
+            "client_id",
+            "consulting_fee",
+            "travel_cost",
+            "accommodation_cost",
+            "other_cost",
+            "currency",
+            "tax_rate",
+            "validity_days",
+        ),
+    ),
+    Task(
+        "draft_proposal",
+        "contracts.draft_proposal",
+        _same(
+            "engagement_id",
+            "quotation_id",
+            "project_manager",
+            "team_members",
+            "goals",
+            "scope",
+            "methods",
+            "schedule",
+            "expected_results",
+        ),
+    ),
+    Task(
+        "record_proposal_review",
+        "contracts.record_proposal_review",
+        _same("proposal_id", "proposal_verdict", "review_comments"),
+    ),
+    Task("send_offer", "contracts.send_offer", _same("engagement_id", "quotation_id", "proposal_id")),
+]
+CLAUSES = _same(
+    "engagement_id",
+    "client_id",
+    "quotation_id",
+    "proposal_id",
+    "service_content",
+    "service_start",
+    "service_end",
+    "payment_terms",
+    "confidentiality",
+    "breach_liability",
+    "negotiation_notes",
+)
+CONTRACT: list[Task | Wait] = [
+    *OFFER,
+    Wait("accepted", "quotation.accepted"),
+    Task("draft_contract", "contracts.draft_contract", CLAUSES),
+    Task("submit", "contracts.submit_for_legal_review", _same("contract_id"), catch="contract_incomplete"),
+    Task(
+        "legal_review_1",
+        "contracts.record_legal_review",
+        {
+            "contract_id": "contract_id",
+            "legal_verdict": "'revise'",
+            "legal_opinions": "'breach liability: exclude wilful misconduct'",
+        },
+    ),
+    Task(
+        "revise_contract",
+        "contracts.revise_contract",
+        {
+            "contract_id": "contract_id",
+            "revision_notes": "'cap excludes wilful misconduct'",
+            "payment_terms": "''",
+            "confidentiality": "''",
+            "breach_liability": "'capped, except wilful misconduct'",
+        },
+    ),
+    Task(
+        "legal_review_2",
+        "contracts.record_legal_review",
+        {"contract_id": "contract_id", "legal_verdict": "'approved'", "legal_opinions": "''"},
+    ),
+    Task("sign_contract", "contracts.sign_contract", _same("contract_id", "signatory", "signatory_title")),
+    Wait("client_signed", "contract.signed"),
+    Task("distribute_contract", "contracts.distribute_contract", _same("contract_id")),
+]
+EXPIRES: list[Task | Wait] = [
+    *OFFER,
+    Task("expire_quotation", "contracts.expire_quotation", _same("engagement_id", "quotation_id")),
+]
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _start(system: InProcessSystem, process_id: str, engagement: str, **changes: Any) -> str:
+    variables = {**START, "engagement_id": engagement, **changes}
+    created = system.orchestrator.CreateInstance(
+        pb.CreateInstanceRequest(
+            process_id=process_id, variables_json=json.dumps(variables), business_key=engagement
+        )
+    )
+    return str(created.instance_id)
+
+
+def _quotation_sent(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement: str) -> str:
+    found: list[str] = []
+
+    def sent() -> bool:
+        listed = contracts.ListQuotations(
+            contracts_pb2.ListQuotationsRequest(engagement_id=engagement, status="sent")
+        )
+        found.extend(q.quotation_id for q in listed.quotations)
+        return bool(found)
+
+    _until(sent, f"the offer of {engagement}")
+    return found[0]
+
+
+def _contract_in(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement: str, status: str) -> str:
+    found: list[str] = []
+
+    def reached() -> bool:
+        listed = contracts.ListContracts(
+            contracts_pb2.ListContractsRequest(engagement_id=engagement, status=status)
+        )
+        found.extend(c.contract_id for c in listed.contracts)
+        return bool(found)
+
+    _until(reached, f"the contract of {engagement} {status}")
+    return found[0]
+
+
+def test_every_contracts_operation_through_the_orchestrator(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    operations = {t.operation for t in [*CONTRACT, *EXPIRES] if isinstance(t, Task)}
+    assert {op for op in operations if op.startswith("contracts.")} == set(handlers(_Directory()))
+    folder = bpmn_folder(
+        tmp_path,
+        {
+            "contract_line": line("contract_line", CONTRACT),
+            "offer_expires": line("offer_expires", EXPIRES),
+        },
+    )
+    with in_process_system(
+        tmp_path, nats_url, ["crm", "contracts"], bpmn_dir=folder, database_urls={"contracts": database_url}
+    ) as system:
+        contracts = contracts_pb2_grpc.ContractsServiceStub(system.channel("contracts"))
+        happy = _start(system, "contract_line", "E-10")
+        incomplete = _start(system, "contract_line", "E-11", confidentiality="", breach_liability="")
+        expires = _start(system, "offer_expires", "E-12")
+
+        for engagement in ("E-10", "E-11"):
+            quotation_id = _quotation_sent(contracts, engagement)
+            contracts.AcceptQuotation(
+                contracts_pb2.AnswerQuotationRequest(quotation_id=quotation_id, answered_by="Ms Chen")
+            )
+        contract_id = _contract_in(contracts, "E-10", "signed_by_firm")
+        contracts.RecordClientSignature(
+            contracts_pb2.RecordClientSignatureRequest(
+                contract_id=contract_id, signatory="Ms Chen", signatory_title="CFO"
+            )
+        )
+        done = json.loads(system.wait_completed(happy).variables_json)
+        caught = system.wait_completed(incomplete)
+        expired = json.loads(system.wait_completed(expires).variables_json)
+        contract = contracts.GetContract(contracts_pb2.GetContractRequest(contract_id=contract_id))
+        _redeliver_a_job(system, nats_url, "jobs.contracts.prepare_quotation")
+
+    assert done["quotation_total"] == "98792.93" and done["quotation_valid_until"]
+    assert done["proposal_version"] == 1 and done["proposal_approved"] is True and done["offer_sent_at"]
+    assert done["legal_review_round"] == 1 and done["contract_version"] == 2
+    assert done["legal_approved"] is True and done["signed_by_firm_at"]
+    assert done["intake_outcome"] == "contracted"
+    assert done["distributed_to"] == ["business", "delivery", "finance", "legal"]
+    assert done["contract_status"] == "signed", "the contract.signed payload reached the instance"
+    assert (contract.status, contract.version, contract.legal_review_round) == ("distributed", 2, 2)
+    assert contract.breach_liability == "capped, except wilful misconduct"
+    assert [(o.clause, o.opinion) for o in contract.legal_reviews[0].opinions] == [
+        ("breach_liability", "exclude wilful misconduct")
+    ]
+    assert contract.client_name == "Shenzhen Lighting Co."
+    assert [p.name for p in contract.client_contacts] == ["Ms Chen"]
+
+    assert "submit_caught" in [e.element_id for e in caught.history]
+    assert json.loads(caught.variables_json)["missing_clauses"] == ["confidentiality", "breach_liability"]
+    assert (expired["intake_outcome"], expired["decline_reason"]) == ("declined", "offer_expired")
+
+    db = Database(database_url)
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(models.Quotation)) == 3, (
+            "redelivery acted once"
+        )
+    db.dispose()
+    wait_for_types(
+        nats_url,
+        [
+            "contracts.quotation.accepted",
+            "contracts.quotation.accepted",
+            "contracts.quotation.expired",
+            "contracts.contract.signed",
+            "contracts.contract.distributed",
+            "orchestrator.instance.completed",
+            "orchestrator.instance.completed",
+            "orchestrator.instance.completed",
+        ],
+    )
+
+
+def _redeliver_a_job(system: InProcessSystem, nats_url: str, subject: str) -> None:
+    """Publishes a job the worker already handled again (as after a crash before the ack)."""
+    orchestrator_db = Database(system.components["orchestrator"].settings.database_url)
+    with orchestrator_db.read() as session:
+        row = session.execute(select(outbox.c.payload).where(outbox.c.subject == subject).limit(1)).one()
+    orchestrator_db.dispose()
+
+    async def redeliver() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        await js.publish(subject, row.payload, headers={"Nats-Msg-Id": "redelivery-contracts"})
+        for _ in range(200):
+            info = await js.consumer_info("JOBS", "worker-contracts")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        await nc.close()
+
+    asyncio.run(redeliver())
+
+
+# --- the handler contract, against real databases ---------------------------------------------------
+
+
+class _Directory:
+    """crm as a fixed answer (the real gRPC path is tested above and in test_contracts_rpc)."""
+
+    def client(self, client_id: str) -> ClientInfo:
+        return ClientInfo(
+            client_id, "ACME", "lighting", (ContactInfo("Li Lei", "li@acme.example", "", "CEO"),)
+        )
+
+
+@pytest.fixture
+def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
+    db = Database(database_url)
+    migrate(db, "contracts")
+    yield lambda: UnitOfWork(db, "contracts")
+    db.dispose()
+
+
+def _job(operation: str, key: str, **parameters: Any) -> Job:
+    return Job(
+        key=key,
+        operation=operation,
+        instance_id="instance-1",
+        process_id="intake",
+        element_id=operation.split(".")[1],
+        parameters=parameters,
+        variables={},
+        attempt=1,
+        retries=3,
+        business_key="E-20",
+    )
+
+
+HANDLERS = handlers(_Directory())
+
+
+def _run(
+    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
+) -> Mapping[str, Any]:
+    outcome = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
+    assert outcome.kind == "completed", outcome.message
+    return outcome.variables
+
+
+def _twice(
+    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
+) -> Mapping[str, Any]:
+    """Runs a job, then delivers it again: the second delivery answers the same and publishes nothing."""
+    first = _run(uow_factory, operation, key, **parameters)
+    events = _count(uow_factory, outbox)
+    again = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
+    assert (again.kind, again.replayed, dict(again.variables)) == ("completed", True, dict(first))
+    assert _count(uow_factory, outbox) == events
+    return first
+
+
+def _count(uow_factory: Callable[[], UnitOfWork], table: Any) -> int:
+    with uow_factory() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+QUOTATION = {k: START[k] for k in ("consulting_fee", "travel_cost", "currency", "tax_rate", "validity_days")}
+PROPOSAL = {
+    k: START[k]
+    for k in ("project_manager", "team_members", "goals", "scope", "methods", "schedule", "expected_results")
+}
+
+
+def _accepted(uow_factory: Callable[[], UnitOfWork]) -> dict[str, Any]:
+    quotation = _twice(uow_factory, "contracts.prepare_quotation", "q", client_id="c-1", **QUOTATION)
+    assert quotation["quotation_total"] == "87345.06"  # (70000.00 + 12401.00) × 1.06
+    proposal = _twice(
+        uow_factory, "contracts.draft_proposal", "p", quotation_id=quotation["quotation_id"], **PROPOSAL
+    )
+    assert _twice(
+        uow_factory,
+        "contracts.record_proposal_review",
+        "r",
+        proposal_id=proposal["proposal_id"],
+        proposal_verdict="approved",
+    ) == {"proposal_approved": True}
+    ids = {"quotation_id": quotation["quotation_id"], "proposal_id": proposal["proposal_id"]}
+    _twice(uow_factory, "contracts.send_offer", "s", **ids)
+    with uow_factory() as uow:
+        row = uow.session.get(models.Quotation, quotation["quotation_id"])
+        assert row is not None
+        row.status = "accepted"  # the client's answer arrives by RPC (tested elsewhere)
+        uow.commit()
+    return ids
+
+
+def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitOfWork]) -> None:
+    ids = _accepted(uow_factory)
+    clauses = {
+        k: START[k]
+        for k in (
+            "service_content",
+            "service_start",
+            "service_end",
+            "payment_terms",
+            "confidentiality",
+            "breach_liability",
+        )
+    }
+    contract = _twice(uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, **clauses)
+    assert contract["contract_version"] == 1
+    contract_id = contract["contract_id"]
+    assert _twice(uow_factory, "contracts.submit_for_legal_review", "l", contract_id=contract_id) == {
+        "legal_review_round": 1
+    }
+    assert _twice(
+        uow_factory, "contracts.record_legal_review", "v", contract_id=contract_id, legal_verdict="approved"
+    ) == {"legal_approved": True}
+    signed = _twice(
+        uow_factory,
+        "contracts.sign_contract",
+        "g",
+        contract_id=contract_id,
+        signatory="Zhang San",
+        signatory_title="legal representative",
+    )
+    assert signed["signed_by_firm_at"]
+    for table, rows in (
+        (models.Quotation, 1),
+        (models.QuotationLine, 2),
+        (models.Proposal, 1),
+        (models.ProposalVersion, 1),
+        (models.ProposalReview, 1),
+        (models.Contract, 1),
+        (models.ContractVersion, 1),
+        (models.NegotiationRound, 1),
+        (models.LegalReview, 1),
+    ):
+        assert _count(uow_factory, table) == rows, table.__tablename__
+    early = run_job(
+        uow_factory, HANDLERS, _job("contracts.distribute_contract", "x", contract_id=contract_id)
+    )
+    assert early.kind == "failed" and early.retries == 0 and "both parties signed" in early.message
+
+
+def test_an_incomplete_draft_is_the_bpmn_error_contract_incomplete(
+    uow_factory: Callable[[], UnitOfWork],
+) -> None:
+    ids = _accepted(uow_factory)
+    draft = _run(
+        uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"
+    )
+    job = _job("contracts.submit_for_legal_review", "l", contract_id=draft["contract_id"])
+    outcome = run_job(uow_factory, HANDLERS, job)
+    assert (outcome.kind, outcome.error_code) == ("error", "contract_incomplete")
+    assert outcome.message.startswith("2.4.2: legal review needs every required clause")
+    assert outcome.variables == {
+        "missing_clauses": ["service_period", "payment_terms", "confidentiality", "breach_liability"]
+    }
+    replay = run_job(uow_factory, HANDLERS, job)
+    assert (replay.kind, replay.error_code, replay.replayed) == ("error", "contract_incomplete", True)
+    sign = run_job(
+        uow_factory,
+        HANDLERS,
+        _job(
+            "contracts.sign_contract",
+            "sign",
+            contract_id=draft["contract_id"],
+            signatory="Z",
+            signatory_title="T",
+        ),
+    )
+    assert sign.kind == "failed" and sign.retries == 0
+    assert "2.4.3: a contract is signed only after the legal department approved it" in sign.message
+
+
+def test_refused_jobs_name_the_input(uow_factory: Callable[[], UnitOfWork]) -> None:
+    as_float = run_job(
+        uow_factory,
+        HANDLERS,
+        _job("contracts.prepare_quotation", "f", client_id="c", **{**QUOTATION, "consulting_fee": 70000.5}),
+    )
+    assert as_float.kind == "failed" and as_float.retries == 0
+    assert "consulting_fee: must be an amount string" in as_float.message
+    negative = run_job(
+        uow_factory,
+        HANDLERS,
+        _job("contracts.prepare_quotation", "n", client_id="c", **{**QUOTATION, "travel_cost": "-5"}),
+    )
+    assert "travel_cost: must not be negative" in negative.message
+    missing = run_job(
+        uow_factory, HANDLERS, _job("contracts.prepare_quotation", "m", client_id="c", currency="CNY")
+    )
+    assert "consulting_fee" in missing.message
+    unsent = run_job(uow_factory, HANDLERS, _job("contracts.expire_quotation", "e", quotation_id="nope"))
+    assert unsent.kind == "failed" and "NotFound" in unsent.message
+    assert _count(uow_factory, models.Quotation) == 0
+
+
+def test_crm_unavailable_fails_the_job_with_retries_left(uow_factory: Callable[[], UnitOfWork]) -> None:
+    ids = _accepted(uow_factory)
+    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
+    unreachable = handlers(CrmClients(lambda: channel, timeout=0.3))
+    try:
+        outcome = run_job(
+            uow_factory,
+            unreachable,
+            _job("contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"),
+        )
+    finally:
+        channel.close()
+    assert outcome.kind == "failed" and outcome.retries == 2, "retried later, not an incident at once"
+    assert "crm is unavailable" in outcome.message
+    assert _count(uow_factory, models.Contract) == 0
+    retried = _run(
+        uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"
+    )
+    assert retried["contract_version"] == 1, "the retry (crm back) does the work"

@@ -1,0 +1,340 @@
+"""Every crm.* operation as a job: through the real orchestrator and NATS, and the handler contract
+(idempotent redelivery, errors that name the input) against real databases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.crm import models
+from consultflow.crm.jobs import HANDLERS
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.jobs import Job, run_job
+from consultflow.platform.tables import outbox
+from tests.integration.diagrams import Task, bpmn_folder, line
+from tests.integration.status_events import payload, wait_for_types
+from tests.support.system import in_process_system
+
+START = {
+    "engagement_id": "E-42",
+    "channel": "email",
+    "client_name": "Shenzhen Lighting Co.",
+    "client_industry": "lighting",
+    "contact_name": "Ms Chen",
+    "contact_email": "chen@example.cn",
+    "contact_phone": "",
+    "question": "Can you help us enter the European market?",
+    "communication_mode": "phone",
+    "needs": "market entry plan",
+    "background": "exports to Asia",
+    "goals": "an EU distributor",
+    "expected_results": "strategy and shortlist",
+    "technical_feasible": True,
+    "technical_reason": "",
+    "economic_feasible": False,
+    "economic_reason": "budget below cost",
+    "time_feasible": True,
+    "time_reason": "",
+    "assessors": "Wang Wu, Zhao Liu",
+    "decline_reason": "infeasible",
+    "industry_trends": "LED retrofits",
+    "market_demand": "growing",
+    "competitors": "two new firms",
+    "lead_source": "seminar",
+    "lead_company": "Foshan Glass",
+    "lead_contact": "Mr Lu",
+    "lead_notes": "asked for a brochure",
+    "revisit_method": "visit",
+    "revisit_findings": "the plan is in use",
+    "new_needs": "a pricing study",
+    "value_added_service": "industry_news",
+    "opportunity": "phase two in Germany",
+}
+
+
+def _same(*names: str) -> dict[str, str]:
+    return {name: name for name in names}
+
+
+CRM_LINE = [
+    Task(
+        "record_inquiry",
+        "crm.record_inquiry",
+        _same(
+            "engagement_id",
+            "channel",
+            "client_name",
+            "client_industry",
+            "contact_name",
+            "contact_email",
+            "contact_phone",
+            "question",
+        ),
+    ),
+    Task(
+        "record_requirements",
+        "crm.record_requirements",
+        _same(
+            "engagement_id",
+            "inquiry_id",
+            "communication_mode",
+            "needs",
+            "background",
+            "goals",
+            "expected_results",
+        ),
+    ),
+    Task(
+        "record_feasibility",
+        "crm.record_feasibility",
+        _same(
+            "engagement_id",
+            "inquiry_id",
+            "technical_feasible",
+            "technical_reason",
+            "economic_feasible",
+            "economic_reason",
+            "time_feasible",
+            "time_reason",
+            "assessors",
+        ),
+    ),
+    Task("decline_inquiry", "crm.decline_inquiry", _same("engagement_id", "inquiry_id", "decline_reason")),
+    Task(
+        "record_market_insight",
+        "crm.record_market_insight",
+        _same("industry_trends", "market_demand", "competitors"),
+    ),
+    Task(
+        "record_lead", "crm.record_lead", _same("lead_source", "lead_company", "lead_contact", "lead_notes")
+    ),
+    Task(
+        "record_revisit",
+        "crm.record_revisit",
+        _same("engagement_id", "client_id", "revisit_method", "revisit_findings", "new_needs"),
+    ),
+    Task(
+        "record_value_added_service",
+        "crm.record_value_added_service",
+        _same("engagement_id", "client_id", "value_added_service"),
+    ),
+    Task("record_opportunity", "crm.record_opportunity", _same("engagement_id", "client_id", "opportunity")),
+]
+
+
+def test_every_crm_operation_through_the_orchestrator(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    assert {t.operation for t in CRM_LINE} == set(HANDLERS), "the test diagram covers every operation"
+    folder = bpmn_folder(tmp_path, {"crm_line": line("crm_line", CRM_LINE)})
+    with in_process_system(
+        tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls={"crm": database_url}
+    ) as system:
+        created = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="crm_line", variables_json=json.dumps(START), business_key="E-42"
+            )
+        )
+        instance = system.wait_completed(created.instance_id)
+        variables = json.loads(instance.variables_json)
+        crm = crm_pb2_grpc.CrmServiceStub(system.channel("crm"))
+        history = crm.GetIntakeHistory(crm_pb2.GetIntakeHistoryRequest(engagement_id="E-42"))
+        relationship = crm.GetRelationship(crm_pb2.GetRelationshipRequest(client_id=variables["client_id"]))
+
+    assert variables["requirements_version"] == 1
+    assert variables["feasible"] is False
+    assert variables["feasibility_summary"] == "no-go: economic: budget below cost"
+    assert (variables["intake_outcome"], variables["decline_reason"]) == ("declined", "infeasible")
+    for output in ("inquiry_id", "requirements_id", "feasibility_id", "insight_id", "lead_id", "revisit_id"):
+        assert variables[output], output
+    assert variables["value_added_service_id"] and variables["opportunity_id"]
+
+    assert [i.status for i in history.inquiries] == ["declined"]
+    assert list(history.assessments[0].assessors) == ["Wang Wu", "Zhao Liu"]
+    assert [r.revisit_id for r in relationship.revisits] == [variables["revisit_id"]]
+    assert [o.opportunity_kind for o in relationship.opportunities] == ["follow_on"]
+
+    events = wait_for_types(
+        nats_url,
+        [
+            "crm.client.created",
+            "crm.contact.added",
+            "crm.inquiry.recorded",
+            "crm.requirements.recorded",
+            "crm.feasibility.assessed",
+            "crm.inquiry.declined",
+            "crm.insight.recorded",
+            "crm.lead.recorded",
+            "crm.revisit.recorded",
+            "crm.value_added_service.recorded",
+            "crm.opportunity.recorded",
+            "orchestrator.instance.completed",
+        ],
+    )
+    unrelated = ("insight.recorded", "lead.recorded", "client.created", "contact.added")
+    engagement_events = [e for e in events if e.source == "crm" and e.type not in unrelated]
+    assert len(engagement_events) == 7
+    assert {e.correlation["engagement_id"] for e in engagement_events} == {"E-42"}
+    declined = next(e for e in events if e.type == "inquiry.declined")
+    assert payload(declined)["inquiry_id"] == variables["inquiry_id"]
+
+
+# --- the handler contract, against real databases ---------------------------------------------------
+
+
+@pytest.fixture
+def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
+    db = Database(database_url)
+    migrate(db, "crm")
+    yield lambda: UnitOfWork(db, "crm")
+    db.dispose()
+
+
+def _job(operation: str, key: str, **parameters: Any) -> Job:
+    return Job(
+        key=key,
+        operation=operation,
+        instance_id="instance-1",
+        process_id="intake",
+        element_id=operation.split(".")[1],
+        parameters=parameters,
+        variables={},
+        attempt=1,
+        retries=3,
+        business_key="E-7",
+    )
+
+
+def _run(
+    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
+) -> Mapping[str, Any]:
+    outcome = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
+    assert outcome.kind == "completed", outcome.message
+    return outcome.variables
+
+
+def _count(uow_factory: Callable[[], UnitOfWork], table: Any) -> int:
+    with uow_factory() as uow:
+        return int(uow.session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+INQUIRY = {k: START[k] for k in ("channel", "client_name", "contact_name", "contact_email", "question")}
+REQUIREMENTS = {
+    k: START[k] for k in ("communication_mode", "needs", "background", "goals", "expected_results")
+}
+
+
+def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitOfWork]) -> None:
+    first = _run(uow_factory, "crm.record_inquiry", "job-1", **INQUIRY)
+    assert _run(uow_factory, "crm.record_inquiry", "job-1", **INQUIRY) == first
+    inquiry_id, client_id = first["inquiry_id"], first["client_id"]
+    v1 = _run(uow_factory, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS)
+    assert _run(uow_factory, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS) == v1
+    assert v1["requirements_version"] == 1
+    relationship = {"client_id": client_id}
+    repeated = [
+        ("crm.record_revisit", {**relationship, "revisit_method": "phone", "revisit_findings": "fine"}),
+        ("crm.record_value_added_service", {**relationship, "value_added_service": "free_training"}),
+        ("crm.record_opportunity", {**relationship, "opportunity": "phase two"}),
+        ("crm.record_lead", {"lead_source": "trade_fair", "lead_company": "X"}),
+        ("crm.record_market_insight", {"market_demand": "up"}),
+    ]
+    for index, (operation, parameters) in enumerate(repeated):
+        once = _run(uow_factory, operation, f"job-r{index}", **parameters)
+        assert _run(uow_factory, operation, f"job-r{index}", **parameters) == once
+    for table in (
+        models.Client,
+        models.Contact,
+        models.Inquiry,
+        models.RequirementsVersion,
+        models.Revisit,
+        models.ValueAddedService,
+        models.Opportunity,
+        models.Lead,
+        models.MarketInsight,
+    ):
+        assert _count(uow_factory, table) == 1, table.__tablename__
+    events = _count(uow_factory, outbox)
+    _run(uow_factory, "crm.record_opportunity", "job-r2", **relationship, opportunity="phase two")
+    assert _count(uow_factory, outbox) == events, "a replay publishes nothing"
+    # a new job (another key) is a new version
+    v2 = _run(uow_factory, "crm.record_requirements", "job-3", inquiry_id=inquiry_id, **REQUIREMENTS)
+    assert v2 == {"requirements_id": v1["requirements_id"], "requirements_version": 2}
+
+
+def test_refused_jobs_name_the_input_and_are_not_retried(uow_factory: Callable[[], UnitOfWork]) -> None:
+    missing = run_job(uow_factory, HANDLERS, _job("crm.record_inquiry", "j-1", channel="email"))
+    assert missing.kind == "failed" and missing.retries == 0
+    assert "client_name" in missing.message
+    bad = run_job(uow_factory, HANDLERS, _job("crm.record_inquiry", "j-2", **{**INQUIRY, "channel": "fax"}))
+    assert bad.kind == "failed" and bad.message.startswith("InvalidArgument: channel:")
+
+    inquiry = _run(uow_factory, "crm.record_inquiry", "j-3", **INQUIRY)
+    early = run_job(
+        uow_factory,
+        HANDLERS,
+        _job(
+            "crm.record_feasibility",
+            "j-4",
+            inquiry_id=inquiry["inquiry_id"],
+            technical_feasible=True,
+            economic_feasible=True,
+            time_feasible=True,
+            assessors=["A"],
+        ),
+    )
+    assert early.kind == "failed" and "FailedPrecondition" in early.message and "2.2.1" in early.message
+    _run(uow_factory, "crm.record_requirements", "j-5", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
+    no_reason = run_job(
+        uow_factory,
+        HANDLERS,
+        _job(
+            "crm.record_feasibility",
+            "j-6",
+            inquiry_id=inquiry["inquiry_id"],
+            technical_feasible="no",
+            economic_feasible=True,
+            time_feasible=True,
+            assessors="A",
+        ),
+    )
+    assert no_reason.kind == "failed" and "technical_reason" in no_reason.message
+    go = _run(
+        uow_factory,
+        "crm.record_feasibility",
+        "j-7",
+        inquiry_id=inquiry["inquiry_id"],
+        technical_feasible="yes",
+        economic_feasible=True,
+        time_feasible="true",
+        assessors="A, B",
+    )
+    assert go["feasible"] is True
+    infeasible = run_job(
+        uow_factory,
+        HANDLERS,
+        _job("crm.decline_inquiry", "j-8", inquiry_id=inquiry["inquiry_id"], decline_reason="infeasible"),
+    )
+    assert infeasible.kind == "failed" and "no-go" in infeasible.message
+    assert _run(
+        uow_factory,
+        "crm.decline_inquiry",
+        "j-9",
+        inquiry_id=inquiry["inquiry_id"],
+        decline_reason="offer_expired",
+    ) == {"intake_outcome": "declined", "decline_reason": "offer_expired"}
+    unknown = run_job(
+        uow_factory,
+        HANDLERS,
+        _job("crm.record_revisit", "j-10", client_id="nobody", revisit_method="phone", revisit_findings="x"),
+    )
+    assert unknown.kind == "failed" and "NotFound" in unknown.message
+    with uow_factory() as uow:
+        assert uow.session.scalar(select(func.count()).select_from(models.Revisit)) == 0

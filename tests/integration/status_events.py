@@ -1,0 +1,102 @@
+"""Reading the STATUS stream in tests, and starting one service in-process with its database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.cli.system import free_port
+from consultflow.platform.messaging import STATUS_STREAM
+from consultflow.platform.runtime import Context, Parts
+from tests.support.components import ComponentThread, addresses, component_settings
+
+
+def read_status(
+    nats_url: str,
+    until: Callable[[list[events_pb2.StatusEvent]], bool],
+    timeout: float = 10.0,
+) -> list[events_pb2.StatusEvent]:
+    """Status events from the start of the stream, read until `until(events)` holds or `timeout`."""
+
+    async def read() -> list[events_pb2.StatusEvent]:
+        nc = await nats.connect(nats_url)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        events: list[events_pb2.StatusEvent] = []
+        try:
+            sub = await nc.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)
+            while not until(events):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    message = await sub.next_msg(timeout=min(remaining, 0.5))
+                except TimeoutError:
+                    continue
+                events.append(events_pb2.StatusEvent.FromString(message.data))
+        finally:
+            await nc.close()
+        return events
+
+    return asyncio.run(read())
+
+
+def wait_for_types(
+    nats_url: str, types: Sequence[str], timeout: float = 10.0
+) -> list[events_pb2.StatusEvent]:
+    """Reads until every `source.type` named (e.g. "crm.inquiry.recorded") was seen at least as often
+    as named; fails naming what is missing."""
+
+    def seen(events: list[events_pb2.StatusEvent]) -> bool:
+        names = [f"{e.source}.{e.type}" for e in events]
+        return all(names.count(t) >= list(types).count(t) for t in set(types))
+
+    events = read_status(nats_url, seen, timeout)
+    names = [f"{e.source}.{e.type}" for e in events]
+    missing = [t for t in set(types) if names.count(t) < list(types).count(t)]
+    assert not missing, f"status events missing: {missing}; seen: {names}"
+    return events
+
+
+def payload(event: events_pb2.StatusEvent) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(event.payload_json or "{}")
+    return result
+
+
+def rpc_code(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a call fails with (fails the test if it succeeds)."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        assert isinstance(error, grpc.Call)
+        return error.code(), error.details() or ""
+    raise AssertionError("the call succeeded")
+
+
+@contextmanager
+def running(
+    component: str,
+    build: Callable[[Context], Parts],
+    tmp_path: Path,
+    nats_url: str,
+    database_url: str,
+    others: dict[str, str] | None = None,
+) -> Iterator[ComponentThread]:
+    """One component in-process against real NATS and `database_url`. The orchestrator's address points
+    at a free port (the job worker needs one; no job is sent in these tests) unless `others` names it."""
+    settings = component_settings(component, tmp_path, nats_url, database_url)
+    known = {"orchestrator": f"127.0.0.1:{free_port()}", **(others or {}), component: settings.grpc_address}
+    with addresses(known):
+        thread = ComponentThread(settings, build).start()
+        try:
+            yield thread
+        finally:
+            thread.stop()
