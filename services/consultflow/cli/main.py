@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+from consultflow.cli import staff as staff_cli
 from consultflow.cli.system import LocalSystem
 
 
@@ -61,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consultflow",
         description="A consulting firm's process regulation as executable BPMN: run it, drive it, watch it.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input, a rule), 5 unavailable.",
     )
     parser.add_argument(
         "--data-dir",
@@ -68,10 +71,125 @@ def build_parser() -> argparse.ArgumentParser:
         default=data_dir_default(),
         help="where data, logs and endpoints.json live (default: $CONSULTFLOW_DATA_DIR or .consultflow)",
     )
+    parser.add_argument("--orchestrator", help="orchestrator address (default: from endpoints.json)")
+    parser.add_argument("--nats", help="NATS URL (default: from endpoints.json)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     up = commands.add_parser("up", help="run NATS, the orchestrator and the five services until Ctrl-C")
     up.set_defaults(func=cmd_up)
+
+    demo = commands.add_parser("demo", help="run sample engagements through the whole regulation")
+    demo.add_argument("--keep-running", action="store_true", help="leave the system running afterwards")
+    demo.set_defaults(func=lambda args: run_demo(args))
+
+    def staff(name: str, command: Any, help: str, parent: Any = commands) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        sub.set_defaults(func=lambda args, command=command: staff_cli.run(args, command))
+        return sub
+
+    tasks = staff("tasks", staff_cli.cmd_tasks, "list open user tasks (by role, assignee or instance)")
+    tasks.add_argument("--group", help="candidate group (a role: business, experts, legal, ...)")
+    tasks.add_argument("--assignee", help="who claimed them")
+    tasks.add_argument("--instance", help="only this instance's tasks")
+    tasks.add_argument("--all", action="store_true", help="include completed and canceled tasks")
+    tasks.add_argument("--json", action="store_true", help="print JSON")
+
+    task = commands.add_parser("task", help="show, claim or complete one user task")
+    task_commands = task.add_subparsers(dest="task_command", required=True, metavar="ACTION")
+    show = staff(
+        "show", staff_cli.cmd_task_show, "show a task: its form, allowed values and data", task_commands
+    )
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    claim = staff("claim", staff_cli.cmd_task_claim, "claim a task for yourself", task_commands)
+    claim.add_argument("id")
+    claim.add_argument("--as", dest="assignee", required=True, help="your name")
+    claim.add_argument("--force", action="store_true", help="take it over from whoever holds it")
+    complete = staff(
+        "complete", staff_cli.cmd_task_complete, "complete a task with its form's values", task_commands
+    )
+    complete.add_argument("id")
+    complete.add_argument(
+        "--set", action="append", metavar="FIELD=VALUE", help="a form field (repeat for each)"
+    )
+    complete.add_argument("--as", dest="assignee", help="your name (must match the claim, if claimed)")
+
+    instances = staff("instances", staff_cli.cmd_instances, "list process instances")
+    instances.add_argument("--process", help="process id, e.g. engagement")
+    instances.add_argument("--state", choices=sorted(staff_cli.STATES), help="active, completed or canceled")
+    instances.add_argument("--key", help="business key (the engagement id)")
+    instances.add_argument("--incidents", action="store_true", help="only instances with open incidents")
+    instances.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    instances.add_argument("--json", action="store_true", help="print JSON")
+
+    instance = commands.add_parser("instance", help="show or cancel one instance")
+    instance_commands = instance.add_subparsers(dest="instance_command", required=True, metavar="ACTION")
+    ishow = staff(
+        "show",
+        staff_cli.cmd_instance_show,
+        "timeline, where it waits, variables and incidents",
+        instance_commands,
+    )
+    ishow.add_argument("id")
+    ishow.add_argument("--json", action="store_true", help="print JSON")
+    cancel = staff("cancel", staff_cli.cmd_instance_cancel, "cancel an instance", instance_commands)
+    cancel.add_argument("id")
+    cancel.add_argument("--reason", help="why (recorded in its history)")
+
+    incidents = staff("incidents", staff_cli.cmd_incidents, "list open incidents")
+    incidents.add_argument("--instance", help="only this instance's incidents")
+    incidents.add_argument("--all", action="store_true", help="include resolved ones")
+    incidents.add_argument("--json", action="store_true", help="print JSON")
+    incident = commands.add_parser("incident", help="retry what an incident stopped")
+    incident_commands = incident.add_subparsers(dest="incident_command", required=True, metavar="ACTION")
+    retry = staff("retry", staff_cli.cmd_incident_retry, "resolve an incident and retry", incident_commands)
+    retry.add_argument("id")
+    retry.add_argument("--retries", type=int, default=1, help="attempts a failed job gets back (default 1)")
+
+    deploy = staff("deploy", staff_cli.cmd_deploy, "deploy .bpmn and .dmn files (or every one in a folder)")
+    deploy.add_argument("paths", nargs="+", metavar="PATH")
+    deploy.add_argument("--json", action="store_true", help="print JSON")
+    definitions = staff("definitions", staff_cli.cmd_definitions, "list deployed processes")
+    definitions.add_argument("--all", action="store_true", help="every version, not only the latest")
+    definitions.add_argument("--json", action="store_true", help="print JSON")
+
+    start = staff("start", staff_cli.cmd_start, "start a process instance")
+    start.add_argument("process", help="process id, e.g. engagement")
+    start.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a variable (repeat for each; JSON values allowed)",
+    )
+    start.add_argument(
+        "--key", help="business key: starting again with the same key returns the first instance"
+    )
+    start.add_argument("--version", type=int, default=0, help="a version to pin (default: latest)")
+    start.add_argument("--json", action="store_true", help="print JSON")
+
+    message = staff("message", staff_cli.cmd_message, "publish a message (e.g. what a client did)")
+    message.add_argument("name", help="message name, e.g. quotation.accepted")
+    message.add_argument("--key", help="correlation key (usually the engagement id)")
+    message.add_argument("--var", action="append", metavar="NAME=VALUE", help="a variable it carries")
+    message.add_argument(
+        "--ttl", type=int, default=0, help="seconds to wait for a receiver (default 0: now or never)"
+    )
+    message.add_argument("--id", help="message id: a second message with the same id is dropped")
+    message.add_argument("--json", action="store_true", help="print JSON")
+
+    events = staff("events", staff_cli.cmd_events, "follow status events on NATS")
+    events.add_argument("--subject", default="status.>", help="subject filter (default status.>)")
+    events.add_argument("--from-start", action="store_true", help="replay the stream from its start")
+    events.add_argument("--count", type=int, default=0, help="stop after this many events")
+    events.add_argument("--idle", type=float, default=0, help="stop after this many seconds without an event")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
     return parser
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from consultflow.cli.demo import run as demo
+
+    return demo(args)
 
 
 def main(argv: list[str] | None = None) -> None:
