@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consultflow",
         description="A consulting firm's process regulation as executable BPMN: run it, drive it, watch it.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input, a rule), 5 unavailable.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input, a rule), 5 down.",
     )
     parser.add_argument(
         "--data-dir",
