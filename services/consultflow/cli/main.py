@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consultflow",
         description="A consulting firm's process regulation as executable BPMN: run it, drive it, watch it.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input, a rule), 5 down.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input or a rule), "
+        "5 unavailable (the system is not running).",
     )
     parser.add_argument(
         "--data-dir",
