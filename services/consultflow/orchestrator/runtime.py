@@ -1026,9 +1026,12 @@ class Orchestrator:
             raise FailedPrecondition(f"{definition.definition_id} does not wait for {name!r} at its start")
 
         try:
-            instance_id = self._start(definition, {}, "", first)
+            # The message's key becomes the new instance's business key (one risk process per engagement).
+            instance_id = self._start(definition, {}, key, first)
         except _AlreadyTaken:
             return "DUPLICATE", ""
+        except IntegrityError:
+            return "PENDING", ""  # an instance with this key exists already and does not wait for it
         return "STARTED", instance_id
 
     def correlate_pending(self, limit: int = 200) -> int:

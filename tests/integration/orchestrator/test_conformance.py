@@ -561,6 +561,9 @@ def test_publish_message_starts_a_process_with_a_message_start_event(h: Harness)
     result = h.orchestrator.publish_message("inquiry.received", "E1", {"question": "q"}, timedelta(0), "")
     assert result.outcome == "STARTED"
     assert h.variables(result.instance_id)["question"] == "q"
+    assert h.view(result.instance_id).instance.business_key == "E1"
+    again = h.orchestrator.publish_message("inquiry.received", "E1", {}, timedelta(0), "")
+    assert again.outcome == "DROPPED"  # one instance per key
 
 
 # ----------------------------------------------------------------------------------------------- errors
