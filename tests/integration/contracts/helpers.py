@@ -15,7 +15,7 @@ from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.contracts.app import build as build_contracts
 from consultflow.crm.app import build as build_crm
-from tests.integration.status_events import running
+from tests.support.components import running
 
 
 @dataclass

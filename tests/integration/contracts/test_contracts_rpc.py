@@ -10,7 +10,6 @@ import grpc
 import pytest
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
-from consultflow.cli.system import free_port
 from tests.integration.contracts.helpers import (
     COMPLETE_CLAUSES,
     Services,
@@ -21,6 +20,7 @@ from tests.integration.contracts.helpers import (
     quotation_request,
 )
 from tests.integration.status_events import payload, read_status, rpc_code, wait_for_types
+from tests.support.components import closed_address
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -403,7 +403,7 @@ def test_a_contract_needs_an_accepted_quotation_and_a_known_client(services: Ser
 
 
 def test_crm_unavailable_is_answered_unavailable(tmp_path: Path, nats_url: str, database_url: str) -> None:
-    nobody = f"127.0.0.1:{free_port()}"
+    nobody = closed_address()
     with crm_and_contracts(tmp_path, nats_url, database_url, crm_address=nobody, crm_timeout=0.5) as services:
         quotation, proposal = accepted_offer(services, "E-8", "client-1")
         request = pb.DraftContractRequest(
