@@ -1,5 +1,6 @@
-"""Helpers for service tests: a component on real NATS and a real database, the status events it
-published, jobs run through the platform's idempotent path, and tiny linear diagrams for the orchestrator."""
+"""Helpers for service tests: the status events a component published, jobs run through the platform's
+idempotent path, and tiny linear diagrams for the orchestrator. (A component itself starts with
+`tests.support.components.running`.)"""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import itertools
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -20,27 +20,11 @@ import nats
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
-from consultflow.platform.runtime import Context, Parts
 from consultflow.platform.settings import repository_root
-from tests.support.components import ComponentThread, addresses, component_settings
+from tests.support.components import ComponentThread
 
 StatusEvent = events_pb2.StatusEvent
 REPOSITORY = repository_root()
-
-
-@contextmanager
-def running(
-    component: str, build: Callable[[Context], Parts], tmp_path: Path, nats_url: str, database_url: str
-) -> Iterator[ComponentThread]:
-    """One service in-process with its gRPC server, outbox relay and job worker (no orchestrator runs:
-    jobs are handed to it with `run`, the way its worker would)."""
-    settings = component_settings(component, tmp_path, nats_url, database_url)
-    with addresses({"orchestrator": "127.0.0.1:9", component: settings.grpc_address}):
-        thread = ComponentThread(settings, build).start()
-        try:
-            yield thread
-        finally:
-            thread.stop()
 
 
 def run(thread: ComponentThread, handlers: Mapping[str, JobHandler], job: Job) -> Outcome:

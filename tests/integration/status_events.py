@@ -1,22 +1,17 @@
-"""Reading the STATUS stream in tests, and starting one service in-process with its database."""
+"""Reading the STATUS stream in tests, and the status code of a refused call."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
 import nats
 
 from consultflow.api.events.v1 import events_pb2
-from consultflow.cli.system import free_port
 from consultflow.platform.messaging import STATUS_STREAM
-from consultflow.platform.runtime import Context, Parts
-from tests.support.components import ComponentThread, addresses, component_settings
 
 
 def read_status(
@@ -79,24 +74,3 @@ def rpc_code(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
         assert isinstance(error, grpc.Call)
         return error.code(), error.details() or ""
     raise AssertionError("the call succeeded")
-
-
-@contextmanager
-def running(
-    component: str,
-    build: Callable[[Context], Parts],
-    tmp_path: Path,
-    nats_url: str,
-    database_url: str,
-    others: dict[str, str] | None = None,
-) -> Iterator[ComponentThread]:
-    """One component in-process against real NATS and `database_url`. The orchestrator's address points
-    at a free port (the job worker needs one; no job is sent in these tests) unless `others` names it."""
-    settings = component_settings(component, tmp_path, nats_url, database_url)
-    known = {"orchestrator": f"127.0.0.1:{free_port()}", **(others or {}), component: settings.grpc_address}
-    with addresses(known):
-        thread = ComponentThread(settings, build).start()
-        try:
-            yield thread
-        finally:
-            thread.stop()

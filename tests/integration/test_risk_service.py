@@ -31,9 +31,8 @@ from tests.integration.helpers import (
     refused,
     rpc_error,
     run,
-    running,
 )
-from tests.support.components import ComponentThread
+from tests.support.components import ComponentThread, running
 
 HANDLERS = handlers(RiskTables(repository_root() / "bpmn"))
 YESTERDAY = (date.today() - timedelta(days=2)).isoformat()

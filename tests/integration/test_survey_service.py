@@ -27,9 +27,8 @@ from tests.integration.helpers import (
     refused,
     rpc_error,
     run,
-    running,
 )
-from tests.support.components import ComponentThread
+from tests.support.components import ComponentThread, running
 
 TWO_DAYS_AGO = (date.today() - timedelta(days=2)).isoformat()
 NEXT_MONTH = (date.today() + timedelta(days=30)).isoformat()

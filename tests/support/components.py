@@ -60,6 +60,33 @@ class ComponentThread:
             raise self._error
 
 
+@contextmanager
+def running(
+    component: str,
+    build: Callable[[Context], Parts],
+    data_dir: Path,
+    nats_url: str,
+    database_url: str,
+    others: Mapping[str, str] | None = None,
+) -> Iterator[ComponentThread]:
+    """One component in-process with its gRPC server, outbox relay and job worker, against real NATS and
+    `database_url`. `others` says where its peers listen; the orchestrator's address is a closed port
+    (the job worker needs one; tests hand jobs over with `run_job`) unless `others` names it."""
+    settings = component_settings(component, data_dir, nats_url, database_url)
+    known = {"orchestrator": closed_address(), **(others or {}), component: settings.grpc_address}
+    with addresses(known):
+        thread = ComponentThread(settings, build).start()
+        try:
+            yield thread
+        finally:
+            thread.stop()
+
+
+def closed_address() -> str:
+    """A loopback address nobody listens on: a peer that is down."""
+    return f"127.0.0.1:{free_port()}"
+
+
 def component_settings(
     component: str, data_dir: Path, nats_url: str, database_url: str = "", **overrides: object
 ) -> Settings:

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.cli.system import free_port
 from consultflow.contracts import models
 from consultflow.contracts.crm_client import ClientInfo, ContactInfo, CrmClients
 from consultflow.contracts.jobs import handlers
@@ -27,6 +26,7 @@ from consultflow.platform.jobs import Job, run_job
 from consultflow.platform.tables import outbox
 from tests.integration.diagrams import Task, Wait, bpmn_folder, line
 from tests.integration.status_events import wait_for_types
+from tests.support.components import closed_address
 from tests.support.system import InProcessSystem, in_process_system
 
 START: dict[str, Any] = {
@@ -505,7 +505,7 @@ def test_refused_jobs_name_the_input(uow_factory: Callable[[], UnitOfWork]) -> N
 
 def test_crm_unavailable_fails_the_job_with_retries_left(uow_factory: Callable[[], UnitOfWork]) -> None:
     ids = _accepted(uow_factory)
-    channel = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
+    channel = grpc.insecure_channel(closed_address())
     unreachable = handlers(CrmClients(lambda: channel, timeout=0.3))
     try:
         outcome = run_job(

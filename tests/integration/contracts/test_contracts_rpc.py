@@ -10,17 +10,21 @@ import grpc
 import pytest
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
-from consultflow.cli.system import free_port
-from tests.integration.contracts.helpers import (
+from tests.integration.status_events import payload, read_status, rpc_code, wait_for_types
+from tests.support.components import closed_address
+from tests.support.contracts import (
     COMPLETE_CLAUSES,
+    CONTRACT_STATES,
+    ContractTerms,
     Services,
     accepted_offer,
+    contract_in_state,
     crm_and_contracts,
     new_client,
     proposal_request,
     quotation_request,
+    signed_contract,
 )
-from tests.integration.status_events import payload, read_status, rpc_code, wait_for_types
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -403,7 +407,7 @@ def test_a_contract_needs_an_accepted_quotation_and_a_known_client(services: Ser
 
 
 def test_crm_unavailable_is_answered_unavailable(tmp_path: Path, nats_url: str, database_url: str) -> None:
-    nobody = f"127.0.0.1:{free_port()}"
+    nobody = closed_address()
     with crm_and_contracts(tmp_path, nats_url, database_url, crm_address=nobody, crm_timeout=0.5) as services:
         quotation, proposal = accepted_offer(services, "E-8", "client-1")
         request = pb.DraftContractRequest(
@@ -419,3 +423,34 @@ def test_crm_unavailable_is_answered_unavailable(tmp_path: Path, nats_url: str, 
         assert services.contracts.ListContracts(pb.ListContractsRequest()).contracts == []
     events = read_status(nats_url, lambda events: False, timeout=1.0)
     assert not [e for e in events if e.type.startswith("contract.")], "nothing half-written"
+
+
+def test_contracts_made_for_other_tests_follow_the_intake(services: Services) -> None:
+    terms = ContractTerms(
+        scope="diagnosis; roadmap",
+        milestones=(("roadmap", "2026-03-31"), ("diagnosis", "2026-01-31")),
+        expected_results=("diagnosis report", "roadmap"),
+        service_content="advice",
+        service_start="2026-01-01",
+        service_end="2026-04-30",
+    )
+    signed = signed_contract(services, "E-10", terms)
+    assert (signed.status, signed.engagement_id, signed.scope) == ("signed", "E-10", "diagnosis; roadmap")
+    assert [(m.name, m.due_date) for m in signed.milestones] == [
+        ("diagnosis", "2026-01-31"),
+        ("roadmap", "2026-03-31"),
+    ]
+    assert list(signed.deliverables) == ["diagnosis report", "roadmap"]
+    assert (signed.service_content, signed.service_start, signed.service_end) == (
+        "advice",
+        "2026-01-01",
+        "2026-04-30",
+    )
+    assert signed.firm_signature.signatory and signed.client_signature.signatory
+    for status in CONTRACT_STATES:
+        contract = contract_in_state(services, "E-11", status)
+        assert (
+            services.contracts.GetContract(pb.GetContractRequest(contract_id=contract.contract_id))
+            == contract
+        )
+        assert contract.status == status

@@ -12,7 +12,8 @@ import pytest
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
 from consultflow.crm.app import build
-from tests.integration.status_events import payload, rpc_code, running, wait_for_types
+from tests.integration.status_events import payload, rpc_code, wait_for_types
+from tests.support.components import running
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

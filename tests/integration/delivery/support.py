@@ -1,37 +1,35 @@
-"""Helpers for the delivery tests: TEST STAND-INS for the contracts and risk services, a running delivery
-component, and a reader of the STATUS stream.
-
-The stand-ins implement only the two RPCs delivery calls (`ContractsService.GetContract`,
-`RiskService.RegisterRisk`) on a real gRPC port with the generated servicers, so delivery's client code
-runs unchanged against them. They exist because contracts and risk are being built in other branches:
-once those land, tests should start the real services instead (and these stand-ins go).
-"""
+"""Helpers for the delivery tests: delivery's real peers (crm, contracts, risk) with signed contracts
+made through their APIs, a running delivery component, and a reader of the STATUS stream."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from concurrent import futures
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 import nats
 
-from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
+from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2_grpc
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
-from consultflow.cli.system import free_port
 from consultflow.delivery import app
 from consultflow.platform.runtime import Context, Parts
-from tests.support.components import ComponentThread, addresses, component_settings
+from consultflow.risk.app import build as build_risk
+from tests.support.components import ComponentThread, running
+from tests.support.contracts import (
+    ContractTerms,
+    Services,
+    contract_in_state,
+    crm_and_contracts,
+    signed_contract,
+)
+from tests.support.nats import nats_server
 
 TODAY = date.today()
 
@@ -41,91 +39,70 @@ def day(offset: int) -> str:
     return (TODAY + timedelta(days=offset)).isoformat()
 
 
-def signed_contract(
-    contract_id: str = "C-1", engagement_id: str = "E-1", status: str = "signed"
-) -> contracts_pb2.Contract:
-    """A signed contract running from 30 days ago to 60 days ahead, two milestones, three deliverables."""
-    return contracts_pb2.Contract(
-        contract_id=contract_id,
-        engagement_id=engagement_id,
-        client_id="CL-1",
-        status=status,
-        version=2,
-        service_content="Market entry consulting for Europe",
-        service_start=day(-30),
-        service_end=day(60),
-        scope="Diagnosis of export readiness; entry strategy; implementation roadmap",
-        milestones=[
-            contracts_pb2.Milestone(name="Diagnosis", due_date=day(-10)),
-            contracts_pb2.Milestone(name="Final report", due_date=day(50)),
-        ],
-        deliverables=["Diagnosis report", "Entry strategy", "Implementation roadmap"],
-        quotation_id="Q-1",
-        proposal_id="P-1",
-    )
-
-
-class StandInContractsService(contracts_pb2_grpc.ContractsServiceServicer):
-    """TEST STAND-IN for the contracts service: answers GetContract from a dict."""
-
-    def __init__(self) -> None:
-        self.contracts: dict[str, contracts_pb2.Contract] = {}
-
-    def GetContract(self, request: contracts_pb2.GetContractRequest, context: grpc.ServicerContext) -> Any:
-        contract = self.contracts.get(request.contract_id)
-        if contract is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"contract {request.contract_id!r} not found")
-        return contract
-
-
-class StandInRiskService(risk_pb2_grpc.RiskServiceServicer):
-    """TEST STAND-IN for the risk service: RegisterRisk, idempotent per request id as the contract says."""
-
-    def __init__(self) -> None:
-        self.calls: list[risk_pb2.RegisterRiskRequest] = []
-        self.risks: dict[str, risk_pb2.Risk] = {}
-        self._lock = threading.Lock()
-
-    def RegisterRisk(self, request: risk_pb2.RegisterRiskRequest, context: grpc.ServicerContext) -> Any:
-        with self._lock:
-            self.calls.append(request)
-            key = request.request_id or str(uuid.uuid4())
-            if key not in self.risks:
-                self.risks[key] = risk_pb2.Risk(
-                    risk_id=f"R-{len(self.risks) + 1}",
-                    engagement_id=request.engagement_id,
-                    description=request.description,
-                    category=request.category,
-                    stage=request.stage,
-                    source=request.source,
-                    status="registered",
-                )
-            return self.risks[key]
+DELIVERY_TERMS = ContractTerms(
+    scope="Diagnosis of export readiness; entry strategy; implementation roadmap",
+    milestones=(("Diagnosis", day(-10)), ("Final report", day(50))),
+    expected_results=("Diagnosis report", "Entry strategy", "Implementation roadmap"),
+    service_content="Market entry consulting for Europe",
+    service_start=day(-30),
+    service_end=day(60),
+)
+"""A contract running from 30 days ago to 60 days ahead, two milestones, three deliverables."""
 
 
 @dataclass
-class StandInPeers:
-    """Both stand-ins on one real gRPC server."""
+class Peers:
+    """The services delivery calls, real and running: contracts (with the crm it calls) and risk."""
 
-    address: str
-    contracts: StandInContractsService
-    risk: StandInRiskService
-    server: grpc.Server = field(repr=False)
+    services: Services
+    risk: risk_pb2_grpc.RiskServiceStub
+    risk_address: str
+
+    @property
+    def contracts_address(self) -> str:
+        return self.services.contracts_address
+
+    def signed_contract(self, engagement_id: str) -> contracts_pb2.Contract:
+        """A contract of the engagement on `DELIVERY_TERMS` that both parties signed."""
+        return signed_contract(self.services, engagement_id, DELIVERY_TERMS)
+
+    def contract_in_state(self, engagement_id: str, status: str) -> contracts_pb2.Contract:
+        """A contract of the engagement on `DELIVERY_TERMS`, taken through the contracts API to `status`."""
+        return contract_in_state(self.services, engagement_id, status, DELIVERY_TERMS)
+
+    def risks_of(self, engagement_id: str) -> list[risk_pb2.Risk]:
+        """The engagement's risk register."""
+        return list(self.risk.ListRisks(risk_pb2.ListRisksRequest(engagement_id=engagement_id)).risks)
+
+    def risk_registered_under(self, request_id: str, engagement_id: str) -> str:
+        """The id of the risk registered under `request_id`: RegisterRisk answers a request id it has seen
+        with the risk registered first (a request id it has not seen registers a new risk, which a
+        count of the register then shows)."""
+        return self.risk.RegisterRisk(
+            risk_pb2.RegisterRiskRequest(
+                engagement_id=engagement_id,
+                description="asked again with the same request id",
+                stage="implementation",
+                request_id=request_id,
+            )
+        ).risk_id
 
 
 @contextmanager
-def stand_in_peers() -> Iterator[StandInPeers]:
-    contracts, risk = StandInContractsService(), StandInRiskService()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    contracts_pb2_grpc.add_ContractsServiceServicer_to_server(contracts, server)
-    risk_pb2_grpc.add_RiskServiceServicer_to_server(risk, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    contracts.contracts["C-1"] = signed_contract()
-    try:
-        yield StandInPeers(f"127.0.0.1:{port}", contracts, risk, server)
-    finally:
-        server.stop(grace=None)
+def delivery_peers(folder: Path) -> Iterator[Peers]:
+    """crm, contracts and risk in-process on SQLite under `folder`, meant to outlive single tests (a
+    module's). They use a NATS server of their own, so the per-test reset of the session's streams
+    (`nats_url`) does not pull the streams from under their relays and job workers."""
+    with ExitStack() as stack:
+        nats_url = stack.enter_context(nats_server(folder / "nats"))
+        services = stack.enter_context(
+            crm_and_contracts(folder, nats_url, f"sqlite:///{folder / 'contracts.db'}")
+        )
+        risk = stack.enter_context(
+            running("risk", build_risk, folder / "risk", nats_url, f"sqlite:///{folder / 'risk.db'}")
+        )
+        channel = stack.enter_context(grpc.insecure_channel(risk.address))
+        yield Peers(services, risk_pb2_grpc.RiskServiceStub(channel), risk.address)
 
 
 @dataclass
@@ -148,26 +125,18 @@ def running_delivery(
     tmp_path: Path,
     nats_url: str,
     database_url: str,
-    peer_address: str,
+    contracts_address: str,
+    risk_address: str,
     build: Callable[[Context], Parts] = app.build,
 ) -> Iterator[RunningDelivery]:
-    """The delivery component in-process (real gRPC, NATS, database), its peers at `peer_address`; no
-    orchestrator listens (these tests run jobs by calling `run_job` themselves)."""
-    settings = component_settings("delivery", tmp_path, nats_url, database_url)
-    peers = {"contracts": peer_address, "risk": peer_address, "orchestrator": closed_address()}
-    with addresses(peers):
-        component = ComponentThread(settings, build).start()
-        channel = grpc.insecure_channel(component.address)
-        try:
-            yield RunningDelivery(component, channel)
-        finally:
-            channel.close()
-            component.stop()
-
-
-def closed_address() -> str:
-    """A loopback address nobody listens on."""
-    return f"127.0.0.1:{free_port()}"
+    """The delivery component in-process (real gRPC, NATS, database) with its peers at these addresses;
+    no orchestrator listens (these tests run jobs by calling `run_job` themselves)."""
+    peers = {"contracts": contracts_address, "risk": risk_address}
+    with (
+        running("delivery", build, tmp_path, nats_url, database_url, peers) as component,
+        grpc.insecure_channel(component.address) as channel,
+    ):
+        yield RunningDelivery(component, channel)
 
 
 def status_events(

@@ -1,4 +1,5 @@
-"""The delivery gRPC API against a real database (SQLite, PostgreSQL), real NATS and stand-in peers."""
+"""The delivery gRPC API against a real database (SQLite, PostgreSQL), real NATS and its real peers:
+contracts (with crm) and risk, checked over their own APIs."""
 
 from __future__ import annotations
 
@@ -12,33 +13,26 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app
 from consultflow.platform.runtime import Context, Parts
 from tests.integration.delivery.support import (
+    Peers,
     RunningDelivery,
-    StandInPeers,
-    closed_address,
     day,
     running_delivery,
-    signed_contract,
-    stand_in_peers,
     status_events,
     types_of,
 )
+from tests.support.components import closed_address
 
 
 @pytest.fixture
-def peers() -> Iterator[StandInPeers]:
-    with stand_in_peers() as running:
-        yield running
-
-
-@pytest.fixture
-def delivery(
-    tmp_path: Path, nats_url: str, database_url: str, peers: StandInPeers
-) -> Iterator[RunningDelivery]:
-    with running_delivery(tmp_path, nats_url, database_url, peers.address) as running:
+def delivery(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> Iterator[RunningDelivery]:
+    with running_delivery(
+        tmp_path, nats_url, database_url, peers.contracts_address, peers.risk_address
+    ) as running:
         yield running
 
 
@@ -64,12 +58,17 @@ TEAM = [
 
 
 def test_a_project_from_contract_to_follow_up(
-    delivery: RunningDelivery, peers: StandInPeers, nats_url: str
+    delivery: RunningDelivery,
+    peers: Peers,
+    contract: contracts_pb2.Contract,
+    engagement_id: str,
+    nats_url: str,
 ) -> None:
     stub = delivery.stub
+    contract_id, engagement = contract.contract_id, engagement_id
 
     # 3.1 open from the signed contract; opening again returns the same project
-    project = stub.OpenProject(pb.OpenProjectRequest(contract_id="C-1", engagement_id="E-1"))
+    project = stub.OpenProject(pb.OpenProjectRequest(contract_id=contract_id, engagement_id=engagement))
     assert (project.phase, project.deadline, project.service_start) == ("opened", day(60), day(-30))
     assert list(project.contract_deliverables) == [
         "Diagnosis report",
@@ -77,11 +76,11 @@ def test_a_project_from_contract_to_follow_up(
         "Implementation roadmap",
     ]
     assert [m.name for m in project.contract_milestones] == ["Diagnosis", "Final report"]
-    assert stub.OpenProject(pb.OpenProjectRequest(contract_id="C-1")).project_id == project.project_id
+    assert stub.OpenProject(pb.OpenProjectRequest(contract_id=contract_id)).project_id == project.project_id
     pid = project.project_id
-    assert stub.GetProject(pb.GetProjectRequest(project_id=pid)).engagement_id == "E-1"
+    assert stub.GetProject(pb.GetProjectRequest(project_id=pid)).engagement_id == engagement
     assert [
-        p.project_id for p in stub.ListProjects(pb.ListProjectsRequest(engagement_id="E-1")).projects
+        p.project_id for p in stub.ListProjects(pb.ListProjectsRequest(engagement_id=engagement)).projects
     ] == [pid]
 
     team = stub.FormTeam(pb.FormTeamRequest(project_id=pid, members=TEAM)).team
@@ -140,19 +139,25 @@ def test_a_project_from_contract_to_follow_up(
             kind="risk", description="CE certification may take 6 months", risk_category="technical"
         ),
     ]
+    analysis_request = f"analysis-{engagement}"  # request ids are unique across projects
     analysis = stub.RecordAnalysis(
-        pb.RecordAnalysisRequest(project_id=pid, findings=findings, request_id="A-1")
+        pb.RecordAnalysisRequest(project_id=pid, findings=findings, request_id=analysis_request)
     )
-    assert analysis.risks_reported == 1 and analysis.findings[2].risk_id == "R-1"
-    again = stub.RecordAnalysis(pb.RecordAnalysisRequest(project_id=pid, findings=findings, request_id="A-1"))
+    again = stub.RecordAnalysis(
+        pb.RecordAnalysisRequest(project_id=pid, findings=findings, request_id=analysis_request)
+    )
     assert again.analysis_id == analysis.analysis_id
-    assert len(peers.risk.calls) == 1
-    registered = peers.risk.calls[0]
-    assert (registered.engagement_id, registered.stage, registered.category) == (
-        "E-1",
+    # the risk service registered the one risk found, once, under the request id derived from the analysis
+    (registered,) = peers.risks_of(engagement)
+    assert analysis.risks_reported == 1 and analysis.findings[2].risk_id == registered.risk_id
+    assert (registered.engagement_id, registered.stage, registered.category, registered.description) == (
+        engagement,
         "implementation",
         "technical",
+        "CE certification may take 6 months",
     )
+    assert peers.risk_registered_under(f"delivery:{analysis_request}:2", engagement) == registered.risk_id
+    assert len(peers.risks_of(engagement)) == 1
 
     # 3.3 solution: revise, then approve
     artefacts = [pb.Artefact(kind="flow_chart", title="Export flow", link="https://wiki.example/flow")]
@@ -492,14 +497,16 @@ def test_a_project_from_contract_to_follow_up(
         "project.follow_up",
     ):
         assert expected in seen, expected
-    assert all(e.correlation["engagement_id"] == "E-1" and e.correlation["project_id"] == pid for e in events)
+    assert all(
+        e.correlation["engagement_id"] == engagement and e.correlation["project_id"] == pid for e in events
+    )
     assert seen.count("change.requested") == 1 and seen.count("analysis.recorded") == 1
     breaches = [json.loads(e.payload_json) for e in events if e.type == "indicator.breached"]
     assert sorted((b["indicator"], b["status"]) for b in breaches) == [
         ("cost_overrun_rate", "red"),
         ("quality_pass_rate", "red"),
     ]
-    assert breaches[0]["engagement_id"] == "E-1" and isinstance(breaches[0]["value"], float)
+    assert breaches[0]["engagement_id"] == engagement and isinstance(breaches[0]["value"], float)
     reports = [json.loads(e.payload_json) for e in events if e.type == "acceptance.reported"]
     assert [(r["acceptance_round"], r["acceptance_conclusion"]) for r in reports] == [
         (1, "failed"),
@@ -510,7 +517,7 @@ def test_a_project_from_contract_to_follow_up(
 
 
 def test_bad_requests_get_precise_status_codes_naming_the_field(
-    delivery: RunningDelivery, peers: StandInPeers
+    delivery: RunningDelivery, peers: Peers, contract: contracts_pb2.Contract, engagement_id: str
 ) -> None:
     stub = delivery.stub
     invalid, not_found, precondition = (
@@ -521,15 +528,23 @@ def test_bad_requests_get_precise_status_codes_naming_the_field(
     refused(lambda: stub.OpenProject(pb.OpenProjectRequest()), invalid, "contract_id")
     refused(lambda: stub.OpenProject(pb.OpenProjectRequest(contract_id="C-404")), not_found, "C-404")
     refused(
-        lambda: stub.OpenProject(pb.OpenProjectRequest(contract_id="C-1", engagement_id="E-9")),
+        lambda: stub.OpenProject(
+            pb.OpenProjectRequest(contract_id=contract.contract_id, engagement_id="E-9")
+        ),
         invalid,
         "engagement_id",
     )
-    peers.contracts.contracts["C-2"] = signed_contract("C-2", "E-2", status="in_legal_review")
-    refused(lambda: stub.OpenProject(pb.OpenProjectRequest(contract_id="C-2")), precondition, "not signed")
+    # contracts on their way to signature: in legal review, and signed by the firm but not yet the client
+    for status in ("in_legal_review", "signed_by_firm"):
+        unsigned = peers.contract_in_state(f"{engagement_id}-{status}", status)
+        refused(
+            functools.partial(stub.OpenProject, pb.OpenProjectRequest(contract_id=unsigned.contract_id)),
+            precondition,
+            f"is {status}, not signed",
+        )
     refused(lambda: stub.GetProject(pb.GetProjectRequest(project_id="nope")), not_found, "project")
 
-    pid = stub.OpenProject(pb.OpenProjectRequest(contract_id="C-1")).project_id
+    pid = stub.OpenProject(pb.OpenProjectRequest(contract_id=contract.contract_id)).project_id
     refused(
         lambda: stub.FormTeam(
             pb.FormTeamRequest(project_id=pid, members=[pb.TeamMemberInput(name="Li", role="consultant")])
@@ -727,13 +742,40 @@ def _short_timeout_build(context: Context) -> Parts:
 def test_an_unreachable_contracts_service_is_unavailable(
     tmp_path: Path, nats_url: str, sqlite_url: str
 ) -> None:
-    with running_delivery(tmp_path, nats_url, sqlite_url, closed_address(), _short_timeout_build) as delivery:
+    with running_delivery(
+        tmp_path, nats_url, sqlite_url, closed_address(), closed_address(), _short_timeout_build
+    ) as delivery:
         refused(
             lambda: delivery.stub.OpenProject(pb.OpenProjectRequest(contract_id="C-1")),
             grpc.StatusCode.UNAVAILABLE,
             "contracts.GetContract",
         )
         assert not delivery.stub.ListProjects(pb.ListProjectsRequest()).projects
+
+
+def test_an_unreachable_risk_service_is_unavailable_and_records_no_analysis(
+    tmp_path: Path,
+    nats_url: str,
+    sqlite_url: str,
+    peers: Peers,
+    contract: contracts_pb2.Contract,
+    engagement_id: str,
+) -> None:
+    with running_delivery(
+        tmp_path, nats_url, sqlite_url, peers.contracts_address, closed_address(), _short_timeout_build
+    ) as delivery:
+        stub = delivery.stub
+        pid = stub.OpenProject(pb.OpenProjectRequest(contract_id=contract.contract_id)).project_id
+        finding = pb.FindingInput(kind="risk", description="CE certification", risk_category="technical")
+        refused(
+            lambda: stub.RecordAnalysis(
+                pb.RecordAnalysisRequest(project_id=pid, findings=[finding], request_id=f"A-{engagement_id}")
+            ),
+            grpc.StatusCode.UNAVAILABLE,
+            "risk.RegisterRisk",
+        )
+        assert stub.GetProject(pb.GetProjectRequest(project_id=pid)).phase == "opened"
+    assert peers.risks_of(engagement_id) == []
 
 
 def test_the_delivery_service_reports_serving(delivery: RunningDelivery) -> None:

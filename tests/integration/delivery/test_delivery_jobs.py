@@ -1,5 +1,6 @@
 """Every delivery job operation, run the way the worker runs it (`run_job`), against a real database
-(SQLite, PostgreSQL), with status events relayed to NATS, and each job delivered twice."""
+(SQLite, PostgreSQL) and real contracts (with crm) and risk services, with status events relayed to NATS,
+and each job delivered twice."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import grpc
 import pytest
 from sqlalchemy import func, select
 
+from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app, models
 from consultflow.delivery.jobs import HANDLERS, bind
@@ -22,42 +24,46 @@ from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
 from tests.integration.delivery.support import (
+    Peers,
     RunningDelivery,
-    StandInPeers,
-    closed_address,
     day,
     running_delivery,
-    signed_contract,
-    stand_in_peers,
     status_events,
     types_of,
 )
+from tests.support.components import closed_address
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 class Jobs:
-    """Runs delivery jobs as the worker would, each delivered twice (as after a lost acknowledgement)."""
+    """Runs delivery jobs of one engagement as the worker would, each delivered twice (as after a lost
+    acknowledgement). Job keys name the engagement: like the orchestrator's, they are unique everywhere."""
 
-    def __init__(self, uow: Any, handlers: Mapping[str, JobHandler]) -> None:
+    def __init__(self, uow: Any, handlers: Mapping[str, JobHandler], engagement_id: str) -> None:
         self._uow = uow
         self._handlers = handlers
+        self._engagement_id = engagement_id
         self._count = 0
         self.recorded = 0  # jobs that completed or threw a BPMN error: the ones the platform records
+
+    def key(self, number: int) -> str:
+        """The key of the `number`th job run."""
+        return f"{self._engagement_id}-job-{number}"
 
     def run(self, operation: str, **parameters: Any) -> Outcome:
         self._count += 1
         job = Job(
-            key=f"job-{self._count}",
+            key=self.key(self._count),
             operation=f"delivery.{operation}",
             instance_id="I-1",
             process_id="implementation",
             element_id=operation,
             parameters=parameters,
-            variables={"engagement_id": "E-1"},
+            variables={"engagement_id": self._engagement_id},
             attempt=1,
             retries=3,
-            business_key="E-1",
+            business_key=self._engagement_id,
         )
         first = run_job(self._uow, self._handlers, job)
         again = run_job(self._uow, self._handlers, job)
@@ -82,22 +88,16 @@ class Jobs:
 
 
 @pytest.fixture
-def peers() -> Iterator[StandInPeers]:
-    with stand_in_peers() as running:
+def delivery(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> Iterator[RunningDelivery]:
+    with running_delivery(
+        tmp_path, nats_url, database_url, peers.contracts_address, peers.risk_address
+    ) as running:
         yield running
 
 
 @pytest.fixture
-def delivery(
-    tmp_path: Path, nats_url: str, database_url: str, peers: StandInPeers
-) -> Iterator[RunningDelivery]:
-    with running_delivery(tmp_path, nats_url, database_url, peers.address) as running:
-        yield running
-
-
-@pytest.fixture
-def jobs(delivery: RunningDelivery) -> Jobs:
-    return Jobs(delivery.context.uow, bind(app.dependencies(delivery.context)))
+def jobs(delivery: RunningDelivery, engagement_id: str) -> Jobs:
+    return Jobs(delivery.context.uow, bind(app.dependencies(delivery.context)), engagement_id)
 
 
 def test_every_operation_of_the_catalogue_has_a_handler() -> None:
@@ -107,9 +107,18 @@ def test_every_operation_of_the_catalogue_has_a_handler() -> None:
 
 
 def test_the_operations_carry_a_project_through_chapters_3_and_4(
-    jobs: Jobs, delivery: RunningDelivery, peers: StandInPeers, nats_url: str, database_url: str
+    jobs: Jobs,
+    delivery: RunningDelivery,
+    peers: Peers,
+    contract: contracts_pb2.Contract,
+    engagement_id: str,
+    nats_url: str,
+    database_url: str,
 ) -> None:
-    project_id = jobs.ok("open_project", engagement_id="E-1", contract_id="C-1")["project_id"]
+    engagement = engagement_id
+    project_id = jobs.ok("open_project", engagement_id=engagement, contract_id=contract.contract_id)[
+        "project_id"
+    ]
     p = {"project_id": project_id}
     assert jobs.ok(
         "form_team",
@@ -146,7 +155,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     )
     analysis = jobs.ok(
         "record_analysis",
-        engagement_id="E-1",
+        engagement_id=engagement,
         **p,
         problems="Manual customs paperwork\nNo EU distributor",
         opportunities="Energy-label demand",
@@ -155,8 +164,15 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         risk_category="technical",
     )
     assert analysis["risks_reported"] == 1
-    assert len(peers.risk.calls) == 1, "the duplicate job registered the risk again"
-    assert peers.risk.calls[0].request_id == "delivery:job:job-6:3"
+    # the duplicate job registered nothing again; the risk is registered under the job's request id
+    (registered,) = peers.risks_of(engagement)
+    assert (registered.stage, registered.category, registered.description) == (
+        "implementation",
+        "technical",
+        "CE certification may take 6 months",
+    )
+    assert peers.risk_registered_under(f"delivery:job:{jobs.key(6)}:3", engagement) == registered.risk_id
+    assert len(peers.risks_of(engagement)) == 1
 
     links = {"flow_chart_link": "https://wiki.example/flow", "mind_map_link": "https://wiki.example/map"}
     first = jobs.ok("submit_solution", **p, solution_summary="Distributors", **links)
@@ -184,7 +200,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     )
     # Baseline tasks without budgets weigh the same: the first (day −30 … −10) should be done, the second
     # (day −10 … 50, 61 days) 11/61 done; nothing is reported done, so the schedule deviation is 100 %.
-    indicators = jobs.ok("evaluate_indicators", engagement_id="E-1", **p)
+    indicators = jobs.ok("evaluate_indicators", engagement_id=engagement, **p)
     assert indicators == {
         "schedule_deviation_rate": 1.0,
         "quality_pass_rate": 1.0,
@@ -324,17 +340,23 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
     seen = types_of(events)
     assert seen.count("project.opened") == 1 and seen.count("acceptance.requested") == 2
-    assert all(e.correlation["engagement_id"] == "E-1" for e in events)
+    assert all(e.correlation["engagement_id"] == engagement for e in events)
     breach = next(json.loads(e.payload_json) for e in events if e.type == "indicator.breached")
     assert (breach["indicator"], breach["value"], breach["status"]) == ("schedule_deviation_rate", 1.0, "red")
 
 
 def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
-    jobs: Jobs, delivery: RunningDelivery, peers: StandInPeers
+    jobs: Jobs,
+    delivery: RunningDelivery,
+    peers: Peers,
+    contract: contracts_pb2.Contract,
+    engagement_id: str,
 ) -> None:
-    jobs.refused("open_project", "contract_id", engagement_id="E-1", contract_id="")
-    jobs.refused("open_project", "the diagram passes no 'contract_id'", engagement_id="E-1")
-    project_id = jobs.ok("open_project", engagement_id="E-1", contract_id="C-1")["project_id"]
+    jobs.refused("open_project", "contract_id", engagement_id=engagement_id, contract_id="")
+    jobs.refused("open_project", "the diagram passes no 'contract_id'", engagement_id=engagement_id)
+    project_id = jobs.ok("open_project", engagement_id=engagement_id, contract_id=contract.contract_id)[
+        "project_id"
+    ]
     jobs.refused("form_team", "project_manager", project_id=project_id, consultants="Li Lei")
     jobs.refused("record_kickoff", "kickoff_date", project_id=project_id, kickoff_date="soon", attendees="x")
     jobs.refused("archive_research_data", "industry_data", project_id=project_id)
@@ -346,8 +368,11 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("record_deliverable_review", "logic_ok", project_id=project_id, logic_ok="fine")
     jobs.refused("request_acceptance", "acceptance_criteria", project_id=project_id, acceptance_date=day(1))
     jobs.refused("send_acceptance_reminder", "acceptance 'nope' not found", acceptance_id="nope")
-    peers.contracts.contracts["C-2"] = signed_contract("C-2", "E-1")
-    other = jobs.ok("open_project", engagement_id="E-1", contract_id="C-2")["project_id"]
+    # a second contract of the engagement, signed and already distributed (2.4.3), opens a second project
+    distributed = peers.contract_in_state(engagement_id, "distributed")
+    other = jobs.ok("open_project", engagement_id=engagement_id, contract_id=distributed.contract_id)[
+        "project_id"
+    ]
     change = delivery.stub.RequestChange(pb.RequestChangeRequest(project_id=project_id, description="More"))
     jobs.refused(
         "record_change_response",
@@ -361,7 +386,7 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
 
 
 def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
-    sqlite_url: str, peers: StandInPeers
+    sqlite_url: str, peers: Peers, contract: contracts_pb2.Contract, engagement_id: str
 ) -> None:
     db = Database(sqlite_url)
     migrate(db, "delivery")
@@ -371,26 +396,30 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
         instance_id="I-1",
         process_id="implementation",
         element_id="open_project",
-        parameters={"engagement_id": "E-1", "contract_id": "C-1"},
+        parameters={"engagement_id": engagement_id, "contract_id": contract.contract_id},
         variables={},
         attempt=1,
         retries=3,
     )
-    outcome = run_job(lambda: UnitOfWork(db, "delivery"), bind(_deps(closed_address())), job)
+    outcome = run_job(
+        lambda: UnitOfWork(db, "delivery"), bind(_deps(closed_address(), closed_address())), job
+    )
     assert outcome.kind == "failed" and outcome.retries == 2
     assert "Unavailable: contracts.GetContract" in outcome.message
-    retried = run_job(lambda: UnitOfWork(db, "delivery"), bind(_deps(peers.address)), job)
+    retried = run_job(
+        lambda: UnitOfWork(db, "delivery"), bind(_deps(peers.contracts_address, peers.risk_address)), job
+    )
     assert retried.kind == "completed" and retried.variables["project_id"]
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(models.Project)) == 1
     db.dispose()
 
 
-def _deps(address: str) -> Dependencies:
-    """Dependencies whose peers are at `address`, with a short call deadline."""
-    channel = grpc.insecure_channel(address)
+def _deps(contracts_address: str, risk_address: str) -> Dependencies:
+    """Dependencies whose peers are at these addresses, with a short call deadline."""
+    contracts, risk = grpc.insecure_channel(contracts_address), grpc.insecure_channel(risk_address)
     return Dependencies(
-        contracts=GrpcContracts(lambda: channel, timeout=0.5),
-        risks=GrpcRisks(lambda: channel, timeout=0.5),
+        contracts=GrpcContracts(lambda: contracts, timeout=0.5),
+        risks=GrpcRisks(lambda: risk, timeout=0.5),
         thresholds=DecisionThresholds(DecisionTables(ROOT / "bpmn")),
     )

@@ -1,6 +1,7 @@
 """Delivery operations driven by the real orchestrator: small diagrams in tmp_path whose service tasks
 become JetStream jobs that the delivery worker carries out, with the client's acceptance report arriving
-as a status event that `status-messages.toml` turns into the message the diagram waits for."""
+as a status event that `status-messages.toml` turns into the message the diagram waits for. Delivery's
+peers are the real contracts (with crm) and risk services."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import pytest
+from sqlalchemy import select
 
+from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
-from tests.integration.delivery.support import StandInPeers, day, stand_in_peers
+from consultflow.platform.db import Database
+from consultflow.platform.tables import processed_jobs
+from tests.integration.delivery.support import Peers, day
 from tests.support.components import addresses
 from tests.support.system import InProcessSystem, in_process_system
 
@@ -179,22 +184,14 @@ def acceptance_diagram() -> str:
 
 
 @pytest.fixture
-def peers() -> Iterator[StandInPeers]:
-    with stand_in_peers() as running:
-        yield running
-
-
-@pytest.fixture
-def system(
-    tmp_path: Path, nats_url: str, database_url: str, peers: StandInPeers
-) -> Iterator[InProcessSystem]:
+def system(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> Iterator[InProcessSystem]:
     bpmn = tmp_path / "bpmn"
     bpmn.mkdir()
     (bpmn / "delivery_opening.bpmn").write_text(opening_diagram(), encoding="utf-8")
     (bpmn / "delivery_acceptance_rounds.bpmn").write_text(acceptance_diagram(), encoding="utf-8")
     shutil.copy(ROOT / "bpmn" / "status-messages.toml", bpmn / "status-messages.toml")
     with (
-        addresses({"contracts": peers.address, "risk": peers.address}),
+        addresses({"contracts": peers.contracts_address, "risk": peers.risk_address}),
         in_process_system(
             tmp_path, nats_url, ["delivery"], bpmn_dir=bpmn, database_urls={"delivery": database_url}
         ) as running,
@@ -219,8 +216,25 @@ def _report(stub: delivery_pb2_grpc.DeliveryServiceStub, acceptance_id: str, pas
     )
 
 
+def _job_key(database_url: str, operation: str) -> str:
+    """The key of the one job of `operation` that delivery carried out (its processed-jobs record)."""
+    db = Database(database_url)
+    try:
+        with db.read() as session:
+            (key,) = session.scalars(
+                select(processed_jobs.c.job_key).where(processed_jobs.c.operation == operation)
+            ).all()
+    finally:
+        db.dispose()
+    return str(key)
+
+
 def test_a_project_runs_through_real_jobs_and_acceptance_messages(
-    system: InProcessSystem, peers: StandInPeers
+    system: InProcessSystem,
+    peers: Peers,
+    contract: contracts_pb2.Contract,
+    engagement_id: str,
+    database_url: str,
 ) -> None:
     orchestrator = system.orchestrator
     stub = delivery_pb2_grpc.DeliveryServiceStub(system.channel("delivery"))
@@ -228,15 +242,19 @@ def test_a_project_runs_through_real_jobs_and_acceptance_messages(
     opening = orchestrator.CreateInstance(
         opb.CreateInstanceRequest(
             process_id="delivery_opening",
-            business_key="E-1",
-            variables_json=json.dumps({"engagement_id": "E-1", "contract_id": "C-1"}),
+            business_key=engagement_id,
+            variables_json=json.dumps({"engagement_id": engagement_id, "contract_id": contract.contract_id}),
         )
     )
     opened = json.loads(system.wait_completed(opening.instance_id).variables_json)
     project_id = opened["project_id"]
     assert opened["team_size"] == 4 and opened["risks_reported"] == 1
-    (registered,) = peers.risk.calls
-    assert registered.request_id.startswith("delivery:job:") and registered.engagement_id == "E-1"
+    # risk registered the analysis' risk once, under the request id of the job that found it
+    (registered,) = peers.risks_of(engagement_id)
+    assert (registered.stage, registered.category) == ("implementation", "technical")
+    analysis_job = _job_key(database_url, "delivery.record_analysis")
+    assert peers.risk_registered_under(f"delivery:job:{analysis_job}:1", engagement_id) == registered.risk_id
+    assert len(peers.risks_of(engagement_id)) == 1
 
     # what the people do between the two diagrams, through the API
     solution = stub.SubmitSolution(pb.SubmitSolutionRequest(project_id=project_id, summary="Distributors"))
@@ -263,8 +281,8 @@ def test_a_project_runs_through_real_jobs_and_acceptance_messages(
     created = orchestrator.CreateInstance(
         opb.CreateInstanceRequest(
             process_id="delivery_acceptance_rounds",
-            business_key="E-1",
-            variables_json=json.dumps({"engagement_id": "E-1", "project_id": project_id}),
+            business_key=engagement_id,
+            variables_json=json.dumps({"engagement_id": engagement_id, "project_id": project_id}),
         )
     )
 
