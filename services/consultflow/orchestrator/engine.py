@@ -319,8 +319,9 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                 if value:
                     sources.append((value, "exec"))
             for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
-                if condition:
-                    sources.append((condition, "eval"))
+                expression = getattr(condition, "args", [None])[0] if condition is not None else None
+                if expression:
+                    sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
             for source, mode in sources:
