@@ -571,8 +571,8 @@ def deliver_message(task: Task, name: str, correlation_key_value: str, variables
     if key_variable and correlation_key_value:
         payload.setdefault(key_variable, correlation_key_value)
     task.task_spec.catch(task, BpmnEvent(definition, payload=payload))
-    task.data.update(payload)
     task.task_spec._update(task)
+    task.data.update(payload)  # after _update: becoming ready inherits the parent's (older) data
 
 
 def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any]) -> bool:
