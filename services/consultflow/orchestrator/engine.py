@@ -303,6 +303,11 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
     for task in workflow.get_tasks(state=TaskState.WAITING):
         spec = task.task_spec
         if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
+            if isinstance(spec.event_definition, CycleTimerEventDefinition):
+                # A cycle grows its branch only when a cycle completes: grow it once, then let it pass.
+                for output in spec.outputs:
+                    child = task._add_child(output, TaskState.FUTURE)
+                    child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
             task._set_internal_data(event_fired=True)
             spec._update(task)
 
