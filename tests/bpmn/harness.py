@@ -117,6 +117,21 @@ def flows_taken(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]
     return taken
 
 
+def elements_reached(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]:
+    """BPMN elements an instance reached (and the processes and subprocesses it ran), by file."""
+    reached: dict[str, set[str]] = defaultdict(set)
+    for wf in _workflows(workflow):
+        file = index.scopes[wf.spec.name]
+        reached[file].add(wf.spec.name)
+        for task in wf.get_tasks(state=REACHED):
+            if task.workflow is wf and task.task_spec.bpmn_id is not None:
+                reached[file].add(task.task_spec.bpmn_id)
+                source = _real_ancestor(task)  # e.g. a cycle timer, cancelled at the end, once fired
+                if source is not None:
+                    reached[file].add(source.task_spec.bpmn_id)
+    return reached
+
+
 def ends_reached(workflow: BpmnWorkflow) -> list[str]:
     """End events an instance completed (in every process and subprocess), sorted."""
     return sorted(
@@ -654,6 +669,13 @@ class World:
             for file, flows in flows_taken(self.workflow(row), self.index).items():
                 taken[file] |= flows
         return taken
+
+    def elements(self) -> dict[str, set[str]]:
+        reached: dict[str, set[str]] = defaultdict(set)
+        for row in self.instances():
+            for file, element_ids in elements_reached(self.workflow(row), self.index).items():
+                reached[file] |= element_ids
+        return reached
 
 
 def _sample_form(fields: list[dict[str, Any]], given: Mapping[str, Any]) -> dict[str, Any]:

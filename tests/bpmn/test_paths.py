@@ -4,8 +4,11 @@ every diagram, which the last test measures from the instances' task trees and p
 
 from __future__ import annotations
 
+import json
+import os
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -394,30 +397,40 @@ def client_inquiry_is_recorded(w: World) -> None:
 
 # ------------------------------------------------------------------------------------------------- tests
 
-_taken: dict[str, dict[str, set[str]]] = {}
+RECORD = Path(__file__).with_name("scenario_elements.json")
+UPDATE = "CONSULTFLOW_UPDATE_TRACEABILITY"
 
 
-def _run(name: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
-    """Runs a scenario once per session and returns the flows its instances took."""
-    if name not in _taken:
+@dataclass(frozen=True)
+class Result:
+    flows: dict[str, set[str]]  # file -> sequence flows taken
+    elements: dict[str, set[str]]  # file -> elements reached
+
+
+_results: dict[str, Result] = {}
+
+
+def _run(name: str, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """Runs a scenario once per session and returns what its instances did."""
+    if name not in _results:
         world = World(Path(tmp_path_factory.mktemp(name)), INDEX)
         try:
             SCENARIOS[name](world)
-            _taken[name] = world.flows()
+            _results[name] = Result(world.flows(), world.elements())
         finally:
             world.close()
-    return _taken[name]
+    return _results[name]
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
-    assert _run(name, tmp_path_factory)
+    assert _run(name, tmp_path_factory).flows
 
 
 def test_the_scenarios_take_every_sequence_flow(tmp_path_factory: pytest.TempPathFactory) -> None:
     taken: dict[str, set[str]] = defaultdict(set)
     for name in SCENARIOS:
-        for file, flows in _run(name, tmp_path_factory).items():
+        for file, flows in _run(name, tmp_path_factory).flows.items():
             taken[file] |= flows
     missing: dict[str, list[str]] = {}
     print("\nsequence flow coverage of the path tests:")
@@ -428,3 +441,21 @@ def test_the_scenarios_take_every_sequence_flow(tmp_path_factory: pytest.TempPat
         if covered < len(total):
             missing[file] = sorted(total - taken[file])
     assert not missing, f"flows no scenario takes: {missing}"
+
+
+def test_the_traceability_record_of_the_scenarios_is_current(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """tests/bpmn/scenario_elements.json (read by `python -m consultflow.traceability`) says which elements
+    each scenario reaches; CONSULTFLOW_UPDATE_TRACEABILITY=1 rewrites it."""
+    record = {
+        name: {file: sorted(ids) for file, ids in sorted(_run(name, tmp_path_factory).elements.items())}
+        for name in SCENARIOS
+    }
+    text = json.dumps(record, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    if os.environ.get(UPDATE):
+        RECORD.write_text(text, encoding="utf-8")
+    assert RECORD.is_file() and RECORD.read_text(encoding="utf-8") == text, (
+        f"{RECORD.name} is stale: run {UPDATE}=1 pytest tests/bpmn/test_paths.py, then "
+        "python -m consultflow.traceability"
+    )
