@@ -577,7 +577,8 @@ def deliver_message(task: Task, name: str, correlation_key_value: str, variables
         payload.setdefault(key_variable, correlation_key_value)
     task.task_spec.catch(task, BpmnEvent(definition, payload=payload))
     task.task_spec._update(task)
-    task.data.update(payload)  # after _update: becoming ready inherits the parent's (older) data
+    # After _update, which re-inherits the parent's data: a second message of the same name must win.
+    task.data.update(payload)
 
 
 def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any]) -> bool:
