@@ -48,12 +48,17 @@ def _table_rows(section: str) -> list[list[str]]:
     return rows[1:]  # without the header
 
 
+_VALUE_LIST = re.compile(r"(\w+) \(([a-z_]+(?:, [a-z_]+)+)\)")
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
     clauses: str
-    inputs: tuple[str, ...]
+    inputs: tuple[str, ...]  # required
+    optional: tuple[str, ...]  # `; optional a, b`
     outputs: tuple[str, ...]
+    values: dict[str, tuple[str, ...]]  # input -> the values it accepts, where the catalogue lists them
 
 
 def operations() -> dict[str, Operation]:
@@ -62,7 +67,11 @@ def operations() -> dict[str, Operation]:
         if not row[0].startswith("`"):
             continue  # a service's heading row
         name = row[0].strip("`")
-        result[name] = Operation(name, row[1], tuple(_names(row[2])), tuple(_names(row[3])))
+        required, _, optional = row[2].partition("; optional")
+        values = {m.group(1): tuple(m.group(2).split(", ")) for m in _VALUE_LIST.finditer(row[2])}
+        result[name] = Operation(
+            name, row[1], tuple(_names(required)), tuple(_names(optional)), tuple(_names(row[3])), values
+        )
     return result
 
 

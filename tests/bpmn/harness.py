@@ -182,8 +182,9 @@ class Worker:
         return {"requirements_id": self.new_id("requirements"), "requirements_version": 1}
 
     def crm__record_feasibility(self, p: Mapping[str, Any]) -> Outputs:
-        dimensions = ("technical", "economic", "time")
-        feasible = all(p[f"{d}_feasible"] == "feasible" for d in dimensions)
+        verdicts = [p[f"{dimension}_feasible"] for dimension in ("technical", "economic", "time")]
+        assert all(isinstance(v, bool) for v in verdicts), "feasibility verdicts are booleans"
+        feasible = all(verdicts)
         return {
             "feasibility_id": self.new_id("feasibility"),
             "feasible": feasible,
@@ -397,7 +398,9 @@ class Worker:
 
     def risk__register_risk(self, p: Mapping[str, Any]) -> Outputs:
         assert p["risk_stage"] in ("intake", "implementation", "delivery", "follow_up")
-        risk_id = self.world.register_risk(p["engagement_id"], p["risk_stage"], p["risk_description"])
+        risk_id = self.world.register_risk(
+            p["engagement_id"], p["risk_stage"], p["risk_description"], p["risk_source"]
+        )
         return {"risk_id": risk_id}
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
@@ -426,12 +429,12 @@ class Worker:
             warning_id=warning_id,
             warning_level=level,
             indicator=p["indicator"],
-            value=p["value"],
+            indicator_value=p["value"],
         )
         return {"warning_id": warning_id, "warning_level": level}
 
     def risk__escalate_warning(self, p: Mapping[str, Any]) -> Outputs:
-        return {"escalated_at": _now()}
+        return {"escalated_at": _now(), "warning_status": "escalated"}
 
     def risk__acknowledge_warning(self, p: Mapping[str, Any]) -> Outputs:
         # risk status warning.acknowledged → message risk.warning_acknowledged (keyed by warning_id)
@@ -500,7 +503,7 @@ class World:
         """The next job of `operation` fails with a BPMN error."""
         self._plans[operation].append(PlannedError(code, message))
 
-    def register_risk(self, engagement_id: str, stage: str, description: str) -> str:
+    def register_risk(self, engagement_id: str, stage: str, description: str, source: str = "") -> str:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
         self.publish(
@@ -509,7 +512,8 @@ class World:
             risk_id=risk_id,
             risk_stage=stage,
             risk_description=description,
-            risk_category="other",
+            risk_category="",
+            risk_source=source,
         )
         return risk_id
 

@@ -26,11 +26,7 @@ INQUIRY = {
     "contact_phone": "",
     "question": "Can you help us enter the European market?",
 }
-ALL_FEASIBLE = {
-    "technical_feasible": "feasible",
-    "economic_feasible": "feasible",
-    "time_feasible": "feasible",
-}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
 ALL_CHECKS_PASS = {
     "logic_ok": True,
     "consistency_ok": True,
@@ -163,11 +159,11 @@ def full_engagement(w: World) -> None:
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
     w.submit("follow_up_overdue_form")
-    w.client("acceptance.reported", eid, acceptance_conclusion="failed", acceptance_opinion="charts unclear")
+    w.client("acceptance.reported", eid, acceptance_conclusion="failed", acceptance_comments="charts unclear")
     w.submit("plan_rectification_form")
     w.submit("complete_rectification_form")
     w.submit("request_acceptance_form")
-    w.client("acceptance.reported", eid, acceptance_conclusion="passed", acceptance_opinion="")
+    w.client("acceptance.reported", eid, acceptance_conclusion="passed", acceptance_comments="")
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
@@ -175,7 +171,7 @@ def full_engagement(w: World) -> None:
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
-    w.submit("identify_problem_form", problem_severity="medium", risk_noted=True)
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="moderate", risk_noted=True)
     assess(w, "high", "severe", "avoid")
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=False)
@@ -184,6 +180,7 @@ def full_engagement(w: World) -> None:
     w.submit(
         "revisit_client_form",
         revisit_method="visit",
+        offer_value_added_service=True,
         value_added_service="free_training",
         opportunity_found=True,
         opportunity="referral to a supplier",
@@ -217,7 +214,7 @@ def full_engagement(w: World) -> None:
 def infeasible_inquiry_is_not_taken_on(w: World) -> None:
     start_engagement(w, "E-INFEASIBLE")
     w.submit("understand_needs", communication_mode="phone")
-    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": "infeasible"})
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False})
     assert w.instance("engagement").status == "COMPLETED"
     assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
     variables = w.variables("engagement")
@@ -309,7 +306,7 @@ def online_delivery_after_an_untested_channel(w: World) -> None:
     w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
     w.submit("explain_online_form")
     w.submit("request_acceptance_form")
-    w.client("acceptance.reported", "E-ONLINE", acceptance_conclusion="passed", acceptance_opinion="")
+    w.client("acceptance.reported", "E-ONLINE", acceptance_conclusion="passed", acceptance_comments="")
     assert w.instance("delivery_acceptance").status == "COMPLETED"
     assert w.ends("delivery_acceptance") == ["accepted"]
     assert w.count("delivery.plan_online_delivery") == 2
@@ -346,7 +343,9 @@ def rectification_without_a_new_risk(w: World) -> None:
     w.submit("plan_survey_form", survey_method="questionnaire")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
-    w.submit("identify_problem_form", problem_severity="high", risk_noted=False)
+    w.submit(
+        "identify_problem_form", problem_nature="communication", problem_severity="major", risk_noted=False
+    )
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
@@ -363,6 +362,12 @@ def unacknowledged_warning_is_escalated(w: World) -> None:
     w.settle()
     w.elapse("not_acknowledged")
     w.submit("handle_escalation_form")
+    # a second warning is acknowledged while it is being escalated: the service escalates nothing
+    w.publish("risk.indicator_breached", eid, indicator="schedule_deviation_rate", value=0.1, status="amber")
+    w.settle()
+    w.plan("risk.escalate_warning", escalated_at=None, warning_status="acknowledged")
+    w.elapse("not_acknowledged")
+    assert "handle_escalation_form" not in open_tasks(w)
     w.elapse("risk_monitoring_cycle")
     w.submit("risk_review_form", measures_carried_out=True, measures_effective=False, new_risk_found=True)
     assess(w, "medium", "moderate", "mitigate")
@@ -370,9 +375,10 @@ def unacknowledged_warning_is_escalated(w: World) -> None:
     w.settle()
     assert w.instance("risk_management").status == "COMPLETED"
     ends = w.ends("risk_management")
-    assert "escalation_handled" in ends and "warning_acknowledged" not in ends
+    assert "escalation_handled" in ends and "acknowledged_meanwhile" in ends
+    assert "warning_acknowledged" not in ends
     assert "mitigate" in ends and "risk_management_closed" in ends
-    assert w.count("risk.escalate_warning") == 1
+    assert w.count("risk.escalate_warning") == 2
 
 
 @scenario
