@@ -1,0 +1,700 @@
+"""Runs the diagrams in `bpmn/` in-process on the real orchestrator, playing the services, people, the
+client and the clock, and measures which sequence flows the instances took.
+
+- Services: every open job is answered by `Worker`, which computes the outputs an operation of
+  docs/operations.md returns from the job's parameters (read from the job message in the outbox, as a real
+  worker would), using the decision tables in bpmn/ where the service does; a scenario can plan a BPMN error
+  or override outputs for the next job of an operation. Where a service would publish a status event that
+  bpmn/status-messages.toml maps to a message, the worker publishes that message.
+- People: `submit` completes a user task through the form validation; decisions (enum and boolean fields
+  without a default) must be given by the scenario, other required fields are filled with sample values.
+- Clock: `elapse` moves a waiting timer's due time into the past and fires due timers.
+
+Nothing needs NATS: jobs and messages are rows; outbox rows simply stay.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select, update
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.models import Instance, Job, StartTimer
+from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.platform.db import Database, UnitOfWork, migrate
+from consultflow.platform.decisions import DecisionTables
+from consultflow.platform.tables import outbox
+
+ROOT = Path(__file__).resolve().parents[2]
+BPMN_DIR = ROOT / "bpmn"
+NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
+MESSAGE_TTL = timedelta(days=1)
+MAX_SETTLE_ROUNDS = 200
+
+
+def resources() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(BPMN_DIR.iterdir()) if p.suffix in (".bpmn", ".dmn")}
+
+
+# ------------------------------------------------------------------------------------ the diagrams' flows
+
+
+@dataclass(frozen=True)
+class FlowIndex:
+    """Every sequence flow of every diagram, and which file each process or subprocess belongs to."""
+
+    flows: dict[str, dict[str, tuple[str, str]]]  # file -> flow id -> (source, target)
+    scopes: dict[str, str]  # process or subprocess id -> file
+
+    @classmethod
+    def load(cls, folder: Path = BPMN_DIR) -> FlowIndex:
+        flows: dict[str, dict[str, tuple[str, str]]] = {}
+        scopes: dict[str, str] = {}
+        for path in sorted(folder.glob("*.bpmn")):
+            root = etree.parse(str(path)).getroot()
+            flows[path.name] = {
+                f.get("id"): (f.get("sourceRef"), f.get("targetRef"))
+                for f in root.iterfind(".//bpmn:sequenceFlow", NS)
+            }
+            for scope in [*root.iterfind(".//bpmn:process", NS), *root.iterfind(".//bpmn:subProcess", NS)]:
+                scope_id = scope.get("id")
+                assert scope_id not in scopes, f"{scope_id} is defined twice"
+                scopes[scope_id] = path.name
+        return cls(flows, scopes)
+
+    def flow_id(self, file: str, source: str, target: str) -> str | None:
+        for flow_id, pair in self.flows[file].items():
+            if pair == (source, target):
+                return flow_id
+        return None
+
+
+REACHED = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.COMPLETED | TaskState.ERROR
+
+
+def _workflows(workflow: BpmnWorkflow) -> Iterable[Any]:
+    yield workflow
+    yield from workflow.subprocesses.values()
+
+
+def _real_ancestor(task: Task) -> Task | None:
+    """The nearest ancestor that is a BPMN element (Spiff inserts its own split, join and start specs)."""
+    parent = task.parent
+    while parent is not None and parent.task_spec.bpmn_id is None:
+        parent = parent.parent
+    return parent
+
+
+def flows_taken(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]:
+    """Sequence flows an instance took: a reached task whose nearest BPMN ancestor is a flow's source."""
+    taken: dict[str, set[str]] = defaultdict(set)
+    for wf in _workflows(workflow):
+        file = index.scopes[wf.spec.name]
+        for task in wf.get_tasks(state=REACHED):
+            if task.workflow is not wf or task.task_spec.bpmn_id is None:
+                continue
+            source = _real_ancestor(task)
+            if source is None:
+                continue
+            flow_id = index.flow_id(file, source.task_spec.bpmn_id, task.task_spec.bpmn_id)
+            if flow_id is not None:
+                taken[file].add(flow_id)
+    return taken
+
+
+def elements_reached(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]:
+    """BPMN elements an instance reached (and the processes and subprocesses it ran), by file."""
+    reached: dict[str, set[str]] = defaultdict(set)
+    for wf in _workflows(workflow):
+        file = index.scopes[wf.spec.name]
+        reached[file].add(wf.spec.name)
+        for task in wf.get_tasks(state=REACHED):
+            if task.workflow is wf and task.task_spec.bpmn_id is not None:
+                reached[file].add(task.task_spec.bpmn_id)
+                source = _real_ancestor(task)  # e.g. a cycle timer, cancelled at the end, once fired
+                if source is not None:
+                    reached[file].add(source.task_spec.bpmn_id)
+    return reached
+
+
+def ends_reached(workflow: BpmnWorkflow) -> list[str]:
+    """End events an instance completed (in every process and subprocess), sorted."""
+    return sorted(
+        task.task_spec.bpmn_id
+        for wf in _workflows(workflow)
+        for task in wf.get_tasks(state=TaskState.COMPLETED)
+        if task.workflow is wf and isinstance(task.task_spec, EndEvent)
+    )
+
+
+# ---------------------------------------------------------------------------------------------- services
+
+
+@dataclass(frozen=True)
+class PlannedError:
+    code: str
+    message: str
+
+
+Outputs = dict[str, Any]
+Handler = Callable[["World", Mapping[str, Any]], Outputs]
+
+
+class Worker:
+    """What each service operation returns (docs/operations.md), computed from the job's parameters."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._ids: dict[str, int] = defaultdict(int)
+
+    def new_id(self, kind: str) -> str:
+        self._ids[kind] += 1
+        return f"{kind}-{self._ids[kind]}"
+
+    def outputs(self, operation: str, params: Mapping[str, Any]) -> Outputs:
+        method = getattr(self, operation.replace(".", "__"), None)
+        if method is None:
+            raise AssertionError(f"the harness does not know operation {operation}")
+        result: Outputs = method(params)
+        return result
+
+    # -- crm
+    def crm__record_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
+        return {"inquiry_id": self.new_id("inquiry"), "client_id": self.new_id("client")}
+
+    def crm__record_requirements(self, p: Mapping[str, Any]) -> Outputs:
+        return {"requirements_id": self.new_id("requirements"), "requirements_version": 1}
+
+    def crm__record_feasibility(self, p: Mapping[str, Any]) -> Outputs:
+        verdicts = [p[f"{dimension}_feasible"] for dimension in ("technical", "economic", "time")]
+        assert all(isinstance(v, bool) for v in verdicts), "feasibility verdicts are booleans"
+        feasible = all(verdicts)
+        return {
+            "feasibility_id": self.new_id("feasibility"),
+            "feasible": feasible,
+            "feasibility_summary": "feasible" if feasible else "infeasible",
+        }
+
+    def crm__decline_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["decline_reason"] in ("infeasible", "offer_rejected", "offer_expired", "risk_avoided")
+        return {"intake_outcome": "declined", "decline_reason": p["decline_reason"]}
+
+    def crm__record_market_insight(self, p: Mapping[str, Any]) -> Outputs:
+        return {"insight_id": self.new_id("insight")}
+
+    def crm__record_lead(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform")
+        return {"lead_id": self.new_id("lead")}
+
+    def crm__record_revisit(self, p: Mapping[str, Any]) -> Outputs:
+        return {"revisit_id": self.new_id("revisit")}
+
+    def crm__record_value_added_service(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["value_added_service"] in ("industry_news", "free_training")
+        return {"value_added_service_id": self.new_id("vas")}
+
+    def crm__record_opportunity(self, p: Mapping[str, Any]) -> Outputs:
+        return {"opportunity_id": self.new_id("opportunity")}
+
+    # -- contracts
+    def contracts__prepare_quotation(self, p: Mapping[str, Any]) -> Outputs:
+        subtotal = sum(
+            Decimal(p[k]) for k in ("consulting_fee", "travel_cost", "accommodation_cost", "other_cost")
+        )
+        total = subtotal * (1 + Decimal(p["tax_rate"]))
+        valid_until = (datetime.now(UTC) + timedelta(days=int(p["validity_days"]))).date().isoformat()
+        return {
+            "quotation_id": self.new_id("quotation"),
+            "quotation_total": str(total),
+            "quotation_valid_until": valid_until,
+        }
+
+    def contracts__draft_proposal(self, p: Mapping[str, Any]) -> Outputs:
+        return {"proposal_id": "proposal-1", "proposal_version": self.world.count("contracts.draft_proposal")}
+
+    def contracts__record_proposal_review(self, p: Mapping[str, Any]) -> Outputs:
+        return {"proposal_approved": p["proposal_verdict"] == "approved"}
+
+    def contracts__send_offer(self, p: Mapping[str, Any]) -> Outputs:
+        return {"offer_sent_at": _now()}
+
+    def contracts__expire_quotation(self, p: Mapping[str, Any]) -> Outputs:
+        return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
+
+    def contracts__draft_contract(self, p: Mapping[str, Any]) -> Outputs:
+        return {"contract_id": "contract-1", "contract_version": self.world.count("contracts.draft_contract")}
+
+    def contracts__submit_for_legal_review(self, p: Mapping[str, Any]) -> Outputs:
+        return {"legal_review_round": self.world.count("contracts.submit_for_legal_review")}
+
+    def contracts__record_legal_review(self, p: Mapping[str, Any]) -> Outputs:
+        return {"legal_approved": p["legal_verdict"] == "approved"}
+
+    def contracts__revise_contract(self, p: Mapping[str, Any]) -> Outputs:
+        return {"contract_version": 1 + self.world.count("contracts.revise_contract")}
+
+    def contracts__sign_contract(self, p: Mapping[str, Any]) -> Outputs:
+        return {"signed_by_firm_at": _now()}
+
+    def contracts__distribute_contract(self, p: Mapping[str, Any]) -> Outputs:
+        return {"intake_outcome": "contracted", "distributed_to": "delivery,finance,legal"}
+
+    # -- delivery
+    def delivery__open_project(self, p: Mapping[str, Any]) -> Outputs:
+        return {"project_id": self.new_id("project")}
+
+    def delivery__form_team(self, p: Mapping[str, Any]) -> Outputs:
+        names = [
+            p["project_manager"],
+            *(f"{p[k]}".split(",") for k in ("consultants", "analysts", "assistants")),
+        ]
+        return {"team_size": len(names)}
+
+    def delivery__record_kickoff(self, p: Mapping[str, Any]) -> Outputs:
+        return {"kickoff_id": self.new_id("kickoff")}
+
+    def delivery__archive_research_data(self, p: Mapping[str, Any]) -> Outputs:
+        return {"documents_archived": 3}
+
+    def delivery__record_site_visit(self, p: Mapping[str, Any]) -> Outputs:
+        return {"site_visit_id": self.new_id("visit")}
+
+    def delivery__record_analysis(self, p: Mapping[str, Any]) -> Outputs:
+        if p["risk_found"]:  # registered with the risk service, which reports risk.registered
+            self.world.register_risk(p["engagement_id"], "implementation", p["risk_description"])
+        return {"analysis_id": self.new_id("analysis"), "risks_reported": 1 if p["risk_found"] else 0}
+
+    def delivery__submit_solution(self, p: Mapping[str, Any]) -> Outputs:
+        return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
+
+    def delivery__record_solution_review(self, p: Mapping[str, Any]) -> Outputs:
+        return {"solution_approved": p["solution_verdict"] == "approved"}
+
+    def delivery__start_execution(self, p: Mapping[str, Any]) -> Outputs:
+        return {"work_plan_id": self.new_id("plan")}
+
+    def delivery__record_meeting(self, p: Mapping[str, Any]) -> Outputs:
+        return {"meeting_id": self.new_id("meeting")}
+
+    def delivery__evaluate_indicators(self, p: Mapping[str, Any]) -> Outputs:
+        rates = dict(self.world.indicators)
+        statuses = {
+            name: self.world.decide("warning_thresholds", {"indicator": name, "value": value})["status"]
+            for name, value in rates.items()
+        }
+        breached = sorted(name for name, status in statuses.items() if status != "green")
+        for name in breached:  # delivery status indicator.breached → message risk.indicator_breached
+            self.world.publish(
+                "risk.indicator_breached",
+                p["engagement_id"],
+                indicator=name,
+                value=rates[name],
+                status=statuses[name],
+            )
+        return {**rates, "indicators_breached": bool(breached), "breached_indicators": ",".join(breached)}
+
+    def delivery__record_corrective_action(self, p: Mapping[str, Any]) -> Outputs:
+        return {"corrective_action_id": self.new_id("action")}
+
+    def delivery__send_progress_report(self, p: Mapping[str, Any]) -> Outputs:
+        return {"progress_report_id": self.new_id("report")}
+
+    def delivery__record_change_response(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["change_decision"] in ("accepted", "rejected", "deferred")
+        return {"change_request_status": p["change_decision"]}
+
+    def delivery__complete_execution(self, p: Mapping[str, Any]) -> Outputs:
+        return {"execution_completed_at": _now()}
+
+    def delivery__compile_deliverables(self, p: Mapping[str, Any]) -> Outputs:
+        return {"deliverable_set_version": self.world.count("delivery.compile_deliverables")}
+
+    def delivery__record_deliverable_review(self, p: Mapping[str, Any]) -> Outputs:
+        checks = ("logic_ok", "consistency_ok", "accuracy_ok", "contract_conformance_ok")
+        return {"deliverables_approved": all(p[c] for c in checks)}
+
+    def delivery__plan_onsite_delivery(self, p: Mapping[str, Any]) -> Outputs:
+        return {"delivery_id": self.new_id("delivery")}
+
+    def delivery__plan_online_delivery(self, p: Mapping[str, Any]) -> Outputs:
+        if not p["channel_tested"]:
+            raise BusinessError("channel_not_tested", "the delivery channel was not tested")
+        return {"delivery_id": self.new_id("delivery")}
+
+    def delivery__send_deliverables_online(self, p: Mapping[str, Any]) -> Outputs:
+        return {"sent_at": _now()}
+
+    def delivery__record_delivery(self, p: Mapping[str, Any]) -> Outputs:
+        return {"delivered_at": _now()}
+
+    def delivery__request_acceptance(self, p: Mapping[str, Any]) -> Outputs:
+        return {
+            "acceptance_id": "acceptance-1",
+            "acceptance_round": self.world.count("delivery.request_acceptance"),
+        }
+
+    def delivery__send_acceptance_reminder(self, p: Mapping[str, Any]) -> Outputs:
+        return {"reminded_at": _now()}
+
+    def delivery__record_rectification_items(self, p: Mapping[str, Any]) -> Outputs:
+        return {"open_rectification_items": len(str(p["rectification_items"]).splitlines())}
+
+    def delivery__close_rectification_items(self, p: Mapping[str, Any]) -> Outputs:
+        return {"open_rectification_items": 0}
+
+    def delivery__close_acceptance(self, p: Mapping[str, Any]) -> Outputs:
+        return {"project_status": "follow_up"}
+
+    # -- survey
+    def survey__create_plan(self, p: Mapping[str, Any]) -> Outputs:
+        return {"survey_id": self.new_id("survey")}
+
+    def survey__send_questionnaire(self, p: Mapping[str, Any]) -> Outputs:
+        return {"questionnaire_sent_at": _now()}
+
+    def survey__send_reminder(self, p: Mapping[str, Any]) -> Outputs:
+        return {"reminded_at": _now()}
+
+    def survey__analyse_responses(self, p: Mapping[str, Any]) -> Outputs:
+        ratings: dict[str, int] = self.world.survey_ratings
+        score = round(sum(ratings.values()) / (5 * len(ratings)) * 100)
+        lowest = min(ratings.values())
+        return {
+            "satisfaction_score": score,
+            "lowest_rating": lowest,
+            "csat": score,
+            "nps": 0,
+            "dissatisfaction_reasons": ",".join(k for k, v in ratings.items() if v <= 3),
+        }
+
+    def survey__record_problem(self, p: Mapping[str, Any]) -> Outputs:
+        return {"problem_id": self.new_id("problem")}
+
+    def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
+        return {"measure_id": self.new_id("measure")}
+
+    def survey__report_progress(self, p: Mapping[str, Any]) -> Outputs:
+        return {"problem_solved": bool(p["problem_solved"])}
+
+    # -- risk
+    def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
+        return {"register_id": self.new_id("register")}
+
+    def risk__register_risk(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["risk_stage"] in ("intake", "implementation", "delivery", "follow_up")
+        risk_id = self.world.register_risk(
+            p["engagement_id"], p["risk_stage"], p["risk_description"], p["risk_source"]
+        )
+        return {"risk_id": risk_id}
+
+    def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
+        matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
+        return {k: matrix[k] for k in ("risk_level", "risk_priority", "suggested_strategy")}
+
+    def risk__plan_response(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["strategy"] in ("avoid", "mitigate", "transfer", "accept")
+        return {"response_id": self.new_id("response")}
+
+    def risk__review_register(self, p: Mapping[str, Any]) -> Outputs:
+        return {"open_risks": 1, "overdue_measures": 0}
+
+    def risk__record_review(self, p: Mapping[str, Any]) -> Outputs:
+        if p["new_risk_found"]:
+            self.world.register_risk(p["engagement_id"], "implementation", p["new_risk_description"])
+        return {"review_id": self.new_id("review")}
+
+    def risk__raise_warning(self, p: Mapping[str, Any]) -> Outputs:
+        warning_id = self.new_id("warning")
+        level = "red" if p["status"] == "red" else "amber"
+        # risk status warning.raised → message engagement.risk_warning
+        self.world.publish(
+            "engagement.risk_warning",
+            p["engagement_id"],
+            warning_id=warning_id,
+            warning_level=level,
+            indicator=p["indicator"],
+            indicator_value=p["value"],
+        )
+        return {"warning_id": warning_id, "warning_level": level}
+
+    def risk__escalate_warning(self, p: Mapping[str, Any]) -> Outputs:
+        return {"escalated_at": _now(), "warning_status": "escalated"}
+
+    def risk__acknowledge_warning(self, p: Mapping[str, Any]) -> Outputs:
+        # risk status warning.acknowledged → message risk.warning_acknowledged (keyed by warning_id)
+        self.world.publish("risk.warning_acknowledged", p["warning_id"], acknowledged_by=p["acknowledged_by"])
+        return {"acknowledged_at": _now()}
+
+    def risk__close_register(self, p: Mapping[str, Any]) -> Outputs:
+        return {"register_closed_at": _now()}
+
+
+class BusinessError(Exception):
+    """A handler's refusal that the diagram catches (a BPMN error)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# ------------------------------------------------------------------------------------------- the world
+
+SAMPLE = {"string": "sample text", "date": "2026-12-01", "decimal": "1000.00", "long": "30"}
+
+
+@dataclass
+class World:
+    """One scenario's orchestrator on its own SQLite file, with the actors around it."""
+
+    path: Path
+    index: FlowIndex
+    orchestrator: Orchestrator = field(init=False)
+    indicators: dict[str, float] = field(default_factory=dict)
+    survey_ratings: dict[str, int] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.db = Database(f"sqlite:///{self.path / 'orchestrator.db'}")
+        migrate(self.db, "orchestrator")
+        self.orchestrator = Orchestrator(self.db, lambda: UnitOfWork(self.db, "orchestrator"))
+        self.orchestrator.deploy(resources())
+        self.tables = DecisionTables(BPMN_DIR)
+        self.worker = Worker(self)
+        self._plans: dict[str, deque[Outputs | PlannedError]] = defaultdict(deque)
+        self._counts: dict[str, int] = defaultdict(int)
+        self.status_messages = {m["message"] for m in _status_mappings()}
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    # -- services
+
+    def decide(self, decision_id: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return self.tables.decide(decision_id, inputs)
+
+    def count(self, operation: str) -> int:
+        return self._counts[operation]
+
+    def plan(self, operation: str, **outputs: Any) -> None:
+        """The next job of `operation` returns these outputs on top of the worker's."""
+        self._plans[operation].append(outputs)
+
+    def plan_error(self, operation: str, code: str, message: str = "refused") -> None:
+        """The next job of `operation` fails with a BPMN error."""
+        self._plans[operation].append(PlannedError(code, message))
+
+    def register_risk(self, engagement_id: str, stage: str, description: str, source: str = "") -> str:
+        """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
+        risk_id = self.worker.new_id("risk")
+        self.publish(
+            "risk.identified",
+            engagement_id,
+            risk_id=risk_id,
+            risk_stage=stage,
+            risk_description=description,
+            risk_category="",
+            risk_source=source,
+        )
+        return risk_id
+
+    def publish(self, name: str, key: str, *, thrown: bool = False, **variables: Any) -> str:
+        """A message from outside (a mapped status event or the client), buffered for a day like those;
+        `thrown`: a message a process throws, sent here in place of that process."""
+        assert thrown or name in self.status_messages, f"{name} is not mapped in status-messages.toml"
+        outcome = self.orchestrator.publish_message(name, key, variables, MESSAGE_TTL).outcome
+        self.log.append(f"message {name} [{key}]: {outcome}")
+        return outcome
+
+    def _parameters(self, job: Job) -> dict[str, Any]:
+        with self.db.read() as session:
+            payload = session.scalars(
+                select(outbox.c.payload)
+                .where(outbox.c.msg_id.like(f"{job.job_key}:%"))
+                .order_by(outbox.c.seq.desc())
+                .limit(1)
+            ).one()
+        activated = events_pb2.JobActivated.FromString(payload)
+        parameters: dict[str, Any] = json.loads(activated.parameters_json)
+        return parameters
+
+    def open_jobs(self) -> list[Job]:
+        with self.db.read() as session:
+            return list(
+                session.scalars(select(Job).where(Job.status == "ACTIVATABLE").order_by(Job.created_at))
+            )
+
+    def _answer(self, job: Job) -> None:
+        self._counts[job.operation] += 1
+        plan = self._plans[job.operation].popleft() if self._plans[job.operation] else {}
+        if isinstance(plan, PlannedError):
+            self.log.append(f"job {job.operation}: error {plan.code}")
+            self.orchestrator.throw_error(job.job_key, plan.code, plan.message, {})
+            return
+        try:
+            outputs = {**self.worker.outputs(job.operation, self._parameters(job)), **plan}
+        except BusinessError as error:
+            self.log.append(f"job {job.operation}: error {error.code}")
+            self.orchestrator.throw_error(job.job_key, error.code, str(error), {})
+            return
+        self.log.append(f"job {job.operation}")
+        self.orchestrator.complete_job(job.job_key, outputs)
+
+    def settle(self) -> None:
+        """Lets everything automatic happen: thrown messages correlate, services answer their jobs."""
+        for _ in range(MAX_SETTLE_ROUNDS):
+            self.orchestrator.correlate_pending()
+            jobs = self.open_jobs()
+            if not jobs:
+                return
+            self._answer(jobs[0])
+        raise AssertionError(f"still busy after {MAX_SETTLE_ROUNDS} rounds: {self.log[-10:]}")
+
+    # -- people
+
+    def user_tasks(self, element_id: str = "") -> list[Any]:
+        rows, _ = self.orchestrator.list_user_tasks(page_size=500)
+        return [r for r in rows if not element_id or r.element_id == element_id]
+
+    def submit(self, element_id: str, **values: Any) -> None:
+        """Completes the oldest open user task `element_id` with `values` (sample data for the rest)."""
+        tasks = self.user_tasks(element_id)
+        assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
+        task = tasks[0]
+        form = {**_sample_form(json.loads(task.form_fields), values), **values}
+        self.orchestrator.complete_user_task(task.user_task_id, form, "tester")
+        self.log.append(f"task {element_id} {sorted(values.items())}")
+        self.settle()
+
+    # -- the client
+
+    def client(self, name: str, key: str, **variables: Any) -> None:
+        self.publish(name, key, **variables)
+        self.settle()
+
+    # -- the clock
+
+    def elapse(self, element_id: str, process_id: str = "") -> None:
+        """The waiting timer `element_id` comes due (in each instance of `process_id`, default any)."""
+        moved = 0
+        for row in self.instances(process_id, status="ACTIVE"):
+
+            def move(step: Any) -> int:  # runtime's Step
+                past = datetime.now(UTC) - timedelta(seconds=1)
+                count = 0
+                for timer in engine.snapshot(step.wf).timers:
+                    if timer.element_id != element_id:
+                        continue
+                    task = engine.find_task(step.wf, timer.task_id)
+                    assert task is not None
+                    value = task._get_internal_data("event_value")
+                    if isinstance(value, dict):
+                        task._set_internal_data(event_value={**value, "next": past.isoformat()})
+                    else:
+                        task._set_internal_data(event_value=past.isoformat())
+                    count += 1
+                return count
+
+            moved += self.orchestrator.step(row.instance_id, move)
+        assert moved, f"no waiting timer {element_id}"
+        self.orchestrator.fire_due_timers()
+        self.log.append(f"timer {element_id}")
+        self.settle()
+
+    def fire_start_timer(self, process_id: str) -> None:
+        """The timer start event of `process_id` comes due: a new instance starts."""
+        with self.db.session() as session:
+            session.execute(
+                update(StartTimer)
+                .where(StartTimer.process_id == process_id)
+                .values(due_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
+            session.commit()
+        assert self.orchestrator.fire_start_timers() == 1
+        self.settle()
+
+    # -- instances
+
+    def start(self, process_id: str, business_key: str = "", **variables: Any) -> str:
+        instance_id = self.orchestrator.create_instance(process_id, 0, variables, business_key).instance_id
+        self.settle()
+        return instance_id
+
+    def instances(self, process_id: str = "", status: str = "") -> list[Instance]:
+        rows, _ = self.orchestrator.list_instances(process_id=process_id, status=status, page_size=500)
+        return rows
+
+    def instance(self, process_id: str) -> Instance:
+        rows = self.instances(process_id)
+        assert len(rows) == 1, f"{len(rows)} instances of {process_id}"
+        return rows[0]
+
+    def variables(self, process_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = json.loads(self.instance(process_id).variables)
+        return result
+
+    def workflow(self, row: Instance) -> BpmnWorkflow:
+        return engine.load_state(
+            row.state, self.orchestrator.specs_for(row.definition_id), self.orchestrator.script_engine
+        )
+
+    def ends(self, process_id: str) -> list[str]:
+        """End events the one instance of `process_id` reached."""
+        return self.ends_of(self.instance(process_id))
+
+    def ends_of(self, row: Instance) -> list[str]:
+        return ends_reached(self.workflow(row))
+
+    def incidents(self) -> list[str]:
+        return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]
+
+    def flows(self) -> dict[str, set[str]]:
+        taken: dict[str, set[str]] = defaultdict(set)
+        for row in self.instances():
+            for file, flows in flows_taken(self.workflow(row), self.index).items():
+                taken[file] |= flows
+        return taken
+
+    def elements(self) -> dict[str, set[str]]:
+        reached: dict[str, set[str]] = defaultdict(set)
+        for row in self.instances():
+            for file, element_ids in elements_reached(self.workflow(row), self.index).items():
+                reached[file] |= element_ids
+        return reached
+
+
+def _sample_form(fields: list[dict[str, Any]], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Sample values for required data fields; decisions (enum, boolean) must come from the scenario."""
+    values: dict[str, Any] = {}
+    for f in fields:
+        if f["id"] in given or not f["required"]:
+            continue
+        if f["type"] in ("enum", "boolean"):
+            raise AssertionError(f"the scenario must decide {f['id']} ({f['label']})")
+        values[f["id"]] = SAMPLE[f["type"]]
+    return values
+
+
+def _status_mappings() -> list[dict[str, Any]]:
+    with (BPMN_DIR / "status-messages.toml").open("rb") as handle:
+        mappings: list[dict[str, Any]] = tomllib.load(handle)["map"]
+    return mappings

@@ -1,0 +1,467 @@
+"""Path tests: the diagrams run in-process on the real orchestrator (see harness.py). Each scenario plays
+one story of the regulation and checks where it ended; together the scenarios take every sequence flow of
+every diagram, which the last test measures from the instances' task trees and prints."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.bpmn.harness import FlowIndex, World
+
+INDEX = FlowIndex.load()
+
+INQUIRY = {
+    "channel": "email",
+    "client_name": "深圳照明 Shenzhen Lighting",
+    "client_industry": "manufacturing",
+    "contact_name": "陳女士 Ms Chen",
+    "contact_email": "chen@example.cn",
+    "contact_phone": "",
+    "question": "Can you help us enter the European market?",
+}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+ALL_CHECKS_PASS = {
+    "logic_ok": True,
+    "consistency_ok": True,
+    "accuracy_ok": True,
+    "contract_conformance_ok": True,
+}
+GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
+UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
+HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
+
+Scenario = Callable[[World], None]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(fn: Scenario) -> Scenario:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def start_engagement(w: World, engagement_id: str) -> None:
+    w.start("engagement", engagement_id, engagement_id=engagement_id, **INQUIRY)
+
+
+def contract(w: World, engagement_id: str, *, risk_noted: bool = False) -> None:
+    """Intake without detours up to a signed contract."""
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=risk_noted)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", engagement_id)
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.client("contract.signed", engagement_id)
+
+
+def assess(w: World, likelihood: str, impact: str, strategy: str) -> None:
+    w.submit(
+        "assess_risk_form",
+        risk_category="other",
+        identification_method="checklist",
+        likelihood=likelihood,
+        impact=impact,
+    )
+    w.submit("choose_strategy_form", strategy=strategy)
+
+
+def open_tasks(w: World) -> list[str]:
+    return sorted(t.element_id for t in w.user_tasks())
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+
+
+@scenario
+def full_engagement(w: World) -> None:
+    """Every chapter with its loops: revisions, errors, reminders, warnings, rectifications, revisits."""
+    eid = "E-FULL"
+    start_engagement(w, eid)
+    assert w.instance("risk_management").status == "ACTIVE", "engagement.started starts risk management"
+
+    # ch. 2 intake, with a risk noted at the feasibility assessment (6.1.1)
+    w.submit("understand_needs", communication_mode="face_to_face")
+    w.submit(
+        "assess_feasibility",
+        **ALL_FEASIBLE,
+        risk_noted=True,
+        risk_description="key client staff may leave",
+        risk_category="personnel",
+    )
+    w.submit("prepare_quotation_form")
+    assess(w, "high", "major", "mitigate")
+    assert w.variables("risk_management")["engagement_id"] == eid
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="revise")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid)
+    w.plan_error("contracts.submit_for_legal_review", "contract_incomplete")
+    w.submit("negotiate_contract")
+    assert open_tasks(w) == ["negotiate_contract"], "an incomplete contract is negotiated again"
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="revise")
+    w.submit("revise_contract_form", revision_notes="liability capped per legal")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.client("contract.signed", eid)
+    assert w.count("contracts.submit_for_legal_review") == 3
+    assert w.count("contracts.distribute_contract") == 1
+
+    # ch. 3 implementation
+    w.submit("form_team_form")
+    w.submit("kickoff_form")
+    w.submit("collect_data_form", site_visit_needed=True)
+    w.submit("site_visit_form")
+    w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
+    assess(w, "low", "severe", "transfer")
+    w.submit("design_solution_form")
+    w.submit("review_solution", solution_verdict="revise")
+    w.submit("design_solution_form")
+    w.submit("review_solution", solution_verdict="approved")
+    w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
+    w.elapse("monitoring_cycle", "engagement")
+    assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
+    w.submit("corrective_action_form")
+    w.submit("acknowledge_warning_form")
+    w.indicators = GREEN
+    w.elapse("monitoring_cycle", "engagement")
+    w.elapse("project_meeting_cycle", "engagement")
+    w.submit("project_meeting_form")
+    w.elapse("report_to_client_cycle", "engagement")
+    w.client("client.change_requested", eid, project_id="project-1", change_request_id="change-1")
+    w.submit("assess_change_form", change_decision="accepted")
+    w.elapse("risk_monitoring_cycle", "risk_management")
+    w.submit("risk_review_form", measures_carried_out=True, measures_effective=True)
+    assert open_tasks(w) == ["carry_out_work_form"]
+    w.submit("carry_out_work_form")
+
+    # ch. 4 delivery: a failed review, a risk, on-site delivery, a late and then failed acceptance
+    w.submit("compile_results_form")
+    w.submit("review_deliverables_form", **{**ALL_CHECKS_PASS, "consistency_ok": False})
+    w.submit("compile_results_form")
+    w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=True, risk_category="market")
+    assess(w, "low", "minor", "accept")
+    w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
+    w.submit("arrange_onsite_form")
+    w.submit("present_onsite_form")
+    w.submit("request_acceptance_form")
+    w.elapse("acceptance_reminder", "engagement")
+    w.elapse("acceptance_overdue", "engagement")
+    w.submit("follow_up_overdue_form")
+    w.client("acceptance.reported", eid, acceptance_conclusion="failed", acceptance_comments="charts unclear")
+    w.submit("plan_rectification_form")
+    w.submit("complete_rectification_form")
+    w.submit("request_acceptance_form")
+    w.client("acceptance.reported", eid, acceptance_conclusion="passed", acceptance_comments="")
+    assert w.count("delivery.request_acceptance") == 2
+
+    # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
+    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.elapse("survey_reminder_cycle", "engagement")
+    w.survey_ratings = UNHAPPY
+    w.client("survey.response_received", eid, response_id="response-1")
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="moderate", risk_noted=True)
+    assess(w, "high", "severe", "avoid")
+    w.submit("define_measure_form")
+    w.submit("rectify_and_report_form", problem_solved=False)
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.elapse("revisit_cycle", "engagement")
+    w.submit(
+        "revisit_client_form",
+        revisit_method="visit",
+        offer_value_added_service=True,
+        value_added_service="free_training",
+        opportunity_found=True,
+        opportunity="referral to a supplier",
+    )
+    w.elapse("revisit_cycle", "engagement")
+    w.submit("revisit_client_form", revisit_method="phone")
+    w.elapse("maintenance_period", "engagement")
+
+    assert w.incidents() == []
+    assert open_tasks(w) == []
+    assert w.instance("engagement").status == "COMPLETED"
+    assert w.instance("risk_management").status == "COMPLETED", "engagement.closed ends risk management"
+    engagement = w.ends("engagement")
+    for end in ("contract_signed", "implementation_completed", "accepted", "follow_up_completed"):
+        assert end in engagement
+    assert engagement.count("engagement_closed") == 1
+    assert "not_taken_on" not in engagement and "declined_to_avoid_risk" not in engagement
+    assert engagement.count("opportunity_recorded") == 1 and engagement.count("revisit_done") == 1
+    variables = w.variables("engagement")
+    assert variables["intake_outcome"] == "contracted"
+    assert variables["project_status"] == "follow_up"
+    assert variables["problem_solved"] is True
+    risk = w.ends("risk_management")
+    for end in ("mitigate", "transfer", "accept", "change_plan", "warning_acknowledged", "review_recorded"):
+        assert end in risk
+    assert "decline_project" not in risk and "escalation_handled" not in risk
+    assert w.count("risk.escalate_warning") == 0
+
+
+@scenario
+def infeasible_inquiry_is_not_taken_on(w: World) -> None:
+    start_engagement(w, "E-INFEASIBLE")
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False})
+    assert w.instance("engagement").status == "COMPLETED"
+    assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
+    variables = w.variables("engagement")
+    assert (variables["intake_outcome"], variables["decline_reason"]) == ("declined", "infeasible")
+    assert w.count("contracts.prepare_quotation") == 0
+    assert w.ends("risk_management") == ["monitoring_over", "risk_management_closed"]
+
+
+@scenario
+def rejected_offer_ends_the_intake(w: World) -> None:
+    start_engagement(w, "E-REJECTED")
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=False)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.rejected", "E-REJECTED", rejection_reason="too expensive")
+    assert w.ends("engagement") == ["not_taken_on", "offer_rejected"]
+    assert w.variables("engagement")["decline_reason"] == "offer_rejected"
+    assert w.count("risk.register_risk") == 0
+    assert w.instance("risk_management").status == "COMPLETED"
+
+
+@scenario
+def unanswered_quote_expires(w: World) -> None:
+    start_engagement(w, "E-EXPIRED")
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form", validity_days="14")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.elapse("quote_expired", "engagement")
+    assert w.ends("engagement") == ["not_taken_on", "offer_expired"]
+    assert w.variables("engagement")["decline_reason"] == "offer_expired"
+    assert w.count("contracts.expire_quotation") == 1
+    w.client("quotation.accepted", "E-EXPIRED")  # too late: nobody waits, nothing changes
+    assert w.count("contracts.draft_contract") == 0
+
+
+@scenario
+def risk_to_avoid_at_intake_stops_the_engagement(w: World) -> None:
+    eid = "E-AVOID"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="face_to_face")
+    w.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=True, risk_category="financial")
+    assert open_tasks(w) == ["assess_risk_form", "prepare_quotation_form"]
+    assess(w, "high", "severe", "avoid")
+    assert w.count("crm.decline_inquiry") == 1
+    assert open_tasks(w) == [], "the intake's open quotation task is withdrawn"
+    assert w.ends("engagement") == ["declined_to_avoid_risk"]
+    assert w.variables("engagement")["decline_reason"] == "risk_avoided"
+    assert "decline_project" in w.ends("risk_management")
+    assert w.instance("risk_management").status == "COMPLETED"
+    assert w.count("contracts.prepare_quotation") == 0
+
+
+@scenario
+def implementation_without_site_visit_stays_on_track(w: World) -> None:
+    w.start("implementation", engagement_id="E-IMPL", contract_id="contract-9")
+    w.submit("form_team_form")
+    w.submit("kickoff_form")
+    w.submit("collect_data_form", site_visit_needed=False)
+    w.submit("analyse_data_form")
+    w.submit("design_solution_form")
+    w.submit("review_solution", solution_verdict="approved")
+    w.indicators = GREEN
+    w.elapse("monitoring_cycle")
+    w.elapse("project_meeting_cycle")
+    assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
+    w.submit("carry_out_work_form")
+    # SpiffWorkflow withdraws a round a cycle timer started when its host activity completes
+    assert open_tasks(w) == []
+    assert w.instance("implementation").status == "COMPLETED"
+    ends = w.ends("implementation")
+    assert "indicators_on_track" in ends and "implementation_completed" in ends
+    assert "meeting_recorded" not in ends and "action_taken" not in ends
+    assert w.count("delivery.record_site_visit") == 0 and w.count("risk.register_risk") == 0
+
+
+@scenario
+def online_delivery_after_an_untested_channel(w: World) -> None:
+    w.start("delivery_acceptance", engagement_id="E-ONLINE", project_id="project-7")
+    w.submit("compile_results_form")
+    w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=False)
+    w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
+    assert w.variables("delivery_acceptance")["delivery_mode"] == "online"
+    w.submit("prepare_online_form", platform="video_conference", channel_tested=False)
+    assert open_tasks(w) == ["prepare_online_form"], "an untested channel is prepared again"
+    w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
+    w.submit("explain_online_form")
+    w.submit("request_acceptance_form")
+    w.client("acceptance.reported", "E-ONLINE", acceptance_conclusion="passed", acceptance_comments="")
+    assert w.instance("delivery_acceptance").status == "COMPLETED"
+    assert w.ends("delivery_acceptance") == ["accepted"]
+    assert w.count("delivery.plan_online_delivery") == 2
+    assert w.count("delivery.send_deliverables_online") == 1
+    assert w.count("delivery.plan_onsite_delivery") == 0
+
+
+@scenario
+def unanswered_survey_closes(w: World) -> None:
+    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
+    w.submit("plan_survey_form", survey_method="phone_interview")
+    w.elapse("survey_closed")
+    assert w.count("survey.analyse_responses") == 0
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
+    assert w.ends("follow_up") == ["follow_up_completed", "maintenance_over"]
+
+
+@scenario
+def satisfied_client_needs_no_rectification(w: World) -> None:
+    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
+    w.submit("plan_survey_form", survey_method="face_to_face")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", "E-HAPPY", response_id="response-9")
+    assert w.variables("follow_up")["rectification_needed"] is False
+    assert w.count("survey.record_problem") == 0
+    w.elapse("maintenance_period")
+    assert w.ends("follow_up") == ["follow_up_completed", "maintenance_over"]
+
+
+@scenario
+def rectification_without_a_new_risk(w: World) -> None:
+    w.start("follow_up", engagement_id="E-FIX", client_id="client-5")
+    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.survey_ratings = UNHAPPY
+    w.client("survey.response_received", "E-FIX", response_id="response-5")
+    w.submit(
+        "identify_problem_form", problem_nature="communication", problem_severity="major", risk_noted=False
+    )
+    w.submit("define_measure_form")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def unacknowledged_warning_is_escalated(w: World) -> None:
+    eid = "E-RISK"
+    w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Lone Risk Ltd")
+    w.settle()
+    w.publish("risk.indicator_breached", eid, indicator="cost_overrun_rate", value=0.2, status="red")
+    w.settle()
+    w.elapse("not_acknowledged")
+    w.submit("handle_escalation_form")
+    # a second warning is acknowledged while it is being escalated: the service escalates nothing
+    w.publish("risk.indicator_breached", eid, indicator="schedule_deviation_rate", value=0.1, status="amber")
+    w.settle()
+    w.plan("risk.escalate_warning", escalated_at=None, warning_status="acknowledged")
+    w.elapse("not_acknowledged")
+    assert "handle_escalation_form" not in open_tasks(w)
+    w.elapse("risk_monitoring_cycle")
+    w.submit("risk_review_form", measures_carried_out=True, measures_effective=False, new_risk_found=True)
+    assess(w, "medium", "moderate", "mitigate")
+    w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
+    w.settle()
+    assert w.instance("risk_management").status == "COMPLETED"
+    ends = w.ends("risk_management")
+    assert "escalation_handled" in ends and "acknowledged_meanwhile" in ends
+    assert "warning_acknowledged" not in ends
+    assert "mitigate" in ends and "risk_management_closed" in ends
+    assert w.count("risk.escalate_warning") == 2
+
+
+@scenario
+def monthly_market_research(w: World) -> None:
+    w.fire_start_timer("market_research")
+    w.submit("collect_market_intelligence_form", lead_found=True)
+    w.submit("record_lead_form", lead_source="trade_fair")
+    w.fire_start_timer("market_research")
+    w.submit("collect_market_intelligence_form", lead_found=False)
+    runs = w.instances("market_research")
+    assert [r.status for r in runs] == ["COMPLETED", "COMPLETED"]
+    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_recorded", "no_lead"]
+    assert w.count("crm.record_lead") == 1 and w.count("crm.record_market_insight") == 2
+
+
+@scenario
+def client_inquiry_is_recorded(w: World) -> None:
+    w.start("client_inquiry", "E-INQ", **INQUIRY)
+    assert w.ends("client_inquiry") == ["inquiry_recorded"]
+    assert w.variables("client_inquiry")["inquiry_id"] == "inquiry-1"
+
+
+# ------------------------------------------------------------------------------------------------- tests
+
+RECORD = Path(__file__).with_name("scenario_elements.json")
+UPDATE = "CONSULTFLOW_UPDATE_TRACEABILITY"
+
+
+@dataclass(frozen=True)
+class Result:
+    flows: dict[str, set[str]]  # file -> sequence flows taken
+    elements: dict[str, set[str]]  # file -> elements reached
+
+
+_results: dict[str, Result] = {}
+
+
+def _run(name: str, tmp_path_factory: pytest.TempPathFactory) -> Result:
+    """Runs a scenario once per session and returns what its instances did."""
+    if name not in _results:
+        world = World(Path(tmp_path_factory.mktemp(name)), INDEX)
+        try:
+            SCENARIOS[name](world)
+            _results[name] = Result(world.flows(), world.elements())
+        finally:
+            world.close()
+    return _results[name]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario(name: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+    assert _run(name, tmp_path_factory).flows
+
+
+def test_the_scenarios_take_every_sequence_flow(tmp_path_factory: pytest.TempPathFactory) -> None:
+    taken: dict[str, set[str]] = defaultdict(set)
+    for name in SCENARIOS:
+        for file, flows in _run(name, tmp_path_factory).flows.items():
+            taken[file] |= flows
+    missing: dict[str, list[str]] = {}
+    print("\nsequence flow coverage of the path tests:")
+    for file, diagram_flows in sorted(INDEX.flows.items()):
+        total = set(diagram_flows)
+        covered = len(taken[file] & total)
+        print(f"  {file:28} {covered:3}/{len(total):3} flows  {100 * covered / len(total):5.1f} %")
+        if covered < len(total):
+            missing[file] = sorted(total - taken[file])
+    assert not missing, f"flows no scenario takes: {missing}"
+
+
+def test_the_traceability_record_of_the_scenarios_is_current(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """tests/bpmn/scenario_elements.json (read by `python -m consultflow.traceability`) says which elements
+    each scenario reaches; CONSULTFLOW_UPDATE_TRACEABILITY=1 rewrites it."""
+    record = {
+        name: {file: sorted(ids) for file, ids in sorted(_run(name, tmp_path_factory).elements.items())}
+        for name in SCENARIOS
+    }
+    text = json.dumps(record, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+    if os.environ.get(UPDATE):
+        RECORD.write_text(text, encoding="utf-8")
+    assert RECORD.is_file() and RECORD.read_text(encoding="utf-8") == text, (
+        f"{RECORD.name} is stale: run {UPDATE}=1 pytest tests/bpmn/test_paths.py, then "
+        "python -m consultflow.traceability"
+    )
