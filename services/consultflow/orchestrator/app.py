@@ -15,6 +15,7 @@ from consultflow.orchestrator.status_messages import StatusMessageBridge, load_m
 from consultflow.platform.errors import Conflict
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.scripting import load_timer_overrides
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def build(context: Context) -> Parts:
         script_time_limit_ms=settings.script_time_limit_ms,
         job_timeout=timedelta(seconds=settings.job_timeout_seconds),
         cache_size=settings.instance_cache_size,
+        timer_overrides=load_timer_overrides(settings.timer_overrides),
     )
     if settings.bpmn_dir.is_dir():
         resources = bpmn_resources(settings.bpmn_dir)

@@ -58,7 +58,7 @@ from consultflow.platform.db import Database, UnitOfWork
 from consultflow.platform.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.messaging import job_subject
-from consultflow.platform.scripting import ScriptEngine, scale_timer_expression
+from consultflow.platform.scripting import ScriptEngine
 from consultflow.platform.timeutil import aware
 
 log = logging.getLogger(__name__)
@@ -174,10 +174,11 @@ class Orchestrator:
         script_time_limit_ms: int = 1000,
         job_timeout: timedelta = timedelta(seconds=60),
         cache_size: int = 1000,
+        timer_overrides: Mapping[str, str] | None = None,
     ) -> None:
         self._db = db
         self._uow_factory = uow_factory
-        self.script_engine = ScriptEngine(script_time_limit_ms, time_scale)
+        self.script_engine = ScriptEngine(script_time_limit_ms, time_scale, timer_overrides)
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3
@@ -266,9 +267,7 @@ class Orchestrator:
         uow.session.execute(delete(StartTimer).where(StartTimer.process_id == definition.process_id))
         for element_id, expression in specs.start_timers:
             try:
-                value = str(self.script_engine.environment.evaluate(expression, {}))
-                if self.time_scale != 1.0:
-                    value = scale_timer_expression(value, self.time_scale)
+                value = self.script_engine.start_timer(element_id, expression)
                 schedule = engine.start_schedule(value, now)
             except Exception as exc:
                 raise engine.DeploymentError(

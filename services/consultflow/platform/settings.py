@@ -59,6 +59,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CONSULTFLOW_JOB_TIMEOUT_SECONDS", "60", "How long a worker may hold a job before it is redelivered."
     ),
+    Setting(
+        "CONSULTFLOW_TIMER_OVERRIDES",
+        "",
+        "Orchestrator only: a TOML file whose `[timers]` table gives chosen timers (by element id) another "
+        'duration or cycle, e.g. `maintenance_period = "PT30S"` for a demo; they win over the time scale.',
+    ),
     Setting("CONSULTFLOW_WORKER_CONCURRENCY", "8", "Jobs a worker process handles at once."),
     Setting("CONSULTFLOW_DB_THREADS", "4", "Threads that run blocking database work (gRPC handlers, jobs)."),
     Setting(
@@ -97,6 +103,7 @@ class Settings:
     log_format: str
     bpmn_dir: Path
     time_scale: float
+    timer_overrides: str
     job_timeout_seconds: float
     worker_concurrency: int
     db_threads: int
@@ -122,6 +129,7 @@ class Settings:
             log_format=_env("CONSULTFLOW_LOG_FORMAT"),
             bpmn_dir=Path(bpmn_dir) if bpmn_dir else repository_root() / "bpmn",
             time_scale=float(_env("CONSULTFLOW_TIME_SCALE")),
+            timer_overrides=_env("CONSULTFLOW_TIMER_OVERRIDES"),
             job_timeout_seconds=float(_env("CONSULTFLOW_JOB_TIMEOUT_SECONDS")),
             worker_concurrency=int(_env("CONSULTFLOW_WORKER_CONCURRENCY")),
             db_threads=int(_env("CONSULTFLOW_DB_THREADS")),
