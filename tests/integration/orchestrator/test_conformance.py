@@ -959,7 +959,9 @@ def test_a_repeated_message_updates_the_variables_it_carries(h: Harness) -> None
 
 def test_timer_overrides_replace_chosen_timers(tmp_path: Path) -> None:
     harness = Harness.sqlite(tmp_path, timer_overrides={"wait": "PT1S"}, time_scale=1000.0)
-    harness.deploy(p=timer_process('<timerEventDefinition><timeDuration>"P30D"</timeDuration></timerEventDefinition>'))
+    harness.deploy(
+        p=timer_process('<timerEventDefinition><timeDuration>"P30D"</timeDuration></timerEventDefinition>')
+    )
     harness.start("p")
     due = harness.orchestrator.next_timer_due()
     assert due is not None and due - datetime.now(UTC) < timedelta(seconds=2)  # the override, not P30D × 1000
