@@ -29,7 +29,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    system = LocalSystem(args.data_dir)
+    if args.demo_timers:
+        from consultflow.cli.demo import DEMO_TIMERS, demo_env
+
+        system = LocalSystem(args.data_dir, extra_env=demo_env(), marker=DEMO_TIMERS)
+    else:
+        system = LocalSystem(args.data_dir)
     started = time.monotonic()
     print(f"starting consultflow (data in {args.data_dir.resolve()}) …", flush=True)
     try:
@@ -77,10 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = commands.add_parser("up", help="run NATS, the orchestrator and the five services until Ctrl-C")
+    up.add_argument(
+        "--demo-timers", action="store_true", help="shorten the diagrams' timers as `consultflow demo` does"
+    )
     up.set_defaults(func=cmd_up)
 
     demo = commands.add_parser("demo", help="run sample engagements through the whole regulation")
-    demo.add_argument("--keep-running", action="store_true", help="leave the system running afterwards")
+    demo.add_argument("--keep-running", action="store_true", help="leave the demo system running afterwards")
+    demo.add_argument(
+        "--timeout", type=float, default=600, help="give up after this many seconds (default 600)"
+    )
     demo.set_defaults(func=lambda args: run_demo(args))
 
     def staff(name: str, command: Any, help: str, parent: Any = commands) -> argparse.ArgumentParser:

@@ -120,6 +120,7 @@ class LocalSystem:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     components: tuple[str, ...] = COMPONENTS
     component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    marker: str = ""  # written to endpoints.json as "timers" (e.g. the demo's timer settings)
     nats: subprocess.Popen[bytes] | None = None
     nats_url: str = ""
     children: dict[str, Child] = field(default_factory=dict)
@@ -136,7 +137,8 @@ class LocalSystem:
             self._spawn(child)
         self.wait_serving(timeout)
         endpoints = self.endpoints()
-        (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, indent=2) + "\n")
+        written = {**endpoints, **({"timers": self.marker} if self.marker else {})}
+        (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
         return endpoints
 
     def endpoints(self) -> dict[str, str]:

@@ -28,7 +28,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
-from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import EventBasedGateway
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -685,7 +685,9 @@ def describe(task: Task) -> tuple[str, str, str]:
     element_id = spec.bpmn_id or spec.name
     name = spec.bpmn_name or element_id
     kind = type(spec).__name__
-    if isinstance(spec, CatchingEvent):
+    if isinstance(spec, BoundaryEvent):
+        kind = "boundaryEvent"
+    elif isinstance(spec, CatchingEvent):
         definition = spec.event_definition
         if isinstance(definition, TimerEventDefinition):
             kind = "timer"

@@ -1,0 +1,275 @@
+"""What each story must have left in the services when it ends, read over their gRPC APIs.
+
+The demo prints these results and exits 0 only when every story ended as scripted; the end-to-end tests
+assert the same lists are empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from consultflow.api.contracts.v1 import contracts_pb2
+from consultflow.api.crm.v1 import crm_pb2
+from consultflow.api.delivery.v1 import delivery_pb2
+from consultflow.api.risk.v1 import risk_pb2
+from consultflow.api.survey.v1 import survey_pb2
+from consultflow.demo.driver import TIMEOUT, Clients, Story, project_of
+
+
+@dataclass
+class Figures:
+    """The numbers the demo prints at the end of an engagement."""
+
+    satisfaction_score: float | None = None
+    indicators: str = ""
+    risks_by_level: str = ""
+
+
+def check(clients: Clients, story: Story) -> list[str]:
+    """Problems with a finished story's records; empty when it ended as scripted."""
+    problems = (
+        []
+        if story.outcome == story.expect_outcome
+        else [f"ended {story.outcome!r}, expected {story.expect_outcome!r}"]
+    )
+    kind = story.key.split("-")[1].lower()
+    problems += CHECKS[kind](clients, story)
+    return problems
+
+
+def _history(clients: Clients, story: Story) -> crm_pb2.IntakeHistory:
+    return clients.crm.GetIntakeHistory(
+        crm_pb2.GetIntakeHistoryRequest(engagement_id=story.key), timeout=TIMEOUT
+    )
+
+
+def _contracts(clients: Clients, story: Story) -> list[contracts_pb2.Contract]:
+    return list(
+        clients.contracts.ListContracts(
+            contracts_pb2.ListContractsRequest(engagement_id=story.key), timeout=TIMEOUT
+        ).contracts
+    )
+
+
+def _expect(problems: list[str], ok: bool, what: str) -> None:
+    if not ok:
+        problems.append(what)
+
+
+def check_infeasible(clients: Clients, story: Story) -> list[str]:
+    problems: list[str] = []
+    history = _history(clients, story)
+    inquiry = history.inquiries[0] if history.inquiries else None
+    _expect(problems, inquiry is not None and inquiry.status == "declined", "the inquiry is not declined")
+    _expect(
+        problems,
+        inquiry is not None and inquiry.decline_reason == "infeasible",
+        "the decline reason is not 'infeasible'",
+    )
+    _expect(
+        problems, len(history.assessments) == 1 and not history.assessments[0].feasible, "no no-go assessment"
+    )
+    quotations = clients.contracts.ListQuotations(
+        contracts_pb2.ListQuotationsRequest(engagement_id=story.key), timeout=TIMEOUT
+    )
+    _expect(problems, len(quotations.quotations) == 0, "a quotation was prepared for an infeasible inquiry")
+    return problems
+
+
+def check_avoided(clients: Clients, story: Story) -> list[str]:
+    problems: list[str] = []
+    inquiry = _history(clients, story).inquiries[0]
+    _expect(
+        problems,
+        inquiry.decline_reason == "risk_avoided",
+        f"decline reason {inquiry.decline_reason!r}, not 'risk_avoided'",
+    )
+    risks = clients.risk.ListRisks(risk_pb2.ListRisksRequest(engagement_id=story.key), timeout=TIMEOUT).risks
+    _expect(
+        problems,
+        any(r.strategy == "avoid" and r.stage == "intake" for r in risks),
+        "no intake risk with the strategy 'avoid'",
+    )
+    _expect(problems, not _contracts(clients, story), "a contract was drafted although the risk was avoided")
+    return problems
+
+
+def _one_distributed_contract(
+    clients: Clients, story: Story, problems: list[str]
+) -> contracts_pb2.Contract | None:
+    contracts = _contracts(clients, story)
+    _expect(problems, len(contracts) == 1, f"{len(contracts)} contracts, expected exactly one")
+    if not contracts:
+        return None
+    contract = contracts[0]
+    _expect(problems, contract.status == "distributed", f"the contract is {contract.status}, not distributed")
+    return contract
+
+
+def _follow_up(clients: Clients, story: Story, problems: list[str], happy: bool) -> None:
+    surveys = clients.survey.ListSurveys(
+        survey_pb2.ListSurveysRequest(engagement_id=story.key), timeout=TIMEOUT
+    ).surveys
+    _expect(problems, len(surveys) == 1 and surveys[0].status == "analysed", "the survey was not analysed")
+    if surveys:
+        analysis = clients.survey.GetAnalysis(
+            survey_pb2.GetAnalysisRequest(survey_id=surveys[0].survey_id), timeout=TIMEOUT
+        )
+        if happy:
+            _expect(
+                problems,
+                analysis.satisfaction_score >= 80,
+                f"score {analysis.satisfaction_score} for a happy client",
+            )
+        else:
+            _expect(
+                problems,
+                analysis.satisfaction_score < 80,
+                f"score {analysis.satisfaction_score} for an unhappy client",
+            )
+    problems_found = clients.survey.ListProblems(
+        survey_pb2.ListProblemsRequest(engagement_id=story.key), timeout=TIMEOUT
+    ).problems
+    if happy:
+        _expect(problems, not problems_found, "a problem was recorded for a satisfied client")
+    else:
+        _expect(
+            problems,
+            len(problems_found) == 1 and problems_found[0].status == "solved",
+            "the client's problem is not solved",
+        )
+        if problems_found:
+            reports = len(problems_found[0].progress_reports)
+            _expect(
+                problems, reports == 2, f"{reports} progress reports, expected 2 (not yet solved, solved)"
+            )
+    client_id = _history(clients, story).inquiries[0].client_id
+    relationship = clients.crm.GetRelationship(
+        crm_pb2.GetRelationshipRequest(client_id=client_id), timeout=TIMEOUT
+    )
+    _expect(problems, len(relationship.revisits) >= 1, "no periodic revisit was recorded")
+
+
+def check_onsite(clients: Clients, story: Story) -> list[str]:
+    problems: list[str] = []
+    contract = _one_distributed_contract(clients, story, problems)
+    if contract is not None:
+        verdicts = [r.verdict for r in contract.legal_reviews]
+        _expect(
+            problems,
+            verdicts == ["revise", "approved"],
+            f"legal reviews {verdicts}, expected revise then approved",
+        )
+        proposal = clients.contracts.GetProposal(
+            contracts_pb2.GetProposalRequest(proposal_id=contract.proposal_id), timeout=TIMEOUT
+        )
+        reviews = [r.verdict for r in proposal.reviews]
+        _expect(
+            problems,
+            reviews == ["revise", "approved"],
+            f"proposal reviews {reviews}, expected revise then approved",
+        )
+    project = project_of(clients, story)
+    if project is None:
+        return [*problems, "no project was opened"]
+    solutions = clients.delivery.ListSolutions(
+        delivery_pb2.ListSolutionsRequest(project_id=project.project_id), timeout=TIMEOUT
+    ).solutions
+    _expect(problems, len(solutions) == 2, f"{len(solutions)} solution versions, expected 2 (revised once)")
+    deliveries = clients.delivery.ListDeliveries(
+        delivery_pb2.ListDeliveriesRequest(project_id=project.project_id), timeout=TIMEOUT
+    ).deliveries
+    _expect(
+        problems,
+        [d.mode for d in deliveries] == ["onsite"],
+        f"deliveries {[d.mode for d in deliveries]}, expected on-site",
+    )
+    acceptances = clients.delivery.ListAcceptances(
+        delivery_pb2.ListAcceptancesRequest(project_id=project.project_id), timeout=TIMEOUT
+    ).acceptances
+    conclusions = [a.conclusion for a in acceptances]
+    _expect(
+        problems,
+        conclusions == ["failed", "passed"],
+        f"acceptance rounds {conclusions}, expected failed then passed",
+    )
+    _expect(problems, project.phase == "follow_up", f"the project is in {project.phase}, not follow_up")
+    _follow_up(clients, story, problems, happy=True)
+    client_id = _history(clients, story).inquiries[0].client_id
+    relationship = clients.crm.GetRelationship(
+        crm_pb2.GetRelationshipRequest(client_id=client_id), timeout=TIMEOUT
+    )
+    _expect(
+        problems, len(relationship.value_added_services) >= 1, "no value-added service was recorded (5.3.2)"
+    )
+    _expect(problems, len(relationship.opportunities) >= 1, "no cooperation opportunity was recorded (5.3.3)")
+    return problems
+
+
+def check_online(clients: Clients, story: Story) -> list[str]:
+    problems: list[str] = []
+    _one_distributed_contract(clients, story, problems)
+    project = project_of(clients, story)
+    if project is None:
+        return [*problems, "no project was opened"]
+    snapshots = clients.delivery.ListIndicatorSnapshots(
+        delivery_pb2.ListIndicatorSnapshotsRequest(project_id=project.project_id), timeout=TIMEOUT
+    ).snapshots
+    _expect(
+        problems, any(s.breached_indicators for s in snapshots), "no indicator snapshot crossed its threshold"
+    )
+    warnings = clients.risk.ListWarnings(
+        risk_pb2.ListWarningsRequest(engagement_id=story.key), timeout=TIMEOUT
+    ).warnings
+    indicator_warnings = [w for w in warnings if w.trigger == "indicator"]
+    _expect(problems, bool(indicator_warnings), "no early warning was raised for the breached indicator")
+    _expect(problems, all(w.status == "acknowledged" for w in warnings), "a warning was never acknowledged")
+    deliveries = clients.delivery.ListDeliveries(
+        delivery_pb2.ListDeliveriesRequest(project_id=project.project_id), timeout=TIMEOUT
+    ).deliveries
+    _expect(
+        problems,
+        [d.mode for d in deliveries] == ["online"],
+        f"deliveries {[d.mode for d in deliveries]}, expected online",
+    )
+    _follow_up(clients, story, problems, happy=False)
+    return problems
+
+
+CHECKS: dict[str, Callable[[Clients, Story], list[str]]] = {
+    "infeasible": check_infeasible,
+    "avoided": check_avoided,
+    "onsite": check_onsite,
+    "online": check_online,
+}
+
+
+def figures(clients: Clients, story: Story) -> Figures:
+    """Satisfaction score, the last indicator snapshot and the engagement's risks by level."""
+    result = Figures()
+    surveys = clients.survey.ListSurveys(
+        survey_pb2.ListSurveysRequest(engagement_id=story.key), timeout=TIMEOUT
+    ).surveys
+    if surveys and surveys[0].status == "analysed":
+        result.satisfaction_score = clients.survey.GetAnalysis(
+            survey_pb2.GetAnalysisRequest(survey_id=surveys[0].survey_id), timeout=TIMEOUT
+        ).satisfaction_score
+    project = project_of(clients, story)
+    if project is not None:
+        snapshots = clients.delivery.ListIndicatorSnapshots(
+            delivery_pb2.ListIndicatorSnapshotsRequest(project_id=project.project_id), timeout=TIMEOUT
+        ).snapshots
+        if snapshots:
+            s = snapshots[0]
+            result.indicators = (
+                f"schedule deviation {s.schedule_deviation_rate:.0%} ({s.schedule_status}), "
+                f"quality pass {s.quality_pass_rate:.0%} ({s.quality_status}), "
+                f"cost overrun {s.cost_overrun_rate:.0%} ({s.cost_status})"
+            )
+    risks = clients.risk.ListRisks(risk_pb2.ListRisksRequest(engagement_id=story.key), timeout=TIMEOUT).risks
+    levels: dict[str, int] = {}
+    for risk in risks:
+        levels[risk.level or "unassessed"] = levels.get(risk.level or "unassessed", 0) + 1
+    result.risks_by_level = ", ".join(f"{level} {count}" for level, count in sorted(levels.items())) or "none"
+    return result

@@ -1,0 +1,196 @@
+"""The sample engagements `consultflow demo` runs: together they take every branch the regulation has.
+
+- DEMO-INFEASIBLE: the feasibility assessment says no; the intake ends with the reason recorded (2.2.2).
+- DEMO-ONSITE: a risk noted at intake is mitigated; the proposal is sent back once, the contract comes back
+  from legal once, the solution is revised once; on-site delivery; the first acceptance fails, is rectified
+  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and an opportunity.
+- DEMO-ONLINE: a work package falls behind, monitoring breaches its threshold, a corrective action is taken
+  and risk management raises an early warning the project manager acknowledges (3.4.2, 6.4.2); online
+  delivery after a failed channel test; an unhappy client leads to rectification reported until solved.
+- DEMO-AVOIDED: a likely, severe risk found at intake is avoided: risk management stops the intake (6.3.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from consultflow.demo.driver import Story, day, fall_behind_schedule, warning_acknowledged
+
+FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+APPROVED = {"proposal_verdict": "approved"}
+ALL_CHECKS = {"logic_ok": True, "consistency_ok": True, "accuracy_ok": True, "contract_conformance_ok": True}
+HAPPY = {"service_quality": 5, "result_quality": 4, "team_performance": 5, "overall_satisfaction": 5}
+UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 3, "overall_satisfaction": 3}
+
+
+def inquiry(client: str, contact: str, email: str, question: str, channel: str = "email") -> dict[str, Any]:
+    return {
+        "channel": channel,
+        "client_name": client,
+        "client_industry": "manufacturing",
+        "contact_name": contact,
+        "contact_email": email,
+        "contact_phone": "",
+        "question": question,
+    }
+
+
+def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Decisions every engagement makes the same way unless a story says otherwise."""
+    base: dict[str, list[dict[str, Any]]] = {
+        "understand_needs": [{"communication_mode": "phone"}],
+        "assess_feasibility": [FEASIBLE],
+        "review_proposal": [APPROVED],
+        "legal_review": [{"legal_verdict": "approved"}],
+        "collect_data_form": [{"site_visit_needed": False}],
+        "review_solution": [{"solution_verdict": "approved"}],
+        "review_deliverables_form": [ALL_CHECKS],
+        "delivery_needs_form": [
+            {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
+        ],
+        "prepare_online_form": [{"platform": "video_conference", "channel_tested": True}],
+        "plan_survey_form": [{"survey_method": "questionnaire"}],
+        "rectify_and_report_form": [{"problem_solved": True}],
+        "revisit_client_form": [{"revisit_method": "phone"}],
+        "assess_risk_form": [
+            {
+                "risk_category": "personnel",
+                "identification_method": "brainstorming",
+                "likelihood": "medium",
+                "impact": "moderate",
+            }
+        ],
+        "choose_strategy_form": [{"strategy": "mitigate"}],
+        "risk_review_form": [{"measures_carried_out": True, "measures_effective": True}],
+        "assess_change_form": [{"change_decision": "accepted"}],
+        "identify_problem_form": [{"problem_nature": "result", "problem_severity": "moderate"}],
+    }
+    return {**base, **decisions}
+
+
+def stories(run: str) -> list[Story]:
+    """The demo's engagements; `run` makes their keys unique so a demo can run again on the same system."""
+    return [
+        Story(
+            key=f"DEMO-INFEASIBLE-{run}",
+            title="An inquiry the firm cannot take on",
+            inquiry=inquiry(
+                "Harbin Ice Sculpture Co.",
+                "Mr Liu",
+                "liu@ice.example",
+                "Can you certify our sculptures as art?",
+            ),
+            decisions=common(
+                assess_feasibility=[
+                    {
+                        "technical_feasible": False,
+                        "technical_reason": "Art certification is outside our expertise",
+                        "economic_feasible": True,
+                        "time_feasible": True,
+                    }
+                ]
+            ),
+            expect_outcome="not taken on (infeasible)",
+        ),
+        Story(
+            key=f"DEMO-ONSITE-{run}",
+            title="Every review loop, on-site delivery, a failed acceptance, revisits",
+            inquiry=inquiry(
+                "深圳照明 Shenzhen Lighting",
+                "陳女士 Ms Chen",
+                "chen@shenzhen-lighting.example",
+                "Enter the European market",
+                "hotline",
+            ),
+            decisions=common(
+                understand_needs=[{"communication_mode": "face_to_face"}],
+                assess_feasibility=[{**FEASIBLE, "risk_noted": True, "risk_category": "personnel"}],
+                review_proposal=[
+                    {"proposal_verdict": "revise", "review_comments": "Add a partner screening step"},
+                    APPROVED,
+                ],
+                legal_review=[
+                    {
+                        "legal_verdict": "revise",
+                        "legal_opinions": "breach_liability: cap it at the contract value",
+                    },
+                    {"legal_verdict": "approved"},
+                ],
+                collect_data_form=[{"site_visit_needed": True}],
+                review_solution=[
+                    {"solution_verdict": "revise", "review_comments": "Phase the entry"},
+                    {"solution_verdict": "approved"},
+                ],
+                revisit_client_form=[
+                    {
+                        "revisit_method": "visit",
+                        "offer_value_added_service": True,
+                        "value_added_service": "free_training",
+                        "opportunity_found": True,
+                        "opportunity": "A follow-on study for the Middle East",
+                    },
+                    {"revisit_method": "phone"},
+                ],
+            ),
+            acceptance=["failed", "passed"],
+            ratings=HAPPY,
+        ),
+        Story(
+            key=f"DEMO-ONLINE-{run}",
+            title="Behind schedule: corrective action and a warning; online delivery; an unhappy client",
+            inquiry=inquiry(
+                "杭州茶業 Hangzhou Tea",
+                "王先生 Mr Wang",
+                "wang@hangzhou-tea.example",
+                "Digitalise our sales channels",
+                "online",
+            ),
+            decisions=common(
+                # the engagement began a month ago, so a work package can be late (3.4.2)
+                negotiate_contract=[{"service_start": day(-30), "service_end": day(90)}],
+                delivery_needs_form=[
+                    {"client_preference": "online", "needs_demonstration": False, "client_remote": True}
+                ],
+                prepare_online_form=[
+                    {"platform": "video_conference", "channel_tested": False},
+                    {"platform": "video_conference", "channel_tested": True},
+                ],
+                rectify_and_report_form=[
+                    {"problem_solved": False, "progress_report": "Estimates half done"},
+                    {"problem_solved": True},
+                ],
+                revisit_client_form=[{"revisit_method": "email"}],
+            ),
+            ratings=UNHAPPY,
+            on_execution=fall_behind_schedule,
+            execution_done_when=warning_acknowledged,
+        ),
+        Story(
+            key=f"DEMO-AVOIDED-{run}",
+            title="A risk too severe to take: the intake stops",
+            inquiry=inquiry(
+                "Atlantis Mining Ltd.", "Ms Reed", "reed@atlantis.example", "Restructure our offshore mines"
+            ),
+            decisions=common(
+                assess_feasibility=[
+                    {
+                        **FEASIBLE,
+                        "risk_noted": True,
+                        "risk_category": "financial",
+                        "risk_description": "The client is close to insolvency",
+                    }
+                ],
+                assess_risk_form=[
+                    {
+                        "risk_category": "financial",
+                        "identification_method": "checklist",
+                        "likelihood": "high",
+                        "impact": "severe",
+                    }
+                ],
+                choose_strategy_form=[{"strategy": "avoid", "measures": "Decline the engagement"}],
+            ),
+            held={"prepare_quotation_form"},  # nobody quotes while risk management decides
+            expect_outcome="declined (risk avoided)",
+        ),
+    ]
