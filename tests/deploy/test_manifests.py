@@ -1,0 +1,362 @@
+"""deploy/: the image and the Kubernetes manifests agree with how consultflow starts and what it reads.
+
+Renders every kustomization in Python (tests/support/manifests.py), with no network, kustomize, kubectl
+or validator; `deploy/README.md` gives the validator commands that check the schemas and the hardening
+in depth.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from consultflow import COMPONENTS, SERVICES
+from consultflow.platform.settings import SETTINGS
+from tests.support.manifests import (
+    Manifest,
+    containers,
+    find,
+    load_documents,
+    load_file,
+    pod_templates,
+    render,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+KUBERNETES = DEPLOY / "kubernetes"
+GRPC_PORT = 50051
+NATS_CLIENT_PORT = 4222
+NAMESPACE = "consultflow"
+KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/production", "overlays/production/migrations")
+
+
+@functools.cache
+def rendered(kustomization: str) -> list[Manifest]:
+    return render(KUBERNETES / kustomization)
+
+
+def setting_names() -> set[str]:
+    """Every variable name SETTINGS allows, with `<COMPONENT>` spelled out for each component."""
+    names: set[str] = set()
+    for setting in SETTINGS:
+        if "<COMPONENT>" in setting.name:
+            names.update(setting.name.replace("<COMPONENT>", c.upper()) for c in COMPONENTS)
+        else:
+            names.add(setting.name)
+    return names
+
+
+def consultflow_config(objects: list[Manifest]) -> dict[str, str]:
+    data: dict[str, str] = find(objects, "ConfigMap", "consultflow-config")["data"]
+    return data
+
+
+def container_of(objects: list[Manifest], kind: str, name: str) -> Manifest:
+    spec = find(objects, kind, name)["spec"]["template"]["spec"]
+    assert len(spec["containers"]) == 1, f"{kind}/{name} runs one container"
+    container: Manifest = spec["containers"][0]
+    return container
+
+
+# --- Reading the files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", sorted(KUBERNETES.rglob("*.yaml")), ids=lambda p: str(p.relative_to(KUBERNETES))
+)
+def test_the_manifest_reader_agrees_with_pyyaml(path: Path) -> None:
+    yaml = pytest.importorskip(
+        "yaml", reason="PyYAML is not a consultflow dependency; the cross-check runs where it is installed"
+    )
+    expected = [document for document in yaml.safe_load_all(path.read_text()) if document is not None]
+    assert load_file(path) == expected
+
+
+def test_the_manifest_reader_refuses_what_it_does_not_know() -> None:
+    for text in ("a: yes\n", "a: &anchor 1\n", "a: {b: 1}\n", "a: 0755\n", "a:\n\tb: 1\n", "a: 1\na: 2\n"):
+        with pytest.raises(ValueError):
+            load_documents(text)
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_kustomization_renders_into_one_namespace(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    assert objects
+    for obj in objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == NAMESPACE, f"{obj['kind']}/{obj['metadata']['name']}"
+
+
+# --- The components -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_component_has_a_deployment_service_serviceaccount_and_budget(component: str) -> None:
+    objects = rendered("base")
+    account = find(objects, "ServiceAccount", component)
+    assert account["automountServiceAccountToken"] is False
+    pod = find(objects, "Deployment", component)["spec"]["template"]
+    assert pod["spec"]["serviceAccountName"] == component
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    labels = pod["metadata"]["labels"]
+    service = find(objects, "Service", component)
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(GRPC_PORT, "grpc")]
+    budget = find(objects, "PodDisruptionBudget", component)
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_component_runs_its_own_module(component: str) -> None:
+    container = container_of(rendered("base"), "Deployment", component)
+    assert container["command"] == ["python", "-m", f"consultflow.{component}"]
+    assert importlib.util.find_spec(f"consultflow.{component}.__main__") is not None
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_probes_are_grpc_health_checks_on_the_numeric_container_port(component: str) -> None:
+    objects = rendered("base")
+    container = container_of(objects, "Deployment", component)
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("grpc", GRPC_PORT)]
+    # The port the component binds is the one the probes and the Service use.
+    assert consultflow_config(objects)["CONSULTFLOW_GRPC_ADDRESS"].rsplit(":", 1)[1] == str(GRPC_PORT)
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        # Kubernetes refuses a named port in a grpc probe: it must be the number.
+        assert container[probe]["grpc"] == {"port": GRPC_PORT}, probe
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_database_url_comes_from_the_components_secret(component: str) -> None:
+    for kustomization, kind, name, key in (
+        ("base", "Deployment", component, "url"),
+        ("overlays/production/migrations", "Job", f"migrate-{component}", "migration-url"),
+    ):
+        env = {e["name"]: e for e in container_of(rendered(kustomization), kind, name).get("env", [])}
+        reference = env["CONSULTFLOW_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": f"consultflow-{component}-database", "key": key}
+
+
+def test_addresses_name_the_services_that_serve_them() -> None:
+    objects = rendered("base")
+    config = consultflow_config(objects)
+    for component in COMPONENTS:
+        host, port = config[f"CONSULTFLOW_{component.upper()}_ADDRESS"].rsplit(":", 1)
+        service = find(objects, "Service", host)
+        assert int(port) in [p["port"] for p in service["spec"]["ports"]]
+        assert service["spec"]["selector"]["app.kubernetes.io/name"] == component
+    nats = re.fullmatch(r"nats://([a-z0-9-]+):(\d+)", config["CONSULTFLOW_NATS_URL"])
+    assert nats is not None
+    client_ports = [p["port"] for p in find(objects, "Service", nats.group(1))["spec"]["ports"]]
+    assert int(nats.group(2)) in client_ports
+
+
+def test_every_variable_the_manifests_set_is_a_setting() -> None:
+    known = setting_names()
+    for kustomization in KUSTOMIZATIONS:
+        objects = rendered(kustomization)
+        for container in containers(objects):
+            if "consultflow" not in container["image"]:
+                continue
+            for env in container.get("env", []):
+                assert env["name"] in known, f"{kustomization}: {env['name']} is not in SETTINGS"
+            for source in container.get("envFrom", []):
+                config = find(objects, "ConfigMap", source["configMapRef"]["name"])
+                unknown = set(config["data"]) - known
+                assert not unknown, f"{kustomization}: {sorted(unknown)} are not in SETTINGS"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert set(re.findall(r"\bCONSULTFLOW_[A-Z_]+", dockerfile)) <= known
+
+
+# --- Hardening ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_pod_is_hardened_and_bounded(kustomization: str) -> None:
+    workloads = pod_templates(rendered(kustomization))
+    assert workloads
+    for workload, template in workloads:
+        where = f"{kustomization}: {workload['kind']}/{workload['metadata']['name']}"
+        spec = template["spec"]
+        assert spec["automountServiceAccountToken"] is False, where
+        assert spec["securityContext"]["runAsNonRoot"] is True, where
+        assert spec["securityContext"]["runAsUser"] >= 10000, where
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        for container in spec["containers"]:
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["runAsNonRoot"] is True, where
+            assert context["capabilities"] == {"drop": ["ALL"]}, where
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) == {"cpu", "memory"}, where
+            _, _, tag = container["image"].partition(":")
+            assert tag and tag != "latest", f"{where}: {container['image']} has no fixed tag"
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_consultflow_pods_have_a_writable_tmp(kustomization: str) -> None:
+    for workload, template in pod_templates(rendered(kustomization)):
+        container = template["spec"]["containers"][0]
+        if "consultflow" not in container["image"]:
+            continue
+        volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]], workload["metadata"]["name"]
+
+
+def test_the_image_runs_as_the_user_the_manifests_name_and_carries_the_diagrams() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001:10001$", dockerfile, re.MULTILINE)
+    assert re.search(r"^COPY bpmn /app/bpmn$", dockerfile, re.MULTILINE)
+    assert "CONSULTFLOW_BPMN_DIR=/app/bpmn" in dockerfile
+    assert "[dev]" not in dockerfile.replace("`[dev]`", "")
+    for workload, template in pod_templates(rendered("base")):
+        if "consultflow" in template["spec"]["containers"][0]["image"]:
+            assert template["spec"]["securityContext"]["runAsUser"] == 10001, workload["metadata"]["name"]
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert ignored[ignored.index("*") + 1 :][:4] == ["!pyproject.toml", "!README.md", "!services/", "!bpmn/"]
+
+
+# --- NATS ---------------------------------------------------------------------------------------------
+
+
+def test_nats_is_a_three_server_jetstream_cluster_with_volumes() -> None:
+    objects = rendered("overlays/production")
+    nats = find(objects, "StatefulSet", "nats")
+    assert nats["spec"]["replicas"] == 3
+    headless = find(objects, "Service", nats["spec"]["serviceName"])
+    assert headless["spec"]["clusterIP"] == "None"
+    assert [t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]] == ["data"]
+    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "jetstream" in config and 'store_dir: "/data/jetstream"' in config
+    routes = re.findall(r'"nats://(nats-\d)\.([a-z-]+):6222"', config)
+    assert routes == [(f"nats-{i}", headless["metadata"]["name"]) for i in range(3)]
+    image = container_of(objects, "StatefulSet", "nats")["image"]
+    assert re.fullmatch(r"nats:\d+\.\d+\.\d+-alpine(@sha256:[0-9a-f]{64})?", image)
+    anti = nats["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    assert (
+        anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
+    )
+
+
+# --- Overlays -----------------------------------------------------------------------------------------
+
+
+def test_dev_runs_one_of_everything_on_sqlite() -> None:
+    objects = rendered("overlays/dev")
+    for component in COMPONENTS:
+        assert find(objects, "Deployment", component)["spec"]["replicas"] == 1
+        secret = find(objects, "Secret", f"consultflow-{component}-database")
+        url = base64.b64decode(secret["data"]["url"]).decode()
+        path = url.removeprefix("sqlite:///")
+        mounts = container_of(objects, "Deployment", component)["volumeMounts"]
+        assert any(path.startswith(m["mountPath"] + "/") for m in mounts), url
+    assert find(objects, "StatefulSet", "nats")["spec"]["replicas"] == 1
+    assert "cluster {" not in find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+
+
+def test_production_scales_the_services_and_runs_two_orchestrators() -> None:
+    objects = rendered("overlays/production")
+    assert find(objects, "Deployment", "orchestrator")["spec"]["replicas"] >= 2
+    autoscaled = {
+        o["spec"]["scaleTargetRef"]["name"]: o for o in objects if o["kind"] == "HorizontalPodAutoscaler"
+    }
+    assert set(autoscaled) == set(SERVICES)
+    for service, autoscaler in autoscaled.items():
+        assert autoscaler["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        assert autoscaler["spec"]["minReplicas"] >= 2
+        # The autoscaler owns the replica count; a replicas field would reset it at every apply.
+        assert "replicas" not in find(objects, "Deployment", service)["spec"]
+    for component in COMPONENTS:
+        affinity = find(objects, "Deployment", component)["spec"]["template"]["spec"]["affinity"]
+        terms = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert (
+            terms[0]["podAffinityTerm"]["labelSelector"]["matchLabels"]["app.kubernetes.io/name"] == component
+        )
+
+
+def test_production_and_its_migrations_run_the_same_release_image() -> None:
+    images = {c["image"] for c in containers(rendered("overlays/production")) if "consultflow" in c["image"]}
+    jobs = rendered("overlays/production/migrations")
+    assert len(images) == 1
+    assert {c["image"] for c in containers(jobs)} == images
+    assert images != {"consultflow:0.1.0"}, "the release component names the registry"
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_a_migration_job_migrates_each_component(component: str) -> None:
+    objects = rendered("overlays/production/migrations")
+    job = find(objects, "Job", f"migrate-{component}")
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    command = container_of(objects, "Job", f"migrate-{component}")["command"]
+    assert command[:2] == ["python", "-c"] and command[-1] == component
+    assert "migrate(Database(s.database_url), s.component)" in command[2]
+    # Migration pods must not be taken for the component's own pods by its Service or budget.
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] != component
+
+
+# --- Network policies ---------------------------------------------------------------------------------
+
+
+def _selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expression in selector.get("matchExpressions", []):
+        if expression["operator"] != "In":
+            raise AssertionError(f"the test knows matchExpressions with In only, not {expression}")
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _rule_allows(rule: Manifest, peer_key: str, peer: dict[str, str], port: int) -> bool:
+    peers = rule.get(peer_key)
+    ports = rule.get("ports")
+    peer_ok = not peers or any(
+        "podSelector" in p and "namespaceSelector" not in p and _selects(p["podSelector"], peer)
+        for p in peers
+    )
+    port_ok = not ports or any(p.get("port") == port and p.get("protocol", "TCP") == "TCP" for p in ports)
+    return peer_ok and port_ok
+
+
+def _allowed(policies: list[Manifest], source: dict[str, str], target: dict[str, str], port: int) -> bool:
+    """Whether a TCP connection from a pod labelled `source` to one labelled `target` is allowed."""
+
+    def side(direction: str, pod: dict[str, str], peer: dict[str, str], peer_key: str) -> bool:
+        applying = [
+            p["spec"]
+            for p in policies
+            if direction in p["spec"]["policyTypes"] and _selects(p["spec"]["podSelector"], pod)
+        ]
+        rules = [rule for spec in applying for rule in spec.get(direction.lower(), [])]
+        return not applying or any(_rule_allows(rule, peer_key, peer, port) for rule in rules)
+
+    return side("Egress", source, target, "to") and side("Ingress", target, source, "from")
+
+
+def test_network_policies_allow_exactly_the_planned_connections() -> None:
+    objects = rendered("overlays/production") + rendered("overlays/production/migrations")
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    pods = {w["metadata"]["name"]: t["metadata"]["labels"] for w, t in pod_templates(objects)}
+    calls = {("contracts", "crm"), ("delivery", "contracts"), ("delivery", "risk")}
+    calls |= {(service, "orchestrator") for service in SERVICES}
+    for source in COMPONENTS:
+        for target in COMPONENTS:
+            if source != target:
+                expected = (source, target) in calls
+                assert _allowed(policies, pods[source], pods[target], GRPC_PORT) is expected, (source, target)
+        assert _allowed(policies, pods[source], pods["nats"], NATS_CLIENT_PORT), source
+    assert _allowed(policies, pods["nats"], pods["nats"], 6222)
+    assert not _allowed(policies, pods["migrate-crm"], pods["nats"], NATS_CLIENT_PORT)
+    assert not _allowed(policies, pods["nats"], pods["orchestrator"], GRPC_PORT)
+    # Every pod is covered by the default deny in both directions.
+    deny = find(objects, "NetworkPolicy", "default-deny-all")["spec"]
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
