@@ -8,6 +8,7 @@ Both de-duplicate by `Nats-Msg-Id` within a two-minute window, which makes outbo
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import nats
 from nats.aio.client import Client
@@ -47,7 +48,7 @@ def job_subject(operation: str) -> str:
     return f"jobs.{operation}"
 
 
-async def connect(url: str, name: str) -> tuple[Client, JetStreamContext]:
+async def connect(url: str, name: str, stream_replicas: int = 1) -> tuple[Client, JetStreamContext]:
     """Connects (reconnecting forever) and makes sure both streams exist."""
 
     async def on_error(error: Exception) -> None:
@@ -69,13 +70,14 @@ async def connect(url: str, name: str) -> tuple[Client, JetStreamContext]:
         reconnected_cb=on_reconnect,
     )
     js = nc.jetstream()
-    await ensure_streams(js)
+    await ensure_streams(js, stream_replicas)
     return nc, js
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
+async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
     """Creates JOBS and STATUS, or updates them to this configuration; safe to run from every process."""
-    for config in STREAMS:
+    for base in STREAMS:
+        config = replace(base, num_replicas=replicas)
         try:
             await js.stream_info(str(config.name))
         except NotFoundError:

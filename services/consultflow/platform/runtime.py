@@ -90,8 +90,9 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     db = Database(settings.database_url)
     executor = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix=settings.component)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(executor, migrate, db, settings.component)
-    nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}")
+    if settings.migrate_at_start:
+        await loop.run_in_executor(executor, migrate, db, settings.component)
+    nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.stream_replicas)
     context = Context(settings, db, executor, nc, js)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")

@@ -42,6 +42,17 @@ SETTINGS: tuple[Setting, ...] = (
         "Where another component listens, e.g. `CONSULTFLOW_ORCHESTRATOR_ADDRESS=127.0.0.1:50051`, "
         "`CONSULTFLOW_CRM_ADDRESS`.",
     ),
+    Setting(
+        "CONSULTFLOW_MIGRATE_AT_START",
+        "true",
+        "Upgrade the component's schema when it starts. Production turns this off and runs "
+        "`python -m consultflow.platform.migrate COMPONENT` once per release instead (deploy/README.md).",
+    ),
+    Setting(
+        "CONSULTFLOW_NATS_STREAM_REPLICAS",
+        "1",
+        "Replicas of the JOBS and STATUS streams: 1 for one NATS server, 3 for a three-server cluster.",
+    ),
     Setting("CONSULTFLOW_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting("CONSULTFLOW_LOG_FORMAT", "json", "`json` (one object per line) or `text`."),
     Setting(
@@ -99,6 +110,8 @@ class Settings:
     database_url: str
     nats_url: str
     grpc_address: str
+    migrate_at_start: bool
+    stream_replicas: int
     log_level: str
     log_format: str
     bpmn_dir: Path
@@ -125,6 +138,8 @@ class Settings:
             database_url=database_url,
             nats_url=_env("CONSULTFLOW_NATS_URL"),
             grpc_address=_env("CONSULTFLOW_GRPC_ADDRESS"),
+            migrate_at_start=_env("CONSULTFLOW_MIGRATE_AT_START").strip().lower() in ("1", "true", "yes"),
+            stream_replicas=int(_env("CONSULTFLOW_NATS_STREAM_REPLICAS")),
             log_level=_env("CONSULTFLOW_LOG_LEVEL").upper(),
             log_format=_env("CONSULTFLOW_LOG_FORMAT"),
             bpmn_dir=Path(bpmn_dir) if bpmn_dir else repository_root() / "bpmn",
