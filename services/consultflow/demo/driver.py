@@ -79,7 +79,8 @@ class Story:
     held: set[str] = field(default_factory=set)  # tasks nobody answers (the story ends before them)
     # Execution is confirmed complete only when this holds (e.g. after a warning was acknowledged).
     execution_done_when: Callable[[Clients, Story], bool] | None = None
-    on_execution: Callable[[Clients, Story], None] | None = None  # e.g. a task falls behind schedule
+    # What the team does when execution starts (default: report progress on every work package).
+    on_execution: Callable[[Clients, Story], None] | None = None
 
     # what happened (filled by the driver)
     instance_id: str = ""
@@ -189,8 +190,8 @@ SAMPLE_BY_TYPE = {"string": "as agreed", "decimal": "1000.00", "long": "30", "bo
 DATE_OFFSETS = {
     "service_start": 0,
     "service_end": 120,
-    "kickoff_date": 1,
-    "visit_date": 3,
+    "kickoff_date": 0,
+    "visit_date": 0,  # a visit is recorded after it took place
     "acceptance_date": 7,
     "rectification_due": 14,
     "survey_date": 3,
@@ -207,6 +208,8 @@ def sample_form(fields: list[pb.FormField], decisions: Mapping[str, Any]) -> dic
             continue
         if f.type == "date":
             values[f.id] = day(DATE_OFFSETS.get(f.id, 7))
+        elif f.id == "delivery_time":
+            values[f.id] = f"{day(10)}T10:00:00+08:00"
         elif f.id == "schedule":
             values[f.id] = f"{day(30)} Diagnosis\n{day(75)} Entry strategy\n{day(110)} Roadmap"
         elif f.id in SAMPLES:
@@ -275,6 +278,11 @@ class Driver:
             pb.GetInstanceRequest(instance_id=story.instance_id, history_limit=1), timeout=TIMEOUT
         )
         story.waiting = [a.name for a in instance.active_elements if a.type != "boundaryEvent"]
+        if instance.incidents:
+            incident = instance.incidents[0]
+            story.outcome = f"stuck: {incident.kind} at {incident.element_id}: {incident.message}"
+            story.note(story.outcome)
+            return
         if instance.state != pb.INSTANCE_STATE_ACTIVE:
             if self._risk_management_done(story):
                 variables = json.loads(instance.variables_json or "{}")
@@ -323,8 +331,7 @@ class Driver:
     def _execution_may_end(self, story: Story) -> bool:
         if not story.executed:
             story.executed = True
-            if story.on_execution is not None:
-                story.on_execution(self.clients, story)
+            (story.on_execution or report_progress)(self.clients, story)
         check = story.execution_done_when or monitored_once
         return check(self.clients, story)
 
@@ -383,8 +390,24 @@ def warning_acknowledged(clients: Clients, story: Story) -> bool:
     return any(w.status == "acknowledged" and w.trigger == "indicator" for w in warnings)
 
 
+def report_progress(clients: Clients, story: Story) -> None:
+    """The team starts every work package of the plan and reports some progress: on schedule (3.4.1)."""
+    project = project_of(clients, story)
+    assert project is not None
+    plan = clients.delivery.GetWorkPlan(
+        delivery_pb2.GetWorkPlanRequest(project_id=project.project_id), timeout=TIMEOUT
+    )
+    for task in plan.tasks:
+        clients.delivery.UpdateTask(
+            delivery_pb2.UpdateTaskRequest(task_id=task.task_id, actual_start=day(0), progress=5),
+            timeout=TIMEOUT,
+        )
+    story.note(f"the team reports progress on {len(plan.tasks)} work packages")
+
+
 def fall_behind_schedule(clients: Clients, story: Story) -> None:
     """A work package that should have finished last week has not started: the schedule deviates (3.4.2)."""
+    report_progress(clients, story)
     project = project_of(clients, story)
     assert project is not None
     clients.delivery.AddTask(
