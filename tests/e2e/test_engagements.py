@@ -1,0 +1,104 @@
+"""Sample engagements end to end on the running system, driven only through gRPC (and read back from
+NATS) as real clients would: the records every service holds at the end, and the status events seen."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter, defaultdict
+
+import nats
+from nats.js.api import DeliverPolicy
+
+from consultflow.api.events.v1 import events_pb2
+from consultflow.cli.system import LocalSystem
+from consultflow.demo.checks import check
+from consultflow.demo.driver import Clients, Driver, Story
+from consultflow.demo.stories import stories
+
+# Status events each story must have caused, by type (source.entity.event), with how many at least.
+EXPECTED_EVENTS: dict[str, dict[str, int]] = {
+    "INFEASIBLE": {"crm.inquiry.recorded": 1, "crm.feasibility.assessed": 1, "crm.inquiry.declined": 1},
+    "ONSITE": {
+        "contracts.quotation.sent": 1,
+        "contracts.contract.signed": 1,
+        "contracts.contract.distributed": 1,
+        "delivery.delivery.planned": 1,
+        "delivery.acceptance.reported": 2,
+        "delivery.rectification.planned": 1,
+        "survey.survey.analysed": 1,
+        "crm.revisit.recorded": 1,
+        "crm.value_added_service.recorded": 1,
+        "crm.opportunity.recorded": 1,
+        "risk.risk.registered": 1,
+    },
+    "ONLINE": {
+        "contracts.contract.signed": 1,
+        "delivery.indicator.breached": 1,
+        "delivery.corrective_action.recorded": 1,
+        "risk.warning.raised": 1,
+        "risk.warning.acknowledged": 1,
+        "survey.problem.recorded": 1,
+        "survey.problem.solved": 1,
+        "crm.revisit.recorded": 1,
+    },
+    "AVOIDED": {"risk.risk.registered": 1, "risk.risk.assessed": 1, "crm.inquiry.declined": 1},
+}
+NEVER: dict[str, set[str]] = {
+    "INFEASIBLE": {"contracts.quotation.sent"},
+    "AVOIDED": {"contracts.contract.signed"},
+}
+
+
+def status_events(nats_url: str) -> list[events_pb2.StatusEvent]:
+    async def read() -> list[events_pb2.StatusEvent]:
+        nc = await nats.connect(nats_url)
+        sub = await nc.jetstream().subscribe(
+            "status.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
+        )
+        events = []
+        try:
+            while True:
+                events.append(events_pb2.StatusEvent.FromString((await sub.next_msg(timeout=2.0)).data))
+        except TimeoutError:
+            pass
+        await nc.close()
+        return events
+
+    return asyncio.run(read())
+
+
+def test_sample_engagements_end_as_scripted(demo_system: LocalSystem) -> None:
+    clients = Clients(demo_system.endpoints())
+    engagements: list[Story] = stories(uuid.uuid4().hex[:6])
+    try:
+        driver = Driver(clients, engagements)
+        driver.start()
+        driver.run(timeout=300)
+        problems = {story.key: check(clients, story) for story in engagements}
+    finally:
+        clients.close()
+    assert problems == {story.key: [] for story in engagements}, json.dumps(
+        problems, indent=2, ensure_ascii=False
+    )
+
+    seen: dict[str, Counter[str]] = defaultdict(Counter)
+    ids: list[str] = []
+    for event in status_events(demo_system.nats_url):
+        ids.append(event.id)
+        engagement = event.correlation.get("engagement_id", "")
+        seen[engagement][f"{event.source}.{event.type}"] += 1
+    assert len(ids) == len(set(ids)), "a status event was published twice"
+    for story in engagements:
+        kind = story.key.split("-")[1]
+        counts = seen[story.key]
+        missing = {k: (counts[k], v) for k, v in EXPECTED_EVENTS[kind].items() if counts[k] < v}
+        assert not missing, f"{story.key}: events (seen, expected at least) {missing}"
+        unexpected = NEVER.get(kind, set()) & set(counts)
+        assert not unexpected, f"{story.key}: {unexpected}"
+        if kind in ("ONSITE", "ONLINE"):
+            assert counts["contracts.contract.signed"] == 1, "exactly one signed contract"
+        assert counts["orchestrator.instance.completed"] >= 1, (
+            f"{story.key}: the engagement's completion was not announced"
+        )
