@@ -1,0 +1,146 @@
+"""The `consultflow` CLI as staff and ops use it, against the running system: tables, JSON, validation
+messages and exit codes scripts rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from consultflow.cli.system import LocalSystem
+
+CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CONSULTFLOW, "--data-dir", str(system.data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def ok(system: LocalSystem, *args: str) -> str:
+    done = cli(system, *args)
+    assert done.returncode == 0, f"{args}: {done.returncode} {done.stderr}"
+    return done.stdout
+
+
+def eventually(fetch: Callable[[], Any], timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def inquiry_vars(key: str, email: str = "li@acme.example") -> list[str]:
+    values = {
+        "engagement_id": key,
+        "channel": "email",
+        "client_name": "ACME Trading",
+        "client_industry": "retail",
+        "contact_name": "Li Lei",
+        "contact_email": email,
+        "contact_phone": "",
+        "question": "Can you review our supply chain?",
+    }
+    return [arg for name, value in values.items() for arg in ("--var", f"{name}={value}")]
+
+
+def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
+    assert "engagement" in {d["process_id"] for d in json.loads(ok(demo_system, "definitions", "--json"))}
+    assert "started engagement" in ok(
+        demo_system, "start", "engagement", "--key", "CLI-1", *inquiry_vars("CLI-1")
+    )
+    assert "already running" in ok(
+        demo_system, "start", "engagement", "--key", "CLI-1", *inquiry_vars("CLI-1")
+    )
+
+    def needs_task() -> list[dict[str, Any]]:
+        tasks = json.loads(ok(demo_system, "tasks", "--group", "business", "--json"))
+        return [
+            t for t in tasks if t.get("business_key") == "CLI-1" and t["element_id"] == "understand_needs"
+        ]
+
+    task_id = eventually(needs_task)[0]["user_task_id"]
+    shown = ok(demo_system, "task", "show", task_id)
+    assert "communication_mode" in shown and "phone, face_to_face" in shown
+
+    bad = cli(demo_system, "task", "complete", task_id, "--set", "communication_mode=telepathy")
+    assert bad.returncode == 4 and "communication_mode" in bad.stderr and "telepathy" in bad.stderr
+    unknown = cli(demo_system, "task", "complete", task_id, "--set", "colour=red")
+    assert unknown.returncode == 4 and "colour" in unknown.stderr
+    malformed = cli(demo_system, "task", "complete", task_id, "--set", "no-equals-sign")
+    assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
+
+    assert "assigned to wang" in ok(demo_system, "task", "claim", task_id, "--as", "wang")
+    values = [
+        "communication_mode=phone",
+        "needs=Lower stock levels",
+        "background=Three warehouses",
+        "goals=Cut stock 20%",
+    ]
+    sets = [arg for value in [*values, "expected_results=A stock policy"] for arg in ("--set", value)]
+    someone_else = cli(demo_system, "task", "complete", task_id, "--as", "li", *sets)
+    assert someone_else.returncode == 4 and "claimed by 'wang'" in someone_else.stderr
+    assert "completed" in ok(demo_system, "task", "complete", task_id, "--as", "wang", *sets)
+
+    instances = json.loads(
+        ok(demo_system, "instances", "--key", "CLI-1", "--process", "engagement", "--json")
+    )
+    assert [i["process_id"] for i in instances] == ["engagement"]
+    shown = ok(demo_system, "instance", "show", instances[0]["instance_id"])
+    assert "timeline:" in shown and "Understand client needs" in shown and "waiting at:" in shown
+    assert "canceled" in ok(
+        demo_system, "instance", "cancel", instances[0]["instance_id"], "--reason", "test over"
+    )
+    assert json.loads(ok(demo_system, "instance", "show", instances[0]["instance_id"], "--json"))[
+        "state"
+    ] == ("INSTANCE_STATE_CANCELED")
+
+
+def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:
+    assert "unchanged engagement" in ok(demo_system, "deploy", str(ROOT / "bpmn"))
+    dropped = cli(demo_system, "message", "quotation.accepted", "--key", "NOBODY-WAITS")
+    assert dropped.returncode == 3 and "dropped" in dropped.stdout
+    assert cli(demo_system, "task", "show", "no-such-task").returncode == 3
+    assert cli(demo_system, "instance", "show", "no-such-instance").returncode == 3
+
+    # An inquiry crm refuses (the email is malformed) fails its job without retries: an incident.
+    ok(demo_system, "start", "client_inquiry", *inquiry_vars("CLI-2", email="not-an-email"))
+
+    def incident() -> list[dict[str, Any]]:
+        return [
+            i for i in json.loads(ok(demo_system, "incidents", "--json")) if "contact_email" in i["message"]
+        ]
+
+    first = eventually(incident)[0]
+    assert first["kind"] == "JOB_NO_RETRIES"
+    assert "resolved" in ok(demo_system, "incident", "retry", first["incident_id"])
+    again = eventually(lambda: [i for i in incident() if i["incident_id"] != first["incident_id"]])
+    assert again, "the retried job failed again and raised a new incident"
+    assert cli(demo_system, "incident", "retry", first["incident_id"]).returncode == 4  # already resolved
+
+    lines = ok(demo_system, "events", "--from-start", "--count", "3", "--json").splitlines()
+    assert len(lines) == 3 and all("subject" in json.loads(line) for line in lines)
+
+
+def test_exit_code_when_the_system_is_not_running(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [CONSULTFLOW, "--data-dir", str(tmp_path), "tasks"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 5 and "consultflow up" in done.stderr
