@@ -386,7 +386,7 @@ class Orchestrator:
         workflow = engine.new_workflow(specs, self.script_engine, variables)
         now = now_utc()
         with self._lock(instance_id), self._uow_factory() as uow:
-            uow.session.execute(
+            uow.session.connection().execute(
                 insert(INSTANCES).values(
                     instance_id=instance_id,
                     definition_id=definition.definition_id,
@@ -442,7 +442,7 @@ class Orchestrator:
                     with self._uow_factory() as uow:
                         # FOR UPDATE: another orchestrator's step on this instance waits for ours
                         # (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes writers.
-                        record = InstanceRecord.load(uow.session, instance_id)
+                        record = InstanceRecord.load(uow.session.connection(), instance_id)
                         if record is None:
                             raise NotFound("instance", instance_id)
                         workflow = self._workflow(
@@ -997,7 +997,7 @@ class Orchestrator:
         return self._start_by_message(message_key, message.name, message.correlation_key, variables)
 
     def _claim_message(self, step: Step, message_key: str) -> bool:
-        claimed = step.session.execute(
+        claimed = step.conn.execute(
             update(MESSAGES)
             .where(MESSAGES.c.message_key == message_key, MESSAGES.c.status == "PENDING")
             .values(status="CORRELATED", instance_id=step.instance_id)

@@ -24,9 +24,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.forms import due_date
@@ -61,6 +60,63 @@ SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
 HISTORY: Table = HistoryEvent.__table__  # type: ignore[assignment]
 MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+
+# The statements every step runs, built once: SQLAlchemy then reuses their cache keys and compiled forms,
+# which costs a fraction of building a statement per call on this hot path.
+LOAD_INSTANCE = (
+    select(
+        INSTANCES.c.instance_id,
+        INSTANCES.c.definition_id,
+        INSTANCES.c.process_id,
+        INSTANCES.c.business_key,
+        INSTANCES.c.status,
+        INSTANCES.c.revision,
+        INSTANCES.c.history_seq,
+        INSTANCES.c.state,
+        INSTANCES.c.waits,
+    )
+    .where(INSTANCES.c.instance_id == bindparam("p_instance_id"))
+    .with_for_update()
+)
+SAVE_INSTANCE = (
+    update(INSTANCES)
+    .where(
+        INSTANCES.c.instance_id == bindparam("p_instance_id"), INSTANCES.c.revision == bindparam("p_revision")
+    )
+    .values(
+        revision=bindparam("p_new_revision"),
+        state=bindparam("p_state"),
+        variables=bindparam("p_variables"),
+        status=bindparam("p_status"),
+        waiting_at=bindparam("p_waiting_at"),
+        waits=bindparam("p_waits"),
+        open_incidents=bindparam("p_open_incidents"),
+        history_seq=bindparam("p_history_seq"),
+        updated_at=bindparam("p_updated_at"),
+        ended_at=bindparam("p_ended_at"),
+    )
+)
+INSERT_HISTORY = insert(HISTORY)
+INSERT_TIMERS = insert(TIMERS)
+DELETE_TIMERS = delete(TIMERS).where(TIMERS.c.instance_id == bindparam("p_instance_id"))
+INSERT_SUBSCRIPTIONS = insert(SUBSCRIPTIONS)
+DELETE_SUBSCRIPTIONS = delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.instance_id == bindparam("p_instance_id"))
+CLOSE_JOB = (
+    update(JOBS)
+    .where(JOBS.c.job_key == bindparam("p_job_key"))
+    .values(status=bindparam("p_status"), updated_at=bindparam("p_now"))
+)
+BUFFERED_MESSAGE = (
+    select(MESSAGES.c.message_key, MESSAGES.c.variables)
+    .where(
+        MESSAGES.c.status == "PENDING",
+        MESSAGES.c.name == bindparam("p_name"),
+        MESSAGES.c.correlation_key == bindparam("p_key"),
+        MESSAGES.c.expires_at > bindparam("p_now"),
+    )
+    .order_by(MESSAGES.c.created_at)
+    .limit(1)
+)
 
 
 @dataclass
@@ -118,22 +174,8 @@ class InstanceRecord:
     waits: Waits
 
     @classmethod
-    def load(cls, session: Session, instance_id: str) -> InstanceRecord | None:
-        row = session.execute(
-            select(
-                INSTANCES.c.instance_id,
-                INSTANCES.c.definition_id,
-                INSTANCES.c.process_id,
-                INSTANCES.c.business_key,
-                INSTANCES.c.status,
-                INSTANCES.c.revision,
-                INSTANCES.c.history_seq,
-                INSTANCES.c.state,
-                INSTANCES.c.waits,
-            )
-            .where(INSTANCES.c.instance_id == instance_id)
-            .with_for_update()
-        ).first()
+    def load(cls, conn: Connection, instance_id: str) -> InstanceRecord | None:
+        row = conn.execute(LOAD_INSTANCE, {"p_instance_id": instance_id}).first()
         if row is None:
             return None
         return cls(
@@ -170,9 +212,9 @@ def instance_of(key: str) -> str:
 _INSERT_NEW: dict[tuple[str, str], Any] = {}
 
 
-def insert_new(session: Session, table: Table, values: Mapping[str, Any]) -> bool:
+def insert_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
     """INSERT unless the primary key exists (ON CONFLICT DO NOTHING); True when a row was written."""
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect.name
     statement = _INSERT_NEW.get((dialect, table.name))
     if statement is None:  # built once per table, so SQLAlchemy's compiled cache applies
         if dialect == "postgresql":
@@ -182,7 +224,7 @@ def insert_new(session: Session, table: Table, values: Mapping[str, Any]) -> boo
         else:
             statement = insert(table)
         _INSERT_NEW[(dialect, table.name)] = statement
-    return bool(rowcount(session.execute(statement, dict(values))))
+    return bool(rowcount(conn.execute(statement, dict(values))))
 
 
 def rowcount(result: Any) -> int:
@@ -205,6 +247,9 @@ class Step:
         self.o = orchestrator
         self.uow = uow
         self.session = uow.session
+        # Core statements go straight to the connection: the ORM's execution layer costs more than the
+        # statements themselves on this hot path.
+        self.conn = uow.session.connection()
         self.record = record
         self.waits = record.waits
         self.wf = workflow
@@ -268,7 +313,7 @@ class Step:
                 continue
             payload = event.payload if isinstance(event.payload, dict) else {}
             key = _thrown_correlation_key(event.correlations, definition, payload)
-            self.session.execute(
+            self.conn.execute(
                 insert(MESSAGES).values(
                     message_key=str(uuid.uuid4()),
                     message_id=None,
@@ -298,7 +343,7 @@ class Step:
 
     def job(self, key: str) -> Any:
         """The job row (or None)."""
-        return self.session.execute(select(JOBS).where(JOBS.c.job_key == key)).first()
+        return self.conn.execute(select(JOBS).where(JOBS.c.job_key == key)).first()
 
     def open_job(self, key: str) -> SimpleNamespace | None:
         """An open job as the workflow describes it: what completing or failing it needs, without a read."""
@@ -317,13 +362,13 @@ class Step:
         )
 
     def update_job(self, key: str, **values: Any) -> None:
-        self.session.execute(
+        self.conn.execute(
             update(JOBS).where(JOBS.c.job_key == key).values(**{"updated_at": self.now, **values})
         )
 
     def close_job(self, key: str, status: str) -> None:
         """A job that no longer waits for a worker (completed, error thrown, canceled)."""
-        self.update_job(key, status=status)
+        self.conn.execute(CLOSE_JOB, {"p_job_key": key, "p_status": status, "p_now": self.now})
         self.waits.jobs.discard(key)
         self.resolve_incidents(job_key=key)
 
@@ -335,7 +380,7 @@ class Step:
             element_id, name, _ = engine.describe(task)
         incident_id = str(uuid.uuid4())
         task_id = str(task.id) if task is not None else ""
-        self.session.execute(
+        self.conn.execute(
             insert(INCIDENTS).values(
                 incident_id=incident_id,
                 instance_id=self.instance_id,
@@ -365,7 +410,7 @@ class Step:
                 continue
             incident_task, incident_job = self.waits.incidents[key]
             if incident_id or (job_key and incident_job == job_key) or (task_id and incident_task == task_id):
-                self.session.execute(
+                self.conn.execute(
                     update(INCIDENTS).where(INCIDENTS.c.incident_id == key).values(resolved_at=self.now)
                 )
                 del self.waits.incidents[key]
@@ -380,7 +425,7 @@ class Step:
     # ------------------------------------------------------------------------------------ user tasks
 
     def close_user_task(self, user_task_id: str, status: str, completed_by: str = "") -> None:
-        self.session.execute(
+        self.conn.execute(
             update(USER_TASKS)
             .where(USER_TASKS.c.user_task_id == user_task_id)
             .values(status=status, completed_at=self.now, completed_by=completed_by)
@@ -407,16 +452,9 @@ class Step:
         for waiting in snap.messages:
             if (waiting.task_id, waiting.message_name, waiting.correlation_key) in self._old_subscriptions:
                 continue  # it was waiting before: a buffered match would have been delivered then
-            message = self.session.execute(
-                select(MESSAGES.c.message_key, MESSAGES.c.variables)
-                .where(
-                    MESSAGES.c.status == "PENDING",
-                    MESSAGES.c.name == waiting.message_name,
-                    MESSAGES.c.correlation_key == waiting.correlation_key,
-                    MESSAGES.c.expires_at > self.now,
-                )
-                .order_by(MESSAGES.c.created_at)
-                .limit(1)
+            message = self.conn.execute(
+                BUFFERED_MESSAGE,
+                {"p_name": waiting.message_name, "p_key": waiting.correlation_key, "p_now": self.now},
             ).first()
             if message is None:
                 continue
@@ -424,7 +462,7 @@ class Step:
                 waiting.task_id, waiting.message_name, waiting.correlation_key, json.loads(message.variables)
             ):
                 continue
-            self.session.execute(
+            self.conn.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.message_key == message.message_key)
                 .values(status="CORRELATED", instance_id=self.instance_id)
@@ -480,7 +518,7 @@ class Step:
             "created_at": self.now,
             "updated_at": self.now,
         }
-        if not insert_new(self.session, JOBS, values):
+        if not insert_new(self.conn, JOBS, values):
             # The task runs again after a reset (an incident was resolved): its job starts a new attempt.
             previous = self.job(key)
             values.update(attempt=previous.attempt + 1, created_at=previous.created_at)
@@ -514,8 +552,8 @@ class Step:
                 "completed_at": None,
                 "completed_by": "",
             }
-            if not insert_new(self.session, USER_TASKS, values):
-                self.session.execute(
+            if not insert_new(self.conn, USER_TASKS, values):
+                self.conn.execute(
                     update(USER_TASKS)
                     .where(USER_TASKS.c.user_task_id == task_id)
                     .values(status="OPEN", completed_at=None)
@@ -536,10 +574,10 @@ class Step:
         current = {t.task_id: t.due_at.isoformat() for t in snap.timers}
         if current == self.waits.timers:
             return
-        self.session.execute(delete(TIMERS).where(TIMERS.c.instance_id == self.instance_id))
+        self.conn.execute(DELETE_TIMERS, {"p_instance_id": self.instance_id})
         if snap.timers:
-            self.session.execute(
-                insert(TIMERS),
+            self.conn.execute(
+                INSERT_TIMERS,
                 [
                     {
                         "instance_id": self.instance_id,
@@ -557,7 +595,7 @@ class Step:
         current = {(m.task_id, m.message_name, m.correlation_key) for m in snap.messages}
         if current == self.waits.subscriptions:
             return
-        self.session.execute(delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.instance_id == self.instance_id))
+        self.conn.execute(DELETE_SUBSCRIPTIONS, {"p_instance_id": self.instance_id})
         rows = {}
         for waiting in snap.messages:
             rows[waiting.task_id] = {
@@ -569,7 +607,7 @@ class Step:
                 "created_at": self.now,
             }
         if rows:
-            self.session.execute(insert(SUBSCRIPTIONS), list(rows.values()))
+            self.conn.execute(INSERT_SUBSCRIPTIONS, list(rows.values()))
         self.waits.subscriptions = current
 
     def _sync_incidents(self, snap: engine.Snapshot) -> None:
@@ -604,25 +642,26 @@ class Step:
                         "detail": detail[:2000],
                     }
                 )
-            self.session.execute(insert(HISTORY), rows)
+            self.conn.execute(INSERT_HISTORY, rows)
         waiting = sorted({engine.describe(t)[1] for t in snap.active})
-        result = self.session.execute(
-            update(INSTANCES)
-            .where(INSTANCES.c.instance_id == self.instance_id, INSTANCES.c.revision == self.record.revision)
-            .values(
-                revision=self.record.revision + 1,
-                state=engine.dump_state(self.wf),
-                variables=jsonutil.dumps(
+        result = self.conn.execute(
+            SAVE_INSTANCE,
+            {
+                "p_instance_id": self.instance_id,
+                "p_revision": self.record.revision,
+                "p_new_revision": self.record.revision + 1,
+                "p_state": engine.dump_state(self.wf),
+                "p_variables": jsonutil.dumps(
                     {k: v for k, v in engine.visible_data(self.wf).items() if not callable(v)}
                 ),
-                status=self.status,
-                waiting_at=jsonutil.dumps(waiting),
-                waits=self.waits.dumps(),
-                open_incidents=len(self.waits.incidents),
-                history_seq=seq,
-                updated_at=self.now,
-                ended_at=self.now if self.status != "ACTIVE" else None,
-            )
+                "p_status": self.status,
+                "p_waiting_at": jsonutil.dumps(waiting),
+                "p_waits": self.waits.dumps(),
+                "p_open_incidents": len(self.waits.incidents),
+                "p_history_seq": seq,
+                "p_updated_at": self.now,
+                "p_ended_at": self.now if self.status != "ACTIVE" else None,
+            },
         )
         if rowcount(result) != 1:
             raise Conflict(f"instance {self.instance_id} changed concurrently")

@@ -30,6 +30,7 @@ from consultflow.platform.tables import outbox
 log = logging.getLogger(__name__)
 
 _READONLY = "consultflow_readonly"
+INSERT_OUTBOX = insert(outbox)  # built once: every unit of work that publishes runs it
 
 
 class Database:
@@ -133,15 +134,16 @@ class UnitOfWork:
         not_before: datetime | None = None,
     ) -> None:
         """Queues a NATS message that leaves only if this unit of work commits."""
-        self.session.execute(
-            insert(outbox).values(
-                msg_id=msg_id,
-                subject=subject,
-                payload=payload,
-                headers=json.dumps(dict(headers)) if headers else None,
-                created_at=datetime.now(UTC),
-                not_before=not_before,
-            )
+        self.session.connection().execute(
+            INSERT_OUTBOX,
+            {
+                "msg_id": msg_id,
+                "subject": subject,
+                "payload": payload,
+                "headers": json.dumps(dict(headers)) if headers else None,
+                "created_at": datetime.now(UTC),
+                "not_before": not_before,
+            },
         )
         self.wrote_outbox = True
 
