@@ -11,7 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from consultflow.cli.system import LocalSystem
+from consultflow.demo import driver
+from consultflow.demo.stories import common
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +148,35 @@ def test_exit_code_when_the_system_is_not_running(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 5 and "consultflow up" in done.stderr
+
+
+def test_acting_for_the_client(demo_system: LocalSystem, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's staff take an engagement to the quote; the client's acceptance comes from the CLI."""
+    monkeypatch.delitem(driver.CLIENT_ACTS, "await_quote_answer")  # the driver leaves the quote to us
+    pairs = (arg.split("=", 1) for arg in inquiry_vars("CLI-3")[1::2])
+    inquiry = {name: value for name, value in pairs if name != "engagement_id"}
+    story = driver.Story(
+        key="CLI-3", title="the quote is accepted from the CLI", inquiry=inquiry, decisions=common()
+    )
+    clients = driver.Clients(demo_system.endpoints())
+    quote = "The client accepts the quote"
+    try:
+        play = driver.Driver(clients, [story])
+        play.start()
+        eventually(lambda: quote in waiting(play, story), 60)
+
+        nothing = cli(demo_system, "client", "sign", "--key", "CLI-3")
+        assert nothing.returncode == 4 and "nothing to do" in nothing.stderr
+        accepted = ok(demo_system, "client", "accept-quote", "--key", "CLI-3", "--name", "Li Lei")
+        assert "the client accepts the quote" in accepted
+
+        eventually(lambda: quote not in waiting(play, story), 30)
+        assert not story.finished, f"the engagement goes on past the quote: {story.outcome}"
+    finally:
+        clients.close()
+
+
+def waiting(play: driver.Driver, story: driver.Story) -> str:
+    """Plays everyone else for one round; then where the story's engagement waits."""
+    play.tick()
+    return " | ".join(story.waiting)

@@ -189,6 +189,22 @@ def build_parser() -> argparse.ArgumentParser:
     message.add_argument("--id", help="message id: a second message with the same id is dropped")
     message.add_argument("--json", action="store_true", help="print JSON")
 
+    client = staff(
+        "client", staff_cli.cmd_client, "act for the client (through the services, as a client would)"
+    )
+    client.add_argument(
+        "action",
+        choices=["accept-quote", "sign", "report-acceptance", "answer-survey"],
+        help="accept the quote sent; sign the contract the firm signed; report on the acceptance requested; "
+        "answer the satisfaction survey",
+    )
+    client.add_argument("--key", required=True, help="the engagement id")
+    client.add_argument("--name", default="the client", help="who acts for the client")
+    client.add_argument("--failed", action="store_true", help="report-acceptance: the deliverables fail")
+    client.add_argument(
+        "--rating", type=int, default=5, choices=range(1, 6), help="answer-survey: 1-5 everywhere"
+    )
+
     events = staff("events", staff_cli.cmd_events, "follow status events on NATS")
     events.add_argument("--subject", default="status.>", help="subject filter (default status.>)")
     events.add_argument("--from-start", action="store_true", help="replay the stream from its start")

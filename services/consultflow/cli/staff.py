@@ -457,3 +457,37 @@ def cmd_events(client: Client, args: argparse.Namespace) -> int:
         return asyncio.run(follow())
     except KeyboardInterrupt:
         return 0
+
+
+# -------------------------------------------------------------------------------------- the client
+
+
+def cmd_client(client: Client, args: argparse.Namespace) -> int:
+    """Acts for the client through the services' own RPCs, exactly as the demo does."""
+    from consultflow.demo import driver
+
+    endpoints = read_endpoints(Path(args.data_dir))
+    clients = driver.Clients(endpoints)
+    story = driver.Story(key=args.key, title="", inquiry={"contact_name": args.name})
+    if args.action == "report-acceptance":
+        story.acceptance = ["failed" if args.failed else "passed"]
+    if args.action == "answer-survey":
+        story.ratings = dict.fromkeys(
+            ("service_quality", "result_quality", "team_performance", "overall_satisfaction"), args.rating
+        )
+    acts = {
+        "accept-quote": driver.accept_quote,
+        "sign": driver.sign_contract,
+        "report-acceptance": driver.report_acceptance,
+        "answer-survey": driver.answer_survey,
+    }
+    try:
+        acts[args.action](clients, story)
+    finally:
+        clients.close()
+    if not story.steps:
+        out.error(f"nothing to do: engagement {args.key} has nothing waiting for the client's {args.action}")
+        return out.EXIT_REFUSED
+    for _, step in story.steps:
+        print(step)
+    return 0
