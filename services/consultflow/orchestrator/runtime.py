@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -116,6 +116,18 @@ class InstanceView:
     user_tasks: list[UserTask]
     incidents: list[Incident]
     history: list[HistoryEvent]
+
+
+class DefinitionRef(NamedTuple):
+    """What starting an instance needs to know of its definition."""
+
+    definition_id: str
+    process_id: str
+
+
+class ExistingInstance(NamedTuple):
+    instance_id: str
+    definition_id: str
 
 
 class _InstanceCache:
@@ -347,16 +359,20 @@ class Orchestrator:
             return CreateResult(existing.instance_id, existing.definition_id, created=False)
         return CreateResult(instance_id, definition.definition_id, created=True)
 
-    def _definition(self, process_id: str, version: int) -> Definition:
+    def _definition(self, process_id: str, version: int) -> DefinitionRef:
+        """The version to start (the latest when `version` is 0): two columns, read without the ORM,
+        because every CreateInstance asks."""
+        query = select(Definition.definition_id, Definition.process_id).where(
+            Definition.process_id == process_id
+        )
+        if version:
+            query = query.where(Definition.version == version)
         with self._db.read() as session:
-            query = select(Definition).where(Definition.process_id == process_id)
-            if version:
-                query = query.where(Definition.version == version)
-            definition = session.scalars(query.order_by(Definition.version.desc()).limit(1)).first()
-        if definition is None:
+            row = session.execute(query.order_by(Definition.version.desc()).limit(1)).first()
+        if row is None:
             what = f"{process_id} version {version}" if version else process_id
             raise NotFound("process definition", what)
-        return definition
+        return DefinitionRef(row.definition_id, row.process_id)
 
     def _definition_by_id(self, definition_id: str) -> Definition:
         with self._db.read() as session:
@@ -365,17 +381,19 @@ class Orchestrator:
             raise NotFound("definition", definition_id)
         return definition
 
-    def _instance_by_key(self, process_id: str, business_key: str) -> Instance | None:
+    def _instance_by_key(self, process_id: str, business_key: str) -> ExistingInstance | None:
+        """The instance already started for this business key, if any."""
         with self._db.read() as session:
-            return session.scalars(
-                select(Instance).where(
+            row = session.execute(
+                select(Instance.instance_id, Instance.definition_id).where(
                     Instance.process_id == process_id, Instance.business_key == business_key
                 )
             ).first()
+        return None if row is None else ExistingInstance(row.instance_id, row.definition_id)
 
     def _start(
         self,
-        definition: Definition,
+        definition: Definition | DefinitionRef,
         variables: Mapping[str, Any],
         business_key: str,
         first_action: Callable[[Step], None] | None = None,
