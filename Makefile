@@ -32,6 +32,7 @@ protos: $(VENV)/.installed-dev  ## regenerate services/consultflow/api from prot
 
 docs: $(VENV)/.installed-dev    ## regenerate the generated documents under docs/
 	$(BIN)/python -m consultflow.platform.settings > docs/configuration.md
+	$(BIN)/python -m consultflow.traceability
 
 bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
 	$(BIN)/pytest -q -s -m benchmark tests/benchmarks

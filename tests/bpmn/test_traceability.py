@@ -46,7 +46,7 @@ def test_the_report_is_current() -> None:
     text, missing = traceability.build(ROOT)
     assert missing == []
     assert (ROOT / traceability.REPORT).read_text(encoding="utf-8") == text, (
-        "docs/traceability.md is stale: run .venv/bin/python -m consultflow.traceability"
+        "docs/traceability.md is stale: run `make docs` and commit it"
     )
 
 
