@@ -139,6 +139,20 @@ def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:
     assert len(lines) == 3 and all("subject" in json.loads(line) for line in lines)
 
 
+def test_a_reader_that_goes_away_is_no_error(demo_system: LocalSystem) -> None:
+    """`consultflow events --from-start | head -1`: the pipe closes before the CLI writes."""
+    process = subprocess.Popen(
+        [CONSULTFLOW, "--data-dir", str(demo_system.data_dir), "events", "--from-start", "--count", "5"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and "Error" not in stderr, stderr
+
+
 def test_exit_code_when_the_system_is_not_running(tmp_path: Path) -> None:
     done = subprocess.run(
         [CONSULTFLOW, "--data-dir", str(tmp_path), "tasks"],
