@@ -435,11 +435,19 @@ class Step:
     # ---------------------------------------------------------------- sync rows with what it waits for
 
     def finish(self) -> None:
-        for _ in range(MAX_BUFFERED_DELIVERIES_PER_STEP):
-            if not self._deliver_buffered(engine.snapshot(self.wf)):
-                break
-            self.advance()
+        """Delivers what was buffered for new subscriptions, then writes what the instance now waits for.
+
+        A snapshot walks every task, so one is taken again only after the workflow may have changed.
+        """
         snap = engine.snapshot(self.wf)
+        for _ in range(MAX_BUFFERED_DELIVERIES_PER_STEP):
+            delivered, tried = self._deliver_buffered(snap)
+            if delivered:
+                self.advance()
+            if tried:  # even a refused delivery may have changed it (an event subprocess begun)
+                snap = engine.snapshot(self.wf)
+            if not delivered:
+                break
         self._sync_jobs(snap)
         self._sync_user_tasks(snap)
         self._sync_timers(snap)
@@ -447,8 +455,12 @@ class Step:
         self._sync_incidents(snap)
         self._save(snap)
 
-    def _deliver_buffered(self, snap: engine.Snapshot) -> bool:
-        """Delivers a buffered message to a subscription that appeared in this step."""
+    def _deliver_buffered(self, snap: engine.Snapshot) -> tuple[bool, bool]:
+        """Delivers a buffered message to a subscription that appeared in this step.
+
+        Returns (delivered, tried): whether one was delivered, and whether a delivery was attempted at all.
+        """
+        tried = False
         for waiting in snap.messages:
             if (waiting.task_id, waiting.message_name, waiting.correlation_key) in self._old_subscriptions:
                 continue  # it was waiting before: a buffered match would have been delivered then
@@ -458,6 +470,7 @@ class Step:
             ).first()
             if message is None:
                 continue
+            tried = True
             if not self.deliver(
                 waiting.task_id, waiting.message_name, waiting.correlation_key, json.loads(message.variables)
             ):
@@ -473,8 +486,8 @@ class Step:
                 waiting.message_name,
                 f"buffered [{waiting.correlation_key}]",
             )
-            return True
-        return False
+            return True, True
+        return False, tried
 
     def _sync_jobs(self, snap: engine.Snapshot) -> None:
         waiting = {
