@@ -555,10 +555,7 @@ def deliver_trigger(
         definition = start.event_definition
         if not isinstance(definition, MessageEventDefinition):
             continue
-        payload = dict(variables)
-        key_variable = correlation_variable(definition)
-        if key_variable and correlation_key_value:
-            payload.setdefault(key_variable, correlation_key_value)
+        payload = _message_payload(definition, correlation_key_value, variables)
         correlations = definition.calculate_correlations(
             workflow.script_engine, definition.correlation_properties, payload
         )
@@ -622,6 +619,18 @@ def correlation_variable(definition: MessageEventDefinition) -> str | None:
     return None
 
 
+def _message_payload(
+    definition: MessageEventDefinition, correlation_key_value: str, variables: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A delivered message's variables, plus its key under the variable its correlation property reads
+    (unless the variables name it already), so the receiver holds the key it was matched on."""
+    payload = dict(variables)
+    key_variable = correlation_variable(definition)
+    if key_variable and correlation_key_value:
+        payload.setdefault(key_variable, correlation_key_value)
+    return payload
+
+
 def deliver_message(task: Task, name: str, correlation_key_value: str, variables: Mapping[str, Any]) -> None:
     """Delivers a message to one waiting task; its variables merge into the task's data."""
     definition = next(
@@ -629,10 +638,7 @@ def deliver_message(task: Task, name: str, correlation_key_value: str, variables
         for d in event_definitions(task.task_spec.event_definition)
         if isinstance(d, MessageEventDefinition) and d.name == name
     )
-    payload = dict(variables)
-    key_variable = correlation_variable(definition)
-    if key_variable and correlation_key_value:
-        payload.setdefault(key_variable, correlation_key_value)
+    payload = _message_payload(definition, correlation_key_value, variables)
     task.task_spec.catch(task, BpmnEvent(definition, payload=payload))
     task.task_spec._update(task)
     # After _update, which re-inherits the parent's data: a second message of the same name must win.
