@@ -677,6 +677,11 @@ def is_waiting_service_task(task: Task | None) -> bool:
     return task is not None and isinstance(task.task_spec, JobServiceTask) and task.state == TaskState.STARTED
 
 
+def job_parameters(task: Task) -> dict[str, Any]:
+    """A service task's parameters evaluated on its data; raises what a failing expression raises."""
+    return {k: v["value"] for k, v in task.task_spec.evaluate_params(task).items()}
+
+
 def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:
     try:
         result: Task | None = workflow.get_task_from_id(UUID(task_id))

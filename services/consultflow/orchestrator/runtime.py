@@ -720,14 +720,7 @@ class Orchestrator:
                     deadline=retry_at + self.job_deadline,
                 )
                 step.history("job.failed", job.element_id, job.element_name, f"retry in {backoff}: {message}")
-                self.publish_job(
-                    step.uow,
-                    step.job(job_key),
-                    self._params(task),
-                    task.data if task else {},
-                    step.record,
-                    retry_at,
-                )
+                self._republish_job(step, job_key, task, retry_at)
             else:
                 step.update_job(job_key, status="INCIDENT", error_message=message[:4000])
                 step.history("job.failed", job.element_id, job.element_name, f"no retries left: {message}")
@@ -735,11 +728,24 @@ class Orchestrator:
 
         self._job_step(job_key, fail, read_row=True)
 
+    def _republish_job(
+        self, step: Step, job_key: str, task: Task | None, not_before: datetime | None = None
+    ) -> None:
+        """Queues a job's message again, from its row as this step just updated it (a retry, a redelivery)."""
+        self.publish_job(
+            step.uow,
+            step.job(job_key),
+            self._params(task),
+            task.data if task else {},
+            step.record,
+            not_before,
+        )
+
     def _params(self, task: Task | None) -> dict[str, Any]:
         if task is None:
             return {}
         try:
-            return {k: v["value"] for k, v in task.task_spec.evaluate_params(task).items()}
+            return engine.job_parameters(task)
         except Exception:
             return {}
 
@@ -794,13 +800,7 @@ class Orchestrator:
                     deadline=step.now + self.job_deadline * min(deliveries, 10),
                 )
                 step.history("job.redelivered", job.element_id, job.element_name, f"delivery {deliveries}")
-                self.publish_job(
-                    step.uow,
-                    step.job(job.job_key),
-                    self._params(task),
-                    task.data if task else {},
-                    step.record,
-                )
+                self._republish_job(step, job.job_key, task)
 
             try:
                 self._job_step(key, redeliver, read_row=True)
@@ -1220,13 +1220,7 @@ class Orchestrator:
                     step.history(
                         "job.retried", job.element_id, job.element_name, f"attempt {job.attempt + 1}"
                     )
-                    self.publish_job(
-                        step.uow,
-                        step.job(job_key),
-                        self._params(task),
-                        task.data if task else {},
-                        step.record,
-                    )
+                    self._republish_job(step, job_key, task)
             elif task_id:
                 task = engine.find_task(step.wf, task_id)
                 if task is not None and task.state == TaskState.ERROR:

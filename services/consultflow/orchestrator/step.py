@@ -506,7 +506,7 @@ class Step:
         if self.waits.incident_for(task_id=task_id) is not None:
             return  # waits for its incident (e.g. bad parameters) to be resolved
         try:
-            parameters = {k: v["value"] for k, v in spec.evaluate_params(task).items()}
+            parameters = engine.job_parameters(task)
         except Exception as exc:
             self.add_incident(
                 task, "JOB_PARAMETERS", f"parameters of {spec.operation_name}: {engine.error_text(exc)}"
