@@ -71,10 +71,6 @@ MAX_STEP_RETRIES = 5
 MAX_BACKOFF_SECONDS = 300
 
 
-def now_utc() -> datetime:
-    return timeutil.now()
-
-
 # ---------------------------------------------------------------------------------------------- results
 
 
@@ -228,7 +224,7 @@ class Orchestrator:
         if not parsed:
             raise InvalidArgument("resources", 'no executable process found (isExecutable="true")')
         deployment_id = str(uuid.uuid4())
-        now = now_utc()
+        now = timeutil.now()
         created: list[Definition] = []
         unchanged: list[str] = []
         with self._uow_factory() as uow:
@@ -402,7 +398,7 @@ class Orchestrator:
         specs = self.specs_for(definition.definition_id)
         instance_id = str(uuid.uuid4())
         workflow = engine.new_workflow(specs, self.script_engine, variables)
-        now = now_utc()
+        now = timeutil.now()
         with self._lock(instance_id), self._uow_factory() as uow:
             uow.session.connection().execute(
                 insert(INSTANCES).values(
@@ -777,7 +773,7 @@ class Orchestrator:
     def redeliver_overdue_jobs(self, limit: int = 200) -> int:
         """Republishes jobs no worker answered before their deadline (JetStream redelivers too; this
         covers a message that left the stream without a reply)."""
-        now = now_utc()
+        now = timeutil.now()
         with self._db.read() as session:
             keys = list(
                 session.scalars(
@@ -930,7 +926,7 @@ class Orchestrator:
             raise InvalidArgument("name", "is required")
         if ttl < timedelta(0):
             raise InvalidArgument("ttl_seconds", "must not be negative")
-        now = now_utc()
+        now = timeutil.now()
         key = str(uuid.uuid4())
         with self._uow_factory() as uow:
             if (
@@ -1054,7 +1050,7 @@ class Orchestrator:
     def correlate_pending(self, limit: int = 200) -> int:
         """Delivers buffered messages whose receiver now waits or whose process can start; the
         dispatcher calls this after steps that threw messages, and periodically."""
-        now = now_utc()
+        now = timeutil.now()
         with self._db.read() as session:
             keys = list(
                 session.scalars(
@@ -1075,7 +1071,7 @@ class Orchestrator:
         return delivered
 
     def expire_messages(self) -> int:
-        now = now_utc()
+        now = timeutil.now()
         with self._uow_factory() as uow:
             expired = uow.session.execute(
                 update(Message)
@@ -1103,7 +1099,7 @@ class Orchestrator:
 
     def fire_due_timers(self, limit: int = 500) -> int:
         """Wakes instances whose timers are due; cycle timers that fell behind catch up one cycle each."""
-        now = now_utc()
+        now = timeutil.now()
         with self._db.read() as session:
             instance_ids = list(
                 session.scalars(
@@ -1118,7 +1114,7 @@ class Orchestrator:
 
             def wake(step: Step) -> None:
                 for _ in range(100):
-                    due = [t for t in engine.snapshot(step.wf).timers if t.due_at <= now_utc()]
+                    due = [t for t in engine.snapshot(step.wf).timers if t.due_at <= timeutil.now()]
                     if not due:
                         return
                     for timer in due:
@@ -1135,7 +1131,7 @@ class Orchestrator:
 
     def fire_start_timers(self) -> int:
         """Starts an instance for every due timer start event and schedules its next firing."""
-        now = now_utc()
+        now = timeutil.now()
         with self._db.read() as session:
             due = list(session.scalars(select(StartTimer).where(StartTimer.due_at <= now).limit(100)))
         started = 0

@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -712,7 +712,3 @@ def _thrown_correlation_key(
     if variable and variable in payload:
         return str(payload[variable])
     return ""
-
-
-def aware(value: datetime | None) -> datetime | None:
-    return timeutil.aware(value)

@@ -22,6 +22,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from consultflow.platform.db import Database
 from consultflow.platform.faults import crash_point
 from consultflow.platform.tables import outbox
+from consultflow.platform.timeutil import aware
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,7 @@ class OutboxRelay:
             )
             for r in due
         ]
-        if next_due is not None and next_due.tzinfo is None:
-            next_due = next_due.replace(tzinfo=UTC)
-        return rows, next_due
+        return rows, aware(next_due)
 
     def _mark_sent(self, seqs: list[int]) -> None:
         with self._db.session() as session, session.begin():
