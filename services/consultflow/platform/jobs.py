@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from consultflow.api.events.v1 import events_pb2
@@ -102,11 +102,7 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
     if handler is None:
         return Outcome("failed", message=f"no handler for operation {job.operation!r}", retries=0)
     with uow_factory() as uow:
-        done = uow.session.execute(
-            select(processed_jobs.c.outcome, processed_jobs.c.result).where(
-                processed_jobs.c.job_key == job.key
-            )
-        ).first()
+        done = uow.session.execute(_recorded(job)).first()
         if done is not None:
             return _stored_outcome(done.outcome, done.result)
         try:
@@ -141,12 +137,15 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
 
 def _read_outcome(uow_factory: Callable[[], UnitOfWork], job: Job) -> Outcome:
     with uow_factory() as uow:
-        done = uow.session.execute(
-            select(processed_jobs.c.outcome, processed_jobs.c.result).where(
-                processed_jobs.c.job_key == job.key
-            )
-        ).one()
+        done = uow.session.execute(_recorded(job)).one()
         return _stored_outcome(done.outcome, done.result)
+
+
+def _recorded(job: Job) -> Select[Any]:
+    """The outcome `_record` stored for a job handled before."""
+    return select(processed_jobs.c.outcome, processed_jobs.c.result).where(
+        processed_jobs.c.job_key == job.key
+    )
 
 
 def _record(uow: UnitOfWork, job: Job, outcome: str, result: Mapping[str, Any]) -> None:
