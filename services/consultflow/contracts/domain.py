@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 
 TEXT_LIMIT = 20_000
 NAME_LIMIT = 200
@@ -45,19 +46,13 @@ def parse_choice(kind: type[E], value: object, field: str) -> E:
 
 
 def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidArgument(field, "is required")
-    if len(text) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    """The platform's `required_text` with this service's default limit."""
+    return required_text(field, value, limit)
 
 
 def optional(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    """The platform's `optional_text` with this service's default limit."""
+    return optional_text(field, value, limit)
 
 
 def parse_date(value: object, field: str) -> date:

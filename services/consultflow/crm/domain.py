@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"[0-9+()\-. ]{5,30}")
@@ -129,20 +130,13 @@ def parse_channel(value: str, field_name: str = "channel") -> Channel:
 
 
 def required(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """A required text, stripped; errors name the field."""
-    text = (value or "").strip()
-    if not text:
-        raise InvalidArgument(field_name, "is required")
-    if len(text) > limit:
-        raise InvalidArgument(field_name, f"is longer than {limit} characters")
-    return text
+    """The platform's `required_text` with this service's default limit."""
+    return required_text(field_name, value, limit)
 
 
 def optional(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise InvalidArgument(field_name, f"is longer than {limit} characters")
-    return text
+    """The platform's `optional_text` with this service's default limit."""
+    return optional_text(field_name, value, limit)
 
 
 def check_email(field_name: str, value: str) -> None:
