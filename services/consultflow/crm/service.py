@@ -149,14 +149,19 @@ def contacts_of(uow: UnitOfWork, client_ids: Sequence[str]) -> dict[str, list[Co
 def add_contact(uow: UnitOfWork, client_id: str, command: NewContact) -> Contact:
     """Adds a person to a client; a second contact with the same name at the same client is refused."""
     client = get_client(uow, client_id)
-    taken = uow.session.scalars(
-        select(Contact).where(
-            Contact.client_id == client.client_id, func.lower(Contact.name) == command.name.lower()
-        )
-    ).first()
+    taken = _contact_by_name(uow, client, command.name)
     if taken is not None:
         raise AlreadyExists(f"contact {taken.name!r} exists at {client.name!r} as {taken.contact_id}")
     return _insert_contact(uow, client, command)
+
+
+def _contact_by_name(uow: UnitOfWork, client: Client, name: str) -> Contact | None:
+    """Contact names are unique within a client regardless of case, like client names."""
+    return uow.session.scalars(
+        select(Contact).where(
+            Contact.client_id == client.client_id, func.lower(Contact.name) == name.strip().lower()
+        )
+    ).first()
 
 
 def _insert_contact(uow: UnitOfWork, client: Client, command: NewContact) -> Contact:
@@ -177,12 +182,7 @@ def _insert_contact(uow: UnitOfWork, client: Client, command: NewContact) -> Con
 
 def _contact_for_inquiry(uow: UnitOfWork, client: Client, command: NewInquiry) -> Contact:
     """The client's contact of that name, with blank details filled in; a new name adds a contact."""
-    contact = uow.session.scalars(
-        select(Contact).where(
-            Contact.client_id == client.client_id,
-            func.lower(Contact.name) == command.contact_name.strip().lower(),
-        )
-    ).first()
+    contact = _contact_by_name(uow, client, command.contact_name)
     if contact is None:
         return _insert_contact(
             uow,
