@@ -286,10 +286,9 @@ def list_inquiries(
     client_id: str = "",
 ) -> list[tuple[Inquiry, Client]]:
     """Newest first. `open_only`: inquiries nobody has decided on yet (open or in assessment)."""
-    if status:
-        domain.parse_choice(InquiryStatus, status, "status")
     query = select(Inquiry, Client).join(Client, Client.client_id == Inquiry.client_id)
     if status:
+        domain.parse_choice(InquiryStatus, status, "status")
         query = query.where(Inquiry.status == status)
     if open_only:
         query = query.where(Inquiry.status.in_(OPEN_STATUSES))
