@@ -124,9 +124,11 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
-def parse_decimal(value: object, field: str, places: int, what: str = "a decimal") -> Decimal:
+def parse_decimal(
+    value: object, field: str, places: int, what: str = "a decimal", currency: str = ""
+) -> Decimal:
     """A non-negative exact decimal from a string or a whole number; floats are refused because they
-    cannot hold money exactly."""
+    cannot hold money exactly. `currency`, when `places` is its minor unit, is named in that error."""
     if isinstance(value, bool) or value is None:
         raise InvalidArgument(field, f'is required as {what} string such as "1200.50"')
     if isinstance(value, float):
@@ -151,19 +153,15 @@ def parse_decimal(value: object, field: str, places: int, what: str = "a decimal
         raise InvalidArgument(field, f"must be less than {MAX_AMOUNT:,}")
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:
-        raise InvalidArgument(field, f"has more than {places} decimal places")
+        raise InvalidArgument(
+            field, f"has more than {places} decimal places" + (f" for {currency}" if currency else "")
+        )
     return number
 
 
 def parse_money(value: object, field: str, currency: str) -> Decimal:
     """An amount in `currency`: exact, not negative, no finer than the currency's minor unit."""
-    places = _EXPONENTS.get(currency, 2)
-    try:
-        return parse_decimal(value, field, places, "an amount")
-    except InvalidArgument as error:
-        if "decimal places" in error.message:
-            raise InvalidArgument(field, f"has more than {places} decimal places for {currency}") from None
-        raise
+    return parse_decimal(value, field, _EXPONENTS.get(currency, 2), "an amount", currency)
 
 
 def parse_optional_money(value: object, field: str, currency: str) -> Decimal:
