@@ -659,8 +659,7 @@ def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
     domain.check_submittable(ContractStatus(contract.status), view.clauses)
     contract.status = ContractStatus.IN_LEGAL_REVIEW.value
     contract.legal_review_round += 1
-    uow.session.flush()
-    view = get_contract(uow, contract_id)
+    uow.session.flush()  # `view` holds the row just changed and lists nothing that changed
     _emit(uow, "contract.submitted", view, legal_review_round=contract.legal_review_round)
     return view
 
@@ -795,8 +794,7 @@ def acknowledge_distribution(
     if copy.acknowledged_at is not None:
         return view
     copy.acknowledged_by, copy.acknowledged_at = acknowledged_by, now()
-    uow.session.flush()
-    view = get_contract(uow, contract_id)
+    uow.session.flush()  # `copy` is one of `view.distributions`: the view is current
     _emit(uow, "contract.acknowledged", view, department=department, acknowledged_by=acknowledged_by)
     return view
 
