@@ -244,10 +244,10 @@ class NewInquiry:
     lead_id: str = ""
 
     def __post_init__(self) -> None:
-        required("client_name", self.client_name, NAME_LIMIT)
-        required("contact_name", self.contact_name, 200)
-        required("question", self.question, TEXT_LIMIT)
-        optional("client_industry", self.client_industry, 200)
+        object.__setattr__(self, "client_name", required("client_name", self.client_name, NAME_LIMIT))
+        object.__setattr__(self, "contact_name", required("contact_name", self.contact_name, 200))
+        object.__setattr__(self, "question", required("question", self.question, TEXT_LIMIT))
+        object.__setattr__(self, "client_industry", optional("client_industry", self.client_industry, 200))
         if not self.contact_email and not self.contact_phone:
             raise InvalidArgument("contact_email", "an email address or a phone number is required (2.1.2)")
         check_email("contact_email", self.contact_email)

@@ -101,11 +101,11 @@ def inquiry_view(inquiry: Inquiry, client: Client) -> dict[str, Any]:
 
 
 def _client_by_name(uow: UnitOfWork, name: str) -> Client | None:
-    return uow.session.scalars(select(Client).where(func.lower(Client.name) == name.strip().lower())).first()
+    return uow.session.scalars(select(Client).where(func.lower(Client.name) == name.lower())).first()
 
 
 def _add_client(uow: UnitOfWork, name: str, industry: str) -> Client:
-    client = Client(client_id=_new_id(), name=name.strip(), industry=industry.strip(), created_at=now())
+    client = Client(client_id=_new_id(), name=name, industry=industry, created_at=now())
     uow.session.add(client)
     uow.session.flush()
     uow.emit("client.created", client.client_id, client_view(client))
@@ -121,7 +121,7 @@ def create_client(uow: UnitOfWork, command: NewClient) -> Client:
 
 
 def find_or_create_client(uow: UnitOfWork, name: str, industry: str) -> Client:
-    """Clients are matched by name (case-insensitive); a new name creates a client."""
+    """Clients are matched by name (case-insensitive; the commands trim it); a new name creates one."""
     return _client_by_name(uow, name) or _add_client(uow, name, industry)
 
 
@@ -158,9 +158,7 @@ def add_contact(uow: UnitOfWork, client_id: str, command: NewContact) -> Contact
 def _contact_by_name(uow: UnitOfWork, client: Client, name: str) -> Contact | None:
     """Contact names are unique within a client regardless of case, like client names."""
     return uow.session.scalars(
-        select(Contact).where(
-            Contact.client_id == client.client_id, func.lower(Contact.name) == name.strip().lower()
-        )
+        select(Contact).where(Contact.client_id == client.client_id, func.lower(Contact.name) == name.lower())
     ).first()
 
 
@@ -243,10 +241,10 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
         client_id=client.client_id,
         contact_id=contact.contact_id,
         lead_id=command.lead_id or None,
-        contact_name=command.contact_name.strip(),
+        contact_name=command.contact_name,
         contact_email=command.contact_email,
         contact_phone=command.contact_phone,
-        question=command.question.strip(),
+        question=command.question,
         status=InquiryStatus.OPEN.value,
         decline_reason="",
         received_at=now(),
