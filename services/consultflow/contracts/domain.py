@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 
 TEXT_LIMIT = 20_000
 NAME_LIMIT = 200
@@ -45,19 +46,13 @@ def parse_choice(kind: type[E], value: object, field: str) -> E:
 
 
 def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if not text:
-        raise InvalidArgument(field, "is required")
-    if len(text) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    """The platform's `required_text` with this service's default limit."""
+    return required_text(field, value, limit)
 
 
 def optional(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    """The platform's `optional_text` with this service's default limit."""
+    return optional_text(field, value, limit)
 
 
 def parse_date(value: object, field: str) -> date:
@@ -129,9 +124,11 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
 
 
-def parse_decimal(value: object, field: str, places: int, what: str = "a decimal") -> Decimal:
+def parse_decimal(
+    value: object, field: str, places: int, what: str = "a decimal", currency: str = ""
+) -> Decimal:
     """A non-negative exact decimal from a string or a whole number; floats are refused because they
-    cannot hold money exactly."""
+    cannot hold money exactly. `currency`, when `places` is its minor unit, is named in that error."""
     if isinstance(value, bool) or value is None:
         raise InvalidArgument(field, f'is required as {what} string such as "1200.50"')
     if isinstance(value, float):
@@ -156,19 +153,15 @@ def parse_decimal(value: object, field: str, places: int, what: str = "a decimal
         raise InvalidArgument(field, f"must be less than {MAX_AMOUNT:,}")
     exponent = number.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > places:
-        raise InvalidArgument(field, f"has more than {places} decimal places")
+        raise InvalidArgument(
+            field, f"has more than {places} decimal places" + (f" for {currency}" if currency else "")
+        )
     return number
 
 
 def parse_money(value: object, field: str, currency: str) -> Decimal:
     """An amount in `currency`: exact, not negative, no finer than the currency's minor unit."""
-    places = _EXPONENTS.get(currency, 2)
-    try:
-        return parse_decimal(value, field, places, "an amount")
-    except InvalidArgument as error:
-        if "decimal places" in error.message:
-            raise InvalidArgument(field, f"has more than {places} decimal places for {currency}") from None
-        raise
+    return parse_decimal(value, field, _EXPONENTS.get(currency, 2), "an amount", currency)
 
 
 def parse_optional_money(value: object, field: str, currency: str) -> Decimal:

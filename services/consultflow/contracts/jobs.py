@@ -26,6 +26,7 @@ from consultflow.contracts.domain import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, Unavailable
+from consultflow.platform.inputs import job_text
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.platform.timeutil import aware
 
@@ -33,12 +34,6 @@ from consultflow.platform.timeutil import aware
 class DependencyUnavailable(RuntimeError):
     """Another service could not be reached. Not a domain error on purpose: the platform fails a job
     that raises it with retries left (domain errors are final), so the orchestrator tries again later."""
-
-
-def _text(job: Job, name: str, default: str | None = None) -> str:
-    """A text input; a missing required one is an error naming it (the diagram passes too little)."""
-    value = job.get(name) if default is None else job.get(name, default)
-    return "" if value is None else str(value)
 
 
 def _iso(moment: datetime | None) -> str:
@@ -74,7 +69,7 @@ def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         validity_days=domain.parse_validity_days(job.get("validity_days")),
         lines=tuple(lines),
     )
-    view = service.prepare_quotation(uow, _engagement(job), _text(job, "client_id"), terms)
+    view = service.prepare_quotation(uow, _engagement(job), job_text(job, "client_id"), terms)
     return {
         "quotation_id": view.quotation.quotation_id,
         "quotation_total": format(view.current.total, "f"),
@@ -85,16 +80,16 @@ def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def draft_proposal(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.2: the proposal, or a new version of it after a review asked for a revision."""
     content = ProposalContent(
-        goals=_text(job, "goals"),
-        scope=_text(job, "scope"),
-        methods=_text(job, "methods"),
+        goals=job_text(job, "goals"),
+        scope=job_text(job, "scope"),
+        methods=job_text(job, "methods"),
         schedule=domain.parse_schedule(job.get("schedule")),
         expected_results=domain.parse_lines(job.get("expected_results"), "expected_results"),
-        project_manager=_text(job, "project_manager"),
+        project_manager=job_text(job, "project_manager"),
         team_members=domain.parse_names(job.get("team_members", None), "team_members"),
     )
     view = service.draft_proposal(
-        uow, _text(job, "quotation_id"), _engagement(job), content, _text(job, "revision_note", "")
+        uow, job_text(job, "quotation_id"), _engagement(job), content, job_text(job, "revision_note", "")
     )
     return {"proposal_id": view.proposal.proposal_id, "proposal_version": view.proposal.current_version}
 
@@ -104,34 +99,34 @@ def record_proposal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     verdict = domain.parse_choice(ReviewVerdict, job.get("proposal_verdict"), "proposal_verdict")
     view = service.review_proposal(
         uow,
-        _text(job, "proposal_id"),
+        job_text(job, "proposal_id"),
         verdict,
-        _text(job, "review_comments", ""),
-        _text(job, "reviewer", ""),
+        job_text(job, "review_comments", ""),
+        job_text(job, "reviewer", ""),
     )
     return {"proposal_approved": view.proposal.status == domain.ProposalStatus.APPROVED.value}
 
 
 def send_offer(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1/2.3.2: the quotation goes out with the approved proposal."""
-    view = service.send_offer(uow, _text(job, "quotation_id"), _text(job, "proposal_id"))
+    view = service.send_offer(uow, job_text(job, "quotation_id"), job_text(job, "proposal_id"))
     return {"offer_sent_at": _iso(view.quotation.sent_at)}
 
 
 def expire_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1: no answer within the validity."""
-    service.expire_quotation(uow, _text(job, "quotation_id"))
+    service.expire_quotation(uow, job_text(job, "quotation_id"))
     return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
 
 
 def _clauses(job: Job) -> Clauses:
     return Clauses(
-        service_content=_text(job, "service_content", ""),
+        service_content=job_text(job, "service_content", ""),
         service_start=domain.parse_optional_date(job.get("service_start", None), "service_start"),
         service_end=domain.parse_optional_date(job.get("service_end", None), "service_end"),
         payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
-        confidentiality=_text(job, "confidentiality", ""),
-        breach_liability=_text(job, "breach_liability", ""),
+        confidentiality=job_text(job, "confidentiality", ""),
+        breach_liability=job_text(job, "breach_liability", ""),
     )
 
 
@@ -140,11 +135,11 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
         """2.4.1: a negotiation round; the client's details come from crm."""
         command = service.DraftContract(
             engagement_id=_engagement(job),
-            client_id=_text(job, "client_id"),
-            quotation_id=_text(job, "quotation_id"),
-            proposal_id=_text(job, "proposal_id"),
+            client_id=job_text(job, "client_id"),
+            quotation_id=job_text(job, "quotation_id"),
+            proposal_id=job_text(job, "proposal_id"),
             clauses=_clauses(job),
-            negotiation_notes=_text(job, "negotiation_notes", ""),
+            negotiation_notes=job_text(job, "negotiation_notes", ""),
         )
         try:
             client = clients.client(command.client_id)
@@ -158,7 +153,7 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
 
 def submit_for_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2: a draft missing a required clause is the BPMN error `contract_incomplete`."""
-    contract_id = _text(job, "contract_id")
+    contract_id = job_text(job, "contract_id")
     current = service.get_contract(uow, contract_id)
     missing = current.clauses.missing()
     if current.contract.status == domain.ContractStatus.DRAFT.value and missing:
@@ -176,10 +171,10 @@ def record_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     verdict = domain.parse_choice(ReviewVerdict, job.get("legal_verdict"), "legal_verdict")
     view = service.record_legal_review(
         uow,
-        _text(job, "contract_id"),
+        job_text(job, "contract_id"),
         verdict,
         domain.parse_opinions(job.get("legal_opinions", None)),
-        _text(job, "legal_reviewer", ""),
+        job_text(job, "legal_reviewer", ""),
     )
     return {"legal_approved": view.contract.status == domain.ContractStatus.APPROVED.value}
 
@@ -188,24 +183,26 @@ def revise_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2/2.4.3: a revision per the legal opinion, back to legal review."""
     changes = Clauses(
         payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
-        confidentiality=_text(job, "confidentiality", ""),
-        breach_liability=_text(job, "breach_liability", ""),
+        confidentiality=job_text(job, "confidentiality", ""),
+        breach_liability=job_text(job, "breach_liability", ""),
     )
-    view = service.revise_contract(uow, _text(job, "contract_id"), changes, _text(job, "revision_notes"))
+    view = service.revise_contract(
+        uow, job_text(job, "contract_id"), changes, job_text(job, "revision_notes")
+    )
     return {"contract_version": view.contract.current_version}
 
 
 def sign_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: the firm's authorised signatory signs."""
-    signatory = Signatory(_text(job, "signatory"), _text(job, "signatory_title"))
-    view = service.sign_contract(uow, _text(job, "contract_id"), signatory)
+    signatory = Signatory(job_text(job, "signatory"), job_text(job, "signatory_title"))
+    view = service.sign_contract(uow, job_text(job, "contract_id"), signatory)
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
 
 
 def distribute_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: copies to the departments concerned."""
     departments = domain.parse_names(job.get("departments", None), "departments")
-    view = service.distribute_contract(uow, _text(job, "contract_id"), departments)
+    view = service.distribute_contract(uow, job_text(job, "contract_id"), departments)
     return {"intake_outcome": "contracted", "distributed_to": [d.department for d in view.distributions]}
 
 

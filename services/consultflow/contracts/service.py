@@ -121,6 +121,12 @@ def _quotation_payload(view: QuotationView) -> dict[str, Any]:
     }
 
 
+def _emit_quotation(uow: UnitOfWork, event: str, view: QuotationView, **extra: Any) -> None:
+    """Every quotation event carries the quotation's payload, then what is particular to the event."""
+    q = view.quotation
+    uow.emit(event, q.quotation_id, {**_quotation_payload(view), **extra}, _correlation(q.engagement_id))
+
+
 def _add_version(uow: UnitOfWork, quotation: Quotation, terms: QuotationTerms, note: str) -> None:
     totals = terms.totals()
     uow.session.add(
@@ -171,9 +177,7 @@ def prepare_quotation(
     uow.session.flush()
     _add_version(uow, quotation, terms, "")
     view = get_quotation(uow, quotation.quotation_id)
-    uow.emit(
-        "quotation.prepared", quotation.quotation_id, _quotation_payload(view), _correlation(engagement_id)
-    )
+    _emit_quotation(uow, "quotation.prepared", view)
     return view
 
 
@@ -187,9 +191,7 @@ def revise_quotation(uow: UnitOfWork, quotation_id: str, terms: QuotationTerms, 
     quotation.sent_at = None
     _add_version(uow, quotation, terms, domain.optional("note", note))
     view = get_quotation(uow, quotation_id)
-    uow.emit(
-        "quotation.revised", quotation_id, _quotation_payload(view), _correlation(quotation.engagement_id)
-    )
+    _emit_quotation(uow, "quotation.revised", view)
     return view
 
 
@@ -209,11 +211,8 @@ def send_offer(uow: UnitOfWork, quotation_id: str, proposal_id: str) -> Quotatio
     quotation.sent_at = now()
     quotation.proposal_id = proposal.proposal_id
     view = get_quotation(uow, quotation_id)
-    uow.emit(
-        "quotation.sent",
-        quotation_id,
-        {**_quotation_payload(view), "proposal_id": proposal.proposal_id, "offer_sent_at": quotation.sent_at},
-        _correlation(quotation.engagement_id),
+    _emit_quotation(
+        uow, "quotation.sent", view, proposal_id=proposal.proposal_id, offer_sent_at=quotation.sent_at
     )
     return view
 
@@ -233,15 +232,12 @@ def answer_quotation(
     quotation.answered_by = domain.optional("answered_by", answered_by, 200)
     quotation.answer_note = domain.optional("note", note)
     view = get_quotation(uow, quotation_id)
-    uow.emit(
+    _emit_quotation(
+        uow,
         f"quotation.{wanted.value}",
-        quotation_id,
-        {
-            **_quotation_payload(view),
-            "answered_by": quotation.answered_by,
-            "answer_note": quotation.answer_note,
-        },
-        _correlation(quotation.engagement_id),
+        view,
+        answered_by=quotation.answered_by,
+        answer_note=quotation.answer_note,
     )
     return view
 
@@ -252,9 +248,7 @@ def expire_quotation(uow: UnitOfWork, quotation_id: str) -> QuotationView:
     domain.check_expirable(QuotationStatus(quotation.status))
     quotation.status = QuotationStatus.EXPIRED.value
     view = get_quotation(uow, quotation_id)
-    uow.emit(
-        "quotation.expired", quotation_id, _quotation_payload(view), _correlation(quotation.engagement_id)
-    )
+    _emit_quotation(uow, "quotation.expired", view)
     return view
 
 
@@ -659,8 +653,7 @@ def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
     domain.check_submittable(ContractStatus(contract.status), view.clauses)
     contract.status = ContractStatus.IN_LEGAL_REVIEW.value
     contract.legal_review_round += 1
-    uow.session.flush()
-    view = get_contract(uow, contract_id)
+    uow.session.flush()  # `view` holds the row just changed and lists nothing that changed
     _emit(uow, "contract.submitted", view, legal_review_round=contract.legal_review_round)
     return view
 
@@ -795,8 +788,7 @@ def acknowledge_distribution(
     if copy.acknowledged_at is not None:
         return view
     copy.acknowledged_by, copy.acknowledged_at = acknowledged_by, now()
-    uow.session.flush()
-    view = get_contract(uow, contract_id)
+    uow.session.flush()  # `copy` is one of `view.distributions`: the view is current
     _emit(uow, "contract.acknowledged", view, department=department, acknowledged_by=acknowledged_by)
     return view
 

@@ -17,7 +17,6 @@ from consultflow.contracts import domain, service
 from consultflow.contracts.crm_client import ClientDirectory
 from consultflow.contracts.domain import (
     Clauses,
-    Opinion,
     ProposalContent,
     QuotationTerms,
     ReviewVerdict,
@@ -381,13 +380,9 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
 
     def RecordLegalReview(self, request: pb.RecordLegalReviewRequest, context: grpc.ServicerContext) -> Any:
         verdict = domain.parse_choice(ReviewVerdict, request.verdict, "verdict")
-        opinions = [
-            Opinion(
-                domain.parse_clause(o.clause or domain.GENERAL, f"opinions[{n}].clause"),
-                domain.required(f"opinions[{n}].opinion", o.opinion),
-            )
-            for n, o in enumerate(request.opinions)
-        ]
+        opinions = domain.parse_opinions(
+            [{"clause": o.clause, "opinion": o.opinion} for o in request.opinions], "opinions"
+        )
         with self._uow() as uow:
             view = service.record_legal_review(uow, request.contract_id, verdict, opinions, request.reviewer)
             uow.commit()

@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"[0-9+()\-. ]{5,30}")
@@ -129,20 +130,13 @@ def parse_channel(value: str, field_name: str = "channel") -> Channel:
 
 
 def required(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """A required text, stripped; errors name the field."""
-    text = (value or "").strip()
-    if not text:
-        raise InvalidArgument(field_name, "is required")
-    if len(text) > limit:
-        raise InvalidArgument(field_name, f"is longer than {limit} characters")
-    return text
+    """The platform's `required_text` with this service's default limit."""
+    return required_text(field_name, value, limit)
 
 
 def optional(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    text = (value or "").strip()
-    if len(text) > limit:
-        raise InvalidArgument(field_name, f"is longer than {limit} characters")
-    return text
+    """The platform's `optional_text` with this service's default limit."""
+    return optional_text(field_name, value, limit)
 
 
 def check_email(field_name: str, value: str) -> None:
@@ -250,10 +244,10 @@ class NewInquiry:
     lead_id: str = ""
 
     def __post_init__(self) -> None:
-        required("client_name", self.client_name, NAME_LIMIT)
-        required("contact_name", self.contact_name, 200)
-        required("question", self.question, TEXT_LIMIT)
-        optional("client_industry", self.client_industry, 200)
+        object.__setattr__(self, "client_name", required("client_name", self.client_name, NAME_LIMIT))
+        object.__setattr__(self, "contact_name", required("contact_name", self.contact_name, 200))
+        object.__setattr__(self, "question", required("question", self.question, TEXT_LIMIT))
+        object.__setattr__(self, "client_industry", optional("client_industry", self.client_industry, 200))
         if not self.contact_email and not self.contact_phone:
             raise InvalidArgument("contact_email", "an email address or a phone number is required (2.1.2)")
         check_email("contact_email", self.contact_email)

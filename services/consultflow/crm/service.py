@@ -101,11 +101,11 @@ def inquiry_view(inquiry: Inquiry, client: Client) -> dict[str, Any]:
 
 
 def _client_by_name(uow: UnitOfWork, name: str) -> Client | None:
-    return uow.session.scalars(select(Client).where(func.lower(Client.name) == name.strip().lower())).first()
+    return uow.session.scalars(select(Client).where(func.lower(Client.name) == name.lower())).first()
 
 
 def _add_client(uow: UnitOfWork, name: str, industry: str) -> Client:
-    client = Client(client_id=_new_id(), name=name.strip(), industry=industry.strip(), created_at=now())
+    client = Client(client_id=_new_id(), name=name, industry=industry, created_at=now())
     uow.session.add(client)
     uow.session.flush()
     uow.emit("client.created", client.client_id, client_view(client))
@@ -121,7 +121,7 @@ def create_client(uow: UnitOfWork, command: NewClient) -> Client:
 
 
 def find_or_create_client(uow: UnitOfWork, name: str, industry: str) -> Client:
-    """Clients are matched by name (case-insensitive); a new name creates a client."""
+    """Clients are matched by name (case-insensitive; the commands trim it); a new name creates one."""
     return _client_by_name(uow, name) or _add_client(uow, name, industry)
 
 
@@ -149,14 +149,17 @@ def contacts_of(uow: UnitOfWork, client_ids: Sequence[str]) -> dict[str, list[Co
 def add_contact(uow: UnitOfWork, client_id: str, command: NewContact) -> Contact:
     """Adds a person to a client; a second contact with the same name at the same client is refused."""
     client = get_client(uow, client_id)
-    taken = uow.session.scalars(
-        select(Contact).where(
-            Contact.client_id == client.client_id, func.lower(Contact.name) == command.name.lower()
-        )
-    ).first()
+    taken = _contact_by_name(uow, client, command.name)
     if taken is not None:
         raise AlreadyExists(f"contact {taken.name!r} exists at {client.name!r} as {taken.contact_id}")
     return _insert_contact(uow, client, command)
+
+
+def _contact_by_name(uow: UnitOfWork, client: Client, name: str) -> Contact | None:
+    """Contact names are unique within a client regardless of case, like client names."""
+    return uow.session.scalars(
+        select(Contact).where(Contact.client_id == client.client_id, func.lower(Contact.name) == name.lower())
+    ).first()
 
 
 def _insert_contact(uow: UnitOfWork, client: Client, command: NewContact) -> Contact:
@@ -177,12 +180,7 @@ def _insert_contact(uow: UnitOfWork, client: Client, command: NewContact) -> Con
 
 def _contact_for_inquiry(uow: UnitOfWork, client: Client, command: NewInquiry) -> Contact:
     """The client's contact of that name, with blank details filled in; a new name adds a contact."""
-    contact = uow.session.scalars(
-        select(Contact).where(
-            Contact.client_id == client.client_id,
-            func.lower(Contact.name) == command.contact_name.strip().lower(),
-        )
-    ).first()
+    contact = _contact_by_name(uow, client, command.contact_name)
     if contact is None:
         return _insert_contact(
             uow,
@@ -243,10 +241,10 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
         client_id=client.client_id,
         contact_id=contact.contact_id,
         lead_id=command.lead_id or None,
-        contact_name=command.contact_name.strip(),
+        contact_name=command.contact_name,
         contact_email=command.contact_email,
         contact_phone=command.contact_phone,
-        question=command.question.strip(),
+        question=command.question,
         status=InquiryStatus.OPEN.value,
         decline_reason="",
         received_at=now(),
@@ -286,10 +284,9 @@ def list_inquiries(
     client_id: str = "",
 ) -> list[tuple[Inquiry, Client]]:
     """Newest first. `open_only`: inquiries nobody has decided on yet (open or in assessment)."""
-    if status:
-        domain.parse_choice(InquiryStatus, status, "status")
     query = select(Inquiry, Client).join(Client, Client.client_id == Inquiry.client_id)
     if status:
+        domain.parse_choice(InquiryStatus, status, "status")
         query = query.where(Inquiry.status == status)
     if open_only:
         query = query.where(Inquiry.status.in_(OPEN_STATUSES))
