@@ -526,24 +526,23 @@ def review_solution(
     return solution
 
 
+def solution_reviews(uow: UnitOfWork, solution_id: str) -> list[SolutionReview]:
+    """The reviews of one solution version, oldest first (a reply after a review needs only these)."""
+    return list(
+        uow.session.scalars(
+            select(SolutionReview)
+            .where(SolutionReview.solution_id == solution_id)
+            .order_by(SolutionReview.reviewed_at)
+        )
+    )
+
+
 def solutions(uow: UnitOfWork, project_id: str) -> list[tuple[Solution, list[SolutionReview]]]:
     project = _project(uow, project_id)
     rows = uow.session.scalars(
         select(Solution).where(Solution.project_id == project.project_id).order_by(Solution.version)
     )
-    return [
-        (
-            s,
-            list(
-                uow.session.scalars(
-                    select(SolutionReview)
-                    .where(SolutionReview.solution_id == s.solution_id)
-                    .order_by(SolutionReview.reviewed_at)
-                )
-            ),
-        )
-        for s in rows
-    ]
+    return [(s, solution_reviews(uow, s.solution_id)) for s in rows]
 
 
 # --- 3.4 execution and monitoring -----------------------------------------------------------------------
@@ -1329,6 +1328,17 @@ def review_deliverables(
     return current
 
 
+def deliverable_reviews(uow: UnitOfWork, deliverable_set_id: str) -> list[DeliverableReview]:
+    """The reviews of one deliverable set version, oldest first."""
+    return list(
+        uow.session.scalars(
+            select(DeliverableReview)
+            .where(DeliverableReview.deliverable_set_id == deliverable_set_id)
+            .order_by(DeliverableReview.reviewed_at)
+        )
+    )
+
+
 def deliverable_sets(
     uow: UnitOfWork, project_id: str
 ) -> list[tuple[DeliverableSet, list[DeliverableReview]]]:
@@ -1338,19 +1348,7 @@ def deliverable_sets(
         .where(DeliverableSet.project_id == project.project_id)
         .order_by(DeliverableSet.version)
     )
-    return [
-        (
-            s,
-            list(
-                uow.session.scalars(
-                    select(DeliverableReview)
-                    .where(DeliverableReview.deliverable_set_id == s.deliverable_set_id)
-                    .order_by(DeliverableReview.reviewed_at)
-                )
-            ),
-        )
-        for s in sets
-    ]
+    return [(s, deliverable_reviews(uow, s.deliverable_set_id)) for s in sets]
 
 
 # --- 4.2-4.3 delivery -----------------------------------------------------------------------------------

@@ -497,9 +497,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             solution = service.review_solution(
                 uow, request.solution_id, verdict, request.comments, request.reviewer
             )
-            reviews = dict((s.solution_id, r) for s, r in service.solutions(uow, solution.project_id))
+            reviews = service.solution_reviews(uow, solution.solution_id)
             uow.commit()
-            return solution_message(solution, reviews[solution.solution_id])
+            return solution_message(solution, reviews)
 
     def ListSolutions(self, request: pb.ListSolutionsRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
@@ -697,11 +697,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             reviewed = service.review_deliverables(uow, request.project_id, review, request.reviewer)
-            reviews = dict(
-                (s.deliverable_set_id, r) for s, r in service.deliverable_sets(uow, request.project_id)
-            )
+            reviews = service.deliverable_reviews(uow, reviewed.deliverable_set_id)
             uow.commit()
-            return set_message(reviewed, reviews[reviewed.deliverable_set_id])
+            return set_message(reviewed, reviews)
 
     def ListDeliverableSets(
         self, request: pb.ListDeliverableSetsRequest, context: grpc.ServicerContext
