@@ -272,10 +272,6 @@ def parse_date(value: Any, field: str) -> date:
         raise InvalidArgument(field, f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def optional_date(value: Any, field: str) -> date | None:
-    return None if value is None or value == "" else parse_date(value, field)
-
-
 def parse_datetime(value: Any, field: str) -> datetime:
     """An ISO 8601 date-time; without an offset it is UTC."""
     if isinstance(value, datetime):

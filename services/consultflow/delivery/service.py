@@ -990,18 +990,6 @@ def record_corrective_action(
     return row, answered
 
 
-def corrective_action_indicators(uow: UnitOfWork, corrective_action_id: str) -> list[str]:
-    return sorted(
-        set(
-            uow.session.scalars(
-                select(CorrectiveActionNeed.indicator).where(
-                    CorrectiveActionNeed.corrective_action_id == corrective_action_id
-                )
-            )
-        )
-    )
-
-
 def complete_execution(uow: UnitOfWork, project_id: str, summary: str) -> Project:
     """3.4.1: the project manager confirms execution complete; tasks still open are named in the event."""
     project = _active(uow, project_id)
