@@ -873,7 +873,8 @@ def evaluate_indicators(
         )
     ).one()
     figures = indicators.compute([_figures(t) for t in plan.tasks], checks[0], checks[1], as_of or today())
-    bands = {name: thresholds.band(name, value) for name, value in figures.rates().items()}
+    rates = figures.rates()
+    bands = {name: thresholds.band(name, value) for name, value in rates.items()}
     breached = [name for name in indicators.NAMES if bands[name] in WARNING_STATUSES]
     moment = now()
     snapshot = IndicatorSnapshot(
@@ -905,7 +906,7 @@ def evaluate_indicators(
         snapshot.snapshot_id,
         indicator_snapshot_id=snapshot.snapshot_id,
         as_of=figures.as_of,
-        **{name: float(value) for name, value in figures.rates().items()},
+        **{name: float(value) for name, value in rates.items()},
         breached_indicators=breached,
     )
     needs = []
@@ -915,7 +916,7 @@ def evaluate_indicators(
             project_id=project.project_id,
             snapshot_id=snapshot.snapshot_id,
             indicator=name,
-            value=figures.rates()[name],
+            value=rates[name],
             status=bands[name],
             corrective_action_id=None,
             raised_at=moment,
