@@ -633,11 +633,17 @@ def _new_task(project: Project, planned: PlannedTask, milestone_id: str | None, 
     )
 
 
-def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
-    project = _project(uow, project_id)
-    plan = uow.session.scalars(select(WorkPlan).where(WorkPlan.project_id == project.project_id)).first()
+def _plan_row(uow: UnitOfWork, project_id: str) -> WorkPlan:
+    """The project's work plan row; a project whose execution has not started has none."""
+    plan = uow.session.scalars(select(WorkPlan).where(WorkPlan.project_id == project_id)).first()
     if plan is None:
         raise FailedPrecondition("execution has not started: there is no work plan yet")
+    return plan
+
+
+def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
+    project = _project(uow, project_id)
+    plan = _plan_row(uow, project.project_id)
     milestones = uow.session.scalars(
         select(Milestone)
         .where(Milestone.project_id == project.project_id)
@@ -654,7 +660,7 @@ def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
 def add_task(uow: UnitOfWork, project_id: str, planned: PlannedTask, milestone_id: str = "") -> Task:
     """3.4.1: a task of the work plan, within the service period."""
     project = _active(uow, project_id)
-    work_plan(uow, project.project_id)
+    _plan_row(uow, project.project_id)
     domain.check_within_service(
         "planned_start", planned.planned_start, project.service_start, project.deadline
     )
