@@ -387,8 +387,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             Member(m.name, domain.choice(Role, m.role, "members.role"), m.duties) for m in request.members
         ]
         with self._uow() as uow:
-            service.form_team(uow, request.project_id, members)
-            reply = self._project(uow, service.get_project(uow, request.project_id))
+            team = service.form_team(uow, request.project_id, members)
+            reply = project_message(service.get_project(uow, request.project_id), team)
             uow.commit()
             return reply
 
