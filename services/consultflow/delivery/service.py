@@ -4,6 +4,7 @@ changed (`status.delivery.<entity>.<event>`, correlated by `engagement_id` and `
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -1248,17 +1249,14 @@ def compile_deliverables(
     earlier = uow.session.scalars(
         select(DeliverableSet.items).where(DeliverableSet.project_id == project.project_id)
     ).all()
-    counts: dict[str, int] = {}
-    for old_items in earlier:
-        for old in old_items:
-            counts[str(old["name"]).lower()] = counts.get(str(old["name"]).lower(), 0) + 1
+    counts = Counter(str(old["name"]).lower() for old_items in earlier for old in old_items)
     deliverable_set = DeliverableSet(
         deliverable_set_id=_id(),
         project_id=project.project_id,
         version=(previous.version if previous else 0) + 1,
         results_summary=domain.required("results_summary", results_summary),
         status="compiled",
-        items=[{"name": i.name, "link": i.link, "version": counts.get(i.name.lower(), 0) + 1} for i in items],
+        items=[{"name": i.name, "link": i.link, "version": counts[i.name.lower()] + 1} for i in items],
         missing_contract_deliverables=domain.missing_contract_deliverables(
             project.contract_deliverables, items
         ),
