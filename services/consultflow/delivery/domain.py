@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -206,18 +207,13 @@ class Conclusion(StrEnum):
 
 
 def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """Stripped text that must be present and not too long."""
-    text = optional(field, value, limit)
-    if not text:
-        raise InvalidArgument(field, "is required")
-    return text
+    """The platform's `required_text` with delivery's longer default limit (reports and minutes)."""
+    return required_text(field, value, limit)
 
 
 def optional(field: str, value: Any, limit: int = TEXT_LIMIT) -> str:
-    text = "" if value is None else str(value).strip()
-    if len(text) > limit:
-        raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    """The platform's `optional_text`; a job value may be null or a number, taken as text."""
+    return optional_text(field, "" if value is None else str(value), limit)
 
 
 def choice(kind: type[E], value: Any, field: str) -> E:
@@ -270,10 +266,6 @@ def parse_date(value: Any, field: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidArgument(field, f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def optional_date(value: Any, field: str) -> date | None:
-    return None if value is None or value == "" else parse_date(value, field)
 
 
 def parse_datetime(value: Any, field: str) -> datetime:

@@ -16,7 +16,7 @@ import grpc
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
 from consultflow.platform.errors import Unavailable, error_from_rpc
-from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS
+from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, call_options
 
 SIGNED_STATUSES = ("signed", "distributed")
 """Contract statuses in which both parties have signed (contracts.proto)."""
@@ -98,9 +98,7 @@ class GrpcContracts:
         stub = contracts_pb2_grpc.ContractsServiceStub(_channel(self._channel, "contracts"))
         try:
             reply = stub.GetContract(
-                contracts_pb2.GetContractRequest(contract_id=contract_id),
-                timeout=self._timeout,
-                wait_for_ready=True,
+                contracts_pb2.GetContractRequest(contract_id=contract_id), **call_options(self._timeout)
             )
         except grpc.RpcError as error:
             raise error_from_rpc(error, "contracts.GetContract") from error
@@ -137,8 +135,7 @@ class GrpcRisks:
                     source=report.source,
                     request_id=report.request_id,
                 ),
-                timeout=self._timeout,
-                wait_for_ready=True,
+                **call_options(self._timeout),
             )
         except grpc.RpcError as error:
             raise error_from_rpc(error, "risk.RegisterRisk") from error

@@ -4,6 +4,7 @@ changed (`status.delivery.<entity>.<event>`, correlated by `engagement_id` and `
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -526,24 +527,23 @@ def review_solution(
     return solution
 
 
+def solution_reviews(uow: UnitOfWork, solution_id: str) -> list[SolutionReview]:
+    """The reviews of one solution version, oldest first (a reply after a review needs only these)."""
+    return list(
+        uow.session.scalars(
+            select(SolutionReview)
+            .where(SolutionReview.solution_id == solution_id)
+            .order_by(SolutionReview.reviewed_at)
+        )
+    )
+
+
 def solutions(uow: UnitOfWork, project_id: str) -> list[tuple[Solution, list[SolutionReview]]]:
     project = _project(uow, project_id)
     rows = uow.session.scalars(
         select(Solution).where(Solution.project_id == project.project_id).order_by(Solution.version)
     )
-    return [
-        (
-            s,
-            list(
-                uow.session.scalars(
-                    select(SolutionReview)
-                    .where(SolutionReview.solution_id == s.solution_id)
-                    .order_by(SolutionReview.reviewed_at)
-                )
-            ),
-        )
-        for s in rows
-    ]
+    return [(s, solution_reviews(uow, s.solution_id)) for s in rows]
 
 
 # --- 3.4 execution and monitoring -----------------------------------------------------------------------
@@ -634,11 +634,17 @@ def _new_task(project: Project, planned: PlannedTask, milestone_id: str | None, 
     )
 
 
-def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
-    project = _project(uow, project_id)
-    plan = uow.session.scalars(select(WorkPlan).where(WorkPlan.project_id == project.project_id)).first()
+def _plan_row(uow: UnitOfWork, project_id: str) -> WorkPlan:
+    """The project's work plan row; a project whose execution has not started has none."""
+    plan = uow.session.scalars(select(WorkPlan).where(WorkPlan.project_id == project_id)).first()
     if plan is None:
         raise FailedPrecondition("execution has not started: there is no work plan yet")
+    return plan
+
+
+def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
+    project = _project(uow, project_id)
+    plan = _plan_row(uow, project.project_id)
     milestones = uow.session.scalars(
         select(Milestone)
         .where(Milestone.project_id == project.project_id)
@@ -655,7 +661,7 @@ def work_plan(uow: UnitOfWork, project_id: str) -> Plan:
 def add_task(uow: UnitOfWork, project_id: str, planned: PlannedTask, milestone_id: str = "") -> Task:
     """3.4.1: a task of the work plan, within the service period."""
     project = _active(uow, project_id)
-    work_plan(uow, project.project_id)
+    _plan_row(uow, project.project_id)
     domain.check_within_service(
         "planned_start", planned.planned_start, project.service_start, project.deadline
     )
@@ -874,7 +880,8 @@ def evaluate_indicators(
         )
     ).one()
     figures = indicators.compute([_figures(t) for t in plan.tasks], checks[0], checks[1], as_of or today())
-    bands = {name: thresholds.band(name, value) for name, value in figures.rates().items()}
+    rates = figures.rates()
+    bands = {name: thresholds.band(name, value) for name, value in rates.items()}
     breached = [name for name in indicators.NAMES if bands[name] in WARNING_STATUSES]
     moment = now()
     snapshot = IndicatorSnapshot(
@@ -906,7 +913,7 @@ def evaluate_indicators(
         snapshot.snapshot_id,
         indicator_snapshot_id=snapshot.snapshot_id,
         as_of=figures.as_of,
-        **{name: float(value) for name, value in figures.rates().items()},
+        **{name: float(value) for name, value in rates.items()},
         breached_indicators=breached,
     )
     needs = []
@@ -916,7 +923,7 @@ def evaluate_indicators(
             project_id=project.project_id,
             snapshot_id=snapshot.snapshot_id,
             indicator=name,
-            value=figures.rates()[name],
+            value=rates[name],
             status=bands[name],
             corrective_action_id=None,
             raised_at=moment,
@@ -989,18 +996,6 @@ def record_corrective_action(
         indicators=answered,
     )
     return row, answered
-
-
-def corrective_action_indicators(uow: UnitOfWork, corrective_action_id: str) -> list[str]:
-    return sorted(
-        set(
-            uow.session.scalars(
-                select(CorrectiveActionNeed.indicator).where(
-                    CorrectiveActionNeed.corrective_action_id == corrective_action_id
-                )
-            )
-        )
-    )
 
 
 def complete_execution(uow: UnitOfWork, project_id: str, summary: str) -> Project:
@@ -1254,17 +1249,14 @@ def compile_deliverables(
     earlier = uow.session.scalars(
         select(DeliverableSet.items).where(DeliverableSet.project_id == project.project_id)
     ).all()
-    counts: dict[str, int] = {}
-    for old_items in earlier:
-        for old in old_items:
-            counts[str(old["name"]).lower()] = counts.get(str(old["name"]).lower(), 0) + 1
+    counts = Counter(str(old["name"]).lower() for old_items in earlier for old in old_items)
     deliverable_set = DeliverableSet(
         deliverable_set_id=_id(),
         project_id=project.project_id,
         version=(previous.version if previous else 0) + 1,
         results_summary=domain.required("results_summary", results_summary),
         status="compiled",
-        items=[{"name": i.name, "link": i.link, "version": counts.get(i.name.lower(), 0) + 1} for i in items],
+        items=[{"name": i.name, "link": i.link, "version": counts[i.name.lower()] + 1} for i in items],
         missing_contract_deliverables=domain.missing_contract_deliverables(
             project.contract_deliverables, items
         ),
@@ -1329,6 +1321,17 @@ def review_deliverables(
     return current
 
 
+def deliverable_reviews(uow: UnitOfWork, deliverable_set_id: str) -> list[DeliverableReview]:
+    """The reviews of one deliverable set version, oldest first."""
+    return list(
+        uow.session.scalars(
+            select(DeliverableReview)
+            .where(DeliverableReview.deliverable_set_id == deliverable_set_id)
+            .order_by(DeliverableReview.reviewed_at)
+        )
+    )
+
+
 def deliverable_sets(
     uow: UnitOfWork, project_id: str
 ) -> list[tuple[DeliverableSet, list[DeliverableReview]]]:
@@ -1338,19 +1341,7 @@ def deliverable_sets(
         .where(DeliverableSet.project_id == project.project_id)
         .order_by(DeliverableSet.version)
     )
-    return [
-        (
-            s,
-            list(
-                uow.session.scalars(
-                    select(DeliverableReview)
-                    .where(DeliverableReview.deliverable_set_id == s.deliverable_set_id)
-                    .order_by(DeliverableReview.reviewed_at)
-                )
-            ),
-        )
-        for s in sets
-    ]
+    return [(s, deliverable_reviews(uow, s.deliverable_set_id)) for s in sets]
 
 
 # --- 4.2-4.3 delivery -----------------------------------------------------------------------------------

@@ -350,10 +350,6 @@ def acceptance_message(a: models.Acceptance, items: Sequence[models.Rectificatio
 # --- the servicer ---------------------------------------------------------------------------------------
 
 
-def _entries(values: Sequence[str], field: str) -> list[str]:
-    return domain.entries(list(values), field, limit=domain.NAME_LIMIT)
-
-
 class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def __init__(self, uow: Callable[[], UnitOfWork], deps: Dependencies) -> None:
         self._uow = uow
@@ -391,8 +387,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             Member(m.name, domain.choice(Role, m.role, "members.role"), m.duties) for m in request.members
         ]
         with self._uow() as uow:
-            service.form_team(uow, request.project_id, members)
-            reply = self._project(uow, service.get_project(uow, request.project_id))
+            team = service.form_team(uow, request.project_id, members)
+            reply = project_message(service.get_project(uow, request.project_id), team)
             uow.commit()
             return reply
 
@@ -402,10 +398,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 uow,
                 request.project_id,
                 domain.parse_date(request.kickoff_date, "kickoff_date"),
-                _entries(request.attendees, "attendees"),
+                domain.names(list(request.attendees), "attendees"),
                 request.briefing,
                 request.rules_agreed,
-                _entries(request.materials_handed_out, "materials_handed_out"),
+                domain.names(list(request.materials_handed_out), "materials_handed_out"),
             )
             uow.commit()
             return kickoff_message(kickoff)
@@ -453,8 +449,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 uow,
                 request.project_id,
                 domain.parse_date(request.visit_date, "visit_date"),
-                _entries(request.visitors, "visitors"),
-                _entries(request.interviewees, "interviewees"),
+                domain.names(list(request.visitors), "visitors"),
+                domain.names(list(request.interviewees), "interviewees"),
                 request.processes_observed,
                 request.observations,
             )
@@ -497,9 +493,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             solution = service.review_solution(
                 uow, request.solution_id, verdict, request.comments, request.reviewer
             )
-            reviews = dict((s.solution_id, r) for s, r in service.solutions(uow, solution.project_id))
+            reviews = service.solution_reviews(uow, solution.solution_id)
             uow.commit()
-            return solution_message(solution, reviews[solution.solution_id])
+            return solution_message(solution, reviews)
 
     def ListSolutions(self, request: pb.ListSolutionsRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
@@ -573,7 +569,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 held_on,
                 request.progress_report,
                 request.problems,
-                domain.entries(list(request.decisions), "decisions"),
+                domain.lines(list(request.decisions), "decisions"),
                 request.internal_updates,
             )
             uow.commit()
@@ -697,11 +693,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             reviewed = service.review_deliverables(uow, request.project_id, review, request.reviewer)
-            reviews = dict(
-                (s.deliverable_set_id, r) for s, r in service.deliverable_sets(uow, request.project_id)
-            )
+            reviews = service.deliverable_reviews(uow, reviewed.deliverable_set_id)
             uow.commit()
-            return set_message(reviewed, reviews[reviewed.deliverable_set_id])
+            return set_message(reviewed, reviews)
 
     def ListDeliverableSets(
         self, request: pb.ListDeliverableSetsRequest, context: grpc.ServicerContext
@@ -714,8 +708,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         plan = OnsitePlan(
             delivery_time=domain.parse_datetime(request.delivery_time, "delivery_time"),
             place=request.place,
-            attendees=tuple(_entries(request.attendees, "attendees")),
-            preparations=tuple(domain.entries(list(request.preparations), "preparations")),
+            attendees=tuple(domain.names(list(request.attendees), "attendees")),
+            preparations=tuple(domain.lines(list(request.preparations), "preparations")),
         )
         with self._uow() as uow:
             delivery = service.plan_onsite_delivery(uow, request.project_id, plan)
