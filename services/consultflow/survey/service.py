@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -193,9 +195,21 @@ def list_surveys(
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
+def response_counts(session: Session, survey_ids: Sequence[str]) -> dict[str, int]:
+    """How many responses each survey has, in one query for a whole page of surveys."""
+    counts = dict.fromkeys(survey_ids, 0)
+    if survey_ids:
+        query = (
+            select(Response.survey_id, func.count())
+            .where(Response.survey_id.in_(survey_ids))
+            .group_by(Response.survey_id)
+        )
+        counts.update((survey_id, count) for survey_id, count in session.execute(query))
+    return counts
+
+
 def response_count(session: Session, survey_id: str) -> int:
-    query = select(func.count()).select_from(Response).where(Response.survey_id == survey_id)
-    return session.scalar(query) or 0
+    return response_counts(session, [survey_id])[survey_id]
 
 
 def send_questionnaire(uow: UnitOfWork, survey_id: str) -> Survey:
@@ -397,14 +411,25 @@ def list_problems(
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
-def measures_of(session: Session, problem_id: str) -> list[Measure]:
-    query = select(Measure).where(Measure.problem_id == problem_id)
-    return list(session.scalars(query.order_by(Measure.defined_at, Measure.measure_id)))
+def measures_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[Measure]]:
+    """Every measure of the given problems, in the order they were defined (one query for a page)."""
+    result: dict[str, list[Measure]] = defaultdict(list)
+    if problem_ids:
+        query = select(Measure).where(Measure.problem_id.in_(problem_ids))
+        for measure in session.scalars(query.order_by(Measure.defined_at, Measure.measure_id)):
+            result[measure.problem_id].append(measure)
+    return result
 
 
-def reports_of(session: Session, problem_id: str) -> list[ProgressReport]:
-    query = select(ProgressReport).where(ProgressReport.problem_id == problem_id)
-    return list(session.scalars(query.order_by(ProgressReport.reported_at, ProgressReport.report_id)))
+def reports_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[ProgressReport]]:
+    """Every progress report of the given problems, oldest first (one query for a page)."""
+    result: dict[str, list[ProgressReport]] = defaultdict(list)
+    if problem_ids:
+        query = select(ProgressReport).where(ProgressReport.problem_id.in_(problem_ids))
+        order = (ProgressReport.reported_at, ProgressReport.report_id)
+        for report in session.scalars(query.order_by(*order)):
+            result[report.problem_id].append(report)
+    return result
 
 
 def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
@@ -458,7 +483,7 @@ def report_progress(uow: UnitOfWork, problem_id: str, report: str, solved: bool)
     measures. A problem cannot be solved before any measure was defined for it (5.2.2)."""
     report = required_text("report", report, 5000)
     problem = _unsolved(uow, problem_id)
-    measures = measures_of(uow.session, problem_id)
+    measures = measures_of(uow.session, [problem_id])[problem_id]
     if solved and not measures:
         raise FailedPrecondition(
             f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -27,7 +27,7 @@ from consultflow.survey.domain import (
     Trend,
     measure_overdue,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, Response, Survey
+from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 
 def survey_message(survey: Survey, responses: int) -> pb.Survey:
@@ -126,7 +126,7 @@ def measure_message(measure: Measure) -> pb.Measure:
     )
 
 
-def problem_message(session: Session, problem: Problem) -> pb.Problem:
+def problem_message(problem: Problem, measures: list[Measure], reports: list[ProgressReport]) -> pb.Problem:
     return pb.Problem(
         problem_id=problem.problem_id,
         survey_id=problem.survey_id,
@@ -135,16 +135,23 @@ def problem_message(session: Session, problem: Problem) -> pb.Problem:
         nature=problem.nature,
         severity=problem.severity,
         status=problem.status,
-        measures=[measure_message(m) for m in service.measures_of(session, problem.problem_id)],
+        measures=[measure_message(m) for m in measures],
         progress_reports=[
             pb.ProgressReport(
                 report_id=r.report_id, report=r.report, solved=r.solved, reported_at=timestamp(r.reported_at)
             )
-            for r in service.reports_of(session, problem.problem_id)
+            for r in reports
         ],
         recorded_at=timestamp(problem.recorded_at),
         solved_at=timestamp(problem.solved_at),
     )
+
+
+def problem_messages(session: Session, problems: Sequence[Problem]) -> list[pb.Problem]:
+    """Problems with their measures and progress reports, read in two queries however many there are."""
+    ids = [p.problem_id for p in problems]
+    measures, reports = service.measures_of(session, ids), service.reports_of(session, ids)
+    return [problem_message(p, measures[p.problem_id], reports[p.problem_id]) for p in problems]
 
 
 def answers_from(request: pb.SubmitResponseRequest) -> Answers:
@@ -191,10 +198,9 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             surveys = service.list_surveys(
                 session, request.engagement_id, request.client_id, size + 1, offset
             )
+            counts = service.response_counts(session, [s.survey_id for s in surveys[:size]])
             return pb.ListSurveysResponse(
-                surveys=[
-                    survey_message(s, service.response_count(session, s.survey_id)) for s in surveys[:size]
-                ],
+                surveys=[survey_message(s, counts[s.survey_id]) for s in surveys[:size]],
                 next_page_token=next_token(offset, size, len(surveys)),
             )
 
@@ -240,13 +246,13 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         )
         with self._uow() as uow:
             problem = service.record_problem(uow, command)
-            message = problem_message(uow.session, problem)
+            message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
     def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            return problem_message(session, service.get_problem(session, request.problem_id))
+            return problem_messages(session, [service.get_problem(session, request.problem_id)])[0]
 
     def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
@@ -255,7 +261,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
                 session, request.engagement_id, request.survey_id, request.status, size + 1, offset
             )
             return pb.ListProblemsResponse(
-                problems=[problem_message(session, p) for p in problems[:size]],
+                problems=problem_messages(session, problems[:size]),
                 next_page_token=next_token(offset, size, len(problems)),
             )
 
@@ -283,7 +289,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
     def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
             problem = service.report_progress(uow, request.problem_id, request.report, request.solved)
-            message = problem_message(uow.session, problem)
+            message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
