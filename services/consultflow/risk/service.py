@@ -159,11 +159,7 @@ def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
     may find one before risk management starts) already created it; opening it then only names the client."""
     engagement_id = required_text("engagement_id", engagement_id, 100)
     client_name = client_name.strip()
-    register = _find_register(uow.session, engagement_id)
-    if register is None:
-        return _new_register(uow, engagement_id, client_name)
-    if register.status == "closed":
-        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+    register = _open_register_for(uow, engagement_id, client_name)
     if client_name and client_name != register.client_name:
         register.client_name = client_name
         uow.session.flush()
@@ -171,8 +167,9 @@ def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
     return register
 
 
-def _open_register_for(uow: UnitOfWork, engagement_id: str) -> Register:
-    register = _find_register(uow.session, engagement_id) or _new_register(uow, engagement_id, "")
+def _open_register_for(uow: UnitOfWork, engagement_id: str, client_name: str = "") -> Register:
+    """The engagement's register, created if it has none yet; a closed one takes no more changes."""
+    register = _find_register(uow.session, engagement_id) or _new_register(uow, engagement_id, client_name)
     if register.status == "closed":
         raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
     return register
