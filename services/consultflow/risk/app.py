@@ -17,7 +17,9 @@ def build(context: Context) -> Parts:
     return Parts(
         registrations=[
             Registration(
-                pb_grpc.add_RiskServiceServicer_to_server, RiskServicer(context.uow, tables), SERVICE_NAME
+                pb_grpc.add_RiskServiceServicer_to_server,
+                RiskServicer(context.uow, context.db.read, tables),
+                SERVICE_NAME,
             )
         ],
         job_handlers=handlers(tables),

@@ -92,8 +92,8 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
 
     def review_register(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """6.4.1: what the periodic review starts from."""
-        register = service.get_register(uow, engagement_of(job))
-        counts = service.register_counts(uow, register.engagement_id, now().date())
+        register = service.get_register(uow.session, engagement_of(job))
+        counts = service.register_counts(uow.session, register.engagement_id, now().date())
         return {"open_risks": counts.open_risks, "overdue_measures": counts.overdue_measures}
 
     def record_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:

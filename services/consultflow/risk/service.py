@@ -1,5 +1,8 @@
 """Risk use cases: each runs in the caller's unit of work and emits the status events of what it changed.
 
+Queries take a plain session, so read-only RPCs can run them in `Database.read()` (on SQLite a deferred
+BEGIN, which takes no write lock) and use cases in `uow.session`.
+
 Every event carries the engagement id as correlation; payload keys are the process variables the
 diagrams use (`risk_id`, `risk_stage`, `warning_id`, …), because a status event that becomes a BPMN
 message merges its payload into the receiving process.
@@ -13,6 +16,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.orm import Session
 
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -124,12 +128,12 @@ def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str,
 # --- register ---------------------------------------------------------------------------------------
 
 
-def _find_register(uow: UnitOfWork, engagement_id: str) -> Register | None:
-    return uow.session.scalars(select(Register).where(Register.engagement_id == engagement_id)).first()
+def _find_register(session: Session, engagement_id: str) -> Register | None:
+    return session.scalars(select(Register).where(Register.engagement_id == engagement_id)).first()
 
 
-def get_register(uow: UnitOfWork, engagement_id: str) -> Register:
-    register = _find_register(uow, required_text("engagement_id", engagement_id, 100))
+def get_register(session: Session, engagement_id: str) -> Register:
+    register = _find_register(session, required_text("engagement_id", engagement_id, 100))
     if register is None:
         raise NotFound("risk register of engagement", engagement_id)
     return register
@@ -155,11 +159,7 @@ def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
     may find one before risk management starts) already created it; opening it then only names the client."""
     engagement_id = required_text("engagement_id", engagement_id, 100)
     client_name = client_name.strip()
-    register = _find_register(uow, engagement_id)
-    if register is None:
-        return _new_register(uow, engagement_id, client_name)
-    if register.status == "closed":
-        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+    register = _open_register_for(uow, engagement_id, client_name)
     if client_name and client_name != register.client_name:
         register.client_name = client_name
         uow.session.flush()
@@ -167,8 +167,9 @@ def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
     return register
 
 
-def _open_register_for(uow: UnitOfWork, engagement_id: str) -> Register:
-    register = _find_register(uow, engagement_id) or _new_register(uow, engagement_id, "")
+def _open_register_for(uow: UnitOfWork, engagement_id: str, client_name: str = "") -> Register:
+    """The engagement's register, created if it has none yet; a closed one takes no more changes."""
+    register = _find_register(uow.session, engagement_id) or _new_register(uow, engagement_id, client_name)
     if register.status == "closed":
         raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
     return register
@@ -176,7 +177,7 @@ def _open_register_for(uow: UnitOfWork, engagement_id: str) -> Register:
 
 def close_register(uow: UnitOfWork, engagement_id: str) -> Register:
     """Ch. 6: risk management ends with the engagement; closing twice changes nothing."""
-    register = get_register(uow, engagement_id)
+    register = get_register(uow.session, engagement_id)
     if register.status != "closed":
         register.status = "closed"
         register.closed_at = now()
@@ -192,19 +193,19 @@ class RegisterCounts:
     open_warnings: int
 
 
-def register_counts(uow: UnitOfWork, engagement_id: str, today: date) -> RegisterCounts:
+def register_counts(session: Session, engagement_id: str, today: date) -> RegisterCounts:
     """6.4.1: what a monitoring review looks at first."""
-    open_risks = uow.session.scalar(
+    open_risks = session.scalar(
         select(func.count())
         .select_from(Risk)
         .where(Risk.engagement_id == engagement_id, Risk.status != RiskStatus.CLOSED.value)
     )
-    overdue = uow.session.scalar(
+    overdue = session.scalar(
         select(func.count())
         .select_from(ResponsePlan)
         .where(ResponsePlan.engagement_id == engagement_id, _overdue(today))
     )
-    open_warnings = uow.session.scalar(
+    open_warnings = session.scalar(
         select(func.count())
         .select_from(EarlyWarning)
         .where(
@@ -248,9 +249,9 @@ def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
     return risk
 
 
-def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+def _one(session: Session, model: type[T], key: str, kind: str) -> T:
     """The row with primary key `key`, or NotFound naming what was asked for."""
-    row = uow.session.get(model, key) if key else None
+    row = session.get(model, key) if key else None
     if row is None:
         raise NotFound(kind, key)
     return row
@@ -263,19 +264,19 @@ def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
     return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
 
 
-def get_risk(uow: UnitOfWork, risk_id: str) -> Risk:
-    return _one(uow, Risk, risk_id, "risk")
+def get_risk(session: Session, risk_id: str) -> Risk:
+    return _one(session, Risk, risk_id, "risk")
 
 
 def _live_risk(uow: UnitOfWork, risk_id: str) -> Risk:
-    risk = get_risk(uow, risk_id)
+    risk = get_risk(uow.session, risk_id)
     if risk.status == RiskStatus.CLOSED.value:
         raise FailedPrecondition(f"risk {risk_id!r} is closed")
     return risk
 
 
 def list_risks(
-    uow: UnitOfWork, engagement_id: str, status: str, category: str, stage: str, limit: int, offset: int
+    session: Session, engagement_id: str, status: str, category: str, stage: str, limit: int, offset: int
 ) -> list[Risk]:
     query = select(Risk)
     for column, value in (
@@ -286,9 +287,7 @@ def list_risks(
     ):
         if value:
             query = query.where(column == value)
-    return list(
-        uow.session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit))
-    )
+    return list(session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit)))
 
 
 def assess_risk(uow: UnitOfWork, tables: Tables, command: Assessment) -> tuple[Risk, EarlyWarning | None]:
@@ -351,14 +350,14 @@ class MatrixView:
     unassessed: int
 
 
-def risk_matrix(uow: UnitOfWork, tables: Tables, engagement_id: str, include_closed: bool) -> MatrixView:
+def risk_matrix(session: Session, tables: Tables, engagement_id: str, include_closed: bool) -> MatrixView:
     """6.2.3: the heat map of an engagement's assessed risks, or of the whole firm's."""
     query = select(Risk)
     if engagement_id:
         query = query.where(Risk.engagement_id == engagement_id)
     if not include_closed:
         query = query.where(Risk.status != RiskStatus.CLOSED.value)
-    risks = list(uow.session.scalars(query.order_by(Risk.registered_at, Risk.risk_id)))
+    risks = list(session.scalars(query.order_by(Risk.registered_at, Risk.risk_id)))
     placed = [
         PlacedRisk(r.risk_id, r.engagement_id, r.description, r.status, r.likelihood, r.impact)
         for r in risks
@@ -411,13 +410,13 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
     return plan
 
 
-def get_response(uow: UnitOfWork, response_id: str) -> ResponsePlan:
-    return _one(uow, ResponsePlan, response_id, "response")
+def get_response(session: Session, response_id: str) -> ResponsePlan:
+    return _one(session, ResponsePlan, response_id, "response")
 
 
 def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
     """6.4.1: the response's measures were carried out, effective or not."""
-    plan = get_response(uow, response_id)
+    plan = get_response(uow.session, response_id)
     if plan.status == "done":
         raise FailedPrecondition(f"response {response_id!r} was completed already")
     plan.status = "done"
@@ -437,7 +436,7 @@ def _overdue(today: date) -> ColumnElement[bool]:
 
 
 def list_responses(
-    uow: UnitOfWork,
+    session: Session,
     engagement_id: str,
     risk_id: str,
     overdue_only: bool,
@@ -453,7 +452,7 @@ def list_responses(
     if overdue_only:
         query = query.where(_overdue(today))
     order = (ResponsePlan.planned_at, ResponsePlan.response_id)
-    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
 def response_overdue(plan: ResponsePlan, today: date) -> bool:
@@ -465,7 +464,7 @@ def response_overdue(plan: ResponsePlan, today: date) -> bool:
 
 def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tuple[Review, Risk | None]:
     """6.4.1: a periodic review; a new risk it found is registered at the register's current stage."""
-    register = get_register(uow, findings.engagement_id)
+    register = get_register(uow.session, findings.engagement_id)
     new_risk = None
     if findings.new_risk_found:
         new_risk = register_risk(
@@ -478,7 +477,7 @@ def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tup
                 owner=findings.reviewed_by,
             ),
         )
-    counts = register_counts(uow, register.engagement_id, today)
+    counts = register_counts(uow.session, register.engagement_id, today)
     review = Review(
         review_id=str(uuid.uuid4()),
         engagement_id=register.engagement_id,
@@ -513,10 +512,10 @@ def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tup
     return review, new_risk
 
 
-def list_reviews(uow: UnitOfWork, engagement_id: str, limit: int, offset: int) -> list[Review]:
+def list_reviews(session: Session, engagement_id: str, limit: int, offset: int) -> list[Review]:
     query = select(Review).where(Review.engagement_id == required_text("engagement_id", engagement_id, 100))
     return list(
-        uow.session.scalars(query.order_by(Review.reviewed_at, Review.review_id).offset(offset).limit(limit))
+        session.scalars(query.order_by(Review.reviewed_at, Review.review_id).offset(offset).limit(limit))
     )
 
 
@@ -560,7 +559,7 @@ def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWar
         return existing
     required_text("engagement_id", reading.engagement_id, 100)
     if reading.risk_id:
-        get_risk(uow, reading.risk_id)
+        get_risk(uow.session, reading.risk_id)
     level = reading_level(tables, reading)
     return _raise(
         uow,
@@ -574,15 +573,15 @@ def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWar
     )
 
 
-def get_warning(uow: UnitOfWork, warning_id: str) -> EarlyWarning:
-    return _one(uow, EarlyWarning, warning_id, "warning")
+def get_warning(session: Session, warning_id: str) -> EarlyWarning:
+    return _one(session, EarlyWarning, warning_id, "warning")
 
 
 def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowledged_by: str) -> EarlyWarning:
     """6.4.2 [assumption]: someone took the warning on and says what they do about it; publishes
     `warning.acknowledged` (→ message `risk.warning_acknowledged`, key warning_id). Acknowledging an
     acknowledged warning returns it unchanged."""
-    warning = get_warning(uow, warning_id)
+    warning = get_warning(uow.session, warning_id)
     if warning.status == WarningStatus.ACKNOWLEDGED.value:
         return warning
     warning.action = required_text("action", action, 5000)
@@ -597,7 +596,7 @@ def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowled
 def escalate_warning(uow: UnitOfWork, warning_id: str) -> tuple[EarlyWarning, bool]:
     """6.4.2 [assumption]: nobody acknowledged the warning in time (the diagram's timer says when), so it
     goes to management. A warning acknowledged meanwhile is not escalated (returns False)."""
-    warning = get_warning(uow, warning_id)
+    warning = get_warning(uow.session, warning_id)
     if warning.status == WarningStatus.ACKNOWLEDGED.value:
         return warning, False
     warning.escalations += 1
@@ -614,7 +613,7 @@ def escalate_warning(uow: UnitOfWork, warning_id: str) -> tuple[EarlyWarning, bo
 
 
 def list_warnings(
-    uow: UnitOfWork, engagement_id: str, status: str, level: str, limit: int, offset: int
+    session: Session, engagement_id: str, status: str, level: str, limit: int, offset: int
 ) -> list[EarlyWarning]:
     query = select(EarlyWarning)
     for column, value in (
@@ -625,4 +624,4 @@ def list_warnings(
         if value:
             query = query.where(column == value)
     order = (EarlyWarning.raised_at, EarlyWarning.warning_id)
-    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
+from sqlalchemy.orm import Session
 
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
@@ -152,8 +154,16 @@ def matrix_message(view: service.MatrixView) -> pb.RiskMatrix:
 
 
 class RiskServicer(pb_grpc.RiskServiceServicer):
-    def __init__(self, uow: Callable[[], UnitOfWork], tables: Tables) -> None:
+    """Writes run in a unit of work; reads in a read-only session, which holds no write lock."""
+
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        read: Callable[[], AbstractContextManager[Session]],
+        tables: Tables,
+    ) -> None:
         self._uow = uow
+        self._read = read
         self._tables = tables
 
     def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> Any:
@@ -173,14 +183,20 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             return risk_message(risk)
 
     def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return risk_message(service.get_risk(uow, request.risk_id))
+        with self._read() as session:
+            return risk_message(service.get_risk(session, request.risk_id))
 
     def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
+        with self._read() as session:
             risks = service.list_risks(
-                uow, request.engagement_id, request.status, request.category, request.stage, size + 1, offset
+                session,
+                request.engagement_id,
+                request.status,
+                request.category,
+                request.stage,
+                size + 1,
+                offset,
             )
             return pb.ListRisksResponse(
                 risks=[risk_message(r) for r in risks[:size]],
@@ -203,8 +219,8 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             )
 
     def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            view = service.risk_matrix(uow, self._tables, request.engagement_id, request.include_closed)
+        with self._read() as session:
+            view = service.risk_matrix(session, self._tables, request.engagement_id, request.include_closed)
             return matrix_message(view)
 
     def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> Any:
@@ -229,9 +245,9 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
 
     def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
+        with self._read() as session:
             plans = service.list_responses(
-                uow,
+                session,
                 request.engagement_id,
                 request.risk_id,
                 request.overdue_only,
@@ -251,9 +267,9 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             return risk_message(risk)
 
     def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            register = service.get_register(uow, request.engagement_id)
-            counts = service.register_counts(uow, register.engagement_id, now().date())
+        with self._read() as session:
+            register = service.get_register(session, request.engagement_id)
+            counts = service.register_counts(session, register.engagement_id, now().date())
             return register_message(register, counts)
 
     def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> Any:
@@ -273,8 +289,8 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
 
     def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            reviews = service.list_reviews(uow, request.engagement_id, size + 1, offset)
+        with self._read() as session:
+            reviews = service.list_reviews(session, request.engagement_id, size + 1, offset)
             return pb.ListReviewsResponse(
                 reviews=[review_message(r) for r in reviews[:size]],
                 next_page_token=next_token(offset, size, len(reviews)),
@@ -303,14 +319,14 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             return warning_message(warning)
 
     def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return warning_message(service.get_warning(uow, request.warning_id))
+        with self._read() as session:
+            return warning_message(service.get_warning(session, request.warning_id))
 
     def ListWarnings(self, request: pb.ListWarningsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
+        with self._read() as session:
             warnings = service.list_warnings(
-                uow, request.engagement_id, request.status, request.level, size + 1, offset
+                session, request.engagement_id, request.status, request.level, size + 1, offset
             )
             return pb.ListWarningsResponse(
                 warnings=[warning_message(w) for w in warnings[:size]],

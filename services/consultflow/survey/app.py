@@ -34,7 +34,9 @@ def build(context: Context) -> Parts:
     return Parts(
         registrations=[
             Registration(
-                pb_grpc.add_SurveyServiceServicer_to_server, SurveyServicer(context.uow), SERVICE_NAME
+                pb_grpc.add_SurveyServiceServicer_to_server,
+                SurveyServicer(context.uow, context.db.read),
+                SERVICE_NAME,
             )
         ],
         job_handlers=HANDLERS,

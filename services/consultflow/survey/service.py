@@ -1,5 +1,8 @@
 """Survey use cases: each runs in the caller's unit of work and emits the status events of what it changed.
 
+Queries take a plain session, so read-only RPCs can run them in `Database.read()` (on SQLite a deferred
+BEGIN, which takes no write lock) and use cases in `uow.session`.
+
 Every event carries the engagement id as correlation; payload keys are the process variables the
 diagrams use (`survey_id`, `problem_id`, …), because a status event that becomes a BPMN message merges
 its payload into the receiving process.
@@ -9,10 +12,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.orm import Session
 
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -130,9 +136,9 @@ def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str,
     uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
 
 
-def _one(uow: UnitOfWork, model: type[T], key: str, kind: str) -> T:
+def _one(session: Session, model: type[T], key: str, kind: str) -> T:
     """The row with primary key `key`, or NotFound naming what was asked for."""
-    row = uow.session.get(model, key) if key else None
+    row = session.get(model, key) if key else None
     if row is None:
         raise NotFound(kind, key)
     return row
@@ -173,12 +179,12 @@ def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
     return survey
 
 
-def get_survey(uow: UnitOfWork, survey_id: str) -> Survey:
-    return _one(uow, Survey, survey_id, "survey")
+def get_survey(session: Session, survey_id: str) -> Survey:
+    return _one(session, Survey, survey_id, "survey")
 
 
 def list_surveys(
-    uow: UnitOfWork, engagement_id: str, client_id: str, limit: int, offset: int
+    session: Session, engagement_id: str, client_id: str, limit: int, offset: int
 ) -> list[Survey]:
     query = select(Survey)
     if engagement_id:
@@ -186,17 +192,29 @@ def list_surveys(
     if client_id:
         query = query.where(Survey.client_id == client_id)
     order = (Survey.planned_at, Survey.survey_id)
-    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
-def response_count(uow: UnitOfWork, survey_id: str) -> int:
-    query = select(func.count()).select_from(Response).where(Response.survey_id == survey_id)
-    return uow.session.scalar(query) or 0
+def response_counts(session: Session, survey_ids: Sequence[str]) -> dict[str, int]:
+    """How many responses each survey has, in one query for a whole page of surveys."""
+    counts = dict.fromkeys(survey_ids, 0)
+    if survey_ids:
+        query = (
+            select(Response.survey_id, func.count())
+            .where(Response.survey_id.in_(survey_ids))
+            .group_by(Response.survey_id)
+        )
+        counts.update((survey_id, count) for survey_id, count in session.execute(query))
+    return counts
+
+
+def response_count(session: Session, survey_id: str) -> int:
+    return response_counts(session, [survey_id])[survey_id]
 
 
 def send_questionnaire(uow: UnitOfWork, survey_id: str) -> Survey:
     """5.1.2: the questionnaire goes out (or the interview is arranged); sending twice changes nothing."""
-    survey = get_survey(uow, survey_id)
+    survey = get_survey(uow.session, survey_id)
     if survey.questionnaire_sent_at is None:
         survey.questionnaire_sent_at = now()
         survey.status = SurveyStatus.SENT.value
@@ -207,10 +225,10 @@ def send_questionnaire(uow: UnitOfWork, survey_id: str) -> Survey:
 
 def send_reminder(uow: UnitOfWork, survey_id: str) -> datetime | None:
     """5.1.2: reminds respondents who have not answered; none is sent once a response arrived (None)."""
-    survey = get_survey(uow, survey_id)
+    survey = get_survey(uow.session, survey_id)
     if survey.questionnaire_sent_at is None:
         raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
-    if response_count(uow, survey_id):
+    if response_count(uow.session, survey_id):
         return None
     survey.reminders += 1
     survey.last_reminded_at = now()
@@ -225,8 +243,8 @@ def submit_response(
     """5.1.2: the client's answers; publishes `response.submitted` (→ message `survey.response_received`)."""
     existing = _by_request(uow, Response, request_id)
     if existing is not None:
-        return existing, get_survey(uow, existing.survey_id)
-    survey = get_survey(uow, survey_id)
+        return existing, get_survey(uow.session, existing.survey_id)
+    survey = get_survey(uow.session, survey_id)
     if survey.questionnaire_sent_at is None:
         raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
     if answers.recommendation is not None and not asks_recommendation(survey):
@@ -255,10 +273,10 @@ def submit_response(
     return response, survey
 
 
-def list_responses(uow: UnitOfWork, survey_id: str) -> list[Response]:
-    get_survey(uow, survey_id)
+def list_responses(session: Session, survey_id: str) -> list[Response]:
+    get_survey(session, survey_id)
     query = select(Response).where(Response.survey_id == survey_id)
-    return list(uow.session.scalars(query.order_by(Response.submitted_at, Response.response_id)))
+    return list(session.scalars(query.order_by(Response.submitted_at, Response.response_id)))
 
 
 def _details(scores: Scores) -> dict[str, Any]:
@@ -287,8 +305,8 @@ def _details(scores: Scores) -> dict[str, Any]:
 
 def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
     """5.1.3: scores the responses so far and keeps the result; publishes `survey.analysed`."""
-    survey = get_survey(uow, survey_id)
-    scores = analyse([answers_of(r) for r in list_responses(uow, survey_id)])
+    survey = get_survey(uow.session, survey_id)
+    scores = analyse([answers_of(r) for r in list_responses(uow.session, survey_id)])
     analysis = uow.session.get(Analysis, survey_id) or Analysis(survey_id=survey_id)
     analysis.client_id = survey.client_id
     analysis.response_count = scores.response_count
@@ -312,14 +330,14 @@ def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
     return analysis
 
 
-def get_analysis(uow: UnitOfWork, survey_id: str) -> Analysis:
-    return _one(uow, Analysis, survey_id, "analysis of survey")
+def get_analysis(session: Session, survey_id: str) -> Analysis:
+    return _one(session, Analysis, survey_id, "analysis of survey")
 
 
-def client_trend(uow: UnitOfWork, client_id: str) -> Trend:
+def client_trend(session: Session, client_id: str) -> Trend:
     """5.1.3: every analysed survey of the client, across its engagements."""
     client_id = required_text("client_id", client_id, 100)
-    rows = uow.session.execute(
+    rows = session.execute(
         select(Analysis, Survey)
         .join(Survey, Survey.survey_id == Analysis.survey_id)
         .where(Analysis.client_id == client_id)
@@ -349,7 +367,7 @@ def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
     existing = _by_request(uow, Problem, command.request_id)
     if existing is not None:
         return existing
-    survey = get_survey(uow, command.survey_id)
+    survey = get_survey(uow.session, command.survey_id)
     problem = Problem(
         problem_id=str(uuid.uuid4()),
         request_id=command.request_id or None,
@@ -367,19 +385,19 @@ def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
     return problem
 
 
-def get_problem(uow: UnitOfWork, problem_id: str) -> Problem:
-    return _one(uow, Problem, problem_id, "problem")
+def get_problem(session: Session, problem_id: str) -> Problem:
+    return _one(session, Problem, problem_id, "problem")
 
 
 def _unsolved(uow: UnitOfWork, problem_id: str) -> Problem:
-    problem = get_problem(uow, problem_id)
+    problem = get_problem(uow.session, problem_id)
     if problem.status == ProblemStatus.SOLVED.value:
         raise FailedPrecondition(f"problem {problem_id!r} is solved already")
     return problem
 
 
 def list_problems(
-    uow: UnitOfWork, engagement_id: str, survey_id: str, status: str, limit: int, offset: int
+    session: Session, engagement_id: str, survey_id: str, status: str, limit: int, offset: int
 ) -> list[Problem]:
     query = select(Problem)
     for column, value in (
@@ -390,17 +408,28 @@ def list_problems(
         if value:
             query = query.where(column == value)
     order = (Problem.recorded_at, Problem.problem_id)
-    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
-def measures_of(uow: UnitOfWork, problem_id: str) -> list[Measure]:
-    query = select(Measure).where(Measure.problem_id == problem_id)
-    return list(uow.session.scalars(query.order_by(Measure.defined_at, Measure.measure_id)))
+def measures_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[Measure]]:
+    """Every measure of the given problems, in the order they were defined (one query for a page)."""
+    result: dict[str, list[Measure]] = defaultdict(list)
+    if problem_ids:
+        query = select(Measure).where(Measure.problem_id.in_(problem_ids))
+        for measure in session.scalars(query.order_by(Measure.defined_at, Measure.measure_id)):
+            result[measure.problem_id].append(measure)
+    return result
 
 
-def reports_of(uow: UnitOfWork, problem_id: str) -> list[ProgressReport]:
-    query = select(ProgressReport).where(ProgressReport.problem_id == problem_id)
-    return list(uow.session.scalars(query.order_by(ProgressReport.reported_at, ProgressReport.report_id)))
+def reports_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[ProgressReport]]:
+    """Every progress report of the given problems, oldest first (one query for a page)."""
+    result: dict[str, list[ProgressReport]] = defaultdict(list)
+    if problem_ids:
+        query = select(ProgressReport).where(ProgressReport.problem_id.in_(problem_ids))
+        order = (ProgressReport.reported_at, ProgressReport.report_id)
+        for report in session.scalars(query.order_by(*order)):
+            result[report.problem_id].append(report)
+    return result
 
 
 def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
@@ -429,8 +458,8 @@ def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
     return measure
 
 
-def get_measure(uow: UnitOfWork, measure_id: str) -> Measure:
-    return _one(uow, Measure, measure_id, "measure")
+def get_measure(session: Session, measure_id: str) -> Measure:
+    return _one(session, Measure, measure_id, "measure")
 
 
 def _complete(uow: UnitOfWork, measure: Measure) -> None:
@@ -442,7 +471,7 @@ def _complete(uow: UnitOfWork, measure: Measure) -> None:
 
 def complete_measure(uow: UnitOfWork, measure_id: str) -> Measure:
     """5.2.3: the responsible person carried the measure out."""
-    measure = get_measure(uow, measure_id)
+    measure = get_measure(uow.session, measure_id)
     if measure.status == "done":
         raise FailedPrecondition(f"measure {measure_id!r} is done already")
     _complete(uow, measure)
@@ -454,7 +483,7 @@ def report_progress(uow: UnitOfWork, problem_id: str, report: str, solved: bool)
     measures. A problem cannot be solved before any measure was defined for it (5.2.2)."""
     report = required_text("report", report, 5000)
     problem = _unsolved(uow, problem_id)
-    measures = measures_of(uow, problem_id)
+    measures = measures_of(uow.session, [problem_id])[problem_id]
     if solved and not measures:
         raise FailedPrecondition(
             f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"
@@ -493,14 +522,14 @@ def _overdue(today: date) -> Any:
 
 
 def overdue_measures(
-    uow: UnitOfWork, engagement_id: str, today: date, limit: int, offset: int
+    session: Session, engagement_id: str, today: date, limit: int, offset: int
 ) -> list[Measure]:
     """5.2.2: open measures past their deadline, most overdue first."""
     query = select(Measure).where(_overdue(today))
     if engagement_id:
         query = query.where(Measure.engagement_id == engagement_id)
     order = (Measure.deadline, Measure.measure_id)
-    return list(uow.session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+    return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
 def publish_overdue_measures(uow: UnitOfWork, today: date) -> list[Measure]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
+from sqlalchemy.orm import Session
 
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
@@ -25,7 +27,7 @@ from consultflow.survey.domain import (
     Trend,
     measure_overdue,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, Response, Survey
+from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 
 def survey_message(survey: Survey, responses: int) -> pb.Survey:
@@ -124,7 +126,7 @@ def measure_message(measure: Measure) -> pb.Measure:
     )
 
 
-def problem_message(uow: UnitOfWork, problem: Problem) -> pb.Problem:
+def problem_message(problem: Problem, measures: list[Measure], reports: list[ProgressReport]) -> pb.Problem:
     return pb.Problem(
         problem_id=problem.problem_id,
         survey_id=problem.survey_id,
@@ -133,16 +135,23 @@ def problem_message(uow: UnitOfWork, problem: Problem) -> pb.Problem:
         nature=problem.nature,
         severity=problem.severity,
         status=problem.status,
-        measures=[measure_message(m) for m in service.measures_of(uow, problem.problem_id)],
+        measures=[measure_message(m) for m in measures],
         progress_reports=[
             pb.ProgressReport(
                 report_id=r.report_id, report=r.report, solved=r.solved, reported_at=timestamp(r.reported_at)
             )
-            for r in service.reports_of(uow, problem.problem_id)
+            for r in reports
         ],
         recorded_at=timestamp(problem.recorded_at),
         solved_at=timestamp(problem.solved_at),
     )
+
+
+def problem_messages(session: Session, problems: Sequence[Problem]) -> list[pb.Problem]:
+    """Problems with their measures and progress reports, read in two queries however many there are."""
+    ids = [p.problem_id for p in problems]
+    measures, reports = service.measures_of(session, ids), service.reports_of(session, ids)
+    return [problem_message(p, measures[p.problem_id], reports[p.problem_id]) for p in problems]
 
 
 def answers_from(request: pb.SubmitResponseRequest) -> Answers:
@@ -153,8 +162,13 @@ def answers_from(request: pb.SubmitResponseRequest) -> Answers:
 
 
 class SurveyServicer(pb_grpc.SurveyServiceServicer):
-    def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
+    """Writes run in a unit of work; reads in a read-only session, which holds no write lock."""
+
+    def __init__(
+        self, uow: Callable[[], UnitOfWork], read: Callable[[], AbstractContextManager[Session]]
+    ) -> None:
         self._uow = uow
+        self._read = read
 
     def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> Any:
         plan = SurveyPlan.parse(
@@ -169,21 +183,24 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         )
         with self._uow() as uow:
             survey = service.create_plan(uow, plan)
-            message = survey_message(survey, service.response_count(uow, survey.survey_id))
+            message = survey_message(survey, service.response_count(uow.session, survey.survey_id))
             uow.commit()
             return message
 
     def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            survey = service.get_survey(uow, request.survey_id)
-            return survey_message(survey, service.response_count(uow, survey.survey_id))
+        with self._read() as session:
+            survey = service.get_survey(session, request.survey_id)
+            return survey_message(survey, service.response_count(session, survey.survey_id))
 
     def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            surveys = service.list_surveys(uow, request.engagement_id, request.client_id, size + 1, offset)
+        with self._read() as session:
+            surveys = service.list_surveys(
+                session, request.engagement_id, request.client_id, size + 1, offset
+            )
+            counts = service.response_counts(session, [s.survey_id for s in surveys[:size]])
             return pb.ListSurveysResponse(
-                surveys=[survey_message(s, service.response_count(uow, s.survey_id)) for s in surveys[:size]],
+                surveys=[survey_message(s, counts[s.survey_id]) for s in surveys[:size]],
                 next_page_token=next_token(offset, size, len(surveys)),
             )
 
@@ -198,26 +215,26 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             return response_message(response, survey)
 
     def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            survey = service.get_survey(uow, request.survey_id)
-            responses = service.list_responses(uow, survey.survey_id)
+        with self._read() as session:
+            survey = service.get_survey(session, request.survey_id)
+            responses = service.list_responses(session, survey.survey_id)
             return pb.ListResponsesResponse(responses=[response_message(r, survey) for r in responses])
 
     def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
             analysis = service.analyse_survey(uow, request.survey_id)
-            message = analysis_message(analysis, service.get_survey(uow, analysis.survey_id))
+            message = analysis_message(analysis, service.get_survey(uow.session, analysis.survey_id))
             uow.commit()
             return message
 
     def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            analysis = service.get_analysis(uow, request.survey_id)
-            return analysis_message(analysis, service.get_survey(uow, analysis.survey_id))
+        with self._read() as session:
+            analysis = service.get_analysis(session, request.survey_id)
+            return analysis_message(analysis, service.get_survey(session, analysis.survey_id))
 
     def GetClientTrend(self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return trend_message(request.client_id, service.client_trend(uow, request.client_id))
+        with self._read() as session:
+            return trend_message(request.client_id, service.client_trend(session, request.client_id))
 
     def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> Any:
         command = NewProblem.parse(
@@ -229,22 +246,22 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         )
         with self._uow() as uow:
             problem = service.record_problem(uow, command)
-            message = problem_message(uow, problem)
+            message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
     def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return problem_message(uow, service.get_problem(uow, request.problem_id))
+        with self._read() as session:
+            return problem_messages(session, [service.get_problem(session, request.problem_id)])[0]
 
     def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
+        with self._read() as session:
             problems = service.list_problems(
-                uow, request.engagement_id, request.survey_id, request.status, size + 1, offset
+                session, request.engagement_id, request.survey_id, request.status, size + 1, offset
             )
             return pb.ListProblemsResponse(
-                problems=[problem_message(uow, p) for p in problems[:size]],
+                problems=problem_messages(session, problems[:size]),
                 next_page_token=next_token(offset, size, len(problems)),
             )
 
@@ -272,7 +289,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
     def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
             problem = service.report_progress(uow, request.problem_id, request.report, request.solved)
-            message = problem_message(uow, problem)
+            message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
@@ -280,8 +297,10 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         self, request: pb.ListOverdueMeasuresRequest, context: grpc.ServicerContext
     ) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            measures = service.overdue_measures(uow, request.engagement_id, now().date(), size + 1, offset)
+        with self._read() as session:
+            measures = service.overdue_measures(
+                session, request.engagement_id, now().date(), size + 1, offset
+            )
             return pb.ListOverdueMeasuresResponse(
                 measures=[measure_message(m) for m in measures[:size]],
                 next_page_token=next_token(offset, size, len(measures)),
