@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -75,6 +76,13 @@ def fields(pairs: Mapping[str, Any]) -> None:
     width = max((len(k) for k in pairs), default=0)
     for key, value in pairs.items():
         print(f"{key.rjust(width)}: {value}")
+
+
+def rpc_failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str | None]:
+    """A failed call's status code and details, read alike by every command (UNKNOWN: not a call)."""
+    if isinstance(error, grpc.Call):
+        return error.code(), error.details()
+    return grpc.StatusCode.UNKNOWN, str(error)
 
 
 def error(message: str) -> None:

@@ -66,8 +66,7 @@ def run(args: argparse.Namespace, command: Callable[[Client, argparse.Namespace]
     try:
         return command(Client(args), args) or out.EXIT_OK
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        code, details = out.rpc_failure(error)
         out.error(f"{code.name.lower().replace('_', ' ')}: {details}")
         return EXIT_BY_CODE.get(code, out.EXIT_ERROR)
     except FileNotFoundError as error:
