@@ -25,6 +25,14 @@ def to_dict(message: Message) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
 
 
+def with_json_field(message: Message, field: str, name: str) -> dict[str, Any]:
+    """The message as a dict, its JSON-text `field` decoded under `name`: one JSON document for scripts."""
+    data = to_dict(message)
+    data[name] = json.loads(getattr(message, field) or "{}")
+    data.pop(field, None)
+    return data
+
+
 def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False, indent=2, default=str))
 

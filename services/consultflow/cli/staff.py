@@ -130,10 +130,7 @@ def cmd_tasks(client: Client, args: argparse.Namespace) -> int:
 def cmd_task_show(client: Client, args: argparse.Namespace) -> int:
     task = client.orchestrator.GetUserTask(pb.GetUserTaskRequest(user_task_id=args.id), timeout=10)
     if args.json:
-        data = out.to_dict(task)
-        data["variables"] = json.loads(task.variables_json or "{}")
-        data.pop("variables_json", None)
-        out.print_json(data)
+        out.print_json(out.with_json_field(task, "variables_json", "variables"))
         return 0
     out.fields(
         {
@@ -225,13 +222,10 @@ def cmd_instances(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_instance_show(client: Client, args: argparse.Namespace) -> int:
     instance = client.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=args.id), timeout=10)
-    variables = json.loads(instance.variables_json or "{}")
     if args.json:
-        data = out.to_dict(instance)
-        data["variables"] = variables
-        data.pop("variables_json", None)
-        out.print_json(data)
+        out.print_json(out.with_json_field(instance, "variables_json", "variables"))
         return 0
+    variables = json.loads(instance.variables_json or "{}")
     out.fields(
         {
             "instance": instance.instance_id,
@@ -436,9 +430,7 @@ def cmd_events(client: Client, args: argparse.Namespace) -> int:
                     continue
                 event = events_pb2.StatusEvent.FromString(message.data)
                 if args.json:
-                    data = out.to_dict(event)
-                    data["payload"] = json.loads(event.payload_json or "{}")
-                    data.pop("payload_json", None)
+                    data = out.with_json_field(event, "payload_json", "payload")
                     print(json.dumps(data, ensure_ascii=False), flush=True)
                 else:
                     keys = " ".join(
