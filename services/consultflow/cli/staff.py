@@ -463,9 +463,7 @@ def cmd_client(client: Client, args: argparse.Namespace) -> int:
     if args.action == "report-acceptance":
         story.acceptance = ["failed" if args.failed else "passed"]
     if args.action == "answer-survey":
-        story.ratings = dict.fromkeys(
-            ("service_quality", "result_quality", "team_performance", "overall_satisfaction"), args.rating
-        )
+        story.ratings = dict.fromkeys(story.ratings, args.rating)  # the survey's questions, all alike
     acts = {
         "accept-quote": driver.accept_quote,
         "sign": driver.sign_contract,
