@@ -64,8 +64,8 @@ def parse_documentation(text: str) -> tuple[tuple[str, ...], str, tuple[str, ...
         line.removeprefix("[assumption]").strip() for line in lines if line.startswith("[assumption]")
     )
     match = _TAGS.match(lines[0])
-    if match is None:
-        return (), lines[0], assumptions
+    if match is None:  # untagged; a first line that is an assumption is summarised without its marker
+        return (), lines[0].removeprefix("[assumption]").strip(), assumptions
     return tuple(_TAG.findall(match.group(1))), match.group(2), assumptions
 
 
@@ -103,8 +103,6 @@ def read_elements(folder: Path) -> list[Element]:
             kind = _local(owner.tag)
             name = owner.get("name", "") if kind == "decision" else ""
             clauses, summary, assumptions = parse_documentation(description.text or "")
-            if summary.startswith("[assumption]"):  # a rule that is only an assumption
-                summary = summary.removeprefix("[assumption]").strip()
             elements.append(
                 Element(path.name, owner.get("id", ""), name, kind, clauses, summary, assumptions)
             )

@@ -101,8 +101,7 @@ def run(args: argparse.Namespace) -> int:
         out.error(str(error))
         return out.EXIT_ERROR
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        code, details = out.rpc_failure(error)
         out.error(f"a component refused the demo's request ({code.name}): {details}")
         return out.EXIT_ERROR
     finally:

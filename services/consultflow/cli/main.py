@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--timeout", type=float, default=600, help="give up after this many seconds (default 600)"
     )
-    demo.set_defaults(func=lambda args: run_demo(args))
+    demo.set_defaults(func=run_demo)
 
     def staff(name: str, command: Any, help: str, parent: Any = commands) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """Imports the demo (every service's API) only when it runs, to keep the other commands quick."""
     from consultflow.cli.demo import run as demo
 
     return demo(args)

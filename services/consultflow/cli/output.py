@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -22,6 +23,14 @@ EXIT_UNAVAILABLE = 5
 
 def to_dict(message: Message) -> dict[str, Any]:
     return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def with_json_field(message: Message, field: str, name: str) -> dict[str, Any]:
+    """The message as a dict, its JSON-text `field` decoded under `name`: one JSON document for scripts."""
+    data = to_dict(message)
+    data[name] = json.loads(getattr(message, field) or "{}")
+    data.pop(field, None)
+    return data
 
 
 def print_json(value: Any) -> None:
@@ -75,6 +84,13 @@ def fields(pairs: Mapping[str, Any]) -> None:
     width = max((len(k) for k in pairs), default=0)
     for key, value in pairs.items():
         print(f"{key.rjust(width)}: {value}")
+
+
+def rpc_failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str | None]:
+    """A failed call's status code and details, read alike by every command (UNKNOWN: not a call)."""
+    if isinstance(error, grpc.Call):
+        return error.code(), error.details()
+    return grpc.StatusCode.UNKNOWN, str(error)
 
 
 def error(message: str) -> None:

@@ -66,8 +66,7 @@ def run(args: argparse.Namespace, command: Callable[[Client, argparse.Namespace]
     try:
         return command(Client(args), args) or out.EXIT_OK
     except grpc.RpcError as error:
-        code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-        details = error.details() if isinstance(error, grpc.Call) else str(error)
+        code, details = out.rpc_failure(error)
         out.error(f"{code.name.lower().replace('_', ' ')}: {details}")
         return EXIT_BY_CODE.get(code, out.EXIT_ERROR)
     except FileNotFoundError as error:
@@ -131,10 +130,7 @@ def cmd_tasks(client: Client, args: argparse.Namespace) -> int:
 def cmd_task_show(client: Client, args: argparse.Namespace) -> int:
     task = client.orchestrator.GetUserTask(pb.GetUserTaskRequest(user_task_id=args.id), timeout=10)
     if args.json:
-        data = out.to_dict(task)
-        data["variables"] = json.loads(task.variables_json or "{}")
-        data.pop("variables_json", None)
-        out.print_json(data)
+        out.print_json(out.with_json_field(task, "variables_json", "variables"))
         return 0
     out.fields(
         {
@@ -226,13 +222,10 @@ def cmd_instances(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_instance_show(client: Client, args: argparse.Namespace) -> int:
     instance = client.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=args.id), timeout=10)
-    variables = json.loads(instance.variables_json or "{}")
     if args.json:
-        data = out.to_dict(instance)
-        data["variables"] = variables
-        data.pop("variables_json", None)
-        out.print_json(data)
+        out.print_json(out.with_json_field(instance, "variables_json", "variables"))
         return 0
+    variables = json.loads(instance.variables_json or "{}")
     out.fields(
         {
             "instance": instance.instance_id,
@@ -437,9 +430,7 @@ def cmd_events(client: Client, args: argparse.Namespace) -> int:
                     continue
                 event = events_pb2.StatusEvent.FromString(message.data)
                 if args.json:
-                    data = out.to_dict(event)
-                    data["payload"] = json.loads(event.payload_json or "{}")
-                    data.pop("payload_json", None)
+                    data = out.with_json_field(event, "payload_json", "payload")
                     print(json.dumps(data, ensure_ascii=False), flush=True)
                 else:
                     keys = " ".join(
@@ -472,9 +463,7 @@ def cmd_client(client: Client, args: argparse.Namespace) -> int:
     if args.action == "report-acceptance":
         story.acceptance = ["failed" if args.failed else "passed"]
     if args.action == "answer-survey":
-        story.ratings = dict.fromkeys(
-            ("service_quality", "result_quality", "team_performance", "overall_satisfaction"), args.rating
-        )
+        story.ratings = dict.fromkeys(story.ratings, args.rating)  # the survey's questions, all alike
     acts = {
         "accept-quote": driver.accept_quote,
         "sign": driver.sign_contract,

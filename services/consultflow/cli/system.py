@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,12 +225,6 @@ class LocalSystem:
                 raise RuntimeError(f"{name} not serving {timeout:.0f}s after a restart")
             time.sleep(0.05)
 
-    def pids(self) -> list[int]:
-        result = [c.process.pid for c in self.children.values() if c.process is not None]
-        if self.nats is not None:
-            result.append(self.nats.pid)
-        return result
-
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed."""
         processes = [c.process for c in self.children.values() if c.process is not None]
@@ -262,13 +256,3 @@ def read_endpoints(data_dir: Path) -> dict[str, str]:
         raise FileNotFoundError(f"{path} not found: is `consultflow up` running?")
     result: dict[str, str] = json.loads(path.read_text())
     return result
-
-
-@contextlib.contextmanager
-def running_system(data_dir: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[LocalSystem]:
-    system = LocalSystem(data_dir, dict(extra_env or {}))
-    try:
-        system.start()
-        yield system
-    finally:
-        system.stop()

@@ -107,7 +107,8 @@ def _one_distributed_contract(
     return contract
 
 
-def _follow_up(clients: Clients, story: Story, problems: list[str], happy: bool) -> None:
+def _follow_up(clients: Clients, story: Story, problems: list[str], happy: bool) -> crm_pb2.Relationship:
+    """Checks the survey, the client's problems and the revisits; returns the relationship it read."""
     surveys = clients.survey.ListSurveys(
         survey_pb2.ListSurveysRequest(engagement_id=story.key), timeout=TIMEOUT
     ).surveys
@@ -149,6 +150,7 @@ def _follow_up(clients: Clients, story: Story, problems: list[str], happy: bool)
         crm_pb2.GetRelationshipRequest(client_id=client_id), timeout=TIMEOUT
     )
     _expect(problems, len(relationship.revisits) >= 1, "no periodic revisit was recorded")
+    return relationship
 
 
 def check_onsite(clients: Clients, story: Story) -> list[str]:
@@ -195,11 +197,7 @@ def check_onsite(clients: Clients, story: Story) -> list[str]:
         f"acceptance rounds {conclusions}, expected failed then passed",
     )
     _expect(problems, project.phase == "follow_up", f"the project is in {project.phase}, not follow_up")
-    _follow_up(clients, story, problems, happy=True)
-    client_id = _history(clients, story).inquiries[0].client_id
-    relationship = clients.crm.GetRelationship(
-        crm_pb2.GetRelationshipRequest(client_id=client_id), timeout=TIMEOUT
-    )
+    relationship = _follow_up(clients, story, problems, happy=True)
     _expect(
         problems, len(relationship.value_added_services) >= 1, "no value-added service was recorded (5.3.2)"
     )
