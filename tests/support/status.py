@@ -41,3 +41,23 @@ def read_status(
         return events
 
     return asyncio.run(read())
+
+
+def all_status_events(nats_url: str, quiet: float = 1.0) -> list[events_pb2.StatusEvent]:
+    """Every event on STATUS, read from the start of the stream until none comes for `quiet` seconds."""
+
+    async def read() -> list[events_pb2.StatusEvent]:
+        nc = await nats.connect(nats_url)
+        events: list[events_pb2.StatusEvent] = []
+        try:
+            sub = await nc.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)
+            while True:
+                message = await sub.next_msg(timeout=quiet)
+                events.append(events_pb2.StatusEvent.FromString(message.data))
+        except TimeoutError:
+            pass
+        finally:
+            await nc.close()
+        return events
+
+    return asyncio.run(read())
