@@ -7,7 +7,6 @@ processes at random moments instead.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -17,18 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-import nats
 import pytest
-from nats.js.api import DeliverPolicy
 from sqlalchemy import func, select
 
-from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import LocalSystem
 from consultflow.crm.models import Inquiry
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, message, operator_xml
+from tests.support.status import all_status_events
 
 TASKS = ("first", "second", "third")
 INSTANCES = 3
@@ -160,24 +157,6 @@ def drive(rig: Rig, expect_crash: str | None) -> list[str]:
     return instance_ids
 
 
-def status_events(nats_url: str) -> list[events_pb2.StatusEvent]:
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
-        sub = await nc.jetstream().subscribe(
-            "status.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
-        )
-        events = []
-        try:
-            while True:
-                events.append(events_pb2.StatusEvent.FromString((await sub.next_msg(timeout=1.0)).data))
-        except TimeoutError:
-            pass
-        await nc.close()
-        return events
-
-    return asyncio.run(read())
-
-
 def check_nothing_lost_or_doubled(rig: Rig, instance_ids: list[str]) -> None:
     crm = Database(f"sqlite:///{rig.data_dir / 'crm.db'}")
     with crm.read() as session:
@@ -190,7 +169,7 @@ def check_nothing_lost_or_doubled(rig: Rig, instance_ids: list[str]) -> None:
         inquiry_ids = set(session.scalars(select(Inquiry.inquiry_id)))
     crm.dispose()
     assert per_engagement == {f"E{n}": len(TASKS) for n in range(INSTANCES)}, "a job's effect happened twice"
-    events = status_events(rig.system.nats_url)
+    events = all_status_events(rig.system.nats_url)
     assert len({e.id for e in events}) == len(events), "a status event was published twice"
     recorded = Counter(e.subject for e in events if e.type == "inquiry.recorded")
     assert set(recorded) == inquiry_ids and set(recorded.values()) == {1}, (

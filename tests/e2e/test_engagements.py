@@ -3,19 +3,15 @@ NATS) as real clients would: the records every service holds at the end, and the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections import Counter, defaultdict
 
-import nats
-from nats.js.api import DeliverPolicy
-
-from consultflow.api.events.v1 import events_pb2
 from consultflow.cli.system import LocalSystem
 from consultflow.demo.checks import check
 from consultflow.demo.driver import Clients, Driver, Story
 from consultflow.demo.stories import stories
+from tests.support.status import all_status_events
 
 # Status events each story must have caused, by type (source.entity.event), with how many at least.
 EXPECTED_EVENTS: dict[str, dict[str, int]] = {
@@ -51,24 +47,6 @@ NEVER: dict[str, set[str]] = {
 }
 
 
-def status_events(nats_url: str) -> list[events_pb2.StatusEvent]:
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
-        sub = await nc.jetstream().subscribe(
-            "status.>", ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
-        )
-        events = []
-        try:
-            while True:
-                events.append(events_pb2.StatusEvent.FromString((await sub.next_msg(timeout=2.0)).data))
-        except TimeoutError:
-            pass
-        await nc.close()
-        return events
-
-    return asyncio.run(read())
-
-
 def test_sample_engagements_end_as_scripted(demo_system: LocalSystem) -> None:
     clients = Clients(demo_system.endpoints())
     engagements: list[Story] = stories(uuid.uuid4().hex[:6])
@@ -85,7 +63,7 @@ def test_sample_engagements_end_as_scripted(demo_system: LocalSystem) -> None:
 
     seen: dict[str, Counter[str]] = defaultdict(Counter)
     ids: list[str] = []
-    for event in status_events(demo_system.nats_url):
+    for event in all_status_events(demo_system.nats_url):
         ids.append(event.id)
         engagement = event.correlation.get("engagement_id", "")
         seen[engagement][f"{event.source}.{event.type}"] += 1

@@ -4,11 +4,8 @@ idempotent path, and tiny linear diagrams for the orchestrator. (A component its
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,11 +13,11 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import grpc
-import nats
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.settings import repository_root
+from tests.integration.status_events import wait_for_types
 from tests.support.components import ComponentThread
 
 StatusEvent = events_pb2.StatusEvent
@@ -78,39 +75,10 @@ def completed(outcome: Outcome) -> Mapping[str, Any]:
     return outcome.variables
 
 
-def status_events(
-    nats_url: str, until: Callable[[list[StatusEvent]], bool], timeout: float = 10.0
-) -> list[StatusEvent]:
-    """The STATUS stream from its start, read until `until(events)` holds (or fails after `timeout`)."""
-
-    async def read() -> list[StatusEvent]:
-        nc = await nats.connect(nats_url)
-        events: list[StatusEvent] = []
-        try:
-            sub = await nc.jetstream().subscribe("status.>", ordered_consumer=True)
-            deadline = time.monotonic() + timeout
-            while not until(events):
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"expected events did not arrive: {[e.type for e in events]}")
-                with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
-                    message = await sub.next_msg(timeout=0.5)
-                    events.append(StatusEvent.FromString(message.data))
-            await sub.unsubscribe()
-        finally:
-            await nc.close()
-        return events
-
-    return asyncio.run(read())
-
-
 def events_including(nats_url: str, expected: Sequence[str], source: str) -> list[StatusEvent]:
     """Read STATUS until `source` has published at least these event types (with repeats counted)."""
-
-    def enough(events: list[StatusEvent]) -> bool:
-        types = [e.type for e in events if e.source == source]
-        return all(types.count(t) >= expected.count(t) for t in expected)
-
-    return [e for e in status_events(nats_url, enough) if e.source == source]
+    events = wait_for_types(nats_url, [f"{source}.{event_type}" for event_type in expected])
+    return [e for e in events if e.source == source]
 
 
 # --- tiny diagrams ----------------------------------------------------------------------------------

@@ -1,47 +1,15 @@
-"""Reading the STATUS stream in tests, and the status code of a refused call."""
+"""Waiting for status events in tests, and the status code of a refused call."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
-import nats
 
 from consultflow.api.events.v1 import events_pb2
-from consultflow.platform.messaging import STATUS_STREAM
-
-
-def read_status(
-    nats_url: str,
-    until: Callable[[list[events_pb2.StatusEvent]], bool],
-    timeout: float = 10.0,
-) -> list[events_pb2.StatusEvent]:
-    """Status events from the start of the stream, read until `until(events)` holds or `timeout`."""
-
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        events: list[events_pb2.StatusEvent] = []
-        try:
-            sub = await nc.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)
-            while not until(events):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    message = await sub.next_msg(timeout=min(remaining, 0.5))
-                except TimeoutError:
-                    continue
-                events.append(events_pb2.StatusEvent.FromString(message.data))
-        finally:
-            await nc.close()
-        return events
-
-    return asyncio.run(read())
+from tests.support.status import read_status
 
 
 def wait_for_types(

@@ -10,11 +10,11 @@ import nats
 from sqlalchemy import func, select
 
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
-from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.crm.models import Inquiry
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox, processed_jobs
+from tests.integration.status_events import wait_for_types
 from tests.support.system import in_process_system
 
 INQUIRY = {
@@ -24,17 +24,6 @@ INQUIRY = {
     "contact_email": "chen@example.cn",
     "question": "Can you help us enter the European market?",
 }
-
-
-def _status_events(nats_url: str) -> list[events_pb2.StatusEvent]:
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
-        sub = await nc.jetstream().pull_subscribe("status.>", durable="reader", stream="STATUS")
-        messages = await sub.fetch(100, timeout=2)
-        await nc.close()
-        return [events_pb2.StatusEvent.FromString(m.data) for m in messages]
-
-    return asyncio.run(read())
 
 
 def test_inquiry_instance_completes_through_a_real_job(
@@ -61,7 +50,9 @@ def test_inquiry_instance_completes_through_a_real_job(
             )
         )
         assert not again.created and again.instance_id == created.instance_id
-    events = _status_events(nats_url)
+    events = wait_for_types(
+        nats_url, ["orchestrator.instance.created", "crm.inquiry.recorded", "orchestrator.instance.completed"]
+    )
     seen = [(e.source, e.type) for e in events]
     assert ("orchestrator", "instance.created") in seen
     assert ("crm", "inquiry.recorded") in seen

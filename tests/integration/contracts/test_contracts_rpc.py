@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
-from tests.integration.status_events import payload, read_status, rpc_code, wait_for_types
+from tests.integration.status_events import payload, rpc_code, wait_for_types
 from tests.support.components import closed_address
 from tests.support.contracts import (
     COMPLETE_CLAUSES,
@@ -25,6 +25,7 @@ from tests.support.contracts import (
     quotation_request,
     signed_contract,
 )
+from tests.support.status import read_status
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

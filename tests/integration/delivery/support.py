@@ -3,8 +3,6 @@ made through their APIs, a running delivery component, and a reader of the STATU
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -12,7 +10,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
-import nats
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2_grpc
@@ -30,6 +27,7 @@ from tests.support.contracts import (
     signed_contract,
 )
 from tests.support.nats import nats_server
+from tests.support.status import read_status
 
 TODAY = date.today()
 
@@ -143,29 +141,7 @@ def status_events(
     nats_url: str, until: Callable[[list[events_pb2.StatusEvent]], bool], timeout: float = 10.0
 ) -> list[events_pb2.StatusEvent]:
     """Every event on STATUS from `status.delivery.>`, read until `until` holds (the relay is async)."""
-
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
-        try:
-            js = nc.jetstream()
-            deadline = time.monotonic() + timeout
-            while True:
-                sub = await js.pull_subscribe("status.delivery.>", stream="STATUS")
-                events: list[events_pb2.StatusEvent] = []
-                while True:
-                    try:
-                        batch = await sub.fetch(500, timeout=0.3)
-                    except TimeoutError:
-                        break
-                    events.extend(events_pb2.StatusEvent.FromString(m.data) for m in batch)
-                await sub.unsubscribe()
-                if until(events) or time.monotonic() > deadline:
-                    return events
-                await asyncio.sleep(0.1)
-        finally:
-            await nc.close()
-
-    return asyncio.run(read())
+    return read_status(nats_url, until, timeout, subject="status.delivery.>")
 
 
 def types_of(events: list[events_pb2.StatusEvent]) -> list[str]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -26,6 +25,7 @@ from tests.integration.delivery.support import (
     types_of,
 )
 from tests.support.components import closed_address
+from tests.support.rpc import refused
 
 
 @pytest.fixture
@@ -34,19 +34,6 @@ def delivery(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> 
         tmp_path, nats_url, database_url, peers.contracts_address, peers.risk_address
     ) as running:
         yield running
-
-
-def refused(call: Callable[[], Any], code: grpc.StatusCode, *words: str) -> str:
-    """Runs a call that must fail with `code`; returns the details, which must contain `words`."""
-    with pytest.raises(grpc.RpcError) as error:
-        call()
-    rpc = error.value
-    assert isinstance(rpc, grpc.Call)
-    assert rpc.code() == code, rpc.details()
-    details = rpc.details() or ""
-    for word in words:
-        assert word in details, details
-    return details
 
 
 TEAM = [

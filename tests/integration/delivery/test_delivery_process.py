@@ -9,8 +9,6 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import pytest
 from sqlalchemy import select
@@ -22,28 +20,11 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.platform.db import Database
 from consultflow.platform.tables import processed_jobs
 from tests.integration.delivery.support import Peers, day
+from tests.integration.helpers import NAMESPACES, service_task
 from tests.support.components import addresses
 from tests.support.system import InProcessSystem, in_process_system
 
 ROOT = Path(__file__).resolve().parents[3]
-NAMESPACES = (
-    'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
-    'xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"'
-)
-
-
-def service_task(element_id: str, operation: str, **parameters: Any) -> str:
-    """A service task; each parameter is a Python expression on the task's data (use repr() for literals)."""
-    params = "".join(
-        f'<spiffworkflow:parameter id="{name}" type="any" value={quoteattr(str(value))} />'
-        for name, value in parameters.items()
-    )
-    return (
-        f'<bpmn:serviceTask id="{element_id}"><bpmn:extensionElements>'
-        f'<spiffworkflow:serviceTaskOperator id="{operation}"><spiffworkflow:parameters>{params}'
-        "</spiffworkflow:parameters></spiffworkflow:serviceTaskOperator></bpmn:extensionElements>"
-        "</bpmn:serviceTask>"
-    )
 
 
 def flows(*pairs: tuple[str, str]) -> str:

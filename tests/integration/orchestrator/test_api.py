@@ -21,6 +21,7 @@ from consultflow.orchestrator.models import Definition, Instance, Message, Resou
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, field, form, message, service_task
 from tests.support.components import ComponentThread, component_settings
+from tests.support.rpc import refused
 
 CODE = grpc.StatusCode
 
@@ -59,14 +60,6 @@ def counts(db: Database) -> tuple[int, ...]:
             int(session.scalar(select(func.count()).select_from(model)) or 0)
             for model in (Resource, Definition, Instance, Message)
         )
-
-
-def refused(call: Callable[[], Any], code: grpc.StatusCode, mentions: str) -> None:
-    with pytest.raises(grpc.RpcError) as raised:
-        call()
-    error: Any = raised.value
-    assert error.code() == code, error.details()
-    assert mentions in error.details(), error.details()
 
 
 XXE = b"""<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>
