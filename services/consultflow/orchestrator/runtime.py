@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -59,7 +58,7 @@ from consultflow.platform.errors import Conflict, FailedPrecondition, InvalidArg
 from consultflow.platform.faults import crash_point
 from consultflow.platform.messaging import job_subject
 from consultflow.platform.scripting import ScriptEngine
-from consultflow.platform.timeutil import aware
+from consultflow.platform.timeutil import aware, timestamp
 
 log = logging.getLogger(__name__)
 
@@ -609,10 +608,6 @@ class Orchestrator:
         not_before: datetime | None = None,
     ) -> None:
         """Queues the job's message on the outbox (called in the transaction that created or retried it)."""
-        deadline = Timestamp()
-        deadline.FromDatetime(aware(job.deadline).replace(tzinfo=None))  # type: ignore[union-attr]
-        created = Timestamp()
-        created.FromDatetime(aware(job.created_at).replace(tzinfo=None))  # type: ignore[union-attr]
         message = events_pb2.JobActivated(
             job_key=job.job_key,
             instance_id=job.instance_id,
@@ -624,9 +619,9 @@ class Orchestrator:
             variables_json=jsonutil.dumps(json_safe(variables)),
             attempt=job.attempt,
             retries=job.retries,
-            deadline=deadline,
+            deadline=timestamp(job.deadline),
             business_key=record.business_key,
-            created_at=created,
+            created_at=timestamp(job.created_at),
         )
         uow.publish(
             job_subject(job.operation),
