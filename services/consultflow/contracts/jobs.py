@@ -26,7 +26,6 @@ from consultflow.contracts.domain import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, Unavailable
-from consultflow.platform.inputs import job_text
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.platform.timeutil import aware
 
@@ -69,7 +68,7 @@ def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         validity_days=domain.parse_validity_days(job.get("validity_days")),
         lines=tuple(lines),
     )
-    view = service.prepare_quotation(uow, _engagement(job), job_text(job, "client_id"), terms)
+    view = service.prepare_quotation(uow, _engagement(job), job.text("client_id"), terms)
     return {
         "quotation_id": view.quotation.quotation_id,
         "quotation_total": format(view.current.total, "f"),
@@ -80,16 +79,16 @@ def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def draft_proposal(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.2: the proposal, or a new version of it after a review asked for a revision."""
     content = ProposalContent(
-        goals=job_text(job, "goals"),
-        scope=job_text(job, "scope"),
-        methods=job_text(job, "methods"),
+        goals=job.text("goals"),
+        scope=job.text("scope"),
+        methods=job.text("methods"),
         schedule=domain.parse_schedule(job.get("schedule")),
         expected_results=domain.parse_lines(job.get("expected_results"), "expected_results"),
-        project_manager=job_text(job, "project_manager"),
+        project_manager=job.text("project_manager"),
         team_members=domain.parse_names(job.get("team_members", None), "team_members"),
     )
     view = service.draft_proposal(
-        uow, job_text(job, "quotation_id"), _engagement(job), content, job_text(job, "revision_note", "")
+        uow, job.text("quotation_id"), _engagement(job), content, job.text("revision_note", "")
     )
     return {"proposal_id": view.proposal.proposal_id, "proposal_version": view.proposal.current_version}
 
@@ -99,34 +98,34 @@ def record_proposal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     verdict = domain.parse_choice(ReviewVerdict, job.get("proposal_verdict"), "proposal_verdict")
     view = service.review_proposal(
         uow,
-        job_text(job, "proposal_id"),
+        job.text("proposal_id"),
         verdict,
-        job_text(job, "review_comments", ""),
-        job_text(job, "reviewer", ""),
+        job.text("review_comments", ""),
+        job.text("reviewer", ""),
     )
     return {"proposal_approved": view.proposal.status == domain.ProposalStatus.APPROVED.value}
 
 
 def send_offer(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1/2.3.2: the quotation goes out with the approved proposal."""
-    view = service.send_offer(uow, job_text(job, "quotation_id"), job_text(job, "proposal_id"))
+    view = service.send_offer(uow, job.text("quotation_id"), job.text("proposal_id"))
     return {"offer_sent_at": _iso(view.quotation.sent_at)}
 
 
 def expire_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1: no answer within the validity."""
-    service.expire_quotation(uow, job_text(job, "quotation_id"))
+    service.expire_quotation(uow, job.text("quotation_id"))
     return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
 
 
 def _clauses(job: Job) -> Clauses:
     return Clauses(
-        service_content=job_text(job, "service_content", ""),
+        service_content=job.text("service_content", ""),
         service_start=domain.parse_optional_date(job.get("service_start", None), "service_start"),
         service_end=domain.parse_optional_date(job.get("service_end", None), "service_end"),
         payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
-        confidentiality=job_text(job, "confidentiality", ""),
-        breach_liability=job_text(job, "breach_liability", ""),
+        confidentiality=job.text("confidentiality", ""),
+        breach_liability=job.text("breach_liability", ""),
     )
 
 
@@ -135,11 +134,11 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
         """2.4.1: a negotiation round; the client's details come from crm."""
         command = service.DraftContract(
             engagement_id=_engagement(job),
-            client_id=job_text(job, "client_id"),
-            quotation_id=job_text(job, "quotation_id"),
-            proposal_id=job_text(job, "proposal_id"),
+            client_id=job.text("client_id"),
+            quotation_id=job.text("quotation_id"),
+            proposal_id=job.text("proposal_id"),
             clauses=_clauses(job),
-            negotiation_notes=job_text(job, "negotiation_notes", ""),
+            negotiation_notes=job.text("negotiation_notes", ""),
         )
         try:
             client = clients.client(command.client_id)
@@ -153,7 +152,7 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
 
 def submit_for_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2: a draft missing a required clause is the BPMN error `contract_incomplete`."""
-    contract_id = job_text(job, "contract_id")
+    contract_id = job.text("contract_id")
     current = service.get_contract(uow, contract_id)
     missing = current.clauses.missing()
     if current.contract.status == domain.ContractStatus.DRAFT.value and missing:
@@ -171,10 +170,10 @@ def record_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     verdict = domain.parse_choice(ReviewVerdict, job.get("legal_verdict"), "legal_verdict")
     view = service.record_legal_review(
         uow,
-        job_text(job, "contract_id"),
+        job.text("contract_id"),
         verdict,
         domain.parse_opinions(job.get("legal_opinions", None)),
-        job_text(job, "legal_reviewer", ""),
+        job.text("legal_reviewer", ""),
     )
     return {"legal_approved": view.contract.status == domain.ContractStatus.APPROVED.value}
 
@@ -183,26 +182,24 @@ def revise_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2/2.4.3: a revision per the legal opinion, back to legal review."""
     changes = Clauses(
         payment_terms=domain.parse_instalments(job.get("payment_terms", None)),
-        confidentiality=job_text(job, "confidentiality", ""),
-        breach_liability=job_text(job, "breach_liability", ""),
+        confidentiality=job.text("confidentiality", ""),
+        breach_liability=job.text("breach_liability", ""),
     )
-    view = service.revise_contract(
-        uow, job_text(job, "contract_id"), changes, job_text(job, "revision_notes")
-    )
+    view = service.revise_contract(uow, job.text("contract_id"), changes, job.text("revision_notes"))
     return {"contract_version": view.contract.current_version}
 
 
 def sign_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: the firm's authorised signatory signs."""
-    signatory = Signatory(job_text(job, "signatory"), job_text(job, "signatory_title"))
-    view = service.sign_contract(uow, job_text(job, "contract_id"), signatory)
+    signatory = Signatory(job.text("signatory"), job.text("signatory_title"))
+    view = service.sign_contract(uow, job.text("contract_id"), signatory)
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
 
 
 def distribute_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: copies to the departments concerned."""
     departments = domain.parse_names(job.get("departments", None), "departments")
-    view = service.distribute_contract(uow, job_text(job, "contract_id"), departments)
+    view = service.distribute_contract(uow, job.text("contract_id"), departments)
     return {"intake_outcome": "contracted", "distributed_to": [d.department for d in view.distributions]}
 
 

@@ -33,7 +33,6 @@ from consultflow.crm.domain import (
     parse_names,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import job_text
 from consultflow.platform.jobs import Job, JobHandler
 
 
@@ -44,13 +43,13 @@ def _engagement(job: Job) -> str:
 def record_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.1.2: records the inquiry the process was started with; returns its id and the client's."""
     command = NewInquiry(
-        channel=parse_channel(job_text(job, "channel"), "channel"),
-        client_name=job_text(job, "client_name"),
-        client_industry=job_text(job, "client_industry", ""),
-        contact_name=job_text(job, "contact_name"),
-        contact_email=job_text(job, "contact_email", ""),
-        contact_phone=job_text(job, "contact_phone", ""),
-        question=job_text(job, "question"),
+        channel=parse_channel(job.text("channel"), "channel"),
+        client_name=job.text("client_name"),
+        client_industry=job.text("client_industry", ""),
+        contact_name=job.text("contact_name"),
+        contact_email=job.text("contact_email", ""),
+        contact_phone=job.text("contact_phone", ""),
+        question=job.text("question"),
         engagement_id=_engagement(job),
         request_id=f"job:{job.key}",
     )
@@ -61,15 +60,15 @@ def record_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def record_requirements(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.2.1: a new version of the inquiry's requirements document."""
     command = NewRequirements(
-        inquiry_id=job_text(job, "inquiry_id"),
+        inquiry_id=job.text("inquiry_id"),
         communication_mode=parse_choice(
             CommunicationMode, job.get("communication_mode"), "communication_mode"
         ),
-        needs=job_text(job, "needs"),
-        goals=job_text(job, "goals"),
-        expected_results=job_text(job, "expected_results"),
-        background=job_text(job, "background", ""),
-        recorded_by=job_text(job, "recorded_by", ""),
+        needs=job.text("needs"),
+        goals=job.text("goals"),
+        expected_results=job.text("expected_results"),
+        background=job.text("background", ""),
+        recorded_by=job.text("recorded_by", ""),
     )
     requirements = service.record_requirements(uow, command)
     return {
@@ -83,19 +82,19 @@ def _dimension(job: Job, dimension: Dimension) -> Verdict:
     return Verdict(
         dimension,
         parse_flag(job.get(f"{name}_feasible"), f"{name}_feasible"),
-        job_text(job, f"{name}_reason", ""),
+        job.text(f"{name}_reason", ""),
     )
 
 
 def record_feasibility(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.2.2: the verdicts per dimension and the overall go/no-go."""
     command = NewFeasibility(
-        inquiry_id=job_text(job, "inquiry_id"),
+        inquiry_id=job.text("inquiry_id"),
         technical=_dimension(job, Dimension.TECHNICAL),
         economic=_dimension(job, Dimension.ECONOMIC),
         time=_dimension(job, Dimension.TIME),
         assessors=parse_names(job.get("assessors"), "assessors"),
-        report=job_text(job, "feasibility_report", ""),
+        report=job.text("feasibility_report", ""),
     )
     result = service.record_feasibility(uow, command)
     return {
@@ -108,18 +107,18 @@ def record_feasibility(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def decline_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.2.2, 2.3.1, 6.3.1: closes the inquiry with the reason it was not taken on."""
     reason = parse_choice(DeclineReason, job.get("decline_reason"), "decline_reason")
-    service.decline_inquiry(uow, job_text(job, "inquiry_id"), reason)
+    service.decline_inquiry(uow, job.text("inquiry_id"), reason)
     return {"intake_outcome": "declined", "decline_reason": reason.value}
 
 
 def record_market_insight(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.1.1: trends, demand and competitors."""
     command = NewMarketInsight(
-        industry_trends=job_text(job, "industry_trends", ""),
-        market_demand=job_text(job, "market_demand", ""),
-        competitors=job_text(job, "competitors", ""),
-        potential_clients=job_text(job, "potential_clients", ""),
-        industry=job_text(job, "industry", ""),
+        industry_trends=job.text("industry_trends", ""),
+        market_demand=job.text("market_demand", ""),
+        competitors=job.text("competitors", ""),
+        potential_clients=job.text("potential_clients", ""),
+        industry=job.text("industry", ""),
     )
     return {"insight_id": service.record_market_insight(uow, command).insight_id}
 
@@ -128,9 +127,9 @@ def record_lead(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.1.1: a lead from a trade fair, seminar or online platform."""
     command = NewLead(
         source=parse_choice(LeadSource, job.get("lead_source"), "lead_source"),
-        company=job_text(job, "lead_company"),
-        contact=job_text(job, "lead_contact", ""),
-        notes=job_text(job, "lead_notes", ""),
+        company=job.text("lead_company"),
+        contact=job.text("lead_contact", ""),
+        notes=job.text("lead_notes", ""),
     )
     return {"lead_id": service.record_lead(uow, command).lead_id}
 
@@ -138,10 +137,10 @@ def record_lead(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def record_revisit(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.3.1: a periodic revisit made."""
     command = NewRevisit(
-        client_id=job_text(job, "client_id"),
+        client_id=job.text("client_id"),
         method=parse_choice(RevisitMethod, job.get("revisit_method"), "revisit_method"),
-        findings=job_text(job, "revisit_findings"),
-        new_needs=job_text(job, "new_needs", ""),
+        findings=job.text("revisit_findings"),
+        new_needs=job.text("new_needs", ""),
         engagement_id=_engagement(job),
     )
     revisit, _ = service.record_revisit(uow, command)
@@ -151,9 +150,9 @@ def record_revisit(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def record_value_added_service(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.3.2: a value-added service delivered."""
     command = NewValueAddedService(
-        client_id=job_text(job, "client_id"),
+        client_id=job.text("client_id"),
         kind=parse_choice(ValueAddedKind, job.get("value_added_service"), "value_added_service"),
-        description=job_text(job, "value_added_description", ""),
+        description=job.text("value_added_description", ""),
         engagement_id=_engagement(job),
     )
     return {"value_added_service_id": service.record_value_added_service(uow, command).service_id}
@@ -162,12 +161,12 @@ def record_value_added_service(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def record_opportunity(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.3.3: a follow-on project or a referral."""
     command = NewOpportunity(
-        client_id=job_text(job, "client_id"),
-        description=job_text(job, "opportunity"),
+        client_id=job.text("client_id"),
+        description=job.text("opportunity"),
         kind=parse_choice(
             OpportunityKind, job.get("opportunity_kind", "") or "follow_on", "opportunity_kind"
         ),
-        referred_company=job_text(job, "referred_company", ""),
+        referred_company=job.text("referred_company", ""),
         engagement_id=_engagement(job),
     )
     return {"opportunity_id": service.record_opportunity(uow, command).opportunity_id}

@@ -27,7 +27,6 @@ from consultflow.delivery.domain import (
 from consultflow.delivery.service import Dependencies
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
-from consultflow.platform.inputs import job_text
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.platform.timeutil import aware
 
@@ -77,8 +76,8 @@ def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         str(job.get("project_id")),
         domain.parse_date(job.get("kickoff_date"), "kickoff_date"),
         domain.names(job.get("attendees"), "attendees"),
-        job_text(job, "briefing", ""),
-        job_text(job, "rules_agreed", ""),
+        job.text("briefing", ""),
+        job.text("rules_agreed", ""),
         domain.names(job.get("materials_handed_out", ""), "materials_handed_out"),
     )
     return {"kickoff_id": kickoff.kickoff_id}
@@ -114,8 +113,8 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
         domain.parse_date(job.get("visit_date"), "visit_date"),
         domain.names(job.get("visitors", ""), "visitors"),
         domain.names(job.get("interviewees", ""), "interviewees"),
-        job_text(job, "processes_observed", ""),
-        job_text(job, "observations", ""),
+        job.text("processes_observed", ""),
+        job.text("observations", ""),
     )
     return {"site_visit_id": visit.site_visit_id}
 
@@ -130,10 +129,10 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         for o in domain.lines(job.get("opportunities", ""), "opportunities")
     ]
     if domain.parse_bool(job.get("risk_found", False), "risk_found"):
-        description = job_text(job, "risk_description", "")
+        description = job.text("risk_description", "")
         if not description.strip():
             raise InvalidArgument("risk_description", "is required when a risk was found")
-        findings.append(domain.finding(FindingKind.RISK, description, job_text(job, "risk_category", "")))
+        findings.append(domain.finding(FindingKind.RISK, description, job.text("risk_category", "")))
     analysis, rows = service.record_analysis(
         uow, deps.risks, str(job.get("project_id")), findings, f"job:{job.key}", _engagement(job)
     )
@@ -151,10 +150,10 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
             (domain.ArtefactKind.FLOW_CHART, "flow_chart_link"),
             (domain.ArtefactKind.MIND_MAP, "mind_map_link"),
         )
-        if (link := job_text(job, field, "").strip())
+        if (link := job.text(field, "").strip())
     ]
     solution = service.submit_solution(
-        uow, str(job.get("project_id")), job_text(job, "solution_summary", ""), artefacts
+        uow, str(job.get("project_id")), job.text("solution_summary", ""), artefacts
     )
     return {"solution_id": solution.solution_id, "solution_version": solution.version}
 
@@ -165,8 +164,8 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
         uow,
         str(job.get("solution_id")),
         domain.choice(Verdict, job.get("solution_verdict"), "solution_verdict"),
-        job_text(job, "review_comments", ""),
-        job_text(job, "reviewer", ""),
+        job.text("review_comments", ""),
+        job.text("reviewer", ""),
     )
     return {"solution_approved": solution.status == Verdict.APPROVED}
 
@@ -187,10 +186,10 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         uow,
         str(job.get("project_id")),
         domain.parse_date(held_on, "held_on") if held_on else service.today(),
-        job_text(job, "progress_report", ""),
-        job_text(job, "problems", ""),
+        job.text("progress_report", ""),
+        job.text("problems", ""),
         domain.lines(job.get("decisions", ""), "decisions"),
-        job_text(job, "internal_updates", ""),
+        job.text("internal_updates", ""),
     )
     return {"meeting_id": meeting.meeting_id}
 
@@ -216,17 +215,15 @@ def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
     action, _ = service.record_corrective_action(
         uow,
         str(job.get("project_id")),
-        job_text(job, "corrective_action", ""),
-        job_text(job, "action_owner", ""),
+        job.text("corrective_action", ""),
+        job.text("action_owner", ""),
     )
     return {"corrective_action_id": action.corrective_action_id}
 
 
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager confirms completion."""
-    project = service.complete_execution(
-        uow, str(job.get("project_id")), job_text(job, "completion_summary", "")
-    )
+    project = service.complete_execution(uow, str(job.get("project_id")), job.text("completion_summary", ""))
     return {"execution_completed_at": _iso(project.execution_completed_at)}
 
 
@@ -245,7 +242,7 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
         uow,
         str(job.get("change_request_id")),
         domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
-        job_text(job, "change_response", ""),
+        job.text("change_response", ""),
         str(job.get("project_id")),
     )
     return {"change_request_status": change.status}
@@ -260,7 +257,7 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
         uow,
         str(job.get("project_id")),
         domain.deliverable_items(job.get("deliverables", "")),
-        job_text(job, "results_summary", ""),
+        job.text("results_summary", ""),
     )
     return {"deliverable_set_version": deliverable_set.version}
 
@@ -274,10 +271,10 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
         contract_conformance_ok=domain.parse_bool(
             job.get("contract_conformance_ok"), "contract_conformance_ok"
         ),
-        comments=job_text(job, "review_comments", ""),
+        comments=job.text("review_comments", ""),
     )
     deliverable_set = service.review_deliverables(
-        uow, str(job.get("project_id")), review, job_text(job, "reviewer", "")
+        uow, str(job.get("project_id")), review, job.text("reviewer", "")
     )
     return {"deliverables_approved": deliverable_set.status == "approved"}
 
@@ -286,7 +283,7 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
     plan = OnsitePlan(
         delivery_time=domain.parse_datetime(job.get("delivery_time"), "delivery_time"),
-        place=job_text(job, "delivery_place", ""),
+        place=job.text("delivery_place", ""),
         attendees=tuple(domain.names(job.get("attendees"), "attendees")),
         preparations=tuple(domain.names(job.get("preparations", ""), "preparations")),
     )
@@ -316,7 +313,7 @@ def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = service.record_delivery(uow, str(job.get("delivery_id")), job_text(job, "client_feedback", ""))
+    delivery = service.record_delivery(uow, str(job.get("delivery_id")), job.text("client_feedback", ""))
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 
@@ -329,7 +326,7 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
         uow,
         str(job.get("project_id")),
         domain.parse_date(job.get("acceptance_date"), "acceptance_date"),
-        job_text(job, "acceptance_content", ""),
+        job.text("acceptance_content", ""),
         domain.criteria_list(job.get("acceptance_criteria", "")),
     )
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
@@ -359,7 +356,7 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: every open item of the round closed with the notes."""
     remaining = service.close_rectification_items(
-        uow, str(job.get("acceptance_id")), job_text(job, "rectification_notes", "")
+        uow, str(job.get("acceptance_id")), job.text("rectification_notes", "")
     )
     return {"open_rectification_items": remaining}
 

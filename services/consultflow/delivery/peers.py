@@ -15,7 +15,8 @@ import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
-from consultflow.platform.errors import Unavailable, error_from_rpc
+from consultflow.platform.errors import Unavailable
+from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, call_options
 
 SIGNED_STATUSES = ("signed", "distributed")

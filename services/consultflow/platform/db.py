@@ -14,20 +14,23 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
+from consultflow.platform.errors import NotFound
 from consultflow.platform.tables import outbox
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _READONLY = "consultflow_readonly"
 INSERT_OUTBOX = insert(outbox)  # built once: every unit of work that publishes runs it
@@ -173,6 +176,22 @@ class UnitOfWork:
             headers={"Content-Type": "application/protobuf; type=consultflow.api.events.v1.StatusEvent"},
         )
         return status
+
+
+def one(session: Session, model: type[T], key: str, kind: str) -> T:
+    """The row of `model` with primary key `key`, or NotFound naming what was asked for."""
+    row = session.get(model, key) if key else None
+    if row is None:
+        raise NotFound(kind, key)
+    return row
+
+
+def by_request(session: Session, model: type[T], request_id: str) -> T | None:
+    """The row of `model` an earlier request with this idempotency key created (a `request_id` column)."""
+    if not request_id:
+        return None
+    column = getattr(model, "request_id")  # noqa: B009  (a mapped column every such model declares)
+    return session.scalars(select(model).where(column == request_id)).first()
 
 
 def migrate(db: Database, component: str) -> None:

@@ -21,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from consultflow.platform.errors import DomainError
+from consultflow.platform.grpcerrors import RpcStatus, status_of
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,12 @@ class Registration:
     name: str
 
 
-def _abort_for(error: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
+def _abort_for(error: BaseException, method: str) -> RpcStatus:
     if isinstance(error, DomainError):
-        return error.code, error.message
+        return status_of(error)
     reference = uuid.uuid4().hex[:12]
     log.error("unexpected error in %s (ref %s)", method, reference, exc_info=error)
-    return grpc.StatusCode.INTERNAL, f"internal error (ref {reference}); see the server log"
+    return RpcStatus(grpc.StatusCode.INTERNAL, f"internal error (ref {reference}); see the server log")
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -70,8 +71,8 @@ def _wrap(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
-                code, message = _abort_for(error, method)
-                await context.abort(code, message)
+                status = _abort_for(error, method)
+                await context.abort(status.code, status.message, status.trailing_metadata)
 
         return call_async
 
@@ -81,8 +82,9 @@ def _wrap(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
         except grpc.aio.AbortError:  # the servicer aborted with a status of its own
             raise
         except Exception as error:
-            code, message = _abort_for(error, method)
-            context.abort(code, message)
+            status = _abort_for(error, method)
+            context.set_trailing_metadata(status.trailing_metadata)
+            context.abort(status.code, status.message)
 
     return call_sync
 
@@ -95,8 +97,8 @@ def _wrap_stream(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
         except grpc.aio.AbortError:
             raise
         except Exception as error:
-            code, message = _abort_for(error, method)
-            await context.abort(code, message)
+            status = _abort_for(error, method)
+            await context.abort(status.code, status.message, status.trailing_metadata)
 
     return stream
 

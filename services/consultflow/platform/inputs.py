@@ -1,31 +1,40 @@
-"""Raw inputs (gRPC request fields, job variables) into typed values; every error names its field.
+"""Raw inputs (gRPC request fields, job variables, form values) into typed values; errors name the field.
 
-gRPC fields and job variables arrive as loose values (an empty string for "not given", a form's "yes"
-for a boolean, a number or a numeric string), and a service's API and its job operations often name the
-same field differently (`description` vs. `risk_description`). These helpers give one behaviour to all.
+Every parser takes the field's name first and the raw value second (then its options), so a call reads
+`choice("stage", request.stage, Stage)` everywhere. Fields arrive as loose values — an empty string for
+"not given", a form's "yes" for a boolean, a number or a numeric string, a list or text with one item
+per line — and these helpers give one behaviour to all of them. This module imports nothing but the
+standard library and the domain errors, so domain modules can use it and stay plain.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.jobs import Job
 
 E = TypeVar("E", bound=StrEnum)
 
-_REQUIRED: Any = object()
-_WORDS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+TEXT_LIMIT = 2000
+NAME_LIMIT = 200
+_TRUE = frozenset({"true", "yes", "y", "1"})
+_FALSE = frozenset({"false", "no", "n", "0"})
 
 
-def required_text(field: str, value: str, limit: int = 2000) -> str:
+def _text(value: object) -> str:
+    """A loose value as trimmed text: null is empty, numbers are written out."""
+    return "" if value is None else str(value).strip()
+
+
+def required_text(field: str, value: object, limit: int = TEXT_LIMIT) -> str:
     """A trimmed, non-empty text of at most `limit` characters."""
-    text = value.strip()
+    text = _text(value)
     if not text:
         raise InvalidArgument(field, "is required")
     if len(text) > limit:
@@ -33,45 +42,73 @@ def required_text(field: str, value: str, limit: int = 2000) -> str:
     return text
 
 
-def optional_text(field: str, value: str, limit: int = 2000) -> str:
-    """A trimmed text of at most `limit` characters, possibly empty."""
-    text = value.strip()
+def optional_text(field: str, value: object, limit: int = TEXT_LIMIT) -> str:
+    """A trimmed text of at most `limit` characters, possibly empty (null counts as empty)."""
+    text = _text(value)
     if len(text) > limit:
         raise InvalidArgument(field, f"is longer than {limit} characters")
     return text
 
 
-def choice(kind: type[E], field: str, value: str) -> E:
-    """`value` as a member of `kind`; the error names the field and the allowed values."""
-    try:
-        return kind(value.strip())
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        problem = "is required: one of" if not value.strip() else f"{value!r} is not one of"
-        raise InvalidArgument(field, f"{problem} {allowed}") from None
+def choice(field: str, value: object, kind: type[E]) -> E:
+    """`value` as a member of `kind` (case does not matter); the error lists the allowed values."""
+    text = _text(value)
+    for member in kind:
+        if text == member.value or text.lower() == member.value.lower():
+            return member
+    allowed = ", ".join(member.value for member in kind)
+    problem = "is required: one of" if not text else f"{text!r} is not one of"
+    raise InvalidArgument(field, f"{problem} {allowed}")
 
 
-def optional_choice(kind: type[E], field: str, value: str) -> E | None:
+def optional_choice(field: str, value: object, kind: type[E]) -> E | None:
     """Like `choice`, but empty means "not given"."""
-    return choice(kind, field, value) if value.strip() else None
+    return choice(field, value, kind) if _text(value) else None
 
 
-def iso_date(field: str, value: str) -> date:
-    """An ISO date `YYYY-MM-DD`."""
+def iso_date(field: str, value: object) -> date:
+    """An ISO date `YYYY-MM-DD` (a date value is taken as it is, a date-time as its date)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    text = _text(value)
     try:
-        return date.fromisoformat(value.strip())
+        return date.fromisoformat(text)
     except ValueError:
-        problem = "is required" if not value.strip() else f"{value!r} is not a date"
+        problem = "is required" if not text else f"{text!r} is not a date"
         raise InvalidArgument(field, f"{problem} (YYYY-MM-DD)") from None
+
+
+def optional_date(field: str, value: object) -> date | None:
+    """Like `iso_date`, but empty means "not given"."""
+    return iso_date(field, value) if isinstance(value, date) or _text(value) else None
+
+
+def iso_datetime(field: str, value: object) -> datetime:
+    """An ISO 8601 date-time; one without an offset is taken as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        text = _text(value)
+        if not text:
+            raise InvalidArgument(field, "is required (ISO 8601 date-time)")
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidArgument(field, f"{text!r} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def number(field: str, value: object) -> float:
     """A finite number, from a number or a numeric string (process variables may hold either)."""
     if value is None or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
         raise InvalidArgument(field, "is required: a number")
+    if not isinstance(value, int | float | str):
+        raise InvalidArgument(field, f"{value!r} is not a number")
     try:
-        result = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        result = float(value)
+    except ValueError:
         raise InvalidArgument(field, f"{value!r} is not a number") from None
     if not math.isfinite(result):
         raise InvalidArgument(field, "must be a finite number")
@@ -79,33 +116,55 @@ def number(field: str, value: object) -> float:
 
 
 def yes_no(field: str, value: object) -> bool:
-    """A boolean, or the words a form may send for one (true/false, yes/no, 1/0)."""
+    """A boolean, or the words a form may send for one (true/false, yes/no, y/n, 1/0)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, str | int) and str(value).strip().lower() in _WORDS:
-        return _WORDS[str(value).strip().lower()]
+    if isinstance(value, str | int):
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
     raise InvalidArgument(field, f"{value!r} is not a yes/no value")
 
 
-def job_text(job: Job, name: str, default: Any = _REQUIRED) -> str:
-    """A job input as text; a missing required one is an error naming it; null counts as empty."""
-    value = job.get(name) if default is _REQUIRED else job.get(name, default)
-    return "" if value is None else str(value)
+def entries(field: str, value: object, separators: str, limit: int) -> tuple[str, ...]:
+    """Items from a list, or from text split at any of `separators`; blanks dropped, repeats kept once."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: Iterable[object] = re.split(f"[{re.escape(separators)}]", value)
+    elif isinstance(value, list | tuple):
+        items = value
+    else:
+        raise InvalidArgument(field, "must be a list or text with one item per line")
+    result: list[str] = []
+    for item in items:
+        text = _text(item)
+        if len(text) > limit:
+            raise InvalidArgument(field, f"{text[:40]!r}… is longer than {limit} characters")
+        if text and text not in result:
+            result.append(text)
+    return tuple(result)
 
 
-def job_flag(job: Job, name: str) -> bool:
-    """A required yes/no job input."""
-    return yes_no(name, job.get(name))
+def names(field: str, value: object, limit: int = NAME_LIMIT) -> tuple[str, ...]:
+    """People or things named in a list, or in text separated by commas, semicolons or new lines."""
+    return entries(field, value, ",;\n", limit)
+
+
+def lines(field: str, value: object, limit: int = TEXT_LIMIT) -> tuple[str, ...]:
+    """Items in a list, or in text with one item per line."""
+    return entries(field, value, "\n", limit)
 
 
 @contextmanager
-def renamed_fields(**names: str) -> Iterator[None]:
+def renamed_fields(**renames: str) -> Iterator[None]:
     """Re-raises validation errors under the caller's field names, e.g.
     `renamed_fields(description="risk_description")` around a use case a job calls."""
     try:
         yield
     except InvalidArgument as error:
-        if error.field not in names:
+        if error.field not in renames:
             raise
-        problem = error.message.removeprefix(f"{error.field}: ")
-        raise InvalidArgument(names[error.field], problem) from error
+        raise InvalidArgument(renames[error.field], error.problem) from error

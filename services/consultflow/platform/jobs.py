@@ -1,8 +1,10 @@
-"""Jobs as workers see them, and the idempotent way a handler runs one.
+"""Jobs as workers see them, the registry of a service's operations, and the idempotent way one runs.
 
-A handler is a plain function `(uow, job) -> variables` that does its work inside the unit of work it is
-given. `run_job` wraps it: a job already handled returns the stored outcome without acting again, and the
-outcome is recorded in the same transaction as the handler's changes and status events.
+A service declares each operation where it is written, `@operations.handler("open_project")` over a
+plain function `(uow, job, deps) -> variables`, and binds its dependencies once at start
+(`operations.bind(deps)`). `run_job` wraps the bound handler: a job already handled returns the stored
+outcome without acting again, and the outcome is recorded in the same transaction as the handler's
+changes and status events.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from sqlalchemy import Select, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +23,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
+from consultflow.platform.inputs import yes_no
 from consultflow.platform.tables import processed_jobs
 
 log = logging.getLogger(__name__)
@@ -71,17 +74,82 @@ class Job:
             raise InvalidArgument(name, f"the diagram passes no {name!r} to {self.operation}")
         return default
 
+    def text(self, name: str, default: Any = _MISSING) -> str:
+        """An input as text (`get`'s rules; null counts as empty), for a command's parser to check."""
+        value = self.get(name, default)
+        return "" if value is None else str(value)
+
+    def flag(self, name: str) -> bool:
+        """A required yes/no input."""
+        return yes_no(name, self.get(name))
+
+    @property
+    def engagement_id(self) -> str:
+        """The engagement this job works for: the diagram's `engagement_id`, else the business key."""
+        return self.text("engagement_id", "") or self.business_key
+
+    @property
+    def request_id(self) -> str:
+        """An idempotency key for use cases that create something: the same job creates it once."""
+        return f"job:{self.key}"
+
     @property
     def correlation(self) -> dict[str, str]:
         """Keys that tie a status event caused by this job to its engagement and instance."""
         keys = {"instance_id": self.instance_id}
-        engagement = self.get("engagement_id", "") or self.business_key
-        if engagement:
-            keys["engagement_id"] = str(engagement)
+        if self.engagement_id:
+            keys["engagement_id"] = self.engagement_id
         return keys
 
 
 JobHandler = Callable[[UnitOfWork, Job], Mapping[str, Any]]
+"""A handler with its dependencies bound: what the worker runs."""
+
+D = TypeVar("D")
+Handler = Callable[[UnitOfWork, Job, D], Mapping[str, Any]]
+"""An operation as written: the unit of work, the job, and the service's dependencies."""
+
+
+class Operations(Generic[D]):
+    """The job operations one service offers (`<service>.<name>`), each declared where it is written.
+
+    Dependencies (peer adapters, decision tables) are bound once, at start, by `bind`; handlers stay
+    plain module-level functions a test can call with fakes. A service with nothing to inject uses
+    `Operations[None]` and binds `None`.
+    """
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._handlers: dict[str, Handler[D]] = {}
+
+    def handler(self, name: str) -> Callable[[Handler[D]], Handler[D]]:
+        """Registers the decorated function as the operation `<service>.<name>`."""
+        operation = f"{self.service}.{name}"
+
+        def register(function: Handler[D]) -> Handler[D]:
+            if operation in self._handlers:
+                raise ValueError(f"operation {operation!r} is declared twice")
+            self._handlers[operation] = function
+            return function
+
+        return register
+
+    @property
+    def names(self) -> list[str]:
+        """Every operation this service declares, in declaration order."""
+        return list(self._handlers)
+
+    def bind(self, deps: D) -> dict[str, JobHandler]:
+        """The handlers the worker runs, each with `deps` bound."""
+        return {operation: _bound(function, deps) for operation, function in self._handlers.items()}
+
+
+def _bound(function: Handler[D], deps: D) -> JobHandler:
+    def run(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+        return function(uow, job, deps)
+
+    run.__doc__ = function.__doc__
+    return run
 
 
 @dataclass(frozen=True)

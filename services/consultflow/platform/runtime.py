@@ -14,12 +14,14 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from sqlalchemy.orm import Session
 
 from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -65,6 +67,10 @@ class Context:
     def uow(self) -> UnitOfWork:
         """A unit of work whose commit wakes the outbox relay."""
         return UnitOfWork(self.db, self.settings.component, on_commit=self.relay.notify)
+
+    def read(self) -> AbstractContextManager[Session]:
+        """A short read-only session for queries; it never takes the write lock."""
+        return self.db.read()
 
     def channel(self, component: str) -> grpc.Channel:
         """A blocking channel to another component, for use-case code running on worker threads."""

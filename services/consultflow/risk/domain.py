@@ -147,9 +147,9 @@ class NewRisk:
         return cls(
             engagement_id=required_text("engagement_id", engagement_id, 100),
             description=required_text("description", description, 5000),
-            stage=choice(Stage, "stage", stage),
-            category=optional_choice(Category, "category", category),
-            identification_method=optional_choice(Method, "identification_method", identification_method),
+            stage=choice("stage", stage, Stage),
+            category=optional_choice("category", category, Category),
+            identification_method=optional_choice("identification_method", identification_method, Method),
             source=optional_text("source", source, 300),
             owner=optional_text("owner", owner, 200),
             request_id=optional_text("request_id", request_id, 200),
@@ -180,8 +180,8 @@ class Assessment:
             risk_id=required_text("risk_id", risk_id, 100),
             likelihood=likelihood.strip(),
             impact=impact.strip(),
-            category=optional_choice(Category, "category", category),
-            identification_method=optional_choice(Method, "identification_method", identification_method),
+            category=optional_choice("category", category, Category),
+            identification_method=optional_choice("identification_method", identification_method, Method),
         )
 
 
@@ -231,7 +231,7 @@ class ResponseChoice:
         decided_by: str = "",
     ) -> ResponseChoice:
         """Validates raw values."""
-        chosen = choice(Strategy, "strategy", strategy)
+        chosen = choice("strategy", strategy, Strategy)
         measures_text = optional_text("measures", measures, 5000)
         needs_measures = chosen is not Strategy.ACCEPT or bool(measures_text)
         if needs_measures:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import job_flag, job_text, number, optional_choice, renamed_fields
+from consultflow.platform.inputs import number, optional_choice, renamed_fields
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.platform.timeutil import now
 from consultflow.risk import service
@@ -26,7 +26,7 @@ from consultflow.risk.domain import (
 
 
 def engagement_of(job: Job) -> str:
-    return job_text(job, "engagement_id", "") or job.business_key
+    return job.text("engagement_id", "") or job.business_key
 
 
 def handlers(tables: Tables) -> dict[str, JobHandler]:
@@ -34,7 +34,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
 
     def open_register(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """Ch. 6: opens the engagement's register when its risk management starts."""
-        register = service.open_register(uow, engagement_of(job), job_text(job, "client_name", ""))
+        register = service.open_register(uow, engagement_of(job), job.text("client_name", ""))
         return {"register_id": register.register_id}
 
     def register_risk(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -48,12 +48,12 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         ):
             command = NewRisk.parse(
                 engagement_id=engagement_of(job),
-                description=job_text(job, "risk_description"),
-                stage=job_text(job, "risk_stage"),
-                category=job_text(job, "risk_category", ""),
-                identification_method=job_text(job, "identification_method", ""),
-                source=job_text(job, "risk_source", ""),
-                owner=job_text(job, "risk_owner", ""),
+                description=job.text("risk_description"),
+                stage=job.text("risk_stage"),
+                category=job.text("risk_category", ""),
+                identification_method=job.text("identification_method", ""),
+                source=job.text("risk_source", ""),
+                owner=job.text("risk_owner", ""),
                 request_id=f"job:{job.key}",
             )
         risk = service.register_risk(uow, command)
@@ -63,11 +63,11 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         """6.1.2, 6.2: classification and likelihood × impact → level, priority, suggested strategy."""
         with renamed_fields(category="risk_category"):
             command = Assessment.parse(
-                risk_id=job_text(job, "risk_id"),
-                likelihood=job_text(job, "likelihood"),
-                impact=job_text(job, "impact"),
-                category=job_text(job, "risk_category", ""),
-                identification_method=job_text(job, "identification_method", ""),
+                risk_id=job.text("risk_id"),
+                likelihood=job.text("likelihood"),
+                impact=job.text("impact"),
+                category=job.text("risk_category", ""),
+                identification_method=job.text("identification_method", ""),
             )
             risk, _warning = service.assess_risk(uow, tables, command)
         return {
@@ -80,11 +80,11 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         """6.3: the chosen strategy with measures, owner and due date."""
         with renamed_fields(owner="measure_owner", due_date="measure_due"):
             choice = ResponseChoice.parse(
-                risk_id=job_text(job, "risk_id"),
-                strategy=job_text(job, "strategy"),
-                measures=job_text(job, "measures", ""),
-                owner=job_text(job, "measure_owner", ""),
-                due_date=job_text(job, "measure_due", ""),
+                risk_id=job.text("risk_id"),
+                strategy=job.text("strategy"),
+                measures=job.text("measures", ""),
+                owner=job.text("measure_owner", ""),
+                due_date=job.text("measure_due", ""),
                 decided_by=str(job.parameters.get("decided_by") or ""),
             )
         plan = service.plan_response(uow, choice)
@@ -100,10 +100,10 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         """6.4.1: the review's findings; a new risk is registered at the register's stage."""
         findings = ReviewFindings(
             engagement_id=engagement_of(job),
-            measures_carried_out=job_flag(job, "measures_carried_out"),
-            measures_effective=job_flag(job, "measures_effective"),
-            new_risk_found=job_flag(job, "new_risk_found"),
-            new_risk_description=job_text(job, "new_risk_description", ""),
+            measures_carried_out=job.flag("measures_carried_out"),
+            measures_effective=job.flag("measures_effective"),
+            new_risk_found=job.flag("new_risk_found"),
+            new_risk_description=job.text("new_risk_description", ""),
             reviewed_by=str(job.parameters.get("reviewed_by") or ""),
             notes=str(job.parameters.get("review_notes") or ""),
         )
@@ -115,9 +115,9 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         `warning.raised` (→ `engagement.risk_warning`)."""
         reading = Reading(
             engagement_id=engagement_of(job),
-            indicator=job_text(job, "indicator"),
+            indicator=job.text("indicator"),
             value=number("value", job.get("value")),
-            reported=optional_choice(Level, "status", job_text(job, "status", "")),
+            reported=optional_choice("status", job.text("status", ""), Level),
             risk_id=str(job.parameters.get("risk_id") or ""),
             request_id=f"job:{job.key}",
         )
@@ -126,7 +126,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
 
     def escalate_warning(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """6.4.2: nobody acknowledged in time; `escalated_at` is null when it was acknowledged meanwhile."""
-        warning, escalated = service.escalate_warning(uow, job_text(job, "warning_id"))
+        warning, escalated = service.escalate_warning(uow, job.text("warning_id"))
         return {
             "escalated_at": warning.escalated_at if escalated else None,
             "warning_status": warning.status,
@@ -137,9 +137,9 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
         with renamed_fields(action="warning_action"):
             warning = service.acknowledge_warning(
                 uow,
-                job_text(job, "warning_id"),
-                job_text(job, "warning_action"),
-                job_text(job, "acknowledged_by", ""),
+                job.text("warning_id"),
+                job.text("warning_action"),
+                job.text("acknowledged_by", ""),
             )
         return {"acknowledged_at": warning.acknowledged_at}
 

@@ -301,7 +301,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             engagement_id=request.engagement_id,
             indicator=request.indicator,
             value=number("value", request.value),
-            reported=optional_choice(Level, "status", request.status),
+            reported=optional_choice("status", request.status, Level),
             risk_id=request.risk_id,
             request_id=request.request_id,
         )

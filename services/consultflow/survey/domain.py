@@ -155,7 +155,7 @@ class SurveyPlan:
         return cls(
             engagement_id=required_text("engagement_id", engagement_id, 100),
             client_id=required_text("client_id", client_id, 100),
-            method=choice(Method, "method", method),
+            method=choice("method", method, Method),
             respondents=parse_respondents("respondents", respondents),
             survey_date=iso_date("survey_date", survey_date),
             content=optional_text("content", content, 5000),
@@ -353,8 +353,8 @@ class NewProblem:
         return cls(
             survey_id=required_text("survey_id", survey_id, 100),
             description=required_text("description", description, 5000),
-            nature=choice(Nature, "nature", nature),
-            severity=choice(Severity, "severity", severity),
+            nature=choice("nature", nature, Nature),
+            severity=choice("severity", severity, Severity),
             request_id=optional_text("request_id", request_id, 200),
         )
 

@@ -10,26 +10,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import job_flag, job_text, renamed_fields, required_text, yes_no
+from consultflow.platform.inputs import renamed_fields, required_text, yes_no
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.survey import service
 from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
 
 
 def _required(job: Job, name: str) -> str:
-    return required_text(name, job_text(job, name), 100)
+    return required_text(name, job.text(name), 100)
 
 
 def create_plan(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.1.1: plans the survey and creates its questionnaire."""
     with renamed_fields(method="survey_method", content="survey_content"):
         plan = SurveyPlan.parse(
-            engagement_id=job_text(job, "engagement_id", "") or job.business_key,
-            client_id=job_text(job, "client_id"),
-            method=job_text(job, "survey_method"),
+            engagement_id=job.text("engagement_id", "") or job.business_key,
+            client_id=job.text("client_id"),
+            method=job.text("survey_method"),
             respondents=job.get("respondents"),
-            survey_date=job_text(job, "survey_date"),
-            content=job_text(job, "survey_content", ""),
+            survey_date=job.text("survey_date"),
+            content=job.text("survey_content", ""),
             include_recommendation=not yes_no(
                 "skip_recommendation", job.parameters.get("skip_recommendation", False)
             ),
@@ -66,10 +66,10 @@ def record_problem(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         description="problem_description", nature="problem_nature", severity="problem_severity"
     ):
         command = NewProblem.parse(
-            survey_id=job_text(job, "survey_id"),
-            description=job_text(job, "problem_description"),
-            nature=job_text(job, "problem_nature"),
-            severity=job_text(job, "problem_severity"),
+            survey_id=job.text("survey_id"),
+            description=job.text("problem_description"),
+            nature=job.text("problem_nature"),
+            severity=job.text("problem_severity"),
             request_id=f"job:{job.key}",
         )
     return {"problem_id": service.record_problem(uow, command).problem_id}
@@ -79,12 +79,12 @@ def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.2.2: a measure with responsible department and person, deadline and target."""
     with renamed_fields(deadline="measure_deadline", target="measure_target"):
         command = NewMeasure.parse(
-            problem_id=job_text(job, "problem_id"),
-            measure=job_text(job, "measure"),
-            responsible_department=job_text(job, "responsible_department"),
-            responsible_person=job_text(job, "responsible_person"),
-            deadline=job_text(job, "measure_deadline"),
-            target=job_text(job, "measure_target"),
+            problem_id=job.text("problem_id"),
+            measure=job.text("measure"),
+            responsible_department=job.text("responsible_department"),
+            responsible_person=job.text("responsible_person"),
+            deadline=job.text("measure_deadline"),
+            target=job.text("measure_target"),
             request_id=f"job:{job.key}",
         )
     return {"measure_id": service.define_measure(uow, command).measure_id}
@@ -92,9 +92,9 @@ def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 
 def report_progress(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.2.3: progress reported to the client; solved closes the problem."""
-    problem_id, solved = _required(job, "problem_id"), job_flag(job, "problem_solved")
+    problem_id, solved = _required(job, "problem_id"), job.flag("problem_solved")
     with renamed_fields(report="progress_report"):
-        problem = service.report_progress(uow, problem_id, job_text(job, "progress_report"), solved)
+        problem = service.report_progress(uow, problem_id, job.text("progress_report"), solved)
     return {"problem_solved": problem.status == ProblemStatus.SOLVED.value}
 
 
