@@ -8,7 +8,6 @@ landed; a change of schema is a new revision.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import tempfile
 from pathlib import Path
@@ -16,12 +15,12 @@ from pathlib import Path
 from alembic import command
 
 from consultflow.platform import tables as platform_tables
-from consultflow.platform.db import Database, alembic_config, migrate
+from consultflow.platform.db import Database, alembic_config, migrate, orm_module
 
 
 def main() -> None:
     component, message = sys.argv[1], sys.argv[2]
-    models = importlib.import_module(f"consultflow.{component}.models")
+    models = orm_module(component)
     with tempfile.TemporaryDirectory() as folder:
         db = Database(f"sqlite:///{Path(folder) / 'schema.db'}")
         migrate(db, component)

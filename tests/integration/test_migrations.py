@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from consultflow import COMPONENTS
 from consultflow.platform import tables
-from consultflow.platform.db import Database, migrate
+from consultflow.platform.db import Database, migrate, orm_module
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -19,7 +17,7 @@ def test_migrations_create_the_modelled_schema(component: str, database_url: str
     migrate(db, component)
     migrate(db, component)  # upgrading an up-to-date schema is a no-op
     try:
-        models = importlib.import_module(f"consultflow.{component}.models")
+        models = orm_module(component)
         metadata = [models.Base.metadata, tables.metadata]
     except ModuleNotFoundError:
         metadata = [tables.metadata]

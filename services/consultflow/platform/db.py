@@ -6,6 +6,7 @@ writers queue on the lock instead of failing half-way when a reader upgrades. Po
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import uuid
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import Any, Self, TypeVar
 
 from alembic import command
@@ -200,6 +201,14 @@ def migrate(db: Database, component: str) -> None:
         config = alembic_config(component)
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
+
+
+def orm_module(component: str) -> ModuleType:
+    """The module holding a component's SQL tables (`consultflow.<component>.orm`, with its `Base`)."""
+    try:
+        return importlib.import_module(f"consultflow.{component}.orm")
+    except ModuleNotFoundError:  # transition: components not yet renamed keep models.py
+        return importlib.import_module(f"consultflow.{component}.models")
 
 
 def alembic_config(component: str) -> Config:
