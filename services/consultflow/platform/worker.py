@@ -23,7 +23,9 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition, NotFound
 from consultflow.platform.faults import crash_point
+from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.messaging import JOBS_STREAM
 
@@ -132,12 +134,13 @@ class JobWorker:
         try:
             await self._report(job, outcome)
         except grpc.aio.AioRpcError as error:
-            if error.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND):
+            refusal = error_from_rpc(error, "orchestrator")
+            if isinstance(refusal, FailedPrecondition | NotFound):
                 # The orchestrator no longer waits for this job (cancelled by a boundary event, or the
                 # instance ended): the reply is moot, so the message is done.
-                log.info("job %s: orchestrator refused the reply: %s", job.key, error.details())
+                log.info("job %s: orchestrator refused the reply: %s", job.key, refusal.message)
             else:
-                log.warning("job %s: reply failed (%s); redelivering", job.key, error.code())
+                log.warning("job %s: reply failed (%s); redelivering", job.key, refusal.message)
                 await message.nak(delay=1.0)
                 return
         crash_point("worker.before_ack")
@@ -145,10 +148,13 @@ class JobWorker:
         log.debug("job %s (%s) %s", job.key, job.operation, outcome.kind)
 
     async def _keep_alive(self, message: Msg) -> None:
+        """Tells JetStream the job is still being worked on, so a long handler is not redelivered."""
         while True:
             await asyncio.sleep(self._ack_wait / 3)
-            with contextlib.suppress(Exception):
+            try:
                 await message.in_progress()
+            except Exception as error:  # the next beat tries again; at worst JetStream redelivers
+                log.debug("job heartbeat failed: %s", error)
 
     async def _report(self, job: Job, outcome: Outcome) -> None:
         if outcome.kind == "completed":
