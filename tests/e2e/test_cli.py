@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 from consultflow.cli.system import LocalSystem
 from consultflow.demo import driver
 from consultflow.demo.stories import common
+from tests.support.polling import eventually
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,16 +34,6 @@ def ok(system: LocalSystem, *args: str) -> str:
     done = cli(system, *args)
     assert done.returncode == 0, f"{args}: {done.returncode} {done.stderr}"
     return done.stdout
-
-
-def eventually(fetch: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
 def inquiry_vars(key: str, email: str = "li@acme.example") -> list[str]:
@@ -76,7 +65,7 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
             t for t in tasks if t.get("business_key") == "CLI-1" and t["element_id"] == "understand_needs"
         ]
 
-    task_id = eventually(needs_task)[0]["user_task_id"]
+    task_id = eventually(needs_task, "the open user task", 20)[0]["user_task_id"]
     shown = ok(demo_system, "task", "show", task_id)
     assert "communication_mode" in shown and "phone, face_to_face" in shown
 
@@ -128,10 +117,12 @@ def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:
             i for i in json.loads(ok(demo_system, "incidents", "--json")) if "contact_email" in i["message"]
         ]
 
-    first = eventually(incident)[0]
+    first = eventually(incident, "an incident", 20)[0]
     assert first["kind"] == "JOB_NO_RETRIES"
     assert "resolved" in ok(demo_system, "incident", "retry", first["incident_id"])
-    again = eventually(lambda: [i for i in incident() if i["incident_id"] != first["incident_id"]])
+    again = eventually(
+        lambda: [i for i in incident() if i["incident_id"] != first["incident_id"]], "a second incident", 20
+    )
     assert again, "the retried job failed again and raised a new incident"
     assert cli(demo_system, "incident", "retry", first["incident_id"]).returncode == 4  # already resolved
 
@@ -177,14 +168,14 @@ def test_acting_for_the_client(demo_system: LocalSystem, monkeypatch: pytest.Mon
     try:
         play = driver.Driver(clients, [story])
         play.start()
-        eventually(lambda: quote in waiting(play, story), 60)
+        eventually(lambda: quote in waiting(play, story), "the quotation to wait for the client", 60)
 
         nothing = cli(demo_system, "client", "sign", "--key", "CLI-3")
         assert nothing.returncode == 4 and "nothing to do" in nothing.stderr
         accepted = ok(demo_system, "client", "accept-quote", "--key", "CLI-3", "--name", "Li Lei")
         assert "the client accepts the quote" in accepted
 
-        eventually(lambda: quote not in waiting(play, story), 30)
+        eventually(lambda: quote not in waiting(play, story), "the quotation to be answered", 30)
         assert not story.finished, f"the engagement goes on past the quote: {story.outcome}"
     finally:
         clients.close()

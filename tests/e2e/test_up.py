@@ -20,6 +20,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import health_status
+from tests.support.polling import eventually
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
 EXPECTED_SERVICES = {
@@ -128,13 +129,14 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
             created = stub.CreateInstance(
                 pb.CreateInstanceRequest(process_id="client_inquiry", variables_json=json.dumps(variables))
             )
-            deadline = time.monotonic() + 30
-            while (
-                stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
-                != pb.INSTANCE_STATE_COMPLETED
-            ):
-                assert time.monotonic() < deadline, "the skeleton instance did not complete"
-                time.sleep(0.05)
+            eventually(
+                lambda: (
+                    stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
+                    == pb.INSTANCE_STATE_COMPLETED
+                ),
+                "the skeleton instance to complete",
+                timeout=30,
+            )
         events = _status_events(endpoints["nats"])
         subjects = [s for s, _ in events]
         assert "status.crm.inquiry.recorded" in subjects

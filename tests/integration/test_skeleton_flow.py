@@ -15,6 +15,7 @@ from consultflow.crm.models import Inquiry
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox, processed_jobs
 from tests.integration.status_events import wait_for_types
+from tests.support.nats import wait_consumed
 from tests.support.system import in_process_system
 
 INQUIRY = {
@@ -61,22 +62,6 @@ def test_inquiry_instance_completes_through_a_real_job(
     assert recorded.correlation["engagement_id"] == "E-100"
 
 
-def _wait_consumed(nats_url: str, durable: str) -> None:
-    async def wait() -> None:
-        nc = await nats.connect(nats_url)
-        js = nc.jetstream()
-        for _ in range(200):
-            info = await js.consumer_info("JOBS", durable)
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError(f"{durable} did not finish: {info}")
-        await nc.close()
-
-    asyncio.run(wait())
-
-
 def test_a_redelivered_job_acts_once(tmp_path: Path, nats_url: str) -> None:
     """The same job delivered again (as after a worker crash) records one inquiry and changes nothing."""
     crm_db = f"sqlite:///{tmp_path / 'crm-dup.db'}"
@@ -100,7 +85,7 @@ def test_a_redelivered_job_acts_once(tmp_path: Path, nats_url: str) -> None:
             await nc.close()
 
         asyncio.run(redeliver())
-        _wait_consumed(nats_url, "worker-crm")
+        wait_consumed(nats_url, "worker-crm")
         after = system.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id))
         assert after.revision == before.revision, "a repeated CompleteJob changed the instance"
     db = Database(crm_db)

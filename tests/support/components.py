@@ -13,6 +13,7 @@ from pathlib import Path
 from consultflow.cli.system import free_port, health_status
 from consultflow.platform.runtime import Context, Parts, serve
 from consultflow.platform.settings import Settings
+from tests.support.polling import eventually
 
 
 class ComponentThread:
@@ -41,16 +42,14 @@ class ComponentThread:
             self._error = exc
 
     def start(self, timeout: float = 30.0) -> ComponentThread:
-        import time
-
         self._thread.start()
-        deadline = time.monotonic() + timeout
-        while health_status(self.address, 0.5) != 1:
+
+        def serving() -> bool:
             if self._error is not None:
                 raise RuntimeError(f"{self.settings.component} failed to start") from self._error
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.settings.component} not serving")
-            time.sleep(0.05)
+            return health_status(self.address, 0.5) == 1
+
+        eventually(serving, f"{self.settings.component} to serve", timeout)
         return self
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -9,7 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import nats
+
 from consultflow.cli.system import nats_server_binary
+from consultflow.platform.messaging import JOBS_STREAM
+from tests.support.polling import eventually, eventually_async
 
 
 @contextmanager
@@ -34,13 +39,34 @@ def nats_server(folder: Path) -> Iterator[str]:
     )
     try:
         ports = folder / f"nats-server_{process.pid}.ports"
-        deadline = time.monotonic() + 10
-        while not ports.exists():
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError("nats-server did not start")
-            time.sleep(0.01)
-        time.sleep(0.02)
+
+        def started() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError("nats-server exited while starting")
+            return ports.exists()
+
+        eventually(started, "nats-server to write its ports file", timeout=10, interval=0.01)
+        time.sleep(0.02)  # the ports file appears a moment before the listener accepts
         yield str(json.loads(ports.read_text())["nats"][0])
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_consumed(nats_url: str, durable: str, within: float = 10.0) -> None:
+    """Waits until the JOBS consumer `durable` has nothing pending and nothing unacknowledged."""
+
+    async def wait() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+
+        async def drained() -> bool:
+            info = await js.consumer_info(JOBS_STREAM, durable)
+            return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
+        try:
+            await eventually_async(drained, f"the {durable} consumer to finish its jobs", within)
+        finally:
+            await nc.close()
+
+    asyncio.run(wait())

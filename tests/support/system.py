@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from tests.support.components import ComponentThread, addresses, component_settings
+from tests.support.polling import eventually
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,14 +36,11 @@ class InProcessSystem:
     def wait_for(
         self, instance_id: str, done: Callable[[pb.Instance], bool], timeout: float = 15.0
     ) -> pb.Instance:
-        deadline = time.monotonic() + timeout
-        while True:
+        def reached() -> pb.Instance | None:
             instance = self.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
-            if done(instance):
-                return instance
-            if time.monotonic() > deadline:
-                raise AssertionError(f"instance did not reach the expected state: {instance}")
-            time.sleep(0.02)
+            return instance if done(instance) else None
+
+        return eventually(reached, f"instance {instance_id} to reach the expected state", timeout, 0.02)
 
     def wait_completed(self, instance_id: str, timeout: float = 15.0) -> pb.Instance:
         return self.wait_for(instance_id, lambda i: i.state == pb.INSTANCE_STATE_COMPLETED, timeout)
