@@ -1,15 +1,25 @@
-"""Compact BPMN for engine tests: write the flow nodes as XML, the sequence flows as `a -> b` lines.
+"""The one BPMN builder for tests: flow nodes as XML, sequence flows as `a -> b` lines.
 
     bpmn("p", '<startEvent id="s"/><endEvent id="e"/>', "s -> e")
 
 A flow line may carry a condition after a colon (`g -> a: x > 1`) or `default` (`g -> b: default`).
+For a service's own tests, `line("p", [Task(...), Wait(...)])` writes start → steps → end the way the
+real diagrams do (Spiff service task operators, messages correlated on a process variable, coded error
+boundary events), and `bpmn_folder` puts diagrams beside the real status-to-message mapping.
 Test diagrams carry no diagram interchange: the engine does not need it (the regulation's diagrams do).
 """
 
 from __future__ import annotations
 
 import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from pathlib import Path
 from xml.sax.saxutils import escape
+
+from consultflow.platform.settings import repository_root
 
 NAMESPACES = (
     'xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" '
@@ -126,3 +136,67 @@ def field(field_id: str, kind: str = "string", required: bool = False, values: t
     if required:
         inner += '<camunda:validation><camunda:constraint name="required"/></camunda:validation>'
     return f'<camunda:formField id="{field_id}" label="{field_id}" type="{kind}">{inner}</camunda:formField>'
+
+
+@dataclass(frozen=True)
+class Task:
+    """A service task `operation`; parameters map names to Python expressions on the process data.
+    `catch` names a BPMN error code whose boundary event leads to an end event `<id>_caught`."""
+
+    id: str
+    operation: str
+    parameters: Mapping[str, str] = dataclass_field(default_factory=dict)
+    catch: str = ""
+
+
+@dataclass(frozen=True)
+class Wait:
+    """An intermediate message catch event for `message`, correlated on the process variable `key`."""
+
+    id: str
+    message: str
+    key: str = "engagement_id"
+
+
+def line(process_id: str, steps: Sequence[Task | Wait]) -> bytes:
+    """A process: start → steps in order → end."""
+    declarations: dict[str, str] = {}
+    message_ids: dict[str, str] = {}
+    nodes = ['<startEvent id="start"/>']
+    flows: list[str] = []
+    previous = "start"
+    for step in steps:
+        if isinstance(step, Task):
+            nodes.append(service_task(step.id, step.operation, **step.parameters))
+            if step.catch:
+                declarations[f"error {step.catch}"] = (
+                    f'<error id="err_{step.catch}" errorCode="{escape(step.catch)}"/>'
+                )
+                nodes.append(
+                    f'<boundaryEvent id="{step.id}_error" attachedToRef="{step.id}">'
+                    f'<errorEventDefinition errorRef="err_{step.catch}"/></boundaryEvent>'
+                    f'<endEvent id="{step.id}_caught"/>'
+                )
+                flows.append(f"{step.id}_error -> {step.id}_caught")
+        else:
+            message_id = message_ids.setdefault(step.message, f"msg_{len(message_ids)}")
+            declarations[f"message {step.message}"] = message(message_id, step.message, step.key)
+            nodes.append(
+                f'<intermediateCatchEvent id="{step.id}">'
+                f'<messageEventDefinition messageRef="{message_id}"/></intermediateCatchEvent>'
+            )
+        flows.append(f"{previous} -> {step.id}")
+        previous = step.id
+    nodes.append('<endEvent id="end"/>')
+    flows.append(f"{previous} -> end")
+    return bpmn(process_id, "\n".join(nodes), "\n".join(flows), "".join(declarations.values()))
+
+
+def bpmn_folder(tmp_path: Path, diagrams: Mapping[str, bytes]) -> Path:
+    """A bpmn/ folder for an orchestrator: these diagrams and the real status-to-message mapping."""
+    folder = tmp_path / "bpmn"
+    folder.mkdir(exist_ok=True)
+    for process_id, xml in diagrams.items():
+        (folder / f"{process_id}.bpmn").write_bytes(xml)
+    shutil.copy(repository_root() / "bpmn" / "status-messages.toml", folder / "status-messages.toml")
+    return folder
