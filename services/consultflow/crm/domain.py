@@ -1,7 +1,7 @@
 """CRM rules as plain code: what makes each record valid and which changes the regulation allows.
 
 Chapter 2.1 (inquiries, market research), 2.2 (requirements, feasibility) and 5.3 (relationship
-maintenance). Nothing here touches a database, gRPC or NATS; `service.py` applies these rules in a unit
+maintenance). Nothing here touches a database, gRPC or NATS; `usecases.py` applies these rules in a unit
 of work.
 """
 

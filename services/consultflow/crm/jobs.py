@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consultflow.crm import service
+from consultflow.crm import usecases
 from consultflow.crm.domain import (
     CommunicationMode,
     DeclineReason,
@@ -53,7 +53,7 @@ def record_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         engagement_id=_engagement(job),
         request_id=f"job:{job.key}",
     )
-    inquiry, client = service.record_inquiry(uow, command)
+    inquiry, client = usecases.record_inquiry(uow, command)
     return {"inquiry_id": inquiry.inquiry_id, "client_id": client.client_id}
 
 
@@ -70,7 +70,7 @@ def record_requirements(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         background=job.text("background", ""),
         recorded_by=job.text("recorded_by", ""),
     )
-    requirements = service.record_requirements(uow, command)
+    requirements = usecases.record_requirements(uow, command)
     return {
         "requirements_id": requirements.document.requirements_id,
         "requirements_version": requirements.document.current_version,
@@ -96,7 +96,7 @@ def record_feasibility(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         assessors=parse_names(job.get("assessors"), "assessors"),
         report=job.text("feasibility_report", ""),
     )
-    result = service.record_feasibility(uow, command)
+    result = usecases.record_feasibility(uow, command)
     return {
         "feasibility_id": result.assessment.feasibility_id,
         "feasible": result.assessment.feasible,
@@ -107,7 +107,7 @@ def record_feasibility(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def decline_inquiry(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.2.2, 2.3.1, 6.3.1: closes the inquiry with the reason it was not taken on."""
     reason = parse_choice(DeclineReason, job.get("decline_reason"), "decline_reason")
-    service.decline_inquiry(uow, job.text("inquiry_id"), reason)
+    usecases.decline_inquiry(uow, job.text("inquiry_id"), reason)
     return {"intake_outcome": "declined", "decline_reason": reason.value}
 
 
@@ -120,7 +120,7 @@ def record_market_insight(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         potential_clients=job.text("potential_clients", ""),
         industry=job.text("industry", ""),
     )
-    return {"insight_id": service.record_market_insight(uow, command).insight_id}
+    return {"insight_id": usecases.record_market_insight(uow, command).insight_id}
 
 
 def record_lead(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -131,7 +131,7 @@ def record_lead(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         contact=job.text("lead_contact", ""),
         notes=job.text("lead_notes", ""),
     )
-    return {"lead_id": service.record_lead(uow, command).lead_id}
+    return {"lead_id": usecases.record_lead(uow, command).lead_id}
 
 
 def record_revisit(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -143,7 +143,7 @@ def record_revisit(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         new_needs=job.text("new_needs", ""),
         engagement_id=_engagement(job),
     )
-    revisit, _ = service.record_revisit(uow, command)
+    revisit, _ = usecases.record_revisit(uow, command)
     return {"revisit_id": revisit.revisit_id}
 
 
@@ -155,7 +155,7 @@ def record_value_added_service(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         description=job.text("value_added_description", ""),
         engagement_id=_engagement(job),
     )
-    return {"value_added_service_id": service.record_value_added_service(uow, command).service_id}
+    return {"value_added_service_id": usecases.record_value_added_service(uow, command).service_id}
 
 
 def record_opportunity(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -169,7 +169,7 @@ def record_opportunity(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         referred_company=job.text("referred_company", ""),
         engagement_id=_engagement(job),
     )
-    return {"opportunity_id": service.record_opportunity(uow, command).opportunity_id}
+    return {"opportunity_id": usecases.record_opportunity(uow, command).opportunity_id}
 
 
 HANDLERS: dict[str, JobHandler] = {

@@ -10,7 +10,7 @@ import grpc
 
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
-from consultflow.crm import domain, service
+from consultflow.crm import domain, usecases
 from consultflow.crm.domain import (
     Channel,
     CommunicationMode,
@@ -35,7 +35,7 @@ from consultflow.crm.domain import (
     Verdict,
     parse_choice,
 )
-from consultflow.crm.models import (
+from consultflow.crm.orm import (
     Client,
     Contact,
     Inquiry,
@@ -105,7 +105,7 @@ def inquiry_message(inquiry: Inquiry, client: Client) -> pb.Inquiry:
     )
 
 
-def requirements_message(requirements: service.Requirements) -> pb.RequirementsDocument:
+def requirements_message(requirements: usecases.Requirements) -> pb.RequirementsDocument:
     document = requirements.document
     return pb.RequirementsDocument(
         requirements_id=document.requirements_id,
@@ -128,7 +128,7 @@ def requirements_message(requirements: service.Requirements) -> pb.RequirementsD
     )
 
 
-def feasibility_message(result: service.Assessment) -> pb.FeasibilityAssessment:
+def feasibility_message(result: usecases.Assessment) -> pb.FeasibilityAssessment:
     a = result.assessment
     return pb.FeasibilityAssessment(
         feasibility_id=a.feasibility_id,
@@ -139,7 +139,7 @@ def feasibility_message(result: service.Assessment) -> pb.FeasibilityAssessment:
             pb.DimensionResult(dimension=v.dimension, feasible=v.feasible, reason=v.reason)
             for v in result.verdicts
         ],
-        assessors=service.assessors_of(a),
+        assessors=usecases.assessors_of(a),
         feasible=a.feasible,
         summary=a.summary,
         report=a.report,
@@ -244,20 +244,20 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
     def CreateClient(self, request: pb.CreateClientRequest, context: grpc.ServicerContext) -> Any:
         command = NewClient(request.name, request.industry)
         with self._uow() as uow:
-            client = service.create_client(uow, command)
+            client = usecases.create_client(uow, command)
             uow.commit()
         return client_message(client, [])
 
     def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            client = service.get_client(uow, request.client_id)
-            return client_message(client, service.contacts_of(uow, [client.client_id])[client.client_id])
+            client = usecases.get_client(uow, request.client_id)
+            return client_message(client, usecases.contacts_of(uow, [client.client_id])[client.client_id])
 
     def SearchClients(self, request: pb.SearchClientsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            clients = service.search_clients(uow, request.text, request.industry, size + 1, offset)
-            contacts = service.contacts_of(uow, [c.client_id for c in clients[:size]])
+            clients = usecases.search_clients(uow, request.text, request.industry, size + 1, offset)
+            contacts = usecases.contacts_of(uow, [c.client_id for c in clients[:size]])
             return pb.SearchClientsResponse(
                 clients=[client_message(c, contacts[c.client_id]) for c in clients[:size]],
                 next_page_token=next_token(offset, size, len(clients)),
@@ -266,7 +266,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
     def AddContact(self, request: pb.AddContactRequest, context: grpc.ServicerContext) -> Any:
         command = NewContact(request.name, request.email, request.phone, request.role)
         with self._uow() as uow:
-            contact = service.add_contact(uow, request.client_id, command)
+            contact = usecases.add_contact(uow, request.client_id, command)
             uow.commit()
         return contact_message(contact)
 
@@ -290,18 +290,18 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             lead_id=request.lead_id,
         )
         with self._uow() as uow:
-            inquiry, client = service.record_inquiry(uow, command)
+            inquiry, client = usecases.record_inquiry(uow, command)
             uow.commit()
         return inquiry_message(inquiry, client)
 
     def GetInquiry(self, request: pb.GetInquiryRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            return inquiry_message(*service.get_inquiry(uow, request.inquiry_id))
+            return inquiry_message(*usecases.get_inquiry(uow, request.inquiry_id))
 
     def ListInquiries(self, request: pb.ListInquiriesRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            rows = service.list_inquiries(
+            rows = usecases.list_inquiries(
                 uow,
                 request.status,
                 request.engagement_id,
@@ -328,14 +328,14 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             recorded_by=request.recorded_by,
         )
         with self._uow() as uow:
-            requirements = service.record_requirements(uow, command)
+            requirements = usecases.record_requirements(uow, command)
             uow.commit()
         return requirements_message(requirements)
 
     def GetRequirements(self, request: pb.GetRequirementsRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
             return requirements_message(
-                service.get_requirements(uow, request.requirements_id, request.inquiry_id)
+                usecases.get_requirements(uow, request.requirements_id, request.inquiry_id)
             )
 
     def RecordFeasibility(self, request: pb.RecordFeasibilityRequest, context: grpc.ServicerContext) -> Any:
@@ -348,24 +348,24 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             report=request.report,
         )
         with self._uow() as uow:
-            result = service.record_feasibility(uow, command)
+            result = usecases.record_feasibility(uow, command)
             uow.commit()
         return feasibility_message(result)
 
     def GetFeasibility(self, request: pb.GetFeasibilityRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            return feasibility_message(service.get_feasibility(uow, request.feasibility_id))
+            return feasibility_message(usecases.get_feasibility(uow, request.feasibility_id))
 
     def DeclineInquiry(self, request: pb.DeclineInquiryRequest, context: grpc.ServicerContext) -> Any:
         reason = parse_choice(DeclineReason, request.decline_reason, "decline_reason")
         with self._uow() as uow:
-            inquiry, client = service.decline_inquiry(uow, request.inquiry_id, reason)
+            inquiry, client = usecases.decline_inquiry(uow, request.inquiry_id, reason)
             uow.commit()
         return inquiry_message(inquiry, client)
 
     def GetIntakeHistory(self, request: pb.GetIntakeHistoryRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            history = service.intake_history(uow, request.engagement_id)
+            history = usecases.intake_history(uow, request.engagement_id)
             return pb.IntakeHistory(
                 engagement_id=request.engagement_id,
                 inquiries=[inquiry_message(i, c) for i, c in history.inquiries],
@@ -386,14 +386,14 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             industry=request.industry,
         )
         with self._uow() as uow:
-            insight = service.record_market_insight(uow, command)
+            insight = usecases.record_market_insight(uow, command)
             uow.commit()
         return insight_message(insight)
 
     def ListMarketInsights(self, request: pb.ListMarketInsightsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            rows = service.list_market_insights(uow, request.industry, size + 1, offset)
+            rows = usecases.list_market_insights(uow, request.industry, size + 1, offset)
             return pb.ListMarketInsightsResponse(
                 insights=[insight_message(i) for i in rows[:size]],
                 next_page_token=next_token(offset, size, len(rows)),
@@ -407,14 +407,14 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             notes=request.lead_notes,
         )
         with self._uow() as uow:
-            lead = service.record_lead(uow, command)
+            lead = usecases.record_lead(uow, command)
             uow.commit()
         return lead_message(lead)
 
     def ListLeads(self, request: pb.ListLeadsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            rows = service.list_leads(uow, request.status, size + 1, offset)
+            rows = usecases.list_leads(uow, request.status, size + 1, offset)
             return pb.ListLeadsResponse(
                 leads=[lead_message(lead) for lead in rows[:size]],
                 next_page_token=next_token(offset, size, len(rows)),
@@ -431,7 +431,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            plan = service.plan_revisit(uow, command)
+            plan = usecases.plan_revisit(uow, command)
             uow.commit()
         return plan_message(plan, "", now().date())
 
@@ -439,7 +439,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
         as_of: date = domain.parse_date(request.as_of, "as_of") if request.as_of else now().date()
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            rows = service.list_due_revisits(uow, as_of, size + 1, offset)
+            rows = usecases.list_due_revisits(uow, as_of, size + 1, offset)
             return pb.ListDueRevisitsResponse(
                 plans=[plan_message(p, c.name, as_of) for p, c in rows[:size]],
                 next_page_token=next_token(offset, size, len(rows)),
@@ -455,7 +455,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             plan_id=request.plan_id,
         )
         with self._uow() as uow:
-            revisit, plan = service.record_revisit(uow, command)
+            revisit, plan = usecases.record_revisit(uow, command)
             uow.commit()
         return revisit_message(revisit, plan)
 
@@ -469,7 +469,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            item = service.record_value_added_service(uow, command)
+            item = usecases.record_value_added_service(uow, command)
             uow.commit()
         return value_added_message(item)
 
@@ -482,14 +482,14 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            item = service.record_opportunity(uow, command)
+            item = usecases.record_opportunity(uow, command)
             uow.commit()
         return opportunity_message(item)
 
     def GetRelationship(self, request: pb.GetRelationshipRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            rel = service.relationship(uow, request.client_id)
-            contacts = service.contacts_of(uow, [rel.client.client_id])[rel.client.client_id]
+            rel = usecases.relationship(uow, request.client_id)
+            contacts = usecases.contacts_of(uow, [rel.client.client_id])[rel.client.client_id]
             by_revisit = {p.revisit_id: p for p in rel.plans if p.revisit_id}
             return pb.Relationship(
                 client=client_message(rel.client, contacts),

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.crm import models
+from consultflow.crm import orm
 from consultflow.crm.jobs import HANDLERS
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.jobs import Job, run_job
@@ -250,15 +250,15 @@ def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitO
         once = _run(uow_factory, operation, f"job-r{index}", **parameters)
         assert _run(uow_factory, operation, f"job-r{index}", **parameters) == once
     for table in (
-        models.Client,
-        models.Contact,
-        models.Inquiry,
-        models.RequirementsVersion,
-        models.Revisit,
-        models.ValueAddedService,
-        models.Opportunity,
-        models.Lead,
-        models.MarketInsight,
+        orm.Client,
+        orm.Contact,
+        orm.Inquiry,
+        orm.RequirementsVersion,
+        orm.Revisit,
+        orm.ValueAddedService,
+        orm.Opportunity,
+        orm.Lead,
+        orm.MarketInsight,
     ):
         assert _count(uow_factory, table) == 1, table.__tablename__
     events = _count(uow_factory, outbox)
@@ -337,4 +337,4 @@ def test_refused_jobs_name_the_input_and_are_not_retried(uow_factory: Callable[[
     )
     assert unknown.kind == "failed" and "NotFound" in unknown.message
     with uow_factory() as uow:
-        assert uow.session.scalar(select(func.count()).select_from(models.Revisit)) == 0
+        assert uow.session.scalar(select(func.count()).select_from(orm.Revisit)) == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import text
 
-from consultflow.crm import service
+from consultflow.crm import usecases
 from consultflow.platform.db import Database, UnitOfWork, alembic_config
 
 
@@ -34,9 +34,9 @@ def test_existing_inquiries_survive_the_upgrade(database_url: str) -> None:
             )
     _upgrade(db, "heads")
     with UnitOfWork(db, "crm") as uow:
-        contacts = service.contacts_of(uow, ["c-1"])["c-1"]
+        contacts = usecases.contacts_of(uow, ["c-1"])["c-1"]
         assert sorted(c.name for c in contacts) == ["Han Meimei", "Li Lei"]
-        inquiries = service.list_inquiries(uow, "", "E-1", 10, 0)
+        inquiries = usecases.list_inquiries(uow, "", "E-1", 10, 0)
         by_name = {c.name: c.contact_id for c in contacts}
         linked = {i.inquiry_id: i.contact_id for i, _ in inquiries}
         assert linked == {"i-1": by_name["Li Lei"], "i-2": by_name["Li Lei"], "i-3": by_name["Han Meimei"]}

@@ -33,7 +33,7 @@ from consultflow.crm.domain import (
     NewValueAddedService,
     RevisitPlanStatus,
 )
-from consultflow.crm.models import (
+from consultflow.crm.orm import (
     Client,
     Contact,
     FeasibilityAssessment,
