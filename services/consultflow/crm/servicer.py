@@ -15,6 +15,7 @@ from consultflow.crm import domain, usecases
 from consultflow.crm.domain import (
     Channel,
     Decline,
+    Dimension,
     InquiryStatus,
     LeadStatus,
     NewClient,
@@ -222,7 +223,7 @@ def opportunity_message(item: Opportunity) -> pb.Opportunity:
 VERDICT_WORDS = {pb.VERDICT_FEASIBLE: "feasible", pb.VERDICT_INFEASIBLE: "infeasible"}
 """A dimension's verdict as the words the domain parses (unspecified is "", which it refuses)."""
 
-VERDICT_FIELDS = {f"{d}_feasible": f"{d}.verdict" for d in ("technical", "economic", "time")}
+VERDICT_FIELDS = {f"{d.value}_feasible": f"{d.value}.verdict" for d in Dimension}
 """Where a verdict sits in RecordFeasibilityRequest, for errors."""
 
 

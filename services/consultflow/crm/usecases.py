@@ -624,7 +624,6 @@ def record_revisit(uow: UnitOfWork, command: NewRevisit) -> tuple[Revisit, Revis
         plan = one(uow.session, RevisitPlan, command.plan_id, "revisit plan")
         if plan.client_id != client.client_id:
             raise NotFound("revisit plan", command.plan_id)
-        domain.check_plan_open(RevisitPlanStatus(plan.status))
     else:
         query = select(RevisitPlan).where(
             RevisitPlan.client_id == client.client_id,
@@ -645,7 +644,7 @@ def record_revisit(uow: UnitOfWork, command: NewRevisit) -> tuple[Revisit, Revis
     )
     uow.session.add(revisit)
     if plan is not None:
-        plan.status = domain.after_revisit(RevisitPlanStatus(plan.status)).value
+        plan.status = domain.after_revisit(RevisitPlanStatus(plan.status)).value  # a plan made once
         plan.revisit_id = revisit.revisit_id
     uow.session.flush()
     uow.emit(
