@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import LocalSystem
-from consultflow.crm.models import Inquiry
+from consultflow.crm.orm import Inquiry
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, message, operator_xml
 from tests.support.status import all_status_events

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.crm.models import Inquiry
+from consultflow.crm.orm import Inquiry
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox, processed_jobs
 from tests.integration.status_events import wait_for_types

@@ -1,27 +1,41 @@
 """CRM rules as plain code: what makes each record valid and which changes the regulation allows.
 
 Chapter 2.1 (inquiries, market research), 2.2 (requirements, feasibility) and 5.3 (relationship
-maintenance). Nothing here touches a database, gRPC or NATS; `service.py` applies these rules in a unit
-of work.
+maintenance). Nothing here touches a database, gRPC or NATS; `usecases.py` applies these rules in a unit
+of work. Commands are built from raw values (a request's fields, a job's variables) by their `parse`
+classmethods, which name the field in every error.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import TypeVar
+from typing import Self
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import optional_text, required_text
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    names,
+    optional_choice,
+    optional_text,
+    required_text,
+    yes_no,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE = re.compile(r"[0-9+()\-. ]{5,30}")
 
 NAME_LIMIT = 300
 TEXT_LIMIT = 10_000
+ID_LIMIT = 36
+"""Ids crm issues (uuid4 text)."""
+ENGAGEMENT_LIMIT = 100
+REQUEST_LIMIT = 200
+EMAIL_LIMIT = 300
+PHONE_LIMIT = 50
 
 
 class Channel(StrEnum):
@@ -76,6 +90,8 @@ class LeadSource(StrEnum):
 
 
 class LeadStatus(StrEnum):
+    """2.1.1: a lead found by market research, until an inquiry from it is recorded."""
+
     NEW = "new"
     CONVERTED = "converted"
 
@@ -89,6 +105,8 @@ class RevisitMethod(StrEnum):
 
 
 class RevisitPlanStatus(StrEnum):
+    """5.3.1: a planned revisit, until it is made."""
+
     PLANNED = "planned"
     DONE = "done"
 
@@ -100,6 +118,12 @@ class ValueAddedKind(StrEnum):
     FREE_TRAINING = "free_training"
 
 
+class OpportunityStatus(StrEnum):
+    """5.3.3: an opportunity as recorded (nothing in crm moves it on yet)."""
+
+    OPEN = "open"
+
+
 class OpportunityKind(StrEnum):
     """5.3.3: a follow-on project with the client, or a referral to another company."""
 
@@ -107,87 +131,38 @@ class OpportunityKind(StrEnum):
     REFERRAL = "referral"
 
 
-E = TypeVar("E", bound=StrEnum)
+# --- crm-specific inputs ----------------------------------------------------------------------------
 
 
-def parse_choice(kind: type[E], value: object, field_name: str) -> E:
-    """The enum member named by `value`; an error naming the field and the allowed values otherwise."""
-    text = str(value or "").strip()
-    if not text:
-        raise InvalidArgument(field_name, f"is required (one of {_allowed(kind)})")
+def email_address(field: str, value: object) -> str:
+    """An e-mail address (trimmed), or "" when none is given."""
+    text = optional_text(field, value, EMAIL_LIMIT)
+    if text and not _EMAIL.match(text):
+        raise InvalidArgument(field, f"{text!r} is not an email address")
+    return text
+
+
+def phone_number(field: str, value: object) -> str:
+    """A phone number (digits, spaces and + ( ) - .; 5 to 30 characters), or "" when none is given."""
+    text = optional_text(field, value, PHONE_LIMIT)
+    if text and not _PHONE.fullmatch(text):
+        raise InvalidArgument(field, f"{text!r} is not a phone number")
+    return text
+
+
+_FEASIBLE_WORDS = {"feasible": True, "infeasible": False}
+
+
+def feasibility_verdict(field: str, value: object) -> bool:
+    """2.2.2: a dimension's verdict: "feasible"/"infeasible", or a yes/no value (true/false, yes/no …)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidArgument(field, "is required (feasible or infeasible)")
+    if isinstance(value, str) and value.strip().lower() in _FEASIBLE_WORDS:
+        return _FEASIBLE_WORDS[value.strip().lower()]
     try:
-        return kind(text)
-    except ValueError:
-        raise InvalidArgument(field_name, f"{text!r} is not one of {_allowed(kind)}") from None
-
-
-def _allowed(kind: type[StrEnum]) -> str:
-    return ", ".join(member.value for member in kind)
-
-
-def parse_channel(value: str, field_name: str = "channel") -> Channel:
-    return parse_choice(Channel, value, field_name)
-
-
-def required(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `required_text` with this service's default limit."""
-    return required_text(field_name, value, limit)
-
-
-def optional(field_name: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `optional_text` with this service's default limit."""
-    return optional_text(field_name, value, limit)
-
-
-def check_email(field_name: str, value: str) -> None:
-    if value and not _EMAIL.match(value):
-        raise InvalidArgument(field_name, f"{value!r} is not an email address")
-
-
-def check_phone(field_name: str, value: str) -> None:
-    if value and not _PHONE.fullmatch(value):
-        raise InvalidArgument(field_name, f"{value!r} is not a phone number")
-
-
-def parse_names(value: object, field_name: str) -> tuple[str, ...]:
-    """Names given as a list or as text separated by commas or new lines (as a form field gives them)."""
-    if value is None:
-        items: Iterable[object] = ()
-    elif isinstance(value, str):
-        items = re.split(r"[,\n;]", value)
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        raise InvalidArgument(field_name, "must be a list of names or text separated by commas")
-    names: list[str] = []
-    for item in items:
-        name = str(item).strip()
-        if len(name) > NAME_LIMIT:
-            raise InvalidArgument(field_name, f"{name[:40]!r}… is longer than {NAME_LIMIT} characters")
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
-
-
-def parse_flag(value: object, field_name: str) -> bool:
-    """A yes/no answer as a boolean or its usual spellings; anything else names the field."""
-    if isinstance(value, bool):
-        return value
-    text = str(value if value is not None else "").strip().lower()
-    if text in {"true", "yes", "1", "feasible"}:
-        return True
-    if text in {"false", "no", "0", "infeasible"}:
-        return False
-    raise InvalidArgument(field_name, f"{value!r} is not true or false")
-
-
-def parse_date(value: object, field_name: str) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value or "").strip())
-    except ValueError:
-        raise InvalidArgument(field_name, f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return yes_no(field, value)
+    except InvalidArgument:
+        raise InvalidArgument(field, f"{value!r} is not feasible or infeasible (or true/false)") from None
 
 
 # --- clients and contacts --------------------------------------------------------------------------
@@ -200,9 +175,18 @@ class NewClient:
     name: str
     industry: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", required("name", self.name, NAME_LIMIT))
-        object.__setattr__(self, "industry", optional("industry", self.industry, 200))
+    @classmethod
+    def parse(cls, *, name: object, industry: object = "") -> Self:
+        return cls(
+            name=required_text("name", name, NAME_LIMIT),
+            industry=optional_text("industry", industry, 200),
+        )
+
+
+def _email_or_phone(email_field: str, email: str, phone: str) -> None:
+    """2.1.2 asks for contact details: an email address or a phone number."""
+    if not email and not phone:
+        raise InvalidArgument(email_field, "an email address or a phone number is required (2.1.2)")
 
 
 @dataclass(frozen=True)
@@ -214,15 +198,14 @@ class NewContact:
     phone: str = ""
     role: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", required("name", self.name, 200))
-        object.__setattr__(self, "email", self.email.strip())
-        object.__setattr__(self, "phone", self.phone.strip())
-        object.__setattr__(self, "role", optional("role", self.role, 200))
-        if not self.email and not self.phone:
-            raise InvalidArgument("email", "an email address or a phone number is required (2.1.2)")
-        check_email("email", self.email)
-        check_phone("phone", self.phone)
+    @classmethod
+    def parse(cls, *, name: object, email: object = "", phone: object = "", role: object = "") -> Self:
+        checked_name = required_text("name", name, 200)
+        checked_role = optional_text("role", role, 200)
+        checked_email = email_address("email", email)
+        checked_phone = phone_number("phone", phone)
+        _email_or_phone("email", checked_email, checked_phone)
+        return cls(name=checked_name, email=checked_email, phone=checked_phone, role=checked_role)
 
 
 # --- inquiries (2.1.2) -----------------------------------------------------------------------------
@@ -243,17 +226,49 @@ class NewInquiry:
     request_id: str = ""
     lead_id: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "client_name", required("client_name", self.client_name, NAME_LIMIT))
-        object.__setattr__(self, "contact_name", required("contact_name", self.contact_name, 200))
-        object.__setattr__(self, "question", required("question", self.question, TEXT_LIMIT))
-        object.__setattr__(self, "client_industry", optional("client_industry", self.client_industry, 200))
-        if not self.contact_email and not self.contact_phone:
-            raise InvalidArgument("contact_email", "an email address or a phone number is required (2.1.2)")
-        check_email("contact_email", self.contact_email)
-        check_phone("contact_phone", self.contact_phone)
-        if self.lead_id and self.channel is not Channel.MARKET_RESEARCH:
+    @classmethod
+    def parse(
+        cls,
+        *,
+        channel: object,
+        client_name: object,
+        contact_name: object,
+        question: object,
+        client_industry: object = "",
+        contact_email: object = "",
+        contact_phone: object = "",
+        engagement_id: object = "",
+        request_id: object = "",
+        lead_id: object = "",
+    ) -> Self:
+        """An inquiry from a market-research lead (`lead_id`) comes through market_research (2.1.1)."""
+        kind = choice("channel", channel, Channel)
+        client = required_text("client_name", client_name, NAME_LIMIT)
+        contact = required_text("contact_name", contact_name, 200)
+        asked = required_text("question", question, TEXT_LIMIT)
+        industry = optional_text("client_industry", client_industry, 200)
+        email = email_address("contact_email", contact_email)
+        phone = phone_number("contact_phone", contact_phone)
+        _email_or_phone("contact_email", email, phone)
+        lead = optional_text("lead_id", lead_id, ID_LIMIT)
+        if lead and kind is not Channel.MARKET_RESEARCH:
             raise InvalidArgument("channel", "an inquiry from a lead comes through market_research (2.1.1)")
+        return cls(
+            channel=kind,
+            client_name=client,
+            client_industry=industry,
+            contact_name=contact,
+            contact_email=email,
+            contact_phone=phone,
+            question=asked,
+            engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
+            request_id=optional_text("request_id", request_id, REQUEST_LIMIT),
+            lead_id=lead,
+        )
+
+
+OPEN_INQUIRY_STATUSES = (InquiryStatus.OPEN, InquiryStatus.IN_ASSESSMENT)
+"""Inquiries nobody has decided on yet."""
 
 
 def check_can_record_requirements(status: InquiryStatus) -> None:
@@ -280,6 +295,39 @@ def check_can_decline(status: InquiryStatus, reason: DeclineReason, latest_feasi
         )
 
 
+def after_requirements(status: InquiryStatus) -> InquiryStatus:
+    """2.2.1: recording requirements puts an open inquiry in assessment (a later version changes nothing)."""
+    check_can_record_requirements(status)
+    return InquiryStatus.IN_ASSESSMENT if status is InquiryStatus.OPEN else status
+
+
+def after_assessment(status: InquiryStatus, has_requirements: bool, feasible: bool) -> InquiryStatus:
+    """2.2.2: a go accepts the inquiry for intake; a no-go leaves (or puts) it in assessment."""
+    check_can_assess(status, has_requirements)
+    return InquiryStatus.ACCEPTED if feasible else InquiryStatus.IN_ASSESSMENT
+
+
+def after_decline(
+    status: InquiryStatus, reason: DeclineReason, latest_feasible: bool | None
+) -> InquiryStatus:
+    """2.2.2, 2.3.1, 6.3.1: declining closes the intake (see `check_can_decline`)."""
+    check_can_decline(status, reason, latest_feasible)
+    return InquiryStatus.DECLINED
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Closing an inquiry with the reason it was not taken on (2.2.2, 2.3.1, 6.3.1)."""
+
+    inquiry_id: str
+    reason: DeclineReason
+
+    @classmethod
+    def parse(cls, *, inquiry_id: object, decline_reason: object) -> Self:
+        reason = choice("decline_reason", decline_reason, DeclineReason)
+        return cls(inquiry_id=required_text("inquiry_id", inquiry_id, ID_LIMIT), reason=reason)
+
+
 # --- requirements (2.2.1) --------------------------------------------------------------------------
 
 
@@ -295,13 +343,28 @@ class NewRequirements:
     background: str = ""
     recorded_by: str = ""
 
-    def __post_init__(self) -> None:
-        required("inquiry_id", self.inquiry_id, 36)
-        object.__setattr__(self, "needs", required("needs", self.needs))
-        object.__setattr__(self, "goals", required("goals", self.goals))
-        object.__setattr__(self, "expected_results", required("expected_results", self.expected_results))
-        object.__setattr__(self, "background", optional("background", self.background))
-        object.__setattr__(self, "recorded_by", optional("recorded_by", self.recorded_by, 200))
+    @classmethod
+    def parse(
+        cls,
+        *,
+        inquiry_id: object,
+        communication_mode: object,
+        needs: object,
+        goals: object,
+        expected_results: object,
+        background: object = "",
+        recorded_by: object = "",
+    ) -> Self:
+        mode = choice("communication_mode", communication_mode, CommunicationMode)
+        return cls(
+            inquiry_id=required_text("inquiry_id", inquiry_id, ID_LIMIT),
+            communication_mode=mode,
+            needs=required_text("needs", needs, TEXT_LIMIT),
+            goals=required_text("goals", goals, TEXT_LIMIT),
+            expected_results=required_text("expected_results", expected_results, TEXT_LIMIT),
+            background=optional_text("background", background, TEXT_LIMIT),
+            recorded_by=optional_text("recorded_by", recorded_by, 200),
+        )
 
 
 # --- feasibility (2.2.2) ---------------------------------------------------------------------------
@@ -315,13 +378,15 @@ class Verdict:
     feasible: bool
     reason: str = ""
 
-    def __post_init__(self) -> None:
-        field_name = f"{self.dimension.value}_reason"
-        object.__setattr__(self, "reason", optional(field_name, self.reason))
-        if not self.feasible and not self.reason:
-            raise InvalidArgument(
-                field_name, f"an infeasible {self.dimension.value} verdict needs its reason"
-            )
+    @classmethod
+    def parse(cls, dimension: Dimension, *, feasible: object, reason: object = "") -> Self:
+        """Fields are named `<dimension>_feasible` and `<dimension>_reason`."""
+        verdict = feasibility_verdict(f"{dimension.value}_feasible", feasible)
+        field = f"{dimension.value}_reason"
+        text = optional_text(field, reason, TEXT_LIMIT)
+        if not verdict and not text:
+            raise InvalidArgument(field, f"an infeasible {dimension.value} verdict needs its reason")
+        return cls(dimension, verdict, text)
 
 
 @dataclass(frozen=True)
@@ -335,14 +400,37 @@ class NewFeasibility:
     assessors: tuple[str, ...]
     report: str = ""
 
-    def __post_init__(self) -> None:
-        required("inquiry_id", self.inquiry_id, 36)
-        for expected, verdict in zip(Dimension, self.verdicts, strict=True):
-            if verdict.dimension is not expected:
-                raise InvalidArgument(f"{expected.value}_feasible", "holds the verdict of another dimension")
-        if not self.assessors:
+    @classmethod
+    def parse(
+        cls,
+        *,
+        inquiry_id: object,
+        technical_feasible: object,
+        economic_feasible: object,
+        time_feasible: object,
+        assessors: object,
+        technical_reason: object = "",
+        economic_reason: object = "",
+        time_reason: object = "",
+        report: object = "",
+    ) -> Self:
+        """Verdicts are "feasible"/"infeasible" or yes/no values; assessors a list or names separated by
+        commas, semicolons or new lines."""
+        technical = Verdict.parse(Dimension.TECHNICAL, feasible=technical_feasible, reason=technical_reason)
+        economic = Verdict.parse(Dimension.ECONOMIC, feasible=economic_feasible, reason=economic_reason)
+        time = Verdict.parse(Dimension.TIME, feasible=time_feasible, reason=time_reason)
+        who = names("assessors", assessors, NAME_LIMIT)
+        checked_id = required_text("inquiry_id", inquiry_id, ID_LIMIT)
+        if not who:
             raise InvalidArgument("assessors", "name at least one consultant or expert who assessed (2.2.2)")
-        object.__setattr__(self, "report", optional("report", self.report))
+        return cls(
+            inquiry_id=checked_id,
+            technical=technical,
+            economic=economic,
+            time=time,
+            assessors=who,
+            report=optional_text("report", report, TEXT_LIMIT),
+        )
 
     @property
     def verdicts(self) -> tuple[Verdict, Verdict, Verdict]:
@@ -374,14 +462,28 @@ class NewMarketInsight:
     potential_clients: str = ""
     industry: str = ""
 
-    def __post_init__(self) -> None:
-        for name in ("industry_trends", "market_demand", "competitors", "potential_clients"):
-            object.__setattr__(self, name, optional(name, getattr(self, name)))
-        object.__setattr__(self, "industry", optional("industry", self.industry, 200))
-        if not (self.industry_trends or self.market_demand or self.competitors):
+    @classmethod
+    def parse(
+        cls,
+        *,
+        industry_trends: object = "",
+        market_demand: object = "",
+        competitors: object = "",
+        potential_clients: object = "",
+        industry: object = "",
+    ) -> Self:
+        insight = cls(
+            industry_trends=optional_text("industry_trends", industry_trends, TEXT_LIMIT),
+            market_demand=optional_text("market_demand", market_demand, TEXT_LIMIT),
+            competitors=optional_text("competitors", competitors, TEXT_LIMIT),
+            potential_clients=optional_text("potential_clients", potential_clients, TEXT_LIMIT),
+            industry=optional_text("industry", industry, 200),
+        )
+        if not (insight.industry_trends or insight.market_demand or insight.competitors):
             raise InvalidArgument(
                 "industry_trends", "record at least one of industry trends, market demand or competitors"
             )
+        return insight
 
 
 @dataclass(frozen=True)
@@ -393,15 +495,27 @@ class NewLead:
     contact: str = ""
     notes: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "company", required("lead_company", self.company, NAME_LIMIT))
-        object.__setattr__(self, "contact", optional("lead_contact", self.contact, 300))
-        object.__setattr__(self, "notes", optional("lead_notes", self.notes))
+    @classmethod
+    def parse(
+        cls, *, lead_source: object, lead_company: object, lead_contact: object = "", lead_notes: object = ""
+    ) -> Self:
+        return cls(
+            source=choice("lead_source", lead_source, LeadSource),
+            company=required_text("lead_company", lead_company, NAME_LIMIT),
+            contact=optional_text("lead_contact", lead_contact, 300),
+            notes=optional_text("lead_notes", lead_notes, TEXT_LIMIT),
+        )
 
 
 def check_can_convert(status: LeadStatus) -> None:
     if status is LeadStatus.CONVERTED:
         raise FailedPrecondition("2.1.1: the lead already became an inquiry")
+
+
+def after_conversion(status: LeadStatus) -> LeadStatus:
+    """2.1.1: an inquiry recorded from a lead converts it, once."""
+    check_can_convert(status)
+    return LeadStatus.CONVERTED
 
 
 # --- relationship maintenance (5.3) ----------------------------------------------------------------
@@ -417,9 +531,25 @@ class NewRevisitPlan:
     purpose: str = ""
     engagement_id: str = ""
 
-    def __post_init__(self) -> None:
-        required("client_id", self.client_id, 36)
-        object.__setattr__(self, "purpose", optional("purpose", self.purpose))
+    @classmethod
+    def parse(
+        cls,
+        *,
+        client_id: object,
+        revisit_method: object,
+        due_date: object,
+        purpose: object = "",
+        engagement_id: object = "",
+    ) -> Self:
+        method = choice("revisit_method", revisit_method, RevisitMethod)
+        due = iso_date("due_date", due_date)
+        return cls(
+            client_id=required_text("client_id", client_id, ID_LIMIT),
+            method=method,
+            due_date=due,
+            purpose=optional_text("purpose", purpose, TEXT_LIMIT),
+            engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
+        )
 
 
 @dataclass(frozen=True)
@@ -433,15 +563,42 @@ class NewRevisit:
     engagement_id: str = ""
     plan_id: str = ""
 
-    def __post_init__(self) -> None:
-        required("client_id", self.client_id, 36)
-        object.__setattr__(self, "findings", required("revisit_findings", self.findings))
-        object.__setattr__(self, "new_needs", optional("new_needs", self.new_needs))
+    @classmethod
+    def parse(
+        cls,
+        *,
+        client_id: object,
+        revisit_method: object,
+        revisit_findings: object,
+        new_needs: object = "",
+        engagement_id: object = "",
+        plan_id: object = "",
+    ) -> Self:
+        method = choice("revisit_method", revisit_method, RevisitMethod)
+        return cls(
+            client_id=required_text("client_id", client_id, ID_LIMIT),
+            method=method,
+            findings=required_text("revisit_findings", revisit_findings, TEXT_LIMIT),
+            new_needs=optional_text("new_needs", new_needs, TEXT_LIMIT),
+            engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
+            plan_id=optional_text("plan_id", plan_id, ID_LIMIT),
+        )
 
 
 def check_plan_open(status: RevisitPlanStatus) -> None:
     if status is RevisitPlanStatus.DONE:
         raise FailedPrecondition("5.3.1: the planned revisit was already made")
+
+
+def after_revisit(status: RevisitPlanStatus) -> RevisitPlanStatus:
+    """5.3.1: a revisit made fulfils its plan, once."""
+    check_plan_open(status)
+    return RevisitPlanStatus.DONE
+
+
+def revisit_is_due(due_date: date, status: RevisitPlanStatus, as_of: date) -> bool:
+    """A planned revisit is due on and after its date until it is made."""
+    return status is RevisitPlanStatus.PLANNED and due_date <= as_of
 
 
 @dataclass(frozen=True)
@@ -453,14 +610,27 @@ class NewValueAddedService:
     description: str = ""
     engagement_id: str = ""
 
-    def __post_init__(self) -> None:
-        required("client_id", self.client_id, 36)
-        object.__setattr__(self, "description", optional("description", self.description))
+    @classmethod
+    def parse(
+        cls,
+        *,
+        client_id: object,
+        value_added_service: object,
+        description: object = "",
+        engagement_id: object = "",
+    ) -> Self:
+        kind = choice("value_added_service", value_added_service, ValueAddedKind)
+        return cls(
+            client_id=required_text("client_id", client_id, ID_LIMIT),
+            kind=kind,
+            description=optional_text("description", description, TEXT_LIMIT),
+            engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
+        )
 
 
 @dataclass(frozen=True)
 class NewOpportunity:
-    """5.3.3: a follow-on project or a referral; a referral names the company referred."""
+    """5.3.3: a follow-on project (the default) or a referral; a referral names the company referred."""
 
     client_id: str
     description: str
@@ -468,16 +638,27 @@ class NewOpportunity:
     referred_company: str = ""
     engagement_id: str = ""
 
-    def __post_init__(self) -> None:
-        required("client_id", self.client_id, 36)
-        object.__setattr__(self, "description", required("opportunity", self.description))
-        object.__setattr__(
-            self, "referred_company", optional("referred_company", self.referred_company, NAME_LIMIT)
+    @classmethod
+    def parse(
+        cls,
+        *,
+        client_id: object,
+        opportunity: object,
+        opportunity_kind: object = "",
+        referred_company: object = "",
+        engagement_id: object = "",
+    ) -> Self:
+        kind = (
+            optional_choice("opportunity_kind", opportunity_kind, OpportunityKind)
+            or OpportunityKind.FOLLOW_ON
         )
-        if self.kind is OpportunityKind.REFERRAL and not self.referred_company:
+        checked = cls(
+            client_id=required_text("client_id", client_id, ID_LIMIT),
+            description=required_text("opportunity", opportunity, TEXT_LIMIT),
+            kind=kind,
+            referred_company=optional_text("referred_company", referred_company, NAME_LIMIT),
+            engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
+        )
+        if checked.kind is OpportunityKind.REFERRAL and not checked.referred_company:
             raise InvalidArgument("referred_company", "a referral names the company referred (5.3.3)")
-
-
-def revisit_is_due(due_date: date, status: RevisitPlanStatus, as_of: date) -> bool:
-    """A planned revisit is due on and after its date until it is made."""
-    return status is RevisitPlanStatus.PLANNED and due_date <= as_of
+        return checked

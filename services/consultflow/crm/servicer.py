@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import date
-from typing import Any
 
 import grpc
+from sqlalchemy.orm import Session
 
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
-from consultflow.crm import domain, service
+from consultflow.crm import domain, usecases
 from consultflow.crm.domain import (
     Channel,
-    CommunicationMode,
-    DeclineReason,
+    Decline,
     Dimension,
-    LeadSource,
+    InquiryStatus,
+    LeadStatus,
     NewClient,
     NewContact,
     NewFeasibility,
@@ -28,14 +29,9 @@ from consultflow.crm.domain import (
     NewRevisit,
     NewRevisitPlan,
     NewValueAddedService,
-    OpportunityKind,
-    RevisitMethod,
     RevisitPlanStatus,
-    ValueAddedKind,
-    Verdict,
-    parse_choice,
 )
-from consultflow.crm.models import (
+from consultflow.crm.orm import (
     Client,
     Contact,
     Inquiry,
@@ -47,8 +43,8 @@ from consultflow.crm.models import (
     ValueAddedService,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.inputs import optional_choice, optional_date, renamed_fields
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 
 CHANNELS = {
@@ -105,7 +101,7 @@ def inquiry_message(inquiry: Inquiry, client: Client) -> pb.Inquiry:
     )
 
 
-def requirements_message(requirements: service.Requirements) -> pb.RequirementsDocument:
+def requirements_message(requirements: usecases.Requirements) -> pb.RequirementsDocument:
     document = requirements.document
     return pb.RequirementsDocument(
         requirements_id=document.requirements_id,
@@ -128,7 +124,7 @@ def requirements_message(requirements: service.Requirements) -> pb.RequirementsD
     )
 
 
-def feasibility_message(result: service.Assessment) -> pb.FeasibilityAssessment:
+def feasibility_message(result: usecases.Assessment) -> pb.FeasibilityAssessment:
     a = result.assessment
     return pb.FeasibilityAssessment(
         feasibility_id=a.feasibility_id,
@@ -139,7 +135,7 @@ def feasibility_message(result: service.Assessment) -> pb.FeasibilityAssessment:
             pb.DimensionResult(dimension=v.dimension, feasible=v.feasible, reason=v.reason)
             for v in result.verdicts
         ],
-        assessors=service.assessors_of(a),
+        assessors=usecases.assessors_of(a),
         feasible=a.feasible,
         summary=a.summary,
         report=a.report,
@@ -224,61 +220,70 @@ def opportunity_message(item: Opportunity) -> pb.Opportunity:
     )
 
 
-def _verdict(message: pb.DimensionVerdict, dimension: Dimension) -> Verdict:
-    if message.verdict == pb.VERDICT_UNSPECIFIED:
-        raise InvalidArgument(f"{dimension.value}.verdict", "is required (feasible or infeasible)")
-    return Verdict(dimension, message.verdict == pb.VERDICT_FEASIBLE, message.reason)
+VERDICT_WORDS = {pb.VERDICT_FEASIBLE: "feasible", pb.VERDICT_INFEASIBLE: "infeasible"}
+"""A dimension's verdict as the words the domain parses (unspecified is "", which it refuses)."""
+
+VERDICT_FIELDS = {f"{d.value}_feasible": f"{d.value}.verdict" for d in Dimension}
+"""Where a verdict sits in RecordFeasibilityRequest, for errors."""
 
 
 class CrmServicer(pb_grpc.CrmServiceServicer):
-    """Each method: validate into a command, run the use case in one unit of work, answer.
+    """Each method: parse the request into a command, run one use case, answer.
 
-    Answers are built inside the unit of work: leaving it without a commit expires what was loaded.
+    Writes run in a unit of work and commit; reads run in a read-only session (no write lock) and build
+    their answer inside it.
     """
 
-    def __init__(self, uow: Callable[[], UnitOfWork]) -> None:
+    def __init__(
+        self, uow: Callable[[], UnitOfWork], read: Callable[[], AbstractContextManager[Session]]
+    ) -> None:
         self._uow = uow
+        self._read = read
 
     # --- clients and contacts
 
-    def CreateClient(self, request: pb.CreateClientRequest, context: grpc.ServicerContext) -> Any:
-        command = NewClient(request.name, request.industry)
+    def CreateClient(self, request: pb.CreateClientRequest, context: grpc.ServicerContext) -> pb.Client:
+        command = NewClient.parse(name=request.name, industry=request.industry)
         with self._uow() as uow:
-            client = service.create_client(uow, command)
+            client = usecases.create_client(uow, command)
             uow.commit()
         return client_message(client, [])
 
-    def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            client = service.get_client(uow, request.client_id)
-            return client_message(client, service.contacts_of(uow, [client.client_id])[client.client_id])
+    def GetClient(self, request: pb.GetClientRequest, context: grpc.ServicerContext) -> pb.Client:
+        with self._read() as session:
+            client = usecases.get_client(session, request.client_id)
+            contacts = usecases.contacts_of(session, [client.client_id])[client.client_id]
+            return client_message(client, contacts)
 
-    def SearchClients(self, request: pb.SearchClientsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            clients = service.search_clients(uow, request.text, request.industry, size + 1, offset)
-            contacts = service.contacts_of(uow, [c.client_id for c in clients[:size]])
+    def SearchClients(
+        self, request: pb.SearchClientsRequest, context: grpc.ServicerContext
+    ) -> pb.SearchClientsResponse:
+        page = Page.of(request.page_size, request.page_token)
+        with self._read() as session:
+            clients = usecases.search_clients(
+                session, request.text, request.industry, page.fetch, page.offset
+            )
+            shown = page.rows(clients)
+            contacts = usecases.contacts_of(session, [c.client_id for c in shown])
             return pb.SearchClientsResponse(
-                clients=[client_message(c, contacts[c.client_id]) for c in clients[:size]],
-                next_page_token=next_token(offset, size, len(clients)),
+                clients=[client_message(c, contacts[c.client_id]) for c in shown],
+                next_page_token=page.next_token(clients),
             )
 
-    def AddContact(self, request: pb.AddContactRequest, context: grpc.ServicerContext) -> Any:
-        command = NewContact(request.name, request.email, request.phone, request.role)
+    def AddContact(self, request: pb.AddContactRequest, context: grpc.ServicerContext) -> pb.Contact:
+        command = NewContact.parse(
+            name=request.name, email=request.email, phone=request.phone, role=request.role
+        )
         with self._uow() as uow:
-            contact = service.add_contact(uow, request.client_id, command)
+            contact = usecases.add_contact(uow, request.client_id, command)
             uow.commit()
         return contact_message(contact)
 
     # --- intake
 
-    def RecordInquiry(self, request: pb.RecordInquiryRequest, context: grpc.ServicerContext) -> Any:
-        if request.channel not in CHANNELS:
-            raise InvalidArgument(
-                "channel", "is required (hotline, email, online, referral or market research)"
-            )
-        command = NewInquiry(
-            channel=CHANNELS[request.channel],
+    def RecordInquiry(self, request: pb.RecordInquiryRequest, context: grpc.ServicerContext) -> pb.Inquiry:
+        command = NewInquiry.parse(
+            channel=CHANNELS.get(request.channel, ""),
             client_name=request.client_name,
             client_industry=request.client_industry,
             contact_name=request.contact_name,
@@ -290,37 +295,40 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             lead_id=request.lead_id,
         )
         with self._uow() as uow:
-            inquiry, client = service.record_inquiry(uow, command)
+            inquiry, client = usecases.record_inquiry(uow, command)
             uow.commit()
         return inquiry_message(inquiry, client)
 
-    def GetInquiry(self, request: pb.GetInquiryRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return inquiry_message(*service.get_inquiry(uow, request.inquiry_id))
+    def GetInquiry(self, request: pb.GetInquiryRequest, context: grpc.ServicerContext) -> pb.Inquiry:
+        with self._read() as session:
+            return inquiry_message(*usecases.get_inquiry(session, request.inquiry_id))
 
-    def ListInquiries(self, request: pb.ListInquiriesRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            rows = service.list_inquiries(
-                uow,
-                request.status,
+    def ListInquiries(
+        self, request: pb.ListInquiriesRequest, context: grpc.ServicerContext
+    ) -> pb.ListInquiriesResponse:
+        status = optional_choice("status", request.status, InquiryStatus)
+        page = Page.of(request.page_size, request.page_token)
+        with self._read() as session:
+            rows = usecases.list_inquiries(
+                session,
+                status,
                 request.engagement_id,
-                size + 1,
-                offset,
+                page.fetch,
+                page.offset,
                 open_only=request.open_only,
                 client_id=request.client_id,
             )
             return pb.ListInquiriesResponse(
-                inquiries=[inquiry_message(i, c) for i, c in rows[:size]],
-                next_page_token=next_token(offset, size, len(rows)),
+                inquiries=[inquiry_message(i, c) for i, c in page.rows(rows)],
+                next_page_token=page.next_token(rows),
             )
 
-    def RecordRequirements(self, request: pb.RecordRequirementsRequest, context: grpc.ServicerContext) -> Any:
-        command = NewRequirements(
+    def RecordRequirements(
+        self, request: pb.RecordRequirementsRequest, context: grpc.ServicerContext
+    ) -> pb.RequirementsDocument:
+        command = NewRequirements.parse(
             inquiry_id=request.inquiry_id,
-            communication_mode=parse_choice(
-                CommunicationMode, request.communication_mode, "communication_mode"
-            ),
+            communication_mode=request.communication_mode,
             needs=request.needs,
             goals=request.goals,
             expected_results=request.expected_results,
@@ -328,44 +336,56 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             recorded_by=request.recorded_by,
         )
         with self._uow() as uow:
-            requirements = service.record_requirements(uow, command)
+            requirements = usecases.record_requirements(uow, command)
             uow.commit()
         return requirements_message(requirements)
 
-    def GetRequirements(self, request: pb.GetRequirementsRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
+    def GetRequirements(
+        self, request: pb.GetRequirementsRequest, context: grpc.ServicerContext
+    ) -> pb.RequirementsDocument:
+        with self._read() as session:
             return requirements_message(
-                service.get_requirements(uow, request.requirements_id, request.inquiry_id)
+                usecases.get_requirements(session, request.requirements_id, request.inquiry_id)
             )
 
-    def RecordFeasibility(self, request: pb.RecordFeasibilityRequest, context: grpc.ServicerContext) -> Any:
-        command = NewFeasibility(
-            inquiry_id=request.inquiry_id,
-            technical=_verdict(request.technical, Dimension.TECHNICAL),
-            economic=_verdict(request.economic, Dimension.ECONOMIC),
-            time=_verdict(request.time, Dimension.TIME),
-            assessors=domain.parse_names(list(request.assessors), "assessors"),
-            report=request.report,
-        )
+    def RecordFeasibility(
+        self, request: pb.RecordFeasibilityRequest, context: grpc.ServicerContext
+    ) -> pb.FeasibilityAssessment:
+        with renamed_fields(**VERDICT_FIELDS):
+            command = NewFeasibility.parse(
+                inquiry_id=request.inquiry_id,
+                technical_feasible=VERDICT_WORDS.get(request.technical.verdict, ""),
+                technical_reason=request.technical.reason,
+                economic_feasible=VERDICT_WORDS.get(request.economic.verdict, ""),
+                economic_reason=request.economic.reason,
+                time_feasible=VERDICT_WORDS.get(request.time.verdict, ""),
+                time_reason=request.time.reason,
+                assessors=list(request.assessors),
+                report=request.report,
+            )
         with self._uow() as uow:
-            result = service.record_feasibility(uow, command)
+            result = usecases.record_feasibility(uow, command)
             uow.commit()
         return feasibility_message(result)
 
-    def GetFeasibility(self, request: pb.GetFeasibilityRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return feasibility_message(service.get_feasibility(uow, request.feasibility_id))
+    def GetFeasibility(
+        self, request: pb.GetFeasibilityRequest, context: grpc.ServicerContext
+    ) -> pb.FeasibilityAssessment:
+        with self._read() as session:
+            return feasibility_message(usecases.get_feasibility(session, request.feasibility_id))
 
-    def DeclineInquiry(self, request: pb.DeclineInquiryRequest, context: grpc.ServicerContext) -> Any:
-        reason = parse_choice(DeclineReason, request.decline_reason, "decline_reason")
+    def DeclineInquiry(self, request: pb.DeclineInquiryRequest, context: grpc.ServicerContext) -> pb.Inquiry:
+        command = Decline.parse(inquiry_id=request.inquiry_id, decline_reason=request.decline_reason)
         with self._uow() as uow:
-            inquiry, client = service.decline_inquiry(uow, request.inquiry_id, reason)
+            inquiry, client = usecases.decline_inquiry(uow, command)
             uow.commit()
         return inquiry_message(inquiry, client)
 
-    def GetIntakeHistory(self, request: pb.GetIntakeHistoryRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            history = service.intake_history(uow, request.engagement_id)
+    def GetIntakeHistory(
+        self, request: pb.GetIntakeHistoryRequest, context: grpc.ServicerContext
+    ) -> pb.IntakeHistory:
+        with self._read() as session:
+            history = usecases.intake_history(session, request.engagement_id)
             return pb.IntakeHistory(
                 engagement_id=request.engagement_id,
                 inquiries=[inquiry_message(i, c) for i, c in history.inquiries],
@@ -377,8 +397,8 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
 
     def RecordMarketInsight(
         self, request: pb.RecordMarketInsightRequest, context: grpc.ServicerContext
-    ) -> Any:
-        command = NewMarketInsight(
+    ) -> pb.MarketInsight:
+        command = NewMarketInsight.parse(
             industry_trends=request.industry_trends,
             market_demand=request.market_demand,
             competitors=request.competitors,
@@ -386,110 +406,119 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             industry=request.industry,
         )
         with self._uow() as uow:
-            insight = service.record_market_insight(uow, command)
+            insight = usecases.record_market_insight(uow, command)
             uow.commit()
         return insight_message(insight)
 
-    def ListMarketInsights(self, request: pb.ListMarketInsightsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            rows = service.list_market_insights(uow, request.industry, size + 1, offset)
+    def ListMarketInsights(
+        self, request: pb.ListMarketInsightsRequest, context: grpc.ServicerContext
+    ) -> pb.ListMarketInsightsResponse:
+        page = Page.of(request.page_size, request.page_token)
+        with self._read() as session:
+            rows = usecases.list_market_insights(session, request.industry, page.fetch, page.offset)
             return pb.ListMarketInsightsResponse(
-                insights=[insight_message(i) for i in rows[:size]],
-                next_page_token=next_token(offset, size, len(rows)),
+                insights=[insight_message(i) for i in page.rows(rows)],
+                next_page_token=page.next_token(rows),
             )
 
-    def RecordLead(self, request: pb.RecordLeadRequest, context: grpc.ServicerContext) -> Any:
-        command = NewLead(
-            source=parse_choice(LeadSource, request.lead_source, "lead_source"),
-            company=request.lead_company,
-            contact=request.lead_contact,
-            notes=request.lead_notes,
+    def RecordLead(self, request: pb.RecordLeadRequest, context: grpc.ServicerContext) -> pb.Lead:
+        command = NewLead.parse(
+            lead_source=request.lead_source,
+            lead_company=request.lead_company,
+            lead_contact=request.lead_contact,
+            lead_notes=request.lead_notes,
         )
         with self._uow() as uow:
-            lead = service.record_lead(uow, command)
+            lead = usecases.record_lead(uow, command)
             uow.commit()
         return lead_message(lead)
 
-    def ListLeads(self, request: pb.ListLeadsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            rows = service.list_leads(uow, request.status, size + 1, offset)
+    def ListLeads(self, request: pb.ListLeadsRequest, context: grpc.ServicerContext) -> pb.ListLeadsResponse:
+        status = optional_choice("status", request.status, LeadStatus)
+        page = Page.of(request.page_size, request.page_token)
+        with self._read() as session:
+            rows = usecases.list_leads(session, status, page.fetch, page.offset)
             return pb.ListLeadsResponse(
-                leads=[lead_message(lead) for lead in rows[:size]],
-                next_page_token=next_token(offset, size, len(rows)),
+                leads=[lead_message(lead) for lead in page.rows(rows)],
+                next_page_token=page.next_token(rows),
             )
 
     # --- relationship maintenance
 
-    def PlanRevisit(self, request: pb.PlanRevisitRequest, context: grpc.ServicerContext) -> Any:
-        command = NewRevisitPlan(
+    def PlanRevisit(self, request: pb.PlanRevisitRequest, context: grpc.ServicerContext) -> pb.RevisitPlan:
+        command = NewRevisitPlan.parse(
             client_id=request.client_id,
-            method=parse_choice(RevisitMethod, request.revisit_method, "revisit_method"),
-            due_date=domain.parse_date(request.due_date, "due_date"),
+            revisit_method=request.revisit_method,
+            due_date=request.due_date,
             purpose=request.purpose,
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            plan = service.plan_revisit(uow, command)
+            plan = usecases.plan_revisit(uow, command)
             uow.commit()
         return plan_message(plan, "", now().date())
 
-    def ListDueRevisits(self, request: pb.ListDueRevisitsRequest, context: grpc.ServicerContext) -> Any:
-        as_of: date = domain.parse_date(request.as_of, "as_of") if request.as_of else now().date()
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            rows = service.list_due_revisits(uow, as_of, size + 1, offset)
+    def ListDueRevisits(
+        self, request: pb.ListDueRevisitsRequest, context: grpc.ServicerContext
+    ) -> pb.ListDueRevisitsResponse:
+        as_of = optional_date("as_of", request.as_of) or now().date()
+        page = Page.of(request.page_size, request.page_token)
+        with self._read() as session:
+            rows = usecases.list_due_revisits(session, as_of, page.fetch, page.offset)
             return pb.ListDueRevisitsResponse(
-                plans=[plan_message(p, c.name, as_of) for p, c in rows[:size]],
-                next_page_token=next_token(offset, size, len(rows)),
+                plans=[plan_message(p, c.name, as_of) for p, c in page.rows(rows)],
+                next_page_token=page.next_token(rows),
             )
 
-    def RecordRevisit(self, request: pb.RecordRevisitRequest, context: grpc.ServicerContext) -> Any:
-        command = NewRevisit(
+    def RecordRevisit(self, request: pb.RecordRevisitRequest, context: grpc.ServicerContext) -> pb.Revisit:
+        command = NewRevisit.parse(
             client_id=request.client_id,
-            method=parse_choice(RevisitMethod, request.revisit_method, "revisit_method"),
-            findings=request.revisit_findings,
+            revisit_method=request.revisit_method,
+            revisit_findings=request.revisit_findings,
             new_needs=request.new_needs,
             engagement_id=request.engagement_id,
             plan_id=request.plan_id,
         )
         with self._uow() as uow:
-            revisit, plan = service.record_revisit(uow, command)
+            revisit, plan = usecases.record_revisit(uow, command)
             uow.commit()
         return revisit_message(revisit, plan)
 
     def RecordValueAddedService(
         self, request: pb.RecordValueAddedServiceRequest, context: grpc.ServicerContext
-    ) -> Any:
-        command = NewValueAddedService(
+    ) -> pb.ValueAddedService:
+        command = NewValueAddedService.parse(
             client_id=request.client_id,
-            kind=parse_choice(ValueAddedKind, request.value_added_service, "value_added_service"),
+            value_added_service=request.value_added_service,
             description=request.description,
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            item = service.record_value_added_service(uow, command)
+            item = usecases.record_value_added_service(uow, command)
             uow.commit()
         return value_added_message(item)
 
-    def RecordOpportunity(self, request: pb.RecordOpportunityRequest, context: grpc.ServicerContext) -> Any:
-        command = NewOpportunity(
+    def RecordOpportunity(
+        self, request: pb.RecordOpportunityRequest, context: grpc.ServicerContext
+    ) -> pb.Opportunity:
+        command = NewOpportunity.parse(
             client_id=request.client_id,
-            description=request.opportunity,
-            kind=parse_choice(OpportunityKind, request.opportunity_kind or "follow_on", "opportunity_kind"),
+            opportunity=request.opportunity,
+            opportunity_kind=request.opportunity_kind,
             referred_company=request.referred_company,
             engagement_id=request.engagement_id,
         )
         with self._uow() as uow:
-            item = service.record_opportunity(uow, command)
+            item = usecases.record_opportunity(uow, command)
             uow.commit()
         return opportunity_message(item)
 
-    def GetRelationship(self, request: pb.GetRelationshipRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            rel = service.relationship(uow, request.client_id)
-            contacts = service.contacts_of(uow, [rel.client.client_id])[rel.client.client_id]
+    def GetRelationship(
+        self, request: pb.GetRelationshipRequest, context: grpc.ServicerContext
+    ) -> pb.Relationship:
+        with self._read() as session:
+            rel = usecases.relationship(session, request.client_id)
+            contacts = usecases.contacts_of(session, [rel.client.client_id])[rel.client.client_id]
             by_revisit = {p.revisit_id: p for p in rel.plans if p.revisit_id}
             return pb.Relationship(
                 client=client_message(rel.client, contacts),

@@ -4,23 +4,26 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.crm import models
-from consultflow.crm.jobs import HANDLERS
-from consultflow.platform.db import Database, UnitOfWork, migrate
-from consultflow.platform.jobs import Job, run_job
+from consultflow.crm import orm
+from consultflow.crm.app import build
+from consultflow.crm.jobs import operations
 from consultflow.platform.tables import outbox
 from tests.integration.diagrams import Task, bpmn_folder, line
+from tests.integration.helpers import completed, job, refused, run
 from tests.integration.status_events import payload, wait_for_types
+from tests.support.components import ComponentThread, running
 from tests.support.system import in_process_system
+
+HANDLERS = operations.bind(None)
 
 START = {
     "engagement_id": "E-42",
@@ -132,7 +135,7 @@ CRM_LINE = [
 def test_every_crm_operation_through_the_orchestrator(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
-    assert {t.operation for t in CRM_LINE} == set(HANDLERS), "the test diagram covers every operation"
+    assert {t.operation for t in CRM_LINE} == set(operations.names), "the test diagram covers every operation"
     folder = bpmn_folder(tmp_path, {"crm_line": line("crm_line", CRM_LINE)})
     with in_process_system(
         tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls={"crm": database_url}
@@ -190,39 +193,20 @@ def test_every_crm_operation_through_the_orchestrator(
 
 
 @pytest.fixture
-def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
-    db = Database(database_url)
-    migrate(db, "crm")
-    yield lambda: UnitOfWork(db, "crm")
-    db.dispose()
+def crm(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
+    with running("crm", build, tmp_path, nats_url, database_url) as thread:
+        yield thread
 
 
-def _job(operation: str, key: str, **parameters: Any) -> Job:
-    return Job(
-        key=key,
-        operation=operation,
-        instance_id="instance-1",
-        process_id="intake",
-        element_id=operation.split(".")[1],
-        parameters=parameters,
-        variables={},
-        attempt=1,
-        retries=3,
-        business_key="E-7",
-    )
+def _done(crm: ComponentThread, operation: str, key: str, **parameters: Any) -> Mapping[str, Any]:
+    """Runs a job of engagement E-7 that must complete; returns its outputs."""
+    return completed(run(crm, HANDLERS, job(operation, key, business_key="E-7", **parameters)))
 
 
-def _run(
-    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
-) -> Mapping[str, Any]:
-    outcome = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
-    assert outcome.kind == "completed", outcome.message
-    return outcome.variables
-
-
-def _count(uow_factory: Callable[[], UnitOfWork], table: Any) -> int:
-    with uow_factory() as uow:
-        return int(uow.session.scalar(select(func.count()).select_from(table)) or 0)
+def _count(crm: ComponentThread, table: type[orm.Base] | Table) -> int:
+    assert crm.context is not None
+    with crm.context.read() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
 INQUIRY = {k: START[k] for k in ("channel", "client_name", "contact_name", "contact_email", "question")}
@@ -231,12 +215,12 @@ REQUIREMENTS = {
 }
 
 
-def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitOfWork]) -> None:
-    first = _run(uow_factory, "crm.record_inquiry", "job-1", **INQUIRY)
-    assert _run(uow_factory, "crm.record_inquiry", "job-1", **INQUIRY) == first
+def test_a_redelivered_job_creates_nothing_twice(crm: ComponentThread) -> None:
+    first = _done(crm, "crm.record_inquiry", "job-1", **INQUIRY)
+    assert _done(crm, "crm.record_inquiry", "job-1", **INQUIRY) == first
     inquiry_id, client_id = first["inquiry_id"], first["client_id"]
-    v1 = _run(uow_factory, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS)
-    assert _run(uow_factory, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS) == v1
+    v1 = _done(crm, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS)
+    assert _done(crm, "crm.record_requirements", "job-2", inquiry_id=inquiry_id, **REQUIREMENTS) == v1
     assert v1["requirements_version"] == 1
     relationship = {"client_id": client_id}
     repeated = [
@@ -247,67 +231,63 @@ def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitO
         ("crm.record_market_insight", {"market_demand": "up"}),
     ]
     for index, (operation, parameters) in enumerate(repeated):
-        once = _run(uow_factory, operation, f"job-r{index}", **parameters)
-        assert _run(uow_factory, operation, f"job-r{index}", **parameters) == once
+        once = _done(crm, operation, f"job-r{index}", **parameters)
+        assert _done(crm, operation, f"job-r{index}", **parameters) == once
     for table in (
-        models.Client,
-        models.Contact,
-        models.Inquiry,
-        models.RequirementsVersion,
-        models.Revisit,
-        models.ValueAddedService,
-        models.Opportunity,
-        models.Lead,
-        models.MarketInsight,
+        orm.Client,
+        orm.Contact,
+        orm.Inquiry,
+        orm.RequirementsVersion,
+        orm.Revisit,
+        orm.ValueAddedService,
+        orm.Opportunity,
+        orm.Lead,
+        orm.MarketInsight,
     ):
-        assert _count(uow_factory, table) == 1, table.__tablename__
-    events = _count(uow_factory, outbox)
-    _run(uow_factory, "crm.record_opportunity", "job-r2", **relationship, opportunity="phase two")
-    assert _count(uow_factory, outbox) == events, "a replay publishes nothing"
+        assert _count(crm, table) == 1, table.__tablename__
+    events = _count(crm, outbox)
+    _done(crm, "crm.record_opportunity", "job-r2", **relationship, opportunity="phase two")
+    assert _count(crm, outbox) == events, "a replay publishes nothing"
     # a new job (another key) is a new version
-    v2 = _run(uow_factory, "crm.record_requirements", "job-3", inquiry_id=inquiry_id, **REQUIREMENTS)
+    v2 = _done(crm, "crm.record_requirements", "job-3", inquiry_id=inquiry_id, **REQUIREMENTS)
     assert v2 == {"requirements_id": v1["requirements_id"], "requirements_version": 2}
 
 
-def test_refused_jobs_name_the_input_and_are_not_retried(uow_factory: Callable[[], UnitOfWork]) -> None:
-    missing = run_job(uow_factory, HANDLERS, _job("crm.record_inquiry", "j-1", channel="email"))
-    assert missing.kind == "failed" and missing.retries == 0
-    assert "client_name" in missing.message
-    bad = run_job(uow_factory, HANDLERS, _job("crm.record_inquiry", "j-2", **{**INQUIRY, "channel": "fax"}))
-    assert bad.kind == "failed" and bad.message.startswith("InvalidArgument: channel:")
+def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -> None:
+    assert "client_name" in refused(crm, HANDLERS, "crm.record_inquiry", {"channel": "email"})
+    bad = refused(crm, HANDLERS, "crm.record_inquiry", {**INQUIRY, "channel": "fax"})
+    assert bad.startswith("InvalidArgument: channel:")
 
-    inquiry = _run(uow_factory, "crm.record_inquiry", "j-3", **INQUIRY)
-    early = run_job(
-        uow_factory,
+    inquiry = _done(crm, "crm.record_inquiry", "j-3", **INQUIRY)
+    early = refused(
+        crm,
         HANDLERS,
-        _job(
-            "crm.record_feasibility",
-            "j-4",
-            inquiry_id=inquiry["inquiry_id"],
-            technical_feasible=True,
-            economic_feasible=True,
-            time_feasible=True,
-            assessors=["A"],
-        ),
+        "crm.record_feasibility",
+        {
+            "inquiry_id": inquiry["inquiry_id"],
+            "technical_feasible": True,
+            "economic_feasible": True,
+            "time_feasible": True,
+            "assessors": ["A"],
+        },
     )
-    assert early.kind == "failed" and "FailedPrecondition" in early.message and "2.2.1" in early.message
-    _run(uow_factory, "crm.record_requirements", "j-5", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
-    no_reason = run_job(
-        uow_factory,
+    assert "FailedPrecondition" in early and "2.2.1" in early
+    _done(crm, "crm.record_requirements", "j-5", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
+    no_reason = refused(
+        crm,
         HANDLERS,
-        _job(
-            "crm.record_feasibility",
-            "j-6",
-            inquiry_id=inquiry["inquiry_id"],
-            technical_feasible="no",
-            economic_feasible=True,
-            time_feasible=True,
-            assessors="A",
-        ),
+        "crm.record_feasibility",
+        {
+            "inquiry_id": inquiry["inquiry_id"],
+            "technical_feasible": "no",
+            "economic_feasible": True,
+            "time_feasible": True,
+            "assessors": "A",
+        },
     )
-    assert no_reason.kind == "failed" and "technical_reason" in no_reason.message
-    go = _run(
-        uow_factory,
+    assert "technical_reason" in no_reason
+    go = _done(
+        crm,
         "crm.record_feasibility",
         "j-7",
         inquiry_id=inquiry["inquiry_id"],
@@ -317,24 +297,25 @@ def test_refused_jobs_name_the_input_and_are_not_retried(uow_factory: Callable[[
         assessors="A, B",
     )
     assert go["feasible"] is True
-    infeasible = run_job(
-        uow_factory,
+    infeasible = refused(
+        crm,
         HANDLERS,
-        _job("crm.decline_inquiry", "j-8", inquiry_id=inquiry["inquiry_id"], decline_reason="infeasible"),
+        "crm.decline_inquiry",
+        {"inquiry_id": inquiry["inquiry_id"], "decline_reason": "infeasible"},
     )
-    assert infeasible.kind == "failed" and "no-go" in infeasible.message
-    assert _run(
-        uow_factory,
+    assert "no-go" in infeasible
+    assert _done(
+        crm,
         "crm.decline_inquiry",
         "j-9",
         inquiry_id=inquiry["inquiry_id"],
         decline_reason="offer_expired",
     ) == {"intake_outcome": "declined", "decline_reason": "offer_expired"}
-    unknown = run_job(
-        uow_factory,
+    unknown = refused(
+        crm,
         HANDLERS,
-        _job("crm.record_revisit", "j-10", client_id="nobody", revisit_method="phone", revisit_findings="x"),
+        "crm.record_revisit",
+        {"client_id": "nobody", "revisit_method": "phone", "revisit_findings": "x"},
     )
-    assert unknown.kind == "failed" and "NotFound" in unknown.message
-    with uow_factory() as uow:
-        assert uow.session.scalar(select(func.count()).select_from(models.Revisit)) == 0
+    assert "NotFound" in unknown
+    assert _count(crm, orm.Revisit) == 0

@@ -6,8 +6,8 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import text
 
-from consultflow.crm import service
-from consultflow.platform.db import Database, UnitOfWork, alembic_config
+from consultflow.crm import usecases
+from consultflow.platform.db import Database, alembic_config
 
 
 def _upgrade(db: Database, target: str) -> None:
@@ -33,10 +33,10 @@ def test_existing_inquiries_survive_the_upgrade(database_url: str) -> None:
                 {"id": inquiry_id, "name": name},
             )
     _upgrade(db, "heads")
-    with UnitOfWork(db, "crm") as uow:
-        contacts = service.contacts_of(uow, ["c-1"])["c-1"]
+    with db.read() as session:
+        contacts = usecases.contacts_of(session, ["c-1"])["c-1"]
         assert sorted(c.name for c in contacts) == ["Han Meimei", "Li Lei"]
-        inquiries = service.list_inquiries(uow, "", "E-1", 10, 0)
+        inquiries = usecases.list_inquiries(session, None, "E-1", 10, 0)
         by_name = {c.name: c.contact_id for c in contacts}
         linked = {i.inquiry_id: i.contact_id for i, _ in inquiries}
         assert linked == {"i-1": by_name["Li Lei"], "i-2": by_name["Li Lei"], "i-3": by_name["Han Meimei"]}

@@ -1,7 +1,8 @@
-"""CRM use cases: each runs in the unit of work it is given and emits the status events of what it changed.
+"""CRM use cases. Write use cases run in the unit of work they are given and emit the status events of
+what they changed; read use cases take a read-only session.
 
-The caller (a gRPC method or a job handler) owns the unit of work and commits it, so a use case either
-happens entirely, with its events, or not at all.
+The caller (a gRPC method or a job handler) owns the unit of work and commits it, so a write either
+happens entirely, with its events, or not at all. Which changes are allowed is decided in `domain.py`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from consultflow.crm import domain
 from consultflow.crm.domain import (
-    DeclineReason,
+    Decline,
+    Dimension,
     InquiryStatus,
     LeadStatus,
     NewClient,
@@ -31,9 +34,10 @@ from consultflow.crm.domain import (
     NewRevisit,
     NewRevisitPlan,
     NewValueAddedService,
+    OpportunityStatus,
     RevisitPlanStatus,
 )
-from consultflow.crm.models import (
+from consultflow.crm.orm import (
     Client,
     Contact,
     FeasibilityAssessment,
@@ -49,7 +53,7 @@ from consultflow.crm.models import (
     ValueAddedService,
     as_list,
 )
-from consultflow.platform.db import UnitOfWork
+from consultflow.platform.db import UnitOfWork, by_request, one
 from consultflow.platform.errors import AlreadyExists, InvalidArgument, NotFound
 from consultflow.platform.timeutil import now
 
@@ -58,18 +62,14 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def _correlation(engagement_id: str) -> dict[str, str]:
-    return {"engagement_id": engagement_id} if engagement_id else {}
+# --- payloads of status events ---------------------------------------------------------------------
 
 
-# --- views: the payloads of status events ----------------------------------------------------------
-
-
-def client_view(client: Client) -> dict[str, Any]:
+def client_payload(client: Client) -> dict[str, Any]:
     return {"client_id": client.client_id, "client_name": client.name, "client_industry": client.industry}
 
 
-def contact_view(contact: Contact) -> dict[str, Any]:
+def contact_payload(contact: Contact) -> dict[str, Any]:
     return {
         "contact_id": contact.contact_id,
         "client_id": contact.client_id,
@@ -80,7 +80,7 @@ def contact_view(contact: Contact) -> dict[str, Any]:
     }
 
 
-def inquiry_view(inquiry: Inquiry, client: Client) -> dict[str, Any]:
+def inquiry_payload(inquiry: Inquiry, client: Client) -> dict[str, Any]:
     return {
         "inquiry_id": inquiry.inquiry_id,
         "engagement_id": inquiry.engagement_id,
@@ -100,21 +100,21 @@ def inquiry_view(inquiry: Inquiry, client: Client) -> dict[str, Any]:
 # --- clients and contacts --------------------------------------------------------------------------
 
 
-def _client_by_name(uow: UnitOfWork, name: str) -> Client | None:
-    return uow.session.scalars(select(Client).where(func.lower(Client.name) == name.lower())).first()
+def _client_by_name(session: Session, name: str) -> Client | None:
+    return session.scalars(select(Client).where(func.lower(Client.name) == name.lower())).first()
 
 
 def _add_client(uow: UnitOfWork, name: str, industry: str) -> Client:
     client = Client(client_id=_new_id(), name=name, industry=industry, created_at=now())
     uow.session.add(client)
     uow.session.flush()
-    uow.emit("client.created", client.client_id, client_view(client))
+    uow.emit("client.created", client.client_id, client_payload(client))
     return client
 
 
 def create_client(uow: UnitOfWork, command: NewClient) -> Client:
     """Adds a client; a name already taken (ignoring case) is refused with the existing client's id."""
-    existing = _client_by_name(uow, command.name)
+    existing = _client_by_name(uow.session, command.name)
     if existing is not None:
         raise AlreadyExists(f"client {existing.name!r} exists as {existing.client_id}")
     return _add_client(uow, command.name, command.industry)
@@ -122,21 +122,18 @@ def create_client(uow: UnitOfWork, command: NewClient) -> Client:
 
 def find_or_create_client(uow: UnitOfWork, name: str, industry: str) -> Client:
     """Clients are matched by name (case-insensitive; the commands trim it); a new name creates one."""
-    return _client_by_name(uow, name) or _add_client(uow, name, industry)
+    return _client_by_name(uow.session, name) or _add_client(uow, name, industry)
 
 
-def get_client(uow: UnitOfWork, client_id: str) -> Client:
-    client = uow.session.get(Client, client_id) if client_id else None
-    if client is None:
-        raise NotFound("client", client_id)
-    return client
+def get_client(session: Session, client_id: str) -> Client:
+    return one(session, Client, client_id, "client")
 
 
-def contacts_of(uow: UnitOfWork, client_ids: Sequence[str]) -> dict[str, list[Contact]]:
+def contacts_of(session: Session, client_ids: Sequence[str]) -> dict[str, list[Contact]]:
     """Every contact of the given clients, in the order they were added."""
     result: dict[str, list[Contact]] = defaultdict(list)
     if client_ids:
-        rows = uow.session.scalars(
+        rows = session.scalars(
             select(Contact)
             .where(Contact.client_id.in_(client_ids))
             .order_by(Contact.created_at, Contact.contact_id)
@@ -148,53 +145,53 @@ def contacts_of(uow: UnitOfWork, client_ids: Sequence[str]) -> dict[str, list[Co
 
 def add_contact(uow: UnitOfWork, client_id: str, command: NewContact) -> Contact:
     """Adds a person to a client; a second contact with the same name at the same client is refused."""
-    client = get_client(uow, client_id)
-    taken = _contact_by_name(uow, client, command.name)
+    client = get_client(uow.session, client_id)
+    taken = _contact_by_name(uow.session, client, command.name)
     if taken is not None:
         raise AlreadyExists(f"contact {taken.name!r} exists at {client.name!r} as {taken.contact_id}")
-    return _insert_contact(uow, client, command)
+    return _insert_contact(uow, client, command.name, command.email, command.phone, command.role)
 
 
-def _contact_by_name(uow: UnitOfWork, client: Client, name: str) -> Contact | None:
+def _contact_by_name(session: Session, client: Client, name: str) -> Contact | None:
     """Contact names are unique within a client regardless of case, like client names."""
-    return uow.session.scalars(
+    return session.scalars(
         select(Contact).where(Contact.client_id == client.client_id, func.lower(Contact.name) == name.lower())
     ).first()
 
 
-def _insert_contact(uow: UnitOfWork, client: Client, command: NewContact) -> Contact:
+def _insert_contact(
+    uow: UnitOfWork, client: Client, name: str, email: str, phone: str, role: str = ""
+) -> Contact:
     contact = Contact(
         contact_id=_new_id(),
         client_id=client.client_id,
-        name=command.name,
-        email=command.email,
-        phone=command.phone,
-        role=command.role,
+        name=name,
+        email=email,
+        phone=phone,
+        role=role,
         created_at=now(),
     )
     uow.session.add(contact)
     uow.session.flush()
-    uow.emit("contact.added", contact.contact_id, contact_view(contact))
+    uow.emit("contact.added", contact.contact_id, contact_payload(contact))
     return contact
 
 
 def _contact_for_inquiry(uow: UnitOfWork, client: Client, command: NewInquiry) -> Contact:
     """The client's contact of that name, with blank details filled in; a new name adds a contact."""
-    contact = _contact_by_name(uow, client, command.contact_name)
+    contact = _contact_by_name(uow.session, client, command.contact_name)
     if contact is None:
         return _insert_contact(
-            uow,
-            client,
-            NewContact(command.contact_name, command.contact_email, command.contact_phone),
+            uow, client, command.contact_name, command.contact_email, command.contact_phone
         )
     if (not contact.email and command.contact_email) or (not contact.phone and command.contact_phone):
         contact.email = contact.email or command.contact_email
         contact.phone = contact.phone or command.contact_phone
-        uow.emit("contact.updated", contact.contact_id, contact_view(contact))
+        uow.emit("contact.updated", contact.contact_id, contact_payload(contact))
     return contact
 
 
-def search_clients(uow: UnitOfWork, text: str, industry: str, limit: int, offset: int) -> list[Client]:
+def search_clients(session: Session, text: str, industry: str, limit: int, offset: int) -> list[Client]:
     """Clients whose name contains `text` (ignoring case), optionally of one industry, by name."""
     query = select(Client)
     if text.strip():
@@ -203,7 +200,7 @@ def search_clients(uow: UnitOfWork, text: str, industry: str, limit: int, offset
     if industry.strip():
         query = query.where(func.lower(Client.industry) == industry.strip().lower())
     query = query.order_by(Client.name, Client.client_id).offset(offset).limit(limit)
-    return list(uow.session.scalars(query))
+    return list(session.scalars(query))
 
 
 def _escape_like(text: str) -> str:
@@ -219,18 +216,14 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
     The client is matched by name and the contact by name within the client; new ones are added. An
     inquiry from a market-research lead (2.1.1) marks the lead converted.
     """
-    if command.request_id:
-        existing = uow.session.scalars(
-            select(Inquiry).where(Inquiry.request_id == command.request_id)
-        ).first()
-        if existing is not None:
-            return existing, get_client(uow, existing.client_id)
-    lead = None
+    existing = by_request(uow.session, Inquiry, command.request_id)
+    if existing is not None:
+        return existing, get_client(uow.session, existing.client_id)
+    lead: Lead | None = None
+    converted = LeadStatus.NEW
     if command.lead_id:
-        lead = uow.session.get(Lead, command.lead_id)
-        if lead is None:
-            raise NotFound("lead", command.lead_id)
-        domain.check_can_convert(LeadStatus(lead.status))
+        lead = one(uow.session, Lead, command.lead_id, "lead")
+        converted = domain.after_conversion(LeadStatus(lead.status))
     client = find_or_create_client(uow, command.client_name, command.client_industry)
     contact = _contact_for_inquiry(uow, client, command)
     inquiry = Inquiry(
@@ -254,29 +247,24 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
     uow.emit(
         "inquiry.recorded",
         inquiry.inquiry_id,
-        inquiry_view(inquiry, client),
-        _correlation(inquiry.engagement_id),
+        inquiry_payload(inquiry, client),
+        {"engagement_id": inquiry.engagement_id},
     )
     if lead is not None:
-        lead.status = LeadStatus.CONVERTED.value
+        lead.status = converted.value
         lead.inquiry_id = inquiry.inquiry_id
         uow.emit("lead.converted", lead.lead_id, {"lead_id": lead.lead_id, "inquiry_id": inquiry.inquiry_id})
     return inquiry, client
 
 
-def get_inquiry(uow: UnitOfWork, inquiry_id: str) -> tuple[Inquiry, Client]:
-    inquiry = uow.session.get(Inquiry, inquiry_id) if inquiry_id else None
-    if inquiry is None:
-        raise NotFound("inquiry", inquiry_id)
-    return inquiry, get_client(uow, inquiry.client_id)
-
-
-OPEN_STATUSES = (InquiryStatus.OPEN.value, InquiryStatus.IN_ASSESSMENT.value)
+def get_inquiry(session: Session, inquiry_id: str) -> tuple[Inquiry, Client]:
+    inquiry = one(session, Inquiry, inquiry_id, "inquiry")
+    return inquiry, get_client(session, inquiry.client_id)
 
 
 def list_inquiries(
-    uow: UnitOfWork,
-    status: str,
+    session: Session,
+    status: InquiryStatus | None,
     engagement_id: str,
     limit: int,
     offset: int,
@@ -285,35 +273,34 @@ def list_inquiries(
 ) -> list[tuple[Inquiry, Client]]:
     """Newest first. `open_only`: inquiries nobody has decided on yet (open or in assessment)."""
     query = select(Inquiry, Client).join(Client, Client.client_id == Inquiry.client_id)
-    if status:
-        domain.parse_choice(InquiryStatus, status, "status")
-        query = query.where(Inquiry.status == status)
+    if status is not None:
+        query = query.where(Inquiry.status == status.value)
     if open_only:
-        query = query.where(Inquiry.status.in_(OPEN_STATUSES))
+        query = query.where(Inquiry.status.in_([s.value for s in domain.OPEN_INQUIRY_STATUSES]))
     if engagement_id:
         query = query.where(Inquiry.engagement_id == engagement_id)
     if client_id:
         query = query.where(Inquiry.client_id == client_id)
     query = query.order_by(Inquiry.received_at.desc(), Inquiry.inquiry_id).offset(offset).limit(limit)
-    return [(row[0], row[1]) for row in uow.session.execute(query).all()]
+    return [(row[0], row[1]) for row in session.execute(query).all()]
 
 
-def decline_inquiry(uow: UnitOfWork, inquiry_id: str, reason: DeclineReason) -> tuple[Inquiry, Client]:
+def decline_inquiry(uow: UnitOfWork, command: Decline) -> tuple[Inquiry, Client]:
     """Closes an inquiry with the reason it was not taken on (2.2.2 infeasible, offer rejected/expired,
     6.3.1 risk avoided)."""
-    inquiry, client = get_inquiry(uow, inquiry_id)
-    latest = _latest_assessment(uow, inquiry.inquiry_id)
-    domain.check_can_decline(
-        InquiryStatus(inquiry.status), reason, None if latest is None else bool(latest.feasible)
+    inquiry, client = get_inquiry(uow.session, command.inquiry_id)
+    latest = _latest_assessment(uow.session, inquiry.inquiry_id)
+    status = domain.after_decline(
+        InquiryStatus(inquiry.status), command.reason, None if latest is None else bool(latest.feasible)
     )
-    inquiry.status = InquiryStatus.DECLINED.value
-    inquiry.decline_reason = reason.value
+    inquiry.status = status.value
+    inquiry.decline_reason = command.reason.value
     inquiry.closed_at = now()
     uow.emit(
         "inquiry.declined",
         inquiry.inquiry_id,
-        {**inquiry_view(inquiry, client), "decline_reason": reason.value},
-        _correlation(inquiry.engagement_id),
+        {**inquiry_payload(inquiry, client), "decline_reason": command.reason.value},
+        {"engagement_id": inquiry.engagement_id},
     )
     return inquiry, client
 
@@ -333,8 +320,8 @@ class Requirements:
 
 def record_requirements(uow: UnitOfWork, command: NewRequirements) -> Requirements:
     """2.2.1: writes the inquiry's requirements document, or a new version of it."""
-    inquiry, _ = get_inquiry(uow, command.inquiry_id)
-    domain.check_can_record_requirements(InquiryStatus(inquiry.status))
+    inquiry, _ = get_inquiry(uow.session, command.inquiry_id)
+    status = domain.after_requirements(InquiryStatus(inquiry.status))
     document = uow.session.scalars(
         select(RequirementsDocument).where(RequirementsDocument.inquiry_id == inquiry.inquiry_id)
     ).first()
@@ -362,8 +349,7 @@ def record_requirements(uow: UnitOfWork, command: NewRequirements) -> Requiremen
         recorded_at=now(),
     )
     uow.session.add(version)
-    if inquiry.status == InquiryStatus.OPEN.value:
-        inquiry.status = InquiryStatus.IN_ASSESSMENT.value
+    inquiry.status = status.value
     uow.session.flush()
     uow.emit(
         "requirements.recorded",
@@ -375,17 +361,17 @@ def record_requirements(uow: UnitOfWork, command: NewRequirements) -> Requiremen
             "inquiry_status": inquiry.status,
             "communication_mode": version.communication_mode,
         },
-        _correlation(document.engagement_id),
+        {"engagement_id": document.engagement_id},
     )
-    return get_requirements(uow, document.requirements_id)
+    return get_requirements(uow.session, document.requirements_id)
 
 
-def get_requirements(uow: UnitOfWork, requirements_id: str = "", inquiry_id: str = "") -> Requirements:
+def get_requirements(session: Session, requirements_id: str = "", inquiry_id: str = "") -> Requirements:
     """A requirements document with every version, by its id or by its inquiry's."""
     if requirements_id:
-        document = uow.session.get(RequirementsDocument, requirements_id)
+        document = session.get(RequirementsDocument, requirements_id)
     elif inquiry_id:
-        document = uow.session.scalars(
+        document = session.scalars(
             select(RequirementsDocument).where(RequirementsDocument.inquiry_id == inquiry_id)
         ).first()
     else:
@@ -393,7 +379,7 @@ def get_requirements(uow: UnitOfWork, requirements_id: str = "", inquiry_id: str
     if document is None:
         raise NotFound("requirements document", requirements_id or f"of inquiry {inquiry_id}")
     versions = list(
-        uow.session.scalars(
+        session.scalars(
             select(RequirementsVersion)
             .where(RequirementsVersion.requirements_id == document.requirements_id)
             .order_by(RequirementsVersion.version)
@@ -411,8 +397,8 @@ class Assessment:
     verdicts: list[FeasibilityVerdict]
 
 
-def _latest_assessment(uow: UnitOfWork, inquiry_id: str) -> FeasibilityAssessment | None:
-    return uow.session.scalars(
+def _latest_assessment(session: Session, inquiry_id: str) -> FeasibilityAssessment | None:
+    return session.scalars(
         select(FeasibilityAssessment)
         .where(FeasibilityAssessment.inquiry_id == inquiry_id)
         .order_by(FeasibilityAssessment.assessed_at.desc(), FeasibilityAssessment.feasibility_id)
@@ -421,12 +407,12 @@ def _latest_assessment(uow: UnitOfWork, inquiry_id: str) -> FeasibilityAssessmen
 
 def record_feasibility(uow: UnitOfWork, command: NewFeasibility) -> Assessment:
     """2.2.2: records the verdicts and the overall go/no-go; a go accepts the inquiry for intake."""
-    inquiry, _ = get_inquiry(uow, command.inquiry_id)
+    inquiry, _ = get_inquiry(uow.session, command.inquiry_id)
     document = uow.session.scalars(
         select(RequirementsDocument).where(RequirementsDocument.inquiry_id == inquiry.inquiry_id)
     ).first()
-    domain.check_can_assess(InquiryStatus(inquiry.status), document is not None)
-    assert document is not None
+    status = domain.after_assessment(InquiryStatus(inquiry.status), document is not None, command.feasible)
+    assert document is not None  # after_assessment refuses an assessment without requirements
     assessment = FeasibilityAssessment(
         feasibility_id=_new_id(),
         inquiry_id=inquiry.inquiry_id,
@@ -450,7 +436,7 @@ def record_feasibility(uow: UnitOfWork, command: NewFeasibility) -> Assessment:
         for v in command.verdicts
     ]
     uow.session.add_all(verdicts)
-    inquiry.status = (InquiryStatus.ACCEPTED if command.feasible else InquiryStatus.IN_ASSESSMENT).value
+    inquiry.status = status.value
     uow.session.flush()
     uow.emit(
         "feasibility.assessed",
@@ -465,29 +451,27 @@ def record_feasibility(uow: UnitOfWork, command: NewFeasibility) -> Assessment:
                 v.dimension.value: {"feasible": v.feasible, "reason": v.reason} for v in command.verdicts
             },
         },
-        _correlation(inquiry.engagement_id),
+        {"engagement_id": inquiry.engagement_id},
     )
     if command.feasible:
         uow.emit(
             "inquiry.accepted",
             inquiry.inquiry_id,
             {"inquiry_id": inquiry.inquiry_id, "inquiry_status": inquiry.status},
-            _correlation(inquiry.engagement_id),
+            {"engagement_id": inquiry.engagement_id},
         )
     return Assessment(assessment, verdicts)
 
 
-def get_feasibility(uow: UnitOfWork, feasibility_id: str) -> Assessment:
-    assessment = uow.session.get(FeasibilityAssessment, feasibility_id) if feasibility_id else None
-    if assessment is None:
-        raise NotFound("feasibility assessment", feasibility_id)
-    return Assessment(assessment, _verdicts(uow, [feasibility_id])[feasibility_id])
+def get_feasibility(session: Session, feasibility_id: str) -> Assessment:
+    assessment = one(session, FeasibilityAssessment, feasibility_id, "feasibility assessment")
+    return Assessment(assessment, _verdicts(session, [feasibility_id])[feasibility_id])
 
 
-def _verdicts(uow: UnitOfWork, ids: Sequence[str]) -> dict[str, list[FeasibilityVerdict]]:
-    order = {d.value: i for i, d in enumerate(domain.Dimension)}
+def _verdicts(session: Session, ids: Sequence[str]) -> dict[str, list[FeasibilityVerdict]]:
+    order = {d.value: i for i, d in enumerate(Dimension)}
     result: dict[str, list[FeasibilityVerdict]] = defaultdict(list)
-    for verdict in uow.session.scalars(
+    for verdict in session.scalars(
         select(FeasibilityVerdict).where(FeasibilityVerdict.feasibility_id.in_(ids))
     ):
         result[verdict.feasibility_id].append(verdict)
@@ -510,13 +494,13 @@ class IntakeHistory:
     assessments: list[Assessment]
 
 
-def intake_history(uow: UnitOfWork, engagement_id: str) -> IntakeHistory:
+def intake_history(session: Session, engagement_id: str) -> IntakeHistory:
     """Everything crm knows of an engagement's intake: inquiries, requirements versions, assessments."""
     if not engagement_id:
         raise InvalidArgument("engagement_id", "is required")
     inquiries = [
         (row[0], row[1])
-        for row in uow.session.execute(
+        for row in session.execute(
             select(Inquiry, Client)
             .join(Client, Client.client_id == Inquiry.client_id)
             .where(Inquiry.engagement_id == engagement_id)
@@ -525,21 +509,21 @@ def intake_history(uow: UnitOfWork, engagement_id: str) -> IntakeHistory:
     ]
     inquiry_ids = [i.inquiry_id for i, _ in inquiries]
     documents = list(
-        uow.session.scalars(
+        session.scalars(
             select(RequirementsDocument)
             .where(RequirementsDocument.inquiry_id.in_(inquiry_ids))
             .order_by(RequirementsDocument.created_at)
         )
     )
-    requirements = [get_requirements(uow, d.requirements_id) for d in documents]
+    requirements = [get_requirements(session, d.requirements_id) for d in documents]
     assessments = list(
-        uow.session.scalars(
+        session.scalars(
             select(FeasibilityAssessment)
             .where(FeasibilityAssessment.inquiry_id.in_(inquiry_ids))
             .order_by(FeasibilityAssessment.assessed_at, FeasibilityAssessment.feasibility_id)
         )
     )
-    verdicts = _verdicts(uow, [a.feasibility_id for a in assessments])
+    verdicts = _verdicts(session, [a.feasibility_id for a in assessments])
     return IntakeHistory(
         inquiries, requirements, [Assessment(a, verdicts[a.feasibility_id]) for a in assessments]
     )
@@ -568,12 +552,12 @@ def record_market_insight(uow: UnitOfWork, command: NewMarketInsight) -> MarketI
     return insight
 
 
-def list_market_insights(uow: UnitOfWork, industry: str, limit: int, offset: int) -> list[MarketInsight]:
+def list_market_insights(session: Session, industry: str, limit: int, offset: int) -> list[MarketInsight]:
     query = select(MarketInsight)
     if industry.strip():
         query = query.where(func.lower(MarketInsight.industry) == industry.strip().lower())
     query = query.order_by(MarketInsight.recorded_at.desc(), MarketInsight.insight_id)
-    return list(uow.session.scalars(query.offset(offset).limit(limit)))
+    return list(session.scalars(query.offset(offset).limit(limit)))
 
 
 def record_lead(uow: UnitOfWork, command: NewLead) -> Lead:
@@ -596,12 +580,12 @@ def record_lead(uow: UnitOfWork, command: NewLead) -> Lead:
     return lead
 
 
-def list_leads(uow: UnitOfWork, status: str, limit: int, offset: int) -> list[Lead]:
+def list_leads(session: Session, status: LeadStatus | None, limit: int, offset: int) -> list[Lead]:
     query = select(Lead)
-    if status:
-        query = query.where(Lead.status == domain.parse_choice(LeadStatus, status, "status").value)
+    if status is not None:
+        query = query.where(Lead.status == status.value)
     query = query.order_by(Lead.recorded_at.desc(), Lead.lead_id)
-    return list(uow.session.scalars(query.offset(offset).limit(limit)))
+    return list(session.scalars(query.offset(offset).limit(limit)))
 
 
 # --- relationship maintenance (5.3) ----------------------------------------------------------------
@@ -609,7 +593,7 @@ def list_leads(uow: UnitOfWork, status: str, limit: int, offset: int) -> list[Le
 
 def plan_revisit(uow: UnitOfWork, command: NewRevisitPlan) -> RevisitPlan:
     """5.3.1: schedules a revisit of a client."""
-    client = get_client(uow, command.client_id)
+    client = get_client(uow.session, command.client_id)
     plan = RevisitPlan(
         plan_id=_new_id(),
         client_id=client.client_id,
@@ -626,7 +610,7 @@ def plan_revisit(uow: UnitOfWork, command: NewRevisitPlan) -> RevisitPlan:
         "revisit.planned",
         plan.plan_id,
         {"plan_id": plan.plan_id, "client_id": client.client_id, "due_date": plan.due_date},
-        _correlation(plan.engagement_id),
+        {"engagement_id": plan.engagement_id},
     )
     return plan
 
@@ -634,13 +618,12 @@ def plan_revisit(uow: UnitOfWork, command: NewRevisitPlan) -> RevisitPlan:
 def record_revisit(uow: UnitOfWork, command: NewRevisit) -> tuple[Revisit, RevisitPlan | None]:
     """5.3.1: records a revisit made. It fulfils the plan named, else the client's earliest planned
     revisit that is due (of the same engagement when one is given)."""
-    client = get_client(uow, command.client_id)
+    client = get_client(uow.session, command.client_id)
     plan: RevisitPlan | None
     if command.plan_id:
-        plan = uow.session.get(RevisitPlan, command.plan_id)
-        if plan is None or plan.client_id != client.client_id:
+        plan = one(uow.session, RevisitPlan, command.plan_id, "revisit plan")
+        if plan.client_id != client.client_id:
             raise NotFound("revisit plan", command.plan_id)
-        domain.check_plan_open(RevisitPlanStatus(plan.status))
     else:
         query = select(RevisitPlan).where(
             RevisitPlan.client_id == client.client_id,
@@ -661,7 +644,7 @@ def record_revisit(uow: UnitOfWork, command: NewRevisit) -> tuple[Revisit, Revis
     )
     uow.session.add(revisit)
     if plan is not None:
-        plan.status = RevisitPlanStatus.DONE.value
+        plan.status = domain.after_revisit(RevisitPlanStatus(plan.status)).value  # a plan made once
         plan.revisit_id = revisit.revisit_id
     uow.session.flush()
     uow.emit(
@@ -674,16 +657,16 @@ def record_revisit(uow: UnitOfWork, command: NewRevisit) -> tuple[Revisit, Revis
             "new_needs": revisit.new_needs,
             "plan_id": plan.plan_id if plan is not None else "",
         },
-        _correlation(revisit.engagement_id),
+        {"engagement_id": revisit.engagement_id},
     )
     return revisit, plan
 
 
 def list_due_revisits(
-    uow: UnitOfWork, as_of: date, limit: int, offset: int
+    session: Session, as_of: date, limit: int, offset: int
 ) -> list[tuple[RevisitPlan, Client]]:
     """Planned revisits due on or before `as_of`, oldest first."""
-    rows = uow.session.execute(
+    rows = session.execute(
         select(RevisitPlan, Client)
         .join(Client, Client.client_id == RevisitPlan.client_id)
         .where(RevisitPlan.status == RevisitPlanStatus.PLANNED.value, RevisitPlan.due_date <= as_of)
@@ -696,8 +679,8 @@ def list_due_revisits(
 
 def record_value_added_service(uow: UnitOfWork, command: NewValueAddedService) -> ValueAddedService:
     """5.3.2: records a value-added service delivered to a client."""
-    client = get_client(uow, command.client_id)
-    service = ValueAddedService(
+    client = get_client(uow.session, command.client_id)
+    item = ValueAddedService(
         service_id=_new_id(),
         client_id=client.client_id,
         engagement_id=command.engagement_id,
@@ -705,20 +688,20 @@ def record_value_added_service(uow: UnitOfWork, command: NewValueAddedService) -
         description=command.description,
         delivered_at=now(),
     )
-    uow.session.add(service)
+    uow.session.add(item)
     uow.session.flush()
     uow.emit(
         "value_added_service.recorded",
-        service.service_id,
-        {"value_added_service_id": service.service_id, "client_id": client.client_id, "kind": service.kind},
-        _correlation(service.engagement_id),
+        item.service_id,
+        {"value_added_service_id": item.service_id, "client_id": client.client_id, "kind": item.kind},
+        {"engagement_id": item.engagement_id},
     )
-    return service
+    return item
 
 
 def record_opportunity(uow: UnitOfWork, command: NewOpportunity) -> Opportunity:
     """5.3.3: records a follow-on project or a referral."""
-    client = get_client(uow, command.client_id)
+    client = get_client(uow.session, command.client_id)
     opportunity = Opportunity(
         opportunity_id=_new_id(),
         client_id=client.client_id,
@@ -726,7 +709,7 @@ def record_opportunity(uow: UnitOfWork, command: NewOpportunity) -> Opportunity:
         kind=command.kind.value,
         description=command.description,
         referred_company=command.referred_company,
-        status="open",
+        status=OpportunityStatus.OPEN.value,
         recorded_at=now(),
     )
     uow.session.add(opportunity)
@@ -740,7 +723,7 @@ def record_opportunity(uow: UnitOfWork, command: NewOpportunity) -> Opportunity:
             "opportunity_kind": opportunity.kind,
             "referred_company": opportunity.referred_company,
         },
-        _correlation(opportunity.engagement_id),
+        {"engagement_id": opportunity.engagement_id},
     )
     return opportunity
 
@@ -754,32 +737,32 @@ class Relationship:
     opportunities: list[Opportunity]
 
 
-def relationship(uow: UnitOfWork, client_id: str) -> Relationship:
+def relationship(session: Session, client_id: str) -> Relationship:
     """5.3: a client's revisit plans, revisits, value-added services and opportunities, oldest first."""
-    client = get_client(uow, client_id)
+    client = get_client(session, client_id)
     return Relationship(
         client,
         list(
-            uow.session.scalars(
+            session.scalars(
                 select(RevisitPlan)
                 .where(RevisitPlan.client_id == client_id)
                 .order_by(RevisitPlan.due_date, RevisitPlan.plan_id)
             )
         ),
         list(
-            uow.session.scalars(
+            session.scalars(
                 select(Revisit).where(Revisit.client_id == client_id).order_by(Revisit.revisited_at)
             )
         ),
         list(
-            uow.session.scalars(
+            session.scalars(
                 select(ValueAddedService)
                 .where(ValueAddedService.client_id == client_id)
                 .order_by(ValueAddedService.delivered_at)
             )
         ),
         list(
-            uow.session.scalars(
+            session.scalars(
                 select(Opportunity)
                 .where(Opportunity.client_id == client_id)
                 .order_by(Opportunity.recorded_at)
