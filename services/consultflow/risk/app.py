@@ -5,9 +5,9 @@ from __future__ import annotations
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
+from consultflow.risk.adapters import RiskTables
 from consultflow.risk.jobs import handlers
 from consultflow.risk.servicer import RiskServicer
-from consultflow.risk.tables import RiskTables
 
 SERVICE_NAME = "consultflow.api.risk.v1.RiskService"
 

@@ -105,7 +105,7 @@ class MatrixCell:
 
 
 class Tables(Protocol):
-    """The decision tables the rules read (implemented over bpmn/*.dmn by `risk.tables`)."""
+    """The decision tables the rules read (implemented over bpmn/*.dmn by `risk.adapters`)."""
 
     def likelihoods(self) -> list[str]: ...
 

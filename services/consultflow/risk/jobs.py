@@ -13,7 +13,7 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import number, optional_choice, renamed_fields
 from consultflow.platform.jobs import Job, JobHandler
 from consultflow.platform.timeutil import now
-from consultflow.risk import service
+from consultflow.risk import usecases
 from consultflow.risk.domain import (
     Assessment,
     Level,
@@ -34,7 +34,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
 
     def open_register(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """Ch. 6: opens the engagement's register when its risk management starts."""
-        register = service.open_register(uow, engagement_of(job), job.text("client_name", ""))
+        register = usecases.open_register(uow, engagement_of(job), job.text("client_name", ""))
         return {"register_id": register.register_id}
 
     def register_risk(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -56,7 +56,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
                 owner=job.text("risk_owner", ""),
                 request_id=f"job:{job.key}",
             )
-        risk = service.register_risk(uow, command)
+        risk = usecases.register_risk(uow, command)
         return {"risk_id": risk.risk_id}
 
     def assess_risk(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -69,7 +69,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
                 category=job.text("risk_category", ""),
                 identification_method=job.text("identification_method", ""),
             )
-            risk, _warning = service.assess_risk(uow, tables, command)
+            risk, _warning = usecases.assess_risk(uow, tables, command)
         return {
             "risk_level": risk.level,
             "risk_priority": risk.priority,
@@ -87,13 +87,13 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
                 due_date=job.text("measure_due", ""),
                 decided_by=str(job.parameters.get("decided_by") or ""),
             )
-        plan = service.plan_response(uow, choice)
+        plan = usecases.plan_response(uow, choice)
         return {"response_id": plan.response_id}
 
     def review_register(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """6.4.1: what the periodic review starts from."""
-        register = service.get_register(uow.session, engagement_of(job))
-        counts = service.register_counts(uow.session, register.engagement_id, now().date())
+        register = usecases.get_register(uow.session, engagement_of(job))
+        counts = usecases.register_counts(uow.session, register.engagement_id, now().date())
         return {"open_risks": counts.open_risks, "overdue_measures": counts.overdue_measures}
 
     def record_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -107,7 +107,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
             reviewed_by=str(job.parameters.get("reviewed_by") or ""),
             notes=str(job.parameters.get("review_notes") or ""),
         )
-        review, _new_risk = service.record_review(uow, findings, now().date())
+        review, _new_risk = usecases.record_review(uow, findings, now().date())
         return {"review_id": review.review_id}
 
     def raise_warning(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -121,12 +121,12 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
             risk_id=str(job.parameters.get("risk_id") or ""),
             request_id=f"job:{job.key}",
         )
-        warning = service.raise_warning(uow, tables, reading)
+        warning = usecases.raise_warning(uow, tables, reading)
         return {"warning_id": warning.warning_id, "warning_level": warning.level}
 
     def escalate_warning(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """6.4.2: nobody acknowledged in time; `escalated_at` is null when it was acknowledged meanwhile."""
-        warning, escalated = service.escalate_warning(uow, job.text("warning_id"))
+        warning, escalated = usecases.escalate_warning(uow, job.text("warning_id"))
         return {
             "escalated_at": warning.escalated_at if escalated else None,
             "warning_status": warning.status,
@@ -135,7 +135,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
     def acknowledge_warning(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """6.4.2: publishes `warning.acknowledged` (→ `risk.warning_acknowledged`, key warning_id)."""
         with renamed_fields(action="warning_action"):
-            warning = service.acknowledge_warning(
+            warning = usecases.acknowledge_warning(
                 uow,
                 job.text("warning_id"),
                 job.text("warning_action"),
@@ -145,7 +145,7 @@ def handlers(tables: Tables) -> dict[str, JobHandler]:
 
     def close_register(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """Ch. 6: the engagement ended; its register closes."""
-        register = service.close_register(uow, engagement_of(job))
+        register = usecases.close_register(uow, engagement_of(job))
         return {"register_closed_at": register.closed_at}
 
     return {

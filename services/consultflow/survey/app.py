@@ -8,7 +8,7 @@ from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
 from consultflow.platform.timeutil import now
-from consultflow.survey import service
+from consultflow.survey import usecases
 from consultflow.survey.jobs import HANDLERS
 from consultflow.survey.servicer import SurveyServicer
 
@@ -21,7 +21,7 @@ OVERDUE_SCAN_SECONDS = 600.0
 def build(context: Context) -> Parts:
     def scan_overdue() -> None:
         with context.uow() as uow:
-            service.publish_overdue_measures(uow, now().date())
+            usecases.publish_overdue_measures(uow, now().date())
             uow.commit()
 
     async def publish_overdue_measures() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import renamed_fields, required_text, yes_no
 from consultflow.platform.jobs import Job, JobHandler
-from consultflow.survey import service
+from consultflow.survey import usecases
 from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
 
 
@@ -35,25 +35,25 @@ def create_plan(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             ),
             request_id=f"job:{job.key}",
         )
-    survey = service.create_plan(uow, plan)
+    survey = usecases.create_plan(uow, plan)
     return {"survey_id": survey.survey_id}
 
 
 def send_questionnaire(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.1.2: sends the questionnaire (or arranges the interview)."""
-    survey = service.send_questionnaire(uow, _required(job, "survey_id"))
+    survey = usecases.send_questionnaire(uow, _required(job, "survey_id"))
     return {"questionnaire_sent_at": survey.questionnaire_sent_at}
 
 
 def send_reminder(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.1.2: reminds the respondents; `reminded_at` is null when a response had arrived meanwhile."""
-    return {"reminded_at": service.send_reminder(uow, _required(job, "survey_id"))}
+    return {"reminded_at": usecases.send_reminder(uow, _required(job, "survey_id"))}
 
 
 def analyse_responses(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
-    analysis = service.analyse_survey(uow, _required(job, "survey_id"))
-    figures = service.analysis_figures(analysis)
+    analysis = usecases.analyse_survey(uow, _required(job, "survey_id"))
+    figures = usecases.analysis_figures(analysis)
     return {
         key: figures[key]
         for key in ("satisfaction_score", "lowest_rating", "csat", "nps", "dissatisfaction_reasons")
@@ -72,7 +72,7 @@ def record_problem(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             severity=job.text("problem_severity"),
             request_id=f"job:{job.key}",
         )
-    return {"problem_id": service.record_problem(uow, command).problem_id}
+    return {"problem_id": usecases.record_problem(uow, command).problem_id}
 
 
 def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
@@ -87,14 +87,14 @@ def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             target=job.text("measure_target"),
             request_id=f"job:{job.key}",
         )
-    return {"measure_id": service.define_measure(uow, command).measure_id}
+    return {"measure_id": usecases.define_measure(uow, command).measure_id}
 
 
 def report_progress(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """5.2.3: progress reported to the client; solved closes the problem."""
     problem_id, solved = _required(job, "problem_id"), job.flag("problem_solved")
     with renamed_fields(report="progress_report"):
-        problem = service.report_progress(uow, problem_id, job.text("progress_report"), solved)
+        problem = usecases.report_progress(uow, problem_id, job.text("progress_report"), solved)
     return {"problem_solved": problem.status == ProblemStatus.SOLVED.value}
 
 

@@ -16,7 +16,7 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import optional_text
 from consultflow.platform.paging import next_token, page_offset, page_size
 from consultflow.platform.timeutil import now, timestamp
-from consultflow.survey import service
+from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
     Answers,
@@ -27,7 +27,7 @@ from consultflow.survey.domain import (
     Trend,
     measure_overdue,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
+from consultflow.survey.orm import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 
 def survey_message(survey: Survey, responses: int) -> pb.Survey:
@@ -39,7 +39,7 @@ def survey_message(survey: Survey, responses: int) -> pb.Survey:
         respondents=json.loads(survey.respondents),
         survey_date=survey.survey_date.isoformat(),
         content=survey.content,
-        questions=[pb.Question(**q) for q in service.questions_of(survey)],
+        questions=[pb.Question(**q) for q in usecases.questions_of(survey)],
         status=survey.status,
         response_count=responses,
         reminders=survey.reminders,
@@ -55,7 +55,7 @@ def response_message(response: Response, survey: Survey) -> pb.SurveyResponse:
         survey_id=survey.survey_id,
         engagement_id=survey.engagement_id,
         respondent=response.respondent,
-        ratings=pb.Ratings(**service.ratings_of(response)),
+        ratings=pb.Ratings(**usecases.ratings_of(response)),
         comments=pb.Comments(**json.loads(response.comments)),
         recommendation=response.recommendation,
         submitted_at=timestamp(response.submitted_at),
@@ -150,7 +150,7 @@ def problem_message(problem: Problem, measures: list[Measure], reports: list[Pro
 def problem_messages(session: Session, problems: Sequence[Problem]) -> list[pb.Problem]:
     """Problems with their measures and progress reports, read in two queries however many there are."""
     ids = [p.problem_id for p in problems]
-    measures, reports = service.measures_of(session, ids), service.reports_of(session, ids)
+    measures, reports = usecases.measures_of(session, ids), usecases.reports_of(session, ids)
     return [problem_message(p, measures[p.problem_id], reports[p.problem_id]) for p in problems]
 
 
@@ -182,23 +182,23 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            survey = service.create_plan(uow, plan)
-            message = survey_message(survey, service.response_count(uow.session, survey.survey_id))
+            survey = usecases.create_plan(uow, plan)
+            message = survey_message(survey, usecases.response_count(uow.session, survey.survey_id))
             uow.commit()
             return message
 
     def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            survey = service.get_survey(session, request.survey_id)
-            return survey_message(survey, service.response_count(session, survey.survey_id))
+            survey = usecases.get_survey(session, request.survey_id)
+            return survey_message(survey, usecases.response_count(session, survey.survey_id))
 
     def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._read() as session:
-            surveys = service.list_surveys(
+            surveys = usecases.list_surveys(
                 session, request.engagement_id, request.client_id, size + 1, offset
             )
-            counts = service.response_counts(session, [s.survey_id for s in surveys[:size]])
+            counts = usecases.response_counts(session, [s.survey_id for s in surveys[:size]])
             return pb.ListSurveysResponse(
                 surveys=[survey_message(s, counts[s.survey_id]) for s in surveys[:size]],
                 next_page_token=next_token(offset, size, len(surveys)),
@@ -208,7 +208,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         answers = answers_from(request)
         respondent = optional_text("respondent", request.respondent, 200)
         with self._uow() as uow:
-            response, survey = service.submit_response(
+            response, survey = usecases.submit_response(
                 uow, request.survey_id, respondent, answers, request.request_id
             )
             uow.commit()
@@ -216,25 +216,25 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
 
     def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            survey = service.get_survey(session, request.survey_id)
-            responses = service.list_responses(session, survey.survey_id)
+            survey = usecases.get_survey(session, request.survey_id)
+            responses = usecases.list_responses(session, survey.survey_id)
             return pb.ListResponsesResponse(responses=[response_message(r, survey) for r in responses])
 
     def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            analysis = service.analyse_survey(uow, request.survey_id)
-            message = analysis_message(analysis, service.get_survey(uow.session, analysis.survey_id))
+            analysis = usecases.analyse_survey(uow, request.survey_id)
+            message = analysis_message(analysis, usecases.get_survey(uow.session, analysis.survey_id))
             uow.commit()
             return message
 
     def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            analysis = service.get_analysis(session, request.survey_id)
-            return analysis_message(analysis, service.get_survey(session, analysis.survey_id))
+            analysis = usecases.get_analysis(session, request.survey_id)
+            return analysis_message(analysis, usecases.get_survey(session, analysis.survey_id))
 
     def GetClientTrend(self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            return trend_message(request.client_id, service.client_trend(session, request.client_id))
+            return trend_message(request.client_id, usecases.client_trend(session, request.client_id))
 
     def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> Any:
         command = NewProblem.parse(
@@ -245,19 +245,19 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            problem = service.record_problem(uow, command)
+            problem = usecases.record_problem(uow, command)
             message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
     def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
         with self._read() as session:
-            return problem_messages(session, [service.get_problem(session, request.problem_id)])[0]
+            return problem_messages(session, [usecases.get_problem(session, request.problem_id)])[0]
 
     def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._read() as session:
-            problems = service.list_problems(
+            problems = usecases.list_problems(
                 session, request.engagement_id, request.survey_id, request.status, size + 1, offset
             )
             return pb.ListProblemsResponse(
@@ -276,19 +276,19 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            measure = service.define_measure(uow, command)
+            measure = usecases.define_measure(uow, command)
             uow.commit()
             return measure_message(measure)
 
     def CompleteMeasure(self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            measure = service.complete_measure(uow, request.measure_id)
+            measure = usecases.complete_measure(uow, request.measure_id)
             uow.commit()
             return measure_message(measure)
 
     def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            problem = service.report_progress(uow, request.problem_id, request.report, request.solved)
+            problem = usecases.report_progress(uow, request.problem_id, request.report, request.solved)
             message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
@@ -298,7 +298,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
     ) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._read() as session:
-            measures = service.overdue_measures(
+            measures = usecases.overdue_measures(
                 session, request.engagement_id, now().date(), size + 1, offset
             )
             return pb.ListOverdueMeasuresResponse(

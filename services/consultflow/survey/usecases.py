@@ -40,7 +40,7 @@ from consultflow.survey.domain import (
     questionnaire,
     trend,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
+from consultflow.survey.orm import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 T = TypeVar("T")
 

@@ -19,10 +19,10 @@ from consultflow.platform.db import Database
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.settings import repository_root
 from consultflow.platform.tables import processed_jobs
+from consultflow.risk.adapters import RiskTables
 from consultflow.risk.app import build
 from consultflow.risk.jobs import handlers
-from consultflow.risk.models import EarlyWarning, Risk
-from consultflow.risk.tables import RiskTables
+from consultflow.risk.orm import EarlyWarning, Risk
 from tests.integration.helpers import (
     assert_rpc_error,
     completed,

@@ -18,7 +18,7 @@ from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.db import Database
 from consultflow.survey import app
 from consultflow.survey.jobs import HANDLERS
-from consultflow.survey.models import Problem, Survey
+from consultflow.survey.orm import Problem, Survey
 from tests.integration.helpers import (
     assert_rpc_error,
     completed,

@@ -10,6 +10,7 @@ import pytest
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.settings import repository_root
+from consultflow.risk.adapters import RiskTables
 from consultflow.risk.domain import (
     Level,
     NewRisk,
@@ -26,7 +27,6 @@ from consultflow.risk.domain import (
     reading_level,
     warning_for_new_priority,
 )
-from consultflow.risk.tables import RiskTables
 
 BPMN = repository_root() / "bpmn"
 TABLES = RiskTables(BPMN)

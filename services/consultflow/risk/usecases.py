@@ -44,7 +44,7 @@ from consultflow.risk.domain import (
     reading_level,
     warning_for_new_priority,
 )
-from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
+from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 REVIEW_SOURCE = "periodic review (6.4.1)"
 
