@@ -66,6 +66,8 @@ _QUESTION_TEXT = {
 
 
 class SurveyStatus(StrEnum):
+    """5.1: planned → sent (5.1.2) → responded (a first response) → analysed (5.1.3)."""
+
     PLANNED = "planned"
     SENT = "sent"
     RESPONDED = "responded"
@@ -92,9 +94,18 @@ class Severity(StrEnum):
 
 
 class ProblemStatus(StrEnum):
+    """5.2: open → rectifying (a measure is defined, 5.2.2) → solved (reported so, 5.2.3)."""
+
     OPEN = "open"
     RECTIFYING = "rectifying"
     SOLVED = "solved"
+
+
+class MeasureStatus(StrEnum):
+    """5.2.2-5.2.3: a measure is open until it is carried out (or its problem is solved)."""
+
+    OPEN = "open"
+    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -396,3 +407,43 @@ class NewMeasure:
 def measure_overdue(deadline: date, done: bool, today: date) -> bool:
     """5.2.2: an open measure past its deadline."""
     return not done and deadline < today
+
+
+# --- the rules of the survey's and the problem's life (5.1.2-5.2.3) -------------------------------------
+
+
+def check_questionnaire_sent(survey_id: str, sent: bool) -> None:
+    """5.1.2: reminders and responses follow the questionnaire."""
+    if not sent:
+        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
+
+
+def check_recommendation_asked(answers: Answers, asked: bool) -> None:
+    """5.1.2: a recommendation answers the optional question only where the questionnaire asks it."""
+    if answers.recommendation is not None and not asked:
+        raise InvalidArgument(RECOMMENDATION, "this survey's questionnaire does not ask it")
+
+
+def status_after_response(status: SurveyStatus) -> SurveyStatus:
+    """5.1.2: the first response moves a sent survey on; later ones (or one after the analysis) do not."""
+    return SurveyStatus.RESPONDED if status is SurveyStatus.SENT else status
+
+
+def check_problem_unsolved(status: ProblemStatus, problem_id: str) -> None:
+    """5.2.2-5.2.3: a solved problem takes no more measures or progress reports."""
+    if status is ProblemStatus.SOLVED:
+        raise FailedPrecondition(f"problem {problem_id!r} is solved already")
+
+
+def check_can_solve(problem_id: str, solved: bool, measures: int) -> None:
+    """5.2.3 after 5.2.2: a problem cannot be solved before any measure was defined for it."""
+    if solved and not measures:
+        raise FailedPrecondition(
+            f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"
+        )
+
+
+def check_measure_open(status: MeasureStatus, measure_id: str) -> None:
+    """5.2.3: a measure is carried out once."""
+    if status is MeasureStatus.DONE:
+        raise FailedPrecondition(f"measure {measure_id!r} is done already")

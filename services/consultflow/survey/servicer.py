@@ -14,13 +14,14 @@ from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import optional_text
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
     Answers,
     Dimension,
+    MeasureStatus,
     NewMeasure,
     NewProblem,
     SurveyPlan,
@@ -120,7 +121,7 @@ def measure_message(measure: Measure) -> pb.Measure:
         deadline=measure.deadline.isoformat(),
         target=measure.target,
         status=measure.status,
-        overdue=measure_overdue(measure.deadline, measure.status == "done", now().date()),
+        overdue=measure_overdue(measure.deadline, measure.status == MeasureStatus.DONE.value, now().date()),
         defined_at=timestamp(measure.defined_at),
         completed_at=timestamp(measure.completed_at),
     )
@@ -170,7 +171,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         self._uow = uow
         self._read = read
 
-    def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> Any:
+    def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> pb.Survey:
         plan = SurveyPlan.parse(
             engagement_id=request.engagement_id,
             client_id=request.client_id,
@@ -187,24 +188,29 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             uow.commit()
             return message
 
-    def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> Any:
+    def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> pb.Survey:
         with self._read() as session:
             survey = usecases.get_survey(session, request.survey_id)
             return survey_message(survey, usecases.response_count(session, survey.survey_id))
 
-    def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListSurveys(
+        self, request: pb.ListSurveysRequest, context: grpc.ServicerContext
+    ) -> pb.ListSurveysResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             surveys = usecases.list_surveys(
-                session, request.engagement_id, request.client_id, size + 1, offset
+                session, request.engagement_id, request.client_id, page.fetch, page.offset
             )
-            counts = usecases.response_counts(session, [s.survey_id for s in surveys[:size]])
+            shown = page.rows(surveys)
+            counts = usecases.response_counts(session, [s.survey_id for s in shown])
             return pb.ListSurveysResponse(
-                surveys=[survey_message(s, counts[s.survey_id]) for s in surveys[:size]],
-                next_page_token=next_token(offset, size, len(surveys)),
+                surveys=[survey_message(s, counts[s.survey_id]) for s in shown],
+                next_page_token=page.next_token(surveys),
             )
 
-    def SubmitResponse(self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext) -> Any:
+    def SubmitResponse(
+        self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext
+    ) -> pb.SurveyResponse:
         answers = answers_from(request)
         respondent = optional_text("respondent", request.respondent, 200)
         with self._uow() as uow:
@@ -214,29 +220,33 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             uow.commit()
             return response_message(response, survey)
 
-    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
+    def ListResponses(
+        self, request: pb.ListResponsesRequest, context: grpc.ServicerContext
+    ) -> pb.ListResponsesResponse:
         with self._read() as session:
             survey = usecases.get_survey(session, request.survey_id)
             responses = usecases.list_responses(session, survey.survey_id)
             return pb.ListResponsesResponse(responses=[response_message(r, survey) for r in responses])
 
-    def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> Any:
+    def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> pb.Analysis:
         with self._uow() as uow:
             analysis = usecases.analyse_survey(uow, request.survey_id)
             message = analysis_message(analysis, usecases.get_survey(uow.session, analysis.survey_id))
             uow.commit()
             return message
 
-    def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> Any:
+    def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> pb.Analysis:
         with self._read() as session:
             analysis = usecases.get_analysis(session, request.survey_id)
             return analysis_message(analysis, usecases.get_survey(session, analysis.survey_id))
 
-    def GetClientTrend(self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext) -> Any:
+    def GetClientTrend(
+        self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext
+    ) -> pb.ClientTrend:
         with self._read() as session:
             return trend_message(request.client_id, usecases.client_trend(session, request.client_id))
 
-    def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> Any:
+    def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> pb.Problem:
         command = NewProblem.parse(
             survey_id=request.survey_id,
             description=request.description,
@@ -250,22 +260,24 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             uow.commit()
             return message
 
-    def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
+    def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> pb.Problem:
         with self._read() as session:
             return problem_messages(session, [usecases.get_problem(session, request.problem_id)])[0]
 
-    def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListProblems(
+        self, request: pb.ListProblemsRequest, context: grpc.ServicerContext
+    ) -> pb.ListProblemsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             problems = usecases.list_problems(
-                session, request.engagement_id, request.survey_id, request.status, size + 1, offset
+                session, request.engagement_id, request.survey_id, request.status, page.fetch, page.offset
             )
             return pb.ListProblemsResponse(
-                problems=problem_messages(session, problems[:size]),
-                next_page_token=next_token(offset, size, len(problems)),
+                problems=problem_messages(session, page.rows(problems)),
+                next_page_token=page.next_token(problems),
             )
 
-    def DefineMeasure(self, request: pb.DefineMeasureRequest, context: grpc.ServicerContext) -> Any:
+    def DefineMeasure(self, request: pb.DefineMeasureRequest, context: grpc.ServicerContext) -> pb.Measure:
         command = NewMeasure.parse(
             problem_id=request.problem_id,
             measure=request.measure,
@@ -280,13 +292,15 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             uow.commit()
             return measure_message(measure)
 
-    def CompleteMeasure(self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext) -> Any:
+    def CompleteMeasure(
+        self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext
+    ) -> pb.Measure:
         with self._uow() as uow:
             measure = usecases.complete_measure(uow, request.measure_id)
             uow.commit()
             return measure_message(measure)
 
-    def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
+    def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> pb.Problem:
         with self._uow() as uow:
             problem = usecases.report_progress(uow, request.problem_id, request.report, request.solved)
             message = problem_messages(uow.session, [problem])[0]
@@ -295,13 +309,13 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
 
     def ListOverdueMeasures(
         self, request: pb.ListOverdueMeasuresRequest, context: grpc.ServicerContext
-    ) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    ) -> pb.ListOverdueMeasuresResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             measures = usecases.overdue_measures(
-                session, request.engagement_id, now().date(), size + 1, offset
+                session, request.engagement_id, now().date(), page.fetch, page.offset
             )
             return pb.ListOverdueMeasuresResponse(
-                measures=[measure_message(m) for m in measures[:size]],
-                next_page_token=next_token(offset, size, len(measures)),
+                measures=[measure_message(m) for m in page.rows(measures)],
+                next_page_token=page.next_token(measures),
             )

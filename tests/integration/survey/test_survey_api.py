@@ -17,7 +17,7 @@ from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.db import Database
 from consultflow.survey import app
-from consultflow.survey.jobs import HANDLERS
+from consultflow.survey.jobs import operations
 from consultflow.survey.orm import Problem, Survey
 from tests.integration.helpers import (
     assert_rpc_error,
@@ -32,6 +32,7 @@ from tests.support.components import ComponentThread, running
 
 TWO_DAYS_AGO = (date.today() - timedelta(days=2)).isoformat()
 NEXT_MONTH = (date.today() + timedelta(days=30)).isoformat()
+HANDLERS = operations.bind(None)
 
 
 @pytest.fixture
