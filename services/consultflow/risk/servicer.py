@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
 
 import grpc
 from sqlalchemy.orm import Session
@@ -12,19 +11,11 @@ from sqlalchemy.orm import Session
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import number, optional_choice
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 from consultflow.risk import usecases
-from consultflow.risk.domain import (
-    Assessment,
-    Level,
-    NewRisk,
-    Reading,
-    ResponseChoice,
-    ReviewFindings,
-    Tables,
-)
+from consultflow.risk.adapters import Dependencies
+from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
 from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 
@@ -160,13 +151,13 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         self,
         uow: Callable[[], UnitOfWork],
         read: Callable[[], AbstractContextManager[Session]],
-        tables: Tables,
+        deps: Dependencies,
     ) -> None:
         self._uow = uow
         self._read = read
-        self._tables = tables
+        self._deps = deps
 
-    def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> Any:
+    def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         command = NewRisk.parse(
             engagement_id=request.engagement_id,
             description=request.description,
@@ -182,12 +173,12 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             uow.commit()
             return risk_message(risk)
 
-    def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> Any:
+    def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._read() as session:
             return risk_message(usecases.get_risk(session, request.risk_id))
 
-    def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> pb.ListRisksResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             risks = usecases.list_risks(
                 session,
@@ -195,15 +186,16 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
                 request.status,
                 request.category,
                 request.stage,
-                size + 1,
-                offset,
+                page.fetch,
+                page.offset,
             )
             return pb.ListRisksResponse(
-                risks=[risk_message(r) for r in risks[:size]],
-                next_page_token=next_token(offset, size, len(risks)),
+                risks=[risk_message(r) for r in page.rows(risks)], next_page_token=page.next_token(risks)
             )
 
-    def AssessRisk(self, request: pb.AssessRiskRequest, context: grpc.ServicerContext) -> Any:
+    def AssessRisk(
+        self, request: pb.AssessRiskRequest, context: grpc.ServicerContext
+    ) -> pb.AssessRiskResponse:
         command = Assessment.parse(
             risk_id=request.risk_id,
             likelihood=request.likelihood,
@@ -212,18 +204,20 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             identification_method=request.identification_method,
         )
         with self._uow() as uow:
-            risk, warning = usecases.assess_risk(uow, self._tables, command)
+            risk, warning = usecases.assess_risk(uow, self._deps.tables, command)
             uow.commit()
             return pb.AssessRiskResponse(
                 risk=risk_message(risk), warning=warning_message(warning) if warning else None
             )
 
-    def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> Any:
+    def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> pb.RiskMatrix:
         with self._read() as session:
-            view = usecases.risk_matrix(session, self._tables, request.engagement_id, request.include_closed)
+            view = usecases.risk_matrix(
+                session, self._deps.tables, request.engagement_id, request.include_closed
+            )
             return matrix_message(view)
 
-    def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> Any:
+    def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> pb.ResponsePlan:
         choice = ResponseChoice.parse(
             risk_id=request.risk_id,
             strategy=request.strategy,
@@ -237,14 +231,18 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             uow.commit()
             return plan_message(plan)
 
-    def CompleteResponse(self, request: pb.CompleteResponseRequest, context: grpc.ServicerContext) -> Any:
+    def CompleteResponse(
+        self, request: pb.CompleteResponseRequest, context: grpc.ServicerContext
+    ) -> pb.ResponsePlan:
         with self._uow() as uow:
             plan = usecases.complete_response(uow, request.response_id, request.effective, request.notes)
             uow.commit()
             return plan_message(plan)
 
-    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListResponses(
+        self, request: pb.ListResponsesRequest, context: grpc.ServicerContext
+    ) -> pb.ListResponsesResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             plans = usecases.list_responses(
                 session,
@@ -252,28 +250,27 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
                 request.risk_id,
                 request.overdue_only,
                 now().date(),
-                size + 1,
-                offset,
+                page.fetch,
+                page.offset,
             )
             return pb.ListResponsesResponse(
-                responses=[plan_message(p) for p in plans[:size]],
-                next_page_token=next_token(offset, size, len(plans)),
+                responses=[plan_message(p) for p in page.rows(plans)], next_page_token=page.next_token(plans)
             )
 
-    def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> Any:
+    def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._uow() as uow:
             risk = usecases.close_risk(uow, request.risk_id, request.reason)
             uow.commit()
             return risk_message(risk)
 
-    def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> Any:
+    def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> pb.Register:
         with self._read() as session:
             register = usecases.get_register(session, request.engagement_id)
             counts = usecases.register_counts(session, register.engagement_id, now().date())
             return register_message(register, counts)
 
-    def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> Any:
-        findings = ReviewFindings(
+    def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> pb.Review:
+        findings = ReviewFindings.parse(
             engagement_id=request.engagement_id,
             measures_carried_out=request.measures_carried_out,
             measures_effective=request.measures_effective,
@@ -287,30 +284,34 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             uow.commit()
             return review_message(review)
 
-    def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListReviews(
+        self, request: pb.ListReviewsRequest, context: grpc.ServicerContext
+    ) -> pb.ListReviewsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            reviews = usecases.list_reviews(session, request.engagement_id, size + 1, offset)
+            reviews = usecases.list_reviews(session, request.engagement_id, page.fetch, page.offset)
             return pb.ListReviewsResponse(
-                reviews=[review_message(r) for r in reviews[:size]],
-                next_page_token=next_token(offset, size, len(reviews)),
+                reviews=[review_message(r) for r in page.rows(reviews)],
+                next_page_token=page.next_token(reviews),
             )
 
-    def RaiseWarning(self, request: pb.RaiseWarningRequest, context: grpc.ServicerContext) -> Any:
-        reading = Reading(
+    def RaiseWarning(self, request: pb.RaiseWarningRequest, context: grpc.ServicerContext) -> pb.Warning:
+        reading = Reading.parse(
             engagement_id=request.engagement_id,
             indicator=request.indicator,
-            value=number("value", request.value),
-            reported=optional_choice("status", request.status, Level),
+            value=request.value,
+            status=request.status,
             risk_id=request.risk_id,
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            warning = usecases.raise_warning(uow, self._tables, reading)
+            warning = usecases.raise_warning(uow, self._deps.tables, reading)
             uow.commit()
             return warning_message(warning)
 
-    def AcknowledgeWarning(self, request: pb.AcknowledgeWarningRequest, context: grpc.ServicerContext) -> Any:
+    def AcknowledgeWarning(
+        self, request: pb.AcknowledgeWarningRequest, context: grpc.ServicerContext
+    ) -> pb.Warning:
         with self._uow() as uow:
             warning = usecases.acknowledge_warning(
                 uow, request.warning_id, request.action, request.acknowledged_by
@@ -318,17 +319,19 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             uow.commit()
             return warning_message(warning)
 
-    def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> Any:
+    def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> pb.Warning:
         with self._read() as session:
             return warning_message(usecases.get_warning(session, request.warning_id))
 
-    def ListWarnings(self, request: pb.ListWarningsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListWarnings(
+        self, request: pb.ListWarningsRequest, context: grpc.ServicerContext
+    ) -> pb.ListWarningsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
             warnings = usecases.list_warnings(
-                session, request.engagement_id, request.status, request.level, size + 1, offset
+                session, request.engagement_id, request.status, request.level, page.fetch, page.offset
             )
             return pb.ListWarningsResponse(
-                warnings=[warning_message(w) for w in warnings[:size]],
-                next_page_token=next_token(offset, size, len(warnings)),
+                warnings=[warning_message(w) for w in page.rows(warnings)],
+                next_page_token=page.next_token(warnings),
             )

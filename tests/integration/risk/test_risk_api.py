@@ -19,9 +19,9 @@ from consultflow.platform.db import Database
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.settings import repository_root
 from consultflow.platform.tables import processed_jobs
-from consultflow.risk.adapters import RiskTables
+from consultflow.risk.adapters import Dependencies, RiskTables
 from consultflow.risk.app import build
-from consultflow.risk.jobs import handlers
+from consultflow.risk.jobs import operations
 from consultflow.risk.orm import EarlyWarning, Risk
 from tests.integration.helpers import (
     assert_rpc_error,
@@ -34,7 +34,7 @@ from tests.integration.helpers import (
 )
 from tests.support.components import ComponentThread, running
 
-HANDLERS = handlers(RiskTables(repository_root() / "bpmn"))
+HANDLERS = operations.bind(Dependencies(tables=RiskTables(repository_root() / "bpmn")))
 YESTERDAY = (date.today() - timedelta(days=2)).isoformat()
 
 

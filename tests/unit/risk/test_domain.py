@@ -181,9 +181,9 @@ def test_a_new_risk_names_its_invalid_field() -> None:
 
 def test_a_review_that_found_a_risk_describes_it() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        ReviewFindings("E-1", True, True, True, "")
+        ReviewFindings.parse("E-1", True, True, True, "")
     assert caught.value.field == "new_risk_description"
-    ReviewFindings("E-1", True, False, False, "")
+    ReviewFindings.parse("E-1", True, False, False, "")
 
 
 def test_the_heat_map_places_each_risk_in_its_cell() -> None:
