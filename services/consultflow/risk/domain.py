@@ -160,6 +160,7 @@ class NewRisk:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         description: str,
         stage: str,
@@ -195,6 +196,7 @@ class Assessment:
     @classmethod
     def parse(
         cls,
+        *,
         risk_id: str,
         likelihood: str,
         impact: str,
@@ -264,6 +266,7 @@ class ResponseChoice:
     @classmethod
     def parse(
         cls,
+        *,
         risk_id: str,
         strategy: str,
         measures: str,
@@ -302,6 +305,7 @@ class ReviewFindings:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         measures_carried_out: object,
         measures_effective: object,
@@ -343,6 +347,7 @@ class Reading:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         indicator: str,
         value: object,

@@ -7,7 +7,6 @@ its implementation. Arithmetic is exact (fractions) and rounds half up only at t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +15,7 @@ from enum import StrEnum
 from fractions import Fraction
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import choice, iso_date, optional_text, required_text
+from consultflow.platform.inputs import choice, iso_date, names, optional_text, required_text
 
 
 class Method(StrEnum):
@@ -126,15 +125,14 @@ def questionnaire(include_recommendation: bool) -> list[Question]:
     return questions
 
 
-def parse_respondents(field_name: str, value: object) -> tuple[str, ...]:
-    """Who is asked: a list, or a text with one name per line (commas and semicolons also separate)."""
-    items = value if isinstance(value, list | tuple) else re.split(r"[\n,;]", str(value or ""))
-    respondents = tuple(optional_text(field_name, str(item), 200) for item in items)
-    respondents = tuple(r for r in respondents if r)
+def parse_respondents(field: str, value: object) -> tuple[str, ...]:
+    """Who is asked: a list, or a text with one name per line (commas and semicolons also separate);
+    at least one, at most 200, each named once."""
+    respondents = names(field, value, 200)
     if not respondents:
-        raise InvalidArgument(field_name, "is required: at least one respondent")
+        raise InvalidArgument(field, "is required: at least one respondent")
     if len(respondents) > 200:
-        raise InvalidArgument(field_name, "names more than 200 respondents")
+        raise InvalidArgument(field, "names more than 200 respondents")
     return respondents
 
 
@@ -154,6 +152,7 @@ class SurveyPlan:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         client_id: str,
         method: str,
@@ -185,7 +184,7 @@ class Answers:
 
     @classmethod
     def parse(
-        cls, ratings: Mapping[str, int], comments: Mapping[str, str], recommendation: int | None
+        cls, *, ratings: Mapping[str, int], comments: Mapping[str, str], recommendation: int | None
     ) -> Answers:
         checked: dict[Dimension, int] = {}
         for dimension in Dimension:
@@ -359,7 +358,7 @@ class NewProblem:
 
     @classmethod
     def parse(
-        cls, survey_id: str, description: str, nature: str, severity: str, request_id: str = ""
+        cls, *, survey_id: str, description: str, nature: str, severity: str, request_id: str = ""
     ) -> NewProblem:
         return cls(
             survey_id=required_text("survey_id", survey_id, 100),
@@ -385,6 +384,7 @@ class NewMeasure:
     @classmethod
     def parse(
         cls,
+        *,
         problem_id: str,
         measure: str,
         responsible_department: str,

@@ -159,7 +159,7 @@ def answers_from(request: pb.SubmitResponseRequest) -> Answers:
     ratings = {d.value: getattr(request.ratings, d.value) for d in Dimension}
     comments = {key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)}
     recommendation = request.recommendation if request.HasField("recommendation") else None
-    return Answers.parse(ratings, comments, recommendation)
+    return Answers.parse(ratings=ratings, comments=comments, recommendation=recommendation)
 
 
 class SurveyServicer(pb_grpc.SurveyServiceServicer):
