@@ -209,6 +209,36 @@ class Answers:
 
 
 @dataclass(frozen=True)
+class NewResponse:
+    """5.1.2: one respondent's answers to a survey."""
+
+    survey_id: str
+    respondent: str
+    answers: Answers
+    request_id: str = ""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        survey_id: str,
+        respondent: str,
+        ratings: Mapping[str, int],
+        comments: Mapping[str, str],
+        recommendation: int | None,
+        request_id: str = "",
+    ) -> NewResponse:
+        answers = Answers.parse(ratings=ratings, comments=comments, recommendation=recommendation)
+        return cls(
+            # no id is a survey that does not exist (NotFound), as for every other survey RPC
+            survey_id=optional_text("survey_id", survey_id, 100),
+            respondent=optional_text("respondent", respondent, 200),
+            answers=answers,
+            request_id=optional_text("request_id", request_id, 200),
+        )
+
+
+@dataclass(frozen=True)
 class DimensionResult:
     dimension: Dimension
     weight: Fraction

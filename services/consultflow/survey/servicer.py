@@ -13,17 +13,16 @@ from sqlalchemy.orm import Session
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import optional_text
 from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
-    Answers,
     Dimension,
     MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
     SurveyPlan,
     Trend,
     measure_overdue,
@@ -155,11 +154,15 @@ def problem_messages(session: Session, problems: Sequence[Problem]) -> list[pb.P
     return [problem_message(p, measures[p.problem_id], reports[p.problem_id]) for p in problems]
 
 
-def answers_from(request: pb.SubmitResponseRequest) -> Answers:
-    ratings = {d.value: getattr(request.ratings, d.value) for d in Dimension}
-    comments = {key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)}
-    recommendation = request.recommendation if request.HasField("recommendation") else None
-    return Answers.parse(ratings=ratings, comments=comments, recommendation=recommendation)
+def response_from(request: pb.SubmitResponseRequest) -> NewResponse:
+    return NewResponse.parse(
+        survey_id=request.survey_id,
+        respondent=request.respondent,
+        ratings={d.value: getattr(request.ratings, d.value) for d in Dimension},
+        comments={key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)},
+        recommendation=request.recommendation if request.HasField("recommendation") else None,
+        request_id=request.request_id,
+    )
 
 
 class SurveyServicer(pb_grpc.SurveyServiceServicer):
@@ -211,12 +214,9 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
     def SubmitResponse(
         self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext
     ) -> pb.SurveyResponse:
-        answers = answers_from(request)
-        respondent = optional_text("respondent", request.respondent, 200)
+        command = response_from(request)
         with self._uow() as uow:
-            response, survey = usecases.submit_response(
-                uow, request.survey_id, respondent, answers, request.request_id
-            )
+            response, survey = usecases.submit_response(uow, command)
             uow.commit()
             return response_message(response, survey)
 

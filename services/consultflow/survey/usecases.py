@@ -30,6 +30,7 @@ from consultflow.survey.domain import (
     MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
     ProblemStatus,
     Scores,
     SurveyPlan,
@@ -230,21 +231,20 @@ def send_reminder(uow: UnitOfWork, survey_id: str) -> datetime | None:
     return survey.last_reminded_at
 
 
-def submit_response(
-    uow: UnitOfWork, survey_id: str, respondent: str, answers: Answers, request_id: str = ""
-) -> tuple[Response, Survey]:
+def submit_response(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Survey]:
     """5.1.2: the client's answers; publishes `response.submitted` (→ message `survey.response_received`)."""
-    existing = by_request(uow.session, Response, request_id)
+    existing = by_request(uow.session, Response, command.request_id)
     if existing is not None:
         return existing, get_survey(uow.session, existing.survey_id)
-    survey = get_survey(uow.session, survey_id)
-    check_questionnaire_sent(survey_id, survey.questionnaire_sent_at is not None)
+    survey = get_survey(uow.session, command.survey_id)
+    answers = command.answers
+    check_questionnaire_sent(command.survey_id, survey.questionnaire_sent_at is not None)
     check_recommendation_asked(answers, asks_recommendation(survey))
     response = Response(
         response_id=str(uuid.uuid4()),
-        request_id=request_id or None,
+        request_id=command.request_id or None,
         survey_id=survey.survey_id,
-        respondent=respondent,
+        respondent=command.respondent,
         **{d.value: answers.ratings[d] for d in Dimension},
         comments=json.dumps(dict(answers.comments), ensure_ascii=False),
         recommendation=answers.recommendation,

@@ -16,6 +16,7 @@ from consultflow.survey.domain import (
     MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
     ProblemStatus,
     SurveyPlan,
     SurveyStatus,
@@ -337,3 +338,20 @@ def test_a_measure_is_carried_out_once() -> None:
     check_measure_open(MeasureStatus.OPEN, "M-1")
     with pytest.raises(FailedPrecondition, match="measure 'M-1' is done already"):
         check_measure_open(MeasureStatus.DONE, "M-1")
+
+
+def test_a_response_carries_checked_answers_and_names_its_invalid_field() -> None:
+    ratings = {d.value: 4 for d in Dimension}
+    response = NewResponse.parse(
+        survey_id=" S-1 ", respondent=" Ms Chen ", ratings=ratings, comments={}, recommendation=9
+    )
+    assert (response.survey_id, response.respondent, response.answers.recommendation) == ("S-1", "Ms Chen", 9)
+    for field, respondent, bad_ratings in [
+        ("respondent", "x" * 201, ratings),
+        ("ratings.team_performance", "", {**ratings, "team_performance": 6}),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            NewResponse.parse(
+                survey_id="S-1", respondent=respondent, ratings=bad_ratings, comments={}, recommendation=None
+            )
+        assert caught.value.field == field
