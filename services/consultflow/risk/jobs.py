@@ -68,7 +68,7 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
             category=job.text("risk_category", ""),
             identification_method=job.text("identification_method", ""),
         )
-        risk, _warning = usecases.assess_risk(uow, deps.tables, command)
+        risk, _warning = usecases.assess_risk(uow, command, deps.tables)
     return {
         "risk_level": risk.level,
         "risk_priority": risk.priority,
@@ -129,7 +129,7 @@ def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
         risk_id=_parameter(job, "risk_id"),
         request_id=job.request_id,
     )
-    warning = usecases.raise_warning(uow, deps.tables, reading)
+    warning = usecases.raise_warning(uow, reading, deps.tables)
     return {"warning_id": warning.warning_id, "warning_level": warning.level}
 
 

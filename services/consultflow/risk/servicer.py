@@ -204,7 +204,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             identification_method=request.identification_method,
         )
         with self._uow() as uow:
-            risk, warning = usecases.assess_risk(uow, self._deps.tables, command)
+            risk, warning = usecases.assess_risk(uow, command, self._deps.tables)
             uow.commit()
             return pb.AssessRiskResponse(
                 risk=risk_message(risk), warning=warning_message(warning) if warning else None
@@ -213,7 +213,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
     def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> pb.RiskMatrix:
         with self._read() as session:
             view = usecases.risk_matrix(
-                session, self._deps.tables, request.engagement_id, request.include_closed
+                session, request.engagement_id, request.include_closed, self._deps.tables
             )
             return matrix_message(view)
 
@@ -305,7 +305,7 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            warning = usecases.raise_warning(uow, self._deps.tables, reading)
+            warning = usecases.raise_warning(uow, reading, self._deps.tables)
             uow.commit()
             return warning_message(warning)
 

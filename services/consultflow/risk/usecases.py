@@ -286,7 +286,7 @@ def list_risks(
     return list(session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit)))
 
 
-def assess_risk(uow: UnitOfWork, tables: Tables, command: Assessment) -> tuple[Risk, EarlyWarning | None]:
+def assess_risk(uow: UnitOfWork, command: Assessment, tables: Tables) -> tuple[Risk, EarlyWarning | None]:
     """6.2: the matrix gives level, priority and suggested strategy; a priority that moves into a worse
     warning band raises a warning (6.4.2 [assumption])."""
     risk = _live_risk(uow, command.risk_id)
@@ -338,7 +338,7 @@ class MatrixView:
     unassessed: int
 
 
-def risk_matrix(session: Session, tables: Tables, engagement_id: str, include_closed: bool) -> MatrixView:
+def risk_matrix(session: Session, engagement_id: str, include_closed: bool, tables: Tables) -> MatrixView:
     """6.2.3: the heat map of an engagement's assessed risks, or of the whole firm's."""
     query = select(Risk)
     if engagement_id:
@@ -537,7 +537,7 @@ def _raise(
     return warning
 
 
-def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWarning:
+def raise_warning(uow: UnitOfWork, reading: Reading, tables: Tables) -> EarlyWarning:
     """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
     `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
     existing = by_request(uow.session, EarlyWarning, reading.request_id)
