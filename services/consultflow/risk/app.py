@@ -5,22 +5,22 @@ from __future__ import annotations
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
 from consultflow.platform.grpcserver import Registration
 from consultflow.platform.runtime import Context, Parts
-from consultflow.risk.jobs import handlers
+from consultflow.risk.adapters import Dependencies, RiskTables
+from consultflow.risk.jobs import operations
 from consultflow.risk.servicer import RiskServicer
-from consultflow.risk.tables import RiskTables
 
 SERVICE_NAME = "consultflow.api.risk.v1.RiskService"
 
 
 def build(context: Context) -> Parts:
-    tables = RiskTables(context.settings.bpmn_dir)
+    deps = Dependencies(tables=RiskTables(context.settings.bpmn_dir))
     return Parts(
         registrations=[
             Registration(
                 pb_grpc.add_RiskServiceServicer_to_server,
-                RiskServicer(context.uow, context.db.read, tables),
+                RiskServicer(context.uow, context.read, deps),
                 SERVICE_NAME,
             )
         ],
-        job_handlers=handlers(tables),
+        job_handlers=operations.bind(deps),
     )

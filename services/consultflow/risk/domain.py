@@ -12,8 +12,16 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol
 
-from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice, iso_date, optional_choice, optional_text, required_text
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    number,
+    optional_choice,
+    optional_text,
+    required_text,
+    yes_no,
+)
 
 
 class Category(StrEnum):
@@ -57,11 +65,27 @@ class Strategy(StrEnum):
     ACCEPT = "accept"
 
 
+class RegisterStatus(StrEnum):
+    """Ch. 6: an engagement's register is open while its risk management runs."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class RiskStatus(StrEnum):
+    """6.1-6.3: registered → assessed → responded (a response may be re-planned); closed at any time."""
+
     REGISTERED = "registered"
     ASSESSED = "assessed"
     RESPONDED = "responded"
     CLOSED = "closed"
+
+
+class ResponseStatus(StrEnum):
+    """6.3, 6.4.1: a response plan's measures are planned, then done (effective or not)."""
+
+    PLANNED = "planned"
+    DONE = "done"
 
 
 class Level(StrEnum):
@@ -77,6 +101,8 @@ class Level(StrEnum):
 
 
 class WarningStatus(StrEnum):
+    """6.4.2: a raised warning waits for someone to acknowledge it (escalations keep it raised)."""
+
     RAISED = "raised"
     ACKNOWLEDGED = "acknowledged"
 
@@ -105,7 +131,7 @@ class MatrixCell:
 
 
 class Tables(Protocol):
-    """The decision tables the rules read (implemented over bpmn/*.dmn by `risk.tables`)."""
+    """The decision tables the rules read (implemented over bpmn/*.dmn by `risk.adapters`)."""
 
     def likelihoods(self) -> list[str]: ...
 
@@ -134,6 +160,7 @@ class NewRisk:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         description: str,
         stage: str,
@@ -169,6 +196,7 @@ class Assessment:
     @classmethod
     def parse(
         cls,
+        *,
         risk_id: str,
         likelihood: str,
         impact: str,
@@ -183,6 +211,21 @@ class Assessment:
             category=optional_choice("category", category, Category),
             identification_method=optional_choice("identification_method", identification_method, Method),
         )
+
+    def classification(self, category: str, identification_method: str) -> tuple[str, str]:
+        """6.1.1-6.1.2: the category and method the assessment confirms: the ones it gives, else the
+        risk's own (`category`, `identification_method`); a risk that has none must be given them."""
+        chosen_category = self.category.value if self.category else category
+        chosen_method = (
+            self.identification_method.value if self.identification_method else identification_method
+        )
+        if not chosen_category:
+            raise InvalidArgument("category", "is required to assess a risk that has none (6.1.2)")
+        if not chosen_method:
+            raise InvalidArgument(
+                "identification_method", "is required to assess a risk that has none (6.1.1)"
+            )
+        return chosen_category, chosen_method
 
 
 def assess(tables: Tables, likelihood: str, impact: str) -> MatrixCell:
@@ -223,6 +266,7 @@ class ResponseChoice:
     @classmethod
     def parse(
         cls,
+        *,
         risk_id: str,
         strategy: str,
         measures: str,
@@ -258,10 +302,35 @@ class ReviewFindings:
     reviewed_by: str = ""
     notes: str = ""
 
-    def __post_init__(self) -> None:
-        required_text("engagement_id", self.engagement_id, 100)
-        if self.new_risk_found:
-            required_text("new_risk_description", self.new_risk_description, 5000)
+    @classmethod
+    def parse(
+        cls,
+        *,
+        engagement_id: str,
+        measures_carried_out: object,
+        measures_effective: object,
+        new_risk_found: object,
+        new_risk_description: str,
+        reviewed_by: str = "",
+        notes: str = "",
+    ) -> ReviewFindings:
+        """Validates raw values; a new risk found needs its description."""
+        carried_out = yes_no("measures_carried_out", measures_carried_out)
+        effective = yes_no("measures_effective", measures_effective)
+        found = yes_no("new_risk_found", new_risk_found)
+        engagement = required_text("engagement_id", engagement_id, 100)
+        description = (required_text if found else optional_text)(
+            "new_risk_description", new_risk_description, 5000
+        )
+        return cls(
+            engagement_id=engagement,
+            measures_carried_out=carried_out,
+            measures_effective=effective,
+            new_risk_found=found,
+            new_risk_description=description,
+            reviewed_by=optional_text("reviewed_by", reviewed_by, 200),
+            notes=optional_text("notes", notes, 5000),
+        )
 
 
 @dataclass(frozen=True)
@@ -275,6 +344,29 @@ class Reading:
     risk_id: str = ""
     request_id: str = ""
 
+    @classmethod
+    def parse(
+        cls,
+        *,
+        engagement_id: str,
+        indicator: str,
+        value: object,
+        status: str = "",
+        risk_id: str = "",
+        request_id: str = "",
+    ) -> Reading:
+        """Validates raw values; the indicator is checked against the thresholds table (`reading_level`)."""
+        reading_value = number("value", value)
+        reported = optional_choice("status", status, Level)
+        return cls(
+            engagement_id=required_text("engagement_id", engagement_id, 100),
+            indicator=indicator,
+            value=reading_value,
+            reported=reported,
+            risk_id=optional_text("risk_id", risk_id, 100),
+            request_id=optional_text("request_id", request_id, 200),
+        )
+
 
 def reading_level(tables: Tables, reading: Reading) -> Level:
     """The band of a reading: the thresholds table's, or the reporter's when that is worse (a reporter
@@ -284,6 +376,38 @@ def reading_level(tables: Tables, reading: Reading) -> Level:
     if reading.reported is not None and reading.reported.severity > level.severity:
         return reading.reported
     return level
+
+
+def check_register_open(status: RegisterStatus, engagement_id: str) -> None:
+    """Ch. 6: a closed register (the engagement ended) takes no more risks."""
+    if status is RegisterStatus.CLOSED:
+        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+
+
+def check_risk_open(status: RiskStatus, risk_id: str) -> None:
+    """6.1-6.3: a closed risk is neither assessed, responded to nor closed again."""
+    if status is RiskStatus.CLOSED:
+        raise FailedPrecondition(f"risk {risk_id!r} is closed")
+
+
+def status_after_assessment(status: RiskStatus) -> RiskStatus:
+    """6.2: a registered risk becomes assessed; reassessing a risk keeps its later status."""
+    return RiskStatus.ASSESSED if status is RiskStatus.REGISTERED else status
+
+
+def check_can_respond(status: RiskStatus, risk_id: str) -> None:
+    """6.3 follows 6.2: the matrix suggests a strategy only for an assessed risk."""
+    check_risk_open(status, risk_id)
+    if status is RiskStatus.REGISTERED:
+        raise FailedPrecondition(
+            f"risk {risk_id!r} is not assessed yet: assess it (6.2) before choosing a response (6.3)"
+        )
+
+
+def check_response_open(status: ResponseStatus, response_id: str) -> None:
+    """6.4.1: a response's measures are carried out once."""
+    if status is ResponseStatus.DONE:
+        raise FailedPrecondition(f"response {response_id!r} was completed already")
 
 
 def later_stage(current: Stage, found: Stage) -> Stage:

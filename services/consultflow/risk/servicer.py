@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
 
 import grpc
 from sqlalchemy.orm import Session
@@ -12,20 +11,12 @@ from sqlalchemy.orm import Session
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import number, optional_choice
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
-from consultflow.risk import service
-from consultflow.risk.domain import (
-    Assessment,
-    Level,
-    NewRisk,
-    Reading,
-    ResponseChoice,
-    ReviewFindings,
-    Tables,
-)
-from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
+from consultflow.risk import usecases
+from consultflow.risk.adapters import Dependencies
+from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
+from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 
 def risk_message(risk: Risk) -> pb.Risk:
@@ -64,7 +55,7 @@ def plan_message(plan: ResponsePlan) -> pb.ResponsePlan:
         owner=plan.owner,
         due_date=plan.due_date.isoformat() if plan.due_date else "",
         status=plan.status,
-        overdue=service.response_overdue(plan, now().date()),
+        overdue=usecases.response_overdue(plan, now().date()),
         effective=bool(plan.effective),
         decided_by=plan.decided_by,
         planned_at=timestamp(plan.planned_at),
@@ -108,7 +99,7 @@ def review_message(review: Review) -> pb.Review:
     )
 
 
-def register_message(register: Register, counts: service.RegisterCounts) -> pb.Register:
+def register_message(register: Register, counts: usecases.RegisterCounts) -> pb.Register:
     return pb.Register(
         register_id=register.register_id,
         engagement_id=register.engagement_id,
@@ -123,7 +114,7 @@ def register_message(register: Register, counts: service.RegisterCounts) -> pb.R
     )
 
 
-def matrix_message(view: service.MatrixView) -> pb.RiskMatrix:
+def matrix_message(view: usecases.MatrixView) -> pb.RiskMatrix:
     return pb.RiskMatrix(
         likelihoods=view.likelihoods,
         impacts=view.impacts,
@@ -160,13 +151,13 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
         self,
         uow: Callable[[], UnitOfWork],
         read: Callable[[], AbstractContextManager[Session]],
-        tables: Tables,
+        deps: Dependencies,
     ) -> None:
         self._uow = uow
         self._read = read
-        self._tables = tables
+        self._deps = deps
 
-    def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> Any:
+    def RegisterRisk(self, request: pb.RegisterRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         command = NewRisk.parse(
             engagement_id=request.engagement_id,
             description=request.description,
@@ -178,32 +169,33 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            risk = service.register_risk(uow, command)
+            risk = usecases.register_risk(uow, command)
             uow.commit()
             return risk_message(risk)
 
-    def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> Any:
+    def GetRisk(self, request: pb.GetRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._read() as session:
-            return risk_message(service.get_risk(session, request.risk_id))
+            return risk_message(usecases.get_risk(session, request.risk_id))
 
-    def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListRisks(self, request: pb.ListRisksRequest, context: grpc.ServicerContext) -> pb.ListRisksResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            risks = service.list_risks(
+            risks = usecases.list_risks(
                 session,
                 request.engagement_id,
                 request.status,
                 request.category,
                 request.stage,
-                size + 1,
-                offset,
+                page.fetch,
+                page.offset,
             )
             return pb.ListRisksResponse(
-                risks=[risk_message(r) for r in risks[:size]],
-                next_page_token=next_token(offset, size, len(risks)),
+                risks=[risk_message(r) for r in page.rows(risks)], next_page_token=page.next_token(risks)
             )
 
-    def AssessRisk(self, request: pb.AssessRiskRequest, context: grpc.ServicerContext) -> Any:
+    def AssessRisk(
+        self, request: pb.AssessRiskRequest, context: grpc.ServicerContext
+    ) -> pb.AssessRiskResponse:
         command = Assessment.parse(
             risk_id=request.risk_id,
             likelihood=request.likelihood,
@@ -212,18 +204,20 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             identification_method=request.identification_method,
         )
         with self._uow() as uow:
-            risk, warning = service.assess_risk(uow, self._tables, command)
+            risk, warning = usecases.assess_risk(uow, command, self._deps.tables)
             uow.commit()
             return pb.AssessRiskResponse(
                 risk=risk_message(risk), warning=warning_message(warning) if warning else None
             )
 
-    def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> Any:
+    def GetRiskMatrix(self, request: pb.GetRiskMatrixRequest, context: grpc.ServicerContext) -> pb.RiskMatrix:
         with self._read() as session:
-            view = service.risk_matrix(session, self._tables, request.engagement_id, request.include_closed)
+            view = usecases.risk_matrix(
+                session, request.engagement_id, request.include_closed, self._deps.tables
+            )
             return matrix_message(view)
 
-    def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> Any:
+    def PlanResponse(self, request: pb.PlanResponseRequest, context: grpc.ServicerContext) -> pb.ResponsePlan:
         choice = ResponseChoice.parse(
             risk_id=request.risk_id,
             strategy=request.strategy,
@@ -233,47 +227,50 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             decided_by=request.decided_by,
         )
         with self._uow() as uow:
-            plan = service.plan_response(uow, choice)
+            plan = usecases.plan_response(uow, choice)
             uow.commit()
             return plan_message(plan)
 
-    def CompleteResponse(self, request: pb.CompleteResponseRequest, context: grpc.ServicerContext) -> Any:
+    def CompleteResponse(
+        self, request: pb.CompleteResponseRequest, context: grpc.ServicerContext
+    ) -> pb.ResponsePlan:
         with self._uow() as uow:
-            plan = service.complete_response(uow, request.response_id, request.effective, request.notes)
+            plan = usecases.complete_response(uow, request.response_id, request.effective, request.notes)
             uow.commit()
             return plan_message(plan)
 
-    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListResponses(
+        self, request: pb.ListResponsesRequest, context: grpc.ServicerContext
+    ) -> pb.ListResponsesResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            plans = service.list_responses(
+            plans = usecases.list_responses(
                 session,
                 request.engagement_id,
                 request.risk_id,
                 request.overdue_only,
                 now().date(),
-                size + 1,
-                offset,
+                page.fetch,
+                page.offset,
             )
             return pb.ListResponsesResponse(
-                responses=[plan_message(p) for p in plans[:size]],
-                next_page_token=next_token(offset, size, len(plans)),
+                responses=[plan_message(p) for p in page.rows(plans)], next_page_token=page.next_token(plans)
             )
 
-    def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> Any:
+    def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._uow() as uow:
-            risk = service.close_risk(uow, request.risk_id, request.reason)
+            risk = usecases.close_risk(uow, request.risk_id, request.reason)
             uow.commit()
             return risk_message(risk)
 
-    def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> Any:
+    def GetRegister(self, request: pb.GetRegisterRequest, context: grpc.ServicerContext) -> pb.Register:
         with self._read() as session:
-            register = service.get_register(session, request.engagement_id)
-            counts = service.register_counts(session, register.engagement_id, now().date())
+            register = usecases.get_register(session, request.engagement_id)
+            counts = usecases.register_counts(session, register.engagement_id, now().date())
             return register_message(register, counts)
 
-    def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> Any:
-        findings = ReviewFindings(
+    def RecordReview(self, request: pb.RecordReviewRequest, context: grpc.ServicerContext) -> pb.Review:
+        findings = ReviewFindings.parse(
             engagement_id=request.engagement_id,
             measures_carried_out=request.measures_carried_out,
             measures_effective=request.measures_effective,
@@ -283,52 +280,58 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             notes=request.notes,
         )
         with self._uow() as uow:
-            review, _new_risk = service.record_review(uow, findings, now().date())
+            review, _new_risk = usecases.record_review(uow, findings, now().date())
             uow.commit()
             return review_message(review)
 
-    def ListReviews(self, request: pb.ListReviewsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListReviews(
+        self, request: pb.ListReviewsRequest, context: grpc.ServicerContext
+    ) -> pb.ListReviewsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            reviews = service.list_reviews(session, request.engagement_id, size + 1, offset)
+            reviews = usecases.list_reviews(session, request.engagement_id, page.fetch, page.offset)
             return pb.ListReviewsResponse(
-                reviews=[review_message(r) for r in reviews[:size]],
-                next_page_token=next_token(offset, size, len(reviews)),
+                reviews=[review_message(r) for r in page.rows(reviews)],
+                next_page_token=page.next_token(reviews),
             )
 
-    def RaiseWarning(self, request: pb.RaiseWarningRequest, context: grpc.ServicerContext) -> Any:
-        reading = Reading(
+    def RaiseWarning(self, request: pb.RaiseWarningRequest, context: grpc.ServicerContext) -> pb.Warning:
+        reading = Reading.parse(
             engagement_id=request.engagement_id,
             indicator=request.indicator,
-            value=number("value", request.value),
-            reported=optional_choice("status", request.status, Level),
+            value=request.value,
+            status=request.status,
             risk_id=request.risk_id,
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            warning = service.raise_warning(uow, self._tables, reading)
+            warning = usecases.raise_warning(uow, reading, self._deps.tables)
             uow.commit()
             return warning_message(warning)
 
-    def AcknowledgeWarning(self, request: pb.AcknowledgeWarningRequest, context: grpc.ServicerContext) -> Any:
+    def AcknowledgeWarning(
+        self, request: pb.AcknowledgeWarningRequest, context: grpc.ServicerContext
+    ) -> pb.Warning:
         with self._uow() as uow:
-            warning = service.acknowledge_warning(
+            warning = usecases.acknowledge_warning(
                 uow, request.warning_id, request.action, request.acknowledged_by
             )
             uow.commit()
             return warning_message(warning)
 
-    def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> Any:
+    def GetWarning(self, request: pb.GetWarningRequest, context: grpc.ServicerContext) -> pb.Warning:
         with self._read() as session:
-            return warning_message(service.get_warning(session, request.warning_id))
+            return warning_message(usecases.get_warning(session, request.warning_id))
 
-    def ListWarnings(self, request: pb.ListWarningsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListWarnings(
+        self, request: pb.ListWarningsRequest, context: grpc.ServicerContext
+    ) -> pb.ListWarningsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            warnings = service.list_warnings(
-                session, request.engagement_id, request.status, request.level, size + 1, offset
+            warnings = usecases.list_warnings(
+                session, request.engagement_id, request.status, request.level, page.fetch, page.offset
             )
             return pb.ListWarningsResponse(
-                warnings=[warning_message(w) for w in warnings[:size]],
-                next_page_token=next_token(offset, size, len(warnings)),
+                warnings=[warning_message(w) for w in page.rows(warnings)],
+                next_page_token=page.next_token(warnings),
             )

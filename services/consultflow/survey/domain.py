@@ -7,7 +7,6 @@ its implementation. Arithmetic is exact (fractions) and rounds half up only at t
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,7 +15,7 @@ from enum import StrEnum
 from fractions import Fraction
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import choice, iso_date, optional_text, required_text
+from consultflow.platform.inputs import choice, iso_date, names, optional_text, required_text
 
 
 class Method(StrEnum):
@@ -66,6 +65,8 @@ _QUESTION_TEXT = {
 
 
 class SurveyStatus(StrEnum):
+    """5.1: planned → sent (5.1.2) → responded (a first response) → analysed (5.1.3)."""
+
     PLANNED = "planned"
     SENT = "sent"
     RESPONDED = "responded"
@@ -92,9 +93,18 @@ class Severity(StrEnum):
 
 
 class ProblemStatus(StrEnum):
+    """5.2: open → rectifying (a measure is defined, 5.2.2) → solved (reported so, 5.2.3)."""
+
     OPEN = "open"
     RECTIFYING = "rectifying"
     SOLVED = "solved"
+
+
+class MeasureStatus(StrEnum):
+    """5.2.2-5.2.3: a measure is open until it is carried out (or its problem is solved)."""
+
+    OPEN = "open"
+    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -115,15 +125,14 @@ def questionnaire(include_recommendation: bool) -> list[Question]:
     return questions
 
 
-def parse_respondents(field_name: str, value: object) -> tuple[str, ...]:
-    """Who is asked: a list, or a text with one name per line (commas and semicolons also separate)."""
-    items = value if isinstance(value, list | tuple) else re.split(r"[\n,;]", str(value or ""))
-    respondents = tuple(optional_text(field_name, str(item), 200) for item in items)
-    respondents = tuple(r for r in respondents if r)
+def parse_respondents(field: str, value: object) -> tuple[str, ...]:
+    """Who is asked: a list, or a text with one name per line (commas and semicolons also separate);
+    at least one, at most 200, each named once."""
+    respondents = names(field, value, 200)
     if not respondents:
-        raise InvalidArgument(field_name, "is required: at least one respondent")
+        raise InvalidArgument(field, "is required: at least one respondent")
     if len(respondents) > 200:
-        raise InvalidArgument(field_name, "names more than 200 respondents")
+        raise InvalidArgument(field, "names more than 200 respondents")
     return respondents
 
 
@@ -143,6 +152,7 @@ class SurveyPlan:
     @classmethod
     def parse(
         cls,
+        *,
         engagement_id: str,
         client_id: str,
         method: str,
@@ -174,7 +184,7 @@ class Answers:
 
     @classmethod
     def parse(
-        cls, ratings: Mapping[str, int], comments: Mapping[str, str], recommendation: int | None
+        cls, *, ratings: Mapping[str, int], comments: Mapping[str, str], recommendation: int | None
     ) -> Answers:
         checked: dict[Dimension, int] = {}
         for dimension in Dimension:
@@ -196,6 +206,36 @@ class Answers:
                 f"{recommendation} is out of range: {RECOMMENDATION_MIN} to {RECOMMENDATION_MAX}",
             )
         return cls(checked, kept, recommendation)
+
+
+@dataclass(frozen=True)
+class NewResponse:
+    """5.1.2: one respondent's answers to a survey."""
+
+    survey_id: str
+    respondent: str
+    answers: Answers
+    request_id: str = ""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        survey_id: str,
+        respondent: str,
+        ratings: Mapping[str, int],
+        comments: Mapping[str, str],
+        recommendation: int | None,
+        request_id: str = "",
+    ) -> NewResponse:
+        answers = Answers.parse(ratings=ratings, comments=comments, recommendation=recommendation)
+        return cls(
+            # no id is a survey that does not exist (NotFound), as for every other survey RPC
+            survey_id=optional_text("survey_id", survey_id, 100),
+            respondent=optional_text("respondent", respondent, 200),
+            answers=answers,
+            request_id=optional_text("request_id", request_id, 200),
+        )
 
 
 @dataclass(frozen=True)
@@ -348,7 +388,7 @@ class NewProblem:
 
     @classmethod
     def parse(
-        cls, survey_id: str, description: str, nature: str, severity: str, request_id: str = ""
+        cls, *, survey_id: str, description: str, nature: str, severity: str, request_id: str = ""
     ) -> NewProblem:
         return cls(
             survey_id=required_text("survey_id", survey_id, 100),
@@ -374,6 +414,7 @@ class NewMeasure:
     @classmethod
     def parse(
         cls,
+        *,
         problem_id: str,
         measure: str,
         responsible_department: str,
@@ -396,3 +437,43 @@ class NewMeasure:
 def measure_overdue(deadline: date, done: bool, today: date) -> bool:
     """5.2.2: an open measure past its deadline."""
     return not done and deadline < today
+
+
+# --- the rules of the survey's and the problem's life (5.1.2-5.2.3) -------------------------------------
+
+
+def check_questionnaire_sent(survey_id: str, sent: bool) -> None:
+    """5.1.2: reminders and responses follow the questionnaire."""
+    if not sent:
+        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
+
+
+def check_recommendation_asked(answers: Answers, asked: bool) -> None:
+    """5.1.2: a recommendation answers the optional question only where the questionnaire asks it."""
+    if answers.recommendation is not None and not asked:
+        raise InvalidArgument(RECOMMENDATION, "this survey's questionnaire does not ask it")
+
+
+def status_after_response(status: SurveyStatus) -> SurveyStatus:
+    """5.1.2: the first response moves a sent survey on; later ones (or one after the analysis) do not."""
+    return SurveyStatus.RESPONDED if status is SurveyStatus.SENT else status
+
+
+def check_problem_unsolved(status: ProblemStatus, problem_id: str) -> None:
+    """5.2.2-5.2.3: a solved problem takes no more measures or progress reports."""
+    if status is ProblemStatus.SOLVED:
+        raise FailedPrecondition(f"problem {problem_id!r} is solved already")
+
+
+def check_can_solve(problem_id: str, solved: bool, measures: int) -> None:
+    """5.2.3 after 5.2.2: a problem cannot be solved before any measure was defined for it."""
+    if solved and not measures:
+        raise FailedPrecondition(
+            f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"
+        )
+
+
+def check_measure_open(status: MeasureStatus, measure_id: str) -> None:
+    """5.2.3: a measure is carried out once."""
+    if status is MeasureStatus.DONE:
+        raise FailedPrecondition(f"measure {measure_id!r} is done already")

@@ -11,56 +11,65 @@ from typing import Any
 
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import renamed_fields, required_text, yes_no
-from consultflow.platform.jobs import Job, JobHandler
-from consultflow.survey import service
+from consultflow.platform.jobs import Job, Operations
+from consultflow.survey import usecases
 from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
 
+operations = Operations[None]("survey")
 
-def _required(job: Job, name: str) -> str:
+
+def _required_id(job: Job, name: str) -> str:
+    """An id the diagram must pass: empty is the diagram's mistake (InvalidArgument), not a missing row."""
     return required_text(name, job.text(name), 100)
 
 
-def create_plan(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("create_plan")
+def create_plan(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.1: plans the survey and creates its questionnaire."""
     with renamed_fields(method="survey_method", content="survey_content"):
         plan = SurveyPlan.parse(
-            engagement_id=job.text("engagement_id", "") or job.business_key,
+            engagement_id=job.engagement_id,
             client_id=job.text("client_id"),
             method=job.text("survey_method"),
             respondents=job.get("respondents"),
             survey_date=job.text("survey_date"),
             content=job.text("survey_content", ""),
+            # an optional parameter of the service task only (docs/operations.md), never a process variable
             include_recommendation=not yes_no(
                 "skip_recommendation", job.parameters.get("skip_recommendation", False)
             ),
-            request_id=f"job:{job.key}",
+            request_id=job.request_id,
         )
-    survey = service.create_plan(uow, plan)
+    survey = usecases.create_plan(uow, plan)
     return {"survey_id": survey.survey_id}
 
 
-def send_questionnaire(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("send_questionnaire")
+def send_questionnaire(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: sends the questionnaire (or arranges the interview)."""
-    survey = service.send_questionnaire(uow, _required(job, "survey_id"))
+    survey = usecases.send_questionnaire(uow, _required_id(job, "survey_id"))
     return {"questionnaire_sent_at": survey.questionnaire_sent_at}
 
 
-def send_reminder(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("send_reminder")
+def send_reminder(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: reminds the respondents; `reminded_at` is null when a response had arrived meanwhile."""
-    return {"reminded_at": service.send_reminder(uow, _required(job, "survey_id"))}
+    return {"reminded_at": usecases.send_reminder(uow, _required_id(job, "survey_id"))}
 
 
-def analyse_responses(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("analyse_responses")
+def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
-    analysis = service.analyse_survey(uow, _required(job, "survey_id"))
-    figures = service.analysis_figures(analysis)
+    analysis = usecases.analyse_survey(uow, _required_id(job, "survey_id"))
+    figures = usecases.analysis_figures(analysis)
     return {
         key: figures[key]
         for key in ("satisfaction_score", "lowest_rating", "csat", "nps", "dissatisfaction_reasons")
     }
 
 
-def record_problem(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("record_problem")
+def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.1: a problem with its nature and severity."""
     with renamed_fields(
         description="problem_description", nature="problem_nature", severity="problem_severity"
@@ -70,12 +79,13 @@ def record_problem(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             description=job.text("problem_description"),
             nature=job.text("problem_nature"),
             severity=job.text("problem_severity"),
-            request_id=f"job:{job.key}",
+            request_id=job.request_id,
         )
-    return {"problem_id": service.record_problem(uow, command).problem_id}
+    return {"problem_id": usecases.record_problem(uow, command).problem_id}
 
 
-def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("define_measure")
+def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.2: a measure with responsible department and person, deadline and target."""
     with renamed_fields(deadline="measure_deadline", target="measure_target"):
         command = NewMeasure.parse(
@@ -85,25 +95,15 @@ def define_measure(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             responsible_person=job.text("responsible_person"),
             deadline=job.text("measure_deadline"),
             target=job.text("measure_target"),
-            request_id=f"job:{job.key}",
+            request_id=job.request_id,
         )
-    return {"measure_id": service.define_measure(uow, command).measure_id}
+    return {"measure_id": usecases.define_measure(uow, command).measure_id}
 
 
-def report_progress(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+@operations.handler("report_progress")
+def report_progress(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.3: progress reported to the client; solved closes the problem."""
-    problem_id, solved = _required(job, "problem_id"), job.flag("problem_solved")
+    problem_id, solved = _required_id(job, "problem_id"), job.flag("problem_solved")
     with renamed_fields(report="progress_report"):
-        problem = service.report_progress(uow, problem_id, job.text("progress_report"), solved)
+        problem = usecases.report_progress(uow, problem_id, job.text("progress_report"), solved)
     return {"problem_solved": problem.status == ProblemStatus.SOLVED.value}
-
-
-HANDLERS: dict[str, JobHandler] = {
-    "survey.create_plan": create_plan,
-    "survey.send_questionnaire": send_questionnaire,
-    "survey.send_reminder": send_reminder,
-    "survey.analyse_responses": analyse_responses,
-    "survey.record_problem": record_problem,
-    "survey.define_measure": define_measure,
-    "survey.report_progress": report_progress,
-}

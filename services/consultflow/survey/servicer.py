@@ -13,21 +13,21 @@ from sqlalchemy.orm import Session
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import optional_text
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
-from consultflow.survey import service
+from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
-    Answers,
     Dimension,
+    MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
     SurveyPlan,
     Trend,
     measure_overdue,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
+from consultflow.survey.orm import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 
 def survey_message(survey: Survey, responses: int) -> pb.Survey:
@@ -39,7 +39,7 @@ def survey_message(survey: Survey, responses: int) -> pb.Survey:
         respondents=json.loads(survey.respondents),
         survey_date=survey.survey_date.isoformat(),
         content=survey.content,
-        questions=[pb.Question(**q) for q in service.questions_of(survey)],
+        questions=[pb.Question(**q) for q in usecases.questions_of(survey)],
         status=survey.status,
         response_count=responses,
         reminders=survey.reminders,
@@ -55,7 +55,7 @@ def response_message(response: Response, survey: Survey) -> pb.SurveyResponse:
         survey_id=survey.survey_id,
         engagement_id=survey.engagement_id,
         respondent=response.respondent,
-        ratings=pb.Ratings(**service.ratings_of(response)),
+        ratings=pb.Ratings(**usecases.ratings_of(response)),
         comments=pb.Comments(**json.loads(response.comments)),
         recommendation=response.recommendation,
         submitted_at=timestamp(response.submitted_at),
@@ -120,7 +120,7 @@ def measure_message(measure: Measure) -> pb.Measure:
         deadline=measure.deadline.isoformat(),
         target=measure.target,
         status=measure.status,
-        overdue=measure_overdue(measure.deadline, measure.status == "done", now().date()),
+        overdue=measure_overdue(measure.deadline, measure.status == MeasureStatus.DONE.value, now().date()),
         defined_at=timestamp(measure.defined_at),
         completed_at=timestamp(measure.completed_at),
     )
@@ -150,15 +150,19 @@ def problem_message(problem: Problem, measures: list[Measure], reports: list[Pro
 def problem_messages(session: Session, problems: Sequence[Problem]) -> list[pb.Problem]:
     """Problems with their measures and progress reports, read in two queries however many there are."""
     ids = [p.problem_id for p in problems]
-    measures, reports = service.measures_of(session, ids), service.reports_of(session, ids)
+    measures, reports = usecases.measures_of(session, ids), usecases.reports_of(session, ids)
     return [problem_message(p, measures[p.problem_id], reports[p.problem_id]) for p in problems]
 
 
-def answers_from(request: pb.SubmitResponseRequest) -> Answers:
-    ratings = {d.value: getattr(request.ratings, d.value) for d in Dimension}
-    comments = {key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)}
-    recommendation = request.recommendation if request.HasField("recommendation") else None
-    return Answers.parse(ratings, comments, recommendation)
+def response_from(request: pb.SubmitResponseRequest) -> NewResponse:
+    return NewResponse.parse(
+        survey_id=request.survey_id,
+        respondent=request.respondent,
+        ratings={d.value: getattr(request.ratings, d.value) for d in Dimension},
+        comments={key: getattr(request.comments, key) for key in (*(d.value for d in Dimension), GENERAL)},
+        recommendation=request.recommendation if request.HasField("recommendation") else None,
+        request_id=request.request_id,
+    )
 
 
 class SurveyServicer(pb_grpc.SurveyServiceServicer):
@@ -170,7 +174,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         self._uow = uow
         self._read = read
 
-    def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> Any:
+    def CreatePlan(self, request: pb.CreatePlanRequest, context: grpc.ServicerContext) -> pb.Survey:
         plan = SurveyPlan.parse(
             engagement_id=request.engagement_id,
             client_id=request.client_id,
@@ -182,61 +186,67 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            survey = service.create_plan(uow, plan)
-            message = survey_message(survey, service.response_count(uow.session, survey.survey_id))
+            survey = usecases.create_plan(uow, plan)
+            message = survey_message(survey, usecases.response_count(uow.session, survey.survey_id))
             uow.commit()
             return message
 
-    def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> Any:
+    def GetSurvey(self, request: pb.GetSurveyRequest, context: grpc.ServicerContext) -> pb.Survey:
         with self._read() as session:
-            survey = service.get_survey(session, request.survey_id)
-            return survey_message(survey, service.response_count(session, survey.survey_id))
+            survey = usecases.get_survey(session, request.survey_id)
+            return survey_message(survey, usecases.response_count(session, survey.survey_id))
 
-    def ListSurveys(self, request: pb.ListSurveysRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListSurveys(
+        self, request: pb.ListSurveysRequest, context: grpc.ServicerContext
+    ) -> pb.ListSurveysResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            surveys = service.list_surveys(
-                session, request.engagement_id, request.client_id, size + 1, offset
+            surveys = usecases.list_surveys(
+                session, request.engagement_id, request.client_id, page.fetch, page.offset
             )
-            counts = service.response_counts(session, [s.survey_id for s in surveys[:size]])
+            shown = page.rows(surveys)
+            counts = usecases.response_counts(session, [s.survey_id for s in shown])
             return pb.ListSurveysResponse(
-                surveys=[survey_message(s, counts[s.survey_id]) for s in surveys[:size]],
-                next_page_token=next_token(offset, size, len(surveys)),
+                surveys=[survey_message(s, counts[s.survey_id]) for s in shown],
+                next_page_token=page.next_token(surveys),
             )
 
-    def SubmitResponse(self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext) -> Any:
-        answers = answers_from(request)
-        respondent = optional_text("respondent", request.respondent, 200)
+    def SubmitResponse(
+        self, request: pb.SubmitResponseRequest, context: grpc.ServicerContext
+    ) -> pb.SurveyResponse:
+        command = response_from(request)
         with self._uow() as uow:
-            response, survey = service.submit_response(
-                uow, request.survey_id, respondent, answers, request.request_id
-            )
+            response, survey = usecases.submit_response(uow, command)
             uow.commit()
             return response_message(response, survey)
 
-    def ListResponses(self, request: pb.ListResponsesRequest, context: grpc.ServicerContext) -> Any:
+    def ListResponses(
+        self, request: pb.ListResponsesRequest, context: grpc.ServicerContext
+    ) -> pb.ListResponsesResponse:
         with self._read() as session:
-            survey = service.get_survey(session, request.survey_id)
-            responses = service.list_responses(session, survey.survey_id)
+            survey = usecases.get_survey(session, request.survey_id)
+            responses = usecases.list_responses(session, survey.survey_id)
             return pb.ListResponsesResponse(responses=[response_message(r, survey) for r in responses])
 
-    def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> Any:
+    def AnalyseSurvey(self, request: pb.AnalyseSurveyRequest, context: grpc.ServicerContext) -> pb.Analysis:
         with self._uow() as uow:
-            analysis = service.analyse_survey(uow, request.survey_id)
-            message = analysis_message(analysis, service.get_survey(uow.session, analysis.survey_id))
+            analysis = usecases.analyse_survey(uow, request.survey_id)
+            message = analysis_message(analysis, usecases.get_survey(uow.session, analysis.survey_id))
             uow.commit()
             return message
 
-    def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> Any:
+    def GetAnalysis(self, request: pb.GetAnalysisRequest, context: grpc.ServicerContext) -> pb.Analysis:
         with self._read() as session:
-            analysis = service.get_analysis(session, request.survey_id)
-            return analysis_message(analysis, service.get_survey(session, analysis.survey_id))
+            analysis = usecases.get_analysis(session, request.survey_id)
+            return analysis_message(analysis, usecases.get_survey(session, analysis.survey_id))
 
-    def GetClientTrend(self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext) -> Any:
+    def GetClientTrend(
+        self, request: pb.GetClientTrendRequest, context: grpc.ServicerContext
+    ) -> pb.ClientTrend:
         with self._read() as session:
-            return trend_message(request.client_id, service.client_trend(session, request.client_id))
+            return trend_message(request.client_id, usecases.client_trend(session, request.client_id))
 
-    def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> Any:
+    def RecordProblem(self, request: pb.RecordProblemRequest, context: grpc.ServicerContext) -> pb.Problem:
         command = NewProblem.parse(
             survey_id=request.survey_id,
             description=request.description,
@@ -245,27 +255,29 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            problem = service.record_problem(uow, command)
+            problem = usecases.record_problem(uow, command)
             message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
-    def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> Any:
+    def GetProblem(self, request: pb.GetProblemRequest, context: grpc.ServicerContext) -> pb.Problem:
         with self._read() as session:
-            return problem_messages(session, [service.get_problem(session, request.problem_id)])[0]
+            return problem_messages(session, [usecases.get_problem(session, request.problem_id)])[0]
 
-    def ListProblems(self, request: pb.ListProblemsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    def ListProblems(
+        self, request: pb.ListProblemsRequest, context: grpc.ServicerContext
+    ) -> pb.ListProblemsResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            problems = service.list_problems(
-                session, request.engagement_id, request.survey_id, request.status, size + 1, offset
+            problems = usecases.list_problems(
+                session, request.engagement_id, request.survey_id, request.status, page.fetch, page.offset
             )
             return pb.ListProblemsResponse(
-                problems=problem_messages(session, problems[:size]),
-                next_page_token=next_token(offset, size, len(problems)),
+                problems=problem_messages(session, page.rows(problems)),
+                next_page_token=page.next_token(problems),
             )
 
-    def DefineMeasure(self, request: pb.DefineMeasureRequest, context: grpc.ServicerContext) -> Any:
+    def DefineMeasure(self, request: pb.DefineMeasureRequest, context: grpc.ServicerContext) -> pb.Measure:
         command = NewMeasure.parse(
             problem_id=request.problem_id,
             measure=request.measure,
@@ -276,32 +288,34 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
             request_id=request.request_id,
         )
         with self._uow() as uow:
-            measure = service.define_measure(uow, command)
+            measure = usecases.define_measure(uow, command)
             uow.commit()
             return measure_message(measure)
 
-    def CompleteMeasure(self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext) -> Any:
+    def CompleteMeasure(
+        self, request: pb.CompleteMeasureRequest, context: grpc.ServicerContext
+    ) -> pb.Measure:
         with self._uow() as uow:
-            measure = service.complete_measure(uow, request.measure_id)
+            measure = usecases.complete_measure(uow, request.measure_id)
             uow.commit()
             return measure_message(measure)
 
-    def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> Any:
+    def ReportProgress(self, request: pb.ReportProgressRequest, context: grpc.ServicerContext) -> pb.Problem:
         with self._uow() as uow:
-            problem = service.report_progress(uow, request.problem_id, request.report, request.solved)
+            problem = usecases.report_progress(uow, request.problem_id, request.report, request.solved)
             message = problem_messages(uow.session, [problem])[0]
             uow.commit()
             return message
 
     def ListOverdueMeasures(
         self, request: pb.ListOverdueMeasuresRequest, context: grpc.ServicerContext
-    ) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
+    ) -> pb.ListOverdueMeasuresResponse:
+        page = Page.of(request.page_size, request.page_token)
         with self._read() as session:
-            measures = service.overdue_measures(
-                session, request.engagement_id, now().date(), size + 1, offset
+            measures = usecases.overdue_measures(
+                session, request.engagement_id, now().date(), page.fetch, page.offset
             )
             return pb.ListOverdueMeasuresResponse(
-                measures=[measure_message(m) for m in measures[:size]],
-                next_page_token=next_token(offset, size, len(measures)),
+                measures=[measure_message(m) for m in page.rows(measures)],
+                next_page_token=page.next_token(measures),
             )

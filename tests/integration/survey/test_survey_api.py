@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
-from consultflow.platform.db import Database
 from consultflow.survey import app
-from consultflow.survey.jobs import HANDLERS
-from consultflow.survey.models import Problem, Survey
+from consultflow.survey.jobs import operations
+from consultflow.survey.orm import Problem, Survey
 from tests.integration.helpers import (
     assert_rpc_error,
     completed,
@@ -32,6 +31,7 @@ from tests.support.components import ComponentThread, running
 
 TWO_DAYS_AGO = (date.today() - timedelta(days=2)).isoformat()
 NEXT_MONTH = (date.today() + timedelta(days=30)).isoformat()
+HANDLERS = operations.bind(None)
 
 
 @pytest.fixture
@@ -326,7 +326,7 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
     assert {e.correlation["engagement_id"] for e in events} == {"E-5"}
 
 
-def test_a_job_delivered_twice_acts_once(survey: ComponentThread, database_url: str) -> None:
+def test_a_job_delivered_twice_acts_once(survey: ComponentThread) -> None:
     planning = job(
         "survey.create_plan",
         key="job-1",
@@ -349,11 +349,10 @@ def test_a_job_delivered_twice_acts_once(survey: ComponentThread, database_url: 
         problem_severity="minor",
     )
     assert run(survey, HANDLERS, problem).variables == run(survey, HANDLERS, problem).variables
-    db = Database(database_url)
-    with db.read() as session:
+    assert survey.context is not None
+    with survey.context.read() as session:
         assert session.scalar(select(func.count()).select_from(Survey)) == 1
         assert session.scalar(select(func.count()).select_from(Problem)) == 1
-    db.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

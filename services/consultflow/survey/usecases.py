@@ -15,21 +15,22 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.db import UnitOfWork, by_request, one
 from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import now
 from consultflow.survey.domain import (
     RECOMMENDATION,
     Answers,
     Dimension,
+    MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
     ProblemStatus,
     Scores,
     SurveyPlan,
@@ -37,12 +38,16 @@ from consultflow.survey.domain import (
     Trend,
     TrendPoint,
     analyse,
+    check_can_solve,
+    check_measure_open,
+    check_problem_unsolved,
+    check_questionnaire_sent,
+    check_recommendation_asked,
     questionnaire,
+    status_after_response,
     trend,
 )
-from consultflow.survey.models import Analysis, Measure, Problem, ProgressReport, Response, Survey
-
-T = TypeVar("T")
+from consultflow.survey.orm import Analysis, Measure, Problem, ProgressReport, Response, Survey
 
 # --- views: the entity's state as event payloads (process variable names) ------------------------------
 
@@ -132,31 +137,12 @@ def measure_payload(measure: Measure) -> dict[str, Any]:
     }
 
 
-def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str, payload: Any) -> None:
-    uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
-
-
-def _one(session: Session, model: type[T], key: str, kind: str) -> T:
-    """The row with primary key `key`, or NotFound naming what was asked for."""
-    row = session.get(model, key) if key else None
-    if row is None:
-        raise NotFound(kind, key)
-    return row
-
-
-def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
-    """The row an earlier request with this idempotency key created."""
-    if not request_id:
-        return None
-    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
-
-
 # --- surveys (5.1) ------------------------------------------------------------------------------------
 
 
 def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
     """5.1.1: plans the survey and creates its questionnaire; the same request id returns the first."""
-    existing = _by_request(uow, Survey, plan.request_id)
+    existing = by_request(uow.session, Survey, plan.request_id)
     if existing is not None:
         return existing
     survey = Survey(
@@ -175,12 +161,14 @@ def create_plan(uow: UnitOfWork, plan: SurveyPlan) -> Survey:
     )
     uow.session.add(survey)
     uow.session.flush()
-    _emit(uow, "survey.planned", survey.survey_id, survey.engagement_id, survey_payload(survey))
+    uow.emit(
+        "survey.planned", survey.survey_id, survey_payload(survey), {"engagement_id": survey.engagement_id}
+    )
     return survey
 
 
 def get_survey(session: Session, survey_id: str) -> Survey:
-    return _one(session, Survey, survey_id, "survey")
+    return one(session, Survey, survey_id, "survey")
 
 
 def list_surveys(
@@ -219,56 +207,57 @@ def send_questionnaire(uow: UnitOfWork, survey_id: str) -> Survey:
         survey.questionnaire_sent_at = now()
         survey.status = SurveyStatus.SENT.value
         uow.session.flush()
-        _emit(uow, "questionnaire.sent", survey.survey_id, survey.engagement_id, survey_payload(survey))
+        uow.emit(
+            "questionnaire.sent",
+            survey.survey_id,
+            survey_payload(survey),
+            {"engagement_id": survey.engagement_id},
+        )
     return survey
 
 
 def send_reminder(uow: UnitOfWork, survey_id: str) -> datetime | None:
     """5.1.2: reminds respondents who have not answered; none is sent once a response arrived (None)."""
     survey = get_survey(uow.session, survey_id)
-    if survey.questionnaire_sent_at is None:
-        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
+    check_questionnaire_sent(survey_id, survey.questionnaire_sent_at is not None)
     if response_count(uow.session, survey_id):
         return None
     survey.reminders += 1
     survey.last_reminded_at = now()
     uow.session.flush()
-    _emit(uow, "reminder.sent", survey.survey_id, survey.engagement_id, survey_payload(survey))
+    uow.emit(
+        "reminder.sent", survey.survey_id, survey_payload(survey), {"engagement_id": survey.engagement_id}
+    )
     return survey.last_reminded_at
 
 
-def submit_response(
-    uow: UnitOfWork, survey_id: str, respondent: str, answers: Answers, request_id: str = ""
-) -> tuple[Response, Survey]:
+def submit_response(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Survey]:
     """5.1.2: the client's answers; publishes `response.submitted` (→ message `survey.response_received`)."""
-    existing = _by_request(uow, Response, request_id)
+    existing = by_request(uow.session, Response, command.request_id)
     if existing is not None:
         return existing, get_survey(uow.session, existing.survey_id)
-    survey = get_survey(uow.session, survey_id)
-    if survey.questionnaire_sent_at is None:
-        raise FailedPrecondition(f"survey {survey_id!r}: the questionnaire has not been sent")
-    if answers.recommendation is not None and not asks_recommendation(survey):
-        raise InvalidArgument(RECOMMENDATION, "this survey's questionnaire does not ask it")
+    survey = get_survey(uow.session, command.survey_id)
+    answers = command.answers
+    check_questionnaire_sent(command.survey_id, survey.questionnaire_sent_at is not None)
+    check_recommendation_asked(answers, asks_recommendation(survey))
     response = Response(
         response_id=str(uuid.uuid4()),
-        request_id=request_id or None,
+        request_id=command.request_id or None,
         survey_id=survey.survey_id,
-        respondent=respondent,
+        respondent=command.respondent,
         **{d.value: answers.ratings[d] for d in Dimension},
         comments=json.dumps(dict(answers.comments), ensure_ascii=False),
         recommendation=answers.recommendation,
         submitted_at=now(),
     )
     uow.session.add(response)
-    if survey.status == SurveyStatus.SENT.value:
-        survey.status = SurveyStatus.RESPONDED.value
+    survey.status = status_after_response(SurveyStatus(survey.status)).value
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "response.submitted",
         response.response_id,
-        survey.engagement_id,
         response_payload(response, survey),
+        {"engagement_id": survey.engagement_id},
     )
     return response, survey
 
@@ -320,18 +309,17 @@ def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
     uow.session.add(analysis)
     survey.status = SurveyStatus.ANALYSED.value
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "survey.analysed",
         survey.survey_id,
-        survey.engagement_id,
         {**analysis_figures(analysis), "engagement_id": survey.engagement_id, "client_id": survey.client_id},
+        {"engagement_id": survey.engagement_id},
     )
     return analysis
 
 
 def get_analysis(session: Session, survey_id: str) -> Analysis:
-    return _one(session, Analysis, survey_id, "analysis of survey")
+    return one(session, Analysis, survey_id, "analysis of survey")
 
 
 def client_trend(session: Session, client_id: str) -> Trend:
@@ -364,7 +352,7 @@ def client_trend(session: Session, client_id: str) -> Trend:
 
 def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
     """5.2.1: a problem, classified by nature and severity."""
-    existing = _by_request(uow, Problem, command.request_id)
+    existing = by_request(uow.session, Problem, command.request_id)
     if existing is not None:
         return existing
     survey = get_survey(uow.session, command.survey_id)
@@ -381,18 +369,22 @@ def record_problem(uow: UnitOfWork, command: NewProblem) -> Problem:
     )
     uow.session.add(problem)
     uow.session.flush()
-    _emit(uow, "problem.recorded", problem.problem_id, problem.engagement_id, problem_payload(problem))
+    uow.emit(
+        "problem.recorded",
+        problem.problem_id,
+        problem_payload(problem),
+        {"engagement_id": problem.engagement_id},
+    )
     return problem
 
 
 def get_problem(session: Session, problem_id: str) -> Problem:
-    return _one(session, Problem, problem_id, "problem")
+    return one(session, Problem, problem_id, "problem")
 
 
 def _unsolved(uow: UnitOfWork, problem_id: str) -> Problem:
     problem = get_problem(uow.session, problem_id)
-    if problem.status == ProblemStatus.SOLVED.value:
-        raise FailedPrecondition(f"problem {problem_id!r} is solved already")
+    check_problem_unsolved(ProblemStatus(problem.status), problem_id)
     return problem
 
 
@@ -434,7 +426,7 @@ def reports_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[P
 
 def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
     """5.2.2: a measure with responsible department and person, deadline and target."""
-    existing = _by_request(uow, Measure, command.request_id)
+    existing = by_request(uow.session, Measure, command.request_id)
     if existing is not None:
         return existing
     problem = _unsolved(uow, command.problem_id)
@@ -448,32 +440,41 @@ def define_measure(uow: UnitOfWork, command: NewMeasure) -> Measure:
         responsible_person=command.responsible_person,
         deadline=command.deadline,
         target=command.target,
-        status="open",
+        status=MeasureStatus.OPEN.value,
         defined_at=now(),
     )
     uow.session.add(measure)
     problem.status = ProblemStatus.RECTIFYING.value
     uow.session.flush()
-    _emit(uow, "measure.defined", measure.measure_id, measure.engagement_id, measure_payload(measure))
+    uow.emit(
+        "measure.defined",
+        measure.measure_id,
+        measure_payload(measure),
+        {"engagement_id": measure.engagement_id},
+    )
     return measure
 
 
 def get_measure(session: Session, measure_id: str) -> Measure:
-    return _one(session, Measure, measure_id, "measure")
+    return one(session, Measure, measure_id, "measure")
 
 
 def _complete(uow: UnitOfWork, measure: Measure) -> None:
-    measure.status = "done"
+    measure.status = MeasureStatus.DONE.value
     measure.completed_at = now()
     uow.session.flush()
-    _emit(uow, "measure.completed", measure.measure_id, measure.engagement_id, measure_payload(measure))
+    uow.emit(
+        "measure.completed",
+        measure.measure_id,
+        measure_payload(measure),
+        {"engagement_id": measure.engagement_id},
+    )
 
 
 def complete_measure(uow: UnitOfWork, measure_id: str) -> Measure:
     """5.2.3: the responsible person carried the measure out."""
     measure = get_measure(uow.session, measure_id)
-    if measure.status == "done":
-        raise FailedPrecondition(f"measure {measure_id!r} is done already")
+    check_measure_open(MeasureStatus(measure.status), measure_id)
     _complete(uow, measure)
     return measure
 
@@ -484,10 +485,7 @@ def report_progress(uow: UnitOfWork, problem_id: str, report: str, solved: bool)
     report = required_text("report", report, 5000)
     problem = _unsolved(uow, problem_id)
     measures = measures_of(uow.session, [problem_id])[problem_id]
-    if solved and not measures:
-        raise FailedPrecondition(
-            f"problem {problem_id!r} has no measure yet: define one (5.2.2) before solving it"
-        )
+    check_can_solve(problem_id, solved, len(measures))
     uow.session.add(
         ProgressReport(
             report_id=str(uuid.uuid4()),
@@ -501,24 +499,28 @@ def report_progress(uow: UnitOfWork, problem_id: str, report: str, solved: bool)
         problem.status = ProblemStatus.SOLVED.value
         problem.solved_at = now()
         for measure in measures:
-            if measure.status != "done":
+            if measure.status != MeasureStatus.DONE.value:
                 _complete(uow, measure)
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "progress.reported",
         problem.problem_id,
-        problem.engagement_id,
         {**problem_payload(problem), "progress_report": report},
+        {"engagement_id": problem.engagement_id},
     )
     if solved:
-        _emit(uow, "problem.solved", problem.problem_id, problem.engagement_id, problem_payload(problem))
+        uow.emit(
+            "problem.solved",
+            problem.problem_id,
+            problem_payload(problem),
+            {"engagement_id": problem.engagement_id},
+        )
     return problem
 
 
 def _overdue(today: date) -> Any:
     """Open measures past their deadline (the SQL twin of `domain.measure_overdue`)."""
-    return and_(Measure.status == "open", Measure.deadline < today)
+    return and_(Measure.status == MeasureStatus.OPEN.value, Measure.deadline < today)
 
 
 def overdue_measures(
@@ -551,6 +553,6 @@ def publish_overdue_measures(uow: UnitOfWork, today: date) -> list[Measure]:
         if claimed.rowcount != 1:  # type: ignore[attr-defined]
             continue
         payload = {**measure_payload(measure), "days_overdue": (today - measure.deadline).days}
-        _emit(uow, "measure.overdue", measure.measure_id, measure.engagement_id, payload)
+        uow.emit("measure.overdue", measure.measure_id, payload, {"engagement_id": measure.engagement_id})
         published.append(measure)
     return published

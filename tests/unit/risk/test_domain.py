@@ -8,25 +8,34 @@ from datetime import date
 import pytest
 
 from consultflow.platform.decisions import DecisionTables
-from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.platform.settings import repository_root
+from consultflow.risk.adapters import RiskTables
 from consultflow.risk.domain import (
+    Assessment,
     Level,
     NewRisk,
     PlacedRisk,
     Reading,
+    RegisterStatus,
     ResponseChoice,
+    ResponseStatus,
     ReviewFindings,
+    RiskStatus,
     Stage,
     Strategy,
     assess,
+    check_can_respond,
+    check_register_open,
+    check_response_open,
+    check_risk_open,
     heat_map,
     is_overdue,
     later_stage,
     reading_level,
+    status_after_assessment,
     warning_for_new_priority,
 )
-from consultflow.risk.tables import RiskTables
 
 BPMN = repository_root() / "bpmn"
 TABLES = RiskTables(BPMN)
@@ -142,8 +151,19 @@ def test_an_unknown_indicator_names_the_field() -> None:
     assert caught.value.field == "indicator"
 
 
+def response(*values: str) -> dict[str, str]:
+    return dict(zip(("risk_id", "strategy", "measures", "owner", "due_date"), values, strict=False))
+
+
+def new_risk(*values: str) -> dict[str, str]:
+    fields = ("engagement_id", "description", "stage", "category", "identification_method")
+    return dict(zip(fields, values, strict=False))
+
+
 def test_every_strategy_but_accept_needs_measures_owner_and_due_date() -> None:
-    choice = ResponseChoice.parse("R-1", "mitigate", "add a senior analyst", "Ms Li", "2025-06-30")
+    choice = ResponseChoice.parse(
+        **response("R-1", "mitigate", "add a senior analyst", "Ms Li", "2025-06-30")
+    )
     assert (choice.strategy, choice.due) == (Strategy.MITIGATE, date(2025, 6, 30))
     for field, values in [
         ("measures", ("R-1", "transfer", "", "Ms Li", "2025-06-30")),
@@ -153,20 +173,24 @@ def test_every_strategy_but_accept_needs_measures_owner_and_due_date() -> None:
         ("strategy", ("R-1", "ignore", "", "", "")),
     ]:
         with pytest.raises(InvalidArgument) as caught:
-            ResponseChoice.parse(*values)
+            ResponseChoice.parse(**response(*values))
         assert caught.value.field == field
-    accepted = ResponseChoice.parse("R-1", "accept", "", "", "")  # 6.3.4: no special measures
+    accepted = ResponseChoice.parse(**response("R-1", "accept", "", "", ""))  # 6.3.4: no special measures
     assert (accepted.strategy, accepted.measures, accepted.due) == (Strategy.ACCEPT, "", None)
 
 
 def test_a_new_risk_names_its_invalid_field() -> None:
-    risk = NewRisk.parse("E-1", "key consultant may leave", "implementation", "personnel", "delphi")
+    risk = NewRisk.parse(
+        **new_risk("E-1", "key consultant may leave", "implementation", "personnel", "delphi")
+    )
     assert (risk.stage, risk.category, risk.identification_method) == (
         Stage.IMPLEMENTATION,
         "personnel",
         "delphi",
     )
-    assert NewRisk.parse("E-1", "unclear scope", "intake").category is None  # classified when assessed
+    assert (
+        NewRisk.parse(**new_risk("E-1", "unclear scope", "intake")).category is None
+    )  # classified when assessed
     for field, values in [
         ("engagement_id", ("", "x", "intake")),
         ("description", ("E-1", " ", "intake")),
@@ -175,15 +199,32 @@ def test_a_new_risk_names_its_invalid_field() -> None:
         ("identification_method", ("E-1", "x", "intake", "market", "guessing")),
     ]:
         with pytest.raises(InvalidArgument) as caught:
-            NewRisk.parse(*values)
+            NewRisk.parse(**new_risk(*values))
         assert caught.value.field == field
 
 
 def test_a_review_that_found_a_risk_describes_it() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        ReviewFindings("E-1", True, True, True, "")
+        ReviewFindings.parse(
+            engagement_id="E-1",
+            measures_carried_out=True,
+            measures_effective=True,
+            new_risk_found=True,
+            new_risk_description="",
+        )
     assert caught.value.field == "new_risk_description"
-    ReviewFindings("E-1", True, False, False, "")
+    quiet = ReviewFindings.parse(
+        engagement_id="E-1",
+        measures_carried_out="yes",
+        measures_effective="no",
+        new_risk_found=False,
+        new_risk_description="",
+    )
+    assert (quiet.measures_carried_out, quiet.measures_effective, quiet.new_risk_found) == (
+        True,
+        False,
+        False,
+    )
 
 
 def test_the_heat_map_places_each_risk_in_its_cell() -> None:
@@ -211,3 +252,65 @@ def test_a_measure_is_overdue_when_planned_past_its_due_date() -> None:
     assert not is_overdue(date(2025, 1, 1), True, date(2025, 1, 2))
     assert not is_overdue(None, False, date(2025, 1, 2))
     assert not is_overdue(date(2025, 1, 2), False, date(2025, 1, 2))
+
+
+def test_a_closed_register_takes_no_more_risks() -> None:
+    check_register_open(RegisterStatus.OPEN, "E-1")
+    with pytest.raises(FailedPrecondition, match="register of engagement 'E-1' is closed"):
+        check_register_open(RegisterStatus.CLOSED, "E-1")
+
+
+def test_a_risk_is_assessed_then_responded_and_a_closed_one_is_left_alone() -> None:
+    assert status_after_assessment(RiskStatus.REGISTERED) is RiskStatus.ASSESSED
+    assert status_after_assessment(RiskStatus.ASSESSED) is RiskStatus.ASSESSED
+    assert status_after_assessment(RiskStatus.RESPONDED) is RiskStatus.RESPONDED  # a reassessment
+    for status in (RiskStatus.REGISTERED, RiskStatus.ASSESSED, RiskStatus.RESPONDED):
+        check_risk_open(status, "R-1")
+    with pytest.raises(FailedPrecondition, match="risk 'R-1' is closed"):
+        check_risk_open(RiskStatus.CLOSED, "R-1")
+
+
+def test_a_response_is_chosen_only_for_an_assessed_open_risk() -> None:
+    check_can_respond(RiskStatus.ASSESSED, "R-1")
+    check_can_respond(RiskStatus.RESPONDED, "R-1")  # a new plan replaces the strategy
+    with pytest.raises(FailedPrecondition, match=r"not assessed yet: assess it \(6.2\)"):
+        check_can_respond(RiskStatus.REGISTERED, "R-1")
+    with pytest.raises(FailedPrecondition, match="is closed"):
+        check_can_respond(RiskStatus.CLOSED, "R-1")
+
+
+def test_a_response_is_completed_once() -> None:
+    check_response_open(ResponseStatus.PLANNED, "P-1")
+    with pytest.raises(FailedPrecondition, match="response 'P-1' was completed already"):
+        check_response_open(ResponseStatus.DONE, "P-1")
+
+
+def test_an_assessment_confirms_or_supplies_the_classification() -> None:
+    bare = Assessment.parse(risk_id="R-1", likelihood=" high ", impact="severe")
+    assert (bare.likelihood, bare.impact) == ("high", "severe")
+    assert bare.classification("market", "delphi") == ("market", "delphi")
+    given = Assessment.parse(
+        risk_id="R-1",
+        likelihood="high",
+        impact="severe",
+        category="financial",
+        identification_method="checklist",
+    )
+    assert given.classification("market", "delphi") == ("financial", "checklist")
+    for category, method, field in [("", "delphi", "category"), ("market", "", "identification_method")]:
+        with pytest.raises(InvalidArgument) as caught:
+            bare.classification(category, method)
+        assert caught.value.field == field
+
+
+def test_a_reading_names_its_invalid_field() -> None:
+    reading = Reading.parse(engagement_id="E-1", indicator="cost_overrun_rate", value="0.07", status="Red")
+    assert (reading.value, reading.reported, reading.request_id) == (0.07, Level.RED, "")
+    for field, engagement, value, status in [
+        ("value", "E-1", "lots", ""),
+        ("status", "E-1", 0.5, "purple"),
+        ("engagement_id", " ", 0.5, ""),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            Reading.parse(engagement_id=engagement, indicator="cost_overrun_rate", value=value, status=status)
+        assert caught.value.field == field

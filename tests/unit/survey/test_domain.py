@@ -13,14 +13,25 @@ from consultflow.survey.domain import (
     WEIGHTS,
     Answers,
     Dimension,
+    MeasureStatus,
     NewMeasure,
     NewProblem,
+    NewResponse,
+    ProblemStatus,
     SurveyPlan,
+    SurveyStatus,
     TrendPoint,
     analyse,
+    check_can_solve,
+    check_measure_open,
+    check_problem_unsolved,
+    check_questionnaire_sent,
+    check_recommendation_asked,
     measure_overdue,
+    parse_respondents,
     questionnaire,
     rounded,
+    status_after_response,
     trend,
 )
 
@@ -41,7 +52,7 @@ def answers(
         "team_performance": tp,
         "overall_satisfaction": os,
     }
-    return Answers.parse(ratings, comments, recommendation)
+    return Answers.parse(ratings=ratings, comments=comments, recommendation=recommendation)
 
 
 def test_the_questionnaire_asks_the_four_dimensions_and_optionally_the_recommendation() -> None:
@@ -150,21 +161,23 @@ def test_no_responses_cannot_be_analysed() -> None:
 )
 def test_every_rating_is_required_between_1_and_5(ratings: dict[str, int], field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        Answers.parse(ratings, {}, None)
+        Answers.parse(ratings=ratings, comments={}, recommendation=None)
     assert caught.value.field.startswith(f"ratings.{field}")
 
 
 def test_the_recommendation_is_0_to_10() -> None:
     ratings = {d.value: 3 for d in Dimension}
     with pytest.raises(InvalidArgument) as caught:
-        Answers.parse(ratings, {}, 11)
+        Answers.parse(ratings=ratings, comments={}, recommendation=11)
     assert caught.value.field == "recommendation"
-    assert Answers.parse(ratings, {}, 0).recommendation == 0
+    assert Answers.parse(ratings=ratings, comments={}, recommendation=0).recommendation == 0
 
 
 def test_blank_comments_are_dropped() -> None:
     parsed = Answers.parse(
-        {d.value: 3 for d in Dimension}, {"general": "  ", "service_quality": " slow "}, None
+        ratings={d.value: 3 for d in Dimension},
+        comments={"general": "  ", "service_quality": " slow "},
+        recommendation=None,
     )
     assert parsed.comments == {"service_quality": "slow"}
 
@@ -235,12 +248,22 @@ def test_a_plan_names_its_invalid_field() -> None:
         assert caught.value.field == field
 
 
+MEASURE_FIELDS = (
+    "problem_id",
+    "measure",
+    "responsible_department",
+    "responsible_person",
+    "deadline",
+    "target",
+)
+
+
 def test_problems_and_measures_name_their_invalid_field() -> None:
     with pytest.raises(InvalidArgument) as caught:
-        NewProblem.parse("S-1", "late replies", "weather", "major")
+        NewProblem.parse(survey_id="S-1", description="late replies", nature="weather", severity="major")
     assert caught.value.field == "nature"
     with pytest.raises(InvalidArgument) as caught:
-        NewProblem.parse("S-1", "late replies", "service", "huge")
+        NewProblem.parse(survey_id="S-1", description="late replies", nature="service", severity="huge")
     assert caught.value.field == "severity"
     measure = (
         "P-1",
@@ -250,7 +273,7 @@ def test_problems_and_measures_name_their_invalid_field() -> None:
         "2025-05-01",
         "replies within 1 day",
     )
-    assert NewMeasure.parse(*measure).deadline == date(2025, 5, 1)
+    assert NewMeasure.parse(**dict(zip(MEASURE_FIELDS, measure, strict=True))).deadline == date(2025, 5, 1)
     for index, field in [
         (2, "responsible_department"),
         (3, "responsible_person"),
@@ -260,7 +283,7 @@ def test_problems_and_measures_name_their_invalid_field() -> None:
         values = list(measure)
         values[index] = ""
         with pytest.raises(InvalidArgument) as caught:
-            NewMeasure.parse(*values)
+            NewMeasure.parse(**dict(zip(MEASURE_FIELDS, values, strict=True)))
         assert caught.value.field == field
 
 
@@ -269,3 +292,66 @@ def test_a_measure_is_overdue_when_open_past_its_deadline() -> None:
     assert not measure_overdue(deadline, done=False, today=date(2025, 5, 1))
     assert measure_overdue(deadline, done=False, today=date(2025, 5, 2))
     assert not measure_overdue(deadline, done=True, today=date(2025, 5, 2))
+
+
+def test_respondents_are_named_once_and_at_least_one() -> None:
+    assert parse_respondents("respondents", ["Ms Chen", " Mr Wang ", "Ms Chen", ""]) == ("Ms Chen", "Mr Wang")
+    assert parse_respondents("respondents", "Ms Chen; Mr Wang") == ("Ms Chen", "Mr Wang")
+    for bad, problem in [(None, "at least one"), ([f"R{i}" for i in range(201)], "more than 200")]:
+        with pytest.raises(InvalidArgument, match=problem) as caught:
+            parse_respondents("respondents", bad)
+        assert caught.value.field == "respondents"
+
+
+def test_reminders_and_responses_follow_the_questionnaire() -> None:
+    check_questionnaire_sent("S-1", sent=True)
+    with pytest.raises(FailedPrecondition, match="survey 'S-1': the questionnaire has not been sent"):
+        check_questionnaire_sent("S-1", sent=False)
+
+
+def test_a_recommendation_answers_only_a_questionnaire_that_asks_it() -> None:
+    check_recommendation_asked(answers(4, 4, 4, 4, 9), asked=True)
+    check_recommendation_asked(answers(4, 4, 4, 4), asked=False)
+    with pytest.raises(InvalidArgument) as caught:
+        check_recommendation_asked(answers(4, 4, 4, 4, 9), asked=False)
+    assert caught.value.field == "recommendation"
+
+
+def test_the_first_response_moves_a_sent_survey_on() -> None:
+    assert status_after_response(SurveyStatus.SENT) is SurveyStatus.RESPONDED
+    assert status_after_response(SurveyStatus.RESPONDED) is SurveyStatus.RESPONDED
+    assert status_after_response(SurveyStatus.ANALYSED) is SurveyStatus.ANALYSED  # a late response
+
+
+def test_a_problem_is_solved_once_and_only_after_a_measure() -> None:
+    check_problem_unsolved(ProblemStatus.OPEN, "P-1")
+    check_problem_unsolved(ProblemStatus.RECTIFYING, "P-1")
+    with pytest.raises(FailedPrecondition, match="problem 'P-1' is solved already"):
+        check_problem_unsolved(ProblemStatus.SOLVED, "P-1")
+    check_can_solve("P-1", solved=True, measures=1)
+    check_can_solve("P-1", solved=False, measures=0)  # progress may be reported before any measure
+    with pytest.raises(FailedPrecondition, match=r"no measure yet: define one \(5.2.2\)"):
+        check_can_solve("P-1", solved=True, measures=0)
+
+
+def test_a_measure_is_carried_out_once() -> None:
+    check_measure_open(MeasureStatus.OPEN, "M-1")
+    with pytest.raises(FailedPrecondition, match="measure 'M-1' is done already"):
+        check_measure_open(MeasureStatus.DONE, "M-1")
+
+
+def test_a_response_carries_checked_answers_and_names_its_invalid_field() -> None:
+    ratings = {d.value: 4 for d in Dimension}
+    response = NewResponse.parse(
+        survey_id=" S-1 ", respondent=" Ms Chen ", ratings=ratings, comments={}, recommendation=9
+    )
+    assert (response.survey_id, response.respondent, response.answers.recommendation) == ("S-1", "Ms Chen", 9)
+    for field, respondent, bad_ratings in [
+        ("respondent", "x" * 201, ratings),
+        ("ratings.team_performance", "", {**ratings, "team_performance": 6}),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            NewResponse.parse(
+                survey_id="S-1", respondent=respondent, ratings=bad_ratings, comments={}, recommendation=None
+            )
+        assert caught.value.field == field

@@ -13,13 +13,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.db import UnitOfWork, by_request, one
+from consultflow.platform.errors import NotFound
 from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import now
 from consultflow.risk.domain import (
@@ -30,7 +30,9 @@ from consultflow.risk.domain import (
     NewRisk,
     PlacedRisk,
     Reading,
+    RegisterStatus,
     ResponseChoice,
+    ResponseStatus,
     ReviewFindings,
     RiskStatus,
     Stage,
@@ -38,17 +40,20 @@ from consultflow.risk.domain import (
     Trigger,
     WarningStatus,
     assess,
+    check_can_respond,
+    check_register_open,
+    check_response_open,
+    check_risk_open,
     heat_map,
     is_overdue,
     later_stage,
     reading_level,
+    status_after_assessment,
     warning_for_new_priority,
 )
-from consultflow.risk.models import EarlyWarning, Register, ResponsePlan, Review, Risk
+from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 REVIEW_SOURCE = "periodic review (6.4.1)"
-
-T = TypeVar("T")
 
 
 # --- views: the entity's state as event payloads (process variable names) ------------------------------
@@ -121,10 +126,6 @@ def warning_payload(warning: EarlyWarning) -> dict[str, Any]:
     }
 
 
-def _emit(uow: UnitOfWork, event_type: str, subject_id: str, engagement_id: str, payload: Any) -> None:
-    uow.emit(event_type, subject_id, payload, {"engagement_id": engagement_id})
-
-
 # --- register ---------------------------------------------------------------------------------------
 
 
@@ -145,12 +146,14 @@ def _new_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
         engagement_id=engagement_id,
         client_name=client_name,
         stage=Stage.INTAKE.value,
-        status="open",
+        status=RegisterStatus.OPEN.value,
         opened_at=now(),
     )
     uow.session.add(register)
     uow.session.flush()
-    _emit(uow, "register.opened", register.register_id, engagement_id, register_payload(register))
+    uow.emit(
+        "register.opened", register.register_id, register_payload(register), {"engagement_id": engagement_id}
+    )
     return register
 
 
@@ -163,26 +166,35 @@ def open_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
     if client_name and client_name != register.client_name:
         register.client_name = client_name
         uow.session.flush()
-        _emit(uow, "register.updated", register.register_id, engagement_id, register_payload(register))
+        uow.emit(
+            "register.updated",
+            register.register_id,
+            register_payload(register),
+            {"engagement_id": engagement_id},
+        )
     return register
 
 
 def _open_register_for(uow: UnitOfWork, engagement_id: str, client_name: str = "") -> Register:
     """The engagement's register, created if it has none yet; a closed one takes no more changes."""
     register = _find_register(uow.session, engagement_id) or _new_register(uow, engagement_id, client_name)
-    if register.status == "closed":
-        raise FailedPrecondition(f"the risk register of engagement {engagement_id!r} is closed")
+    check_register_open(RegisterStatus(register.status), engagement_id)
     return register
 
 
 def close_register(uow: UnitOfWork, engagement_id: str) -> Register:
     """Ch. 6: risk management ends with the engagement; closing twice changes nothing."""
     register = get_register(uow.session, engagement_id)
-    if register.status != "closed":
-        register.status = "closed"
+    if register.status != RegisterStatus.CLOSED.value:
+        register.status = RegisterStatus.CLOSED.value
         register.closed_at = now()
         uow.session.flush()
-        _emit(uow, "register.closed", register.register_id, engagement_id, register_payload(register))
+        uow.emit(
+            "register.closed",
+            register.register_id,
+            register_payload(register),
+            {"engagement_id": engagement_id},
+        )
     return register
 
 
@@ -222,7 +234,7 @@ def register_counts(session: Session, engagement_id: str, today: date) -> Regist
 def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
     """6.1: records a risk and publishes `risk.registered` (→ message `risk.identified`); the same
     request id returns the risk registered first."""
-    existing = _by_request(uow, Risk, command.request_id)
+    existing = by_request(uow.session, Risk, command.request_id)
     if existing is not None:
         return existing
     register = _open_register_for(uow, command.engagement_id)
@@ -245,33 +257,17 @@ def register_risk(uow: UnitOfWork, command: NewRisk) -> Risk:
     if stage.value != register.stage:
         register.stage = stage.value
     uow.session.flush()
-    _emit(uow, "risk.registered", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    uow.emit("risk.registered", risk.risk_id, risk_payload(risk), {"engagement_id": risk.engagement_id})
     return risk
 
 
-def _one(session: Session, model: type[T], key: str, kind: str) -> T:
-    """The row with primary key `key`, or NotFound naming what was asked for."""
-    row = session.get(model, key) if key else None
-    if row is None:
-        raise NotFound(kind, key)
-    return row
-
-
-def _by_request(uow: UnitOfWork, model: type[T], request_id: str) -> T | None:
-    """The row an earlier request with this idempotency key created."""
-    if not request_id:
-        return None
-    return uow.session.scalars(select(model).where(model.request_id == request_id)).first()  # type: ignore[attr-defined]
-
-
 def get_risk(session: Session, risk_id: str) -> Risk:
-    return _one(session, Risk, risk_id, "risk")
+    return one(session, Risk, risk_id, "risk")
 
 
 def _live_risk(uow: UnitOfWork, risk_id: str) -> Risk:
     risk = get_risk(uow.session, risk_id)
-    if risk.status == RiskStatus.CLOSED.value:
-        raise FailedPrecondition(f"risk {risk_id!r} is closed")
+    check_risk_open(RiskStatus(risk.status), risk_id)
     return risk
 
 
@@ -290,29 +286,21 @@ def list_risks(
     return list(session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit)))
 
 
-def assess_risk(uow: UnitOfWork, tables: Tables, command: Assessment) -> tuple[Risk, EarlyWarning | None]:
+def assess_risk(uow: UnitOfWork, command: Assessment, tables: Tables) -> tuple[Risk, EarlyWarning | None]:
     """6.2: the matrix gives level, priority and suggested strategy; a priority that moves into a worse
     warning band raises a warning (6.4.2 [assumption])."""
     risk = _live_risk(uow, command.risk_id)
     cell = assess(tables, command.likelihood, command.impact)
-    category = command.category.value if command.category else risk.category
-    method = (
-        command.identification_method.value if command.identification_method else risk.identification_method
-    )
-    if not category:
-        raise InvalidArgument("category", "is required to assess a risk that has none (6.1.2)")
-    if not method:
-        raise InvalidArgument("identification_method", "is required to assess a risk that has none (6.1.1)")
+    category, method = command.classification(risk.category, risk.identification_method)
     previous_priority = risk.priority
     risk.category, risk.identification_method = category, method
     risk.likelihood, risk.impact = cell.likelihood, cell.impact
     risk.level, risk.priority = cell.level, cell.priority
     risk.suggested_strategy, risk.strategy_basis = cell.suggested_strategy.value, cell.strategy_basis
     risk.assessed_at = now()
-    if risk.status == RiskStatus.REGISTERED.value:
-        risk.status = RiskStatus.ASSESSED.value
+    risk.status = status_after_assessment(RiskStatus(risk.status)).value
     uow.session.flush()
-    _emit(uow, "risk.assessed", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    uow.emit("risk.assessed", risk.risk_id, risk_payload(risk), {"engagement_id": risk.engagement_id})
     warning = None
     band = warning_for_new_priority(tables, previous_priority, cell.priority)
     if band is not None:
@@ -335,7 +323,7 @@ def close_risk(uow: UnitOfWork, risk_id: str, reason: str) -> Risk:
     risk.closed_at = now()
     risk.close_reason = reason.strip()
     uow.session.flush()
-    _emit(uow, "risk.closed", risk.risk_id, risk.engagement_id, risk_payload(risk))
+    uow.emit("risk.closed", risk.risk_id, risk_payload(risk), {"engagement_id": risk.engagement_id})
     return risk
 
 
@@ -350,7 +338,7 @@ class MatrixView:
     unassessed: int
 
 
-def risk_matrix(session: Session, tables: Tables, engagement_id: str, include_closed: bool) -> MatrixView:
+def risk_matrix(session: Session, engagement_id: str, include_closed: bool, tables: Tables) -> MatrixView:
     """6.2.3: the heat map of an engagement's assessed risks, or of the whole firm's."""
     query = select(Risk)
     if engagement_id:
@@ -378,11 +366,8 @@ def risk_matrix(session: Session, tables: Tables, engagement_id: str, include_cl
 
 def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
     """6.3: the strategy a person chose (the matrix only suggests one) with measures, owner and due date."""
-    risk = _live_risk(uow, choice.risk_id)
-    if risk.status == RiskStatus.REGISTERED.value:
-        raise FailedPrecondition(
-            f"risk {risk.risk_id!r} is not assessed yet: assess it (6.2) before choosing a response (6.3)"
-        )
+    risk = get_risk(uow.session, choice.risk_id)
+    check_can_respond(RiskStatus(risk.status), risk.risk_id)
     plan = ResponsePlan(
         response_id=str(uuid.uuid4()),
         risk_id=risk.risk_id,
@@ -392,7 +377,7 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
         measures=choice.measures,
         owner=choice.owner,
         due_date=choice.due,
-        status="planned",
+        status=ResponseStatus.PLANNED.value,
         decided_by=choice.decided_by,
         planned_at=now(),
     )
@@ -400,38 +385,40 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
     risk.strategy = choice.strategy.value
     risk.status = RiskStatus.RESPONDED.value
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "response.planned",
         plan.response_id,
-        plan.engagement_id,
         {**response_payload(plan), **risk_payload(risk)},
+        {"engagement_id": plan.engagement_id},
     )
     return plan
 
 
 def get_response(session: Session, response_id: str) -> ResponsePlan:
-    return _one(session, ResponsePlan, response_id, "response")
+    return one(session, ResponsePlan, response_id, "response")
 
 
 def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
     """6.4.1: the response's measures were carried out, effective or not."""
     plan = get_response(uow.session, response_id)
-    if plan.status == "done":
-        raise FailedPrecondition(f"response {response_id!r} was completed already")
-    plan.status = "done"
+    check_response_open(ResponseStatus(plan.status), response_id)
+    plan.status = ResponseStatus.DONE.value
     plan.effective = effective
     plan.completion_notes = notes.strip()
     plan.completed_at = now()
     uow.session.flush()
-    _emit(uow, "response.completed", plan.response_id, plan.engagement_id, response_payload(plan))
+    uow.emit(
+        "response.completed", plan.response_id, response_payload(plan), {"engagement_id": plan.engagement_id}
+    )
     return plan
 
 
 def _overdue(today: date) -> ColumnElement[bool]:
     """Planned responses whose due date has passed (the SQL twin of `domain.is_overdue`)."""
     return and_(
-        ResponsePlan.status == "planned", ResponsePlan.due_date.is_not(None), ResponsePlan.due_date < today
+        ResponsePlan.status == ResponseStatus.PLANNED.value,
+        ResponsePlan.due_date.is_not(None),
+        ResponsePlan.due_date < today,
     )
 
 
@@ -456,7 +443,7 @@ def list_responses(
 
 
 def response_overdue(plan: ResponsePlan, today: date) -> bool:
-    return is_overdue(plan.due_date, plan.status == "done", today)
+    return is_overdue(plan.due_date, plan.status == ResponseStatus.DONE.value, today)
 
 
 # --- monitoring -------------------------------------------------------------------------------------
@@ -469,10 +456,10 @@ def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tup
     if findings.new_risk_found:
         new_risk = register_risk(
             uow,
-            NewRisk(
+            NewRisk.parse(
                 engagement_id=register.engagement_id,
-                description=findings.new_risk_description.strip(),
-                stage=Stage(register.stage),
+                description=findings.new_risk_description,
+                stage=register.stage,
                 source=REVIEW_SOURCE,
                 owner=findings.reviewed_by,
             ),
@@ -487,17 +474,15 @@ def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tup
         new_risk_id=new_risk.risk_id if new_risk else "",
         open_risks=counts.open_risks,
         overdue_measures=counts.overdue_measures,
-        reviewed_by=findings.reviewed_by.strip(),
-        notes=findings.notes.strip(),
+        reviewed_by=findings.reviewed_by,
+        notes=findings.notes,
         reviewed_at=now(),
     )
     uow.session.add(review)
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "review.recorded",
         review.review_id,
-        review.engagement_id,
         {
             "review_id": review.review_id,
             "engagement_id": review.engagement_id,
@@ -508,6 +493,7 @@ def record_review(uow: UnitOfWork, findings: ReviewFindings, today: date) -> tup
             "open_risks": review.open_risks,
             "overdue_measures": review.overdue_measures,
         },
+        {"engagement_id": review.engagement_id},
     )
     return review, new_risk
 
@@ -547,17 +533,16 @@ def _raise(
     )
     uow.session.add(warning)
     uow.session.flush()
-    _emit(uow, "warning.raised", warning.warning_id, engagement_id, warning_payload(warning))
+    uow.emit("warning.raised", warning.warning_id, warning_payload(warning), {"engagement_id": engagement_id})
     return warning
 
 
-def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWarning:
+def raise_warning(uow: UnitOfWork, reading: Reading, tables: Tables) -> EarlyWarning:
     """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
     `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
-    existing = _by_request(uow, EarlyWarning, reading.request_id)
+    existing = by_request(uow.session, EarlyWarning, reading.request_id)
     if existing is not None:
         return existing
-    required_text("engagement_id", reading.engagement_id, 100)
     if reading.risk_id:
         get_risk(uow.session, reading.risk_id)
     level = reading_level(tables, reading)
@@ -574,7 +559,7 @@ def raise_warning(uow: UnitOfWork, tables: Tables, reading: Reading) -> EarlyWar
 
 
 def get_warning(session: Session, warning_id: str) -> EarlyWarning:
-    return _one(session, EarlyWarning, warning_id, "warning")
+    return one(session, EarlyWarning, warning_id, "warning")
 
 
 def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowledged_by: str) -> EarlyWarning:
@@ -589,7 +574,12 @@ def acknowledge_warning(uow: UnitOfWork, warning_id: str, action: str, acknowled
     warning.status = WarningStatus.ACKNOWLEDGED.value
     warning.acknowledged_at = now()
     uow.session.flush()
-    _emit(uow, "warning.acknowledged", warning.warning_id, warning.engagement_id, warning_payload(warning))
+    uow.emit(
+        "warning.acknowledged",
+        warning.warning_id,
+        warning_payload(warning),
+        {"engagement_id": warning.engagement_id},
+    )
     return warning
 
 
@@ -602,12 +592,11 @@ def escalate_warning(uow: UnitOfWork, warning_id: str) -> tuple[EarlyWarning, bo
     warning.escalations += 1
     warning.escalated_at = now()
     uow.session.flush()
-    _emit(
-        uow,
+    uow.emit(
         "warning.escalated",
         warning.warning_id,
-        warning.engagement_id,
         {**warning_payload(warning), "escalations": warning.escalations},
+        {"engagement_id": warning.engagement_id},
     )
     return warning, True
 

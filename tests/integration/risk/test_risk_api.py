@@ -15,14 +15,13 @@ from sqlalchemy import func, select
 
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
-from consultflow.platform.db import Database
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.settings import repository_root
 from consultflow.platform.tables import processed_jobs
+from consultflow.risk.adapters import Dependencies, RiskTables
 from consultflow.risk.app import build
-from consultflow.risk.jobs import handlers
-from consultflow.risk.models import EarlyWarning, Risk
-from consultflow.risk.tables import RiskTables
+from consultflow.risk.jobs import operations
+from consultflow.risk.orm import EarlyWarning, Risk
 from tests.integration.helpers import (
     assert_rpc_error,
     completed,
@@ -34,7 +33,7 @@ from tests.integration.helpers import (
 )
 from tests.support.components import ComponentThread, running
 
-HANDLERS = handlers(RiskTables(repository_root() / "bpmn"))
+HANDLERS = operations.bind(Dependencies(tables=RiskTables(repository_root() / "bpmn")))
 YESTERDAY = (date.today() - timedelta(days=2)).isoformat()
 
 
@@ -400,7 +399,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
     assert {e.correlation["engagement_id"] for e in events} == {"E-2"}
 
 
-def test_a_job_delivered_twice_acts_once(risk: ComponentThread, database_url: str) -> None:
+def test_a_job_delivered_twice_acts_once(risk: ComponentThread) -> None:
     registering = job(
         "risk.register_risk",
         key="job-1",
@@ -420,12 +419,11 @@ def test_a_job_delivered_twice_acts_once(risk: ComponentThread, database_url: st
         status="",
     )
     assert run(risk, HANDLERS, warning).variables == run(risk, HANDLERS, warning).variables
-    db = Database(database_url)
-    with db.read() as session:
+    assert risk.context is not None
+    with risk.context.read() as session:
         assert session.scalar(select(func.count()).select_from(Risk)) == 1
         assert session.scalar(select(func.count()).select_from(EarlyWarning)) == 1
         assert session.scalar(select(func.count()).select_from(processed_jobs)) == 2
-    db.dispose()
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -1,19 +1,29 @@
-"""The risk service's view of its decision tables: the risk matrix (6.2.3/6.3) and the early-warning
-thresholds (6.4.2), read from `bpmn/*.dmn` through the shared evaluator. Nothing of either table is
-copied here: the axes of the matrix are the values its rules name, in the order the rules name them."""
+"""What the risk use cases reach outside the service for: its decision tables, the risk matrix (6.2.3/6.3)
+and the early-warning thresholds (6.4.2), read from `bpmn/*.dmn` through the shared evaluator, and the
+`Dependencies` the servicer and the job handlers receive. Nothing of either table is copied here: the
+axes of the matrix are the values its rules name, in the order the rules name them."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.risk.domain import Level, MatrixCell, Strategy
+from consultflow.risk.domain import Level, MatrixCell, Strategy, Tables
 
 RISK_MATRIX = "risk_matrix"
 WARNING_THRESHOLDS = "warning_thresholds"
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the risk servicer and job handlers are given at start."""
+
+    tables: Tables
+    """The risk matrix and the warning thresholds (`RiskTables` over the deployment's `bpmn/`)."""
 
 
 class RiskTables:
