@@ -14,8 +14,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.crm.orm import Inquiry
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox, processed_jobs
-from tests.integration.status_events import wait_for_types
 from tests.support.nats import wait_consumed
+from tests.support.status import wait_for_types
 from tests.support.system import in_process_system
 
 INQUIRY = {

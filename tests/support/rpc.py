@@ -1,4 +1,4 @@
-"""A gRPC call that must be refused."""
+"""A gRPC call that must be refused: its status code and the words its details must name."""
 
 from __future__ import annotations
 
@@ -20,3 +20,22 @@ def refused(call: Callable[[], Any], code: grpc.StatusCode, *words: str) -> str:
     for word in words:
         assert word in details, details
     return details
+
+
+def rpc_code(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
+    """The status code and details a call fails with (fails the test if it succeeds)."""
+    try:
+        call()
+    except grpc.RpcError as error:
+        assert isinstance(error, grpc.Call)
+        return error.code(), error.details() or ""
+    raise AssertionError("the call succeeded")
+
+
+def rpc_error(call: Callable[[Any], Any], request: Any) -> grpc.RpcError:
+    """The error `call(request)` must end in."""
+    try:
+        call(request)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{request!r} was accepted")

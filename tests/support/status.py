@@ -1,9 +1,11 @@
-"""Reading the STATUS stream in tests."""
+"""Reading the STATUS stream in tests: every event, the events a test waits for, their payloads."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import nats
 
@@ -61,3 +63,33 @@ def all_status_events(nats_url: str, quiet: float = 1.0) -> list[events_pb2.Stat
         return events
 
     return asyncio.run(read())
+
+
+def wait_for_types(
+    nats_url: str, types: Sequence[str], timeout: float = 10.0
+) -> list[events_pb2.StatusEvent]:
+    """Reads until every `source.type` named (e.g. "crm.inquiry.recorded") was seen at least as often
+    as named; fails naming what is missing."""
+
+    def seen(events: list[events_pb2.StatusEvent]) -> bool:
+        names = [f"{e.source}.{e.type}" for e in events]
+        return all(names.count(t) >= list(types).count(t) for t in set(types))
+
+    events = read_status(nats_url, seen, timeout)
+    names = [f"{e.source}.{e.type}" for e in events]
+    missing = [t for t in set(types) if names.count(t) < list(types).count(t)]
+    assert not missing, f"status events missing: {missing}; seen: {names}"
+    return events
+
+
+def events_including(nats_url: str, expected: Sequence[str], source: str) -> list[events_pb2.StatusEvent]:
+    """Reads STATUS until `source` has published at least these event types (repeats counted); returns
+    that source's events."""
+    events = wait_for_types(nats_url, [f"{source}.{event_type}" for event_type in expected])
+    return [e for e in events if e.source == source]
+
+
+def payload(event: events_pb2.StatusEvent) -> dict[str, Any]:
+    """An event's JSON payload."""
+    result: dict[str, Any] = json.loads(event.payload_json or "{}")
+    return result

@@ -12,8 +12,9 @@ import pytest
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
 from consultflow.crm.app import build
-from tests.integration.status_events import payload, rpc_code, wait_for_types
 from tests.support.components import running
+from tests.support.rpc import rpc_code
+from tests.support.status import payload, wait_for_types
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

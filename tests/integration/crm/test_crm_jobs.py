@@ -17,10 +17,10 @@ from consultflow.crm import orm
 from consultflow.crm.app import build
 from consultflow.crm.jobs import operations
 from consultflow.platform.tables import outbox
-from tests.integration.diagrams import Task, bpmn_folder, line
-from tests.integration.helpers import completed, job, refused, run
-from tests.integration.status_events import payload, wait_for_types
+from tests.support.bpmn_builder import Task, bpmn_folder, line
 from tests.support.components import ComponentThread, running
+from tests.support.jobs import completed, job, refused_job, run
+from tests.support.status import payload, wait_for_types
 from tests.support.system import in_process_system
 
 HANDLERS = operations.bind(None)
@@ -254,12 +254,12 @@ def test_a_redelivered_job_creates_nothing_twice(crm: ComponentThread) -> None:
 
 
 def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -> None:
-    assert "client_name" in refused(crm, HANDLERS, "crm.record_inquiry", {"channel": "email"})
-    bad = refused(crm, HANDLERS, "crm.record_inquiry", {**INQUIRY, "channel": "fax"})
+    assert "client_name" in refused_job(crm, HANDLERS, "crm.record_inquiry", {"channel": "email"})
+    bad = refused_job(crm, HANDLERS, "crm.record_inquiry", {**INQUIRY, "channel": "fax"})
     assert bad.startswith("InvalidArgument: channel:")
 
     inquiry = _done(crm, "crm.record_inquiry", "j-3", **INQUIRY)
-    early = refused(
+    early = refused_job(
         crm,
         HANDLERS,
         "crm.record_feasibility",
@@ -273,7 +273,7 @@ def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -
     )
     assert "FailedPrecondition" in early and "2.2.1" in early
     _done(crm, "crm.record_requirements", "j-5", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
-    no_reason = refused(
+    no_reason = refused_job(
         crm,
         HANDLERS,
         "crm.record_feasibility",
@@ -297,7 +297,7 @@ def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -
         assessors="A, B",
     )
     assert go["feasible"] is True
-    infeasible = refused(
+    infeasible = refused_job(
         crm,
         HANDLERS,
         "crm.decline_inquiry",
@@ -311,7 +311,7 @@ def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -
         inquiry_id=inquiry["inquiry_id"],
         decline_reason="offer_expired",
     ) == {"intake_outcome": "declined", "decline_reason": "offer_expired"}
-    unknown = refused(
+    unknown = refused_job(
         crm,
         HANDLERS,
         "crm.record_revisit",

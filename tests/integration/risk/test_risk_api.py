@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +23,10 @@ from consultflow.risk.adapters import Dependencies, RiskTables
 from consultflow.risk.app import build
 from consultflow.risk.jobs import operations
 from consultflow.risk.orm import EarlyWarning, Risk
-from tests.integration.helpers import (
-    assert_rpc_error,
-    completed,
-    events_including,
-    job,
-    refused,
-    rpc_error,
-    run,
-)
 from tests.support.components import ComponentThread, running
+from tests.support.jobs import completed, job, refused_job, run
+from tests.support.rpc import refused, rpc_error
+from tests.support.status import events_including
 
 HANDLERS = operations.bind(Dependencies(tables=RiskTables(repository_root() / "bpmn")))
 YESTERDAY = (date.today() - timedelta(days=2)).isoformat()
@@ -378,7 +373,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         ("implementation", "A second data source is needed")
     ]
     late_risk = {"engagement_id": "E-2", "risk_description": "too late", "risk_stage": "follow_up"}
-    assert "is closed" in refused(risk, HANDLERS, "risk.register_risk", late_risk)
+    assert "is closed" in refused_job(risk, HANDLERS, "risk.register_risk", late_risk)
 
     expected = [
         "register.opened",
@@ -481,7 +476,7 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
         ),
     ]
     for call, request, code, text in cases:
-        assert_rpc_error(call, request, code, text)
+        refused(partial(call, request), code, text)
 
     risk_id = api.RegisterRisk(
         pb.RegisterRiskRequest(engagement_id="E-4", description="x", stage="intake")
@@ -615,5 +610,5 @@ def test_bad_requests_get_precise_codes_naming_the_field(risk: ComponentThread) 
         ("risk.escalate_warning", {"warning_id": "nope"}, "warning 'nope' not found"),
     ]
     for operation, parameters, text in refusals:
-        message = refused(risk, HANDLERS, operation, parameters)
+        message = refused_job(risk, HANDLERS, operation, parameters)
         assert text in message, message

@@ -10,57 +10,64 @@ from pathlib import Path
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.api.risk.v1 import risk_pb2 as pb
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
-from tests.integration.helpers import diagram_folder, linear_process, message_catch, service_task
+from tests.support.bpmn_builder import Task, Wait, bpmn_folder, line
 from tests.support.system import in_process_system
 
-DIAGRAM = linear_process(
+DIAGRAM = line(
     "risk_probe",
     [
-        service_task("open", "risk.open_register", engagement_id="engagement_id", client_name="'ACME'"),
-        service_task(
+        Task("open", "risk.open_register", {"engagement_id": "engagement_id", "client_name": "'ACME'"}),
+        Task(
             "register",
             "risk.register_risk",
-            engagement_id="engagement_id",
-            risk_description="'The client may cut the budget'",
-            risk_stage="'intake'",
-            risk_source="'feasibility assessment'",
+            {
+                "engagement_id": "engagement_id",
+                "risk_description": "'The client may cut the budget'",
+                "risk_stage": "'intake'",
+                "risk_source": "'feasibility assessment'",
+            },
         ),
-        message_catch("identified", "risk.identified"),
-        service_task(
+        Wait("identified", "risk.identified"),
+        Task(
             "assess",
             "risk.assess_risk",
-            risk_id="risk_id",
-            risk_category="'financial'",
-            identification_method="'checklist'",
-            likelihood="'high'",
-            impact="'severe'",
+            {
+                "risk_id": "risk_id",
+                "risk_category": "'financial'",
+                "identification_method": "'checklist'",
+                "likelihood": "'high'",
+                "impact": "'severe'",
+            },
         ),
-        service_task(
+        Task(
             "respond",
             "risk.plan_response",
-            risk_id="risk_id",
-            strategy="suggested_strategy",
-            measures="'Decline the project'",
-            measure_owner="'Ms Li'",
-            measure_due="'2030-01-31'",
+            {
+                "risk_id": "risk_id",
+                "strategy": "suggested_strategy",
+                "measures": "'Decline the project'",
+                "measure_owner": "'Ms Li'",
+                "measure_due": "'2030-01-31'",
+            },
         ),
-        service_task(
+        Task(
             "warn",
             "risk.raise_warning",
-            engagement_id="engagement_id",
-            indicator="'cost_overrun_rate'",
-            value="0.12",
-            status="'red'",
+            {
+                "engagement_id": "engagement_id",
+                "indicator": "'cost_overrun_rate'",
+                "value": "0.12",
+                "status": "'red'",
+            },
         ),
-        message_catch("acknowledged", "risk.warning_acknowledged"),
-        service_task("close", "risk.close_register", engagement_id="engagement_id"),
+        Wait("acknowledged", "risk.warning_acknowledged", "warning_id"),
+        Task("close", "risk.close_register", {"engagement_id": "engagement_id"}),
     ],
-    messages={"risk.identified": "engagement_id", "risk.warning_acknowledged": "warning_id"},
 )
 
 
 def test_a_diagram_runs_the_risk_operations_and_hears_the_risk_service(tmp_path: Path, nats_url: str) -> None:
-    bpmn = diagram_folder(tmp_path, "risk_probe", DIAGRAM)
+    bpmn = bpmn_folder(tmp_path, {"risk_probe": DIAGRAM})
     with in_process_system(tmp_path, nats_url, ["risk"], bpmn_dir=bpmn) as system:
         created = system.orchestrator.CreateInstance(
             opb.CreateInstanceRequest(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,10 @@ from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
 from consultflow.survey import app
 from consultflow.survey.jobs import operations
 from consultflow.survey.orm import Problem, Survey
-from tests.integration.helpers import (
-    assert_rpc_error,
-    completed,
-    events_including,
-    job,
-    refused,
-    rpc_error,
-    run,
-)
 from tests.support.components import ComponentThread, running
+from tests.support.jobs import completed, job, refused_job, run
+from tests.support.rpc import refused, rpc_error
+from tests.support.status import events_including
 
 TWO_DAYS_AGO = (date.today() - timedelta(days=2)).isoformat()
 NEXT_MONTH = (date.today() + timedelta(days=30)).isoformat()
@@ -306,7 +301,7 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
     )
     assert completed(run(survey, HANDLERS, solved)) == {"problem_solved": True}
     again = {"problem_id": problem_id, "progress_report": "x", "problem_solved": True}
-    assert "solved already" in refused(survey, HANDLERS, "survey.report_progress", again)
+    assert "solved already" in refused_job(survey, HANDLERS, "survey.report_progress", again)
 
     expected = [
         "survey.planned",
@@ -468,7 +463,7 @@ def test_bad_requests_get_precise_codes_naming_the_field(survey: ComponentThread
         (api.ListSurveys, pb.ListSurveysRequest(page_size=-1), grpc.StatusCode.INVALID_ARGUMENT, "page_size"),
     ]
     for call, request, code, text in cases:
-        assert_rpc_error(call, request, code, text)
+        refused(partial(call, request), code, text)
 
     completed(run(survey, HANDLERS, job("survey.send_questionnaire", survey_id=no_nps.survey_id)))
     error = rpc_error(
@@ -556,5 +551,5 @@ def test_bad_requests_get_precise_codes_naming_the_field(survey: ComponentThread
         ),
     ]
     for operation, parameters, text in refusals:
-        message = refused(survey, HANDLERS, operation, parameters)
+        message = refused_job(survey, HANDLERS, operation, parameters)
         assert text in message, message

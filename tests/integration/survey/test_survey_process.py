@@ -10,59 +10,66 @@ from pathlib import Path
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
-from tests.integration.helpers import diagram_folder, linear_process, message_catch, service_task
+from tests.support.bpmn_builder import Task, Wait, bpmn_folder, line
 from tests.support.system import in_process_system
 
-DIAGRAM = linear_process(
+DIAGRAM = line(
     "survey_probe",
     [
-        service_task(
+        Task(
             "plan",
             "survey.create_plan",
-            engagement_id="engagement_id",
-            client_id="client_id",
-            survey_method="'questionnaire'",
-            respondents="'Ms Chen, Mr Wang'",
-            survey_date="'2025-06-01'",
-            survey_content="'how the results are used'",
+            {
+                "engagement_id": "engagement_id",
+                "client_id": "client_id",
+                "survey_method": "'questionnaire'",
+                "respondents": "'Ms Chen, Mr Wang'",
+                "survey_date": "'2025-06-01'",
+                "survey_content": "'how the results are used'",
+            },
         ),
-        service_task("send", "survey.send_questionnaire", survey_id="survey_id"),
-        message_catch("answered", "survey.response_received"),
-        service_task("analyse", "survey.analyse_responses", survey_id="survey_id"),
-        service_task(
+        Task("send", "survey.send_questionnaire", {"survey_id": "survey_id"}),
+        Wait("answered", "survey.response_received"),
+        Task("analyse", "survey.analyse_responses", {"survey_id": "survey_id"}),
+        Task(
             "problem",
             "survey.record_problem",
-            survey_id="survey_id",
-            problem_description="dissatisfaction_reasons[0]['comments'][0]",
-            problem_nature="'communication'",
-            problem_severity="'moderate'",
+            {
+                "survey_id": "survey_id",
+                "problem_description": "dissatisfaction_reasons[0]['comments'][0]",
+                "problem_nature": "'communication'",
+                "problem_severity": "'moderate'",
+            },
         ),
-        service_task(
+        Task(
             "define",  # not "measure": an element id must not repeat a parameter's id
             "survey.define_measure",
-            problem_id="problem_id",
-            measure="'A named contact answers within a day'",
-            responsible_department="'delivery'",
-            responsible_person="'Mr Wang'",
-            measure_deadline="'2030-01-31'",
-            measure_target="'every reply within one working day'",
+            {
+                "problem_id": "problem_id",
+                "measure": "'A named contact answers within a day'",
+                "responsible_department": "'delivery'",
+                "responsible_person": "'Mr Wang'",
+                "measure_deadline": "'2030-01-31'",
+                "measure_target": "'every reply within one working day'",
+            },
         ),
-        service_task(
+        Task(
             "report",
             "survey.report_progress",
-            problem_id="problem_id",
-            progress_report="'replies within a day now'",
-            problem_solved="True",
+            {
+                "problem_id": "problem_id",
+                "progress_report": "'replies within a day now'",
+                "problem_solved": "True",
+            },
         ),
     ],
-    messages={"survey.response_received": "engagement_id"},
 )
 
 
 def test_a_diagram_runs_the_survey_operations_and_hears_the_clients_answer(
     tmp_path: Path, nats_url: str
 ) -> None:
-    bpmn = diagram_folder(tmp_path, "survey_probe", DIAGRAM)
+    bpmn = bpmn_folder(tmp_path, {"survey_probe": DIAGRAM})
     with in_process_system(tmp_path, nats_url, ["survey"], bpmn_dir=bpmn) as system:
         created = system.orchestrator.CreateInstance(
             opb.CreateInstanceRequest(
