@@ -4,7 +4,7 @@ directory of clients."""
 from __future__ import annotations
 
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
-from consultflow.contracts.crm_client import CrmClients
+from consultflow.contracts.adapters import CrmClients
 from consultflow.contracts.jobs import handlers
 from consultflow.contracts.servicer import ContractsServicer
 from consultflow.platform.grpcserver import Registration

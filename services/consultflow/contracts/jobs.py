@@ -13,8 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from consultflow.contracts import domain, service
-from consultflow.contracts.crm_client import ClientDirectory
+from consultflow.contracts import domain, usecases
+from consultflow.contracts.adapters import ClientDirectory
 from consultflow.contracts.domain import (
     Category,
     Clauses,
@@ -68,7 +68,7 @@ def prepare_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         validity_days=domain.parse_validity_days(job.get("validity_days")),
         lines=tuple(lines),
     )
-    view = service.prepare_quotation(uow, _engagement(job), job.text("client_id"), terms)
+    view = usecases.prepare_quotation(uow, _engagement(job), job.text("client_id"), terms)
     return {
         "quotation_id": view.quotation.quotation_id,
         "quotation_total": format(view.current.total, "f"),
@@ -87,7 +87,7 @@ def draft_proposal(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         project_manager=job.text("project_manager"),
         team_members=domain.parse_names(job.get("team_members", None), "team_members"),
     )
-    view = service.draft_proposal(
+    view = usecases.draft_proposal(
         uow, job.text("quotation_id"), _engagement(job), content, job.text("revision_note", "")
     )
     return {"proposal_id": view.proposal.proposal_id, "proposal_version": view.proposal.current_version}
@@ -96,7 +96,7 @@ def draft_proposal(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 def record_proposal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.2: the internal review's verdict."""
     verdict = domain.parse_choice(ReviewVerdict, job.get("proposal_verdict"), "proposal_verdict")
-    view = service.review_proposal(
+    view = usecases.review_proposal(
         uow,
         job.text("proposal_id"),
         verdict,
@@ -108,13 +108,13 @@ def record_proposal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
 
 def send_offer(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1/2.3.2: the quotation goes out with the approved proposal."""
-    view = service.send_offer(uow, job.text("quotation_id"), job.text("proposal_id"))
+    view = usecases.send_offer(uow, job.text("quotation_id"), job.text("proposal_id"))
     return {"offer_sent_at": _iso(view.quotation.sent_at)}
 
 
 def expire_quotation(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.3.1: no answer within the validity."""
-    service.expire_quotation(uow, job.text("quotation_id"))
+    usecases.expire_quotation(uow, job.text("quotation_id"))
     return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
 
 
@@ -132,7 +132,7 @@ def _clauses(job: Job) -> Clauses:
 def _draft_contract(clients: ClientDirectory) -> JobHandler:
     def draft_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         """2.4.1: a negotiation round; the client's details come from crm."""
-        command = service.DraftContract(
+        command = usecases.DraftContract(
             engagement_id=_engagement(job),
             client_id=job.text("client_id"),
             quotation_id=job.text("quotation_id"),
@@ -144,7 +144,7 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
             client = clients.client(command.client_id)
         except Unavailable as error:
             raise DependencyUnavailable(error.message) from error
-        view = service.draft_contract(uow, command, client)
+        view = usecases.draft_contract(uow, command, client)
         return {"contract_id": view.contract.contract_id, "contract_version": view.contract.current_version}
 
     return draft_contract
@@ -153,7 +153,7 @@ def _draft_contract(clients: ClientDirectory) -> JobHandler:
 def submit_for_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2: a draft missing a required clause is the BPMN error `contract_incomplete`."""
     contract_id = job.text("contract_id")
-    current = service.get_contract(uow, contract_id)
+    current = usecases.get_contract(uow, contract_id)
     missing = current.clauses.missing()
     if current.contract.status == domain.ContractStatus.DRAFT.value and missing:
         raise BpmnError(
@@ -161,14 +161,14 @@ def submit_for_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
             domain.incomplete_message(missing),
             {"missing_clauses": [c.value for c in missing]},
         )
-    view = service.submit_for_legal_review(uow, contract_id)
+    view = usecases.submit_for_legal_review(uow, contract_id)
     return {"legal_review_round": view.contract.legal_review_round}
 
 
 def record_legal_review(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.2: the legal department's verdict and opinions."""
     verdict = domain.parse_choice(ReviewVerdict, job.get("legal_verdict"), "legal_verdict")
-    view = service.record_legal_review(
+    view = usecases.record_legal_review(
         uow,
         job.text("contract_id"),
         verdict,
@@ -185,21 +185,21 @@ def revise_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
         confidentiality=job.text("confidentiality", ""),
         breach_liability=job.text("breach_liability", ""),
     )
-    view = service.revise_contract(uow, job.text("contract_id"), changes, job.text("revision_notes"))
+    view = usecases.revise_contract(uow, job.text("contract_id"), changes, job.text("revision_notes"))
     return {"contract_version": view.contract.current_version}
 
 
 def sign_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: the firm's authorised signatory signs."""
     signatory = Signatory(job.text("signatory"), job.text("signatory_title"))
-    view = service.sign_contract(uow, job.text("contract_id"), signatory)
+    view = usecases.sign_contract(uow, job.text("contract_id"), signatory)
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
 
 
 def distribute_contract(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
     """2.4.3: copies to the departments concerned."""
     departments = domain.parse_names(job.get("departments", None), "departments")
-    view = service.distribute_contract(uow, job.text("contract_id"), departments)
+    view = usecases.distribute_contract(uow, job.text("contract_id"), departments)
     return {"intake_outcome": "contracted", "distributed_to": [d.department for d in view.distributions]}
 
 

@@ -13,8 +13,8 @@ import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
-from consultflow.contracts import domain, service
-from consultflow.contracts.crm_client import ClientDirectory
+from consultflow.contracts import domain, usecases
+from consultflow.contracts.adapters import ClientDirectory
 from consultflow.contracts.domain import (
     Clauses,
     ProposalContent,
@@ -22,8 +22,8 @@ from consultflow.contracts.domain import (
     ReviewVerdict,
     Signatory,
 )
-from consultflow.contracts.models import ProposalVersion
-from consultflow.contracts.service import ContractView, ProposalView, QuotationView
+from consultflow.contracts.orm import ProposalVersion
+from consultflow.contracts.usecases import ContractView, ProposalView, QuotationView
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.paging import next_token, page_offset, page_size
 from consultflow.platform.timeutil import timestamp
@@ -120,7 +120,7 @@ def quotation_message(view: QuotationView) -> pb.Quotation:
 
 def milestones(version: ProposalVersion) -> list[pb.Milestone]:
     return [
-        pb.Milestone(name=m.name, due_date=m.due_date.isoformat()) for m in service.milestones_of(version)
+        pb.Milestone(name=m.name, due_date=m.due_date.isoformat()) for m in usecases.milestones_of(version)
     ]
 
 
@@ -221,7 +221,7 @@ def contract_message(view: ContractView) -> pb.Contract:
         versions=[
             pb.ContractVersion(
                 version=v.version,
-                clauses=clauses_message(service.clauses_of(v)),
+                clauses=clauses_message(usecases.clauses_of(v)),
                 change_note=v.change_note,
                 created_at=timestamp(v.created_at),
             )
@@ -269,20 +269,20 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     def PrepareQuotation(self, request: pb.PrepareQuotationRequest, context: grpc.ServicerContext) -> Any:
         terms = quotation_terms(request.currency, request.tax_rate, request.validity_days, request.lines)
         with self._uow() as uow:
-            view = service.prepare_quotation(uow, request.engagement_id, request.client_id, terms)
+            view = usecases.prepare_quotation(uow, request.engagement_id, request.client_id, terms)
             uow.commit()
             return quotation_message(view)
 
     def ReviseQuotation(self, request: pb.ReviseQuotationRequest, context: grpc.ServicerContext) -> Any:
         terms = quotation_terms(request.currency, request.tax_rate, request.validity_days, request.lines)
         with self._uow() as uow:
-            view = service.revise_quotation(uow, request.quotation_id, terms, request.note)
+            view = usecases.revise_quotation(uow, request.quotation_id, terms, request.note)
             uow.commit()
             return quotation_message(view)
 
     def SendOffer(self, request: pb.SendOfferRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            view = service.send_offer(uow, request.quotation_id, request.proposal_id)
+            view = usecases.send_offer(uow, request.quotation_id, request.proposal_id)
             uow.commit()
             return quotation_message(view)
 
@@ -294,7 +294,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
 
     def _answer(self, request: pb.AnswerQuotationRequest, accepted: bool) -> pb.Quotation:
         with self._uow() as uow:
-            view = service.answer_quotation(
+            view = usecases.answer_quotation(
                 uow, request.quotation_id, accepted, request.answered_by, request.note
             )
             uow.commit()
@@ -302,18 +302,18 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
 
     def ExpireQuotation(self, request: pb.ExpireQuotationRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            view = service.expire_quotation(uow, request.quotation_id)
+            view = usecases.expire_quotation(uow, request.quotation_id)
             uow.commit()
             return quotation_message(view)
 
     def GetQuotation(self, request: pb.GetQuotationRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            return quotation_message(service.get_quotation(uow, request.quotation_id))
+            return quotation_message(usecases.get_quotation(uow, request.quotation_id))
 
     def ListQuotations(self, request: pb.ListQuotationsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            views = service.list_quotations(uow, request.engagement_id, request.status, size + 1, offset)
+            views = usecases.list_quotations(uow, request.engagement_id, request.status, size + 1, offset)
             return pb.ListQuotationsResponse(
                 quotations=[quotation_message(v) for v in views[:size]],
                 next_page_token=next_token(offset, size, len(views)),
@@ -334,7 +334,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             team_members=domain.parse_names(list(request.team_members), "team_members"),
         )
         with self._uow() as uow:
-            view = service.draft_proposal(
+            view = usecases.draft_proposal(
                 uow, request.quotation_id, request.engagement_id, content, request.revision_note
             )
             uow.commit()
@@ -343,7 +343,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     def ReviewProposal(self, request: pb.ReviewProposalRequest, context: grpc.ServicerContext) -> Any:
         verdict = domain.parse_choice(ReviewVerdict, request.verdict, "verdict")
         with self._uow() as uow:
-            view = service.review_proposal(
+            view = usecases.review_proposal(
                 uow, request.proposal_id, verdict, request.comments, request.reviewer
             )
             uow.commit()
@@ -351,12 +351,12 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
 
     def GetProposal(self, request: pb.GetProposalRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            return proposal_message(service.get_proposal(uow, request.proposal_id))
+            return proposal_message(usecases.get_proposal(uow, request.proposal_id))
 
     # --- contracts
 
     def DraftContract(self, request: pb.DraftContractRequest, context: grpc.ServicerContext) -> Any:
-        command = service.DraftContract(
+        command = usecases.DraftContract(
             engagement_id=request.engagement_id,
             client_id=request.client_id,
             quotation_id=request.quotation_id,
@@ -366,7 +366,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
         )
         client = self._clients.client(command.client_id)  # before the transaction: no lock held meanwhile
         with self._uow() as uow:
-            view = service.draft_contract(uow, command, client)
+            view = usecases.draft_contract(uow, command, client)
             uow.commit()
             return contract_message(view)
 
@@ -374,7 +374,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
         self, request: pb.SubmitForLegalReviewRequest, context: grpc.ServicerContext
     ) -> Any:
         with self._uow() as uow:
-            view = service.submit_for_legal_review(uow, request.contract_id)
+            view = usecases.submit_for_legal_review(uow, request.contract_id)
             uow.commit()
             return contract_message(view)
 
@@ -384,21 +384,21 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             [{"clause": o.clause, "opinion": o.opinion} for o in request.opinions], "opinions"
         )
         with self._uow() as uow:
-            view = service.record_legal_review(uow, request.contract_id, verdict, opinions, request.reviewer)
+            view = usecases.record_legal_review(uow, request.contract_id, verdict, opinions, request.reviewer)
             uow.commit()
             return contract_message(view)
 
     def ReviseContract(self, request: pb.ReviseContractRequest, context: grpc.ServicerContext) -> Any:
         changes = clauses_from(request.clauses)
         with self._uow() as uow:
-            view = service.revise_contract(uow, request.contract_id, changes, request.revision_notes)
+            view = usecases.revise_contract(uow, request.contract_id, changes, request.revision_notes)
             uow.commit()
             return contract_message(view)
 
     def SignContract(self, request: pb.SignContractRequest, context: grpc.ServicerContext) -> Any:
         signatory = Signatory(request.signatory, request.signatory_title)
         with self._uow() as uow:
-            view = service.sign_contract(uow, request.contract_id, signatory)
+            view = usecases.sign_contract(uow, request.contract_id, signatory)
             uow.commit()
             return contract_message(view)
 
@@ -407,14 +407,14 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     ) -> Any:
         signatory = Signatory(request.signatory, request.signatory_title)
         with self._uow() as uow:
-            view = service.record_client_signature(uow, request.contract_id, signatory)
+            view = usecases.record_client_signature(uow, request.contract_id, signatory)
             uow.commit()
             return contract_message(view)
 
     def DistributeContract(self, request: pb.DistributeContractRequest, context: grpc.ServicerContext) -> Any:
         departments = domain.parse_names(list(request.departments), "departments")
         with self._uow() as uow:
-            view = service.distribute_contract(uow, request.contract_id, departments)
+            view = usecases.distribute_contract(uow, request.contract_id, departments)
             uow.commit()
             return contract_message(view)
 
@@ -422,7 +422,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
         self, request: pb.AcknowledgeDistributionRequest, context: grpc.ServicerContext
     ) -> Any:
         with self._uow() as uow:
-            view = service.acknowledge_distribution(
+            view = usecases.acknowledge_distribution(
                 uow, request.contract_id, request.department, request.acknowledged_by
             )
             uow.commit()
@@ -430,12 +430,12 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
 
     def GetContract(self, request: pb.GetContractRequest, context: grpc.ServicerContext) -> Any:
         with self._uow() as uow:
-            return contract_message(service.get_contract(uow, request.contract_id))
+            return contract_message(usecases.get_contract(uow, request.contract_id))
 
     def ListContracts(self, request: pb.ListContractsRequest, context: grpc.ServicerContext) -> Any:
         size, offset = page_size(request.page_size), page_offset(request.page_token)
         with self._uow() as uow:
-            views = service.list_contracts(
+            views = usecases.list_contracts(
                 uow, request.engagement_id, request.client_id, request.status, size + 1, offset
             )
             return pb.ListContractsResponse(

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.contracts import models
-from consultflow.contracts.crm_client import ClientInfo, ContactInfo, CrmClients
+from consultflow.contracts import orm
+from consultflow.contracts.adapters import ClientInfo, ContactInfo, CrmClients
 from consultflow.contracts.jobs import handlers
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.jobs import Job, run_job
@@ -267,9 +267,7 @@ def test_every_contracts_operation_through_the_orchestrator(
 
     db = Database(database_url)
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(models.Quotation)) == 3, (
-            "redelivery acted once"
-        )
+        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 3, "redelivery acted once"
     db.dispose()
     wait_for_types(
         nats_url,
@@ -311,7 +309,7 @@ def _redeliver_a_job(system: InProcessSystem, nats_url: str, subject: str) -> No
 
 
 class _Directory:
-    """crm as a fixed answer (the real gRPC path is tested above and in test_contracts_rpc)."""
+    """crm as a fixed answer (the real gRPC path is tested above and in test_contracts_api)."""
 
     def client(self, client_id: str) -> ClientInfo:
         return ClientInfo(
@@ -393,7 +391,7 @@ def _accepted(uow_factory: Callable[[], UnitOfWork]) -> dict[str, Any]:
     ids = {"quotation_id": quotation["quotation_id"], "proposal_id": proposal["proposal_id"]}
     _twice(uow_factory, "contracts.send_offer", "s", **ids)
     with uow_factory() as uow:
-        row = uow.session.get(models.Quotation, quotation["quotation_id"])
+        row = uow.session.get(orm.Quotation, quotation["quotation_id"])
         assert row is not None
         row.status = "accepted"  # the client's answer arrives by RPC (tested elsewhere)
         uow.commit()
@@ -432,15 +430,15 @@ def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitO
     )
     assert signed["signed_by_firm_at"]
     for table, rows in (
-        (models.Quotation, 1),
-        (models.QuotationLine, 2),
-        (models.Proposal, 1),
-        (models.ProposalVersion, 1),
-        (models.ProposalReview, 1),
-        (models.Contract, 1),
-        (models.ContractVersion, 1),
-        (models.NegotiationRound, 1),
-        (models.LegalReview, 1),
+        (orm.Quotation, 1),
+        (orm.QuotationLine, 2),
+        (orm.Proposal, 1),
+        (orm.ProposalVersion, 1),
+        (orm.ProposalReview, 1),
+        (orm.Contract, 1),
+        (orm.ContractVersion, 1),
+        (orm.NegotiationRound, 1),
+        (orm.LegalReview, 1),
     ):
         assert _count(uow_factory, table) == rows, table.__tablename__
     early = run_job(
@@ -500,7 +498,7 @@ def test_refused_jobs_name_the_input(uow_factory: Callable[[], UnitOfWork]) -> N
     assert "consulting_fee" in missing.message
     unsent = run_job(uow_factory, HANDLERS, _job("contracts.expire_quotation", "e", quotation_id="nope"))
     assert unsent.kind == "failed" and "NotFound" in unsent.message
-    assert _count(uow_factory, models.Quotation) == 0
+    assert _count(uow_factory, orm.Quotation) == 0
 
 
 def test_crm_unavailable_fails_the_job_with_retries_left(uow_factory: Callable[[], UnitOfWork]) -> None:
@@ -517,7 +515,7 @@ def test_crm_unavailable_fails_the_job_with_retries_left(uow_factory: Callable[[
         channel.close()
     assert outcome.kind == "failed" and outcome.retries == 2, "retried later, not an incident at once"
     assert "crm is unavailable" in outcome.message
-    assert _count(uow_factory, models.Contract) == 0
+    assert _count(uow_factory, orm.Contract) == 0
     retried = _run(
         uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"
     )

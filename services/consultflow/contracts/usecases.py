@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from consultflow.contracts import domain
-from consultflow.contracts.crm_client import ClientInfo
+from consultflow.contracts.adapters import ClientInfo
 from consultflow.contracts.domain import (
     Clauses,
     ContractStatus,
@@ -33,7 +33,7 @@ from consultflow.contracts.domain import (
     ReviewVerdict,
     Signatory,
 )
-from consultflow.contracts.models import (
+from consultflow.contracts.orm import (
     Contract,
     ContractVersion,
     Distribution,
