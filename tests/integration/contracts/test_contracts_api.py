@@ -409,7 +409,9 @@ def test_a_contract_needs_an_accepted_quotation_and_a_known_client(services: Ser
 
 def test_crm_unavailable_is_answered_unavailable(tmp_path: Path, nats_url: str, database_url: str) -> None:
     nobody = closed_address()
-    with crm_and_contracts(tmp_path, nats_url, database_url, crm_address=nobody, crm_timeout=0.5) as services:
+    with crm_and_contracts(
+        tmp_path, nats_url, database_url, crm_address=nobody, call_timeout=0.5
+    ) as services:
         quotation, proposal = accepted_offer(services, "E-8", "client-1")
         request = pb.DraftContractRequest(
             engagement_id="E-8",
