@@ -192,12 +192,12 @@ class LineItem:
 
 
 COSTS = (
-    (Category.CONSULTING_FEE, "consulting fee"),
-    (Category.TRAVEL, "travel"),
-    (Category.ACCOMMODATION, "accommodation"),
-    (Category.OTHER, "other costs"),
+    ("consulting_fee", Category.CONSULTING_FEE, "consulting fee"),
+    ("travel_cost", Category.TRAVEL, "travel"),
+    ("accommodation_cost", Category.ACCOMMODATION, "accommodation"),
+    ("other_cost", Category.OTHER, "other costs"),
 )
-"""The cost categories of a quotation given as one amount each, with the description of their line."""
+"""A quotation given as one amount per cost category: the input's name, its category, its line's text."""
 
 
 @dataclass(frozen=True)
@@ -249,20 +249,16 @@ class QuotationTerms:
         """Terms given as one amount per cost category (the job catalogue's shape): a cost left empty or
         0 is no line; errors name the cost (`travel_cost`)."""
         code = parse_currency("currency", currency)
-        costs = {
-            Category.CONSULTING_FEE: ("consulting_fee", consulting_fee),
-            Category.TRAVEL: ("travel_cost", travel_cost),
-            Category.ACCOMMODATION: ("accommodation_cost", accommodation_cost),
-            Category.OTHER: ("other_cost", other_cost),
-        }
-        items: list[LineItem] = []
-        for category, description in COSTS:
-            field, raw = costs[category]
-            amount = parse_optional_money(field, raw, code)
-            if amount > 0:
-                items.append(LineItem(category, description, Decimal(1), amount))
+        given = (consulting_fee, travel_cost, accommodation_cost, other_cost)
+        amounts = [
+            (category, text, parse_optional_money(name, raw, code))
+            for (name, category, text), raw in zip(COSTS, given, strict=True)
+        ]
+        items = tuple(
+            LineItem(category, text, Decimal(1), amount) for category, text, amount in amounts if amount > 0
+        )
         rate = parse_tax_rate("tax_rate", tax_rate)
-        return cls._checked(code, rate, parse_validity_days("validity_days", validity_days), tuple(items))
+        return cls._checked(code, rate, parse_validity_days("validity_days", validity_days), items)
 
     @classmethod
     def _checked(
@@ -615,8 +611,8 @@ class Clauses:
 
 
 def incomplete_message(missing: Sequence[Clause]) -> str:
-    names = ", ".join(c.value for c in missing)
-    return f"2.4.2: legal review needs every required clause (2.4.1); the draft lacks {names}"
+    lacking = ", ".join(c.value for c in missing)
+    return f"2.4.2: legal review needs every required clause (2.4.1); the draft lacks {lacking}"
 
 
 def check_negotiable(status: ContractStatus) -> None:

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from consultflow.contracts import domain
 from consultflow.contracts.adapters import ClientInfo
@@ -73,11 +73,15 @@ def _today() -> date:
     return now().date()
 
 
-def _grouped(rows: Iterable[R], key: Callable[[R], str]) -> dict[str, list[R]]:
-    """Rows by `key`, each group in the order the rows came (the query's order)."""
+def _children(
+    session: Session, model: type[R], parent: InstrumentedAttribute[str], ids: Collection[str], *order: Any
+) -> dict[str, list[R]]:
+    """The rows of `model` whose `parent` column is one of `ids`, grouped by it, each group in `order`:
+    one query for a whole page of parents."""
     groups: dict[str, list[R]] = defaultdict(list)
-    for row in rows:
-        groups[key(row)].append(row)
+    if ids:
+        for row in session.scalars(select(model).where(parent.in_(ids)).order_by(*order)):
+            groups[getattr(row, parent.key)].append(row)
     return groups
 
 
@@ -104,27 +108,21 @@ def _quotation_views(session: Session, quotations: Sequence[Quotation]) -> list[
     ids = [q.quotation_id for q in quotations]
     if not ids:
         return []
-    versions = _grouped(
-        session.scalars(
-            select(QuotationVersion)
-            .where(QuotationVersion.quotation_id.in_(ids))
-            .order_by(QuotationVersion.version)
-        ),
-        lambda v: v.quotation_id,
+    versions = _children(
+        session, QuotationVersion, QuotationVersion.quotation_id, ids, QuotationVersion.version
     )
     current = and_(
         Quotation.quotation_id == QuotationLine.quotation_id,
         Quotation.current_version == QuotationLine.version,
     )
-    lines = _grouped(
-        session.scalars(
-            select(QuotationLine)
-            .join(Quotation, current)
-            .where(QuotationLine.quotation_id.in_(ids))
-            .order_by(QuotationLine.position)
-        ),
-        lambda line: line.quotation_id,
-    )
+    lines: dict[str, list[QuotationLine]] = defaultdict(list)
+    for line in session.scalars(
+        select(QuotationLine)
+        .join(Quotation, current)
+        .where(QuotationLine.quotation_id.in_(ids))
+        .order_by(QuotationLine.position)
+    ):
+        lines[line.quotation_id].append(line)
     return [QuotationView(q, versions[q.quotation_id], lines[q.quotation_id]) for q in quotations]
 
 
@@ -468,43 +466,12 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
     ids = [c.contract_id for c in contracts]
     if not ids:
         return []
-    versions = _grouped(
-        session.scalars(
-            select(ContractVersion)
-            .where(ContractVersion.contract_id.in_(ids))
-            .order_by(ContractVersion.version)
-        ),
-        lambda v: v.contract_id,
-    )
-    rounds = _grouped(
-        session.scalars(
-            select(NegotiationRound)
-            .where(NegotiationRound.contract_id.in_(ids))
-            .order_by(NegotiationRound.round)
-        ),
-        lambda r: r.contract_id,
-    )
-    reviews = _grouped(
-        session.scalars(
-            select(LegalReview).where(LegalReview.contract_id.in_(ids)).order_by(LegalReview.round)
-        ),
-        lambda r: r.contract_id,
-    )
+    versions = _children(session, ContractVersion, ContractVersion.contract_id, ids, ContractVersion.version)
+    rounds = _children(session, NegotiationRound, NegotiationRound.contract_id, ids, NegotiationRound.round)
+    reviews = _children(session, LegalReview, LegalReview.contract_id, ids, LegalReview.round)
     review_ids = [r.review_id for group in reviews.values() for r in group]
-    opinions = _grouped(
-        session.scalars(
-            select(LegalOpinion).where(LegalOpinion.review_id.in_(review_ids)).order_by(LegalOpinion.position)
-        )
-        if review_ids
-        else (),
-        lambda o: o.review_id,
-    )
-    distributions = _grouped(
-        session.scalars(
-            select(Distribution).where(Distribution.contract_id.in_(ids)).order_by(Distribution.department)
-        ),
-        lambda d: d.contract_id,
-    )
+    opinions = _children(session, LegalOpinion, LegalOpinion.review_id, review_ids, LegalOpinion.position)
+    distributions = _children(session, Distribution, Distribution.contract_id, ids, Distribution.department)
     current = and_(
         Proposal.proposal_id == ProposalVersion.proposal_id,
         Proposal.current_version == ProposalVersion.version,
@@ -514,7 +481,7 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
         for p in session.scalars(
             select(ProposalVersion)
             .join(Proposal, current)
-            .where(ProposalVersion.proposal_id.in_({c.proposal_id for c in contracts}))
+            .where(ProposalVersion.proposal_id.in_(list({c.proposal_id for c in contracts})))
         )
     }
     return [
