@@ -36,7 +36,8 @@ def crm_and_contracts(
     call_timeout: float = 5.0,
 ) -> Iterator[Services]:
     """contracts on the database under test, with a real crm beside it (on its own SQLite database)
-    unless `crm_address` points contracts elsewhere."""
+    unless `crm_address` points contracts elsewhere; `call_timeout` is the deadline of contracts' calls
+    to crm (`contracts.app.build`)."""
     with ExitStack() as stack:
         if not crm_address:
             crm = stack.enter_context(
