@@ -33,10 +33,11 @@ def crm_and_contracts(
     nats_url: str,
     contracts_database_url: str,
     crm_address: str = "",
-    crm_timeout: float = 5.0,
+    call_timeout: float = 5.0,
 ) -> Iterator[Services]:
     """contracts on the database under test, with a real crm beside it (on its own SQLite database)
-    unless `crm_address` points contracts elsewhere."""
+    unless `crm_address` points contracts elsewhere; `call_timeout` is the deadline of contracts' calls
+    to crm (`contracts.app.build`)."""
     with ExitStack() as stack:
         if not crm_address:
             crm = stack.enter_context(
@@ -46,7 +47,7 @@ def crm_and_contracts(
         contracts = stack.enter_context(
             running(
                 "contracts",
-                partial(build_contracts, crm_timeout=crm_timeout),
+                partial(build_contracts, call_timeout=call_timeout),
                 tmp_path / "contracts",
                 nats_url,
                 contracts_database_url,

@@ -8,18 +8,28 @@ machines refuse what the regulation forbids with `FailedPrecondition` naming the
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TypeVar
+from typing import Self
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import optional_text, required_text
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    lines,
+    names,
+    optional_date,
+    optional_text,
+    required_text,
+)
 
 TEXT_LIMIT = 20_000
+"""Clauses, goals and opinions are long texts; this service allows more than the platform's default."""
 NAME_LIMIT = 200
+ID_LIMIT = 36
 MAX_AMOUNT = Decimal(10) ** 15
 """No single amount or total reaches a quadrillion; larger input is a typing mistake."""
 
@@ -27,87 +37,12 @@ MAX_AMOUNT = Decimal(10) ** 15
 _EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3}
 _PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 
-E = TypeVar("E", bound=StrEnum)
-
-
-# --- small parsers ---------------------------------------------------------------------------------
-
-
-def parse_choice(kind: type[E], value: object, field: str) -> E:
-    """The enum member named by `value`; an error naming the field and the allowed values otherwise."""
-    text = str(value or "").strip()
-    allowed = ", ".join(member.value for member in kind)
-    if not text:
-        raise InvalidArgument(field, f"is required (one of {allowed})")
-    try:
-        return kind(text)
-    except ValueError:
-        raise InvalidArgument(field, f"{text!r} is not one of {allowed}") from None
-
-
-def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `required_text` with this service's default limit."""
-    return required_text(field, value, limit)
-
-
-def optional(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `optional_text` with this service's default limit."""
-    return optional_text(field, value, limit)
-
-
-def parse_date(value: object, field: str) -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value or "").strip())
-    except ValueError:
-        raise InvalidArgument(field, f"{value!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_optional_date(value: object, field: str) -> date | None:
-    return None if value is None or str(value).strip() == "" else parse_date(value, field)
-
-
-def parse_names(value: object, field: str) -> tuple[str, ...]:
-    """Names as a list or as text separated by commas or new lines (as a form field gives them)."""
-    if value is None:
-        items: Iterable[object] = ()
-    elif isinstance(value, str):
-        items = re.split(r"[,\n;]", value)
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        raise InvalidArgument(field, "must be a list of names or text separated by commas")
-    names: list[str] = []
-    for item in items:
-        name = str(item).strip()
-        if len(name) > NAME_LIMIT:
-            raise InvalidArgument(field, f"{name[:40]!r}… is longer than {NAME_LIMIT} characters")
-        if name and name not in names:
-            names.append(name)
-    return tuple(names)
-
-
-def parse_lines(value: object, field: str) -> tuple[str, ...]:
-    """Items as a list or one per line."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        items: Sequence[object] = value.splitlines()
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        raise InvalidArgument(field, "must be a list or text with one item per line")
-    lines = tuple(str(item).strip() for item in items if str(item).strip())
-    if any(len(line) > TEXT_LIMIT for line in lines):
-        raise InvalidArgument(field, f"an item is longer than {TEXT_LIMIT} characters")
-    return lines
-
 
 # --- money -----------------------------------------------------------------------------------------
 
 
-def parse_currency(value: object, field: str = "currency") -> str:
+def parse_currency(field: str, value: object) -> str:
+    """An ISO 4217 code, upper-cased."""
     text = str(value or "").strip().upper()
     if not re.fullmatch(r"[A-Z]{3}", text):
         raise InvalidArgument(field, f"{value!r} is not an ISO 4217 currency code such as CNY or EUR")
@@ -125,7 +60,7 @@ def round_money(amount: Decimal, currency: str) -> Decimal:
 
 
 def parse_decimal(
-    value: object, field: str, places: int, what: str = "a decimal", currency: str = ""
+    field: str, value: object, places: int, what: str = "a decimal", currency: str = ""
 ) -> Decimal:
     """A non-negative exact decimal from a string or a whole number; floats are refused because they
     cannot hold money exactly. `currency`, when `places` is its minor unit, is named in that error."""
@@ -159,26 +94,48 @@ def parse_decimal(
     return number
 
 
-def parse_money(value: object, field: str, currency: str) -> Decimal:
+def parse_money(field: str, value: object, currency: str) -> Decimal:
     """An amount in `currency`: exact, not negative, no finer than the currency's minor unit."""
-    return parse_decimal(value, field, _EXPONENTS.get(currency, 2), "an amount", currency)
+    return parse_decimal(field, value, _EXPONENTS.get(currency, 2), "an amount", currency)
 
 
-def parse_optional_money(value: object, field: str, currency: str) -> Decimal:
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def parse_optional_money(field: str, value: object, currency: str) -> Decimal:
     """An amount that may be left out (None or empty): zero then."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return Decimal(0)
-    return parse_money(value, field, currency)
+    return Decimal(0) if _empty(value) else parse_money(field, value, currency)
 
 
-def parse_tax_rate(value: object, field: str = "tax_rate") -> Decimal:
+def parse_tax_rate(field: str, value: object) -> Decimal:
     """A tax rate as a fraction (0.06 for 6 %); empty means no tax."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _empty(value):
         return Decimal(0)
-    rate = parse_decimal(value, field, 4, "a fraction")
+    rate = parse_decimal(field, value, 4, "a fraction")
     if rate >= 1:
         raise InvalidArgument(field, f"{value!r} must be a fraction below 1, e.g. 0.06 for 6%")
     return rate
+
+
+def parse_quantity(field: str, value: object) -> Decimal:
+    """How many units a line bills; empty means one."""
+    if _empty(value):
+        return Decimal(1)
+    quantity = parse_decimal(field, value, 3, "a quantity")
+    if quantity == 0:
+        raise InvalidArgument(field, "must be more than 0")
+    return quantity
+
+
+def parse_validity_days(field: str, value: object) -> int:
+    """A whole number of days (a number or a numeric text; no fractions)."""
+    if isinstance(value, bool | float):
+        raise InvalidArgument(field, "must be a whole number of days")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InvalidArgument(field, f"{value!r} is not a whole number of days") from None
 
 
 # --- quotations (2.3.1) ----------------------------------------------------------------------------
@@ -213,62 +170,116 @@ class LineItem:
     def amount(self, currency: str) -> Decimal:
         return round_money(self.quantity * self.unit_price, currency)
 
+    @classmethod
+    def parse(
+        cls,
+        *,
+        index: int,
+        currency: str,
+        category: object,
+        description: object,
+        quantity: object,
+        unit_price: object,
+    ) -> Self:
+        """A validated line in `currency`; errors name the line (`lines[2].unit_price`)."""
+        prefix = f"lines[{index}]"
+        return cls(
+            category=choice(f"{prefix}.category", category, Category),
+            description=optional_text(f"{prefix}.description", description, 500),
+            quantity=parse_quantity(f"{prefix}.quantity", quantity),
+            unit_price=parse_money(f"{prefix}.unit_price", unit_price, currency),
+        )
 
-def line_item(
-    category: object, description: str, quantity: object, unit_price: object, currency: str, index: int
-) -> LineItem:
-    """A validated line; errors name the line (`lines[2].unit_price`)."""
-    prefix = f"lines[{index}]"
-    return LineItem(
-        category=parse_choice(Category, category, f"{prefix}.category"),
-        description=optional(f"{prefix}.description", description, 500),
-        quantity=_quantity(quantity, f"{prefix}.quantity"),
-        unit_price=parse_money(unit_price, f"{prefix}.unit_price", currency),
-    )
 
-
-def _quantity(value: object, field: str) -> Decimal:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return Decimal(1)
-    quantity = parse_decimal(value, field, 3, "a quantity")
-    if quantity == 0:
-        raise InvalidArgument(field, "must be more than 0")
-    return quantity
+COSTS = (
+    ("consulting_fee", Category.CONSULTING_FEE, "consulting fee"),
+    ("travel_cost", Category.TRAVEL, "travel"),
+    ("accommodation_cost", Category.ACCOMMODATION, "accommodation"),
+    ("other_cost", Category.OTHER, "other costs"),
+)
+"""A quotation given as one amount per cost category: the input's name, its category, its line's text."""
 
 
 @dataclass(frozen=True)
 class QuotationTerms:
-    """What a quotation version states: its lines, currency, tax and how long it is valid."""
+    """What a quotation version states: its lines, currency, tax and how long it is valid (2.3.1)."""
 
     currency: str
     tax_rate: Decimal
     validity_days: int
     lines: tuple[LineItem, ...]
 
-    def __post_init__(self) -> None:
-        if not self.lines:
+    @classmethod
+    def parse(
+        cls,
+        *,
+        currency: object,
+        tax_rate: object,
+        validity_days: object,
+        lines: Sequence[Mapping[str, object]],
+    ) -> Self:
+        """Itemised terms: each line a mapping with category, description, quantity and unit_price."""
+        code = parse_currency("currency", currency)
+        rate = parse_tax_rate("tax_rate", tax_rate)
+        items = tuple(
+            LineItem.parse(
+                index=index,
+                currency=code,
+                category=line.get("category"),
+                description=line.get("description"),
+                quantity=line.get("quantity"),
+                unit_price=line.get("unit_price"),
+            )
+            for index, line in enumerate(lines)
+        )
+        return cls._checked(code, rate, parse_validity_days("validity_days", validity_days), items)
+
+    @classmethod
+    def parse_costs(
+        cls,
+        *,
+        currency: object,
+        tax_rate: object,
+        validity_days: object,
+        consulting_fee: object,
+        travel_cost: object = None,
+        accommodation_cost: object = None,
+        other_cost: object = None,
+    ) -> Self:
+        """Terms given as one amount per cost category (the job catalogue's shape): a cost left empty or
+        0 is no line; errors name the cost (`travel_cost`)."""
+        code = parse_currency("currency", currency)
+        given = (consulting_fee, travel_cost, accommodation_cost, other_cost)
+        amounts = [
+            (category, text, parse_optional_money(name, raw, code))
+            for (name, category, text), raw in zip(COSTS, given, strict=True)
+        ]
+        items = tuple(
+            LineItem(category, text, Decimal(1), amount) for category, text, amount in amounts if amount > 0
+        )
+        rate = parse_tax_rate("tax_rate", tax_rate)
+        return cls._checked(code, rate, parse_validity_days("validity_days", validity_days), items)
+
+    @classmethod
+    def _checked(
+        cls, currency: str, tax_rate: Decimal, validity_days: int, lines: tuple[LineItem, ...]
+    ) -> Self:
+        if not lines:
             raise InvalidArgument("lines", "a quotation needs at least one line item (2.3.1)")
-        if not any(line.category is Category.CONSULTING_FEE for line in self.lines):
+        if not any(line.category is Category.CONSULTING_FEE for line in lines):
             raise InvalidArgument("consulting_fee", "a quotation itemises the consulting fee (2.3.1)")
-        if not 1 <= self.validity_days <= 365:
+        if not 1 <= validity_days <= 365:
             raise InvalidArgument("validity_days", "must be between 1 and 365 days")
-        if self.totals().total <= 0:
+        terms = cls(currency, tax_rate, validity_days, lines)
+        if terms.totals().total <= 0:
             raise InvalidArgument("lines", "the quotation's total must be more than 0")
+        return terms
 
     def totals(self) -> Totals:
         return compute_totals(self.lines, self.currency, self.tax_rate)
 
     def valid_until(self, today: date) -> date:
         return today + timedelta(days=self.validity_days)
-
-
-def parse_validity_days(value: object, field: str = "validity_days") -> int:
-    if isinstance(value, bool | float):
-        raise InvalidArgument(field, "must be a whole number of days")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidArgument(field, f"{value!r} is not a whole number of days") from None
 
 
 @dataclass(frozen=True)
@@ -349,7 +360,7 @@ class Milestone:
 _DATE_IN_LINE = re.compile(r"\b(\d{4}-\d{2}-\d{2})\b")
 
 
-def parse_schedule(value: object, field: str = "schedule") -> tuple[Milestone, ...]:
+def parse_schedule(field: str, value: object) -> tuple[Milestone, ...]:
     """Milestones as a list of {"name", "due_date"} or as text, one per line with a date anywhere in it
     (`2025-03-31 field research done`); sorted by date."""
     milestones: list[Milestone] = []
@@ -359,8 +370,8 @@ def parse_schedule(value: object, field: str = "schedule") -> tuple[Milestone, .
                 raise InvalidArgument(f"{field}[{index}]", "must have a name and a due_date")
             milestones.append(
                 Milestone(
-                    required(f"{field}[{index}].name", str(item.get("name", "")), 300),
-                    parse_date(item.get("due_date"), f"{field}[{index}].due_date"),
+                    required_text(f"{field}[{index}].name", str(item.get("name", "")), 300),
+                    iso_date(f"{field}[{index}].due_date", item.get("due_date")),
                 )
             )
     elif isinstance(value, str):
@@ -372,7 +383,7 @@ def parse_schedule(value: object, field: str = "schedule") -> tuple[Milestone, .
             if found is None:
                 raise InvalidArgument(field, f"line {number} ({text!r}) has no date (YYYY-MM-DD)")
             name = (text[: found.start()] + " " + text[found.end() :]).strip(" :-–—\t")
-            milestones.append(Milestone(required(field, name, 300), parse_date(found.group(1), field)))
+            milestones.append(Milestone(required_text(field, name, 300), iso_date(field, found.group(1))))
     elif value is not None:
         raise InvalidArgument(field, "must be milestones, one per line with a date (YYYY-MM-DD)")
     if not milestones:
@@ -392,19 +403,34 @@ class ProposalContent:
     project_manager: str
     team_members: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "goals", required("goals", self.goals))
-        object.__setattr__(self, "scope", required("scope", self.scope))
-        object.__setattr__(self, "methods", required("methods", self.methods))
-        object.__setattr__(
-            self, "project_manager", required("project_manager", self.project_manager, NAME_LIMIT)
+    @classmethod
+    def parse(
+        cls,
+        *,
+        goals: object,
+        scope: object,
+        methods: object,
+        schedule: object,
+        expected_results: object,
+        project_manager: object,
+        team_members: object = None,
+    ) -> Self:
+        """The schedule as `parse_schedule` reads it, results one per line, the team as names; the
+        project manager is not listed again among the team members."""
+        milestones = parse_schedule("schedule", schedule)
+        results = lines("expected_results", expected_results, TEXT_LIMIT)
+        team = names("team_members", team_members)
+        content = cls(
+            goals=required_text("goals", goals, TEXT_LIMIT),
+            scope=required_text("scope", scope, TEXT_LIMIT),
+            methods=required_text("methods", methods, TEXT_LIMIT),
+            schedule=milestones,
+            expected_results=results,
+            project_manager=required_text("project_manager", project_manager, NAME_LIMIT),
         )
-        if not self.expected_results:
+        if not results:
             raise InvalidArgument("expected_results", "is required (one result per line)")
-        if not self.schedule:
-            raise InvalidArgument("schedule", "needs at least one milestone with a date (2.3.2)")
-        members = tuple(m for m in self.team_members if m != self.project_manager)
-        object.__setattr__(self, "team_members", members)
+        return replace(content, team_members=tuple(m for m in team if m != content.project_manager))
 
 
 def check_proposal_revisable(status: ProposalStatus) -> None:
@@ -422,6 +448,11 @@ def check_proposal_reviewable(status: ProposalStatus) -> None:
 def check_review(verdict: ReviewVerdict, comments: str) -> None:
     if verdict is ReviewVerdict.REVISE and not comments.strip():
         raise InvalidArgument("review_comments", "a revise verdict says what to change")
+
+
+def status_after_proposal_review(verdict: ReviewVerdict) -> ProposalStatus:
+    """2.3.2: an approved proposal can go out with the offer; otherwise it is revised first."""
+    return ProposalStatus.APPROVED if verdict is ReviewVerdict.APPROVED else ProposalStatus.REVISING
 
 
 # --- contracts (2.4) -------------------------------------------------------------------------------
@@ -463,11 +494,11 @@ class Instalment:
 _INSTALMENT_LINE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*[:\-–—]?\s*(.+?)\s*$")
 
 
-def parse_instalments(value: object, field: str = "payment_terms") -> tuple[Instalment, ...]:
+def parse_instalments(field: str, value: object) -> tuple[Instalment, ...]:
     """Payment terms as instalments: a list of {"percent", "due"} or text lines like `30% on signing`.
     Empty means the clause is not settled yet; given, the shares must add up to exactly 100 %."""
     instalments: list[Instalment] = []
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if _empty(value):
         return ()
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):
@@ -475,8 +506,8 @@ def parse_instalments(value: object, field: str = "payment_terms") -> tuple[Inst
                 raise InvalidArgument(f"{field}[{index}]", "must have a percent and a due")
             instalments.append(
                 Instalment(
-                    parse_decimal(item.get("percent"), f"{field}[{index}].percent", 2, "a percentage"),
-                    required(f"{field}[{index}].due", str(item.get("due", "")), 300),
+                    parse_decimal(f"{field}[{index}].percent", item.get("percent"), 2, "a percentage"),
+                    required_text(f"{field}[{index}].due", str(item.get("due", "")), 300),
                 )
             )
     elif isinstance(value, str):
@@ -488,8 +519,8 @@ def parse_instalments(value: object, field: str = "payment_terms") -> tuple[Inst
                 raise InvalidArgument(field, f"line {number} ({raw.strip()!r}) is not like '30% on signing'")
             instalments.append(
                 Instalment(
-                    parse_decimal(match.group(1), field, 2, "a percentage"),
-                    required(field, match.group(2), 300),
+                    parse_decimal(field, match.group(1), 2, "a percentage"),
+                    required_text(field, match.group(2), 300),
                 )
             )
     else:
@@ -525,15 +556,35 @@ class Clauses:
     confidentiality: str = ""
     breach_liability: str = ""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "service_content", optional("service_content", self.service_content))
-        object.__setattr__(self, "confidentiality", optional("confidentiality", self.confidentiality))
-        object.__setattr__(self, "breach_liability", optional("breach_liability", self.breach_liability))
-        if (self.service_start is None) != (self.service_end is None):
-            missing = "service_end" if self.service_end is None else "service_start"
+    @classmethod
+    def parse(
+        cls,
+        *,
+        service_content: object = "",
+        service_start: object = "",
+        service_end: object = "",
+        payment_terms: object = None,
+        confidentiality: object = "",
+        breach_liability: object = "",
+    ) -> Self:
+        """Clauses as given (each may be left empty); a service period has both ends, in order."""
+        start = optional_date("service_start", service_start)
+        end = optional_date("service_end", service_end)
+        content = optional_text("service_content", service_content, TEXT_LIMIT)
+        instalments = parse_instalments("payment_terms", payment_terms)
+        if (start is None) != (end is None):
+            missing = "service_end" if end is None else "service_start"
             raise InvalidArgument(missing, "the service period needs both a start and an end (2.4.1)")
-        if self.service_start and self.service_end and self.service_end < self.service_start:
+        if start and end and end < start:
             raise InvalidArgument("service_end", "is before service_start")
+        return cls(
+            service_content=content,
+            service_start=start,
+            service_end=end,
+            payment_terms=instalments,
+            confidentiality=optional_text("confidentiality", confidentiality, TEXT_LIMIT),
+            breach_liability=optional_text("breach_liability", breach_liability, TEXT_LIMIT),
+        )
 
     def missing(self) -> list[Clause]:
         """The required clauses this version does not settle."""
@@ -560,8 +611,8 @@ class Clauses:
 
 
 def incomplete_message(missing: Sequence[Clause]) -> str:
-    names = ", ".join(c.value for c in missing)
-    return f"2.4.2: legal review needs every required clause (2.4.1); the draft lacks {names}"
+    lacking = ", ".join(c.value for c in missing)
+    return f"2.4.2: legal review needs every required clause (2.4.1); the draft lacks {lacking}"
 
 
 def check_negotiable(status: ContractStatus) -> None:
@@ -585,6 +636,59 @@ def check_submittable(status: ContractStatus, clauses: Clauses) -> None:
         raise FailedPrecondition(incomplete_message(missing))
 
 
+def missing_for_review(status: ContractStatus, clauses: Clauses) -> list[Clause]:
+    """2.4.2: the clauses a draft still lacks before legal can review it (none for any other status)."""
+    return clauses.missing() if status is ContractStatus.DRAFT else []
+
+
+def check_contract_draftable(
+    quotation: QuotationStatus, proposal: ProposalStatus, same_quotation: bool
+) -> None:
+    """2.4.1: the contract follows the client's acceptance of the quotation, on the approved proposal
+    made for that quotation (`same_quotation`)."""
+    if quotation is not QuotationStatus.ACCEPTED:
+        raise FailedPrecondition(
+            f"2.4.1: the contract follows the client's acceptance of the quotation; it is {quotation.value}"
+        )
+    if not same_quotation:
+        raise InvalidArgument("proposal_id", "belongs to another quotation")
+    if proposal is not ProposalStatus.APPROVED:
+        raise FailedPrecondition("2.3.2: the contract builds on a proposal the internal review approved")
+
+
+@dataclass(frozen=True)
+class DraftContract:
+    """2.4.1: what one negotiation round settles."""
+
+    engagement_id: str
+    client_id: str
+    quotation_id: str
+    proposal_id: str
+    clauses: Clauses
+    negotiation_notes: str = ""
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        engagement_id: object,
+        client_id: object,
+        quotation_id: object,
+        proposal_id: object,
+        clauses: Clauses,
+        negotiation_notes: object = "",
+    ) -> Self:
+        """`clauses` as `Clauses.parse` read them (the API and the job name them alike)."""
+        return cls(
+            engagement_id=optional_text("engagement_id", engagement_id, TEXT_LIMIT),
+            client_id=required_text("client_id", client_id, ID_LIMIT),
+            quotation_id=required_text("quotation_id", quotation_id, ID_LIMIT),
+            proposal_id=required_text("proposal_id", proposal_id, ID_LIMIT),
+            clauses=clauses,
+            negotiation_notes=optional_text("negotiation_notes", negotiation_notes, TEXT_LIMIT),
+        )
+
+
 def check_reviewable(status: ContractStatus) -> None:
     if status is not ContractStatus.IN_LEGAL_REVIEW:
         raise FailedPrecondition(f"2.4.2: the contract is not under legal review (it is {status.value})")
@@ -605,7 +709,8 @@ _CLAUSE_NAMES = (
 )
 
 
-def parse_clause(value: object, field: str) -> str:
+def parse_clause(field: str, value: object) -> str:
+    """A clause of 2.4.1 by its name (spaces for underscores, `period`, `payment`), or `general`."""
     text = str(value or "").strip().lower()
     if text in _CLAUSE_NAMES:
         return _CLAUSE_NAMES[text]
@@ -613,7 +718,7 @@ def parse_clause(value: object, field: str) -> str:
     raise InvalidArgument(field, f"{value!r} is not one of {allowed}")
 
 
-def parse_opinions(value: object, field: str = "legal_opinions") -> tuple[Opinion, ...]:
+def parse_opinions(field: str, value: object) -> tuple[Opinion, ...]:
     """Opinions as a list of {"clause", "opinion"} or text, one per line: `payment_terms: …` names the
     clause, a line without a clause name is a general opinion."""
     opinions: list[Opinion] = []
@@ -625,8 +730,8 @@ def parse_opinions(value: object, field: str = "legal_opinions") -> tuple[Opinio
                 raise InvalidArgument(f"{field}[{index}]", "must have a clause and an opinion")
             opinions.append(
                 Opinion(
-                    parse_clause(item.get("clause") or GENERAL, f"{field}[{index}].clause"),
-                    required(f"{field}[{index}].opinion", str(item.get("opinion", ""))),
+                    parse_clause(f"{field}[{index}].clause", item.get("clause") or GENERAL),
+                    required_text(f"{field}[{index}].opinion", str(item.get("opinion", "")), TEXT_LIMIT),
                 )
             )
         return tuple(opinions)
@@ -650,6 +755,11 @@ def check_legal_review(verdict: ReviewVerdict, opinions: Sequence[Opinion]) -> N
         raise InvalidArgument("legal_opinions", "a revise verdict gives the legal opinion to follow (2.4.2)")
 
 
+def status_after_legal_review(verdict: ReviewVerdict) -> ContractStatus:
+    """2.4.2/2.4.3: an approved contract is ready to sign; otherwise it is revised per the opinion."""
+    return ContractStatus.APPROVED if verdict is ReviewVerdict.APPROVED else ContractStatus.REVISING
+
+
 def check_revisable(status: ContractStatus) -> None:
     if status is not ContractStatus.REVISING:
         raise FailedPrecondition(
@@ -665,9 +775,12 @@ class Signatory:
     name: str
     title: str
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "name", required("signatory", self.name, NAME_LIMIT))
-        object.__setattr__(self, "title", required("signatory_title", self.title, NAME_LIMIT))
+    @classmethod
+    def parse(cls, *, signatory: object, signatory_title: object) -> Self:
+        return cls(
+            name=required_text("signatory", signatory, NAME_LIMIT),
+            title=required_text("signatory_title", signatory_title, NAME_LIMIT),
+        )
 
 
 def check_firm_can_sign(status: ContractStatus) -> None:

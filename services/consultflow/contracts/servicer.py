@@ -1,31 +1,38 @@
 """The contracts gRPC API: thin translation between messages and use cases (errors map in the bootstrap).
 
-Answers are built inside the unit of work: leaving it without a commit expires what was loaded.
+Writes run in a unit of work, reads in a read-only session that never takes the write lock; answers are
+built inside either, while what was loaded is still attached. crm is asked before a transaction opens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 import grpc
+from sqlalchemy.orm import Session
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
-from consultflow.contracts import domain, service
-from consultflow.contracts.crm_client import ClientDirectory
+from consultflow.contracts import domain, usecases
+from consultflow.contracts.adapters import Dependencies
 from consultflow.contracts.domain import (
     Clauses,
+    ContractStatus,
+    DraftContract,
     ProposalContent,
+    QuotationStatus,
     QuotationTerms,
     ReviewVerdict,
     Signatory,
 )
-from consultflow.contracts.models import ProposalVersion
-from consultflow.contracts.service import ContractView, ProposalView, QuotationView
+from consultflow.contracts.orm import ProposalVersion
+from consultflow.contracts.usecases import ContractView, ProposalView, QuotationView
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.paging import next_token, page_offset, page_size
+from consultflow.platform.inputs import choice, names, optional_choice
+from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import timestamp
 
 
@@ -36,26 +43,32 @@ def money(value: Decimal) -> str:
 # --- requests to commands --------------------------------------------------------------------------
 
 
-def quotation_terms(currency: str, tax_rate: str, validity_days: int, lines: Any) -> QuotationTerms:
-    code = domain.parse_currency(currency)
-    return QuotationTerms(
-        currency=code,
-        tax_rate=domain.parse_tax_rate(tax_rate),
+def quotation_terms(
+    currency: str, tax_rate: str, validity_days: int, items: Sequence[pb.LineItemInput]
+) -> QuotationTerms:
+    return QuotationTerms.parse(
+        currency=currency,
+        tax_rate=tax_rate,
         validity_days=validity_days,
-        lines=tuple(
-            domain.line_item(line.category, line.description, line.quantity, line.unit_price, code, index)
-            for index, line in enumerate(lines)
-        ),
+        lines=[
+            {
+                "category": item.category,
+                "description": item.description,
+                "quantity": item.quantity,
+                "unit_price": item.unit_price,
+            }
+            for item in items
+        ],
     )
 
 
 def clauses_from(message: pb.Clauses) -> Clauses:
     instalments = [{"percent": i.percent, "due": i.due} for i in message.payment_terms]
-    return Clauses(
+    return Clauses.parse(
         service_content=message.service_content,
-        service_start=domain.parse_optional_date(message.service_start, "service_start"),
-        service_end=domain.parse_optional_date(message.service_end, "service_end"),
-        payment_terms=domain.parse_instalments(instalments) if instalments else (),
+        service_start=message.service_start,
+        service_end=message.service_end,
+        payment_terms=instalments or None,
         confidentiality=message.confidentiality,
         breach_liability=message.breach_liability,
     )
@@ -120,7 +133,7 @@ def quotation_message(view: QuotationView) -> pb.Quotation:
 
 def milestones(version: ProposalVersion) -> list[pb.Milestone]:
     return [
-        pb.Milestone(name=m.name, due_date=m.due_date.isoformat()) for m in service.milestones_of(version)
+        pb.Milestone(name=m.name, due_date=m.due_date.isoformat()) for m in usecases.milestones_of(version)
     ]
 
 
@@ -177,7 +190,7 @@ def clauses_message(clauses: Clauses, amounts: list[Decimal] | None = None) -> p
     )
 
 
-def _signature(name: str, title: str, at: Any) -> pb.Signature | None:
+def _signature(name: str, title: str, at: datetime | None) -> pb.Signature | None:
     return pb.Signature(signatory=name, signatory_title=title, signed_at=timestamp(at)) if name else None
 
 
@@ -221,7 +234,7 @@ def contract_message(view: ContractView) -> pb.Contract:
         versions=[
             pb.ContractVersion(
                 version=v.version,
-                clauses=clauses_message(service.clauses_of(v)),
+                clauses=clauses_message(usecases.clauses_of(v)),
                 change_note=v.change_note,
                 created_at=timestamp(v.created_at),
             )
@@ -258,105 +271,123 @@ def contract_message(view: ContractView) -> pb.Contract:
 
 
 class ContractsServicer(pb_grpc.ContractsServiceServicer):
-    """Each method: validate into a command, run the use case in one unit of work, answer."""
+    """Each method: validate into a command, run the use case (a write in one unit of work, a read in a
+    read-only session), answer."""
 
-    def __init__(self, uow: Callable[[], UnitOfWork], clients: ClientDirectory) -> None:
+    def __init__(
+        self,
+        uow: Callable[[], UnitOfWork],
+        read: Callable[[], AbstractContextManager[Session]],
+        deps: Dependencies,
+    ) -> None:
         self._uow = uow
-        self._clients = clients
+        self._read = read
+        self._deps = deps
 
     # --- quotations
 
-    def PrepareQuotation(self, request: pb.PrepareQuotationRequest, context: grpc.ServicerContext) -> Any:
+    def PrepareQuotation(
+        self, request: pb.PrepareQuotationRequest, context: grpc.ServicerContext
+    ) -> pb.Quotation:
         terms = quotation_terms(request.currency, request.tax_rate, request.validity_days, request.lines)
         with self._uow() as uow:
-            view = service.prepare_quotation(uow, request.engagement_id, request.client_id, terms)
+            view = usecases.prepare_quotation(uow, request.engagement_id, request.client_id, terms)
             uow.commit()
             return quotation_message(view)
 
-    def ReviseQuotation(self, request: pb.ReviseQuotationRequest, context: grpc.ServicerContext) -> Any:
+    def ReviseQuotation(
+        self, request: pb.ReviseQuotationRequest, context: grpc.ServicerContext
+    ) -> pb.Quotation:
         terms = quotation_terms(request.currency, request.tax_rate, request.validity_days, request.lines)
         with self._uow() as uow:
-            view = service.revise_quotation(uow, request.quotation_id, terms, request.note)
+            view = usecases.revise_quotation(uow, request.quotation_id, terms, request.note)
             uow.commit()
             return quotation_message(view)
 
-    def SendOffer(self, request: pb.SendOfferRequest, context: grpc.ServicerContext) -> Any:
+    def SendOffer(self, request: pb.SendOfferRequest, context: grpc.ServicerContext) -> pb.Quotation:
         with self._uow() as uow:
-            view = service.send_offer(uow, request.quotation_id, request.proposal_id)
+            view = usecases.send_offer(uow, request.quotation_id, request.proposal_id)
             uow.commit()
             return quotation_message(view)
 
-    def AcceptQuotation(self, request: pb.AnswerQuotationRequest, context: grpc.ServicerContext) -> Any:
+    def AcceptQuotation(
+        self, request: pb.AnswerQuotationRequest, context: grpc.ServicerContext
+    ) -> pb.Quotation:
         return self._answer(request, accepted=True)
 
-    def RejectQuotation(self, request: pb.AnswerQuotationRequest, context: grpc.ServicerContext) -> Any:
+    def RejectQuotation(
+        self, request: pb.AnswerQuotationRequest, context: grpc.ServicerContext
+    ) -> pb.Quotation:
         return self._answer(request, accepted=False)
 
     def _answer(self, request: pb.AnswerQuotationRequest, accepted: bool) -> pb.Quotation:
         with self._uow() as uow:
-            view = service.answer_quotation(
+            view = usecases.answer_quotation(
                 uow, request.quotation_id, accepted, request.answered_by, request.note
             )
             uow.commit()
             return quotation_message(view)
 
-    def ExpireQuotation(self, request: pb.ExpireQuotationRequest, context: grpc.ServicerContext) -> Any:
+    def ExpireQuotation(
+        self, request: pb.ExpireQuotationRequest, context: grpc.ServicerContext
+    ) -> pb.Quotation:
         with self._uow() as uow:
-            view = service.expire_quotation(uow, request.quotation_id)
+            view = usecases.expire_quotation(uow, request.quotation_id)
             uow.commit()
             return quotation_message(view)
 
-    def GetQuotation(self, request: pb.GetQuotationRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return quotation_message(service.get_quotation(uow, request.quotation_id))
+    def GetQuotation(self, request: pb.GetQuotationRequest, context: grpc.ServicerContext) -> pb.Quotation:
+        with self._read() as session:
+            return quotation_message(usecases.get_quotation(session, request.quotation_id))
 
-    def ListQuotations(self, request: pb.ListQuotationsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            views = service.list_quotations(uow, request.engagement_id, request.status, size + 1, offset)
+    def ListQuotations(
+        self, request: pb.ListQuotationsRequest, context: grpc.ServicerContext
+    ) -> pb.ListQuotationsResponse:
+        page = Page.of(request.page_size, request.page_token)
+        status = optional_choice("status", request.status, QuotationStatus)
+        with self._read() as session:
+            views = usecases.list_quotations(session, request.engagement_id, status, page.fetch, page.offset)
             return pb.ListQuotationsResponse(
-                quotations=[quotation_message(v) for v in views[:size]],
-                next_page_token=next_token(offset, size, len(views)),
+                quotations=[quotation_message(v) for v in page.rows(views)],
+                next_page_token=page.next_token(views),
             )
 
     # --- proposals
 
-    def DraftProposal(self, request: pb.DraftProposalRequest, context: grpc.ServicerContext) -> Any:
-        content = ProposalContent(
+    def DraftProposal(self, request: pb.DraftProposalRequest, context: grpc.ServicerContext) -> pb.Proposal:
+        content = ProposalContent.parse(
             goals=request.goals,
             scope=request.scope,
             methods=request.methods,
-            schedule=domain.parse_schedule(
-                [{"name": m.name, "due_date": m.due_date} for m in request.schedule]
-            ),
-            expected_results=domain.parse_lines(list(request.expected_results), "expected_results"),
+            schedule=[{"name": m.name, "due_date": m.due_date} for m in request.schedule],
+            expected_results=list(request.expected_results),
             project_manager=request.project_manager,
-            team_members=domain.parse_names(list(request.team_members), "team_members"),
+            team_members=list(request.team_members),
         )
         with self._uow() as uow:
-            view = service.draft_proposal(
+            view = usecases.draft_proposal(
                 uow, request.quotation_id, request.engagement_id, content, request.revision_note
             )
             uow.commit()
             return proposal_message(view)
 
-    def ReviewProposal(self, request: pb.ReviewProposalRequest, context: grpc.ServicerContext) -> Any:
-        verdict = domain.parse_choice(ReviewVerdict, request.verdict, "verdict")
+    def ReviewProposal(self, request: pb.ReviewProposalRequest, context: grpc.ServicerContext) -> pb.Proposal:
+        verdict = choice("verdict", request.verdict, ReviewVerdict)
         with self._uow() as uow:
-            view = service.review_proposal(
+            view = usecases.review_proposal(
                 uow, request.proposal_id, verdict, request.comments, request.reviewer
             )
             uow.commit()
             return proposal_message(view)
 
-    def GetProposal(self, request: pb.GetProposalRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return proposal_message(service.get_proposal(uow, request.proposal_id))
+    def GetProposal(self, request: pb.GetProposalRequest, context: grpc.ServicerContext) -> pb.Proposal:
+        with self._read() as session:
+            return proposal_message(usecases.get_proposal(session, request.proposal_id))
 
     # --- contracts
 
-    def DraftContract(self, request: pb.DraftContractRequest, context: grpc.ServicerContext) -> Any:
-        command = service.DraftContract(
+    def DraftContract(self, request: pb.DraftContractRequest, context: grpc.ServicerContext) -> pb.Contract:
+        command = DraftContract.parse(
             engagement_id=request.engagement_id,
             client_id=request.client_id,
             quotation_id=request.quotation_id,
@@ -364,81 +395,88 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             clauses=clauses_from(request.clauses),
             negotiation_notes=request.negotiation_notes,
         )
-        client = self._clients.client(command.client_id)  # before the transaction: no lock held meanwhile
+        client = self._deps.crm.client(command.client_id)  # before the transaction: no lock held meanwhile
         with self._uow() as uow:
-            view = service.draft_contract(uow, command, client)
+            view = usecases.draft_contract(uow, command, client)
             uow.commit()
             return contract_message(view)
 
     def SubmitForLegalReview(
         self, request: pb.SubmitForLegalReviewRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> pb.Contract:
         with self._uow() as uow:
-            view = service.submit_for_legal_review(uow, request.contract_id)
+            view = usecases.submit_for_legal_review(uow, request.contract_id)
             uow.commit()
             return contract_message(view)
 
-    def RecordLegalReview(self, request: pb.RecordLegalReviewRequest, context: grpc.ServicerContext) -> Any:
-        verdict = domain.parse_choice(ReviewVerdict, request.verdict, "verdict")
+    def RecordLegalReview(
+        self, request: pb.RecordLegalReviewRequest, context: grpc.ServicerContext
+    ) -> pb.Contract:
+        verdict = choice("verdict", request.verdict, ReviewVerdict)
         opinions = domain.parse_opinions(
-            [{"clause": o.clause, "opinion": o.opinion} for o in request.opinions], "opinions"
+            "opinions", [{"clause": o.clause, "opinion": o.opinion} for o in request.opinions]
         )
         with self._uow() as uow:
-            view = service.record_legal_review(uow, request.contract_id, verdict, opinions, request.reviewer)
+            view = usecases.record_legal_review(uow, request.contract_id, verdict, opinions, request.reviewer)
             uow.commit()
             return contract_message(view)
 
-    def ReviseContract(self, request: pb.ReviseContractRequest, context: grpc.ServicerContext) -> Any:
+    def ReviseContract(self, request: pb.ReviseContractRequest, context: grpc.ServicerContext) -> pb.Contract:
         changes = clauses_from(request.clauses)
         with self._uow() as uow:
-            view = service.revise_contract(uow, request.contract_id, changes, request.revision_notes)
+            view = usecases.revise_contract(uow, request.contract_id, changes, request.revision_notes)
             uow.commit()
             return contract_message(view)
 
-    def SignContract(self, request: pb.SignContractRequest, context: grpc.ServicerContext) -> Any:
-        signatory = Signatory(request.signatory, request.signatory_title)
+    def SignContract(self, request: pb.SignContractRequest, context: grpc.ServicerContext) -> pb.Contract:
+        signatory = Signatory.parse(signatory=request.signatory, signatory_title=request.signatory_title)
         with self._uow() as uow:
-            view = service.sign_contract(uow, request.contract_id, signatory)
+            view = usecases.sign_contract(uow, request.contract_id, signatory)
             uow.commit()
             return contract_message(view)
 
     def RecordClientSignature(
         self, request: pb.RecordClientSignatureRequest, context: grpc.ServicerContext
-    ) -> Any:
-        signatory = Signatory(request.signatory, request.signatory_title)
+    ) -> pb.Contract:
+        signatory = Signatory.parse(signatory=request.signatory, signatory_title=request.signatory_title)
         with self._uow() as uow:
-            view = service.record_client_signature(uow, request.contract_id, signatory)
+            view = usecases.record_client_signature(uow, request.contract_id, signatory)
             uow.commit()
             return contract_message(view)
 
-    def DistributeContract(self, request: pb.DistributeContractRequest, context: grpc.ServicerContext) -> Any:
-        departments = domain.parse_names(list(request.departments), "departments")
+    def DistributeContract(
+        self, request: pb.DistributeContractRequest, context: grpc.ServicerContext
+    ) -> pb.Contract:
+        departments = names("departments", list(request.departments))
         with self._uow() as uow:
-            view = service.distribute_contract(uow, request.contract_id, departments)
+            view = usecases.distribute_contract(uow, request.contract_id, departments)
             uow.commit()
             return contract_message(view)
 
     def AcknowledgeDistribution(
         self, request: pb.AcknowledgeDistributionRequest, context: grpc.ServicerContext
-    ) -> Any:
+    ) -> pb.Contract:
         with self._uow() as uow:
-            view = service.acknowledge_distribution(
+            view = usecases.acknowledge_distribution(
                 uow, request.contract_id, request.department, request.acknowledged_by
             )
             uow.commit()
             return contract_message(view)
 
-    def GetContract(self, request: pb.GetContractRequest, context: grpc.ServicerContext) -> Any:
-        with self._uow() as uow:
-            return contract_message(service.get_contract(uow, request.contract_id))
+    def GetContract(self, request: pb.GetContractRequest, context: grpc.ServicerContext) -> pb.Contract:
+        with self._read() as session:
+            return contract_message(usecases.get_contract(session, request.contract_id))
 
-    def ListContracts(self, request: pb.ListContractsRequest, context: grpc.ServicerContext) -> Any:
-        size, offset = page_size(request.page_size), page_offset(request.page_token)
-        with self._uow() as uow:
-            views = service.list_contracts(
-                uow, request.engagement_id, request.client_id, request.status, size + 1, offset
+    def ListContracts(
+        self, request: pb.ListContractsRequest, context: grpc.ServicerContext
+    ) -> pb.ListContractsResponse:
+        page = Page.of(request.page_size, request.page_token)
+        status = optional_choice("status", request.status, ContractStatus)
+        with self._read() as session:
+            views = usecases.list_contracts(
+                session, request.engagement_id, request.client_id, status, page.fetch, page.offset
             )
             return pb.ListContractsResponse(
-                contracts=[contract_message(v) for v in views[:size]],
-                next_page_token=next_token(offset, size, len(views)),
+                contracts=[contract_message(v) for v in page.rows(views)],
+                next_page_token=page.next_token(views),
             )

@@ -18,15 +18,16 @@ from sqlalchemy import func, select
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.contracts import models
-from consultflow.contracts.crm_client import ClientInfo, ContactInfo, CrmClients
-from consultflow.contracts.jobs import handlers
-from consultflow.platform.db import Database, UnitOfWork, migrate
-from consultflow.platform.jobs import Job, run_job
+from consultflow.contracts import orm
+from consultflow.contracts.adapters import ClientInfo, ContactInfo, CrmClients, Dependencies
+from consultflow.contracts.app import build
+from consultflow.contracts.jobs import operations
+from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox
 from tests.integration.diagrams import Task, Wait, bpmn_folder, line
+from tests.integration.helpers import completed, job, refused, run
 from tests.integration.status_events import wait_for_types
-from tests.support.components import closed_address
+from tests.support.components import ComponentThread, closed_address, running
 from tests.support.system import InProcessSystem, in_process_system
 
 START: dict[str, Any] = {
@@ -164,6 +165,7 @@ EXPIRES: list[Task | Wait] = [
 
 
 def _until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Polls `check` until it holds; fails the test when `timeout` seconds pass first."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
@@ -212,8 +214,8 @@ def _contract_in(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement:
 def test_every_contracts_operation_through_the_orchestrator(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
-    operations = {t.operation for t in [*CONTRACT, *EXPIRES] if isinstance(t, Task)}
-    assert {op for op in operations if op.startswith("contracts.")} == set(handlers(_Directory()))
+    used = {t.operation for t in [*CONTRACT, *EXPIRES] if isinstance(t, Task)}
+    assert {op for op in used if op.startswith("contracts.")} == set(operations.names)
     folder = bpmn_folder(
         tmp_path,
         {
@@ -267,9 +269,7 @@ def test_every_contracts_operation_through_the_orchestrator(
 
     db = Database(database_url)
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(models.Quotation)) == 3, (
-            "redelivery acted once"
-        )
+        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 3, "redelivery acted once"
     db.dispose()
     wait_for_types(
         nats_url,
@@ -295,23 +295,24 @@ def _redeliver_a_job(system: InProcessSystem, nats_url: str, subject: str) -> No
 
     async def redeliver() -> None:
         nc = await nats.connect(nats_url)
-        js = nc.jetstream()
-        await js.publish(subject, row.payload, headers={"Nats-Msg-Id": "redelivery-contracts"})
-        for _ in range(200):
-            info = await js.consumer_info("JOBS", "worker-contracts")
-            if info.num_pending == 0 and info.num_ack_pending == 0:
-                break
-            await asyncio.sleep(0.05)
+        await nc.jetstream().publish(subject, row.payload, headers={"Nats-Msg-Id": "redelivery-contracts"})
         await nc.close()
 
+    async def drained() -> bool:
+        nc = await nats.connect(nats_url)
+        info = await nc.jetstream().consumer_info("JOBS", "worker-contracts")
+        await nc.close()
+        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+
     asyncio.run(redeliver())
+    _until(lambda: asyncio.run(drained()), "the contracts worker to handle the redelivered job", timeout=10.0)
 
 
 # --- the handler contract, against real databases ---------------------------------------------------
 
 
 class _Directory:
-    """crm as a fixed answer (the real gRPC path is tested above and in test_contracts_rpc)."""
+    """crm as a fixed answer (the real gRPC path is tested above and in test_contracts_api)."""
 
     def client(self, client_id: str) -> ClientInfo:
         return ClientInfo(
@@ -319,55 +320,32 @@ class _Directory:
         )
 
 
+HANDLERS = operations.bind(Dependencies(crm=_Directory()))
+ENGAGEMENT = "E-20"
+
+
 @pytest.fixture
-def uow_factory(database_url: str) -> Iterator[Callable[[], UnitOfWork]]:
-    db = Database(database_url)
-    migrate(db, "contracts")
-    yield lambda: UnitOfWork(db, "contracts")
-    db.dispose()
+def contracts(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
+    """The contracts service on the database under test: jobs run in its units of work (`helpers.run`)."""
+    with running("contracts", build, tmp_path / "contracts", nats_url, database_url) as thread:
+        yield thread
 
 
-def _job(operation: str, key: str, **parameters: Any) -> Job:
-    return Job(
-        key=key,
-        operation=operation,
-        instance_id="instance-1",
-        process_id="intake",
-        element_id=operation.split(".")[1],
-        parameters=parameters,
-        variables={},
-        attempt=1,
-        retries=3,
-        business_key="E-20",
-    )
-
-
-HANDLERS = handlers(_Directory())
-
-
-def _run(
-    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
-) -> Mapping[str, Any]:
-    outcome = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
-    assert outcome.kind == "completed", outcome.message
-    return outcome.variables
-
-
-def _twice(
-    uow_factory: Callable[[], UnitOfWork], operation: str, key: str, **parameters: Any
-) -> Mapping[str, Any]:
+def _twice(contracts: ComponentThread, operation: str, key: str, **parameters: Any) -> Mapping[str, Any]:
     """Runs a job, then delivers it again: the second delivery answers the same and publishes nothing."""
-    first = _run(uow_factory, operation, key, **parameters)
-    events = _count(uow_factory, outbox)
-    again = run_job(uow_factory, HANDLERS, _job(operation, key, **parameters))
+    delivered = job(operation, key, business_key=ENGAGEMENT, **parameters)
+    first = completed(run(contracts, HANDLERS, delivered))
+    events = _count(contracts, outbox)
+    again = run(contracts, HANDLERS, delivered)
     assert (again.kind, again.replayed, dict(again.variables)) == ("completed", True, dict(first))
-    assert _count(uow_factory, outbox) == events
+    assert _count(contracts, outbox) == events
     return first
 
 
-def _count(uow_factory: Callable[[], UnitOfWork], table: Any) -> int:
-    with uow_factory() as uow:
-        return int(uow.session.scalar(select(func.count()).select_from(table)) or 0)
+def _count(contracts: ComponentThread, table: Any) -> int:
+    assert contracts.context is not None
+    with contracts.context.read() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
 
 
 QUOTATION = {k: START[k] for k in ("consulting_fee", "travel_cost", "currency", "tax_rate", "validity_days")}
@@ -377,31 +355,32 @@ PROPOSAL = {
 }
 
 
-def _accepted(uow_factory: Callable[[], UnitOfWork]) -> dict[str, Any]:
-    quotation = _twice(uow_factory, "contracts.prepare_quotation", "q", client_id="c-1", **QUOTATION)
+def _accepted(contracts: ComponentThread) -> dict[str, Any]:
+    quotation = _twice(contracts, "contracts.prepare_quotation", "q", client_id="c-1", **QUOTATION)
     assert quotation["quotation_total"] == "87345.06"  # (70000.00 + 12401.00) × 1.06
     proposal = _twice(
-        uow_factory, "contracts.draft_proposal", "p", quotation_id=quotation["quotation_id"], **PROPOSAL
+        contracts, "contracts.draft_proposal", "p", quotation_id=quotation["quotation_id"], **PROPOSAL
     )
     assert _twice(
-        uow_factory,
+        contracts,
         "contracts.record_proposal_review",
         "r",
         proposal_id=proposal["proposal_id"],
         proposal_verdict="approved",
     ) == {"proposal_approved": True}
     ids = {"quotation_id": quotation["quotation_id"], "proposal_id": proposal["proposal_id"]}
-    _twice(uow_factory, "contracts.send_offer", "s", **ids)
-    with uow_factory() as uow:
-        row = uow.session.get(models.Quotation, quotation["quotation_id"])
+    _twice(contracts, "contracts.send_offer", "s", **ids)
+    assert contracts.context is not None
+    with contracts.context.uow() as uow:
+        row = uow.session.get(orm.Quotation, quotation["quotation_id"])
         assert row is not None
         row.status = "accepted"  # the client's answer arrives by RPC (tested elsewhere)
         uow.commit()
     return ids
 
 
-def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitOfWork]) -> None:
-    ids = _accepted(uow_factory)
+def test_a_redelivered_job_creates_nothing_twice(contracts: ComponentThread) -> None:
+    ids = _accepted(contracts)
     clauses = {
         k: START[k]
         for k in (
@@ -413,17 +392,17 @@ def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitO
             "breach_liability",
         )
     }
-    contract = _twice(uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, **clauses)
+    contract = _twice(contracts, "contracts.draft_contract", "d", client_id="c-1", **ids, **clauses)
     assert contract["contract_version"] == 1
     contract_id = contract["contract_id"]
-    assert _twice(uow_factory, "contracts.submit_for_legal_review", "l", contract_id=contract_id) == {
+    assert _twice(contracts, "contracts.submit_for_legal_review", "l", contract_id=contract_id) == {
         "legal_review_round": 1
     }
     assert _twice(
-        uow_factory, "contracts.record_legal_review", "v", contract_id=contract_id, legal_verdict="approved"
+        contracts, "contracts.record_legal_review", "v", contract_id=contract_id, legal_verdict="approved"
     ) == {"legal_approved": True}
     signed = _twice(
-        uow_factory,
+        contracts,
         "contracts.sign_contract",
         "g",
         contract_id=contract_id,
@@ -432,93 +411,74 @@ def test_a_redelivered_job_creates_nothing_twice(uow_factory: Callable[[], UnitO
     )
     assert signed["signed_by_firm_at"]
     for table, rows in (
-        (models.Quotation, 1),
-        (models.QuotationLine, 2),
-        (models.Proposal, 1),
-        (models.ProposalVersion, 1),
-        (models.ProposalReview, 1),
-        (models.Contract, 1),
-        (models.ContractVersion, 1),
-        (models.NegotiationRound, 1),
-        (models.LegalReview, 1),
+        (orm.Quotation, 1),
+        (orm.QuotationLine, 2),
+        (orm.Proposal, 1),
+        (orm.ProposalVersion, 1),
+        (orm.ProposalReview, 1),
+        (orm.Contract, 1),
+        (orm.ContractVersion, 1),
+        (orm.NegotiationRound, 1),
+        (orm.LegalReview, 1),
     ):
-        assert _count(uow_factory, table) == rows, table.__tablename__
-    early = run_job(
-        uow_factory, HANDLERS, _job("contracts.distribute_contract", "x", contract_id=contract_id)
-    )
-    assert early.kind == "failed" and early.retries == 0 and "both parties signed" in early.message
+        assert _count(contracts, table) == rows, table.__tablename__
+    early = refused(contracts, HANDLERS, "contracts.distribute_contract", {"contract_id": contract_id})
+    assert "both parties signed" in early
 
 
-def test_an_incomplete_draft_is_the_bpmn_error_contract_incomplete(
-    uow_factory: Callable[[], UnitOfWork],
-) -> None:
-    ids = _accepted(uow_factory)
-    draft = _run(
-        uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"
+def test_an_incomplete_draft_is_the_bpmn_error_contract_incomplete(contracts: ComponentThread) -> None:
+    ids = _accepted(contracts)
+    draft = completed(
+        run(
+            contracts,
+            HANDLERS,
+            job("contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"),
+        )
     )
-    job = _job("contracts.submit_for_legal_review", "l", contract_id=draft["contract_id"])
-    outcome = run_job(uow_factory, HANDLERS, job)
+    submit = job("contracts.submit_for_legal_review", "l", contract_id=draft["contract_id"])
+    outcome = run(contracts, HANDLERS, submit)
     assert (outcome.kind, outcome.error_code) == ("error", "contract_incomplete")
     assert outcome.message.startswith("2.4.2: legal review needs every required clause")
     assert outcome.variables == {
         "missing_clauses": ["service_period", "payment_terms", "confidentiality", "breach_liability"]
     }
-    replay = run_job(uow_factory, HANDLERS, job)
+    replay = run(contracts, HANDLERS, submit)
     assert (replay.kind, replay.error_code, replay.replayed) == ("error", "contract_incomplete", True)
-    sign = run_job(
-        uow_factory,
+    sign = refused(
+        contracts,
         HANDLERS,
-        _job(
-            "contracts.sign_contract",
-            "sign",
-            contract_id=draft["contract_id"],
-            signatory="Z",
-            signatory_title="T",
-        ),
+        "contracts.sign_contract",
+        {"contract_id": draft["contract_id"], "signatory": "Z", "signatory_title": "T"},
     )
-    assert sign.kind == "failed" and sign.retries == 0
-    assert "2.4.3: a contract is signed only after the legal department approved it" in sign.message
+    assert "2.4.3: a contract is signed only after the legal department approved it" in sign
 
 
-def test_refused_jobs_name_the_input(uow_factory: Callable[[], UnitOfWork]) -> None:
-    as_float = run_job(
-        uow_factory,
-        HANDLERS,
-        _job("contracts.prepare_quotation", "f", client_id="c", **{**QUOTATION, "consulting_fee": 70000.5}),
+def test_refused_jobs_name_the_input(contracts: ComponentThread) -> None:
+    quotation = "contracts.prepare_quotation"
+    as_float = refused(
+        contracts, HANDLERS, quotation, {"client_id": "c", **QUOTATION, "consulting_fee": 70000.5}
     )
-    assert as_float.kind == "failed" and as_float.retries == 0
-    assert "consulting_fee: must be an amount string" in as_float.message
-    negative = run_job(
-        uow_factory,
-        HANDLERS,
-        _job("contracts.prepare_quotation", "n", client_id="c", **{**QUOTATION, "travel_cost": "-5"}),
-    )
-    assert "travel_cost: must not be negative" in negative.message
-    missing = run_job(
-        uow_factory, HANDLERS, _job("contracts.prepare_quotation", "m", client_id="c", currency="CNY")
-    )
-    assert "consulting_fee" in missing.message
-    unsent = run_job(uow_factory, HANDLERS, _job("contracts.expire_quotation", "e", quotation_id="nope"))
-    assert unsent.kind == "failed" and "NotFound" in unsent.message
-    assert _count(uow_factory, models.Quotation) == 0
+    assert "consulting_fee: must be an amount string" in as_float
+    negative = refused(contracts, HANDLERS, quotation, {"client_id": "c", **QUOTATION, "travel_cost": "-5"})
+    assert "travel_cost: must not be negative" in negative
+    missing = refused(contracts, HANDLERS, quotation, {"client_id": "c", "currency": "CNY"})
+    assert "consulting_fee" in missing
+    unsent = refused(contracts, HANDLERS, "contracts.expire_quotation", {"quotation_id": "nope"})
+    assert "NotFound" in unsent
+    assert _count(contracts, orm.Quotation) == 0
 
 
-def test_crm_unavailable_fails_the_job_with_retries_left(uow_factory: Callable[[], UnitOfWork]) -> None:
-    ids = _accepted(uow_factory)
+def test_crm_unavailable_fails_the_job_with_retries_left(contracts: ComponentThread) -> None:
+    ids = _accepted(contracts)
     channel = grpc.insecure_channel(closed_address())
-    unreachable = handlers(CrmClients(lambda: channel, timeout=0.3))
+    unreachable = operations.bind(Dependencies(crm=CrmClients(lambda: channel, timeout=0.3)))
+    draft = job("contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice")
     try:
-        outcome = run_job(
-            uow_factory,
-            unreachable,
-            _job("contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"),
-        )
+        outcome = run(contracts, unreachable, draft)
     finally:
         channel.close()
     assert outcome.kind == "failed" and outcome.retries == 2, "retried later, not an incident at once"
-    assert "crm is unavailable" in outcome.message
-    assert _count(uow_factory, models.Contract) == 0
-    retried = _run(
-        uow_factory, "contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice"
-    )
+    assert outcome.message.startswith("Unavailable: crm is unavailable"), outcome.message
+    assert _count(contracts, orm.Contract) == 0
+    retried = completed(run(contracts, HANDLERS, draft))
     assert retried["contract_version"] == 1, "the retry (crm back) does the work"

@@ -1,4 +1,5 @@
-"""Contracts rules without a database: exact money, totals, and the state machines of 2.3 and 2.4."""
+"""Contracts rules without a database: exact money, totals, commands parsed from raw inputs, and the state
+machines of 2.3 and 2.4 (quotations, proposals, contracts, legal review, signatures, distribution)."""
 
 from __future__ import annotations
 
@@ -35,39 +36,39 @@ def _line(category: Category, unit_price: str, quantity: str = "1") -> LineItem:
 
 
 def test_money_is_exact_and_refuses_floats() -> None:
-    assert domain.parse_money("1200.50", "fee", "CNY") == D("1200.50")
-    assert domain.parse_money(1200, "fee", "CNY") == D(1200)
+    assert domain.parse_money("fee", "1200.50", "CNY") == D("1200.50")
+    assert domain.parse_money("fee", 1200, "CNY") == D(1200)
     with pytest.raises(InvalidArgument, match="not a floating-point number") as error:
-        domain.parse_money(1200.5, "consulting_fee", "CNY")
+        domain.parse_money("consulting_fee", 1200.5, "CNY")
     assert error.value.field == "consulting_fee"
     for bad in ("-1", "1e3", "12,00", "abc", "NaN", True, None):
         with pytest.raises(InvalidArgument):
-            domain.parse_money(bad, "fee", "CNY")
+            domain.parse_money("fee", bad, "CNY")
     with pytest.raises(InvalidArgument, match="must not be negative"):
-        domain.parse_money("-0.01", "fee", "CNY")
+        domain.parse_money("fee", "-0.01", "CNY")
     with pytest.raises(InvalidArgument, match="less than"):
-        domain.parse_money("1" + "0" * 15, "fee", "CNY")
+        domain.parse_money("fee", "1" + "0" * 15, "CNY")
 
 
 def test_amounts_are_no_finer_than_the_currency_allows() -> None:
     with pytest.raises(InvalidArgument, match="more than 2 decimal places for CNY"):
-        domain.parse_money("10.005", "fee", "CNY")
+        domain.parse_money("fee", "10.005", "CNY")
     with pytest.raises(InvalidArgument, match="more than 0 decimal places for JPY"):
-        domain.parse_money("10.5", "fee", "JPY")
-    assert domain.parse_money("10.125", "fee", "KWD") == D("10.125")
+        domain.parse_money("fee", "10.5", "JPY")
+    assert domain.parse_money("fee", "10.125", "KWD") == D("10.125")
     assert domain.minor_unit("EUR") == D("0.01")
-    assert domain.parse_currency(" cny ") == "CNY"
+    assert domain.parse_currency("currency", " cny ") == "CNY"
     with pytest.raises(InvalidArgument):
-        domain.parse_currency("yuan")
+        domain.parse_currency("currency", "yuan")
 
 
 def test_tax_rate_is_a_fraction() -> None:
-    assert domain.parse_tax_rate("0.06") == D("0.06")
-    assert domain.parse_tax_rate("") == 0 and domain.parse_tax_rate(None) == 0
+    assert domain.parse_tax_rate("tax_rate", "0.06") == D("0.06")
+    assert domain.parse_tax_rate("tax_rate", "") == 0 and domain.parse_tax_rate("tax_rate", None) == 0
     with pytest.raises(InvalidArgument, match=r"0\.06 for 6%"):
-        domain.parse_tax_rate("6")
+        domain.parse_tax_rate("tax_rate", "6")
     with pytest.raises(InvalidArgument, match="floating-point"):
-        domain.parse_tax_rate(0.06)
+        domain.parse_tax_rate("tax_rate", 0.06)
 
 
 def test_totals_round_each_line_then_tax_once() -> None:
@@ -91,32 +92,85 @@ def test_totals_round_each_line_then_tax_once() -> None:
     assert (yen.tax, yen.total) == (D("100"), D("1101"))
 
 
+def _terms(*lines: tuple[str, str], validity_days: object = 30) -> QuotationTerms:
+    return QuotationTerms.parse(
+        currency="CNY",
+        tax_rate="",
+        validity_days=validity_days,
+        lines=[{"category": category, "unit_price": price} for category, price in lines],
+    )
+
+
 def test_a_quotation_itemises_the_consulting_fee_and_is_valid_for_a_while() -> None:
-    terms = QuotationTerms("CNY", D(0), 30, (_line(Category.CONSULTING_FEE, "100"),))
+    terms = _terms(("consulting_fee", "100"))
+    assert (terms.currency, terms.tax_rate) == ("CNY", D(0))
+    assert terms.lines == (_line(Category.CONSULTING_FEE, "100"),)
     assert terms.valid_until(date(2025, 1, 31)) == date(2025, 3, 2)
     with pytest.raises(InvalidArgument) as no_fee:
-        QuotationTerms("CNY", D(0), 30, (_line(Category.TRAVEL, "100"),))
+        _terms(("travel", "100"))
     assert no_fee.value.field == "consulting_fee"
     with pytest.raises(InvalidArgument) as no_lines:
-        QuotationTerms("CNY", D(0), 30, ())
+        _terms()
     assert no_lines.value.field == "lines"
     with pytest.raises(InvalidArgument) as validity:
-        QuotationTerms("CNY", D(0), 0, (_line(Category.CONSULTING_FEE, "100"),))
+        _terms(("consulting_fee", "100"), validity_days=0)
     assert validity.value.field == "validity_days"
+    with pytest.raises(InvalidArgument, match="whole number of days") as fraction:
+        _terms(("consulting_fee", "100"), validity_days=30.5)
+    assert fraction.value.field == "validity_days"
     with pytest.raises(InvalidArgument, match="more than 0"):
-        QuotationTerms("CNY", D(0), 30, (_line(Category.CONSULTING_FEE, "0"),))
+        _terms(("consulting_fee", "0"))
+
+
+def test_quotation_terms_from_one_amount_per_cost_category() -> None:
+    terms = QuotationTerms.parse_costs(
+        currency="cny",
+        tax_rate="0.06",
+        validity_days="30",
+        consulting_fee="70000.00",
+        travel_cost="12401.00",
+        accommodation_cost="",
+        other_cost="0",
+    )
+    assert terms.currency == "CNY" and terms.validity_days == 30
+    assert [(line.category, line.description, line.unit_price) for line in terms.lines] == [
+        (Category.CONSULTING_FEE, "consulting fee", D("70000.00")),
+        (Category.TRAVEL, "travel", D("12401.00")),
+    ], "a cost left empty or 0 is no line"
+    assert terms.totals().total == D("87345.06")
+    with pytest.raises(InvalidArgument, match="not a floating-point number") as as_float:
+        QuotationTerms.parse_costs(currency="CNY", tax_rate="", validity_days=30, consulting_fee=70000.5)
+    assert as_float.value.field == "consulting_fee"
+    with pytest.raises(InvalidArgument) as negative:
+        QuotationTerms.parse_costs(
+            currency="CNY", tax_rate="", validity_days=30, consulting_fee="1", travel_cost="-5"
+        )
+    assert negative.value.field == "travel_cost"
+    with pytest.raises(InvalidArgument) as no_fee:
+        QuotationTerms.parse_costs(currency="CNY", tax_rate="", validity_days=30, consulting_fee="")
+    assert no_fee.value.field == "lines"
 
 
 def test_line_items_name_the_line() -> None:
+    def line(index: int, category: str, quantity: str, unit_price: str) -> LineItem:
+        return LineItem.parse(
+            index=index,
+            currency="CNY",
+            category=category,
+            description="",
+            quantity=quantity,
+            unit_price=unit_price,
+        )
+
     with pytest.raises(InvalidArgument) as error:
-        domain.line_item("consulting_fee", "", "1", "12.345", "CNY", 2)
+        line(2, "consulting_fee", "1", "12.345")
     assert error.value.field == "lines[2].unit_price"
     with pytest.raises(InvalidArgument) as category:
-        domain.line_item("lunch", "", "1", "12", "CNY", 0)
+        line(0, "lunch", "1", "12")
     assert category.value.field == "lines[0].category"
-    assert domain.line_item("travel", "trains", "", "12", "CNY", 0).quantity == 1
+    assert line(0, "travel", "", "12").quantity == 1
     with pytest.raises(InvalidArgument, match="more than 0"):
-        domain.line_item("travel", "", "0", "12", "CNY", 0)
+        line(0, "travel", "0", "12")
 
 
 def test_quotation_states() -> None:
@@ -147,32 +201,55 @@ def test_quotation_states() -> None:
 
 def test_a_schedule_reads_milestones_from_lines_or_lists() -> None:
     text = "2025-06-30 final report\nfield research done: 2025-04-15\n\n- kick-off 2025-03-01"
-    schedule = domain.parse_schedule(text)
+    schedule = domain.parse_schedule("schedule", text)
     assert [(m.name, m.due_date.isoformat()) for m in schedule] == [
         ("kick-off", "2025-03-01"),
         ("field research done", "2025-04-15"),
         ("final report", "2025-06-30"),
     ]
-    assert domain.parse_schedule([{"name": "x", "due_date": "2025-01-01"}])[0].name == "x"
+    assert domain.parse_schedule("schedule", [{"name": "x", "due_date": "2025-01-01"}])[0].name == "x"
     with pytest.raises(InvalidArgument, match="line 2"):
-        domain.parse_schedule("2025-01-01 a\nsoon b")
+        domain.parse_schedule("schedule", "2025-01-01 a\nsoon b")
     with pytest.raises(InvalidArgument, match="at least one milestone"):
-        domain.parse_schedule("")
+        domain.parse_schedule("schedule", "")
     with pytest.raises(InvalidArgument) as error:
-        domain.parse_schedule([{"name": "x", "due_date": "June"}])
+        domain.parse_schedule("schedule", [{"name": "x", "due_date": "June"}])
     assert error.value.field == "schedule[0].due_date"
 
 
+def _proposal(project_manager: str, expected_results: object, team_members: object = None) -> ProposalContent:
+    return ProposalContent.parse(
+        goals="g",
+        scope="s",
+        methods="m",
+        schedule="2025-06-30 report",
+        expected_results=expected_results,
+        project_manager=project_manager,
+        team_members=team_members,
+    )
+
+
 def test_a_proposal_is_led_by_a_project_manager() -> None:
-    schedule = domain.parse_schedule("2025-06-30 report")
-    content = ProposalContent("g", "s", "m", schedule, ("report",), "Li Si", ("Li Si", "Wang Wu"))
+    content = _proposal("Li Si", "report\nshortlist", "Li Si, Wang Wu")
     assert content.team_members == ("Wang Wu",)
+    assert content.expected_results == ("report", "shortlist")
+    assert [m.name for m in content.schedule] == ["report"]
     with pytest.raises(InvalidArgument) as error:
-        ProposalContent("g", "s", "m", schedule, ("report",), " ")
+        _proposal(" ", ("report",))
     assert error.value.field == "project_manager"
     with pytest.raises(InvalidArgument) as results:
-        ProposalContent("g", "s", "m", schedule, (), "Li Si")
+        _proposal("Li Si", ())
     assert results.value.field == "expected_results"
+    with pytest.raises(InvalidArgument) as goals:
+        ProposalContent.parse(
+            goals="",
+            scope="s",
+            methods="m",
+            schedule="2025-06-30 report",
+            expected_results="report",
+            project_manager="Li Si",
+        )
+    assert goals.value.field == "goals"
 
 
 def test_proposal_review_states() -> None:
@@ -188,43 +265,52 @@ def test_proposal_review_states() -> None:
         domain.check_review(ReviewVerdict.REVISE, " ")
     assert error.value.field == "review_comments"
     domain.check_review(ReviewVerdict.APPROVED, "")
+    assert domain.status_after_proposal_review(ReviewVerdict.APPROVED) is ProposalStatus.APPROVED
+    assert domain.status_after_proposal_review(ReviewVerdict.REVISE) is ProposalStatus.REVISING
 
 
 # --- contracts ------------------------------------------------------------------------------------
 
 
 def test_payment_terms_are_instalments_adding_up_to_100_percent() -> None:
-    terms = domain.parse_instalments("30% on signing\n40 % - at the interim report\n30%: on acceptance")
+    terms = domain.parse_instalments(
+        "payment_terms", "30% on signing\n40 % - at the interim report\n30%: on acceptance"
+    )
     assert terms == (
         Instalment(D(30), "on signing"),
         Instalment(D(40), "at the interim report"),
         Instalment(D(30), "on acceptance"),
     )
     assert domain.render_instalments(terms).splitlines()[0] == "30% on signing"
-    assert domain.parse_instalments([{"percent": "100", "due": "on delivery"}])[0].percent == 100
-    assert domain.parse_instalments("") == ()
+    assert (
+        domain.parse_instalments("payment_terms", [{"percent": "100", "due": "on delivery"}])[0].percent
+        == 100
+    )
+    assert domain.parse_instalments("payment_terms", "") == ()
     with pytest.raises(InvalidArgument, match="add up to 90%"):
-        domain.parse_instalments("50% now\n40% later")
+        domain.parse_instalments("payment_terms", "50% now\n40% later")
     with pytest.raises(InvalidArgument, match="line 1"):
-        domain.parse_instalments("half now")
+        domain.parse_instalments("payment_terms", "half now")
     with pytest.raises(InvalidArgument, match="0%"):
-        domain.parse_instalments("0% now\n100% later")
+        domain.parse_instalments("payment_terms", "0% now\n100% later")
 
 
 def test_instalment_amounts_sum_to_the_contract_value_exactly() -> None:
-    thirds = domain.parse_instalments("33.33% a\n33.33% b\n33.34% c")
+    thirds = domain.parse_instalments("payment_terms", "33.33% a\n33.33% b\n33.34% c")
     amounts = domain.instalment_amounts(thirds, D("1000.00"), "CNY")
     assert amounts == [D("333.30"), D("333.30"), D("333.40")]
-    uneven = domain.instalment_amounts(domain.parse_instalments("50% a\n50% b"), D("0.03"), "CNY")
+    uneven = domain.instalment_amounts(
+        domain.parse_instalments("payment_terms", "50% a\n50% b"), D("0.03"), "CNY"
+    )
     assert uneven == [D("0.02"), D("0.01")] and sum(uneven) == D("0.03")
 
 
 def _complete() -> Clauses:
-    return Clauses(
+    return Clauses.parse(
         service_content="market entry strategy",
-        service_start=date(2025, 3, 1),
-        service_end=date(2025, 8, 31),
-        payment_terms=domain.parse_instalments("100% on acceptance"),
+        service_start="2025-03-01",
+        service_end="2025-08-31",
+        payment_terms="100% on acceptance",
         confidentiality="both parties keep …",
         breach_liability="damages capped at …",
     )
@@ -232,7 +318,9 @@ def _complete() -> Clauses:
 
 def test_a_draft_names_the_clauses_it_lacks() -> None:
     assert _complete().missing() == []
-    partial = Clauses(service_content="x")
+    assert (_complete().service_start, _complete().service_end) == (date(2025, 3, 1), date(2025, 8, 31))
+    partial = Clauses.parse(service_content=" x ")
+    assert partial.service_content == "x"
     assert partial.missing() == [
         Clause.SERVICE_PERIOD,
         Clause.PAYMENT_TERMS,
@@ -240,11 +328,17 @@ def test_a_draft_names_the_clauses_it_lacks() -> None:
         Clause.BREACH_LIABILITY,
     ]
     with pytest.raises(InvalidArgument) as half_period:
-        Clauses(service_start=date(2025, 1, 1))
+        Clauses.parse(service_start="2025-01-01")
     assert half_period.value.field == "service_end"
+    with pytest.raises(InvalidArgument) as no_start:
+        Clauses.parse(service_end="2025-01-01")
+    assert no_start.value.field == "service_start"
     with pytest.raises(InvalidArgument, match="before service_start"):
-        Clauses(service_start=date(2025, 2, 1), service_end=date(2025, 1, 1))
-    revised = partial.revised(Clauses(confidentiality="new"))
+        Clauses.parse(service_start="2025-02-01", service_end="2025-01-01")
+    with pytest.raises(InvalidArgument) as bad_date:
+        Clauses.parse(service_start="March", service_end="2025-01-01")
+    assert bad_date.value.field == "service_start"
+    revised = partial.revised(Clauses.parse(confidentiality="new"))
     assert (revised.service_content, revised.confidentiality) == ("x", "new")
 
 
@@ -253,11 +347,11 @@ def test_legal_review_refuses_an_incomplete_draft() -> None:
     with pytest.raises(FailedPrecondition, match="lacks confidentiality, breach_liability"):
         domain.check_submittable(
             ContractStatus.DRAFT,
-            Clauses(
+            Clauses.parse(
                 service_content="x",
-                payment_terms=_complete().payment_terms,
-                service_start=date(2025, 1, 1),
-                service_end=date(2025, 2, 1),
+                payment_terms="100% on acceptance",
+                service_start="2025-01-01",
+                service_end="2025-02-01",
             ),
         )
     with pytest.raises(FailedPrecondition, match=r"2\.4\.3: revise"):
@@ -267,11 +361,45 @@ def test_legal_review_refuses_an_incomplete_draft() -> None:
     domain.check_reviewable(ContractStatus.IN_LEGAL_REVIEW)
     with pytest.raises(FailedPrecondition, match="not under legal review"):
         domain.check_reviewable(ContractStatus.DRAFT)
+    assert domain.missing_for_review(ContractStatus.DRAFT, Clauses.parse(service_content="x")) == [
+        Clause.SERVICE_PERIOD,
+        Clause.PAYMENT_TERMS,
+        Clause.CONFIDENTIALITY,
+        Clause.BREACH_LIABILITY,
+    ]
+    assert domain.missing_for_review(ContractStatus.DRAFT, _complete()) == []
+    assert domain.missing_for_review(ContractStatus.REVISING, Clauses.parse()) == [], "revised, not refused"
+
+
+def test_a_contract_follows_an_accepted_quotation_and_its_approved_proposal() -> None:
+    accepted, approved = QuotationStatus.ACCEPTED, ProposalStatus.APPROVED
+    domain.check_contract_draftable(accepted, approved, same_quotation=True)
+    for quotation in (QuotationStatus.DRAFT, QuotationStatus.SENT, QuotationStatus.REJECTED):
+        with pytest.raises(FailedPrecondition, match=r"^2\.4\.1: .*; it is " + quotation.value):
+            domain.check_contract_draftable(quotation, approved, same_quotation=True)
+    with pytest.raises(InvalidArgument) as other:
+        domain.check_contract_draftable(accepted, ProposalStatus.DRAFT, same_quotation=False)
+    assert other.value.field == "proposal_id"
+    with pytest.raises(FailedPrecondition, match=r"^2\.3\.2"):
+        domain.check_contract_draftable(accepted, ProposalStatus.REVISING, same_quotation=True)
+
+
+def test_a_contract_is_negotiated_while_a_draft_or_revising() -> None:
+    domain.check_negotiable(ContractStatus.DRAFT)
+    domain.check_negotiable(ContractStatus.REVISING)
+    with pytest.raises(FailedPrecondition, match="in legal review is not open to negotiation"):
+        domain.check_negotiable(ContractStatus.IN_LEGAL_REVIEW)
+    domain.check_revisable(ContractStatus.REVISING)
+    with pytest.raises(FailedPrecondition, match=r"2\.4\.3"):
+        domain.check_revisable(ContractStatus.DRAFT)
 
 
 def test_legal_opinions_name_their_clause() -> None:
     opinions = domain.parse_opinions(
-        "payment terms: the second instalment needs a date\nConfidentiality: add a term\nlooks fine otherwise"
+        "legal_opinions",
+        "payment terms: the second instalment needs a date\n"
+        "Confidentiality: add a term\n"
+        "looks fine otherwise",
     )
     assert [(o.clause, o.opinion) for o in opinions] == [
         ("payment_terms", "the second instalment needs a date"),
@@ -279,11 +407,14 @@ def test_legal_opinions_name_their_clause() -> None:
         ("general", "looks fine otherwise"),
     ]
     with pytest.raises(InvalidArgument) as error:
-        domain.parse_opinions([{"clause": "price", "opinion": "x"}])
+        domain.parse_opinions("legal_opinions", [{"clause": "price", "opinion": "x"}])
     assert error.value.field == "legal_opinions[0].clause"
     with pytest.raises(InvalidArgument) as revise:
         domain.check_legal_review(ReviewVerdict.REVISE, ())
     assert revise.value.field == "legal_opinions"
+    domain.check_legal_review(ReviewVerdict.APPROVED, ())
+    assert domain.status_after_legal_review(ReviewVerdict.APPROVED) is ContractStatus.APPROVED
+    assert domain.status_after_legal_review(ReviewVerdict.REVISE) is ContractStatus.REVISING
 
 
 def test_no_signing_without_legal_approval() -> None:
@@ -299,8 +430,12 @@ def test_no_signing_without_legal_approval() -> None:
     with pytest.raises(FailedPrecondition, match="already signed"):
         domain.check_firm_can_sign(ContractStatus.SIGNED_BY_FIRM)
     with pytest.raises(InvalidArgument) as error:
-        Signatory("Zhang San", "")
+        Signatory.parse(signatory="Zhang San", signatory_title="")
     assert error.value.field == "signatory_title"
+    with pytest.raises(InvalidArgument) as nobody:
+        Signatory.parse(signatory=" ", signatory_title="CFO")
+    assert nobody.value.field == "signatory"
+    assert Signatory.parse(signatory=" Ms Chen ", signatory_title="CFO") == Signatory("Ms Chen", "CFO")
 
 
 def test_signed_once_both_parties_signed_in_either_order() -> None:
@@ -309,6 +444,9 @@ def test_signed_once_both_parties_signed_in_either_order() -> None:
     assert after(ContractStatus.SIGNED_BY_FIRM, by_firm=False) is ContractStatus.SIGNED
     assert after(ContractStatus.APPROVED, by_firm=False) is ContractStatus.SIGNED_BY_CLIENT
     assert after(ContractStatus.SIGNED_BY_CLIENT, by_firm=True) is ContractStatus.SIGNED
+    assert domain.client_has_signed(ContractStatus.SIGNED_BY_CLIENT)
+    assert not domain.client_has_signed(ContractStatus.SIGNED_BY_FIRM)
+    domain.check_client_can_sign(ContractStatus.SIGNED_BY_FIRM)
 
 
 def test_distribution_follows_both_signatures() -> None:

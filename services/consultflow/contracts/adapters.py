@@ -1,5 +1,6 @@
-"""The parties of a contract come from crm: an adapter over `CrmService.GetClient` that returns frozen
-dataclasses and turns every failure into a domain error that keeps its meaning."""
+"""What the contracts use cases reach outside the service through: the parties of a contract come from
+crm, by an adapter over `CrmService.GetClient` that returns frozen dataclasses and turns every failure
+into a domain error that keeps its meaning; `Dependencies` hands it to the servicer and the job handlers."""
 
 from __future__ import annotations
 
@@ -80,3 +81,10 @@ class CrmClients:
             industry=reply.industry,
             contacts=tuple(ContactInfo(c.name, c.email, c.phone, c.role) for c in reply.contacts),
         )
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """The adapters the servicer and the job handlers receive, built once at start (`app.build`)."""
+
+    crm: ClientDirectory

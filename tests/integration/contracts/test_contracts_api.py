@@ -3,13 +3,18 @@ over gRPC (including crm being unreachable)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
+from consultflow.contracts import usecases
+from consultflow.platform.db import Database
 from tests.integration.status_events import payload, rpc_code, wait_for_types
 from tests.support.components import closed_address
 from tests.support.contracts import (
@@ -409,7 +414,9 @@ def test_a_contract_needs_an_accepted_quotation_and_a_known_client(services: Ser
 
 def test_crm_unavailable_is_answered_unavailable(tmp_path: Path, nats_url: str, database_url: str) -> None:
     nobody = closed_address()
-    with crm_and_contracts(tmp_path, nats_url, database_url, crm_address=nobody, crm_timeout=0.5) as services:
+    with crm_and_contracts(
+        tmp_path, nats_url, database_url, crm_address=nobody, call_timeout=0.5
+    ) as services:
         quotation, proposal = accepted_offer(services, "E-8", "client-1")
         request = pb.DraftContractRequest(
             engagement_id="E-8",
@@ -455,3 +462,35 @@ def test_contracts_made_for_other_tests_follow_the_intake(services: Services) ->
             == contract
         )
         assert contract.status == status
+
+
+def test_a_list_page_reads_in_a_fixed_number_of_queries(services: Services, database_url: str) -> None:
+    """A page of quotations or contracts costs the same few statements whether it shows one or many."""
+    for engagement, status in (("E-20", "distributed"), ("E-21", "signed"), ("E-22", "in_legal_review")):
+        contract_in_state(services, engagement, status)
+    db = Database(database_url)
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+
+    def statements_for(read: Callable[[Session], Sequence[object]], shown: int) -> int:
+        statements.clear()
+        with db.read() as session:
+            assert len(read(session)) == shown
+        return len(statements)
+
+    try:
+        one_contract = statements_for(lambda s: usecases.list_contracts(s, "E-20", "", None, 51, 0), 1)
+        every_contract = statements_for(lambda s: usecases.list_contracts(s, "", "", None, 51, 0), 3)
+        one_quotation = statements_for(lambda s: usecases.list_quotations(s, "E-20", None, 51, 0), 1)
+        every_quotation = statements_for(lambda s: usecases.list_quotations(s, "", None, 51, 0), 3)
+    finally:
+        db.dispose()
+    # the page, then its children: versions, rounds, reviews, opinions, copies, proposals (+ BEGIN on SQLite)
+    assert 7 <= every_contract == one_contract <= 8, statements
+    assert 3 <= every_quotation == one_quotation <= 4, statements  # the page, versions, current lines
+    listed = services.contracts.ListContracts(pb.ListContractsRequest(page_size=2))
+    assert [c.engagement_id for c in listed.contracts] == ["E-22", "E-21"] and listed.next_page_token

@@ -1,5 +1,7 @@
-"""Contracts use cases: each runs in the unit of work it is given and emits the status events of what it
-changed. The caller owns the unit of work and commits it, so a use case happens entirely or not at all.
+"""Contracts use cases. A write use case runs in the unit of work it is given and emits the status events
+of what it changed; the caller owns the unit of work and commits it, so a use case happens entirely or not
+at all. A read use case takes a session (the servicer's read-only one) and changes nothing; a list reads
+its page in a fixed number of queries, whatever the page size.
 
 Event payloads name their fields after the entity (`quotation_status`, not `status`) because the
 orchestrator merges the payload of a mapped event (`quotation.accepted`, `contract.signed`) into the
@@ -10,19 +12,23 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from consultflow.contracts import domain
-from consultflow.contracts.crm_client import ClientInfo
+from consultflow.contracts.adapters import ClientInfo
 from consultflow.contracts.domain import (
+    NAME_LIMIT,
+    TEXT_LIMIT,
     Clauses,
     ContractStatus,
+    DraftContract,
     Instalment,
     Milestone,
     Opinion,
@@ -33,7 +39,7 @@ from consultflow.contracts.domain import (
     ReviewVerdict,
     Signatory,
 )
-from consultflow.contracts.models import (
+from consultflow.contracts.orm import (
     Contract,
     ContractVersion,
     Distribution,
@@ -47,9 +53,12 @@ from consultflow.contracts.models import (
     QuotationLine,
     QuotationVersion,
 )
-from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.db import UnitOfWork, one
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
+
+R = TypeVar("R")
 
 
 def _new_id() -> str:
@@ -62,6 +71,18 @@ def _correlation(engagement_id: str) -> dict[str, str]:
 
 def _today() -> date:
     return now().date()
+
+
+def _children(
+    session: Session, model: type[R], parent: InstrumentedAttribute[str], ids: Collection[str], *order: Any
+) -> dict[str, list[R]]:
+    """The rows of `model` whose `parent` column is one of `ids`, grouped by it, each group in `order`:
+    one query for a whole page of parents."""
+    groups: dict[str, list[R]] = defaultdict(list)
+    if ids:
+        for row in session.scalars(select(model).where(parent.in_(ids)).order_by(*order)):
+            groups[getattr(row, parent.key)].append(row)
+    return groups
 
 
 # --- quotations (2.3.1) ----------------------------------------------------------------------------
@@ -78,36 +99,34 @@ class QuotationView:
         return self.versions[-1]
 
 
-def _quotation(uow: UnitOfWork, quotation_id: str) -> Quotation:
-    quotation = uow.session.get(Quotation, quotation_id) if quotation_id else None
-    if quotation is None:
-        raise NotFound("quotation", quotation_id)
-    return quotation
+def get_quotation(session: Session, quotation_id: str) -> QuotationView:
+    return _quotation_views(session, [one(session, Quotation, quotation_id, "quotation")])[0]
 
 
-def get_quotation(uow: UnitOfWork, quotation_id: str) -> QuotationView:
-    quotation = _quotation(uow, quotation_id)
-    versions = list(
-        uow.session.scalars(
-            select(QuotationVersion)
-            .where(QuotationVersion.quotation_id == quotation_id)
-            .order_by(QuotationVersion.version)
-        )
+def _quotation_views(session: Session, quotations: Sequence[Quotation]) -> list[QuotationView]:
+    """The quotations with their versions and current lines, in two queries."""
+    ids = [q.quotation_id for q in quotations]
+    if not ids:
+        return []
+    versions = _children(
+        session, QuotationVersion, QuotationVersion.quotation_id, ids, QuotationVersion.version
     )
-    lines = list(
-        uow.session.scalars(
-            select(QuotationLine)
-            .where(
-                QuotationLine.quotation_id == quotation_id,
-                QuotationLine.version == quotation.current_version,
-            )
-            .order_by(QuotationLine.position)
-        )
+    current = and_(
+        Quotation.quotation_id == QuotationLine.quotation_id,
+        Quotation.current_version == QuotationLine.version,
     )
-    return QuotationView(quotation, versions, lines)
+    lines: dict[str, list[QuotationLine]] = defaultdict(list)
+    for line in session.scalars(
+        select(QuotationLine)
+        .join(Quotation, current)
+        .where(QuotationLine.quotation_id.in_(ids))
+        .order_by(QuotationLine.position)
+    ):
+        lines[line.quotation_id].append(line)
+    return [QuotationView(q, versions[q.quotation_id], lines[q.quotation_id]) for q in quotations]
 
 
-def _quotation_payload(view: QuotationView) -> dict[str, Any]:
+def quotation_payload(view: QuotationView) -> dict[str, Any]:
     q, v = view.quotation, view.current
     return {
         "quotation_id": q.quotation_id,
@@ -124,7 +143,7 @@ def _quotation_payload(view: QuotationView) -> dict[str, Any]:
 def _emit_quotation(uow: UnitOfWork, event: str, view: QuotationView, **extra: Any) -> None:
     """Every quotation event carries the quotation's payload, then what is particular to the event."""
     q = view.quotation
-    uow.emit(event, q.quotation_id, {**_quotation_payload(view), **extra}, _correlation(q.engagement_id))
+    uow.emit(event, q.quotation_id, {**quotation_payload(view), **extra}, _correlation(q.engagement_id))
 
 
 def _add_version(uow: UnitOfWork, quotation: Quotation, terms: QuotationTerms, note: str) -> None:
@@ -163,7 +182,7 @@ def prepare_quotation(
     uow: UnitOfWork, engagement_id: str, client_id: str, terms: QuotationTerms
 ) -> QuotationView:
     """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today."""
-    domain.required("client_id", client_id, 36)
+    client_id = required_text("client_id", client_id, domain.ID_LIMIT)
     quotation = Quotation(
         quotation_id=_new_id(),
         engagement_id=engagement_id,
@@ -176,29 +195,29 @@ def prepare_quotation(
     uow.session.add(quotation)
     uow.session.flush()
     _add_version(uow, quotation, terms, "")
-    view = get_quotation(uow, quotation.quotation_id)
+    view = get_quotation(uow.session, quotation.quotation_id)
     _emit_quotation(uow, "quotation.prepared", view)
     return view
 
 
 def revise_quotation(uow: UnitOfWork, quotation_id: str, terms: QuotationTerms, note: str) -> QuotationView:
     """2.3.1: a new version; a sent quotation returns to draft and must be sent again."""
-    quotation = _quotation(uow, quotation_id)
+    quotation = one(uow.session, Quotation, quotation_id, "quotation")
     domain.check_quotation_revisable(QuotationStatus(quotation.status))
     quotation.current_version += 1
     quotation.status = QuotationStatus.DRAFT.value
     quotation.valid_until = terms.valid_until(_today())
     quotation.sent_at = None
-    _add_version(uow, quotation, terms, domain.optional("note", note))
-    view = get_quotation(uow, quotation_id)
+    _add_version(uow, quotation, terms, optional_text("note", note, TEXT_LIMIT))
+    view = get_quotation(uow.session, quotation_id)
     _emit_quotation(uow, "quotation.revised", view)
     return view
 
 
 def send_offer(uow: UnitOfWork, quotation_id: str, proposal_id: str) -> QuotationView:
     """2.3.1/2.3.2: the formal quote goes to the client with the approved proposal."""
-    quotation = _quotation(uow, quotation_id)
-    proposal = _proposal(uow, proposal_id)
+    quotation = one(uow.session, Quotation, quotation_id, "quotation")
+    proposal = one(uow.session, Proposal, proposal_id, "proposal")
     if proposal.quotation_id != quotation.quotation_id:
         raise InvalidArgument("proposal_id", "belongs to another quotation")
     domain.check_offer_sendable(
@@ -210,7 +229,7 @@ def send_offer(uow: UnitOfWork, quotation_id: str, proposal_id: str) -> Quotatio
     quotation.status = QuotationStatus.SENT.value
     quotation.sent_at = now()
     quotation.proposal_id = proposal.proposal_id
-    view = get_quotation(uow, quotation_id)
+    view = get_quotation(uow.session, quotation_id)
     _emit_quotation(
         uow, "quotation.sent", view, proposal_id=proposal.proposal_id, offer_sent_at=quotation.sent_at
     )
@@ -221,17 +240,17 @@ def answer_quotation(
     uow: UnitOfWork, quotation_id: str, accepted: bool, answered_by: str, note: str
 ) -> QuotationView:
     """The client's answer. Repeating the same answer changes nothing (a retried call is safe)."""
-    quotation = _quotation(uow, quotation_id)
+    quotation = one(uow.session, Quotation, quotation_id, "quotation")
     status = QuotationStatus(quotation.status)
     wanted = QuotationStatus.ACCEPTED if accepted else QuotationStatus.REJECTED
     if status is wanted:
-        return get_quotation(uow, quotation_id)
+        return get_quotation(uow.session, quotation_id)
     domain.check_answerable(status, quotation.valid_until, _today())
     quotation.status = wanted.value
     quotation.answered_at = now()
-    quotation.answered_by = domain.optional("answered_by", answered_by, 200)
-    quotation.answer_note = domain.optional("note", note)
-    view = get_quotation(uow, quotation_id)
+    quotation.answered_by = optional_text("answered_by", answered_by, NAME_LIMIT)
+    quotation.answer_note = optional_text("note", note, TEXT_LIMIT)
+    view = get_quotation(uow.session, quotation_id)
     _emit_quotation(
         uow,
         f"quotation.{wanted.value}",
@@ -244,24 +263,25 @@ def answer_quotation(
 
 def expire_quotation(uow: UnitOfWork, quotation_id: str) -> QuotationView:
     """2.3.1: the validity passed without an answer (the diagram's timer decides when)."""
-    quotation = _quotation(uow, quotation_id)
+    quotation = one(uow.session, Quotation, quotation_id, "quotation")
     domain.check_expirable(QuotationStatus(quotation.status))
     quotation.status = QuotationStatus.EXPIRED.value
-    view = get_quotation(uow, quotation_id)
+    view = get_quotation(uow.session, quotation_id)
     _emit_quotation(uow, "quotation.expired", view)
     return view
 
 
 def list_quotations(
-    uow: UnitOfWork, engagement_id: str, status: str, limit: int, offset: int
+    session: Session, engagement_id: str, status: QuotationStatus | None, limit: int, offset: int
 ) -> list[QuotationView]:
-    query = select(Quotation.quotation_id)
+    """Newest first, optionally of one engagement or in one status."""
+    query = select(Quotation)
     if engagement_id:
         query = query.where(Quotation.engagement_id == engagement_id)
-    if status:
-        query = query.where(Quotation.status == domain.parse_choice(QuotationStatus, status, "status").value)
+    if status is not None:
+        query = query.where(Quotation.status == status.value)
     query = query.order_by(Quotation.created_at.desc(), Quotation.quotation_id).offset(offset).limit(limit)
-    return [get_quotation(uow, quotation_id) for quotation_id in uow.session.scalars(query)]
+    return _quotation_views(session, list(session.scalars(query)))
 
 
 # --- proposals (2.3.2) -----------------------------------------------------------------------------
@@ -278,24 +298,17 @@ class ProposalView:
         return self.versions[-1]
 
 
-def _proposal(uow: UnitOfWork, proposal_id: str) -> Proposal:
-    proposal = uow.session.get(Proposal, proposal_id) if proposal_id else None
-    if proposal is None:
-        raise NotFound("proposal", proposal_id)
-    return proposal
-
-
-def get_proposal(uow: UnitOfWork, proposal_id: str) -> ProposalView:
-    proposal = _proposal(uow, proposal_id)
+def get_proposal(session: Session, proposal_id: str) -> ProposalView:
+    proposal = one(session, Proposal, proposal_id, "proposal")
     versions = list(
-        uow.session.scalars(
+        session.scalars(
             select(ProposalVersion)
             .where(ProposalVersion.proposal_id == proposal_id)
             .order_by(ProposalVersion.version)
         )
     )
     reviews = list(
-        uow.session.scalars(
+        session.scalars(
             select(ProposalReview)
             .where(ProposalReview.proposal_id == proposal_id)
             .order_by(ProposalReview.reviewed_at, ProposalReview.review_id)
@@ -312,7 +325,7 @@ def draft_proposal(
     uow: UnitOfWork, quotation_id: str, engagement_id: str, content: ProposalContent, revision_note: str = ""
 ) -> ProposalView:
     """2.3.2: the proposal for a quotation; drafting again adds a version (a revision after review)."""
-    quotation = _quotation(uow, quotation_id)
+    quotation = one(uow.session, Quotation, quotation_id, "quotation")
     if engagement_id and quotation.engagement_id and engagement_id != quotation.engagement_id:
         raise InvalidArgument("quotation_id", f"belongs to engagement {quotation.engagement_id!r}")
     proposal = uow.session.scalars(select(Proposal).where(Proposal.quotation_id == quotation_id)).first()
@@ -344,7 +357,7 @@ def draft_proposal(
             expected_results=list(content.expected_results),
             project_manager=content.project_manager,
             team_members=list(content.team_members),
-            revision_note=domain.optional("revision_note", revision_note),
+            revision_note=optional_text("revision_note", revision_note, TEXT_LIMIT),
             created_at=now(),
         )
     )
@@ -360,14 +373,14 @@ def draft_proposal(
         },
         _correlation(proposal.engagement_id),
     )
-    return get_proposal(uow, proposal.proposal_id)
+    return get_proposal(uow.session, proposal.proposal_id)
 
 
 def review_proposal(
     uow: UnitOfWork, proposal_id: str, verdict: ReviewVerdict, comments: str, reviewer: str
 ) -> ProposalView:
     """2.3.2: the internal review of the current version: approved, or revise with comments."""
-    proposal = _proposal(uow, proposal_id)
+    proposal = one(uow.session, Proposal, proposal_id, "proposal")
     domain.check_proposal_reviewable(ProposalStatus(proposal.status))
     domain.check_review(verdict, comments)
     uow.session.add(
@@ -375,14 +388,15 @@ def review_proposal(
             review_id=_new_id(),
             proposal_id=proposal_id,
             version=proposal.current_version,
-            reviewer=domain.optional("reviewer", reviewer, 200),
+            reviewer=optional_text("reviewer", reviewer, NAME_LIMIT),
             verdict=verdict.value,
-            comments=domain.optional("review_comments", comments),
+            comments=optional_text("review_comments", comments, TEXT_LIMIT),
             reviewed_at=now(),
         )
     )
-    approved = verdict is ReviewVerdict.APPROVED
-    proposal.status = (ProposalStatus.APPROVED if approved else ProposalStatus.REVISING).value
+    status = domain.status_after_proposal_review(verdict)
+    approved = status is ProposalStatus.APPROVED
+    proposal.status = status.value
     if approved:
         proposal.approved_at = now()
     uow.session.flush()
@@ -397,30 +411,10 @@ def review_proposal(
         },
         _correlation(proposal.engagement_id),
     )
-    return get_proposal(uow, proposal_id)
+    return get_proposal(uow.session, proposal_id)
 
 
 # --- contracts (2.4) -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DraftContract:
-    """2.4.1: what one negotiation round settles."""
-
-    engagement_id: str
-    client_id: str
-    quotation_id: str
-    proposal_id: str
-    clauses: Clauses
-    negotiation_notes: str = ""
-
-    def __post_init__(self) -> None:
-        domain.required("client_id", self.client_id, 36)
-        domain.required("quotation_id", self.quotation_id, 36)
-        domain.required("proposal_id", self.proposal_id, 36)
-        object.__setattr__(
-            self, "negotiation_notes", domain.optional("negotiation_notes", self.negotiation_notes)
-        )
 
 
 @dataclass(frozen=True)
@@ -463,64 +457,47 @@ def clauses_of(version: ContractVersion) -> Clauses:
     )
 
 
-def _contract(uow: UnitOfWork, contract_id: str) -> Contract:
-    contract = uow.session.get(Contract, contract_id) if contract_id else None
-    if contract is None:
-        raise NotFound("contract", contract_id)
-    return contract
+def get_contract(session: Session, contract_id: str) -> ContractView:
+    return _contract_views(session, [one(session, Contract, contract_id, "contract")])[0]
 
 
-def get_contract(uow: UnitOfWork, contract_id: str) -> ContractView:
-    contract = _contract(uow, contract_id)
-    versions = list(
-        uow.session.scalars(
-            select(ContractVersion)
-            .where(ContractVersion.contract_id == contract_id)
-            .order_by(ContractVersion.version)
+def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[ContractView]:
+    """The contracts with their versions, rounds, reviews, copies and proposal, in six queries."""
+    ids = [c.contract_id for c in contracts]
+    if not ids:
+        return []
+    versions = _children(session, ContractVersion, ContractVersion.contract_id, ids, ContractVersion.version)
+    rounds = _children(session, NegotiationRound, NegotiationRound.contract_id, ids, NegotiationRound.round)
+    reviews = _children(session, LegalReview, LegalReview.contract_id, ids, LegalReview.round)
+    review_ids = [r.review_id for group in reviews.values() for r in group]
+    opinions = _children(session, LegalOpinion, LegalOpinion.review_id, review_ids, LegalOpinion.position)
+    distributions = _children(session, Distribution, Distribution.contract_id, ids, Distribution.department)
+    current = and_(
+        Proposal.proposal_id == ProposalVersion.proposal_id,
+        Proposal.current_version == ProposalVersion.version,
+    )
+    proposals = {
+        p.proposal_id: p
+        for p in session.scalars(
+            select(ProposalVersion)
+            .join(Proposal, current)
+            .where(ProposalVersion.proposal_id.in_(list({c.proposal_id for c in contracts})))
         )
-    )
-    rounds = list(
-        uow.session.scalars(
-            select(NegotiationRound)
-            .where(NegotiationRound.contract_id == contract_id)
-            .order_by(NegotiationRound.round)
+    }
+    return [
+        ContractView(
+            c,
+            versions[c.contract_id],
+            rounds[c.contract_id],
+            [ReviewRecord(r, opinions[r.review_id]) for r in reviews[c.contract_id]],
+            distributions[c.contract_id],
+            proposals.get(c.proposal_id),
         )
-    )
-    reviews = list(
-        uow.session.scalars(
-            select(LegalReview).where(LegalReview.contract_id == contract_id).order_by(LegalReview.round)
-        )
-    )
-    opinions: dict[str, list[LegalOpinion]] = defaultdict(list)
-    if reviews:
-        for opinion in uow.session.scalars(
-            select(LegalOpinion)
-            .where(LegalOpinion.review_id.in_([r.review_id for r in reviews]))
-            .order_by(LegalOpinion.position)
-        ):
-            opinions[opinion.review_id].append(opinion)
-    distributions = list(
-        uow.session.scalars(
-            select(Distribution)
-            .where(Distribution.contract_id == contract_id)
-            .order_by(Distribution.department)
-        )
-    )
-    proposal = uow.session.get(Proposal, contract.proposal_id)
-    current = None
-    if proposal is not None:
-        current = uow.session.get(ProposalVersion, (proposal.proposal_id, proposal.current_version))
-    return ContractView(
-        contract,
-        versions,
-        rounds,
-        [ReviewRecord(r, opinions[r.review_id]) for r in reviews],
-        distributions,
-        current,
-    )
+        for c in contracts
+    ]
 
 
-def _contract_payload(view: ContractView) -> dict[str, Any]:
+def contract_payload(view: ContractView) -> dict[str, Any]:
     c = view.contract
     return {
         "contract_id": c.contract_id,
@@ -537,7 +514,7 @@ def _emit(uow: UnitOfWork, event: str, view: ContractView, **extra: Any) -> None
     uow.emit(
         event,
         view.contract.contract_id,
-        {**_contract_payload(view), **extra},
+        {**contract_payload(view), **extra},
         _correlation(view.contract.engagement_id),
     )
 
@@ -565,16 +542,13 @@ def draft_contract(uow: UnitOfWork, command: DraftContract, client: ClientInfo) 
     """2.4.1: records a negotiation round. The first round drafts the contract for the accepted quotation
     and the approved proposal; later rounds (while a draft, or when legal asked for revisions) add a
     version. The client's details are as crm gave them now."""
-    quotation = _quotation(uow, command.quotation_id)
-    proposal = _proposal(uow, command.proposal_id)
-    if quotation.status != QuotationStatus.ACCEPTED.value:
-        raise FailedPrecondition(
-            f"2.4.1: the contract follows the client's acceptance of the quotation; it is {quotation.status}"
-        )
-    if proposal.quotation_id != quotation.quotation_id:
-        raise InvalidArgument("proposal_id", "belongs to another quotation")
-    if proposal.status != ProposalStatus.APPROVED.value:
-        raise FailedPrecondition("2.3.2: the contract builds on a proposal the internal review approved")
+    quotation = one(uow.session, Quotation, command.quotation_id, "quotation")
+    proposal = one(uow.session, Proposal, command.proposal_id, "proposal")
+    domain.check_contract_draftable(
+        QuotationStatus(quotation.status),
+        ProposalStatus(proposal.status),
+        same_quotation=proposal.quotation_id == quotation.quotation_id,
+    )
     if quotation.client_id != command.client_id:
         raise InvalidArgument("client_id", "is not the client of the quotation")
     engagement_id = quotation.engagement_id or command.engagement_id
@@ -632,7 +606,7 @@ def draft_contract(uow: UnitOfWork, command: DraftContract, client: ClientInfo) 
         )
     )
     uow.session.flush()
-    view = get_contract(uow, contract.contract_id)
+    view = get_contract(uow.session, contract.contract_id)
     _emit(
         uow,
         event,
@@ -646,7 +620,7 @@ def draft_contract(uow: UnitOfWork, command: DraftContract, client: ClientInfo) 
 def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
     """2.4.2: sends a complete draft to the legal department (a new review round). A contract already
     under review answers with its current round, so a diagram may submit after a revision too."""
-    view = get_contract(uow, contract_id)
+    view = get_contract(uow.session, contract_id)
     contract = view.contract
     if contract.status == ContractStatus.IN_LEGAL_REVIEW.value:
         return view
@@ -662,7 +636,7 @@ def record_legal_review(
     uow: UnitOfWork, contract_id: str, verdict: ReviewVerdict, opinions: Sequence[Opinion], reviewer: str
 ) -> ContractView:
     """2.4.2: the legal department's verdict on the version under review, with opinions per clause."""
-    contract = _contract(uow, contract_id)
+    contract = one(uow.session, Contract, contract_id, "contract")
     domain.check_reviewable(ContractStatus(contract.status))
     domain.check_legal_review(verdict, opinions)
     review = LegalReview(
@@ -670,7 +644,7 @@ def record_legal_review(
         contract_id=contract_id,
         round=contract.legal_review_round,
         version=contract.current_version,
-        reviewer=domain.optional("reviewer", reviewer, 200),
+        reviewer=optional_text("reviewer", reviewer, NAME_LIMIT),
         verdict=verdict.value,
         reviewed_at=now(),
     )
@@ -680,10 +654,11 @@ def record_legal_review(
         LegalOpinion(review_id=review.review_id, position=index, clause=o.clause, opinion=o.opinion)
         for index, o in enumerate(opinions, start=1)
     )
-    approved = verdict is ReviewVerdict.APPROVED
-    contract.status = (ContractStatus.APPROVED if approved else ContractStatus.REVISING).value
+    status = domain.status_after_legal_review(verdict)
+    approved = status is ContractStatus.APPROVED
+    contract.status = status.value
     uow.session.flush()
-    view = get_contract(uow, contract_id)
+    view = get_contract(uow.session, contract_id)
     _emit(
         uow,
         "contract.legal_approved" if approved else "contract.revision_requested",
@@ -697,10 +672,10 @@ def record_legal_review(
 def revise_contract(uow: UnitOfWork, contract_id: str, changes: Clauses, revision_notes: str) -> ContractView:
     """2.4.3: a new version per the legal opinion; clauses given replace the current ones. The revision
     goes back to the legal department as a new review round."""
-    view = get_contract(uow, contract_id)
+    view = get_contract(uow.session, contract_id)
     contract = view.contract
     domain.check_revisable(ContractStatus(contract.status))
-    notes = domain.required("revision_notes", revision_notes)
+    notes = required_text("revision_notes", revision_notes, TEXT_LIMIT)
     clauses = view.clauses.revised(changes)
     missing = clauses.missing()
     if missing:
@@ -710,14 +685,14 @@ def revise_contract(uow: UnitOfWork, contract_id: str, changes: Clauses, revisio
     contract.legal_review_round += 1
     uow.session.add(_version_row(contract, clauses, notes))
     uow.session.flush()
-    view = get_contract(uow, contract_id)
+    view = get_contract(uow.session, contract_id)
     _emit(uow, "contract.revised", view, legal_review_round=contract.legal_review_round, revision_notes=notes)
     return view
 
 
 def sign_contract(uow: UnitOfWork, contract_id: str, signatory: Signatory) -> ContractView:
     """2.4.3: the firm's legal or authorised representative signs the contract legal approved."""
-    contract = _contract(uow, contract_id)
+    contract = one(uow.session, Contract, contract_id, "contract")
     status = ContractStatus(contract.status)
     domain.check_firm_can_sign(status)
     contract.firm_signatory, contract.firm_signatory_title = signatory.name, signatory.title
@@ -729,10 +704,10 @@ def sign_contract(uow: UnitOfWork, contract_id: str, signatory: Signatory) -> Co
 
 def record_client_signature(uow: UnitOfWork, contract_id: str, signatory: Signatory) -> ContractView:
     """2.4.3: the client's signature; a second call for a contract the client signed changes nothing."""
-    contract = _contract(uow, contract_id)
+    contract = one(uow.session, Contract, contract_id, "contract")
     status = ContractStatus(contract.status)
     if domain.client_has_signed(status):
-        return get_contract(uow, contract_id)
+        return get_contract(uow.session, contract_id)
     domain.check_client_can_sign(status)
     contract.client_signatory, contract.client_signatory_title = signatory.name, signatory.title
     contract.client_signed_at = now()
@@ -746,7 +721,7 @@ def _signed(uow: UnitOfWork, contract: Contract, status: ContractStatus, event: 
     if status is ContractStatus.SIGNED:
         contract.signed_at = now()
     uow.session.flush()
-    view = get_contract(uow, contract.contract_id)
+    view = get_contract(uow.session, contract.contract_id)
     signatures = {
         "firm_signatory": contract.firm_signatory,
         "firm_signed_at": contract.firm_signed_at,
@@ -761,7 +736,7 @@ def _signed(uow: UnitOfWork, contract: Contract, status: ContractStatus, event: 
 
 def distribute_contract(uow: UnitOfWork, contract_id: str, departments: Sequence[str]) -> ContractView:
     """2.4.3: copies of the signed contract go to the departments concerned as the basis for execution."""
-    contract = _contract(uow, contract_id)
+    contract = one(uow.session, Contract, contract_id, "contract")
     domain.check_distributable(ContractStatus(contract.status))
     at = now()
     for department in departments or domain.DEFAULT_DEPARTMENTS:
@@ -769,7 +744,7 @@ def distribute_contract(uow: UnitOfWork, contract_id: str, departments: Sequence
     contract.status = ContractStatus.DISTRIBUTED.value
     contract.distributed_at = at
     uow.session.flush()
-    view = get_contract(uow, contract_id)
+    view = get_contract(uow.session, contract_id)
     _emit(uow, "contract.distributed", view, distributed_to=[d.department for d in view.distributions])
     return view
 
@@ -778,9 +753,9 @@ def acknowledge_distribution(
     uow: UnitOfWork, contract_id: str, department: str, acknowledged_by: str
 ) -> ContractView:
     """A department confirms it received its copy; confirming again changes nothing."""
-    department = domain.required("department", department, 100)
-    acknowledged_by = domain.required("acknowledged_by", acknowledged_by, 200)
-    view = get_contract(uow, contract_id)
+    department = required_text("department", department, 100)
+    acknowledged_by = required_text("acknowledged_by", acknowledged_by, NAME_LIMIT)
+    view = get_contract(uow.session, contract_id)
     domain.check_acknowledgeable(
         ContractStatus(view.contract.status), department, [d.department for d in view.distributions]
     )
@@ -794,14 +769,20 @@ def acknowledge_distribution(
 
 
 def list_contracts(
-    uow: UnitOfWork, engagement_id: str, client_id: str, status: str, limit: int, offset: int
+    session: Session,
+    engagement_id: str,
+    client_id: str,
+    status: ContractStatus | None,
+    limit: int,
+    offset: int,
 ) -> list[ContractView]:
-    query = select(Contract.contract_id)
+    """Newest first, optionally of one engagement, one client or in one status."""
+    query = select(Contract)
     if engagement_id:
         query = query.where(Contract.engagement_id == engagement_id)
     if client_id:
         query = query.where(Contract.client_id == client_id)
-    if status:
-        query = query.where(Contract.status == domain.parse_choice(ContractStatus, status, "status").value)
+    if status is not None:
+        query = query.where(Contract.status == status.value)
     query = query.order_by(Contract.created_at.desc(), Contract.contract_id).offset(offset).limit(limit)
-    return [get_contract(uow, contract_id) for contract_id in uow.session.scalars(query)]
+    return _contract_views(session, list(session.scalars(query)))
