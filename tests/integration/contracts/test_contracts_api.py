@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
 from consultflow.contracts import usecases
 from consultflow.platform.db import Database
-from tests.integration.status_events import payload, rpc_code, wait_for_types
 from tests.support.components import closed_address
 from tests.support.contracts import (
     COMPLETE_CLAUSES,
@@ -30,7 +29,8 @@ from tests.support.contracts import (
     quotation_request,
     signed_contract,
 )
-from tests.support.status import read_status
+from tests.support.rpc import rpc_code
+from tests.support.status import payload, read_status, wait_for_types
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

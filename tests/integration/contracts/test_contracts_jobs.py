@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,12 @@ from consultflow.contracts.app import build
 from consultflow.contracts.jobs import operations
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox
-from tests.integration.diagrams import Task, Wait, bpmn_folder, line
-from tests.integration.helpers import completed, job, refused, run
-from tests.integration.status_events import wait_for_types
+from tests.support.bpmn_builder import Task, Wait, bpmn_folder, line
 from tests.support.components import ComponentThread, closed_address, running
+from tests.support.jobs import completed, job, refused_job, run
+from tests.support.nats import wait_consumed
+from tests.support.polling import eventually
+from tests.support.status import wait_for_types
 from tests.support.system import InProcessSystem, in_process_system
 
 START: dict[str, Any] = {
@@ -164,15 +165,6 @@ EXPIRES: list[Task | Wait] = [
 ]
 
 
-def _until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    """Polls `check` until it holds; fails the test when `timeout` seconds pass first."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def _start(system: InProcessSystem, process_id: str, engagement: str, **changes: Any) -> str:
     variables = {**START, "engagement_id": engagement, **changes}
     created = system.orchestrator.CreateInstance(
@@ -193,7 +185,7 @@ def _quotation_sent(contracts: contracts_pb2_grpc.ContractsServiceStub, engageme
         found.extend(q.quotation_id for q in listed.quotations)
         return bool(found)
 
-    _until(sent, f"the offer of {engagement}")
+    eventually(sent, f"the offer of {engagement}")
     return found[0]
 
 
@@ -207,7 +199,7 @@ def _contract_in(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement:
         found.extend(c.contract_id for c in listed.contracts)
         return bool(found)
 
-    _until(reached, f"the contract of {engagement} {status}")
+    eventually(reached, f"the contract of {engagement} {status}")
     return found[0]
 
 
@@ -298,14 +290,8 @@ def _redeliver_a_job(system: InProcessSystem, nats_url: str, subject: str) -> No
         await nc.jetstream().publish(subject, row.payload, headers={"Nats-Msg-Id": "redelivery-contracts"})
         await nc.close()
 
-    async def drained() -> bool:
-        nc = await nats.connect(nats_url)
-        info = await nc.jetstream().consumer_info("JOBS", "worker-contracts")
-        await nc.close()
-        return bool(info.num_pending == 0 and info.num_ack_pending == 0)
-
     asyncio.run(redeliver())
-    _until(lambda: asyncio.run(drained()), "the contracts worker to handle the redelivered job", timeout=10.0)
+    wait_consumed(nats_url, "worker-contracts")
 
 
 # --- the handler contract, against real databases ---------------------------------------------------
@@ -422,7 +408,7 @@ def test_a_redelivered_job_creates_nothing_twice(contracts: ComponentThread) -> 
         (orm.LegalReview, 1),
     ):
         assert _count(contracts, table) == rows, table.__tablename__
-    early = refused(contracts, HANDLERS, "contracts.distribute_contract", {"contract_id": contract_id})
+    early = refused_job(contracts, HANDLERS, "contracts.distribute_contract", {"contract_id": contract_id})
     assert "both parties signed" in early
 
 
@@ -444,7 +430,7 @@ def test_an_incomplete_draft_is_the_bpmn_error_contract_incomplete(contracts: Co
     }
     replay = run(contracts, HANDLERS, submit)
     assert (replay.kind, replay.error_code, replay.replayed) == ("error", "contract_incomplete", True)
-    sign = refused(
+    sign = refused_job(
         contracts,
         HANDLERS,
         "contracts.sign_contract",
@@ -455,15 +441,17 @@ def test_an_incomplete_draft_is_the_bpmn_error_contract_incomplete(contracts: Co
 
 def test_refused_jobs_name_the_input(contracts: ComponentThread) -> None:
     quotation = "contracts.prepare_quotation"
-    as_float = refused(
+    as_float = refused_job(
         contracts, HANDLERS, quotation, {"client_id": "c", **QUOTATION, "consulting_fee": 70000.5}
     )
     assert "consulting_fee: must be an amount string" in as_float
-    negative = refused(contracts, HANDLERS, quotation, {"client_id": "c", **QUOTATION, "travel_cost": "-5"})
+    negative = refused_job(
+        contracts, HANDLERS, quotation, {"client_id": "c", **QUOTATION, "travel_cost": "-5"}
+    )
     assert "travel_cost: must not be negative" in negative
-    missing = refused(contracts, HANDLERS, quotation, {"client_id": "c", "currency": "CNY"})
+    missing = refused_job(contracts, HANDLERS, quotation, {"client_id": "c", "currency": "CNY"})
     assert "consulting_fee" in missing
-    unsent = refused(contracts, HANDLERS, "contracts.expire_quotation", {"quotation_id": "nope"})
+    unsent = refused_job(contracts, HANDLERS, "contracts.expire_quotation", {"quotation_id": "nope"})
     assert "NotFound" in unsent
     assert _count(contracts, orm.Quotation) == 0
 
