@@ -127,8 +127,8 @@ def draft_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str
         ),
         negotiation_notes=job.text("negotiation_notes", ""),
     )
-    # The worker's unit of work is already open here (platform/jobs.py `run_job`), so this call to crm
-    # runs inside it; crm unreachable is `Unavailable`, which fails the job with retries left.
+    # Before the first statement: the unit of work has not begun its transaction yet, so no lock waits on
+    # crm (platform/jobs.py `run_job`). crm unreachable is `Unavailable`: the job fails with retries left.
     client = deps.crm.client(command.client_id)
     view = usecases.draft_contract(uow, command, client)
     return {"contract_id": view.contract.contract_id, "contract_version": view.contract.current_version}
