@@ -8,7 +8,9 @@ client and the clock, and measures which sequence flows the instances took.
   bpmn/status-messages.toml maps to a message, the worker publishes that message.
 - People: `submit` completes a user task through the form validation; decisions (enum and boolean fields
   without a default) must be given by the scenario, other required fields are filled with sample values.
-- Clock: `elapse` moves a waiting timer's due time into the past and fires due timers.
+- Clock: `elapse` moves one named waiting timer's due time into the past and fires due timers. It does not
+  move the orchestrator's clock: a scenario makes one timer due while others that would come due on the way
+  (a 14-day cycle beside a 7-day one) must not fire, which no single clock can express.
 
 Nothing needs NATS: jobs and messages are rows; outbox rows simply stay.
 """

@@ -47,6 +47,12 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from consultflow.orchestrator.timer_events import (
+    TIMER_PARSER_CLASSES,
+    ClockedTimerParsing,
+    recurring_interval,
+    register_timer_converters,
+)
 from consultflow.platform.errors import InvalidArgument
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -175,8 +181,9 @@ class PassThroughManualTask(ManualTask):  # type: ignore[misc]
         self.manual = False
 
 
-class InterruptingAwareStartEventParser(SpiffStartEventParser):  # type: ignore[misc]
-    """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`)."""
+class InterruptingAwareStartEventParser(ClockedTimerParsing, SpiffStartEventParser):  # type: ignore[misc]
+    """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`);
+    its timer reads the orchestrator's clock."""
 
     def create_task(self) -> Any:
         task = super().create_task()
@@ -185,10 +192,11 @@ class InterruptingAwareStartEventParser(SpiffStartEventParser):  # type: ignore[
 
 
 class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
-    """The Spiff dialect with our service and user tasks."""
+    """The Spiff dialect with our service and user tasks, and timers that read the orchestrator's clock."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        **TIMER_PARSER_CLASSES,
         full_tag("startEvent"): (InterruptingAwareStartEventParser, StartEventSpec),
         full_tag("task"): (SpiffTaskParser, PassThroughTask),
         full_tag("manualTask"): (SpiffTaskParser, PassThroughManualTask),
@@ -326,7 +334,7 @@ def start_schedule(value: str, now: datetime) -> StartSchedule:
     text = value.strip()
     upper = text.upper()
     if upper.startswith("R"):
-        cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        cycles, start, duration = recurring_interval(text, now)
         return StartSchedule(start, duration.total_seconds(), -1 if cycles < 0 else max(cycles - 1, 0))
     if upper.startswith("P"):
         parsed = TimerEventDefinition.parse_iso_duration(text)
@@ -402,6 +410,7 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config[PassThroughTask] = SpiffBpmnTaskConverter
     config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
+    register_timer_converters(config)
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))

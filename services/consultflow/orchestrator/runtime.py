@@ -52,12 +52,13 @@ from consultflow.orchestrator.step import (
     json_safe,
     rowcount,
 )
-from consultflow.platform import jsonutil, paging, timeutil
+from consultflow.orchestrator.timer_events import ClockedScriptEngine
+from consultflow.platform import jsonutil, paging
+from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.db import Database, UnitOfWork
 from consultflow.platform.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.messaging import job_subject
-from consultflow.platform.scripting import ScriptEngine
 from consultflow.platform.timeutil import aware, timestamp
 
 log = logging.getLogger(__name__)
@@ -182,10 +183,12 @@ class Orchestrator:
         job_timeout: timedelta = timedelta(seconds=60),
         cache_size: int = 1000,
         timer_overrides: Mapping[str, str] | None = None,
+        clock: Clock = WALL_CLOCK,
     ) -> None:
         self._db = db
         self._uow_factory = uow_factory
-        self.script_engine = ScriptEngine(script_time_limit_ms, time_scale, timer_overrides)
+        self.clock = clock
+        self.script_engine = ClockedScriptEngine(script_time_limit_ms, time_scale, timer_overrides, clock)
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3
@@ -223,7 +226,7 @@ class Orchestrator:
         if not parsed:
             raise InvalidArgument("resources", 'no executable process found (isExecutable="true")')
         deployment_id = str(uuid.uuid4())
-        now = timeutil.now()
+        now = self.clock.now()
         created: list[Definition] = []
         unchanged: list[str] = []
         with self._uow_factory() as uow:
@@ -397,7 +400,7 @@ class Orchestrator:
         specs = self.specs_for(definition.definition_id)
         instance_id = str(uuid.uuid4())
         workflow = engine.new_workflow(specs, self.script_engine, variables)
-        now = timeutil.now()
+        now = self.clock.now()
         with self._lock(instance_id), self._uow_factory() as uow:
             uow.session.connection().execute(
                 insert(INSTANCES).values(
@@ -768,7 +771,7 @@ class Orchestrator:
     def redeliver_overdue_jobs(self, limit: int = 200) -> int:
         """Republishes jobs no worker answered before their deadline (JetStream redelivers too; this
         covers a message that left the stream without a reply)."""
-        now = timeutil.now()
+        now = self.clock.now()
         with self._db.read() as session:
             keys = list(
                 session.scalars(
@@ -921,7 +924,7 @@ class Orchestrator:
             raise InvalidArgument("name", "is required")
         if ttl < timedelta(0):
             raise InvalidArgument("ttl_seconds", "must not be negative")
-        now = timeutil.now()
+        now = self.clock.now()
         key = str(uuid.uuid4())
         with self._uow_factory() as uow:
             if (
@@ -1045,7 +1048,7 @@ class Orchestrator:
     def correlate_pending(self, limit: int = 200) -> int:
         """Delivers buffered messages whose receiver now waits or whose process can start; the
         dispatcher calls this after steps that threw messages, and periodically."""
-        now = timeutil.now()
+        now = self.clock.now()
         with self._db.read() as session:
             keys = list(
                 session.scalars(
@@ -1066,7 +1069,7 @@ class Orchestrator:
         return delivered
 
     def expire_messages(self) -> int:
-        now = timeutil.now()
+        now = self.clock.now()
         with self._uow_factory() as uow:
             expired = uow.session.execute(
                 update(Message)
@@ -1094,7 +1097,7 @@ class Orchestrator:
 
     def fire_due_timers(self, limit: int = 500) -> int:
         """Wakes instances whose timers are due; cycle timers that fell behind catch up one cycle each."""
-        now = timeutil.now()
+        now = self.clock.now()
         with self._db.read() as session:
             instance_ids = list(
                 session.scalars(
@@ -1109,7 +1112,7 @@ class Orchestrator:
 
             def wake(step: Step) -> None:
                 for _ in range(100):
-                    due = [t for t in engine.snapshot(step.wf).timers if t.due_at <= timeutil.now()]
+                    due = [t for t in engine.snapshot(step.wf).timers if t.due_at <= self.clock.now()]
                     if not due:
                         return
                     for timer in due:
@@ -1126,7 +1129,7 @@ class Orchestrator:
 
     def fire_start_timers(self) -> int:
         """Starts an instance for every due timer start event and schedules its next firing."""
-        now = timeutil.now()
+        now = self.clock.now()
         with self._db.read() as session:
             due = list(session.scalars(select(StartTimer).where(StartTimer.due_at <= now).limit(100)))
         started = 0

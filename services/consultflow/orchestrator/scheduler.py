@@ -11,7 +11,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from consultflow.orchestrator.runtime import Orchestrator
@@ -51,7 +50,7 @@ class Scheduler:
             due = await self._run(self._o.next_timer_due)
             sleep = MAX_SLEEP_SECONDS
             if due is not None:
-                sleep = min(sleep, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+                sleep = min(sleep, max(0.0, (due - self._o.clock.now()).total_seconds()))
             if sleep > 0:
                 await _wait(self._timers_changed, sleep)
 

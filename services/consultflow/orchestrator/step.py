@@ -39,7 +39,7 @@ from consultflow.orchestrator.models import (
     Timer,
     UserTask,
 )
-from consultflow.platform import jsonutil, timeutil
+from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import Conflict
 
@@ -253,7 +253,7 @@ class Step:
         self.record = record
         self.waits = record.waits
         self.wf = workflow
-        self.now = timeutil.now()
+        self.now = orchestrator.clock.now()
         self.status = record.status
         self.effects = Effects(instances={record.instance_id})
         self.new_revision = record.revision
