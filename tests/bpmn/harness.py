@@ -36,7 +36,7 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.models import Instance, Job, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
@@ -527,7 +527,7 @@ class World:
         self.log.append(f"message {name} [{key}]: {outcome}")
         return outcome
 
-    def _parameters(self, job: Job) -> dict[str, Any]:
+    def _parameters(self, job: JobRecord) -> dict[str, Any]:
         with self.db.read() as session:
             payload = session.scalars(
                 select(outbox.c.payload)
@@ -539,13 +539,15 @@ class World:
         parameters: dict[str, Any] = json.loads(activated.parameters_json)
         return parameters
 
-    def open_jobs(self) -> list[Job]:
+    def open_jobs(self) -> list[JobRecord]:
         with self.db.read() as session:
             return list(
-                session.scalars(select(Job).where(Job.status == "ACTIVATABLE").order_by(Job.created_at))
+                session.scalars(
+                    select(JobRecord).where(JobRecord.status == "ACTIVATABLE").order_by(JobRecord.created_at)
+                )
             )
 
-    def _answer(self, job: Job) -> None:
+    def _answer(self, job: JobRecord) -> None:
         self._counts[job.operation] += 1
         plan = self._plans[job.operation].popleft() if self._plans[job.operation] else {}
         if isinstance(plan, PlannedError):
@@ -603,10 +605,10 @@ class World:
             def move(step: Any) -> int:  # runtime's Step
                 past = datetime.now(UTC) - timedelta(seconds=1)
                 count = 0
-                for timer in engine.snapshot(step.wf).timers:
+                for timer in engine.snapshot(step.workflow).timers:
                     if timer.element_id != element_id:
                         continue
-                    task = engine.find_task(step.wf, timer.task_id)
+                    task = engine.find_task(step.workflow, timer.task_id)
                     assert task is not None
                     value = task._get_internal_data("event_value")
                     if isinstance(value, dict):

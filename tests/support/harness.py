@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from consultflow.orchestrator.models import Job, Timer, UserTask
+from consultflow.orchestrator.orm import JobRecord, Timer, UserTask
 from consultflow.orchestrator.runtime import InstanceView, Orchestrator
 from consultflow.platform import timeutil
 from consultflow.platform.clock import ManualClock, ShiftedClock
@@ -74,12 +74,14 @@ class Harness:
     def completed_elements(self, instance_id: str) -> list[str]:
         return [e.element_id for e in self.view(instance_id).history if e.type == "element.completed"]
 
-    def jobs(self, instance_id: str = "", operation: str = "", status: str = "ACTIVATABLE") -> list[Job]:
-        query = select(Job).where(Job.status == status).order_by(Job.created_at)
+    def jobs(
+        self, instance_id: str = "", operation: str = "", status: str = "ACTIVATABLE"
+    ) -> list[JobRecord]:
+        query = select(JobRecord).where(JobRecord.status == status).order_by(JobRecord.created_at)
         if instance_id:
-            query = query.where(Job.instance_id == instance_id)
+            query = query.where(JobRecord.instance_id == instance_id)
         if operation:
-            query = query.where(Job.operation == operation)
+            query = query.where(JobRecord.operation == operation)
         with self.db.read() as session:
             return list(session.scalars(query))
 
@@ -98,12 +100,12 @@ class Harness:
 
     # -- act as workers, people and clients
 
-    def job(self, operation: str, instance_id: str = "") -> Job:
+    def job(self, operation: str, instance_id: str = "") -> JobRecord:
         jobs = self.jobs(instance_id, operation)
         assert jobs, f"no open {operation} job; open: {[j.operation for j in self.jobs(instance_id)]}"
         return jobs[0]
 
-    def complete(self, operation: str, instance_id: str = "", **variables: Any) -> Job:
+    def complete(self, operation: str, instance_id: str = "", **variables: Any) -> JobRecord:
         job = self.job(operation, instance_id)
         self.orchestrator.complete_job(job.job_key, variables)
         return job

@@ -1,7 +1,7 @@
 """SpiffWorkflow, adapted to run durably: parsing, the waiting service task, forms, state serialization,
 and a one-pass view of what an instance waits for.
 
-Nothing here touches the database; `runtime.py` stores what this module computes.
+Nothing here touches the database; a `Step` (step.py) stores what this module computes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, SpiffTaskParser, UserTaskParser
@@ -471,6 +471,21 @@ class OpenServiceTask:
     spec: JobServiceTask
 
 
+@dataclass(frozen=True)
+class CorrelationFailure:
+    """A message a task would wait for, but whose correlation expression failed: it waits for nothing
+    (rather than under the key "", where it would receive messages meant for no one)."""
+
+    subscription_id: str
+    element_id: str
+    message_name: str
+    error: str
+
+
+class CorrelationError(Exception):
+    """A message's correlation expression failed on the data it was evaluated with."""
+
+
 @dataclass
 class Snapshot:
     """Everything an instance waits for after an engine step, gathered in one walk of its tasks."""
@@ -481,9 +496,11 @@ class Snapshot:
     messages: list[WaitingMessage] = field(default_factory=list)
     errors: dict[str, Task] = field(default_factory=dict)
     active: list[Task] = field(default_factory=list)
+    correlation_failures: list[CorrelationFailure] = field(default_factory=list)
 
 
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
+    """What the instance waits for now (one walk of its tasks)."""
     snap = Snapshot()
     mask = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
     for task in workflow.get_tasks(state=mask):
@@ -509,21 +526,31 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
                     if due is not None:
                         snap.timers.append(WaitingTimer(task_id, element_id, due))
                         waits = True
+                elif isinstance(definition, MessageEventDefinition) and isinstance(spec, StartEvent):
+                    # A message start event is matched by name when its message starts the instance:
+                    # the instance has no data yet for a correlation expression to read.
+                    snap.messages.append(WaitingMessage(task_id, element_id, definition.name, ""))
+                    waits = True
                 elif isinstance(definition, MessageEventDefinition):
-                    key = correlation_key(task, definition)
-                    snap.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
+                    try:
+                        key = correlation_key(task, definition)
+                    except CorrelationError as exc:
+                        failure = CorrelationFailure(task_id, element_id, definition.name, str(exc))
+                        snap.correlation_failures.append(failure)
+                    else:
+                        snap.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
                     waits = True
             if waits:
                 snap.active.append(task)
     if not workflow.is_completed():
-        snap.messages.extend(_event_subprocess_triggers(workflow))
+        _add_event_subprocess_triggers(workflow, snap)
     return snap
 
 
 TRIGGER_PREFIX = "trigger:"
 
 
-def _event_subprocess_triggers(workflow: BpmnWorkflow) -> Iterable[WaitingMessage]:
+def _add_event_subprocess_triggers(workflow: BpmnWorkflow, snap: Snapshot) -> None:
     """Message start events of the top process's event subprocesses: Spiff creates such a subprocess only
     when its message arrives, so they wait without a task; their subscription id names the subprocess."""
     data = _process_data(workflow)
@@ -531,10 +558,14 @@ def _event_subprocess_triggers(workflow: BpmnWorkflow) -> Iterable[WaitingMessag
         for start in workflow.subprocess_specs[name].bpmn_start_events:
             definition = start.event_definition
             if isinstance(definition, MessageEventDefinition):
-                key = _evaluate_key(workflow.script_engine, definition, data)
-                yield WaitingMessage(
-                    f"{TRIGGER_PREFIX}{name}", start.bpmn_id or start.name, definition.name, key
-                )
+                subscription_id, element_id = f"{TRIGGER_PREFIX}{name}", start.bpmn_id or start.name
+                try:
+                    key = _evaluate_key(workflow.script_engine, definition, data)
+                except CorrelationError as exc:
+                    failure = CorrelationFailure(subscription_id, element_id, definition.name, str(exc))
+                    snap.correlation_failures.append(failure)
+                    continue
+                snap.messages.append(WaitingMessage(subscription_id, element_id, definition.name, key))
 
 
 def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -543,11 +574,15 @@ def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 
 def _evaluate_key(script_engine: Any, definition: MessageEventDefinition, data: Mapping[str, Any]) -> str:
+    """The message's key: its first correlation property evaluated on `data` ("" without one).
+
+    Raises CorrelationError when the expression fails (e.g. it names a variable the data lacks).
+    """
     for prop in definition.correlation_properties:
         try:
             value = script_engine.environment.evaluate(prop.retrieval_expression, dict(data))
-        except Exception:
-            return ""
+        except Exception as exc:
+            raise CorrelationError(f"{prop.retrieval_expression!r}: {error_text(exc)}") from exc
         return "" if value is None else str(value)
     return ""
 
@@ -615,6 +650,7 @@ def correlation_key(task: Task, definition: MessageEventDefinition) -> str:
 
     Convention: a message's `bpmn:correlationProperty` retrieval expression names the process variable
     that holds the key (e.g. `engagement_id`); a message without one correlates on the empty key.
+    Raises CorrelationError when the expression fails.
     """
     return _evaluate_key(task.workflow.script_engine, definition, task.data)
 
@@ -692,9 +728,10 @@ def job_parameters(task: Task) -> dict[str, Any]:
 
 
 def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:
+    """The task an id names; None when the id is no task's (a stale reply, a malformed key)."""
     try:
         result: Task | None = workflow.get_task_from_id(UUID(task_id))
-    except Exception:
+    except (ValueError, TaskNotFoundException):
         return None
     return result
 

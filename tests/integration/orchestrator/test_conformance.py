@@ -442,7 +442,7 @@ def test_timer_start_event_starts_a_new_instance_each_cycle(h: Harness) -> None:
     assert h.orchestrator.fire_start_timers() == 0
     from sqlalchemy import update
 
-    from consultflow.orchestrator.models import StartTimer
+    from consultflow.orchestrator.orm import StartTimer
 
     for _ in range(2):
         with h.uow() as uow:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.models import Instance
+from consultflow.orchestrator.orm import Instance
 from consultflow.orchestrator.timer_events import (
     ClockedCycleTimerEventDefinition,
     ClockedDurationTimerEventDefinition,

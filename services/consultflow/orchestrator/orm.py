@@ -1,4 +1,6 @@
-"""The orchestrator's tables. What is due or waiting is a row with an index, never a scan of instances."""
+"""The orchestrator's tables (SQLAlchemy ORM). What is due or waiting is a row with an index, never a scan
+of instances. Statuses are the StrEnums of records.py; the Core `Table` handles at the end serve the hot
+path, which writes with SQLAlchemy Core statements."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -60,7 +63,7 @@ class Instance(Base):
     definition_id: Mapped[str] = mapped_column(String(300))
     process_id: Mapped[str] = mapped_column(String(255))
     business_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    status: Mapped[str] = mapped_column(String(20))  # ACTIVE, COMPLETED, CANCELED
+    status: Mapped[str] = mapped_column(String(20))  # records.InstanceStatus
     revision: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(Text)
     variables: Mapped[str] = mapped_column(Text)  # JSON: what GetInstance shows
@@ -78,8 +81,8 @@ class Instance(Base):
     )
 
 
-class Job(Base):
-    """A service task handed to a worker."""
+class JobRecord(Base):
+    """A service task handed to a worker, as stored (the worker's view is `platform.jobs.Job`)."""
 
     __tablename__ = "jobs"
     job_key: Mapped[str] = mapped_column(String(100), primary_key=True)
@@ -88,9 +91,7 @@ class Job(Base):
     element_id: Mapped[str] = mapped_column(String(255))
     element_name: Mapped[str] = mapped_column(String(500))
     operation: Mapped[str] = mapped_column(String(255))
-    status: Mapped[str] = mapped_column(
-        String(20)
-    )  # ACTIVATABLE, COMPLETED, CANCELED, INCIDENT, ERROR_THROWN
+    status: Mapped[str] = mapped_column(String(20))  # records.JobStatus
     attempt: Mapped[int] = mapped_column(Integer)
     retries: Mapped[int] = mapped_column(Integer)  # attempts left after the current one fails
     backoff_base: Mapped[int] = mapped_column(Integer)  # seconds
@@ -117,7 +118,7 @@ class UserTask(Base):
     assignee: Mapped[str] = mapped_column(String(255), default="")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     form_fields: Mapped[str] = mapped_column(Text)  # JSON
-    status: Mapped[str] = mapped_column(String(20))  # OPEN, COMPLETED, CANCELED
+    status: Mapped[str] = mapped_column(String(20))  # records.UserTaskStatus
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_by: Mapped[str] = mapped_column(String(255), default="")
@@ -169,7 +170,7 @@ class Message(Base):
     name: Mapped[str] = mapped_column(String(255))
     correlation_key: Mapped[str] = mapped_column(String(255))
     variables: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(20))  # PENDING, CORRELATED, EXPIRED, DROPPED
+    status: Mapped[str] = mapped_column(String(20))  # records.MessageStatus
     instance_id: Mapped[str] = mapped_column(String(36), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -185,7 +186,7 @@ class Incident(Base):
     process_id: Mapped[str] = mapped_column(String(255))
     task_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40))  # records.IncidentKind
     message: Mapped[str] = mapped_column(Text)
     job_key: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -204,3 +205,19 @@ class HistoryEvent(Base):
     element_id: Mapped[str] = mapped_column(String(255), default="")
     element_name: Mapped[str] = mapped_column(String(500), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+INSTANCES = _table(Instance)
+JOBS = _table(JobRecord)
+USER_TASKS = _table(UserTask)
+TIMERS = _table(Timer)
+SUBSCRIPTIONS = _table(Subscription)
+INCIDENTS = _table(Incident)
+HISTORY = _table(HistoryEvent)
+MESSAGES = _table(Message)
