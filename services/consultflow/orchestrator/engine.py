@@ -47,6 +47,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
     ClockedTimerParsing,
@@ -84,18 +85,6 @@ class JobServiceTask(ServiceTask):  # type: ignore[misc]
         retries = self.retries if self.retries is not None else DEFAULT_RETRIES
         backoff = self.retry_backoff_base if self.retry_backoff_base is not None else DEFAULT_BACKOFF_SECONDS
         return int(retries), int(backoff)
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One declared field of a user task's form (Camunda's `camunda:formData` vocabulary)."""
-
-    id: str
-    label: str
-    type: str
-    required: bool = False
-    values: tuple[tuple[str, str], ...] = ()
-    default: str = ""
 
 
 class HumanTask(UserTask):  # type: ignore[misc]
@@ -357,7 +346,8 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
 
 
 def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str) -> None:
-    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time."""
+    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time,
+    and a literal due date that does not parse."""
     from consultflow.platform.scripting import ScriptViolation, check
 
     for process in (spec, *subprocess_specs.values()):
@@ -373,6 +363,9 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
+            problem = due_date_problem(task_spec.due) if isinstance(task_spec, HumanTask) else None
+            if problem:
+                raise DeploymentError(resource, f"camunda:dueDate: {problem}", element=task_spec.bpmn_id)
             for source, mode in sources:
                 try:
                     check(source, mode)

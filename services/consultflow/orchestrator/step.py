@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, select, upd
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.forms import due_date
+from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
     HISTORY,
@@ -677,7 +677,7 @@ class Step:
         }
 
 
-def _field_json(f: engine.FormField) -> dict[str, Any]:
+def _field_json(f: FormField) -> dict[str, Any]:
     return {
         "id": f.id,
         "label": f.label,
