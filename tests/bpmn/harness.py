@@ -38,6 +38,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
@@ -602,7 +603,7 @@ class World:
         moved = 0
         for row in self.instances(process_id, status="ACTIVE"):
 
-            def move(step: Any) -> int:  # runtime's Step
+            def move(step: Step) -> int:
                 past = datetime.now(UTC) - timedelta(seconds=1)
                 count = 0
                 for timer in engine.snapshot(step.workflow).timers:

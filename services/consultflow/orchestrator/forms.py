@@ -10,9 +10,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.task import Task
 
 from consultflow.platform import timeutil
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.scripting import ScriptEngine
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +117,9 @@ def due_date_problem(expression: str | None) -> str | None:
     return None
 
 
-def due_date(expression: str | None, task: Any, script_engine: Any, now: datetime) -> datetime | None:
+def due_date(
+    expression: str | None, task: Task, script_engine: ScriptEngine, now: datetime
+) -> datetime | None:
     """`camunda:dueDate` as an ISO duration from now (scaled like timers), an ISO date-time, or an
     expression on the task's data that yields either. One that cannot be read leaves the task without a
     due date (a user task must not fail for it) and says why in the log."""
@@ -146,5 +150,5 @@ def _parse_due(text: str, now: datetime, time_scale: float) -> datetime:
     return result
 
 
-def _element(task: Any) -> str:
+def _element(task: Task) -> str:
     return str(getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name)

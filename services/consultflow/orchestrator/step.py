@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefin
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consultflow.orchestrator import engine
@@ -173,7 +173,7 @@ class InstanceRecord:
         )
 
 
-_INSERT_NEW: dict[tuple[str, str], Any] = {}
+_INSERT_NEW: dict[tuple[str, str], Insert] = {}
 
 
 def insert_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
