@@ -494,20 +494,20 @@ class Snapshot:
 
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
     """What the instance waits for now (one walk of its tasks)."""
-    snap = Snapshot()
+    found = Snapshot()
     mask = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
     for task in workflow.get_tasks(state=mask):
         spec = task.task_spec
         task_id = str(task.id)
         if task.state == TaskState.ERROR:
-            snap.errors[task_id] = task
-            snap.active.append(task)
+            found.errors[task_id] = task
+            found.active.append(task)
         elif isinstance(spec, JobServiceTask) and task.state == TaskState.STARTED:
-            snap.service_tasks[task_id] = OpenServiceTask(task, spec)
-            snap.active.append(task)
+            found.service_tasks[task_id] = OpenServiceTask(task, spec)
+            found.active.append(task)
         elif isinstance(spec, HumanTask) and task.state == TaskState.READY:
-            snap.user_tasks[task_id] = task
-            snap.active.append(task)
+            found.user_tasks[task_id] = task
+            found.active.append(task)
         elif task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
             waits = False
             for index, definition in enumerate(event_definitions(spec.event_definition)):
@@ -517,33 +517,33 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
                 if isinstance(definition, TimerEventDefinition):
                     due = timer_due(task, definition)
                     if due is not None:
-                        snap.timers.append(WaitingTimer(task_id, element_id, due))
+                        found.timers.append(WaitingTimer(task_id, element_id, due))
                         waits = True
                 elif isinstance(definition, MessageEventDefinition) and isinstance(spec, StartEvent):
                     # A message start event is matched by name when its message starts the instance:
                     # the instance has no data yet for a correlation expression to read.
-                    snap.messages.append(WaitingMessage(task_id, element_id, definition.name, ""))
+                    found.messages.append(WaitingMessage(task_id, element_id, definition.name, ""))
                     waits = True
                 elif isinstance(definition, MessageEventDefinition):
                     try:
                         key = correlation_key(task, definition)
                     except CorrelationError as exc:
                         failure = CorrelationFailure(task_id, element_id, definition.name, str(exc))
-                        snap.correlation_failures.append(failure)
+                        found.correlation_failures.append(failure)
                     else:
-                        snap.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
+                        found.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
                     waits = True
             if waits:
-                snap.active.append(task)
+                found.active.append(task)
     if not workflow.is_completed():
-        _add_event_subprocess_triggers(workflow, snap)
-    return snap
+        _add_event_subprocess_triggers(workflow, found)
+    return found
 
 
 TRIGGER_PREFIX = "trigger:"
 
 
-def _add_event_subprocess_triggers(workflow: BpmnWorkflow, snap: Snapshot) -> None:
+def _add_event_subprocess_triggers(workflow: BpmnWorkflow, found: Snapshot) -> None:
     """Message start events of the top process's event subprocesses: Spiff creates such a subprocess only
     when its message arrives, so they wait without a task; their subscription id names the subprocess."""
     data = _process_data(workflow)
@@ -556,9 +556,9 @@ def _add_event_subprocess_triggers(workflow: BpmnWorkflow, snap: Snapshot) -> No
                     key = _evaluate_key(workflow.script_engine, definition, data)
                 except CorrelationError as exc:
                     failure = CorrelationFailure(subscription_id, element_id, definition.name, str(exc))
-                    snap.correlation_failures.append(failure)
+                    found.correlation_failures.append(failure)
                     continue
-                snap.messages.append(WaitingMessage(subscription_id, element_id, definition.name, key))
+                found.messages.append(WaitingMessage(subscription_id, element_id, definition.name, key))
 
 
 def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
