@@ -14,16 +14,16 @@ import grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
-from consultflow.orchestrator.records import Effects, PublishOutcome, version_of
+from consultflow.orchestrator.records import Effects, InstanceStatus, PublishOutcome, version_of
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.jsonutil import loads_object
 from consultflow.platform.timeutil import timestamp
 
 _STATES = {
-    "ACTIVE": pb.INSTANCE_STATE_ACTIVE,
-    "COMPLETED": pb.INSTANCE_STATE_COMPLETED,
-    "CANCELED": pb.INSTANCE_STATE_CANCELED,
+    InstanceStatus.ACTIVE: pb.INSTANCE_STATE_ACTIVE,
+    InstanceStatus.COMPLETED: pb.INSTANCE_STATE_COMPLETED,
+    InstanceStatus.CANCELED: pb.INSTANCE_STATE_CANCELED,
 }
 _STATE_NAMES = {v: k for k, v in _STATES.items()}
 _OUTCOMES = {
@@ -188,7 +188,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             process_id=row.process_id,
             version=version_of(row.definition_id),
             business_key=row.business_key or "",
-            state=_STATES[row.status],
+            state=_STATES[InstanceStatus(row.status)],
             variables_json=row.variables,
             active_elements=[
                 pb.ActiveElement(
@@ -220,17 +220,17 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return pb.ListInstancesResponse(
             instances=[
                 pb.InstanceSummary(
-                    instance_id=r.instance_id,
-                    definition_id=r.definition_id,
-                    process_id=r.process_id,
-                    business_key=r.business_key or "",
-                    state=_STATES[r.status],
-                    waiting_at=json.loads(r.waiting_at),
-                    open_incidents=r.open_incidents,
-                    created_at=timestamp(r.created_at),
-                    updated_at=timestamp(r.updated_at),
+                    instance_id=instance.instance_id,
+                    definition_id=instance.definition_id,
+                    process_id=instance.process_id,
+                    business_key=instance.business_key or "",
+                    state=_STATES[InstanceStatus(instance.status)],
+                    waiting_at=json.loads(instance.waiting_at),
+                    open_incidents=instance.open_incidents,
+                    created_at=timestamp(instance.created_at),
+                    updated_at=timestamp(instance.updated_at),
                 )
-                for r in rows
+                for instance in rows
             ],
             next_page_token=token,
         )
@@ -261,7 +261,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
                 for event in events:
                     after = event.sequence
                     yield event_message(event)
-                if status != "ACTIVE" and not events:
+                if status != InstanceStatus.ACTIVE and not events:
                     return
                 if not events:
                     with contextlib.suppress(TimeoutError):
