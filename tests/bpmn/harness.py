@@ -8,7 +8,9 @@ client and the clock, and measures which sequence flows the instances took.
   bpmn/status-messages.toml maps to a message, the worker publishes that message.
 - People: `submit` completes a user task through the form validation; decisions (enum and boolean fields
   without a default) must be given by the scenario, other required fields are filled with sample values.
-- Clock: `elapse` moves a waiting timer's due time into the past and fires due timers.
+- Clock: `elapse` moves one named waiting timer's due time into the past and fires due timers. It does not
+  move the orchestrator's clock: a scenario makes one timer due while others that would come due on the way
+  (a 14-day cycle beside a 7-day one) must not fire, which no single clock can express.
 
 Nothing needs NATS: jobs and messages are rows; outbox rows simply stay.
 """
@@ -34,8 +36,9 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.models import Instance, Job, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
@@ -525,7 +528,7 @@ class World:
         self.log.append(f"message {name} [{key}]: {outcome}")
         return outcome
 
-    def _parameters(self, job: Job) -> dict[str, Any]:
+    def _parameters(self, job: JobRecord) -> dict[str, Any]:
         with self.db.read() as session:
             payload = session.scalars(
                 select(outbox.c.payload)
@@ -537,13 +540,15 @@ class World:
         parameters: dict[str, Any] = json.loads(activated.parameters_json)
         return parameters
 
-    def open_jobs(self) -> list[Job]:
+    def open_jobs(self) -> list[JobRecord]:
         with self.db.read() as session:
             return list(
-                session.scalars(select(Job).where(Job.status == "ACTIVATABLE").order_by(Job.created_at))
+                session.scalars(
+                    select(JobRecord).where(JobRecord.status == "ACTIVATABLE").order_by(JobRecord.created_at)
+                )
             )
 
-    def _answer(self, job: Job) -> None:
+    def _answer(self, job: JobRecord) -> None:
         self._counts[job.operation] += 1
         plan = self._plans[job.operation].popleft() if self._plans[job.operation] else {}
         if isinstance(plan, PlannedError):
@@ -598,13 +603,13 @@ class World:
         moved = 0
         for row in self.instances(process_id, status="ACTIVE"):
 
-            def move(step: Any) -> int:  # runtime's Step
+            def move(step: Step) -> int:
                 past = datetime.now(UTC) - timedelta(seconds=1)
                 count = 0
-                for timer in engine.snapshot(step.wf).timers:
+                for timer in engine.snapshot(step.workflow).timers:
                     if timer.element_id != element_id:
                         continue
-                    task = engine.find_task(step.wf, timer.task_id)
+                    task = engine.find_task(step.workflow, timer.task_id)
                     assert task is not None
                     value = task._get_internal_data("event_value")
                     if isinstance(value, dict):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from consultflow.orchestrator.models import StartTimer
+from consultflow.orchestrator.orm import StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform.db import Database, UnitOfWork, migrate
 

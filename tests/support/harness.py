@@ -1,31 +1,35 @@
 """The orchestrator in-process on a real database, with helpers to play workers, people and clocks.
 
 Jobs are rows the harness completes as a worker would; nothing needs NATS (outbox rows simply stay).
-Timers are fast-forwarded by moving a waiting timer's due time into the past, then firing due timers.
+Timers are fast-forwarded by moving the orchestrator's clock to when they are due, then firing due timers.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from consultflow.orchestrator import engine
-from consultflow.orchestrator.models import Job, UserTask
+from consultflow.orchestrator.orm import JobRecord, Timer, UserTask
 from consultflow.orchestrator.runtime import InstanceView, Orchestrator
-from consultflow.orchestrator.step import Step
+from consultflow.platform import timeutil
+from consultflow.platform.clock import ManualClock, ShiftedClock
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.tables import outbox
 
 
 class Harness:
-    def __init__(self, database_url: str, **orchestrator_options: Any) -> None:
+    def __init__(
+        self, database_url: str, clock: ManualClock | ShiftedClock | None = None, **orchestrator_options: Any
+    ) -> None:
         self.db = Database(database_url)
         migrate(self.db, "orchestrator")
-        self.orchestrator = Orchestrator(self.db, self.uow, **orchestrator_options)
+        # Time keeps flowing (rows are ordered by when they were written) unless a test stops it.
+        self.clock = clock if clock is not None else ShiftedClock()
+        self.orchestrator = Orchestrator(self.db, self.uow, clock=self.clock, **orchestrator_options)
 
     @classmethod
     def sqlite(cls, tmp_path: Path, **orchestrator_options: Any) -> Harness:
@@ -70,12 +74,14 @@ class Harness:
     def completed_elements(self, instance_id: str) -> list[str]:
         return [e.element_id for e in self.view(instance_id).history if e.type == "element.completed"]
 
-    def jobs(self, instance_id: str = "", operation: str = "", status: str = "ACTIVATABLE") -> list[Job]:
-        query = select(Job).where(Job.status == status).order_by(Job.created_at)
+    def jobs(
+        self, instance_id: str = "", operation: str = "", status: str = "ACTIVATABLE"
+    ) -> list[JobRecord]:
+        query = select(JobRecord).where(JobRecord.status == status).order_by(JobRecord.created_at)
         if instance_id:
-            query = query.where(Job.instance_id == instance_id)
+            query = query.where(JobRecord.instance_id == instance_id)
         if operation:
-            query = query.where(Job.operation == operation)
+            query = query.where(JobRecord.operation == operation)
         with self.db.read() as session:
             return list(session.scalars(query))
 
@@ -94,12 +100,12 @@ class Harness:
 
     # -- act as workers, people and clients
 
-    def job(self, operation: str, instance_id: str = "") -> Job:
+    def job(self, operation: str, instance_id: str = "") -> JobRecord:
         jobs = self.jobs(instance_id, operation)
         assert jobs, f"no open {operation} job; open: {[j.operation for j in self.jobs(instance_id)]}"
         return jobs[0]
 
-    def complete(self, operation: str, instance_id: str = "", **variables: Any) -> Job:
+    def complete(self, operation: str, instance_id: str = "", **variables: Any) -> JobRecord:
         job = self.job(operation, instance_id)
         self.orchestrator.complete_job(job.job_key, variables)
         return job
@@ -123,23 +129,15 @@ class Harness:
         return result.outcome
 
     def fast_forward(self, instance_id: str, element_id: str = "") -> None:
-        """Makes the instance's waiting timers (or the one at `element_id`) due now, then fires them."""
-
-        def move(step: Step) -> None:
-            past = datetime.now(UTC) - timedelta(seconds=1)
-            for timer in engine.snapshot(step.wf).timers:
-                if element_id and timer.element_id != element_id:
-                    continue
-                task = engine.find_task(step.wf, timer.task_id)
-                assert task is not None
-                value = task._get_internal_data("event_value")
-                if isinstance(value, dict):
-                    value["next"] = past.isoformat()
-                    task._set_internal_data(event_value=value)
-                else:
-                    task._set_internal_data(event_value=past.isoformat())
-
-        self.orchestrator.step(instance_id, move)
+        """Moves the clock past the due time of the instance's waiting timers (or of the one at
+        `element_id`), then fires due timers."""
+        query = select(Timer.due_at).where(Timer.instance_id == instance_id)
+        if element_id:
+            query = query.where(Timer.element_id == element_id)
+        with self.db.read() as session:
+            due = [timeutil.aware(d) for d in session.scalars(query)]
+        assert due, f"no waiting timer {element_id or ''} in {instance_id}"
+        self.clock.advance_to(max(d for d in due if d is not None) + timedelta(seconds=1))
         self.orchestrator.fire_due_timers()
 
     def deliver_thrown(self) -> int:

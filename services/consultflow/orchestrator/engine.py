@@ -1,7 +1,7 @@
 """SpiffWorkflow, adapted to run durably: parsing, the waiting service task, forms, state serialization,
 and a one-pass view of what an instance waits for.
 
-Nothing here touches the database; `runtime.py` stores what this module computes.
+Nothing here touches the database; a `Step` (step.py) stores what this module computes.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEv
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, SpiffTaskParser, UserTaskParser
@@ -47,6 +47,13 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from consultflow.orchestrator.forms import FormField, due_date_problem
+from consultflow.orchestrator.timer_events import (
+    TIMER_PARSER_CLASSES,
+    ClockedTimerParsing,
+    recurring_interval,
+    register_timer_converters,
+)
 from consultflow.platform.errors import InvalidArgument
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -78,18 +85,6 @@ class JobServiceTask(ServiceTask):  # type: ignore[misc]
         retries = self.retries if self.retries is not None else DEFAULT_RETRIES
         backoff = self.retry_backoff_base if self.retry_backoff_base is not None else DEFAULT_BACKOFF_SECONDS
         return int(retries), int(backoff)
-
-
-@dataclass(frozen=True)
-class FormField:
-    """One declared field of a user task's form (Camunda's `camunda:formData` vocabulary)."""
-
-    id: str
-    label: str
-    type: str
-    required: bool = False
-    values: tuple[tuple[str, str], ...] = ()
-    default: str = ""
 
 
 class HumanTask(UserTask):  # type: ignore[misc]
@@ -175,8 +170,9 @@ class PassThroughManualTask(ManualTask):  # type: ignore[misc]
         self.manual = False
 
 
-class InterruptingAwareStartEventParser(SpiffStartEventParser):  # type: ignore[misc]
-    """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`)."""
+class InterruptingAwareStartEventParser(ClockedTimerParsing, SpiffStartEventParser):  # type: ignore[misc]
+    """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`);
+    its timer reads the orchestrator's clock."""
 
     def create_task(self) -> Any:
         task = super().create_task()
@@ -185,10 +181,11 @@ class InterruptingAwareStartEventParser(SpiffStartEventParser):  # type: ignore[
 
 
 class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
-    """The Spiff dialect with our service and user tasks."""
+    """The Spiff dialect with our service and user tasks, and timers that read the orchestrator's clock."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
         **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
+        **TIMER_PARSER_CLASSES,
         full_tag("startEvent"): (InterruptingAwareStartEventParser, StartEventSpec),
         full_tag("task"): (SpiffTaskParser, PassThroughTask),
         full_tag("manualTask"): (SpiffTaskParser, PassThroughManualTask),
@@ -326,7 +323,7 @@ def start_schedule(value: str, now: datetime) -> StartSchedule:
     text = value.strip()
     upper = text.upper()
     if upper.startswith("R"):
-        cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(text)
+        cycles, start, duration = recurring_interval(text, now)
         return StartSchedule(start, duration.total_seconds(), -1 if cycles < 0 else max(cycles - 1, 0))
     if upper.startswith("P"):
         parsed = TimerEventDefinition.parse_iso_duration(text)
@@ -349,7 +346,8 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
 
 
 def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str) -> None:
-    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time."""
+    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time,
+    and a literal due date that does not parse."""
     from consultflow.platform.scripting import ScriptViolation, check
 
     for process in (spec, *subprocess_specs.values()):
@@ -365,6 +363,9 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
+            problem = due_date_problem(task_spec.due) if isinstance(task_spec, HumanTask) else None
+            if problem:
+                raise DeploymentError(resource, f"camunda:dueDate: {problem}", element=task_spec.bpmn_id)
             for source, mode in sources:
                 try:
                     check(source, mode)
@@ -402,6 +403,7 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config[PassThroughTask] = SpiffBpmnTaskConverter
     config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
+    register_timer_converters(config)
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
@@ -462,6 +464,21 @@ class OpenServiceTask:
     spec: JobServiceTask
 
 
+@dataclass(frozen=True)
+class CorrelationFailure:
+    """A message a task would wait for, but whose correlation expression failed: it waits for nothing
+    (rather than under the key "", where it would receive messages meant for no one)."""
+
+    subscription_id: str
+    element_id: str
+    message_name: str
+    error: str
+
+
+class CorrelationError(Exception):
+    """A message's correlation expression failed on the data it was evaluated with."""
+
+
 @dataclass
 class Snapshot:
     """Everything an instance waits for after an engine step, gathered in one walk of its tasks."""
@@ -472,23 +489,25 @@ class Snapshot:
     messages: list[WaitingMessage] = field(default_factory=list)
     errors: dict[str, Task] = field(default_factory=dict)
     active: list[Task] = field(default_factory=list)
+    correlation_failures: list[CorrelationFailure] = field(default_factory=list)
 
 
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
-    snap = Snapshot()
+    """What the instance waits for now (one walk of its tasks)."""
+    found = Snapshot()
     mask = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
     for task in workflow.get_tasks(state=mask):
         spec = task.task_spec
         task_id = str(task.id)
         if task.state == TaskState.ERROR:
-            snap.errors[task_id] = task
-            snap.active.append(task)
+            found.errors[task_id] = task
+            found.active.append(task)
         elif isinstance(spec, JobServiceTask) and task.state == TaskState.STARTED:
-            snap.service_tasks[task_id] = OpenServiceTask(task, spec)
-            snap.active.append(task)
+            found.service_tasks[task_id] = OpenServiceTask(task, spec)
+            found.active.append(task)
         elif isinstance(spec, HumanTask) and task.state == TaskState.READY:
-            snap.user_tasks[task_id] = task
-            snap.active.append(task)
+            found.user_tasks[task_id] = task
+            found.active.append(task)
         elif task.state == TaskState.WAITING and isinstance(spec, CatchingEvent):
             waits = False
             for index, definition in enumerate(event_definitions(spec.event_definition)):
@@ -498,23 +517,33 @@ def snapshot(workflow: BpmnWorkflow) -> Snapshot:
                 if isinstance(definition, TimerEventDefinition):
                     due = timer_due(task, definition)
                     if due is not None:
-                        snap.timers.append(WaitingTimer(task_id, element_id, due))
+                        found.timers.append(WaitingTimer(task_id, element_id, due))
                         waits = True
+                elif isinstance(definition, MessageEventDefinition) and isinstance(spec, StartEvent):
+                    # A message start event is matched by name when its message starts the instance:
+                    # the instance has no data yet for a correlation expression to read.
+                    found.messages.append(WaitingMessage(task_id, element_id, definition.name, ""))
+                    waits = True
                 elif isinstance(definition, MessageEventDefinition):
-                    key = correlation_key(task, definition)
-                    snap.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
+                    try:
+                        key = correlation_key(task, definition)
+                    except CorrelationError as exc:
+                        failure = CorrelationFailure(task_id, element_id, definition.name, str(exc))
+                        found.correlation_failures.append(failure)
+                    else:
+                        found.messages.append(WaitingMessage(task_id, element_id, definition.name, key))
                     waits = True
             if waits:
-                snap.active.append(task)
+                found.active.append(task)
     if not workflow.is_completed():
-        snap.messages.extend(_event_subprocess_triggers(workflow))
-    return snap
+        _add_event_subprocess_triggers(workflow, found)
+    return found
 
 
 TRIGGER_PREFIX = "trigger:"
 
 
-def _event_subprocess_triggers(workflow: BpmnWorkflow) -> Iterable[WaitingMessage]:
+def _add_event_subprocess_triggers(workflow: BpmnWorkflow, found: Snapshot) -> None:
     """Message start events of the top process's event subprocesses: Spiff creates such a subprocess only
     when its message arrives, so they wait without a task; their subscription id names the subprocess."""
     data = _process_data(workflow)
@@ -522,10 +551,14 @@ def _event_subprocess_triggers(workflow: BpmnWorkflow) -> Iterable[WaitingMessag
         for start in workflow.subprocess_specs[name].bpmn_start_events:
             definition = start.event_definition
             if isinstance(definition, MessageEventDefinition):
-                key = _evaluate_key(workflow.script_engine, definition, data)
-                yield WaitingMessage(
-                    f"{TRIGGER_PREFIX}{name}", start.bpmn_id or start.name, definition.name, key
-                )
+                subscription_id, element_id = f"{TRIGGER_PREFIX}{name}", start.bpmn_id or start.name
+                try:
+                    key = _evaluate_key(workflow.script_engine, definition, data)
+                except CorrelationError as exc:
+                    failure = CorrelationFailure(subscription_id, element_id, definition.name, str(exc))
+                    found.correlation_failures.append(failure)
+                    continue
+                found.messages.append(WaitingMessage(subscription_id, element_id, definition.name, key))
 
 
 def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
@@ -534,11 +567,15 @@ def _process_data(workflow: BpmnWorkflow) -> dict[str, Any]:
 
 
 def _evaluate_key(script_engine: Any, definition: MessageEventDefinition, data: Mapping[str, Any]) -> str:
+    """The message's key: its first correlation property evaluated on `data` ("" without one).
+
+    Raises CorrelationError when the expression fails (e.g. it names a variable the data lacks).
+    """
     for prop in definition.correlation_properties:
         try:
             value = script_engine.environment.evaluate(prop.retrieval_expression, dict(data))
-        except Exception:
-            return ""
+        except Exception as exc:
+            raise CorrelationError(f"{prop.retrieval_expression!r}: {error_text(exc)}") from exc
         return "" if value is None else str(value)
     return ""
 
@@ -606,6 +643,7 @@ def correlation_key(task: Task, definition: MessageEventDefinition) -> str:
 
     Convention: a message's `bpmn:correlationProperty` retrieval expression names the process variable
     that holds the key (e.g. `engagement_id`); a message without one correlates on the empty key.
+    Raises CorrelationError when the expression fails.
     """
     return _evaluate_key(task.workflow.script_engine, definition, task.data)
 
@@ -683,9 +721,10 @@ def job_parameters(task: Task) -> dict[str, Any]:
 
 
 def find_task(workflow: BpmnWorkflow, task_id: str) -> Task | None:
+    """The task an id names; None when the id is no task's (a stale reply, a malformed key)."""
     try:
         result: Task | None = workflow.get_task_from_id(UUID(task_id))
-    except Exception:
+    except (ValueError, TaskNotFoundException):
         return None
     return result
 

@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.task import Task
 
-from consultflow.orchestrator.engine import FormField
+from consultflow.platform import timeutil
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.scripting import ScriptEngine
+
+log = logging.getLogger(__name__)
 
 _TRUE = {"true", "yes", "1"}
 _FALSE = {"false", "no", "0"}
+
+
+@dataclass(frozen=True)
+class FormField:
+    """One declared field of a user task's form (Camunda's `camunda:formData` vocabulary)."""
+
+    id: str
+    label: str
+    type: str
+    required: bool = False
+    values: tuple[tuple[str, str], ...] = ()
+    default: str = ""
 
 
 def validate_form(fields: Sequence[FormField], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -81,23 +99,56 @@ def _convert(field: FormField, raw: Any) -> Any:
     return raw
 
 
-def due_date(expression: str | None, task: Any, script_engine: Any, now: datetime) -> datetime | None:
+def _is_literal(text: str) -> bool:
+    """A due date written as an ISO duration or date-time (else it is an expression on the task's data)."""
+    return text.upper().startswith("P") or text[:1].isdigit()
+
+
+def due_date_problem(expression: str | None) -> str | None:
+    """Why a literal `camunda:dueDate` can never be read (None when it can, or when it is an expression):
+    checked at deploy time, so a typo is refused naming its element instead of leaving tasks without one."""
+    text = (expression or "").strip()
+    if not text or not _is_literal(text):
+        return None
+    try:
+        _parse_due(text, timeutil.now(), 1.0)
+    except Exception as exc:
+        return f"{text!r} is neither an ISO duration nor an ISO date-time ({exc})"
+    return None
+
+
+def due_date(
+    expression: str | None, task: Task, script_engine: ScriptEngine, now: datetime
+) -> datetime | None:
     """`camunda:dueDate` as an ISO duration from now (scaled like timers), an ISO date-time, or an
-    expression on the task's data that yields either."""
+    expression on the task's data that yields either. One that cannot be read leaves the task without a
+    due date (a user task must not fail for it) and says why in the log."""
     if not expression:
         return None
     text = expression.strip()
-    if not (text.upper().startswith("P") or text[:1].isdigit()):
+    if not _is_literal(text):
         try:
             text = str(script_engine.evaluate(task, text))
-        except Exception:
+        except Exception as exc:
+            log.warning("user task %s has no due date: %r failed: %s", _element(task), expression, exc)
             return None
     try:
-        if text.upper().startswith("P"):
-            parsed = TimerEventDefinition.parse_iso_duration(text)
-            seconds = TimerEventDefinition.get_timedelta_from_start(parsed, now).total_seconds()
-            return now + timedelta(seconds=seconds * script_engine.time_scale)
-        result: datetime = TimerEventDefinition.get_datetime(text)
-        return result
-    except Exception:
+        return _parse_due(text, now, script_engine.time_scale)
+    except Exception as exc:
+        log.warning(
+            "user task %s has no due date: %r is not a duration or date: %s", _element(task), text, exc
+        )
         return None
+
+
+def _parse_due(text: str, now: datetime, time_scale: float) -> datetime:
+    if text.upper().startswith("P"):
+        parsed = TimerEventDefinition.parse_iso_duration(text)
+        seconds = TimerEventDefinition.get_timedelta_from_start(parsed, now).total_seconds()
+        return now + timedelta(seconds=seconds * time_scale)
+    result: datetime = TimerEventDefinition.get_datetime(text)
+    return result
+
+
+def _element(task: Task) -> str:
+    return str(getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name)

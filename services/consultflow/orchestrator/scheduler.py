@@ -11,9 +11,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
+from consultflow.orchestrator.records import Effects
 from consultflow.orchestrator.runtime import Orchestrator
 
 log = logging.getLogger(__name__)
@@ -24,14 +24,16 @@ MAX_SLEEP_SECONDS = 1.0
 
 
 class Scheduler:
+    """Wakes the use cases that wait on time: timers, buffered messages, unanswered jobs."""
+
     def __init__(self, orchestrator: Orchestrator, executor: Executor) -> None:
-        self._o = orchestrator
+        self._orchestrator = orchestrator
         self._executor = executor
         self._timers_changed = asyncio.Event()
         self._messages_pending = asyncio.Event()
         loop = asyncio.get_running_loop()
 
-        def on_effects(effects: Any) -> None:
+        def on_effects(effects: Effects) -> None:
             if effects.timers_changed:
                 loop.call_soon_threadsafe(self._timers_changed.set)
             if effects.messages_pending:
@@ -46,12 +48,12 @@ class Scheduler:
         """Fires due timers; sleeps until the earliest due time (at most a second)."""
         while True:
             self._timers_changed.clear()
-            await self._run(self._o.fire_due_timers)
-            await self._run(self._o.fire_start_timers)
-            due = await self._run(self._o.next_timer_due)
+            await self._run(self._orchestrator.fire_due_timers)
+            await self._run(self._orchestrator.fire_start_timers)
+            due = await self._run(self._orchestrator.next_timer_due)
             sleep = MAX_SLEEP_SECONDS
             if due is not None:
-                sleep = min(sleep, max(0.0, (due - datetime.now(UTC)).total_seconds()))
+                sleep = min(sleep, max(0.0, (due - self._orchestrator.clock.now()).total_seconds()))
             if sleep > 0:
                 await _wait(self._timers_changed, sleep)
 
@@ -60,16 +62,16 @@ class Scheduler:
         rounds = 0
         while True:
             self._messages_pending.clear()
-            await self._run(self._o.correlate_pending)
+            await self._run(self._orchestrator.correlate_pending)
             rounds += 1
             if rounds % 30 == 0:
-                await self._run(self._o.expire_messages)
+                await self._run(self._orchestrator.expire_messages)
             await _wait(self._messages_pending, MAX_SLEEP_SECONDS)
 
     async def jobs(self) -> None:
         """Republishes jobs whose deadline passed without a reply."""
         while True:
-            await self._run(self._o.redeliver_overdue_jobs)
+            await self._run(self._orchestrator.redeliver_overdue_jobs)
             await asyncio.sleep(5.0)
 
 

@@ -65,7 +65,7 @@ class StatusMessageBridge:
         self, js: JetStreamContext, orchestrator: Orchestrator, executor: Executor, mappings: list[Mapping]
     ) -> None:
         self._js = js
-        self._o = orchestrator
+        self._orchestrator = orchestrator
         self._executor = executor
         self._mappings = mappings
 
@@ -110,7 +110,7 @@ class StatusMessageBridge:
                     "event": {"type": event.type, "subject": event.subject, "source": event.source},
                     **payload,
                 }
-                result = self._o.publish_message(
+                result = self._orchestrator.publish_message(
                     mapping.message,
                     key,
                     variables,

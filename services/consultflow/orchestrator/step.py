@@ -15,51 +15,59 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.forms import due_date
-from consultflow.orchestrator.models import (
-    HistoryEvent,
-    Incident,
-    Instance,
-    Job,
-    Message,
-    Subscription,
-    Timer,
-    UserTask,
+from consultflow.orchestrator.forms import FormField, due_date
+from consultflow.orchestrator.job_messages import publish_job
+from consultflow.orchestrator.orm import (
+    HISTORY,
+    INCIDENTS,
+    INSTANCES,
+    JOBS,
+    MESSAGES,
+    SUBSCRIPTIONS,
+    TIMERS,
+    USER_TASKS,
 )
-from consultflow.platform import jsonutil, timeutil
+from consultflow.orchestrator.records import (
+    Effects,
+    IncidentKind,
+    InstanceStatus,
+    JobRow,
+    JobStatus,
+    MessageStatus,
+    OpenJob,
+    UserTaskStatus,
+    Waits,
+    correlation,
+    job_key,
+    task_of,
+)
+from consultflow.orchestrator.timer_events import ClockedScriptEngine
+from consultflow.platform import jsonutil
+from consultflow.platform.clock import Clock
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import Conflict
-
-if TYPE_CHECKING:
-    from consultflow.orchestrator.runtime import Orchestrator
 
 log = logging.getLogger(__name__)
 
 THROWN_MESSAGE_TTL = timedelta(days=1)
 """How long a message one instance throws waits for a receiver (e.g. the risk process of an engagement)."""
 MAX_BUFFERED_DELIVERIES_PER_STEP = 50
-
-INSTANCES: Table = Instance.__table__  # type: ignore[assignment]
-JOBS: Table = Job.__table__  # type: ignore[assignment]
-USER_TASKS: Table = UserTask.__table__  # type: ignore[assignment]
-TIMERS: Table = Timer.__table__  # type: ignore[assignment]
-SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
-INCIDENTS: Table = Incident.__table__  # type: ignore[assignment]
-HISTORY: Table = HistoryEvent.__table__  # type: ignore[assignment]
-MESSAGES: Table = Message.__table__  # type: ignore[assignment]
+MAX_ENGINE_ROUNDS = 5
+"""How often the engine is run again after a task failed, so the rest of a parallel flow still advances."""
+ENGINE_ERROR = "engine"
+"""The key of an error no task owns, among a step's errors by task id."""
 
 # The statements every step runs, built once: SQLAlchemy then reuses their cache keys and compiled forms,
 # which costs a fraction of building a statement per call on this hot path.
@@ -109,7 +117,7 @@ CLOSE_JOB = (
 BUFFERED_MESSAGE = (
     select(MESSAGES.c.message_key, MESSAGES.c.variables)
     .where(
-        MESSAGES.c.status == "PENDING",
+        MESSAGES.c.status == MessageStatus.PENDING,
         MESSAGES.c.name == bindparam("p_name"),
         MESSAGES.c.correlation_key == bindparam("p_key"),
         MESSAGES.c.expires_at > bindparam("p_now"),
@@ -119,44 +127,14 @@ BUFFERED_MESSAGE = (
 )
 
 
-@dataclass
-class Waits:
-    """What the database holds open for an instance; kept in its row so a step can diff without reading."""
+@dataclass(frozen=True)
+class StepEnv:
+    """What a step needs from the orchestrator that runs it, and nothing more."""
 
-    jobs: set[str] = field(default_factory=set)
-    user_tasks: set[str] = field(default_factory=set)
-    timers: dict[str, str] = field(default_factory=dict)  # task id → due (ISO)
-    subscriptions: set[tuple[str, str, str]] = field(default_factory=set)  # (task id, message, key)
-    incidents: dict[str, tuple[str, str]] = field(default_factory=dict)  # incident id → (task id, job key)
-
-    @classmethod
-    def loads(cls, text: str) -> Waits:
-        data = json.loads(text or "{}")
-        return cls(
-            jobs=set(data.get("jobs", [])),
-            user_tasks=set(data.get("user_tasks", [])),
-            timers=dict(data.get("timers", {})),
-            subscriptions={(s[0], s[1], s[2]) for s in data.get("subscriptions", [])},
-            incidents={k: (v[0], v[1]) for k, v in data.get("incidents", {}).items()},
-        )
-
-    def dumps(self) -> str:
-        return json.dumps(
-            {
-                "jobs": sorted(self.jobs),
-                "user_tasks": sorted(self.user_tasks),
-                "timers": self.timers,
-                "subscriptions": sorted(self.subscriptions),
-                "incidents": self.incidents,
-            },
-            separators=(",", ":"),
-        )
-
-    def incident_for(self, task_id: str = "", job_key: str = "") -> str | None:
-        for incident_id, (incident_task, incident_job) in self.incidents.items():
-            if (job_key and incident_job == job_key) or (not job_key and incident_task == task_id):
-                return incident_id
-        return None
+    clock: Clock
+    script_engine: ClockedScriptEngine
+    job_deadline: timedelta
+    """How long a worker has to answer a job before it is delivered again."""
 
 
 @dataclass
@@ -167,11 +145,15 @@ class InstanceRecord:
     definition_id: str
     process_id: str
     business_key: str
-    status: str
+    status: InstanceStatus
     revision: int
     history_seq: int
     state: str
     waits: Waits
+
+    @property
+    def correlation(self) -> dict[str, str]:
+        return correlation(self.instance_id, self.process_id, self.business_key)
 
     @classmethod
     def load(cls, conn: Connection, instance_id: str) -> InstanceRecord | None:
@@ -183,7 +165,7 @@ class InstanceRecord:
             definition_id=row.definition_id,
             process_id=row.process_id,
             business_key=row.business_key or "",
-            status=row.status,
+            status=InstanceStatus(row.status),
             revision=row.revision,
             history_seq=row.history_seq,
             state=row.state,
@@ -191,25 +173,7 @@ class InstanceRecord:
         )
 
 
-@dataclass
-class Effects:
-    """What a committed step should wake: watchers, the timer scheduler, the message dispatcher."""
-
-    instances: set[str] = field(default_factory=set)
-    timers_changed: bool = False
-    messages_pending: bool = False
-
-
-def job_key(instance_id: str, task_id: str) -> str:
-    """A job's key names its instance, so a reply is routed without a lookup."""
-    return f"{instance_id}.{task_id}"
-
-
-def instance_of(key: str) -> str:
-    return key.split(".", 1)[0]
-
-
-_INSERT_NEW: dict[tuple[str, str], Any] = {}
+_INSERT_NEW: dict[tuple[str, str], Insert] = {}
 
 
 def insert_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> bool:
@@ -227,24 +191,16 @@ def insert_new(conn: Connection, table: Table, values: Mapping[str, Any]) -> boo
     return bool(rowcount(conn.execute(statement, dict(values))))
 
 
-def rowcount(result: Any) -> int:
+def rowcount(result: object) -> int:
     """Rows a statement touched (CursorResult.rowcount, which the Result type does not declare)."""
-    return int(result.rowcount)
-
-
-def json_safe(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Task data as plain JSON values."""
-    safe: dict[str, Any] = json.loads(jsonutil.dumps({k: v for k, v in data.items() if not callable(v)}))
-    return safe
+    return int(getattr(result, "rowcount"))  # noqa: B009
 
 
 class Step:
     """One change to one instance inside one transaction (see the module docstring)."""
 
-    def __init__(
-        self, orchestrator: Orchestrator, uow: UnitOfWork, record: InstanceRecord, workflow: BpmnWorkflow
-    ) -> None:
-        self.o = orchestrator
+    def __init__(self, env: StepEnv, uow: UnitOfWork, record: InstanceRecord, workflow: BpmnWorkflow) -> None:
+        self.env = env
         self.uow = uow
         self.session = uow.session
         # Core statements go straight to the connection: the ORM's execution layer costs more than the
@@ -252,8 +208,8 @@ class Step:
         self.conn = uow.session.connection()
         self.record = record
         self.waits = record.waits
-        self.wf = workflow
-        self.now = timeutil.now()
+        self.workflow = workflow
+        self.now: datetime = env.clock.now()
         self.status = record.status
         self.effects = Effects(instances={record.instance_id})
         self.new_revision = record.revision
@@ -274,16 +230,16 @@ class Step:
 
     def advance(self) -> None:
         """Runs the engine until it waits; timers are refreshed first so due ones fire in this step."""
-        for _ in range(5):
+        for _ in range(MAX_ENGINE_ROUNDS):
             try:
-                self.wf.refresh_timers()
-                self.wf.do_engine_steps(did_complete_task=self._completed)
+                self.workflow.refresh_timers()
+                self.workflow.do_engine_steps(did_complete_task=self._completed)
                 break
             except Exception as exc:  # a script, condition or decision failed: its task is now in ERROR
                 task = getattr(exc, "task", None)
                 task_id = str(task.id) if task is not None else ""
                 if task_id in self._errors or not task_id:
-                    self._errors[task_id or "engine"] = engine.error_text(exc)
+                    self._errors[task_id or ENGINE_ERROR] = engine.error_text(exc)
                     log.warning("instance %s: %s", self.instance_id, engine.error_text(exc))
                     break
                 self._errors[task_id] = engine.error_text(exc)
@@ -306,7 +262,7 @@ class Step:
 
     def _route_thrown_events(self) -> None:
         """Messages the instance throws that nothing inside it catches go to the message table, durably."""
-        for event in self.wf.get_events():
+        for event in self.workflow.get_events():
             definition = event.event_definition
             if not isinstance(definition, MessageEventDefinition):
                 self.history("event.thrown", detail=f"{type(definition).__name__} {definition.name}")
@@ -320,7 +276,7 @@ class Step:
                     name=definition.name,
                     correlation_key=key,
                     variables=jsonutil.dumps(payload),
-                    status="PENDING",
+                    status=MessageStatus.PENDING,
                     instance_id="",
                     created_at=self.now,
                     expires_at=self.now + THROWN_MESSAGE_TTL,
@@ -332,8 +288,8 @@ class Step:
     def deliver(self, subscription_id: str, name: str, key: str, variables: Mapping[str, Any]) -> bool:
         """Delivers a message to what a subscription names: a waiting task or an event subprocess trigger."""
         if subscription_id.startswith(engine.TRIGGER_PREFIX):
-            return engine.deliver_trigger(self.wf, subscription_id, key, variables)
-        task = engine.find_task(self.wf, subscription_id)
+            return engine.deliver_trigger(self.workflow, subscription_id, key, variables)
+        task = engine.find_task(self.workflow, subscription_id)
         if task is None or task.state != TaskState.WAITING:
             return False
         engine.deliver_message(task, name, key, variables)
@@ -341,32 +297,35 @@ class Step:
 
     # ------------------------------------------------------------------------------ rows a step reads
 
-    def job(self, key: str) -> Any:
-        """The job row (or None)."""
-        return self.conn.execute(select(JOBS).where(JOBS.c.job_key == key)).first()
+    def job(self, key: str) -> JobRow | None:
+        """The job's row, if it has one."""
+        row = self.conn.execute(select(JOBS).where(JOBS.c.job_key == key)).first()
+        return JobRow.from_row(row) if row is not None else None
 
-    def open_job(self, key: str) -> SimpleNamespace | None:
+    def open_job(self, key: str) -> OpenJob | None:
         """An open job as the workflow describes it: what completing or failing it needs, without a read."""
-        task = engine.find_task(self.wf, key.split(".", 1)[1]) if "." in key else None
+        task_id = task_of(key)
+        task = engine.find_task(self.workflow, task_id) if task_id else None
         if task is None or not isinstance(task.task_spec, engine.JobServiceTask):
             return None
         element_id, name, _ = engine.describe(task)
         incident = self.waits.incident_for(job_key=key)
-        return SimpleNamespace(
+        return OpenJob(
             job_key=key,
             task_id=str(task.id),
-            status="INCIDENT" if incident else "ACTIVATABLE",
+            status=JobStatus.INCIDENT if incident else JobStatus.ACTIVATABLE,
             element_id=element_id,
             element_name=name,
             operation=task.task_spec.operation_name,
         )
 
-    def update_job(self, key: str, **values: Any) -> None:
+    def update_job(self, key: str, **values: object) -> None:
+        """Changes columns of a job's row (`updated_at` is now unless given)."""
         self.conn.execute(
             update(JOBS).where(JOBS.c.job_key == key).values(**{"updated_at": self.now, **values})
         )
 
-    def close_job(self, key: str, status: str) -> None:
+    def close_job(self, key: str, status: JobStatus) -> None:
         """A job that no longer waits for a worker (completed, error thrown, canceled)."""
         self.conn.execute(CLOSE_JOB, {"p_job_key": key, "p_status": status, "p_now": self.now})
         self.waits.jobs.discard(key)
@@ -374,12 +333,20 @@ class Step:
 
     # ------------------------------------------------------------------------------------ incidents
 
-    def add_incident(self, task: Task | None, kind: str, message: str, job: str = "") -> str:
+    def add_incident(self, task: Task | None, kind: IncidentKind, message: str, job: str = "") -> str:
+        """Opens an incident on `task` (or on the instance when None); returns its id."""
         element_id, name = ("", "")
         if task is not None:
             element_id, name, _ = engine.describe(task)
+        return self.open_incident(
+            str(task.id) if task is not None else "", element_id, name, kind, message, job
+        )
+
+    def open_incident(
+        self, task_id: str, element_id: str, name: str, kind: IncidentKind, message: str, job: str = ""
+    ) -> str:
+        """Opens an incident on what `task_id` names (a task, an event subprocess trigger, or nothing)."""
         incident_id = str(uuid.uuid4())
-        task_id = str(task.id) if task is not None else ""
         self.conn.execute(
             insert(INCIDENTS).values(
                 incident_id=incident_id,
@@ -399,8 +366,8 @@ class Step:
         self.uow.emit(
             "incident.created",
             incident_id,
-            {"kind": kind, "message": message[:4000], "element_id": element_id, "job_key": job},
-            self.o.correlation(self.record),
+            {"kind": str(kind), "message": message[:4000], "element_id": element_id, "job_key": job},
+            self.record.correlation,
         )
         return incident_id
 
@@ -419,12 +386,12 @@ class Step:
                     "incident.resolved",
                     key,
                     {"instance_id": self.instance_id},
-                    self.o.correlation(self.record),
+                    self.record.correlation,
                 )
 
     # ------------------------------------------------------------------------------------ user tasks
 
-    def close_user_task(self, user_task_id: str, status: str, completed_by: str = "") -> None:
+    def close_user_task(self, user_task_id: str, status: UserTaskStatus, completed_by: str = "") -> None:
         self.conn.execute(
             update(USER_TASKS)
             .where(USER_TASKS.c.user_task_id == user_task_id)
@@ -439,29 +406,29 @@ class Step:
 
         A snapshot walks every task, so one is taken again only after the workflow may have changed.
         """
-        snap = engine.snapshot(self.wf)
+        waiting = engine.snapshot(self.workflow)
         for _ in range(MAX_BUFFERED_DELIVERIES_PER_STEP):
-            delivered, tried = self._deliver_buffered(snap)
+            delivered, tried = self._deliver_buffered(waiting)
             if delivered:
                 self.advance()
             if tried:  # even a refused delivery may have changed it (an event subprocess begun)
-                snap = engine.snapshot(self.wf)
+                waiting = engine.snapshot(self.workflow)
             if not delivered:
                 break
-        self._sync_jobs(snap)
-        self._sync_user_tasks(snap)
-        self._sync_timers(snap)
-        self._sync_subscriptions(snap)
-        self._sync_incidents(snap)
-        self._save(snap)
+        self._sync_jobs(waiting)
+        self._sync_user_tasks(waiting)
+        self._sync_timers(waiting)
+        self._sync_subscriptions(waiting)
+        self._sync_incidents(waiting)
+        self._save(waiting)
 
-    def _deliver_buffered(self, snap: engine.Snapshot) -> tuple[bool, bool]:
+    def _deliver_buffered(self, waiting_for: engine.Snapshot) -> tuple[bool, bool]:
         """Delivers a buffered message to a subscription that appeared in this step.
 
         Returns (delivered, tried): whether one was delivered, and whether a delivery was attempted at all.
         """
         tried = False
-        for waiting in snap.messages:
+        for waiting in waiting_for.messages:
             if (waiting.task_id, waiting.message_name, waiting.correlation_key) in self._old_subscriptions:
                 continue  # it was waiting before: a buffered match would have been delivered then
             message = self.conn.execute(
@@ -478,7 +445,7 @@ class Step:
             self.conn.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.message_key == message.message_key)
-                .values(status="CORRELATED", instance_id=self.instance_id)
+                .values(status=MessageStatus.CORRELATED, instance_id=self.instance_id)
             )
             self.history(
                 "message.correlated",
@@ -489,15 +456,16 @@ class Step:
             return True, True
         return False, tried
 
-    def _sync_jobs(self, snap: engine.Snapshot) -> None:
+    def _sync_jobs(self, waiting_for: engine.Snapshot) -> None:
         waiting = {
-            job_key(self.instance_id, task_id): open_task for task_id, open_task in snap.service_tasks.items()
+            job_key(self.instance_id, task_id): open_task
+            for task_id, open_task in waiting_for.service_tasks.items()
         }
         for key, open_task in waiting.items():
             if key not in self.waits.jobs and str(open_task.task.id) not in self._errors:
                 self._create_job(key, open_task)
         for key in sorted(self.waits.jobs - set(waiting)):
-            self.close_job(key, "CANCELED")
+            self.close_job(key, JobStatus.CANCELED)
             self.history("job.canceled", detail=key)
 
     def _create_job(self, key: str, open_task: engine.OpenServiceTask) -> None:
@@ -509,39 +477,43 @@ class Step:
             parameters = engine.job_parameters(task)
         except Exception as exc:
             self.add_incident(
-                task, "JOB_PARAMETERS", f"parameters of {spec.operation_name}: {engine.error_text(exc)}"
+                task,
+                IncidentKind.JOB_PARAMETERS,
+                f"parameters of {spec.operation_name}: {engine.error_text(exc)}",
             )
             return
         element_id, name, _ = engine.describe(task)
         retries, backoff = spec.retry_policy
-        values = {
-            "job_key": key,
-            "instance_id": self.instance_id,
-            "task_id": task_id,
-            "element_id": element_id,
-            "element_name": name,
-            "operation": spec.operation_name,
-            "status": "ACTIVATABLE",
-            "attempt": 1,
-            "retries": retries,
-            "backoff_base": backoff,
-            "deliveries": 1,
-            "deadline": self.now + self.o.job_deadline,
-            "error_message": "",
-            "created_at": self.now,
-            "updated_at": self.now,
-        }
-        if not insert_new(self.conn, JOBS, values):
+        job = JobRow(
+            job_key=key,
+            task_id=task_id,
+            status=JobStatus.ACTIVATABLE,
+            element_id=element_id,
+            element_name=name,
+            operation=spec.operation_name,
+            instance_id=self.instance_id,
+            attempt=1,
+            retries=retries,
+            backoff_base=backoff,
+            deliveries=1,
+            deadline=self.now + self.env.job_deadline,
+            error_message="",
+            created_at=self.now,
+            updated_at=self.now,
+        )
+        if not insert_new(self.conn, JOBS, asdict(job)):
             # The task runs again after a reset (an incident was resolved): its job starts a new attempt.
             previous = self.job(key)
-            values.update(attempt=previous.attempt + 1, created_at=previous.created_at)
-            self.update_job(key, **{k: v for k, v in values.items() if k not in ("job_key", "updated_at")})
+            assert previous is not None
+            job = replace(job, attempt=previous.attempt + 1, created_at=previous.created_at)
+            values = {k: v for k, v in asdict(job).items() if k not in ("job_key", "updated_at")}
+            self.update_job(key, **values)
         self.waits.jobs.add(key)
-        self.o.publish_job(self.uow, SimpleNamespace(**values), parameters, task.data, self.record)
+        publish_job(self.uow, job, parameters, task.data, self.record.process_id, self.record.business_key)
         self.history("job.created", element_id, name, spec.operation_name)
 
-    def _sync_user_tasks(self, snap: engine.Snapshot) -> None:
-        for task_id, task in snap.user_tasks.items():
+    def _sync_user_tasks(self, waiting_for: engine.Snapshot) -> None:
+        for task_id, task in waiting_for.user_tasks.items():
             if task_id in self.waits.user_tasks:
                 continue
             spec: engine.HumanTask = task.task_spec
@@ -558,9 +530,9 @@ class Step:
                 if spec.candidate_groups
                 else "",
                 "assignee": spec.assignee or "",
-                "due_at": due_date(spec.due, task, self.o.script_engine, self.now),
+                "due_at": due_date(spec.due, task, self.env.script_engine, self.now),
                 "form_fields": jsonutil.dumps([_field_json(f) for f in spec.form_fields]),
-                "status": "OPEN",
+                "status": UserTaskStatus.OPEN,
                 "created_at": self.now,
                 "completed_at": None,
                 "completed_by": "",
@@ -569,7 +541,7 @@ class Step:
                 self.conn.execute(
                     update(USER_TASKS)
                     .where(USER_TASKS.c.user_task_id == task_id)
-                    .values(status="OPEN", completed_at=None)
+                    .values(status=UserTaskStatus.OPEN, completed_at=None)
                 )
             self.waits.user_tasks.add(task_id)
             self.history("usertask.created", element_id, name, ",".join(spec.candidate_groups))
@@ -577,18 +549,18 @@ class Step:
                 "usertask.created",
                 task_id,
                 {"name": name, "element_id": element_id, "candidate_groups": list(spec.candidate_groups)},
-                self.o.correlation(self.record),
+                self.record.correlation,
             )
-        for task_id in sorted(self.waits.user_tasks - set(snap.user_tasks)):
-            self.close_user_task(task_id, "CANCELED")
+        for task_id in sorted(self.waits.user_tasks - set(waiting_for.user_tasks)):
+            self.close_user_task(task_id, UserTaskStatus.CANCELED)
             self.history("usertask.canceled", detail=task_id)
 
-    def _sync_timers(self, snap: engine.Snapshot) -> None:
-        current = {t.task_id: t.due_at.isoformat() for t in snap.timers}
+    def _sync_timers(self, waiting_for: engine.Snapshot) -> None:
+        current = {t.task_id: t.due_at.isoformat() for t in waiting_for.timers}
         if current == self.waits.timers:
             return
         self.conn.execute(DELETE_TIMERS, {"p_instance_id": self.instance_id})
-        if snap.timers:
+        if waiting_for.timers:
             self.conn.execute(
                 INSERT_TIMERS,
                 [
@@ -598,19 +570,19 @@ class Step:
                         "element_id": t.element_id,
                         "due_at": t.due_at,
                     }
-                    for t in {t.task_id: t for t in snap.timers}.values()
+                    for t in {t.task_id: t for t in waiting_for.timers}.values()
                 ],
             )
         self.waits.timers = current
         self.effects.timers_changed = True
 
-    def _sync_subscriptions(self, snap: engine.Snapshot) -> None:
-        current = {(m.task_id, m.message_name, m.correlation_key) for m in snap.messages}
+    def _sync_subscriptions(self, waiting_for: engine.Snapshot) -> None:
+        current = {(m.task_id, m.message_name, m.correlation_key) for m in waiting_for.messages}
         if current == self.waits.subscriptions:
             return
         self.conn.execute(DELETE_SUBSCRIPTIONS, {"p_instance_id": self.instance_id})
         rows = {}
-        for waiting in snap.messages:
+        for waiting in waiting_for.messages:
             rows[waiting.task_id] = {
                 "instance_id": self.instance_id,
                 "task_id": waiting.task_id,
@@ -623,22 +595,37 @@ class Step:
             self.conn.execute(INSERT_SUBSCRIPTIONS, list(rows.values()))
         self.waits.subscriptions = current
 
-    def _sync_incidents(self, snap: engine.Snapshot) -> None:
-        for task_id, task in snap.errors.items():
+    def _sync_incidents(self, waiting_for: engine.Snapshot) -> None:
+        for task_id, task in waiting_for.errors.items():
             if self.waits.incident_for(task_id=task_id) is None:
                 message = self._errors.get(task_id, "the task failed")
-                kind = "SCRIPT_ERROR" if task_id in self._errors else "TASK_ERROR"
+                kind = IncidentKind.SCRIPT_ERROR if task_id in self._errors else IncidentKind.TASK_ERROR
                 self.add_incident(task, kind, message)
-        if "engine" in self._errors and self.waits.incident_for(task_id="") is None:
-            self.add_incident(None, "ENGINE_ERROR", self._errors["engine"])
+        for failure in waiting_for.correlation_failures:
+            if self.waits.incident_for(task_id=failure.subscription_id) is None:
+                # It would otherwise wait under the key "" and receive messages meant for no one.
+                log.warning(
+                    "instance %s: %s does not wait for %r: its correlation expression failed: %s",
+                    self.instance_id,
+                    failure.element_id,
+                    failure.message_name,
+                    failure.error,
+                )
+                self.open_incident(
+                    failure.subscription_id,
+                    failure.element_id,
+                    failure.element_id,
+                    IncidentKind.CORRELATION_ERROR,
+                    f"correlation key of message {failure.message_name!r}: {failure.error}",
+                )
+        if ENGINE_ERROR in self._errors and self.waits.incident_for(task_id="") is None:
+            self.add_incident(None, IncidentKind.ENGINE_ERROR, self._errors[ENGINE_ERROR])
 
-    def _save(self, snap: engine.Snapshot) -> None:
-        if self.status == "ACTIVE" and self.wf.is_completed():
-            self.status = "COMPLETED"
+    def _save(self, waiting_for: engine.Snapshot) -> None:
+        if self.status == InstanceStatus.ACTIVE and self.workflow.is_completed():
+            self.status = InstanceStatus.COMPLETED
             self.history("instance.completed")
-            self.uow.emit(
-                "instance.completed", self.instance_id, self.summary(), self.o.correlation(self.record)
-            )
+            self.uow.emit("instance.completed", self.instance_id, self.summary(), self.record.correlation)
         seq = self.record.history_seq
         if self._history:
             rows = []
@@ -656,16 +643,16 @@ class Step:
                     }
                 )
             self.conn.execute(INSERT_HISTORY, rows)
-        waiting = sorted({engine.describe(t)[1] for t in snap.active})
+        waiting = sorted({engine.describe(t)[1] for t in waiting_for.active})
         result = self.conn.execute(
             SAVE_INSTANCE,
             {
                 "p_instance_id": self.instance_id,
                 "p_revision": self.record.revision,
                 "p_new_revision": self.record.revision + 1,
-                "p_state": engine.dump_state(self.wf),
+                "p_state": engine.dump_state(self.workflow),
                 "p_variables": jsonutil.dumps(
-                    {k: v for k, v in engine.visible_data(self.wf).items() if not callable(v)}
+                    {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
                 ),
                 "p_status": self.status,
                 "p_waiting_at": jsonutil.dumps(waiting),
@@ -673,7 +660,7 @@ class Step:
                 "p_open_incidents": len(self.waits.incidents),
                 "p_history_seq": seq,
                 "p_updated_at": self.now,
-                "p_ended_at": self.now if self.status != "ACTIVE" else None,
+                "p_ended_at": self.now if self.status != InstanceStatus.ACTIVE else None,
             },
         )
         if rowcount(result) != 1:
@@ -686,11 +673,11 @@ class Step:
             "process_id": self.record.process_id,
             "definition_id": self.record.definition_id,
             "business_key": self.record.business_key,
-            "status": self.status,
+            "status": str(self.status),
         }
 
 
-def _field_json(f: engine.FormField) -> dict[str, Any]:
+def _field_json(f: FormField) -> dict[str, Any]:
     return {
         "id": f.id,
         "label": f.label,

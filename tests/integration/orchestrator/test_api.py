@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator.app import build
-from consultflow.orchestrator.models import Definition, Instance, Message, Resource
+from consultflow.orchestrator.orm import Definition, Instance, Message, Resource
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, field, form, message, service_task
 from tests.support.components import ComponentThread, component_settings

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from consultflow.platform.clock import ManualClock
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.support.bpmn_builder import (
     bpmn,
@@ -387,23 +388,15 @@ def test_non_interrupting_cycle_timer_fires_each_cycle(h: Harness) -> None:
     assert h.status(instance) == "COMPLETED"
 
 
-def test_cycle_timer_catches_up_missed_cycles(h: Harness) -> None:
+def test_cycle_timer_catches_up_missed_cycles(tmp_path: Path) -> None:
+    clock = ManualClock()
+    h = Harness.sqlite(tmp_path, clock=clock)
     h.deploy(p=boundary_on_user_task(False, '<timeCycle>"R5/PT1S"</timeCycle>'))
     instance = h.start("p")
-
-    def three_cycles_ago(step: object) -> None:
-        from consultflow.orchestrator import engine
-
-        wf = step.wf  # type: ignore[attr-defined]
-        for timer in engine.snapshot(wf).timers:
-            task = engine.find_task(wf, timer.task_id)
-            value = task._get_internal_data("event_value")  # type: ignore[union-attr]
-            value["next"] = (datetime.now(UTC) - timedelta(seconds=2.5)).isoformat()
-            task._set_internal_data(event_value=value)  # type: ignore[union-attr]
-
-    h.orchestrator.step(instance, three_cycles_ago)
+    clock.advance(timedelta(seconds=3.5))
     h.orchestrator.fire_due_timers()
     assert len(h.jobs(instance, "crm.remind")) == 3  # due 2.5 s, 1.5 s and 0.5 s ago
+    h.close()
 
 
 def test_interrupting_boundary_timer_cancels_the_task(h: Harness) -> None:
@@ -449,7 +442,7 @@ def test_timer_start_event_starts_a_new_instance_each_cycle(h: Harness) -> None:
     assert h.orchestrator.fire_start_timers() == 0
     from sqlalchemy import update
 
-    from consultflow.orchestrator.models import StartTimer
+    from consultflow.orchestrator.orm import StartTimer
 
     for _ in range(2):
         with h.uow() as uow:
@@ -496,9 +489,7 @@ def test_message_without_receiver_and_ttl_is_dropped_and_expired_buffers_are_not
     h.deploy(p=waiting_for_reply())
     assert h.publish("client.reply", "E1") == "DROPPED"
     assert h.publish("client.reply", "E1", ttl_seconds=0.001) == "BUFFERED"
-    import time
-
-    time.sleep(0.01)
+    h.clock.advance(timedelta(seconds=0.01))
     assert h.orchestrator.expire_messages() == 1
     instance = h.start("p", engagement_id="E1")
     assert h.status(instance) == "ACTIVE"

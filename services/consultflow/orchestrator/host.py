@@ -1,0 +1,261 @@
+"""Runs durable steps on instances: the per-instance locks, the live-workflow cache, the parsed specs of each
+process version, and the listeners told about every committed step.
+
+Every change to an instance is one `Step` (see step.py): lock the instance, load its workflow (from a
+bounded in-memory cache, else from its stored state), apply the change, let the engine run, write
+everything in one transaction. A crash at any point leaves either the old state with none of its effects
+or the new state with all of them. The use cases (usecases/) are functions of an `InstanceHost`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any, NamedTuple, TypeVar
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
+from consultflow.orchestrator.records import Effects, InstanceStatus, Waits
+from consultflow.orchestrator.step import InstanceRecord, Step, StepEnv
+from consultflow.orchestrator.timer_events import ClockedScriptEngine
+from consultflow.platform.clock import WALL_CLOCK, Clock
+from consultflow.platform.db import Database, UnitOfWork
+from consultflow.platform.errors import Conflict, NotFound
+from consultflow.platform.faults import crash_point
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAX_STEP_RETRIES = 5
+INSTANCE_LOCKS = 256
+"""Striped locks: steps of one instance in this process take turns; the database guards across processes."""
+
+
+class DefinitionRef(NamedTuple):
+    """What starting an instance needs to know of its definition."""
+
+    definition_id: str
+    process_id: str
+
+
+class InstanceCache:
+    """Live workflows by instance id, least recently used dropped first; keyed by revision."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, instance_id: str, revision: int) -> BpmnWorkflow | None:
+        with self._lock:
+            item = self._items.get(instance_id)
+            if item is None or item[0] != revision:
+                return None
+            self._items.move_to_end(instance_id)
+            return item[1]
+
+    def put(self, instance_id: str, revision: int, workflow: BpmnWorkflow) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._items[instance_id] = (revision, workflow)
+            self._items.move_to_end(instance_id)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def drop(self, instance_id: str) -> None:
+        with self._lock:
+            self._items.pop(instance_id, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class InstanceHost:
+    """Owns what every use case shares; its methods are blocking (the gRPC servicer runs them on threads)."""
+
+    def __init__(
+        self,
+        db: Database,
+        uow_factory: Callable[[], UnitOfWork],
+        *,
+        time_scale: float = 1.0,
+        script_time_limit_ms: int = 1000,
+        job_timeout: timedelta = timedelta(seconds=60),
+        cache_size: int = 1000,
+        timer_overrides: Mapping[str, str] | None = None,
+        clock: Clock = WALL_CLOCK,
+    ) -> None:
+        self.db = db
+        self.uow_factory = uow_factory
+        self.clock = clock
+        self.script_engine = ClockedScriptEngine(script_time_limit_ms, time_scale, timer_overrides, clock)
+        self.time_scale = time_scale
+        self.job_timeout = job_timeout
+        self.job_deadline = job_timeout * 3
+        self.env = StepEnv(clock=clock, script_engine=self.script_engine, job_deadline=self.job_deadline)
+        self._cache = InstanceCache(cache_size)
+        self._specs: dict[str, engine.ProcessSpecs] = {}
+        self._specs_lock = threading.Lock()
+        self._locks = [threading.RLock() for _ in range(INSTANCE_LOCKS)]
+        self._listeners: list[Callable[[Effects], None]] = []
+
+    def add_listener(self, listener: Callable[[Effects], None]) -> None:
+        """Called after every committed step (wakes watchers, the scheduler and the dispatcher)."""
+        self._listeners.append(listener)
+
+    @property
+    def cached_instances(self) -> int:
+        return len(self._cache)
+
+    # ------------------------------------------------------------------------------------------ specs
+
+    def remember_specs(self, definition_id: str, specs: engine.ProcessSpecs) -> None:
+        with self._specs_lock:
+            self._specs[definition_id] = specs
+
+    def specs_for(self, definition_id: str) -> engine.ProcessSpecs:
+        """Parsed specs of a version, cached; parsed from the stored resources on first use."""
+        with self._specs_lock:
+            cached = self._specs.get(definition_id)
+        if cached is not None:
+            return cached
+        with self.db.read() as session:
+            definition = session.get(Definition, definition_id)
+            if definition is None:
+                raise NotFound("definition", definition_id)
+            hashes: dict[str, str] = json.loads(definition.resources)
+            resources: dict[str, bytes] = {}
+            for name, content_hash in hashes.items():
+                resource = session.get(Resource, content_hash)
+                if resource is None:
+                    raise NotFound("resource", f"{name} ({content_hash}) of {definition_id}")
+                resources[name] = resource.content
+        specs = engine.parse_resources(resources)[definition.process_id]
+        self.remember_specs(definition_id, specs)
+        return specs
+
+    def workflow_for(self, instance_id: str, revision: int, state: str, definition_id: str) -> BpmnWorkflow:
+        """The live workflow of an instance at `revision`: cached, else loaded from its state."""
+        cached = self._cache.get(instance_id, revision)
+        if cached is not None:
+            return cached
+        return engine.load_state(state, self.specs_for(definition_id), self.script_engine)
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    @contextmanager
+    def _lock(self, instance_id: str) -> Iterator[None]:
+        lock = self._locks[hash(instance_id) % len(self._locks)]
+        with lock:
+            yield
+
+    def step(self, instance_id: str, action: Callable[[Step], T]) -> T:
+        """Applies `action` to an instance as one durable step; retried on a concurrent change."""
+        for attempt in range(MAX_STEP_RETRIES):
+            with self._lock(instance_id):
+                try:
+                    with self.uow_factory() as uow:
+                        # FOR UPDATE: another orchestrator's step on this instance waits for ours
+                        # (PostgreSQL); SQLite's BEGIN IMMEDIATE already serializes writers.
+                        record = InstanceRecord.load(uow.session.connection(), instance_id)
+                        if record is None:
+                            raise NotFound("instance", instance_id)
+                        workflow = self.workflow_for(
+                            record.instance_id, record.revision, record.state, record.definition_id
+                        )
+                        step = Step(self.env, uow, record, workflow)
+                        result = action(step)
+                        if step.skipped:
+                            self._cache.drop(instance_id)  # the action may have touched the live workflow
+                            return result
+                        step.finish()
+                        crash_point("orchestrator.step.before_commit")
+                        uow.commit()
+                    crash_point("orchestrator.step.after_commit")
+                    self._cache.put(instance_id, step.new_revision, workflow)
+                except (Conflict, IntegrityError) as error:
+                    self._cache.drop(instance_id)
+                    if attempt == MAX_STEP_RETRIES - 1:
+                        raise Conflict(f"instance {instance_id} kept changing concurrently") from error
+                    continue
+                except BaseException:
+                    self._cache.drop(instance_id)
+                    raise
+            self.notify(step.effects)
+            return result
+        raise Conflict(f"instance {instance_id} kept changing concurrently")
+
+    def start(
+        self,
+        definition: DefinitionRef,
+        variables: Mapping[str, Any],
+        business_key: str,
+        first_action: Callable[[Step], None] | None = None,
+    ) -> str:
+        """Creates an instance and runs it until it waits (then `first_action`), all in one transaction."""
+        specs = self.specs_for(definition.definition_id)
+        instance_id = str(uuid.uuid4())
+        workflow = engine.new_workflow(specs, self.script_engine, variables)
+        now = self.clock.now()
+        with self._lock(instance_id), self.uow_factory() as uow:
+            uow.session.connection().execute(
+                insert(INSTANCES).values(
+                    instance_id=instance_id,
+                    definition_id=definition.definition_id,
+                    process_id=definition.process_id,
+                    business_key=business_key or None,
+                    status=InstanceStatus.ACTIVE,
+                    revision=0,
+                    state="",
+                    variables="{}",
+                    waiting_at="[]",
+                    waits="{}",
+                    open_incidents=0,
+                    history_seq=0,
+                    created_at=now,
+                    updated_at=now,
+                    ended_at=None,
+                )
+            )
+            record = InstanceRecord(
+                instance_id,
+                definition.definition_id,
+                definition.process_id,
+                business_key,
+                InstanceStatus.ACTIVE,
+                0,
+                0,
+                "",
+                Waits(),
+            )
+            step = Step(self.env, uow, record, workflow)
+            step.history("instance.created", detail=definition.definition_id)
+            uow.emit("instance.created", instance_id, step.summary(), record.correlation)
+            step.advance()
+            if first_action is not None:
+                first_action(step)
+            step.finish()
+            uow.commit()
+            self._cache.put(instance_id, step.new_revision, workflow)
+        self.notify(step.effects)
+        return instance_id
+
+    def notify(self, effects: Effects) -> None:
+        """Tells the listeners what a committed change should wake; a failing listener is logged."""
+        for listener in self._listeners:
+            try:
+                listener(effects)
+            except Exception:
+                log.exception("listener failed")

@@ -1,0 +1,223 @@
+"""The orchestrator's tables (SQLAlchemy ORM). What is due or waiting is a row with an index, never a scan
+of instances. Statuses are the StrEnums of records.py; the Core `Table` handles at the end serve the hot
+path, which writes with SQLAlchemy Core statements."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Resource(Base):
+    """A deployed BPMN or DMN file, stored once per content."""
+
+    __tablename__ = "resources"
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Definition(Base):
+    """One version of a process: the resources it needs (its own file, what it calls, the decisions)."""
+
+    __tablename__ = "definitions"
+    definition_id: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<process_id>:<version>"
+    process_id: Mapped[str] = mapped_column(String(255))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    resource_name: Mapped[str] = mapped_column(String(300))
+    resources: Mapped[str] = mapped_column(Text)  # JSON {name: content_hash}
+    start_messages: Mapped[str] = mapped_column(Text)  # JSON list
+    deployment_id: Mapped[str] = mapped_column(String(36))
+    deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        UniqueConstraint("process_id", "version", name="uq_definitions_version"),
+        Index("ix_definitions_hash", "process_id", "content_hash"),
+    )
+
+
+class Instance(Base):
+    """A running or finished process instance; `state` is SpiffWorkflow's serialization without the spec."""
+
+    __tablename__ = "instances"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    definition_id: Mapped[str] = mapped_column(String(300))
+    process_id: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))  # records.InstanceStatus
+    revision: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(Text)
+    variables: Mapped[str] = mapped_column(Text)  # JSON: what GetInstance shows
+    waiting_at: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of element names
+    waits: Mapped[str] = mapped_column(Text, default="{}")  # JSON summary of its open rows (step.Waits)
+    open_incidents: Mapped[int] = mapped_column(Integer, default=0)
+    history_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (
+        UniqueConstraint("process_id", "business_key", name="uq_instances_business_key"),
+        Index("ix_instances_list", "status", "created_at"),
+        Index("ix_instances_process", "process_id", "created_at"),
+    )
+
+
+class JobRecord(Base):
+    """A service task handed to a worker, as stored (the worker's view is `platform.jobs.Job`)."""
+
+    __tablename__ = "jobs"
+    job_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    element_name: Mapped[str] = mapped_column(String(500))
+    operation: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))  # records.JobStatus
+    attempt: Mapped[int] = mapped_column(Integer)
+    retries: Mapped[int] = mapped_column(Integer)  # attempts left after the current one fails
+    backoff_base: Mapped[int] = mapped_column(Integer)  # seconds
+    deliveries: Mapped[int] = mapped_column(Integer, default=1)
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    error_message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_jobs_due", "status", "deadline"),)
+
+
+class UserTask(Base):
+    """A human task waiting for (or done by) a person."""
+
+    __tablename__ = "user_tasks"
+    user_task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    process_id: Mapped[str] = mapped_column(String(255))
+    business_key: Mapped[str] = mapped_column(String(255), default="")
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(500))
+    documentation: Mapped[str] = mapped_column(Text, default="")
+    candidate_groups: Mapped[str] = mapped_column(String(500))  # ",group1,group2,"
+    assignee: Mapped[str] = mapped_column(String(255), default="")
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    form_fields: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(20))  # records.UserTaskStatus
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_by: Mapped[str] = mapped_column(String(255), default="")
+    __table_args__ = (Index("ix_user_tasks_open", "status", "created_at"),)
+
+
+class Timer(Base):
+    """A timer an instance waits on; the scheduler wakes the instance when `due_at` passes."""
+
+    __tablename__ = "timers"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class StartTimer(Base):
+    """A timer start event of the latest version of a process: when due, a new instance starts."""
+
+    __tablename__ = "start_timers"
+    definition_id: Mapped[str] = mapped_column(String(300), primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    interval_seconds: Mapped[float] = mapped_column(Float)
+    remaining: Mapped[int] = mapped_column(Integer)  # -1: unbounded
+
+
+class Subscription(Base):
+    """A message an instance waits for, by name and correlation key."""
+
+    __tablename__ = "subscriptions"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A waiting task's id, or "trigger:<subprocess>" for an event subprocess's message start event.
+    task_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    element_id: Mapped[str] = mapped_column(String(255))
+    message_name: Mapped[str] = mapped_column(String(255))
+    correlation_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_subscriptions_lookup", "message_name", "correlation_key"),)
+
+
+class Message(Base):
+    """A published message: correlated at once, or buffered until a subscriber appears or its TTL ends."""
+
+    __tablename__ = "messages"
+    message_key: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message_id: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    name: Mapped[str] = mapped_column(String(255))
+    correlation_key: Mapped[str] = mapped_column(String(255))
+    variables: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # records.MessageStatus
+    instance_id: Mapped[str] = mapped_column(String(36), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_messages_pending", "status", "name", "correlation_key"),)
+
+
+class Incident(Base):
+    """Something an instance cannot get past by itself; resolving it retries."""
+
+    __tablename__ = "incidents"
+    incident_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), index=True)
+    process_id: Mapped[str] = mapped_column(String(255))
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(40))  # records.IncidentKind
+    message: Mapped[str] = mapped_column(Text)
+    job_key: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    __table_args__ = (Index("ix_incidents_open", "resolved_at", "created_at"),)
+
+
+class HistoryEvent(Base):
+    """An instance's timeline, one gap-free sequence per instance."""
+
+    __tablename__ = "history"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    type: Mapped[str] = mapped_column(String(60))
+    element_id: Mapped[str] = mapped_column(String(255), default="")
+    element_name: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+INSTANCES = _table(Instance)
+JOBS = _table(JobRecord)
+USER_TASKS = _table(UserTask)
+TIMERS = _table(Timer)
+SUBSCRIPTIONS = _table(Subscription)
+INCIDENTS = _table(Incident)
+HISTORY = _table(HistoryEvent)
+MESSAGES = _table(Message)

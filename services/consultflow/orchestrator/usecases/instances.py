@@ -1,0 +1,99 @@
+"""Starting and cancelling instances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from consultflow.orchestrator.host import DefinitionRef, InstanceHost
+from consultflow.orchestrator.orm import Definition, Instance
+from consultflow.orchestrator.records import InstanceStatus
+from consultflow.orchestrator.step import Step
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+
+MAX_BUSINESS_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    instance_id: str
+    definition_id: str
+    created: bool
+
+
+class ExistingInstance(NamedTuple):
+    instance_id: str
+    definition_id: str
+
+
+def create_instance(
+    host: InstanceHost, process_id: str, version: int, variables: Mapping[str, Any], business_key: str = ""
+) -> CreateResult:
+    """Starts an instance of a version (the latest when `version` is 0); one per business key."""
+    if not process_id:
+        raise InvalidArgument("process_id", "is required")
+    if version < 0:
+        raise InvalidArgument("version", "must be 0 (latest) or a positive version")
+    if len(business_key) > MAX_BUSINESS_KEY_LENGTH:
+        raise InvalidArgument("business_key", f"is longer than {MAX_BUSINESS_KEY_LENGTH} characters")
+    definition = definition_ref(host, process_id, version)
+    if business_key:
+        existing = instance_by_key(host, process_id, business_key)
+        if existing is not None:
+            return CreateResult(existing.instance_id, existing.definition_id, created=False)
+    try:
+        instance_id = host.start(definition, variables, business_key)
+    except IntegrityError:
+        existing = instance_by_key(host, process_id, business_key)
+        if existing is None:
+            raise
+        return CreateResult(existing.instance_id, existing.definition_id, created=False)
+    return CreateResult(instance_id, definition.definition_id, created=True)
+
+
+def definition_ref(host: InstanceHost, process_id: str, version: int) -> DefinitionRef:
+    """The version to start (the latest when `version` is 0): two columns, read without the ORM,
+    because every CreateInstance asks."""
+    query = select(Definition.definition_id, Definition.process_id).where(Definition.process_id == process_id)
+    if version:
+        query = query.where(Definition.version == version)
+    with host.db.read() as session:
+        row = session.execute(query.order_by(Definition.version.desc()).limit(1)).first()
+    if row is None:
+        what = f"{process_id} version {version}" if version else process_id
+        raise NotFound("process definition", what)
+    return DefinitionRef(row.definition_id, row.process_id)
+
+
+def instance_by_key(host: InstanceHost, process_id: str, business_key: str) -> ExistingInstance | None:
+    """The instance already started for this business key, if any."""
+    with host.db.read() as session:
+        row = session.execute(
+            select(Instance.instance_id, Instance.definition_id).where(
+                Instance.process_id == process_id, Instance.business_key == business_key
+            )
+        ).first()
+    return None if row is None else ExistingInstance(row.instance_id, row.definition_id)
+
+
+def cancel_instance(host: InstanceHost, instance_id: str, reason: str = "") -> None:
+    host.step(instance_id, partial(cancel, reason=reason))
+
+
+def cancel(step: Step, reason: str) -> None:
+    """Cancels everything the instance does; its open incidents are resolved with it."""
+    if step.status != InstanceStatus.ACTIVE:
+        raise FailedPrecondition(f"instance {step.instance_id} is {step.status.lower()}, not active")
+    step.workflow.cancel()
+    step.status = InstanceStatus.CANCELED
+    step.history("instance.canceled", detail=reason)
+    step.uow.emit(
+        "instance.canceled", step.instance_id, {**step.summary(), "reason": reason}, step.record.correlation
+    )
+    for incident_id in list(step.waits.incidents):
+        step.resolve_incidents(incident_id=incident_id)

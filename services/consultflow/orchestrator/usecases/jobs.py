@@ -1,0 +1,257 @@
+"""A worker's replies to a job (complete, fail, throw a BPMN error) and the redelivery of unanswered jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from SpiffWorkflow.task import Task
+from sqlalchemy import select
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.host import InstanceHost
+from consultflow.orchestrator.job_messages import publish_job
+from consultflow.orchestrator.orm import JobRecord
+from consultflow.orchestrator.records import IncidentKind, JobRow, JobStatus, OpenJob, instance_of
+from consultflow.orchestrator.step import Step
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 300
+MAX_ERROR_MESSAGE = 4000
+MAX_DELIVERY_FACTOR = 10
+"""A job delivered n times waits n job deadlines (at most this many) before the next delivery."""
+
+
+# ------------------------------------------------------------------------------------- a job's step
+
+
+def _with_open_job(host: InstanceHost, job_key: str, action: Callable[[Step, OpenJob], None]) -> None:
+    """Runs `action(step, job)` in a step of the job's instance; unknown keys are NOT_FOUND.
+
+    An open job is described from the instance's own state (no read); only a job that is no longer open
+    (a late or repeated reply) is read from its row.
+    """
+    _job_step(host, job_key, partial(_apply_to_open_job, job_key=job_key, action=action))
+
+
+def _with_job_row(host: InstanceHost, job_key: str, action: Callable[[Step, JobRow], None]) -> None:
+    """Runs `action(step, job)` with the job's row, in a step of its instance."""
+    _job_step(host, job_key, partial(_apply_to_job_row, job_key=job_key, action=action))
+
+
+def _job_step(host: InstanceHost, job_key: str, action: Callable[[Step], None]) -> None:
+    if not job_key:
+        raise InvalidArgument("job_key", "is required")
+    try:
+        host.step(instance_of(job_key), action)
+    except NotFound as error:
+        raise NotFound("job", job_key) from error
+
+
+def _apply_to_open_job(step: Step, job_key: str, action: Callable[[Step, OpenJob], None]) -> None:
+    job = step.open_job(job_key) if job_key in step.waits.jobs else None
+    action(step, job if job is not None else _job_row(step, job_key))
+
+
+def _apply_to_job_row(step: Step, job_key: str, action: Callable[[Step, JobRow], None]) -> None:
+    action(step, _job_row(step, job_key))
+
+
+def _job_row(step: Step, job_key: str) -> JobRow:
+    job = step.job(job_key)
+    if job is None:
+        raise NotFound("job", job_key)
+    return job
+
+
+def _waiting_task(step: Step, job: OpenJob) -> Task:
+    task = engine.find_task(step.workflow, job.task_id)
+    if task is None or not engine.is_waiting_service_task(task):
+        raise FailedPrecondition(f"job {job.job_key}: its task no longer waits for a reply")
+    return task
+
+
+def _refuse_unless_waiting(job: OpenJob) -> None:
+    if not job.status.waits_for_reply:
+        raise FailedPrecondition(f"job {job.job_key} is {job.status.lower()}: its task no longer waits")
+
+
+# --------------------------------------------------------------------------------------- complete
+
+
+def complete_job(host: InstanceHost, job_key: str, variables: Mapping[str, Any]) -> None:
+    _with_open_job(host, job_key, partial(complete, variables=variables))
+
+
+def complete(step: Step, job: OpenJob, variables: Mapping[str, Any]) -> None:
+    """The worker's result lands in the task's data (or in its result variable) and the task completes."""
+    if job.status == JobStatus.COMPLETED:
+        return step.skip()  # a repeated reply: nothing changes
+    _refuse_unless_waiting(job)
+    task = _waiting_task(step, job)
+    spec: engine.JobServiceTask = task.task_spec
+    if spec.merges_result:
+        task.data.update(variables)
+    else:
+        task.data[spec.result_variable] = dict(variables)
+    step.close_job(job.job_key, JobStatus.COMPLETED)
+    step.history("job.completed", job.element_id, job.element_name, job.operation)
+    task.complete()
+    step.record_completed(task)
+    step.advance()
+
+
+# ------------------------------------------------------------------------------------------- fail
+
+
+def fail_job(host: InstanceHost, job_key: str, retries: int, backoff_ms: int, message: str) -> None:
+    if retries < 0:
+        raise InvalidArgument("retries", "must not be negative")
+    if backoff_ms < 0:
+        raise InvalidArgument("retry_backoff_ms", "must not be negative")
+    _with_job_row(host, job_key, partial(fail, retries=retries, backoff_ms=backoff_ms, message=message))
+
+
+def fail(step: Step, job: JobRow, retries: int, backoff_ms: int, message: str) -> None:
+    """Retries after a back-off while the worker grants retries; else the job becomes an incident."""
+    if job.status in (JobStatus.COMPLETED, JobStatus.INCIDENT, JobStatus.ERROR_THROWN):
+        return step.skip()  # a late or repeated failure report changes nothing
+    if job.status != JobStatus.ACTIVATABLE:
+        raise FailedPrecondition(f"job {job.job_key} is {job.status.lower()}: its task no longer waits")
+    task = engine.find_task(step.workflow, job.task_id)
+    if retries > 0:
+        backoff = retry_backoff(backoff_ms, job.backoff_base, job.attempt)
+        retry_at = step.now + backoff
+        step.update_job(
+            job.job_key,
+            attempt=job.attempt + 1,
+            retries=retries - 1,
+            deliveries=1,
+            error_message=message[:MAX_ERROR_MESSAGE],
+            deadline=retry_at + step.env.job_deadline,
+        )
+        step.history("job.failed", job.element_id, job.element_name, f"retry in {backoff}: {message}")
+        republish_job(step, job.job_key, task, retry_at)
+    else:
+        step.update_job(job.job_key, status=JobStatus.INCIDENT, error_message=message[:MAX_ERROR_MESSAGE])
+        step.history("job.failed", job.element_id, job.element_name, f"no retries left: {message}")
+        step.add_incident(task, IncidentKind.JOB_NO_RETRIES, f"{job.operation}: {message}", job=job.job_key)
+
+
+def retry_backoff(backoff_ms: int, backoff_base: int, attempt: int) -> timedelta:
+    """The worker's back-off if it names one, else the diagram's base doubled per attempt (capped)."""
+    if backoff_ms:
+        return timedelta(milliseconds=backoff_ms)
+    return timedelta(seconds=min(backoff_base * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+
+
+# -------------------------------------------------------------------------------------- BPMN errors
+
+
+def throw_error(
+    host: InstanceHost, job_key: str, code: str, message: str, variables: Mapping[str, Any]
+) -> None:
+    if not code:
+        raise InvalidArgument("error_code", "is required")
+    _with_open_job(host, job_key, partial(throw, code=code, message=message, variables=variables))
+
+
+def throw(step: Step, job: OpenJob, code: str, message: str, variables: Mapping[str, Any]) -> None:
+    """Routes a worker's BPMN error to a boundary event that catches it; nothing catches it: an incident."""
+    if job.status == JobStatus.ERROR_THROWN:
+        return step.skip()
+    _refuse_unless_waiting(job)
+    task = _waiting_task(step, job)
+    if engine.catch_error(task, code, message, variables):
+        step.close_job(job.job_key, JobStatus.ERROR_THROWN)
+        step.history("job.error", job.element_id, job.element_name, f"{code}: {message}")
+        step.advance()
+    elif job.status != JobStatus.INCIDENT:
+        step.update_job(
+            job.job_key, status=JobStatus.INCIDENT, error_message=f"{code}: {message}"[:MAX_ERROR_MESSAGE]
+        )
+        step.add_incident(
+            task,
+            IncidentKind.UNHANDLED_ERROR,
+            f"no boundary event catches error {code!r}: {message}",
+            job=job.job_key,
+        )
+
+
+# ------------------------------------------------------------------------------------- redelivery
+
+
+def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200) -> int:
+    """Republishes jobs no worker answered before their deadline (JetStream redelivers too; this covers a
+    message that left the stream without a reply)."""
+    now = host.clock.now()
+    with host.db.read() as session:
+        keys = list(
+            session.scalars(
+                select(JobRecord.job_key)
+                .where(JobRecord.status == JobStatus.ACTIVATABLE, JobRecord.deadline < now)
+                .order_by(JobRecord.deadline)
+                .limit(limit)
+            )
+        )
+    for key in keys:
+        try:
+            _with_job_row(host, key, redeliver)
+        except Exception:
+            log.exception("redelivering job %s failed", key)
+    return len(keys)
+
+
+def redeliver(step: Step, job: JobRow) -> None:
+    """Publishes an overdue job again, giving the worker longer each time."""
+    if job.status != JobStatus.ACTIVATABLE or job.deadline >= step.now:
+        return step.skip()
+    task = engine.find_task(step.workflow, job.task_id)
+    deliveries = job.deliveries + 1
+    step.update_job(
+        job.job_key,
+        deliveries=deliveries,
+        deadline=step.now + step.env.job_deadline * min(deliveries, MAX_DELIVERY_FACTOR),
+    )
+    step.history("job.redelivered", job.element_id, job.element_name, f"delivery {deliveries}")
+    republish_job(step, job.job_key, task)
+
+
+# ------------------------------------------------------------------------------------- publishing
+
+
+def republish_job(step: Step, job_key: str, task: Task | None, not_before: datetime | None = None) -> None:
+    """Queues a job's message again, from its row as this step just updated it (a retry, a redelivery)."""
+    job = step.job(job_key)
+    assert job is not None, f"job {job_key} has a row: it was just updated"
+    publish_job(
+        step.uow,
+        job,
+        _parameters(step, task),
+        task.data if task else {},
+        step.record.process_id,
+        step.record.business_key,
+        not_before,
+    )
+
+
+def _parameters(step: Step, task: Task | None) -> dict[str, Any]:
+    """The job's parameters; a failing expression sends none (the job was created with them, so the
+    expression failing now means the data changed under it) and says so in the log."""
+    if task is None:
+        return {}
+    try:
+        return engine.job_parameters(task)
+    except Exception as exc:
+        log.warning(
+            "instance %s: parameters of %s no longer evaluate, publishing none: %s",
+            step.instance_id,
+            task.task_spec.bpmn_id,
+            engine.error_text(exc),
+        )
+        return {}

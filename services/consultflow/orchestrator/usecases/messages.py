@@ -1,0 +1,268 @@
+"""Messages from outside and between instances: correlated to a waiting instance, starting one, buffered
+for a receiver that does not wait yet, or dropped; buffered ones expire."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.host import DefinitionRef, InstanceHost
+from consultflow.orchestrator.orm import MESSAGES, Message, Subscription
+from consultflow.orchestrator.records import MessageStatus, PublishOutcome
+from consultflow.orchestrator.step import Step, rowcount
+from consultflow.orchestrator.usecases.queries import list_definitions
+from consultflow.platform import jsonutil
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.faults import crash_point
+
+log = logging.getLogger(__name__)
+
+MESSAGE_ID_RETENTION = timedelta(days=1)
+"""How long a message id is remembered for de-duplication after it was correlated."""
+MAX_CANDIDATES = 20
+"""Subscriptions tried per message, oldest first."""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    outcome: PublishOutcome
+    instance_id: str = ""
+    message_key: str = ""
+
+
+class NotWaiting(Exception):
+    """The subscription's task stopped waiting between lookup and delivery."""
+
+
+class AlreadyTaken(Exception):
+    """Another delivery claimed the message first."""
+
+
+def publish_message(
+    host: InstanceHost,
+    name: str,
+    correlation_key: str,
+    variables: Mapping[str, Any],
+    ttl: timedelta = timedelta(0),
+    message_id: str = "",
+) -> PublishResult:
+    """Correlates a message now, starts an instance with it, buffers it for `ttl`, or drops it."""
+    if not name:
+        raise InvalidArgument("name", "is required")
+    if ttl < timedelta(0):
+        raise InvalidArgument("ttl_seconds", "must not be negative")
+    now = host.clock.now()
+    key = str(uuid.uuid4())
+    with host.uow_factory() as uow:
+        if (
+            message_id
+            and uow.session.scalars(
+                select(Message.message_key).where(Message.message_id == message_id)
+            ).first()
+        ):
+            return PublishResult(PublishOutcome.DUPLICATE)
+        uow.session.execute(
+            insert(MESSAGES).values(
+                message_key=key,
+                message_id=message_id or None,
+                name=name,
+                correlation_key=correlation_key,
+                variables=jsonutil.dumps(dict(variables)),
+                status=MessageStatus.PENDING,
+                instance_id="",
+                created_at=now,
+                # A message nobody may wait for is kept only to remember its id.
+                expires_at=now + max(ttl, timedelta(0)),
+            )
+        )
+        try:
+            uow.commit()
+        except IntegrityError:
+            return PublishResult(PublishOutcome.DUPLICATE)
+    outcome, instance_id = correlate(host, key)
+    if outcome is None:
+        if ttl > timedelta(0):
+            return PublishResult(PublishOutcome.BUFFERED, message_key=key)
+        _mark_message(host, key, MessageStatus.DROPPED)
+        return PublishResult(PublishOutcome.DROPPED, message_key=key)
+    return PublishResult(outcome, instance_id, key)
+
+
+def _mark_message(host: InstanceHost, message_key: str, status: MessageStatus) -> None:
+    with host.uow_factory() as uow:
+        uow.session.execute(
+            update(Message)
+            .where(Message.message_key == message_key, Message.status == MessageStatus.PENDING)
+            .values(status=status)
+        )
+        uow.commit()
+
+
+def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | None, str]:
+    """Tries to deliver one pending message: to a waiting subscription, else to a message start event.
+
+    Returns (outcome, instance id); the outcome is None while the message stays pending.
+    """
+    with host.db.read() as session:
+        message = session.get(Message, message_key)
+        if message is None or message.status != MessageStatus.PENDING:
+            return _settled_outcome(message), ""
+        candidates = list(
+            session.execute(
+                select(Subscription.instance_id, Subscription.task_id, Subscription.element_id)
+                .where(
+                    Subscription.message_name == message.name,
+                    Subscription.correlation_key == message.correlation_key,
+                )
+                .order_by(Subscription.created_at)
+                .limit(MAX_CANDIDATES)
+            )
+        )
+    variables = json.loads(message.variables)
+    for instance_id, task_id, element_id in candidates:
+        deliver = partial(
+            deliver_to_subscription,
+            message_key=message_key,
+            task_id=task_id,
+            element_id=element_id,
+            name=message.name,
+            key=message.correlation_key,
+            variables=variables,
+        )
+        try:
+            if host.step(instance_id, deliver):
+                crash_point("orchestrator.message.correlated")
+                return PublishOutcome.CORRELATED, instance_id
+            return PublishOutcome.DUPLICATE, ""
+        except (NotWaiting, NotFound):
+            continue
+    return _start_by_message(host, message_key, message.name, message.correlation_key, variables)
+
+
+def _settled_outcome(message: Message | None) -> PublishOutcome | None:
+    """What became of a message another delivery already settled (what the caller reports for it)."""
+    if message is None or message.status in (MessageStatus.DROPPED, MessageStatus.EXPIRED):
+        return PublishOutcome.DROPPED
+    return PublishOutcome(message.status)
+
+
+def deliver_to_subscription(
+    step: Step,
+    message_key: str,
+    task_id: str,
+    element_id: str,
+    name: str,
+    key: str,
+    variables: Mapping[str, Any],
+) -> bool:
+    """Claims the message and delivers it to the waiting task; False when another delivery claimed it."""
+    if not claim_message(step, message_key):
+        step.skip()
+        return False
+    if not step.deliver(task_id, name, key, variables):
+        raise NotWaiting()
+    step.history("message.correlated", element_id, name, f"[{key}]")
+    step.advance()
+    return True
+
+
+def claim_message(step: Step, message_key: str) -> bool:
+    claimed = step.conn.execute(
+        update(MESSAGES)
+        .where(MESSAGES.c.message_key == message_key, MESSAGES.c.status == MessageStatus.PENDING)
+        .values(status=MessageStatus.CORRELATED, instance_id=step.instance_id)
+    )
+    return rowcount(claimed) == 1
+
+
+def _start_by_message(
+    host: InstanceHost, message_key: str, name: str, key: str, variables: dict[str, Any]
+) -> tuple[PublishOutcome | None, str]:
+    definitions = [
+        d for d in list_definitions(host, latest_only=True) if name in json.loads(d.start_messages)
+    ]
+    if not definitions:
+        return None, ""
+    definition = DefinitionRef(definitions[0].definition_id, definitions[0].process_id)
+    first = partial(
+        deliver_to_start_event,
+        message_key=message_key,
+        definition_id=definition.definition_id,
+        name=name,
+        key=key,
+        variables=variables,
+    )
+    try:
+        # The message's key becomes the new instance's business key (one risk process per engagement).
+        instance_id = host.start(definition, {}, key, first)
+    except AlreadyTaken:
+        return PublishOutcome.DUPLICATE, ""
+    except IntegrityError:
+        return None, ""  # an instance with this key exists already and does not wait for it
+    return PublishOutcome.STARTED, instance_id
+
+
+def deliver_to_start_event(
+    step: Step, message_key: str, definition_id: str, name: str, key: str, variables: Mapping[str, Any]
+) -> None:
+    """The first action of an instance a message starts: claim the message, deliver it to the start event."""
+    if not claim_message(step, message_key):
+        raise AlreadyTaken()
+    for waiting in engine.snapshot(step.workflow).messages:
+        if waiting.message_name == name and step.deliver(waiting.task_id, name, key, variables):
+            step.history("message.correlated", waiting.element_id, name, f"started by {name} [{key}]")
+            step.advance()
+            return
+    raise FailedPrecondition(f"{definition_id} does not wait for {name!r} at its start")
+
+
+def correlate_pending(host: InstanceHost, limit: int = 200) -> int:
+    """Delivers buffered messages whose receiver now waits or whose process can start; the dispatcher
+    calls this after steps that threw messages, and periodically."""
+    now = host.clock.now()
+    with host.db.read() as session:
+        keys = list(
+            session.scalars(
+                select(Message.message_key)
+                .where(Message.status == MessageStatus.PENDING, Message.expires_at > now)
+                .order_by(Message.created_at)
+                .limit(limit)
+            )
+        )
+    delivered = 0
+    for key in keys:
+        try:
+            outcome, _ = correlate(host, key)
+        except Exception:
+            log.exception("correlating message %s failed", key)
+            continue
+        delivered += outcome in (PublishOutcome.CORRELATED, PublishOutcome.STARTED)
+    return delivered
+
+
+def expire_messages(host: InstanceHost) -> int:
+    """Buffered messages past their TTL expire; settled ones are forgotten after MESSAGE_ID_RETENTION."""
+    now = host.clock.now()
+    with host.uow_factory() as uow:
+        expired = uow.session.execute(
+            update(Message)
+            .where(Message.status == MessageStatus.PENDING, Message.expires_at <= now)
+            .values(status=MessageStatus.EXPIRED)
+        )
+        uow.session.execute(
+            delete(Message).where(
+                Message.status != MessageStatus.PENDING, Message.created_at < now - MESSAGE_ID_RETENTION
+            )
+        )
+        uow.commit()
+    return rowcount(expired)

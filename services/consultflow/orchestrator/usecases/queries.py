@@ -1,0 +1,195 @@
+"""What clients read: definitions, instances with what they wait for, history, user tasks, incidents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+from sqlalchemy import select
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.host import InstanceHost
+from consultflow.orchestrator.job_messages import json_safe
+from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
+from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus
+from consultflow.platform import paging
+from consultflow.platform.errors import InvalidArgument, NotFound
+
+MAX_HISTORY_PER_READ = 500
+
+
+@dataclass(frozen=True)
+class ActiveElementView:
+    element_id: str
+    name: str
+    type: str
+    state: str
+    process_id: str
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    instance: Instance
+    active: list[ActiveElementView]
+    jobs: list[JobRecord]
+    user_tasks: list[UserTask]
+    incidents: list[Incident]
+    history: list[HistoryEvent]
+
+
+def list_definitions(host: InstanceHost, process_id: str = "", latest_only: bool = False) -> list[Definition]:
+    with host.db.read() as session:
+        query = select(Definition).order_by(Definition.process_id, Definition.version)
+        if process_id:
+            query = query.where(Definition.process_id == process_id)
+        rows = list(session.scalars(query))
+    if latest_only:
+        latest: dict[str, Definition] = {}
+        for row in rows:
+            latest[row.process_id] = row
+        rows = list(latest.values())
+    return rows
+
+
+def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -> InstanceView:
+    """An instance with its open jobs, user tasks and incidents, its history, and where it is now."""
+    with host.db.read() as session:
+        row = session.get(Instance, instance_id)
+        if row is None:
+            raise NotFound("instance", instance_id)
+        jobs = list(
+            session.scalars(
+                select(JobRecord)
+                .where(
+                    JobRecord.instance_id == instance_id,
+                    JobRecord.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT)),
+                )
+                .order_by(JobRecord.created_at)
+            )
+        )
+        tasks = list(
+            session.scalars(
+                select(UserTask)
+                .where(UserTask.instance_id == instance_id, UserTask.status == UserTaskStatus.OPEN)
+                .order_by(UserTask.created_at)
+            )
+        )
+        incidents = list(
+            session.scalars(
+                select(Incident)
+                .where(Incident.instance_id == instance_id, Incident.resolved_at.is_(None))
+                .order_by(Incident.created_at)
+            )
+        )
+        query = select(HistoryEvent).where(HistoryEvent.instance_id == instance_id)
+        if history_limit > 0:
+            query = query.where(HistoryEvent.sequence > row.history_seq - history_limit)
+        history = list(session.scalars(query.order_by(HistoryEvent.sequence)))
+    active: list[ActiveElementView] = []
+    if row.status == InstanceStatus.ACTIVE:
+        workflow = host.workflow_for(row.instance_id, row.revision, row.state, row.definition_id)
+        for task in engine.snapshot(workflow).active:
+            element_id, name, kind = engine.describe(task)
+            state = TaskState.get_name(task.state)
+            active.append(ActiveElementView(element_id, name, kind, state, engine.task_process_id(task)))
+    return InstanceView(row, active, jobs, tasks, incidents, history)
+
+
+def history_after(host: InstanceHost, instance_id: str, after: int) -> tuple[list[HistoryEvent], str]:
+    """History events after a sequence number, and the instance's status (for WatchInstance)."""
+    with host.db.read() as session:
+        row = session.get(Instance, instance_id)
+        if row is None:
+            raise NotFound("instance", instance_id)
+        events = list(
+            session.scalars(
+                select(HistoryEvent)
+                .where(HistoryEvent.instance_id == instance_id, HistoryEvent.sequence > after)
+                .order_by(HistoryEvent.sequence)
+                .limit(MAX_HISTORY_PER_READ)
+            )
+        )
+        return events, row.status
+
+
+def list_instances(
+    host: InstanceHost,
+    process_id: str = "",
+    status: str = "",
+    business_key: str = "",
+    with_incidents: bool = False,
+    page_size: int = 50,
+    page_token: str = "",
+) -> tuple[list[Instance], str]:
+    size = paging.page_size(page_size)
+    offset = paging.page_offset(page_token)
+    query = select(Instance).order_by(Instance.created_at.desc(), Instance.instance_id)
+    if process_id:
+        query = query.where(Instance.process_id == process_id)
+    if status:
+        query = query.where(Instance.status == status)
+    if business_key:
+        query = query.where(Instance.business_key == business_key)
+    if with_incidents:
+        query = query.where(Instance.open_incidents > 0)
+    with host.db.read() as session:
+        rows = list(session.scalars(query.offset(offset).limit(size + 1)))
+    return rows[:size], paging.next_token(offset, size, len(rows))
+
+
+def list_user_tasks(
+    host: InstanceHost,
+    candidate_group: str = "",
+    assignee: str = "",
+    instance_id: str = "",
+    include_closed: bool = False,
+    page_size: int = 50,
+    page_token: str = "",
+) -> tuple[list[UserTask], str]:
+    size = paging.page_size(page_size)
+    offset = paging.page_offset(page_token)
+    query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
+    if not include_closed:
+        query = query.where(UserTask.status == UserTaskStatus.OPEN)
+    if candidate_group:
+        query = query.where(UserTask.candidate_groups.like(f"%,{candidate_group},%"))
+    if assignee:
+        query = query.where(UserTask.assignee == assignee)
+    if instance_id:
+        query = query.where(UserTask.instance_id == instance_id)
+    with host.db.read() as session:
+        rows = list(session.scalars(query.offset(offset).limit(size + 1)))
+    return rows[:size], paging.next_token(offset, size, len(rows))
+
+
+def get_user_task(host: InstanceHost, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:
+    """The task and the data it sees."""
+    if not user_task_id:
+        raise InvalidArgument("user_task_id", "is required")
+    with host.db.read() as session:
+        row = session.get(UserTask, user_task_id)
+        instance = session.get(Instance, row.instance_id) if row else None
+    if row is None or instance is None:
+        raise NotFound("user task", user_task_id)
+    data: dict[str, Any] = {}
+    if row.status == UserTaskStatus.OPEN and instance.status == InstanceStatus.ACTIVE:
+        workflow = host.workflow_for(
+            instance.instance_id, instance.revision, instance.state, instance.definition_id
+        )
+        task = engine.find_task(workflow, user_task_id)
+        if task is not None:
+            data = json_safe(task.data)
+    return row, data
+
+
+def list_incidents(
+    host: InstanceHost, instance_id: str = "", include_resolved: bool = False, page_size: int = 100
+) -> list[Incident]:
+    query = select(Incident).order_by(Incident.created_at.desc())
+    if instance_id:
+        query = query.where(Incident.instance_id == instance_id)
+    if not include_resolved:
+        query = query.where(Incident.resolved_at.is_(None))
+    with host.db.read() as session:
+        return list(session.scalars(query.limit(paging.page_size(page_size))))

@@ -1,0 +1,120 @@
+"""Timers coming due: waking the instances that wait on them, and starting instances by timer start events."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import delete, func, select, update
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.host import DefinitionRef, InstanceHost
+from consultflow.orchestrator.orm import StartTimer, Timer
+from consultflow.orchestrator.step import Step, rowcount
+from consultflow.platform.faults import crash_point
+from consultflow.platform.timeutil import aware
+
+log = logging.getLogger(__name__)
+
+MAX_CATCH_UP_ROUNDS = 100
+"""Cycles a timer that fell behind may catch up in one wake (one per engine round)."""
+MAX_START_TIMERS_PER_ROUND = 100
+
+
+class AlreadyFired(Exception):
+    """Another orchestrator fired this start timer first."""
+
+
+def next_timer_due(host: InstanceHost) -> datetime | None:
+    """The earliest due time of any timer or timer start event (the scheduler sleeps until then)."""
+    with host.db.read() as session:
+        candidates = [
+            aware(session.scalar(select(func.min(Timer.due_at)))),
+            aware(session.scalar(select(func.min(StartTimer.due_at)))),
+        ]
+    due = [c for c in candidates if c is not None]
+    return min(due) if due else None
+
+
+def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
+    """Wakes instances whose timers are due; cycle timers that fell behind catch up one cycle each."""
+    now = host.clock.now()
+    with host.db.read() as session:
+        instance_ids = list(
+            session.scalars(
+                select(Timer.instance_id).where(Timer.due_at <= now).group_by(Timer.instance_id).limit(limit)
+            )
+        )
+    fired = 0
+    for instance_id in instance_ids:
+        try:
+            host.step(instance_id, wake)
+            crash_point("orchestrator.timer.fired")
+            fired += 1
+        except Exception:
+            log.exception("firing timers of %s failed", instance_id)
+    return fired
+
+
+def wake(step: Step) -> None:
+    """Lets the engine fire what is due, round by round, until nothing due is left."""
+    for _ in range(MAX_CATCH_UP_ROUNDS):
+        now = step.env.clock.now()
+        due = [t for t in engine.snapshot(step.workflow).timers if t.due_at <= now]
+        if not due:
+            return
+        for timer in due:
+            step.history("timer.fired", timer.element_id, detail=timer.due_at.isoformat())
+        step.advance()
+
+
+def fire_start_timers(host: InstanceHost) -> int:
+    """Starts an instance for every due timer start event and schedules its next firing."""
+    now = host.clock.now()
+    with host.db.read() as session:
+        due = list(
+            session.scalars(
+                select(StartTimer).where(StartTimer.due_at <= now).limit(MAX_START_TIMERS_PER_ROUND)
+            )
+        )
+    started = 0
+    for timer in due:
+        definition = DefinitionRef(timer.definition_id, timer.process_id)
+        try:
+            host.start(definition, {}, "", partial(start_by_timer, timer=timer))
+            started += 1
+        except AlreadyFired:
+            continue
+        except Exception:
+            log.exception("starting %s by its timer failed", timer.definition_id)
+    return started
+
+
+def start_by_timer(step: Step, timer: StartTimer) -> None:
+    """The first action of an instance a start timer creates: claim this firing, schedule the next one,
+    and let the start event pass."""
+    this_firing = (
+        StartTimer.definition_id == timer.definition_id,
+        StartTimer.element_id == timer.element_id,
+        StartTimer.due_at == timer.due_at,
+    )
+    due_at = aware(timer.due_at)
+    assert due_at is not None
+    if timer.remaining == 0 or timer.interval_seconds <= 0:
+        claimed = step.session.execute(delete(StartTimer).where(*this_firing))
+    else:
+        claimed = step.session.execute(
+            update(StartTimer)
+            .where(*this_firing)
+            .values(
+                due_at=due_at + timedelta(seconds=timer.interval_seconds),
+                remaining=timer.remaining - 1 if timer.remaining > 0 else -1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    if rowcount(claimed) != 1:
+        raise AlreadyFired()
+    engine.fire_start_timers(step.workflow)
+    step.history("timer.fired", timer.element_id, detail=f"start event due {due_at}")
+    step.advance()

@@ -1,0 +1,79 @@
+"""People's work: claiming and completing user tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from SpiffWorkflow.util.task import TaskState
+
+from consultflow.orchestrator import engine
+from consultflow.orchestrator.forms import validate_form
+from consultflow.orchestrator.host import InstanceHost
+from consultflow.orchestrator.orm import UserTask
+from consultflow.orchestrator.records import Effects, UserTaskStatus
+from consultflow.orchestrator.step import Step
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+
+
+def claim_user_task(host: InstanceHost, user_task_id: str, assignee: str, force: bool = False) -> UserTask:
+    """Assigns an open task to a person; taking it from someone else needs `force`."""
+    if not assignee:
+        raise InvalidArgument("assignee", "is required")
+    with host.uow_factory() as uow:
+        row = uow.session.get(UserTask, user_task_id) if user_task_id else None
+        if row is None:
+            raise NotFound("user task", user_task_id)
+        if row.status != UserTaskStatus.OPEN:
+            raise FailedPrecondition(f"user task {user_task_id} is {row.status.lower()}")
+        if row.assignee and row.assignee != assignee and not force:
+            raise FailedPrecondition(f"user task {user_task_id} is claimed by {row.assignee!r}; use force")
+        row.assignee = assignee
+        instance_id = row.instance_id
+        uow.commit()
+    host.notify(Effects(instances={instance_id}))
+    return row
+
+
+def complete_user_task(
+    host: InstanceHost, user_task_id: str, values: Mapping[str, Any], completed_by: str = ""
+) -> None:
+    if not user_task_id:
+        raise InvalidArgument("user_task_id", "is required")
+    with host.db.read() as session:
+        row = session.get(UserTask, user_task_id)
+    if row is None:
+        raise NotFound("user task", user_task_id)
+    host.step(
+        row.instance_id,
+        partial(complete, user_task_id=user_task_id, values=values, completed_by=completed_by),
+    )
+
+
+def complete(step: Step, user_task_id: str, values: Mapping[str, Any], completed_by: str) -> None:
+    """The submitted form, checked against the task's fields, lands in its data and the task completes."""
+    current = step.session.get(UserTask, user_task_id)
+    assert current is not None
+    if current.status != UserTaskStatus.OPEN:
+        raise FailedPrecondition(f"user task {user_task_id} is {current.status.lower()}")
+    if current.assignee and completed_by and current.assignee != completed_by:
+        raise FailedPrecondition(f"user task {user_task_id} is claimed by {current.assignee!r}")
+    task = engine.find_task(step.workflow, user_task_id)
+    if task is None or task.state != TaskState.READY:
+        raise FailedPrecondition(f"user task {user_task_id} no longer waits")
+    spec: engine.HumanTask = task.task_spec
+    data = validate_form(spec.form_fields, values)
+    spec.add_data_from_form(task, data)
+    task.run()
+    step.record_completed(task)
+    done_by = completed_by or current.assignee
+    step.close_user_task(user_task_id, UserTaskStatus.COMPLETED, done_by)
+    step.history("usertask.completed", current.element_id, current.name, done_by)
+    step.uow.emit(
+        "usertask.completed",
+        user_task_id,
+        {"name": current.name, "element_id": current.element_id, "completed_by": done_by, "values": data},
+        step.record.correlation,
+    )
+    step.advance()
