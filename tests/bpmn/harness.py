@@ -8,9 +8,10 @@ client and the clock, and measures which sequence flows the instances took.
   bpmn/status-messages.toml maps to a message, the worker publishes that message.
 - People: `submit` completes a user task through the form validation; decisions (enum and boolean fields
   without a default) must be given by the scenario, other required fields are filled with sample values.
-- Clock: `elapse` moves one named waiting timer's due time into the past and fires due timers. It does not
-  move the orchestrator's clock: a scenario makes one timer due while others that would come due on the way
-  (a 14-day cycle beside a 7-day one) must not fire, which no single clock can express.
+- Clock: `elapse` brings one named waiting timer forward (`timer_events.bring_forward`) and fires due
+  timers. It does not move the orchestrator's clock: a scenario makes one timer due while others that
+  would come due on the way (a 14-day cycle beside a 7-day one) must not fire, which no single clock
+  can express.
 
 Nothing needs NATS: jobs and messages are rows; outbox rows simply stay.
 """
@@ -35,7 +36,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, timer_events
 from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import Step
@@ -611,11 +612,7 @@ class World:
                         continue
                     task = engine.find_task(step.workflow, timer.task_id)
                     assert task is not None
-                    value = task._get_internal_data("event_value")
-                    if isinstance(value, dict):
-                        task._set_internal_data(event_value={**value, "next": past.isoformat()})
-                    else:
-                        task._set_internal_data(event_value=past.isoformat())
+                    timer_events.bring_forward(task, past)
                     count += 1
                 return count
 

@@ -205,10 +205,7 @@ def migrate(db: Database, component: str) -> None:
 
 def orm_module(component: str) -> ModuleType:
     """The module holding a component's SQL tables (`consultflow.<component>.orm`, with its `Base`)."""
-    try:
-        return importlib.import_module(f"consultflow.{component}.orm")
-    except ModuleNotFoundError:  # transition: components not yet renamed keep models.py
-        return importlib.import_module(f"consultflow.{component}.models")
+    return importlib.import_module(f"consultflow.{component}.orm")
 
 
 def alembic_config(component: str) -> Config:
