@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
+from consultflow.delivery.adapters import DecisionThresholds, Dependencies, GrpcContracts, GrpcRisks
 from consultflow.delivery.jobs import bind
-from consultflow.delivery.peers import GrpcContracts, GrpcRisks
-from consultflow.delivery.service import DecisionThresholds, Dependencies
 from consultflow.delivery.servicer import DeliveryServicer
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.grpcserver import Registration

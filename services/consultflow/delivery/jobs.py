@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from consultflow.delivery import domain, service
+from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     ChangeDecision,
     ChannelNotTested,
@@ -24,7 +25,6 @@ from consultflow.delivery.domain import (
     Role,
     Verdict,
 )
-from consultflow.delivery.service import Dependencies
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
 from consultflow.platform.jobs import Job, JobHandler

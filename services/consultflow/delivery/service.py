@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
 from consultflow.delivery import domain, indicators
+from consultflow.delivery.adapters import Contracts, RiskReport, Risks, Thresholds
 from consultflow.delivery.domain import (
     Artefact,
     ChangeDecision,
@@ -37,7 +38,7 @@ from consultflow.delivery.domain import (
     TaskState,
     Verdict,
 )
-from consultflow.delivery.models import (
+from consultflow.delivery.orm import (
     Acceptance,
     Analysis,
     ChangeRequest,
@@ -63,9 +64,7 @@ from consultflow.delivery.models import (
     TeamMember,
     WorkPlan,
 )
-from consultflow.delivery.peers import Contracts, RiskReport, Risks
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.timeutil import aware, now
 
@@ -835,35 +834,6 @@ def record_meeting(
         decisions=list(decisions),
     )
     return meeting
-
-
-class Thresholds(Protocol):
-    def band(self, indicator: str, value: Decimal) -> str:
-        """green, amber or red."""
-        ...
-
-
-class DecisionThresholds:
-    """The bands of `warning_thresholds.dmn`, the one place thresholds live."""
-
-    def __init__(self, tables: DecisionTables) -> None:
-        self._tables = tables
-
-    def band(self, indicator: str, value: Decimal) -> str:
-        result = self._tables.decide("warning_thresholds", {"indicator": indicator, "value": float(value)})
-        status = str(result.get("status", ""))
-        if status not in ("green", "amber", "red"):
-            raise FailedPrecondition(f"warning_thresholds gives no band for {indicator} = {value}")
-        return status
-
-
-@dataclass(frozen=True)
-class Dependencies:
-    """What the use cases need besides the database: the peers and the warning thresholds."""
-
-    contracts: Contracts
-    risks: Risks
-    thresholds: Thresholds
 
 
 def evaluate_indicators(

@@ -11,7 +11,8 @@ import grpc
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
-from consultflow.delivery import domain, models, service
+from consultflow.delivery import domain, orm, service
+from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     ArtefactKind,
     ChangeDecision,
@@ -32,7 +33,7 @@ from consultflow.delivery.domain import (
     Role,
     Verdict,
 )
-from consultflow.delivery.service import Dependencies, Plan, TaskUpdate
+from consultflow.delivery.service import Plan, TaskUpdate
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.paging import next_token, page_offset, page_size
 from consultflow.platform.timeutil import timestamp
@@ -48,7 +49,7 @@ def _money(value: Decimal) -> str:
     return str(Decimal(value).quantize(Decimal("0.01")))
 
 
-def project_message(project: models.Project, team: Sequence[models.TeamMember]) -> pb.Project:
+def project_message(project: orm.Project, team: Sequence[orm.TeamMember]) -> pb.Project:
     return pb.Project(
         project_id=project.project_id,
         engagement_id=project.engagement_id,
@@ -73,7 +74,7 @@ def project_message(project: models.Project, team: Sequence[models.TeamMember]) 
     )
 
 
-def kickoff_message(k: models.Kickoff) -> pb.Kickoff:
+def kickoff_message(k: orm.Kickoff) -> pb.Kickoff:
     return pb.Kickoff(
         kickoff_id=k.kickoff_id,
         project_id=k.project_id,
@@ -86,7 +87,7 @@ def kickoff_message(k: models.Kickoff) -> pb.Kickoff:
     )
 
 
-def document_message(d: models.Document) -> pb.Document:
+def document_message(d: orm.Document) -> pb.Document:
     return pb.Document(
         document_id=d.document_id,
         project_id=d.project_id,
@@ -101,7 +102,7 @@ def document_message(d: models.Document) -> pb.Document:
     )
 
 
-def site_visit_message(v: models.SiteVisit) -> pb.SiteVisit:
+def site_visit_message(v: orm.SiteVisit) -> pb.SiteVisit:
     return pb.SiteVisit(
         site_visit_id=v.site_visit_id,
         project_id=v.project_id,
@@ -114,7 +115,7 @@ def site_visit_message(v: models.SiteVisit) -> pb.SiteVisit:
     )
 
 
-def analysis_message(a: models.Analysis, findings: Sequence[models.Finding]) -> pb.Analysis:
+def analysis_message(a: orm.Analysis, findings: Sequence[orm.Finding]) -> pb.Analysis:
     return pb.Analysis(
         analysis_id=a.analysis_id,
         project_id=a.project_id,
@@ -133,7 +134,7 @@ def analysis_message(a: models.Analysis, findings: Sequence[models.Finding]) -> 
     )
 
 
-def solution_message(s: models.Solution, reviews: Sequence[models.SolutionReview]) -> pb.Solution:
+def solution_message(s: orm.Solution, reviews: Sequence[orm.SolutionReview]) -> pb.Solution:
     return pb.Solution(
         solution_id=s.solution_id,
         project_id=s.project_id,
@@ -155,7 +156,7 @@ def solution_message(s: models.Solution, reviews: Sequence[models.SolutionReview
     )
 
 
-def milestone_message(m: models.Milestone) -> pb.Milestone:
+def milestone_message(m: orm.Milestone) -> pb.Milestone:
     return pb.Milestone(
         milestone_id=m.milestone_id,
         name=m.name,
@@ -164,7 +165,7 @@ def milestone_message(m: models.Milestone) -> pb.Milestone:
     )
 
 
-def task_message(t: models.Task) -> pb.Task:
+def task_message(t: orm.Task) -> pb.Task:
     return pb.Task(
         task_id=t.task_id,
         project_id=t.project_id,
@@ -191,7 +192,7 @@ def plan_message(plan: Plan) -> pb.WorkPlan:
     )
 
 
-def quality_check_message(c: models.QualityCheck) -> pb.QualityCheck:
+def quality_check_message(c: orm.QualityCheck) -> pb.QualityCheck:
     return pb.QualityCheck(
         quality_check_id=c.quality_check_id,
         project_id=c.project_id,
@@ -203,7 +204,7 @@ def quality_check_message(c: models.QualityCheck) -> pb.QualityCheck:
     )
 
 
-def meeting_message(m: models.Meeting) -> pb.Meeting:
+def meeting_message(m: orm.Meeting) -> pb.Meeting:
     return pb.Meeting(
         meeting_id=m.meeting_id,
         project_id=m.project_id,
@@ -216,7 +217,7 @@ def meeting_message(m: models.Meeting) -> pb.Meeting:
     )
 
 
-def snapshot_message(s: models.IndicatorSnapshot) -> pb.IndicatorSnapshot:
+def snapshot_message(s: orm.IndicatorSnapshot) -> pb.IndicatorSnapshot:
     return pb.IndicatorSnapshot(
         snapshot_id=s.snapshot_id,
         project_id=s.project_id,
@@ -239,7 +240,7 @@ def snapshot_message(s: models.IndicatorSnapshot) -> pb.IndicatorSnapshot:
     )
 
 
-def communication_message(c: models.Communication) -> pb.Communication:
+def communication_message(c: orm.Communication) -> pb.Communication:
     return pb.Communication(
         communication_id=c.communication_id,
         project_id=c.project_id,
@@ -251,7 +252,7 @@ def communication_message(c: models.Communication) -> pb.Communication:
     )
 
 
-def change_message(c: models.ChangeRequest) -> pb.ChangeRequest:
+def change_message(c: orm.ChangeRequest) -> pb.ChangeRequest:
     return pb.ChangeRequest(
         change_request_id=c.change_request_id,
         project_id=c.project_id,
@@ -264,7 +265,7 @@ def change_message(c: models.ChangeRequest) -> pb.ChangeRequest:
     )
 
 
-def set_message(s: models.DeliverableSet, reviews: Sequence[models.DeliverableReview]) -> pb.DeliverableSet:
+def set_message(s: orm.DeliverableSet, reviews: Sequence[orm.DeliverableReview]) -> pb.DeliverableSet:
     return pb.DeliverableSet(
         deliverable_set_id=s.deliverable_set_id,
         project_id=s.project_id,
@@ -291,7 +292,7 @@ def set_message(s: models.DeliverableSet, reviews: Sequence[models.DeliverableRe
     )
 
 
-def delivery_message(d: models.Delivery) -> pb.Delivery:
+def delivery_message(d: orm.Delivery) -> pb.Delivery:
     return pb.Delivery(
         delivery_id=d.delivery_id,
         project_id=d.project_id,
@@ -311,7 +312,7 @@ def delivery_message(d: models.Delivery) -> pb.Delivery:
     )
 
 
-def item_message(i: models.RectificationItem) -> pb.RectificationItem:
+def item_message(i: orm.RectificationItem) -> pb.RectificationItem:
     return pb.RectificationItem(
         rectification_item_id=i.rectification_item_id,
         acceptance_id=i.acceptance_id,
@@ -324,7 +325,7 @@ def item_message(i: models.RectificationItem) -> pb.RectificationItem:
     )
 
 
-def acceptance_message(a: models.Acceptance, items: Sequence[models.RectificationItem]) -> pb.Acceptance:
+def acceptance_message(a: orm.Acceptance, items: Sequence[orm.RectificationItem]) -> pb.Acceptance:
     return pb.Acceptance(
         acceptance_id=a.acceptance_id,
         project_id=a.project_id,
@@ -355,7 +356,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self._uow = uow
         self._deps = deps
 
-    def _project(self, uow: UnitOfWork, project: models.Project) -> pb.Project:
+    def _project(self, uow: UnitOfWork, project: orm.Project) -> pb.Project:
         return project_message(project, service.team_of(uow, project.project_id))
 
     # 3.1
@@ -744,7 +745,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
 
     # 4.4
 
-    def _acceptance(self, uow: UnitOfWork, acceptance: models.Acceptance) -> pb.Acceptance:
+    def _acceptance(self, uow: UnitOfWork, acceptance: orm.Acceptance) -> pb.Acceptance:
         return acceptance_message(acceptance, service.items_of(uow, acceptance.acceptance_id))
 
     def RequestAcceptance(self, request: pb.RequestAcceptanceRequest, context: grpc.ServicerContext) -> Any:

@@ -15,10 +15,9 @@ from sqlalchemy import func, select
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
-from consultflow.delivery import app, models
+from consultflow.delivery import app, orm
+from consultflow.delivery.adapters import DecisionThresholds, Dependencies, GrpcContracts, GrpcRisks
 from consultflow.delivery.jobs import HANDLERS, bind
-from consultflow.delivery.peers import GrpcContracts, GrpcRisks
-from consultflow.delivery.service import DecisionThresholds, Dependencies
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
@@ -313,14 +312,14 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         counts = {
             model.__tablename__: session.scalar(select(func.count()).select_from(model))
             for model in (
-                models.Project,
-                models.Analysis,
-                models.Solution,
-                models.Document,
-                models.IndicatorSnapshot,
-                models.Delivery,
-                models.Acceptance,
-                models.RectificationItem,
+                orm.Project,
+                orm.Analysis,
+                orm.Solution,
+                orm.Document,
+                orm.IndicatorSnapshot,
+                orm.Delivery,
+                orm.Acceptance,
+                orm.RectificationItem,
             )
         }
         recorded = session.scalar(select(func.count()).select_from(processed_jobs))
@@ -411,7 +410,7 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
     )
     assert retried.kind == "completed" and retried.variables["project_id"]
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(models.Project)) == 1
+        assert session.scalar(select(func.count()).select_from(orm.Project)) == 1
     db.dispose()
 
 
