@@ -25,7 +25,7 @@ def dependencies(context: Context, call_timeout: float = CALL_TIMEOUT_SECONDS) -
 
 def parts(context: Context, deps: Dependencies) -> Parts:
     """The gRPC API and the job operations, both over the same use cases and dependencies."""
-    servicer = DeliveryServicer(context.uow, deps)
+    servicer = DeliveryServicer(context.uow, context.read, deps)
     return Parts(
         registrations=[Registration(pb_grpc.add_DeliveryServiceServicer_to_server, servicer, SERVICE_NAME)],
         job_handlers=bind(deps),

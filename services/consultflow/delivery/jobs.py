@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from consultflow.delivery import domain, service
+from consultflow.delivery import domain, usecases
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     ChangeDecision,
@@ -48,7 +48,7 @@ def _engagement(job: Job) -> str:
 
 def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project of a signed contract (scope, schedule, deliverables from contracts)."""
-    project = service.open_project(uow, deps.contracts, str(job.get("contract_id")), _engagement(job))
+    project = usecases.open_project(uow, deps.contracts, str(job.get("contract_id")), _engagement(job))
     return {"project_id": project.project_id}
 
 
@@ -65,13 +65,13 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         )
         for name in domain.names(job.get(field, ""), field)
     ]
-    rows = service.form_team(uow, str(job.get("project_id")), members)
-    return {"team_size": service.team_size(rows)}
+    rows = usecases.form_team(uow, str(job.get("project_id")), members)
+    return {"team_size": usecases.team_size(rows)}
 
 
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.2: the kick-off meeting."""
-    kickoff = service.record_kickoff(
+    kickoff = usecases.record_kickoff(
         uow,
         str(job.get("project_id")),
         domain.parse_date(job.get("kickoff_date"), "kickoff_date"),
@@ -101,13 +101,13 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
         raise InvalidArgument(
             "industry_data", "no documents: name at least one of industry, client or market data"
         )
-    rows = service.add_documents(uow, str(job.get("project_id")), documents)
+    rows = usecases.add_documents(uow, str(job.get("project_id")), documents)
     return {"documents_archived": len(rows)}
 
 
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.2: an on-site visit."""
-    visit = service.record_site_visit(
+    visit = usecases.record_site_visit(
         uow,
         str(job.get("project_id")),
         domain.parse_date(job.get("visit_date"), "visit_date"),
@@ -133,7 +133,7 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         if not description.strip():
             raise InvalidArgument("risk_description", "is required when a risk was found")
         findings.append(domain.finding(FindingKind.RISK, description, job.text("risk_category", "")))
-    analysis, rows = service.record_analysis(
+    analysis, rows = usecases.record_analysis(
         uow, deps.risks, str(job.get("project_id")), findings, f"job:{job.key}", _engagement(job)
     )
     return {"analysis_id": analysis.analysis_id, "risks_reported": sum(1 for r in rows if r.risk_id)}
@@ -152,7 +152,7 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         )
         if (link := job.text(field, "").strip())
     ]
-    solution = service.submit_solution(
+    solution = usecases.submit_solution(
         uow, str(job.get("project_id")), job.text("solution_summary", ""), artefacts
     )
     return {"solution_id": solution.solution_id, "solution_version": solution.version}
@@ -160,7 +160,7 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.2: the expert review's verdict."""
-    solution = service.review_solution(
+    solution = usecases.review_solution(
         uow,
         str(job.get("solution_id")),
         domain.choice(Verdict, job.get("solution_verdict"), "solution_verdict"),
@@ -175,17 +175,17 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 
 def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the baseline work plan from the contract's schedule."""
-    plan = service.start_execution(uow, str(job.get("project_id")))
+    plan = usecases.start_execution(uow, str(job.get("project_id")))
     return {"work_plan_id": plan.work_plan.work_plan_id}
 
 
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1, 3.5.1: a project meeting; decisions one per line."""
     held_on = job.get("held_on", "")
-    meeting = service.record_meeting(
+    meeting = usecases.record_meeting(
         uow,
         str(job.get("project_id")),
-        domain.parse_date(held_on, "held_on") if held_on else service.today(),
+        domain.parse_date(held_on, "held_on") if held_on else usecases.today(),
         job.text("progress_report", ""),
         job.text("problems", ""),
         domain.lines(job.get("decisions", ""), "decisions"),
@@ -196,11 +196,11 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`."""
-    project = service.get_project(uow, str(job.get("project_id")))
+    project = usecases.get_project(uow.session, str(job.get("project_id")))
     engagement = _engagement(job)
     if engagement and engagement != project.engagement_id:
         raise InvalidArgument("engagement_id", f"the project belongs to {project.engagement_id!r}")
-    snapshot, _ = service.evaluate_indicators(uow, deps.thresholds, project.project_id)
+    snapshot, _ = usecases.evaluate_indicators(uow, deps.thresholds, project.project_id)
     return {
         "schedule_deviation_rate": float(snapshot.schedule_deviation_rate),
         "quality_pass_rate": float(snapshot.quality_pass_rate),
@@ -212,7 +212,7 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the corrective action taken."""
-    action, _ = service.record_corrective_action(
+    action, _ = usecases.record_corrective_action(
         uow,
         str(job.get("project_id")),
         job.text("corrective_action", ""),
@@ -223,7 +223,7 @@ def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager confirms completion."""
-    project = service.complete_execution(uow, str(job.get("project_id")), job.text("completion_summary", ""))
+    project = usecases.complete_execution(uow, str(job.get("project_id")), job.text("completion_summary", ""))
     return {"execution_completed_at": _iso(project.execution_completed_at)}
 
 
@@ -232,13 +232,13 @@ def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
 
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: a progress report to the client."""
-    entry = service.send_progress_report(uow, str(job.get("project_id")))
+    entry = usecases.send_progress_report(uow, str(job.get("project_id")))
     return {"progress_report_id": entry.communication_id}
 
 
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
-    change = service.respond_to_change(
+    change = usecases.respond_to_change(
         uow,
         str(job.get("change_request_id")),
         domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
@@ -253,7 +253,7 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 
 def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.1: one deliverable per line (`name | link`)."""
-    deliverable_set = service.compile_deliverables(
+    deliverable_set = usecases.compile_deliverables(
         uow,
         str(job.get("project_id")),
         domain.deliverable_items(job.get("deliverables", "")),
@@ -273,7 +273,7 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
         ),
         comments=job.text("review_comments", ""),
     )
-    deliverable_set = service.review_deliverables(
+    deliverable_set = usecases.review_deliverables(
         uow, str(job.get("project_id")), review, job.text("reviewer", "")
     )
     return {"deliverables_approved": deliverable_set.status == "approved"}
@@ -287,14 +287,14 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
         attendees=tuple(domain.names(job.get("attendees"), "attendees")),
         preparations=tuple(domain.names(job.get("preparations", ""), "preparations")),
     )
-    delivery = service.plan_onsite_delivery(uow, str(job.get("project_id")), plan)
+    delivery = usecases.plan_onsite_delivery(uow, str(job.get("project_id")), plan)
     return {"delivery_id": delivery.delivery_id}
 
 
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
     try:
-        delivery = service.plan_online_delivery(
+        delivery = usecases.plan_online_delivery(
             uow,
             str(job.get("project_id")),
             domain.choice(Platform, job.get("platform"), "platform"),
@@ -307,13 +307,13 @@ def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
 
 def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.2: the materials sent through the platform."""
-    delivery = service.send_deliverables_online(uow, str(job.get("delivery_id")))
+    delivery = usecases.send_deliverables_online(uow, str(job.get("delivery_id")))
     return {"sent_at": _iso(delivery.sent_at)}
 
 
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = service.record_delivery(uow, str(job.get("delivery_id")), job.text("client_feedback", ""))
+    delivery = usecases.record_delivery(uow, str(job.get("delivery_id")), job.text("client_feedback", ""))
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 
@@ -322,7 +322,7 @@ def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
-    acceptance = service.request_acceptance(
+    acceptance = usecases.request_acceptance(
         uow,
         str(job.get("project_id")),
         domain.parse_date(job.get("acceptance_date"), "acceptance_date"),
@@ -334,28 +334,28 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
 
 def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.2: a reminder while the report is outstanding (None once it is in)."""
-    return {"reminded_at": _iso(service.send_acceptance_reminder(uow, str(job.get("acceptance_id"))))}
+    return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, str(job.get("acceptance_id"))))}
 
 
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
     acceptance_id = str(job.get("acceptance_id"))
-    acceptance = service.get_acceptance(uow, acceptance_id)
+    acceptance = usecases.get_acceptance(uow.session, acceptance_id)
     reported = aware(acceptance.reported_at)
     due = job.get("rectification_due", "")
     items = domain.rectification_items(
         job.get("rectification_items", ""),
         domain.optional("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
         domain.parse_date(due, "rectification_due") if due else None,
-        reported.date() if reported else service.today(),
+        reported.date() if reported else usecases.today(),
     )
-    _, open_items = service.record_rectification_items(uow, acceptance_id, items)
+    _, open_items = usecases.record_rectification_items(uow, acceptance_id, items)
     return {"open_rectification_items": open_items}
 
 
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: every open item of the round closed with the notes."""
-    remaining = service.close_rectification_items(
+    remaining = usecases.close_rectification_items(
         uow, str(job.get("acceptance_id")), job.text("rectification_notes", "")
     )
     return {"open_rectification_items": remaining}
@@ -363,7 +363,7 @@ def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
 
 def close_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: passed → follow-up."""
-    project = service.close_acceptance(uow, str(job.get("project_id")), str(job.get("acceptance_id")))
+    project = usecases.close_acceptance(uow, str(job.get("project_id")), str(job.get("acceptance_id")))
     return {"project_status": project.phase}
 
 

@@ -1,0 +1,174 @@
+"""Delivery use cases of 4.2-4.3 delivery: the approved deliverables handed over on site or online, and the
+client's
+feedback."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consultflow.delivery import domain
+from consultflow.delivery.domain import (
+    CommunicationKind,
+    DeliveryMode,
+    Direction,
+    OnsitePlan,
+    Platform,
+)
+from consultflow.delivery.orm import (
+    DeliverableSet,
+    Delivery,
+    Project,
+)
+from consultflow.delivery.usecases.common import (
+    active,
+    emit,
+    get,
+    log_entry,
+    new_id,
+    project_of,
+    today,
+)
+from consultflow.delivery.usecases.deliverables import current_set
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.timeutil import now
+
+
+def _approved_set(session: Session, project: Project) -> DeliverableSet:
+    current = current_set(session, project.project_id)
+    if current is None or current.status != "approved":
+        raise FailedPrecondition("the deliverables have not passed the internal review (4.1.2)")
+    return current
+
+
+def _new_delivery(project: Project, approved: DeliverableSet, mode: DeliveryMode) -> Delivery:
+    return Delivery(
+        delivery_id=new_id(),
+        project_id=project.project_id,
+        deliverable_set_id=approved.deliverable_set_id,
+        mode=mode.value,
+        status="planned",
+        attendees=[],
+        preparations=[],
+        planned_at=now(),
+    )
+
+
+def plan_onsite_delivery(uow: UnitOfWork, project_id: str, plan: OnsitePlan) -> Delivery:
+    """4.2.1: time, place and attendees agreed in advance, and the preparations."""
+    project = active(uow, project_id)
+    approved = _approved_set(uow.session, project)
+    if plan.delivery_time.date() < today():
+        raise InvalidArgument("delivery_time", "an on-site delivery is agreed in advance, not for a past day")
+    delivery = _new_delivery(project, approved, DeliveryMode.ONSITE)
+    delivery.delivery_time = plan.delivery_time
+    delivery.place = plan.place.strip()
+    delivery.attendees = list(plan.attendees)
+    delivery.preparations = list(plan.preparations)
+    uow.session.add(delivery)
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "delivery.planned",
+        delivery.delivery_id,
+        delivery_id=delivery.delivery_id,
+        delivery_mode="onsite",
+        delivery_time=plan.delivery_time,
+        delivery_place=delivery.place,
+        attendees=delivery.attendees,
+    )
+    return delivery
+
+
+def plan_online_delivery(
+    uow: UnitOfWork, project_id: str, platform: Platform, channel_tested: bool
+) -> Delivery:
+    """4.2.2: the platform chosen and the channel tested in advance (`ChannelNotTested` otherwise)."""
+    project = active(uow, project_id)
+    approved = _approved_set(uow.session, project)
+    if not channel_tested:
+        raise domain.ChannelNotTested()
+    delivery = _new_delivery(project, approved, DeliveryMode.ONLINE)
+    delivery.platform = platform.value
+    delivery.channel_tested = True
+    uow.session.add(delivery)
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "delivery.planned",
+        delivery.delivery_id,
+        delivery_id=delivery.delivery_id,
+        delivery_mode="online",
+        platform=platform.value,
+    )
+    return delivery
+
+
+def send_deliverables_online(uow: UnitOfWork, delivery_id: str) -> Delivery:
+    """4.3.2: the materials sent through the chosen platform."""
+    delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
+    project = active(uow, delivery.project_id)
+    if delivery.mode != DeliveryMode.ONLINE:
+        raise FailedPrecondition("an on-site delivery is not sent online")
+    if delivery.status != "planned":
+        raise FailedPrecondition(f"the delivery was already {delivery.status}")
+    delivery.status = "sent"
+    delivery.sent_at = now()
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "delivery.sent",
+        delivery.delivery_id,
+        delivery_id=delivery.delivery_id,
+        platform=delivery.platform,
+        sent_at=delivery.sent_at,
+    )
+    return delivery
+
+
+def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> Delivery:
+    """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded and logged."""
+    delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
+    project = active(uow, delivery.project_id)
+    expected = "sent" if delivery.mode == DeliveryMode.ONLINE else "planned"
+    if delivery.status != expected:
+        raise FailedPrecondition(
+            f"an {delivery.mode} delivery is recorded once it is {expected}; this one is {delivery.status}"
+        )
+    delivery.status = "delivered"
+    delivery.delivered_at = now()
+    delivery.client_feedback = domain.optional("client_feedback", client_feedback)
+    if delivery.client_feedback:
+        log_entry(
+            uow,
+            project,
+            Direction.EXTERNAL,
+            CommunicationKind.CLIENT_FEEDBACK,
+            "client",
+            delivery.client_feedback,
+        )
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "delivery.delivered",
+        delivery.delivery_id,
+        delivery_id=delivery.delivery_id,
+        delivery_mode=delivery.mode,
+        delivered_at=delivery.delivered_at,
+        client_feedback=delivery.client_feedback,
+    )
+    return delivery
+
+
+def deliveries(session: Session, project_id: str) -> list[Delivery]:
+    project = project_of(session, project_id)
+    return list(
+        session.scalars(
+            select(Delivery).where(Delivery.project_id == project.project_id).order_by(Delivery.planned_at)
+        )
+    )

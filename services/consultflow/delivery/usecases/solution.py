@@ -1,0 +1,119 @@
+"""Delivery use cases of 3.3 solution: versions of the solution and their expert reviews."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consultflow.delivery import domain
+from consultflow.delivery.domain import (
+    Artefact,
+    Phase,
+    Verdict,
+)
+from consultflow.delivery.orm import (
+    Solution,
+    SolutionReview,
+)
+from consultflow.delivery.usecases.common import (
+    active,
+    emit,
+    get,
+    move,
+    new_id,
+    project_of,
+)
+from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import FailedPrecondition
+from consultflow.platform.timeutil import now
+
+
+def submit_solution(
+    uow: UnitOfWork, project_id: str, summary: str, artefacts: Sequence[Artefact]
+) -> Solution:
+    """3.3.1: a new solution version; one still awaiting review is superseded by it."""
+    project = active(uow, project_id)
+    if project.execution_started_at is not None:
+        raise FailedPrecondition("execution has started on the approved solution")
+    previous = _current_solution(uow.session, project.project_id)
+    if previous is not None and previous.status == "submitted":
+        previous.status = "superseded"
+    solution = Solution(
+        solution_id=new_id(),
+        project_id=project.project_id,
+        version=(previous.version if previous else 0) + 1,
+        summary=domain.required("solution_summary", summary),
+        status="submitted",
+        artefacts=[{"kind": a.kind.value, "title": a.title, "link": a.link} for a in artefacts],
+        submitted_at=now(),
+    )
+    uow.session.add(solution)
+    move(project, Phase.SOLUTION_DESIGN)
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "solution.submitted",
+        solution.solution_id,
+        solution_id=solution.solution_id,
+        solution_version=solution.version,
+        artefacts=solution.artefacts,
+    )
+    return solution
+
+
+def _current_solution(session: Session, project_id: str) -> Solution | None:
+    query = select(Solution).where(Solution.project_id == project_id)
+    return session.scalars(query.order_by(Solution.version.desc()).limit(1)).first()
+
+
+def review_solution(
+    uow: UnitOfWork, solution_id: str, verdict: Verdict, comments: str, reviewer: str
+) -> Solution:
+    """3.3.2: the expert review of a version: approved, or revise with comments (until approved)."""
+    solution = get(uow.session, Solution, solution_id, "solution_id", "solution")
+    project = active(uow, solution.project_id)
+    domain.check_review(verdict, comments)
+    domain.check_reviewable(solution.status, "solution")
+    review = SolutionReview(
+        review_id=new_id(),
+        solution_id=solution.solution_id,
+        reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
+        verdict=verdict.value,
+        comments=comments.strip(),
+        reviewed_at=now(),
+    )
+    uow.session.add(review)
+    solution.status = verdict.value
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "solution.approved" if verdict is Verdict.APPROVED else "solution.revision_requested",
+        solution.solution_id,
+        solution_id=solution.solution_id,
+        solution_version=solution.version,
+        review_comments=review.comments,
+    )
+    return solution
+
+
+def solution_reviews(session: Session, solution_id: str) -> list[SolutionReview]:
+    """The reviews of one solution version, oldest first (a reply after a review needs only these)."""
+    return list(
+        session.scalars(
+            select(SolutionReview)
+            .where(SolutionReview.solution_id == solution_id)
+            .order_by(SolutionReview.reviewed_at)
+        )
+    )
+
+
+def solutions(session: Session, project_id: str) -> list[tuple[Solution, list[SolutionReview]]]:
+    project = project_of(session, project_id)
+    rows = session.scalars(
+        select(Solution).where(Solution.project_id == project.project_id).order_by(Solution.version)
+    )
+    return [(s, solution_reviews(session, s.solution_id)) for s in rows]
