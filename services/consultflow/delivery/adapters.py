@@ -17,6 +17,7 @@ import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
+from consultflow.delivery.domain import Band
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.errors import FailedPrecondition, Unavailable
 from consultflow.platform.grpcerrors import error_from_rpc
@@ -161,7 +162,7 @@ class DecisionThresholds:
     def band(self, indicator: str, value: Decimal) -> str:
         result = self._tables.decide("warning_thresholds", {"indicator": indicator, "value": float(value)})
         status = str(result.get("status", ""))
-        if status not in ("green", "amber", "red"):
+        if status not in set(Band):
             raise FailedPrecondition(f"warning_thresholds gives no band for {indicator} = {value}")
         return status
 

@@ -92,6 +92,19 @@ class Classification(StrEnum):
     CONFIDENTIAL = "confidential"
 
 
+class ArchiveState(StrEnum):
+    """3.2.1: a document is collected into the data repository, then archived."""
+
+    COLLECTED = "collected"
+    ARCHIVED = "archived"
+
+
+def check_archivable(state: str, document_id: str) -> None:
+    """A document is archived once."""
+    if state == ArchiveState.ARCHIVED:
+        raise FailedPrecondition(f"document {document_id!r} is already archived")
+
+
 def default_classification(category: DocumentCategory) -> Classification:
     """Client internal data is confidential unless said otherwise; other research data is internal."""
     return (
@@ -133,6 +146,59 @@ class Verdict(StrEnum):
     REVISE = "revise"
 
 
+class SolutionStatus(StrEnum):
+    """3.3: a solution version awaits its expert review, is superseded by a newer version, or was reviewed."""
+
+    SUBMITTED = "submitted"
+    SUPERSEDED = "superseded"
+    APPROVED = "approved"
+    REVISE = "revise"
+
+
+class DeliverableSetStatus(StrEnum):
+    """4.1: a deliverable set version awaits its internal review, is superseded, or was reviewed."""
+
+    COMPILED = "compiled"
+    SUPERSEDED = "superseded"
+    APPROVED = "approved"
+    REVISE = "revise"
+
+
+@dataclass(frozen=True)
+class ReviewCycle:
+    """3.3.1-3.3.2, 4.1.1-4.1.2: an artefact reviewed version by version until a version is approved. A new
+    version supersedes the one still awaiting review; a reviewed version keeps its verdict; only the version
+    awaiting review may be reviewed, once."""
+
+    awaiting: str
+    superseded: str
+    approved: str
+    revise: str
+
+    def superseded_by_new_version(self, status: str) -> bool:
+        """Whether a new version supersedes a version in `status` (only one awaiting review)."""
+        return status == self.awaiting
+
+    def check_reviewable(self, status: str, what: str) -> None:
+        if status != self.awaiting:
+            raise FailedPrecondition(f"the {what} was already reviewed ({status}); submit a new version")
+
+    def after_review(self, approved: bool) -> str:
+        """The status a review's verdict gives the version."""
+        return self.approved if approved else self.revise
+
+
+SOLUTION_REVIEW = ReviewCycle(
+    SolutionStatus.SUBMITTED, SolutionStatus.SUPERSEDED, SolutionStatus.APPROVED, SolutionStatus.REVISE
+)
+DELIVERABLES_REVIEW = ReviewCycle(
+    DeliverableSetStatus.COMPILED,
+    DeliverableSetStatus.SUPERSEDED,
+    DeliverableSetStatus.APPROVED,
+    DeliverableSetStatus.REVISE,
+)
+
+
 class Direction(StrEnum):
     """3.5.1 internal, 3.5.2 external communication."""
 
@@ -171,9 +237,18 @@ class ChangeDecision(StrEnum):
     DEFERRED = "deferred"
 
 
+class ChangeStatus(StrEnum):
+    """3.5.2: a change request awaits its answer, or carries the decision taken."""
+
+    REQUESTED = "requested"
+    ACCEPTED = ChangeDecision.ACCEPTED.value
+    REJECTED = ChangeDecision.REJECTED.value
+    DEFERRED = ChangeDecision.DEFERRED.value
+
+
 def check_change_response(status: str, decision: ChangeDecision, response: str) -> None:
     """A change request is answered once, unless it was deferred; the answer says why."""
-    if status not in ("requested", ChangeDecision.DEFERRED):
+    if status not in (ChangeStatus.REQUESTED, ChangeStatus.DEFERRED):
         raise FailedPrecondition(f"the change request was already {status}")
     required("change_response", response)
 
@@ -191,6 +266,31 @@ class Platform(StrEnum):
     VIDEO_CONFERENCE = "video_conference"
 
 
+class DeliveryStatus(StrEnum):
+    """4.2-4.3: planned; an online delivery is sent through its platform; then delivered."""
+
+    PLANNED = "planned"
+    SENT = "sent"
+    DELIVERED = "delivered"
+
+
+def check_sendable(mode: str, status: str) -> None:
+    """4.3.2: only an online delivery is sent, once, after it was planned."""
+    if mode != DeliveryMode.ONLINE:
+        raise FailedPrecondition("an on-site delivery is not sent online")
+    if status != DeliveryStatus.PLANNED:
+        raise FailedPrecondition(f"the delivery was already {status}")
+
+
+def check_deliverable(mode: str, status: str) -> None:
+    """4.3.1-4.3.2: an on-site delivery takes place as planned; an online one once its materials were sent."""
+    expected = DeliveryStatus.SENT if mode == DeliveryMode.ONLINE else DeliveryStatus.PLANNED
+    if status != expected:
+        raise FailedPrecondition(
+            f"an {mode} delivery is recorded once it is {expected.value}; this one is {status}"
+        )
+
+
 class ChannelNotTested(FailedPrecondition):
     """4.2.2: an online delivery needs a secure, stable channel tested in advance."""
 
@@ -201,6 +301,65 @@ class ChannelNotTested(FailedPrecondition):
 class Conclusion(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
+
+
+class AcceptanceStatus(StrEnum):
+    """4.4: a round is requested, reported (passed or failed); a failed round is rectifying until its
+    last item is closed (rectified); a passed round closes acceptance."""
+
+    REQUESTED = "requested"
+    PASSED = Conclusion.PASSED.value
+    FAILED = Conclusion.FAILED.value
+    RECTIFYING = "rectifying"
+    RECTIFIED = "rectified"
+    CLOSED = "closed"
+
+
+class ItemStatus(StrEnum):
+    """4.4.3: a rectification item is open until closed with notes."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def check_reportable(status: str, round_number: int, conclusion: str | None) -> None:
+    """4.4.2: a round is reported once."""
+    if status != AcceptanceStatus.REQUESTED:
+        raise FailedPrecondition(f"acceptance round {round_number} was already reported ({conclusion})")
+
+
+def check_rectifiable(status: str, round_number: int) -> None:
+    """4.4.3: rectification items follow a failed report (more may be added while rectifying)."""
+    if status not in (AcceptanceStatus.FAILED, AcceptanceStatus.RECTIFYING):
+        raise FailedPrecondition(
+            f"acceptance round {round_number} is {status}: rectification follows a failed report"
+        )
+
+
+def check_items_closable(status: str, round_number: int) -> None:
+    """4.4.3: a round's items are closed once they were recorded."""
+    if status not in (AcceptanceStatus.RECTIFYING, AcceptanceStatus.RECTIFIED):
+        raise FailedPrecondition(
+            f"acceptance round {round_number} is {status}: record its rectification items first"
+        )
+
+
+def check_item_open(status: str) -> None:
+    if status != ItemStatus.OPEN:
+        raise FailedPrecondition("the rectification item is already closed")
+
+
+def rectified(status: str, open_items: int) -> bool:
+    """4.4.3: a rectifying round is rectified once its last item is closed."""
+    return status == AcceptanceStatus.RECTIFYING and open_items == 0
+
+
+def check_closable(status: str, round_number: int) -> None:
+    """4.4.3: only a passed report closes acceptance."""
+    if status != AcceptanceStatus.PASSED:
+        raise FailedPrecondition(
+            f"acceptance round {round_number} is {status}: only a passed report closes acceptance"
+        )
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -485,11 +644,6 @@ def check_review(verdict: Verdict, comments: str, field: str = "review_comments"
         raise InvalidArgument(field, "say what to revise")
 
 
-def check_reviewable(status: str, what: str) -> None:
-    if status != "submitted" and status != "compiled":
-        raise FailedPrecondition(f"the {what} was already reviewed ({status}); submit a new version")
-
-
 @dataclass(frozen=True)
 class PlannedTask:
     name: str
@@ -535,6 +689,22 @@ class TaskState:
             raise InvalidArgument("progress", "a task with an actual end date is at 100 %")
         if self.progress > 0 and self.actual_start is None:
             raise InvalidArgument("actual_start", "a task with progress needs its actual start")
+
+
+class Band(StrEnum):
+    """3.4.2, 6.4.2: the band `warning_thresholds.dmn` puts an indicator in."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+WARNING_BANDS = (Band.AMBER, Band.RED)
+"""Bands that count as a breach (6.4.2: amber and red raise a warning)."""
+
+
+def breached(band: str) -> bool:
+    return band in WARNING_BANDS
 
 
 def check_within_service(field: str, value: date, start: date | None, end: date | None) -> None:
@@ -689,17 +859,18 @@ def check_rectification(items: Sequence[RectificationItem], reported: date) -> l
     return list(items)
 
 
-def next_round_allowed(last_status: str | None, open_items: int) -> None:
-    """4.4.3: a new acceptance round only after the last one failed and every rectification item of it is
-    closed; never while a round awaits its report or after a pass."""
+def next_round(last_status: str | None, last_round: int, open_items: int) -> int:
+    """4.4.3: the number of a new acceptance round, allowed only as the first round or after the last one
+    failed and every rectification item of it is closed; never while a round awaits its report or after a
+    pass."""
     if open_items:
         raise FailedPrecondition(
             f"{open_items} rectification item(s) are still open: close them before the next acceptance round"
         )
-    if last_status is None or last_status == "rectified":
-        return
-    if last_status == "requested":
+    if last_status is None or last_status == AcceptanceStatus.RECTIFIED:
+        return last_round + 1
+    if last_status == AcceptanceStatus.REQUESTED:
         raise FailedPrecondition("the last acceptance round still awaits the client's report")
-    if last_status == "failed":
+    if last_status == AcceptanceStatus.FAILED:
         raise FailedPrecondition("the last acceptance round failed: record its rectification items first")
     raise FailedPrecondition(f"the last acceptance round {last_status}: no new round is needed")

@@ -16,6 +16,7 @@ from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     ChangeDecision,
     ChannelNotTested,
+    DeliverableSetStatus,
     DocumentCategory,
     FindingKind,
     MaterialsReview,
@@ -276,7 +277,7 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     deliverable_set = usecases.review_deliverables(
         uow, str(job.get("project_id")), review, job.text("reviewer", "")
     )
-    return {"deliverables_approved": deliverable_set.status == "approved"}
+    return {"deliverables_approved": deliverable_set.status == DeliverableSetStatus.APPROVED}
 
 
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:

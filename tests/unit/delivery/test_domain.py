@@ -9,18 +9,25 @@ import pytest
 
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
+    AcceptanceStatus,
+    ArchiveState,
     CommunicationKind,
     Conclusion,
     CriterionResult,
     DeliverableItem,
+    DeliverableSetStatus,
+    DeliveryMode,
+    DeliveryStatus,
     Direction,
     DocumentCategory,
+    ItemStatus,
     MaterialsReview,
     Member,
     Phase,
     PlannedTask,
     RectificationItem,
     Role,
+    SolutionStatus,
     TaskState,
     Verdict,
 )
@@ -175,7 +182,7 @@ def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
     with pytest.raises(InvalidArgument, match="review_comments"):
         domain.check_review(Verdict.REVISE, " ")
     with pytest.raises(FailedPrecondition, match="already reviewed"):
-        domain.check_reviewable("approved", "solution")
+        domain.SOLUTION_REVIEW.check_reviewable("approved", "solution")
 
 
 # --- 3.4, 3.5 ---
@@ -339,10 +346,84 @@ def test_no_new_acceptance_round_while_rectification_is_open(
     last: str, open_items: int, problem: str
 ) -> None:
     with pytest.raises(FailedPrecondition) as error:
-        domain.next_round_allowed(last, open_items)
+        domain.next_round(last, 1, open_items)
     assert problem in error.value.message
 
 
 def test_a_first_round_and_a_round_after_rectification_are_allowed() -> None:
-    domain.next_round_allowed(None, 0)
-    domain.next_round_allowed("rectified", 0)
+    assert domain.next_round(None, 0, 0) == 1
+    assert domain.next_round(AcceptanceStatus.RECTIFIED, 2, 0) == 3
+
+
+# --- statuses and their transitions ---
+
+
+@pytest.mark.parametrize("cycle", [domain.SOLUTION_REVIEW, domain.DELIVERABLES_REVIEW])
+def test_a_version_is_reviewed_once_and_only_one_awaiting_review_is_superseded(
+    cycle: domain.ReviewCycle,
+) -> None:
+    assert cycle.superseded_by_new_version(cycle.awaiting)
+    for reviewed in (cycle.approved, cycle.revise, cycle.superseded):
+        assert not cycle.superseded_by_new_version(reviewed)
+        with pytest.raises(FailedPrecondition, match=f"already reviewed \\({reviewed}\\)"):
+            cycle.check_reviewable(reviewed, "version 1")
+    cycle.check_reviewable(cycle.awaiting, "version 1")
+    assert cycle.after_review(approved=True) == cycle.approved
+    assert cycle.after_review(approved=False) == cycle.revise
+
+
+def test_the_review_cycles_use_each_artefacts_own_statuses() -> None:
+    assert domain.SOLUTION_REVIEW.awaiting == SolutionStatus.SUBMITTED
+    assert domain.DELIVERABLES_REVIEW.awaiting == DeliverableSetStatus.COMPILED
+    assert domain.SOLUTION_REVIEW.after_review(approved=True) == Verdict.APPROVED.value
+    assert domain.SOLUTION_REVIEW.after_review(approved=False) == Verdict.REVISE.value
+
+
+def test_a_document_is_archived_once() -> None:
+    domain.check_archivable(ArchiveState.COLLECTED, "D-1")
+    with pytest.raises(FailedPrecondition, match="'D-1' is already archived"):
+        domain.check_archivable(ArchiveState.ARCHIVED, "D-1")
+
+
+def test_only_a_planned_online_delivery_is_sent() -> None:
+    domain.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="on-site delivery is not sent online"):
+        domain.check_sendable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="already sent"):
+        domain.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+
+
+def test_a_delivery_is_recorded_when_planned_on_site_or_sent_online() -> None:
+    domain.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+    domain.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+    with pytest.raises(FailedPrecondition, match="once it is sent; this one is planned"):
+        domain.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="once it is planned; this one is delivered"):
+        domain.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.DELIVERED)
+
+
+def test_an_acceptance_round_moves_from_report_to_rectification_to_close() -> None:
+    domain.check_reportable(AcceptanceStatus.REQUESTED, 1, None)
+    with pytest.raises(FailedPrecondition, match="round 1 was already reported \\(failed\\)"):
+        domain.check_reportable(AcceptanceStatus.FAILED, 1, "failed")
+    for status in (AcceptanceStatus.FAILED, AcceptanceStatus.RECTIFYING):
+        domain.check_rectifiable(status, 1)
+    with pytest.raises(FailedPrecondition, match="rectification follows a failed report"):
+        domain.check_rectifiable(AcceptanceStatus.PASSED, 1)
+    for status in (AcceptanceStatus.RECTIFYING, AcceptanceStatus.RECTIFIED):
+        domain.check_items_closable(status, 1)
+    with pytest.raises(FailedPrecondition, match="record its rectification items first"):
+        domain.check_items_closable(AcceptanceStatus.FAILED, 1)
+    assert domain.rectified(AcceptanceStatus.RECTIFYING, 0)
+    assert not domain.rectified(AcceptanceStatus.RECTIFYING, 1)
+    assert not domain.rectified(AcceptanceStatus.RECTIFIED, 0)
+    domain.check_closable(AcceptanceStatus.PASSED, 2)
+    with pytest.raises(FailedPrecondition, match="only a passed report closes acceptance"):
+        domain.check_closable(AcceptanceStatus.RECTIFIED, 2)
+    domain.check_item_open(ItemStatus.OPEN)
+    with pytest.raises(FailedPrecondition, match="already closed"):
+        domain.check_item_open(ItemStatus.CLOSED)
+
+
+def test_amber_and_red_bands_are_breaches() -> None:
+    assert [band for band in domain.Band if domain.breached(band)] == [domain.Band.AMBER, domain.Band.RED]

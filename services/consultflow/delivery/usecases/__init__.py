@@ -33,7 +33,6 @@ from consultflow.delivery.usecases.deliverables import (
     review_deliverables,
 )
 from consultflow.delivery.usecases.execution import (
-    WARNING_STATUSES,
     Plan,
     TaskUpdate,
     add_task,
@@ -82,7 +81,6 @@ from consultflow.delivery.usecases.solution import (
 )
 
 __all__ = [
-    "WARNING_STATUSES",
     "Plan",
     "TaskUpdate",
     "acceptances",

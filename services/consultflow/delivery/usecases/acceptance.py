@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
+    AcceptanceStatus,
     CommunicationKind,
     Conclusion,
     CriterionResult,
     Direction,
+    ItemStatus,
     Phase,
 )
 from consultflow.delivery.orm import (
@@ -42,7 +44,7 @@ def _open_items(
     session: Session, project_id: str, acceptance_id: str | None = None
 ) -> list[RectificationItem]:
     query = select(RectificationItem).where(
-        RectificationItem.project_id == project_id, RectificationItem.status == "open"
+        RectificationItem.project_id == project_id, RectificationItem.status == ItemStatus.OPEN.value
     )
     if acceptance_id:
         query = query.where(RectificationItem.acceptance_id == acceptance_id)
@@ -71,8 +73,10 @@ def request_acceptance(
     rectification items are open (4.4.3), while a round awaits its report, or before any delivery."""
     project = active(uow, project_id)
     last = _last_round(uow.session, project.project_id)
-    domain.next_round_allowed(
-        last.status if last else None, len(_open_items(uow.session, project.project_id))
+    round_number = domain.next_round(
+        last.status if last else None,
+        last.round if last else 0,
+        len(_open_items(uow.session, project.project_id)),
     )
     delivered = [aware(d.delivered_at) for d in deliveries(uow.session, project.project_id) if d.delivered_at]
     if not delivered:
@@ -87,11 +91,11 @@ def request_acceptance(
     acceptance = Acceptance(
         acceptance_id=new_id(),
         project_id=project.project_id,
-        round=(last.round if last else 0) + 1,
+        round=round_number,
         acceptance_date=acceptance_date,
         content=domain.required("acceptance_content", content),
         criteria=list(criteria),
-        status="requested",
+        status=AcceptanceStatus.REQUESTED.value,
         results=[],
         reminders_sent=0,
         requested_at=now(),
@@ -117,7 +121,7 @@ def send_acceptance_reminder(uow: UnitOfWork, acceptance_id: str) -> datetime | 
     of and nothing happens (None)."""
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = project_of(uow.session, acceptance.project_id, lock=True)
-    if acceptance.status != "requested":
+    if acceptance.status != AcceptanceStatus.REQUESTED:
         return None
     acceptance.reminders_sent += 1
     acceptance.reminded_at = now()
@@ -161,10 +165,7 @@ def record_acceptance_report(
             return done
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    if acceptance.status != "requested":
-        raise FailedPrecondition(
-            f"acceptance round {acceptance.round} was already reported ({acceptance.conclusion})"
-        )
+    domain.check_reportable(acceptance.status, acceptance.round, acceptance.conclusion)
     domain.check_report(acceptance.criteria, results, conclusion, comments)
     by_key = {r.criterion.strip().lower(): r for r in results}
     acceptance.results = [
@@ -202,11 +203,7 @@ def record_rectification_items(
     """4.4.3: after a failed report, what to rectify, who, until when; returns the round's open items."""
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    if acceptance.status not in ("failed", "rectifying"):
-        raise FailedPrecondition(
-            f"acceptance round {acceptance.round} is {acceptance.status}: "
-            "rectification follows a failed report"
-        )
+    domain.check_rectifiable(acceptance.status, acceptance.round)
     reported = aware(acceptance.reported_at)
     domain.check_rectification(items, reported.date() if reported else today())
     moment = now()
@@ -220,14 +217,14 @@ def record_rectification_items(
             description=item.description,
             owner=item.owner,
             due_date=item.due,
-            status="open",
+            status=ItemStatus.OPEN.value,
             notes="",
             recorded_at=moment,
         )
         for i, item in enumerate(items)
     ]
     uow.session.add_all(rows)
-    acceptance.status = "rectifying"
+    acceptance.status = AcceptanceStatus.RECTIFYING.value
     uow.session.flush()
     open_count = len(_open_items(uow.session, project.project_id, acceptance.acceptance_id))
     emit(
@@ -251,7 +248,7 @@ def record_rectification_items(
 
 
 def _close_item(uow: UnitOfWork, project: Project, item: RectificationItem, notes: str) -> None:
-    item.status = "closed"
+    item.status = ItemStatus.CLOSED.value
     item.notes = notes
     item.closed_at = now()
     emit(
@@ -269,8 +266,8 @@ def _settle(uow: UnitOfWork, project: Project, acceptance: Acceptance) -> int:
     """The round is rectified once its last item is closed."""
     uow.session.flush()
     remaining = len(_open_items(uow.session, project.project_id, acceptance.acceptance_id))
-    if remaining == 0 and acceptance.status == "rectifying":
-        acceptance.status = "rectified"
+    if domain.rectified(acceptance.status, remaining):
+        acceptance.status = AcceptanceStatus.RECTIFIED.value
         uow.session.flush()
         emit(
             uow,
@@ -286,8 +283,7 @@ def _settle(uow: UnitOfWork, project: Project, acceptance: Acceptance) -> int:
 def close_rectification_item(uow: UnitOfWork, item_id: str, notes: str) -> RectificationItem:
     item = get(uow.session, RectificationItem, item_id, "rectification_item_id", "rectification item")
     project = active(uow, item.project_id)
-    if item.status != "open":
-        raise FailedPrecondition("the rectification item is already closed")
+    domain.check_item_open(item.status)
     _close_item(uow, project, item, domain.required("notes", notes))
     acceptance = uow.session.get(Acceptance, item.acceptance_id)
     assert acceptance is not None
@@ -299,11 +295,7 @@ def close_rectification_items(uow: UnitOfWork, acceptance_id: str, notes: str) -
     """4.4.3: closes every open item of the round with the notes; returns the items still open (0)."""
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    if acceptance.status not in ("rectifying", "rectified"):
-        raise FailedPrecondition(
-            f"acceptance round {acceptance.round} is {acceptance.status}: "
-            "record its rectification items first"
-        )
+    domain.check_items_closable(acceptance.status, acceptance.round)
     text = domain.required("rectification_notes", notes)
     for item in _open_items(uow.session, project.project_id, acceptance.acceptance_id):
         _close_item(uow, project, item, text)
@@ -328,12 +320,8 @@ def close_acceptance(uow: UnitOfWork, project_id: str, acceptance_id: str) -> Pr
     last = _last_round(uow.session, project.project_id)
     if last is None or last.acceptance_id != acceptance.acceptance_id:
         raise FailedPrecondition(f"acceptance round {acceptance.round} is not the last round")
-    if acceptance.status != "passed":
-        raise FailedPrecondition(
-            f"acceptance round {acceptance.round} is {acceptance.status}: "
-            "only a passed report closes acceptance"
-        )
-    acceptance.status = "closed"
+    domain.check_closable(acceptance.status, acceptance.round)
+    acceptance.status = AcceptanceStatus.CLOSED.value
     project.phase = Phase.FOLLOW_UP.value
     project.follow_up_at = now()
     uow.session.flush()

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
     ChangeDecision,
+    ChangeStatus,
     CommunicationKind,
     Direction,
 )
@@ -148,7 +149,7 @@ def request_change(
         request_id=request_id or None,
         description=text,
         requested_by=who,
-        status="requested",
+        status=ChangeStatus.REQUESTED.value,
         requested_at=entry.occurred_at,
     )
     uow.session.add(change)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
     DeliverableItem,
+    DeliverableSetStatus,
     MaterialsReview,
     Phase,
 )
@@ -26,14 +27,15 @@ from consultflow.delivery.usecases.common import (
     project_of,
     quality_check,
 )
+from consultflow.delivery.usecases.versions import DELIVERABLE_SETS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
 from consultflow.platform.timeutil import now
 
 
 def current_set(session: Session, project_id: str) -> DeliverableSet | None:
-    query = select(DeliverableSet).where(DeliverableSet.project_id == project_id)
-    return session.scalars(query.order_by(DeliverableSet.version.desc()).limit(1)).first()
+    """The project's newest deliverable set version."""
+    return DELIVERABLE_SETS.current(session, project_id)
 
 
 def compile_deliverables(
@@ -44,9 +46,7 @@ def compile_deliverables(
     if project.execution_completed_at is None:
         raise FailedPrecondition("execution is not complete (3.4.1): nothing to compile yet")
     domain.check_deliverables(items)
-    previous = current_set(uow.session, project.project_id)
-    if previous is not None and previous.status == "compiled":
-        previous.status = "superseded"
+    version = DELIVERABLE_SETS.next_version(uow.session, project.project_id)
     earlier = uow.session.scalars(
         select(DeliverableSet.items).where(DeliverableSet.project_id == project.project_id)
     ).all()
@@ -54,9 +54,9 @@ def compile_deliverables(
     deliverable_set = DeliverableSet(
         deliverable_set_id=new_id(),
         project_id=project.project_id,
-        version=(previous.version if previous else 0) + 1,
+        version=version,
         results_summary=domain.required("results_summary", results_summary),
-        status="compiled",
+        status=DeliverableSetStatus.COMPILED.value,
         items=[{"name": i.name, "link": i.link, "version": counts[i.name.lower()] + 1} for i in items],
         missing_contract_deliverables=domain.missing_contract_deliverables(
             project.contract_deliverables, items
@@ -89,21 +89,24 @@ def review_deliverables(
     current = current_set(uow.session, project.project_id)
     if current is None:
         raise FailedPrecondition("no deliverables compiled yet (4.1.1)")
-    domain.check_reviewable(current.status, f"deliverable set version {current.version}")
-    row = DeliverableReview(
-        review_id=new_id(),
-        deliverable_set_id=current.deliverable_set_id,
-        logic_ok=review.logic_ok,
-        consistency_ok=review.consistency_ok,
-        accuracy_ok=review.accuracy_ok,
-        contract_conformance_ok=review.contract_conformance_ok,
-        approved=review.approved,
-        comments=review.comments.strip(),
-        reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
-        reviewed_at=now(),
+    row = DELIVERABLE_SETS.review(
+        uow.session,
+        current,
+        f"deliverable set version {current.version}",
+        review.approved,
+        lambda: DeliverableReview(
+            review_id=new_id(),
+            deliverable_set_id=current.deliverable_set_id,
+            logic_ok=review.logic_ok,
+            consistency_ok=review.consistency_ok,
+            accuracy_ok=review.accuracy_ok,
+            contract_conformance_ok=review.contract_conformance_ok,
+            approved=review.approved,
+            comments=review.comments.strip(),
+            reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
+            reviewed_at=now(),
+        ),
     )
-    uow.session.add(row)
-    current.status = "approved" if review.approved else "revise"
     quality_check(uow, project, "deliverables", current.deliverable_set_id, review.approved, row.comments)
     uow.session.flush()
     emit(
@@ -124,22 +127,11 @@ def review_deliverables(
 
 def deliverable_reviews(session: Session, deliverable_set_id: str) -> list[DeliverableReview]:
     """The reviews of one deliverable set version, oldest first."""
-    return list(
-        session.scalars(
-            select(DeliverableReview)
-            .where(DeliverableReview.deliverable_set_id == deliverable_set_id)
-            .order_by(DeliverableReview.reviewed_at)
-        )
-    )
+    return DELIVERABLE_SETS.reviews_of(session, deliverable_set_id)
 
 
 def deliverable_sets(
     session: Session, project_id: str
 ) -> list[tuple[DeliverableSet, list[DeliverableReview]]]:
-    project = project_of(session, project_id)
-    sets = session.scalars(
-        select(DeliverableSet)
-        .where(DeliverableSet.project_id == project.project_id)
-        .order_by(DeliverableSet.version)
-    )
-    return [(s, deliverable_reviews(session, s.deliverable_set_id)) for s in sets]
+    """The project's deliverable set versions, oldest first, each with its reviews."""
+    return DELIVERABLE_SETS.with_reviews(session, project_of(session, project_id).project_id)

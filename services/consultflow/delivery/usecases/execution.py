@@ -19,6 +19,7 @@ from consultflow.delivery.domain import (
     Direction,
     Phase,
     PlannedTask,
+    SolutionStatus,
     TaskState,
 )
 from consultflow.delivery.orm import (
@@ -48,9 +49,6 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.platform.timeutil import now
 
-WARNING_STATUSES = ("amber", "red")
-"""Bands of `warning_thresholds.dmn` that count as a breach (6.4.2: amber and red raise a warning)."""
-
 
 @dataclass(frozen=True)
 class Plan:
@@ -76,7 +74,9 @@ def start_execution(uow: UnitOfWork, project_id: str) -> Plan:
     if project.execution_started_at is not None:
         raise FailedPrecondition("execution has already started")
     approved = uow.session.scalars(
-        select(Solution).where(Solution.project_id == project.project_id, Solution.status == "approved")
+        select(Solution).where(
+            Solution.project_id == project.project_id, Solution.status == SolutionStatus.APPROVED.value
+        )
     ).first()
     if approved is None:
         raise FailedPrecondition("no approved solution: the solution review (3.3.2) comes first")
@@ -344,7 +344,7 @@ def evaluate_indicators(
     figures = indicators.compute([_figures(t) for t in plan.tasks], checks[0], checks[1], as_of or today())
     rates = figures.rates()
     bands = {name: thresholds.band(name, value) for name, value in rates.items()}
-    breached = [name for name in indicators.NAMES if bands[name] in WARNING_STATUSES]
+    breached = [name for name in indicators.NAMES if domain.breached(bands[name])]
     moment = now()
     snapshot = IndicatorSnapshot(
         snapshot_id=new_id(),

@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
     CommunicationKind,
+    DeliverableSetStatus,
     DeliveryMode,
+    DeliveryStatus,
     Direction,
     OnsitePlan,
     Platform,
@@ -37,7 +39,7 @@ from consultflow.platform.timeutil import now
 
 def _approved_set(session: Session, project: Project) -> DeliverableSet:
     current = current_set(session, project.project_id)
-    if current is None or current.status != "approved":
+    if current is None or current.status != DeliverableSetStatus.APPROVED:
         raise FailedPrecondition("the deliverables have not passed the internal review (4.1.2)")
     return current
 
@@ -48,7 +50,7 @@ def _new_delivery(project: Project, approved: DeliverableSet, mode: DeliveryMode
         project_id=project.project_id,
         deliverable_set_id=approved.deliverable_set_id,
         mode=mode.value,
-        status="planned",
+        status=DeliveryStatus.PLANNED.value,
         attendees=[],
         preparations=[],
         planned_at=now(),
@@ -74,7 +76,7 @@ def plan_onsite_delivery(uow: UnitOfWork, project_id: str, plan: OnsitePlan) -> 
         "delivery.planned",
         delivery.delivery_id,
         delivery_id=delivery.delivery_id,
-        delivery_mode="onsite",
+        delivery_mode=DeliveryMode.ONSITE.value,
         delivery_time=plan.delivery_time,
         delivery_place=delivery.place,
         attendees=delivery.attendees,
@@ -101,7 +103,7 @@ def plan_online_delivery(
         "delivery.planned",
         delivery.delivery_id,
         delivery_id=delivery.delivery_id,
-        delivery_mode="online",
+        delivery_mode=DeliveryMode.ONLINE.value,
         platform=platform.value,
     )
     return delivery
@@ -111,11 +113,8 @@ def send_deliverables_online(uow: UnitOfWork, delivery_id: str) -> Delivery:
     """4.3.2: the materials sent through the chosen platform."""
     delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
     project = active(uow, delivery.project_id)
-    if delivery.mode != DeliveryMode.ONLINE:
-        raise FailedPrecondition("an on-site delivery is not sent online")
-    if delivery.status != "planned":
-        raise FailedPrecondition(f"the delivery was already {delivery.status}")
-    delivery.status = "sent"
+    domain.check_sendable(delivery.mode, delivery.status)
+    delivery.status = DeliveryStatus.SENT.value
     delivery.sent_at = now()
     uow.session.flush()
     emit(
@@ -134,12 +133,8 @@ def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> 
     """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded and logged."""
     delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
     project = active(uow, delivery.project_id)
-    expected = "sent" if delivery.mode == DeliveryMode.ONLINE else "planned"
-    if delivery.status != expected:
-        raise FailedPrecondition(
-            f"an {delivery.mode} delivery is recorded once it is {expected}; this one is {delivery.status}"
-        )
-    delivery.status = "delivered"
+    domain.check_deliverable(delivery.mode, delivery.status)
+    delivery.status = DeliveryStatus.DELIVERED.value
     delivery.delivered_at = now()
     delivery.client_feedback = domain.optional("client_feedback", client_feedback)
     if delivery.client_feedback:

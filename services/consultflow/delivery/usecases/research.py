@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.adapters import RiskReport, Risks
 from consultflow.delivery.domain import (
+    ArchiveState,
     DocumentCategory,
     FindingKind,
     NewDocument,
@@ -34,7 +35,8 @@ from consultflow.delivery.usecases.common import (
     today,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -53,7 +55,7 @@ def add_documents(
             source=d.source,
             classification=d.classification.value,
             link=d.link,
-            archive_state="archived" if archive else "collected",
+            archive_state=(ArchiveState.ARCHIVED if archive else ArchiveState.COLLECTED).value,
             collected_at=moment,
             archived_at=moment if archive else None,
         )
@@ -79,9 +81,8 @@ def add_documents(
 def archive_document(uow: UnitOfWork, document_id: str) -> Document:
     document = get(uow.session, Document, document_id, "document_id", "document")
     project = active(uow, document.project_id)
-    if document.archive_state == "archived":
-        raise FailedPrecondition(f"document {document_id!r} is already archived")
-    document.archive_state = "archived"
+    domain.check_archivable(document.archive_state, document_id)
+    document.archive_state = ArchiveState.ARCHIVED.value
     document.archived_at = now()
     uow.session.flush()
     emit(uow, project, "document.archived", document.document_id, document_id=document.document_id)
@@ -96,9 +97,8 @@ def list_documents(
     if category:
         query = query.where(Document.category == domain.choice(DocumentCategory, category, "category").value)
     if archive_state:
-        if archive_state not in ("collected", "archived"):
-            raise InvalidArgument("archive_state", f"{archive_state!r} is not one of collected, archived")
-        query = query.where(Document.archive_state == archive_state)
+        state = choice("archive_state", archive_state, ArchiveState)
+        query = query.where(Document.archive_state == state.value)
     query = query.order_by(Document.collected_at, Document.title).offset(offset).limit(limit)
     return list(session.scalars(query))
 

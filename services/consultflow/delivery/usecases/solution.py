@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
 from consultflow.delivery.domain import (
     Artefact,
     Phase,
+    SolutionStatus,
     Verdict,
 )
 from consultflow.delivery.orm import (
@@ -25,6 +25,7 @@ from consultflow.delivery.usecases.common import (
     new_id,
     project_of,
 )
+from consultflow.delivery.usecases.versions import SOLUTIONS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
 from consultflow.platform.timeutil import now
@@ -37,15 +38,12 @@ def submit_solution(
     project = active(uow, project_id)
     if project.execution_started_at is not None:
         raise FailedPrecondition("execution has started on the approved solution")
-    previous = _current_solution(uow.session, project.project_id)
-    if previous is not None and previous.status == "submitted":
-        previous.status = "superseded"
     solution = Solution(
         solution_id=new_id(),
         project_id=project.project_id,
-        version=(previous.version if previous else 0) + 1,
+        version=SOLUTIONS.next_version(uow.session, project.project_id),
         summary=domain.required("solution_summary", summary),
-        status="submitted",
+        status=SolutionStatus.SUBMITTED.value,
         artefacts=[{"kind": a.kind.value, "title": a.title, "link": a.link} for a in artefacts],
         submitted_at=now(),
     )
@@ -64,11 +62,6 @@ def submit_solution(
     return solution
 
 
-def _current_solution(session: Session, project_id: str) -> Solution | None:
-    query = select(Solution).where(Solution.project_id == project_id)
-    return session.scalars(query.order_by(Solution.version.desc()).limit(1)).first()
-
-
 def review_solution(
     uow: UnitOfWork, solution_id: str, verdict: Verdict, comments: str, reviewer: str
 ) -> Solution:
@@ -76,17 +69,20 @@ def review_solution(
     solution = get(uow.session, Solution, solution_id, "solution_id", "solution")
     project = active(uow, solution.project_id)
     domain.check_review(verdict, comments)
-    domain.check_reviewable(solution.status, "solution")
-    review = SolutionReview(
-        review_id=new_id(),
-        solution_id=solution.solution_id,
-        reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
-        verdict=verdict.value,
-        comments=comments.strip(),
-        reviewed_at=now(),
+    review = SOLUTIONS.review(
+        uow.session,
+        solution,
+        "solution",
+        verdict is Verdict.APPROVED,
+        lambda: SolutionReview(
+            review_id=new_id(),
+            solution_id=solution.solution_id,
+            reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
+            verdict=verdict.value,
+            comments=comments.strip(),
+            reviewed_at=now(),
+        ),
     )
-    uow.session.add(review)
-    solution.status = verdict.value
     uow.session.flush()
     emit(
         uow,
@@ -102,18 +98,9 @@ def review_solution(
 
 def solution_reviews(session: Session, solution_id: str) -> list[SolutionReview]:
     """The reviews of one solution version, oldest first (a reply after a review needs only these)."""
-    return list(
-        session.scalars(
-            select(SolutionReview)
-            .where(SolutionReview.solution_id == solution_id)
-            .order_by(SolutionReview.reviewed_at)
-        )
-    )
+    return SOLUTIONS.reviews_of(session, solution_id)
 
 
 def solutions(session: Session, project_id: str) -> list[tuple[Solution, list[SolutionReview]]]:
-    project = project_of(session, project_id)
-    rows = session.scalars(
-        select(Solution).where(Solution.project_id == project.project_id).order_by(Solution.version)
-    )
-    return [(s, solution_reviews(session, s.solution_id)) for s in rows]
+    """The project's solution versions, oldest first, each with its reviews."""
+    return SOLUTIONS.with_reviews(session, project_of(session, project_id).project_id)
