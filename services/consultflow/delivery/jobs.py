@@ -1,13 +1,13 @@
 """The delivery operations diagrams call as service tasks (`delivery.<operation>`, docs/operations.md).
 
 Each handler reads the task's parameters, builds the domain values, runs one use case and returns the
-variables the catalogue names. Handlers get the peers they need through `Dependencies`; `bind` turns them
-into the platform's `(uow, job) -> variables` handlers.
+variables the catalogue names. Handlers get the peers they need through `Dependencies`, bound once at start
+(`operations.bind(deps)` in app.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +28,13 @@ from consultflow.delivery.domain import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
-from consultflow.platform.jobs import Job, JobHandler
+from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import aware
 
 Variables = Mapping[str, Any]
-DeliveryHandler = Callable[[UnitOfWork, Job, Dependencies], Variables]
+
+operations = Operations[Dependencies]("delivery")
+"""Every delivery operation of docs/operations.md (`delivery.<name>`), each declared over its handler."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -40,19 +42,17 @@ def _iso(moment: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _engagement(job: Job) -> str:
-    return str(job.get("engagement_id", "") or job.business_key or "")
-
-
 # --- 3.1 ---
 
 
+@operations.handler("open_project")
 def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project of a signed contract (scope, schedule, deliverables from contracts)."""
-    project = usecases.open_project(uow, deps.contracts, str(job.get("contract_id")), _engagement(job))
+    project = usecases.open_project(uow, deps.contracts, job.text("contract_id"), job.engagement_id)
     return {"project_id": project.project_id}
 
 
+@operations.handler("form_team")
 def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project manager and comma-separated consultants, analysts and assistants."""
     duties = domain.duties_by_role(job.get("duties", ""))
@@ -66,15 +66,16 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         )
         for name in domain.names(job.get(field, ""), field)
     ]
-    rows = usecases.form_team(uow, str(job.get("project_id")), members)
+    rows = usecases.form_team(uow, job.text("project_id"), members)
     return {"team_size": usecases.team_size(rows)}
 
 
+@operations.handler("record_kickoff")
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.2: the kick-off meeting."""
     kickoff = usecases.record_kickoff(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         domain.parse_date(job.get("kickoff_date"), "kickoff_date"),
         domain.names(job.get("attendees"), "attendees"),
         job.text("briefing", ""),
@@ -87,6 +88,7 @@ def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 3.2 ---
 
 
+@operations.handler("archive_research_data")
 def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.1: one document per line (`title | source | classification | link`) per kind of data."""
     documents = [
@@ -102,15 +104,16 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
         raise InvalidArgument(
             "industry_data", "no documents: name at least one of industry, client or market data"
         )
-    rows = usecases.add_documents(uow, str(job.get("project_id")), documents)
+    rows = usecases.add_documents(uow, job.text("project_id"), documents)
     return {"documents_archived": len(rows)}
 
 
+@operations.handler("record_site_visit")
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.2: an on-site visit."""
     visit = usecases.record_site_visit(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         domain.parse_date(job.get("visit_date"), "visit_date"),
         domain.names(job.get("visitors", ""), "visitors"),
         domain.names(job.get("interviewees", ""), "interviewees"),
@@ -120,6 +123,7 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
     return {"site_visit_id": visit.site_visit_id}
 
 
+@operations.handler("record_analysis")
 def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.3: problems and opportunities (one per line) and a risk found, registered with risk over gRPC."""
     findings = [
@@ -135,7 +139,7 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
             raise InvalidArgument("risk_description", "is required when a risk was found")
         findings.append(domain.finding(FindingKind.RISK, description, job.text("risk_category", "")))
     analysis, rows = usecases.record_analysis(
-        uow, deps.risks, str(job.get("project_id")), findings, f"job:{job.key}", _engagement(job)
+        uow, deps.risks, job.text("project_id"), findings, job.request_id, job.engagement_id
     )
     return {"analysis_id": analysis.analysis_id, "risks_reported": sum(1 for r in rows if r.risk_id)}
 
@@ -143,6 +147,7 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 3.3 ---
 
 
+@operations.handler("submit_solution")
 def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.1: a solution version with its flow chart and mind map links."""
     artefacts = [
@@ -154,16 +159,17 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         if (link := job.text(field, "").strip())
     ]
     solution = usecases.submit_solution(
-        uow, str(job.get("project_id")), job.text("solution_summary", ""), artefacts
+        uow, job.text("project_id"), job.text("solution_summary", ""), artefacts
     )
     return {"solution_id": solution.solution_id, "solution_version": solution.version}
 
 
+@operations.handler("record_solution_review")
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.2: the expert review's verdict."""
     solution = usecases.review_solution(
         uow,
-        str(job.get("solution_id")),
+        job.text("solution_id"),
         domain.choice(Verdict, job.get("solution_verdict"), "solution_verdict"),
         job.text("review_comments", ""),
         job.text("reviewer", ""),
@@ -174,18 +180,20 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 # --- 3.4 ---
 
 
+@operations.handler("start_execution")
 def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the baseline work plan from the contract's schedule."""
-    plan = usecases.start_execution(uow, str(job.get("project_id")))
+    plan = usecases.start_execution(uow, job.text("project_id"))
     return {"work_plan_id": plan.work_plan.work_plan_id}
 
 
+@operations.handler("record_meeting")
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1, 3.5.1: a project meeting; decisions one per line."""
     held_on = job.get("held_on", "")
     meeting = usecases.record_meeting(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         domain.parse_date(held_on, "held_on") if held_on else usecases.today(),
         job.text("progress_report", ""),
         job.text("problems", ""),
@@ -195,10 +203,11 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     return {"meeting_id": meeting.meeting_id}
 
 
+@operations.handler("evaluate_indicators")
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`."""
-    project = usecases.get_project(uow.session, str(job.get("project_id")))
-    engagement = _engagement(job)
+    project = usecases.get_project(uow.session, job.text("project_id"))
+    engagement = job.engagement_id
     if engagement and engagement != project.engagement_id:
         raise InvalidArgument("engagement_id", f"the project belongs to {project.engagement_id!r}")
     snapshot, _ = usecases.evaluate_indicators(uow, deps.thresholds, project.project_id)
@@ -211,40 +220,44 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
     }
 
 
+@operations.handler("record_corrective_action")
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the corrective action taken."""
     action, _ = usecases.record_corrective_action(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         job.text("corrective_action", ""),
         job.text("action_owner", ""),
     )
     return {"corrective_action_id": action.corrective_action_id}
 
 
+@operations.handler("complete_execution")
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager confirms completion."""
-    project = usecases.complete_execution(uow, str(job.get("project_id")), job.text("completion_summary", ""))
+    project = usecases.complete_execution(uow, job.text("project_id"), job.text("completion_summary", ""))
     return {"execution_completed_at": _iso(project.execution_completed_at)}
 
 
 # --- 3.5 ---
 
 
+@operations.handler("send_progress_report")
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: a progress report to the client."""
-    entry = usecases.send_progress_report(uow, str(job.get("project_id")))
+    entry = usecases.send_progress_report(uow, job.text("project_id"))
     return {"progress_report_id": entry.communication_id}
 
 
+@operations.handler("record_change_response")
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
     change = usecases.respond_to_change(
         uow,
-        str(job.get("change_request_id")),
+        job.text("change_request_id"),
         domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
         job.text("change_response", ""),
-        str(job.get("project_id")),
+        job.text("project_id"),
     )
     return {"change_request_status": change.status}
 
@@ -252,17 +265,19 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 # --- 4.1-4.3 ---
 
 
+@operations.handler("compile_deliverables")
 def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.1: one deliverable per line (`name | link`)."""
     deliverable_set = usecases.compile_deliverables(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         domain.deliverable_items(job.get("deliverables", "")),
         job.text("results_summary", ""),
     )
     return {"deliverable_set_version": deliverable_set.version}
 
 
+@operations.handler("record_deliverable_review")
 def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.2: the four checks; approved only when all pass."""
     review = MaterialsReview(
@@ -275,11 +290,12 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
         comments=job.text("review_comments", ""),
     )
     deliverable_set = usecases.review_deliverables(
-        uow, str(job.get("project_id")), review, job.text("reviewer", "")
+        uow, job.text("project_id"), review, job.text("reviewer", "")
     )
     return {"deliverables_approved": deliverable_set.status == DeliverableSetStatus.APPROVED}
 
 
+@operations.handler("plan_onsite_delivery")
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
     plan = OnsitePlan(
@@ -288,16 +304,17 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
         attendees=tuple(domain.names(job.get("attendees"), "attendees")),
         preparations=tuple(domain.names(job.get("preparations", ""), "preparations")),
     )
-    delivery = usecases.plan_onsite_delivery(uow, str(job.get("project_id")), plan)
+    delivery = usecases.plan_onsite_delivery(uow, job.text("project_id"), plan)
     return {"delivery_id": delivery.delivery_id}
 
 
+@operations.handler("plan_online_delivery")
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
     try:
         delivery = usecases.plan_online_delivery(
             uow,
-            str(job.get("project_id")),
+            job.text("project_id"),
             domain.choice(Platform, job.get("platform"), "platform"),
             domain.parse_bool(job.get("channel_tested", False), "channel_tested"),
         )
@@ -306,26 +323,29 @@ def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"delivery_id": delivery.delivery_id}
 
 
+@operations.handler("send_deliverables_online")
 def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.2: the materials sent through the platform."""
-    delivery = usecases.send_deliverables_online(uow, str(job.get("delivery_id")))
+    delivery = usecases.send_deliverables_online(uow, job.text("delivery_id"))
     return {"sent_at": _iso(delivery.sent_at)}
 
 
+@operations.handler("record_delivery")
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = usecases.record_delivery(uow, str(job.get("delivery_id")), job.text("client_feedback", ""))
+    delivery = usecases.record_delivery(uow, job.text("delivery_id"), job.text("client_feedback", ""))
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 
 # --- 4.4 ---
 
 
+@operations.handler("request_acceptance")
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
     acceptance = usecases.request_acceptance(
         uow,
-        str(job.get("project_id")),
+        job.text("project_id"),
         domain.parse_date(job.get("acceptance_date"), "acceptance_date"),
         job.text("acceptance_content", ""),
         domain.criteria_list(job.get("acceptance_criteria", "")),
@@ -333,14 +353,16 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
 
+@operations.handler("send_acceptance_reminder")
 def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.2: a reminder while the report is outstanding (None once it is in)."""
-    return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, str(job.get("acceptance_id"))))}
+    return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, job.text("acceptance_id")))}
 
 
+@operations.handler("record_rectification_items")
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
-    acceptance_id = str(job.get("acceptance_id"))
+    acceptance_id = job.text("acceptance_id")
     acceptance = usecases.get_acceptance(uow.session, acceptance_id)
     reported = aware(acceptance.reported_at)
     due = job.get("rectification_due", "")
@@ -354,58 +376,17 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
     return {"open_rectification_items": open_items}
 
 
+@operations.handler("close_rectification_items")
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: every open item of the round closed with the notes."""
     remaining = usecases.close_rectification_items(
-        uow, str(job.get("acceptance_id")), job.text("rectification_notes", "")
+        uow, job.text("acceptance_id"), job.text("rectification_notes", "")
     )
     return {"open_rectification_items": remaining}
 
 
+@operations.handler("close_acceptance")
 def close_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: passed → follow-up."""
-    project = usecases.close_acceptance(uow, str(job.get("project_id")), str(job.get("acceptance_id")))
+    project = usecases.close_acceptance(uow, job.text("project_id"), job.text("acceptance_id"))
     return {"project_status": project.phase}
-
-
-HANDLERS: dict[str, DeliveryHandler] = {
-    "delivery.open_project": open_project,
-    "delivery.form_team": form_team,
-    "delivery.record_kickoff": record_kickoff,
-    "delivery.archive_research_data": archive_research_data,
-    "delivery.record_site_visit": record_site_visit,
-    "delivery.record_analysis": record_analysis,
-    "delivery.submit_solution": submit_solution,
-    "delivery.record_solution_review": record_solution_review,
-    "delivery.start_execution": start_execution,
-    "delivery.record_meeting": record_meeting,
-    "delivery.evaluate_indicators": evaluate_indicators,
-    "delivery.record_corrective_action": record_corrective_action,
-    "delivery.send_progress_report": send_progress_report,
-    "delivery.record_change_response": record_change_response,
-    "delivery.complete_execution": complete_execution,
-    "delivery.compile_deliverables": compile_deliverables,
-    "delivery.record_deliverable_review": record_deliverable_review,
-    "delivery.plan_onsite_delivery": plan_onsite_delivery,
-    "delivery.plan_online_delivery": plan_online_delivery,
-    "delivery.send_deliverables_online": send_deliverables_online,
-    "delivery.record_delivery": record_delivery,
-    "delivery.request_acceptance": request_acceptance,
-    "delivery.send_acceptance_reminder": send_acceptance_reminder,
-    "delivery.record_rectification_items": record_rectification_items,
-    "delivery.close_rectification_items": close_rectification_items,
-    "delivery.close_acceptance": close_acceptance,
-}
-"""Every delivery operation of docs/operations.md, by name."""
-
-
-def bind(deps: Dependencies) -> dict[str, JobHandler]:
-    """The platform's handlers: each operation with the dependencies it needs."""
-
-    def bound(handler: DeliveryHandler) -> JobHandler:
-        def run(uow: UnitOfWork, job: Job) -> Variables:
-            return handler(uow, job, deps)
-
-        return run
-
-    return {operation: bound(handler) for operation, handler in HANDLERS.items()}

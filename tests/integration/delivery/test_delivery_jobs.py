@@ -17,7 +17,7 @@ from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app, orm
 from consultflow.delivery.adapters import DecisionThresholds, Dependencies, GrpcContracts, GrpcRisks
-from consultflow.delivery.jobs import HANDLERS, bind
+from consultflow.delivery.jobs import operations
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
@@ -96,13 +96,13 @@ def delivery(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> 
 
 @pytest.fixture
 def jobs(delivery: RunningDelivery, engagement_id: str) -> Jobs:
-    return Jobs(delivery.context.uow, bind(app.dependencies(delivery.context)), engagement_id)
+    return Jobs(delivery.context.uow, app.build(delivery.context).job_handlers, engagement_id)
 
 
 def test_every_operation_of_the_catalogue_has_a_handler() -> None:
     catalogue = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     documented = {line.split("`")[1] for line in catalogue.splitlines() if line.startswith("| `delivery.")}
-    assert documented == set(HANDLERS)
+    assert documented == set(operations.names)
 
 
 def test_the_operations_carry_a_project_through_chapters_3_and_4(
@@ -401,12 +401,14 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
         retries=3,
     )
     outcome = run_job(
-        lambda: UnitOfWork(db, "delivery"), bind(_deps(closed_address(), closed_address())), job
+        lambda: UnitOfWork(db, "delivery"), operations.bind(_deps(closed_address(), closed_address())), job
     )
     assert outcome.kind == "failed" and outcome.retries == 2
     assert "Unavailable: contracts.GetContract" in outcome.message
     retried = run_job(
-        lambda: UnitOfWork(db, "delivery"), bind(_deps(peers.contracts_address, peers.risk_address)), job
+        lambda: UnitOfWork(db, "delivery"),
+        operations.bind(_deps(peers.contracts_address, peers.risk_address)),
+        job,
     )
     assert retried.kind == "completed" and retried.variables["project_id"]
     with db.read() as session:
