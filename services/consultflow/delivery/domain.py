@@ -10,17 +10,28 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Self
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import optional_text, required_text
-
-E = TypeVar("E", bound=StrEnum)
+from consultflow.platform.inputs import (
+    choice,
+    entries,
+    iso_date,
+    iso_datetime,
+    lines,
+    names,
+    optional_choice,
+    optional_text,
+    renamed_fields,
+    required_text,
+    yes_no,
+)
 
 TEXT_LIMIT = 20_000
+"""Reports, minutes and summaries run longer than the platform's default text limit."""
 NAME_LIMIT = 200
 MONEY_LIMIT = Decimal("1e12")
 
@@ -123,7 +134,11 @@ class FindingKind(StrEnum):
 
 
 class RiskCategory(StrEnum):
-    """6.1.2: risk classes (as the risk service knows them)."""
+    """6.1.2: risk classes (as the risk service knows them).
+
+    A copy of the risk service's `Category` kept by hand: risk.proto carries the category as a plain
+    string (`string category = 3`), there is no proto enum to map through, and delivery may not import
+    another service's domain. Keep the two in step until the proto gains an enum."""
 
     MARKET = "market"
     TECHNICAL = "technical"
@@ -250,7 +265,7 @@ def check_change_response(status: str, decision: ChangeDecision, response: str) 
     """A change request is answered once, unless it was deferred; the answer says why."""
     if status not in (ChangeStatus.REQUESTED, ChangeStatus.DEFERRED):
         raise FailedPrecondition(f"the change request was already {status}")
-    required("change_response", response)
+    required_text("change_response", response, TEXT_LIMIT)
 
 
 class DeliveryMode(StrEnum):
@@ -365,95 +380,7 @@ def check_closable(status: str, round_number: int) -> None:
 # --- parsing ----------------------------------------------------------------------------------------
 
 
-def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `required_text` with delivery's longer default limit (reports and minutes)."""
-    return required_text(field, value, limit)
-
-
-def optional(field: str, value: Any, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `optional_text`; a job value may be null or a number, taken as text."""
-    return optional_text(field, "" if value is None else str(value), limit)
-
-
-def choice(kind: type[E], value: Any, field: str) -> E:
-    """An enumerated value; the message lists the allowed ones."""
-    try:
-        return kind(str(value or "").strip().lower())
-    except ValueError:
-        allowed = ", ".join(v.value for v in kind)
-        raise InvalidArgument(field, f"{value!r} is not one of {allowed}") from None
-
-
-def entries(value: Any, field: str, separators: str = "\n", limit: int = TEXT_LIMIT) -> list[str]:
-    """A list from a list, or from text split at `separators`; blanks dropped, duplicates kept once."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        parts: Iterable[Any] = re.split(f"[{re.escape(separators)}]", value)
-    elif isinstance(value, list | tuple):
-        parts = value
-    else:
-        raise InvalidArgument(field, "must be text or a list")
-    result: list[str] = []
-    for part in parts:
-        text = optional(field, part, limit)
-        if text and text not in result:
-            result.append(text)
-    return result
-
-
-def names(value: Any, field: str) -> list[str]:
-    """People: a list, or names separated by commas (or lines)."""
-    return entries(value, field, ",;\n", NAME_LIMIT)
-
-
-def lines(value: Any, field: str) -> list[str]:
-    """One entry per line (or a list)."""
-    return entries(value, field, "\n")
-
-
-def parse_date(value: Any, field: str) -> date:
-    """An ISO date `YYYY-MM-DD` (a date value is taken as it is)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value or "").strip()
-    if not text:
-        raise InvalidArgument(field, "is required (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_datetime(value: Any, field: str) -> datetime:
-    """An ISO 8601 date-time; without an offset it is UTC."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value or "").strip()
-        if not text:
-            raise InvalidArgument(field, "is required (ISO 8601 date-time)")
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument(field, f"{text!r} is not an ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value if value is not None else "").strip().lower()
-    if text in ("true", "yes", "y", "1"):
-        return True
-    if text in ("false", "no", "n", "0"):
-        return False
-    raise InvalidArgument(field, f"{value!r} is not true or false")
-
-
-def parse_money(value: Any, field: str) -> Decimal:
+def money(field: str, value: object) -> Decimal:
     """A non-negative amount with at most two decimals; empty is 0."""
     if value is None or value == "":
         return Decimal("0.00")
@@ -472,7 +399,7 @@ def parse_money(value: Any, field: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def parse_progress(value: Any, field: str = "progress") -> int:
+def percent(field: str, value: object) -> int:
     """Percent complete: a whole number from 0 to 100."""
     if isinstance(value, bool):
         raise InvalidArgument(field, "must be a whole number from 0 to 100")
@@ -485,12 +412,12 @@ def parse_progress(value: Any, field: str = "progress") -> int:
     return int(number)
 
 
-def parse_link(value: Any, field: str) -> str:
+def http_link(field: str, value: object) -> str:
     """An http(s) URL, or empty."""
-    link = optional(field, value, 1000)
-    if link and not re.fullmatch(r"https?://\S+", link):
-        raise InvalidArgument(field, f"{link!r} is not an http(s) link")
-    return link
+    url = optional_text(field, value, 1000)
+    if url and not re.fullmatch(r"https?://\S+", url):
+        raise InvalidArgument(field, f"{url!r} is not an http(s) link")
+    return url
 
 
 def split_fields(line: str, count: int) -> list[str]:
@@ -504,42 +431,52 @@ def split_fields(line: str, count: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Member:
+    """3.1.1: one person in one role, with the duties of that role."""
+
     name: str
     role: Role
     duties: str
 
 
-def team(members: Sequence[Member]) -> list[Member]:
+@dataclass(frozen=True)
+class Team:
     """3.1.1: exactly one project manager; a person may hold one entry per role; duties default per role."""
-    if not members:
-        raise InvalidArgument("members", "a team needs at least a project manager")
-    managers = [m for m in members if m.role is Role.PROJECT_MANAGER]
-    if len(managers) != 1:
-        raise InvalidArgument(
-            "project_manager", f"a team has exactly one project manager, not {len(managers)}"
-        )
-    result: list[Member] = []
-    seen: set[tuple[str, Role]] = set()
-    for member in members:
-        name = required("members.name", member.name, NAME_LIMIT)
-        key = (name.lower(), member.role)
-        if key in seen:
-            continue
-        seen.add(key)
-        duties = optional("duties", member.duties) or STANDARD_DUTIES[member.role]
-        result.append(Member(name, member.role, duties))
-    return result
+
+    members: tuple[Member, ...]
+
+    @classmethod
+    def parse(cls, *, members: Iterable[tuple[object, object, object]]) -> Self:
+        """`members` as (name, role, duties) entries."""
+        entries = [(name, choice("members.role", role, Role), duties) for name, role, duties in members]
+        if not entries:
+            raise InvalidArgument("members", "a team needs at least a project manager")
+        managers = [role for _, role, _ in entries if role is Role.PROJECT_MANAGER]
+        if len(managers) != 1:
+            raise InvalidArgument(
+                "project_manager", f"a team has exactly one project manager, not {len(managers)}"
+            )
+        result: list[Member] = []
+        seen: set[tuple[str, Role]] = set()
+        for raw_name, role, raw_duties in entries:
+            name = required_text("members.name", raw_name, NAME_LIMIT)
+            key = (name.lower(), role)
+            if key in seen:
+                continue
+            seen.add(key)
+            duties = optional_text("duties", raw_duties, TEXT_LIMIT) or STANDARD_DUTIES[role]
+            result.append(Member(name, role, duties))
+        return cls(tuple(result))
 
 
-def duties_by_role(value: Any) -> dict[Role, str]:
+def duties_by_role(field: str, value: object) -> dict[Role, str]:
     """Duties from a diagram: a mapping role → text, or lines `role: duties`; plain text applies to all."""
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
-        return {choice(Role, k, "duties"): optional("duties", v) for k, v in value.items()}
+        return {choice(field, k, Role): optional_text(field, v, TEXT_LIMIT) for k, v in value.items()}
     result: dict[Role, str] = {}
     general: list[str] = []
-    for line in lines(value, "duties"):
+    for line in lines(field, value, TEXT_LIMIT):
         head, sep, rest = line.partition(":")
         key = head.strip().lower().replace(" ", "_")
         if sep and key in {r.value for r in Role}:
@@ -566,29 +503,45 @@ def kickoff_attendance(attendees: Sequence[str], project_manager: str | None) ->
 
 @dataclass(frozen=True)
 class NewDocument:
+    """3.2.1: a document for the project data repository, classified."""
+
     title: str
     category: DocumentCategory
     source: str
     classification: Classification
     link: str = ""
 
-
-def documents_from_lines(category: DocumentCategory, text: Any, field: str) -> list[NewDocument]:
-    """3.2.1 from a diagram: one document per line, `title | source | classification | link`."""
-    result = []
-    for line in lines(text, field):
-        title, source, classification, link = split_fields(line, 4)
-        result.append(
-            NewDocument(
-                title=required(field, title, 500),
-                category=category,
-                source=optional(field, source, 300) or _DEFAULT_SOURCE[category],
-                classification=choice(Classification, classification, field)
-                if classification
-                else default_classification(category),
-                link=parse_link(link, field),
-            )
+    @classmethod
+    def parse(
+        cls, *, title: object, category: object, source: object, classification: object, link: object
+    ) -> Self:
+        """Without a classification, the category's default (`default_classification`)."""
+        kind = choice("category", category, DocumentCategory)
+        return cls(
+            title=required_text("title", title, 500),
+            category=kind,
+            source=required_text("source", source, 300),
+            classification=optional_choice("classification", classification, Classification)
+            or default_classification(kind),
+            link=http_link("link", link),
         )
+
+
+def documents_from_lines(field: str, value: object, category: DocumentCategory) -> list[NewDocument]:
+    """3.2.1 from a diagram: one document per line, `title | source | classification | link` (the source
+    defaults to where the category's data comes from); errors name `field`."""
+    result = []
+    for line in lines(field, value, TEXT_LIMIT):
+        title, source, classification, link = split_fields(line, 4)
+        with renamed_fields(title=field, source=field, classification=field, link=field):
+            document = NewDocument.parse(
+                title=title,
+                category=category,
+                source=source or _DEFAULT_SOURCE[category],
+                classification=classification,
+                link=link,
+            )
+        result.append(document)
     return result
 
 
@@ -601,41 +554,39 @@ _DEFAULT_SOURCE = {
 
 @dataclass(frozen=True)
 class NewFinding:
+    """3.2.3: a problem, opportunity or risk found in the analysis; only a risk has a risk category."""
+
     kind: FindingKind
     description: str
     risk_category: str = ""
 
-
-_FINDING_FIELDS = {
-    FindingKind.PROBLEM: "problems",
-    FindingKind.OPPORTUNITY: "opportunities",
-    FindingKind.RISK: "risk_description",
-}
-"""The job parameter each kind of finding comes from."""
-
-
-def finding(kind: FindingKind, description: str, risk_category: str = "", field: str = "") -> NewFinding:
-    text = required(field or _FINDING_FIELDS[kind], description)
-    category = ""
-    if risk_category:
-        if kind is not FindingKind.RISK:
+    @classmethod
+    def parse(cls, *, kind: object, description: object, risk_category: object = "") -> Self:
+        finding_kind = choice("kind", kind, FindingKind)
+        text = required_text("description", description, TEXT_LIMIT)
+        category = optional_choice("risk_category", risk_category, RiskCategory)
+        if category is not None and finding_kind is not FindingKind.RISK:
             raise InvalidArgument("risk_category", "only a risk has a risk category")
-        category = choice(RiskCategory, risk_category, "risk_category").value
-    return NewFinding(kind, text, category)
+        return cls(finding_kind, text, category.value if category else "")
 
 
 @dataclass(frozen=True)
 class Artefact:
+    """3.3.1: a flow chart, mind map or other illustration of a solution, by link."""
+
     kind: ArtefactKind
     title: str
     link: str
 
-
-def artefact(kind: ArtefactKind, title: str, link: str, field: str = "artefacts.link") -> Artefact:
-    url = parse_link(link, field)
-    if not url:
-        raise InvalidArgument(field, "is required")
-    return Artefact(kind, optional("artefacts.title", title, 300) or kind.value.replace("_", " "), url)
+    @classmethod
+    def parse(cls, *, kind: object, title: object, link: object) -> Self:
+        """Without a title, the kind names it."""
+        artefact_kind = choice("kind", kind, ArtefactKind)
+        url = http_link("link", link)
+        if not url:
+            raise InvalidArgument("link", "is required")
+        name = optional_text("title", title, 300) or artefact_kind.value.replace("_", " ")
+        return cls(artefact_kind, name, url)
 
 
 def check_review(verdict: Verdict, comments: str, field: str = "review_comments") -> None:
@@ -646,15 +597,51 @@ def check_review(verdict: Verdict, comments: str, field: str = "review_comments"
 
 @dataclass(frozen=True)
 class PlannedTask:
+    """3.4.1: a task of the work plan with its planned dates and budget."""
+
     name: str
     planned_start: date
     planned_end: date
     budget: Decimal
 
-    def __post_init__(self) -> None:
-        required("name", self.name, 300)
-        if self.planned_end < self.planned_start:
+    @classmethod
+    def parse(cls, *, name: object, planned_start: object, planned_end: object, budget: object) -> Self:
+        task = cls(
+            name=required_text("name", name, 300),
+            planned_start=iso_date("planned_start", planned_start),
+            planned_end=iso_date("planned_end", planned_end),
+            budget=money("budget", budget),
+        )
+        if task.planned_end < task.planned_start:
             raise InvalidArgument("planned_end", "must not be before planned_start")
+        return task
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """3.4.1: what a progress report sets; None leaves a field as it is."""
+
+    actual_start: date | None = None
+    actual_end: date | None = None
+    actual_cost: Decimal | None = None
+    progress: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        actual_start: object = None,
+        actual_end: object = None,
+        actual_cost: object = None,
+        progress: object = None,
+    ) -> Self:
+        """Each value given (not None) is parsed; None means "not reported"."""
+        return cls(
+            actual_start=None if actual_start is None else iso_date("actual_start", actual_start),
+            actual_end=None if actual_end is None else iso_date("actual_end", actual_end),
+            actual_cost=None if actual_cost is None else money("actual_cost", actual_cost),
+            progress=None if progress is None else percent("progress", progress),
+        )
 
 
 def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) -> list[PlannedTask]:
@@ -664,7 +651,11 @@ def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) 
     start = service_start
     for name, due in sorted(milestones, key=lambda m: m[1]):
         begin = min(start, due)
-        tasks.append(PlannedTask(f"Reach milestone: {name}", begin, due, Decimal("0.00")))
+        tasks.append(
+            PlannedTask.parse(
+                name=f"Reach milestone: {name}", planned_start=begin, planned_end=due, budget="0"
+            )
+        )
         start = due
     return tasks
 
@@ -717,16 +708,23 @@ def check_within_service(field: str, value: date, start: date | None, end: date 
 
 @dataclass(frozen=True)
 class DeliverableItem:
+    """4.1.1: a deliverable by name, with a link to it."""
+
     name: str
     link: str = ""
 
+    @classmethod
+    def parse(cls, *, name: object, link: object = "") -> Self:
+        return cls(required_text("name", name, 300), http_link("link", link))
 
-def deliverable_items(value: Any, field: str = "deliverables") -> list[DeliverableItem]:
-    """4.1.1: one deliverable per line, `name | link`."""
+
+def deliverable_items(field: str, value: object) -> list[DeliverableItem]:
+    """4.1.1 from a diagram: one deliverable per line, `name | link`; errors name `field`."""
     items = []
-    for line in lines(value, field):
+    for line in lines(field, value, TEXT_LIMIT):
         name, link = split_fields(line, 2)
-        items.append(DeliverableItem(required(field, name, 300), parse_link(link, field)))
+        with renamed_fields(name=field, link=field):
+            items.append(DeliverableItem.parse(name=name, link=link))
     return items
 
 
@@ -748,7 +746,7 @@ def missing_contract_deliverables(contracted: Sequence[str], items: Sequence[Del
 
 @dataclass(frozen=True)
 class MaterialsReview:
-    """4.1.2: logic, consistency, accuracy and contract conformance."""
+    """4.1.2: logic, consistency, accuracy and contract conformance; a failed review says what to revise."""
 
     logic_ok: bool
     consistency_ok: bool
@@ -756,13 +754,30 @@ class MaterialsReview:
     contract_conformance_ok: bool
     comments: str
 
+    @classmethod
+    def parse(
+        cls,
+        *,
+        logic_ok: object,
+        consistency_ok: object,
+        accuracy_ok: object,
+        contract_conformance_ok: object,
+        comments: object,
+    ) -> Self:
+        review = cls(
+            logic_ok=yes_no("logic_ok", logic_ok),
+            consistency_ok=yes_no("consistency_ok", consistency_ok),
+            accuracy_ok=yes_no("accuracy_ok", accuracy_ok),
+            contract_conformance_ok=yes_no("contract_conformance_ok", contract_conformance_ok),
+            comments="" if comments is None else str(comments).strip(),
+        )
+        if not review.approved and not review.comments:
+            raise InvalidArgument("review_comments", "say what failed the review and what to revise")
+        return review
+
     @property
     def approved(self) -> bool:
         return self.logic_ok and self.consistency_ok and self.accuracy_ok and self.contract_conformance_ok
-
-    def check(self) -> None:
-        if not self.approved and not self.comments.strip():
-            raise InvalidArgument("review_comments", "say what failed the review and what to revise")
 
 
 @dataclass(frozen=True)
@@ -774,24 +789,43 @@ class OnsitePlan:
     attendees: tuple[str, ...]
     preparations: tuple[str, ...]
 
-    def __post_init__(self) -> None:
-        required("delivery_place", self.place, 500)
-        if not self.attendees:
+    @classmethod
+    def parse(cls, *, delivery_time: object, place: object, attendees: object, preparations: object) -> Self:
+        """Attendees and preparations: lists, or text separated by commas, semicolons or new lines."""
+        plan = cls(
+            delivery_time=iso_datetime("delivery_time", delivery_time),
+            place=required_text("delivery_place", place, 500),
+            attendees=names("attendees", attendees),
+            preparations=entries("preparations", preparations, ",;\n", TEXT_LIMIT),
+        )
+        if not plan.attendees:
             raise InvalidArgument("attendees", "is required")
+        return plan
 
 
-def criteria_list(value: Any) -> list[str]:
-    criteria = lines(value, "acceptance_criteria")
-    if not criteria:
-        raise InvalidArgument("acceptance_criteria", "name at least one criterion")
-    return criteria
+def criteria(field: str, value: object) -> tuple[str, ...]:
+    """4.4.1: acceptance criteria, one per line (or a list); at least one."""
+    result = lines(field, value, TEXT_LIMIT)
+    if not result:
+        raise InvalidArgument(field, "name at least one criterion")
+    return result
 
 
 @dataclass(frozen=True)
 class CriterionResult:
+    """4.4.2: the client's result for one acceptance criterion."""
+
     criterion: str
     passed: bool
     comment: str = ""
+
+    @classmethod
+    def parse(cls, *, criterion: object, passed: object, comment: object = "") -> Self:
+        return cls(
+            criterion=optional_text("criterion", criterion, TEXT_LIMIT),
+            passed=yes_no("passed", passed),
+            comment=optional_text("comment", comment, TEXT_LIMIT),
+        )
 
 
 def check_report(
@@ -822,36 +856,47 @@ def check_report(
 
 @dataclass(frozen=True)
 class RectificationItem:
+    """4.4.3: what to rectify, who, until when."""
+
     description: str
     owner: str
     due: date
 
+    @classmethod
+    def parse(cls, *, description: object, owner: object, due_date: object) -> Self:
+        return cls(
+            description=required_text("description", description, TEXT_LIMIT),
+            owner=required_text("owner", owner, NAME_LIMIT),
+            due=iso_date("due_date", due_date),
+        )
+
 
 def rectification_items(
-    value: Any, default_owner: str, default_due: date | None, reported: date
+    value: object, default_owner: str, default_due: date | None, reported: date
 ) -> list[RectificationItem]:
     """4.4.3 from a diagram: one item per line, `what | who | until when` (who and when default to the
     given owner and due date)."""
     items = []
-    for line in lines(value, "rectification_items"):
+    for line in lines("rectification_items", value, TEXT_LIMIT):
         what, who, until = split_fields(line, 3)
-        owner = optional("rectification_owner", who, NAME_LIMIT) or default_owner
-        due = parse_date(until, "rectification_due") if until else default_due
+        owner = optional_text("rectification_owner", who, NAME_LIMIT) or default_owner
+        due = iso_date("rectification_due", until) if until else default_due
         if not owner:
             raise InvalidArgument("rectification_owner", "is required")
         if due is None:
             raise InvalidArgument("rectification_due", "is required (YYYY-MM-DD)")
-        items.append(RectificationItem(required("rectification_items", what), owner, due))
+        with renamed_fields(
+            description="rectification_items", owner="rectification_owner", due_date="rectification_due"
+        ):
+            items.append(RectificationItem.parse(description=what, owner=owner, due_date=due))
     return check_rectification(items, reported)
 
 
 def check_rectification(items: Sequence[RectificationItem], reported: date) -> list[RectificationItem]:
-    """What, who, until when; the deadline does not lie before the report it answers."""
+    """At least one item; no deadline lies before the report it answers."""
     if not items:
         raise InvalidArgument("rectification_items", "name at least one item")
     for item in items:
-        required("rectification_items", item.description)
-        required("rectification_owner", item.owner, NAME_LIMIT)
         if item.due < reported:
             raise InvalidArgument(
                 "rectification_due", f"{item.due} is before the acceptance report ({reported})"

@@ -14,20 +14,32 @@ from typing import Any
 from consultflow.delivery import domain, usecases
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
+    Artefact,
+    ArtefactKind,
     ChangeDecision,
     ChannelNotTested,
     DeliverableSetStatus,
     DocumentCategory,
     FindingKind,
     MaterialsReview,
-    Member,
+    NewFinding,
     OnsitePlan,
     Platform,
     Role,
+    Team,
     Verdict,
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    lines,
+    names,
+    optional_text,
+    renamed_fields,
+    yes_no,
+)
 from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import aware
 
@@ -55,18 +67,20 @@ def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("form_team")
 def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project manager and comma-separated consultants, analysts and assistants."""
-    duties = domain.duties_by_role(job.get("duties", ""))
-    members = [
-        Member(name, role, duties.get(role, ""))
-        for role, field in (
-            (Role.PROJECT_MANAGER, "project_manager"),
-            (Role.CONSULTANT, "consultants"),
-            (Role.ANALYST, "analysts"),
-            (Role.ASSISTANT, "assistants"),
-        )
-        for name in domain.names(job.get(field, ""), field)
-    ]
-    rows = usecases.form_team(uow, job.text("project_id"), members)
+    duties = domain.duties_by_role("duties", job.get("duties", ""))
+    team = Team.parse(
+        members=[
+            (name, role, duties.get(role, ""))
+            for role, field in (
+                (Role.PROJECT_MANAGER, "project_manager"),
+                (Role.CONSULTANT, "consultants"),
+                (Role.ANALYST, "analysts"),
+                (Role.ASSISTANT, "assistants"),
+            )
+            for name in names(field, job.get(field, ""))
+        ]
+    )
+    rows = usecases.form_team(uow, job.text("project_id"), team)
     return {"team_size": usecases.team_size(rows)}
 
 
@@ -76,11 +90,11 @@ def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     kickoff = usecases.record_kickoff(
         uow,
         job.text("project_id"),
-        domain.parse_date(job.get("kickoff_date"), "kickoff_date"),
-        domain.names(job.get("attendees"), "attendees"),
+        iso_date("kickoff_date", job.get("kickoff_date")),
+        names("attendees", job.get("attendees")),
         job.text("briefing", ""),
         job.text("rules_agreed", ""),
-        domain.names(job.get("materials_handed_out", ""), "materials_handed_out"),
+        names("materials_handed_out", job.get("materials_handed_out", "")),
     )
     return {"kickoff_id": kickoff.kickoff_id}
 
@@ -98,7 +112,7 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
             (DocumentCategory.CLIENT_INTERNAL, "client_data"),
             (DocumentCategory.MARKET, "market_data"),
         )
-        for document in domain.documents_from_lines(category, job.get(field, ""), field)
+        for document in domain.documents_from_lines(field, job.get(field, ""), category)
     ]
     if not documents:
         raise InvalidArgument(
@@ -114,9 +128,9 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
     visit = usecases.record_site_visit(
         uow,
         job.text("project_id"),
-        domain.parse_date(job.get("visit_date"), "visit_date"),
-        domain.names(job.get("visitors", ""), "visitors"),
-        domain.names(job.get("interviewees", ""), "interviewees"),
+        iso_date("visit_date", job.get("visit_date")),
+        names("visitors", job.get("visitors", "")),
+        names("interviewees", job.get("interviewees", "")),
         job.text("processes_observed", ""),
         job.text("observations", ""),
     )
@@ -127,17 +141,19 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
 def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.3: problems and opportunities (one per line) and a risk found, registered with risk over gRPC."""
     findings = [
-        domain.finding(FindingKind.PROBLEM, p) for p in domain.lines(job.get("problems", ""), "problems")
+        NewFinding.parse(kind=kind, description=text)
+        for kind, field in ((FindingKind.PROBLEM, "problems"), (FindingKind.OPPORTUNITY, "opportunities"))
+        for text in lines(field, job.get(field, ""), domain.TEXT_LIMIT)
     ]
-    findings += [
-        domain.finding(FindingKind.OPPORTUNITY, o)
-        for o in domain.lines(job.get("opportunities", ""), "opportunities")
-    ]
-    if domain.parse_bool(job.get("risk_found", False), "risk_found"):
+    if yes_no("risk_found", job.get("risk_found", False)):
         description = job.text("risk_description", "")
         if not description.strip():
             raise InvalidArgument("risk_description", "is required when a risk was found")
-        findings.append(domain.finding(FindingKind.RISK, description, job.text("risk_category", "")))
+        with renamed_fields(description="risk_description"):
+            risk = NewFinding.parse(
+                kind=FindingKind.RISK, description=description, risk_category=job.text("risk_category", "")
+            )
+        findings.append(risk)
     analysis, rows = usecases.record_analysis(
         uow, deps.risks, job.text("project_id"), findings, job.request_id, job.engagement_id
     )
@@ -150,14 +166,14 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("submit_solution")
 def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.1: a solution version with its flow chart and mind map links."""
-    artefacts = [
-        domain.artefact(kind, "", link, field)
-        for kind, field in (
-            (domain.ArtefactKind.FLOW_CHART, "flow_chart_link"),
-            (domain.ArtefactKind.MIND_MAP, "mind_map_link"),
-        )
-        if (link := job.text(field, "").strip())
-    ]
+    artefacts = []
+    for kind, field in (
+        (ArtefactKind.FLOW_CHART, "flow_chart_link"),
+        (ArtefactKind.MIND_MAP, "mind_map_link"),
+    ):
+        if link := job.text(field, "").strip():
+            with renamed_fields(link=field):
+                artefacts.append(Artefact.parse(kind=kind, title="", link=link))
     solution = usecases.submit_solution(
         uow, job.text("project_id"), job.text("solution_summary", ""), artefacts
     )
@@ -170,7 +186,7 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
     solution = usecases.review_solution(
         uow,
         job.text("solution_id"),
-        domain.choice(Verdict, job.get("solution_verdict"), "solution_verdict"),
+        choice("solution_verdict", job.get("solution_verdict"), Verdict),
         job.text("review_comments", ""),
         job.text("reviewer", ""),
     )
@@ -194,10 +210,10 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     meeting = usecases.record_meeting(
         uow,
         job.text("project_id"),
-        domain.parse_date(held_on, "held_on") if held_on else usecases.today(),
+        iso_date("held_on", held_on) if held_on else usecases.today(),
         job.text("progress_report", ""),
         job.text("problems", ""),
-        domain.lines(job.get("decisions", ""), "decisions"),
+        lines("decisions", job.get("decisions", ""), domain.TEXT_LIMIT),
         job.text("internal_updates", ""),
     )
     return {"meeting_id": meeting.meeting_id}
@@ -255,7 +271,7 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
     change = usecases.respond_to_change(
         uow,
         job.text("change_request_id"),
-        domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
+        choice("change_decision", job.get("change_decision"), ChangeDecision),
         job.text("change_response", ""),
         job.text("project_id"),
     )
@@ -271,7 +287,7 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     deliverable_set = usecases.compile_deliverables(
         uow,
         job.text("project_id"),
-        domain.deliverable_items(job.get("deliverables", "")),
+        domain.deliverable_items("deliverables", job.get("deliverables", "")),
         job.text("results_summary", ""),
     )
     return {"deliverable_set_version": deliverable_set.version}
@@ -280,13 +296,11 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
 @operations.handler("record_deliverable_review")
 def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.2: the four checks; approved only when all pass."""
-    review = MaterialsReview(
-        logic_ok=domain.parse_bool(job.get("logic_ok"), "logic_ok"),
-        consistency_ok=domain.parse_bool(job.get("consistency_ok"), "consistency_ok"),
-        accuracy_ok=domain.parse_bool(job.get("accuracy_ok"), "accuracy_ok"),
-        contract_conformance_ok=domain.parse_bool(
-            job.get("contract_conformance_ok"), "contract_conformance_ok"
-        ),
+    review = MaterialsReview.parse(
+        logic_ok=job.flag("logic_ok"),
+        consistency_ok=job.flag("consistency_ok"),
+        accuracy_ok=job.flag("accuracy_ok"),
+        contract_conformance_ok=job.flag("contract_conformance_ok"),
         comments=job.text("review_comments", ""),
     )
     deliverable_set = usecases.review_deliverables(
@@ -298,11 +312,11 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
 @operations.handler("plan_onsite_delivery")
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
-    plan = OnsitePlan(
-        delivery_time=domain.parse_datetime(job.get("delivery_time"), "delivery_time"),
+    plan = OnsitePlan.parse(
+        delivery_time=job.get("delivery_time"),
         place=job.text("delivery_place", ""),
-        attendees=tuple(domain.names(job.get("attendees"), "attendees")),
-        preparations=tuple(domain.names(job.get("preparations", ""), "preparations")),
+        attendees=job.get("attendees"),
+        preparations=job.get("preparations", ""),
     )
     delivery = usecases.plan_onsite_delivery(uow, job.text("project_id"), plan)
     return {"delivery_id": delivery.delivery_id}
@@ -315,8 +329,8 @@ def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
         delivery = usecases.plan_online_delivery(
             uow,
             job.text("project_id"),
-            domain.choice(Platform, job.get("platform"), "platform"),
-            domain.parse_bool(job.get("channel_tested", False), "channel_tested"),
+            choice("platform", job.get("platform"), Platform),
+            yes_no("channel_tested", job.get("channel_tested", False)),
         )
     except ChannelNotTested as refused:
         raise BpmnError("channel_not_tested", refused.message) from refused
@@ -346,9 +360,9 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     acceptance = usecases.request_acceptance(
         uow,
         job.text("project_id"),
-        domain.parse_date(job.get("acceptance_date"), "acceptance_date"),
+        iso_date("acceptance_date", job.get("acceptance_date")),
         job.text("acceptance_content", ""),
-        domain.criteria_list(job.get("acceptance_criteria", "")),
+        domain.criteria("acceptance_criteria", job.get("acceptance_criteria", "")),
     )
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
@@ -368,8 +382,8 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
     due = job.get("rectification_due", "")
     items = domain.rectification_items(
         job.get("rectification_items", ""),
-        domain.optional("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
-        domain.parse_date(due, "rectification_due") if due else None,
+        optional_text("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
+        iso_date("rectification_due", due) if due else None,
         reported.date() if reported else usecases.today(),
     )
     _, open_items = usecases.record_rectification_items(uow, acceptance_id, items)

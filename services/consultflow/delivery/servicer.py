@@ -13,23 +13,22 @@ from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
 from consultflow.delivery import domain, usecases
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
-    ArtefactKind,
+    Artefact,
     ChangeDecision,
-    Classification,
     CommunicationKind,
     Conclusion,
     CriterionResult,
     DeliverableItem,
     Direction,
-    DocumentCategory,
-    FindingKind,
     MaterialsReview,
-    Member,
     NewDocument,
+    NewFinding,
     OnsitePlan,
     PlannedTask,
     Platform,
-    Role,
+    RectificationItem,
+    TaskUpdate,
+    Team,
     Verdict,
 )
 from consultflow.delivery.messages import (
@@ -52,8 +51,8 @@ from consultflow.delivery.messages import (
     solution_message,
     task_message,
 )
-from consultflow.delivery.usecases import TaskUpdate
 from consultflow.platform.db import UnitOfWork
+from consultflow.platform.inputs import choice, iso_date, lines, names, renamed_fields
 from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import timestamp
 
@@ -103,12 +102,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             )
 
     def FormTeam(self, request: pb.FormTeamRequest, context: grpc.ServicerContext) -> pb.Project:
-        members = [
-            Member(m.name, domain.choice(Role, m.role, "members.role"), m.duties) for m in request.members
-        ]
+        team = Team.parse(members=[(m.name, m.role, m.duties) for m in request.members])
         with self._uow() as uow:
-            team = usecases.form_team(uow, request.project_id, members)
-            reply = project_message(usecases.get_project(uow.session, request.project_id), team)
+            members = usecases.form_team(uow, request.project_id, team)
+            reply = project_message(usecases.get_project(uow.session, request.project_id), members)
             uow.commit()
             return reply
 
@@ -117,11 +114,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             kickoff = usecases.record_kickoff(
                 uow,
                 request.project_id,
-                domain.parse_date(request.kickoff_date, "kickoff_date"),
-                domain.names(list(request.attendees), "attendees"),
+                iso_date("kickoff_date", request.kickoff_date),
+                names("attendees", list(request.attendees)),
                 request.briefing,
                 request.rules_agreed,
-                domain.names(list(request.materials_handed_out), "materials_handed_out"),
+                names("materials_handed_out", list(request.materials_handed_out)),
             )
             uow.commit()
             return kickoff_message(kickoff)
@@ -129,15 +126,12 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     # 3.2
 
     def AddDocument(self, request: pb.AddDocumentRequest, context: grpc.ServicerContext) -> pb.Document:
-        category = domain.choice(DocumentCategory, request.category, "category")
-        document = NewDocument(
-            title=domain.required("title", request.title, 500),
-            category=category,
-            source=domain.required("source", request.source, 300),
-            classification=domain.choice(Classification, request.classification, "classification")
-            if request.classification
-            else domain.default_classification(category),
-            link=domain.parse_link(request.link, "link"),
+        document = NewDocument.parse(
+            title=request.title,
+            category=request.category,
+            source=request.source,
+            classification=request.classification,
+            link=request.link,
         )
         with self._uow() as uow:
             (row,) = usecases.add_documents(
@@ -174,9 +168,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             visit = usecases.record_site_visit(
                 uow,
                 request.project_id,
-                domain.parse_date(request.visit_date, "visit_date"),
-                domain.names(list(request.visitors), "visitors"),
-                domain.names(list(request.interviewees), "interviewees"),
+                iso_date("visit_date", request.visit_date),
+                names("visitors", list(request.visitors)),
+                names("interviewees", list(request.interviewees)),
                 request.processes_observed,
                 request.observations,
             )
@@ -184,15 +178,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return site_visit_message(visit)
 
     def RecordAnalysis(self, request: pb.RecordAnalysisRequest, context: grpc.ServicerContext) -> pb.Analysis:
-        findings = [
-            domain.finding(
-                domain.choice(FindingKind, f.kind, "findings.kind"),
-                f.description,
-                f.risk_category,
-                "findings.description",
-            )
-            for f in request.findings
-        ]
+        with renamed_fields(kind="findings.kind", description="findings.description"):
+            findings = [
+                NewFinding.parse(kind=f.kind, description=f.description, risk_category=f.risk_category)
+                for f in request.findings
+            ]
         with self._uow() as uow:
             analysis, rows = usecases.record_analysis(
                 uow, self._deps.risks, request.project_id, findings, request.request_id
@@ -203,17 +193,15 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     # 3.3
 
     def SubmitSolution(self, request: pb.SubmitSolutionRequest, context: grpc.ServicerContext) -> pb.Solution:
-        artefacts = [
-            domain.artefact(domain.choice(ArtefactKind, a.kind, "artefacts.kind"), a.title, a.link)
-            for a in request.artefacts
-        ]
+        with renamed_fields(kind="artefacts.kind", title="artefacts.title", link="artefacts.link"):
+            artefacts = [Artefact.parse(kind=a.kind, title=a.title, link=a.link) for a in request.artefacts]
         with self._uow() as uow:
             solution = usecases.submit_solution(uow, request.project_id, request.summary, artefacts)
             uow.commit()
             return solution_message(solution, [])
 
     def ReviewSolution(self, request: pb.ReviewSolutionRequest, context: grpc.ServicerContext) -> pb.Solution:
-        verdict = domain.choice(Verdict, request.verdict, "verdict")
+        verdict = choice("verdict", request.verdict, Verdict)
         domain.check_review(verdict, request.comments, "comments")
         with self._uow() as uow:
             solution = usecases.review_solution(
@@ -243,11 +231,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return plan_message(usecases.work_plan(session, request.project_id))
 
     def AddTask(self, request: pb.AddTaskRequest, context: grpc.ServicerContext) -> pb.Task:
-        planned = PlannedTask(
-            name=domain.required("name", request.name, 300),
-            planned_start=domain.parse_date(request.planned_start, "planned_start"),
-            planned_end=domain.parse_date(request.planned_end, "planned_end"),
-            budget=domain.parse_money(request.budget, "budget"),
+        planned = PlannedTask.parse(
+            name=request.name,
+            planned_start=request.planned_start,
+            planned_end=request.planned_end,
+            budget=request.budget,
         )
         with self._uow() as uow:
             task = usecases.add_task(uow, request.project_id, planned, request.milestone_id)
@@ -255,17 +243,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return task_message(task)
 
     def UpdateTask(self, request: pb.UpdateTaskRequest, context: grpc.ServicerContext) -> pb.Task:
-        update = TaskUpdate(
-            actual_start=domain.parse_date(request.actual_start, "actual_start")
-            if request.HasField("actual_start")
-            else None,
-            actual_end=domain.parse_date(request.actual_end, "actual_end")
-            if request.HasField("actual_end")
-            else None,
-            actual_cost=domain.parse_money(request.actual_cost, "actual_cost")
-            if request.HasField("actual_cost")
-            else None,
-            progress=domain.parse_progress(request.progress) if request.HasField("progress") else None,
+        update = TaskUpdate.parse(
+            actual_start=request.actual_start if request.HasField("actual_start") else None,
+            actual_end=request.actual_end if request.HasField("actual_end") else None,
+            actual_cost=request.actual_cost if request.HasField("actual_cost") else None,
+            progress=request.progress if request.HasField("progress") else None,
         )
         with self._uow() as uow:
             task = usecases.update_task(uow, request.task_id, update)
@@ -277,7 +259,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     ) -> pb.Milestone:
         with self._uow() as uow:
             milestone = usecases.record_milestone_reached(
-                uow, request.milestone_id, domain.parse_date(request.actual_date, "actual_date")
+                uow, request.milestone_id, iso_date("actual_date", request.actual_date)
             )
             uow.commit()
             return milestone_message(milestone)
@@ -291,7 +273,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return quality_check_message(check)
 
     def RecordMeeting(self, request: pb.RecordMeetingRequest, context: grpc.ServicerContext) -> pb.Meeting:
-        held_on = domain.parse_date(request.held_on, "held_on") if request.held_on else usecases.today()
+        held_on = iso_date("held_on", request.held_on) if request.held_on else usecases.today()
         with self._uow() as uow:
             meeting = usecases.record_meeting(
                 uow,
@@ -299,7 +281,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 held_on,
                 request.progress_report,
                 request.problems,
-                domain.lines(list(request.decisions), "decisions"),
+                lines("decisions", list(request.decisions), domain.TEXT_LIMIT),
                 request.internal_updates,
             )
             uow.commit()
@@ -308,7 +290,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def EvaluateIndicators(
         self, request: pb.EvaluateIndicatorsRequest, context: grpc.ServicerContext
     ) -> pb.IndicatorSnapshot:
-        as_of = domain.parse_date(request.as_of, "as_of") if request.as_of else None
+        as_of = iso_date("as_of", request.as_of) if request.as_of else None
         with self._uow() as uow:
             snapshot, _ = usecases.evaluate_indicators(uow, self._deps.thresholds, request.project_id, as_of)
             uow.commit()
@@ -356,8 +338,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def LogCommunication(
         self, request: pb.LogCommunicationRequest, context: grpc.ServicerContext
     ) -> pb.Communication:
-        direction = domain.choice(Direction, request.direction, "direction")
-        kind = domain.choice(CommunicationKind, request.kind, "kind")
+        direction = choice("direction", request.direction, Direction)
+        kind = choice("kind", request.kind, CommunicationKind)
         with self._uow() as uow:
             entry = usecases.log_communication(
                 uow, request.project_id, direction, kind, request.counterpart, request.summary
@@ -399,7 +381,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RespondToChange(
         self, request: pb.RespondToChangeRequest, context: grpc.ServicerContext
     ) -> pb.ChangeRequest:
-        decision = domain.choice(ChangeDecision, request.decision, "decision")
+        decision = choice("decision", request.decision, ChangeDecision)
         with self._uow() as uow:
             change = usecases.respond_to_change(uow, request.change_request_id, decision, request.response)
             uow.commit()
@@ -417,13 +399,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def CompileDeliverables(
         self, request: pb.CompileDeliverablesRequest, context: grpc.ServicerContext
     ) -> pb.DeliverableSet:
-        items = [
-            DeliverableItem(
-                domain.required("deliverables.name", d.name, 300),
-                domain.parse_link(d.link, "deliverables.link"),
-            )
-            for d in request.deliverables
-        ]
+        with renamed_fields(name="deliverables.name", link="deliverables.link"):
+            items = [DeliverableItem.parse(name=d.name, link=d.link) for d in request.deliverables]
         with self._uow() as uow:
             deliverable_set = usecases.compile_deliverables(
                 uow, request.project_id, items, request.results_summary
@@ -434,7 +411,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def ReviewDeliverables(
         self, request: pb.ReviewDeliverablesRequest, context: grpc.ServicerContext
     ) -> pb.DeliverableSet:
-        review = MaterialsReview(
+        review = MaterialsReview.parse(
             logic_ok=request.logic_ok,
             consistency_ok=request.consistency_ok,
             accuracy_ok=request.accuracy_ok,
@@ -457,11 +434,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def PlanOnsiteDelivery(
         self, request: pb.PlanOnsiteDeliveryRequest, context: grpc.ServicerContext
     ) -> pb.Delivery:
-        plan = OnsitePlan(
-            delivery_time=domain.parse_datetime(request.delivery_time, "delivery_time"),
+        plan = OnsitePlan.parse(
+            delivery_time=request.delivery_time,
             place=request.place,
-            attendees=tuple(domain.names(list(request.attendees), "attendees")),
-            preparations=tuple(domain.lines(list(request.preparations), "preparations")),
+            attendees=list(request.attendees),
+            preparations=list(request.preparations),
         )
         with self._uow() as uow:
             delivery = usecases.plan_onsite_delivery(uow, request.project_id, plan)
@@ -471,7 +448,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def PlanOnlineDelivery(
         self, request: pb.PlanOnlineDeliveryRequest, context: grpc.ServicerContext
     ) -> pb.Delivery:
-        platform = domain.choice(Platform, request.platform, "platform")
+        platform = choice("platform", request.platform, Platform)
         with self._uow() as uow:
             delivery = usecases.plan_online_delivery(
                 uow, request.project_id, platform, request.channel_tested
@@ -505,8 +482,8 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RequestAcceptance(
         self, request: pb.RequestAcceptanceRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
-        acceptance_date = domain.parse_date(request.acceptance_date, "acceptance_date")
-        criteria = domain.criteria_list(list(request.criteria))
+        acceptance_date = iso_date("acceptance_date", request.acceptance_date)
+        criteria = domain.criteria("acceptance_criteria", list(request.criteria))
         with self._uow() as uow:
             acceptance = usecases.request_acceptance(
                 uow, request.project_id, acceptance_date, request.content, criteria
@@ -518,8 +495,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordAcceptanceReport(
         self, request: pb.RecordAcceptanceReportRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
-        conclusion = domain.choice(Conclusion, request.conclusion, "conclusion")
-        results = [CriterionResult(r.criterion, r.passed, r.comment) for r in request.results]
+        conclusion = choice("conclusion", request.conclusion, Conclusion)
+        results = [
+            CriterionResult.parse(criterion=r.criterion, passed=r.passed, comment=r.comment)
+            for r in request.results
+        ]
         with self._uow() as uow:
             acceptance = usecases.record_acceptance_report(
                 uow,
@@ -537,14 +517,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordRectificationItems(
         self, request: pb.RecordRectificationItemsRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
-        items = [
-            domain.RectificationItem(
-                domain.required("items.description", i.description),
-                domain.required("items.owner", i.owner, domain.NAME_LIMIT),
-                domain.parse_date(i.due_date, "items.due_date"),
-            )
-            for i in request.items
-        ]
+        with renamed_fields(description="items.description", owner="items.owner", due_date="items.due_date"):
+            items = [
+                RectificationItem.parse(description=i.description, owner=i.owner, due_date=i.due_date)
+                for i in request.items
+            ]
         with self._uow() as uow:
             acceptance, _ = usecases.record_rectification_items(uow, request.acceptance_id, items)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))

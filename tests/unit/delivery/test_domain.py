@@ -11,6 +11,7 @@ from consultflow.delivery import domain
 from consultflow.delivery.domain import (
     AcceptanceStatus,
     ArchiveState,
+    Artefact,
     CommunicationKind,
     Conclusion,
     CriterionResult,
@@ -22,72 +23,77 @@ from consultflow.delivery.domain import (
     DocumentCategory,
     ItemStatus,
     MaterialsReview,
-    Member,
+    NewDocument,
+    NewFinding,
     Phase,
     PlannedTask,
     RectificationItem,
     Role,
     SolutionStatus,
     TaskState,
+    TaskUpdate,
+    Team,
     Verdict,
 )
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import choice, iso_date, iso_datetime, lines, names, renamed_fields, yes_no
 
 
 def field_of(error: pytest.ExceptionInfo[InvalidArgument]) -> str:
     return error.value.field
 
 
-# --- parsing ---
+# --- parsing (the platform's parsers as delivery uses them, and delivery's own) ---
 
 
 def test_names_and_lines_accept_text_and_lists() -> None:
-    assert domain.names("Li Lei, Han Mei;  Li Lei\nWang", "x") == ["Li Lei", "Han Mei", "Wang"]
-    assert domain.names(["A", " B ", ""], "x") == ["A", "B"]
-    assert domain.lines("first, with comma\n\nsecond", "x") == ["first, with comma", "second"]
-    assert domain.lines(None, "x") == []
+    assert names("x", "Li Lei, Han Mei;  Li Lei\nWang") == ("Li Lei", "Han Mei", "Wang")
+    assert names("x", ["A", " B ", ""]) == ("A", "B")
+    assert lines("x", "first, with comma\n\nsecond", domain.TEXT_LIMIT) == ("first, with comma", "second")
+    assert lines("x", None, domain.TEXT_LIMIT) == ()
     with pytest.raises(InvalidArgument) as error:
-        domain.names(42, "attendees")
+        names("attendees", 42)
     assert field_of(error) == "attendees"
 
 
 def test_dates_and_times() -> None:
-    assert domain.parse_date("2025-03-01", "d") == date(2025, 3, 1)
-    assert domain.parse_date(datetime(2025, 3, 1, 12, tzinfo=UTC), "d") == date(2025, 3, 1)
+    assert iso_date("d", "2025-03-01") == date(2025, 3, 1)
+    assert iso_date("d", datetime(2025, 3, 1, 12, tzinfo=UTC)) == date(2025, 3, 1)
     for bad in ("", "01/03/2025", "2025-02-30"):
         with pytest.raises(InvalidArgument) as error:
-            domain.parse_date(bad, "kickoff_date")
+            iso_date("kickoff_date", bad)
         assert field_of(error) == "kickoff_date"
-    assert domain.parse_datetime("2025-03-01T09:30", "t") == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-    assert domain.parse_datetime("2025-03-01T09:30:00Z", "t").tzinfo is not None
+    assert iso_datetime("t", "2025-03-01T09:30") == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    assert iso_datetime("t", "2025-03-01T09:30:00Z").tzinfo is not None
     with pytest.raises(InvalidArgument, match="delivery_time"):
-        domain.parse_datetime("tomorrow", "delivery_time")
+        iso_datetime("delivery_time", "tomorrow")
 
 
 def test_booleans_money_progress_links() -> None:
-    assert domain.parse_bool("Yes", "b") is True
-    assert domain.parse_bool(False, "b") is False
+    assert yes_no("b", "Yes") is True
+    assert yes_no("b", "y") is True
+    assert yes_no("b", False) is False
     with pytest.raises(InvalidArgument, match="channel_tested"):
-        domain.parse_bool("maybe", "channel_tested")
-    assert domain.parse_money("1250.5", "m") == Decimal("1250.50")
-    assert domain.parse_money("", "m") == Decimal("0.00")
+        yes_no("channel_tested", "maybe")
+    assert domain.money("m", "1250.5") == Decimal("1250.50")
+    assert domain.money("m", "") == Decimal("0.00")
     for bad in ("-1", "abc", "1.005", "NaN", "1e13"):
         with pytest.raises(InvalidArgument, match="budget"):
-            domain.parse_money(bad, "budget")
-    assert domain.parse_progress("55") == 55
+            domain.money("budget", bad)
+    assert domain.percent("progress", "55") == 55
     for bad_progress in (-1, 101, "50.5", "x", True):
         with pytest.raises(InvalidArgument) as error:
-            domain.parse_progress(bad_progress)
+            domain.percent("progress", bad_progress)
         assert field_of(error) == "progress"
-    assert domain.parse_link("https://wiki.example/flow", "l") == "https://wiki.example/flow"
+    assert domain.http_link("l", "https://wiki.example/flow") == "https://wiki.example/flow"
     with pytest.raises(InvalidArgument, match="flow_chart_link"):
-        domain.parse_link("file:///etc/passwd", "flow_chart_link")
+        domain.http_link("flow_chart_link", "file:///etc/passwd")
 
 
 def test_choice_lists_the_allowed_values() -> None:
-    assert domain.choice(Verdict, " Approved ", "v") is Verdict.APPROVED
+    assert choice("v", " Approved ", Verdict) is Verdict.APPROVED
     with pytest.raises(InvalidArgument, match="approved, revise"):
-        domain.choice(Verdict, "ok", "solution_verdict")
+        choice("solution_verdict", "ok", Verdict)
 
 
 # --- 3.1 ---
@@ -102,14 +108,14 @@ def test_phases_only_move_forward_and_follow_up_closes_the_project() -> None:
 
 
 def test_a_team_has_exactly_one_project_manager_and_standard_duties() -> None:
-    team = domain.team(
-        [
-            Member("Wang", Role.PROJECT_MANAGER, ""),
-            Member("Li", Role.CONSULTANT, "market entry strategy"),
-            Member("li", Role.CONSULTANT, ""),  # the same person twice in one role counts once
-            Member("Li", Role.ANALYST, ""),  # one person may hold two roles
+    team = Team.parse(
+        members=[
+            ("Wang", "project_manager", ""),
+            ("Li", "Consultant", "market entry strategy"),
+            ("li", Role.CONSULTANT, ""),  # the same person twice in one role counts once
+            ("Li", Role.ANALYST, ""),  # one person may hold two roles
         ]
-    )
+    ).members
     assert [(m.name, m.role) for m in team] == [
         ("Wang", Role.PROJECT_MANAGER),
         ("Li", Role.CONSULTANT),
@@ -118,19 +124,25 @@ def test_a_team_has_exactly_one_project_manager_and_standard_duties() -> None:
     assert team[0].duties == domain.STANDARD_DUTIES[Role.PROJECT_MANAGER]
     assert team[1].duties == "market entry strategy"
     with pytest.raises(InvalidArgument) as error:
-        domain.team([Member("Li", Role.CONSULTANT, "")])
+        Team.parse(members=[("Li", Role.CONSULTANT, "")])
     assert field_of(error) == "project_manager"
     with pytest.raises(InvalidArgument, match="not 2"):
-        domain.team([Member("A", Role.PROJECT_MANAGER, ""), Member("B", Role.PROJECT_MANAGER, "")])
+        Team.parse(members=[("A", Role.PROJECT_MANAGER, ""), ("B", Role.PROJECT_MANAGER, "")])
+    with pytest.raises(InvalidArgument) as error:
+        Team.parse(members=[])
+    assert field_of(error) == "members"
+    with pytest.raises(InvalidArgument) as error:
+        Team.parse(members=[("A", "sponsor", "")])
+    assert field_of(error) == "members.role"
 
 
 def test_duties_from_a_diagram() -> None:
-    assert domain.duties_by_role("consultant: design\nAnalyst: data") == {
+    assert domain.duties_by_role("duties", "consultant: design\nAnalyst: data") == {
         Role.CONSULTANT: "design",
         Role.ANALYST: "data",
     }
-    assert domain.duties_by_role({"assistant": "archive"}) == {Role.ASSISTANT: "archive"}
-    everyone = domain.duties_by_role("follow the work manual")
+    assert domain.duties_by_role("duties", {"assistant": "archive"}) == {Role.ASSISTANT: "archive"}
+    everyone = domain.duties_by_role("duties", "follow the work manual")
     assert set(everyone) == set(Role) and everyone[Role.ANALYST] == "follow the work manual"
 
 
@@ -147,34 +159,50 @@ def test_the_project_manager_holds_the_kickoff() -> None:
 
 def test_research_documents_from_lines() -> None:
     documents = domain.documents_from_lines(
-        DocumentCategory.CLIENT_INTERNAL,
-        "Sales ledger 2024\nOrg chart | HR department | internal | https://dms.example/org",
         "client_data",
+        "Sales ledger 2024\nOrg chart | HR department | internal | https://dms.example/org",
+        DocumentCategory.CLIENT_INTERNAL,
     )
     assert [(d.title, d.source, d.classification.value, d.link) for d in documents] == [
         ("Sales ledger 2024", "client", "confidential", ""),
         ("Org chart", "HR department", "internal", "https://dms.example/org"),
     ]
     with pytest.raises(InvalidArgument, match="client_data"):
-        domain.documents_from_lines(DocumentCategory.CLIENT_INTERNAL, "X | y | secret", "client_data")
+        domain.documents_from_lines("client_data", "X | y | secret", DocumentCategory.CLIENT_INTERNAL)
+
+
+def test_a_document_from_the_api_is_classified_by_its_category_unless_told() -> None:
+    document = NewDocument.parse(
+        title="Org chart", category="client_internal", source="HR", classification="", link=""
+    )
+    assert document.classification is domain.Classification.CONFIDENTIAL
+    with pytest.raises(InvalidArgument) as error:
+        NewDocument.parse(title="Org chart", category="gossip", source="HR", classification="", link="")
+    assert field_of(error) == "category"
 
 
 def test_findings() -> None:
-    assert (
-        domain.finding(domain.FindingKind.RISK, "Key user leaves", "Personnel").risk_category == "personnel"
-    )
+    risk = NewFinding.parse(kind="risk", description="Key user leaves", risk_category="Personnel")
+    assert risk.risk_category == "personnel"
     with pytest.raises(InvalidArgument, match="risk_category"):
-        domain.finding(domain.FindingKind.PROBLEM, "Slow approvals", "personnel")
+        NewFinding.parse(kind="problem", description="Slow approvals", risk_category="personnel")
     with pytest.raises(InvalidArgument, match="risk_category"):
-        domain.finding(domain.FindingKind.RISK, "Key user leaves", "weather")
-    for kind, field in (
-        (domain.FindingKind.PROBLEM, "problems"),
-        (domain.FindingKind.OPPORTUNITY, "opportunities"),
-        (domain.FindingKind.RISK, "risk_description"),
-    ):
+        NewFinding.parse(kind="risk", description="Key user leaves", risk_category="weather")
+    for kind in domain.FindingKind:
         with pytest.raises(InvalidArgument) as error:
-            domain.finding(kind, " ")
-        assert field_of(error) == field
+            NewFinding.parse(kind=kind, description=" ")
+        assert field_of(error) == "description"
+    with pytest.raises(InvalidArgument) as error, renamed_fields(description="risk_description"):
+        NewFinding.parse(kind=domain.FindingKind.RISK, description=" ")
+    assert field_of(error) == "risk_description"
+
+
+def test_an_artefact_needs_a_link_and_is_named_after_its_kind() -> None:
+    artefact = Artefact.parse(kind="flow_chart", title="", link="https://wiki.example/flow")
+    assert (artefact.kind, artefact.title) == (domain.ArtefactKind.FLOW_CHART, "flow chart")
+    with pytest.raises(InvalidArgument) as error:
+        Artefact.parse(kind="mind_map", title="Map", link="")
+    assert field_of(error) == "link"
 
 
 def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
@@ -189,10 +217,25 @@ def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
 
 
 def test_planned_dates_in_order() -> None:
-    PlannedTask("Interviews", date(2025, 3, 1), date(2025, 3, 1), Decimal(0))
+    task = PlannedTask.parse(
+        name="Interviews", planned_start="2025-03-01", planned_end="2025-03-01", budget=""
+    )
+    assert (task.planned_start, task.budget) == (date(2025, 3, 1), Decimal("0.00"))
     with pytest.raises(InvalidArgument) as error:
-        PlannedTask("Interviews", date(2025, 3, 2), date(2025, 3, 1), Decimal(0))
+        PlannedTask.parse(name="Interviews", planned_start="2025-03-02", planned_end="2025-03-01", budget="0")
     assert field_of(error) == "planned_end"
+    with pytest.raises(InvalidArgument) as error:
+        PlannedTask.parse(name=" ", planned_start="2025-03-01", planned_end="2025-03-01", budget="0")
+    assert field_of(error) == "name"
+
+
+def test_a_task_update_parses_only_what_was_reported() -> None:
+    assert TaskUpdate.parse() == TaskUpdate()
+    update = TaskUpdate.parse(actual_start="2025-03-01", progress="40")
+    assert update == TaskUpdate(actual_start=date(2025, 3, 1), progress=40)
+    with pytest.raises(InvalidArgument) as error:
+        TaskUpdate.parse(actual_cost="-5")
+    assert field_of(error) == "actual_cost"
 
 
 def test_baseline_tasks_follow_the_milestones() -> None:
@@ -249,7 +292,9 @@ def test_a_change_request_is_answered_once_unless_deferred() -> None:
 
 
 def test_deliverables_and_contract_conformance() -> None:
-    items = domain.deliverable_items("Diagnosis report | https://dms.example/d1\nImplementation roadmap")
+    items = domain.deliverable_items(
+        "deliverables", "Diagnosis report | https://dms.example/d1\nImplementation roadmap"
+    )
     assert items == [
         DeliverableItem("Diagnosis report", "https://dms.example/d1"),
         DeliverableItem("Implementation roadmap", ""),
@@ -262,21 +307,32 @@ def test_deliverables_and_contract_conformance() -> None:
 
 
 def test_materials_are_approved_only_when_all_four_checks_pass() -> None:
-    passed = MaterialsReview(True, True, True, True, "")
-    passed.check()
-    assert passed.approved
-    failed = MaterialsReview(True, True, True, False, "")
-    assert not failed.approved
+    def review(conformance: object, comments: str) -> MaterialsReview:
+        return MaterialsReview.parse(
+            logic_ok=True,
+            consistency_ok="yes",
+            accuracy_ok=True,
+            contract_conformance_ok=conformance,
+            comments=comments,
+        )
+
+    assert review(True, "").approved
+    failed = review("no", " rework the roadmap ")
+    assert not failed.approved and failed.comments == "rework the roadmap"
     with pytest.raises(InvalidArgument, match="review_comments"):
-        failed.check()
+        review(False, "")
 
 
 def test_an_onsite_plan_names_place_and_attendees() -> None:
     when = datetime(2025, 6, 1, 9, tzinfo=UTC)
+    plan = domain.OnsitePlan.parse(
+        delivery_time="2025-06-01T09:00Z", place=" Client HQ ", attendees="Wang, Li", preparations="Slides"
+    )
+    assert plan == domain.OnsitePlan(when, "Client HQ", ("Wang", "Li"), ("Slides",))
     with pytest.raises(InvalidArgument, match="delivery_place"):
-        domain.OnsitePlan(when, " ", ("Wang",), ())
+        domain.OnsitePlan.parse(delivery_time=when, place=" ", attendees=["Wang"], preparations=[])
     with pytest.raises(InvalidArgument, match="attendees"):
-        domain.OnsitePlan(when, "Client HQ", (), ())
+        domain.OnsitePlan.parse(delivery_time=when, place="Client HQ", attendees=[], preparations=[])
 
 
 # --- 4.4 ---

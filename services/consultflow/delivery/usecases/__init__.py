@@ -34,7 +34,6 @@ from consultflow.delivery.usecases.deliverables import (
 )
 from consultflow.delivery.usecases.execution import (
     Plan,
-    TaskUpdate,
     add_task,
     complete_execution,
     evaluate_indicators,
@@ -82,7 +81,6 @@ from consultflow.delivery.usecases.solution import (
 
 __all__ = [
     "Plan",
-    "TaskUpdate",
     "acceptances",
     "add_documents",
     "add_task",

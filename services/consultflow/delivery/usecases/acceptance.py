@@ -37,6 +37,7 @@ from consultflow.delivery.usecases.common import (
 from consultflow.delivery.usecases.handover import deliveries
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import aware, now
 
 
@@ -93,7 +94,7 @@ def request_acceptance(
         project_id=project.project_id,
         round=round_number,
         acceptance_date=acceptance_date,
-        content=domain.required("acceptance_content", content),
+        content=required_text("acceptance_content", content, domain.TEXT_LIMIT),
         criteria=list(criteria),
         status=AcceptanceStatus.REQUESTED.value,
         results=[],
@@ -178,8 +179,8 @@ def record_acceptance_report(
     ]
     acceptance.conclusion = conclusion.value
     acceptance.status = conclusion.value
-    acceptance.report_comments = domain.optional("comments", comments)
-    acceptance.reported_by = domain.optional("reported_by", reported_by, domain.NAME_LIMIT) or "client"
+    acceptance.report_comments = optional_text("comments", comments, domain.TEXT_LIMIT)
+    acceptance.reported_by = optional_text("reported_by", reported_by, domain.NAME_LIMIT) or "client"
     acceptance.report_request_id = request_id or None
     acceptance.reported_at = now()
     uow.session.flush()
@@ -284,7 +285,7 @@ def close_rectification_item(uow: UnitOfWork, item_id: str, notes: str) -> Recti
     item = get(uow.session, RectificationItem, item_id, "rectification_item_id", "rectification item")
     project = active(uow, item.project_id)
     domain.check_item_open(item.status)
-    _close_item(uow, project, item, domain.required("notes", notes))
+    _close_item(uow, project, item, required_text("notes", notes, domain.TEXT_LIMIT))
     acceptance = uow.session.get(Acceptance, item.acceptance_id)
     assert acceptance is not None
     _settle(uow, project, acceptance)
@@ -296,7 +297,7 @@ def close_rectification_items(uow: UnitOfWork, acceptance_id: str, notes: str) -
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
     domain.check_items_closable(acceptance.status, acceptance.round)
-    text = domain.required("rectification_notes", notes)
+    text = required_text("rectification_notes", notes, domain.TEXT_LIMIT)
     for item in _open_items(uow.session, project.project_id, acceptance.acceptance_id):
         _close_item(uow, project, item, text)
     return _settle(uow, project, acceptance)

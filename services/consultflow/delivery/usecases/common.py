@@ -15,6 +15,7 @@ from consultflow.delivery.domain import CommunicationKind, Direction, Phase
 from consultflow.delivery.orm import Communication, Project, QualityCheck
 from consultflow.platform.db import UnitOfWork, one
 from consultflow.platform.errors import InvalidArgument, NotFound
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 M = TypeVar("M")
@@ -85,8 +86,8 @@ def log_entry(
         project_id=project.project_id,
         direction=direction.value,
         kind=kind.value,
-        counterpart=domain.optional("counterpart", counterpart, 300),
-        summary=domain.required("summary", summary),
+        counterpart=optional_text("counterpart", counterpart, 300),
+        summary=required_text("summary", summary, domain.TEXT_LIMIT),
         occurred_at=now(),
     )
     uow.session.add(entry)

@@ -31,6 +31,7 @@ from consultflow.delivery.usecases.common import (
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.inputs import choice, optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -68,7 +69,7 @@ def communications(
     project = project_of(session, project_id)
     query = select(Communication).where(Communication.project_id == project.project_id)
     if direction:
-        query = query.where(Communication.direction == domain.choice(Direction, direction, "direction").value)
+        query = query.where(Communication.direction == choice("direction", direction, Direction).value)
     query = query.order_by(Communication.occurred_at.desc()).offset(offset).limit(limit)
     return list(session.scalars(query))
 
@@ -140,8 +141,8 @@ def request_change(
         if done is not None:
             return done
     project = active(uow, project_id)
-    text = domain.required("description", description)
-    who = domain.optional("requested_by", requested_by, domain.NAME_LIMIT) or "client"
+    text = required_text("description", description, domain.TEXT_LIMIT)
+    who = optional_text("requested_by", requested_by, domain.NAME_LIMIT) or "client"
     entry = log_entry(uow, project, Direction.EXTERNAL, CommunicationKind.CHANGE_REQUEST, who, text)
     change = ChangeRequest(
         change_request_id=new_id(),

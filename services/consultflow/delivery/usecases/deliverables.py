@@ -30,6 +30,7 @@ from consultflow.delivery.usecases.common import (
 from consultflow.delivery.usecases.versions import DELIVERABLE_SETS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -55,7 +56,7 @@ def compile_deliverables(
         deliverable_set_id=new_id(),
         project_id=project.project_id,
         version=version,
-        results_summary=domain.required("results_summary", results_summary),
+        results_summary=required_text("results_summary", results_summary, domain.TEXT_LIMIT),
         status=DeliverableSetStatus.COMPILED.value,
         items=[{"name": i.name, "link": i.link, "version": counts[i.name.lower()] + 1} for i in items],
         missing_contract_deliverables=domain.missing_contract_deliverables(
@@ -85,7 +86,6 @@ def review_deliverables(
     """4.1.2: the internal review of the current set; approved only when all four checks pass. The review
     is a quality check (quality pass rate)."""
     project = active(uow, project_id)
-    review.check()
     current = current_set(uow.session, project.project_id)
     if current is None:
         raise FailedPrecondition("no deliverables compiled yet (4.1.1)")
@@ -103,7 +103,7 @@ def review_deliverables(
             contract_conformance_ok=review.contract_conformance_ok,
             approved=review.approved,
             comments=review.comments.strip(),
-            reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
+            reviewer=optional_text("reviewer", reviewer, domain.NAME_LIMIT),
             reviewed_at=now(),
         ),
     )

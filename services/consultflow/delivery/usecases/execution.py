@@ -21,6 +21,7 @@ from consultflow.delivery.domain import (
     PlannedTask,
     SolutionStatus,
     TaskState,
+    TaskUpdate,
 )
 from consultflow.delivery.orm import (
     CorrectiveAction,
@@ -47,6 +48,7 @@ from consultflow.delivery.usecases.common import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -194,16 +196,6 @@ def add_task(uow: UnitOfWork, project_id: str, planned: PlannedTask, milestone_i
     return task
 
 
-@dataclass(frozen=True)
-class TaskUpdate:
-    """Fields a progress report sets; None leaves a field as it is."""
-
-    actual_start: date | None = None
-    actual_end: date | None = None
-    actual_cost: Decimal | None = None
-    progress: int | None = None
-
-
 def update_task(uow: UnitOfWork, task_id: str, update: TaskUpdate) -> Task:
     """3.4.1: actual dates, actual cost and progress; the result must keep the task's rules."""
     task = get(uow.session, Task, task_id, "task_id", "task")
@@ -268,7 +260,7 @@ def record_quality_check(uow: UnitOfWork, task_id: str, passed: bool, notes: str
     """3.4.1: a task checked against the company's quality system."""
     task = get(uow.session, Task, task_id, "task_id", "task")
     project = active(uow, task.project_id)
-    notes = domain.optional("notes", notes)
+    notes = optional_text("notes", notes, domain.TEXT_LIMIT)
     if not passed and not notes:
         raise InvalidArgument("notes", "say why the check failed")
     check = quality_check(uow, project, "task", task.task_id, passed, notes)
@@ -304,10 +296,10 @@ def record_meeting(
         meeting_id=new_id(),
         project_id=project.project_id,
         held_on=held_on,
-        progress_report=domain.required("progress_report", progress_report),
-        problems=domain.optional("problems", problems),
+        progress_report=required_text("progress_report", progress_report, domain.TEXT_LIMIT),
+        problems=optional_text("problems", problems, domain.TEXT_LIMIT),
         decisions=list(decisions),
-        internal_updates=domain.optional("internal_updates", internal_updates),
+        internal_updates=optional_text("internal_updates", internal_updates, domain.TEXT_LIMIT),
         recorded_at=now(),
     )
     uow.session.add(meeting)
@@ -429,8 +421,8 @@ def record_corrective_action(
     row = CorrectiveAction(
         corrective_action_id=new_id(),
         project_id=project.project_id,
-        action=domain.required("corrective_action", action),
-        owner=domain.required("action_owner", owner, domain.NAME_LIMIT),
+        action=required_text("corrective_action", action, domain.TEXT_LIMIT),
+        owner=required_text("action_owner", owner, domain.NAME_LIMIT),
         recorded_at=now(),
     )
     uow.session.add(row)
@@ -467,7 +459,7 @@ def complete_execution(uow: UnitOfWork, project_id: str, summary: str) -> Projec
         raise FailedPrecondition("execution has not started")
     if project.execution_completed_at is not None:
         raise FailedPrecondition("execution was already completed")
-    project.completion_summary = domain.required("completion_summary", summary)
+    project.completion_summary = required_text("completion_summary", summary, domain.TEXT_LIMIT)
     project.execution_completed_at = now()
     move(project, Phase.EXECUTED)
     open_tasks = [t.name for t in work_plan(uow.session, project.project_id).tasks if t.progress < 100]

@@ -34,6 +34,7 @@ from consultflow.delivery.usecases.common import (
 from consultflow.delivery.usecases.deliverables import current_set
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import optional_text
 from consultflow.platform.timeutil import now
 
 
@@ -136,7 +137,7 @@ def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> 
     domain.check_deliverable(delivery.mode, delivery.status)
     delivery.status = DeliveryStatus.DELIVERED.value
     delivery.delivered_at = now()
-    delivery.client_feedback = domain.optional("client_feedback", client_feedback)
+    delivery.client_feedback = optional_text("client_feedback", client_feedback, domain.TEXT_LIMIT)
     if delivery.client_feedback:
         log_entry(
             uow,

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.adapters import Contracts
 from consultflow.delivery.domain import (
-    Member,
     Phase,
     Role,
+    Team,
 )
 from consultflow.delivery.orm import (
     Acceptance,
@@ -33,6 +33,7 @@ from consultflow.delivery.usecases.common import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import choice, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -106,14 +107,13 @@ def list_projects(session: Session, engagement_id: str, phase: str, limit: int, 
     if engagement_id:
         query = query.where(Project.engagement_id == engagement_id)
     if phase:
-        query = query.where(Project.phase == domain.choice(Phase, phase, "phase").value)
+        query = query.where(Project.phase == choice("phase", phase, Phase).value)
     return list(session.scalars(query.order_by(Project.opened_at.desc()).offset(offset).limit(limit)))
 
 
-def form_team(uow: UnitOfWork, project_id: str, members: Sequence[Member]) -> list[TeamMember]:
+def form_team(uow: UnitOfWork, project_id: str, team: Team) -> list[TeamMember]:
     """3.1.1: sets the project's team (a later call replaces it)."""
     project = active(uow, project_id)
-    team = domain.team(members)
     for old in team_of(uow.session, project.project_id):
         uow.session.delete(old)
     uow.session.flush()
@@ -126,7 +126,7 @@ def form_team(uow: UnitOfWork, project_id: str, members: Sequence[Member]) -> li
             duties=m.duties,
             position=i,
         )
-        for i, m in enumerate(team)
+        for i, m in enumerate(team.members)
     ]
     uow.session.add_all(rows)
     uow.session.flush()
@@ -167,8 +167,8 @@ def record_kickoff(
         project_id=project.project_id,
         kickoff_date=kickoff_date,
         attendees=list(attendees),
-        briefing=domain.required("briefing", briefing),
-        rules_agreed=domain.required("rules_agreed", rules_agreed),
+        briefing=required_text("briefing", briefing, domain.TEXT_LIMIT),
+        rules_agreed=required_text("rules_agreed", rules_agreed, domain.TEXT_LIMIT),
         materials_handed_out=list(materials),
         recorded_at=now(),
     )

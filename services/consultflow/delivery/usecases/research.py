@@ -36,7 +36,7 @@ from consultflow.delivery.usecases.common import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice
+from consultflow.platform.inputs import choice, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -95,7 +95,7 @@ def list_documents(
     project = project_of(session, project_id)
     query = select(Document).where(Document.project_id == project.project_id)
     if category:
-        query = query.where(Document.category == domain.choice(DocumentCategory, category, "category").value)
+        query = query.where(Document.category == choice("category", category, DocumentCategory).value)
     if archive_state:
         state = choice("archive_state", archive_state, ArchiveState)
         query = query.where(Document.archive_state == state.value)
@@ -125,7 +125,7 @@ def record_site_visit(
         visitors=list(visitors),
         interviewees=list(interviewees),
         processes_observed=processes_observed.strip(),
-        observations=domain.required("observations", observations),
+        observations=required_text("observations", observations, domain.TEXT_LIMIT),
         recorded_at=now(),
     )
     uow.session.add(visit)

@@ -28,6 +28,7 @@ from consultflow.delivery.usecases.common import (
 from consultflow.delivery.usecases.versions import SOLUTIONS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -42,7 +43,7 @@ def submit_solution(
         solution_id=new_id(),
         project_id=project.project_id,
         version=SOLUTIONS.next_version(uow.session, project.project_id),
-        summary=domain.required("solution_summary", summary),
+        summary=required_text("solution_summary", summary, domain.TEXT_LIMIT),
         status=SolutionStatus.SUBMITTED.value,
         artefacts=[{"kind": a.kind.value, "title": a.title, "link": a.link} for a in artefacts],
         submitted_at=now(),
@@ -77,7 +78,7 @@ def review_solution(
         lambda: SolutionReview(
             review_id=new_id(),
             solution_id=solution.solution_id,
-            reviewer=domain.optional("reviewer", reviewer, domain.NAME_LIMIT),
+            reviewer=optional_text("reviewer", reviewer, domain.NAME_LIMIT),
             verdict=verdict.value,
             comments=comments.strip(),
             reviewed_at=now(),
