@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain, usecases
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
@@ -362,7 +363,7 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
         job.text("project_id"),
         iso_date("acceptance_date", job.get("acceptance_date")),
         job.text("acceptance_content", ""),
-        domain.criteria("acceptance_criteria", job.get("acceptance_criteria", "")),
+        rules.criteria("acceptance_criteria", job.get("acceptance_criteria", "")),
     )
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
@@ -380,7 +381,7 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
     acceptance = usecases.get_acceptance(uow.session, acceptance_id)
     reported = aware(acceptance.reported_at)
     due = job.get("rectification_due", "")
-    items = domain.rectification_items(
+    items = rules.rectification_items(
         job.get("rectification_items", ""),
         optional_text("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
         iso_date("rectification_due", due) if due else None,

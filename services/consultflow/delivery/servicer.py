@@ -10,14 +10,18 @@ from sqlalchemy.orm import Session
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
+from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain, usecases
+from consultflow.delivery.acceptance_rules import (
+    Conclusion,
+    CriterionResult,
+    RectificationItem,
+)
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     Artefact,
     ChangeDecision,
     CommunicationKind,
-    Conclusion,
-    CriterionResult,
     DeliverableItem,
     Direction,
     MaterialsReview,
@@ -26,7 +30,6 @@ from consultflow.delivery.domain import (
     OnsitePlan,
     PlannedTask,
     Platform,
-    RectificationItem,
     TaskUpdate,
     Team,
     Verdict,
@@ -483,7 +486,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self, request: pb.RequestAcceptanceRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
         acceptance_date = iso_date("acceptance_date", request.acceptance_date)
-        criteria = domain.criteria("acceptance_criteria", list(request.criteria))
+        criteria = rules.criteria("acceptance_criteria", list(request.criteria))
         with self._uow() as uow:
             acceptance = usecases.request_acceptance(
                 uow, request.project_id, acceptance_date, request.content, criteria

@@ -7,27 +7,30 @@ from decimal import Decimal
 
 import pytest
 
+from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain
-from consultflow.delivery.domain import (
+from consultflow.delivery.acceptance_rules import (
     AcceptanceStatus,
+    Conclusion,
+    CriterionResult,
+    ItemStatus,
+    RectificationItem,
+)
+from consultflow.delivery.domain import (
     ArchiveState,
     Artefact,
     CommunicationKind,
-    Conclusion,
-    CriterionResult,
     DeliverableItem,
     DeliverableSetStatus,
     DeliveryMode,
     DeliveryStatus,
     Direction,
     DocumentCategory,
-    ItemStatus,
     MaterialsReview,
     NewDocument,
     NewFinding,
     Phase,
     PlannedTask,
-    RectificationItem,
     Role,
     SolutionStatus,
     TaskState,
@@ -343,32 +346,32 @@ CRITERIA = ["Report complete", "Roadmap feasible"]
 
 def test_a_report_covers_every_criterion_once() -> None:
     passed = [CriterionResult("report complete", True), CriterionResult("Roadmap feasible", True)]
-    domain.check_report(CRITERIA, passed, Conclusion.PASSED, "")
+    rules.check_report(CRITERIA, passed, Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="no result for 'Roadmap feasible'"):
-        domain.check_report(CRITERIA, passed[:1], Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, passed[:1], Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="not a criterion"):
-        domain.check_report(CRITERIA, [*passed, CriterionResult("Nice fonts", True)], Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, [*passed, CriterionResult("Nice fonts", True)], Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="two results"):
-        domain.check_report(
+        rules.check_report(
             CRITERIA, [*passed, CriterionResult("Report complete", False)], Conclusion.PASSED, ""
         )
 
 
 def test_the_conclusion_agrees_with_the_results() -> None:
     mixed = [CriterionResult("Report complete", True), CriterionResult("Roadmap feasible", False)]
-    domain.check_report(CRITERIA, mixed, Conclusion.FAILED, "")
+    rules.check_report(CRITERIA, mixed, Conclusion.FAILED, "")
     with pytest.raises(InvalidArgument) as error:
-        domain.check_report(CRITERIA, mixed, Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, mixed, Conclusion.PASSED, "")
     assert field_of(error) == "conclusion"
     all_passed = [CriterionResult(c, True) for c in CRITERIA]
     with pytest.raises(InvalidArgument) as error:
-        domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "")
+        rules.check_report(CRITERIA, all_passed, Conclusion.FAILED, "")
     assert field_of(error) == "comments"
-    domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "the board wants a second pilot")
+    rules.check_report(CRITERIA, all_passed, Conclusion.FAILED, "the board wants a second pilot")
 
 
 def test_rectification_items_say_what_who_and_until_when() -> None:
-    items = domain.rectification_items(
+    items = rules.rectification_items(
         "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20",
         "Wang",
         date(2025, 6, 15),
@@ -379,13 +382,13 @@ def test_rectification_items_say_what_who_and_until_when() -> None:
         RectificationItem("Add the pilot plan", "Li", date(2025, 6, 20)),
     ]
     with pytest.raises(InvalidArgument, match="rectification_owner"):
-        domain.rectification_items("Fix it", "", date(2025, 6, 15), date(2025, 6, 1))
+        rules.rectification_items("Fix it", "", date(2025, 6, 15), date(2025, 6, 1))
     with pytest.raises(InvalidArgument, match="rectification_due"):
-        domain.rectification_items("Fix it", "Wang", None, date(2025, 6, 1))
+        rules.rectification_items("Fix it", "Wang", None, date(2025, 6, 1))
     with pytest.raises(InvalidArgument, match="before the acceptance report"):
-        domain.rectification_items("Fix it", "Wang", date(2025, 5, 31), date(2025, 6, 1))
+        rules.rectification_items("Fix it", "Wang", date(2025, 5, 31), date(2025, 6, 1))
     with pytest.raises(InvalidArgument, match="rectification_items"):
-        domain.rectification_items("", "Wang", date(2025, 6, 15), date(2025, 6, 1))
+        rules.rectification_items("", "Wang", date(2025, 6, 15), date(2025, 6, 1))
 
 
 @pytest.mark.parametrize(
@@ -402,13 +405,13 @@ def test_no_new_acceptance_round_while_rectification_is_open(
     last: str, open_items: int, problem: str
 ) -> None:
     with pytest.raises(FailedPrecondition) as error:
-        domain.next_round(last, 1, open_items)
+        rules.next_round(last, 1, open_items)
     assert problem in error.value.message
 
 
 def test_a_first_round_and_a_round_after_rectification_are_allowed() -> None:
-    assert domain.next_round(None, 0, 0) == 1
-    assert domain.next_round(AcceptanceStatus.RECTIFIED, 2, 0) == 3
+    assert rules.next_round(None, 0, 0) == 1
+    assert rules.next_round(AcceptanceStatus.RECTIFIED, 2, 0) == 3
 
 
 # --- statuses and their transitions ---
@@ -459,26 +462,26 @@ def test_a_delivery_is_recorded_when_planned_on_site_or_sent_online() -> None:
 
 
 def test_an_acceptance_round_moves_from_report_to_rectification_to_close() -> None:
-    domain.check_reportable(AcceptanceStatus.REQUESTED, 1, None)
+    rules.check_reportable(AcceptanceStatus.REQUESTED, 1, None)
     with pytest.raises(FailedPrecondition, match="round 1 was already reported \\(failed\\)"):
-        domain.check_reportable(AcceptanceStatus.FAILED, 1, "failed")
+        rules.check_reportable(AcceptanceStatus.FAILED, 1, "failed")
     for status in (AcceptanceStatus.FAILED, AcceptanceStatus.RECTIFYING):
-        domain.check_rectifiable(status, 1)
+        rules.check_rectifiable(status, 1)
     with pytest.raises(FailedPrecondition, match="rectification follows a failed report"):
-        domain.check_rectifiable(AcceptanceStatus.PASSED, 1)
+        rules.check_rectifiable(AcceptanceStatus.PASSED, 1)
     for status in (AcceptanceStatus.RECTIFYING, AcceptanceStatus.RECTIFIED):
-        domain.check_items_closable(status, 1)
+        rules.check_items_closable(status, 1)
     with pytest.raises(FailedPrecondition, match="record its rectification items first"):
-        domain.check_items_closable(AcceptanceStatus.FAILED, 1)
-    assert domain.rectified(AcceptanceStatus.RECTIFYING, 0)
-    assert not domain.rectified(AcceptanceStatus.RECTIFYING, 1)
-    assert not domain.rectified(AcceptanceStatus.RECTIFIED, 0)
-    domain.check_closable(AcceptanceStatus.PASSED, 2)
+        rules.check_items_closable(AcceptanceStatus.FAILED, 1)
+    assert rules.rectified(AcceptanceStatus.RECTIFYING, 0)
+    assert not rules.rectified(AcceptanceStatus.RECTIFYING, 1)
+    assert not rules.rectified(AcceptanceStatus.RECTIFIED, 0)
+    rules.check_closable(AcceptanceStatus.PASSED, 2)
     with pytest.raises(FailedPrecondition, match="only a passed report closes acceptance"):
-        domain.check_closable(AcceptanceStatus.RECTIFIED, 2)
-    domain.check_item_open(ItemStatus.OPEN)
+        rules.check_closable(AcceptanceStatus.RECTIFIED, 2)
+    rules.check_item_open(ItemStatus.OPEN)
     with pytest.raises(FailedPrecondition, match="already closed"):
-        domain.check_item_open(ItemStatus.CLOSED)
+        rules.check_item_open(ItemStatus.CLOSED)
 
 
 def test_amber_and_red_bands_are_breaches() -> None:

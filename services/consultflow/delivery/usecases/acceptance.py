@@ -9,14 +9,17 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain
-from consultflow.delivery.domain import (
+from consultflow.delivery.acceptance_rules import (
     AcceptanceStatus,
-    CommunicationKind,
     Conclusion,
     CriterionResult,
-    Direction,
     ItemStatus,
+)
+from consultflow.delivery.domain import (
+    CommunicationKind,
+    Direction,
     Phase,
 )
 from consultflow.delivery.orm import (
@@ -74,7 +77,7 @@ def request_acceptance(
     rectification items are open (4.4.3), while a round awaits its report, or before any delivery."""
     project = active(uow, project_id)
     last = _last_round(uow.session, project.project_id)
-    round_number = domain.next_round(
+    round_number = rules.next_round(
         last.status if last else None,
         last.round if last else 0,
         len(_open_items(uow.session, project.project_id)),
@@ -166,8 +169,8 @@ def record_acceptance_report(
             return done
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    domain.check_reportable(acceptance.status, acceptance.round, acceptance.conclusion)
-    domain.check_report(acceptance.criteria, results, conclusion, comments)
+    rules.check_reportable(acceptance.status, acceptance.round, acceptance.conclusion)
+    rules.check_report(acceptance.criteria, results, conclusion, comments)
     by_key = {r.criterion.strip().lower(): r for r in results}
     acceptance.results = [
         {
@@ -199,14 +202,14 @@ def record_acceptance_report(
 
 
 def record_rectification_items(
-    uow: UnitOfWork, acceptance_id: str, items: Sequence[domain.RectificationItem]
+    uow: UnitOfWork, acceptance_id: str, items: Sequence[rules.RectificationItem]
 ) -> tuple[Acceptance, int]:
     """4.4.3: after a failed report, what to rectify, who, until when; returns the round's open items."""
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    domain.check_rectifiable(acceptance.status, acceptance.round)
+    rules.check_rectifiable(acceptance.status, acceptance.round)
     reported = aware(acceptance.reported_at)
-    domain.check_rectification(items, reported.date() if reported else today())
+    rules.check_rectification(items, reported.date() if reported else today())
     moment = now()
     start = len(items_of(uow.session, acceptance.acceptance_id))
     rows = [
@@ -267,7 +270,7 @@ def _settle(uow: UnitOfWork, project: Project, acceptance: Acceptance) -> int:
     """The round is rectified once its last item is closed."""
     uow.session.flush()
     remaining = len(_open_items(uow.session, project.project_id, acceptance.acceptance_id))
-    if domain.rectified(acceptance.status, remaining):
+    if rules.rectified(acceptance.status, remaining):
         acceptance.status = AcceptanceStatus.RECTIFIED.value
         uow.session.flush()
         emit(
@@ -284,7 +287,7 @@ def _settle(uow: UnitOfWork, project: Project, acceptance: Acceptance) -> int:
 def close_rectification_item(uow: UnitOfWork, item_id: str, notes: str) -> RectificationItem:
     item = get(uow.session, RectificationItem, item_id, "rectification_item_id", "rectification item")
     project = active(uow, item.project_id)
-    domain.check_item_open(item.status)
+    rules.check_item_open(item.status)
     _close_item(uow, project, item, required_text("notes", notes, domain.TEXT_LIMIT))
     acceptance = uow.session.get(Acceptance, item.acceptance_id)
     assert acceptance is not None
@@ -296,7 +299,7 @@ def close_rectification_items(uow: UnitOfWork, acceptance_id: str, notes: str) -
     """4.4.3: closes every open item of the round with the notes; returns the items still open (0)."""
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
-    domain.check_items_closable(acceptance.status, acceptance.round)
+    rules.check_items_closable(acceptance.status, acceptance.round)
     text = required_text("rectification_notes", notes, domain.TEXT_LIMIT)
     for item in _open_items(uow.session, project.project_id, acceptance.acceptance_id):
         _close_item(uow, project, item, text)
@@ -321,7 +324,7 @@ def close_acceptance(uow: UnitOfWork, project_id: str, acceptance_id: str) -> Pr
     last = _last_round(uow.session, project.project_id)
     if last is None or last.acceptance_id != acceptance.acceptance_id:
         raise FailedPrecondition(f"acceptance round {acceptance.round} is not the last round")
-    domain.check_closable(acceptance.status, acceptance.round)
+    rules.check_closable(acceptance.status, acceptance.round)
     acceptance.status = AcceptanceStatus.CLOSED.value
     project.phase = Phase.FOLLOW_UP.value
     project.follow_up_at = now()
