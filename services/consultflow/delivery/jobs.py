@@ -32,15 +32,7 @@ from consultflow.delivery.domain import (
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
-from consultflow.platform.inputs import (
-    choice,
-    iso_date,
-    lines,
-    names,
-    optional_text,
-    renamed_fields,
-    yes_no,
-)
+from consultflow.platform.inputs import choice, iso_date, lines, names, optional_text, renamed_fields, yes_no
 from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import aware
 

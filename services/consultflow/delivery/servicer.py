@@ -12,11 +12,7 @@ from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
 from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain, usecases
-from consultflow.delivery.acceptance_rules import (
-    Conclusion,
-    CriterionResult,
-    RectificationItem,
-)
+from consultflow.delivery.acceptance_rules import Conclusion, CriterionResult, RectificationItem
 from consultflow.delivery.adapters import Dependencies
 from consultflow.delivery.domain import (
     Artefact,

@@ -11,32 +11,10 @@ from sqlalchemy.orm import Session
 
 from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain
-from consultflow.delivery.acceptance_rules import (
-    AcceptanceStatus,
-    Conclusion,
-    CriterionResult,
-    ItemStatus,
-)
-from consultflow.delivery.domain import (
-    CommunicationKind,
-    Direction,
-    Phase,
-)
-from consultflow.delivery.orm import (
-    Acceptance,
-    Project,
-    RectificationItem,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    log_entry,
-    move,
-    new_id,
-    project_of,
-    today,
-)
+from consultflow.delivery.acceptance_rules import AcceptanceStatus, Conclusion, CriterionResult, ItemStatus
+from consultflow.delivery.domain import CommunicationKind, Direction, Phase
+from consultflow.delivery.orm import Acceptance, Project, RectificationItem
+from consultflow.delivery.usecases.common import active, emit, get, log_entry, move, new_id, project_of, today
 from consultflow.delivery.usecases.handover import deliveries
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument

@@ -8,26 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
-from consultflow.delivery.domain import (
-    ChangeDecision,
-    ChangeStatus,
-    CommunicationKind,
-    Direction,
-)
-from consultflow.delivery.orm import (
-    ChangeRequest,
-    Communication,
-    Project,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    log_entry,
-    new_id,
-    project_of,
-    today,
-)
+from consultflow.delivery.domain import ChangeDecision, ChangeStatus, CommunicationKind, Direction
+from consultflow.delivery.orm import ChangeRequest, Communication, Project
+from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument

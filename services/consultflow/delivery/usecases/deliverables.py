@@ -9,24 +9,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
-from consultflow.delivery.domain import (
-    DeliverableItem,
-    DeliverableSetStatus,
-    MaterialsReview,
-    Phase,
-)
-from consultflow.delivery.orm import (
-    DeliverableReview,
-    DeliverableSet,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    move,
-    new_id,
-    project_of,
-    quality_check,
-)
+from consultflow.delivery.domain import DeliverableItem, DeliverableSetStatus, MaterialsReview, Phase
+from consultflow.delivery.orm import DeliverableReview, DeliverableSet
+from consultflow.delivery.usecases.common import active, emit, move, new_id, project_of, quality_check
 from consultflow.delivery.usecases.versions import DELIVERABLE_SETS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition

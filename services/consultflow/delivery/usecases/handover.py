@@ -17,20 +17,8 @@ from consultflow.delivery.domain import (
     OnsitePlan,
     Platform,
 )
-from consultflow.delivery.orm import (
-    DeliverableSet,
-    Delivery,
-    Project,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    log_entry,
-    new_id,
-    project_of,
-    today,
-)
+from consultflow.delivery.orm import DeliverableSet, Delivery, Project
+from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
 from consultflow.delivery.usecases.deliverables import current_set
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument

@@ -11,26 +11,9 @@ from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
 from consultflow.delivery.adapters import Contracts
-from consultflow.delivery.domain import (
-    Phase,
-    Role,
-    Team,
-)
-from consultflow.delivery.orm import (
-    Acceptance,
-    Kickoff,
-    Project,
-    TeamMember,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    move,
-    new_id,
-    project_of,
-    required_id,
-)
+from consultflow.delivery.domain import Phase, Role, Team
+from consultflow.delivery.orm import Acceptance, Kickoff, Project, TeamMember
+from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, required_id
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from consultflow.platform.inputs import choice, required_text

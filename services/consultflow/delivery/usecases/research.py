@@ -19,21 +19,8 @@ from consultflow.delivery.domain import (
     NewFinding,
     Phase,
 )
-from consultflow.delivery.orm import (
-    Analysis,
-    Document,
-    Finding,
-    SiteVisit,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    move,
-    new_id,
-    project_of,
-    today,
-)
+from consultflow.delivery.orm import Analysis, Document, Finding, SiteVisit
+from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, today
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import choice, required_text

@@ -7,24 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
-from consultflow.delivery.domain import (
-    Artefact,
-    Phase,
-    SolutionStatus,
-    Verdict,
-)
-from consultflow.delivery.orm import (
-    Solution,
-    SolutionReview,
-)
-from consultflow.delivery.usecases.common import (
-    active,
-    emit,
-    get,
-    move,
-    new_id,
-    project_of,
-)
+from consultflow.delivery.domain import Artefact, Phase, SolutionStatus, Verdict
+from consultflow.delivery.orm import Solution, SolutionReview
+from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of
 from consultflow.delivery.usecases.versions import SOLUTIONS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
