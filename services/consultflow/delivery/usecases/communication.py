@@ -12,7 +12,7 @@ from consultflow.delivery.domain import ChangeDecision, ChangeStatus, Communicat
 from consultflow.delivery.orm import ChangeRequest, Communication, Project
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
 from consultflow.delivery.usecases.execution import snapshots, work_plan
-from consultflow.platform.db import UnitOfWork
+from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import choice, optional_text, required_text
 from consultflow.platform.timeutil import now
@@ -117,12 +117,9 @@ def request_change(
 ) -> ChangeRequest:
     """3.5.2: the client's change of needs; publishes `change.requested` so the implementation process
     assesses it (message client.change_requested)."""
-    if request_id:
-        done = uow.session.scalars(
-            select(ChangeRequest).where(ChangeRequest.request_id == request_id)
-        ).first()
-        if done is not None:
-            return done
+    done = by_request(uow.session, ChangeRequest, request_id)
+    if done is not None:
+        return done
     project = active(uow, project_id)
     text = required_text("description", description, domain.TEXT_LIMIT)
     who = optional_text("requested_by", requested_by, domain.NAME_LIMIT) or "client"

@@ -21,7 +21,7 @@ from consultflow.delivery.domain import (
 )
 from consultflow.delivery.orm import Analysis, Document, Finding, SiteVisit
 from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, today
-from consultflow.platform.db import UnitOfWork
+from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import choice, required_text
 from consultflow.platform.timeutil import now
@@ -146,10 +146,9 @@ def record_analysis(
     """3.2.3: problems, opportunities and risks found; each risk is registered with the risk service
     (6.1.1, stage implementation) under a request id derived from this analysis, so a retry never
     registers it twice."""
-    if request_id:
-        done = uow.session.scalars(select(Analysis).where(Analysis.request_id == request_id)).first()
-        if done is not None:
-            return done, findings_of(uow.session, done.analysis_id)
+    done = by_request(uow.session, Analysis, request_id)
+    if done is not None:
+        return done, findings_of(uow.session, done.analysis_id)
     project = active(uow, project_id)
     if engagement_id and engagement_id != project.engagement_id:
         raise InvalidArgument("engagement_id", f"project {project_id!r} belongs to {project.engagement_id!r}")
