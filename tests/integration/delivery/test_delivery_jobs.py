@@ -20,8 +20,9 @@ from consultflow.delivery.adapters import DecisionThresholds, Dependencies, Grpc
 from consultflow.delivery.jobs import operations
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
-from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
+from consultflow.platform.jobs import JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
+from tests.integration import helpers
 from tests.integration.delivery.support import (
     Peers,
     RunningDelivery,
@@ -52,17 +53,8 @@ class Jobs:
 
     def run(self, operation: str, **parameters: Any) -> Outcome:
         self._count += 1
-        job = Job(
-            key=self.key(self._count),
-            operation=f"delivery.{operation}",
-            instance_id="I-1",
-            process_id="implementation",
-            element_id=operation,
-            parameters=parameters,
-            variables={"engagement_id": self._engagement_id},
-            attempt=1,
-            retries=3,
-            business_key=self._engagement_id,
+        job = helpers.job(
+            f"delivery.{operation}", key=self.key(self._count), business_key=self._engagement_id, **parameters
         )
         first = run_job(self._uow, self._handlers, job)
         again = run_job(self._uow, self._handlers, job)
@@ -389,16 +381,8 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
 ) -> None:
     db = Database(sqlite_url)
     migrate(db, "delivery")
-    job = Job(
-        key="open-1",
-        operation="delivery.open_project",
-        instance_id="I-1",
-        process_id="implementation",
-        element_id="open_project",
-        parameters={"engagement_id": engagement_id, "contract_id": contract.contract_id},
-        variables={},
-        attempt=1,
-        retries=3,
+    job = helpers.job(
+        "delivery.open_project", key="open-1", engagement_id=engagement_id, contract_id=contract.contract_id
     )
     outcome = run_job(
         lambda: UnitOfWork(db, "delivery"), operations.bind(_deps(closed_address(), closed_address())), job
