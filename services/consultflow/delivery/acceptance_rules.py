@@ -151,10 +151,10 @@ class RectificationItem:
 
 
 def rectification_items(
-    value: object, default_owner: str, default_due: date | None, reported: date
+    value: object, default_owner: str, default_due: date | None
 ) -> list[RectificationItem]:
     """4.4.3 from a diagram: one item per line, `what | who | until when` (who and when default to the
-    given owner and due date)."""
+    given owner and due date); `check_rectification` checks them against the report."""
     items = []
     for line in lines("rectification_items", value, TEXT_LIMIT):
         what, who, until = split_fields(line, 3)
@@ -168,7 +168,7 @@ def rectification_items(
             description="rectification_items", owner="rectification_owner", due_date="rectification_due"
         ):
             items.append(RectificationItem.parse(description=what, owner=owner, due_date=due))
-    return check_rectification(items, reported)
+    return items
 
 
 def check_rectification(items: Sequence[RectificationItem], reported: date) -> list[RectificationItem]:

@@ -215,11 +215,9 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("evaluate_indicators")
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`."""
-    project = usecases.get_project(uow.session, job.text("project_id"))
-    engagement = job.engagement_id
-    if engagement and engagement != project.engagement_id:
-        raise InvalidArgument("engagement_id", f"the project belongs to {project.engagement_id!r}")
-    snapshot, _ = usecases.evaluate_indicators(uow, deps.thresholds, project.project_id)
+    snapshot, _ = usecases.evaluate_indicators(
+        uow, deps.thresholds, job.text("project_id"), engagement_id=job.engagement_id
+    )
     return {
         "schedule_deviation_rate": float(snapshot.schedule_deviation_rate),
         "quality_pass_rate": float(snapshot.quality_pass_rate),
@@ -369,17 +367,13 @@ def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 @operations.handler("record_rectification_items")
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
-    acceptance_id = job.text("acceptance_id")
-    acceptance = usecases.get_acceptance(uow.session, acceptance_id)
-    reported = aware(acceptance.reported_at)
     due = job.get("rectification_due", "")
     items = rules.rectification_items(
         job.get("rectification_items", ""),
         optional_text("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
         iso_date("rectification_due", due) if due else None,
-        reported.date() if reported else usecases.today(),
     )
-    _, open_items = usecases.record_rectification_items(uow, acceptance_id, items)
+    _, open_items = usecases.record_rectification_items(uow, job.text("acceptance_id"), items)
     return {"open_rectification_items": open_items}
 
 

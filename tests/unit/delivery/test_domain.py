@@ -372,23 +372,26 @@ def test_the_conclusion_agrees_with_the_results() -> None:
 
 def test_rectification_items_say_what_who_and_until_when() -> None:
     items = rules.rectification_items(
-        "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20",
-        "Wang",
-        date(2025, 6, 15),
-        date(2025, 6, 1),
+        "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20", "Wang", date(2025, 6, 15)
     )
     assert items == [
         RectificationItem("Fix the roadmap costs", "Wang", date(2025, 6, 15)),
         RectificationItem("Add the pilot plan", "Li", date(2025, 6, 20)),
     ]
+    assert rules.check_rectification(items, date(2025, 6, 1)) == items
     with pytest.raises(InvalidArgument, match="rectification_owner"):
-        rules.rectification_items("Fix it", "", date(2025, 6, 15), date(2025, 6, 1))
+        rules.rectification_items("Fix it", "", date(2025, 6, 15))
     with pytest.raises(InvalidArgument, match="rectification_due"):
-        rules.rectification_items("Fix it", "Wang", None, date(2025, 6, 1))
+        rules.rectification_items("Fix it", "Wang", None)
     with pytest.raises(InvalidArgument, match="before the acceptance report"):
-        rules.rectification_items("Fix it", "Wang", date(2025, 5, 31), date(2025, 6, 1))
+        rules.check_rectification(
+            rules.rectification_items("Fix it", "Wang", date(2025, 5, 31)), date(2025, 6, 1)
+        )
     with pytest.raises(InvalidArgument, match="rectification_items"):
-        rules.rectification_items("", "Wang", date(2025, 6, 15), date(2025, 6, 1))
+        rules.check_rectification(rules.rectification_items("", "Wang", date(2025, 6, 15)), date(2025, 6, 1))
+    with pytest.raises(InvalidArgument) as error:
+        rules.RectificationItem.parse(description="Fix it", owner=" ", due_date="2025-06-15")
+    assert field_of(error) == "owner"
 
 
 @pytest.mark.parametrize(

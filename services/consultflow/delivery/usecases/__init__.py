@@ -55,7 +55,6 @@ from consultflow.delivery.usecases.handover import (
 )
 from consultflow.delivery.usecases.project import (
     form_team,
-    get_acceptance,
     get_project,
     list_projects,
     open_project,
@@ -99,7 +98,6 @@ __all__ = [
     "evaluate_indicators",
     "findings_of",
     "form_team",
-    "get_acceptance",
     "get_project",
     "items_of",
     "list_documents",

@@ -321,12 +321,18 @@ def record_meeting(
 
 
 def evaluate_indicators(
-    uow: UnitOfWork, thresholds: Thresholds, project_id: str, as_of: date | None = None
+    uow: UnitOfWork,
+    thresholds: Thresholds,
+    project_id: str,
+    as_of: date | None = None,
+    engagement_id: str = "",
 ) -> tuple[IndicatorSnapshot, list[CorrectiveActionNeed]]:
     """3.4.2: computes the indicators (see `indicators`), stores a snapshot, and for each indicator in the
     amber or red band records a corrective action need and publishes `indicator.breached` (→ risk
-    management raises a warning, 6.4.2)."""
+    management raises a warning, 6.4.2). An `engagement_id` given must be the project's."""
     project = active(uow, project_id)
+    if engagement_id and engagement_id != project.engagement_id:
+        raise InvalidArgument("engagement_id", f"the project belongs to {project.engagement_id!r}")
     plan = work_plan(uow.session, project.project_id)
     checks = uow.session.execute(
         select(func.count(), func.count().filter(QualityCheck.passed.is_(True))).where(

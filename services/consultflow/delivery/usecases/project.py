@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from consultflow.delivery import domain
 from consultflow.delivery.adapters import Contracts
 from consultflow.delivery.domain import Phase, Role, Team
-from consultflow.delivery.orm import Acceptance, Kickoff, Project, TeamMember
-from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, required_id
+from consultflow.delivery.orm import Kickoff, Project, TeamMember
+from consultflow.delivery.usecases.common import active, emit, move, new_id, project_of, required_id
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from consultflow.platform.inputs import choice, required_text
@@ -71,10 +71,6 @@ def open_project(uow: UnitOfWork, contracts: Contracts, contract_id: str, engage
 
 def get_project(session: Session, project_id: str) -> Project:
     return project_of(session, project_id)
-
-
-def get_acceptance(session: Session, acceptance_id: str) -> Acceptance:
-    return get(session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
 
 
 def team_of(session: Session, project_id: str) -> list[TeamMember]:
