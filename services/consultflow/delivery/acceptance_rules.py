@@ -82,12 +82,29 @@ def check_closable(status: str, round_number: int) -> None:
 # --- commands and checks ---------------------------------------------------------------------------
 
 
-def criteria(field: str, value: object) -> tuple[str, ...]:
+def acceptance_criteria(field: str, value: object) -> tuple[str, ...]:
     """4.4.1: acceptance criteria, one per line (or a list); at least one."""
     result = lines(field, value, TEXT_LIMIT)
     if not result:
         raise InvalidArgument(field, "name at least one criterion")
     return result
+
+
+@dataclass(frozen=True)
+class AcceptanceRequest:
+    """4.4.1: an acceptance request: when, what is to be accepted, by which criteria."""
+
+    acceptance_date: date
+    content: str
+    criteria: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, *, acceptance_date: object, content: object, criteria: object) -> Self:
+        return cls(
+            acceptance_date=iso_date("acceptance_date", acceptance_date),
+            criteria=acceptance_criteria("acceptance_criteria", criteria),
+            content=required_text("acceptance_content", content, TEXT_LIMIT),
+        )
 
 
 @dataclass(frozen=True)

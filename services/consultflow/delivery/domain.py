@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Self
@@ -18,16 +18,14 @@ from typing import Self
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.platform.inputs import (
     choice,
-    entries,
     iso_date,
-    iso_datetime,
     lines,
     names,
     optional_choice,
+    optional_date,
     optional_text,
     renamed_fields,
     required_text,
-    yes_no,
 )
 
 TEXT_LIMIT = 20_000
@@ -170,15 +168,6 @@ class SolutionStatus(StrEnum):
     REVISE = "revise"
 
 
-class DeliverableSetStatus(StrEnum):
-    """4.1: a deliverable set version awaits its internal review, is superseded, or was reviewed."""
-
-    COMPILED = "compiled"
-    SUPERSEDED = "superseded"
-    APPROVED = "approved"
-    REVISE = "revise"
-
-
 @dataclass(frozen=True)
 class ReviewCycle:
     """3.3.1-3.3.2, 4.1.1-4.1.2: an artefact reviewed version by version until a version is approved. A new
@@ -205,12 +194,6 @@ class ReviewCycle:
 
 SOLUTION_REVIEW = ReviewCycle(
     SolutionStatus.SUBMITTED, SolutionStatus.SUPERSEDED, SolutionStatus.APPROVED, SolutionStatus.REVISE
-)
-DELIVERABLES_REVIEW = ReviewCycle(
-    DeliverableSetStatus.COMPILED,
-    DeliverableSetStatus.SUPERSEDED,
-    DeliverableSetStatus.APPROVED,
-    DeliverableSetStatus.REVISE,
 )
 
 
@@ -268,49 +251,20 @@ def check_change_response(status: str, decision: ChangeDecision, response: str) 
     required_text("change_response", response, TEXT_LIMIT)
 
 
-class DeliveryMode(StrEnum):
-    ONSITE = "onsite"
-    ONLINE = "online"
+@dataclass(frozen=True)
+class ChangeResponse:
+    """3.5.2: the decision on a change request and the answer given to the client."""
 
+    decision: ChangeDecision
+    response: str
 
-class Platform(StrEnum):
-    """4.2.2: email, online documents, video conference."""
-
-    EMAIL = "email"
-    ONLINE_DOCUMENTS = "online_documents"
-    VIDEO_CONFERENCE = "video_conference"
-
-
-class DeliveryStatus(StrEnum):
-    """4.2-4.3: planned; an online delivery is sent through its platform; then delivered."""
-
-    PLANNED = "planned"
-    SENT = "sent"
-    DELIVERED = "delivered"
-
-
-def check_sendable(mode: str, status: str) -> None:
-    """4.3.2: only an online delivery is sent, once, after it was planned."""
-    if mode != DeliveryMode.ONLINE:
-        raise FailedPrecondition("an on-site delivery is not sent online")
-    if status != DeliveryStatus.PLANNED:
-        raise FailedPrecondition(f"the delivery was already {status}")
-
-
-def check_deliverable(mode: str, status: str) -> None:
-    """4.3.1-4.3.2: an on-site delivery takes place as planned; an online one once its materials were sent."""
-    expected = DeliveryStatus.SENT if mode == DeliveryMode.ONLINE else DeliveryStatus.PLANNED
-    if status != expected:
-        raise FailedPrecondition(
-            f"an {mode} delivery is recorded once it is {expected.value}; this one is {status}"
+    @classmethod
+    def parse(cls, *, decision: object, response: object) -> Self:
+        """The answer is required once the request may still be answered (`check_change_response`)."""
+        return cls(
+            decision=choice("decision", decision, ChangeDecision),
+            response=optional_text("change_response", response, TEXT_LIMIT),
         )
-
-
-class ChannelNotTested(FailedPrecondition):
-    """4.2.2: an online delivery needs a secure, stable channel tested in advance."""
-
-    def __init__(self) -> None:
-        super().__init__("channel_tested: the online channel must be tested before the delivery (4.2.2)")
 
 
 # --- parsing ----------------------------------------------------------------------------------------
@@ -438,6 +392,35 @@ def kickoff_attendance(attendees: Sequence[str], project_manager: str | None) ->
 
 
 @dataclass(frozen=True)
+class NewKickoff:
+    """3.1.2: the kick-off meeting: when, who attended, the briefing, the rules agreed, the materials."""
+
+    kickoff_date: date
+    attendees: tuple[str, ...]
+    briefing: str
+    rules_agreed: str
+    materials_handed_out: tuple[str, ...]
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        kickoff_date: object,
+        attendees: object,
+        briefing: object,
+        rules_agreed: object,
+        materials_handed_out: object,
+    ) -> Self:
+        return cls(
+            kickoff_date=iso_date("kickoff_date", kickoff_date),
+            attendees=names("attendees", attendees),
+            briefing=required_text("briefing", briefing, TEXT_LIMIT),
+            rules_agreed=required_text("rules_agreed", rules_agreed, TEXT_LIMIT),
+            materials_handed_out=names("materials_handed_out", materials_handed_out),
+        )
+
+
+@dataclass(frozen=True)
 class NewDocument:
     """3.2.1: a document for the project data repository, classified."""
 
@@ -489,6 +472,42 @@ _DEFAULT_SOURCE = {
 
 
 @dataclass(frozen=True)
+class NewSiteVisit:
+    """3.2.2: who visited, when, whom they interviewed, which processes they saw, what they observed."""
+
+    visit_date: date
+    visitors: tuple[str, ...]
+    interviewees: tuple[str, ...]
+    processes_observed: str
+    observations: str
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        visit_date: object,
+        visitors: object,
+        interviewees: object,
+        processes_observed: object,
+        observations: object,
+    ) -> Self:
+        return cls(
+            visit_date=iso_date("visit_date", visit_date),
+            visitors=names("visitors", visitors),
+            interviewees=names("interviewees", interviewees),
+            processes_observed=optional_text("processes_observed", processes_observed, TEXT_LIMIT),
+            observations=required_text("observations", observations, TEXT_LIMIT),
+        )
+
+    def check(self, today: date) -> None:
+        """A visit is recorded after it took place, with the interviews or the processes observed."""
+        if self.visit_date > today:
+            raise InvalidArgument("visit_date", "a visit is recorded after it took place, not before")
+        if not self.interviewees and not self.processes_observed:
+            raise InvalidArgument("interviewees", "record the interviews or the processes observed")
+
+
+@dataclass(frozen=True)
 class NewFinding:
     """3.2.3: a problem, opportunity or risk found in the analysis; only a risk has a risk category."""
 
@@ -525,10 +544,24 @@ class Artefact:
         return cls(artefact_kind, name, url)
 
 
-def check_review(verdict: Verdict, comments: str, field: str = "review_comments") -> None:
-    """A verdict asking for revision says what to revise (3.3.2, 4.1.2)."""
-    if verdict is Verdict.REVISE and not comments.strip():
-        raise InvalidArgument(field, "say what to revise")
+@dataclass(frozen=True)
+class ExpertReview:
+    """3.3.2: the expert review of a solution version: approved, or revise saying what to revise."""
+
+    verdict: Verdict
+    comments: str
+    reviewer: str
+
+    @classmethod
+    def parse(cls, *, verdict: object, comments: object, reviewer: object) -> Self:
+        review = cls(
+            verdict=choice("verdict", verdict, Verdict),
+            comments=optional_text("review_comments", comments, TEXT_LIMIT),
+            reviewer=optional_text("reviewer", reviewer, NAME_LIMIT),
+        )
+        if review.verdict is Verdict.REVISE and not review.comments:
+            raise InvalidArgument("review_comments", "say what to revise")
+        return review
 
 
 @dataclass(frozen=True)
@@ -597,6 +630,36 @@ def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) 
 
 
 @dataclass(frozen=True)
+class NewMeeting:
+    """3.4.1, 3.5.1: a project meeting: progress reported, problems, decisions, internal updates."""
+
+    held_on: date | None
+    """None: today."""
+    progress_report: str
+    problems: str
+    decisions: tuple[str, ...]
+    internal_updates: str
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        held_on: object,
+        progress_report: object,
+        problems: object,
+        decisions: object,
+        internal_updates: object,
+    ) -> Self:
+        return cls(
+            held_on=optional_date("held_on", held_on),
+            progress_report=required_text("progress_report", progress_report, TEXT_LIMIT),
+            problems=optional_text("problems", problems, TEXT_LIMIT),
+            decisions=lines("decisions", decisions, TEXT_LIMIT),
+            internal_updates=optional_text("internal_updates", internal_updates, TEXT_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
 class TaskState:
     """What a progress update may change, and the rules it must keep."""
 
@@ -640,100 +703,3 @@ def check_within_service(field: str, value: date, start: date | None, end: date 
         raise InvalidArgument(field, f"{value} is before the service start {start}")
     if end is not None and value > end:
         raise InvalidArgument(field, f"{value} is after the contract's deadline {end}")
-
-
-@dataclass(frozen=True)
-class DeliverableItem:
-    """4.1.1: a deliverable by name, with a link to it."""
-
-    name: str
-    link: str = ""
-
-    @classmethod
-    def parse(cls, *, name: object, link: object = "") -> Self:
-        return cls(required_text("name", name, 300), http_link("link", link))
-
-
-def deliverable_items(field: str, value: object) -> list[DeliverableItem]:
-    """4.1.1 from a diagram: one deliverable per line, `name | link`; errors name `field`."""
-    items = []
-    for line in lines(field, value, TEXT_LIMIT):
-        name, link = split_fields(line, 2)
-        with renamed_fields(name=field, link=field):
-            items.append(DeliverableItem.parse(name=name, link=link))
-    return items
-
-
-def check_deliverables(items: Sequence[DeliverableItem]) -> None:
-    if not items:
-        raise InvalidArgument("deliverables", "name at least one deliverable")
-    seen: set[str] = set()
-    for item in items:
-        if item.name.lower() in seen:
-            raise InvalidArgument("deliverables", f"{item.name!r} is listed twice")
-        seen.add(item.name.lower())
-
-
-def missing_contract_deliverables(contracted: Sequence[str], items: Sequence[DeliverableItem]) -> list[str]:
-    """The contract's deliverables that no compiled item is named after (case-insensitive)."""
-    have = {i.name.strip().lower() for i in items}
-    return [name for name in contracted if name.strip().lower() not in have]
-
-
-@dataclass(frozen=True)
-class MaterialsReview:
-    """4.1.2: logic, consistency, accuracy and contract conformance; a failed review says what to revise."""
-
-    logic_ok: bool
-    consistency_ok: bool
-    accuracy_ok: bool
-    contract_conformance_ok: bool
-    comments: str
-
-    @classmethod
-    def parse(
-        cls,
-        *,
-        logic_ok: object,
-        consistency_ok: object,
-        accuracy_ok: object,
-        contract_conformance_ok: object,
-        comments: object,
-    ) -> Self:
-        review = cls(
-            logic_ok=yes_no("logic_ok", logic_ok),
-            consistency_ok=yes_no("consistency_ok", consistency_ok),
-            accuracy_ok=yes_no("accuracy_ok", accuracy_ok),
-            contract_conformance_ok=yes_no("contract_conformance_ok", contract_conformance_ok),
-            comments="" if comments is None else str(comments).strip(),
-        )
-        if not review.approved and not review.comments:
-            raise InvalidArgument("review_comments", "say what failed the review and what to revise")
-        return review
-
-    @property
-    def approved(self) -> bool:
-        return self.logic_ok and self.consistency_ok and self.accuracy_ok and self.contract_conformance_ok
-
-
-@dataclass(frozen=True)
-class OnsitePlan:
-    """4.2.1: time, place and attendees agreed in advance; the preparations made."""
-
-    delivery_time: datetime
-    place: str
-    attendees: tuple[str, ...]
-    preparations: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, *, delivery_time: object, place: object, attendees: object, preparations: object) -> Self:
-        """Attendees and preparations: lists, or text separated by commas, semicolons or new lines."""
-        plan = cls(
-            delivery_time=iso_datetime("delivery_time", delivery_time),
-            place=required_text("delivery_place", place, 500),
-            attendees=names("attendees", attendees),
-            preparations=entries("preparations", preparations, ",;\n", TEXT_LIMIT),
-        )
-        if not plan.attendees:
-            raise InvalidArgument("attendees", "is required")
-        return plan

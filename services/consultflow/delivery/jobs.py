@@ -12,27 +12,34 @@ from datetime import datetime
 from typing import Any
 
 from consultflow.delivery import acceptance_rules as rules
-from consultflow.delivery import domain, usecases
+from consultflow.delivery import deliverables_rules, domain, usecases
+from consultflow.delivery.acceptance_rules import AcceptanceRequest
 from consultflow.delivery.adapters import Dependencies
+from consultflow.delivery.deliverables_rules import (
+    ChannelNotTested,
+    DeliverableSetStatus,
+    MaterialsReview,
+    OnlinePlan,
+    OnsitePlan,
+)
 from consultflow.delivery.domain import (
     Artefact,
     ArtefactKind,
-    ChangeDecision,
-    ChannelNotTested,
-    DeliverableSetStatus,
+    ChangeResponse,
     DocumentCategory,
+    ExpertReview,
     FindingKind,
-    MaterialsReview,
     NewFinding,
-    OnsitePlan,
-    Platform,
+    NewKickoff,
+    NewMeeting,
+    NewSiteVisit,
     Role,
+    SolutionStatus,
     Team,
-    Verdict,
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
-from consultflow.platform.inputs import choice, iso_date, lines, names, optional_text, renamed_fields, yes_no
+from consultflow.platform.inputs import iso_date, lines, names, optional_text, renamed_fields, yes_no
 from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import aware
 
@@ -80,15 +87,14 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("record_kickoff")
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.2: the kick-off meeting."""
-    kickoff = usecases.record_kickoff(
-        uow,
-        job.text("project_id"),
-        iso_date("kickoff_date", job.get("kickoff_date")),
-        names("attendees", job.get("attendees")),
-        job.text("briefing", ""),
-        job.text("rules_agreed", ""),
-        names("materials_handed_out", job.get("materials_handed_out", "")),
+    meeting = NewKickoff.parse(
+        kickoff_date=job.get("kickoff_date"),
+        attendees=job.get("attendees"),
+        briefing=job.text("briefing", ""),
+        rules_agreed=job.text("rules_agreed", ""),
+        materials_handed_out=job.get("materials_handed_out", ""),
     )
+    kickoff = usecases.record_kickoff(uow, job.text("project_id"), meeting)
     return {"kickoff_id": kickoff.kickoff_id}
 
 
@@ -118,15 +124,14 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
 @operations.handler("record_site_visit")
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.2: an on-site visit."""
-    visit = usecases.record_site_visit(
-        uow,
-        job.text("project_id"),
-        iso_date("visit_date", job.get("visit_date")),
-        names("visitors", job.get("visitors", "")),
-        names("interviewees", job.get("interviewees", "")),
-        job.text("processes_observed", ""),
-        job.text("observations", ""),
+    command = NewSiteVisit.parse(
+        visit_date=job.get("visit_date"),
+        visitors=job.get("visitors", ""),
+        interviewees=job.get("interviewees", ""),
+        processes_observed=job.text("processes_observed", ""),
+        observations=job.text("observations", ""),
     )
+    visit = usecases.record_site_visit(uow, job.text("project_id"), command)
     return {"site_visit_id": visit.site_visit_id}
 
 
@@ -176,14 +181,14 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("record_solution_review")
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.2: the expert review's verdict."""
-    solution = usecases.review_solution(
-        uow,
-        job.text("solution_id"),
-        choice("solution_verdict", job.get("solution_verdict"), Verdict),
-        job.text("review_comments", ""),
-        job.text("reviewer", ""),
-    )
-    return {"solution_approved": solution.status == Verdict.APPROVED}
+    with renamed_fields(verdict="solution_verdict"):
+        verdict = ExpertReview.parse(
+            verdict=job.get("solution_verdict"),
+            comments=job.text("review_comments", ""),
+            reviewer=job.text("reviewer", ""),
+        )
+    solution = usecases.review_solution(uow, job.text("solution_id"), verdict)
+    return {"solution_approved": solution.status == SolutionStatus.APPROVED}
 
 
 # --- 3.4 ---
@@ -199,16 +204,14 @@ def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("record_meeting")
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1, 3.5.1: a project meeting; decisions one per line."""
-    held_on = job.get("held_on", "")
-    meeting = usecases.record_meeting(
-        uow,
-        job.text("project_id"),
-        iso_date("held_on", held_on) if held_on else usecases.today(),
-        job.text("progress_report", ""),
-        job.text("problems", ""),
-        lines("decisions", job.get("decisions", ""), domain.TEXT_LIMIT),
-        job.text("internal_updates", ""),
+    command = NewMeeting.parse(
+        held_on=job.get("held_on", ""),
+        progress_report=job.text("progress_report", ""),
+        problems=job.text("problems", ""),
+        decisions=job.get("decisions", ""),
+        internal_updates=job.text("internal_updates", ""),
     )
+    meeting = usecases.record_meeting(uow, job.text("project_id"), command)
     return {"meeting_id": meeting.meeting_id}
 
 
@@ -259,13 +262,11 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
 @operations.handler("record_change_response")
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
-    change = usecases.respond_to_change(
-        uow,
-        job.text("change_request_id"),
-        choice("change_decision", job.get("change_decision"), ChangeDecision),
-        job.text("change_response", ""),
-        job.text("project_id"),
-    )
+    with renamed_fields(decision="change_decision"):
+        answer = ChangeResponse.parse(
+            decision=job.get("change_decision"), response=job.text("change_response", "")
+        )
+    change = usecases.respond_to_change(uow, job.text("change_request_id"), answer, job.text("project_id"))
     return {"change_request_status": change.status}
 
 
@@ -278,7 +279,7 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     deliverable_set = usecases.compile_deliverables(
         uow,
         job.text("project_id"),
-        domain.deliverable_items("deliverables", job.get("deliverables", "")),
+        deliverables_rules.deliverable_items("deliverables", job.get("deliverables", "")),
         job.text("results_summary", ""),
     )
     return {"deliverable_set_version": deliverable_set.version}
@@ -316,13 +317,9 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
 @operations.handler("plan_online_delivery")
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
+    plan = OnlinePlan.parse(platform=job.get("platform"), channel_tested=job.get("channel_tested", False))
     try:
-        delivery = usecases.plan_online_delivery(
-            uow,
-            job.text("project_id"),
-            choice("platform", job.get("platform"), Platform),
-            yes_no("channel_tested", job.get("channel_tested", False)),
-        )
+        delivery = usecases.plan_online_delivery(uow, job.text("project_id"), plan)
     except ChannelNotTested as refused:
         raise BpmnError("channel_not_tested", refused.message) from refused
     return {"delivery_id": delivery.delivery_id}
@@ -348,13 +345,12 @@ def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler("request_acceptance")
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
-    acceptance = usecases.request_acceptance(
-        uow,
-        job.text("project_id"),
-        iso_date("acceptance_date", job.get("acceptance_date")),
-        job.text("acceptance_content", ""),
-        rules.criteria("acceptance_criteria", job.get("acceptance_criteria", "")),
+    request = AcceptanceRequest.parse(
+        acceptance_date=job.get("acceptance_date"),
+        content=job.text("acceptance_content", ""),
+        criteria=job.get("acceptance_criteria", ""),
     )
+    acceptance = usecases.request_acceptance(uow, job.text("project_id"), request)
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
 

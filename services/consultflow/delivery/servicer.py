@@ -10,25 +10,34 @@ from sqlalchemy.orm import Session
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
-from consultflow.delivery import acceptance_rules as rules
-from consultflow.delivery import domain, usecases
-from consultflow.delivery.acceptance_rules import Conclusion, CriterionResult, RectificationItem
+from consultflow.delivery import usecases
+from consultflow.delivery.acceptance_rules import (
+    AcceptanceRequest,
+    Conclusion,
+    CriterionResult,
+    RectificationItem,
+)
 from consultflow.delivery.adapters import Dependencies
+from consultflow.delivery.deliverables_rules import (
+    DeliverableItem,
+    MaterialsReview,
+    OnlinePlan,
+    OnsitePlan,
+)
 from consultflow.delivery.domain import (
     Artefact,
-    ChangeDecision,
+    ChangeResponse,
     CommunicationKind,
-    DeliverableItem,
     Direction,
-    MaterialsReview,
+    ExpertReview,
     NewDocument,
     NewFinding,
-    OnsitePlan,
+    NewKickoff,
+    NewMeeting,
+    NewSiteVisit,
     PlannedTask,
-    Platform,
     TaskUpdate,
     Team,
-    Verdict,
 )
 from consultflow.delivery.messages import (
     acceptance_message,
@@ -51,7 +60,7 @@ from consultflow.delivery.messages import (
     task_message,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import choice, iso_date, lines, names, renamed_fields
+from consultflow.platform.inputs import choice, iso_date, renamed_fields
 from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import timestamp
 
@@ -109,16 +118,15 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return reply
 
     def RecordKickoff(self, request: pb.RecordKickoffRequest, context: grpc.ServicerContext) -> pb.Kickoff:
+        meeting = NewKickoff.parse(
+            kickoff_date=request.kickoff_date,
+            attendees=list(request.attendees),
+            briefing=request.briefing,
+            rules_agreed=request.rules_agreed,
+            materials_handed_out=list(request.materials_handed_out),
+        )
         with self._uow() as uow:
-            kickoff = usecases.record_kickoff(
-                uow,
-                request.project_id,
-                iso_date("kickoff_date", request.kickoff_date),
-                names("attendees", list(request.attendees)),
-                request.briefing,
-                request.rules_agreed,
-                names("materials_handed_out", list(request.materials_handed_out)),
-            )
+            kickoff = usecases.record_kickoff(uow, request.project_id, meeting)
             uow.commit()
             return kickoff_message(kickoff)
 
@@ -163,16 +171,15 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordSiteVisit(
         self, request: pb.RecordSiteVisitRequest, context: grpc.ServicerContext
     ) -> pb.SiteVisit:
+        command = NewSiteVisit.parse(
+            visit_date=request.visit_date,
+            visitors=list(request.visitors),
+            interviewees=list(request.interviewees),
+            processes_observed=request.processes_observed,
+            observations=request.observations,
+        )
         with self._uow() as uow:
-            visit = usecases.record_site_visit(
-                uow,
-                request.project_id,
-                iso_date("visit_date", request.visit_date),
-                names("visitors", list(request.visitors)),
-                names("interviewees", list(request.interviewees)),
-                request.processes_observed,
-                request.observations,
-            )
+            visit = usecases.record_site_visit(uow, request.project_id, command)
             uow.commit()
             return site_visit_message(visit)
 
@@ -200,12 +207,12 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return solution_message(solution, [])
 
     def ReviewSolution(self, request: pb.ReviewSolutionRequest, context: grpc.ServicerContext) -> pb.Solution:
-        verdict = choice("verdict", request.verdict, Verdict)
-        domain.check_review(verdict, request.comments, "comments")
-        with self._uow() as uow:
-            solution = usecases.review_solution(
-                uow, request.solution_id, verdict, request.comments, request.reviewer
+        with renamed_fields(review_comments="comments"):
+            verdict = ExpertReview.parse(
+                verdict=request.verdict, comments=request.comments, reviewer=request.reviewer
             )
+        with self._uow() as uow:
+            solution = usecases.review_solution(uow, request.solution_id, verdict)
             reviews = usecases.solution_reviews(uow.session, solution.solution_id)
             uow.commit()
             return solution_message(solution, reviews)
@@ -272,17 +279,15 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             return quality_check_message(check)
 
     def RecordMeeting(self, request: pb.RecordMeetingRequest, context: grpc.ServicerContext) -> pb.Meeting:
-        held_on = iso_date("held_on", request.held_on) if request.held_on else usecases.today()
+        command = NewMeeting.parse(
+            held_on=request.held_on,
+            progress_report=request.progress_report,
+            problems=request.problems,
+            decisions=list(request.decisions),
+            internal_updates=request.internal_updates,
+        )
         with self._uow() as uow:
-            meeting = usecases.record_meeting(
-                uow,
-                request.project_id,
-                held_on,
-                request.progress_report,
-                request.problems,
-                lines("decisions", list(request.decisions), domain.TEXT_LIMIT),
-                request.internal_updates,
-            )
+            meeting = usecases.record_meeting(uow, request.project_id, command)
             uow.commit()
             return meeting_message(meeting)
 
@@ -380,9 +385,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RespondToChange(
         self, request: pb.RespondToChangeRequest, context: grpc.ServicerContext
     ) -> pb.ChangeRequest:
-        decision = choice("decision", request.decision, ChangeDecision)
+        answer = ChangeResponse.parse(decision=request.decision, response=request.response)
         with self._uow() as uow:
-            change = usecases.respond_to_change(uow, request.change_request_id, decision, request.response)
+            change = usecases.respond_to_change(uow, request.change_request_id, answer)
             uow.commit()
             return change_message(change)
 
@@ -447,11 +452,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def PlanOnlineDelivery(
         self, request: pb.PlanOnlineDeliveryRequest, context: grpc.ServicerContext
     ) -> pb.Delivery:
-        platform = choice("platform", request.platform, Platform)
+        plan = OnlinePlan.parse(platform=request.platform, channel_tested=request.channel_tested)
         with self._uow() as uow:
-            delivery = usecases.plan_online_delivery(
-                uow, request.project_id, platform, request.channel_tested
-            )
+            delivery = usecases.plan_online_delivery(uow, request.project_id, plan)
             uow.commit()
             return delivery_message(delivery)
 
@@ -481,12 +484,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RequestAcceptance(
         self, request: pb.RequestAcceptanceRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
-        acceptance_date = iso_date("acceptance_date", request.acceptance_date)
-        criteria = rules.criteria("acceptance_criteria", list(request.criteria))
+        command = AcceptanceRequest.parse(
+            acceptance_date=request.acceptance_date, content=request.content, criteria=list(request.criteria)
+        )
         with self._uow() as uow:
-            acceptance = usecases.request_acceptance(
-                uow, request.project_id, acceptance_date, request.content, criteria
-            )
+            acceptance = usecases.request_acceptance(uow, request.project_id, command)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
             uow.commit()
             return reply

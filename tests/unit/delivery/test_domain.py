@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from consultflow.delivery import acceptance_rules as rules
-from consultflow.delivery import domain
+from consultflow.delivery import deliverables_rules, domain
 from consultflow.delivery.acceptance_rules import (
     AcceptanceStatus,
     Conclusion,
@@ -16,17 +16,19 @@ from consultflow.delivery.acceptance_rules import (
     ItemStatus,
     RectificationItem,
 )
-from consultflow.delivery.domain import (
-    ArchiveState,
-    Artefact,
-    CommunicationKind,
+from consultflow.delivery.deliverables_rules import (
     DeliverableItem,
     DeliverableSetStatus,
     DeliveryMode,
     DeliveryStatus,
+    MaterialsReview,
+)
+from consultflow.delivery.domain import (
+    ArchiveState,
+    Artefact,
+    CommunicationKind,
     Direction,
     DocumentCategory,
-    MaterialsReview,
     NewDocument,
     NewFinding,
     Phase,
@@ -209,9 +211,13 @@ def test_an_artefact_needs_a_link_and_is_named_after_its_kind() -> None:
 
 
 def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
-    domain.check_review(Verdict.APPROVED, "")
+    approved = domain.ExpertReview.parse(verdict="approved", comments="", reviewer=" Dr. Chen ")
+    assert approved == domain.ExpertReview(Verdict.APPROVED, "", "Dr. Chen")
     with pytest.raises(InvalidArgument, match="review_comments"):
-        domain.check_review(Verdict.REVISE, " ")
+        domain.ExpertReview.parse(verdict="revise", comments=" ", reviewer="")
+    with pytest.raises(InvalidArgument) as error:
+        domain.ExpertReview.parse(verdict="ok", comments="", reviewer="")
+    assert field_of(error) == "verdict"
     with pytest.raises(FailedPrecondition, match="already reviewed"):
         domain.SOLUTION_REVIEW.check_reviewable("approved", "solution")
 
@@ -295,18 +301,20 @@ def test_a_change_request_is_answered_once_unless_deferred() -> None:
 
 
 def test_deliverables_and_contract_conformance() -> None:
-    items = domain.deliverable_items(
+    items = deliverables_rules.deliverable_items(
         "deliverables", "Diagnosis report | https://dms.example/d1\nImplementation roadmap"
     )
     assert items == [
         DeliverableItem("Diagnosis report", "https://dms.example/d1"),
         DeliverableItem("Implementation roadmap", ""),
     ]
-    assert domain.missing_contract_deliverables(["diagnosis REPORT", "Training"], items) == ["Training"]
+    assert deliverables_rules.missing_contract_deliverables(["diagnosis REPORT", "Training"], items) == [
+        "Training"
+    ]
     with pytest.raises(InvalidArgument, match="listed twice"):
-        domain.check_deliverables([DeliverableItem("A"), DeliverableItem("a")])
+        deliverables_rules.check_deliverables([DeliverableItem("A"), DeliverableItem("a")])
     with pytest.raises(InvalidArgument, match="deliverables"):
-        domain.check_deliverables([])
+        deliverables_rules.check_deliverables([])
 
 
 def test_materials_are_approved_only_when_all_four_checks_pass() -> None:
@@ -328,14 +336,18 @@ def test_materials_are_approved_only_when_all_four_checks_pass() -> None:
 
 def test_an_onsite_plan_names_place_and_attendees() -> None:
     when = datetime(2025, 6, 1, 9, tzinfo=UTC)
-    plan = domain.OnsitePlan.parse(
+    plan = deliverables_rules.OnsitePlan.parse(
         delivery_time="2025-06-01T09:00Z", place=" Client HQ ", attendees="Wang, Li", preparations="Slides"
     )
-    assert plan == domain.OnsitePlan(when, "Client HQ", ("Wang", "Li"), ("Slides",))
+    assert plan == deliverables_rules.OnsitePlan(when, "Client HQ", ("Wang", "Li"), ("Slides",))
     with pytest.raises(InvalidArgument, match="delivery_place"):
-        domain.OnsitePlan.parse(delivery_time=when, place=" ", attendees=["Wang"], preparations=[])
+        deliverables_rules.OnsitePlan.parse(
+            delivery_time=when, place=" ", attendees=["Wang"], preparations=[]
+        )
     with pytest.raises(InvalidArgument, match="attendees"):
-        domain.OnsitePlan.parse(delivery_time=when, place="Client HQ", attendees=[], preparations=[])
+        deliverables_rules.OnsitePlan.parse(
+            delivery_time=when, place="Client HQ", attendees=[], preparations=[]
+        )
 
 
 # --- 4.4 ---
@@ -420,7 +432,7 @@ def test_a_first_round_and_a_round_after_rectification_are_allowed() -> None:
 # --- statuses and their transitions ---
 
 
-@pytest.mark.parametrize("cycle", [domain.SOLUTION_REVIEW, domain.DELIVERABLES_REVIEW])
+@pytest.mark.parametrize("cycle", [domain.SOLUTION_REVIEW, deliverables_rules.DELIVERABLES_REVIEW])
 def test_a_version_is_reviewed_once_and_only_one_awaiting_review_is_superseded(
     cycle: domain.ReviewCycle,
 ) -> None:
@@ -436,7 +448,7 @@ def test_a_version_is_reviewed_once_and_only_one_awaiting_review_is_superseded(
 
 def test_the_review_cycles_use_each_artefacts_own_statuses() -> None:
     assert domain.SOLUTION_REVIEW.awaiting == SolutionStatus.SUBMITTED
-    assert domain.DELIVERABLES_REVIEW.awaiting == DeliverableSetStatus.COMPILED
+    assert deliverables_rules.DELIVERABLES_REVIEW.awaiting == DeliverableSetStatus.COMPILED
     assert domain.SOLUTION_REVIEW.after_review(approved=True) == Verdict.APPROVED.value
     assert domain.SOLUTION_REVIEW.after_review(approved=False) == Verdict.REVISE.value
 
@@ -448,20 +460,20 @@ def test_a_document_is_archived_once() -> None:
 
 
 def test_only_a_planned_online_delivery_is_sent() -> None:
-    domain.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+    deliverables_rules.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
     with pytest.raises(FailedPrecondition, match="on-site delivery is not sent online"):
-        domain.check_sendable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+        deliverables_rules.check_sendable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
     with pytest.raises(FailedPrecondition, match="already sent"):
-        domain.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+        deliverables_rules.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
 
 
 def test_a_delivery_is_recorded_when_planned_on_site_or_sent_online() -> None:
-    domain.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
-    domain.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+    deliverables_rules.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+    deliverables_rules.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
     with pytest.raises(FailedPrecondition, match="once it is sent; this one is planned"):
-        domain.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+        deliverables_rules.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
     with pytest.raises(FailedPrecondition, match="once it is planned; this one is delivered"):
-        domain.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.DELIVERED)
+        deliverables_rules.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.DELIVERED)
 
 
 def test_an_acceptance_round_moves_from_report_to_rectification_to_close() -> None:

@@ -15,7 +15,6 @@ from consultflow.delivery.usecases.acceptance import (
     request_acceptance,
     send_acceptance_reminder,
 )
-from consultflow.delivery.usecases.common import today
 from consultflow.delivery.usecases.communication import (
     change_requests,
     communications,
@@ -133,7 +132,6 @@ __all__ = [
     "submit_solution",
     "team_of",
     "team_size",
-    "today",
     "update_task",
     "work_plan",
 ]

@@ -4,7 +4,7 @@ the close."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,9 +48,7 @@ def _last_round(session: Session, project_id: str) -> Acceptance | None:
     return session.scalars(query.order_by(Acceptance.round.desc()).limit(1)).first()
 
 
-def request_acceptance(
-    uow: UnitOfWork, project_id: str, acceptance_date: date, content: str, criteria: Sequence[str]
-) -> Acceptance:
+def request_acceptance(uow: UnitOfWork, project_id: str, request: rules.AcceptanceRequest) -> Acceptance:
     """4.4.1: an acceptance request (time, content, criteria) opening the next round; refused while
     rectification items are open (4.4.3), while a round awaits its report, or before any delivery."""
     project = active(uow, project_id)
@@ -64,19 +62,17 @@ def request_acceptance(
     if not delivered:
         raise FailedPrecondition("nothing has been delivered yet (4.3): acceptance follows delivery")
     first_delivery = min(d for d in delivered if d is not None).date()
-    if acceptance_date < first_delivery:
+    if request.acceptance_date < first_delivery:
         raise InvalidArgument(
-            "acceptance_date", f"{acceptance_date} is before the delivery on {first_delivery}"
+            "acceptance_date", f"{request.acceptance_date} is before the delivery on {first_delivery}"
         )
-    if not criteria:
-        raise InvalidArgument("acceptance_criteria", "name at least one criterion")
     acceptance = Acceptance(
         acceptance_id=new_id(),
         project_id=project.project_id,
         round=round_number,
-        acceptance_date=acceptance_date,
-        content=required_text("acceptance_content", content, domain.TEXT_LIMIT),
-        criteria=list(criteria),
+        acceptance_date=request.acceptance_date,
+        content=request.content,
+        criteria=list(request.criteria),
         status=AcceptanceStatus.REQUESTED.value,
         results=[],
         reminders_sent=0,
@@ -92,8 +88,8 @@ def request_acceptance(
         acceptance.acceptance_id,
         acceptance_id=acceptance.acceptance_id,
         acceptance_round=acceptance.round,
-        acceptance_date=acceptance_date,
-        acceptance_criteria=list(criteria),
+        acceptance_date=request.acceptance_date,
+        acceptance_criteria=list(request.criteria),
     )
     return acceptance
 

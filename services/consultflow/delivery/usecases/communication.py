@@ -8,7 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
-from consultflow.delivery.domain import ChangeDecision, ChangeStatus, CommunicationKind, Direction
+from consultflow.delivery.domain import (
+    ChangeResponse,
+    ChangeStatus,
+    CommunicationKind,
+    Direction,
+)
 from consultflow.delivery.orm import ChangeRequest, Communication, Project
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
 from consultflow.delivery.usecases.execution import snapshots, work_plan
@@ -150,8 +155,7 @@ def request_change(
 def respond_to_change(
     uow: UnitOfWork,
     change_request_id: str,
-    decision: ChangeDecision,
-    response: str,
+    answer: ChangeResponse,
     project_id: str = "",
 ) -> ChangeRequest:
     """3.5.2: accepted, rejected or deferred, with the answer given to the client."""
@@ -159,9 +163,9 @@ def respond_to_change(
     if project_id and project_id != change.project_id:
         raise InvalidArgument("change_request_id", f"belongs to another project than {project_id!r}")
     project = active(uow, change.project_id)
-    domain.check_change_response(change.status, decision, response)
-    change.status = decision.value
-    change.response = response.strip()
+    domain.check_change_response(change.status, answer.decision, answer.response)
+    change.status = answer.decision.value
+    change.response = answer.response
     change.responded_at = now()
     log_entry(
         uow,
@@ -169,7 +173,7 @@ def respond_to_change(
         Direction.EXTERNAL,
         CommunicationKind.ANSWER,
         change.requested_by,
-        f"Change request {decision.value}: {change.response}",
+        f"Change request {answer.decision.value}: {change.response}",
     )
     uow.session.flush()
     emit(
@@ -178,7 +182,7 @@ def respond_to_change(
         "change.responded",
         change.change_request_id,
         change_request_id=change.change_request_id,
-        change_decision=decision.value,
+        change_decision=answer.decision.value,
         change_response=change.response,
     )
     return change

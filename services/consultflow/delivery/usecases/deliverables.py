@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consultflow.delivery import domain
-from consultflow.delivery.domain import DeliverableItem, DeliverableSetStatus, MaterialsReview, Phase
+from consultflow.delivery import deliverables_rules, domain
+from consultflow.delivery.deliverables_rules import DeliverableItem, DeliverableSetStatus, MaterialsReview
+from consultflow.delivery.domain import Phase
 from consultflow.delivery.orm import DeliverableReview, DeliverableSet
 from consultflow.delivery.usecases.common import active, emit, move, new_id, project_of, quality_check
 from consultflow.delivery.usecases.versions import DELIVERABLE_SETS
@@ -31,7 +32,7 @@ def compile_deliverables(
     project = active(uow, project_id)
     if project.execution_completed_at is None:
         raise FailedPrecondition("execution is not complete (3.4.1): nothing to compile yet")
-    domain.check_deliverables(items)
+    deliverables_rules.check_deliverables(items)
     version = DELIVERABLE_SETS.next_version(uow.session, project.project_id)
     earlier = uow.session.scalars(
         select(DeliverableSet.items).where(DeliverableSet.project_id == project.project_id)
@@ -44,7 +45,7 @@ def compile_deliverables(
         results_summary=required_text("results_summary", results_summary, domain.TEXT_LIMIT),
         status=DeliverableSetStatus.COMPILED.value,
         items=[{"name": i.name, "link": i.link, "version": counts[i.name.lower()] + 1} for i in items],
-        missing_contract_deliverables=domain.missing_contract_deliverables(
+        missing_contract_deliverables=deliverables_rules.missing_contract_deliverables(
             project.contract_deliverables, items
         ),
         compiled_at=now(),

@@ -4,7 +4,6 @@ the indicators and corrective actions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -17,6 +16,7 @@ from consultflow.delivery.adapters import Thresholds
 from consultflow.delivery.domain import (
     CommunicationKind,
     Direction,
+    NewMeeting,
     Phase,
     PlannedTask,
     SolutionStatus,
@@ -278,28 +278,22 @@ def record_quality_check(uow: UnitOfWork, task_id: str, passed: bool, notes: str
     return check
 
 
-def record_meeting(
-    uow: UnitOfWork,
-    project_id: str,
-    held_on: date,
-    progress_report: str,
-    problems: str,
-    decisions: Sequence[str],
-    internal_updates: str,
-) -> Meeting:
+def record_meeting(uow: UnitOfWork, project_id: str, command: NewMeeting) -> Meeting:
     """3.4.1, 3.5.1: a project meeting reporting progress and resolving problems; logged as internal
     communication."""
     project = active(uow, project_id)
+    held_on = command.held_on or today()
     if held_on > today():
         raise InvalidArgument("held_on", "a meeting is recorded after it was held")
+    decisions = list(command.decisions)
     meeting = Meeting(
         meeting_id=new_id(),
         project_id=project.project_id,
         held_on=held_on,
-        progress_report=required_text("progress_report", progress_report, domain.TEXT_LIMIT),
-        problems=optional_text("problems", problems, domain.TEXT_LIMIT),
-        decisions=list(decisions),
-        internal_updates=optional_text("internal_updates", internal_updates, domain.TEXT_LIMIT),
+        progress_report=command.progress_report,
+        problems=command.problems,
+        decisions=decisions,
+        internal_updates=command.internal_updates,
         recorded_at=now(),
     )
     uow.session.add(meeting)

@@ -7,15 +7,17 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from consultflow.delivery import domain
-from consultflow.delivery.domain import (
-    CommunicationKind,
+from consultflow.delivery import deliverables_rules, domain
+from consultflow.delivery.deliverables_rules import (
     DeliverableSetStatus,
     DeliveryMode,
     DeliveryStatus,
-    Direction,
+    OnlinePlan,
     OnsitePlan,
-    Platform,
+)
+from consultflow.delivery.domain import (
+    CommunicationKind,
+    Direction,
 )
 from consultflow.delivery.orm import DeliverableSet, Delivery, Project
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
@@ -73,14 +75,13 @@ def plan_onsite_delivery(uow: UnitOfWork, project_id: str, plan: OnsitePlan) -> 
     return delivery
 
 
-def plan_online_delivery(
-    uow: UnitOfWork, project_id: str, platform: Platform, channel_tested: bool
-) -> Delivery:
+def plan_online_delivery(uow: UnitOfWork, project_id: str, plan: OnlinePlan) -> Delivery:
     """4.2.2: the platform chosen and the channel tested in advance (`ChannelNotTested` otherwise)."""
     project = active(uow, project_id)
     approved = _approved_set(uow.session, project)
-    if not channel_tested:
-        raise domain.ChannelNotTested()
+    platform = plan.platform
+    if not plan.channel_tested:
+        raise deliverables_rules.ChannelNotTested()
     delivery = _new_delivery(project, approved, DeliveryMode.ONLINE)
     delivery.platform = platform.value
     delivery.channel_tested = True
@@ -102,7 +103,7 @@ def send_deliverables_online(uow: UnitOfWork, delivery_id: str) -> Delivery:
     """4.3.2: the materials sent through the chosen platform."""
     delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
     project = active(uow, delivery.project_id)
-    domain.check_sendable(delivery.mode, delivery.status)
+    deliverables_rules.check_sendable(delivery.mode, delivery.status)
     delivery.status = DeliveryStatus.SENT.value
     delivery.sent_at = now()
     uow.session.flush()
@@ -122,7 +123,7 @@ def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> 
     """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded and logged."""
     delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
     project = active(uow, delivery.project_id)
-    domain.check_deliverable(delivery.mode, delivery.status)
+    deliverables_rules.check_deliverable(delivery.mode, delivery.status)
     delivery.status = DeliveryStatus.DELIVERED.value
     delivery.delivered_at = now()
     delivery.client_feedback = optional_text("client_feedback", client_feedback, domain.TEXT_LIMIT)

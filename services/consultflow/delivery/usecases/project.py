@@ -4,19 +4,18 @@ and the kick-off."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
 from consultflow.delivery.adapters import Contracts
-from consultflow.delivery.domain import Phase, Role, Team
+from consultflow.delivery.domain import NewKickoff, Phase, Role, Team
 from consultflow.delivery.orm import Kickoff, Project, TeamMember
 from consultflow.delivery.usecases.common import active, emit, move, new_id, project_of, required_id
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import choice, required_text
+from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -129,26 +128,18 @@ def project_manager(session: Session, project_id: str) -> str | None:
     return next((m.name for m in team_of(session, project_id) if m.role == Role.PROJECT_MANAGER), None)
 
 
-def record_kickoff(
-    uow: UnitOfWork,
-    project_id: str,
-    kickoff_date: date,
-    attendees: Sequence[str],
-    briefing: str,
-    rules_agreed: str,
-    materials: Sequence[str],
-) -> Kickoff:
+def record_kickoff(uow: UnitOfWork, project_id: str, meeting: NewKickoff) -> Kickoff:
     """3.1.2: the kick-off meeting: briefing, rules agreed, materials handed out."""
     project = active(uow, project_id)
-    domain.kickoff_attendance(attendees, project_manager(uow.session, project.project_id))
+    domain.kickoff_attendance(meeting.attendees, project_manager(uow.session, project.project_id))
     kickoff = Kickoff(
         kickoff_id=new_id(),
         project_id=project.project_id,
-        kickoff_date=kickoff_date,
-        attendees=list(attendees),
-        briefing=required_text("briefing", briefing, domain.TEXT_LIMIT),
-        rules_agreed=required_text("rules_agreed", rules_agreed, domain.TEXT_LIMIT),
-        materials_handed_out=list(materials),
+        kickoff_date=meeting.kickoff_date,
+        attendees=list(meeting.attendees),
+        briefing=meeting.briefing,
+        rules_agreed=meeting.rules_agreed,
+        materials_handed_out=list(meeting.materials_handed_out),
         recorded_at=now(),
     )
     uow.session.add(kickoff)
@@ -160,8 +151,8 @@ def record_kickoff(
         "kickoff.recorded",
         kickoff.kickoff_id,
         kickoff_id=kickoff.kickoff_id,
-        kickoff_date=kickoff_date,
-        attendees=list(attendees),
-        materials_handed_out=list(materials),
+        kickoff_date=meeting.kickoff_date,
+        attendees=list(meeting.attendees),
+        materials_handed_out=list(meeting.materials_handed_out),
     )
     return kickoff

@@ -4,7 +4,6 @@ findings."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,13 +16,14 @@ from consultflow.delivery.domain import (
     FindingKind,
     NewDocument,
     NewFinding,
+    NewSiteVisit,
     Phase,
 )
 from consultflow.delivery.orm import Analysis, Document, Finding, SiteVisit
 from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, today
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice, required_text
+from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -90,29 +90,18 @@ def list_documents(
     return list(session.scalars(query))
 
 
-def record_site_visit(
-    uow: UnitOfWork,
-    project_id: str,
-    visit_date: date,
-    visitors: Sequence[str],
-    interviewees: Sequence[str],
-    processes_observed: str,
-    observations: str,
-) -> SiteVisit:
+def record_site_visit(uow: UnitOfWork, project_id: str, command: NewSiteVisit) -> SiteVisit:
     """3.2.2: who visited, when, whom they interviewed, which processes they saw, what they observed."""
     project = active(uow, project_id)
-    if visit_date > today():
-        raise InvalidArgument("visit_date", "a visit is recorded after it took place, not before")
-    if not interviewees and not processes_observed.strip():
-        raise InvalidArgument("interviewees", "record the interviews or the processes observed")
+    command.check(today())
     visit = SiteVisit(
         site_visit_id=new_id(),
         project_id=project.project_id,
-        visit_date=visit_date,
-        visitors=list(visitors),
-        interviewees=list(interviewees),
-        processes_observed=processes_observed.strip(),
-        observations=required_text("observations", observations, domain.TEXT_LIMIT),
+        visit_date=command.visit_date,
+        visitors=list(command.visitors),
+        interviewees=list(command.interviewees),
+        processes_observed=command.processes_observed,
+        observations=command.observations,
         recorded_at=now(),
     )
     uow.session.add(visit)
@@ -124,7 +113,7 @@ def record_site_visit(
         "site_visit.recorded",
         visit.site_visit_id,
         site_visit_id=visit.site_visit_id,
-        visit_date=visit_date,
+        visit_date=command.visit_date,
     )
     return visit
 

@@ -7,13 +7,13 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from consultflow.delivery import domain
-from consultflow.delivery.domain import Artefact, Phase, SolutionStatus, Verdict
+from consultflow.delivery.domain import Artefact, ExpertReview, Phase, SolutionStatus, Verdict
 from consultflow.delivery.orm import Solution, SolutionReview
 from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of
 from consultflow.delivery.usecases.versions import SOLUTIONS
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition
-from consultflow.platform.inputs import optional_text, required_text
+from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import now
 
 
@@ -48,24 +48,22 @@ def submit_solution(
     return solution
 
 
-def review_solution(
-    uow: UnitOfWork, solution_id: str, verdict: Verdict, comments: str, reviewer: str
-) -> Solution:
+def review_solution(uow: UnitOfWork, solution_id: str, verdict: ExpertReview) -> Solution:
     """3.3.2: the expert review of a version: approved, or revise with comments (until approved)."""
     solution = get(uow.session, Solution, solution_id, "solution_id", "solution")
     project = active(uow, solution.project_id)
-    domain.check_review(verdict, comments)
+    approved = verdict.verdict is Verdict.APPROVED
     review = SOLUTIONS.review(
         uow.session,
         solution,
         "solution",
-        verdict is Verdict.APPROVED,
+        approved,
         lambda: SolutionReview(
             review_id=new_id(),
             solution_id=solution.solution_id,
-            reviewer=optional_text("reviewer", reviewer, domain.NAME_LIMIT),
-            verdict=verdict.value,
-            comments=comments.strip(),
+            reviewer=verdict.reviewer,
+            verdict=verdict.verdict.value,
+            comments=verdict.comments,
             reviewed_at=now(),
         ),
     )
@@ -73,7 +71,7 @@ def review_solution(
     emit(
         uow,
         project,
-        "solution.approved" if verdict is Verdict.APPROVED else "solution.revision_requested",
+        "solution.approved" if approved else "solution.revision_requested",
         solution.solution_id,
         solution_id=solution.solution_id,
         solution_version=solution.version,

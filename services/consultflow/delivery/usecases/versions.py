@@ -10,7 +10,8 @@ from typing import Generic, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from consultflow.delivery.domain import DELIVERABLES_REVIEW, SOLUTION_REVIEW, ReviewCycle
+from consultflow.delivery.deliverables_rules import DELIVERABLES_REVIEW
+from consultflow.delivery.domain import SOLUTION_REVIEW, ReviewCycle
 from consultflow.delivery.orm import DeliverableReview, DeliverableSet, Solution, SolutionReview
 
 V = TypeVar("V", Solution, DeliverableSet)
