@@ -501,3 +501,83 @@ def test_an_acceptance_round_moves_from_report_to_rectification_to_close() -> No
 
 def test_amber_and_red_bands_are_breaches() -> None:
     assert [band for band in domain.Band if domain.breached(band)] == [domain.Band.AMBER, domain.Band.RED]
+
+
+# --- commands the API and the jobs share ---
+
+
+def test_a_kickoff_names_its_attendees_and_what_was_agreed() -> None:
+    kickoff = domain.NewKickoff.parse(
+        kickoff_date="2025-03-03",
+        attendees="Wang, Li",
+        briefing=" Scope and plan ",
+        rules_agreed="Weekly meeting",
+        materials_handed_out=["Work manual"],
+    )
+    assert kickoff == domain.NewKickoff(
+        date(2025, 3, 3), ("Wang", "Li"), "Scope and plan", "Weekly meeting", ("Work manual",)
+    )
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewKickoff.parse(
+            kickoff_date="2025-03-03",
+            attendees="Wang",
+            briefing="",
+            rules_agreed="r",
+            materials_handed_out="",
+        )
+    assert field_of(error) == "briefing"
+
+
+def test_a_site_visit_is_recorded_afterwards_with_interviews_or_processes() -> None:
+    def visit(interviewees: object, processes: object) -> domain.NewSiteVisit:
+        return domain.NewSiteVisit.parse(
+            visit_date="2025-03-05",
+            visitors="Li",
+            interviewees=interviewees,
+            processes_observed=processes,
+            observations="Manual order entry",
+        )
+
+    visit("Plant manager", "").check(date(2025, 3, 5))
+    visit([], "Order intake").check(date(2025, 3, 6))
+    with pytest.raises(InvalidArgument) as error:
+        visit("Plant manager", "").check(date(2025, 3, 4))
+    assert field_of(error) == "visit_date"
+    with pytest.raises(InvalidArgument) as error:
+        visit([], " ").check(date(2025, 3, 5))
+    assert field_of(error) == "interviewees"
+
+
+def test_a_meeting_without_a_date_is_held_today_and_lists_its_decisions() -> None:
+    meeting = domain.NewMeeting.parse(
+        held_on="", progress_report="On track", problems="", decisions="Hire\n\nHire", internal_updates=""
+    )
+    assert (meeting.held_on, meeting.decisions) == (None, ("Hire",))
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewMeeting.parse(
+            held_on="", progress_report=" ", problems="", decisions="", internal_updates=""
+        )
+    assert field_of(error) == "progress_report"
+
+
+def test_change_responses_and_online_plans() -> None:
+    answer = domain.ChangeResponse.parse(decision="Deferred", response=" next phase ")
+    assert answer == domain.ChangeResponse(domain.ChangeDecision.DEFERRED, "next phase")
+    with pytest.raises(InvalidArgument) as error:
+        domain.ChangeResponse.parse(decision="maybe", response="")
+    assert field_of(error) == "decision"
+    plan = deliverables_rules.OnlinePlan.parse(platform="email", channel_tested="y")
+    assert plan == deliverables_rules.OnlinePlan(deliverables_rules.Platform.EMAIL, True)
+    with pytest.raises(InvalidArgument) as error:
+        deliverables_rules.OnlinePlan.parse(platform="fax", channel_tested=True)
+    assert field_of(error) == "platform"
+
+
+def test_an_acceptance_request_names_its_criteria() -> None:
+    request = rules.AcceptanceRequest.parse(
+        acceptance_date="2025-06-01", content="Final report", criteria="Complete\nFeasible"
+    )
+    assert request == rules.AcceptanceRequest(date(2025, 6, 1), "Final report", ("Complete", "Feasible"))
+    with pytest.raises(InvalidArgument) as error:
+        rules.AcceptanceRequest.parse(acceptance_date="2025-06-01", content="Final report", criteria="")
+    assert field_of(error) == "acceptance_criteria"
