@@ -4,7 +4,7 @@ module beside `domain.py` (which holds the vocabulary and the rules of chapters 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -12,7 +12,15 @@ from typing import Self
 
 from consultflow.delivery.domain import NAME_LIMIT, TEXT_LIMIT, split_fields
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import iso_date, lines, optional_text, renamed_fields, required_text, yes_no
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    lines,
+    optional_text,
+    renamed_fields,
+    required_text,
+    yes_no,
+)
 
 
 class Conclusion(StrEnum):
@@ -121,6 +129,37 @@ class CriterionResult:
             criterion=optional_text("criterion", criterion, TEXT_LIMIT),
             passed=yes_no("passed", passed),
             comment=optional_text("comment", comment, TEXT_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class AcceptanceReport:
+    """4.4.2: the client's report: a result per criterion, the conclusion, comments, who reported."""
+
+    results: tuple[CriterionResult, ...]
+    conclusion: Conclusion
+    comments: str
+    reported_by: str
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        results: Iterable[tuple[object, object, object]],
+        conclusion: object,
+        comments: object,
+        reported_by: object,
+    ) -> Self:
+        """`results` as (criterion, passed, comment) entries; the reporter is the client unless named."""
+        verdict = choice("conclusion", conclusion, Conclusion)
+        return cls(
+            results=tuple(
+                CriterionResult.parse(criterion=criterion, passed=passed, comment=comment)
+                for criterion, passed, comment in results
+            ),
+            conclusion=verdict,
+            comments=optional_text("comments", comments, TEXT_LIMIT),
+            reported_by=optional_text("reported_by", reported_by, NAME_LIMIT) or "client",
         )
 
 

@@ -229,6 +229,46 @@ def check_communication(direction: Direction, kind: CommunicationKind) -> None:
         raise InvalidArgument("kind", f"{kind.value!r} is not {direction.value} communication")
 
 
+@dataclass(frozen=True)
+class NewCommunication:
+    """3.5.1, 3.5.2: an entry for the communication log; a change of needs is a `NewChangeRequest`."""
+
+    direction: Direction
+    kind: CommunicationKind
+    counterpart: str
+    summary: str
+
+    @classmethod
+    def parse(cls, *, direction: object, kind: object, counterpart: object, summary: object) -> Self:
+        entry = cls(
+            direction=choice("direction", direction, Direction),
+            kind=choice("kind", kind, CommunicationKind),
+            counterpart=optional_text("counterpart", counterpart, 300),
+            summary=required_text("summary", summary, TEXT_LIMIT),
+        )
+        if entry.kind is CommunicationKind.CHANGE_REQUEST:
+            raise InvalidArgument(
+                "kind", "record a change of needs with RequestChange, which starts its assessment"
+            )
+        check_communication(entry.direction, entry.kind)
+        return entry
+
+
+@dataclass(frozen=True)
+class NewChangeRequest:
+    """3.5.2: the client's change of needs, and who asked (the client unless named)."""
+
+    description: str
+    requested_by: str
+
+    @classmethod
+    def parse(cls, *, description: object, requested_by: object) -> Self:
+        return cls(
+            description=required_text("description", description, TEXT_LIMIT),
+            requested_by=optional_text("requested_by", requested_by, NAME_LIMIT) or "client",
+        )
+
+
 class ChangeDecision(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
@@ -656,6 +696,21 @@ class NewMeeting:
             problems=optional_text("problems", problems, TEXT_LIMIT),
             decisions=lines("decisions", decisions, TEXT_LIMIT),
             internal_updates=optional_text("internal_updates", internal_updates, TEXT_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class NewCorrectiveAction:
+    """3.4.2: the corrective action taken after an indicator breach, and who owns it."""
+
+    action: str
+    owner: str
+
+    @classmethod
+    def parse(cls, *, action: object, owner: object) -> Self:
+        return cls(
+            action=required_text("corrective_action", action, TEXT_LIMIT),
+            owner=required_text("action_owner", owner, NAME_LIMIT),
         )
 
 

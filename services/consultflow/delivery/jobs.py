@@ -29,6 +29,7 @@ from consultflow.delivery.domain import (
     DocumentCategory,
     ExpertReview,
     FindingKind,
+    NewCorrectiveAction,
     NewFinding,
     NewKickoff,
     NewMeeting,
@@ -233,12 +234,10 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 @operations.handler("record_corrective_action")
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the corrective action taken."""
-    action, _ = usecases.record_corrective_action(
-        uow,
-        job.text("project_id"),
-        job.text("corrective_action", ""),
-        job.text("action_owner", ""),
+    command = NewCorrectiveAction.parse(
+        action=job.text("corrective_action", ""), owner=job.text("action_owner", "")
     )
+    action, _ = usecases.record_corrective_action(uow, job.text("project_id"), command)
     return {"corrective_action_id": action.corrective_action_id}
 
 

@@ -211,6 +211,17 @@ def snapshot_message(s: orm.IndicatorSnapshot) -> pb.IndicatorSnapshot:
     )
 
 
+def corrective_action_message(action: orm.CorrectiveAction, indicators: Sequence[str]) -> pb.CorrectiveAction:
+    return pb.CorrectiveAction(
+        corrective_action_id=action.corrective_action_id,
+        project_id=action.project_id,
+        action=action.action,
+        owner=action.owner,
+        indicators=indicators,
+        recorded_at=timestamp(action.recorded_at),
+    )
+
+
 def communication_message(c: orm.Communication) -> pb.Communication:
     return pb.Communication(
         communication_id=c.communication_id,

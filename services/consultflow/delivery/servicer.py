@@ -12,9 +12,8 @@ from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
 from consultflow.delivery import usecases
 from consultflow.delivery.acceptance_rules import (
+    AcceptanceReport,
     AcceptanceRequest,
-    Conclusion,
-    CriterionResult,
     RectificationItem,
 )
 from consultflow.delivery.adapters import Dependencies
@@ -27,9 +26,10 @@ from consultflow.delivery.deliverables_rules import (
 from consultflow.delivery.domain import (
     Artefact,
     ChangeResponse,
-    CommunicationKind,
-    Direction,
     ExpertReview,
+    NewChangeRequest,
+    NewCommunication,
+    NewCorrectiveAction,
     NewDocument,
     NewFinding,
     NewKickoff,
@@ -44,6 +44,7 @@ from consultflow.delivery.messages import (
     analysis_message,
     change_message,
     communication_message,
+    corrective_action_message,
     delivery_message,
     document_message,
     item_message,
@@ -60,9 +61,8 @@ from consultflow.delivery.messages import (
     task_message,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import choice, iso_date, renamed_fields
+from consultflow.platform.inputs import iso_date, renamed_fields
 from consultflow.platform.paging import Page
-from consultflow.platform.timeutil import timestamp
 
 
 class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
@@ -314,19 +314,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordCorrectiveAction(
         self, request: pb.RecordCorrectiveActionRequest, context: grpc.ServicerContext
     ) -> pb.CorrectiveAction:
+        command = NewCorrectiveAction.parse(action=request.action, owner=request.owner)
         with self._uow() as uow:
-            action, indicators = usecases.record_corrective_action(
-                uow, request.project_id, request.action, request.owner
-            )
+            action, indicators = usecases.record_corrective_action(uow, request.project_id, command)
             uow.commit()
-            return pb.CorrectiveAction(
-                corrective_action_id=action.corrective_action_id,
-                project_id=action.project_id,
-                action=action.action,
-                owner=action.owner,
-                indicators=indicators,
-                recorded_at=timestamp(action.recorded_at),
-            )
+            return corrective_action_message(action, indicators)
 
     def CompleteExecution(
         self, request: pb.CompleteExecutionRequest, context: grpc.ServicerContext
@@ -342,12 +334,14 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def LogCommunication(
         self, request: pb.LogCommunicationRequest, context: grpc.ServicerContext
     ) -> pb.Communication:
-        direction = choice("direction", request.direction, Direction)
-        kind = choice("kind", request.kind, CommunicationKind)
+        command = NewCommunication.parse(
+            direction=request.direction,
+            kind=request.kind,
+            counterpart=request.counterpart,
+            summary=request.summary,
+        )
         with self._uow() as uow:
-            entry = usecases.log_communication(
-                uow, request.project_id, direction, kind, request.counterpart, request.summary
-            )
+            entry = usecases.log_communication(uow, request.project_id, command)
             uow.commit()
             return communication_message(entry)
 
@@ -375,10 +369,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RequestChange(
         self, request: pb.RequestChangeRequest, context: grpc.ServicerContext
     ) -> pb.ChangeRequest:
+        command = NewChangeRequest.parse(description=request.description, requested_by=request.requested_by)
         with self._uow() as uow:
-            change = usecases.request_change(
-                uow, request.project_id, request.description, request.requested_by, request.request_id
-            )
+            change = usecases.request_change(uow, request.project_id, command, request.request_id)
             uow.commit()
             return change_message(change)
 
@@ -496,20 +489,15 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def RecordAcceptanceReport(
         self, request: pb.RecordAcceptanceReportRequest, context: grpc.ServicerContext
     ) -> pb.Acceptance:
-        conclusion = choice("conclusion", request.conclusion, Conclusion)
-        results = [
-            CriterionResult.parse(criterion=r.criterion, passed=r.passed, comment=r.comment)
-            for r in request.results
-        ]
+        report = AcceptanceReport.parse(
+            results=[(r.criterion, r.passed, r.comment) for r in request.results],
+            conclusion=request.conclusion,
+            comments=request.comments,
+            reported_by=request.reported_by,
+        )
         with self._uow() as uow:
             acceptance = usecases.record_acceptance_report(
-                uow,
-                request.acceptance_id,
-                results,
-                conclusion,
-                request.comments,
-                request.reported_by,
-                request.request_id,
+                uow, request.acceptance_id, report, request.request_id
             )
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
             uow.commit()

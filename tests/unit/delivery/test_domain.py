@@ -581,3 +581,44 @@ def test_an_acceptance_request_names_its_criteria() -> None:
     with pytest.raises(InvalidArgument) as error:
         rules.AcceptanceRequest.parse(acceptance_date="2025-06-01", content="Final report", criteria="")
     assert field_of(error) == "acceptance_criteria"
+
+
+def test_a_communication_entry_matches_its_direction_and_is_no_change_request() -> None:
+    entry = domain.NewCommunication.parse(
+        direction="external", kind="client_question", counterpart="CFO", summary="Timeline?"
+    )
+    assert (entry.direction, entry.kind) == (Direction.EXTERNAL, CommunicationKind.CLIENT_QUESTION)
+    with pytest.raises(InvalidArgument, match="RequestChange"):
+        domain.NewCommunication.parse(
+            direction="external", kind="change_request", counterpart="", summary="More markets"
+        )
+    with pytest.raises(InvalidArgument, match="not internal"):
+        domain.NewCommunication.parse(direction="internal", kind="answer", counterpart="", summary="s")
+
+
+def test_a_change_request_is_the_clients_unless_named_and_a_corrective_action_has_an_owner() -> None:
+    assert domain.NewChangeRequest.parse(description="Add Spain", requested_by=" ").requested_by == "client"
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewChangeRequest.parse(description="", requested_by="CFO")
+    assert field_of(error) == "description"
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewCorrectiveAction.parse(action="Add an analyst", owner="")
+    assert field_of(error) == "action_owner"
+
+
+def test_an_acceptance_report_parses_each_result_and_the_conclusion() -> None:
+    report = rules.AcceptanceReport.parse(
+        results=[("Complete", True, ""), ("Feasible", "no", " costs ")],
+        conclusion="Failed",
+        comments="",
+        reported_by="",
+    )
+    assert report == rules.AcceptanceReport(
+        (CriterionResult("Complete", True), CriterionResult("Feasible", False, "costs")),
+        Conclusion.FAILED,
+        "",
+        "client",
+    )
+    with pytest.raises(InvalidArgument) as error:
+        rules.AcceptanceReport.parse(results=[], conclusion="maybe", comments="", reported_by="")
+    assert field_of(error) == "conclusion"

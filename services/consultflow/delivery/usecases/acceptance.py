@@ -11,14 +11,14 @@ from sqlalchemy.orm import Session
 
 from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain
-from consultflow.delivery.acceptance_rules import AcceptanceStatus, Conclusion, CriterionResult, ItemStatus
+from consultflow.delivery.acceptance_rules import AcceptanceStatus, ItemStatus
 from consultflow.delivery.domain import CommunicationKind, Direction, Phase
 from consultflow.delivery.orm import Acceptance, Project, RectificationItem
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, move, new_id, project_of, today
 from consultflow.delivery.usecases.handover import deliveries
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import optional_text, required_text
+from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import aware, now
 
 
@@ -127,10 +127,7 @@ def send_acceptance_reminder(uow: UnitOfWork, acceptance_id: str) -> datetime | 
 def record_acceptance_report(
     uow: UnitOfWork,
     acceptance_id: str,
-    results: Sequence[CriterionResult],
-    conclusion: Conclusion,
-    comments: str,
-    reported_by: str,
+    report: rules.AcceptanceReport,
     request_id: str = "",
 ) -> Acceptance:
     """4.4.2-4.4.3: the client's report: a result per criterion and the conclusion. Publishes
@@ -144,8 +141,8 @@ def record_acceptance_report(
     acceptance = get(uow.session, Acceptance, acceptance_id, "acceptance_id", "acceptance")
     project = active(uow, acceptance.project_id)
     rules.check_reportable(acceptance.status, acceptance.round, acceptance.conclusion)
-    rules.check_report(acceptance.criteria, results, conclusion, comments)
-    by_key = {r.criterion.strip().lower(): r for r in results}
+    rules.check_report(acceptance.criteria, report.results, report.conclusion, report.comments)
+    by_key = {r.criterion.strip().lower(): r for r in report.results}
     acceptance.results = [
         {
             "criterion": c,
@@ -154,10 +151,10 @@ def record_acceptance_report(
         }
         for c in acceptance.criteria
     ]
-    acceptance.conclusion = conclusion.value
-    acceptance.status = conclusion.value
-    acceptance.report_comments = optional_text("comments", comments, domain.TEXT_LIMIT)
-    acceptance.reported_by = optional_text("reported_by", reported_by, domain.NAME_LIMIT) or "client"
+    acceptance.conclusion = report.conclusion.value
+    acceptance.status = report.conclusion.value
+    acceptance.report_comments = report.comments
+    acceptance.reported_by = report.reported_by
     acceptance.report_request_id = request_id or None
     acceptance.reported_at = now()
     uow.session.flush()
@@ -168,7 +165,7 @@ def record_acceptance_report(
         acceptance.acceptance_id,
         acceptance_id=acceptance.acceptance_id,
         acceptance_round=acceptance.round,
-        acceptance_conclusion=conclusion.value,
+        acceptance_conclusion=report.conclusion.value,
         acceptance_results=acceptance.results,
         acceptance_comments=acceptance.report_comments,
     )

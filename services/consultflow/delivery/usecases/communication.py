@@ -13,31 +13,22 @@ from consultflow.delivery.domain import (
     ChangeStatus,
     CommunicationKind,
     Direction,
+    NewChangeRequest,
+    NewCommunication,
 )
 from consultflow.delivery.orm import ChangeRequest, Communication, Project
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice, optional_text, required_text
+from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
-def log_communication(
-    uow: UnitOfWork,
-    project_id: str,
-    direction: Direction,
-    kind: CommunicationKind,
-    counterpart: str,
-    summary: str,
-) -> Communication:
+def log_communication(uow: UnitOfWork, project_id: str, command: NewCommunication) -> Communication:
     """3.5.1, 3.5.2: an entry in the communication log. A change of needs goes through `request_change`."""
     project = active(uow, project_id)
-    if kind is CommunicationKind.CHANGE_REQUEST:
-        raise InvalidArgument(
-            "kind", "record a change of needs with RequestChange, which starts its assessment"
-        )
-    entry = log_entry(uow, project, direction, kind, counterpart, summary)
+    entry = log_entry(uow, project, command.direction, command.kind, command.counterpart, command.summary)
     uow.session.flush()
     emit(
         uow,
@@ -118,7 +109,7 @@ def send_progress_report(uow: UnitOfWork, project_id: str) -> Communication:
 
 
 def request_change(
-    uow: UnitOfWork, project_id: str, description: str, requested_by: str, request_id: str = ""
+    uow: UnitOfWork, project_id: str, change: NewChangeRequest, request_id: str = ""
 ) -> ChangeRequest:
     """3.5.2: the client's change of needs; publishes `change.requested` so the implementation process
     assesses it (message client.change_requested)."""
@@ -126,10 +117,9 @@ def request_change(
     if done is not None:
         return done
     project = active(uow, project_id)
-    text = required_text("description", description, domain.TEXT_LIMIT)
-    who = optional_text("requested_by", requested_by, domain.NAME_LIMIT) or "client"
+    text, who = change.description, change.requested_by
     entry = log_entry(uow, project, Direction.EXTERNAL, CommunicationKind.CHANGE_REQUEST, who, text)
-    change = ChangeRequest(
+    row = ChangeRequest(
         change_request_id=new_id(),
         project_id=project.project_id,
         request_id=request_id or None,
@@ -138,18 +128,18 @@ def request_change(
         status=ChangeStatus.REQUESTED.value,
         requested_at=entry.occurred_at,
     )
-    uow.session.add(change)
+    uow.session.add(row)
     uow.session.flush()
     emit(
         uow,
         project,
         "change.requested",
-        change.change_request_id,
-        change_request_id=change.change_request_id,
+        row.change_request_id,
+        change_request_id=row.change_request_id,
         change_description=text,
         requested_by=who,
     )
-    return change
+    return row
 
 
 def respond_to_change(

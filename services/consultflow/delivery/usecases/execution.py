@@ -16,6 +16,7 @@ from consultflow.delivery.adapters import Thresholds
 from consultflow.delivery.domain import (
     CommunicationKind,
     Direction,
+    NewCorrectiveAction,
     NewMeeting,
     Phase,
     PlannedTask,
@@ -414,15 +415,15 @@ def snapshots(session: Session, project_id: str, limit: int, offset: int) -> lis
 
 
 def record_corrective_action(
-    uow: UnitOfWork, project_id: str, action: str, owner: str
+    uow: UnitOfWork, project_id: str, action: NewCorrectiveAction
 ) -> tuple[CorrectiveAction, list[str]]:
     """3.4.2: the corrective action taken; it answers every open need (breached indicator) of the project."""
     project = active(uow, project_id)
     row = CorrectiveAction(
         corrective_action_id=new_id(),
         project_id=project.project_id,
-        action=required_text("corrective_action", action, domain.TEXT_LIMIT),
-        owner=required_text("action_owner", owner, domain.NAME_LIMIT),
+        action=action.action,
+        owner=action.owner,
         recorded_at=now(),
     )
     uow.session.add(row)
