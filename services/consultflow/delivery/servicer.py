@@ -24,8 +24,11 @@ from consultflow.delivery.deliverables_rules import (
     OnsitePlan,
 )
 from consultflow.delivery.domain import (
+    ArchiveState,
     Artefact,
     ChangeResponse,
+    Direction,
+    DocumentCategory,
     ExpertReview,
     NewChangeRequest,
     NewCommunication,
@@ -35,6 +38,7 @@ from consultflow.delivery.domain import (
     NewKickoff,
     NewMeeting,
     NewSiteVisit,
+    Phase,
     PlannedTask,
     TaskUpdate,
     Team,
@@ -61,7 +65,7 @@ from consultflow.delivery.messages import (
     task_message,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import iso_date, renamed_fields
+from consultflow.platform.inputs import iso_date, optional_choice, renamed_fields
 from consultflow.platform.paging import Page
 
 
@@ -98,10 +102,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self, request: pb.ListProjectsRequest, context: grpc.ServicerContext
     ) -> pb.ListProjectsResponse:
         page = Page.of(request.page_size, request.page_token)
+        phase = optional_choice("phase", request.phase, Phase)
         with self._read() as session:
-            rows = usecases.list_projects(
-                session, request.engagement_id, request.phase, page.fetch, page.offset
-            )
+            rows = usecases.list_projects(session, request.engagement_id, phase, page.fetch, page.offset)
             return pb.ListProjectsResponse(
                 projects=[
                     project_message(p, usecases.team_of(session, p.project_id)) for p in page.rows(rows)
@@ -159,9 +162,11 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self, request: pb.ListDocumentsRequest, context: grpc.ServicerContext
     ) -> pb.ListDocumentsResponse:
         page = Page.of(request.page_size, request.page_token)
+        category = optional_choice("category", request.category, DocumentCategory)
+        state = optional_choice("archive_state", request.archive_state, ArchiveState)
         with self._read() as session:
             rows = usecases.list_documents(
-                session, request.project_id, request.category, request.archive_state, page.fetch, page.offset
+                session, request.project_id, category, state, page.fetch, page.offset
             )
             return pb.ListDocumentsResponse(
                 documents=[document_message(d) for d in page.rows(rows)],
@@ -349,10 +354,9 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         self, request: pb.ListCommunicationsRequest, context: grpc.ServicerContext
     ) -> pb.ListCommunicationsResponse:
         page = Page.of(request.page_size, request.page_token)
+        direction = optional_choice("direction", request.direction, Direction)
         with self._read() as session:
-            rows = usecases.communications(
-                session, request.project_id, request.direction, page.fetch, page.offset
-            )
+            rows = usecases.communications(session, request.project_id, direction, page.fetch, page.offset)
             return pb.ListCommunicationsResponse(
                 communications=[communication_message(c) for c in page.rows(rows)],
                 next_page_token=page.next_token(rows),

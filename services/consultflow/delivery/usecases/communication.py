@@ -21,7 +21,6 @@ from consultflow.delivery.usecases.common import active, emit, get, log_entry, n
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -43,12 +42,13 @@ def log_communication(uow: UnitOfWork, project_id: str, command: NewCommunicatio
 
 
 def communications(
-    session: Session, project_id: str, direction: str, limit: int, offset: int
+    session: Session, project_id: str, direction: Direction | None, limit: int, offset: int
 ) -> list[Communication]:
+    """The project's communication log, newest first; optionally one direction."""
     project = project_of(session, project_id)
     query = select(Communication).where(Communication.project_id == project.project_id)
-    if direction:
-        query = query.where(Communication.direction == choice("direction", direction, Direction).value)
+    if direction is not None:
+        query = query.where(Communication.direction == direction.value)
     query = query.order_by(Communication.occurred_at.desc()).offset(offset).limit(limit)
     return list(session.scalars(query))
 

@@ -15,7 +15,6 @@ from consultflow.delivery.orm import Kickoff, Project, TeamMember
 from consultflow.delivery.usecases.common import active, emit, move, new_id, project_of, required_id
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -80,12 +79,15 @@ def team_of(session: Session, project_id: str) -> list[TeamMember]:
     )
 
 
-def list_projects(session: Session, engagement_id: str, phase: str, limit: int, offset: int) -> list[Project]:
+def list_projects(
+    session: Session, engagement_id: str, phase: Phase | None, limit: int, offset: int
+) -> list[Project]:
+    """Projects, newest first; optionally of one engagement, in one phase."""
     query = select(Project)
     if engagement_id:
         query = query.where(Project.engagement_id == engagement_id)
-    if phase:
-        query = query.where(Project.phase == choice("phase", phase, Phase).value)
+    if phase is not None:
+        query = query.where(Project.phase == phase.value)
     return list(session.scalars(query.order_by(Project.opened_at.desc()).offset(offset).limit(limit)))
 
 

@@ -23,7 +23,6 @@ from consultflow.delivery.orm import Analysis, Document, Finding, SiteVisit
 from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, today
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import choice
 from consultflow.platform.timeutil import now
 
 
@@ -77,15 +76,20 @@ def archive_document(uow: UnitOfWork, document_id: str) -> Document:
 
 
 def list_documents(
-    session: Session, project_id: str, category: str, archive_state: str, limit: int, offset: int
+    session: Session,
+    project_id: str,
+    category: DocumentCategory | None,
+    archive_state: ArchiveState | None,
+    limit: int,
+    offset: int,
 ) -> list[Document]:
+    """The project's documents in the order they were collected; optionally one category or state."""
     project = project_of(session, project_id)
     query = select(Document).where(Document.project_id == project.project_id)
-    if category:
-        query = query.where(Document.category == choice("category", category, DocumentCategory).value)
-    if archive_state:
-        state = choice("archive_state", archive_state, ArchiveState)
-        query = query.where(Document.archive_state == state.value)
+    if category is not None:
+        query = query.where(Document.category == category.value)
+    if archive_state is not None:
+        query = query.where(Document.archive_state == archive_state.value)
     query = query.order_by(Document.collected_at, Document.title).offset(offset).limit(limit)
     return list(session.scalars(query))
 
