@@ -10,17 +10,26 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Self
 
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
-from consultflow.platform.inputs import optional_text, required_text
-
-E = TypeVar("E", bound=StrEnum)
+from consultflow.platform.inputs import (
+    choice,
+    iso_date,
+    lines,
+    names,
+    optional_choice,
+    optional_date,
+    optional_text,
+    renamed_fields,
+    required_text,
+)
 
 TEXT_LIMIT = 20_000
+"""Reports, minutes and summaries run longer than the platform's default text limit."""
 NAME_LIMIT = 200
 MONEY_LIMIT = Decimal("1e12")
 
@@ -92,6 +101,19 @@ class Classification(StrEnum):
     CONFIDENTIAL = "confidential"
 
 
+class ArchiveState(StrEnum):
+    """3.2.1: a document is collected into the data repository, then archived."""
+
+    COLLECTED = "collected"
+    ARCHIVED = "archived"
+
+
+def check_archivable(state: str, document_id: str) -> None:
+    """A document is archived once."""
+    if state == ArchiveState.ARCHIVED:
+        raise FailedPrecondition(f"document {document_id!r} is already archived")
+
+
 def default_classification(category: DocumentCategory) -> Classification:
     """Client internal data is confidential unless said otherwise; other research data is internal."""
     return (
@@ -110,7 +132,11 @@ class FindingKind(StrEnum):
 
 
 class RiskCategory(StrEnum):
-    """6.1.2: risk classes (as the risk service knows them)."""
+    """6.1.2: risk classes (as the risk service knows them).
+
+    A copy of the risk service's `Category` kept by hand: risk.proto carries the category as a plain
+    string (`string category = 3`), there is no proto enum to map through, and delivery may not import
+    another service's domain. Keep the two in step until the proto gains an enum."""
 
     MARKET = "market"
     TECHNICAL = "technical"
@@ -131,6 +157,44 @@ class ArtefactKind(StrEnum):
 class Verdict(StrEnum):
     APPROVED = "approved"
     REVISE = "revise"
+
+
+class SolutionStatus(StrEnum):
+    """3.3: a solution version awaits its expert review, is superseded by a newer version, or was reviewed."""
+
+    SUBMITTED = "submitted"
+    SUPERSEDED = "superseded"
+    APPROVED = "approved"
+    REVISE = "revise"
+
+
+@dataclass(frozen=True)
+class ReviewCycle:
+    """3.3.1-3.3.2, 4.1.1-4.1.2: an artefact reviewed version by version until a version is approved. A new
+    version supersedes the one still awaiting review; a reviewed version keeps its verdict; only the version
+    awaiting review may be reviewed, once."""
+
+    awaiting: str
+    superseded: str
+    approved: str
+    revise: str
+
+    def superseded_by_new_version(self, status: str) -> bool:
+        """Whether a new version supersedes a version in `status` (only one awaiting review)."""
+        return status == self.awaiting
+
+    def check_reviewable(self, status: str, what: str) -> None:
+        if status != self.awaiting:
+            raise FailedPrecondition(f"the {what} was already reviewed ({status}); submit a new version")
+
+    def after_review(self, approved: bool) -> str:
+        """The status a review's verdict gives the version."""
+        return self.approved if approved else self.revise
+
+
+SOLUTION_REVIEW = ReviewCycle(
+    SolutionStatus.SUBMITTED, SolutionStatus.SUPERSEDED, SolutionStatus.APPROVED, SolutionStatus.REVISE
+)
 
 
 class Direction(StrEnum):
@@ -165,136 +229,88 @@ def check_communication(direction: Direction, kind: CommunicationKind) -> None:
         raise InvalidArgument("kind", f"{kind.value!r} is not {direction.value} communication")
 
 
+@dataclass(frozen=True)
+class NewCommunication:
+    """3.5.1, 3.5.2: an entry for the communication log; a change of needs is a `NewChangeRequest`."""
+
+    direction: Direction
+    kind: CommunicationKind
+    counterpart: str
+    summary: str
+
+    @classmethod
+    def parse(cls, *, direction: object, kind: object, counterpart: object, summary: object) -> Self:
+        entry = cls(
+            direction=choice("direction", direction, Direction),
+            kind=choice("kind", kind, CommunicationKind),
+            counterpart=optional_text("counterpart", counterpart, 300),
+            summary=required_text("summary", summary, TEXT_LIMIT),
+        )
+        if entry.kind is CommunicationKind.CHANGE_REQUEST:
+            raise InvalidArgument(
+                "kind", "record a change of needs with RequestChange, which starts its assessment"
+            )
+        check_communication(entry.direction, entry.kind)
+        return entry
+
+
+@dataclass(frozen=True)
+class NewChangeRequest:
+    """3.5.2: the client's change of needs, and who asked (the client unless named)."""
+
+    description: str
+    requested_by: str
+
+    @classmethod
+    def parse(cls, *, description: object, requested_by: object) -> Self:
+        return cls(
+            description=required_text("description", description, TEXT_LIMIT),
+            requested_by=optional_text("requested_by", requested_by, NAME_LIMIT) or "client",
+        )
+
+
 class ChangeDecision(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     DEFERRED = "deferred"
 
 
+class ChangeStatus(StrEnum):
+    """3.5.2: a change request awaits its answer, or carries the decision taken."""
+
+    REQUESTED = "requested"
+    ACCEPTED = ChangeDecision.ACCEPTED.value
+    REJECTED = ChangeDecision.REJECTED.value
+    DEFERRED = ChangeDecision.DEFERRED.value
+
+
 def check_change_response(status: str, decision: ChangeDecision, response: str) -> None:
     """A change request is answered once, unless it was deferred; the answer says why."""
-    if status not in ("requested", ChangeDecision.DEFERRED):
+    if status not in (ChangeStatus.REQUESTED, ChangeStatus.DEFERRED):
         raise FailedPrecondition(f"the change request was already {status}")
-    required("change_response", response)
+    required_text("change_response", response, TEXT_LIMIT)
 
 
-class DeliveryMode(StrEnum):
-    ONSITE = "onsite"
-    ONLINE = "online"
+@dataclass(frozen=True)
+class ChangeResponse:
+    """3.5.2: the decision on a change request and the answer given to the client."""
 
+    decision: ChangeDecision
+    response: str
 
-class Platform(StrEnum):
-    """4.2.2: email, online documents, video conference."""
-
-    EMAIL = "email"
-    ONLINE_DOCUMENTS = "online_documents"
-    VIDEO_CONFERENCE = "video_conference"
-
-
-class ChannelNotTested(FailedPrecondition):
-    """4.2.2: an online delivery needs a secure, stable channel tested in advance."""
-
-    def __init__(self) -> None:
-        super().__init__("channel_tested: the online channel must be tested before the delivery (4.2.2)")
-
-
-class Conclusion(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
+    @classmethod
+    def parse(cls, *, decision: object, response: object) -> Self:
+        """The answer is required once the request may still be answered (`check_change_response`)."""
+        return cls(
+            decision=choice("decision", decision, ChangeDecision),
+            response=optional_text("change_response", response, TEXT_LIMIT),
+        )
 
 
 # --- parsing ----------------------------------------------------------------------------------------
 
 
-def required(field: str, value: str, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `required_text` with delivery's longer default limit (reports and minutes)."""
-    return required_text(field, value, limit)
-
-
-def optional(field: str, value: Any, limit: int = TEXT_LIMIT) -> str:
-    """The platform's `optional_text`; a job value may be null or a number, taken as text."""
-    return optional_text(field, "" if value is None else str(value), limit)
-
-
-def choice(kind: type[E], value: Any, field: str) -> E:
-    """An enumerated value; the message lists the allowed ones."""
-    try:
-        return kind(str(value or "").strip().lower())
-    except ValueError:
-        allowed = ", ".join(v.value for v in kind)
-        raise InvalidArgument(field, f"{value!r} is not one of {allowed}") from None
-
-
-def entries(value: Any, field: str, separators: str = "\n", limit: int = TEXT_LIMIT) -> list[str]:
-    """A list from a list, or from text split at `separators`; blanks dropped, duplicates kept once."""
-    if value is None or value == "":
-        return []
-    if isinstance(value, str):
-        parts: Iterable[Any] = re.split(f"[{re.escape(separators)}]", value)
-    elif isinstance(value, list | tuple):
-        parts = value
-    else:
-        raise InvalidArgument(field, "must be text or a list")
-    result: list[str] = []
-    for part in parts:
-        text = optional(field, part, limit)
-        if text and text not in result:
-            result.append(text)
-    return result
-
-
-def names(value: Any, field: str) -> list[str]:
-    """People: a list, or names separated by commas (or lines)."""
-    return entries(value, field, ",;\n", NAME_LIMIT)
-
-
-def lines(value: Any, field: str) -> list[str]:
-    """One entry per line (or a list)."""
-    return entries(value, field, "\n")
-
-
-def parse_date(value: Any, field: str) -> date:
-    """An ISO date `YYYY-MM-DD` (a date value is taken as it is)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value or "").strip()
-    if not text:
-        raise InvalidArgument(field, "is required (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(field, f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def parse_datetime(value: Any, field: str) -> datetime:
-    """An ISO 8601 date-time; without an offset it is UTC."""
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        text = str(value or "").strip()
-        if not text:
-            raise InvalidArgument(field, "is required (ISO 8601 date-time)")
-        try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidArgument(field, f"{text!r} is not an ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def parse_bool(value: Any, field: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value if value is not None else "").strip().lower()
-    if text in ("true", "yes", "y", "1"):
-        return True
-    if text in ("false", "no", "n", "0"):
-        return False
-    raise InvalidArgument(field, f"{value!r} is not true or false")
-
-
-def parse_money(value: Any, field: str) -> Decimal:
+def money(field: str, value: object) -> Decimal:
     """A non-negative amount with at most two decimals; empty is 0."""
     if value is None or value == "":
         return Decimal("0.00")
@@ -313,7 +329,7 @@ def parse_money(value: Any, field: str) -> Decimal:
     return amount.quantize(Decimal("0.01"))
 
 
-def parse_progress(value: Any, field: str = "progress") -> int:
+def percent(field: str, value: object) -> int:
     """Percent complete: a whole number from 0 to 100."""
     if isinstance(value, bool):
         raise InvalidArgument(field, "must be a whole number from 0 to 100")
@@ -326,12 +342,12 @@ def parse_progress(value: Any, field: str = "progress") -> int:
     return int(number)
 
 
-def parse_link(value: Any, field: str) -> str:
+def http_link(field: str, value: object) -> str:
     """An http(s) URL, or empty."""
-    link = optional(field, value, 1000)
-    if link and not re.fullmatch(r"https?://\S+", link):
-        raise InvalidArgument(field, f"{link!r} is not an http(s) link")
-    return link
+    url = optional_text(field, value, 1000)
+    if url and not re.fullmatch(r"https?://\S+", url):
+        raise InvalidArgument(field, f"{url!r} is not an http(s) link")
+    return url
 
 
 def split_fields(line: str, count: int) -> list[str]:
@@ -345,42 +361,52 @@ def split_fields(line: str, count: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Member:
+    """3.1.1: one person in one role, with the duties of that role."""
+
     name: str
     role: Role
     duties: str
 
 
-def team(members: Sequence[Member]) -> list[Member]:
+@dataclass(frozen=True)
+class Team:
     """3.1.1: exactly one project manager; a person may hold one entry per role; duties default per role."""
-    if not members:
-        raise InvalidArgument("members", "a team needs at least a project manager")
-    managers = [m for m in members if m.role is Role.PROJECT_MANAGER]
-    if len(managers) != 1:
-        raise InvalidArgument(
-            "project_manager", f"a team has exactly one project manager, not {len(managers)}"
-        )
-    result: list[Member] = []
-    seen: set[tuple[str, Role]] = set()
-    for member in members:
-        name = required("members.name", member.name, NAME_LIMIT)
-        key = (name.lower(), member.role)
-        if key in seen:
-            continue
-        seen.add(key)
-        duties = optional("duties", member.duties) or STANDARD_DUTIES[member.role]
-        result.append(Member(name, member.role, duties))
-    return result
+
+    members: tuple[Member, ...]
+
+    @classmethod
+    def parse(cls, *, members: Iterable[tuple[object, object, object]]) -> Self:
+        """`members` as (name, role, duties) entries."""
+        entries = [(name, choice("members.role", role, Role), duties) for name, role, duties in members]
+        if not entries:
+            raise InvalidArgument("members", "a team needs at least a project manager")
+        managers = [role for _, role, _ in entries if role is Role.PROJECT_MANAGER]
+        if len(managers) != 1:
+            raise InvalidArgument(
+                "project_manager", f"a team has exactly one project manager, not {len(managers)}"
+            )
+        result: list[Member] = []
+        seen: set[tuple[str, Role]] = set()
+        for raw_name, role, raw_duties in entries:
+            name = required_text("members.name", raw_name, NAME_LIMIT)
+            key = (name.lower(), role)
+            if key in seen:
+                continue
+            seen.add(key)
+            duties = optional_text("duties", raw_duties, TEXT_LIMIT) or STANDARD_DUTIES[role]
+            result.append(Member(name, role, duties))
+        return cls(tuple(result))
 
 
-def duties_by_role(value: Any) -> dict[Role, str]:
+def duties_by_role(field: str, value: object) -> dict[Role, str]:
     """Duties from a diagram: a mapping role → text, or lines `role: duties`; plain text applies to all."""
     if value is None or value == "":
         return {}
     if isinstance(value, dict):
-        return {choice(Role, k, "duties"): optional("duties", v) for k, v in value.items()}
+        return {choice(field, k, Role): optional_text(field, v, TEXT_LIMIT) for k, v in value.items()}
     result: dict[Role, str] = {}
     general: list[str] = []
-    for line in lines(value, "duties"):
+    for line in lines(field, value, TEXT_LIMIT):
         head, sep, rest = line.partition(":")
         key = head.strip().lower().replace(" ", "_")
         if sep and key in {r.value for r in Role}:
@@ -406,30 +432,75 @@ def kickoff_attendance(attendees: Sequence[str], project_manager: str | None) ->
 
 
 @dataclass(frozen=True)
+class NewKickoff:
+    """3.1.2: the kick-off meeting: when, who attended, the briefing, the rules agreed, the materials."""
+
+    kickoff_date: date
+    attendees: tuple[str, ...]
+    briefing: str
+    rules_agreed: str
+    materials_handed_out: tuple[str, ...]
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        kickoff_date: object,
+        attendees: object,
+        briefing: object,
+        rules_agreed: object,
+        materials_handed_out: object,
+    ) -> Self:
+        return cls(
+            kickoff_date=iso_date("kickoff_date", kickoff_date),
+            attendees=names("attendees", attendees),
+            briefing=required_text("briefing", briefing, TEXT_LIMIT),
+            rules_agreed=required_text("rules_agreed", rules_agreed, TEXT_LIMIT),
+            materials_handed_out=names("materials_handed_out", materials_handed_out),
+        )
+
+
+@dataclass(frozen=True)
 class NewDocument:
+    """3.2.1: a document for the project data repository, classified."""
+
     title: str
     category: DocumentCategory
     source: str
     classification: Classification
     link: str = ""
 
-
-def documents_from_lines(category: DocumentCategory, text: Any, field: str) -> list[NewDocument]:
-    """3.2.1 from a diagram: one document per line, `title | source | classification | link`."""
-    result = []
-    for line in lines(text, field):
-        title, source, classification, link = split_fields(line, 4)
-        result.append(
-            NewDocument(
-                title=required(field, title, 500),
-                category=category,
-                source=optional(field, source, 300) or _DEFAULT_SOURCE[category],
-                classification=choice(Classification, classification, field)
-                if classification
-                else default_classification(category),
-                link=parse_link(link, field),
-            )
+    @classmethod
+    def parse(
+        cls, *, title: object, category: object, source: object, classification: object, link: object
+    ) -> Self:
+        """Without a classification, the category's default (`default_classification`)."""
+        kind = choice("category", category, DocumentCategory)
+        return cls(
+            title=required_text("title", title, 500),
+            category=kind,
+            source=required_text("source", source, 300),
+            classification=optional_choice("classification", classification, Classification)
+            or default_classification(kind),
+            link=http_link("link", link),
         )
+
+
+def documents_from_lines(field: str, value: object, category: DocumentCategory) -> list[NewDocument]:
+    """3.2.1 from a diagram: one document per line, `title | source | classification | link` (the source
+    defaults to where the category's data comes from); errors name `field`."""
+    result = []
+    for line in lines(field, value, TEXT_LIMIT):
+        title, source, classification, link = split_fields(line, 4)
+        with renamed_fields(title=field, source=field, classification=field, link=field):
+            document = NewDocument.parse(
+                title=title,
+                category=category,
+                source=source or _DEFAULT_SOURCE[category],
+                classification=classification,
+                link=link,
+            )
+        result.append(document)
     return result
 
 
@@ -441,66 +512,145 @@ _DEFAULT_SOURCE = {
 
 
 @dataclass(frozen=True)
+class NewSiteVisit:
+    """3.2.2: who visited, when, whom they interviewed, which processes they saw, what they observed."""
+
+    visit_date: date
+    visitors: tuple[str, ...]
+    interviewees: tuple[str, ...]
+    processes_observed: str
+    observations: str
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        visit_date: object,
+        visitors: object,
+        interviewees: object,
+        processes_observed: object,
+        observations: object,
+    ) -> Self:
+        return cls(
+            visit_date=iso_date("visit_date", visit_date),
+            visitors=names("visitors", visitors),
+            interviewees=names("interviewees", interviewees),
+            processes_observed=optional_text("processes_observed", processes_observed, TEXT_LIMIT),
+            observations=required_text("observations", observations, TEXT_LIMIT),
+        )
+
+    def check(self, today: date) -> None:
+        """A visit is recorded after it took place, with the interviews or the processes observed."""
+        if self.visit_date > today:
+            raise InvalidArgument("visit_date", "a visit is recorded after it took place, not before")
+        if not self.interviewees and not self.processes_observed:
+            raise InvalidArgument("interviewees", "record the interviews or the processes observed")
+
+
+@dataclass(frozen=True)
 class NewFinding:
+    """3.2.3: a problem, opportunity or risk found in the analysis; only a risk has a risk category."""
+
     kind: FindingKind
     description: str
     risk_category: str = ""
 
-
-_FINDING_FIELDS = {
-    FindingKind.PROBLEM: "problems",
-    FindingKind.OPPORTUNITY: "opportunities",
-    FindingKind.RISK: "risk_description",
-}
-"""The job parameter each kind of finding comes from."""
-
-
-def finding(kind: FindingKind, description: str, risk_category: str = "", field: str = "") -> NewFinding:
-    text = required(field or _FINDING_FIELDS[kind], description)
-    category = ""
-    if risk_category:
-        if kind is not FindingKind.RISK:
+    @classmethod
+    def parse(cls, *, kind: object, description: object, risk_category: object = "") -> Self:
+        finding_kind = choice("kind", kind, FindingKind)
+        text = required_text("description", description, TEXT_LIMIT)
+        category = optional_choice("risk_category", risk_category, RiskCategory)
+        if category is not None and finding_kind is not FindingKind.RISK:
             raise InvalidArgument("risk_category", "only a risk has a risk category")
-        category = choice(RiskCategory, risk_category, "risk_category").value
-    return NewFinding(kind, text, category)
+        return cls(finding_kind, text, category.value if category else "")
 
 
 @dataclass(frozen=True)
 class Artefact:
+    """3.3.1: a flow chart, mind map or other illustration of a solution, by link."""
+
     kind: ArtefactKind
     title: str
     link: str
 
-
-def artefact(kind: ArtefactKind, title: str, link: str, field: str = "artefacts.link") -> Artefact:
-    url = parse_link(link, field)
-    if not url:
-        raise InvalidArgument(field, "is required")
-    return Artefact(kind, optional("artefacts.title", title, 300) or kind.value.replace("_", " "), url)
-
-
-def check_review(verdict: Verdict, comments: str, field: str = "review_comments") -> None:
-    """A verdict asking for revision says what to revise (3.3.2, 4.1.2)."""
-    if verdict is Verdict.REVISE and not comments.strip():
-        raise InvalidArgument(field, "say what to revise")
+    @classmethod
+    def parse(cls, *, kind: object, title: object, link: object) -> Self:
+        """Without a title, the kind names it."""
+        artefact_kind = choice("kind", kind, ArtefactKind)
+        url = http_link("link", link)
+        if not url:
+            raise InvalidArgument("link", "is required")
+        name = optional_text("title", title, 300) or artefact_kind.value.replace("_", " ")
+        return cls(artefact_kind, name, url)
 
 
-def check_reviewable(status: str, what: str) -> None:
-    if status != "submitted" and status != "compiled":
-        raise FailedPrecondition(f"the {what} was already reviewed ({status}); submit a new version")
+@dataclass(frozen=True)
+class ExpertReview:
+    """3.3.2: the expert review of a solution version: approved, or revise saying what to revise."""
+
+    verdict: Verdict
+    comments: str
+    reviewer: str
+
+    @classmethod
+    def parse(cls, *, verdict: object, comments: object, reviewer: object) -> Self:
+        review = cls(
+            verdict=choice("verdict", verdict, Verdict),
+            comments=optional_text("review_comments", comments, TEXT_LIMIT),
+            reviewer=optional_text("reviewer", reviewer, NAME_LIMIT),
+        )
+        if review.verdict is Verdict.REVISE and not review.comments:
+            raise InvalidArgument("review_comments", "say what to revise")
+        return review
 
 
 @dataclass(frozen=True)
 class PlannedTask:
+    """3.4.1: a task of the work plan with its planned dates and budget."""
+
     name: str
     planned_start: date
     planned_end: date
     budget: Decimal
 
-    def __post_init__(self) -> None:
-        required("name", self.name, 300)
-        if self.planned_end < self.planned_start:
+    @classmethod
+    def parse(cls, *, name: object, planned_start: object, planned_end: object, budget: object) -> Self:
+        task = cls(
+            name=required_text("name", name, 300),
+            planned_start=iso_date("planned_start", planned_start),
+            planned_end=iso_date("planned_end", planned_end),
+            budget=money("budget", budget),
+        )
+        if task.planned_end < task.planned_start:
             raise InvalidArgument("planned_end", "must not be before planned_start")
+        return task
+
+
+@dataclass(frozen=True)
+class TaskUpdate:
+    """3.4.1: what a progress report sets; None leaves a field as it is."""
+
+    actual_start: date | None = None
+    actual_end: date | None = None
+    actual_cost: Decimal | None = None
+    progress: int | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        actual_start: object = None,
+        actual_end: object = None,
+        actual_cost: object = None,
+        progress: object = None,
+    ) -> Self:
+        """Each value given (not None) is parsed; None means "not reported"."""
+        return cls(
+            actual_start=None if actual_start is None else iso_date("actual_start", actual_start),
+            actual_end=None if actual_end is None else iso_date("actual_end", actual_end),
+            actual_cost=None if actual_cost is None else money("actual_cost", actual_cost),
+            progress=None if progress is None else percent("progress", progress),
+        )
 
 
 def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) -> list[PlannedTask]:
@@ -510,9 +660,58 @@ def baseline_tasks(service_start: date, milestones: Sequence[tuple[str, date]]) 
     start = service_start
     for name, due in sorted(milestones, key=lambda m: m[1]):
         begin = min(start, due)
-        tasks.append(PlannedTask(f"Reach milestone: {name}", begin, due, Decimal("0.00")))
+        tasks.append(
+            PlannedTask.parse(
+                name=f"Reach milestone: {name}", planned_start=begin, planned_end=due, budget="0"
+            )
+        )
         start = due
     return tasks
+
+
+@dataclass(frozen=True)
+class NewMeeting:
+    """3.4.1, 3.5.1: a project meeting: progress reported, problems, decisions, internal updates."""
+
+    held_on: date | None
+    """None: today."""
+    progress_report: str
+    problems: str
+    decisions: tuple[str, ...]
+    internal_updates: str
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        held_on: object,
+        progress_report: object,
+        problems: object,
+        decisions: object,
+        internal_updates: object,
+    ) -> Self:
+        return cls(
+            held_on=optional_date("held_on", held_on),
+            progress_report=required_text("progress_report", progress_report, TEXT_LIMIT),
+            problems=optional_text("problems", problems, TEXT_LIMIT),
+            decisions=lines("decisions", decisions, TEXT_LIMIT),
+            internal_updates=optional_text("internal_updates", internal_updates, TEXT_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class NewCorrectiveAction:
+    """3.4.2: the corrective action taken after an indicator breach, and who owns it."""
+
+    action: str
+    owner: str
+
+    @classmethod
+    def parse(cls, *, action: object, owner: object) -> Self:
+        return cls(
+            action=required_text("corrective_action", action, TEXT_LIMIT),
+            owner=required_text("action_owner", owner, NAME_LIMIT),
+        )
 
 
 @dataclass(frozen=True)
@@ -537,169 +736,25 @@ class TaskState:
             raise InvalidArgument("actual_start", "a task with progress needs its actual start")
 
 
+class Band(StrEnum):
+    """3.4.2, 6.4.2: the band `warning_thresholds.dmn` puts an indicator in."""
+
+    GREEN = "green"
+    AMBER = "amber"
+    RED = "red"
+
+
+WARNING_BANDS = (Band.AMBER, Band.RED)
+"""Bands that count as a breach (6.4.2: amber and red raise a warning)."""
+
+
+def breached(band: str) -> bool:
+    return band in WARNING_BANDS
+
+
 def check_within_service(field: str, value: date, start: date | None, end: date | None) -> None:
     """Dates of the work plan stay within the contracted service period."""
     if start is not None and value < start:
         raise InvalidArgument(field, f"{value} is before the service start {start}")
     if end is not None and value > end:
         raise InvalidArgument(field, f"{value} is after the contract's deadline {end}")
-
-
-@dataclass(frozen=True)
-class DeliverableItem:
-    name: str
-    link: str = ""
-
-
-def deliverable_items(value: Any, field: str = "deliverables") -> list[DeliverableItem]:
-    """4.1.1: one deliverable per line, `name | link`."""
-    items = []
-    for line in lines(value, field):
-        name, link = split_fields(line, 2)
-        items.append(DeliverableItem(required(field, name, 300), parse_link(link, field)))
-    return items
-
-
-def check_deliverables(items: Sequence[DeliverableItem]) -> None:
-    if not items:
-        raise InvalidArgument("deliverables", "name at least one deliverable")
-    seen: set[str] = set()
-    for item in items:
-        if item.name.lower() in seen:
-            raise InvalidArgument("deliverables", f"{item.name!r} is listed twice")
-        seen.add(item.name.lower())
-
-
-def missing_contract_deliverables(contracted: Sequence[str], items: Sequence[DeliverableItem]) -> list[str]:
-    """The contract's deliverables that no compiled item is named after (case-insensitive)."""
-    have = {i.name.strip().lower() for i in items}
-    return [name for name in contracted if name.strip().lower() not in have]
-
-
-@dataclass(frozen=True)
-class MaterialsReview:
-    """4.1.2: logic, consistency, accuracy and contract conformance."""
-
-    logic_ok: bool
-    consistency_ok: bool
-    accuracy_ok: bool
-    contract_conformance_ok: bool
-    comments: str
-
-    @property
-    def approved(self) -> bool:
-        return self.logic_ok and self.consistency_ok and self.accuracy_ok and self.contract_conformance_ok
-
-    def check(self) -> None:
-        if not self.approved and not self.comments.strip():
-            raise InvalidArgument("review_comments", "say what failed the review and what to revise")
-
-
-@dataclass(frozen=True)
-class OnsitePlan:
-    """4.2.1: time, place and attendees agreed in advance; the preparations made."""
-
-    delivery_time: datetime
-    place: str
-    attendees: tuple[str, ...]
-    preparations: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        required("delivery_place", self.place, 500)
-        if not self.attendees:
-            raise InvalidArgument("attendees", "is required")
-
-
-def criteria_list(value: Any) -> list[str]:
-    criteria = lines(value, "acceptance_criteria")
-    if not criteria:
-        raise InvalidArgument("acceptance_criteria", "name at least one criterion")
-    return criteria
-
-
-@dataclass(frozen=True)
-class CriterionResult:
-    criterion: str
-    passed: bool
-    comment: str = ""
-
-
-def check_report(
-    criteria: Sequence[str], results: Sequence[CriterionResult], conclusion: Conclusion, comments: str
-) -> None:
-    """4.4.2-4.4.3: one result per criterion of the request; a pass needs every criterion passed, a
-    failure a failed criterion or comments saying why."""
-    expected = {c.lower(): c for c in criteria}
-    given: dict[str, CriterionResult] = {}
-    for result in results:
-        key = result.criterion.strip().lower()
-        if key not in expected:
-            raise InvalidArgument(
-                "results", f"{result.criterion!r} is not a criterion of this acceptance request"
-            )
-        if key in given:
-            raise InvalidArgument("results", f"{result.criterion!r} has two results")
-        given[key] = result
-    missing = [c for k, c in expected.items() if k not in given]
-    if missing:
-        raise InvalidArgument("results", f"no result for {', '.join(repr(m) for m in missing)}")
-    failed = [r.criterion for r in given.values() if not r.passed]
-    if conclusion is Conclusion.PASSED and failed:
-        raise InvalidArgument("conclusion", f"passed although {', '.join(repr(f) for f in failed)} failed")
-    if conclusion is Conclusion.FAILED and not failed and not comments.strip():
-        raise InvalidArgument("comments", "a failed acceptance with every criterion passed must say why")
-
-
-@dataclass(frozen=True)
-class RectificationItem:
-    description: str
-    owner: str
-    due: date
-
-
-def rectification_items(
-    value: Any, default_owner: str, default_due: date | None, reported: date
-) -> list[RectificationItem]:
-    """4.4.3 from a diagram: one item per line, `what | who | until when` (who and when default to the
-    given owner and due date)."""
-    items = []
-    for line in lines(value, "rectification_items"):
-        what, who, until = split_fields(line, 3)
-        owner = optional("rectification_owner", who, NAME_LIMIT) or default_owner
-        due = parse_date(until, "rectification_due") if until else default_due
-        if not owner:
-            raise InvalidArgument("rectification_owner", "is required")
-        if due is None:
-            raise InvalidArgument("rectification_due", "is required (YYYY-MM-DD)")
-        items.append(RectificationItem(required("rectification_items", what), owner, due))
-    return check_rectification(items, reported)
-
-
-def check_rectification(items: Sequence[RectificationItem], reported: date) -> list[RectificationItem]:
-    """What, who, until when; the deadline does not lie before the report it answers."""
-    if not items:
-        raise InvalidArgument("rectification_items", "name at least one item")
-    for item in items:
-        required("rectification_items", item.description)
-        required("rectification_owner", item.owner, NAME_LIMIT)
-        if item.due < reported:
-            raise InvalidArgument(
-                "rectification_due", f"{item.due} is before the acceptance report ({reported})"
-            )
-    return list(items)
-
-
-def next_round_allowed(last_status: str | None, open_items: int) -> None:
-    """4.4.3: a new acceptance round only after the last one failed and every rectification item of it is
-    closed; never while a round awaits its report or after a pass."""
-    if open_items:
-        raise FailedPrecondition(
-            f"{open_items} rectification item(s) are still open: close them before the next acceptance round"
-        )
-    if last_status is None or last_status == "rectified":
-        return
-    if last_status == "requested":
-        raise FailedPrecondition("the last acceptance round still awaits the client's report")
-    if last_status == "failed":
-        raise FailedPrecondition("the last acceptance round failed: record its rectification items first")
-    raise FailedPrecondition(f"the last acceptance round {last_status}: no new round is needed")

@@ -1,37 +1,53 @@
 """The delivery operations diagrams call as service tasks (`delivery.<operation>`, docs/operations.md).
 
 Each handler reads the task's parameters, builds the domain values, runs one use case and returns the
-variables the catalogue names. Handlers get the peers they need through `Dependencies`; `bind` turns them
-into the platform's `(uow, job) -> variables` handlers.
+variables the catalogue names. Handlers get the peers they need through `Dependencies`, bound once at start
+(`operations.bind(deps)` in app.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from consultflow.delivery import domain, service
-from consultflow.delivery.domain import (
-    ChangeDecision,
+from consultflow.delivery import acceptance_rules as rules
+from consultflow.delivery import deliverables_rules, domain, usecases
+from consultflow.delivery.acceptance_rules import AcceptanceRequest
+from consultflow.delivery.adapters import Dependencies
+from consultflow.delivery.deliverables_rules import (
     ChannelNotTested,
-    DocumentCategory,
-    FindingKind,
+    DeliverableSetStatus,
     MaterialsReview,
-    Member,
+    OnlinePlan,
     OnsitePlan,
-    Platform,
-    Role,
-    Verdict,
 )
-from consultflow.delivery.service import Dependencies
+from consultflow.delivery.domain import (
+    Artefact,
+    ArtefactKind,
+    ChangeResponse,
+    DocumentCategory,
+    ExpertReview,
+    FindingKind,
+    NewCorrectiveAction,
+    NewFinding,
+    NewKickoff,
+    NewMeeting,
+    NewSiteVisit,
+    Role,
+    SolutionStatus,
+    Team,
+)
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
-from consultflow.platform.jobs import Job, JobHandler
+from consultflow.platform.inputs import iso_date, lines, names, optional_text, renamed_fields, yes_no
+from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import aware
 
 Variables = Mapping[str, Any]
-DeliveryHandler = Callable[[UnitOfWork, Job, Dependencies], Variables]
+
+operations = Operations[Dependencies]("delivery")
+"""Every delivery operation of docs/operations.md (`delivery.<name>`), each declared over its handler."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -39,53 +55,54 @@ def _iso(moment: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _engagement(job: Job) -> str:
-    return str(job.get("engagement_id", "") or job.business_key or "")
-
-
 # --- 3.1 ---
 
 
+@operations.handler("open_project")
 def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project of a signed contract (scope, schedule, deliverables from contracts)."""
-    project = service.open_project(uow, deps.contracts, str(job.get("contract_id")), _engagement(job))
+    project = usecases.open_project(uow, deps.contracts, job.text("contract_id"), job.engagement_id)
     return {"project_id": project.project_id}
 
 
+@operations.handler("form_team")
 def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project manager and comma-separated consultants, analysts and assistants."""
-    duties = domain.duties_by_role(job.get("duties", ""))
-    members = [
-        Member(name, role, duties.get(role, ""))
-        for role, field in (
-            (Role.PROJECT_MANAGER, "project_manager"),
-            (Role.CONSULTANT, "consultants"),
-            (Role.ANALYST, "analysts"),
-            (Role.ASSISTANT, "assistants"),
-        )
-        for name in domain.names(job.get(field, ""), field)
-    ]
-    rows = service.form_team(uow, str(job.get("project_id")), members)
-    return {"team_size": service.team_size(rows)}
+    duties = domain.duties_by_role("duties", job.get("duties", ""))
+    team = Team.parse(
+        members=[
+            (name, role, duties.get(role, ""))
+            for role, field in (
+                (Role.PROJECT_MANAGER, "project_manager"),
+                (Role.CONSULTANT, "consultants"),
+                (Role.ANALYST, "analysts"),
+                (Role.ASSISTANT, "assistants"),
+            )
+            for name in names(field, job.get(field, ""))
+        ]
+    )
+    rows = usecases.form_team(uow, job.text("project_id"), team)
+    return {"team_size": usecases.team_size(rows)}
 
 
+@operations.handler("record_kickoff")
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.2: the kick-off meeting."""
-    kickoff = service.record_kickoff(
-        uow,
-        str(job.get("project_id")),
-        domain.parse_date(job.get("kickoff_date"), "kickoff_date"),
-        domain.names(job.get("attendees"), "attendees"),
-        job.text("briefing", ""),
-        job.text("rules_agreed", ""),
-        domain.names(job.get("materials_handed_out", ""), "materials_handed_out"),
+    meeting = NewKickoff.parse(
+        kickoff_date=job.get("kickoff_date"),
+        attendees=job.get("attendees"),
+        briefing=job.text("briefing", ""),
+        rules_agreed=job.text("rules_agreed", ""),
+        materials_handed_out=job.get("materials_handed_out", ""),
     )
+    kickoff = usecases.record_kickoff(uow, job.text("project_id"), meeting)
     return {"kickoff_id": kickoff.kickoff_id}
 
 
 # --- 3.2 ---
 
 
+@operations.handler("archive_research_data")
 def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.1: one document per line (`title | source | classification | link`) per kind of data."""
     documents = [
@@ -95,46 +112,49 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
             (DocumentCategory.CLIENT_INTERNAL, "client_data"),
             (DocumentCategory.MARKET, "market_data"),
         )
-        for document in domain.documents_from_lines(category, job.get(field, ""), field)
+        for document in domain.documents_from_lines(field, job.get(field, ""), category)
     ]
     if not documents:
         raise InvalidArgument(
             "industry_data", "no documents: name at least one of industry, client or market data"
         )
-    rows = service.add_documents(uow, str(job.get("project_id")), documents)
+    rows = usecases.add_documents(uow, job.text("project_id"), documents)
     return {"documents_archived": len(rows)}
 
 
+@operations.handler("record_site_visit")
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.2: an on-site visit."""
-    visit = service.record_site_visit(
-        uow,
-        str(job.get("project_id")),
-        domain.parse_date(job.get("visit_date"), "visit_date"),
-        domain.names(job.get("visitors", ""), "visitors"),
-        domain.names(job.get("interviewees", ""), "interviewees"),
-        job.text("processes_observed", ""),
-        job.text("observations", ""),
+    command = NewSiteVisit.parse(
+        visit_date=job.get("visit_date"),
+        visitors=job.get("visitors", ""),
+        interviewees=job.get("interviewees", ""),
+        processes_observed=job.text("processes_observed", ""),
+        observations=job.text("observations", ""),
     )
+    visit = usecases.record_site_visit(uow, job.text("project_id"), command)
     return {"site_visit_id": visit.site_visit_id}
 
 
+@operations.handler("record_analysis")
 def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.3: problems and opportunities (one per line) and a risk found, registered with risk over gRPC."""
     findings = [
-        domain.finding(FindingKind.PROBLEM, p) for p in domain.lines(job.get("problems", ""), "problems")
+        NewFinding.parse(kind=kind, description=text)
+        for kind, field in ((FindingKind.PROBLEM, "problems"), (FindingKind.OPPORTUNITY, "opportunities"))
+        for text in lines(field, job.get(field, ""), domain.TEXT_LIMIT)
     ]
-    findings += [
-        domain.finding(FindingKind.OPPORTUNITY, o)
-        for o in domain.lines(job.get("opportunities", ""), "opportunities")
-    ]
-    if domain.parse_bool(job.get("risk_found", False), "risk_found"):
+    if yes_no("risk_found", job.get("risk_found", False)):
         description = job.text("risk_description", "")
         if not description.strip():
             raise InvalidArgument("risk_description", "is required when a risk was found")
-        findings.append(domain.finding(FindingKind.RISK, description, job.text("risk_category", "")))
-    analysis, rows = service.record_analysis(
-        uow, deps.risks, str(job.get("project_id")), findings, f"job:{job.key}", _engagement(job)
+        with renamed_fields(description="risk_description"):
+            risk = NewFinding.parse(
+                kind=FindingKind.RISK, description=description, risk_category=job.text("risk_category", "")
+            )
+        findings.append(risk)
+    analysis, rows = usecases.record_analysis(
+        uow, deps.risks, job.text("project_id"), findings, job.request_id, job.engagement_id
     )
     return {"analysis_id": analysis.analysis_id, "risks_reported": sum(1 for r in rows if r.risk_id)}
 
@@ -142,65 +162,66 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 3.3 ---
 
 
+@operations.handler("submit_solution")
 def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.1: a solution version with its flow chart and mind map links."""
-    artefacts = [
-        domain.artefact(kind, "", link, field)
-        for kind, field in (
-            (domain.ArtefactKind.FLOW_CHART, "flow_chart_link"),
-            (domain.ArtefactKind.MIND_MAP, "mind_map_link"),
-        )
-        if (link := job.text(field, "").strip())
-    ]
-    solution = service.submit_solution(
-        uow, str(job.get("project_id")), job.text("solution_summary", ""), artefacts
+    artefacts = []
+    for kind, field in (
+        (ArtefactKind.FLOW_CHART, "flow_chart_link"),
+        (ArtefactKind.MIND_MAP, "mind_map_link"),
+    ):
+        if link := job.text(field, "").strip():
+            with renamed_fields(link=field):
+                artefacts.append(Artefact.parse(kind=kind, title="", link=link))
+    solution = usecases.submit_solution(
+        uow, job.text("project_id"), job.text("solution_summary", ""), artefacts
     )
     return {"solution_id": solution.solution_id, "solution_version": solution.version}
 
 
+@operations.handler("record_solution_review")
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.2: the expert review's verdict."""
-    solution = service.review_solution(
-        uow,
-        str(job.get("solution_id")),
-        domain.choice(Verdict, job.get("solution_verdict"), "solution_verdict"),
-        job.text("review_comments", ""),
-        job.text("reviewer", ""),
-    )
-    return {"solution_approved": solution.status == Verdict.APPROVED}
+    with renamed_fields(verdict="solution_verdict"):
+        verdict = ExpertReview.parse(
+            verdict=job.get("solution_verdict"),
+            comments=job.text("review_comments", ""),
+            reviewer=job.text("reviewer", ""),
+        )
+    solution = usecases.review_solution(uow, job.text("solution_id"), verdict)
+    return {"solution_approved": solution.status == SolutionStatus.APPROVED}
 
 
 # --- 3.4 ---
 
 
+@operations.handler("start_execution")
 def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the baseline work plan from the contract's schedule."""
-    plan = service.start_execution(uow, str(job.get("project_id")))
+    plan = usecases.start_execution(uow, job.text("project_id"))
     return {"work_plan_id": plan.work_plan.work_plan_id}
 
 
+@operations.handler("record_meeting")
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1, 3.5.1: a project meeting; decisions one per line."""
-    held_on = job.get("held_on", "")
-    meeting = service.record_meeting(
-        uow,
-        str(job.get("project_id")),
-        domain.parse_date(held_on, "held_on") if held_on else service.today(),
-        job.text("progress_report", ""),
-        job.text("problems", ""),
-        domain.lines(job.get("decisions", ""), "decisions"),
-        job.text("internal_updates", ""),
+    command = NewMeeting.parse(
+        held_on=job.get("held_on", ""),
+        progress_report=job.text("progress_report", ""),
+        problems=job.text("problems", ""),
+        decisions=job.get("decisions", ""),
+        internal_updates=job.text("internal_updates", ""),
     )
+    meeting = usecases.record_meeting(uow, job.text("project_id"), command)
     return {"meeting_id": meeting.meeting_id}
 
 
+@operations.handler("evaluate_indicators")
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`."""
-    project = service.get_project(uow, str(job.get("project_id")))
-    engagement = _engagement(job)
-    if engagement and engagement != project.engagement_id:
-        raise InvalidArgument("engagement_id", f"the project belongs to {project.engagement_id!r}")
-    snapshot, _ = service.evaluate_indicators(uow, deps.thresholds, project.project_id)
+    snapshot, _ = usecases.evaluate_indicators(
+        uow, deps.thresholds, job.text("project_id"), engagement_id=job.engagement_id
+    )
     return {
         "schedule_deviation_rate": float(snapshot.schedule_deviation_rate),
         "quality_pass_rate": float(snapshot.quality_pass_rate),
@@ -210,201 +231,158 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
     }
 
 
+@operations.handler("record_corrective_action")
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the corrective action taken."""
-    action, _ = service.record_corrective_action(
-        uow,
-        str(job.get("project_id")),
-        job.text("corrective_action", ""),
-        job.text("action_owner", ""),
+    command = NewCorrectiveAction.parse(
+        action=job.text("corrective_action", ""), owner=job.text("action_owner", "")
     )
+    action, _ = usecases.record_corrective_action(uow, job.text("project_id"), command)
     return {"corrective_action_id": action.corrective_action_id}
 
 
+@operations.handler("complete_execution")
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager confirms completion."""
-    project = service.complete_execution(uow, str(job.get("project_id")), job.text("completion_summary", ""))
+    project = usecases.complete_execution(uow, job.text("project_id"), job.text("completion_summary", ""))
     return {"execution_completed_at": _iso(project.execution_completed_at)}
 
 
 # --- 3.5 ---
 
 
+@operations.handler("send_progress_report")
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: a progress report to the client."""
-    entry = service.send_progress_report(uow, str(job.get("project_id")))
+    entry = usecases.send_progress_report(uow, job.text("project_id"))
     return {"progress_report_id": entry.communication_id}
 
 
+@operations.handler("record_change_response")
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
-    change = service.respond_to_change(
-        uow,
-        str(job.get("change_request_id")),
-        domain.choice(ChangeDecision, job.get("change_decision"), "change_decision"),
-        job.text("change_response", ""),
-        str(job.get("project_id")),
-    )
+    with renamed_fields(decision="change_decision"):
+        answer = ChangeResponse.parse(
+            decision=job.get("change_decision"), response=job.text("change_response", "")
+        )
+    change = usecases.respond_to_change(uow, job.text("change_request_id"), answer, job.text("project_id"))
     return {"change_request_status": change.status}
 
 
 # --- 4.1-4.3 ---
 
 
+@operations.handler("compile_deliverables")
 def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.1: one deliverable per line (`name | link`)."""
-    deliverable_set = service.compile_deliverables(
+    deliverable_set = usecases.compile_deliverables(
         uow,
-        str(job.get("project_id")),
-        domain.deliverable_items(job.get("deliverables", "")),
+        job.text("project_id"),
+        deliverables_rules.deliverable_items("deliverables", job.get("deliverables", "")),
         job.text("results_summary", ""),
     )
     return {"deliverable_set_version": deliverable_set.version}
 
 
+@operations.handler("record_deliverable_review")
 def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.2: the four checks; approved only when all pass."""
-    review = MaterialsReview(
-        logic_ok=domain.parse_bool(job.get("logic_ok"), "logic_ok"),
-        consistency_ok=domain.parse_bool(job.get("consistency_ok"), "consistency_ok"),
-        accuracy_ok=domain.parse_bool(job.get("accuracy_ok"), "accuracy_ok"),
-        contract_conformance_ok=domain.parse_bool(
-            job.get("contract_conformance_ok"), "contract_conformance_ok"
-        ),
+    review = MaterialsReview.parse(
+        logic_ok=job.flag("logic_ok"),
+        consistency_ok=job.flag("consistency_ok"),
+        accuracy_ok=job.flag("accuracy_ok"),
+        contract_conformance_ok=job.flag("contract_conformance_ok"),
         comments=job.text("review_comments", ""),
     )
-    deliverable_set = service.review_deliverables(
-        uow, str(job.get("project_id")), review, job.text("reviewer", "")
+    deliverable_set = usecases.review_deliverables(
+        uow, job.text("project_id"), review, job.text("reviewer", "")
     )
-    return {"deliverables_approved": deliverable_set.status == "approved"}
+    return {"deliverables_approved": deliverable_set.status == DeliverableSetStatus.APPROVED}
 
 
+@operations.handler("plan_onsite_delivery")
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
-    plan = OnsitePlan(
-        delivery_time=domain.parse_datetime(job.get("delivery_time"), "delivery_time"),
+    plan = OnsitePlan.parse(
+        delivery_time=job.get("delivery_time"),
         place=job.text("delivery_place", ""),
-        attendees=tuple(domain.names(job.get("attendees"), "attendees")),
-        preparations=tuple(domain.names(job.get("preparations", ""), "preparations")),
+        attendees=job.get("attendees"),
+        preparations=job.get("preparations", ""),
     )
-    delivery = service.plan_onsite_delivery(uow, str(job.get("project_id")), plan)
+    delivery = usecases.plan_onsite_delivery(uow, job.text("project_id"), plan)
     return {"delivery_id": delivery.delivery_id}
 
 
+@operations.handler("plan_online_delivery")
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
+    plan = OnlinePlan.parse(platform=job.get("platform"), channel_tested=job.get("channel_tested", False))
     try:
-        delivery = service.plan_online_delivery(
-            uow,
-            str(job.get("project_id")),
-            domain.choice(Platform, job.get("platform"), "platform"),
-            domain.parse_bool(job.get("channel_tested", False), "channel_tested"),
-        )
+        delivery = usecases.plan_online_delivery(uow, job.text("project_id"), plan)
     except ChannelNotTested as refused:
         raise BpmnError("channel_not_tested", refused.message) from refused
     return {"delivery_id": delivery.delivery_id}
 
 
+@operations.handler("send_deliverables_online")
 def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.2: the materials sent through the platform."""
-    delivery = service.send_deliverables_online(uow, str(job.get("delivery_id")))
+    delivery = usecases.send_deliverables_online(uow, job.text("delivery_id"))
     return {"sent_at": _iso(delivery.sent_at)}
 
 
+@operations.handler("record_delivery")
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = service.record_delivery(uow, str(job.get("delivery_id")), job.text("client_feedback", ""))
+    delivery = usecases.record_delivery(uow, job.text("delivery_id"), job.text("client_feedback", ""))
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 
 # --- 4.4 ---
 
 
+@operations.handler("request_acceptance")
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
-    acceptance = service.request_acceptance(
-        uow,
-        str(job.get("project_id")),
-        domain.parse_date(job.get("acceptance_date"), "acceptance_date"),
-        job.text("acceptance_content", ""),
-        domain.criteria_list(job.get("acceptance_criteria", "")),
+    request = AcceptanceRequest.parse(
+        acceptance_date=job.get("acceptance_date"),
+        content=job.text("acceptance_content", ""),
+        criteria=job.get("acceptance_criteria", ""),
     )
+    acceptance = usecases.request_acceptance(uow, job.text("project_id"), request)
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
 
+@operations.handler("send_acceptance_reminder")
 def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.2: a reminder while the report is outstanding (None once it is in)."""
-    return {"reminded_at": _iso(service.send_acceptance_reminder(uow, str(job.get("acceptance_id"))))}
+    return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, job.text("acceptance_id")))}
 
 
+@operations.handler("record_rectification_items")
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
-    acceptance_id = str(job.get("acceptance_id"))
-    acceptance = service.get_acceptance(uow, acceptance_id)
-    reported = aware(acceptance.reported_at)
     due = job.get("rectification_due", "")
-    items = domain.rectification_items(
+    items = rules.rectification_items(
         job.get("rectification_items", ""),
-        domain.optional("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
-        domain.parse_date(due, "rectification_due") if due else None,
-        reported.date() if reported else service.today(),
+        optional_text("rectification_owner", job.get("rectification_owner", ""), domain.NAME_LIMIT),
+        iso_date("rectification_due", due) if due else None,
     )
-    _, open_items = service.record_rectification_items(uow, acceptance_id, items)
+    _, open_items = usecases.record_rectification_items(uow, job.text("acceptance_id"), items)
     return {"open_rectification_items": open_items}
 
 
+@operations.handler("close_rectification_items")
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: every open item of the round closed with the notes."""
-    remaining = service.close_rectification_items(
-        uow, str(job.get("acceptance_id")), job.text("rectification_notes", "")
+    remaining = usecases.close_rectification_items(
+        uow, job.text("acceptance_id"), job.text("rectification_notes", "")
     )
     return {"open_rectification_items": remaining}
 
 
+@operations.handler("close_acceptance")
 def close_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: passed → follow-up."""
-    project = service.close_acceptance(uow, str(job.get("project_id")), str(job.get("acceptance_id")))
+    project = usecases.close_acceptance(uow, job.text("project_id"), job.text("acceptance_id"))
     return {"project_status": project.phase}
-
-
-HANDLERS: dict[str, DeliveryHandler] = {
-    "delivery.open_project": open_project,
-    "delivery.form_team": form_team,
-    "delivery.record_kickoff": record_kickoff,
-    "delivery.archive_research_data": archive_research_data,
-    "delivery.record_site_visit": record_site_visit,
-    "delivery.record_analysis": record_analysis,
-    "delivery.submit_solution": submit_solution,
-    "delivery.record_solution_review": record_solution_review,
-    "delivery.start_execution": start_execution,
-    "delivery.record_meeting": record_meeting,
-    "delivery.evaluate_indicators": evaluate_indicators,
-    "delivery.record_corrective_action": record_corrective_action,
-    "delivery.send_progress_report": send_progress_report,
-    "delivery.record_change_response": record_change_response,
-    "delivery.complete_execution": complete_execution,
-    "delivery.compile_deliverables": compile_deliverables,
-    "delivery.record_deliverable_review": record_deliverable_review,
-    "delivery.plan_onsite_delivery": plan_onsite_delivery,
-    "delivery.plan_online_delivery": plan_online_delivery,
-    "delivery.send_deliverables_online": send_deliverables_online,
-    "delivery.record_delivery": record_delivery,
-    "delivery.request_acceptance": request_acceptance,
-    "delivery.send_acceptance_reminder": send_acceptance_reminder,
-    "delivery.record_rectification_items": record_rectification_items,
-    "delivery.close_rectification_items": close_rectification_items,
-    "delivery.close_acceptance": close_acceptance,
-}
-"""Every delivery operation of docs/operations.md, by name."""
-
-
-def bind(deps: Dependencies) -> dict[str, JobHandler]:
-    """The platform's handlers: each operation with the dependencies it needs."""
-
-    def bound(handler: DeliveryHandler) -> JobHandler:
-        def run(uow: UnitOfWork, job: Job) -> Variables:
-            return handler(uow, job, deps)
-
-        return run
-
-    return {operation: bound(handler) for operation, handler in HANDLERS.items()}

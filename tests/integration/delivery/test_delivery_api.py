@@ -723,7 +723,7 @@ def test_bad_requests_get_precise_status_codes_naming_the_field(
 
 
 def _short_timeout_build(context: Context) -> Parts:
-    return app.parts(context, app.dependencies(context, call_timeout=0.5))
+    return app.build(context, call_timeout=0.5)
 
 
 def test_an_unreachable_contracts_service_is_unavailable(

@@ -15,14 +15,14 @@ from sqlalchemy import func, select
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
-from consultflow.delivery import app, models
-from consultflow.delivery.jobs import HANDLERS, bind
-from consultflow.delivery.peers import GrpcContracts, GrpcRisks
-from consultflow.delivery.service import DecisionThresholds, Dependencies
+from consultflow.delivery import app, orm
+from consultflow.delivery.adapters import DecisionThresholds, Dependencies, GrpcContracts, GrpcRisks
+from consultflow.delivery.jobs import operations
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
-from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
+from consultflow.platform.jobs import JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
+from tests.integration import helpers
 from tests.integration.delivery.support import (
     Peers,
     RunningDelivery,
@@ -53,17 +53,8 @@ class Jobs:
 
     def run(self, operation: str, **parameters: Any) -> Outcome:
         self._count += 1
-        job = Job(
-            key=self.key(self._count),
-            operation=f"delivery.{operation}",
-            instance_id="I-1",
-            process_id="implementation",
-            element_id=operation,
-            parameters=parameters,
-            variables={"engagement_id": self._engagement_id},
-            attempt=1,
-            retries=3,
-            business_key=self._engagement_id,
+        job = helpers.job(
+            f"delivery.{operation}", key=self.key(self._count), business_key=self._engagement_id, **parameters
         )
         first = run_job(self._uow, self._handlers, job)
         again = run_job(self._uow, self._handlers, job)
@@ -97,13 +88,13 @@ def delivery(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> 
 
 @pytest.fixture
 def jobs(delivery: RunningDelivery, engagement_id: str) -> Jobs:
-    return Jobs(delivery.context.uow, bind(app.dependencies(delivery.context)), engagement_id)
+    return Jobs(delivery.context.uow, app.build(delivery.context).job_handlers, engagement_id)
 
 
 def test_every_operation_of_the_catalogue_has_a_handler() -> None:
     catalogue = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     documented = {line.split("`")[1] for line in catalogue.splitlines() if line.startswith("| `delivery.")}
-    assert documented == set(HANDLERS)
+    assert documented == set(operations.names)
 
 
 def test_the_operations_carry_a_project_through_chapters_3_and_4(
@@ -313,14 +304,14 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         counts = {
             model.__tablename__: session.scalar(select(func.count()).select_from(model))
             for model in (
-                models.Project,
-                models.Analysis,
-                models.Solution,
-                models.Document,
-                models.IndicatorSnapshot,
-                models.Delivery,
-                models.Acceptance,
-                models.RectificationItem,
+                orm.Project,
+                orm.Analysis,
+                orm.Solution,
+                orm.Document,
+                orm.IndicatorSnapshot,
+                orm.Delivery,
+                orm.Acceptance,
+                orm.RectificationItem,
             )
         }
         recorded = session.scalar(select(func.count()).select_from(processed_jobs))
@@ -390,28 +381,22 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
 ) -> None:
     db = Database(sqlite_url)
     migrate(db, "delivery")
-    job = Job(
-        key="open-1",
-        operation="delivery.open_project",
-        instance_id="I-1",
-        process_id="implementation",
-        element_id="open_project",
-        parameters={"engagement_id": engagement_id, "contract_id": contract.contract_id},
-        variables={},
-        attempt=1,
-        retries=3,
+    job = helpers.job(
+        "delivery.open_project", key="open-1", engagement_id=engagement_id, contract_id=contract.contract_id
     )
     outcome = run_job(
-        lambda: UnitOfWork(db, "delivery"), bind(_deps(closed_address(), closed_address())), job
+        lambda: UnitOfWork(db, "delivery"), operations.bind(_deps(closed_address(), closed_address())), job
     )
     assert outcome.kind == "failed" and outcome.retries == 2
     assert "Unavailable: contracts.GetContract" in outcome.message
     retried = run_job(
-        lambda: UnitOfWork(db, "delivery"), bind(_deps(peers.contracts_address, peers.risk_address)), job
+        lambda: UnitOfWork(db, "delivery"),
+        operations.bind(_deps(peers.contracts_address, peers.risk_address)),
+        job,
     )
     assert retried.kind == "completed" and retried.variables["project_id"]
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(models.Project)) == 1
+        assert session.scalar(select(func.count()).select_from(orm.Project)) == 1
     db.dispose()
 
 

@@ -7,80 +7,98 @@ from decimal import Decimal
 
 import pytest
 
-from consultflow.delivery import domain
-from consultflow.delivery.domain import (
-    CommunicationKind,
+from consultflow.delivery import acceptance_rules as rules
+from consultflow.delivery import deliverables_rules, domain
+from consultflow.delivery.acceptance_rules import (
+    AcceptanceStatus,
     Conclusion,
     CriterionResult,
+    ItemStatus,
+    RectificationItem,
+)
+from consultflow.delivery.deliverables_rules import (
     DeliverableItem,
+    DeliverableSetStatus,
+    DeliveryMode,
+    DeliveryStatus,
+    MaterialsReview,
+)
+from consultflow.delivery.domain import (
+    ArchiveState,
+    Artefact,
+    CommunicationKind,
     Direction,
     DocumentCategory,
-    MaterialsReview,
-    Member,
+    NewDocument,
+    NewFinding,
     Phase,
     PlannedTask,
-    RectificationItem,
     Role,
+    SolutionStatus,
     TaskState,
+    TaskUpdate,
+    Team,
     Verdict,
 )
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
+from consultflow.platform.inputs import choice, iso_date, iso_datetime, lines, names, renamed_fields, yes_no
 
 
 def field_of(error: pytest.ExceptionInfo[InvalidArgument]) -> str:
     return error.value.field
 
 
-# --- parsing ---
+# --- parsing (the platform's parsers as delivery uses them, and delivery's own) ---
 
 
 def test_names_and_lines_accept_text_and_lists() -> None:
-    assert domain.names("Li Lei, Han Mei;  Li Lei\nWang", "x") == ["Li Lei", "Han Mei", "Wang"]
-    assert domain.names(["A", " B ", ""], "x") == ["A", "B"]
-    assert domain.lines("first, with comma\n\nsecond", "x") == ["first, with comma", "second"]
-    assert domain.lines(None, "x") == []
+    assert names("x", "Li Lei, Han Mei;  Li Lei\nWang") == ("Li Lei", "Han Mei", "Wang")
+    assert names("x", ["A", " B ", ""]) == ("A", "B")
+    assert lines("x", "first, with comma\n\nsecond", domain.TEXT_LIMIT) == ("first, with comma", "second")
+    assert lines("x", None, domain.TEXT_LIMIT) == ()
     with pytest.raises(InvalidArgument) as error:
-        domain.names(42, "attendees")
+        names("attendees", 42)
     assert field_of(error) == "attendees"
 
 
 def test_dates_and_times() -> None:
-    assert domain.parse_date("2025-03-01", "d") == date(2025, 3, 1)
-    assert domain.parse_date(datetime(2025, 3, 1, 12, tzinfo=UTC), "d") == date(2025, 3, 1)
+    assert iso_date("d", "2025-03-01") == date(2025, 3, 1)
+    assert iso_date("d", datetime(2025, 3, 1, 12, tzinfo=UTC)) == date(2025, 3, 1)
     for bad in ("", "01/03/2025", "2025-02-30"):
         with pytest.raises(InvalidArgument) as error:
-            domain.parse_date(bad, "kickoff_date")
+            iso_date("kickoff_date", bad)
         assert field_of(error) == "kickoff_date"
-    assert domain.parse_datetime("2025-03-01T09:30", "t") == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
-    assert domain.parse_datetime("2025-03-01T09:30:00Z", "t").tzinfo is not None
+    assert iso_datetime("t", "2025-03-01T09:30") == datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+    assert iso_datetime("t", "2025-03-01T09:30:00Z").tzinfo is not None
     with pytest.raises(InvalidArgument, match="delivery_time"):
-        domain.parse_datetime("tomorrow", "delivery_time")
+        iso_datetime("delivery_time", "tomorrow")
 
 
 def test_booleans_money_progress_links() -> None:
-    assert domain.parse_bool("Yes", "b") is True
-    assert domain.parse_bool(False, "b") is False
+    assert yes_no("b", "Yes") is True
+    assert yes_no("b", "y") is True
+    assert yes_no("b", False) is False
     with pytest.raises(InvalidArgument, match="channel_tested"):
-        domain.parse_bool("maybe", "channel_tested")
-    assert domain.parse_money("1250.5", "m") == Decimal("1250.50")
-    assert domain.parse_money("", "m") == Decimal("0.00")
+        yes_no("channel_tested", "maybe")
+    assert domain.money("m", "1250.5") == Decimal("1250.50")
+    assert domain.money("m", "") == Decimal("0.00")
     for bad in ("-1", "abc", "1.005", "NaN", "1e13"):
         with pytest.raises(InvalidArgument, match="budget"):
-            domain.parse_money(bad, "budget")
-    assert domain.parse_progress("55") == 55
+            domain.money("budget", bad)
+    assert domain.percent("progress", "55") == 55
     for bad_progress in (-1, 101, "50.5", "x", True):
         with pytest.raises(InvalidArgument) as error:
-            domain.parse_progress(bad_progress)
+            domain.percent("progress", bad_progress)
         assert field_of(error) == "progress"
-    assert domain.parse_link("https://wiki.example/flow", "l") == "https://wiki.example/flow"
+    assert domain.http_link("l", "https://wiki.example/flow") == "https://wiki.example/flow"
     with pytest.raises(InvalidArgument, match="flow_chart_link"):
-        domain.parse_link("file:///etc/passwd", "flow_chart_link")
+        domain.http_link("flow_chart_link", "file:///etc/passwd")
 
 
 def test_choice_lists_the_allowed_values() -> None:
-    assert domain.choice(Verdict, " Approved ", "v") is Verdict.APPROVED
+    assert choice("v", " Approved ", Verdict) is Verdict.APPROVED
     with pytest.raises(InvalidArgument, match="approved, revise"):
-        domain.choice(Verdict, "ok", "solution_verdict")
+        choice("solution_verdict", "ok", Verdict)
 
 
 # --- 3.1 ---
@@ -95,14 +113,14 @@ def test_phases_only_move_forward_and_follow_up_closes_the_project() -> None:
 
 
 def test_a_team_has_exactly_one_project_manager_and_standard_duties() -> None:
-    team = domain.team(
-        [
-            Member("Wang", Role.PROJECT_MANAGER, ""),
-            Member("Li", Role.CONSULTANT, "market entry strategy"),
-            Member("li", Role.CONSULTANT, ""),  # the same person twice in one role counts once
-            Member("Li", Role.ANALYST, ""),  # one person may hold two roles
+    team = Team.parse(
+        members=[
+            ("Wang", "project_manager", ""),
+            ("Li", "Consultant", "market entry strategy"),
+            ("li", Role.CONSULTANT, ""),  # the same person twice in one role counts once
+            ("Li", Role.ANALYST, ""),  # one person may hold two roles
         ]
-    )
+    ).members
     assert [(m.name, m.role) for m in team] == [
         ("Wang", Role.PROJECT_MANAGER),
         ("Li", Role.CONSULTANT),
@@ -111,19 +129,25 @@ def test_a_team_has_exactly_one_project_manager_and_standard_duties() -> None:
     assert team[0].duties == domain.STANDARD_DUTIES[Role.PROJECT_MANAGER]
     assert team[1].duties == "market entry strategy"
     with pytest.raises(InvalidArgument) as error:
-        domain.team([Member("Li", Role.CONSULTANT, "")])
+        Team.parse(members=[("Li", Role.CONSULTANT, "")])
     assert field_of(error) == "project_manager"
     with pytest.raises(InvalidArgument, match="not 2"):
-        domain.team([Member("A", Role.PROJECT_MANAGER, ""), Member("B", Role.PROJECT_MANAGER, "")])
+        Team.parse(members=[("A", Role.PROJECT_MANAGER, ""), ("B", Role.PROJECT_MANAGER, "")])
+    with pytest.raises(InvalidArgument) as error:
+        Team.parse(members=[])
+    assert field_of(error) == "members"
+    with pytest.raises(InvalidArgument) as error:
+        Team.parse(members=[("A", "sponsor", "")])
+    assert field_of(error) == "members.role"
 
 
 def test_duties_from_a_diagram() -> None:
-    assert domain.duties_by_role("consultant: design\nAnalyst: data") == {
+    assert domain.duties_by_role("duties", "consultant: design\nAnalyst: data") == {
         Role.CONSULTANT: "design",
         Role.ANALYST: "data",
     }
-    assert domain.duties_by_role({"assistant": "archive"}) == {Role.ASSISTANT: "archive"}
-    everyone = domain.duties_by_role("follow the work manual")
+    assert domain.duties_by_role("duties", {"assistant": "archive"}) == {Role.ASSISTANT: "archive"}
+    everyone = domain.duties_by_role("duties", "follow the work manual")
     assert set(everyone) == set(Role) and everyone[Role.ANALYST] == "follow the work manual"
 
 
@@ -140,52 +164,87 @@ def test_the_project_manager_holds_the_kickoff() -> None:
 
 def test_research_documents_from_lines() -> None:
     documents = domain.documents_from_lines(
-        DocumentCategory.CLIENT_INTERNAL,
-        "Sales ledger 2024\nOrg chart | HR department | internal | https://dms.example/org",
         "client_data",
+        "Sales ledger 2024\nOrg chart | HR department | internal | https://dms.example/org",
+        DocumentCategory.CLIENT_INTERNAL,
     )
     assert [(d.title, d.source, d.classification.value, d.link) for d in documents] == [
         ("Sales ledger 2024", "client", "confidential", ""),
         ("Org chart", "HR department", "internal", "https://dms.example/org"),
     ]
     with pytest.raises(InvalidArgument, match="client_data"):
-        domain.documents_from_lines(DocumentCategory.CLIENT_INTERNAL, "X | y | secret", "client_data")
+        domain.documents_from_lines("client_data", "X | y | secret", DocumentCategory.CLIENT_INTERNAL)
+
+
+def test_a_document_from_the_api_is_classified_by_its_category_unless_told() -> None:
+    document = NewDocument.parse(
+        title="Org chart", category="client_internal", source="HR", classification="", link=""
+    )
+    assert document.classification is domain.Classification.CONFIDENTIAL
+    with pytest.raises(InvalidArgument) as error:
+        NewDocument.parse(title="Org chart", category="gossip", source="HR", classification="", link="")
+    assert field_of(error) == "category"
 
 
 def test_findings() -> None:
-    assert (
-        domain.finding(domain.FindingKind.RISK, "Key user leaves", "Personnel").risk_category == "personnel"
-    )
+    risk = NewFinding.parse(kind="risk", description="Key user leaves", risk_category="Personnel")
+    assert risk.risk_category == "personnel"
     with pytest.raises(InvalidArgument, match="risk_category"):
-        domain.finding(domain.FindingKind.PROBLEM, "Slow approvals", "personnel")
+        NewFinding.parse(kind="problem", description="Slow approvals", risk_category="personnel")
     with pytest.raises(InvalidArgument, match="risk_category"):
-        domain.finding(domain.FindingKind.RISK, "Key user leaves", "weather")
-    for kind, field in (
-        (domain.FindingKind.PROBLEM, "problems"),
-        (domain.FindingKind.OPPORTUNITY, "opportunities"),
-        (domain.FindingKind.RISK, "risk_description"),
-    ):
+        NewFinding.parse(kind="risk", description="Key user leaves", risk_category="weather")
+    for kind in domain.FindingKind:
         with pytest.raises(InvalidArgument) as error:
-            domain.finding(kind, " ")
-        assert field_of(error) == field
+            NewFinding.parse(kind=kind, description=" ")
+        assert field_of(error) == "description"
+    with pytest.raises(InvalidArgument) as error, renamed_fields(description="risk_description"):
+        NewFinding.parse(kind=domain.FindingKind.RISK, description=" ")
+    assert field_of(error) == "risk_description"
+
+
+def test_an_artefact_needs_a_link_and_is_named_after_its_kind() -> None:
+    artefact = Artefact.parse(kind="flow_chart", title="", link="https://wiki.example/flow")
+    assert (artefact.kind, artefact.title) == (domain.ArtefactKind.FLOW_CHART, "flow chart")
+    with pytest.raises(InvalidArgument) as error:
+        Artefact.parse(kind="mind_map", title="Map", link="")
+    assert field_of(error) == "link"
 
 
 def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
-    domain.check_review(Verdict.APPROVED, "")
+    approved = domain.ExpertReview.parse(verdict="approved", comments="", reviewer=" Dr. Chen ")
+    assert approved == domain.ExpertReview(Verdict.APPROVED, "", "Dr. Chen")
     with pytest.raises(InvalidArgument, match="review_comments"):
-        domain.check_review(Verdict.REVISE, " ")
+        domain.ExpertReview.parse(verdict="revise", comments=" ", reviewer="")
+    with pytest.raises(InvalidArgument) as error:
+        domain.ExpertReview.parse(verdict="ok", comments="", reviewer="")
+    assert field_of(error) == "verdict"
     with pytest.raises(FailedPrecondition, match="already reviewed"):
-        domain.check_reviewable("approved", "solution")
+        domain.SOLUTION_REVIEW.check_reviewable("approved", "solution")
 
 
 # --- 3.4, 3.5 ---
 
 
 def test_planned_dates_in_order() -> None:
-    PlannedTask("Interviews", date(2025, 3, 1), date(2025, 3, 1), Decimal(0))
+    task = PlannedTask.parse(
+        name="Interviews", planned_start="2025-03-01", planned_end="2025-03-01", budget=""
+    )
+    assert (task.planned_start, task.budget) == (date(2025, 3, 1), Decimal("0.00"))
     with pytest.raises(InvalidArgument) as error:
-        PlannedTask("Interviews", date(2025, 3, 2), date(2025, 3, 1), Decimal(0))
+        PlannedTask.parse(name="Interviews", planned_start="2025-03-02", planned_end="2025-03-01", budget="0")
     assert field_of(error) == "planned_end"
+    with pytest.raises(InvalidArgument) as error:
+        PlannedTask.parse(name=" ", planned_start="2025-03-01", planned_end="2025-03-01", budget="0")
+    assert field_of(error) == "name"
+
+
+def test_a_task_update_parses_only_what_was_reported() -> None:
+    assert TaskUpdate.parse() == TaskUpdate()
+    update = TaskUpdate.parse(actual_start="2025-03-01", progress="40")
+    assert update == TaskUpdate(actual_start=date(2025, 3, 1), progress=40)
+    with pytest.raises(InvalidArgument) as error:
+        TaskUpdate.parse(actual_cost="-5")
+    assert field_of(error) == "actual_cost"
 
 
 def test_baseline_tasks_follow_the_milestones() -> None:
@@ -242,34 +301,53 @@ def test_a_change_request_is_answered_once_unless_deferred() -> None:
 
 
 def test_deliverables_and_contract_conformance() -> None:
-    items = domain.deliverable_items("Diagnosis report | https://dms.example/d1\nImplementation roadmap")
+    items = deliverables_rules.deliverable_items(
+        "deliverables", "Diagnosis report | https://dms.example/d1\nImplementation roadmap"
+    )
     assert items == [
         DeliverableItem("Diagnosis report", "https://dms.example/d1"),
         DeliverableItem("Implementation roadmap", ""),
     ]
-    assert domain.missing_contract_deliverables(["diagnosis REPORT", "Training"], items) == ["Training"]
+    assert deliverables_rules.missing_contract_deliverables(["diagnosis REPORT", "Training"], items) == [
+        "Training"
+    ]
     with pytest.raises(InvalidArgument, match="listed twice"):
-        domain.check_deliverables([DeliverableItem("A"), DeliverableItem("a")])
+        deliverables_rules.check_deliverables([DeliverableItem("A"), DeliverableItem("a")])
     with pytest.raises(InvalidArgument, match="deliverables"):
-        domain.check_deliverables([])
+        deliverables_rules.check_deliverables([])
 
 
 def test_materials_are_approved_only_when_all_four_checks_pass() -> None:
-    passed = MaterialsReview(True, True, True, True, "")
-    passed.check()
-    assert passed.approved
-    failed = MaterialsReview(True, True, True, False, "")
-    assert not failed.approved
+    def review(conformance: object, comments: str) -> MaterialsReview:
+        return MaterialsReview.parse(
+            logic_ok=True,
+            consistency_ok="yes",
+            accuracy_ok=True,
+            contract_conformance_ok=conformance,
+            comments=comments,
+        )
+
+    assert review(True, "").approved
+    failed = review("no", " rework the roadmap ")
+    assert not failed.approved and failed.comments == "rework the roadmap"
     with pytest.raises(InvalidArgument, match="review_comments"):
-        failed.check()
+        review(False, "")
 
 
 def test_an_onsite_plan_names_place_and_attendees() -> None:
     when = datetime(2025, 6, 1, 9, tzinfo=UTC)
+    plan = deliverables_rules.OnsitePlan.parse(
+        delivery_time="2025-06-01T09:00Z", place=" Client HQ ", attendees="Wang, Li", preparations="Slides"
+    )
+    assert plan == deliverables_rules.OnsitePlan(when, "Client HQ", ("Wang", "Li"), ("Slides",))
     with pytest.raises(InvalidArgument, match="delivery_place"):
-        domain.OnsitePlan(when, " ", ("Wang",), ())
+        deliverables_rules.OnsitePlan.parse(
+            delivery_time=when, place=" ", attendees=["Wang"], preparations=[]
+        )
     with pytest.raises(InvalidArgument, match="attendees"):
-        domain.OnsitePlan(when, "Client HQ", (), ())
+        deliverables_rules.OnsitePlan.parse(
+            delivery_time=when, place="Client HQ", attendees=[], preparations=[]
+        )
 
 
 # --- 4.4 ---
@@ -280,49 +358,52 @@ CRITERIA = ["Report complete", "Roadmap feasible"]
 
 def test_a_report_covers_every_criterion_once() -> None:
     passed = [CriterionResult("report complete", True), CriterionResult("Roadmap feasible", True)]
-    domain.check_report(CRITERIA, passed, Conclusion.PASSED, "")
+    rules.check_report(CRITERIA, passed, Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="no result for 'Roadmap feasible'"):
-        domain.check_report(CRITERIA, passed[:1], Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, passed[:1], Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="not a criterion"):
-        domain.check_report(CRITERIA, [*passed, CriterionResult("Nice fonts", True)], Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, [*passed, CriterionResult("Nice fonts", True)], Conclusion.PASSED, "")
     with pytest.raises(InvalidArgument, match="two results"):
-        domain.check_report(
+        rules.check_report(
             CRITERIA, [*passed, CriterionResult("Report complete", False)], Conclusion.PASSED, ""
         )
 
 
 def test_the_conclusion_agrees_with_the_results() -> None:
     mixed = [CriterionResult("Report complete", True), CriterionResult("Roadmap feasible", False)]
-    domain.check_report(CRITERIA, mixed, Conclusion.FAILED, "")
+    rules.check_report(CRITERIA, mixed, Conclusion.FAILED, "")
     with pytest.raises(InvalidArgument) as error:
-        domain.check_report(CRITERIA, mixed, Conclusion.PASSED, "")
+        rules.check_report(CRITERIA, mixed, Conclusion.PASSED, "")
     assert field_of(error) == "conclusion"
     all_passed = [CriterionResult(c, True) for c in CRITERIA]
     with pytest.raises(InvalidArgument) as error:
-        domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "")
+        rules.check_report(CRITERIA, all_passed, Conclusion.FAILED, "")
     assert field_of(error) == "comments"
-    domain.check_report(CRITERIA, all_passed, Conclusion.FAILED, "the board wants a second pilot")
+    rules.check_report(CRITERIA, all_passed, Conclusion.FAILED, "the board wants a second pilot")
 
 
 def test_rectification_items_say_what_who_and_until_when() -> None:
-    items = domain.rectification_items(
-        "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20",
-        "Wang",
-        date(2025, 6, 15),
-        date(2025, 6, 1),
+    items = rules.rectification_items(
+        "Fix the roadmap costs\nAdd the pilot plan | Li | 2025-06-20", "Wang", date(2025, 6, 15)
     )
     assert items == [
         RectificationItem("Fix the roadmap costs", "Wang", date(2025, 6, 15)),
         RectificationItem("Add the pilot plan", "Li", date(2025, 6, 20)),
     ]
+    assert rules.check_rectification(items, date(2025, 6, 1)) == items
     with pytest.raises(InvalidArgument, match="rectification_owner"):
-        domain.rectification_items("Fix it", "", date(2025, 6, 15), date(2025, 6, 1))
+        rules.rectification_items("Fix it", "", date(2025, 6, 15))
     with pytest.raises(InvalidArgument, match="rectification_due"):
-        domain.rectification_items("Fix it", "Wang", None, date(2025, 6, 1))
+        rules.rectification_items("Fix it", "Wang", None)
     with pytest.raises(InvalidArgument, match="before the acceptance report"):
-        domain.rectification_items("Fix it", "Wang", date(2025, 5, 31), date(2025, 6, 1))
+        rules.check_rectification(
+            rules.rectification_items("Fix it", "Wang", date(2025, 5, 31)), date(2025, 6, 1)
+        )
     with pytest.raises(InvalidArgument, match="rectification_items"):
-        domain.rectification_items("", "Wang", date(2025, 6, 15), date(2025, 6, 1))
+        rules.check_rectification(rules.rectification_items("", "Wang", date(2025, 6, 15)), date(2025, 6, 1))
+    with pytest.raises(InvalidArgument) as error:
+        rules.RectificationItem.parse(description="Fix it", owner=" ", due_date="2025-06-15")
+    assert field_of(error) == "owner"
 
 
 @pytest.mark.parametrize(
@@ -339,10 +420,205 @@ def test_no_new_acceptance_round_while_rectification_is_open(
     last: str, open_items: int, problem: str
 ) -> None:
     with pytest.raises(FailedPrecondition) as error:
-        domain.next_round_allowed(last, open_items)
+        rules.next_round(last, 1, open_items)
     assert problem in error.value.message
 
 
 def test_a_first_round_and_a_round_after_rectification_are_allowed() -> None:
-    domain.next_round_allowed(None, 0)
-    domain.next_round_allowed("rectified", 0)
+    assert rules.next_round(None, 0, 0) == 1
+    assert rules.next_round(AcceptanceStatus.RECTIFIED, 2, 0) == 3
+
+
+# --- statuses and their transitions ---
+
+
+@pytest.mark.parametrize("cycle", [domain.SOLUTION_REVIEW, deliverables_rules.DELIVERABLES_REVIEW])
+def test_a_version_is_reviewed_once_and_only_one_awaiting_review_is_superseded(
+    cycle: domain.ReviewCycle,
+) -> None:
+    assert cycle.superseded_by_new_version(cycle.awaiting)
+    for reviewed in (cycle.approved, cycle.revise, cycle.superseded):
+        assert not cycle.superseded_by_new_version(reviewed)
+        with pytest.raises(FailedPrecondition, match=f"already reviewed \\({reviewed}\\)"):
+            cycle.check_reviewable(reviewed, "version 1")
+    cycle.check_reviewable(cycle.awaiting, "version 1")
+    assert cycle.after_review(approved=True) == cycle.approved
+    assert cycle.after_review(approved=False) == cycle.revise
+
+
+def test_the_review_cycles_use_each_artefacts_own_statuses() -> None:
+    assert domain.SOLUTION_REVIEW.awaiting == SolutionStatus.SUBMITTED
+    assert deliverables_rules.DELIVERABLES_REVIEW.awaiting == DeliverableSetStatus.COMPILED
+    assert domain.SOLUTION_REVIEW.after_review(approved=True) == Verdict.APPROVED.value
+    assert domain.SOLUTION_REVIEW.after_review(approved=False) == Verdict.REVISE.value
+
+
+def test_a_document_is_archived_once() -> None:
+    domain.check_archivable(ArchiveState.COLLECTED, "D-1")
+    with pytest.raises(FailedPrecondition, match="'D-1' is already archived"):
+        domain.check_archivable(ArchiveState.ARCHIVED, "D-1")
+
+
+def test_only_a_planned_online_delivery_is_sent() -> None:
+    deliverables_rules.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="on-site delivery is not sent online"):
+        deliverables_rules.check_sendable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="already sent"):
+        deliverables_rules.check_sendable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+
+
+def test_a_delivery_is_recorded_when_planned_on_site_or_sent_online() -> None:
+    deliverables_rules.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.PLANNED)
+    deliverables_rules.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.SENT)
+    with pytest.raises(FailedPrecondition, match="once it is sent; this one is planned"):
+        deliverables_rules.check_deliverable(DeliveryMode.ONLINE, DeliveryStatus.PLANNED)
+    with pytest.raises(FailedPrecondition, match="once it is planned; this one is delivered"):
+        deliverables_rules.check_deliverable(DeliveryMode.ONSITE, DeliveryStatus.DELIVERED)
+
+
+def test_an_acceptance_round_moves_from_report_to_rectification_to_close() -> None:
+    rules.check_reportable(AcceptanceStatus.REQUESTED, 1, None)
+    with pytest.raises(FailedPrecondition, match="round 1 was already reported \\(failed\\)"):
+        rules.check_reportable(AcceptanceStatus.FAILED, 1, "failed")
+    for status in (AcceptanceStatus.FAILED, AcceptanceStatus.RECTIFYING):
+        rules.check_rectifiable(status, 1)
+    with pytest.raises(FailedPrecondition, match="rectification follows a failed report"):
+        rules.check_rectifiable(AcceptanceStatus.PASSED, 1)
+    for status in (AcceptanceStatus.RECTIFYING, AcceptanceStatus.RECTIFIED):
+        rules.check_items_closable(status, 1)
+    with pytest.raises(FailedPrecondition, match="record its rectification items first"):
+        rules.check_items_closable(AcceptanceStatus.FAILED, 1)
+    assert rules.rectified(AcceptanceStatus.RECTIFYING, 0)
+    assert not rules.rectified(AcceptanceStatus.RECTIFYING, 1)
+    assert not rules.rectified(AcceptanceStatus.RECTIFIED, 0)
+    rules.check_closable(AcceptanceStatus.PASSED, 2)
+    with pytest.raises(FailedPrecondition, match="only a passed report closes acceptance"):
+        rules.check_closable(AcceptanceStatus.RECTIFIED, 2)
+    rules.check_item_open(ItemStatus.OPEN)
+    with pytest.raises(FailedPrecondition, match="already closed"):
+        rules.check_item_open(ItemStatus.CLOSED)
+
+
+def test_amber_and_red_bands_are_breaches() -> None:
+    assert [band for band in domain.Band if domain.breached(band)] == [domain.Band.AMBER, domain.Band.RED]
+
+
+# --- commands the API and the jobs share ---
+
+
+def test_a_kickoff_names_its_attendees_and_what_was_agreed() -> None:
+    kickoff = domain.NewKickoff.parse(
+        kickoff_date="2025-03-03",
+        attendees="Wang, Li",
+        briefing=" Scope and plan ",
+        rules_agreed="Weekly meeting",
+        materials_handed_out=["Work manual"],
+    )
+    assert kickoff == domain.NewKickoff(
+        date(2025, 3, 3), ("Wang", "Li"), "Scope and plan", "Weekly meeting", ("Work manual",)
+    )
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewKickoff.parse(
+            kickoff_date="2025-03-03",
+            attendees="Wang",
+            briefing="",
+            rules_agreed="r",
+            materials_handed_out="",
+        )
+    assert field_of(error) == "briefing"
+
+
+def test_a_site_visit_is_recorded_afterwards_with_interviews_or_processes() -> None:
+    def visit(interviewees: object, processes: object) -> domain.NewSiteVisit:
+        return domain.NewSiteVisit.parse(
+            visit_date="2025-03-05",
+            visitors="Li",
+            interviewees=interviewees,
+            processes_observed=processes,
+            observations="Manual order entry",
+        )
+
+    visit("Plant manager", "").check(date(2025, 3, 5))
+    visit([], "Order intake").check(date(2025, 3, 6))
+    with pytest.raises(InvalidArgument) as error:
+        visit("Plant manager", "").check(date(2025, 3, 4))
+    assert field_of(error) == "visit_date"
+    with pytest.raises(InvalidArgument) as error:
+        visit([], " ").check(date(2025, 3, 5))
+    assert field_of(error) == "interviewees"
+
+
+def test_a_meeting_without_a_date_is_held_today_and_lists_its_decisions() -> None:
+    meeting = domain.NewMeeting.parse(
+        held_on="", progress_report="On track", problems="", decisions="Hire\n\nHire", internal_updates=""
+    )
+    assert (meeting.held_on, meeting.decisions) == (None, ("Hire",))
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewMeeting.parse(
+            held_on="", progress_report=" ", problems="", decisions="", internal_updates=""
+        )
+    assert field_of(error) == "progress_report"
+
+
+def test_change_responses_and_online_plans() -> None:
+    answer = domain.ChangeResponse.parse(decision="Deferred", response=" next phase ")
+    assert answer == domain.ChangeResponse(domain.ChangeDecision.DEFERRED, "next phase")
+    with pytest.raises(InvalidArgument) as error:
+        domain.ChangeResponse.parse(decision="maybe", response="")
+    assert field_of(error) == "decision"
+    plan = deliverables_rules.OnlinePlan.parse(platform="email", channel_tested="y")
+    assert plan == deliverables_rules.OnlinePlan(deliverables_rules.Platform.EMAIL, True)
+    with pytest.raises(InvalidArgument) as error:
+        deliverables_rules.OnlinePlan.parse(platform="fax", channel_tested=True)
+    assert field_of(error) == "platform"
+
+
+def test_an_acceptance_request_names_its_criteria() -> None:
+    request = rules.AcceptanceRequest.parse(
+        acceptance_date="2025-06-01", content="Final report", criteria="Complete\nFeasible"
+    )
+    assert request == rules.AcceptanceRequest(date(2025, 6, 1), "Final report", ("Complete", "Feasible"))
+    with pytest.raises(InvalidArgument) as error:
+        rules.AcceptanceRequest.parse(acceptance_date="2025-06-01", content="Final report", criteria="")
+    assert field_of(error) == "acceptance_criteria"
+
+
+def test_a_communication_entry_matches_its_direction_and_is_no_change_request() -> None:
+    entry = domain.NewCommunication.parse(
+        direction="external", kind="client_question", counterpart="CFO", summary="Timeline?"
+    )
+    assert (entry.direction, entry.kind) == (Direction.EXTERNAL, CommunicationKind.CLIENT_QUESTION)
+    with pytest.raises(InvalidArgument, match="RequestChange"):
+        domain.NewCommunication.parse(
+            direction="external", kind="change_request", counterpart="", summary="More markets"
+        )
+    with pytest.raises(InvalidArgument, match="not internal"):
+        domain.NewCommunication.parse(direction="internal", kind="answer", counterpart="", summary="s")
+
+
+def test_a_change_request_is_the_clients_unless_named_and_a_corrective_action_has_an_owner() -> None:
+    assert domain.NewChangeRequest.parse(description="Add Spain", requested_by=" ").requested_by == "client"
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewChangeRequest.parse(description="", requested_by="CFO")
+    assert field_of(error) == "description"
+    with pytest.raises(InvalidArgument) as error:
+        domain.NewCorrectiveAction.parse(action="Add an analyst", owner="")
+    assert field_of(error) == "action_owner"
+
+
+def test_an_acceptance_report_parses_each_result_and_the_conclusion() -> None:
+    report = rules.AcceptanceReport.parse(
+        results=[("Complete", True, ""), ("Feasible", "no", " costs ")],
+        conclusion="Failed",
+        comments="",
+        reported_by="",
+    )
+    assert report == rules.AcceptanceReport(
+        (CriterionResult("Complete", True), CriterionResult("Feasible", False, "costs")),
+        Conclusion.FAILED,
+        "",
+        "client",
+    )
+    with pytest.raises(InvalidArgument) as error:
+        rules.AcceptanceReport.parse(results=[], conclusion="maybe", comments="", reported_by="")
+    assert field_of(error) == "conclusion"

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from consultflow.delivery import indicators
+from consultflow.delivery.adapters import DecisionThresholds
 from consultflow.delivery.indicators import TaskFigures, compute, overall_progress, planned_share
-from consultflow.delivery.service import DecisionThresholds
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.settings import repository_root
 

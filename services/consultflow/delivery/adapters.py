@@ -1,4 +1,5 @@
-"""What delivery needs from other services, and the gRPC adapters that get it.
+"""What delivery needs from outside: the peers (contracts, risk) over gRPC, the warning thresholds of a
+decision table, and the `Dependencies` the servicer and the job handlers receive.
 
 Use cases see frozen dataclasses and domain errors only; the generated stubs stay in this module. A peer
 that cannot be reached is `Unavailable` (a job retries it; an RPC answers UNAVAILABLE).
@@ -9,13 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Protocol
 
 import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
-from consultflow.platform.errors import Unavailable
+from consultflow.delivery.domain import Band
+from consultflow.platform.decisions import DecisionTables
+from consultflow.platform.errors import FailedPrecondition, Unavailable
 from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, call_options
 
@@ -141,3 +145,32 @@ class GrpcRisks:
         except grpc.RpcError as error:
             raise error_from_rpc(error, "risk.RegisterRisk") from error
         return reply.risk_id
+
+
+class Thresholds(Protocol):
+    def band(self, indicator: str, value: Decimal) -> str:
+        """green, amber or red."""
+        ...
+
+
+class DecisionThresholds:
+    """The bands of `warning_thresholds.dmn`, the one place thresholds live."""
+
+    def __init__(self, tables: DecisionTables) -> None:
+        self._tables = tables
+
+    def band(self, indicator: str, value: Decimal) -> str:
+        result = self._tables.decide("warning_thresholds", {"indicator": indicator, "value": float(value)})
+        status = str(result.get("status", ""))
+        if status not in set(Band):
+            raise FailedPrecondition(f"warning_thresholds gives no band for {indicator} = {value}")
+        return status
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """What the use cases need besides the database: the peers and the warning thresholds."""
+
+    contracts: Contracts
+    risks: Risks
+    thresholds: Thresholds
