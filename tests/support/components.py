@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from consultflow.cli.system import free_port, health_status
-from consultflow.platform.runtime import Context, Parts, serve
+from consultflow.platform.bootstrap import Context, Parts, serve
 from consultflow.platform.settings import Settings
 from tests.support.polling import eventually
 

@@ -11,9 +11,9 @@ from typing import Protocol
 import grpc
 
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
+from consultflow.platform.bootstrap import CALL_TIMEOUT_SECONDS, call_options
 from consultflow.platform.errors import NotFound, Unavailable
 from consultflow.platform.grpcerrors import error_from_rpc
-from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, call_options
 
 
 @dataclass(frozen=True)

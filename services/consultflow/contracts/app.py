@@ -7,8 +7,8 @@ from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
 from consultflow.contracts.adapters import CrmClients, Dependencies
 from consultflow.contracts.jobs import operations
 from consultflow.contracts.servicer import ContractsServicer
+from consultflow.platform.bootstrap import CALL_TIMEOUT_SECONDS, Context, Parts
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, Context, Parts
 
 SERVICE_NAME = "consultflow.api.contracts.v1.ContractsService"
 

@@ -1,7 +1,7 @@
 """`python -m consultflow.crm`: runs the crm service."""
 
 from consultflow.crm.app import build
-from consultflow.platform.runtime import run
+from consultflow.platform.bootstrap import run
 
 if __name__ == "__main__":
     run("crm", build)

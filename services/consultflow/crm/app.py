@@ -5,8 +5,8 @@ from __future__ import annotations
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
 from consultflow.crm.jobs import operations
 from consultflow.crm.servicer import CrmServicer
+from consultflow.platform.bootstrap import Context, Parts
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import Context, Parts
 
 SERVICE_NAME = "consultflow.api.crm.v1.CrmService"
 

@@ -1,7 +1,7 @@
 """`python -m consultflow.delivery`: runs the delivery service."""
 
 from consultflow.delivery.app import build
-from consultflow.platform.runtime import run
+from consultflow.platform.bootstrap import run
 
 if __name__ == "__main__":
     run("delivery", build)

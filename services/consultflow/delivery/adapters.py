@@ -18,10 +18,10 @@ import grpc
 from consultflow.api.contracts.v1 import contracts_pb2, contracts_pb2_grpc
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
 from consultflow.delivery.domain import Band
+from consultflow.platform.bootstrap import CALL_TIMEOUT_SECONDS, call_options
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.errors import FailedPrecondition, Unavailable
 from consultflow.platform.grpcerrors import error_from_rpc
-from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, call_options
 
 SIGNED_STATUSES = ("signed", "distributed")
 """Contract statuses in which both parties have signed (contracts.proto)."""

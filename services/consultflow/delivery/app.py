@@ -7,9 +7,9 @@ from consultflow.api.delivery.v1 import delivery_pb2_grpc as pb_grpc
 from consultflow.delivery.adapters import DecisionThresholds, Dependencies, GrpcContracts, GrpcRisks
 from consultflow.delivery.jobs import operations
 from consultflow.delivery.servicer import DeliveryServicer
+from consultflow.platform.bootstrap import CALL_TIMEOUT_SECONDS, Context, Parts
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import CALL_TIMEOUT_SECONDS, Context, Parts
 
 SERVICE_NAME = "consultflow.api.delivery.v1.DeliveryService"
 

@@ -1,7 +1,7 @@
 """`python -m consultflow.orchestrator`: runs the orchestrator."""
 
 from consultflow.orchestrator.app import build
-from consultflow.platform.runtime import run
+from consultflow.platform.bootstrap import run
 
 if __name__ == "__main__":
     run("orchestrator", build)

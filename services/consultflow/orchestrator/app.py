@@ -12,9 +12,9 @@ from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import OrchestratorServicer
 from consultflow.orchestrator.status_messages import StatusMessageBridge, load_mappings
+from consultflow.platform.bootstrap import Context, Parts
 from consultflow.platform.errors import Conflict
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import Context, Parts
 from consultflow.platform.scripting import load_timer_overrides
 
 log = logging.getLogger(__name__)

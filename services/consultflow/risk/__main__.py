@@ -1,6 +1,6 @@
 """`python -m consultflow.risk`: runs the risk service."""
 
-from consultflow.platform.runtime import run
+from consultflow.platform.bootstrap import run
 from consultflow.risk.app import build
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from consultflow.api.risk.v1 import risk_pb2_grpc as pb_grpc
+from consultflow.platform.bootstrap import Context, Parts
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import Context, Parts
 from consultflow.risk.adapters import Dependencies, RiskTables
 from consultflow.risk.jobs import operations
 from consultflow.risk.servicer import RiskServicer

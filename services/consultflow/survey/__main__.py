@@ -1,6 +1,6 @@
 """`python -m consultflow.survey`: runs the survey service."""
 
-from consultflow.platform.runtime import run
+from consultflow.platform.bootstrap import run
 from consultflow.survey.app import build
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from functools import partial
 
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
+from consultflow.platform.bootstrap import Context, Parts
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.grpcserver import Registration
-from consultflow.platform.runtime import Context, Parts
 from consultflow.platform.timeutil import now
 from consultflow.survey import usecases
 from consultflow.survey.jobs import operations

@@ -16,7 +16,7 @@ from consultflow.api.delivery.v1 import delivery_pb2_grpc
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.risk.v1 import risk_pb2, risk_pb2_grpc
 from consultflow.delivery import app
-from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.bootstrap import Context, Parts
 from consultflow.risk.app import build as build_risk
 from tests.support.components import ComponentThread, running
 from tests.support.contracts import (

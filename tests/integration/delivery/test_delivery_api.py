@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app
-from consultflow.platform.runtime import Context, Parts
+from consultflow.platform.bootstrap import Context, Parts
 from tests.integration.delivery.support import (
     Peers,
     RunningDelivery,

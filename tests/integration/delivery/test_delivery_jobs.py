@@ -22,7 +22,6 @@ from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.jobs import JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
-from tests.integration import helpers
 from tests.integration.delivery.support import (
     Peers,
     RunningDelivery,
@@ -31,6 +30,7 @@ from tests.integration.delivery.support import (
     status_events,
     types_of,
 )
+from tests.support import jobs as job_factory
 from tests.support.components import closed_address
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -53,7 +53,7 @@ class Jobs:
 
     def run(self, operation: str, **parameters: Any) -> Outcome:
         self._count += 1
-        job = helpers.job(
+        job = job_factory.job(
             f"delivery.{operation}", key=self.key(self._count), business_key=self._engagement_id, **parameters
         )
         first = run_job(self._uow, self._handlers, job)
@@ -381,7 +381,7 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
 ) -> None:
     db = Database(sqlite_url)
     migrate(db, "delivery")
-    job = helpers.job(
+    job = job_factory.job(
         "delivery.open_project", key="open-1", engagement_id=engagement_id, contract_id=contract.contract_id
     )
     outcome = run_job(

@@ -6,7 +6,6 @@ peers are the real contracts (with crm) and risk services."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,32 +19,16 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.platform.db import Database
 from consultflow.platform.tables import processed_jobs
 from tests.integration.delivery.support import Peers, day
-from tests.integration.helpers import NAMESPACES, service_task
+from tests.support.bpmn_builder import bpmn, bpmn_folder, service_task
+from tests.support.bpmn_builder import message as bpmn_message
 from tests.support.components import addresses
 from tests.support.system import InProcessSystem, in_process_system
 
-ROOT = Path(__file__).resolve().parents[3]
 
-
-def flows(*pairs: tuple[str, str]) -> str:
-    return "".join(
-        f'<bpmn:sequenceFlow id="flow_{i}" sourceRef="{source}" targetRef="{target}" />'
-        for i, (source, target) in enumerate(pairs)
-    )
-
-
-def process(process_id: str, body: str, extra: str = "") -> str:
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions {NAMESPACES} id="defs_{process_id}" '
-        f'targetNamespace="https://consultflow.example/test">{extra}'
-        f'<bpmn:process id="{process_id}" isExecutable="true">{body}</bpmn:process></bpmn:definitions>'
-    )
-
-
-def opening_diagram() -> str:
+def opening_diagram() -> bytes:
     """3.1-3.2: open the project (GetContract), form the team, record a risk found (RegisterRisk)."""
     body = (
-        '<bpmn:startEvent id="start" />'
+        '<startEvent id="start" />'
         + service_task(
             "open", "delivery.open_project", engagement_id="engagement_id", contract_id="contract_id"
         )
@@ -70,13 +53,12 @@ def opening_diagram() -> str:
             risk_description=repr("CE certification may take 6 months"),
             risk_category=repr("technical"),
         )
-        + '<bpmn:endEvent id="end" />'
-        + flows(("start", "open"), ("open", "team"), ("team", "analysis"), ("analysis", "end"))
+        + '<endEvent id="end" />'
     )
-    return process("delivery_opening", body)
+    return bpmn("delivery_opening", body, "start -> open\nopen -> team\nteam -> analysis\nanalysis -> end")
 
 
-def acceptance_diagram() -> str:
+def acceptance_diagram() -> bytes:
     """4.2-4.4: online delivery (an untested channel is caught as a BPMN error), an acceptance round the
     client fails, rectification, and a second round that passes.
 
@@ -84,13 +66,8 @@ def acceptance_diagram() -> str:
     condition object where its script check expects text), so the loop a real diagram draws with a
     gateway is unrolled here; the test knows which conclusion it reports.
     """
-    message = (
-        '<bpmn:message id="acceptance_reported" name="acceptance.reported" />'
-        '<bpmn:error id="channel_not_tested" name="channel_not_tested" errorCode="channel_not_tested" />'
-        '<bpmn:correlationProperty id="engagement_key" name="engagement key">'
-        '<bpmn:correlationPropertyRetrievalExpression messageRef="acceptance_reported">'
-        "<bpmn:formalExpression>engagement_id</bpmn:formalExpression>"
-        "</bpmn:correlationPropertyRetrievalExpression></bpmn:correlationProperty>"
+    message = bpmn_message("acceptance_reported", "acceptance.reported", "engagement_id") + (
+        '<error id="channel_not_tested" name="channel_not_tested" errorCode="channel_not_tested" />'
     )
     acceptance = {
         "project_id": "project_id",
@@ -99,7 +76,7 @@ def acceptance_diagram() -> str:
         "acceptance_criteria": repr("Report complete\nRoadmap feasible"),
     }
     body = (
-        '<bpmn:startEvent id="start" />'
+        '<startEvent id="start" />'
         + service_task(
             "plan_untested",
             "delivery.plan_online_delivery",
@@ -107,9 +84,9 @@ def acceptance_diagram() -> str:
             platform=repr("email"),
             channel_tested="False",
         )
-        + '<bpmn:boundaryEvent id="not_tested" attachedToRef="plan_untested">'
-        '<bpmn:errorEventDefinition errorRef="channel_not_tested" /></bpmn:boundaryEvent>'
-        '<bpmn:endEvent id="untested_channel_accepted" />'
+        + '<boundaryEvent id="not_tested" attachedToRef="plan_untested">'
+        '<errorEventDefinition errorRef="channel_not_tested" /></boundaryEvent>'
+        '<endEvent id="untested_channel_accepted" />'
         + service_task(
             "plan_tested",
             "delivery.plan_online_delivery",
@@ -122,8 +99,8 @@ def acceptance_diagram() -> str:
             "delivered", "delivery.record_delivery", delivery_id="delivery_id", client_feedback=repr("Clear")
         )
         + service_task("request", "delivery.request_acceptance", **acceptance)
-        + '<bpmn:intermediateCatchEvent id="await_report">'
-        '<bpmn:messageEventDefinition messageRef="acceptance_reported" /></bpmn:intermediateCatchEvent>'
+        + '<intermediateCatchEvent id="await_report">'
+        '<messageEventDefinition messageRef="acceptance_reported" /></intermediateCatchEvent>'
         + service_task(
             "rectify",
             "delivery.record_rectification_items",
@@ -139,42 +116,41 @@ def acceptance_diagram() -> str:
             rectification_notes=repr("Costed"),
         )
         + service_task("request_again", "delivery.request_acceptance", **acceptance)
-        + '<bpmn:intermediateCatchEvent id="await_second_report">'
-        '<bpmn:messageEventDefinition messageRef="acceptance_reported" /></bpmn:intermediateCatchEvent>'
+        + '<intermediateCatchEvent id="await_second_report">'
+        '<messageEventDefinition messageRef="acceptance_reported" /></intermediateCatchEvent>'
         + service_task(
             "close", "delivery.close_acceptance", project_id="project_id", acceptance_id="acceptance_id"
         )
-        + '<bpmn:endEvent id="end" />'
-        + flows(
-            ("start", "plan_untested"),
-            ("plan_untested", "untested_channel_accepted"),
-            ("not_tested", "plan_tested"),
-            ("plan_tested", "send"),
-            ("send", "delivered"),
-            ("delivered", "request"),
-            ("request", "await_report"),
-            ("await_report", "rectify"),
-            ("rectify", "rectified"),
-            ("rectified", "request_again"),
-            ("request_again", "await_second_report"),
-            ("await_second_report", "close"),
-            ("close", "end"),
-        )
+        + '<endEvent id="end" />'
     )
-    return process("delivery_acceptance_rounds", body, message)
+    flows = """
+        start -> plan_untested
+        plan_untested -> untested_channel_accepted
+        not_tested -> plan_tested
+        plan_tested -> send
+        send -> delivered
+        delivered -> request
+        request -> await_report
+        await_report -> rectify
+        rectify -> rectified
+        rectified -> request_again
+        request_again -> await_second_report
+        await_second_report -> close
+        close -> end
+    """
+    return bpmn("delivery_acceptance_rounds", body, flows, message)
 
 
 @pytest.fixture
 def system(tmp_path: Path, nats_url: str, database_url: str, peers: Peers) -> Iterator[InProcessSystem]:
-    bpmn = tmp_path / "bpmn"
-    bpmn.mkdir()
-    (bpmn / "delivery_opening.bpmn").write_text(opening_diagram(), encoding="utf-8")
-    (bpmn / "delivery_acceptance_rounds.bpmn").write_text(acceptance_diagram(), encoding="utf-8")
-    shutil.copy(ROOT / "bpmn" / "status-messages.toml", bpmn / "status-messages.toml")
+    folder = bpmn_folder(
+        tmp_path,
+        {"delivery_opening": opening_diagram(), "delivery_acceptance_rounds": acceptance_diagram()},
+    )
     with (
         addresses({"contracts": peers.contracts_address, "risk": peers.risk_address}),
         in_process_system(
-            tmp_path, nats_url, ["delivery"], bpmn_dir=bpmn, database_urls={"delivery": database_url}
+            tmp_path, nats_url, ["delivery"], bpmn_dir=folder, database_urls={"delivery": database_url}
         ) as running,
     ):
         yield running
