@@ -33,6 +33,7 @@ from consultflow.delivery.domain import (
     NewFinding,
     Phase,
     PlannedTask,
+    RiskCategory,
     Role,
     SolutionStatus,
     TaskState,
@@ -42,6 +43,7 @@ from consultflow.delivery.domain import (
 )
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.platform.inputs import choice, iso_date, iso_datetime, lines, names, renamed_fields, yes_no
+from consultflow.risk.domain import Category as RiskServiceCategory
 
 
 def field_of(error: pytest.ExceptionInfo[InvalidArgument]) -> str:
@@ -622,3 +624,8 @@ def test_an_acceptance_report_parses_each_result_and_the_conclusion() -> None:
     with pytest.raises(InvalidArgument) as error:
         rules.AcceptanceReport.parse(results=[], conclusion="maybe", comments="", reported_by="")
     assert field_of(error) == "conclusion"
+
+
+def test_the_risk_categories_delivery_accepts_are_the_risk_services() -> None:
+    """Delivery keeps its own copy (risk.proto carries a string); this keeps the two in step."""
+    assert {c.value for c in RiskCategory} == {c.value for c in RiskServiceCategory}
