@@ -1,5 +1,5 @@
-"""Where the modeler-side diagram checks find their tools: Node.js and the npm packages that package-lock.json
-pins (`make test` installs them into the repository's node_modules with `npm ci`)."""
+"""Where the modeler-side diagram checks find their tools: Node.js, the npm packages that package-lock.json
+pins (`make test` installs them into the repository's node_modules with `npm ci`) and Debian's chromium."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from tests.bpmn.catalogue import ROOT
 
 PACKAGES = ("bpmn-moddle", "bpmnlint", "camunda-bpmn-moddle", "bpmn-js")
+SCREENSHOTS = pytest.StashKey[Path]()  # where test_browser.py saved the diagrams' PNGs, for the summary
 
 
 def node_modules() -> Path:
@@ -33,3 +34,11 @@ def node_and_modules() -> tuple[str, Path]:
     missing = [name for name in PACKAGES if not (modules / name / "package.json").is_file()]
     assert not missing, f"{modules} lacks {missing}: run `make test` (it runs `npm ci`) or `npm ci` in {ROOT}"
     return node, modules
+
+
+def chromium() -> str:
+    """Debian's chromium; skips when it is absent (`.ci/run` installs it)."""
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium fonts-wqy-microhei)")
+    return found
