@@ -2,13 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# The modeler-side diagram checks (tests/bpmn) need the npm packages pinned in package-lock.json; `make test`
+# installs them into ./node_modules when Node.js and npm are on PATH (the tests skip only without Node.js).
+NODE_MODULES := $(if $(and $(shell command -v node),$(shell command -v npm)),node_modules/.installed)
 
 .PHONY: up test lint typecheck unit protos docs bench clean
 
 up: $(VENV)/.installed          ## run the whole system: NATS, the orchestrator and five services
 	$(BIN)/consultflow up
 
-test: $(VENV)/.installed-dev    ## lint, type-check and run every test
+test: $(VENV)/.installed-dev $(NODE_MODULES)  ## lint, type-check and run every test
 	$(BIN)/ruff check services tests scripts
 	$(BIN)/ruff format --check services tests scripts
 	$(BIN)/mypy
@@ -26,6 +29,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
 protos: $(VENV)/.installed-dev  ## regenerate services/consultflow/api from protos/
 	rm -rf services/consultflow/api
 	$(BIN)/python scripts/gen_protos.py
@@ -38,4 +45,4 @@ bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
 	$(BIN)/pytest -q -s -m benchmark tests/benchmarks
 
 clean:
-	rm -rf $(VENV) .consultflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .consultflow .pytest_cache .mypy_cache .ruff_cache

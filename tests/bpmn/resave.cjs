@@ -1,12 +1,11 @@
-// usage: node resave.cjs OUTDIR FILE.bpmn...  (NODE_PATH must hold bpmn-moddle, optionally camunda-bpmn-moddle)
+// usage: node resave.cjs OUTDIR FILE.bpmn...  (NODE_PATH must hold bpmn-moddle and camunda-bpmn-moddle)
 // Imports each diagram and exports it again the way a bpmn-js modeler saves it (Camunda Modeler adds the
 // camunda descriptor), writing OUTDIR/<name>. Exits 1 on import warnings.
 const fs = require('node:fs');
 const path = require('node:path');
 const { BpmnModdle } = require('bpmn-moddle');
 
-let extensions = {};
-try { extensions = { camunda: require('camunda-bpmn-moddle/resources/camunda.json') }; } catch (e) { /* optional */ }
+const extensions = { camunda: require('camunda-bpmn-moddle/resources/camunda.json') };
 
 (async () => {
   const [outDir, ...files] = process.argv.slice(2);
@@ -18,6 +17,5 @@ try { extensions = { camunda: require('camunda-bpmn-moddle/resources/camunda.jso
     const { xml } = await moddle.toXML(rootElement, { format: true });
     fs.writeFileSync(path.join(outDir, path.basename(file)), xml);
   }
-  console.log(`camunda descriptor: ${Object.keys(extensions).length ? 'yes' : 'no'}`);
   process.exit(bad ? 1 : 0);
 })().catch((e) => { console.error(e); process.exit(2); });

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ast
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tests.bpmn.catalogue import (
     parse,
 )
 from tests.bpmn.harness import resources
+from tests.bpmn.modeler_tools import node_and_modules
 
 FILES = [p.name for p in diagram_files()]
 CHAPTERS = {"intake", "implementation", "delivery_acceptance", "follow_up"}
@@ -179,23 +179,8 @@ def test_shapes_sit_in_their_lanes_without_overlapping(file: str) -> None:
                 assert not overlap, f"{a} and {b} overlap"
 
 
-def _node_modules() -> Path | None:
-    candidates = [os.environ.get("CONSULTFLOW_NODE_MODULES", ""), "/work/tools-scratch/node/node_modules"]
-    for candidate in candidates:
-        if (
-            candidate
-            and (Path(candidate) / "bpmnlint").is_dir()
-            and (Path(candidate) / "bpmn-moddle").is_dir()
-        ):
-            return Path(candidate)
-    return None
-
-
 def test_bpmnlint_recommended_rules_and_moddle_import_are_clean() -> None:
-    node = shutil.which("node")
-    modules = _node_modules()
-    if node is None or modules is None:
-        pytest.skip("needs node and the npm modules bpmn-moddle and bpmnlint (set CONSULTFLOW_NODE_MODULES)")
+    node, modules = node_and_modules()
     result = subprocess.run(
         [
             node,
@@ -401,12 +386,9 @@ def _canonical(element: etree._Element) -> str:
 
 
 def test_a_diagram_saved_again_by_a_modeler_keeps_what_the_engine_reads(tmp_path: Path) -> None:
-    """bpmn-moddle (with Camunda's descriptor, as Camunda Modeler) imports and exports each diagram: the
-    result means the same and still parses and deploys."""
-    node = shutil.which("node")
-    modules = _node_modules()
-    if node is None or modules is None:
-        pytest.skip("needs node and the npm modules bpmn-moddle and bpmnlint (set CONSULTFLOW_NODE_MODULES)")
+    """bpmn-moddle with Camunda's descriptor (camunda-bpmn-moddle, as Camunda Modeler) imports and exports
+    each diagram: the result means the same and still parses and deploys."""
+    node, modules = node_and_modules()
     result = subprocess.run(
         [node, str(Path(__file__).with_name("resave.cjs")), str(tmp_path), *map(str, diagram_files())],
         env={**os.environ, "NODE_PATH": str(modules)},
