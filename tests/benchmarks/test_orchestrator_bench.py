@@ -31,7 +31,7 @@ from consultflow.cli.system import LocalSystem, health_status
 from consultflow.orchestrator import engine
 from consultflow.platform.scripting import ScriptEngine
 from tests.support.bpmn_builder import bpmn, message, service_task
-from tests.support.harness import Harness
+from tests.support.orchestrator_harness import Harness
 
 pytestmark = pytest.mark.benchmark
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bpmn.catalogue import ROOT
+from tests.support.catalogue import ROOT
 
 PACKAGES = ("bpmn-moddle", "bpmnlint", "camunda-bpmn-moddle", "bpmn-js")
 SCREENSHOTS = pytest.StashKey[Path]()  # where test_browser.py saved the diagrams' PNGs, for the summary

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
-from tests.bpmn.catalogue import diagram_files
 from tests.bpmn.modeler_tools import SCREENSHOTS, chromium, node_and_modules
+from tests.support.catalogue import diagram_files
 
 # Debian's chromium as it is, offline: nothing is downloaded, no sandbox (CI runs as root), no GPU.
 CHROMIUM_ARGS = [

@@ -20,7 +20,8 @@ from consultflow.orchestrator import engine
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.scripting import RestrictedEnvironment
-from tests.bpmn.catalogue import (
+from tests.bpmn.modeler_tools import node_and_modules
+from tests.support.catalogue import (
     BPMN_DIR,
     CAMUNDA,
     NS,
@@ -30,8 +31,7 @@ from tests.bpmn.catalogue import (
     operations,
     parse,
 )
-from tests.bpmn.harness import resources
-from tests.bpmn.modeler_tools import node_and_modules
+from tests.support.regulation_world import resources
 
 FILES = [p.name for p in diagram_files()]
 CHAPTERS = {"intake", "implementation", "delivery_acceptance", "follow_up"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bpmn.harness import FlowIndex, World
+from tests.support.regulation_world import FlowIndex, World
 
 INDEX = FlowIndex.load()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from consultflow import traceability
 from consultflow.traceability import Clause, Element
-from tests.bpmn.catalogue import BPMN_DIR, NS, ROOT, diagram_files, parse
+from tests.support.catalogue import BPMN_DIR, NS, ROOT, diagram_files, parse
 
 CLAUSES = traceability.read_clauses(ROOT / traceability.CLAUSES)
 ELEMENTS = traceability.read_elements(BPMN_DIR)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from consultflow.api.contracts.v1 import contracts_pb2
-from tests.integration.delivery.support import Peers, delivery_peers
+from tests.support.delivery import Peers, delivery_peers
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app
 from consultflow.platform.bootstrap import Context, Parts
-from tests.integration.delivery.support import (
+from tests.support.components import closed_address
+from tests.support.delivery import (
     Peers,
     RunningDelivery,
     day,
@@ -24,7 +25,6 @@ from tests.integration.delivery.support import (
     status_events,
     types_of,
 )
-from tests.support.components import closed_address
 from tests.support.rpc import refused
 
 

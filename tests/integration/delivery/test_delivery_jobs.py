@@ -22,7 +22,9 @@ from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.jobs import JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
-from tests.integration.delivery.support import (
+from tests.support import jobs as job_factory
+from tests.support.components import closed_address
+from tests.support.delivery import (
     Peers,
     RunningDelivery,
     day,
@@ -30,8 +32,6 @@ from tests.integration.delivery.support import (
     status_events,
     types_of,
 )
-from tests.support import jobs as job_factory
-from tests.support.components import closed_address
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -18,10 +18,10 @@ from consultflow.api.delivery.v1 import delivery_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as opb
 from consultflow.platform.db import Database
 from consultflow.platform.tables import processed_jobs
-from tests.integration.delivery.support import Peers, day
 from tests.support.bpmn_builder import bpmn, bpmn_folder, service_task
 from tests.support.bpmn_builder import message as bpmn_message
 from tests.support.components import addresses
+from tests.support.delivery import Peers, day
 from tests.support.system import InProcessSystem, in_process_system
 
 

@@ -23,7 +23,7 @@ from tests.support.bpmn_builder import (
     process_xml,
     service_task,
 )
-from tests.support.harness import Harness
+from tests.support.orchestrator_harness import Harness
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from consultflow.orchestrator.engine import DeploymentError
 from tests.support.bpmn_builder import bpmn, message
-from tests.support.harness import Harness
+from tests.support.orchestrator_harness import Harness
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from consultflow.orchestrator.timer_events import (
     ClockedTimeDateEventDefinition,
 )
 from consultflow.platform.clock import ManualClock
-from tests.support.harness import Harness
+from tests.support.orchestrator_harness import Harness
 
 FIXTURES = Path(__file__).parent / "fixtures"
 STORED: dict[str, Any] = json.loads((FIXTURES / "timer_state.json").read_text())

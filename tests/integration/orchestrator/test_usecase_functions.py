@@ -15,7 +15,7 @@ from consultflow.orchestrator.usecases import instances, jobs, timers
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.errors import FailedPrecondition
 from tests.support.bpmn_builder import bpmn, service_task
-from tests.support.harness import Harness
+from tests.support.orchestrator_harness import Harness
 
 
 @pytest.fixture
