@@ -136,6 +136,17 @@ def test_one_label_per_form_field_and_value(path: Path) -> None:
             assert _repeated(values) == [], f"{task}.{field.get('id')}: values named alike"
 
 
+@pytest.mark.parametrize("path", _diagrams(), ids=lambda p: p.name)
+def test_proposal_and_solution_are_told_apart(path: Path) -> None:
+    """The text says 方案 for the proposal (2.3.2 項目方案), the solution (3.3 解決方案) and the quotation
+    (2.3.1 報價方案); a name or label of the model says which."""
+    root = parse(path)
+    texts = [e.get("name", "") for e in root.iter() if isinstance(e.tag, str)]
+    texts += [f.get("label", "") for f in root.iterfind(".//camunda:formField", NS)]
+    bare = [t for t in texts if re.search(r"(?<!項目|解決|報價)方案", t)]
+    assert bare == [], "方案 alone: 項目方案 (proposal), 解決方案 (solution) or 報價方案 (quotation)?"
+
+
 def _repeated(names: list[str]) -> list[str]:
     return sorted({n for n in names if n and names.count(n) > 1})
 
