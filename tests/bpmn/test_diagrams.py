@@ -35,7 +35,7 @@ from tests.support.regulation_world import resources
 
 FILES = [p.name for p in diagram_files()]
 CHAPTERS = {"intake", "implementation", "delivery_acceptance", "follow_up"}
-PROCESSES = {"engagement", "risk_management", "market_research", "client_inquiry"} | CHAPTERS
+PROCESSES = {"engagement", "risk_management", "market_research"} | CHAPTERS
 FLOW_NODES = (
     "startEvent",
     "endEvent",
@@ -136,11 +136,10 @@ def test_diagram_interchange_is_complete(file: str) -> None:
         edge = edges.get(flow.get("id"))
         assert edge is not None, f"sequence flow {flow.get('id')} has no edge"
         assert len(edge.findall("di:waypoint", NS)) >= 2, f"edge of {flow.get('id')} has no waypoints"
-    if file != "client_inquiry.bpmn":  # the small example predates pools
-        assert planes[0].get("bpmnElement") == root.find("bpmn:collaboration", NS).get("id")
+    assert planes[0].get("bpmnElement") == root.find("bpmn:collaboration", NS).get("id")
 
 
-@pytest.mark.parametrize("file", [f for f in FILES if f != "client_inquiry.bpmn"])
+@pytest.mark.parametrize("file", FILES)
 def test_shapes_sit_in_their_lanes_without_overlapping(file: str) -> None:
     root = _root(file)
     bounds = _bounds(root)
@@ -201,7 +200,7 @@ def test_bpmnlint_recommended_rules_and_moddle_import_are_clean() -> None:
 # ---------------------------------------------------------------------------------- the catalogue's rules
 
 
-@pytest.mark.parametrize("file", [f for f in FILES if f != "client_inquiry.bpmn"])
+@pytest.mark.parametrize("file", FILES)
 def test_user_tasks_belong_to_the_lane_of_their_candidate_group(file: str) -> None:
     root = _root(file)
     groups = lane_groups()
@@ -254,11 +253,8 @@ def test_service_tasks_call_catalogued_operations_with_their_inputs(file: str) -
             p.get("id") for p in operator.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NS)
         ]
         required, optional = set(catalogue[name].inputs), set(catalogue[name].optional)
-        if file == "client_inquiry.bpmn":  # the small example passes a subset
-            assert set(params) <= required, task.get("id")
-        else:
-            assert required <= set(params) <= required | optional, f"{task.get('id')} ({name})"
-            assert len(params) == len(set(params)), task.get("id")
+        assert required <= set(params) <= required | optional, f"{task.get('id')} ({name})"
+        assert len(params) == len(set(params)), task.get("id")
 
 
 @pytest.mark.parametrize("file", FILES)

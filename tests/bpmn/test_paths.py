@@ -394,13 +394,6 @@ def monthly_market_research(w: World) -> None:
     assert w.count("crm.record_lead") == 1 and w.count("crm.record_market_insight") == 2
 
 
-@scenario
-def client_inquiry_is_recorded(w: World) -> None:
-    w.start("client_inquiry", "E-INQ", **INQUIRY)
-    assert w.ends("client_inquiry") == ["inquiry_recorded"]
-    assert w.variables("client_inquiry")["inquiry_id"] == "inquiry-1"
-
-
 # ------------------------------------------------------------------------------------------------- tests
 
 RECORD = Path(__file__).with_name("scenario_elements.json")

@@ -109,8 +109,9 @@ def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:
     assert cli(demo_system, "task", "show", "no-such-task").returncode == 3
     assert cli(demo_system, "instance", "show", "no-such-instance").returncode == 3
 
-    # An inquiry crm refuses (the email is malformed) fails its job without retries: an incident.
-    ok(demo_system, "start", "client_inquiry", *inquiry_vars("CLI-2", email="not-an-email"))
+    # An inquiry crm refuses (the email is malformed) fails the engagement's first job, 2.1.2's
+    # `record_inquiry`, without retries: an incident.
+    ok(demo_system, "start", "engagement", "--key", "CLI-2", *inquiry_vars("CLI-2", email="not-an-email"))
 
     def incident() -> list[dict[str, Any]]:
         return [

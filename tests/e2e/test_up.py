@@ -1,4 +1,6 @@
-"""`consultflow up` as a user runs it: six SERVING endpoints and NATS, a real job, a clean stop."""
+"""`consultflow up` as a user runs it: six SERVING endpoints and NATS, a real job, a clean stop.
+
+The job comes from a test diagram deployed into the running system: start → `crm.record_inquiry` → end."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import health_status
+from tests.support import bpmn_builder
 from tests.support.polling import eventually
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
@@ -126,8 +129,14 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
                 "contact_email": "wang@example.cn",
                 "question": "Digital transformation of our sales channels",
             }
+            record = bpmn_builder.Task("record_inquiry", "crm.record_inquiry", {n: n for n in variables})
+            skeleton = bpmn_builder.line("skeleton", [record])
+            deployed = stub.DeployResources(
+                pb.DeployResourcesRequest(resources=[pb.Resource(name="skeleton.bpmn", content=skeleton)])
+            )
+            assert [d.process_id for d in deployed.definitions] == ["skeleton"]
             created = stub.CreateInstance(
-                pb.CreateInstanceRequest(process_id="client_inquiry", variables_json=json.dumps(variables))
+                pb.CreateInstanceRequest(process_id="skeleton", variables_json=json.dumps(variables))
             )
             eventually(
                 lambda: (

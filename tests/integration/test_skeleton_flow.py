@@ -1,4 +1,7 @@
-"""The skeleton travels every layer: BPMN → orchestrator → JetStream job → crm → CompleteJob → STATUS."""
+"""The skeleton travels every layer: BPMN → orchestrator → JetStream job → crm → CompleteJob → STATUS.
+
+The process is a test diagram whose one service task reaches `crm.record_inquiry` (2.1.2's operation, which
+the engagement's `record_inquiry` calls): start → record the inquiry → end."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.crm.orm import Inquiry
 from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox, processed_jobs
+from tests.support.bpmn_builder import Task, bpmn_folder, line
 from tests.support.nats import wait_consumed
 from tests.support.status import wait_for_types
 from tests.support.system import in_process_system
@@ -25,15 +29,19 @@ INQUIRY = {
     "contact_email": "chen@example.cn",
     "question": "Can you help us enter the European market?",
 }
+SKELETON = line("skeleton", [Task("record_inquiry", "crm.record_inquiry", {name: name for name in INQUIRY})])
 
 
 def test_inquiry_instance_completes_through_a_real_job(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
-    with in_process_system(tmp_path, nats_url, ["crm"], database_urls={"crm": database_url}) as system:
+    folder = bpmn_folder(tmp_path, {"skeleton": SKELETON})
+    with in_process_system(
+        tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls={"crm": database_url}
+    ) as system:
         created = system.orchestrator.CreateInstance(
             pb.CreateInstanceRequest(
-                process_id="client_inquiry", variables_json=json.dumps(INQUIRY), business_key="E-100"
+                process_id="skeleton", variables_json=json.dumps(INQUIRY), business_key="E-100"
             )
         )
         instance = system.wait_completed(created.instance_id)
@@ -47,7 +55,7 @@ def test_inquiry_instance_completes_through_a_real_job(
         assert types.index("job.created") < types.index("job.completed") < types.index("instance.completed")
         again = system.orchestrator.CreateInstance(
             pb.CreateInstanceRequest(
-                process_id="client_inquiry", variables_json=json.dumps(INQUIRY), business_key="E-100"
+                process_id="skeleton", variables_json=json.dumps(INQUIRY), business_key="E-100"
             )
         )
         assert not again.created and again.instance_id == created.instance_id
@@ -65,9 +73,12 @@ def test_inquiry_instance_completes_through_a_real_job(
 def test_a_redelivered_job_acts_once(tmp_path: Path, nats_url: str) -> None:
     """The same job delivered again (as after a worker crash) records one inquiry and changes nothing."""
     crm_db = f"sqlite:///{tmp_path / 'crm-dup.db'}"
-    with in_process_system(tmp_path, nats_url, ["crm"], database_urls={"crm": crm_db}) as system:
+    folder = bpmn_folder(tmp_path, {"skeleton": SKELETON})
+    with in_process_system(
+        tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls={"crm": crm_db}
+    ) as system:
         created = system.orchestrator.CreateInstance(
-            pb.CreateInstanceRequest(process_id="client_inquiry", variables_json=json.dumps(INQUIRY))
+            pb.CreateInstanceRequest(process_id="skeleton", variables_json=json.dumps(INQUIRY))
         )
         before = system.wait_completed(created.instance_id)
         orchestrator_db = Database(system.components["orchestrator"].settings.database_url)
