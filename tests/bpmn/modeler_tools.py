@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.catalogue import ROOT
 
-PACKAGES = ("bpmn-moddle", "bpmnlint", "camunda-bpmn-moddle", "bpmn-js")
+PACKAGES = ("bpmn-moddle", "bpmnlint", "camunda-bpmn-moddle", "bpmn-js", "dmn-moddle")
 SCREENSHOTS = pytest.StashKey[Path]()  # where test_browser.py saved the diagrams' PNGs, for the summary
 
 

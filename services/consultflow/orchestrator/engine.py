@@ -54,6 +54,7 @@ from consultflow.orchestrator.timer_events import (
     recurring_interval,
     register_timer_converters,
 )
+from consultflow.platform.decisions import DecisionTable, DecisionTableError, TableEngine, read_decision
 from consultflow.platform.errors import InvalidArgument
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -193,6 +194,22 @@ class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
         full_tag("userTask"): (HumanTaskParser, HumanTask),
     }
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decision_tables: dict[str, DecisionTable] = {}
+
+    def decision_table(self, decision_id: str) -> DecisionTable:
+        """The decision's table read by `platform.decisions` (DecisionTableError when outside the subset)."""
+        if decision_id not in self._decision_tables:
+            dmn = self.dmn_parsers[decision_id]
+            self._decision_tables[decision_id] = read_decision(dmn.node, dmn.filename or f"{decision_id}.dmn")
+        return self._decision_tables[decision_id]
+
+    def get_engine(self, decision_ref: str, node: Any) -> TableEngine:
+        """A business rule task's engine: Spiff's, evaluating with the project's decision tables."""
+        spiff_engine = super().get_engine(decision_ref, node)  # names the missing decision, if it is
+        return TableEngine(spiff_engine.decision_table, self.decision_table(decision_ref))
+
 
 # ---------------------------------------------------------------------------------------------- parsing
 
@@ -251,6 +268,14 @@ def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> 
         tree = parse_xml(name, content)
         try:
             if name.endswith(".dmn"):
+                if not tree.getroot().findall("{*}decision"):
+                    raise DeploymentError(name, "a .dmn file holds one decision; this one holds none")
+                for decision in tree.getroot().findall("{*}decision"):
+                    other = parser.dmn_parsers.get(decision.get("id"))
+                    if other is not None:
+                        raise DeploymentError(
+                            name, f"decision {decision.get('id')!r} is also defined in {other.filename}"
+                        )
                 parser.add_dmn_xml(tree.getroot(), filename=name)
             elif name.endswith(".bpmn") or name.endswith(".bpmn20.xml"):
                 parser.add_bpmn_xml(tree, filename=name)
@@ -259,6 +284,7 @@ def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> 
                 raise DeploymentError(name, "only .bpmn and .dmn files can be deployed")
         except ValidationException as exc:
             raise _deployment_error(exc, name) from exc
+    _check_decisions(parser)
     result: dict[str, ProcessSpecs] = {}
     for process_id in parser.get_process_ids():
         process_parser = parser.get_process_parser(process_id)
@@ -284,6 +310,16 @@ def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> 
             start_timers=tuple(_start_timers(spec)),
         )
     return result
+
+
+def _check_decisions(parser: WorkflowParser) -> None:
+    """Refuses every decision table outside what `platform.decisions` evaluates, whether or not a diagram
+    calls it yet (services read the same tables)."""
+    for dmn in parser.dmn_parsers.values():
+        try:
+            parser.decision_table(dmn.bpmn_id)
+        except DecisionTableError as exc:
+            raise DeploymentError(exc.source, exc.detail, element=exc.element, line=exc.line) from exc
 
 
 def _deployment_error(exc: ValidationException, fallback_name: str) -> DeploymentError:
