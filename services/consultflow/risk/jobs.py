@@ -16,7 +16,15 @@ from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import now
 from consultflow.risk import usecases
 from consultflow.risk.adapters import Dependencies
-from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
+from consultflow.risk.domain import (
+    Assessment,
+    Deviation,
+    DeviationDecision,
+    NewRisk,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+)
 
 operations = Operations[Dependencies]("risk")
 
@@ -78,7 +86,8 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
 
 @operations.handler("plan_response")
 def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.3: the chosen strategy with measures, owner and due date."""
+    """6.3: the chosen strategy with measures, owner and due date; a strategy other than the prescribed
+    one needs `deviation_reason` and awaits approval (`deviates` is then true)."""
     with renamed_fields(owner="measure_owner", due_date="measure_due"):
         choice = ResponseChoice.parse(
             risk_id=job.text("risk_id"),
@@ -87,9 +96,23 @@ def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
             owner=job.text("measure_owner", ""),
             due_date=job.text("measure_due", ""),
             decided_by=_parameter(job, "decided_by"),
+            deviation_reason=job.text("deviation_reason", ""),
         )
     plan = usecases.plan_response(uow, choice)
-    return {"response_id": plan.response_id}
+    return {"response_id": plan.response_id, "deviates": plan.deviation == Deviation.AWAITING_APPROVAL}
+
+
+@operations.handler("decide_deviation")
+def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
+    decision = DeviationDecision.parse(
+        response_id=job.text("response_id"),
+        approved=job.flag("deviation_approved"),
+        decided_by=_parameter(job, "decided_by"),
+        note=job.text("deviation_note", ""),
+    )
+    plan = usecases.decide_deviation(uow, decision)
+    return {"deviation_approved": plan.deviation == Deviation.APPROVED}
 
 
 @operations.handler("review_register")

@@ -15,7 +15,14 @@ from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 from consultflow.risk import usecases
 from consultflow.risk.adapters import Dependencies
-from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
+from consultflow.risk.domain import (
+    Assessment,
+    DeviationDecision,
+    NewRisk,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+)
 from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 
@@ -61,6 +68,11 @@ def plan_message(plan: ResponsePlan) -> pb.ResponsePlan:
         planned_at=timestamp(plan.planned_at),
         completed_at=timestamp(plan.completed_at),
         completion_notes=plan.completion_notes,
+        deviation=plan.deviation,
+        deviation_reason=plan.deviation_reason,
+        deviation_decided_by=plan.deviation_decided_by,
+        deviation_note=plan.deviation_note,
+        deviation_decided_at=timestamp(plan.deviation_decided_at),
     )
 
 
@@ -225,9 +237,24 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             owner=request.owner,
             due_date=request.due_date,
             decided_by=request.decided_by,
+            deviation_reason=request.deviation_reason,
         )
         with self._uow() as uow:
             plan = usecases.plan_response(uow, choice)
+            uow.commit()
+            return plan_message(plan)
+
+    def DecideDeviation(
+        self, request: pb.DecideDeviationRequest, context: grpc.ServicerContext
+    ) -> pb.ResponsePlan:
+        decision = DeviationDecision.parse(
+            response_id=request.response_id,
+            approved=request.approved,
+            decided_by=request.decided_by,
+            note=request.note,
+        )
+        with self._uow() as uow:
+            plan = usecases.decide_deviation(uow, decision)
             uow.commit()
             return plan_message(plan)
 

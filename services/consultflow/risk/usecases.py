@@ -25,6 +25,8 @@ from consultflow.platform.timeutil import now
 from consultflow.risk.domain import (
     RISK_PRIORITY_INDICATOR,
     Assessment,
+    Deviation,
+    DeviationDecision,
     HeatCell,
     Level,
     NewRisk,
@@ -40,9 +42,10 @@ from consultflow.risk.domain import (
     Trigger,
     WarningStatus,
     assess,
+    check_can_carry_out,
     check_can_respond,
+    check_deviation_awaits,
     check_register_open,
-    check_response_open,
     check_risk_open,
     heat_map,
     is_overdue,
@@ -105,6 +108,9 @@ def response_payload(plan: ResponsePlan) -> dict[str, Any]:
         "measure_due": plan.due_date,
         "response_status": plan.status,
         "measures_effective": plan.effective,
+        "deviation": plan.deviation,
+        "deviation_reason": plan.deviation_reason,
+        "deviation_note": plan.deviation_note,
     }
 
 
@@ -365,9 +371,11 @@ def risk_matrix(session: Session, engagement_id: str, include_closed: bool, tabl
 
 
 def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
-    """6.3: the strategy a person chose (the matrix only suggests one) with measures, owner and due date."""
+    """6.3: the strategy chosen with measures, owner and due date. The matrix prescribes the strategy
+    (`suggested_strategy`); another one needs a reason and awaits management's approval."""
     risk = get_risk(uow.session, choice.risk_id)
     check_can_respond(RiskStatus(risk.status), risk.risk_id)
+    deviation = choice.deviation(risk.suggested_strategy)
     plan = ResponsePlan(
         response_id=str(uuid.uuid4()),
         risk_id=risk.risk_id,
@@ -379,6 +387,8 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
         due_date=choice.due,
         status=ResponseStatus.PLANNED.value,
         decided_by=choice.decided_by,
+        deviation=deviation.value,
+        deviation_reason=choice.deviation_reason if deviation is not Deviation.NONE else "",
         planned_at=now(),
     )
     uow.session.add(plan)
@@ -398,10 +408,45 @@ def get_response(session: Session, response_id: str) -> ResponsePlan:
     return one(session, ResponsePlan, response_id, "response")
 
 
+def _latest_plan(session: Session, risk_id: str) -> ResponsePlan | None:
+    query = select(ResponsePlan).where(ResponsePlan.risk_id == risk_id)
+    order = (ResponsePlan.planned_at.desc(), ResponsePlan.response_id.desc())
+    return session.scalars(query.order_by(*order).limit(1)).first()
+
+
+def decide_deviation(uow: UnitOfWork, decision: DeviationDecision) -> ResponsePlan:
+    """6.3 [assumption]: management approves a plan that deviates from the prescribed strategy, or
+    rejects it: the plan is void and the risk is assessed again, waiting for a new plan (the prescribed
+    strategy, or another justified one that again awaits approval)."""
+    plan = get_response(uow.session, decision.response_id)
+    check_deviation_awaits(Deviation(plan.deviation), plan.response_id)
+    risk = get_risk(uow.session, plan.risk_id)
+    check_risk_open(RiskStatus(risk.status), risk.risk_id)
+    outcome = decision.outcome()
+    plan.deviation = outcome.value
+    plan.deviation_decided_by = decision.decided_by
+    plan.deviation_note = decision.note
+    plan.deviation_decided_at = now()
+    if outcome is Deviation.REJECTED:
+        plan.status = ResponseStatus.REJECTED.value
+        if _latest_plan(uow.session, risk.risk_id) is plan:
+            risk.strategy = ""
+            risk.status = RiskStatus.ASSESSED.value
+    uow.session.flush()
+    uow.emit(
+        f"response.deviation_{outcome.value}",
+        plan.response_id,
+        {**response_payload(plan), **risk_payload(risk)},
+        {"engagement_id": plan.engagement_id},
+    )
+    return plan
+
+
 def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
-    """6.4.1: the response's measures were carried out, effective or not."""
+    """6.4.1: the response's measures were carried out, effective or not (a deviating plan only once
+    approved)."""
     plan = get_response(uow.session, response_id)
-    check_response_open(ResponseStatus(plan.status), response_id)
+    check_can_carry_out(ResponseStatus(plan.status), Deviation(plan.deviation), response_id)
     plan.status = ResponseStatus.DONE.value
     plan.effective = effective
     plan.completion_notes = notes.strip()

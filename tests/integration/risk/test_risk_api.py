@@ -96,11 +96,12 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     plan = api.PlanResponse(
         pb.PlanResponseRequest(
             risk_id=registered.risk_id,
-            strategy="mitigate",  # the person may choose other than the table suggests
+            strategy="mitigate",  # not what the matrix prescribes (6.3.1): a reason, then approval
             measures="Phase the work so each phase is paid on its own",
             owner="Mr Wang",
             due_date=YESTERDAY,
             decided_by="project manager",
+            deviation_reason="The client's board guaranteed the first two phases in writing",
         )
     )
     assert (plan.strategy, plan.suggested_strategy, plan.status, plan.overdue) == (
@@ -108,6 +109,10 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
         "avoid",
         "planned",
         True,
+    )
+    assert (plan.deviation, plan.deviation_reason) == (
+        "awaiting_approval",
+        "The client's board guaranteed the first two phases in writing",
     )
     assert api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id)).status == "responded"
     overdue = api.ListResponses(pb.ListResponsesRequest(engagement_id="E-1", overdue_only=True))
@@ -179,9 +184,18 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     raised = api.ListWarnings(pb.ListWarningsRequest(engagement_id="E-1", status="raised"))
     assert [w.warning_id for w in raised.warnings] == [reading.warning_id]
 
-    done = api.CompleteResponse(
-        pb.CompleteResponseRequest(response_id=plan.response_id, effective=True, notes="paid")
+    completing = pb.CompleteResponseRequest(response_id=plan.response_id, effective=True, notes="paid")
+    refused(lambda: api.CompleteResponse(completing), grpc.StatusCode.FAILED_PRECONDITION, "awaits approval")
+    approved = api.DecideDeviation(
+        pb.DecideDeviationRequest(response_id=plan.response_id, approved=True, decided_by="Director Zhao")
     )
+    assert (approved.deviation, approved.deviation_decided_by, approved.status) == (
+        "approved",
+        "Director Zhao",
+        "planned",
+    )
+    assert approved.HasField("deviation_decided_at")
+    done = api.CompleteResponse(completing)
     assert (done.status, done.effective, done.overdue) == ("done", True, False)
     closed = api.CloseRisk(pb.CloseRiskRequest(risk_id=registered.risk_id, reason="budget confirmed"))
     assert (closed.status, closed.close_reason) == ("closed", "budget confirmed")
@@ -202,6 +216,7 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
         "review.recorded",
         "warning.acknowledged",
         "warning.raised",
+        "response.deviation_approved",
         "response.completed",
         "risk.closed",
     ]
@@ -217,6 +232,76 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     )
     for event in (e for e in events if e.type.startswith("warning.")):
         assert json.loads(event.payload_json)["warning_id"] == event.subject
+
+
+def test_a_rejected_deviation_sends_the_risk_back_to_be_planned_again(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(engagement_id="E-5", description="The client may not pay", stage="intake")
+    )
+    api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=registered.risk_id,
+            likelihood="high",
+            impact="severe",
+            category="financial",
+            identification_method="checklist",
+        )
+    )
+    accepting = pb.PlanResponseRequest(risk_id=registered.risk_id, strategy="accept")
+    refused(
+        lambda: api.PlanResponse(accepting),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deviation_reason: is required: the risk matrix prescribes 'avoid', not 'accept' (6.3)",
+    )
+    accepting.deviation_reason = "We have always been paid by this client"
+    plan = api.PlanResponse(accepting)
+    assert (plan.deviation, plan.status) == ("awaiting_approval", "planned")
+    rejecting = pb.DecideDeviationRequest(response_id=plan.response_id, approved=False)
+    refused(lambda: api.DecideDeviation(rejecting), grpc.StatusCode.INVALID_ARGUMENT, "deviation_note")
+    rejecting.note = "A high, severe risk is avoided (6.3.1)"
+    rejected = api.DecideDeviation(rejecting)
+    assert (rejected.deviation, rejected.status, rejected.deviation_note) == (
+        "rejected",
+        "rejected",
+        "A high, severe risk is avoided (6.3.1)",
+    )
+    again = api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id))
+    assert (again.status, again.strategy) == ("assessed", "")  # to be planned again
+    refused(lambda: api.DecideDeviation(rejecting), grpc.StatusCode.FAILED_PRECONDITION, "no deviation")
+    refused(
+        lambda: api.CompleteResponse(pb.CompleteResponseRequest(response_id=plan.response_id)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "plan the risk again",
+    )
+    avoiding = api.PlanResponse(
+        pb.PlanResponseRequest(
+            risk_id=registered.risk_id,
+            strategy="avoid",
+            measures="Decline the engagement",
+            owner="Mr Wang",
+            due_date=YESTERDAY,
+        )
+    )
+    assert (avoiding.deviation, avoiding.deviation_reason) == ("none", "")
+    assert api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id)).strategy == "avoid"
+    approving = pb.DecideDeviationRequest(response_id=avoiding.response_id, approved=True)
+    refused(
+        lambda: api.DecideDeviation(approving),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "no deviation awaiting approval",
+    )
+    expected = ["response.planned", "response.deviation_rejected", "response.planned"]
+    events = events_including(nats_url, expected, "risk")
+    decided = next(e for e in events if e.type == "response.deviation_rejected")
+    payload = json.loads(decided.payload_json)
+    assert (payload["deviation"], payload["risk_status"], payload["strategy"]) == (
+        "rejected",
+        "assessed",
+        "",
+    )
 
 
 def test_all_twelve_cells_agree_with_the_decision_table(risk: ComponentThread) -> None:
@@ -305,6 +390,37 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         )
     )["response_id"]
     assert response_id
+    deviating = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.plan_response",
+                risk_id=risk_id,
+                strategy="transfer",
+                measures="subcontract the data collection",
+                measure_owner="Ms Li",
+                measure_due=YESTERDAY,
+                deviation_reason="a partner has the data already",
+            ),
+        )
+    )
+    assert deviating["deviates"] is True
+    unjustified = {"risk_id": risk_id, "strategy": "accept"}
+    assert "deviation_reason: is required" in refused_job(risk, HANDLERS, "risk.plan_response", unjustified)
+    decided = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.decide_deviation",
+                response_id=deviating["response_id"],
+                deviation_approved="no",
+                deviation_note="the partner's data is two years old",
+            ),
+        )
+    )
+    assert decided == {"deviation_approved": False}  # the rejected plan is void; the first one stands
     assert completed(run(risk, HANDLERS, job("risk.review_register", engagement_id="E-2"))) == {
         "open_risks": 1,
         "overdue_measures": 1,
@@ -382,6 +498,8 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         "risk.assessed",
         "warning.raised",  # priority 2 crossed into amber
         "response.planned",
+        "response.planned",
+        "response.deviation_rejected",
         "risk.registered",
         "review.recorded",
         "warning.raised",

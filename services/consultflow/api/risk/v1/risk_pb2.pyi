@@ -447,6 +447,7 @@ class PlanResponseRequest(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DEVIATION_REASON_FIELD_NUMBER: _builtins.int
     risk_id: _builtins.str
     strategy: _builtins.str
     """avoid, mitigate, transfer, accept"""
@@ -457,6 +458,8 @@ class PlanResponseRequest(_message.Message):
     due_date: _builtins.str
     """YYYY-MM-DD; required with measures"""
     decided_by: _builtins.str
+    deviation_reason: _builtins.str
+    """required when the strategy is not the prescribed one (suggested_strategy)"""
     def __init__(
         self,
         *,
@@ -466,10 +469,11 @@ class PlanResponseRequest(_message.Message):
         owner: _builtins.str = ...,
         due_date: _builtins.str = ...,
         decided_by: _builtins.str = ...,
+        deviation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "due_date", b"due_date", "measures", b"measures", "owner", b"owner", "risk_id", b"risk_id", "strategy", b"strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "deviation_reason", b"deviation_reason", "due_date", b"due_date", "measures", b"measures", "owner", b"owner", "risk_id", b"risk_id", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -494,6 +498,11 @@ class ResponsePlan(_message.Message):
     PLANNED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     COMPLETION_NOTES_FIELD_NUMBER: _builtins.int
+    DEVIATION_FIELD_NUMBER: _builtins.int
+    DEVIATION_REASON_FIELD_NUMBER: _builtins.int
+    DEVIATION_DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DEVIATION_NOTE_FIELD_NUMBER: _builtins.int
+    DEVIATION_DECIDED_AT_FIELD_NUMBER: _builtins.int
     response_id: _builtins.str
     risk_id: _builtins.str
     engagement_id: _builtins.str
@@ -505,17 +514,26 @@ class ResponsePlan(_message.Message):
     due_date: _builtins.str
     """YYYY-MM-DD or empty"""
     status: _builtins.str
-    """planned, done"""
+    """planned, done, rejected (a deviation management rejected)"""
     overdue: _builtins.bool
     """planned and past its due date"""
     effective: _builtins.bool
     """set when done"""
     decided_by: _builtins.str
     completion_notes: _builtins.str
+    deviation: _builtins.str
+    """none, awaiting_approval, approved, rejected"""
+    deviation_reason: _builtins.str
+    """why the strategy differs from the prescribed one"""
+    deviation_decided_by: _builtins.str
+    deviation_note: _builtins.str
+    """management's note; required with a rejection"""
     @_builtins.property
     def planned_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deviation_decided_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -534,14 +552,48 @@ class ResponsePlan(_message.Message):
         planned_at: _timestamp_pb2.Timestamp | None = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         completion_notes: _builtins.str = ...,
+        deviation: _builtins.str = ...,
+        deviation_reason: _builtins.str = ...,
+        deviation_decided_by: _builtins.str = ...,
+        deviation_note: _builtins.str = ...,
+        deviation_decided_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "planned_at", b"planned_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "deviation_decided_at", b"deviation_decided_at", "planned_at", b"planned_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_notes", b"completion_notes", "decided_by", b"decided_by", "due_date", b"due_date", "effective", b"effective", "engagement_id", b"engagement_id", "measures", b"measures", "overdue", b"overdue", "owner", b"owner", "planned_at", b"planned_at", "response_id", b"response_id", "risk_id", b"risk_id", "status", b"status", "strategy", b"strategy", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_notes", b"completion_notes", "decided_by", b"decided_by", "deviation", b"deviation", "deviation_decided_at", b"deviation_decided_at", "deviation_decided_by", b"deviation_decided_by", "deviation_note", b"deviation_note", "deviation_reason", b"deviation_reason", "due_date", b"due_date", "effective", b"effective", "engagement_id", b"engagement_id", "measures", b"measures", "overdue", b"overdue", "owner", b"owner", "planned_at", b"planned_at", "response_id", b"response_id", "risk_id", b"risk_id", "status", b"status", "strategy", b"strategy", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResponsePlan: _TypeAlias = ResponsePlan  # noqa: Y015
+
+@_typing.final
+class DecideDeviationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_ID_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    response_id: _builtins.str
+    approved: _builtins.bool
+    decided_by: _builtins.str
+    note: _builtins.str
+    """required when rejected"""
+    def __init__(
+        self,
+        *,
+        response_id: _builtins.str = ...,
+        approved: _builtins.bool = ...,
+        decided_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "decided_by", b"decided_by", "note", b"note", "response_id", b"response_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDeviationRequest: _TypeAlias = DecideDeviationRequest  # noqa: Y015
 
 @_typing.final
 class CompleteResponseRequest(_message.Message):

@@ -64,6 +64,11 @@ class RiskServiceStub:
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
                 _registered_method=True)
+        self.DecideDeviation = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/DecideDeviation',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+                _registered_method=True)
         self.CompleteResponse = channel.unary_unary(
                 '/consultflow.api.risk.v1.RiskService/CompleteResponse',
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.SerializeToString,
@@ -156,6 +161,13 @@ class RiskServiceServicer:
 
     def PlanResponse(self, request, context):
         """6.3: the strategy a person chose, with measures, owner and due date.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideDeviation(self, request, context):
+        """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -259,6 +271,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
             'PlanResponse': grpc.unary_unary_rpc_method_handler(
                     servicer.PlanResponse,
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
+            ),
+            'DecideDeviation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideDeviation,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
             ),
             'CompleteResponse': grpc.unary_unary_rpc_method_handler(
@@ -473,6 +490,33 @@ class RiskService:
             target,
             '/consultflow.api.risk.v1.RiskService/PlanResponse',
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideDeviation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/DecideDeviation',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.SerializeToString,
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
             options,
             channel_credentials,

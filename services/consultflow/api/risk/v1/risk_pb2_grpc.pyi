@@ -57,6 +57,8 @@ class RiskServiceStub:
     """6.2.3: the risk matrix of one engagement, or of the whole firm, for a heat map."""
     PlanResponse: _grpc.UnaryUnaryMultiCallable[_risk_pb2.PlanResponseRequest, _risk_pb2.ResponsePlan]
     """6.3: the strategy a person chose, with measures, owner and due date."""
+    DecideDeviation: _grpc.UnaryUnaryMultiCallable[_risk_pb2.DecideDeviationRequest, _risk_pb2.ResponsePlan]
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
     CompleteResponse: _grpc.UnaryUnaryMultiCallable[_risk_pb2.CompleteResponseRequest, _risk_pb2.ResponsePlan]
     """6.4.1: the measures of a response were carried out (and whether they worked)."""
     ListResponses: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]
@@ -93,6 +95,8 @@ class RiskServiceAsyncStub(RiskServiceStub):
     """6.2.3: the risk matrix of one engagement, or of the whole firm, for a heat map."""
     PlanResponse: _aio.UnaryUnaryMultiCallable[_risk_pb2.PlanResponseRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
     """6.3: the strategy a person chose, with measures, owner and due date."""
+    DecideDeviation: _aio.UnaryUnaryMultiCallable[_risk_pb2.DecideDeviationRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
     CompleteResponse: _aio.UnaryUnaryMultiCallable[_risk_pb2.CompleteResponseRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
     """6.4.1: the measures of a response were carried out (and whether they worked)."""
     ListResponses: _aio.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]  # type: ignore[assignment]
@@ -162,6 +166,14 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.ResponsePlan, _abc.Awaitable[_risk_pb2.ResponsePlan]]:
         """6.3: the strategy a person chose, with measures, owner and due date."""
+
+    @_abc_1.abstractmethod
+    def DecideDeviation(
+        self,
+        request: _risk_pb2.DecideDeviationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.ResponsePlan, _abc.Awaitable[_risk_pb2.ResponsePlan]]:
+        """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
 
     @_abc_1.abstractmethod
     def CompleteResponse(
