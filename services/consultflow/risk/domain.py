@@ -356,6 +356,24 @@ def check_deviation_awaits(deviation: Deviation, response_id: str) -> None:
 
 
 @dataclass(frozen=True)
+class Occurrence:
+    """6.3.4: a risk happened; whoever saw it says what happened, and the response follows."""
+
+    risk_id: str
+    description: str
+    reported_by: str = ""
+
+    @classmethod
+    def parse(cls, *, risk_id: str, description: str, reported_by: str = "") -> Occurrence:
+        """Validates raw values."""
+        return cls(
+            risk_id=required_text("risk_id", risk_id, 100),
+            description=required_text("description", description, 5000),
+            reported_by=optional_text("reported_by", reported_by, 200),
+        )
+
+
+@dataclass(frozen=True)
 class ReviewFindings:
     """6.4.1: what a periodic review found."""
 

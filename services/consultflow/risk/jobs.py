@@ -115,6 +115,19 @@ def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     return {"deviation_approved": plan.deviation == Deviation.APPROVED}
 
 
+@operations.handler("complete_response")
+def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.3, 6.4.1: the follow-through of a response (plan changed, measures taken, risk transferred, or the
+    contingency response to an accepted risk that happened) is recorded, effective or not."""
+    plan = usecases.complete_response(
+        uow,
+        job.text("response_id"),
+        job.flag("measures_effective"),
+        job.text("follow_through_notes"),
+    )
+    return {"response_completed_at": plan.completed_at}
+
+
 @operations.handler("review_register")
 def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.1: what the periodic review starts from."""

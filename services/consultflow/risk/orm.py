@@ -51,6 +51,8 @@ class Risk(Base):
     assessed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     close_reason: Mapped[str] = mapped_column(Text, default="")
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    occurrence: Mapped[str] = mapped_column(Text, default="")
     __table_args__ = (Index("ix_risks_engagement", "engagement_id", "status"),)
 
 

@@ -19,6 +19,7 @@ from consultflow.risk.domain import (
     Assessment,
     DeviationDecision,
     NewRisk,
+    Occurrence,
     Reading,
     ResponseChoice,
     ReviewFindings,
@@ -48,6 +49,8 @@ def risk_message(risk: Risk) -> pb.Risk:
         assessed_at=timestamp(risk.assessed_at),
         closed_at=timestamp(risk.closed_at),
         close_reason=risk.close_reason,
+        occurred_at=timestamp(risk.occurred_at),
+        occurrence=risk.occurrence,
     )
 
 
@@ -287,6 +290,17 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
     def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._uow() as uow:
             risk = usecases.close_risk(uow, request.risk_id, request.reason)
+            uow.commit()
+            return risk_message(risk)
+
+    def ReportRiskOccurred(
+        self, request: pb.ReportRiskOccurredRequest, context: grpc.ServicerContext
+    ) -> pb.Risk:
+        occurrence = Occurrence.parse(
+            risk_id=request.risk_id, description=request.description, reported_by=request.reported_by
+        )
+        with self._uow() as uow:
+            risk = usecases.report_risk_occurred(uow, occurrence)
             uow.commit()
             return risk_message(risk)
 

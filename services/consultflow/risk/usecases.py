@@ -30,6 +30,7 @@ from consultflow.risk.domain import (
     HeatCell,
     Level,
     NewRisk,
+    Occurrence,
     PlacedRisk,
     Reading,
     RegisterStatus,
@@ -93,6 +94,8 @@ def risk_payload(risk: Risk) -> dict[str, Any]:
         "strategy_basis": risk.strategy_basis,
         "strategy": risk.strategy,
         "registered_at": risk.registered_at,
+        "occurred_at": risk.occurred_at,
+        "occurrence": risk.occurrence,
     }
 
 
@@ -330,6 +333,23 @@ def close_risk(uow: UnitOfWork, risk_id: str, reason: str) -> Risk:
     risk.close_reason = reason.strip()
     uow.session.flush()
     uow.emit("risk.closed", risk.risk_id, risk_payload(risk), {"engagement_id": risk.engagement_id})
+    return risk
+
+
+def report_risk_occurred(uow: UnitOfWork, occurrence: Occurrence) -> Risk:
+    """6.3.4: the risk happened (an accepted risk is responded to when it happens); publishes
+    `risk.occurred` (→ message `risk.occurred`, key risk_id), which starts the contingency response.
+    Reporting it again records the latest report and publishes again."""
+    risk = _live_risk(uow, occurrence.risk_id)
+    risk.occurred_at = now()
+    risk.occurrence = occurrence.description
+    uow.session.flush()
+    uow.emit(
+        "risk.occurred",
+        risk.risk_id,
+        {**risk_payload(risk), "occurrence_reported_by": occurrence.reported_by},
+        {"engagement_id": risk.engagement_id},
+    )
     return risk
 
 

@@ -304,6 +304,72 @@ def test_a_rejected_deviation_sends_the_risk_back_to_be_planned_again(
     )
 
 
+def test_an_accepted_risk_that_happens_is_reported_and_its_response_recorded(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(
+            engagement_id="E-6", description="A workshop room may be double-booked", stage="delivery"
+        )
+    )
+    api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=registered.risk_id,
+            likelihood="low",
+            impact="minor",
+            category="management",
+            identification_method="checklist",
+        )
+    )
+    plan = api.PlanResponse(pb.PlanResponseRequest(risk_id=registered.risk_id, strategy="accept"))
+    assert (plan.deviation, plan.measures) == ("none", "")  # 6.3.4: no special measures
+    refused(
+        lambda: api.ReportRiskOccurred(pb.ReportRiskOccurredRequest(risk_id=registered.risk_id)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "description: is required",
+    )
+    occurred = api.ReportRiskOccurred(
+        pb.ReportRiskOccurredRequest(
+            risk_id=registered.risk_id,
+            description="The room was given to another client",
+            reported_by="Ms Li",
+        )
+    )
+    assert occurred.occurrence == "The room was given to another client" and occurred.HasField("occurred_at")
+    events = events_including(nats_url, ["risk.occurred"], "risk")
+    happened = next(e for e in events if e.type == "risk.occurred")
+    payload = json.loads(happened.payload_json)
+    assert (payload["risk_id"], payload["occurrence"], payload["occurrence_reported_by"]) == (
+        registered.risk_id,
+        "The room was given to another client",
+        "Ms Li",
+    )
+    recorded = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.complete_response",
+                response_id=plan.response_id,
+                measures_effective=True,
+                follow_through_notes="moved to the client's own boardroom",
+            ),
+        )
+    )
+    assert recorded["response_completed_at"]
+    done = api.ListResponses(pb.ListResponsesRequest(risk_id=registered.risk_id)).responses
+    assert [(p.status, p.completion_notes) for p in done] == [("done", "moved to the client's own boardroom")]
+    api.CloseRisk(pb.CloseRiskRequest(risk_id=registered.risk_id, reason="handled"))
+    refused(
+        lambda: api.ReportRiskOccurred(
+            pb.ReportRiskOccurredRequest(risk_id=registered.risk_id, description="again")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "is closed",
+    )
+
+
 def test_all_twelve_cells_agree_with_the_decision_table(risk: ComponentThread) -> None:
     api = stub(risk)
     table = DecisionTables(repository_root() / "bpmn")

@@ -17,6 +17,7 @@ from consultflow.risk.domain import (
     DeviationDecision,
     Level,
     NewRisk,
+    Occurrence,
     PlacedRisk,
     Reading,
     RegisterStatus,
@@ -240,6 +241,16 @@ def test_a_deviating_plan_is_carried_out_only_once_approved() -> None:
         check_can_carry_out(ResponseStatus.PLANNED, Deviation.AWAITING_APPROVAL, "P-1")
     with pytest.raises(FailedPrecondition, match="plan the risk again with the prescribed strategy"):
         check_can_carry_out(ResponseStatus.REJECTED, Deviation.REJECTED, "P-1")
+
+
+def test_a_risk_that_happened_says_what_happened() -> None:
+    happened = Occurrence.parse(
+        risk_id="R-1", description=" the room was double-booked ", reported_by="Ms Li"
+    )
+    assert (happened.description, happened.reported_by) == ("the room was double-booked", "Ms Li")
+    with pytest.raises(InvalidArgument) as caught:
+        Occurrence.parse(risk_id="R-1", description="")
+    assert caught.value.field == "description"
 
 
 def test_a_new_risk_names_its_invalid_field() -> None:

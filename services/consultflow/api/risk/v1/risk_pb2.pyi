@@ -100,6 +100,8 @@ class Risk(_message.Message):
     ASSESSED_AT_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    OCCURRENCE_FIELD_NUMBER: _builtins.int
     risk_id: _builtins.str
     engagement_id: _builtins.str
     description: _builtins.str
@@ -124,12 +126,18 @@ class Risk(_message.Message):
     strategy_basis: _builtins.str
     """the clause behind the suggestion (e.g. "6.3.1") or "assumption" """
     close_reason: _builtins.str
+    occurrence: _builtins.str
+    """what happened"""
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def assessed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """when the risk was last reported to have happened"""
+
     def __init__(
         self,
         *,
@@ -153,10 +161,12 @@ class Risk(_message.Message):
         assessed_at: _timestamp_pb2.Timestamp | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         close_reason: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        occurrence: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "closed_at", b"closed_at", "registered_at", b"registered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "closed_at", b"closed_at", "occurred_at", b"occurred_at", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "category", b"category", "close_reason", b"close_reason", "closed_at", b"closed_at", "description", b"description", "engagement_id", b"engagement_id", "identification_method", b"identification_method", "impact", b"impact", "level", b"level", "likelihood", b"likelihood", "owner", b"owner", "priority", b"priority", "registered_at", b"registered_at", "risk_id", b"risk_id", "source", b"source", "stage", b"stage", "status", b"status", "strategy", b"strategy", "strategy_basis", b"strategy_basis", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "category", b"category", "close_reason", b"close_reason", "closed_at", b"closed_at", "description", b"description", "engagement_id", b"engagement_id", "identification_method", b"identification_method", "impact", b"impact", "level", b"level", "likelihood", b"likelihood", "occurred_at", b"occurred_at", "occurrence", b"occurrence", "owner", b"owner", "priority", b"priority", "registered_at", b"registered_at", "risk_id", b"risk_id", "source", b"source", "stage", b"stage", "status", b"status", "strategy", b"strategy", "strategy_basis", b"strategy_basis", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -695,6 +705,32 @@ class CloseRiskRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloseRiskRequest: _TypeAlias = CloseRiskRequest  # noqa: Y015
+
+@_typing.final
+class ReportRiskOccurredRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RISK_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REPORTED_BY_FIELD_NUMBER: _builtins.int
+    risk_id: _builtins.str
+    description: _builtins.str
+    """what happened"""
+    reported_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        risk_id: _builtins.str = ...,
+        description: _builtins.str = ...,
+        reported_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "reported_by", b"reported_by", "risk_id", b"risk_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRiskOccurredRequest: _TypeAlias = ReportRiskOccurredRequest  # noqa: Y015
 
 @_typing.final
 class GetRegisterRequest(_message.Message):

@@ -84,6 +84,11 @@ class RiskServiceStub:
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
                 _registered_method=True)
+        self.ReportRiskOccurred = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ReportRiskOccurred',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+                _registered_method=True)
         self.GetRegister = channel.unary_unary(
                 '/consultflow.api.risk.v1.RiskService/GetRegister',
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.GetRegisterRequest.SerializeToString,
@@ -193,6 +198,13 @@ class RiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportRiskOccurred(self, request, context):
+        """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRegister(self, request, context):
         """The engagement's register with its counts.
         """
@@ -291,6 +303,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
             'CloseRisk': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseRisk,
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
+            'ReportRiskOccurred': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRiskOccurred,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
             ),
             'GetRegister': grpc.unary_unary_rpc_method_handler(
@@ -598,6 +615,33 @@ class RiskService:
             target,
             '/consultflow.api.risk.v1.RiskService/CloseRisk',
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRiskOccurred(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ReportRiskOccurred',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.SerializeToString,
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
             options,
             channel_credentials,

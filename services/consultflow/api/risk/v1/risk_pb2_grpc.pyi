@@ -64,6 +64,8 @@ class RiskServiceStub:
     ListResponses: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]
     CloseRisk: _grpc.UnaryUnaryMultiCallable[_risk_pb2.CloseRiskRequest, _risk_pb2.Risk]
     """A risk that no longer threatens the engagement."""
+    ReportRiskOccurred: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ReportRiskOccurredRequest, _risk_pb2.Risk]
+    """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
     GetRegister: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetRegisterRequest, _risk_pb2.Register]
     """The engagement's register with its counts."""
     RecordReview: _grpc.UnaryUnaryMultiCallable[_risk_pb2.RecordReviewRequest, _risk_pb2.Review]
@@ -102,6 +104,8 @@ class RiskServiceAsyncStub(RiskServiceStub):
     ListResponses: _aio.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]  # type: ignore[assignment]
     CloseRisk: _aio.UnaryUnaryMultiCallable[_risk_pb2.CloseRiskRequest, _risk_pb2.Risk]  # type: ignore[assignment]
     """A risk that no longer threatens the engagement."""
+    ReportRiskOccurred: _aio.UnaryUnaryMultiCallable[_risk_pb2.ReportRiskOccurredRequest, _risk_pb2.Risk]  # type: ignore[assignment]
+    """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
     GetRegister: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetRegisterRequest, _risk_pb2.Register]  # type: ignore[assignment]
     """The engagement's register with its counts."""
     RecordReview: _aio.UnaryUnaryMultiCallable[_risk_pb2.RecordReviewRequest, _risk_pb2.Review]  # type: ignore[assignment]
@@ -197,6 +201,14 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.Risk, _abc.Awaitable[_risk_pb2.Risk]]:
         """A risk that no longer threatens the engagement."""
+
+    @_abc_1.abstractmethod
+    def ReportRiskOccurred(
+        self,
+        request: _risk_pb2.ReportRiskOccurredRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.Risk, _abc.Awaitable[_risk_pb2.Risk]]:
+        """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
 
     @_abc_1.abstractmethod
     def GetRegister(
