@@ -165,6 +165,7 @@ class Worker:
     def __init__(self, world: World) -> None:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
+        self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -409,11 +410,24 @@ class Worker:
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
+        self.prescribed[p["risk_id"]] = matrix["suggested_strategy"]
         return {k: matrix[k] for k in ("risk_level", "risk_priority", "suggested_strategy")}
 
     def risk__plan_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["strategy"] in ("avoid", "mitigate", "transfer", "accept")
-        return {"response_id": self.new_id("response")}
+        deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
+        if deviates:
+            assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
+        return {"response_id": self.new_id("response"), "deviates": deviates}
+
+    def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
+        if not p["deviation_approved"]:
+            assert p["deviation_note"], "a rejection needs its note"
+        return {"deviation_approved": p["deviation_approved"]}
+
+    def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["response_id"] and p["follow_through_notes"]
+        return {"response_completed_at": _now()}
 
     def risk__review_register(self, p: Mapping[str, Any]) -> Outputs:
         return {"open_risks": 1, "overdue_measures": 0}
@@ -476,6 +490,7 @@ class World:
     indicators: dict[str, float] = field(default_factory=dict)
     survey_ratings: dict[str, int] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    risk_ids: list[str] = field(default_factory=list)  # registered, in order
 
     def __post_init__(self) -> None:
         self.db = Database(f"sqlite:///{self.path / 'orchestrator.db'}")
@@ -510,6 +525,7 @@ class World:
     def register_risk(self, engagement_id: str, stage: str, description: str, source: str = "") -> str:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
+        self.risk_ids.append(risk_id)
         self.publish(
             "risk.identified",
             engagement_id,
