@@ -346,7 +346,7 @@ def test_timer_expressions_evaluate_to_iso_8601(file: str) -> None:
     environment = RestrictedEnvironment()
     for tag in ("timeDuration", "timeCycle", "timeDate"):
         for element in _root(file).iterfind(f".//bpmn:{tag}", NS):
-            value = environment.evaluate(element.text or "", {"validity_days": 30})
+            value = environment.evaluate(element.text or "", {"validity_days": 30, "warning_level": "red"})
             if tag == "timeCycle":
                 _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
                 assert duration.total_seconds() > 0

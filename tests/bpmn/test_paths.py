@@ -386,7 +386,12 @@ def unacknowledged_warning_is_escalated(w: World) -> None:
     w.settle()
     w.publish("risk.indicator_breached", eid, indicator="cost_overrun_rate", value=0.2, status="red")
     w.settle()
+    # a week later the breach lasts: the open warning is updated, not raised again (one wait, one escalation)
+    w.publish("risk.indicator_breached", eid, indicator="cost_overrun_rate", value=0.25, status="red")
+    w.settle()
+    assert w.count("risk.raise_warning") == 2
     w.elapse("not_acknowledged")
+    assert open_tasks(w) == ["handle_escalation_form"]
     w.submit("handle_escalation_form")
     # a second warning is acknowledged while it is being escalated: the service escalates nothing
     w.publish("risk.indicator_breached", eid, indicator="schedule_deviation_rate", value=0.1, status="amber")

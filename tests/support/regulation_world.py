@@ -166,6 +166,7 @@ class Worker:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -438,9 +439,16 @@ class Worker:
         return {"review_id": self.new_id("review")}
 
     def risk__raise_warning(self, p: Mapping[str, Any]) -> Outputs:
-        warning_id = self.new_id("warning")
         level = "red" if p["status"] == "red" else "amber"
-        # risk status warning.raised → message engagement.risk_warning
+        breach = (p["engagement_id"], p["indicator"])
+        if breach in self.open_warnings:  # one lasting breach: the open warning is updated (warning.updated)
+            warning_id, was = self.open_warnings[breach]
+            worst = "red" if "red" in (was, level) else "amber"
+            self.open_warnings[breach] = (warning_id, worst)
+            return {"warning_id": warning_id, "warning_level": worst, "warning_new": False}
+        warning_id = self.new_id("warning")
+        self.open_warnings[breach] = (warning_id, level)
+        # risk status warning.raised → messages engagement.risk_warning and risk.warning_raised
         self.world.publish(
             "engagement.risk_warning",
             p["engagement_id"],
@@ -449,12 +457,16 @@ class Worker:
             indicator=p["indicator"],
             indicator_value=p["value"],
         )
-        return {"warning_id": warning_id, "warning_level": level}
+        self.world.publish(
+            "risk.warning_raised", p["engagement_id"], warning_id=warning_id, warning_level=level
+        )
+        return {"warning_id": warning_id, "warning_level": level, "warning_new": True}
 
     def risk__escalate_warning(self, p: Mapping[str, Any]) -> Outputs:
         return {"escalated_at": _now(), "warning_status": "escalated"}
 
     def risk__acknowledge_warning(self, p: Mapping[str, Any]) -> Outputs:
+        self.open_warnings = {k: v for k, v in self.open_warnings.items() if v[0] != p["warning_id"]}
         # risk status warning.acknowledged → message risk.warning_acknowledged (keyed by warning_id)
         self.world.publish("risk.warning_acknowledged", p["warning_id"], acknowledged_by=p["acknowledged_by"])
         return {"acknowledged_at": _now()}

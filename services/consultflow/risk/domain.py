@@ -461,6 +461,14 @@ def reading_level(tables: Tables, reading: Reading) -> Level:
     return level
 
 
+def level_of_open_warning(open_level: Level, reading: Level) -> Level:
+    """6.4.2 [assumption]: one lasting breach is one warning. A new reading of an indicator (or a risk's
+    priority) whose warning is still raised, not yet acknowledged, updates that warning instead of raising
+    another; while it stays open it keeps the worst band it reached, so an amber warning that turns red is
+    red (and escalated as red) until someone acknowledges it."""
+    return reading if reading.severity > open_level.severity else open_level
+
+
 def check_register_open(status: RegisterStatus, engagement_id: str) -> None:
     """Ch. 6: a closed register (the engagement ended) takes no more risks."""
     if status is RegisterStatus.CLOSED:

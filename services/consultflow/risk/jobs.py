@@ -156,7 +156,8 @@ def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
 @operations.handler("raise_warning")
 def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.2: a key risk indicator reading (the 3.4.2 indicators) becomes a warning; publishes
-    `warning.raised` (→ `engagement.risk_warning`)."""
+    `warning.raised` (→ `engagement.risk_warning`, `risk.warning_raised`), or updates the warning still open
+    for the indicator (`warning_new` false, `warning.updated`)."""
     reading = Reading.parse(
         engagement_id=job.engagement_id,
         indicator=job.text("indicator"),
@@ -166,7 +167,11 @@ def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
         request_id=job.request_id,
     )
     warning = usecases.raise_warning(uow, reading, deps.tables)
-    return {"warning_id": warning.warning_id, "warning_level": warning.level}
+    return {
+        "warning_id": warning.warning_id,
+        "warning_level": warning.level,
+        "warning_new": warning.readings == 1,
+    }
 
 
 @operations.handler("escalate_warning")

@@ -118,4 +118,5 @@ class EarlyWarning(Base):
     action: Mapped[str] = mapped_column(Text, default="")
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     escalations: Mapped[int] = mapped_column(Integer, default=0)
+    readings: Mapped[int] = mapped_column(Integer, default=1)
     __table_args__ = (Index("ix_warnings_engagement", "engagement_id", "status"),)

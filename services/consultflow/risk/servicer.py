@@ -95,6 +95,7 @@ def warning_message(warning: EarlyWarning) -> pb.Warning:
         action=warning.action,
         escalated_at=timestamp(warning.escalated_at),
         escalations=warning.escalations,
+        readings=warning.readings,
     )
 
 

@@ -51,6 +51,7 @@ from consultflow.risk.domain import (
     heat_map,
     is_overdue,
     later_stage,
+    level_of_open_warning,
     reading_level,
     status_after_assessment,
     warning_for_new_priority,
@@ -573,6 +574,17 @@ def list_reviews(session: Session, engagement_id: str, limit: int, offset: int) 
 # --- early warning ----------------------------------------------------------------------------------
 
 
+def _open_warning(session: Session, engagement_id: str, indicator: str, risk_id: str) -> EarlyWarning | None:
+    """The warning still raised (not acknowledged) for this engagement's indicator and risk, if any."""
+    query = select(EarlyWarning).where(
+        EarlyWarning.engagement_id == engagement_id,
+        EarlyWarning.indicator == indicator,
+        EarlyWarning.risk_id == risk_id,
+        EarlyWarning.status == WarningStatus.RAISED.value,
+    )
+    return session.scalars(query.order_by(EarlyWarning.raised_at).limit(1)).first()
+
+
 def _raise(
     uow: UnitOfWork,
     engagement_id: str,
@@ -583,6 +595,21 @@ def _raise(
     risk_id: str,
     request_id: str | None,
 ) -> EarlyWarning:
+    """A new warning (`warning.raised`), or, while one is open for the same indicator and risk, that one
+    updated (`warning.updated`: no second warning, task or escalation for one lasting breach)."""
+    open_warning = _open_warning(uow.session, engagement_id, indicator, risk_id)
+    if open_warning is not None:
+        open_warning.value = value
+        open_warning.level = level_of_open_warning(Level(open_warning.level), level).value
+        open_warning.readings += 1
+        uow.session.flush()
+        uow.emit(
+            "warning.updated",
+            open_warning.warning_id,
+            {**warning_payload(open_warning), "warning_readings": open_warning.readings},
+            {"engagement_id": engagement_id},
+        )
+        return open_warning
     warning = EarlyWarning(
         warning_id=str(uuid.uuid4()),
         request_id=request_id,
@@ -595,6 +622,7 @@ def _raise(
         status=WarningStatus.RAISED.value,
         raised_at=now(),
         escalations=0,
+        readings=1,
     )
     uow.session.add(warning)
     uow.session.flush()
@@ -604,7 +632,8 @@ def _raise(
 
 def raise_warning(uow: UnitOfWork, reading: Reading, tables: Tables) -> EarlyWarning:
     """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
-    `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
+    `warning.raised` (→ messages `engagement.risk_warning` and `risk.warning_raised`), or updates the
+    warning still open for the same indicator and risk; the same request id returns the first."""
     existing = by_request(uow.session, EarlyWarning, reading.request_id)
     if existing is not None:
         return existing

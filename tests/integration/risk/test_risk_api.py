@@ -370,6 +370,54 @@ def test_an_accepted_risk_that_happens_is_reported_and_its_response_recorded(
     )
 
 
+def test_one_lasting_breach_is_one_warning_until_it_is_acknowledged(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    reading = pb.RaiseWarningRequest(engagement_id="E-7", indicator="cost_overrun_rate", value=0.07)
+    first = api.RaiseWarning(reading)
+    assert (first.level, first.readings) == ("amber", 1)
+    reading.value = 0.2  # a week later the same breach is worse
+    again = api.RaiseWarning(reading)
+    assert (again.warning_id, again.level, again.value, again.readings) == (first.warning_id, "red", 0.2, 2)
+    reading.value = 0.07  # better again, but still unacknowledged: it stays red until someone acts
+    assert api.RaiseWarning(reading).level == "red"
+    other = api.RaiseWarning(
+        pb.RaiseWarningRequest(engagement_id="E-7", indicator="schedule_deviation_rate", value=0.2)
+    )
+    assert other.warning_id != first.warning_id  # another indicator, another warning
+    api.AcknowledgeWarning(pb.AcknowledgeWarningRequest(warning_id=first.warning_id, action="budget review"))
+    after = api.RaiseWarning(reading)
+    assert (after.warning_id != first.warning_id, after.level, after.readings) == (True, "amber", 1)
+    # a risk's priority: an open warning of the risk is updated when a reassessment worsens its band
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(engagement_id="E-7", description="x", stage="intake")
+    )
+    assessing = pb.AssessRiskRequest(
+        risk_id=registered.risk_id,
+        likelihood="high",
+        impact="major",
+        category="market",
+        identification_method="delphi",
+    )
+    amber = api.AssessRisk(assessing).warning
+    assessing.impact = "severe"
+    red = api.AssessRisk(assessing).warning
+    assert (red.warning_id, amber.level, red.level, red.readings) == (amber.warning_id, "amber", "red", 2)
+    expected = [
+        "warning.raised",
+        "warning.updated",
+        "warning.updated",
+        "warning.raised",
+        "warning.acknowledged",
+        "warning.raised",
+        "warning.raised",
+        "warning.updated",
+    ]
+    events = [e for e in events_including(nats_url, expected, "risk") if e.type.startswith("warning.")]
+    assert sorted(e.type for e in events) == sorted(expected)
+
+
 def test_all_twelve_cells_agree_with_the_decision_table(risk: ComponentThread) -> None:
     api = stub(risk)
     table = DecisionTables(repository_root() / "bpmn")
@@ -520,6 +568,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         )
     )
     assert raised["warning_level"] == "red"  # the table's band is worse than the reporter's
+    assert raised["warning_new"] is True
     escalated = completed(run(risk, HANDLERS, job("risk.escalate_warning", warning_id=raised["warning_id"])))
     assert escalated["escalated_at"] and escalated["warning_status"] == "raised"
     acknowledged = completed(

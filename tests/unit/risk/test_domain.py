@@ -37,6 +37,7 @@ from consultflow.risk.domain import (
     heat_map,
     is_overdue,
     later_stage,
+    level_of_open_warning,
     reading_level,
     status_after_assessment,
     warning_for_new_priority,
@@ -251,6 +252,21 @@ def test_a_risk_that_happened_says_what_happened() -> None:
     with pytest.raises(InvalidArgument) as caught:
         Occurrence.parse(risk_id="R-1", description="")
     assert caught.value.field == "description"
+
+
+@pytest.mark.parametrize(
+    ("open_level", "reading", "kept"),
+    [
+        (Level.AMBER, Level.RED, Level.RED),  # worse: the open warning turns red
+        (Level.RED, Level.AMBER, Level.RED),  # better, but nobody acted yet: it stays red
+        (Level.AMBER, Level.AMBER, Level.AMBER),
+        (Level.AMBER, Level.GREEN, Level.AMBER),
+    ],
+)
+def test_an_open_warning_keeps_the_worst_band_of_its_lasting_breach(
+    open_level: Level, reading: Level, kept: Level
+) -> None:
+    assert level_of_open_warning(open_level, reading) is kept
 
 
 def test_a_new_risk_names_its_invalid_field() -> None:

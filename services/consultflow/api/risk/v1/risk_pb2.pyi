@@ -995,6 +995,7 @@ class Warning(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     ESCALATED_AT_FIELD_NUMBER: _builtins.int
     ESCALATIONS_FIELD_NUMBER: _builtins.int
+    READINGS_FIELD_NUMBER: _builtins.int
     warning_id: _builtins.str
     engagement_id: _builtins.str
     risk_id: _builtins.str
@@ -1010,6 +1011,8 @@ class Warning(_message.Message):
     action: _builtins.str
     """what the acknowledger does about it"""
     escalations: _builtins.int
+    readings: _builtins.int
+    """readings this warning stands for: a reading of an indicator whose"""
     @_builtins.property
     def raised_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1033,10 +1036,11 @@ class Warning(_message.Message):
         action: _builtins.str = ...,
         escalated_at: _timestamp_pb2.Timestamp | None = ...,
         escalations: _builtins.int = ...,
+        readings: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "escalated_at", b"escalated_at", "raised_at", b"raised_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "action", b"action", "engagement_id", b"engagement_id", "escalated_at", b"escalated_at", "escalations", b"escalations", "indicator", b"indicator", "level", b"level", "raised_at", b"raised_at", "risk_id", b"risk_id", "status", b"status", "trigger", b"trigger", "value", b"value", "warning_id", b"warning_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "action", b"action", "engagement_id", b"engagement_id", "escalated_at", b"escalated_at", "escalations", b"escalations", "indicator", b"indicator", "level", b"level", "raised_at", b"raised_at", "readings", b"readings", "risk_id", b"risk_id", "status", b"status", "trigger", b"trigger", "value", b"value", "warning_id", b"warning_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
