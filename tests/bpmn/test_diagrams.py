@@ -224,6 +224,9 @@ def test_forms_declare_types_values_and_bilingual_labels(file: str) -> None:
     always_set = {f.get("id") for f in root.iterfind(".//camunda:formField", NS) if _required(f)}
     for task in root.iterfind(".//bpmn:userTask", NS):
         fields = task.findall("bpmn:extensionElements/camunda:formData/camunda:formField", NS)
+        # a field whose variable the task's preScript sets keeps that value when left empty
+        prescript = task.findtext("bpmn:extensionElements/spiffworkflow:preScript", "", NS)
+        preset = set(re.findall(r"^(\w+) =", prescript, re.MULTILINE))
         assert fields, f"{task.get('id')} has no form"
         for f in fields:
             where = f"{task.get('id')}.{f.get('id')}"
@@ -238,7 +241,9 @@ def test_forms_declare_types_values_and_bilingual_labels(file: str) -> None:
             if _required(f):
                 assert f.get("defaultValue") is None, f"{where}: required with a default"
             else:
-                assert f.get("defaultValue") is not None or f.get("id") in always_set, f"{where}: no default"
+                assert f.get("defaultValue") is not None or f.get("id") in always_set | preset, (
+                    f"{where}: no default"
+                )
 
 
 @pytest.mark.parametrize("file", FILES)
@@ -341,7 +346,7 @@ def test_timer_expressions_evaluate_to_iso_8601(file: str) -> None:
     environment = RestrictedEnvironment()
     for tag in ("timeDuration", "timeCycle", "timeDate"):
         for element in _root(file).iterfind(f".//bpmn:{tag}", NS):
-            value = environment.evaluate(element.text or "", {"validity_days": 30})
+            value = environment.evaluate(element.text or "", {"validity_days": 30, "warning_level": "red"})
             if tag == "timeCycle":
                 _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
                 assert duration.total_seconds() > 0

@@ -64,7 +64,24 @@ def contract(w: World, engagement_id: str, *, risk_noted: bool = False) -> None:
     w.client("contract.signed", engagement_id)
 
 
-def assess(w: World, likelihood: str, impact: str, strategy: str) -> None:
+FOLLOW_THROUGH = {
+    "avoid": "change_plan_form",  # after the intake (at intake the project is declined)
+    "mitigate": "carry_out_mitigation_form",
+    "transfer": "arrange_transfer_form",
+}  # accept waits until the risk occurs (6.3.4)
+
+
+def assess(
+    w: World,
+    likelihood: str,
+    impact: str,
+    strategy: str | None,
+    *,
+    follow_through: bool = True,
+    **choice: str,
+) -> None:
+    """Assesses a risk and chooses its strategy (None: the form's, which is the prescribed one); a chosen
+    strategy that the matrix prescribes is carried out at once (`follow_through`)."""
     w.submit(
         "assess_risk_form",
         risk_category="other",
@@ -72,7 +89,9 @@ def assess(w: World, likelihood: str, impact: str, strategy: str) -> None:
         likelihood=likelihood,
         impact=impact,
     )
-    w.submit("choose_strategy_form", strategy=strategy)
+    w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
+    if follow_through and strategy in FOLLOW_THROUGH:
+        w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
 
 
 def open_tasks(w: World) -> list[str]:
@@ -152,6 +171,10 @@ def full_engagement(w: World) -> None:
     w.submit("compile_results_form")
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=True, risk_category="market")
     assess(w, "low", "minor", "accept")
+    assert open_tasks(w) == ["delivery_needs_form"], "an accepted risk waits until it occurs (6.3.4)"
+    w.publish("risk.occurred", w.risk_ids[-1], occurrence="a competitor published first")
+    w.settle()
+    w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
     w.submit("arrange_onsite_form")
     w.submit("present_onsite_form")
@@ -204,9 +227,12 @@ def full_engagement(w: World) -> None:
     assert variables["project_status"] == "follow_up"
     assert variables["problem_solved"] is True
     risk = w.ends("risk_management")
-    for end in ("mitigate", "transfer", "accept", "change_plan", "warning_acknowledged", "review_recorded"):
+    for end in ("warning_acknowledged", "review_recorded"):
         assert end in risk
+    # mitigated, transferred, the accepted risk that occurred, and the plan changed to avoid one
+    assert risk.count("response_carried_out") == 4 and w.count("risk.complete_response") == 4
     assert "decline_project" not in risk and "escalation_handled" not in risk
+    assert w.count("risk.decide_deviation") == 0, "every strategy chosen was the prescribed one"
     assert w.count("risk.escalate_warning") == 0
 
 
@@ -261,7 +287,7 @@ def risk_to_avoid_at_intake_stops_the_engagement(w: World) -> None:
     w.submit("understand_needs", communication_mode="face_to_face")
     w.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=True, risk_category="financial")
     assert open_tasks(w) == ["assess_risk_form", "prepare_quotation_form"]
-    assess(w, "high", "severe", "avoid")
+    assess(w, "high", "severe", "avoid", follow_through=False)
     assert w.count("crm.decline_inquiry") == 1
     assert open_tasks(w) == [], "the intake's open quotation task is withdrawn"
     assert w.ends("engagement") == ["declined_to_avoid_risk"]
@@ -360,7 +386,12 @@ def unacknowledged_warning_is_escalated(w: World) -> None:
     w.settle()
     w.publish("risk.indicator_breached", eid, indicator="cost_overrun_rate", value=0.2, status="red")
     w.settle()
+    # a week later the breach lasts: the open warning is updated, not raised again (one wait, one escalation)
+    w.publish("risk.indicator_breached", eid, indicator="cost_overrun_rate", value=0.25, status="red")
+    w.settle()
+    assert w.count("risk.raise_warning") == 2
     w.elapse("not_acknowledged")
+    assert open_tasks(w) == ["handle_escalation_form"]
     w.submit("handle_escalation_form")
     # a second warning is acknowledged while it is being escalated: the service escalates nothing
     w.publish("risk.indicator_breached", eid, indicator="schedule_deviation_rate", value=0.1, status="amber")
@@ -377,8 +408,43 @@ def unacknowledged_warning_is_escalated(w: World) -> None:
     ends = w.ends("risk_management")
     assert "escalation_handled" in ends and "acknowledged_meanwhile" in ends
     assert "warning_acknowledged" not in ends
-    assert "mitigate" in ends and "risk_management_closed" in ends
+    assert "response_carried_out" in ends and "risk_management_closed" in ends
     assert w.count("risk.escalate_warning") == 2
+
+
+@scenario
+def a_strategy_other_than_the_prescribed_one_needs_approval(w: World) -> None:
+    """6.3: the matrix prescribes the strategy; another needs a reason and management's approval."""
+    eid = "E-DEVIATE"
+    w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Bold Ltd")
+    w.settle()
+    # high likelihood, severe impact: 6.3.1 prescribes avoid; the project manager wants to accept it
+    w.register_risk(eid, "implementation", "the client's data centre may flood")
+    w.settle()
+    assess(w, "high", "severe", "accept", deviation_reason="the client insures its data centre")
+    assert open_tasks(w) == ["approve_deviation_form"]
+    w.submit("approve_deviation_form", deviation_approved=False, deviation_note="avoid it (6.3.1)")
+    assert open_tasks(w) == ["choose_strategy_form"], "a rejected strategy is chosen again"
+    w.submit("choose_strategy_form")  # left as the form starts: the prescribed strategy
+    assert w.count("risk.plan_response") == 2
+    w.submit("change_plan_form", measures_effective=True)
+    # medium likelihood, severe impact: transfer by default [assumption]; mitigation approved instead
+    w.register_risk(eid, "implementation", "the key analyst may leave")
+    w.settle()
+    assess(w, "medium", "severe", "mitigate", follow_through=False, deviation_reason="no insurer covers it")
+    w.submit("approve_deviation_form", deviation_approved=True)
+    w.submit("carry_out_mitigation_form", measures_effective=False)
+    # low likelihood, minor impact: accepted (6.3.4); it never occurs before the engagement ends
+    w.register_risk(eid, "implementation", "a meeting room may be double-booked")
+    w.settle()
+    assess(w, "low", "minor", None)
+    assert open_tasks(w) == []
+    w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
+    w.settle()
+    assert w.instance("risk_management").status == "COMPLETED", "closing ends the wait for the accepted risk"
+    ends = w.ends("risk_management")
+    assert ends.count("response_carried_out") == 2 and "risk_management_closed" in ends
+    assert w.count("risk.decide_deviation") == 2 and w.count("risk.complete_response") == 2
 
 
 @scenario

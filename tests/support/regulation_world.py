@@ -165,6 +165,8 @@ class Worker:
     def __init__(self, world: World) -> None:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
+        self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -409,11 +411,24 @@ class Worker:
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
+        self.prescribed[p["risk_id"]] = matrix["suggested_strategy"]
         return {k: matrix[k] for k in ("risk_level", "risk_priority", "suggested_strategy")}
 
     def risk__plan_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["strategy"] in ("avoid", "mitigate", "transfer", "accept")
-        return {"response_id": self.new_id("response")}
+        deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
+        if deviates:
+            assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
+        return {"response_id": self.new_id("response"), "deviates": deviates}
+
+    def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
+        if not p["deviation_approved"]:
+            assert p["deviation_note"], "a rejection needs its note"
+        return {"deviation_approved": p["deviation_approved"]}
+
+    def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["response_id"] and p["follow_through_notes"]
+        return {"response_completed_at": _now()}
 
     def risk__review_register(self, p: Mapping[str, Any]) -> Outputs:
         return {"open_risks": 1, "overdue_measures": 0}
@@ -424,9 +439,16 @@ class Worker:
         return {"review_id": self.new_id("review")}
 
     def risk__raise_warning(self, p: Mapping[str, Any]) -> Outputs:
-        warning_id = self.new_id("warning")
         level = "red" if p["status"] == "red" else "amber"
-        # risk status warning.raised → message engagement.risk_warning
+        breach = (p["engagement_id"], p["indicator"])
+        if breach in self.open_warnings:  # one lasting breach: the open warning is updated (warning.updated)
+            warning_id, was = self.open_warnings[breach]
+            worst = "red" if "red" in (was, level) else "amber"
+            self.open_warnings[breach] = (warning_id, worst)
+            return {"warning_id": warning_id, "warning_level": worst, "warning_new": False}
+        warning_id = self.new_id("warning")
+        self.open_warnings[breach] = (warning_id, level)
+        # risk status warning.raised → messages engagement.risk_warning and risk.warning_raised
         self.world.publish(
             "engagement.risk_warning",
             p["engagement_id"],
@@ -435,12 +457,16 @@ class Worker:
             indicator=p["indicator"],
             indicator_value=p["value"],
         )
-        return {"warning_id": warning_id, "warning_level": level}
+        self.world.publish(
+            "risk.warning_raised", p["engagement_id"], warning_id=warning_id, warning_level=level
+        )
+        return {"warning_id": warning_id, "warning_level": level, "warning_new": True}
 
     def risk__escalate_warning(self, p: Mapping[str, Any]) -> Outputs:
         return {"escalated_at": _now(), "warning_status": "escalated"}
 
     def risk__acknowledge_warning(self, p: Mapping[str, Any]) -> Outputs:
+        self.open_warnings = {k: v for k, v in self.open_warnings.items() if v[0] != p["warning_id"]}
         # risk status warning.acknowledged → message risk.warning_acknowledged (keyed by warning_id)
         self.world.publish("risk.warning_acknowledged", p["warning_id"], acknowledged_by=p["acknowledged_by"])
         return {"acknowledged_at": _now()}
@@ -476,6 +502,7 @@ class World:
     indicators: dict[str, float] = field(default_factory=dict)
     survey_ratings: dict[str, int] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    risk_ids: list[str] = field(default_factory=list)  # registered, in order
 
     def __post_init__(self) -> None:
         self.db = Database(f"sqlite:///{self.path / 'orchestrator.db'}")
@@ -510,6 +537,7 @@ class World:
     def register_risk(self, engagement_id: str, stage: str, description: str, source: str = "") -> str:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
+        self.risk_ids.append(risk_id)
         self.publish(
             "risk.identified",
             engagement_id,

@@ -82,10 +82,23 @@ class RiskStatus(StrEnum):
 
 
 class ResponseStatus(StrEnum):
-    """6.3, 6.4.1: a response plan's measures are planned, then done (effective or not)."""
+    """6.3, 6.4.1: a response plan's measures are planned, then done (effective or not); a plan whose
+    deviation from the prescribed strategy management rejected is void and never done."""
 
     PLANNED = "planned"
     DONE = "done"
+    REJECTED = "rejected"
+
+
+class Deviation(StrEnum):
+    """6.3: whether a plan keeps to the strategy the matrix prescribes. A different strategy needs a
+    recorded reason and awaits approval [assumption: the text prescribes the strategy of its cells and
+    says nothing of exceptions; an exception approved by management keeps the rule and the record]."""
+
+    NONE = "none"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED = "approved"
+    REJECTED = "rejected"
 
 
 class Level(StrEnum):
@@ -254,7 +267,8 @@ def warning_for_new_priority(tables: Tables, previous: int | None, current: int)
 @dataclass(frozen=True)
 class ResponseChoice:
     """6.3: the strategy a person chose. Every strategy but accept needs measures, an owner and a due
-    date; accept (6.3.4: no special measures, respond if it happens) may still name some."""
+    date; accept (6.3.4: no special measures, respond if it happens) may still name some. A strategy
+    other than the prescribed one carries the reason for the deviation (`deviation`)."""
 
     risk_id: str
     strategy: Strategy
@@ -262,6 +276,7 @@ class ResponseChoice:
     owner: str
     due: date | None
     decided_by: str = ""
+    deviation_reason: str = ""
 
     @classmethod
     def parse(
@@ -273,8 +288,9 @@ class ResponseChoice:
         owner: str,
         due_date: str,
         decided_by: str = "",
+        deviation_reason: str = "",
     ) -> ResponseChoice:
-        """Validates raw values."""
+        """Validates raw values; whether a deviation reason is needed depends on the risk (`deviation`)."""
         chosen = choice("strategy", strategy, Strategy)
         measures_text = optional_text("measures", measures, 5000)
         needs_measures = chosen is not Strategy.ACCEPT or bool(measures_text)
@@ -287,6 +303,73 @@ class ResponseChoice:
             owner=(required_text if needs_measures else optional_text)("owner", owner, 200),
             due=iso_date("due_date", due_date) if needs_measures or due_date.strip() else None,
             decided_by=optional_text("decided_by", decided_by, 200),
+            deviation_reason=optional_text("deviation_reason", deviation_reason, 5000),
+        )
+
+    def deviation(self, prescribed: str) -> Deviation:
+        """6.3.1-6.3.4: the matrix prescribes a strategy for the risk's cell (`prescribed`, the decision
+        table's `suggested_strategy`). Choosing it is no deviation; choosing another needs a recorded
+        reason, and the plan then awaits management's approval (`DeviationDecision`) [assumption]."""
+        if not prescribed or self.strategy.value == prescribed:
+            return Deviation.NONE
+        if not self.deviation_reason:
+            raise InvalidArgument(
+                "deviation_reason",
+                f"is required: the risk matrix prescribes {prescribed!r}, not {self.strategy.value!r} (6.3)",
+            )
+        return Deviation.AWAITING_APPROVAL
+
+
+@dataclass(frozen=True)
+class DeviationDecision:
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed
+    strategy; a rejection says why, so the next plan can answer it."""
+
+    response_id: str
+    approved: bool
+    decided_by: str
+    note: str
+
+    @classmethod
+    def parse(
+        cls, *, response_id: str, approved: object, decided_by: str = "", note: str = ""
+    ) -> DeviationDecision:
+        """Validates raw values; a rejection needs its note."""
+        verdict = yes_no("deviation_approved", approved)
+        return cls(
+            response_id=required_text("response_id", response_id, 100),
+            approved=verdict,
+            decided_by=optional_text("decided_by", decided_by, 200),
+            note=(optional_text if verdict else required_text)("deviation_note", note, 5000),
+        )
+
+    def outcome(self) -> Deviation:
+        return Deviation.APPROVED if self.approved else Deviation.REJECTED
+
+
+def check_deviation_awaits(deviation: Deviation, response_id: str) -> None:
+    """6.3 [assumption]: only a plan whose deviation awaits approval is approved or rejected, once."""
+    if deviation is not Deviation.AWAITING_APPROVAL:
+        raise FailedPrecondition(
+            f"response {response_id!r} has no deviation awaiting approval (it is {deviation.value!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """6.3.4: a risk happened; whoever saw it says what happened, and the response follows."""
+
+    risk_id: str
+    description: str
+    reported_by: str = ""
+
+    @classmethod
+    def parse(cls, *, risk_id: str, description: str, reported_by: str = "") -> Occurrence:
+        """Validates raw values."""
+        return cls(
+            risk_id=required_text("risk_id", risk_id, 100),
+            description=required_text("description", description, 5000),
+            reported_by=optional_text("reported_by", reported_by, 200),
         )
 
 
@@ -378,6 +461,14 @@ def reading_level(tables: Tables, reading: Reading) -> Level:
     return level
 
 
+def level_of_open_warning(open_level: Level, reading: Level) -> Level:
+    """6.4.2 [assumption]: one lasting breach is one warning. A new reading of an indicator (or a risk's
+    priority) whose warning is still raised, not yet acknowledged, updates that warning instead of raising
+    another; while it stays open it keeps the worst band it reached, so an amber warning that turns red is
+    red (and escalated as red) until someone acknowledges it."""
+    return reading if reading.severity > open_level.severity else open_level
+
+
 def check_register_open(status: RegisterStatus, engagement_id: str) -> None:
     """Ch. 6: a closed register (the engagement ended) takes no more risks."""
     if status is RegisterStatus.CLOSED:
@@ -405,9 +496,24 @@ def check_can_respond(status: RiskStatus, risk_id: str) -> None:
 
 
 def check_response_open(status: ResponseStatus, response_id: str) -> None:
-    """6.4.1: a response's measures are carried out once."""
+    """6.4.1: a response's measures are carried out once; a rejected plan's never."""
     if status is ResponseStatus.DONE:
         raise FailedPrecondition(f"response {response_id!r} was completed already")
+    if status is ResponseStatus.REJECTED:
+        raise FailedPrecondition(
+            f"response {response_id!r} was rejected: plan the risk again with the prescribed strategy "
+            "or another justified one (6.3)"
+        )
+
+
+def check_can_carry_out(status: ResponseStatus, deviation: Deviation, response_id: str) -> None:
+    """6.3 [assumption]: a plan that deviates from the prescribed strategy is carried out only once
+    management approved it."""
+    check_response_open(status, response_id)
+    if deviation is Deviation.AWAITING_APPROVAL:
+        raise FailedPrecondition(
+            f"response {response_id!r} deviates from the prescribed strategy and awaits approval"
+        )
 
 
 def later_stage(current: Stage, found: Stage) -> Stage:

@@ -16,7 +16,15 @@ from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import now
 from consultflow.risk import usecases
 from consultflow.risk.adapters import Dependencies
-from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
+from consultflow.risk.domain import (
+    Assessment,
+    Deviation,
+    DeviationDecision,
+    NewRisk,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+)
 
 operations = Operations[Dependencies]("risk")
 
@@ -78,7 +86,8 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
 
 @operations.handler("plan_response")
 def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.3: the chosen strategy with measures, owner and due date."""
+    """6.3: the chosen strategy with measures, owner and due date; a strategy other than the prescribed
+    one needs `deviation_reason` and awaits approval (`deviates` is then true)."""
     with renamed_fields(owner="measure_owner", due_date="measure_due"):
         choice = ResponseChoice.parse(
             risk_id=job.text("risk_id"),
@@ -87,9 +96,36 @@ def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
             owner=job.text("measure_owner", ""),
             due_date=job.text("measure_due", ""),
             decided_by=_parameter(job, "decided_by"),
+            deviation_reason=job.text("deviation_reason", ""),
         )
     plan = usecases.plan_response(uow, choice)
-    return {"response_id": plan.response_id}
+    return {"response_id": plan.response_id, "deviates": plan.deviation == Deviation.AWAITING_APPROVAL}
+
+
+@operations.handler("decide_deviation")
+def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
+    decision = DeviationDecision.parse(
+        response_id=job.text("response_id"),
+        approved=job.flag("deviation_approved"),
+        decided_by=_parameter(job, "decided_by"),
+        note=job.text("deviation_note", ""),
+    )
+    plan = usecases.decide_deviation(uow, decision)
+    return {"deviation_approved": plan.deviation == Deviation.APPROVED}
+
+
+@operations.handler("complete_response")
+def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.3, 6.4.1: the follow-through of a response (plan changed, measures taken, risk transferred, or the
+    contingency response to an accepted risk that happened) is recorded, effective or not."""
+    plan = usecases.complete_response(
+        uow,
+        job.text("response_id"),
+        job.flag("measures_effective"),
+        job.text("follow_through_notes"),
+    )
+    return {"response_completed_at": plan.completed_at}
 
 
 @operations.handler("review_register")
@@ -120,7 +156,8 @@ def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
 @operations.handler("raise_warning")
 def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.2: a key risk indicator reading (the 3.4.2 indicators) becomes a warning; publishes
-    `warning.raised` (→ `engagement.risk_warning`)."""
+    `warning.raised` (→ `engagement.risk_warning`, `risk.warning_raised`), or updates the warning still open
+    for the indicator (`warning_new` false, `warning.updated`)."""
     reading = Reading.parse(
         engagement_id=job.engagement_id,
         indicator=job.text("indicator"),
@@ -130,7 +167,11 @@ def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
         request_id=job.request_id,
     )
     warning = usecases.raise_warning(uow, reading, deps.tables)
-    return {"warning_id": warning.warning_id, "warning_level": warning.level}
+    return {
+        "warning_id": warning.warning_id,
+        "warning_level": warning.level,
+        "warning_new": warning.readings == 1,
+    }
 
 
 @operations.handler("escalate_warning")

@@ -51,6 +51,8 @@ class Risk(Base):
     assessed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     close_reason: Mapped[str] = mapped_column(Text, default="")
+    occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    occurrence: Mapped[str] = mapped_column(Text, default="")
     __table_args__ = (Index("ix_risks_engagement", "engagement_id", "status"),)
 
 
@@ -69,6 +71,11 @@ class ResponsePlan(Base):
     status: Mapped[str] = mapped_column(String(20))
     effective: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     decided_by: Mapped[str] = mapped_column(String(200), default="")
+    deviation: Mapped[str] = mapped_column(String(20), default="none")
+    deviation_reason: Mapped[str] = mapped_column(Text, default="")
+    deviation_decided_by: Mapped[str] = mapped_column(String(200), default="")
+    deviation_note: Mapped[str] = mapped_column(Text, default="")
+    deviation_decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completion_notes: Mapped[str] = mapped_column(Text, default="")
     planned_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -111,4 +118,5 @@ class EarlyWarning(Base):
     action: Mapped[str] = mapped_column(Text, default="")
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     escalations: Mapped[int] = mapped_column(Integer, default=0)
+    readings: Mapped[int] = mapped_column(Integer, default=1)
     __table_args__ = (Index("ix_warnings_engagement", "engagement_id", "status"),)

@@ -15,7 +15,15 @@ from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
 from consultflow.risk import usecases
 from consultflow.risk.adapters import Dependencies
-from consultflow.risk.domain import Assessment, NewRisk, Reading, ResponseChoice, ReviewFindings
+from consultflow.risk.domain import (
+    Assessment,
+    DeviationDecision,
+    NewRisk,
+    Occurrence,
+    Reading,
+    ResponseChoice,
+    ReviewFindings,
+)
 from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
 
 
@@ -41,6 +49,8 @@ def risk_message(risk: Risk) -> pb.Risk:
         assessed_at=timestamp(risk.assessed_at),
         closed_at=timestamp(risk.closed_at),
         close_reason=risk.close_reason,
+        occurred_at=timestamp(risk.occurred_at),
+        occurrence=risk.occurrence,
     )
 
 
@@ -61,6 +71,11 @@ def plan_message(plan: ResponsePlan) -> pb.ResponsePlan:
         planned_at=timestamp(plan.planned_at),
         completed_at=timestamp(plan.completed_at),
         completion_notes=plan.completion_notes,
+        deviation=plan.deviation,
+        deviation_reason=plan.deviation_reason,
+        deviation_decided_by=plan.deviation_decided_by,
+        deviation_note=plan.deviation_note,
+        deviation_decided_at=timestamp(plan.deviation_decided_at),
     )
 
 
@@ -80,6 +95,7 @@ def warning_message(warning: EarlyWarning) -> pb.Warning:
         action=warning.action,
         escalated_at=timestamp(warning.escalated_at),
         escalations=warning.escalations,
+        readings=warning.readings,
     )
 
 
@@ -225,9 +241,24 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
             owner=request.owner,
             due_date=request.due_date,
             decided_by=request.decided_by,
+            deviation_reason=request.deviation_reason,
         )
         with self._uow() as uow:
             plan = usecases.plan_response(uow, choice)
+            uow.commit()
+            return plan_message(plan)
+
+    def DecideDeviation(
+        self, request: pb.DecideDeviationRequest, context: grpc.ServicerContext
+    ) -> pb.ResponsePlan:
+        decision = DeviationDecision.parse(
+            response_id=request.response_id,
+            approved=request.approved,
+            decided_by=request.decided_by,
+            note=request.note,
+        )
+        with self._uow() as uow:
+            plan = usecases.decide_deviation(uow, decision)
             uow.commit()
             return plan_message(plan)
 
@@ -260,6 +291,17 @@ class RiskServicer(pb_grpc.RiskServiceServicer):
     def CloseRisk(self, request: pb.CloseRiskRequest, context: grpc.ServicerContext) -> pb.Risk:
         with self._uow() as uow:
             risk = usecases.close_risk(uow, request.risk_id, request.reason)
+            uow.commit()
+            return risk_message(risk)
+
+    def ReportRiskOccurred(
+        self, request: pb.ReportRiskOccurredRequest, context: grpc.ServicerContext
+    ) -> pb.Risk:
+        occurrence = Occurrence.parse(
+            risk_id=request.risk_id, description=request.description, reported_by=request.reported_by
+        )
+        with self._uow() as uow:
+            risk = usecases.report_risk_occurred(uow, occurrence)
             uow.commit()
             return risk_message(risk)
 

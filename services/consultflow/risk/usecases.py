@@ -25,9 +25,12 @@ from consultflow.platform.timeutil import now
 from consultflow.risk.domain import (
     RISK_PRIORITY_INDICATOR,
     Assessment,
+    Deviation,
+    DeviationDecision,
     HeatCell,
     Level,
     NewRisk,
+    Occurrence,
     PlacedRisk,
     Reading,
     RegisterStatus,
@@ -40,13 +43,15 @@ from consultflow.risk.domain import (
     Trigger,
     WarningStatus,
     assess,
+    check_can_carry_out,
     check_can_respond,
+    check_deviation_awaits,
     check_register_open,
-    check_response_open,
     check_risk_open,
     heat_map,
     is_overdue,
     later_stage,
+    level_of_open_warning,
     reading_level,
     status_after_assessment,
     warning_for_new_priority,
@@ -90,6 +95,8 @@ def risk_payload(risk: Risk) -> dict[str, Any]:
         "strategy_basis": risk.strategy_basis,
         "strategy": risk.strategy,
         "registered_at": risk.registered_at,
+        "occurred_at": risk.occurred_at,
+        "occurrence": risk.occurrence,
     }
 
 
@@ -105,6 +112,9 @@ def response_payload(plan: ResponsePlan) -> dict[str, Any]:
         "measure_due": plan.due_date,
         "response_status": plan.status,
         "measures_effective": plan.effective,
+        "deviation": plan.deviation,
+        "deviation_reason": plan.deviation_reason,
+        "deviation_note": plan.deviation_note,
     }
 
 
@@ -327,6 +337,23 @@ def close_risk(uow: UnitOfWork, risk_id: str, reason: str) -> Risk:
     return risk
 
 
+def report_risk_occurred(uow: UnitOfWork, occurrence: Occurrence) -> Risk:
+    """6.3.4: the risk happened (an accepted risk is responded to when it happens); publishes
+    `risk.occurred` (→ message `risk.occurred`, key risk_id), which starts the contingency response.
+    Reporting it again records the latest report and publishes again."""
+    risk = _live_risk(uow, occurrence.risk_id)
+    risk.occurred_at = now()
+    risk.occurrence = occurrence.description
+    uow.session.flush()
+    uow.emit(
+        "risk.occurred",
+        risk.risk_id,
+        {**risk_payload(risk), "occurrence_reported_by": occurrence.reported_by},
+        {"engagement_id": risk.engagement_id},
+    )
+    return risk
+
+
 @dataclass(frozen=True)
 class MatrixView:
     """The risk matrix with the risks in each cell, and how many are not assessed yet."""
@@ -365,9 +392,11 @@ def risk_matrix(session: Session, engagement_id: str, include_closed: bool, tabl
 
 
 def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
-    """6.3: the strategy a person chose (the matrix only suggests one) with measures, owner and due date."""
+    """6.3: the strategy chosen with measures, owner and due date. The matrix prescribes the strategy
+    (`suggested_strategy`); another one needs a reason and awaits management's approval."""
     risk = get_risk(uow.session, choice.risk_id)
     check_can_respond(RiskStatus(risk.status), risk.risk_id)
+    deviation = choice.deviation(risk.suggested_strategy)
     plan = ResponsePlan(
         response_id=str(uuid.uuid4()),
         risk_id=risk.risk_id,
@@ -379,6 +408,8 @@ def plan_response(uow: UnitOfWork, choice: ResponseChoice) -> ResponsePlan:
         due_date=choice.due,
         status=ResponseStatus.PLANNED.value,
         decided_by=choice.decided_by,
+        deviation=deviation.value,
+        deviation_reason=choice.deviation_reason if deviation is not Deviation.NONE else "",
         planned_at=now(),
     )
     uow.session.add(plan)
@@ -398,10 +429,45 @@ def get_response(session: Session, response_id: str) -> ResponsePlan:
     return one(session, ResponsePlan, response_id, "response")
 
 
+def _latest_plan(session: Session, risk_id: str) -> ResponsePlan | None:
+    query = select(ResponsePlan).where(ResponsePlan.risk_id == risk_id)
+    order = (ResponsePlan.planned_at.desc(), ResponsePlan.response_id.desc())
+    return session.scalars(query.order_by(*order).limit(1)).first()
+
+
+def decide_deviation(uow: UnitOfWork, decision: DeviationDecision) -> ResponsePlan:
+    """6.3 [assumption]: management approves a plan that deviates from the prescribed strategy, or
+    rejects it: the plan is void and the risk is assessed again, waiting for a new plan (the prescribed
+    strategy, or another justified one that again awaits approval)."""
+    plan = get_response(uow.session, decision.response_id)
+    check_deviation_awaits(Deviation(plan.deviation), plan.response_id)
+    risk = get_risk(uow.session, plan.risk_id)
+    check_risk_open(RiskStatus(risk.status), risk.risk_id)
+    outcome = decision.outcome()
+    plan.deviation = outcome.value
+    plan.deviation_decided_by = decision.decided_by
+    plan.deviation_note = decision.note
+    plan.deviation_decided_at = now()
+    if outcome is Deviation.REJECTED:
+        plan.status = ResponseStatus.REJECTED.value
+        if _latest_plan(uow.session, risk.risk_id) is plan:
+            risk.strategy = ""
+            risk.status = RiskStatus.ASSESSED.value
+    uow.session.flush()
+    uow.emit(
+        f"response.deviation_{outcome.value}",
+        plan.response_id,
+        {**response_payload(plan), **risk_payload(risk)},
+        {"engagement_id": plan.engagement_id},
+    )
+    return plan
+
+
 def complete_response(uow: UnitOfWork, response_id: str, effective: bool, notes: str) -> ResponsePlan:
-    """6.4.1: the response's measures were carried out, effective or not."""
+    """6.4.1: the response's measures were carried out, effective or not (a deviating plan only once
+    approved)."""
     plan = get_response(uow.session, response_id)
-    check_response_open(ResponseStatus(plan.status), response_id)
+    check_can_carry_out(ResponseStatus(plan.status), Deviation(plan.deviation), response_id)
     plan.status = ResponseStatus.DONE.value
     plan.effective = effective
     plan.completion_notes = notes.strip()
@@ -508,6 +574,17 @@ def list_reviews(session: Session, engagement_id: str, limit: int, offset: int) 
 # --- early warning ----------------------------------------------------------------------------------
 
 
+def _open_warning(session: Session, engagement_id: str, indicator: str, risk_id: str) -> EarlyWarning | None:
+    """The warning still raised (not acknowledged) for this engagement's indicator and risk, if any."""
+    query = select(EarlyWarning).where(
+        EarlyWarning.engagement_id == engagement_id,
+        EarlyWarning.indicator == indicator,
+        EarlyWarning.risk_id == risk_id,
+        EarlyWarning.status == WarningStatus.RAISED.value,
+    )
+    return session.scalars(query.order_by(EarlyWarning.raised_at).limit(1)).first()
+
+
 def _raise(
     uow: UnitOfWork,
     engagement_id: str,
@@ -518,6 +595,21 @@ def _raise(
     risk_id: str,
     request_id: str | None,
 ) -> EarlyWarning:
+    """A new warning (`warning.raised`), or, while one is open for the same indicator and risk, that one
+    updated (`warning.updated`: no second warning, task or escalation for one lasting breach)."""
+    open_warning = _open_warning(uow.session, engagement_id, indicator, risk_id)
+    if open_warning is not None:
+        open_warning.value = value
+        open_warning.level = level_of_open_warning(Level(open_warning.level), level).value
+        open_warning.readings += 1
+        uow.session.flush()
+        uow.emit(
+            "warning.updated",
+            open_warning.warning_id,
+            {**warning_payload(open_warning), "warning_readings": open_warning.readings},
+            {"engagement_id": engagement_id},
+        )
+        return open_warning
     warning = EarlyWarning(
         warning_id=str(uuid.uuid4()),
         request_id=request_id,
@@ -530,6 +622,7 @@ def _raise(
         status=WarningStatus.RAISED.value,
         raised_at=now(),
         escalations=0,
+        readings=1,
     )
     uow.session.add(warning)
     uow.session.flush()
@@ -539,7 +632,8 @@ def _raise(
 
 def raise_warning(uow: UnitOfWork, reading: Reading, tables: Tables) -> EarlyWarning:
     """6.4.2 [assumption]: records a key risk indicator reading as a warning and publishes
-    `warning.raised` (→ message `engagement.risk_warning`); the same request id returns the first."""
+    `warning.raised` (→ messages `engagement.risk_warning` and `risk.warning_raised`), or updates the
+    warning still open for the same indicator and risk; the same request id returns the first."""
     existing = by_request(uow.session, EarlyWarning, reading.request_id)
     if existing is not None:
         return existing

@@ -96,11 +96,12 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     plan = api.PlanResponse(
         pb.PlanResponseRequest(
             risk_id=registered.risk_id,
-            strategy="mitigate",  # the person may choose other than the table suggests
+            strategy="mitigate",  # not what the matrix prescribes (6.3.1): a reason, then approval
             measures="Phase the work so each phase is paid on its own",
             owner="Mr Wang",
             due_date=YESTERDAY,
             decided_by="project manager",
+            deviation_reason="The client's board guaranteed the first two phases in writing",
         )
     )
     assert (plan.strategy, plan.suggested_strategy, plan.status, plan.overdue) == (
@@ -108,6 +109,10 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
         "avoid",
         "planned",
         True,
+    )
+    assert (plan.deviation, plan.deviation_reason) == (
+        "awaiting_approval",
+        "The client's board guaranteed the first two phases in writing",
     )
     assert api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id)).status == "responded"
     overdue = api.ListResponses(pb.ListResponsesRequest(engagement_id="E-1", overdue_only=True))
@@ -179,9 +184,18 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     raised = api.ListWarnings(pb.ListWarningsRequest(engagement_id="E-1", status="raised"))
     assert [w.warning_id for w in raised.warnings] == [reading.warning_id]
 
-    done = api.CompleteResponse(
-        pb.CompleteResponseRequest(response_id=plan.response_id, effective=True, notes="paid")
+    completing = pb.CompleteResponseRequest(response_id=plan.response_id, effective=True, notes="paid")
+    refused(lambda: api.CompleteResponse(completing), grpc.StatusCode.FAILED_PRECONDITION, "awaits approval")
+    approved = api.DecideDeviation(
+        pb.DecideDeviationRequest(response_id=plan.response_id, approved=True, decided_by="Director Zhao")
     )
+    assert (approved.deviation, approved.deviation_decided_by, approved.status) == (
+        "approved",
+        "Director Zhao",
+        "planned",
+    )
+    assert approved.HasField("deviation_decided_at")
+    done = api.CompleteResponse(completing)
     assert (done.status, done.effective, done.overdue) == ("done", True, False)
     closed = api.CloseRisk(pb.CloseRiskRequest(risk_id=registered.risk_id, reason="budget confirmed"))
     assert (closed.status, closed.close_reason) == ("closed", "budget confirmed")
@@ -202,6 +216,7 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
         "review.recorded",
         "warning.acknowledged",
         "warning.raised",
+        "response.deviation_approved",
         "response.completed",
         "risk.closed",
     ]
@@ -217,6 +232,190 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
     )
     for event in (e for e in events if e.type.startswith("warning.")):
         assert json.loads(event.payload_json)["warning_id"] == event.subject
+
+
+def test_a_rejected_deviation_sends_the_risk_back_to_be_planned_again(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(engagement_id="E-5", description="The client may not pay", stage="intake")
+    )
+    api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=registered.risk_id,
+            likelihood="high",
+            impact="severe",
+            category="financial",
+            identification_method="checklist",
+        )
+    )
+    accepting = pb.PlanResponseRequest(risk_id=registered.risk_id, strategy="accept")
+    refused(
+        lambda: api.PlanResponse(accepting),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "deviation_reason: is required: the risk matrix prescribes 'avoid', not 'accept' (6.3)",
+    )
+    accepting.deviation_reason = "We have always been paid by this client"
+    plan = api.PlanResponse(accepting)
+    assert (plan.deviation, plan.status) == ("awaiting_approval", "planned")
+    rejecting = pb.DecideDeviationRequest(response_id=plan.response_id, approved=False)
+    refused(lambda: api.DecideDeviation(rejecting), grpc.StatusCode.INVALID_ARGUMENT, "deviation_note")
+    rejecting.note = "A high, severe risk is avoided (6.3.1)"
+    rejected = api.DecideDeviation(rejecting)
+    assert (rejected.deviation, rejected.status, rejected.deviation_note) == (
+        "rejected",
+        "rejected",
+        "A high, severe risk is avoided (6.3.1)",
+    )
+    again = api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id))
+    assert (again.status, again.strategy) == ("assessed", "")  # to be planned again
+    refused(lambda: api.DecideDeviation(rejecting), grpc.StatusCode.FAILED_PRECONDITION, "no deviation")
+    refused(
+        lambda: api.CompleteResponse(pb.CompleteResponseRequest(response_id=plan.response_id)),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "plan the risk again",
+    )
+    avoiding = api.PlanResponse(
+        pb.PlanResponseRequest(
+            risk_id=registered.risk_id,
+            strategy="avoid",
+            measures="Decline the engagement",
+            owner="Mr Wang",
+            due_date=YESTERDAY,
+        )
+    )
+    assert (avoiding.deviation, avoiding.deviation_reason) == ("none", "")
+    assert api.GetRisk(pb.GetRiskRequest(risk_id=registered.risk_id)).strategy == "avoid"
+    approving = pb.DecideDeviationRequest(response_id=avoiding.response_id, approved=True)
+    refused(
+        lambda: api.DecideDeviation(approving),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "no deviation awaiting approval",
+    )
+    expected = ["response.planned", "response.deviation_rejected", "response.planned"]
+    events = events_including(nats_url, expected, "risk")
+    decided = next(e for e in events if e.type == "response.deviation_rejected")
+    payload = json.loads(decided.payload_json)
+    assert (payload["deviation"], payload["risk_status"], payload["strategy"]) == (
+        "rejected",
+        "assessed",
+        "",
+    )
+
+
+def test_an_accepted_risk_that_happens_is_reported_and_its_response_recorded(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(
+            engagement_id="E-6", description="A workshop room may be double-booked", stage="delivery"
+        )
+    )
+    api.AssessRisk(
+        pb.AssessRiskRequest(
+            risk_id=registered.risk_id,
+            likelihood="low",
+            impact="minor",
+            category="management",
+            identification_method="checklist",
+        )
+    )
+    plan = api.PlanResponse(pb.PlanResponseRequest(risk_id=registered.risk_id, strategy="accept"))
+    assert (plan.deviation, plan.measures) == ("none", "")  # 6.3.4: no special measures
+    refused(
+        lambda: api.ReportRiskOccurred(pb.ReportRiskOccurredRequest(risk_id=registered.risk_id)),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "description: is required",
+    )
+    occurred = api.ReportRiskOccurred(
+        pb.ReportRiskOccurredRequest(
+            risk_id=registered.risk_id,
+            description="The room was given to another client",
+            reported_by="Ms Li",
+        )
+    )
+    assert occurred.occurrence == "The room was given to another client" and occurred.HasField("occurred_at")
+    events = events_including(nats_url, ["risk.occurred"], "risk")
+    happened = next(e for e in events if e.type == "risk.occurred")
+    payload = json.loads(happened.payload_json)
+    assert (payload["risk_id"], payload["occurrence"], payload["occurrence_reported_by"]) == (
+        registered.risk_id,
+        "The room was given to another client",
+        "Ms Li",
+    )
+    recorded = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.complete_response",
+                response_id=plan.response_id,
+                measures_effective=True,
+                follow_through_notes="moved to the client's own boardroom",
+            ),
+        )
+    )
+    assert recorded["response_completed_at"]
+    done = api.ListResponses(pb.ListResponsesRequest(risk_id=registered.risk_id)).responses
+    assert [(p.status, p.completion_notes) for p in done] == [("done", "moved to the client's own boardroom")]
+    api.CloseRisk(pb.CloseRiskRequest(risk_id=registered.risk_id, reason="handled"))
+    refused(
+        lambda: api.ReportRiskOccurred(
+            pb.ReportRiskOccurredRequest(risk_id=registered.risk_id, description="again")
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "is closed",
+    )
+
+
+def test_one_lasting_breach_is_one_warning_until_it_is_acknowledged(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    api = stub(risk)
+    reading = pb.RaiseWarningRequest(engagement_id="E-7", indicator="cost_overrun_rate", value=0.07)
+    first = api.RaiseWarning(reading)
+    assert (first.level, first.readings) == ("amber", 1)
+    reading.value = 0.2  # a week later the same breach is worse
+    again = api.RaiseWarning(reading)
+    assert (again.warning_id, again.level, again.value, again.readings) == (first.warning_id, "red", 0.2, 2)
+    reading.value = 0.07  # better again, but still unacknowledged: it stays red until someone acts
+    assert api.RaiseWarning(reading).level == "red"
+    other = api.RaiseWarning(
+        pb.RaiseWarningRequest(engagement_id="E-7", indicator="schedule_deviation_rate", value=0.2)
+    )
+    assert other.warning_id != first.warning_id  # another indicator, another warning
+    api.AcknowledgeWarning(pb.AcknowledgeWarningRequest(warning_id=first.warning_id, action="budget review"))
+    after = api.RaiseWarning(reading)
+    assert (after.warning_id != first.warning_id, after.level, after.readings) == (True, "amber", 1)
+    # a risk's priority: an open warning of the risk is updated when a reassessment worsens its band
+    registered = api.RegisterRisk(
+        pb.RegisterRiskRequest(engagement_id="E-7", description="x", stage="intake")
+    )
+    assessing = pb.AssessRiskRequest(
+        risk_id=registered.risk_id,
+        likelihood="high",
+        impact="major",
+        category="market",
+        identification_method="delphi",
+    )
+    amber = api.AssessRisk(assessing).warning
+    assessing.impact = "severe"
+    red = api.AssessRisk(assessing).warning
+    assert (red.warning_id, amber.level, red.level, red.readings) == (amber.warning_id, "amber", "red", 2)
+    expected = [
+        "warning.raised",
+        "warning.updated",
+        "warning.updated",
+        "warning.raised",
+        "warning.acknowledged",
+        "warning.raised",
+        "warning.raised",
+        "warning.updated",
+    ]
+    events = [e for e in events_including(nats_url, expected, "risk") if e.type.startswith("warning.")]
+    assert sorted(e.type for e in events) == sorted(expected)
 
 
 def test_all_twelve_cells_agree_with_the_decision_table(risk: ComponentThread) -> None:
@@ -305,6 +504,37 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         )
     )["response_id"]
     assert response_id
+    deviating = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.plan_response",
+                risk_id=risk_id,
+                strategy="transfer",
+                measures="subcontract the data collection",
+                measure_owner="Ms Li",
+                measure_due=YESTERDAY,
+                deviation_reason="a partner has the data already",
+            ),
+        )
+    )
+    assert deviating["deviates"] is True
+    unjustified = {"risk_id": risk_id, "strategy": "accept"}
+    assert "deviation_reason: is required" in refused_job(risk, HANDLERS, "risk.plan_response", unjustified)
+    decided = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.decide_deviation",
+                response_id=deviating["response_id"],
+                deviation_approved="no",
+                deviation_note="the partner's data is two years old",
+            ),
+        )
+    )
+    assert decided == {"deviation_approved": False}  # the rejected plan is void; the first one stands
     assert completed(run(risk, HANDLERS, job("risk.review_register", engagement_id="E-2"))) == {
         "open_risks": 1,
         "overdue_measures": 1,
@@ -338,6 +568,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         )
     )
     assert raised["warning_level"] == "red"  # the table's band is worse than the reporter's
+    assert raised["warning_new"] is True
     escalated = completed(run(risk, HANDLERS, job("risk.escalate_warning", warning_id=raised["warning_id"])))
     assert escalated["escalated_at"] and escalated["warning_status"] == "raised"
     acknowledged = completed(
@@ -382,6 +613,8 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         "risk.assessed",
         "warning.raised",  # priority 2 crossed into amber
         "response.planned",
+        "response.planned",
+        "response.deviation_rejected",
         "risk.registered",
         "review.recorded",
         "warning.raised",

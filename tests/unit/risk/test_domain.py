@@ -13,8 +13,11 @@ from consultflow.platform.settings import repository_root
 from consultflow.risk.adapters import RiskTables
 from consultflow.risk.domain import (
     Assessment,
+    Deviation,
+    DeviationDecision,
     Level,
     NewRisk,
+    Occurrence,
     PlacedRisk,
     Reading,
     RegisterStatus,
@@ -25,13 +28,16 @@ from consultflow.risk.domain import (
     Stage,
     Strategy,
     assess,
+    check_can_carry_out,
     check_can_respond,
+    check_deviation_awaits,
     check_register_open,
     check_response_open,
     check_risk_open,
     heat_map,
     is_overdue,
     later_stage,
+    level_of_open_warning,
     reading_level,
     status_after_assessment,
     warning_for_new_priority,
@@ -177,6 +183,90 @@ def test_every_strategy_but_accept_needs_measures_owner_and_due_date() -> None:
         assert caught.value.field == field
     accepted = ResponseChoice.parse(**response("R-1", "accept", "", "", ""))  # 6.3.4: no special measures
     assert (accepted.strategy, accepted.measures, accepted.due) == (Strategy.ACCEPT, "", None)
+
+
+@pytest.mark.parametrize(("likelihood", "impact"), CELLS)
+def test_the_matrix_prescribes_the_strategy_and_a_different_one_needs_a_reason(
+    likelihood: str, impact: str
+) -> None:
+    prescribed = assess(TABLES, likelihood, impact).suggested_strategy
+    keeps = ResponseChoice.parse(**response("R-1", prescribed.value, "as planned", "Ms Li", "2025-06-30"))
+    assert keeps.deviation(prescribed.value) is Deviation.NONE
+    for other in Strategy:
+        if other is prescribed:
+            continue
+        bare = ResponseChoice.parse(**response("R-1", other.value, "as planned", "Ms Li", "2025-06-30"))
+        with pytest.raises(InvalidArgument, match=f"prescribes '{prescribed.value}'") as caught:
+            bare.deviation(prescribed.value)
+        assert caught.value.field == "deviation_reason"
+        justified = ResponseChoice.parse(
+            **response("R-1", other.value, "as planned", "Ms Li", "2025-06-30"),
+            deviation_reason="the client insures the data centre itself",
+        )
+        assert justified.deviation(prescribed.value) is Deviation.AWAITING_APPROVAL
+
+
+def test_accepting_a_high_severe_risk_is_not_a_free_choice() -> None:
+    prescribed = assess(TABLES, "high", "severe").suggested_strategy  # 6.3.1: avoid
+    with pytest.raises(InvalidArgument) as caught:
+        ResponseChoice.parse(**response("R-1", "accept", "", "", "")).deviation(prescribed.value)
+    assert caught.value.field == "deviation_reason"
+
+
+def test_management_approves_a_deviation_or_rejects_it_with_a_note() -> None:
+    approved = DeviationDecision.parse(response_id="P-1", approved="yes", decided_by="Director Wang")
+    assert (approved.outcome(), approved.note) == (Deviation.APPROVED, "")
+    rejected = DeviationDecision.parse(response_id="P-1", approved=False, note="insurance does not cover it")
+    assert rejected.outcome() is Deviation.REJECTED
+    for field, values in [
+        ("deviation_note", {"response_id": "P-1", "approved": False}),
+        ("deviation_approved", {"response_id": "P-1", "approved": "maybe"}),
+        ("response_id", {"response_id": "", "approved": True}),
+    ]:
+        with pytest.raises(InvalidArgument) as caught:
+            DeviationDecision.parse(**values)  # type: ignore[arg-type]
+        assert caught.value.field == field
+
+
+def test_only_a_deviation_awaiting_approval_is_decided() -> None:
+    check_deviation_awaits(Deviation.AWAITING_APPROVAL, "P-1")
+    for settled in (Deviation.NONE, Deviation.APPROVED, Deviation.REJECTED):
+        with pytest.raises(FailedPrecondition, match="no deviation awaiting approval"):
+            check_deviation_awaits(settled, "P-1")
+
+
+def test_a_deviating_plan_is_carried_out_only_once_approved() -> None:
+    check_can_carry_out(ResponseStatus.PLANNED, Deviation.NONE, "P-1")
+    check_can_carry_out(ResponseStatus.PLANNED, Deviation.APPROVED, "P-1")
+    with pytest.raises(FailedPrecondition, match="awaits approval"):
+        check_can_carry_out(ResponseStatus.PLANNED, Deviation.AWAITING_APPROVAL, "P-1")
+    with pytest.raises(FailedPrecondition, match="plan the risk again with the prescribed strategy"):
+        check_can_carry_out(ResponseStatus.REJECTED, Deviation.REJECTED, "P-1")
+
+
+def test_a_risk_that_happened_says_what_happened() -> None:
+    happened = Occurrence.parse(
+        risk_id="R-1", description=" the room was double-booked ", reported_by="Ms Li"
+    )
+    assert (happened.description, happened.reported_by) == ("the room was double-booked", "Ms Li")
+    with pytest.raises(InvalidArgument) as caught:
+        Occurrence.parse(risk_id="R-1", description="")
+    assert caught.value.field == "description"
+
+
+@pytest.mark.parametrize(
+    ("open_level", "reading", "kept"),
+    [
+        (Level.AMBER, Level.RED, Level.RED),  # worse: the open warning turns red
+        (Level.RED, Level.AMBER, Level.RED),  # better, but nobody acted yet: it stays red
+        (Level.AMBER, Level.AMBER, Level.AMBER),
+        (Level.AMBER, Level.GREEN, Level.AMBER),
+    ],
+)
+def test_an_open_warning_keeps_the_worst_band_of_its_lasting_breach(
+    open_level: Level, reading: Level, kept: Level
+) -> None:
+    assert level_of_open_warning(open_level, reading) is kept
 
 
 def test_a_new_risk_names_its_invalid_field() -> None:

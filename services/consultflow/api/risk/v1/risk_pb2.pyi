@@ -100,6 +100,8 @@ class Risk(_message.Message):
     ASSESSED_AT_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
     CLOSE_REASON_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    OCCURRENCE_FIELD_NUMBER: _builtins.int
     risk_id: _builtins.str
     engagement_id: _builtins.str
     description: _builtins.str
@@ -124,12 +126,18 @@ class Risk(_message.Message):
     strategy_basis: _builtins.str
     """the clause behind the suggestion (e.g. "6.3.1") or "assumption" """
     close_reason: _builtins.str
+    occurrence: _builtins.str
+    """what happened"""
     @_builtins.property
     def registered_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def assessed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def closed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """when the risk was last reported to have happened"""
+
     def __init__(
         self,
         *,
@@ -153,10 +161,12 @@ class Risk(_message.Message):
         assessed_at: _timestamp_pb2.Timestamp | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
         close_reason: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        occurrence: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "closed_at", b"closed_at", "registered_at", b"registered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "closed_at", b"closed_at", "occurred_at", b"occurred_at", "registered_at", b"registered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "category", b"category", "close_reason", b"close_reason", "closed_at", b"closed_at", "description", b"description", "engagement_id", b"engagement_id", "identification_method", b"identification_method", "impact", b"impact", "level", b"level", "likelihood", b"likelihood", "owner", b"owner", "priority", b"priority", "registered_at", b"registered_at", "risk_id", b"risk_id", "source", b"source", "stage", b"stage", "status", b"status", "strategy", b"strategy", "strategy_basis", b"strategy_basis", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessed_at", b"assessed_at", "category", b"category", "close_reason", b"close_reason", "closed_at", b"closed_at", "description", b"description", "engagement_id", b"engagement_id", "identification_method", b"identification_method", "impact", b"impact", "level", b"level", "likelihood", b"likelihood", "occurred_at", b"occurred_at", "occurrence", b"occurrence", "owner", b"owner", "priority", b"priority", "registered_at", b"registered_at", "risk_id", b"risk_id", "source", b"source", "stage", b"stage", "status", b"status", "strategy", b"strategy", "strategy_basis", b"strategy_basis", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -447,6 +457,7 @@ class PlanResponseRequest(_message.Message):
     OWNER_FIELD_NUMBER: _builtins.int
     DUE_DATE_FIELD_NUMBER: _builtins.int
     DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DEVIATION_REASON_FIELD_NUMBER: _builtins.int
     risk_id: _builtins.str
     strategy: _builtins.str
     """avoid, mitigate, transfer, accept"""
@@ -457,6 +468,8 @@ class PlanResponseRequest(_message.Message):
     due_date: _builtins.str
     """YYYY-MM-DD; required with measures"""
     decided_by: _builtins.str
+    deviation_reason: _builtins.str
+    """required when the strategy is not the prescribed one (suggested_strategy)"""
     def __init__(
         self,
         *,
@@ -466,10 +479,11 @@ class PlanResponseRequest(_message.Message):
         owner: _builtins.str = ...,
         due_date: _builtins.str = ...,
         decided_by: _builtins.str = ...,
+        deviation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "due_date", b"due_date", "measures", b"measures", "owner", b"owner", "risk_id", b"risk_id", "strategy", b"strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_by", b"decided_by", "deviation_reason", b"deviation_reason", "due_date", b"due_date", "measures", b"measures", "owner", b"owner", "risk_id", b"risk_id", "strategy", b"strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -494,6 +508,11 @@ class ResponsePlan(_message.Message):
     PLANNED_AT_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     COMPLETION_NOTES_FIELD_NUMBER: _builtins.int
+    DEVIATION_FIELD_NUMBER: _builtins.int
+    DEVIATION_REASON_FIELD_NUMBER: _builtins.int
+    DEVIATION_DECIDED_BY_FIELD_NUMBER: _builtins.int
+    DEVIATION_NOTE_FIELD_NUMBER: _builtins.int
+    DEVIATION_DECIDED_AT_FIELD_NUMBER: _builtins.int
     response_id: _builtins.str
     risk_id: _builtins.str
     engagement_id: _builtins.str
@@ -505,17 +524,26 @@ class ResponsePlan(_message.Message):
     due_date: _builtins.str
     """YYYY-MM-DD or empty"""
     status: _builtins.str
-    """planned, done"""
+    """planned, done, rejected (a deviation management rejected)"""
     overdue: _builtins.bool
     """planned and past its due date"""
     effective: _builtins.bool
     """set when done"""
     decided_by: _builtins.str
     completion_notes: _builtins.str
+    deviation: _builtins.str
+    """none, awaiting_approval, approved, rejected"""
+    deviation_reason: _builtins.str
+    """why the strategy differs from the prescribed one"""
+    deviation_decided_by: _builtins.str
+    deviation_note: _builtins.str
+    """management's note; required with a rejection"""
     @_builtins.property
     def planned_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deviation_decided_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -534,14 +562,48 @@ class ResponsePlan(_message.Message):
         planned_at: _timestamp_pb2.Timestamp | None = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         completion_notes: _builtins.str = ...,
+        deviation: _builtins.str = ...,
+        deviation_reason: _builtins.str = ...,
+        deviation_decided_by: _builtins.str = ...,
+        deviation_note: _builtins.str = ...,
+        deviation_decided_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "planned_at", b"planned_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "deviation_decided_at", b"deviation_decided_at", "planned_at", b"planned_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_notes", b"completion_notes", "decided_by", b"decided_by", "due_date", b"due_date", "effective", b"effective", "engagement_id", b"engagement_id", "measures", b"measures", "overdue", b"overdue", "owner", b"owner", "planned_at", b"planned_at", "response_id", b"response_id", "risk_id", b"risk_id", "status", b"status", "strategy", b"strategy", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_notes", b"completion_notes", "decided_by", b"decided_by", "deviation", b"deviation", "deviation_decided_at", b"deviation_decided_at", "deviation_decided_by", b"deviation_decided_by", "deviation_note", b"deviation_note", "deviation_reason", b"deviation_reason", "due_date", b"due_date", "effective", b"effective", "engagement_id", b"engagement_id", "measures", b"measures", "overdue", b"overdue", "owner", b"owner", "planned_at", b"planned_at", "response_id", b"response_id", "risk_id", b"risk_id", "status", b"status", "strategy", b"strategy", "suggested_strategy", b"suggested_strategy"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResponsePlan: _TypeAlias = ResponsePlan  # noqa: Y015
+
+@_typing.final
+class DecideDeviationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_ID_FIELD_NUMBER: _builtins.int
+    APPROVED_FIELD_NUMBER: _builtins.int
+    DECIDED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    response_id: _builtins.str
+    approved: _builtins.bool
+    decided_by: _builtins.str
+    note: _builtins.str
+    """required when rejected"""
+    def __init__(
+        self,
+        *,
+        response_id: _builtins.str = ...,
+        approved: _builtins.bool = ...,
+        decided_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved", b"approved", "decided_by", b"decided_by", "note", b"note", "response_id", b"response_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideDeviationRequest: _TypeAlias = DecideDeviationRequest  # noqa: Y015
 
 @_typing.final
 class CompleteResponseRequest(_message.Message):
@@ -643,6 +705,32 @@ class CloseRiskRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CloseRiskRequest: _TypeAlias = CloseRiskRequest  # noqa: Y015
+
+@_typing.final
+class ReportRiskOccurredRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RISK_ID_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    REPORTED_BY_FIELD_NUMBER: _builtins.int
+    risk_id: _builtins.str
+    description: _builtins.str
+    """what happened"""
+    reported_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        risk_id: _builtins.str = ...,
+        description: _builtins.str = ...,
+        reported_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "reported_by", b"reported_by", "risk_id", b"risk_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRiskOccurredRequest: _TypeAlias = ReportRiskOccurredRequest  # noqa: Y015
 
 @_typing.final
 class GetRegisterRequest(_message.Message):
@@ -907,6 +995,7 @@ class Warning(_message.Message):
     ACTION_FIELD_NUMBER: _builtins.int
     ESCALATED_AT_FIELD_NUMBER: _builtins.int
     ESCALATIONS_FIELD_NUMBER: _builtins.int
+    READINGS_FIELD_NUMBER: _builtins.int
     warning_id: _builtins.str
     engagement_id: _builtins.str
     risk_id: _builtins.str
@@ -922,6 +1011,8 @@ class Warning(_message.Message):
     action: _builtins.str
     """what the acknowledger does about it"""
     escalations: _builtins.int
+    readings: _builtins.int
+    """readings this warning stands for: a reading of an indicator whose"""
     @_builtins.property
     def raised_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -945,10 +1036,11 @@ class Warning(_message.Message):
         action: _builtins.str = ...,
         escalated_at: _timestamp_pb2.Timestamp | None = ...,
         escalations: _builtins.int = ...,
+        readings: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "escalated_at", b"escalated_at", "raised_at", b"raised_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "action", b"action", "engagement_id", b"engagement_id", "escalated_at", b"escalated_at", "escalations", b"escalations", "indicator", b"indicator", "level", b"level", "raised_at", b"raised_at", "risk_id", b"risk_id", "status", b"status", "trigger", b"trigger", "value", b"value", "warning_id", b"warning_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledged_at", b"acknowledged_at", "acknowledged_by", b"acknowledged_by", "action", b"action", "engagement_id", b"engagement_id", "escalated_at", b"escalated_at", "escalations", b"escalations", "indicator", b"indicator", "level", b"level", "raised_at", b"raised_at", "readings", b"readings", "risk_id", b"risk_id", "status", b"status", "trigger", b"trigger", "value", b"value", "warning_id", b"warning_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -64,6 +64,11 @@ class RiskServiceStub:
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
                 _registered_method=True)
+        self.DecideDeviation = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/DecideDeviation',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+                _registered_method=True)
         self.CompleteResponse = channel.unary_unary(
                 '/consultflow.api.risk.v1.RiskService/CompleteResponse',
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.SerializeToString,
@@ -77,6 +82,11 @@ class RiskServiceStub:
         self.CloseRisk = channel.unary_unary(
                 '/consultflow.api.risk.v1.RiskService/CloseRisk',
                 request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+                _registered_method=True)
+        self.ReportRiskOccurred = channel.unary_unary(
+                '/consultflow.api.risk.v1.RiskService/ReportRiskOccurred',
+                request_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
                 _registered_method=True)
         self.GetRegister = channel.unary_unary(
@@ -161,6 +171,13 @@ class RiskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecideDeviation(self, request, context):
+        """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CompleteResponse(self, request, context):
         """6.4.1: the measures of a response were carried out (and whether they worked).
         """
@@ -176,6 +193,13 @@ class RiskServiceServicer:
 
     def CloseRisk(self, request, context):
         """A risk that no longer threatens the engagement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportRiskOccurred(self, request, context):
+        """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -261,6 +285,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.PlanResponseRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
             ),
+            'DecideDeviation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideDeviation,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.SerializeToString,
+            ),
             'CompleteResponse': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteResponse,
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CompleteResponseRequest.FromString,
@@ -274,6 +303,11 @@ def add_RiskServiceServicer_to_server(servicer, server):
             'CloseRisk': grpc.unary_unary_rpc_method_handler(
                     servicer.CloseRisk,
                     request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
+            ),
+            'ReportRiskOccurred': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportRiskOccurred,
+                    request_deserializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.SerializeToString,
             ),
             'GetRegister': grpc.unary_unary_rpc_method_handler(
@@ -485,6 +519,33 @@ class RiskService:
             _registered_method=True)
 
     @staticmethod
+    def DecideDeviation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/DecideDeviation',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.DecideDeviationRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ResponsePlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CompleteResponse(request,
             target,
             options=(),
@@ -554,6 +615,33 @@ class RiskService:
             target,
             '/consultflow.api.risk.v1.RiskService/CloseRisk',
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.CloseRiskRequest.SerializeToString,
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportRiskOccurred(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.risk.v1.RiskService/ReportRiskOccurred',
+            consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.ReportRiskOccurredRequest.SerializeToString,
             consultflow_dot_api_dot_risk_dot_v1_dot_risk__pb2.Risk.FromString,
             options,
             channel_credentials,

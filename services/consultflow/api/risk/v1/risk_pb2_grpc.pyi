@@ -57,11 +57,15 @@ class RiskServiceStub:
     """6.2.3: the risk matrix of one engagement, or of the whole firm, for a heat map."""
     PlanResponse: _grpc.UnaryUnaryMultiCallable[_risk_pb2.PlanResponseRequest, _risk_pb2.ResponsePlan]
     """6.3: the strategy a person chose, with measures, owner and due date."""
+    DecideDeviation: _grpc.UnaryUnaryMultiCallable[_risk_pb2.DecideDeviationRequest, _risk_pb2.ResponsePlan]
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
     CompleteResponse: _grpc.UnaryUnaryMultiCallable[_risk_pb2.CompleteResponseRequest, _risk_pb2.ResponsePlan]
     """6.4.1: the measures of a response were carried out (and whether they worked)."""
     ListResponses: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]
     CloseRisk: _grpc.UnaryUnaryMultiCallable[_risk_pb2.CloseRiskRequest, _risk_pb2.Risk]
     """A risk that no longer threatens the engagement."""
+    ReportRiskOccurred: _grpc.UnaryUnaryMultiCallable[_risk_pb2.ReportRiskOccurredRequest, _risk_pb2.Risk]
+    """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
     GetRegister: _grpc.UnaryUnaryMultiCallable[_risk_pb2.GetRegisterRequest, _risk_pb2.Register]
     """The engagement's register with its counts."""
     RecordReview: _grpc.UnaryUnaryMultiCallable[_risk_pb2.RecordReviewRequest, _risk_pb2.Review]
@@ -93,11 +97,15 @@ class RiskServiceAsyncStub(RiskServiceStub):
     """6.2.3: the risk matrix of one engagement, or of the whole firm, for a heat map."""
     PlanResponse: _aio.UnaryUnaryMultiCallable[_risk_pb2.PlanResponseRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
     """6.3: the strategy a person chose, with measures, owner and due date."""
+    DecideDeviation: _aio.UnaryUnaryMultiCallable[_risk_pb2.DecideDeviationRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
+    """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
     CompleteResponse: _aio.UnaryUnaryMultiCallable[_risk_pb2.CompleteResponseRequest, _risk_pb2.ResponsePlan]  # type: ignore[assignment]
     """6.4.1: the measures of a response were carried out (and whether they worked)."""
     ListResponses: _aio.UnaryUnaryMultiCallable[_risk_pb2.ListResponsesRequest, _risk_pb2.ListResponsesResponse]  # type: ignore[assignment]
     CloseRisk: _aio.UnaryUnaryMultiCallable[_risk_pb2.CloseRiskRequest, _risk_pb2.Risk]  # type: ignore[assignment]
     """A risk that no longer threatens the engagement."""
+    ReportRiskOccurred: _aio.UnaryUnaryMultiCallable[_risk_pb2.ReportRiskOccurredRequest, _risk_pb2.Risk]  # type: ignore[assignment]
+    """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
     GetRegister: _aio.UnaryUnaryMultiCallable[_risk_pb2.GetRegisterRequest, _risk_pb2.Register]  # type: ignore[assignment]
     """The engagement's register with its counts."""
     RecordReview: _aio.UnaryUnaryMultiCallable[_risk_pb2.RecordReviewRequest, _risk_pb2.Review]  # type: ignore[assignment]
@@ -164,6 +172,14 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         """6.3: the strategy a person chose, with measures, owner and due date."""
 
     @_abc_1.abstractmethod
+    def DecideDeviation(
+        self,
+        request: _risk_pb2.DecideDeviationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.ResponsePlan, _abc.Awaitable[_risk_pb2.ResponsePlan]]:
+        """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
+
+    @_abc_1.abstractmethod
     def CompleteResponse(
         self,
         request: _risk_pb2.CompleteResponseRequest,
@@ -185,6 +201,14 @@ class RiskServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_risk_pb2.Risk, _abc.Awaitable[_risk_pb2.Risk]]:
         """A risk that no longer threatens the engagement."""
+
+    @_abc_1.abstractmethod
+    def ReportRiskOccurred(
+        self,
+        request: _risk_pb2.ReportRiskOccurredRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_risk_pb2.Risk, _abc.Awaitable[_risk_pb2.Risk]]:
+        """6.3.4: the risk happened; publishes risk.occurred, which starts the contingency response."""
 
     @_abc_1.abstractmethod
     def GetRegister(
