@@ -304,6 +304,7 @@ def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
             "spiffworkflow:messagePayload",
             "bpmn:timeDuration",
             "bpmn:timeCycle",
+            "bpmn:timeDate",
         ):
             for e in root.iterfind(f".//{tag}", NS):
                 expressions.append((f"{file} {tag}", e.text or ""))
@@ -341,7 +342,9 @@ def test_timer_expressions_evaluate_to_iso_8601(file: str) -> None:
     environment = RestrictedEnvironment()
     for tag in ("timeDuration", "timeCycle", "timeDate"):
         for element in _root(file).iterfind(f".//bpmn:{tag}", NS):
-            value = environment.evaluate(element.text or "", {"validity_days": 30})
+            value = environment.evaluate(
+                element.text or "", {"validity_days": 30, "survey_date": "2030-06-01"}
+            )
             if tag == "timeCycle":
                 _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
                 assert duration.total_seconds() > 0

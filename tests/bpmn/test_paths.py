@@ -314,10 +314,13 @@ def online_delivery_after_an_untested_channel(w: World) -> None:
     assert w.count("delivery.plan_onsite_delivery") == 0
 
 
+# --- follow-up (ch. 5) scenarios ---------------------------------------------------------------------
+
+
 @scenario
 def unanswered_survey_closes(w: World) -> None:
     w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
-    w.submit("plan_survey_form", survey_method="phone_interview")
+    w.submit("plan_survey_form", survey_method="questionnaire")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -327,14 +330,30 @@ def unanswered_survey_closes(w: World) -> None:
 
 @scenario
 def satisfied_client_needs_no_rectification(w: World) -> None:
+    """5.1.2: a face-to-face survey waits for its planned date; staff take the answers down."""
     w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
-    w.submit("plan_survey_form", survey_method="face_to_face")
-    w.survey_ratings = HAPPY
-    w.client("survey.response_received", "E-HAPPY", response_id="response-9")
+    w.submit("plan_survey_form", survey_method="face_to_face", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0
+    assert open_tasks(w) == [], "the interview waits for the survey date"
+    w.elapse("survey_date_reached")
+    w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in HAPPY.items()})
+    assert w.count("survey.record_interview") == 1
     assert w.variables("follow_up")["rectification_needed"] is False
     assert w.count("survey.record_problem") == 0
     w.elapse("maintenance_period")
     assert w.ends("follow_up") == ["follow_up_completed", "maintenance_over"]
+
+
+@scenario
+def phone_interview_reveals_dissatisfaction(w: World) -> None:
+    """5.1.2 → 5.1.3: the answers of a phone interview are analysed like a questionnaire's."""
+    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6")
+    w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
+    w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
+    assert w.variables("follow_up")["rectification_needed"] is True
+    assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
+    assert "identify_problem_form" in open_tasks(w)
 
 
 @scenario
@@ -351,6 +370,9 @@ def rectification_without_a_new_risk(w: World) -> None:
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
+
+
+# --- end of the follow-up scenarios ---------------------------------------------------------------
 
 
 @scenario

@@ -375,6 +375,11 @@ class Worker:
     def survey__send_reminder(self, p: Mapping[str, Any]) -> Outputs:
         return {"reminded_at": _now()}
 
+    def survey__record_interview(self, p: Mapping[str, Any]) -> Outputs:
+        dimensions = ("service_quality", "result_quality", "team_performance", "overall_satisfaction")
+        self.world.survey_ratings = {d: int(p[d]) for d in dimensions}
+        return {"response_id": self.new_id("response")}
+
     def survey__analyse_responses(self, p: Mapping[str, Any]) -> Outputs:
         ratings: dict[str, int] = self.world.survey_ratings
         score = round(sum(ratings.values()) / (5 * len(ratings)) * 100)

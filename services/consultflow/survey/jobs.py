@@ -10,10 +10,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import renamed_fields, required_text, yes_no
 from consultflow.platform.jobs import Job, Operations
 from consultflow.survey import usecases
-from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
+from consultflow.survey.domain import (
+    GENERAL,
+    Dimension,
+    NewMeasure,
+    NewProblem,
+    NewResponse,
+    ProblemStatus,
+    SurveyPlan,
+)
 
 operations = Operations[None]("survey")
 
@@ -55,6 +64,33 @@ def send_questionnaire(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, An
 def send_reminder(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: reminds the respondents; `reminded_at` is null when a response had arrived meanwhile."""
     return {"reminded_at": usecases.send_reminder(uow, _required_id(job, "survey_id"))}
+
+
+@operations.handler("record_interview")
+def record_interview(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
+    """5.1.2: the answers of a phone or face-to-face interview, as the client's response."""
+    ratings = {d.value: _rating(job, d.value) for d in Dimension}
+    renames = {f"ratings.{d}": d for d in ratings} | {f"comments.{GENERAL}": "interview_notes"}
+    with renamed_fields(respondent="interviewee", **renames):
+        command = NewResponse.parse(
+            survey_id=_required_id(job, "survey_id"),
+            respondent=job.text("interviewee", ""),
+            ratings=ratings,
+            comments={GENERAL: job.text("interview_notes", "")},
+            recommendation=None,
+            request_id=job.request_id,
+        )
+    response, _ = usecases.record_interview(uow, command)
+    return {"response_id": response.response_id}
+
+
+def _rating(job: Job, name: str) -> int:
+    """A 1–5 rating from the interview form (an enum of digits, or a number)."""
+    value = job.get(name)
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit():
+        raise InvalidArgument(name, f"{value!r} is not a rating from 1 to 5")
+    return int(text)
 
 
 @operations.handler("analyse_responses")

@@ -28,6 +28,7 @@ from consultflow.survey.domain import (
     Answers,
     Dimension,
     MeasureStatus,
+    Method,
     NewMeasure,
     NewProblem,
     NewResponse,
@@ -39,6 +40,7 @@ from consultflow.survey.domain import (
     TrendPoint,
     analyse,
     check_can_solve,
+    check_interview_method,
     check_measure_open,
     check_problem_unsolved,
     check_questionnaire_sent,
@@ -260,6 +262,19 @@ def submit_response(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Su
         {"engagement_id": survey.engagement_id},
     )
     return response, survey
+
+
+def record_interview(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Survey]:
+    """5.1.2: the answers a staff member took down in a phone or face-to-face interview. The interview
+    is the survey's sending (`questionnaire.sent`, once) and its answers are a response like any other
+    (`response.submitted`); the same request id returns the first."""
+    existing = by_request(uow.session, Response, command.request_id)
+    if existing is not None:
+        return existing, get_survey(uow.session, existing.survey_id)
+    survey = get_survey(uow.session, command.survey_id)
+    check_interview_method(survey.survey_id, Method(survey.method))
+    send_questionnaire(uow, survey.survey_id)
+    return submit_response(uow, command)
 
 
 def list_responses(session: Session, survey_id: str) -> list[Response]:

@@ -321,6 +321,59 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
     assert {e.correlation["engagement_id"] for e in events} == {"E-5"}
 
 
+def test_interview_answers_recorded_as_a_job(survey: ComponentThread, nats_url: str) -> None:
+    """5.1.2: a phone interview needs no questionnaire sent: the recorded interview is the sending and the
+    response; a questionnaire survey refuses interview answers."""
+    api = stub(survey)
+    plan = {
+        "business_key": "E-6",
+        "client_id": "C-6",
+        "respondents": "Ms Chen",
+        "survey_date": "2025-04-01",
+        "survey_content": "",
+    }
+    survey_id = completed(
+        run(survey, HANDLERS, job("survey.create_plan", survey_method="phone_interview", **plan))
+    )["survey_id"]
+    answers = {
+        "survey_id": survey_id,
+        "interviewee": "Ms Chen",
+        "service_quality": "4",
+        "result_quality": "2",
+        "team_performance": "4",
+        "overall_satisfaction": "3",
+        "interview_notes": "The charts were hard to read",
+    }
+    recorded = completed(run(survey, HANDLERS, job("survey.record_interview", **answers)))
+    assert recorded["response_id"]
+    stored = api.GetSurvey(pb.GetSurveyRequest(survey_id=survey_id))
+    assert stored.status == "responded"
+    analysed = completed(run(survey, HANDLERS, job("survey.analyse_responses", survey_id=survey_id)))
+    assert analysed["lowest_rating"] == 2.0
+    reasons = {r["dimension"]: r["comments"] for r in analysed["dissatisfaction_reasons"]}
+    assert "result_quality" in reasons
+    out_of_range = {**answers, "result_quality": "9"}
+    assert "result_quality" in refused_job(survey, HANDLERS, "survey.record_interview", out_of_range)
+
+    questionnaire_id = completed(
+        run(survey, HANDLERS, job("survey.create_plan", survey_method="questionnaire", **plan))
+    )["survey_id"]
+    refused = refused_job(
+        survey, HANDLERS, "survey.record_interview", {**answers, "survey_id": questionnaire_id}
+    )
+    assert "questionnaire survey" in refused
+    expected = [
+        "survey.planned",
+        "questionnaire.sent",
+        "response.submitted",
+        "survey.analysed",
+        "survey.planned",
+    ]
+    events = events_including(nats_url, expected, "survey")
+    of_interview = [e.type for e in events if e.correlation["engagement_id"] == "E-6"]
+    assert sorted(of_interview) == sorted(expected)
+
+
 def test_a_job_delivered_twice_acts_once(survey: ComponentThread) -> None:
     planning = job(
         "survey.create_plan",

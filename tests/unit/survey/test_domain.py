@@ -14,6 +14,7 @@ from consultflow.survey.domain import (
     Answers,
     Dimension,
     MeasureStatus,
+    Method,
     NewMeasure,
     NewProblem,
     NewResponse,
@@ -23,6 +24,7 @@ from consultflow.survey.domain import (
     TrendPoint,
     analyse,
     check_can_solve,
+    check_interview_method,
     check_measure_open,
     check_problem_unsolved,
     check_questionnaire_sent,
@@ -355,3 +357,10 @@ def test_a_response_carries_checked_answers_and_names_its_invalid_field() -> Non
                 survey_id="S-1", respondent=respondent, ratings=bad_ratings, comments={}, recommendation=None
             )
         assert caught.value.field == field
+
+
+def test_interview_answers_are_recorded_only_for_phone_and_face_to_face_surveys() -> None:
+    check_interview_method("s-1", Method.PHONE_INTERVIEW)
+    check_interview_method("s-1", Method.FACE_TO_FACE)
+    with pytest.raises(FailedPrecondition, match="questionnaire survey"):
+        check_interview_method("s-1", Method.QUESTIONNAIRE)
