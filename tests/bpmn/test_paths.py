@@ -171,6 +171,7 @@ def full_engagement(w: World) -> None:
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
+    w.submit("analyse_dissatisfaction_form", dissatisfaction_causes="charts unclear, export markets missing")
     w.submit("identify_problem_form", problem_nature="result", problem_severity="moderate", risk_noted=True)
     assess(w, "high", "severe", "avoid")
     w.submit("define_measure_form")
@@ -338,6 +339,8 @@ def satisfied_client_needs_no_rectification(w: World) -> None:
     w.elapse("survey_date_reached")
     w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in HAPPY.items()})
     assert w.count("survey.record_interview") == 1
+    w.submit("analyse_dissatisfaction_form", dissatisfaction_causes="none found")
+    assert w.count("survey.record_causes") == 1
     assert w.variables("follow_up")["rectification_needed"] is False
     assert w.count("survey.record_problem") == 0
     w.elapse("maintenance_period")
@@ -351,6 +354,8 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
     w.elapse("survey_date_reached")
     w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
+    assert open_tasks(w) == ["analyse_dissatisfaction_form"], "5.1.3: the causes before the decision"
+    w.submit("analyse_dissatisfaction_form")
     assert w.variables("follow_up")["rectification_needed"] is True
     assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
     assert "identify_problem_form" in open_tasks(w)
@@ -362,6 +367,7 @@ def rectification_without_a_new_risk(w: World) -> None:
     w.submit("plan_survey_form", survey_method="questionnaire")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
+    w.submit("analyse_dissatisfaction_form")
     w.submit(
         "identify_problem_form", problem_nature="communication", problem_severity="major", risk_noted=False
     )

@@ -392,6 +392,9 @@ class Worker:
             "dissatisfaction_reasons": ",".join(k for k, v in ratings.items() if v <= 3),
         }
 
+    def survey__record_causes(self, p: Mapping[str, Any]) -> Outputs:
+        return {"causes_recorded_at": _now()}
+
     def survey__record_problem(self, p: Mapping[str, Any]) -> Outputs:
         return {"problem_id": self.new_id("problem")}
 

@@ -443,6 +443,27 @@ def measure_overdue(deadline: date, done: bool, today: date) -> bool:
     return not done and deadline < today
 
 
+@dataclass(frozen=True)
+class Causes:
+    """5.1.3: the causes of the client's dissatisfaction, as staff analysed them from the results."""
+
+    survey_id: str
+    causes: str
+
+    @classmethod
+    def parse(cls, *, survey_id: str, causes: str) -> Causes:
+        return cls(
+            survey_id=required_text("survey_id", survey_id, 100),
+            causes=required_text("causes", causes, 5000),
+        )
+
+
+def check_analysed(survey_id: str, analysed: bool) -> None:
+    """5.1.3: the causes are analysed from the survey's results, so after the score was computed."""
+    if not analysed:
+        raise FailedPrecondition(f"survey {survey_id!r} has not been analysed: analyse its results first")
+
+
 # --- the rules of the survey's and the problem's life (5.1.2-5.2.3) -------------------------------------
 
 

@@ -16,6 +16,7 @@ from consultflow.platform.jobs import Job, Operations
 from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
+    Causes,
     Dimension,
     NewMeasure,
     NewProblem,
@@ -102,6 +103,16 @@ def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any
         key: figures[key]
         for key in ("satisfaction_score", "lowest_rating", "csat", "nps", "dissatisfaction_reasons")
     }
+
+
+@operations.handler("record_causes")
+def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
+    """5.1.3: the causes of dissatisfaction staff found in the results."""
+    with renamed_fields(causes="dissatisfaction_causes"):
+        command = Causes.parse(survey_id=job.text("survey_id"), causes=job.text("dissatisfaction_causes"))
+    analysis = usecases.record_causes(uow, command)
+    assert analysis.causes_recorded_at is not None
+    return {"causes_recorded_at": analysis.causes_recorded_at}
 
 
 @operations.handler("record_problem")

@@ -26,6 +26,7 @@ from consultflow.platform.timeutil import now
 from consultflow.survey.domain import (
     RECOMMENDATION,
     Answers,
+    Causes,
     Dimension,
     MeasureStatus,
     Method,
@@ -39,6 +40,7 @@ from consultflow.survey.domain import (
     Trend,
     TrendPoint,
     analyse,
+    check_analysed,
     check_can_solve,
     check_interview_method,
     check_measure_open,
@@ -328,6 +330,25 @@ def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
         "survey.analysed",
         survey.survey_id,
         {**analysis_figures(analysis), "engagement_id": survey.engagement_id, "client_id": survey.client_id},
+        {"engagement_id": survey.engagement_id},
+    )
+    return analysis
+
+
+def record_causes(uow: UnitOfWork, command: Causes) -> Analysis:
+    """5.1.3: keeps the causes of dissatisfaction with the survey's analysis (recording again replaces
+    them); publishes `causes.recorded`."""
+    survey = get_survey(uow.session, command.survey_id)
+    analysis = uow.session.get(Analysis, survey.survey_id)
+    check_analysed(survey.survey_id, analysis is not None)
+    assert analysis is not None
+    analysis.causes = command.causes
+    analysis.causes_recorded_at = now()
+    uow.session.flush()
+    uow.emit(
+        "causes.recorded",
+        survey.survey_id,
+        {"survey_id": survey.survey_id, "dissatisfaction_causes": analysis.causes},
         {"engagement_id": survey.engagement_id},
     )
     return analysis

@@ -323,7 +323,8 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
 
 def test_interview_answers_recorded_as_a_job(survey: ComponentThread, nats_url: str) -> None:
     """5.1.2: a phone interview needs no questionnaire sent: the recorded interview is the sending and the
-    response; a questionnaire survey refuses interview answers."""
+    response; a questionnaire survey refuses interview answers. 5.1.3: the causes of dissatisfaction are
+    recorded after the analysis."""
     api = stub(survey)
     plan = {
         "business_key": "E-6",
@@ -352,6 +353,8 @@ def test_interview_answers_recorded_as_a_job(survey: ComponentThread, nats_url: 
     assert analysed["lowest_rating"] == 2.0
     reasons = {r["dimension"]: r["comments"] for r in analysed["dissatisfaction_reasons"]}
     assert "result_quality" in reasons
+    causes = {"survey_id": survey_id, "dissatisfaction_causes": "charts without labels; no summary"}
+    assert completed(run(survey, HANDLERS, job("survey.record_causes", **causes)))["causes_recorded_at"]
     out_of_range = {**answers, "result_quality": "9"}
     assert "result_quality" in refused_job(survey, HANDLERS, "survey.record_interview", out_of_range)
 
@@ -362,11 +365,14 @@ def test_interview_answers_recorded_as_a_job(survey: ComponentThread, nats_url: 
         survey, HANDLERS, "survey.record_interview", {**answers, "survey_id": questionnaire_id}
     )
     assert "questionnaire survey" in refused
+    unanalysed = {"survey_id": questionnaire_id, "dissatisfaction_causes": "x"}
+    assert "not been analysed" in refused_job(survey, HANDLERS, "survey.record_causes", unanalysed)
     expected = [
         "survey.planned",
         "questionnaire.sent",
         "response.submitted",
         "survey.analysed",
+        "causes.recorded",
         "survey.planned",
     ]
     events = events_including(nats_url, expected, "survey")

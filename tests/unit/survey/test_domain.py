@@ -12,6 +12,7 @@ from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.survey.domain import (
     WEIGHTS,
     Answers,
+    Causes,
     Dimension,
     MeasureStatus,
     Method,
@@ -23,6 +24,7 @@ from consultflow.survey.domain import (
     SurveyStatus,
     TrendPoint,
     analyse,
+    check_analysed,
     check_can_solve,
     check_interview_method,
     check_measure_open,
@@ -364,3 +366,12 @@ def test_interview_answers_are_recorded_only_for_phone_and_face_to_face_surveys(
     check_interview_method("s-1", Method.FACE_TO_FACE)
     with pytest.raises(FailedPrecondition, match="questionnaire survey"):
         check_interview_method("s-1", Method.QUESTIONNAIRE)
+
+
+def test_the_causes_of_dissatisfaction_are_text_recorded_after_the_analysis() -> None:
+    assert Causes.parse(survey_id="s-1", causes=" late replies ").causes == "late replies"
+    with pytest.raises(InvalidArgument, match="causes"):
+        Causes.parse(survey_id="s-1", causes="  ")
+    check_analysed("s-1", True)
+    with pytest.raises(FailedPrecondition, match="not been analysed"):
+        check_analysed("s-1", False)
