@@ -284,8 +284,9 @@ def test_parameters_pass_only_values_the_operation_accepts(file: str) -> None:
 
 
 def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
-    """Form field ids, operation outputs, decision outputs, message variables and the engagement's start
-    variables are all a diagram can read: parameters, conditions, payloads and timers use nothing else."""
+    """Form field ids, operation outputs, decision outputs, message variables, multi-instance input items and
+    the engagement's start variables are all a diagram can read: parameters, conditions, payloads and timers
+    use nothing else."""
     produced = set(START_VARIABLES)
     for operation in operations().values():
         produced |= set(operation.outputs)
@@ -297,6 +298,8 @@ def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
     for file in FILES:
         root = _root(file)
         produced |= {f.get("id") for f in root.iterfind(".//camunda:formField", NS)}
+        # a multi-instance activity's input item: each instance's element of the collection
+        produced |= {i.get("id") for i in root.iterfind(".//bpmn:inputDataItem", NS)}
         for p in root.iterfind(".//spiffworkflow:parameter", NS):
             expressions.append((f"{file} parameter {p.get('id')}", p.get("value", "")))
         for tag in (

@@ -172,7 +172,13 @@ def full_engagement(w: World) -> None:
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
     w.submit("analyse_dissatisfaction_form", dissatisfaction_causes="charts unclear, export markets missing")
-    w.submit("identify_problem_form", problem_nature="result", problem_severity="moderate", risk_noted=True)
+    w.submit(
+        "identify_problem_form",
+        problem_nature="result",
+        problem_severity="moderate",
+        risk_noted=True,
+        more_problems=False,
+    )
     assess(w, "high", "severe", "avoid")
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=False)
@@ -358,7 +364,38 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     w.submit("analyse_dissatisfaction_form")
     assert w.variables("follow_up")["rectification_needed"] is True
     assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
-    assert "identify_problem_form" in open_tasks(w)
+    # 5.2.1: two problems, one after the other; each gets its measure and its progress reports (5.2.2-5.2.3)
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="major", more_problems=True)
+    w.submit("identify_problem_form", problem_nature="team", problem_severity="minor", more_problems=False)
+    assert w.count("survey.record_problem") == 2
+    assert open_tasks(w) == ["define_measure_form", "define_measure_form"]
+    w.submit("define_measure_form", measure="labelled charts and a summary")
+    w.submit("define_measure_form", measure="a named contact for the client")
+    assert open_tasks(w) == ["rectify_and_report_form", "rectify_and_report_form"]
+    w.submit("rectify_and_report_form", problem_solved=False)
+    w.submit("rectify_and_report_form", problem_solved=True)
+    assert open_tasks(w) == ["rectify_and_report_form"]
+    w.submit("rectify_and_report_form", problem_solved=True)
+    assert w.count("survey.define_measure") == 2 and w.count("survey.report_progress") == 3
+    assert open_tasks(w) == []
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def client_feedback_leads_to_rectification(w: World) -> None:
+    """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
+    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7")
+    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
+    w.submit("analyse_dissatisfaction_form", feedback_problem=True)
+    assert w.variables("follow_up")["rectification_needed"] is False
+    w.submit("identify_problem_form", problem_nature="other", problem_severity="minor", more_problems=False)
+    w.submit("define_measure_form")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
 
 
 @scenario
@@ -369,7 +406,11 @@ def rectification_without_a_new_risk(w: World) -> None:
     w.client("survey.response_received", "E-FIX", response_id="response-5")
     w.submit("analyse_dissatisfaction_form")
     w.submit(
-        "identify_problem_form", problem_nature="communication", problem_severity="major", risk_noted=False
+        "identify_problem_form",
+        problem_nature="communication",
+        problem_severity="major",
+        risk_noted=False,
+        more_problems=False,
     )
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=True)

@@ -165,6 +165,7 @@ class Worker:
     def __init__(self, world: World) -> None:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
+        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -396,7 +397,10 @@ class Worker:
         return {"causes_recorded_at": _now()}
 
     def survey__record_problem(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_id": self.new_id("problem")}
+        problem_id = self.new_id("problem")
+        problems = self.problems.setdefault(str(p["survey_id"]), [])
+        problems.append(problem_id)
+        return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
         return {"measure_id": self.new_id("measure")}

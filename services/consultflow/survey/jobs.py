@@ -117,7 +117,8 @@ def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
 
 @operations.handler("record_problem")
 def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.1: a problem with its nature and severity."""
+    """5.2.1: a problem with its nature and severity; `problem_ids` lists all the survey's problems still
+    to be rectified (the diagram rectifies each)."""
     with renamed_fields(
         description="problem_description", nature="problem_nature", severity="problem_severity"
     ):
@@ -128,7 +129,9 @@ def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
             severity=job.text("problem_severity"),
             request_id=job.request_id,
         )
-    return {"problem_id": usecases.record_problem(uow, command).problem_id}
+    problem = usecases.record_problem(uow, command)
+    problem_ids = usecases.unsolved_problem_ids(uow.session, problem.survey_id)
+    return {"problem_id": problem.problem_id, "problem_ids": problem_ids}
 
 
 @operations.handler("define_measure")

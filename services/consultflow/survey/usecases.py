@@ -439,6 +439,16 @@ def list_problems(
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
 
+def unsolved_problem_ids(session: Session, survey_id: str) -> list[str]:
+    """5.2.1: the survey's problems still to be rectified (5.2.2-5.2.3), in the order they were recorded."""
+    query = (
+        select(Problem.problem_id)
+        .where(Problem.survey_id == survey_id, Problem.status != ProblemStatus.SOLVED.value)
+        .order_by(Problem.recorded_at, Problem.problem_id)
+    )
+    return list(session.scalars(query))
+
+
 def measures_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[Measure]]:
     """Every measure of the given problems, in the order they were defined (one query for a page)."""
     result: dict[str, list[Measure]] = defaultdict(list)

@@ -276,6 +276,20 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
             ),
         )
     )["problem_id"]
+    second = completed(
+        run(
+            survey,
+            HANDLERS,
+            job(
+                "survey.record_problem",
+                survey_id=survey_id,
+                problem_description="Nobody answered the client's calls for a week",
+                problem_nature="communication",
+                problem_severity="moderate",
+            ),
+        )
+    )
+    assert second["problem_ids"] == [problem_id, second["problem_id"]]
     measure_id = completed(
         run(
             survey,
@@ -309,6 +323,7 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         "reminder.sent",
         "response.submitted",
         "survey.analysed",
+        "problem.recorded",
         "problem.recorded",
         "measure.defined",
         "progress.reported",
