@@ -289,8 +289,9 @@ def test_parameters_pass_only_values_the_operation_accepts(file: str) -> None:
 
 
 def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
-    """Form field ids, operation outputs, decision outputs, message variables and the engagement's start
-    variables are all a diagram can read: parameters, conditions, payloads and timers use nothing else."""
+    """Form field ids, operation outputs, decision outputs, message variables, multi-instance input items and
+    the engagement's start variables are all a diagram can read: parameters, conditions, payloads and timers
+    use nothing else."""
     produced = set(START_VARIABLES)
     for operation in operations().values():
         produced |= set(operation.outputs)
@@ -302,6 +303,8 @@ def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
     for file in FILES:
         root = _root(file)
         produced |= {f.get("id") for f in root.iterfind(".//camunda:formField", NS)}
+        # a multi-instance activity's input item: each instance's element of the collection
+        produced |= {i.get("id") for i in root.iterfind(".//bpmn:inputDataItem", NS)}
         for p in root.iterfind(".//spiffworkflow:parameter", NS):
             expressions.append((f"{file} parameter {p.get('id')}", p.get("value", "")))
         for tag in (
@@ -309,6 +312,7 @@ def test_every_variable_a_diagram_reads_is_produced_somewhere() -> None:
             "spiffworkflow:messagePayload",
             "bpmn:timeDuration",
             "bpmn:timeCycle",
+            "bpmn:timeDate",
         ):
             for e in root.iterfind(f".//{tag}", NS):
                 expressions.append((f"{file} {tag}", e.text or ""))
@@ -346,7 +350,10 @@ def test_timer_expressions_evaluate_to_iso_8601(file: str) -> None:
     environment = RestrictedEnvironment()
     for tag in ("timeDuration", "timeCycle", "timeDate"):
         for element in _root(file).iterfind(f".//bpmn:{tag}", NS):
-            value = environment.evaluate(element.text or "", {"validity_days": 30, "warning_level": "red"})
+            value = environment.evaluate(
+                element.text or "",
+                {"validity_days": 30, "warning_level": "red", "survey_date": "2030-06-01"},
+            )
             if tag == "timeCycle":
                 _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)
                 assert duration.total_seconds() > 0

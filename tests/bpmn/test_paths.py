@@ -194,7 +194,14 @@ def full_engagement(w: World) -> None:
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
-    w.submit("identify_problem_form", problem_nature="result", problem_severity="moderate", risk_noted=True)
+    w.submit("analyse_dissatisfaction_form", dissatisfaction_causes="charts unclear, export markets missing")
+    w.submit(
+        "identify_problem_form",
+        problem_nature="result",
+        problem_severity="moderate",
+        risk_noted=True,
+        more_problems=False,
+    )
     assess(w, "high", "severe", "avoid")
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=False)
@@ -340,10 +347,13 @@ def online_delivery_after_an_untested_channel(w: World) -> None:
     assert w.count("delivery.plan_onsite_delivery") == 0
 
 
+# --- follow-up (ch. 5) scenarios ---------------------------------------------------------------------
+
+
 @scenario
 def unanswered_survey_closes(w: World) -> None:
     w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
-    w.submit("plan_survey_form", survey_method="phone_interview")
+    w.submit("plan_survey_form", survey_method="questionnaire")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -353,14 +363,65 @@ def unanswered_survey_closes(w: World) -> None:
 
 @scenario
 def satisfied_client_needs_no_rectification(w: World) -> None:
+    """5.1.2: a face-to-face survey waits for its planned date; staff take the answers down."""
     w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
-    w.submit("plan_survey_form", survey_method="face_to_face")
-    w.survey_ratings = HAPPY
-    w.client("survey.response_received", "E-HAPPY", response_id="response-9")
+    w.submit("plan_survey_form", survey_method="face_to_face", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0
+    assert open_tasks(w) == [], "the interview waits for the survey date"
+    w.elapse("survey_date_reached")
+    w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in HAPPY.items()})
+    assert w.count("survey.record_interview") == 1
+    w.submit("analyse_dissatisfaction_form", dissatisfaction_causes="none found")
+    assert w.count("survey.record_causes") == 1
     assert w.variables("follow_up")["rectification_needed"] is False
     assert w.count("survey.record_problem") == 0
     w.elapse("maintenance_period")
     assert w.ends("follow_up") == ["follow_up_completed", "maintenance_over"]
+
+
+@scenario
+def phone_interview_reveals_dissatisfaction(w: World) -> None:
+    """5.1.2 → 5.1.3: the answers of a phone interview are analysed like a questionnaire's."""
+    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6")
+    w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
+    w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
+    assert open_tasks(w) == ["analyse_dissatisfaction_form"], "5.1.3: the causes before the decision"
+    w.submit("analyse_dissatisfaction_form")
+    assert w.variables("follow_up")["rectification_needed"] is True
+    assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
+    # 5.2.1: two problems, one after the other; each gets its measure and its progress reports (5.2.2-5.2.3)
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="major", more_problems=True)
+    w.submit("identify_problem_form", problem_nature="team", problem_severity="minor", more_problems=False)
+    assert w.count("survey.record_problem") == 2
+    assert open_tasks(w) == ["define_measure_form", "define_measure_form"]
+    w.submit("define_measure_form", measure="labelled charts and a summary")
+    w.submit("define_measure_form", measure="a named contact for the client")
+    assert open_tasks(w) == ["rectify_and_report_form", "rectify_and_report_form"]
+    w.submit("rectify_and_report_form", problem_solved=False)
+    w.submit("rectify_and_report_form", problem_solved=True)
+    assert open_tasks(w) == ["rectify_and_report_form"]
+    w.submit("rectify_and_report_form", problem_solved=True)
+    assert w.count("survey.define_measure") == 2 and w.count("survey.report_progress") == 3
+    assert open_tasks(w) == []
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def client_feedback_leads_to_rectification(w: World) -> None:
+    """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
+    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7")
+    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
+    w.submit("analyse_dissatisfaction_form", feedback_problem=True)
+    assert w.variables("follow_up")["rectification_needed"] is False
+    w.submit("identify_problem_form", problem_nature="other", problem_severity="minor", more_problems=False)
+    w.submit("define_measure_form")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.elapse("maintenance_period")
+    assert w.instance("follow_up").status == "COMPLETED"
 
 
 @scenario
@@ -369,14 +430,22 @@ def rectification_without_a_new_risk(w: World) -> None:
     w.submit("plan_survey_form", survey_method="questionnaire")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
+    w.submit("analyse_dissatisfaction_form")
     w.submit(
-        "identify_problem_form", problem_nature="communication", problem_severity="major", risk_noted=False
+        "identify_problem_form",
+        problem_nature="communication",
+        problem_severity="major",
+        risk_noted=False,
+        more_problems=False,
     )
     w.submit("define_measure_form")
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
+
+
+# --- end of the follow-up scenarios ---------------------------------------------------------------
 
 
 @scenario

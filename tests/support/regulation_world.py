@@ -167,6 +167,7 @@ class Worker:
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
+        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -377,6 +378,11 @@ class Worker:
     def survey__send_reminder(self, p: Mapping[str, Any]) -> Outputs:
         return {"reminded_at": _now()}
 
+    def survey__record_interview(self, p: Mapping[str, Any]) -> Outputs:
+        dimensions = ("service_quality", "result_quality", "team_performance", "overall_satisfaction")
+        self.world.survey_ratings = {d: int(p[d]) for d in dimensions}
+        return {"response_id": self.new_id("response")}
+
     def survey__analyse_responses(self, p: Mapping[str, Any]) -> Outputs:
         ratings: dict[str, int] = self.world.survey_ratings
         score = round(sum(ratings.values()) / (5 * len(ratings)) * 100)
@@ -389,8 +395,14 @@ class Worker:
             "dissatisfaction_reasons": ",".join(k for k, v in ratings.items() if v <= 3),
         }
 
+    def survey__record_causes(self, p: Mapping[str, Any]) -> Outputs:
+        return {"causes_recorded_at": _now()}
+
     def survey__record_problem(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_id": self.new_id("problem")}
+        problem_id = self.new_id("problem")
+        problems = self.problems.setdefault(str(p["survey_id"]), [])
+        problems.append(problem_id)
+        return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
         return {"measure_id": self.new_id("measure")}

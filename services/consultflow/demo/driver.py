@@ -113,6 +113,7 @@ SAMPLES: dict[str, Any] = {
     "time_reason": "Fits the client's budget cycle",
     "assessors": "Dr Li Ming, Zhou Hua",
     "risk_description": "Key client staff may leave during the project",
+    "dissatisfaction_causes": "The results were hard to read: charts without labels, no summary",
     "consulting_fee": "180000.00",
     "travel_cost": "12000.00",
     "accommodation_cost": "8000.00",

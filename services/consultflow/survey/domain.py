@@ -26,6 +26,10 @@ class Method(StrEnum):
     FACE_TO_FACE = "face_to_face"
 
 
+INTERVIEW_METHODS = frozenset({Method.PHONE_INTERVIEW, Method.FACE_TO_FACE})
+"""5.1.2: the methods in which a staff member asks the client and takes the answers down."""
+
+
 class Dimension(StrEnum):
     """5.1.2: what the client rates."""
 
@@ -439,6 +443,27 @@ def measure_overdue(deadline: date, done: bool, today: date) -> bool:
     return not done and deadline < today
 
 
+@dataclass(frozen=True)
+class Causes:
+    """5.1.3: the causes of the client's dissatisfaction, as staff analysed them from the results."""
+
+    survey_id: str
+    causes: str
+
+    @classmethod
+    def parse(cls, *, survey_id: str, causes: str) -> Causes:
+        return cls(
+            survey_id=required_text("survey_id", survey_id, 100),
+            causes=required_text("causes", causes, 5000),
+        )
+
+
+def check_analysed(survey_id: str, analysed: bool) -> None:
+    """5.1.3: the causes are analysed from the survey's results, so after the score was computed."""
+    if not analysed:
+        raise FailedPrecondition(f"survey {survey_id!r} has not been analysed: analyse its results first")
+
+
 # --- the rules of the survey's and the problem's life (5.1.2-5.2.3) -------------------------------------
 
 
@@ -452,6 +477,15 @@ def check_recommendation_asked(answers: Answers, asked: bool) -> None:
     """5.1.2: a recommendation answers the optional question only where the questionnaire asks it."""
     if answers.recommendation is not None and not asked:
         raise InvalidArgument(RECOMMENDATION, "this survey's questionnaire does not ask it")
+
+
+def check_interview_method(survey_id: str, method: Method) -> None:
+    """5.1.2: interview answers are recorded for a phone or face-to-face survey only; a questionnaire is
+    answered by the client."""
+    if method not in INTERVIEW_METHODS:
+        raise FailedPrecondition(
+            f"survey {survey_id!r} is a {method.value} survey: the client answers it (SubmitResponse)"
+        )
 
 
 def status_after_response(status: SurveyStatus) -> SurveyStatus:

@@ -10,10 +10,20 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.platform.db import UnitOfWork
+from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import renamed_fields, required_text, yes_no
 from consultflow.platform.jobs import Job, Operations
 from consultflow.survey import usecases
-from consultflow.survey.domain import NewMeasure, NewProblem, ProblemStatus, SurveyPlan
+from consultflow.survey.domain import (
+    GENERAL,
+    Causes,
+    Dimension,
+    NewMeasure,
+    NewProblem,
+    NewResponse,
+    ProblemStatus,
+    SurveyPlan,
+)
 
 operations = Operations[None]("survey")
 
@@ -57,6 +67,33 @@ def send_reminder(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"reminded_at": usecases.send_reminder(uow, _required_id(job, "survey_id"))}
 
 
+@operations.handler("record_interview")
+def record_interview(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
+    """5.1.2: the answers of a phone or face-to-face interview, as the client's response."""
+    ratings = {d.value: _rating(job, d.value) for d in Dimension}
+    renames = {f"ratings.{d}": d for d in ratings} | {f"comments.{GENERAL}": "interview_notes"}
+    with renamed_fields(respondent="interviewee", **renames):
+        command = NewResponse.parse(
+            survey_id=_required_id(job, "survey_id"),
+            respondent=job.text("interviewee", ""),
+            ratings=ratings,
+            comments={GENERAL: job.text("interview_notes", "")},
+            recommendation=None,
+            request_id=job.request_id,
+        )
+    response, _ = usecases.record_interview(uow, command)
+    return {"response_id": response.response_id}
+
+
+def _rating(job: Job, name: str) -> int:
+    """A 1–5 rating from the interview form (an enum of digits, or a number)."""
+    value = job.get(name)
+    text = str(value).strip() if value is not None else ""
+    if not text.isdigit():
+        raise InvalidArgument(name, f"{value!r} is not a rating from 1 to 5")
+    return int(text)
+
+
 @operations.handler("analyse_responses")
 def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
@@ -68,9 +105,20 @@ def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any
     }
 
 
+@operations.handler("record_causes")
+def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
+    """5.1.3: the causes of dissatisfaction staff found in the results."""
+    with renamed_fields(causes="dissatisfaction_causes"):
+        command = Causes.parse(survey_id=job.text("survey_id"), causes=job.text("dissatisfaction_causes"))
+    analysis = usecases.record_causes(uow, command)
+    assert analysis.causes_recorded_at is not None
+    return {"causes_recorded_at": analysis.causes_recorded_at}
+
+
 @operations.handler("record_problem")
 def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.1: a problem with its nature and severity."""
+    """5.2.1: a problem with its nature and severity; `problem_ids` lists all the survey's problems still
+    to be rectified (the diagram rectifies each)."""
     with renamed_fields(
         description="problem_description", nature="problem_nature", severity="problem_severity"
     ):
@@ -81,7 +129,9 @@ def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
             severity=job.text("problem_severity"),
             request_id=job.request_id,
         )
-    return {"problem_id": usecases.record_problem(uow, command).problem_id}
+    problem = usecases.record_problem(uow, command)
+    problem_ids = usecases.unsolved_problem_ids(uow.session, problem.survey_id)
+    return {"problem_id": problem.problem_id, "problem_ids": problem_ids}
 
 
 @operations.handler("define_measure")

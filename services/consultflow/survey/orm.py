@@ -64,6 +64,9 @@ class Analysis(Base):
     nps_answers: Mapped[int] = mapped_column(Integer)
     details: Mapped[str] = mapped_column(Text)  # JSON: dimension results and dissatisfaction reasons
     analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # 5.1.3: the causes of dissatisfaction as staff analysed them ("" until recorded)
+    causes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    causes_recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class Problem(Base):

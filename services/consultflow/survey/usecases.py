@@ -26,8 +26,10 @@ from consultflow.platform.timeutil import now
 from consultflow.survey.domain import (
     RECOMMENDATION,
     Answers,
+    Causes,
     Dimension,
     MeasureStatus,
+    Method,
     NewMeasure,
     NewProblem,
     NewResponse,
@@ -38,7 +40,9 @@ from consultflow.survey.domain import (
     Trend,
     TrendPoint,
     analyse,
+    check_analysed,
     check_can_solve,
+    check_interview_method,
     check_measure_open,
     check_problem_unsolved,
     check_questionnaire_sent,
@@ -262,6 +266,19 @@ def submit_response(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Su
     return response, survey
 
 
+def record_interview(uow: UnitOfWork, command: NewResponse) -> tuple[Response, Survey]:
+    """5.1.2: the answers a staff member took down in a phone or face-to-face interview. The interview
+    is the survey's sending (`questionnaire.sent`, once) and its answers are a response like any other
+    (`response.submitted`); the same request id returns the first."""
+    existing = by_request(uow.session, Response, command.request_id)
+    if existing is not None:
+        return existing, get_survey(uow.session, existing.survey_id)
+    survey = get_survey(uow.session, command.survey_id)
+    check_interview_method(survey.survey_id, Method(survey.method))
+    send_questionnaire(uow, survey.survey_id)
+    return submit_response(uow, command)
+
+
 def list_responses(session: Session, survey_id: str) -> list[Response]:
     get_survey(session, survey_id)
     query = select(Response).where(Response.survey_id == survey_id)
@@ -313,6 +330,25 @@ def analyse_survey(uow: UnitOfWork, survey_id: str) -> Analysis:
         "survey.analysed",
         survey.survey_id,
         {**analysis_figures(analysis), "engagement_id": survey.engagement_id, "client_id": survey.client_id},
+        {"engagement_id": survey.engagement_id},
+    )
+    return analysis
+
+
+def record_causes(uow: UnitOfWork, command: Causes) -> Analysis:
+    """5.1.3: keeps the causes of dissatisfaction with the survey's analysis (recording again replaces
+    them); publishes `causes.recorded`."""
+    survey = get_survey(uow.session, command.survey_id)
+    analysis = uow.session.get(Analysis, survey.survey_id)
+    check_analysed(survey.survey_id, analysis is not None)
+    assert analysis is not None
+    analysis.causes = command.causes
+    analysis.causes_recorded_at = now()
+    uow.session.flush()
+    uow.emit(
+        "causes.recorded",
+        survey.survey_id,
+        {"survey_id": survey.survey_id, "dissatisfaction_causes": analysis.causes},
         {"engagement_id": survey.engagement_id},
     )
     return analysis
@@ -401,6 +437,16 @@ def list_problems(
             query = query.where(column == value)
     order = (Problem.recorded_at, Problem.problem_id)
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
+
+
+def unsolved_problem_ids(session: Session, survey_id: str) -> list[str]:
+    """5.2.1: the survey's problems still to be rectified (5.2.2-5.2.3), in the order they were recorded."""
+    query = (
+        select(Problem.problem_id)
+        .where(Problem.survey_id == survey_id, Problem.status != ProblemStatus.SOLVED.value)
+        .order_by(Problem.recorded_at, Problem.problem_id)
+    )
+    return list(session.scalars(query))
 
 
 def measures_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[Measure]]:

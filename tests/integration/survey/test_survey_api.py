@@ -276,6 +276,20 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
             ),
         )
     )["problem_id"]
+    second = completed(
+        run(
+            survey,
+            HANDLERS,
+            job(
+                "survey.record_problem",
+                survey_id=survey_id,
+                problem_description="Nobody answered the client's calls for a week",
+                problem_nature="communication",
+                problem_severity="moderate",
+            ),
+        )
+    )
+    assert second["problem_ids"] == [problem_id, second["problem_id"]]
     measure_id = completed(
         run(
             survey,
@@ -310,6 +324,7 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         "response.submitted",
         "survey.analysed",
         "problem.recorded",
+        "problem.recorded",
         "measure.defined",
         "progress.reported",
         "measure.completed",
@@ -319,6 +334,65 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
     events = events_including(nats_url, expected, "survey")
     assert sorted(e.type for e in events) == sorted(expected)
     assert {e.correlation["engagement_id"] for e in events} == {"E-5"}
+
+
+def test_interview_answers_recorded_as_a_job(survey: ComponentThread, nats_url: str) -> None:
+    """5.1.2: a phone interview needs no questionnaire sent: the recorded interview is the sending and the
+    response; a questionnaire survey refuses interview answers. 5.1.3: the causes of dissatisfaction are
+    recorded after the analysis."""
+    api = stub(survey)
+    plan = {
+        "business_key": "E-6",
+        "client_id": "C-6",
+        "respondents": "Ms Chen",
+        "survey_date": "2025-04-01",
+        "survey_content": "",
+    }
+    survey_id = completed(
+        run(survey, HANDLERS, job("survey.create_plan", survey_method="phone_interview", **plan))
+    )["survey_id"]
+    answers = {
+        "survey_id": survey_id,
+        "interviewee": "Ms Chen",
+        "service_quality": "4",
+        "result_quality": "2",
+        "team_performance": "4",
+        "overall_satisfaction": "3",
+        "interview_notes": "The charts were hard to read",
+    }
+    recorded = completed(run(survey, HANDLERS, job("survey.record_interview", **answers)))
+    assert recorded["response_id"]
+    stored = api.GetSurvey(pb.GetSurveyRequest(survey_id=survey_id))
+    assert stored.status == "responded"
+    analysed = completed(run(survey, HANDLERS, job("survey.analyse_responses", survey_id=survey_id)))
+    assert analysed["lowest_rating"] == 2.0
+    reasons = {r["dimension"]: r["comments"] for r in analysed["dissatisfaction_reasons"]}
+    assert "result_quality" in reasons
+    causes = {"survey_id": survey_id, "dissatisfaction_causes": "charts without labels; no summary"}
+    assert completed(run(survey, HANDLERS, job("survey.record_causes", **causes)))["causes_recorded_at"]
+    out_of_range = {**answers, "result_quality": "9"}
+    assert "result_quality" in refused_job(survey, HANDLERS, "survey.record_interview", out_of_range)
+
+    questionnaire_id = completed(
+        run(survey, HANDLERS, job("survey.create_plan", survey_method="questionnaire", **plan))
+    )["survey_id"]
+    refused = refused_job(
+        survey, HANDLERS, "survey.record_interview", {**answers, "survey_id": questionnaire_id}
+    )
+    assert "questionnaire survey" in refused
+    unanalysed = {"survey_id": questionnaire_id, "dissatisfaction_causes": "x"}
+    assert "not been analysed" in refused_job(survey, HANDLERS, "survey.record_causes", unanalysed)
+    expected = [
+        "survey.planned",
+        "questionnaire.sent",
+        "response.submitted",
+        "survey.analysed",
+        "causes.recorded",
+        "survey.planned",
+    ]
+    events = events_including(nats_url, expected, "survey")
+    of_interview = [e.type for e in events if e.correlation["engagement_id"] == "E-6"]
+    assert sorted(of_interview) == sorted(expected)
 
 
 def test_a_job_delivered_twice_acts_once(survey: ComponentThread) -> None:

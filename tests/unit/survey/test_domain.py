@@ -12,8 +12,10 @@ from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.survey.domain import (
     WEIGHTS,
     Answers,
+    Causes,
     Dimension,
     MeasureStatus,
+    Method,
     NewMeasure,
     NewProblem,
     NewResponse,
@@ -22,7 +24,9 @@ from consultflow.survey.domain import (
     SurveyStatus,
     TrendPoint,
     analyse,
+    check_analysed,
     check_can_solve,
+    check_interview_method,
     check_measure_open,
     check_problem_unsolved,
     check_questionnaire_sent,
@@ -355,3 +359,19 @@ def test_a_response_carries_checked_answers_and_names_its_invalid_field() -> Non
                 survey_id="S-1", respondent=respondent, ratings=bad_ratings, comments={}, recommendation=None
             )
         assert caught.value.field == field
+
+
+def test_interview_answers_are_recorded_only_for_phone_and_face_to_face_surveys() -> None:
+    check_interview_method("s-1", Method.PHONE_INTERVIEW)
+    check_interview_method("s-1", Method.FACE_TO_FACE)
+    with pytest.raises(FailedPrecondition, match="questionnaire survey"):
+        check_interview_method("s-1", Method.QUESTIONNAIRE)
+
+
+def test_the_causes_of_dissatisfaction_are_text_recorded_after_the_analysis() -> None:
+    assert Causes.parse(survey_id="s-1", causes=" late replies ").causes == "late replies"
+    with pytest.raises(InvalidArgument, match="causes"):
+        Causes.parse(survey_id="s-1", causes="  ")
+    check_analysed("s-1", True)
+    with pytest.raises(FailedPrecondition, match="not been analysed"):
+        check_analysed("s-1", False)
