@@ -47,6 +47,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from consultflow.orchestrator import assignment
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
@@ -99,25 +100,28 @@ class HumanTask(UserTask):  # type: ignore[misc]
         candidate_groups: tuple[str, ...] = (),
         assignee: str | None = None,
         due: str | None = None,
+        candidate_users: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(wf_spec, bpmn_id, **kwargs)
         self.form_fields = form_fields
         self.candidate_groups = candidate_groups
-        self.assignee = assignee
+        self.assignee = assignee  # a name, or `${expression}` (assignment.py)
+        self.candidate_users = candidate_users  # names and `${expression}`s, as written
         self.due = due
 
 
 class HumanTaskParser(UserTaskParser):  # type: ignore[misc]
-    """Reads `camunda:formData`, `camunda:candidateGroups`, `camunda:assignee` and `camunda:dueDate`;
-    the lane is the candidate group when none is named."""
+    """Reads `camunda:formData`, `camunda:candidateGroups`, `camunda:candidateUsers`, `camunda:assignee`
+    and `camunda:dueDate`; the lane is the candidate group when the task names neither groups nor users."""
 
     def create_task(self) -> HumanTask:
         extensions = self.parse_extensions()
         fields = tuple(self._form_fields())
         groups_attr = self.node.get(f"{{{CAMUNDA_NS}}}candidateGroups") or ""
         groups = tuple(g.strip() for g in groups_attr.split(",") if g.strip())
-        if not groups and self.lane:
+        users = self.node.get(f"{{{CAMUNDA_NS}}}candidateUsers")
+        if not groups and not (users or "").strip() and self.lane:
             groups = (self.lane,)
         human = HumanTask(
             self.spec,
@@ -126,6 +130,7 @@ class HumanTaskParser(UserTaskParser):  # type: ignore[misc]
             candidate_groups=groups,
             assignee=self.node.get(f"{{{CAMUNDA_NS}}}assignee"),
             due=self.node.get(f"{{{CAMUNDA_NS}}}dueDate"),
+            candidate_users=users,
             variable=extensions.get("variableName"),
             prescript=extensions.get("preScript"),
             postscript=extensions.get("postScript"),
@@ -399,9 +404,9 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
-            problem = due_date_problem(task_spec.due) if isinstance(task_spec, HumanTask) else None
+            problem = human_task_problem(task_spec) if isinstance(task_spec, HumanTask) else None
             if problem:
-                raise DeploymentError(resource, f"camunda:dueDate: {problem}", element=task_spec.bpmn_id)
+                raise DeploymentError(resource, problem, element=task_spec.bpmn_id)
             for source, mode in sources:
                 try:
                     check(source, mode)
@@ -409,6 +414,16 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     raise DeploymentError(
                         resource, f"refused script: {exc}", element=task_spec.bpmn_id
                     ) from exc
+
+
+def human_task_problem(spec: HumanTask) -> str | None:
+    """Why a user task's due date, assignee or candidate users can never be read, or None."""
+    due = due_date_problem(spec.due)
+    if due:
+        return f"camunda:dueDate: {due}"
+    return assignment.problem("assignee", spec.assignee) or assignment.problem(
+        "candidateUsers", spec.candidate_users
+    )
 
 
 def content_hash(resources: Mapping[str, bytes]) -> str:

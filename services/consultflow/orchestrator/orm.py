@@ -116,6 +116,7 @@ class UserTask(Base):
     documentation: Mapped[str] = mapped_column(Text, default="")
     candidate_groups: Mapped[str] = mapped_column(String(500))  # ",group1,group2,"
     assignee: Mapped[str] = mapped_column(String(255), default="")
+    candidate_users: Mapped[str] = mapped_column(Text, default="", server_default="")  # ",user1,user2,"
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     form_fields: Mapped[str] = mapped_column(Text)  # JSON
     status: Mapped[str] = mapped_column(String(20))  # records.UserTaskStatus

@@ -65,6 +65,7 @@ class IncidentKind(StrEnum):
     TASK_ERROR = "TASK_ERROR"
     ENGINE_ERROR = "ENGINE_ERROR"
     CORRELATION_ERROR = "CORRELATION_ERROR"  # a message's correlation expression failed
+    ASSIGNMENT = "ASSIGNMENT"  # a user task's assignee or candidate-users expression failed or named no one
 
 
 @dataclass(frozen=True)

@@ -94,9 +94,17 @@ class Orchestrator(InstanceHost):
         include_closed: bool = False,
         page_size: int = 50,
         page_token: str = "",
+        candidate_user: str = "",
     ) -> tuple[list[UserTask], str]:
         return queries.list_user_tasks(
-            self, candidate_group, assignee, instance_id, include_closed, page_size, page_token
+            self,
+            candidate_group,
+            assignee,
+            instance_id,
+            include_closed,
+            page_size,
+            page_token,
+            candidate_user,
         )
 
     def get_user_task(self, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:

@@ -99,6 +99,7 @@ def user_task_message(task: orm.UserTask, variables: dict[str, Any] | None = Non
         documentation=task.documentation,
         candidate_groups=[g for g in task.candidate_groups.split(",") if g],
         assignee=task.assignee,
+        candidate_users=[u for u in task.candidate_users.split(",") if u],
         due_at=timestamp(task.due_at),
         form_fields=fields,
         state=task.status,
@@ -299,6 +300,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.include_closed,
             request.page_size,
             request.page_token,
+            request.candidate_user,
         )
         return pb.ListUserTasksResponse(
             user_tasks=[user_task_message(t) for t in rows], next_page_token=token

@@ -26,7 +26,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import assignment, engine
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -516,8 +516,15 @@ class Step:
         for task_id, task in waiting_for.user_tasks.items():
             if task_id in self.waits.user_tasks:
                 continue
+            if self.waits.incident_for(task_id=task_id) is not None:
+                continue  # waits for its incident (e.g. a failed assignee expression) to be resolved
             spec: engine.HumanTask = task.task_spec
             element_id, name, _ = engine.describe(task)
+            try:
+                who = assignment.assign(spec.assignee, spec.candidate_users, task, self.env.script_engine)
+            except assignment.AssignmentError as exc:
+                self.add_incident(task, IncidentKind.ASSIGNMENT, str(exc))
+                continue
             values = {
                 "user_task_id": task_id,
                 "instance_id": self.instance_id,
@@ -529,7 +536,8 @@ class Step:
                 "candidate_groups": "," + ",".join(spec.candidate_groups) + ","
                 if spec.candidate_groups
                 else "",
-                "assignee": spec.assignee or "",
+                "assignee": who.assignee,
+                "candidate_users": "," + ",".join(who.candidate_users) + "," if who.candidate_users else "",
                 "due_at": due_date(spec.due, task, self.env.script_engine, self.now),
                 "form_fields": jsonutil.dumps([_field_json(f) for f in spec.form_fields]),
                 "status": UserTaskStatus.OPEN,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
@@ -146,14 +146,23 @@ def list_user_tasks(
     include_closed: bool = False,
     page_size: int = 50,
     page_token: str = "",
+    candidate_user: str = "",
 ) -> tuple[list[UserTask], str]:
+    """Open (or all) user tasks. `candidate_group` and `candidate_user` together select what either may
+    take: a task of the group, one naming the user among its candidate users, or one assigned to the user."""
     size = paging.page_size(page_size)
     offset = paging.page_offset(page_token)
     query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
     if not include_closed:
         query = query.where(UserTask.status == UserTaskStatus.OPEN)
+    who: list[ColumnElement[bool]] = []
     if candidate_group:
-        query = query.where(UserTask.candidate_groups.like(f"%,{candidate_group},%"))
+        who.append(UserTask.candidate_groups.like(f"%,{candidate_group},%"))
+    if candidate_user:
+        who.append(UserTask.candidate_users.contains(f",{candidate_user},", autoescape=True))
+        who.append(UserTask.assignee == candidate_user)
+    if who:
+        query = query.where(or_(*who))
     if assignee:
         query = query.where(UserTask.assignee == assignee)
     if instance_id:

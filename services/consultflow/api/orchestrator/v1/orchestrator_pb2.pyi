@@ -878,6 +878,7 @@ class UserTask(_message.Message):
     BUSINESS_KEY_FIELD_NUMBER: _builtins.int
     COMPLETED_BY_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    CANDIDATE_USERS_FIELD_NUMBER: _builtins.int
     user_task_id: _builtins.str
     instance_id: _builtins.str
     element_id: _builtins.str
@@ -901,6 +902,12 @@ class UserTask(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def candidate_users(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The engagement's people who may claim it (camunda:candidateUsers, evaluated when the task became
+        ready); an empty list leaves it to its candidate groups.
+        """
+
     def __init__(
         self,
         *,
@@ -920,10 +927,11 @@ class UserTask(_message.Message):
         business_key: _builtins.str = ...,
         completed_by: _builtins.str = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
+        candidate_users: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "created_at", b"created_at", "due_at", b"due_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "business_key", b"business_key", "candidate_groups", b"candidate_groups", "completed_at", b"completed_at", "completed_by", b"completed_by", "created_at", b"created_at", "documentation", b"documentation", "due_at", b"due_at", "element_id", b"element_id", "form_fields", b"form_fields", "instance_id", b"instance_id", "name", b"name", "process_id", b"process_id", "state", b"state", "user_task_id", b"user_task_id", "variables_json", b"variables_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "business_key", b"business_key", "candidate_groups", b"candidate_groups", "candidate_users", b"candidate_users", "completed_at", b"completed_at", "completed_by", b"completed_by", "created_at", b"created_at", "documentation", b"documentation", "due_at", b"due_at", "element_id", b"element_id", "form_fields", b"form_fields", "instance_id", b"instance_id", "name", b"name", "process_id", b"process_id", "state", b"state", "user_task_id", b"user_task_id", "variables_json", b"variables_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -939,12 +947,18 @@ class ListUserTasksRequest(_message.Message):
     INCLUDE_CLOSED_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    CANDIDATE_USER_FIELD_NUMBER: _builtins.int
     candidate_group: _builtins.str
     assignee: _builtins.str
+    """who claimed it (or was assigned it by the diagram)"""
     instance_id: _builtins.str
     include_closed: _builtins.bool
     page_size: _builtins.int
     page_token: _builtins.str
+    candidate_user: _builtins.str
+    """What this person may take: a task naming them among its candidate users or assigned to them. With
+    candidate_group, what either selects (a person's inbox: their group's tasks and their own).
+    """
     def __init__(
         self,
         *,
@@ -954,10 +968,11 @@ class ListUserTasksRequest(_message.Message):
         include_closed: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        candidate_user: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "candidate_group", b"candidate_group", "include_closed", b"include_closed", "instance_id", b"instance_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "candidate_group", b"candidate_group", "candidate_user", b"candidate_user", "include_closed", b"include_closed", "instance_id", b"instance_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
