@@ -89,3 +89,12 @@ def test_engagement_roles_name_variables_some_form_records() -> None:
     for actor in _actors():
         for variable in actor.get("people", []):
             assert variable in fields, f"{actor['id']}: no form records {variable!r}"
+
+
+def test_the_process_model_lists_the_catalogue() -> None:
+    text = (BPMN_DIR.parent / "docs" / "process-model.md").read_text(encoding="utf-8")
+    section = text.split("## Actors", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| (\w+) \|", section, re.MULTILINE)
+    assert [(g, lane.strip(), scope) for g, lane, scope in rows] == [
+        (a["id"], f"{a['zh']} {a['en']}", a["scope"]) for a in _actors()
+    ]
