@@ -77,6 +77,11 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
     assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
 
     assert "assigned to wang" in ok(demo_system, "task", "claim", task_id, "--as", "wang")
+    inbox = json.loads(ok(demo_system, "tasks", "--user", "wang", "--json"))
+    assert task_id in [t["user_task_id"] for t in inbox]
+    assert task_id not in [
+        t["user_task_id"] for t in json.loads(ok(demo_system, "tasks", "--user", "li", "--json"))
+    ]
     values = [
         "communication_mode=phone",
         "needs=Lower stock levels",

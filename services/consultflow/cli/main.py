@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     tasks = staff("tasks", staff_cli.cmd_tasks, "list open user tasks (by role, assignee or instance)")
     tasks.add_argument("--group", help="candidate group (a role: business, experts, legal, ...)")
     tasks.add_argument("--assignee", help="who claimed them")
+    tasks.add_argument(
+        "--user", help="a person's inbox: tasks naming them as candidate or assignee (with --group: either)"
+    )
     tasks.add_argument("--instance", help="only this instance's tasks")
     tasks.add_argument("--all", action="store_true", help="include completed and canceled tasks")
     tasks.add_argument("--json", action="store_true", help="print JSON")

@@ -99,6 +99,7 @@ def cmd_tasks(client: Client, args: argparse.Namespace) -> int:
         pb.ListUserTasksRequest(
             candidate_group=args.group or "",
             assignee=args.assignee or "",
+            candidate_user=args.user or "",
             instance_id=args.instance or "",
             include_closed=args.all,
             page_size=500,
@@ -138,6 +139,7 @@ def cmd_task_show(client: Client, args: argparse.Namespace) -> int:
             "id": task.user_task_id,
             "state": task.state,
             "group": ", ".join(task.candidate_groups) or "-",
+            "candidates": ", ".join(task.candidate_users) or "-",
             "assignee": task.assignee or "-",
             "engagement": task.business_key or "-",
             "instance": task.instance_id,
