@@ -228,6 +228,7 @@ class Worker:
         valid_until = (datetime.now(UTC) + timedelta(days=int(p["validity_days"]))).date().isoformat()
         return {
             "quotation_id": self.new_id("quotation"),
+            "quotation_status": "draft",
             "quotation_total": str(total),
             "quotation_valid_until": valid_until,
         }

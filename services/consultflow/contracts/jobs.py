@@ -58,6 +58,7 @@ def prepare_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
     view = usecases.prepare_quotation(uow, job.engagement_id, job.text("client_id"), terms)
     return {
         "quotation_id": view.quotation.quotation_id,
+        "quotation_status": view.quotation.status,
         "quotation_total": format(view.current.total, "f"),
         "quotation_valid_until": view.quotation.valid_until.isoformat(),
     }

@@ -241,6 +241,7 @@ def test_every_contracts_operation_through_the_orchestrator(
         _redeliver_a_job(system, nats_url, "jobs.contracts.prepare_quotation")
 
     assert done["quotation_total"] == "98792.93" and done["quotation_valid_until"]
+    assert done["quotation_status"] == "accepted", "the answer's payload replaces the draft (2.4.1)"
     assert done["proposal_version"] == 1 and done["proposal_approved"] is True and done["offer_sent_at"]
     assert done["legal_review_round"] == 1 and done["contract_version"] == 2
     assert done["legal_approved"] is True and done["signed_by_firm_at"]
