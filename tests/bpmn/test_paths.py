@@ -386,6 +386,37 @@ def negotiation_sends_the_quotation_and_the_proposal_back(w: World) -> None:
     assert w.variables("engagement")["intake_outcome"] == "contracted"
 
 
+@scenario
+def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
+    """2.4.3: the client refuses to sign, or does not sign within the signing period: the contract goes
+    back to negotiation (2.4.1), which signs it in the end or ends when the client does not go on."""
+    eid = "E-REFUSED"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.client("contract.signature_refused", eid)
+    assert open_tasks(w) == ["negotiate_contract"], "a refused signature is negotiated again"
+    assert w.count("contracts.reopen_negotiation") == 0, "RefuseSignature has reopened the contract"
+    w.submit("negotiate_contract", breach_liability="capped at the fee")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.elapse("signature_overdue", "engagement")
+    assert open_tasks(w) == ["negotiate_contract"], "an unsigned contract is negotiated again"
+    assert w.count("contracts.reopen_negotiation") == 1
+    w.submit("negotiate_contract", negotiation_outcome="client_ends")
+    assert w.ends("engagement") == ["not_taken_on", "offer_rejected"]
+    assert w.count("contracts.draft_contract") == 2
+    assert w.count("contracts.sign_contract") == 2
+    assert w.count("contracts.distribute_contract") == 0
+
+
 # --- end of the intake scenarios ------------------------------------------------------------------
 
 

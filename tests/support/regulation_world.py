@@ -260,6 +260,10 @@ class Worker:
     def contracts__sign_contract(self, p: Mapping[str, Any]) -> Outputs:
         return {"signed_by_firm_at": _now()}
 
+    def contracts__reopen_negotiation(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["contract_id"] and p["reopen_reason"]
+        return {"contract_version": self.world.count("contracts.draft_contract") + 1}
+
     def contracts__distribute_contract(self, p: Mapping[str, Any]) -> Outputs:
         return {"intake_outcome": "contracted", "distributed_to": "delivery,finance,legal"}
 

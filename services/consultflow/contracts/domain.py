@@ -805,6 +805,17 @@ def check_client_can_sign(status: ContractStatus) -> None:
         )
 
 
+def check_reopenable(status: ContractStatus) -> None:
+    """2.4.3/2.4.1: a contract waiting for the client's signature goes back to negotiation when the client
+    refuses to sign or the signing period ends; one the client signed does not."""
+    if client_has_signed(status):
+        raise FailedPrecondition("2.4.3: the client has signed this contract")
+    if status not in (ContractStatus.APPROVED, ContractStatus.SIGNED_BY_FIRM):
+        raise FailedPrecondition(
+            f"2.4.3: only a contract waiting for the client's signature is reopened; it is {status.value}"
+        )
+
+
 def status_after_signature(status: ContractStatus, by_firm: bool) -> ContractStatus:
     """Both signatures make the contract signed; the first one leaves it waiting for the other party."""
     other_signed = client_has_signed(status) if by_firm else status is ContractStatus.SIGNED_BY_FIRM

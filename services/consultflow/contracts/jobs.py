@@ -185,6 +185,13 @@ def sign_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
 
 
+@operations.handler("reopen_negotiation")
+def reopen_negotiation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """2.4.3: the signing period ended without the client's signature; the contract is negotiated again."""
+    view = usecases.reopen_negotiation(uow, job.text("contract_id"), job.text("reopen_reason"))
+    return {"contract_version": view.contract.current_version}
+
+
 @operations.handler("distribute_contract")
 def distribute_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """2.4.3: copies to the departments concerned."""

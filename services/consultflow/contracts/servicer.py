@@ -444,6 +444,14 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             uow.commit()
             return contract_message(view)
 
+    def RefuseSignature(
+        self, request: pb.RefuseSignatureRequest, context: grpc.ServicerContext
+    ) -> pb.Contract:
+        with self._uow() as uow:
+            view = usecases.refuse_signature(uow, request.contract_id, request.refused_by, request.reason)
+            uow.commit()
+            return contract_message(view)
+
     def DistributeContract(
         self, request: pb.DistributeContractRequest, context: grpc.ServicerContext
     ) -> pb.Contract:

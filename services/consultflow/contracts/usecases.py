@@ -716,6 +716,50 @@ def record_client_signature(uow: UnitOfWork, contract_id: str, signatory: Signat
     )
 
 
+def refuse_signature(uow: UnitOfWork, contract_id: str, refused_by: str, reason: str) -> ContractView:
+    """2.4.3: the client refuses to sign; the contract goes back to negotiation (2.4.1). Publishes
+    `contract.signature_refused`. Refusing a contract already back in negotiation changes nothing."""
+    contract = one(uow.session, Contract, contract_id, "contract")
+    if contract.status == ContractStatus.DRAFT.value:
+        return get_contract(uow.session, contract_id)
+    refused_by = required_text("refused_by", refused_by, NAME_LIMIT)
+    reason = required_text("reason", reason, TEXT_LIMIT)
+    return _reopen(
+        uow,
+        contract,
+        f"client refused to sign ({refused_by}): {reason}",
+        "contract.signature_refused",
+        refused_by=refused_by,
+        refusal_reason=reason,
+    )
+
+
+def reopen_negotiation(uow: UnitOfWork, contract_id: str, reason: str) -> ContractView:
+    """2.4.3: the client did not sign within the signing period; the contract goes back to negotiation
+    (2.4.1). A contract already back in negotiation (the client refused meanwhile) is left as it is."""
+    contract = one(uow.session, Contract, contract_id, "contract")
+    if contract.status == ContractStatus.DRAFT.value:
+        return get_contract(uow.session, contract_id)
+    reason = required_text("reason", reason, TEXT_LIMIT)
+    return _reopen(uow, contract, reason, "contract.reopened", reopen_reason=reason)
+
+
+def _reopen(uow: UnitOfWork, contract: Contract, note: str, event: str, **extra: Any) -> ContractView:
+    """A new version with the same clauses and the reason as its note; the firm's signature, given to the
+    version the client did not sign, is void."""
+    domain.check_reopenable(ContractStatus(contract.status))
+    current = uow.session.get(ContractVersion, (contract.contract_id, contract.current_version))
+    assert current is not None
+    contract.current_version += 1
+    contract.status = ContractStatus.DRAFT.value
+    contract.firm_signatory, contract.firm_signatory_title, contract.firm_signed_at = "", "", None
+    uow.session.add(_version_row(contract, clauses_of(current), note))
+    uow.session.flush()
+    view = get_contract(uow.session, contract.contract_id)
+    _emit(uow, event, view, **extra)
+    return view
+
+
 def _signed(uow: UnitOfWork, contract: Contract, status: ContractStatus, event: str) -> ContractView:
     contract.status = status.value
     if status is ContractStatus.SIGNED:

@@ -159,6 +159,25 @@ CONTRACT: list[Task | Wait] = [
     Wait("client_signed", "contract.signed"),
     Task("distribute_contract", "contracts.distribute_contract", _same("contract_id")),
 ]
+REFUSED: list[Task | Wait] = [
+    *OFFER,
+    Wait("accepted", "quotation.accepted"),
+    Task("draft_contract", "contracts.draft_contract", CLAUSES),
+    Task("submit", "contracts.submit_for_legal_review", _same("contract_id")),
+    Task(
+        "legal_review",
+        "contracts.record_legal_review",
+        {"contract_id": "contract_id", "legal_verdict": "'approved'", "legal_opinions": "''"},
+    ),
+    Task("sign_contract", "contracts.sign_contract", _same("contract_id", "signatory", "signatory_title")),
+    Wait("refused", "contract.signature_refused"),
+    Task(
+        "reopen_negotiation",
+        "contracts.reopen_negotiation",
+        {"contract_id": "contract_id", "reopen_reason": "'the signing period ended'"},
+    ),
+    Task("renegotiate", "contracts.draft_contract", CLAUSES),
+]
 EXPIRES: list[Task | Wait] = [
     *OFFER,
     Task("expire_quotation", "contracts.expire_quotation", _same("engagement_id", "quotation_id")),
@@ -206,13 +225,14 @@ def _contract_in(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement:
 def test_every_contracts_operation_through_the_orchestrator(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
-    used = {t.operation for t in [*CONTRACT, *EXPIRES] if isinstance(t, Task)}
+    used = {t.operation for t in [*CONTRACT, *EXPIRES, *REFUSED] if isinstance(t, Task)}
     assert {op for op in used if op.startswith("contracts.")} == set(operations.names)
     folder = bpmn_folder(
         tmp_path,
         {
             "contract_line": line("contract_line", CONTRACT),
             "offer_expires": line("offer_expires", EXPIRES),
+            "signature_refused": line("signature_refused", REFUSED),
         },
     )
     with in_process_system(
@@ -222,8 +242,9 @@ def test_every_contracts_operation_through_the_orchestrator(
         happy = _start(system, "contract_line", "E-10")
         incomplete = _start(system, "contract_line", "E-11", confidentiality="", breach_liability="")
         expires = _start(system, "offer_expires", "E-12")
+        refused = _start(system, "signature_refused", "E-13")
 
-        for engagement in ("E-10", "E-11"):
+        for engagement in ("E-10", "E-11", "E-13"):
             quotation_id = _quotation_sent(contracts, engagement)
             contracts.AcceptQuotation(
                 contracts_pb2.AnswerQuotationRequest(quotation_id=quotation_id, answered_by="Ms Chen")
@@ -234,6 +255,14 @@ def test_every_contracts_operation_through_the_orchestrator(
                 contract_id=contract_id, signatory="Ms Chen", signatory_title="CFO"
             )
         )
+        unsigned = _contract_in(contracts, "E-13", "signed_by_firm")
+        refusal = contracts_pb2.RefuseSignatureRequest(
+            contract_id=unsigned, refused_by="Ms Chen", reason="payment terms too short"
+        )
+        reopened = contracts.RefuseSignature(refusal)
+        assert contracts.RefuseSignature(refusal) == reopened, "refusing again changes nothing"
+        renegotiated = json.loads(system.wait_completed(refused).variables_json)
+        after_refusal = contracts.GetContract(contracts_pb2.GetContractRequest(contract_id=unsigned))
         done = json.loads(system.wait_completed(happy).variables_json)
         caught = system.wait_completed(incomplete)
         expired = json.loads(system.wait_completed(expires).variables_json)
@@ -260,9 +289,14 @@ def test_every_contracts_operation_through_the_orchestrator(
     assert json.loads(caught.variables_json)["missing_clauses"] == ["confidentiality", "breach_liability"]
     assert (expired["intake_outcome"], expired["decline_reason"]) == ("declined", "offer_expired")
 
+    assert (reopened.status, reopened.version) == ("draft", 2), "2.4.3 → 2.4.1"
+    assert not reopened.HasField("firm_signature"), "the firm's signature on the refused version is void"
+    assert renegotiated["contract_version"] == 3, "the reopened contract is negotiated as its next version"
+    assert (after_refusal.status, after_refusal.version) == ("draft", 3)
+
     db = Database(database_url)
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 3, "redelivery acted once"
+        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 4, "redelivery acted once"
     db.dispose()
     wait_for_types(
         nats_url,

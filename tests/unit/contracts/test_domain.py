@@ -449,6 +449,18 @@ def test_signed_once_both_parties_signed_in_either_order() -> None:
     domain.check_client_can_sign(ContractStatus.SIGNED_BY_FIRM)
 
 
+def test_only_a_contract_waiting_for_the_client_is_reopened() -> None:
+    """2.4.3: a refusal or the end of the signing period sends it back to negotiation (2.4.1)."""
+    domain.check_reopenable(ContractStatus.APPROVED)
+    domain.check_reopenable(ContractStatus.SIGNED_BY_FIRM)
+    for signed in (ContractStatus.SIGNED_BY_CLIENT, ContractStatus.SIGNED, ContractStatus.DISTRIBUTED):
+        with pytest.raises(FailedPrecondition, match="the client has signed"):
+            domain.check_reopenable(signed)
+    for status in (ContractStatus.DRAFT, ContractStatus.IN_LEGAL_REVIEW, ContractStatus.REVISING):
+        with pytest.raises(FailedPrecondition, match="waiting for the client's signature"):
+            domain.check_reopenable(status)
+
+
 def test_distribution_follows_both_signatures() -> None:
     domain.check_distributable(ContractStatus.SIGNED)
     with pytest.raises(FailedPrecondition, match="both parties signed"):

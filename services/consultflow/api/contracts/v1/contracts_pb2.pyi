@@ -1319,6 +1319,33 @@ class RecordClientSignatureRequest(_message.Message):
 Global___RecordClientSignatureRequest: _TypeAlias = RecordClientSignatureRequest  # noqa: Y015
 
 @_typing.final
+class RefuseSignatureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    REFUSED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    refused_by: _builtins.str
+    """required: who refused for the client"""
+    reason: _builtins.str
+    """required"""
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        refused_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "reason", b"reason", "refused_by", b"refused_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefuseSignatureRequest: _TypeAlias = RefuseSignatureRequest  # noqa: Y015
+
+@_typing.final
 class DistributeContractRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
