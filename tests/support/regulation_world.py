@@ -252,6 +252,8 @@ class Worker:
         return {"legal_review_round": self.world.count("contracts.submit_for_legal_review")}
 
     def contracts__record_legal_review(self, p: Mapping[str, Any]) -> Outputs:
+        for focus in ("completeness", "accuracy", "legality", "risk_safeguards"):  # 2.4.2, each recorded
+            assert p[f"{focus}_verdict"] in ("approved", "revise") and p[f"{focus}_opinion"], focus
         return {"legal_approved": p["legal_verdict"] == "approved"}
 
     def contracts__revise_contract(self, p: Mapping[str, Any]) -> Outputs:

@@ -750,9 +750,58 @@ def parse_opinions(field: str, value: object) -> tuple[Opinion, ...]:
     return tuple(opinions)
 
 
-def check_legal_review(verdict: ReviewVerdict, opinions: Sequence[Opinion]) -> None:
-    if verdict is ReviewVerdict.REVISE and not opinions:
+def check_legal_review(
+    verdict: ReviewVerdict, opinions: Sequence[Opinion], findings: Sequence[Finding] = ()
+) -> None:
+    if verdict is ReviewVerdict.REVISE and not opinions and not findings:
         raise InvalidArgument("legal_opinions", "a revise verdict gives the legal opinion to follow (2.4.2)")
+    failed = [f.focus.value for f in findings if f.verdict is ReviewVerdict.REVISE]
+    if failed and verdict is ReviewVerdict.APPROVED:
+        raise InvalidArgument(
+            "legal_verdict", f"2.4.2: {', '.join(failed)} need revision, so the contract is not approved"
+        )
+
+
+class LegalFocus(StrEnum):
+    """2.4.2: what the legal department checks (重點審核): 完整性、準確性、合法性、風險防範措施."""
+
+    COMPLETENESS = "completeness"
+    ACCURACY = "accuracy"
+    LEGALITY = "legality"
+    RISK_SAFEGUARDS = "risk_safeguards"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """2.4.2: the legal department's verdict and opinion on one focus of its review."""
+
+    focus: LegalFocus
+    verdict: ReviewVerdict
+    opinion: str
+
+
+def parse_findings(
+    verdicts: Mapping[LegalFocus, object], opinions: Mapping[LegalFocus, str]
+) -> tuple[Finding, ...]:
+    """All four foci or none (a review recorded before the foci were asked); revise needs an opinion."""
+    given = [focus for focus, value in verdicts.items() if value not in (None, "")]
+    if not given:
+        return ()
+    findings = []
+    for focus in LegalFocus:
+        field = f"{focus.value}_verdict"
+        value = verdicts.get(focus)
+        if value in (None, ""):
+            raise InvalidArgument(field, "2.4.2: every focus of the legal review has a verdict")
+        try:
+            verdict = ReviewVerdict(str(value))
+        except ValueError:
+            raise InvalidArgument(field, "must be approved or revise") from None
+        opinion = optional_text(f"{focus.value}_opinion", opinions.get(focus, ""), TEXT_LIMIT)
+        if verdict is ReviewVerdict.REVISE and not opinion:
+            raise InvalidArgument(f"{focus.value}_opinion", "2.4.2: a focus that needs revision says why")
+        findings.append(Finding(focus, verdict, opinion))
+    return tuple(findings)
 
 
 def status_after_legal_review(verdict: ReviewVerdict) -> ContractStatus:

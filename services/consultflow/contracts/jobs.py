@@ -19,6 +19,7 @@ from consultflow.contracts.domain import (
     Clauses,
     ContractStatus,
     DraftContract,
+    LegalFocus,
     ProposalContent,
     ProposalStatus,
     QuotationTerms,
@@ -26,6 +27,7 @@ from consultflow.contracts.domain import (
     Signatory,
     incomplete_message,
     missing_for_review,
+    parse_findings,
     parse_opinions,
 )
 from consultflow.platform.db import UnitOfWork
@@ -155,12 +157,17 @@ def submit_for_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Ma
 def record_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """2.4.2: the legal department's verdict and opinions."""
     verdict = choice("legal_verdict", job.get("legal_verdict"), ReviewVerdict)
+    findings = parse_findings(
+        {focus: job.get(f"{focus.value}_verdict", None) for focus in LegalFocus},
+        {focus: job.text(f"{focus.value}_opinion", "") for focus in LegalFocus},
+    )
     view = usecases.record_legal_review(
         uow,
         job.text("contract_id"),
         verdict,
         parse_opinions("legal_opinions", job.get("legal_opinions", None)),
         job.text("legal_reviewer", ""),
+        findings,
     )
     return {"legal_approved": view.contract.status == ContractStatus.APPROVED.value}
 

@@ -195,6 +195,18 @@ class LegalOpinion(Base):
     opinion: Mapped[str] = mapped_column(Text)
 
 
+class LegalFinding(Base):
+    """2.4.2: the verdict and opinion on one focus of a legal review (completeness, accuracy, legality,
+    risk safeguards)."""
+
+    __tablename__ = "legal_findings"
+    review_id: Mapped[str] = mapped_column(ForeignKey("legal_reviews.review_id"), primary_key=True)
+    focus: Mapped[str] = mapped_column(String(20), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(20))
+    opinion: Mapped[str] = mapped_column(Text, default="")
+
+
 class Distribution(Base):
     """2.4.3: a copy of the signed contract with a department, and its acknowledgement."""
 

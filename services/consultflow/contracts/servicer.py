@@ -251,6 +251,9 @@ def contract_message(view: ContractView) -> pb.Contract:
                 reviewer=r.review.reviewer,
                 verdict=r.review.verdict,
                 opinions=[pb.LegalOpinion(clause=o.clause, opinion=o.opinion) for o in r.opinions],
+                findings=[
+                    pb.LegalFinding(focus=f.focus, verdict=f.verdict, opinion=f.opinion) for f in r.findings
+                ],
                 reviewed_at=timestamp(r.review.reviewed_at),
             )
             for r in view.reviews

@@ -43,6 +43,7 @@ from consultflow.contracts.orm import (
     Contract,
     ContractVersion,
     Distribution,
+    LegalFinding,
     LegalOpinion,
     LegalReview,
     NegotiationRound,
@@ -421,6 +422,7 @@ def review_proposal(
 class ReviewRecord:
     review: LegalReview
     opinions: list[LegalOpinion]
+    findings: list[LegalFinding]
 
 
 @dataclass(frozen=True)
@@ -471,6 +473,7 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
     reviews = _children(session, LegalReview, LegalReview.contract_id, ids, LegalReview.round)
     review_ids = [r.review_id for group in reviews.values() for r in group]
     opinions = _children(session, LegalOpinion, LegalOpinion.review_id, review_ids, LegalOpinion.position)
+    findings = _children(session, LegalFinding, LegalFinding.review_id, review_ids, LegalFinding.position)
     distributions = _children(session, Distribution, Distribution.contract_id, ids, Distribution.department)
     current = and_(
         Proposal.proposal_id == ProposalVersion.proposal_id,
@@ -489,7 +492,7 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
             c,
             versions[c.contract_id],
             rounds[c.contract_id],
-            [ReviewRecord(r, opinions[r.review_id]) for r in reviews[c.contract_id]],
+            [ReviewRecord(r, opinions[r.review_id], findings[r.review_id]) for r in reviews[c.contract_id]],
             distributions[c.contract_id],
             proposals.get(c.proposal_id),
         )
@@ -633,12 +636,18 @@ def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
 
 
 def record_legal_review(
-    uow: UnitOfWork, contract_id: str, verdict: ReviewVerdict, opinions: Sequence[Opinion], reviewer: str
+    uow: UnitOfWork,
+    contract_id: str,
+    verdict: ReviewVerdict,
+    opinions: Sequence[Opinion],
+    reviewer: str,
+    findings: Sequence[domain.Finding] = (),
 ) -> ContractView:
-    """2.4.2: the legal department's verdict on the version under review, with opinions per clause."""
+    """2.4.2: the legal department's verdict on the version under review, with opinions per clause and,
+    when given, a verdict and opinion on each focus (completeness, accuracy, legality, risk safeguards)."""
     contract = one(uow.session, Contract, contract_id, "contract")
     domain.check_reviewable(ContractStatus(contract.status))
-    domain.check_legal_review(verdict, opinions)
+    domain.check_legal_review(verdict, opinions, findings)
     review = LegalReview(
         review_id=_new_id(),
         contract_id=contract_id,
@@ -654,6 +663,16 @@ def record_legal_review(
         LegalOpinion(review_id=review.review_id, position=index, clause=o.clause, opinion=o.opinion)
         for index, o in enumerate(opinions, start=1)
     )
+    uow.session.add_all(
+        LegalFinding(
+            review_id=review.review_id,
+            focus=f.focus.value,
+            position=index,
+            verdict=f.verdict.value,
+            opinion=f.opinion,
+        )
+        for index, f in enumerate(findings, start=1)
+    )
     status = domain.status_after_legal_review(verdict)
     approved = status is ContractStatus.APPROVED
     contract.status = status.value
@@ -665,6 +684,9 @@ def record_legal_review(
         view,
         legal_review_round=review.round,
         legal_opinions=[{"clause": o.clause, "opinion": o.opinion} for o in opinions],
+        legal_findings=[
+            {"focus": f.focus.value, "verdict": f.verdict.value, "opinion": f.opinion} for f in findings
+        ],
     )
     return view
 

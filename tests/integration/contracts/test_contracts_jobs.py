@@ -125,6 +125,7 @@ CLAUSES = _same(
     "breach_liability",
     "negotiation_notes",
 )
+FOCI = ("completeness", "accuracy", "legality", "risk_safeguards")
 CONTRACT: list[Task | Wait] = [
     *OFFER,
     Wait("accepted", "quotation.accepted"),
@@ -153,7 +154,13 @@ CONTRACT: list[Task | Wait] = [
     Task(
         "legal_review_2",
         "contracts.record_legal_review",
-        {"contract_id": "contract_id", "legal_verdict": "'approved'", "legal_opinions": "''"},
+        {
+            "contract_id": "contract_id",
+            "legal_verdict": "'approved'",
+            "legal_opinions": "''",
+            **{f"{focus}_verdict": "'approved'" for focus in FOCI},
+            **{f"{focus}_opinion": f"'{focus} checked'" for focus in FOCI},
+        },
     ),
     Task("sign_contract", "contracts.sign_contract", _same("contract_id", "signatory", "signatory_title")),
     Wait("client_signed", "contract.signed"),
@@ -282,6 +289,10 @@ def test_every_contracts_operation_through_the_orchestrator(
     assert [(o.clause, o.opinion) for o in contract.legal_reviews[0].opinions] == [
         ("breach_liability", "exclude wilful misconduct")
     ]
+    assert [(f.focus, f.verdict, f.opinion) for f in contract.legal_reviews[1].findings] == [
+        (focus, "approved", f"{focus} checked") for focus in FOCI
+    ], "2.4.2: each focus recorded with its verdict and opinion"
+    assert not contract.legal_reviews[0].findings, "a review without the foci is still recorded"
     assert contract.client_name == "Shenzhen Lighting Co."
     assert [p.name for p in contract.client_contacts] == ["Ms Chen"]
 

@@ -449,6 +449,27 @@ def test_signed_once_both_parties_signed_in_either_order() -> None:
     domain.check_client_can_sign(ContractStatus.SIGNED_BY_FIRM)
 
 
+def test_the_four_foci_of_the_legal_review_are_recorded_each_or_none() -> None:
+    """2.4.2: completeness, accuracy, legality and risk safeguards, each with a verdict and an opinion."""
+    foci = list(domain.LegalFocus)
+    assert [f.value for f in foci] == ["completeness", "accuracy", "legality", "risk_safeguards"]
+    assert domain.parse_findings({f: None for f in foci}, {}) == ()
+    findings = domain.parse_findings(
+        {f: "approved" for f in foci} | {domain.LegalFocus.LEGALITY: "revise"},
+        {f: f"{f.value} ok" for f in foci},
+    )
+    assert [(f.focus, f.verdict) for f in findings][2] == (domain.LegalFocus.LEGALITY, ReviewVerdict.REVISE)
+    with pytest.raises(InvalidArgument) as missing:
+        domain.parse_findings({domain.LegalFocus.ACCURACY: "approved"}, {})
+    assert missing.value.field == "completeness_verdict"
+    with pytest.raises(InvalidArgument) as unexplained:
+        domain.parse_findings({f: "revise" for f in foci}, {})
+    assert unexplained.value.field == "completeness_opinion"
+    with pytest.raises(InvalidArgument, match="legality need revision"):
+        domain.check_legal_review(ReviewVerdict.APPROVED, (), findings)
+    domain.check_legal_review(ReviewVerdict.REVISE, (), findings)
+
+
 def test_only_a_contract_waiting_for_the_client_is_reopened() -> None:
     """2.4.3: a refusal or the end of the signing period sends it back to negotiation (2.4.1)."""
     domain.check_reopenable(ContractStatus.APPROVED)
