@@ -229,6 +229,9 @@ class Worker:
         return {
             "quotation_id": self.new_id("quotation"),
             "quotation_status": "draft",
+            "quotation_cost_total": str(
+                sum(Decimal(p[f"{k}_cost_basis"]) for k in ("consulting", "travel", "accommodation", "other"))
+            ),
             "quotation_total": str(total),
             "quotation_valid_until": valid_until,
         }

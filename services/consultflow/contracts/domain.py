@@ -199,6 +199,43 @@ COSTS = (
 )
 """A quotation given as one amount per cost category: the input's name, its category, its line's text."""
 
+COST_BASIS = (
+    ("consulting_cost_basis", Category.CONSULTING_FEE),
+    ("travel_cost_basis", Category.TRAVEL),
+    ("accommodation_cost_basis", Category.ACCOMMODATION),
+    ("other_cost_basis", Category.OTHER),
+)
+"""2.3.1 公司成本核算: the input naming the firm's own cost of each category the quotation itemises."""
+
+
+@dataclass(frozen=True)
+class CostAccounting:
+    """2.3.1: the company's cost accounting the quotation is based on — the firm's cost per category of the
+    quotation (consulting, travel, accommodation, other) and their total."""
+
+    costs: tuple[tuple[Category, Decimal], ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.costs), Decimal(0))
+
+    @classmethod
+    def parse(cls, given: Mapping[str, object], currency: object) -> CostAccounting | None:
+        """None when no cost is given (a quotation prepared before the costs were asked); otherwise the
+        consulting cost is required and a cost left empty is 0."""
+        if all(_empty(given.get(name)) for name, _ in COST_BASIS):
+            return None
+        code = parse_currency("currency", currency)
+        if _empty(given.get("consulting_cost_basis")):
+            raise InvalidArgument(
+                "consulting_cost_basis", "2.3.1: the cost accounting states the consulting cost"
+            )
+        return cls(
+            tuple(
+                (category, parse_optional_money(name, given.get(name), code)) for name, category in COST_BASIS
+            )
+        )
+
 
 @dataclass(frozen=True)
 class QuotationTerms:

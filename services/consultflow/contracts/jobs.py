@@ -16,8 +16,10 @@ from typing import Any
 from consultflow.contracts import usecases
 from consultflow.contracts.adapters import Dependencies
 from consultflow.contracts.domain import (
+    COST_BASIS,
     Clauses,
     ContractStatus,
+    CostAccounting,
     DraftContract,
     LegalFocus,
     ProposalContent,
@@ -57,8 +59,10 @@ def prepare_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
         tax_rate=job.get("tax_rate", None),
         validity_days=job.get("validity_days"),
     )
-    view = usecases.prepare_quotation(uow, job.engagement_id, job.text("client_id"), terms)
+    costs = CostAccounting.parse({name: job.get(name, None) for name, _ in COST_BASIS}, job.get("currency"))
+    view = usecases.prepare_quotation(uow, job.engagement_id, job.text("client_id"), terms, costs)
     return {
+        "quotation_cost_total": format(costs.total, "f") if costs else "",
         "quotation_id": view.quotation.quotation_id,
         "quotation_status": view.quotation.status,
         "quotation_total": format(view.current.total, "f"),

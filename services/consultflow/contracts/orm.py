@@ -66,6 +66,16 @@ class QuotationVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class QuotationCost(Base):
+    """2.3.1 公司成本核算: the firm's own cost of one category, for one quotation version."""
+
+    __tablename__ = "quotation_costs"
+    quotation_id: Mapped[str] = mapped_column(ForeignKey("quotations.quotation_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(DecimalText)
+
+
 class QuotationLine(Base):
     __tablename__ = "quotation_lines"
     quotation_id: Mapped[str] = mapped_column(ForeignKey("quotations.quotation_id"), primary_key=True)

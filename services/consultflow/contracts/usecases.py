@@ -51,6 +51,7 @@ from consultflow.contracts.orm import (
     ProposalReview,
     ProposalVersion,
     Quotation,
+    QuotationCost,
     QuotationLine,
     QuotationVersion,
 )
@@ -180,9 +181,14 @@ def _add_version(uow: UnitOfWork, quotation: Quotation, terms: QuotationTerms, n
 
 
 def prepare_quotation(
-    uow: UnitOfWork, engagement_id: str, client_id: str, terms: QuotationTerms
+    uow: UnitOfWork,
+    engagement_id: str,
+    client_id: str,
+    terms: QuotationTerms,
+    costs: domain.CostAccounting | None = None,
 ) -> QuotationView:
-    """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today."""
+    """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today.
+    The company's cost accounting it is based on, when given, is kept per category with the version."""
     client_id = required_text("client_id", client_id, domain.ID_LIMIT)
     quotation = Quotation(
         quotation_id=_new_id(),
@@ -196,8 +202,22 @@ def prepare_quotation(
     uow.session.add(quotation)
     uow.session.flush()
     _add_version(uow, quotation, terms, "")
+    cost_items: dict[str, str] = {}
+    if costs is not None:
+        uow.session.add_all(
+            QuotationCost(
+                quotation_id=quotation.quotation_id, version=1, category=category.value, amount=amount
+            )
+            for category, amount in costs.costs
+        )
+        cost_items = {category.value: format(amount, "f") for category, amount in costs.costs}
     view = get_quotation(uow.session, quotation.quotation_id)
-    _emit_quotation(uow, "quotation.prepared", view)
+    _emit_quotation(
+        uow,
+        "quotation.prepared",
+        view,
+        **({"cost_accounting": cost_items, "cost_total": format(costs.total, "f")} if costs else {}),
+    )
     return view
 
 

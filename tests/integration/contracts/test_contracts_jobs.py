@@ -41,6 +41,10 @@ START: dict[str, Any] = {
     "travel_cost": "12401.00",
     "accommodation_cost": "10799.88",
     "other_cost": "",
+    "consulting_cost_basis": "52000.00",
+    "travel_cost_basis": "12401.00",
+    "accommodation_cost_basis": "",
+    "other_cost_basis": "",
     "currency": "CNY",
     "tax_rate": "0.06",
     "validity_days": 30,
@@ -88,6 +92,10 @@ OFFER: list[Task | Wait] = [
             "currency",
             "tax_rate",
             "validity_days",
+            "consulting_cost_basis",
+            "travel_cost_basis",
+            "accommodation_cost_basis",
+            "other_cost_basis",
         ),
     ),
     Task(
@@ -278,6 +286,7 @@ def test_every_contracts_operation_through_the_orchestrator(
 
     assert done["quotation_total"] == "98792.93" and done["quotation_valid_until"]
     assert done["quotation_status"] == "accepted", "the answer's payload replaces the draft (2.4.1)"
+    assert done["quotation_cost_total"] == "64401.00", "2.3.1: the cost accounting's total"
     assert done["proposal_version"] == 1 and done["proposal_approved"] is True and done["offer_sent_at"]
     assert done["legal_review_round"] == 1 and done["contract_version"] == 2
     assert done["legal_approved"] is True and done["signed_by_firm_at"]
@@ -308,6 +317,14 @@ def test_every_contracts_operation_through_the_orchestrator(
     db = Database(database_url)
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 4, "redelivery acted once"
+        costs = session.scalars(select(orm.QuotationCost).order_by(orm.QuotationCost.category)).all()
+        assert len(costs) == 4 * 4, "2.3.1: each quotation keeps its cost per category"
+        assert {(c.category, str(c.amount)) for c in costs} == {
+            ("consulting_fee", "52000.00"),
+            ("travel", "12401.00"),
+            ("accommodation", "0"),
+            ("other", "0"),
+        }
     db.dispose()
     wait_for_types(
         nats_url,

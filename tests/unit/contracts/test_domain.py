@@ -449,6 +449,22 @@ def test_signed_once_both_parties_signed_in_either_order() -> None:
     domain.check_client_can_sign(ContractStatus.SIGNED_BY_FIRM)
 
 
+def test_the_cost_accounting_states_the_firms_cost_per_category() -> None:
+    """2.3.1: 公司成本核算, in the quotation's categories; none given is a quotation without it."""
+    assert domain.CostAccounting.parse({}, "CNY") is None
+    costs = domain.CostAccounting.parse(
+        {"consulting_cost_basis": "52000.00", "travel_cost_basis": "1200.50", "other_cost_basis": ""}, "CNY"
+    )
+    assert costs is not None and costs.total == Decimal("53200.50")
+    assert [c for c, _ in costs.costs] == list(domain.Category)
+    with pytest.raises(InvalidArgument) as missing:
+        domain.CostAccounting.parse({"travel_cost_basis": "100"}, "CNY")
+    assert missing.value.field == "consulting_cost_basis"
+    with pytest.raises(InvalidArgument) as negative:
+        domain.CostAccounting.parse({"consulting_cost_basis": "-1"}, "CNY")
+    assert negative.value.field == "consulting_cost_basis"
+
+
 def test_the_four_foci_of_the_legal_review_are_recorded_each_or_none() -> None:
     """2.4.2: completeness, accuracy, legality and risk safeguards, each with a verdict and an opinion."""
     foci = list(domain.LegalFocus)
