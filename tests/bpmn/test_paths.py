@@ -417,6 +417,19 @@ def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
     assert w.count("contracts.distribute_contract") == 0
 
 
+@scenario
+def several_leads_in_one_research_round(w: World) -> None:
+    """2.1.1: one round of market research can bring several leads, each recorded in the CRM."""
+    w.fire_start_timer("market_research")
+    w.submit("collect_market_intelligence_form", lead_found=True)
+    w.submit("record_lead_form", lead_source="trade_fair", another_lead=True)
+    w.submit("record_lead_form", lead_source="seminar", another_lead=True)
+    w.submit("record_lead_form", lead_source="online_platform")
+    (run,) = w.instances("market_research")
+    assert run.status == "COMPLETED" and w.ends_of(run) == ["lead_recorded"]
+    assert w.count("crm.record_lead") == 3 and w.count("crm.record_market_insight") == 1
+
+
 # --- end of the intake scenarios ------------------------------------------------------------------
 
 
