@@ -257,14 +257,16 @@ def infeasible_inquiry_is_not_taken_on(w: World) -> None:
 
 
 @scenario
-def rejected_offer_ends_the_intake(w: World) -> None:
+def rejected_quote_is_negotiated_until_the_client_ends_it(w: World) -> None:
     start_engagement(w, "E-REJECTED")
     w.submit("understand_needs", communication_mode="phone")
     w.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=False)
     w.submit("prepare_quotation_form")
     w.submit("draft_proposal_form")
     w.submit("review_proposal", proposal_verdict="approved")
-    w.client("quotation.rejected", "E-REJECTED", rejection_reason="too expensive")
+    w.client("quotation.rejected", "E-REJECTED", quotation_status="rejected", answer_note="too expensive")
+    assert open_tasks(w) == ["negotiate_contract"], "2.4.1: a rejected quote is negotiated"
+    w.submit("negotiate_contract", negotiation_outcome="client_ends")
     assert w.ends("engagement") == ["not_taken_on", "offer_rejected"]
     assert w.variables("engagement")["decline_reason"] == "offer_rejected"
     assert w.count("risk.register_risk") == 0
@@ -345,6 +347,90 @@ def online_delivery_after_an_untested_channel(w: World) -> None:
     assert w.count("delivery.plan_online_delivery") == 2
     assert w.count("delivery.send_deliverables_online") == 1
     assert w.count("delivery.plan_onsite_delivery") == 0
+
+
+# --- intake (ch. 2) scenarios ------------------------------------------------------------------------
+
+
+@scenario
+def negotiation_sends_the_quotation_and_the_proposal_back(w: World) -> None:
+    """2.4.1: negotiation on the quote and the proposal can send both back for revision; terms agreed on a
+    quote the client rejected send it back too, as a contract is drafted only on an accepted quote."""
+    eid = "E-RENEGOTIATED"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract", negotiation_outcome="revise")
+    assert open_tasks(w) == ["prepare_quotation_form"], "the quotation is revised"
+    w.submit("prepare_quotation_form", consulting_fee="90000")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.rejected", eid, quotation_status="rejected")
+    w.submit("negotiate_contract", negotiation_outcome="agreed")
+    assert open_tasks(w) == ["prepare_quotation_form"], "a rejected quote is revised before any contract"
+    w.submit("prepare_quotation_form", consulting_fee="85000")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.client("contract.signed", eid)
+    assert w.count("contracts.prepare_quotation") == 3
+    assert w.count("contracts.send_offer") == 3
+    assert w.count("contracts.draft_contract") == 1
+    assert w.variables("engagement")["intake_outcome"] == "contracted"
+
+
+@scenario
+def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
+    """2.4.3: the client refuses to sign, or does not sign within the signing period: the contract goes
+    back to negotiation (2.4.1), which signs it in the end or ends when the client does not go on."""
+    eid = "E-REFUSED"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.client("contract.signature_refused", eid)
+    assert open_tasks(w) == ["negotiate_contract"], "a refused signature is negotiated again"
+    assert w.count("contracts.reopen_negotiation") == 0, "RefuseSignature has reopened the contract"
+    w.submit("negotiate_contract", breach_liability="capped at the fee")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form")
+    w.elapse("signature_overdue", "engagement")
+    assert open_tasks(w) == ["negotiate_contract"], "an unsigned contract is negotiated again"
+    assert w.count("contracts.reopen_negotiation") == 1
+    w.submit("negotiate_contract", negotiation_outcome="client_ends")
+    assert w.ends("engagement") == ["not_taken_on", "offer_rejected"]
+    assert w.count("contracts.draft_contract") == 2
+    assert w.count("contracts.sign_contract") == 2
+    assert w.count("contracts.distribute_contract") == 0
+
+
+@scenario
+def several_leads_in_one_research_round(w: World) -> None:
+    """2.1.1: one round of market research can bring several leads, each recorded in the CRM."""
+    w.fire_start_timer("market_research")
+    w.submit("collect_market_intelligence_form", lead_found=True)
+    w.submit("record_lead_form", lead_source="trade_fair", another_lead=True)
+    w.submit("record_lead_form", lead_source="seminar", another_lead=True)
+    w.submit("record_lead_form", lead_source="online_platform")
+    (run,) = w.instances("market_research")
+    assert run.status == "COMPLETED" and w.ends_of(run) == ["lead_recorded"]
+    assert w.count("crm.record_lead") == 3 and w.count("crm.record_market_insight") == 1
+
+
+# --- end of the intake scenarios ------------------------------------------------------------------
 
 
 # --- follow-up (ch. 5) scenarios ---------------------------------------------------------------------

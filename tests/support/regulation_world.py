@@ -228,6 +228,10 @@ class Worker:
         valid_until = (datetime.now(UTC) + timedelta(days=int(p["validity_days"]))).date().isoformat()
         return {
             "quotation_id": self.new_id("quotation"),
+            "quotation_status": "draft",
+            "quotation_cost_total": str(
+                sum(Decimal(p[f"{k}_cost_basis"]) for k in ("consulting", "travel", "accommodation", "other"))
+            ),
             "quotation_total": str(total),
             "quotation_valid_until": valid_until,
         }
@@ -251,6 +255,8 @@ class Worker:
         return {"legal_review_round": self.world.count("contracts.submit_for_legal_review")}
 
     def contracts__record_legal_review(self, p: Mapping[str, Any]) -> Outputs:
+        for focus in ("completeness", "accuracy", "legality", "risk_safeguards"):  # 2.4.2, each recorded
+            assert p[f"{focus}_verdict"] in ("approved", "revise") and p[f"{focus}_opinion"], focus
         return {"legal_approved": p["legal_verdict"] == "approved"}
 
     def contracts__revise_contract(self, p: Mapping[str, Any]) -> Outputs:
@@ -258,6 +264,10 @@ class Worker:
 
     def contracts__sign_contract(self, p: Mapping[str, Any]) -> Outputs:
         return {"signed_by_firm_at": _now()}
+
+    def contracts__reopen_negotiation(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["contract_id"] and p["reopen_reason"]
+        return {"contract_version": self.world.count("contracts.draft_contract") + 1}
 
     def contracts__distribute_contract(self, p: Mapping[str, Any]) -> Outputs:
         return {"intake_outcome": "contracted", "distributed_to": "delivery,finance,legal"}

@@ -199,6 +199,43 @@ COSTS = (
 )
 """A quotation given as one amount per cost category: the input's name, its category, its line's text."""
 
+COST_BASIS = (
+    ("consulting_cost_basis", Category.CONSULTING_FEE),
+    ("travel_cost_basis", Category.TRAVEL),
+    ("accommodation_cost_basis", Category.ACCOMMODATION),
+    ("other_cost_basis", Category.OTHER),
+)
+"""2.3.1 公司成本核算: the input naming the firm's own cost of each category the quotation itemises."""
+
+
+@dataclass(frozen=True)
+class CostAccounting:
+    """2.3.1: the company's cost accounting the quotation is based on — the firm's cost per category of the
+    quotation (consulting, travel, accommodation, other) and their total."""
+
+    costs: tuple[tuple[Category, Decimal], ...]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((amount for _, amount in self.costs), Decimal(0))
+
+    @classmethod
+    def parse(cls, given: Mapping[str, object], currency: object) -> CostAccounting | None:
+        """None when no cost is given (a quotation prepared before the costs were asked); otherwise the
+        consulting cost is required and a cost left empty is 0."""
+        if all(_empty(given.get(name)) for name, _ in COST_BASIS):
+            return None
+        code = parse_currency("currency", currency)
+        if _empty(given.get("consulting_cost_basis")):
+            raise InvalidArgument(
+                "consulting_cost_basis", "2.3.1: the cost accounting states the consulting cost"
+            )
+        return cls(
+            tuple(
+                (category, parse_optional_money(name, given.get(name), code)) for name, category in COST_BASIS
+            )
+        )
+
 
 @dataclass(frozen=True)
 class QuotationTerms:
@@ -750,9 +787,58 @@ def parse_opinions(field: str, value: object) -> tuple[Opinion, ...]:
     return tuple(opinions)
 
 
-def check_legal_review(verdict: ReviewVerdict, opinions: Sequence[Opinion]) -> None:
-    if verdict is ReviewVerdict.REVISE and not opinions:
+def check_legal_review(
+    verdict: ReviewVerdict, opinions: Sequence[Opinion], findings: Sequence[Finding] = ()
+) -> None:
+    if verdict is ReviewVerdict.REVISE and not opinions and not findings:
         raise InvalidArgument("legal_opinions", "a revise verdict gives the legal opinion to follow (2.4.2)")
+    failed = [f.focus.value for f in findings if f.verdict is ReviewVerdict.REVISE]
+    if failed and verdict is ReviewVerdict.APPROVED:
+        raise InvalidArgument(
+            "legal_verdict", f"2.4.2: {', '.join(failed)} need revision, so the contract is not approved"
+        )
+
+
+class LegalFocus(StrEnum):
+    """2.4.2: what the legal department checks (重點審核): 完整性、準確性、合法性、風險防範措施."""
+
+    COMPLETENESS = "completeness"
+    ACCURACY = "accuracy"
+    LEGALITY = "legality"
+    RISK_SAFEGUARDS = "risk_safeguards"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """2.4.2: the legal department's verdict and opinion on one focus of its review."""
+
+    focus: LegalFocus
+    verdict: ReviewVerdict
+    opinion: str
+
+
+def parse_findings(
+    verdicts: Mapping[LegalFocus, object], opinions: Mapping[LegalFocus, str]
+) -> tuple[Finding, ...]:
+    """All four foci or none (a review recorded before the foci were asked); revise needs an opinion."""
+    given = [focus for focus, value in verdicts.items() if value not in (None, "")]
+    if not given:
+        return ()
+    findings = []
+    for focus in LegalFocus:
+        field = f"{focus.value}_verdict"
+        value = verdicts.get(focus)
+        if value in (None, ""):
+            raise InvalidArgument(field, "2.4.2: every focus of the legal review has a verdict")
+        try:
+            verdict = ReviewVerdict(str(value))
+        except ValueError:
+            raise InvalidArgument(field, "must be approved or revise") from None
+        opinion = optional_text(f"{focus.value}_opinion", opinions.get(focus, ""), TEXT_LIMIT)
+        if verdict is ReviewVerdict.REVISE and not opinion:
+            raise InvalidArgument(f"{focus.value}_opinion", "2.4.2: a focus that needs revision says why")
+        findings.append(Finding(focus, verdict, opinion))
+    return tuple(findings)
 
 
 def status_after_legal_review(verdict: ReviewVerdict) -> ContractStatus:
@@ -802,6 +888,17 @@ def check_client_can_sign(status: ContractStatus) -> None:
         raise FailedPrecondition(
             "2.4.3: the client signs the contract the legal department approved (2.4.2); "
             f"it is {status.value}"
+        )
+
+
+def check_reopenable(status: ContractStatus) -> None:
+    """2.4.3/2.4.1: a contract waiting for the client's signature goes back to negotiation when the client
+    refuses to sign or the signing period ends; one the client signed does not."""
+    if client_has_signed(status):
+        raise FailedPrecondition("2.4.3: the client has signed this contract")
+    if status not in (ContractStatus.APPROVED, ContractStatus.SIGNED_BY_FIRM):
+        raise FailedPrecondition(
+            f"2.4.3: only a contract waiting for the client's signature is reopened; it is {status.value}"
         )
 
 

@@ -16,9 +16,12 @@ from typing import Any
 from consultflow.contracts import usecases
 from consultflow.contracts.adapters import Dependencies
 from consultflow.contracts.domain import (
+    COST_BASIS,
     Clauses,
     ContractStatus,
+    CostAccounting,
     DraftContract,
+    LegalFocus,
     ProposalContent,
     ProposalStatus,
     QuotationTerms,
@@ -26,6 +29,7 @@ from consultflow.contracts.domain import (
     Signatory,
     incomplete_message,
     missing_for_review,
+    parse_findings,
     parse_opinions,
 )
 from consultflow.platform.db import UnitOfWork
@@ -55,9 +59,12 @@ def prepare_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
         tax_rate=job.get("tax_rate", None),
         validity_days=job.get("validity_days"),
     )
-    view = usecases.prepare_quotation(uow, job.engagement_id, job.text("client_id"), terms)
+    costs = CostAccounting.parse({name: job.get(name, None) for name, _ in COST_BASIS}, job.get("currency"))
+    view = usecases.prepare_quotation(uow, job.engagement_id, job.text("client_id"), terms, costs)
     return {
+        "quotation_cost_total": format(costs.total, "f") if costs else "",
         "quotation_id": view.quotation.quotation_id,
+        "quotation_status": view.quotation.status,
         "quotation_total": format(view.current.total, "f"),
         "quotation_valid_until": view.quotation.valid_until.isoformat(),
     }
@@ -154,12 +161,17 @@ def submit_for_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Ma
 def record_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """2.4.2: the legal department's verdict and opinions."""
     verdict = choice("legal_verdict", job.get("legal_verdict"), ReviewVerdict)
+    findings = parse_findings(
+        {focus: job.get(f"{focus.value}_verdict", None) for focus in LegalFocus},
+        {focus: job.text(f"{focus.value}_opinion", "") for focus in LegalFocus},
+    )
     view = usecases.record_legal_review(
         uow,
         job.text("contract_id"),
         verdict,
         parse_opinions("legal_opinions", job.get("legal_opinions", None)),
         job.text("legal_reviewer", ""),
+        findings,
     )
     return {"legal_approved": view.contract.status == ContractStatus.APPROVED.value}
 
@@ -182,6 +194,13 @@ def sign_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     signatory = Signatory.parse(signatory=job.text("signatory"), signatory_title=job.text("signatory_title"))
     view = usecases.sign_contract(uow, job.text("contract_id"), signatory)
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
+
+
+@operations.handler("reopen_negotiation")
+def reopen_negotiation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """2.4.3: the signing period ended without the client's signature; the contract is negotiated again."""
+    view = usecases.reopen_negotiation(uow, job.text("contract_id"), job.text("reopen_reason"))
+    return {"contract_version": view.contract.current_version}
 
 
 @operations.handler("distribute_contract")

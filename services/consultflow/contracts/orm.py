@@ -66,6 +66,16 @@ class QuotationVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class QuotationCost(Base):
+    """2.3.1 公司成本核算: the firm's own cost of one category, for one quotation version."""
+
+    __tablename__ = "quotation_costs"
+    quotation_id: Mapped[str] = mapped_column(ForeignKey("quotations.quotation_id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    amount: Mapped[Decimal] = mapped_column(DecimalText)
+
+
 class QuotationLine(Base):
     __tablename__ = "quotation_lines"
     quotation_id: Mapped[str] = mapped_column(ForeignKey("quotations.quotation_id"), primary_key=True)
@@ -193,6 +203,18 @@ class LegalOpinion(Base):
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
     clause: Mapped[str] = mapped_column(String(30))
     opinion: Mapped[str] = mapped_column(Text)
+
+
+class LegalFinding(Base):
+    """2.4.2: the verdict and opinion on one focus of a legal review (completeness, accuracy, legality,
+    risk safeguards)."""
+
+    __tablename__ = "legal_findings"
+    review_id: Mapped[str] = mapped_column(ForeignKey("legal_reviews.review_id"), primary_key=True)
+    focus: Mapped[str] = mapped_column(String(20), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    verdict: Mapped[str] = mapped_column(String(20))
+    opinion: Mapped[str] = mapped_column(Text, default="")
 
 
 class Distribution(Base):

@@ -251,6 +251,9 @@ def contract_message(view: ContractView) -> pb.Contract:
                 reviewer=r.review.reviewer,
                 verdict=r.review.verdict,
                 opinions=[pb.LegalOpinion(clause=o.clause, opinion=o.opinion) for o in r.opinions],
+                findings=[
+                    pb.LegalFinding(focus=f.focus, verdict=f.verdict, opinion=f.opinion) for f in r.findings
+                ],
                 reviewed_at=timestamp(r.review.reviewed_at),
             )
             for r in view.reviews
@@ -441,6 +444,14 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
         signatory = Signatory.parse(signatory=request.signatory, signatory_title=request.signatory_title)
         with self._uow() as uow:
             view = usecases.record_client_signature(uow, request.contract_id, signatory)
+            uow.commit()
+            return contract_message(view)
+
+    def RefuseSignature(
+        self, request: pb.RefuseSignatureRequest, context: grpc.ServicerContext
+    ) -> pb.Contract:
+        with self._uow() as uow:
+            view = usecases.refuse_signature(uow, request.contract_id, request.refused_by, request.reason)
             uow.commit()
             return contract_message(view)
 

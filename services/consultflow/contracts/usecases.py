@@ -43,6 +43,7 @@ from consultflow.contracts.orm import (
     Contract,
     ContractVersion,
     Distribution,
+    LegalFinding,
     LegalOpinion,
     LegalReview,
     NegotiationRound,
@@ -50,6 +51,7 @@ from consultflow.contracts.orm import (
     ProposalReview,
     ProposalVersion,
     Quotation,
+    QuotationCost,
     QuotationLine,
     QuotationVersion,
 )
@@ -179,9 +181,14 @@ def _add_version(uow: UnitOfWork, quotation: Quotation, terms: QuotationTerms, n
 
 
 def prepare_quotation(
-    uow: UnitOfWork, engagement_id: str, client_id: str, terms: QuotationTerms
+    uow: UnitOfWork,
+    engagement_id: str,
+    client_id: str,
+    terms: QuotationTerms,
+    costs: domain.CostAccounting | None = None,
 ) -> QuotationView:
-    """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today."""
+    """2.3.1: a draft quotation whose totals the service computes; valid for `validity_days` from today.
+    The company's cost accounting it is based on, when given, is kept per category with the version."""
     client_id = required_text("client_id", client_id, domain.ID_LIMIT)
     quotation = Quotation(
         quotation_id=_new_id(),
@@ -195,8 +202,22 @@ def prepare_quotation(
     uow.session.add(quotation)
     uow.session.flush()
     _add_version(uow, quotation, terms, "")
+    cost_items: dict[str, str] = {}
+    if costs is not None:
+        uow.session.add_all(
+            QuotationCost(
+                quotation_id=quotation.quotation_id, version=1, category=category.value, amount=amount
+            )
+            for category, amount in costs.costs
+        )
+        cost_items = {category.value: format(amount, "f") for category, amount in costs.costs}
     view = get_quotation(uow.session, quotation.quotation_id)
-    _emit_quotation(uow, "quotation.prepared", view)
+    _emit_quotation(
+        uow,
+        "quotation.prepared",
+        view,
+        **({"cost_accounting": cost_items, "cost_total": format(costs.total, "f")} if costs else {}),
+    )
     return view
 
 
@@ -421,6 +442,7 @@ def review_proposal(
 class ReviewRecord:
     review: LegalReview
     opinions: list[LegalOpinion]
+    findings: list[LegalFinding]
 
 
 @dataclass(frozen=True)
@@ -471,6 +493,7 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
     reviews = _children(session, LegalReview, LegalReview.contract_id, ids, LegalReview.round)
     review_ids = [r.review_id for group in reviews.values() for r in group]
     opinions = _children(session, LegalOpinion, LegalOpinion.review_id, review_ids, LegalOpinion.position)
+    findings = _children(session, LegalFinding, LegalFinding.review_id, review_ids, LegalFinding.position)
     distributions = _children(session, Distribution, Distribution.contract_id, ids, Distribution.department)
     current = and_(
         Proposal.proposal_id == ProposalVersion.proposal_id,
@@ -489,7 +512,7 @@ def _contract_views(session: Session, contracts: Sequence[Contract]) -> list[Con
             c,
             versions[c.contract_id],
             rounds[c.contract_id],
-            [ReviewRecord(r, opinions[r.review_id]) for r in reviews[c.contract_id]],
+            [ReviewRecord(r, opinions[r.review_id], findings[r.review_id]) for r in reviews[c.contract_id]],
             distributions[c.contract_id],
             proposals.get(c.proposal_id),
         )
@@ -633,12 +656,18 @@ def submit_for_legal_review(uow: UnitOfWork, contract_id: str) -> ContractView:
 
 
 def record_legal_review(
-    uow: UnitOfWork, contract_id: str, verdict: ReviewVerdict, opinions: Sequence[Opinion], reviewer: str
+    uow: UnitOfWork,
+    contract_id: str,
+    verdict: ReviewVerdict,
+    opinions: Sequence[Opinion],
+    reviewer: str,
+    findings: Sequence[domain.Finding] = (),
 ) -> ContractView:
-    """2.4.2: the legal department's verdict on the version under review, with opinions per clause."""
+    """2.4.2: the legal department's verdict on the version under review, with opinions per clause and,
+    when given, a verdict and opinion on each focus (completeness, accuracy, legality, risk safeguards)."""
     contract = one(uow.session, Contract, contract_id, "contract")
     domain.check_reviewable(ContractStatus(contract.status))
-    domain.check_legal_review(verdict, opinions)
+    domain.check_legal_review(verdict, opinions, findings)
     review = LegalReview(
         review_id=_new_id(),
         contract_id=contract_id,
@@ -654,6 +683,16 @@ def record_legal_review(
         LegalOpinion(review_id=review.review_id, position=index, clause=o.clause, opinion=o.opinion)
         for index, o in enumerate(opinions, start=1)
     )
+    uow.session.add_all(
+        LegalFinding(
+            review_id=review.review_id,
+            focus=f.focus.value,
+            position=index,
+            verdict=f.verdict.value,
+            opinion=f.opinion,
+        )
+        for index, f in enumerate(findings, start=1)
+    )
     status = domain.status_after_legal_review(verdict)
     approved = status is ContractStatus.APPROVED
     contract.status = status.value
@@ -665,6 +704,9 @@ def record_legal_review(
         view,
         legal_review_round=review.round,
         legal_opinions=[{"clause": o.clause, "opinion": o.opinion} for o in opinions],
+        legal_findings=[
+            {"focus": f.focus.value, "verdict": f.verdict.value, "opinion": f.opinion} for f in findings
+        ],
     )
     return view
 
@@ -714,6 +756,50 @@ def record_client_signature(uow: UnitOfWork, contract_id: str, signatory: Signat
     return _signed(
         uow, contract, domain.status_after_signature(status, by_firm=False), "contract.signed_by_client"
     )
+
+
+def refuse_signature(uow: UnitOfWork, contract_id: str, refused_by: str, reason: str) -> ContractView:
+    """2.4.3: the client refuses to sign; the contract goes back to negotiation (2.4.1). Publishes
+    `contract.signature_refused`. Refusing a contract already back in negotiation changes nothing."""
+    contract = one(uow.session, Contract, contract_id, "contract")
+    if contract.status == ContractStatus.DRAFT.value:
+        return get_contract(uow.session, contract_id)
+    refused_by = required_text("refused_by", refused_by, NAME_LIMIT)
+    reason = required_text("reason", reason, TEXT_LIMIT)
+    return _reopen(
+        uow,
+        contract,
+        f"client refused to sign ({refused_by}): {reason}",
+        "contract.signature_refused",
+        refused_by=refused_by,
+        refusal_reason=reason,
+    )
+
+
+def reopen_negotiation(uow: UnitOfWork, contract_id: str, reason: str) -> ContractView:
+    """2.4.3: the client did not sign within the signing period; the contract goes back to negotiation
+    (2.4.1). A contract already back in negotiation (the client refused meanwhile) is left as it is."""
+    contract = one(uow.session, Contract, contract_id, "contract")
+    if contract.status == ContractStatus.DRAFT.value:
+        return get_contract(uow.session, contract_id)
+    reason = required_text("reason", reason, TEXT_LIMIT)
+    return _reopen(uow, contract, reason, "contract.reopened", reopen_reason=reason)
+
+
+def _reopen(uow: UnitOfWork, contract: Contract, note: str, event: str, **extra: Any) -> ContractView:
+    """A new version with the same clauses and the reason as its note; the firm's signature, given to the
+    version the client did not sign, is void."""
+    domain.check_reopenable(ContractStatus(contract.status))
+    current = uow.session.get(ContractVersion, (contract.contract_id, contract.current_version))
+    assert current is not None
+    contract.current_version += 1
+    contract.status = ContractStatus.DRAFT.value
+    contract.firm_signatory, contract.firm_signatory_title, contract.firm_signed_at = "", "", None
+    uow.session.add(_version_row(contract, clauses_of(current), note))
+    uow.session.flush()
+    view = get_contract(uow.session, contract.contract_id)
+    _emit(uow, event, view, **extra)
+    return view
 
 
 def _signed(uow: UnitOfWork, contract: Contract, status: ContractStatus, event: str) -> ContractView:

@@ -41,6 +41,10 @@ START: dict[str, Any] = {
     "travel_cost": "12401.00",
     "accommodation_cost": "10799.88",
     "other_cost": "",
+    "consulting_cost_basis": "52000.00",
+    "travel_cost_basis": "12401.00",
+    "accommodation_cost_basis": "",
+    "other_cost_basis": "",
     "currency": "CNY",
     "tax_rate": "0.06",
     "validity_days": 30,
@@ -88,6 +92,10 @@ OFFER: list[Task | Wait] = [
             "currency",
             "tax_rate",
             "validity_days",
+            "consulting_cost_basis",
+            "travel_cost_basis",
+            "accommodation_cost_basis",
+            "other_cost_basis",
         ),
     ),
     Task(
@@ -125,6 +133,7 @@ CLAUSES = _same(
     "breach_liability",
     "negotiation_notes",
 )
+FOCI = ("completeness", "accuracy", "legality", "risk_safeguards")
 CONTRACT: list[Task | Wait] = [
     *OFFER,
     Wait("accepted", "quotation.accepted"),
@@ -153,11 +162,36 @@ CONTRACT: list[Task | Wait] = [
     Task(
         "legal_review_2",
         "contracts.record_legal_review",
-        {"contract_id": "contract_id", "legal_verdict": "'approved'", "legal_opinions": "''"},
+        {
+            "contract_id": "contract_id",
+            "legal_verdict": "'approved'",
+            "legal_opinions": "''",
+            **{f"{focus}_verdict": "'approved'" for focus in FOCI},
+            **{f"{focus}_opinion": f"'{focus} checked'" for focus in FOCI},
+        },
     ),
     Task("sign_contract", "contracts.sign_contract", _same("contract_id", "signatory", "signatory_title")),
     Wait("client_signed", "contract.signed"),
     Task("distribute_contract", "contracts.distribute_contract", _same("contract_id")),
+]
+REFUSED: list[Task | Wait] = [
+    *OFFER,
+    Wait("accepted", "quotation.accepted"),
+    Task("draft_contract", "contracts.draft_contract", CLAUSES),
+    Task("submit", "contracts.submit_for_legal_review", _same("contract_id")),
+    Task(
+        "legal_review",
+        "contracts.record_legal_review",
+        {"contract_id": "contract_id", "legal_verdict": "'approved'", "legal_opinions": "''"},
+    ),
+    Task("sign_contract", "contracts.sign_contract", _same("contract_id", "signatory", "signatory_title")),
+    Wait("refused", "contract.signature_refused"),
+    Task(
+        "reopen_negotiation",
+        "contracts.reopen_negotiation",
+        {"contract_id": "contract_id", "reopen_reason": "'the signing period ended'"},
+    ),
+    Task("renegotiate", "contracts.draft_contract", CLAUSES),
 ]
 EXPIRES: list[Task | Wait] = [
     *OFFER,
@@ -206,13 +240,14 @@ def _contract_in(contracts: contracts_pb2_grpc.ContractsServiceStub, engagement:
 def test_every_contracts_operation_through_the_orchestrator(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
-    used = {t.operation for t in [*CONTRACT, *EXPIRES] if isinstance(t, Task)}
+    used = {t.operation for t in [*CONTRACT, *EXPIRES, *REFUSED] if isinstance(t, Task)}
     assert {op for op in used if op.startswith("contracts.")} == set(operations.names)
     folder = bpmn_folder(
         tmp_path,
         {
             "contract_line": line("contract_line", CONTRACT),
             "offer_expires": line("offer_expires", EXPIRES),
+            "signature_refused": line("signature_refused", REFUSED),
         },
     )
     with in_process_system(
@@ -222,8 +257,9 @@ def test_every_contracts_operation_through_the_orchestrator(
         happy = _start(system, "contract_line", "E-10")
         incomplete = _start(system, "contract_line", "E-11", confidentiality="", breach_liability="")
         expires = _start(system, "offer_expires", "E-12")
+        refused = _start(system, "signature_refused", "E-13")
 
-        for engagement in ("E-10", "E-11"):
+        for engagement in ("E-10", "E-11", "E-13"):
             quotation_id = _quotation_sent(contracts, engagement)
             contracts.AcceptQuotation(
                 contracts_pb2.AnswerQuotationRequest(quotation_id=quotation_id, answered_by="Ms Chen")
@@ -234,6 +270,14 @@ def test_every_contracts_operation_through_the_orchestrator(
                 contract_id=contract_id, signatory="Ms Chen", signatory_title="CFO"
             )
         )
+        unsigned = _contract_in(contracts, "E-13", "signed_by_firm")
+        refusal = contracts_pb2.RefuseSignatureRequest(
+            contract_id=unsigned, refused_by="Ms Chen", reason="payment terms too short"
+        )
+        reopened = contracts.RefuseSignature(refusal)
+        assert contracts.RefuseSignature(refusal) == reopened, "refusing again changes nothing"
+        renegotiated = json.loads(system.wait_completed(refused).variables_json)
+        after_refusal = contracts.GetContract(contracts_pb2.GetContractRequest(contract_id=unsigned))
         done = json.loads(system.wait_completed(happy).variables_json)
         caught = system.wait_completed(incomplete)
         expired = json.loads(system.wait_completed(expires).variables_json)
@@ -241,6 +285,8 @@ def test_every_contracts_operation_through_the_orchestrator(
         _redeliver_a_job(system, nats_url, "jobs.contracts.prepare_quotation")
 
     assert done["quotation_total"] == "98792.93" and done["quotation_valid_until"]
+    assert done["quotation_status"] == "accepted", "the answer's payload replaces the draft (2.4.1)"
+    assert done["quotation_cost_total"] == "64401.00", "2.3.1: the cost accounting's total"
     assert done["proposal_version"] == 1 and done["proposal_approved"] is True and done["offer_sent_at"]
     assert done["legal_review_round"] == 1 and done["contract_version"] == 2
     assert done["legal_approved"] is True and done["signed_by_firm_at"]
@@ -252,6 +298,10 @@ def test_every_contracts_operation_through_the_orchestrator(
     assert [(o.clause, o.opinion) for o in contract.legal_reviews[0].opinions] == [
         ("breach_liability", "exclude wilful misconduct")
     ]
+    assert [(f.focus, f.verdict, f.opinion) for f in contract.legal_reviews[1].findings] == [
+        (focus, "approved", f"{focus} checked") for focus in FOCI
+    ], "2.4.2: each focus recorded with its verdict and opinion"
+    assert not contract.legal_reviews[0].findings, "a review without the foci is still recorded"
     assert contract.client_name == "Shenzhen Lighting Co."
     assert [p.name for p in contract.client_contacts] == ["Ms Chen"]
 
@@ -259,9 +309,22 @@ def test_every_contracts_operation_through_the_orchestrator(
     assert json.loads(caught.variables_json)["missing_clauses"] == ["confidentiality", "breach_liability"]
     assert (expired["intake_outcome"], expired["decline_reason"]) == ("declined", "offer_expired")
 
+    assert (reopened.status, reopened.version) == ("draft", 2), "2.4.3 → 2.4.1"
+    assert not reopened.HasField("firm_signature"), "the firm's signature on the refused version is void"
+    assert renegotiated["contract_version"] == 3, "the reopened contract is negotiated as its next version"
+    assert (after_refusal.status, after_refusal.version) == ("draft", 3)
+
     db = Database(database_url)
     with db.read() as session:
-        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 3, "redelivery acted once"
+        assert session.scalar(select(func.count()).select_from(orm.Quotation)) == 4, "redelivery acted once"
+        costs = session.scalars(select(orm.QuotationCost).order_by(orm.QuotationCost.category)).all()
+        assert len(costs) == 4 * 4, "2.3.1: each quotation keeps its cost per category"
+        assert {(c.category, str(c.amount)) for c in costs} == {
+            ("consulting_fee", "52000.00"),
+            ("travel", "12401.00"),
+            ("accommodation", "0"),
+            ("other", "0"),
+        }
     db.dispose()
     wait_for_types(
         nats_url,

@@ -449,6 +449,55 @@ def test_signed_once_both_parties_signed_in_either_order() -> None:
     domain.check_client_can_sign(ContractStatus.SIGNED_BY_FIRM)
 
 
+def test_the_cost_accounting_states_the_firms_cost_per_category() -> None:
+    """2.3.1: 公司成本核算, in the quotation's categories; none given is a quotation without it."""
+    assert domain.CostAccounting.parse({}, "CNY") is None
+    costs = domain.CostAccounting.parse(
+        {"consulting_cost_basis": "52000.00", "travel_cost_basis": "1200.50", "other_cost_basis": ""}, "CNY"
+    )
+    assert costs is not None and costs.total == Decimal("53200.50")
+    assert [c for c, _ in costs.costs] == list(domain.Category)
+    with pytest.raises(InvalidArgument) as missing:
+        domain.CostAccounting.parse({"travel_cost_basis": "100"}, "CNY")
+    assert missing.value.field == "consulting_cost_basis"
+    with pytest.raises(InvalidArgument) as negative:
+        domain.CostAccounting.parse({"consulting_cost_basis": "-1"}, "CNY")
+    assert negative.value.field == "consulting_cost_basis"
+
+
+def test_the_four_foci_of_the_legal_review_are_recorded_each_or_none() -> None:
+    """2.4.2: completeness, accuracy, legality and risk safeguards, each with a verdict and an opinion."""
+    foci = list(domain.LegalFocus)
+    assert [f.value for f in foci] == ["completeness", "accuracy", "legality", "risk_safeguards"]
+    assert domain.parse_findings({f: None for f in foci}, {}) == ()
+    findings = domain.parse_findings(
+        {f: "approved" for f in foci} | {domain.LegalFocus.LEGALITY: "revise"},
+        {f: f"{f.value} ok" for f in foci},
+    )
+    assert [(f.focus, f.verdict) for f in findings][2] == (domain.LegalFocus.LEGALITY, ReviewVerdict.REVISE)
+    with pytest.raises(InvalidArgument) as missing:
+        domain.parse_findings({domain.LegalFocus.ACCURACY: "approved"}, {})
+    assert missing.value.field == "completeness_verdict"
+    with pytest.raises(InvalidArgument) as unexplained:
+        domain.parse_findings({f: "revise" for f in foci}, {})
+    assert unexplained.value.field == "completeness_opinion"
+    with pytest.raises(InvalidArgument, match="legality need revision"):
+        domain.check_legal_review(ReviewVerdict.APPROVED, (), findings)
+    domain.check_legal_review(ReviewVerdict.REVISE, (), findings)
+
+
+def test_only_a_contract_waiting_for_the_client_is_reopened() -> None:
+    """2.4.3: a refusal or the end of the signing period sends it back to negotiation (2.4.1)."""
+    domain.check_reopenable(ContractStatus.APPROVED)
+    domain.check_reopenable(ContractStatus.SIGNED_BY_FIRM)
+    for signed in (ContractStatus.SIGNED_BY_CLIENT, ContractStatus.SIGNED, ContractStatus.DISTRIBUTED):
+        with pytest.raises(FailedPrecondition, match="the client has signed"):
+            domain.check_reopenable(signed)
+    for status in (ContractStatus.DRAFT, ContractStatus.IN_LEGAL_REVIEW, ContractStatus.REVISING):
+        with pytest.raises(FailedPrecondition, match="waiting for the client's signature"):
+            domain.check_reopenable(status)
+
+
 def test_distribution_follows_both_signatures() -> None:
     domain.check_distributable(ContractStatus.SIGNED)
     with pytest.raises(FailedPrecondition, match="both parties signed"):

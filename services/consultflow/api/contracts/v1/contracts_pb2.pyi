@@ -892,6 +892,7 @@ class LegalReview(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     OPINIONS_FIELD_NUMBER: _builtins.int
     REVIEWED_AT_FIELD_NUMBER: _builtins.int
+    FINDINGS_FIELD_NUMBER: _builtins.int
     round: _builtins.int
     version: _builtins.int
     """the version reviewed"""
@@ -902,6 +903,10 @@ class LegalReview(_message.Message):
     def opinions(self) -> _containers.RepeatedCompositeFieldContainer[Global___LegalOpinion]: ...
     @_builtins.property
     def reviewed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___LegalFinding]:
+        """2.4.2: one per focus, in the order below; empty for older reviews"""
+
     def __init__(
         self,
         *,
@@ -911,14 +916,42 @@ class LegalReview(_message.Message):
         verdict: _builtins.str = ...,
         opinions: _abc.Iterable[Global___LegalOpinion] | None = ...,
         reviewed_at: _timestamp_pb2.Timestamp | None = ...,
+        findings: _abc.Iterable[Global___LegalFinding] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reviewed_at", b"reviewed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["opinions", b"opinions", "reviewed_at", b"reviewed_at", "reviewer", b"reviewer", "round", b"round", "verdict", b"verdict", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "opinions", b"opinions", "reviewed_at", b"reviewed_at", "reviewer", b"reviewer", "round", b"round", "verdict", b"verdict", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LegalReview: _TypeAlias = LegalReview  # noqa: Y015
+
+@_typing.final
+class LegalFinding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOCUS_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    OPINION_FIELD_NUMBER: _builtins.int
+    focus: _builtins.str
+    """completeness, accuracy, legality, risk_safeguards"""
+    verdict: _builtins.str
+    """approved, revise"""
+    opinion: _builtins.str
+    def __init__(
+        self,
+        *,
+        focus: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        opinion: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["focus", b"focus", "opinion", b"opinion", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LegalFinding: _TypeAlias = LegalFinding  # noqa: Y015
 
 @_typing.final
 class Signature(_message.Message):
@@ -1317,6 +1350,33 @@ class RecordClientSignatureRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordClientSignatureRequest: _TypeAlias = RecordClientSignatureRequest  # noqa: Y015
+
+@_typing.final
+class RefuseSignatureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTRACT_ID_FIELD_NUMBER: _builtins.int
+    REFUSED_BY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    contract_id: _builtins.str
+    refused_by: _builtins.str
+    """required: who refused for the client"""
+    reason: _builtins.str
+    """required"""
+    def __init__(
+        self,
+        *,
+        contract_id: _builtins.str = ...,
+        refused_by: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contract_id", b"contract_id", "reason", b"reason", "refused_by", b"refused_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefuseSignatureRequest: _TypeAlias = RefuseSignatureRequest  # noqa: Y015
 
 @_typing.final
 class DistributeContractRequest(_message.Message):

@@ -120,6 +120,11 @@ class ContractsServiceStub:
                 request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
                 _registered_method=True)
+        self.RefuseSignature = channel.unary_unary(
+                '/consultflow.api.contracts.v1.ContractsService/RefuseSignature',
+                request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RefuseSignatureRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+                _registered_method=True)
         self.DistributeContract = channel.unary_unary(
                 '/consultflow.api.contracts.v1.ContractsService/DistributeContract',
                 request_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.DistributeContractRequest.SerializeToString,
@@ -284,6 +289,15 @@ class ContractsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RefuseSignature(self, request, context):
+        """2.4.3: the client refuses to sign the approved contract; it goes back to negotiation (2.4.1) as a
+        new version with the same clauses, and a firm's signature already given is void. Publishes
+        `contract.signature_refused` (the intake diagram waits for it). Refusing again changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DistributeContract(self, request, context):
         """2.4.3: copies of the signed contract go to the departments concerned (default business, delivery,
         finance, legal); refused before both parties signed. Publishes `contract.distributed`.
@@ -399,6 +413,11 @@ def add_ContractsServiceServicer_to_server(servicer, server):
             'RecordClientSignature': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordClientSignature,
                     request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
+            ),
+            'RefuseSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.RefuseSignature,
+                    request_deserializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RefuseSignatureRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.SerializeToString,
             ),
             'DistributeContract': grpc.unary_unary_rpc_method_handler(
@@ -881,6 +900,33 @@ class ContractsService:
             target,
             '/consultflow.api.contracts.v1.ContractsService/RecordClientSignature',
             consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RecordClientSignatureRequest.SerializeToString,
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RefuseSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.contracts.v1.ContractsService/RefuseSignature',
+            consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.RefuseSignatureRequest.SerializeToString,
             consultflow_dot_api_dot_contracts_dot_v1_dot_contracts__pb2.Contract.FromString,
             options,
             channel_credentials,

@@ -107,6 +107,11 @@ class ContractsServiceStub:
     `contract.signed_by_client`, and `contract.signed` (the intake diagram waits for it) once both
     parties signed. Recording it again changes nothing.
     """
+    RefuseSignature: _grpc.UnaryUnaryMultiCallable[_contracts_pb2.RefuseSignatureRequest, _contracts_pb2.Contract]
+    """2.4.3: the client refuses to sign the approved contract; it goes back to negotiation (2.4.1) as a
+    new version with the same clauses, and a firm's signature already given is void. Publishes
+    `contract.signature_refused` (the intake diagram waits for it). Refusing again changes nothing.
+    """
     DistributeContract: _grpc.UnaryUnaryMultiCallable[_contracts_pb2.DistributeContractRequest, _contracts_pb2.Contract]
     """2.4.3: copies of the signed contract go to the departments concerned (default business, delivery,
     finance, legal); refused before both parties signed. Publishes `contract.distributed`.
@@ -187,6 +192,11 @@ class ContractsServiceAsyncStub(ContractsServiceStub):
     """2.4.3: records the client's signature on the approved contract. Publishes
     `contract.signed_by_client`, and `contract.signed` (the intake diagram waits for it) once both
     parties signed. Recording it again changes nothing.
+    """
+    RefuseSignature: _aio.UnaryUnaryMultiCallable[_contracts_pb2.RefuseSignatureRequest, _contracts_pb2.Contract]  # type: ignore[assignment]
+    """2.4.3: the client refuses to sign the approved contract; it goes back to negotiation (2.4.1) as a
+    new version with the same clauses, and a firm's signature already given is void. Publishes
+    `contract.signature_refused` (the intake diagram waits for it). Refusing again changes nothing.
     """
     DistributeContract: _aio.UnaryUnaryMultiCallable[_contracts_pb2.DistributeContractRequest, _contracts_pb2.Contract]  # type: ignore[assignment]
     """2.4.3: copies of the signed contract go to the departments concerned (default business, delivery,
@@ -367,6 +377,17 @@ class ContractsServiceServicer(metaclass=_abc_1.ABCMeta):
         """2.4.3: records the client's signature on the approved contract. Publishes
         `contract.signed_by_client`, and `contract.signed` (the intake diagram waits for it) once both
         parties signed. Recording it again changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def RefuseSignature(
+        self,
+        request: _contracts_pb2.RefuseSignatureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_contracts_pb2.Contract, _abc.Awaitable[_contracts_pb2.Contract]]:
+        """2.4.3: the client refuses to sign the approved contract; it goes back to negotiation (2.4.1) as a
+        new version with the same clauses, and a firm's signature already given is void. Publishes
+        `contract.signature_refused` (the intake diagram waits for it). Refusing again changes nothing.
         """
 
     @_abc_1.abstractmethod
