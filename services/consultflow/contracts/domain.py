@@ -1,8 +1,7 @@
-"""Contracts rules as plain code: money, quotations (2.3.1), proposals (2.3.2) and contracts (2.4).
+"""Contracts rules as plain code: quotations (2.3.1), proposals (2.3.2) and contracts (2.4).
 
-Money is `Decimal`, never float: amounts arrive as decimal strings (or whole numbers), are checked
-against the currency's minor unit, and every total is computed here with explicit rounding. The state
-machines refuse what the regulation forbids with `FailedPrecondition` naming the clause.
+Money (`money.py`) is `Decimal`, never float, and every total is computed here with explicit rounding.
+The state machines refuse what the regulation forbids with `FailedPrecondition` naming the clause.
 """
 
 from __future__ import annotations
@@ -11,10 +10,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Self
 
+from consultflow.contracts.money import (
+    MAX_AMOUNT,
+    blank,
+    parse_currency,
+    parse_decimal,
+    parse_money,
+    parse_optional_money,
+    parse_quantity,
+    parse_tax_rate,
+    parse_validity_days,
+    round_money,
+)
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument
 from consultflow.platform.inputs import (
     choice,
@@ -30,112 +41,6 @@ TEXT_LIMIT = 20_000
 """Clauses, goals and opinions are long texts; this service allows more than the platform's default."""
 NAME_LIMIT = 200
 ID_LIMIT = 36
-MAX_AMOUNT = Decimal(10) ** 15
-"""No single amount or total reaches a quadrillion; larger input is a typing mistake."""
-
-# ISO 4217 currencies whose minor unit is not 1/100.
-_EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3}
-_PLAIN_DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-# --- money -----------------------------------------------------------------------------------------
-
-
-def parse_currency(field: str, value: object) -> str:
-    """An ISO 4217 code, upper-cased."""
-    text = str(value or "").strip().upper()
-    if not re.fullmatch(r"[A-Z]{3}", text):
-        raise InvalidArgument(field, f"{value!r} is not an ISO 4217 currency code such as CNY or EUR")
-    return text
-
-
-def minor_unit(currency: str) -> Decimal:
-    """The smallest amount of the currency: 0.01 for most, 1 for JPY, 0.001 for KWD."""
-    return Decimal(1).scaleb(-_EXPONENTS.get(currency, 2))
-
-
-def round_money(amount: Decimal, currency: str) -> Decimal:
-    """Rounds half up to the currency's minor unit (the commercial rule)."""
-    return amount.quantize(minor_unit(currency), rounding=ROUND_HALF_UP)
-
-
-def parse_decimal(
-    field: str, value: object, places: int, what: str = "a decimal", currency: str = ""
-) -> Decimal:
-    """A non-negative exact decimal from a string or a whole number; floats are refused because they
-    cannot hold money exactly. `currency`, when `places` is its minor unit, is named in that error."""
-    if isinstance(value, bool) or value is None:
-        raise InvalidArgument(field, f'is required as {what} string such as "1200.50"')
-    if isinstance(value, float):
-        raise InvalidArgument(
-            field, f'must be {what} string such as "1200.50", not a floating-point number ({value!r})'
-        )
-    if isinstance(value, Decimal):
-        number = value
-    else:
-        text = str(value).strip()
-        if not _PLAIN_DECIMAL.match(text):
-            raise InvalidArgument(field, f'{value!r} is not {what} such as "1200.50"')
-        try:
-            number = Decimal(text)
-        except InvalidOperation:
-            raise InvalidArgument(field, f"{value!r} is not {what}") from None
-    if not number.is_finite():
-        raise InvalidArgument(field, "must be a finite number")
-    if number < 0:
-        raise InvalidArgument(field, "must not be negative")
-    if number >= MAX_AMOUNT:
-        raise InvalidArgument(field, f"must be less than {MAX_AMOUNT:,}")
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > places:
-        raise InvalidArgument(
-            field, f"has more than {places} decimal places" + (f" for {currency}" if currency else "")
-        )
-    return number
-
-
-def parse_money(field: str, value: object, currency: str) -> Decimal:
-    """An amount in `currency`: exact, not negative, no finer than the currency's minor unit."""
-    return parse_decimal(field, value, _EXPONENTS.get(currency, 2), "an amount", currency)
-
-
-def _empty(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def parse_optional_money(field: str, value: object, currency: str) -> Decimal:
-    """An amount that may be left out (None or empty): zero then."""
-    return Decimal(0) if _empty(value) else parse_money(field, value, currency)
-
-
-def parse_tax_rate(field: str, value: object) -> Decimal:
-    """A tax rate as a fraction (0.06 for 6 %); empty means no tax."""
-    if _empty(value):
-        return Decimal(0)
-    rate = parse_decimal(field, value, 4, "a fraction")
-    if rate >= 1:
-        raise InvalidArgument(field, f"{value!r} must be a fraction below 1, e.g. 0.06 for 6%")
-    return rate
-
-
-def parse_quantity(field: str, value: object) -> Decimal:
-    """How many units a line bills; empty means one."""
-    if _empty(value):
-        return Decimal(1)
-    quantity = parse_decimal(field, value, 3, "a quantity")
-    if quantity == 0:
-        raise InvalidArgument(field, "must be more than 0")
-    return quantity
-
-
-def parse_validity_days(field: str, value: object) -> int:
-    """A whole number of days (a number or a numeric text; no fractions)."""
-    if isinstance(value, bool | float):
-        raise InvalidArgument(field, "must be a whole number of days")
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise InvalidArgument(field, f"{value!r} is not a whole number of days") from None
 
 
 # --- quotations (2.3.1) ----------------------------------------------------------------------------
@@ -223,10 +128,10 @@ class CostAccounting:
     def parse(cls, given: Mapping[str, object], currency: object) -> CostAccounting | None:
         """None when no cost is given (a quotation prepared before the costs were asked); otherwise the
         consulting cost is required and a cost left empty is 0."""
-        if all(_empty(given.get(name)) for name, _ in COST_BASIS):
+        if all(blank(given.get(name)) for name, _ in COST_BASIS):
             return None
         code = parse_currency("currency", currency)
-        if _empty(given.get("consulting_cost_basis")):
+        if blank(given.get("consulting_cost_basis")):
             raise InvalidArgument(
                 "consulting_cost_basis", "2.3.1: the cost accounting states the consulting cost"
             )
@@ -535,7 +440,7 @@ def parse_instalments(field: str, value: object) -> tuple[Instalment, ...]:
     """Payment terms as instalments: a list of {"percent", "due"} or text lines like `30% on signing`.
     Empty means the clause is not settled yet; given, the shares must add up to exactly 100 %."""
     instalments: list[Instalment] = []
-    if _empty(value):
+    if blank(value):
         return ()
     if isinstance(value, list | tuple):
         for index, item in enumerate(value):

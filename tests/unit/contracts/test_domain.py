@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from consultflow.contracts import domain
+from consultflow.contracts import domain, money
 from consultflow.contracts.domain import (
     Category,
     Clause,
@@ -36,39 +36,39 @@ def _line(category: Category, unit_price: str, quantity: str = "1") -> LineItem:
 
 
 def test_money_is_exact_and_refuses_floats() -> None:
-    assert domain.parse_money("fee", "1200.50", "CNY") == D("1200.50")
-    assert domain.parse_money("fee", 1200, "CNY") == D(1200)
+    assert money.parse_money("fee", "1200.50", "CNY") == D("1200.50")
+    assert money.parse_money("fee", 1200, "CNY") == D(1200)
     with pytest.raises(InvalidArgument, match="not a floating-point number") as error:
-        domain.parse_money("consulting_fee", 1200.5, "CNY")
+        money.parse_money("consulting_fee", 1200.5, "CNY")
     assert error.value.field == "consulting_fee"
     for bad in ("-1", "1e3", "12,00", "abc", "NaN", True, None):
         with pytest.raises(InvalidArgument):
-            domain.parse_money("fee", bad, "CNY")
+            money.parse_money("fee", bad, "CNY")
     with pytest.raises(InvalidArgument, match="must not be negative"):
-        domain.parse_money("fee", "-0.01", "CNY")
+        money.parse_money("fee", "-0.01", "CNY")
     with pytest.raises(InvalidArgument, match="less than"):
-        domain.parse_money("fee", "1" + "0" * 15, "CNY")
+        money.parse_money("fee", "1" + "0" * 15, "CNY")
 
 
 def test_amounts_are_no_finer_than_the_currency_allows() -> None:
     with pytest.raises(InvalidArgument, match="more than 2 decimal places for CNY"):
-        domain.parse_money("fee", "10.005", "CNY")
+        money.parse_money("fee", "10.005", "CNY")
     with pytest.raises(InvalidArgument, match="more than 0 decimal places for JPY"):
-        domain.parse_money("fee", "10.5", "JPY")
-    assert domain.parse_money("fee", "10.125", "KWD") == D("10.125")
-    assert domain.minor_unit("EUR") == D("0.01")
-    assert domain.parse_currency("currency", " cny ") == "CNY"
+        money.parse_money("fee", "10.5", "JPY")
+    assert money.parse_money("fee", "10.125", "KWD") == D("10.125")
+    assert money.minor_unit("EUR") == D("0.01")
+    assert money.parse_currency("currency", " cny ") == "CNY"
     with pytest.raises(InvalidArgument):
-        domain.parse_currency("currency", "yuan")
+        money.parse_currency("currency", "yuan")
 
 
 def test_tax_rate_is_a_fraction() -> None:
-    assert domain.parse_tax_rate("tax_rate", "0.06") == D("0.06")
-    assert domain.parse_tax_rate("tax_rate", "") == 0 and domain.parse_tax_rate("tax_rate", None) == 0
+    assert money.parse_tax_rate("tax_rate", "0.06") == D("0.06")
+    assert money.parse_tax_rate("tax_rate", "") == 0 and money.parse_tax_rate("tax_rate", None) == 0
     with pytest.raises(InvalidArgument, match=r"0\.06 for 6%"):
-        domain.parse_tax_rate("tax_rate", "6")
+        money.parse_tax_rate("tax_rate", "6")
     with pytest.raises(InvalidArgument, match="floating-point"):
-        domain.parse_tax_rate("tax_rate", 0.06)
+        money.parse_tax_rate("tax_rate", 0.06)
 
 
 def test_totals_round_each_line_then_tax_once() -> None:
