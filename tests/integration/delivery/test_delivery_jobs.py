@@ -193,6 +193,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     # (day −10 … 50, 61 days) 11/61 done; nothing is reported done, so the schedule deviation is 100 %.
     indicators = jobs.ok("evaluate_indicators", engagement_id=engagement, **p)
     assert indicators == {
+        "indicators_measured": True,
         "schedule_deviation_rate": 1.0,
         "quality_pass_rate": 1.0,
         "cost_overrun_rate": 0.0,
@@ -200,7 +201,10 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "breached_indicators": ["schedule_deviation_rate"],
     }
     jobs.ok("record_corrective_action", **p, corrective_action="Add an analyst", action_owner="Wang Fang")
-    jobs.ok("send_progress_report", **p)
+    report = jobs.ok("send_progress_report", **p, report_notes="Told the client about the customs delay")
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    sent = next(c for c in logged.communications if c.communication_id == report["progress_report_id"])
+    assert sent.kind == "progress_report" and sent.summary.endswith("Told the client about the customs delay")
     change = delivery.stub.RequestChange(
         pb.RequestChangeRequest(project_id=project_id, description="Add the UK")
     )
@@ -354,7 +358,13 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
     jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
     jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
-    jobs.refused("evaluate_indicators", "execution has not started", project_id=project_id)
+    jobs.refused("evaluate_indicators", "project_id", project_id="")
+    # monitoring runs from the kick-off (3.4.2): before execution there is no work plan to measure against
+    assert jobs.ok("evaluate_indicators", project_id=project_id) == {
+        "indicators_measured": False,
+        "indicators_breached": False,
+        "breached_indicators": [],
+    }
     jobs.refused("plan_online_delivery", "platform", project_id=project_id, platform="fax")
     jobs.refused("record_deliverable_review", "logic_ok", project_id=project_id, logic_ok="fine")
     jobs.refused("request_acceptance", "acceptance_criteria", project_id=project_id, acceptance_date=day(1))
