@@ -33,6 +33,7 @@ ALL_CHECKS_PASS = {
     "accuracy_ok": True,
     "contract_conformance_ok": True,
 }
+CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
@@ -145,9 +146,14 @@ def full_engagement(w: World) -> None:
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
     assess(w, "low", "severe", "transfer")
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="revise")
+    w.submit(
+        "review_solution",
+        **{**CRITERIA_MET, "innovation_verdict": "not_met"},
+        innovation_comments="the same plan as last year's",
+        solution_verdict="revise",
+    )
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="approved")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
@@ -313,7 +319,7 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     w.submit("collect_data_form", site_visit_needed=False)
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="approved")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.elapse("project_meeting_cycle")
     assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
     w.submit("carry_out_work_form")
@@ -371,7 +377,7 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("collect_data_form", site_visit_needed=False)
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="approved")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.submit("carry_out_work_form")
     # delivery (ch. 4): still monitored and reported on until the deliverables are delivered
     w.submit("compile_results_form")

@@ -300,6 +300,9 @@ class Worker:
         return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
 
     def delivery__record_solution_review(self, p: Mapping[str, Any]) -> Outputs:
+        for criterion in ("soundness", "feasibility", "innovation", "risk_response"):  # 3.3.2, each recorded
+            assert p[f"{criterion}_verdict"] in ("met", "not_met"), criterion
+            assert p[f"{criterion}_verdict"] == "met" or p[f"{criterion}_comments"], criterion
         return {"solution_approved": p["solution_verdict"] == "approved"}
 
     def delivery__start_execution(self, p: Mapping[str, Any]) -> Outputs:

@@ -34,6 +34,7 @@ from consultflow.delivery.domain import (
     NewKickoff,
     NewMeeting,
     NewSiteVisit,
+    ReviewCriterion,
     Role,
     SolutionStatus,
     Team,
@@ -181,12 +182,17 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 @operations.handler("record_solution_review")
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.3.2: the expert review's verdict."""
+    """3.3.2: the expert review's verdict, and a verdict and comment per review criterion
+    (`<criterion>_verdict`, `<criterion>_comments`; absent when an older diagram records the review)."""
     with renamed_fields(verdict="solution_verdict"):
         verdict = ExpertReview.parse(
             verdict=job.get("solution_verdict"),
             comments=job.text("review_comments", ""),
             reviewer=job.text("reviewer", ""),
+            criteria={
+                c: (job.get(f"{c.value}_verdict", None), job.text(f"{c.value}_comments", ""))
+                for c in ReviewCriterion
+            },
         )
     solution = usecases.review_solution(uow, job.text("solution_id"), verdict)
     return {"solution_approved": solution.status == SolutionStatus.APPROVED}

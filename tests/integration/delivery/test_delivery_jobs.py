@@ -176,9 +176,26 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     ) == {"solution_approved": False}
     second = jobs.ok("submit_solution", **p, solution_summary="Distributors + hub", flow_chart_link="")
     assert second["solution_version"] == 2
+    criteria = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
     assert jobs.ok(
-        "record_solution_review", solution_id=second["solution_id"], solution_verdict="approved"
+        "record_solution_review",
+        solution_id=second["solution_id"],
+        solution_verdict="approved",
+        **criteria,
+        soundness_comments="Fits the client's channels",
+        feasibility_comments="Team and budget suffice",
+        innovation_comments="Hub model new to the sector",
+        risk_response_comments="Fallback distributor named",
     ) == {"solution_approved": True}
+    # 3.3.2: the first review came from a diagram without criteria, the second has all four
+    solutions = delivery.stub.ListSolutions(pb.ListSolutionsRequest(project_id=project_id)).solutions
+    assert list(solutions[0].reviews[0].criteria) == []
+    assert [(c.criterion, c.verdict, c.comments) for c in solutions[1].reviews[0].criteria] == [
+        ("soundness", "met", "Fits the client's channels"),
+        ("feasibility", "met", "Team and budget suffice"),
+        ("innovation", "met", "Hub model new to the sector"),
+        ("risk_response", "met", "Fallback distributor named"),
+    ]
 
     jobs.ok("start_execution", **p)
     jobs.ok(
@@ -358,6 +375,14 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
     jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
     jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
+    jobs.refused(
+        "record_solution_review",
+        "innovation_verdict",
+        solution_id="x",
+        solution_verdict="approved",
+        soundness_verdict="met",
+        feasibility_verdict="met",
+    )
     jobs.refused("evaluate_indicators", "project_id", project_id="")
     # monitoring runs from the kick-off (3.4.2): before execution there is no work plan to measure against
     assert jobs.ok("evaluate_indicators", project_id=project_id) == {
