@@ -184,6 +184,8 @@ def full_engagement(w: World) -> None:
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
     w.submit("arrange_onsite_form")
+    assert open_tasks(w) == ["prepare_onsite_form"], "the project team prepares the on-site delivery (4.2.1)"
+    w.submit("prepare_onsite_form")
     w.submit("present_onsite_form")
     w.submit("request_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
