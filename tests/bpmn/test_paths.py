@@ -188,6 +188,8 @@ def full_engagement(w: World) -> None:
     w.submit("prepare_onsite_form")
     w.submit("present_onsite_form")
     w.submit("request_acceptance_form")
+    assert open_tasks(w) == ["support_acceptance_form"], "the team supports the client's check (4.4.2)"
+    w.submit("support_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
     w.submit("follow_up_overdue_form")
@@ -196,6 +198,8 @@ def full_engagement(w: World) -> None:
     w.submit("complete_rectification_form")
     w.submit("request_acceptance_form")
     w.client("acceptance.reported", eid, acceptance_conclusion="passed", acceptance_comments="")
+    assert "support_acceptance_form" in open_tasks(w), "every round is supported, the report does not wait"
+    w.submit("support_acceptance_form")
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits

@@ -372,6 +372,10 @@ class Worker:
     def delivery__send_deliverables_online(self, p: Mapping[str, Any]) -> Outputs:
         return {"sent_at": _now()}
 
+    def delivery__record_acceptance_support(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["support_notes"]
+        return {"acceptance_support_id": self.new_id("support")}
+
     def delivery__record_delivery(self, p: Mapping[str, Any]) -> Outputs:
         # delivery status delivery.delivered → messages project.monitoring_ended, project.reporting_ended
         project_id = self.project_of.get(p["delivery_id"], "")
@@ -381,6 +385,9 @@ class Worker:
         return {"delivered_at": _now()}
 
     def delivery__request_acceptance(self, p: Mapping[str, Any]) -> Outputs:
+        # delivery status acceptance.requested → message acceptance.support_requested (4.4.2)
+        if engagement_id := self.engagement_of.get(p["project_id"]):
+            self.world.publish("acceptance.support_requested", engagement_id, project_id=p["project_id"])
         return {
             "acceptance_id": "acceptance-1",
             "acceptance_round": self.world.count("delivery.request_acceptance"),

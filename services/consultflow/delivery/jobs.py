@@ -270,6 +270,13 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"progress_report_id": entry.communication_id}
 
 
+@operations.handler("record_acceptance_support")
+def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
+    """4.4.2: the team's explanations to the client during the acceptance check."""
+    entry = usecases.record_acceptance_support(uow, job.text("project_id"), job.text("support_notes", ""))
+    return {"acceptance_support_id": entry.communication_id}
+
+
 @operations.handler("record_change_response")
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""

@@ -314,6 +314,10 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     assert jobs.ok("close_acceptance", **p, acceptance_id=round_two["acceptance_id"]) == {
         "project_status": "follow_up"
     }
+    # 4.4.2: the team's support runs beside the check; recorded even after the report closed it
+    assert "acceptance_support_id" in jobs.ok(
+        "record_acceptance_support", **p, support_notes="Walked the client through the hub costs"
+    )
 
     # nothing was created twice, every completed job is recorded once
     project = delivery.stub.GetProject(pb.GetProjectRequest(project_id=project_id))
@@ -347,7 +351,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "acceptances": 2,
         "rectification_items": 2,
     }
-    assert recorded == jobs.recorded == 32  # 35 jobs, 3 of them refused (not recorded)
+    assert recorded == jobs.recorded == 33  # 36 jobs, 3 of them refused (not recorded)
 
     events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
     seen = types_of(events)
@@ -384,6 +388,11 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
         feasibility_verdict="met",
     )
     jobs.refused("evaluate_indicators", "project_id", project_id="")
+    jobs.refused("record_acceptance_support", "support_notes", project_id=project_id, support_notes=" ")
+    support = jobs.ok("record_acceptance_support", project_id=project_id, support_notes="Explained chart 3")
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    answer = next(c for c in logged.communications if c.communication_id == support["acceptance_support_id"])
+    assert (answer.direction, answer.kind, answer.summary) == ("external", "answer", "Explained chart 3")
     # monitoring runs from the kick-off (3.4.2): before execution there is no work plan to measure against
     assert jobs.ok("evaluate_indicators", project_id=project_id) == {
         "indicators_measured": False,

@@ -21,7 +21,7 @@ from consultflow.delivery.usecases.common import active, emit, get, log_entry, n
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.inputs import optional_text
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -110,6 +110,23 @@ def send_progress_report(uow: UnitOfWork, project_id: str, notes: str = "") -> C
         progress_report_id=entry.communication_id,
         summary=entry.summary,
     )
+    return entry
+
+
+def record_acceptance_support(uow: UnitOfWork, project_id: str, notes: str) -> Communication:
+    """4.4.2: the project team's explanations to the client during the acceptance check, logged as
+    external communication (an answer to the client). The support runs beside the check and does not hold
+    up the client's report, so it is recorded even when the report already closed the acceptance."""
+    project = project_of(uow.session, project_id, lock=True)
+    entry = log_entry(
+        uow,
+        project,
+        Direction.EXTERNAL,
+        CommunicationKind.ANSWER,
+        "client",
+        required_text("support_notes", notes, domain.TEXT_LIMIT),
+    )
+    uow.session.flush()
     return entry
 
 
