@@ -33,6 +33,7 @@ ALL_CHECKS_PASS = {
     "accuracy_ok": True,
     "contract_conformance_ok": True,
 }
+CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
@@ -145,9 +146,14 @@ def full_engagement(w: World) -> None:
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
     assess(w, "low", "severe", "transfer")
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="revise")
+    w.submit(
+        "review_solution",
+        **{**CRITERIA_MET, "innovation_verdict": "not_met"},
+        innovation_comments="the same plan as last year's",
+        solution_verdict="revise",
+    )
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="approved")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
@@ -158,6 +164,7 @@ def full_engagement(w: World) -> None:
     w.elapse("project_meeting_cycle", "engagement")
     w.submit("project_meeting_form")
     w.elapse("report_to_client_cycle", "engagement")
+    w.submit("report_progress_form")
     w.client("client.change_requested", eid, project_id="project-1", change_request_id="change-1")
     w.submit("assess_change_form", change_decision="accepted")
     w.elapse("risk_monitoring_cycle", "risk_management")
@@ -177,8 +184,12 @@ def full_engagement(w: World) -> None:
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
     w.submit("arrange_onsite_form")
+    assert open_tasks(w) == ["prepare_onsite_form"], "the project team prepares the on-site delivery (4.2.1)"
+    w.submit("prepare_onsite_form")
     w.submit("present_onsite_form")
     w.submit("request_acceptance_form")
+    assert open_tasks(w) == ["support_acceptance_form"], "the team supports the client's check (4.4.2)"
+    w.submit("support_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
     w.submit("follow_up_overdue_form")
@@ -187,6 +198,8 @@ def full_engagement(w: World) -> None:
     w.submit("complete_rectification_form")
     w.submit("request_acceptance_form")
     w.client("acceptance.reported", eid, acceptance_conclusion="passed", acceptance_comments="")
+    assert "support_acceptance_form" in open_tasks(w), "every round is supported, the report does not wait"
+    w.submit("support_acceptance_form")
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
@@ -314,9 +327,7 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     w.submit("collect_data_form", site_visit_needed=False)
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
-    w.submit("review_solution", solution_verdict="approved")
-    w.indicators = GREEN
-    w.elapse("monitoring_cycle")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.elapse("project_meeting_cycle")
     assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
     w.submit("carry_out_work_form")
@@ -324,8 +335,9 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     assert open_tasks(w) == []
     assert w.instance("implementation").status == "COMPLETED"
     ends = w.ends("implementation")
-    assert "indicators_on_track" in ends and "implementation_completed" in ends
-    assert "meeting_recorded" not in ends and "action_taken" not in ends
+    assert "implementation_completed" in ends and "meeting_recorded" not in ends
+    # monitoring (3.4.2) and client reporting (3.5.2) run in the engagement, not in this process
+    assert w.count("delivery.evaluate_indicators") == 0 and w.count("delivery.send_progress_report") == 0
     assert w.count("delivery.record_site_visit") == 0 and w.count("risk.register_risk") == 0
 
 
@@ -431,6 +443,52 @@ def several_leads_in_one_research_round(w: World) -> None:
 
 
 # --- end of the intake scenarios ------------------------------------------------------------------
+
+# --- chapters 3-4: monitoring and client reporting throughout (3.4.2, 3.5.2) --------------------------
+
+
+@scenario
+def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
+    """The kick-off starts the weekly monitoring and the business staff's client reports in the engagement;
+    they run through research, design, execution and delivery, and the delivery ends them."""
+    eid = "E-THROUGHOUT"
+    start_engagement(w, eid)
+    contract(w, eid)
+    w.submit("form_team_form")
+    assert w.count("delivery.evaluate_indicators") == 0
+    w.submit("kickoff_form")
+    # research: before execution there is no work plan to measure against (nothing breached)
+    w.indicators = {**GREEN, "schedule_deviation_rate": 0.5}
+    w.elapse("monitoring_cycle", "engagement")
+    assert w.count("delivery.evaluate_indicators") == 1
+    w.elapse("report_to_client_cycle", "engagement")
+    assert open_tasks(w) == ["collect_data_form", "report_progress_form"]
+    w.submit("report_progress_form", report_notes="data collection under way; asked about export data")
+    assert w.count("delivery.send_progress_report") == 1
+    w.submit("collect_data_form", site_visit_needed=False)
+    w.submit("analyse_data_form")
+    w.submit("design_solution_form")
+    w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    w.submit("carry_out_work_form")
+    # delivery (ch. 4): still monitored and reported on until the deliverables are delivered
+    w.submit("compile_results_form")
+    w.submit("review_deliverables_form", **ALL_CHECKS_PASS)
+    w.elapse("monitoring_cycle", "engagement")
+    assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "delivery_needs_form"]
+    w.submit("corrective_action_form")
+    w.submit("acknowledge_warning_form")
+    w.elapse("report_to_client_cycle", "engagement")
+    w.submit("report_progress_form")
+    w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
+    w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
+    w.submit("explain_online_form")
+    # delivered: both end; nothing waits for their timers any more
+    ends = w.ends("engagement")
+    assert "monitoring_ended" in ends and "reporting_ended" in ends
+    assert ends.count("indicators_on_track") == 1 and ends.count("action_taken") == 1
+    assert ends.count("progress_reported") == 2
+    assert open_tasks(w) == ["request_acceptance_form"]
+    assert w.incidents() == []
 
 
 # --- follow-up (ch. 5) scenarios ---------------------------------------------------------------------

@@ -166,6 +166,9 @@ class Worker:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.engagement_of: dict[str, str] = {}  # project id → engagement id
+        self.project_of: dict[str, str] = {}  # delivery id → project id
+        self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
         self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
 
@@ -274,7 +277,9 @@ class Worker:
 
     # -- delivery
     def delivery__open_project(self, p: Mapping[str, Any]) -> Outputs:
-        return {"project_id": self.new_id("project")}
+        project_id = self.new_id("project")
+        self.engagement_of[project_id] = p["engagement_id"]
+        return {"project_id": project_id}
 
     def delivery__form_team(self, p: Mapping[str, Any]) -> Outputs:
         names = [
@@ -284,6 +289,10 @@ class Worker:
         return {"team_size": len(names)}
 
     def delivery__record_kickoff(self, p: Mapping[str, Any]) -> Outputs:
+        # delivery status kickoff.recorded → messages project.monitoring_started, project.reporting_started
+        if engagement_id := self.engagement_of.get(p["project_id"]):
+            for message in ("project.monitoring_started", "project.reporting_started"):
+                self.world.publish(message, engagement_id, project_id=p["project_id"])
         return {"kickoff_id": self.new_id("kickoff")}
 
     def delivery__archive_research_data(self, p: Mapping[str, Any]) -> Outputs:
@@ -301,15 +310,21 @@ class Worker:
         return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
 
     def delivery__record_solution_review(self, p: Mapping[str, Any]) -> Outputs:
+        for criterion in ("soundness", "feasibility", "innovation", "risk_response"):  # 3.3.2, each recorded
+            assert p[f"{criterion}_verdict"] in ("met", "not_met"), criterion
+            assert p[f"{criterion}_verdict"] == "met" or p[f"{criterion}_comments"], criterion
         return {"solution_approved": p["solution_verdict"] == "approved"}
 
     def delivery__start_execution(self, p: Mapping[str, Any]) -> Outputs:
+        self.executing.add(p["project_id"])
         return {"work_plan_id": self.new_id("plan")}
 
     def delivery__record_meeting(self, p: Mapping[str, Any]) -> Outputs:
         return {"meeting_id": self.new_id("meeting")}
 
     def delivery__evaluate_indicators(self, p: Mapping[str, Any]) -> Outputs:
+        if p["project_id"] not in self.executing:  # monitoring from the kick-off: no work plan to measure yet
+            return {"indicators_measured": False, "indicators_breached": False, "breached_indicators": ""}
         rates = dict(self.world.indicators)
         statuses = {
             name: self.world.decide("warning_thresholds", {"indicator": name, "value": value})["status"]
@@ -324,7 +339,12 @@ class Worker:
                 value=rates[name],
                 status=statuses[name],
             )
-        return {**rates, "indicators_breached": bool(breached), "breached_indicators": ",".join(breached)}
+        return {
+            **rates,
+            "indicators_measured": True,
+            "indicators_breached": bool(breached),
+            "breached_indicators": ",".join(breached),
+        }
 
     def delivery__record_corrective_action(self, p: Mapping[str, Any]) -> Outputs:
         return {"corrective_action_id": self.new_id("action")}
@@ -347,20 +367,37 @@ class Worker:
         return {"deliverables_approved": all(p[c] for c in checks)}
 
     def delivery__plan_onsite_delivery(self, p: Mapping[str, Any]) -> Outputs:
-        return {"delivery_id": self.new_id("delivery")}
+        return {"delivery_id": self._delivery(p["project_id"])}
 
     def delivery__plan_online_delivery(self, p: Mapping[str, Any]) -> Outputs:
         if not p["channel_tested"]:
             raise BusinessError("channel_not_tested", "the delivery channel was not tested")
-        return {"delivery_id": self.new_id("delivery")}
+        return {"delivery_id": self._delivery(p["project_id"])}
+
+    def _delivery(self, project_id: str) -> str:
+        delivery_id = self.new_id("delivery")
+        self.project_of[delivery_id] = project_id
+        return delivery_id
 
     def delivery__send_deliverables_online(self, p: Mapping[str, Any]) -> Outputs:
         return {"sent_at": _now()}
 
+    def delivery__record_acceptance_support(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["support_notes"]
+        return {"acceptance_support_id": self.new_id("support")}
+
     def delivery__record_delivery(self, p: Mapping[str, Any]) -> Outputs:
+        # delivery status delivery.delivered → messages project.monitoring_ended, project.reporting_ended
+        project_id = self.project_of.get(p["delivery_id"], "")
+        if engagement_id := self.engagement_of.get(project_id):
+            for message in ("project.monitoring_ended", "project.reporting_ended"):
+                self.world.publish(message, engagement_id, project_id=project_id)
         return {"delivered_at": _now()}
 
     def delivery__request_acceptance(self, p: Mapping[str, Any]) -> Outputs:
+        # delivery status acceptance.requested → message acceptance.support_requested (4.4.2)
+        if engagement_id := self.engagement_of.get(p["project_id"]):
+            self.world.publish("acceptance.support_requested", engagement_id, project_id=p["project_id"])
         return {
             "acceptance_id": "acceptance-1",
             "acceptance_round": self.world.count("delivery.request_acceptance"),

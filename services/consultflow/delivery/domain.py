@@ -8,7 +8,7 @@ entry per line or comma-separated names); the parsers here accept both and name 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -157,6 +157,22 @@ class ArtefactKind(StrEnum):
 class Verdict(StrEnum):
     APPROVED = "approved"
     REVISE = "revise"
+
+
+class ReviewCriterion(StrEnum):
+    """3.3.2: what the experts review a solution for (合理性、可行性、創新性、風險應對措施)."""
+
+    SOUNDNESS = "soundness"
+    FEASIBILITY = "feasibility"
+    INNOVATION = "innovation"
+    RISK_RESPONSE = "risk_response"
+
+
+class CriterionVerdict(StrEnum):
+    """3.3.2: the experts' finding on one review criterion."""
+
+    MET = "met"
+    NOT_MET = "not_met"
 
 
 class SolutionStatus(StrEnum):
@@ -585,23 +601,67 @@ class Artefact:
 
 
 @dataclass(frozen=True)
+class CriterionAssessment:
+    """3.3.2: the experts' verdict and comment on one review criterion; a criterion not met says why."""
+
+    criterion: ReviewCriterion
+    verdict: CriterionVerdict
+    comments: str
+
+    @classmethod
+    def parse(cls, *, criterion: ReviewCriterion, verdict: object, comments: object) -> Self:
+        field = criterion.value
+        assessment = cls(
+            criterion=criterion,
+            verdict=choice(f"{field}_verdict", verdict, CriterionVerdict),
+            comments=optional_text(f"{field}_comments", comments, TEXT_LIMIT),
+        )
+        if assessment.verdict is CriterionVerdict.NOT_MET and not assessment.comments:
+            raise InvalidArgument(f"{field}_comments", "say why the criterion is not met")
+        return assessment
+
+
+@dataclass(frozen=True)
 class ExpertReview:
-    """3.3.2: the expert review of a solution version: approved, or revise saying what to revise."""
+    """3.3.2: the expert review of a solution version: approved, or revise saying what to revise; with a
+    verdict and comment per review criterion. A review without criteria is one recorded by a diagram that
+    did not yet ask for them (a running engagement); a review that gives some criteria gives all four."""
 
     verdict: Verdict
     comments: str
     reviewer: str
+    criteria: tuple[CriterionAssessment, ...] = ()
 
     @classmethod
-    def parse(cls, *, verdict: object, comments: object, reviewer: object) -> Self:
+    def parse(
+        cls,
+        *,
+        verdict: object,
+        comments: object,
+        reviewer: object,
+        criteria: Mapping[ReviewCriterion, tuple[object, object]] | None = None,
+    ) -> Self:
+        """`criteria`: criterion → (verdict, comments); a criterion without a verdict is not given."""
+        given = {c: v for c, v in (criteria or {}).items() if v[0] not in (None, "")}
+        missing = [c.value for c in ReviewCriterion if c not in given]
+        if given and missing:
+            raise InvalidArgument(f"{missing[0]}_verdict", "review every criterion (3.3.2)")
         review = cls(
             verdict=choice("verdict", verdict, Verdict),
             comments=optional_text("review_comments", comments, TEXT_LIMIT),
             reviewer=optional_text("reviewer", reviewer, NAME_LIMIT),
+            criteria=tuple(
+                CriterionAssessment.parse(criterion=c, verdict=given[c][0], comments=given[c][1])
+                for c in ReviewCriterion
+                if c in given
+            ),
         )
         if review.verdict is Verdict.REVISE and not review.comments:
             raise InvalidArgument("review_comments", "say what to revise")
         return review
+
+    def criterion(self, criterion: ReviewCriterion) -> CriterionAssessment | None:
+        return next((a for a in self.criteria if a.criterion is criterion), None)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from consultflow.delivery.domain import (
     NewKickoff,
     NewMeeting,
     NewSiteVisit,
+    ReviewCriterion,
     Role,
     SolutionStatus,
     Team,
@@ -181,12 +182,17 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 @operations.handler("record_solution_review")
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.3.2: the expert review's verdict."""
+    """3.3.2: the expert review's verdict, and a verdict and comment per review criterion
+    (`<criterion>_verdict`, `<criterion>_comments`; absent when an older diagram records the review)."""
     with renamed_fields(verdict="solution_verdict"):
         verdict = ExpertReview.parse(
             verdict=job.get("solution_verdict"),
             comments=job.text("review_comments", ""),
             reviewer=job.text("reviewer", ""),
+            criteria={
+                c: (job.get(f"{c.value}_verdict", None), job.text(f"{c.value}_comments", ""))
+                for c in ReviewCriterion
+            },
         )
     solution = usecases.review_solution(uow, job.text("solution_id"), verdict)
     return {"solution_approved": solution.status == SolutionStatus.APPROVED}
@@ -218,11 +224,16 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 
 @operations.handler("evaluate_indicators")
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.2: the indicators as of today; a breach publishes `indicator.breached`."""
+    """3.4.2: the indicators as of today; a breach publishes `indicator.breached`. Monitoring runs from the
+    kick-off: before execution starts there is no work plan to measure against, so nothing is measured and
+    nothing is breached (`indicators_measured` false)."""
+    if not usecases.execution_started(uow.session, job.text("project_id")):
+        return {"indicators_measured": False, "indicators_breached": False, "breached_indicators": []}
     snapshot, _ = usecases.evaluate_indicators(
         uow, deps.thresholds, job.text("project_id"), engagement_id=job.engagement_id
     )
     return {
+        "indicators_measured": True,
         "schedule_deviation_rate": float(snapshot.schedule_deviation_rate),
         "quality_pass_rate": float(snapshot.quality_pass_rate),
         "cost_overrun_rate": float(snapshot.cost_overrun_rate),
@@ -253,9 +264,17 @@ def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
 
 @operations.handler("send_progress_report")
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.5.2: a progress report to the client."""
-    entry = usecases.send_progress_report(uow, job.text("project_id"))
+    """3.5.2: a progress report to the client, with what the business staff told and answered the client
+    (`report_notes`, absent when an older diagram sends the report)."""
+    entry = usecases.send_progress_report(uow, job.text("project_id"), job.text("report_notes", ""))
     return {"progress_report_id": entry.communication_id}
+
+
+@operations.handler("record_acceptance_support")
+def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
+    """4.4.2: the team's explanations to the client during the acceptance check."""
+    entry = usecases.record_acceptance_support(uow, job.text("project_id"), job.text("support_notes", ""))
+    return {"acceptance_support_id": entry.communication_id}
 
 
 @operations.handler("record_change_response")

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import orm
+from consultflow.delivery.domain import ReviewCriterion
 from consultflow.delivery.usecases import Plan
 from consultflow.platform.timeutil import timestamp
 
@@ -120,6 +121,15 @@ def solution_message(s: orm.Solution, reviews: Sequence[orm.SolutionReview]) -> 
                 verdict=r.verdict,
                 comments=r.comments,
                 reviewed_at=timestamp(r.reviewed_at),
+                criteria=[
+                    pb.CriterionReview(
+                        criterion=c.value,
+                        verdict=getattr(r, f"{c.value}_verdict"),
+                        comments=getattr(r, f"{c.value}_comments"),
+                    )
+                    for c in ReviewCriterion
+                    if getattr(r, f"{c.value}_verdict")
+                ],
             )
             for r in reviews
         ],

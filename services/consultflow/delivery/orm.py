@@ -158,6 +158,16 @@ class SolutionReview(Base):
     reviewer: Mapped[str] = mapped_column(String(200), default="")
     verdict: Mapped[str] = mapped_column(String(20))
     comments: Mapped[str] = mapped_column(Text, default="")
+    # the review criteria of 3.3.2, each a verdict (met, not_met) and a comment; "" for a review a diagram
+    # recorded before it asked for them
+    soundness_verdict: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    soundness_comments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    feasibility_verdict: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    feasibility_comments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    innovation_verdict: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    innovation_comments: Mapped[str] = mapped_column(Text, default="", server_default="")
+    risk_response_verdict: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    risk_response_comments: Mapped[str] = mapped_column(Text, default="", server_default="")
     reviewed_at: Mapped[datetime] = mapped_column(Stamp)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 import grpc
@@ -40,6 +40,7 @@ from consultflow.delivery.domain import (
     NewSiteVisit,
     Phase,
     PlannedTask,
+    ReviewCriterion,
     TaskUpdate,
     Team,
 )
@@ -65,7 +66,8 @@ from consultflow.delivery.messages import (
     task_message,
 )
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import iso_date, optional_choice, renamed_fields
+from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.inputs import choice, iso_date, optional_choice, renamed_fields
 from consultflow.platform.paging import Page
 
 
@@ -214,7 +216,10 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     def ReviewSolution(self, request: pb.ReviewSolutionRequest, context: grpc.ServicerContext) -> pb.Solution:
         with renamed_fields(review_comments="comments"):
             verdict = ExpertReview.parse(
-                verdict=request.verdict, comments=request.comments, reviewer=request.reviewer
+                verdict=request.verdict,
+                comments=request.comments,
+                reviewer=request.reviewer,
+                criteria=review_criteria(request.criteria),
             )
         with self._uow() as uow:
             solution = usecases.review_solution(uow, request.solution_id, verdict)
@@ -548,3 +553,16 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             reply = project_message(project, usecases.team_of(uow.session, project.project_id))
             uow.commit()
             return reply
+
+
+def review_criteria(
+    criteria: Iterable[pb.CriterionReview],
+) -> dict[ReviewCriterion, tuple[object, object]]:
+    """3.3.2: the request's review criteria by criterion, each at most once."""
+    found: dict[ReviewCriterion, tuple[object, object]] = {}
+    for c in criteria:
+        criterion = choice("criteria.criterion", c.criterion, ReviewCriterion)
+        if criterion in found:
+            raise InvalidArgument("criteria.criterion", f"{criterion.value!r} is given twice")
+        found[criterion] = (c.verdict, c.comments)
+    return found

@@ -19,6 +19,8 @@ from consultflow.demo.driver import Story, day, fall_behind_schedule, warning_ac
 FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
 APPROVED = {"proposal_verdict": "approved"}
 ALL_CHECKS = {"logic_ok": True, "consistency_ok": True, "accuracy_ok": True, "contract_conformance_ok": True}
+# 3.3.2: the experts' verdict on each review criterion
+CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 HAPPY = {"service_quality": 5, "result_quality": 4, "team_performance": 5, "overall_satisfaction": 5}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 3, "overall_satisfaction": 3}
 
@@ -43,7 +45,7 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         "review_proposal": [APPROVED],
         "legal_review": [{"legal_verdict": "approved"}],
         "collect_data_form": [{"site_visit_needed": False}],
-        "review_solution": [{"solution_verdict": "approved"}],
+        "review_solution": [{**CRITERIA_MET, "solution_verdict": "approved"}],
         "review_deliverables_form": [ALL_CHECKS],
         "delivery_needs_form": [
             {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
@@ -118,8 +120,14 @@ def stories(run: str) -> list[Story]:
                 ],
                 collect_data_form=[{"site_visit_needed": True}],
                 review_solution=[
-                    {"solution_verdict": "revise", "review_comments": "Phase the entry"},
-                    {"solution_verdict": "approved"},
+                    {
+                        **CRITERIA_MET,
+                        "feasibility_verdict": "not_met",
+                        "feasibility_comments": "Three markets at once overstretch the team",
+                        "solution_verdict": "revise",
+                        "review_comments": "Phase the entry",
+                    },
+                    {**CRITERIA_MET, "solution_verdict": "approved"},
                 ],
                 revisit_client_form=[
                     {

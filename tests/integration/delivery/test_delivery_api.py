@@ -151,15 +151,37 @@ def test_a_project_from_contract_to_follow_up(
     first = stub.SubmitSolution(
         pb.SubmitSolutionRequest(project_id=pid, summary="Entry via distributors", artefacts=artefacts)
     )
+    review_criteria = [
+        pb.CriterionReview(criterion="soundness", verdict="met", comments="Sound"),
+        pb.CriterionReview(criterion="feasibility", verdict="met", comments="Feasible"),
+        pb.CriterionReview(criterion="innovation", verdict="met", comments="New channel"),
+        pb.CriterionReview(criterion="risk_response", verdict="not_met", comments="No currency hedge"),
+    ]
+    refused(
+        lambda: stub.ReviewSolution(
+            pb.ReviewSolutionRequest(
+                solution_id=first.solution_id, verdict="revise", comments="x", criteria=review_criteria[:2]
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "innovation_verdict",
+    )
     revised = stub.ReviewSolution(
         pb.ReviewSolutionRequest(
             solution_id=first.solution_id,
             verdict="revise",
             comments="Add a risk response",
             reviewer="Expert Zhou",
+            criteria=review_criteria,
         )
     )
     assert revised.status == "revise" and revised.reviews[0].reviewer == "Expert Zhou"
+    assert [(c.criterion, c.verdict) for c in revised.reviews[0].criteria] == [
+        ("soundness", "met"),
+        ("feasibility", "met"),
+        ("innovation", "met"),
+        ("risk_response", "not_met"),
+    ]
     second = stub.SubmitSolution(
         pb.SubmitSolutionRequest(project_id=pid, summary="Distributors + own hub", artefacts=artefacts)
     )

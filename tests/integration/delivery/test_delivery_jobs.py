@@ -176,9 +176,26 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     ) == {"solution_approved": False}
     second = jobs.ok("submit_solution", **p, solution_summary="Distributors + hub", flow_chart_link="")
     assert second["solution_version"] == 2
+    criteria = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
     assert jobs.ok(
-        "record_solution_review", solution_id=second["solution_id"], solution_verdict="approved"
+        "record_solution_review",
+        solution_id=second["solution_id"],
+        solution_verdict="approved",
+        **criteria,
+        soundness_comments="Fits the client's channels",
+        feasibility_comments="Team and budget suffice",
+        innovation_comments="Hub model new to the sector",
+        risk_response_comments="Fallback distributor named",
     ) == {"solution_approved": True}
+    # 3.3.2: the first review came from a diagram without criteria, the second has all four
+    solutions = delivery.stub.ListSolutions(pb.ListSolutionsRequest(project_id=project_id)).solutions
+    assert list(solutions[0].reviews[0].criteria) == []
+    assert [(c.criterion, c.verdict, c.comments) for c in solutions[1].reviews[0].criteria] == [
+        ("soundness", "met", "Fits the client's channels"),
+        ("feasibility", "met", "Team and budget suffice"),
+        ("innovation", "met", "Hub model new to the sector"),
+        ("risk_response", "met", "Fallback distributor named"),
+    ]
 
     jobs.ok("start_execution", **p)
     jobs.ok(
@@ -193,6 +210,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     # (day −10 … 50, 61 days) 11/61 done; nothing is reported done, so the schedule deviation is 100 %.
     indicators = jobs.ok("evaluate_indicators", engagement_id=engagement, **p)
     assert indicators == {
+        "indicators_measured": True,
         "schedule_deviation_rate": 1.0,
         "quality_pass_rate": 1.0,
         "cost_overrun_rate": 0.0,
@@ -200,7 +218,10 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "breached_indicators": ["schedule_deviation_rate"],
     }
     jobs.ok("record_corrective_action", **p, corrective_action="Add an analyst", action_owner="Wang Fang")
-    jobs.ok("send_progress_report", **p)
+    report = jobs.ok("send_progress_report", **p, report_notes="Told the client about the customs delay")
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    sent = next(c for c in logged.communications if c.communication_id == report["progress_report_id"])
+    assert sent.kind == "progress_report" and sent.summary.endswith("Told the client about the customs delay")
     change = delivery.stub.RequestChange(
         pb.RequestChangeRequest(project_id=project_id, description="Add the UK")
     )
@@ -293,6 +314,10 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     assert jobs.ok("close_acceptance", **p, acceptance_id=round_two["acceptance_id"]) == {
         "project_status": "follow_up"
     }
+    # 4.4.2: the team's support runs beside the check; recorded even after the report closed it
+    assert "acceptance_support_id" in jobs.ok(
+        "record_acceptance_support", **p, support_notes="Walked the client through the hub costs"
+    )
 
     # nothing was created twice, every completed job is recorded once
     project = delivery.stub.GetProject(pb.GetProjectRequest(project_id=project_id))
@@ -326,7 +351,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "acceptances": 2,
         "rectification_items": 2,
     }
-    assert recorded == jobs.recorded == 32  # 35 jobs, 3 of them refused (not recorded)
+    assert recorded == jobs.recorded == 33  # 36 jobs, 3 of them refused (not recorded)
 
     events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
     seen = types_of(events)
@@ -354,7 +379,26 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
     jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
     jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
-    jobs.refused("evaluate_indicators", "execution has not started", project_id=project_id)
+    jobs.refused(
+        "record_solution_review",
+        "innovation_verdict",
+        solution_id="x",
+        solution_verdict="approved",
+        soundness_verdict="met",
+        feasibility_verdict="met",
+    )
+    jobs.refused("evaluate_indicators", "project_id", project_id="")
+    jobs.refused("record_acceptance_support", "support_notes", project_id=project_id, support_notes=" ")
+    support = jobs.ok("record_acceptance_support", project_id=project_id, support_notes="Explained chart 3")
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    answer = next(c for c in logged.communications if c.communication_id == support["acceptance_support_id"])
+    assert (answer.direction, answer.kind, answer.summary) == ("external", "answer", "Explained chart 3")
+    # monitoring runs from the kick-off (3.4.2): before execution there is no work plan to measure against
+    assert jobs.ok("evaluate_indicators", project_id=project_id) == {
+        "indicators_measured": False,
+        "indicators_breached": False,
+        "breached_indicators": [],
+    }
     jobs.refused("plan_online_delivery", "platform", project_id=project_id, platform="fax")
     jobs.refused("record_deliverable_review", "logic_ok", project_id=project_id, logic_ok="fine")
     jobs.refused("request_acceptance", "acceptance_criteria", project_id=project_id, acceptance_date=day(1))

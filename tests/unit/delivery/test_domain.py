@@ -224,6 +224,50 @@ def test_reviews_that_ask_for_revision_say_what_to_revise() -> None:
         domain.SOLUTION_REVIEW.check_reviewable("approved", "solution")
 
 
+ALL_MET = {c: ("met", "") for c in domain.ReviewCriterion}
+
+
+def test_a_solution_review_records_each_of_the_four_criteria() -> None:
+    """3.3.2: soundness, feasibility, innovation and risk responses, each a verdict and comments."""
+    review = domain.ExpertReview.parse(
+        verdict="revise",
+        comments="Phase the entry",
+        reviewer="",
+        criteria={**ALL_MET, domain.ReviewCriterion.FEASIBILITY: ("not_met", " Too many markets ")},
+    )
+    assert [(a.criterion.value, a.verdict.value) for a in review.criteria] == [
+        ("soundness", "met"),
+        ("feasibility", "not_met"),
+        ("innovation", "met"),
+        ("risk_response", "met"),
+    ]
+    feasibility = review.criterion(domain.ReviewCriterion.FEASIBILITY)
+    assert feasibility is not None and feasibility.comments == "Too many markets"
+    # a review without criteria: recorded by a diagram that did not yet ask for them
+    assert domain.ExpertReview.parse(verdict="approved", comments="", reviewer="").criteria == ()
+    assert (
+        domain.ExpertReview.parse(
+            verdict="approved", comments="", reviewer="", criteria={c: (None, "") for c in ALL_MET}
+        ).criteria
+        == ()
+    )
+
+
+def test_a_solution_review_gives_all_criteria_and_says_why_one_is_not_met() -> None:
+    some = {domain.ReviewCriterion.SOUNDNESS: ("met", "")}
+    with pytest.raises(InvalidArgument, match="every criterion") as error:
+        domain.ExpertReview.parse(verdict="approved", comments="", reviewer="", criteria=some)
+    assert field_of(error) == "feasibility_verdict"
+    not_met = {**ALL_MET, domain.ReviewCriterion.INNOVATION: ("not_met", " ")}
+    with pytest.raises(InvalidArgument) as error:
+        domain.ExpertReview.parse(verdict="revise", comments="x", reviewer="", criteria=not_met)
+    assert field_of(error) == "innovation_comments"
+    odd = {**ALL_MET, domain.ReviewCriterion.RISK_RESPONSE: ("fine", "")}
+    with pytest.raises(InvalidArgument) as error:
+        domain.ExpertReview.parse(verdict="approved", comments="", reviewer="", criteria=odd)
+    assert field_of(error) == "risk_response_verdict"
+
+
 # --- 3.4, 3.5 ---
 
 

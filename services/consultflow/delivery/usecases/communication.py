@@ -21,6 +21,7 @@ from consultflow.delivery.usecases.common import active, emit, get, log_entry, n
 from consultflow.delivery.usecases.execution import snapshots, work_plan
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.inputs import optional_text, required_text
 from consultflow.platform.timeutil import now
 
 
@@ -85,16 +86,20 @@ def _percent(rate: Decimal) -> str:
     return f"{(Decimal(rate) * 100).quantize(Decimal('0.1'))} %"
 
 
-def send_progress_report(uow: UnitOfWork, project_id: str) -> Communication:
-    """3.5.2: a regular progress report to the client, logged as external communication."""
+def send_progress_report(uow: UnitOfWork, project_id: str, notes: str = "") -> Communication:
+    """3.5.2: a regular progress report to the client, logged as external communication; `notes`: what the
+    business staff reported and answered beside it."""
     project = active(uow, project_id)
+    summary = progress_summary(uow.session, project)
+    if extra := optional_text("report_notes", notes, domain.TEXT_LIMIT):
+        summary = f"{summary}\n{extra}"
     entry = log_entry(
         uow,
         project,
         Direction.EXTERNAL,
         CommunicationKind.PROGRESS_REPORT,
         "client",
-        progress_summary(uow.session, project),
+        summary,
     )
     uow.session.flush()
     emit(
@@ -105,6 +110,23 @@ def send_progress_report(uow: UnitOfWork, project_id: str) -> Communication:
         progress_report_id=entry.communication_id,
         summary=entry.summary,
     )
+    return entry
+
+
+def record_acceptance_support(uow: UnitOfWork, project_id: str, notes: str) -> Communication:
+    """4.4.2: the project team's explanations to the client during the acceptance check, logged as
+    external communication (an answer to the client). The support runs beside the check and does not hold
+    up the client's report, so it is recorded even when the report already closed the acceptance."""
+    project = project_of(uow.session, project_id, lock=True)
+    entry = log_entry(
+        uow,
+        project,
+        Direction.EXTERNAL,
+        CommunicationKind.ANSWER,
+        "client",
+        required_text("support_notes", notes, domain.TEXT_LIMIT),
+    )
+    uow.session.flush()
     return entry
 
 

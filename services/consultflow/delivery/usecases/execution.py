@@ -152,6 +152,11 @@ def _plan_row(session: Session, project_id: str) -> WorkPlan:
     return plan
 
 
+def execution_started(session: Session, project_id: str) -> bool:
+    """3.4.1: whether execution started on a work plan (monitoring from the kick-off has none before)."""
+    return project_of(session, project_id).execution_started_at is not None
+
+
 def work_plan(session: Session, project_id: str) -> Plan:
     project = project_of(session, project_id)
     plan = _plan_row(session, project.project_id)

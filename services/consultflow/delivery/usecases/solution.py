@@ -49,7 +49,8 @@ def submit_solution(
 
 
 def review_solution(uow: UnitOfWork, solution_id: str, verdict: ExpertReview) -> Solution:
-    """3.3.2: the expert review of a version: approved, or revise with comments (until approved)."""
+    """3.3.2: the expert review of a version: approved, or revise with comments (until approved); the
+    verdict and comment per review criterion are kept with it."""
     solution = get(uow.session, Solution, solution_id, "solution_id", "solution")
     project = active(uow, solution.project_id)
     approved = verdict.verdict is Verdict.APPROVED
@@ -64,6 +65,11 @@ def review_solution(uow: UnitOfWork, solution_id: str, verdict: ExpertReview) ->
             reviewer=verdict.reviewer,
             verdict=verdict.verdict.value,
             comments=verdict.comments,
+            **{
+                f"{a.criterion.value}_{part}": value
+                for a in verdict.criteria
+                for part, value in (("verdict", a.verdict.value), ("comments", a.comments))
+            },
             reviewed_at=now(),
         ),
     )
@@ -76,6 +82,10 @@ def review_solution(uow: UnitOfWork, solution_id: str, verdict: ExpertReview) ->
         solution_id=solution.solution_id,
         solution_version=solution.version,
         review_comments=review.comments,
+        review_criteria=[
+            {"criterion": a.criterion.value, "verdict": a.verdict.value, "comments": a.comments}
+            for a in verdict.criteria
+        ],
     )
     return solution
 

@@ -797,6 +797,35 @@ class Artefact(_message.Message):
 Global___Artefact: _TypeAlias = Artefact  # noqa: Y015
 
 @_typing.final
+class CriterionReview(_message.Message):
+    """3.3.2: the experts' verdict and comments on one review criterion."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CRITERION_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    COMMENTS_FIELD_NUMBER: _builtins.int
+    criterion: _builtins.str
+    """soundness, feasibility, innovation, risk_response"""
+    verdict: _builtins.str
+    """met, not_met (not_met needs comments)"""
+    comments: _builtins.str
+    def __init__(
+        self,
+        *,
+        criterion: _builtins.str = ...,
+        verdict: _builtins.str = ...,
+        comments: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "criterion", b"criterion", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CriterionReview: _TypeAlias = CriterionReview  # noqa: Y015
+
+@_typing.final
 class SolutionReview(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -805,6 +834,7 @@ class SolutionReview(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     COMMENTS_FIELD_NUMBER: _builtins.int
     REVIEWED_AT_FIELD_NUMBER: _builtins.int
+    CRITERIA_FIELD_NUMBER: _builtins.int
     review_id: _builtins.str
     reviewer: _builtins.str
     verdict: _builtins.str
@@ -812,6 +842,10 @@ class SolutionReview(_message.Message):
     comments: _builtins.str
     @_builtins.property
     def reviewed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionReview]:
+        """all four, or none for a review recorded without them"""
+
     def __init__(
         self,
         *,
@@ -820,10 +854,11 @@ class SolutionReview(_message.Message):
         verdict: _builtins.str = ...,
         comments: _builtins.str = ...,
         reviewed_at: _timestamp_pb2.Timestamp | None = ...,
+        criteria: _abc.Iterable[Global___CriterionReview] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reviewed_at", b"reviewed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "review_id", b"review_id", "reviewed_at", b"reviewed_at", "reviewer", b"reviewer", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "criteria", b"criteria", "review_id", b"review_id", "reviewed_at", b"reviewed_at", "reviewer", b"reviewer", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -907,11 +942,16 @@ class ReviewSolutionRequest(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     COMMENTS_FIELD_NUMBER: _builtins.int
     REVIEWER_FIELD_NUMBER: _builtins.int
+    CRITERIA_FIELD_NUMBER: _builtins.int
     solution_id: _builtins.str
     verdict: _builtins.str
     """approved, revise"""
     comments: _builtins.str
     reviewer: _builtins.str
+    @_builtins.property
+    def criteria(self) -> _containers.RepeatedCompositeFieldContainer[Global___CriterionReview]:
+        """the four review criteria of 3.3.2, each once; or none"""
+
     def __init__(
         self,
         *,
@@ -919,10 +959,11 @@ class ReviewSolutionRequest(_message.Message):
         verdict: _builtins.str = ...,
         comments: _builtins.str = ...,
         reviewer: _builtins.str = ...,
+        criteria: _abc.Iterable[Global___CriterionReview] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "reviewer", b"reviewer", "solution_id", b"solution_id", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comments", b"comments", "criteria", b"criteria", "reviewer", b"reviewer", "solution_id", b"solution_id", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
