@@ -22,25 +22,6 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
 
-def page_size(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-
-
-def page_offset(token: str) -> int:
-    if not token:
-        return 0
-    if not token.isdigit():
-        raise InvalidArgument("page_token", "is not a token this server issued")
-    return int(token)
-
-
-def next_token(offset: int, size: int, fetched: int) -> str:
-    """The token of the next page when `fetched` (asked for size + 1) shows there is one."""
-    return str(offset + size) if fetched > size else ""
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of a List RPC: how many rows to show and where they start."""
@@ -51,7 +32,11 @@ class Page:
     @classmethod
     def of(cls, size: int, token: str) -> Page:
         """The page a request's `page_size` and `page_token` ask for; bad values name their field."""
-        return cls(page_size(size), page_offset(token))
+        if size < 0:
+            raise InvalidArgument("page_size", "must not be negative")
+        if token and not token.isdigit():
+            raise InvalidArgument("page_token", "is not a token this server issued")
+        return cls(min(size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE), int(token or 0))
 
     @property
     def fetch(self) -> int:
@@ -64,4 +49,4 @@ class Page:
 
     def next_token(self, fetched: Sequence[object]) -> str:
         """The next page's token, or "" when `fetched` shows this is the last page."""
-        return next_token(self.offset, self.size, len(fetched))
+        return str(self.offset + self.size) if len(fetched) > self.size else ""

@@ -13,8 +13,8 @@ from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
 from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus
-from consultflow.platform import paging
 from consultflow.platform.errors import InvalidArgument, NotFound
+from consultflow.platform.paging import Page
 
 MAX_HISTORY_PER_READ = 500
 
@@ -122,8 +122,7 @@ def list_instances(
     page_size: int = 50,
     page_token: str = "",
 ) -> tuple[list[Instance], str]:
-    size = paging.page_size(page_size)
-    offset = paging.page_offset(page_token)
+    page = Page.of(page_size, page_token)
     query = select(Instance).order_by(Instance.created_at.desc(), Instance.instance_id)
     if process_id:
         query = query.where(Instance.process_id == process_id)
@@ -134,8 +133,8 @@ def list_instances(
     if with_incidents:
         query = query.where(Instance.open_incidents > 0)
     with host.db.read() as session:
-        rows = list(session.scalars(query.offset(offset).limit(size + 1)))
-    return rows[:size], paging.next_token(offset, size, len(rows))
+        rows = list(session.scalars(query.offset(page.offset).limit(page.fetch)))
+    return list(page.rows(rows)), page.next_token(rows)
 
 
 def list_user_tasks(
@@ -150,14 +149,13 @@ def list_user_tasks(
 ) -> tuple[list[UserTask], str]:
     """Open (or all) user tasks. `candidate_group` and `candidate_user` together select what either may
     take: a task of the group, one naming the user among its candidate users, or one assigned to the user."""
-    size = paging.page_size(page_size)
-    offset = paging.page_offset(page_token)
+    page = Page.of(page_size, page_token)
     query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
     if not include_closed:
         query = query.where(UserTask.status == UserTaskStatus.OPEN)
     who: list[ColumnElement[bool]] = []
     if candidate_group:
-        who.append(UserTask.candidate_groups.like(f"%,{candidate_group},%"))
+        who.append(UserTask.candidate_groups.contains(f",{candidate_group},", autoescape=True))
     if candidate_user:
         who.append(UserTask.candidate_users.contains(f",{candidate_user},", autoescape=True))
         who.append(UserTask.assignee == candidate_user)
@@ -168,8 +166,8 @@ def list_user_tasks(
     if instance_id:
         query = query.where(UserTask.instance_id == instance_id)
     with host.db.read() as session:
-        rows = list(session.scalars(query.offset(offset).limit(size + 1)))
-    return rows[:size], paging.next_token(offset, size, len(rows))
+        rows = list(session.scalars(query.offset(page.offset).limit(page.fetch)))
+    return list(page.rows(rows)), page.next_token(rows)
 
 
 def get_user_task(host: InstanceHost, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:
@@ -201,4 +199,4 @@ def list_incidents(
     if not include_resolved:
         query = query.where(Incident.resolved_at.is_(None))
     with host.db.read() as session:
-        return list(session.scalars(query.limit(paging.page_size(page_size))))
+        return list(session.scalars(query.limit(Page.of(page_size, "").size)))
