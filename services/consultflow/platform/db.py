@@ -20,7 +20,7 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, Select, create_engine, event, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -193,6 +193,15 @@ def by_request(session: Session, model: type[T], request_id: str) -> T | None:
         return None
     column = getattr(model, "request_id")  # noqa: B009  (a mapped column every such model declares)
     return session.scalars(select(model).where(column == request_id)).first()
+
+
+def where_given(query: Select[T], *filters: tuple[Any, object]) -> Select[T]:
+    """`query` narrowed by each `(column, value)` whose value was given (a List RPC's empty field means
+    "any")."""
+    for column, value in filters:
+        if value:
+            query = query.where(column == value)
+    return query
 
 
 def migrate(db: Database, component: str) -> None:

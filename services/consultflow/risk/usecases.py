@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from consultflow.platform.db import UnitOfWork, by_request, one
+from consultflow.platform.db import UnitOfWork, by_request, one, where_given
 from consultflow.platform.errors import NotFound
 from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import now
@@ -284,15 +284,13 @@ def _live_risk(uow: UnitOfWork, risk_id: str) -> Risk:
 def list_risks(
     session: Session, engagement_id: str, status: str, category: str, stage: str, limit: int, offset: int
 ) -> list[Risk]:
-    query = select(Risk)
-    for column, value in (
+    query = where_given(
+        select(Risk),
         (Risk.engagement_id, engagement_id),
         (Risk.status, status),
         (Risk.category, category),
         (Risk.stage, stage),
-    ):
-        if value:
-            query = query.where(column == value)
+    )
     return list(session.scalars(query.order_by(Risk.registered_at, Risk.risk_id).offset(offset).limit(limit)))
 
 
@@ -698,13 +696,11 @@ def escalate_warning(uow: UnitOfWork, warning_id: str) -> tuple[EarlyWarning, bo
 def list_warnings(
     session: Session, engagement_id: str, status: str, level: str, limit: int, offset: int
 ) -> list[EarlyWarning]:
-    query = select(EarlyWarning)
-    for column, value in (
+    query = where_given(
+        select(EarlyWarning),
         (EarlyWarning.engagement_id, engagement_id),
         (EarlyWarning.status, status),
         (EarlyWarning.level, level),
-    ):
-        if value:
-            query = query.where(column == value)
+    )
     order = (EarlyWarning.raised_at, EarlyWarning.warning_id)
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))

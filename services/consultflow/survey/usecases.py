@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from consultflow.platform.db import UnitOfWork, by_request, one
+from consultflow.platform.db import UnitOfWork, by_request, one, where_given
 from consultflow.platform.inputs import required_text
 from consultflow.platform.timeutil import now
 from consultflow.survey.domain import (
@@ -427,14 +427,12 @@ def _unsolved(uow: UnitOfWork, problem_id: str) -> Problem:
 def list_problems(
     session: Session, engagement_id: str, survey_id: str, status: str, limit: int, offset: int
 ) -> list[Problem]:
-    query = select(Problem)
-    for column, value in (
+    query = where_given(
+        select(Problem),
         (Problem.engagement_id, engagement_id),
         (Problem.survey_id, survey_id),
         (Problem.status, status),
-    ):
-        if value:
-            query = query.where(column == value)
+    )
     order = (Problem.recorded_at, Problem.problem_id)
     return list(session.scalars(query.order_by(*order).offset(offset).limit(limit)))
 
