@@ -11,7 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -108,6 +108,11 @@ class UnitOfWork:
         self._on_commit = on_commit
         self.session: Session
         self.wrote_outbox = False
+
+    def read(self) -> AbstractContextManager[Session]:
+        """A read-only session on the same database, outside this unit of work's transaction (on SQLite it
+        takes no write lock): to look before deciding to write."""
+        return self._db.read()
 
     def __enter__(self) -> Self:
         self.session = self._db.session()

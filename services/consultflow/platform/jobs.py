@@ -169,14 +169,15 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
     handler = handlers.get(job.operation)
     if handler is None:
         return Outcome("failed", message=f"no handler for operation {job.operation!r}", retries=0)
-    with uow_factory() as uow:
-        done = uow.session.execute(_recorded(job)).first()
+    unit_of_work = uow_factory()
+    with unit_of_work.read() as session:
+        done = session.execute(_recorded(job)).first()
     if done is not None:
         return _stored_outcome(done.outcome, done.result)
-    # A fresh unit of work: its transaction begins at the handler's first statement, so a handler that
-    # calls a peer service first holds no database lock while it waits. A duplicate delivery racing this
-    # one is caught when the outcome is recorded (the job key is unique).
-    with uow_factory() as uow:
+    # The transaction begins at the handler's first statement, so a handler that calls a peer service
+    # first holds no database lock while it waits. A duplicate delivery racing this one is caught when the
+    # outcome is recorded (the job key is unique).
+    with unit_of_work as uow:
         try:
             variables = dict(handler(uow, job))
         except BpmnError as error:
