@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from consultflow.platform.errors import Unauthenticated
 from consultflow.platform.identity import (
     LOCAL_ISSUER,
     ClaimPaths,
@@ -26,7 +27,6 @@ from consultflow.platform.identity import (
     IssuerSettings,
     LocalIssuer,
     TokenVerifier,
-    Unauthenticated,
     bearer_token,
 )
 

@@ -30,21 +30,13 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from consultflow.platform.errors import DomainError
+from consultflow.platform.errors import Unauthenticated
 
 ASYMMETRIC = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 LOCAL_ISSUER = "consultflow-local"
 AUDIENCE = "consultflow"
-
-
-class Unauthenticated(DomainError):
-    """No credentials, or credentials that do not prove who the caller is."""
-
-
-class PermissionDenied(DomainError):
-    """A known caller asks for something its roles or groups do not allow."""
 
 
 class ConfigurationError(ValueError):
