@@ -65,6 +65,9 @@ from consultflow.delivery.messages import (
     solution_message,
     task_message,
 )
+from consultflow.delivery.orm import Project
+from consultflow.platform import policy
+from consultflow.platform.authn import current_caller
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import choice, iso_date, optional_choice, renamed_fields
@@ -381,6 +384,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         command = NewChangeRequest.parse(description=request.description, requested_by=request.requested_by)
         with self._uow() as uow:
             change = usecases.request_change(uow, request.project_id, command, request.request_id)
+            _require_client_of(uow.session, change.project_id)  # before the commit
             uow.commit()
             return change_message(change)
 
@@ -492,6 +496,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         with self._uow() as uow:
             acceptance = usecases.request_acceptance(uow, request.project_id, command)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -509,6 +514,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 uow, request.acceptance_id, report, request.request_id
             )
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -523,6 +529,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         with self._uow() as uow:
             acceptance, _ = usecases.record_rectification_items(uow, request.acceptance_id, items)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -566,3 +573,9 @@ def review_criteria(
             raise InvalidArgument("criteria.criterion", f"{criterion.value!r} is given twice")
         found[criterion] = (c.verdict, c.comments)
     return found
+
+
+def _require_client_of(session: Session, project_id: str) -> None:
+    """A client acts only on its own engagement's project (platform/policy.py)."""
+    project = session.get(Project, project_id)
+    policy.require_engagement(current_caller(), project.engagement_id if project else "")
