@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 import grpc
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
@@ -65,7 +66,7 @@ from consultflow.delivery.messages import (
     solution_message,
     task_message,
 )
-from consultflow.delivery.orm import Project
+from consultflow.delivery.orm import Project, TeamMember
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller
 from consultflow.platform.db import UnitOfWork
@@ -152,6 +153,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             (row,) = usecases.add_documents(
                 uow, request.project_id, [document], archive=not request.collect_only
             )
+            _require_team_of(uow.session, row.project_id)  # before the commit
             uow.commit()
             return document_message(row)
 
@@ -258,6 +260,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             task = usecases.add_task(uow, request.project_id, planned, request.milestone_id)
+            _require_team_of(uow.session, task.project_id)  # before the commit
             uow.commit()
             return task_message(task)
 
@@ -270,6 +273,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             task = usecases.update_task(uow, request.task_id, update)
+            _require_team_of(uow.session, task.project_id)  # before the commit
             uow.commit()
             return task_message(task)
 
@@ -280,6 +284,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             milestone = usecases.record_milestone_reached(
                 uow, request.milestone_id, iso_date("actual_date", request.actual_date)
             )
+            _require_team_of(uow.session, milestone.project_id)  # before the commit
             uow.commit()
             return milestone_message(milestone)
 
@@ -288,6 +293,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     ) -> pb.QualityCheck:
         with self._uow() as uow:
             check = usecases.record_quality_check(uow, request.task_id, request.passed, request.notes)
+            _require_team_of(uow.session, check.project_id)  # before the commit
             uow.commit()
             return quality_check_message(check)
 
@@ -355,6 +361,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             entry = usecases.log_communication(uow, request.project_id, command)
+            _require_team_of(uow.session, entry.project_id)  # before the commit
             uow.commit()
             return communication_message(entry)
 
@@ -573,6 +580,12 @@ def review_criteria(
             raise InvalidArgument("criteria.criterion", f"{criterion.value!r} is given twice")
         found[criterion] = (c.verdict, c.comments)
     return found
+
+
+def _require_team_of(session: Session, project_id: str) -> None:
+    """Only the project's recorded team writes its execution records (platform/policy.py)."""
+    members = session.scalars(select(TeamMember.name).where(TeamMember.project_id == project_id))
+    policy.require_team_member(current_caller(), project_id, members)
 
 
 def _require_client_of(session: Session, project_id: str) -> None:

@@ -54,7 +54,7 @@ class Clients:
         self._channels: list[grpc.Channel] = []
         self._staff: dict[tuple[str, tuple[str, ...]], pb_grpc.OrchestratorServiceStub] = {}
         self._clients: dict[str, ClientStubs] = {}
-        self._team: delivery_grpc.DeliveryServiceStub | None = None
+        self._team: dict[str, delivery_grpc.DeliveryServiceStub] = {}
         ops = self.identity.token_of("otto")
         self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", ops))
         self.crm = crm_grpc.CrmServiceStub(self._channel("crm", ops))
@@ -75,13 +75,13 @@ class Clients:
             self._staff[key] = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", token))
         return self._staff[key]
 
-    def team(self) -> delivery_grpc.DeliveryServiceStub:
-        """Delivery as a member of the project team, who reports on the work packages (3.4.1)."""
-        if self._team is None:
-            person = people()["tom"]
-            token = self.identity.token(person.name, person.roles, person.groups)
-            self._team = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
-        return self._team
+    def team(self, project: delivery_pb2.Project) -> delivery_grpc.DeliveryServiceStub:
+        """Delivery as a member of the project's team as recorded in 3.1.1, who reports on its work."""
+        member = project.team[-1].name
+        if member not in self._team:
+            token = self.identity.token(member, ["staff"], ["team"])
+            self._team[member] = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
+        return self._team[member]
 
     def client(self, engagement: str) -> ClientStubs:
         if engagement not in self._clients:
@@ -473,7 +473,7 @@ def report_progress(clients: Clients, story: Story) -> None:
         delivery_pb2.GetWorkPlanRequest(project_id=project.project_id), timeout=TIMEOUT
     )
     for task in plan.tasks:
-        clients.team().UpdateTask(
+        clients.team(project).UpdateTask(
             delivery_pb2.UpdateTaskRequest(task_id=task.task_id, actual_start=day(0), progress=5),
             timeout=TIMEOUT,
         )
@@ -485,7 +485,7 @@ def fall_behind_schedule(clients: Clients, story: Story) -> None:
     report_progress(clients, story)
     project = project_of(clients, story)
     assert project is not None
-    clients.team().AddTask(
+    clients.team(project).AddTask(
         delivery_pb2.AddTaskRequest(
             project_id=project.project_id,
             name="Partner interviews",

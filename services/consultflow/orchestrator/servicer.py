@@ -172,6 +172,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def CreateInstance(
         self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext
     ) -> pb.CreateInstanceResponse:
+        if request.process_id:
+            policy.require_may_start(current_caller(), request.process_id)
         variables = loads_object(request.variables_json, "variables_json")
         result = self._orchestrator.create_instance(
             request.process_id, request.version, variables, request.business_key

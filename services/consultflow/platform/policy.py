@@ -353,3 +353,25 @@ def require_engagement(caller: Caller, engagement_id: str) -> None:
         return
     if not caller.engagement or caller.engagement != engagement_id:
         raise PermissionDenied(f"this client's token is not for engagement {engagement_id!r}")
+
+
+STAFF_STARTS = {"engagement": "business"}
+"""Processes staff may start, and the group that does (2.1.2: business staff record a client's inquiry)."""
+
+
+def require_may_start(caller: Caller, process_id: str) -> None:
+    """Ops start anything; staff start only the processes their group's work begins with."""
+    if caller.has_role(Role.OPS, Role.ADMIN):
+        return
+    group = STAFF_STARTS.get(process_id)
+    if group is None or group not in caller.groups:
+        starts = ", ".join(f"{p} (group {g})" for p, g in sorted(STAFF_STARTS.items()))
+        raise PermissionDenied(f"staff may start only {starts}, not {process_id!r}")
+
+
+def require_team_member(caller: Caller, project: str, members: Iterable[str]) -> None:
+    """The project's own records during execution are written by its team as recorded in 3.1.1."""
+    if caller.has_role(Role.OPS, Role.ADMIN):
+        return
+    if caller.name not in set(members):
+        raise PermissionDenied(f"{caller.name} is not in the recorded team of project {project}")

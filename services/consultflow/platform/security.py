@@ -20,7 +20,7 @@ from typing import Any
 import grpc
 
 from consultflow.platform.authn import AuthInterceptor
-from consultflow.platform.identity import ClaimPaths, IssuerSettings, TokenVerifier
+from consultflow.platform.identity import ClaimPaths, IssuerSettings, TokenVerifier, TrustedIssuers
 from consultflow.platform.tls import CertificateFiles, TlsFiles, channel_credentials
 
 COMPONENT_OPERATIONS = ("crm", "contracts", "delivery", "survey", "risk")
@@ -35,6 +35,7 @@ class SecuritySettings:
     tls_dir: Path  # tls.crt, tls.key and ca.crt of this component's listener (a mounted TLS Secret)
     ca_file: Path  # whom to trust when calling peers
     issuer: IssuerSettings
+    component_issuer: IssuerSettings | None  # where components' own tokens come from, if not `issuer`
     token_file: Path | None  # this component's own bearer token; None for a component that calls nobody
     health_address: str = ""  # a plaintext listener serving only grpc.health.v1, for kubelet probes
     operation_owners: Mapping[str, tuple[str, ...]] = field(
@@ -61,6 +62,8 @@ class SecuritySettings:
             a.strip() for a in env.get("CONSULTFLOW_OIDC_ALGORITHMS", "RS256,ES256").split(",") if a.strip()
         )
         token_file = env.get("CONSULTFLOW_TOKEN_FILE", "")
+        component_issuer = env.get("CONSULTFLOW_COMPONENT_ISSUER", "")
+        production = env.get("CONSULTFLOW_PRODUCTION", "").strip().lower() in ("1", "true", "yes")
         return cls(
             tls_dir=Path(tls_dir),
             ca_file=Path(env.get("CONSULTFLOW_CA_FILE", "") or Path(tls_dir) / "ca.crt"),
@@ -70,8 +73,18 @@ class SecuritySettings:
                 jwks_url=env.get("CONSULTFLOW_OIDC_JWKS_URL", ""),
                 algorithms=algorithms,
                 claims=claims,
-                production=env.get("CONSULTFLOW_PRODUCTION", "").strip().lower() in ("1", "true", "yes"),
+                production=production,
             ),
+            component_issuer=IssuerSettings(
+                issuer=component_issuer,
+                audience=env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow"),
+                jwks_url=env.get("CONSULTFLOW_COMPONENT_JWKS_URL", ""),
+                production=production,
+                service_accounts=True,
+                jwks_ca=env.get("CONSULTFLOW_COMPONENT_JWKS_CA", ""),
+            )
+            if component_issuer
+            else None,
             token_file=Path(token_file) if token_file else None,
             health_address=env.get("CONSULTFLOW_HEALTH_ADDRESS", ""),
             operation_owners=operation_owners(env.get("CONSULTFLOW_OPERATION_OWNERS", "")),
@@ -152,7 +165,10 @@ class Security:
 
     def __init__(self, settings: SecuritySettings) -> None:
         self.settings = settings
-        self.verifier = TokenVerifier(settings.issuer)
+        verifiers = [TokenVerifier(settings.issuer)]
+        if settings.component_issuer is not None:
+            verifiers.append(TokenVerifier(settings.component_issuer))
+        self.verifier = TrustedIssuers(verifiers)
         self._certificates = CertificateFiles(TlsFiles.in_folder(settings.tls_dir))
         self._token = TokenFile(settings.token_file) if settings.token_file else None
 

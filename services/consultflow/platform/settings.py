@@ -128,6 +128,23 @@ SETTINGS: tuple[Setting, ...] = (
         "Production safeguards: the local token issuer is refused.",
     ),
     Setting(
+        "CONSULTFLOW_COMPONENT_ISSUER",
+        "",
+        "Kubernetes: the cluster's service-account token issuer (e.g. `https://kubernetes.default.svc."
+        "cluster.local`), trusted for components' own tokens beside the people's issuer; a token from it "
+        "names the component by its service account. Its keys: `CONSULTFLOW_COMPONENT_JWKS_URL`.",
+    ),
+    Setting(
+        "CONSULTFLOW_COMPONENT_JWKS_URL",
+        "",
+        "Where the cluster publishes its service-account signing keys (the API server's /openid/v1/jwks).",
+    ),
+    Setting(
+        "CONSULTFLOW_COMPONENT_JWKS_CA",
+        "",
+        "The CA that signs the API server's certificate, for fetching those keys (`kube-root-ca.crt`).",
+    ),
+    Setting(
         "CONSULTFLOW_TOKEN_FILE",
         "",
         "This component's own bearer token for calls to other components, re-read when it changes "
