@@ -43,6 +43,7 @@ from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
+from tests.support.identity import TESTER
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
@@ -674,7 +675,8 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        self.orchestrator.complete_user_task(task.user_task_id, form, "tester")
+        self.orchestrator.claim_user_task(task.user_task_id, TESTER)
+        self.orchestrator.complete_user_task(task.user_task_id, form, TESTER)
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 

@@ -27,6 +27,7 @@ from consultflow.platform.identity import (
     IssuerSettings,
     LocalIssuer,
     TokenVerifier,
+    TrustedIssuers,
     bearer_token,
 )
 
@@ -267,3 +268,43 @@ def test_the_authorization_header_must_carry_a_bearer_token(
     with pytest.raises(Unauthenticated, match=reason):
         bearer_token(metadata)
     assert bearer_token([("Authorization", "Bearer abc.def.ghi")]) == "abc.def.ghi"
+
+
+CLUSTER = "https://kubernetes.default.svc.cluster.local"
+
+
+def test_components_are_named_by_their_service_account_and_issuers_stay_apart(
+    issuer: Issuer, jwks_url: str, tmp_path: Path
+) -> None:
+    cluster = LocalIssuer(tmp_path / "cluster", issuer=CLUSTER)
+    cluster_settings = IssuerSettings(
+        issuer=CLUSTER,
+        audience="consultflow",
+        jwks_url=cluster.jwks_url,
+        algorithms=("ES256",),
+        service_accounts=True,
+    )
+    trusted = TrustedIssuers([verifier(jwks_url), TokenVerifier(cluster_settings)])
+    component = trusted.verify(cluster.mint("system:serviceaccount:consultflow:crm", roles=["admin"]))
+    assert (component.name, set(component.roles)) == ("crm", {"component"}), "roles come from the issuer kind"
+    person = trusted.verify(issuer.token(sub="system:serviceaccount:consultflow:crm"))
+    assert (person.name, set(person.roles)) == ("alice", {"staff"}), "a person's issuer makes no components"
+    with pytest.raises(Unauthenticated, match="not a service account"):
+        trusted.verify(cluster.mint("bob"))
+    with pytest.raises(Unauthenticated, match="not from a trusted issuer"):
+        trusted.verify(issuer.token(iss="https://elsewhere.example.test"))
+    # a people's key cannot sign for the cluster: the cluster does not publish it
+    forged = jwt.encode(
+        {
+            "iss": CLUSTER,
+            "aud": "consultflow",
+            "sub": "system:serviceaccount:consultflow:crm",
+            "exp": 4102444800,
+            "iat": 0,
+        },
+        issuer.keys["ec-1"],
+        algorithm="ES256",
+        headers={"kid": "ec-1"},
+    )
+    with pytest.raises(Unauthenticated, match="not one the issuer publishes"):
+        trusted.verify(forged)

@@ -13,7 +13,9 @@ from consultflow.api.delivery.v1 import delivery_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2
 from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.survey.v1 import survey_pb2
+from consultflow.platform import policy
 from consultflow.platform.errors import PermissionDenied
+from consultflow.platform.identity import Caller
 from consultflow.platform.policy import POLICY, Role, authorize
 
 MODULES = (
@@ -93,3 +95,46 @@ def test_a_client_reaches_only_client_facing_methods() -> None:
         "RecordAcceptanceReport",
         "SubmitResponse",
     }
+
+
+def staff(name: str, *groups: str) -> Caller:
+    return Caller(name, roles=frozenset({"staff"}), groups=frozenset(groups))
+
+
+def test_conditions_the_use_cases_check_with_data() -> None:
+    bella, lea = staff("bella", "business"), staff("lea", "legal")
+    ops, admin = Caller("otto", roles=frozenset({"ops"})), Caller("root", roles=frozenset({"admin"}))
+    client = Caller("c", roles=frozenset({"client"}), engagement="E-1")
+    # tasks: seen and taken by candidates only (groups, named users, the assignee)
+    assert policy.sees_task(bella, "", ",business,", "") and not policy.sees_task(lea, "", ",business,", "")
+    assert policy.sees_task(lea, "", ",business,", ",lea,") and policy.sees_task(ops, "", ",x,", "")
+    with pytest.raises(PermissionDenied, match="lea is not a candidate"):
+        policy.require_candidate(lea, "t", "", ",business,", "")
+    policy.require_candidate(admin, "t", "", ",business,", "")
+    with pytest.raises(PermissionDenied, match="not claimed"):
+        policy.require_claimant(bella, "t", "")
+    with pytest.raises(PermissionDenied, match="claimed by 'lea'"):
+        policy.require_claimant(bella, "t", "lea")
+    with pytest.raises(PermissionDenied, match="nobody may act as 'lea'"):
+        policy.require_self(bella, "completed_by", "lea")
+    policy.require_self(bella, "completed_by", "")
+    # jobs: by operation prefix
+    owners = {"crm": ("crm.",), "billing-worker": ("billing.",)}
+    policy.require_operation(Caller("billing-worker", roles=frozenset({"component"})), "billing.send", owners)
+    with pytest.raises(PermissionDenied):
+        policy.require_operation(Caller("crm", roles=frozenset({"component"})), "contracts.sign", owners)
+    # clients: their engagement only; the firm's staff are not limited by it
+    policy.require_engagement(client, "E-1")
+    with pytest.raises(PermissionDenied, match="not for engagement 'E-2'"):
+        policy.require_engagement(client, "E-2")
+    policy.require_engagement(bella, "E-2")
+    # starting: business staff start engagements, ops anything
+    policy.require_may_start(bella, "engagement")
+    policy.require_may_start(ops, "market_research")
+    for who, process in ((lea, "engagement"), (bella, "risk_management")):
+        with pytest.raises(PermissionDenied, match="staff may start only"):
+            policy.require_may_start(who, process)
+    # the project's team as recorded
+    policy.require_team_member(staff("Li Ming", "team"), "P-1", ["Wang Fang", "Li Ming"])
+    with pytest.raises(PermissionDenied, match="not in the recorded team"):
+        policy.require_team_member(staff("tom", "team"), "P-1", ["Wang Fang", "Li Ming"])

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.request
@@ -77,6 +78,10 @@ class IssuerSettings:
     leeway: timedelta = timedelta(seconds=30)
     refetch_after: timedelta = timedelta(seconds=30)
     production: bool = False
+    # Kubernetes projected service-account tokens: `sub` is system:serviceaccount:<namespace>:<name> and
+    # the caller is component <name> (its operations: CONSULTFLOW_OPERATION_OWNERS)
+    service_accounts: bool = False
+    jwks_ca: str = ""  # the CA of the key set's HTTPS server, when not a public one
 
     def __post_init__(self) -> None:
         unsafe = [a for a in self.algorithms if a not in ASYMMETRIC]
@@ -127,13 +132,15 @@ def caller_from_claims(claims: Mapping[str, Any], paths: ClaimPaths) -> Caller:
 KeySetSource = Callable[[], Mapping[str, Any]]
 
 
-def fetch_key_set(url: str, timeout: float = 5.0) -> KeySetSource:
-    """The issuer's published key set (JWKS), fetched over HTTP(S) or read from a local file."""
+def fetch_key_set(url: str, ca: str = "", timeout: float = 5.0) -> KeySetSource:
+    """The issuer's published key set (JWKS), fetched over HTTP(S) (trusting `ca`, else the system's
+    roots) or read from a local file."""
+    context = ssl.create_default_context(cafile=ca or None)
 
     def fetch() -> Mapping[str, Any]:
         if url.startswith("file://"):
             return dict(json.loads(Path(url.removeprefix("file://")).read_text()))
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return dict(json.loads(response.read()))
 
     return fetch
@@ -177,7 +184,8 @@ class TokenVerifier:
 
     def __init__(self, settings: IssuerSettings, source: KeySetSource | None = None) -> None:
         self.settings = settings
-        self._keys = KeySet(source or fetch_key_set(settings.jwks_url), settings.refetch_after)
+        source = source or fetch_key_set(settings.jwks_url, settings.jwks_ca)
+        self._keys = KeySet(source, settings.refetch_after)
 
     def verify(self, token: str) -> Caller:
         try:
@@ -214,7 +222,41 @@ class TokenVerifier:
             raise Unauthenticated(f"the token lacks the {error.claim!r} claim") from error
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the token does not verify: {error}") from error
+        if self.settings.service_accounts:
+            return service_account_caller(claims)
         return caller_from_claims(claims, self.settings.claims)
+
+
+SERVICE_ACCOUNT = "system:serviceaccount:"
+
+
+def service_account_caller(claims: Mapping[str, Any]) -> Caller:
+    """A component, from its Kubernetes service-account token: the service account's name is its name."""
+    subject = str(claims.get("sub", ""))
+    namespace, _, name = subject.removeprefix(SERVICE_ACCOUNT).partition(":")
+    if not subject.startswith(SERVICE_ACCOUNT) or not namespace or not name:
+        raise Unauthenticated(f"the token's subject {subject!r} is not a service account")
+    return Caller(name=name, roles=frozenset({"component"}), subject=subject)
+
+
+class TrustedIssuers:
+    """Several issuers at once (the firm's OIDC provider for people, the cluster for components): a token
+    is checked by the verifier of the issuer it names, and refused if no trusted issuer has that name."""
+
+    def __init__(self, verifiers: Iterable[TokenVerifier]) -> None:
+        self._by_issuer = {v.settings.issuer: v for v in verifiers}
+
+    def verify(self, token: str) -> Caller:
+        try:
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated("the bearer token is not a signed JWT") from error
+        verifier = self._by_issuer.get(str(unverified.get("iss", "")))
+        if verifier is None:
+            raise Unauthenticated(
+                f"the token is not from a trusted issuer ({', '.join(sorted(self._by_issuer))})"
+            )
+        return verifier.verify(token)
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str:

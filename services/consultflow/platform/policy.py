@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from consultflow.platform.errors import PermissionDenied
+from consultflow.platform.identity import Caller
 
 
 class Role(StrEnum):
@@ -289,3 +290,88 @@ def authorize(roles: Iterable[str], method: str) -> Rule:
         needed = ", ".join(sorted(r.value for r in rule.roles if r is not Role.ADMIN))
         raise PermissionDenied(f"{method} needs one of the roles {needed}")
     return rule
+
+
+# ------------------------------------------------------------------ conditions the use cases check with data
+
+
+def _list(text: str) -> set[str]:
+    """`,a,b,` (how the orchestrator stores candidates) or `a,b` → {a, b}."""
+    return {part for part in text.split(",") if part}
+
+
+def sees_task(caller: Caller, assignee: str, candidate_groups: str, candidate_users: str) -> bool:
+    """Ops and admins see every task; staff see the tasks they are a candidate for or hold."""
+    if caller.has_role(Role.ADMIN, Role.OPS):
+        return True
+    return (
+        caller.name == assignee
+        or caller.name in _list(candidate_users)
+        or bool(caller.groups & _list(candidate_groups))
+    )
+
+
+def require_candidate(
+    caller: Caller, task: str, assignee: str, candidate_groups: str, candidate_users: str
+) -> None:
+    """Only a candidate (group, named user or the assignee) takes a task; admins may take any."""
+    if caller.has_role(Role.ADMIN):
+        return
+    if caller.name == assignee or caller.name in _list(candidate_users):
+        return
+    if caller.groups & _list(candidate_groups):
+        return
+    offered = sorted(_list(candidate_groups)) + sorted(_list(candidate_users))
+    raise PermissionDenied(f"{caller.name} is not a candidate for {task} (offered to {', '.join(offered)})")
+
+
+def require_claimant(caller: Caller, task: str, assignee: str) -> None:
+    """A task is completed by the person who holds it, so every completion has one accountable name."""
+    if not assignee:
+        raise PermissionDenied(f"{task} is not claimed: claim it before completing it")
+    if assignee != caller.name:
+        raise PermissionDenied(f"{task} is claimed by {assignee!r}, not by {caller.name!r}")
+
+
+def require_self(caller: Caller, field: str, named: str) -> None:
+    """A request field that names a person may only name the caller: nobody acts as somebody else."""
+    if named and named != caller.name:
+        raise PermissionDenied(f"{field}: you are {caller.name!r}; nobody may act as {named!r}")
+
+
+def require_operation(caller: Caller, operation: str, owners: Mapping[str, tuple[str, ...]]) -> None:
+    """A component or outside worker finishes only jobs of the operations its identity is mapped to."""
+    if caller.has_role(Role.ADMIN):
+        return
+    if not any(operation.startswith(prefix) for prefix in owners.get(caller.name, ())):
+        raise PermissionDenied(f"{caller.name} may not finish jobs of operation {operation!r}")
+
+
+def require_engagement(caller: Caller, engagement_id: str) -> None:
+    """A client acts only on the engagement its token names; the firm's people are not limited here."""
+    if caller.has_role(Role.STAFF, Role.ADMIN) or not caller.has_role(Role.CLIENT):
+        return
+    if not caller.engagement or caller.engagement != engagement_id:
+        raise PermissionDenied(f"this client's token is not for engagement {engagement_id!r}")
+
+
+STAFF_STARTS = {"engagement": "business"}
+"""Processes staff may start, and the group that does (2.1.2: business staff record a client's inquiry)."""
+
+
+def require_may_start(caller: Caller, process_id: str) -> None:
+    """Ops start anything; staff start only the processes their group's work begins with."""
+    if caller.has_role(Role.OPS, Role.ADMIN):
+        return
+    group = STAFF_STARTS.get(process_id)
+    if group is None or group not in caller.groups:
+        starts = ", ".join(f"{p} (group {g})" for p, g in sorted(STAFF_STARTS.items()))
+        raise PermissionDenied(f"staff may start only {starts}, not {process_id!r}")
+
+
+def require_team_member(caller: Caller, project: str, members: Iterable[str]) -> None:
+    """The project's own records during execution are written by its team as recorded in 3.1.1."""
+    if caller.has_role(Role.OPS, Role.ADMIN):
+        return
+    if caller.name not in set(members):
+        raise PermissionDenied(f"{caller.name} is not in the recorded team of project {project}")
