@@ -204,7 +204,7 @@ def _start_by_message(
     )
     try:
         # The message's key becomes the new instance's business key (one risk process per engagement).
-        instance_id = host.start(definition, {}, key, first)
+        instance_id = host.start(definition, {}, key, first, start=engine.message_start(name))
     except AlreadyTaken:
         return PublishOutcome.DUPLICATE, ""
     except IntegrityError:

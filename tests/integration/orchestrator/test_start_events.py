@@ -1,0 +1,101 @@
+"""A process with several start events starts through the one its trigger names: CreateInstance through the
+none start, a message through its message start event, a timer through its timer start event.
+
+SpiffWorkflow runs every start event of such a process and lets the first to complete cancel the others, so
+without a choice the none start would always win and a message could never start the process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from consultflow.orchestrator.orm import StartTimer, Subscription
+from tests.support.bpmn_builder import bpmn, message, service_task
+from tests.support.orchestrator_harness import Harness
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness.sqlite(tmp_path)
+    yield harness
+    harness.close()
+
+
+def two_starts(extra_start: str = "") -> bytes:
+    """An inquiry is received directly (none start) or referred (message start); both record it."""
+    return bpmn(
+        "p",
+        f"""<startEvent id="received"/>
+        <startEvent id="referred"><messageEventDefinition messageRef="m_referred"/></startEvent>
+        {extra_start}
+        <exclusiveGateway id="join"/>
+        {service_task("record", "crm.record_inquiry", engagement_id="engagement_id", lead_id="lead_id")}
+        <endEvent id="e"/>""",
+        "received -> join\nreferred -> join\njoin -> record\nrecord -> e"
+        + ("\nmonthly -> join" if extra_start else ""),
+        extra=message("m_referred", "inquiry.referred", "engagement_id"),
+    )
+
+
+def subscriptions(h: Harness) -> list[str]:
+    with h.db.read() as session:
+        return list(session.scalars(select(Subscription.message_name)))
+
+
+def test_the_deployed_process_lists_its_message_start(h: Harness) -> None:
+    h.deploy(p=two_starts())
+    definitions = h.orchestrator.list_definitions()
+    assert [json.loads(d.start_messages) for d in definitions] == [["inquiry.referred"]]
+
+
+def test_a_message_starts_the_process_through_its_message_start_event(h: Harness) -> None:
+    h.deploy(p=two_starts())
+    result = h.orchestrator.publish_message(
+        "inquiry.referred", "E7", {"engagement_id": "E7", "lead_id": "L1"}, timedelta(0), ""
+    )
+    assert result.outcome == "STARTED"
+    instance = result.instance_id
+    assert h.view(instance).instance.business_key == "E7"
+    assert "referred" in h.completed_elements(instance)
+    assert "received" not in h.completed_elements(instance)
+    assert h.variables(instance)["lead_id"] == "L1"  # the message's payload is the instance's data
+    h.complete("crm.record_inquiry", instance)
+    assert h.status(instance) == "COMPLETED"
+
+
+def test_create_instance_starts_through_the_none_start_and_waits_for_no_message(h: Harness) -> None:
+    h.deploy(p=two_starts())
+    instance = h.start("p", "E8", engagement_id="E8", lead_id="")
+    assert "received" in h.completed_elements(instance)
+    assert "referred" not in h.completed_elements(instance)
+    assert subscriptions(h) == []
+    h.complete("crm.record_inquiry", instance)
+    assert h.status(instance) == "COMPLETED"
+    # the message start event is no receiver of this instance: a message with its key starts no second one
+    assert h.publish("inquiry.referred", "E8", engagement_id="E8", lead_id="") == "DROPPED"
+
+
+def test_a_second_message_with_the_same_key_starts_nothing(h: Harness) -> None:
+    h.deploy(p=two_starts())
+    assert h.publish("inquiry.referred", "E9", engagement_id="E9", lead_id="") == "STARTED"
+    assert h.publish("inquiry.referred", "E9", engagement_id="E9", lead_id="") == "DROPPED"
+    assert len(h.orchestrator.list_instances(process_id="p")[0]) == 1
+
+
+def test_a_timer_starts_the_process_through_its_timer_start_event(h: Harness) -> None:
+    monthly = '<startEvent id="monthly"><timerEventDefinition><timeCycle>"R/P30D"</timeCycle></timerEventDefinition></startEvent>'
+    h.deploy(p=two_starts(monthly))
+    with h.uow() as uow:
+        uow.session.execute(update(StartTimer).values(due_at=datetime.now(UTC) - timedelta(seconds=1)))
+        uow.commit()
+    assert h.orchestrator.fire_start_timers() == 1
+    (instance,) = h.orchestrator.list_instances(process_id="p")[0]
+    completed = h.completed_elements(instance.instance_id)
+    assert "monthly" in completed and "received" not in completed and "referred" not in completed
+    assert subscriptions(h) == []
