@@ -99,3 +99,62 @@ def test_a_timer_starts_the_process_through_its_timer_start_event(h: Harness) ->
     completed = h.completed_elements(instance.instance_id)
     assert "monthly" in completed and "received" not in completed and "referred" not in completed
     assert subscriptions(h) == []
+
+
+# ------------------------------------------------------------- cancelling what a thrown message started
+
+
+def engagement_and_risk() -> dict[str, bytes]:
+    """An engagement that starts its risk management by a message (same key) and refers a new engagement
+    (another key); each waits."""
+    engagement = bpmn(
+        "engagement",
+        """<startEvent id="s"/>
+        <intermediateThrowEvent id="start_risk"><messageEventDefinition messageRef="m_started">
+          <extensionElements><spiffworkflow:messagePayload>{"engagement_id": engagement_id}</spiffworkflow:messagePayload></extensionElements>
+        </messageEventDefinition></intermediateThrowEvent>
+        <intermediateThrowEvent id="refer"><messageEventDefinition messageRef="m_referred">
+          <extensionElements><spiffworkflow:messagePayload>{"referred_engagement_id": "E-NEW"}</spiffworkflow:messagePayload></extensionElements>
+        </messageEventDefinition></intermediateThrowEvent>
+        <userTask id="work"/><endEvent id="e"/>""",
+        "s -> start_risk\nstart_risk -> refer\nrefer -> work\nwork -> e",
+        extra=message("m_started", "engagement.started", "engagement_id")
+        + message("m_referred", "inquiry.referred", "referred_engagement_id"),
+    )
+    risk = bpmn(
+        "risk",
+        """<startEvent id="rs"><messageEventDefinition messageRef="m_started"/></startEvent>
+        <userTask id="review"/><endEvent id="re"/>""",
+        "rs -> review\nreview -> re",
+        extra=message("m_started", "engagement.started", "engagement_id"),
+    )
+    referred = bpmn(
+        "referred",
+        """<startEvent id="ns"><messageEventDefinition messageRef="m_referred"/></startEvent>
+        <userTask id="intake"/><endEvent id="ne"/>""",
+        "ns -> intake\nintake -> ne",
+        extra=message("m_referred", "inquiry.referred", "referred_engagement_id"),
+    )
+    return {"engagement": engagement, "risk": risk, "referred": referred}
+
+
+def test_cancelling_an_instance_cancels_what_its_messages_started_for_the_same_key(h: Harness) -> None:
+    h.deploy(**engagement_and_risk())
+    engagement = h.start("engagement", "E1", engagement_id="E1")
+    assert h.deliver_thrown() == 2
+    (risk,) = h.orchestrator.list_instances(process_id="risk")[0]
+    (referred,) = h.orchestrator.list_instances(process_id="referred")[0]
+    assert (risk.business_key, referred.business_key) == ("E1", "E-NEW")
+    h.orchestrator.cancel_instance(engagement, "client withdrew")
+    assert h.status(engagement) == "CANCELED"
+    assert h.status(risk.instance_id) == "CANCELED"
+    assert h.status(referred.instance_id) == "ACTIVE", "a referred engagement is a business of its own"
+
+
+def test_cancelling_a_started_instance_leaves_its_starter(h: Harness) -> None:
+    h.deploy(**engagement_and_risk())
+    engagement = h.start("engagement", "E2", engagement_id="E2")
+    h.deliver_thrown()
+    (risk,) = h.orchestrator.list_instances(process_id="risk")[0]
+    h.orchestrator.cancel_instance(risk.instance_id, "")
+    assert h.status(engagement) == "ACTIVE"
