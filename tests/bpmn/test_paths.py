@@ -495,6 +495,9 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS)
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "delivery_needs_form"]
+    # the corrective action is this engagement's project manager's (recorded with the proposal, 2.3.2)
+    manager = w.variables("engagement")["project_manager"]
+    assert [t.assignee for t in w.user_tasks("corrective_action_form")] == [manager]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.elapse("report_to_client_cycle", "engagement")

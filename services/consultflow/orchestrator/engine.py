@@ -702,9 +702,12 @@ def deliver_trigger(
             workflow.send_event(BpmnEvent(definition, payload=payload, correlations=correlations))
         except SpiffWorkflowException:
             return False
+        # BPMN: an event subprocess sees its process's variables (Spiff would give it only the data the
+        # process started with), then the message's.
+        context = _process_data(workflow)
         for task in workflow.get_tasks(state=TaskState.READY):
             if task.task_spec is start:
-                task.data.update(payload)
+                task.data.update({**context, **payload})
         if getattr(start, "interrupting", True):
             for task_id in set(workflow.subprocesses) - before:
                 _interrupt_siblings(workflow.get_task_from_id(task_id))

@@ -158,3 +158,33 @@ def test_cancelling_a_started_instance_leaves_its_starter(h: Harness) -> None:
     (risk,) = h.orchestrator.list_instances(process_id="risk")[0]
     h.orchestrator.cancel_instance(risk.instance_id, "")
     assert h.status(engagement) == "ACTIVE"
+
+
+# ------------------------------------------------------------------ an event subprocess's start event
+
+
+def test_an_event_subprocess_sees_its_process_variables_and_assigns_by_them(h: Harness) -> None:
+    """BPMN: an event subprocess sees the variables its process has when the message arrives (Spiff would
+    give it only those the process started with), so a task in it can go to the engagement's manager."""
+    h.deploy(
+        p=bpmn(
+            "p",
+            f"""<startEvent id="s"/>{service_task("propose", "contracts.propose")}
+            <userTask id="main_work"/><endEvent id="e"/>
+            <subProcess id="on_change" triggeredByEvent="true">
+              <startEvent id="changed" isInterrupting="false"><messageEventDefinition messageRef="m_change"/></startEvent>
+              <userTask id="assess" camunda:assignee="${{project_manager}}"/><endEvent id="assessed"/>
+              <sequenceFlow id="c1" sourceRef="changed" targetRef="assess"/>
+              <sequenceFlow id="c2" sourceRef="assess" targetRef="assessed"/>
+            </subProcess>""",
+            "s -> propose\npropose -> main_work\nmain_work -> e",
+            extra=message("m_change", "client.change_requested"),
+        )
+    )
+    instance = h.start("p", key="E1")
+    h.complete("contracts.propose", instance, project_manager="pm.wang")
+    assert h.publish("client.change_requested", "E1", change="scope") == "CORRELATED"
+    task = h.task("assess", instance)
+    assert task.assignee == "pm.wang"
+    h.submit("assess", instance, by="pm.wang")
+    assert "assessed" in h.completed_elements(instance)
