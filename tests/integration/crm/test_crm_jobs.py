@@ -342,37 +342,37 @@ def test_a_lead_or_an_engagement_is_referred_to_a_new_engagement(crm: ComponentT
     again = refused_job(crm, HANDLERS, "crm.refer_inquiry", {**contact, "lead_id": lead_id})
     assert "FailedPrecondition" in again and "2.1.1" in again
     # the new engagement records its inquiry with the lead: the lead is converted, the referral linked
+    from_lead: dict[str, Any] = {
+        **INQUIRY,
+        "channel": "market_research",
+        "engagement_id": new_engagement,
+        "lead_id": lead_id,
+    }
     inquiry = completed(
         run(
             crm,
             HANDLERS,
-            job(
-                "crm.record_inquiry",
-                "i-1",
-                engagement_id=new_engagement,
-                **{**INQUIRY, "channel": "market_research"},
-                lead_id=lead_id,
-            ),
+            job("crm.record_inquiry", "i-1", **from_lead),
         )
     )
     from_follow_up = _done(crm, "crm.refer_inquiry", "r-2", **contact, referred_by="E-7", lead_id="")
+    from_engagement: dict[str, Any] = {
+        **INQUIRY,
+        "channel": "referral",
+        "engagement_id": from_follow_up["referred_engagement_id"],
+        "referred_by": "E-7",
+    }
     referral_inquiry = completed(
         run(
             crm,
             HANDLERS,
-            job(
-                "crm.record_inquiry",
-                "i-2",
-                engagement_id=from_follow_up["referred_engagement_id"],
-                **{**INQUIRY, "channel": "referral"},
-                referred_by="E-7",
-            ),
+            job("crm.record_inquiry", "i-2", **from_engagement),
         )
     )
     assert crm.context is not None
     with crm.context.read() as session:
-        lead = session.get(orm.Lead, lead_id)
-        assert lead is not None and (lead.status, lead.inquiry_id) == ("converted", inquiry["inquiry_id"])
+        row = session.get(orm.Lead, lead_id)
+        assert row is not None and (row.status, row.inquiry_id) == ("converted", inquiry["inquiry_id"])
         links = {
             r.referred_engagement_id: (r.lead_id, r.referred_by, r.inquiry_id)
             for r in session.scalars(select(orm.Referral))
