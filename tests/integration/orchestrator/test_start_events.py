@@ -188,3 +188,30 @@ def test_an_event_subprocess_sees_its_process_variables_and_assigns_by_them(h: H
     assert task.assignee == "pm.wang"
     h.submit("assess", instance, by="pm.wang")
     assert "assessed" in h.completed_elements(instance)
+
+
+def test_a_process_throwing_its_own_start_message_starts_another_instance_not_itself(h: Harness) -> None:
+    """An engagement whose follow-up refers a new engagement throws the very message its own message start
+    event catches: the cancelled start event of the running instance does not catch it again."""
+    h.deploy(
+        p=bpmn(
+            "p",
+            """<startEvent id="received"/>
+            <startEvent id="referred"><messageEventDefinition messageRef="m_referred"/></startEvent>
+            <exclusiveGateway id="join"/><exclusiveGateway id="refers"/>
+            <intermediateThrowEvent id="refer"><messageEventDefinition messageRef="m_referred">
+              <extensionElements><spiffworkflow:messagePayload>{"referred_engagement_id": "E-NEXT", "refer": False}</spiffworkflow:messagePayload></extensionElements>
+            </messageEventDefinition></intermediateThrowEvent>
+            <userTask id="work"/><endEvent id="e"/>""",
+            "received -> join\nreferred -> join\njoin -> refers\nrefers -> refer: refer\n"
+            "refers -> work: default\nrefer -> work\nwork -> e",
+            extra=message("m_referred", "inquiry.referred", "referred_engagement_id"),
+        )
+    )
+    first = h.start("p", "E-FIRST", refer=True)
+    assert h.deliver_thrown() == 1
+    rows = {r.business_key: r for r in h.orchestrator.list_instances(process_id="p")[0]}
+    assert set(rows) == {"E-FIRST", "E-NEXT"}
+    assert "received" in h.completed_elements(first) and "referred" not in h.completed_elements(first)
+    assert "referred" in h.completed_elements(rows["E-NEXT"].instance_id)
+    assert [t.element_id for t in h.user_tasks(first)] == ["work"]
