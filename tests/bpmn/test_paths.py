@@ -431,15 +431,35 @@ def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
 
 @scenario
 def several_leads_in_one_research_round(w: World) -> None:
-    """2.1.1: one round of market research can bring several leads, each recorded in the CRM."""
+    """2.1.1: one round of market research can bring several leads, each recorded in the CRM and followed up
+    by the business staff; a lead that becomes an inquiry starts a new engagement (2.1.2) that knows it."""
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair", another_lead=True)
     w.submit("record_lead_form", lead_source="seminar", another_lead=True)
-    w.submit("record_lead_form", lead_source="online_platform")
-    (run,) = w.instances("market_research")
-    assert run.status == "COMPLETED" and w.ends_of(run) == ["lead_recorded"]
+    w.submit("record_lead_form", lead_source="other")
     assert w.count("crm.record_lead") == 3 and w.count("crm.record_market_insight") == 1
+    assert open_tasks(w) == ["contact_lead_form"] * 3, "every lead of the round is followed up"
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    assert w.instances("engagement") == []
+    client = {k: v for k, v in INQUIRY.items() if k != "channel"}
+    w.submit("contact_lead_form", lead_outcome="inquiry", **client)
+    (run,) = w.instances("market_research")
+    assert run.status == "COMPLETED"
+    assert w.ends_of(run) == ["lead_handed_over", "lead_not_converted", "lead_not_converted", "lead_recorded"]
+    ((referred, (lead_id, referred_by)),) = w.worker.referrals.items()
+    assert lead_id in ("lead-1", "lead-2", "lead-3") and referred_by == ""
+    engagement = w.instance("engagement")
+    assert engagement.business_key == referred
+    variables = w.variables("engagement")
+    assert (variables["engagement_id"], variables["lead_id"], variables["channel"]) == (
+        referred,
+        lead_id,
+        "market_research",
+    )
+    assert w.count("crm.record_inquiry") == 1
+    assert open_tasks(w) == ["understand_needs"], "the referred inquiry goes on to 2.2.1 like any other"
 
 
 # --- end of the intake scenarios ------------------------------------------------------------------
@@ -475,6 +495,9 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS)
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "delivery_needs_form"]
+    # the corrective action is this engagement's project manager's (recorded with the proposal, 2.3.2)
+    manager = w.variables("engagement")["project_manager"]
+    assert [t.assignee for t in w.user_tasks("corrective_action_form")] == [manager]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.elapse("report_to_client_cycle", "engagement")
@@ -665,11 +688,12 @@ def monthly_market_research(w: World) -> None:
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair")
+    w.submit("contact_lead_form", lead_outcome="no_need")
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=False)
     runs = w.instances("market_research")
     assert [r.status for r in runs] == ["COMPLETED", "COMPLETED"]
-    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_recorded", "no_lead"]
+    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_not_converted", "lead_recorded", "no_lead"]
     assert w.count("crm.record_lead") == 1 and w.count("crm.record_market_insight") == 2
 
 

@@ -43,7 +43,7 @@ from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
-from tests.support.identity import TESTER
+from tests.support.identity import TESTER, person
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
@@ -172,6 +172,8 @@ class Worker:
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
         self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
+        self.leads: dict[str, list[str]] = {}  # research round (insight id) → its leads (crm.record_lead)
+        self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -210,8 +212,18 @@ class Worker:
         return {"insight_id": self.new_id("insight")}
 
     def crm__record_lead(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform")
-        return {"lead_id": self.new_id("lead")}
+        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform", "other")
+        lead_id = self.new_id("lead")
+        round_leads = self.leads.setdefault(str(p.get("insight_id") or lead_id), [])
+        round_leads.append(lead_id)
+        return {"lead_id": lead_id, "lead_ids": list(round_leads)}
+
+    def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or the referring engagement, not both"
+        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
+        engagement_id = self.new_id("E-REFERRED")
+        self.referrals[engagement_id] = (p["lead_id"], p["referred_by"])
+        return {"referred_engagement_id": engagement_id}
 
     def crm__record_revisit(self, p: Mapping[str, Any]) -> Outputs:
         return {"revisit_id": self.new_id("revisit")}
@@ -675,8 +687,11 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        self.orchestrator.claim_user_task(task.user_task_id, TESTER)
-        self.orchestrator.complete_user_task(task.user_task_id, form, TESTER)
+        # a task the diagram assigned to the engagement's own person is completed by that person
+        actor = person(task.assignee) if task.assignee else TESTER
+        if not task.assignee:
+            self.orchestrator.claim_user_task(task.user_task_id, TESTER)
+        self.orchestrator.complete_user_task(task.user_task_id, form, actor)
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 
