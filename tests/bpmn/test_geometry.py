@@ -15,7 +15,6 @@ REDRAWING: set[str] = {
     "delivery_acceptance.bpmn",
     "engagement.bpmn",
     "follow_up.bpmn",
-    "implementation.bpmn",
     "intake.bpmn",
     "risk_management.bpmn",
 }

@@ -323,7 +323,9 @@ class Driver:
         try:
             self.clients.orchestrator.CompleteUserTask(
                 pb.CompleteUserTaskRequest(
-                    user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
+                    user_task_id=task.user_task_id,
+                    variables_json=json.dumps(values),
+                    completed_by=task.assignee or "demo",  # the engagement's project manager, if assigned
                 ),
                 timeout=TIMEOUT,
             )
