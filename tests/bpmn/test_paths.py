@@ -33,6 +33,12 @@ ALL_CHECKS_PASS = {
     "accuracy_ok": True,
     "contract_conformance_ok": True,
 }
+TEAM = {  # 3.1.1: the engagement's project manager and team
+    "project_manager": "Wang Fang",
+    "consultants": "Li Ming, Zhou Hua",
+    "analysts": "Zhao Lei",
+    "assistants": "Sun Yu",
+}
 CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
@@ -138,12 +144,17 @@ def full_engagement(w: World) -> None:
     assert w.count("contracts.submit_for_legal_review") == 3
     assert w.count("contracts.distribute_contract") == 1
 
-    # ch. 3 implementation
-    w.submit("form_team_form")
+    # ch. 3 implementation: the team recorded at 3.1.1 gets the later tasks
+    w.submit("form_team_form", **TEAM)
+    (kickoff,) = w.user_tasks("kickoff_form")
+    assert kickoff.assignee == "Wang Fang", "the engagement's project manager holds the kick-off (3.1.2)"
     w.submit("kickoff_form")
+    (collect,) = w.user_tasks("collect_data_form")
+    assert collect.candidate_users == ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,", "the team of 3.1.1"
     w.submit("collect_data_form", site_visit_needed=True)
     w.submit("site_visit_form")
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
+    assert w.count("risk.register_risk") == 2, "the analysis' risk is registered by the diagram (6.1.1)"
     assess(w, "low", "severe", "transfer")
     w.submit("design_solution_form")
     w.submit(
@@ -156,20 +167,23 @@ def full_engagement(w: World) -> None:
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
     w.elapse("monitoring_cycle", "engagement")
-    assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
+    assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "do_project_work_form"]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.indicators = GREEN
     w.elapse("monitoring_cycle", "engagement")
     w.elapse("project_meeting_cycle", "engagement")
-    w.submit("project_meeting_form")
+    w.submit("project_meeting_form")  # nothing needs another department: the meeting is recorded (3.5.1)
     w.elapse("report_to_client_cycle", "engagement")
     w.submit("report_progress_form")
     w.client("client.change_requested", eid, project_id="project-1", change_request_id="change-1")
     w.submit("assess_change_form", change_decision="accepted")
     w.elapse("risk_monitoring_cycle", "risk_management")
     w.submit("risk_review_form", measures_carried_out=True, measures_effective=True)
-    assert open_tasks(w) == ["carry_out_work_form"]
+    assert open_tasks(w) == ["do_project_work_form"]
+    w.submit("do_project_work_form", work_report="market sizing and partner screening done")
+    w.submit("check_quality_form", quality_passed=False, quality_notes="two charts lack their sources")
+    assert w.count("delivery.check_work_quality") == 1, "a failed check counts in the quality pass rate"
     w.submit("carry_out_work_form")
 
     # ch. 4 delivery: a failed review, a risk, on-site delivery, a late and then failed acceptance
@@ -328,14 +342,23 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    assert open_tasks(w) == ["do_project_work_form"]
     w.elapse("project_meeting_cycle")
-    assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
-    w.submit("carry_out_work_form")
+    w.submit("project_meeting_form", coordination_needed=True)
+    w.submit("coordinate_departments_form", departments="finance, legal")
+    assert w.count("delivery.record_coordination") == 1, "cross-department coordination (3.5.1)"
+    w.elapse("project_meeting_cycle")
+    assert open_tasks(w) == ["do_project_work_form", "project_meeting_form"]
+    w.submit("do_project_work_form")
     # SpiffWorkflow withdraws a round a cycle timer started when its host activity completes
+    assert open_tasks(w) == ["check_quality_form"]
+    w.submit("check_quality_form", quality_passed=True)
+    w.submit("carry_out_work_form")
     assert open_tasks(w) == []
     assert w.instance("implementation").status == "COMPLETED"
     ends = w.ends("implementation")
-    assert "implementation_completed" in ends and "meeting_recorded" not in ends
+    assert "implementation_completed" in ends and "coordination_recorded" in ends
+    assert "meeting_recorded" not in ends
     # monitoring (3.4.2) and client reporting (3.5.2) run in the engagement, not in this process
     assert w.count("delivery.evaluate_indicators") == 0 and w.count("delivery.send_progress_report") == 0
     assert w.count("delivery.record_site_visit") == 0 and w.count("risk.register_risk") == 0
@@ -489,6 +512,8 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    w.submit("do_project_work_form")
+    w.submit("check_quality_form", quality_passed=True)
     w.submit("carry_out_work_form")
     # delivery (ch. 4): still monitored and reported on until the deliverables are delivered
     w.submit("compile_results_form")

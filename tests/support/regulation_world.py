@@ -315,9 +315,9 @@ class Worker:
         return {"site_visit_id": self.new_id("visit")}
 
     def delivery__record_analysis(self, p: Mapping[str, Any]) -> Outputs:
-        if p["risk_found"]:  # registered with the risk service, which reports risk.registered
-            self.world.register_risk(p["engagement_id"], "implementation", p["risk_description"])
-        return {"analysis_id": self.new_id("analysis"), "risks_reported": 1 if p["risk_found"] else 0}
+        # the diagram registers a risk found itself (risk.register_risk); older versions passed it here
+        assert "risk_found" not in p, "the diagram registers the analysis' risk with risk.register_risk"
+        return {"analysis_id": self.new_id("analysis"), "risks_reported": 0}
 
     def delivery__submit_solution(self, p: Mapping[str, Any]) -> Outputs:
         return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
@@ -334,6 +334,18 @@ class Worker:
 
     def delivery__record_meeting(self, p: Mapping[str, Any]) -> Outputs:
         return {"meeting_id": self.new_id("meeting")}
+
+    def delivery__record_work_report(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["project_id"] in self.executing, "the team works to the work plan (3.4.1)"
+        return {"work_report_id": self.new_id("work-report")}
+
+    def delivery__check_work_quality(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["work_report_id"] and isinstance(p["quality_passed"], bool)
+        return {"quality_check_id": self.new_id("quality-check")}
+
+    def delivery__record_coordination(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["departments"] and p["support_needed"] and p["coordination_outcome"]
+        return {"coordination_id": self.new_id("coordination")}
 
     def delivery__evaluate_indicators(self, p: Mapping[str, Any]) -> Outputs:
         if p["project_id"] not in self.executing:  # monitoring from the kick-off: no work plan to measure yet

@@ -46,6 +46,7 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         "legal_review": [{"legal_verdict": "approved"}],
         "collect_data_form": [{"site_visit_needed": False}],
         "review_solution": [{**CRITERIA_MET, "solution_verdict": "approved"}],
+        "check_quality_form": [{"quality_passed": True}],
         "review_deliverables_form": [ALL_CHECKS],
         "delivery_needs_form": [
             {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
