@@ -17,7 +17,6 @@ REDRAWING: set[str] = {
     "follow_up.bpmn",
     "implementation.bpmn",
     "intake.bpmn",
-    "risk_management.bpmn",
 }
 
 
