@@ -682,7 +682,9 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     )
     assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
     # the contract is signed before the first risk is decided: the engagement enters its implementation
-    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation")
+    w.publish(
+        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    )
     w.settle()
     w.submit("identify_risks_form", session_method="checklist")  # none found this time
     assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
