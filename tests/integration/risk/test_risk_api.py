@@ -631,8 +631,9 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
 def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_the_decline(
     risk: ComponentThread, nats_url: str
 ) -> None:
-    """6.1.1: an organised identification at a stage is recorded and each risk it found registered; 6.2.1/6.2.2:
-    the assessment keeps its basis and objective; 6.3.1: plan_response reports the stage the engagement is in."""
+    """6.1.1: an organised identification at a stage is recorded and each risk it found registered;
+    6.2.1/6.2.2: the assessment keeps its basis and objective; 6.3.1: plan_response reports the stage the
+    engagement is in."""
     stage = completed(
         run(risk, HANDLERS, job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake"))
     )
