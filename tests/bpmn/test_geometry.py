@@ -15,7 +15,6 @@ REDRAWING: set[str] = {
     "delivery_acceptance.bpmn",
     "follow_up.bpmn",
     "intake.bpmn",
-    "risk_management.bpmn",
 }
 
 

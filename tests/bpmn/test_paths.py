@@ -94,6 +94,7 @@ def assess(
         risk_category="other",
         identification_method="checklist",
         likelihood=likelihood,
+        affected_objective="schedule",
         impact=impact,
     )
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
@@ -706,6 +707,43 @@ def a_strategy_other_than_the_prescribed_one_needs_approval(w: World) -> None:
     ends = w.ends("risk_management")
     assert ends.count("response_carried_out") == 2 and "risk_management_closed" in ends
     assert w.count("risk.decide_deviation") == 2 and w.count("risk.complete_response") == 2
+
+
+@scenario
+def every_stage_starts_an_organised_risk_identification(w: World) -> None:
+    """6.1.1: each stage the engagement enters starts an identification session (method, participants, risks
+    found); 6.3.1: a risk to avoid found at the intake but decided once the engagement is past it changes the
+    plan, because the register's current stage decides, not the stage the risk was found at."""
+    eid = "E-STAGES"
+    w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
+    w.settle()
+    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="intake")
+    w.settle()
+    assert open_tasks(w) == ["identify_risks_form"]
+    w.submit(
+        "identify_risks_form",
+        session_method="brainstorming",
+        team_participants="the proposal's consultants",
+        department_participants="finance, legal",
+        expert_participants="an industry expert",
+        risks_found="the sponsor may leave; the budget is not approved",
+    )
+    assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
+    # the contract is signed before the first risk is decided: the engagement enters its implementation
+    w.publish(
+        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    )
+    w.settle()
+    w.submit("identify_risks_form", session_method="checklist")  # none found this time
+    assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
+    assess(w, "low", "minor", None)
+    assert open_tasks(w) == []
+    w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
+    w.settle()
+    ends = w.ends("risk_management")
+    assert ends.count("stage_risks_identified") == 2 and "decline_project" not in ends
+    assert w.count("risk.record_stage") == 2 and w.count("risk.record_identification") == 2
+    assert w.instance("risk_management").status == "COMPLETED"
 
 
 @scenario

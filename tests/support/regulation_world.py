@@ -50,6 +50,7 @@ BPMN_DIR = ROOT / "bpmn"
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
 MESSAGE_TTL = timedelta(days=1)
 MAX_SETTLE_ROUNDS = 200
+STAGES = ("intake", "implementation", "delivery", "follow_up")  # 6.1.1, in the order they happen
 
 
 def resources() -> dict[str, bytes]:
@@ -167,6 +168,9 @@ class Worker:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.responses: dict[str, str] = {}  # response id → risk id
+        self.stage_of: dict[str, str] = {}  # engagement id → the stage its register records (6.3.1)
+        self.engagement_of_risk: dict[str, str] = {}  # risk id → engagement id
         self.engagement_of: dict[str, str] = {}  # project id → engagement id
         self.project_of: dict[str, str] = {}  # delivery id → project id
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
@@ -486,12 +490,30 @@ class Worker:
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
         return {"register_id": self.new_id("register")}
 
+    def advance(self, engagement_id: str, stage: str) -> str:
+        """The register's stage only moves forward (risk.record_stage, risk.register_risk)."""
+        current = self.stage_of.get(engagement_id, STAGES[0])
+        self.stage_of[engagement_id] = max(current, stage, key=STAGES.index)
+        return self.stage_of[engagement_id]
+
     def risk__register_risk(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["risk_stage"] in ("intake", "implementation", "delivery", "follow_up")
+        assert p["risk_stage"] in STAGES
         risk_id = self.world.register_risk(
             p["engagement_id"], p["risk_stage"], p["risk_description"], p["risk_source"]
         )
         return {"risk_id": risk_id}
+
+    def risk__record_stage(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["engagement_stage"] in STAGES
+        return {"register_stage": self.advance(p["engagement_id"], p["engagement_stage"])}
+
+    def risk__record_identification(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["session_method"] in ("brainstorming", "delphi", "checklist", "other")
+        assert p["team_participants"] and p["department_participants"] and p["expert_participants"]
+        found = [r.strip() for r in str(p["risks_found"]).split(";") if r.strip() not in ("", "無 none")]
+        for description in found:  # each registered risk publishes risk.registered → risk.identified
+            self.world.register_risk(p["engagement_id"], p["engagement_stage"], description)
+        return {"identification_id": self.new_id("identification"), "risks_registered": len(found)}
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
@@ -503,12 +525,16 @@ class Worker:
         deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
         if deviates:
             assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
-        return {"response_id": self.new_id("response"), "deviates": deviates}
+        stage = self.stage_of.get(self.engagement_of_risk.get(p["risk_id"], ""), STAGES[0])
+        self.responses[response_id := self.new_id("response")] = p["risk_id"]
+        return {"response_id": response_id, "deviates": deviates, "register_stage": stage}
 
     def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
         if not p["deviation_approved"]:
             assert p["deviation_note"], "a rejection needs its note"
-        return {"deviation_approved": p["deviation_approved"]}
+        risk_id = self.responses.get(p["response_id"], "")
+        stage = self.stage_of.get(self.engagement_of_risk.get(risk_id, ""), STAGES[0])
+        return {"deviation_approved": p["deviation_approved"], "register_stage": stage}
 
     def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["response_id"] and p["follow_through_notes"]
@@ -622,6 +648,8 @@ class World:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
         self.risk_ids.append(risk_id)
+        self.worker.engagement_of_risk[risk_id] = engagement_id
+        self.worker.advance(engagement_id, stage)
         self.publish(
             "risk.identified",
             engagement_id,

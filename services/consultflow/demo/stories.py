@@ -60,6 +60,8 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "risk_category": "personnel",
                 "identification_method": "brainstorming",
                 "likelihood": "medium",
+                "likelihood_basis": "staff turnover in the client's sector over the last two years",
+                "affected_objective": "schedule",
                 "impact": "moderate",
             }
         ],
@@ -194,6 +196,8 @@ def stories(run: str) -> list[Story]:
                         "risk_category": "financial",
                         "identification_method": "checklist",
                         "likelihood": "high",
+                        "likelihood_basis": "two years of losses and a creditor's filing",
+                        "affected_objective": "cost",
                         "impact": "severe",
                     }
                 ],
