@@ -196,6 +196,7 @@ def full_engagement(w: World) -> None:
     w.submit("present_onsite_form", results_accepted=True)
     w.submit("request_acceptance_form")
     assert open_tasks(w) == ["support_acceptance_form"], "the team supports the client's check (4.4.2)"
+    assert w.user_tasks("support_acceptance_form")[0].candidate_users == ",sample text,", "this team (3.1.1)"
     w.submit("support_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
