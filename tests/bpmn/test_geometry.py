@@ -16,7 +16,6 @@ REDRAWING: set[str] = {
     "engagement.bpmn",
     "follow_up.bpmn",
     "implementation.bpmn",
-    "intake.bpmn",
     "risk_management.bpmn",
 }
 
