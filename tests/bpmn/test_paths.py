@@ -121,9 +121,11 @@ def full_engagement(w: World) -> None:
     w.submit("prepare_quotation_form")
     assess(w, "high", "major", "mitigate")
     assert w.variables("risk_management")["engagement_id"] == eid
-    w.submit("draft_proposal_form")
+    w.submit("draft_proposal_form", project_manager="Wang Fang")
     w.submit("review_proposal", proposal_verdict="revise")
-    w.submit("draft_proposal_form")
+    (revision,) = w.user_tasks("revise_proposal_form")
+    assert revision.assignee == "Wang Fang", "the engagement's project manager revises the proposal (2.3.2)"
+    w.submit("revise_proposal_form", revision_note="partner screening added")
     w.submit("review_proposal", proposal_verdict="approved")
     w.client("quotation.accepted", eid)
     w.submit("negotiate_contract")

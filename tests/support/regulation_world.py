@@ -678,7 +678,8 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        self.orchestrator.complete_user_task(task.user_task_id, form, "tester")
+        # a task assigned to the engagement's own person (camunda:assignee) is completed by that person
+        self.orchestrator.complete_user_task(task.user_task_id, form, task.assignee or "tester")
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 

@@ -325,7 +325,9 @@ class Driver:
         try:
             self.clients.orchestrator.CompleteUserTask(
                 pb.CompleteUserTaskRequest(
-                    user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
+                    user_task_id=task.user_task_id,
+                    variables_json=json.dumps(values),
+                    completed_by=task.assignee or "demo",  # an assigned task is its assignee's
                 ),
                 timeout=TIMEOUT,
             )
