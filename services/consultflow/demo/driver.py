@@ -21,6 +21,7 @@ import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as contracts_grpc
+from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.crm.v1 import crm_pb2_grpc as crm_grpc
 from consultflow.api.delivery.v1 import delivery_pb2
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as delivery_grpc
@@ -132,6 +133,9 @@ class Story:
     decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     expect_outcome: str = "closed"  # closed, not taken on, declined (risk avoided)
     acceptance: list[str] = field(default_factory=lambda: ["passed"])  # the client's conclusion per round
+    # the client's answer to each contract version the firm signed (2.4.3): sign, refuse, or let_lapse
+    # (no answer: the signing period ends); the last one repeats
+    signatures: list[str] = field(default_factory=lambda: ["sign"])
     ratings: dict[str, int] = field(
         default_factory=lambda: {
             "service_quality": 5,
@@ -141,6 +145,14 @@ class Story:
         }
     )
     held: set[str] = field(default_factory=set)  # tasks nobody answers (the story ends before them)
+    # tasks answered only once a condition holds (e.g. the solution review waits until monitoring ran)
+    hold_until: dict[str, Callable[[Clients, Story], bool]] = field(default_factory=dict)
+    # "market_research": no engagement is started; a market-research lead the business staff follow up
+    # becomes this story's inquiry (2.1.1 → 2.1.2), and the engagement it starts is this story's
+    arrives_from: str = ""
+    # the story's kind (INFEASIBLE, ONSITE, …): the key's second part, kept when an arriving story takes
+    # the id crm minted for its engagement
+    kind: str = ""
     # Execution is confirmed complete only when this holds (e.g. after a warning was acknowledged).
     execution_done_when: Callable[[Clients, Story], bool] | None = None
     # What the team does when execution starts (default: report progress on every work package).
@@ -155,9 +167,17 @@ class Story:
     outcome: str = ""
     executed: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.kind:
+            self.kind = self.key.split("-")[1]
+
     @property
     def finished(self) -> bool:
         return bool(self.outcome)
+
+    @property
+    def arrived(self) -> bool:
+        return bool(self.instance_id)
 
     def note(self, text: str) -> None:
         self.steps.append((time.monotonic(), text))
@@ -259,6 +279,7 @@ SAMPLES: dict[str, Any] = {
     "lead_company": "Foshan Ceramics Ltd.",
     "lead_contact": "Mr Guo, guo@foshan.example",
     "lead_notes": "Met at the Canton Fair; wants a Middle East study",
+    "refusal_reason": "The liability cap is too low for a project of this size",
 }
 SAMPLE_BY_TYPE = {"string": "as agreed", "decimal": "1000.00", "long": "30", "boolean": False}
 DELIVERY_TIME_AHEAD = 5  # seconds between agreeing the on-site delivery time and the presentation
@@ -317,6 +338,10 @@ class Driver:
 
     def start(self) -> None:
         for story in self.stories.values():
+            if story.arrives_from:
+                story.waiting = [f"a lead from {story.arrives_from.replace('_', ' ')}"]
+                story.note(f"waiting for a lead from {story.arrives_from.replace('_', ' ')}")
+                continue
             variables = {"engagement_id": story.key, **story.inquiry}
             created = self.clients.orchestrator.CreateInstance(
                 pb.CreateInstanceRequest(
@@ -341,8 +366,10 @@ class Driver:
             time.sleep(poll)
 
     def tick(self) -> None:
-        for story in self.stories.values():
-            if not story.finished:
+        for story in list(self.stories.values()):
+            if not story.arrived:
+                self._look_for_arrival(story)
+            elif not story.finished:
                 self._follow(story)
         tasks = self.clients.orchestrator.ListUserTasks(
             pb.ListUserTasksRequest(page_size=500), timeout=TIMEOUT
@@ -388,6 +415,9 @@ class Driver:
         element = summary.element_id
         if element in story.held:
             return
+        condition = story.hold_until.get(element)
+        if condition is not None and not condition(self.clients, story):
+            return
         if element == "carry_out_work_form" and not self._execution_may_end(story):
             return
         task = self.clients.orchestrator.GetUserTask(
@@ -418,9 +448,51 @@ class Driver:
         task = self.clients.orchestrator.GetUserTask(
             pb.GetUserTaskRequest(user_task_id=summary.user_task_id), timeout=TIMEOUT
         )
+        arriving = self._story_for_lead() if summary.element_id == "contact_lead_form" else None
+        if arriving is not None:
+            # 2.1.1: the potential client asks for consulting; the business staff record it as an inquiry
+            fields = ("client_name", "client_industry", "contact_name", "contact_email", "contact_phone")
+            decisions = {
+                "lead_outcome": "inquiry",
+                "lead_follow_up_notes": "Called after the trade fair; the client asked for a proposal",
+                **{name: arriving.inquiry[name] for name in (*fields, "question")},
+            }
         values = sample_form(list(task.form_fields), decisions)
         self._do(task, values)
         self.other_tasks += 1
+        if arriving is not None:
+            arriving.client_acts.add("lead")
+            arriving.note("the business staff follow up a market-research lead: it becomes an inquiry")
+
+    def _story_for_lead(self) -> Story | None:
+        """A story that waits for a market-research lead and has none yet."""
+        for story in self.stories.values():
+            if story.arrives_from == "market_research" and "lead" not in story.client_acts:
+                return story
+        return None
+
+    def _look_for_arrival(self, story: Story) -> None:
+        """An arriving story's engagement, once the lead's inquiry started it: its id was minted by crm
+        (crm.refer_inquiry); the inquiry is found by the contact's email, which names the run."""
+        if "lead" not in story.client_acts:
+            return
+        inquiries = self.clients.crm.ListInquiries(
+            crm_pb2.ListInquiriesRequest(page_size=500), timeout=TIMEOUT
+        ).inquiries
+        found = [i for i in inquiries if i.lead_id and i.contact_email == story.inquiry["contact_email"]]
+        if not found:
+            return
+        instances = self.clients.orchestrator.ListInstances(
+            pb.ListInstancesRequest(process_id="engagement", business_key=found[0].engagement_id),
+            timeout=TIMEOUT,
+        ).instances
+        if not instances:
+            return
+        del self.stories[story.key]
+        story.key = found[0].engagement_id
+        story.instance_id = instances[0].instance_id
+        self.stories[story.key] = story
+        story.note(f"the inquiry started engagement {story.key}")
 
     def _do(self, task: pb.UserTask, values: Mapping[str, Any]) -> None:
         """The person the task is for claims it and submits the form, signed in as themselves."""
@@ -462,6 +534,25 @@ def monitored_once(clients: Clients, story: Story) -> bool:
         delivery_pb2.ListIndicatorSnapshotsRequest(project_id=project.project_id), timeout=TIMEOUT
     )
     return len(snapshots.snapshots) > 0
+
+
+def completed_elements(clients: Clients, story: Story) -> dict[str, list[datetime]]:
+    """When each element of the engagement's own process (its event sub-processes included) completed."""
+    instance = clients.orchestrator.GetInstance(
+        pb.GetInstanceRequest(instance_id=story.instance_id, history_limit=0), timeout=TIMEOUT
+    )
+    done: dict[str, list[datetime]] = {}
+    for event in instance.history:
+        if event.type == "element.completed":
+            done.setdefault(event.element_id, []).append(event.time.ToDatetime(tzinfo=UTC))
+    return done
+
+
+def monitored_before_execution(clients: Clients, story: Story) -> bool:
+    """The solution review (3.3.2, before execution) waits until the monitoring that runs from the kick-off
+    has evaluated the indicators (3.4.2) and the client has had a progress report (3.5.2)."""
+    done = completed_elements(clients, story)
+    return "evaluate_indicators" in done and "send_progress_report" in done
 
 
 def warning_acknowledged(clients: Clients, story: Story) -> bool:
@@ -524,10 +615,17 @@ def accept_quote(clients: Clients, story: Story) -> None:
 
 
 def sign_contract(clients: Clients, story: Story) -> None:
+    """The client answers each version the firm signed as the story says: signs it, refuses it, or lets
+    the signing period end without an answer (2.4.3)."""
     for contract in clients.contracts.ListContracts(
         contracts_pb2.ListContractsRequest(engagement_id=story.key, status="signed_by_firm"), timeout=TIMEOUT
     ).contracts:
-        if contract.contract_id not in story.client_acts:
+        version = f"{contract.contract_id}@{contract.version}"
+        if version in story.client_acts:
+            continue
+        answered = sum(1 for act in story.client_acts if act.startswith(f"{contract.contract_id}@"))
+        answer = story.signatures[min(answered, len(story.signatures) - 1)]
+        if answer == "sign":
             clients.client(story.key).contracts.RecordClientSignature(
                 contracts_pb2.RecordClientSignatureRequest(
                     contract_id=contract.contract_id,
@@ -536,8 +634,20 @@ def sign_contract(clients: Clients, story: Story) -> None:
                 ),
                 timeout=TIMEOUT,
             )
-            story.client_acts.add(contract.contract_id)
             story.note("the client signs the contract")
+        elif answer == "refuse":
+            clients.client(story.key).contracts.RefuseSignature(
+                contracts_pb2.RefuseSignatureRequest(
+                    contract_id=contract.contract_id,
+                    refused_by=story.inquiry["contact_name"],
+                    reason=SAMPLES["refusal_reason"],
+                ),
+                timeout=TIMEOUT,
+            )
+            story.note(f"the client refuses to sign contract version {contract.version}")
+        else:
+            story.note(f"the client leaves contract version {contract.version} unsigned")
+        story.client_acts.add(version)
 
 
 def report_acceptance(clients: Clients, story: Story) -> None:
