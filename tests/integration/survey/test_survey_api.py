@@ -306,6 +306,26 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         )
     )["measure_id"]
     assert measure_id
+    # 5.2.2: several measures per problem; 5.2.3: the people they name rectify it, each once
+    def measure(person: str, text: str) -> dict[str, Any]:
+        return completed(
+            run(
+                survey,
+                HANDLERS,
+                job(
+                    "survey.define_measure",
+                    problem_id=problem_id,
+                    measure=text,
+                    responsible_department="delivery",
+                    responsible_person=person,
+                    measure_deadline=NEXT_MONTH,
+                    measure_target="the client confirms",
+                ),
+            )
+        )
+
+    assert measure("Mr Wu", "Walk the client through the chapter")["responsible_people"] == ["Ms Li", "Mr Wu"]
+    assert measure("Ms Li", "Send a summary")["responsible_people"] == ["Ms Li", "Mr Wu"]
     report = job(
         "survey.report_progress", problem_id=problem_id, progress_report="draft sent", problem_solved=False
     )
@@ -326,7 +346,11 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         "problem.recorded",
         "problem.recorded",
         "measure.defined",
+        "measure.defined",
+        "measure.defined",
         "progress.reported",
+        "measure.completed",
+        "measure.completed",
         "measure.completed",
         "progress.reported",
         "problem.solved",
