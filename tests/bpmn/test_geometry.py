@@ -14,7 +14,6 @@ from tests.support.diagram_geometry import Box, crosses, problems
 REDRAWING: set[str] = {
     "delivery_acceptance.bpmn",
     "engagement.bpmn",
-    "follow_up.bpmn",
     "implementation.bpmn",
     "intake.bpmn",
     "risk_management.bpmn",

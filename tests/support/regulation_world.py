@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine, timer_events
-from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, Message, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -170,7 +170,9 @@ class Worker:
         self.project_of: dict[str, str] = {}  # delivery id → project id
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
-        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
+        self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
+        self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
+        self.referrals: list[dict[str, Any]] = []  # crm.refer_inquiry's parameters, in order
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -220,7 +222,15 @@ class Worker:
         return {"value_added_service_id": self.new_id("vas")}
 
     def crm__record_opportunity(self, p: Mapping[str, Any]) -> Outputs:
+        if p.get("opportunity_kind") == "referral":
+            assert p.get("referred_company"), "a referral names the company referred"
         return {"opportunity_id": self.new_id("opportunity")}
+
+    def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["referred_by"], "a referred inquiry names the engagement that referred it"
+        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
+        self.referrals.append(dict(p))
+        return {"referred_engagement_id": self.new_id("engagement")}
 
     # -- contracts
     def contracts__prepare_quotation(self, p: Mapping[str, Any]) -> Outputs:
@@ -452,10 +462,19 @@ class Worker:
         return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
-        return {"measure_id": self.new_id("measure")}
+        people = self.responsible.setdefault(str(p["problem_id"]), [])
+        if p["responsible_person"] not in people:
+            people.append(str(p["responsible_person"]))
+        return {"measure_id": self.new_id("measure"), "responsible_people": list(people)}
 
     def survey__report_progress(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_solved": bool(p["problem_solved"])}
+        solved = bool(p["problem_solved"])
+        if solved:  # a solved problem is no longer among its survey's problem_ids, nor its measures open
+            for problems in self.problems.values():
+                if p["problem_id"] in problems:
+                    problems.remove(p["problem_id"])
+            self.responsible.pop(str(p["problem_id"]), None)
+        return {"problem_solved": solved}
 
     # -- risk
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
@@ -674,7 +693,7 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        self.orchestrator.complete_user_task(task.user_task_id, form, "tester")
+        self.orchestrator.complete_user_task(task.user_task_id, form, task.assignee or "tester")
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 
@@ -752,6 +771,12 @@ class World:
 
     def ends_of(self, row: Instance) -> list[str]:
         return ends_reached(self.workflow(row))
+
+    def messages(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every message named `name` an instance threw or the world published: (key, variables)."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Message).where(Message.name == name)).all()
+            return [(row.correlation_key, json.loads(row.variables)) for row in rows]
 
     def incidents(self) -> list[str]:
         return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]
