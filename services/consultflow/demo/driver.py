@@ -181,6 +181,8 @@ SAMPLES: dict[str, Any] = {
     "responsible_person": "Wang Fang",
     "measure_target": "Client confirms the estimates are usable",
     "revisit_findings": "The Germany entry is under way",
+    "value_added_need": "The client's export team wants to follow EU lighting standards",
+    "value_added_resources": "Our standards consultant runs a half-day training",
     "warning_action": "Extra analyst assigned; plan re-baselined",
     "acknowledged_by": "Wang Fang",
     "change_response": "Accepted within the current budget",
@@ -323,7 +325,9 @@ class Driver:
         try:
             self.clients.orchestrator.CompleteUserTask(
                 pb.CompleteUserTaskRequest(
-                    user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
+                    user_task_id=task.user_task_id,
+                    variables_json=json.dumps(values),
+                    completed_by=task.assignee or "demo",  # a task for a named person is done by that person
                 ),
                 timeout=TIMEOUT,
             )
