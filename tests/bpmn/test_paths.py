@@ -38,7 +38,13 @@ GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overr
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
 # the team recorded in 3.1.1, which a follow-up started on its own needs for its actors (5.2.1-5.2.3)
-TEAM = {"project_manager": "Wang Fang", "consultants": "Li Ming", "analysts": "Zhao Lei", "assistants": "Chen Jing"}
+TEAM = {
+    "project_manager": "Wang Fang",
+    "consultants": "Li Ming",
+    "analysts": "Zhao Lei",
+    "assistants": "Chen Jing",
+}
+WHOLE_TEAM = ",Wang Fang,Li Ming,Zhao Lei,Chen Jing,"  # candidate users as the orchestrator stores them
 REFERRAL = {
     "opportunity_kind": "referral",
     "refer_as_inquiry": True,
@@ -102,6 +108,11 @@ def assess(
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
     if follow_through and strategy in FOLLOW_THROUGH:
         w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
+
+
+def measure(w: World, text: str, person: str, *, more: bool = False) -> None:
+    """The team defines a rectification measure (5.2.2) naming its responsible person."""
+    w.submit("define_measure_form", measure=text, responsible_person=person, more_measures=more)
 
 
 def open_tasks(w: World) -> list[str]:
@@ -225,9 +236,9 @@ def full_engagement(w: World) -> None:
         more_problems=False,
     )
     assess(w, "high", "severe", "avoid")
-    w.submit("define_measure_form", responsible_person="Li Ming", more_measures=False)
+    measure(w, "labelled charts and a summary", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=False)
-    w.submit("define_measure_form", responsible_person="Zhao Lei", more_measures=False)  # 5.2.3 not yet solved
+    measure(w, "walk the client through the charts", "Zhao Lei")  # 5.2.3: not solved yet, a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("revisit_cycle", "engagement")
     w.submit(
@@ -560,10 +571,10 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     assert w.count("survey.record_problem") == 2
     # 5.2.2: the engagement's team defines the measures, the first problem needs two
     define = w.user_tasks("define_measure_form")
-    assert len(define) == 2 and {t.candidate_users for t in define} == {",Wang Fang,Li Ming,Zhao Lei,Chen Jing,"}
-    w.submit("define_measure_form", measure="labelled charts", responsible_person="Li Ming", more_measures=True)
-    w.submit("define_measure_form", measure="a named contact", responsible_person="Chen Jing", more_measures=False)
-    w.submit("define_measure_form", measure="a summary page", responsible_person="Zhao Lei", more_measures=False)
+    assert len(define) == 2 and {t.candidate_users for t in define} == {WHOLE_TEAM}
+    measure(w, "labelled charts", "Li Ming", more=True)
+    measure(w, "a named contact", "Chen Jing")
+    measure(w, "a summary page", "Zhao Lei")
     assert w.count("survey.define_measure") == 3
     # 5.2.3: those the measures name rectify, and report progress regularly while they work
     rectify = w.user_tasks("rectify_and_report_form")
@@ -575,7 +586,7 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     assert w.count("survey.report_progress") == 2
     w.submit("rectify_and_report_form", problem_solved=False)  # not solved: a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
-    w.submit("define_measure_form", measure="walk the client through", responsible_person="Wang Fang", more_measures=False)
+    measure(w, "walk the client through", "Wang Fang")
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("survey.define_measure") == 4 and w.count("survey.report_progress") == 5
     assert open_tasks(w) == []

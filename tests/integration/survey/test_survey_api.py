@@ -4,7 +4,7 @@ every RPC and job operation, the status events on STATUS, idempotency and precis
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -306,8 +306,9 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         )
     )["measure_id"]
     assert measure_id
+
     # 5.2.2: several measures per problem; 5.2.3: the people they name rectify it, each once
-    def measure(person: str, text: str) -> dict[str, Any]:
+    def measure(person: str, text: str) -> Mapping[str, Any]:
         return completed(
             run(
                 survey,
