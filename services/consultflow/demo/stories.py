@@ -6,7 +6,8 @@
   and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and an opportunity.
 - DEMO-ONLINE: a work package falls behind, monitoring breaches its threshold, a corrective action is taken
   and risk management raises an early warning the project manager acknowledges (3.4.2, 6.4.2); online
-  delivery after a failed channel test; an unhappy client leads to rectification reported until solved.
+  delivery after a failed channel test; an unhappy client: two problems, measures by the team, rectification
+  reported until solved.
 - DEMO-AVOIDED: a likely, severe risk found at intake is avoided: risk management stops the intake (6.3.1).
 """
 
@@ -163,6 +164,20 @@ def stories(run: str) -> list[Story]:
                 prepare_online_form=[
                     {"platform": "video_conference", "channel_tested": False},
                     {"platform": "video_conference", "channel_tested": True},
+                ],
+                # 5.2.1 two problems in one survey; 5.2.2 the first gets two measures
+                identify_problem_form=[
+                    {"problem_nature": "result", "problem_severity": "moderate", "more_problems": True},
+                    {
+                        "problem_nature": "communication",
+                        "problem_severity": "minor",
+                        "problem_description": "Answers to the client's questions took a week",
+                        "more_problems": False,
+                    },
+                ],
+                define_measure_form=[
+                    {"more_measures": True},
+                    {"measure": "One named contact answers the client", "responsible_person": "Li Ming"},
                 ],
                 rectify_and_report_form=[
                     {"problem_solved": False, "progress_report": "Estimates half done"},
