@@ -227,7 +227,7 @@ class Worker:
         return {"opportunity_id": self.new_id("opportunity")}
 
     def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["referred_by"], "a referred inquiry names the engagement that referred it"
+        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or an engagement refers the inquiry"
         assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
         self.referrals.append(dict(p))
         return {"referred_engagement_id": self.new_id("engagement")}
