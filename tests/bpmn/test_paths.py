@@ -249,13 +249,7 @@ def full_engagement(w: World) -> None:
         opportunity="a market study for the client's supplier",
     )
     w.submit("provide_value_added_service_form", value_added_service="free_training")
-    w.submit("pursue_opportunity_form", **REFERRAL)
-    # 5.3.3: the referral becomes a new inquiry (2.1.2) of its own engagement, linked back to this one
-    assert [r["referred_by"] for r in w.worker.referrals] == [eid]
-    ((key, payload),) = w.messages("inquiry.referred")
-    assert key == payload["engagement_id"] != eid
-    assert payload["referred_by"] == eid and payload["channel"] == "referral"
-    assert payload["client_name"] == REFERRAL["inquiry_client_name"]
+    w.submit("pursue_opportunity_form", opportunity_kind="follow_on", refer_as_inquiry=False)
     w.elapse("revisit_cycle", "engagement")
     w.submit("revisit_client_form", revisit_method="phone")
     w.elapse("maintenance_period", "engagement")
@@ -269,7 +263,7 @@ def full_engagement(w: World) -> None:
         assert end in engagement
     assert engagement.count("engagement_closed") == 1
     assert "not_taken_on" not in engagement and "declined_to_avoid_risk" not in engagement
-    assert engagement.count("inquiry_referred") == 1 and engagement.count("revisit_done") == 1
+    assert engagement.count("opportunity_recorded") == 1 and engagement.count("revisit_done") == 1
     variables = w.variables("engagement")
     assert variables["intake_outcome"] == "contracted"
     assert variables["project_status"] == "follow_up"
@@ -632,13 +626,14 @@ def rectification_without_a_new_risk(w: World) -> None:
 
 
 @scenario
-def revisit_feedback_value_added_service_and_a_follow_on_project(w: World) -> None:
+def revisit_feedback_value_added_service_and_a_referral(w: World) -> None:
     """5.3.1 → 5.2.1: a problem the client reports at a revisit is rectified like a survey's; 5.3.2 a
-    value-added service for the client's need; 5.3.3 a follow-on project recorded, not yet an inquiry."""
-    w.start("follow_up", engagement_id="E-REVISIT", client_id="client-8", **TEAM, **INQUIRY)
+    value-added service for the client's need; 5.3.3 a referred client becomes a new inquiry (2.1.2)."""
+    eid = "E-REVISIT"
+    w.start("follow_up", engagement_id=eid, client_id="client-8", **TEAM, **INQUIRY)
     w.submit("plan_survey_form", survey_method="questionnaire")
     w.survey_ratings = HAPPY
-    w.client("survey.response_received", "E-REVISIT", response_id="response-8")
+    w.client("survey.response_received", eid, response_id="response-8")
     w.submit("analyse_dissatisfaction_form")
     assert w.count("survey.record_problem") == 0
     w.elapse("revisit_cycle")
@@ -648,11 +643,11 @@ def revisit_feedback_value_added_service_and_a_follow_on_project(w: World) -> No
         revisit_problem=True,
         offer_value_added_service=True,
         opportunity_found=True,
-        opportunity="a second study for the US market",
+        opportunity="a market study for the client's supplier",
     )
     assert open_tasks(w) == ["identify_problem_form"], "the reported problem comes first"
     w.submit("identify_problem_form", problem_nature="result", problem_severity="minor", more_problems=False)
-    w.submit("define_measure_form", more_measures=False)
+    measure(w, "explain the roadmap's cost model", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=True)
     w.submit(
         "provide_value_added_service_form",
@@ -661,13 +656,20 @@ def revisit_feedback_value_added_service_and_a_follow_on_project(w: World) -> No
         value_added_resources="the research team's monthly digest",
     )
     assert w.count("crm.record_value_added_service") == 1
-    pursue = w.user_tasks("pursue_opportunity_form")[0]
+    (pursue,) = w.user_tasks("pursue_opportunity_form")
     assert pursue.assignee == "" and "business" in pursue.candidate_groups
-    w.submit("pursue_opportunity_form", opportunity_kind="follow_on", refer_as_inquiry=False)
-    assert w.count("crm.record_opportunity") == 1 and w.count("crm.refer_inquiry") == 0
-    w.elapse("maintenance_period")
+    w.submit("pursue_opportunity_form", **REFERRAL)
+    # 5.3.3: the referral becomes a new inquiry (2.1.2) of its own engagement, linked back to this one
+    assert w.count("crm.record_opportunity") == 1
+    assert list(w.worker.referrals.values()) == [("", eid)]
+    ((key, payload),) = w.messages("inquiry.referred")
+    assert key == payload["engagement_id"] == payload["referred_engagement_id"] != eid
+    assert payload["referred_by"] == eid and payload["channel"] == "referral" and payload["lead_id"] == ""
+    assert payload["client_name"] == REFERRAL["inquiry_client_name"]
+    assert payload["client_industry"] == INQUIRY["client_industry"], "the form starts from the engagement's"
+    w.elapse("maintenance_period", "follow_up")
     ends = w.ends("follow_up")
-    assert "opportunity_recorded" in ends and "problems_rectified" in ends and "inquiry_referred" not in ends
+    assert "inquiry_referred" in ends and "problems_rectified" in ends and "opportunity_recorded" not in ends
 
 
 # --- end of the follow-up scenarios ---------------------------------------------------------------

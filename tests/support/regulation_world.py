@@ -172,7 +172,7 @@ class Worker:
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
         self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
         self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
-        self.referrals: list[dict[str, Any]] = []  # crm.refer_inquiry's parameters, in order
+        self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -227,10 +227,11 @@ class Worker:
         return {"opportunity_id": self.new_id("opportunity")}
 
     def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
-        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or an engagement refers the inquiry"
+        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or the referring engagement, not both"
         assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
-        self.referrals.append(dict(p))
-        return {"referred_engagement_id": self.new_id("engagement")}
+        engagement_id = self.new_id("E-REFERRED")
+        self.referrals[engagement_id] = (p["lead_id"], p["referred_by"])
+        return {"referred_engagement_id": engagement_id}
 
     # -- contracts
     def contracts__prepare_quotation(self, p: Mapping[str, Any]) -> Outputs:
@@ -693,6 +694,7 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
+        # a task assigned to the engagement's own person is completed by that person
         self.orchestrator.complete_user_task(task.user_task_id, form, task.assignee or "tester")
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
