@@ -223,7 +223,9 @@ def full_engagement(w: World) -> None:
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0, "5.1.2: the questionnaire waits for the planned date"
+    w.elapse("survey_date_reached", "engagement")
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
@@ -519,7 +521,8 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
 @scenario
 def unanswered_survey_closes(w: World) -> None:
     w.start("follow_up", engagement_id="E-SILENT", client_id="client-3", **TEAM)
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -592,7 +595,8 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
 def client_feedback_leads_to_rectification(w: World) -> None:
     """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
     w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7", **TEAM)
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = HAPPY
     w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
     w.submit("analyse_dissatisfaction_form", feedback_problem=True)
@@ -607,7 +611,8 @@ def client_feedback_leads_to_rectification(w: World) -> None:
 @scenario
 def rectification_without_a_new_risk(w: World) -> None:
     w.start("follow_up", engagement_id="E-FIX", client_id="client-5", **TEAM)
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
     w.submit("analyse_dissatisfaction_form")
@@ -631,7 +636,8 @@ def revisit_feedback_value_added_service_and_a_referral(w: World) -> None:
     value-added service for the client's need; 5.3.3 a referred client becomes a new inquiry (2.1.2)."""
     eid = "E-REVISIT"
     w.start("follow_up", engagement_id=eid, client_id="client-8", **TEAM, **INQUIRY)
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = HAPPY
     w.client("survey.response_received", eid, response_id="response-8")
     w.submit("analyse_dissatisfaction_form")

@@ -204,7 +204,7 @@ DATE_OFFSETS = {
     "visit_date": 0,  # a visit is recorded after it took place
     "acceptance_date": 7,
     "rectification_due": 14,
-    "survey_date": 3,
+    "survey_date": 0,  # the demo surveys on the day the plan is made (the survey waits for its date, 5.1.2)
     "measure_deadline": 21,
     "measure_due": 30,
 }
