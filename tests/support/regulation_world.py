@@ -43,6 +43,7 @@ from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
+from tests.support.identity import TESTER
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
@@ -694,8 +695,10 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        # a task assigned to the engagement's own person is completed by that person
-        self.orchestrator.complete_user_task(task.user_task_id, form, task.assignee or "tester")
+        # a task already assigned to someone (the engagement's own person, e.g. ${project_manager}) is taken
+        # over by the tester, an admin, so scenarios need not sign in as each person
+        self.orchestrator.claim_user_task(task.user_task_id, TESTER, force=bool(task.assignee))
+        self.orchestrator.complete_user_task(task.user_task_id, form, TESTER)
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 

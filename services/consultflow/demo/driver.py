@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +30,8 @@ from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.risk.v1 import risk_pb2_grpc as risk_grpc
 from consultflow.api.survey.v1 import survey_pb2
 from consultflow.api.survey.v1 import survey_pb2_grpc as survey_grpc
+from consultflow.platform.local_identity import LocalIdentity, people
+from consultflow.platform.security import secure_channel
 
 TIMEOUT = 15.0
 
@@ -39,22 +42,83 @@ def day(offset: int) -> str:
 
 
 class Clients:
-    """gRPC stubs for every component, from the endpoints `consultflow up` wrote."""
+    """gRPC stubs for every component, from the endpoints `consultflow up` wrote, signed in as people.
 
-    def __init__(self, endpoints: Mapping[str, str]) -> None:
-        self._channels = {
-            name: grpc.insecure_channel(address) for name, address in endpoints.items() if name != "nats"
-        }
-        self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channels["orchestrator"])
-        self.crm = crm_grpc.CrmServiceStub(self._channels["crm"])
-        self.contracts = contracts_grpc.ContractsServiceStub(self._channels["contracts"])
-        self.delivery = delivery_grpc.DeliveryServiceStub(self._channels["delivery"])
-        self.survey = survey_grpc.SurveyServiceStub(self._channels["survey"])
-        self.risk = risk_grpc.RiskServiceStub(self._channels["risk"])
+    The stubs on the object act as `ops` (otto): reading records and starting engagements.
+    `staff(name, groups)` is the orchestrator as one of the firm's people, who claims and completes a task;
+    `client(engagement)` is the services as that engagement's client (role client)."""
+
+    def __init__(self, endpoints: Mapping[str, str], identity: LocalIdentity | None = None) -> None:
+        self._addresses = {n: a for n, a in endpoints.items() if n not in ("nats", "ca", "timers")}
+        self.identity = identity or LocalIdentity.existing(Path(endpoints["ca"]).parents[1])
+        self._channels: list[grpc.Channel] = []
+        self._staff: dict[tuple[str, tuple[str, ...]], pb_grpc.OrchestratorServiceStub] = {}
+        self._clients: dict[str, ClientStubs] = {}
+        self._team: dict[str, delivery_grpc.DeliveryServiceStub] = {}
+        ops = self.identity.token_of("otto")
+        self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", ops))
+        self.crm = crm_grpc.CrmServiceStub(self._channel("crm", ops))
+        self.contracts = contracts_grpc.ContractsServiceStub(self._channel("contracts", ops))
+        self.delivery = delivery_grpc.DeliveryServiceStub(self._channel("delivery", ops))
+        self.survey = survey_grpc.SurveyServiceStub(self._channel("survey", ops))
+        self.risk = risk_grpc.RiskServiceStub(self._channel("risk", ops))
+
+    def _channel(self, component: str, token: str) -> grpc.Channel:
+        channel = secure_channel(self._addresses[component], self.identity.ca, token)
+        self._channels.append(channel)
+        return channel
+
+    def staff(self, name: str, groups: tuple[str, ...]) -> pb_grpc.OrchestratorServiceStub:
+        key = (name, groups)
+        if key not in self._staff:
+            token = self.identity.token(name, ["staff"], groups)
+            self._staff[key] = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", token))
+        return self._staff[key]
+
+    def team(self, project: delivery_pb2.Project) -> delivery_grpc.DeliveryServiceStub:
+        """Delivery as a member of the project's team as recorded in 3.1.1, who reports on its work."""
+        member = project.team[-1].name
+        if member not in self._team:
+            token = self.identity.token(member, ["staff"], ["team"])
+            self._team[member] = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
+        return self._team[member]
+
+    def client(self, engagement: str) -> ClientStubs:
+        if engagement not in self._clients:
+            token = self.identity.token(f"client-of-{engagement}", ["client"], engagement=engagement)
+            self._clients[engagement] = ClientStubs(
+                contracts_grpc.ContractsServiceStub(self._channel("contracts", token)),
+                delivery_grpc.DeliveryServiceStub(self._channel("delivery", token)),
+                survey_grpc.SurveyServiceStub(self._channel("survey", token)),
+            )
+        return self._clients[engagement]
 
     def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in self._channels:
             channel.close()
+
+
+@dataclass(frozen=True)
+class ClientStubs:
+    """What a client may call: its answers to the quote and contract, its acceptance, its survey."""
+
+    contracts: contracts_grpc.ContractsServiceStub
+    delivery: delivery_grpc.DeliveryServiceStub
+    survey: survey_grpc.SurveyServiceStub
+
+
+def person_for(task: pb.UserTask) -> tuple[str, tuple[str, ...]]:
+    """Who of the firm does a task: its assignee, else its first candidate user, else the sample person
+    of its first candidate group (cli/people.toml)."""
+    groups = tuple(task.candidate_groups)
+    if task.assignee:
+        return task.assignee, groups
+    if task.candidate_users:
+        return task.candidate_users[0], groups
+    for person in people().values():
+        if set(person.groups) & set(groups):
+            return person.name, person.groups
+    raise LookupError(f"nobody in people.toml is in the groups {groups} of task {task.element_id}")
 
 
 @dataclass
@@ -323,14 +387,7 @@ class Driver:
         decided = story.decision(element)
         values = sample_form(list(task.form_fields), decided)
         try:
-            self.clients.orchestrator.CompleteUserTask(
-                pb.CompleteUserTaskRequest(
-                    user_task_id=task.user_task_id,
-                    variables_json=json.dumps(values),
-                    completed_by=task.assignee or "demo",  # a task for a named person is done by that person
-                ),
-                timeout=TIMEOUT,
-            )
+            self._do(task, values)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 return  # withdrawn meanwhile (a timer or a message moved the process on)
@@ -357,13 +414,21 @@ class Driver:
             pb.GetUserTaskRequest(user_task_id=summary.user_task_id), timeout=TIMEOUT
         )
         values = sample_form(list(task.form_fields), decisions)
-        self.clients.orchestrator.CompleteUserTask(
-            pb.CompleteUserTaskRequest(
-                user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
-            ),
+        self._do(task, values)
+        self.other_tasks += 1
+
+    def _do(self, task: pb.UserTask, values: Mapping[str, Any]) -> None:
+        """The person the task is for claims it and submits the form, signed in as themselves."""
+        name, groups = person_for(task)
+        orchestrator = self.clients.staff(name, groups)
+        if task.assignee != name:
+            orchestrator.ClaimUserTask(
+                pb.ClaimUserTaskRequest(user_task_id=task.user_task_id), timeout=TIMEOUT
+            )
+        orchestrator.CompleteUserTask(
+            pb.CompleteUserTaskRequest(user_task_id=task.user_task_id, variables_json=json.dumps(values)),
             timeout=TIMEOUT,
         )
-        self.other_tasks += 1
 
 
 def outcome_of(instance: pb.Instance, variables: Mapping[str, Any]) -> str:
@@ -410,7 +475,7 @@ def report_progress(clients: Clients, story: Story) -> None:
         delivery_pb2.GetWorkPlanRequest(project_id=project.project_id), timeout=TIMEOUT
     )
     for task in plan.tasks:
-        clients.delivery.UpdateTask(
+        clients.team(project).UpdateTask(
             delivery_pb2.UpdateTaskRequest(task_id=task.task_id, actual_start=day(0), progress=5),
             timeout=TIMEOUT,
         )
@@ -422,7 +487,7 @@ def fall_behind_schedule(clients: Clients, story: Story) -> None:
     report_progress(clients, story)
     project = project_of(clients, story)
     assert project is not None
-    clients.delivery.AddTask(
+    clients.team(project).AddTask(
         delivery_pb2.AddTaskRequest(
             project_id=project.project_id,
             name="Partner interviews",
@@ -443,7 +508,7 @@ def accept_quote(clients: Clients, story: Story) -> None:
         contracts_pb2.ListQuotationsRequest(engagement_id=story.key, status="sent"), timeout=TIMEOUT
     ).quotations:
         if quotation.quotation_id not in story.client_acts:
-            clients.contracts.AcceptQuotation(
+            clients.client(story.key).contracts.AcceptQuotation(
                 contracts_pb2.AnswerQuotationRequest(
                     quotation_id=quotation.quotation_id, answered_by=story.inquiry["contact_name"]
                 ),
@@ -458,7 +523,7 @@ def sign_contract(clients: Clients, story: Story) -> None:
         contracts_pb2.ListContractsRequest(engagement_id=story.key, status="signed_by_firm"), timeout=TIMEOUT
     ).contracts:
         if contract.contract_id not in story.client_acts:
-            clients.contracts.RecordClientSignature(
+            clients.client(story.key).contracts.RecordClientSignature(
                 contracts_pb2.RecordClientSignatureRequest(
                     contract_id=contract.contract_id,
                     signatory=story.inquiry["contact_name"],
@@ -488,7 +553,7 @@ def report_acceptance(clients: Clients, story: Story) -> None:
             )
             for i, c in enumerate(acceptance.criteria)
         ]
-        clients.delivery.RecordAcceptanceReport(
+        clients.client(story.key).delivery.RecordAcceptanceReport(
             delivery_pb2.RecordAcceptanceReportRequest(
                 acceptance_id=acceptance.acceptance_id,
                 results=results,
@@ -510,7 +575,7 @@ def answer_survey(clients: Clients, story: Story) -> None:
         if survey.status != "sent" or survey.survey_id in story.client_acts:
             continue
         low = min(story.ratings.values()) <= 2
-        clients.survey.SubmitResponse(
+        clients.client(story.key).survey.SubmitResponse(
             survey_pb2.SubmitResponseRequest(
                 survey_id=survey.survey_id,
                 respondent=story.inquiry["contact_name"],

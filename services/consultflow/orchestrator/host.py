@@ -32,6 +32,7 @@ from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.db import Database, UnitOfWork
 from consultflow.platform.errors import Conflict, NotFound
 from consultflow.platform.faults import crash_point
+from consultflow.platform.security import operation_owners as parse_operation_owners
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,11 @@ class InstanceHost:
         cache_size: int = 1000,
         timer_overrides: Mapping[str, str] | None = None,
         clock: Clock = WALL_CLOCK,
+        operation_owners: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.db = db
+        # who may finish which operations' jobs over gRPC (platform/security.py, CONSULTFLOW_OPERATION_OWNERS)
+        self.operation_owners = dict(operation_owners or parse_operation_owners(""))
         self.uow_factory = uow_factory
         self.clock = clock
         self.script_engine = ClockedScriptEngine(script_time_limit_ms, time_scale, timer_overrides, clock)

@@ -26,6 +26,7 @@ from consultflow.orchestrator.usecases.deployments import DeployResult
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
 from consultflow.orchestrator.usecases.queries import InstanceView
+from consultflow.platform.identity import Caller
 
 __all__ = ["CreateResult", "DeployResult", "InstanceView", "Orchestrator", "PublishResult"]
 
@@ -72,14 +73,23 @@ class Orchestrator(InstanceHost):
 
     # jobs
 
-    def complete_job(self, job_key: str, variables: Mapping[str, Any]) -> None:
-        jobs.complete_job(self, job_key, variables)
+    def complete_job(self, job_key: str, variables: Mapping[str, Any], actor: Caller | None = None) -> None:
+        jobs.complete_job(self, job_key, variables, actor)
 
-    def fail_job(self, job_key: str, retries: int, backoff_ms: int, message: str) -> None:
-        jobs.fail_job(self, job_key, retries, backoff_ms, message)
+    def fail_job(
+        self, job_key: str, retries: int, backoff_ms: int, message: str, actor: Caller | None = None
+    ) -> None:
+        jobs.fail_job(self, job_key, retries, backoff_ms, message, actor)
 
-    def throw_error(self, job_key: str, code: str, message: str, variables: Mapping[str, Any]) -> None:
-        jobs.throw_error(self, job_key, code, message, variables)
+    def throw_error(
+        self,
+        job_key: str,
+        code: str,
+        message: str,
+        variables: Mapping[str, Any],
+        actor: Caller | None = None,
+    ) -> None:
+        jobs.throw_error(self, job_key, code, message, variables, actor)
 
     def redeliver_overdue_jobs(self, limit: int = 200) -> int:
         return jobs.redeliver_overdue_jobs(self, limit)
@@ -95,6 +105,7 @@ class Orchestrator(InstanceHost):
         page_size: int = 50,
         page_token: str = "",
         candidate_user: str = "",
+        visible_to: Caller | None = None,
     ) -> tuple[list[UserTask], str]:
         return queries.list_user_tasks(
             self,
@@ -105,18 +116,19 @@ class Orchestrator(InstanceHost):
             page_size,
             page_token,
             candidate_user,
+            visible_to,
         )
 
-    def get_user_task(self, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:
-        return queries.get_user_task(self, user_task_id)
+    def get_user_task(
+        self, user_task_id: str, actor: Caller | None = None
+    ) -> tuple[UserTask, dict[str, Any]]:
+        return queries.get_user_task(self, user_task_id, actor)
 
-    def claim_user_task(self, user_task_id: str, assignee: str, force: bool = False) -> UserTask:
-        return user_tasks.claim_user_task(self, user_task_id, assignee, force)
+    def claim_user_task(self, user_task_id: str, actor: Caller, force: bool = False) -> UserTask:
+        return user_tasks.claim_user_task(self, user_task_id, actor, force)
 
-    def complete_user_task(
-        self, user_task_id: str, values: Mapping[str, Any], completed_by: str = ""
-    ) -> None:
-        user_tasks.complete_user_task(self, user_task_id, values, completed_by)
+    def complete_user_task(self, user_task_id: str, values: Mapping[str, Any], actor: Caller) -> None:
+        user_tasks.complete_user_task(self, user_task_id, values, actor)
 
     # messages
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from sqlalchemy import func, select
 
@@ -32,6 +31,7 @@ from tests.support.delivery import (
     status_events,
     types_of,
 )
+from tests.support.identity import signed_channel
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -446,7 +446,7 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
 
 def _deps(contracts_address: str, risk_address: str) -> Dependencies:
     """Dependencies whose peers are at these addresses, with a short call deadline."""
-    contracts, risk = grpc.insecure_channel(contracts_address), grpc.insecure_channel(risk_address)
+    contracts, risk = signed_channel(contracts_address), signed_channel(risk_address)
     return Dependencies(
         contracts=GrpcContracts(lambda: contracts, timeout=0.5),
         risks=GrpcRisks(lambda: risk, timeout=0.5),

@@ -24,6 +24,7 @@ from consultflow.risk.app import build
 from consultflow.risk.jobs import operations
 from consultflow.risk.orm import EarlyWarning, Risk
 from tests.support.components import ComponentThread, running
+from tests.support.identity import signed_channel
 from tests.support.jobs import completed, job, refused_job, run
 from tests.support.rpc import refused, rpc_error
 from tests.support.status import events_including
@@ -39,7 +40,7 @@ def risk(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[Component
 
 
 def stub(thread: ComponentThread) -> pb_grpc.RiskServiceStub:
-    return pb_grpc.RiskServiceStub(grpc.insecure_channel(thread.address))
+    return pb_grpc.RiskServiceStub(signed_channel(thread.address))
 
 
 def test_the_register_assessment_response_and_monitoring_over_grpc(

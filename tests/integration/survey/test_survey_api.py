@@ -20,6 +20,7 @@ from consultflow.survey import app
 from consultflow.survey.jobs import operations
 from consultflow.survey.orm import Problem, Survey
 from tests.support.components import ComponentThread, running
+from tests.support.identity import signed_channel
 from tests.support.jobs import completed, job, refused_job, run
 from tests.support.rpc import refused, rpc_error
 from tests.support.status import events_including
@@ -39,7 +40,7 @@ def survey(
 
 
 def stub(thread: ComponentThread) -> pb_grpc.SurveyServiceStub:
-    return pb_grpc.SurveyServiceStub(grpc.insecure_channel(thread.address))
+    return pb_grpc.SurveyServiceStub(signed_channel(thread.address))
 
 
 def plan(

@@ -1029,6 +1029,7 @@ class ClaimUserTaskRequest(_message.Message):
     FORCE_FIELD_NUMBER: _builtins.int
     user_task_id: _builtins.str
     assignee: _builtins.str
+    """Who claims is the caller's identity; this field may be empty or name the caller, nobody else."""
     force: _builtins.bool
     """Take the task over even if someone else holds it."""
     def __init__(
@@ -1057,6 +1058,9 @@ class CompleteUserTaskRequest(_message.Message):
     variables_json: _builtins.str
     """the form's values, checked against the declared fields"""
     completed_by: _builtins.str
+    """Who completes is the caller's identity (it must hold the claim); this field may be empty or name the
+    caller, nobody else.
+    """
     def __init__(
         self,
         *,
