@@ -33,18 +33,18 @@ ALL_CHECKS_PASS = {
     "accuracy_ok": True,
     "contract_conformance_ok": True,
 }
+TEAM = {  # 3.1.1: the engagement's project manager and team
+    "project_manager": "Wang Fang",
+    "consultants": "Li Ming, Zhou Hua",
+    "analysts": "Zhao Lei",
+    "assistants": "Sun Yu",
+}
 CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
-# the team recorded in 3.1.1, which a follow-up started on its own needs for its actors (5.2.1-5.2.3)
-TEAM = {
-    "project_manager": "Wang Fang",
-    "consultants": "Li Ming",
-    "analysts": "Zhao Lei",
-    "assistants": "Chen Jing",
-}
-WHOLE_TEAM = ",Wang Fang,Li Ming,Zhao Lei,Chen Jing,"  # candidate users as the orchestrator stores them
+# a follow-up started on its own needs the team of 3.1.1 (TEAM) for its actors (5.2.1-5.2.3)
+WHOLE_TEAM = ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,"  # TEAM as the orchestrator stores candidate users
 REFERRAL = {
     "opportunity_kind": "referral",
     "refer_as_inquiry": True,
@@ -103,6 +103,7 @@ def assess(
         risk_category="other",
         identification_method="checklist",
         likelihood=likelihood,
+        affected_objective="schedule",
         impact=impact,
     )
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
@@ -158,12 +159,17 @@ def full_engagement(w: World) -> None:
     assert w.count("contracts.submit_for_legal_review") == 3
     assert w.count("contracts.distribute_contract") == 1
 
-    # ch. 3 implementation
-    w.submit("form_team_form")
+    # ch. 3 implementation: the team recorded at 3.1.1 gets the later tasks
+    w.submit("form_team_form", **TEAM)
+    (kickoff,) = w.user_tasks("kickoff_form")
+    assert kickoff.assignee == "Wang Fang", "the engagement's project manager holds the kick-off (3.1.2)"
     w.submit("kickoff_form")
+    (collect,) = w.user_tasks("collect_data_form")
+    assert collect.candidate_users == ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,", "the team of 3.1.1"
     w.submit("collect_data_form", site_visit_needed=True)
     w.submit("site_visit_form")
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
+    assert w.count("risk.register_risk") == 2, "the analysis' risk is registered by the diagram (6.1.1)"
     assess(w, "low", "severe", "transfer")
     w.submit("design_solution_form")
     w.submit(
@@ -176,20 +182,23 @@ def full_engagement(w: World) -> None:
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
     w.elapse("monitoring_cycle", "engagement")
-    assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
+    assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "do_project_work_form"]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.indicators = GREEN
     w.elapse("monitoring_cycle", "engagement")
     w.elapse("project_meeting_cycle", "engagement")
-    w.submit("project_meeting_form")
+    w.submit("project_meeting_form")  # nothing needs another department: the meeting is recorded (3.5.1)
     w.elapse("report_to_client_cycle", "engagement")
     w.submit("report_progress_form")
     w.client("client.change_requested", eid, project_id="project-1", change_request_id="change-1")
     w.submit("assess_change_form", change_decision="accepted")
     w.elapse("risk_monitoring_cycle", "risk_management")
     w.submit("risk_review_form", measures_carried_out=True, measures_effective=True)
-    assert open_tasks(w) == ["carry_out_work_form"]
+    assert open_tasks(w) == ["do_project_work_form"]
+    w.submit("do_project_work_form", work_report="market sizing and partner screening done")
+    w.submit("check_quality_form", quality_passed=False, quality_notes="two charts lack their sources")
+    assert w.count("delivery.check_work_quality") == 1, "a failed check counts in the quality pass rate"
     w.submit("carry_out_work_form")
 
     # ch. 4 delivery: a failed review, a risk, on-site delivery, a late and then failed acceptance
@@ -352,14 +361,23 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    assert open_tasks(w) == ["do_project_work_form"]
     w.elapse("project_meeting_cycle")
-    assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
-    w.submit("carry_out_work_form")
+    w.submit("project_meeting_form", coordination_needed=True)
+    w.submit("coordinate_departments_form", departments="finance, legal")
+    assert w.count("delivery.record_coordination") == 1, "cross-department coordination (3.5.1)"
+    w.elapse("project_meeting_cycle")
+    assert open_tasks(w) == ["do_project_work_form", "project_meeting_form"]
+    w.submit("do_project_work_form")
     # SpiffWorkflow withdraws a round a cycle timer started when its host activity completes
+    assert open_tasks(w) == ["check_quality_form"]
+    w.submit("check_quality_form", quality_passed=True)
+    w.submit("carry_out_work_form")
     assert open_tasks(w) == []
     assert w.instance("implementation").status == "COMPLETED"
     ends = w.ends("implementation")
-    assert "implementation_completed" in ends and "meeting_recorded" not in ends
+    assert "implementation_completed" in ends and "coordination_recorded" in ends
+    assert "meeting_recorded" not in ends
     # monitoring (3.4.2) and client reporting (3.5.2) run in the engagement, not in this process
     assert w.count("delivery.evaluate_indicators") == 0 and w.count("delivery.send_progress_report") == 0
     assert w.count("delivery.record_site_visit") == 0 and w.count("risk.register_risk") == 0
@@ -455,15 +473,35 @@ def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
 
 @scenario
 def several_leads_in_one_research_round(w: World) -> None:
-    """2.1.1: one round of market research can bring several leads, each recorded in the CRM."""
+    """2.1.1: one round of market research can bring several leads, each recorded in the CRM and followed up
+    by the business staff; a lead that becomes an inquiry starts a new engagement (2.1.2) that knows it."""
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair", another_lead=True)
     w.submit("record_lead_form", lead_source="seminar", another_lead=True)
-    w.submit("record_lead_form", lead_source="online_platform")
-    (run,) = w.instances("market_research")
-    assert run.status == "COMPLETED" and w.ends_of(run) == ["lead_recorded"]
+    w.submit("record_lead_form", lead_source="other")
     assert w.count("crm.record_lead") == 3 and w.count("crm.record_market_insight") == 1
+    assert open_tasks(w) == ["contact_lead_form"] * 3, "every lead of the round is followed up"
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    assert w.instances("engagement") == []
+    client = {k: v for k, v in INQUIRY.items() if k != "channel"}
+    w.submit("contact_lead_form", lead_outcome="inquiry", **client)
+    (run,) = w.instances("market_research")
+    assert run.status == "COMPLETED"
+    assert w.ends_of(run) == ["lead_handed_over", "lead_not_converted", "lead_not_converted", "lead_recorded"]
+    ((referred, (lead_id, referred_by)),) = w.worker.referrals.items()
+    assert lead_id in ("lead-1", "lead-2", "lead-3") and referred_by == ""
+    engagement = w.instance("engagement")
+    assert engagement.business_key == referred
+    variables = w.variables("engagement")
+    assert (variables["engagement_id"], variables["lead_id"], variables["channel"]) == (
+        referred,
+        lead_id,
+        "market_research",
+    )
+    assert w.count("crm.record_inquiry") == 1
+    assert open_tasks(w) == ["understand_needs"], "the referred inquiry goes on to 2.2.1 like any other"
 
 
 # --- end of the intake scenarios ------------------------------------------------------------------
@@ -493,12 +531,17 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    w.submit("do_project_work_form")
+    w.submit("check_quality_form", quality_passed=True)
     w.submit("carry_out_work_form")
     # delivery (ch. 4): still monitored and reported on until the deliverables are delivered
     w.submit("compile_results_form")
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS)
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "delivery_needs_form"]
+    # the corrective action is this engagement's project manager's (recorded with the proposal, 2.3.2)
+    manager = w.variables("engagement")["project_manager"]
+    assert [t.assignee for t in w.user_tasks("corrective_action_form")] == [manager]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.elapse("report_to_client_cycle", "engagement")
@@ -750,15 +793,53 @@ def a_strategy_other_than_the_prescribed_one_needs_approval(w: World) -> None:
 
 
 @scenario
+def every_stage_starts_an_organised_risk_identification(w: World) -> None:
+    """6.1.1: each stage the engagement enters starts an identification session (method, participants, risks
+    found); 6.3.1: a risk to avoid found at the intake but decided once the engagement is past it changes the
+    plan, because the register's current stage decides, not the stage the risk was found at."""
+    eid = "E-STAGES"
+    w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
+    w.settle()
+    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="intake")
+    w.settle()
+    assert open_tasks(w) == ["identify_risks_form"]
+    w.submit(
+        "identify_risks_form",
+        session_method="brainstorming",
+        team_participants="the proposal's consultants",
+        department_participants="finance, legal",
+        expert_participants="an industry expert",
+        risks_found="the sponsor may leave; the budget is not approved",
+    )
+    assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
+    # the contract is signed before the first risk is decided: the engagement enters its implementation
+    w.publish(
+        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    )
+    w.settle()
+    w.submit("identify_risks_form", session_method="checklist")  # none found this time
+    assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
+    assess(w, "low", "minor", None)
+    assert open_tasks(w) == []
+    w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
+    w.settle()
+    ends = w.ends("risk_management")
+    assert ends.count("stage_risks_identified") == 2 and "decline_project" not in ends
+    assert w.count("risk.record_stage") == 2 and w.count("risk.record_identification") == 2
+    assert w.instance("risk_management").status == "COMPLETED"
+
+
+@scenario
 def monthly_market_research(w: World) -> None:
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair")
+    w.submit("contact_lead_form", lead_outcome="no_need")
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=False)
     runs = w.instances("market_research")
     assert [r.status for r in runs] == ["COMPLETED", "COMPLETED"]
-    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_recorded", "no_lead"]
+    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_not_converted", "lead_recorded", "no_lead"]
     assert w.count("crm.record_lead") == 1 and w.count("crm.record_market_insight") == 2
 
 

@@ -28,6 +28,8 @@ EXPECTED_EVENTS: dict[str, dict[str, int]] = {
         "crm.value_added_service.recorded": 1,
         "crm.opportunity.recorded": 1,
         "risk.risk.registered": 1,
+        "delivery.work_report.recorded": 1,  # 3.4.1: the team's work and its quality check
+        "delivery.quality_check.recorded": 1,
     },
     "ONLINE": {
         "contracts.contract.signed": 1,

@@ -43,13 +43,14 @@ from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
-from tests.support.identity import TESTER
+from tests.support.identity import TESTER, person
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
 MESSAGE_TTL = timedelta(days=1)
 MAX_SETTLE_ROUNDS = 200
+STAGES = ("intake", "implementation", "delivery", "follow_up")  # 6.1.1, in the order they happen
 
 
 def resources() -> dict[str, bytes]:
@@ -167,12 +168,16 @@ class Worker:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.responses: dict[str, str] = {}  # response id → risk id
+        self.stage_of: dict[str, str] = {}  # engagement id → the stage its register records (6.3.1)
+        self.engagement_of_risk: dict[str, str] = {}  # risk id → engagement id
         self.engagement_of: dict[str, str] = {}  # project id → engagement id
         self.project_of: dict[str, str] = {}  # delivery id → project id
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
         self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
         self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
+        self.leads: dict[str, list[str]] = {}  # research round (insight id) → its leads (crm.record_lead)
         self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
     def new_id(self, kind: str) -> str:
@@ -212,8 +217,18 @@ class Worker:
         return {"insight_id": self.new_id("insight")}
 
     def crm__record_lead(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform")
-        return {"lead_id": self.new_id("lead")}
+        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform", "other")
+        lead_id = self.new_id("lead")
+        round_leads = self.leads.setdefault(str(p.get("insight_id") or lead_id), [])
+        round_leads.append(lead_id)
+        return {"lead_id": lead_id, "lead_ids": list(round_leads)}
+
+    def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or the referring engagement, not both"
+        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
+        engagement_id = self.new_id("E-REFERRED")
+        self.referrals[engagement_id] = (p["lead_id"], p["referred_by"])
+        return {"referred_engagement_id": engagement_id}
 
     def crm__record_revisit(self, p: Mapping[str, Any]) -> Outputs:
         return {"revisit_id": self.new_id("revisit")}
@@ -226,13 +241,6 @@ class Worker:
         if p.get("opportunity_kind") == "referral":
             assert p.get("referred_company"), "a referral names the company referred"
         return {"opportunity_id": self.new_id("opportunity")}
-
-    def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
-        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or the referring engagement, not both"
-        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
-        engagement_id = self.new_id("E-REFERRED")
-        self.referrals[engagement_id] = (p["lead_id"], p["referred_by"])
-        return {"referred_engagement_id": engagement_id}
 
     # -- contracts
     def contracts__prepare_quotation(self, p: Mapping[str, Any]) -> Outputs:
@@ -314,9 +322,9 @@ class Worker:
         return {"site_visit_id": self.new_id("visit")}
 
     def delivery__record_analysis(self, p: Mapping[str, Any]) -> Outputs:
-        if p["risk_found"]:  # registered with the risk service, which reports risk.registered
-            self.world.register_risk(p["engagement_id"], "implementation", p["risk_description"])
-        return {"analysis_id": self.new_id("analysis"), "risks_reported": 1 if p["risk_found"] else 0}
+        # the diagram registers a risk found itself (risk.register_risk); older versions passed it here
+        assert "risk_found" not in p, "the diagram registers the analysis' risk with risk.register_risk"
+        return {"analysis_id": self.new_id("analysis"), "risks_reported": 0}
 
     def delivery__submit_solution(self, p: Mapping[str, Any]) -> Outputs:
         return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
@@ -333,6 +341,18 @@ class Worker:
 
     def delivery__record_meeting(self, p: Mapping[str, Any]) -> Outputs:
         return {"meeting_id": self.new_id("meeting")}
+
+    def delivery__record_work_report(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["project_id"] in self.executing, "the team works to the work plan (3.4.1)"
+        return {"work_report_id": self.new_id("work-report")}
+
+    def delivery__check_work_quality(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["work_report_id"] and isinstance(p["quality_passed"], bool)
+        return {"quality_check_id": self.new_id("quality-check")}
+
+    def delivery__record_coordination(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["departments"] and p["support_needed"] and p["coordination_outcome"]
+        return {"coordination_id": self.new_id("coordination")}
 
     def delivery__evaluate_indicators(self, p: Mapping[str, Any]) -> Outputs:
         if p["project_id"] not in self.executing:  # monitoring from the kick-off: no work plan to measure yet
@@ -482,12 +502,30 @@ class Worker:
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
         return {"register_id": self.new_id("register")}
 
+    def advance(self, engagement_id: str, stage: str) -> str:
+        """The register's stage only moves forward (risk.record_stage, risk.register_risk)."""
+        current = self.stage_of.get(engagement_id, STAGES[0])
+        self.stage_of[engagement_id] = max(current, stage, key=STAGES.index)
+        return self.stage_of[engagement_id]
+
     def risk__register_risk(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["risk_stage"] in ("intake", "implementation", "delivery", "follow_up")
+        assert p["risk_stage"] in STAGES
         risk_id = self.world.register_risk(
             p["engagement_id"], p["risk_stage"], p["risk_description"], p["risk_source"]
         )
         return {"risk_id": risk_id}
+
+    def risk__record_stage(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["engagement_stage"] in STAGES
+        return {"register_stage": self.advance(p["engagement_id"], p["engagement_stage"])}
+
+    def risk__record_identification(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["session_method"] in ("brainstorming", "delphi", "checklist", "other")
+        assert p["team_participants"] and p["department_participants"] and p["expert_participants"]
+        found = [r.strip() for r in str(p["risks_found"]).split(";") if r.strip() not in ("", "無 none")]
+        for description in found:  # each registered risk publishes risk.registered → risk.identified
+            self.world.register_risk(p["engagement_id"], p["engagement_stage"], description)
+        return {"identification_id": self.new_id("identification"), "risks_registered": len(found)}
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
@@ -499,12 +537,16 @@ class Worker:
         deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
         if deviates:
             assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
-        return {"response_id": self.new_id("response"), "deviates": deviates}
+        stage = self.stage_of.get(self.engagement_of_risk.get(p["risk_id"], ""), STAGES[0])
+        self.responses[response_id := self.new_id("response")] = p["risk_id"]
+        return {"response_id": response_id, "deviates": deviates, "register_stage": stage}
 
     def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
         if not p["deviation_approved"]:
             assert p["deviation_note"], "a rejection needs its note"
-        return {"deviation_approved": p["deviation_approved"]}
+        risk_id = self.responses.get(p["response_id"], "")
+        stage = self.stage_of.get(self.engagement_of_risk.get(risk_id, ""), STAGES[0])
+        return {"deviation_approved": p["deviation_approved"], "register_stage": stage}
 
     def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["response_id"] and p["follow_through_notes"]
@@ -618,6 +660,8 @@ class World:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
         self.risk_ids.append(risk_id)
+        self.worker.engagement_of_risk[risk_id] = engagement_id
+        self.worker.advance(engagement_id, stage)
         self.publish(
             "risk.identified",
             engagement_id,
@@ -695,10 +739,11 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        # a task already assigned to someone (the engagement's own person, e.g. ${project_manager}) is taken
-        # over by the tester, an admin, so scenarios need not sign in as each person
-        self.orchestrator.claim_user_task(task.user_task_id, TESTER, force=bool(task.assignee))
-        self.orchestrator.complete_user_task(task.user_task_id, form, TESTER)
+        # a task the diagram assigned to the engagement's own person is completed by that person
+        actor = person(task.assignee) if task.assignee else TESTER
+        if not task.assignee:
+            self.orchestrator.claim_user_task(task.user_task_id, TESTER)
+        self.orchestrator.complete_user_task(task.user_task_id, form, actor)
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 

@@ -274,6 +274,13 @@ DATE_OFFSETS = {
 }
 
 
+MARKET_RESEARCH_DECISIONS: dict[str, dict[str, Any]] = {
+    "collect_market_intelligence_form": {"lead_found": True},
+    "record_lead_form": {"lead_source": "trade_fair"},
+    "contact_lead_form": {"lead_outcome": "no_need"},  # the business staff's follow-up of the lead (2.1.1)
+}
+
+
 def sample_form(fields: list[pb.FormField], decisions: Mapping[str, Any]) -> dict[str, Any]:
     """The story's decisions, plus realistic values for the other required fields."""
     values: dict[str, Any] = {}
@@ -342,7 +349,7 @@ class Driver:
             owner = self.stories.get(task.business_key)
             if owner is not None and not owner.finished:
                 self._answer(owner, task)
-            elif task.process_id == "market_research":
+            elif task.process_id == "market_research" or task.element_id == "contact_lead_form":
                 self._answer_market_research(task)
 
     # ---------------------------------------------------------------------------------- engagements
@@ -405,11 +412,7 @@ class Driver:
         return check(self.clients, story)
 
     def _answer_market_research(self, summary: pb.UserTask) -> None:
-        decisions = (
-            {"lead_found": True}
-            if summary.element_id == "collect_market_intelligence_form"
-            else {"lead_source": "trade_fair"}
-        )
+        decisions = MARKET_RESEARCH_DECISIONS.get(summary.element_id, {})
         task = self.clients.orchestrator.GetUserTask(
             pb.GetUserTaskRequest(user_task_id=summary.user_task_id), timeout=TIMEOUT
         )

@@ -47,6 +47,7 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         "legal_review": [{"legal_verdict": "approved"}],
         "collect_data_form": [{"site_visit_needed": False}],
         "review_solution": [{**CRITERIA_MET, "solution_verdict": "approved"}],
+        "check_quality_form": [{"quality_passed": True}],
         "review_deliverables_form": [ALL_CHECKS],
         "delivery_needs_form": [
             {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
@@ -60,6 +61,8 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "risk_category": "personnel",
                 "identification_method": "brainstorming",
                 "likelihood": "medium",
+                "likelihood_basis": "staff turnover in the client's sector over the last two years",
+                "affected_objective": "schedule",
                 "impact": "moderate",
             }
         ],
@@ -209,6 +212,8 @@ def stories(run: str) -> list[Story]:
                         "risk_category": "financial",
                         "identification_method": "checklist",
                         "likelihood": "high",
+                        "likelihood_basis": "two years of losses and a creditor's filing",
+                        "affected_objective": "cost",
                         "impact": "severe",
                     }
                 ],

@@ -164,6 +164,11 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     )
     assert peers.risk_registered_under(f"delivery:job:{jobs.key(6)}:3", engagement) == registered.risk_id
     assert len(peers.risks_of(engagement)) == 1
+    # today's diagram registers a risk found with risk.register_risk itself and passes none here
+    again = jobs.ok(
+        "record_analysis", engagement_id=engagement, **p, problems="Slow approvals", opportunities=""
+    )
+    assert again["risks_reported"] == 0 and len(peers.risks_of(engagement)) == 1
 
     links = {"flow_chart_link": "https://wiki.example/flow", "mind_map_link": "https://wiki.example/map"}
     first = jobs.ok("submit_solution", **p, solution_summary="Distributors", **links)
@@ -198,6 +203,35 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     ]
 
     jobs.ok("start_execution", **p)
+    # 3.4.1: the team reports its work and the project manager checks its quality (it counts in the pass rate)
+    work = jobs.ok("record_work_report", **p, work_report="Diagnosis interviews held")
+    assert jobs.ok(
+        "check_work_quality",
+        **p,
+        work_report_id=work["work_report_id"],
+        quality_passed=True,
+        quality_notes="",
+    )["quality_check_id"]
+    # 3.5.1: work that needs other departments' support is coordinated with them
+    coordination = jobs.ok(
+        "record_coordination",
+        **p,
+        departments="finance, legal",
+        support_needed="A contract with a customs broker",
+        coordination_outcome="Legal drafts it this week",
+    )
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    entries = {c.communication_id: c for c in logged.communications}
+    assert (entries[work["work_report_id"]].direction, entries[work["work_report_id"]].kind) == (
+        "internal",
+        "report",
+    )
+    coordinated = entries[coordination["coordination_id"]]
+    assert (coordinated.direction, coordinated.kind, coordinated.counterpart) == (
+        "internal",
+        "coordination",
+        "finance, legal",
+    )
     jobs.ok(
         "record_meeting",
         **p,
@@ -343,7 +377,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     db.dispose()
     assert counts == {
         "projects": 1,
-        "analyses": 1,
+        "analyses": 2,
         "solutions": 2,
         "documents": 3,
         "indicator_snapshots": 1,
@@ -351,7 +385,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "acceptances": 2,
         "rectification_items": 2,
     }
-    assert recorded == jobs.recorded == 33  # 36 jobs, 3 of them refused (not recorded)
+    assert recorded == jobs.recorded == 37  # 40 jobs, 3 of them refused (not recorded)
 
     events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
     seen = types_of(events)
@@ -378,6 +412,15 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("archive_research_data", "industry_data", project_id=project_id)
     jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
     jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
+    jobs.refused("record_work_report", "execution has not started", project_id=project_id, work_report="x")
+    jobs.refused(
+        "check_work_quality",
+        "work report",
+        project_id=project_id,
+        work_report_id="nope",
+        quality_passed=False,
+    )
+    jobs.refused("record_coordination", "departments", project_id=project_id, support_needed="x")
     jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
     jobs.refused(
         "record_solution_review",

@@ -81,8 +81,43 @@ def instance_by_key(host: InstanceHost, process_id: str, business_key: str) -> E
     return None if row is None else ExistingInstance(row.instance_id, row.definition_id)
 
 
+MAX_CASCADE = 100
+"""Instances cancelled with one request at most (an instance and those its messages started, in turn)."""
+
+
 def cancel_instance(host: InstanceHost, instance_id: str, reason: str = "") -> None:
+    """Cancels an instance, then every active instance of the same business key that its thrown messages
+    started, and theirs in turn: an engagement's risk management would otherwise run on after the
+    engagement was cancelled. An instance started for another key (a new engagement a referral started)
+    is a business of its own and stays."""
     host.step(instance_id, partial(cancel, reason=reason))
+    pending, seen = [instance_id], {instance_id}
+    while pending and len(seen) <= MAX_CASCADE:
+        parent = pending.pop(0)
+        with host.db.read() as session:
+            key = session.scalar(select(Instance.business_key).where(Instance.instance_id == parent))
+            children = (
+                list(
+                    session.scalars(
+                        select(Instance.instance_id).where(
+                            Instance.started_by == parent,
+                            Instance.business_key == key,
+                            Instance.status == InstanceStatus.ACTIVE,
+                        )
+                    )
+                )
+                if key
+                else []
+            )
+        for child in children:
+            if child in seen:
+                continue
+            seen.add(child)
+            try:
+                host.step(child, partial(cancel, reason=f"{parent} was cancelled: {reason}".rstrip(": ")))
+            except FailedPrecondition:
+                continue  # it ended meanwhile
+            pending.append(child)
 
 
 def cancel(step: Step, reason: str) -> None:
