@@ -204,6 +204,14 @@ def check_onsite(clients: Clients, story: Story) -> list[str]:
         problems, len(relationship.value_added_services) >= 1, "no value-added service was recorded (5.3.2)"
     )
     _expect(problems, len(relationship.opportunities) >= 1, "no cooperation opportunity was recorded (5.3.3)")
+    listed = clients.crm.ListInquiries(crm_pb2.ListInquiriesRequest(page_size=500), timeout=TIMEOUT)
+    inquiries = listed.inquiries
+    referred = [i for i in inquiries if i.referred_by == story.key]
+    _expect(
+        problems,
+        len(referred) == 1 and referred[0].engagement_id != story.key,
+        "the referred client's inquiry does not start a new engagement linked back (5.3.3 → 2.1.2)",
+    )
     return problems
 
 

@@ -3,7 +3,8 @@
 - DEMO-INFEASIBLE: the feasibility assessment says no; the intake ends with the reason recorded (2.2.2).
 - DEMO-ONSITE: a risk noted at intake is mitigated; the proposal is sent back once, the contract comes back
   from legal once, the solution is revised once; on-site delivery; the first acceptance fails, is rectified
-  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and an opportunity.
+  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and a referred client
+  who becomes a new inquiry (5.3.3 → 2.1.2).
 - DEMO-ONLINE: a work package falls behind, monitoring breaches its threshold, a corrective action is taken
   and risk management raises an early warning the project manager acknowledges (3.4.2, 6.4.2); online
   delivery after a failed channel test; an unhappy client: two problems, measures by the team, rectification
@@ -143,7 +144,17 @@ def stories(run: str) -> list[Story]:
                     {"revisit_method": "phone"},
                 ],
                 provide_value_added_service_form=[{"value_added_service": "free_training"}],
-                pursue_opportunity_form=[{"opportunity_kind": "follow_on", "refer_as_inquiry": False}],
+                # 5.3.3: the client recommends another company, which becomes a new inquiry (2.1.2)
+                pursue_opportunity_form=[
+                    {
+                        "opportunity_kind": "referral",
+                        "refer_as_inquiry": True,
+                        "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+                        "inquiry_contact_name": "郭先生 Mr Guo",
+                        "inquiry_contact_email": "guo@foshan-ceramics.example",
+                        "inquiry_question": "A market study for the Middle East",
+                    }
+                ],
             ),
             acceptance=["failed", "passed"],
             ratings=HAPPY,
