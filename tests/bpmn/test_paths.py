@@ -212,12 +212,21 @@ def full_engagement(w: World) -> None:
     w.settle()
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
-    w.submit("arrange_onsite_form")
+    w.submit("arrange_onsite_form", delivery_time="2030-06-01T10:00:00+08:00")
     assert open_tasks(w) == ["prepare_onsite_form"], "the project team prepares the on-site delivery (4.2.1)"
     w.submit("prepare_onsite_form")
-    w.submit("present_onsite_form")
+    assert open_tasks(w) == [], "the presentation waits for the agreed delivery time (4.3.1)"
+    w.elapse("delivery_time_reached")
+    presenters = w.user_tasks("present_onsite_form")[0].candidate_users
+    assert presenters == ",Wang Fang,Li Ming,Zhou Hua,", (
+        "the engagement's project manager or its consultants present (4.3.1)"
+    )
+    w.submit("present_onsite_form", results_accepted=False)
+    w.submit("present_onsite_form", results_accepted=True)
     w.submit("request_acceptance_form")
     assert open_tasks(w) == ["support_acceptance_form"], "the team supports the client's check (4.4.2)"
+    supporters = w.user_tasks("support_acceptance_form")[0].candidate_users
+    assert supporters == ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,", "this team (3.1.1)"
     w.submit("support_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
@@ -385,20 +394,30 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
 
 @scenario
 def online_delivery_after_an_untested_channel(w: World) -> None:
-    w.start("delivery_acceptance", engagement_id="E-ONLINE", project_id="project-7")
+    team = {
+        "project_manager": "Wang Fang",
+        "consultants": "Li Ming",
+        "analysts": "Zhao Lei",
+        "assistants": "",
+    }
+    w.start("delivery_acceptance", engagement_id="E-ONLINE", project_id="project-7", **team)
+    assert w.user_tasks("compile_results_form")[0].candidate_users == ",Wang Fang,Li Ming,Zhao Lei,"
     w.submit("compile_results_form")
+    assert w.user_tasks("review_deliverables_form")[0].assignee == "Wang Fang", "the engagement's PM (4.1.2)"
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=False)
     w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
     assert w.variables("delivery_acceptance")["delivery_mode"] == "online"
     w.submit("prepare_online_form", platform="video_conference", channel_tested=False)
-    assert open_tasks(w) == ["prepare_online_form"], "an untested channel is prepared again"
+    assert open_tasks(w) == ["prepare_online_form"], "a failed channel test is prepared and tested again"
     w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
     w.submit("explain_online_form")
+    assert open_tasks(w) == ["reply_to_feedback_form"], "the feedback is handled and answered (4.3.2)"
+    w.submit("reply_to_feedback_form")
     w.submit("request_acceptance_form")
     w.client("acceptance.reported", "E-ONLINE", acceptance_conclusion="passed", acceptance_comments="")
     assert w.instance("delivery_acceptance").status == "COMPLETED"
     assert w.ends("delivery_acceptance") == ["accepted"]
-    assert w.count("delivery.plan_online_delivery") == 2
+    assert w.count("delivery.plan_online_delivery") == 1, "only a tested channel is recorded"
     assert w.count("delivery.send_deliverables_online") == 1
     assert w.count("delivery.plan_onsite_delivery") == 0
 
@@ -549,6 +568,7 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
     w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
     w.submit("explain_online_form")
+    w.submit("reply_to_feedback_form")
     # delivered: both end; nothing waits for their timers any more
     ends = w.ends("engagement")
     assert "monitoring_ended" in ends and "reporting_ended" in ends

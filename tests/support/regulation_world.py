@@ -173,6 +173,7 @@ class Worker:
         self.engagement_of_risk: dict[str, str] = {}  # risk id → engagement id
         self.engagement_of: dict[str, str] = {}  # project id → engagement id
         self.project_of: dict[str, str] = {}  # delivery id → project id
+        self.teams: dict[str, list[str]] = {}  # project id → the team's names (3.1.1), PM first
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
         self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
@@ -306,6 +307,12 @@ class Worker:
             p["project_manager"],
             *(f"{p[k]}".split(",") for k in ("consultants", "analysts", "assistants")),
         ]
+        self.teams[p["project_id"]] = [str(p["project_manager"])] + [
+            n.strip()
+            for k in ("consultants", "analysts", "assistants")
+            for n in f"{p[k]}".split(",")
+            if n.strip()
+        ]
         return {"team_size": len(names)}
 
     def delivery__record_kickoff(self, p: Mapping[str, Any]) -> Outputs:
@@ -429,7 +436,12 @@ class Worker:
     def delivery__request_acceptance(self, p: Mapping[str, Any]) -> Outputs:
         # delivery status acceptance.requested → message acceptance.support_requested (4.4.2)
         if engagement_id := self.engagement_of.get(p["project_id"]):
-            self.world.publish("acceptance.support_requested", engagement_id, project_id=p["project_id"])
+            self.world.publish(
+                "acceptance.support_requested",
+                engagement_id,
+                project_id=p["project_id"],
+                project_team=self.teams.get(p["project_id"], []),
+            )
         return {
             "acceptance_id": "acceptance-1",
             "acceptance_round": self.world.count("delivery.request_acceptance"),

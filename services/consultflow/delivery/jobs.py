@@ -385,8 +385,11 @@ def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 
 @operations.handler("record_delivery")
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = usecases.record_delivery(uow, job.text("delivery_id"), job.text("client_feedback", ""))
+    """4.3.1, 4.3.2: delivered, with the client's feedback and the answers given (`feedback_reply`, absent
+    when an older diagram records the delivery)."""
+    delivery = usecases.record_delivery(
+        uow, job.text("delivery_id"), job.text("client_feedback", ""), job.text("feedback_reply", "")
+    )
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 

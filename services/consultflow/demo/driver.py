@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +261,7 @@ SAMPLES: dict[str, Any] = {
     "lead_notes": "Met at the Canton Fair; wants a Middle East study",
 }
 SAMPLE_BY_TYPE = {"string": "as agreed", "decimal": "1000.00", "long": "30", "boolean": False}
+DELIVERY_TIME_AHEAD = 5  # seconds between agreeing the on-site delivery time and the presentation
 DATE_OFFSETS = {
     "service_start": 0,
     "service_end": 120,
@@ -287,10 +288,11 @@ def sample_form(fields: list[pb.FormField], decisions: Mapping[str, Any]) -> dic
     for f in fields:
         if f.id in decisions or not f.required:
             continue
-        if f.type == "date":
+        if f.id == "delivery_time":
+            # the agreed on-site delivery time (4.2.1), which the presentation waits for: soon, for a demo
+            values[f.id] = (datetime.now(UTC) + timedelta(seconds=DELIVERY_TIME_AHEAD)).isoformat()
+        elif f.type == "date":
             values[f.id] = day(DATE_OFFSETS.get(f.id, 7))
-        elif f.id == "delivery_time":
-            values[f.id] = f"{day(10)}T10:00:00+08:00"
         elif f.id == "schedule":
             values[f.id] = f"{day(30)} Diagnosis\n{day(75)} Entry strategy\n{day(110)} Roadmap"
         elif f.id in SAMPLES:

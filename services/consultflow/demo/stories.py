@@ -54,6 +54,8 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
             {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
         ],
         "prepare_online_form": [{"platform": "video_conference", "channel_tested": True}],
+        # 4.3.1: the client understands and accepts the results after one presentation
+        "present_onsite_form": [{"results_accepted": True}],
         "plan_survey_form": [{"survey_method": "questionnaire"}],
         "rectify_and_report_form": [{"problem_solved": True}],
         "revisit_client_form": [{"revisit_method": "phone"}],

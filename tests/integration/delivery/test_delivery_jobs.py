@@ -298,7 +298,18 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     assert (untested.kind, untested.error_code) == ("error", "channel_not_tested")
     online = jobs.ok("plan_online_delivery", **p, platform="video_conference", channel_tested=True)
     assert jobs.ok("send_deliverables_online", delivery_id=online["delivery_id"])["sent_at"]
-    jobs.ok("record_delivery", delivery_id=online["delivery_id"], client_feedback="")
+    jobs.ok(
+        "record_delivery",
+        delivery_id=online["delivery_id"],
+        client_feedback="Please add the export figures",
+        feedback_reply="Added to the appendix and sent again",
+    )
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    kinds = {(c.kind, c.summary) for c in logged.communications}
+    assert {
+        ("client_feedback", "Please add the export figures"),
+        ("answer", "Added to the appendix and sent again"),
+    } <= kinds, "4.3.2: the feedback and the answer given are both logged"
 
     acceptance = {
         **p,
