@@ -26,7 +26,7 @@ INQUIRY = {
     "contact_phone": "",
     "question": "Can you help us enter the European market?",
 }
-ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 ALL_CHECKS_PASS = {
     "logic_ok": True,
     "consistency_ok": True,
@@ -142,21 +142,20 @@ def full_engagement(w: World) -> None:
     w.submit("prepare_quotation_form")
     assess(w, "high", "major", "mitigate")
     assert w.variables("risk_management")["engagement_id"] == eid
-    w.submit("draft_proposal_form")
+    w.submit("draft_proposal_form", project_manager="Wang Fang")
     w.submit("review_proposal", proposal_verdict="revise")
-    w.submit("draft_proposal_form")
+    (revision,) = w.user_tasks("revise_proposal_form")
+    assert revision.assignee == "Wang Fang", "the engagement's project manager revises the proposal (2.3.2)"
+    w.submit("revise_proposal_form", revision_note="partner screening added")
     w.submit("review_proposal", proposal_verdict="approved")
     w.client("quotation.accepted", eid)
-    w.plan_error("contracts.submit_for_legal_review", "contract_incomplete")
     w.submit("negotiate_contract")
-    assert open_tasks(w) == ["negotiate_contract"], "an incomplete contract is negotiated again"
-    w.submit("negotiate_contract")
-    w.submit("legal_review", legal_verdict="revise")
-    w.submit("revise_contract_form", revision_notes="liability capped per legal")
+    w.submit("legal_review", legal_verdict="revise", completeness_verdict="revise")
+    w.submit("revise_contract_form", revision_notes="liability capped per legal", revision_needs_client=False)
     w.submit("legal_review", legal_verdict="approved")
     w.submit("sign_contract_form")
     w.client("contract.signed", eid)
-    assert w.count("contracts.submit_for_legal_review") == 3
+    assert w.count("contracts.submit_for_legal_review") == 2
     assert w.count("contracts.distribute_contract") == 1
 
     # ch. 3 implementation: the team recorded at 3.1.1 gets the later tasks
@@ -302,7 +301,7 @@ def full_engagement(w: World) -> None:
 def infeasible_inquiry_is_not_taken_on(w: World) -> None:
     start_engagement(w, "E-INFEASIBLE")
     w.submit("understand_needs", communication_mode="phone")
-    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False})
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False, "take_on": False})
     assert w.instance("engagement").status == "COMPLETED"
     assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
     variables = w.variables("engagement")
@@ -521,6 +520,50 @@ def several_leads_in_one_research_round(w: World) -> None:
     )
     assert w.count("crm.record_inquiry") == 1
     assert open_tasks(w) == ["understand_needs"], "the referred inquiry goes on to 2.2.1 like any other"
+
+
+@scenario
+def feasible_but_not_worth_taking_on(w: World) -> None:
+    """2.2.2: the experts conclude whether the project is worth taking on; feasible in every dimension, it
+    can still be declined."""
+    start_engagement(w, "E-NOT-WORTH")
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "take_on": False}, take_on_reasons="too small a fee")
+    assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
+    assert w.variables("engagement")["decline_reason"] == "infeasible"
+    assert w.count("contracts.prepare_quotation") == 0
+
+
+@scenario
+def revised_proposal_revises_the_quotation_and_legal_revision_goes_to_the_client(w: World) -> None:
+    """2.3.2/2.3.1: the internal review can send the quotation back with the proposal; 2.4.3: a revision
+    per the legal opinion that the client must agree to is negotiated again (2.4.1); the copies go to the
+    departments and people the signatory named."""
+    eid = "E-REVISED"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="revise", revise_quotation=True)
+    assert open_tasks(w) == ["prepare_quotation_form"], "the quotation is revised with the proposal"
+    w.submit("prepare_quotation_form", consulting_fee="95000")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="revise", legality_verdict="revise")
+    w.submit("revise_contract_form", revision_notes="the payment terms change", revision_needs_client=True)
+    assert open_tasks(w) == ["negotiate_contract"], "the client must agree: negotiated again"
+    w.submit("negotiate_contract", payment_terms="50% on signing")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form", distribution_recipients="delivery, finance, Ms Li (PMO)")
+    w.client("contract.signed", eid)
+    assert w.count("contracts.prepare_quotation") == 2 and w.count("contracts.draft_proposal") == 2
+    assert w.count("contracts.draft_contract") == 2 and w.count("contracts.revise_contract") == 0
+    variables = w.variables("engagement")
+    assert variables["intake_outcome"] == "contracted"
+    assert variables["distributed_to"] == "delivery, finance, Ms Li (PMO)"
 
 
 # --- end of the intake scenarios ------------------------------------------------------------------

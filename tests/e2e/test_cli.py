@@ -183,7 +183,7 @@ def test_acting_for_the_client(demo_system: LocalSystem, monkeypatch: pytest.Mon
         key="CLI-3", title="the quote is accepted from the CLI", inquiry=inquiry, decisions=common()
     )
     clients = driver.Clients(demo_system.endpoints())
-    quote = "The client accepts the quote"
+    quote = "Wait for the client's answer to the quote"
     try:
         play = driver.Driver(clients, [story])
         play.start()

@@ -156,3 +156,35 @@ def test_staff_see_only_the_tasks_offered_to_them(system: InProcessSystem) -> No
     lea.CompleteUserTask(pb.CompleteUserTaskRequest(user_task_id=task_id))
     done = ops.GetUserTask(pb.GetUserTaskRequest(user_task_id=task_id))
     assert (done.assignee, done.completed_by) == ("lea", "lea"), "the token's name, nobody else's"
+
+
+def test_the_engagements_named_people_narrow_the_roles_group(system: InProcessSystem) -> None:
+    address = system.components["orchestrator"].address
+    ops = pb_grpc.OrchestratorServiceStub(system.channel("orchestrator"))
+    team_task = bpmn(
+        "team_only",
+        '<startEvent id="s"/><userTask id="work" camunda:candidateGroups="team" '
+        'camunda:candidateUsers="${team}"/><endEvent id="e"/>',
+        "s -> work\nwork -> e",
+    )
+    admin = pb_grpc.OrchestratorServiceStub(signed_channel(address, "root"))
+    admin.DeployResources(
+        pb.DeployResourcesRequest(resources=[pb.Resource(name="t.bpmn", content=team_task)])
+    )
+    created = ops.CreateInstance(
+        pb.CreateInstanceRequest(
+            process_id="team_only",
+            business_key="E-4",
+            variables_json=json.dumps({"team": "Li Ming,Zhao Lei"}),
+        )
+    )
+    system.wait_for(created.instance_id, lambda i: any(a.element_id == "work" for a in i.active_elements))
+    member = pb_grpc.OrchestratorServiceStub(
+        signed_channel(address, "Li Ming", roles=["staff"], groups=["team"])
+    )
+    outsider = pb_grpc.OrchestratorServiceStub(
+        signed_channel(address, "tom")
+    )  # team, but another engagement's
+    request = pb.ListUserTasksRequest(instance_id=created.instance_id)
+    assert [t.element_id for t in member.ListUserTasks(request).user_tasks] == ["work"]
+    assert list(outsider.ListUserTasks(request).user_tasks) == [], "not this engagement's team"

@@ -203,7 +203,10 @@ class Worker:
     def crm__record_feasibility(self, p: Mapping[str, Any]) -> Outputs:
         verdicts = [p[f"{dimension}_feasible"] for dimension in ("technical", "economic", "time")]
         assert all(isinstance(v, bool) for v in verdicts), "feasibility verdicts are booleans"
-        feasible = all(verdicts)
+        # 2.2.2: the experts' conclusion decides; without one, all three dimensions must be feasible
+        worth = p.get("worth_taking_on")
+        assert worth is None or p["worth_reason"], "the conclusion needs its reasons"
+        feasible = all(verdicts) if worth is None else worth
         return {
             "feasibility_id": self.new_id("feasibility"),
             "feasible": feasible,
@@ -294,7 +297,8 @@ class Worker:
         return {"contract_version": self.world.count("contracts.draft_contract") + 1}
 
     def contracts__distribute_contract(self, p: Mapping[str, Any]) -> Outputs:
-        return {"intake_outcome": "contracted", "distributed_to": "delivery,finance,legal"}
+        assert p["departments"], "2.4.3: the copies go to the departments and people named when signing"
+        return {"intake_outcome": "contracted", "distributed_to": p["departments"]}
 
     # -- delivery
     def delivery__open_project(self, p: Mapping[str, Any]) -> Outputs:

@@ -466,7 +466,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class NewFeasibility:
-    """2.2.2: technical, economic and time verdicts by named assessors; go only when all are feasible."""
+    """2.2.2: technical, economic and time verdicts by named assessors, and the report's conclusion whether
+    the project is worth taking on, with its reasons (the experts' judgement, not a rule over the three)."""
 
     inquiry_id: str
     technical: Verdict
@@ -474,6 +475,8 @@ class NewFeasibility:
     time: Verdict
     assessors: tuple[str, ...]
     report: str = ""
+    worth_taking_on: bool | None = None  # None: an older payload without the conclusion
+    worth_reason: str = ""
 
     @classmethod
     def parse(
@@ -488,9 +491,12 @@ class NewFeasibility:
         economic_reason: object = "",
         time_reason: object = "",
         report: object = "",
+        worth_taking_on: object = None,
+        worth_reason: object = "",
     ) -> Self:
         """Verdicts are "feasible"/"infeasible" or yes/no values; assessors a list or names separated by
-        commas, semicolons or new lines."""
+        commas, semicolons or new lines; the conclusion (worth taking on) is a yes/no value and needs its
+        reasons."""
         technical = Verdict.parse(Dimension.TECHNICAL, feasible=technical_feasible, reason=technical_reason)
         economic = Verdict.parse(Dimension.ECONOMIC, feasible=economic_feasible, reason=economic_reason)
         time = Verdict.parse(Dimension.TIME, feasible=time_feasible, reason=time_reason)
@@ -498,6 +504,10 @@ class NewFeasibility:
         checked_id = required_text("inquiry_id", inquiry_id, ID_LIMIT)
         if not who:
             raise InvalidArgument("assessors", "name at least one consultant or expert who assessed (2.2.2)")
+        worth = None if worth_taking_on is None else yes_no("worth_taking_on", worth_taking_on)
+        reasons = optional_text("worth_reason", worth_reason, TEXT_LIMIT)
+        if worth is not None and not reasons:
+            raise InvalidArgument("worth_reason", "the conclusion whether to take it on needs its reasons")
         return cls(
             inquiry_id=checked_id,
             technical=technical,
@@ -505,6 +515,8 @@ class NewFeasibility:
             time=time,
             assessors=who,
             report=optional_text("report", report, TEXT_LIMIT),
+            worth_taking_on=worth,
+            worth_reason=reasons,
         )
 
     @property
@@ -513,15 +525,22 @@ class NewFeasibility:
 
     @property
     def feasible(self) -> bool:
-        """Worth taking on only when every dimension is feasible."""
+        """The go/no-go: the experts' conclusion; an older payload without one goes only when every
+        dimension is feasible."""
+        if self.worth_taking_on is not None:
+            return self.worth_taking_on
         return all(v.feasible for v in self.verdicts)
 
     def summary(self) -> str:
-        """One line for the feasibility report: the overall verdict and each infeasible dimension's reason."""
+        """One line for the feasibility report: the overall verdict, its reasons and each infeasible
+        dimension's reason."""
+        infeasible = "; ".join(f"{v.dimension.value}: {v.reason}" for v in self.verdicts if not v.feasible)
+        if self.worth_taking_on is not None:
+            verdict = "go" if self.worth_taking_on else "no-go"
+            return f"{verdict}: {self.worth_reason}" + (f" (infeasible — {infeasible})" if infeasible else "")
         if self.feasible:
             return "go: technically, economically and time-wise feasible"
-        reasons = "; ".join(f"{v.dimension.value}: {v.reason}" for v in self.verdicts if not v.feasible)
-        return f"no-go: {reasons}"
+        return f"no-go: {infeasible}"
 
 
 # --- market research (2.1.1) -----------------------------------------------------------------------

@@ -89,7 +89,7 @@ def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, A
 
 @operations.handler("record_feasibility")
 def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.2.2: the verdicts per dimension and the overall go/no-go."""
+    """2.2.2: the verdicts per dimension and the experts' conclusion whether to take the project on."""
     with renamed_fields(report="feasibility_report"):
         command = NewFeasibility.parse(
             inquiry_id=job.text("inquiry_id"),
@@ -101,6 +101,8 @@ def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, An
             time_reason=job.text("time_reason", ""),
             assessors=job.get("assessors"),
             report=job.text("feasibility_report", ""),
+            worth_taking_on=job.get("worth_taking_on", None),
+            worth_reason=job.text("worth_reason", ""),
         )
     result = usecases.record_feasibility(uow, command)
     return {

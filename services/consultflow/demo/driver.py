@@ -168,6 +168,8 @@ class Story:
 
 
 SAMPLES: dict[str, Any] = {
+    "take_on_reasons": "Within our practice, the fee covers the cost and the client's goals are realistic",
+    "distribution_recipients": "business, delivery, finance, legal",
     "needs": "Enter three EU markets within 18 months",
     "background": "Family-owned LED maker, 400 staff, 60 % of sales in China",
     "goals": "A market entry strategy and a partner shortlist",

@@ -18,7 +18,7 @@ from typing import Any
 
 from consultflow.demo.driver import Story, day, fall_behind_schedule, warning_acknowledged
 
-FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 APPROVED = {"proposal_verdict": "approved"}
 ALL_CHECKS = {"logic_ok": True, "consistency_ok": True, "accuracy_ok": True, "contract_conformance_ok": True}
 # 3.3.2: the experts' verdict on each review criterion
@@ -96,6 +96,8 @@ def stories(run: str) -> list[Story]:
                         "technical_reason": "Art certification is outside our expertise",
                         "economic_feasible": True,
                         "time_feasible": True,
+                        "take_on": False,
+                        "take_on_reasons": "Not technically feasible for us",
                     }
                 ]
             ),

@@ -387,3 +387,32 @@ def test_a_lead_or_an_engagement_is_referred_to_a_new_engagement(crm: ComponentT
     assert neither.startswith("InvalidArgument: lead_id:")
     wrong_channel = refused_job(crm, HANDLERS, "crm.record_inquiry", {**INQUIRY, "referred_by": "E-7"})
     assert wrong_channel.startswith("InvalidArgument: channel:")
+
+
+def test_a_feasible_project_the_experts_judge_not_worth_taking_on_is_declined(crm: ComponentThread) -> None:
+    """2.2.2: the report's go/no-go is the experts' conclusion, with its reasons."""
+    inquiry = _done(crm, "crm.record_inquiry", "w-1", **INQUIRY)
+    _done(crm, "crm.record_requirements", "w-2", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
+    feasible: dict[str, Any] = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+    feasible["assessors"] = "A"
+    no_reasons = refused_job(
+        crm,
+        HANDLERS,
+        "crm.record_feasibility",
+        {"inquiry_id": inquiry["inquiry_id"], **feasible, "worth_taking_on": False},
+    )
+    assert "worth_reason" in no_reasons
+    nogo = _done(
+        crm,
+        "crm.record_feasibility",
+        "w-3",
+        inquiry_id=inquiry["inquiry_id"],
+        **feasible,
+        worth_taking_on=False,
+        worth_reason="the fee does not cover our cost",
+    )
+    assert nogo["feasible"] is False
+    assert nogo["feasibility_summary"] == "no-go: the fee does not cover our cost"
+    assert _done(
+        crm, "crm.decline_inquiry", "w-4", inquiry_id=inquiry["inquiry_id"], decline_reason="infeasible"
+    ) == {"intake_outcome": "declined", "decline_reason": "infeasible"}
