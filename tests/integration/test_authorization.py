@@ -188,3 +188,40 @@ def test_the_engagements_named_people_narrow_the_roles_group(system: InProcessSy
     request = pb.ListUserTasksRequest(instance_id=created.instance_id)
     assert [t.element_id for t in member.ListUserTasks(request).user_tasks] == ["work"]
     assert list(outsider.ListUserTasks(request).user_tasks) == [], "not this engagement's team"
+
+
+def test_every_change_names_who_made_it_and_the_audit_answers_per_engagement_and_person(
+    system: InProcessSystem,
+) -> None:
+    address = system.components["orchestrator"].address
+    ana = pb_grpc.OrchestratorServiceStub(signed_channel(address, "ana"))
+    otto = pb_grpc.OrchestratorServiceStub(signed_channel(address, "otto"))
+    lea = pb_grpc.OrchestratorServiceStub(signed_channel(address, "lea"))
+    review = bpmn(
+        "audited",
+        '<startEvent id="s"/><userTask id="review" camunda:candidateGroups="legal"/><endEvent id="e"/>',
+        "s -> review\nreview -> e",
+    )
+    ana.DeployResources(pb.DeployResourcesRequest(resources=[pb.Resource(name="a.bpmn", content=review)]))
+    done = otto.CreateInstance(pb.CreateInstanceRequest(process_id="audited", business_key="E-5"))
+    dropped = otto.CreateInstance(pb.CreateInstanceRequest(process_id="audited", business_key="E-6"))
+    system.wait_for(done.instance_id, lambda i: any(a.element_id == "review" for a in i.active_elements))
+    task = lea.ListUserTasks(pb.ListUserTasksRequest(instance_id=done.instance_id)).user_tasks[0]
+    lea.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=task.user_task_id))
+    lea.CompleteUserTask(pb.CompleteUserTaskRequest(user_task_id=task.user_task_id))
+    otto.CancelInstance(pb.CancelInstanceRequest(instance_id=dropped.instance_id, reason="client withdrew"))
+
+    def entries(**query: str) -> list[tuple[str, str, str]]:
+        response = otto.ListAuditEntries(pb.ListAuditEntriesRequest(**query))  # type: ignore[arg-type]
+        return [(e.actor, e.action, e.target) for e in response.entries]
+
+    assert entries(business_key="E-5") == [
+        ("otto", "instance.created", f"{done.definition_id}"),
+        ("lea", "usertask.claimed", "review"),
+        ("lea", "usertask.completed", "review"),
+    ]
+    assert entries(business_key="E-6")[-1][:2] == ("otto", "instance.canceled")
+    assert ("ana", "definition.deployed", "audited:1") in entries(actor="ana")
+    with pytest.raises(grpc.RpcError) as staff_reads:
+        lea.ListAuditEntries(pb.ListAuditEntriesRequest(actor="lea"))
+    assert staff_reads.value.code() == grpc.StatusCode.PERMISSION_DENIED

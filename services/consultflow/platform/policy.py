@@ -103,6 +103,7 @@ POLICY: dict[str, Rule] = {
             "ThrowError": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "ListIncidents": ((OPS,), N),
             "ResolveIncident": ((OPS,), N),
+            "ListAuditEntries": ((OPS,), N),
         },
     ),
     **_reads(
