@@ -792,8 +792,19 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     eid = "E-STAGES"
     w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
     w.settle()
-    stage = {"thrown": True, "engagement_id": eid}
-    w.publish("engagement.stage_started", eid, **stage, engagement_stage="intake", project_manager="")
+
+    def enter(stage: str, manager: str) -> None:
+        """The engagement enters `stage`, naming its project manager ("" while none is named)."""
+        w.publish(
+            "engagement.stage_started",
+            eid,
+            thrown=True,
+            engagement_id=eid,
+            engagement_stage=stage,
+            project_manager=manager,
+        )
+
+    enter("intake", "")
     w.settle()
     assert [t.element_id for t in w.user_tasks()] == ["identify_risks_form"]
     w.submit(
@@ -818,9 +829,7 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     assert (choose.assignee, choose.candidate_groups) == ("", ",project_manager,") and w.incidents() == []
     # the contract is signed before the risk is decided: the engagement enters its implementation and
     # names its project manager
-    w.publish(
-        "engagement.stage_started", eid, **stage, engagement_stage="implementation", project_manager="Wang Fang"
-    )
+    enter("implementation", "Wang Fang")
     w.settle()
     w.submit("identify_risks_form", session_method="checklist")  # none found this time
     w.submit("choose_strategy_form")  # the prescribed avoid, decided after the intake (6.3.1)
@@ -829,7 +838,7 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     w.submit("change_plan_form", measures_effective=True)
     assess(w, "low", "minor", None, manager="Wang Fang")
     # a later stage that names no one keeps the project manager the register records
-    w.publish("engagement.stage_started", eid, **stage, engagement_stage="delivery", project_manager="")
+    enter("delivery", "")
     w.settle()
     w.submit("identify_risks_form", session_method="delphi", risks_found="the client's data room closes")
     assess(w, "low", "minor", None, manager="Wang Fang")

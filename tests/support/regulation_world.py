@@ -525,7 +525,8 @@ class Worker:
         eid = p["engagement_id"]
         if str(p["project_manager"]).strip():  # no name (the intake before 2.3.2) keeps the recorded one
             self.manager_of[eid] = str(p["project_manager"]).strip()
-        return {"register_stage": self.advance(eid, p["engagement_stage"]), "project_manager": self.manager(eid)}
+        stage = self.advance(eid, p["engagement_stage"])
+        return {"register_stage": stage, "project_manager": self.manager(eid)}
 
     def manager(self, engagement_id: str) -> str:
         """The engagement's project manager as its register records it ("" before one is named)."""
