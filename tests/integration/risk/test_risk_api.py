@@ -709,6 +709,7 @@ def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_
     )
     assert planned["register_stage"] == "implementation" and planned["deviates"] is False
     assert planned["project_manager"] == "Ms Li", "the follow-through goes to the engagement's PM"
+    assert stub(risk).GetRegister(pb.GetRegisterRequest(engagement_id="E-ID")).project_manager == "Ms Li"
     bad = {
         "engagement_id": "E-ID",
         "engagement_stage": "delivery",
