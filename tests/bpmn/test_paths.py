@@ -43,6 +43,15 @@ CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "inn
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
+# a follow-up started on its own needs the team of 3.1.1 (TEAM) for its actors (5.2.1-5.2.3)
+WHOLE_TEAM = ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,"  # TEAM as the orchestrator stores candidate users
+REFERRAL = {
+    "opportunity_kind": "referral",
+    "refer_as_inquiry": True,
+    "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+    "inquiry_contact_name": "郭先生 Mr Guo",
+    "inquiry_contact_email": "guo@foshan.example",
+}
 
 Scenario = Callable[[World], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -104,6 +113,11 @@ def assess(
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
     if follow_through and strategy in FOLLOW_THROUGH:
         w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
+
+
+def measure(w: World, text: str, person: str, *, more: bool = False) -> None:
+    """The team defines a rectification measure (5.2.2) naming its responsible person."""
+    w.submit("define_measure_form", measure=text, responsible_person=person, more_measures=more)
 
 
 def open_tasks(w: World) -> list[str]:
@@ -235,7 +249,9 @@ def full_engagement(w: World) -> None:
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0, "5.1.2: the questionnaire waits for the planned date"
+    w.elapse("survey_date_reached", "engagement")
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
@@ -248,18 +264,20 @@ def full_engagement(w: World) -> None:
         more_problems=False,
     )
     assess(w, "high", "severe", "avoid", manager="Wang Fang")
-    w.submit("define_measure_form")
+    measure(w, "labelled charts and a summary", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=False)
+    measure(w, "walk the client through the charts", "Zhao Lei")  # 5.2.3: not solved yet, a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("revisit_cycle", "engagement")
     w.submit(
         "revisit_client_form",
         revisit_method="visit",
         offer_value_added_service=True,
-        value_added_service="free_training",
         opportunity_found=True,
-        opportunity="referral to a supplier",
+        opportunity="a market study for the client's supplier",
     )
+    w.submit("provide_value_added_service_form", value_added_service="free_training")
+    w.submit("pursue_opportunity_form", opportunity_kind="follow_on", refer_as_inquiry=False)
     w.elapse("revisit_cycle", "engagement")
     w.submit("revisit_client_form", revisit_method="phone")
     w.elapse("maintenance_period", "engagement")
@@ -620,8 +638,9 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
 
 @scenario
 def unanswered_survey_closes(w: World) -> None:
-    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -632,7 +651,7 @@ def unanswered_survey_closes(w: World) -> None:
 @scenario
 def satisfied_client_needs_no_rectification(w: World) -> None:
     """5.1.2: a face-to-face survey waits for its planned date; staff take the answers down."""
-    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
+    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4", **TEAM)
     w.submit("plan_survey_form", survey_method="face_to_face", survey_date="2030-06-01")
     assert w.count("survey.send_questionnaire") == 0
     assert open_tasks(w) == [], "the interview waits for the survey date"
@@ -649,8 +668,9 @@ def satisfied_client_needs_no_rectification(w: World) -> None:
 
 @scenario
 def phone_interview_reveals_dissatisfaction(w: World) -> None:
-    """5.1.2 → 5.1.3: the answers of a phone interview are analysed like a questionnaire's."""
-    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6")
+    """5.1.2 → 5.1.3 → 5.2: the answers of a phone interview are analysed like a questionnaire's; two
+    problems, measures by the team, rectification by the people the measures name, regular reports."""
+    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6", **TEAM)
     w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
     w.elapse("survey_date_reached")
     w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
@@ -658,19 +678,32 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     w.submit("analyse_dissatisfaction_form")
     assert w.variables("follow_up")["rectification_needed"] is True
     assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
-    # 5.2.1: two problems, one after the other; each gets its measure and its progress reports (5.2.2-5.2.3)
+    # 5.2.1: two problems, one after the other, identified by the engagement's own project manager
+    (identify,) = w.user_tasks("identify_problem_form")
+    assert identify.assignee == TEAM["project_manager"]
     w.submit("identify_problem_form", problem_nature="result", problem_severity="major", more_problems=True)
     w.submit("identify_problem_form", problem_nature="team", problem_severity="minor", more_problems=False)
     assert w.count("survey.record_problem") == 2
-    assert open_tasks(w) == ["define_measure_form", "define_measure_form"]
-    w.submit("define_measure_form", measure="labelled charts and a summary")
-    w.submit("define_measure_form", measure="a named contact for the client")
-    assert open_tasks(w) == ["rectify_and_report_form", "rectify_and_report_form"]
-    w.submit("rectify_and_report_form", problem_solved=False)
+    # 5.2.2: the engagement's team defines the measures, the first problem needs two
+    define = w.user_tasks("define_measure_form")
+    assert len(define) == 2 and {t.candidate_users for t in define} == {WHOLE_TEAM}
+    measure(w, "labelled charts", "Li Ming", more=True)
+    measure(w, "a named contact", "Chen Jing")
+    measure(w, "a summary page", "Zhao Lei")
+    assert w.count("survey.define_measure") == 3
+    # 5.2.3: those the measures name rectify, and report progress regularly while they work
+    rectify = w.user_tasks("rectify_and_report_form")
+    assert {t.candidate_users for t in rectify} == {",Li Ming,Zhao Lei,", ",Chen Jing,"}
+    w.elapse("progress_report_cycle")
+    assert open_tasks(w).count("report_progress_form") == 2
+    w.submit("report_progress_form", progress_report="charts relabelled, summary drafted")
+    w.submit("report_progress_form", progress_report="contact named, client informed")
+    assert w.count("survey.report_progress") == 2
+    w.submit("rectify_and_report_form", problem_solved=False)  # not solved: a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert open_tasks(w) == ["rectify_and_report_form"]
+    measure(w, "walk the client through", "Wang Fang")
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert w.count("survey.define_measure") == 2 and w.count("survey.report_progress") == 3
+    assert w.count("survey.define_measure") == 4 and w.count("survey.report_progress") == 5
     assert open_tasks(w) == []
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -679,14 +712,15 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
 @scenario
 def client_feedback_leads_to_rectification(w: World) -> None:
     """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
-    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = HAPPY
     w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
     w.submit("analyse_dissatisfaction_form", feedback_problem=True)
     assert w.variables("follow_up")["rectification_needed"] is False
     w.submit("identify_problem_form", problem_nature="other", problem_severity="minor", more_problems=False)
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -694,8 +728,9 @@ def client_feedback_leads_to_rectification(w: World) -> None:
 
 @scenario
 def rectification_without_a_new_risk(w: World) -> None:
-    w.start("follow_up", engagement_id="E-FIX", client_id="client-5")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FIX", client_id="client-5", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
     w.submit("analyse_dissatisfaction_form")
@@ -706,11 +741,59 @@ def rectification_without_a_new_risk(w: World) -> None:
         risk_noted=False,
         more_problems=False,
     )
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def revisit_feedback_value_added_service_and_a_referral(w: World) -> None:
+    """5.3.1 → 5.2.1: a problem the client reports at a revisit is rectified like a survey's; 5.3.2 a
+    value-added service for the client's need; 5.3.3 a referred client becomes a new inquiry (2.1.2)."""
+    eid = "E-REVISIT"
+    w.start("follow_up", engagement_id=eid, client_id="client-8", **TEAM, **INQUIRY)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", eid, response_id="response-8")
+    w.submit("analyse_dissatisfaction_form")
+    assert w.count("survey.record_problem") == 0
+    w.elapse("revisit_cycle")
+    w.submit(
+        "revisit_client_form",
+        revisit_method="phone",
+        revisit_problem=True,
+        offer_value_added_service=True,
+        opportunity_found=True,
+        opportunity="a market study for the client's supplier",
+    )
+    assert open_tasks(w) == ["identify_problem_form"], "the reported problem comes first"
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="minor", more_problems=False)
+    measure(w, "explain the roadmap's cost model", "Li Ming")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.submit(
+        "provide_value_added_service_form",
+        value_added_service="industry_news",
+        value_added_need="the client watches EU lighting rules",
+        value_added_resources="the research team's monthly digest",
+    )
+    assert w.count("crm.record_value_added_service") == 1
+    (pursue,) = w.user_tasks("pursue_opportunity_form")
+    assert pursue.assignee == "" and "business" in pursue.candidate_groups
+    w.submit("pursue_opportunity_form", **REFERRAL)
+    # 5.3.3: the referral becomes a new inquiry (2.1.2) of its own engagement, linked back to this one
+    assert w.count("crm.record_opportunity") == 1
+    assert list(w.worker.referrals.values()) == [("", eid)]
+    ((key, payload),) = w.messages("inquiry.referred")
+    assert key == payload["engagement_id"] == payload["referred_engagement_id"] != eid
+    assert payload["referred_by"] == eid and payload["channel"] == "referral" and payload["lead_id"] == ""
+    assert payload["client_name"] == REFERRAL["inquiry_client_name"]
+    assert payload["client_industry"] == INQUIRY["client_industry"], "the form starts from the engagement's"
+    w.elapse("maintenance_period", "follow_up")
+    ends = w.ends("follow_up")
+    assert "inquiry_referred" in ends and "problems_rectified" in ends and "opportunity_recorded" not in ends
 
 
 # --- end of the follow-up scenarios ---------------------------------------------------------------

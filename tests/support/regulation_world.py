@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine, timer_events
-from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, Message, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -177,7 +177,8 @@ class Worker:
         self.teams: dict[str, list[str]] = {}  # project id → the team's names (3.1.1), PM first
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
-        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
+        self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
+        self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
         self.leads: dict[str, list[str]] = {}  # research round (insight id) → its leads (crm.record_lead)
         self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
@@ -242,6 +243,8 @@ class Worker:
         return {"value_added_service_id": self.new_id("vas")}
 
     def crm__record_opportunity(self, p: Mapping[str, Any]) -> Outputs:
+        if p.get("opportunity_kind") == "referral":
+            assert p.get("referred_company"), "a referral names the company referred"
         return {"opportunity_id": self.new_id("opportunity")}
 
     # -- contracts
@@ -498,10 +501,19 @@ class Worker:
         return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
-        return {"measure_id": self.new_id("measure")}
+        people = self.responsible.setdefault(str(p["problem_id"]), [])
+        if p["responsible_person"] not in people:
+            people.append(str(p["responsible_person"]))
+        return {"measure_id": self.new_id("measure"), "responsible_people": list(people)}
 
     def survey__report_progress(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_solved": bool(p["problem_solved"])}
+        solved = bool(p["problem_solved"])
+        if solved:  # a solved problem is no longer among its survey's problem_ids, nor its measures open
+            for problems in self.problems.values():
+                if p["problem_id"] in problems:
+                    problems.remove(p["problem_id"])
+            self.responsible.pop(str(p["problem_id"]), None)
+        return {"problem_solved": solved}
 
     # -- risk
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
@@ -847,6 +859,12 @@ class World:
 
     def ends_of(self, row: Instance) -> list[str]:
         return ends_reached(self.workflow(row))
+
+    def messages(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every message named `name` an instance threw or the world published: (key, variables)."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Message).where(Message.name == name)).all()
+            return [(row.correlation_key, json.loads(row.variables)) for row in rows]
 
     def incidents(self) -> list[str]:
         return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]
