@@ -94,6 +94,7 @@ def assess(
     strategy: str | None,
     *,
     follow_through: bool = True,
+    manager: str | None = None,
     **choice: str,
 ) -> None:
     """Assesses a risk and chooses its strategy (None: the form's, which is the prescribed one); a chosen
@@ -106,6 +107,9 @@ def assess(
         affected_objective="schedule",
         impact=impact,
     )
+    if manager is not None:  # the engagement's project manager the register records ("": none named yet)
+        (choose,) = w.user_tasks("choose_strategy_form")
+        assert (choose.assignee, choose.candidate_groups) == (manager, ",project_manager,")
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
     if follow_through and strategy in FOLLOW_THROUGH:
         w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
@@ -117,7 +121,10 @@ def measure(w: World, text: str, person: str, *, more: bool = False) -> None:
 
 
 def open_tasks(w: World) -> list[str]:
-    return sorted(t.element_id for t in w.user_tasks())
+    """The open user tasks, but the stage identifications (6.1.1): each stage the engagement enters opens
+    one in its risk management, and a scenario about something else leaves it open (the register closes
+    with the engagement); the scenarios about them look at them by name."""
+    return sorted(t.element_id for t in w.user_tasks() if t.element_id != "identify_risks_form")
 
 
 # --------------------------------------------------------------------------------------------- scenarios
@@ -129,6 +136,7 @@ def full_engagement(w: World) -> None:
     eid = "E-FULL"
     start_engagement(w, eid)
     assert w.instance("risk_management").status == "ACTIVE", "engagement.started starts risk management"
+    assert len(w.user_tasks("identify_risks_form")) == 1, "the intake starts its risk identification (6.1.1)"
 
     # ch. 2 intake, with a risk noted at the feasibility assessment (6.1.1)
     w.submit("understand_needs", communication_mode="face_to_face")
@@ -140,7 +148,7 @@ def full_engagement(w: World) -> None:
         risk_category="personnel",
     )
     w.submit("prepare_quotation_form")
-    assess(w, "high", "major", "mitigate")
+    assess(w, "high", "major", "mitigate", manager="")  # no project manager named yet: the group's
     assert w.variables("risk_management")["engagement_id"] == eid
     w.submit("draft_proposal_form", project_manager="Wang Fang")
     w.submit("review_proposal", proposal_verdict="revise")
@@ -169,7 +177,7 @@ def full_engagement(w: World) -> None:
     w.submit("site_visit_form")
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
     assert w.count("risk.register_risk") == 2, "the analysis' risk is registered by the diagram (6.1.1)"
-    assess(w, "low", "severe", "transfer")
+    assess(w, "low", "severe", "transfer", manager="Wang Fang")  # named by the implementation stage
     w.submit("design_solution_form")
     w.submit(
         "review_solution",
@@ -205,10 +213,11 @@ def full_engagement(w: World) -> None:
     w.submit("review_deliverables_form", **{**ALL_CHECKS_PASS, "consistency_ok": False})
     w.submit("compile_results_form")
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=True, risk_category="market")
-    assess(w, "low", "minor", "accept")
+    assess(w, "low", "minor", "accept", manager="Wang Fang")
     assert open_tasks(w) == ["delivery_needs_form"], "an accepted risk waits until it occurs (6.3.4)"
     w.publish("risk.occurred", w.risk_ids[-1], occurrence="a competitor published first")
     w.settle()
+    assert w.user_tasks("respond_to_occurrence_form")[0].assignee == "Wang Fang"
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
     w.submit("arrange_onsite_form", delivery_time="2030-06-01T10:00:00+08:00")
@@ -254,7 +263,7 @@ def full_engagement(w: World) -> None:
         risk_noted=True,
         more_problems=False,
     )
-    assess(w, "high", "severe", "avoid")
+    assess(w, "high", "severe", "avoid", manager="Wang Fang")
     measure(w, "labelled charts and a summary", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=False)
     measure(w, "walk the client through the charts", "Zhao Lei")  # 5.2.3: not solved yet, a further measure
@@ -295,6 +304,9 @@ def full_engagement(w: World) -> None:
     assert "decline_project" not in risk and "escalation_handled" not in risk
     assert w.count("risk.decide_deviation") == 0, "every strategy chosen was the prescribed one"
     assert w.count("risk.escalate_warning") == 0
+    # 6.1.1: the engagement announced each stage it entered, with its project manager once named
+    assert w.count("risk.record_stage") == 4 and w.worker.stage_of[eid] == "follow_up"
+    assert len(w.user_tasks("identify_risks_form")) == 0, "the register closed with the engagement"
 
 
 @scenario
@@ -863,9 +875,21 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     eid = "E-STAGES"
     w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
     w.settle()
-    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="intake")
+
+    def enter(stage: str, manager: str) -> None:
+        """The engagement enters `stage`, naming its project manager ("" while none is named)."""
+        w.publish(
+            "engagement.stage_started",
+            eid,
+            thrown=True,
+            engagement_id=eid,
+            engagement_stage=stage,
+            project_manager=manager,
+        )
+
+    enter("intake", "")
     w.settle()
-    assert open_tasks(w) == ["identify_risks_form"]
+    assert [t.element_id for t in w.user_tasks()] == ["identify_risks_form"]
     w.submit(
         "identify_risks_form",
         session_method="brainstorming",
@@ -875,20 +899,38 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
         risks_found="the sponsor may leave; the budget is not approved",
     )
     assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
-    # the contract is signed before the first risk is decided: the engagement enters its implementation
-    w.publish(
-        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    w.submit(
+        "assess_risk_form",
+        risk_category="personnel",
+        identification_method="brainstorming",
+        likelihood="high",
+        impact="severe",
+        affected_objective="schedule",
     )
+    # no project manager is named during the intake before 2.3.2: the group keeps the task, no incident
+    (choose,) = w.user_tasks("choose_strategy_form")
+    assert (choose.assignee, choose.candidate_groups) == ("", ",project_manager,") and w.incidents() == []
+    # the contract is signed before the risk is decided: the engagement enters its implementation and
+    # names its project manager
+    enter("implementation", "Wang Fang")
     w.settle()
     w.submit("identify_risks_form", session_method="checklist")  # none found this time
-    assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
-    assess(w, "low", "minor", None)
+    w.submit("choose_strategy_form")  # the prescribed avoid, decided after the intake (6.3.1)
+    (change,) = w.user_tasks("change_plan_form")
+    assert change.assignee == "Wang Fang", "the follow-through goes to the engagement's project manager"
+    w.submit("change_plan_form", measures_effective=True)
+    assess(w, "low", "minor", None, manager="Wang Fang")
+    # a later stage that names no one keeps the project manager the register records
+    enter("delivery", "")
+    w.settle()
+    w.submit("identify_risks_form", session_method="delphi", risks_found="the client's data room closes")
+    assess(w, "low", "minor", None, manager="Wang Fang")
     assert open_tasks(w) == []
     w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
     w.settle()
     ends = w.ends("risk_management")
-    assert ends.count("stage_risks_identified") == 2 and "decline_project" not in ends
-    assert w.count("risk.record_stage") == 2 and w.count("risk.record_identification") == 2
+    assert ends.count("stage_risks_identified") == 3 and "decline_project" not in ends
+    assert w.count("risk.record_stage") == 3 and w.count("risk.record_identification") == 3
     assert w.instance("risk_management").status == "COMPLETED"
 
 

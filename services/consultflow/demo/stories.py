@@ -69,6 +69,16 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "impact": "moderate",
             }
         ],
+        # 6.1.1: each stage's organised identification (risks the stories need are noted where they arise)
+        "identify_risks_form": [
+            {
+                "session_method": "checklist",
+                "team_participants": "the engagement's consultants",
+                "department_participants": "finance, legal",
+                "expert_participants": "an industry expert",
+                "risks_found": "無 none",
+            }
+        ],
         "choose_strategy_form": [{"strategy": "mitigate"}],
         "risk_review_form": [{"measures_carried_out": True, "measures_effective": True}],
         "assess_change_form": [{"change_decision": "accepted"}],
