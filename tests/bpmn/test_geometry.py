@@ -9,6 +9,7 @@ import pytest
 from tests.support.catalogue import diagram_files, parse
 from tests.support.diagram_geometry import Box, crosses, problems
 
+
 @pytest.mark.parametrize("file", [p.name for p in diagram_files()])
 def test_the_diagram_reads_well(file: str) -> None:
     assert problems(parse(diagram_files()[0].parent / file)) == []
