@@ -27,6 +27,7 @@ EXPECTED_EVENTS: dict[str, dict[str, int]] = {
         "crm.revisit.recorded": 1,
         "crm.value_added_service.recorded": 1,
         "crm.opportunity.recorded": 1,
+        "crm.inquiry.referred": 1,  # 5.3.3 → 2.1.2: the referred client's inquiry starts a new engagement
         "risk.risk.registered": 1,
         "delivery.work_report.recorded": 1,  # 3.4.1: the team's work and its quality check
         "delivery.quality_check.recorded": 1,
@@ -53,18 +54,11 @@ EXPECTED_EVENTS: dict[str, dict[str, int]] = {
         "contracts.contract.reopened": 1,
         "crm.inquiry.declined": 1,
     },
-    "LEAD": {
-        "crm.inquiry.referred": 1,  # 2.1.1 → 2.1.2: the lead handed to a new engagement
-        "crm.inquiry.recorded": 1,
-        "crm.feasibility.assessed": 1,
-        "crm.inquiry.declined": 1,
-    },
 }
 NEVER: dict[str, set[str]] = {
     "INFEASIBLE": {"contracts.quotation.sent"},
     "AVOIDED": {"contracts.contract.signed"},
     "UNSIGNED": {"contracts.contract.signed", "contracts.contract.signed_by_client"},
-    "LEAD": {"contracts.quotation.sent"},
 }
 # Events that must come before others of the same story (first occurrences, in the stream's order).
 BEFORE: dict[str, list[tuple[str, str]]] = {

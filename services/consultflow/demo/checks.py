@@ -13,7 +13,6 @@ from datetime import UTC
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.delivery.v1 import delivery_pb2
-from consultflow.api.orchestrator.v1 import orchestrator_pb2
 from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.survey.v1 import survey_pb2
 from consultflow.demo.driver import TIMEOUT, Clients, Story, completed_elements, project_of
@@ -141,38 +140,6 @@ def check_unsigned(clients: Clients, story: Story) -> list[str]:
         )
         _expect(problems, not contract.client_signature.signatory, "the client signed after all")
         _expect(problems, contract.status == "draft", f"the contract is {contract.status}, not back in draft")
-    return problems
-
-
-def check_lead(clients: Clients, story: Story) -> list[str]:
-    problems: list[str] = []
-    history = _history(clients, story)
-    inquiry = history.inquiries[0] if history.inquiries else None
-    if inquiry is None:
-        return [*problems, "no inquiry was recorded for the lead's engagement"]
-    _expect(
-        problems,
-        inquiry.channel == crm_pb2.CHANNEL_MARKET_RESEARCH and bool(inquiry.lead_id),
-        "the inquiry does not come from a market-research lead (2.1.1 → 2.1.2)",
-    )
-    converted = clients.crm.ListLeads(
-        crm_pb2.ListLeadsRequest(status="converted", page_size=500), timeout=TIMEOUT
-    ).leads
-    _expect(
-        problems,
-        any(lead.lead_id == inquiry.lead_id and lead.inquiry_id == inquiry.inquiry_id for lead in converted),
-        "the lead is not converted into this inquiry",
-    )
-    _expect(
-        problems,
-        len(history.assessments) == 1 and not history.assessments[0].feasible,
-        "no no-go assessment (feasible, not worth taking on)",
-    )
-    risk = clients.orchestrator.ListInstances(
-        orchestrator_pb2.ListInstancesRequest(process_id="risk_management", business_key=story.key),
-        timeout=TIMEOUT,
-    ).instances
-    _expect(problems, len(risk) == 1, "the lead's engagement has no risk management of its own")
     return problems
 
 
@@ -354,7 +321,6 @@ CHECKS: dict[str, Callable[[Clients, Story], list[str]]] = {
     "onsite": check_onsite,
     "online": check_online,
     "unsigned": check_unsigned,
-    "lead": check_lead,
 }
 
 

@@ -21,7 +21,6 @@ import grpc
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as contracts_grpc
-from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.crm.v1 import crm_pb2_grpc as crm_grpc
 from consultflow.api.delivery.v1 import delivery_pb2
 from consultflow.api.delivery.v1 import delivery_pb2_grpc as delivery_grpc
@@ -147,12 +146,7 @@ class Story:
     held: set[str] = field(default_factory=set)  # tasks nobody answers (the story ends before them)
     # tasks answered only once a condition holds (e.g. the solution review waits until monitoring ran)
     hold_until: dict[str, Callable[[Clients, Story], bool]] = field(default_factory=dict)
-    # "market_research": no engagement is started; a market-research lead the business staff follow up
-    # becomes this story's inquiry (2.1.1 → 2.1.2), and the engagement it starts is this story's
-    arrives_from: str = ""
-    # the story's kind (INFEASIBLE, ONSITE, …): the key's second part, kept when an arriving story takes
-    # the id crm minted for its engagement
-    kind: str = ""
+    kind: str = ""  # INFEASIBLE, ONSITE, …: the key's second part unless given
     # Execution is confirmed complete only when this holds (e.g. after a warning was acknowledged).
     execution_done_when: Callable[[Clients, Story], bool] | None = None
     # What the team does when execution starts (default: report progress on every work package).
@@ -174,10 +168,6 @@ class Story:
     @property
     def finished(self) -> bool:
         return bool(self.outcome)
-
-    @property
-    def arrived(self) -> bool:
-        return bool(self.instance_id)
 
     def note(self, text: str) -> None:
         self.steps.append((time.monotonic(), text))
@@ -340,10 +330,6 @@ class Driver:
 
     def start(self) -> None:
         for story in self.stories.values():
-            if story.arrives_from:
-                story.waiting = [f"a lead from {story.arrives_from.replace('_', ' ')}"]
-                story.note(f"waiting for a lead from {story.arrives_from.replace('_', ' ')}")
-                continue
             variables = {"engagement_id": story.key, **story.inquiry}
             created = self.clients.orchestrator.CreateInstance(
                 pb.CreateInstanceRequest(
@@ -368,10 +354,8 @@ class Driver:
             time.sleep(poll)
 
     def tick(self) -> None:
-        for story in list(self.stories.values()):
-            if not story.arrived:
-                self._look_for_arrival(story)
-            elif not story.finished:
+        for story in self.stories.values():
+            if not story.finished:
                 self._follow(story)
         tasks = self.clients.orchestrator.ListUserTasks(
             pb.ListUserTasksRequest(page_size=500), timeout=TIMEOUT
@@ -450,51 +434,9 @@ class Driver:
         task = self.clients.orchestrator.GetUserTask(
             pb.GetUserTaskRequest(user_task_id=summary.user_task_id), timeout=TIMEOUT
         )
-        arriving = self._story_for_lead() if summary.element_id == "contact_lead_form" else None
-        if arriving is not None:
-            # 2.1.1: the potential client asks for consulting; the business staff record it as an inquiry
-            fields = ("client_name", "client_industry", "contact_name", "contact_email", "contact_phone")
-            decisions = {
-                "lead_outcome": "inquiry",
-                "lead_follow_up_notes": "Called after the trade fair; the client asked for a proposal",
-                **{name: arriving.inquiry[name] for name in (*fields, "question")},
-            }
         values = sample_form(list(task.form_fields), decisions)
         self._do(task, values)
         self.other_tasks += 1
-        if arriving is not None:
-            arriving.client_acts.add("lead")
-            arriving.note("the business staff follow up a market-research lead: it becomes an inquiry")
-
-    def _story_for_lead(self) -> Story | None:
-        """A story that waits for a market-research lead and has none yet."""
-        for story in self.stories.values():
-            if story.arrives_from == "market_research" and "lead" not in story.client_acts:
-                return story
-        return None
-
-    def _look_for_arrival(self, story: Story) -> None:
-        """An arriving story's engagement, once the lead's inquiry started it: its id was minted by crm
-        (crm.refer_inquiry); the inquiry is found by the contact's email, which names the run."""
-        if "lead" not in story.client_acts:
-            return
-        inquiries = self.clients.crm.ListInquiries(
-            crm_pb2.ListInquiriesRequest(page_size=500), timeout=TIMEOUT
-        ).inquiries
-        found = [i for i in inquiries if i.lead_id and i.contact_email == story.inquiry["contact_email"]]
-        if not found:
-            return
-        instances = self.clients.orchestrator.ListInstances(
-            pb.ListInstancesRequest(process_id="engagement", business_key=found[0].engagement_id),
-            timeout=TIMEOUT,
-        ).instances
-        if not instances:
-            return
-        del self.stories[story.key]
-        story.key = found[0].engagement_id
-        story.instance_id = instances[0].instance_id
-        self.stories[story.key] = story
-        story.note(f"the inquiry started engagement {story.key}")
 
     def _do(self, task: pb.UserTask, values: Mapping[str, Any]) -> None:
         """The person the task is for claims it and submits the form, signed in as themselves."""

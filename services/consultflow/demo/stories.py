@@ -14,9 +14,6 @@
   chooses to mitigate it instead, management rejects the first reason and approves the second (6.3); the
   client refuses to sign the contract, then lets the signing period end (2.4.3), and after negotiating
   again ends the negotiation: not taken on.
-- DEMO-LEAD: no inquiry arrives; market research finds a lead, the business staff follow it up and it
-  becomes an inquiry that starts its own engagement linked to the lead (2.1.1 → 2.1.2); the experts find
-  the project feasible but not worth taking on (2.2.2).
 In DEMO-ONLINE the solution review waits until monitoring has evaluated the indicators and the client has
 had a progress report: both run from the kick-off, before execution starts (3.4.2, 3.5.2).
 """
@@ -326,30 +323,5 @@ def stories(run: str) -> list[Story]:
             ),
             signatures=["refuse", "let_lapse"],
             expect_outcome="not taken on (offer_rejected)",
-        ),
-        Story(
-            key=f"DEMO-LEAD-{run}",
-            title="A market-research lead becomes an inquiry of its own engagement",
-            inquiry={
-                **inquiry(
-                    "蘇州絲綢 Suzhou Silk",
-                    "周先生 Mr Zhou",
-                    f"zhou.{run}@suzhou-silk.example",
-                    "A one-day review of our export price list",
-                ),
-                "client_industry": "textiles",
-            },
-            decisions=common(
-                assess_feasibility=[
-                    {
-                        **FEASIBLE,
-                        "take_on": False,
-                        "take_on_reasons": "Feasible, but a one-day review is below the size of project "
-                        "the firm takes on; we recommend a partner firm",
-                    }
-                ]
-            ),
-            arrives_from="market_research",
-            expect_outcome="not taken on (infeasible)",
         ),
     ]
