@@ -13,6 +13,7 @@ from datetime import UTC
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.delivery.v1 import delivery_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2
 from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.survey.v1 import survey_pb2
 from consultflow.demo.driver import TIMEOUT, Clients, Story, completed_elements, project_of
@@ -260,6 +261,15 @@ def check_onsite(clients: Clients, story: Story) -> list[str]:
         len(referred) == 1 and referred[0].engagement_id != story.key,
         "the referred client's inquiry does not start a new engagement linked back (5.3.3 → 2.1.2)",
     )
+    if referred:
+        # the new engagement runs like any inquiry (nobody plays it in the demo): risk management started
+        risk = clients.orchestrator.ListInstances(
+            orchestrator_pb2.ListInstancesRequest(
+                process_id="risk_management", business_key=referred[0].engagement_id
+            ),
+            timeout=TIMEOUT,
+        ).instances
+        _expect(problems, len(risk) == 1, "the referred engagement has no risk management of its own")
     return problems
 
 
