@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 import pytest
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.cli.demo import DEMO_TIMERS, demo_env
+from consultflow.cli.demo import DEMO_TIMERS, demo_env, timers_file
 from consultflow.cli.system import LocalSystem
 from consultflow.demo.driver import (
     TIMEOUT,
@@ -124,12 +125,24 @@ def v1_story(stage: str, run: str) -> Story:
     )
 
 
+def demo_timers(folder: Path) -> Path:
+    """The demo's short timer periods by element id: v1's (frozen beside its diagrams) over today's, so a
+    timer the current diagrams renamed still runs short in a v1 instance."""
+    periods: dict[str, str] = {}
+    for path in (timers_file(), V1 / "timers.toml"):
+        periods.update(tomllib.loads(path.read_text(encoding="utf-8"))["timers"])
+    merged = folder / "timers.toml"
+    merged.write_text("[timers]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in periods.items()))
+    return merged
+
+
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
     """The whole system, its orchestrator deploying v1 (the services are today's)."""
+    data_dir = tmp_path_factory.mktemp("compat")
     running = LocalSystem(
-        tmp_path_factory.mktemp("compat"),
-        extra_env=demo_env(),
+        data_dir,
+        extra_env={**demo_env(), "CONSULTFLOW_TIMER_OVERRIDES": str(demo_timers(data_dir))},
         component_env={"orchestrator": {"CONSULTFLOW_BPMN_DIR": str(V1)}},
         marker=DEMO_TIMERS,
     )
