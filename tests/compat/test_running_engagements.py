@@ -187,6 +187,7 @@ def failed_jobs(clients: Clients, instance_id: str) -> list[str]:
     return [f"{e.element_id}: {e.detail}" for e in history if e.type == "job.failed"]
 
 
+@pytest.mark.timeout(2 * DRIVE_TIMEOUT + 120)
 def test_engagements_started_on_v1_finish_after_the_current_diagrams_are_deployed(
     system: LocalSystem,
 ) -> None:
@@ -197,7 +198,6 @@ def test_engagements_started_on_v1_finish_after_the_current_diagrams_are_deploye
         driver = HoldingDriver(clients, stories)
         driver.start()
         v1_engagement = latest_definition(clients, "engagement").definition_id
-
         v1_risk = latest_definition(clients, "risk_management").definition_id
         drive_until(driver, lambda: all(s.held <= set(s.waiting) for s in stories), "every hold point")
         started_on = definitions(clients, stories)
@@ -205,8 +205,8 @@ def test_engagements_started_on_v1_finish_after_the_current_diagrams_are_deploye
 
         release(system)
         current = latest_definition(clients, "engagement")
-        changed = (CURRENT / "engagement.bpmn").read_bytes() != (V1 / "engagement.bpmn").read_bytes()
-        assert (current.definition_id != v1_engagement) == changed, "the release deploys a changed diagram"
+        if (CURRENT / "engagement.bpmn").read_bytes() != (V1 / "engagement.bpmn").read_bytes():
+            assert current.definition_id != v1_engagement, "the release deploys the changed engagement"
         assert definitions(clients, stories) == started_on, "running instances stay on their version"
         new = clients.orchestrator.CreateInstance(
             pb.CreateInstanceRequest(
