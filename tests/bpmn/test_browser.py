@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.bpmn.modeler_tools import SCREENSHOTS, chromium, node_and_modules
-from tests.support.catalogue import diagram_files
+from tests.support.catalogue import ROOT, diagram_files
 
 # Debian's chromium as it is, offline: nothing is downloaded, no sandbox (CI runs as root), no GPU.
 CHROMIUM_ARGS = [
@@ -158,3 +158,15 @@ def test_chromium_finds_a_font_for_the_chinese_half_of_each_label() -> None:
     command = [fc_list, ":lang=zh", "family"]
     families = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     assert families.strip(), f"fontconfig knows no Chinese font: {hint}"
+
+
+def test_the_process_model_shows_a_picture_of_every_diagram() -> None:
+    """docs/process-model.md's Pictures section lists each diagram's PNG (`make pictures` writes both)."""
+    section = (ROOT / "docs" / "process-model.md").read_text(encoding="utf-8").split("## Pictures", 1)[-1]
+    missing = [
+        path.name
+        for path in diagram_files()
+        if f"](images/{path.stem}.png)" not in section
+        or not (ROOT / "docs" / "images" / f"{path.stem}.png").is_file()
+    ]
+    assert missing == [], "run `make pictures` and commit docs/images and docs/process-model.md"
