@@ -2,9 +2,11 @@
 diagrams (tests/fixtures/diagrams_v1) and the catalogue they were written against (its operations.md).
 
 An instance keeps the version it started on, so until it ends the services must keep serving every
-operation that version calls, with the inputs it passes, returning the outputs it reads, and the status
-events it waits for must still become its messages. What a release stops serving is listed under
-"Retired operations and messages" in docs/operations.md, with what happens to an old instance reaching it.
+operation that version calls, with the inputs it passes, returning the outputs it reads, the status
+events it waits for must still become its messages, and the groups its user tasks are offered to must still
+be actors someone can sign in as. What a release stops serving is listed under
+"Retired operations, messages and groups" in docs/operations.md, with what happens to an old instance
+reaching it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from tests.support.catalogue import BPMN_DIR, NS, OPERATIONS, MessageSpec, Opera
 
 V1 = Path(__file__).resolve().parents[1] / "fixtures" / "diagrams_v1"
 VERSIONS = {"v1": V1}
-RETIRED_SECTION = "## Retired operations and messages"
+RETIRED_SECTION = "## Retired operations, messages and groups"
 _WORD = re.compile(r"\b[a-z_][a-z0-9_]*\b")
 
 
@@ -184,6 +186,29 @@ def test_status_events_an_old_diagram_waits_for_still_become_its_messages(versio
     assert not problems, "a status event running instances wait for no longer reaches them:\n" + "\n".join(
         problems
     )
+
+
+def candidate_groups(folder: Path) -> dict[str, str]:
+    """Candidate group → the first user task of an old diagram that offers its tasks to that group."""
+    groups: dict[str, str] = {}
+    for path in sorted(folder.glob("*.bpmn")):
+        for task in parse(path).iterfind(".//bpmn:userTask", NS):
+            for group in (task.get(f"{catalogue.CAMUNDA}candidateGroups") or "").split(","):
+                if group.strip():
+                    groups.setdefault(group.strip(), f"{path.name} {task.get('id')}")
+    return groups
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_groups_an_old_diagram_offers_tasks_to_are_still_actors(version: str) -> None:
+    """Identity lets only the actors of bpmn/actors.toml claim tasks: a group dropped from it strands the
+    old instances' tasks for that group."""
+    actors = tomllib.loads((BPMN_DIR / "actors.toml").read_text(encoding="utf-8"))["actor"]
+    known, gone = {a["id"] for a in actors}, retired()
+    stranded = [
+        f"{g} ({where})" for g, where in candidate_groups(VERSIONS[version]).items() if g not in known | gone
+    ]
+    assert not stranded, "groups whose open tasks nobody could claim:\n" + "\n".join(stranded)
 
 
 def test_the_retired_list_is_read() -> None:
