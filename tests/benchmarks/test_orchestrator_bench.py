@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
 import nats
 import pytest
 from nats.aio.msg import Msg
@@ -31,6 +30,7 @@ from consultflow.cli.system import LocalSystem, health_status
 from consultflow.orchestrator import engine
 from consultflow.platform.scripting import ScriptEngine
 from tests.support.bpmn_builder import bpmn, message, service_task
+from tests.support.identity import local_identity, signed_aio_channel, signed_channel
 from tests.support.orchestrator_harness import Harness
 
 pytestmark = pytest.mark.benchmark
@@ -135,6 +135,7 @@ def orchestrator_process(tmp_path: Path) -> Iterator[LocalSystem]:
     (bpmn_dir / "one.bpmn").write_bytes(chain("one", 1))
     system = LocalSystem(
         tmp_path / "data",
+        identity=local_identity(),
         extra_env={"CONSULTFLOW_BPMN_DIR": str(bpmn_dir), "CONSULTFLOW_LOG_LEVEL": "WARNING"},
         components=("orchestrator",),
     )
@@ -161,7 +162,7 @@ class InstantWorker:
             stream="JOBS",
             config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT),
         )
-        channel = grpc.aio.insecure_channel(self.orchestrator)
+        channel = signed_aio_channel(self.orchestrator)
         stub = pb_grpc.OrchestratorServiceStub(channel)
         pending: set[asyncio.Task[None]] = set()
 
@@ -191,7 +192,7 @@ class InstantWorker:
 
 
 def create_instances(address: str, process_id: str, count: int, rate: float = 0.0) -> list[str]:
-    with grpc.insecure_channel(address) as channel:
+    with signed_channel(address) as channel:
         stub = pb_grpc.OrchestratorServiceStub(channel)
         ids = []
         started = time.monotonic()
@@ -293,6 +294,7 @@ def test_ten_thousand_waiting_instances(tmp_path: Path) -> None:
     (bpmn_dir / "waiting.bpmn").write_bytes(waiting_process())
     system = LocalSystem(
         tmp_path / "data",
+        identity=local_identity(),
         extra_env={"CONSULTFLOW_BPMN_DIR": str(bpmn_dir), "CONSULTFLOW_LOG_LEVEL": "WARNING"},
         components=("orchestrator",),
     )
@@ -301,7 +303,7 @@ def test_ten_thousand_waiting_instances(tmp_path: Path) -> None:
         child = system.children["orchestrator"]
         assert child.process is not None
         far = datetime.fromtimestamp(time.time() + 86_400, UTC).isoformat()  # the 10,000 stay waiting
-        with grpc.insecure_channel(child.address) as channel:
+        with signed_channel(child.address) as channel:
             stub = pb_grpc.OrchestratorServiceStub(channel)
             started = time.monotonic()
             for n in range(count):
@@ -314,9 +316,9 @@ def test_ten_thousand_waiting_instances(tmp_path: Path) -> None:
         system.start()
         restart_seconds = time.monotonic() - restarted
         child = system.children["orchestrator"]
-        assert child.process is not None and health_status(child.address) == 1
+        assert child.process is not None and health_status(child.address, local_identity().ca) == 1
 
-        with grpc.insecure_channel(child.address) as channel:
+        with signed_channel(child.address) as channel:
             stub = pb_grpc.OrchestratorServiceStub(channel)
             # Due from after the last sample instance exists (at the rate measured above), over 10 s.
             fire_from = time.time() + 5 + 2 * sample_size * create_seconds / count

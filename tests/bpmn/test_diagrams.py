@@ -35,7 +35,7 @@ from tests.support.regulation_world import resources
 
 FILES = [p.name for p in diagram_files()]
 CHAPTERS = {"intake", "implementation", "delivery_acceptance", "follow_up"}
-PROCESSES = {"engagement", "risk_management", "market_research"} | CHAPTERS
+PROCESSES = {"engagement", "risk_management", "market_research", "problem_rectification"} | CHAPTERS
 FLOW_NODES = (
     "startEvent",
     "endEvent",
@@ -352,7 +352,12 @@ def test_timer_expressions_evaluate_to_iso_8601(file: str) -> None:
         for element in _root(file).iterfind(f".//bpmn:{tag}", NS):
             value = environment.evaluate(
                 element.text or "",
-                {"validity_days": 30, "warning_level": "red", "survey_date": "2030-06-01"},
+                {
+                    "validity_days": 30,
+                    "warning_level": "red",
+                    "survey_date": "2030-06-01",
+                    "delivery_time": "2030-06-01T10:00:00+08:00",
+                },
             )
             if tag == "timeCycle":
                 _cycles, _start, duration = TimerEventDefinition.parse_iso_recurring_interval(value)

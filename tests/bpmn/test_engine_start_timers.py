@@ -11,6 +11,7 @@ from sqlalchemy import update
 from consultflow.orchestrator.orm import StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform.db import Database, UnitOfWork, migrate
+from tests.support.identity import TESTER
 
 MONTHLY = b"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -44,7 +45,8 @@ def test_each_firing_of_a_cycle_start_timer_starts_the_work(tmp_path: Path) -> N
         assert orchestrator.fire_start_timers() == 1
         tasks, _ = orchestrator.list_user_tasks()
         assert [t.element_id for t in tasks] == ["work"], f"firing {firing}"
-        orchestrator.complete_user_task(tasks[0].user_task_id, {})
+        orchestrator.claim_user_task(tasks[0].user_task_id, TESTER)
+        orchestrator.complete_user_task(tasks[0].user_task_id, {}, TESTER)
     instances, _ = orchestrator.list_instances(process_id="monthly")
     assert [i.status for i in instances] == ["COMPLETED", "COMPLETED"]
     db.dispose()

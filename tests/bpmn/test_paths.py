@@ -26,17 +26,32 @@ INQUIRY = {
     "contact_phone": "",
     "question": "Can you help us enter the European market?",
 }
-ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 ALL_CHECKS_PASS = {
     "logic_ok": True,
     "consistency_ok": True,
     "accuracy_ok": True,
     "contract_conformance_ok": True,
 }
+TEAM = {  # 3.1.1: the engagement's project manager and team
+    "project_manager": "Wang Fang",
+    "consultants": "Li Ming, Zhou Hua",
+    "analysts": "Zhao Lei",
+    "assistants": "Sun Yu",
+}
 CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "innovation", "risk_response")}
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
+# a follow-up started on its own needs the team of 3.1.1 (TEAM) for its actors (5.2.1-5.2.3)
+WHOLE_TEAM = ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,"  # TEAM as the orchestrator stores candidate users
+REFERRAL = {
+    "opportunity_kind": "referral",
+    "refer_as_inquiry": True,
+    "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+    "inquiry_contact_name": "郭先生 Mr Guo",
+    "inquiry_contact_email": "guo@foshan.example",
+}
 
 Scenario = Callable[[World], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -88,11 +103,17 @@ def assess(
         risk_category="other",
         identification_method="checklist",
         likelihood=likelihood,
+        affected_objective="schedule",
         impact=impact,
     )
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
     if follow_through and strategy in FOLLOW_THROUGH:
         w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
+
+
+def measure(w: World, text: str, person: str, *, more: bool = False) -> None:
+    """The team defines a rectification measure (5.2.2) naming its responsible person."""
+    w.submit("define_measure_form", measure=text, responsible_person=person, more_measures=more)
 
 
 def open_tasks(w: World) -> list[str]:
@@ -121,29 +142,33 @@ def full_engagement(w: World) -> None:
     w.submit("prepare_quotation_form")
     assess(w, "high", "major", "mitigate")
     assert w.variables("risk_management")["engagement_id"] == eid
-    w.submit("draft_proposal_form")
+    w.submit("draft_proposal_form", project_manager="Wang Fang")
     w.submit("review_proposal", proposal_verdict="revise")
-    w.submit("draft_proposal_form")
+    (revision,) = w.user_tasks("revise_proposal_form")
+    assert revision.assignee == "Wang Fang", "the engagement's project manager revises the proposal (2.3.2)"
+    w.submit("revise_proposal_form", revision_note="partner screening added")
     w.submit("review_proposal", proposal_verdict="approved")
     w.client("quotation.accepted", eid)
-    w.plan_error("contracts.submit_for_legal_review", "contract_incomplete")
     w.submit("negotiate_contract")
-    assert open_tasks(w) == ["negotiate_contract"], "an incomplete contract is negotiated again"
-    w.submit("negotiate_contract")
-    w.submit("legal_review", legal_verdict="revise")
-    w.submit("revise_contract_form", revision_notes="liability capped per legal")
+    w.submit("legal_review", legal_verdict="revise", completeness_verdict="revise")
+    w.submit("revise_contract_form", revision_notes="liability capped per legal", revision_needs_client=False)
     w.submit("legal_review", legal_verdict="approved")
     w.submit("sign_contract_form")
     w.client("contract.signed", eid)
-    assert w.count("contracts.submit_for_legal_review") == 3
+    assert w.count("contracts.submit_for_legal_review") == 2
     assert w.count("contracts.distribute_contract") == 1
 
-    # ch. 3 implementation
-    w.submit("form_team_form")
+    # ch. 3 implementation: the team recorded at 3.1.1 gets the later tasks
+    w.submit("form_team_form", **TEAM)
+    (kickoff,) = w.user_tasks("kickoff_form")
+    assert kickoff.assignee == "Wang Fang", "the engagement's project manager holds the kick-off (3.1.2)"
     w.submit("kickoff_form")
+    (collect,) = w.user_tasks("collect_data_form")
+    assert collect.candidate_users == ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,", "the team of 3.1.1"
     w.submit("collect_data_form", site_visit_needed=True)
     w.submit("site_visit_form")
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
+    assert w.count("risk.register_risk") == 2, "the analysis' risk is registered by the diagram (6.1.1)"
     assess(w, "low", "severe", "transfer")
     w.submit("design_solution_form")
     w.submit(
@@ -156,20 +181,23 @@ def full_engagement(w: World) -> None:
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
     w.indicators = {**GREEN, "schedule_deviation_rate": 0.2}
     w.elapse("monitoring_cycle", "engagement")
-    assert open_tasks(w) == ["acknowledge_warning_form", "carry_out_work_form", "corrective_action_form"]
+    assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "do_project_work_form"]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.indicators = GREEN
     w.elapse("monitoring_cycle", "engagement")
     w.elapse("project_meeting_cycle", "engagement")
-    w.submit("project_meeting_form")
+    w.submit("project_meeting_form")  # nothing needs another department: the meeting is recorded (3.5.1)
     w.elapse("report_to_client_cycle", "engagement")
     w.submit("report_progress_form")
     w.client("client.change_requested", eid, project_id="project-1", change_request_id="change-1")
     w.submit("assess_change_form", change_decision="accepted")
     w.elapse("risk_monitoring_cycle", "risk_management")
     w.submit("risk_review_form", measures_carried_out=True, measures_effective=True)
-    assert open_tasks(w) == ["carry_out_work_form"]
+    assert open_tasks(w) == ["do_project_work_form"]
+    w.submit("do_project_work_form", work_report="market sizing and partner screening done")
+    w.submit("check_quality_form", quality_passed=False, quality_notes="two charts lack their sources")
+    assert w.count("delivery.check_work_quality") == 1, "a failed check counts in the quality pass rate"
     w.submit("carry_out_work_form")
 
     # ch. 4 delivery: a failed review, a risk, on-site delivery, a late and then failed acceptance
@@ -183,12 +211,21 @@ def full_engagement(w: World) -> None:
     w.settle()
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
-    w.submit("arrange_onsite_form")
+    w.submit("arrange_onsite_form", delivery_time="2030-06-01T10:00:00+08:00")
     assert open_tasks(w) == ["prepare_onsite_form"], "the project team prepares the on-site delivery (4.2.1)"
     w.submit("prepare_onsite_form")
-    w.submit("present_onsite_form")
+    assert open_tasks(w) == [], "the presentation waits for the agreed delivery time (4.3.1)"
+    w.elapse("delivery_time_reached")
+    presenters = w.user_tasks("present_onsite_form")[0].candidate_users
+    assert presenters == ",Wang Fang,Li Ming,Zhou Hua,", (
+        "the engagement's project manager or its consultants present (4.3.1)"
+    )
+    w.submit("present_onsite_form", results_accepted=False)
+    w.submit("present_onsite_form", results_accepted=True)
     w.submit("request_acceptance_form")
     assert open_tasks(w) == ["support_acceptance_form"], "the team supports the client's check (4.4.2)"
+    supporters = w.user_tasks("support_acceptance_form")[0].candidate_users
+    assert supporters == ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,", "this team (3.1.1)"
     w.submit("support_acceptance_form")
     w.elapse("acceptance_reminder", "engagement")
     w.elapse("acceptance_overdue", "engagement")
@@ -203,7 +240,9 @@ def full_engagement(w: World) -> None:
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0, "5.1.2: the questionnaire waits for the planned date"
+    w.elapse("survey_date_reached", "engagement")
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
@@ -216,18 +255,20 @@ def full_engagement(w: World) -> None:
         more_problems=False,
     )
     assess(w, "high", "severe", "avoid")
-    w.submit("define_measure_form")
+    measure(w, "labelled charts and a summary", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=False)
+    measure(w, "walk the client through the charts", "Zhao Lei")  # 5.2.3: not solved yet, a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("revisit_cycle", "engagement")
     w.submit(
         "revisit_client_form",
         revisit_method="visit",
         offer_value_added_service=True,
-        value_added_service="free_training",
         opportunity_found=True,
-        opportunity="referral to a supplier",
+        opportunity="a market study for the client's supplier",
     )
+    w.submit("provide_value_added_service_form", value_added_service="free_training")
+    w.submit("pursue_opportunity_form", opportunity_kind="follow_on", refer_as_inquiry=False)
     w.elapse("revisit_cycle", "engagement")
     w.submit("revisit_client_form", revisit_method="phone")
     w.elapse("maintenance_period", "engagement")
@@ -260,7 +301,7 @@ def full_engagement(w: World) -> None:
 def infeasible_inquiry_is_not_taken_on(w: World) -> None:
     start_engagement(w, "E-INFEASIBLE")
     w.submit("understand_needs", communication_mode="phone")
-    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False})
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "economic_feasible": False, "take_on": False})
     assert w.instance("engagement").status == "COMPLETED"
     assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
     variables = w.variables("engagement")
@@ -328,14 +369,23 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    assert open_tasks(w) == ["do_project_work_form"]
     w.elapse("project_meeting_cycle")
-    assert open_tasks(w) == ["carry_out_work_form", "project_meeting_form"]
-    w.submit("carry_out_work_form")
+    w.submit("project_meeting_form", coordination_needed=True)
+    w.submit("coordinate_departments_form", departments="finance, legal")
+    assert w.count("delivery.record_coordination") == 1, "cross-department coordination (3.5.1)"
+    w.elapse("project_meeting_cycle")
+    assert open_tasks(w) == ["do_project_work_form", "project_meeting_form"]
+    w.submit("do_project_work_form")
     # SpiffWorkflow withdraws a round a cycle timer started when its host activity completes
+    assert open_tasks(w) == ["check_quality_form"]
+    w.submit("check_quality_form", quality_passed=True)
+    w.submit("carry_out_work_form")
     assert open_tasks(w) == []
     assert w.instance("implementation").status == "COMPLETED"
     ends = w.ends("implementation")
-    assert "implementation_completed" in ends and "meeting_recorded" not in ends
+    assert "implementation_completed" in ends and "coordination_recorded" in ends
+    assert "meeting_recorded" not in ends
     # monitoring (3.4.2) and client reporting (3.5.2) run in the engagement, not in this process
     assert w.count("delivery.evaluate_indicators") == 0 and w.count("delivery.send_progress_report") == 0
     assert w.count("delivery.record_site_visit") == 0 and w.count("risk.register_risk") == 0
@@ -343,20 +393,30 @@ def implementation_without_site_visit_stays_on_track(w: World) -> None:
 
 @scenario
 def online_delivery_after_an_untested_channel(w: World) -> None:
-    w.start("delivery_acceptance", engagement_id="E-ONLINE", project_id="project-7")
+    team = {
+        "project_manager": "Wang Fang",
+        "consultants": "Li Ming",
+        "analysts": "Zhao Lei",
+        "assistants": "",
+    }
+    w.start("delivery_acceptance", engagement_id="E-ONLINE", project_id="project-7", **team)
+    assert w.user_tasks("compile_results_form")[0].candidate_users == ",Wang Fang,Li Ming,Zhao Lei,"
     w.submit("compile_results_form")
+    assert w.user_tasks("review_deliverables_form")[0].assignee == "Wang Fang", "the engagement's PM (4.1.2)"
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=False)
     w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
     assert w.variables("delivery_acceptance")["delivery_mode"] == "online"
     w.submit("prepare_online_form", platform="video_conference", channel_tested=False)
-    assert open_tasks(w) == ["prepare_online_form"], "an untested channel is prepared again"
+    assert open_tasks(w) == ["prepare_online_form"], "a failed channel test is prepared and tested again"
     w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
     w.submit("explain_online_form")
+    assert open_tasks(w) == ["reply_to_feedback_form"], "the feedback is handled and answered (4.3.2)"
+    w.submit("reply_to_feedback_form")
     w.submit("request_acceptance_form")
     w.client("acceptance.reported", "E-ONLINE", acceptance_conclusion="passed", acceptance_comments="")
     assert w.instance("delivery_acceptance").status == "COMPLETED"
     assert w.ends("delivery_acceptance") == ["accepted"]
-    assert w.count("delivery.plan_online_delivery") == 2
+    assert w.count("delivery.plan_online_delivery") == 1, "only a tested channel is recorded"
     assert w.count("delivery.send_deliverables_online") == 1
     assert w.count("delivery.plan_onsite_delivery") == 0
 
@@ -431,15 +491,79 @@ def refused_or_unsigned_contract_is_negotiated_again(w: World) -> None:
 
 @scenario
 def several_leads_in_one_research_round(w: World) -> None:
-    """2.1.1: one round of market research can bring several leads, each recorded in the CRM."""
+    """2.1.1: one round of market research can bring several leads, each recorded in the CRM and followed up
+    by the business staff; a lead that becomes an inquiry starts a new engagement (2.1.2) that knows it."""
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair", another_lead=True)
     w.submit("record_lead_form", lead_source="seminar", another_lead=True)
-    w.submit("record_lead_form", lead_source="online_platform")
-    (run,) = w.instances("market_research")
-    assert run.status == "COMPLETED" and w.ends_of(run) == ["lead_recorded"]
+    w.submit("record_lead_form", lead_source="other")
     assert w.count("crm.record_lead") == 3 and w.count("crm.record_market_insight") == 1
+    assert open_tasks(w) == ["contact_lead_form"] * 3, "every lead of the round is followed up"
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    w.submit("contact_lead_form", lead_outcome="no_need")
+    assert w.instances("engagement") == []
+    client = {k: v for k, v in INQUIRY.items() if k != "channel"}
+    w.submit("contact_lead_form", lead_outcome="inquiry", **client)
+    (run,) = w.instances("market_research")
+    assert run.status == "COMPLETED"
+    assert w.ends_of(run) == ["lead_handed_over", "lead_not_converted", "lead_not_converted", "lead_recorded"]
+    ((referred, (lead_id, referred_by)),) = w.worker.referrals.items()
+    assert lead_id in ("lead-1", "lead-2", "lead-3") and referred_by == ""
+    engagement = w.instance("engagement")
+    assert engagement.business_key == referred
+    variables = w.variables("engagement")
+    assert (variables["engagement_id"], variables["lead_id"], variables["channel"]) == (
+        referred,
+        lead_id,
+        "market_research",
+    )
+    assert w.count("crm.record_inquiry") == 1
+    assert open_tasks(w) == ["understand_needs"], "the referred inquiry goes on to 2.2.1 like any other"
+
+
+@scenario
+def feasible_but_not_worth_taking_on(w: World) -> None:
+    """2.2.2: the experts conclude whether the project is worth taking on; feasible in every dimension, it
+    can still be declined."""
+    start_engagement(w, "E-NOT-WORTH")
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **{**ALL_FEASIBLE, "take_on": False}, take_on_reasons="too small a fee")
+    assert w.ends("engagement") == ["not_feasible", "not_taken_on"]
+    assert w.variables("engagement")["decline_reason"] == "infeasible"
+    assert w.count("contracts.prepare_quotation") == 0
+
+
+@scenario
+def revised_proposal_revises_the_quotation_and_legal_revision_goes_to_the_client(w: World) -> None:
+    """2.3.2/2.3.1: the internal review can send the quotation back with the proposal; 2.4.3: a revision
+    per the legal opinion that the client must agree to is negotiated again (2.4.1); the copies go to the
+    departments and people the signatory named."""
+    eid = "E-REVISED"
+    start_engagement(w, eid)
+    w.submit("understand_needs", communication_mode="phone")
+    w.submit("assess_feasibility", **ALL_FEASIBLE)
+    w.submit("prepare_quotation_form")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="revise", revise_quotation=True)
+    assert open_tasks(w) == ["prepare_quotation_form"], "the quotation is revised with the proposal"
+    w.submit("prepare_quotation_form", consulting_fee="95000")
+    w.submit("draft_proposal_form")
+    w.submit("review_proposal", proposal_verdict="approved")
+    w.client("quotation.accepted", eid, quotation_status="accepted")
+    w.submit("negotiate_contract")
+    w.submit("legal_review", legal_verdict="revise", legality_verdict="revise")
+    w.submit("revise_contract_form", revision_notes="the payment terms change", revision_needs_client=True)
+    assert open_tasks(w) == ["negotiate_contract"], "the client must agree: negotiated again"
+    w.submit("negotiate_contract", payment_terms="50% on signing")
+    w.submit("legal_review", legal_verdict="approved")
+    w.submit("sign_contract_form", distribution_recipients="delivery, finance, Ms Li (PMO)")
+    w.client("contract.signed", eid)
+    assert w.count("contracts.prepare_quotation") == 2 and w.count("contracts.draft_proposal") == 2
+    assert w.count("contracts.draft_contract") == 2 and w.count("contracts.revise_contract") == 0
+    variables = w.variables("engagement")
+    assert variables["intake_outcome"] == "contracted"
+    assert variables["distributed_to"] == "delivery, finance, Ms Li (PMO)"
 
 
 # --- end of the intake scenarios ------------------------------------------------------------------
@@ -469,12 +593,17 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("analyse_data_form")
     w.submit("design_solution_form")
     w.submit("review_solution", **CRITERIA_MET, solution_verdict="approved")
+    w.submit("do_project_work_form")
+    w.submit("check_quality_form", quality_passed=True)
     w.submit("carry_out_work_form")
     # delivery (ch. 4): still monitored and reported on until the deliverables are delivered
     w.submit("compile_results_form")
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS)
     w.elapse("monitoring_cycle", "engagement")
     assert open_tasks(w) == ["acknowledge_warning_form", "corrective_action_form", "delivery_needs_form"]
+    # the corrective action is this engagement's project manager's (recorded with the proposal, 2.3.2)
+    manager = w.variables("engagement")["project_manager"]
+    assert [t.assignee for t in w.user_tasks("corrective_action_form")] == [manager]
     w.submit("corrective_action_form")
     w.submit("acknowledge_warning_form")
     w.elapse("report_to_client_cycle", "engagement")
@@ -482,6 +611,7 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
     w.submit("delivery_needs_form", client_preference="online", needs_demonstration=False, client_remote=True)
     w.submit("prepare_online_form", platform="video_conference", channel_tested=True)
     w.submit("explain_online_form")
+    w.submit("reply_to_feedback_form")
     # delivered: both end; nothing waits for their timers any more
     ends = w.ends("engagement")
     assert "monitoring_ended" in ends and "reporting_ended" in ends
@@ -496,8 +626,9 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
 
 @scenario
 def unanswered_survey_closes(w: World) -> None:
-    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -508,7 +639,7 @@ def unanswered_survey_closes(w: World) -> None:
 @scenario
 def satisfied_client_needs_no_rectification(w: World) -> None:
     """5.1.2: a face-to-face survey waits for its planned date; staff take the answers down."""
-    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
+    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4", **TEAM)
     w.submit("plan_survey_form", survey_method="face_to_face", survey_date="2030-06-01")
     assert w.count("survey.send_questionnaire") == 0
     assert open_tasks(w) == [], "the interview waits for the survey date"
@@ -525,8 +656,9 @@ def satisfied_client_needs_no_rectification(w: World) -> None:
 
 @scenario
 def phone_interview_reveals_dissatisfaction(w: World) -> None:
-    """5.1.2 → 5.1.3: the answers of a phone interview are analysed like a questionnaire's."""
-    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6")
+    """5.1.2 → 5.1.3 → 5.2: the answers of a phone interview are analysed like a questionnaire's; two
+    problems, measures by the team, rectification by the people the measures name, regular reports."""
+    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6", **TEAM)
     w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
     w.elapse("survey_date_reached")
     w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
@@ -534,19 +666,32 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     w.submit("analyse_dissatisfaction_form")
     assert w.variables("follow_up")["rectification_needed"] is True
     assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
-    # 5.2.1: two problems, one after the other; each gets its measure and its progress reports (5.2.2-5.2.3)
+    # 5.2.1: two problems, one after the other, identified by the engagement's own project manager
+    (identify,) = w.user_tasks("identify_problem_form")
+    assert identify.assignee == TEAM["project_manager"]
     w.submit("identify_problem_form", problem_nature="result", problem_severity="major", more_problems=True)
     w.submit("identify_problem_form", problem_nature="team", problem_severity="minor", more_problems=False)
     assert w.count("survey.record_problem") == 2
-    assert open_tasks(w) == ["define_measure_form", "define_measure_form"]
-    w.submit("define_measure_form", measure="labelled charts and a summary")
-    w.submit("define_measure_form", measure="a named contact for the client")
-    assert open_tasks(w) == ["rectify_and_report_form", "rectify_and_report_form"]
-    w.submit("rectify_and_report_form", problem_solved=False)
+    # 5.2.2: the engagement's team defines the measures, the first problem needs two
+    define = w.user_tasks("define_measure_form")
+    assert len(define) == 2 and {t.candidate_users for t in define} == {WHOLE_TEAM}
+    measure(w, "labelled charts", "Li Ming", more=True)
+    measure(w, "a named contact", "Chen Jing")
+    measure(w, "a summary page", "Zhao Lei")
+    assert w.count("survey.define_measure") == 3
+    # 5.2.3: those the measures name rectify, and report progress regularly while they work
+    rectify = w.user_tasks("rectify_and_report_form")
+    assert {t.candidate_users for t in rectify} == {",Li Ming,Zhao Lei,", ",Chen Jing,"}
+    w.elapse("progress_report_cycle")
+    assert open_tasks(w).count("report_progress_form") == 2
+    w.submit("report_progress_form", progress_report="charts relabelled, summary drafted")
+    w.submit("report_progress_form", progress_report="contact named, client informed")
+    assert w.count("survey.report_progress") == 2
+    w.submit("rectify_and_report_form", problem_solved=False)  # not solved: a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert open_tasks(w) == ["rectify_and_report_form"]
+    measure(w, "walk the client through", "Wang Fang")
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert w.count("survey.define_measure") == 2 and w.count("survey.report_progress") == 3
+    assert w.count("survey.define_measure") == 4 and w.count("survey.report_progress") == 5
     assert open_tasks(w) == []
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -555,14 +700,15 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
 @scenario
 def client_feedback_leads_to_rectification(w: World) -> None:
     """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
-    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = HAPPY
     w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
     w.submit("analyse_dissatisfaction_form", feedback_problem=True)
     assert w.variables("follow_up")["rectification_needed"] is False
     w.submit("identify_problem_form", problem_nature="other", problem_severity="minor", more_problems=False)
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -570,8 +716,9 @@ def client_feedback_leads_to_rectification(w: World) -> None:
 
 @scenario
 def rectification_without_a_new_risk(w: World) -> None:
-    w.start("follow_up", engagement_id="E-FIX", client_id="client-5")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FIX", client_id="client-5", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
     w.submit("analyse_dissatisfaction_form")
@@ -582,11 +729,59 @@ def rectification_without_a_new_risk(w: World) -> None:
         risk_noted=False,
         more_problems=False,
     )
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def revisit_feedback_value_added_service_and_a_referral(w: World) -> None:
+    """5.3.1 → 5.2.1: a problem the client reports at a revisit is rectified like a survey's; 5.3.2 a
+    value-added service for the client's need; 5.3.3 a referred client becomes a new inquiry (2.1.2)."""
+    eid = "E-REVISIT"
+    w.start("follow_up", engagement_id=eid, client_id="client-8", **TEAM, **INQUIRY)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", eid, response_id="response-8")
+    w.submit("analyse_dissatisfaction_form")
+    assert w.count("survey.record_problem") == 0
+    w.elapse("revisit_cycle")
+    w.submit(
+        "revisit_client_form",
+        revisit_method="phone",
+        revisit_problem=True,
+        offer_value_added_service=True,
+        opportunity_found=True,
+        opportunity="a market study for the client's supplier",
+    )
+    assert open_tasks(w) == ["identify_problem_form"], "the reported problem comes first"
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="minor", more_problems=False)
+    measure(w, "explain the roadmap's cost model", "Li Ming")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.submit(
+        "provide_value_added_service_form",
+        value_added_service="industry_news",
+        value_added_need="the client watches EU lighting rules",
+        value_added_resources="the research team's monthly digest",
+    )
+    assert w.count("crm.record_value_added_service") == 1
+    (pursue,) = w.user_tasks("pursue_opportunity_form")
+    assert pursue.assignee == "" and "business" in pursue.candidate_groups
+    w.submit("pursue_opportunity_form", **REFERRAL)
+    # 5.3.3: the referral becomes a new inquiry (2.1.2) of its own engagement, linked back to this one
+    assert w.count("crm.record_opportunity") == 1
+    assert list(w.worker.referrals.values()) == [("", eid)]
+    ((key, payload),) = w.messages("inquiry.referred")
+    assert key == payload["engagement_id"] == payload["referred_engagement_id"] != eid
+    assert payload["referred_by"] == eid and payload["channel"] == "referral" and payload["lead_id"] == ""
+    assert payload["client_name"] == REFERRAL["inquiry_client_name"]
+    assert payload["client_industry"] == INQUIRY["client_industry"], "the form starts from the engagement's"
+    w.elapse("maintenance_period", "follow_up")
+    ends = w.ends("follow_up")
+    assert "inquiry_referred" in ends and "problems_rectified" in ends and "opportunity_recorded" not in ends
 
 
 # --- end of the follow-up scenarios ---------------------------------------------------------------
@@ -661,15 +856,53 @@ def a_strategy_other_than_the_prescribed_one_needs_approval(w: World) -> None:
 
 
 @scenario
+def every_stage_starts_an_organised_risk_identification(w: World) -> None:
+    """6.1.1: each stage the engagement enters starts an identification session (method, participants, risks
+    found); 6.3.1: a risk to avoid found at the intake but decided once the engagement is past it changes the
+    plan, because the register's current stage decides, not the stage the risk was found at."""
+    eid = "E-STAGES"
+    w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
+    w.settle()
+    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="intake")
+    w.settle()
+    assert open_tasks(w) == ["identify_risks_form"]
+    w.submit(
+        "identify_risks_form",
+        session_method="brainstorming",
+        team_participants="the proposal's consultants",
+        department_participants="finance, legal",
+        expert_participants="an industry expert",
+        risks_found="the sponsor may leave; the budget is not approved",
+    )
+    assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
+    # the contract is signed before the first risk is decided: the engagement enters its implementation
+    w.publish(
+        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    )
+    w.settle()
+    w.submit("identify_risks_form", session_method="checklist")  # none found this time
+    assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
+    assess(w, "low", "minor", None)
+    assert open_tasks(w) == []
+    w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
+    w.settle()
+    ends = w.ends("risk_management")
+    assert ends.count("stage_risks_identified") == 2 and "decline_project" not in ends
+    assert w.count("risk.record_stage") == 2 and w.count("risk.record_identification") == 2
+    assert w.instance("risk_management").status == "COMPLETED"
+
+
+@scenario
 def monthly_market_research(w: World) -> None:
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=True)
     w.submit("record_lead_form", lead_source="trade_fair")
+    w.submit("contact_lead_form", lead_outcome="no_need")
     w.fire_start_timer("market_research")
     w.submit("collect_market_intelligence_form", lead_found=False)
     runs = w.instances("market_research")
     assert [r.status for r in runs] == ["COMPLETED", "COMPLETED"]
-    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_recorded", "no_lead"]
+    assert sorted(e for r in runs for e in w.ends_of(r)) == ["lead_not_converted", "lead_recorded", "no_lead"]
     assert w.count("crm.record_lead") == 1 and w.count("crm.record_market_insight") == 2
 
 

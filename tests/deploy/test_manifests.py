@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
 GRPC_PORT = 50051
+HEALTH_PORT = 8081
 NATS_CLIENT_PORT = 4222
 NAMESPACE = "consultflow"
 KUSTOMIZATIONS = ("base", "overlays/dev", "overlays/production", "overlays/production/migrations")
@@ -118,15 +119,44 @@ def test_each_component_runs_its_own_module(component: str) -> None:
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
-def test_probes_are_grpc_health_checks_on_the_numeric_container_port(component: str) -> None:
+def test_probes_are_grpc_health_checks_on_the_plaintext_health_port_never_the_tls_one(component: str) -> None:
     objects = rendered("base")
     container = container_of(objects, "Deployment", component)
-    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("grpc", GRPC_PORT)]
-    # The port the component binds is the one the probes and the Service use.
-    assert consultflow_config(objects)["CONSULTFLOW_GRPC_ADDRESS"].rsplit(":", 1)[1] == str(GRPC_PORT)
+    ports = [(p["name"], p["containerPort"]) for p in container["ports"]]
+    assert ports == [("grpc", GRPC_PORT), ("health", HEALTH_PORT)]
+    config = consultflow_config(objects)
+    # The ports the component binds are the ones the probes and the Service use.
+    assert config["CONSULTFLOW_GRPC_ADDRESS"].rsplit(":", 1)[1] == str(GRPC_PORT)
+    assert config["CONSULTFLOW_HEALTH_ADDRESS"].rsplit(":", 1)[1] == str(HEALTH_PORT)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        # Kubernetes refuses a named port in a grpc probe: it must be the number.
-        assert container[probe]["grpc"] == {"port": GRPC_PORT}, probe
+        # The kubelet's gRPC probe speaks no TLS, and refuses a named port: the health port's number.
+        assert container[probe]["grpc"] == {"port": HEALTH_PORT}, probe
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_component_serves_tls_from_its_certificate_and_calls_with_its_own_token(component: str) -> None:
+    objects = rendered("base")
+    config = consultflow_config(objects)
+    spec = find(objects, "Deployment", component)["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in container_of(objects, "Deployment", component)["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert mounts["tls"]["mountPath"] == config["CONSULTFLOW_TLS_DIR"] and mounts["tls"]["readOnly"] is True
+    secret = volumes["tls"]["secret"]["secretName"]
+    certificate = next(
+        o for o in objects if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret
+    )["spec"]
+    assert component in certificate["dnsNames"], "peers dial the Service name"
+    assert (
+        certificate["usages"] == ["server auth"] and certificate["privateKey"]["rotationPolicy"] == "Always"
+    )
+    token = next(
+        s["serviceAccountToken"]
+        for s in volumes["identity"]["projected"]["sources"]
+        if "serviceAccountToken" in s
+    )
+    assert token["audience"] == config["CONSULTFLOW_OIDC_AUDIENCE"], "a token for consultflow, not the API"
+    assert config["CONSULTFLOW_TOKEN_FILE"] == f"{mounts['identity']['mountPath']}/{token['path']}"
+    assert config["CONSULTFLOW_COMPONENT_JWKS_CA"].startswith(mounts["identity"]["mountPath"] + "/")
 
 
 @pytest.mark.parametrize("component", COMPONENTS)

@@ -9,11 +9,14 @@ import pytest
 
 from consultflow.cli.demo import DEMO_TIMERS, demo_env
 from consultflow.cli.system import LocalSystem
+from tests.support.identity import local_identity
 
 
 @pytest.fixture(scope="session")
 def demo_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
-    system = LocalSystem(tmp_path_factory.mktemp("system"), extra_env=demo_env(), marker=DEMO_TIMERS)
+    system = LocalSystem(
+        tmp_path_factory.mktemp("system"), extra_env=demo_env(), marker=DEMO_TIMERS, identity=local_identity()
+    )
     system.start()
     yield system
     system.stop()

@@ -18,6 +18,9 @@ from tests.support.polling import eventually
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
 ROOT = Path(__file__).resolve().parents[2]
+# Two business staff who are not in cli/people.toml: named with explicit roles and groups.
+WANG = ("--as", "wang", "--roles", "staff", "--groups", "business")
+LI = ("--as", "li", "--roles", "staff", "--groups", "business")
 
 
 def cli(system: LocalSystem, *args: str) -> subprocess.CompletedProcess[str]:
@@ -69,14 +72,22 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
     shown = ok(demo_system, "task", "show", task_id)
     assert "communication_mode" in shown and "phone, face_to_face" in shown
 
-    bad = cli(demo_system, "task", "complete", task_id, "--set", "communication_mode=telepathy")
-    assert bad.returncode == 4 and "communication_mode" in bad.stderr and "telepathy" in bad.stderr
-    unknown = cli(demo_system, "task", "complete", task_id, "--set", "colour=red")
-    assert unknown.returncode == 4 and "colour" in unknown.stderr
-    malformed = cli(demo_system, "task", "complete", task_id, "--set", "no-equals-sign")
-    assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
+    unclaimed = cli(demo_system, "task", "complete", task_id, *WANG, "--set", "communication_mode=phone")
+    assert unclaimed.returncode == 4 and "claim it before completing it" in unclaimed.stderr
+    legal = cli(demo_system, "task", "claim", task_id, "--as", "lea")
+    assert legal.returncode == 4 and "lea is not a candidate" in legal.stderr
+    ops = cli(demo_system, "task", "claim", task_id)  # otto, an ops person, runs the system, not tasks
+    assert ops.returncode == 4 and "needs one of the roles staff" in ops.stderr
+    impostor = cli(demo_system, "task", "claim", task_id, "--as", "bella", "--roles", "staff")
+    assert impostor.returncode == 4 and "not a candidate" in impostor.stderr, "groups come from the token"
 
-    assert "assigned to wang" in ok(demo_system, "task", "claim", task_id, "--as", "wang")
+    assert "assigned to wang" in ok(demo_system, "task", "claim", task_id, *WANG)
+    bad = cli(demo_system, "task", "complete", task_id, *WANG, "--set", "communication_mode=telepathy")
+    assert bad.returncode == 4 and "communication_mode" in bad.stderr and "telepathy" in bad.stderr
+    unknown = cli(demo_system, "task", "complete", task_id, *WANG, "--set", "colour=red")
+    assert unknown.returncode == 4 and "colour" in unknown.stderr
+    malformed = cli(demo_system, "task", "complete", task_id, *WANG, "--set", "no-equals-sign")
+    assert malformed.returncode == 2 and "NAME=VALUE" in malformed.stderr
     inbox = json.loads(ok(demo_system, "tasks", "--user", "wang", "--json"))
     assert task_id in [t["user_task_id"] for t in inbox]
     assert task_id not in [
@@ -89,9 +100,9 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
         "goals=Cut stock 20%",
     ]
     sets = [arg for value in [*values, "expected_results=A stock policy"] for arg in ("--set", value)]
-    someone_else = cli(demo_system, "task", "complete", task_id, "--as", "li", *sets)
+    someone_else = cli(demo_system, "task", "complete", task_id, *LI, *sets)
     assert someone_else.returncode == 4 and "claimed by 'wang'" in someone_else.stderr
-    assert "completed" in ok(demo_system, "task", "complete", task_id, "--as", "wang", *sets)
+    assert "completed" in ok(demo_system, "task", "complete", task_id, *WANG, *sets)
 
     instances = json.loads(
         ok(demo_system, "instances", "--key", "CLI-1", "--process", "engagement", "--json")
@@ -105,10 +116,17 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
     assert json.loads(ok(demo_system, "instance", "show", instances[0]["instance_id"], "--json"))[
         "state"
     ] == ("INSTANCE_STATE_CANCELED")
+    audit = json.loads(ok(demo_system, "audit", "--key", "CLI-1", "--json"))
+    who = [(e["actor"], e["action"]) for e in audit]
+    assert ("wang", "usertask.claimed") in who and ("wang", "usertask.completed") in who, who
+    assert ("otto", "instance.created") in who and ("otto", "instance.canceled") in who, who
+    assert cli(demo_system, "audit", "--key", "CLI-1", "--as", "bella").returncode == 4, "staff do not audit"
 
 
 def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:
-    assert "unchanged engagement" in ok(demo_system, "deploy", str(ROOT / "bpmn"))
+    assert "unchanged engagement" in ok(demo_system, "deploy", str(ROOT / "bpmn"), "--as", "ana")
+    refused = cli(demo_system, "deploy", str(ROOT / "bpmn"))  # otto runs the system; analysts deploy
+    assert refused.returncode == 4 and "needs one of the roles analyst" in refused.stderr
     dropped = cli(demo_system, "message", "quotation.accepted", "--key", "NOBODY-WAITS")
     assert dropped.returncode == 3 and "dropped" in dropped.stdout
     assert cli(demo_system, "task", "show", "no-such-task").returncode == 3
@@ -170,7 +188,7 @@ def test_acting_for_the_client(demo_system: LocalSystem, monkeypatch: pytest.Mon
         key="CLI-3", title="the quote is accepted from the CLI", inquiry=inquiry, decisions=common()
     )
     clients = driver.Clients(demo_system.endpoints())
-    quote = "The client accepts the quote"
+    quote = "Wait for the client's answer to the quote"
     try:
         play = driver.Driver(clients, [story])
         play.start()

@@ -25,6 +25,7 @@ from consultflow.cli.system import LocalSystem
 from consultflow.crm.orm import Inquiry
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, message, operator_xml
+from tests.support.identity import local_identity, signed_channel
 from tests.support.status import all_status_events
 
 TASKS = ("first", "second", "third")
@@ -62,9 +63,7 @@ class Rig:
 
     @property
     def stub(self) -> pb_grpc.OrchestratorServiceStub:
-        return pb_grpc.OrchestratorServiceStub(
-            grpc.insecure_channel(self.system.children["orchestrator"].address)
-        )
+        return pb_grpc.OrchestratorServiceStub(signed_channel(self.system.children["orchestrator"].address))
 
     def call(self, fn_name: str, request: object, attempts: int = 100) -> object:
         """Calls the orchestrator, retrying while it is down (a crashed component is being restarted)."""
@@ -107,6 +106,7 @@ def rig_factory(tmp_path: Path) -> Iterator[object]:
         common = {"CONSULTFLOW_JOB_TIMEOUT_SECONDS": "2", "CONSULTFLOW_BPMN_DIR": str(bpmn_dir)}
         system = LocalSystem(
             tmp_path / "data",
+            identity=local_identity(),
             extra_env=common,
             components=("orchestrator", "crm"),
             component_env={name: {"CONSULTFLOW_FAULTS": plan} for name, plan in faults.items()},

@@ -28,6 +28,8 @@ EXPECTED_EVENTS: dict[str, dict[str, int]] = {
         "crm.value_added_service.recorded": 1,
         "crm.opportunity.recorded": 1,
         "risk.risk.registered": 1,
+        "delivery.work_report.recorded": 1,  # 3.4.1: the team's work and its quality check
+        "delivery.quality_check.recorded": 1,
     },
     "ONLINE": {
         "contracts.contract.signed": 1,
@@ -35,8 +37,9 @@ EXPECTED_EVENTS: dict[str, dict[str, int]] = {
         "delivery.corrective_action.recorded": 1,
         "risk.warning.raised": 1,
         "risk.warning.acknowledged": 1,
-        "survey.problem.recorded": 1,
-        "survey.problem.solved": 1,
+        "survey.problem.recorded": 2,
+        "survey.measure.defined": 4,
+        "survey.problem.solved": 2,
         "crm.revisit.recorded": 1,
     },
     "AVOIDED": {"risk.risk.registered": 1, "risk.risk.assessed": 1, "crm.inquiry.declined": 1},

@@ -22,6 +22,8 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import health_status
+from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.security import secure_channel
 from tests.support import bpmn_builder
 from tests.support.polling import eventually
 
@@ -81,8 +83,14 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in result.stdout.split()]
 
 
-def _reflected_services(address: str) -> list[str]:
-    with grpc.insecure_channel(address) as channel:
+def up_channel(endpoints: dict[str, str], name: str, as_: str = "root") -> grpc.Channel:
+    """A channel to a component of the `consultflow up` system, signed by that system's local issuer."""
+    identity = LocalIdentity.existing(Path(endpoints["ca"]).parents[1])
+    return secure_channel(endpoints[name], identity.ca, identity.token_of(as_))
+
+
+def _reflected_services(endpoints: dict[str, str], name: str) -> list[str]:
+    with up_channel(endpoints, name) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
         responses = stub.ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
@@ -115,12 +123,12 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
     process, endpoints = start_up(data_dir)
     pids = _children(process.pid)
     try:
-        assert set(endpoints) == {"nats", *COMPONENTS}
+        assert set(endpoints) == {"nats", "ca", *COMPONENTS}
         assert endpoints["nats"] != "nats://127.0.0.1:4222", "must not need the machine's NATS"
         for name in COMPONENTS:
-            assert health_status(endpoints[name]) == 1, name
-            assert EXPECTED_SERVICES[name] in _reflected_services(endpoints[name])
-        with grpc.insecure_channel(endpoints["orchestrator"]) as channel:
+            assert health_status(endpoints[name], Path(endpoints["ca"])) == 1, name
+            assert EXPECTED_SERVICES[name] in _reflected_services(endpoints, name)
+        with up_channel(endpoints, "orchestrator") as channel:
             stub = pb_grpc.OrchestratorServiceStub(channel)
             variables = {
                 "channel": "hotline",
@@ -159,7 +167,7 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
     process, endpoints = start_up(data_dir)
     pids = _children(process.pid)
     try:
-        with grpc.insecure_channel(endpoints["orchestrator"]) as channel:
+        with up_channel(endpoints, "orchestrator") as channel:
             instance = pb_grpc.OrchestratorServiceStub(channel).GetInstance(
                 pb.GetInstanceRequest(instance_id=created.instance_id)
             )

@@ -13,13 +13,14 @@ from consultflow.crm.app import build
 from consultflow.platform.errors import InvalidArgument, NotFound
 from consultflow.platform.grpcerrors import error_from_rpc, field_violations
 from tests.support.components import running
+from tests.support.identity import signed_channel
 
 
 def test_an_invalid_field_is_named_in_the_details_and_a_missing_record_is_not(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
     with running("crm", build, tmp_path, nats_url, database_url) as component:
-        channel = grpc.insecure_channel(component.address)
+        channel = signed_channel(component.address)
         crm = pb_grpc.CrmServiceStub(channel)
         with pytest.raises(grpc.RpcError) as invalid:
             crm.CreateClient(pb.CreateClientRequest(name="  ", industry="retail"))

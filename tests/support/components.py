@@ -13,6 +13,7 @@ from pathlib import Path
 from consultflow.cli.system import free_port, health_status
 from consultflow.platform.bootstrap import Context, Parts, serve
 from consultflow.platform.settings import Settings
+from tests.support.identity import local_identity
 from tests.support.polling import eventually
 
 
@@ -47,7 +48,7 @@ class ComponentThread:
         def serving() -> bool:
             if self._error is not None:
                 raise RuntimeError(f"{self.settings.component} failed to start") from self._error
-            return health_status(self.address, 0.5) == 1
+            return health_status(self.address, local_identity().ca, 0.5) == 1
 
         eventually(serving, f"{self.settings.component} to serve", timeout)
         return self
@@ -93,6 +94,7 @@ def component_settings(
     base = Settings.from_env(component)
     return replace(
         base,
+        security=local_identity().settings(component),
         data_dir=data_dir,
         database_url=database_url or f"sqlite:///{data_dir / (component + '.db')}",
         nats_url=nats_url,

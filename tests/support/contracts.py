@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import grpc
-
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
 from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.contracts.app import build as build_contracts
 from consultflow.crm.app import build as build_crm
 from tests.support.components import running
+from tests.support.identity import signed_channel
 
 
 @dataclass
@@ -54,8 +53,8 @@ def crm_and_contracts(
                 others={"crm": crm_address},
             )
         )
-        contracts_channel = grpc.insecure_channel(contracts.address)
-        crm_channel = grpc.insecure_channel(crm_address)
+        contracts_channel = signed_channel(contracts.address)
+        crm_channel = signed_channel(crm_address)
         stack.callback(contracts_channel.close)
         stack.callback(crm_channel.close)
         yield Services(

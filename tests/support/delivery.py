@@ -26,6 +26,7 @@ from tests.support.contracts import (
     crm_and_contracts,
     signed_contract,
 )
+from tests.support.identity import signed_channel
 from tests.support.nats import nats_server
 from tests.support.status import read_status
 
@@ -99,7 +100,7 @@ def delivery_peers(folder: Path) -> Iterator[Peers]:
         risk = stack.enter_context(
             running("risk", build_risk, folder / "risk", nats_url, f"sqlite:///{folder / 'risk.db'}")
         )
-        channel = stack.enter_context(grpc.insecure_channel(risk.address))
+        channel = stack.enter_context(signed_channel(risk.address))
         yield Peers(services, risk_pb2_grpc.RiskServiceStub(channel), risk.address)
 
 
@@ -132,7 +133,7 @@ def running_delivery(
     peers = {"contracts": contracts_address, "risk": risk_address}
     with (
         running("delivery", build, tmp_path, nats_url, database_url, peers) as component,
-        grpc.insecure_channel(component.address) as channel,
+        signed_channel(component.address) as channel,
     ):
         yield RunningDelivery(component, channel)
 

@@ -248,10 +248,11 @@ def _labels(plane: Plane) -> Iterator[str]:
         pool = next((c for c in own if c in plane.shapes and plane.shapes[c].tag == "participant"), None)
         if pool is not None and not label.inside(plane.shapes[pool].box):
             yield f"the label of {owner} is outside its pool {pool}"
-        lanes = [c for c in own if c in plane.shapes and plane.shapes[c].tag == "lane"]
-        for lane_id in lanes[:1]:
-            if not label.inside(plane.shapes[lane_id].box):
-                yield f"the label of {owner} lies on the border of lane {lane_id}"
+        # a flow between two lanes may carry its label in either; sorted, so the message does not depend on
+        # the order a set happens to iterate in
+        lanes = sorted(c for c in own if c in plane.shapes and plane.shapes[c].tag == "lane")
+        if lanes and not any(label.inside(plane.shapes[lane_id].box) for lane_id in lanes):
+            yield f"the label of {owner} lies on the border of lane {lanes[0]}"
         for shape in plane.flow_nodes():
             if shape.element_id not in own and shape.element_id != element_id and label.overlaps(shape.box):
                 yield f"the label of {owner} covers {shape.element_id}"

@@ -19,6 +19,7 @@ from consultflow.platform import timeutil
 from consultflow.platform.clock import ManualClock, ShiftedClock
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.tables import outbox
+from tests.support.identity import TESTER, person
 
 
 class Harness:
@@ -118,7 +119,13 @@ class Harness:
         return tasks[0]
 
     def submit(self, element_id: str, instance_id: str = "", by: str = "", **values: Any) -> None:
-        self.orchestrator.complete_user_task(self.task(element_id, instance_id).user_task_id, values, by)
+        """Completes the task as `by` (a staff member of the task's groups; default an admin), claiming it
+        first unless it is theirs already."""
+        task = self.task(element_id, instance_id)
+        actor = person(by, *task.candidate_groups.strip(",").split(",")) if by else TESTER
+        if task.assignee != actor.name:
+            self.orchestrator.claim_user_task(task.user_task_id, actor)
+        self.orchestrator.complete_user_task(task.user_task_id, values, actor)
 
     def publish(
         self, name: str, key: str = "", ttl_seconds: float = 0, message_id: str = "", **variables: Any

@@ -37,18 +37,20 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine, timer_events
-from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, Message, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.decisions import DecisionTables
 from consultflow.platform.tables import outbox
+from tests.support.identity import TESTER, person
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN_DIR = ROOT / "bpmn"
 NS = {"bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL"}
 MESSAGE_TTL = timedelta(days=1)
 MAX_SETTLE_ROUNDS = 200
+STAGES = ("intake", "implementation", "delivery", "follow_up")  # 6.1.1, in the order they happen
 
 
 def resources() -> dict[str, bytes]:
@@ -166,11 +168,18 @@ class Worker:
         self.world = world
         self._ids: dict[str, int] = defaultdict(int)
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
+        self.responses: dict[str, str] = {}  # response id → risk id
+        self.stage_of: dict[str, str] = {}  # engagement id → the stage its register records (6.3.1)
+        self.engagement_of_risk: dict[str, str] = {}  # risk id → engagement id
         self.engagement_of: dict[str, str] = {}  # project id → engagement id
         self.project_of: dict[str, str] = {}  # delivery id → project id
+        self.teams: dict[str, list[str]] = {}  # project id → the team's names (3.1.1), PM first
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
-        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
+        self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
+        self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
+        self.leads: dict[str, list[str]] = {}  # research round (insight id) → its leads (crm.record_lead)
+        self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
     def new_id(self, kind: str) -> str:
         self._ids[kind] += 1
@@ -194,7 +203,10 @@ class Worker:
     def crm__record_feasibility(self, p: Mapping[str, Any]) -> Outputs:
         verdicts = [p[f"{dimension}_feasible"] for dimension in ("technical", "economic", "time")]
         assert all(isinstance(v, bool) for v in verdicts), "feasibility verdicts are booleans"
-        feasible = all(verdicts)
+        # 2.2.2: the experts' conclusion decides; without one, all three dimensions must be feasible
+        worth = p.get("worth_taking_on")
+        assert worth is None or p["worth_reason"], "the conclusion needs its reasons"
+        feasible = all(verdicts) if worth is None else worth
         return {
             "feasibility_id": self.new_id("feasibility"),
             "feasible": feasible,
@@ -209,8 +221,18 @@ class Worker:
         return {"insight_id": self.new_id("insight")}
 
     def crm__record_lead(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform")
-        return {"lead_id": self.new_id("lead")}
+        assert p["lead_source"] in ("trade_fair", "seminar", "online_platform", "other")
+        lead_id = self.new_id("lead")
+        round_leads = self.leads.setdefault(str(p.get("insight_id") or lead_id), [])
+        round_leads.append(lead_id)
+        return {"lead_id": lead_id, "lead_ids": list(round_leads)}
+
+    def crm__refer_inquiry(self, p: Mapping[str, Any]) -> Outputs:
+        assert bool(p["lead_id"]) != bool(p["referred_by"]), "a lead or the referring engagement, not both"
+        assert p["contact_email"] or p["contact_phone"], "an email or a phone number is required"
+        engagement_id = self.new_id("E-REFERRED")
+        self.referrals[engagement_id] = (p["lead_id"], p["referred_by"])
+        return {"referred_engagement_id": engagement_id}
 
     def crm__record_revisit(self, p: Mapping[str, Any]) -> Outputs:
         return {"revisit_id": self.new_id("revisit")}
@@ -220,6 +242,8 @@ class Worker:
         return {"value_added_service_id": self.new_id("vas")}
 
     def crm__record_opportunity(self, p: Mapping[str, Any]) -> Outputs:
+        if p.get("opportunity_kind") == "referral":
+            assert p.get("referred_company"), "a referral names the company referred"
         return {"opportunity_id": self.new_id("opportunity")}
 
     # -- contracts
@@ -273,7 +297,8 @@ class Worker:
         return {"contract_version": self.world.count("contracts.draft_contract") + 1}
 
     def contracts__distribute_contract(self, p: Mapping[str, Any]) -> Outputs:
-        return {"intake_outcome": "contracted", "distributed_to": "delivery,finance,legal"}
+        assert p["departments"], "2.4.3: the copies go to the departments and people named when signing"
+        return {"intake_outcome": "contracted", "distributed_to": p["departments"]}
 
     # -- delivery
     def delivery__open_project(self, p: Mapping[str, Any]) -> Outputs:
@@ -285,6 +310,12 @@ class Worker:
         names = [
             p["project_manager"],
             *(f"{p[k]}".split(",") for k in ("consultants", "analysts", "assistants")),
+        ]
+        self.teams[p["project_id"]] = [str(p["project_manager"])] + [
+            n.strip()
+            for k in ("consultants", "analysts", "assistants")
+            for n in f"{p[k]}".split(",")
+            if n.strip()
         ]
         return {"team_size": len(names)}
 
@@ -302,9 +333,9 @@ class Worker:
         return {"site_visit_id": self.new_id("visit")}
 
     def delivery__record_analysis(self, p: Mapping[str, Any]) -> Outputs:
-        if p["risk_found"]:  # registered with the risk service, which reports risk.registered
-            self.world.register_risk(p["engagement_id"], "implementation", p["risk_description"])
-        return {"analysis_id": self.new_id("analysis"), "risks_reported": 1 if p["risk_found"] else 0}
+        # the diagram registers a risk found itself (risk.register_risk); older versions passed it here
+        assert "risk_found" not in p, "the diagram registers the analysis' risk with risk.register_risk"
+        return {"analysis_id": self.new_id("analysis"), "risks_reported": 0}
 
     def delivery__submit_solution(self, p: Mapping[str, Any]) -> Outputs:
         return {"solution_id": "solution-1", "solution_version": self.world.count("delivery.submit_solution")}
@@ -321,6 +352,18 @@ class Worker:
 
     def delivery__record_meeting(self, p: Mapping[str, Any]) -> Outputs:
         return {"meeting_id": self.new_id("meeting")}
+
+    def delivery__record_work_report(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["project_id"] in self.executing, "the team works to the work plan (3.4.1)"
+        return {"work_report_id": self.new_id("work-report")}
+
+    def delivery__check_work_quality(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["work_report_id"] and isinstance(p["quality_passed"], bool)
+        return {"quality_check_id": self.new_id("quality-check")}
+
+    def delivery__record_coordination(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["departments"] and p["support_needed"] and p["coordination_outcome"]
+        return {"coordination_id": self.new_id("coordination")}
 
     def delivery__evaluate_indicators(self, p: Mapping[str, Any]) -> Outputs:
         if p["project_id"] not in self.executing:  # monitoring from the kick-off: no work plan to measure yet
@@ -397,7 +440,12 @@ class Worker:
     def delivery__request_acceptance(self, p: Mapping[str, Any]) -> Outputs:
         # delivery status acceptance.requested → message acceptance.support_requested (4.4.2)
         if engagement_id := self.engagement_of.get(p["project_id"]):
-            self.world.publish("acceptance.support_requested", engagement_id, project_id=p["project_id"])
+            self.world.publish(
+                "acceptance.support_requested",
+                engagement_id,
+                project_id=p["project_id"],
+                project_team=self.teams.get(p["project_id"], []),
+            )
         return {
             "acceptance_id": "acceptance-1",
             "acceptance_round": self.world.count("delivery.request_acceptance"),
@@ -452,21 +500,48 @@ class Worker:
         return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
-        return {"measure_id": self.new_id("measure")}
+        people = self.responsible.setdefault(str(p["problem_id"]), [])
+        if p["responsible_person"] not in people:
+            people.append(str(p["responsible_person"]))
+        return {"measure_id": self.new_id("measure"), "responsible_people": list(people)}
 
     def survey__report_progress(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_solved": bool(p["problem_solved"])}
+        solved = bool(p["problem_solved"])
+        if solved:  # a solved problem is no longer among its survey's problem_ids, nor its measures open
+            for problems in self.problems.values():
+                if p["problem_id"] in problems:
+                    problems.remove(p["problem_id"])
+            self.responsible.pop(str(p["problem_id"]), None)
+        return {"problem_solved": solved}
 
     # -- risk
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
         return {"register_id": self.new_id("register")}
 
+    def advance(self, engagement_id: str, stage: str) -> str:
+        """The register's stage only moves forward (risk.record_stage, risk.register_risk)."""
+        current = self.stage_of.get(engagement_id, STAGES[0])
+        self.stage_of[engagement_id] = max(current, stage, key=STAGES.index)
+        return self.stage_of[engagement_id]
+
     def risk__register_risk(self, p: Mapping[str, Any]) -> Outputs:
-        assert p["risk_stage"] in ("intake", "implementation", "delivery", "follow_up")
+        assert p["risk_stage"] in STAGES
         risk_id = self.world.register_risk(
             p["engagement_id"], p["risk_stage"], p["risk_description"], p["risk_source"]
         )
         return {"risk_id": risk_id}
+
+    def risk__record_stage(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["engagement_stage"] in STAGES
+        return {"register_stage": self.advance(p["engagement_id"], p["engagement_stage"])}
+
+    def risk__record_identification(self, p: Mapping[str, Any]) -> Outputs:
+        assert p["session_method"] in ("brainstorming", "delphi", "checklist", "other")
+        assert p["team_participants"] and p["department_participants"] and p["expert_participants"]
+        found = [r.strip() for r in str(p["risks_found"]).split(";") if r.strip() not in ("", "無 none")]
+        for description in found:  # each registered risk publishes risk.registered → risk.identified
+            self.world.register_risk(p["engagement_id"], p["engagement_stage"], description)
+        return {"identification_id": self.new_id("identification"), "risks_registered": len(found)}
 
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
@@ -478,12 +553,16 @@ class Worker:
         deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
         if deviates:
             assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
-        return {"response_id": self.new_id("response"), "deviates": deviates}
+        stage = self.stage_of.get(self.engagement_of_risk.get(p["risk_id"], ""), STAGES[0])
+        self.responses[response_id := self.new_id("response")] = p["risk_id"]
+        return {"response_id": response_id, "deviates": deviates, "register_stage": stage}
 
     def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
         if not p["deviation_approved"]:
             assert p["deviation_note"], "a rejection needs its note"
-        return {"deviation_approved": p["deviation_approved"]}
+        risk_id = self.responses.get(p["response_id"], "")
+        stage = self.stage_of.get(self.engagement_of_risk.get(risk_id, ""), STAGES[0])
+        return {"deviation_approved": p["deviation_approved"], "register_stage": stage}
 
     def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["response_id"] and p["follow_through_notes"]
@@ -597,6 +676,8 @@ class World:
         """The risk service registers a risk and reports risk.registered (→ message risk.identified)."""
         risk_id = self.worker.new_id("risk")
         self.risk_ids.append(risk_id)
+        self.worker.engagement_of_risk[risk_id] = engagement_id
+        self.worker.advance(engagement_id, stage)
         self.publish(
             "risk.identified",
             engagement_id,
@@ -674,7 +755,11 @@ class World:
         assert tasks, f"no open user task {element_id}; open: {[t.element_id for t in self.user_tasks()]}"
         task = tasks[0]
         form = {**_sample_form(json.loads(task.form_fields), values), **values}
-        self.orchestrator.complete_user_task(task.user_task_id, form, "tester")
+        # a task the diagram assigned to the engagement's own person is completed by that person
+        actor = person(task.assignee) if task.assignee else TESTER
+        if not task.assignee:
+            self.orchestrator.claim_user_task(task.user_task_id, TESTER)
+        self.orchestrator.complete_user_task(task.user_task_id, form, actor)
         self.log.append(f"task {element_id} {sorted(values.items())}")
         self.settle()
 
@@ -752,6 +837,12 @@ class World:
 
     def ends_of(self, row: Instance) -> list[str]:
         return ends_reached(self.workflow(row))
+
+    def messages(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every message named `name` an instance threw or the world published: (key, variables)."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Message).where(Message.name == name)).all()
+            return [(row.correlation_key, json.loads(row.variables)) for row in rows]
 
     def incidents(self) -> list[str]:
         return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]

@@ -13,6 +13,7 @@ import grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from tests.support.components import ComponentThread, addresses, component_settings
+from tests.support.identity import signed_channel
 from tests.support.polling import eventually
 
 T = TypeVar("T")
@@ -26,7 +27,7 @@ class InProcessSystem:
 
     def channel(self, name: str) -> grpc.Channel:
         if name not in self.channels:
-            self.channels[name] = grpc.insecure_channel(self.components[name].address)
+            self.channels[name] = signed_channel(self.components[name].address)
         return self.channels[name]
 
     @property

@@ -39,7 +39,9 @@ def running_demo_system(data_dir: Path) -> dict[str, str] | None:
         endpoints = read_endpoints(data_dir)
     except FileNotFoundError:
         return None
-    if endpoints.get("timers") != DEMO_TIMERS or health_status(endpoints["orchestrator"]) != 1:
+    if endpoints.get("timers") != DEMO_TIMERS or "ca" not in endpoints:
+        return None
+    if health_status(endpoints["orchestrator"], Path(endpoints["ca"])) != 1:
         return None
     return endpoints
 

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -64,12 +65,55 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
+def signed_in(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    """The options that say who calls: a person of cli/people.toml, or a name with explicit roles."""
+    parser.add_argument(
+        "--as",
+        dest="as_",
+        required=required,
+        help="who you are: a name from cli/people.toml (default $CONSULTFLOW_AS or otto, an ops person)",
+    )
+    parser.add_argument(
+        "--roles", help="comma separated roles instead of people.toml's (analyst, staff, ops …)"
+    )
+    parser.add_argument("--groups", help="comma separated candidate groups (with --roles)")
+    parser.add_argument("--engagement", help="the engagement a client's token is for (with --roles client)")
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Prints a token signed by the local issuer of the system under --data-dir."""
+    from consultflow.cli.system import read_endpoints
+    from consultflow.platform.local_identity import LocalIdentity
+
+    units = {"m": 60, "h": 3600, "d": 86400}
+    if not args.ttl or args.ttl[-1] not in units or not args.ttl[:-1].isdigit():
+        print(f"--ttl: {args.ttl!r} is not like 30m, 8h or 7d", file=sys.stderr)
+        return 2
+    ttl = timedelta(seconds=int(args.ttl[:-1]) * units[args.ttl[-1]])
+    try:
+        identity = LocalIdentity.existing(Path(read_endpoints(args.data_dir)["ca"]).parents[1])
+    except (FileNotFoundError, KeyError) as error:
+        print(str(error), file=sys.stderr)
+        return 5
+    if args.roles:
+        groups = [g for g in (args.groups or "").split(",") if g]
+        roles = [r for r in args.roles.split(",") if r]
+        print(identity.issuer.mint(args.as_, roles, groups, args.engagement or "", ttl))
+    else:
+        try:
+            print(identity.token_of(args.as_, ttl))
+        except ValueError as error:
+            print(str(error), file=sys.stderr)
+            return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consultflow",
         description="A consulting firm's process regulation as executable BPMN: run it, drive it, watch it.",
-        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 refused (bad input or a rule), "
-        "5 unavailable (the system is not running).",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, "
+        "4 refused (bad input, a rule, or not yours to do), 5 unavailable (the system is not running).",
     )
     parser.add_argument(
         "--data-dir",
@@ -87,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_up)
 
+    token = commands.add_parser(
+        "token", help="print a token of the local issuer (for grpcurl or another client)"
+    )
+    signed_in(token, required=True)
+    token.add_argument("--ttl", default="8h", help="how long it is valid: 30m, 8h, 7d (default 8h)")
+    token.set_defaults(func=cmd_token)
+
     demo = commands.add_parser("demo", help="run sample engagements through the whole regulation")
     demo.add_argument("--keep-running", action="store_true", help="leave the demo system running afterwards")
     demo.add_argument(
@@ -97,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     def staff(name: str, command: Any, help: str, parent: Any = commands) -> argparse.ArgumentParser:
         sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
         sub.set_defaults(func=lambda args, command=command: staff_cli.run(args, command))
+        signed_in(sub)
         return sub
 
     tasks = staff("tasks", staff_cli.cmd_tasks, "list open user tasks (by role, assignee or instance)")
@@ -118,7 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON")
     claim = staff("claim", staff_cli.cmd_task_claim, "claim a task for yourself", task_commands)
     claim.add_argument("id")
-    claim.add_argument("--as", dest="assignee", required=True, help="your name")
     claim.add_argument("--force", action="store_true", help="take it over from whoever holds it")
     complete = staff(
         "complete", staff_cli.cmd_task_complete, "complete a task with its form's values", task_commands
@@ -127,7 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument(
         "--set", action="append", metavar="FIELD=VALUE", help="a form field (repeat for each)"
     )
-    complete.add_argument("--as", dest="assignee", help="your name (must match the claim, if claimed)")
 
     instances = staff("instances", staff_cli.cmd_instances, "list process instances")
     instances.add_argument("--process", help="process id, e.g. engagement")
@@ -160,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry = staff("retry", staff_cli.cmd_incident_retry, "resolve an incident and retry", incident_commands)
     retry.add_argument("id")
     retry.add_argument("--retries", type=int, default=1, help="attempts a failed job gets back (default 1)")
+
+    audit = staff(
+        "audit", staff_cli.cmd_audit, "who claimed, completed, started, cancelled, deployed, resolved"
+    )
+    audit.add_argument("--key", help="an engagement (business key)")
+    audit.add_argument("--instance", help="one instance")
+    audit.add_argument("--who", help="one person or component")
+    audit.add_argument("--json", action="store_true", help="print JSON")
 
     deploy = staff("deploy", staff_cli.cmd_deploy, "deploy .bpmn and .dmn files (or every one in a folder)")
     deploy.add_argument("paths", nargs="+", metavar="PATH")

@@ -18,6 +18,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli import output as out
 from consultflow.cli.system import read_endpoints
+from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.security import secure_channel
 
 STATES = {
     "active": pb.INSTANCE_STATE_ACTIVE,
@@ -31,17 +33,39 @@ EXIT_BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: out.EXIT_REFUSED,
     grpc.StatusCode.FAILED_PRECONDITION: out.EXIT_REFUSED,
     grpc.StatusCode.ALREADY_EXISTS: out.EXIT_REFUSED,
+    grpc.StatusCode.PERMISSION_DENIED: out.EXIT_REFUSED,
+    grpc.StatusCode.UNAUTHENTICATED: out.EXIT_REFUSED,
     grpc.StatusCode.UNAVAILABLE: out.EXIT_UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED: out.EXIT_UNAVAILABLE,
 }
 
 
 class Client:
-    """The orchestrator and NATS as `consultflow up` (or the environment) says where they are."""
+    """The orchestrator and NATS as `consultflow up` (or the environment) says where they are, called as
+    the person `--as` names: a token from $CONSULTFLOW_TOKEN (e.g. from the firm's OIDC provider), else
+    one the local issuer of `consultflow up` signs for that person (cli/people.toml, or --roles/--groups).
+    """
 
     def __init__(self, args: argparse.Namespace) -> None:
         self._args = args
         self._channel: grpc.Channel | None = None
+
+    def ca(self) -> Path:
+        configured = os.environ.get("CONSULTFLOW_CA_FILE", "")
+        return Path(configured) if configured else Path(read_endpoints(Path(self._args.data_dir))["ca"])
+
+    def token(self) -> str:
+        configured = os.environ.get("CONSULTFLOW_TOKEN", "")
+        if configured:
+            return configured
+        identity = LocalIdentity.existing(self.ca().parents[1])
+        name = getattr(self._args, "as_", None) or os.environ.get("CONSULTFLOW_AS", "") or "otto"
+        roles = getattr(self._args, "roles", None)
+        if roles:
+            groups = [g for g in (getattr(self._args, "groups", None) or "").split(",") if g]
+            engagement = getattr(self._args, "engagement", None) or ""
+            return identity.token(name, [r for r in roles.split(",") if r], groups, engagement)
+        return identity.token_of(name)
 
     def endpoint(self, name: str) -> str:
         flag = getattr(self._args, name, None)
@@ -57,7 +81,7 @@ class Client:
     @property
     def orchestrator(self) -> pb_grpc.OrchestratorServiceStub:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.endpoint("orchestrator"))
+            self._channel = secure_channel(self.endpoint("orchestrator"), self.ca(), self.token())
         return pb_grpc.OrchestratorServiceStub(self._channel)
 
 
@@ -166,7 +190,7 @@ def cmd_task_show(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_task_claim(client: Client, args: argparse.Namespace) -> int:
     task = client.orchestrator.ClaimUserTask(
-        pb.ClaimUserTaskRequest(user_task_id=args.id, assignee=args.assignee, force=args.force), timeout=10
+        pb.ClaimUserTaskRequest(user_task_id=args.id, force=args.force), timeout=10
     )
     print(f"{task.name} is now assigned to {task.assignee}")
     return 0
@@ -178,7 +202,6 @@ def cmd_task_complete(client: Client, args: argparse.Namespace) -> int:
         pb.CompleteUserTaskRequest(
             user_task_id=args.id,
             variables_json=json.dumps(values, ensure_ascii=False),
-            completed_by=args.assignee or "",
         ),
         timeout=30,
     )
@@ -305,6 +328,30 @@ def cmd_start(client: Client, args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------------------- incidents
+
+
+def cmd_audit(client: Client, args: argparse.Namespace) -> int:
+    """Who claimed, completed, started, cancelled, deployed and resolved what (ops)."""
+    if not (args.key or args.instance or args.who):
+        raise ValueError("name an engagement (--key), an instance (--instance) or a person (--who)")
+    response = client.orchestrator.ListAuditEntries(
+        pb.ListAuditEntriesRequest(
+            business_key=args.key or "", instance_id=args.instance or "", actor=args.who or "", page_size=500
+        ),
+        timeout=10,
+    )
+    if args.json:
+        out.print_json([out.to_dict(e) for e in response.entries])
+        return 0
+    out.table(
+        ["when", "who", "action", "engagement", "target", "detail"],
+        [
+            (out.when(e.time), e.actor, e.action, e.business_key, e.target, e.detail[:50])
+            for e in response.entries
+        ],
+        empty="nothing recorded",
+    )
+    return 0
 
 
 def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
@@ -460,7 +507,7 @@ def cmd_client(client: Client, args: argparse.Namespace) -> int:
     from consultflow.demo import driver
 
     endpoints = read_endpoints(Path(args.data_dir))
-    clients = driver.Clients(endpoints)
+    clients = driver.Clients(endpoints)  # the client's own acts are signed as the engagement's client
     story = driver.Story(key=args.key, title="", inquiry={"contact_name": args.name})
     if args.action == "report-acceptance":
         story.acceptance = ["failed" if args.failed else "passed"]

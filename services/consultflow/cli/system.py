@@ -23,6 +23,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consultflow import COMPONENTS
+from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.security import secure_channel
 
 ENDPOINTS_FILE = "endpoints.json"
 START_TIMEOUT_SECONDS = 90.0
@@ -91,10 +93,11 @@ def start_nats(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes],
     raise RuntimeError("nats-server did not report its port in time")
 
 
-def health_status(address: str, timeout: float = 1.0) -> int:
-    """The component's overall gRPC health status, or -1 when it does not answer."""
+def health_status(address: str, ca: Path, timeout: float = 1.0) -> int:
+    """The component's overall gRPC health status, or -1 when it does not answer (over TLS, trusting
+    `ca`; the health service needs no token)."""
     try:
-        with grpc.insecure_channel(address) as channel:
+        with secure_channel(address, ca) as channel:
             response = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout
             )
@@ -124,12 +127,15 @@ class LocalSystem:
     nats: subprocess.Popen[bytes] | None = None
     nats_url: str = ""
     children: dict[str, Child] = field(default_factory=dict)
+    identity: LocalIdentity | None = None
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
         """Starts everything and waits until every gRPC health check answers SERVING."""
         self.data_dir = self.data_dir.resolve()
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        if self.identity is None:  # tests bring their own, shared with their in-process components
+            self.identity = LocalIdentity(self.data_dir / "identity")
         self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log")
         for name in self.components:
             self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
@@ -141,8 +147,16 @@ class LocalSystem:
         (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
         return endpoints
 
+    @property
+    def ca(self) -> Path:
+        """The local CA the components' certificates chain to (endpoints.json says it too)."""
+        assert self.identity is not None, "start() first"
+        return self.identity.ca
+
     def endpoints(self) -> dict[str, str]:
-        return {"nats": self.nats_url, **{name: child.address for name, child in self.children.items()}}
+        """Where NATS and every component listen, and the CA their certificates chain to."""
+        addresses = {name: child.address for name, child in self.children.items()}
+        return {"nats": self.nats_url, "ca": str(self.ca), **addresses}
 
     def child_env(self, child: Child) -> dict[str, str]:
         env = dict(os.environ)
@@ -156,6 +170,8 @@ class LocalSystem:
         )
         for other in self.children.values():
             env[f"CONSULTFLOW_{other.name.upper()}_ADDRESS"] = other.address
+        assert self.identity is not None
+        env.update(self.identity.environment(child.name))
         env.update(self.extra_env)
         env.update(self.component_env.get(child.name, {}))
         return env
@@ -181,7 +197,7 @@ class LocalSystem:
                 if child.process.poll() is not None:
                     code = child.process.returncode
                     raise RuntimeError(f"{name} exited with {code} while starting:\n{self.log_tail(name)}")
-                if health_status(child.address, timeout=0.5) == health_pb2.HealthCheckResponse.SERVING:
+                if health_status(child.address, self.ca, 0.5) == health_pb2.HealthCheckResponse.SERVING:
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise RuntimeError(f"not serving after {timeout:.0f}s: {', '.join(sorted(pending))}")
@@ -217,7 +233,7 @@ class LocalSystem:
         child.restarts += 1
         self._spawn(child)
         deadline = time.monotonic() + timeout
-        while health_status(child.address, timeout=0.5) != health_pb2.HealthCheckResponse.SERVING:
+        while health_status(child.address, self.ca, 0.5) != health_pb2.HealthCheckResponse.SERVING:
             assert child.process is not None
             if child.process.poll() is not None:
                 raise RuntimeError(f"{name} exited while restarting:\n{self.log_tail(name)}")

@@ -30,6 +30,8 @@ from consultflow.contracts.domain import (
 )
 from consultflow.contracts.orm import ProposalVersion
 from consultflow.contracts.usecases import ContractView, ProposalView, QuotationView
+from consultflow.platform import policy
+from consultflow.platform.authn import current_caller
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import choice, names, optional_choice
 from consultflow.platform.paging import Page
@@ -328,6 +330,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
             view = usecases.answer_quotation(
                 uow, request.quotation_id, accepted, request.answered_by, request.note
             )
+            policy.require_engagement(current_caller(), view.quotation.engagement_id)  # before the commit
             uow.commit()
             return quotation_message(view)
 
@@ -444,6 +447,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
         signatory = Signatory.parse(signatory=request.signatory, signatory_title=request.signatory_title)
         with self._uow() as uow:
             view = usecases.record_client_signature(uow, request.contract_id, signatory)
+            policy.require_engagement(current_caller(), view.contract.engagement_id)  # before the commit
             uow.commit()
             return contract_message(view)
 
@@ -452,6 +456,7 @@ class ContractsServicer(pb_grpc.ContractsServiceServicer):
     ) -> pb.Contract:
         with self._uow() as uow:
             view = usecases.refuse_signature(uow, request.contract_id, request.refused_by, request.reason)
+            policy.require_engagement(current_caller(), view.contract.engagement_id)  # before the commit
             uow.commit()
             return contract_message(view)
 

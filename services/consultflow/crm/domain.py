@@ -87,6 +87,7 @@ class LeadSource(StrEnum):
     TRADE_FAIR = "trade_fair"
     SEMINAR = "seminar"
     ONLINE_PLATFORM = "online_platform"
+    OTHER = "other"  # 2.1.1 等渠道: the list of channels is open
 
 
 class LeadStatus(StrEnum):
@@ -225,6 +226,7 @@ class NewInquiry:
     engagement_id: str = ""
     request_id: str = ""
     lead_id: str = ""
+    referred_by: str = ""
 
     @classmethod
     def parse(
@@ -240,8 +242,10 @@ class NewInquiry:
         engagement_id: object = "",
         request_id: object = "",
         lead_id: object = "",
+        referred_by: object = "",
     ) -> Self:
-        """An inquiry from a market-research lead (`lead_id`) comes through market_research (2.1.1)."""
+        """An inquiry from a market-research lead (`lead_id`) comes through market_research (2.1.1); one
+        referred by an earlier engagement (`referred_by`, 5.3.3) through a referral."""
         kind = choice("channel", channel, Channel)
         client = required_text("client_name", client_name, NAME_LIMIT)
         contact = required_text("contact_name", contact_name, 200)
@@ -253,6 +257,9 @@ class NewInquiry:
         lead = optional_text("lead_id", lead_id, ID_LIMIT)
         if lead and kind is not Channel.MARKET_RESEARCH:
             raise InvalidArgument("channel", "an inquiry from a lead comes through market_research (2.1.1)")
+        referrer = optional_text("referred_by", referred_by, ENGAGEMENT_LIMIT)
+        if referrer and kind is not Channel.REFERRAL:
+            raise InvalidArgument("channel", "an inquiry referred by an engagement comes through a referral")
         return cls(
             channel=kind,
             client_name=client,
@@ -264,7 +271,75 @@ class NewInquiry:
             engagement_id=optional_text("engagement_id", engagement_id, ENGAGEMENT_LIMIT),
             request_id=optional_text("request_id", request_id, REQUEST_LIMIT),
             lead_id=lead,
+            referred_by=referrer,
         )
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    """2.1.1 → 2.1.2, 5.3.3 → 2.1.2: a market-research lead that became an inquiry, or a follow-on project or
+    referral from an earlier engagement, handed to a new engagement whose inquiry is recorded next.
+
+    Exactly one origin: the lead (`lead_id`) or the engagement that referred it (`referred_by`). The
+    contact details are checked as an inquiry's are (2.1.2), so the new engagement can record them.
+    """
+
+    client_name: str
+    client_industry: str
+    contact_name: str
+    contact_email: str
+    contact_phone: str
+    question: str
+    lead_id: str = ""
+    referred_by: str = ""
+    request_id: str = ""
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.MARKET_RESEARCH if self.lead_id else Channel.REFERRAL
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        client_name: object,
+        contact_name: object,
+        question: object,
+        client_industry: object = "",
+        contact_email: object = "",
+        contact_phone: object = "",
+        lead_id: object = "",
+        referred_by: object = "",
+        request_id: object = "",
+    ) -> Self:
+        lead = optional_text("lead_id", lead_id, ID_LIMIT)
+        referrer = optional_text("referred_by", referred_by, ENGAGEMENT_LIMIT)
+        if bool(lead) == bool(referrer):
+            raise InvalidArgument(
+                "lead_id", "give the lead (2.1.1) or the engagement that referred it (referred_by, 5.3.3)"
+            )
+        email = email_address("contact_email", contact_email)
+        phone = phone_number("contact_phone", contact_phone)
+        checked = cls(
+            client_name=required_text("client_name", client_name, NAME_LIMIT),
+            client_industry=optional_text("client_industry", client_industry, 200),
+            contact_name=required_text("contact_name", contact_name, 200),
+            contact_email=email,
+            contact_phone=phone,
+            question=required_text("question", question, TEXT_LIMIT),
+            lead_id=lead,
+            referred_by=referrer,
+            request_id=optional_text("request_id", request_id, REQUEST_LIMIT),
+        )
+        _email_or_phone("contact_email", email, phone)
+        return checked
+
+
+def check_can_refer(status: LeadStatus, already_referred: bool) -> None:
+    """2.1.1: a lead becomes one inquiry, so it is handed to one new engagement."""
+    check_can_convert(status)
+    if already_referred:
+        raise FailedPrecondition("2.1.1: the lead was already handed to a new engagement")
 
 
 OPEN_INQUIRY_STATUSES = (InquiryStatus.OPEN, InquiryStatus.IN_ASSESSMENT)
@@ -391,7 +466,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class NewFeasibility:
-    """2.2.2: technical, economic and time verdicts by named assessors; go only when all are feasible."""
+    """2.2.2: technical, economic and time verdicts by named assessors, and the report's conclusion whether
+    the project is worth taking on, with its reasons (the experts' judgement, not a rule over the three)."""
 
     inquiry_id: str
     technical: Verdict
@@ -399,6 +475,8 @@ class NewFeasibility:
     time: Verdict
     assessors: tuple[str, ...]
     report: str = ""
+    worth_taking_on: bool | None = None  # None: an older payload without the conclusion
+    worth_reason: str = ""
 
     @classmethod
     def parse(
@@ -413,9 +491,12 @@ class NewFeasibility:
         economic_reason: object = "",
         time_reason: object = "",
         report: object = "",
+        worth_taking_on: object = None,
+        worth_reason: object = "",
     ) -> Self:
         """Verdicts are "feasible"/"infeasible" or yes/no values; assessors a list or names separated by
-        commas, semicolons or new lines."""
+        commas, semicolons or new lines; the conclusion (worth taking on) is a yes/no value and needs its
+        reasons."""
         technical = Verdict.parse(Dimension.TECHNICAL, feasible=technical_feasible, reason=technical_reason)
         economic = Verdict.parse(Dimension.ECONOMIC, feasible=economic_feasible, reason=economic_reason)
         time = Verdict.parse(Dimension.TIME, feasible=time_feasible, reason=time_reason)
@@ -423,6 +504,10 @@ class NewFeasibility:
         checked_id = required_text("inquiry_id", inquiry_id, ID_LIMIT)
         if not who:
             raise InvalidArgument("assessors", "name at least one consultant or expert who assessed (2.2.2)")
+        worth = None if worth_taking_on is None else yes_no("worth_taking_on", worth_taking_on)
+        reasons = optional_text("worth_reason", worth_reason, TEXT_LIMIT)
+        if worth is not None and not reasons:
+            raise InvalidArgument("worth_reason", "the conclusion whether to take it on needs its reasons")
         return cls(
             inquiry_id=checked_id,
             technical=technical,
@@ -430,6 +515,8 @@ class NewFeasibility:
             time=time,
             assessors=who,
             report=optional_text("report", report, TEXT_LIMIT),
+            worth_taking_on=worth,
+            worth_reason=reasons,
         )
 
     @property
@@ -438,15 +525,22 @@ class NewFeasibility:
 
     @property
     def feasible(self) -> bool:
-        """Worth taking on only when every dimension is feasible."""
+        """The go/no-go: the experts' conclusion; an older payload without one goes only when every
+        dimension is feasible."""
+        if self.worth_taking_on is not None:
+            return self.worth_taking_on
         return all(v.feasible for v in self.verdicts)
 
     def summary(self) -> str:
-        """One line for the feasibility report: the overall verdict and each infeasible dimension's reason."""
+        """One line for the feasibility report: the overall verdict, its reasons and each infeasible
+        dimension's reason."""
+        infeasible = "; ".join(f"{v.dimension.value}: {v.reason}" for v in self.verdicts if not v.feasible)
+        if self.worth_taking_on is not None:
+            verdict = "go" if self.worth_taking_on else "no-go"
+            return f"{verdict}: {self.worth_reason}" + (f" (infeasible — {infeasible})" if infeasible else "")
         if self.feasible:
             return "go: technically, economically and time-wise feasible"
-        reasons = "; ".join(f"{v.dimension.value}: {v.reason}" for v in self.verdicts if not v.feasible)
-        return f"no-go: {reasons}"
+        return f"no-go: {infeasible}"
 
 
 # --- market research (2.1.1) -----------------------------------------------------------------------
@@ -494,16 +588,24 @@ class NewLead:
     company: str
     contact: str = ""
     notes: str = ""
+    insight_id: str = ""  # the research round (market insight) that found it
 
     @classmethod
     def parse(
-        cls, *, lead_source: object, lead_company: object, lead_contact: object = "", lead_notes: object = ""
+        cls,
+        *,
+        lead_source: object,
+        lead_company: object,
+        lead_contact: object = "",
+        lead_notes: object = "",
+        insight_id: object = "",
     ) -> Self:
         return cls(
             source=choice("lead_source", lead_source, LeadSource),
             company=required_text("lead_company", lead_company, NAME_LIMIT),
             contact=optional_text("lead_contact", lead_contact, 300),
             notes=optional_text("lead_notes", lead_notes, TEXT_LIMIT),
+            insight_id=optional_text("insight_id", insight_id, ID_LIMIT),
         )
 
 

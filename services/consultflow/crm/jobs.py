@@ -18,6 +18,7 @@ from consultflow.crm.domain import (
     NewLead,
     NewMarketInsight,
     NewOpportunity,
+    NewReferral,
     NewRequirements,
     NewRevisit,
     NewValueAddedService,
@@ -42,9 +43,29 @@ def record_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
         question=job.text("question"),
         engagement_id=job.engagement_id,
         request_id=job.request_id,
+        lead_id=job.text("lead_id", ""),
+        referred_by=job.text("referred_by", ""),
     )
     inquiry, client = usecases.record_inquiry(uow, command)
     return {"inquiry_id": inquiry.inquiry_id, "client_id": client.client_id}
+
+
+@operations.handler("refer_inquiry")
+def refer_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
+    """2.1.1/5.3.3 → 2.1.2: a lead or an earlier engagement's opportunity becomes a new engagement; returns
+    the new engagement's id, which the diagram's `inquiry.referred` message starts it with."""
+    command = NewReferral.parse(
+        client_name=job.text("client_name"),
+        client_industry=job.text("client_industry", ""),
+        contact_name=job.text("contact_name"),
+        contact_email=job.text("contact_email", ""),
+        contact_phone=job.text("contact_phone", ""),
+        question=job.text("question"),
+        lead_id=job.text("lead_id", ""),
+        referred_by=job.text("referred_by", ""),
+        request_id=job.request_id,
+    )
+    return {"referred_engagement_id": usecases.refer_inquiry(uow, command).referred_engagement_id}
 
 
 @operations.handler("record_requirements")
@@ -68,7 +89,7 @@ def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, A
 
 @operations.handler("record_feasibility")
 def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.2.2: the verdicts per dimension and the overall go/no-go."""
+    """2.2.2: the verdicts per dimension and the experts' conclusion whether to take the project on."""
     with renamed_fields(report="feasibility_report"):
         command = NewFeasibility.parse(
             inquiry_id=job.text("inquiry_id"),
@@ -80,6 +101,8 @@ def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, An
             time_reason=job.text("time_reason", ""),
             assessors=job.get("assessors"),
             report=job.text("feasibility_report", ""),
+            worth_taking_on=job.get("worth_taking_on", None),
+            worth_reason=job.text("worth_reason", ""),
         )
     result = usecases.record_feasibility(uow, command)
     return {
@@ -112,14 +135,17 @@ def record_market_insight(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str,
 
 @operations.handler("record_lead")
 def record_lead(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.1.1: a lead from a trade fair, seminar or online platform."""
+    """2.1.1: a lead from a trade fair, seminar, online platform or another channel; with the round's
+    `insight_id`, also every lead that round found so far (`lead_ids`, for their follow-up)."""
     command = NewLead.parse(
         lead_source=job.text("lead_source"),
         lead_company=job.text("lead_company"),
         lead_contact=job.text("lead_contact", ""),
         lead_notes=job.text("lead_notes", ""),
+        insight_id=job.text("insight_id", ""),
     )
-    return {"lead_id": usecases.record_lead(uow, command).lead_id}
+    lead = usecases.record_lead(uow, command)
+    return {"lead_id": lead.lead_id, "lead_ids": usecases.leads_of_round(uow.session, lead)}
 
 
 @operations.handler("record_revisit")

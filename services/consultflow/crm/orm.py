@@ -63,6 +63,7 @@ class Inquiry(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     contact_id: Mapped[str | None] = mapped_column(ForeignKey("contacts.contact_id"), nullable=True)
     lead_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    referred_by: Mapped[str] = mapped_column(String(100), default="")  # the engagement that referred it
     decline_reason: Mapped[str] = mapped_column(String(30), default="")
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (Index("ix_inquiries_status", "status", "received_at"),)
@@ -148,6 +149,23 @@ class Lead(Base):
     status: Mapped[str] = mapped_column(String(20), index=True)
     inquiry_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    insight_id: Mapped[str] = mapped_column(String(36), default="", index=True)  # its research round
+
+
+class Referral(Base):
+    """2.1.1/5.3.3 → 2.1.2: a lead or an earlier engagement's opportunity handed to a new engagement."""
+
+    __tablename__ = "referrals"
+    referral_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    referred_engagement_id: Mapped[str] = mapped_column(String(100), unique=True)
+    channel: Mapped[str] = mapped_column(String(30))
+    lead_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    referred_by: Mapped[str] = mapped_column(String(100), default="", index=True)
+    client_name: Mapped[str] = mapped_column(String(300))
+    question: Mapped[str] = mapped_column(Text)
+    inquiry_id: Mapped[str | None] = mapped_column(String(36), nullable=True)  # once the new one records it
+    referred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RevisitPlan(Base):

@@ -96,6 +96,7 @@ def inquiry_message(inquiry: Inquiry, client: Client) -> pb.Inquiry:
         received_at=timestamp(inquiry.received_at),
         contact_id=inquiry.contact_id or "",
         lead_id=inquiry.lead_id or "",
+        referred_by=inquiry.referred_by or "",
         decline_reason=inquiry.decline_reason or "",
         closed_at=timestamp(inquiry.closed_at),
     )
@@ -293,6 +294,7 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
             engagement_id=request.engagement_id,
             request_id=request.request_id,
             lead_id=request.lead_id,
+            referred_by=request.referred_by,
         )
         with self._uow() as uow:
             inquiry, client = usecases.record_inquiry(uow, command)

@@ -30,6 +30,7 @@ from consultflow.crm.domain import (
     NewLead,
     NewMarketInsight,
     NewOpportunity,
+    NewReferral,
     NewRequirements,
     NewRevisit,
     NewRevisitPlan,
@@ -46,6 +47,7 @@ from consultflow.crm.orm import (
     Lead,
     MarketInsight,
     Opportunity,
+    Referral,
     RequirementsDocument,
     RequirementsVersion,
     Revisit,
@@ -214,11 +216,13 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
     """2.1.2: records an inquiry; the same request id returns the inquiry recorded first.
 
     The client is matched by name and the contact by name within the client; new ones are added. An
-    inquiry from a market-research lead (2.1.1) marks the lead converted.
+    inquiry from a market-research lead (2.1.1) marks the lead converted; one that a lead or an earlier
+    engagement was referred from (`refer_inquiry`) is linked to that referral.
     """
     existing = by_request(uow.session, Inquiry, command.request_id)
     if existing is not None:
         return existing, get_client(uow.session, existing.client_id)
+    referral = _referral_to(uow.session, command.engagement_id)
     lead: Lead | None = None
     converted = LeadStatus.NEW
     if command.lead_id:
@@ -234,6 +238,7 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
         client_id=client.client_id,
         contact_id=contact.contact_id,
         lead_id=command.lead_id or None,
+        referred_by=command.referred_by,
         contact_name=command.contact_name,
         contact_email=command.contact_email,
         contact_phone=command.contact_phone,
@@ -254,7 +259,76 @@ def record_inquiry(uow: UnitOfWork, command: NewInquiry) -> tuple[Inquiry, Clien
         lead.status = converted.value
         lead.inquiry_id = inquiry.inquiry_id
         uow.emit("lead.converted", lead.lead_id, {"lead_id": lead.lead_id, "inquiry_id": inquiry.inquiry_id})
+    if referral is not None and referral.inquiry_id is None:
+        referral.inquiry_id = inquiry.inquiry_id
     return inquiry, client
+
+
+def _referral_to(session: Session, engagement_id: str) -> Referral | None:
+    if not engagement_id:
+        return None
+    return session.scalars(select(Referral).where(Referral.referred_engagement_id == engagement_id)).first()
+
+
+def new_engagement_id() -> str:
+    """An engagement id the firm mints for a referred inquiry (the new engagement's business key)."""
+    return f"E-{uuid.uuid4().hex[:12]}"
+
+
+def refer_inquiry(uow: UnitOfWork, command: NewReferral) -> Referral:
+    """2.1.1 → 2.1.2 and 5.3.3 → 2.1.2: mints the id of the engagement a lead or an earlier engagement's
+    opportunity becomes and records where it came from; the same request id returns the first referral.
+
+    The new engagement records the inquiry itself (`record_inquiry` with the lead or `referred_by`), which
+    converts the lead and completes the link.
+    """
+    existing = by_request(uow.session, Referral, command.request_id)
+    if existing is not None:
+        return existing
+    if command.lead_id:
+        lead = one(uow.session, Lead, command.lead_id, "lead")
+        referred = uow.session.scalars(
+            select(Referral.referral_id).where(Referral.lead_id == lead.lead_id)
+        ).first()
+        domain.check_can_refer(LeadStatus(lead.status), referred is not None)
+    referral = Referral(
+        referral_id=_new_id(),
+        request_id=command.request_id or None,
+        referred_engagement_id=new_engagement_id(),
+        channel=command.channel.value,
+        lead_id=command.lead_id or None,
+        referred_by=command.referred_by,
+        client_name=command.client_name,
+        question=command.question,
+        inquiry_id=None,
+        referred_at=now(),
+    )
+    uow.session.add(referral)
+    uow.session.flush()
+    uow.emit(
+        "inquiry.referred",
+        referral.referral_id,
+        {
+            "referral_id": referral.referral_id,
+            "referred_engagement_id": referral.referred_engagement_id,
+            "channel": referral.channel,
+            "lead_id": referral.lead_id or "",
+            "referred_by": referral.referred_by,
+            "client_name": referral.client_name,
+        },
+        {"engagement_id": referral.referred_by or referral.referred_engagement_id},
+    )
+    return referral
+
+
+def referrals(session: Session, referred_by: str = "", lead_id: str = "") -> list[Referral]:
+    """The referrals an engagement made or a lead became, oldest first."""
+    query = select(Referral).order_by(Referral.referred_at, Referral.referral_id)
+    if referred_by:
+        query = query.where(Referral.referred_by == referred_by)
+    if lead_id:
+        query = query.where(Referral.lead_id == lead_id)
+    return list(session.scalars(query))
 
 
 def get_inquiry(session: Session, inquiry_id: str) -> tuple[Inquiry, Client]:
@@ -569,6 +643,7 @@ def record_lead(uow: UnitOfWork, command: NewLead) -> Lead:
         notes=command.notes,
         status=LeadStatus.NEW.value,
         recorded_at=now(),
+        insight_id=command.insight_id,
     )
     uow.session.add(lead)
     uow.session.flush()
@@ -578,6 +653,20 @@ def record_lead(uow: UnitOfWork, command: NewLead) -> Lead:
         {"lead_id": lead.lead_id, "lead_source": lead.source, "lead_company": lead.company},
     )
     return lead
+
+
+def leads_of_round(session: Session, lead: Lead) -> list[str]:
+    """2.1.1: the ids of the leads one research round (its market insight) found so far, in the order
+    recorded; a lead recorded without a round is its own."""
+    if not lead.insight_id:
+        return [lead.lead_id]
+    return list(
+        session.scalars(
+            select(Lead.lead_id)
+            .where(Lead.insight_id == lead.insight_id)
+            .order_by(Lead.recorded_at, Lead.lead_id)
+        )
+    )
 
 
 def list_leads(session: Session, status: LeadStatus | None, limit: int, offset: int) -> list[Lead]:

@@ -233,9 +233,15 @@ class CommunicationKind(StrEnum):
     REMINDER = "reminder"
     EXPERT = "expert"
     PARTNER = "partner"
+    COORDINATION = "coordination"
 
 
-_INTERNAL_KINDS = {CommunicationKind.REPORT, CommunicationKind.MESSAGE, CommunicationKind.MEETING}
+_INTERNAL_KINDS = {
+    CommunicationKind.REPORT,
+    CommunicationKind.MESSAGE,
+    CommunicationKind.MEETING,
+    CommunicationKind.COORDINATION,
+}
 
 
 def check_communication(direction: Direction, kind: CommunicationKind) -> None:
@@ -756,6 +762,26 @@ class NewMeeting:
             problems=optional_text("problems", problems, TEXT_LIMIT),
             decisions=lines("decisions", decisions, TEXT_LIMIT),
             internal_updates=optional_text("internal_updates", internal_updates, TEXT_LIMIT),
+        )
+
+
+@dataclass(frozen=True)
+class NewCoordination:
+    """3.5.1: work that needs another department's support, agreed with that department."""
+
+    departments: tuple[str, ...]
+    support_needed: str
+    outcome: str
+
+    @classmethod
+    def parse(cls, *, departments: object, support_needed: object, outcome: object) -> Self:
+        named = names("departments", departments)
+        if not named:
+            raise InvalidArgument("departments", "name at least one department")
+        return cls(
+            departments=tuple(named),
+            support_needed=required_text("support_needed", support_needed, TEXT_LIMIT),
+            outcome=required_text("coordination_outcome", outcome, TEXT_LIMIT),
         )
 
 

@@ -29,6 +29,7 @@ from consultflow.delivery.domain import (
     DocumentCategory,
     ExpertReview,
     FindingKind,
+    NewCoordination,
     NewCorrectiveAction,
     NewFinding,
     NewKickoff,
@@ -222,6 +223,26 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     return {"meeting_id": meeting.meeting_id}
 
 
+@operations.handler("record_work_report")
+def record_work_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
+    """3.4.1: the team's report of the work carried out per the plan."""
+    entry = usecases.record_work_report(uow, job.text("project_id"), job.text("work_report", ""))
+    return {"work_report_id": entry.communication_id}
+
+
+@operations.handler("check_work_quality")
+def check_work_quality(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
+    """3.4.1: the project manager's quality check of the reported work (the company's quality system)."""
+    check = usecases.check_work_quality(
+        uow,
+        job.text("project_id"),
+        job.text("work_report_id"),
+        job.flag("quality_passed"),
+        job.text("quality_notes", ""),
+    )
+    return {"quality_check_id": check.quality_check_id}
+
+
 @operations.handler("evaluate_indicators")
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`. Monitoring runs from the
@@ -268,6 +289,18 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     (`report_notes`, absent when an older diagram sends the report)."""
     entry = usecases.send_progress_report(uow, job.text("project_id"), job.text("report_notes", ""))
     return {"progress_report_id": entry.communication_id}
+
+
+@operations.handler("record_coordination")
+def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
+    """3.5.1: the coordination with other departments whose support the work needs."""
+    command = NewCoordination.parse(
+        departments=job.get("departments", ""),
+        support_needed=job.text("support_needed", ""),
+        outcome=job.text("coordination_outcome", ""),
+    )
+    entry = usecases.record_coordination(uow, job.text("project_id"), command)
+    return {"coordination_id": entry.communication_id}
 
 
 @operations.handler("record_acceptance_support")
@@ -352,8 +385,11 @@ def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 
 @operations.handler("record_delivery")
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.3.1, 4.3.2: delivered, with the client's feedback."""
-    delivery = usecases.record_delivery(uow, job.text("delivery_id"), job.text("client_feedback", ""))
+    """4.3.1, 4.3.2: delivered, with the client's feedback and the answers given (`feedback_reply`, absent
+    when an older diagram records the delivery)."""
+    delivery = usecases.record_delivery(
+        uow, job.text("delivery_id"), job.text("client_feedback", ""), job.text("feedback_reply", "")
+    )
     return {"delivered_at": _iso(delivery.delivered_at)}
 
 

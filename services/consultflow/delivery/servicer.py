@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 
 import grpc
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consultflow.api.delivery.v1 import delivery_pb2 as pb
@@ -65,6 +66,9 @@ from consultflow.delivery.messages import (
     solution_message,
     task_message,
 )
+from consultflow.delivery.orm import Project, TeamMember
+from consultflow.platform import policy
+from consultflow.platform.authn import current_caller
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import choice, iso_date, optional_choice, renamed_fields
@@ -149,6 +153,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             (row,) = usecases.add_documents(
                 uow, request.project_id, [document], archive=not request.collect_only
             )
+            _require_team_of(uow.session, row.project_id)  # before the commit
             uow.commit()
             return document_message(row)
 
@@ -255,6 +260,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             task = usecases.add_task(uow, request.project_id, planned, request.milestone_id)
+            _require_team_of(uow.session, task.project_id)  # before the commit
             uow.commit()
             return task_message(task)
 
@@ -267,6 +273,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             task = usecases.update_task(uow, request.task_id, update)
+            _require_team_of(uow.session, task.project_id)  # before the commit
             uow.commit()
             return task_message(task)
 
@@ -277,6 +284,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
             milestone = usecases.record_milestone_reached(
                 uow, request.milestone_id, iso_date("actual_date", request.actual_date)
             )
+            _require_team_of(uow.session, milestone.project_id)  # before the commit
             uow.commit()
             return milestone_message(milestone)
 
@@ -285,6 +293,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
     ) -> pb.QualityCheck:
         with self._uow() as uow:
             check = usecases.record_quality_check(uow, request.task_id, request.passed, request.notes)
+            _require_team_of(uow.session, check.project_id)  # before the commit
             uow.commit()
             return quality_check_message(check)
 
@@ -352,6 +361,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         )
         with self._uow() as uow:
             entry = usecases.log_communication(uow, request.project_id, command)
+            _require_team_of(uow.session, entry.project_id)  # before the commit
             uow.commit()
             return communication_message(entry)
 
@@ -381,6 +391,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         command = NewChangeRequest.parse(description=request.description, requested_by=request.requested_by)
         with self._uow() as uow:
             change = usecases.request_change(uow, request.project_id, command, request.request_id)
+            _require_client_of(uow.session, change.project_id)  # before the commit
             uow.commit()
             return change_message(change)
 
@@ -492,6 +503,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         with self._uow() as uow:
             acceptance = usecases.request_acceptance(uow, request.project_id, command)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -509,6 +521,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
                 uow, request.acceptance_id, report, request.request_id
             )
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -523,6 +536,7 @@ class DeliveryServicer(pb_grpc.DeliveryServiceServicer):
         with self._uow() as uow:
             acceptance, _ = usecases.record_rectification_items(uow, request.acceptance_id, items)
             reply = acceptance_message(acceptance, usecases.items_of(uow.session, acceptance.acceptance_id))
+            _require_client_of(uow.session, acceptance.project_id)  # before the commit
             uow.commit()
             return reply
 
@@ -566,3 +580,15 @@ def review_criteria(
             raise InvalidArgument("criteria.criterion", f"{criterion.value!r} is given twice")
         found[criterion] = (c.verdict, c.comments)
     return found
+
+
+def _require_team_of(session: Session, project_id: str) -> None:
+    """Only the project's recorded team writes its execution records (platform/policy.py)."""
+    members = session.scalars(select(TeamMember.name).where(TeamMember.project_id == project_id))
+    policy.require_team_member(current_caller(), project_id, members)
+
+
+def _require_client_of(session: Session, project_id: str) -> None:
+    """A client acts only on its own engagement's project (platform/policy.py)."""
+    project = session.get(Project, project_id)
+    policy.require_engagement(current_caller(), project.engagement_id if project else "")

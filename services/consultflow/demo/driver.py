@@ -13,7 +13,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +30,8 @@ from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.risk.v1 import risk_pb2_grpc as risk_grpc
 from consultflow.api.survey.v1 import survey_pb2
 from consultflow.api.survey.v1 import survey_pb2_grpc as survey_grpc
+from consultflow.platform.local_identity import LocalIdentity, people
+from consultflow.platform.security import secure_channel
 
 TIMEOUT = 15.0
 
@@ -39,22 +42,83 @@ def day(offset: int) -> str:
 
 
 class Clients:
-    """gRPC stubs for every component, from the endpoints `consultflow up` wrote."""
+    """gRPC stubs for every component, from the endpoints `consultflow up` wrote, signed in as people.
 
-    def __init__(self, endpoints: Mapping[str, str]) -> None:
-        self._channels = {
-            name: grpc.insecure_channel(address) for name, address in endpoints.items() if name != "nats"
-        }
-        self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channels["orchestrator"])
-        self.crm = crm_grpc.CrmServiceStub(self._channels["crm"])
-        self.contracts = contracts_grpc.ContractsServiceStub(self._channels["contracts"])
-        self.delivery = delivery_grpc.DeliveryServiceStub(self._channels["delivery"])
-        self.survey = survey_grpc.SurveyServiceStub(self._channels["survey"])
-        self.risk = risk_grpc.RiskServiceStub(self._channels["risk"])
+    The stubs on the object act as `ops` (otto): reading records and starting engagements.
+    `staff(name, groups)` is the orchestrator as one of the firm's people, who claims and completes a task;
+    `client(engagement)` is the services as that engagement's client (role client)."""
+
+    def __init__(self, endpoints: Mapping[str, str], identity: LocalIdentity | None = None) -> None:
+        self._addresses = {n: a for n, a in endpoints.items() if n not in ("nats", "ca", "timers")}
+        self.identity = identity or LocalIdentity.existing(Path(endpoints["ca"]).parents[1])
+        self._channels: list[grpc.Channel] = []
+        self._staff: dict[tuple[str, tuple[str, ...]], pb_grpc.OrchestratorServiceStub] = {}
+        self._clients: dict[str, ClientStubs] = {}
+        self._team: dict[str, delivery_grpc.DeliveryServiceStub] = {}
+        ops = self.identity.token_of("otto")
+        self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", ops))
+        self.crm = crm_grpc.CrmServiceStub(self._channel("crm", ops))
+        self.contracts = contracts_grpc.ContractsServiceStub(self._channel("contracts", ops))
+        self.delivery = delivery_grpc.DeliveryServiceStub(self._channel("delivery", ops))
+        self.survey = survey_grpc.SurveyServiceStub(self._channel("survey", ops))
+        self.risk = risk_grpc.RiskServiceStub(self._channel("risk", ops))
+
+    def _channel(self, component: str, token: str) -> grpc.Channel:
+        channel = secure_channel(self._addresses[component], self.identity.ca, token)
+        self._channels.append(channel)
+        return channel
+
+    def staff(self, name: str, groups: tuple[str, ...]) -> pb_grpc.OrchestratorServiceStub:
+        key = (name, groups)
+        if key not in self._staff:
+            token = self.identity.token(name, ["staff"], groups)
+            self._staff[key] = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", token))
+        return self._staff[key]
+
+    def team(self, project: delivery_pb2.Project) -> delivery_grpc.DeliveryServiceStub:
+        """Delivery as a member of the project's team as recorded in 3.1.1, who reports on its work."""
+        member = project.team[-1].name
+        if member not in self._team:
+            token = self.identity.token(member, ["staff"], ["team"])
+            self._team[member] = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
+        return self._team[member]
+
+    def client(self, engagement: str) -> ClientStubs:
+        if engagement not in self._clients:
+            token = self.identity.token(f"client-of-{engagement}", ["client"], engagement=engagement)
+            self._clients[engagement] = ClientStubs(
+                contracts_grpc.ContractsServiceStub(self._channel("contracts", token)),
+                delivery_grpc.DeliveryServiceStub(self._channel("delivery", token)),
+                survey_grpc.SurveyServiceStub(self._channel("survey", token)),
+            )
+        return self._clients[engagement]
 
     def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in self._channels:
             channel.close()
+
+
+@dataclass(frozen=True)
+class ClientStubs:
+    """What a client may call: its answers to the quote and contract, its acceptance, its survey."""
+
+    contracts: contracts_grpc.ContractsServiceStub
+    delivery: delivery_grpc.DeliveryServiceStub
+    survey: survey_grpc.SurveyServiceStub
+
+
+def person_for(task: pb.UserTask) -> tuple[str, tuple[str, ...]]:
+    """Who of the firm does a task: its assignee, else its first candidate user, else the sample person
+    of its first candidate group (cli/people.toml)."""
+    groups = tuple(task.candidate_groups)
+    if task.assignee:
+        return task.assignee, groups
+    if task.candidate_users:
+        return task.candidate_users[0], groups
+    for person in people().values():
+        if set(person.groups) & set(groups):
+            return person.name, person.groups
+    raise LookupError(f"nobody in people.toml is in the groups {groups} of task {task.element_id}")
 
 
 @dataclass
@@ -104,6 +168,8 @@ class Story:
 
 
 SAMPLES: dict[str, Any] = {
+    "take_on_reasons": "Within our practice, the fee covers the cost and the client's goals are realistic",
+    "distribution_recipients": "business, delivery, finance, legal",
     "needs": "Enter three EU markets within 18 months",
     "background": "Family-owned LED maker, 400 staff, 60 % of sales in China",
     "goals": "A market entry strategy and a partner shortlist",
@@ -181,6 +247,8 @@ SAMPLES: dict[str, Any] = {
     "responsible_person": "Wang Fang",
     "measure_target": "Client confirms the estimates are usable",
     "revisit_findings": "The Germany entry is under way",
+    "value_added_need": "The client's export team wants to follow EU lighting standards",
+    "value_added_resources": "Our standards consultant runs a half-day training",
     "warning_action": "Extra analyst assigned; plan re-baselined",
     "acknowledged_by": "Wang Fang",
     "change_response": "Accepted within the current budget",
@@ -195,6 +263,7 @@ SAMPLES: dict[str, Any] = {
     "lead_notes": "Met at the Canton Fair; wants a Middle East study",
 }
 SAMPLE_BY_TYPE = {"string": "as agreed", "decimal": "1000.00", "long": "30", "boolean": False}
+DELIVERY_TIME_AHEAD = 5  # seconds between agreeing the on-site delivery time and the presentation
 DATE_OFFSETS = {
     "service_start": 0,
     "service_end": 120,
@@ -202,9 +271,16 @@ DATE_OFFSETS = {
     "visit_date": 0,  # a visit is recorded after it took place
     "acceptance_date": 7,
     "rectification_due": 14,
-    "survey_date": 3,
+    "survey_date": 0,  # the demo surveys on the day the plan is made (the survey waits for its date, 5.1.2)
     "measure_deadline": 21,
     "measure_due": 30,
+}
+
+
+MARKET_RESEARCH_DECISIONS: dict[str, dict[str, Any]] = {
+    "collect_market_intelligence_form": {"lead_found": True},
+    "record_lead_form": {"lead_source": "trade_fair"},
+    "contact_lead_form": {"lead_outcome": "no_need"},  # the business staff's follow-up of the lead (2.1.1)
 }
 
 
@@ -214,10 +290,11 @@ def sample_form(fields: list[pb.FormField], decisions: Mapping[str, Any]) -> dic
     for f in fields:
         if f.id in decisions or not f.required:
             continue
-        if f.type == "date":
+        if f.id == "delivery_time":
+            # the agreed on-site delivery time (4.2.1), which the presentation waits for: soon, for a demo
+            values[f.id] = (datetime.now(UTC) + timedelta(seconds=DELIVERY_TIME_AHEAD)).isoformat()
+        elif f.type == "date":
             values[f.id] = day(DATE_OFFSETS.get(f.id, 7))
-        elif f.id == "delivery_time":
-            values[f.id] = f"{day(10)}T10:00:00+08:00"
         elif f.id == "schedule":
             values[f.id] = f"{day(30)} Diagnosis\n{day(75)} Entry strategy\n{day(110)} Roadmap"
         elif f.id in SAMPLES:
@@ -276,7 +353,7 @@ class Driver:
             owner = self.stories.get(task.business_key)
             if owner is not None and not owner.finished:
                 self._answer(owner, task)
-            elif task.process_id == "market_research":
+            elif task.process_id == "market_research" or task.element_id == "contact_lead_form":
                 self._answer_market_research(task)
 
     # ---------------------------------------------------------------------------------- engagements
@@ -321,12 +398,7 @@ class Driver:
         decided = story.decision(element)
         values = sample_form(list(task.form_fields), decided)
         try:
-            self.clients.orchestrator.CompleteUserTask(
-                pb.CompleteUserTaskRequest(
-                    user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
-                ),
-                timeout=TIMEOUT,
-            )
+            self._do(task, values)
         except grpc.RpcError as error:
             if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 return  # withdrawn meanwhile (a timer or a message moved the process on)
@@ -344,22 +416,26 @@ class Driver:
         return check(self.clients, story)
 
     def _answer_market_research(self, summary: pb.UserTask) -> None:
-        decisions = (
-            {"lead_found": True}
-            if summary.element_id == "collect_market_intelligence_form"
-            else {"lead_source": "trade_fair"}
-        )
+        decisions = MARKET_RESEARCH_DECISIONS.get(summary.element_id, {})
         task = self.clients.orchestrator.GetUserTask(
             pb.GetUserTaskRequest(user_task_id=summary.user_task_id), timeout=TIMEOUT
         )
         values = sample_form(list(task.form_fields), decisions)
-        self.clients.orchestrator.CompleteUserTask(
-            pb.CompleteUserTaskRequest(
-                user_task_id=task.user_task_id, variables_json=json.dumps(values), completed_by="demo"
-            ),
+        self._do(task, values)
+        self.other_tasks += 1
+
+    def _do(self, task: pb.UserTask, values: Mapping[str, Any]) -> None:
+        """The person the task is for claims it and submits the form, signed in as themselves."""
+        name, groups = person_for(task)
+        orchestrator = self.clients.staff(name, groups)
+        if task.assignee != name:
+            orchestrator.ClaimUserTask(
+                pb.ClaimUserTaskRequest(user_task_id=task.user_task_id), timeout=TIMEOUT
+            )
+        orchestrator.CompleteUserTask(
+            pb.CompleteUserTaskRequest(user_task_id=task.user_task_id, variables_json=json.dumps(values)),
             timeout=TIMEOUT,
         )
-        self.other_tasks += 1
 
 
 def outcome_of(instance: pb.Instance, variables: Mapping[str, Any]) -> str:
@@ -406,7 +482,7 @@ def report_progress(clients: Clients, story: Story) -> None:
         delivery_pb2.GetWorkPlanRequest(project_id=project.project_id), timeout=TIMEOUT
     )
     for task in plan.tasks:
-        clients.delivery.UpdateTask(
+        clients.team(project).UpdateTask(
             delivery_pb2.UpdateTaskRequest(task_id=task.task_id, actual_start=day(0), progress=5),
             timeout=TIMEOUT,
         )
@@ -418,7 +494,7 @@ def fall_behind_schedule(clients: Clients, story: Story) -> None:
     report_progress(clients, story)
     project = project_of(clients, story)
     assert project is not None
-    clients.delivery.AddTask(
+    clients.team(project).AddTask(
         delivery_pb2.AddTaskRequest(
             project_id=project.project_id,
             name="Partner interviews",
@@ -439,7 +515,7 @@ def accept_quote(clients: Clients, story: Story) -> None:
         contracts_pb2.ListQuotationsRequest(engagement_id=story.key, status="sent"), timeout=TIMEOUT
     ).quotations:
         if quotation.quotation_id not in story.client_acts:
-            clients.contracts.AcceptQuotation(
+            clients.client(story.key).contracts.AcceptQuotation(
                 contracts_pb2.AnswerQuotationRequest(
                     quotation_id=quotation.quotation_id, answered_by=story.inquiry["contact_name"]
                 ),
@@ -454,7 +530,7 @@ def sign_contract(clients: Clients, story: Story) -> None:
         contracts_pb2.ListContractsRequest(engagement_id=story.key, status="signed_by_firm"), timeout=TIMEOUT
     ).contracts:
         if contract.contract_id not in story.client_acts:
-            clients.contracts.RecordClientSignature(
+            clients.client(story.key).contracts.RecordClientSignature(
                 contracts_pb2.RecordClientSignatureRequest(
                     contract_id=contract.contract_id,
                     signatory=story.inquiry["contact_name"],
@@ -484,7 +560,7 @@ def report_acceptance(clients: Clients, story: Story) -> None:
             )
             for i, c in enumerate(acceptance.criteria)
         ]
-        clients.delivery.RecordAcceptanceReport(
+        clients.client(story.key).delivery.RecordAcceptanceReport(
             delivery_pb2.RecordAcceptanceReportRequest(
                 acceptance_id=acceptance.acceptance_id,
                 results=results,
@@ -506,7 +582,7 @@ def answer_survey(clients: Clients, story: Story) -> None:
         if survey.status != "sent" or survey.survey_id in story.client_acts:
             continue
         low = min(story.ratings.values()) <= 2
-        clients.survey.SubmitResponse(
+        clients.client(story.key).survey.SubmitResponse(
             survey_pb2.SubmitResponseRequest(
                 survey_id=survey.survey_id,
                 respondent=story.inquiry["contact_name"],

@@ -3,10 +3,12 @@
 - DEMO-INFEASIBLE: the feasibility assessment says no; the intake ends with the reason recorded (2.2.2).
 - DEMO-ONSITE: a risk noted at intake is mitigated; the proposal is sent back once, the contract comes back
   from legal once, the solution is revised once; on-site delivery; the first acceptance fails, is rectified
-  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and an opportunity.
+  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and a referred client
+  who becomes a new inquiry (5.3.3 → 2.1.2).
 - DEMO-ONLINE: a work package falls behind, monitoring breaches its threshold, a corrective action is taken
   and risk management raises an early warning the project manager acknowledges (3.4.2, 6.4.2); online
-  delivery after a failed channel test; an unhappy client leads to rectification reported until solved.
+  delivery after a failed channel test; an unhappy client: two problems, measures by the team, rectification
+  reported until solved.
 - DEMO-AVOIDED: a likely, severe risk found at intake is avoided: risk management stops the intake (6.3.1).
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from consultflow.demo.driver import Story, day, fall_behind_schedule, warning_acknowledged
 
-FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 APPROVED = {"proposal_verdict": "approved"}
 ALL_CHECKS = {"logic_ok": True, "consistency_ok": True, "accuracy_ok": True, "contract_conformance_ok": True}
 # 3.3.2: the experts' verdict on each review criterion
@@ -46,11 +48,14 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
         "legal_review": [{"legal_verdict": "approved"}],
         "collect_data_form": [{"site_visit_needed": False}],
         "review_solution": [{**CRITERIA_MET, "solution_verdict": "approved"}],
+        "check_quality_form": [{"quality_passed": True}],
         "review_deliverables_form": [ALL_CHECKS],
         "delivery_needs_form": [
             {"client_preference": "onsite", "needs_demonstration": True, "client_remote": False}
         ],
         "prepare_online_form": [{"platform": "video_conference", "channel_tested": True}],
+        # 4.3.1: the client understands and accepts the results after one presentation
+        "present_onsite_form": [{"results_accepted": True}],
         "plan_survey_form": [{"survey_method": "questionnaire"}],
         "rectify_and_report_form": [{"problem_solved": True}],
         "revisit_client_form": [{"revisit_method": "phone"}],
@@ -59,6 +64,8 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "risk_category": "personnel",
                 "identification_method": "brainstorming",
                 "likelihood": "medium",
+                "likelihood_basis": "staff turnover in the client's sector over the last two years",
+                "affected_objective": "schedule",
                 "impact": "moderate",
             }
         ],
@@ -89,6 +96,8 @@ def stories(run: str) -> list[Story]:
                         "technical_reason": "Art certification is outside our expertise",
                         "economic_feasible": True,
                         "time_feasible": True,
+                        "take_on": False,
+                        "take_on_reasons": "Not technically feasible for us",
                     }
                 ]
             ),
@@ -133,11 +142,22 @@ def stories(run: str) -> list[Story]:
                     {
                         "revisit_method": "visit",
                         "offer_value_added_service": True,
-                        "value_added_service": "free_training",
                         "opportunity_found": True,
                         "opportunity": "A follow-on study for the Middle East",
                     },
                     {"revisit_method": "phone"},
+                ],
+                provide_value_added_service_form=[{"value_added_service": "free_training"}],
+                # 5.3.3: the client recommends another company, which becomes a new inquiry (2.1.2)
+                pursue_opportunity_form=[
+                    {
+                        "opportunity_kind": "referral",
+                        "refer_as_inquiry": True,
+                        "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+                        "inquiry_contact_name": "郭先生 Mr Guo",
+                        "inquiry_contact_email": "guo@foshan-ceramics.example",
+                        "inquiry_question": "A market study for the Middle East",
+                    }
                 ],
             ),
             acceptance=["failed", "passed"],
@@ -162,6 +182,20 @@ def stories(run: str) -> list[Story]:
                 prepare_online_form=[
                     {"platform": "video_conference", "channel_tested": False},
                     {"platform": "video_conference", "channel_tested": True},
+                ],
+                # 5.2.1 two problems in one survey; 5.2.2 the first gets two measures
+                identify_problem_form=[
+                    {"problem_nature": "result", "problem_severity": "moderate", "more_problems": True},
+                    {
+                        "problem_nature": "communication",
+                        "problem_severity": "minor",
+                        "problem_description": "Answers to the client's questions took a week",
+                        "more_problems": False,
+                    },
+                ],
+                define_measure_form=[
+                    {"more_measures": True},
+                    {"measure": "One named contact answers the client", "responsible_person": "Li Ming"},
                 ],
                 rectify_and_report_form=[
                     {"problem_solved": False, "progress_report": "Estimates half done"},
@@ -193,6 +227,8 @@ def stories(run: str) -> list[Story]:
                         "risk_category": "financial",
                         "identification_method": "checklist",
                         "likelihood": "high",
+                        "likelihood_basis": "two years of losses and a creditor's filing",
+                        "affected_objective": "cost",
                         "impact": "severe",
                     }
                 ],

@@ -37,6 +37,7 @@ def build(context: Context) -> Parts:
         job_timeout=timedelta(seconds=settings.job_timeout_seconds),
         cache_size=settings.instance_cache_size,
         timer_overrides=load_timer_overrides(settings.timer_overrides),
+        operation_owners=context.security.settings.operation_owners,
     )
     if settings.bpmn_dir.is_dir():
         resources = bpmn_resources(settings.bpmn_dir)

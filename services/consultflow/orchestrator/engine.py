@@ -7,7 +7,7 @@ Nothing here touches the database; a `Step` (step.py) stores what this module co
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,10 +19,11 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
-from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, StartEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as StartEventSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
@@ -491,6 +492,55 @@ def new_workflow(specs: ProcessSpecs, script_engine: Any, variables: Mapping[str
     return workflow
 
 
+StartChoice = Callable[[Any], bool]
+"""Which start events of a process may start an instance (a predicate on the start event's spec)."""
+
+
+def plain_start(spec: Any) -> bool:
+    """CreateInstance starts a process through its none start events."""
+    return isinstance(spec.event_definition, NoneEventDefinition)
+
+
+def message_start(name: str) -> StartChoice:
+    """A message starts a process through the start events that catch that message."""
+
+    def chosen(spec: Any) -> bool:
+        return any(
+            isinstance(d, MessageEventDefinition) and d.name == name
+            for d in event_definitions(spec.event_definition)
+        )
+
+    return chosen
+
+
+def timer_start(element_id: str) -> StartChoice:
+    """A timer start event's firing starts a process through that start event."""
+
+    def chosen(spec: Any) -> bool:
+        return bool(spec.bpmn_id == element_id)
+
+    return chosen
+
+
+def choose_start(workflow: BpmnWorkflow, chosen: StartChoice) -> None:
+    """Cancels the top process's other start events before its first engine step.
+
+    Spiff runs every start event of a process that has several (StartEventSplit) and lets the first one
+    to complete cancel the rest (StartEventJoin): beside a none start, a message or timer start event
+    would be cancelled before its message could arrive. When no start event is chosen, all stay (a
+    process with only message start events created directly keeps waiting for its message).
+    """
+    split = next((t for t in workflow.task_tree.children if isinstance(t.task_spec, StartEventSplit)), None)
+    if split is None:
+        return  # a single start event: nothing to choose
+    starts = [task for task in split.children if isinstance(task.task_spec, StartEvent)]
+    if not any(chosen(task.task_spec) for task in starts):
+        return
+    for task in starts:
+        if not chosen(task.task_spec):
+            task.cancel()
+
+
 # ----------------------------------------------------------------------------------- what it waits for
 
 
@@ -652,9 +702,12 @@ def deliver_trigger(
             workflow.send_event(BpmnEvent(definition, payload=payload, correlations=correlations))
         except SpiffWorkflowException:
             return False
+        # BPMN: an event subprocess sees its process's variables (Spiff would give it only the data the
+        # process started with), then the message's.
+        context = _process_data(workflow)
         for task in workflow.get_tasks(state=TaskState.READY):
             if task.task_spec is start:
-                task.data.update(payload)
+                task.data.update({**context, **payload})
         if getattr(start, "interrupting", True):
             for task_id in set(workflow.subprocesses) - before:
                 _interrupt_siblings(workflow.get_task_from_id(task_id))

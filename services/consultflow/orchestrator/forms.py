@@ -88,10 +88,18 @@ def _convert(field: FormField, raw: Any) -> Any:
             raise InvalidArgument(field.id, "must be a finite number")
         return str(value)
     if kind == "date":
+        # Camunda's date type holds a day or a moment: YYYY-MM-DD, or an ISO date-time such as an agreed
+        # delivery time a timer waits for (kept with its offset)
         try:
             return date.fromisoformat(str(raw)).isoformat()
         except ValueError:
-            raise InvalidArgument(field.id, f"{raw!r} is not a date (YYYY-MM-DD)") from None
+            pass
+        try:
+            return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            raise InvalidArgument(
+                field.id, f"{raw!r} is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM)"
+            ) from None
     if not isinstance(raw, str):
         raise InvalidArgument(field.id, "must be text")
     if len(raw) > 10_000:

@@ -32,6 +32,7 @@ from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.db import Database, UnitOfWork
 from consultflow.platform.errors import Conflict, NotFound
 from consultflow.platform.faults import crash_point
+from consultflow.platform.security import operation_owners as parse_operation_owners
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +97,11 @@ class InstanceHost:
         cache_size: int = 1000,
         timer_overrides: Mapping[str, str] | None = None,
         clock: Clock = WALL_CLOCK,
+        operation_owners: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.db = db
+        # who may finish which operations' jobs over gRPC (platform/security.py, CONSULTFLOW_OPERATION_OWNERS)
+        self.operation_owners = dict(operation_owners or parse_operation_owners(""))
         self.uow_factory = uow_factory
         self.clock = clock
         self.script_engine = ClockedScriptEngine(script_time_limit_ms, time_scale, timer_overrides, clock)
@@ -203,11 +207,19 @@ class InstanceHost:
         variables: Mapping[str, Any],
         business_key: str,
         first_action: Callable[[Step], None] | None = None,
+        start: engine.StartChoice = engine.plain_start,
+        started_by: str = "",
     ) -> str:
-        """Creates an instance and runs it until it waits (then `first_action`), all in one transaction."""
+        """Creates an instance and runs it until it waits (then `first_action`), all in one transaction.
+
+        `start` chooses the start events it starts through (see `engine.choose_start`): the none start
+        for CreateInstance, the message's or the timer's start event for `first_action` to trigger.
+        `started_by`: the instance whose thrown message starts this one (cancelling it cancels this one).
+        """
         specs = self.specs_for(definition.definition_id)
         instance_id = str(uuid.uuid4())
         workflow = engine.new_workflow(specs, self.script_engine, variables)
+        engine.choose_start(workflow, start)
         now = self.clock.now()
         with self._lock(instance_id), self.uow_factory() as uow:
             uow.session.connection().execute(
@@ -227,6 +239,7 @@ class InstanceHost:
                     created_at=now,
                     updated_at=now,
                     ended_at=None,
+                    started_by=started_by or None,
                 )
             )
             record = InstanceRecord(

@@ -74,6 +74,9 @@ class Instance(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # the instance whose thrown message started this one (its message start event); cancelling that
+    # instance cancels this one too
+    started_by: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     __table_args__ = (
         UniqueConstraint("process_id", "business_key", name="uq_instances_business_key"),
         Index("ix_instances_list", "status", "created_at"),
@@ -173,6 +176,7 @@ class Message(Base):
     variables: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20))  # records.MessageStatus
     instance_id: Mapped[str] = mapped_column(String(36), default="")
+    sender_instance_id: Mapped[str] = mapped_column(String(36), default="")  # an instance that threw it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index("ix_messages_pending", "status", "name", "correlation_key"),)
@@ -206,6 +210,26 @@ class HistoryEvent(Base):
     element_id: Mapped[str] = mapped_column(String(255), default="")
     element_name: Mapped[str] = mapped_column(String(500), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditEntry(Base):
+    """Who changed what, written in the same transaction as the change: claims, completions, starts,
+    cancellations, deployments and incident resolutions made by a person or a system over the API."""
+
+    __tablename__ = "audit"
+    entry_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(60))
+    instance_id: Mapped[str] = mapped_column(String(36), default="")
+    business_key: Mapped[str] = mapped_column(String(255), default="")
+    target: Mapped[str] = mapped_column(String(255), default="")  # the task, incident or definition acted on
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (
+        Index("ix_audit_business_key", "business_key", "time"),
+        Index("ix_audit_instance", "instance_id", "time"),
+        Index("ix_audit_actor", "actor", "time"),
+    )
 
 
 def _table(model: type[Base]) -> Table:

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consultflow.orchestrator.host import InstanceHost
-from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, UserTask
+from consultflow.orchestrator.orm import AuditEntry, Definition, HistoryEvent, Incident, Instance, UserTask
 from consultflow.orchestrator.usecases import (
+    audit,
     deployments,
     incidents,
     instances,
@@ -26,6 +27,7 @@ from consultflow.orchestrator.usecases.deployments import DeployResult
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
 from consultflow.orchestrator.usecases.queries import InstanceView
+from consultflow.platform.identity import Caller
 
 __all__ = ["CreateResult", "DeployResult", "InstanceView", "Orchestrator", "PublishResult"]
 
@@ -35,8 +37,8 @@ class Orchestrator(InstanceHost):
 
     # deployments
 
-    def deploy(self, resources: Mapping[str, bytes]) -> DeployResult:
-        return deployments.deploy(self, resources)
+    def deploy(self, resources: Mapping[str, bytes], actor: Caller | None = None) -> DeployResult:
+        return deployments.deploy(self, resources, actor)
 
     def list_definitions(self, process_id: str = "", latest_only: bool = False) -> list[Definition]:
         return queries.list_definitions(self, process_id, latest_only)
@@ -44,12 +46,17 @@ class Orchestrator(InstanceHost):
     # instances
 
     def create_instance(
-        self, process_id: str, version: int, variables: Mapping[str, Any], business_key: str = ""
+        self,
+        process_id: str,
+        version: int,
+        variables: Mapping[str, Any],
+        business_key: str = "",
+        actor: Caller | None = None,
     ) -> CreateResult:
-        return instances.create_instance(self, process_id, version, variables, business_key)
+        return instances.create_instance(self, process_id, version, variables, business_key, actor)
 
-    def cancel_instance(self, instance_id: str, reason: str = "") -> None:
-        instances.cancel_instance(self, instance_id, reason)
+    def cancel_instance(self, instance_id: str, reason: str = "", actor: Caller | None = None) -> None:
+        instances.cancel_instance(self, instance_id, reason, actor)
 
     def get_instance(self, instance_id: str, history_limit: int = 0) -> InstanceView:
         return queries.get_instance(self, instance_id, history_limit)
@@ -72,14 +79,23 @@ class Orchestrator(InstanceHost):
 
     # jobs
 
-    def complete_job(self, job_key: str, variables: Mapping[str, Any]) -> None:
-        jobs.complete_job(self, job_key, variables)
+    def complete_job(self, job_key: str, variables: Mapping[str, Any], actor: Caller | None = None) -> None:
+        jobs.complete_job(self, job_key, variables, actor)
 
-    def fail_job(self, job_key: str, retries: int, backoff_ms: int, message: str) -> None:
-        jobs.fail_job(self, job_key, retries, backoff_ms, message)
+    def fail_job(
+        self, job_key: str, retries: int, backoff_ms: int, message: str, actor: Caller | None = None
+    ) -> None:
+        jobs.fail_job(self, job_key, retries, backoff_ms, message, actor)
 
-    def throw_error(self, job_key: str, code: str, message: str, variables: Mapping[str, Any]) -> None:
-        jobs.throw_error(self, job_key, code, message, variables)
+    def throw_error(
+        self,
+        job_key: str,
+        code: str,
+        message: str,
+        variables: Mapping[str, Any],
+        actor: Caller | None = None,
+    ) -> None:
+        jobs.throw_error(self, job_key, code, message, variables, actor)
 
     def redeliver_overdue_jobs(self, limit: int = 200) -> int:
         return jobs.redeliver_overdue_jobs(self, limit)
@@ -95,6 +111,7 @@ class Orchestrator(InstanceHost):
         page_size: int = 50,
         page_token: str = "",
         candidate_user: str = "",
+        visible_to: Caller | None = None,
     ) -> tuple[list[UserTask], str]:
         return queries.list_user_tasks(
             self,
@@ -105,18 +122,19 @@ class Orchestrator(InstanceHost):
             page_size,
             page_token,
             candidate_user,
+            visible_to,
         )
 
-    def get_user_task(self, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:
-        return queries.get_user_task(self, user_task_id)
+    def get_user_task(
+        self, user_task_id: str, actor: Caller | None = None
+    ) -> tuple[UserTask, dict[str, Any]]:
+        return queries.get_user_task(self, user_task_id, actor)
 
-    def claim_user_task(self, user_task_id: str, assignee: str, force: bool = False) -> UserTask:
-        return user_tasks.claim_user_task(self, user_task_id, assignee, force)
+    def claim_user_task(self, user_task_id: str, actor: Caller, force: bool = False) -> UserTask:
+        return user_tasks.claim_user_task(self, user_task_id, actor, force)
 
-    def complete_user_task(
-        self, user_task_id: str, values: Mapping[str, Any], completed_by: str = ""
-    ) -> None:
-        user_tasks.complete_user_task(self, user_task_id, values, completed_by)
+    def complete_user_task(self, user_task_id: str, values: Mapping[str, Any], actor: Caller) -> None:
+        user_tasks.complete_user_task(self, user_task_id, values, actor)
 
     # messages
 
@@ -154,5 +172,17 @@ class Orchestrator(InstanceHost):
     ) -> list[Incident]:
         return queries.list_incidents(self, instance_id, include_resolved, page_size)
 
-    def resolve_incident(self, incident_id: str, retries: int = 1) -> None:
-        incidents.resolve_incident(self, incident_id, retries)
+    def resolve_incident(self, incident_id: str, retries: int = 1, actor: Caller | None = None) -> None:
+        incidents.resolve_incident(self, incident_id, retries, actor)
+
+    # audit
+
+    def list_audit(
+        self,
+        business_key: str = "",
+        instance_id: str = "",
+        actor: str = "",
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[AuditEntry], str]:
+        return audit.list_audit(self, business_key, instance_id, actor, page_size, page_token)

@@ -16,6 +16,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
 from consultflow.orchestrator.records import Effects, InstanceStatus, PublishOutcome, version_of
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.platform import policy
+from consultflow.platform.authn import current_caller
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.jsonutil import loads_object
 from consultflow.platform.timeutil import timestamp
@@ -62,6 +64,18 @@ def job_message(job: orm.JobRecord) -> pb.Job:
         deadline=timestamp(job.deadline),
         error_message=job.error_message,
         created_at=timestamp(job.created_at),
+    )
+
+
+def audit_message(entry: orm.AuditEntry) -> pb.AuditEntry:
+    return pb.AuditEntry(
+        time=timestamp(entry.time),
+        actor=entry.actor,
+        action=entry.action,
+        instance_id=entry.instance_id,
+        business_key=entry.business_key,
+        target=entry.target,
+        detail=entry.detail,
     )
 
 
@@ -154,7 +168,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             if resource.name in resources:
                 raise InvalidArgument("resources.name", f"{resource.name!r} appears twice")
             resources[resource.name] = resource.content
-        result = self._orchestrator.deploy(resources)
+        result = self._orchestrator.deploy(resources, current_caller())
         return pb.DeployResourcesResponse(
             deployment_id=result.deployment_id,
             definitions=[definition_message(d) for d in result.definitions],
@@ -170,9 +184,11 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def CreateInstance(
         self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext
     ) -> pb.CreateInstanceResponse:
+        if request.process_id:
+            policy.require_may_start(current_caller(), request.process_id)
         variables = loads_object(request.variables_json, "variables_json")
         result = self._orchestrator.create_instance(
-            request.process_id, request.version, variables, request.business_key
+            request.process_id, request.version, variables, request.business_key, current_caller()
         )
         return pb.CreateInstanceResponse(
             instance_id=result.instance_id, definition_id=result.definition_id, created=result.created
@@ -241,7 +257,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     ) -> pb.CancelInstanceResponse:
         if not request.instance_id:
             raise InvalidArgument("instance_id", "is required")
-        self._orchestrator.cancel_instance(request.instance_id, request.reason)
+        self._orchestrator.cancel_instance(request.instance_id, request.reason, current_caller())
         return pb.CancelInstanceResponse()
 
     async def WatchInstance(
@@ -301,38 +317,46 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.page_size,
             request.page_token,
             request.candidate_user,
+            visible_to=current_caller(),
         )
         return pb.ListUserTasksResponse(
             user_tasks=[user_task_message(t) for t in rows], next_page_token=token
         )
 
     def GetUserTask(self, request: pb.GetUserTaskRequest, context: grpc.ServicerContext) -> pb.UserTask:
-        row, data = self._orchestrator.get_user_task(request.user_task_id)
+        row, data = self._orchestrator.get_user_task(request.user_task_id, current_caller())
         return user_task_message(row, data)
 
     def ClaimUserTask(self, request: pb.ClaimUserTaskRequest, context: grpc.ServicerContext) -> pb.UserTask:
+        caller = current_caller()
+        policy.require_self(caller, "assignee", request.assignee)
         return user_task_message(
-            self._orchestrator.claim_user_task(request.user_task_id, request.assignee, request.force)
+            self._orchestrator.claim_user_task(request.user_task_id, caller, request.force)
         )
 
     def CompleteUserTask(
         self, request: pb.CompleteUserTaskRequest, context: grpc.ServicerContext
     ) -> pb.CompleteUserTaskResponse:
+        caller = current_caller()
+        policy.require_self(caller, "completed_by", request.completed_by)
         values = loads_object(request.variables_json, "variables_json")
-        self._orchestrator.complete_user_task(request.user_task_id, values, request.completed_by)
+        self._orchestrator.complete_user_task(request.user_task_id, values, caller)
         return pb.CompleteUserTaskResponse()
 
     def CompleteJob(
         self, request: pb.CompleteJobRequest, context: grpc.ServicerContext
     ) -> pb.CompleteJobResponse:
-        self._orchestrator.complete_job(
-            request.job_key, loads_object(request.variables_json, "variables_json")
-        )
+        variables = loads_object(request.variables_json, "variables_json")
+        self._orchestrator.complete_job(request.job_key, variables, current_caller())
         return pb.CompleteJobResponse()
 
     def FailJob(self, request: pb.FailJobRequest, context: grpc.ServicerContext) -> pb.FailJobResponse:
         self._orchestrator.fail_job(
-            request.job_key, request.retries, request.retry_backoff_ms, request.error_message
+            request.job_key,
+            request.retries,
+            request.retry_backoff_ms,
+            request.error_message,
+            current_caller(),
         )
         return pb.FailJobResponse()
 
@@ -340,7 +364,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         self, request: pb.ThrowErrorRequest, context: grpc.ServicerContext
     ) -> pb.ThrowErrorResponse:
         variables = loads_object(request.variables_json, "variables_json")
-        self._orchestrator.throw_error(request.job_key, request.error_code, request.error_message, variables)
+        self._orchestrator.throw_error(
+            request.job_key, request.error_code, request.error_message, variables, current_caller()
+        )
         return pb.ThrowErrorResponse()
 
     def ListIncidents(
@@ -354,5 +380,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def ResolveIncident(
         self, request: pb.ResolveIncidentRequest, context: grpc.ServicerContext
     ) -> pb.ResolveIncidentResponse:
-        self._orchestrator.resolve_incident(request.incident_id, request.retries or 1)
+        self._orchestrator.resolve_incident(request.incident_id, request.retries or 1, current_caller())
         return pb.ResolveIncidentResponse()
+
+    def ListAuditEntries(
+        self, request: pb.ListAuditEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuditEntriesResponse:
+        rows, token = self._orchestrator.list_audit(
+            request.business_key, request.instance_id, request.actor, request.page_size, request.page_token
+        )
+        return pb.ListAuditEntriesResponse(entries=[audit_message(r) for r in rows], next_page_token=token)

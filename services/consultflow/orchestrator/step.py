@@ -278,6 +278,7 @@ class Step:
                     variables=jsonutil.dumps(payload),
                     status=MessageStatus.PENDING,
                     instance_id="",
+                    sender_instance_id=self.instance_id,
                     created_at=self.now,
                     expires_at=self.now + THROWN_MESSAGE_TTL,
                 )

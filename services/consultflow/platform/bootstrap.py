@@ -30,6 +30,7 @@ from consultflow.platform.jobs import JobHandler
 from consultflow.platform.logging import configure_logging
 from consultflow.platform.messaging import connect
 from consultflow.platform.outbox import OutboxRelay
+from consultflow.platform.security import Security, SecurityNotConfigured
 from consultflow.platform.settings import Settings
 from consultflow.platform.worker import JobWorker
 
@@ -53,9 +54,16 @@ class Context:
     """The wired dependencies a component's `build` function receives."""
 
     def __init__(
-        self, settings: Settings, db: Database, executor: ThreadPoolExecutor, nc: Client, js: JetStreamContext
+        self,
+        settings: Settings,
+        security: Security,
+        db: Database,
+        executor: ThreadPoolExecutor,
+        nc: Client,
+        js: JetStreamContext,
     ) -> None:
         self.settings = settings
+        self.security = security
         self.db = db
         self.executor = executor
         self.nc = nc
@@ -75,13 +83,13 @@ class Context:
     def channel(self, component: str) -> grpc.Channel:
         """A blocking channel to another component, for use-case code running on worker threads."""
         if component not in self._channels:
-            self._channels[component] = grpc.insecure_channel(self.settings.address_of(component))
+            self._channels[component] = self.security.channel(self.settings.address_of(component))
         return self._channels[component]
 
     def aio_channel(self, component: str) -> grpc.aio.Channel:
         """An asyncio channel to another component, for code on the event loop."""
         if component not in self._aio_channels:
-            self._aio_channels[component] = grpc.aio.insecure_channel(self.settings.address_of(component))
+            self._aio_channels[component] = self.security.aio_channel(self.settings.address_of(component))
         return self._aio_channels[component]
 
     async def close(self) -> None:
@@ -93,16 +101,22 @@ class Context:
 
 async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asyncio.Event) -> None:
     """Runs a component until `stop` is set."""
+    if settings.security is None:
+        raise SecurityNotConfigured(
+            f"{settings.component}: CONSULTFLOW_TLS_DIR and CONSULTFLOW_OIDC_ISSUER must be set "
+            "(every listener serves TLS and every call is authenticated; `consultflow up` sets them)"
+        )
+    security = Security(settings.security)
     db = Database(settings.database_url)
     executor = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix=settings.component)
     loop = asyncio.get_running_loop()
     if settings.migrate_at_start:
         await loop.run_in_executor(executor, migrate, db, settings.component)
     nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.stream_replicas)
-    context = Context(settings, db, executor, nc, js)
+    context = Context(settings, security, db, executor, nc, js)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
-    server = await start_server(settings.grpc_address, parts.registrations, executor)
+    server = await start_server(settings.grpc_address, parts.registrations, executor, security)
     worker: JobWorker | None = None
     if parts.job_handlers:
         worker = JobWorker(

@@ -51,6 +51,14 @@ class ResourceExhausted(DomainError):
     """A payload or request is larger than allowed."""
 
 
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that do not prove who the caller is."""
+
+
+class PermissionDenied(DomainError):
+    """A known caller asks for something its roles, groups or engagement do not allow."""
+
+
 class BpmnError(Exception):
     """A business error a job handler raises so that a BPMN error boundary event can catch it."""
 

@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 
 from consultflow.platform.errors import DomainError
 from consultflow.platform.grpcerrors import RpcStatus, status_of
+from consultflow.platform.security import Security
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class Server:
     port: int
     health: health_aio.HealthServicer
     service_names: Sequence[str]
+    probes: grpc.aio.Server | None = None  # the plaintext health-only listener, if any
 
     async def set_serving(self) -> None:
         for name in ("", *self.service_names):
@@ -120,19 +122,22 @@ class Server:
         """Reports NOT_SERVING, lets running calls finish for `grace` seconds, then stops."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
+        if self.probes is not None:
+            await self.probes.stop(None)
 
 
 async def start_server(
     address: str,
     registrations: Sequence[Registration],
     executor: Executor,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    security: Security,
 ) -> Server:
-    """Binds `address` (port 0 picks one), adds health and reflection, starts; reports NOT_SERVING until
-    `set_serving()` so probes wait for the component to be ready."""
+    """Binds `address` over TLS (port 0 picks one), authenticates every call, adds health and reflection,
+    starts; reports NOT_SERVING until `set_serving()` so probes wait for the component to be ready. With a
+    health address, a second, plaintext listener serves the health service alone (kubelet probes)."""
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[*interceptors, ErrorMappingInterceptor()],
+        interceptors=[security.interceptor(), ErrorMappingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -149,8 +154,21 @@ async def start_server(
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(address)
+    port = server.add_secure_port(address, security.server_credentials())
     if port == 0:
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
-    return Server(server=server, port=port, health=health, service_names=names)
+    probes = await _health_listener(security.settings.health_address, health)
+    return Server(server=server, port=port, health=health, service_names=names, probes=probes)
+
+
+async def _health_listener(address: str, health: health_aio.HealthServicer) -> grpc.aio.Server | None:
+    """The health service alone on a plaintext port: it answers SERVING or not, and nothing else."""
+    if not address:
+        return None
+    probes = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health, probes)
+    if probes.add_insecure_port(address) == 0:
+        raise RuntimeError(f"cannot listen on {address}")
+    await probes.start()
+    return probes

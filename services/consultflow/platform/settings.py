@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from consultflow.platform.security import SecurityNotConfigured, SecuritySettings
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -84,6 +86,83 @@ SETTINGS: tuple[Setting, ...] = (
         "Orchestrator only: live workflow objects kept in memory (least recently used are dropped).",
     ),
     Setting(
+        "CONSULTFLOW_TLS_DIR",
+        "",
+        "Required. Folder with `tls.crt`, `tls.key` and `ca.crt` of this component's gRPC listener (the "
+        "shape of a Kubernetes TLS Secret); a renewed certificate is picked up without a restart. "
+        "`consultflow up` makes a local CA.",
+    ),
+    Setting(
+        "CONSULTFLOW_CA_FILE",
+        "",
+        "CA to trust when calling other components. Empty: `ca.crt` of the TLS dir.",
+    ),
+    Setting(
+        "CONSULTFLOW_OIDC_ISSUER",
+        "",
+        "Required. The token issuer every caller's bearer token must come from (`iss`). `consultflow up` "
+        "runs a local issuer, `consultflow-local`, which production settings refuse.",
+    ),
+    Setting("CONSULTFLOW_OIDC_AUDIENCE", "consultflow", "The audience (`aud`) tokens must be issued for."),
+    Setting(
+        "CONSULTFLOW_OIDC_JWKS_URL",
+        "",
+        "Where the issuer publishes its keys (JWKS): `https://…` or `file://…`. Fetched again when a token "
+        "names an unknown key (rotation).",
+    ),
+    Setting(
+        "CONSULTFLOW_OIDC_ALGORITHMS",
+        "RS256,ES256",
+        "Token algorithms accepted; asymmetric ones only (HS* and `none` are refused at start).",
+    ),
+    Setting(
+        "CONSULTFLOW_OIDC_NAME_CLAIM",
+        "preferred_username",
+        "Claim holding the person's name; a dotted path reaches into nested claims. Also "
+        "`CONSULTFLOW_OIDC_ROLES_CLAIM` (`roles`, e.g. `realm_access.roles` for Keycloak), "
+        "`CONSULTFLOW_OIDC_GROUPS_CLAIM` (`groups`) and `CONSULTFLOW_OIDC_ENGAGEMENT_CLAIM` (`engagement`).",
+    ),
+    Setting(
+        "CONSULTFLOW_PRODUCTION",
+        "false",
+        "Production safeguards: the local token issuer is refused.",
+    ),
+    Setting(
+        "CONSULTFLOW_COMPONENT_ISSUER",
+        "",
+        "Kubernetes: the cluster's service-account token issuer (e.g. `https://kubernetes.default.svc."
+        "cluster.local`), trusted for components' own tokens beside the people's issuer; a token from it "
+        "names the component by its service account. Its keys: `CONSULTFLOW_COMPONENT_JWKS_URL`.",
+    ),
+    Setting(
+        "CONSULTFLOW_COMPONENT_JWKS_URL",
+        "",
+        "Where the cluster publishes its service-account signing keys (the API server's /openid/v1/jwks).",
+    ),
+    Setting(
+        "CONSULTFLOW_COMPONENT_JWKS_CA",
+        "",
+        "The CA that signs the API server's certificate, for fetching those keys (`kube-root-ca.crt`).",
+    ),
+    Setting(
+        "CONSULTFLOW_TOKEN_FILE",
+        "",
+        "This component's own bearer token for calls to other components, re-read when it changes "
+        "(a Kubernetes projected service-account token; minted by `consultflow up` locally).",
+    ),
+    Setting(
+        "CONSULTFLOW_HEALTH_ADDRESS",
+        "",
+        "A plaintext listener serving only `grpc.health.v1`, for kubelet gRPC probes (they cannot speak "
+        "TLS). Empty: none.",
+    ),
+    Setting(
+        "CONSULTFLOW_OPERATION_OWNERS",
+        "",
+        "Outside job workers: `name=prefix|prefix,…` maps a caller's name to the operations whose jobs it "
+        "may complete (e.g. `billing-worker=billing.`). The five services own `<service>.` already.",
+    ),
+    Setting(
         "CONSULTFLOW_SCRIPT_TIME_LIMIT_MS",
         "1000",
         "Orchestrator only: CPU time one diagram script or condition may use before it becomes an incident.",
@@ -94,6 +173,13 @@ SETTINGS: tuple[Setting, ...] = (
 def _env(name: str) -> str:
     default = next(s.default for s in SETTINGS if s.name == name)
     return os.environ.get(name, default)
+
+
+def _security() -> SecuritySettings | None:
+    try:
+        return SecuritySettings.from_env()
+    except SecurityNotConfigured:
+        return None
 
 
 def repository_root() -> Path:
@@ -122,6 +208,7 @@ class Settings:
     db_threads: int
     instance_cache_size: int
     script_time_limit_ms: int
+    security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -150,6 +237,7 @@ class Settings:
             db_threads=int(_env("CONSULTFLOW_DB_THREADS")),
             instance_cache_size=int(_env("CONSULTFLOW_INSTANCE_CACHE_SIZE")),
             script_time_limit_ms=int(_env("CONSULTFLOW_SCRIPT_TIME_LIMIT_MS")),
+            security=_security(),
         )
 
     def address_of(self, component: str) -> str:

@@ -41,6 +41,17 @@ class Method(StrEnum):
     BRAINSTORMING = "brainstorming"
     DELPHI = "delphi"
     CHECKLIST = "checklist"
+    OTHER = "other"  # the text lists its methods with 等 (etc.)
+
+
+class Objective(StrEnum):
+    """6.2.2: the project objective a risk would affect (進度、質量、成本、客戶滿意度等)."""
+
+    SCHEDULE = "schedule"
+    QUALITY = "quality"
+    COST = "cost"
+    SATISFACTION = "satisfaction"
+    OTHER = "other"
 
 
 class Stage(StrEnum):
@@ -205,6 +216,8 @@ class Assessment:
     impact: str
     category: Category | None
     identification_method: Method | None
+    likelihood_basis: str = ""  # 6.2.1: history, industry experience, current environment
+    affected_objective: Objective | None = None  # 6.2.2
 
     @classmethod
     def parse(
@@ -215,6 +228,8 @@ class Assessment:
         impact: str,
         category: str = "",
         identification_method: str = "",
+        likelihood_basis: str = "",
+        affected_objective: str = "",
     ) -> Assessment:
         """Validates the classification; likelihood and impact are checked against the matrix (`assess`)."""
         return cls(
@@ -223,6 +238,8 @@ class Assessment:
             impact=impact.strip(),
             category=optional_choice("category", category, Category),
             identification_method=optional_choice("identification_method", identification_method, Method),
+            likelihood_basis=optional_text("likelihood_basis", likelihood_basis, 5000),
+            affected_objective=optional_choice("affected_objective", affected_objective, Objective),
         )
 
     def classification(self, category: str, identification_method: str) -> tuple[str, str]:
@@ -239,6 +256,51 @@ class Assessment:
                 "identification_method", "is required to assess a risk that has none (6.1.1)"
             )
         return chosen_category, chosen_method
+
+
+NO_RISK_FOUND = {"", "無", "none", "無 none"}
+
+
+@dataclass(frozen=True)
+class IdentificationSession:
+    """6.1.1: an organised identification at a stage: the method, the team members, department staff and
+    experts who took part, and the risks they found (none is a finding too)."""
+
+    engagement_id: str
+    stage: Stage
+    method: Method
+    team: str
+    departments: str
+    experts: str
+    risks: tuple[str, ...]
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        engagement_id: str,
+        stage: str,
+        method: str,
+        team: str,
+        departments: str,
+        experts: str,
+        risks: str,
+    ) -> IdentificationSession:
+        """Validates raw values; `risks` lists the risks found separated by semicolons."""
+        found = tuple(
+            r.strip() for r in risks.replace("；", ";").split(";") if r.strip().lower() not in NO_RISK_FOUND
+        )
+        for description in found:
+            required_text("risks", description, 5000)
+        return cls(
+            engagement_id=required_text("engagement_id", engagement_id, 100),
+            stage=choice("stage", stage, Stage),
+            method=choice("method", method, Method),
+            team=required_text("team", team, 1000),
+            departments=required_text("departments", departments, 1000),
+            experts=required_text("experts", experts, 1000),
+            risks=found,
+        )
 
 
 def assess(tables: Tables, likelihood: str, impact: str) -> MatrixCell:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.inputs import renamed_fields
+from consultflow.platform.inputs import choice, renamed_fields
 from consultflow.platform.jobs import Job, Operations
 from consultflow.platform.timeutil import now
 from consultflow.risk import usecases
@@ -20,10 +20,12 @@ from consultflow.risk.domain import (
     Assessment,
     Deviation,
     DeviationDecision,
+    IdentificationSession,
     NewRisk,
     Reading,
     ResponseChoice,
     ReviewFindings,
+    Stage,
 )
 
 operations = Operations[Dependencies]("risk")
@@ -39,6 +41,38 @@ def open_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     """Ch. 6: opens the engagement's register when its risk management starts."""
     register = usecases.open_register(uow, job.engagement_id, job.text("client_name", ""))
     return {"register_id": register.register_id}
+
+
+@operations.handler("record_stage")
+def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.1.1, 6.3.1: the engagement entered a stage (message `engagement.stage_started`)."""
+    with renamed_fields(stage="engagement_stage"):
+        stage = choice("stage", job.text("engagement_stage"), Stage)
+    register = usecases.record_stage(uow, job.engagement_id, stage)
+    return {"register_stage": register.stage}
+
+
+@operations.handler("record_identification")
+def record_identification(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
+    """6.1.1: the organised identification of a stage; registers every risk it found."""
+    with renamed_fields(
+        stage="engagement_stage",
+        method="session_method",
+        team="team_participants",
+        departments="department_participants",
+        experts="expert_participants",
+    ):
+        session = IdentificationSession.parse(
+            engagement_id=job.engagement_id,
+            stage=job.text("engagement_stage"),
+            method=job.text("session_method"),
+            team=job.text("team_participants"),
+            departments=job.text("department_participants"),
+            experts=job.text("expert_participants"),
+            risks=job.text("risks_found", ""),
+        )
+        identification, risks = usecases.record_identification(uow, session, job.request_id)
+    return {"identification_id": identification.identification_id, "risks_registered": len(risks)}
 
 
 @operations.handler("register_risk")
@@ -75,6 +109,8 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
             impact=job.text("impact"),
             category=job.text("risk_category", ""),
             identification_method=job.text("identification_method", ""),
+            likelihood_basis=job.text("likelihood_basis", ""),
+            affected_objective=job.text("affected_objective", ""),
         )
         risk, _warning = usecases.assess_risk(uow, command, deps.tables)
     return {
@@ -99,7 +135,17 @@ def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
             deviation_reason=job.text("deviation_reason", ""),
         )
     plan = usecases.plan_response(uow, choice)
-    return {"response_id": plan.response_id, "deviates": plan.deviation == Deviation.AWAITING_APPROVAL}
+    return {
+        "response_id": plan.response_id,
+        "deviates": plan.deviation == Deviation.AWAITING_APPROVAL,
+        "register_stage": _register_stage(uow, plan.engagement_id),
+    }
+
+
+def _register_stage(uow: UnitOfWork, engagement_id: str) -> str:
+    """6.3.1: the stage the engagement is in now (`risk.record_stage`), which says whether a risk to avoid
+    can still decline the project; not the stage the risk was found at."""
+    return usecases.get_register(uow.session, engagement_id).stage
 
 
 @operations.handler("decide_deviation")
@@ -112,7 +158,10 @@ def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
         note=job.text("deviation_note", ""),
     )
     plan = usecases.decide_deviation(uow, decision)
-    return {"deviation_approved": plan.deviation == Deviation.APPROVED}
+    return {
+        "deviation_approved": plan.deviation == Deviation.APPROVED,
+        "register_stage": _register_stage(uow, plan.engagement_id),
+    }
 
 
 @operations.handler("complete_response")

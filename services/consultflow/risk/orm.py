@@ -53,7 +53,25 @@ class Risk(Base):
     close_reason: Mapped[str] = mapped_column(Text, default="")
     occurred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     occurrence: Mapped[str] = mapped_column(Text, default="")
+    likelihood_basis: Mapped[str] = mapped_column(Text, default="")
+    affected_objective: Mapped[str] = mapped_column(String(30), default="")
     __table_args__ = (Index("ix_risks_engagement", "engagement_id", "status"),)
+
+
+class Identification(Base):
+    """An organised risk identification at a stage (6.1.1): method, participants, how many risks it found."""
+
+    __tablename__ = "identifications"
+    identification_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    request_id: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    engagement_id: Mapped[str] = mapped_column(String(100), index=True)
+    stage: Mapped[str] = mapped_column(String(30))
+    method: Mapped[str] = mapped_column(String(30))
+    team: Mapped[str] = mapped_column(Text)
+    departments: Mapped[str] = mapped_column(Text)
+    experts: Mapped[str] = mapped_column(Text)
+    risks_found: Mapped[int] = mapped_column(Integer)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ResponsePlan(Base):

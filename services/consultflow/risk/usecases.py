@@ -28,6 +28,7 @@ from consultflow.risk.domain import (
     Deviation,
     DeviationDecision,
     HeatCell,
+    IdentificationSession,
     Level,
     NewRisk,
     Occurrence,
@@ -56,7 +57,7 @@ from consultflow.risk.domain import (
     status_after_assessment,
     warning_for_new_priority,
 )
-from consultflow.risk.orm import EarlyWarning, Register, ResponsePlan, Review, Risk
+from consultflow.risk.orm import EarlyWarning, Identification, Register, ResponsePlan, Review, Risk
 
 REVIEW_SOURCE = "periodic review (6.4.1)"
 
@@ -208,6 +209,78 @@ def close_register(uow: UnitOfWork, engagement_id: str) -> Register:
     return register
 
 
+def record_stage(uow: UnitOfWork, engagement_id: str, stage: Stage) -> Register:
+    """6.1.1, 6.3.1: the engagement entered a stage; the register's stage only moves forward, so it says
+    whether the engagement is still in its intake (where a risk to avoid can still decline the project)."""
+    register = _open_register_for(uow, required_text("engagement_id", engagement_id, 100))
+    later = later_stage(Stage(register.stage), stage)
+    if later.value != register.stage:
+        register.stage = later.value
+        uow.session.flush()
+        uow.emit(
+            "register.updated",
+            register.register_id,
+            register_payload(register),
+            {"engagement_id": register.engagement_id},
+        )
+    return register
+
+
+def record_identification(
+    uow: UnitOfWork, session: IdentificationSession, request_id: str
+) -> tuple[Identification, list[Risk]]:
+    """6.1.1: an organised identification at a stage is recorded, and every risk it found is registered
+    (each publishes `risk.registered` → message `risk.identified`); the same request id returns the first."""
+    existing = by_request(uow.session, Identification, request_id)
+    if existing is not None:
+        return existing, []
+    record_stage(uow, session.engagement_id, session.stage)
+    identification = Identification(
+        identification_id=str(uuid.uuid4()),
+        request_id=request_id or None,
+        engagement_id=session.engagement_id,
+        stage=session.stage.value,
+        method=session.method.value,
+        team=session.team,
+        departments=session.departments,
+        experts=session.experts,
+        risks_found=len(session.risks),
+        recorded_at=now(),
+    )
+    uow.session.add(identification)
+    uow.session.flush()
+    risks = [
+        register_risk(
+            uow,
+            NewRisk(
+                engagement_id=session.engagement_id,
+                description=description,
+                stage=session.stage,
+                identification_method=session.method,
+                source=f"identification {identification.identification_id}",
+                request_id=f"{request_id}:{index}" if request_id else "",
+            ),
+        )
+        for index, description in enumerate(session.risks)
+    ]
+    uow.emit(
+        "identification.recorded",
+        identification.identification_id,
+        {
+            "identification_id": identification.identification_id,
+            "engagement_id": identification.engagement_id,
+            "stage": identification.stage,
+            "method": identification.method,
+            "team": identification.team,
+            "departments": identification.departments,
+            "experts": identification.experts,
+            "risk_ids": [r.risk_id for r in risks],
+        },
+        {"engagement_id": identification.engagement_id},
+    )
+    return identification, risks
+
+
 @dataclass(frozen=True)
 class RegisterCounts:
     open_risks: int
@@ -305,6 +378,10 @@ def assess_risk(uow: UnitOfWork, command: Assessment, tables: Tables) -> tuple[R
     risk.likelihood, risk.impact = cell.likelihood, cell.impact
     risk.level, risk.priority = cell.level, cell.priority
     risk.suggested_strategy, risk.strategy_basis = cell.suggested_strategy.value, cell.strategy_basis
+    if command.likelihood_basis:
+        risk.likelihood_basis = command.likelihood_basis
+    if command.affected_objective is not None:
+        risk.affected_objective = command.affected_objective.value
     risk.assessed_at = now()
     risk.status = status_after_assessment(RiskStatus(risk.status)).value
     uow.session.flush()

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from consultflow.api.survey.v1 import survey_pb2 as pb
 from consultflow.api.survey.v1 import survey_pb2_grpc as pb_grpc
+from consultflow.platform import policy
+from consultflow.platform.authn import current_caller
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.paging import Page
 from consultflow.platform.timeutil import now, timestamp
@@ -217,6 +219,7 @@ class SurveyServicer(pb_grpc.SurveyServiceServicer):
         command = response_from(request)
         with self._uow() as uow:
             response, survey = usecases.submit_response(uow, command)
+            policy.require_engagement(current_caller(), survey.engagement_id)  # before the commit
             uow.commit()
             return response_message(response, survey)
 

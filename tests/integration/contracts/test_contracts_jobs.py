@@ -10,7 +10,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import grpc
 import nats
 import pytest
 from sqlalchemy import func, select
@@ -25,6 +24,7 @@ from consultflow.platform.db import Database
 from consultflow.platform.tables import outbox
 from tests.support.bpmn_builder import Task, Wait, bpmn_folder, line
 from tests.support.components import ComponentThread, closed_address, running
+from tests.support.identity import signed_channel
 from tests.support.jobs import completed, job, refused_job, run
 from tests.support.nats import wait_consumed
 from tests.support.polling import eventually
@@ -521,7 +521,7 @@ def test_refused_jobs_name_the_input(contracts: ComponentThread) -> None:
 
 def test_crm_unavailable_fails_the_job_with_retries_left(contracts: ComponentThread) -> None:
     ids = _accepted(contracts)
-    channel = grpc.insecure_channel(closed_address())
+    channel = signed_channel(closed_address())
     unreachable = operations.bind(Dependencies(crm=CrmClients(lambda: channel, timeout=0.3)))
     draft = job("contracts.draft_contract", "d", client_id="c-1", **ids, service_content="advice")
     try:

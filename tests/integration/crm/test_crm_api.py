@@ -13,6 +13,7 @@ from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
 from consultflow.crm.app import build
 from tests.support.components import running
+from tests.support.identity import signed_channel
 from tests.support.rpc import rpc_code
 from tests.support.status import payload, wait_for_types
 
@@ -24,7 +25,7 @@ PRECONDITION = grpc.StatusCode.FAILED_PRECONDITION
 @pytest.fixture
 def crm(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[pb_grpc.CrmServiceStub]:
     with running("crm", build, tmp_path, nats_url, database_url) as component:
-        channel = grpc.insecure_channel(component.address)
+        channel = signed_channel(component.address)
         yield pb_grpc.CrmServiceStub(channel)
         channel.close()
 

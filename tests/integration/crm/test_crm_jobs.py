@@ -119,6 +119,16 @@ CRM_LINE = [
         "record_lead", "crm.record_lead", _same("lead_source", "lead_company", "lead_contact", "lead_notes")
     ),
     Task(
+        "refer_inquiry",
+        "crm.refer_inquiry",
+        {
+            **_same("client_industry", "contact_name", "contact_email", "contact_phone", "question"),
+            "lead_id": "lead_id",
+            "client_name": "lead_company",
+            "referred_by": '""',
+        },
+    ),
+    Task(
         "record_revisit",
         "crm.record_revisit",
         _same("engagement_id", "client_id", "revisit_method", "revisit_findings", "new_needs"),
@@ -181,7 +191,8 @@ def test_every_crm_operation_through_the_orchestrator(
             "orchestrator.instance.completed",
         ],
     )
-    unrelated = ("insight.recorded", "lead.recorded", "client.created", "contact.added")
+    assert variables["referred_engagement_id"].startswith("E-")
+    unrelated = ("insight.recorded", "lead.recorded", "client.created", "contact.added", "inquiry.referred")
     engagement_events = [e for e in events if e.source == "crm" and e.type not in unrelated]
     assert len(engagement_events) == 7
     assert {e.correlation["engagement_id"] for e in engagement_events} == {"E-42"}
@@ -319,3 +330,89 @@ def test_refused_jobs_name_the_input_and_are_not_retried(crm: ComponentThread) -
     )
     assert "NotFound" in unknown
     assert _count(crm, orm.Revisit) == 0
+
+
+def test_a_lead_or_an_engagement_is_referred_to_a_new_engagement(crm: ComponentThread) -> None:
+    lead = _done(crm, "crm.record_lead", "l-1", lead_source="other", lead_company="Foshan Glass")
+    lead_id = lead["lead_id"]
+    contact = {k: INQUIRY[k] for k in ("client_name", "contact_name", "contact_email", "question")}
+    referred = _done(crm, "crm.refer_inquiry", "r-1", **contact, lead_id=lead_id, referred_by="")
+    assert _done(crm, "crm.refer_inquiry", "r-1", **contact, lead_id=lead_id, referred_by="") == referred
+    new_engagement = referred["referred_engagement_id"]
+    again = refused_job(crm, HANDLERS, "crm.refer_inquiry", {**contact, "lead_id": lead_id})
+    assert "FailedPrecondition" in again and "2.1.1" in again
+    # the new engagement records its inquiry with the lead: the lead is converted, the referral linked
+    from_lead: dict[str, Any] = {
+        **INQUIRY,
+        "channel": "market_research",
+        "engagement_id": new_engagement,
+        "lead_id": lead_id,
+    }
+    inquiry = completed(
+        run(
+            crm,
+            HANDLERS,
+            job("crm.record_inquiry", "i-1", **from_lead),
+        )
+    )
+    from_follow_up = _done(crm, "crm.refer_inquiry", "r-2", **contact, referred_by="E-7", lead_id="")
+    from_engagement: dict[str, Any] = {
+        **INQUIRY,
+        "channel": "referral",
+        "engagement_id": from_follow_up["referred_engagement_id"],
+        "referred_by": "E-7",
+    }
+    referral_inquiry = completed(
+        run(
+            crm,
+            HANDLERS,
+            job("crm.record_inquiry", "i-2", **from_engagement),
+        )
+    )
+    assert crm.context is not None
+    with crm.context.read() as session:
+        row = session.get(orm.Lead, lead_id)
+        assert row is not None and (row.status, row.inquiry_id) == ("converted", inquiry["inquiry_id"])
+        links = {
+            r.referred_engagement_id: (r.lead_id, r.referred_by, r.inquiry_id)
+            for r in session.scalars(select(orm.Referral))
+        }
+        referred_inquiry = session.get(orm.Inquiry, referral_inquiry["inquiry_id"])
+        assert referred_inquiry is not None and referred_inquiry.referred_by == "E-7"
+    assert links == {
+        new_engagement: (lead_id, "", inquiry["inquiry_id"]),
+        from_follow_up["referred_engagement_id"]: (None, "E-7", referral_inquiry["inquiry_id"]),
+    }
+    neither = refused_job(crm, HANDLERS, "crm.refer_inquiry", contact)
+    assert neither.startswith("InvalidArgument: lead_id:")
+    wrong_channel = refused_job(crm, HANDLERS, "crm.record_inquiry", {**INQUIRY, "referred_by": "E-7"})
+    assert wrong_channel.startswith("InvalidArgument: channel:")
+
+
+def test_a_feasible_project_the_experts_judge_not_worth_taking_on_is_declined(crm: ComponentThread) -> None:
+    """2.2.2: the report's go/no-go is the experts' conclusion, with its reasons."""
+    inquiry = _done(crm, "crm.record_inquiry", "w-1", **INQUIRY)
+    _done(crm, "crm.record_requirements", "w-2", inquiry_id=inquiry["inquiry_id"], **REQUIREMENTS)
+    feasible: dict[str, Any] = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True}
+    feasible["assessors"] = "A"
+    no_reasons = refused_job(
+        crm,
+        HANDLERS,
+        "crm.record_feasibility",
+        {"inquiry_id": inquiry["inquiry_id"], **feasible, "worth_taking_on": False},
+    )
+    assert "worth_reason" in no_reasons
+    nogo = _done(
+        crm,
+        "crm.record_feasibility",
+        "w-3",
+        inquiry_id=inquiry["inquiry_id"],
+        **feasible,
+        worth_taking_on=False,
+        worth_reason="the fee does not cover our cost",
+    )
+    assert nogo["feasible"] is False
+    assert nogo["feasibility_summary"] == "no-go: the fee does not cover our cost"
+    assert _done(
+        crm, "crm.decline_inquiry", "w-4", inquiry_id=inquiry["inquiry_id"], decline_reason="infeasible"
+    ) == {"intake_outcome": "declined", "decline_reason": "infeasible"}

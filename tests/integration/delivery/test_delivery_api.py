@@ -521,6 +521,8 @@ def test_a_project_from_contract_to_follow_up(
         (1, "failed"),
         (2, "passed"),
     ]
+    requested = [json.loads(e.payload_json) for e in events if e.type == "acceptance.requested"]
+    assert requested[0]["project_team"] == ["Wang Fang", "Li Lei", "Chen Jing", "Liu Yang"], "4.4.2 support"
     change_event = next(json.loads(e.payload_json) for e in events if e.type == "change.requested")
     assert change_event["change_request_id"] == change.change_request_id
 

@@ -9,7 +9,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from sqlalchemy import func, select
 
@@ -32,6 +31,7 @@ from tests.support.delivery import (
     status_events,
     types_of,
 )
+from tests.support.identity import signed_channel
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -164,6 +164,11 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     )
     assert peers.risk_registered_under(f"delivery:job:{jobs.key(6)}:3", engagement) == registered.risk_id
     assert len(peers.risks_of(engagement)) == 1
+    # today's diagram registers a risk found with risk.register_risk itself and passes none here
+    again = jobs.ok(
+        "record_analysis", engagement_id=engagement, **p, problems="Slow approvals", opportunities=""
+    )
+    assert again["risks_reported"] == 0 and len(peers.risks_of(engagement)) == 1
 
     links = {"flow_chart_link": "https://wiki.example/flow", "mind_map_link": "https://wiki.example/map"}
     first = jobs.ok("submit_solution", **p, solution_summary="Distributors", **links)
@@ -198,6 +203,35 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     ]
 
     jobs.ok("start_execution", **p)
+    # 3.4.1: the team reports its work and the project manager checks its quality (it counts in the pass rate)
+    work = jobs.ok("record_work_report", **p, work_report="Diagnosis interviews held")
+    assert jobs.ok(
+        "check_work_quality",
+        **p,
+        work_report_id=work["work_report_id"],
+        quality_passed=True,
+        quality_notes="",
+    )["quality_check_id"]
+    # 3.5.1: work that needs other departments' support is coordinated with them
+    coordination = jobs.ok(
+        "record_coordination",
+        **p,
+        departments="finance, legal",
+        support_needed="A contract with a customs broker",
+        coordination_outcome="Legal drafts it this week",
+    )
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    entries = {c.communication_id: c for c in logged.communications}
+    assert (entries[work["work_report_id"]].direction, entries[work["work_report_id"]].kind) == (
+        "internal",
+        "report",
+    )
+    coordinated = entries[coordination["coordination_id"]]
+    assert (coordinated.direction, coordinated.kind, coordinated.counterpart) == (
+        "internal",
+        "coordination",
+        "finance, legal",
+    )
     jobs.ok(
         "record_meeting",
         **p,
@@ -264,7 +298,18 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     assert (untested.kind, untested.error_code) == ("error", "channel_not_tested")
     online = jobs.ok("plan_online_delivery", **p, platform="video_conference", channel_tested=True)
     assert jobs.ok("send_deliverables_online", delivery_id=online["delivery_id"])["sent_at"]
-    jobs.ok("record_delivery", delivery_id=online["delivery_id"], client_feedback="")
+    jobs.ok(
+        "record_delivery",
+        delivery_id=online["delivery_id"],
+        client_feedback="Please add the export figures",
+        feedback_reply="Added to the appendix and sent again",
+    )
+    logged = delivery.stub.ListCommunications(pb.ListCommunicationsRequest(project_id=project_id))
+    kinds = {(c.kind, c.summary) for c in logged.communications}
+    assert {
+        ("client_feedback", "Please add the export figures"),
+        ("answer", "Added to the appendix and sent again"),
+    } <= kinds, "4.3.2: the feedback and the answer given are both logged"
 
     acceptance = {
         **p,
@@ -343,7 +388,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
     db.dispose()
     assert counts == {
         "projects": 1,
-        "analyses": 1,
+        "analyses": 2,
         "solutions": 2,
         "documents": 3,
         "indicator_snapshots": 1,
@@ -351,7 +396,7 @@ def test_the_operations_carry_a_project_through_chapters_3_and_4(
         "acceptances": 2,
         "rectification_items": 2,
     }
-    assert recorded == jobs.recorded == 33  # 36 jobs, 3 of them refused (not recorded)
+    assert recorded == jobs.recorded == 37  # 40 jobs, 3 of them refused (not recorded)
 
     events = status_events(nats_url, lambda es: "project.follow_up" in types_of(es))
     seen = types_of(events)
@@ -378,6 +423,15 @@ def test_bad_parameters_fail_the_job_without_retries_naming_the_field(
     jobs.refused("archive_research_data", "industry_data", project_id=project_id)
     jobs.refused("record_analysis", "risk_description", project_id=project_id, risk_found="yes")
     jobs.refused("record_analysis", "risk_found", project_id=project_id, risk_found="perhaps")
+    jobs.refused("record_work_report", "execution has not started", project_id=project_id, work_report="x")
+    jobs.refused(
+        "check_work_quality",
+        "work report",
+        project_id=project_id,
+        work_report_id="nope",
+        quality_passed=False,
+    )
+    jobs.refused("record_coordination", "departments", project_id=project_id, support_needed="x")
     jobs.refused("record_solution_review", "solution_verdict", solution_id="x", solution_verdict="ok")
     jobs.refused(
         "record_solution_review",
@@ -446,7 +500,7 @@ def test_an_unreachable_contracts_service_fails_the_job_for_a_retry(
 
 def _deps(contracts_address: str, risk_address: str) -> Dependencies:
     """Dependencies whose peers are at these addresses, with a short call deadline."""
-    contracts, risk = grpc.insecure_channel(contracts_address), grpc.insecure_channel(risk_address)
+    contracts, risk = signed_channel(contracts_address), signed_channel(risk_address)
     return Dependencies(
         contracts=GrpcContracts(lambda: contracts, timeout=0.5),
         risks=GrpcRisks(lambda: risk, timeout=0.5),

@@ -21,6 +21,7 @@ from consultflow.orchestrator.orm import Definition, Instance, Message, Resource
 from consultflow.platform.db import Database
 from tests.support.bpmn_builder import bpmn, field, form, message, service_task
 from tests.support.components import ComponentThread, component_settings
+from tests.support.identity import signed_channel
 from tests.support.rpc import refused
 
 CODE = grpc.StatusCode
@@ -37,12 +38,19 @@ PROCESS = bpmn(
 
 
 @pytest.fixture
-def api(tmp_path: Path, nats_url: str) -> Iterator[tuple[pb_grpc.OrchestratorServiceStub, Database]]:
+def component(tmp_path: Path, nats_url: str) -> Iterator[ComponentThread]:
     empty = tmp_path / "bpmn"
     empty.mkdir()
     settings = component_settings("orchestrator", tmp_path, nats_url, bpmn_dir=empty)
     component = ComponentThread(settings, build).start()
-    channel = grpc.insecure_channel(component.address)
+    yield component
+    component.stop()
+
+
+@pytest.fixture
+def api(component: ComponentThread) -> Iterator[tuple[pb_grpc.OrchestratorServiceStub, Database]]:
+    settings = component.settings
+    channel = signed_channel(component.address)
     stub = pb_grpc.OrchestratorServiceStub(channel)
     stub.DeployResources(pb.DeployResourcesRequest(resources=[pb.Resource(name="p.bpmn", content=PROCESS)]))
     db = Database(settings.database_url)
@@ -51,7 +59,6 @@ def api(tmp_path: Path, nats_url: str) -> Iterator[tuple[pb_grpc.OrchestratorSer
     finally:
         channel.close()
         db.dispose()
-        component.stop()
 
 
 def counts(db: Database) -> tuple[int, ...]:
@@ -186,15 +193,11 @@ def test_job_task_message_and_incident_rpcs_refuse_bad_input(
     refused(
         lambda: stub.GetUserTask(pb.GetUserTaskRequest(user_task_id="missing")), CODE.NOT_FOUND, "missing"
     )
-    refused(
-        lambda: stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id="x")),
-        CODE.INVALID_ARGUMENT,
-        "assignee",
-    )
+    refused(lambda: stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id="x")), CODE.NOT_FOUND, "'x'")
     refused(
         lambda: stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id="missing", assignee="li")),
-        CODE.NOT_FOUND,
-        "missing",
+        CODE.PERMISSION_DENIED,
+        "nobody may act as 'li'",
     )
     refused(
         lambda: stub.CompleteUserTask(pb.CompleteUserTaskRequest()), CODE.INVALID_ARGUMENT, "user_task_id"
@@ -220,6 +223,7 @@ def test_job_task_message_and_incident_rpcs_refuse_bad_input(
 
 
 def test_a_client_drives_an_instance_and_watches_it(
+    component: ComponentThread,
     api: tuple[pb_grpc.OrchestratorServiceStub, Database],
 ) -> None:
     stub, _ = api
@@ -249,19 +253,19 @@ def test_a_client_drives_an_instance_and_watches_it(
     assert [(f.id, f.required, [v.id for v in f.values]) for f in task.form_fields] == [
         ("verdict", True, ["yes", "no"])
     ]
+    as_chen = signed_channel(component.address, "chen", roles=["staff"], groups=["legal"])
+    chen = pb_grpc.OrchestratorServiceStub(as_chen)
+    chen.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=task.user_task_id))
+    assert stub.ListUserTasks(pb.ListUserTasksRequest(assignee="chen")).user_tasks[0].assignee == "chen"
     refused(
-        lambda: stub.CompleteUserTask(
+        lambda: chen.CompleteUserTask(
             pb.CompleteUserTaskRequest(user_task_id=task.user_task_id, variables_json='{"verdict": "maybe"}')
         ),
         CODE.INVALID_ARGUMENT,
         "verdict",
     )
-    stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=task.user_task_id, assignee="chen"))
-    assert stub.ListUserTasks(pb.ListUserTasksRequest(assignee="chen")).user_tasks[0].assignee == "chen"
-    stub.CompleteUserTask(
-        pb.CompleteUserTaskRequest(
-            user_task_id=task.user_task_id, variables_json='{"verdict": "yes"}', completed_by="chen"
-        )
+    chen.CompleteUserTask(
+        pb.CompleteUserTaskRequest(user_task_id=task.user_task_id, variables_json='{"verdict": "yes"}')
     )
 
     first = stub.PublishMessage(

@@ -13,6 +13,7 @@ from consultflow.orchestrator.engine import DeploymentError
 from consultflow.orchestrator.servicer import user_task_message
 from consultflow.platform.errors import FailedPrecondition
 from tests.support.bpmn_builder import bpmn
+from tests.support.identity import person
 from tests.support.orchestrator_harness import Harness
 
 
@@ -50,7 +51,7 @@ def test_the_assignee_is_the_engagements_project_manager(h: Harness) -> None:
     assert [t.user_task_id for t in mine] == [task.user_task_id]
     assert h.orchestrator.list_user_tasks(candidate_user="li")[0] == []
     with pytest.raises(FailedPrecondition, match="claimed by 'wang'"):
-        h.orchestrator.claim_user_task(task.user_task_id, "li")
+        h.orchestrator.claim_user_task(task.user_task_id, person("li", "project_manager"))
     h.submit("u", instance, by="wang")
     assert h.status(instance) == "COMPLETED"
 
@@ -69,7 +70,7 @@ def test_candidate_users_are_the_team_recorded_for_the_engagement(h: Harness) ->
     assert h.orchestrator.list_user_tasks(candidate_user="li_")[0] == []  # no LIKE wildcards
     message = user_task_message(task, None)
     assert list(message.candidate_users) == ["wang", "li", "zhang", "chen"]
-    h.orchestrator.claim_user_task(task.user_task_id, "li")
+    h.orchestrator.claim_user_task(task.user_task_id, person("li"))
     h.submit("u", instance, by="li")
     assert h.status(instance) == "COMPLETED"
 

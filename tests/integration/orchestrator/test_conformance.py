@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from consultflow.platform.clock import ManualClock
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from tests.support.bpmn_builder import (
     bpmn,
     definitions,
@@ -23,6 +23,7 @@ from tests.support.bpmn_builder import (
     process_xml,
     service_task,
 )
+from tests.support.identity import TESTER, person
 from tests.support.orchestrator_harness import Harness
 
 
@@ -406,7 +407,7 @@ def test_interrupting_boundary_timer_cancels_the_task(h: Harness) -> None:
     h.fast_forward(instance, "reminder")
     assert h.orchestrator.get_user_task(task_id)[0].status == "CANCELED"
     with pytest.raises(FailedPrecondition):
-        h.orchestrator.complete_user_task(task_id, {})
+        h.orchestrator.complete_user_task(task_id, {}, TESTER)
     h.complete("crm.remind", instance)
     assert "reminded" in h.completed_elements(instance)
 
@@ -769,30 +770,41 @@ def test_user_task_form_validation_names_the_field(h: Harness) -> None:
         ({"verdict": "approved", "signed_on": "31/12/2026"}, "signed_on"),
         ({"verdict": "approved", "colour": "red"}, "colour"),
     ]
+    h.orchestrator.claim_user_task(task.user_task_id, TESTER)
     for values, bad_field in cases:
         with pytest.raises(InvalidArgument) as raised:
-            h.orchestrator.complete_user_task(task.user_task_id, values)
+            h.orchestrator.complete_user_task(task.user_task_id, values, TESTER)
         assert raised.value.field == bad_field
     assert h.status(instance) == "ACTIVE"  # nothing was written
     h.orchestrator.complete_user_task(
-        task.user_task_id, {"verdict": "approved", "rounds": "2", "fee": "12.50"}
+        task.user_task_id, {"verdict": "approved", "rounds": "2", "fee": "12.50"}, TESTER
     )
     variables = h.variables(instance)
     assert (variables["verdict"], variables["rounds"], variables["fee"]) == ("approved", 2, "12.50")
 
 
 def test_claiming(h: Harness) -> None:
-    h.deploy(p=bpmn("p", '<startEvent id="s"/><userTask id="u"/><endEvent id="e"/>', "s -> u\nu -> e"))
+    task_xml = '<userTask id="u" camunda:candidateGroups="team"/>'
+    h.deploy(p=bpmn("p", f'<startEvent id="s"/>{task_xml}<endEvent id="e"/>', "s -> u\nu -> e"))
     instance = h.start("p")
     task_id = h.task("u", instance).user_task_id
-    h.orchestrator.claim_user_task(task_id, "wang")
+    wang, li, lea = person("wang", "team"), person("li", "team"), person("lea", "legal")
+    with pytest.raises(PermissionDenied, match="not a candidate"):
+        h.orchestrator.claim_user_task(task_id, lea)
+    with pytest.raises(PermissionDenied, match="not claimed"):
+        h.orchestrator.complete_user_task(task_id, {}, wang)
+    h.orchestrator.claim_user_task(task_id, wang)
     with pytest.raises(FailedPrecondition, match="claimed by 'wang'"):
-        h.orchestrator.claim_user_task(task_id, "li")
-    h.orchestrator.claim_user_task(task_id, "li", force=True)
-    with pytest.raises(FailedPrecondition):
-        h.orchestrator.complete_user_task(task_id, {}, completed_by="wang")
-    h.orchestrator.complete_user_task(task_id, {}, completed_by="li")
-    assert h.orchestrator.get_user_task(task_id)[0].completed_by == "li"
+        h.orchestrator.claim_user_task(task_id, li)
+    with pytest.raises(PermissionDenied, match="only an admin"):
+        h.orchestrator.claim_user_task(task_id, li, force=True)
+    with pytest.raises(PermissionDenied, match="claimed by 'wang'"):
+        h.orchestrator.complete_user_task(task_id, {}, li)
+    h.orchestrator.claim_user_task(task_id, TESTER, force=True)  # an admin takes it over
+    with pytest.raises(PermissionDenied):
+        h.orchestrator.complete_user_task(task_id, {}, wang)
+    h.orchestrator.complete_user_task(task_id, {}, TESTER)
+    assert h.orchestrator.get_user_task(task_id)[0].completed_by == "tester"
 
 
 # ------------------------------------------------------------------------------------- instance control

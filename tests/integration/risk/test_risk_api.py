@@ -24,6 +24,7 @@ from consultflow.risk.app import build
 from consultflow.risk.jobs import operations
 from consultflow.risk.orm import EarlyWarning, Risk
 from tests.support.components import ComponentThread, running
+from tests.support.identity import signed_channel
 from tests.support.jobs import completed, job, refused_job, run
 from tests.support.rpc import refused, rpc_error
 from tests.support.status import events_including
@@ -39,7 +40,7 @@ def risk(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[Component
 
 
 def stub(thread: ComponentThread) -> pb_grpc.RiskServiceStub:
-    return pb_grpc.RiskServiceStub(grpc.insecure_channel(thread.address))
+    return pb_grpc.RiskServiceStub(signed_channel(thread.address))
 
 
 def test_the_register_assessment_response_and_monitoring_over_grpc(
@@ -534,7 +535,8 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
             ),
         )
     )
-    assert decided == {"deviation_approved": False}  # the rejected plan is void; the first one stands
+    # the rejected plan is void; the first one stands; the register says the stage the engagement is in
+    assert decided == {"deviation_approved": False, "register_stage": "implementation"}
     assert completed(run(risk, HANDLERS, job("risk.review_register", engagement_id="E-2"))) == {
         "open_risks": 1,
         "overdue_measures": 1,
@@ -625,6 +627,91 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
     events = events_including(nats_url, expected, "risk")
     assert sorted(e.type for e in events) == sorted(expected)
     assert {e.correlation["engagement_id"] for e in events} == {"E-2"}
+
+
+def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_the_decline(
+    risk: ComponentThread, nats_url: str
+) -> None:
+    """6.1.1: an organised identification at a stage is recorded and each risk it found registered;
+    6.2.1/6.2.2: the assessment keeps its basis and objective; 6.3.1: plan_response reports the stage the
+    engagement is in."""
+    stage = completed(
+        run(risk, HANDLERS, job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake"))
+    )
+    assert stage == {"register_stage": "intake"}
+    found = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.record_identification",
+                engagement_id="E-ID",
+                engagement_stage="intake",
+                session_method="delphi",
+                team_participants="Ms Li, Mr Wu",
+                department_participants="finance",
+                expert_participants="an energy-market expert",
+                risks_found="the sponsor may leave; the budget is not approved；",
+            ),
+        )
+    )
+    assert found["identification_id"] and found["risks_registered"] == 2
+    api = stub(risk)
+    risks = api.ListRisks(pb.ListRisksRequest(engagement_id="E-ID")).risks
+    assert sorted((r.description, r.stage, r.identification_method) for r in risks) == [
+        ("the budget is not approved", "intake", "delphi"),
+        ("the sponsor may leave", "intake", "delphi"),
+    ]
+    risk_id = risks[0].risk_id
+    completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.assess_risk",
+                risk_id=risk_id,
+                risk_category="personnel",
+                identification_method="delphi",
+                likelihood="high",
+                impact="severe",
+                likelihood_basis="two sponsors left in five years",
+                affected_objective="schedule",
+            ),
+        )
+    )
+    # the engagement signs its contract and enters its implementation before the risk is decided
+    later = job("risk.record_stage", engagement_id="E-ID", engagement_stage="implementation")
+    assert completed(run(risk, HANDLERS, later)) == {"register_stage": "implementation"}
+    earlier = job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake")
+    assert completed(run(risk, HANDLERS, earlier)) == {"register_stage": "implementation"}, "forward only"
+    planned = completed(
+        run(
+            risk,
+            HANDLERS,
+            job(
+                "risk.plan_response",
+                risk_id=risk_id,
+                strategy="avoid",
+                measures="a second sponsor signs the proposal",
+                measure_owner="Ms Li",
+                measure_due=YESTERDAY,
+            ),
+        )
+    )
+    assert planned["register_stage"] == "implementation" and planned["deviates"] is False
+    bad = {
+        "engagement_id": "E-ID",
+        "engagement_stage": "delivery",
+        "session_method": "guessing",
+        "team_participants": "x",
+        "department_participants": "y",
+        "expert_participants": "z",
+    }
+    assert "session_method" in refused_job(risk, HANDLERS, "risk.record_identification", bad)
+    expected = ["identification.recorded"]
+    events = events_including(nats_url, expected, "risk")
+    recorded = [e for e in events if e.type == "identification.recorded"]
+    assert recorded and recorded[0].correlation["engagement_id"] == "E-ID"
 
 
 def test_a_job_delivered_twice_acts_once(risk: ComponentThread) -> None:

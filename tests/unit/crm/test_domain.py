@@ -186,6 +186,35 @@ def test_feasible_only_when_every_dimension_is() -> None:
     assert nogo.summary() == "no-go: economic: budget too small; time: deadline too close"
 
 
+def test_the_experts_conclusion_decides_whether_the_project_is_taken_on() -> None:
+    """2.2.2: 明確項目是否值得承接 is the experts' conclusion, not a rule over the three dimensions."""
+
+    def concluded(worth: object, reason: str = "fee below cost", **verdicts: bool) -> NewFeasibility:
+        base = _assessment(**verdicts)
+        return NewFeasibility.parse(
+            inquiry_id="i-1",
+            technical_feasible=base.technical.feasible,
+            technical_reason=base.technical.reason,
+            economic_feasible=base.economic.feasible,
+            economic_reason=base.economic.reason,
+            time_feasible=base.time.feasible,
+            time_reason=base.time.reason,
+            assessors=["Wang Wu"],
+            worth_taking_on=worth,
+            worth_reason=reason,
+        )
+
+    not_worth = concluded(False)
+    assert not not_worth.feasible, "feasible in every dimension and still not worth taking on"
+    assert not_worth.summary() == "no-go: fee below cost"
+    worth = concluded("yes", "a strategic client", time=False)
+    assert worth.feasible
+    assert worth.summary() == "go: a strategic client (infeasible — time: deadline too close)"
+    with pytest.raises(InvalidArgument) as error:
+        concluded(True, " ")
+    assert _field(error) == "worth_reason"
+
+
 def test_an_infeasible_verdict_needs_its_reason() -> None:
     with pytest.raises(InvalidArgument) as error:
         Verdict.parse(Dimension.ECONOMIC, feasible="infeasible", reason="  ")

@@ -13,7 +13,7 @@ from consultflow.delivery import acceptance_rules as rules
 from consultflow.delivery import domain
 from consultflow.delivery.acceptance_rules import AcceptanceStatus, ItemStatus
 from consultflow.delivery.domain import CommunicationKind, Direction, Phase
-from consultflow.delivery.orm import Acceptance, Project, RectificationItem
+from consultflow.delivery.orm import Acceptance, Project, RectificationItem, TeamMember
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, move, new_id, project_of, today
 from consultflow.delivery.usecases.handover import deliveries
 from consultflow.platform.db import UnitOfWork
@@ -90,8 +90,20 @@ def request_acceptance(uow: UnitOfWork, project_id: str, request: rules.Acceptan
         acceptance_round=acceptance.round,
         acceptance_date=request.acceptance_date,
         acceptance_criteria=list(request.criteria),
+        project_team=team_names(uow.session, project.project_id),
     )
     return acceptance
+
+
+def team_names(session: Session, project_id: str) -> list[str]:
+    """3.1.1: the names of the project's team, its project manager first: who supports the acceptance
+    check (4.4.2; the engagement offers its task to them)."""
+    query = select(TeamMember.name).where(TeamMember.project_id == project_id).order_by(TeamMember.position)
+    names: list[str] = []
+    for name in session.scalars(query):
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def send_acceptance_reminder(uow: UnitOfWork, acceptance_id: str) -> datetime | None:

@@ -15,6 +15,7 @@ from consultflow.delivery.domain import (
     Direction,
     NewChangeRequest,
     NewCommunication,
+    NewCoordination,
 )
 from consultflow.delivery.orm import ChangeRequest, Communication, Project
 from consultflow.delivery.usecases.common import active, emit, get, log_entry, new_id, project_of, today
@@ -109,6 +110,31 @@ def send_progress_report(uow: UnitOfWork, project_id: str, notes: str = "") -> C
         entry.communication_id,
         progress_report_id=entry.communication_id,
         summary=entry.summary,
+    )
+    return entry
+
+
+def record_coordination(uow: UnitOfWork, project_id: str, command: NewCoordination) -> Communication:
+    """3.5.1: work that needs other departments' support, coordinated with them; logged as internal
+    communication with the departments as counterpart."""
+    project = active(uow, project_id)
+    summary = f"Support needed: {command.support_needed}\nAgreed: {command.outcome}"
+    entry = log_entry(
+        uow,
+        project,
+        Direction.INTERNAL,
+        CommunicationKind.COORDINATION,
+        ", ".join(command.departments),
+        summary,
+    )
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "coordination.recorded",
+        entry.communication_id,
+        coordination_id=entry.communication_id,
+        departments=list(command.departments),
     )
     return entry
 

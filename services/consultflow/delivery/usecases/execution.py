@@ -25,6 +25,7 @@ from consultflow.delivery.domain import (
     TaskUpdate,
 )
 from consultflow.delivery.orm import (
+    Communication,
     CorrectiveAction,
     CorrectiveActionNeed,
     IndicatorSnapshot,
@@ -279,6 +280,53 @@ def record_quality_check(uow: UnitOfWork, task_id: str, passed: bool, notes: str
         quality_check_id=check.quality_check_id,
         subject="task",
         subject_id=task.task_id,
+        passed=passed,
+    )
+    return check
+
+
+def record_work_report(uow: UnitOfWork, project_id: str, report: str) -> Communication:
+    """3.4.1, 3.5.1: the project team reports the work it carried out per the work plan; logged as internal
+    communication (a regular work report) for the project manager's quality check."""
+    project = active(uow, project_id)
+    if project.execution_started_at is None:
+        raise FailedPrecondition("execution has not started: there is no work plan to work on")
+    text = required_text("work_report", report, domain.TEXT_LIMIT)
+    entry = log_entry(uow, project, Direction.INTERNAL, CommunicationKind.REPORT, "project team", text)
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "work_report.recorded",
+        entry.communication_id,
+        work_report_id=entry.communication_id,
+        summary=entry.summary,
+    )
+    return entry
+
+
+def check_work_quality(
+    uow: UnitOfWork, project_id: str, work_report_id: str, passed: bool, notes: str
+) -> QualityCheck:
+    """3.4.1: the team's reported work checked against the company's quality system; like a task's check it
+    counts in the quality pass rate (3.4.2)."""
+    project = active(uow, project_id)
+    report = get(uow.session, Communication, work_report_id, "work_report_id", "work report")
+    if report.project_id != project.project_id or report.kind != CommunicationKind.REPORT.value:
+        raise InvalidArgument("work_report_id", f"is not a work report of project {project_id!r}")
+    notes = optional_text("quality_notes", notes, domain.TEXT_LIMIT)
+    if not passed and not notes:
+        raise InvalidArgument("quality_notes", "say why the work does not meet the quality requirements")
+    check = quality_check(uow, project, "work_report", report.communication_id, passed, notes)
+    uow.session.flush()
+    emit(
+        uow,
+        project,
+        "quality_check.recorded",
+        check.quality_check_id,
+        quality_check_id=check.quality_check_id,
+        subject="work_report",
+        subject_id=report.communication_id,
         passed=passed,
     )
     return check

@@ -119,8 +119,11 @@ def send_deliverables_online(uow: UnitOfWork, delivery_id: str) -> Delivery:
     return delivery
 
 
-def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> Delivery:
-    """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded and logged."""
+def record_delivery(
+    uow: UnitOfWork, delivery_id: str, client_feedback: str, feedback_reply: str = ""
+) -> Delivery:
+    """4.3.1, 4.3.2: the delivery took place; the client's feedback is recorded and logged, and so are the
+    firm's answers to it (4.3.2: 及時進行處理和回覆)."""
     delivery = get(uow.session, Delivery, delivery_id, "delivery_id", "delivery")
     project = active(uow, delivery.project_id)
     deliverables_rules.check_deliverable(delivery.mode, delivery.status)
@@ -136,6 +139,9 @@ def record_delivery(uow: UnitOfWork, delivery_id: str, client_feedback: str) -> 
             "client",
             delivery.client_feedback,
         )
+    reply = optional_text("feedback_reply", feedback_reply, domain.TEXT_LIMIT)
+    if reply:
+        log_entry(uow, project, Direction.EXTERNAL, CommunicationKind.ANSWER, "client", reply)
     uow.session.flush()
     emit(
         uow,

@@ -17,7 +17,9 @@ from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import JobRecord
 from consultflow.orchestrator.records import IncidentKind, JobRow, JobStatus, OpenJob, instance_of
 from consultflow.orchestrator.step import Step
+from consultflow.platform import policy
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.identity import Caller
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +32,37 @@ MAX_DELIVERY_FACTOR = 10
 # ------------------------------------------------------------------------------------- a job's step
 
 
-def _with_open_job(host: InstanceHost, job_key: str, action: Callable[[Step, OpenJob], None]) -> None:
+def _with_open_job(
+    host: InstanceHost, job_key: str, action: Callable[[Step, OpenJob], None], actor: Caller | None
+) -> None:
     """Runs `action(step, job)` in a step of the job's instance; unknown keys are NOT_FOUND.
 
     An open job is described from the instance's own state (no read); only a job that is no longer open
-    (a late or repeated reply) is read from its row.
+    (a late or repeated reply) is read from its row. `actor` (the caller over gRPC; None for code in this
+    process) must own the job's operation.
     """
-    _job_step(host, job_key, partial(_apply_to_open_job, job_key=job_key, action=action))
+    checked = partial(_as_owner, action=action, actor=actor, owners=host.operation_owners)
+    _job_step(host, job_key, partial(_apply_to_open_job, job_key=job_key, action=checked))
 
 
-def _with_job_row(host: InstanceHost, job_key: str, action: Callable[[Step, JobRow], None]) -> None:
+def _with_job_row(
+    host: InstanceHost, job_key: str, action: Callable[[Step, JobRow], None], actor: Caller | None
+) -> None:
     """Runs `action(step, job)` with the job's row, in a step of its instance."""
-    _job_step(host, job_key, partial(_apply_to_job_row, job_key=job_key, action=action))
+    checked = partial(_as_owner, action=action, actor=actor, owners=host.operation_owners)
+    _job_step(host, job_key, partial(_apply_to_job_row, job_key=job_key, action=checked))
+
+
+def _as_owner(
+    step: Step,
+    job: Any,
+    action: Callable[[Step, Any], None],
+    actor: Caller | None,
+    owners: Mapping[str, tuple[str, ...]],
+) -> None:
+    if actor is not None:
+        policy.require_operation(actor, job.operation, owners)
+    action(step, job)
 
 
 def _job_step(host: InstanceHost, job_key: str, action: Callable[[Step], None]) -> None:
@@ -84,8 +105,10 @@ def _refuse_unless_waiting(job: OpenJob) -> None:
 # --------------------------------------------------------------------------------------- complete
 
 
-def complete_job(host: InstanceHost, job_key: str, variables: Mapping[str, Any]) -> None:
-    _with_open_job(host, job_key, partial(complete, variables=variables))
+def complete_job(
+    host: InstanceHost, job_key: str, variables: Mapping[str, Any], actor: Caller | None = None
+) -> None:
+    _with_open_job(host, job_key, partial(complete, variables=variables), actor)
 
 
 def complete(step: Step, job: OpenJob, variables: Mapping[str, Any]) -> None:
@@ -109,12 +132,21 @@ def complete(step: Step, job: OpenJob, variables: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------------------------------- fail
 
 
-def fail_job(host: InstanceHost, job_key: str, retries: int, backoff_ms: int, message: str) -> None:
+def fail_job(
+    host: InstanceHost,
+    job_key: str,
+    retries: int,
+    backoff_ms: int,
+    message: str,
+    actor: Caller | None = None,
+) -> None:
     if retries < 0:
         raise InvalidArgument("retries", "must not be negative")
     if backoff_ms < 0:
         raise InvalidArgument("retry_backoff_ms", "must not be negative")
-    _with_job_row(host, job_key, partial(fail, retries=retries, backoff_ms=backoff_ms, message=message))
+    _with_job_row(
+        host, job_key, partial(fail, retries=retries, backoff_ms=backoff_ms, message=message), actor
+    )
 
 
 def fail(step: Step, job: JobRow, retries: int, backoff_ms: int, message: str) -> None:
@@ -154,11 +186,16 @@ def retry_backoff(backoff_ms: int, backoff_base: int, attempt: int) -> timedelta
 
 
 def throw_error(
-    host: InstanceHost, job_key: str, code: str, message: str, variables: Mapping[str, Any]
+    host: InstanceHost,
+    job_key: str,
+    code: str,
+    message: str,
+    variables: Mapping[str, Any],
+    actor: Caller | None = None,
 ) -> None:
     if not code:
         raise InvalidArgument("error_code", "is required")
-    _with_open_job(host, job_key, partial(throw, code=code, message=message, variables=variables))
+    _with_open_job(host, job_key, partial(throw, code=code, message=message, variables=variables), actor)
 
 
 def throw(step: Step, job: OpenJob, code: str, message: str, variables: Mapping[str, Any]) -> None:
@@ -201,7 +238,7 @@ def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200) -> int:
         )
     for key in keys:
         try:
-            _with_job_row(host, key, redeliver)
+            _with_job_row(host, key, redeliver, None)
         except Exception:
             log.exception("redelivering job %s failed", key)
     return len(keys)

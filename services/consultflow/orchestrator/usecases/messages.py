@@ -80,6 +80,7 @@ def publish_message(
                 variables=jsonutil.dumps(dict(variables)),
                 status=MessageStatus.PENDING,
                 instance_id="",
+                sender_instance_id="",
                 created_at=now,
                 # A message nobody may wait for is kept only to remember its id.
                 expires_at=now + max(ttl, timedelta(0)),
@@ -146,7 +147,9 @@ def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | No
             return PublishOutcome.DUPLICATE, ""
         except (NotWaiting, NotFound):
             continue
-    return _start_by_message(host, message_key, message.name, message.correlation_key, variables)
+    return _start_by_message(
+        host, message_key, message.name, message.correlation_key, variables, message.sender_instance_id
+    )
 
 
 def _settled_outcome(message: Message | None) -> PublishOutcome | None:
@@ -186,7 +189,7 @@ def claim_message(step: Step, message_key: str) -> bool:
 
 
 def _start_by_message(
-    host: InstanceHost, message_key: str, name: str, key: str, variables: dict[str, Any]
+    host: InstanceHost, message_key: str, name: str, key: str, variables: dict[str, Any], sender: str
 ) -> tuple[PublishOutcome | None, str]:
     definitions = [
         d for d in list_definitions(host, latest_only=True) if name in json.loads(d.start_messages)
@@ -204,7 +207,9 @@ def _start_by_message(
     )
     try:
         # The message's key becomes the new instance's business key (one risk process per engagement).
-        instance_id = host.start(definition, {}, key, first)
+        instance_id = host.start(
+            definition, {}, key, first, start=engine.message_start(name), started_by=sender
+        )
     except AlreadyTaken:
         return PublishOutcome.DUPLICATE, ""
     except IntegrityError:

@@ -6,15 +6,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
 from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus
-from consultflow.platform.errors import InvalidArgument, NotFound
+from consultflow.platform import policy
+from consultflow.platform.errors import InvalidArgument, NotFound, PermissionDenied
+from consultflow.platform.identity import Caller
 from consultflow.platform.paging import Page
+from consultflow.platform.policy import Role
 
 MAX_HISTORY_PER_READ = 500
 
@@ -146,9 +149,11 @@ def list_user_tasks(
     page_size: int = 50,
     page_token: str = "",
     candidate_user: str = "",
+    visible_to: Caller | None = None,
 ) -> tuple[list[UserTask], str]:
     """Open (or all) user tasks. `candidate_group` and `candidate_user` together select what either may
-    take: a task of the group, one naming the user among its candidate users, or one assigned to the user."""
+    take: a task of the group, one naming the user among its candidate users, or one assigned to the user.
+    `visible_to` narrows the list to what that caller may see (staff: their own candidacies)."""
     page = Page.of(page_size, page_token)
     query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
     if not include_closed:
@@ -163,6 +168,17 @@ def list_user_tasks(
         query = query.where(or_(*who))
     if assignee:
         query = query.where(UserTask.assignee == assignee)
+    if visible_to is not None and not visible_to.has_role(Role.ADMIN, Role.OPS):
+        # the same rule as policy.is_candidate: named users narrow the groups
+        own = [UserTask.assignee == visible_to.name]
+        own.append(UserTask.candidate_users.contains(f",{visible_to.name},", autoescape=True))
+        own += [
+            and_(
+                UserTask.candidate_users == "", UserTask.candidate_groups.contains(f",{g},", autoescape=True)
+            )
+            for g in sorted(visible_to.groups)
+        ]
+        query = query.where(or_(*own))
     if instance_id:
         query = query.where(UserTask.instance_id == instance_id)
     with host.db.read() as session:
@@ -170,8 +186,10 @@ def list_user_tasks(
     return list(page.rows(rows)), page.next_token(rows)
 
 
-def get_user_task(host: InstanceHost, user_task_id: str) -> tuple[UserTask, dict[str, Any]]:
-    """The task and the data it sees."""
+def get_user_task(
+    host: InstanceHost, user_task_id: str, actor: Caller | None = None
+) -> tuple[UserTask, dict[str, Any]]:
+    """The task and the data it sees; a caller who may not see it is refused (`actor` None: in-process)."""
     if not user_task_id:
         raise InvalidArgument("user_task_id", "is required")
     with host.db.read() as session:
@@ -179,6 +197,10 @@ def get_user_task(host: InstanceHost, user_task_id: str) -> tuple[UserTask, dict
         instance = session.get(Instance, row.instance_id) if row else None
     if row is None or instance is None:
         raise NotFound("user task", user_task_id)
+    if actor is not None and not policy.sees_task(
+        actor, row.assignee, row.candidate_groups, row.candidate_users
+    ):
+        raise PermissionDenied(f"{actor.name} is not a candidate for user task {user_task_id}")
     data: dict[str, Any] = {}
     if row.status == UserTaskStatus.OPEN and instance.status == InstanceStatus.ACTIVE:
         workflow = host.workflow_for(

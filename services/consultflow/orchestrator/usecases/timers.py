@@ -82,7 +82,13 @@ def fire_start_timers(host: InstanceHost) -> int:
     for timer in due:
         definition = DefinitionRef(timer.definition_id, timer.process_id)
         try:
-            host.start(definition, {}, "", partial(start_by_timer, timer=timer))
+            host.start(
+                definition,
+                {},
+                "",
+                partial(start_by_timer, timer=timer),
+                start=engine.timer_start(timer.element_id),
+            )
             started += 1
         except AlreadyFired:
             continue

@@ -14,31 +14,50 @@ from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import UserTask
 from consultflow.orchestrator.records import Effects, UserTaskStatus
 from consultflow.orchestrator.step import Step
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.orchestrator.usecases import audit
+from consultflow.orchestrator.usecases.audit import Change
+from consultflow.platform import policy
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from consultflow.platform.identity import Caller
+from consultflow.platform.policy import Role
 
 
-def claim_user_task(host: InstanceHost, user_task_id: str, assignee: str, force: bool = False) -> UserTask:
-    """Assigns an open task to a person; taking it from someone else needs `force`."""
-    if not assignee:
-        raise InvalidArgument("assignee", "is required")
+def claim_user_task(host: InstanceHost, user_task_id: str, actor: Caller, force: bool = False) -> UserTask:
+    """The caller takes an open task it is a candidate for; taking it from someone else needs `force`,
+    which only an admin has."""
     with host.uow_factory() as uow:
         row = uow.session.get(UserTask, user_task_id) if user_task_id else None
         if row is None:
             raise NotFound("user task", user_task_id)
         if row.status != UserTaskStatus.OPEN:
             raise FailedPrecondition(f"user task {user_task_id} is {row.status.lower()}")
-        if row.assignee and row.assignee != assignee and not force:
-            raise FailedPrecondition(f"user task {user_task_id} is claimed by {row.assignee!r}; use force")
-        row.assignee = assignee
+        task = f"user task {user_task_id}"
+        policy.require_candidate(actor, task, row.assignee, row.candidate_groups, row.candidate_users)
+        if row.assignee and row.assignee != actor.name:
+            if not force:
+                raise FailedPrecondition(f"{task} is claimed by {row.assignee!r}; use force")
+            if not actor.has_role(Role.ADMIN):
+                raise PermissionDenied(f"{task} is claimed by {row.assignee!r}; only an admin takes it over")
+        took_over = row.assignee if row.assignee and row.assignee != actor.name else ""
+        row.assignee = actor.name
         instance_id = row.instance_id
+        change = Change(
+            "usertask.claimed",
+            row.instance_id,
+            row.business_key,
+            row.element_id,
+            f"taken over from {took_over}" if took_over else "",
+        )
+        audit.record(uow.session, actor, change, host.clock.now())
         uow.commit()
     host.notify(Effects(instances={instance_id}))
     return row
 
 
 def complete_user_task(
-    host: InstanceHost, user_task_id: str, values: Mapping[str, Any], completed_by: str = ""
+    host: InstanceHost, user_task_id: str, values: Mapping[str, Any], actor: Caller
 ) -> None:
+    """The person who holds the task submits its form; they are recorded as the one who completed it."""
     if not user_task_id:
         raise InvalidArgument("user_task_id", "is required")
     with host.db.read() as session:
@@ -47,18 +66,17 @@ def complete_user_task(
         raise NotFound("user task", user_task_id)
     host.step(
         row.instance_id,
-        partial(complete, user_task_id=user_task_id, values=values, completed_by=completed_by),
+        partial(complete, user_task_id=user_task_id, values=values, actor=actor),
     )
 
 
-def complete(step: Step, user_task_id: str, values: Mapping[str, Any], completed_by: str) -> None:
+def complete(step: Step, user_task_id: str, values: Mapping[str, Any], actor: Caller) -> None:
     """The submitted form, checked against the task's fields, lands in its data and the task completes."""
     current = step.session.get(UserTask, user_task_id)
     assert current is not None
     if current.status != UserTaskStatus.OPEN:
         raise FailedPrecondition(f"user task {user_task_id} is {current.status.lower()}")
-    if current.assignee and completed_by and current.assignee != completed_by:
-        raise FailedPrecondition(f"user task {user_task_id} is claimed by {current.assignee!r}")
+    policy.require_claimant(actor, f"user task {user_task_id}", current.assignee)
     task = engine.find_task(step.workflow, user_task_id)
     if task is None or task.state != TaskState.READY:
         raise FailedPrecondition(f"user task {user_task_id} no longer waits")
@@ -67,9 +85,11 @@ def complete(step: Step, user_task_id: str, values: Mapping[str, Any], completed
     spec.add_data_from_form(task, data)
     task.run()
     step.record_completed(task)
-    done_by = completed_by or current.assignee
+    done_by = actor.name
     step.close_user_task(user_task_id, UserTaskStatus.COMPLETED, done_by)
     step.history("usertask.completed", current.element_id, current.name, done_by)
+    change = Change("usertask.completed", step.instance_id, step.record.business_key, current.element_id)
+    audit.record(step.session, actor, change, step.now)
     step.uow.emit(
         "usertask.completed",
         user_task_id,

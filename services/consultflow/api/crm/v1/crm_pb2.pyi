@@ -276,6 +276,7 @@ class RecordInquiryRequest(_message.Message):
     QUESTION_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     LEAD_ID_FIELD_NUMBER: _builtins.int
+    REFERRED_BY_FIELD_NUMBER: _builtins.int
     engagement_id: _builtins.str
     """optional: ties the inquiry to an engagement (process business key)"""
     channel: Global___Channel.ValueType
@@ -289,6 +290,10 @@ class RecordInquiryRequest(_message.Message):
     """Makes recording idempotent: the same key returns the inquiry recorded first."""
     lead_id: _builtins.str
     """Optional: the market-research lead (2.1.1) this inquiry comes from; channel must be market research."""
+    referred_by: _builtins.str
+    """Optional: the engagement that referred this inquiry (a follow-on project or referral, 5.3.3); channel
+    must be referral.
+    """
     def __init__(
         self,
         *,
@@ -302,10 +307,11 @@ class RecordInquiryRequest(_message.Message):
         question: _builtins.str = ...,
         request_id: _builtins.str = ...,
         lead_id: _builtins.str = ...,
+        referred_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "client_industry", b"client_industry", "client_name", b"client_name", "contact_email", b"contact_email", "contact_name", b"contact_name", "contact_phone", b"contact_phone", "engagement_id", b"engagement_id", "lead_id", b"lead_id", "question", b"question", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "client_industry", b"client_industry", "client_name", b"client_name", "contact_email", b"contact_email", "contact_name", b"contact_name", "contact_phone", b"contact_phone", "engagement_id", b"engagement_id", "lead_id", b"lead_id", "question", b"question", "referred_by", b"referred_by", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -331,6 +337,7 @@ class Inquiry(_message.Message):
     LEAD_ID_FIELD_NUMBER: _builtins.int
     DECLINE_REASON_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
+    REFERRED_BY_FIELD_NUMBER: _builtins.int
     inquiry_id: _builtins.str
     engagement_id: _builtins.str
     channel: Global___Channel.ValueType
@@ -347,6 +354,8 @@ class Inquiry(_message.Message):
     lead_id: _builtins.str
     decline_reason: _builtins.str
     """infeasible, offer_rejected, offer_expired, risk_avoided"""
+    referred_by: _builtins.str
+    """the engagement that referred it (5.3.3), if any"""
     @_builtins.property
     def received_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -370,10 +379,11 @@ class Inquiry(_message.Message):
         lead_id: _builtins.str = ...,
         decline_reason: _builtins.str = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
+        referred_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "received_at", b"received_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "client_id", b"client_id", "client_industry", b"client_industry", "client_name", b"client_name", "closed_at", b"closed_at", "contact_email", b"contact_email", "contact_id", b"contact_id", "contact_name", b"contact_name", "contact_phone", b"contact_phone", "decline_reason", b"decline_reason", "engagement_id", b"engagement_id", "inquiry_id", b"inquiry_id", "lead_id", b"lead_id", "question", b"question", "received_at", b"received_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "client_id", b"client_id", "client_industry", b"client_industry", "client_name", b"client_name", "closed_at", b"closed_at", "contact_email", b"contact_email", "contact_id", b"contact_id", "contact_name", b"contact_name", "contact_phone", b"contact_phone", "decline_reason", b"decline_reason", "engagement_id", b"engagement_id", "inquiry_id", b"inquiry_id", "lead_id", b"lead_id", "question", b"question", "received_at", b"received_at", "referred_by", b"referred_by", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -965,7 +975,7 @@ class RecordLeadRequest(_message.Message):
     LEAD_CONTACT_FIELD_NUMBER: _builtins.int
     LEAD_NOTES_FIELD_NUMBER: _builtins.int
     lead_source: _builtins.str
-    """trade_fair, seminar, online_platform"""
+    """trade_fair, seminar, online_platform, other"""
     lead_company: _builtins.str
     """required"""
     lead_contact: _builtins.str

@@ -1,0 +1,116 @@
+"""The identity of a system running on one machine: a throwaway CA, one listener certificate for every
+component, a local token issuer, and a token per component — what `consultflow up`, the demo and the tests
+use instead of cert-manager and an OIDC provider.
+
+Everything lives under `<data dir>/identity/`; the CA and the issuer key are kept between runs (a token
+minted yesterday still verifies), the listener certificate and the component tokens are renewed at
+every start.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from consultflow.platform.identity import LocalIssuer
+from consultflow.platform.security import SecuritySettings
+from consultflow.platform.tls import LocalAuthority, TlsFiles
+
+COMPONENT_TOKEN_TTL = timedelta(days=7)
+PEOPLE_FILE = Path(__file__).resolve().parents[1] / "cli" / "people.toml"
+
+
+@dataclass(frozen=True)
+class Person:
+    """Somebody the local system knows: roles say what they may call, groups which tasks are theirs."""
+
+    name: str
+    roles: tuple[str, ...]
+    groups: tuple[str, ...] = ()
+
+
+def people(path: Path = PEOPLE_FILE) -> dict[str, Person]:
+    """The firm's sample people (cli/people.toml), by name."""
+    table = tomllib.loads(path.read_text())["people"]
+    return {
+        name: Person(name, tuple(entry.get("roles", ())), tuple(entry.get("groups", ())))
+        for name, entry in table.items()
+    }
+
+
+@dataclass
+class LocalIdentity:
+    folder: Path
+    authority: LocalAuthority = field(init=False)
+    issuer: LocalIssuer = field(init=False)
+    tls: TlsFiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.folder = self.folder.resolve()
+        self.authority = LocalAuthority(self.folder / "ca")
+        self.issuer = LocalIssuer(self.folder / "issuer")
+        self.tls = self.authority.issue(self.folder / "tls", "consultflow")
+
+    @classmethod
+    def existing(cls, folder: Path) -> LocalIdentity:
+        """The identity `consultflow up` made, for the CLI; an error when there is none."""
+        if not (folder / "issuer" / "issuer-key.pem").exists():
+            raise FileNotFoundError(f"no local identity under {folder}: is `consultflow up` running?")
+        identity = cls.__new__(cls)
+        identity.folder = folder.resolve()
+        identity.authority = LocalAuthority(identity.folder / "ca")
+        identity.issuer = LocalIssuer(identity.folder / "issuer")
+        identity.tls = TlsFiles.in_folder(identity.folder / "tls")
+        return identity
+
+    @property
+    def ca(self) -> Path:
+        return self.tls.ca
+
+    def token(
+        self,
+        name: str,
+        roles: Iterable[str],
+        groups: Iterable[str] = (),
+        engagement: str = "",
+        ttl: timedelta = timedelta(hours=8),
+    ) -> str:
+        return self.issuer.mint(name, roles, groups, engagement, ttl)
+
+    def token_of(self, person: str, ttl: timedelta = timedelta(hours=8)) -> str:
+        """A token for one of the sample people of cli/people.toml."""
+        known = people()
+        if person not in known:
+            raise ValueError(f"{person!r} is not in {PEOPLE_FILE.name}; give --roles (and --groups) instead")
+        entry = known[person]
+        return self.token(entry.name, entry.roles, entry.groups, ttl=ttl)
+
+    def component_token_file(self, component: str) -> Path:
+        """Mints the component's token (role `component`, its name) into a file only it reads."""
+        folder = self.folder / "tokens"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{component}.jwt"
+        path.write_text(self.token(component, ["component"], ttl=COMPONENT_TOKEN_TTL))
+        path.chmod(0o600)
+        return path
+
+    def environment(self, component: str) -> dict[str, str]:
+        """The CONSULTFLOW_* security settings of one component process."""
+        return {
+            "CONSULTFLOW_TLS_DIR": str(self.tls.certificate.parent),
+            "CONSULTFLOW_OIDC_ISSUER": self.issuer.issuer,
+            "CONSULTFLOW_OIDC_AUDIENCE": self.issuer.audience,
+            "CONSULTFLOW_OIDC_JWKS_URL": self.issuer.jwks_url,
+            "CONSULTFLOW_OIDC_ALGORITHMS": "ES256",
+            "CONSULTFLOW_TOKEN_FILE": str(self.component_token_file(component)),
+        }
+
+    def settings(self, component: str, operation_owners: Mapping[str, str] | None = None) -> SecuritySettings:
+        """The same settings for a component run in-process (tests)."""
+        env = self.environment(component)
+        if operation_owners:
+            env["CONSULTFLOW_OPERATION_OWNERS"] = ",".join(f"{k}={v}" for k, v in operation_owners.items())
+        return SecuritySettings.from_env(env)

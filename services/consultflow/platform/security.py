@@ -1,0 +1,185 @@
+"""A component's security, from its settings: the TLS listener, the token check every call passes, and
+the channels it calls its peers on, carrying its own bearer token.
+
+Every listener is TLS and every caller — person, tool, component or outside worker — presents a bearer
+token (platform/tls.py says why one listener). A component's own token is a file: `consultflow up`
+mints it with the local issuer, Kubernetes projects a service-account token there and rotates it; the
+file is re-read when it changes, so a rotation needs no restart. Without TLS files and an issuer a
+component refuses to start: there is no unauthenticated mode to forget to turn off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from consultflow.platform.authn import AuthInterceptor
+from consultflow.platform.identity import ClaimPaths, IssuerSettings, TokenVerifier, TrustedIssuers
+from consultflow.platform.tls import CertificateFiles, TlsFiles, channel_credentials
+
+COMPONENT_OPERATIONS = ("crm", "contracts", "delivery", "survey", "risk")
+
+
+class SecurityNotConfigured(RuntimeError):
+    """A component was started without the settings that make its listener safe."""
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    tls_dir: Path  # tls.crt, tls.key and ca.crt of this component's listener (a mounted TLS Secret)
+    ca_file: Path  # whom to trust when calling peers
+    issuer: IssuerSettings
+    component_issuer: IssuerSettings | None  # where components' own tokens come from, if not `issuer`
+    token_file: Path | None  # this component's own bearer token; None for a component that calls nobody
+    health_address: str = ""  # a plaintext listener serving only grpc.health.v1, for kubelet probes
+    operation_owners: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: {name: (f"{name}.",) for name in COMPONENT_OPERATIONS}
+    )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SecuritySettings:
+        env = os.environ if env is None else env
+        tls_dir = env.get("CONSULTFLOW_TLS_DIR", "")
+        issuer = env.get("CONSULTFLOW_OIDC_ISSUER", "")
+        if not tls_dir or not issuer:
+            raise SecurityNotConfigured(
+                "CONSULTFLOW_TLS_DIR and CONSULTFLOW_OIDC_ISSUER must be set: every listener serves TLS and "
+                "every call is authenticated (`consultflow up` makes a local CA and token issuer)"
+            )
+        claims = ClaimPaths(
+            name=env.get("CONSULTFLOW_OIDC_NAME_CLAIM", "") or ClaimPaths.name,
+            roles=env.get("CONSULTFLOW_OIDC_ROLES_CLAIM", "") or ClaimPaths.roles,
+            groups=env.get("CONSULTFLOW_OIDC_GROUPS_CLAIM", "") or ClaimPaths.groups,
+            engagement=env.get("CONSULTFLOW_OIDC_ENGAGEMENT_CLAIM", "") or ClaimPaths.engagement,
+        )
+        algorithms = tuple(
+            a.strip() for a in env.get("CONSULTFLOW_OIDC_ALGORITHMS", "RS256,ES256").split(",") if a.strip()
+        )
+        token_file = env.get("CONSULTFLOW_TOKEN_FILE", "")
+        component_issuer = env.get("CONSULTFLOW_COMPONENT_ISSUER", "")
+        production = env.get("CONSULTFLOW_PRODUCTION", "").strip().lower() in ("1", "true", "yes")
+        return cls(
+            tls_dir=Path(tls_dir),
+            ca_file=Path(env.get("CONSULTFLOW_CA_FILE", "") or Path(tls_dir) / "ca.crt"),
+            issuer=IssuerSettings(
+                issuer=issuer,
+                audience=env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow"),
+                jwks_url=env.get("CONSULTFLOW_OIDC_JWKS_URL", ""),
+                algorithms=algorithms,
+                claims=claims,
+                production=production,
+            ),
+            component_issuer=IssuerSettings(
+                issuer=component_issuer,
+                audience=env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow"),
+                jwks_url=env.get("CONSULTFLOW_COMPONENT_JWKS_URL", ""),
+                production=production,
+                service_accounts=True,
+                jwks_ca=env.get("CONSULTFLOW_COMPONENT_JWKS_CA", ""),
+            )
+            if component_issuer
+            else None,
+            token_file=Path(token_file) if token_file else None,
+            health_address=env.get("CONSULTFLOW_HEALTH_ADDRESS", ""),
+            operation_owners=operation_owners(env.get("CONSULTFLOW_OPERATION_OWNERS", "")),
+        )
+
+
+def operation_owners(text: str) -> dict[str, tuple[str, ...]]:
+    """`name=prefix1|prefix2,other=prefix` → who may take and complete which operations' jobs.
+
+    The five services own their own operations; outside workers are added by configuration."""
+    owners: dict[str, tuple[str, ...]] = {name: (f"{name}.",) for name in COMPONENT_OPERATIONS}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, _, prefixes = item.partition("=")
+        if not name.strip() or not prefixes.strip():
+            raise SecurityNotConfigured(f"CONSULTFLOW_OPERATION_OWNERS: {item!r} is not name=prefix")
+        owners[name.strip()] = tuple(p.strip() for p in prefixes.split("|") if p.strip())
+    return owners
+
+
+class TokenFile:
+    """A bearer token kept in a file and re-read when the file changes (a rotated token)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = -1
+        self._token = ""
+        self._lock = threading.Lock()
+
+    def token(self) -> str:
+        with self._lock:
+            stamp = self.path.stat().st_mtime_ns
+            if stamp != self._stamp:
+                self._token = self.path.read_text().strip()
+                self._stamp = stamp
+            return self._token
+
+
+class _BearerFromFile(grpc.AuthMetadataPlugin):
+    def __init__(self, source: TokenFile) -> None:
+        self._source = source
+
+    def __call__(self, context: Any, callback: Any) -> None:
+        try:
+            callback((("authorization", f"Bearer {self._source.token()}"),), None)
+        except OSError as error:
+            callback((), error)
+
+
+def bearer_credentials(token: str | TokenFile) -> grpc.CallCredentials:
+    """Call credentials that send `token` (or the current content of a token file) with every call."""
+    if isinstance(token, str):
+        return grpc.access_token_call_credentials(token)
+    return grpc.metadata_call_credentials(_BearerFromFile(token), name="consultflow-token-file")
+
+
+def secure_channel(
+    address: str, ca: Path | None, token: str | TokenFile | None = None, **options: Any
+) -> grpc.Channel:
+    """A blocking channel over TLS, sending `token` with every call when one is given."""
+    return grpc.secure_channel(address, _credentials(ca, token), **options)
+
+
+def secure_aio_channel(
+    address: str, ca: Path | None, token: str | TokenFile | None = None
+) -> grpc.aio.Channel:
+    return grpc.aio.secure_channel(address, _credentials(ca, token))
+
+
+def _credentials(ca: Path | None, token: str | TokenFile | None) -> grpc.ChannelCredentials:
+    transport = channel_credentials(ca)
+    if token is None:
+        return transport
+    return grpc.composite_channel_credentials(transport, bearer_credentials(token))
+
+
+class Security:
+    """What bootstrap wires: server credentials, the authentication interceptor, peer channels."""
+
+    def __init__(self, settings: SecuritySettings) -> None:
+        self.settings = settings
+        verifiers = [TokenVerifier(settings.issuer)]
+        if settings.component_issuer is not None:
+            verifiers.append(TokenVerifier(settings.component_issuer))
+        self.verifier = TrustedIssuers(verifiers)
+        self._certificates = CertificateFiles(TlsFiles.in_folder(settings.tls_dir))
+        self._token = TokenFile(settings.token_file) if settings.token_file else None
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return self._certificates.credentials()
+
+    def interceptor(self) -> AuthInterceptor:
+        return AuthInterceptor(self.verifier)
+
+    def channel(self, address: str) -> grpc.Channel:
+        return secure_channel(address, self.settings.ca_file, self._token)
+
+    def aio_channel(self, address: str) -> grpc.aio.Channel:
+        return secure_aio_channel(address, self.settings.ca_file, self._token)
