@@ -60,6 +60,8 @@ def test_a_clause_that_loses_its_element_is_reported() -> None:
     element = Element("intake.bpmn", "assess", "評估 Assess", "userTask", ("2.2.2",), "Feasibility", ())
     assert traceability.unimplemented(clauses, [element]) == []
     assert traceability.unimplemented(clauses, []) == ["2.2.2"]
+    chapter = Element("engagement.bpmn", "intake", "承接 Intake", "callActivity", ("2.2.2",), "Intake", ())
+    assert traceability.unimplemented(clauses, [chapter]) == ["2.2.2"], "a call activity only holds the work"
     text = traceability.render(clauses, [], {}, {})
     assert "**no element implements this clause**" in text and "missing: 2.2.2" in text
 
