@@ -9,6 +9,7 @@ every start.
 
 from __future__ import annotations
 
+import secrets
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from consultflow.platform.identity import LocalIssuer
+from consultflow.platform.messaging import NatsCredentials
+from consultflow.platform.nats_access import authorization_block, users
 from consultflow.platform.security import SecuritySettings
 from consultflow.platform.tls import LocalAuthority, TlsFiles
 
@@ -114,3 +117,40 @@ class LocalIdentity:
         if operation_owners:
             env["CONSULTFLOW_OPERATION_OWNERS"] = ",".join(f"{k}={v}" for k, v in operation_owners.items())
         return SecuritySettings.from_env(env)
+
+
+@dataclass(frozen=True)
+class LocalNatsUsers:
+    """Every NATS user of a local system with a fresh password, in `<data dir>/identity/nats/`.
+
+    Kept beside the system's data rather than in a shared identity folder, because the passwords belong
+    to the one nats-server that system runs (tests run several systems with one CA and issuer)."""
+
+    folder: Path
+
+    def password_file(self, user: str) -> Path:
+        return self.folder / f"{user}.password"
+
+    def write(self) -> Path:
+        """New passwords (one owner-only file each) and the server's `authorization.conf`; returns it."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        passwords = {}
+        for user in users():
+            path = self.password_file(user)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+            passwords[user] = path.read_text()
+        block = self.folder / "authorization.conf"
+        block.write_text(authorization_block(passwords))
+        block.chmod(0o600)
+        return block
+
+    def credentials(self, user: str) -> NatsCredentials:
+        return NatsCredentials.from_file(user, self.password_file(user))
+
+    def environment(self, user: str) -> dict[str, str]:
+        """CONSULTFLOW_NATS_USER and CONSULTFLOW_NATS_PASSWORD_FILE for one component process."""
+        return {
+            "CONSULTFLOW_NATS_USER": user,
+            "CONSULTFLOW_NATS_PASSWORD_FILE": str(self.password_file(user)),
+        }

@@ -1,0 +1,264 @@
+"""NATS identities against a real nats-server configured as `consultflow up` configures it.
+
+A refused publish on NATS is asynchronous (the server answers with an error the client only logs), so
+every test asserts on the streams and consumers, read by the admin, rather than on an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import NoServersError
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from consultflow.cli.system import start_nats
+from consultflow.platform.local_identity import LocalNatsUsers
+from consultflow.platform.messaging import (
+    JOBS_STREAM,
+    STATUS_STREAM,
+    MessagingNotProvisioned,
+    connect,
+    connect_options,
+)
+from consultflow.platform.nats_access import ADMIN, STATUS_DURABLE, provision, worker_durable
+
+REFUSAL_WAIT = 0.5  # how long a refused request is given before we look at the stream
+
+
+class Secured:
+    """A nats-server that knows only the consultflow users, provisioned by the admin."""
+
+    def __init__(self, folder: Path) -> None:
+        self.users = LocalNatsUsers(folder / "identity" / "nats")
+        self.folder = folder
+        self.url = ""
+
+    async def connect(self, user: str) -> Client:
+        errors: list[Exception] = []
+
+        async def on_error(error: Exception) -> None:
+            errors.append(error)  # permission violations arrive here, asynchronously
+
+        return await nats.connect(
+            self.url,
+            error_cb=on_error,
+            allow_reconnect=False,
+            **connect_options(self.users.credentials(user)),
+        )
+
+    @contextlib.asynccontextmanager
+    async def client(self, user: str) -> AsyncIterator[Client]:
+        nc = await self.connect(user)
+        try:
+            yield nc
+        finally:
+            await nc.close()
+
+    async def count(self, stream: str) -> int:
+        async with self.client(ADMIN) as nc:
+            info = await nc.jetstream().stream_info(stream)
+            return int(info.state.messages)
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[Secured]:
+    server = Secured(tmp_path)
+    process, server.url = start_nats(tmp_path, tmp_path / "nats.log", server.users)
+    try:
+
+        async def setup() -> None:
+            async with server.client(ADMIN) as nc:
+                await provision(nc.jetstream())
+
+        asyncio.run(setup())
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def refused(action: Awaitable[object]) -> None:
+    """Runs a request the server should refuse; it times out or errors, never succeeds quietly."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(action, REFUSAL_WAIT)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())  # type: ignore[arg-type]
+
+
+def test_without_credentials_nobody_connects(secured: Secured) -> None:
+    async def body() -> None:
+        with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+            await nats.connect(secured.url, allow_reconnect=False, max_reconnect_attempts=0)
+
+    run(body)
+
+
+def test_a_forged_status_event_from_another_service_leaves_status_unchanged(secured: Secured) -> None:
+    async def body() -> None:
+        before = await secured.count(STATUS_STREAM)
+        async with secured.client("crm") as crm, secured.client("reader") as reader:
+            await refused(crm.jetstream().publish("status.contracts.quotation.accepted", b"forged"))
+            await refused(reader.jetstream().publish("status.crm.inquiry.recorded", b"forged"))
+            await crm.flush()
+        assert await secured.count(STATUS_STREAM) == before
+        async with secured.client("crm") as crm:
+            await crm.jetstream().publish("status.crm.inquiry.recorded", b"own")
+        assert await secured.count(STATUS_STREAM) == before + 1
+
+    run(body)
+
+
+def test_only_the_orchestrator_puts_jobs_on_jobs(secured: Secured) -> None:
+    async def body() -> None:
+        for user in ("crm", "contracts", "reader"):
+            async with secured.client(user) as nc:
+                await refused(nc.jetstream().publish("jobs.crm.record_inquiry", b"forged"))
+        assert await secured.count(JOBS_STREAM) == 0
+        async with secured.client("orchestrator") as orchestrator:
+            await orchestrator.jetstream().publish("jobs.crm.record_inquiry", b"real")
+        assert await secured.count(JOBS_STREAM) == 1
+
+    run(body)
+
+
+def test_a_service_cannot_purge_or_delete_a_stream(secured: Secured) -> None:
+    async def body() -> None:
+        async with secured.client("orchestrator") as orchestrator:
+            await orchestrator.jetstream().publish("jobs.crm.record_inquiry", b"real")
+            await orchestrator.jetstream().publish("status.orchestrator.instance.started", b"real")
+        for user in ("crm", "orchestrator", "reader"):
+            async with secured.client(user) as nc:
+                js = nc.jetstream()
+                for stream in (JOBS_STREAM, STATUS_STREAM):
+                    await refused(js.purge_stream(stream))
+                    await refused(js.delete_stream(stream))
+                    await refused(js.update_stream(name=stream, subjects=[f"{stream.lower()}.x"]))
+        assert await secured.count(JOBS_STREAM) == 1
+        assert await secured.count(STATUS_STREAM) == 1
+        async with secured.client(ADMIN) as admin:
+            assert (await admin.jetstream().stream_info(JOBS_STREAM)).config.subjects == ["jobs.>"]
+
+    run(body)
+
+
+def test_a_service_cannot_create_change_or_delete_consumers(secured: Secured) -> None:
+    async def body() -> None:
+        async with secured.client("crm") as crm:
+            js = crm.jetstream()
+            await refused(
+                js.add_consumer(
+                    JOBS_STREAM,
+                    ConsumerConfig(
+                        durable_name="steal", filter_subject="jobs.contracts.>", ack_policy=AckPolicy.EXPLICIT
+                    ),
+                )
+            )
+            await refused(js.add_consumer(JOBS_STREAM, ConsumerConfig(filter_subject="jobs.contracts.>")))
+            await refused(js.delete_consumer(JOBS_STREAM, worker_durable("contracts")))
+            await refused(js.pull_subscribe("jobs.contracts.>", durable="steal2", stream=JOBS_STREAM))
+        async with secured.client("reader") as reader:
+            # the ephemeral-create subject with a durable name in the body must not make or change one
+            request = {
+                "stream_name": STATUS_STREAM,
+                "config": {
+                    "durable_name": STATUS_DURABLE,
+                    "filter_subject": "status.crm.>",
+                    "ack_policy": "explicit",
+                },
+            }
+            await refused(
+                reader.request(f"$JS.API.CONSUMER.CREATE.{STATUS_STREAM}", json.dumps(request).encode())
+            )
+            await refused(reader.jetstream().delete_consumer(STATUS_STREAM, STATUS_DURABLE))
+        async with secured.client(ADMIN) as admin:
+            js = admin.jetstream()
+            names = {c.name for c in await js.consumers_info(JOBS_STREAM)}
+            assert names == {worker_durable(s) for s in ("crm", "contracts", "delivery", "survey", "risk")}
+            status = await js.consumer_info(STATUS_STREAM, STATUS_DURABLE)
+            assert status.config.filter_subject == "status.>"
+            assert [c.name for c in await js.consumers_info(STATUS_STREAM)] == [STATUS_DURABLE]
+
+    run(body)
+
+
+def test_a_service_reads_only_its_own_jobs_and_nobody_reads_another_inbox(secured: Secured) -> None:
+    async def body() -> None:
+        async with secured.client("orchestrator") as orchestrator:
+            await orchestrator.jetstream().publish("jobs.contracts.prepare_quote", b"for contracts")
+        spied: list[str] = []
+        async with secured.client("crm") as crm, secured.client("contracts") as contracts:
+
+            async def spy(message: Msg) -> None:
+                spied.append(message.subject)
+
+            for pattern in ("_INBOX_contracts.>", "_INBOX.>", ">", "jobs.>"):
+                await crm.subscribe(pattern, cb=spy)
+            # crm may not pull from contracts' consumer, not even through the plain API subject
+            stolen = await crm.jetstream().pull_subscribe_bind(
+                durable=worker_durable("contracts"), stream=JOBS_STREAM
+            )
+            with contextlib.suppress(Exception):
+                await stolen.fetch(1, timeout=REFUSAL_WAIT)
+            await crm.flush()
+            async with secured.client(ADMIN) as admin:
+                info = await admin.jetstream().consumer_info(JOBS_STREAM, worker_durable("contracts"))
+                assert info.num_pending == 1 and info.num_ack_pending == 0, "crm must not take contracts' job"
+            # contracts takes its own job; its delivery arrives in its inbox, which crm cannot read
+            own = await contracts.jetstream().pull_subscribe_bind(
+                durable=worker_durable("contracts"), stream=JOBS_STREAM
+            )
+            [message] = await own.fetch(1, timeout=5)
+            assert message.data == b"for contracts"
+            await message.ack()
+            await asyncio.sleep(REFUSAL_WAIT)
+        assert spied == []
+        async with secured.client(ADMIN) as admin:
+            assert (await admin.jetstream().stream_info(JOBS_STREAM)).state.messages == 0
+
+    run(body)
+
+
+def test_components_verify_and_the_reader_follows_status(secured: Secured) -> None:
+    async def body() -> None:
+        for user in ("orchestrator", "crm"):
+            nc, _ = await connect(secured.url, user, secured.users.credentials(user))
+            await nc.close()
+        async with secured.client("crm") as crm:
+            await crm.jetstream().publish("status.crm.client.created", b"one")
+        async with secured.client("reader") as reader:
+            sub = await reader.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)
+            message = await sub.next_msg(timeout=5)
+            assert message.subject == "status.crm.client.created"
+        async with secured.client("orchestrator") as orchestrator:
+            bridge = await orchestrator.jetstream().pull_subscribe_bind(
+                durable=STATUS_DURABLE, stream=STATUS_STREAM
+            )
+            [event] = await bridge.fetch(1, timeout=5)
+            await event.ack()
+
+    run(body)
+
+
+def test_a_component_refuses_to_start_on_unprovisioned_streams(tmp_path: Path) -> None:
+    users = LocalNatsUsers(tmp_path / "identity" / "nats")
+    process, url = start_nats(tmp_path, tmp_path / "nats.log", users)
+    try:
+
+        async def body() -> None:
+            with pytest.raises(MessagingNotProvisioned):
+                await connect(url, "crm", users.credentials("crm"))
+
+        asyncio.run(body())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
