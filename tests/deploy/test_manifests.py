@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from consultflow import COMPONENTS, SERVICES
+from consultflow.platform.nats_access import ADMIN, authorization_block, users
 from consultflow.platform.settings import SETTINGS
 from tests.support.manifests import (
     Manifest,
@@ -273,6 +274,58 @@ def test_nats_is_a_three_server_jetstream_cluster_with_volumes() -> None:
     )
 
 
+@pytest.mark.parametrize("kustomization", ("base", "overlays/dev", "overlays/production"))
+def test_nats_knows_exactly_the_users_and_subjects_of_the_code(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    expected = authorization_block({u: f"${u.upper()}_PASSWORD" for u in users()})
+    written = "\n".join(line.strip() for line in config.splitlines() if line.strip())
+    assert "\n".join(line.strip() for line in expected.splitlines()) in written, (
+        "regenerate with `python -m consultflow.platform.nats_access authorization`"
+    )
+    assert "no_auth_user" not in config and "allow_responses" not in config
+    env = {e["name"]: e for e in container_of(objects, "StatefulSet", "nats")["env"]}
+    for user in users():
+        ref = env[f"{user.upper()}_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "consultflow-nats-users", "key": user}
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_component_connects_to_nats_as_itself(component: str) -> None:
+    objects = rendered("overlays/production")
+    container = container_of(objects, "Deployment", component)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CONSULTFLOW_NATS_USER"] == component
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {
+        v["name"]: v for v in find(objects, "Deployment", component)["spec"]["template"]["spec"]["volumes"]
+    }
+    secret = volumes["nats-credentials"]["secret"]
+    assert secret["secretName"] == "consultflow-nats-users"
+    assert secret["items"] == [{"key": component, "path": "password"}], "its own password, no other"
+    assert env["CONSULTFLOW_NATS_PASSWORD_FILE"] == f"{mounts['nats-credentials']['mountPath']}/password"
+
+
+@pytest.mark.parametrize("kustomization", ("overlays/dev", "overlays/production"))
+def test_one_job_provisions_the_streams_as_the_admin(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    container = container_of(objects, "Job", "nats-provision")
+    assert container["command"] == ["python", "-m", "consultflow.platform.nats_access", "provision"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["CONSULTFLOW_NATS_USER"] == ADMIN
+    volumes = {
+        v["name"]: v for v in find(objects, "Job", "nats-provision")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["nats-credentials"]["secret"]["items"] == [{"key": ADMIN, "path": "password"}]
+    admins = [
+        w["metadata"]["name"]
+        for w, t in pod_templates(objects)
+        for v in t["spec"].get("volumes", [])
+        if v.get("secret", {}).get("secretName") == "consultflow-nats-users"
+        and any(i["key"] == ADMIN for i in v["secret"].get("items", []))
+    ]
+    assert admins == ["nats-provision"], "only the provisioner holds the admin password"
+
+
 # --- Overlays -----------------------------------------------------------------------------------------
 
 
@@ -387,6 +440,8 @@ def test_network_policies_allow_exactly_the_planned_connections() -> None:
         assert _allowed(policies, pods[source], pods["nats"], NATS_CLIENT_PORT), source
     assert _allowed(policies, pods["nats"], pods["nats"], 6222)
     assert not _allowed(policies, pods["migrate-crm"], pods["nats"], NATS_CLIENT_PORT)
+    assert _allowed(policies, pods["nats-provision"], pods["nats"], NATS_CLIENT_PORT)
+    assert not any(_allowed(policies, pods["nats-provision"], pods[c], GRPC_PORT) for c in COMPONENTS)
     assert not _allowed(policies, pods["nats"], pods["orchestrator"], GRPC_PORT)
     # Every pod is covered by the default deny in both directions.
     deny = find(objects, "NetworkPolicy", "default-deny-all")["spec"]
