@@ -28,6 +28,7 @@ from consultflow.platform.faults import crash_point
 from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
 from consultflow.platform.messaging import JOBS_STREAM, MessagingNotProvisioned
+from consultflow.platform.nats_access import worker_durable
 
 if TYPE_CHECKING:
     from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceAsyncStub
@@ -65,7 +66,7 @@ class JobWorker:
 
     @property
     def durable_name(self) -> str:
-        return f"worker-{self._service}"
+        return worker_durable(self._service)
 
     async def start(self) -> None:
         """Binds to the provisioned consumer; the worker's NATS user may not create or change it."""
