@@ -101,7 +101,9 @@ def _reflected_services(endpoints: dict[str, str], name: str) -> list[str]:
 
 
 def _status_events(endpoints: dict[str, str]) -> list[tuple[str, str]]:
-    reader = NatsCredentials.from_file(READER, Path(endpoints["nats_reader_password_file"]))
+    reader = NatsCredentials.from_file(
+        READER, Path(endpoints["nats_reader_password_file"]), Path(endpoints["ca"])
+    )
 
     async def read() -> list[tuple[str, str]]:
         nc = await nats.connect(endpoints["nats"], **connect_options(reader))

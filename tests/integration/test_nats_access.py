@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import nats
@@ -29,6 +30,8 @@ from consultflow.platform.messaging import (
     connect_options,
 )
 from consultflow.platform.nats_access import ADMIN, STATUS_DURABLE, provision, worker_durable
+from consultflow.platform.tls import LocalAuthority
+from tests.support.identity import local_identity
 
 REFUSAL_WAIT = 0.5  # how long a refused request is given before we look at the stream
 
@@ -257,6 +260,36 @@ def test_a_component_refuses_to_start_on_unprovisioned_streams(tmp_path: Path) -
         async def body() -> None:
             with pytest.raises(MessagingNotProvisioned):
                 await connect(url, "crm", users.credentials("crm"))
+
+        asyncio.run(body())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_with_a_certificate_the_server_speaks_tls_only(tmp_path: Path) -> None:
+    identity = local_identity()
+    users = LocalNatsUsers(tmp_path / "identity" / "nats", identity.tls)
+    process, url = start_nats(tmp_path, tmp_path / "nats.log", users)
+    try:
+
+        async def body() -> None:
+            secure = users.credentials(ADMIN)
+            assert secure.ca == identity.ca
+            nc = await nats.connect(url, allow_reconnect=False, **connect_options(secure))
+            assert nc.connected_url is not None and nc._server_info.get("tls_required") is True
+            await nc.close()
+            plain = replace(secure, ca=None)
+            with pytest.raises(Exception):  # noqa: B017 - refused however the client reports it
+                await nats.connect(
+                    url, allow_reconnect=False, max_reconnect_attempts=0, **connect_options(plain)
+                )
+            other_ca = LocalAuthority(tmp_path / "other-ca").ca_file
+            stranger = replace(secure, ca=other_ca)  # trusting another CA: the server's certificate fails
+            with pytest.raises(Exception):  # noqa: B017
+                await nats.connect(
+                    url, allow_reconnect=False, max_reconnect_attempts=0, **connect_options(stranger)
+                )
 
         asyncio.run(body())
     finally:

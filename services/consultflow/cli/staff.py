@@ -71,16 +71,19 @@ class Client:
         return identity.token_of(name)
 
     def nats_credentials(self) -> NatsCredentials | None:
-        """The read-only NATS user: $CONSULTFLOW_NATS_USER/_PASSWORD_FILE, else the `reader` of
-        `consultflow up`; none when neither says (an open server)."""
+        """The read-only NATS user: $CONSULTFLOW_NATS_USER/_PASSWORD_FILE (TLS trusting
+        $CONSULTFLOW_NATS_CA_FILE), else the `reader` of `consultflow up` (trusting its CA); none when
+        neither says (an open server)."""
         user = os.environ.get("CONSULTFLOW_NATS_USER", "")
         password_file = os.environ.get("CONSULTFLOW_NATS_PASSWORD_FILE", "")
+        ca = os.environ.get("CONSULTFLOW_NATS_CA_FILE", "")
         if user and password_file:
-            return NatsCredentials.from_file(user, Path(password_file))
+            return NatsCredentials.from_file(user, Path(password_file), Path(ca) if ca else None)
         with contextlib.suppress(FileNotFoundError):
-            local = read_endpoints(Path(self._args.data_dir)).get("nats_reader_password_file", "")
+            endpoints = read_endpoints(Path(self._args.data_dir))
+            local = endpoints.get("nats_reader_password_file", "")
             if local:
-                return NatsCredentials.from_file(READER, Path(local))
+                return NatsCredentials.from_file(READER, Path(local), Path(ca or endpoints["ca"]))
         return None
 
     def endpoint(self, name: str) -> str:

@@ -62,7 +62,8 @@ def start_nats(
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Starts nats-server with JetStream on a free loopback port; returns the process and its URL.
 
-    With `users` the server accepts only them, each with its own subjects (nats_access.permissions)."""
+    With `users` the server accepts only them, each with its own subjects (nats_access.permissions), and
+    over TLS only when `users.tls` names its certificate."""
     run_dir = data_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("nats-server*.ports"):
@@ -70,7 +71,7 @@ def start_nats(
     config: list[str] = []
     if users is not None:
         conf = run_dir / "nats-server.conf"
-        conf.write_text(users.write().read_text())  # include resolves paths oddly: copy the block
+        conf.write_text(users.write().read_text())  # `include` resolves paths oddly: copy the file
         conf.chmod(0o600)
         config = ["-c", str(conf)]
     log = log_path.open("ab")
@@ -152,7 +153,7 @@ class LocalSystem:
         logs.mkdir(parents=True, exist_ok=True)
         if self.identity is None:  # tests bring their own, shared with their in-process components
             self.identity = LocalIdentity(self.data_dir / "identity")
-        self.nats_users = LocalNatsUsers(self.data_dir / "identity" / "nats")
+        self.nats_users = LocalNatsUsers(self.data_dir / "identity" / "nats", self.identity.tls)
         self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log", self.nats_users)
         self.provision_nats()
         for name in self.components:

@@ -12,6 +12,7 @@ is there, so its NATS user needs no rights to mutate JetStream.
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,14 +56,16 @@ class MessagingNotProvisioned(RuntimeError):
 
 @dataclass(frozen=True)
 class NatsCredentials:
-    """One NATS identity: user name and password; its replies arrive under its own inbox prefix."""
+    """One NATS identity: user name and password; its replies arrive under its own inbox prefix. With
+    `ca` the connection is TLS, and the server's certificate must chain to that CA."""
 
     user: str
     password: str
+    ca: Path | None = None
 
     @classmethod
-    def from_file(cls, user: str, password_file: Path) -> NatsCredentials:
-        return cls(user, password_file.read_text().strip())
+    def from_file(cls, user: str, password_file: Path, ca: Path | None = None) -> NatsCredentials:
+        return cls(user, password_file.read_text().strip(), ca)
 
     @property
     def inbox_prefix(self) -> str:
@@ -83,11 +86,14 @@ def connect_options(credentials: NatsCredentials | None) -> dict[str, Any]:
     """The nats.connect arguments that authenticate as `credentials` (none: an open server, tests)."""
     if credentials is None:
         return {}
-    return {
+    options: dict[str, Any] = {
         "user": credentials.user,
         "password": credentials.password,
         "inbox_prefix": credentials.inbox_prefix,
     }
+    if credentials.ca is not None:
+        options["tls"] = ssl.create_default_context(cafile=str(credentials.ca))
+    return options
 
 
 async def connect(

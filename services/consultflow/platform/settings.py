@@ -48,6 +48,12 @@ SETTINGS: tuple[Setting, ...] = (
         "`<data dir>/identity/nats/<user>.password`).",
     ),
     Setting(
+        "CONSULTFLOW_NATS_CA_FILE",
+        "",
+        "CA certificate the NATS server's certificate must chain to; set: connect over TLS only "
+        "(`consultflow up` sets its local CA). Empty: plaintext.",
+    ),
+    Setting(
         "CONSULTFLOW_GRPC_ADDRESS",
         "127.0.0.1:0",
         "Where this component's gRPC server listens (`host:port`; port 0 picks a free one).",
@@ -199,8 +205,9 @@ def _security() -> SecuritySettings | None:
 def _nats_credentials() -> NatsCredentials | None:
     user = _env("CONSULTFLOW_NATS_USER")
     password_file = _env("CONSULTFLOW_NATS_PASSWORD_FILE")
+    ca = _env("CONSULTFLOW_NATS_CA_FILE")
     if user and password_file:
-        return NatsCredentials.from_file(user, Path(password_file))
+        return NatsCredentials.from_file(user, Path(password_file), Path(ca) if ca else None)
     if user or password_file:
         raise RuntimeError("CONSULTFLOW_NATS_USER and CONSULTFLOW_NATS_PASSWORD_FILE go together")
     if _env("CONSULTFLOW_PRODUCTION").strip().lower() in ("1", "true", "yes"):
