@@ -148,7 +148,7 @@ class LocalNatsUsers:
         if self.tls is not None:
             tls = (
                 f"tls {{\n  cert_file: {json.dumps(str(self.tls.certificate))}\n"
-                f"  key_file: {json.dumps(str(self.tls.key))}\n  timeout: 2\n}}\n"
+                f"  key_file: {json.dumps(str(self.tls.key))}\n  timeout: 2\n  handshake_first: true\n}}\n"
             )
         block.write_text(tls + authorization_block(passwords))
         block.chmod(0o600)

@@ -92,7 +92,10 @@ def connect_options(credentials: NatsCredentials | None) -> dict[str, Any]:
         "inbox_prefix": credentials.inbox_prefix,
     }
     if credentials.ca is not None:
+        # TLS before the server says anything, so no one in between can offer plaintext and read the
+        # password (the server's `tls { handshake_first: true }`).
         options["tls"] = ssl.create_default_context(cafile=str(credentials.ca))
+        options["tls_handshake_first"] = True
     return options
 
 

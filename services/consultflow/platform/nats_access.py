@@ -197,7 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     url = os.environ.get("CONSULTFLOW_NATS_URL", "nats://127.0.0.1:4222")
     user = os.environ.get("CONSULTFLOW_NATS_USER", "")
     password_file = os.environ.get("CONSULTFLOW_NATS_PASSWORD_FILE", "")
-    credentials = NatsCredentials.from_file(user, Path(password_file)) if user and password_file else None
+    ca = os.environ.get("CONSULTFLOW_NATS_CA_FILE", "")
+    credentials = (
+        NatsCredentials.from_file(user, Path(password_file), Path(ca) if ca else None)
+        if user and password_file
+        else None
+    )
 
     async def run() -> None:
         nc = await nats.connect(servers=url.split(","), **connect_options(credentials))
