@@ -35,7 +35,7 @@ from tests.support.regulation_world import resources
 
 FILES = [p.name for p in diagram_files()]
 CHAPTERS = {"intake", "implementation", "delivery_acceptance", "follow_up"}
-PROCESSES = {"engagement", "risk_management", "market_research"} | CHAPTERS
+PROCESSES = {"engagement", "risk_management", "market_research", "problem_rectification"} | CHAPTERS
 FLOW_NODES = (
     "startEvent",
     "endEvent",

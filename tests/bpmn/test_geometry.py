@@ -9,17 +9,9 @@ import pytest
 from tests.support.catalogue import diagram_files, parse
 from tests.support.diagram_geometry import Box, crosses, problems
 
-# Drawn before this check existed and being redrawn; each leaves this set when its drawing passes
-# (strict: a diagram that passes while still listed fails, so the set only shrinks).
-REDRAWING: set[str] = {
-    "follow_up.bpmn",
-}
-
 
 @pytest.mark.parametrize("file", [p.name for p in diagram_files()])
-def test_the_diagram_reads_well(file: str, request: pytest.FixtureRequest) -> None:
-    if file in REDRAWING:
-        request.applymarker(pytest.mark.xfail(reason="being redrawn", strict=True))
+def test_the_diagram_reads_well(file: str) -> None:
     assert problems(parse(diagram_files()[0].parent / file)) == []
 
 

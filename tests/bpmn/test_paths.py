@@ -43,6 +43,15 @@ CRITERIA_MET = {f"{c}_verdict": "met" for c in ("soundness", "feasibility", "inn
 GREEN = {"schedule_deviation_rate": 0.02, "quality_pass_rate": 0.98, "cost_overrun_rate": 0.01}
 UNHAPPY = {"service_quality": 4, "result_quality": 2, "team_performance": 4, "overall_satisfaction": 3}
 HAPPY = {"service_quality": 5, "result_quality": 5, "team_performance": 4, "overall_satisfaction": 5}
+# a follow-up started on its own needs the team of 3.1.1 (TEAM) for its actors (5.2.1-5.2.3)
+WHOLE_TEAM = ",Wang Fang,Li Ming,Zhou Hua,Zhao Lei,Sun Yu,"  # TEAM as the orchestrator stores candidate users
+REFERRAL = {
+    "opportunity_kind": "referral",
+    "refer_as_inquiry": True,
+    "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+    "inquiry_contact_name": "郭先生 Mr Guo",
+    "inquiry_contact_email": "guo@foshan.example",
+}
 
 Scenario = Callable[[World], None]
 SCENARIOS: dict[str, Scenario] = {}
@@ -85,6 +94,7 @@ def assess(
     strategy: str | None,
     *,
     follow_through: bool = True,
+    manager: str | None = None,
     **choice: str,
 ) -> None:
     """Assesses a risk and chooses its strategy (None: the form's, which is the prescribed one); a chosen
@@ -97,13 +107,24 @@ def assess(
         affected_objective="schedule",
         impact=impact,
     )
+    if manager is not None:  # the engagement's project manager the register records ("": none named yet)
+        (choose,) = w.user_tasks("choose_strategy_form")
+        assert (choose.assignee, choose.candidate_groups) == (manager, ",project_manager,")
     w.submit("choose_strategy_form", **({"strategy": strategy} if strategy else {}), **choice)
     if follow_through and strategy in FOLLOW_THROUGH:
         w.submit(FOLLOW_THROUGH[strategy], measures_effective=True)
 
 
+def measure(w: World, text: str, person: str, *, more: bool = False) -> None:
+    """The team defines a rectification measure (5.2.2) naming its responsible person."""
+    w.submit("define_measure_form", measure=text, responsible_person=person, more_measures=more)
+
+
 def open_tasks(w: World) -> list[str]:
-    return sorted(t.element_id for t in w.user_tasks())
+    """The open user tasks, but the stage identifications (6.1.1): each stage the engagement enters opens
+    one in its risk management, and a scenario about something else leaves it open (the register closes
+    with the engagement); the scenarios about them look at them by name."""
+    return sorted(t.element_id for t in w.user_tasks() if t.element_id != "identify_risks_form")
 
 
 # --------------------------------------------------------------------------------------------- scenarios
@@ -115,6 +136,7 @@ def full_engagement(w: World) -> None:
     eid = "E-FULL"
     start_engagement(w, eid)
     assert w.instance("risk_management").status == "ACTIVE", "engagement.started starts risk management"
+    assert len(w.user_tasks("identify_risks_form")) == 1, "the intake starts its risk identification (6.1.1)"
 
     # ch. 2 intake, with a risk noted at the feasibility assessment (6.1.1)
     w.submit("understand_needs", communication_mode="face_to_face")
@@ -126,7 +148,7 @@ def full_engagement(w: World) -> None:
         risk_category="personnel",
     )
     w.submit("prepare_quotation_form")
-    assess(w, "high", "major", "mitigate")
+    assess(w, "high", "major", "mitigate", manager="")  # no project manager named yet: the group's
     assert w.variables("risk_management")["engagement_id"] == eid
     w.submit("draft_proposal_form", project_manager="Wang Fang")
     w.submit("review_proposal", proposal_verdict="revise")
@@ -155,7 +177,7 @@ def full_engagement(w: World) -> None:
     w.submit("site_visit_form")
     w.submit("analyse_data_form", risk_found=True, risk_description="client data incomplete")
     assert w.count("risk.register_risk") == 2, "the analysis' risk is registered by the diagram (6.1.1)"
-    assess(w, "low", "severe", "transfer")
+    assess(w, "low", "severe", "transfer", manager="Wang Fang")  # named by the implementation stage
     w.submit("design_solution_form")
     w.submit(
         "review_solution",
@@ -191,10 +213,11 @@ def full_engagement(w: World) -> None:
     w.submit("review_deliverables_form", **{**ALL_CHECKS_PASS, "consistency_ok": False})
     w.submit("compile_results_form")
     w.submit("review_deliverables_form", **ALL_CHECKS_PASS, risk_noted=True, risk_category="market")
-    assess(w, "low", "minor", "accept")
+    assess(w, "low", "minor", "accept", manager="Wang Fang")
     assert open_tasks(w) == ["delivery_needs_form"], "an accepted risk waits until it occurs (6.3.4)"
     w.publish("risk.occurred", w.risk_ids[-1], occurrence="a competitor published first")
     w.settle()
+    assert w.user_tasks("respond_to_occurrence_form")[0].assignee == "Wang Fang"
     w.submit("respond_to_occurrence_form", measures_effective=True)
     w.submit("delivery_needs_form", client_preference="none", needs_demonstration=True, client_remote=False)
     w.submit("arrange_onsite_form", delivery_time="2030-06-01T10:00:00+08:00")
@@ -226,7 +249,9 @@ def full_engagement(w: World) -> None:
     assert w.count("delivery.request_acceptance") == 2
 
     # ch. 5 follow-up: a reminder, dissatisfaction, a risk, rectification until solved, two revisits
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    assert w.count("survey.send_questionnaire") == 0, "5.1.2: the questionnaire waits for the planned date"
+    w.elapse("survey_date_reached", "engagement")
     w.elapse("survey_reminder_cycle", "engagement")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", eid, response_id="response-1")
@@ -238,19 +263,21 @@ def full_engagement(w: World) -> None:
         risk_noted=True,
         more_problems=False,
     )
-    assess(w, "high", "severe", "avoid")
-    w.submit("define_measure_form")
+    assess(w, "high", "severe", "avoid", manager="Wang Fang")
+    measure(w, "labelled charts and a summary", "Li Ming")
     w.submit("rectify_and_report_form", problem_solved=False)
+    measure(w, "walk the client through the charts", "Zhao Lei")  # 5.2.3: not solved yet, a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("revisit_cycle", "engagement")
     w.submit(
         "revisit_client_form",
         revisit_method="visit",
         offer_value_added_service=True,
-        value_added_service="free_training",
         opportunity_found=True,
-        opportunity="referral to a supplier",
+        opportunity="a market study for the client's supplier",
     )
+    w.submit("provide_value_added_service_form", value_added_service="free_training")
+    w.submit("pursue_opportunity_form", opportunity_kind="follow_on", refer_as_inquiry=False)
     w.elapse("revisit_cycle", "engagement")
     w.submit("revisit_client_form", revisit_method="phone")
     w.elapse("maintenance_period", "engagement")
@@ -277,6 +304,9 @@ def full_engagement(w: World) -> None:
     assert "decline_project" not in risk and "escalation_handled" not in risk
     assert w.count("risk.decide_deviation") == 0, "every strategy chosen was the prescribed one"
     assert w.count("risk.escalate_warning") == 0
+    # 6.1.1: the engagement announced each stage it entered, with its project manager once named
+    assert w.count("risk.record_stage") == 4 and w.worker.stage_of[eid] == "follow_up"
+    assert len(w.user_tasks("identify_risks_form")) == 0, "the register closed with the engagement"
 
 
 @scenario
@@ -608,8 +638,9 @@ def monitoring_and_reporting_run_from_kickoff_to_delivery(w: World) -> None:
 
 @scenario
 def unanswered_survey_closes(w: World) -> None:
-    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-SILENT", client_id="client-3", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.elapse("survey_closed")
     assert w.count("survey.analyse_responses") == 0
     w.elapse("maintenance_period")
@@ -620,7 +651,7 @@ def unanswered_survey_closes(w: World) -> None:
 @scenario
 def satisfied_client_needs_no_rectification(w: World) -> None:
     """5.1.2: a face-to-face survey waits for its planned date; staff take the answers down."""
-    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4")
+    w.start("follow_up", engagement_id="E-HAPPY", client_id="client-4", **TEAM)
     w.submit("plan_survey_form", survey_method="face_to_face", survey_date="2030-06-01")
     assert w.count("survey.send_questionnaire") == 0
     assert open_tasks(w) == [], "the interview waits for the survey date"
@@ -637,8 +668,9 @@ def satisfied_client_needs_no_rectification(w: World) -> None:
 
 @scenario
 def phone_interview_reveals_dissatisfaction(w: World) -> None:
-    """5.1.2 → 5.1.3: the answers of a phone interview are analysed like a questionnaire's."""
-    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6")
+    """5.1.2 → 5.1.3 → 5.2: the answers of a phone interview are analysed like a questionnaire's; two
+    problems, measures by the team, rectification by the people the measures name, regular reports."""
+    w.start("follow_up", engagement_id="E-PHONE", client_id="client-6", **TEAM)
     w.submit("plan_survey_form", survey_method="phone_interview", survey_date="2030-06-01")
     w.elapse("survey_date_reached")
     w.submit("conduct_interview_survey_form", **{k: str(v) for k, v in UNHAPPY.items()})
@@ -646,19 +678,32 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
     w.submit("analyse_dissatisfaction_form")
     assert w.variables("follow_up")["rectification_needed"] is True
     assert w.count("survey.send_questionnaire") == 0 and w.count("survey.send_reminder") == 0
-    # 5.2.1: two problems, one after the other; each gets its measure and its progress reports (5.2.2-5.2.3)
+    # 5.2.1: two problems, one after the other, identified by the engagement's own project manager
+    (identify,) = w.user_tasks("identify_problem_form")
+    assert identify.assignee == TEAM["project_manager"]
     w.submit("identify_problem_form", problem_nature="result", problem_severity="major", more_problems=True)
     w.submit("identify_problem_form", problem_nature="team", problem_severity="minor", more_problems=False)
     assert w.count("survey.record_problem") == 2
-    assert open_tasks(w) == ["define_measure_form", "define_measure_form"]
-    w.submit("define_measure_form", measure="labelled charts and a summary")
-    w.submit("define_measure_form", measure="a named contact for the client")
-    assert open_tasks(w) == ["rectify_and_report_form", "rectify_and_report_form"]
-    w.submit("rectify_and_report_form", problem_solved=False)
+    # 5.2.2: the engagement's team defines the measures, the first problem needs two
+    define = w.user_tasks("define_measure_form")
+    assert len(define) == 2 and {t.candidate_users for t in define} == {WHOLE_TEAM}
+    measure(w, "labelled charts", "Li Ming", more=True)
+    measure(w, "a named contact", "Chen Jing")
+    measure(w, "a summary page", "Zhao Lei")
+    assert w.count("survey.define_measure") == 3
+    # 5.2.3: those the measures name rectify, and report progress regularly while they work
+    rectify = w.user_tasks("rectify_and_report_form")
+    assert {t.candidate_users for t in rectify} == {",Li Ming,Zhao Lei,", ",Chen Jing,"}
+    w.elapse("progress_report_cycle")
+    assert open_tasks(w).count("report_progress_form") == 2
+    w.submit("report_progress_form", progress_report="charts relabelled, summary drafted")
+    w.submit("report_progress_form", progress_report="contact named, client informed")
+    assert w.count("survey.report_progress") == 2
+    w.submit("rectify_and_report_form", problem_solved=False)  # not solved: a further measure
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert open_tasks(w) == ["rectify_and_report_form"]
+    measure(w, "walk the client through", "Wang Fang")
     w.submit("rectify_and_report_form", problem_solved=True)
-    assert w.count("survey.define_measure") == 2 and w.count("survey.report_progress") == 3
+    assert w.count("survey.define_measure") == 4 and w.count("survey.report_progress") == 5
     assert open_tasks(w) == []
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -667,14 +712,15 @@ def phone_interview_reveals_dissatisfaction(w: World) -> None:
 @scenario
 def client_feedback_leads_to_rectification(w: World) -> None:
     """5.2.1: a satisfied survey, but the client's feedback points to a problem."""
-    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FEEDBACK", client_id="client-7", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = HAPPY
     w.client("survey.response_received", "E-FEEDBACK", response_id="response-7")
     w.submit("analyse_dissatisfaction_form", feedback_problem=True)
     assert w.variables("follow_up")["rectification_needed"] is False
     w.submit("identify_problem_form", problem_nature="other", problem_severity="minor", more_problems=False)
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
@@ -682,8 +728,9 @@ def client_feedback_leads_to_rectification(w: World) -> None:
 
 @scenario
 def rectification_without_a_new_risk(w: World) -> None:
-    w.start("follow_up", engagement_id="E-FIX", client_id="client-5")
-    w.submit("plan_survey_form", survey_method="questionnaire")
+    w.start("follow_up", engagement_id="E-FIX", client_id="client-5", **TEAM)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
     w.survey_ratings = UNHAPPY
     w.client("survey.response_received", "E-FIX", response_id="response-5")
     w.submit("analyse_dissatisfaction_form")
@@ -694,11 +741,59 @@ def rectification_without_a_new_risk(w: World) -> None:
         risk_noted=False,
         more_problems=False,
     )
-    w.submit("define_measure_form")
+    w.submit("define_measure_form", more_measures=False)
     w.submit("rectify_and_report_form", problem_solved=True)
     assert w.count("risk.register_risk") == 0 and w.count("survey.report_progress") == 1
     w.elapse("maintenance_period")
     assert w.instance("follow_up").status == "COMPLETED"
+
+
+@scenario
+def revisit_feedback_value_added_service_and_a_referral(w: World) -> None:
+    """5.3.1 → 5.2.1: a problem the client reports at a revisit is rectified like a survey's; 5.3.2 a
+    value-added service for the client's need; 5.3.3 a referred client becomes a new inquiry (2.1.2)."""
+    eid = "E-REVISIT"
+    w.start("follow_up", engagement_id=eid, client_id="client-8", **TEAM, **INQUIRY)
+    w.submit("plan_survey_form", survey_method="questionnaire", survey_date="2030-06-01")
+    w.elapse("survey_date_reached")
+    w.survey_ratings = HAPPY
+    w.client("survey.response_received", eid, response_id="response-8")
+    w.submit("analyse_dissatisfaction_form")
+    assert w.count("survey.record_problem") == 0
+    w.elapse("revisit_cycle")
+    w.submit(
+        "revisit_client_form",
+        revisit_method="phone",
+        revisit_problem=True,
+        offer_value_added_service=True,
+        opportunity_found=True,
+        opportunity="a market study for the client's supplier",
+    )
+    assert open_tasks(w) == ["identify_problem_form"], "the reported problem comes first"
+    w.submit("identify_problem_form", problem_nature="result", problem_severity="minor", more_problems=False)
+    measure(w, "explain the roadmap's cost model", "Li Ming")
+    w.submit("rectify_and_report_form", problem_solved=True)
+    w.submit(
+        "provide_value_added_service_form",
+        value_added_service="industry_news",
+        value_added_need="the client watches EU lighting rules",
+        value_added_resources="the research team's monthly digest",
+    )
+    assert w.count("crm.record_value_added_service") == 1
+    (pursue,) = w.user_tasks("pursue_opportunity_form")
+    assert pursue.assignee == "" and "business" in pursue.candidate_groups
+    w.submit("pursue_opportunity_form", **REFERRAL)
+    # 5.3.3: the referral becomes a new inquiry (2.1.2) of its own engagement, linked back to this one
+    assert w.count("crm.record_opportunity") == 1
+    assert list(w.worker.referrals.values()) == [("", eid)]
+    ((key, payload),) = w.messages("inquiry.referred")
+    assert key == payload["engagement_id"] == payload["referred_engagement_id"] != eid
+    assert payload["referred_by"] == eid and payload["channel"] == "referral" and payload["lead_id"] == ""
+    assert payload["client_name"] == REFERRAL["inquiry_client_name"]
+    assert payload["client_industry"] == INQUIRY["client_industry"], "the form starts from the engagement's"
+    w.elapse("maintenance_period", "follow_up")
+    ends = w.ends("follow_up")
+    assert "inquiry_referred" in ends and "problems_rectified" in ends and "opportunity_recorded" not in ends
 
 
 # --- end of the follow-up scenarios ---------------------------------------------------------------
@@ -780,9 +875,21 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
     eid = "E-STAGES"
     w.publish("engagement.started", eid, thrown=True, engagement_id=eid, client_name="Stage Ltd")
     w.settle()
-    w.publish("engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="intake")
+
+    def enter(stage: str, manager: str) -> None:
+        """The engagement enters `stage`, naming its project manager ("" while none is named)."""
+        w.publish(
+            "engagement.stage_started",
+            eid,
+            thrown=True,
+            engagement_id=eid,
+            engagement_stage=stage,
+            project_manager=manager,
+        )
+
+    enter("intake", "")
     w.settle()
-    assert open_tasks(w) == ["identify_risks_form"]
+    assert [t.element_id for t in w.user_tasks()] == ["identify_risks_form"]
     w.submit(
         "identify_risks_form",
         session_method="brainstorming",
@@ -792,20 +899,38 @@ def every_stage_starts_an_organised_risk_identification(w: World) -> None:
         risks_found="the sponsor may leave; the budget is not approved",
     )
     assert open_tasks(w) == ["assess_risk_form", "assess_risk_form"], "every risk found is assessed"
-    # the contract is signed before the first risk is decided: the engagement enters its implementation
-    w.publish(
-        "engagement.stage_started", eid, thrown=True, engagement_id=eid, engagement_stage="implementation"
+    w.submit(
+        "assess_risk_form",
+        risk_category="personnel",
+        identification_method="brainstorming",
+        likelihood="high",
+        impact="severe",
+        affected_objective="schedule",
     )
+    # no project manager is named during the intake before 2.3.2: the group keeps the task, no incident
+    (choose,) = w.user_tasks("choose_strategy_form")
+    assert (choose.assignee, choose.candidate_groups) == ("", ",project_manager,") and w.incidents() == []
+    # the contract is signed before the risk is decided: the engagement enters its implementation and
+    # names its project manager
+    enter("implementation", "Wang Fang")
     w.settle()
     w.submit("identify_risks_form", session_method="checklist")  # none found this time
-    assess(w, "high", "severe", "avoid")  # found at the intake, avoided by changing the plan (6.3.1)
-    assess(w, "low", "minor", None)
+    w.submit("choose_strategy_form")  # the prescribed avoid, decided after the intake (6.3.1)
+    (change,) = w.user_tasks("change_plan_form")
+    assert change.assignee == "Wang Fang", "the follow-through goes to the engagement's project manager"
+    w.submit("change_plan_form", measures_effective=True)
+    assess(w, "low", "minor", None, manager="Wang Fang")
+    # a later stage that names no one keeps the project manager the register records
+    enter("delivery", "")
+    w.settle()
+    w.submit("identify_risks_form", session_method="delphi", risks_found="the client's data room closes")
+    assess(w, "low", "minor", None, manager="Wang Fang")
     assert open_tasks(w) == []
     w.publish("engagement.closed", eid, thrown=True, engagement_id=eid)
     w.settle()
     ends = w.ends("risk_management")
-    assert ends.count("stage_risks_identified") == 2 and "decline_project" not in ends
-    assert w.count("risk.record_stage") == 2 and w.count("risk.record_identification") == 2
+    assert ends.count("stage_risks_identified") == 3 and "decline_project" not in ends
+    assert w.count("risk.record_stage") == 3 and w.count("risk.record_identification") == 3
     assert w.instance("risk_management").status == "COMPLETED"
 
 

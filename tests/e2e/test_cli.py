@@ -116,6 +116,11 @@ def test_staff_do_their_tasks_with_the_cli(demo_system: LocalSystem) -> None:
     assert json.loads(ok(demo_system, "instance", "show", instances[0]["instance_id"], "--json"))[
         "state"
     ] == ("INSTANCE_STATE_CANCELED")
+    audit = json.loads(ok(demo_system, "audit", "--key", "CLI-1", "--json"))
+    who = [(e["actor"], e["action"]) for e in audit]
+    assert ("wang", "usertask.claimed") in who and ("wang", "usertask.completed") in who, who
+    assert ("otto", "instance.created") in who and ("otto", "instance.canceled") in who, who
+    assert cli(demo_system, "audit", "--key", "CLI-1", "--as", "bella").returncode == 4, "staff do not audit"
 
 
 def test_ops_commands_and_exit_codes(demo_system: LocalSystem) -> None:

@@ -156,3 +156,72 @@ def test_staff_see_only_the_tasks_offered_to_them(system: InProcessSystem) -> No
     lea.CompleteUserTask(pb.CompleteUserTaskRequest(user_task_id=task_id))
     done = ops.GetUserTask(pb.GetUserTaskRequest(user_task_id=task_id))
     assert (done.assignee, done.completed_by) == ("lea", "lea"), "the token's name, nobody else's"
+
+
+def test_the_engagements_named_people_narrow_the_roles_group(system: InProcessSystem) -> None:
+    address = system.components["orchestrator"].address
+    ops = pb_grpc.OrchestratorServiceStub(system.channel("orchestrator"))
+    team_task = bpmn(
+        "team_only",
+        '<startEvent id="s"/><userTask id="work" camunda:candidateGroups="team" '
+        'camunda:candidateUsers="${team}"/><endEvent id="e"/>',
+        "s -> work\nwork -> e",
+    )
+    admin = pb_grpc.OrchestratorServiceStub(signed_channel(address, "root"))
+    admin.DeployResources(
+        pb.DeployResourcesRequest(resources=[pb.Resource(name="t.bpmn", content=team_task)])
+    )
+    created = ops.CreateInstance(
+        pb.CreateInstanceRequest(
+            process_id="team_only",
+            business_key="E-4",
+            variables_json=json.dumps({"team": "Li Ming,Zhao Lei"}),
+        )
+    )
+    system.wait_for(created.instance_id, lambda i: any(a.element_id == "work" for a in i.active_elements))
+    member = pb_grpc.OrchestratorServiceStub(
+        signed_channel(address, "Li Ming", roles=["staff"], groups=["team"])
+    )
+    outsider = pb_grpc.OrchestratorServiceStub(
+        signed_channel(address, "tom")
+    )  # team, but another engagement's
+    request = pb.ListUserTasksRequest(instance_id=created.instance_id)
+    assert [t.element_id for t in member.ListUserTasks(request).user_tasks] == ["work"]
+    assert list(outsider.ListUserTasks(request).user_tasks) == [], "not this engagement's team"
+
+
+def test_every_change_names_who_made_it_and_the_audit_answers_per_engagement_and_person(
+    system: InProcessSystem,
+) -> None:
+    address = system.components["orchestrator"].address
+    ana = pb_grpc.OrchestratorServiceStub(signed_channel(address, "ana"))
+    otto = pb_grpc.OrchestratorServiceStub(signed_channel(address, "otto"))
+    lea = pb_grpc.OrchestratorServiceStub(signed_channel(address, "lea"))
+    review = bpmn(
+        "audited",
+        '<startEvent id="s"/><userTask id="review" camunda:candidateGroups="legal"/><endEvent id="e"/>',
+        "s -> review\nreview -> e",
+    )
+    ana.DeployResources(pb.DeployResourcesRequest(resources=[pb.Resource(name="a.bpmn", content=review)]))
+    done = otto.CreateInstance(pb.CreateInstanceRequest(process_id="audited", business_key="E-5"))
+    dropped = otto.CreateInstance(pb.CreateInstanceRequest(process_id="audited", business_key="E-6"))
+    system.wait_for(done.instance_id, lambda i: any(a.element_id == "review" for a in i.active_elements))
+    task = lea.ListUserTasks(pb.ListUserTasksRequest(instance_id=done.instance_id)).user_tasks[0]
+    lea.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=task.user_task_id))
+    lea.CompleteUserTask(pb.CompleteUserTaskRequest(user_task_id=task.user_task_id))
+    otto.CancelInstance(pb.CancelInstanceRequest(instance_id=dropped.instance_id, reason="client withdrew"))
+
+    def entries(**query: str) -> list[tuple[str, str, str]]:
+        response = otto.ListAuditEntries(pb.ListAuditEntriesRequest(**query))  # type: ignore[arg-type]
+        return [(e.actor, e.action, e.target) for e in response.entries]
+
+    assert entries(business_key="E-5") == [
+        ("otto", "instance.created", f"{done.definition_id}"),
+        ("lea", "usertask.claimed", "review"),
+        ("lea", "usertask.completed", "review"),
+    ]
+    assert entries(business_key="E-6")[-1][:2] == ("otto", "instance.canceled")
+    assert ("ana", "definition.deployed", "audited:1") in entries(actor="ana")
+    with pytest.raises(grpc.RpcError) as staff_reads:
+        lea.ListAuditEntries(pb.ListAuditEntriesRequest(actor="lea"))
+    assert staff_reads.value.code() == grpc.StatusCode.PERMISSION_DENIED

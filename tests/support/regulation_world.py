@@ -37,7 +37,7 @@ from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator import engine, timer_events
-from consultflow.orchestrator.orm import Instance, JobRecord, StartTimer
+from consultflow.orchestrator.orm import Instance, JobRecord, Message, StartTimer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import Step
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -170,13 +170,15 @@ class Worker:
         self.prescribed: dict[str, str] = {}  # risk id → the strategy its matrix cell prescribes
         self.responses: dict[str, str] = {}  # response id → risk id
         self.stage_of: dict[str, str] = {}  # engagement id → the stage its register records (6.3.1)
+        self.manager_of: dict[str, str] = {}  # engagement id → its project manager the register records
         self.engagement_of_risk: dict[str, str] = {}  # risk id → engagement id
         self.engagement_of: dict[str, str] = {}  # project id → engagement id
         self.project_of: dict[str, str] = {}  # delivery id → project id
         self.teams: dict[str, list[str]] = {}  # project id → the team's names (3.1.1), PM first
         self.executing: set[str] = set()  # projects whose execution started (a work plan is set)
         self.open_warnings: dict[tuple[str, str], tuple[str, str]] = {}  # (engagement, indicator) → id, level
-        self.problems: dict[str, list[str]] = {}  # survey id -> its problems (survey.record_problem)
+        self.problems: dict[str, list[str]] = {}  # survey id -> its unsolved problems (survey.record_problem)
+        self.responsible: dict[str, list[str]] = {}  # problem id -> the people its open measures name
         self.leads: dict[str, list[str]] = {}  # research round (insight id) → its leads (crm.record_lead)
         self.referrals: dict[str, tuple[str, str]] = {}  # new engagement id → (lead id, referring engagement)
 
@@ -241,6 +243,8 @@ class Worker:
         return {"value_added_service_id": self.new_id("vas")}
 
     def crm__record_opportunity(self, p: Mapping[str, Any]) -> Outputs:
+        if p.get("opportunity_kind") == "referral":
+            assert p.get("referred_company"), "a referral names the company referred"
         return {"opportunity_id": self.new_id("opportunity")}
 
     # -- contracts
@@ -497,10 +501,19 @@ class Worker:
         return {"problem_id": problem_id, "problem_ids": list(problems)}
 
     def survey__define_measure(self, p: Mapping[str, Any]) -> Outputs:
-        return {"measure_id": self.new_id("measure")}
+        people = self.responsible.setdefault(str(p["problem_id"]), [])
+        if p["responsible_person"] not in people:
+            people.append(str(p["responsible_person"]))
+        return {"measure_id": self.new_id("measure"), "responsible_people": list(people)}
 
     def survey__report_progress(self, p: Mapping[str, Any]) -> Outputs:
-        return {"problem_solved": bool(p["problem_solved"])}
+        solved = bool(p["problem_solved"])
+        if solved:  # a solved problem is no longer among its survey's problem_ids, nor its measures open
+            for problems in self.problems.values():
+                if p["problem_id"] in problems:
+                    problems.remove(p["problem_id"])
+            self.responsible.pop(str(p["problem_id"]), None)
+        return {"problem_solved": solved}
 
     # -- risk
     def risk__open_register(self, p: Mapping[str, Any]) -> Outputs:
@@ -521,7 +534,15 @@ class Worker:
 
     def risk__record_stage(self, p: Mapping[str, Any]) -> Outputs:
         assert p["engagement_stage"] in STAGES
-        return {"register_stage": self.advance(p["engagement_id"], p["engagement_stage"])}
+        eid = p["engagement_id"]
+        if str(p["project_manager"]).strip():  # no name (the intake before 2.3.2) keeps the recorded one
+            self.manager_of[eid] = str(p["project_manager"]).strip()
+        stage = self.advance(eid, p["engagement_stage"])
+        return {"register_stage": stage, "project_manager": self.manager(eid)}
+
+    def manager(self, engagement_id: str) -> str:
+        """The engagement's project manager as its register records it ("" before one is named)."""
+        return self.manager_of.get(engagement_id, "")
 
     def risk__record_identification(self, p: Mapping[str, Any]) -> Outputs:
         assert p["session_method"] in ("brainstorming", "delphi", "checklist", "other")
@@ -534,30 +555,43 @@ class Worker:
     def risk__assess_risk(self, p: Mapping[str, Any]) -> Outputs:
         matrix = self.world.decide("risk_matrix", {"likelihood": p["likelihood"], "impact": p["impact"]})
         self.prescribed[p["risk_id"]] = matrix["suggested_strategy"]
-        return {k: matrix[k] for k in ("risk_level", "risk_priority", "suggested_strategy")}
+        manager = self.manager(self.engagement_of_risk.get(p["risk_id"], ""))
+        return {k: matrix[k] for k in ("risk_level", "risk_priority", "suggested_strategy")} | {
+            "project_manager": manager
+        }
 
     def risk__plan_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["strategy"] in ("avoid", "mitigate", "transfer", "accept")
         deviates = p["strategy"] != self.prescribed[p["risk_id"]]  # 6.3: the matrix prescribes the strategy
         if deviates:
             assert p["deviation_reason"], "another strategy than the prescribed one needs its reason"
-        stage = self.stage_of.get(self.engagement_of_risk.get(p["risk_id"], ""), STAGES[0])
+        eid = self.engagement_of_risk.get(p["risk_id"], "")
+        stage = self.stage_of.get(eid, STAGES[0])
         self.responses[response_id := self.new_id("response")] = p["risk_id"]
-        return {"response_id": response_id, "deviates": deviates, "register_stage": stage}
+        return {
+            "response_id": response_id,
+            "deviates": deviates,
+            "register_stage": stage,
+            "project_manager": self.manager(eid),
+        }
 
     def risk__decide_deviation(self, p: Mapping[str, Any]) -> Outputs:
         if not p["deviation_approved"]:
             assert p["deviation_note"], "a rejection needs its note"
-        risk_id = self.responses.get(p["response_id"], "")
-        stage = self.stage_of.get(self.engagement_of_risk.get(risk_id, ""), STAGES[0])
-        return {"deviation_approved": p["deviation_approved"], "register_stage": stage}
+        eid = self.engagement_of_risk.get(self.responses.get(p["response_id"], ""), "")
+        stage = self.stage_of.get(eid, STAGES[0])
+        return {
+            "deviation_approved": p["deviation_approved"],
+            "register_stage": stage,
+            "project_manager": self.manager(eid),
+        }
 
     def risk__complete_response(self, p: Mapping[str, Any]) -> Outputs:
         assert p["response_id"] and p["follow_through_notes"]
         return {"response_completed_at": _now()}
 
     def risk__review_register(self, p: Mapping[str, Any]) -> Outputs:
-        return {"open_risks": 1, "overdue_measures": 0}
+        return {"open_risks": 1, "overdue_measures": 0, "project_manager": self.manager(p["engagement_id"])}
 
     def risk__record_review(self, p: Mapping[str, Any]) -> Outputs:
         if p["new_risk_found"]:
@@ -825,6 +859,12 @@ class World:
 
     def ends_of(self, row: Instance) -> list[str]:
         return ends_reached(self.workflow(row))
+
+    def messages(self, name: str) -> list[tuple[str, dict[str, Any]]]:
+        """Every message named `name` an instance threw or the world published: (key, variables)."""
+        with self.db.session() as session:
+            rows = session.scalars(select(Message).where(Message.name == name)).all()
+            return [(row.correlation_key, json.loads(row.variables)) for row in rows]
 
     def incidents(self) -> list[str]:
         return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]

@@ -108,6 +108,12 @@ def test_conditions_the_use_cases_check_with_data() -> None:
     # tasks: seen and taken by candidates only (groups, named users, the assignee)
     assert policy.sees_task(bella, "", ",business,", "") and not policy.sees_task(lea, "", ",business,", "")
     assert policy.sees_task(lea, "", ",business,", ",lea,") and policy.sees_task(ops, "", ",x,", "")
+    # the engagement's named people narrow the role's group: another team's member is not a candidate
+    tom = staff("tom", "team")
+    assert not policy.sees_task(tom, "", ",team,", ",Wang Fang,Li Ming,")
+    assert policy.sees_task(staff("Li Ming", "team"), "", ",team,", ",Wang Fang,Li Ming,")
+    with pytest.raises(PermissionDenied, match="offered to Li Ming, Wang Fang"):
+        policy.require_candidate(tom, "t", "", ",team,", ",Wang Fang,Li Ming,")
     with pytest.raises(PermissionDenied, match="lea is not a candidate"):
         policy.require_candidate(lea, "t", "", ",business,", "")
     policy.require_candidate(admin, "t", "", ",business,", "")

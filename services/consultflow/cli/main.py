@@ -211,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("id")
     retry.add_argument("--retries", type=int, default=1, help="attempts a failed job gets back (default 1)")
 
+    audit = staff(
+        "audit", staff_cli.cmd_audit, "who claimed, completed, started, cancelled, deployed, resolved"
+    )
+    audit.add_argument("--key", help="an engagement (business key)")
+    audit.add_argument("--instance", help="one instance")
+    audit.add_argument("--who", help="one person or component")
+    audit.add_argument("--json", action="store_true", help="print JSON")
+
     deploy = staff("deploy", staff_cli.cmd_deploy, "deploy .bpmn and .dmn files (or every one in a folder)")
     deploy.add_argument("paths", nargs="+", metavar="PATH")
     deploy.add_argument("--json", action="store_true", help="print JSON")

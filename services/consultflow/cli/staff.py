@@ -349,6 +349,30 @@ def cmd_start(client: Client, args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- incidents
 
 
+def cmd_audit(client: Client, args: argparse.Namespace) -> int:
+    """Who claimed, completed, started, cancelled, deployed and resolved what (ops)."""
+    if not (args.key or args.instance or args.who):
+        raise ValueError("name an engagement (--key), an instance (--instance) or a person (--who)")
+    response = client.orchestrator.ListAuditEntries(
+        pb.ListAuditEntriesRequest(
+            business_key=args.key or "", instance_id=args.instance or "", actor=args.who or "", page_size=500
+        ),
+        timeout=10,
+    )
+    if args.json:
+        out.print_json([out.to_dict(e) for e in response.entries])
+        return 0
+    out.table(
+        ["when", "who", "action", "engagement", "target", "detail"],
+        [
+            (out.when(e.time), e.actor, e.action, e.business_key, e.target, e.detail[:50])
+            for e in response.entries
+        ],
+        empty="nothing recorded",
+    )
+    return 0
+
+
 def cmd_incidents(client: Client, args: argparse.Namespace) -> int:
     response = client.orchestrator.ListIncidents(
         pb.ListIncidentsRequest(instance_id=args.instance or "", include_resolved=args.all, page_size=500),

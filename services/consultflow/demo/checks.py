@@ -135,16 +135,18 @@ def _follow_up(clients: Clients, story: Story, problems: list[str], happy: bool)
     if happy:
         _expect(problems, not problems_found, "a problem was recorded for a satisfied client")
     else:
+        # two problems (5.2.1), three measures (5.2.2), one problem not solved at first (5.2.3)
         _expect(
             problems,
-            len(problems_found) == 1 and problems_found[0].status == "solved",
-            "the client's problem is not solved",
+            len(problems_found) == 2 and all(p.status == "solved" for p in problems_found),
+            "the client's two problems are not solved",
         )
-        if problems_found:
-            reports = len(problems_found[0].progress_reports)
-            _expect(
-                problems, reports == 2, f"{reports} progress reports, expected 2 (not yet solved, solved)"
-            )
+        measures = sum(len(p.measures) for p in problems_found)
+        _expect(problems, measures == 4, f"{measures} measures, expected 4 (two, one, and one more)")
+        reports = sum(len(p.progress_reports) for p in problems_found)
+        _expect(
+            problems, reports == 3, f"{reports} progress reports, expected 3 (not yet solved, solved, solved)"
+        )
     client_id = _history(clients, story).inquiries[0].client_id
     relationship = clients.crm.GetRelationship(
         crm_pb2.GetRelationshipRequest(client_id=client_id), timeout=TIMEOUT
@@ -202,6 +204,14 @@ def check_onsite(clients: Clients, story: Story) -> list[str]:
         problems, len(relationship.value_added_services) >= 1, "no value-added service was recorded (5.3.2)"
     )
     _expect(problems, len(relationship.opportunities) >= 1, "no cooperation opportunity was recorded (5.3.3)")
+    listed = clients.crm.ListInquiries(crm_pb2.ListInquiriesRequest(page_size=500), timeout=TIMEOUT)
+    inquiries = listed.inquiries
+    referred = [i for i in inquiries if i.referred_by == story.key]
+    _expect(
+        problems,
+        len(referred) == 1 and referred[0].engagement_id != story.key,
+        "the referred client's inquiry does not start a new engagement linked back (5.3.3 → 2.1.2)",
+    )
     return problems
 
 

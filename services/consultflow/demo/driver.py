@@ -247,6 +247,8 @@ SAMPLES: dict[str, Any] = {
     "responsible_person": "Wang Fang",
     "measure_target": "Client confirms the estimates are usable",
     "revisit_findings": "The Germany entry is under way",
+    "value_added_need": "The client's export team wants to follow EU lighting standards",
+    "value_added_resources": "Our standards consultant runs a half-day training",
     "warning_action": "Extra analyst assigned; plan re-baselined",
     "acknowledged_by": "Wang Fang",
     "change_response": "Accepted within the current budget",
@@ -269,7 +271,7 @@ DATE_OFFSETS = {
     "visit_date": 0,  # a visit is recorded after it took place
     "acceptance_date": 7,
     "rectification_due": 14,
-    "survey_date": 3,
+    "survey_date": 0,  # the demo surveys on the day the plan is made (the survey waits for its date, 5.1.2)
     "measure_deadline": 21,
     "measure_due": 30,
 }

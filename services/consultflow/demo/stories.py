@@ -3,10 +3,12 @@
 - DEMO-INFEASIBLE: the feasibility assessment says no; the intake ends with the reason recorded (2.2.2).
 - DEMO-ONSITE: a risk noted at intake is mitigated; the proposal is sent back once, the contract comes back
   from legal once, the solution is revised once; on-site delivery; the first acceptance fails, is rectified
-  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and an opportunity.
+  and passes (4.4.3); a satisfied client; periodic revisits with a value-added service and a referred client
+  who becomes a new inquiry (5.3.3 → 2.1.2).
 - DEMO-ONLINE: a work package falls behind, monitoring breaches its threshold, a corrective action is taken
   and risk management raises an early warning the project manager acknowledges (3.4.2, 6.4.2); online
-  delivery after a failed channel test; an unhappy client leads to rectification reported until solved.
+  delivery after a failed channel test; an unhappy client: two problems, measures by the team, rectification
+  reported until solved.
 - DEMO-AVOIDED: a likely, severe risk found at intake is avoided: risk management stops the intake (6.3.1).
 """
 
@@ -65,6 +67,16 @@ def common(**decisions: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
                 "likelihood_basis": "staff turnover in the client's sector over the last two years",
                 "affected_objective": "schedule",
                 "impact": "moderate",
+            }
+        ],
+        # 6.1.1: each stage's organised identification (risks the stories need are noted where they arise)
+        "identify_risks_form": [
+            {
+                "session_method": "checklist",
+                "team_participants": "the engagement's consultants",
+                "department_participants": "finance, legal",
+                "expert_participants": "an industry expert",
+                "risks_found": "無 none",
             }
         ],
         "choose_strategy_form": [{"strategy": "mitigate"}],
@@ -140,11 +152,22 @@ def stories(run: str) -> list[Story]:
                     {
                         "revisit_method": "visit",
                         "offer_value_added_service": True,
-                        "value_added_service": "free_training",
                         "opportunity_found": True,
                         "opportunity": "A follow-on study for the Middle East",
                     },
                     {"revisit_method": "phone"},
+                ],
+                provide_value_added_service_form=[{"value_added_service": "free_training"}],
+                # 5.3.3: the client recommends another company, which becomes a new inquiry (2.1.2)
+                pursue_opportunity_form=[
+                    {
+                        "opportunity_kind": "referral",
+                        "refer_as_inquiry": True,
+                        "inquiry_client_name": "佛山陶瓷 Foshan Ceramics",
+                        "inquiry_contact_name": "郭先生 Mr Guo",
+                        "inquiry_contact_email": "guo@foshan-ceramics.example",
+                        "inquiry_question": "A market study for the Middle East",
+                    }
                 ],
             ),
             acceptance=["failed", "passed"],
@@ -169,6 +192,20 @@ def stories(run: str) -> list[Story]:
                 prepare_online_form=[
                     {"platform": "video_conference", "channel_tested": False},
                     {"platform": "video_conference", "channel_tested": True},
+                ],
+                # 5.2.1 two problems in one survey; 5.2.2 the first gets two measures
+                identify_problem_form=[
+                    {"problem_nature": "result", "problem_severity": "moderate", "more_problems": True},
+                    {
+                        "problem_nature": "communication",
+                        "problem_severity": "minor",
+                        "problem_description": "Answers to the client's questions took a week",
+                        "more_problems": False,
+                    },
+                ],
+                define_measure_form=[
+                    {"more_measures": True},
+                    {"measure": "One named contact answers the client", "responsible_person": "Li Ming"},
                 ],
                 rectify_and_report_form=[
                     {"problem_solved": False, "progress_report": "Estimates half done"},

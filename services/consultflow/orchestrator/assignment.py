@@ -7,13 +7,16 @@ one expression (which may yield a list, or a comma-separated string such as the 
 or a comma-separated list whose entries are names or `${…}` expressions without commas.
 
 An expression that fails, or yields no one, is an `AssignmentError`: the step opens an incident instead
-of leaving the task to no one.
+of leaving the task to no one. One exception: an assignee expression that yields no name (an empty string
+or None, e.g. a project manager not named yet) on a task that has candidate groups or candidate users leaves
+the task unassigned, with them — as Camunda does for an assignee that evaluates to null — so a task of a
+role whose person is not known yet still reaches the role.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,23 +75,33 @@ def problem(attribute: str, value: str | None) -> str | None:
     return None
 
 
-def assign(assignee: str | None, candidate_users: str | None, task: Task, engine: ScriptEngine) -> Assignment:
-    """Evaluates a ready task's assignee and candidate users on its data."""
-    person = ""
-    if assignee and assignee.strip():
-        names = _evaluate("assignee", assignee.strip(), task, engine)
-        if len(names) != 1:
-            raise AssignmentError(f"camunda:assignee {assignee.strip()!r} named {len(names)} people, not one")
-        person = names[0]
+def assign(
+    assignee: str | None,
+    candidate_users: str | None,
+    task: Task,
+    engine: ScriptEngine,
+    candidate_groups: Sequence[str] = (),
+) -> Assignment:
+    """Evaluates a ready task's assignee and candidate users on its data; an assignee expression that names
+    no one leaves the task to its candidate groups or users, if it has any (see the module's docstring)."""
     users: list[str] = []
     for entry in user_entries(candidate_users):
         for name in _evaluate("candidateUsers", entry, task, engine):
             if name not in users:
                 users.append(name)
+    person = ""
+    if assignee and assignee.strip():
+        names = _evaluate("assignee", assignee.strip(), task, engine, nobody=bool(candidate_groups or users))
+        if len(names) > 1:
+            raise AssignmentError(f"camunda:assignee {assignee.strip()!r} named {len(names)} people, not one")
+        person = names[0] if names else ""
     return Assignment(person, tuple(users))
 
 
-def _evaluate(attribute: str, entry: str, task: Task, engine: ScriptEngine) -> list[str]:
+def _evaluate(
+    attribute: str, entry: str, task: Task, engine: ScriptEngine, *, nobody: bool = False
+) -> list[str]:
+    """The names `entry` yields; `nobody`: an expression yielding "" or None names no one without an error."""
     source = expression(entry)
     if source is None:
         return [entry]
@@ -96,6 +109,8 @@ def _evaluate(attribute: str, entry: str, task: Task, engine: ScriptEngine) -> l
         value = engine.evaluate(task, source)
     except Exception as exc:
         raise AssignmentError(f"camunda:{attribute} {entry!r} failed: {_text(exc)}") from exc
+    if nobody and (value is None or (isinstance(value, str) and not value.strip())):
+        return []
     names = _names(value)
     if names is None:
         raise AssignmentError(

@@ -212,6 +212,26 @@ class HistoryEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="")
 
 
+class AuditEntry(Base):
+    """Who changed what, written in the same transaction as the change: claims, completions, starts,
+    cancellations, deployments and incident resolutions made by a person or a system over the API."""
+
+    __tablename__ = "audit"
+    entry_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(60))
+    instance_id: Mapped[str] = mapped_column(String(36), default="")
+    business_key: Mapped[str] = mapped_column(String(255), default="")
+    target: Mapped[str] = mapped_column(String(255), default="")  # the task, incident or definition acted on
+    detail: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (
+        Index("ix_audit_business_key", "business_key", "time"),
+        Index("ix_audit_instance", "instance_id", "time"),
+        Index("ix_audit_actor", "actor", "time"),
+    )
+
+
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consultflow.orchestrator.host import InstanceHost
-from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, UserTask
+from consultflow.orchestrator.orm import AuditEntry, Definition, HistoryEvent, Incident, Instance, UserTask
 from consultflow.orchestrator.usecases import (
+    audit,
     deployments,
     incidents,
     instances,
@@ -36,8 +37,8 @@ class Orchestrator(InstanceHost):
 
     # deployments
 
-    def deploy(self, resources: Mapping[str, bytes]) -> DeployResult:
-        return deployments.deploy(self, resources)
+    def deploy(self, resources: Mapping[str, bytes], actor: Caller | None = None) -> DeployResult:
+        return deployments.deploy(self, resources, actor)
 
     def list_definitions(self, process_id: str = "", latest_only: bool = False) -> list[Definition]:
         return queries.list_definitions(self, process_id, latest_only)
@@ -45,12 +46,17 @@ class Orchestrator(InstanceHost):
     # instances
 
     def create_instance(
-        self, process_id: str, version: int, variables: Mapping[str, Any], business_key: str = ""
+        self,
+        process_id: str,
+        version: int,
+        variables: Mapping[str, Any],
+        business_key: str = "",
+        actor: Caller | None = None,
     ) -> CreateResult:
-        return instances.create_instance(self, process_id, version, variables, business_key)
+        return instances.create_instance(self, process_id, version, variables, business_key, actor)
 
-    def cancel_instance(self, instance_id: str, reason: str = "") -> None:
-        instances.cancel_instance(self, instance_id, reason)
+    def cancel_instance(self, instance_id: str, reason: str = "", actor: Caller | None = None) -> None:
+        instances.cancel_instance(self, instance_id, reason, actor)
 
     def get_instance(self, instance_id: str, history_limit: int = 0) -> InstanceView:
         return queries.get_instance(self, instance_id, history_limit)
@@ -166,5 +172,17 @@ class Orchestrator(InstanceHost):
     ) -> list[Incident]:
         return queries.list_incidents(self, instance_id, include_resolved, page_size)
 
-    def resolve_incident(self, incident_id: str, retries: int = 1) -> None:
-        incidents.resolve_incident(self, incident_id, retries)
+    def resolve_incident(self, incident_id: str, retries: int = 1, actor: Caller | None = None) -> None:
+        incidents.resolve_incident(self, incident_id, retries, actor)
+
+    # audit
+
+    def list_audit(
+        self,
+        business_key: str = "",
+        instance_id: str = "",
+        actor: str = "",
+        page_size: int = 100,
+        page_token: str = "",
+    ) -> tuple[list[AuditEntry], str]:
+        return audit.list_audit(self, business_key, instance_id, actor, page_size, page_token)

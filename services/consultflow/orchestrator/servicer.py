@@ -67,6 +67,18 @@ def job_message(job: orm.JobRecord) -> pb.Job:
     )
 
 
+def audit_message(entry: orm.AuditEntry) -> pb.AuditEntry:
+    return pb.AuditEntry(
+        time=timestamp(entry.time),
+        actor=entry.actor,
+        action=entry.action,
+        instance_id=entry.instance_id,
+        business_key=entry.business_key,
+        target=entry.target,
+        detail=entry.detail,
+    )
+
+
 def incident_message(incident: orm.Incident) -> pb.Incident:
     return pb.Incident(
         incident_id=incident.incident_id,
@@ -156,7 +168,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             if resource.name in resources:
                 raise InvalidArgument("resources.name", f"{resource.name!r} appears twice")
             resources[resource.name] = resource.content
-        result = self._orchestrator.deploy(resources)
+        result = self._orchestrator.deploy(resources, current_caller())
         return pb.DeployResourcesResponse(
             deployment_id=result.deployment_id,
             definitions=[definition_message(d) for d in result.definitions],
@@ -176,7 +188,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             policy.require_may_start(current_caller(), request.process_id)
         variables = loads_object(request.variables_json, "variables_json")
         result = self._orchestrator.create_instance(
-            request.process_id, request.version, variables, request.business_key
+            request.process_id, request.version, variables, request.business_key, current_caller()
         )
         return pb.CreateInstanceResponse(
             instance_id=result.instance_id, definition_id=result.definition_id, created=result.created
@@ -245,7 +257,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     ) -> pb.CancelInstanceResponse:
         if not request.instance_id:
             raise InvalidArgument("instance_id", "is required")
-        self._orchestrator.cancel_instance(request.instance_id, request.reason)
+        self._orchestrator.cancel_instance(request.instance_id, request.reason, current_caller())
         return pb.CancelInstanceResponse()
 
     async def WatchInstance(
@@ -368,5 +380,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def ResolveIncident(
         self, request: pb.ResolveIncidentRequest, context: grpc.ServicerContext
     ) -> pb.ResolveIncidentResponse:
-        self._orchestrator.resolve_incident(request.incident_id, request.retries or 1)
+        self._orchestrator.resolve_incident(request.incident_id, request.retries or 1, current_caller())
         return pb.ResolveIncidentResponse()
+
+    def ListAuditEntries(
+        self, request: pb.ListAuditEntriesRequest, context: grpc.ServicerContext
+    ) -> pb.ListAuditEntriesResponse:
+        rows, token = self._orchestrator.list_audit(
+            request.business_key, request.instance_id, request.actor, request.page_size, request.page_token
+        )
+        return pb.ListAuditEntriesResponse(entries=[audit_message(r) for r in rows], next_page_token=token)

@@ -522,7 +522,9 @@ class Step:
             spec: engine.HumanTask = task.task_spec
             element_id, name, _ = engine.describe(task)
             try:
-                who = assignment.assign(spec.assignee, spec.candidate_users, task, self.env.script_engine)
+                who = assignment.assign(
+                    spec.assignee, spec.candidate_users, task, self.env.script_engine, spec.candidate_groups
+                )
             except assignment.AssignmentError as exc:
                 self.add_incident(task, IncidentKind.ASSIGNMENT, str(exc))
                 continue

@@ -103,6 +103,7 @@ POLICY: dict[str, Rule] = {
             "ThrowError": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "ListIncidents": ((OPS,), N),
             "ResolveIncident": ((OPS,), N),
+            "ListAuditEntries": ((OPS,), N),
         },
     ),
     **_reads(
@@ -300,28 +301,32 @@ def _list(text: str) -> set[str]:
     return {part for part in text.split(",") if part}
 
 
+def is_candidate(caller: Caller, assignee: str, candidate_groups: str, candidate_users: str) -> bool:
+    """The task's assignee is; else its named users, when it names any (the engagement's own people
+    narrow the role's firm-wide group: "the project team" of 3.1.1 is this engagement's team, not every
+    team member of the firm); else the members of its candidate groups."""
+    if caller.name == assignee:
+        return True
+    named = _list(candidate_users)
+    if named:
+        return caller.name in named
+    return bool(caller.groups & _list(candidate_groups))
+
+
 def sees_task(caller: Caller, assignee: str, candidate_groups: str, candidate_users: str) -> bool:
     """Ops and admins see every task; staff see the tasks they are a candidate for or hold."""
-    if caller.has_role(Role.ADMIN, Role.OPS):
-        return True
-    return (
-        caller.name == assignee
-        or caller.name in _list(candidate_users)
-        or bool(caller.groups & _list(candidate_groups))
+    return caller.has_role(Role.ADMIN, Role.OPS) or is_candidate(
+        caller, assignee, candidate_groups, candidate_users
     )
 
 
 def require_candidate(
     caller: Caller, task: str, assignee: str, candidate_groups: str, candidate_users: str
 ) -> None:
-    """Only a candidate (group, named user or the assignee) takes a task; admins may take any."""
-    if caller.has_role(Role.ADMIN):
+    """Only a candidate takes a task (`is_candidate`); admins may take any."""
+    if caller.has_role(Role.ADMIN) or is_candidate(caller, assignee, candidate_groups, candidate_users):
         return
-    if caller.name == assignee or caller.name in _list(candidate_users):
-        return
-    if caller.groups & _list(candidate_groups):
-        return
-    offered = sorted(_list(candidate_groups)) + sorted(_list(candidate_users))
+    offered = sorted(_list(candidate_users)) or sorted(_list(candidate_groups))
     raise PermissionDenied(f"{caller.name} is not a candidate for {task} (offered to {', '.join(offered)})")
 
 

@@ -48,8 +48,8 @@ def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, 
     """6.1.1, 6.3.1: the engagement entered a stage (message `engagement.stage_started`)."""
     with renamed_fields(stage="engagement_stage"):
         stage = choice("stage", job.text("engagement_stage"), Stage)
-    register = usecases.record_stage(uow, job.engagement_id, stage)
-    return {"register_stage": register.stage}
+    register = usecases.record_stage(uow, job.engagement_id, stage, job.text("project_manager", ""))
+    return {"register_stage": register.stage, "project_manager": register.project_manager}
 
 
 @operations.handler("record_identification")
@@ -117,6 +117,7 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
         "risk_level": risk.level,
         "risk_priority": risk.priority,
         "suggested_strategy": risk.suggested_strategy,
+        "project_manager": _project_manager(uow, risk.engagement_id),
     }
 
 
@@ -139,6 +140,7 @@ def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
         "response_id": plan.response_id,
         "deviates": plan.deviation == Deviation.AWAITING_APPROVAL,
         "register_stage": _register_stage(uow, plan.engagement_id),
+        "project_manager": _project_manager(uow, plan.engagement_id),
     }
 
 
@@ -146,6 +148,12 @@ def _register_stage(uow: UnitOfWork, engagement_id: str) -> str:
     """6.3.1: the stage the engagement is in now (`risk.record_stage`), which says whether a risk to avoid
     can still decline the project; not the stage the risk was found at."""
     return usecases.get_register(uow.session, engagement_id).stage
+
+
+def _project_manager(uow: UnitOfWork, engagement_id: str) -> str:
+    """The engagement's project manager as the register records it (`risk.record_stage`), for the
+    assignee of the project-manager task that follows; "" before the engagement names one (2.3.2)."""
+    return usecases.get_register(uow.session, engagement_id).project_manager
 
 
 @operations.handler("decide_deviation")
@@ -161,6 +169,7 @@ def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     return {
         "deviation_approved": plan.deviation == Deviation.APPROVED,
         "register_stage": _register_stage(uow, plan.engagement_id),
+        "project_manager": _project_manager(uow, plan.engagement_id),
     }
 
 
@@ -182,7 +191,11 @@ def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[st
     """6.4.1: what the periodic review starts from."""
     register = usecases.get_register(uow.session, job.engagement_id)
     counts = usecases.register_counts(uow.session, register.engagement_id, now().date())
-    return {"open_risks": counts.open_risks, "overdue_measures": counts.overdue_measures}
+    return {
+        "open_risks": counts.open_risks,
+        "overdue_measures": counts.overdue_measures,
+        "project_manager": register.project_manager,
+    }
 
 
 @operations.handler("record_review")

@@ -20,6 +20,8 @@ class Register(Base):
     engagement_id: Mapped[str] = mapped_column(String(100), unique=True)
     client_name: Mapped[str] = mapped_column(String(300), default="")
     stage: Mapped[str] = mapped_column(String(30))
+    # the engagement's project manager as a stage named them (engagement.stage_started); "" until named
+    project_manager: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(20))
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

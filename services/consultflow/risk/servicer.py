@@ -127,6 +127,7 @@ def register_message(register: Register, counts: usecases.RegisterCounts) -> pb.
         open_warnings=counts.open_warnings,
         opened_at=timestamp(register.opened_at),
         closed_at=timestamp(register.closed_at),
+        project_manager=register.project_manager,
     )
 
 

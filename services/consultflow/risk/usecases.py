@@ -71,6 +71,7 @@ def register_payload(register: Register) -> dict[str, Any]:
         "engagement_id": register.engagement_id,
         "client_name": register.client_name,
         "register_stage": register.stage,
+        "project_manager": register.project_manager,
         "register_status": register.status,
         "opened_at": register.opened_at,
         "register_closed_at": register.closed_at,
@@ -157,6 +158,7 @@ def _new_register(uow: UnitOfWork, engagement_id: str, client_name: str) -> Regi
         engagement_id=engagement_id,
         client_name=client_name,
         stage=Stage.INTAKE.value,
+        project_manager="",
         status=RegisterStatus.OPEN.value,
         opened_at=now(),
     )
@@ -209,13 +211,17 @@ def close_register(uow: UnitOfWork, engagement_id: str) -> Register:
     return register
 
 
-def record_stage(uow: UnitOfWork, engagement_id: str, stage: Stage) -> Register:
+def record_stage(uow: UnitOfWork, engagement_id: str, stage: Stage, project_manager: str = "") -> Register:
     """6.1.1, 6.3.1: the engagement entered a stage; the register's stage only moves forward, so it says
-    whether the engagement is still in its intake (where a risk to avoid can still decline the project)."""
+    whether the engagement is still in its intake (where a risk to avoid can still decline the project).
+    The project manager the engagement names with the stage (none before 2.3.2) is the one risk
+    management's project-manager tasks are assigned to; an empty name keeps the one recorded."""
     register = _open_register_for(uow, required_text("engagement_id", engagement_id, 100))
     later = later_stage(Stage(register.stage), stage)
-    if later.value != register.stage:
+    manager = project_manager.strip()[:200] or register.project_manager
+    if later.value != register.stage or manager != register.project_manager:
         register.stage = later.value
+        register.project_manager = manager
         uow.session.flush()
         uow.emit(
             "register.updated",

@@ -136,7 +136,8 @@ def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
 
 @operations.handler("define_measure")
 def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.2: a measure with responsible department and person, deadline and target."""
+    """5.2.2: a measure with responsible department and person, deadline and target; `responsible_people`
+    names who rectifies the problem (5.2.3): the people of all its open measures."""
     with renamed_fields(deadline="measure_deadline", target="measure_target"):
         command = NewMeasure.parse(
             problem_id=job.text("problem_id"),
@@ -147,7 +148,9 @@ def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
             target=job.text("measure_target"),
             request_id=job.request_id,
         )
-    return {"measure_id": usecases.define_measure(uow, command).measure_id}
+    measure = usecases.define_measure(uow, command)
+    people = usecases.responsible_people(uow.session, measure.problem_id)
+    return {"measure_id": measure.measure_id, "responsible_people": people}
 
 
 @operations.handler("report_progress")

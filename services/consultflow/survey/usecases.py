@@ -447,6 +447,17 @@ def unsolved_problem_ids(session: Session, survey_id: str) -> list[str]:
     return list(session.scalars(query))
 
 
+def responsible_people(session: Session, problem_id: str) -> list[str]:
+    """5.2.3: who rectifies a problem — the responsible people its open measures name (5.2.2), each once,
+    in the order the measures were defined."""
+    query = (
+        select(Measure.responsible_person)
+        .where(Measure.problem_id == problem_id, Measure.status == MeasureStatus.OPEN.value)
+        .order_by(Measure.defined_at, Measure.measure_id)
+    )
+    return list(dict.fromkeys(session.scalars(query)))
+
+
 def measures_of(session: Session, problem_ids: Sequence[str]) -> dict[str, list[Measure]]:
     """Every measure of the given problems, in the order they were defined (one query for a page)."""
     result: dict[str, list[Measure]] = defaultdict(list)

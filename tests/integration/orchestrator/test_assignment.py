@@ -101,6 +101,19 @@ def test_a_group_and_a_person_list_what_either_may_take(h: Harness) -> None:
     assert [t.element_id for t in listed] == ["group_task"]
 
 
+@pytest.mark.parametrize("nobody", ["", "  ", None])
+def test_an_assignee_not_known_yet_leaves_the_task_to_its_group(h: Harness, nobody: str | None) -> None:
+    """A project manager not named yet (risk management during the intake, before 2.3.2): the expression
+    yields no name, so the task stays with its candidate group, unassigned, and any of it may take it."""
+    h.deploy(p=one_task('camunda:candidateGroups="project_manager" camunda:assignee="${project_manager}"'))
+    instance = h.start("p", project_manager=nobody)
+    task = h.task("u", instance)
+    assert (task.assignee, task.candidate_groups, task.candidate_users) == ("", ",project_manager,", "")
+    assert h.view(instance).incidents == []
+    h.submit("u", instance, by="li")  # claims it first
+    assert h.status(instance) == "COMPLETED"
+
+
 def test_plain_names_stay_literal(h: Harness) -> None:
     h.deploy(
         p=one_task(
@@ -126,7 +139,8 @@ def test_a_task_without_people_keeps_its_lanes_group(h: Harness) -> None:
     ("attributes", "variables", "reason"),
     [
         ('camunda:assignee="${project_manager}"', {}, "project_manager"),
-        ('camunda:assignee="${project_manager}"', {"project_manager": ""}, "named no one"),
+        ('camunda:assignee="${project_manager}"', {"project_manager": ""}, "named no one"),  # nobody else
+        ('camunda:assignee="${project_manager}"', {"project_manager": None}, "yielded a NoneType"),
         ('camunda:assignee="${project_manager}"', {"project_manager": 7}, "yielded a int"),
         ('camunda:assignee="${consultants}"', {"consultants": "li, zhang"}, "named 2 people, not one"),
         ('camunda:candidateUsers="${consultants}"', {"consultants": " , "}, "named no one"),

@@ -489,7 +489,12 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
             ),
         )
     )
-    assert assessed == {"risk_level": "high", "risk_priority": 2, "suggested_strategy": "mitigate"}
+    assert assessed == {
+        "risk_level": "high",
+        "risk_priority": 2,
+        "suggested_strategy": "mitigate",
+        "project_manager": "",
+    }
     response_id = completed(
         run(
             risk,
@@ -536,10 +541,11 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
         )
     )
     # the rejected plan is void; the first one stands; the register says the stage the engagement is in
-    assert decided == {"deviation_approved": False, "register_stage": "implementation"}
+    assert decided == {"deviation_approved": False, "register_stage": "implementation", "project_manager": ""}
     assert completed(run(risk, HANDLERS, job("risk.review_register", engagement_id="E-2"))) == {
         "open_risks": 1,
         "overdue_measures": 1,
+        "project_manager": "",
     }
     review_id = completed(
         run(
@@ -638,7 +644,7 @@ def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_
     stage = completed(
         run(risk, HANDLERS, job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake"))
     )
-    assert stage == {"register_stage": "intake"}
+    assert stage == {"register_stage": "intake", "project_manager": ""}, "no project manager named yet"
     found = completed(
         run(
             risk,
@@ -680,10 +686,13 @@ def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_
         )
     )
     # the engagement signs its contract and enters its implementation before the risk is decided
-    later = job("risk.record_stage", engagement_id="E-ID", engagement_stage="implementation")
-    assert completed(run(risk, HANDLERS, later)) == {"register_stage": "implementation"}
-    earlier = job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake")
-    assert completed(run(risk, HANDLERS, earlier)) == {"register_stage": "implementation"}, "forward only"
+    later = job(
+        "risk.record_stage", engagement_id="E-ID", engagement_stage="implementation", project_manager="Ms Li"
+    )
+    now_at = {"register_stage": "implementation", "project_manager": "Ms Li"}
+    assert completed(run(risk, HANDLERS, later)) == now_at, "the stage names the project manager"
+    earlier = job("risk.record_stage", engagement_id="E-ID", engagement_stage="intake", project_manager="")
+    assert completed(run(risk, HANDLERS, earlier)) == now_at, "forward only; no name keeps the recorded one"
     planned = completed(
         run(
             risk,
@@ -699,6 +708,8 @@ def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_
         )
     )
     assert planned["register_stage"] == "implementation" and planned["deviates"] is False
+    assert planned["project_manager"] == "Ms Li", "the follow-through goes to the engagement's PM"
+    assert stub(risk).GetRegister(pb.GetRegisterRequest(engagement_id="E-ID")).project_manager == "Ms Li"
     bad = {
         "engagement_id": "E-ID",
         "engagement_stage": "delivery",

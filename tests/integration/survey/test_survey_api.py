@@ -4,7 +4,7 @@ every RPC and job operation, the status events on STATUS, idempotency and precis
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
@@ -307,6 +307,27 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         )
     )["measure_id"]
     assert measure_id
+
+    # 5.2.2: several measures per problem; 5.2.3: the people they name rectify it, each once
+    def measure(person: str, text: str) -> Mapping[str, Any]:
+        return completed(
+            run(
+                survey,
+                HANDLERS,
+                job(
+                    "survey.define_measure",
+                    problem_id=problem_id,
+                    measure=text,
+                    responsible_department="delivery",
+                    responsible_person=person,
+                    measure_deadline=NEXT_MONTH,
+                    measure_target="the client confirms",
+                ),
+            )
+        )
+
+    assert measure("Mr Wu", "Walk the client through the chapter")["responsible_people"] == ["Ms Li", "Mr Wu"]
+    assert measure("Ms Li", "Send a summary")["responsible_people"] == ["Ms Li", "Mr Wu"]
     report = job(
         "survey.report_progress", problem_id=problem_id, progress_report="draft sent", problem_solved=False
     )
@@ -327,7 +348,11 @@ def test_every_job_operation(survey: ComponentThread, nats_url: str) -> None:
         "problem.recorded",
         "problem.recorded",
         "measure.defined",
+        "measure.defined",
+        "measure.defined",
         "progress.reported",
+        "measure.completed",
+        "measure.completed",
         "measure.completed",
         "progress.reported",
         "problem.solved",

@@ -17,8 +17,11 @@ from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import Definition, Resource, StartTimer
 from consultflow.orchestrator.records import definition_id
+from consultflow.orchestrator.usecases import audit
+from consultflow.orchestrator.usecases.audit import Change
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import Conflict, InvalidArgument
+from consultflow.platform.identity import Caller
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +33,7 @@ class DeployResult:
     unchanged: list[str]
 
 
-def deploy(host: InstanceHost, resources: Mapping[str, bytes]) -> DeployResult:
+def deploy(host: InstanceHost, resources: Mapping[str, bytes], actor: Caller | None = None) -> DeployResult:
     """Parses and stores resources; creates a new version of each process whose content changed."""
     if not resources:
         raise InvalidArgument("resources", "at least one .bpmn or .dmn file is required")
@@ -73,6 +76,10 @@ def deploy(host: InstanceHost, resources: Mapping[str, bytes]) -> DeployResult:
             )
             uow.session.add(definition)
             created.append(definition)
+            change = Change(
+                "definition.deployed", target=definition.definition_id, detail=specs.resource_name
+            )
+            audit.record(uow.session, actor, change, now)
             _schedule_start_timers(host, uow, definition, specs, now)
             host.remember_specs(definition.definition_id, specs)
         try:

@@ -11,11 +11,16 @@ from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import Incident
 from consultflow.orchestrator.records import JobStatus
 from consultflow.orchestrator.step import Step
+from consultflow.orchestrator.usecases import audit
+from consultflow.orchestrator.usecases.audit import Change
 from consultflow.orchestrator.usecases.jobs import republish_job
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.identity import Caller
 
 
-def resolve_incident(host: InstanceHost, incident_id: str, retries: int = 1) -> None:
+def resolve_incident(
+    host: InstanceHost, incident_id: str, retries: int = 1, actor: Caller | None = None
+) -> None:
     """Retries what failed: a job gets `retries` attempts again; a failed script runs again."""
     if not incident_id:
         raise InvalidArgument("incident_id", "is required")
@@ -27,14 +32,18 @@ def resolve_incident(host: InstanceHost, incident_id: str, retries: int = 1) -> 
         raise NotFound("incident", incident_id)
     if incident.resolved_at is not None:
         raise FailedPrecondition(f"incident {incident_id} is already resolved")
-    host.step(incident.instance_id, partial(resolve, incident_id=incident_id, retries=retries))
+    host.step(incident.instance_id, partial(resolve, incident_id=incident_id, retries=retries, actor=actor))
 
 
-def resolve(step: Step, incident_id: str, retries: int) -> None:
+def resolve(step: Step, incident_id: str, retries: int, actor: Caller | None = None) -> None:
     """A job's incident publishes the job again; a failed task is reset and runs again; anything else
     (a correlation failure, an engine error) lets the engine try again."""
     if incident_id not in step.waits.incidents:
         return step.skip()
+    change = Change(
+        "incident.resolved", step.instance_id, step.record.business_key, incident_id, f"{retries=}"
+    )
+    audit.record(step.session, actor, change, step.now)
     task_id, job_key = step.waits.incidents[incident_id]
     step.resolve_incidents(incident_id=incident_id)
     if job_key:

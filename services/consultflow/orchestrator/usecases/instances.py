@@ -14,7 +14,10 @@ from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import Definition, Instance
 from consultflow.orchestrator.records import InstanceStatus
 from consultflow.orchestrator.step import Step
+from consultflow.orchestrator.usecases import audit
+from consultflow.orchestrator.usecases.audit import Change
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.identity import Caller
 
 MAX_BUSINESS_KEY_LENGTH = 255
 
@@ -32,7 +35,12 @@ class ExistingInstance(NamedTuple):
 
 
 def create_instance(
-    host: InstanceHost, process_id: str, version: int, variables: Mapping[str, Any], business_key: str = ""
+    host: InstanceHost,
+    process_id: str,
+    version: int,
+    variables: Mapping[str, Any],
+    business_key: str = "",
+    actor: Caller | None = None,
 ) -> CreateResult:
     """Starts an instance of a version (the latest when `version` is 0); one per business key."""
     if not process_id:
@@ -47,13 +55,18 @@ def create_instance(
         if existing is not None:
             return CreateResult(existing.instance_id, existing.definition_id, created=False)
     try:
-        instance_id = host.start(definition, variables, business_key)
+        instance_id = host.start(definition, variables, business_key, partial(_audit_created, actor=actor))
     except IntegrityError:
         existing = instance_by_key(host, process_id, business_key)
         if existing is None:
             raise
         return CreateResult(existing.instance_id, existing.definition_id, created=False)
     return CreateResult(instance_id, definition.definition_id, created=True)
+
+
+def _audit_created(step: Step, actor: Caller | None) -> None:
+    change = Change("instance.created", step.instance_id, step.record.business_key, step.record.definition_id)
+    audit.record(step.session, actor, change, step.now)
 
 
 def definition_ref(host: InstanceHost, process_id: str, version: int) -> DefinitionRef:
@@ -85,12 +98,14 @@ MAX_CASCADE = 100
 """Instances cancelled with one request at most (an instance and those its messages started, in turn)."""
 
 
-def cancel_instance(host: InstanceHost, instance_id: str, reason: str = "") -> None:
+def cancel_instance(
+    host: InstanceHost, instance_id: str, reason: str = "", actor: Caller | None = None
+) -> None:
     """Cancels an instance, then every active instance of the same business key that its thrown messages
     started, and theirs in turn: an engagement's risk management would otherwise run on after the
     engagement was cancelled. An instance started for another key (a new engagement a referral started)
     is a business of its own and stays."""
-    host.step(instance_id, partial(cancel, reason=reason))
+    host.step(instance_id, partial(cancel, reason=reason, actor=actor))
     pending, seen = [instance_id], {instance_id}
     while pending and len(seen) <= MAX_CASCADE:
         parent = pending.pop(0)
@@ -114,16 +129,19 @@ def cancel_instance(host: InstanceHost, instance_id: str, reason: str = "") -> N
                 continue
             seen.add(child)
             try:
-                host.step(child, partial(cancel, reason=f"{parent} was cancelled: {reason}".rstrip(": ")))
+                cause = f"{parent} was cancelled: {reason}".rstrip(": ")
+                host.step(child, partial(cancel, reason=cause, actor=actor))
             except FailedPrecondition:
                 continue  # it ended meanwhile
             pending.append(child)
 
 
-def cancel(step: Step, reason: str) -> None:
+def cancel(step: Step, reason: str, actor: Caller | None = None) -> None:
     """Cancels everything the instance does; its open incidents are resolved with it."""
     if step.status != InstanceStatus.ACTIVE:
         raise FailedPrecondition(f"instance {step.instance_id} is {step.status.lower()}, not active")
+    change = Change("instance.canceled", step.instance_id, step.record.business_key, detail=reason)
+    audit.record(step.session, actor, change, step.now)
     step.workflow.cancel()
     step.status = InstanceStatus.CANCELED
     step.history("instance.canceled", detail=reason)

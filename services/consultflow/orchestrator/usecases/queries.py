@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
@@ -169,10 +169,14 @@ def list_user_tasks(
     if assignee:
         query = query.where(UserTask.assignee == assignee)
     if visible_to is not None and not visible_to.has_role(Role.ADMIN, Role.OPS):
+        # the same rule as policy.is_candidate: named users narrow the groups
         own = [UserTask.assignee == visible_to.name]
         own.append(UserTask.candidate_users.contains(f",{visible_to.name},", autoescape=True))
         own += [
-            UserTask.candidate_groups.contains(f",{g},", autoescape=True) for g in sorted(visible_to.groups)
+            and_(
+                UserTask.candidate_users == "", UserTask.candidate_groups.contains(f",{g},", autoescape=True)
+            )
+            for g in sorted(visible_to.groups)
         ]
         query = query.where(or_(*own))
     if instance_id:

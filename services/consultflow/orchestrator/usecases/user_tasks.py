@@ -14,6 +14,8 @@ from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import UserTask
 from consultflow.orchestrator.records import Effects, UserTaskStatus
 from consultflow.orchestrator.step import Step
+from consultflow.orchestrator.usecases import audit
+from consultflow.orchestrator.usecases.audit import Change
 from consultflow.platform import policy
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.identity import Caller
@@ -36,8 +38,17 @@ def claim_user_task(host: InstanceHost, user_task_id: str, actor: Caller, force:
                 raise FailedPrecondition(f"{task} is claimed by {row.assignee!r}; use force")
             if not actor.has_role(Role.ADMIN):
                 raise PermissionDenied(f"{task} is claimed by {row.assignee!r}; only an admin takes it over")
+        took_over = row.assignee if row.assignee and row.assignee != actor.name else ""
         row.assignee = actor.name
         instance_id = row.instance_id
+        change = Change(
+            "usertask.claimed",
+            row.instance_id,
+            row.business_key,
+            row.element_id,
+            f"taken over from {took_over}" if took_over else "",
+        )
+        audit.record(uow.session, actor, change, host.clock.now())
         uow.commit()
     host.notify(Effects(instances={instance_id}))
     return row
@@ -77,6 +88,8 @@ def complete(step: Step, user_task_id: str, values: Mapping[str, Any], actor: Ca
     done_by = actor.name
     step.close_user_task(user_task_id, UserTaskStatus.COMPLETED, done_by)
     step.history("usertask.completed", current.element_id, current.name, done_by)
+    change = Change("usertask.completed", step.instance_id, step.record.business_key, current.element_id)
+    audit.record(step.session, actor, change, step.now)
     step.uow.emit(
         "usertask.completed",
         user_task_id,

@@ -119,6 +119,11 @@ class OrchestratorServiceStub:
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/ListAuditEntries',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -231,6 +236,14 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEntries(self, request, context):
+        """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
+        key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -318,6 +331,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ResolveIncident,
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -779,6 +797,33 @@ class OrchestratorService:
             '/consultflow.api.orchestrator.v1.OrchestratorService/ResolveIncident',
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentRequest.SerializeToString,
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ResolveIncidentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/ListAuditEntries',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

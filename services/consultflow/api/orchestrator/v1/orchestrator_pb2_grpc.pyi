@@ -60,6 +60,10 @@ class OrchestratorServiceStub:
     ThrowError: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ThrowErrorRequest, _orchestrator_pb2.ThrowErrorResponse]
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListIncidentsRequest, _orchestrator_pb2.ListIncidentsResponse]
     ResolveIncident: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ResolveIncidentRequest, _orchestrator_pb2.ResolveIncidentResponse]
+    ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListAuditEntriesRequest, _orchestrator_pb2.ListAuditEntriesResponse]
+    """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
+    key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -88,6 +92,10 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     ThrowError: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ThrowErrorRequest, _orchestrator_pb2.ThrowErrorResponse]  # type: ignore[assignment]
     ListIncidents: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListIncidentsRequest, _orchestrator_pb2.ListIncidentsResponse]  # type: ignore[assignment]
     ResolveIncident: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ResolveIncidentRequest, _orchestrator_pb2.ResolveIncidentResponse]  # type: ignore[assignment]
+    ListAuditEntries: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListAuditEntriesRequest, _orchestrator_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
+    """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
+    key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+    """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -215,5 +223,15 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ResolveIncidentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ResolveIncidentResponse, _abc.Awaitable[_orchestrator_pb2.ResolveIncidentResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListAuditEntries(
+        self,
+        request: _orchestrator_pb2.ListAuditEntriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ListAuditEntriesResponse, _abc.Awaitable[_orchestrator_pb2.ListAuditEntriesResponse]]:
+        """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
+        key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+        """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

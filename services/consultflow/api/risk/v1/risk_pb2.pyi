@@ -765,6 +765,7 @@ class Register(_message.Message):
     OPEN_WARNINGS_FIELD_NUMBER: _builtins.int
     OPENED_AT_FIELD_NUMBER: _builtins.int
     CLOSED_AT_FIELD_NUMBER: _builtins.int
+    PROJECT_MANAGER_FIELD_NUMBER: _builtins.int
     register_id: _builtins.str
     engagement_id: _builtins.str
     client_name: _builtins.str
@@ -775,6 +776,8 @@ class Register(_message.Message):
     open_risks: _builtins.int
     overdue_measures: _builtins.int
     open_warnings: _builtins.int
+    project_manager: _builtins.str
+    """the engagement's, as a stage named them (engagement.stage_started); "" until named"""
     @_builtins.property
     def opened_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -792,10 +795,11 @@ class Register(_message.Message):
         open_warnings: _builtins.int = ...,
         opened_at: _timestamp_pb2.Timestamp | None = ...,
         closed_at: _timestamp_pb2.Timestamp | None = ...,
+        project_manager: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "opened_at", b"opened_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_name", b"client_name", "closed_at", b"closed_at", "engagement_id", b"engagement_id", "open_risks", b"open_risks", "open_warnings", b"open_warnings", "opened_at", b"opened_at", "overdue_measures", b"overdue_measures", "register_id", b"register_id", "stage", b"stage", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_name", b"client_name", "closed_at", b"closed_at", "engagement_id", b"engagement_id", "open_risks", b"open_risks", "open_warnings", b"open_warnings", "opened_at", b"opened_at", "overdue_measures", b"overdue_measures", "project_manager", b"project_manager", "register_id", b"register_id", "stage", b"stage", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
