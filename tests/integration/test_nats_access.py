@@ -213,6 +213,13 @@ def test_a_service_reads_only_its_own_jobs_and_nobody_reads_another_inbox(secure
             with contextlib.suppress(Exception):
                 await stolen.fetch(1, timeout=REFUSAL_WAIT)
             await crm.flush()
+            # nor may the orchestrator, which publishes jobs but does not run them
+            async with secured.client("orchestrator") as orchestrator:
+                taken = await orchestrator.jetstream().pull_subscribe_bind(
+                    durable=worker_durable("contracts"), stream=JOBS_STREAM
+                )
+                with contextlib.suppress(Exception):
+                    await taken.fetch(1, timeout=REFUSAL_WAIT)
             async with secured.client(ADMIN) as admin:
                 info = await admin.jetstream().consumer_info(JOBS_STREAM, worker_durable("contracts"))
                 assert info.num_pending == 1 and info.num_ack_pending == 0, "crm must not take contracts' job"
@@ -227,6 +234,29 @@ def test_a_service_reads_only_its_own_jobs_and_nobody_reads_another_inbox(secure
         assert spied == []
         async with secured.client(ADMIN) as admin:
             assert (await admin.jetstream().stream_info(JOBS_STREAM)).state.messages == 0
+
+    run(body)
+
+
+def test_a_service_does_not_read_status(secured: Secured) -> None:
+    """Services say what happened; only the orchestrator and read-only clients listen."""
+
+    async def body() -> None:
+        async with secured.client("contracts") as contracts:
+            await contracts.jetstream().publish("status.contracts.quotation.sent", b"sent")
+        async with secured.client("crm") as crm:
+            js = crm.jetstream()
+            await refused(js.subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True))
+            bridge = await js.pull_subscribe_bind(durable=STATUS_DURABLE, stream=STATUS_STREAM)
+            with contextlib.suppress(Exception):
+                await bridge.fetch(1, timeout=REFUSAL_WAIT)
+        async with secured.client(ADMIN) as admin:
+            admin_js = admin.jetstream()
+            assert [c.name for c in await admin_js.consumers_info(STATUS_STREAM)] == [STATUS_DURABLE]
+            info = await admin_js.consumer_info(STATUS_STREAM, STATUS_DURABLE)
+            assert info.num_pending == 1 and info.num_ack_pending == 0, (
+                "crm must not take the bridge's events"
+            )
 
     run(body)
 
