@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 
 from tests.bpmn.modeler_tools import SCREENSHOTS, chromium, node_and_modules
-from tests.support.catalogue import diagram_files
+from tests.support.catalogue import ROOT, diagram_files
 
 # Debian's chromium as it is, offline: nothing is downloaded, no sandbox (CI runs as root), no GPU.
 CHROMIUM_ARGS = [
@@ -99,9 +100,10 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
     return folder
 
 
-@pytest.fixture(scope="module")
-def viewer() -> Iterator[Page]:
-    """One headless Chromium page with bpmn-js's viewer bundle and style sheets loaded from node_modules."""
+@contextmanager
+def bpmn_js() -> Iterator[Page]:
+    """One headless Chromium page with bpmn-js's viewer bundle and style sheets loaded from node_modules
+    (also used by scripts/render_diagrams.py)."""
     executable = chromium()
     _, modules = node_and_modules()
     dist = modules / "bpmn-js" / "dist"
@@ -118,6 +120,20 @@ def viewer() -> Iterator[Page]:
             browser.close()
 
 
+def screenshot(viewer: Page, drawing: dict[str, float], scale: float, png: Path) -> tuple[int, int]:
+    """Saves the imported drawing at `scale` (with MARGIN around it) as `png`; returns its size in pixels."""
+    width, height = viewer.evaluate(FRAME, [drawing, scale, MARGIN])
+    viewer.set_viewport_size({"width": width, "height": height})
+    viewer.screenshot(path=png)
+    return width, height
+
+
+@pytest.fixture(scope="module")
+def viewer() -> Iterator[Page]:
+    with bpmn_js() as page:
+        yield page
+
+
 @pytest.mark.parametrize("path", diagram_files(), ids=lambda p: p.name)
 def test_bpmn_js_imports_and_draws_every_element(path: Path, viewer: Page, screenshots: Path) -> None:
     result: dict[str, Any] = viewer.evaluate(IMPORT, path.read_text(encoding="utf-8"))
@@ -126,10 +142,8 @@ def test_bpmn_js_imports_and_draws_every_element(path: Path, viewer: Page, scree
     assert drawing["width"] > 0 and drawing["height"] > 0, "nothing is drawn"
     # the screenshot first, so that a failing diagram can be looked at too
     scale = min(1.0, LARGEST / max(drawing["width"], drawing["height"]))
-    width, height = viewer.evaluate(FRAME, [drawing, scale, MARGIN])
-    viewer.set_viewport_size({"width": width, "height": height})
     png = screenshots / f"{path.stem}.png"
-    viewer.screenshot(path=png)
+    width, height = screenshot(viewer, drawing, scale, png)
     print(f"{path.name}: {png} ({width}x{height} px at {math.floor(scale * 100)}%)")
     assert result["warnings"] == [], "bpmn-js import warnings"
     assert result["undrawn"] == [], "elements bpmn-js does not draw (no shape or edge in the diagram)"
@@ -144,3 +158,15 @@ def test_chromium_finds_a_font_for_the_chinese_half_of_each_label() -> None:
     command = [fc_list, ":lang=zh", "family"]
     families = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
     assert families.strip(), f"fontconfig knows no Chinese font: {hint}"
+
+
+def test_the_process_model_shows_a_picture_of_every_diagram() -> None:
+    """docs/process-model.md's Pictures section lists each diagram's PNG (`make pictures` writes both)."""
+    section = (ROOT / "docs" / "process-model.md").read_text(encoding="utf-8").split("## Pictures", 1)[-1]
+    missing = [
+        path.name
+        for path in diagram_files()
+        if f"](images/{path.stem}.png)" not in section
+        or not (ROOT / "docs" / "images" / f"{path.stem}.png").is_file()
+    ]
+    assert missing == [], "run `make pictures` and commit docs/images and docs/process-model.md"

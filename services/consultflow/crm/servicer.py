@@ -364,6 +364,8 @@ class CrmServicer(pb_grpc.CrmServiceServicer):
                 time_reason=request.time.reason,
                 assessors=list(request.assessors),
                 report=request.report,
+                worth_taking_on=request.worth_taking_on if request.HasField("worth_taking_on") else None,
+                worth_reason=request.worth_reason,
             )
         with self._uow() as uow:
             result = usecases.record_feasibility(uow, command)

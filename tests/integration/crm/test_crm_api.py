@@ -270,6 +270,24 @@ def test_a_no_go_declines_as_infeasible(crm: pb_grpc.CrmServiceStub) -> None:
     assert rpc_code(lambda: crm.ListInquiries(pb.ListInquiriesRequest(status="closed")))[0] == INVALID
 
 
+def test_the_experts_conclusion_decides_over_the_rpc_too(crm: pb_grpc.CrmServiceStub) -> None:
+    """2.2.2: feasible in all three dimensions and still not worth taking on, as the experts conclude."""
+    inquiry = _inquiry(crm, "E-31")
+    crm.RecordRequirements(_requirements(inquiry.inquiry_id))
+    request = pb.RecordFeasibilityRequest(
+        inquiry_id=inquiry.inquiry_id,
+        technical=_verdict(True),
+        economic=_verdict(True),
+        time=_verdict(True),
+        assessors=["Wang Wu"],
+        worth_taking_on=False,
+    )
+    assert rpc_code(lambda: crm.RecordFeasibility(request))[0] == INVALID, "a conclusion needs its reasons"
+    request.worth_reason = "a one-off job far from our practice"
+    verdict = crm.RecordFeasibility(request)
+    assert not verdict.feasible and verdict.summary.startswith("no-go: a one-off job")
+
+
 def test_market_research(crm: pb_grpc.CrmServiceStub, nats_url: str) -> None:
     insight = crm.RecordMarketInsight(
         pb.RecordMarketInsightRequest(

@@ -666,9 +666,16 @@ class RecordFeasibilityRequest(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     ASSESSORS_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    WORTH_TAKING_ON_FIELD_NUMBER: _builtins.int
+    WORTH_REASON_FIELD_NUMBER: _builtins.int
     inquiry_id: _builtins.str
     report: _builtins.str
     """the feasibility report's text"""
+    worth_taking_on: _builtins.bool
+    """2.2.2: the experts' conclusion whether the project is worth taking on, with its reasons. Unset: the
+    conclusion follows the three dimensions (all feasible), as older callers expect.
+    """
+    worth_reason: _builtins.str
     @_builtins.property
     def technical(self) -> Global___DimensionVerdict: ...
     @_builtins.property
@@ -688,12 +695,16 @@ class RecordFeasibilityRequest(_message.Message):
         time: Global___DimensionVerdict | None = ...,
         assessors: _abc.Iterable[_builtins.str] | None = ...,
         report: _builtins.str = ...,
+        worth_taking_on: _builtins.bool | None = ...,
+        worth_reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["economic", b"economic", "technical", b"technical", "time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_worth_taking_on", b"_worth_taking_on", "economic", b"economic", "technical", b"technical", "time", b"time", "worth_taking_on", b"worth_taking_on"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessors", b"assessors", "economic", b"economic", "inquiry_id", b"inquiry_id", "report", b"report", "technical", b"technical", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_worth_taking_on", b"_worth_taking_on", "assessors", b"assessors", "economic", b"economic", "inquiry_id", b"inquiry_id", "report", b"report", "technical", b"technical", "time", b"time", "worth_reason", b"worth_reason", "worth_taking_on", b"worth_taking_on"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__worth_taking_on: _TypeAlias = _typing.Literal["worth_taking_on"]  # noqa: Y015
+    _WhichOneofArgType__worth_taking_on: _TypeAlias = _typing.Literal["_worth_taking_on", b"_worth_taking_on"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__worth_taking_on) -> _WhichOneofReturnType__worth_taking_on | None: ...
 
 Global___RecordFeasibilityRequest: _TypeAlias = RecordFeasibilityRequest  # noqa: Y015
 
