@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -322,6 +325,40 @@ def test_with_a_certificate_the_server_speaks_tls_only(tmp_path: Path) -> None:
                 )
 
         asyncio.run(body())
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_the_provisioning_job_command_provisions_as_the_admin_over_tls(tmp_path: Path) -> None:
+    """What the Kubernetes Job runs: `python -m consultflow.platform.nats_access provision`."""
+    identity = local_identity()
+    users = LocalNatsUsers(tmp_path / "identity" / "nats", identity.tls)
+    process, url = start_nats(tmp_path, tmp_path / "nats.log", users)
+    try:
+        env = {
+            **os.environ,
+            "CONSULTFLOW_NATS_URL": url,
+            "CONSULTFLOW_NATS_USER": ADMIN,
+            "CONSULTFLOW_NATS_PASSWORD_FILE": str(users.password_file(ADMIN)),
+            "CONSULTFLOW_NATS_CA_FILE": str(identity.ca),
+            "CONSULTFLOW_JOB_TIMEOUT_SECONDS": "42",
+        }
+        command = [sys.executable, "-m", "consultflow.platform.nats_access", "provision"]
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+
+        async def check() -> None:
+            nc = await nats.connect(url, **connect_options(users.credentials(ADMIN)))
+            try:
+                info = await nc.jetstream().consumer_info(JOBS_STREAM, worker_durable("crm"))
+                assert info.config.ack_wait == 42
+            finally:
+                await nc.close()
+            crm, _ = await connect(url, "crm", users.credentials("crm"))  # what a component then verifies
+            await crm.close()
+
+        asyncio.run(check())
     finally:
         process.terminate()
         process.wait(timeout=10)
