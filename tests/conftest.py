@@ -16,7 +16,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import create_engine, text
 
 from consultflow.platform.messaging import STREAMS
-from tests.support.nats import nats_server
+from tests.support.nats import nats_server, provision_open
 
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
 
@@ -29,7 +29,8 @@ def nats_session_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def nats_url(nats_session_url: str) -> str:
-    """The session's NATS server with the consultflow streams deleted, so each test starts clean."""
+    """The session's NATS server with the consultflow streams deleted and provisioned again, so each test
+    starts clean."""
 
     async def reset() -> None:
         nc = await nats.connect(nats_session_url)
@@ -40,6 +41,7 @@ def nats_url(nats_session_url: str) -> str:
         await nc.close()
 
     asyncio.run(reset())
+    provision_open(nats_session_url)
     return nats_session_url
 
 

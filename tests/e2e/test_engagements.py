@@ -84,7 +84,7 @@ def test_sample_engagements_end_as_scripted(demo_system: LocalSystem) -> None:
     seen: dict[str, Counter[str]] = defaultdict(Counter)
     order: dict[str, list[str]] = defaultdict(list)
     ids: list[str] = []
-    for event in all_status_events(demo_system.nats_url):
+    for event in all_status_events(demo_system.nats_url, credentials=demo_system.nats_credentials()):
         ids.append(event.id)
         engagement = event.correlation.get("engagement_id", "")
         seen[engagement][f"{event.source}.{event.type}"] += 1

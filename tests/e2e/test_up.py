@@ -23,6 +23,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import health_status
 from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.messaging import STATUS_STREAM, NatsCredentials, connect_options
+from consultflow.platform.nats_access import READER
 from consultflow.platform.security import secure_channel
 from tests.support import bpmn_builder
 from tests.support.polling import eventually
@@ -98,11 +100,18 @@ def _reflected_services(endpoints: dict[str, str], name: str) -> list[str]:
         return [s.name for r in responses for s in r.list_services_response.service]
 
 
-def _status_events(nats_url: str) -> list[tuple[str, str]]:
+def _status_events(endpoints: dict[str, str]) -> list[tuple[str, str]]:
+    reader = NatsCredentials.from_file(
+        READER, Path(endpoints["nats_reader_password_file"]), Path(endpoints["ca"])
+    )
+
     async def read() -> list[tuple[str, str]]:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(endpoints["nats"], **connect_options(reader))
         sub = await nc.jetstream().subscribe(
-            "status.>", ordered_consumer=True, deliver_policy=nats.js.api.DeliverPolicy.ALL
+            "status.>",
+            stream=STATUS_STREAM,
+            ordered_consumer=True,
+            deliver_policy=nats.js.api.DeliverPolicy.ALL,
         )
         seen = []
         try:
@@ -118,13 +127,26 @@ def _status_events(nats_url: str) -> list[tuple[str, str]]:
     return asyncio.run(read())
 
 
+def _nats_accepts_anonymous(url: str) -> bool:
+    async def attempt() -> bool:
+        try:
+            nc = await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+        except Exception:
+            return False
+        await nc.close()
+        return True
+
+    return asyncio.run(attempt())
+
+
 def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     process, endpoints = start_up(data_dir)
     pids = _children(process.pid)
     try:
-        assert set(endpoints) == {"nats", "ca", *COMPONENTS}
+        assert set(endpoints) == {"nats", "nats_reader_password_file", "ca", *COMPONENTS}
         assert endpoints["nats"] != "nats://127.0.0.1:4222", "must not need the machine's NATS"
+        assert not _nats_accepts_anonymous(endpoints["nats"]), "NATS must refuse a client without credentials"
         for name in COMPONENTS:
             assert health_status(endpoints[name], Path(endpoints["ca"])) == 1, name
             assert EXPECTED_SERVICES[name] in _reflected_services(endpoints, name)
@@ -154,7 +176,7 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
                 "the skeleton instance to complete",
                 timeout=30,
             )
-        events = _status_events(endpoints["nats"])
+        events = _status_events(endpoints)
         subjects = [s for s, _ in events]
         assert "status.crm.inquiry.recorded" in subjects
         assert ("status.orchestrator.instance.completed", created.instance_id) in events

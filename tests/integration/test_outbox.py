@@ -106,10 +106,12 @@ def test_relay_is_woken_by_commit(database_url: str, nats_url: str) -> None:
 
 
 def test_nats_url_fixture_is_clean(nats_url: str) -> None:
-    async def streams() -> list[str]:
-        nc = await nats.connect(nats_url)
-        names = [s.config.name for s in await nc.jetstream().streams_info()]
-        await nc.close()
-        return [str(n) for n in names]
+    """Each test gets freshly provisioned streams: present (components only verify them) and empty."""
 
-    assert asyncio.run(streams()) == []
+    async def streams() -> dict[str, int]:
+        nc = await nats.connect(nats_url)
+        counts = {str(s.config.name): s.state.messages for s in await nc.jetstream().streams_info()}
+        await nc.close()
+        return counts
+
+    assert asyncio.run(streams()) == {"JOBS": 0, "STATUS": 0}

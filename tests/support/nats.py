@@ -14,6 +14,7 @@ import nats
 
 from consultflow.cli.system import nats_server_binary
 from consultflow.platform.messaging import JOBS_STREAM
+from consultflow.platform.nats_access import provision
 from tests.support.polling import eventually, eventually_async
 
 
@@ -47,10 +48,25 @@ def nats_server(folder: Path) -> Iterator[str]:
 
         eventually(started, "nats-server to write its ports file", timeout=10, interval=0.01)
         time.sleep(0.02)  # the ports file appears a moment before the listener accepts
-        yield str(json.loads(ports.read_text())["nats"][0])
+        url = str(json.loads(ports.read_text())["nats"][0])
+        provision_open(url)
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def provision_open(url: str) -> None:
+    """Creates the streams and consumers on an open (no-auth) test server, as the provisioner would."""
+
+    async def run() -> None:
+        nc = await nats.connect(url)
+        try:
+            await provision(nc.jetstream())
+        finally:
+            await nc.close()
+
+    asyncio.run(run())
 
 
 def wait_consumed(nats_url: str, durable: str, within: float = 10.0) -> None:

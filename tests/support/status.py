@@ -10,7 +10,7 @@ from typing import Any
 import nats
 
 from consultflow.api.events.v1 import events_pb2
-from consultflow.platform.messaging import STATUS_STREAM
+from consultflow.platform.messaging import STATUS_STREAM, NatsCredentials, connect_options
 
 
 def read_status(
@@ -45,11 +45,14 @@ def read_status(
     return asyncio.run(read())
 
 
-def all_status_events(nats_url: str, quiet: float = 1.0) -> list[events_pb2.StatusEvent]:
-    """Every event on STATUS, read from the start of the stream until none comes for `quiet` seconds."""
+def all_status_events(
+    nats_url: str, quiet: float = 1.0, credentials: NatsCredentials | None = None
+) -> list[events_pb2.StatusEvent]:
+    """Every event on STATUS, read from the start of the stream until none comes for `quiet` seconds
+    (as the read-only user `credentials` on a secured server, e.g. `LocalSystem.nats_credentials()`)."""
 
     async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url)
+        nc = await nats.connect(nats_url, **connect_options(credentials))
         events: list[events_pb2.StatusEvent] = []
         try:
             sub = await nc.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)

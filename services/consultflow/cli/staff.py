@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +20,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli import output as out
 from consultflow.cli.system import read_endpoints
 from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.messaging import STATUS_STREAM, NatsCredentials, connect_options
+from consultflow.platform.nats_access import READER
 from consultflow.platform.security import secure_channel
 
 STATES = {
@@ -66,6 +69,22 @@ class Client:
             engagement = getattr(self._args, "engagement", None) or ""
             return identity.token(name, [r for r in roles.split(",") if r], groups, engagement)
         return identity.token_of(name)
+
+    def nats_credentials(self) -> NatsCredentials | None:
+        """The read-only NATS user: $CONSULTFLOW_NATS_USER/_PASSWORD_FILE (TLS trusting
+        $CONSULTFLOW_NATS_CA_FILE), else the `reader` of `consultflow up` (trusting its CA); none when
+        neither says (an open server)."""
+        user = os.environ.get("CONSULTFLOW_NATS_USER", "")
+        password_file = os.environ.get("CONSULTFLOW_NATS_PASSWORD_FILE", "")
+        ca = os.environ.get("CONSULTFLOW_NATS_CA_FILE", "")
+        if user and password_file:
+            return NatsCredentials.from_file(user, Path(password_file), Path(ca) if ca else None)
+        with contextlib.suppress(FileNotFoundError):
+            endpoints = read_endpoints(Path(self._args.data_dir))
+            local = endpoints.get("nats_reader_password_file", "")
+            if local:
+                return NatsCredentials.from_file(READER, Path(local), Path(ca or endpoints["ca"]))
+        return None
 
     def endpoint(self, name: str) -> str:
         flag = getattr(self._args, name, None)
@@ -465,9 +484,11 @@ def cmd_events(client: Client, args: argparse.Namespace) -> int:
     from nats.js.api import DeliverPolicy
 
     async def follow() -> int:
-        nc = await nats.connect(client.endpoint("nats"))
+        nc = await nats.connect(client.endpoint("nats"), **connect_options(client.nats_credentials()))
         policy = DeliverPolicy.ALL if args.from_start else DeliverPolicy.NEW
-        sub = await nc.jetstream().subscribe(args.subject, ordered_consumer=True, deliver_policy=policy)
+        sub = await nc.jetstream().subscribe(
+            args.subject, stream=STATUS_STREAM, ordered_consumer=True, deliver_policy=policy
+        )
         shown = 0
         try:
             while args.count == 0 or shown < args.count:

@@ -6,6 +6,7 @@ PR_SET_PDEATHSIG so they die with their parent even if it is killed outright; a 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import json
@@ -20,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consultflow import COMPONENTS
-from consultflow.platform.local_identity import LocalIdentity
+from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
+from consultflow.platform.messaging import NatsCredentials, connect_options
+from consultflow.platform.nats_access import ADMIN, READER, provision
 from consultflow.platform.security import secure_channel
 
 ENDPOINTS_FILE = "endpoints.json"
@@ -53,12 +57,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_nats(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts nats-server with JetStream on a free loopback port; returns the process and its URL."""
+def start_nats(
+    data_dir: Path, log_path: Path, users: LocalNatsUsers | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Starts nats-server with JetStream on a free loopback port; returns the process and its URL.
+
+    With `users` the server accepts only them, each with its own subjects (nats_access.permissions), and
+    over TLS only when `users.tls` names its certificate."""
     run_dir = data_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("nats-server*.ports"):
         stale.unlink()
+    config: list[str] = []
+    if users is not None:
+        conf = run_dir / "nats-server.conf"
+        conf.write_text(users.write().read_text())  # `include` resolves paths oddly: copy the file
+        conf.chmod(0o600)
+        config = ["-c", str(conf)]
     log = log_path.open("ab")
     process = subprocess.Popen(
         [
@@ -74,6 +89,7 @@ def start_nats(data_dir: Path, log_path: Path) -> tuple[subprocess.Popen[bytes],
             str(data_dir / "nats"),
             "--ports_file_dir",
             str(run_dir),
+            *config,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -128,6 +144,7 @@ class LocalSystem:
     nats_url: str = ""
     children: dict[str, Child] = field(default_factory=dict)
     identity: LocalIdentity | None = None
+    nats_users: LocalNatsUsers | None = None
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
         """Starts everything and waits until every gRPC health check answers SERVING."""
@@ -136,7 +153,9 @@ class LocalSystem:
         logs.mkdir(parents=True, exist_ok=True)
         if self.identity is None:  # tests bring their own, shared with their in-process components
             self.identity = LocalIdentity(self.data_dir / "identity")
-        self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log")
+        self.nats_users = LocalNatsUsers(self.data_dir / "identity" / "nats", self.identity.tls)
+        self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log", self.nats_users)
+        self.provision_nats()
         for name in self.components:
             self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
         for child in self.children.values():
@@ -147,6 +166,27 @@ class LocalSystem:
         (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
         return endpoints
 
+    def provision_nats(self) -> None:
+        """Creates the streams and consumers as the admin user: the components may not."""
+        timeout = self.extra_env.get("CONSULTFLOW_JOB_TIMEOUT_SECONDS") or os.environ.get(
+            "CONSULTFLOW_JOB_TIMEOUT_SECONDS", "60"
+        )
+        admin = self.nats_credentials(ADMIN)
+
+        async def run() -> None:
+            nc = await nats.connect(self.nats_url, **connect_options(admin))
+            try:
+                await provision(nc.jetstream(), job_ack_wait=float(timeout))
+            finally:
+                await nc.close()
+
+        asyncio.run(run())
+
+    def nats_credentials(self, user: str = READER) -> NatsCredentials:
+        """A NATS user's credentials (by default the read-only `reader`, for watching STATUS)."""
+        assert self.nats_users is not None, "start() first"
+        return self.nats_users.credentials(user)
+
     @property
     def ca(self) -> Path:
         """The local CA the components' certificates chain to (endpoints.json says it too)."""
@@ -156,7 +196,13 @@ class LocalSystem:
     def endpoints(self) -> dict[str, str]:
         """Where NATS and every component listen, and the CA their certificates chain to."""
         addresses = {name: child.address for name, child in self.children.items()}
-        return {"nats": self.nats_url, "ca": str(self.ca), **addresses}
+        assert self.nats_users is not None
+        return {
+            "nats": self.nats_url,
+            "nats_reader_password_file": str(self.nats_users.password_file(READER)),
+            "ca": str(self.ca),
+            **addresses,
+        }
 
     def child_env(self, child: Child) -> dict[str, str]:
         env = dict(os.environ)
@@ -172,6 +218,8 @@ class LocalSystem:
             env[f"CONSULTFLOW_{other.name.upper()}_ADDRESS"] = other.address
         assert self.identity is not None
         env.update(self.identity.environment(child.name))
+        assert self.nats_users is not None
+        env.update(self.nats_users.environment(child.name))
         env.update(self.extra_env)
         env.update(self.component_env.get(child.name, {}))
         return env

@@ -18,11 +18,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator.runtime import Orchestrator
-from consultflow.platform.messaging import STATUS_STREAM
+from consultflow.platform.messaging import STATUS_STREAM, MessagingNotProvisioned
+from consultflow.platform.nats_access import STATUS_DURABLE
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def load_mappings(folder: Path) -> list[Mapping]:
 class StatusMessageBridge:
     """Consumes STATUS and publishes the mapped messages into the orchestrator."""
 
-    DURABLE = "orchestrator-status-messages"
+    DURABLE = STATUS_DURABLE
 
     def __init__(
         self, js: JetStreamContext, orchestrator: Orchestrator, executor: Executor, mappings: list[Mapping]
@@ -72,14 +73,13 @@ class StatusMessageBridge:
     async def run(self) -> None:
         if not self._mappings:
             return
-        subscription = await self._js.pull_subscribe(
-            "status.>",
-            durable=self.DURABLE,
-            stream=STATUS_STREAM,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30, max_deliver=-1
-            ),
-        )
+        try:
+            await self._js.consumer_info(STATUS_STREAM, self.DURABLE)
+        except NotFoundError as error:
+            raise MessagingNotProvisioned(
+                f"consumer {self.DURABLE} on {STATUS_STREAM} does not exist: provision NATS first"
+            ) from error
+        subscription = await self._js.pull_subscribe_bind(durable=self.DURABLE, stream=STATUS_STREAM)
         loop = asyncio.get_running_loop()
         try:
             while True:

@@ -112,7 +112,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     loop = asyncio.get_running_loop()
     if settings.migrate_at_start:
         await loop.run_in_executor(executor, migrate, db, settings.component)
-    nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.stream_replicas)
+    nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.nats_credentials)
     context = Context(settings, security, db, executor, nc, js)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")

@@ -9,6 +9,8 @@ every start.
 
 from __future__ import annotations
 
+import json
+import secrets
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from consultflow.platform.identity import LocalIssuer
+from consultflow.platform.messaging import NatsCredentials
+from consultflow.platform.nats_access import authorization_block, users
 from consultflow.platform.security import SecuritySettings
 from consultflow.platform.tls import LocalAuthority, TlsFiles
 
@@ -114,3 +118,51 @@ class LocalIdentity:
         if operation_owners:
             env["CONSULTFLOW_OPERATION_OWNERS"] = ",".join(f"{k}={v}" for k, v in operation_owners.items())
         return SecuritySettings.from_env(env)
+
+
+@dataclass(frozen=True)
+class LocalNatsUsers:
+    """Every NATS user of a local system with a fresh password, in `<data dir>/identity/nats/`.
+
+    Kept beside the system's data rather than in a shared identity folder, because the passwords belong
+    to the one nats-server that system runs (tests run several systems with one CA and issuer)."""
+
+    folder: Path
+    tls: TlsFiles | None = None  # the server's certificate: clients then connect over TLS only
+
+    def password_file(self, user: str) -> Path:
+        return self.folder / f"{user}.password"
+
+    def write(self) -> Path:
+        """New passwords (one owner-only file each) and the server's `security.conf` (its users, and its
+        certificate when `tls` is set); returns that file."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        passwords = {}
+        for user in users():
+            path = self.password_file(user)
+            path.write_text(secrets.token_urlsafe(32))
+            path.chmod(0o600)
+            passwords[user] = path.read_text()
+        block = self.folder / "security.conf"
+        tls = ""
+        if self.tls is not None:
+            tls = (
+                f"tls {{\n  cert_file: {json.dumps(str(self.tls.certificate))}\n"
+                f"  key_file: {json.dumps(str(self.tls.key))}\n  timeout: 2\n  handshake_first: true\n}}\n"
+            )
+        block.write_text(tls + authorization_block(passwords))
+        block.chmod(0o600)
+        return block
+
+    def credentials(self, user: str) -> NatsCredentials:
+        return NatsCredentials.from_file(user, self.password_file(user), self.tls.ca if self.tls else None)
+
+    def environment(self, user: str) -> dict[str, str]:
+        """CONSULTFLOW_NATS_USER, _PASSWORD_FILE (and _CA_FILE with TLS) for one component process."""
+        env = {
+            "CONSULTFLOW_NATS_USER": user,
+            "CONSULTFLOW_NATS_PASSWORD_FILE": str(self.password_file(user)),
+        }
+        if self.tls is not None:
+            env["CONSULTFLOW_NATS_CA_FILE"] = str(self.tls.ca)
+        return env

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+SPIFF_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.data", "spiff.dmn", "spiff.metrics")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -48,3 +49,8 @@ def configure_logging(component: str, level: str = "INFO", fmt: str = "json") ->
     root.setLevel(level)
     logging.getLogger("nats").setLevel(max(logging.getLevelName(level), logging.WARNING))
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # SpiffWorkflow logs every task state change at INFO, and adds the task's data (a client's e-mail,
+    # phone, fees) whenever its logger's *own* level is below INFO — which NOTSET is. The engine's own
+    # timeline is the instance history; its loggers stay at WARNING, each set by name.
+    for name in SPIFF_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,12 +3,19 @@
 - JOBS (work queue): `jobs.<service>.<operation>`, one durable pull consumer per service.
 - STATUS (limits, 7 days): `status.<service>.<entity>.<event>`, read by anyone interested.
 Both de-duplicate by `Nats-Msg-Id` within a two-minute window, which makes outbox republishing safe.
+
+Components never create or change streams or consumers: `nats_access.provision` does, once, with the admin
+identity (`consultflow up`, the Kubernetes provisioning Job). A component only checks that what it needs
+is there, so its NATS user needs no rights to mutate JetStream.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -43,13 +50,59 @@ STREAMS = (
 )
 
 
+class MessagingNotProvisioned(RuntimeError):
+    """A stream or consumer a component needs is missing or differs: the provisioner has not run."""
+
+
+@dataclass(frozen=True)
+class NatsCredentials:
+    """One NATS identity: user name and password; its replies arrive under its own inbox prefix. With
+    `ca` the connection is TLS, and the server's certificate must chain to that CA."""
+
+    user: str
+    password: str
+    ca: Path | None = None
+
+    @classmethod
+    def from_file(cls, user: str, password_file: Path, ca: Path | None = None) -> NatsCredentials:
+        return cls(user, password_file.read_text().strip(), ca)
+
+    @property
+    def inbox_prefix(self) -> str:
+        return inbox_prefix(self.user)
+
+
+def inbox_prefix(user: str) -> str:
+    """`crm` → `_INBOX_crm`: the server lets only that user subscribe below it."""
+    return f"_INBOX_{user}"
+
+
 def job_subject(operation: str) -> str:
     """`crm.record_inquiry` → `jobs.crm.record_inquiry`."""
     return f"jobs.{operation}"
 
 
-async def connect(url: str, name: str, stream_replicas: int = 1) -> tuple[Client, JetStreamContext]:
-    """Connects (reconnecting forever) and makes sure both streams exist."""
+def connect_options(credentials: NatsCredentials | None) -> dict[str, Any]:
+    """The nats.connect arguments that authenticate as `credentials` (none: an open server, tests)."""
+    if credentials is None:
+        return {}
+    options: dict[str, Any] = {
+        "user": credentials.user,
+        "password": credentials.password,
+        "inbox_prefix": credentials.inbox_prefix,
+    }
+    if credentials.ca is not None:
+        # TLS before the server says anything, so no one in between can offer plaintext and read the
+        # password (the server's `tls { handshake_first: true }`).
+        options["tls"] = ssl.create_default_context(cafile=str(credentials.ca))
+        options["tls_handshake_first"] = True
+    return options
+
+
+async def connect(
+    url: str, name: str, credentials: NatsCredentials | None = None
+) -> tuple[Client, JetStreamContext]:
+    """Connects (reconnecting forever) and checks that both streams are provisioned."""
 
     async def on_error(error: Exception) -> None:
         log.warning("nats: %s", error)
@@ -68,23 +121,28 @@ async def connect(url: str, name: str, stream_replicas: int = 1) -> tuple[Client
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
+        **connect_options(credentials),
     )
     js = nc.jetstream()
-    await ensure_streams(js, stream_replicas)
+    try:
+        await verify_streams(js)
+    except BaseException:
+        await nc.close()
+        raise
     return nc, js
 
 
-async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Creates JOBS and STATUS, or updates them to this configuration; safe to run from every process."""
-    for base in STREAMS:
-        config = replace(base, num_replicas=replicas)
+async def verify_streams(js: JetStreamContext) -> None:
+    """Raises `MessagingNotProvisioned` unless JOBS and STATUS exist with the subjects this code uses."""
+    for expected in STREAMS:
         try:
-            await js.stream_info(str(config.name))
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-                log.info("created stream %s", config.name)
-                continue
-            except Exception:  # another process created it first
-                log.debug("stream %s appeared meanwhile", config.name, exc_info=True)
-        await js.update_stream(config)
+            info = await js.stream_info(str(expected.name))
+        except NotFoundError as error:
+            raise MessagingNotProvisioned(
+                f"stream {expected.name} does not exist: provision NATS first "
+                "(`consultflow up` does; elsewhere `python -m consultflow.platform.nats_access provision`)"
+            ) from error
+        if list(info.config.subjects or []) != list(expected.subjects or []):
+            raise MessagingNotProvisioned(
+                f"stream {expected.name} takes {info.config.subjects}, expected {expected.subjects}"
+            )

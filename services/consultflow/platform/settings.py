@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from consultflow.platform.messaging import NatsCredentials
 from consultflow.platform.security import SecurityNotConfigured, SecuritySettings
 
 
@@ -33,6 +34,25 @@ SETTINGS: tuple[Setting, ...] = (
         "database with a schema each (`?options=-csearch_path%3Dcrm`).",
     ),
     Setting("CONSULTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated."),
+    Setting(
+        "CONSULTFLOW_NATS_USER",
+        "",
+        "This component's NATS user (its name; the server grants it only its own subjects, "
+        "docs/security.md). Empty: connect without credentials, which only an open server (tests) accepts; "
+        "refused when `CONSULTFLOW_PRODUCTION` is on.",
+    ),
+    Setting(
+        "CONSULTFLOW_NATS_PASSWORD_FILE",
+        "",
+        "File holding the NATS user's password (a mounted Secret on Kubernetes; `consultflow up` writes "
+        "`<data dir>/identity/nats/<user>.password`).",
+    ),
+    Setting(
+        "CONSULTFLOW_NATS_CA_FILE",
+        "",
+        "CA certificate the NATS server's certificate must chain to; set: connect over TLS only "
+        "(`consultflow up` sets its local CA). Empty: plaintext.",
+    ),
     Setting(
         "CONSULTFLOW_GRPC_ADDRESS",
         "127.0.0.1:0",
@@ -182,6 +202,19 @@ def _security() -> SecuritySettings | None:
         return None
 
 
+def _nats_credentials() -> NatsCredentials | None:
+    user = _env("CONSULTFLOW_NATS_USER")
+    password_file = _env("CONSULTFLOW_NATS_PASSWORD_FILE")
+    ca = _env("CONSULTFLOW_NATS_CA_FILE")
+    if user and password_file:
+        return NatsCredentials.from_file(user, Path(password_file), Path(ca) if ca else None)
+    if user or password_file:
+        raise RuntimeError("CONSULTFLOW_NATS_USER and CONSULTFLOW_NATS_PASSWORD_FILE go together")
+    if _env("CONSULTFLOW_PRODUCTION").strip().lower() in ("1", "true", "yes"):
+        raise RuntimeError("CONSULTFLOW_PRODUCTION is on: NATS credentials are required")
+    return None
+
+
 def repository_root() -> Path:
     """The checkout this package runs from (services/consultflow/platform/ is three levels down)."""
     return Path(__file__).resolve().parents[3]
@@ -195,6 +228,7 @@ class Settings:
     data_dir: Path
     database_url: str
     nats_url: str
+    nats_credentials: NatsCredentials | None
     grpc_address: str
     migrate_at_start: bool
     stream_replicas: int
@@ -224,6 +258,7 @@ class Settings:
             data_dir=data_dir,
             database_url=database_url,
             nats_url=_env("CONSULTFLOW_NATS_URL"),
+            nats_credentials=_nats_credentials(),
             grpc_address=_env("CONSULTFLOW_GRPC_ADDRESS"),
             migrate_at_start=_env("CONSULTFLOW_MIGRATE_AT_START").strip().lower() in ("1", "true", "yes"),
             stream_replicas=int(_env("CONSULTFLOW_NATS_STREAM_REPLICAS")),

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import grpc
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
@@ -27,7 +27,8 @@ from consultflow.platform.errors import FailedPrecondition, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
-from consultflow.platform.messaging import JOBS_STREAM
+from consultflow.platform.messaging import JOBS_STREAM, MessagingNotProvisioned
+from consultflow.platform.nats_access import worker_durable
 
 if TYPE_CHECKING:
     from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceAsyncStub
@@ -65,21 +66,24 @@ class JobWorker:
 
     @property
     def durable_name(self) -> str:
-        return f"worker-{self._service}"
+        return worker_durable(self._service)
 
     async def start(self) -> None:
-        self._subscription = await self._js.pull_subscribe(
-            f"jobs.{self._service}.>",
-            durable=self.durable_name,
-            stream=JOBS_STREAM,
-            config=ConsumerConfig(
-                ack_policy=AckPolicy.EXPLICIT,
-                deliver_policy=DeliverPolicy.ALL,
-                ack_wait=self._ack_wait,
-                max_deliver=-1,
-                max_ack_pending=max(1000, self._concurrency * 4),
-            ),
-        )
+        """Binds to the provisioned consumer; the worker's NATS user may not create or change it."""
+        try:
+            info = await self._js.consumer_info(JOBS_STREAM, self.durable_name)
+        except NotFoundError as error:
+            raise MessagingNotProvisioned(
+                f"consumer {self.durable_name} on {JOBS_STREAM} does not exist: provision NATS first"
+            ) from error
+        expected = f"jobs.{self._service}.>"
+        if info.config.filter_subject != expected:
+            raise MessagingNotProvisioned(
+                f"consumer {self.durable_name} reads {info.config.filter_subject!r}, expected {expected!r}"
+            )
+        if info.config.ack_wait:
+            self._ack_wait = info.config.ack_wait  # the heartbeat must beat the consumer's own ack wait
+        self._subscription = await self._js.pull_subscribe_bind(durable=self.durable_name, stream=JOBS_STREAM)
         self._running = True
         self._loop_task = asyncio.create_task(self._fetch_loop(), name=f"{self.durable_name}-fetch")
 
