@@ -63,7 +63,9 @@ RISK = "consultflow.api.risk.v1.RiskService"
 
 ANALYST, STAFF, OPS, CLIENT, COMPONENT = Role.ANALYST, Role.STAFF, Role.OPS, Role.CLIENT, Role.COMPONENT
 N = Condition.NONE
-READERS = (STAFF, OPS, COMPONENT)  # the firm's records: staff, ops and peer components read them
+# The services' records across engagements: ops and peer components read them. Staff read what their tasks
+# show (GetUserTask gives a candidate the task's data), not every engagement's records.
+READERS = (OPS, COMPONENT)
 RECORDS = (OPS,)  # writes a diagram's job makes inside the service; by hand only to repair
 
 
