@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.delivery.v1 import delivery_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2
 from consultflow.api.risk.v1 import risk_pb2
 from consultflow.api.survey.v1 import survey_pb2
-from consultflow.demo.driver import TIMEOUT, Clients, Story, project_of
+from consultflow.demo.driver import TIMEOUT, Clients, Story, completed_elements, project_of
 
 
 @dataclass
@@ -33,8 +35,7 @@ def check(clients: Clients, story: Story) -> list[str]:
         if story.outcome == story.expect_outcome
         else [f"ended {story.outcome!r}, expected {story.expect_outcome!r}"]
     )
-    kind = story.key.split("-")[1].lower()
-    problems += CHECKS[kind](clients, story)
+    problems += CHECKS[story.kind.lower()](clients, story)
     return problems
 
 
@@ -92,6 +93,54 @@ def check_avoided(clients: Clients, story: Story) -> list[str]:
         "no intake risk with the strategy 'avoid'",
     )
     _expect(problems, not _contracts(clients, story), "a contract was drafted although the risk was avoided")
+    return problems
+
+
+def check_unsigned(clients: Clients, story: Story) -> list[str]:
+    problems: list[str] = []
+    inquiry = _history(clients, story).inquiries[0]
+    _expect(
+        problems,
+        inquiry.decline_reason == "offer_rejected",
+        f"decline reason {inquiry.decline_reason!r}, not 'offer_rejected' (the client ended the negotiation)",
+    )
+    # 6.3: the prescribed strategy, another one chosen with a reason, rejected once and then approved
+    risks = clients.risk.ListRisks(risk_pb2.ListRisksRequest(engagement_id=story.key), timeout=TIMEOUT).risks
+    intake = [r for r in risks if r.stage == "intake"]
+    _expect(
+        problems,
+        len(intake) == 1 and intake[0].suggested_strategy == "transfer" and intake[0].strategy == "mitigate",
+        "the intake risk does not show the prescribed 'transfer' and the chosen 'mitigate'",
+    )
+    responses = clients.risk.ListResponses(
+        risk_pb2.ListResponsesRequest(engagement_id=story.key), timeout=TIMEOUT
+    ).responses
+    deviations = sorted((r.planned_at.ToDatetime(), r.deviation, r.deviation_reason) for r in responses)
+    _expect(
+        problems,
+        [d for _, d, _ in deviations] == ["rejected", "approved"],
+        f"deviations {[d for _, d, _ in deviations]}, expected rejected then approved",
+    )
+    _expect(problems, all(reason for _, _, reason in deviations), "a deviation without its reason")
+    approved = [r for r in responses if r.deviation == "approved"]
+    _expect(
+        problems,
+        any(r.suggested_strategy == "transfer" and r.strategy == "mitigate" for r in approved),
+        "the approved deviation does not keep the prescribed 'transfer' beside the chosen 'mitigate'",
+    )
+    # 2.4.3: refused once, the signing period ended once, never signed by the client
+    contracts = _contracts(clients, story)
+    _expect(problems, len(contracts) == 1, f"{len(contracts)} contracts, expected one with several versions")
+    if contracts:
+        contract = contracts[0]
+        notes = [v.change_note for v in contract.versions]
+        _expect(
+            problems,
+            any("refused" in n for n in notes) and any("signing period" in n for n in notes),
+            f"contract versions {notes} do not show a refusal and an ended signing period",
+        )
+        _expect(problems, not contract.client_signature.signatory, "the client signed after all")
+        _expect(problems, contract.status == "draft", f"the contract is {contract.status}, not back in draft")
     return problems
 
 
@@ -212,6 +261,15 @@ def check_onsite(clients: Clients, story: Story) -> list[str]:
         len(referred) == 1 and referred[0].engagement_id != story.key,
         "the referred client's inquiry does not start a new engagement linked back (5.3.3 → 2.1.2)",
     )
+    if referred:
+        # the new engagement runs like any inquiry (nobody plays it in the demo): risk management started
+        risk = clients.orchestrator.ListInstances(
+            orchestrator_pb2.ListInstancesRequest(
+                process_id="risk_management", business_key=referred[0].engagement_id
+            ),
+            timeout=TIMEOUT,
+        ).instances
+        _expect(problems, len(risk) == 1, "the referred engagement has no risk management of its own")
     return problems
 
 
@@ -227,6 +285,7 @@ def check_online(clients: Clients, story: Story) -> list[str]:
     _expect(
         problems, any(s.breached_indicators for s in snapshots), "no indicator snapshot crossed its threshold"
     )
+    problems += _monitored_before_execution(clients, story, project)
     warnings = clients.risk.ListWarnings(
         risk_pb2.ListWarningsRequest(engagement_id=story.key), timeout=TIMEOUT
     ).warnings
@@ -245,11 +304,33 @@ def check_online(clients: Clients, story: Story) -> list[str]:
     return problems
 
 
+def _monitored_before_execution(clients: Clients, story: Story, project: delivery_pb2.Project) -> list[str]:
+    """3.4.2 and 3.5.2 throughout: the indicators were evaluated and the client had a progress report
+    after the kick-off and before execution started (3.4.1)."""
+    problems: list[str] = []
+    if not project.HasField("execution_started_at"):
+        return ["execution never started"]
+    started = project.execution_started_at.ToDatetime(tzinfo=UTC)
+    done = completed_elements(clients, story)
+    evaluated = [t for t in done.get("evaluate_indicators", []) if t < started]
+    _expect(problems, bool(evaluated), "the indicators were not evaluated before execution started (3.4.2)")
+    reports = clients.delivery.ListCommunications(
+        delivery_pb2.ListCommunicationsRequest(project_id=project.project_id, direction="external"),
+        timeout=TIMEOUT,
+    ).communications
+    early = [
+        c for c in reports if c.kind == "progress_report" and c.occurred_at.ToDatetime(tzinfo=UTC) < started
+    ]
+    _expect(problems, bool(early), "the client had no progress report before execution started (3.5.2)")
+    return problems
+
+
 CHECKS: dict[str, Callable[[Clients, Story], list[str]]] = {
     "infeasible": check_infeasible,
     "avoided": check_avoided,
     "onsite": check_onsite,
     "online": check_online,
+    "unsigned": check_unsigned,
 }
 
 

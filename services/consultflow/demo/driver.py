@@ -132,6 +132,9 @@ class Story:
     decisions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     expect_outcome: str = "closed"  # closed, not taken on, declined (risk avoided)
     acceptance: list[str] = field(default_factory=lambda: ["passed"])  # the client's conclusion per round
+    # the client's answer to each contract version the firm signed (2.4.3): sign, refuse, or let_lapse
+    # (no answer: the signing period ends); the last one repeats
+    signatures: list[str] = field(default_factory=lambda: ["sign"])
     ratings: dict[str, int] = field(
         default_factory=lambda: {
             "service_quality": 5,
@@ -141,6 +144,9 @@ class Story:
         }
     )
     held: set[str] = field(default_factory=set)  # tasks nobody answers (the story ends before them)
+    # tasks answered only once a condition holds (e.g. the solution review waits until monitoring ran)
+    hold_until: dict[str, Callable[[Clients, Story], bool]] = field(default_factory=dict)
+    kind: str = ""  # INFEASIBLE, ONSITE, …: the key's second part unless given
     # Execution is confirmed complete only when this holds (e.g. after a warning was acknowledged).
     execution_done_when: Callable[[Clients, Story], bool] | None = None
     # What the team does when execution starts (default: report progress on every work package).
@@ -154,6 +160,10 @@ class Story:
     waiting: list[str] = field(default_factory=list)
     outcome: str = ""
     executed: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.kind:
+            self.kind = self.key.split("-")[1]
 
     @property
     def finished(self) -> bool:
@@ -261,6 +271,7 @@ SAMPLES: dict[str, Any] = {
     "lead_company": "Foshan Ceramics Ltd.",
     "lead_contact": "Mr Guo, guo@foshan.example",
     "lead_notes": "Met at the Canton Fair; wants a Middle East study",
+    "refusal_reason": "The liability cap is too low for a project of this size",
 }
 SAMPLE_BY_TYPE = {"string": "as agreed", "decimal": "1000.00", "long": "30", "boolean": False}
 DELIVERY_TIME_AHEAD = 5  # seconds between agreeing the on-site delivery time and the presentation
@@ -390,6 +401,9 @@ class Driver:
         element = summary.element_id
         if element in story.held:
             return
+        condition = story.hold_until.get(element)
+        if condition is not None and not condition(self.clients, story):
+            return
         if element == "carry_out_work_form" and not self._execution_may_end(story):
             return
         task = self.clients.orchestrator.GetUserTask(
@@ -466,6 +480,25 @@ def monitored_once(clients: Clients, story: Story) -> bool:
     return len(snapshots.snapshots) > 0
 
 
+def completed_elements(clients: Clients, story: Story) -> dict[str, list[datetime]]:
+    """When each element of the engagement's own process (its event sub-processes included) completed."""
+    instance = clients.orchestrator.GetInstance(
+        pb.GetInstanceRequest(instance_id=story.instance_id, history_limit=0), timeout=TIMEOUT
+    )
+    done: dict[str, list[datetime]] = {}
+    for event in instance.history:
+        if event.type == "element.completed":
+            done.setdefault(event.element_id, []).append(event.time.ToDatetime(tzinfo=UTC))
+    return done
+
+
+def monitored_before_execution(clients: Clients, story: Story) -> bool:
+    """The solution review (3.3.2, before execution) waits until the monitoring that runs from the kick-off
+    has evaluated the indicators (3.4.2) and the client has had a progress report (3.5.2)."""
+    done = completed_elements(clients, story)
+    return "evaluate_indicators" in done and "send_progress_report" in done
+
+
 def warning_acknowledged(clients: Clients, story: Story) -> bool:
     """Execution goes on until risk management raised a warning and the project manager acknowledged it."""
     warnings = clients.risk.ListWarnings(
@@ -526,10 +559,17 @@ def accept_quote(clients: Clients, story: Story) -> None:
 
 
 def sign_contract(clients: Clients, story: Story) -> None:
+    """The client answers each version the firm signed as the story says: signs it, refuses it, or lets
+    the signing period end without an answer (2.4.3)."""
     for contract in clients.contracts.ListContracts(
         contracts_pb2.ListContractsRequest(engagement_id=story.key, status="signed_by_firm"), timeout=TIMEOUT
     ).contracts:
-        if contract.contract_id not in story.client_acts:
+        version = f"{contract.contract_id}@{contract.version}"
+        if version in story.client_acts:
+            continue
+        answered = sum(1 for act in story.client_acts if act.startswith(f"{contract.contract_id}@"))
+        answer = story.signatures[min(answered, len(story.signatures) - 1)]
+        if answer == "sign":
             clients.client(story.key).contracts.RecordClientSignature(
                 contracts_pb2.RecordClientSignatureRequest(
                     contract_id=contract.contract_id,
@@ -538,8 +578,20 @@ def sign_contract(clients: Clients, story: Story) -> None:
                 ),
                 timeout=TIMEOUT,
             )
-            story.client_acts.add(contract.contract_id)
             story.note("the client signs the contract")
+        elif answer == "refuse":
+            clients.client(story.key).contracts.RefuseSignature(
+                contracts_pb2.RefuseSignatureRequest(
+                    contract_id=contract.contract_id,
+                    refused_by=story.inquiry["contact_name"],
+                    reason=SAMPLES["refusal_reason"],
+                ),
+                timeout=TIMEOUT,
+            )
+            story.note(f"the client refuses to sign contract version {contract.version}")
+        else:
+            story.note(f"the client leaves contract version {contract.version} unsigned")
+        story.client_acts.add(version)
 
 
 def report_acceptance(clients: Clients, story: Story) -> None:

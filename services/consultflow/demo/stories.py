@@ -10,13 +10,25 @@
   delivery after a failed channel test; an unhappy client: two problems, measures by the team, rectification
   reported until solved.
 - DEMO-AVOIDED: a likely, severe risk found at intake is avoided: risk management stops the intake (6.3.1).
+- DEMO-UNSIGNED: the risk matrix prescribes transferring a risk found at intake; the project manager
+  chooses to mitigate it instead, management rejects the first reason and approves the second (6.3); the
+  client refuses to sign the contract, then lets the signing period end (2.4.3), and after negotiating
+  again ends the negotiation: not taken on.
+In DEMO-ONLINE the solution review waits until monitoring has evaluated the indicators and the client has
+had a progress report: both run from the kick-off, before execution starts (3.4.2, 3.5.2).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from consultflow.demo.driver import Story, day, fall_behind_schedule, warning_acknowledged
+from consultflow.demo.driver import (
+    Story,
+    day,
+    fall_behind_schedule,
+    monitored_before_execution,
+    warning_acknowledged,
+)
 
 FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 APPROVED = {"proposal_verdict": "approved"}
@@ -216,6 +228,7 @@ def stories(run: str) -> list[Story]:
             ratings=UNHAPPY,
             on_execution=fall_behind_schedule,
             execution_done_when=warning_acknowledged,
+            hold_until={"review_solution": monitored_before_execution},
         ),
         Story(
             key=f"DEMO-AVOIDED-{run}",
@@ -246,5 +259,69 @@ def stories(run: str) -> list[Story]:
             ),
             held={"prepare_quotation_form"},  # nobody quotes while risk management decides
             expect_outcome="declined (risk avoided)",
+        ),
+        Story(
+            key=f"DEMO-UNSIGNED-{run}",
+            title="Another strategy than the matrix prescribes; a contract the client does not sign",
+            inquiry=inquiry(
+                "武漢光電 Wuhan Optics",
+                "趙女士 Ms Zhao",
+                "zhao@wuhan-optics.example",
+                "Forecast demand for our new sensors",
+            ),
+            decisions=common(
+                assess_feasibility=[
+                    {
+                        **FEASIBLE,
+                        "risk_noted": True,
+                        "risk_category": "technical",
+                        "risk_description": "The client's ERP migration may leave us without sales data",
+                    }
+                ],
+                # 6.2.3: medium likelihood × severe impact → the matrix prescribes transfer
+                assess_risk_form=[
+                    {
+                        "risk_category": "technical",
+                        "identification_method": "checklist",
+                        "likelihood": "medium",
+                        "likelihood_basis": "the client's ERP migration is already three months late",
+                        "affected_objective": "schedule",
+                        "impact": "severe",
+                    }
+                ],
+                # 6.3: the project manager chooses another strategy, with a reason; management decides
+                choose_strategy_form=[
+                    {
+                        "strategy": "mitigate",
+                        "measures": "Ask the client for a data extract before the migration",
+                        "deviation_reason": "Transferring costs too much",
+                    },
+                    {
+                        "strategy": "mitigate",
+                        "measures": "A data extract before the migration; weekly checks with the client's IT",
+                        "deviation_reason": "Nobody insures or takes over a client's data access; an extract "
+                        "before the migration removes most of the risk at little cost",
+                    },
+                ],
+                approve_deviation_form=[
+                    {"deviation_approved": False, "deviation_note": "Say why the risk cannot be transferred"},
+                    {"deviation_approved": True, "deviation_note": "Agreed: the extract is the better cover"},
+                ],
+                # 2.4.1 again after the refusal, and again after the signing period ended
+                negotiate_contract=[
+                    {"negotiation_outcome": "agreed"},
+                    {
+                        "negotiation_outcome": "agreed",
+                        "breach_liability": "Liability capped at twice the contract value",
+                        "negotiation_notes": "The client asked for a higher liability cap; agreed",
+                    },
+                    {
+                        "negotiation_outcome": "client_ends",
+                        "negotiation_notes": "The client postponed the project indefinitely",
+                    },
+                ],
+            ),
+            signatures=["refuse", "let_lapse"],
+            expect_outcome="not taken on (offer_rejected)",
         ),
     ]
