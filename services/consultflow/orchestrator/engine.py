@@ -50,6 +50,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import assignment
 from consultflow.orchestrator.forms import FormField, due_date_problem
+from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
     ClockedTimerParsing,
@@ -305,6 +306,8 @@ def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> 
         }
         used |= {n for n in resources if n.endswith(".dmn")}
         _check_scripts(spec, subprocess_specs, resource_name)
+        for shared in (spec, *subprocess_specs.values()):
+            trigger_without_changing_the_spec(shared)
         result[process_id] = ProcessSpecs(
             process_id=process_id,
             name=process_parser.get_name() or process_id,
