@@ -4,6 +4,7 @@ over gRPC (including crm being unreachable)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from consultflow.api.contracts.v1 import contracts_pb2 as pb
+from consultflow.api.contracts.v1 import contracts_pb2_grpc as pb_grpc
 from consultflow.contracts import usecases
 from consultflow.platform.db import Database
 from tests.support.components import closed_address
@@ -29,6 +31,7 @@ from tests.support.contracts import (
     quotation_request,
     signed_contract,
 )
+from tests.support.identity import signed_channel
 from tests.support.rpc import rpc_code
 from tests.support.status import payload, read_status, wait_for_types
 
@@ -495,3 +498,33 @@ def test_a_list_page_reads_in_a_fixed_number_of_queries(services: Services, data
     assert 3 <= every_quotation == one_quotation <= 4, statements  # the page, versions, current lines
     listed = services.contracts.ListContracts(pb.ListContractsRequest(page_size=2))
     assert [c.engagement_id for c in listed.contracts] == ["E-22", "E-21"] and listed.next_page_token
+
+
+def test_a_client_answers_only_for_its_own_engagement(services: Services) -> None:
+    """The client's token names its engagement: the quote of another engagement is refused and stays sent;
+    its own is accepted, and the acceptance is recorded."""
+    contracts = services.contracts
+    client = new_client(services.crm)
+    quotation = contracts.PrepareQuotation(quotation_request("E-9", client.client_id))
+    proposal = contracts.DraftProposal(proposal_request("E-9", quotation.quotation_id))
+    contracts.ReviewProposal(
+        pb.ReviewProposalRequest(proposal_id=proposal.proposal_id, verdict="approved", reviewer="panel")
+    )
+    contracts.SendOffer(
+        pb.SendOfferRequest(quotation_id=quotation.quotation_id, proposal_id=proposal.proposal_id)
+    )
+    answer = pb.AnswerQuotationRequest(quotation_id=quotation.quotation_id, answered_by="Ms Chen")
+
+    def as_client_of(engagement: str) -> pb_grpc.ContractsServiceStub:
+        channel = signed_channel(
+            services.contracts_address, f"client-{engagement}", roles=["client"], engagement=engagement
+        )
+        return pb_grpc.ContractsServiceStub(channel)
+
+    for stranger in (as_client_of("E-8"), as_client_of("")):
+        code, details = rpc_code(partial(stranger.AcceptQuotation, answer))
+        assert code == grpc.StatusCode.PERMISSION_DENIED and "E-9" in details
+    assert (
+        contracts.GetQuotation(pb.GetQuotationRequest(quotation_id=quotation.quotation_id)).status == "sent"
+    )
+    assert as_client_of("E-9").AcceptQuotation(answer).status == "accepted"
