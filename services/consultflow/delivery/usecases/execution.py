@@ -270,19 +270,7 @@ def record_quality_check(uow: UnitOfWork, task_id: str, passed: bool, notes: str
     notes = optional_text("notes", notes, domain.TEXT_LIMIT)
     if not passed and not notes:
         raise InvalidArgument("notes", "say why the check failed")
-    check = quality_check(uow, project, "task", task.task_id, passed, notes)
-    uow.session.flush()
-    emit(
-        uow,
-        project,
-        "quality_check.recorded",
-        check.quality_check_id,
-        quality_check_id=check.quality_check_id,
-        subject="task",
-        subject_id=task.task_id,
-        passed=passed,
-    )
-    return check
+    return _checked(uow, project, "task", task.task_id, passed, notes)
 
 
 def record_work_report(uow: UnitOfWork, project_id: str, report: str) -> Communication:
@@ -317,7 +305,14 @@ def check_work_quality(
     notes = optional_text("quality_notes", notes, domain.TEXT_LIMIT)
     if not passed and not notes:
         raise InvalidArgument("quality_notes", "say why the work does not meet the quality requirements")
-    check = quality_check(uow, project, "work_report", report.communication_id, passed, notes)
+    return _checked(uow, project, "work_report", report.communication_id, passed, notes)
+
+
+def _checked(
+    uow: UnitOfWork, project: Project, subject: str, subject_id: str, passed: bool, notes: str
+) -> QualityCheck:
+    """Records a quality check (a task's or a work report's) and announces it; both count in the rate."""
+    check = quality_check(uow, project, subject, subject_id, passed, notes)
     uow.session.flush()
     emit(
         uow,
@@ -325,8 +320,8 @@ def check_work_quality(
         "quality_check.recorded",
         check.quality_check_id,
         quality_check_id=check.quality_check_id,
-        subject="work_report",
-        subject_id=report.communication_id,
+        subject=subject,
+        subject_id=subject_id,
         passed=passed,
     )
     return check
