@@ -196,3 +196,54 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
             assert instance.state == pb.INSTANCE_STATE_COMPLETED
     finally:
         stop_up(process, pids)
+
+
+def _nats_pid(up_pid: int) -> int:
+    for pid in _children(up_pid):
+        if "nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            return pid
+    raise AssertionError("no nats-server under consultflow up")
+
+
+def test_a_killed_nats_server_is_restarted_and_the_system_goes_on(tmp_path: Path) -> None:
+    """`consultflow up` supervises NATS like the components: same port, same users, same streams."""
+    process, endpoints = start_up(tmp_path / "data")
+    pids = _children(process.pid)
+    try:
+        killed = _nats_pid(process.pid)
+        os.kill(killed, signal.SIGKILL)
+        restarted = eventually(
+            lambda: next((p for p in _children(process.pid) if p != killed and p not in pids), None),
+            "consultflow up to start nats-server again",
+            timeout=30,
+        )
+        assert _nats_pid(process.pid) == restarted
+        with up_channel(endpoints, "orchestrator") as channel:
+            stub = pb_grpc.OrchestratorServiceStub(channel)
+            variables = {
+                "channel": "hotline",
+                "client_name": "Hangzhou Tea Ltd.",
+                "contact_name": "Mr Wang",
+                "contact_email": "wang@example.cn",
+                "question": "After the restart?",
+            }
+            record = bpmn_builder.Task("record_inquiry", "crm.record_inquiry", {n: n for n in variables})
+            stub.DeployResources(
+                pb.DeployResourcesRequest(
+                    resources=[pb.Resource(name="again.bpmn", content=bpmn_builder.line("again", [record]))]
+                )
+            )
+            created = stub.CreateInstance(
+                pb.CreateInstanceRequest(process_id="again", variables_json=json.dumps(variables))
+            )
+            eventually(
+                lambda: (
+                    stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
+                    == pb.INSTANCE_STATE_COMPLETED
+                ),
+                "a job to flow through the restarted nats-server",
+                timeout=60,
+            )
+    finally:
+        if process.poll() is None:
+            stop_up(process, [p for p in _children(process.pid)])

@@ -1,7 +1,8 @@
 """Runs the whole system locally: an embedded nats-server and every component as a child process.
 
 Used by `consultflow up`, `consultflow demo` and the end-to-end tests. Children are started with
-PR_SET_PDEATHSIG so they die with their parent even if it is killed outright; a crashed child is restarted.
+PR_SET_PDEATHSIG so they die with their parent even if it is killed outright; a crashed child — nats-server
+included, on its port and with its users — is restarted.
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def _die_with_parent() -> None:
 
 
 def start_nats(
-    data_dir: Path, log_path: Path, users: LocalNatsUsers | None = None
+    data_dir: Path, log_path: Path, users: LocalNatsUsers | None = None, port: int = -1
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Starts nats-server with JetStream on a free loopback port; returns the process and its URL.
+    """Starts nats-server with JetStream on a loopback port (-1: a free one); returns the process and its
+    URL.
 
     With `users` the server accepts only them, each with its own subjects (nats_access.permissions), and
-    over TLS only when `users.tls` names its certificate."""
+    over TLS only when `users.tls` names its certificate. Given the port it had, a server that died is
+    started again as it was: same port, same users and passwords (the components' connections reconnect
+    with what they hold), same JetStream store."""
     run_dir = data_dir / "run"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("nats-server*.ports"):
@@ -71,8 +75,9 @@ def start_nats(
     config: list[str] = []
     if users is not None:
         conf = run_dir / "nats-server.conf"
-        conf.write_text(users.write().read_text())  # `include` resolves paths oddly: copy the file
-        conf.chmod(0o600)
+        if port == -1 or not conf.exists():
+            conf.write_text(users.write().read_text())  # `include` resolves paths oddly: copy the file
+            conf.chmod(0o600)
         config = ["-c", str(conf)]
     log = log_path.open("ab")
     process = subprocess.Popen(
@@ -81,7 +86,7 @@ def start_nats(
             "-a",
             "127.0.0.1",
             "-p",
-            "-1",
+            str(port),
             "-n",
             "consultflow",
             "-js",
@@ -259,8 +264,14 @@ class LocalSystem:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def restart_crashed(self) -> list[str]:
-        """Restarts children that exited; returns their names."""
+        """Restarts NATS and children that exited; returns their names."""
         restarted = []
+        if self.nats is not None and self.nats.poll() is not None:
+            port = int(self.nats_url.rsplit(":", 1)[1])
+            logs = self.data_dir / "logs"
+            self.nats, url = start_nats(self.data_dir, logs / "nats.log", self.nats_users, port)
+            assert url == self.nats_url, f"nats-server came back on {url}, not {self.nats_url}"
+            restarted.append("nats")
         for child in self.children.values():
             if child.process is not None and child.process.poll() is not None:
                 child.restarts += 1
