@@ -318,21 +318,30 @@ class NewReferral:
             raise InvalidArgument(
                 "lead_id", "give the lead (2.1.1) or the engagement that referred it (referred_by, 5.3.3)"
             )
-        email = email_address("contact_email", contact_email)
-        phone = phone_number("contact_phone", contact_phone)
-        checked = cls(
-            client_name=required_text("client_name", client_name, NAME_LIMIT),
-            client_industry=optional_text("client_industry", client_industry, 200),
-            contact_name=required_text("contact_name", contact_name, 200),
-            contact_email=email,
-            contact_phone=phone,
-            question=required_text("question", question, TEXT_LIMIT),
+        # the contact details are checked exactly as the new engagement's inquiry will check them
+        inquiry = NewInquiry.parse(
+            channel=(Channel.MARKET_RESEARCH if lead else Channel.REFERRAL).value,
+            client_name=client_name,
+            contact_name=contact_name,
+            question=question,
+            client_industry=client_industry,
+            contact_email=contact_email,
+            contact_phone=contact_phone,
+            request_id=request_id,
             lead_id=lead,
             referred_by=referrer,
-            request_id=optional_text("request_id", request_id, REQUEST_LIMIT),
         )
-        _email_or_phone("contact_email", email, phone)
-        return checked
+        return cls(
+            client_name=inquiry.client_name,
+            client_industry=inquiry.client_industry,
+            contact_name=inquiry.contact_name,
+            contact_email=inquiry.contact_email,
+            contact_phone=inquiry.contact_phone,
+            question=inquiry.question,
+            lead_id=inquiry.lead_id,
+            referred_by=inquiry.referred_by,
+            request_id=inquiry.request_id,
+        )
 
 
 def check_can_refer(status: LeadStatus, already_referred: bool) -> None:
