@@ -151,31 +151,7 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
             assert health_status(endpoints[name], Path(endpoints["ca"])) == 1, name
             assert EXPECTED_SERVICES[name] in _reflected_services(endpoints, name)
         with up_channel(endpoints, "orchestrator") as channel:
-            stub = pb_grpc.OrchestratorServiceStub(channel)
-            variables = {
-                "channel": "hotline",
-                "client_name": "Hangzhou Tea Ltd.",
-                "contact_name": "Mr Wang",
-                "contact_email": "wang@example.cn",
-                "question": "Digital transformation of our sales channels",
-            }
-            record = bpmn_builder.Task("record_inquiry", "crm.record_inquiry", {n: n for n in variables})
-            skeleton = bpmn_builder.line("skeleton", [record])
-            deployed = stub.DeployResources(
-                pb.DeployResourcesRequest(resources=[pb.Resource(name="skeleton.bpmn", content=skeleton)])
-            )
-            assert [d.process_id for d in deployed.definitions] == ["skeleton"]
-            created = stub.CreateInstance(
-                pb.CreateInstanceRequest(process_id="skeleton", variables_json=json.dumps(variables))
-            )
-            eventually(
-                lambda: (
-                    stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
-                    == pb.INSTANCE_STATE_COMPLETED
-                ),
-                "the skeleton instance to complete",
-                timeout=30,
-            )
+            created = _record_an_inquiry(pb_grpc.OrchestratorServiceStub(channel), "skeleton", timeout=30)
         events = _status_events(endpoints)
         subjects = [s for s, _ in events]
         assert "status.crm.inquiry.recorded" in subjects
@@ -196,6 +172,38 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
             assert instance.state == pb.INSTANCE_STATE_COMPLETED
     finally:
         stop_up(process, pids)
+
+
+def _record_an_inquiry(
+    stub: pb_grpc.OrchestratorServiceStub, process_id: str, timeout: float
+) -> pb.CreateInstanceResponse:
+    """Deploys a one-job process (crm records an inquiry), runs it and waits until it completed: the
+    orchestrator, NATS and crm all work."""
+    variables = {
+        "channel": "hotline",
+        "client_name": "Hangzhou Tea Ltd.",
+        "contact_name": "Mr Wang",
+        "contact_email": "wang@example.cn",
+        "question": "Digital transformation of our sales channels",
+    }
+    record = bpmn_builder.Task("record_inquiry", "crm.record_inquiry", {n: n for n in variables})
+    diagram = bpmn_builder.line(process_id, [record])
+    deployed = stub.DeployResources(
+        pb.DeployResourcesRequest(resources=[pb.Resource(name=f"{process_id}.bpmn", content=diagram)])
+    )
+    assert [d.process_id for d in deployed.definitions] == [process_id]
+    created = stub.CreateInstance(
+        pb.CreateInstanceRequest(process_id=process_id, variables_json=json.dumps(variables))
+    )
+    eventually(
+        lambda: (
+            stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
+            == pb.INSTANCE_STATE_COMPLETED
+        ),
+        f"the {process_id} instance to complete",
+        timeout=timeout,
+    )
+    return created
 
 
 def _nats_pid(up_pid: int) -> int:
@@ -219,31 +227,7 @@ def test_a_killed_nats_server_is_restarted_and_the_system_goes_on(tmp_path: Path
         )
         assert _nats_pid(process.pid) == restarted
         with up_channel(endpoints, "orchestrator") as channel:
-            stub = pb_grpc.OrchestratorServiceStub(channel)
-            variables = {
-                "channel": "hotline",
-                "client_name": "Hangzhou Tea Ltd.",
-                "contact_name": "Mr Wang",
-                "contact_email": "wang@example.cn",
-                "question": "After the restart?",
-            }
-            record = bpmn_builder.Task("record_inquiry", "crm.record_inquiry", {n: n for n in variables})
-            stub.DeployResources(
-                pb.DeployResourcesRequest(
-                    resources=[pb.Resource(name="again.bpmn", content=bpmn_builder.line("again", [record]))]
-                )
-            )
-            created = stub.CreateInstance(
-                pb.CreateInstanceRequest(process_id="again", variables_json=json.dumps(variables))
-            )
-            eventually(
-                lambda: (
-                    stub.GetInstance(pb.GetInstanceRequest(instance_id=created.instance_id)).state
-                    == pb.INSTANCE_STATE_COMPLETED
-                ),
-                "a job to flow through the restarted nats-server",
-                timeout=60,
-            )
+            _record_an_inquiry(pb_grpc.OrchestratorServiceStub(channel), "again", timeout=60)
     finally:
         if process.poll() is None:
             stop_up(process, [p for p in _children(process.pid)])

@@ -18,16 +18,13 @@ EVENT_SUBPROCESS = (
     '<sequenceFlow id="pf2" sourceRef="answer" targetRef="answered"/>'
     "</subProcess>"
 )
-SPECS = engine.parse_resources(
-    {
-        "p.bpmn": bpmn(
-            "p",
-            '<startEvent id="s"/><userTask id="work"/><endEvent id="e"/>' + EVENT_SUBPROCESS,
-            "s -> work\nwork -> e",
-            message("m_poke", "poke", "key"),
-        )
-    }
-)["p"]
+DIAGRAM = bpmn(
+    "p",
+    '<startEvent id="s"/><userTask id="work"/><endEvent id="e"/>' + EVENT_SUBPROCESS,
+    "s -> work\nwork -> e",
+    message("m_poke", "poke", "key"),
+)
+SPECS = engine.parse_resources({"p.bpmn": DIAGRAM})["p"]
 
 
 def started(key: str) -> BpmnWorkflow:
@@ -68,16 +65,7 @@ def test_a_triggered_event_subprocess_goes_on_after_the_instance_is_reloaded() -
     poked = started("C")
     assert engine.deliver_trigger(poked, f"{engine.TRIGGER_PREFIX}poked", "C", {})
     state = engine.dump_state(poked)
-    fresh = engine.parse_resources(
-        {
-            "p.bpmn": bpmn(
-                "p",
-                '<startEvent id="s"/><userTask id="work"/><endEvent id="e"/>' + EVENT_SUBPROCESS,
-                "s -> work\nwork -> e",
-                message("m_poke", "poke", "key"),
-            )
-        }
-    )["p"]
+    fresh = engine.parse_resources({"p.bpmn": DIAGRAM})["p"]  # parsed again, as after a restart
     reloaded = engine.load_state(state, fresh, ClockedScriptEngine())
     reloaded.do_engine_steps()
     finish(reloaded, "answer")
