@@ -64,12 +64,13 @@ class SecuritySettings:
         token_file = env.get("CONSULTFLOW_TOKEN_FILE", "")
         component_issuer = env.get("CONSULTFLOW_COMPONENT_ISSUER", "")
         production = env.get("CONSULTFLOW_PRODUCTION", "").strip().lower() in ("1", "true", "yes")
+        audience = env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow")  # people's and components' tokens
         return cls(
             tls_dir=Path(tls_dir),
             ca_file=Path(env.get("CONSULTFLOW_CA_FILE", "") or Path(tls_dir) / "ca.crt"),
             issuer=IssuerSettings(
                 issuer=issuer,
-                audience=env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow"),
+                audience=audience,
                 jwks_url=env.get("CONSULTFLOW_OIDC_JWKS_URL", ""),
                 algorithms=algorithms,
                 claims=claims,
@@ -77,7 +78,7 @@ class SecuritySettings:
             ),
             component_issuer=IssuerSettings(
                 issuer=component_issuer,
-                audience=env.get("CONSULTFLOW_OIDC_AUDIENCE", "consultflow"),
+                audience=audience,
                 jwks_url=env.get("CONSULTFLOW_COMPONENT_JWKS_URL", ""),
                 production=production,
                 service_accounts=True,
