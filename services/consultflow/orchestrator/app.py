@@ -33,7 +33,7 @@ def build(context: Context) -> Parts:
         context.db,
         context.uow,
         time_scale=settings.time_scale,
-        script_time_limit_ms=settings.script_time_limit_ms,
+        limits=settings.limits,
         job_timeout=timedelta(seconds=settings.job_timeout_seconds),
         cache_size=settings.instance_cache_size,
         timer_overrides=load_timer_overrides(settings.timer_overrides),

@@ -32,6 +32,7 @@ from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.db import Database, UnitOfWork
 from consultflow.platform.errors import Conflict, NotFound
 from consultflow.platform.faults import crash_point
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.security import operation_owners as parse_operation_owners
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class InstanceHost:
         uow_factory: Callable[[], UnitOfWork],
         *,
         time_scale: float = 1.0,
-        script_time_limit_ms: int = 1000,
+        limits: Limits = DEFAULT_LIMITS,
         job_timeout: timedelta = timedelta(seconds=60),
         cache_size: int = 1000,
         timer_overrides: Mapping[str, str] | None = None,
@@ -100,11 +101,12 @@ class InstanceHost:
         operation_owners: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.db = db
+        self.limits = limits
         # who may finish which operations' jobs over gRPC (platform/security.py, CONSULTFLOW_OPERATION_OWNERS)
         self.operation_owners = dict(operation_owners or parse_operation_owners(""))
         self.uow_factory = uow_factory
         self.clock = clock
-        self.script_engine = ClockedScriptEngine(script_time_limit_ms, time_scale, timer_overrides, clock)
+        self.script_engine = ClockedScriptEngine(limits.script_cpu_ms, time_scale, timer_overrides, clock)
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from consultflow.platform.limits import Limits
 from consultflow.platform.messaging import NatsCredentials
 from consultflow.platform.security import SecurityNotConfigured, SecuritySettings
 
@@ -183,9 +184,11 @@ SETTINGS: tuple[Setting, ...] = (
         "may complete (e.g. `billing-worker=billing.`). The five services own `<service>.` already.",
     ),
     Setting(
-        "CONSULTFLOW_SCRIPT_TIME_LIMIT_MS",
-        "1000",
-        "Orchestrator only: CPU time one diagram script or condition may use before it becomes an incident.",
+        "CONSULTFLOW_LIMIT_<NAME>",
+        "",
+        "Orchestrator only: the limits that keep one diagram or instance from stopping the engine, e.g. "
+        "`CONSULTFLOW_LIMIT_SCRIPT_CPU_MS=1000`; every name, default and what happens when it is hit is in "
+        "docs/limits.md (`services/consultflow/platform/limits.py`).",
     ),
 )
 
@@ -241,7 +244,7 @@ class Settings:
     worker_concurrency: int
     db_threads: int
     instance_cache_size: int
-    script_time_limit_ms: int
+    limits: Limits
     security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
 
     @classmethod
@@ -271,7 +274,7 @@ class Settings:
             worker_concurrency=int(_env("CONSULTFLOW_WORKER_CONCURRENCY")),
             db_threads=int(_env("CONSULTFLOW_DB_THREADS")),
             instance_cache_size=int(_env("CONSULTFLOW_INSTANCE_CACHE_SIZE")),
-            script_time_limit_ms=int(_env("CONSULTFLOW_SCRIPT_TIME_LIMIT_MS")),
+            limits=Limits.from_env(),
             security=_security(),
         )
 

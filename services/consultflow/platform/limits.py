@@ -1,0 +1,71 @@
+"""The limits that keep one diagram, instance or script from stopping the engine for everyone.
+
+One place names them all: their defaults, the environment variable that changes each, and what happens when
+one is hit (docs/limits.md). A limit hit at deploy time refuses the deploy naming the element; at run time
+it is an incident naming the limit, never a giant row, a crash or an INTERNAL error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit with its default; `from_env` reads `CONSULTFLOW_LIMIT_<FIELD NAME IN CAPITALS>`."""
+
+    # scripts, conditions and expressions (platform/scripting.py, platform/sandbox.py)
+    script_cpu_ms: int = 1000
+    """CPU time one script or expression may use (enforced by the OS in a sandbox process)."""
+    script_memory_mb: int = 256
+    """Address space of a sandbox process; a script that needs more fails with an incident."""
+    script_workers: int = 2
+    """Warm sandbox processes that run the scripts which are not trivially safe."""
+    max_string_length: int = 1_000_000
+    """The longest string or bytes a script may produce."""
+    max_collection_items: int = 100_000
+    """The most items a list, tuple, range or repetition a script builds may hold."""
+    max_int_bits: int = 4096
+    """The largest integer (in bits, about 1,233 decimal digits) a script may produce."""
+    max_variable_bytes: int = 1_048_576
+    """A single variable's size as JSON, whoever sets it (script, worker, person, message)."""
+    max_instance_state_bytes: int = 16_777_216
+    """An instance's stored state (its tasks and their data) as JSON."""
+
+    # the engine (orchestrator/engine.py, orchestrator/step.py)
+    max_tasks_per_step: int = 200
+    """Engine tasks one transaction runs before the rest continues in a later transaction."""
+    max_step_engine_ms: int = 250
+    """Engine time one transaction may spend before the rest continues in a later transaction."""
+    max_instance_tasks: int = 20_000
+    """Tasks an instance may hold in total (like a history length limit)."""
+    max_call_depth: int = 16
+    """Call activities nested inside each other."""
+    max_fan_out: int = 1000
+    """Branches one gateway or multi-instance activity may start."""
+    max_path_length: int = 2000
+    """Elements on one path of a process (deploy time): longer chains belong in call activities."""
+    min_timer_cycle_seconds: float = 1.0
+    """The shortest interval a cycle timer may repeat at, in the diagram and at run time."""
+    step_failures_before_parking: int = 3
+    """Failed attempts at one instance's step before it is parked with an incident."""
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Limits:
+        source = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(env_name(f.name))
+            if raw is not None and raw.strip():
+                values[f.name] = type(getattr(cls(), f.name))(raw.strip())
+        return cls(**values)
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets a limit."""
+    return f"CONSULTFLOW_LIMIT_{field_name.upper()}"
+
+
+DEFAULT_LIMITS = Limits()
