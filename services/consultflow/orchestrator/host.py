@@ -23,7 +23,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import deep_walks, engine
 from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
 from consultflow.orchestrator.records import Effects, InstanceStatus, Waits
 from consultflow.orchestrator.step import InstanceRecord, Step, StepEnv
@@ -106,11 +106,16 @@ class InstanceHost:
         self.operation_owners = dict(operation_owners or parse_operation_owners(""))
         self.uow_factory = uow_factory
         self.clock = clock
-        self.script_engine = ClockedScriptEngine(limits.script_cpu_ms, time_scale, timer_overrides, clock)
+        deep_walks.install(limits.max_path_length)
+        self.script_engine = ClockedScriptEngine(
+            limits.script_cpu_ms, time_scale, timer_overrides, clock, limits=limits
+        )
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3
-        self.env = StepEnv(clock=clock, script_engine=self.script_engine, job_deadline=self.job_deadline)
+        self.env = StepEnv(
+            clock=clock, script_engine=self.script_engine, job_deadline=self.job_deadline, limits=limits
+        )
         self._cache = InstanceCache(cache_size)
         self._specs: dict[str, engine.ProcessSpecs] = {}
         self._specs_lock = threading.Lock()

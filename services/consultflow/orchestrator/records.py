@@ -64,6 +64,7 @@ class IncidentKind(StrEnum):
     SCRIPT_ERROR = "SCRIPT_ERROR"
     TASK_ERROR = "TASK_ERROR"
     ENGINE_ERROR = "ENGINE_ERROR"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # a run-time limit (platform/limits.py) stopped a task; names it
     CORRELATION_ERROR = "CORRELATION_ERROR"  # a message's correlation expression failed
     ASSIGNMENT = "ASSIGNMENT"  # a user task's assignee or candidate-users expression failed or named no one
 

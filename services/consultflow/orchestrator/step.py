@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
@@ -58,6 +59,7 @@ from consultflow.platform import jsonutil
 from consultflow.platform.clock import Clock
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import Conflict
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,23 @@ MAX_ENGINE_ROUNDS = 5
 """How often the engine is run again after a task failed, so the rest of a parallel flow still advances."""
 ENGINE_ERROR = "engine"
 """The key of an error no task owns, among a step's errors by task id."""
+CONTINUATION = "continue"
+"""The timer row (in place of a task id) of an instance whose engine work continues in a later
+transaction: due after `CONTINUATION_PAUSE`, fired by the scheduler's timer loop like any due timer."""
+
+
+CONTINUATION_PAUSE = timedelta(milliseconds=100)
+"""How long after its yield an instance's engine work continues: SQLite's busy handler polls a waiting
+writer every 100 ms at most, so a continuation that came due at once would starve other callers."""
+
+
+class _Yield(Exception):
+    """This transaction's share of engine work is spent: the next task stays READY for a later one."""
+
+
+class _Halt(Exception):
+    """A limit stopped the engine for this instance (an incident says which); nothing continues."""
+
 
 # The statements every step runs, built once: SQLAlchemy then reuses their cache keys and compiled forms,
 # which costs a fraction of building a statement per call on this hot path.
@@ -135,6 +154,7 @@ class StepEnv:
     script_engine: ClockedScriptEngine
     job_deadline: timedelta
     """How long a worker has to answer a job before it is delivered again."""
+    limits: Limits = DEFAULT_LIMITS
 
 
 @dataclass
@@ -217,6 +237,12 @@ class Step:
         self._errors: dict[str, str] = {}
         self._old_subscriptions = set(record.waits.subscriptions)
         self.skipped = False
+        self.continues = False
+        """The engine yielded with work left: a continuation row makes the scheduler run it next."""
+        self._halted = False
+        self._tasks_run = 0
+        self._engine_seconds = 0.0
+        self._advance_started = 0.0
 
     def skip(self) -> None:
         """Nothing to change (a repeated reply, a claim another step won): write nothing at all."""
@@ -229,21 +255,72 @@ class Step:
     # -------------------------------------------------------------------------------------- engine
 
     def advance(self) -> None:
-        """Runs the engine until it waits; timers are refreshed first so due ones fire in this step."""
-        for _ in range(MAX_ENGINE_ROUNDS):
-            try:
-                self.workflow.refresh_timers()
-                self.workflow.do_engine_steps(did_complete_task=self._completed)
-                break
-            except Exception as exc:  # a script, condition or decision failed: its task is now in ERROR
-                task = getattr(exc, "task", None)
-                task_id = str(task.id) if task is not None else ""
-                if task_id in self._errors or not task_id:
-                    self._errors[task_id or ENGINE_ERROR] = engine.error_text(exc)
-                    log.warning("instance %s: %s", self.instance_id, engine.error_text(exc))
+        """Runs the engine until it waits, or until this transaction's share of engine work is spent
+        (`Limits.max_tasks_per_step` tasks or `max_step_engine_ms`): then the next task stays READY and the
+        step leaves a continuation row, so the rest runs in later transactions and the write lock is held
+        for a bounded time whatever the diagram. Timers are refreshed first so due ones fire in this step."""
+        if self.continues or self._halted:
+            return
+        self._advance_started = time.perf_counter()
+        try:
+            for _ in range(MAX_ENGINE_ROUNDS):
+                try:
+                    self.workflow.refresh_timers()
+                    self.workflow.do_engine_steps(
+                        will_complete_task=self._before_task, did_complete_task=self._completed
+                    )
                     break
-                self._errors[task_id] = engine.error_text(exc)
+                except _Yield:
+                    self.continues = True
+                    break
+                except _Halt:
+                    self._halted = True
+                    break
+                except Exception as exc:  # a script, condition or decision failed, or Spiff itself did
+                    if not self._failed(exc):
+                        break
+        finally:
+            self._engine_seconds += time.perf_counter() - self._advance_started
         self._route_thrown_events()
+
+    def _failed(self, exc: Exception) -> bool:
+        """Records an engine error for an incident; True when the engine should try the rest again.
+
+        The error belongs to its task when that task can still hold it (in ERROR, resolvable); one Spiff
+        raised while preparing a task it then left unfinished (not in ERROR) is put in ERROR here; one with
+        no task, or a finished one, becomes an incident on the instance.
+        """
+        text = engine.error_text(exc)
+        task = getattr(exc, "task", None)
+        if (
+            isinstance(task, Task)
+            and task.state != TaskState.ERROR
+            and not task.has_state(TaskState.FINISHED_MASK)
+        ):
+            task.error()
+        log.warning("instance %s: %s", self.instance_id, text)
+        if not isinstance(task, Task) or task.state != TaskState.ERROR:
+            self._errors.setdefault(ENGINE_ERROR, text)
+            return False
+        again = str(task.id) not in self._errors  # the same task failing twice: stop trying this step
+        self._errors[str(task.id)] = text
+        return again
+
+    def _before_task(self, task: Task) -> None:
+        """Called before the engine runs each task: spends this transaction's budget and holds the
+        instance to its size (`Limits.max_instance_tasks`) before the task may add to it."""
+        limits = self.env.limits
+        spent = self._engine_seconds + time.perf_counter() - self._advance_started
+        spent_all = self._tasks_run >= limits.max_tasks_per_step or spent * 1000 >= limits.max_step_engine_ms
+        if spent_all and self._tasks_run:  # a transaction runs at least one task: every instance progresses
+            raise _Yield()
+        size = engine.task_count(self.workflow)
+        if size > limits.max_instance_tasks:
+            engine.exceed(
+                task, "max_instance_tasks", limits.max_instance_tasks, f"the instance holds {size} tasks"
+            )
+            raise _Halt()
+        self._tasks_run += 1
 
     def record_completed(self, task: Task) -> None:
         """History entry for a task a worker or a person completed (the engine's own are recorded as run)."""
@@ -567,11 +644,15 @@ class Step:
             self.history("usertask.canceled", detail=task_id)
 
     def _sync_timers(self, waiting_for: engine.Snapshot) -> None:
-        current = {t.task_id: t.due_at.isoformat() for t in waiting_for.timers}
+        timers = list(waiting_for.timers)
+        if self.continues:  # the engine yielded: the rest is due at once (see CONTINUATION)
+            timers.append(engine.WaitingTimer(CONTINUATION, "", self.now + CONTINUATION_PAUSE))
+            self.history("engine.yielded", detail=f"{self._tasks_run} tasks; continues in a later step")
+        current = {t.task_id: t.due_at.isoformat() for t in timers}
         if current == self.waits.timers:
             return
         self.conn.execute(DELETE_TIMERS, {"p_instance_id": self.instance_id})
-        if waiting_for.timers:
+        if timers:
             self.conn.execute(
                 INSERT_TIMERS,
                 [
@@ -581,7 +662,7 @@ class Step:
                         "element_id": t.element_id,
                         "due_at": t.due_at,
                     }
-                    for t in {t.task_id: t for t in waiting_for.timers}.values()
+                    for t in {t.task_id: t for t in timers}.values()
                 ],
             )
         self.waits.timers = current
@@ -609,9 +690,10 @@ class Step:
     def _sync_incidents(self, waiting_for: engine.Snapshot) -> None:
         for task_id, task in waiting_for.errors.items():
             if self.waits.incident_for(task_id=task_id) is None:
-                message = self._errors.get(task_id, "the task failed")
+                limit = engine.limit_problem(task)
+                message = limit or self._errors.get(task_id, "the task failed")
                 kind = IncidentKind.SCRIPT_ERROR if task_id in self._errors else IncidentKind.TASK_ERROR
-                self.add_incident(task, kind, message)
+                self.add_incident(task, IncidentKind.LIMIT_EXCEEDED if limit else kind, message)
         for failure in waiting_for.correlation_failures:
             if self.waits.incident_for(task_id=failure.subscription_id) is None:
                 # It would otherwise wait under the key "" and receive messages meant for no one.
@@ -634,9 +716,7 @@ class Step:
 
     def _save(self, waiting_for: engine.Snapshot) -> None:
         if self.status == InstanceStatus.ACTIVE and self.workflow.is_completed():
-            self.status = InstanceStatus.COMPLETED
-            self.history("instance.completed")
-            self.uow.emit("instance.completed", self.instance_id, self.summary(), self.record.correlation)
+            self._complete_if_ended()
         seq = self.record.history_seq
         if self._history:
             rows = []
@@ -677,6 +757,21 @@ class Step:
         if rowcount(result) != 1:
             raise Conflict(f"instance {self.instance_id} changed concurrently")
         self.new_revision = self.record.revision + 1
+
+    def _complete_if_ended(self) -> None:
+        """COMPLETED only when an end event was reached: a workflow Spiff reports complete without one
+        (a walk cut short) stays ACTIVE with an incident naming the problem (on the task left open)."""
+        problem = engine.not_ended(self.workflow)
+        if problem is None:
+            self.status = InstanceStatus.COMPLETED
+            self.history("instance.completed")
+            self.uow.emit("instance.completed", self.instance_id, self.summary(), self.record.correlation)
+            return
+        task, reason = problem
+        task_id = str(task.id) if task is not None else ""
+        if self.waits.incident_for(task_id=task_id) is None:
+            log.warning("instance %s: %s", self.instance_id, reason)
+            self.add_incident(task, IncidentKind.ENGINE_ERROR, reason)
 
     def summary(self) -> dict[str, Any]:
         return {

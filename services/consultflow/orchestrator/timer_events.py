@@ -30,11 +30,13 @@ from SpiffWorkflow.spiff.parser.event_parsers import (
 from SpiffWorkflow.task import Task
 
 from consultflow.platform.clock import WALL_CLOCK, Clock
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.scripting import ScriptEngine
 
 
 class ClockedScriptEngine(ScriptEngine):
-    """The script engine, carrying the clock the workflow's timers read."""
+    """The script engine, carrying the clock the workflow's timers read and the limits its task specs
+    enforce at run time (the one object Spiff hands every task)."""
 
     def __init__(
         self,
@@ -42,9 +44,11 @@ class ClockedScriptEngine(ScriptEngine):
         time_scale: float = 1.0,
         timer_overrides: Mapping[str, str] | None = None,
         clock: Clock = WALL_CLOCK,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(script_time_limit_ms, time_scale, timer_overrides)
         self.clock = clock
+        self.limits = limits
 
 
 def clock_of(task: Task) -> Clock:
@@ -53,20 +57,31 @@ def clock_of(task: Task) -> Clock:
     return clock
 
 
-def recurring_interval(expression: str, now: datetime) -> tuple[int, datetime, timedelta]:
+def limits_of(task: Task) -> Limits:
+    """The limits of the engine `task`'s workflow runs with (the defaults for an engine without any)."""
+    limits: Limits = getattr(task.workflow.script_engine, "limits", DEFAULT_LIMITS)
+    return limits
+
+
+def recurring_interval(
+    expression: str, now: datetime, minimum_seconds: float = 0.0
+) -> tuple[int, datetime, timedelta]:
     """(cycles, first due time, interval) of an ISO recurring interval; `R3/PT1H` starts from `now`.
 
     Spiff's `parse_iso_recurring_interval` reads the wall clock for that one form; the others name
-    their start or end and do not depend on now.
+    their start or end and do not depend on now. An interval shorter than `minimum_seconds` is held to
+    it (`Limits.min_timer_cycle_seconds`: a cycle computed at run time, by an expression, an override or
+    the time scale, fires no more often than a literal one may).
     """
+    minimum = timedelta(seconds=minimum_seconds)
     components = expression.upper().replace("--", "/").strip("R").split("/")
     if len(components) == 2 and components[1].startswith("P"):
         cycles = int(components[0]) if components[0] else -1
         parsed = TimerEventDefinition.parse_iso_duration(components[1])
-        duration = TimerEventDefinition.get_timedelta_from_start(parsed, now)
+        duration = max(TimerEventDefinition.get_timedelta_from_start(parsed, now), minimum)
         return cycles, now + duration, duration
     cycles, start, duration = TimerEventDefinition.parse_iso_recurring_interval(expression)
-    return int(cycles), start, duration
+    return int(cycles), start, max(duration, minimum)
 
 
 class ClockedTimeDateEventDefinition(TimeDateEventDefinition):  # type: ignore[misc]
@@ -106,13 +121,16 @@ class ClockedCycleTimerEventDefinition(CycleTimerEventDefinition):  # type: igno
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            cycles, start, duration = recurring_interval(expression, now)
+            minimum = limits_of(my_task).min_timer_cycle_seconds
+            cycles, start, duration = recurring_interval(expression, now, minimum)
             event_value = {"cycles": cycles, "next": start.isoformat(), "duration": duration.total_seconds()}
         ready = False
         if event_value["cycles"] != 0:
             next_event = datetime.fromisoformat(event_value["next"])
             if next_event < now:
-                event_value["next"] = (next_event + timedelta(seconds=event_value["duration"])).isoformat()
+                # Held again here: state written before the minimum (or under a lower one) obeys it too.
+                interval = max(float(event_value["duration"]), limits_of(my_task).min_timer_cycle_seconds)
+                event_value["next"] = (next_event + timedelta(seconds=interval)).isoformat()
                 event_value["cycles"] -= 1
                 ready = True
         else:

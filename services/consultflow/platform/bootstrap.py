@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -35,6 +36,11 @@ from consultflow.platform.settings import Settings
 from consultflow.platform.worker import JobWorker
 
 log = logging.getLogger(__name__)
+
+WORKER_STACK_BYTES = 64 * 1024 * 1024
+"""Stack of every thread a component starts after boot (its blocking-work pool runs gRPC calls and the
+orchestrator's scheduler): deep diagrams recurse deep (orchestrator/deep_walks.py). Virtual memory only:
+pages are committed as a stack grows."""
 
 CALL_TIMEOUT_SECONDS = 5.0
 """Default deadline for calls from one component to another."""
@@ -108,6 +114,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
         )
     security = Security(settings.security)
     db = Database(settings.database_url)
+    threading.stack_size(WORKER_STACK_BYTES)  # process-wide: the pool starts its threads lazily
     executor = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix=settings.component)
     loop = asyncio.get_running_loop()
     if settings.migrate_at_start:

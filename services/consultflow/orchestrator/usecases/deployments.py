@@ -98,7 +98,7 @@ def _schedule_start_timers(
     for element_id, expression in specs.start_timers:
         try:
             value = host.script_engine.start_timer(element_id, expression)
-            schedule = engine.start_schedule(value, now)
+            schedule = engine.start_schedule(value, now, host.limits.min_timer_cycle_seconds)
         except Exception as exc:
             raise engine.DeploymentError(
                 specs.resource_name, f"timer start event: {engine.error_text(exc)}", element=element_id

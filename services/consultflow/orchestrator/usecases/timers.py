@@ -1,4 +1,8 @@
-"""Timers coming due: waking the instances that wait on them, and starting instances by timer start events."""
+"""Timers coming due: waking the instances that wait on them, and starting instances by timer start events.
+
+The same rows carry engine work a step left for later (step.py, `CONTINUATION`): one loop runs everything
+that is due, so an instance with a long run of engine work takes turns with every other due instance.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
-from consultflow.orchestrator.step import Step, rowcount
+from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
 from consultflow.platform.faults import crash_point
 from consultflow.platform.timeutil import aware
 
@@ -58,8 +62,13 @@ def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
 
 
 def wake(step: Step) -> None:
-    """Lets the engine fire what is due, round by round, until nothing due is left."""
+    """Continues engine work a previous step yielded (its continuation row), then lets the engine fire
+    what is due, round by round, until nothing due is left or this step's share of engine work is spent."""
+    if CONTINUATION in step.waits.timers:
+        step.advance()
     for _ in range(MAX_CATCH_UP_ROUNDS):
+        if step.continues:
+            return  # the rest, due timers included, in the next step (its continuation row is due now)
         now = step.env.clock.now()
         due = [t for t in engine.snapshot(step.workflow).timers if t.due_at <= now]
         if not due:

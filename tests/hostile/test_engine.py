@@ -1,0 +1,308 @@
+"""Hostile diagrams against the engine's bounds: long walks, fan-out, self-calling call activities, loops
+that never wait or never exit, timers that would fire too often.
+
+Each case asserts its outcome (runs to its end in bounded transactions, or an incident naming the limit)
+and liveness: while the hostile instance is still being worked on, another caller's deploy, start and
+cancel are answered (tests/support/liveness.py). A driver thread plays the scheduler's timer loop: it fires
+due timers and continuation rows until the hostile instance ends or holds an incident.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consultflow.orchestrator import deep_walks
+from consultflow.orchestrator.orm import Incident
+from consultflow.platform.clock import ManualClock
+from consultflow.platform.limits import Limits
+from tests.support.bpmn_builder import bpmn
+from tests.support.liveness import Background, answered_while
+from tests.support.orchestrator_harness import Harness
+
+_probes = itertools.count()
+
+
+@pytest.fixture
+def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(clock: ManualClock | None = None, **limits: Any) -> Harness:
+        harness = Harness.sqlite(tmp_path, clock=clock, limits=Limits(**limits))
+        made.append(harness)
+        return harness
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+def chain(process_id: str, length: int) -> bytes:
+    nodes = '<startEvent id="s"/>' + "".join(
+        f'<scriptTask id="t{i}"><script>x = {i}</script></scriptTask>' for i in range(length)
+    )
+    flows = "s -> t0\n" + "".join(f"t{i} -> t{i + 1}\n" for i in range(length - 1))
+    return bpmn(process_id, nodes + '<endEvent id="e"/>', flows + f"t{length - 1} -> e")
+
+
+def open_incidents(harness: Harness, instance_id: str) -> list[Incident]:
+    return harness.orchestrator.list_incidents(instance_id)
+
+
+def drive(
+    harness: Harness, instance_id: str, clock_step: timedelta | None = None, seconds: float = 60
+) -> None:
+    """The scheduler's timer loop for one hostile instance: fire what is due until it ends or holds an
+    incident (`clock_step`: a manual clock moved on by that much each round)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if harness.status(instance_id) != "ACTIVE" or open_incidents(harness, instance_id):
+            return
+        if clock_step is not None:
+            assert isinstance(harness.clock, ManualClock)
+            harness.clock.advance(clock_step)
+        harness.orchestrator.fire_due_timers()
+    raise AssertionError(f"{instance_id} neither ended nor raised an incident within {seconds} s")
+
+
+def other_caller(harness: Harness) -> None:
+    """What another caller does meanwhile: deploy a new version, start it, cancel it."""
+    number = next(_probes)
+    harness.deploy(probe=bpmn("probe", f'<startEvent id="s"/><userTask id="u{number}"/>', f"s -> u{number}"))
+    instance_id = harness.start("probe")
+    harness.orchestrator.cancel_instance(instance_id, "probe")
+
+
+def run_hostile(harness: Harness, begin: Callable[[], str], clock_step: timedelta | None = None) -> list[str]:
+    """Starts hostile instances (`begin`) and drives each to its end or incident, again and again until
+    another caller's calls were answered, in the background: the calls overlap hostile work whatever the
+    speed of the machine. Returns the hostile instances."""
+    started: list[str] = []
+    probed = threading.Event()
+
+    def hostile() -> None:
+        while not started or not probed.is_set():
+            started.append(begin())
+            drive(harness, started[-1], clock_step)
+
+    work = Background(hostile)
+    try:
+        answered_while(lambda: work.running, lambda: other_caller(harness), what="deploy, start, cancel")
+    finally:
+        probed.set()
+    work.join()
+    return started
+
+
+def the_incident(harness: Harness, instance_id: str) -> Incident:
+    incidents = open_incidents(harness, instance_id)
+    assert len(incidents) >= 1, f"no incident on {instance_id}"
+    assert harness.status(instance_id) == "ACTIVE"
+    return incidents[0]
+
+
+class TestLongWalks:
+    """Longer than SpiffWorkflow's walks used to go (depth 1000): they run to their end event."""
+
+    def test_a_chain_of_600_tasks_reaches_its_end_event(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_tasks_per_step=50)
+        harness.deploy(long=chain("long", 600))
+        instance_id = run_hostile(harness, lambda: harness.start("long"))[0]
+        assert harness.status(instance_id) == "COMPLETED"
+        assert harness.completed_elements(instance_id)[-2:] == ["t599", "e"]
+        assert len(harness.history(instance_id, "engine.yielded")) >= 600 // 50 - 1  # bounded transactions
+
+    def test_a_loop_run_600_times_deepens_the_tree_past_1000_and_exits(
+        self, make_harness: Callable[..., Harness]
+    ) -> None:
+        harness = make_harness(max_tasks_per_step=100)
+        nodes = (
+            '<startEvent id="s"/><scriptTask id="count"><script>n = n + 1</script></scriptTask>'
+            '<exclusiveGateway id="g"/><endEvent id="e"/>'
+        )
+        harness.deploy(
+            loop=bpmn("loop", nodes, "s -> count\ncount -> g\ng -> e: n >= 600\ng -> count: default")
+        )
+        instance_id = run_hostile(harness, lambda: harness.start("loop", n=0))[0]
+        assert harness.status(instance_id) == "COMPLETED"
+        assert harness.variables(instance_id)["n"] == 600
+
+    def test_a_walk_cut_short_never_reports_completed(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness()
+        harness.deploy(cut=chain("cut", 60))
+        previous = deep_walks.set_walk_depth(30)  # as Spiff's default of 1000 did to longer diagrams
+        try:
+            instance_id = harness.start("cut")
+        finally:
+            deep_walks.set_walk_depth(previous)
+        incident = the_incident(harness, instance_id)
+        assert incident.kind == "ENGINE_ERROR"
+        assert "reported complete" in incident.message
+        assert "instance.completed" not in harness.history(instance_id)
+
+
+class TestFanOut:
+    """Multi-instance activities whose size is computed at run time are held to `max_fan_out`."""
+
+    def many(self, process_id: str, loop: str) -> bytes:
+        nodes = (
+            f'<startEvent id="s"/><scriptTask id="each"><multiInstanceLoopCharacteristics>{loop}'
+            '</multiInstanceLoopCharacteristics><script>y = 1</script></scriptTask><endEvent id="e"/>'
+        )
+        return bpmn(process_id, nodes, "s -> each\neach -> e")
+
+    def test_a_cardinality_above_the_limit_is_an_incident(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_fan_out=1000)
+        harness.deploy(fan=self.many("fan", "<loopCardinality>n</loopCardinality>"))
+        instance_id = run_hostile(harness, lambda: harness.start("fan", n=5000))[0]
+        incident = the_incident(harness, instance_id)
+        assert (incident.kind, incident.element_id) == ("LIMIT_EXCEEDED", "each")
+        assert "max_fan_out (1000)" in incident.message and "5000" in incident.message
+
+    def test_a_collection_above_the_limit_is_an_incident_again_when_resolved(
+        self, make_harness: Callable[..., Harness]
+    ) -> None:
+        harness = make_harness(max_fan_out=100)
+        loop = '<loopDataInputRef>items</loopDataInputRef><inputDataItem id="item"/>'
+        harness.deploy(coll=self.many("coll", loop))
+        instance_id = run_hostile(harness, lambda: harness.start("coll", items=list(range(500))))[0]
+        incident = the_incident(harness, instance_id)
+        assert "max_fan_out (100)" in incident.message
+        harness.orchestrator.resolve_incident(incident.incident_id)
+        again = the_incident(harness, instance_id)
+        assert again.incident_id != incident.incident_id and "max_fan_out" in again.message
+
+    def test_as_many_branches_as_the_limit_allows_proceed_in_bounded_transactions(
+        self, make_harness: Callable[..., Harness]
+    ) -> None:
+        harness = make_harness(max_fan_out=1000)
+        harness.deploy(wide=self.many("wide", "<loopCardinality>n</loopCardinality>"))
+        instance_id = run_hostile(harness, lambda: harness.start("wide", n=1000))[0]
+        assert harness.status(instance_id) == "COMPLETED"
+        assert len(harness.history(instance_id, "engine.yielded")) >= 1000 // 200
+
+
+class TestCallDepth:
+    """A call activity that calls its own process, directly or through another, stops at `max_call_depth`."""
+
+    def test_a_process_calling_itself(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_call_depth=8)
+        nodes = '<startEvent id="s"/><callActivity id="again" calledElement="recur"/><endEvent id="e"/>'
+        harness.deploy(recur=bpmn("recur", nodes, "s -> again\nagain -> e"))
+        instance_id = run_hostile(harness, lambda: harness.start("recur"))[0]
+        incident = the_incident(harness, instance_id)
+        assert (incident.kind, incident.element_id) == ("LIMIT_EXCEEDED", "again")
+        assert "max_call_depth (8)" in incident.message
+
+    def test_two_processes_calling_each_other(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_call_depth=6)
+        ping = '<startEvent id="s"/><callActivity id="to_pong" calledElement="pong"/><endEvent id="e"/>'
+        pong = '<startEvent id="s"/><callActivity id="to_ping" calledElement="ping"/><endEvent id="e"/>'
+        harness.deploy(
+            ping=bpmn("ping", ping, "s -> to_pong\nto_pong -> e"),
+            pong=bpmn("pong", pong, "s -> to_ping\nto_ping -> e"),
+        )
+        instance_id = run_hostile(harness, lambda: harness.start("ping"))[0]
+        incident = the_incident(harness, instance_id)
+        assert incident.kind == "LIMIT_EXCEEDED" and "max_call_depth (6)" in incident.message
+        assert incident.element_id in ("to_pong", "to_ping")
+
+
+class TestLoopsThatNeverWaitOrExit:
+    """A loop whose exit is never taken grows the instance until `max_instance_tasks`: an incident."""
+
+    def test_a_script_loop_whose_exit_is_unreachable(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_instance_tasks=600)
+        nodes = (
+            '<startEvent id="s"/><scriptTask id="count"><script>n = n + 1</script></scriptTask>'
+            '<exclusiveGateway id="g"/><endEvent id="e"/>'
+        )
+        harness.deploy(spin=bpmn("spin", nodes, "s -> count\ncount -> g\ng -> e: n < 0\ng -> count: default"))
+        instance_id = run_hostile(harness, lambda: harness.start("spin", n=0))[0]
+        incident = the_incident(harness, instance_id)
+        assert incident.kind == "LIMIT_EXCEEDED" and "max_instance_tasks (600)" in incident.message
+
+    def test_a_gateway_loop_through_a_parallel_split(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_instance_tasks=250)  # Spiff's joins in a loop cost: ~10 tasks a step
+        nodes = (
+            '<startEvent id="s"/><parallelGateway id="split"/><task id="a"/><task id="b"/>'
+            '<parallelGateway id="join"/><exclusiveGateway id="g"/><endEvent id="e"/>'
+        )
+        flows = (
+            "s -> split\nsplit -> a\nsplit -> b\na -> join\nb -> join\njoin -> g\n"
+            "g -> e: stop\ng -> split: default"
+        )
+        harness.deploy(fork=bpmn("fork", nodes, flows))
+        instance_id = run_hostile(harness, lambda: harness.start("fork", stop=False))[0]
+        incident = the_incident(harness, instance_id)
+        assert "max_instance_tasks" in incident.message
+
+
+class TestTimersThatWouldFireTooOften:
+    """Timer loops with tiny durations end in the size limit; cycles computed at run time are held to
+    `min_timer_cycle_seconds`."""
+
+    def timer_loop(self, process_id: str) -> bytes:
+        nodes = (
+            '<startEvent id="s"/><intermediateCatchEvent id="wait"><timerEventDefinition>'
+            "<timeDuration>delay</timeDuration></timerEventDefinition></intermediateCatchEvent>"
+            '<exclusiveGateway id="g"/><endEvent id="e"/>'
+        )
+        return bpmn(process_id, nodes, "s -> wait\nwait -> g\ng -> e: delay == ''\ng -> wait: default")
+
+    @pytest.mark.parametrize("delay", ["PT0.001S", "PT0.003S"])
+    def test_a_timer_loop_with_a_tiny_duration(
+        self, make_harness: Callable[..., Harness], delay: str
+    ) -> None:
+        harness = make_harness(clock=ManualClock(), max_instance_tasks=300)
+        harness.deploy(tick=self.timer_loop("tick"))
+        begin = lambda: harness.start("tick", delay=delay)  # noqa: E731
+        instance_id = run_hostile(harness, begin, clock_step=timedelta(milliseconds=10))[0]
+        incident = the_incident(harness, instance_id)
+        assert incident.kind == "LIMIT_EXCEEDED" and "max_instance_tasks (300)" in incident.message
+
+    def cycling(self, process_id: str) -> bytes:
+        nodes = (
+            '<startEvent id="s"/><userTask id="work"/><boundaryEvent id="tick" attachedToRef="work" '
+            'cancelActivity="false"><timerEventDefinition><timeCycle>cycle</timeCycle></timerEventDefinition>'
+            '</boundaryEvent><scriptTask id="note"><script>pings = 1</script></scriptTask>'
+            '<endEvent id="e"/><endEvent id="noted"/>'
+        )
+        return bpmn(process_id, nodes, "s -> work\nwork -> e\ntick -> note\nnote -> noted")
+
+    @pytest.mark.parametrize(
+        ("cycle", "options"),
+        [("R/PT0.001S", {}), ("R/P1D", {"timer_overrides": {"tick": "R/PT0.01S"}})],
+        ids=["expression", "override"],
+    )
+    def test_a_millisecond_cycle_computed_at_run_time_fires_at_most_once_a_second(
+        self, tmp_path: Path, cycle: str, options: dict[str, Any]
+    ) -> None:
+        clock = ManualClock()
+        harness = Harness.sqlite(tmp_path, clock=clock, limits=Limits(min_timer_cycle_seconds=1.0), **options)
+        try:
+            harness.deploy(cyc=self.cycling("cyc"))
+            instance_id = harness.start("cyc", cycle=cycle)
+
+            def ten_seconds_of_cycles() -> None:
+                for _ in range(100):
+                    clock.advance(timedelta(milliseconds=100))
+                    harness.orchestrator.fire_due_timers()
+
+            work = Background(ten_seconds_of_cycles)
+            answered_while(
+                lambda: work.running, lambda: other_caller(harness), what="deploy, start and cancel"
+            )
+            work.join()
+            fired = harness.completed_elements(instance_id).count("note")
+            assert 5 <= fired <= 11, fired  # ten seconds: once a second at most (not 1,000 times)
+            assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
+        finally:
+            harness.close()
