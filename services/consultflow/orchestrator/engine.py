@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -29,11 +28,9 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
     TimerEventDefinition,
 )
-from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException
@@ -49,16 +46,11 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import (
     ServiceTaskConverter,
     SpiffBpmnTaskConverter,
-    SpiffMultiInstanceConverter,
-    SubWorkflowTaskConverter,
     UserTaskConverter,
 )
 from SpiffWorkflow.spiff.specs.defaults import (
-    CallActivity,
     ManualTask,
     NoneTask,
-    ParallelMultiInstanceTask,
-    SequentialMultiInstanceTask,
     ServiceTask,
     UserTask,
 )
@@ -66,13 +58,12 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment, deep_walks
+from consultflow.orchestrator import assignment, bounded_specs, deep_walks
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
     ClockedTimerParsing,
-    limits_of,
     recurring_interval,
     register_timer_converters,
 )
@@ -199,107 +190,6 @@ class PassThroughManualTask(ManualTask):  # type: ignore[misc]
         self.manual = False
 
 
-# ----------------------------------------------------------------------------- limits at run time
-
-LIMIT_EXCEEDED = "limit_exceeded"
-"""Internal data of a task a run-time limit stopped: the incident's message (it names the limit)."""
-
-
-def exceed(task: Task, limit: str, value: object, what: str) -> None:
-    """Stops `task` on a limit: it goes to ERROR (an incident on it, which resolving re-runs) and keeps
-    why in its own data, so wherever Spiff prepared it (an engine step, a reset) the incident says so."""
-    task._set_internal_data(**{LIMIT_EXCEEDED: f"limit {limit} ({value}) exceeded: {what}"})
-    task.error()
-
-
-def limit_problem(task: Task) -> str | None:
-    """Why a limit stopped `task`, or None."""
-    problem = task._get_internal_data(LIMIT_EXCEEDED)
-    return str(problem) if problem else None
-
-
-def task_count(workflow: BpmnWorkflow) -> int:
-    """Tasks the instance holds, its subprocesses' included (no tree walk: a walk is what may be cut)."""
-    top = workflow.top_workflow
-    return len(top.tasks) + sum(len(sub.tasks) for sub in top.subprocesses.values())
-
-
-class _FanOutLimit:
-    """Multi-instance mixin: a cardinality or collection above `Limits.max_fan_out`, computed when the
-    activity is reached, stops it before Spiff creates a single instance."""
-
-    data_input: Any
-    cardinality: Any
-
-    def _update_hook(self, my_task: Task) -> Any:
-        if limit_problem(my_task):
-            return None  # stopped already; a reset clears the mark and decides again
-        size = self._instances_wanted(my_task)
-        maximum = limits_of(my_task).max_fan_out
-        if size is not None and size > maximum:
-            exceed(my_task, "max_fan_out", maximum, f"the activity would start {size} instances")
-            return None
-        return super()._update_hook(my_task)  # type: ignore[misc]
-
-    def _instances_wanted(self, my_task: Task) -> int | None:
-        my_task._inherit_data()  # what Spiff's hook does first: the size is computed on the same data
-        try:
-            if self.data_input is not None:
-                return len(self.data_input.get(my_task)) if self.data_input.exists(my_task) else None
-            return int(my_task.workflow.script_engine.evaluate(my_task, self.cardinality))
-        except Exception:
-            return None  # Spiff reports the failing expression or collection itself
-
-
-class BoundedParallelMultiInstanceTask(_FanOutLimit, ParallelMultiInstanceTask):  # type: ignore[misc]
-    """A parallel multi-instance activity held to `Limits.max_fan_out`."""
-
-
-class BoundedSequentialMultiInstanceTask(_FanOutLimit, SequentialMultiInstanceTask):  # type: ignore[misc]
-    """A sequential multi-instance activity held to `Limits.max_fan_out`."""
-
-
-class BoundedCallActivity(CallActivity):  # type: ignore[misc]
-    """A call activity held to `Limits.max_call_depth`: a process calling itself, directly or through
-    others, stops at that depth with an incident instead of growing without end."""
-
-    def _update_hook(self, my_task: Task) -> Any:
-        top = my_task.workflow.top_workflow
-        if my_task.id not in top.subprocesses:  # about to call: count the call activities above it
-            if limit_problem(my_task):
-                return None
-            depth = call_depth(my_task) + 1
-            maximum = limits_of(my_task).max_call_depth
-            if depth > maximum:
-                exceed(my_task, "max_call_depth", maximum, f"calling {self.spec!r} would nest {depth} calls")
-                return None
-        return super()._update_hook(my_task)
-
-
-def call_depth(task: Task) -> int:
-    """Call activities `task` runs inside of."""
-    depth = 0
-    workflow = task.workflow
-    top = workflow.top_workflow
-    while workflow is not top and workflow.parent_task_id is not None:
-        caller = top.get_task_from_id(workflow.parent_task_id)
-        if isinstance(caller.task_spec, CallActivity):
-            depth += 1
-        workflow = caller.workflow
-    return depth
-
-
-def _bounded_parser(parser_class: type[Any]) -> type[Any]:
-    """A task parser that builds multi-instance activities held to `Limits.max_fan_out`."""
-    if not hasattr(parser_class, "PARALLEL_MI_CLASS"):
-        return parser_class
-    attributes = {
-        "PARALLEL_MI_CLASS": BoundedParallelMultiInstanceTask,
-        "SEQUENTIAL_MI_CLASS": BoundedSequentialMultiInstanceTask,
-    }
-    return type(parser_class.__name__, (parser_class,), attributes)
-
-
 class InterruptingAwareStartEventParser(ClockedTimerParsing, SpiffStartEventParser):  # type: ignore[misc]
     """Remembers `isInterrupting` (Spiff 3.2 ignores it; the host interrupts, see `deliver_trigger`);
     its timer reads the orchestrator's clock."""
@@ -314,7 +204,7 @@ class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
     """The Spiff dialect with our service and user tasks, and timers that read the orchestrator's clock."""
 
     OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
-        tag: (_bounded_parser(parser_class), spec_class)
+        tag: (bounded_specs.bounded_parser(parser_class), spec_class)
         for tag, (parser_class, spec_class) in {
             **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
             **TIMER_PARSER_CLASSES,
@@ -323,7 +213,7 @@ class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
             full_tag("manualTask"): (SpiffTaskParser, PassThroughManualTask),
             full_tag("serviceTask"): (ServiceTaskParser, JobServiceTask),
             full_tag("userTask"): (HumanTaskParser, HumanTask),
-            full_tag("callActivity"): (CallActivityParser, BoundedCallActivity),
+            full_tag("callActivity"): (CallActivityParser, bounded_specs.BoundedCallActivity),
         }.items()
     }
 
@@ -585,13 +475,7 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config[PassThroughTask] = SpiffBpmnTaskConverter
     config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
-    # Under Spiff's type names, like the clocked timers: state and specs read the same either way.
-    config[BoundedCallActivity] = partial(SubWorkflowTaskConverter, typename="CallActivity")
-    for bounded, spiff in (
-        (BoundedParallelMultiInstanceTask, ParallelMultiInstanceTask),
-        (BoundedSequentialMultiInstanceTask, SequentialMultiInstanceTask),
-    ):
-        config[bounded] = partial(SpiffMultiInstanceConverter, typename=spiff.__name__)
+    bounded_specs.register_bounded_converters(config)
     register_timer_converters(config)
     registry = BpmnWorkflowSerializer.configure(config)
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
@@ -950,22 +834,6 @@ def catch_error(task: Task, code: str, message: str, variables: Mapping[str, Any
     target.task_spec._update(target)
     target.data.update(variables)  # after _update, which re-inherits the parent's data
     return True
-
-
-def not_ended(workflow: BpmnWorkflow) -> tuple[Task | None, str] | None:
-    """Why a workflow Spiff reports completed has not ended, or None when it has: (the task at fault or
-    None, the reason). Spiff's `is_completed` is a tree walk, and a walk cut short (as its depth limit did)
-    reports a workflow complete whose end was never reached; the task dictionary is read instead."""
-    top = workflow.top_workflow
-    open_states = TaskState.NOT_FINISHED_MASK | TaskState.ERROR
-    for task in top.tasks.values():
-        if task.state & open_states and task.task_spec.bpmn_id is not None:
-            state = TaskState.get_name(task.state)
-            return task, f"the process is reported complete while {describe(task)[0]} is {state}"
-    for task in top.tasks.values():
-        if task.state == TaskState.COMPLETED and isinstance(task.task_spec, (EndEvent, EventSubprocess)):
-            return None  # an end event, or an interrupting event subprocess that ended its process
-    return None, "the process is reported complete but none of its end events was reached"
 
 
 def is_waiting_service_task(task: Task | None) -> bool:

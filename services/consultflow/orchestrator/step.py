@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import assignment, engine
+from consultflow.orchestrator import assignment, bounded_specs, engine
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -269,7 +269,9 @@ class Step:
                     self.workflow.do_engine_steps(
                         will_complete_task=self._before_task, did_complete_task=self._completed
                     )
-                    break
+                    if not self._engine_work_left():
+                        break
+                    # A timer came due during Spiff's closing refresh_timers: its task is READY now.
                 except _Yield:
                     self.continues = True
                     break
@@ -281,7 +283,13 @@ class Step:
                         break
         finally:
             self._engine_seconds += time.perf_counter() - self._advance_started
+        if not self._halted and not self.continues and self._engine_work_left():
+            self.continues = True  # never left READY with nothing to run it: a later step will
         self._route_thrown_events()
+
+    def _engine_work_left(self) -> bool:
+        """Whether a task the engine runs itself is READY (user tasks wait for a person)."""
+        return any(not task.task_spec.manual for task in self.workflow.get_tasks(state=TaskState.READY))
 
     def _failed(self, exc: Exception) -> bool:
         """Records an engine error for an incident; True when the engine should try the rest again.
@@ -314,9 +322,9 @@ class Step:
         spent_all = self._tasks_run >= limits.max_tasks_per_step or spent * 1000 >= limits.max_step_engine_ms
         if spent_all and self._tasks_run:  # a transaction runs at least one task: every instance progresses
             raise _Yield()
-        size = engine.task_count(self.workflow)
+        size = bounded_specs.task_count(self.workflow)
         if size > limits.max_instance_tasks:
-            engine.exceed(
+            bounded_specs.exceed(
                 task, "max_instance_tasks", limits.max_instance_tasks, f"the instance holds {size} tasks"
             )
             raise _Halt()
@@ -690,7 +698,7 @@ class Step:
     def _sync_incidents(self, waiting_for: engine.Snapshot) -> None:
         for task_id, task in waiting_for.errors.items():
             if self.waits.incident_for(task_id=task_id) is None:
-                limit = engine.limit_problem(task)
+                limit = bounded_specs.limit_problem(task)
                 message = limit or self._errors.get(task_id, "the task failed")
                 kind = IncidentKind.SCRIPT_ERROR if task_id in self._errors else IncidentKind.TASK_ERROR
                 self.add_incident(task, IncidentKind.LIMIT_EXCEEDED if limit else kind, message)
@@ -761,7 +769,7 @@ class Step:
     def _complete_if_ended(self) -> None:
         """COMPLETED only when an end event was reached: a workflow Spiff reports complete without one
         (a walk cut short) stays ACTIVE with an incident naming the problem (on the task left open)."""
-        problem = engine.not_ended(self.workflow)
+        problem = bounded_specs.not_ended(self.workflow)
         if problem is None:
             self.status = InstanceStatus.COMPLETED
             self.history("instance.completed")

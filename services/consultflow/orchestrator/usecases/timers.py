@@ -66,13 +66,17 @@ def wake(step: Step) -> None:
     what is due, round by round, until nothing due is left or this step's share of engine work is spent."""
     if CONTINUATION in step.waits.timers:
         step.advance()
+    previous: set[tuple[str, datetime]] = set()
     for _ in range(MAX_CATCH_UP_ROUNDS):
         if step.continues:
-            return  # the rest, due timers included, in the next step (its continuation row is due now)
+            return  # the rest, due timers included, in the next step (its continuation row is due soon)
         now = step.env.clock.now()
         due = [t for t in engine.snapshot(step.workflow).timers if t.due_at <= now]
-        if not due:
-            return
+        this_round = {(t.task_id, t.due_at) for t in due}
+        if not due or this_round == previous:
+            return  # nothing due, or the engine did not fire it (due this very instant: Spiff waits for
+            # the clock to pass it), so it stays for the next wake instead of spinning here
+        previous = this_round
         for timer in due:
             step.history("timer.fired", timer.element_id, detail=timer.due_at.isoformat())
         step.advance()
