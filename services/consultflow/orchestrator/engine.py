@@ -48,7 +48,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment
+from consultflow.orchestrator import assignment, structure
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
@@ -59,6 +59,7 @@ from consultflow.orchestrator.timer_events import (
 )
 from consultflow.platform.decisions import DecisionTable, DecisionTableError, TableEngine, read_decision
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.limits import Limits
 
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 MAX_RESOURCE_BYTES = 2 * 1024 * 1024
@@ -264,15 +265,21 @@ def parse_xml(name: str, content: bytes) -> Any:
     return tree
 
 
-def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> dict[str, ProcessSpecs]:
+def parse_resources(
+    resources: Mapping[str, bytes], time_check: bool = True, limits: Limits | None = None
+) -> dict[str, ProcessSpecs]:
     """Parses BPMN and DMN resources together and returns every executable process with what it calls.
 
+    With `limits` (a deploy), the shape of every process is checked first (structure.py); without them
+    (stored versions read again) nothing deployed before is refused because a limit changed since.
     Raises DeploymentError naming the resource, element and line of the first problem.
     """
     parser = WorkflowParser(validator=VALIDATOR)
     bpmn_names: list[str] = []
-    for name, content in sorted(resources.items()):
-        tree = parse_xml(name, content)
+    trees = {name: parse_xml(name, content) for name, content in sorted(resources.items())}
+    if limits is not None:
+        structure.check(trees, limits)
+    for name, tree in trees.items():
         try:
             if name.endswith(".dmn"):
                 if not tree.getroot().findall("{*}decision"):
