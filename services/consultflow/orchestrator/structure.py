@@ -78,8 +78,8 @@ def check(trees: Mapping[str, Any], limits: Limits) -> None:
     processes: list[Process] = []
     for name, tree in bpmn.items():
         for element in tree.getroot():
-            if _local(element) == "process":
-                processes.append(_read_process(name, element))
+            if _local(element) == "process" and element.get("isExecutable", "true") == "true":
+                processes.append(_read_process(name, element))  # as Spiff: others never run
     _check_call_cycles(processes)
     for process in processes:
         for scope in process.scopes:
@@ -102,6 +102,7 @@ class Scope:
     nodes: dict[str, Any] = field(default_factory=dict)
     successors: dict[str, list[str]] = field(default_factory=dict)
     outgoing: dict[str, int] = field(default_factory=dict)  # sequence flows leaving each node
+    dangling: set[str] = field(default_factory=set)  # nodes with a flow to no node of the scope
     waits: bool = False  # a flow node of the scope (not an event sub-process) is a wait state
 
 
@@ -156,6 +157,8 @@ def _read_process(resource: str, element: Any) -> Process:
                 scope.outgoing[source] = scope.outgoing.get(source, 0) + 1
                 if target in scope.nodes:
                     scope.successors[source].append(target)
+                else:
+                    scope.dangling.add(source)  # Spiff names the missing target; not a loop's fault
         for node_id, node in scope.nodes.items():
             host = node.get("attachedToRef") if _local(node) == "boundaryEvent" else None
             if host in scope.nodes:
@@ -435,7 +438,7 @@ def _exits(scope: Scope, member: str, members: set[str]) -> bool:
     inside it, or an escalation it throws (an enclosing boundary or event sub-process may catch it)."""
     node = scope.nodes[member]
     kind = _local(node)
-    if kind == "endEvent":
+    if kind == "endEvent" or member in scope.dangling:
         return True
     if kind == "intermediateThrowEvent" and any(_local(d) == "escalationEventDefinition" for d in node):
         return True

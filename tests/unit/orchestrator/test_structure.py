@@ -310,3 +310,15 @@ def test_a_line_feed_in_an_element_label_is_accepted() -> None:
 def test_every_diagram_of_the_regulation_passes() -> None:
     folder: Path = repository_root() / "bpmn"
     check({p.name: p.read_bytes() for p in [*folder.glob("*.bpmn"), *folder.glob("*.dmn")]})
+
+
+def test_a_process_that_is_not_executable_is_not_checked() -> None:
+    """SpiffWorkflow never runs it (a participant drawn as documentation), so its shape cannot hurt."""
+    loop = process_xml("client", '<startEvent id="cs"/><exclusiveGateway id="g"/>', "cs -> g\ng -> g", False)
+    check({"p.bpmn": definitions(loop)})
+
+
+def test_a_flow_to_a_missing_element_is_left_for_the_parser_to_name() -> None:
+    dangling = '<sequenceFlow id="x" sourceRef="g" targetRef="nowhere"/>'
+    nodes = f'<startEvent id="s"/><exclusiveGateway id="g"/>{dangling}'
+    check({"p.bpmn": bpmn("p", nodes, "s -> g\ng -> g")})
