@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from consultflow.orchestrator.timer_events import recurring_interval
@@ -60,6 +61,9 @@ SHOWN_CHARACTERS = 120
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_LINE_FEED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_ANY_CONTROL = re.compile("&#(?:9|10|13);|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""A control character anywhere in a serialized document (libxml2 writes tab, line feed and carriage
+return inside attributes as character references)."""
 _MATCHED_BY_NAME = frozenset({"message", "signal", "error", "escalation"})
 """Elements whose names are matched against what callers send (message names, codes): no control
 characters at all. Other elements' names are labels, where a line feed is how modelers break lines."""
@@ -100,6 +104,7 @@ class Scope:
     resource: str
     element: Any
     nodes: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # node id → local tag name (lxml is slow to read)
     successors: dict[str, list[str]] = field(default_factory=dict)
     outgoing: dict[str, int] = field(default_factory=dict)  # sequence flows leaving each node
     dangling: set[str] = field(default_factory=set)  # nodes with a flow to no node of the scope
@@ -141,12 +146,13 @@ def _read_process(resource: str, element: Any) -> Process:
                 continue
             node_id = child.get("id")
             scope.nodes[node_id] = child
+            scope.kinds[node_id] = kind
             scope.successors[node_id] = []
             if kind in ACTIVITIES_WITH_SCOPE:
                 pending.append(child)
             elif kind == "callActivity":
                 calls.append(child)
-            link = _link_name(child)
+            link = _link_name(child) if kind.startswith("intermediate") else None
             if link is not None and kind == "intermediateCatchEvent":
                 links.setdefault(link, []).append(node_id)
             elif link is not None and kind == "intermediateThrowEvent":
@@ -160,7 +166,7 @@ def _read_process(resource: str, element: Any) -> Process:
                 else:
                     scope.dangling.add(source)  # Spiff names the missing target; not a loop's fault
         for node_id, node in scope.nodes.items():
-            host = node.get("attachedToRef") if _local(node) == "boundaryEvent" else None
+            host = node.get("attachedToRef") if scope.kinds[node_id] == "boundaryEvent" else None
             if host in scope.nodes:
                 scope.successors[host].append(node_id)  # when the host waits, its boundary event may leave
         for throw, link in throws:
@@ -173,15 +179,18 @@ def _waiting_sub_processes(scopes: Sequence[Scope]) -> set[str]:
     need not start); inner scopes come later in `scopes`, so walking backwards settles them first."""
     waiting: set[str] = set()
     for scope in reversed(scopes):
-        scope.waits = any(_waits(node, waiting) for node in scope.nodes.values() if not _is_event_sub(node))
+        scope.waits = any(
+            _waits(scope.kinds[n], node, waiting)
+            for n, node in scope.nodes.items()
+            if not _is_event_sub(scope.kinds[n], node)
+        )
         if scope.waits:
             waiting.add(str(scope.element.get("id") or ""))
     return waiting
 
 
-def _waits(node: Any, waiting_sub_processes: set[str]) -> bool:
-    """Whether an instance may wait at `node` for something outside the engine."""
-    kind = _local(node)
+def _waits(kind: str, node: Any, waiting_sub_processes: set[str]) -> bool:
+    """Whether an instance may wait at `node` (a `kind` element) for something outside the engine."""
     if kind in ACTIVITIES_WITH_SCOPE:
         return node.get("id") in waiting_sub_processes
     if kind == "intermediateCatchEvent":
@@ -189,8 +198,8 @@ def _waits(node: Any, waiting_sub_processes: set[str]) -> bool:
     return kind in WAIT_STATES
 
 
-def _is_event_sub(node: Any) -> bool:
-    return _local(node) in ACTIVITIES_WITH_SCOPE and (node.get("triggeredByEvent") or "").lower() == "true"
+def _is_event_sub(kind: str, node: Any) -> bool:
+    return kind in ACTIVITIES_WITH_SCOPE and (node.get("triggeredByEvent") or "").lower() == "true"
 
 
 def _link_name(node: Any) -> str | None:
@@ -304,6 +313,8 @@ def _first(component: Sequence[str]) -> str:
 
 def _check_names(resource: str, root: Any) -> None:
     """Ids, names and codes with control characters would be echoed into logs, messages and screens."""
+    if not _ANY_CONTROL.search(etree.tostring(root, encoding="unicode")):
+        return  # the usual case, decided in C: no control character in any attribute or text
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue  # comments and processing instructions
@@ -418,7 +429,7 @@ def _check_loops(scope: Scope, components: Sequence[Sequence[str]], waiting: set
         if not is_cycle(component, scope.successors):
             continue
         members = set(component)
-        if any(_waits(scope.nodes[m], waiting) for m in component):
+        if any(_waits(scope.kinds[m], scope.nodes[m], waiting) for m in component):
             continue
         if any(_exits(scope, member, members) for member in component):
             continue
@@ -437,7 +448,7 @@ def _exits(scope: Scope, member: str, members: set[str]) -> bool:
     """A loop is left by a flow (or an attached boundary event) to an element outside it, an end event
     inside it, or an escalation it throws (an enclosing boundary or event sub-process may catch it)."""
     node = scope.nodes[member]
-    kind = _local(node)
+    kind = scope.kinds[member]
     if kind == "endEvent" or member in scope.dangling:
         return True
     if kind == "intermediateThrowEvent" and any(_local(d) == "escalationEventDefinition" for d in node):
