@@ -277,8 +277,8 @@ def parse_resources(
     parser = WorkflowParser(validator=VALIDATOR)
     bpmn_names: list[str] = []
     trees = {name: parse_xml(name, content) for name, content in sorted(resources.items())}
-    if limits is not None:
-        structure.check(trees, limits)
+    if limits is not None and (shape := structure.first_problem(trees, limits)) is not None:
+        raise DeploymentError(shape.resource, shape.text, element=shape.element, line=shape.line)
     for name, tree in trees.items():
         try:
             if name.endswith(".dmn"):

@@ -69,12 +69,36 @@ _MATCHED_BY_NAME = frozenset({"message", "signal", "error", "escalation"})
 characters at all. Other elements' names are labels, where a line feed is how modelers break lines."""
 
 
-def check(trees: Mapping[str, Any], limits: Limits) -> None:
-    """Refuses (DeploymentError naming resource, element and line) the first shape `limits` forbid.
+@dataclass(frozen=True)
+class Problem:
+    """Why a deploy is refused: the resource, the element (its id) and line at fault, and what is wrong."""
+
+    resource: str
+    text: str
+    element: str
+    line: int
+
+
+class _Refused(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.text)
+        self.problem = problem
+
+
+def first_problem(trees: Mapping[str, Any], limits: Limits) -> Problem | None:
+    """The first shape of these resources that `limits` forbid, or None (the deploy raises it).
 
     `trees` maps resource names to parsed lxml trees; names not ending in .bpmn, .bpmn20.xml or .dmn are
     left to the caller (which refuses them).
     """
+    try:
+        _check(trees, limits)
+    except _Refused as refused:
+        return refused.problem
+    return None
+
+
+def _check(trees: Mapping[str, Any], limits: Limits) -> None:
     bpmn = {n: t for n, t in trees.items() if n.endswith(".bpmn") or n.endswith(".bpmn20.xml")}
     for name, tree in trees.items():
         if name in bpmn or name.endswith(".dmn"):
@@ -537,10 +561,6 @@ def _shown(text: str | None) -> str:
 
 
 def _refuse(resource: str, problem: str, element: Any, shown: str | None = None) -> None:
-    # Imported here: engine imports this module to call `check`, and owns DeploymentError.
-    from consultflow.orchestrator.engine import DeploymentError
-
     element_id = shown if shown is not None else element.get("id")
-    raise DeploymentError(
-        resource, problem, element=_shown(element_id), line=int(getattr(element, "sourceline", 0) or 0)
-    )
+    line = int(getattr(element, "sourceline", 0) or 0)
+    raise _Refused(Problem(resource, problem, _shown(element_id), line))
