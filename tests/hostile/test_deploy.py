@@ -167,6 +167,19 @@ def test_a_literal_duration_that_does_not_parse_is_refused(harness: Harness) -> 
     assert error.element == "pause" and "does not parse" in str(error)
 
 
+def test_a_timer_loop_with_a_tiny_duration_is_refused(harness: Harness) -> None:
+    """It waits, but a millisecond at a time: a cycle in all but name."""
+    timer = '<timerEventDefinition><timeDuration>"PT0.001S"</timeDuration></timerEventDefinition>'
+    nodes = (
+        f'<startEvent id="s"/><intermediateCatchEvent id="tick">{timer}</intermediateCatchEvent>'
+        '<scriptTask id="count"><script>n = 1</script></scriptTask>'
+        '<exclusiveGateway id="more"/><endEvent id="e"/>'
+    )
+    flows = "s -> tick\ntick -> count\ncount -> more\nmore -> tick: n < 10**9\nmore -> e: default"
+    error = refused_while_others_are_answered(harness, {"ticker.bpmn": bpmn("ticker", nodes, flows)})
+    assert error.element == "tick" and "min_timer_cycle_seconds" in str(error)
+
+
 # --------------------------------------------------------------------------------------------- fan-out
 
 
@@ -194,6 +207,25 @@ def test_a_multi_instance_cardinality_past_the_limit_is_refused(harness: Harness
     nodes = f'<startEvent id="s"/><userTask id="ask_everyone">{marker}</userTask><endEvent id="e"/>'
     xml = bpmn("many", nodes, "s -> ask_everyone\nask_everyone -> e")
     assert refused_while_others_are_answered(harness, {"many.bpmn": xml}).element == "ask_everyone"
+
+
+def test_nested_multi_instances_whose_product_passes_the_limit_are_refused(harness: Harness) -> None:
+    """100 parallel copies of a sub-process, each asking 100 people: 10,000 tasks at once."""
+
+    def multi(n: int) -> str:
+        cardinality = f"<loopCardinality>{n}</loopCardinality>"
+        return f"<multiInstanceLoopCharacteristics>{cardinality}</multiInstanceLoopCharacteristics>"
+
+    inner = (
+        f'<startEvent id="is"/><userTask id="ask">{multi(100)}</userTask>'
+        '<sequenceFlow id="i" sourceRef="is" targetRef="ask"/>'
+    )
+    nodes = (
+        f'<startEvent id="s"/><subProcess id="each_office">{multi(100)}{inner}</subProcess><endEvent id="e"/>'
+    )
+    xml = bpmn("offices", nodes, "s -> each_office\neach_office -> e")
+    error = refused_while_others_are_answered(harness, {"offices.bpmn": xml})
+    assert error.element == "ask" and "× 100 parallel copies" in str(error)
 
 
 # ------------------------------------------------------------------------------------- call activities

@@ -110,12 +110,13 @@ def _check(trees: Mapping[str, Any], limits: Limits) -> None:
                 processes.append(_read_process(name, element))  # as Spiff: others never run
     _check_call_cycles(processes)
     for process in processes:
+        _check_timers(process, limits)
         for scope in process.scopes:
+            _check_nesting(scope, limits)
             _check_fan_out(scope, limits)
             components = strongly_connected(scope.nodes, scope.successors)
             _check_path_length(scope, components, limits)
-            _check_loops(scope, components, process.waiting)
-        _check_timers(process, limits)
+            _check_loops(scope, components, process.waiting, limits)
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -133,6 +134,8 @@ class Scope:
     outgoing: dict[str, int] = field(default_factory=dict)  # sequence flows leaving each node
     dangling: set[str] = field(default_factory=set)  # nodes with a flow to no node of the scope
     waits: bool = False  # a flow node of the scope (not an event sub-process) is a wait state
+    depth: int = 0  # sub-processes around it (0: the process itself)
+    copies: int = 1  # how many run at once: the product of the literal parallel cardinalities around it
 
 
 @dataclass
@@ -154,9 +157,10 @@ def _read_process(resource: str, element: Any) -> Process:
     """Reads a process and every sub-process inside it with an explicit stack (no recursion)."""
     scopes: list[Scope] = []
     calls: list[Any] = []
-    pending = [element]
+    pending: list[tuple[Any, int, int]] = [(element, 0, 1)]
     while pending:
-        scope = Scope(resource, pending.pop())
+        scope_element, depth, copies = pending.pop()
+        scope = Scope(resource, scope_element, depth=depth, copies=copies)
         scopes.append(scope)
         flows: list[Any] = []
         links: dict[str, list[str]] = {}  # link name → catch events
@@ -173,7 +177,7 @@ def _read_process(resource: str, element: Any) -> Process:
             scope.kinds[node_id] = kind
             scope.successors[node_id] = []
             if kind in ACTIVITIES_WITH_SCOPE:
-                pending.append(child)
+                pending.append((child, depth + 1, copies * _parallel_cardinality(child)))
             elif kind == "callActivity":
                 calls.append(child)
             link = _link_name(child) if kind.startswith("intermediate") else None
@@ -230,6 +234,37 @@ def _link_name(node: Any) -> str | None:
     for child in node:
         if _local(child) == "linkEventDefinition":
             return str(child.get("name") or child.get("id") or "")
+    return None
+
+
+def _cardinality(node: Any) -> tuple[int | None, bool]:
+    """A multi-instance activity's literal loopCardinality (None: none, or computed at run time) and
+    whether its instances run in parallel."""
+    for marker in node:
+        if _local(marker) == "multiInstanceLoopCharacteristics":
+            parallel = (marker.get("isSequential") or "false").lower() != "true"
+            for child in marker:
+                if _local(child) == "loopCardinality":
+                    value = _literal(child.text)
+                    return (value if isinstance(value, int) else None), parallel
+            return None, parallel
+    return None, False
+
+
+def _parallel_cardinality(node: Any) -> int:
+    """How many copies of what is inside `node` run at once, as far as the diagram says (at least 1)."""
+    cardinality, parallel = _cardinality(node)
+    return max(cardinality, 1) if parallel and cardinality is not None else 1
+
+
+def _timer(node: Any) -> tuple[str, Any] | None:
+    """(timeCycle/timeDuration/timeDate, its literal value or None) of a timer event, else None."""
+    for definition in node:
+        if _local(definition) == "timerEventDefinition":
+            for child in definition:
+                kind = _local(child)
+                if kind in ("timeCycle", "timeDuration", "timeDate"):
+                    return kind, _literal(child.text)
     return None
 
 
@@ -410,29 +445,38 @@ def _call_cycle(start: str, successors: Mapping[str, Sequence[str]], members: se
 
 def _check_fan_out(scope: Scope, limits: Limits) -> None:
     """More branches than `max_fan_out` from one element, or a literal multi-instance cardinality above
-    it, would start that many tokens in one step."""
+    it, would start that many tokens in one step; inside a parallel multi-instance sub-process with a
+    literal cardinality, every copy does it at once, so the product counts."""
+    around = f" (× {scope.copies} parallel copies of the sub-process around it)" if scope.copies > 1 else ""
     for node_id, count in scope.outgoing.items():
-        if count > limits.max_fan_out:
+        if count * scope.copies > limits.max_fan_out:
             _refuse(
                 scope.resource,
-                f"{count} outgoing sequence flows: more than max_fan_out ({limits.max_fan_out}) "
-                f"branches from one element; split the work into stages or use a call activity per group",
+                f"{count} outgoing sequence flows{around}: more than max_fan_out ({limits.max_fan_out}) "
+                f"branches at once; split the work into stages or use a call activity per group",
                 scope.nodes[node_id],
             )
     for node in scope.nodes.values():
-        for marker in node:
-            kind = _local(marker)
-            if kind == "multiInstanceLoopCharacteristics":
-                for child in marker:
-                    if _local(child) == "loopCardinality":
-                        cardinality = _literal(child.text)
-                        if isinstance(cardinality, int) and cardinality > limits.max_fan_out:
-                            _refuse(
-                                scope.resource,
-                                f"a multi-instance loopCardinality of {cardinality}: more than "
-                                f"max_fan_out ({limits.max_fan_out}) instances of one activity",
-                                node,
-                            )
+        cardinality, _parallel = _cardinality(node)
+        if cardinality is not None and cardinality * scope.copies > limits.max_fan_out:
+            _refuse(
+                scope.resource,
+                f"a multi-instance loopCardinality of {cardinality}{around}: more than max_fan_out "
+                f"({limits.max_fan_out}) instances of one activity",
+                node,
+            )
+
+
+def _check_nesting(scope: Scope, limits: Limits) -> None:
+    """Each sub-process is a workflow of its own inside the engine; the engine's work for one step grows
+    with how deeply they nest."""
+    if scope.depth > limits.max_sub_process_depth:
+        _refuse(
+            scope.resource,
+            f"sub-processes nested {scope.depth} deep: more than max_sub_process_depth "
+            f"({limits.max_sub_process_depth}); flatten them or use call activities",
+            scope.element,
+        )
 
 
 def _check_path_length(scope: Scope, components: Sequence[Sequence[str]], limits: Limits) -> None:
@@ -447,11 +491,15 @@ def _check_path_length(scope: Scope, components: Sequence[Sequence[str]], limits
         )
 
 
-def _check_loops(scope: Scope, components: Sequence[Sequence[str]], waiting: set[str]) -> None:
-    """A loop with no way out and no wait state spins for ever inside one instance."""
+def _check_loops(
+    scope: Scope, components: Sequence[Sequence[str]], waiting: set[str], limits: Limits
+) -> None:
+    """A loop with no way out and no wait state spins for ever inside one instance; a timer in a loop
+    repeats like a cycle, so it is held to the cycle's minimum."""
     for component in components:
         if not is_cycle(component, scope.successors):
             continue
+        _check_timers_in_loop(scope, component, limits)
         members = set(component)
         if any(_waits(scope.kinds[m], scope.nodes[m], waiting) for m in component):
             continue
@@ -466,6 +514,42 @@ def _check_loops(scope: Scope, components: Sequence[Sequence[str]], waiting: set
             f"task, a receive task, a catch event)",
             scope.nodes[named[0]],
         )
+
+
+def _check_timers_in_loop(scope: Scope, component: Sequence[str], limits: Limits) -> None:
+    """A literal duration below `min_timer_cycle_seconds`, or a literal date (once past, it no longer
+    waits), on a timer event in a loop would let the loop go round faster than a cycle may fire."""
+    for member in component:
+        if scope.kinds[member] not in ("intermediateCatchEvent", "boundaryEvent"):
+            continue
+        timer = _timer(scope.nodes[member])
+        if timer is None or not isinstance(timer[1], str):
+            continue
+        kind, value = timer
+        if kind == "timeDate":
+            _refuse(
+                scope.resource,
+                f"a timer with the fixed date {_shown(value)!r} in a loop: once the date has passed it no "
+                f"longer waits, and the loop would run without pause; compute the date, or use a duration",
+                scope.nodes[member],
+            )
+        if kind == "timeDuration":
+            seconds = _duration_seconds(value)
+            if seconds is not None and seconds < limits.min_timer_cycle_seconds:
+                _refuse(
+                    scope.resource,
+                    f"a timer of {seconds:g} s in a loop repeats like a cycle: below "
+                    f"min_timer_cycle_seconds ({limits.min_timer_cycle_seconds:g} s)",
+                    scope.nodes[member],
+                )
+
+
+def _duration_seconds(value: str) -> float | None:
+    try:
+        parsed = TimerEventDefinition.parse_iso_duration(value)
+        return float(TimerEventDefinition.get_timedelta_from_start(parsed, datetime.now(UTC)).total_seconds())
+    except Exception:
+        return None  # reported by _check_timers
 
 
 def _exits(scope: Scope, member: str, members: set[str]) -> bool:

@@ -47,6 +47,8 @@ class Limits:
     """Branches one gateway or multi-instance activity may start."""
     max_path_length: int = 2000
     """Elements on one path of a process (deploy time): longer chains belong in call activities."""
+    max_sub_process_depth: int = 32
+    """Sub-processes nested inside each other in one diagram (deploy time)."""
     min_timer_cycle_seconds: float = 1.0
     """The shortest interval a cycle timer may repeat at, in the diagram and at run time."""
     step_failures_before_parking: int = 3

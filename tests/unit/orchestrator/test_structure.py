@@ -328,3 +328,82 @@ def test_a_flow_to_a_missing_element_is_left_for_the_parser_to_name() -> None:
     dangling = '<sequenceFlow id="x" sourceRef="g" targetRef="nowhere"/>'
     nodes = f'<startEvent id="s"/><exclusiveGateway id="g"/>{dangling}'
     check({"p.bpmn": bpmn("p", nodes, "s -> g\ng -> g")})
+
+
+# ------------------------------------------------------------------------- timers and fan-out in context
+
+
+def timer_loop(kind: str, expression: str, place: str) -> bytes:
+    definition = f"<timerEventDefinition><{kind}>{expression}</{kind}></timerEventDefinition>"
+    if place == "catch":
+        nodes = f'<startEvent id="s"/><intermediateCatchEvent id="t">{definition}</intermediateCatchEvent>'
+        return bpmn("p", nodes + '<scriptTask id="a"/>', "s -> t\nt -> a\na -> t")
+    boundary = f'<boundaryEvent id="t" attachedToRef="u">{definition}</boundaryEvent>'
+    nodes = f'<startEvent id="s"/><userTask id="u"/>{boundary}'
+    return bpmn("p", nodes + '<endEvent id="e"/>', "s -> u\nu -> e\nt -> u")
+
+
+@pytest.mark.parametrize("place", ["catch", "boundary"])
+def test_a_short_literal_duration_in_a_loop_is_held_to_the_cycle_minimum(place: str) -> None:
+    error = refused(timer_loop("timeDuration", '"PT0.01S"', place))
+    assert error.element == "t" and "min_timer_cycle_seconds" in error.text
+    check({"p.bpmn": timer_loop("timeDuration", '"PT1S"', place)})
+    check({"p.bpmn": timer_loop("timeDuration", "pause", place)})  # read at run time
+
+
+def test_a_fixed_date_in_a_loop_is_refused_but_outside_one_it_is_legal() -> None:
+    error = refused(timer_loop("timeDate", '"2030-01-01T00:00:00+00:00"', "catch"))
+    assert error.element == "t" and "fixed date" in error.text
+    check({"p.bpmn": timer("timeDate", '"2030-01-01T00:00:00+00:00"', "boundary")})
+
+
+def test_a_short_duration_outside_a_loop_is_legal() -> None:
+    check({"p.bpmn": timer("timeDuration", '"PT0.001S"', "boundary")})
+
+
+def multi_sub_process(outer: int, inner: str) -> bytes:
+    marker = (
+        f"<multiInstanceLoopCharacteristics><loopCardinality>{outer}</loopCardinality>"
+        "</multiInstanceLoopCharacteristics>"
+    )
+    body = f'<startEvent id="ss"/>{inner}<sequenceFlow id="sf" sourceRef="ss" targetRef="work"/>'
+    return bpmn(
+        "p",
+        f'<startEvent id="s"/><subProcess id="each">{marker}{body}</subProcess><endEvent id="e"/>',
+        "s -> each\neach -> e",
+    )
+
+
+def test_fan_out_inside_a_parallel_multi_instance_sub_process_multiplies() -> None:
+    inner_multi = (
+        '<userTask id="work"><multiInstanceLoopCharacteristics><loopCardinality>40</loopCardinality>'
+        "</multiInstanceLoopCharacteristics></userTask>"
+    )
+    check({"p.bpmn": multi_sub_process(25, inner_multi)})  # 1,000 at once
+    error = refused(multi_sub_process(26, inner_multi))
+    assert error.element == "work" and "× 26 parallel copies" in error.text
+    ends = "".join(f'<endEvent id="x{i}"/>' for i in range(10))
+    split = (
+        '<parallelGateway id="work"/>'
+        + ends
+        + "".join(f'<sequenceFlow id="g{i}" sourceRef="work" targetRef="x{i}"/>' for i in range(10))
+    )
+    assert refused(multi_sub_process(101, split)).element == "work"
+    sequential = multi_sub_process(101, split).replace(
+        b"<multiInstanceLoopCharacteristics>", b'<multiInstanceLoopCharacteristics isSequential="true">'
+    )
+    check({"p.bpmn": sequential})
+
+
+def test_sub_processes_nested_deeper_than_the_limit_are_refused() -> None:
+    def nested(depth: int) -> bytes:
+        inner = '<startEvent id="s0"/><userTask id="u"/><sequenceFlow id="f0" sourceRef="s0" targetRef="u"/>'
+        for level in range(1, depth + 1):
+            flow = f'<sequenceFlow id="f{level}" sourceRef="s{level}" targetRef="sub{level}"/>'
+            inner = f'<startEvent id="s{level}"/><subProcess id="sub{level}">{inner}</subProcess>{flow}'
+        return definitions(f'<process id="p">{inner}</process>')
+
+    limits = Limits(max_sub_process_depth=5)
+    check({"p.bpmn": nested(5)}, limits)
+    error = refused(nested(6), limits)
+    assert error.element == "sub1" and "nested 6 deep" in error.text
