@@ -1,11 +1,12 @@
 """What a deploy refuses about a process's shape, and why (docs/limits/deploy.md).
 
 A diagram is code an analyst wrote; some shapes can only hurt the engine: a path too long for the
-engine to walk, a loop that can neither wait nor leave (it would spin for ever inside one instance), a
-timer that repeats faster than the engine should wake, a split into more branches than the engine will
-start, a process that calls itself (the engine starts a called process as soon as the call activity is
-reached, so the copies never end), and names carrying control characters. Each is refused at deploy,
-naming the element at fault.
+engine to walk, sub-processes nested too deep, a loop that can neither wait nor leave (it would spin for
+ever inside one instance), a timer that repeats faster than the engine should wake (a cycle, or a short
+timer in a loop), a split into more branches than the engine will start at once, a process that calls
+itself (the engine starts a called process as soon as the call activity is reached, so the copies never
+end), and names carrying control characters. Each is refused at deploy, naming the element at fault.
+What is computed at run time (a variable's cycle or cardinality) is not known here; run time holds it.
 
 The checks read the XML trees before SpiffWorkflow's parser runs (that parser recurses and dies on long
 chains). Every one is iterative and linear in the size of the diagram, so a hostile 2 MiB diagram is
