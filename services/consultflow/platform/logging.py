@@ -58,6 +58,8 @@ def _redact(value: Any, words: tuple[str, ...]) -> Any:
         return {k: REDACTED if _sensitive(str(k), words) else _redact(v, words) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(item, words) for item in value]
+    if isinstance(value, str):
+        return mask_personal_data(value)  # an address in a free-text field ("write to ann@…")
     return value
 
 
@@ -73,21 +75,28 @@ def mask_personal_data(text: str) -> str:
 
 
 class PersonalDataFilter(logging.Filter):
-    """Redacts process data carried by a record and masks e-mail addresses and phone numbers in its text.
+    """Keeps process data (`DATA_ATTRIBUTES`) on DEBUG records only, redacted, and masks e-mail addresses
+    and phone numbers in every record's text.
 
     Attached to the handler (every record written) and to SpiffWorkflow's loggers (whose DEBUG records
     carry each task's data), so nothing downstream — a handler, a test's capture — sees the raw values.
     """
 
-    def __init__(self, fields: Iterable[str] = DEFAULT_REDACT_FIELDS) -> None:
+    def __init__(self, fields: Iterable[str] = DEFAULT_REDACT_FIELDS, demote: bool = False) -> None:
         super().__init__()
         self._words = tuple(f.lower() for f in fields)
+        self._demote = demote
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name in DATA_ATTRIBUTES:
-            value = record.__dict__.get(name)
-            if isinstance(value, Mapping | list):
-                record.__dict__[name] = _redact(value, self._words)
+        carried = [name for name in DATA_ATTRIBUTES if name in record.__dict__]
+        if carried and self._demote and record.levelno == logging.INFO:
+            # SpiffWorkflow's task-state records carry the task's data at INFO: here they are DEBUG.
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        for name in carried:
+            if record.levelno > logging.DEBUG:  # process data is for DEBUG records only
+                del record.__dict__[name]
+            else:
+                record.__dict__[name] = _redact(record.__dict__[name], self._words)
         message = record.getMessage()
         masked = mask_personal_data(message)
         if masked != message:
@@ -149,11 +158,13 @@ def configure_logging(
     # SpiffWorkflow logs every task state change at INFO, and adds the task's data (a client's e-mail,
     # phone, fees) whenever its logger's *own* level is below INFO — which NOTSET is. The engine's own
     # timeline is the instance history; its loggers stay at WARNING, unless the component logs at DEBUG:
-    # then they log at DEBUG too, with the task data redacted on the logger itself.
+    # then they log too, their records that carry task data demoted to DEBUG and redacted on the logger
+    # itself (so no handler, and no test capture, sees the raw data).
     debug = logging.getLevelName(level) == logging.DEBUG
+    engine_data = PersonalDataFilter(_configured_fields, demote=True)
     for name in SPIFF_LOGGERS:
         spiff = logging.getLogger(name)
         spiff.setLevel(logging.DEBUG if debug else logging.WARNING)
         for old in [f for f in spiff.filters if isinstance(f, PersonalDataFilter)]:
             spiff.removeFilter(old)
-        spiff.addFilter(personal_data)
+        spiff.addFilter(engine_data)

@@ -34,7 +34,8 @@ def test_the_field_that_is_not_utf8_is_named_even_inside_a_list() -> None:
 
 def test_a_tolerant_deserializer_answers_with_the_field_instead_of_failing() -> None:
     data = field_bytes(number_of(pb.CreateInstanceRequest, "process_id"), b"p") + field_bytes(
-        number_of(pb.CreateInstanceRequest, "business_key"), b"\xed\xa0\x80"  # a lone surrogate
+        number_of(pb.CreateInstanceRequest, "business_key"),
+        b"\xed\xa0\x80",  # a lone surrogate
     )
     request = tolerant(pb.CreateInstanceRequest.FromString)(data)  # type: ignore[misc]
     assert isinstance(request, Undecodable)
