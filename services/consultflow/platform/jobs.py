@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
-from consultflow.platform.db import UnitOfWork
+from consultflow.platform.db import UnitOfWork, busy_error
 from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
 from consultflow.platform.inputs import yes_no
 from consultflow.platform.logging import failure_kind, redact
@@ -204,6 +204,12 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
             log.debug("job %s: %s", job.key, error.message)
             return Outcome("failed", message=f"{type(error).__name__}: {error.message}", retries=0)
         except Exception as error:
+            busy = busy_error(error)
+            if busy is not None:  # the database is busy: like any Unavailable, a later attempt may succeed
+                log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, busy.message)
+                return Outcome(
+                    "failed", message=f"Unavailable: {busy.message}", retries=max(job.retries - 1, 0)
+                )
             log.exception("job %s (%s) failed", job.key, job.operation)
             return Outcome(
                 "failed", message=f"{type(error).__name__}: {error}", retries=max(job.retries - 1, 0)
