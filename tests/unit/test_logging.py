@@ -125,7 +125,10 @@ def test_redaction_covers_contact_like_names_at_any_depth_and_masks_free_text() 
     assert mask_personal_data(f"instance 3f2a at 127.0.0.1:4222 tel {PHONE}") == (
         "instance 3f2a at 127.0.0.1:4222 tel [phone]"
     )
-    assert mask_personal_data("13800138000 20261206 2026-12-06") == "[phone] 20261206 2026-12-06"
+    assert mask_personal_data("13800138000 20261206 2026-12-06 1048576 bytes") == (
+        "[phone] 20261206 2026-12-06 1048576 bytes"
+    )
+    assert mask_personal_data("call (010) 6552-8888 or +44 20 7946 0958") == "call ([phone] or [phone]"
 
 
 def test_a_warning_that_quotes_an_address_is_masked_for_every_logger(

@@ -32,8 +32,12 @@ DATA_ATTRIBUTES = ("data", "internal_data", "variables")
 """Record attributes (`extra=`) that hold process data: redacted before any handler sees them."""
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_PHONE = re.compile(r"(?<![\w.:/-])\+?\d(?:[ ()-]{0,2}\d){6,14}(?![\w.:/-])")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{8}")
+_PHONE = re.compile(
+    r"(?<![\w.:/+-])(?!\d{4}-\d\d-\d\d)"  # not inside a word, an address or a number; not a date
+    r"(?:\+\d(?:[ ()-]{0,2}\d){6,14}|\d(?:[ ()-]{0,2}\d){9,14})(?![\w.:/-])"
+)
+"""A number with a leading + and 7–15 digits, or 10–15 digits (a mobile, a landline with its area code);
+shorter numbers (sizes, counts) and ISO dates are left alone."""
 
 
 _configured_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
@@ -69,9 +73,8 @@ def _sensitive(key: str, words: tuple[str, ...]) -> bool:
 
 
 def mask_personal_data(text: str) -> str:
-    """`text` with e-mail addresses and phone-like numbers (7–15 digits, not a date) masked."""
-    text = _EMAIL.sub("[e-mail]", text)
-    return _PHONE.sub(lambda m: m.group() if _DATE.fullmatch(m.group()) else "[phone]", text)
+    """`text` with e-mail addresses and phone numbers masked."""
+    return _PHONE.sub("[phone]", _EMAIL.sub("[e-mail]", text))
 
 
 class PersonalDataFilter(logging.Filter):
