@@ -144,3 +144,14 @@ def test_a_warning_that_quotes_an_address_is_masked_for_every_logger(
     output = captured.getvalue()
     assert "job failed: [e-mail] / [phone]" in output
     assert EMAIL not in output and "138 0013" not in output
+
+
+def test_a_huge_value_in_a_log_message_is_clipped(
+    monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    captured = io.StringIO()
+    monkeypatch.setattr("sys.stderr", captured)
+    configure_logging("orchestrator", "INFO", "json")
+    logging.getLogger("consultflow.test").warning("refused %s", "x" * 1_000_000)
+    line = json.loads(captured.getvalue().splitlines()[-1])
+    assert len(line["message"]) < 5000 and line["message"].endswith("(1000008 characters)")

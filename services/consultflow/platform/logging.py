@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from consultflow.platform.errors import clip
+
 SPIFF_LOGGERS = ("spiff", "spiff.task", "spiff.workflow", "spiff.data", "spiff.dmn", "spiff.metrics")
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -28,6 +30,9 @@ DEFAULT_REDACT_FIELDS = (
 """Parts of variable names whose values never reach a log (matched case-insensitively, anywhere in the
 name: `contact_email`, `clientPhone`, `lead_contact`)."""
 REDACTED = "[redacted]"
+LINE_LIMIT = 4000
+"""The longest message a log line keeps (a traceback four times that): a value quoted in an error never
+turns the log into gigabytes."""
 DATA_ATTRIBUTES = ("data", "internal_data", "variables")
 """Record attributes (`extra=`) that hold process data: redacted before any handler sees them."""
 
@@ -101,13 +106,13 @@ class PersonalDataFilter(logging.Filter):
             else:
                 record.__dict__[name] = _redact(record.__dict__[name], self._words)
         message = record.getMessage()
-        masked = mask_personal_data(message)
+        masked = mask_personal_data(clip(message, LINE_LIMIT))
         if masked != message:
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = mask_personal_data(record.exc_text)
+            record.exc_text = mask_personal_data(clip(record.exc_text, 4 * LINE_LIMIT))
         return True
 
 
