@@ -240,7 +240,9 @@ class Step:
                 task_id = str(task.id) if task is not None else ""
                 if task_id in self._errors or not task_id:
                     self._errors[task_id or ENGINE_ERROR] = engine.error_text(exc)
-                    log.warning("instance %s: %s", self.instance_id, engine.error_text(exc))
+                    # The error text may quote the instance's data: it goes to the incident, and to DEBUG.
+                    log.warning("instance %s: a task failed (%s)", self.instance_id, type(exc).__name__)
+                    log.debug("instance %s: %s", self.instance_id, engine.error_text(exc))
                     break
                 self._errors[task_id] = engine.error_text(exc)
         self._route_thrown_events()
@@ -616,12 +618,12 @@ class Step:
             if self.waits.incident_for(task_id=failure.subscription_id) is None:
                 # It would otherwise wait under the key "" and receive messages meant for no one.
                 log.warning(
-                    "instance %s: %s does not wait for %r: its correlation expression failed: %s",
+                    "instance %s: %s does not wait for %r: its correlation expression failed",
                     self.instance_id,
                     failure.element_id,
                     failure.message_name,
-                    failure.error,
                 )
+                log.debug("instance %s: correlation expression failed: %s", self.instance_id, failure.error)
                 self.open_incident(
                     failure.subscription_id,
                     failure.element_id,
