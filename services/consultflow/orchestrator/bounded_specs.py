@@ -9,9 +9,11 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.specs.mixins.events.end_event import EndEvent
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import EventSubprocess
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.spiff.parser.task_spec import CallActivityParser
 from SpiffWorkflow.spiff.serializer.task_spec import SpiffMultiInstanceConverter, SubWorkflowTaskConverter
 from SpiffWorkflow.spiff.specs.defaults import (
     CallActivity,
@@ -120,6 +122,16 @@ def bounded_parser(parser_class: type[Any]) -> type[Any]:
         "SEQUENTIAL_MI_CLASS": BoundedSequentialMultiInstanceTask,
     }
     return type(parser_class.__name__, (parser_class,), attributes)
+
+
+def bounded_parsers(
+    classes: dict[str, tuple[type[Any], type[Any]]],
+) -> dict[str, tuple[type[Any], type[Any]]]:
+    """A parser's (parser class, spec class) by tag, with multi-instance activities and call activities
+    held to their limits."""
+    bounded = {tag: (bounded_parser(parser_class), spec) for tag, (parser_class, spec) in classes.items()}
+    bounded[full_tag("callActivity")] = (bounded_parser(CallActivityParser), BoundedCallActivity)
+    return bounded
 
 
 def register_bounded_converters(config: dict[type[Any], Any]) -> None:

@@ -36,12 +36,7 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
-from SpiffWorkflow.spiff.parser.task_spec import (
-    CallActivityParser,
-    ServiceTaskParser,
-    SpiffTaskParser,
-    UserTaskParser,
-)
+from SpiffWorkflow.spiff.parser.task_spec import ServiceTaskParser, SpiffTaskParser, UserTaskParser
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import (
     ServiceTaskConverter,
@@ -58,7 +53,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment, bounded_specs, deep_walks
+from consultflow.orchestrator import assignment, bounded_specs, deep_walks, structure
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
@@ -69,6 +64,7 @@ from consultflow.orchestrator.timer_events import (
 )
 from consultflow.platform.decisions import DecisionTable, DecisionTableError, TableEngine, read_decision
 from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.limits import Limits
 
 deep_walks.install()  # Spiff walks any depth; deep diagrams parse and start (see deep_walks.py)
 
@@ -203,9 +199,8 @@ class InterruptingAwareStartEventParser(ClockedTimerParsing, SpiffStartEventPars
 class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
     """The Spiff dialect with our service and user tasks, and timers that read the orchestrator's clock."""
 
-    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = {
-        tag: (bounded_specs.bounded_parser(parser_class), spec_class)
-        for tag, (parser_class, spec_class) in {
+    OVERRIDE_PARSER_CLASSES: ClassVar[dict[str, Any]] = bounded_specs.bounded_parsers(
+        {
             **SpiffBpmnParser.OVERRIDE_PARSER_CLASSES,
             **TIMER_PARSER_CLASSES,
             full_tag("startEvent"): (InterruptingAwareStartEventParser, StartEventSpec),
@@ -213,9 +208,8 @@ class WorkflowParser(SpiffBpmnParser):  # type: ignore[misc]
             full_tag("manualTask"): (SpiffTaskParser, PassThroughManualTask),
             full_tag("serviceTask"): (ServiceTaskParser, JobServiceTask),
             full_tag("userTask"): (HumanTaskParser, HumanTask),
-            full_tag("callActivity"): (CallActivityParser, bounded_specs.BoundedCallActivity),
-        }.items()
-    }
+        }
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -280,15 +274,21 @@ def parse_xml(name: str, content: bytes) -> Any:
     return tree
 
 
-def parse_resources(resources: Mapping[str, bytes], time_check: bool = True) -> dict[str, ProcessSpecs]:
+def parse_resources(
+    resources: Mapping[str, bytes], time_check: bool = True, limits: Limits | None = None
+) -> dict[str, ProcessSpecs]:
     """Parses BPMN and DMN resources together and returns every executable process with what it calls.
 
+    With `limits` (a deploy), the shape of every process is checked first (structure.py); without them
+    (stored versions read again) nothing deployed before is refused because a limit changed since.
     Raises DeploymentError naming the resource, element and line of the first problem.
     """
     parser = WorkflowParser(validator=VALIDATOR)
     bpmn_names: list[str] = []
-    for name, content in sorted(resources.items()):
-        tree = parse_xml(name, content)
+    trees = {name: parse_xml(name, content) for name, content in sorted(resources.items())}
+    if limits is not None and (shape := structure.first_problem(trees, limits)) is not None:
+        raise DeploymentError(shape.resource, shape.text, element=shape.element, line=shape.line)
+    for name, tree in trees.items():
         try:
             if name.endswith(".dmn"):
                 if not tree.getroot().findall("{*}decision"):

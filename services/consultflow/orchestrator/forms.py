@@ -138,14 +138,16 @@ def due_date(
         try:
             text = str(script_engine.evaluate(task, text))
         except Exception as exc:
-            log.warning("user task %s has no due date: %r failed: %s", _element(task), expression, exc)
+            kind = type(exc).__name__
+            log.warning("user task %s has no due date: %r failed (%s)", _element(task), expression, kind)
+            log.debug("user task %s: due date expression failed: %s", _element(task), exc)
             return None
     try:
         return _parse_due(text, now, script_engine.time_scale)
     except Exception as exc:
-        log.warning(
-            "user task %s has no due date: %r is not a duration or date: %s", _element(task), text, exc
-        )
+        # `text` is the expression's value, from the instance's data: DEBUG only.
+        log.warning("user task %s has no due date: its value is not a duration or date", _element(task))
+        log.debug("user task %s: due date %r: %s", _element(task), text, exc)
         return None
 
 

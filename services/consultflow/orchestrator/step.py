@@ -76,8 +76,10 @@ transaction: due after `CONTINUATION_PAUSE`, fired by the scheduler's timer loop
 
 
 CONTINUATION_PAUSE = timedelta(milliseconds=100)
-"""How long after its yield an instance's engine work continues: SQLite's busy handler polls a waiting
-writer every 100 ms at most, so a continuation that came due at once would starve other callers."""
+"""The least time after its yield an instance's engine work continues; it waits at least as long as its
+engine just worked. A continuation due at once would starve other writers: SQLite's busy handler polls
+a waiting writer only every 100 ms (and gives up after `Limits.db_busy_timeout_ms`), so the pauses must
+be longer than that. A long run thus holds the write lock at most about half the time."""
 
 
 class _Yield(Exception):
@@ -306,7 +308,9 @@ class Step:
             and not task.has_state(TaskState.FINISHED_MASK)
         ):
             task.error()
-        log.warning("instance %s: %s", self.instance_id, text)
+        # The error text may quote the instance's data: it goes to the incident, and to DEBUG.
+        log.warning("instance %s: a task failed (%s)", self.instance_id, type(exc).__name__)
+        log.debug("instance %s: %s", self.instance_id, text)
         if not isinstance(task, Task) or task.state != TaskState.ERROR:
             self._errors.setdefault(ENGINE_ERROR, text)
             return False
@@ -654,7 +658,8 @@ class Step:
     def _sync_timers(self, waiting_for: engine.Snapshot) -> None:
         timers = list(waiting_for.timers)
         if self.continues:  # the engine yielded: the rest is due at once (see CONTINUATION)
-            timers.append(engine.WaitingTimer(CONTINUATION, "", self.now + CONTINUATION_PAUSE))
+            pause = max(CONTINUATION_PAUSE, timedelta(seconds=self._engine_seconds))
+            timers.append(engine.WaitingTimer(CONTINUATION, "", self.now + pause))
             self.history("engine.yielded", detail=f"{self._tasks_run} tasks; continues in a later step")
         current = {t.task_id: t.due_at.isoformat() for t in timers}
         if current == self.waits.timers:
@@ -706,12 +711,12 @@ class Step:
             if self.waits.incident_for(task_id=failure.subscription_id) is None:
                 # It would otherwise wait under the key "" and receive messages meant for no one.
                 log.warning(
-                    "instance %s: %s does not wait for %r: its correlation expression failed: %s",
+                    "instance %s: %s does not wait for %r: its correlation expression failed",
                     self.instance_id,
                     failure.element_id,
                     failure.message_name,
-                    failure.error,
                 )
+                log.debug("instance %s: correlation expression failed: %s", self.instance_id, failure.error)
                 self.open_incident(
                     failure.subscription_id,
                     failure.element_id,

@@ -84,6 +84,30 @@ def recurring_interval(
     return int(cycles), start, max(duration, minimum)
 
 
+def repeats(task: Task) -> bool:
+    """Whether the timer event of `task` was reached before in this instance: a loop passes it again.
+
+    A timer in a loop repeats like a cycle, so such a pass waits at least `min_timer_cycle_seconds`
+    (a literal short duration there is refused at deploy; a computed one is held here). A boundary
+    event's own task is new each pass, so its split (the attached activity's start) is what repeats.
+    """
+    specs = {task.task_spec}
+    if task.parent is not None and type(task.parent.task_spec).__name__ == "BoundaryEventSplit":
+        specs.add(task.parent.task_spec)
+    ancestor = task.parent.parent if task.parent is not None else None
+    while ancestor is not None:
+        if ancestor.task_spec in specs:
+            return True
+        ancestor = ancestor.parent
+    return False
+
+
+def held_due(task: Task, due: datetime, now: datetime) -> datetime:
+    """`due`, or later: no sooner than the minimum cycle from now when the timer repeats in a loop."""
+    earliest = now + timedelta(seconds=limits_of(task).min_timer_cycle_seconds)
+    return earliest if due < earliest and repeats(task) else due
+
+
 class ClockedTimeDateEventDefinition(TimeDateEventDefinition):  # type: ignore[misc]
     """A `timeDate` timer: fires once its date has passed on the clock."""
 
@@ -91,6 +115,10 @@ class ClockedTimeDateEventDefinition(TimeDateEventDefinition):  # type: ignore[m
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             event_value = my_task.workflow.script_engine.evaluate(my_task, self.expression)
+            due = TimerEventDefinition.parse_time_or_duration(event_value)
+            if isinstance(due, datetime) and due.tzinfo is not None:
+                held = held_due(my_task, due, clock_of(my_task).now())
+                event_value = held.isoformat() if held != due else event_value
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.parse_time_or_duration(event_value) < clock_of(my_task).now():
             my_task._set_internal_data(event_fired=True)
@@ -106,7 +134,8 @@ class ClockedDurationTimerEventDefinition(DurationTimerEventDefinition):  # type
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
             parsed = TimerEventDefinition.parse_iso_duration(expression)
-            event_value = (now + TimerEventDefinition.get_timedelta_from_start(parsed, now)).isoformat()
+            due = now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+            event_value = held_due(my_task, due, now).isoformat()
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.get_datetime(event_value) < now:
             my_task._set_internal_data(event_fired=True)

@@ -113,7 +113,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
             "(every listener serves TLS and every call is authenticated; `consultflow up` sets them)"
         )
     security = Security(settings.security)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, settings.limits.db_busy_timeout_ms)
     threading.stack_size(WORKER_STACK_BYTES)  # process-wide: the pool starts its threads lazily
     executor = ThreadPoolExecutor(max_workers=settings.db_threads, thread_name_prefix=settings.component)
     loop = asyncio.get_running_loop()
@@ -123,7 +123,9 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     context = Context(settings, security, db, executor, nc, js)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
-    server = await start_server(settings.grpc_address, parts.registrations, executor, security)
+    server = await start_server(
+        settings.grpc_address, parts.registrations, executor, security, settings.limits, settings.db_threads
+    )
     worker: JobWorker | None = None
     if parts.job_handlers:
         worker = JobWorker(
@@ -186,7 +188,7 @@ async def _supervised(job: Callable[[], Awaitable[None]]) -> None:
 def run(component: str, build: Callable[[Context], Parts]) -> None:
     """The `python -m consultflow.<component>` entry point."""
     settings = Settings.from_env(component)
-    configure_logging(component, settings.log_level, settings.log_format)
+    configure_logging(component, settings.log_level, settings.log_format, settings.log_redact_fields)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -1,7 +1,11 @@
 """Database access: one engine per component, a unit of work per use case, Alembic migrations.
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with BEGIN IMMEDIATE so two
-writers queue on the lock instead of failing half-way when a reader upgrades. PostgreSQL is used as is.
+writers queue on the lock instead of failing half-way when a reader upgrades. A writer waits for the lock
+at most the busy timeout (`Limits.db_busy_timeout_ms`, 2 s by default: every write transaction is a bounded
+step, so a longer wait means the database is overloaded); then `busy_error` turns the failure into
+`Unavailable` with a retry hint, which callers receive as UNAVAILABLE + RetryInfo, not INTERNAL.
+PostgreSQL is used as is; its lock, serialization and connection failures map the same way.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any, Self, TypeVar
 from alembic import command
 from alembic.config import Config
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import Engine, Select, create_engine, event, insert, select
+from sqlalchemy import Engine, Select, create_engine, event, exc, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
-from consultflow.platform.errors import NotFound
+from consultflow.platform.errors import NotFound, Unavailable
+from consultflow.platform.limits import DEFAULT_LIMITS
 from consultflow.platform.tables import outbox
 
 log = logging.getLogger(__name__)
@@ -40,13 +45,15 @@ INSERT_OUTBOX = insert(outbox)  # built once: every unit of work that publishes 
 class Database:
     """An engine and the session factories for read-write and read-only work."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = DEFAULT_LIMITS.db_busy_timeout_ms) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
-            self.engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-            _configure_sqlite(self.engine)
+            self.engine = create_engine(
+                url, connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000}
+            )
+            _configure_sqlite(self.engine, busy_timeout_ms)
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -77,7 +84,7 @@ def _ensure_sqlite_folder(url: str) -> None:
         Path(path.split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy's recipe: we emit BEGIN ourselves
@@ -85,13 +92,40 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
         readonly = connection.get_execution_options().get(_READONLY, False)
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+RETRY_AFTER_SECONDS = 1.0
+"""What a caller told the database is busy is asked to wait before trying again."""
+
+_SQLITE_BUSY = ("database is locked", "database is busy", "database table is locked")
+_POSTGRES_RETRYABLE = ("40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300")
+"""Serialization failure, deadlock, lock not available, statement/lock timeout, shutdown, too many
+connections; every `08…` connection exception counts too."""
+
+
+def busy_error(error: BaseException) -> Unavailable | None:
+    """`Unavailable` with a retry hint when `error` says the database is busy or out of reach for now
+    (SQLite's lock, PostgreSQL's lock, serialization and connection failures, a full connection pool);
+    None for any other error. The one place that tells a transient database failure from a bug."""
+    if isinstance(error, exc.TimeoutError):  # the connection pool stayed full
+        return Unavailable("the database is busy (no free connection)", RETRY_AFTER_SECONDS)
+    if not isinstance(error, exc.DBAPIError):
+        return None
+    original = error.orig
+    text = str(original).lower()
+    if any(marker in text for marker in _SQLITE_BUSY):
+        return Unavailable("the database is busy (locked by another writer)", RETRY_AFTER_SECONDS)
+    state = str(getattr(original, "sqlstate", "") or getattr(original, "pgcode", "") or "")
+    if state in _POSTGRES_RETRYABLE or state.startswith("08") or error.connection_invalidated:
+        return Unavailable("the database is busy or unreachable", RETRY_AFTER_SECONDS)
+    return None
 
 
 class UnitOfWork:

@@ -2,16 +2,21 @@
 
 Outbound, the server's interceptor answers a `DomainError` with `status_of(error)`; an `InvalidArgument`
 also carries a `google.rpc.BadRequest` field violation in the status details, so a form or a script can
-put the error next to its field without parsing the text. Inbound, `error_from_rpc` turns a failed call
+put the error next to its field without parsing the text, and an `Unavailable` or `ResourceExhausted`
+that knows when to try again carries a `google.rpc.RetryInfo` (the delay is also in the message, for
+people). Messages are clipped (`errors.clip`) before they leave. Inbound, `error_from_rpc` turns a failed call
 to another service back into the domain error it stands for.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from consultflow.platform.errors import (
@@ -25,6 +30,7 @@ from consultflow.platform.errors import (
     ResourceExhausted,
     Unauthenticated,
     Unavailable,
+    clip,
 )
 
 CODES: dict[type[DomainError], grpc.StatusCode] = {
@@ -71,29 +77,66 @@ def code_of(error: DomainError) -> grpc.StatusCode:
 
 
 def status_of(error: DomainError) -> RpcStatus:
-    """The status that answers `error`, with a BadRequest field violation for an invalid argument."""
+    """The status that answers `error`, with a BadRequest field violation for an invalid argument and a
+    RetryInfo for an error that says when to retry."""
     code = code_of(error)
-    if not isinstance(error, InvalidArgument):
-        return RpcStatus(code, error.message)
-    violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=error.message)
-    status.details.add().Pack(error_details_pb2.BadRequest(field_violations=[violation]))
-    rich = rpc_status.to_status(status)
-    return RpcStatus(code, error.message, tuple(rich.trailing_metadata))
+    message = clip(error.message)
+    if isinstance(error, InvalidArgument):
+        violation = error_details_pb2.BadRequest.FieldViolation(field=error.field, description=error.problem)
+        return _rich(code, message, error_details_pb2.BadRequest(field_violations=[violation]))
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        return retry_status(code, message, retry_after)
+    return RpcStatus(code, message)
+
+
+def retry_status(code: grpc.StatusCode, message: str, retry_after: float) -> RpcStatus:
+    """A status telling the caller to try again in `retry_after` seconds (RetryInfo and the message)."""
+    delay = Duration()
+    delay.FromNanoseconds(int(retry_after * 1e9))
+    hint = f"retry in {retry_after:g} s"
+    text = message if hint in message else f"{message}; {hint}"
+    return _rich(code, clip(text), error_details_pb2.RetryInfo(retry_delay=delay))
+
+
+def _rich(code: grpc.StatusCode, message: str, detail: Message) -> RpcStatus:
+    status = status_pb2.Status(code=code.value[0], message=message)
+    status.details.add().Pack(detail)
+    return RpcStatus(code, message, tuple(rpc_status.to_status(status).trailing_metadata))
+
+
+_DETAILS_KEY = "grpc-status-details-bin"
+
+
+def _details(error: grpc.RpcError) -> list[Any]:
+    """The rich status details a failed call (blocking or asyncio) carries in its trailing metadata."""
+    trailing = getattr(error, "trailing_metadata", None)
+    metadata = trailing() if callable(trailing) else None
+    for key, value in metadata or ():
+        if key == _DETAILS_KEY and isinstance(value, bytes):
+            return list(status_pb2.Status.FromString(value).details)
+    return []
 
 
 def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     """The (field, description) pairs a failed call's status details name; empty when there are none."""
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
-    if status is None:
-        return []
     found: list[tuple[str, str]] = []
-    for detail in status.details:
+    for detail in _details(error):
         if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
             request = error_details_pb2.BadRequest()
             detail.Unpack(request)
             found.extend((v.field, v.description) for v in request.field_violations)
     return found
+
+
+def retry_delay(error: grpc.RpcError) -> float | None:
+    """The seconds a failed call's RetryInfo asks to wait, or None when it carries none."""
+    for detail in _details(error):
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return float(info.retry_delay.ToNanoseconds()) / 1e9
+    return None
 
 
 def error_from_rpc(error: grpc.RpcError, what: str) -> DomainError:
@@ -102,4 +145,7 @@ def error_from_rpc(error: grpc.RpcError, what: str) -> DomainError:
     details = error.details() if isinstance(error, grpc.Call) else str(error)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(what, details or "invalid")
-    return _ERRORS.get(code, Unavailable)(f"{what}: {details}")
+    kind = _ERRORS.get(code, Unavailable)
+    if kind in (Unavailable, ResourceExhausted):
+        return kind(f"{what}: {details}", retry_after=retry_delay(error))
+    return kind(f"{what}: {details}")

@@ -1,14 +1,22 @@
 """The gRPC server bootstrap every component uses: health, reflection, one error mapping, graceful stop.
 
 Servicer methods may be plain functions (they run on the blocking-work thread pool, which suits
-SQLAlchemy) or coroutines (for streams). Domain errors raised anywhere below a servicer become the
-status code they name; anything else is logged and answered INTERNAL with a reference, never a crash.
+SQLAlchemy, admitted by `Admission` so overload is answered, never silently cancelled) or coroutines (for
+streams). A request that cannot be decoded or holds control characters is INVALID_ARGUMENT naming the
+field (`requestcheck`); domain errors raised anywhere below a servicer become the status code they name;
+a busy database is UNAVAILABLE with a retry hint; anything else is logged and answered INTERNAL with a
+reference, never a crash.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextvars
 import inspect
 import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -16,12 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from consultflow.platform.errors import DomainError
+from consultflow.platform.db import busy_error
+from consultflow.platform.errors import DomainError, ResourceExhausted, Unavailable
 from consultflow.platform.grpcerrors import RpcStatus, status_of
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
+from consultflow.platform.requestcheck import Undecodable, check_request, tolerant
 from consultflow.platform.security import Security
 
 log = logging.getLogger(__name__)
@@ -41,13 +53,100 @@ class Registration:
 def _abort_for(error: BaseException, method: str) -> RpcStatus:
     if isinstance(error, DomainError):
         return status_of(error)
+    busy = busy_error(error)
+    if busy is not None:
+        log.warning("%s: %s", method, busy.message)
+        return status_of(busy)
     reference = uuid.uuid4().hex[:12]
     log.error("unexpected error in %s (ref %s)", method, reference, exc_info=error)
     return RpcStatus(grpc.StatusCode.INTERNAL, f"internal error (ref {reference}); see the server log")
 
 
+class Admission:
+    """Bounds the calls waiting for a database thread, so an overloaded component answers every call.
+
+    Under a burst, calls used to pile up where nobody answered them: in gRPC core's queue of calls the
+    server had not taken yet (past 1000 it drops calls at random, unlogged: the callers' CANCELLED) and on
+    the executor's unbounded queue, where they waited past their deadline and still did their work after
+    the caller gave up. Now gRPC hands every call over (`Limits.max_pending_calls`), a call beyond
+    `capacity` is answered RESOURCE_EXHAUSTED at once, and one whose deadline has (nearly) passed when a
+    thread takes it is answered UNAVAILABLE without doing its work, both with a retry hint; each is
+    counted (`refused`, `abandoned`) and logged, one line per second at most.
+    """
+
+    def __init__(self, threads: int, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.capacity = threads + limits.max_queued_calls
+        self.min_budget = limits.min_call_budget_ms / 1000
+        self.in_flight = 0
+        self.refused = 0
+        self.abandoned = 0
+        self._lock = threading.Lock()
+        self._last_report = 0.0
+        self._unreported: collections.Counter[str] = collections.Counter()
+
+    def enter(self, method: str) -> None:
+        """Takes a place for a call, or raises ResourceExhausted when all are taken."""
+        with self._lock:
+            if self.in_flight < self.capacity:
+                self.in_flight += 1
+                return
+        self.report(method, "refused: too many calls waiting")
+        raise ResourceExhausted(
+            f"the server is overloaded ({self.capacity} calls in progress)", RETRY_AFTER_SECONDS
+        )
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def start(self, method: str, deadline: float | None) -> None:
+        """Called on the worker thread: refuses a call whose deadline leaves no time to do its work."""
+        if deadline is None:
+            return
+        left = deadline - time.monotonic()
+        if left < self.min_budget:
+            self.report(method, "refused: deadline passed while waiting")
+            raise Unavailable(
+                "the server is overloaded (the call waited out its deadline)", RETRY_AFTER_SECONDS
+            )
+
+    def report(self, method: str, what: str) -> None:
+        """Counts one overloaded call and logs the count at most once a second."""
+        now = time.monotonic()
+        with self._lock:
+            if what.startswith("refused"):
+                self.refused += 1
+            else:
+                self.abandoned += 1
+            self._unreported[what] += 1
+            if now - self._last_report < 1.0:
+                return
+            self._last_report = now
+            counts, self._unreported = dict(self._unreported), collections.Counter()
+        for kind, n in counts.items():
+            log.warning(
+                "overloaded: %d call(s) %s (last %s; %d in progress, capacity %d)",
+                n,
+                kind,
+                method,
+                self.in_flight,
+                self.capacity,
+                extra={"overload": kind, "calls": n, "refused_total": self.refused},
+            )
+
+
+RETRY_AFTER_SECONDS = 1.0
+"""What an overloaded server asks a caller to wait before trying again."""
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
-    """Turns exceptions that escape a servicer into precise status codes (the one place that does)."""
+    """The one place requests are admitted and failures become precise status codes: an undecodable
+    request or one with control characters is INVALID_ARGUMENT naming the field, a blocking handler runs
+    on the executor under `Admission`, and exceptions that escape a servicer become their status codes."""
+
+    def __init__(self, executor: Executor | None = None, admission: Admission | None = None) -> None:
+        self._executor = executor
+        self._admission = admission or Admission(4)
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -57,43 +156,93 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = details.method
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap(handler.unary_unary, method))
+            return handler._replace(
+                unary_unary=self._wrap(handler.unary_unary, method),
+                request_deserializer=tolerant(handler.request_deserializer),
+            )
         if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
+            return handler._replace(
+                unary_stream=_wrap_stream(handler.unary_stream, method),
+                request_deserializer=tolerant(handler.request_deserializer),
+            )
         return handler
 
+    def _wrap(self, fn: Callable[..., Any], method: str) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(fn):
 
-def _wrap(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(fn):
+            async def call_async(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                try:
+                    return await fn(_admitted(request), context)
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as error:
+                    status = _abort_for(error, method)
+                    await context.abort(status.code, status.message, status.trailing_metadata)
 
-        async def call_async(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            return call_async
+
+        admission = self._admission
+        executor = self._executor
+
+        def run(request: Any, context: Any, deadline: float | None) -> Any:
+            admission.start(method, deadline)
+            return fn(request, context)
+
+        async def call_blocking(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            # A blocking handler runs on the executor as grpcio would run it, but admitted: a bounded
+            # number wait, and one that waited out its deadline is answered rather than started.
             try:
-                return await fn(request, context)
+                request = _admitted(request)
+                admission.enter(method)
+                remaining = context.time_remaining()
+                deadline = None if remaining is None else time.monotonic() + remaining
+                try:
+                    work = asyncio.get_running_loop().run_in_executor(
+                        executor, contextvars.copy_context().run, run, request, context, deadline
+                    )
+                except BaseException:
+                    admission.leave()
+                    raise
+                work.add_done_callback(_finished(admission))
+                try:
+                    return await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    admission.report(method, "ended by the caller or their deadline while running")
+                    raise
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
                 status = _abort_for(error, method)
                 await context.abort(status.code, status.message, status.trailing_metadata)
 
-        return call_async
+        return call_blocking
 
-    def call_sync(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(request, context)
-        except grpc.aio.AbortError:  # the servicer aborted with a status of its own
-            raise
-        except Exception as error:
-            status = _abort_for(error, method)
-            context.set_trailing_metadata(status.trailing_metadata)
-            context.abort(status.code, status.message)
 
-    return call_sync
+def _finished(admission: Admission) -> Callable[[asyncio.Future[Any]], None]:
+    """Frees the call's place once its work has ended (not when its caller left: the thread still runs),
+    and takes the result of work nobody awaits any more, so asyncio does not report it as lost."""
+
+    def done(work: asyncio.Future[Any]) -> None:
+        admission.leave()
+        if not work.cancelled():
+            work.exception()
+
+    return done
+
+
+def _admitted(request: Any) -> Any:
+    """The request if it may reach a servicer; raises InvalidArgument naming the offending field."""
+    if isinstance(request, Undecodable):
+        raise request.error
+    if isinstance(request, Message):
+        check_request(request)
+    return request
 
 
 def _wrap_stream(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
-            async for item in fn(request, context):
+            async for item in fn(_admitted(request), context):
                 yield item
         except grpc.aio.AbortError:
             raise
@@ -113,6 +262,7 @@ class Server:
     health: health_aio.HealthServicer
     service_names: Sequence[str]
     probes: grpc.aio.Server | None = None  # the plaintext health-only listener, if any
+    admission: Admission | None = None  # counts the calls refused for overload
 
     async def set_serving(self) -> None:
         for name in ("", *self.service_names):
@@ -131,17 +281,25 @@ async def start_server(
     registrations: Sequence[Registration],
     executor: Executor,
     security: Security,
+    limits: Limits = DEFAULT_LIMITS,
+    threads: int = 4,
 ) -> Server:
     """Binds `address` over TLS (port 0 picks one), authenticates every call, adds health and reflection,
     starts; reports NOT_SERVING until `set_serving()` so probes wait for the component to be ready. With a
     health address, a second, plaintext listener serves the health service alone (kubelet probes)."""
+    admission = Admission(threads, limits)
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[security.interceptor(), ErrorMappingInterceptor()],
+        interceptors=[security.interceptor(), ErrorMappingInterceptor(executor, admission)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            # gRPC core holds calls the server has not taken yet; past the soft limit (1000 by default) it
+            # drops them at random, unlogged, and callers see CANCELLED. Take them all and let Admission
+            # answer them instead.
+            ("grpc.server.max_pending_requests", limits.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", 2 * limits.max_pending_calls),
         ],
     )
     for registration in registrations:
@@ -159,7 +317,9 @@ async def start_server(
         raise RuntimeError(f"cannot listen on {address}")
     await server.start()
     probes = await _health_listener(security.settings.health_address, health)
-    return Server(server=server, port=port, health=health, service_names=names, probes=probes)
+    return Server(
+        server=server, port=port, health=health, service_names=names, probes=probes, admission=admission
+    )
 
 
 async def _health_listener(address: str, health: health_aio.HealthServicer) -> grpc.aio.Server | None:

@@ -17,14 +17,49 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import TypeVar
 
-from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.errors import InvalidArgument, shown
 
 E = TypeVar("E", bound=StrEnum)
 
 TEXT_LIMIT = 2000
 NAME_LIMIT = 200
+_TEXT_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_NAME_CONTROLS = f"{_TEXT_CONTROLS}\t\n\r\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_CONTROL_IN_TEXT = re.compile(f"[{_TEXT_CONTROLS}]")
+_CONTROL_IN_NAME = re.compile(f"[{_NAME_CONTROLS}]")
+NAME_FIELDS = frozenset(
+    {
+        "id", "name", "key", "operation", "assignee", "owner", "reviewer", "actor", "signatory",
+        "respondent", "project_manager", "candidate_group", "candidate_groups", "candidate_user",
+        "candidate_users", "status", "state", "kind", "stage", "role", "type", "source", "subject",
+    }
+)  # fmt: skip
+NAME_FIELD_SUFFIXES = ("_id", "_ids", "_key", "_token", "_by", "_name", "_code")
+"""A request field with one of these names (or name endings) holds a name, id or key, not free text."""
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0"})
+
+
+def is_name_field(field: str) -> bool:
+    """Whether a request field named `field` holds a name, id or key (so no line breaks or tabs either)."""
+    leaf = field.rsplit(".", 1)[-1]
+    return leaf in NAME_FIELDS or leaf.endswith(NAME_FIELD_SUFFIXES)
+
+
+def refuse_control_characters(field: str, text: str, name: bool) -> str:
+    """`text` unchanged, or InvalidArgument naming `field` when it holds a control character: none at all
+    in free text but tab and line breaks; in a name, id or key (`name`) not those either, nor the Unicode
+    line separators and bidirectional overrides that make a name display as another. Such characters
+    forge log lines and terminal output, and a name with them cannot be told from another."""
+    found = (_CONTROL_IN_NAME if name else _CONTROL_IN_TEXT).search(text)
+    if found is None:
+        return text
+    where = f"U+{ord(found.group()):04X} at position {found.start()}"
+    return _refused(field, f"contains a control character ({where})")
+
+
+def _refused(field: str, problem: str) -> str:
+    raise InvalidArgument(field, problem)
 
 
 def _text(value: object) -> str:
@@ -33,13 +68,14 @@ def _text(value: object) -> str:
 
 
 def required_text(field: str, value: object, limit: int = TEXT_LIMIT) -> str:
-    """A trimmed, non-empty text of at most `limit` characters."""
+    """A trimmed, non-empty text of at most `limit` characters, with no control characters but tab and
+    line breaks."""
     text = _text(value)
     if not text:
         raise InvalidArgument(field, "is required")
     if len(text) > limit:
         raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    return refuse_control_characters(field, text, name=False)
 
 
 def optional_text(field: str, value: object, limit: int = TEXT_LIMIT) -> str:
@@ -47,7 +83,12 @@ def optional_text(field: str, value: object, limit: int = TEXT_LIMIT) -> str:
     text = _text(value)
     if len(text) > limit:
         raise InvalidArgument(field, f"is longer than {limit} characters")
-    return text
+    return refuse_control_characters(field, text, name=False)
+
+
+def name(field: str, value: object, limit: int = NAME_LIMIT) -> str:
+    """A name, id or key: trimmed, non-empty, at most `limit` characters, with no control characters."""
+    return refuse_control_characters(field, required_text(field, value, limit), name=True)
 
 
 def choice(field: str, value: object, kind: type[E]) -> E:
@@ -57,7 +98,7 @@ def choice(field: str, value: object, kind: type[E]) -> E:
         if text == member.value or text.lower() == member.value.lower():
             return member
     allowed = ", ".join(member.value for member in kind)
-    problem = "is required: one of" if not text else f"{text!r} is not one of"
+    problem = "is required: one of" if not text else f"{shown(text)} is not one of"
     raise InvalidArgument(field, f"{problem} {allowed}")
 
 
@@ -76,7 +117,7 @@ def iso_date(field: str, value: object) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        problem = "is required" if not text else f"{text!r} is not a date"
+        problem = "is required" if not text else f"{shown(text)} is not a date"
         raise InvalidArgument(field, f"{problem} (YYYY-MM-DD)") from None
 
 
@@ -96,7 +137,7 @@ def iso_datetime(field: str, value: object) -> datetime:
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidArgument(field, f"{text!r} is not an ISO 8601 date-time") from None
+            raise InvalidArgument(field, f"{shown(text)} is not an ISO 8601 date-time") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -105,11 +146,11 @@ def number(field: str, value: object) -> float:
     if value is None or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
         raise InvalidArgument(field, "is required: a number")
     if not isinstance(value, int | float | str):
-        raise InvalidArgument(field, f"{value!r} is not a number")
+        raise InvalidArgument(field, f"{shown(value)} is not a number")
     try:
         result = float(value)
     except ValueError:
-        raise InvalidArgument(field, f"{value!r} is not a number") from None
+        raise InvalidArgument(field, f"{shown(value)} is not a number") from None
     if not math.isfinite(result):
         raise InvalidArgument(field, "must be a finite number")
     return result
@@ -125,10 +166,12 @@ def yes_no(field: str, value: object) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise InvalidArgument(field, f"{value!r} is not a yes/no value")
+    raise InvalidArgument(field, f"{shown(value)} is not a yes/no value")
 
 
-def entries(field: str, value: object, separators: str, limit: int) -> tuple[str, ...]:
+def entries(
+    field: str, value: object, separators: str, limit: int, are_names: bool = False
+) -> tuple[str, ...]:
     """Items from a list, or from text split at any of `separators`; blanks dropped, repeats kept once."""
     if value is None:
         return ()
@@ -143,6 +186,7 @@ def entries(field: str, value: object, separators: str, limit: int) -> tuple[str
         text = _text(item)
         if len(text) > limit:
             raise InvalidArgument(field, f"{text[:40]!r}… is longer than {limit} characters")
+        refuse_control_characters(field, text, name=are_names)
         if text and text not in result:
             result.append(text)
     return tuple(result)
@@ -150,7 +194,7 @@ def entries(field: str, value: object, separators: str, limit: int) -> tuple[str
 
 def names(field: str, value: object, limit: int = NAME_LIMIT) -> tuple[str, ...]:
     """People or things named in a list, or in text separated by commas, semicolons or new lines."""
-    return entries(field, value, ",;\n", limit)
+    return entries(field, value, ",;\n", limit, are_names=True)
 
 
 def lines(field: str, value: object, limit: int = TEXT_LIMIT) -> tuple[str, ...]:

@@ -21,9 +21,10 @@ from sqlalchemy.exc import IntegrityError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
-from consultflow.platform.db import UnitOfWork
+from consultflow.platform.db import UnitOfWork, busy_error
 from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
 from consultflow.platform.inputs import yes_no
+from consultflow.platform.logging import failure_kind, redact
 from consultflow.platform.tables import processed_jobs
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,13 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
     handler = handlers.get(job.operation)
     if handler is None:
         return Outcome("failed", message=f"no handler for operation {job.operation!r}", retries=0)
+    log.debug(
+        "job %s (%s) for instance %s",
+        job.key,
+        job.operation,
+        job.instance_id,
+        extra={"variables": redact(job.variables), "parameters": redact(job.parameters)},
+    )
     unit_of_work = uow_factory()
     with unit_of_work.read() as session:
         done = session.execute(_recorded(job)).first()
@@ -185,15 +193,23 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
             return _record_bpmn_error(uow_factory, job, error)
         except (Unavailable, Conflict) as error:
             # A peer or the database is unreachable, or a concurrent change won: a later attempt may succeed.
-            log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, error.message)
+            log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, failure_kind(error))
+            log.debug("job %s: %s", job.key, error.message)
             return Outcome(
                 "failed", message=f"{type(error).__name__}: {error.message}", retries=max(job.retries - 1, 0)
             )
         except DomainError as error:
             # The request itself is wrong (a missing field, a forbidden transition): retrying cannot help.
-            log.warning("job %s (%s) refused: %s", job.key, job.operation, error.message)
+            log.warning("job %s (%s) refused: %s", job.key, job.operation, failure_kind(error))
+            log.debug("job %s: %s", job.key, error.message)
             return Outcome("failed", message=f"{type(error).__name__}: {error.message}", retries=0)
         except Exception as error:
+            busy = busy_error(error)
+            if busy is not None:  # the database is busy: like any Unavailable, a later attempt may succeed
+                log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, busy.message)
+                return Outcome(
+                    "failed", message=f"Unavailable: {busy.message}", retries=max(job.retries - 1, 0)
+                )
             log.exception("job %s (%s) failed", job.key, job.operation)
             return Outcome(
                 "failed", message=f"{type(error).__name__}: {error}", retries=max(job.retries - 1, 0)

@@ -10,7 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.errors import InvalidArgument, shown
+from consultflow.platform.inputs import refuse_control_characters
 
 
 def _default(value: Any) -> Any:
@@ -35,7 +36,8 @@ def dumps(value: Any) -> str:
 
 
 def loads_object(text: str, field: str, max_bytes: int = 1_000_000) -> dict[str, Any]:
-    """Parses a JSON object from a request field; empty text is {}; errors name the field."""
+    """Parses a JSON object from a request field; empty text is {}; errors name the field. Its keys are
+    variable names, so a control character in one is refused like one in any other name."""
     if not text:
         return {}
     if len(text.encode()) > max_bytes:
@@ -46,4 +48,6 @@ def loads_object(text: str, field: str, max_bytes: int = 1_000_000) -> dict[str,
         raise InvalidArgument(field, f"not valid JSON ({exc.msg} at position {exc.pos})") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(field, "must be a JSON object")
+    for key in value:
+        refuse_control_characters(f"{field}[{shown(key, 40)}]", key, name=True)
     return value

@@ -47,10 +47,22 @@ class Limits:
     """Branches one gateway or multi-instance activity may start."""
     max_path_length: int = 2000
     """Elements on one path of a process (deploy time): longer chains belong in call activities."""
+    max_sub_process_depth: int = 32
+    """Sub-processes nested inside each other in one diagram (deploy time)."""
     min_timer_cycle_seconds: float = 1.0
     """The shortest interval a cycle timer may repeat at, in the diagram and at run time."""
     step_failures_before_parking: int = 3
     """Failed attempts at one instance's step before it is parked with an incident."""
+
+    # requests (platform/db.py, platform/grpcserver.py)
+    db_busy_timeout_ms: int = 2000
+    """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE."""
+    max_queued_calls: int = 256
+    """Calls a component accepts beyond its database threads; more are answered RESOURCE_EXHAUSTED."""
+    max_pending_calls: int = 20_000
+    """Calls gRPC holds before the server takes them; past this, gRPC itself drops some (CANCELLED)."""
+    min_call_budget_ms: int = 50
+    """A queued call whose deadline leaves less than this is answered UNAVAILABLE instead of started."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:

@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m consultflow.platform.migrate {{{','.join(COMPONENTS)}}}", file=sys.stderr)
         return 2
     settings = Settings.from_env(argv[0])
-    configure_logging(settings.component, settings.log_level, settings.log_format)
+    configure_logging(settings.component, settings.log_level, settings.log_format, settings.log_redact_fields)
     db = Database(settings.database_url)
     try:
         migrate(db, settings.component)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consultflow.platform.limits import Limits
+from consultflow.platform.logging import DEFAULT_REDACT_FIELDS
 from consultflow.platform.messaging import NatsCredentials
 from consultflow.platform.security import SecurityNotConfigured, SecuritySettings
 
@@ -78,6 +79,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("CONSULTFLOW_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR."),
     Setting("CONSULTFLOW_LOG_FORMAT", "json", "`json` (one object per line) or `text`."),
+    Setting(
+        "CONSULTFLOW_LOG_REDACT_FIELDS",
+        ",".join(DEFAULT_REDACT_FIELDS),
+        "Comma-separated parts of variable names whose values are logged as `[redacted]` (variables are "
+        "logged at DEBUG only; e-mail addresses and phone numbers are masked in every log line).",
+    ),
     Setting(
         "CONSULTFLOW_BPMN_DIR",
         "",
@@ -246,6 +253,7 @@ class Settings:
     instance_cache_size: int
     limits: Limits
     security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
+    log_redact_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -276,6 +284,9 @@ class Settings:
             instance_cache_size=int(_env("CONSULTFLOW_INSTANCE_CACHE_SIZE")),
             limits=Limits.from_env(),
             security=_security(),
+            log_redact_fields=tuple(
+                f.strip() for f in _env("CONSULTFLOW_LOG_REDACT_FIELDS").split(",") if f.strip()
+            ),
         )
 
     def address_of(self, component: str) -> str:

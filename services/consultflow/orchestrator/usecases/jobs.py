@@ -286,9 +286,10 @@ def _parameters(step: Step, task: Task | None) -> dict[str, Any]:
         return engine.job_parameters(task)
     except Exception as exc:
         log.warning(
-            "instance %s: parameters of %s no longer evaluate, publishing none: %s",
+            "instance %s: parameters of %s no longer evaluate (%s), publishing none",
             step.instance_id,
             task.task_spec.bpmn_id,
-            engine.error_text(exc),
+            type(exc).__name__,
         )
+        log.debug("instance %s: %s", step.instance_id, engine.error_text(exc))
         return {}
