@@ -16,6 +16,7 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import BoundaryEvent, IntermediateCatchEvent
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -92,7 +93,7 @@ def repeats(task: Task) -> bool:
     event's own task is new each pass, so its split (the attached activity's start) is what repeats.
     """
     specs = {task.task_spec}
-    if task.parent is not None and type(task.parent.task_spec).__name__ == "BoundaryEventSplit":
+    if task.parent is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
         specs.add(task.parent.task_spec)
     ancestor = task.parent.parent if task.parent is not None else None
     while ancestor is not None:
