@@ -658,8 +658,9 @@ class Step:
     def _sync_timers(self, waiting_for: engine.Snapshot) -> None:
         timers = list(waiting_for.timers)
         if self.continues:  # the engine yielded: the rest is due at once (see CONTINUATION)
+            # From now, not from the step's start (`self.now`): the pause must follow the commit.
             pause = max(CONTINUATION_PAUSE, timedelta(seconds=self._engine_seconds))
-            timers.append(engine.WaitingTimer(CONTINUATION, "", self.now + pause))
+            timers.append(engine.WaitingTimer(CONTINUATION, "", self.env.clock.now() + pause))
             self.history("engine.yielded", detail=f"{self._tasks_run} tasks; continues in a later step")
         current = {t.task_id: t.due_at.isoformat() for t in timers}
         if current == self.waits.timers:
