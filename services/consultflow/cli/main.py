@@ -13,15 +13,29 @@ from types import FrameType
 from typing import Any
 
 from consultflow.cli import staff as staff_cli
-from consultflow.cli.system import LocalSystem
+from consultflow.cli.system import LocalSystem, SupervisionEvent
 
 
 def data_dir_default() -> Path:
     return Path(os.environ.get("CONSULTFLOW_DATA_DIR", ".consultflow"))
 
 
+def report_supervision(event: SupervisionEvent) -> None:
+    """One line per restart on the terminal of `consultflow up`; a crash loop in capitals, on stderr."""
+    stamp = time.strftime("%H:%M:%S")
+    if event.kind == "gave_up":
+        print(
+            f"{stamp} ERROR {event.name} {event.detail}; the rest keeps running — fix it and start "
+            "`consultflow up` again",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"{stamp} {event.name} {event.detail}", flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    """Runs NATS and every component until Ctrl-C or SIGTERM."""
+    """Runs NATS and every component until Ctrl-C or SIGTERM, restarting any that dies (`supervise`)."""
     stop = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -52,13 +66,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {name.ljust(width)}  {address}")
     print(f"\nendpoints: {args.data_dir / 'endpoints.json'}   logs: {args.data_dir / 'logs'}/")
     print("press Ctrl-C to stop\n", flush=True)
-    while not stop:
-        time.sleep(0.5)
-        for name in system.restart_crashed():
-            print(
-                f"{name} exited unexpectedly; restarted (see {args.data_dir / 'logs' / (name + '.log')})",
-                flush=True,
-            )
+    system.supervise(lambda: stop, interval=0.5, report=report_supervision)
     print("stopping …", flush=True)
     system.stop()
     print("stopped", flush=True)
