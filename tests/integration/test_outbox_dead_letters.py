@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +16,16 @@ import nats
 import pytest
 from sqlalchemy import select
 
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.limits import Limits
 from consultflow.platform.messaging import connect
 from consultflow.platform.outbox import DeadLetter, OutboxRelay
 from consultflow.platform.tables import outbox
+from tests.integration.test_skeleton_flow import INQUIRY, SKELETON
+from tests.support.bpmn_builder import bpmn_folder
 from tests.support.nats import nats_server
+from tests.support.system import in_process_system
 
 
 def _db(url: str) -> Database:
@@ -138,3 +143,24 @@ def test_nats_away_is_retried_and_never_set_aside(database_url: str, tmp_path: P
         asyncio.run(run(url, server))
     assert _rows(db)["m"] == (False, False, 0, "")
     db.dispose()
+
+
+def test_a_job_message_too_large_becomes_an_incident_on_its_instance(tmp_path: Path, nats_url: str) -> None:
+    """The orchestrator's dead job message is an incident on the instance (no retry loop, nothing hidden),
+    while the next instance's job is published and done."""
+    folder = bpmn_folder(tmp_path, {"skeleton": SKELETON})
+    small = Limits(stream_max_message_bytes=20_000)
+    with in_process_system(tmp_path, nats_url, ["crm"], bpmn_dir=folder, limits=small) as system:
+        stuck = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="skeleton", variables_json=json.dumps({**INQUIRY, "notes": "n" * 30_000})
+            )
+        )
+        fine = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(process_id="skeleton", variables_json=json.dumps(INQUIRY))
+        )
+        system.wait_completed(fine.instance_id)
+        instance = system.wait_for(stuck.instance_id, lambda i: len(i.incidents) > 0)
+        assert instance.state == pb.INSTANCE_STATE_ACTIVE
+        [incident] = instance.incidents
+        assert "cannot be published" in incident.message and "exceeds the largest message" in incident.message
