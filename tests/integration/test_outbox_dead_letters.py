@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.cli.main import main
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.limits import Limits
 from consultflow.platform.messaging import connect
@@ -164,3 +165,24 @@ def test_a_job_message_too_large_becomes_an_incident_on_its_instance(tmp_path: P
         assert instance.state == pb.INSTANCE_STATE_ACTIVE
         [incident] = instance.incidents
         assert "cannot be published" in incident.message and "exceeds the largest message" in incident.message
+
+
+def _cli(data_dir: Path, *args: str) -> int:
+    with pytest.raises(SystemExit) as exited:
+        main(["--data-dir", str(data_dir), *args])
+    return int(exited.value.code or 0)
+
+
+def test_consultflow_outbox_lists_and_requeues(
+    tmp_path: Path, nats_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _db(f"sqlite:///{tmp_path / 'crm.db'}")
+    _write(db, ("status.crm.a.recorded", "big", b"x" * 2_000_000, None))
+    _flush(db, nats_url, "crm", Limits())
+    assert _cli(tmp_path, "outbox") == 0
+    listed = capsys.readouterr().out
+    assert "crm:1 " in listed and "status.crm.a.recorded  2000000 bytes" in listed, listed
+    assert _cli(tmp_path, "outbox", "--requeue", "crm:1") == 0
+    assert _rows(db)["big"][:3] == (False, False, 0), "back with its relay, counted afresh"
+    assert _cli(tmp_path, "outbox", "--requeue", "crm:1") == 3
+    db.dispose()

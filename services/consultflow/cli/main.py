@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from consultflow.cli import outbox as outbox_cli
 from consultflow.cli import staff as staff_cli
 from consultflow.cli.system import LocalSystem, SupervisionEvent
 
@@ -138,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo-timers", action="store_true", help="shorten the diagrams' timers as `consultflow demo` does"
     )
     up.set_defaults(func=cmd_up)
+
+    outbox = commands.add_parser(
+        "outbox", help="list the messages the components set aside as unpublishable, or requeue one"
+    )
+    outbox.add_argument(
+        "--requeue", metavar="COMPONENT:SEQ", help="give one set-aside message back to its relay"
+    )
+    outbox.set_defaults(func=outbox_cli.run)
 
     token = commands.add_parser(
         "token", help="print a token of the local issuer (for grpcurl or another client)"

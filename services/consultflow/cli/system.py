@@ -195,6 +195,7 @@ class LocalSystem:
     nats_users: LocalNatsUsers | None = None
     supervision: Supervision = field(default_factory=Supervision)
     _watches: dict[str, _Watch] = field(default_factory=dict)
+    _stopping: bool = False
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
         """Starts everything and waits until every gRPC health check answers SERVING."""
@@ -317,6 +318,8 @@ class LocalSystem:
         Returns what it did; `supervise` reports it. Never raises for a child that fails to start again:
         that is one more crash of the same child."""
         events: list[SupervisionEvent] = []
+        if self._stopping:
+            return events
         if self.nats is not None:
             events += self._look_after(NATS, self.nats, self._restart_nats, now)
         for child in self.children.values():
@@ -388,6 +391,15 @@ class LocalSystem:
         """Restarts NATS and children that exited (back-off and crash-loop rules apply); their names."""
         return [e.name for e in self.supervise_once() if e.kind == "restarted"]
 
+    def restart_pending(self) -> bool:
+        """Whether a child (nats-server included) is down and not given up on: it will be restarted."""
+        processes = [self.nats, *(c.process for c in self.children.values())]
+        names = [NATS, *self.children]
+        return any(
+            p is not None and p.poll() is not None and not self._watches.get(n, _Watch(0)).given_up
+            for n, p in zip(names, processes, strict=True)
+        )
+
     def given_up(self) -> list[str]:
         """The children the supervisor stopped restarting (crash loops)."""
         return sorted(name for name, watch in self._watches.items() if watch.given_up)
@@ -442,7 +454,9 @@ class LocalSystem:
             time.sleep(0.05)
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed."""
+        """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed. The
+        supervisor restarts nothing from now on."""
+        self._stopping = True
         processes = [c.process for c in self.children.values() if c.process is not None]
         for process in processes:
             if process.poll() is None:

@@ -30,7 +30,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from consultflow.platform.db import Database
 from consultflow.platform.faults import crash_point
@@ -333,3 +333,61 @@ class OutboxRelay:
             session.execute(
                 delete(outbox).where(and_(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff))
             )
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A dead outbox row as `consultflow outbox` shows it."""
+
+    seq: int
+    subject: str
+    msg_id: str
+    size: int
+    created_at: datetime
+    dead_at: datetime
+    attempts: int
+    reason: str
+
+
+def set_aside(db: Database) -> list[SetAside]:
+    """The rows the relay set aside, oldest first."""
+    with db.read() as session:
+        rows = session.execute(
+            select(
+                outbox.c.seq,
+                outbox.c.subject,
+                outbox.c.msg_id,
+                func.length(outbox.c.payload).label("size"),
+                outbox.c.created_at,
+                outbox.c.dead_at,
+                outbox.c.attempts,
+                outbox.c.last_error,
+            )
+            .where(outbox.c.dead_at.is_not(None))
+            .order_by(outbox.c.seq)
+        ).all()
+    return [
+        SetAside(
+            r.seq,
+            r.subject,
+            r.msg_id,
+            int(r.size or 0),
+            aware(r.created_at) or r.created_at,
+            aware(r.dead_at) or r.dead_at,
+            r.attempts,
+            r.last_error or "",
+        )
+        for r in rows
+    ]
+
+
+def requeue(db: Database, seq: int) -> bool:
+    """Gives a dead row to the relay again (after its cause was fixed, e.g. a limit raised); False when
+    no dead row has that number."""
+    with db.session() as session, session.begin():
+        result = session.execute(
+            update(outbox)
+            .where(and_(outbox.c.seq == seq, outbox.c.dead_at.is_not(None)))
+            .values(dead_at=None, attempts=0, not_before=None)
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
