@@ -278,10 +278,9 @@ def check_nothing_lost_or_doubled(
     events = all_status_events(system.nats_url, credentials=system.nats_credentials())
     ids = [e.id for e in events]
     assert len(ids) == len(set(ids)), "a status event was stored twice"
-    completed = Counter(
-        e.subject for e in events if (e.source, e.type) == ("orchestrator", "instance.completed")
-    )
-    assert completed == Counter(instance_ids.values()), "an instance.completed event was lost or doubled"
+    for kind in ("instance.created", "instance.completed"):
+        seen = Counter(e.subject for e in events if (e.source, e.type) == ("orchestrator", kind))
+        assert seen == Counter(instance_ids.values()), f"an {kind} event was lost or doubled"
     per_engagement: dict[str, Counter[str]] = defaultdict(Counter)
     for event in events:
         key = event.correlation.get("engagement_id", "")

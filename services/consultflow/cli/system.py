@@ -361,8 +361,8 @@ class LocalSystem:
             if watch.quick_crashes >= policy.crash_loop_limit:
                 watch.given_up = True
                 detail = (
-                    f"exited with {code}, the {watch.quick_crashes}th time in a row within "
-                    f"{policy.stable_seconds:.0f}s of its start: crash loop, not restarted again"
+                    f"exited with {code} within {policy.stable_seconds:.0f}s of its start, "
+                    f"{watch.quick_crashes} times in a row: crash loop, not restarted again"
                 )
                 detail += f"; the last lines of {self._log_of(name)}:\n{self._tail_of(name)}"
                 return [SupervisionEvent(name, "gave_up", detail)]
@@ -386,10 +386,6 @@ class LocalSystem:
         self._watches[name] = _Watch(now, crashes)
         detail = f"exited with {code}; restarted (see {self._log_of(name)})"
         return [SupervisionEvent(name, "restarted", detail)]
-
-    def restart_crashed(self) -> list[str]:
-        """Restarts NATS and children that exited (back-off and crash-loop rules apply); their names."""
-        return [e.name for e in self.supervise_once() if e.kind == "restarted"]
 
     def restart_pending(self) -> bool:
         """Whether a child (nats-server included) is down and not given up on: it will be restarted."""
