@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import nats
-from nats.js.api import DiscardPolicy
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from consultflow.platform.limits import Limits
 from consultflow.platform.messaging import JOBS_STREAM, STATUS_STREAM
@@ -53,6 +53,37 @@ def test_streams_are_bounded_and_provisioning_updates_them(nats_url: str) -> Non
             assert error.err_code == 10077, error
         else:
             raise AssertionError("a full JOBS stream accepted another job")
+        await nc.close()
+
+    asyncio.run(scenario())
+
+
+def test_streams_made_before_the_limits_are_brought_to_them(nats_url: str) -> None:
+    """A system upgraded in place: its unbounded JOBS (discard old) becomes bounded, discard new, and keeps
+    the jobs it holds."""
+
+    async def scenario() -> None:
+        nc = await nats.connect(nats_url)
+        js = nc.jetstream()
+        await js.delete_stream(JOBS_STREAM)
+        await js.add_stream(
+            StreamConfig(
+                name=JOBS_STREAM,
+                subjects=["jobs.>"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=120,
+                discard=DiscardPolicy.OLD,
+            )
+        )
+        await js.publish("jobs.crm.record_inquiry", b"waiting")
+        await provision(js)
+        info = await js.stream_info(JOBS_STREAM)
+        assert (info.config.discard, info.config.max_bytes) == (
+            DiscardPolicy.NEW,
+            Limits().jobs_stream_max_bytes,
+        )
+        assert info.state.messages == 1
         await nc.close()
 
     asyncio.run(scenario())
