@@ -166,7 +166,11 @@ class Killer(threading.Thread):
         self.pauses = [chance.uniform(0.5, 2 * KILL_WINDOW_SECONDS / len(self.plan)) for _ in self.plan]
         self.killed: list[tuple[float, str]] = []
         self.done = threading.Event()
+        self.started = time.monotonic()  # reset by start()
+
+    def start(self) -> None:
         self.started = time.monotonic()
+        super().start()
 
     def run(self) -> None:
         for victim, pause in zip(self.plan, self.pauses, strict=True):
@@ -191,23 +195,28 @@ def test_chaos_kills_lose_nothing_and_double_nothing(system: LocalSystem) -> Non
     keys = [f"CHAOS-{SEED}-{n}" for n in range(ENGAGEMENTS)]
     contracts = {key: signed_contract(services, key, DELIVERY_TERMS).contract_id for key in keys}
 
-    events: list[SupervisionEvent] = []
-    stopping = threading.Event()
-    supervisor = threading.Thread(
-        target=system.supervise, args=(stopping.is_set, 0.1, events.append), daemon=True
-    )
-    supervisor.start()
     killer = Killer(system, chance)
+    timeline: list[tuple[float, str, str, str]] = []
+
+    def report(event: SupervisionEvent) -> None:
+        what = event.detail.split(";")[0]
+        timeline.append((round(time.monotonic() - killer.started, 1), event.name, event.kind, what))
+
+    stopping = threading.Event()
+    supervisor = threading.Thread(target=system.supervise, args=(stopping.is_set, 0.1, report), daemon=True)
+    supervisor.start()
     killer.start()
     started = time.monotonic()
     deadline = started + DEADLINE_SECONDS
     try:
-        instance_ids = drive(system, keys, contracts, deadline)
+        try:
+            instance_ids = drive(system, keys, contracts, deadline)
+        finally:
+            print(f"chaos: kills {killer.killed}\nchaos: supervisor {timeline}")
         elapsed = time.monotonic() - started
         killer.join()  # the engagements start over the kill window, so they run while it lasts
         eventually(lambda: not system.restart_pending(), "the supervisor to restart the last victim", 30)
-        print(f"chaos: {len(killer.killed)} kills {killer.killed}; engagements done in {elapsed:.1f}s")
-        print(f"chaos: supervisor {Counter(e.kind for e in events)}")
+        print(f"chaos: {len(killer.killed)} kills, engagements done in {elapsed:.1f}s")
         assert {victim for _, victim in killer.killed} == set(VICTIMS), "every process was killed"
         check_nothing_lost_or_doubled(system, keys, instance_ids, deadline)
     finally:

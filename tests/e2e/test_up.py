@@ -209,7 +209,11 @@ def _record_an_inquiry(
 def _pid_of(up_pid: int, command: str) -> int:
     """The child of `consultflow up` whose command line contains `command`."""
     for pid in _children(up_pid):
-        if command in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        if command in cmdline.replace(b"\0", b" ").decode(errors="replace"):
             return pid
     raise AssertionError(f"no {command} under consultflow up")
 
@@ -243,6 +247,8 @@ def test_killed_children_are_restarted_and_the_system_goes_on(tmp_path: Path) ->
             )
         with up_channel(endpoints, "orchestrator") as channel:
             _record_an_inquiry(pb_grpc.OrchestratorServiceStub(channel), "again", timeout=60)
+        _kill_until_given_up(process.pid, "consultflow.crm")
+        assert health_status(endpoints["orchestrator"], Path(endpoints["ca"])) == 1, "the rest keeps running"
     finally:
         if process.poll() is None:
             stop_up(process, [p for p in _children(process.pid)])
@@ -250,3 +256,19 @@ def test_killed_children_are_restarted_and_the_system_goes_on(tmp_path: Path) ->
     output = process.stdout.read()
     for name in victims:
         assert f"{name} exited with -9; restarted" in output, output
+    assert "ERROR crm exited with -9 within 10s of its start, 5 times in a row: crash loop" in output, output
+
+
+def _kill_until_given_up(up_pid: int, command: str) -> None:
+    """Kills the child each time it comes back, until `consultflow up` stops bringing it back (the crash
+    loop limit: five deaths in a row within 10 s of a start, 0.5 + 1 + 2 + 4 s of back-off between)."""
+    deadline = time.monotonic() + 60
+    last_kill = time.monotonic()
+    while time.monotonic() - last_kill < 6:  # longer than the longest back-off (4 s) before giving up
+        assert time.monotonic() < deadline, f"{command} was restarted again and again"
+        try:
+            os.kill(_pid_of(up_pid, command), signal.SIGKILL)
+            last_kill = time.monotonic()
+        except AssertionError:
+            pass  # not running now: waiting out its back-off, or given up
+        time.sleep(0.05)

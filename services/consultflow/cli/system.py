@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -227,7 +228,9 @@ class LocalSystem:
         limits = Limits.from_env({**os.environ, **self.extra_env})
 
         async def run() -> None:
-            nc = await nats.connect(self.nats_url, **connect_options(admin))
+            nc = await nats.connect(
+                self.nats_url, connect_timeout=5, max_reconnect_attempts=3, **connect_options(admin)
+            )
             try:
                 await provision(nc.jetstream(), job_ack_wait=float(timeout), limits=limits)
             finally:
@@ -402,12 +405,17 @@ class LocalSystem:
 
     def _restart_nats(self) -> None:
         """nats-server again on its port, with its users and store; then the streams are checked and
-        brought to their configuration (idempotent), in case its store was lost with it."""
+        brought to their configuration (idempotent), in case its store was lost with it — in a thread of
+        its own, so the supervision loop goes on restarting the others meanwhile."""
         port = int(self.nats_url.rsplit(":", 1)[1])
         self.nats, url = start_nats(self.data_dir, self._log_of(NATS), self.nats_users, port)
         if url != self.nats_url:
             self.nats.kill()
             raise RuntimeError(f"nats-server came back on {url}, not {self.nats_url}")
+        threading.Thread(target=self._reprovision, name="nats-reprovision", daemon=True).start()
+
+    def _reprovision(self) -> None:
+        """Beside the supervision loop, which must not wait while JetStream recovers its store."""
         try:
             self.provision_nats()
         except Exception as error:  # the server is up; the components' own check reports missing streams

@@ -205,7 +205,10 @@ class OutboxRelay:
         server = getattr(self._nc, "max_payload", 0) if self._nc is not None else 0
         if server:
             largest = min(largest, server)
-        if len(row.payload) > largest:
+        # The server counts headers too ("NATS/1.0\r\n", "key: value\r\n" each, a blank line), and closes
+        # the connection of a client that sends more than max_payload: never send it.
+        size = len(row.payload) + 12 + sum(len(k) + len(v) + 4 for k, v in row.headers.items())
+        if size > largest:
             return (
                 f"its payload of {len(row.payload)} bytes exceeds the largest message NATS accepts "
                 f"({largest} bytes; limit stream_max_message_bytes and the server's max_payload)"
