@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from consultflow.platform.limits import Limits
 from consultflow.platform.scripting import (
     RestrictedEnvironment,
     ScriptViolation,
@@ -14,7 +15,7 @@ from consultflow.platform.scripting import (
     scale_timer_expression,
 )
 
-env = RestrictedEnvironment(time_limit_ms=200)
+env = RestrictedEnvironment(Limits(script_cpu_ms=200))
 
 
 def run(script: str, **data: Any) -> dict[str, Any]:
