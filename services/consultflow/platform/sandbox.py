@@ -148,7 +148,7 @@ class SandboxPool:
         }
         line = json.dumps(request, ensure_ascii=False, separators=(",", ":")).encode()
         cpu = limits.script_cpu_ms / 1000
-        wall = cpu * 2 + 0.5
+        wall = cpu * 3 + 1.0  # the CPU timers enforce the budget; this is for a loaded machine or a stall
         worker = self._acquire(wall * 2 + 1)
         healthy = False
         try:
@@ -253,6 +253,12 @@ class SandboxPool:
     def started(self) -> int:
         """Workers alive or starting (for tests)."""
         return self._live
+
+    @property
+    def busy(self) -> int:
+        """Workers running a script now (for tests: the hostile work is under way)."""
+        with self._lock:
+            return len(self._all) - len(self._idle)
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -301,6 +301,7 @@ _SIZED_METHODS = _words(
     "ljust rjust center zfill expandtabs join replace translate format format_map extend to_bytes"
 )
 _TEXT = (str, bytes, bytearray)
+_SIZED_VALUES = (str, bytes, bytearray, list, tuple, dict)
 
 
 class Guards:
@@ -403,7 +404,7 @@ class Guards:
             elif isinstance(sequence, list | tuple):
                 self.check_items(len(sequence) * times)
                 # [big] * n shares one item n times: its text and JSON are n times as long
-                weight = sum(len(x) if isinstance(x, _TEXT | list | tuple | dict) else 1 for x in sequence)
+                weight = sum(len(x) if isinstance(x, _SIZED_VALUES) else 1 for x in sequence)
                 self.check_text(weight * times, "a repeated sequence")
 
     def _check_pow(self, left: Any, right: Any) -> None:
