@@ -74,6 +74,10 @@ def run_hostile(h: Harness, process_id: str, script: str) -> str:
 
 C_LEVEL_CPU = {
     "decimal_to_integer_ratio": ("r = Decimal('1e99999999').as_integer_ratio()", "script_cpu_ms"),
+    "hash_collisions_in_set": (
+        "keys = [i * 2305843009213693951 for i in range(40000)]\ns = set(keys)",
+        "script_cpu_ms",
+    ),
     "factorial": (BUSY + "x = math.factorial(10 ** 6)", "max_int_bits"),
     "builtin_pow": (BUSY + "x = pow(3, 10 ** 8)", "max_int_bits"),
     "sorted_huge_range": (BUSY + "x = sorted(range(10 ** 9))", "max_collection_items"),

@@ -179,10 +179,18 @@ class SandboxPool:
     def _acquire(self, wait: float) -> _Worker:
         deadline = time.monotonic() + wait
         with self._lock:
-            if self._closed:
-                raise ScriptViolation("the sandbox is shut down")
-            self._fill()
-            while not self._idle:
+            while True:
+                if self._closed:
+                    raise ScriptViolation("the sandbox is shut down")
+                self._fill()
+                if self._idle:
+                    worker = self._idle.pop()
+                    if worker.process.poll() is None:
+                        return worker
+                    # died while idle (e.g. killed from outside): not this script's fault
+                    self._all.discard(worker)
+                    self._live -= 1
+                    continue
                 remaining = deadline - time.monotonic()
                 if self._live == 0 and self._spawn_error:
                     raise ScriptViolation(f"the sandbox could not start: {self._spawn_error}")
@@ -192,7 +200,6 @@ class SandboxPool:
                         f"all {self.size} sandbox processes stayed busy for {wait:.1f} s",
                     )
                 self._lock.wait(remaining)
-            return self._idle.pop()
 
     def _release(self, worker: _Worker, healthy: bool) -> None:
         if not healthy:

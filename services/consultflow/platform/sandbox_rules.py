@@ -194,9 +194,9 @@ def _why_not_trivial(tree: ast.AST, provided: frozenset[str]) -> str:
             return f".{node.attr}"
         elif isinstance(node, ast.Call):
             func = node.func
-            if not (isinstance(func, ast.Name) and func.id in TRIVIAL_FUNCTIONS) and not isinstance(
-                func, ast.Attribute
-            ):
+            if isinstance(func, ast.Name) and func.id not in TRIVIAL_FUNCTIONS:
+                return f"{func.id}()"
+            if not isinstance(func, ast.Name | ast.Attribute):
                 return "a call"
     return ""
 
