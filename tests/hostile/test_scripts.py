@@ -68,7 +68,7 @@ def run_hostile(h: Harness, process_id: str, script: str) -> str:
     instance = hostile.join()
     view = h.view(instance)
     assert view.instance.status == "ACTIVE"
-    assert [i.element_id for i in view.incidents] == ["hostile"]
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
     return str(view.incidents[0].message)
 
 
