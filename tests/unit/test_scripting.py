@@ -180,6 +180,13 @@ def test_guarded_builtins_still_behave_like_python() -> None:
     assert env.evaluate("round(Decimal('2.5'))", {}) == 2
 
 
+def test_a_guarded_method_hands_out_nothing_to_walk_from() -> None:
+    # a functools.partial would expose .func/.args: the guards and the globals every script shares
+    result = run("f = 'a'.ljust\ng = str.join\nx = [f.func, f.args, f.keywords, g.args]")
+    assert result == {"x": [None, None, None, None]}
+    assert run("m = [math.floor.args, pow.args]") == {"m": [None, None]}
+
+
 def test_format_fields_cannot_walk_to_private_attributes() -> None:
     with pytest.raises(AttributeError):
         env.evaluate("'{0.__class__}'.format(1)", {})

@@ -516,8 +516,21 @@ class Guards:
             return None
         if method is None:
             return None
-        bound = partial(method, self)
-        return bound if isinstance(obj, type) else partial(bound, obj)
+        # closures, not functools.partial: a partial's `.args` would hand the script this Guards object
+        # (and through it the globals every script shares)
+        guards = self
+        guard: Callable[..., Any] = method
+        if isinstance(obj, type):
+
+            def unbound(target: Any, *args: Any, **kwargs: Any) -> Any:
+                return guard(guards, target, *args, **kwargs)
+
+            return unbound
+
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return guard(guards, obj, *args, **kwargs)
+
+        return bound
 
     def _pad(self, target: Any, width: Any, *rest: Any, name: str) -> Any:
         if isinstance(width, int):
