@@ -415,6 +415,13 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
+            # timer, conditional and message payload expressions; multi-instance cardinality and condition
+            definition = getattr(task_spec, "event_definition", None)
+            expressions = ((definition, "expression"), (task_spec, "cardinality"), (task_spec, "condition"))
+            for owner, attr in expressions:
+                value = getattr(owner, attr, None)
+                if isinstance(value, str) and value.strip():
+                    sources.append((value, "eval"))
             problem = human_task_problem(task_spec) if isinstance(task_spec, HumanTask) else None
             if problem:
                 raise DeploymentError(resource, problem, element=task_spec.bpmn_id)

@@ -106,7 +106,7 @@ class InstanceHost:
         self.operation_owners = dict(operation_owners or parse_operation_owners(""))
         self.uow_factory = uow_factory
         self.clock = clock
-        self.script_engine = ClockedScriptEngine(limits.script_cpu_ms, time_scale, timer_overrides, clock)
+        self.script_engine = ClockedScriptEngine(limits, time_scale, timer_overrides, clock)
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3

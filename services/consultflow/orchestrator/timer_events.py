@@ -30,6 +30,7 @@ from SpiffWorkflow.spiff.parser.event_parsers import (
 from SpiffWorkflow.task import Task
 
 from consultflow.platform.clock import WALL_CLOCK, Clock
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.scripting import ScriptEngine
 
 
@@ -38,12 +39,12 @@ class ClockedScriptEngine(ScriptEngine):
 
     def __init__(
         self,
-        script_time_limit_ms: int = 1000,
+        limits: Limits = DEFAULT_LIMITS,
         time_scale: float = 1.0,
         timer_overrides: Mapping[str, str] | None = None,
         clock: Clock = WALL_CLOCK,
     ) -> None:
-        super().__init__(script_time_limit_ms, time_scale, timer_overrides)
+        super().__init__(limits, time_scale, timer_overrides)
         self.clock = clock
 
 
