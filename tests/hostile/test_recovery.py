@@ -19,11 +19,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator.orm import (
@@ -50,8 +49,9 @@ LIMITS = Limits(step_failures_before_parking=3)
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'orchestrator.db'}"
+def db_url(database_url: str) -> str:
+    """SQLite, and PostgreSQL when configured (tests/conftest.py)."""
+    return database_url
 
 
 @pytest.fixture
@@ -286,6 +286,36 @@ def test_a_successful_step_resets_the_count(h: Harness) -> None:
         h.orchestrator.fail_job(job.job_key, retries=3, backoff_ms=0, message="busy")  # a step that works
     assert failures(h, instance) == 4
     assert parking_incident(h, instance) is None, "never 3 failures in a row"
+
+
+def test_a_step_after_failures_costs_no_more_statements_than_any_other(h: Harness) -> None:
+    """The hot path stays as it was: the count is reset with the row the step writes anyway."""
+    h.deploy(p=one_job())
+    healthy, recovered = h.start("p"), h.start("p")
+    good = stored_state(h, recovered)
+    set_state(h, recovered, CORRUPT)
+    for _ in range(2):
+        with pytest.raises(LoadFailed):
+            h.orchestrator.complete_job(h.job("crm.work", recovered).job_key, {})
+    set_state(h, recovered, good)
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()[:3]))
+
+    costs = {}
+    for instance in (healthy, recovered):
+        key = h.job("crm.work", instance).job_key
+        event.listen(h.db.engine, "before_cursor_execute", record)
+        try:
+            h.orchestrator.complete_job(key, {"done": True})
+        finally:
+            event.remove(h.db.engine, "before_cursor_execute", record)
+        costs[instance], statements[:] = list(statements), []
+    assert costs[recovered] == costs[healthy]
+    with h.db.read() as session:
+        waits = session.scalar(select(Instance.waits).where(Instance.instance_id == recovered))
+    assert waits is not None and "failures" not in waits, "the count was reset"
 
 
 def test_resolving_the_parking_incident_tries_again(h: Harness) -> None:
