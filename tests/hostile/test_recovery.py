@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +37,7 @@ from consultflow.orchestrator.orm import (
     UserTask,
 )
 from consultflow.orchestrator.parking import LoadFailed, Parked
+from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from consultflow.platform.limits import Limits
 from consultflow.platform.tables import outbox
@@ -44,6 +46,7 @@ from tests.support.identity import TESTER
 from tests.support.liveness import Background, answered_while
 from tests.support.orchestrator_harness import Harness
 from tests.support.polling import eventually
+from tests.support.regulation_world import FlowIndex, World
 
 LIMITS = Limits(step_failures_before_parking=3)
 
@@ -653,3 +656,37 @@ def test_a_message_thrown_before_its_engagement_was_cancelled_does_not_start_ris
     assert h.orchestrator.list_instances(process_id="risk")[0] == []
     with h.db.read() as session:
         assert session.scalar(select(Message.status).where(Message.name == "engagement.started")) == "DROPPED"
+
+
+def test_cancelling_a_real_engagement_that_does_not_load_cancels_its_risk_management(tmp_path: Path) -> None:
+    """The regulation's own diagrams: the engagement starts its risk management for its key (6.1.1)."""
+    world = World(tmp_path, FlowIndex.load())
+    try:
+        engagement = world.start(
+            "engagement",
+            "E-9",
+            engagement_id="E-9",
+            channel="email",
+            client_name="深圳照明 Shenzhen Lighting",
+            client_industry="manufacturing",
+            contact_name="陳女士 Ms Chen",
+            contact_email="chen@example.cn",
+            contact_phone="",
+            question="Can you help us enter the European market?",
+        )
+        risk = world.instance("risk_management")
+        assert (risk.business_key, risk.status) == ("E-9", "ACTIVE")
+        with UnitOfWork(world.db, "orchestrator") as uow:
+            uow.session.execute(
+                update(Instance)
+                .where(Instance.instance_id == engagement)
+                .values(state=CORRUPT, revision=Instance.revision + 1)
+            )
+            uow.commit()
+        world.orchestrator.cancel_instance(engagement, "client withdrew")
+        assert {row.process_id: row.status for row in world.instances()} == {
+            "engagement": "CANCELED",
+            "risk_management": "CANCELED",
+        }
+    finally:
+        world.close()
