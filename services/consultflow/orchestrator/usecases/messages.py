@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import MESSAGES, Instance, Message, Subscription
-from consultflow.orchestrator.parking import not_parked
+from consultflow.orchestrator.parking import Parked, not_parked
 from consultflow.orchestrator.records import InstanceStatus, MessageStatus, PublishOutcome
 from consultflow.orchestrator.step import Step, rowcount
 from consultflow.orchestrator.usecases.queries import list_definitions
@@ -156,7 +156,7 @@ def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | No
                 crash_point("orchestrator.message.correlated")
                 return PublishOutcome.CORRELATED, instance_id
             return PublishOutcome.DUPLICATE, ""
-        except (NotWaiting, NotFound):
+        except (NotWaiting, Parked, NotFound):  # it stopped waiting, or was parked, meanwhile
             continue
     return _start_by_message(
         host, message_key, message.name, message.correlation_key, variables, message.sender_instance_id
