@@ -275,6 +275,28 @@ def test_requests_on_a_parked_instance_are_refused_naming_its_incident(h: Harnes
     assert h.task("review", instance)
 
 
+def test_other_incidents_of_a_parked_instance_wait_for_its_parking_incident(h: Harness) -> None:
+    h.deploy(p=one_job())
+    instance = h.start("p")
+    job = h.job("crm.work", instance)
+    h.orchestrator.fail_job(job.job_key, retries=0, backoff_ms=0, message="no answer")
+    (job_incident,) = h.view(instance).incidents
+    good = stored_state(h, instance)
+    set_state(h, instance, CORRUPT)
+    for expected in (LoadFailed, LoadFailed, Parked):
+        with pytest.raises(expected):
+            h.orchestrator.complete_job(job.job_key, {})  # a late reply still reaches an incident's job
+    parking = parking_incident(h, instance)
+    assert parking is not None
+    with pytest.raises(Parked, match=parking.incident_id):
+        h.orchestrator.resolve_incident(job_incident.incident_id)
+    assert failures(h, instance) == 3, "refused before its workflow was loaded"
+    set_state(h, instance, good)
+    h.orchestrator.resolve_incident(parking.incident_id)
+    h.orchestrator.resolve_incident(job_incident.incident_id)
+    assert h.view(instance).incidents == [] and h.job("crm.work", instance)
+
+
 def test_a_successful_step_resets_the_count(h: Harness) -> None:
     h.deploy(p=one_job())
     instance = h.start("p")

@@ -10,7 +10,7 @@ from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import Incident
 from consultflow.orchestrator.parking import Parked
-from consultflow.orchestrator.records import JobStatus
+from consultflow.orchestrator.records import PARKING_KINDS, JobStatus
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -33,10 +33,12 @@ def resolve_incident(
         raise NotFound("incident", incident_id)
     if incident.resolved_at is not None:
         raise FailedPrecondition(f"incident {incident_id} is already resolved")
+    # Only the incident that parks an instance may step it while it is parked (its other incidents are
+    # refused before its workflow is loaded: it may be what fails).
     host.step(
         incident.instance_id,
         partial(resolve, incident_id=incident_id, retries=retries, actor=actor),
-        even_if_parked=True,
+        even_if_parked=incident.kind in PARKING_KINDS,
     )
 
 
