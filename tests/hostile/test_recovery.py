@@ -13,6 +13,7 @@ Each class asserts the outcome and, where hostile work goes on, that another cal
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -22,10 +23,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from sqlalchemy import event, func, select, update
 
 from consultflow.api.events.v1 import events_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from consultflow.orchestrator.app import build
 from consultflow.orchestrator.orm import (
     Incident,
     Instance,
@@ -39,14 +44,17 @@ from consultflow.orchestrator.orm import (
 from consultflow.orchestrator.parking import LoadFailed, Parked
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from consultflow.platform.grpcerrors import field_violations
 from consultflow.platform.limits import Limits
 from consultflow.platform.tables import outbox
 from tests.support.bpmn_builder import bpmn, field, form, message, service_task
-from tests.support.identity import TESTER
+from tests.support.components import ComponentThread, component_settings
+from tests.support.identity import TESTER, signed_channel
 from tests.support.liveness import Background, answered_while
 from tests.support.orchestrator_harness import Harness
 from tests.support.polling import eventually
 from tests.support.regulation_world import FlowIndex, World
+from tests.support.rpc import rpc_error
 
 LIMITS = Limits(step_failures_before_parking=3)
 
@@ -712,3 +720,33 @@ def test_cancelling_a_real_engagement_that_does_not_load_cancels_its_risk_manage
         }
     finally:
         world.close()
+
+
+def test_oversize_variables_are_refused_over_grpc_naming_the_field(tmp_path: Path, nats_url: str) -> None:
+    """What a remote caller sees: INVALID_ARGUMENT with the field in the status details, no value echoed."""
+    empty = tmp_path / "bpmn"
+    empty.mkdir()
+    settings = component_settings("orchestrator", tmp_path, nats_url, bpmn_dir=empty, limits=SMALL)
+    component = ComponentThread(settings, build).start()
+    try:
+        with signed_channel(component.address) as channel:
+            stub = pb_grpc.OrchestratorServiceStub(channel)
+            stub.DeployResources(
+                pb.DeployResourcesRequest(resources=[pb.Resource(name="p.bpmn", content=one_job())])
+            )
+            big = json.dumps({"brief": BIG})
+            errors = [
+                rpc_error(stub.CreateInstance, pb.CreateInstanceRequest(process_id="p", variables_json=big)),
+                rpc_error(
+                    stub.PublishMessage,
+                    pb.PublishMessageRequest(name="m", correlation_key="k", variables_json=big),
+                ),
+            ]
+            for error in errors:
+                details = error.details() if isinstance(error, grpc.Call) else ""
+                assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+                assert "'brief'" in details and "max_variable_bytes" in details
+                assert "xxxxxxxxxx" not in details
+                assert [f for f, _ in field_violations(error)] == ["variables_json"]
+    finally:
+        component.stop()
