@@ -55,8 +55,9 @@ class Limits:
     """Failed attempts at one instance's step before it is parked with an incident."""
 
     # requests (platform/db.py, platform/grpcserver.py)
-    db_busy_timeout_ms: int = 2000
-    """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE."""
+    db_busy_timeout_ms: int = 5000
+    """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE: above the
+    longest bounded step (engine time per step plus one script's budget, slowed by a busy CPU)."""
     max_queued_calls: int = 256
     """Calls a component accepts beyond its database threads; more are answered RESOURCE_EXHAUSTED."""
     max_pending_calls: int = 20_000
