@@ -206,28 +206,69 @@ def _record_an_inquiry(
     return created
 
 
-def _nats_pid(up_pid: int) -> int:
+def _pid_of(up_pid: int, command: str) -> int:
+    """The child of `consultflow up` whose command line contains `command`."""
     for pid in _children(up_pid):
-        if "nats-server" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:  # exited meanwhile
+            continue
+        if command in cmdline.replace(b"\0", b" ").decode(errors="replace"):
             return pid
-    raise AssertionError("no nats-server under consultflow up")
+    raise AssertionError(f"no {command} under consultflow up")
 
 
-def test_a_killed_nats_server_is_restarted_and_the_system_goes_on(tmp_path: Path) -> None:
-    """`consultflow up` supervises NATS like the components: same port, same users, same streams."""
+def test_killed_children_are_restarted_and_the_system_goes_on(tmp_path: Path) -> None:
+    """`consultflow up` supervises every child alike: nats-server (same port, users and streams), the
+    orchestrator and a service are killed outright, each is started again, says so, and a job runs."""
     process, endpoints = start_up(tmp_path / "data")
     pids = _children(process.pid)
     try:
-        killed = _nats_pid(process.pid)
-        os.kill(killed, signal.SIGKILL)
-        restarted = eventually(
-            lambda: next((p for p in _children(process.pid) if p != killed and p not in pids), None),
-            "consultflow up to start nats-server again",
+        victims = {
+            "nats": _pid_of(process.pid, "nats-server"),
+            "orchestrator": _pid_of(process.pid, "consultflow.orchestrator"),
+            "crm": _pid_of(process.pid, "consultflow.crm"),
+        }
+        for pid in victims.values():
+            os.kill(pid, signal.SIGKILL)
+        eventually(
+            lambda: len([p for p in _children(process.pid) if p not in pids]) == len(victims),
+            "consultflow up to start nats-server, the orchestrator and crm again",
             timeout=30,
         )
-        assert _nats_pid(process.pid) == restarted
+        for name, killed in victims.items():
+            command = {"nats": "nats-server"}.get(name, f"consultflow.{name}")
+            assert _pid_of(process.pid, command) != killed, name
+        for name in ("orchestrator", "crm"):
+            eventually(
+                lambda n=name: health_status(endpoints[n], Path(endpoints["ca"])) == 1,  # type: ignore[misc]
+                f"{name} to serve again",
+                timeout=60,
+            )
         with up_channel(endpoints, "orchestrator") as channel:
             _record_an_inquiry(pb_grpc.OrchestratorServiceStub(channel), "again", timeout=60)
+        _kill_until_given_up(process.pid, "consultflow.crm")
+        assert health_status(endpoints["orchestrator"], Path(endpoints["ca"])) == 1, "the rest keeps running"
     finally:
         if process.poll() is None:
             stop_up(process, [p for p in _children(process.pid)])
+    assert process.stdout is not None
+    output = process.stdout.read()
+    for name in victims:
+        assert f"{name} exited with -9; restarted" in output, output
+    assert "ERROR crm exited with -9 within 10s of its start, 5 times in a row: crash loop" in output, output
+
+
+def _kill_until_given_up(up_pid: int, command: str) -> None:
+    """Kills the child each time it comes back, until `consultflow up` stops bringing it back (the crash
+    loop limit: five deaths in a row within 10 s of a start, 0.5 + 1 + 2 + 4 s of back-off between)."""
+    deadline = time.monotonic() + 60
+    last_kill = time.monotonic()
+    while time.monotonic() - last_kill < 6:  # longer than the longest back-off (4 s) before giving up
+        assert time.monotonic() < deadline, f"{command} was restarted again and again"
+        try:
+            os.kill(_pid_of(up_pid, command), signal.SIGKILL)
+            last_kill = time.monotonic()
+        except AssertionError:
+            pass  # not running now: waiting out its back-off, or given up
+        time.sleep(0.05)

@@ -12,16 +12,31 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from consultflow.cli import outbox as outbox_cli
 from consultflow.cli import staff as staff_cli
-from consultflow.cli.system import LocalSystem
+from consultflow.cli.system import LocalSystem, SupervisionEvent
 
 
 def data_dir_default() -> Path:
     return Path(os.environ.get("CONSULTFLOW_DATA_DIR", ".consultflow"))
 
 
+def report_supervision(event: SupervisionEvent) -> None:
+    """One line per restart on the terminal of `consultflow up`; a crash loop in capitals, on stderr."""
+    stamp = time.strftime("%H:%M:%S")
+    if event.kind == "gave_up":
+        print(
+            f"{stamp} ERROR {event.name} {event.detail}; the rest keeps running — fix it and start "
+            "`consultflow up` again",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        print(f"{stamp} {event.name} {event.detail}", flush=True)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    """Runs NATS and every component until Ctrl-C or SIGTERM."""
+    """Runs NATS and every component until Ctrl-C or SIGTERM, restarting any that dies (`supervise`)."""
     stop = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -52,13 +67,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {name.ljust(width)}  {address}")
     print(f"\nendpoints: {args.data_dir / 'endpoints.json'}   logs: {args.data_dir / 'logs'}/")
     print("press Ctrl-C to stop\n", flush=True)
-    while not stop:
-        time.sleep(0.5)
-        for name in system.restart_crashed():
-            print(
-                f"{name} exited unexpectedly; restarted (see {args.data_dir / 'logs' / (name + '.log')})",
-                flush=True,
-            )
+    system.supervise(lambda: stop, interval=0.5, report=report_supervision)
     print("stopping …", flush=True)
     system.stop()
     print("stopped", flush=True)
@@ -130,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo-timers", action="store_true", help="shorten the diagrams' timers as `consultflow demo` does"
     )
     up.set_defaults(func=cmd_up)
+
+    outbox = commands.add_parser(
+        "outbox", help="list the messages the components set aside as unpublishable, or requeue one"
+    )
+    outbox.add_argument(
+        "--requeue", metavar="COMPONENT:SEQ", help="give one set-aside message back to its relay"
+    )
+    outbox.set_defaults(func=outbox_cli.run)
 
     token = commands.add_parser(
         "token", help="print a token of the local issuer (for grpcurl or another client)"

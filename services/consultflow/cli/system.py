@@ -1,8 +1,10 @@
 """Runs the whole system locally: an embedded nats-server and every component as a child process.
 
 Used by `consultflow up`, `consultflow demo` and the end-to-end tests. Children are started with
-PR_SET_PDEATHSIG so they die with their parent even if it is killed outright; a crashed child — nats-server
-included, on its port and with its users — is restarted.
+PR_SET_PDEATHSIG so they die with their parent even if it is killed outright. `supervise` is the one loop
+that restarts any child that dies — nats-server (on its port, with its users and streams) and every
+component — with a growing back-off, and gives up loudly on a child that keeps dying right after its start
+(a crash loop) instead of restarting it many times a second.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -26,13 +31,17 @@ import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consultflow import COMPONENTS
+from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
 from consultflow.platform.messaging import NatsCredentials, connect_options
 from consultflow.platform.nats_access import ADMIN, READER, provision
 from consultflow.platform.security import secure_channel
 
+log = logging.getLogger(__name__)
+
 ENDPOINTS_FILE = "endpoints.json"
 START_TIMEOUT_SECONDS = 90.0
+NATS = "nats"
 
 
 def nats_server_binary() -> str:
@@ -136,6 +145,41 @@ class Child:
     restarts: int = 0
 
 
+@dataclass(frozen=True)
+class Supervision:
+    """How `supervise` restarts children that die.
+
+    A child that dies within `stable_seconds` of its start counts as a quick crash; each quick crash in a
+    row doubles the wait before the next start (from `first_backoff_seconds` up to `max_backoff_seconds`),
+    and after `crash_loop_limit` quick crashes in a row the child is given up on: reported at ERROR with
+    its log's tail and left stopped, so a broken child cannot spin. A child that ran longer than
+    `stable_seconds` before dying is restarted at once: that is a crash, not a loop."""
+
+    first_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 30.0
+    stable_seconds: float = 10.0
+    crash_loop_limit: int = 5
+
+
+@dataclass
+class _Watch:
+    """What the supervisor knows about one child (nats-server included)."""
+
+    started_at: float
+    quick_crashes: int = 0
+    restart_at: float | None = None  # set while a dead child waits out its back-off
+    given_up: bool = False
+
+
+@dataclass(frozen=True)
+class SupervisionEvent:
+    """Something `supervise` did: restarted a child, is waiting to, or gave up on it."""
+
+    name: str
+    kind: str  # "restarted" | "waiting" | "gave_up" | "restart_failed"
+    detail: str
+
+
 @dataclass
 class LocalSystem:
     """NATS and every component on this machine, with their data under `data_dir`."""
@@ -150,6 +194,9 @@ class LocalSystem:
     children: dict[str, Child] = field(default_factory=dict)
     identity: LocalIdentity | None = None
     nats_users: LocalNatsUsers | None = None
+    supervision: Supervision = field(default_factory=Supervision)
+    _watches: dict[str, _Watch] = field(default_factory=dict)
+    _stopping: bool = False
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
         """Starts everything and waits until every gRPC health check answers SERVING."""
@@ -160,6 +207,7 @@ class LocalSystem:
             self.identity = LocalIdentity(self.data_dir / "identity")
         self.nats_users = LocalNatsUsers(self.data_dir / "identity" / "nats", self.identity.tls)
         self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log", self.nats_users)
+        self._watches[NATS] = _Watch(time.monotonic())
         self.provision_nats()
         for name in self.components:
             self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
@@ -177,11 +225,14 @@ class LocalSystem:
             "CONSULTFLOW_JOB_TIMEOUT_SECONDS", "60"
         )
         admin = self.nats_credentials(ADMIN)
+        limits = Limits.from_env({**os.environ, **self.extra_env})
 
         async def run() -> None:
-            nc = await nats.connect(self.nats_url, **connect_options(admin))
+            nc = await nats.connect(
+                self.nats_url, connect_timeout=5, max_reconnect_attempts=3, **connect_options(admin)
+            )
             try:
-                await provision(nc.jetstream(), job_ack_wait=float(timeout))
+                await provision(nc.jetstream(), job_ack_wait=float(timeout), limits=limits)
             finally:
                 await nc.close()
 
@@ -239,6 +290,7 @@ class LocalSystem:
             preexec_fn=_die_with_parent,
         )
         log.close()
+        self._watches[child.name] = _Watch(time.monotonic())
 
     def wait_serving(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -263,21 +315,126 @@ class LocalSystem:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def restart_crashed(self) -> list[str]:
-        """Restarts NATS and children that exited; returns their names."""
-        restarted = []
-        if self.nats is not None and self.nats.poll() is not None:
-            port = int(self.nats_url.rsplit(":", 1)[1])
-            logs = self.data_dir / "logs"
-            self.nats, url = start_nats(self.data_dir, logs / "nats.log", self.nats_users, port)
-            assert url == self.nats_url, f"nats-server came back on {url}, not {self.nats_url}"
-            restarted.append("nats")
+    def supervise_once(self, now: float | None = None) -> list[SupervisionEvent]:
+        """One look at every child: restarts the dead whose back-off is over, gives up on crash loops.
+
+        Returns what it did; `supervise` reports it. Never raises for a child that fails to start again:
+        that is one more crash of the same child."""
+        events: list[SupervisionEvent] = []
+        if self._stopping:
+            return events
+        if self.nats is not None:
+            events += self._look_after(NATS, self.nats, self._restart_nats, now)
         for child in self.children.values():
-            if child.process is not None and child.process.poll() is not None:
-                child.restarts += 1
-                self._spawn(child)
-                restarted.append(child.name)
-        return restarted
+            if child.process is not None:
+                events += self._look_after(child.name, child.process, partial(self._respawn, child), now)
+        return events
+
+    def supervise(
+        self,
+        stopping: Callable[[], bool],
+        interval: float = 0.2,
+        report: Callable[[SupervisionEvent], None] | None = None,
+    ) -> None:
+        """The supervision loop of `consultflow up` (and of the chaos test): until `stopping()`. Every
+        event goes to `report`, or to the log (a crash loop at ERROR, the rest at WARNING)."""
+        while not stopping():
+            for event in self.supervise_once():
+                if report is not None:
+                    report(event)
+                else:
+                    level = logging.ERROR if event.kind == "gave_up" else logging.WARNING
+                    log.log(level, "%s %s", event.name, event.detail)
+            time.sleep(interval)
+
+    def _look_after(
+        self, name: str, process: subprocess.Popen[bytes], restart: Callable[[], None], now: float | None
+    ) -> list[SupervisionEvent]:
+        code = process.poll()
+        if code is None:
+            return []
+        now = time.monotonic() if now is None else now
+        watch = self._watches.setdefault(name, _Watch(now))
+        if watch.given_up:
+            return []
+        policy = self.supervision
+        if watch.restart_at is None:  # just found dead
+            ran = now - watch.started_at
+            watch.quick_crashes = watch.quick_crashes + 1 if ran < policy.stable_seconds else 0
+            if watch.quick_crashes >= policy.crash_loop_limit:
+                watch.given_up = True
+                detail = (
+                    f"exited with {code} within {policy.stable_seconds:.0f}s of its start, "
+                    f"{watch.quick_crashes} times in a row: crash loop, not restarted again"
+                )
+                detail += f"; the last lines of {self._log_of(name)}:\n{self._tail_of(name)}"
+                return [SupervisionEvent(name, "gave_up", detail)]
+            delay = 0.0
+            if watch.quick_crashes:
+                delay = min(
+                    policy.first_backoff_seconds * 2 ** (watch.quick_crashes - 1), policy.max_backoff_seconds
+                )
+            watch.restart_at = now + delay
+            if delay > 0:
+                detail = f"exited with {code} {ran:.1f}s after its start; restarting in {delay:.1f}s"
+                return [SupervisionEvent(name, "waiting", detail)]
+        if now < watch.restart_at:
+            return []
+        crashes = watch.quick_crashes
+        try:
+            restart()
+        except Exception as error:  # e.g. nats-server's port taken: counts as another quick crash
+            self._watches[name] = _Watch(now, crashes)  # still dead: the next look counts a quick crash
+            return [SupervisionEvent(name, "restart_failed", str(error))]
+        self._watches[name] = _Watch(now, crashes)
+        detail = f"exited with {code}; restarted (see {self._log_of(name)})"
+        return [SupervisionEvent(name, "restarted", detail)]
+
+    def restart_pending(self) -> bool:
+        """Whether a child (nats-server included) is down and not given up on: it will be restarted."""
+        processes = [self.nats, *(c.process for c in self.children.values())]
+        names = [NATS, *self.children]
+        return any(
+            p is not None and p.poll() is not None and not self._watches.get(n, _Watch(0)).given_up
+            for n, p in zip(names, processes, strict=True)
+        )
+
+    def given_up(self) -> list[str]:
+        """The children the supervisor stopped restarting (crash loops)."""
+        return sorted(name for name, watch in self._watches.items() if watch.given_up)
+
+    def _restart_nats(self) -> None:
+        """nats-server again on its port, with its users and store; then the streams are checked and
+        brought to their configuration (idempotent), in case its store was lost with it — in a thread of
+        its own, so the supervision loop goes on restarting the others meanwhile."""
+        port = int(self.nats_url.rsplit(":", 1)[1])
+        self.nats, url = start_nats(self.data_dir, self._log_of(NATS), self.nats_users, port)
+        if url != self.nats_url:
+            self.nats.kill()
+            raise RuntimeError(f"nats-server came back on {url}, not {self.nats_url}")
+        threading.Thread(target=self._reprovision, name="nats-reprovision", daemon=True).start()
+
+    def _reprovision(self) -> None:
+        """Beside the supervision loop, which must not wait while JetStream recovers its store."""
+        try:
+            self.provision_nats()
+        except Exception as error:  # the server is up; the components' own check reports missing streams
+            log.warning("re-provisioning the restarted nats-server failed: %s", error)
+
+    def _respawn(self, child: Child) -> None:
+        child.restarts += 1
+        self._spawn(child)
+
+    def _log_of(self, name: str) -> Path:
+        if name == NATS:
+            return self.data_dir / "logs" / "nats.log"
+        return self.children[name].log_path
+
+    def _tail_of(self, name: str, lines: int = 20) -> str:
+        path = self._log_of(name)
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
     def restart(
         self, name: str, env: Mapping[str, str] | None = None, timeout: float = START_TIMEOUT_SECONDS
@@ -301,7 +458,9 @@ class LocalSystem:
             time.sleep(0.05)
 
     def stop(self, grace: float = 15.0) -> None:
-        """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed."""
+        """SIGTERM to every component, then NATS; whatever has not exited after `grace` is killed. The
+        supervisor restarts nothing from now on."""
+        self._stopping = True
         processes = [c.process for c in self.children.values() if c.process is not None]
         for process in processes:
             if process.poll() is None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
+from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import OrchestratorServicer
 from consultflow.orchestrator.status_messages import StatusMessageBridge, load_mappings
 from consultflow.platform.bootstrap import Context, Parts
-from consultflow.platform.errors import Conflict
+from consultflow.platform.errors import Conflict, DomainError
 from consultflow.platform.grpcserver import Registration
+from consultflow.platform.outbox import DeadLetter
 from consultflow.platform.scripting import load_timer_overrides
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,21 @@ SERVICE_NAME = "consultflow.api.orchestrator.v1.OrchestratorService"
 def bpmn_resources(folder: Path) -> dict[str, bytes]:
     """Every diagram and decision table in a folder, by file name."""
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".bpmn", ".dmn")}
+
+
+def job_not_published(orchestrator: Orchestrator, dead: DeadLetter) -> None:
+    """A job message the outbox set aside (it can never be published) becomes an incident on the job's
+    instance, as a job without retries would: the instance waits visibly instead of forever, and resolving
+    the incident publishes the job again. Other orchestrator messages (status events) stay set aside and
+    logged."""
+    if not dead.subject.startswith("jobs."):
+        return
+    job = events_pb2.JobActivated.FromString(dead.payload)
+    try:
+        message = f"its job message cannot be published: {dead.reason}"
+        orchestrator.fail_job(job.job_key, retries=0, backoff_ms=0, message=message)
+    except DomainError as error:  # the job no longer waits (completed, canceled): nothing to report on
+        log.warning("job %s of a dead outbox message: %s", job.job_key, error)
 
 
 def build(context: Context) -> Parts:
@@ -51,6 +69,7 @@ def build(context: Context) -> Parts:
                 [d.definition_id for d in result.definitions] or "nothing new",
                 settings.bpmn_dir,
             )
+    context.relay.on_dead_letter = partial(job_not_published, orchestrator)
     servicer = OrchestratorServicer(orchestrator)
     servicer.attach_loop(asyncio.get_running_loop())
     scheduler = Scheduler(orchestrator, context.executor)

@@ -43,12 +43,7 @@ from SpiffWorkflow.spiff.serializer.task_spec import (
     SpiffBpmnTaskConverter,
     UserTaskConverter,
 )
-from SpiffWorkflow.spiff.specs.defaults import (
-    ManualTask,
-    NoneTask,
-    ServiceTask,
-    UserTask,
-)
+from SpiffWorkflow.spiff.specs.defaults import ManualTask, NoneTask, ServiceTask, UserTask
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -67,7 +62,6 @@ from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.limits import Limits
 
 deep_walks.install()  # Spiff walks any depth; deep diagrams parse and start (see deep_walks.py)
-
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 MAX_RESOURCE_BYTES = 2 * 1024 * 1024
 DEFAULT_RETRIES = 3
@@ -380,8 +374,7 @@ class StartSchedule:
 
 
 def start_schedule(value: str, now: datetime, minimum_cycle_seconds: float = 0.0) -> StartSchedule:
-    """Reads a timer start event's evaluated expression: a date, a duration from now, or a cycle (its
-    interval held to `minimum_cycle_seconds`, see `recurring_interval`)."""
+    """Reads a timer start event's evaluated expression: a date, a duration from now, or a cycle (held)."""
     text = value.strip()
     upper = text.upper()
     if upper.startswith("R"):
@@ -425,6 +418,13 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                     sources.append((expression, "eval"))
             for param in (getattr(task_spec, "operation_params", None) or {}).values():
                 sources.append((param["value"], "eval"))
+            # timer, conditional and message payload expressions; multi-instance cardinality and condition
+            definition = getattr(task_spec, "event_definition", None)
+            expressions = ((definition, "expression"), (task_spec, "cardinality"), (task_spec, "condition"))
+            for owner, attr in expressions:
+                value = getattr(owner, attr, None)
+                if isinstance(value, str) and value.strip():
+                    sources.append((value, "eval"))
             problem = human_task_problem(task_spec) if isinstance(task_spec, HumanTask) else None
             if problem:
                 raise DeploymentError(resource, problem, element=task_spec.bpmn_id)

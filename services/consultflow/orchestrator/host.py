@@ -23,14 +23,16 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from consultflow.orchestrator import deep_walks, engine
+from consultflow.orchestrator import deep_walks, engine, parking
 from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
-from consultflow.orchestrator.records import Effects, InstanceStatus, Waits
+from consultflow.orchestrator.parking import Parked
+from consultflow.orchestrator.records import Effects, IncidentKind, InstanceStatus, Waits
+from consultflow.orchestrator.sizes import StateTooLarge
 from consultflow.orchestrator.step import InstanceRecord, Step, StepEnv
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
 from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.db import Database, UnitOfWork
-from consultflow.platform.errors import Conflict, NotFound
+from consultflow.platform.errors import Conflict, FailedPrecondition, NotFound, ResourceExhausted
 from consultflow.platform.faults import crash_point
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.security import operation_owners as parse_operation_owners
@@ -107,9 +109,7 @@ class InstanceHost:
         self.uow_factory = uow_factory
         self.clock = clock
         deep_walks.install(limits.max_path_length)
-        self.script_engine = ClockedScriptEngine(
-            limits.script_cpu_ms, time_scale, timer_overrides, clock, limits=limits
-        )
+        self.script_engine = ClockedScriptEngine(limits, time_scale, timer_overrides, clock)
         self.time_scale = time_scale
         self.job_timeout = job_timeout
         self.job_deadline = job_timeout * 3
@@ -172,8 +172,13 @@ class InstanceHost:
         with lock:
             yield
 
-    def step(self, instance_id: str, action: Callable[[Step], T]) -> T:
-        """Applies `action` to an instance as one durable step; retried on a concurrent change."""
+    def step(self, instance_id: str, action: Callable[[Step], T], *, even_if_parked: bool = False) -> T:
+        """Applies `action` to an instance as one durable step; retried on a concurrent change.
+
+        An engine error (not a refused request) is counted durably and parks the instance when it keeps
+        failing (parking.py); a parked instance refuses steps (`Parked`) unless `even_if_parked` (resolving
+        its incident, cancelling it).
+        """
         for attempt in range(MAX_STEP_RETRIES):
             with self._lock(instance_id):
                 try:
@@ -183,14 +188,15 @@ class InstanceHost:
                         record = InstanceRecord.load(uow.session.connection(), instance_id)
                         if record is None:
                             raise NotFound("instance", instance_id)
-                        workflow = self.workflow_for(
-                            record.instance_id, record.revision, record.state, record.definition_id
-                        )
+                        if record.waits.parked and not even_if_parked:
+                            raise Parked(instance_id, record.waits.parked)
+                        workflow = self._workflow_of(record)
                         step = Step(self.env, uow, record, workflow)
                         result = action(step)
                         if step.skipped:
                             self._cache.drop(instance_id)  # the action may have touched the live workflow
                             return result
+                        step.waits.failures = 0  # it succeeds: saved with the row, no statement of its own
                         step.finish()
                         crash_point("orchestrator.step.before_commit")
                         uow.commit()
@@ -201,12 +207,79 @@ class InstanceHost:
                     if attempt == MAX_STEP_RETRIES - 1:
                         raise Conflict(f"instance {instance_id} kept changing concurrently") from error
                     continue
-                except BaseException:
+                except StateTooLarge as error:
                     self._cache.drop(instance_id)
-                    raise
+                    failure = self._count_failure(instance_id, IncidentKind.STATE_TOO_LARGE, error.message)
+                    if failure is None or not failure.incident_id:
+                        raise
+                    raise ResourceExhausted(
+                        f"instance {instance_id}: {error.message}; the step was not written and the instance "
+                        f"is parked (incident {failure.incident_id})"
+                    ) from error
+                except BaseException as error:
+                    self._cache.drop(instance_id)
+                    if not parking.counts_as_failure(error):
+                        raise
+                    failure = self._count_failure(
+                        instance_id, IncidentKind.STEP_FAILED, engine.error_text(error)
+                    )
+                    if failure is None or not failure.incident_id:
+                        raise  # the caller sees the engine's error; the next attempt may park it
+                    detail = f"{failure.failures} steps failed in a row, the last with {type(error).__name__}"
+                    raise Parked(instance_id, failure.incident_id, detail) from error
             self.notify(step.effects)
             return result
         raise Conflict(f"instance {instance_id} kept changing concurrently")
+
+    def _workflow_of(self, record: InstanceRecord) -> BpmnWorkflow:
+        """The live workflow of the instance a step loaded; a stored state over the size limit (stored
+        before the limit, or the limit lowered since) is not loaded at all."""
+        limit = self.limits.max_instance_state_bytes
+        if len(record.state) > limit:
+            raise StateTooLarge("max_instance_state_bytes", limit, len(record.state), "the stored state")
+        try:
+            return self.workflow_for(record.instance_id, record.revision, record.state, record.definition_id)
+        except Exception as error:
+            if record.status != InstanceStatus.ACTIVE:
+                # A late reply to an instance that ended (cancelled without the engine, perhaps because
+                # its state does not load): nothing would change, so the request is refused, not failed.
+                status = record.status.lower()
+                raise FailedPrecondition(f"instance {record.instance_id} is {status}") from error
+            raise parking.LoadFailed(f"its workflow does not load: {engine.error_text(error)}") from error
+
+    def _count_failure(self, instance_id: str, kind: IncidentKind, reason: str) -> parking.Failure | None:
+        """Counts a failed step in a transaction of its own (the step's own was rolled back)."""
+        try:
+            with self.uow_factory() as uow:
+                failure = parking.record_failure(
+                    uow, instance_id, self.clock.now(), self.limits, kind, reason
+                )
+                uow.commit()
+        except Exception:
+            log.exception("instance %s: counting its failed step failed", instance_id)
+            return None
+        if failure is not None:
+            log.warning(
+                "instance %s: step failed (%d in a row)%s",
+                instance_id,
+                failure.failures,
+                f"; parked with incident {failure.incident_id}" if failure.newly_parked else "",
+            )
+            if failure.newly_parked:
+                self.notify(Effects(instances={instance_id}))
+        return failure
+
+    @contextmanager
+    def without_engine(self, instance_id: str) -> Iterator[UnitOfWork]:
+        """A change to an instance's rows that bypasses its workflow (cancelling one the engine cannot
+        load or step): under the instance's lock, with its cached workflow dropped."""
+        with self._lock(instance_id):
+            self._cache.drop(instance_id)
+            try:
+                with self.uow_factory() as uow:
+                    yield uow
+            finally:
+                self._cache.drop(instance_id)
 
     def start(
         self,

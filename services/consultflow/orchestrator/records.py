@@ -67,6 +67,12 @@ class IncidentKind(StrEnum):
     LIMIT_EXCEEDED = "LIMIT_EXCEEDED"  # a run-time limit (platform/limits.py) stopped a task; names it
     CORRELATION_ERROR = "CORRELATION_ERROR"  # a message's correlation expression failed
     ASSIGNMENT = "ASSIGNMENT"  # a user task's assignee or candidate-users expression failed or named no one
+    STEP_FAILED = "STEP_FAILED"  # the instance's steps kept failing (an engine error): it is parked
+    STATE_TOO_LARGE = "STATE_TOO_LARGE"  # a step would have stored more than a size limit allows: parked
+
+
+PARKING_KINDS = (IncidentKind.STEP_FAILED, IncidentKind.STATE_TOO_LARGE)
+"""Incidents that park their instance: while one is open, no timer, message or job redelivery touches it."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,11 @@ class Waits:
     timers: dict[str, str] = field(default_factory=dict)  # task id → due (ISO)
     subscriptions: set[tuple[str, str, str]] = field(default_factory=set)  # (task id, message, key)
     incidents: dict[str, tuple[str, str]] = field(default_factory=dict)  # incident id → (task id, job key)
+    # Steps that failed in a row (an engine error, not a refused request), counted in a transaction of their
+    # own; a step that succeeds resets it with the rest of this summary, so counting costs the hot path no
+    # statement. `parked`: the open incident (STEP_FAILED, STATE_TOO_LARGE) that parks the instance.
+    failures: int = 0
+    parked: str = ""
 
     @classmethod
     def loads(cls, text: str) -> Waits:
@@ -167,19 +178,23 @@ class Waits:
             timers=dict(data.get("timers", {})),
             subscriptions={(s[0], s[1], s[2]) for s in data.get("subscriptions", [])},
             incidents={k: (v[0], v[1]) for k, v in data.get("incidents", {}).items()},
+            failures=int(data.get("failures", 0)),
+            parked=str(data.get("parked", "")),
         )
 
     def dumps(self) -> str:
-        return json.dumps(
-            {
-                "jobs": sorted(self.jobs),
-                "user_tasks": sorted(self.user_tasks),
-                "timers": self.timers,
-                "subscriptions": sorted(self.subscriptions),
-                "incidents": self.incidents,
-            },
-            separators=(",", ":"),
-        )
+        data: dict[str, Any] = {
+            "jobs": sorted(self.jobs),
+            "user_tasks": sorted(self.user_tasks),
+            "timers": self.timers,
+            "subscriptions": sorted(self.subscriptions),
+            "incidents": self.incidents,
+        }
+        if self.failures:
+            data["failures"] = self.failures
+        if self.parked:
+            data["parked"] = self.parked
+        return json.dumps(data, separators=(",", ":"))
 
     def incident_for(self, task_id: str = "", job_key: str = "") -> str | None:
         for incident_id, (incident_task, incident_job) in self.incidents.items():

@@ -22,6 +22,7 @@ from nats.js.errors import NotFoundError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.messaging import STATUS_STREAM, MessagingNotProvisioned
 from consultflow.platform.nats_access import STATUS_DURABLE
 
@@ -92,6 +93,10 @@ class StatusMessageBridge:
                         await loop.run_in_executor(
                             self._executor, self._handle, message.subject, message.data
                         )
+                    except InvalidArgument as error:
+                        # The orchestrator will never take it (a variable over its size limit, a key too
+                        # long): retrying would only loop, so it is dropped and said so.
+                        log.error("status %s not delivered as a message: %s", message.subject, error.message)
                     except Exception:
                         log.exception("mapping %s to a message failed; will retry", message.subject)
                         await message.nak(delay=1.0)

@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import assignment, bounded_specs, engine
+from consultflow.orchestrator import assignment, bounded_specs, engine, sizes
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -749,16 +749,18 @@ class Step:
                 )
             self.conn.execute(INSERT_HISTORY, rows)
         waiting = sorted({engine.describe(t)[1] for t in waiting_for.active})
+        state = engine.dump_state(self.workflow)
+        variables = {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
+        variables_json = jsonutil.dumps(variables)
+        sizes.check_step(state, variables_json, variables, self.env.limits)  # never a giant row
         result = self.conn.execute(
             SAVE_INSTANCE,
             {
                 "p_instance_id": self.instance_id,
                 "p_revision": self.record.revision,
                 "p_new_revision": self.record.revision + 1,
-                "p_state": engine.dump_state(self.workflow),
-                "p_variables": jsonutil.dumps(
-                    {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
-                ),
+                "p_state": state,
+                "p_variables": variables_json,
                 "p_status": self.status,
                 "p_waiting_at": jsonutil.dumps(waiting),
                 "p_waits": self.waits.dumps(),

@@ -41,13 +41,12 @@ class ClockedScriptEngine(ScriptEngine):
 
     def __init__(
         self,
-        script_time_limit_ms: int = 1000,
+        limits: Limits = DEFAULT_LIMITS,
         time_scale: float = 1.0,
         timer_overrides: Mapping[str, str] | None = None,
         clock: Clock = WALL_CLOCK,
-        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
-        super().__init__(script_time_limit_ms, time_scale, timer_overrides)
+        super().__init__(limits, time_scale, timer_overrides)
         self.clock = clock
         self.limits = limits
 

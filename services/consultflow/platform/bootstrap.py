@@ -74,7 +74,15 @@ class Context:
         self.executor = executor
         self.nc = nc
         self.js = js
-        self.relay = OutboxRelay(db, js, executor)
+        credentials = settings.nats_credentials
+        self.relay = OutboxRelay(
+            db,
+            js,
+            executor,
+            nc=nc,
+            publisher=credentials.user if credentials is not None else None,
+            limits=settings.limits,
+        )
         self._channels: dict[str, grpc.Channel] = {}
         self._aio_channels: dict[str, grpc.aio.Channel] = {}
 

@@ -2,8 +2,9 @@
 
 SQLite (the embedded default) runs in WAL mode; write transactions start with BEGIN IMMEDIATE so two
 writers queue on the lock instead of failing half-way when a reader upgrades. A writer waits for the lock
-at most the busy timeout (`Limits.db_busy_timeout_ms`, 2 s by default: every write transaction is a bounded
-step, so a longer wait means the database is overloaded); then `busy_error` turns the failure into
+at most the busy timeout (`Limits.db_busy_timeout_ms`, 5 s by default: every write transaction is a bounded
+step — engine time per step plus at most one script's budget — so a longer wait means the database is
+overloaded); then `busy_error` turns the failure into
 `Unavailable` with a retry hint, which callers receive as UNAVAILABLE + RetryInfo, not INTERNAL.
 PostgreSQL is used as is; its lock, serialization and connection failures map the same way.
 """

@@ -55,14 +55,29 @@ class Limits:
     """Failed attempts at one instance's step before it is parked with an incident."""
 
     # requests (platform/db.py, platform/grpcserver.py)
-    db_busy_timeout_ms: int = 2000
-    """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE."""
+    db_busy_timeout_ms: int = 5000
+    """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE: above the
+    longest bounded step (engine time per step plus one script's budget, slowed by a busy CPU)."""
     max_queued_calls: int = 256
     """Calls a component accepts beyond its database threads; more are answered RESOURCE_EXHAUSTED."""
     max_pending_calls: int = 20_000
     """Calls gRPC holds before the server takes them; past this, gRPC itself drops some (CANCELLED)."""
     min_call_budget_ms: int = 50
     """A queued call whose deadline leaves less than this is answered UNAVAILABLE instead of started."""
+
+    # JetStream streams (platform/messaging.py, set by the provisioner) and the outbox (platform/outbox.py)
+    stream_max_message_bytes: int = 1_048_576
+    """The largest message either stream accepts (nats-server's max_payload is 1 MiB too)."""
+    jobs_stream_max_bytes: int = 1_073_741_824
+    """Bytes of jobs not yet taken by a worker; when full, new jobs wait in their outbox (discard new)."""
+    jobs_stream_max_messages: int = 1_000_000
+    """Jobs not yet taken by a worker; when full, new jobs wait in their outbox (discard new)."""
+    status_stream_max_bytes: int = 2_147_483_648
+    """Bytes of status events kept; beyond it the oldest are dropped (discard old)."""
+    status_stream_max_age_hours: float = 168.0
+    """How long status events are kept (7 days); older ones are dropped."""
+    outbox_publish_attempts: int = 10
+    """Refused publishes of one outbox row (NATS reachable) before it is set aside as dead."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Limits:

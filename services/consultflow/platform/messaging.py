@@ -4,6 +4,12 @@
 - STATUS (limits, 7 days): `status.<service>.<entity>.<event>`, read by anyone interested.
 Both de-duplicate by `Nats-Msg-Id` within a two-minute window, which makes outbox republishing safe.
 
+Both are bounded (`streams`, from `Limits`; docs/limits/streams.md): JOBS refuses new messages when full
+(discard new) — a job is work not yet done, so dropping the oldest would lose it; the refused publish stays
+in its outbox and is retried until the workers have caught up. STATUS is a history: when full (or older
+than its age limit) it drops its oldest events (discard old), sized so that the orchestrator's consumer,
+which reads it continuously, is never that far behind.
+
 Components never create or change streams or consumers: `nats_access.provision` does, once, with the admin
 identity (`consultflow up`, the Kubernetes provisioning Job). A component only checks that what it needs
 is there, so its NATS user needs no rights to mutate JetStream.
@@ -23,31 +29,64 @@ from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
+
 log = logging.getLogger(__name__)
 
 JOBS_STREAM = "JOBS"
 STATUS_STREAM = "STATUS"
 DUPLICATE_WINDOW_SECONDS = 120.0
 
-STREAMS = (
-    StreamConfig(
-        name=JOBS_STREAM,
-        subjects=["jobs.>"],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        discard=DiscardPolicy.OLD,
-    ),
-    StreamConfig(
-        name=STATUS_STREAM,
-        subjects=["status.>"],
-        retention=RetentionPolicy.LIMITS,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-        max_age=7 * 24 * 3600.0,
-        discard=DiscardPolicy.OLD,
-    ),
-)
+
+def streams(limits: Limits = DEFAULT_LIMITS) -> tuple[StreamConfig, ...]:
+    """The streams with their size limits: the one place they are declared (the provisioner applies it)."""
+    return (
+        StreamConfig(
+            name=JOBS_STREAM,
+            subjects=["jobs.>"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_bytes=limits.jobs_stream_max_bytes,
+            max_msgs=limits.jobs_stream_max_messages,
+            max_msg_size=limits.stream_max_message_bytes,
+            discard=DiscardPolicy.NEW,
+        ),
+        StreamConfig(
+            name=STATUS_STREAM,
+            subjects=["status.>"],
+            retention=RetentionPolicy.LIMITS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            max_age=limits.status_stream_max_age_hours * 3600.0,
+            max_bytes=limits.status_stream_max_bytes,
+            max_msg_size=limits.stream_max_message_bytes,
+            discard=DiscardPolicy.OLD,
+        ),
+    )
+
+
+STREAMS = streams()
+"""The streams with the default limits (their names and subjects never depend on the limits)."""
+
+
+def stream_of(subject: str) -> str | None:
+    """The stream that takes `subject`, or None: a message on no stream's subject can never be stored."""
+    for config in STREAMS:
+        if any(subject_matches(pattern, subject) for pattern in config.subjects or []):
+            return str(config.name)
+    return None
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: `*` is one token, a final `>` one or more."""
+    wanted, tokens = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(tokens) > index
+        if index >= len(tokens) or (token != "*" and token != tokens[index]):
+            return False
+    return len(tokens) == len(wanted)
 
 
 class MessagingNotProvisioned(RuntimeError):

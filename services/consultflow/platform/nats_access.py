@@ -31,6 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from consultflow import SERVICES
+from consultflow.platform.limits import Limits
 from consultflow.platform.messaging import (
     JOBS_STREAM,
     STATUS_STREAM,
@@ -38,6 +39,7 @@ from consultflow.platform.messaging import (
     NatsCredentials,
     connect_options,
     inbox_prefix,
+    streams,
 )
 
 log = logging.getLogger(__name__)
@@ -169,9 +171,13 @@ async def provision(
     services: Iterable[str] = SERVICES,
     job_ack_wait: float = DEFAULT_JOB_ACK_WAIT_SECONDS,
     replicas: int = 1,
+    limits: Limits | None = None,
 ) -> None:
-    """Creates the streams and durable consumers, or updates them to this configuration (admin only)."""
-    for base in STREAMS:
+    """Creates the streams and durable consumers, or updates them to this configuration (admin only).
+
+    An existing stream is updated in place, so changed size limits (`CONSULTFLOW_LIMIT_*_STREAM_*`) take
+    effect at the next provisioning without losing what the stream holds."""
+    for base in streams(Limits.from_env() if limits is None else limits):
         config = replace(base, num_replicas=replicas)
         try:
             await js.stream_info(str(config.name))
@@ -180,6 +186,7 @@ async def provision(
             log.info("created stream %s", config.name)
             continue
         await js.update_stream(config)
+        log.info("updated stream %s", config.name)
     for stream, consumer in consumers(services, job_ack_wait):
         await js.add_consumer(stream, consumer)  # creates, or updates the editable fields
         log.info("provisioned consumer %s on %s", consumer.durable_name, stream)

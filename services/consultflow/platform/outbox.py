@@ -4,6 +4,15 @@ Rows are written by `UnitOfWork.publish` in the same transaction as the change t
 relay publishes with `Nats-Msg-Id`, so a row published twice (a crash between publish and mark, or two
 replicas racing) is dropped by the stream's duplicate window: delivery is at-least-once, duplicates are
 filtered, nothing is lost.
+
+A row that can never be published is set aside ("dead": `dead_at`, with the reason in `last_error`)
+instead of being retried forever, and the relay goes on with the rows after it: at once when it can never
+fit (larger than the largest message NATS or the stream accepts, a subject no stream takes, a subject this
+component's NATS user may not publish to), else after `Limits.outbox_publish_attempts` refused publishes
+with a growing back-off. Refusals while NATS is unreachable, has no JetStream answering, or the stream is
+full (JOBS discards new messages) are transient: they are retried and never counted. Each dead row is
+logged at ERROR and handed to `on_dead_letter` (the orchestrator turns a dead job into an incident on its
+instance); `consultflow outbox` lists them.
 """
 
 from __future__ import annotations
@@ -12,19 +21,34 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import nats.errors
+from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import and_, delete, or_, select, update
+from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from consultflow.platform.db import Database
 from consultflow.platform.faults import crash_point
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
+from consultflow.platform.messaging import stream_of, subject_matches
+from consultflow.platform.nats_access import permissions
 from consultflow.platform.tables import outbox
 from consultflow.platform.timeutil import aware
 
 log = logging.getLogger(__name__)
+
+
+# JetStream's error codes for a message larger than the stream's max_msg_size, and for a full stream
+# (discard new: maximum messages or bytes exceeded).
+MESSAGE_TOO_LARGE = 10054
+STREAM_STORE_FAILED = 10077
+FIRST_RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +58,26 @@ class _Row:
     msg_id: str
     payload: bytes
     headers: dict[str, str]
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An outbox row set aside because it cannot be published, with the reason."""
+
+    seq: int
+    subject: str
+    msg_id: str
+    payload: bytes
+    reason: str
+
+
+class _Verdict:
+    """How one failed publish is treated."""
+
+    TRANSIENT = "transient"  # NATS away or busy, stream full: retry, never count
+    REFUSED = "refused"  # counted; dead after `outbox_publish_attempts`
+    NEVER = "never"  # can never succeed: dead at once
 
 
 class OutboxRelay:
@@ -47,9 +91,20 @@ class OutboxRelay:
         batch_size: int = 256,
         poll_seconds: float = 1.0,
         keep_sent: timedelta = timedelta(hours=1),
+        nc: Client | None = None,
+        publisher: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
+        """`nc` tells whether NATS is reachable (failures while it is not are never counted);
+        `publisher` is this component's NATS user, whose publish rights are checked before publishing
+        (None: an open server, as in some tests)."""
         self._db = db
         self._js = js
+        self._nc = nc
+        self._allowed = permissions(publisher).publish if publisher else None
+        self._limits = limits
+        self.on_dead_letter: Callable[[DeadLetter], None] | None = None
+        """Called (on an executor thread) for each row set aside, after it was marked dead."""
         self._executor = executor
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -90,35 +145,117 @@ class OutboxRelay:
             log.warning("final outbox flush failed; rows stay for the next start", exc_info=True)
 
     async def flush_once(self) -> tuple[int, datetime | None]:
-        """Publishes one batch of due rows; returns how many and when the next delayed row is due."""
+        """Publishes one batch of due rows; returns how many and when the next delayed row is due.
+
+        Rows that fail do not hold up the others: each is published, set aside or retried on its own."""
         rows, next_due = await self._loop.run_in_executor(self._executor, self._fetch_due)
         if not rows:
             await self._maybe_cleanup()
             return 0, next_due
+        dead: list[tuple[_Row, str]] = []
+        publishable: list[_Row] = []
+        for row in rows:
+            reason = self._never_publishable(row)
+            if reason is None:
+                publishable.append(row)
+            else:
+                dead.append((row, reason))
         results = await asyncio.gather(
-            *(self._js.publish(r.subject, r.payload, headers=r.headers) for r in rows),
+            *(self._js.publish(r.subject, r.payload, headers=r.headers) for r in publishable),
             return_exceptions=True,
         )
-        sent = [
-            r.seq for r, result in zip(rows, results, strict=True) if not isinstance(result, BaseException)
-        ]
-        failures = [result for result in results if isinstance(result, BaseException)]
+        sent: list[int] = []
+        refused: list[tuple[_Row, str]] = []
+        transient: list[BaseException] = []
+        for row, result in zip(publishable, results, strict=True):
+            if not isinstance(result, BaseException):
+                sent.append(row.seq)
+                continue
+            verdict = self._judge(result)
+            reason = f"{type(result).__name__}: {result}"
+            if verdict == _Verdict.NEVER:
+                dead.append((row, reason))
+            elif verdict == _Verdict.REFUSED and row.attempts + 1 >= self._limits.outbox_publish_attempts:
+                dead.append((row, f"refused {row.attempts + 1} times, last: {reason}"))
+            elif verdict == _Verdict.REFUSED:
+                refused.append((row, reason))
+            else:
+                transient.append(result)
         if sent:
             crash_point("outbox.after_publish")
             await self._loop.run_in_executor(self._executor, self._mark_sent, sent)
-        if failures:
-            log.warning("outbox: %d of %d publishes failed: %s", len(failures), len(rows), failures[0])
+        if refused:
+            await self._loop.run_in_executor(self._executor, self._mark_refused, refused)
+            log.warning(
+                "outbox: %d publishes refused, retried later (first: %s, %s)",
+                len(refused),
+                refused[0][0].subject,
+                refused[0][1],
+            )
+        for row, reason in dead:
+            await self._loop.run_in_executor(self._executor, self._set_aside, row, reason)
+        if transient:
+            log.warning("outbox: %d of %d publishes failed: %s", len(transient), len(rows), transient[0])
             await asyncio.sleep(0.2)
-        return len(sent), next_due
+        return len(sent) + len(dead), next_due
+
+    def _never_publishable(self, row: _Row) -> str | None:
+        """Why a row can never be published, known before trying; None when it may be."""
+        largest = self._limits.stream_max_message_bytes
+        server = getattr(self._nc, "max_payload", 0) if self._nc is not None else 0
+        if server:
+            largest = min(largest, server)
+        # The server counts headers too ("NATS/1.0\r\n", "key: value\r\n" each, a blank line), and closes
+        # the connection of a client that sends more than max_payload: never send it.
+        size = len(row.payload) + 12 + sum(len(k) + len(v) + 4 for k, v in row.headers.items())
+        if size > largest:
+            return (
+                f"its payload of {len(row.payload)} bytes exceeds the largest message NATS accepts "
+                f"({largest} bytes; limit stream_max_message_bytes and the server's max_payload)"
+            )
+        if stream_of(row.subject) is None:
+            return f"no stream takes the subject {row.subject}"
+        if self._allowed is not None and not any(subject_matches(p, row.subject) for p in self._allowed):
+            return f"this component's NATS user may not publish to {row.subject}"
+        return None
+
+    def _judge(self, error: BaseException) -> str:
+        if isinstance(error, nats.errors.MaxPayloadError):
+            return _Verdict.NEVER
+        if isinstance(error, APIError) and error.err_code == MESSAGE_TOO_LARGE:
+            return _Verdict.NEVER
+        if isinstance(error, APIError) and error.err_code == STREAM_STORE_FAILED:
+            return _Verdict.TRANSIENT  # the stream is full (discard new) until its consumers catch up
+        if isinstance(error, ServiceUnavailableError | NoStreamResponseError | nats.errors.NoRespondersError):
+            return _Verdict.TRANSIENT  # JetStream not answering (restarting, no leader yet)
+        if isinstance(
+            error,
+            nats.errors.ConnectionClosedError
+            | nats.errors.ConnectionDrainingError
+            | nats.errors.OutboundBufferLimitError
+            | nats.errors.ConnectionReconnectingError,
+        ):
+            return _Verdict.TRANSIENT
+        if self._nc is not None and not self._nc.is_connected:
+            return _Verdict.TRANSIENT
+        return _Verdict.REFUSED
 
     def _fetch_due(self) -> tuple[list[_Row], datetime | None]:
         now = datetime.now(UTC)
         with self._db.read() as session:
             due = session.execute(
-                select(outbox.c.seq, outbox.c.subject, outbox.c.msg_id, outbox.c.payload, outbox.c.headers)
+                select(
+                    outbox.c.seq,
+                    outbox.c.subject,
+                    outbox.c.msg_id,
+                    outbox.c.payload,
+                    outbox.c.headers,
+                    outbox.c.attempts,
+                )
                 .where(
                     and_(
                         outbox.c.sent_at.is_(None),
+                        outbox.c.dead_at.is_(None),
                         or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now),
                     )
                 )
@@ -127,7 +264,9 @@ class OutboxRelay:
             ).all()
             next_due = session.execute(
                 select(outbox.c.not_before)
-                .where(and_(outbox.c.sent_at.is_(None), outbox.c.not_before > now))
+                .where(
+                    and_(outbox.c.sent_at.is_(None), outbox.c.dead_at.is_(None), outbox.c.not_before > now)
+                )
                 .order_by(outbox.c.not_before)
                 .limit(1)
             ).scalar()
@@ -138,6 +277,7 @@ class OutboxRelay:
                 msg_id=r.msg_id,
                 payload=r.payload,
                 headers={**(json.loads(r.headers) if r.headers else {}), "Nats-Msg-Id": r.msg_id},
+                attempts=r.attempts or 0,
             )
             for r in due
         ]
@@ -146,6 +286,42 @@ class OutboxRelay:
     def _mark_sent(self, seqs: list[int]) -> None:
         with self._db.session() as session, session.begin():
             session.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))
+
+    def _mark_refused(self, refused: list[tuple[_Row, str]]) -> None:
+        """Counts a refusal and holds the row back a growing while (not before), so it does not spin."""
+        now = datetime.now(UTC)
+        with self._db.session() as session, session.begin():
+            for row, reason in refused:
+                delay = min(FIRST_RETRY_SECONDS * 2**row.attempts, MAX_RETRY_SECONDS)
+                session.execute(
+                    update(outbox)
+                    .where(outbox.c.seq == row.seq)
+                    .values(
+                        attempts=row.attempts + 1,
+                        last_error=reason[:4000],
+                        not_before=now + timedelta(seconds=delay),
+                    )
+                )
+
+    def _set_aside(self, row: _Row, reason: str) -> None:
+        """Marks the row dead (durably, with the reason), says so at ERROR, then tells `on_dead_letter`."""
+        with self._db.session() as session, session.begin():
+            session.execute(
+                update(outbox)
+                .where(outbox.c.seq == row.seq)
+                .values(dead_at=datetime.now(UTC), last_error=reason[:4000], attempts=row.attempts + 1)
+            )
+        log.error(
+            "outbox: message %s to %s set aside, it cannot be published: %s (`consultflow outbox` lists it)",
+            row.msg_id,
+            row.subject,
+            reason,
+        )
+        if self.on_dead_letter is not None:
+            try:
+                self.on_dead_letter(DeadLetter(row.seq, row.subject, row.msg_id, row.payload, reason))
+            except Exception:
+                log.exception("outbox: handling the dead message %s failed", row.msg_id)
 
     async def _maybe_cleanup(self) -> None:
         now = datetime.now(UTC)
@@ -160,3 +336,61 @@ class OutboxRelay:
             session.execute(
                 delete(outbox).where(and_(outbox.c.sent_at.is_not(None), outbox.c.sent_at < cutoff))
             )
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A dead outbox row as `consultflow outbox` shows it."""
+
+    seq: int
+    subject: str
+    msg_id: str
+    size: int
+    created_at: datetime
+    dead_at: datetime
+    attempts: int
+    reason: str
+
+
+def set_aside(db: Database) -> list[SetAside]:
+    """The rows the relay set aside, oldest first."""
+    with db.read() as session:
+        rows = session.execute(
+            select(
+                outbox.c.seq,
+                outbox.c.subject,
+                outbox.c.msg_id,
+                func.length(outbox.c.payload).label("size"),
+                outbox.c.created_at,
+                outbox.c.dead_at,
+                outbox.c.attempts,
+                outbox.c.last_error,
+            )
+            .where(outbox.c.dead_at.is_not(None))
+            .order_by(outbox.c.seq)
+        ).all()
+    return [
+        SetAside(
+            r.seq,
+            r.subject,
+            r.msg_id,
+            int(r.size or 0),
+            aware(r.created_at) or r.created_at,
+            aware(r.dead_at) or r.dead_at,
+            r.attempts,
+            r.last_error or "",
+        )
+        for r in rows
+    ]
+
+
+def requeue(db: Database, seq: int) -> bool:
+    """Gives a dead row to the relay again (after its cause was fixed, e.g. a limit raised); False when
+    no dead row has that number."""
+    with db.session() as session, session.begin():
+        result = session.execute(
+            update(outbox)
+            .where(and_(outbox.c.seq == seq, outbox.c.dead_at.is_not(None)))
+            .values(dead_at=None, attempts=0, not_before=None)
+        )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -1,241 +1,94 @@
 """Restricted evaluation of the scripts and conditions diagrams carry, so a deployed diagram cannot run
-arbitrary Python.
+arbitrary Python nor stop the engine.
 
-Code is compiled with RestrictedPython (no imports, no names or attributes starting with `_`, guarded
-attribute access and writes) and runs against an explicit allow-list of builtins. Two limits bound what
-remains: a CPU-time budget enforced by a trace function on Python-level execution, and guards on the
-operators and builtins that could otherwise spend unbounded time or memory inside C code (`**`, `*`, `<<`,
-`range`). A violation raises `ScriptViolation`; the engine turns it into an incident.
+Code is compiled with RestrictedPython plus guards on every operation that can grow a value
+(platform/sandbox_rules.py). What is trivially safe (no loops, comprehensions or definitions; calls only to
+functions and methods whose cost and output are bounded by their input) runs here, in-process and cheap:
+conditions, parameters and timer expressions run on every step. Everything else runs in a warm sandbox
+process (platform/sandbox.py) where the OS bounds CPU and memory, C code included. A violation raises
+`ScriptViolation` naming the limit; the engine turns it into an incident.
 """
 
 from __future__ import annotations
 
-import ast
-import math
-import operator
-import sys
-import time
-from collections.abc import Callable, Mapping, MutableMapping
-from datetime import date, datetime, timedelta, timezone
+import base64
+import json
+from collections.abc import Mapping, MutableMapping
+from datetime import date, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
-from types import CodeType, FrameType
-from typing import Any, ClassVar
+from typing import Any
+from uuid import UUID
 
-from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
-from RestrictedPython.Guards import (
-    full_write_guard,
-    guarded_iter_unpack_sequence,
-    guarded_unpack_sequence,
-    safer_getattr,
-)
-from RestrictedPython.transformer import RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-MAX_SEQUENCE = 100_000
-"""The longest string, list or range a script may build with `*` or `range`."""
-MAX_INT_BITS = 4096
-"""The largest integer (in bits) `**` and `<<` may produce."""
-
-
-class ScriptViolation(Exception):
-    """A diagram's script tried something it may not do, or ran out of its time budget."""
-
-
-class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy plus guarded `**`, `*` and `<<`."""
-
-    _GUARDED: ClassVar[dict[type, str]] = {ast.Pow: "**", ast.Mult: "*", ast.LShift: "<<"}
-
-    def visit_Import(self, node: ast.Import) -> ast.AST:
-        self.error(node, "import statements are not allowed")
-        return node
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
-        self.error(node, "import statements are not allowed")
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        node = self.node_contents_visit(node)
-        symbol = self._GUARDED.get(type(node.op))
-        if symbol is None:
-            return node
-        call = ast.Call(
-            func=ast.Name("_binop_", ast.Load()),
-            args=[ast.Constant(symbol), node.left, node.right],
-            keywords=[],
-        )
-        return ast.fix_missing_locations(ast.copy_location(call, node))
-
-
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else 0
-
-
-def _binop(symbol: str, left: Any, right: Any) -> Any:
-    if symbol == "**":
-        if (
-            isinstance(left, int)
-            and isinstance(right, int)
-            and right > 0
-            and abs(left) > 1
-            and right * abs(left).bit_length() > MAX_INT_BITS
-        ):
-            raise ScriptViolation(f"{left} ** {right} is too large")
-        return left**right
-    if symbol == "<<":
-        if isinstance(right, int) and right > MAX_INT_BITS:
-            raise ScriptViolation(f"<< {right} is too large")
-        return left << right
-    # "*": repetition of a sequence
-    for sequence, times in ((left, right), (right, left)):
-        if _size(sequence) and isinstance(times, int) and _size(sequence) * times > MAX_SEQUENCE:
-            raise ScriptViolation(f"a sequence longer than {MAX_SEQUENCE} items")
-    return left * right
-
-
-_INPLACE: dict[str, Callable[[Any, Any], Any]] = {
-    "+=": operator.add,
-    "-=": operator.sub,
-    "/=": operator.truediv,
-    "//=": operator.floordiv,
-    "%=": operator.mod,
-    "&=": operator.and_,
-    "|=": operator.or_,
-    "^=": operator.xor,
-    ">>=": operator.rshift,
-}
-
-
-def _inplacevar(op: str, left: Any, right: Any) -> Any:
-    if op in ("*=", "**=", "<<="):
-        return _binop(op[:-1], left, right)
-    if op not in _INPLACE:
-        raise ScriptViolation(f"operator {op} is not allowed")
-    return _INPLACE[op](left, right)
-
-
-def _range(*args: int) -> range:
-    result = range(*args)
-    if len(result) > MAX_SEQUENCE:
-        raise ScriptViolation(f"range longer than {MAX_SEQUENCE}")
-    return result
-
-
-def _getitem(container: Any, key: Any) -> Any:
-    return container[key]
-
-
-_BUILTINS: dict[str, Any] = dict(
-    {
-        "None": None,
-        "True": True,
-        "False": False,
-        "abs": abs,
-        "all": all,
-        "any": any,
-        "bool": bool,
-        "dict": dict,
-        "divmod": divmod,
-        "enumerate": enumerate,
-        "filter": filter,
-        "float": float,
-        "frozenset": frozenset,
-        "int": int,
-        "isinstance": isinstance,
-        "len": len,
-        "list": list,
-        "map": map,
-        "max": max,
-        "min": min,
-        "range": _range,
-        "reversed": reversed,
-        "round": round,
-        "set": set,
-        "sorted": sorted,
-        "str": str,
-        "sum": sum,
-        "tuple": tuple,
-        "zip": zip,
-        "ValueError": ValueError,
-        "KeyError": KeyError,
-        "Exception": Exception,
-    }
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
+from consultflow.platform.sandbox import SandboxPool, pool_for
+from consultflow.platform.sandbox_rules import (
+    Compiled,
+    ScriptViolation,
+    compile_source,
+    guards_for,
+    over,
+    result_variables,
 )
+from consultflow.platform.sandbox_rules import check as _check
 
-SCRIPT_GLOBALS: dict[str, Any] = {
-    "__builtins__": _BUILTINS,
-    "_getattr_": safer_getattr,
-    "_getitem_": _getitem,
-    "_getiter_": iter,
-    "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
-    "_unpack_sequence_": guarded_unpack_sequence,
-    "_write_": full_write_guard,
-    "_inplacevar_": _inplacevar,
-    "_binop_": _binop,
-    # Values diagrams may use: dates and exact decimals.
-    "Decimal": Decimal,
-    "date": date,
-    "datetime": datetime,
-    "timedelta": timedelta,
-    "timezone": timezone,
-    "math": math,
+__all__ = ["RestrictedEnvironment", "ScriptEngine", "ScriptViolation", "check"]
+
+_ERRORS: dict[str, type[Exception]] = {
+    e.__name__: e
+    for e in (
+        ArithmeticError,
+        AssertionError,
+        AttributeError,
+        Exception,
+        IndexError,
+        KeyError,
+        LookupError,
+        NameError,
+        OverflowError,
+        RecursionError,
+        RuntimeError,
+        StopIteration,
+        TypeError,
+        ValueError,
+        ZeroDivisionError,
+    )
 }
-"""What every script and condition sees besides the task's data."""
-
-
-@lru_cache(maxsize=4096)
-def _compile(source: str, mode: str) -> CodeType:
-    compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compiler(source.strip() if mode == "eval" else source, policy=_Policy)
-    if result.errors:
-        raise ScriptViolation("; ".join(result.errors))
-    code: CodeType | None = result.code
-    assert code is not None
-    return code
 
 
 def check(source: str, mode: str = "exec") -> None:
-    """Raises ScriptViolation when `source` would be refused at run time (used at deploy time)."""
-    _compile(source, mode)
-
-
-class _Budget:
-    """Stops Python-level execution once this thread has used `seconds` of CPU time."""
-
-    def __init__(self, seconds: float) -> None:
-        self._deadline = time.thread_time() + seconds
-        self._seconds = seconds
-
-    def _trace(self, frame: FrameType, event: str, arg: Any) -> Callable[..., Any] | None:
-        if time.thread_time() > self._deadline:
-            raise ScriptViolation(f"script used more than {self._seconds * 1000:.0f} ms of CPU time")
-        return self._trace
-
-    def run(self, fn: Callable[[], Any]) -> Any:
-        previous = sys.gettrace()
-        sys.settrace(self._trace)
-        try:
-            return fn()
-        finally:
-            sys.settrace(previous)
+    """Raises ScriptViolation when `source` would be refused at run time (used at deploy time): it does not
+    compile under the policy, or uses a name the sandbox does not provide (`open`, `eval`, `getattr`, ...).
+    """
+    _check(source, mode)
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
-    """A SpiffWorkflow script environment that evaluates task data with the restrictions above."""
+    """A SpiffWorkflow script environment: trivially safe code in-process, the rest in the sandbox pool."""
 
-    def __init__(self, time_limit_ms: int = 1000) -> None:
-        super().__init__(dict(SCRIPT_GLOBALS))
-        self._seconds = time_limit_ms / 1000
+    def __init__(self, limits: Limits = DEFAULT_LIMITS, pool: SandboxPool | None = None) -> None:
+        self.limits = limits
+        super().__init__(guards_for(limits).globals)
+        self._pool = pool
+
+    @property
+    def pool(self) -> SandboxPool:
+        if self._pool is None:
+            self._pool = pool_for(self.limits)
+        return self._pool
 
     def evaluate(
         self, expression: str, context: Mapping[str, Any], external_context: Mapping[str, Any] | None = None
     ) -> Any:
-        code = _compile(expression, "eval")
-        namespace = {**self.globals, **(external_context or {}), **context}
-        return _Budget(self._seconds).run(lambda: eval(code, namespace))
+        compiled = compile_source(expression, "eval")
+        if compiled.trivial:
+            namespace = {**self.globals, **(external_context or {}), **context}
+            return eval(compiled.code, namespace)
+        reply = self._run(compiled, context, external_context)
+        return reply.get("value")
 
     def execute(
         self,
@@ -243,21 +96,82 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
         context: MutableMapping[str, Any],
         external_context: Mapping[str, Any] | None = None,
     ) -> bool:
-        code = _compile(script, "exec")
-        namespace = {**self.globals, **(external_context or {}), **context}
-        _Budget(self._seconds).run(lambda: exec(code, namespace))
-        hidden = set(self.globals) | set(external_context or {})
-        result = {
-            key: value
-            for key, value in namespace.items()
-            if key not in hidden and not key.startswith("_") and not callable(value)
-        }
-        context.clear()
-        context.update(result)
+        compiled = compile_source(script, "exec")
+        external = external_context or {}
+        if compiled.trivial:
+            namespace = {**self.globals, **external, **context}
+            exec(compiled.code, namespace)
+            keep = set(context)
+            result = {
+                k: v
+                for k, v in result_variables(namespace, self.globals, keep).items()
+                if k in keep or k not in external
+            }
+            self._check_sizes(result, compiled)
+            context.clear()
+            context.update(result)
+            return True
+        reply = self._run(compiled, context, external)
+        for name in reply.get("deleted", []):
+            context.pop(name, None)
+        for name, value in reply.get("vars", {}).items():
+            if name in context or name not in external:
+                context[name] = value
         return True
+
+    def _run(
+        self, compiled: Compiled, context: Mapping[str, Any], external: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Runs `compiled` in the pool with the variables it names; raises what the script raised."""
+        variables = {n: context[n] for n in compiled.names if n in context}
+        for name in compiled.names:
+            if external and name in external and name not in context:
+                variables[name] = external[name]
+        reply = self.pool.run(compiled, variables, self.limits)
+        if "violation" in reply:
+            raise ScriptViolation(str(reply["violation"]), str(reply.get("limit", "")))
+        error = reply.get("error")
+        if isinstance(error, dict):
+            kind = _ERRORS.get(str(error.get("type")), Exception)
+            message = str(error.get("message", ""))
+            line = error.get("line")
+            suffix = f" (line {line})" if compiled.mode == "exec" and line else ""
+            if kind is Exception and error.get("type") != "Exception":
+                message = f"{error.get('type')}: {message}"
+            raise kind(message + suffix)
+        return reply
+
+    def _check_sizes(self, variables: Mapping[str, Any], compiled: Compiled) -> None:
+        """In-process results: every variable the script names, measured as JSON."""
+        for name in compiled.names & variables.keys():
+            value = variables[name]
+            if isinstance(value, int) and not isinstance(value, bool):
+                guards_for(self.limits).check_int(value)
+            try:
+                size = len(json.dumps(value, default=_plain, ensure_ascii=False).encode())
+            except (TypeError, ValueError) as exc:
+                raise ScriptViolation(f"variable {name} cannot be stored: {exc}") from exc
+            if size > self.limits.max_variable_bytes:
+                raise over(
+                    "max_variable_bytes",
+                    f"variable {name} is {size} bytes as JSON, more than {self.limits.max_variable_bytes}",
+                )
 
     def call_service(self, context: Any, **kwargs: Any) -> Any:
         raise ScriptViolation("service tasks are handed to workers, never called from a script")
+
+
+def _plain(value: Any) -> Any:
+    """How a stored value's size is measured: about as long as Spiff's serializer writes it."""
+    if isinstance(value, Decimal | UUID | timedelta):
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return list(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"a {type(value).__name__} is not a value a variable may hold")
 
 
 class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
@@ -267,11 +181,11 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
 
     def __init__(
         self,
-        time_limit_ms: int = 1000,
+        limits: Limits = DEFAULT_LIMITS,
         time_scale: float = 1.0,
         timer_overrides: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(environment=RestrictedEnvironment(time_limit_ms))
+        super().__init__(environment=RestrictedEnvironment(limits))
         self.time_scale = time_scale
         self.timer_overrides = dict(timer_overrides or {})
 

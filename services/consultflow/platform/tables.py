@@ -29,6 +29,12 @@ outbox = Table(
     # Not before this time (a job's retry back-off); NULL = at once.
     Column("not_before", DateTime(timezone=True), nullable=True),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    # Refused publishes so far (counted only while NATS was reachable) and the last reason.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    # Set aside: a message that can never be published (too large, a subject its user may not publish
+    # to, refused `outbox_publish_attempts` times). Kept, never retried, listed by `consultflow outbox`.
+    Column("dead_at", DateTime(timezone=True), nullable=True),
     Index("ix_outbox_unsent", "sent_at", "seq"),
 )
 """Messages to publish on NATS, written in the transaction of the change that caused them."""

@@ -9,7 +9,8 @@ from SpiffWorkflow.util.task import TaskState
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import Incident
-from consultflow.orchestrator.records import JobStatus
+from consultflow.orchestrator.parking import Parked
+from consultflow.orchestrator.records import PARKING_KINDS, JobStatus
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -32,14 +33,31 @@ def resolve_incident(
         raise NotFound("incident", incident_id)
     if incident.resolved_at is not None:
         raise FailedPrecondition(f"incident {incident_id} is already resolved")
-    host.step(incident.instance_id, partial(resolve, incident_id=incident_id, retries=retries, actor=actor))
+    # Only the incident that parks an instance may step it while it is parked (its other incidents are
+    # refused before its workflow is loaded: it may be what fails).
+    host.step(
+        incident.instance_id,
+        partial(resolve, incident_id=incident_id, retries=retries, actor=actor),
+        even_if_parked=incident.kind in PARKING_KINDS,
+    )
 
 
 def resolve(step: Step, incident_id: str, retries: int, actor: Caller | None = None) -> None:
     """A job's incident publishes the job again; a failed task is reset and runs again; anything else
-    (a correlation failure, an engine error) lets the engine try again."""
+    (a correlation failure, an engine error, a parked instance) lets the engine try again.
+
+    Resolving the incident that parks an instance un-parks it: if the engine fails again, the step is
+    rolled back and it stays parked. While it is parked, its other incidents wait for that one.
+    """
     if incident_id not in step.waits.incidents:
         return step.skip()
+    if step.waits.parked and incident_id != step.waits.parked:
+        raise Parked(step.instance_id, step.waits.parked, "its other incidents wait until it is un-parked")
+    if incident_id == step.waits.parked:
+        step.waits.parked = ""
+        step.history("instance.unparked", detail=incident_id)
+        step.effects.timers_changed = True  # its timers count again for the scheduler
+        step.effects.messages_pending = True  # and messages buffered for it may be delivered now
     change = Change(
         "incident.resolved", step.instance_id, step.record.business_key, incident_id, f"{retries=}"
     )

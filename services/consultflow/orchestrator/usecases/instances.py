@@ -2,22 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from consultflow.orchestrator import sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
-from consultflow.orchestrator.orm import Definition, Instance
-from consultflow.orchestrator.records import InstanceStatus
-from consultflow.orchestrator.step import Step
+from consultflow.orchestrator.orm import (
+    HISTORY,
+    INCIDENTS,
+    INSTANCES,
+    JOBS,
+    SUBSCRIPTIONS,
+    TIMERS,
+    USER_TASKS,
+    Definition,
+    Instance,
+)
+from consultflow.orchestrator.parking import Parked
+from consultflow.orchestrator.records import Effects, InstanceStatus, JobStatus, UserTaskStatus, Waits
+from consultflow.orchestrator.step import InstanceRecord, Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from consultflow.platform.identity import Caller
+
+log = logging.getLogger(__name__)
 
 MAX_BUSINESS_KEY_LENGTH = 255
 
@@ -49,6 +70,7 @@ def create_instance(
         raise InvalidArgument("version", "must be 0 (latest) or a positive version")
     if len(business_key) > MAX_BUSINESS_KEY_LENGTH:
         raise InvalidArgument("business_key", f"is longer than {MAX_BUSINESS_KEY_LENGTH} characters")
+    sizes.check_input(variables, host.limits, "variables_json")
     definition = definition_ref(host, process_id, version)
     if business_key:
         existing = instance_by_key(host, process_id, business_key)
@@ -96,6 +118,7 @@ def instance_by_key(host: InstanceHost, process_id: str, business_key: str) -> E
 
 MAX_CASCADE = 100
 """Instances cancelled with one request at most (an instance and those its messages started, in turn)."""
+MAX_REASON_LENGTH = 2000
 
 
 def cancel_instance(
@@ -104,8 +127,10 @@ def cancel_instance(
     """Cancels an instance, then every active instance of the same business key that its thrown messages
     started, and theirs in turn: an engagement's risk management would otherwise run on after the
     engagement was cancelled. An instance started for another key (a new engagement a referral started)
-    is a business of its own and stays."""
-    host.step(instance_id, partial(cancel, reason=reason, actor=actor))
+    is a business of its own and stays. Any active instance can be cancelled, whatever its state."""
+    if len(reason) > MAX_REASON_LENGTH:
+        raise InvalidArgument("reason", f"is longer than {MAX_REASON_LENGTH} characters")
+    cancel_one(host, instance_id, reason, actor)
     pending, seen = [instance_id], {instance_id}
     while pending and len(seen) <= MAX_CASCADE:
         parent = pending.pop(0)
@@ -130,10 +155,26 @@ def cancel_instance(
             seen.add(child)
             try:
                 cause = f"{parent} was cancelled: {reason}".rstrip(": ")
-                host.step(child, partial(cancel, reason=cause, actor=actor))
+                cancel_one(host, child, cause, actor)
             except FailedPrecondition:
                 continue  # it ended meanwhile
             pending.append(child)
+
+
+def cancel_one(host: InstanceHost, instance_id: str, reason: str, actor: Caller | None) -> None:
+    """Cancels one instance through its workflow; when the engine cannot (a parked instance, a state that
+    does not load, is over the size limit or fails to step), cancels its rows without the engine."""
+    try:
+        host.step(instance_id, partial(cancel, reason=reason, actor=actor))
+    except Parked:
+        cancel_without_engine(host, instance_id, reason, actor, "it is parked")
+    except ResourceExhausted as error:  # its state is, or would be, over the size limit
+        cancel_without_engine(host, instance_id, reason, actor, error.message)
+    except DomainError:
+        raise  # not active, not found, a concurrent change that kept winning
+    except Exception as error:
+        log.warning("instance %s: the engine failed to cancel it (%s)", instance_id, type(error).__name__)
+        cancel_without_engine(host, instance_id, reason, actor, f"the engine failed ({type(error).__name__})")
 
 
 def cancel(step: Step, reason: str, actor: Caller | None = None) -> None:
@@ -150,3 +191,85 @@ def cancel(step: Step, reason: str, actor: Caller | None = None) -> None:
     )
     for incident_id in list(step.waits.incidents):
         step.resolve_incidents(incident_id=incident_id)
+
+
+def cancel_without_engine(
+    host: InstanceHost, instance_id: str, reason: str, actor: Caller | None, cause: str
+) -> None:
+    """Cancels an instance's rows in one transaction, never loading its workflow: what a cancel through
+    the engine writes (status, jobs and user tasks closed, timers and subscriptions gone, incidents
+    resolved, history, audit, the `instance.canceled` event), for an instance the engine cannot step. Its
+    stored state stays as it was (an ended instance's state is never loaded again)."""
+    with host.without_engine(instance_id) as uow:
+        conn = uow.session.connection()
+        record = InstanceRecord.load(conn, instance_id)
+        if record is None:
+            raise NotFound("instance", instance_id)
+        if record.status != InstanceStatus.ACTIVE:
+            raise FailedPrecondition(f"instance {instance_id} is {record.status.lower()}, not active")
+        now = host.clock.now()
+        history: list[tuple[str, str]] = []
+        open_jobs = JOBS.c.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT))
+        for key in conn.scalars(select(JOBS.c.job_key).where(JOBS.c.instance_id == instance_id, open_jobs)):
+            history.append(("job.canceled", key))
+        conn.execute(
+            update(JOBS)
+            .where(JOBS.c.instance_id == instance_id, open_jobs)
+            .values(status=JobStatus.CANCELED, updated_at=now)
+        )
+        open_tasks = (USER_TASKS.c.instance_id == instance_id, USER_TASKS.c.status == UserTaskStatus.OPEN)
+        for task_id in conn.scalars(select(USER_TASKS.c.user_task_id).where(*open_tasks)):
+            history.append(("usertask.canceled", task_id))
+        conn.execute(
+            update(USER_TASKS).where(*open_tasks).values(status=UserTaskStatus.CANCELED, completed_at=now)
+        )
+        conn.execute(delete(TIMERS).where(TIMERS.c.instance_id == instance_id))
+        conn.execute(delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.instance_id == instance_id))
+        open_incidents = (INCIDENTS.c.instance_id == instance_id, INCIDENTS.c.resolved_at.is_(None))
+        for incident_id in conn.scalars(select(INCIDENTS.c.incident_id).where(*open_incidents)):
+            history.append(("incident.resolved", incident_id))
+            uow.emit("incident.resolved", incident_id, {"instance_id": instance_id}, record.correlation)
+        conn.execute(update(INCIDENTS).where(*open_incidents).values(resolved_at=now))
+        history.append(("instance.canceled", f"{reason} (cancelled without the engine: {cause})"))
+        change = Change("instance.canceled", instance_id, record.business_key, detail=reason)
+        audit.record(uow.session, actor, change, now)
+        summary = {
+            "instance_id": instance_id,
+            "process_id": record.process_id,
+            "definition_id": record.definition_id,
+            "business_key": record.business_key,
+            "status": str(InstanceStatus.CANCELED),
+        }
+        uow.emit("instance.canceled", instance_id, {**summary, "reason": reason}, record.correlation)
+        seq = record.history_seq
+        rows = []
+        for kind, detail in history:
+            seq += 1
+            rows.append(
+                {
+                    "instance_id": instance_id,
+                    "sequence": seq,
+                    "time": now,
+                    "type": kind,
+                    "element_id": "",
+                    "element_name": "",
+                    "detail": detail[:2000],
+                }
+            )
+        conn.execute(insert(HISTORY), rows)
+        conn.execute(
+            update(INSTANCES)
+            .where(INSTANCES.c.instance_id == instance_id)
+            .values(
+                status=InstanceStatus.CANCELED,
+                revision=INSTANCES.c.revision + 1,
+                waits=Waits().dumps(),
+                waiting_at="[]",
+                open_incidents=0,
+                history_seq=seq,
+                updated_at=now,
+                ended_at=now,
+            )
+        )
+        uow.commit()
+    host.notify(Effects(instances={instance_id}, timers_changed=True))

@@ -11,10 +11,11 @@ from typing import Any
 from SpiffWorkflow.task import Task
 from sqlalchemy import select
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import JobRecord
+from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.records import IncidentKind, JobRow, JobStatus, OpenJob, instance_of
 from consultflow.orchestrator.step import Step
 from consultflow.platform import policy
@@ -108,6 +109,7 @@ def _refuse_unless_waiting(job: OpenJob) -> None:
 def complete_job(
     host: InstanceHost, job_key: str, variables: Mapping[str, Any], actor: Caller | None = None
 ) -> None:
+    sizes.check_input(variables, host.limits, "variables_json")
     _with_open_job(host, job_key, partial(complete, variables=variables), actor)
 
 
@@ -195,6 +197,7 @@ def throw_error(
 ) -> None:
     if not code:
         raise InvalidArgument("error_code", "is required")
+    sizes.check_input(variables, host.limits, "variables_json")
     _with_open_job(host, job_key, partial(throw, code=code, message=message, variables=variables), actor)
 
 
@@ -225,13 +228,17 @@ def throw(step: Step, job: OpenJob, code: str, message: str, variables: Mapping[
 
 def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200) -> int:
     """Republishes jobs no worker answered before their deadline (JetStream redelivers too; this covers a
-    message that left the stream without a reply)."""
+    message that left the stream without a reply). A parked instance's jobs wait until it is un-parked."""
     now = host.clock.now()
     with host.db.read() as session:
         keys = list(
             session.scalars(
                 select(JobRecord.job_key)
-                .where(JobRecord.status == JobStatus.ACTIVATABLE, JobRecord.deadline < now)
+                .where(
+                    JobRecord.status == JobStatus.ACTIVATABLE,
+                    JobRecord.deadline < now,
+                    not_parked(JobRecord.instance_id),
+                )
                 .order_by(JobRecord.deadline)
                 .limit(limit)
             )

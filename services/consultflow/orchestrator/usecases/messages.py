@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
-from consultflow.orchestrator.orm import MESSAGES, Message, Subscription
-from consultflow.orchestrator.records import MessageStatus, PublishOutcome
+from consultflow.orchestrator.orm import MESSAGES, Instance, Message, Subscription
+from consultflow.orchestrator.parking import Parked, not_parked
+from consultflow.orchestrator.records import InstanceStatus, MessageStatus, PublishOutcome
 from consultflow.orchestrator.step import Step, rowcount
 from consultflow.orchestrator.usecases.queries import list_definitions
 from consultflow.platform import jsonutil
@@ -31,6 +32,8 @@ MESSAGE_ID_RETENTION = timedelta(days=1)
 """How long a message id is remembered for de-duplication after it was correlated."""
 MAX_CANDIDATES = 20
 """Subscriptions tried per message, oldest first."""
+MAX_KEY_LENGTH = 255
+"""A message's name, correlation key and id are stored in columns of this width."""
 
 
 @dataclass(frozen=True)
@@ -40,8 +43,11 @@ class PublishResult:
     message_key: str = ""
 
 
-class NotWaiting(Exception):
-    """The subscription's task stopped waiting between lookup and delivery."""
+class NotWaiting(FailedPrecondition):
+    """The subscription's task stopped waiting between lookup and delivery (a refusal, not a failure)."""
+
+    def __init__(self) -> None:
+        super().__init__("the subscription's task no longer waits")
 
 
 class AlreadyTaken(Exception):
@@ -59,8 +65,12 @@ def publish_message(
     """Correlates a message now, starts an instance with it, buffers it for `ttl`, or drops it."""
     if not name:
         raise InvalidArgument("name", "is required")
+    for field, value in (("name", name), ("correlation_key", correlation_key), ("message_id", message_id)):
+        if len(value) > MAX_KEY_LENGTH:
+            raise InvalidArgument(field, f"is longer than {MAX_KEY_LENGTH} characters")
     if ttl < timedelta(0):
         raise InvalidArgument("ttl_seconds", "must not be negative")
+    sizes.check_input(variables, host.limits, "variables_json")
     now = host.clock.now()
     key = str(uuid.uuid4())
     with host.uow_factory() as uow:
@@ -124,6 +134,7 @@ def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | No
                 .where(
                     Subscription.message_name == message.name,
                     Subscription.correlation_key == message.correlation_key,
+                    not_parked(Subscription.instance_id),  # a parked instance's messages wait for it
                 )
                 .order_by(Subscription.created_at)
                 .limit(MAX_CANDIDATES)
@@ -145,7 +156,7 @@ def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | No
                 crash_point("orchestrator.message.correlated")
                 return PublishOutcome.CORRELATED, instance_id
             return PublishOutcome.DUPLICATE, ""
-        except (NotWaiting, NotFound):
+        except (NotWaiting, Parked, NotFound):  # it stopped waiting, or was parked, meanwhile
             continue
     return _start_by_message(
         host, message_key, message.name, message.correlation_key, variables, message.sender_instance_id
@@ -196,6 +207,12 @@ def _start_by_message(
     ]
     if not definitions:
         return None, ""
+    if sender and _cancelled_with_key(host, sender, key):
+        # Thrown before its sender was cancelled: what it would start for the same key (an engagement's
+        # risk management) would have been cancelled with it, so it is not started at all.
+        _mark_message(host, message_key, MessageStatus.DROPPED)
+        log.info("message %s not started: its sender %s was cancelled", message_key, sender)
+        return PublishOutcome.DROPPED, ""
     definition = DefinitionRef(definitions[0].definition_id, definitions[0].process_id)
     first = partial(
         deliver_to_start_event,
@@ -215,6 +232,14 @@ def _start_by_message(
     except IntegrityError:
         return None, ""  # an instance with this key exists already and does not wait for it
     return PublishOutcome.STARTED, instance_id
+
+
+def _cancelled_with_key(host: InstanceHost, instance_id: str, key: str) -> bool:
+    with host.db.read() as session:
+        row = session.execute(
+            select(Instance.status, Instance.business_key).where(Instance.instance_id == instance_id)
+        ).first()
+    return row is not None and row.status == InstanceStatus.CANCELED and bool(key) and row.business_key == key
 
 
 def deliver_to_start_event(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,12 +13,14 @@ from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
-from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus
+from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus, Waits
 from consultflow.platform import policy
 from consultflow.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.identity import Caller
 from consultflow.platform.paging import Page
 from consultflow.platform.policy import Role
+
+log = logging.getLogger(__name__)
 
 MAX_HISTORY_PER_READ = 500
 
@@ -90,13 +93,23 @@ def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -
             query = query.where(HistoryEvent.sequence > row.history_seq - history_limit)
         history = list(session.scalars(query.order_by(HistoryEvent.sequence)))
     active: list[ActiveElementView] = []
-    if row.status == InstanceStatus.ACTIVE:
-        workflow = host.workflow_for(row.instance_id, row.revision, row.state, row.definition_id)
+    if row.status == InstanceStatus.ACTIVE and _loadable(host, row):
+        try:
+            workflow = host.workflow_for(row.instance_id, row.revision, row.state, row.definition_id)
+        except Exception as exc:  # its steps fail too, and park it: the rest of the view still answers
+            log.warning("instance %s: its workflow does not load (%s)", row.instance_id, type(exc).__name__)
+            return InstanceView(row, active, jobs, tasks, incidents, history)
         for task in engine.snapshot(workflow).active:
             element_id, name, kind = engine.describe(task)
             state = TaskState.get_name(task.state)
             active.append(ActiveElementView(element_id, name, kind, state, engine.task_process_id(task)))
     return InstanceView(row, active, jobs, tasks, incidents, history)
+
+
+def _loadable(host: InstanceHost, row: Instance) -> bool:
+    """Whether showing where an instance is may load its workflow: not a parked one (it may be poison),
+    not one whose stored state is over the size limit."""
+    return not Waits.loads(row.waits).parked and len(row.state) <= host.limits.max_instance_state_bytes
 
 
 def history_after(host: InstanceHost, instance_id: str, after: int) -> tuple[list[HistoryEvent], str]:

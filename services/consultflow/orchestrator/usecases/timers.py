@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
+from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
 from consultflow.platform.faults import crash_point
 from consultflow.platform.timeutil import aware
@@ -34,7 +35,13 @@ def next_timer_due(host: InstanceHost) -> datetime | None:
     """The earliest due time of any timer or timer start event (the scheduler sleeps until then)."""
     with host.db.read() as session:
         candidates = [
-            aware(session.scalar(select(func.min(Timer.due_at)))),
+            # the earliest in due order that no parked instance holds (a parked one's overdue timer would
+            # otherwise wake the scheduler without pause)
+            aware(
+                session.scalar(
+                    select(Timer.due_at).where(not_parked(Timer.instance_id)).order_by(Timer.due_at).limit(1)
+                )
+            ),
             aware(session.scalar(select(func.min(StartTimer.due_at)))),
         ]
     due = [c for c in candidates if c is not None]
@@ -47,7 +54,10 @@ def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
     with host.db.read() as session:
         instance_ids = list(
             session.scalars(
-                select(Timer.instance_id).where(Timer.due_at <= now).group_by(Timer.instance_id).limit(limit)
+                select(Timer.instance_id)
+                .where(Timer.due_at <= now, not_parked(Timer.instance_id))
+                .group_by(Timer.instance_id)
+                .limit(limit)
             )
         )
     fired = 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.forms import validate_form
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import UserTask
@@ -60,6 +60,7 @@ def complete_user_task(
     """The person who holds the task submits its form; they are recorded as the one who completed it."""
     if not user_task_id:
         raise InvalidArgument("user_task_id", "is required")
+    sizes.check_input(values, host.limits)  # a form's fields are its variables: the error names the field
     with host.db.read() as session:
         row = session.get(UserTask, user_task_id)
     if row is None:
