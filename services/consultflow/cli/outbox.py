@@ -1,5 +1,5 @@
 """`consultflow outbox`: the messages each component's outbox relay set aside because they cannot be
-published (docs/limits/streams.md), and putting one back once its cause is fixed.
+published (docs/limits.md), and putting one back once its cause is fixed.
 
 Reads the components' databases directly (as `consultflow up` lays them out, or as
 `CONSULTFLOW_<COMPONENT>_DATABASE_URL` says), so it works while the system is down too."""

@@ -1,4 +1,4 @@
-"""What a deploy refuses about a process's shape, and why (docs/limits/deploy.md).
+"""What a deploy refuses about a process's shape, and why (docs/limits.md).
 
 A diagram is code an analyst wrote; some shapes can only hurt the engine: a path too long for the
 engine to walk, sub-processes nested too deep, a loop that can neither wait nor leave (it would spin for

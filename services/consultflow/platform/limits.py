@@ -39,7 +39,7 @@ class Limits:
     """Engine tasks one transaction runs before the rest continues in a later transaction."""
     max_step_engine_ms: int = 250
     """Engine time one transaction may spend before the rest continues in a later transaction."""
-    max_instance_tasks: int = 20_000
+    max_instance_tasks: int = 10_000
     """Tasks an instance may hold in total (like a history length limit)."""
     max_call_depth: int = 16
     """Call activities nested inside each other."""

@@ -4,7 +4,7 @@
 - STATUS (limits, 7 days): `status.<service>.<entity>.<event>`, read by anyone interested.
 Both de-duplicate by `Nats-Msg-Id` within a two-minute window, which makes outbox republishing safe.
 
-Both are bounded (`streams`, from `Limits`; docs/limits/streams.md): JOBS refuses new messages when full
+Both are bounded (`streams`, from `Limits`; docs/limits.md): JOBS refuses new messages when full
 (discard new) — a job is work not yet done, so dropping the oldest would lose it; the refused publish stays
 in its outbox and is retried until the workers have caught up. STATUS is a history: when full (or older
 than its age limit) it drops its oldest events (discard old), sized so that the orchestrator's consumer,
