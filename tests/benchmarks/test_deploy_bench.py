@@ -73,7 +73,7 @@ def test_deploy_checks_cost() -> None:
             f"{biggest}: whole parse_resources (with checks)",
             median_ms(
                 lambda: engine.parse_resources(
-                    {biggest: diagrams[biggest], **decisions}, limits=DEFAULT_LIMITS
+                    {biggest: diagrams[biggest], **decisions}, checks=DEFAULT_LIMITS
                 ),
                 5,
             ),

@@ -59,7 +59,7 @@ from consultflow.orchestrator.timer_events import (
 )
 from consultflow.platform.decisions import DecisionTable, DecisionTableError, TableEngine, read_decision
 from consultflow.platform.errors import InvalidArgument
-from consultflow.platform.limits import Limits
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 
 deep_walks.install()  # Spiff walks any depth; deep diagrams parse and start (see deep_walks.py)
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
@@ -269,18 +269,18 @@ def parse_xml(name: str, content: bytes) -> Any:
 
 
 def parse_resources(
-    resources: Mapping[str, bytes], time_check: bool = True, limits: Limits | None = None
+    resources: Mapping[str, bytes], checks: Limits | None = DEFAULT_LIMITS
 ) -> dict[str, ProcessSpecs]:
     """Parses BPMN and DMN resources together and returns every executable process with what it calls.
 
-    With `limits` (a deploy), the shape of every process is checked first (structure.py); without them
-    (stored versions read again) nothing deployed before is refused because a limit changed since.
+    `checks` (a deploy) checks every process's shape (structure.py) and scripts; None (a stored version
+    read again) refuses nothing deployed before because a limit or the sandbox changed since.
     Raises DeploymentError naming the resource, element and line of the first problem.
     """
     parser = WorkflowParser(validator=VALIDATOR)
     bpmn_names: list[str] = []
     trees = {name: parse_xml(name, content) for name, content in sorted(resources.items())}
-    if limits is not None and (shape := structure.first_problem(trees, limits)) is not None:
+    if checks is not None and (shape := structure.first_problem(trees, checks)) is not None:
         raise DeploymentError(shape.resource, shape.text, element=shape.element, line=shape.line)
     for name, tree in trees.items():
         try:
@@ -315,7 +315,8 @@ def parse_resources(
             parser.get_process_parser(p).filename for p in subprocess_specs if parser.get_process_parser(p)
         }
         used |= {n for n in resources if n.endswith(".dmn")}
-        _check_scripts(spec, subprocess_specs, resource_name)
+        if checks is not None:
+            _check_scripts(spec, subprocess_specs, resource_name)
         for shared in (spec, *subprocess_specs.values()):
             trigger_without_changing_the_spec(shared)
         result[process_id] = ProcessSpecs(
@@ -352,10 +353,9 @@ def _deployment_error(exc: ValidationException, fallback_name: str) -> Deploymen
 
 def _start_messages(spec: Any) -> Iterable[str]:
     for task_spec in spec.task_specs.values():
-        if isinstance(task_spec, StartEvent) and isinstance(
-            task_spec.event_definition, MessageEventDefinition
-        ):
-            yield task_spec.event_definition.name
+        definition = getattr(task_spec, "event_definition", None)
+        if isinstance(task_spec, StartEvent) and isinstance(definition, MessageEventDefinition):
+            yield definition.name
 
 
 def _start_timers(spec: Any) -> Iterable[tuple[str, str]]:

@@ -153,7 +153,7 @@ class InstanceHost:
                 if resource is None:
                     raise NotFound("resource", f"{name} ({content_hash}) of {definition_id}")
                 resources[name] = resource.content
-        specs = engine.parse_resources(resources)[definition.process_id]
+        specs = engine.parse_resources(resources, checks=None)[definition.process_id]
         self.remember_specs(definition_id, specs)
         return specs
 

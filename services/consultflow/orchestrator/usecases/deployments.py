@@ -40,7 +40,7 @@ def deploy(host: InstanceHost, resources: Mapping[str, bytes], actor: Caller | N
     for name in resources:
         if not name or "/" in name or "\\" in name or any(c < " " or "\x7f" <= c <= "\x9f" for c in name):
             raise InvalidArgument("resources.name", f"{name[:120]!r} must be a plain file name")
-    parsed = engine.parse_resources(resources, limits=host.limits)
+    parsed = engine.parse_resources(resources, checks=host.limits)
     if not parsed:
         raise InvalidArgument("resources", 'no executable process found (isExecutable="true")')
     deployment_id = str(uuid.uuid4())
