@@ -316,7 +316,7 @@ def parse_resources(
         }
         used |= {n for n in resources if n.endswith(".dmn")}
         if checks is not None:
-            _check_scripts(spec, subprocess_specs, resource_name)
+            _check_scripts(spec, subprocess_specs, resource_name, checks)
         for shared in (spec, *subprocess_specs.values()):
             trigger_without_changing_the_spec(shared)
         result[process_id] = ProcessSpecs(
@@ -400,7 +400,7 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
             spec._update(task)
 
 
-def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str) -> None:
+def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str, limits: Limits) -> None:
     """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time,
     and a literal due date that does not parse."""
     from consultflow.platform.scripting import ScriptViolation, check
@@ -430,7 +430,7 @@ def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str
                 raise DeploymentError(resource, problem, element=task_spec.bpmn_id)
             for source, mode in sources:
                 try:
-                    check(source, mode)
+                    check(source, mode, limits)
                 except ScriptViolation as exc:
                     raise DeploymentError(
                         resource, f"refused script: {exc}", element=task_spec.bpmn_id

@@ -27,6 +27,9 @@ class Limits:
     """The longest string or bytes a script may produce."""
     max_collection_items: int = 100_000
     """The most items a list, tuple, range or repetition a script builds may hold."""
+    max_script_length: int = 20_000
+    """The longest script or expression source (characters) a diagram may carry (deploy time): compiling
+    takes about 1 s per 100,000 characters, and the first run after a restart compiles inside a step."""
     max_int_bits: int = 4096
     """The largest integer (in bits, about 1,233 decimal digits) a script may produce."""
     max_variable_bytes: int = 1_048_576

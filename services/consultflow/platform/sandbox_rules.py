@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache, partial
 from types import CodeType, ModuleType, SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import (
@@ -35,9 +35,21 @@ from RestrictedPython.Guards import (
     guarded_unpack_sequence,
     safer_getattr,
 )
-from RestrictedPython.transformer import RestrictingNodeTransformer
 
 from consultflow.platform.limits import Limits
+from consultflow.platform.sandbox_policy import (
+    MAX_NESTING,
+    Policy,
+    depth,
+    why_not_trivial,
+    words,
+)
+from consultflow.platform.sandbox_policy import (
+    ScriptViolation as ScriptViolation,
+)
+from consultflow.platform.sandbox_policy import (
+    over as over,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,162 +58,6 @@ _field_split: Callable[[str], tuple[Any, Any]] = importlib.import_module("_strin
 _safer_getattr: Callable[..., Any] = safer_getattr
 
 _LOG10_2 = math.log10(2)
-
-
-class ScriptViolation(Exception):
-    """A diagram's script tried something it may not do or went over a limit; `limit` names the limit."""
-
-    def __init__(self, message: str, limit: str = "") -> None:
-        super().__init__(message)
-        self.limit = limit
-
-
-def over(limit: str, text: str) -> ScriptViolation:
-    """A violation whose message names the limit (the `Limits` field, also its setting's suffix)."""
-    return ScriptViolation(f"{text} (limit {limit})", limit)
-
-
-# ------------------------------------------------------------------------------------------ the policy
-
-
-class _Policy(RestrictingNodeTransformer):
-    """RestrictedPython's policy; operators that can grow a value, f-strings and their format specs go
-    through guards that check the size of the result before computing it."""
-
-    _GUARDED: ClassVar[dict[type, str]] = {
-        ast.Add: "+",
-        ast.Mult: "*",
-        ast.Mod: "%",
-        ast.Pow: "**",
-        ast.LShift: "<<",
-    }
-
-    def visit_Import(self, node: ast.Import) -> ast.AST:
-        self.error(node, "import statements are not allowed")
-        return node
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
-        self.error(node, "import statements are not allowed")
-        return node
-
-    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
-        node = self.node_contents_visit(node)
-        symbol = self._GUARDED.get(type(node.op))
-        if symbol is None:
-            return node
-        return _call("_binop_", node, ast.Constant(symbol), node.left, node.right)
-
-    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.AST:
-        node = self.node_contents_visit(node)
-        parts: list[ast.expr] = []
-        for value in node.values:
-            if isinstance(value, ast.FormattedValue):
-                spec = value.format_spec if value.format_spec is not None else ast.Constant("")
-                parts.append(_call("_fmt_", value, value.value, ast.Constant(value.conversion), spec))
-            else:
-                parts.append(value)
-        return _call("_fstr_", node, *parts)
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-def _call(name: str, where: ast.AST, *args: ast.expr) -> ast.expr:
-    call = ast.Call(func=ast.Name(name, ast.Load()), args=list(args), keywords=[])
-    return ast.fix_missing_locations(ast.copy_location(call, where))
-
-
-# ------------------------------------------------------------------------------- what is trivially safe
-
-TRIVIAL_FUNCTIONS = _words(
-    "abs all any bool chr date datetime Decimal dict divmod enumerate float format frozenset int isinstance"
-    " len list max min ord print range reversed round set sorted str sum timedelta tuple zip"
-    " ValueError KeyError TypeError Exception"
-)
-"""Functions whose cost and output are bounded by their (bounded) input, or that are guarded."""
-
-TRIVIAL_ATTRIBUTES = _words(
-    # str and bytes (the sized ones are guarded by `_getattr_`)
-    "upper lower strip lstrip rstrip split rsplit splitlines startswith endswith find rfind index rindex"
-    " count replace join ljust rjust center zfill capitalize title casefold swapcase isdigit isalpha"
-    " isalnum isnumeric isdecimal isspace islower isupper istitle partition rpartition removeprefix"
-    " removesuffix encode decode"
-    # dict, list, set
-    " get keys values items copy setdefault pop update append extend insert remove sort reverse clear add"
-    " discard union intersection difference issubset issuperset"
-    # dates, times, decimals
-    " isoformat fromisoformat weekday isoweekday today now utcnow total_seconds year month day hour minute"
-    " second microsecond days seconds microseconds tzinfo quantize normalize is_nan is_zero is_signed"
-    " real imag"
-)
-"""Methods and attributes trivially safe code may use (whatever the receiver: each is bounded for every
-type that has it)."""
-
-_TRIVIAL_NODES: tuple[type, ...] = (
-    ast.Module,
-    ast.Expression,
-    ast.Expr,
-    ast.Assign,
-    ast.AugAssign,
-    ast.AnnAssign,
-    ast.If,
-    ast.Pass,
-    ast.Delete,
-    ast.Raise,
-    ast.Assert,
-    ast.Constant,
-    ast.Name,
-    ast.Load,
-    ast.Store,
-    ast.Del,
-    ast.BoolOp,
-    ast.BinOp,
-    ast.UnaryOp,
-    ast.Compare,
-    ast.IfExp,
-    ast.Subscript,
-    ast.Slice,
-    ast.Attribute,
-    ast.Dict,
-    ast.List,
-    ast.Tuple,
-    ast.Set,
-    ast.JoinedStr,
-    ast.FormattedValue,
-    ast.Call,
-    ast.keyword,
-    ast.Starred,
-    ast.NamedExpr,
-    ast.boolop,
-    ast.operator,
-    ast.unaryop,
-    ast.cmpop,
-    ast.expr_context,
-)
-
-
-def _why_not_trivial(tree: ast.AST, provided: frozenset[str]) -> str:
-    """Empty when `tree` is trivially safe: no loops, comprehensions, lambdas or definitions, and calls only
-    to the functions and methods above; else what sends it to a sandbox process."""
-    for node in ast.walk(tree):
-        if not isinstance(node, _TRIVIAL_NODES):
-            return type(node).__name__
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-            if node.id in provided and node.id not in TRIVIAL_FUNCTIONS | _TRIVIAL_VALUES:
-                return node.id
-        elif isinstance(node, ast.Attribute) and node.attr not in TRIVIAL_ATTRIBUTES:
-            return f".{node.attr}"
-        elif isinstance(node, ast.Call):
-            func = node.func
-            if isinstance(func, ast.Name) and func.id not in TRIVIAL_FUNCTIONS:
-                return f"{func.id}()"
-            if not isinstance(func, ast.Name | ast.Attribute):
-                return "a call"
-    return ""
-
-
-_TRIVIAL_VALUES = frozenset({"None", "True", "False", "timezone", "printed"})
 
 
 # ----------------------------------------------------------------------------------------- compiling
@@ -230,14 +86,26 @@ def compile_source(source: str, mode: str) -> Compiled:
     """Compiles with the policy above (cached: the same conditions run on every step)."""
     text = source.strip() if mode == "eval" else source
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
-    result = compiler(text, policy=_Policy)
-    if result.errors:
-        raise ScriptViolation("; ".join(result.errors))
+    try:
+        tree = ast.parse(text, mode=mode)
+        if depth(tree) > MAX_NESTING:
+            raise RecursionError
+        result = compiler(text, policy=Policy)
+        if result.errors:
+            raise ScriptViolation("; ".join(result.errors))
+    except SyntaxError:
+        result = compiler(text, policy=Policy)  # RestrictedPython words the error with its line
+        raise ScriptViolation("; ".join(result.errors) or "the source does not compile") from None
+    except (RecursionError, MemoryError) as exc:
+        # a long chain `a + b + ...` (a few hundred terms) or deep nesting: the compiler recurses per level
+        raise ScriptViolation(
+            f"the source nests more than {MAX_NESTING} levels deep (a chain of that many operators, or"
+            " deeper brackets): split it into several statements"
+        ) from exc
     code: CodeType | None = result.code
     assert code is not None
-    tree = ast.parse(text, mode=mode)
     loads, stores = _namespace_names(code)
-    why = _why_not_trivial(tree, PROVIDED_NAMES)
+    why = why_not_trivial(tree, PROVIDED_NAMES)
     names = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
     return Compiled(source, mode, code, not why, why, names, frozenset(loads), frozenset(stores))
 
@@ -263,10 +131,15 @@ def _namespace_names(code: CodeType) -> tuple[set[str], set[str]]:
 _PYTHON_BUILTINS = frozenset(dir(__import__("builtins")))
 
 
-def check(source: str, mode: str = "exec") -> Compiled:
-    """Raises ScriptViolation when `source` would fail at run time because of the sandbox: it does not
-    compile under the policy, or it uses a Python builtin or a generated helper the sandbox does not
-    provide. Other names may be process variables and stay legal."""
+def check(source: str, mode: str = "exec", limits: Limits | None = None) -> Compiled:
+    """Raises ScriptViolation when `source` would fail at run time because of the sandbox: it is longer
+    than `limits.max_script_length`, does not compile under the policy, or uses a Python builtin or a
+    generated helper the sandbox does not provide. Other names may be process variables and stay legal."""
+    if limits is not None and len(source) > limits.max_script_length:
+        raise over(
+            "max_script_length",
+            f"the source is {len(source)} characters long, more than {limits.max_script_length}",
+        )
     compiled = compile_source(source, mode)
     for name in sorted(compiled.loads - PROVIDED_NAMES - compiled.stores):
         if name.startswith("_"):
@@ -297,11 +170,10 @@ class _PrintCollector:
         return ""
 
 
-_SIZED_METHODS = _words(
+_SIZED_METHODS = words(
     "ljust rjust center zfill expandtabs join replace translate format format_map extend to_bytes"
 )
 _TEXT = (str, bytes, bytearray)
-_SIZED_VALUES = (str, bytes, bytearray, list, tuple, dict)
 
 
 class Guards:
@@ -358,6 +230,34 @@ class Guards:
                 total += 40
         return total
 
+    def expansion(self, value: Any, cap: int) -> int:
+        """How large `value` is written out, in items and characters, each shared item counted every time
+        it appears (as `==`, `hash`, `str` and JSON walk it); the walk stops just above `cap`, so it costs
+        about `cap` steps at most however the value was built."""
+        total = 0
+        stack = [value]
+        while stack and total <= cap:
+            item = stack.pop()
+            if isinstance(item, _TEXT):
+                total += max(len(item), 1)
+            elif isinstance(item, dict):
+                total += 1
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list | tuple | set | frozenset):
+                total += 1
+                stack.extend(item)
+            elif isinstance(item, int):
+                total += 1 + _bits(item) // 64
+            else:
+                total += 1
+        return total
+
+    def check_expansion(self, value: Any, cap: int, what: str) -> None:
+        """Refuses a sequence whose written-out size (shared items counted each time) is above `cap`."""
+        if self.expansion(value, cap) > cap:
+            raise over("max_string_length", f"{what} larger than {cap} items and characters written out")
+
     def check_rendered(self, value: Any) -> None:
         if isinstance(value, dict | list | tuple | set | frozenset):
             self.check_text(self.text_bound(value), "a text rendering")
@@ -387,6 +287,8 @@ class Guards:
             self.check_text(len(left) + len(right))
         elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
             self.check_items(len(left) + len(right))
+            # `a = a + a` repeated doubles what the shared items weigh, a few items at a time
+            self.check_expansion([left, right], self.max_string, "a concatenated sequence")
         elif isinstance(left, int) and isinstance(right, int):
             return self.check_int(fn(left, right))
         return fn(left, right)
@@ -403,8 +305,9 @@ class Guards:
                 self.check_text(len(sequence) * times)
             elif isinstance(sequence, list | tuple):
                 self.check_items(len(sequence) * times)
-                # [big] * n shares one item n times: its text and JSON are n times as long
-                weight = sum(len(x) if isinstance(x, _SIZED_VALUES) else 1 for x in sequence)
+                # [big] * n shares one item n times: its text and JSON are n times as long, and so is what
+                # `==`, `hash` or storage walk (at every level of nesting, not only the first)
+                weight = self.expansion(sequence, self.max_string // times + 1) - 1
                 self.check_text(weight * times, "a repeated sequence")
 
     def _check_pow(self, left: Any, right: Any) -> None:
@@ -577,6 +480,7 @@ class Guards:
     def _extend(self, target: list[Any], iterable: Iterable[Any]) -> None:
         items = iterable if isinstance(iterable, list | tuple) else list(iterable)
         self.check_items(len(target) + len(items))
+        self.check_expansion([target, items], self.max_string, "an extended list")
         target.extend(items)
 
     def _to_bytes(self, target: int, length: int = 1, *args: Any, **kwargs: Any) -> bytes:
@@ -652,6 +556,37 @@ class Guards:
                 return guards.check_int(int(value, *args))
 
         return GuardedInt
+
+    def _str_type(self) -> type:
+        guards = self
+
+        class _StrMeta(type):
+            def __instancecheck__(cls, instance: Any) -> bool:
+                return isinstance(instance, str)
+
+            def __subclasscheck__(cls, subclass: type) -> bool:
+                return issubclass(subclass, str)
+
+        class GuardedStr(str, metaclass=_StrMeta):
+            """`str`, refusing to render a container longer than max_string_length (a list sharing one big
+            item many times renders each time), and still usable in isinstance() and as `str.upper`."""
+
+            def __new__(cls, value: Any = "", *args: Any) -> Any:
+                if not args:
+                    guards.check_rendered(value)
+                return str(value, *args)
+
+        return GuardedStr
+
+    def check_stored(self, value: Any, name: str, max_bytes: int) -> None:
+        """Refuses a value whose JSON would be larger than `max_bytes`, measured by a walk that stops there
+        (a value sharing one item many times is as long as JSON as written out, and json.dumps would hold
+        the process while writing it)."""
+        if (
+            isinstance(value, dict | list | tuple | set | frozenset)
+            and self.expansion(value, max_bytes) > max_bytes
+        ):
+            raise over("max_variable_bytes", f"{name} is more than {max_bytes} bytes as JSON")
 
     def _math(self) -> SimpleNamespace:
         public = {k: getattr(math, k) for k in dir(math) if not k.startswith("_")}
@@ -750,7 +685,7 @@ class Guards:
             "set": set,
             "slice": slice,
             "sorted": sorted,
-            "str": str,
+            "str": self._str_type(),
             "sum": self.guarded_sum,
             "tuple": tuple,
             "zip": zip,

@@ -78,12 +78,14 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         try:
             if compiled.mode == "eval":
                 value = eval(compiled.code, namespace)
+                guards.check_stored(value, "the expression's value", limits.max_variable_bytes)
                 reply: dict[str, Any] = {"value": codec.encode(value, "the expression's value")}
             else:
                 exec(compiled.code, namespace)
                 variables = result_variables(namespace, guards.globals, set(given))
                 encoded: dict[str, Any] = {}
                 for name, value in variables.items():
+                    guards.check_stored(value, f"variable {name}", limits.max_variable_bytes)
                     encoded[name] = codec.encode(value, f"variable {name}")
                     size = len(json.dumps(encoded[name], ensure_ascii=False).encode())
                     if size > limits.max_variable_bytes:

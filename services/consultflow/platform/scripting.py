@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import reprlib
 from collections.abc import Mapping, MutableMapping
 from datetime import date, timedelta
 from decimal import Decimal
@@ -59,11 +60,12 @@ _ERRORS: dict[str, type[Exception]] = {
 }
 
 
-def check(source: str, mode: str = "exec") -> None:
-    """Raises ScriptViolation when `source` would be refused at run time (used at deploy time): it does not
-    compile under the policy, or uses a name the sandbox does not provide (`open`, `eval`, `getattr`, ...).
+def check(source: str, mode: str = "exec", limits: Limits | None = None) -> None:
+    """Raises ScriptViolation when `source` would be refused at run time (used at deploy time): it is longer
+    than `limits.max_script_length`, does not compile under the policy, or uses a name the sandbox does
+    not provide (`open`, `eval`, `getattr`, ...).
     """
-    _check(source, mode)
+    _check(source, mode, limits)
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
@@ -86,7 +88,12 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
         compiled = compile_source(expression, "eval")
         if compiled.trivial:
             namespace = {**self.globals, **(external_context or {}), **context}
-            return eval(compiled.code, namespace)
+            value = eval(compiled.code, namespace)
+            # a payload, a parameter or a collection may be stored: never one that only looks small
+            guards_for(self.limits).check_stored(
+                value, "the expression's value", self.limits.max_variable_bytes
+            )
+            return value
         reply = self._run(compiled, context, external_context)
         return reply.get("value")
 
@@ -143,10 +150,12 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
 
     def _check_sizes(self, variables: Mapping[str, Any], compiled: Compiled) -> None:
         """In-process results: every variable the script names, measured as JSON."""
-        for name in compiled.names & variables.keys():
+        guards = guards_for(self.limits)
+        for name in sorted(compiled.names & variables.keys()):
             value = variables[name]
             if isinstance(value, int) and not isinstance(value, bool):
-                guards_for(self.limits).check_int(value)
+                guards.check_int(value)
+            guards.check_stored(value, f"variable {name}", self.limits.max_variable_bytes)
             try:
                 size = len(json.dumps(value, default=_plain, ensure_ascii=False).encode())
             except (TypeError, ValueError) as exc:
@@ -198,12 +207,32 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
             return scale_timer_expression(value, self.time_scale)
         return value
 
+    def create_task_exec_exception(self, task: Any, script: str, err: Exception) -> Any:
+        """Spiff's version appends `err.args[0]` to a string: `{}[5]`, `raise ValueError(5)` or a Decimal
+        error (whose argument is a list) would end as an engine error instead of the script's incident."""
+        if err.args and not isinstance(err.args[0], str):
+            err.args = (_short(err.args[0]), *err.args[1:])
+        return super().create_task_exec_exception(task, script, err)
+
     def start_timer(self, element_id: str, expression: str) -> str:
         """A timer start event's value (no task exists yet), with the same overrides and scale."""
         if element_id in self.timer_overrides:
             return self.timer_overrides[element_id]
         value = str(self.environment.evaluate(expression, {}))
         return scale_timer_expression(value, self.time_scale) if self.time_scale != 1.0 else value
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 200
+
+
+def _short(value: Any) -> str:
+    """An exception argument as a bounded text (a script may raise with any value, however large)."""
+    if isinstance(value, type) and issubclass(value, Exception):
+        return value.__name__
+    if isinstance(value, list) and value and all(isinstance(v, type) for v in value):
+        return ", ".join(v.__name__ for v in value)  # decimal's signals: [<class 'decimal.Overflow'>]
+    return _SHORT.repr(value)
 
 
 def _timer_element(task: Any, expression: str) -> str | None:

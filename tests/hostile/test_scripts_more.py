@@ -1,0 +1,202 @@
+"""More hostile scripts, other members of the classes test_scripts.py covers: values that share one item
+many times (cheap to build, huge to compare, render or store), sources too long or too deeply nested to
+compile, and script errors whose argument is not a string. Each ends as a deploy refusal naming the
+element or an incident naming the limit, never an engine error; where the work runs in a sandbox process
+another caller is answered while it still runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from consultflow.orchestrator.engine import DeploymentError
+from consultflow.platform.limits import Limits
+from consultflow.platform.sandbox import pool_for
+from consultflow.platform.sandbox_policy import MAX_NESTING, MAX_TRIVIAL_REFERENCES
+from consultflow.platform.sandbox_rules import compile_source
+from consultflow.platform.scripting import RestrictedEnvironment, ScriptViolation
+from tests.support.bpmn_builder import bpmn
+from tests.support.liveness import Background, answered_while
+from tests.support.orchestrator_harness import Harness
+from tests.support.polling import eventually
+
+LIMITS = Limits(script_cpu_ms=500)
+
+HARMLESS = bpmn(
+    "harmless",
+    '<startEvent id="s"/><userTask id="wait"/><endEvent id="e"/>',
+    "s -> wait\nwait -> e",
+)
+
+
+def script_process(process_id: str, script: str) -> bytes:
+    return bpmn(
+        process_id,
+        f'<startEvent id="s"/><scriptTask id="hostile"><script>{escape(script)}</script></scriptTask>'
+        '<endEvent id="e"/>',
+        "s -> hostile\nhostile -> e",
+    )
+
+
+def condition_process(process_id: str, condition: str) -> bytes:
+    return bpmn(
+        process_id,
+        '<startEvent id="s"/><exclusiveGateway id="g"/><userTask id="a"/><userTask id="b"/>'
+        '<endEvent id="e"/>',
+        f"s -> g\ng -> a: {condition}\ng -> b: default\na -> e\nb -> e",
+    )
+
+
+@pytest.fixture(scope="module")
+def h(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    harness = Harness.sqlite(Path(tmp_path_factory.mktemp("hostile-scripts-more")), limits=LIMITS)
+    harness.deploy(harmless=HARMLESS)
+    yield harness
+    harness.close()
+
+
+def incident(h: Harness, process_id: str, script: str) -> tuple[str, str]:
+    """Deploys and runs `script`; returns the incident's kind and message (the instance stays ACTIVE)."""
+    h.deploy(**{process_id: script_process(process_id, script)})
+    view = h.view(h.start(process_id))
+    assert view.instance.status == "ACTIVE"
+    assert [i.element_id for i in view.incidents] == ["hostile"], view.incidents
+    return str(view.incidents[0].kind), str(view.incidents[0].message)
+
+
+# -- shared items: `[a] * n` at every level, `a + a` repeated, `extend`, `str()` of a shared value
+
+SHARED_IN_PROCESS = {
+    "repeat_at_the_second_level": "a = [0] * 100000\nb = [a] * 9\nc = [b] * 100000",
+    "repeat_in_one_expression": "n = len([[[0] * 100000] * 9] * 100000)",
+    "concatenate_repeatedly": "a = [[0] * 100000] * 9\nb = a + a",
+    "extend_by_itself": "a = [[0] * 100000] * 9\na.extend(a)",
+    "add_in_place": "a = [[0] * 100000] * 9\na += a",
+    "str_of_a_shared_value": "a = 'x' * 100000\nb = [a] * 9\nc = str(b) + str(b)",
+    "tuples_repeated": "a = ((0,) * 100000,) * 9\nb = (a,) * 1000",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHARED_IN_PROCESS))
+def test_a_shared_value_is_refused_before_it_is_built(h: Harness, name: str) -> None:
+    """Trivially safe code runs in the orchestrator: its guards measure a shared item every time it is
+    repeated, at every level, so nothing huge to walk in C code is ever built here."""
+    script = SHARED_IN_PROCESS[name]
+    assert compile_source(script, "exec").trivial
+    kind, message = incident(h, f"shared_{name}", script)
+    assert kind == "SCRIPT_ERROR"
+    assert "(limit max_string_length)" in message
+
+
+def test_a_stored_value_sharing_items_is_measured_without_writing_it(h: Harness) -> None:
+    kind, message = incident(h, "shared_stored", "a = [0] * 100000\nb = [a, a, a]\nc = [b, b]")
+    assert kind == "SCRIPT_ERROR"
+    assert "(limit max_variable_bytes)" in message
+
+
+def test_an_expression_whose_value_shares_items_is_measured() -> None:
+    """A payload or parameter expression's value may be stored: measured like a variable, without JSON."""
+    env = RestrictedEnvironment(Limits(max_string_length=10**8))
+    assert compile_source("[x] * 20", "eval").trivial
+    with pytest.raises(ScriptViolation) as raised:
+        env.evaluate("[x] * 20", {"x": list(range(100000))})
+    assert raised.value.limit == "max_variable_bytes"
+
+
+def test_many_references_into_containers_run_in_a_sandbox_process(h: Harness) -> None:
+    """Ten names in a list at each of three levels multiply a value a thousand times for free; compared,
+    it is walked in C code. Such code is not trivially safe: it runs where the OS stops it, and the
+    orchestrator answers meanwhile."""
+    script = (
+        "a = [0] * 100000\n"
+        "b = [a, a, a, a, a, a, a, a, a, a]\n"
+        "c = [b, b, b, b, b, b, b, b, b, b]\n"
+        "d = [c, c, c, c, c, c, c, c, c, c]\n"
+        "same = d == [c, c, c, c, c, c, c, c, c, c]\n"
+    )
+    compiled = compile_source(script, "exec")
+    assert not compiled.trivial and "placed into containers" in compiled.why_pooled
+    h.deploy(shared_pooled=script_process("shared_pooled", script))
+    other = h.start("harmless")
+    pool = pool_for(LIMITS)
+    hostile = Background(lambda: h.start("shared_pooled"))
+    eventually(lambda: pool.busy > 0 or not hostile.running, "the hostile script to be running", 10, 0.002)
+    answered_while(lambda: hostile.running, lambda: h.view(other), what="GetInstance during a shared compare")
+    view = h.view(hostile.join())
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
+    assert "(limit script_cpu_ms)" in view.incidents[0].message
+
+
+def test_a_few_references_stay_trivially_safe() -> None:
+    """Conditions and payloads naming a handful of variables stay in-process (cheap on every step)."""
+    assert MAX_TRIVIAL_REFERENCES >= 6
+    assert compile_source("status in [a, b, c]", "eval").trivial
+    assert compile_source("{'customer': customer_id, 'amount': amount, 'due': due}", "eval").trivial
+    assert compile_source("x = {'k': 1, 'l': [1, 2, 3]}", "exec").trivial
+
+
+# -- sources: too long, too deeply nested (both sites: a script and a gateway condition)
+
+LONG = "x = 1\n" * 4000
+DEEP = "x = " + " + ".join(["1"] * (MAX_NESTING + 50))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [(LONG, "limit max_script_length"), (DEEP, f"more than {MAX_NESTING} levels")],
+    ids=["long", "deep"],
+)
+def test_a_source_too_long_or_too_deep_is_refused_at_deploy_naming_the_element(
+    h: Harness, source: str, expected: str
+) -> None:
+    with pytest.raises(DeploymentError) as raised:
+        h.deploy(src_script=script_process("src_script", source))
+    assert raised.value.element == "hostile"
+    assert expected in str(raised.value)
+    condition = source.removeprefix("x = ").replace("\n", " ") if source is DEEP else "x " * 12000
+    with pytest.raises(DeploymentError) as raised:
+        h.deploy(src_condition=condition_process("src_condition", condition))
+    assert raised.value.element == "g"
+
+
+def test_a_chain_far_deeper_than_the_recursion_limit_is_refused_not_a_crash(h: Harness) -> None:
+    source = "x = " + "-" * 15000 + "1"
+    with pytest.raises(DeploymentError) as raised:
+        h.deploy(src_unary=script_process("src_unary", source))
+    assert raised.value.element == "hostile"
+    with pytest.raises(ScriptViolation, match="levels deep"):
+        compile_source("x = " + "not " * 5000 + "1", "exec")
+
+
+def test_a_chain_just_under_the_nesting_limit_compiles_quickly() -> None:
+    """Compiling a chain is linear (it was quadratic: 900 operands took seconds)."""
+    compiled = compile_source("x = " + " + ".join(["a"] * (MAX_NESTING - 10)), "exec")
+    assert compiled.trivial
+
+
+# -- a script's error whose argument is not a string
+
+ERRORS = {
+    "key_error_of_an_int": ("x = {}[5]", "KeyError"),
+    "raise_with_an_int": ("raise ValueError(5)", "ValueError"),
+    "raise_with_a_big_list": ("raise ValueError(['x' * 1000] * 1000)", "ValueError"),
+    "decimal_invalid_operation": ("x = Decimal('1e999999999').quantize(Decimal(1))", "InvalidOperation"),
+    "decimal_overflow": ("x = Decimal(10) ** 10 ** 6", "Overflow"),
+}
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["in_process", "pooled"])
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_a_script_error_with_any_argument_is_a_script_incident(h: Harness, name: str, pooled: bool) -> None:
+    script, error = ERRORS[name]
+    if pooled:
+        script = "for i in range(1):\n    pass\n" + script
+    assert compile_source(script, "exec").trivial is not pooled
+    kind, message = incident(h, f"error_{name}_{pooled}", script)
+    assert kind == "SCRIPT_ERROR"
+    assert error in message
+    assert len(message) < 2000
