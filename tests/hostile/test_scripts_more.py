@@ -200,3 +200,62 @@ def test_a_script_error_with_any_argument_is_a_script_incident(h: Harness, name:
     assert kind == "SCRIPT_ERROR"
     assert error in message
     assert len(message) < 2000
+
+
+# -- timer expressions: Spiff adds up a duration's months one at a time; a value of the wrong kind
+
+
+def timer_process(process_id: str, kind: str, expression: str) -> bytes:
+    return bpmn(
+        process_id,
+        f'<startEvent id="s"/><intermediateCatchEvent id="wait"><timerEventDefinition><{kind}>'
+        f"{escape(expression)}</{kind}></timerEventDefinition></intermediateCatchEvent><endEvent id='e'/>",
+        "s -> wait\nwait -> e",
+    )
+
+
+@pytest.mark.parametrize("duration", ["P9999999999Y", "P99999999999M", "P8000Y"])
+def test_a_literal_duration_of_ages_is_refused_at_deploy_at_once(h: Harness, duration: str) -> None:
+    """It looped month by month for hours inside DeployDefinition."""
+    with pytest.raises(DeploymentError) as raised:
+        h.deploy(ages=timer_process("ages", "timeDuration", f'"{duration}"'))
+    assert raised.value.element == "wait"
+    assert "year 9999" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        ("timeDuration", "P9999999999Y", "year 9999"),
+        ("timeDuration", 12345, "int is not str"),
+        ("timeDuration", "R2/2020-01-01T00:00:00Z/PT1S", "ISO 8601 duration"),
+        ("timeCycle", "R3/P9999999999Y", "year 9999"),
+        ("timeCycle", "every day", "repeating interval"),
+        ("timeDate", "tomorrow", "ISO 8601 date"),
+    ],
+)
+def test_a_computed_timer_value_of_the_wrong_kind_is_the_timers_incident(
+    h: Harness, kind: str, value: object, expected: str
+) -> None:
+    """Passes deploy (a variable), fails where the expression ran: an incident on the timer naming the
+    problem, not an engine error (nor hours in a step holding the write transaction)."""
+    process_id = f"computed_{kind}"
+    h.deploy(**{process_id: timer_process(process_id, kind, "when")})
+    view = h.view(h.start(process_id, when=value))
+    assert view.instance.status == "ACTIVE"
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "wait")]
+    assert expected in view.incidents[0].message
+
+
+def test_durations_are_computed_as_spiff_computes_them() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from consultflow.platform.scripting import timedelta_from_end, timedelta_from_start
+
+    start = datetime(2024, 1, 31, 10, tzinfo=UTC)
+    assert timedelta_from_start({"months": 1}, start) == timedelta(days=31)
+    assert timedelta_from_start({"years": 1, "days": 2, "hours": 3}, start) == timedelta(days=368, hours=3)
+    assert timedelta_from_start({"months": 13}, datetime(2023, 12, 5, tzinfo=UTC)) == timedelta(days=397)
+    assert timedelta_from_end({"months": 2}, datetime(2024, 3, 15, tzinfo=UTC)) == timedelta(days=60)
+    with pytest.raises(ValueError, match="year 9999"):
+        timedelta_from_start({"years": 9999999999}, start)

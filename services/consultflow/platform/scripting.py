@@ -14,8 +14,9 @@ from __future__ import annotations
 import base64
 import json
 import reprlib
+from calendar import monthrange
 from collections.abc import Mapping, MutableMapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,8 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         if element_id is not None and element_id in self.timer_overrides:
             return self.timer_overrides[element_id]
         value = super().evaluate(task, expression, external_context)
+        if element_id is not None:
+            _check_timer_value(task, value)
         if element_id is not None and self.time_scale != 1.0 and isinstance(value, str):
             return scale_timer_expression(value, self.time_scale)
         return value
@@ -235,6 +238,45 @@ def _short(value: Any) -> str:
     return _SHORT.repr(value)
 
 
+def _check_timer_value(task: Any, value: Any) -> None:
+    """A timer expression's value, checked where the expression ran: a value that is not an ISO 8601
+    string of the timer's kind (or a duration past the year 9999) is the timer's script incident, not an
+    engine error in the timer code that reads it next."""
+    from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+        CycleTimerEventDefinition,
+        DurationTimerEventDefinition,
+        TimerEventDefinition,
+    )
+
+    definition: Any = getattr(task.task_spec, "event_definition", None)
+    duration = isinstance(definition, DurationTimerEventDefinition)
+    cycle = isinstance(definition, CycleTimerEventDefinition)
+    kind = "duration such as PT1H" if duration else "repeating interval such as R3/PT1H" if cycle else "date"
+    try:
+        if not isinstance(value, str):
+            raise TypeError(f"{type(value).__name__} is not str")
+        text = value.strip()
+        if cycle:
+            parts = text.upper().replace("--", "/").strip("R").split("/")
+            if len(parts) == 2 and parts[1].startswith("P"):
+                int(parts[0] or "-1")
+                timedelta_from_start(TimerEventDefinition.parse_iso_duration(parts[1]))
+            else:
+                TimerEventDefinition.parse_iso_recurring_interval(text)
+        elif duration or text.upper().startswith("P"):
+            timedelta_from_start(TimerEventDefinition.parse_iso_duration(text))
+        else:
+            TimerEventDefinition.parse_time_or_duration(text)
+    except Exception as exc:  # whatever Spiff's parsers raise for a bad value
+        why = str(exc)[:200] or type(exc).__name__
+        raise WorkflowTaskException(
+            f"the timer expression gave {_SHORT.repr(value)}, not an ISO 8601 {kind} ({why})",
+            task=task,
+            exception=exc,
+        ) from exc
+
+
 def _timer_element(task: Any, expression: str) -> str | None:
     """The id of the timer event whose expression this is, or None when it is no timer's."""
     from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
@@ -248,6 +290,65 @@ def _timer_element(task: Any, expression: str) -> str | None:
         if isinstance(member, TimerEventDefinition) and member.expression == expression:
             return str(spec.outputs[index].bpmn_id)
     return None
+
+
+def _first_of_month(year: int, month0: int) -> date:
+    """The first day of month `month0` (0-based, may exceed 11) counted from January of `year`."""
+    year, month0 = year + month0 // 12, month0 % 12
+    if not 1 <= year <= 9999:
+        raise ValueError("a timer duration reaches beyond the year 9999")
+    return date(year, month0 + 1, 1)
+
+
+def _month_days(first: date) -> int:
+    return monthrange(first.year, first.month)[1]
+
+
+def timedelta_from_start(parsed_duration: dict[str, Any], start: datetime | None = None) -> timedelta:
+    """Spiff's `get_timedelta_from_start` in constant time: Spiff adds up the days of every month of the
+    duration one month at a time, so `P9999999999Y` looped for hours inside a deploy or a step. Same
+    result; a duration past the year 9999 is a ValueError (a deploy refusal or the timer's incident)."""
+    start = start or datetime.now(UTC)
+    years = parsed_duration.pop("years", 0)
+    months = parsed_duration.pop("months", 0) + years * 12
+    days = parsed_duration.pop("days", 0)
+    whole = int(months)
+    here = start.year * 12 + start.month - 1
+    if abs(whole) > 12 * 10_000:
+        raise ValueError("a timer duration reaches beyond the year 9999")
+    if whole > 0:
+        days += (_first_of_month(0, here + whole) - _first_of_month(0, here)).days
+    days += (months - whole) * _month_days(_first_of_month(0, here + max(whole, 0)))
+    parsed_duration["days"] = days
+    return timedelta(**parsed_duration)
+
+
+def timedelta_from_end(parsed_duration: dict[str, Any], end: datetime) -> timedelta:
+    """Spiff's `get_timedelta_from_end` in constant time (it loops one month at a time, like the above)."""
+    years = parsed_duration.pop("years", 0)
+    months = parsed_duration.pop("months", 0) + years * 12
+    days = parsed_duration.pop("days", 0)
+    whole = int(months)
+    here = end.year * 12 + end.month - 1
+    if abs(whole) > 12 * 10_000:
+        raise ValueError("a timer duration reaches beyond the year 9999")
+    if whole > 0:
+        days += (_first_of_month(0, here) - _first_of_month(0, here - whole)).days
+    days += (months - whole) * _month_days(_first_of_month(0, here - max(whole, 0) - 1))
+    parsed_duration["days"] = days
+    return timedelta(**parsed_duration)
+
+
+def _bound_spiff_durations() -> None:
+    """Every caller of Spiff's duration arithmetic (Spiff's own timer tasks, our timer and deploy code)
+    gets the constant-time version: the cause was the loop, not one call site."""
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    TimerEventDefinition.get_timedelta_from_start = staticmethod(timedelta_from_start)
+    TimerEventDefinition.get_timedelta_from_end = staticmethod(timedelta_from_end)
+
+
+_bound_spiff_durations()
 
 
 def load_timer_overrides(path: str) -> dict[str, str]:
