@@ -259,3 +259,32 @@ def test_durations_are_computed_as_spiff_computes_them() -> None:
     assert timedelta_from_end({"months": 2}, datetime(2024, 3, 15, tzinfo=UTC)) == timedelta(days=60)
     with pytest.raises(ValueError, match="year 9999"):
         timedelta_from_start({"years": 9999999999}, start)
+
+
+# -- assignee and candidate users: a megabyte of names on the task's row, de-duplicated quadratically
+
+
+def user_task_process(process_id: str, attribute: str) -> bytes:
+    return bpmn(
+        process_id,
+        f'<startEvent id="s"/><userTask id="ut" camunda:{attribute}="${{who}}"/><endEvent id="e"/>',
+        "s -> ut\nut -> e",
+    )
+
+
+@pytest.mark.parametrize(
+    ("attribute", "who", "limit"),
+    [
+        ("assignee", "x" * 900_000, "max_user_name_length"),
+        ("candidateUsers", ",".join(f"u{i}" for i in range(120_000)), "max_task_candidates"),
+        ("candidateUsers", [f"u{i}" for i in range(100_000)], "max_task_candidates"),
+    ],
+    ids=["long_name", "many_names_in_a_string", "many_names_in_a_list"],
+)
+def test_names_from_an_expression_are_bounded(h: Harness, attribute: str, who: object, limit: str) -> None:
+    process_id = f"names_{attribute}_{limit}_{type(who).__name__}"
+    h.deploy(**{process_id: user_task_process(process_id, attribute)})
+    view = h.view(h.start(process_id, who=who))
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("ASSIGNMENT", "ut")]
+    assert f"(limit {limit})" in view.incidents[0].message
+    assert not h.user_tasks(view.instance.instance_id)

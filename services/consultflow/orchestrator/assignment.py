@@ -23,6 +23,7 @@ from typing import Any
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.task import Task
 
+from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.scripting import ScriptEngine, ScriptViolation, check
 
 _EXPRESSION = re.compile(r"\$\{(.*)\}", re.DOTALL)
@@ -111,7 +112,7 @@ def _evaluate(
         raise AssignmentError(f"camunda:{attribute} {entry!r} failed: {_text(exc)}") from exc
     if nobody and (value is None or (isinstance(value, str) and not value.strip())):
         return []
-    names = _names(value)
+    names = _names(value, getattr(engine, "limits", DEFAULT_LIMITS))
     if names is None:
         raise AssignmentError(
             f"camunda:{attribute} {entry!r} yielded a {type(value).__name__}, not a name or a list of names"
@@ -121,8 +122,10 @@ def _evaluate(
     return names
 
 
-def _names(value: Any) -> list[str] | None:
-    """Names in a string (comma separated) or a list, tuple or set of strings; None for anything else."""
+def _names(value: Any, limits: Limits = DEFAULT_LIMITS) -> list[str] | None:
+    """Names in a string (comma separated) or a list, tuple or set of strings; None for anything else.
+    Raises AssignmentError past `max_task_candidates` names or `max_user_name_length` characters in one:
+    the names are stored on the task's row, and an expression may yield a megabyte of them."""
     if isinstance(value, str):
         items: Iterable[Any] = value.split(",")
     elif isinstance(value, list | tuple | set | frozenset):
@@ -132,12 +135,21 @@ def _names(value: Any) -> list[str] | None:
         items = [part for item in items for part in item.split(",")]
     else:
         return None
-    names: list[str] = []
+    names: dict[str, None] = {}  # ordered and de-duplicated in linear time (a list's `in` is quadratic)
     for item in items:
         name = str(item).strip()
-        if name and name not in names:
-            names.append(name)
-    return names
+        if len(name) > limits.max_user_name_length:
+            raise AssignmentError(
+                f"a name of {len(name)} characters, more than {limits.max_user_name_length}"
+                " (limit max_user_name_length)"
+            )
+        if name:
+            names[name] = None
+            if len(names) > limits.max_task_candidates:
+                raise AssignmentError(
+                    f"more than {limits.max_task_candidates} names (limit max_task_candidates)"
+                )
+    return list(names)
 
 
 def _text(exc: BaseException) -> str:

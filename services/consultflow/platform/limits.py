@@ -30,6 +30,10 @@ class Limits:
     max_script_length: int = 20_000
     """The longest script or expression source (characters) a diagram may carry (deploy time): compiling
     takes about 1 s per 100,000 characters, and the first run after a restart compiles inside a step."""
+    max_task_candidates: int = 1000
+    """The most candidate users an assignee or candidateUsers expression may name for one user task."""
+    max_user_name_length: int = 256
+    """The longest user name an assignee or candidateUsers expression may yield."""
     max_int_bits: int = 4096
     """The largest integer (in bits, about 1,233 decimal digits) a script may produce."""
     max_variable_bytes: int = 1_048_576
