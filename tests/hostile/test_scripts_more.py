@@ -288,3 +288,25 @@ def test_names_from_an_expression_are_bounded(h: Harness, attribute: str, who: o
     assert [(i.kind, i.element_id) for i in view.incidents] == [("ASSIGNMENT", "ut")]
     assert f"(limit {limit})" in view.incidents[0].message
     assert not h.user_tasks(view.instance.instance_id)
+
+
+# -- str.format: nested specs number their automatic fields as Python does, and stay size-checked
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("'{:{}}'.format('ab', 5)", "ab   "),
+        ("'{}{:{}}'.format('a', 'b', 3)", "ab  "),
+        ("'{0:{1}}|{2}'.format('a', 4, 'z')", "a   |z"),
+    ],
+)
+def test_nested_format_specs_number_fields_as_python_does(source: str, expected: str) -> None:
+    assert RestrictedEnvironment(LIMITS).evaluate(source, {}) == expected == eval(source)
+
+
+@pytest.mark.parametrize("source", ["'{:{}}'.format(1, 10**8)", "'{:{}{}}'.format(1, '>', 10**7)"])
+def test_a_nested_format_width_is_still_checked(source: str) -> None:
+    with pytest.raises(ScriptViolation) as raised:
+        RestrictedEnvironment(LIMITS).evaluate(source, {})
+    assert raised.value.limit == "max_string_length"

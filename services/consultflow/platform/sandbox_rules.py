@@ -771,24 +771,25 @@ class _SafeFormatter(string.Formatter):
         self.guards = guards
 
     def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
-        return self._render(format_string, args, kwargs, 2)
+        return self._render(format_string, args, kwargs, 2, [0])
 
-    def _render(self, format_string: str, args: Any, kwargs: Any, depth: int) -> str:
+    def _render(self, format_string: str, args: Any, kwargs: Any, depth: int, auto: list[int]) -> str:
+        """`auto` is the next automatic field number, shared with nested specs as str.format shares it
+        (`'{:{}}'.format('ab', 5)` is 'ab   ')."""
         if depth < 0:
             raise ValueError("Max string recursion exceeded")
         out: list[str] = []
         total = 0
-        auto = 0
         for literal, field, spec, conversion in self.parse(format_string):
             out.append(literal)
             total += len(literal)
             if field is not None:
                 if field == "" or field[0] in ".[":
-                    field = f"{auto}{field}"
-                    auto += 1
+                    field = f"{auto[0]}{field}"
+                    auto[0] += 1
                 value, _ = self.get_field(field, args, kwargs)
                 code = {"s": 115, "r": 114, "a": 97}.get(conversion or "", -1)
-                text = self.guards.fmt(value, code, self._render(spec or "", args, kwargs, depth - 1))
+                text = self.guards.fmt(value, code, self._render(spec or "", args, kwargs, depth - 1, auto))
                 out.append(text)
                 total += len(text)
             self.guards.check_text(total)
