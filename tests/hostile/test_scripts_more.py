@@ -310,3 +310,13 @@ def test_a_nested_format_width_is_still_checked(source: str) -> None:
     with pytest.raises(ScriptViolation) as raised:
         RestrictedEnvironment(LIMITS).evaluate(source, {})
     assert raised.value.limit == "max_string_length"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("round(10**1000, -10**9)", 0), ("round(-(10**1200), -10**18)", 0), ("round(12345, -2)", 12300)],
+)
+def test_rounding_an_integer_to_a_huge_negative_place_is_answered_at_once(source: str, expected: int) -> None:
+    """Trivially safe, so in the orchestrator: Python computed 10 ** 10**9 first, in C code, forever."""
+    assert compile_source(source, "eval").trivial
+    assert RestrictedEnvironment(LIMITS).evaluate(source, {}) == expected

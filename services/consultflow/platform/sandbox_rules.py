@@ -507,6 +507,15 @@ class Guards:
         if ndigits is None:
             self.check_decimal_digits(number)
             return self.check_int(round(number))
+        if (
+            isinstance(number, int)
+            and isinstance(ndigits, int)
+            and not isinstance(number, bool)
+            and ndigits < -self.max_digits - 1
+        ):
+            # Python computes 10 ** -ndigits first (seconds inside C code for -10**7); an integer within
+            # max_int_bits has fewer digits, so it rounds to 0
+            return 0
         return round(number, ndigits)
 
     def guarded_sum(self, iterable: Iterable[Any], start: Any = 0) -> Any:
