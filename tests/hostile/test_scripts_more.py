@@ -320,3 +320,48 @@ def test_rounding_an_integer_to_a_huge_negative_place_is_answered_at_once(source
     """Trivially safe, so in the orchestrator: Python computed 10 ** 10**9 first, in C code, forever."""
     assert compile_source(source, "eval").trivial
     assert RestrictedEnvironment(LIMITS).evaluate(source, {}) == expected
+
+
+# -- hashing a stored list of colliding integers: seconds inside one C call
+
+
+COLLIDING = [i * 2305843009213693951 for i in range(40000)]
+"""Multiples of 2**61 - 1 all hash to 0: under a megabyte as JSON, a legal variable."""
+
+
+@pytest.mark.parametrize(
+    "condition", ["len(set(keys)) > 0", "len(frozenset(keys)) > 0", "len(dict(zip(keys, keys))) > 0"]
+)
+def test_a_condition_hashing_colliding_keys_runs_in_a_sandbox_process(h: Harness, condition: str) -> None:
+    """It held the orchestrator's GIL for 8-13 s in-process; now the OS stops it and others are answered."""
+    compiled = compile_source(condition, "eval")
+    assert not compiled.trivial
+    h.deploy(colliding=condition_process("colliding", condition))
+    other = h.start("harmless")
+    pool = pool_for(LIMITS)
+    hostile = Background(lambda: h.start("colliding", keys=COLLIDING))
+    eventually(lambda: pool.busy > 0 or not hostile.running, "the hostile condition to be running", 10, 0.002)
+    answered_while(lambda: hostile.running, lambda: h.view(other), what="GetInstance during a colliding set")
+    view = h.view(hostile.join())
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "g")]
+    assert "(limit script_cpu_ms)" in view.incidents[0].message
+
+
+@pytest.mark.parametrize("source", ["{*keys}", "a.union(keys)", "a.issubset(keys)", "d.update(pairs)"])
+def test_hashing_many_items_is_not_trivially_safe(source: str) -> None:
+    assert not compile_source(source, "eval").trivial
+
+
+@pytest.mark.parametrize(
+    ("condition", "limit"),
+    [("len('x' * 10**7) > 0", "max_string_length"), ("2 ** 10**6 > 0", "max_int_bits")],
+)
+def test_a_condition_over_a_limit_is_an_incident_naming_the_limit(
+    h: Harness, condition: str, limit: str
+) -> None:
+    """Spiff words an expression's failure as only "Error evaluating expression ...": the cause is added."""
+    process_id = f"condition_{limit}"
+    h.deploy(**{process_id: condition_process(process_id, condition)})
+    view = h.view(h.start(process_id))
+    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "g")]
+    assert f"(limit {limit})" in view.incidents[0].message

@@ -102,11 +102,13 @@ def depth(tree: ast.AST) -> int:
 # ------------------------------------------------------------------------------- what is trivially safe
 
 TRIVIAL_FUNCTIONS = words(
-    "abs all any bool chr date datetime Decimal dict divmod enumerate float format frozenset int isinstance"
-    " len list max min ord print range reversed round set sorted str sum timedelta tuple zip"
+    "abs all any bool chr date datetime Decimal divmod enumerate float format int isinstance"
+    " len list max min ord print range reversed round sorted str sum timedelta tuple zip"
     " ValueError KeyError TypeError Exception"
 )
-"""Functions whose cost and output are bounded by their (bounded) input, or that are guarded."""
+"""Functions whose cost and output are bounded by their (bounded) input, or that are guarded. Not `set`,
+`frozenset`, `dict` (nor the set methods that take many items, nor `{*items}`): hashing a stored list of
+large integers chosen to collide (under a megabyte as JSON) takes seconds inside one C call."""
 
 TRIVIAL_ATTRIBUTES = words(
     # str and bytes (the sized ones are guarded by `_getattr_`)
@@ -115,8 +117,7 @@ TRIVIAL_ATTRIBUTES = words(
     " isalnum isnumeric isdecimal isspace islower isupper istitle partition rpartition removeprefix"
     " removesuffix encode decode"
     # dict, list, set
-    " get keys values items copy setdefault pop update append extend insert remove sort reverse clear add"
-    " discard union intersection difference issubset issuperset"
+    " get keys values items copy setdefault pop append extend insert remove sort reverse clear add discard"
     # dates, times, decimals
     " isoformat fromisoformat weekday isoweekday today now utcnow total_seconds year month day hour minute"
     " second microsecond days seconds microseconds tzinfo quantize normalize is_nan is_zero is_signed"
@@ -210,6 +211,8 @@ def why_not_trivial(tree: ast.AST, provided: frozenset[str]) -> str:
     for node in ast.walk(tree):
         if not isinstance(node, _TRIVIAL_NODES):
             return type(node).__name__
+        if isinstance(node, ast.Set) and any(isinstance(e, ast.Starred) for e in node.elts):
+            return "{*items}"
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             if node.id in provided and node.id not in TRIVIAL_FUNCTIONS | _TRIVIAL_VALUES:
                 return node.id

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
@@ -203,7 +204,14 @@ class ScriptEngine(PythonScriptEngine):  # type: ignore[misc]
         element_id = _timer_element(task, expression)
         if element_id is not None and element_id in self.timer_overrides:
             return self.timer_overrides[element_id]
-        value = super().evaluate(task, expression, external_context)
+        try:
+            value = super().evaluate(task, expression, external_context)
+        except WorkflowTaskException as exc:
+            # Spiff's text is only "Error evaluating expression ...": the incident must say why (the limit)
+            cause = exc.__cause__ or exc.__context__
+            if cause is not None:
+                exc.add_note(f"{type(cause).__name__}: {_short_text(cause)}")
+            raise
         if element_id is not None:
             _check_timer_value(task, value)
         if element_id is not None and self.time_scale != 1.0 and isinstance(value, str):
@@ -229,6 +237,11 @@ _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = 200
 
 
+def _short_text(exc: BaseException) -> str:
+    text = str(exc) if not exc.args or isinstance(exc.args[0], str) else _short(exc.args[0])
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
 def _short(value: Any) -> str:
     """An exception argument as a bounded text (a script may raise with any value, however large)."""
     if isinstance(value, type) and issubclass(value, Exception):
@@ -242,7 +255,6 @@ def _check_timer_value(task: Any, value: Any) -> None:
     """A timer expression's value, checked where the expression ran: a value that is not an ISO 8601
     string of the timer's kind (or a duration past the year 9999) is the timer's script incident, not an
     engine error in the timer code that reads it next."""
-    from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
     from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
         CycleTimerEventDefinition,
         DurationTimerEventDefinition,
