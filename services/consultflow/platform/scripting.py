@@ -12,7 +12,6 @@ process (platform/sandbox.py) where the OS bounds CPU and memory, C code include
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, MutableMapping
 from datetime import date, timedelta
 from decimal import Decimal
@@ -23,6 +22,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from consultflow.platform.jsonutil import json_size_within
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.sandbox import SandboxPool, pool_for
 from consultflow.platform.sandbox_rules import (
@@ -148,7 +148,7 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
             if isinstance(value, int) and not isinstance(value, bool):
                 guards_for(self.limits).check_int(value)
             try:
-                size = len(json.dumps(value, default=_plain, ensure_ascii=False).encode())
+                size = json_size_within(value, self.limits.max_variable_bytes, _plain)
             except (TypeError, ValueError) as exc:
                 raise ScriptViolation(f"variable {name} cannot be stored: {exc}") from exc
             if size > self.limits.max_variable_bytes:
