@@ -38,6 +38,7 @@ from consultflow.orchestrator.orm import (
     JobRecord,
     Message,
     Resource,
+    StartTimer,
     Subscription,
     Timer,
     UserTask,
@@ -786,3 +787,24 @@ def test_oversize_variables_are_refused_over_grpc_naming_the_field(tmp_path: Pat
                 assert [f for f, _ in field_violations(error)] == ["variables_json"]
     finally:
         component.stop()
+
+
+def test_a_timer_start_whose_start_keeps_failing_waits_before_it_is_tried_again(small: Harness) -> None:
+    """No instance exists to park when a start fails, so the start timer itself steps back a minute: the
+    timer loop must not try it on every round."""
+    small.deploy(
+        p=bpmn(
+            "p",
+            f"""<startEvent id="hourly"><timerEventDefinition><timeCycle>"R/PT1H"</timeCycle>
+            </timerEventDefinition></startEvent>
+            <scriptTask id="grow"><script>{MANY_VARIABLES}</script></scriptTask><endEvent id="e"/>""",
+            "hourly -> grow\ngrow -> e",
+        )
+    )
+    small.clock.advance(timedelta(hours=2))
+    assert small.orchestrator.fire_start_timers() == 0, "its first step passes max_instance_state_bytes"
+    due = small.orchestrator.next_timer_due()
+    assert due is not None and due > small.clock.now(), "not due again at once"
+    assert small.orchestrator.fire_start_timers() == 0
+    with small.db.read() as session:
+        assert session.scalar(select(func.count()).select_from(StartTimer)) == 1, "kept, to be tried again"

@@ -186,3 +186,22 @@ def test_consultflow_outbox_lists_and_requeues(
     assert _rows(db)["big"][:3] == (False, False, 0), "back with its relay, counted afresh"
     assert _cli(tmp_path, "outbox", "--requeue", "crm:1") == 3
     db.dispose()
+
+
+def test_a_job_result_the_orchestrator_refuses_becomes_an_incident_not_a_retry_loop(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """Sending a refused result again would be refused forever: the worker reports the job failed without
+    retries, so it waits as an incident naming why, and the job message is done."""
+    folder = bpmn_folder(tmp_path, {"skeleton": SKELETON})
+    small = Limits(max_variable_bytes=30)  # the inputs below fit; crm's ids (36-character UUIDs) do not
+    with in_process_system(tmp_path, nats_url, ["crm"], bpmn_dir=folder, limits=small) as system:
+        created = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="skeleton", variables_json=json.dumps({**INQUIRY, "question": "Help?"})
+            )
+        )
+        instance = system.wait_for(created.instance_id, lambda i: len(i.incidents) > 0)
+    [incident] = instance.incidents
+    assert instance.state == pb.INSTANCE_STATE_ACTIVE
+    assert "refused the job's result" in incident.message and "max_variable_bytes" in incident.message

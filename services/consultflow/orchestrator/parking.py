@@ -21,9 +21,9 @@ from sqlalchemy import ColumnElement, exists, insert, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import InstrumentedAttribute
 
-from consultflow.orchestrator.orm import HISTORY, INCIDENTS, INSTANCES
+from consultflow.orchestrator.orm import INCIDENTS, INSTANCES
 from consultflow.orchestrator.records import PARKING_KINDS, IncidentKind, InstanceStatus
-from consultflow.orchestrator.step import InstanceRecord
+from consultflow.orchestrator.step import InstanceRecord, append_history
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import DomainError, FailedPrecondition
 from consultflow.platform.limits import Limits, env_name
@@ -126,22 +126,7 @@ def record_failure(
             {"kind": str(kind), "message": message, "element_id": "", "job_key": ""},
             record.correlation,
         )
-    seq = record.history_seq
-    rows = []
-    for event, detail in history:
-        seq += 1
-        rows.append(
-            {
-                "instance_id": instance_id,
-                "sequence": seq,
-                "time": now,
-                "type": event,
-                "element_id": "",
-                "element_name": "",
-                "detail": detail[:2000],
-            }
-        )
-    conn.execute(insert(HISTORY), rows)
+    seq = append_history(conn, instance_id, record.history_seq, now, [(e, "", "", d) for e, d in history])
     conn.execute(
         update(INSTANCES)
         .where(INSTANCES.c.instance_id == instance_id)

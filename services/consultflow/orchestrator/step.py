@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -731,23 +731,7 @@ class Step:
     def _save(self, waiting_for: engine.Snapshot) -> None:
         if self.status == InstanceStatus.ACTIVE and self.workflow.is_completed():
             self._complete_if_ended()
-        seq = self.record.history_seq
-        if self._history:
-            rows = []
-            for kind, element_id, name, detail in self._history:
-                seq += 1
-                rows.append(
-                    {
-                        "instance_id": self.instance_id,
-                        "sequence": seq,
-                        "time": self.now,
-                        "type": kind,
-                        "element_id": element_id,
-                        "element_name": name,
-                        "detail": detail[:2000],
-                    }
-                )
-            self.conn.execute(INSERT_HISTORY, rows)
+        seq = append_history(self.conn, self.instance_id, self.record.history_seq, self.now, self._history)
         waiting = sorted({engine.describe(t)[1] for t in waiting_for.active})
         state = engine.dump_state(self.workflow)
         variables = {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
@@ -797,6 +781,32 @@ class Step:
             "business_key": self.record.business_key,
             "status": str(self.status),
         }
+
+
+def append_history(
+    conn: Connection,
+    instance_id: str,
+    after: int,
+    now: datetime,
+    entries: Sequence[tuple[str, str, str, str]],
+) -> int:
+    """Writes (kind, element id, element name, detail) entries after sequence `after` of an instance's
+    history; returns the last sequence written (`after` when there is nothing to write)."""
+    rows = [
+        {
+            "instance_id": instance_id,
+            "sequence": after + number,
+            "time": now,
+            "type": kind,
+            "element_id": element_id,
+            "element_name": name,
+            "detail": detail[:2000],
+        }
+        for number, (kind, element_id, name, detail) in enumerate(entries, start=1)
+    ]
+    if rows:
+        conn.execute(INSERT_HISTORY, rows)
+    return after + len(rows)
 
 
 def _field_json(f: FormField) -> dict[str, Any]:

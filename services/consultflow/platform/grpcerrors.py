@@ -140,9 +140,11 @@ def retry_delay(error: grpc.RpcError) -> float | None:
 
 
 def error_from_rpc(error: grpc.RpcError, what: str) -> DomainError:
-    """Translates a failed call to another service into a domain error that keeps its meaning."""
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    """Translates a failed call to another service into a domain error that keeps its meaning (blocking or
+    asyncio: grpc.aio's AioRpcError has `code()` and `details()` but is no `grpc.Call`)."""
+    code_of, details_of = getattr(error, "code", None), getattr(error, "details", None)
+    code = code_of() if callable(code_of) else grpc.StatusCode.UNKNOWN
+    details = details_of() if callable(details_of) else str(error)
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return InvalidArgument(what, details or "invalid")
     kind = _ERRORS.get(code, Unavailable)

@@ -12,7 +12,6 @@ process (platform/sandbox.py) where the OS bounds CPU and memory, C code include
 from __future__ import annotations
 
 import base64
-import json
 import reprlib
 from calendar import monthrange
 from collections.abc import Mapping, MutableMapping
@@ -26,6 +25,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
+from consultflow.platform.jsonutil import json_size_within
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.sandbox import SandboxPool, pool_for
 from consultflow.platform.sandbox_rules import (
@@ -157,9 +157,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[
             value = variables[name]
             if isinstance(value, int) and not isinstance(value, bool):
                 guards.check_int(value)
-            guards.check_stored(value, f"variable {name}", self.limits.max_variable_bytes)
             try:
-                size = len(json.dumps(value, default=_plain, ensure_ascii=False).encode())
+                size = json_size_within(value, self.limits.max_variable_bytes, _plain)
             except (TypeError, ValueError) as exc:
                 raise ScriptViolation(f"variable {name} cannot be stored: {exc}") from exc
             if size > self.limits.max_variable_bytes:

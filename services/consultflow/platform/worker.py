@@ -23,7 +23,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, NotFound
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
@@ -143,6 +143,21 @@ class JobWorker:
                 # The orchestrator no longer waits for this job (cancelled by a boundary event, or the
                 # instance ended): the reply is moot, so the message is done.
                 log.info("job %s: orchestrator refused the reply: %s", job.key, refusal.message)
+            elif isinstance(refusal, InvalidArgument) and outcome.kind != "failed":
+                # The reply itself is refused (a result past max_variable_bytes): sending it again would
+                # be refused forever, so the job fails without retries and waits as an incident.
+                log.warning("job %s: orchestrator refused the result; reporting it failed", job.key)
+                refused = Outcome(
+                    "failed", message=f"the orchestrator refused the job's result: {refusal.message}"
+                )
+                try:
+                    await self._report(job, refused)
+                except grpc.aio.AioRpcError as failed:
+                    log.warning(
+                        "job %s: reporting the refusal failed (%s); redelivering", job.key, failed.code()
+                    )
+                    await message.nak(delay=1.0)
+                    return
             else:
                 log.warning("job %s: reply failed (%s); redelivering", job.key, refusal.message)
                 await message.nak(delay=1.0)

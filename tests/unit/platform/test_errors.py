@@ -13,7 +13,7 @@ from sqlalchemy import exc
 
 from consultflow.platform.db import Database, UnitOfWork, busy_error
 from consultflow.platform.errors import MESSAGE_LIMIT, InvalidArgument, NotFound, Unavailable, clip, shown
-from consultflow.platform.grpcerrors import status_of
+from consultflow.platform.grpcerrors import error_from_rpc, status_of
 from consultflow.platform.inputs import choice, number
 from consultflow.platform.jsonutil import loads_object
 from consultflow.platform.limits import Limits
@@ -91,3 +91,19 @@ def test_other_database_errors_stay_errors() -> None:
     assert busy_error(exc.IntegrityError("INSERT …", {}, FakePostgresError("23505"))) is None
     assert busy_error(ValueError("database is locked")) is None
     assert isinstance(busy_error(exc.TimeoutError("QueuePool limit reached")), Unavailable)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (grpc.StatusCode.INVALID_ARGUMENT, InvalidArgument),
+        (grpc.StatusCode.NOT_FOUND, NotFound),
+        (grpc.StatusCode.UNAVAILABLE, Unavailable),
+    ],
+)
+def test_an_asyncio_call_failure_keeps_its_meaning(code: grpc.StatusCode, kind: type) -> None:
+    """grpc.aio's error is no grpc.Call: read as one, every refusal of a worker's reply looked transient
+    and the worker sent it again forever."""
+    error = grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details="what went wrong")
+    translated = error_from_rpc(error, "orchestrator")
+    assert isinstance(translated, kind) and "what went wrong" in translated.message

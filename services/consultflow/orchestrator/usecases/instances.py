@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consultflow.orchestrator import sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import (
-    HISTORY,
     INCIDENTS,
     INSTANCES,
     JOBS,
@@ -26,7 +25,7 @@ from consultflow.orchestrator.orm import (
 )
 from consultflow.orchestrator.parking import Parked
 from consultflow.orchestrator.records import Effects, InstanceStatus, JobStatus, UserTaskStatus, Waits
-from consultflow.orchestrator.step import InstanceRecord, Step
+from consultflow.orchestrator.step import InstanceRecord, Step, append_history
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
 from consultflow.platform.errors import (
@@ -241,22 +240,8 @@ def cancel_without_engine(
             "status": str(InstanceStatus.CANCELED),
         }
         uow.emit("instance.canceled", instance_id, {**summary, "reason": reason}, record.correlation)
-        seq = record.history_seq
-        rows = []
-        for kind, detail in history:
-            seq += 1
-            rows.append(
-                {
-                    "instance_id": instance_id,
-                    "sequence": seq,
-                    "time": now,
-                    "type": kind,
-                    "element_id": "",
-                    "element_name": "",
-                    "detail": detail[:2000],
-                }
-            )
-        conn.execute(insert(HISTORY), rows)
+        entries = [(kind, "", "", detail) for kind, detail in history]
+        seq = append_history(conn, instance_id, record.history_seq, now, entries)
         conn.execute(
             update(INSTANCES)
             .where(INSTANCES.c.instance_id == instance_id)

@@ -117,7 +117,29 @@ def fire_start_timers(host: InstanceHost) -> int:
             continue
         except Exception:
             log.exception("starting %s by its timer failed", timer.definition_id)
+            _postpone(host, timer, now)
     return started
+
+
+START_RETRY_DELAY = timedelta(minutes=1)
+"""How long a timer start event whose start failed waits before it is tried again (no instance exists
+to hold an incident, so it must not be retried on every round of the timer loop)."""
+
+
+def _postpone(host: InstanceHost, timer: StartTimer, now: datetime) -> None:
+    """Moves a failed firing back by START_RETRY_DELAY, unless another orchestrator already moved it."""
+    with host.uow_factory() as uow:
+        uow.session.execute(
+            update(StartTimer)
+            .where(
+                StartTimer.definition_id == timer.definition_id,
+                StartTimer.element_id == timer.element_id,
+                StartTimer.due_at == timer.due_at,
+            )
+            .values(due_at=now + START_RETRY_DELAY)
+            .execution_options(synchronize_session=False)
+        )
+        uow.commit()
 
 
 def start_by_timer(step: Step, timer: StartTimer) -> None:
