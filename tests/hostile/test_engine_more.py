@@ -9,6 +9,7 @@ start and cancel are answered (tests/support/liveness.py).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from consultflow.orchestrator.orm import Instance, Message, Timer
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.limits import Limits
 from tests.hostile.test_deploy import refused_while_others_are_answered
-from tests.hostile.test_engine import open_incidents, other_caller, run_hostile, the_incident
+from tests.hostile.test_engine import chain, open_incidents, other_caller, run_hostile, the_incident
 from tests.support.bpmn_builder import bpmn
 from tests.support.liveness import Background, answered_while
 from tests.support.orchestrator_harness import Harness
@@ -314,3 +315,34 @@ class TestAbsurdTimerValues:
             flows = "s -> w\nw -> e"
         error = refused_while_others_are_answered(harness, {"absurd.bpmn": bpmn("absurd", nodes, flows)})
         assert error.element == "w" and "10,000 years" in str(error)
+
+
+class TestTimersBehindInstancesThatKeepContinuing:
+    """The timer loop takes at most `limit` due instances a round: the longest overdue first. In instance
+    id order (as before), instances whose engine work continues step after step (each due again soon)
+    could take every round from a timer behind them."""
+
+    def test_an_overdue_timer_fires_while_more_instances_than_a_round_takes_keep_continuing(
+        self, make_harness: Callable[..., Harness]
+    ) -> None:
+        harness = make_harness(max_tasks_per_step=20)
+        nodes = (
+            '<startEvent id="s"/><intermediateCatchEvent id="w"><timerEventDefinition>'
+            '<timeDuration>"PT0.2S"</timeDuration></timerEventDefinition></intermediateCatchEvent>'
+            '<endEvent id="e"/>'
+        )
+        harness.deploy(long=chain("long", 1500), wait=bpmn("wait", nodes, "s -> w\nw -> e"))
+        hostile = [harness.start("long") for _ in range(4)]
+        waiting = harness.start("wait")
+
+        def round_of_two() -> None:
+            harness.orchestrator.fire_due_timers(limit=2)
+
+        while_probed(harness, round_of_two)
+        deadline = time.monotonic() + 30
+        while harness.status(waiting) == "ACTIVE" and time.monotonic() < deadline:
+            round_of_two()
+        assert harness.status(waiting) == "COMPLETED"
+        assert [harness.status(i) for i in hostile] == ["ACTIVE"] * 4  # still continuing meanwhile
+        for instance_id in hostile:
+            harness.orchestrator.cancel_instance(instance_id, "enough")

@@ -527,8 +527,8 @@ class Step:
                 self.advance()
             if tried:  # even a refused delivery may have changed it (an event subprocess begun)
                 waiting = engine.snapshot(self.workflow)
-            if not delivered:
-                break
+            if not delivered or self.continues or self._halted:
+                break  # this transaction's engine work is spent: the dispatcher delivers the rest later
         self._sync_jobs(waiting)
         self._sync_user_tasks(waiting)
         self._sync_incidents(waiting)

@@ -58,6 +58,9 @@ def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
                 select(Timer.instance_id)
                 .where(Timer.due_at <= now, not_parked(Timer.instance_id))
                 .group_by(Timer.instance_id)
+                # The longest overdue first: more than `limit` instances with continuation rows (each due
+                # again soon after its step) would otherwise take every round from the ones behind them.
+                .order_by(func.min(Timer.due_at))
                 .limit(limit)
             )
         )
