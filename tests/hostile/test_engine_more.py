@@ -346,3 +346,56 @@ class TestTimersBehindInstancesThatKeepContinuing:
         assert [harness.status(i) for i in hostile] == ["ACTIVE"] * 4  # still continuing meanwhile
         for instance_id in hostile:
             harness.orchestrator.cancel_instance(instance_id, "enough")
+
+
+class TestTimersInLoopsThroughActivities:
+    """A duration computed at run time on a timer reached again in a loop waits at least
+    `min_timer_cycle_seconds`, also when the loop passes through the sub-process or call activity that
+    holds the timer (each pass is a new sub-workflow, so the timer's own ancestors never repeat)."""
+
+    def sub_process_loop(self) -> bytes:
+        inner = (
+            '<subProcess id="sub"><startEvent id="ss"/>'
+            '<intermediateCatchEvent id="wait"><timerEventDefinition>'
+            "<timeDuration>delay</timeDuration></timerEventDefinition></intermediateCatchEvent>"
+            '<endEvent id="se"/><sequenceFlow id="i1" sourceRef="ss" targetRef="wait"/>'
+            '<sequenceFlow id="i2" sourceRef="wait" targetRef="se"/></subProcess>'
+        )
+        nodes = f'<startEvent id="s"/>{inner}<exclusiveGateway id="g"/><endEvent id="e"/>'
+        return bpmn("loop", nodes, "s -> sub\nsub -> g\ng -> e: delay == ''\ng -> sub: default")
+
+    def call_loop(self) -> dict[str, bytes]:
+        waits = (
+            '<startEvent id="ss"/><intermediateCatchEvent id="wait"><timerEventDefinition>'
+            "<timeDuration>delay</timeDuration></timerEventDefinition></intermediateCatchEvent>"
+            '<endEvent id="se"/>'
+        )
+        call = '<callActivity id="call" calledElement="waits"/>'
+        nodes = f'<startEvent id="s"/>{call}<exclusiveGateway id="g"/><endEvent id="e"/>'
+        return {
+            "waits": bpmn("waits", waits, "ss -> wait\nwait -> se"),
+            "loop": bpmn("loop", nodes, "s -> call\ncall -> g\ng -> e: delay == ''\ng -> call: default"),
+        }
+
+    @pytest.mark.parametrize("through", ["sub-process", "call-activity"])
+    @pytest.mark.parametrize("delay", ["PT0S", "PT0.001S"])
+    def test_a_tiny_computed_duration_waits_a_second_a_pass(
+        self, make_harness: Callable[..., Harness], through: str, delay: str
+    ) -> None:
+        clock = ManualClock()
+        harness = make_harness(clock, min_timer_cycle_seconds=1.0)
+        resources = self.call_loop() if through == "call-activity" else {"loop": self.sub_process_loop()}
+        harness.deploy(**resources)
+        instance_id = harness.start("loop", delay=delay)
+
+        def tenth_of_a_second() -> None:
+            clock.advance(timedelta(milliseconds=100))
+            harness.orchestrator.fire_due_timers()
+
+        while_probed(harness, tenth_of_a_second)
+        passes_before = harness.completed_elements(instance_id).count("wait")
+        for _ in range(100):  # ten more seconds
+            tenth_of_a_second()
+        passes = harness.completed_elements(instance_id).count("wait") - passes_before
+        assert 5 <= passes <= 11, passes  # once a second at most (not once a step)
+        assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)

@@ -118,17 +118,26 @@ def repeats(task: Task) -> bool:
 
     A timer in a loop repeats like a cycle, so such a pass waits at least `min_timer_cycle_seconds`
     (a literal short duration there is refused at deploy; a computed one is held here). A boundary
-    event's own task is new each pass, so its split (the attached activity's start) is what repeats.
+    event's own task is new each pass, so its split (the attached activity's start) is what repeats; a
+    timer inside a sub-process or called process is new each pass too (a new sub-workflow), so the
+    activities that run it are looked for among their own ancestors as well.
     """
     specs = {task.task_spec}
     if task.parent is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
         specs.add(task.parent.task_spec)
     ancestor = task.parent.parent if task.parent is not None else None
-    while ancestor is not None:
-        if ancestor.task_spec in specs:
-            return True
-        ancestor = ancestor.parent
-    return False
+    workflow = task.workflow
+    top = workflow.top_workflow
+    while True:
+        while ancestor is not None:
+            if ancestor.task_spec in specs:
+                return True
+            ancestor = ancestor.parent
+        if workflow is top or workflow.parent_task_id is None:
+            return False
+        caller = top.get_task_from_id(workflow.parent_task_id)  # the activity that runs this sub-workflow
+        specs.add(caller.task_spec)
+        ancestor, workflow = caller.parent, caller.workflow
 
 
 def held_due(task: Task, due: datetime, now: datetime) -> datetime:
