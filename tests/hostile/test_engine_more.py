@@ -22,7 +22,7 @@ from consultflow.orchestrator.orm import Instance, Message, Timer
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.limits import Limits
 from tests.hostile.test_deploy import refused_while_others_are_answered
-from tests.hostile.test_engine import chain, open_incidents, other_caller, run_hostile, the_incident
+from tests.hostile.test_engine import chain, drive, open_incidents, other_caller, run_hostile, the_incident
 from tests.support.bpmn_builder import bpmn
 from tests.support.liveness import Background, answered_while
 from tests.support.orchestrator_harness import Harness
@@ -399,3 +399,73 @@ class TestTimersInLoopsThroughActivities:
         passes = harness.completed_elements(instance_id).count("wait") - passes_before
         assert 5 <= passes <= 11, passes  # once a second at most (not once a step)
         assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
+
+
+class TestEventSubProcessCycles:
+    """A non-interrupting event sub-process started by a cycle computed at run time fires no more often
+    than `min_timer_cycle_seconds`, like a boundary cycle (test_engine.py)."""
+
+    @pytest.mark.parametrize("cycle", ["R/PT0.001S", "R/PT0S", "R999999999/PT0.0001S"])
+    def test_a_tiny_computed_cycle_fires_at_most_once_a_second(
+        self, make_harness: Callable[..., Harness], cycle: str
+    ) -> None:
+        clock = ManualClock()
+        harness = make_harness(clock, min_timer_cycle_seconds=1.0)
+        nodes = (
+            '<startEvent id="s"/><userTask id="work"/><endEvent id="e"/>'
+            '<subProcess id="every" triggeredByEvent="true"><startEvent id="tick" isInterrupting="false">'
+            "<timerEventDefinition><timeCycle>cycle</timeCycle></timerEventDefinition></startEvent>"
+            '<scriptTask id="note"><script>pings = 1</script></scriptTask><endEvent id="noted"/>'
+            '<sequenceFlow id="p1" sourceRef="tick" targetRef="note"/>'
+            '<sequenceFlow id="p2" sourceRef="note" targetRef="noted"/></subProcess>'
+        )
+        harness.deploy(evs=bpmn("evs", nodes, "s -> work\nwork -> e"))
+        instance_id = harness.start("evs", cycle=cycle)
+
+        def tenth_of_a_second() -> None:
+            clock.advance(timedelta(milliseconds=100))
+            harness.orchestrator.fire_due_timers()
+
+        while_probed(harness, tenth_of_a_second)
+        before = harness.completed_elements(instance_id).count("note")
+        for _ in range(100):
+            tenth_of_a_second()
+        fired = harness.completed_elements(instance_id).count("note") - before
+        assert 5 <= fired <= 11, fired
+        assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
+        harness.orchestrator.cancel_instance(instance_id, "enough")
+        assert harness.status(instance_id) == "CANCELED"
+
+
+class TestContinuationsAcrossCancelAndRestart:
+    """Engine work left for a later transaction (a continuation row) ends with a cancel, and survives a
+    restart: a new orchestrator on the same database runs the rest."""
+
+    def test_cancelled_mid_continuation(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness(max_tasks_per_step=50)
+        harness.deploy(long=chain("long", 1200))
+        instance_id = harness.start("long")
+        harness.orchestrator.fire_due_timers()
+        assert count(harness, Timer, Timer.instance_id == instance_id) == 1  # its continuation
+        harness.orchestrator.cancel_instance(instance_id, "enough")
+        assert harness.status(instance_id) == "CANCELED"
+        assert count(harness, Timer, Timer.instance_id == instance_id) == 0
+        assert harness.orchestrator.next_timer_due() is None
+
+    def test_a_restarted_orchestrator_runs_the_rest(self, tmp_path: Path) -> None:
+        limits = Limits(max_tasks_per_step=50)
+        first = Harness.sqlite(tmp_path, limits=limits)
+        first.deploy(long=chain("long", 1200))
+        instance_id = first.start("long")
+        first.close()  # the orchestrator stops with engine work pending
+        restarted = Harness.sqlite(tmp_path, limits=limits)
+        try:
+            work = Background(lambda: drive(restarted, instance_id))
+            answered_while(
+                lambda: work.running, lambda: other_caller(restarted), what="deploy, start, cancel"
+            )
+            work.join()
+            assert restarted.status(instance_id) == "COMPLETED"
+            assert restarted.completed_elements(instance_id)[-2:] == ["t1199", "e"]
+        finally:
+            restarted.close()
