@@ -325,7 +325,7 @@ class TestTimersBehindInstancesThatKeepContinuing:
     def test_an_overdue_timer_fires_while_more_instances_than_a_round_takes_keep_continuing(
         self, make_harness: Callable[..., Harness]
     ) -> None:
-        harness = make_harness(max_tasks_per_step=20)
+        harness = make_harness(max_tasks_per_step=5)
         nodes = (
             '<startEvent id="s"/><intermediateCatchEvent id="w"><timerEventDefinition>'
             '<timeDuration>"PT0.2S"</timeDuration></timerEventDefinition></intermediateCatchEvent>'
@@ -343,7 +343,8 @@ class TestTimersBehindInstancesThatKeepContinuing:
         while harness.status(waiting) == "ACTIVE" and time.monotonic() < deadline:
             round_of_two()
         assert harness.status(waiting) == "COMPLETED"
-        assert [harness.status(i) for i in hostile] == ["ACTIVE"] * 4  # still continuing meanwhile
+        statuses = [harness.status(i) for i in hostile]
+        assert "ACTIVE" in statuses, statuses  # the timer fired while they still continued
         for instance_id in hostile:
             harness.orchestrator.cancel_instance(instance_id, "enough")
 
@@ -469,3 +470,22 @@ class TestContinuationsAcrossCancelAndRestart:
             assert restarted.completed_elements(instance_id)[-2:] == ["t1199", "e"]
         finally:
             restarted.close()
+
+
+class TestMessagesNobodyWaitsFor:
+    """A storm of messages without a TTL, an id or a receiver leaves no rows behind (each was kept a day,
+    only to remember an id it did not have); one with an id is still remembered to refuse a repeat."""
+
+    def test_a_storm_without_ids_leaves_no_rows(self, make_harness: Callable[..., Harness]) -> None:
+        harness = make_harness()
+        outcomes: list[str] = []
+
+        def storm() -> None:
+            outcomes.extend(str(harness.publish("nobody", key="k")) for _ in range(50))
+
+        while_probed(harness, storm)
+        assert set(outcomes) == {"DROPPED"} and len(outcomes) >= 50
+        assert count(harness, Message) == 0
+        assert harness.publish("nobody", message_id="m-1") == "DROPPED"
+        assert harness.publish("nobody", message_id="m-1") == "DUPLICATE"
+        assert count(harness, Message) == 1

@@ -104,9 +104,21 @@ def publish_message(
     if outcome is None:
         if ttl > timedelta(0):
             return PublishResult(PublishOutcome.BUFFERED, message_key=key)
-        _mark_message(host, key, MessageStatus.DROPPED)
+        if message_id:
+            _mark_message(host, key, MessageStatus.DROPPED)  # kept a day to recognise a repeat
+        else:
+            _forget_message(host, key)  # nothing to remember: a storm of them leaves no rows
         return PublishResult(PublishOutcome.DROPPED, message_key=key)
     return PublishResult(outcome, instance_id, key)
+
+
+def _forget_message(host: InstanceHost, message_key: str) -> None:
+    """Deletes a message nobody took that has no id (it is never looked up again)."""
+    with host.uow_factory() as uow:
+        uow.session.execute(
+            delete(Message).where(Message.message_key == message_key, Message.status == MessageStatus.PENDING)
+        )
+        uow.commit()
 
 
 def _mark_message(host: InstanceHost, message_key: str, status: MessageStatus) -> None:
