@@ -16,7 +16,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -121,6 +121,8 @@ class InstanceHost:
         self._specs_lock = threading.Lock()
         self._locks = [threading.RLock() for _ in range(INSTANCE_LOCKS)]
         self._listeners: list[Callable[[Effects], None]] = []
+        self.message_cursor: tuple[datetime, str] | None = None
+        """Where the last round of buffered-message delivery stopped (usecases/messages.py)."""
 
     def add_listener(self, listener: Callable[[Effects], None]) -> None:
         """Called after every committed step (wakes watchers, the scheduler and the dispatcher)."""

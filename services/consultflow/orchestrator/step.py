@@ -263,6 +263,9 @@ class Step:
         for a bounded time whatever the diagram. Timers are refreshed first so due ones fire in this step."""
         if self.continues or self._halted:
             return
+        if self.held_by_size():
+            self._halted = True  # another pass would only stop another task with another incident
+            return
         self._advance_started = time.perf_counter()
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
@@ -288,6 +291,27 @@ class Step:
         if not self._halted and not self.continues and self._engine_work_left():
             self.continues = True  # never left READY with nothing to run it: a later step will
         self._route_thrown_events()
+
+    def held_by_size(self) -> bool:
+        """Whether `max_instance_tasks` holds the instance: over the limit, with that incident open.
+
+        While held, the engine does not run for it (a timer, a message or a reply would each stop one more
+        task with one more incident) and it has no timer or subscription rows (an overdue timer it cannot
+        fire would wake the scheduler without pause; a message waits in the buffer instead). Resolving the
+        incident runs the engine again; cancelling works whatever its size.
+        """
+        if bounded_specs.task_count(self.workflow) <= self.env.limits.max_instance_tasks:
+            return False
+        for task_id, _ in self.waits.incidents.values():
+            task = engine.find_task(self.workflow, task_id) if task_id else None
+            problem = bounded_specs.limit_problem(task) if task is not None else None
+            if (
+                task is not None
+                and task.state == TaskState.ERROR
+                and "limit max_instance_tasks " in (problem or "")
+            ):
+                return True
+        return False
 
     def _engine_work_left(self) -> bool:
         """Whether a task the engine runs itself is READY (user tasks wait for a person)."""
@@ -497,19 +521,21 @@ class Step:
         A snapshot walks every task, so one is taken again only after the workflow may have changed.
         """
         waiting = engine.snapshot(self.workflow)
-        for _ in range(MAX_BUFFERED_DELIVERIES_PER_STEP):
+        for _ in range(MAX_BUFFERED_DELIVERIES_PER_STEP if not self._halted else 0):
             delivered, tried = self._deliver_buffered(waiting)
             if delivered:
                 self.advance()
             if tried:  # even a refused delivery may have changed it (an event subprocess begun)
                 waiting = engine.snapshot(self.workflow)
-            if not delivered:
-                break
+            if not delivered or self.continues or self._halted:
+                break  # this transaction's engine work is spent: the dispatcher delivers the rest later
         self._sync_jobs(waiting)
         self._sync_user_tasks(waiting)
+        self._sync_incidents(waiting)
+        if self._halted or self.held_by_size():  # see held_by_size: no timer or subscription rows
+            waiting = replace(waiting, timers=[], messages=[])
         self._sync_timers(waiting)
         self._sync_subscriptions(waiting)
-        self._sync_incidents(waiting)
         self._save(waiting)
 
     def _deliver_buffered(self, waiting_for: engine.Snapshot) -> tuple[bool, bool]:

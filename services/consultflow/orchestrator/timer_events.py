@@ -9,11 +9,13 @@ written before them loads unchanged, and state written with them still reads wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
@@ -24,6 +26,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
     TimerEventDefinition,
 )
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.event_parsers import (
     SpiffBoundaryEventParser,
     SpiffIntermediateCatchEventParser,
@@ -33,6 +36,32 @@ from SpiffWorkflow.task import Task
 from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.scripting import ScriptEngine
+
+MAX_TIMER_MONTHS = 12 * 10_000
+"""The longest duration in years and months a timer may name (ten thousand years, past any date Python
+can hold): SpiffWorkflow adds the days of each month one by one, so `P99999999Y` would hold its thread (a
+deploy, or a step inside its write transaction) for many minutes; at this bound it costs about 80 ms."""
+
+
+def _bounded_months(original: Any) -> Any:
+    """Spiff's month-by-month duration arithmetic, refusing a duration longer than `MAX_TIMER_MONTHS`."""
+
+    def bounded(parsed_duration: dict[str, Any], at: datetime | None = None) -> timedelta:
+        months = parsed_duration.get("years", 0) * 12 + parsed_duration.get("months", 0)
+        if months > MAX_TIMER_MONTHS:
+            raise OverflowError(f"a timer duration of {months:,} months is longer than 10,000 years")
+        result: timedelta = original(parsed_duration, at) if at is not None else original(parsed_duration)
+        return result
+
+    bounded.bounded = True  # type: ignore[attr-defined]
+    return staticmethod(bounded)
+
+
+# Every reader of a timer duration (Spiff's own cycle parsing, deploy checks, due dates, the time scale)
+# goes through these two: they are bounded where they are defined.
+for _name in ("get_timedelta_from_start", "get_timedelta_from_end"):
+    if not getattr(getattr(TimerEventDefinition, _name), "bounded", False):
+        setattr(TimerEventDefinition, _name, _bounded_months(getattr(TimerEventDefinition, _name)))
 
 
 class ClockedScriptEngine(ScriptEngine):
@@ -89,23 +118,61 @@ def repeats(task: Task) -> bool:
 
     A timer in a loop repeats like a cycle, so such a pass waits at least `min_timer_cycle_seconds`
     (a literal short duration there is refused at deploy; a computed one is held here). A boundary
-    event's own task is new each pass, so its split (the attached activity's start) is what repeats.
+    event's own task is new each pass, so its split (the attached activity's start) is what repeats; a
+    timer inside a sub-process or called process is new each pass too (a new sub-workflow), so the
+    activities that run it are looked for among their own ancestors as well.
     """
     specs = {task.task_spec}
     if task.parent is not None and isinstance(task.parent.task_spec, BoundaryEventSplit):
         specs.add(task.parent.task_spec)
     ancestor = task.parent.parent if task.parent is not None else None
-    while ancestor is not None:
-        if ancestor.task_spec in specs:
-            return True
-        ancestor = ancestor.parent
-    return False
+    workflow = task.workflow
+    top = workflow.top_workflow
+    while True:
+        while ancestor is not None:
+            if ancestor.task_spec in specs:
+                return True
+            ancestor = ancestor.parent
+        if workflow is top or workflow.parent_task_id is None:
+            return False
+        caller = top.get_task_from_id(workflow.parent_task_id)  # the activity that runs this sub-workflow
+        specs.add(caller.task_spec)
+        ancestor, workflow = caller.parent, caller.workflow
 
 
 def held_due(task: Task, due: datetime, now: datetime) -> datetime:
     """`due`, or later: no sooner than the minimum cycle from now when the timer repeats in a loop."""
     earliest = now + timedelta(seconds=limits_of(task).min_timer_cycle_seconds)
     return earliest if due < earliest and repeats(task) else due
+
+
+def skip_missed(due: datetime, interval_seconds: float, now: datetime, keep: int) -> tuple[datetime, int]:
+    """(the due time to catch up from, the firings skipped) of a cycle that fell behind (the orchestrator
+    was down, the instance parked): at most `keep` missed firings are caught up (`Limits.max_timer_catch_up`),
+    the older ones are skipped. Catching up all of them would grow an instance by a branch a firing (an
+    hour behind on a one-second cycle: 3,600 branches, past `max_instance_tasks`) or start instances in a
+    tight loop."""
+    interval = timedelta(seconds=interval_seconds)
+    if interval <= timedelta(0) or due > now:
+        return due, 0
+    missed = int((now - due) / interval) + 1
+    skipped = max(missed - max(keep, 1), 0)
+    return due + skipped * interval, skipped
+
+
+@contextmanager
+def read_on(task: Task) -> Iterator[None]:
+    """Reading a timer's value: what does not parse (`PT-5S`, `R/garbage`, ten thousand years) fails on
+    the timer's own task, so its incident names the element, not just the instance."""
+    try:
+        yield
+    except SpiffWorkflowException:
+        raise
+    except Exception as exc:
+        element = task.task_spec.bpmn_id or task.task_spec.name
+        raise WorkflowTaskException(
+            f"timer {element}: {type(exc).__name__}: {exc}", task=task, exception=exc
+        ) from exc
 
 
 class ClockedTimeDateEventDefinition(TimeDateEventDefinition):  # type: ignore[misc]
@@ -115,10 +182,11 @@ class ClockedTimeDateEventDefinition(TimeDateEventDefinition):  # type: ignore[m
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             event_value = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            due = TimerEventDefinition.parse_time_or_duration(event_value)
-            if isinstance(due, datetime) and due.tzinfo is not None:
-                held = held_due(my_task, due, clock_of(my_task).now())
-                event_value = held.isoformat() if held != due else event_value
+            with read_on(my_task):
+                due = TimerEventDefinition.parse_time_or_duration(event_value)
+                if isinstance(due, datetime) and due.tzinfo is not None:
+                    held = held_due(my_task, due, clock_of(my_task).now())
+                    event_value = held.isoformat() if held != due else event_value
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.parse_time_or_duration(event_value) < clock_of(my_task).now():
             my_task._set_internal_data(event_fired=True)
@@ -133,9 +201,10 @@ class ClockedDurationTimerEventDefinition(DurationTimerEventDefinition):  # type
         event_value = my_task._get_internal_data("event_value")
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
-            parsed = TimerEventDefinition.parse_iso_duration(expression)
-            due = now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
-            event_value = held_due(my_task, due, now).isoformat()
+            with read_on(my_task):
+                parsed = TimerEventDefinition.parse_iso_duration(expression)
+                due = now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+                event_value = held_due(my_task, due, now).isoformat()
             my_task._set_internal_data(event_value=event_value)
         if TimerEventDefinition.get_datetime(event_value) < now:
             my_task._set_internal_data(event_fired=True)
@@ -151,7 +220,8 @@ class ClockedCycleTimerEventDefinition(CycleTimerEventDefinition):  # type: igno
         if event_value is None:
             expression = my_task.workflow.script_engine.evaluate(my_task, self.expression)
             minimum = limits_of(my_task).min_timer_cycle_seconds
-            cycles, start, duration = recurring_interval(expression, now, minimum)
+            with read_on(my_task):
+                cycles, start, duration = recurring_interval(expression, now, minimum)
             event_value = {"cycles": cycles, "next": start.isoformat(), "duration": duration.total_seconds()}
         ready = False
         if event_value["cycles"] != 0:
@@ -159,8 +229,14 @@ class ClockedCycleTimerEventDefinition(CycleTimerEventDefinition):  # type: igno
             if next_event < now:
                 # Held again here: state written before the minimum (or under a lower one) obeys it too.
                 interval = max(float(event_value["duration"]), limits_of(my_task).min_timer_cycle_seconds)
+                keep = limits_of(my_task).max_timer_catch_up
+                next_event, skipped = skip_missed(next_event, interval, now, keep)
+                cycles = int(event_value["cycles"])
+                if 0 <= cycles <= skipped:  # its last firing is among those skipped: it fires once, now
+                    skipped = max(cycles - 1, 0)
+                    next_event = now
                 event_value["next"] = (next_event + timedelta(seconds=interval)).isoformat()
-                event_value["cycles"] -= 1
+                event_value["cycles"] = cycles if cycles < 0 else cycles - skipped - 1
                 ready = True
         else:
             my_task.internal_data.pop("event_value", None)

@@ -58,6 +58,8 @@ class Limits:
     """Sub-processes nested inside each other in one diagram (deploy time)."""
     min_timer_cycle_seconds: float = 1.0
     """The shortest interval a cycle timer may repeat at, in the diagram and at run time."""
+    max_timer_catch_up: int = 10
+    """Missed firings a cycle timer catches up after falling behind (a restart); older ones are skipped."""
     step_failures_before_parking: int = 3
     """Failed attempts at one instance's step before it is parked with an incident."""
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from consultflow.orchestrator import engine, sizes
@@ -104,9 +104,21 @@ def publish_message(
     if outcome is None:
         if ttl > timedelta(0):
             return PublishResult(PublishOutcome.BUFFERED, message_key=key)
-        _mark_message(host, key, MessageStatus.DROPPED)
+        if message_id:
+            _mark_message(host, key, MessageStatus.DROPPED)  # kept a day to recognise a repeat
+        else:
+            _forget_message(host, key)  # nothing to remember: a storm of them leaves no rows
         return PublishResult(PublishOutcome.DROPPED, message_key=key)
     return PublishResult(outcome, instance_id, key)
+
+
+def _forget_message(host: InstanceHost, message_key: str) -> None:
+    """Deletes a message nobody took that has no id (it is never looked up again)."""
+    with host.uow_factory() as uow:
+        uow.session.execute(
+            delete(Message).where(Message.message_key == message_key, Message.status == MessageStatus.PENDING)
+        )
+        uow.commit()
 
 
 def _mark_message(host: InstanceHost, message_key: str, status: MessageStatus) -> None:
@@ -258,19 +270,43 @@ def deliver_to_start_event(
 
 def correlate_pending(host: InstanceHost, limit: int = 200) -> int:
     """Delivers buffered messages whose receiver now waits or whose process can start; the dispatcher
-    calls this after steps that threw messages, and periodically."""
+    calls this after steps that threw messages, and periodically.
+
+    Only messages that have a receiver now are tried (a subscription for their name and key, or a message
+    start event of their name), and each round goes on where the last one stopped (`host.message_cursor`):
+    buffered messages nobody receives (a caller's storm with a long TTL, a key whose instance exists and
+    does not wait) would otherwise fill every round and starve the messages behind them for good.
+    """
     now = host.clock.now()
-    with host.db.read() as session:
-        keys = list(
-            session.scalars(
-                select(Message.message_key)
-                .where(Message.status == MessageStatus.PENDING, Message.expires_at > now)
-                .order_by(Message.created_at)
-                .limit(limit)
-            )
+    start_names = {
+        name for d in list_definitions(host, latest_only=True) for name in json.loads(d.start_messages)
+    }
+    receiver = exists().where(
+        Subscription.message_name == Message.name,
+        Subscription.correlation_key == Message.correlation_key,
+        not_parked(Subscription.instance_id),
+    )
+    query = (
+        select(Message.message_key, Message.created_at)
+        .where(
+            Message.status == MessageStatus.PENDING,
+            Message.expires_at > now,
+            or_(receiver, Message.name.in_(start_names)) if start_names else receiver,
         )
+        .order_by(Message.created_at, Message.message_key)
+        .limit(limit)
+    )
+    cursor = host.message_cursor
+    if cursor is not None:
+        after, after_key = cursor
+        later = and_(Message.created_at == after, Message.message_key > after_key)
+        query = query.where(or_(Message.created_at > after, later))
+    with host.db.read() as session:
+        rows = list(session.execute(query))
+    # A full page: the next round goes on after it; a short one: the next round starts again at the front.
+    host.message_cursor = (rows[-1].created_at, rows[-1].message_key) if len(rows) == limit else None
     delivered = 0
-    for key in keys:
+    for key, _ in rows:
         try:
             outcome, _ = correlate(host, key)
         except Exception:

@@ -17,6 +17,7 @@ from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
 from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
+from consultflow.orchestrator.timer_events import skip_missed
 from consultflow.platform.faults import crash_point
 from consultflow.platform.timeutil import aware
 
@@ -57,6 +58,9 @@ def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
                 select(Timer.instance_id)
                 .where(Timer.due_at <= now, not_parked(Timer.instance_id))
                 .group_by(Timer.instance_id)
+                # The longest overdue first: more than `limit` instances with continuation rows (each due
+                # again soon after its step) would otherwise take every round from the ones behind them.
+                .order_by(func.min(Timer.due_at))
                 .limit(limit)
             )
         )
@@ -152,15 +156,21 @@ def start_by_timer(step: Step, timer: StartTimer) -> None:
     )
     due_at = aware(timer.due_at)
     assert due_at is not None
-    if timer.remaining == 0 or timer.interval_seconds <= 0:
+    # A cycle that fell behind (the orchestrator was down) catches up at most `max_timer_catch_up` of the
+    # firings it missed, one a round; the older ones are skipped (timer_events.skip_missed).
+    interval = timer.interval_seconds
+    keep = step.env.limits.max_timer_catch_up
+    caught_up, skipped = skip_missed(due_at, interval, step.env.clock.now(), keep)
+    remaining = timer.remaining if timer.remaining < 0 else timer.remaining - skipped
+    if interval <= 0 or (remaining <= 0 and timer.remaining >= 0):
         claimed = step.session.execute(delete(StartTimer).where(*this_firing))
     else:
         claimed = step.session.execute(
             update(StartTimer)
             .where(*this_firing)
             .values(
-                due_at=due_at + timedelta(seconds=timer.interval_seconds),
-                remaining=timer.remaining - 1 if timer.remaining > 0 else -1,
+                due_at=caught_up + timedelta(seconds=interval),
+                remaining=remaining - 1 if remaining > 0 else -1,
             )
             .execution_options(synchronize_session=False)
         )
