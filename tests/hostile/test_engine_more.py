@@ -277,11 +277,11 @@ class TestAbsurdTimerValues:
     @pytest.mark.parametrize(
         ("kind", "value", "says"),
         [
-            ("timeDuration", "P99999999Y", "longer than 10,000 years"),
-            ("timeDuration", "P99999999.5Y", "longer than 10,000 years"),
-            ("timeCycle", "R/P999999999M", "longer than 10,000 years"),
-            ("timeCycle", "R/P99999999Y/2030-01-01T00:00:00+00:00", "longer than 10,000 years"),
-            ("timeDuration", "P9000Y", "out of range"),
+            ("timeDuration", "P99999999Y", "beyond the year 9999"),
+            ("timeDuration", "P99999999.5Y", "beyond the year 9999"),
+            ("timeCycle", "R/P999999999M", "beyond the year 9999"),
+            ("timeCycle", "R/P99999999Y/2030-01-01T00:00:00+00:00", "beyond the year 9999"),
+            ("timeDuration", "P9000Y", "beyond the year 9999"),
             ("timeDuration", "PT-5S", "Invalid duration"),
             ("timeCycle", "R/garbage", "Invalid isoformat"),
             ("timeDate", "2030-13-45", "month must be"),
@@ -314,7 +314,7 @@ class TestAbsurdTimerValues:
             nodes = f'<startEvent id="s"/>{catch}<endEvent id="e"/>'
             flows = "s -> w\nw -> e"
         error = refused_while_others_are_answered(harness, {"absurd.bpmn": bpmn("absurd", nodes, flows)})
-        assert error.element == "w" and "10,000 years" in str(error)
+        assert error.element == "w" and "beyond the year 9999" in str(error)
 
 
 class TestTimersBehindInstancesThatKeepContinuing:

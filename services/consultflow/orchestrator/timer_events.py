@@ -37,32 +37,6 @@ from consultflow.platform.clock import WALL_CLOCK, Clock
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.scripting import ScriptEngine
 
-MAX_TIMER_MONTHS = 12 * 10_000
-"""The longest duration in years and months a timer may name (ten thousand years, past any date Python
-can hold): SpiffWorkflow adds the days of each month one by one, so `P99999999Y` would hold its thread (a
-deploy, or a step inside its write transaction) for many minutes; at this bound it costs about 80 ms."""
-
-
-def _bounded_months(original: Any) -> Any:
-    """Spiff's month-by-month duration arithmetic, refusing a duration longer than `MAX_TIMER_MONTHS`."""
-
-    def bounded(parsed_duration: dict[str, Any], at: datetime | None = None) -> timedelta:
-        months = parsed_duration.get("years", 0) * 12 + parsed_duration.get("months", 0)
-        if months > MAX_TIMER_MONTHS:
-            raise OverflowError(f"a timer duration of {months:,} months is longer than 10,000 years")
-        result: timedelta = original(parsed_duration, at) if at is not None else original(parsed_duration)
-        return result
-
-    bounded.bounded = True  # type: ignore[attr-defined]
-    return staticmethod(bounded)
-
-
-# Every reader of a timer duration (Spiff's own cycle parsing, deploy checks, due dates, the time scale)
-# goes through these two: they are bounded where they are defined.
-for _name in ("get_timedelta_from_start", "get_timedelta_from_end"):
-    if not getattr(getattr(TimerEventDefinition, _name), "bounded", False):
-        setattr(TimerEventDefinition, _name, _bounded_months(getattr(TimerEventDefinition, _name)))
-
 
 class ClockedScriptEngine(ScriptEngine):
     """The script engine, carrying the clock the workflow's timers read and the limits its task specs
