@@ -60,6 +60,25 @@ _safer_getattr: Callable[..., Any] = safer_getattr
 _LOG10_2 = math.log10(2)
 
 
+SCRIPT_ERRORS: tuple[type[Exception], ...] = (
+    ArithmeticError,
+    AssertionError,
+    AttributeError,
+    Exception,
+    IndexError,
+    KeyError,
+    LookupError,
+    NameError,
+    OverflowError,
+    RuntimeError,
+    StopIteration,
+    TypeError,
+    ValueError,
+    ZeroDivisionError,
+)
+"""The exceptions a script may raise and catch by name."""
+
+
 # ----------------------------------------------------------------------------------------- compiling
 
 
@@ -699,22 +718,7 @@ class Guards:
             "tuple": tuple,
             "zip": zip,
         }
-        for error in (
-            ArithmeticError,
-            AssertionError,
-            AttributeError,
-            Exception,
-            IndexError,
-            KeyError,
-            LookupError,
-            NameError,
-            OverflowError,
-            RuntimeError,
-            StopIteration,
-            TypeError,
-            ValueError,
-            ZeroDivisionError,
-        ):
+        for error in SCRIPT_ERRORS:
             builtins[error.__name__] = error
         return {
             "__builtins__": builtins,

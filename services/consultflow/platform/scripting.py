@@ -29,6 +29,7 @@ from consultflow.platform.jsonutil import json_size_within
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.sandbox import SandboxPool, pool_for
 from consultflow.platform.sandbox_rules import (
+    SCRIPT_ERRORS,
     Compiled,
     ScriptViolation,
     compile_source,
@@ -40,26 +41,8 @@ from consultflow.platform.sandbox_rules import check as _check
 
 __all__ = ["RestrictedEnvironment", "ScriptEngine", "ScriptViolation", "check"]
 
-_ERRORS: dict[str, type[Exception]] = {
-    e.__name__: e
-    for e in (
-        ArithmeticError,
-        AssertionError,
-        AttributeError,
-        Exception,
-        IndexError,
-        KeyError,
-        LookupError,
-        NameError,
-        OverflowError,
-        RecursionError,
-        RuntimeError,
-        StopIteration,
-        TypeError,
-        ValueError,
-        ZeroDivisionError,
-    )
-}
+_ERRORS: dict[str, type[Exception]] = {e.__name__: e for e in (*SCRIPT_ERRORS, RecursionError)}
+"""The errors a sandbox process reports by name, raised again as themselves."""
 
 
 def check(source: str, mode: str = "exec", limits: Limits | None = None) -> None:
