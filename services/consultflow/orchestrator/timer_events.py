@@ -77,6 +77,9 @@ def recurring_interval(
     the time scale, fires no more often than a literal one may).
     """
     minimum = timedelta(seconds=minimum_seconds)
+    count = expression.strip().upper().removeprefix("R").split("/", 1)[0]
+    if count and not count.isdigit():
+        raise ValueError(f"{expression!r}: the repeat count after R must be a whole number (R3/…) or none")
     components = expression.upper().replace("--", "/").strip("R").split("/")
     if len(components) == 2 and components[1].startswith("P"):
         cycles = int(components[0]) if components[0] else -1
