@@ -298,39 +298,34 @@ def _month_days(first: date) -> int:
     return monthrange(first.year, first.month)[1]
 
 
+def _take_months(parsed_duration: dict[str, Any], at: datetime) -> tuple[float, int, float, int]:
+    """Takes years and months out of a parsed duration: (months, whole months, days so far, the month
+    index of `at`); a duration past the year 9999 is a ValueError."""
+    months = parsed_duration.pop("months", 0) + parsed_duration.pop("years", 0) * 12
+    whole = int(months)
+    if abs(whole) > 12 * 10_000:
+        raise ValueError("a timer duration reaches beyond the year 9999")
+    return months, whole, parsed_duration.pop("days", 0), at.year * 12 + at.month - 1
+
+
 def timedelta_from_start(parsed_duration: dict[str, Any], start: datetime | None = None) -> timedelta:
     """Spiff's `get_timedelta_from_start` in constant time: Spiff adds up the days of every month of the
     duration one month at a time, so `P9999999999Y` looped for hours inside a deploy or a step. Same
     result; a duration past the year 9999 is a ValueError (a deploy refusal or the timer's incident)."""
-    start = start or datetime.now(UTC)
-    years = parsed_duration.pop("years", 0)
-    months = parsed_duration.pop("months", 0) + years * 12
-    days = parsed_duration.pop("days", 0)
-    whole = int(months)
-    here = start.year * 12 + start.month - 1
-    if abs(whole) > 12 * 10_000:
-        raise ValueError("a timer duration reaches beyond the year 9999")
+    months, whole, days, here = _take_months(parsed_duration, start or datetime.now(UTC))
     if whole > 0:
         days += (_first_of_month(0, here + whole) - _first_of_month(0, here)).days
     days += (months - whole) * _month_days(_first_of_month(0, here + max(whole, 0)))
-    parsed_duration["days"] = days
-    return timedelta(**parsed_duration)
+    return timedelta(days=days, **parsed_duration)
 
 
 def timedelta_from_end(parsed_duration: dict[str, Any], end: datetime) -> timedelta:
     """Spiff's `get_timedelta_from_end` in constant time (it loops one month at a time, like the above)."""
-    years = parsed_duration.pop("years", 0)
-    months = parsed_duration.pop("months", 0) + years * 12
-    days = parsed_duration.pop("days", 0)
-    whole = int(months)
-    here = end.year * 12 + end.month - 1
-    if abs(whole) > 12 * 10_000:
-        raise ValueError("a timer duration reaches beyond the year 9999")
+    months, whole, days, here = _take_months(parsed_duration, end)
     if whole > 0:
         days += (_first_of_month(0, here) - _first_of_month(0, here - whole)).days
     days += (months - whole) * _month_days(_first_of_month(0, here - max(whole, 0) - 1))
-    parsed_duration["days"] = days
-    return timedelta(**parsed_duration)
+    return timedelta(days=days, **parsed_duration)
 
 
 def _bound_spiff_durations() -> None:
