@@ -339,7 +339,7 @@ class TestTimersBehindInstancesThatKeepContinuing:
             '<timeDuration>"PT0.2S"</timeDuration></timerEventDefinition></intermediateCatchEvent>'
             '<endEvent id="e"/>'
         )
-        harness.deploy(long=chain("long", 1500), wait=bpmn("wait", nodes, "s -> w\nw -> e"))
+        harness.deploy(long=chain("long", 600), wait=bpmn("wait", nodes, "s -> w\nw -> e"))
         hostile = [harness.start("long") for _ in range(4)]
         waiting = harness.start("wait")
 
