@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from consultflow import COMPONENTS
+from consultflow.platform import with_parent
 from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
 from consultflow.platform.messaging import NatsCredentials, connect_options
@@ -61,12 +61,6 @@ def free_port() -> int:
         return port
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it when the parent dies (Linux)."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_nats(
     data_dir: Path, log_path: Path, users: LocalNatsUsers | None = None, port: int = -1
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -90,24 +84,26 @@ def start_nats(
         config = ["-c", str(conf)]
     log = log_path.open("ab")
     process = subprocess.Popen(
-        [
-            nats_server_binary(),
-            "-a",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-n",
-            "consultflow",
-            "-js",
-            "-sd",
-            str(data_dir / "nats"),
-            "--ports_file_dir",
-            str(run_dir),
-            *config,
-        ],
+        with_parent.command(
+            signal.SIGTERM,
+            [
+                nats_server_binary(),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-n",
+                "consultflow",
+                "-js",
+                "-sd",
+                str(data_dir / "nats"),
+                "--ports_file_dir",
+                str(run_dir),
+                *config,
+            ],
+        ),
         stdout=log,
         stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -283,11 +279,10 @@ class LocalSystem:
     def _spawn(self, child: Child) -> None:
         log = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            [sys.executable, "-m", f"consultflow.{child.name}"],
+            with_parent.command(signal.SIGTERM, [sys.executable, "-m", f"consultflow.{child.name}"]),
             env=self.child_env(child),
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
         )
         log.close()
         self._watches[child.name] = _Watch(time.monotonic())
