@@ -7,6 +7,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
+from consultflow.api.catalog.v1 import catalog_pb2
 from consultflow.api.contracts.v1 import contracts_pb2
 from consultflow.api.crm.v1 import crm_pb2
 from consultflow.api.delivery.v1 import delivery_pb2
@@ -20,6 +21,7 @@ from consultflow.platform.policy import POLICY, Role, authorize
 
 MODULES = (
     orchestrator_pb2,
+    catalog_pb2,
     crm_pb2,
     contracts_pb2,
     delivery_pb2,

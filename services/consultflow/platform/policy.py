@@ -60,6 +60,7 @@ CONTRACTS = "consultflow.api.contracts.v1.ContractsService"
 DELIVERY = "consultflow.api.delivery.v1.DeliveryService"
 SURVEY = "consultflow.api.survey.v1.SurveyService"
 RISK = "consultflow.api.risk.v1.RiskService"
+CATALOG = "consultflow.api.catalog.v1.OperationCatalog"  # served by every service
 
 ANALYST, STAFF, OPS, CLIENT, COMPONENT = Role.ANALYST, Role.STAFF, Role.OPS, Role.CLIENT, Role.COMPONENT
 N = Condition.NONE
@@ -90,6 +91,9 @@ POLICY: dict[str, Rule] = {
         {
             "DeployResources": ((ANALYST,), N),
             "ListDefinitions": ((ANALYST, OPS), N),
+            "GetDefinition": ((ANALYST, OPS), N),
+            "ValidateResources": ((ANALYST,), N),
+            "GetProcessStatistics": ((ANALYST, OPS), N),
             "CreateInstance": ((OPS, STAFF), Condition.BUSINESS_STAFF),
             "GetInstance": ((ANALYST, OPS), N),
             "ListInstances": ((ANALYST, OPS), N),
@@ -99,6 +103,7 @@ POLICY: dict[str, Rule] = {
             "ListUserTasks": ((STAFF, OPS), Condition.TASK_CANDIDATE),
             "GetUserTask": ((STAFF, OPS), Condition.TASK_CANDIDATE),
             "ClaimUserTask": ((STAFF,), Condition.TASK_CANDIDATE),
+            "UnclaimUserTask": ((STAFF, OPS), Condition.TASK_CLAIMED),
             "CompleteUserTask": ((STAFF,), Condition.TASK_CLAIMED),
             "CompleteJob": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "FailJob": ((COMPONENT,), Condition.OWN_OPERATIONS),
@@ -108,6 +113,8 @@ POLICY: dict[str, Rule] = {
             "ListAuditEntries": ((OPS,), N),
         },
     ),
+    # what the modeler offers when an analyst picks a service task's operation
+    **_rules(CATALOG, {"ListOperations": ((ANALYST, OPS, COMPONENT), N)}),
     **_reads(
         CRM,
         (

@@ -108,16 +108,20 @@ class DeployResourcesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESOURCES_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    note: _builtins.str
+    """Why this deploy, shown beside the version (e.g. "5.1.1: survey date is required"); optional."""
     @_builtins.property
     def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
     def __init__(
         self,
         *,
         resources: _abc.Iterable[Global___Resource] | None = ...,
+        note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "resources", b"resources"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -135,6 +139,9 @@ class ProcessDefinition(_message.Message):
     RESOURCE_NAME_FIELD_NUMBER: _builtins.int
     DEPLOYED_AT_FIELD_NUMBER: _builtins.int
     START_MESSAGES_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    DEPLOYED_BY_FIELD_NUMBER: _builtins.int
+    DIFFERS_FROM_REPOSITORY_FIELD_NUMBER: _builtins.int
     definition_id: _builtins.str
     """"<process_id>:<version>" """
     process_id: _builtins.str
@@ -142,6 +149,14 @@ class ProcessDefinition(_message.Message):
     name: _builtins.str
     content_hash: _builtins.str
     resource_name: _builtins.str
+    note: _builtins.str
+    """the deploy's note"""
+    deployed_by: _builtins.str
+    """the caller's identity; "" for the start-up deploy of bpmn/"""
+    differs_from_repository: _builtins.bool
+    """The latest version differs from the file in the orchestrator's repository folder (bpmn/): someone
+    deployed a change that is not committed yet, or the repository moved on. Set on the latest only.
+    """
     @_builtins.property
     def deployed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -159,10 +174,13 @@ class ProcessDefinition(_message.Message):
         resource_name: _builtins.str = ...,
         deployed_at: _timestamp_pb2.Timestamp | None = ...,
         start_messages: _abc.Iterable[_builtins.str] | None = ...,
+        note: _builtins.str = ...,
+        deployed_by: _builtins.str = ...,
+        differs_from_repository: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deployed_at", b"deployed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "definition_id", b"definition_id", "deployed_at", b"deployed_at", "name", b"name", "process_id", b"process_id", "resource_name", b"resource_name", "start_messages", b"start_messages", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_hash", b"content_hash", "definition_id", b"definition_id", "deployed_at", b"deployed_at", "deployed_by", b"deployed_by", "differs_from_repository", b"differs_from_repository", "name", b"name", "note", b"note", "process_id", b"process_id", "resource_name", b"resource_name", "start_messages", b"start_messages", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -239,6 +257,207 @@ class ListDefinitionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDefinitionsResponse: _TypeAlias = ListDefinitionsResponse  # noqa: Y015
+
+@_typing.final
+class GetDefinitionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITION_ID_FIELD_NUMBER: _builtins.int
+    definition_id: _builtins.str
+    """"<process_id>:<version>" """
+    def __init__(
+        self,
+        *,
+        definition_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition_id", b"definition_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDefinitionRequest: _TypeAlias = GetDefinitionRequest  # noqa: Y015
+
+@_typing.final
+class GetDefinitionResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEFINITION_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def definition(self) -> Global___ProcessDefinition: ...
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]:
+        """the process's own file first"""
+
+    def __init__(
+        self,
+        *,
+        definition: Global___ProcessDefinition | None = ...,
+        resources: _abc.Iterable[Global___Resource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["definition", b"definition", "resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDefinitionResponse: _TypeAlias = GetDefinitionResponse  # noqa: Y015
+
+@_typing.final
+class ValidateResourcesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resource]: ...
+    def __init__(
+        self,
+        *,
+        resources: _abc.Iterable[Global___Resource] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resources", b"resources"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateResourcesRequest: _TypeAlias = ValidateResourcesRequest  # noqa: Y015
+
+@_typing.final
+class Problem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_NAME_FIELD_NUMBER: _builtins.int
+    ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    resource_name: _builtins.str
+    """the file at fault"""
+    element_id: _builtins.str
+    """the element at fault; "" for the file as a whole"""
+    message: _builtins.str
+    rule: _builtins.str
+    """which check, e.g. "limit.max_fan_out", "script.name", "parse" """
+    def __init__(
+        self,
+        *,
+        resource_name: _builtins.str = ...,
+        element_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+        rule: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["element_id", b"element_id", "message", b"message", "resource_name", b"resource_name", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Problem: _TypeAlias = Problem  # noqa: Y015
+
+@_typing.final
+class ValidateResourcesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___Problem]:
+        """empty: a deploy of these files would be accepted"""
+
+    @_builtins.property
+    def unchanged(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """process ids a deploy would leave at their latest version"""
+
+    def __init__(
+        self,
+        *,
+        problems: _abc.Iterable[Global___Problem] | None = ...,
+        unchanged: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "unchanged", b"unchanged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ValidateResourcesResponse: _TypeAlias = ValidateResourcesResponse  # noqa: Y015
+
+@_typing.final
+class GetProcessStatisticsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    process_id: _builtins.str
+    version: _builtins.int
+    """0 = every version"""
+    def __init__(
+        self,
+        *,
+        process_id: _builtins.str = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["process_id", b"process_id", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProcessStatisticsRequest: _TypeAlias = GetProcessStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class ElementStatistics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    element_id: _builtins.str
+    active: _builtins.int
+    """instances waiting or working at it"""
+    incidents: _builtins.int
+    """open incidents on it"""
+    def __init__(
+        self,
+        *,
+        element_id: _builtins.str = ...,
+        active: _builtins.int = ...,
+        incidents: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "element_id", b"element_id", "incidents", b"incidents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ElementStatistics: _TypeAlias = ElementStatistics  # noqa: Y015
+
+@_typing.final
+class GetProcessStatisticsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ELEMENTS_FIELD_NUMBER: _builtins.int
+    RUNNING_INSTANCES_FIELD_NUMBER: _builtins.int
+    INSTANCES_WITH_INCIDENTS_FIELD_NUMBER: _builtins.int
+    running_instances: _builtins.int
+    instances_with_incidents: _builtins.int
+    @_builtins.property
+    def elements(self) -> _containers.RepeatedCompositeFieldContainer[Global___ElementStatistics]: ...
+    def __init__(
+        self,
+        *,
+        elements: _abc.Iterable[Global___ElementStatistics] | None = ...,
+        running_instances: _builtins.int = ...,
+        instances_with_incidents: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["elements", b"elements", "instances_with_incidents", b"instances_with_incidents", "running_instances", b"running_instances"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetProcessStatisticsResponse: _TypeAlias = GetProcessStatisticsResponse  # noqa: Y015
 
 @_typing.final
 class CreateInstanceRequest(_message.Message):
@@ -578,6 +797,9 @@ class ListInstancesRequest(_message.Message):
     WITH_INCIDENTS_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    PARENT_INSTANCE_ID_FIELD_NUMBER: _builtins.int
     process_id: _builtins.str
     state: Global___InstanceState.ValueType
     """UNSPECIFIED = any"""
@@ -587,6 +809,12 @@ class ListInstancesRequest(_message.Message):
     page_size: _builtins.int
     """default 50, max 500"""
     page_token: _builtins.str
+    query: _builtins.str
+    """a prefix of the business key or of the instance id"""
+    version: _builtins.int
+    """with process_id: only this version; 0 = any"""
+    parent_instance_id: _builtins.str
+    """only the instances this one called"""
     def __init__(
         self,
         *,
@@ -596,10 +824,13 @@ class ListInstancesRequest(_message.Message):
         with_incidents: _builtins.bool = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        query: _builtins.str = ...,
+        version: _builtins.int = ...,
+        parent_instance_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_key", b"business_key", "page_size", b"page_size", "page_token", b"page_token", "process_id", b"process_id", "state", b"state", "with_incidents", b"with_incidents"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_key", b"business_key", "page_size", b"page_size", "page_token", b"page_token", "parent_instance_id", b"parent_instance_id", "process_id", b"process_id", "query", b"query", "state", b"state", "version", b"version", "with_incidents", b"with_incidents"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -659,7 +890,10 @@ class ListInstancesResponse(_message.Message):
 
     INSTANCES_FIELD_NUMBER: _builtins.int
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
+    total: _builtins.int
+    """how many match the filter, over all pages"""
     @_builtins.property
     def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceSummary]: ...
     def __init__(
@@ -667,10 +901,11 @@ class ListInstancesResponse(_message.Message):
         *,
         instances: _abc.Iterable[Global___InstanceSummary] | None = ...,
         next_page_token: _builtins.str = ...,
+        total: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "next_page_token", b"next_page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "next_page_token", b"next_page_token", "total", b"total"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -948,6 +1183,7 @@ class ListUserTasksRequest(_message.Message):
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     CANDIDATE_USER_FIELD_NUMBER: _builtins.int
+    DUE_FIRST_FIELD_NUMBER: _builtins.int
     candidate_group: _builtins.str
     assignee: _builtins.str
     """who claimed it (or was assigned it by the diagram)"""
@@ -959,6 +1195,8 @@ class ListUserTasksRequest(_message.Message):
     """What this person may take: a task naming them among its candidate users or assigned to them. With
     candidate_group, what either selects (a person's inbox: their group's tasks and their own).
     """
+    due_first: _builtins.bool
+    """Due first: tasks with a due date, earliest (so overdue) first, then those without; else oldest first."""
     def __init__(
         self,
         *,
@@ -969,10 +1207,11 @@ class ListUserTasksRequest(_message.Message):
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
         candidate_user: _builtins.str = ...,
+        due_first: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "candidate_group", b"candidate_group", "candidate_user", b"candidate_user", "include_closed", b"include_closed", "instance_id", b"instance_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee", b"assignee", "candidate_group", b"candidate_group", "candidate_user", b"candidate_user", "due_first", b"due_first", "include_closed", b"include_closed", "instance_id", b"instance_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1046,6 +1285,25 @@ class ClaimUserTaskRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClaimUserTaskRequest: _TypeAlias = ClaimUserTaskRequest  # noqa: Y015
+
+@_typing.final
+class UnclaimUserTaskRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_TASK_ID_FIELD_NUMBER: _builtins.int
+    user_task_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        user_task_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_task_id", b"user_task_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnclaimUserTaskRequest: _TypeAlias = UnclaimUserTaskRequest  # noqa: Y015
 
 @_typing.final
 class CompleteUserTaskRequest(_message.Message):

@@ -44,6 +44,21 @@ class OrchestratorServiceStub:
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsResponse.FromString,
                 _registered_method=True)
+        self.GetDefinition = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/GetDefinition',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionResponse.FromString,
+                _registered_method=True)
+        self.ValidateResources = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/ValidateResources',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesResponse.FromString,
+                _registered_method=True)
+        self.GetProcessStatistics = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/GetProcessStatistics',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsResponse.FromString,
+                _registered_method=True)
         self.CreateInstance = channel.unary_unary(
                 '/consultflow.api.orchestrator.v1.OrchestratorService/CreateInstance',
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CreateInstanceRequest.SerializeToString,
@@ -87,6 +102,11 @@ class OrchestratorServiceStub:
         self.ClaimUserTask = channel.unary_unary(
                 '/consultflow.api.orchestrator.v1.OrchestratorService/ClaimUserTask',
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ClaimUserTaskRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.FromString,
+                _registered_method=True)
+        self.UnclaimUserTask = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/UnclaimUserTask',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UnclaimUserTaskRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.FromString,
                 _registered_method=True)
         self.CompleteUserTask = channel.unary_unary(
@@ -143,6 +163,28 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDefinition(self, request, context):
+        """The files one deployed version was made from (its process and everything it needs), as deployed:
+        what the modeler opens, exports and compares.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ValidateResources(self, request, context):
+        """Every check a deploy makes, without deploying: the problems, each naming its file and element.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProcessStatistics(self, request, context):
+        """Running instances and open incidents per element of a process (all its versions, or one).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateInstance(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -194,6 +236,13 @@ class OrchestratorServiceServicer:
 
     def ClaimUserTask(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnclaimUserTask(self, request, context):
+        """Gives a claimed task back to its candidates; only the person holding it (or ops) may.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -257,6 +306,21 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsResponse.SerializeToString,
             ),
+            'GetDefinition': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDefinition,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionResponse.SerializeToString,
+            ),
+            'ValidateResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ValidateResources,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesResponse.SerializeToString,
+            ),
+            'GetProcessStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProcessStatistics,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsResponse.SerializeToString,
+            ),
             'CreateInstance': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateInstance,
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.CreateInstanceRequest.FromString,
@@ -300,6 +364,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
             'ClaimUserTask': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimUserTask,
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ClaimUserTaskRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.SerializeToString,
+            ),
+            'UnclaimUserTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnclaimUserTask,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UnclaimUserTaskRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.SerializeToString,
             ),
             'CompleteUserTask': grpc.unary_unary_rpc_method_handler(
@@ -392,6 +461,87 @@ class OrchestratorService:
             '/consultflow.api.orchestrator.v1.OrchestratorService/ListDefinitions',
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsRequest.SerializeToString,
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListDefinitionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDefinition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/GetDefinition',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetDefinitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ValidateResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/ValidateResources',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ValidateResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProcessStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/GetProcessStatistics',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetProcessStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -634,6 +784,33 @@ class OrchestratorService:
             target,
             '/consultflow.api.orchestrator.v1.OrchestratorService/ClaimUserTask',
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ClaimUserTaskRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnclaimUserTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/UnclaimUserTask',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UnclaimUserTaskRequest.SerializeToString,
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.UserTask.FromString,
             options,
             channel_credentials,

@@ -41,6 +41,14 @@ class OrchestratorServiceStub:
     unchanged content is a no-op that returns the existing versions.
     """
     ListDefinitions: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListDefinitionsRequest, _orchestrator_pb2.ListDefinitionsResponse]
+    GetDefinition: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetDefinitionRequest, _orchestrator_pb2.GetDefinitionResponse]
+    """The files one deployed version was made from (its process and everything it needs), as deployed:
+    what the modeler opens, exports and compares.
+    """
+    ValidateResources: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateResourcesRequest, _orchestrator_pb2.ValidateResourcesResponse]
+    """Every check a deploy makes, without deploying: the problems, each naming its file and element."""
+    GetProcessStatistics: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetProcessStatisticsRequest, _orchestrator_pb2.GetProcessStatisticsResponse]
+    """Running instances and open incidents per element of a process (all its versions, or one)."""
     CreateInstance: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CreateInstanceRequest, _orchestrator_pb2.CreateInstanceResponse]
     GetInstance: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetInstanceRequest, _orchestrator_pb2.Instance]
     ListInstances: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListInstancesRequest, _orchestrator_pb2.ListInstancesResponse]
@@ -51,6 +59,8 @@ class OrchestratorServiceStub:
     ListUserTasks: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListUserTasksRequest, _orchestrator_pb2.ListUserTasksResponse]
     GetUserTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUserTaskRequest, _orchestrator_pb2.UserTask]
     ClaimUserTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ClaimUserTaskRequest, _orchestrator_pb2.UserTask]
+    UnclaimUserTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.UnclaimUserTaskRequest, _orchestrator_pb2.UserTask]
+    """Gives a claimed task back to its candidates; only the person holding it (or ops) may."""
     CompleteUserTask: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CompleteUserTaskRequest, _orchestrator_pb2.CompleteUserTaskResponse]
     CompleteJob: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CompleteJobRequest, _orchestrator_pb2.CompleteJobResponse]
     """Job replies from workers. All three are idempotent per job_key; a reply for a task that is no longer
@@ -73,6 +83,14 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     unchanged content is a no-op that returns the existing versions.
     """
     ListDefinitions: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListDefinitionsRequest, _orchestrator_pb2.ListDefinitionsResponse]  # type: ignore[assignment]
+    GetDefinition: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetDefinitionRequest, _orchestrator_pb2.GetDefinitionResponse]  # type: ignore[assignment]
+    """The files one deployed version was made from (its process and everything it needs), as deployed:
+    what the modeler opens, exports and compares.
+    """
+    ValidateResources: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ValidateResourcesRequest, _orchestrator_pb2.ValidateResourcesResponse]  # type: ignore[assignment]
+    """Every check a deploy makes, without deploying: the problems, each naming its file and element."""
+    GetProcessStatistics: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetProcessStatisticsRequest, _orchestrator_pb2.GetProcessStatisticsResponse]  # type: ignore[assignment]
+    """Running instances and open incidents per element of a process (all its versions, or one)."""
     CreateInstance: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CreateInstanceRequest, _orchestrator_pb2.CreateInstanceResponse]  # type: ignore[assignment]
     GetInstance: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetInstanceRequest, _orchestrator_pb2.Instance]  # type: ignore[assignment]
     ListInstances: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListInstancesRequest, _orchestrator_pb2.ListInstancesResponse]  # type: ignore[assignment]
@@ -83,6 +101,8 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     ListUserTasks: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListUserTasksRequest, _orchestrator_pb2.ListUserTasksResponse]  # type: ignore[assignment]
     GetUserTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetUserTaskRequest, _orchestrator_pb2.UserTask]  # type: ignore[assignment]
     ClaimUserTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ClaimUserTaskRequest, _orchestrator_pb2.UserTask]  # type: ignore[assignment]
+    UnclaimUserTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.UnclaimUserTaskRequest, _orchestrator_pb2.UserTask]  # type: ignore[assignment]
+    """Gives a claimed task back to its candidates; only the person holding it (or ops) may."""
     CompleteUserTask: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CompleteUserTaskRequest, _orchestrator_pb2.CompleteUserTaskResponse]  # type: ignore[assignment]
     CompleteJob: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CompleteJobRequest, _orchestrator_pb2.CompleteJobResponse]  # type: ignore[assignment]
     """Job replies from workers. All three are idempotent per job_key; a reply for a task that is no longer
@@ -114,6 +134,32 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ListDefinitionsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ListDefinitionsResponse, _abc.Awaitable[_orchestrator_pb2.ListDefinitionsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetDefinition(
+        self,
+        request: _orchestrator_pb2.GetDefinitionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetDefinitionResponse, _abc.Awaitable[_orchestrator_pb2.GetDefinitionResponse]]:
+        """The files one deployed version was made from (its process and everything it needs), as deployed:
+        what the modeler opens, exports and compares.
+        """
+
+    @_abc_1.abstractmethod
+    def ValidateResources(
+        self,
+        request: _orchestrator_pb2.ValidateResourcesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ValidateResourcesResponse, _abc.Awaitable[_orchestrator_pb2.ValidateResourcesResponse]]:
+        """Every check a deploy makes, without deploying: the problems, each naming its file and element."""
+
+    @_abc_1.abstractmethod
+    def GetProcessStatistics(
+        self,
+        request: _orchestrator_pb2.GetProcessStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.GetProcessStatisticsResponse, _abc.Awaitable[_orchestrator_pb2.GetProcessStatisticsResponse]]:
+        """Running instances and open incidents per element of a process (all its versions, or one)."""
 
     @_abc_1.abstractmethod
     def CreateInstance(
@@ -178,6 +224,14 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ClaimUserTaskRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.UserTask, _abc.Awaitable[_orchestrator_pb2.UserTask]]: ...
+
+    @_abc_1.abstractmethod
+    def UnclaimUserTask(
+        self,
+        request: _orchestrator_pb2.UnclaimUserTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.UserTask, _abc.Awaitable[_orchestrator_pb2.UserTask]]:
+        """Gives a claimed task back to its candidates; only the person holding it (or ops) may."""
 
     @_abc_1.abstractmethod
     def CompleteUserTask(
