@@ -4,6 +4,7 @@ first, deploy notes, and a start-up deploy that never undoes an analyst's deploy
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from consultflow.cli.main import main as cli_main
 from consultflow.orchestrator.app import build
 from consultflow.orchestrator.orm import Definition, Instance, Resource
 from consultflow.platform.db import Database
@@ -22,7 +24,7 @@ from consultflow.platform.grpcerrors import field_violations
 from consultflow.platform.tables import outbox
 from tests.support.bpmn_builder import bpmn, field, form, service_task
 from tests.support.components import ComponentThread, component_settings
-from tests.support.identity import signed_channel
+from tests.support.identity import local_identity, signed_channel, token
 from tests.support.rpc import refused
 
 CODE = grpc.StatusCode
@@ -340,3 +342,47 @@ def test_deploy_at_start_leaves_an_analysts_deploy_and_says_it_differs(
     fourth.stop()
     with Database(settings.database_url).read() as session:
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
+
+
+def consultflow(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """The CLI in this process (its exit code and what it printed)."""
+    with pytest.raises(SystemExit) as exited:
+        cli_main(list(argv))
+    return int(exited.value.code or 0), capsys.readouterr().out
+
+
+def test_the_cli_validates_deploys_with_a_note_searches_and_unclaims(
+    component: ComponentThread,
+    stub: Stub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CONSULTFLOW_ORCHESTRATOR_ADDRESS", component.address)
+    monkeypatch.setenv("CONSULTFLOW_CA_FILE", str(local_identity().ca))
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", token("ann", roles=["analyst", "ops"]))
+    (tmp_path / "fanout.bpmn").write_bytes(FAN_OUT)
+    (tmp_path / "work.bpmn").write_bytes(WORK)
+    code, printed = consultflow(capsys, "deploy", "--validate", str(tmp_path / "fanout.bpmn"))
+    assert code == 4 and "many" in printed and "limit.max_fan_out" in printed
+    assert consultflow(capsys, "deploy", "--validate", str(tmp_path / "work.bpmn"))[0] == 0
+    assert stub.ListDefinitions(pb.ListDefinitionsRequest()).definitions == []
+    assert consultflow(capsys, "deploy", "--note", "first", str(tmp_path / "work.bpmn"))[0] == 0
+    (definition,) = stub.ListDefinitions(pb.ListDefinitionsRequest()).definitions
+    assert (definition.note, definition.deployed_by) == ("first", "ann")
+
+    start(stub, "work", "ACME-1")
+    start(stub, "work", "BETA-1")
+    code, printed = consultflow(capsys, "instances", "--query", "ACME", "--json")
+    assert code == 0 and [i["business_key"] for i in json.loads(printed)] == ["ACME-1"]
+
+    instance = start(stub, "work", "ACME-2")
+    job = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance)).jobs[0].job_key
+    stub.CompleteJob(pb.CompleteJobRequest(job_key=job))
+    task_id = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance)).user_tasks[0].user_task_id
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", token("chen", roles=["staff"], groups=["legal"]))
+    assert consultflow(capsys, "task", "claim", task_id)[0] == 0
+    code, printed = consultflow(capsys, "task", "unclaim", task_id)
+    assert code == 0 and "back with its candidates" in printed
+    assert consultflow(capsys, "task", "unclaim", task_id)[0] == 4, "not claimed: refused"
+    assert stub.GetUserTask(pb.GetUserTaskRequest(user_task_id=task_id)).assignee == ""

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MAX_NOTE_CHARACTERS = 1000
 """The longest deploy note kept beside a version (a sentence or two: why this deploy)."""
+MAX_PROBLEMS = 100
+"""The most problems one validation answers (a hostile file may have thousands; the first are enough)."""
 START_MODES = ("new", "changed")
 """What the start-up deploy of bpmn/ deploys: processes never deployed, or also those that changed."""
 
@@ -92,7 +94,7 @@ def validate(host: InstanceHost, resources: Mapping[str, bytes]) -> Validation:
                 latest = _latest_of(session, process_id)
                 if latest is not None and latest.content_hash == _digest(resources, specs):
                     unchanged.append(process_id)
-    return Validation(problems, unchanged)
+    return Validation(problems[:MAX_PROBLEMS], unchanged)
 
 
 def deploy_at_start(host: InstanceHost, resources: Mapping[str, bytes], mode: str = "new") -> DeployResult:
