@@ -22,7 +22,7 @@ from consultflow.orchestrator.records import definition_id
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import Conflict, InvalidArgument, NotFound
+from consultflow.platform.errors import Conflict, InvalidArgument, NotFound, shown
 from consultflow.platform.identity import Caller
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def validate(host: InstanceHost, resources: Mapping[str, bytes]) -> Validation:
     """Every check `deploy` makes, writing nothing: the problems (several where the checks can go on), and
     the processes a deploy would leave unchanged."""
     problems = _name_problems(resources)
-    valid = {n: c for n, c in resources.items() if n not in {p.resource for p in problems}}
+    valid = {n: c for n, c in resources.items() if _plain_name(n)}
     parsed, found = engine.checked_resources(valid, host.limits)
     problems += found
     if not problems and not parsed:
@@ -182,11 +182,15 @@ def get_definition(host: InstanceHost, definition_id: str) -> DefinitionFiles:
 def _name_problems(resources: Mapping[str, bytes]) -> list[DeploymentError]:
     if not resources:
         raise InvalidArgument("resources", "at least one .bpmn or .dmn file is required")
-    return [
-        DeploymentError(name[:120], f"{name[:120]!r} must be a plain file name", rule="resource.name")
+    return [  # named by its repr: a hostile name's control characters are never echoed
+        DeploymentError(shown(name, 120), "must be a plain file name", rule="resource.name")
         for name in resources
-        if not name or "/" in name or "\\" in name or any(c < " " or "\x7f" <= c <= "\x9f" for c in name)
+        if not _plain_name(name)
     ]
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and not any(c in "/\\" or c < " " or "\x7f" <= c <= "\x9f" for c in name)
 
 
 def _no_process() -> InvalidArgument:
