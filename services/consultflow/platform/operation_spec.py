@@ -145,14 +145,15 @@ ENGAGEMENT = optional(text("engagement_id", ENGAGEMENT_ID_HELP))
 """The input most operations take: optional, since the business key is the engagement's id."""
 
 _CLAUSE_PREFIX = re.compile(r"^(?:Ch\. )?[0-9][0-9.,/ →–-]*(?:\s*\[assumption\])?:\s+")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z`])")
 
 
 def summary_of(docstring: str | None) -> str:
-    """A handler docstring's first paragraph as one line, without its leading clause reference
-    ("2.1.2: records …" → "records …"): the clauses are a field of their own."""
+    """A handler docstring's first sentence as one line, without its leading clause reference
+    ("2.1.2: records …" → "Records …"): the clauses are a field of their own."""
     paragraph = (docstring or "").strip().split("\n\n", 1)[0]
     line = " ".join(part.strip() for part in paragraph.splitlines())
-    line = _CLAUSE_PREFIX.sub("", line)
+    line = _SENTENCE_END.split(_CLAUSE_PREFIX.sub("", line), 1)[0]
     return line[:1].upper() + line[1:]
 
 
