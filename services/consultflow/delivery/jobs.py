@@ -127,8 +127,8 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         text("project_id"),
         date("kickoff_date"),
         listing("attendees", "names separated by commas"),
-        optional(text("briefing")),
-        optional(text("rules_agreed")),
+        text("briefing"),
+        text("rules_agreed"),
         optional(listing("materials_handed_out", "one per line")),
     ],
     outputs=[text("kickoff_id")],
@@ -190,7 +190,7 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
         optional(listing("visitors", "names separated by commas")),
         optional(listing("interviewees", "names separated by commas")),
         optional(text("processes_observed")),
-        optional(text("observations")),
+        text("observations"),
     ],
     outputs=[text("site_visit_id")],
 )
@@ -254,7 +254,7 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     clauses=["3.3.1"],
     inputs=[
         text("project_id"),
-        optional(text("solution_summary")),
+        text("solution_summary"),
         optional(text("flow_chart_link")),
         optional(text("mind_map_link")),
     ],
@@ -337,7 +337,7 @@ def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     inputs=[
         text("project_id"),
         optional(date("held_on", "default today")),
-        optional(text("progress_report")),
+        text("progress_report"),
         optional(text("problems")),
         optional(text("decisions", "one per line")),
         optional(text("internal_updates")),
@@ -360,7 +360,7 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler(
     "record_work_report",
     clauses=["3.4.1", "3.5.1"],
-    inputs=[text("project_id"), optional(text("work_report"))],
+    inputs=[text("project_id"), text("work_report")],
     outputs=[text("work_report_id")],
     description="Logged as internal communication; refused before execution started.",
 )
@@ -431,7 +431,7 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 @operations.handler(
     "record_corrective_action",
     clauses=["3.4.2"],
-    inputs=[text("project_id"), optional(text("corrective_action")), optional(text("action_owner"))],
+    inputs=[text("project_id"), text("corrective_action"), text("action_owner")],
     outputs=[text("corrective_action_id")],
 )
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
@@ -446,7 +446,7 @@ def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 @operations.handler(
     "complete_execution",
     clauses=["3.4.1"],
-    inputs=[text("project_id"), optional(text("completion_summary"))],
+    inputs=[text("project_id"), text("completion_summary")],
     outputs=[date("execution_completed_at", "a timestamp")],
 )
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
@@ -480,8 +480,8 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     inputs=[
         text("project_id"),
         optional(listing("departments", "names separated by commas")),
-        optional(text("support_needed")),
-        optional(text("coordination_outcome")),
+        text("support_needed"),
+        text("coordination_outcome"),
     ],
     outputs=[text("coordination_id")],
 )
@@ -499,7 +499,7 @@ def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 @operations.handler(
     "record_acceptance_support",
     clauses=["4.4.2"],
-    inputs=[text("project_id"), optional(text("support_notes"))],
+    inputs=[text("project_id"), text("support_notes")],
     outputs=[text("acceptance_support_id")],
     description="Logged as external communication (kind answer).",
 )
@@ -516,7 +516,7 @@ def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
         text("project_id"),
         text("change_request_id"),
         one_of("change_decision", domain.ChangeDecision),
-        optional(text("change_response")),
+        text("change_response"),
     ],
     outputs=[text("change_request_status")],
 )
@@ -539,7 +539,7 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
     inputs=[
         text("project_id"),
         optional(text("deliverables", "one per line: `name | link`")),
-        optional(text("results_summary")),
+        text("results_summary"),
     ],
     outputs=[integer("deliverable_set_version")],
 )
@@ -589,7 +589,7 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     inputs=[
         text("project_id"),
         date("delivery_time", "date and time"),
-        optional(text("delivery_place")),
+        text("delivery_place"),
         listing("attendees", "names separated by commas"),
         optional(listing("preparations", "one per line or comma-separated")),
     ],
@@ -670,7 +670,7 @@ def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     inputs=[
         text("project_id"),
         date("acceptance_date"),
-        optional(text("acceptance_content")),
+        text("acceptance_content"),
         optional(text("acceptance_criteria", "one per line")),
     ],
     outputs=[text("acceptance_id"), integer("acceptance_round")],
@@ -724,7 +724,7 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
 @operations.handler(
     "close_rectification_items",
     clauses=["4.4.3"],
-    inputs=[text("acceptance_id"), optional(text("rectification_notes"))],
+    inputs=[text("acceptance_id"), text("rectification_notes")],
     outputs=[integer("open_rectification_items", "0")],
 )
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:

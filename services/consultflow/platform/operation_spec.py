@@ -8,8 +8,10 @@ frozen dataclasses with small constructors, so a spec reads as a short list abov
     inputs=[text("inquiry_id"), one_of("decline_reason", ["infeasible", "offer_expired"])],
     outputs=[text("intake_outcome")],
 
-An input is `required` when the handler refuses the job without it (it reads it with no default); every
-diagram must then pass it as a parameter (tests/unit/test_operation_catalogue.py checks both).
+An input is `required` when the job fails without it: the handler reads it with no default, or the
+service's rules refuse it empty. Every diagram must then pass it as a parameter. An optional input the
+diagram does not pass may still come from a process variable of the same name (`Job.get`), unless its
+description says "a parameter only" (tests/unit/test_operation_catalogue.py checks all of this).
 """
 
 from __future__ import annotations
