@@ -95,8 +95,11 @@ def bool_param(request: Request, name: str) -> bool:
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    """A protobuf message as the API's JSON: snake_case names, enums as names, int64 as strings."""
-    result: dict[str, Any] = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """A protobuf message as the API's JSON: snake_case names, enums as names, int64 as strings; empty
+    lists and zero values included, so the front end never tests for a missing key."""
+    result: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
     return result
 
 
