@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from consultflow import COMPONENTS
 from consultflow.cli.system import free_port
+from consultflow.console.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from consultflow.console.app import build
 from consultflow.console.config import ConsoleSettings, OidcClient
 from consultflow.console.tickets import deposit
@@ -37,7 +39,8 @@ NEEDS = bpmn(
 LEGAL = bpmn(
     "legal_review",
     f"""<startEvent id="s"/>
-    <userTask id="review" name="Review" camunda:candidateGroups="legal">{form(field("ok", "boolean"))}</userTask>
+    <userTask id="review" name="Review" camunda:candidateGroups="legal">
+    {form(field("ok", "boolean"))}</userTask>
     <endEvent id="e"/>""",
     "s -> review\nreview -> e",
 )
@@ -71,9 +74,12 @@ def console_settings(
 
 
 @contextmanager
-def serving(app: object, port: int) -> Iterator[str]:
+def serving(app: ASGIApp, port: int) -> Iterator[str]:
     """An ASGI app on uvicorn in a thread, as `python -m consultflow.console` runs it."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -96,7 +102,7 @@ class Console:
         self.settings = settings
         self.system = system
 
-    def link(self, name: str, roles: list[str] | None = None, groups: list[str] = ()) -> str:  # type: ignore[assignment]
+    def link(self, name: str, roles: list[str] | None = None, groups: Sequence[str] = ()) -> str:
         """What `consultflow console --as NAME --print` prints."""
         if roles is None:
             person = people()[name]
@@ -108,7 +114,9 @@ class Console:
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=20.0)
 
-    def signed_in(self, name: str, roles: list[str] | None = None, groups: list[str] = ()) -> httpx.Client:  # type: ignore[assignment]
+    def signed_in(
+        self, name: str, roles: list[str] | None = None, groups: Sequence[str] = ()
+    ) -> httpx.Client:
         client = self.browser()
         response = client.get(self.link(name, roles, groups))
         assert response.status_code == 303, response.text
@@ -121,6 +129,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, nats_session_url: str) -> 
     tmp_path = tmp_path_factory.mktemp("console")
     folder = bpmn_folder(tmp_path, {"needs": NEEDS, "legal_review": LEGAL})
     with in_process_system(tmp_path, nats_session_url, services=(), bpmn_dir=folder) as system:
-        settings = console_settings(tmp_path, nats_session_url, {"orchestrator": system.components["orchestrator"].address})
+        orchestrator = system.components["orchestrator"].address
+        settings = console_settings(tmp_path, nats_session_url, {"orchestrator": orchestrator})
         with serving(build(settings), settings.listen_port) as url:
             yield Console(url, settings, system)
