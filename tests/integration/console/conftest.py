@@ -77,7 +77,11 @@ def console_settings(
 def serving(app: ASGIApp, port: int) -> Iterator[str]:
     """An ASGI app on uvicorn in a thread, as `python -m consultflow.console` runs it."""
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

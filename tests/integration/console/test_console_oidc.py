@@ -122,7 +122,10 @@ def console_url(
         tls_dir=tls.certificate.parent,
         ca_file=tls.ca,
         issuer=IssuerSettings(
-            issuer=provider.url, audience="consultflow", jwks_url=f"{provider.url}/jwks", algorithms=("ES256",)
+            issuer=provider.url,
+            audience="consultflow",
+            jwks_url=f"{provider.url}/jwks",
+            algorithms=("ES256",),
         ),
         component_issuer=None,
         token_file=None,
