@@ -15,7 +15,6 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from consultflow import COMPONENTS
 from consultflow.cli.system import free_port
 from consultflow.console.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from consultflow.console.app import build
@@ -24,7 +23,6 @@ from consultflow.console.tickets import deposit
 from consultflow.platform.local_identity import people
 from consultflow.platform.security import SecuritySettings
 from tests.support.bpmn_builder import bpmn, bpmn_folder, field, form
-from tests.support.components import closed_address
 from tests.support.identity import local_identity
 from tests.support.nats import provision_open
 from tests.support.system import InProcessSystem, in_process_system
@@ -64,7 +62,7 @@ def console_settings(
         ticket_dir=tmp_path / "console-tickets",
         secure_cookie=False,
         security=security or local_identity().settings("console"),
-        addresses={name: addresses.get(name) or closed_address() for name in COMPONENTS},
+        addresses=addresses,
         nats_url=nats_url,
         nats_credentials=None,
         oidc=oidc,
@@ -132,8 +130,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, nats_session_url: str) -> 
     provision_open(nats_session_url)
     tmp_path = tmp_path_factory.mktemp("console")
     folder = bpmn_folder(tmp_path, {"needs": NEEDS, "legal_review": LEGAL})
-    with in_process_system(tmp_path, nats_session_url, services=(), bpmn_dir=folder) as system:
-        orchestrator = system.components["orchestrator"].address
-        settings = console_settings(tmp_path, nats_session_url, {"orchestrator": orchestrator})
+    with in_process_system(tmp_path, nats_session_url, services=("crm",), bpmn_dir=folder) as system:
+        addresses = {name: component.address for name, component in system.components.items()}
+        settings = console_settings(tmp_path, nats_session_url, addresses)
         with serving(build(settings), settings.listen_port) as url:
             yield Console(url, settings, system)

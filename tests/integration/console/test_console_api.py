@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 
+from consultflow.api.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.orchestrator.servicer import OrchestratorServicer
 from tests.integration.console.conftest import Console
@@ -171,6 +173,19 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(console: Console) -> N
 
 def test_the_catalogue_is_for_analysts_and_ops(console: Console) -> None:
     assert console.signed_in("bella").get("/api/operations").status_code == 403
+    listed = console.signed_in("ana").get("/api/operations")
+    assert listed.status_code == 200, listed.text
+    operations = listed.json()["operations"]
+    assert {op["service"] for op in operations} <= {"crm"}  # the one service this system runs
+    try:  # what crm itself answers (UNIMPLEMENTED until the services publish their catalogues)
+        served = catalog_pb2_grpc.OperationCatalogStub(console.system.channel("crm")).ListOperations(
+            catalog_pb2.ListOperationsRequest()
+        )
+        names = sorted(op.name for op in served.operations)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        names = []
+    assert sorted(op["name"] for op in operations) == names
 
 
 def test_every_response_carries_the_security_headers(console: Console) -> None:
