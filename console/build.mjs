@@ -101,12 +101,13 @@ function licences(metafile) {
 }
 
 // The icon fonts' CSS names legacy formats (eot, svg) before the embedded woff that browsers use: those
-// URLs stay as they are instead of pulling the files into the bundle.
+// files are left out of the bundle.
 const legacyFontsExternal = {
   name: 'legacy-fonts-external',
   setup(build) {
     build.onResolve({ filter: /\.(eot|svg)([?#].*)?$/ }, (args) =>
-      args.kind === 'url-token' ? { path: args.path, external: true } : undefined,
+      // an empty data: URL, so a browser that tries the format finds nothing instead of asking the server
+      args.kind === 'url-token' ? { path: 'data:,', external: true } : undefined,
     );
   },
 };
