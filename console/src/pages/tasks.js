@@ -170,9 +170,12 @@ export const tasksPage = {
       );
     };
 
+    let listLoads = 0; // a slower, older answer never overwrites a newer one
     const loadList = async () => {
+      const mine = ++listLoads;
       try {
         const body = await api.get('/api/tasks', { scope, include_closed: includeClosed ? 'true' : '' });
+        if (mine !== listLoads) return;
         tasks = body?.user_tasks ?? [];
         renderList();
       } catch (error) {
