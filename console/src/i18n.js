@@ -17,8 +17,8 @@ export const STRINGS = {
   language: { zh: '語言', en: 'Language' },
   signInTitle: { zh: '請登入', en: 'Please sign in' },
   signInLocal: {
-    zh: '本機使用:請管理員執行以下命令取得登入連結',
-    en: 'On this machine: ask for a sign-in link, made by',
+    zh: '本機使用:請索取登入連結(由此命令產生):',
+    en: 'On this machine, ask for a sign-in link:',
   },
   signInOrg: { zh: '以所屬機構帳號登入', en: 'Sign in with your organisation' },
   loading: { zh: '載入中…', en: 'Loading…' },
