@@ -37,7 +37,8 @@ function has(viewer, elementId) {
 
 /**
  * Per element: a blue badge with the active instances (cf-count), a red one with open incidents
- * (cf-incidents), and a heat marker (cf-heat-1 … cf-heat-4) by its share of the busiest element.
+ * (cf-incidents), a heat marker (cf-heat-1 … cf-heat-4) by its share of the busiest element, and a red
+ * outline (cf-heat-incident) where incidents stand.
  * `elements` is GetProcessStatistics' list: [{element_id, active, incidents}].
  */
 export function showStatistics(viewer, elements, labels) {
@@ -51,7 +52,9 @@ export function showStatistics(viewer, elements, labels) {
     const active = Number(stat.active ?? 0);
     const incidents = Number(stat.incidents ?? 0);
     for (let level = 1; level <= 4; level += 1) canvas.removeMarker(id, `cf-heat-${level}`);
+    canvas.removeMarker(id, 'cf-heat-incident');
     if (active) canvas.addMarker(id, `cf-heat-${Math.min(4, Math.ceil((active / busiest) * 4))}`);
+    if (incidents) canvas.addMarker(id, 'cf-heat-incident');
     if (!active && !incidents) continue;
     const badge = document.createElement('div');
     badge.className = 'cf-badges';
