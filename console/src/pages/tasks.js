@@ -23,9 +23,9 @@ function savedScope() {
 
 function dueBadge(task) {
   const level = urgency(task);
-  if (level === 'none') return h('span', { class: 'due none' }, t('noDue'));
+  if (level === 'none') return h('span', { class: 'due-badge none' }, t('noDue'));
   const text = level === 'overdue' ? t('overdueSince', { when: relative(task.due_at) }) : t('dueAt', { when: relative(task.due_at) });
-  return h('span', { class: ['due', level], title: when(task.due_at) }, text);
+  return h('span', { class: ['due-badge', level], title: when(task.due_at) }, text);
 }
 
 function holder(task, me) {
@@ -279,8 +279,10 @@ export const tasksPage = {
       busy = true;
       const keep = form?.read() ?? {};
       try {
-        const task = await api.post(`/api/tasks/${api.segment(selected.user_task_id)}/${action}`);
-        renderDetail(task?.user_task_id ? task : { ...selected, assignee: action === 'claim' ? me.name : '' }, keep);
+        const path = `/api/tasks/${api.segment(selected.user_task_id)}`;
+        await api.post(`${path}/${action}`);
+        // read the task again: the claim's answer leaves out the data the task sees (its context)
+        renderDetail(await api.get(path), keep);
         loadList();
       } catch (error) {
         ctx.notify(error.message, 'error');
