@@ -229,7 +229,7 @@ export async function mountInstance(container, ctx, instanceId) {
           ? table(
               [t('name'), t('value')],
               variables.map(([key, value]) =>
-                h('tr', {}, h('td', { title: key }, humanKey(key), h('div', { class: 'muted mono' }, key)), h('td', { class: 'wrap' }, readable(value))),
+                h('tr', {}, h('td', { title: key }, humanKey(key, language()), h('div', { class: 'muted mono' }, key)), h('td', { class: 'wrap' }, readable(value))),
               ),
             )
           : h('p', { class: 'muted' }, t('noVariables')),

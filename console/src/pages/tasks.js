@@ -3,7 +3,7 @@
 import { ApiError } from '../api.js';
 import { h, replace } from '../dom.js';
 import { formProblems, formVariables } from '../forms.js';
-import { bilingual, t } from '../i18n.js';
+import { bilingual, language, t } from '../i18n.js';
 import { readable, relative, when } from '../format.js';
 import { engagementContext, humanKey, parseVariables, sortTasks, urgency } from '../tasklist.js';
 import { renderFields } from './taskform.js';
@@ -53,7 +53,7 @@ function definitionList(entries) {
   return h(
     'dl',
     { class: 'kv' },
-    entries.map(([key, value]) => [h('dt', {}, humanKey(key)), h('dd', {}, readable(value))]),
+    entries.map(([key, value]) => [h('dt', { title: key }, humanKey(key, language())), h('dd', {}, readable(value))]),
   );
 }
 
