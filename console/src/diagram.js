@@ -35,24 +35,54 @@ function has(viewer, elementId) {
   return Boolean(elementId) && Boolean(viewer.get('elementRegistry').get(elementId));
 }
 
+/** Which process holds each element id, from the diagram files' XML: element id → process id. */
+export function elementProcesses(xmlTexts) {
+  const found = new Map();
+  if (typeof DOMParser === 'undefined') return found;
+  for (const xml of xmlTexts) {
+    const doc = new DOMParser().parseFromString(xml, 'application/xml');
+    for (const process of doc.getElementsByTagNameNS('*', 'process')) {
+      const processId = process.getAttribute('id');
+      for (const el of process.getElementsByTagName('*')) {
+        const id = el.getAttribute('id');
+        if (id && !found.has(id)) found.set(id, processId);
+      }
+    }
+  }
+  return found;
+}
+
 /**
  * Per element: a blue badge with the active instances (cf-count), a red one with open incidents
  * (cf-incidents), a heat marker (cf-heat-1 … cf-heat-4) by its share of the busiest element, and a red
- * outline (cf-heat-incident) where incidents stand.
- * `elements` is GetProcessStatistics' list: [{element_id, active, incidents}].
+ * outline (cf-heat-incident) where incidents stand. `elements` is GetProcessStatistics' list:
+ * [{element_id, active, incidents}]; counts of elements inside a called process or a collapsed
+ * subprocess add up on the call activity or the box that holds them (`where`: {callers, processes}).
  */
-export function showStatistics(viewer, elements, labels) {
+export function showStatistics(viewer, elements, labels, where = {}) {
   const overlays = viewer.get('overlays');
   const canvas = viewer.get('canvas');
+  const callers = where.callers ?? new Map();
+  const processes = where.processes ?? new Map();
   overlays.remove({ type: 'cf-stats' });
-  const busiest = Math.max(1, ...elements.map((e) => Number(e.active ?? 0)));
+  const totals = new Map();
   for (const stat of elements) {
-    const id = stat.element_id;
-    if (!has(viewer, id)) continue;
-    const active = Number(stat.active ?? 0);
-    const incidents = Number(stat.incidents ?? 0);
-    for (let level = 1; level <= 4; level += 1) canvas.removeMarker(id, `cf-heat-${level}`);
-    canvas.removeMarker(id, 'cf-heat-incident');
+    const spot = onDiagram(viewer, { element_id: stat.element_id, process_id: processes.get(stat.element_id) }, callers);
+    if (!spot) continue;
+    // an element on a collapsed subprocess's plane counts on its own plane and on the box above
+    for (const id of withEnclosing(viewer, [spot])) {
+      const total = totals.get(id) ?? { active: 0, incidents: 0 };
+      total.active += Number(stat.active ?? 0);
+      total.incidents += Number(stat.incidents ?? 0);
+      totals.set(id, total);
+    }
+  }
+  const busiest = Math.max(1, ...[...totals.values()].map((c) => c.active));
+  for (const element of viewer.get('elementRegistry').getAll()) {
+    for (let level = 1; level <= 4; level += 1) canvas.removeMarker(element.id, `cf-heat-${level}`);
+    canvas.removeMarker(element.id, 'cf-heat-incident');
+  }
+  for (const [id, { active, incidents }] of totals) {
     if (active) canvas.addMarker(id, `cf-heat-${Math.min(4, Math.ceil((active / busiest) * 4))}`);
     if (incidents) canvas.addMarker(id, 'cf-heat-incident');
     if (!active && !incidents) continue;

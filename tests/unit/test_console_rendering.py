@@ -126,19 +126,10 @@ async def post(request: Request) -> Response:
 
 
 async def definitions(request: Request) -> Response:
-    return _json(
-        {
-            "definitions": [
-                {
-                    "definition_id": "intake:2",
-                    "process_id": "intake",
-                    "version": 2,
-                    "name": "業務承接 Business intake",
-                    "deployed_at": "2026-01-01T00:00:00Z",
-                }
-            ]
-        }
-    )
+    process = request.query_params.get("process_id") or "intake"
+    name = {"intake": "業務承接 Business intake", "engagement": "諮詢項目 Consulting engagement"}[process]
+    listed = {"definition_id": f"{process}:2", "process_id": process, "version": 2, "name": name}
+    return _json({"definitions": [{**listed, "deployed_at": "2026-01-01T00:00:00Z"}]})
 
 
 async def definition(request: Request) -> Response:
@@ -420,3 +411,10 @@ def test_a_wait_inside_a_called_process_shows_on_its_call_activity_and_in_its_ow
     expect(diagram.locator("g.djs-element[data-element-id='intake'].cf-active")).to_have_count(1)
     page.locator("[data-testid='diagram-file'][data-file='intake.bpmn']").click()
     expect(diagram.locator("g.djs-element[data-element-id='understand_needs'].cf-active")).to_have_count(1)
+
+
+def test_counts_inside_a_called_process_add_up_on_its_call_activity(page: Page) -> None:
+    page.goto("/#/operate/processes/engagement")  # the canned counts stand on intake's elements
+    called = page.get_by_test_id("diagram").locator(".djs-overlays[data-container-id='intake']")
+    expect(called.locator(".cf-count")).to_have_text("4")
+    expect(called.locator(".cf-incidents")).to_have_text("1")

@@ -2,7 +2,7 @@
 // with their running instances and incidents, a process's diagram as a heat map, instance search, and
 // (pages/instance.js) one instance.
 import { h, replace } from '../dom.js';
-import { drawDiagram, showStatistics } from '../diagram.js';
+import { callersOf, drawDiagram, elementProcesses, showStatistics } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { relative, stateLabel, stateName, when } from '../format.js';
 import { mountInstance } from './instance.js';
@@ -241,6 +241,7 @@ async function processPage(container, ctx, processId) {
   let version = 0; // every version
   let viewer = null;
   let drawnDefinition = '';
+  let where = {}; // {callers, processes} of the drawn definition's files
   const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
   const summary = h('p', { class: 'summary' });
   const select = h(
@@ -263,7 +264,7 @@ async function processPage(container, ctx, processId) {
       `${t('withIncidents')}: `,
       h('strong', { class: Number(stats?.instances_with_incidents ?? 0) ? 'incident-count' : null }, String(stats?.instances_with_incidents ?? 0)),
     );
-    if (viewer) showStatistics(viewer, stats?.elements ?? [], labels);
+    if (viewer) showStatistics(viewer, stats?.elements ?? [], labels, where);
   };
   const draw = async () => {
     const definition = version ? versions.find((d) => d.version === version) : versions[0];
@@ -274,6 +275,8 @@ async function processPage(container, ctx, processId) {
     try {
       const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(definition.definition_id)}`);
       const xml = detail?.resources?.[0]?.content ?? '';
+      const texts = (detail?.resources ?? []).filter((r) => /\.bpmn$/i.test(r.name ?? '')).map((r) => r.content ?? '');
+      where = { callers: callersOf(texts), processes: elementProcesses(texts) };
       viewer = await drawDiagram(canvas, xml, language());
       drawnDefinition = definition.definition_id;
     } catch (error) {
