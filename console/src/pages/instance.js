@@ -85,7 +85,7 @@ export async function mountInstance(container, ctx, instanceId) {
   let viewer = null;
   let drawnDefinition = '';
   let processName = ''; // the definition's name, once its diagram is loaded
-  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
+  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'figure', 'aria-label': t('diagram') });
   const body = h('div', { class: 'instance-body' });
   const header = h('div', { class: 'instance-head' });
 
@@ -93,7 +93,7 @@ export async function mountInstance(container, ctx, instanceId) {
   let callers = new Map();
   let shownFile = 0;
   let lastInstance = null;
-  const tabs = h('div', { class: 'diagram-tabs', role: 'tablist', 'aria-label': t('diagram') });
+  const tabs = h('div', { class: 'diagram-tabs', role: 'group', 'aria-label': t('diagram') });
 
   const showFile = async (index) => {
     shownFile = index;
@@ -101,7 +101,7 @@ export async function mountInstance(container, ctx, instanceId) {
     viewer = null;
     canvas.replaceChildren();
     for (const [i, tab] of [...tabs.children].entries()) {
-      tab.setAttribute('aria-selected', String(i === index));
+      tab.setAttribute('aria-pressed', String(i === index));
       tab.classList.toggle('on', i === index);
     }
     try {
@@ -135,7 +135,7 @@ export async function mountInstance(container, ctx, instanceId) {
           ? files.map((file, index) =>
               h(
                 'button',
-                { type: 'button', role: 'tab', class: 'tab', 'data-testid': 'diagram-file', 'data-file': file.name, onclick: () => showFile(index) },
+                { type: 'button', class: 'tab', 'data-testid': 'diagram-file', 'data-file': file.name, onclick: () => showFile(index) },
                 file.name.replace(/\.bpmn$/i, ''),
               ),
             )

@@ -242,7 +242,7 @@ async function processPage(container, ctx, processId) {
   let viewer = null;
   let drawnDefinition = '';
   let where = {}; // {callers, processes} of the drawn definition's files
-  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
+  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'figure', 'aria-label': t('diagram') });
   const summary = h('p', { class: 'summary' });
   const select = h(
     'select',

@@ -98,9 +98,8 @@ export const tasksPage = {
         'button',
         {
           type: 'button',
-          role: 'tab',
           'data-testid': `scope-${value}`,
-          'aria-selected': String(scope === value),
+          'aria-pressed': String(scope === value),
           class: ['tab', scope === value && 'on'],
           onclick: () => {
             scope = value;
@@ -119,7 +118,7 @@ export const tasksPage = {
     const renderToolbar = () =>
       replace(
         toolbar,
-        h('div', { role: 'tablist', class: 'tabs' }, scopeButton('mine', t('scopeMine')), scopeButton('groups', t('scopeGroups'))),
+        h('div', { role: 'group', class: 'tabs', 'aria-label': t('tasksTitle') }, scopeButton('mine', t('scopeMine')), scopeButton('groups', t('scopeGroups'))),
         h(
           'label',
           { class: 'check' },
