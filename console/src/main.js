@@ -204,7 +204,7 @@ async function route() {
   }
   if (current?.key === 'modeler' && key === 'modeler' && current.definitionId === (parts[0] ?? '')) return;
   destroyCurrent();
-  const container = h('main', { class: ['page', `page-${key}`], id: 'main' });
+  const container = h('main', { class: ['page', `page-${key}`], id: 'main', tabindex: '-1' });
   replace(root, topBar(key), container, statusArea);
   const disposers = [];
   const definitionId = key === 'modeler' ? (parts[0] ?? '') : '';
@@ -253,6 +253,11 @@ async function start() {
   });
   startLive((connected) => document.body.classList.toggle('offline', !connected));
   window.addEventListener('hashchange', route);
+  // the skip link moves the focus, not the hash (the hash is the route)
+  document.querySelector('a.skip')?.addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('main')?.focus();
+  });
   await route();
 }
 
