@@ -226,6 +226,11 @@ function renderMessage(key, text) {
 
 async function start() {
   document.documentElement.lang = language() === 'zh' ? 'zh-Hant' : 'en';
+  // the skip link moves the focus, not the hash (the hash is the route)
+  document.querySelector('a.skip')?.addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('main')?.focus();
+  });
   replace(root, h('p', { class: 'loading' }, t('loading')));
   onLanguageChange(() => {
     if (!me) return signInPage();
@@ -253,11 +258,6 @@ async function start() {
   });
   startLive((connected) => document.body.classList.toggle('offline', !connected));
   window.addEventListener('hashchange', route);
-  // the skip link moves the focus, not the hash (the hash is the route)
-  document.querySelector('a.skip')?.addEventListener('click', (event) => {
-    event.preventDefault();
-    document.getElementById('main')?.focus();
-  });
   await route();
 }
 
