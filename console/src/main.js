@@ -221,7 +221,7 @@ async function route() {
 
 function renderMessage(key, text) {
   destroyCurrent();
-  replace(root, topBar(key), h('main', { class: 'page' }, h('p', { class: 'notice' }, text)), statusArea);
+  replace(root, topBar(key), h('main', { class: 'page', id: 'main', tabindex: '-1' }, h('p', { class: 'notice' }, text)), statusArea);
 }
 
 async function start() {
