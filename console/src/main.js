@@ -141,7 +141,7 @@ function signInPage() {
     topBar(''),
     h(
       'main',
-      { class: 'signin', 'data-testid': 'signin' },
+      { class: 'signin', 'data-testid': 'signin', id: 'main', tabindex: '-1' },
       h('h1', {}, t('signInTitle')),
       h('p', {}, t('signInLocal'), ' ', h('code', {}, 'consultflow console --as NAME')),
       h('p', {}, h('a', { class: 'button primary', href: '/login', 'data-testid': 'signin-oidc' }, t('signInOrg'))),
