@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import SpiffWorkflow
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.bpmn.modeler_tools import chromium
 from tests.bpmn.test_browser import CHROMIUM_ARGS
-from tests.console.modeler_site import EDITABLE, Site, build, process_id, serve
+from tests.console.modeler_site import EDITABLE, REVISED, Site, build, process_id, serve
 from tests.support.catalogue import BPMN_DIR, NS
 
 SPIFF_PARSER = Path(str(SpiffWorkflow.__file__)).parent / "spiff" / "parser"
@@ -244,3 +245,127 @@ def test_an_unedited_diagram_exports_unchanged(page: Page, site: Site, path: Pat
     name, saved = export(page)
     assert name == path.name
     assert differences(flatten(path.read_bytes()), flatten(saved)) == {}
+
+
+# ------------------------------------------------------------------------------------------- the page
+
+
+def test_the_list_shows_every_process_and_opens_one(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/index.html#/modeler")
+    rows = page.locator("[data-testid=definition-row]")
+    rows.first.wait_for()
+    shown = {rows.nth(i).get_attribute("data-definition-id") for i in range(rows.count())}
+    assert shown == {
+        f"{process_id(p)}:{2 if process_id(p) == 'intake' else 1}" for p in BPMN_DIR.glob("*.bpmn")
+    }
+    page.locator('[data-testid=definition-row][data-definition-id="market_research:1"] a').click()
+    page.wait_for_selector("[data-testid=modeler-canvas] .djs-container")
+    assert unquote(page.url).endswith("#/modeler/market_research:1")
+
+
+def test_problems_show_as_a_list_and_on_the_elements(page: Page, site: Site) -> None:
+    """The orchestrator's deploy checks (canned here) and bpmnlint in the browser (a task whose name the
+    panel cleared breaks label-required) both land in the list and on the diagram; a row selects its element."""
+    site.problems = [
+        {
+            "resource_name": "intake.bpmn",
+            "element_id": "assess_feasibility",
+            "message": "too wide",
+            "rule": "limit",
+        }
+    ]
+    try:
+        open_definition(page, site, "intake:1")
+        select(page, "record_requirements")
+        edit(page, "general", "name", value="")
+        page.locator("[data-testid=modeler-validate]").click()
+        server_row = page.locator('[data-testid=problem-row][data-element-id="assess_feasibility"]')
+        server_row.wait_for()
+        lint_row = page.locator('[data-testid=problem-row][data-element-id="record_requirements"]')
+        assert lint_row.get_attribute("data-rule") == "lint.label-required"
+        for element in ("assess_feasibility", "record_requirements"):
+            marked = page.locator(f'.djs-element.cf-problem[data-element-id="{element}"]')
+            assert marked.count() == 1, element
+            assert page.locator(f'.cf-problem-badge[data-element-id="{element}"]').count() == 1
+        server_row.click()
+        selected = page.evaluate(
+            "() => window.cfModeler.editor.modeler.get('selection').get().map((e) => e.id)"
+        )
+        assert selected == ["assess_feasibility"]
+        page.locator("[data-testid=modeler-deploy]").click()
+        page.wait_for_selector("[data-testid=modeler-status].cf-bad")
+        assert not [p for p in site.posted if p[0] == "/api/deployments"], "deployed despite problems"
+    finally:
+        site.problems = []
+
+
+def test_deploy_sends_every_resource_with_the_edited_one_and_the_note(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:1")
+    select(page, "assess_feasibility")
+    edit(page, "CamundaPlatform__UserAssignment", "candidateGroups", value="experts, managers")
+    page.locator("[data-testid=deploy-note]").fill("2.2.2: managers assess too")
+    before = len(site.posted)
+    page.locator("[data-testid=modeler-deploy]").click()
+    page.wait_for_selector("[data-testid=modeler-status].cf-good")
+    deploys = [body for path, body in site.posted[before:] if path == "/api/deployments"]
+    assert len(deploys) == 1
+    sent = {r["name"]: r["content"] for r in deploys[0]["resources"]}
+    assert deploys[0]["note"] == "2.2.2: managers assess too"
+    assert list(sent) == ["intake.bpmn", *sorted(p.name for p in BPMN_DIR.glob("*.dmn"))]
+    for name in sent:
+        if name != "intake.bpmn":
+            assert sent[name] == (BPMN_DIR / name).read_text(encoding="utf-8")
+    changed = differences(
+        flatten((BPMN_DIR / "intake.bpmn").read_bytes()), flatten(sent["intake.bpmn"].encode())
+    )
+    assert changed == {"assess_feasibility@camunda:candidateGroups": "experts, managers"}
+
+
+def test_import_replaces_the_file_of_that_name(page: Page, site: Site, tmp_path: Path) -> None:
+    edited = tmp_path / "intake.bpmn"
+    edited.write_text((BPMN_DIR / "intake.bpmn").read_text(encoding="utf-8").replace(REVISED[1], REVISED[0]))
+    open_definition(page, site, "intake:1")
+    page.locator("[data-testid=modeler-import-file]").set_input_files(str(edited))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=modeler-status]').textContent.includes('intake')"
+    )
+    name, saved = export(page)
+    assert name == "intake.bpmn"
+    assert differences(flatten(edited.read_bytes()), flatten(saved)) == {}
+
+
+def test_a_banner_says_when_the_deployed_version_differs_from_the_repository(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:1")
+    banner = page.locator("[data-testid=repository-differs]")
+    assert banner.is_visible()
+    assert banner.locator("[data-testid=modeler-export]").count() == 1
+    open_definition(page, site, "market_research:1")
+    assert page.locator("[data-testid=repository-differs]").count() == 0
+
+
+def test_two_versions_side_by_side_mark_what_changed(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:2")
+    page.wait_for_selector("[data-testid=compare-newer-version] option >> nth=1", state="attached")
+    assert page.locator("[data-testid=compare-older-version]").input_value() == "intake:1"
+    assert page.locator("[data-testid=compare-newer-version]").input_value() == "intake:2"
+    page.locator("[data-testid=modeler-compare]").click()
+    rows = page.locator("[data-testid=diff-row]")
+    rows.first.wait_for()
+    assert [
+        (rows.nth(i).get_attribute("data-element-id"), rows.nth(i).get_attribute("data-kind"))
+        for i in range(rows.count())
+    ] == [("record_requirements", "changed")]
+    for side in ("compare-older", "compare-newer"):
+        marked = page.locator(
+            f'[data-testid={side}] .djs-element.cf-diff-changed[data-element-id="record_requirements"]'
+        )
+        assert marked.count() == 1, side
+
+
+def test_a_decision_table_opens_in_dmn_js_and_exports_unchanged(page: Page, site: Site) -> None:
+    open_definition(page, site, "delivery_acceptance:1")
+    page.locator('[data-testid=resource-tab][data-resource="delivery_mode.dmn"]').click()
+    page.wait_for_selector("[data-testid=modeler-canvas] .tjs-table")
+    name, saved = export(page)
+    assert name == "delivery_mode.dmn"
+    assert differences(flatten((BPMN_DIR / name).read_bytes()), flatten(saved)) == {}
