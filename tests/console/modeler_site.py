@@ -94,7 +94,7 @@ REVISED = ("記錄需求文檔 Record the requirements", "形成初步需求文�
 
 def content(definition: dict[str, Any]) -> str:
     """A version's file: bpmn/'s for version 1; intake's version 2 renames one task."""
-    text = (BPMN_DIR / definition["resource_name"]).read_text(encoding="utf-8")
+    text = (BPMN_DIR / str(definition["resource_name"])).read_text(encoding="utf-8")
     return text.replace(REVISED[1], REVISED[0]) if definition["version"] == 2 else text
 
 

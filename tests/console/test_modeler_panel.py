@@ -265,7 +265,8 @@ def test_the_list_shows_every_process_and_opens_one(page: Page, site: Site) -> N
 
 def test_problems_show_as_a_list_and_on_the_elements(page: Page, site: Site) -> None:
     """The orchestrator's deploy checks (canned here) and bpmnlint in the browser (a task whose name the
-    panel cleared breaks label-required) both land in the list and on the diagram; a row selects its element."""
+    panel cleared breaks label-required) both land in the list and on the diagram; a row selects its
+    element."""
     site.problems = [
         {
             "resource_name": "intake.bpmn",
