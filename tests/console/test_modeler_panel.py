@@ -113,6 +113,7 @@ def page(browser: Browser, site: Site) -> Iterator[Page]:
 
 
 def open_definition(page: Page, site: Site, definition_id: str) -> None:
+    page.goto("about:blank")  # a fresh page, also when only the hash would change
     page.goto(f"{site.url}/index.html#/modeler/{definition_id}")
     page.wait_for_selector("[data-testid=modeler-canvas] .djs-container", timeout=30_000)
     page.wait_for_function("() => window.cfModeler && window.cfModeler.editor")
@@ -370,3 +371,37 @@ def test_a_decision_table_opens_in_dmn_js_and_exports_unchanged(page: Page, site
     name, saved = export(page)
     assert name == "delivery_mode.dmn"
     assert differences(flatten((BPMN_DIR / name).read_bytes()), flatten(saved)) == {}
+
+
+def test_picking_an_operation_fills_in_its_declared_inputs(page: Page, site: Site) -> None:
+    """crm.note_contact declares engagement_id and channel: the expression already written for engagement_id
+    stays, channel starts as the variable of its name, the other parameters go; outputs and errors show."""
+    open_definition(page, site, "intake:1")
+    select(page, "record_requirements")
+    edit(page, "cf-operation", "cf-operation", option="crm.note_contact")
+    page.wait_for_selector('[data-entry-id="cf-param-channel"]')
+    _, saved = export(page)
+    operator = etree.fromstring(saved).xpath(
+        "//bpmn:serviceTask[@id='record_requirements']//spiffworkflow:serviceTaskOperator", namespaces=NS
+    )[0]
+    assert operator.get("id") == "crm.note_contact"
+    parameters = [
+        (p.get("id"), p.get("type"), p.get("value"))
+        for p in operator.iter(f"{{{NS['spiffworkflow']}}}parameter")
+    ]
+    assert parameters == [("engagement_id", "str", "engagement_id"), ("channel", "str", "channel")]
+    open_definition(page, site, "intake:1")
+    select(page, "record_requirements")
+    info = page.locator('[data-entry-id="cf-operation-info"]')
+    info.wait_for()
+    assert "requirements_version" in info.inner_text()
+    assert "engagement_closed" in info.inner_text()
+
+
+@pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.name)
+def test_bpmnlint_in_the_browser_passes_the_repository_diagrams(page: Page, site: Site, path: Path) -> None:
+    """The bundled rules are bpmn/.bpmnlintrc's, which tests/bpmn/test_diagrams.py holds bpmn/ to."""
+    open_definition(page, site, f"{process_id(path)}:1")
+    page.locator("[data-testid=modeler-validate]").click()
+    page.wait_for_selector("[data-testid=modeler-status].cf-good")
+    assert page.locator("[data-testid=problem-row]").count() == 0
