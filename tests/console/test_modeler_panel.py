@@ -392,6 +392,7 @@ def test_picking_an_operation_fills_in_its_declared_inputs(page: Page, site: Sit
     assert parameters == [("engagement_id", "str", "engagement_id"), ("channel", "str", "channel")]
     open_definition(page, site, "intake:1")
     select(page, "record_requirements")
+    reveal(page, "cf-operation", "cf-operation-info")
     info = page.locator('[data-entry-id="cf-operation-info"]')
     info.wait_for()
     assert "requirements_version" in info.inner_text()
