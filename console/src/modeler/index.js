@@ -69,18 +69,25 @@ export function localName(name, lang) {
   return lang === 'zh' ? split[1].trim() : split[2].trim();
 }
 
+/** The person's `can.deploy` (the shell gives ctx.can, or ctx.me.can). */
+function canDeploy(ctx) {
+  const can = ctx.can || (ctx.me && ctx.me.can) || {};
+  return can.deploy;
+}
+
 function errorText(error) {
   if (!error) return '';
-  const fields = (error.field_violations || []).map((v) => `${v.field}: ${v.description}`).join('; ');
+  const fields = (error.field_violations || error.fieldViolations || []).map((v) => `${v.field}: ${v.description}`).join('; ');
   return `${error.code || error.status || 'error'}: ${error.message || ''}${fields ? ` (${fields})` : ''}`;
 }
 
 /** Mounts the page into `container`; returns a function that unmounts it. */
 export function mountModeler(container, ctx) {
-  const t = TEXT[ctx.lang] || TEXT.en;
+  const lang = typeof ctx.language === 'function' ? ctx.language() : ctx.lang;
+  const t = { ...(TEXT[lang] || TEXT.en), lang: lang === 'zh' ? 'zh' : 'en' };
   const root = el('div', { class: 'cf-modeler', testid: 'modeler' });
   container.replaceChildren(root);
-  const id = ctx.params && ctx.params.definition_id;
+  const id = (ctx.params && ctx.params.definition_id) || ctx.definitionId;
   const page = id ? new DefinitionPage(root, ctx, t, decodeURIComponent(id)) : null;
   if (page) page.open().catch((e) => page.fail(e));
   else listDefinitions(root, ctx, t).catch((e) => root.append(el('p', { class: 'cf-error' }, errorText(e))));
@@ -98,7 +105,7 @@ async function listDefinitions(root, ctx, t) {
       class: 'cf-definition-row', testid: 'definition-row', 'data-definition-id': d.definition_id,
       onclick: () => ctx.navigate(`#/modeler/${encodeURIComponent(d.definition_id)}`),
     },
-    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, localName(d.name, ctx.lang) || d.process_id)),
+    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, localName(d.name, t.lang) || d.process_id)),
     el('td', {}, el('code', {}, d.process_id)),
     el('td', {}, String(d.version)),
     el('td', {}, d.resource_name || ''),
@@ -146,7 +153,7 @@ class DefinitionPage {
     const exportButton = () => el('button', { type: 'button', testid: 'modeler-export', onclick: () => this.exportActive() }, t.export);
     const header = el('div', { class: 'cf-modeler-header' },
       el('a', { href: '#/modeler', class: 'cf-back' }, `← ${t.back}`),
-      el('h2', {}, `${localName(d.name, this.ctx.lang) || d.process_id} · ${t.version} ${d.version}`),
+      el('h2', {}, `${localName(d.name, t.lang) || d.process_id} · ${t.version} ${d.version}`),
       el('span', { class: 'cf-muted' }, [d.deployed_by || t.startup, d.note].filter(Boolean).join(' · ')));
     const banner = d.differs_from_repository
       ? el('div', { class: 'cf-banner', testid: 'repository-differs' }, el('span', {}, t.differs), exportButton())
@@ -155,7 +162,7 @@ class DefinitionPage {
     const toolbar = el('div', { class: 'cf-toolbar' },
       el('button', { type: 'button', testid: 'modeler-validate', onclick: () => this.validate() }, t.validate),
       this.note,
-      el('button', { type: 'button', testid: 'modeler-deploy', class: 'cf-primary', disabled: Boolean(this.ctx.me && this.ctx.me.can && this.ctx.me.can.deploy === false), onclick: () => this.deploy() }, t.deploy),
+      el('button', { type: 'button', testid: 'modeler-deploy', class: 'cf-primary', disabled: canDeploy(this.ctx) === false, onclick: () => this.deploy() }, t.deploy),
       banner ? null : exportButton(),
       el('button', { type: 'button', testid: 'modeler-import', onclick: () => this.fileInput.click() }, t.import),
       this.fileInput,
@@ -348,7 +355,7 @@ class DefinitionPage {
       this.say(`${t.deployed_ok}: ${made || t.unchanged}`, 'cf-good');
       if (mine) this.ctx.navigate(`#/modeler/${encodeURIComponent(mine.definition_id)}`);
     } catch (error) {
-      const problems = (error.field_violations || []).map((v) => ({ resource_name: '', element_id: '', rule: v.field, message: v.description, category: 'error' }));
+      const problems = (error.field_violations || error.fieldViolations || []).map((v) => ({ resource_name: '', element_id: '', rule: v.field, message: v.description, category: 'error' }));
       this.problems = problems;
       this.listProblems();
       this.say(errorText(error), 'cf-bad');
