@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,10 @@ import SpiffWorkflow
 from lxml import etree
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.bpmn.modeler_tools import chromium
+from tests.bpmn.modeler_tools import chromium, node_and_modules
 from tests.bpmn.test_browser import CHROMIUM_ARGS
 from tests.console.modeler_site import EDITABLE, REVISED, Site, build, process_id, serve
-from tests.support.catalogue import BPMN_DIR, NS
+from tests.support.catalogue import BPMN_DIR, NS, ROOT
 
 SPIFF_PARSER = Path(str(SpiffWorkflow.__file__)).parent / "spiff" / "parser"
 PREFIXES = {uri: prefix for prefix, uri in NS.items()}
@@ -406,3 +407,11 @@ def test_bpmnlint_in_the_browser_passes_the_repository_diagrams(page: Page, site
     page.locator("[data-testid=modeler-validate]").click()
     page.wait_for_selector("[data-testid=modeler-status].cf-good")
     assert page.locator("[data-testid=problem-row]").count() == 0
+
+
+def test_the_regulation_marks_are_edited_line_by_line() -> None:
+    """console/src/modeler/regulation.js under Node's test runner (console/test/modeler/regulation.test.mjs)."""
+    node, _ = node_and_modules()
+    test_file = "console/test/modeler/regulation.test.mjs"
+    result = subprocess.run([node, "--test", test_file], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
