@@ -410,8 +410,11 @@ def test_bpmnlint_in_the_browser_passes_the_repository_diagrams(page: Page, site
 
 
 def test_the_regulation_marks_are_edited_line_by_line() -> None:
-    """console/src/modeler/regulation.js under Node's test runner (console/test/modeler/regulation.test.mjs)."""
+    """console/src/modeler/regulation.js under Node's test runner
+    (console/test/modeler/regulation.test.mjs)."""
     node, _ = node_and_modules()
     test_file = "console/test/modeler/regulation.test.mjs"
-    result = subprocess.run([node, "--test", test_file], cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [node, "--test", test_file], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
