@@ -85,6 +85,8 @@ function errorText(error) {
 export function mountModeler(container, ctx) {
   const lang = typeof ctx.language === 'function' ? ctx.language() : ctx.lang;
   const t = { ...(TEXT[lang] || TEXT.en), lang: lang === 'zh' ? 'zh' : 'en' };
+  if (typeof ctx.bilingual === 'function') t.name = (text) => ctx.bilingual(text); // the shell's split
+  else t.name = (text) => localName(text, t.lang);
   const root = el('div', { class: 'cf-modeler', testid: 'modeler' });
   container.replaceChildren(root);
   const id = (ctx.params && ctx.params.definition_id) || ctx.definitionId;
@@ -105,7 +107,7 @@ async function listDefinitions(root, ctx, t) {
       class: 'cf-definition-row', testid: 'definition-row', 'data-definition-id': d.definition_id,
       onclick: () => ctx.navigate(`#/modeler/${encodeURIComponent(d.definition_id)}`),
     },
-    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, localName(d.name, t.lang) || d.process_id)),
+    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, t.name(d.name) || d.process_id)),
     el('td', {}, el('code', {}, d.process_id)),
     el('td', {}, String(d.version)),
     el('td', {}, d.resource_name || ''),
@@ -153,7 +155,7 @@ class DefinitionPage {
     const exportButton = () => el('button', { type: 'button', testid: 'modeler-export', onclick: () => this.exportActive() }, t.export);
     const header = el('div', { class: 'cf-modeler-header' },
       el('a', { href: '#/modeler', class: 'cf-back' }, `← ${t.back}`),
-      el('h2', {}, `${localName(d.name, t.lang) || d.process_id} · ${t.version} ${d.version}`),
+      el('h2', {}, `${t.name(d.name) || d.process_id} · ${t.version} ${d.version}`),
       el('span', { class: 'cf-muted' }, [d.deployed_by || t.startup, d.note].filter(Boolean).join(' · ')));
     const banner = d.differs_from_repository
       ? el('div', { class: 'cf-banner', testid: 'repository-differs' }, el('span', {}, t.differs), exportButton())
