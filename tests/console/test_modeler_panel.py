@@ -418,3 +418,13 @@ def test_the_regulation_marks_are_edited_line_by_line() -> None:
         [node, "--test", test_file], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docs_list_what_the_modeler_edits() -> None:
+    """docs/console.md "What the modeler edits" names every item and every name not edited."""
+    docs = (ROOT / "docs" / "console.md").read_text(encoding="utf-8")
+    section = docs.split("## What the modeler edits", 1)[1].split("\n## ", 1)[0]
+    missing = [item["id"] for item in ITEMS if f"| `{item['id']}` |" not in section]
+    names = [entry["name"] for entry in LIST["not_edited"]]
+    missing += [name for name in names if f"`spiffworkflow:{name}`" not in section]
+    assert not missing, f"docs/console.md does not list {missing}"
