@@ -358,6 +358,7 @@ def test_two_versions_side_by_side_mark_what_changed(page: Page, site: Site) -> 
         (rows.nth(i).get_attribute("data-element-id"), rows.nth(i).get_attribute("data-kind"))
         for i in range(rows.count())
     ] == [("record_requirements", "changed")]
+    assert f"name: {REVISED[1]} → {REVISED[0]}" in rows.first.inner_text()
     for side in ("compare-older", "compare-newer"):
         marked = page.locator(
             f'[data-testid={side}] .djs-element.cf-diff-changed[data-element-id="record_requirements"]'

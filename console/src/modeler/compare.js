@@ -10,6 +10,13 @@ const KINDS = [
   ['_layoutChanged', 'cf-diff-layout', 'moved'],
 ];
 
+/** A changed value, short enough for one line of the list. */
+function shown(value) {
+  if (value === undefined || value === null) return '—';
+  const text = typeof value === 'object' ? (value.id || value.$type || JSON.stringify(value)) : String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+}
+
 function mark(viewer, ids, marker) {
   const registry = viewer.get('elementRegistry');
   const canvas = viewer.get('canvas');
@@ -44,7 +51,8 @@ export async function showComparison(container, older, newer, labels) {
     for (const id of ids) {
       const entry = changes[key][id];
       const model = entry.model || entry;
-      rows.push({ id, kind, type: (model.$type || '').replace('bpmn:', ''), attrs: Object.keys(entry.attrs || {}) });
+      const attrs = Object.entries(entry.attrs || {}).map(([name, change]) => `${name}: ${shown(change.oldValue)} → ${shown(change.newValue)}`);
+      rows.push({ id, kind, type: (model.$type || '').replace('bpmn:', ''), attrs });
     }
   }
   return { rows, viewers };

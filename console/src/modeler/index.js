@@ -213,7 +213,7 @@ class DefinitionPage {
     if (!rows.length) list.append(el('li', {}, t.none));
     for (const row of rows) {
       list.append(el('li', { class: `cf-change cf-change-${row.kind}`, testid: 'diff-row', 'data-element-id': row.id, 'data-kind': row.kind },
-        `${row.kind}: ${row.type} `, el('code', {}, row.id), row.attrs.length ? ` (${row.attrs.join(', ')})` : ''));
+        `${row.kind}: ${row.type} `, el('code', {}, row.id), row.attrs.length ? ` — ${row.attrs.join('; ')}` : ''));
     }
   }
 

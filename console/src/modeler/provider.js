@@ -23,8 +23,9 @@ const IGNORED_CAMUNDA_GROUPS = new Set([
   'CamundaPlatform__StartInitiator', 'CamundaPlatform__TaskListener', 'CamundaPlatform__Tasklist',
 ]);
 
-// The catalogue's field types → the `type` a spiffworkflow:parameter carries (Python names, as in bpmn/).
-const PARAMETER_TYPES = { string: 'str', str: 'str', boolean: 'bool', bool: 'bool', integer: 'int', int: 'int', number: 'float', float: 'float', date: 'str', list: 'list', object: 'dict', dict: 'dict' };
+// The catalogue's field types (platform/operation_spec.py FieldType) → the `type` a spiffworkflow:parameter
+// carries, in the Python names bpmn/ uses; decimals and dates travel as strings.
+const PARAMETER_TYPES = { string: 'str', integer: 'int', decimal: 'str', boolean: 'bool', date: 'str', list: 'list', object: 'dict', any: 'any' };
 
 function is(bo, type) {
   return bo && bo.$instanceOf && bo.$instanceOf(type);
