@@ -51,7 +51,9 @@ export async function showComparison(container, older, newer, labels) {
     for (const id of ids) {
       const entry = changes[key][id];
       const model = entry.model || entry;
-      const attrs = Object.entries(entry.attrs || {}).map(([name, change]) => `${name}: ${shown(change.oldValue)} → ${shown(change.newValue)}`);
+      // bpmn-js-differ 3.2 hands jsondiffpatch's [older, newer] pair to ChangeHandler.changed(model, property,
+      // newValue, oldValue) in that order, so `newValue` holds the older value (tests/console checks the order).
+      const attrs = Object.entries(entry.attrs || {}).map(([name, change]) => `${name}: ${shown(change.newValue)} → ${shown(change.oldValue)}`);
       rows.push({ id, kind, type: (model.$type || '').replace('bpmn:', ''), attrs });
     }
   }
