@@ -429,3 +429,11 @@ def test_the_docs_list_what_the_modeler_edits() -> None:
     names = [entry["name"] for entry in LIST["not_edited"]]
     missing += [name for name in names if f"`spiffworkflow:{name}`" not in section]
     assert not missing, f"docs/console.md does not list {missing}"
+
+
+def test_deploy_is_disabled_for_a_person_who_may_not_deploy(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/index.html?deploy=no&lang=zh#/modeler/intake:1")
+    page.wait_for_selector("[data-testid=modeler-canvas] .djs-container")
+    assert page.locator("[data-testid=modeler-deploy]").is_disabled()
+    assert page.locator("[data-testid=modeler-deploy]").inner_text() == "部署"
+    assert page.locator("[data-testid=modeler-validate]").is_enabled()
