@@ -341,6 +341,7 @@ def test_import_replaces_the_file_of_that_name(page: Page, site: Site, tmp_path:
 
 def test_a_banner_says_when_the_deployed_version_differs_from_the_repository(page: Page, site: Site) -> None:
     open_definition(page, site, "intake:1")
+    assert page.locator("[data-testid=modeler-canvas] .bjs-powered-by").is_visible()  # bpmn.io's licence
     banner = page.locator("[data-testid=repository-differs]")
     assert banner.is_visible()
     assert banner.locator("[data-testid=modeler-export]").count() == 1
@@ -373,6 +374,8 @@ def test_a_decision_table_opens_in_dmn_js_and_exports_unchanged(page: Page, site
     open_definition(page, site, "delivery_acceptance:1")
     page.locator(f'[data-testid=resource-tab][data-resource="{path.name}"]').click()
     page.wait_for_selector("[data-testid=modeler-canvas] .tjs-table")
+    watermark = page.locator("[data-testid=modeler-canvas] .bjs-powered-by").first
+    assert watermark.is_visible()  # bpmn.io's licence
     name, saved = export(page)
     assert name == path.name
     assert differences(flatten((BPMN_DIR / name).read_bytes()), flatten(saved)) == {}
