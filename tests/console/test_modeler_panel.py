@@ -443,3 +443,13 @@ def test_deploy_is_disabled_for_a_person_who_may_not_deploy(page: Page, site: Si
     assert page.locator("[data-testid=modeler-deploy]").is_disabled()
     assert page.locator("[data-testid=modeler-deploy]").inner_text() == "部署"
     assert page.locator("[data-testid=modeler-validate]").is_enabled()
+
+
+def test_the_list_names_every_camunda_extension_the_orchestrator_reads() -> None:
+    """Every camunda: attribute or element orchestrator/engine.py reads is in the list."""
+    source = (ROOT / "services" / "consultflow" / "orchestrator" / "engine.py").read_text(encoding="utf-8")
+    read = set(re.findall(r"CAMUNDA_NS\}\}\}(\w+)", source)) | set(re.findall(r"camunda:(\w+)", source))
+    edited = " ".join(item["xml"] for item in ITEMS)
+    missing = sorted(n for n in read if f"camunda:{n}" not in edited)
+    assert {"candidateGroups", "formField", "constraint"} <= read  # engine.py was read
+    assert not missing, f"editable.json lacks camunda:{missing}"
