@@ -177,10 +177,10 @@ def export(page: Page) -> tuple[str, bytes]:
 
 
 def label_bounds(path: Path, element_id: str) -> str:
-    """The key prefix of the element's label bounds in the diagram interchange."""
+    """The key prefix of the element's label (its presence and bounds) in the diagram interchange."""
     root = etree.parse(str(path)).getroot()
     shapes = root.xpath("//bpmndi:*[@bpmnElement=$id]", namespaces=NS, id=element_id)
-    return f"{shapes[0].get('id')}/bpmndi:BPMNLabel[0]/dc:Bounds[0]@" if shapes else "\0"
+    return f"{shapes[0].get('id')}/bpmndi:BPMNLabel[0]" if shapes else "\0"
 
 
 def resource_of(definition_id: str) -> Path:
@@ -243,12 +243,37 @@ def test_the_panel_edits_exactly_this(page: Page, site: Site, item: dict[str, An
 
 
 @pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.name)
-def test_an_unedited_diagram_exports_unchanged(page: Page, site: Site, path: Path) -> None:
-    """The descriptors keep every attribute and element: opening and exporting changes nothing."""
+def test_an_edit_undone_leaves_the_file_as_it_was(page: Page, site: Site, path: Path) -> None:
+    """The descriptors keep every attribute and element: a task renamed and renamed back in the panel makes
+    the modeler write the whole file again, and nothing else in it changes."""
+    task = (
+        etree.parse(str(path)).getroot().xpath("(//bpmn:userTask | //bpmn:serviceTask)[1]", namespaces=NS)[0]
+    )
     open_definition(page, site, f"{process_id(path)}:1")
+    select(page, task.get("id"))
+    edit(page, "general", "name", value="renamed")
+    edit(page, "general", "name", value=task.get("name"))
     name, saved = export(page)
     assert name == path.name
-    assert differences(flatten(path.read_bytes()), flatten(saved)) == {}
+    assert b"renamed" not in saved
+    changed = differences(flatten(path.read_bytes()), flatten(saved))
+    for key in [k for k in changed if k.startswith(label_bounds(path, task.get("id")))]:
+        del changed[key]  # bpmn-js gave the renamed task's shape a label of its own: layout, not content
+    assert changed == {}
+
+
+def test_an_unedited_file_exports_as_deployed(page: Page, site: Site) -> None:
+    """Opening a file changes nothing: export and deploy send its deployed text as it was."""
+    open_definition(page, site, "implementation:1")
+    name, saved = export(page)
+    assert (name, saved) == ("implementation.bpmn", (BPMN_DIR / "implementation.bpmn").read_bytes())
+    assert page.locator("[data-testid=resource-tab].cf-edited").count() == 0
+    registry = "window.cfModeler.editor.modeler.get('elementRegistry')"
+    select(page, page.evaluate(f"() => {registry}.filter((e) => e.type === 'bpmn:UserTask')[0].id"))
+    edit(page, "general", "name", value="renamed")
+    assert (
+        page.locator('[data-testid=resource-tab].cf-edited[data-resource="implementation.bpmn"]').count() == 1
+    )
 
 
 # ------------------------------------------------------------------------------------------- the page

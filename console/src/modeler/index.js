@@ -128,6 +128,13 @@ class DefinitionPage {
     this.active = null; // the resource name in the editor
     this.editor = null; // {kind: 'bpmn'|'dmn', modeler}
     this.problems = [];
+    this.edited = new Set(); // resource names changed in the editor or imported
+    this.leaving = (event) => {
+      if (!this.edited.size) return;
+      event.preventDefault();
+      event.returnValue = '';
+    };
+    window.addEventListener('beforeunload', this.leaving);
   }
 
   fail(error) {
@@ -228,8 +235,16 @@ class DefinitionPage {
   /** Keeps the editor's XML of the active resource. */
   async saveActive() {
     if (!this.editor) return;
+    if (!this.edited.has(this.active)) return; // unedited: keep the deployed text as it is
     const { xml } = await this.editor.modeler.saveXML({ format: true });
     this.contents.set(this.active, xml);
+  }
+
+  /** Marks the open file edited (its tab shows •; leaving the page asks first). */
+  markEdited() {
+    if (this.edited.has(this.active)) return;
+    this.edited.add(this.active);
+    for (const tab of this.tabs.children) tab.classList.toggle('cf-edited', this.edited.has(tab.dataset.resource));
   }
 
   async show(name) {
@@ -243,6 +258,13 @@ class DefinitionPage {
     if (name.endsWith('.dmn')) {
       const modeler = new DmnModeler({ container: this.canvas, common: { keyboard: { bindTo: this.canvas } } });
       this.editor = { kind: 'dmn', modeler };
+      modeler.on('views.changed', () => {
+        const viewer = modeler.getActiveViewer();
+        if (viewer && !viewer.cfWatched) {
+          viewer.cfWatched = true;
+          viewer.on('elements.changed', () => this.markEdited());
+        }
+      });
       const { warnings } = await modeler.importXML(xml);
       const table = modeler.getViews().find((v) => v.type === 'decisionTable');
       if (table) await modeler.open(table);
@@ -264,6 +286,7 @@ class DefinitionPage {
       moddleExtensions: { camunda: camundaModdle, spiffworkflow: spiffModdle },
     });
     this.editor = { kind: 'bpmn', modeler };
+    modeler.on('commandStack.changed', () => this.markEdited());
     const { warnings } = await modeler.importXML(xml);
     modeler.get('canvas').zoom('fit-viewport');
     this.say(warnings.length ? warnings.map((w) => w.message).join('; ') : '');
@@ -381,6 +404,7 @@ class DefinitionPage {
     const target = this.contents.has(file.name) ? file.name : this.active;
     await this.saveActive();
     this.contents.set(target, text);
+    this.edited.add(target);
     const previous = this.editor;
     this.editor = null; // the file replaces what the editor holds: do not save the editor over it
     if (previous) previous.modeler.destroy();
@@ -390,6 +414,7 @@ class DefinitionPage {
   }
 
   destroy() {
+    window.removeEventListener('beforeunload', this.leaving);
     if (this.editor) this.editor.modeler.destroy();
     this.closeCompare();
     if (window.cfModeler === this) delete window.cfModeler;
