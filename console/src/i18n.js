@@ -99,7 +99,7 @@ export const STRINGS = {
   withIncidents: { zh: '有事故的實例', en: 'Instances with incidents' },
   instances: { zh: '流程實例', en: 'Instances' },
   searchInstances: { zh: '搜尋實例', en: 'Search instances' },
-  searchPlaceholder: { zh: '業務編號或實例 ID 開頭', en: 'Business key or instance id (start)' },
+  searchPlaceholder: { zh: '業務編號或實例 ID 的開頭', en: 'Start of a business key or instance id' },
   search: { zh: '搜尋', en: 'Search' },
   state: { zh: '狀態', en: 'State' },
   anyState: { zh: '任何狀態', en: 'Any state' },

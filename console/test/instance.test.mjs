@@ -11,16 +11,16 @@ test('completed elements from the history, waits from the active elements, open 
       { type: 'job.created', element_id: 'record' },
       { type: 'element.completed', element_id: 'understand_needs' },
     ],
-    active_elements: [{ element_id: 'record', state: 'ERROR' }],
+    active_elements: [{ element_id: 'record', state: 'ERROR', process_id: 'intake' }],
     incidents: [
-      { incident_id: 'a', element_id: 'record' },
+      { incident_id: 'a', element_id: 'record', process_id: 'intake' },
       { incident_id: 'b', element_id: 'old', resolved_at: '2026-01-01T00:00:00Z' },
     ],
   };
   assert.deepEqual(instanceMarkers(instance), {
     done: ['start', 'understand_needs'],
-    active: ['record'],
-    incidents: ['record'],
+    active: [{ element_id: 'record', process_id: 'intake' }],
+    incidents: [{ element_id: 'record', process_id: 'intake' }],
   });
 });
 
