@@ -1,0 +1,108 @@
+"""An analyst changes a user-task form in the modeler and deploys it; the next engagement's task shows it.
+
+Ana opens the intake process (業務承接), selects "Understand client needs" (understand_needs), renames the
+`goals` form field in the properties panel, validates, and deploys with a note. An engagement started
+afterwards reaches that task with the new label, in bella's task list and through the API."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect
+
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.cli.system import LocalSystem
+from tests.support.console import (
+    browser_page,
+    by,
+    console_api,
+    console_url,
+    open_task,
+    orchestrator,
+    save_screenshot,
+    sign_in,
+    start_engagement,
+)
+
+TASK = "understand_needs"
+FIELD = "goals"
+FIELD_INDEX = 3  # the fourth camunda:formField of understand_needs in bpmn/intake.bpmn
+NEW_LABEL = "目標與時程 Goals and timeline"
+NOTE = "2.2.1: ask for the goals together with their timeline"
+
+
+def rename_form_field(page: Page, element_id: str, index: int, label: str) -> None:
+    """Selects the element on the canvas and edits the label of its index-th form field in the properties
+    panel (bpmn-js-properties-panel's camunda form-field entries)."""
+    page.locator(f'[data-testid="modeler"] g.djs-element[data-element-id="{element_id}"]').first.click()
+    panel = page.locator(".bio-properties-panel")
+    expect(panel).to_be_visible()
+    label_input = panel.locator(f'[data-entry-id="{element_id}-formField-{index}-formFieldLabel"] input')
+    if not label_input.is_visible():
+        group = panel.locator('[data-group-id="group-CamundaPlatform__FormData"]')
+        header = group.locator(".bio-properties-panel-group-header")
+        if "open" not in (header.get_attribute("class") or ""):
+            header.click()
+        item = group.locator(f'[data-entry-id="{element_id}-formField-{index}"]')
+        item.locator(".bio-properties-panel-collapsible-entry-header").first.click()
+    expect(label_input).to_be_visible()
+    label_input.fill(label)
+    label_input.press("Tab")  # the panel commits on change/blur (it debounces typing)
+
+
+def test_analyst_changes_a_form_field_and_the_next_engagement_shows_it(
+    console_system: LocalSystem, browser: Browser, tmp_path: Path
+) -> None:
+    with orchestrator(console_system, "root") as root:
+        before = root.ListDefinitions(pb.ListDefinitionsRequest(process_id="intake", latest_only=True))
+        latest = before.definitions[0]
+
+        with browser_page(browser) as page:
+            page.on("dialog", lambda dialog: dialog.accept())
+            sign_in(page, console_system, "ana")
+            by(page, "lang-en").click()
+            by(page, "nav-modeler").click()
+            row = page.locator(f'[data-testid="definition-row"][data-definition-id="{latest.definition_id}"]')
+            row.click()
+            expect(by(page, "modeler")).to_be_visible()
+            rename_form_field(page, TASK, FIELD_INDEX, NEW_LABEL)
+            save_screenshot(page, "modeler", tmp_path)
+
+            with page.expect_response(lambda r: "/api/deployments/validate" in r.url) as validated:
+                by(page, "modeler-validate").click()
+            assert validated.value.status == 200, validated.value.text()
+            expect(by(page, "problem-row")).to_have_count(0)
+
+            by(page, "deploy-note").fill(NOTE)
+            with page.expect_response(
+                lambda r: r.url.endswith("/api/deployments") and r.request.method == "POST"
+            ) as deployed:
+                by(page, "modeler-deploy").click()
+            assert deployed.value.status == 200, deployed.value.text()
+
+        after = root.ListDefinitions(pb.ListDefinitionsRequest(process_id="intake", latest_only=True))
+        new = after.definitions[0]
+        assert (new.version, new.note, new.deployed_by) == (latest.version + 1, NOTE, "ana")
+        xml = root.GetDefinition(pb.GetDefinitionRequest(definition_id=new.definition_id)).resources[0]
+        assert NEW_LABEL in xml.content.decode()
+
+        key = f"E2E-MODEL-{uuid.uuid4().hex[:6]}"
+        start_engagement(root, key)
+        task = open_task(root, key, TASK)
+    labels = {f.id: f.label for f in task.form_fields}
+    assert labels[FIELD] == NEW_LABEL
+
+    staff = console_api(console_system, "bella")
+    try:
+        shown = staff.get(f"/api/tasks/{task.user_task_id}")
+        assert shown.status_code == 200, shown.text
+        assert {f["id"]: f.get("label") for f in shown.json()["form_fields"]}[FIELD] == NEW_LABEL
+    finally:
+        staff.close()
+    with browser_page(browser) as page:
+        sign_in(page, console_system, "bella")
+        by(page, "lang-en").click()
+        page.goto(f"{console_url(console_system)}/#/tasks/{task.user_task_id}")
+        expect(by(page, "task-form")).to_contain_text("Goals and timeline")
+        expect(by(page, f"field-{FIELD}")).to_be_visible()
