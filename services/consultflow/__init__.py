@@ -5,3 +5,7 @@ SERVICES = ("crm", "contracts", "delivery", "survey", "risk")
 
 COMPONENTS = ("orchestrator", *SERVICES)
 """Everything `consultflow up` starts besides NATS, in start order."""
+
+CONSOLE = "console"
+"""The browser workspace (docs/console.md): an HTTP server, not a gRPC one, with no database; `consultflow
+up` starts it after the components, which is why it is not in `COMPONENTS`."""

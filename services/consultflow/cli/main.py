@@ -65,6 +65,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  {'component'.ljust(width)}  address")
     for name, address in endpoints.items():
         print(f"  {name.ljust(width)}  {address}")
+    if "console" in endpoints:
+        print(f"\nconsole: {endpoints['console']}  (sign in: `consultflow console --as ana|bella|otto`)")
     print(f"\nendpoints: {args.data_dir / 'endpoints.json'}   logs: {args.data_dir / 'logs'}/")
     print("press Ctrl-C to stop\n", flush=True)
     system.supervise(lambda: stop, interval=0.5, report=report_supervision)
@@ -117,6 +119,39 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_console(args: argparse.Namespace) -> int:
+    """Opens (or prints) a one-time sign-in link to the console of the system under --data-dir."""
+    import webbrowser
+
+    from consultflow.cli.system import read_endpoints
+    from consultflow.console.tickets import deposit
+    from consultflow.platform.local_identity import LocalIdentity, people
+
+    try:
+        endpoints = read_endpoints(args.data_dir)
+        identity = LocalIdentity.existing(Path(endpoints["ca"]).parents[1])
+        url = endpoints["console"]
+    except (FileNotFoundError, KeyError) as error:
+        print(f"no console found: {error}", file=sys.stderr)
+        return 5
+    if args.roles:
+        roles = [r for r in args.roles.split(",") if r]
+        groups = [g for g in (args.groups or "").split(",") if g]
+    else:
+        known = people()
+        if args.as_ not in known:
+            print(f"{args.as_!r} is not in people.toml; give --roles (and --groups) instead", file=sys.stderr)
+            return 2
+        roles, groups = list(known[args.as_].roles), list(known[args.as_].groups)
+    ticket = deposit(args.data_dir.resolve() / "console-tickets", identity.issuer, args.as_, roles, groups)
+    link = f"{url}/signin?ticket={ticket}"
+    if args.print or not webbrowser.open(link):
+        print(link)
+    else:
+        print(f"opened the console for {args.as_} in your browser (the link works once, for 5 minutes)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="consultflow",
@@ -154,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     signed_in(token, required=True)
     token.add_argument("--ttl", default="8h", help="how long it is valid: 30m, 8h, 7d (default 8h)")
     token.set_defaults(func=cmd_token)
+
+    console = commands.add_parser(
+        "console", help="open the console in your browser, signed in as someone (a one-time link)"
+    )
+    signed_in(console, required=True)
+    console.add_argument("--print", action="store_true", help="print the link instead of opening a browser")
+    console.set_defaults(func=cmd_console)
 
     demo = commands.add_parser("demo", help="run sample engagements through the whole regulation")
     demo.add_argument("--keep-running", action="store_true", help="leave the demo system running afterwards")

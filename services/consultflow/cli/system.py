@@ -20,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,7 +31,7 @@ import grpc
 import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from consultflow import COMPONENTS
+from consultflow import COMPONENTS, CONSOLE
 from consultflow.platform import with_parent
 from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
@@ -132,6 +134,15 @@ def health_status(address: str, ca: Path, timeout: float = 1.0) -> int:
         return -1
 
 
+def http_healthy(address: str, timeout: float = 1.0) -> bool:
+    """Whether the console at `address` answers GET /healthz with 200 (it reaches NATS)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/healthz", timeout=timeout) as response:
+            return int(response.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 @dataclass
 class Child:
     name: str
@@ -185,6 +196,7 @@ class LocalSystem:
     components: tuple[str, ...] = COMPONENTS
     component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     marker: str = ""  # written to endpoints.json as "timers" (e.g. the demo's timer settings)
+    with_console: bool = True  # the browser workspace, an HTTP server beside the gRPC components
     nats: subprocess.Popen[bytes] | None = None
     nats_url: str = ""
     children: dict[str, Child] = field(default_factory=dict)
@@ -195,7 +207,8 @@ class LocalSystem:
     _stopping: bool = False
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> dict[str, str]:
-        """Starts everything and waits until every gRPC health check answers SERVING."""
+        """Starts everything and waits until every gRPC health check answers SERVING (and the console's
+        /healthz answers 200)."""
         self.data_dir = self.data_dir.resolve()
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -205,7 +218,7 @@ class LocalSystem:
         self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log", self.nats_users)
         self._watches[NATS] = _Watch(time.monotonic())
         self.provision_nats()
-        for name in self.components:
+        for name in (*self.components, *((CONSOLE,) if self.with_console else ())):
             self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
         for child in self.children.values():
             self._spawn(child)
@@ -247,7 +260,10 @@ class LocalSystem:
 
     def endpoints(self) -> dict[str, str]:
         """Where NATS and every component listen, and the CA their certificates chain to."""
-        addresses = {name: child.address for name, child in self.children.items()}
+        addresses = {
+            name: f"http://{child.address}" if name == CONSOLE else child.address
+            for name, child in self.children.items()
+        }
         assert self.nats_users is not None
         return {
             "nats": self.nats_url,
@@ -272,9 +288,25 @@ class LocalSystem:
         env.update(self.identity.environment(child.name))
         assert self.nats_users is not None
         env.update(self.nats_users.environment(child.name))
+        if child.name == CONSOLE:
+            env.pop("CONSULTFLOW_TOKEN_FILE", None)  # it calls only as the signed-in person, never as itself
+            env["CONSULTFLOW_CONSOLE_LISTEN"] = child.address
+            env["CONSULTFLOW_CONSOLE_TICKET_DIR"] = str(self.console_tickets)
         env.update(self.extra_env)
         env.update(self.component_env.get(child.name, {}))
         return env
+
+    @property
+    def console_tickets(self) -> Path:
+        """Where `consultflow console` leaves the tokens its one-time sign-in links stand for."""
+        return self.data_dir / "console-tickets"
+
+    def serving(self, child: Child, timeout: float = 0.5) -> bool:
+        """A component's gRPC health check answers SERVING; the console's /healthz answers 200."""
+        if child.name == CONSOLE:
+            return http_healthy(child.address, timeout)
+        status = health_status(child.address, self.ca, timeout)
+        return bool(status == health_pb2.HealthCheckResponse.SERVING)
 
     def _spawn(self, child: Child) -> None:
         log = child.log_path.open("ab")
@@ -297,7 +329,7 @@ class LocalSystem:
                 if child.process.poll() is not None:
                     code = child.process.returncode
                     raise RuntimeError(f"{name} exited with {code} while starting:\n{self.log_tail(name)}")
-                if health_status(child.address, self.ca, 0.5) == health_pb2.HealthCheckResponse.SERVING:
+                if self.serving(child):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
                 raise RuntimeError(f"not serving after {timeout:.0f}s: {', '.join(sorted(pending))}")
@@ -444,7 +476,7 @@ class LocalSystem:
         child.restarts += 1
         self._spawn(child)
         deadline = time.monotonic() + timeout
-        while health_status(child.address, self.ca, 0.5) != health_pb2.HealthCheckResponse.SERVING:
+        while not self.serving(child):
             assert child.process is not None
             if child.process.poll() is not None:
                 raise RuntimeError(f"{name} exited while restarting:\n{self.log_tail(name)}")

@@ -12,7 +12,11 @@ from typing import Any
 
 from consultflow.crm import usecases
 from consultflow.crm.domain import (
+    Channel,
+    CommunicationMode,
     Decline,
+    DeclineReason,
+    LeadSource,
     NewFeasibility,
     NewInquiry,
     NewLead,
@@ -22,15 +26,37 @@ from consultflow.crm.domain import (
     NewRequirements,
     NewRevisit,
     NewValueAddedService,
+    OpportunityKind,
+    RevisitMethod,
+    ValueAddedKind,
 )
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import renamed_fields
 from consultflow.platform.jobs import Job, Operations
+from consultflow.platform.operation_spec import ENGAGEMENT, flag, integer, listing, one_of, optional, text
 
 operations = Operations[None]("crm")
 
 
-@operations.handler("record_inquiry")
+@operations.handler(
+    "record_inquiry",
+    clauses=["2.1.2"],
+    inputs=[
+        ENGAGEMENT,
+        one_of("channel", Channel, "how the inquiry came in"),
+        text("client_name"),
+        optional(text("client_industry")),
+        text("contact_name"),
+        optional(text("contact_email", "an e-mail address or a phone number is required")),
+        optional(text("contact_phone", "an e-mail address or a phone number is required")),
+        text("question", "what the client asks"),
+        optional(text("lead_id", "the market-research lead this inquiry converts (message start only)")),
+        optional(text("referred_by", "the engagement this one was referred from (message start only)")),
+    ],
+    outputs=[text("inquiry_id"), text("client_id", "the client, found by name or created")],
+    description="A referred inquiry brings lead_id (channel market_research: the lead is marked converted) "
+    "or referred_by (channel referral: the referral is linked to the inquiry).",
+)
 def record_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.1.2: records the inquiry the process was started with; returns its id and the client's."""
     command = NewInquiry.parse(
@@ -50,7 +76,23 @@ def record_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"inquiry_id": inquiry.inquiry_id, "client_id": client.client_id}
 
 
-@operations.handler("refer_inquiry")
+@operations.handler(
+    "refer_inquiry",
+    clauses=["2.1.1", "5.3.3", "2.1.2"],
+    inputs=[
+        text("client_name"),
+        optional(text("client_industry")),
+        text("contact_name"),
+        optional(text("contact_email", "an e-mail address or a phone number is required")),
+        optional(text("contact_phone", "an e-mail address or a phone number is required")),
+        text("question"),
+        optional(text("lead_id", "the market-research lead referred; exactly one of lead_id, referred_by")),
+        optional(text("referred_by", "the earlier engagement's id; exactly one of lead_id, referred_by")),
+    ],
+    outputs=[text("referred_engagement_id", "the new engagement's id (E- and 12 hex digits)")],
+    description="Mints the new engagement's id and records the referral (event inquiry.referred); a lead is "
+    "referred once. The diagram then throws message inquiry.referred, which starts the new engagement.",
+)
 def refer_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.1.1/5.3.3 → 2.1.2: a lead or an earlier engagement's opportunity becomes a new engagement; returns
     the new engagement's id, which the diagram's `inquiry.referred` message starts it with."""
@@ -68,7 +110,23 @@ def refer_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"referred_engagement_id": usecases.refer_inquiry(uow, command).referred_engagement_id}
 
 
-@operations.handler("record_requirements")
+@operations.handler(
+    "record_requirements",
+    clauses=["2.2.1"],
+    inputs=[
+        ENGAGEMENT,
+        text("inquiry_id"),
+        one_of("communication_mode", CommunicationMode),
+        text("needs"),
+        optional(text("background")),
+        text("goals"),
+        text("expected_results"),
+        optional(text("recorded_by")),
+    ],
+    outputs=[text("requirements_id"), integer("requirements_version")],
+    description="Each call is a new version of the engagement's requirements document; refused for a "
+    "declined inquiry.",
+)
 def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.2.1: a new version of the inquiry's requirements document."""
     command = NewRequirements.parse(
@@ -87,7 +145,30 @@ def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, A
     }
 
 
-@operations.handler("record_feasibility")
+@operations.handler(
+    "record_feasibility",
+    clauses=["2.2.2"],
+    inputs=[
+        ENGAGEMENT,
+        text("inquiry_id"),
+        flag("technical_feasible"),
+        optional(text("technical_reason", "required when not feasible")),
+        flag("economic_feasible"),
+        optional(text("economic_reason", "required when not feasible")),
+        flag("time_feasible"),
+        optional(text("time_reason", "required when not feasible")),
+        listing("assessors", "the experts, a list or names separated by commas; at least one"),
+        optional(text("feasibility_report")),
+        optional(flag("worth_taking_on", "the experts' go/no-go; without it: all three dimensions feasible")),
+        optional(text("worth_reason", "required with worth_taking_on")),
+    ],
+    outputs=[
+        text("feasibility_id"),
+        flag("feasible", "the go/no-go"),
+        text("feasibility_summary"),
+    ],
+    description="Refused before crm.record_requirements.",
+)
 def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.2.2: the verdicts per dimension and the experts' conclusion whether to take the project on."""
     with renamed_fields(report="feasibility_report"):
@@ -112,7 +193,17 @@ def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, An
     }
 
 
-@operations.handler("decline_inquiry")
+@operations.handler(
+    "decline_inquiry",
+    clauses=["2.2.2", "2.3.1", "6.3.1"],
+    inputs=[
+        ENGAGEMENT,
+        text("inquiry_id"),
+        one_of("decline_reason", DeclineReason, "infeasible needs a no-go assessment"),
+    ],
+    outputs=[text("intake_outcome", '"declined"'), text("decline_reason")],
+    description="Refused for an inquiry already declined.",
+)
 def decline_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.2.2, 2.3.1, 6.3.1: closes the inquiry with the reason it was not taken on."""
     command = Decline.parse(inquiry_id=job.text("inquiry_id"), decline_reason=job.text("decline_reason"))
@@ -120,7 +211,18 @@ def decline_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"intake_outcome": inquiry.status, "decline_reason": command.reason.value}
 
 
-@operations.handler("record_market_insight")
+@operations.handler(
+    "record_market_insight",
+    clauses=["2.1.1"],
+    inputs=[
+        optional(text("industry_trends", "at least one of trends, demand, competitors")),
+        optional(text("market_demand")),
+        optional(text("competitors")),
+        optional(text("potential_clients")),
+        optional(text("industry")),
+    ],
+    outputs=[text("insight_id")],
+)
 def record_market_insight(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.1.1: trends, demand and competitors."""
     command = NewMarketInsight.parse(
@@ -133,7 +235,21 @@ def record_market_insight(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str,
     return {"insight_id": usecases.record_market_insight(uow, command).insight_id}
 
 
-@operations.handler("record_lead")
+@operations.handler(
+    "record_lead",
+    clauses=["2.1.1"],
+    inputs=[
+        one_of("lead_source", LeadSource, "other: the channels are not a closed list (2.1.1 等渠道)"),
+        text("lead_company"),
+        optional(text("lead_contact")),
+        optional(text("lead_notes")),
+        optional(text("insight_id", "the research round (crm.record_market_insight) the lead belongs to")),
+    ],
+    outputs=[
+        text("lead_id"),
+        listing("lead_ids", "every lead of the round so far, in the order recorded (else this lead's)"),
+    ],
+)
 def record_lead(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """2.1.1: a lead from a trade fair, seminar, online platform or another channel; with the round's
     `insight_id`, also every lead that round found so far (`lead_ids`, for their follow-up)."""
@@ -148,7 +264,18 @@ def record_lead(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"lead_id": lead.lead_id, "lead_ids": usecases.leads_of_round(uow.session, lead)}
 
 
-@operations.handler("record_revisit")
+@operations.handler(
+    "record_revisit",
+    clauses=["5.3.1"],
+    inputs=[
+        ENGAGEMENT,
+        text("client_id"),
+        one_of("revisit_method", RevisitMethod),
+        text("revisit_findings"),
+        optional(text("new_needs")),
+    ],
+    outputs=[text("revisit_id")],
+)
 def record_revisit(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.3.1: a periodic revisit made (it fulfils the client's earliest due revisit plan, if any)."""
     command = NewRevisit.parse(
@@ -162,7 +289,17 @@ def record_revisit(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"revisit_id": revisit.revisit_id}
 
 
-@operations.handler("record_value_added_service")
+@operations.handler(
+    "record_value_added_service",
+    clauses=["5.3.2"],
+    inputs=[
+        ENGAGEMENT,
+        text("client_id"),
+        one_of("value_added_service", ValueAddedKind),
+        optional(text("value_added_description")),
+    ],
+    outputs=[text("value_added_service_id")],
+)
 def record_value_added_service(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.3.2: a value-added service delivered."""
     with renamed_fields(description="value_added_description"):
@@ -175,7 +312,18 @@ def record_value_added_service(uow: UnitOfWork, job: Job, deps: None) -> Mapping
     return {"value_added_service_id": usecases.record_value_added_service(uow, command).service_id}
 
 
-@operations.handler("record_opportunity")
+@operations.handler(
+    "record_opportunity",
+    clauses=["5.3.3"],
+    inputs=[
+        ENGAGEMENT,
+        text("client_id"),
+        text("opportunity"),
+        optional(one_of("opportunity_kind", OpportunityKind, "default follow_on")),
+        optional(text("referred_company", "required for a referral")),
+    ],
+    outputs=[text("opportunity_id")],
+)
 def record_opportunity(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.3.3: a follow-on project (the default) or a referral."""
     command = NewOpportunity.parse(

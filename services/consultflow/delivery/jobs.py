@@ -21,6 +21,7 @@ from consultflow.delivery.deliverables_rules import (
     MaterialsReview,
     OnlinePlan,
     OnsitePlan,
+    Platform,
 )
 from consultflow.delivery.domain import (
     Artefact,
@@ -44,6 +45,18 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import BpmnError, InvalidArgument
 from consultflow.platform.inputs import iso_date, lines, names, optional_text, renamed_fields, yes_no
 from consultflow.platform.jobs import Job, Operations
+from consultflow.platform.operation_spec import (
+    ENGAGEMENT,
+    date,
+    decimal,
+    error,
+    flag,
+    integer,
+    listing,
+    one_of,
+    optional,
+    text,
+)
 from consultflow.platform.timeutil import aware
 
 Variables = Mapping[str, Any]
@@ -60,14 +73,34 @@ def _iso(moment: datetime | None) -> str | None:
 # --- 3.1 ---
 
 
-@operations.handler("open_project")
+@operations.handler(
+    "open_project",
+    clauses=["3.1.1"],
+    inputs=[ENGAGEMENT, text("contract_id", "the signed contract")],
+    outputs=[text("project_id")],
+    description="Scope, schedule and deliverables come from contracts over gRPC.",
+)
 def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project of a signed contract (scope, schedule, deliverables from contracts)."""
     project = usecases.open_project(uow, deps.contracts, job.text("contract_id"), job.engagement_id)
     return {"project_id": project.project_id}
 
 
-@operations.handler("form_team")
+@operations.handler(
+    "form_team",
+    clauses=["3.1.1"],
+    inputs=[
+        text("project_id"),
+        optional(listing("project_manager", "one name")),
+        optional(listing("consultants", "names separated by commas")),
+        optional(listing("analysts", "names separated by commas")),
+        optional(listing("assistants", "names separated by commas")),
+        optional(
+            text("duties", "lines `role: duties` (or a mapping role → text); plain text applies to all")
+        ),
+    ],
+    outputs=[integer("team_size")],
+)
 def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.1: the project manager and comma-separated consultants, analysts and assistants."""
     duties = domain.duties_by_role("duties", job.get("duties", ""))
@@ -87,7 +120,19 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     return {"team_size": usecases.team_size(rows)}
 
 
-@operations.handler("record_kickoff")
+@operations.handler(
+    "record_kickoff",
+    clauses=["3.1.2"],
+    inputs=[
+        text("project_id"),
+        date("kickoff_date"),
+        listing("attendees", "names separated by commas"),
+        optional(text("briefing")),
+        optional(text("rules_agreed")),
+        optional(listing("materials_handed_out", "one per line")),
+    ],
+    outputs=[text("kickoff_id")],
+)
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.1.2: the kick-off meeting."""
     meeting = NewKickoff.parse(
@@ -104,7 +149,19 @@ def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 3.2 ---
 
 
-@operations.handler("archive_research_data")
+@operations.handler(
+    "archive_research_data",
+    clauses=["3.2.1"],
+    inputs=[
+        text("project_id"),
+        *[
+            optional(text(name, "one document per line: `title | source | classification | link`"))
+            for name in ("industry_data", "client_data", "market_data")
+        ],
+    ],
+    outputs=[integer("documents_archived")],
+    description="At least one document among the industry, client and market data.",
+)
 def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.1: one document per line (`title | source | classification | link`) per kind of data."""
     documents = [
@@ -124,7 +181,19 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
     return {"documents_archived": len(rows)}
 
 
-@operations.handler("record_site_visit")
+@operations.handler(
+    "record_site_visit",
+    clauses=["3.2.2"],
+    inputs=[
+        text("project_id"),
+        date("visit_date"),
+        optional(listing("visitors", "names separated by commas")),
+        optional(listing("interviewees", "names separated by commas")),
+        optional(text("processes_observed")),
+        optional(text("observations")),
+    ],
+    outputs=[text("site_visit_id")],
+)
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.2: an on-site visit."""
     command = NewSiteVisit.parse(
@@ -138,7 +207,21 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
     return {"site_visit_id": visit.site_visit_id}
 
 
-@operations.handler("record_analysis")
+@operations.handler(
+    "record_analysis",
+    clauses=["3.2.3"],
+    inputs=[
+        ENGAGEMENT,
+        text("project_id"),
+        optional(text("problems", "one per line")),
+        optional(text("opportunities", "one per line")),
+        optional(flag("risk_found", "older diagrams: a risk found here is registered with risk")),
+        optional(text("risk_description", "required when risk_found")),
+        optional(text("risk_category")),
+    ],
+    outputs=[text("analysis_id"), integer("risks_reported")],
+    description="Current diagrams register a risk found with risk.register_risk after this task.",
+)
 def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.2.3: problems and opportunities (one per line) and a risk found, registered with risk over gRPC."""
     findings = [
@@ -164,7 +247,17 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 3.3 ---
 
 
-@operations.handler("submit_solution")
+@operations.handler(
+    "submit_solution",
+    clauses=["3.3.1"],
+    inputs=[
+        text("project_id"),
+        optional(text("solution_summary")),
+        optional(text("flow_chart_link")),
+        optional(text("mind_map_link")),
+    ],
+    outputs=[text("solution_id"), integer("solution_version")],
+)
 def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.1: a solution version with its flow chart and mind map links."""
     artefacts = []
@@ -181,7 +274,26 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     return {"solution_id": solution.solution_id, "solution_version": solution.version}
 
 
-@operations.handler("record_solution_review")
+@operations.handler(
+    "record_solution_review",
+    clauses=["3.3.2"],
+    inputs=[
+        text("solution_id"),
+        one_of("solution_verdict", domain.Verdict),
+        optional(text("review_comments")),
+        optional(text("reviewer")),
+        *[
+            field
+            for criterion in ReviewCriterion
+            for field in (
+                optional(one_of(f"{criterion.value}_verdict", domain.CriterionVerdict, "all four or none")),
+                optional(text(f"{criterion.value}_comments", "required when not met")),
+            )
+        ],
+    ],
+    outputs=[flag("solution_approved")],
+    description="The review criteria of 3.3.2: soundness, feasibility, innovation, risk response.",
+)
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.3.2: the expert review's verdict, and a verdict and comment per review criterion
     (`<criterion>_verdict`, `<criterion>_comments`; absent when an older diagram records the review)."""
@@ -202,14 +314,32 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 # --- 3.4 ---
 
 
-@operations.handler("start_execution")
+@operations.handler(
+    "start_execution",
+    clauses=["3.4.1"],
+    inputs=[text("project_id")],
+    outputs=[text("work_plan_id")],
+    description="The baseline work plan comes from the proposal's schedule.",
+)
 def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the baseline work plan from the contract's schedule."""
     plan = usecases.start_execution(uow, job.text("project_id"))
     return {"work_plan_id": plan.work_plan.work_plan_id}
 
 
-@operations.handler("record_meeting")
+@operations.handler(
+    "record_meeting",
+    clauses=["3.4.1", "3.5.1"],
+    inputs=[
+        text("project_id"),
+        optional(date("held_on", "default today")),
+        optional(text("progress_report")),
+        optional(text("problems")),
+        optional(text("decisions", "one per line")),
+        optional(text("internal_updates")),
+    ],
+    outputs=[text("meeting_id")],
+)
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1, 3.5.1: a project meeting; decisions one per line."""
     command = NewMeeting.parse(
@@ -223,14 +353,31 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     return {"meeting_id": meeting.meeting_id}
 
 
-@operations.handler("record_work_report")
+@operations.handler(
+    "record_work_report",
+    clauses=["3.4.1", "3.5.1"],
+    inputs=[text("project_id"), optional(text("work_report"))],
+    outputs=[text("work_report_id")],
+    description="Logged as internal communication; refused before execution started.",
+)
 def record_work_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the team's report of the work carried out per the plan."""
     entry = usecases.record_work_report(uow, job.text("project_id"), job.text("work_report", ""))
     return {"work_report_id": entry.communication_id}
 
 
-@operations.handler("check_work_quality")
+@operations.handler(
+    "check_work_quality",
+    clauses=["3.4.1"],
+    inputs=[
+        text("project_id"),
+        text("work_report_id"),
+        flag("quality_passed"),
+        optional(text("quality_notes", "required when the check failed")),
+    ],
+    outputs=[text("quality_check_id")],
+    description="Counts in the quality pass rate (3.4.2).",
+)
 def check_work_quality(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager's quality check of the reported work (the company's quality system)."""
     check = usecases.check_work_quality(
@@ -243,7 +390,20 @@ def check_work_quality(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     return {"quality_check_id": check.quality_check_id}
 
 
-@operations.handler("evaluate_indicators")
+@operations.handler(
+    "evaluate_indicators",
+    clauses=["3.4.2"],
+    inputs=[ENGAGEMENT, text("project_id")],
+    outputs=[
+        flag("indicators_measured", "false before execution started (no work plan yet)"),
+        optional(decimal("schedule_deviation_rate", "a fraction")),
+        optional(decimal("quality_pass_rate", "a fraction")),
+        optional(decimal("cost_overrun_rate", "a fraction")),
+        flag("indicators_breached"),
+        listing("breached_indicators", "the names of the breached indicators"),
+    ],
+    description="Thresholds from warning_thresholds.dmn; a breach publishes indicator.breached.",
+)
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the indicators as of today; a breach publishes `indicator.breached`. Monitoring runs from the
     kick-off: before execution starts there is no work plan to measure against, so nothing is measured and
@@ -263,7 +423,12 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
     }
 
 
-@operations.handler("record_corrective_action")
+@operations.handler(
+    "record_corrective_action",
+    clauses=["3.4.2"],
+    inputs=[text("project_id"), optional(text("corrective_action")), optional(text("action_owner"))],
+    outputs=[text("corrective_action_id")],
+)
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.2: the corrective action taken."""
     command = NewCorrectiveAction.parse(
@@ -273,7 +438,12 @@ def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
     return {"corrective_action_id": action.corrective_action_id}
 
 
-@operations.handler("complete_execution")
+@operations.handler(
+    "complete_execution",
+    clauses=["3.4.1"],
+    inputs=[text("project_id"), optional(text("completion_summary"))],
+    outputs=[date("execution_completed_at", "a timestamp")],
+)
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.4.1: the project manager confirms completion."""
     project = usecases.complete_execution(uow, job.text("project_id"), job.text("completion_summary", ""))
@@ -283,7 +453,13 @@ def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
 # --- 3.5 ---
 
 
-@operations.handler("send_progress_report")
+@operations.handler(
+    "send_progress_report",
+    clauses=["3.5.2"],
+    inputs=[text("project_id"), optional(text("report_notes", "what staff told and answered the client"))],
+    outputs=[text("progress_report_id")],
+    description="The report (work plan and latest indicators) is logged as external communication.",
+)
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: a progress report to the client, with what the business staff told and answered the client
     (`report_notes`, absent when an older diagram sends the report)."""
@@ -291,7 +467,17 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"progress_report_id": entry.communication_id}
 
 
-@operations.handler("record_coordination")
+@operations.handler(
+    "record_coordination",
+    clauses=["3.5.1"],
+    inputs=[
+        text("project_id"),
+        optional(listing("departments", "names separated by commas")),
+        optional(text("support_needed")),
+        optional(text("coordination_outcome")),
+    ],
+    outputs=[text("coordination_id")],
+)
 def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.1: the coordination with other departments whose support the work needs."""
     command = NewCoordination.parse(
@@ -303,14 +489,30 @@ def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
     return {"coordination_id": entry.communication_id}
 
 
-@operations.handler("record_acceptance_support")
+@operations.handler(
+    "record_acceptance_support",
+    clauses=["4.4.2"],
+    inputs=[text("project_id"), optional(text("support_notes"))],
+    outputs=[text("acceptance_support_id")],
+    description="Logged as external communication (kind answer).",
+)
 def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.2: the team's explanations to the client during the acceptance check."""
     entry = usecases.record_acceptance_support(uow, job.text("project_id"), job.text("support_notes", ""))
     return {"acceptance_support_id": entry.communication_id}
 
 
-@operations.handler("record_change_response")
+@operations.handler(
+    "record_change_response",
+    clauses=["3.5.2"],
+    inputs=[
+        text("project_id"),
+        text("change_request_id"),
+        one_of("change_decision", domain.ChangeDecision),
+        optional(text("change_response")),
+    ],
+    outputs=[text("change_request_status")],
+)
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """3.5.2: the answer to the client's change request."""
     with renamed_fields(decision="change_decision"):
@@ -324,7 +526,16 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
 # --- 4.1-4.3 ---
 
 
-@operations.handler("compile_deliverables")
+@operations.handler(
+    "compile_deliverables",
+    clauses=["4.1.1"],
+    inputs=[
+        text("project_id"),
+        optional(text("deliverables", "one per line: `name | link`")),
+        optional(text("results_summary")),
+    ],
+    outputs=[integer("deliverable_set_version")],
+)
 def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.1: one deliverable per line (`name | link`)."""
     deliverable_set = usecases.compile_deliverables(
@@ -336,7 +547,20 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"deliverable_set_version": deliverable_set.version}
 
 
-@operations.handler("record_deliverable_review")
+@operations.handler(
+    "record_deliverable_review",
+    clauses=["4.1.2"],
+    inputs=[
+        text("project_id"),
+        flag("logic_ok"),
+        flag("consistency_ok"),
+        flag("accuracy_ok"),
+        flag("contract_conformance_ok"),
+        optional(text("review_comments")),
+        optional(text("reviewer")),
+    ],
+    outputs=[flag("deliverables_approved", "only when all four checks pass")],
+)
 def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.1.2: the four checks; approved only when all pass."""
     review = MaterialsReview.parse(
@@ -352,7 +576,18 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     return {"deliverables_approved": deliverable_set.status == DeliverableSetStatus.APPROVED}
 
 
-@operations.handler("plan_onsite_delivery")
+@operations.handler(
+    "plan_onsite_delivery",
+    clauses=["4.2.1"],
+    inputs=[
+        text("project_id"),
+        date("delivery_time", "date and time"),
+        optional(text("delivery_place")),
+        listing("attendees", "names separated by commas"),
+        optional(listing("preparations", "one per line or comma-separated")),
+    ],
+    outputs=[text("delivery_id")],
+)
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
     plan = OnsitePlan.parse(
@@ -365,7 +600,17 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"delivery_id": delivery.delivery_id}
 
 
-@operations.handler("plan_online_delivery")
+@operations.handler(
+    "plan_online_delivery",
+    clauses=["4.2.2"],
+    inputs=[
+        text("project_id"),
+        one_of("platform", Platform),
+        optional(flag("channel_tested")),
+    ],
+    outputs=[text("delivery_id")],
+    errors=[error("channel_not_tested", "the delivery channel was not tested")],
+)
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
     plan = OnlinePlan.parse(platform=job.get("platform"), channel_tested=job.get("channel_tested", False))
@@ -376,14 +621,29 @@ def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     return {"delivery_id": delivery.delivery_id}
 
 
-@operations.handler("send_deliverables_online")
+@operations.handler(
+    "send_deliverables_online",
+    clauses=["4.3.2"],
+    inputs=[text("delivery_id")],
+    outputs=[date("sent_at", "a timestamp")],
+)
 def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.2: the materials sent through the platform."""
     delivery = usecases.send_deliverables_online(uow, job.text("delivery_id"))
     return {"sent_at": _iso(delivery.sent_at)}
 
 
-@operations.handler("record_delivery")
+@operations.handler(
+    "record_delivery",
+    clauses=["4.3.1", "4.3.2"],
+    inputs=[
+        text("delivery_id"),
+        optional(text("client_feedback")),
+        optional(text("feedback_reply", "the firm's answers")),
+    ],
+    outputs=[date("delivered_at", "a timestamp")],
+    description="Feedback and answers are logged as external communication.",
+)
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.3.1, 4.3.2: delivered, with the client's feedback and the answers given (`feedback_reply`, absent
     when an older diagram records the delivery)."""
@@ -396,7 +656,18 @@ def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 # --- 4.4 ---
 
 
-@operations.handler("request_acceptance")
+@operations.handler(
+    "request_acceptance",
+    clauses=["4.4.1"],
+    inputs=[
+        text("project_id"),
+        date("acceptance_date"),
+        optional(text("acceptance_content")),
+        optional(text("acceptance_criteria", "one per line")),
+    ],
+    outputs=[text("acceptance_id"), integer("acceptance_round")],
+    description="Refused while rectification items are open.",
+)
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
     request = AcceptanceRequest.parse(
@@ -408,13 +679,28 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     return {"acceptance_id": acceptance.acceptance_id, "acceptance_round": acceptance.round}
 
 
-@operations.handler("send_acceptance_reminder")
+@operations.handler(
+    "send_acceptance_reminder",
+    clauses=["4.4.2"],
+    inputs=[text("acceptance_id")],
+    outputs=[optional(date("reminded_at", "a timestamp; null (nothing sent) once the report is in"))],
+)
 def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.2: a reminder while the report is outstanding (None once it is in)."""
     return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, job.text("acceptance_id")))}
 
 
-@operations.handler("record_rectification_items")
+@operations.handler(
+    "record_rectification_items",
+    clauses=["4.4.3"],
+    inputs=[
+        text("acceptance_id"),
+        optional(text("rectification_items", "one per line: `what | who | until`")),
+        optional(text("rectification_owner", "the default owner")),
+        optional(date("rectification_due", "the default due date")),
+    ],
+    outputs=[integer("open_rectification_items")],
+)
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
     due = job.get("rectification_due", "")
@@ -427,7 +713,12 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
     return {"open_rectification_items": open_items}
 
 
-@operations.handler("close_rectification_items")
+@operations.handler(
+    "close_rectification_items",
+    clauses=["4.4.3"],
+    inputs=[text("acceptance_id"), optional(text("rectification_notes"))],
+    outputs=[integer("open_rectification_items", "0")],
+)
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: every open item of the round closed with the notes."""
     remaining = usecases.close_rectification_items(
@@ -436,7 +727,13 @@ def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     return {"open_rectification_items": remaining}
 
 
-@operations.handler("close_acceptance")
+@operations.handler(
+    "close_acceptance",
+    clauses=["4.4.3"],
+    inputs=[text("project_id"), text("acceptance_id")],
+    outputs=[text("project_status", '"follow_up"')],
+    description="Refused unless the last acceptance report passed.",
+)
 def close_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     """4.4.3: passed → follow-up."""
     project = usecases.close_acceptance(uow, job.text("project_id"), job.text("acceptance_id"))

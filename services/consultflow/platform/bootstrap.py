@@ -2,8 +2,8 @@
 
 `run(name, build)` reads settings, configures logging, migrates the database, connects to NATS, starts
 the outbox relay, the gRPC server (health, reflection, error mapping) and, when the component has job
-handlers, the job worker; it reports SERVING once all of that is up and stops in reverse order on
-SIGTERM or SIGINT.
+handlers, the job worker and the `OperationCatalog` of its operations; it reports SERVING once all of
+that is up and stops in reverse order on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ from nats.js import JetStreamContext
 from sqlalchemy.orm import Session
 
 from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
+from consultflow.platform.catalog import catalog_registration
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.grpcserver import Registration, start_server
-from consultflow.platform.jobs import JobHandler
+from consultflow.platform.jobs import BoundOperations, JobHandler
 from consultflow.platform.logging import configure_logging
 from consultflow.platform.messaging import connect
 from consultflow.platform.outbox import OutboxRelay
@@ -132,7 +133,12 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
     server = await start_server(
-        settings.grpc_address, parts.registrations, executor, security, settings.limits, settings.db_threads
+        settings.grpc_address,
+        _with_catalogue(parts),
+        executor,
+        security,
+        settings.limits,
+        settings.db_threads,
     )
     worker: JobWorker | None = None
     if parts.job_handlers:
@@ -178,6 +184,14 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     executor.shutdown(wait=True)
     db.dispose()
     log.info("%s stopped", settings.component)
+
+
+def _with_catalogue(parts: Parts) -> list[Registration]:
+    """The component's registrations, and `OperationCatalog` when its job handlers publish a catalogue."""
+    registrations = list(parts.registrations)
+    if isinstance(parts.job_handlers, BoundOperations) and parts.job_handlers.catalogue:
+        registrations.append(catalog_registration(parts.job_handlers.catalogue))
+    return registrations
 
 
 async def _supervised(job: Callable[[], Awaitable[None]]) -> None:

@@ -38,6 +38,8 @@ ASYMMETRIC = frozenset(
 )
 LOCAL_ISSUER = "consultflow-local"
 AUDIENCE = "consultflow"
+CONSOLE_TICKET_AUDIENCE = "consultflow-console-ticket"  # components refuse it: it is no bearer token
+CONSOLE_TICKET_TTL = timedelta(minutes=5)
 
 
 class ConfigurationError(ValueError):
@@ -188,6 +190,13 @@ class TokenVerifier:
         self._keys = KeySet(source, settings.refetch_after)
 
     def verify(self, token: str) -> Caller:
+        claims = self.verified_claims(token)
+        if self.settings.service_accounts:
+            return service_account_caller(claims)
+        return caller_from_claims(claims, self.settings.claims)
+
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, issuer, audience and lifetime check out."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -222,9 +231,7 @@ class TokenVerifier:
             raise Unauthenticated(f"the token lacks the {error.claim!r} claim") from error
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the token does not verify: {error}") from error
-        if self.settings.service_accounts:
-            return service_account_caller(claims)
-        return caller_from_claims(claims, self.settings.claims)
+        return dict(claims)
 
 
 SERVICE_ACCOUNT = "system:serviceaccount:"
@@ -349,6 +356,24 @@ class LocalIssuer:
         }
         if engagement:
             claims["engagement"] = engagement
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
+
+    def mint_console_ticket(
+        self, name: str, ticket_id: str, ttl: timedelta = CONSOLE_TICKET_TTL, now: datetime | None = None
+    ) -> str:
+        """A one-time sign-in ticket for the console: short-lived, with its own audience (so no component
+        takes it as a bearer token) and an id (`jti`) the console accepts once."""
+        issued = now or datetime.now(UTC)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": CONSOLE_TICKET_AUDIENCE,
+            "sub": name,
+            "preferred_username": name,
+            "jti": ticket_id,
+            "console_ticket": True,
+            "iat": issued,
+            "exp": issued + ttl,
+        }
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
 
 

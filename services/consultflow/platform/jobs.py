@@ -1,17 +1,18 @@
 """Jobs as workers see them, the registry of a service's operations, and the idempotent way one runs.
 
-A service declares each operation where it is written, `@operations.handler("open_project")` over a
-plain function `(uow, job, deps) -> variables`, and binds its dependencies once at start
-(`operations.bind(deps)`). `run_job` wraps the bound handler: a job already handled returns the stored
-outcome without acting again, and the outcome is recorded in the same transaction as the handler's
-changes and status events.
+A service declares each operation where it is written, `@operations.handler("open_project", ...)` over a
+plain function `(uow, job, deps) -> variables`, with its contract (clauses, inputs, outputs, BPMN errors:
+platform/operation_spec.py) that the service publishes through `OperationCatalog`, and binds its
+dependencies once at start (`operations.bind(deps)`). `run_job` wraps the bound handler: a job already
+handled returns the stored outcome without acting again, and the outcome is recorded in the same
+transaction as the handler's changes and status events.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -25,6 +26,7 @@ from consultflow.platform.db import UnitOfWork, busy_error
 from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
 from consultflow.platform.inputs import yes_no
 from consultflow.platform.logging import failure_kind, redact
+from consultflow.platform.operation_spec import ErrorSpec, Field, OperationSpec, summary_of
 from consultflow.platform.tables import processed_jobs
 
 log = logging.getLogger(__name__)
@@ -122,15 +124,47 @@ class Operations(Generic[D]):
     def __init__(self, service: str) -> None:
         self.service = service
         self._handlers: dict[str, Handler[D]] = {}
+        self._specs: dict[str, OperationSpec] = {}
 
-    def handler(self, name: str) -> Callable[[Handler[D]], Handler[D]]:
-        """Registers the decorated function as the operation `<service>.<name>`."""
+    def handler(
+        self,
+        name: str,
+        *,
+        clauses: Iterable[str] = (),
+        inputs: Iterable[Field] = (),
+        outputs: Iterable[Field] = (),
+        errors: Iterable[ErrorSpec] = (),
+        summary: str = "",
+        description: str = "",
+        assumption: bool = False,
+    ) -> Callable[[Handler[D]], Handler[D]]:
+        """Registers the decorated function as the operation `<service>.<name>` with its contract.
+
+        The summary defaults to the first paragraph of the handler's docstring (without its clause
+        reference). A contract that is not sound (no summary, no clause, a field declared twice, an
+        unknown type) is refused at import, naming the operation.
+        """
         operation = f"{self.service}.{name}"
 
         def register(function: Handler[D]) -> Handler[D]:
             if operation in self._handlers:
                 raise ValueError(f"operation {operation!r} is declared twice")
+            spec = OperationSpec(
+                name=operation,
+                service=self.service,
+                summary=summary or summary_of(function.__doc__),
+                description=description,
+                clauses=tuple(clauses),
+                assumption=assumption,
+                inputs=tuple(inputs),
+                outputs=tuple(outputs),
+                errors=tuple(errors),
+            )
+            problems = spec.problems()
+            if problems:
+                raise ValueError("; ".join(problems))
             self._handlers[operation] = function
+            self._specs[operation] = spec
             return function
 
         return register
@@ -140,9 +174,35 @@ class Operations(Generic[D]):
         """Every operation this service declares, in declaration order."""
         return list(self._handlers)
 
-    def bind(self, deps: D) -> dict[str, JobHandler]:
-        """The handlers the worker runs, each with `deps` bound."""
-        return {operation: _bound(function, deps) for operation, function in self._handlers.items()}
+    @property
+    def catalogue(self) -> tuple[OperationSpec, ...]:
+        """Every operation's contract, in declaration order: what `OperationCatalog` serves."""
+        return tuple(self._specs.values())
+
+    def bind(self, deps: D) -> BoundOperations:
+        """The handlers the worker runs, each with `deps` bound, and the catalogue they publish."""
+        return BoundOperations(
+            {operation: _bound(function, deps) for operation, function in self._handlers.items()},
+            self.catalogue,
+        )
+
+
+class BoundOperations(Mapping[str, JobHandler]):
+    """The handlers a worker runs by operation name, carrying their catalogue, so the shared bootstrap
+    serves `OperationCatalog` for every service that has operations without each wiring it."""
+
+    def __init__(self, handlers: Mapping[str, JobHandler], catalogue: tuple[OperationSpec, ...]) -> None:
+        self._handlers = dict(handlers)
+        self.catalogue = catalogue
+
+    def __getitem__(self, operation: str) -> JobHandler:
+        return self._handlers[operation]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)
 
 
 def _bound(function: Handler[D], deps: D) -> JobHandler:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from consultflow import CONSOLE
 from consultflow.platform.identity import LocalIssuer
 from consultflow.platform.messaging import NatsCredentials
 from consultflow.platform.nats_access import authorization_block, users
@@ -102,15 +103,18 @@ class LocalIdentity:
         return path
 
     def environment(self, component: str) -> dict[str, str]:
-        """The CONSULTFLOW_* security settings of one component process."""
-        return {
+        """The CONSULTFLOW_* security settings of one component process. The console gets no token of its
+        own: it calls the components only as the person signed in."""
+        env = {
             "CONSULTFLOW_TLS_DIR": str(self.tls.certificate.parent),
             "CONSULTFLOW_OIDC_ISSUER": self.issuer.issuer,
             "CONSULTFLOW_OIDC_AUDIENCE": self.issuer.audience,
             "CONSULTFLOW_OIDC_JWKS_URL": self.issuer.jwks_url,
             "CONSULTFLOW_OIDC_ALGORITHMS": "ES256",
-            "CONSULTFLOW_TOKEN_FILE": str(self.component_token_file(component)),
         }
+        if component != CONSOLE:
+            env["CONSULTFLOW_TOKEN_FILE"] = str(self.component_token_file(component))
+        return env
 
     def settings(self, component: str, operation_owners: Mapping[str, str] | None = None) -> SecuritySettings:
         """The same settings for a component run in-process (tests)."""

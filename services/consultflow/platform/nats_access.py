@@ -7,6 +7,8 @@ Every identity is a NATS user with exactly the subjects its work needs:
   consumer `orchestrator-status-messages`.
 - a service `S`: publishes only `status.S.>`; reads only its consumer `worker-S` on JOBS.
 - `reader` (the CLI's `consultflow events`, tests): creates ephemeral consumers on STATUS and reads them.
+- `console`: subscribes to `status.>` (a plain subscription, no consumer) and publishes nothing but
+  stream-info requests; it forwards each event, filtered per person, to the browsers (docs/console.md).
 
 Nobody but the admin may create, update, purge or delete a stream or a durable consumer, and every user
 subscribes only below its own inbox prefix (`_INBOX_<user>.>`), where its JetStream replies and job
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 ADMIN = "admin"
 ORCHESTRATOR = "orchestrator"
 READER = "reader"
+CONSOLE = "console"
 STATUS_DURABLE = "orchestrator-status-messages"
 DEFAULT_JOB_ACK_WAIT_SECONDS = 60.0
 
@@ -78,7 +81,7 @@ def _durable_reader(stream: str, durable: str) -> tuple[str, ...]:
 
 
 def permissions(user: str) -> Permissions:
-    """The exact rights of `user`: admin, orchestrator, reader or a service's name."""
+    """The exact rights of `user`: admin, orchestrator, reader, console or a service's name."""
     inbox = (f"{inbox_prefix(user)}.>",)
     if user == ADMIN:
         return Permissions((">",), (">",))
@@ -98,6 +101,8 @@ def permissions(user: str) -> Permissions:
         return Permissions(
             (*_stream_info(), f"$JS.API.CONSUMER.CREATE.{STATUS_STREAM}", f"$JS.FC.{STATUS_STREAM}.>"), inbox
         )
+    if user == CONSOLE:
+        return Permissions(_stream_info(), (*inbox, "status.>"))
     return Permissions(
         (f"status.{user}.>", *_stream_info(), *_durable_reader(JOBS_STREAM, worker_durable(user))), inbox
     )
@@ -105,7 +110,7 @@ def permissions(user: str) -> Permissions:
 
 def users(services: Iterable[str] = SERVICES) -> tuple[str, ...]:
     """Every NATS user of a system with these services."""
-    return (ADMIN, ORCHESTRATOR, READER, *services)
+    return (ADMIN, ORCHESTRATOR, READER, CONSOLE, *services)
 
 
 def _quoted(values: Sequence[str]) -> str:

@@ -197,7 +197,64 @@ SETTINGS: tuple[Setting, ...] = (
         "`CONSULTFLOW_LIMIT_SCRIPT_CPU_MS=1000`; every name, default and what happens when it is hit is in "
         "docs/limits.md (`services/consultflow/platform/limits.py`).",
     ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_LISTEN",
+        "127.0.0.1:8080",
+        "Console only: where its HTTP server listens (`host:port`). Plain HTTP: TLS ends at the Ingress "
+        "(docs/console.md).",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_PUBLIC_URL",
+        "",
+        "Console only: the URL people open (e.g. `https://console.example.com`); the OIDC redirect URI is "
+        "`<it>/callback`. An `https://` URL makes the session cookie `Secure`. Empty: `http://<listen>`; "
+        "refused when `CONSULTFLOW_PRODUCTION` is on and the URL is not https.",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_SESSION_HOURS",
+        "8",
+        "Console only: how long a sign-in lasts (never longer than the person's token).",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_MAX_SESSIONS",
+        "10000",
+        "Console only: sessions kept in memory; the oldest is dropped when full (sessions live in one "
+        "process: several replicas need sticky sessions, docs/console.md).",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_TICKET_DIR",
+        "",
+        "Console only: the folder where `consultflow console` leaves the token a one-time sign-in link "
+        "stands for (local systems; `consultflow up` sets it). Empty: sign-in links are refused.",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_OIDC_CLIENT_ID",
+        "",
+        "Console only: its OIDC client id at `CONSULTFLOW_OIDC_ISSUER` (authorization-code flow with "
+        "PKCE). Empty: `/login` is off. The secret: `CONSULTFLOW_CONSOLE_OIDC_CLIENT_SECRET_FILE`.",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_OIDC_CLIENT_SECRET_FILE",
+        "",
+        "Console only: file holding the OIDC client secret (a mounted Secret). Empty: a public client "
+        "(PKCE only).",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_OIDC_SCOPES",
+        "openid profile",
+        "Console only: the scopes it asks the OIDC provider for.",
+    ),
+    Setting(
+        "CONSULTFLOW_CONSOLE_OIDC_CA",
+        "",
+        "Console only: the CA of the OIDC provider's HTTPS server, when not a public one.",
+    ),
 )
+
+
+def setting(name: str) -> str:
+    """A setting's value from the environment, or its default (`SETTINGS` must list it)."""
+    return _env(name)
 
 
 def _env(name: str) -> str:

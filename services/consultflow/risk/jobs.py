@@ -13,19 +13,34 @@ from typing import Any
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.inputs import choice, renamed_fields
 from consultflow.platform.jobs import Job, Operations
+from consultflow.platform.operation_spec import (
+    ENGAGEMENT,
+    anything,
+    date,
+    flag,
+    integer,
+    one_of,
+    optional,
+    text,
+)
 from consultflow.platform.timeutil import now
 from consultflow.risk import usecases
 from consultflow.risk.adapters import Dependencies
 from consultflow.risk.domain import (
     Assessment,
+    Category,
     Deviation,
     DeviationDecision,
     IdentificationSession,
+    Level,
+    Method,
     NewRisk,
+    Objective,
     Reading,
     ResponseChoice,
     ReviewFindings,
     Stage,
+    Strategy,
 )
 
 operations = Operations[Dependencies]("risk")
@@ -36,14 +51,33 @@ def _parameter(job: Job, name: str) -> str:
     return str(job.parameters.get(name) or "")
 
 
-@operations.handler("open_register")
+@operations.handler(
+    "open_register",
+    clauses=["6"],
+    inputs=[ENGAGEMENT, optional(text("client_name"))],
+    outputs=[text("register_id")],
+    description="A risk registered earlier (e.g. at intake) already opened it: then only the client name "
+    "is set.",
+)
 def open_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """Ch. 6: opens the engagement's register when its risk management starts."""
     register = usecases.open_register(uow, job.engagement_id, job.text("client_name", ""))
     return {"register_id": register.register_id}
 
 
-@operations.handler("record_stage")
+@operations.handler(
+    "record_stage",
+    clauses=["6.1.1", "6.3.1"],
+    inputs=[
+        ENGAGEMENT,
+        one_of("engagement_stage", Stage),
+        optional(text("project_manager", '"" keeps the one recorded (before 2.3.2 names one)')),
+    ],
+    outputs=[
+        one_of("register_stage", Stage, "the register's stage only moves forward"),
+        text("project_manager", "as the register records it"),
+    ],
+)
 def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.1.1, 6.3.1: the engagement entered a stage (message `engagement.stage_started`)."""
     with renamed_fields(stage="engagement_stage"):
@@ -52,7 +86,22 @@ def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, 
     return {"register_stage": register.stage, "project_manager": register.project_manager}
 
 
-@operations.handler("record_identification")
+@operations.handler(
+    "record_identification",
+    clauses=["6.1.1"],
+    inputs=[
+        ENGAGEMENT,
+        one_of("engagement_stage", Stage),
+        one_of("session_method", Method),
+        text("team_participants", "names separated by commas"),
+        text("department_participants", "names separated by commas"),
+        text("expert_participants", "names separated by commas"),
+        optional(text("risks_found", "separated by semicolons; empty or 無 none: none found")),
+    ],
+    outputs=[text("identification_id"), integer("risks_registered")],
+    description="Every risk found is registered, each publishing risk.registered (→ risk.identified); "
+    "publishes identification.recorded.",
+)
 def record_identification(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.1.1: the organised identification of a stage; registers every risk it found."""
     with renamed_fields(
@@ -75,7 +124,21 @@ def record_identification(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapp
     return {"identification_id": identification.identification_id, "risks_registered": len(risks)}
 
 
-@operations.handler("register_risk")
+@operations.handler(
+    "register_risk",
+    clauses=["6.1.1"],
+    inputs=[
+        ENGAGEMENT,
+        text("risk_description"),
+        optional(one_of("risk_category", Category, "may be empty until assessed")),
+        one_of("risk_stage", Stage),
+        optional(text("risk_source")),
+        optional(text("risk_owner")),
+        optional(one_of("identification_method", Method)),
+    ],
+    outputs=[text("risk_id")],
+    description="Publishes risk.registered (→ message risk.identified).",
+)
 def register_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.1.1: registers a risk found at a stage; publishes `risk.registered` (→ `risk.identified`)."""
     with renamed_fields(
@@ -99,7 +162,27 @@ def register_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     return {"risk_id": risk.risk_id}
 
 
-@operations.handler("assess_risk")
+@operations.handler(
+    "assess_risk",
+    clauses=["6.1.2", "6.2"],
+    inputs=[
+        text("risk_id"),
+        optional(one_of("risk_category", Category, "required unless the risk has one")),
+        optional(one_of("identification_method", Method, "required unless the risk has one")),
+        text("likelihood", "a likelihood of risk_matrix.dmn"),
+        text("impact", "an impact of risk_matrix.dmn"),
+        optional(text("likelihood_basis", "history, industry experience, current environment (6.2.1)")),
+        optional(one_of("affected_objective", Objective, "the objective the impact is on (6.2.2)")),
+    ],
+    outputs=[
+        text("risk_level"),
+        text("risk_priority"),
+        one_of("suggested_strategy", Strategy),
+        text("project_manager", '"" before one is named'),
+    ],
+    description="Level, priority and suggestion read from risk_matrix.dmn; a priority in a worse band of "
+    "warning_thresholds.dmn than before raises a warning (warning.raised).",
+)
 def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.1.2, 6.2: classification and likelihood × impact → level, priority, suggested strategy."""
     with renamed_fields(category="risk_category"):
@@ -121,7 +204,26 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
     }
 
 
-@operations.handler("plan_response")
+@operations.handler(
+    "plan_response",
+    clauses=["6.3"],
+    inputs=[
+        text("risk_id"),
+        one_of("strategy", Strategy),
+        optional(text("measures", "required unless the strategy is accept")),
+        optional(text("measure_owner", "required unless the strategy is accept")),
+        optional(date("measure_due", "required unless the strategy is accept")),
+        optional(text("deviation_reason", "required for a strategy other than the suggested one")),
+        optional(text("decided_by", "a parameter only")),
+    ],
+    outputs=[
+        text("response_id"),
+        flag("deviates", "the plan awaits approval (risk.decide_deviation)"),
+        one_of("register_stage", Stage, "the stage the engagement is in now (6.3.1)"),
+        text("project_manager"),
+    ],
+    description="The risk must be assessed.",
+)
 def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.3: the chosen strategy with measures, owner and due date; a strategy other than the prescribed
     one needs `deviation_reason` and awaits approval (`deviates` is then true)."""
@@ -156,7 +258,20 @@ def _project_manager(uow: UnitOfWork, engagement_id: str) -> str:
     return usecases.get_register(uow.session, engagement_id).project_manager
 
 
-@operations.handler("decide_deviation")
+@operations.handler(
+    "decide_deviation",
+    clauses=["6.3"],
+    assumption=True,
+    inputs=[
+        text("response_id"),
+        flag("deviation_approved"),
+        optional(text("deviation_note", "required to reject")),
+        optional(text("decided_by", "a parameter only")),
+    ],
+    outputs=[flag("deviation_approved"), one_of("register_stage", Stage), text("project_manager")],
+    description="A rejection voids the plan and puts the risk back to assessed; refused unless the plan's "
+    "deviation awaits approval; publishes response.deviation_approved or response.deviation_rejected.",
+)
 def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.3 [assumption]: management approves or rejects a plan that deviates from the prescribed strategy."""
     decision = DeviationDecision.parse(
@@ -173,7 +288,13 @@ def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     }
 
 
-@operations.handler("complete_response")
+@operations.handler(
+    "complete_response",
+    clauses=["6.3", "6.4.1"],
+    inputs=[text("response_id"), flag("measures_effective"), text("follow_through_notes")],
+    outputs=[date("response_completed_at", "a timestamp")],
+    description="Refused for a plan whose deviation awaits approval or was rejected, and once completed.",
+)
 def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.3, 6.4.1: the follow-through of a response (plan changed, measures taken, risk transferred, or the
     contingency response to an accepted risk that happened) is recorded, effective or not."""
@@ -186,7 +307,12 @@ def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
     return {"response_completed_at": plan.completed_at}
 
 
-@operations.handler("review_register")
+@operations.handler(
+    "review_register",
+    clauses=["6.4.1"],
+    inputs=[ENGAGEMENT],
+    outputs=[integer("open_risks"), integer("overdue_measures"), text("project_manager")],
+)
 def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.1: what the periodic review starts from."""
     register = usecases.get_register(uow.session, job.engagement_id)
@@ -198,7 +324,22 @@ def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[st
     }
 
 
-@operations.handler("record_review")
+@operations.handler(
+    "record_review",
+    clauses=["6.4.1"],
+    inputs=[
+        ENGAGEMENT,
+        flag("measures_carried_out"),
+        flag("measures_effective"),
+        flag("new_risk_found"),
+        optional(text("new_risk_description", "required when a new risk was found")),
+        optional(text("reviewed_by", "a parameter only")),
+        optional(text("review_notes", "a parameter only")),
+    ],
+    outputs=[text("review_id")],
+    description="A new risk is registered at the latest stage a risk of the engagement was found at "
+    "[assumption].",
+)
 def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.1: the review's findings; a new risk is registered at the register's stage."""
     with renamed_fields(notes="review_notes"):
@@ -215,7 +356,20 @@ def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     return {"review_id": review.review_id}
 
 
-@operations.handler("raise_warning")
+@operations.handler(
+    "raise_warning",
+    clauses=["6.4.2"],
+    inputs=[
+        ENGAGEMENT,
+        text("indicator", "an indicator of warning_thresholds.dmn"),
+        anything("value", "a number (rates as fractions)"),
+        optional(one_of("status", Level, "as the reporter saw it")),
+        optional(text("risk_id", "a parameter only")),
+    ],
+    outputs=[text("warning_id"), one_of("warning_level", Level), flag("warning_new")],
+    description="Publishes warning.raised; while a warning of the same indicator and risk is still raised "
+    "it is updated instead (warning_new false, warning.updated) [assumption].",
+)
 def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.2: a key risk indicator reading (the 3.4.2 indicators) becomes a warning; publishes
     `warning.raised` (→ `engagement.risk_warning`, `risk.warning_raised`), or updates the warning still open
@@ -236,7 +390,16 @@ def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     }
 
 
-@operations.handler("escalate_warning")
+@operations.handler(
+    "escalate_warning",
+    clauses=["6.4.2"],
+    inputs=[text("warning_id")],
+    outputs=[
+        optional(date("escalated_at", "a timestamp; null when acknowledged meanwhile")),
+        text("warning_status"),
+    ],
+    description="Publishes warning.escalated.",
+)
 def escalate_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.2: nobody acknowledged in time; `escalated_at` is null when it was acknowledged meanwhile."""
     warning, escalated = usecases.escalate_warning(uow, job.text("warning_id"))
@@ -246,7 +409,13 @@ def escalate_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     }
 
 
-@operations.handler("acknowledge_warning")
+@operations.handler(
+    "acknowledge_warning",
+    clauses=["6.4.2"],
+    inputs=[text("warning_id"), text("warning_action"), optional(text("acknowledged_by"))],
+    outputs=[date("acknowledged_at", "a timestamp; acknowledging again returns the first")],
+    description="Publishes warning.acknowledged (→ message risk.warning_acknowledged).",
+)
 def acknowledge_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """6.4.2: publishes `warning.acknowledged` (→ `risk.warning_acknowledged`, key warning_id)."""
     with renamed_fields(action="warning_action"):
@@ -259,7 +428,12 @@ def acknowledge_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mappin
     return {"acknowledged_at": warning.acknowledged_at}
 
 
-@operations.handler("close_register")
+@operations.handler(
+    "close_register",
+    clauses=["6"],
+    inputs=[ENGAGEMENT],
+    outputs=[date("register_closed_at", "a timestamp; closing again returns the first")],
+)
 def close_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
     """Ch. 6: the engagement ended; its register closes."""
     register = usecases.close_register(uow, job.engagement_id)

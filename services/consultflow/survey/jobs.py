@@ -13,15 +13,28 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.inputs import renamed_fields, required_text, yes_no
 from consultflow.platform.jobs import Job, Operations
+from consultflow.platform.operation_spec import (
+    ENGAGEMENT,
+    date,
+    decimal,
+    flag,
+    listing,
+    one_of,
+    optional,
+    text,
+)
 from consultflow.survey import usecases
 from consultflow.survey.domain import (
     GENERAL,
     Causes,
     Dimension,
+    Method,
+    Nature,
     NewMeasure,
     NewProblem,
     NewResponse,
     ProblemStatus,
+    Severity,
     SurveyPlan,
 )
 
@@ -33,7 +46,22 @@ def _required_id(job: Job, name: str) -> str:
     return required_text(name, job.text(name), 100)
 
 
-@operations.handler("create_plan")
+@operations.handler(
+    "create_plan",
+    clauses=["5.1.1"],
+    inputs=[
+        ENGAGEMENT,
+        text("client_id"),
+        one_of("survey_method", Method),
+        listing("respondents", "a list, or one name per line (commas also separate)"),
+        date("survey_date"),
+        optional(text("survey_content")),
+        optional(flag("skip_recommendation", "a parameter only: leave out the 0–10 recommendation question")),
+    ],
+    outputs=[text("survey_id")],
+    description="Creates the questionnaire: service quality, result quality, team performance, overall "
+    "satisfaction, and the optional 0–10 recommendation question for NPS.",
+)
 def create_plan(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.1: plans the survey and creates its questionnaire."""
     with renamed_fields(method="survey_method", content="survey_content"):
@@ -54,20 +82,42 @@ def create_plan(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"survey_id": survey.survey_id}
 
 
-@operations.handler("send_questionnaire")
+@operations.handler(
+    "send_questionnaire",
+    clauses=["5.1.2"],
+    inputs=[text("survey_id")],
+    outputs=[date("questionnaire_sent_at", "a timestamp; sending again returns the first time")],
+)
 def send_questionnaire(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: sends the questionnaire (or arranges the interview)."""
     survey = usecases.send_questionnaire(uow, _required_id(job, "survey_id"))
     return {"questionnaire_sent_at": survey.questionnaire_sent_at}
 
 
-@operations.handler("send_reminder")
+@operations.handler(
+    "send_reminder",
+    clauses=["5.1.2"],
+    inputs=[text("survey_id")],
+    outputs=[optional(date("reminded_at", "a timestamp; null when a response arrived meanwhile"))],
+)
 def send_reminder(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: reminds the respondents; `reminded_at` is null when a response had arrived meanwhile."""
     return {"reminded_at": usecases.send_reminder(uow, _required_id(job, "survey_id"))}
 
 
-@operations.handler("record_interview")
+@operations.handler(
+    "record_interview",
+    clauses=["5.1.2"],
+    inputs=[
+        text("survey_id"),
+        optional(text("interviewee")),
+        *[one_of(d.value, [str(n) for n in range(1, 6)], "a rating 1–5") for d in Dimension],
+        optional(text("interview_notes", "the response's general comment")),
+    ],
+    outputs=[text("response_id")],
+    description="The interview counts as the survey's sending and its answers are a response; refused for "
+    "a questionnaire survey.",
+)
 def record_interview(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.2: the answers of a phone or face-to-face interview, as the client's response."""
     ratings = {d.value: _rating(job, d.value) for d in Dimension}
@@ -94,7 +144,19 @@ def _rating(job: Job, name: str) -> int:
     return int(text)
 
 
-@operations.handler("analyse_responses")
+@operations.handler(
+    "analyse_responses",
+    clauses=["5.1.3"],
+    inputs=[text("survey_id")],
+    outputs=[
+        decimal("satisfaction_score", "0–100"),
+        decimal("lowest_rating", "the lowest dimension mean, 1–5 (read by satisfaction_followup.dmn)"),
+        decimal("csat", "per cent"),
+        optional(decimal("nps", "null when nobody answered the recommendation question")),
+        listing("dissatisfaction_reasons", "{dimension, mean_rating, not_satisfied, comments}, worst first"),
+    ],
+    description="The formula is documented in the survey API (survey.proto).",
+)
 def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
     analysis = usecases.analyse_survey(uow, _required_id(job, "survey_id"))
@@ -105,7 +167,13 @@ def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any
     }
 
 
-@operations.handler("record_causes")
+@operations.handler(
+    "record_causes",
+    clauses=["5.1.3"],
+    inputs=[text("survey_id"), text("dissatisfaction_causes")],
+    outputs=[date("causes_recorded_at", "a timestamp")],
+    description="Recording again replaces them; refused before survey.analyse_responses.",
+)
 def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.1.3: the causes of dissatisfaction staff found in the results."""
     with renamed_fields(causes="dissatisfaction_causes"):
@@ -115,7 +183,20 @@ def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"causes_recorded_at": analysis.causes_recorded_at}
 
 
-@operations.handler("record_problem")
+@operations.handler(
+    "record_problem",
+    clauses=["5.2.1"],
+    inputs=[
+        text("survey_id"),
+        text("problem_description"),
+        one_of("problem_nature", Nature),
+        one_of("problem_severity", Severity),
+    ],
+    outputs=[
+        text("problem_id"),
+        listing("problem_ids", "every problem of the survey not yet solved, this one included"),
+    ],
+)
 def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.1: a problem with its nature and severity; `problem_ids` lists all the survey's problems still
     to be rectified (the diagram rectifies each)."""
@@ -134,7 +215,23 @@ def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"problem_id": problem.problem_id, "problem_ids": problem_ids}
 
 
-@operations.handler("define_measure")
+@operations.handler(
+    "define_measure",
+    clauses=["5.2.2"],
+    inputs=[
+        text("problem_id"),
+        text("measure"),
+        text("responsible_department"),
+        text("responsible_person"),
+        date("measure_deadline"),
+        text("measure_target"),
+    ],
+    outputs=[
+        text("measure_id"),
+        listing("responsible_people", "the people of the problem's open measures, in the order defined"),
+    ],
+    description="An open measure past its deadline is published once as measure.overdue.",
+)
 def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.2: a measure with responsible department and person, deadline and target; `responsible_people`
     names who rectifies the problem (5.2.3): the people of all its open measures."""
@@ -153,7 +250,13 @@ def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     return {"measure_id": measure.measure_id, "responsible_people": people}
 
 
-@operations.handler("report_progress")
+@operations.handler(
+    "report_progress",
+    clauses=["5.2.3"],
+    inputs=[text("problem_id"), text("progress_report"), flag("problem_solved")],
+    outputs=[flag("problem_solved")],
+    description="Solved closes the problem and completes its measures (refused before any measure).",
+)
 def report_progress(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     """5.2.3: progress reported to the client; solved closes the problem."""
     problem_id, solved = _required_id(job, "problem_id"), job.flag("problem_solved")

@@ -1,0 +1,26 @@
+"""`python -m consultflow.console`: runs the console's HTTP server (uvicorn) until SIGTERM."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from consultflow.console.app import build
+from consultflow.console.config import ConsoleSettings
+from consultflow.platform.logging import configure_logging
+
+
+def main() -> None:
+    settings = ConsoleSettings.from_env()
+    configure_logging("console", settings.log_level, settings.log_format, ())
+    uvicorn.run(
+        build(settings),
+        host=settings.listen_host,
+        port=settings.listen_port,
+        log_config=None,  # our logging, as every component's
+        proxy_headers=True,  # behind the Ingress, the client's scheme and address
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
