@@ -23,6 +23,7 @@ from playwright.sync_api import Page
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from tests.bpmn.modeler_tools import chromium
 from tests.support.console import (
     ConsoleApi,
     browser_page,
@@ -92,9 +93,10 @@ def fetch(api: ConsoleApi, path: str) -> None:
 
 def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
     count = int(os.environ.get("CONSULTFLOW_BENCH_CONSOLE_INSTANCES", "10000"))
-    with chromium_browser() as browser:
-        system = start_console_system(tmp_path / "data")
-        try:
+    chromium()  # skips without it, before starting anything
+    system = start_console_system(tmp_path / "data")  # before playwright: start() runs asyncio
+    try:
+        with chromium_browser() as browser:
             address = system.children["orchestrator"].address
             with signed_channel(address) as channel:
                 deploy(pb_grpc.OrchestratorServiceStub(channel), f"{PROCESS}.bpmn", one_task(PROCESS))
@@ -160,8 +162,8 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                     api_ms[path] = (median_ms(partial(fetch, api, path)), status)
                 finally:
                     api.close()
-        finally:
-            system.stop()
+    finally:
+        system.stop()
 
     print(f"\n== console pages with {count} open instances of {PROCESS} (created at {rate:.0f}/s)")
     width = max(len(t) for t in [*browser_ms, *api_ms])

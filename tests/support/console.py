@@ -44,6 +44,8 @@ def start_console_system(data_dir: Path, extra_env: Mapping[str, str] | None = N
     up` starts them), signed by the tests' own local identity."""
     env = {"CONSULTFLOW_LOG_LEVEL": "WARNING", **(extra_env or {})}
     system = LocalSystem(data_dir, extra_env=env, identity=local_identity())
+    # Before playwright starts (its sync API keeps an event loop running in this thread, and start() runs
+    # asyncio), and from this thread: the children die with the thread that started them (PDEATHSIG).
     system.start()
     return system
 

@@ -1,5 +1,5 @@
 """The console tests' fixtures: the whole system with the console, started once per module (each module
-is one scenario and may change what is deployed), and one headless chromium for the session."""
+is one scenario and may change what is deployed), and a headless chromium beside it."""
 
 from __future__ import annotations
 
@@ -9,20 +9,22 @@ import pytest
 from playwright.sync_api import Browser
 
 from consultflow.cli.system import LocalSystem
+from tests.bpmn.modeler_tools import chromium
 from tests.support.console import chromium_browser, start_console_system
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as launched:
-        yield launched
-
-
 @pytest.fixture(scope="module")
-def console_system(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[LocalSystem]:
-    """Needs the browser first: without chromium the scenario skips before starting eight processes."""
+def console_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSystem]:
+    chromium()  # without it the scenario skips before starting eight processes
     system = start_console_system(tmp_path_factory.mktemp("console-system"))
     try:
         yield system
     finally:
         system.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(console_system: LocalSystem) -> Iterator[Browser]:
+    """Started after the system: LocalSystem.start runs asyncio, which playwright's running loop forbids."""
+    with chromium_browser() as launched:
+        yield launched
