@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # installs them into ./node_modules when Node.js and npm are on PATH (the tests skip only without Node.js).
 NODE_MODULES := $(if $(and $(shell command -v node),$(shell command -v npm)),node_modules/.installed)
 
-.PHONY: up test lint typecheck unit protos docs pictures bench clean
+.PHONY: up test lint typecheck unit protos docs pictures console-assets bench clean
 
 up: $(VENV)/.installed          ## run the whole system: NATS, the orchestrator and five services
 	$(BIN)/consultflow up
@@ -43,6 +43,9 @@ docs: $(VENV)/.installed-dev    ## regenerate the generated documents under docs
 
 pictures: $(VENV)/.installed-dev $(NODE_MODULES)  ## draw every bpmn/*.bpmn into docs/images/<name>.png (chromium)
 	$(BIN)/python scripts/render_diagrams.py
+
+console-assets: node_modules/.installed  ## rebuild the console's front end (console/) into services/consultflow/console/static
+	node console/build.mjs
 
 bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
 	$(BIN)/pytest -q -s -m benchmark tests/benchmarks

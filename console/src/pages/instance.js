@@ -1,0 +1,302 @@
+// One instance (#/operate/instances/<instance_id>): its diagram with the path taken, where it waits and
+// its incidents; incidents (retry), user tasks, jobs, variables, timeline, the processes it called and
+// the one that called it; cancel and publish a message, each only for the roles that may.
+import { h, replace } from '../dom.js';
+import { drawDiagram, showInstance } from '../diagram.js';
+import { bilingual, language, t } from '../i18n.js';
+import { parseJson, readable, stateLabel, stateName, when } from '../format.js';
+import { humanKey, parseVariables } from '../tasklist.js';
+import { instanceTable } from './operate.js';
+
+function section(title, testid, ...children) {
+  return h('section', { class: 'panel', 'data-testid': testid, 'aria-label': title }, h('h2', {}, title), children);
+}
+
+function table(headers, rows) {
+  return h(
+    'table',
+    { class: 'grid' },
+    h('thead', {}, h('tr', {}, headers.map((c) => h('th', { scope: 'col' }, c)))),
+    h('tbody', {}, rows),
+  );
+}
+
+function elementName(instance, elementId, fallback = '') {
+  const active = (instance.active_elements ?? []).find((e) => e.element_id === elementId);
+  const named = active?.name || (instance.history ?? []).find((e) => e.element_id === elementId && e.element_name)?.element_name;
+  return named ? bilingual(named) : fallback || elementId;
+}
+
+/** Where the instance has been, waits, and is stuck, from its history and open incidents. */
+export function instanceMarkers(instance) {
+  const done = [];
+  for (const event of instance.history ?? []) {
+    if (event.type === 'element.completed' && event.element_id) done.push(event.element_id);
+  }
+  const active = (instance.active_elements ?? []).map((e) => e.element_id).filter(Boolean);
+  const incidents = (instance.incidents ?? []).filter((i) => !i.resolved_at).map((i) => i.element_id).filter(Boolean);
+  return { done, active, incidents };
+}
+
+function messageForm(ctx, instance) {
+  const name = h('input', { type: 'text', required: true, id: 'msg-name', 'data-testid': 'message-name', autocomplete: 'off' });
+  const key = h('input', { type: 'text', id: 'msg-key', 'data-testid': 'message-key', value: instance.business_key ?? '', autocomplete: 'off' });
+  const variables = h('textarea', { id: 'msg-vars', rows: 3, 'data-testid': 'message-variables', value: '{}' });
+  const error = h('p', { class: 'form-error', role: 'alert' });
+  const send = async (e) => {
+    e.preventDefault();
+    error.textContent = '';
+    const parsed = parseJson(variables.value.trim() || '{}');
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      error.textContent = `${t('messageVariables')}: ${t('notJson')}`;
+      return;
+    }
+    try {
+      const result = await ctx.api.post('/api/messages', { name: name.value.trim(), correlation_key: key.value.trim(), variables: parsed });
+      ctx.notify(t('published', { outcome: String(result?.outcome ?? '').replace(/^MESSAGE_OUTCOME_/, '').toLowerCase() || 'ok' }));
+    } catch (failure) {
+      const violations = failure.fieldViolations ?? [];
+      error.textContent = violations.length ? violations.map((v) => `${v.field}: ${v.description}`).join(' ') : failure.message;
+    }
+  };
+  return h(
+    'form',
+    { class: 'message-form', 'data-testid': 'message-publish', onsubmit: send },
+    h('h2', {}, t('publishMessage')),
+    h('label', { for: 'msg-name' }, t('messageName')),
+    name,
+    h('label', { for: 'msg-key' }, t('correlationKey')),
+    key,
+    h('label', { for: 'msg-vars' }, t('messageVariables')),
+    variables,
+    error,
+    h('button', { type: 'submit' }, t('publish')),
+  );
+}
+
+export async function mountInstance(container, ctx, instanceId) {
+  let viewer = null;
+  let drawnDefinition = '';
+  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
+  const body = h('div', { class: 'instance-body' });
+  const header = h('div', { class: 'instance-head' });
+
+  const draw = async (instance) => {
+    if (drawnDefinition !== instance.definition_id) {
+      viewer?.destroy();
+      viewer = null;
+      canvas.replaceChildren();
+      try {
+        const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(instance.definition_id)}`);
+        viewer = await drawDiagram(canvas, detail?.resources?.[0]?.content ?? '', language());
+        drawnDefinition = instance.definition_id;
+      } catch (error) {
+        replace(canvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
+        return;
+      }
+    } else {
+      const markers = viewer.get('canvas');
+      for (const element of viewer.get('elementRegistry').getAll()) {
+        for (const marker of ['cf-done', 'cf-active', 'cf-incident']) markers.removeMarker(element.id, marker);
+      }
+    }
+    showInstance(viewer, instanceMarkers(instance));
+  };
+
+  const render = (instance, children) => {
+    const state = stateName(instance.state);
+    const active = state === 'ACTIVE';
+    replace(
+      header,
+      h('p', { class: 'crumbs' }, h('a', { href: `#/operate/processes/${encodeURIComponent(instance.process_id ?? '')}` }, bilingual(instance.process_id ?? ''))),
+      h(
+        'h1',
+        {},
+        instance.business_key || instance.instance_id,
+        ' ',
+        h('span', { class: ['state', state.toLowerCase()] }, stateLabel(instance.state)),
+      ),
+      h(
+        'dl',
+        { class: 'meta' },
+        h('dt', {}, t('process')),
+        h('dd', {}, `${bilingual(instance.process_id ?? '')} v${instance.version ?? ''}`),
+        h('dt', {}, 'ID'),
+        h('dd', { class: 'mono' }, instance.instance_id),
+        h('dt', {}, t('started')),
+        h('dd', {}, when(instance.created_at)),
+        instance.ended_at ? [h('dt', {}, t('ended')), h('dd', {}, when(instance.ended_at))] : null,
+        instance.parent_instance_id
+          ? [
+              h('dt', {}, t('parent')),
+              h('dd', {}, h('a', { href: `#/operate/instances/${encodeURIComponent(instance.parent_instance_id)}`, 'data-testid': 'instance-parent' }, instance.parent_instance_id)),
+            ]
+          : null,
+      ),
+      active && ctx.can.cancel
+        ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-testid': 'instance-cancel', onclick: () => cancel(instance) }, t('cancelInstance')))
+        : null,
+    );
+    const incidents = (instance.incidents ?? []).filter((i) => !i.resolved_at);
+    const variables = Object.entries(parseVariables(instance.variables_json)).sort(([a], [b]) => (a < b ? -1 : 1));
+    const history = [...(instance.history ?? [])].reverse();
+    replace(
+      body,
+      section(
+        t('openIncidents'),
+        'incident-list',
+        incidents.length
+          ? table(
+              [t('element'), t('kind'), t('message'), t('time'), ''],
+              incidents.map((incident) =>
+                h(
+                  'tr',
+                  { class: 'incident-row', 'data-testid': 'incident-row', 'data-incident-id': incident.incident_id, 'data-element-id': incident.element_id },
+                  h('td', {}, elementName(instance, incident.element_id)),
+                  h('td', { class: 'mono' }, incident.kind ?? ''),
+                  h('td', { class: 'wrap' }, incident.message ?? ''),
+                  h('td', {}, when(incident.created_at)),
+                  h(
+                    'td',
+                    {},
+                    ctx.can.retry
+                      ? h('button', { type: 'button', 'data-testid': 'incident-retry', onclick: (e) => retry(incident, e.currentTarget) }, t('retryIncident'))
+                      : null,
+                  ),
+                ),
+              ),
+            )
+          : h('p', { class: 'muted' }, t('noIncidents')),
+      ),
+      section(
+        t('userTasks'),
+        'instance-user-tasks',
+        (instance.user_tasks ?? []).length
+          ? table(
+              [t('name'), t('assignee'), t('due')],
+              instance.user_tasks.map((task) =>
+                h(
+                  'tr',
+                  { 'data-task-id': task.user_task_id },
+                  h('td', {}, ctx.can.tasks ? h('a', { href: `#/tasks/${encodeURIComponent(task.user_task_id)}` }, bilingual(task.name || task.element_id)) : bilingual(task.name || task.element_id)),
+                  h('td', {}, task.assignee || (task.candidate_groups ?? []).join(', ')),
+                  h('td', {}, when(task.due_at)),
+                ),
+              ),
+            )
+          : h('p', { class: 'muted' }, t('noUserTasks')),
+      ),
+      section(
+        t('jobs'),
+        'instance-jobs',
+        (instance.jobs ?? []).length
+          ? table(
+              [t('element'), t('operation'), t('state'), t('attempt'), t('retriesLeft'), t('deadline'), t('message')],
+              instance.jobs.map((job) =>
+                h(
+                  'tr',
+                  { 'data-job-key': job.job_key },
+                  h('td', {}, elementName(instance, job.element_id)),
+                  h('td', { class: 'mono' }, job.operation ?? ''),
+                  h('td', {}, job.state ?? ''),
+                  h('td', { class: 'num' }, String(job.attempt ?? 0)),
+                  h('td', { class: 'num' }, String(job.retries ?? 0)),
+                  h('td', {}, when(job.deadline)),
+                  h('td', { class: 'wrap' }, job.error_message ?? ''),
+                ),
+              ),
+            )
+          : h('p', { class: 'muted' }, t('noJobs')),
+      ),
+      section(
+        t('children'),
+        'instance-children',
+        children.length ? instanceTable(children) : h('p', { class: 'muted' }, t('noChildren')),
+      ),
+      section(
+        t('variables'),
+        'instance-variables',
+        variables.length
+          ? table(
+              [t('name'), t('value')],
+              variables.map(([key, value]) =>
+                h('tr', {}, h('td', { title: key }, humanKey(key), h('div', { class: 'muted mono' }, key)), h('td', { class: 'wrap' }, readable(value))),
+              ),
+            )
+          : h('p', { class: 'muted' }, t('noVariables')),
+      ),
+      section(
+        t('timeline'),
+        'instance-timeline',
+        history.length
+          ? h(
+              'ol',
+              { class: 'timeline', reversed: true },
+              history.map((event) =>
+                h(
+                  'li',
+                  { 'data-type': event.type },
+                  h('time', { datetime: event.time }, when(event.time)),
+                  ' ',
+                  h('span', { class: 'event-type mono' }, event.type),
+                  event.element_id ? [' ', h('strong', {}, event.element_name ? bilingual(event.element_name) : event.element_id)] : null,
+                  event.detail ? h('div', { class: 'muted wrap' }, event.detail) : null,
+                ),
+              ),
+            )
+          : h('p', { class: 'muted' }, t('noHistory')),
+      ),
+      active && ctx.can.publish ? h('section', { class: 'panel' }, messageForm(ctx, instance)) : null,
+    );
+  };
+
+  const load = async () => {
+    const [instance, children] = await Promise.all([
+      ctx.api.get(`/api/instances/${ctx.api.segment(instanceId)}`),
+      ctx.api.get('/api/instances', { parent_instance_id: instanceId, page_size: 100 }).then((b) => b?.instances ?? []).catch(() => []),
+    ]);
+    render(instance, children);
+    await draw(instance);
+  };
+
+  async function cancel(instance) {
+    if (!window.confirm(t('cancelConfirm'))) return;
+    try {
+      await ctx.api.post(`/api/instances/${ctx.api.segment(instance.instance_id)}/cancel`);
+      ctx.notify(t('canceled'));
+      await load();
+    } catch (error) {
+      ctx.notify(error.message, 'error');
+    }
+  }
+
+  async function retry(incident, button) {
+    button.disabled = true;
+    try {
+      await ctx.api.post(`/api/incidents/${ctx.api.segment(incident.incident_id)}/resolve`, {});
+      ctx.notify(t('retried'));
+      await load();
+    } catch (error) {
+      button.disabled = false;
+      ctx.notify(error.message, 'error');
+    }
+  }
+
+  replace(
+    container,
+    h(
+      'div',
+      { class: 'instance-page', 'data-testid': 'instance-page', 'data-instance-id': instanceId },
+      header,
+      canvas,
+      h('p', { class: 'legend muted' }, t('instanceLegend')),
+      body,
+    ),
+  );
+  await load();
+  ctx.onLive(
+    () => load().catch(() => {}),
+    (event) => !event.instance_id || event.instance_id === instanceId,
+  );
+  return { destroy: () => viewer?.destroy() };
+}
