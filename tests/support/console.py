@@ -126,8 +126,8 @@ def save_screenshot(page: Page, name: str, tmp_dir: Path) -> Path:
     page fails the same in both runs)."""
     folder = IMAGES if os.environ.get(SCREENSHOTS) == "1" else tmp_dir
     path = folder / f"console-{name}.png"
-    page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(path))
+    page.evaluate("document.fonts.ready.then(() => true)")  # not networkidle: the event stream stays open
+    page.screenshot(path=str(path), animations="disabled")
     return path
 
 
@@ -219,7 +219,7 @@ def wait_instance(
     stub: pb_grpc.OrchestratorServiceStub, instance_id: str, what: str, done: Any, timeout: float = 30.0
 ) -> pb.Instance:
     def probe() -> pb.Instance | None:
-        instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id, history_limit=50))
+        instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
         return instance if done(instance) else None
 
     return eventually(probe, f"instance {instance_id}: {what}", timeout, 0.2)
