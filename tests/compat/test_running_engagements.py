@@ -171,7 +171,9 @@ def release(system: LocalSystem) -> None:
     assert process is not None
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
-    system.restart("orchestrator", env={"CONSULTFLOW_BPMN_DIR": str(CURRENT)})
+    system.restart(
+        "orchestrator", env={"CONSULTFLOW_BPMN_DIR": str(CURRENT), "CONSULTFLOW_DEPLOY_AT_START": "changed"}
+    )
 
 
 def latest_definition(clients: Clients, process_id: str) -> pb.ProcessDefinition:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from consultflow.orchestrator.engine import MAX_RESOURCE_BYTES, DeploymentError
+from consultflow.orchestrator.usecases.deployments import MAX_PROBLEMS
 from consultflow.platform.errors import InvalidArgument
 from tests.support.bpmn_builder import bpmn, definitions, process_xml
 from tests.support.liveness import Background, answered_while
@@ -295,3 +296,23 @@ def test_a_diagram_near_the_size_limit_is_refused_while_others_are_answered(harn
         f"answered, {time.perf_counter() - started:.2f} s in all"
     )
     assert "max_path_length" in str(error)
+
+
+def test_validating_a_diagram_with_thousands_of_problems_answers_a_bounded_list(harness: Harness) -> None:
+    """Every sub-process a busy loop: validation goes on past each problem, but answers at most
+    MAX_PROBLEMS of them, each naming its element, and stores nothing."""
+    count = 2000
+    loops = "".join(
+        f'<subProcess id="sub{i}"><startEvent id="s{i}"/><task id="a{i}"/><task id="b{i}"/>'
+        f'<sequenceFlow id="f{i}a" sourceRef="s{i}" targetRef="a{i}"/>'
+        f'<sequenceFlow id="f{i}b" sourceRef="a{i}" targetRef="b{i}"/>'
+        f'<sequenceFlow id="f{i}c" sourceRef="b{i}" targetRef="a{i}"/></subProcess>'
+        for i in range(count)
+    )
+    xml = bpmn("many", '<startEvent id="s"/>' + loops, "s -> sub0")
+    started = time.perf_counter()
+    found = harness.orchestrator.validate({"many.bpmn": xml})
+    print(f"{count} looping sub-processes validated in {time.perf_counter() - started:.2f} s")
+    assert len(found.problems) == MAX_PROBLEMS
+    assert all(p.rule == "loop.no_wait_state" and p.element.startswith("a") for p in found.problems)
+    assert not [d for d in harness.orchestrator.list_definitions() if d.process_id != "normal"]

@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     claim = staff("claim", staff_cli.cmd_task_claim, "claim a task for yourself", task_commands)
     claim.add_argument("id")
     claim.add_argument("--force", action="store_true", help="take it over from whoever holds it")
+    unclaim = staff(
+        "unclaim", staff_cli.cmd_task_unclaim, "give a claimed task back to its candidates", task_commands
+    )
+    unclaim.add_argument("id")
     complete = staff(
         "complete", staff_cli.cmd_task_complete, "complete a task with its form's values", task_commands
     )
@@ -243,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     instances.add_argument("--state", choices=sorted(staff_cli.STATES), help="active, completed or canceled")
     instances.add_argument("--key", help="business key (the engagement id)")
     instances.add_argument("--incidents", action="store_true", help="only instances with open incidents")
+    instances.add_argument("--query", help="a prefix of the business key or of the instance id")
     instances.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     instances.add_argument("--json", action="store_true", help="print JSON")
 
@@ -281,6 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = staff("deploy", staff_cli.cmd_deploy, "deploy .bpmn and .dmn files (or every one in a folder)")
     deploy.add_argument("paths", nargs="+", metavar="PATH")
     deploy.add_argument("--json", action="store_true", help="print JSON")
+    deploy.add_argument("--note", help="why this deploy, kept beside the new versions")
+    deploy.add_argument(
+        "--validate", action="store_true", help="only check the files and print the problems (exit 4 if any)"
+    )
     definitions = staff("definitions", staff_cli.cmd_definitions, "list deployed processes")
     definitions.add_argument("--all", action="store_true", help="every version, not only the latest")
     definitions.add_argument("--json", action="store_true", help="print JSON")

@@ -215,6 +215,12 @@ def cmd_task_claim(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_task_unclaim(client: Client, args: argparse.Namespace) -> int:
+    task = client.orchestrator.UnclaimUserTask(pb.UnclaimUserTaskRequest(user_task_id=args.id), timeout=10)
+    print(f"{task.name} is back with its candidates")
+    return 0
+
+
 def cmd_task_complete(client: Client, args: argparse.Namespace) -> int:
     values = parse_assignments(args.set or [], "--set")
     client.orchestrator.CompleteUserTask(
@@ -239,6 +245,7 @@ def cmd_instances(client: Client, args: argparse.Namespace) -> int:
             business_key=args.key or "",
             with_incidents=args.incidents,
             page_size=args.limit,
+            query=getattr(args, "query", None) or "",
         ),
         timeout=10,
     )
@@ -420,10 +427,11 @@ def cmd_deploy(client: Client, args: argparse.Namespace) -> int:
             files.append(path)
         else:
             raise FileNotFoundError(f"{path}: no such file or folder")
+    resources = [pb.Resource(name=f.name, content=f.read_bytes()) for f in files]
+    if getattr(args, "validate", False):
+        return _validate(client, resources, args.json)
     response = client.orchestrator.DeployResources(
-        pb.DeployResourcesRequest(
-            resources=[pb.Resource(name=f.name, content=f.read_bytes()) for f in files]
-        ),
+        pb.DeployResourcesRequest(resources=resources, note=getattr(args, "note", None) or ""),
         timeout=60,
     )
     if args.json:
@@ -434,6 +442,22 @@ def cmd_deploy(client: Client, args: argparse.Namespace) -> int:
     for process_id in response.unchanged:
         print(f"unchanged {process_id}")
     return 0
+
+
+def _validate(client: Client, resources: list[pb.Resource], as_json: bool) -> int:
+    """Every check a deploy makes, deploying nothing: exit 0 when a deploy would be accepted."""
+    response = client.orchestrator.ValidateResources(
+        pb.ValidateResourcesRequest(resources=resources), timeout=60
+    )
+    if as_json:
+        out.print_json(out.to_dict(response))
+    else:
+        out.table(
+            ["file", "element", "rule", "problem"],
+            [(p.resource_name, p.element_id or "-", p.rule, p.message) for p in response.problems],
+            empty="no problems: a deploy of these files would be accepted",
+        )
+    return out.EXIT_REFUSED if response.problems else 0
 
 
 def cmd_definitions(client: Client, args: argparse.Namespace) -> int:

@@ -60,14 +60,16 @@ def build(context: Context) -> Parts:
     if settings.bpmn_dir.is_dir():
         resources = bpmn_resources(settings.bpmn_dir)
         if resources:
+            mode = settings.deploy_at_start
             try:
-                result = orchestrator.deploy(resources)
+                result = orchestrator.deploy_at_start(resources, mode)
             except Conflict:  # another orchestrator deployed the same files at the same moment
-                result = orchestrator.deploy(resources)
+                result = orchestrator.deploy_at_start(resources, mode)
             log.info(
-                "deployed %s from %s",
+                "deployed %s from %s (%s)",
                 [d.definition_id for d in result.definitions] or "nothing new",
                 settings.bpmn_dir,
+                mode,
             )
     context.relay.on_dead_letter = partial(job_not_published, orchestrator)
     servicer = OrchestratorServicer(orchestrator)

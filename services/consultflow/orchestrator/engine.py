@@ -14,9 +14,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
-from lxml import etree
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
-from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, StartEventSplit
@@ -48,7 +46,11 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment, bounded_specs, deep_walks, structure
+from consultflow.orchestrator import assignment, bounded_specs, deep_walks
+from consultflow.orchestrator.deploy_checks import MAX_RESOURCE_BYTES as MAX_RESOURCE_BYTES
+from consultflow.orchestrator.deploy_checks import DeploymentError as DeploymentError
+from consultflow.orchestrator.deploy_checks import check_resources
+from consultflow.orchestrator.deploy_checks import parse_xml as parse_xml
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
@@ -57,13 +59,11 @@ from consultflow.orchestrator.timer_events import (
     recurring_interval,
     register_timer_converters,
 )
-from consultflow.platform.decisions import DecisionTable, DecisionTableError, TableEngine, read_decision
-from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.decisions import DecisionTable, TableEngine, read_decision
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 
 deep_walks.install()  # Spiff walks any depth; deep diagrams parse and start (see deep_walks.py)
 CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
-MAX_RESOURCE_BYTES = 2 * 1024 * 1024
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF_SECONDS = 1
 
@@ -239,35 +239,6 @@ class ProcessSpecs:
     start_timers: tuple[tuple[str, str], ...] = ()  # (element id, timer expression) of timer start events
 
 
-class DeploymentError(InvalidArgument):
-    """A resource does not parse or validate; the message names file, element and line."""
-
-    def __init__(self, resource: str, problem: str, element: str = "", line: int = 0) -> None:
-        where = resource + (f", line {line}" if line else "") + (f", element {element!r}" if element else "")
-        super().__init__(f"resources[{resource}]", f"{where}: {problem}")
-        self.resource = resource
-        self.element = element
-        self.line = line
-
-
-_SAFE_XML = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-)
-
-
-def parse_xml(name: str, content: bytes) -> Any:
-    """Parses one resource safely: no DOCTYPE (so no entity expansion), no network, bounded size."""
-    if len(content) > MAX_RESOURCE_BYTES:
-        raise DeploymentError(name, f"larger than {MAX_RESOURCE_BYTES} bytes")
-    try:
-        tree = etree.fromstring(content, _SAFE_XML).getroottree()
-    except etree.XMLSyntaxError as exc:
-        raise DeploymentError(name, f"not well-formed XML: {exc.msg}", line=exc.lineno or 0) from exc
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise DeploymentError(name, "DOCTYPE declarations are not allowed")
-    return tree
-
-
 def parse_resources(
     resources: Mapping[str, bytes], checks: Limits | None = DEFAULT_LIMITS
 ) -> dict[str, ProcessSpecs]:
@@ -277,88 +248,51 @@ def parse_resources(
     read again) refuses nothing deployed before because a limit or the sandbox changed since.
     Raises DeploymentError naming the resource, element and line of the first problem.
     """
-    parser = WorkflowParser(validator=VALIDATOR)
-    bpmn_names: list[str] = []
-    trees = {name: parse_xml(name, content) for name, content in sorted(resources.items())}
-    if checks is not None and (shape := structure.first_problem(trees, checks)) is not None:
-        raise DeploymentError(shape.resource, shape.text, element=shape.element, line=shape.line)
-    for name, tree in trees.items():
-        try:
-            if name.endswith(".dmn"):
-                if not tree.getroot().findall("{*}decision"):
-                    raise DeploymentError(name, "a .dmn file holds one decision; this one holds none")
-                for decision in tree.getroot().findall("{*}decision"):
-                    other = parser.dmn_parsers.get(decision.get("id"))
-                    if other is not None:
-                        raise DeploymentError(
-                            name, f"decision {decision.get('id')!r} is also defined in {other.filename}"
-                        )
-                parser.add_dmn_xml(tree.getroot(), filename=name)
-            elif name.endswith(".bpmn") or name.endswith(".bpmn20.xml"):
-                parser.add_bpmn_xml(tree, filename=name)
-                bpmn_names.append(name)
-            else:
-                raise DeploymentError(name, "only .bpmn and .dmn files can be deployed")
-        except ValidationException as exc:
-            raise _deployment_error(exc, name) from exc
-    _check_decisions(parser)
-    result: dict[str, ProcessSpecs] = {}
-    for process_id in parser.get_process_ids():
-        process_parser = parser.get_process_parser(process_id)
-        resource_name = process_parser.filename or ""
-        try:
-            spec = parser.get_spec(process_id)
-            subprocess_specs = parser.get_subprocess_specs(process_id)
-        except ValidationException as exc:
-            raise _deployment_error(exc, resource_name) from exc
-        used = {resource_name} | {
-            parser.get_process_parser(p).filename for p in subprocess_specs if parser.get_process_parser(p)
-        }
-        used |= {n for n in resources if n.endswith(".dmn")}
-        if checks is not None:
-            _check_scripts(spec, subprocess_specs, resource_name, checks)
-        for shared in (spec, *subprocess_specs.values()):
-            trigger_without_changing_the_spec(shared)
-        result[process_id] = ProcessSpecs(
-            process_id=process_id,
-            name=process_parser.get_name() or process_id,
-            resource_name=resource_name,
-            spec=spec,
-            subprocess_specs=subprocess_specs,
-            start_messages=tuple(_start_messages(spec)),
-            resource_names=tuple(sorted(n for n in used if n)),
-            start_timers=tuple(_start_timers(spec)),
-        )
-    return result
+    specs, problems = checked_resources(resources, checks)
+    if problems:
+        raise problems[0]
+    return specs
 
 
-def _check_decisions(parser: WorkflowParser) -> None:
-    """Refuses every decision table outside what `platform.decisions` evaluates, whether or not a diagram
-    calls it yet (services read the same tables)."""
-    for dmn in parser.dmn_parsers.values():
-        try:
-            parser.decision_table(dmn.bpmn_id)
-        except DecisionTableError as exc:
-            raise DeploymentError(exc.source, exc.detail, element=exc.element, line=exc.line) from exc
-
-
-def _deployment_error(exc: ValidationException, fallback_name: str) -> DeploymentError:
-    return DeploymentError(
-        exc.file_name or fallback_name,
-        str(getattr(exc, "error_msg", None) or exc).splitlines()[0],
-        element=getattr(exc, "id", "") or "",
-        line=int(getattr(exc, "line_number", 0) or 0),
+def checked_resources(
+    resources: Mapping[str, bytes], checks: Limits | None = DEFAULT_LIMITS
+) -> tuple[dict[str, ProcessSpecs], list[DeploymentError]]:
+    """The executable processes of `resources`, or every problem a deploy would refuse them for
+    (deploy_checks.py; then no processes)."""
+    checked = check_resources(
+        resources, checks, lambda: WorkflowParser(validator=VALIDATOR), _element_problem
     )
+    if checked.problems:
+        return {}, checked.problems
+    result: dict[str, ProcessSpecs] = {}
+    for found in checked.processes:
+        for shared in (found.spec, *found.subprocess_specs.values()):
+            trigger_without_changing_the_spec(shared)
+        result[found.process_id] = ProcessSpecs(
+            process_id=found.process_id,
+            name=found.name,
+            resource_name=found.resource_name,
+            spec=found.spec,
+            subprocess_specs=found.subprocess_specs,
+            start_messages=tuple(start_messages_of(found.spec)),
+            resource_names=found.resource_names,
+            start_timers=tuple(start_timers_of(found.spec)),
+        )
+    return result, []
 
 
-def _start_messages(spec: Any) -> Iterable[str]:
+def _element_problem(task_spec: Any) -> str | None:
+    return human_task_problem(task_spec) if isinstance(task_spec, HumanTask) else None
+
+
+def start_messages_of(spec: Any) -> Iterable[str]:
     for task_spec in spec.task_specs.values():
         definition = getattr(task_spec, "event_definition", None)
         if isinstance(task_spec, StartEvent) and isinstance(definition, MessageEventDefinition):
             yield definition.name
 
 
-def _start_timers(spec: Any) -> Iterable[tuple[str, str]]:
+def start_timers_of(spec: Any) -> Iterable[tuple[str, str]]:
     for task_spec in spec.task_specs.values():
         if isinstance(task_spec, StartEvent) and isinstance(task_spec.event_definition, TimerEventDefinition):
             yield task_spec.bpmn_id, task_spec.event_definition.expression
@@ -398,43 +332,6 @@ def fire_start_timers(workflow: BpmnWorkflow) -> None:
                     child.task_spec._predict(child, mask=TaskState.NOT_FINISHED_MASK)
             task._set_internal_data(event_fired=True)
             spec._update(task)
-
-
-def _check_scripts(spec: Any, subprocess_specs: Mapping[str, Any], resource: str, limits: Limits) -> None:
-    """Refuses at deploy time a script or condition the restricted evaluator would refuse at run time,
-    and a literal due date that does not parse."""
-    from consultflow.platform.scripting import ScriptViolation, check
-
-    for process in (spec, *subprocess_specs.values()):
-        for task_spec in process.task_specs.values():
-            sources: list[tuple[str, str]] = []
-            for attr in ("script", "prescript", "postscript"):
-                value = getattr(task_spec, attr, None)
-                if value:
-                    sources.append((value, "exec"))
-            for condition, _target in getattr(task_spec, "cond_task_specs", None) or []:
-                expression = getattr(condition, "args", [None])[0] if condition is not None else None
-                if expression:
-                    sources.append((expression, "eval"))
-            for param in (getattr(task_spec, "operation_params", None) or {}).values():
-                sources.append((param["value"], "eval"))
-            # timer, conditional and message payload expressions; multi-instance cardinality and condition
-            definition = getattr(task_spec, "event_definition", None)
-            expressions = ((definition, "expression"), (task_spec, "cardinality"), (task_spec, "condition"))
-            for owner, attr in expressions:
-                value = getattr(owner, attr, None)
-                if isinstance(value, str) and value.strip():
-                    sources.append((value, "eval"))
-            problem = human_task_problem(task_spec) if isinstance(task_spec, HumanTask) else None
-            if problem:
-                raise DeploymentError(resource, problem, element=task_spec.bpmn_id)
-            for source, mode in sources:
-                try:
-                    check(source, mode, limits)
-                except ScriptViolation as exc:
-                    raise DeploymentError(
-                        resource, f"refused script: {exc}", element=task_spec.bpmn_id
-                    ) from exc
 
 
 def human_task_problem(spec: HumanTask) -> str | None:

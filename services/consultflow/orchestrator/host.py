@@ -123,6 +123,9 @@ class InstanceHost:
         self._listeners: list[Callable[[Effects], None]] = []
         self.message_cursor: tuple[datetime, str] | None = None
         """Where the last round of buffered-message delivery stopped (usecases/messages.py)."""
+        self.repository_hashes: dict[str, str] = {}
+        """Process id → content hash of its files in the repository folder (bpmn/), as read at start: a
+        latest version with another hash differs from the repository (usecases/deployments.py)."""
 
     def add_listener(self, listener: Callable[[Effects], None]) -> None:
         """Called after every committed step (wakes watchers, the scheduler and the dispatcher)."""

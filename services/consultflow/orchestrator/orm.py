@@ -49,6 +49,8 @@ class Definition(Base):
     start_messages: Mapped[str] = mapped_column(Text)  # JSON list
     deployment_id: Mapped[str] = mapped_column(String(36))
     deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")  # why it was deployed
+    deployed_by: Mapped[str] = mapped_column(String(255), default="", server_default="")  # "": at start
     __table_args__ = (
         UniqueConstraint("process_id", "version", name="uq_definitions_version"),
         Index("ix_definitions_hash", "process_id", "content_hash"),
@@ -81,6 +83,8 @@ class Instance(Base):
         UniqueConstraint("process_id", "business_key", name="uq_instances_business_key"),
         Index("ix_instances_list", "status", "created_at"),
         Index("ix_instances_process", "process_id", "created_at"),
+        # what GetProcessStatistics counts: the running instances of a process (or of one version)
+        Index("ix_instances_running", "process_id", "status", "definition_id"),
     )
 
 

@@ -6,7 +6,7 @@ Each method only forwards to the use case of the same name in usecases/, where i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,16 +20,27 @@ from consultflow.orchestrator.usecases import (
     jobs,
     messages,
     queries,
+    statistics,
     timers,
     user_tasks,
 )
-from consultflow.orchestrator.usecases.deployments import DeployResult
+from consultflow.orchestrator.usecases.deployments import DefinitionFiles, DeployResult, Validation
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
 from consultflow.orchestrator.usecases.queries import InstanceView
+from consultflow.orchestrator.usecases.statistics import ProcessStatistics
 from consultflow.platform.identity import Caller
 
-__all__ = ["CreateResult", "DeployResult", "InstanceView", "Orchestrator", "PublishResult"]
+__all__ = [
+    "CreateResult",
+    "DefinitionFiles",
+    "DeployResult",
+    "InstanceView",
+    "Orchestrator",
+    "ProcessStatistics",
+    "PublishResult",
+    "Validation",
+]
 
 
 class Orchestrator(InstanceHost):
@@ -37,11 +48,28 @@ class Orchestrator(InstanceHost):
 
     # deployments
 
-    def deploy(self, resources: Mapping[str, bytes], actor: Caller | None = None) -> DeployResult:
-        return deployments.deploy(self, resources, actor)
+    def deploy(
+        self, resources: Mapping[str, bytes], actor: Caller | None = None, note: str = ""
+    ) -> DeployResult:
+        return deployments.deploy(self, resources, actor, note)
+
+    def deploy_at_start(self, resources: Mapping[str, bytes], mode: str = "new") -> DeployResult:
+        return deployments.deploy_at_start(self, resources, mode)
+
+    def validate(self, resources: Mapping[str, bytes]) -> Validation:
+        return deployments.validate(self, resources)
 
     def list_definitions(self, process_id: str = "", latest_only: bool = False) -> list[Definition]:
         return queries.list_definitions(self, process_id, latest_only)
+
+    def get_definition(self, definition_id: str) -> DefinitionFiles:
+        return deployments.get_definition(self, definition_id)
+
+    def differing(self, definitions: Iterable[Definition]) -> set[str]:
+        return deployments.differing(self, definitions)
+
+    def process_statistics(self, process_id: str, version: int = 0) -> ProcessStatistics:
+        return statistics.process_statistics(self, process_id, version)
 
     # instances
 
@@ -72,9 +100,35 @@ class Orchestrator(InstanceHost):
         with_incidents: bool = False,
         page_size: int = 50,
         page_token: str = "",
+        query: str = "",
+        version: int = 0,
+        parent_instance_id: str = "",
     ) -> tuple[list[Instance], str]:
         return queries.list_instances(
-            self, process_id, status, business_key, with_incidents, page_size, page_token
+            self,
+            process_id,
+            status,
+            business_key,
+            with_incidents,
+            page_size,
+            page_token,
+            query,
+            version,
+            parent_instance_id,
+        )
+
+    def count_instances(
+        self,
+        process_id: str = "",
+        status: str = "",
+        business_key: str = "",
+        with_incidents: bool = False,
+        query: str = "",
+        version: int = 0,
+        parent_instance_id: str = "",
+    ) -> int:
+        return queries.count_instances(
+            self, process_id, status, business_key, with_incidents, query, version, parent_instance_id
         )
 
     # jobs
@@ -112,6 +166,7 @@ class Orchestrator(InstanceHost):
         page_token: str = "",
         candidate_user: str = "",
         visible_to: Caller | None = None,
+        due_first: bool = False,
     ) -> tuple[list[UserTask], str]:
         return queries.list_user_tasks(
             self,
@@ -123,6 +178,7 @@ class Orchestrator(InstanceHost):
             page_token,
             candidate_user,
             visible_to,
+            due_first,
         )
 
     def get_user_task(
@@ -132,6 +188,9 @@ class Orchestrator(InstanceHost):
 
     def claim_user_task(self, user_task_id: str, actor: Caller, force: bool = False) -> UserTask:
         return user_tasks.claim_user_task(self, user_task_id, actor, force)
+
+    def unclaim_user_task(self, user_task_id: str, actor: Caller) -> UserTask:
+        return user_tasks.unclaim_user_task(self, user_task_id, actor)
 
     def complete_user_task(self, user_task_id: str, values: Mapping[str, Any], actor: Caller) -> None:
         user_tasks.complete_user_task(self, user_task_id, values, actor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -14,11 +14,12 @@ import grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
+from consultflow.orchestrator.engine import DeploymentError
 from consultflow.orchestrator.records import Effects, InstanceStatus, PublishOutcome, version_of
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller
-from consultflow.platform.errors import InvalidArgument
+from consultflow.platform.errors import InvalidArgument, clip
 from consultflow.platform.jsonutil import loads_object
 from consultflow.platform.timeutil import timestamp
 
@@ -39,7 +40,7 @@ MAX_TTL_SECONDS = 30 * 24 * 3600
 MAX_RESOURCES = 100
 
 
-def definition_message(definition: orm.Definition) -> pb.ProcessDefinition:
+def definition_message(definition: orm.Definition, differs: bool = False) -> pb.ProcessDefinition:
     return pb.ProcessDefinition(
         definition_id=definition.definition_id,
         process_id=definition.process_id,
@@ -49,6 +50,15 @@ def definition_message(definition: orm.Definition) -> pb.ProcessDefinition:
         resource_name=definition.resource_name,
         deployed_at=timestamp(definition.deployed_at),
         start_messages=json.loads(definition.start_messages),
+        note=definition.note or "",
+        deployed_by=definition.deployed_by or "",
+        differs_from_repository=differs,
+    )
+
+
+def problem_message(error: DeploymentError) -> pb.Problem:
+    return pb.Problem(
+        resource_name=error.resource, element_id=error.element, message=clip(error.text), rule=error.rule
     )
 
 
@@ -138,6 +148,18 @@ def event_message(event: orm.HistoryEvent) -> pb.InstanceEvent:
     )
 
 
+def _resources(resources: Sequence[pb.Resource]) -> dict[str, bytes]:
+    """A deployment's files by name: at most MAX_RESOURCES, each name once."""
+    if len(resources) > MAX_RESOURCES:
+        raise InvalidArgument("resources", f"at most {MAX_RESOURCES} files per deployment")
+    found: dict[str, bytes] = {}
+    for resource in resources:
+        if resource.name in found:
+            raise InvalidArgument("resources.name", f"{resource.name!r} appears twice")
+        found[resource.name] = resource.content
+    return found
+
+
 class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     """Thin: every method validates its request's shape and calls one `Orchestrator` use case."""
 
@@ -161,25 +183,53 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def DeployResources(
         self, request: pb.DeployResourcesRequest, context: grpc.ServicerContext
     ) -> pb.DeployResourcesResponse:
-        if len(request.resources) > MAX_RESOURCES:
-            raise InvalidArgument("resources", f"at most {MAX_RESOURCES} files per deployment")
-        resources: dict[str, bytes] = {}
-        for resource in request.resources:
-            if resource.name in resources:
-                raise InvalidArgument("resources.name", f"{resource.name!r} appears twice")
-            resources[resource.name] = resource.content
-        result = self._orchestrator.deploy(resources, current_caller())
+        resources = _resources(request.resources)
+        result = self._orchestrator.deploy(resources, current_caller(), request.note)
         return pb.DeployResourcesResponse(
             deployment_id=result.deployment_id,
             definitions=[definition_message(d) for d in result.definitions],
             unchanged=result.unchanged,
         )
 
+    def ValidateResources(
+        self, request: pb.ValidateResourcesRequest, context: grpc.ServicerContext
+    ) -> pb.ValidateResourcesResponse:
+        result = self._orchestrator.validate(_resources(request.resources))
+        return pb.ValidateResourcesResponse(
+            problems=[problem_message(p) for p in result.problems], unchanged=result.unchanged
+        )
+
     def ListDefinitions(
         self, request: pb.ListDefinitionsRequest, context: grpc.ServicerContext
     ) -> pb.ListDefinitionsResponse:
         rows = self._orchestrator.list_definitions(request.process_id, request.latest_only)
-        return pb.ListDefinitionsResponse(definitions=[definition_message(d) for d in rows])
+        differing = self._orchestrator.differing(rows)
+        return pb.ListDefinitionsResponse(
+            definitions=[definition_message(d, d.definition_id in differing) for d in rows]
+        )
+
+    def GetDefinition(
+        self, request: pb.GetDefinitionRequest, context: grpc.ServicerContext
+    ) -> pb.GetDefinitionResponse:
+        found = self._orchestrator.get_definition(request.definition_id)
+        differs = found.latest and bool(self._orchestrator.differing([found.definition]))
+        return pb.GetDefinitionResponse(
+            definition=definition_message(found.definition, differs),
+            resources=[pb.Resource(name=name, content=content) for name, content in found.resources],
+        )
+
+    def GetProcessStatistics(
+        self, request: pb.GetProcessStatisticsRequest, context: grpc.ServicerContext
+    ) -> pb.GetProcessStatisticsResponse:
+        found = self._orchestrator.process_statistics(request.process_id, request.version)
+        return pb.GetProcessStatisticsResponse(
+            elements=[
+                pb.ElementStatistics(element_id=e.element_id, active=e.active, incidents=e.incidents)
+                for e in found.elements
+            ],
+            running_instances=found.running_instances,
+            instances_with_incidents=found.instances_with_incidents,
+        )
 
     def CreateInstance(
         self, request: pb.CreateInstanceRequest, context: grpc.ServicerContext
@@ -233,6 +283,18 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.with_incidents,
             request.page_size,
             request.page_token,
+            request.query,
+            request.version,
+            request.parent_instance_id,
+        )
+        total = self._orchestrator.count_instances(
+            request.process_id,
+            status,
+            request.business_key,
+            request.with_incidents,
+            request.query,
+            request.version,
+            request.parent_instance_id,
         )
         return pb.ListInstancesResponse(
             instances=[
@@ -250,6 +312,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
                 for instance in rows
             ],
             next_page_token=token,
+            total=total,
         )
 
     def CancelInstance(
@@ -318,6 +381,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.page_token,
             request.candidate_user,
             visible_to=current_caller(),
+            due_first=request.due_first,
         )
         return pb.ListUserTasksResponse(
             user_tasks=[user_task_message(t) for t in rows], next_page_token=token
@@ -333,6 +397,13 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         return user_task_message(
             self._orchestrator.claim_user_task(request.user_task_id, caller, request.force)
         )
+
+    def UnclaimUserTask(
+        self, request: pb.UnclaimUserTaskRequest, context: grpc.ServicerContext
+    ) -> pb.UserTask:
+        if not request.user_task_id:
+            raise InvalidArgument("user_task_id", "is required")
+        return user_task_message(self._orchestrator.unclaim_user_task(request.user_task_id, current_caller()))
 
     def CompleteUserTask(
         self, request: pb.CompleteUserTaskRequest, context: grpc.ServicerContext

@@ -78,6 +78,7 @@ class Problem:
     text: str
     element: str
     line: int
+    rule: str = ""  # which check refused it, e.g. "limit.max_fan_out" (what a modeler may look up)
 
 
 class _Refused(Exception):
@@ -92,32 +93,40 @@ def first_problem(trees: Mapping[str, Any], limits: Limits) -> Problem | None:
     `trees` maps resource names to parsed lxml trees; names not ending in .bpmn, .bpmn20.xml or .dmn are
     left to the caller (which refuses them).
     """
-    try:
-        _check(trees, limits)
-    except _Refused as refused:
-        return refused.problem
-    return None
+    found = problems(trees, limits)
+    return found[0] if found else None
 
 
-def _check(trees: Mapping[str, Any], limits: Limits) -> None:
+def problems(trees: Mapping[str, Any], limits: Limits) -> list[Problem]:
+    """Every shape these resources have that `limits` forbid, in the order a deploy meets them: each
+    check reports its first problem and the others still run (a validation shows them all at once)."""
+    found: list[Problem] = []
+
+    def run(check: Any, *args: Any) -> None:
+        try:
+            check(*args)
+        except _Refused as refused:
+            found.append(refused.problem)
+
     bpmn = {n: t for n, t in trees.items() if n.endswith(".bpmn") or n.endswith(".bpmn20.xml")}
     for name, tree in trees.items():
         if name in bpmn or name.endswith(".dmn"):
-            _check_names(name, tree.getroot())
+            run(_check_names, name, tree.getroot())
     processes: list[Process] = []
     for name, tree in bpmn.items():
         for element in tree.getroot():
             if _local(element) == "process" and element.get("isExecutable", "true") == "true":
                 processes.append(_read_process(name, element))  # as Spiff: others never run
-    _check_call_cycles(processes)
+    run(_check_call_cycles, processes)
     for process in processes:
-        _check_timers(process, limits)
+        run(_check_timers, process, limits)
         for scope in process.scopes:
-            _check_nesting(scope, limits)
-            _check_fan_out(scope, limits)
+            run(_check_nesting, scope, limits)
+            run(_check_fan_out, scope, limits)
             components = strongly_connected(scope.nodes, scope.successors)
-            _check_path_length(scope, components, limits)
-            _check_loops(scope, components, process.waiting, limits)
+            run(_check_path_length, scope, components, limits)
+            run(_check_loops, scope, components, process.waiting, limits)
+    return found
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -392,6 +401,7 @@ def _check_names(resource: str, root: Any) -> None:
                     f"U+{ord(found.group()):04X}; ids, names and codes may not contain control characters",
                     element,
                     shown=element.get("id") if attribute != "id" else value,
+                    rule="name.control_character",
                 )
 
 
@@ -421,6 +431,7 @@ def _check_call_cycles(processes: Sequence[Process]) -> None:
                         f"soon as it is reached, so the copies would never end); repeat work with a loop "
                         f"that waits, or a message",
                         call,
+                        rule="call.cycle",
                     )
 
 
@@ -456,6 +467,7 @@ def _check_fan_out(scope: Scope, limits: Limits) -> None:
                 f"{count} outgoing sequence flows{around}: more than max_fan_out ({limits.max_fan_out}) "
                 f"branches at once; split the work into stages or use a call activity per group",
                 scope.nodes[node_id],
+                rule="limit.max_fan_out",
             )
     for node in scope.nodes.values():
         cardinality, _parallel = _cardinality(node)
@@ -465,6 +477,7 @@ def _check_fan_out(scope: Scope, limits: Limits) -> None:
                 f"a multi-instance loopCardinality of {cardinality}{around}: more than max_fan_out "
                 f"({limits.max_fan_out}) instances of one activity",
                 node,
+                rule="limit.max_fan_out",
             )
 
 
@@ -477,6 +490,7 @@ def _check_nesting(scope: Scope, limits: Limits) -> None:
             f"sub-processes nested {scope.depth} deep: more than max_sub_process_depth "
             f"({limits.max_sub_process_depth}); flatten them or use call activities",
             scope.element,
+            rule="limit.max_sub_process_depth",
         )
 
 
@@ -489,6 +503,7 @@ def _check_path_length(scope: Scope, components: Sequence[Sequence[str]], limits
             f"a path of {path.length} elements (from {_shown(path.first)!r}) passes max_path_length "
             f"({limits.max_path_length}) at this element: split the process into call activities",
             scope.nodes[path.passes_limit],
+            rule="limit.max_path_length",
         )
 
 
@@ -514,6 +529,7 @@ def _check_loops(
             f"for ever: add a flow that leaves the loop or an element that waits (a user or service "
             f"task, a receive task, a catch event)",
             scope.nodes[named[0]],
+            rule="loop.no_wait_state",
         )
 
 
@@ -533,6 +549,7 @@ def _check_timers_in_loop(scope: Scope, component: Sequence[str], limits: Limits
                 f"a timer with the fixed date {_shown(value)!r} in a loop: once the date has passed it no "
                 f"longer waits, and the loop would run without pause; compute the date, or use a duration",
                 scope.nodes[member],
+                rule="timer.date_in_loop",
             )
         if kind == "timeDuration":
             seconds = _duration_seconds(value)
@@ -542,6 +559,7 @@ def _check_timers_in_loop(scope: Scope, component: Sequence[str], limits: Limits
                     f"a timer of {seconds:g} s in a loop repeats like a cycle: below "
                     f"min_timer_cycle_seconds ({limits.min_timer_cycle_seconds:g} s)",
                     scope.nodes[member],
+                    rule="limit.min_timer_cycle_seconds",
                 )
 
 
@@ -598,6 +616,7 @@ def _check_timers(process: Process, limits: Limits) -> None:
                     f"the {kind} {_shown(value)!r} does not parse ({_shown(str(exc))}); write an ISO 8601 "
                     f"{EXAMPLES[kind]}",
                     event,
+                    rule="timer.parse",
                 )
             if kind == "timeCycle" and interval < limits.min_timer_cycle_seconds:
                 _refuse(
@@ -605,6 +624,7 @@ def _check_timers(process: Process, limits: Limits) -> None:
                     f"the timeCycle {_shown(value)!r} repeats every {interval:g} s: below "
                     f"min_timer_cycle_seconds ({limits.min_timer_cycle_seconds:g} s)",
                     event,
+                    rule="limit.min_timer_cycle_seconds",
                 )
 
 
@@ -645,7 +665,7 @@ def _shown(text: str | None) -> str:
     return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
 
 
-def _refuse(resource: str, problem: str, element: Any, shown: str | None = None) -> None:
+def _refuse(resource: str, problem: str, element: Any, rule: str, shown: str | None = None) -> None:
     element_id = shown if shown is not None else element.get("id")
     line = int(getattr(element, "sourceline", 0) or 0)
-    raise _Refused(Problem(resource, problem, _shown(element_id), line))
+    raise _Refused(Problem(resource, problem, _shown(element_id), line, rule))

@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Empty: the repository's `bpmn/`.",
     ),
     Setting(
+        "CONSULTFLOW_DEPLOY_AT_START",
+        "new",
+        "Orchestrator only: what it deploys from CONSULTFLOW_BPMN_DIR at start. `new`: only processes never "
+        "deployed, so a deploy made from the console is never undone by a restart (a latest version that "
+        "differs from the folder is logged and shown as differing from the repository); `changed`: also "
+        "every process whose files changed (a release that ships its diagrams, flows that edit bpmn/).",
+    ),
+    Setting(
         "CONSULTFLOW_TIME_SCALE",
         "1",
         "Orchestrator only: multiplies every timer duration and cycle (0.001 turns a day into 86 s). "
@@ -311,6 +319,7 @@ class Settings:
     limits: Limits
     security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
     log_redact_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
+    deploy_at_start: str = "new"  # orchestrator: "new" or "changed" (CONSULTFLOW_DEPLOY_AT_START)
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -344,6 +353,7 @@ class Settings:
             log_redact_fields=tuple(
                 f.strip() for f in _env("CONSULTFLOW_LOG_REDACT_FIELDS").split(",") if f.strip()
             ),
+            deploy_at_start=_env("CONSULTFLOW_DEPLOY_AT_START").strip().lower(),
         )
 
     def address_of(self, component: str) -> str:

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
-from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus, Waits
+from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus, Waits, definition_id
 from consultflow.platform import policy
 from consultflow.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.identity import Caller
@@ -23,6 +23,8 @@ from consultflow.platform.policy import Role
 log = logging.getLogger(__name__)
 
 MAX_HISTORY_PER_READ = 500
+MAX_QUERY_CHARACTERS = 255
+"""The longest search prefix (a business key or an instance id is shorter)."""
 
 
 @dataclass(frozen=True)
@@ -137,20 +139,76 @@ def list_instances(
     with_incidents: bool = False,
     page_size: int = 50,
     page_token: str = "",
+    query: str = "",
+    version: int = 0,
+    parent_instance_id: str = "",
 ) -> tuple[list[Instance], str]:
+    """A page of instances, newest first. `query` is a prefix of the business key or of the instance id;
+    `version` (with `process_id`) one version; `parent_instance_id` the instances that one started."""
     page = Page.of(page_size, page_token)
-    query = select(Instance).order_by(Instance.created_at.desc(), Instance.instance_id)
-    if process_id:
-        query = query.where(Instance.process_id == process_id)
-    if status:
-        query = query.where(Instance.status == status)
-    if business_key:
-        query = query.where(Instance.business_key == business_key)
-    if with_incidents:
-        query = query.where(Instance.open_incidents > 0)
+    where = _instance_filter(
+        process_id, status, business_key, with_incidents, query, version, parent_instance_id
+    )
+    ordered = select(Instance).where(*where).order_by(Instance.created_at.desc(), Instance.instance_id)
     with host.db.read() as session:
-        rows = list(session.scalars(query.offset(page.offset).limit(page.fetch)))
+        rows = list(session.scalars(ordered.offset(page.offset).limit(page.fetch)))
     return list(page.rows(rows)), page.next_token(rows)
+
+
+def count_instances(
+    host: InstanceHost,
+    process_id: str = "",
+    status: str = "",
+    business_key: str = "",
+    with_incidents: bool = False,
+    query: str = "",
+    version: int = 0,
+    parent_instance_id: str = "",
+) -> int:
+    """How many instances `list_instances` finds over all its pages."""
+    where = _instance_filter(
+        process_id, status, business_key, with_incidents, query, version, parent_instance_id
+    )
+    with host.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(Instance).where(*where)) or 0)
+
+
+def _instance_filter(
+    process_id: str,
+    status: str,
+    business_key: str,
+    with_incidents: bool,
+    query: str,
+    version: int,
+    parent_instance_id: str,
+) -> list[ColumnElement[bool]]:
+    if version < 0:
+        raise InvalidArgument("version", "must be 0 (any) or a version number")
+    if version and not process_id:
+        raise InvalidArgument("version", "needs process_id")
+    if len(query) > MAX_QUERY_CHARACTERS:
+        raise InvalidArgument("query", f"at most {MAX_QUERY_CHARACTERS} characters")
+    where: list[ColumnElement[bool]] = []
+    if process_id:
+        where.append(Instance.process_id == process_id)
+    if version:
+        where.append(Instance.definition_id == definition_id(process_id, version))
+    if status:
+        where.append(Instance.status == status)
+    if business_key:
+        where.append(Instance.business_key == business_key)
+    if with_incidents:
+        where.append(Instance.open_incidents > 0)
+    if query:
+        where.append(
+            or_(
+                Instance.business_key.startswith(query, autoescape=True),
+                Instance.instance_id.startswith(query, autoescape=True),
+            )
+        )
+    if parent_instance_id:
+        where.append(Instance.started_by == parent_instance_id)
+    return where
 
 
 def list_user_tasks(
@@ -163,12 +221,18 @@ def list_user_tasks(
     page_token: str = "",
     candidate_user: str = "",
     visible_to: Caller | None = None,
+    due_first: bool = False,
 ) -> tuple[list[UserTask], str]:
     """Open (or all) user tasks. `candidate_group` and `candidate_user` together select what either may
     take: a task of the group, one naming the user among its candidate users, or one assigned to the user.
-    `visible_to` narrows the list to what that caller may see (staff: their own candidacies)."""
+    `visible_to` narrows the list to what that caller may see (staff: their own candidacies). `due_first`
+    orders by due date (overdue first), tasks without one last."""
     page = Page.of(page_size, page_token)
-    query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
+    if due_first:  # a due date first, earliest (so overdue) first; then those without one; then oldest
+        order = (UserTask.due_at.is_(None), UserTask.due_at, UserTask.created_at, UserTask.user_task_id)
+        query = select(UserTask).order_by(*order)
+    else:
+        query = select(UserTask).order_by(UserTask.created_at, UserTask.user_task_id)
     if not include_closed:
         query = query.where(UserTask.status == UserTaskStatus.OPEN)
     who: list[ColumnElement[bool]] = []

@@ -1,4 +1,4 @@
-"""People's work: claiming and completing user tasks."""
+"""People's work: claiming, giving back and completing user tasks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.forms import validate_form
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import UserTask
-from consultflow.orchestrator.records import Effects, UserTaskStatus
+from consultflow.orchestrator.records import Effects, UserTaskStatus, correlation
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -49,6 +49,43 @@ def claim_user_task(host: InstanceHost, user_task_id: str, actor: Caller, force:
             f"taken over from {took_over}" if took_over else "",
         )
         audit.record(uow.session, actor, change, host.clock.now())
+        uow.emit(
+            "usertask.claimed",
+            user_task_id,
+            {"name": row.name, "element_id": row.element_id, "assignee": actor.name},
+            correlation(instance_id, row.process_id, row.business_key),
+        )
+        uow.commit()
+    host.notify(Effects(instances={instance_id}))
+    return row
+
+
+def unclaim_user_task(host: InstanceHost, user_task_id: str, actor: Caller) -> UserTask:
+    """The person holding an open task gives it back to its candidates; ops (and admins) may give back
+    anyone's, e.g. for someone away."""
+    with host.uow_factory() as uow:
+        row = uow.session.get(UserTask, user_task_id) if user_task_id else None
+        if row is None:
+            raise NotFound("user task", user_task_id)
+        task = f"user task {user_task_id}"
+        if row.status != UserTaskStatus.OPEN:
+            raise FailedPrecondition(f"{task} is {row.status.lower()}")
+        if not row.assignee:
+            raise FailedPrecondition(f"{task} is not claimed")
+        held_by = row.assignee
+        if held_by != actor.name and not actor.has_role(Role.OPS, Role.ADMIN):
+            raise PermissionDenied(f"{task} is claimed by {held_by!r}, not by {actor.name!r}")
+        row.assignee = ""
+        instance_id = row.instance_id
+        detail = f"given back for {held_by}" if held_by != actor.name else ""
+        change = Change("usertask.unclaimed", row.instance_id, row.business_key, row.element_id, detail)
+        audit.record(uow.session, actor, change, host.clock.now())
+        uow.emit(
+            "usertask.unclaimed",
+            user_task_id,
+            {"name": row.name, "element_id": row.element_id, "unclaimed_by": actor.name},
+            correlation(instance_id, row.process_id, row.business_key),
+        )
         uow.commit()
     host.notify(Effects(instances={instance_id}))
     return row
