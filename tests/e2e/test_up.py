@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 import nats
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from consultflow import COMPONENTS
+from consultflow import COMPONENTS, CONSOLE
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -144,7 +145,7 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
     process, endpoints = start_up(data_dir)
     pids = _children(process.pid)
     try:
-        assert set(endpoints) == {"nats", "nats_reader_password_file", "ca", *COMPONENTS}
+        assert set(endpoints) == {"nats", "nats_reader_password_file", "ca", *COMPONENTS, CONSOLE}
         assert endpoints["nats"] != "nats://127.0.0.1:4222", "must not need the machine's NATS"
         assert not _nats_accepts_anonymous(endpoints["nats"]), "NATS must refuse a client without credentials"
         for name in COMPONENTS:
@@ -156,10 +157,11 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
         subjects = [s for s, _ in events]
         assert "status.crm.inquiry.recorded" in subjects
         assert ("status.orchestrator.instance.completed", created.instance_id) in events
+        _otto_sees_the_instance_in_the_console(data_dir, endpoints[CONSOLE], created.instance_id)
     finally:
         if process.poll() is None:
             stop_up(process, pids)
-    assert len(pids) == 1 + len(COMPONENTS)
+    assert len(pids) == 1 + len(COMPONENTS) + 1  # nats-server, the components, the console
 
     # Restarting keeps the data: the finished instance is still there.
     process, endpoints = start_up(data_dir)
@@ -172,6 +174,24 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
             assert instance.state == pb.INSTANCE_STATE_COMPLETED
     finally:
         stop_up(process, pids)
+
+
+def _otto_sees_the_instance_in_the_console(data_dir: Path, console: str, instance_id: str) -> None:
+    """`consultflow console --as otto --print` prints a link that signs otto in once; the console then
+    lists the instance, read from the orchestrator over gRPC with otto's token."""
+    link = subprocess.run(
+        [CONSULTFLOW, "--data-dir", str(data_dir), "console", "--as", "otto", "--print"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert link.startswith(f"{console}/signin?ticket=")
+    with httpx.Client(timeout=20) as browser:
+        assert browser.get(link).status_code == 303
+        assert browser.get(f"{console}/api/me").json()["name"] == "otto"
+        listed = browser.get(f"{console}/api/instances", params={"query": instance_id})
+        assert [i["instance_id"] for i in listed.json()["instances"]] == [instance_id]
+        assert httpx.get(link).status_code == 403  # the link worked once
 
 
 def _record_an_inquiry(

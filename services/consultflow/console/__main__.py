@@ -8,6 +8,8 @@ from consultflow.console.app import build
 from consultflow.console.config import ConsoleSettings
 from consultflow.platform.logging import configure_logging
 
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
 
 def main() -> None:
     settings = ConsoleSettings.from_env()
@@ -19,6 +21,8 @@ def main() -> None:
         log_config=None,  # our logging, as every component's
         proxy_headers=True,  # behind the Ingress, the client's scheme and address
         server_header=False,
+        # open event streams never end by themselves: after this, a stop cancels them (browsers reconnect)
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 

@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from consultflow import SERVICES
 from consultflow.api.catalog.v1 import catalog_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.console.backends import ApiError, Backends, as_person, bad_request
@@ -155,7 +154,7 @@ async def deploy(request: Request) -> JSONResponse:
 
 
 async def operations(request: Request) -> JSONResponse:
-    """The five services' catalogues, merged and kept for a short while (they change with a release)."""
+    """The services' catalogues, merged and kept for a short while (they change with a release)."""
     session = session_of(request)
     if not may(session.caller.roles, LIST_OPERATIONS):
         raise ApiError(403, "PERMISSION_DENIED", "the operation catalogue is for analysts and ops")
@@ -163,21 +162,19 @@ async def operations(request: Request) -> JSONResponse:
     cached: tuple[float, list[dict[str, Any]]] | None = getattr(state, "catalogue", None)
     if cached is None or time.monotonic() - cached[0] > CATALOGUE_SECONDS:
         stubs = backends(request).catalogues()
+        asked = catalog_pb2.ListOperationsRequest()
         replies = await asyncio.gather(
-            *(
-                stubs[s].ListOperations(catalog_pb2.ListOperationsRequest(), **as_person(session.token))
-                for s in SERVICES
-            ),
+            *(stub.ListOperations(asked, **as_person(session.token)) for stub in stubs.values()),
             return_exceptions=True,
         )
         merged: list[dict[str, Any]] = []
-        for service, reply in zip(SERVICES, replies, strict=True):
+        for service, reply in zip(stubs, replies, strict=True):
             if isinstance(reply, grpc.aio.AioRpcError) and reply.code() == grpc.StatusCode.UNIMPLEMENTED:
                 _unimplemented_once(state, service)
                 continue
             if isinstance(reply, BaseException):
                 raise reply
-            merged += [{"service": service, **message_json(op)} for op in reply.operations]
+            merged += [{**message_json(op), "service": op.service or service} for op in reply.operations]
         cached = (time.monotonic(), merged)
         state.catalogue = cached
     return JSONResponse({"operations": cached[1]})

@@ -75,10 +75,18 @@ class Backends:
         self._channels = {name: secure_aio_channel(address, ca) for name, address in addresses.items()}
 
     def orchestrator(self) -> OrchestratorServiceAsyncStub:
-        return orchestrator_pb2_grpc.OrchestratorServiceStub(self._channels["orchestrator"])
+        channel = self._channels.get("orchestrator")
+        if channel is None:
+            raise ApiError(503, "UNAVAILABLE", "this console knows no orchestrator address")
+        return orchestrator_pb2_grpc.OrchestratorServiceStub(channel)
 
     def catalogues(self) -> dict[str, OperationCatalogAsyncStub]:
-        return {name: catalog_pb2_grpc.OperationCatalogStub(self._channels[name]) for name in SERVICES}
+        """The services this console knows the address of (all five in a full system)."""
+        return {
+            name: catalog_pb2_grpc.OperationCatalogStub(self._channels[name])
+            for name in SERVICES
+            if name in self._channels
+        }
 
     async def close(self) -> None:
         for channel in self._channels.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,13 @@ class OidcClient:
     client_secret: str
     scopes: str
     ca: str
+
+
+def _addresses() -> dict[str, str]:
+    """The components the environment names (`CONSULTFLOW_<COMPONENT>_ADDRESS`); a system run without some
+    of them (a benchmark, a test) still has a console, whose routes needing the others answer 503."""
+    found = {name: os.environ.get(f"CONSULTFLOW_{name.upper()}_ADDRESS", "") for name in COMPONENTS}
+    return {name: address for name, address in found.items() if address}
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,7 @@ class ConsoleSettings:
             ticket_dir=Path(ticket_dir) if ticket_dir else None,
             secure_cookie=production or public_url.startswith("https://"),
             security=base.security,
-            addresses={name: base.address_of(name) for name in COMPONENTS},
+            addresses=_addresses(),
             nats_url=base.nats_url,
             nats_credentials=base.nats_credentials,
             oidc=oidc,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -13,16 +13,16 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
-from consultflow import COMPONENTS
 from consultflow.cli.system import free_port
+from consultflow.console.__main__ import GRACEFUL_SHUTDOWN_SECONDS
 from consultflow.console.app import build
 from consultflow.console.config import ConsoleSettings, OidcClient
 from consultflow.console.tickets import deposit
 from consultflow.platform.local_identity import people
 from consultflow.platform.security import SecuritySettings
 from tests.support.bpmn_builder import bpmn, bpmn_folder, field, form
-from tests.support.components import closed_address
 from tests.support.identity import local_identity
 from tests.support.nats import provision_open
 from tests.support.system import InProcessSystem, in_process_system
@@ -37,7 +37,8 @@ NEEDS = bpmn(
 LEGAL = bpmn(
     "legal_review",
     f"""<startEvent id="s"/>
-    <userTask id="review" name="Review" camunda:candidateGroups="legal">{form(field("ok", "boolean"))}</userTask>
+    <userTask id="review" name="Review" camunda:candidateGroups="legal">
+    {form(field("ok", "boolean"))}</userTask>
     <endEvent id="e"/>""",
     "s -> review\nreview -> e",
 )
@@ -61,7 +62,7 @@ def console_settings(
         ticket_dir=tmp_path / "console-tickets",
         secure_cookie=False,
         security=security or local_identity().settings("console"),
-        addresses={name: addresses.get(name) or closed_address() for name in COMPONENTS},
+        addresses=addresses,
         nats_url=nats_url,
         nats_credentials=None,
         oidc=oidc,
@@ -71,9 +72,16 @@ def console_settings(
 
 
 @contextmanager
-def serving(app: object, port: int) -> Iterator[str]:
+def serving(app: ASGIApp, port: int) -> Iterator[str]:
     """An ASGI app on uvicorn in a thread, as `python -m consultflow.console` runs it."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -96,7 +104,7 @@ class Console:
         self.settings = settings
         self.system = system
 
-    def link(self, name: str, roles: list[str] | None = None, groups: list[str] = ()) -> str:  # type: ignore[assignment]
+    def link(self, name: str, roles: list[str] | None = None, groups: Sequence[str] = ()) -> str:
         """What `consultflow console --as NAME --print` prints."""
         if roles is None:
             person = people()[name]
@@ -108,7 +116,9 @@ class Console:
     def browser(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=20.0)
 
-    def signed_in(self, name: str, roles: list[str] | None = None, groups: list[str] = ()) -> httpx.Client:  # type: ignore[assignment]
+    def signed_in(
+        self, name: str, roles: list[str] | None = None, groups: Sequence[str] = ()
+    ) -> httpx.Client:
         client = self.browser()
         response = client.get(self.link(name, roles, groups))
         assert response.status_code == 303, response.text
@@ -120,7 +130,8 @@ def console(tmp_path_factory: pytest.TempPathFactory, nats_session_url: str) -> 
     provision_open(nats_session_url)
     tmp_path = tmp_path_factory.mktemp("console")
     folder = bpmn_folder(tmp_path, {"needs": NEEDS, "legal_review": LEGAL})
-    with in_process_system(tmp_path, nats_session_url, services=(), bpmn_dir=folder) as system:
-        settings = console_settings(tmp_path, nats_session_url, {"orchestrator": system.components["orchestrator"].address})
+    with in_process_system(tmp_path, nats_session_url, services=("crm",), bpmn_dir=folder) as system:
+        addresses = {name: component.address for name, component in system.components.items()}
+        settings = console_settings(tmp_path, nats_session_url, addresses)
         with serving(build(settings), settings.listen_port) as url:
             yield Console(url, settings, system)

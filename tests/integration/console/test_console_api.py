@@ -4,9 +4,13 @@ each role, a task claimed and completed (a validation error first), and the refu
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import grpc
+import httpx
 import pytest
 
+from consultflow.api.catalog.v1 import catalog_pb2, catalog_pb2_grpc
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.orchestrator.servicer import OrchestratorServicer
 from tests.integration.console.conftest import Console
@@ -18,6 +22,16 @@ def serves(method: str) -> bool:
     """Whether the orchestrator of this checkout implements `method` (the console's new RPCs land with
     another part of the same change; until then the routes that need them are skipped, not faked)."""
     return method in vars(OrchestratorServicer)
+
+
+def open_tasks(browser: httpx.Client, **params: str) -> list[dict[str, Any]]:
+    tasks: list[dict[str, Any]] = browser.get("/api/tasks", params=params).json()["user_tasks"]
+    return tasks
+
+
+def tasks_of(console: Console, instance_id: str) -> list[pb.UserTask]:
+    request = pb.ListUserTasksRequest(instance_id=instance_id)
+    return list(console.system.orchestrator.ListUserTasks(request).user_tasks)
 
 
 def start(console: Console, process_id: str, key: str) -> str:
@@ -82,7 +96,8 @@ def test_staff_get_403_from_definitions_and_analysts_read_them(console: Console)
     listed = console.signed_in("ana").get("/api/definitions", params={"latest_only": "true"})
     assert listed.status_code == 200
     assert {d["process_id"] for d in listed.json()["definitions"]} >= {"needs", "legal_review"}
-    definition_id = next(d["definition_id"] for d in listed.json()["definitions"] if d["process_id"] == "needs")
+    definitions = listed.json()["definitions"]
+    definition_id = next(d["definition_id"] for d in definitions if d["process_id"] == "needs")
     if not serves("GetDefinition"):
         pytest.skip("the orchestrator on this branch does not serve GetDefinition yet")
     detail = console.signed_in("ana").get(f"/api/definitions/{definition_id}")
@@ -102,7 +117,7 @@ def test_a_task_claimed_then_completed_after_a_validation_error(console: Console
     bella = console.signed_in("bella")
     csrf = {"X-CSRF-Token": bella.get("/api/me").json()["csrf_token"]}
     task = eventually(
-        lambda: next((t for t in bella.get("/api/tasks").json()["user_tasks"] if t["instance_id"] == instance_id), None),
+        lambda: next((t for t in open_tasks(bella) if t["instance_id"] == instance_id), None),
         "the instance's task in bella's list",
     )
     path = f"/api/tasks/{task['user_task_id']}"
@@ -112,9 +127,7 @@ def test_a_task_claimed_then_completed_after_a_validation_error(console: Console
     assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["error"]["message"]
     claimed = bella.post(f"{path}/claim", headers=csrf)
     assert claimed.status_code == 200 and claimed.json()["assignee"] == "bella"
-    assert [t["user_task_id"] for t in bella.get("/api/tasks", params={"scope": "mine"}).json()["user_tasks"]] == [
-        task["user_task_id"]
-    ]
+    assert [t["user_task_id"] for t in open_tasks(bella, scope="mine")] == [task["user_task_id"]]
 
     if serves("UnclaimUserTask"):
         unclaimed = bella.post(f"{path}/unclaim", headers=csrf)
@@ -140,12 +153,12 @@ def test_a_task_claimed_then_completed_after_a_validation_error(console: Console
 def test_another_groups_task_is_not_a_staff_members_to_claim(console: Console) -> None:
     instance_id = start(console, "legal_review", "E-console-2")
     tasks = eventually(
-        lambda: console.system.orchestrator.ListUserTasks(pb.ListUserTasksRequest(instance_id=instance_id)).user_tasks,
+        lambda: tasks_of(console, instance_id),
         "the legal review task",
     )
     bella = console.signed_in("bella")
     csrf = {"X-CSRF-Token": bella.get("/api/me").json()["csrf_token"]}
-    assert tasks[0].user_task_id not in {t["user_task_id"] for t in bella.get("/api/tasks").json()["user_tasks"]}
+    assert tasks[0].user_task_id not in {t["user_task_id"] for t in open_tasks(bella)}
     refused = bella.post(f"/api/tasks/{tasks[0].user_task_id}/claim", headers=csrf)
     assert refused.status_code == 403
 
@@ -160,6 +173,19 @@ def test_logout_needs_the_csrf_token_and_ends_the_session(console: Console) -> N
 
 def test_the_catalogue_is_for_analysts_and_ops(console: Console) -> None:
     assert console.signed_in("bella").get("/api/operations").status_code == 403
+    listed = console.signed_in("ana").get("/api/operations")
+    assert listed.status_code == 200, listed.text
+    operations = listed.json()["operations"]
+    assert {op["service"] for op in operations} <= {"crm"}  # the one service this system runs
+    try:  # what crm itself answers (UNIMPLEMENTED until the services publish their catalogues)
+        served = catalog_pb2_grpc.OperationCatalogStub(console.system.channel("crm")).ListOperations(
+            catalog_pb2.ListOperationsRequest()
+        )
+        names = sorted(op.name for op in served.operations)
+    except grpc.RpcError as error:
+        assert error.code() == grpc.StatusCode.UNIMPLEMENTED
+        names = []
+    assert sorted(op["name"] for op in operations) == names
 
 
 def test_every_response_carries_the_security_headers(console: Console) -> None:
