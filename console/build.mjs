@@ -73,6 +73,7 @@ const LICENCE_FILE = /^(licen[cs]e|copying|notice)(\.(md|txt|markdown))?$/i;
 function licences(metafile) {
   const folders = new Set();
   for (const input of Object.keys(metafile.inputs)) {
+    if (/^[\w-]+:/.test(input)) continue; // a plugin's namespace (the stylesheets gathered), not a file
     const folder = packageFolder(input);
     if (folder) folders.add(folder);
   }
@@ -100,42 +101,99 @@ function licences(metafile) {
 }
 
 // The icon fonts' CSS names legacy formats (eot, svg) before the embedded woff that browsers use: those
-// URLs stay as they are instead of pulling the files into the bundle.
+// files are left out of the bundle.
 const legacyFontsExternal = {
   name: 'legacy-fonts-external',
   setup(build) {
     build.onResolve({ filter: /\.(eot|svg)([?#].*)?$/ }, (args) =>
-      args.kind === 'url-token' ? { path: args.path, external: true } : undefined,
+      // an empty data: URL, so a browser that tries the format finds nothing instead of asking the server
+      args.kind === 'url-token' ? { path: 'data:,', external: true } : undefined,
     );
   },
+};
+
+/**
+ * Gathers every stylesheet the JavaScript imports into one console.css. With code splitting, esbuild
+ * would give a lazily loaded chunk (the modeler) a CSS file of its own that nothing loads; so here a JS
+ * import of a .css file becomes an empty module, and the stylesheets are bundled in a second pass.
+ */
+function stylesheetCollector(found) {
+  return {
+    name: 'stylesheet-collector',
+    setup(build) {
+      build.onResolve({ filter: /\.css$/ }, async (args) => {
+        if (args.pluginData?.collecting || !['import-statement', 'require-call', 'dynamic-import'].includes(args.kind)) {
+          return undefined;
+        }
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: { collecting: true },
+        });
+        if (resolved.errors.length) return { errors: resolved.errors };
+        found.add(resolved.path);
+        return { path: resolved.path, namespace: 'stylesheet-collected' };
+      });
+      build.onLoad({ filter: /.*/, namespace: 'stylesheet-collected' }, () => ({ contents: '', loader: 'js' }));
+    },
+  };
+}
+
+/** The order stylesheets go into console.css: the toolkits' first, then ours (console.css before the rest). */
+function stylesheetOrder(paths) {
+  const relativePath = (path) => relative(ROOT, path).split(sep).join('/');
+  const rank = (path) => (path.includes('node_modules/') ? 0 : path === 'console/src/styles/console.css' ? 1 : 2);
+  return [...paths]
+    .map(relativePath)
+    .sort((a, b) => rank(a) - rank(b) || Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')));
+}
+
+const COMMON = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  legalComments: 'none', // LICENSES.txt carries the licences
+  charset: 'utf8',
+  metafile: true,
+  logLevel: 'warning',
 };
 
 async function build() {
   const started = performance.now();
   cleanOutput();
-  const result = await esbuild.build({
-    absWorkingDir: ROOT,
+  const stylesheets = new Set();
+  const scripts = await esbuild.build({
+    ...COMMON,
     entryPoints: { console: 'console/src/main.js' },
     outdir: relative(ROOT, OUT).split(sep).join('/'),
-    bundle: true,
     splitting: true, // the modeler and the diagram viewer load when a page needs them
     format: 'esm',
     chunkNames: 'chunk-[hash]',
-    minify: true,
-    sourcemap: false,
-    legalComments: 'none', // LICENSES.txt carries the licences
     target: ['es2022', 'chrome110', 'firefox110', 'safari16'],
-    charset: 'utf8',
-    metafile: true,
-    logLevel: 'warning',
+    plugins: [stylesheetCollector(stylesheets)],
+  });
+  const styles = await esbuild.build({
+    ...COMMON,
+    stdin: {
+      contents: stylesheetOrder(stylesheets).map((path) => `@import ${JSON.stringify(`./${path}`)};`).join('\n'),
+      loader: 'css',
+      resolveDir: ROOT,
+      sourcefile: 'console.css',
+    },
+    outfile: relative(ROOT, join(OUT, 'console.css')).split(sep).join('/'),
+    target: ['chrome110', 'firefox110', 'safari16'],
     plugins: [legacyFontsExternal],
     loader: { '.woff': 'dataurl', '.woff2': 'dataurl', '.ttf': 'dataurl' },
   });
+  const inputs = { ...scripts.metafile.inputs, ...styles.metafile.inputs };
+  const outputs = { ...scripts.metafile.outputs, ...styles.metafile.outputs };
   const html = readFileSync(join(ROOT, 'console', 'index.html'), 'utf8');
   writeFileSync(join(OUT, 'index.html'), html);
-  writeFileSync(join(OUT, 'LICENSES.txt'), licences(result.metafile));
+  writeFileSync(join(OUT, 'LICENSES.txt'), licences({ inputs }));
   writeFileSync(join(OUT, 'inputs.sha256'), `${inputsHash()}\n`);
-  const sizes = Object.entries(result.metafile.outputs)
+  const sizes = Object.entries(outputs)
     .map(([path, out]) => `${path.split('/').pop()} ${(out.bytes / 1024).toFixed(0)} KiB`)
     .sort();
   const seconds = ((performance.now() - started) / 1000).toFixed(1);

@@ -12,7 +12,8 @@
 //   onLive(refresh, match)  refresh on live status events (debounced; removed when the page goes)
 //   navigate(hash)          go to a route, e.g. navigate('#/operate/instances/ID')
 //   notify(text, kind)      a short message in the status area ("info" | "error")
-//   definitionId            for #/modeler/<definition_id>, else ""
+//   definitionId            for #/modeler/<definition_id>, else ""; also as params.definition_id
+//   lang                    the chosen language now ("zh" | "en"), read when needed
 import './styles/console.css';
 import { ApiError, api, onUnauthenticated, setCsrfToken } from './api.js';
 import { h, replace } from './dom.js';
@@ -29,8 +30,9 @@ const statusArea = h('div', { class: 'toasts', role: 'status', 'aria-live': 'pol
 const modelerPage = {
   async mount(container, ctx) {
     const { mountModeler } = await import('./modeler/index.js');
-    const teardown = await mountModeler(container, ctx);
-    return { destroy: typeof teardown === 'function' ? teardown : undefined };
+    const mounted = await mountModeler(container, ctx);
+    // a function that unmounts it, or {destroy, update(parts)} to follow #/modeler/<id> without a remount
+    return typeof mounted === 'function' ? { destroy: mounted } : (mounted ?? null);
   },
 };
 
@@ -177,6 +179,10 @@ function pageContext(disposers, definitionId = '') {
     navigate,
     notify,
     definitionId,
+    params: { definition_id: definitionId },
+    get lang() {
+      return language();
+    },
   };
 }
 
@@ -192,7 +198,7 @@ async function route() {
   const entry = PAGES[key];
   if (!entry) return renderMessage(key, t('notFound'));
   if (!allowed.includes(key)) return renderMessage(key, t('errorForbidden'));
-  if (current?.key === key && current.instance?.update && key !== 'modeler') {
+  if (current?.key === key && current.instance?.update) {
     root.querySelector('header.topbar')?.replaceWith(topBar(key));
     return current.instance.update(parts);
   }

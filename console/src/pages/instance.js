@@ -77,6 +77,7 @@ function messageForm(ctx, instance) {
 export async function mountInstance(container, ctx, instanceId) {
   let viewer = null;
   let drawnDefinition = '';
+  let processName = ''; // the definition's name, once its diagram is loaded
   const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
   const body = h('div', { class: 'instance-body' });
   const header = h('div', { class: 'instance-head' });
@@ -90,6 +91,8 @@ export async function mountInstance(container, ctx, instanceId) {
         const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(instance.definition_id)}`);
         viewer = await drawDiagram(canvas, detail?.resources?.[0]?.content ?? '', language());
         drawnDefinition = instance.definition_id;
+        processName = detail?.definition?.name ?? '';
+        for (const named of header.querySelectorAll('.process-name')) named.textContent = bilingual(processName);
       } catch (error) {
         replace(canvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
         return;
@@ -108,7 +111,13 @@ export async function mountInstance(container, ctx, instanceId) {
     const active = state === 'ACTIVE';
     replace(
       header,
-      h('p', { class: 'crumbs' }, h('a', { href: `#/operate/processes/${encodeURIComponent(instance.process_id ?? '')}` }, bilingual(instance.process_id ?? ''))),
+      h(
+        'p',
+        { class: 'crumbs' },
+        h('a', { href: '#/operate' }, t('backToOperate')),
+        ' › ',
+        h('a', { href: `#/operate/processes/${encodeURIComponent(instance.process_id ?? '')}`, class: 'process-name' }, bilingual(processName || instance.process_id || '')),
+      ),
       h(
         'h1',
         {},
@@ -120,7 +129,7 @@ export async function mountInstance(container, ctx, instanceId) {
         'dl',
         { class: 'meta' },
         h('dt', {}, t('process')),
-        h('dd', {}, `${bilingual(instance.process_id ?? '')} v${instance.version ?? ''}`),
+        h('dd', {}, h('span', { class: 'process-name' }, bilingual(processName || instance.process_id || '')), ` · ${instance.process_id ?? ''} v${instance.version ?? ''}`),
         h('dt', {}, 'ID'),
         h('dd', { class: 'mono' }, instance.instance_id),
         h('dt', {}, t('started')),
@@ -250,11 +259,14 @@ export async function mountInstance(container, ctx, instanceId) {
     );
   };
 
+  let loads = 0; // a slower, older answer never overwrites a newer one
   const load = async () => {
+    const mine = ++loads;
     const [instance, children] = await Promise.all([
       ctx.api.get(`/api/instances/${ctx.api.segment(instanceId)}`),
       ctx.api.get('/api/instances', { parent_instance_id: instanceId, page_size: 100 }).then((b) => b?.instances ?? []).catch(() => []),
     ]);
+    if (mine !== loads) return;
     render(instance, children);
     await draw(instance);
   };

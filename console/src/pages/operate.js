@@ -9,6 +9,14 @@ import { mountInstance } from './instance.js';
 
 const STATES = ['ACTIVE', 'COMPLETED', 'CANCELED'];
 
+/** Makes a whole table row open `href` when clicked (its first cell holds the real link for keyboards). */
+function rowLink(href) {
+  return (event) => {
+    if (event.target.closest('a, button, input, select, textarea')) return;
+    location.hash = href;
+  };
+}
+
 /** A table of instance summaries (data-testid instance-row each), linking to their pages. */
 export function instanceTable(instances) {
   return h(
@@ -33,6 +41,7 @@ export function instanceTable(instances) {
             class: ['instance-row', Number(inst.open_incidents ?? 0) > 0 && 'has-incidents'],
             'data-testid': 'instance-row',
             'data-instance-id': inst.instance_id,
+            onclick: rowLink(`#/operate/instances/${encodeURIComponent(inst.instance_id)}`),
           },
           h(
             'td',
@@ -147,7 +156,12 @@ async function overview(container, ctx) {
         const incidents = Number(s?.instances_with_incidents ?? 0);
         return h(
           'tr',
-          { class: ['process-row', incidents > 0 && 'has-incidents'], 'data-testid': 'process-row', 'data-process-id': d.process_id },
+          {
+            class: ['process-row', incidents > 0 && 'has-incidents'],
+            'data-testid': 'process-row',
+            'data-process-id': d.process_id,
+            onclick: rowLink(`#/operate/processes/${encodeURIComponent(d.process_id)}`),
+          },
           h(
             'td',
             {},

@@ -11,14 +11,14 @@ import { renderFields } from './taskform.js';
 const SCOPE_KEY = 'consultflow.console.taskScope';
 const DECISIONS_SHOWN = 12;
 
-function savedScope(me) {
+function savedScope() {
   try {
     const saved = localStorage.getItem(SCOPE_KEY);
     if (saved === 'mine' || saved === 'groups') return saved;
   } catch {
     // no storage: the default below
   }
-  return (me.groups ?? []).length ? 'groups' : 'mine';
+  return 'groups'; // every open task the person may take or holds; "mine" narrows to those they hold
 }
 
 function dueBadge(task) {
@@ -83,7 +83,7 @@ function contextSection(task) {
 export const tasksPage = {
   async mount(container, ctx, parts) {
     const { api, me } = ctx;
-    let scope = savedScope(me);
+    let scope = savedScope();
     let includeClosed = false;
     let tasks = [];
     let selectedId = parts[0] ?? '';
@@ -170,9 +170,12 @@ export const tasksPage = {
       );
     };
 
+    let listLoads = 0; // a slower, older answer never overwrites a newer one
     const loadList = async () => {
+      const mine = ++listLoads;
       try {
         const body = await api.get('/api/tasks', { scope, include_closed: includeClosed ? 'true' : '' });
+        if (mine !== listLoads) return;
         tasks = body?.user_tasks ?? [];
         renderList();
       } catch (error) {
