@@ -1,7 +1,8 @@
-"""A page holding only the console's modeler (console/src/modeler, mounted by console/test/modeler/harness.js),
-bundled with the repository's esbuild and served by a tiny static server whose /api answers are canned:
-the definitions are the files of bpmn/, the operation catalogue a fixed sample. It tests the modeler page and
-its properties panel in a real browser, not the console server or the orchestrator (tests/e2e do)."""
+"""A page holding only the console's modeler (console/src/modeler, mounted by
+console/test/modeler/harness.js), bundled with the repository's esbuild and served by a tiny static server
+whose /api answers are canned: the definitions are the files of bpmn/, the operation catalogue a fixed sample.
+It tests the modeler page and its properties panel in a real browser, not the console server or the
+orchestrator (tests/e2e do)."""
 
 from __future__ import annotations
 
@@ -174,9 +175,10 @@ def build(folder: Path) -> Path:
     node, modules = node_and_modules()
     esbuild = modules / ".bin" / "esbuild"
     assert esbuild.exists(), f"{esbuild} missing: run `npm ci`"
+    quiet = ["--log-level=warning"]
     loaders = [f"--loader:.{ext}=file" for ext in ("eot", "svg", "ttf", "woff", "woff2")]
     subprocess.run(
-        [str(esbuild), str(HARNESS / "harness.js"), "--bundle", f"--outdir={folder}", "--log-level=warning", *loaders],
+        [str(esbuild), str(HARNESS / "harness.js"), "--bundle", f"--outdir={folder}", *quiet, *loaders],
         check=True,
         cwd=ROOT,
         env={"PATH": str(Path(node).parent), "NODE_PATH": str(modules)},
