@@ -27,6 +27,7 @@ COMPONENT_OF = {
     "DeliveryService": "delivery",
     "SurveyService": "survey",
     "RiskService": "risk",
+    "OperationCatalog": "crm",  # every service serves it; tests/integration/test_catalog.py calls all five
 }
 STREAMS = {"/consultflow.api.orchestrator.v1.OrchestratorService/WatchInstance"}
 # a caller per role (the component role as crm, the client for engagement E-1)

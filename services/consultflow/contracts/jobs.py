@@ -88,7 +88,7 @@ def _iso(moment: datetime | None) -> str:
     "basis given needs the consulting cost basis.",
 )
 def prepare_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.3.1: one line per cost category given (consulting fee required); totals computed here."""
+    """2.3.1: prepares the quotation, one line per cost category given; totals computed here."""
     terms = QuotationTerms.parse_costs(
         currency=job.get("currency"),
         consulting_fee=job.get("consulting_fee"),
@@ -128,7 +128,7 @@ def prepare_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
     description="Drafting again for the same quotation is a new version; refused once approved.",
 )
 def draft_proposal(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.3.2: the proposal, or a new version of it after a review asked for a revision."""
+    """2.3.2: drafts the proposal, or a new version of it after a review asked for a revision."""
     content = ProposalContent.parse(
         goals=job.text("goals"),
         scope=job.text("scope"),
@@ -157,7 +157,7 @@ def draft_proposal(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str
     description="Reviews the current version only once.",
 )
 def record_proposal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.3.2: the internal review's verdict."""
+    """2.3.2: records the internal review's verdict on the proposal."""
     verdict = choice("proposal_verdict", job.get("proposal_verdict"), ReviewVerdict)
     view = usecases.review_proposal(
         uow,
@@ -178,7 +178,7 @@ def record_proposal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Map
     "The client answers through ContractsService.AcceptQuotation / RejectQuotation.",
 )
 def send_offer(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.3.1/2.3.2: the quotation goes out with the approved proposal."""
+    """2.3.1/2.3.2: sends the quotation to the client with the approved proposal."""
     view = usecases.send_offer(uow, job.text("quotation_id"), job.text("proposal_id"))
     return {"offer_sent_at": _iso(view.quotation.sent_at)}
 
@@ -191,7 +191,7 @@ def send_offer(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, An
     description="Sent → expired; the diagram's timer decides when.",
 )
 def expire_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.3.1: no answer within the validity."""
+    """2.3.1: expires a quotation the client did not answer within its validity."""
     usecases.expire_quotation(uow, job.text("quotation_id"))
     return {"intake_outcome": "declined", "decline_reason": "offer_expired"}
 
@@ -218,7 +218,7 @@ def expire_quotation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     "crm (unreachable: the job fails with retries left).",
 )
 def draft_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.1: a negotiation round; the client's details come from crm."""
+    """2.4.1: drafts the contract for a negotiation round; the client's details come from crm."""
     command = DraftContract.parse(
         engagement_id=job.engagement_id,
         client_id=job.text("client_id"),
@@ -252,7 +252,9 @@ def draft_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str
     description="A contract already under review answers its current round.",
 )
 def submit_for_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.2: a draft missing a required clause is the BPMN error `contract_incomplete`."""
+    """2.4.2: submits the contract for legal review.
+
+    A draft missing a required clause is the BPMN error `contract_incomplete`."""
     contract_id = job.text("contract_id")
     current = usecases.get_contract(uow.session, contract_id)
     missing = missing_for_review(ContractStatus(current.contract.status), current.clauses)
@@ -288,7 +290,7 @@ def submit_for_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Ma
     "verdict and an opinion; a focus to revise makes an approved overall verdict invalid.",
 )
 def record_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.2: the legal department's verdict and opinions."""
+    """2.4.2: records the legal department's verdict and opinions."""
     verdict = choice("legal_verdict", job.get("legal_verdict"), ReviewVerdict)
     findings = parse_findings(
         {focus: job.get(f"{focus.value}_verdict", None) for focus in LegalFocus},
@@ -319,7 +321,7 @@ def record_legal_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mappin
     description="The revision goes back to legal review as a new round by itself.",
 )
 def revise_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.2/2.4.3: a revision per the legal opinion, back to legal review."""
+    """2.4.2/2.4.3: revises the contract per the legal opinion; it goes back to legal review."""
     changes = Clauses.parse(
         payment_terms=job.get("payment_terms", None),
         confidentiality=job.text("confidentiality", ""),
@@ -337,7 +339,7 @@ def revise_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[st
     description="Refused without legal approval; contract.signed is published once both parties signed.",
 )
 def sign_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.3: the firm's authorised signatory signs."""
+    """2.4.3: the firm's authorised signatory signs the contract."""
     signatory = Signatory.parse(signatory=job.text("signatory"), signatory_title=job.text("signatory_title"))
     view = usecases.sign_contract(uow, job.text("contract_id"), signatory)
     return {"signed_by_firm_at": _iso(view.contract.firm_signed_at)}
@@ -352,7 +354,7 @@ def sign_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     "one already back in negotiation is left as it is.",
 )
 def reopen_negotiation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.3: the signing period ended without the client's signature; the contract is negotiated again."""
+    """2.4.3: reopens the negotiation when the signing period ended without the client's signature."""
     view = usecases.reopen_negotiation(uow, job.text("contract_id"), job.text("reopen_reason"))
     return {"contract_version": view.contract.current_version}
 
@@ -370,7 +372,7 @@ def reopen_negotiation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping
     description="Refused before both parties signed.",
 )
 def distribute_contract(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """2.4.3: copies to the departments concerned."""
+    """2.4.3: distributes copies of the signed contract to the departments concerned."""
     departments = names("departments", job.get("departments", None))
     view = usecases.distribute_contract(uow, job.text("contract_id"), departments)
     return {"intake_outcome": "contracted", "distributed_to": [d.department for d in view.distributions]}

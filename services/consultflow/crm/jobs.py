@@ -94,8 +94,9 @@ def record_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     "referred once. The diagram then throws message inquiry.referred, which starts the new engagement.",
 )
 def refer_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.1.1/5.3.3 → 2.1.2: a lead or an earlier engagement's opportunity becomes a new engagement; returns
-    the new engagement's id, which the diagram's `inquiry.referred` message starts it with."""
+    """2.1.1/5.3.3 → 2.1.2: hands a lead or an earlier engagement's opportunity to a new engagement.
+
+    Returns the new engagement's id, which the diagram's `inquiry.referred` message starts it with."""
     command = NewReferral.parse(
         client_name=job.text("client_name"),
         client_industry=job.text("client_industry", ""),
@@ -128,7 +129,7 @@ def refer_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     "declined inquiry.",
 )
 def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.2.1: a new version of the inquiry's requirements document."""
+    """2.2.1: records a new version of the inquiry's requirements document."""
     command = NewRequirements.parse(
         inquiry_id=job.text("inquiry_id"),
         communication_mode=job.text("communication_mode"),
@@ -170,7 +171,7 @@ def record_requirements(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, A
     description="Refused before crm.record_requirements.",
 )
 def record_feasibility(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.2.2: the verdicts per dimension and the experts' conclusion whether to take the project on."""
+    """2.2.2: records the feasibility verdicts and the experts' conclusion whether to take the project on."""
     with renamed_fields(report="feasibility_report"):
         command = NewFeasibility.parse(
             inquiry_id=job.text("inquiry_id"),
@@ -224,7 +225,7 @@ def decline_inquiry(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     outputs=[text("insight_id")],
 )
 def record_market_insight(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.1.1: trends, demand and competitors."""
+    """2.1.1: records a round of market research: trends, demand and competitors."""
     command = NewMarketInsight.parse(
         industry_trends=job.text("industry_trends", ""),
         market_demand=job.text("market_demand", ""),
@@ -251,8 +252,10 @@ def record_market_insight(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str,
     ],
 )
 def record_lead(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """2.1.1: a lead from a trade fair, seminar, online platform or another channel; with the round's
-    `insight_id`, also every lead that round found so far (`lead_ids`, for their follow-up)."""
+    """2.1.1: records a lead from a trade fair, seminar, online platform or another channel.
+
+    With the round's `insight_id`, also every lead that round found so far (`lead_ids`, for their
+    follow-up)."""
     command = NewLead.parse(
         lead_source=job.text("lead_source"),
         lead_company=job.text("lead_company"),
@@ -277,7 +280,7 @@ def record_lead(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     outputs=[text("revisit_id")],
 )
 def record_revisit(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.3.1: a periodic revisit made (it fulfils the client's earliest due revisit plan, if any)."""
+    """5.3.1: records a periodic revisit (it fulfils the client's earliest due revisit plan, if any)."""
     command = NewRevisit.parse(
         client_id=job.text("client_id"),
         revisit_method=job.text("revisit_method"),
@@ -301,7 +304,7 @@ def record_revisit(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     outputs=[text("value_added_service_id")],
 )
 def record_value_added_service(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.3.2: a value-added service delivered."""
+    """5.3.2: records a value-added service delivered."""
     with renamed_fields(description="value_added_description"):
         command = NewValueAddedService.parse(
             client_id=job.text("client_id"),
@@ -325,7 +328,7 @@ def record_value_added_service(uow: UnitOfWork, job: Job, deps: None) -> Mapping
     outputs=[text("opportunity_id")],
 )
 def record_opportunity(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.3.3: a follow-on project (the default) or a referral."""
+    """5.3.3: records an opportunity: a follow-on project (the default) or a referral."""
     command = NewOpportunity.parse(
         client_id=job.text("client_id"),
         opportunity=job.text("opportunity"),

@@ -81,7 +81,7 @@ def _iso(moment: datetime | None) -> str | None:
     description="Scope, schedule and deliverables come from contracts over gRPC.",
 )
 def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.1.1: the project of a signed contract (scope, schedule, deliverables from contracts)."""
+    """3.1.1: opens the project of a signed contract (scope, schedule, deliverables from contracts)."""
     project = usecases.open_project(uow, deps.contracts, job.text("contract_id"), job.engagement_id)
     return {"project_id": project.project_id}
 
@@ -102,7 +102,7 @@ def open_project(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     outputs=[integer("team_size")],
 )
 def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.1.1: the project manager and comma-separated consultants, analysts and assistants."""
+    """3.1.1: forms the team: the project manager and consultants, analysts and assistants."""
     duties = domain.duties_by_role("duties", job.get("duties", ""))
     team = Team.parse(
         members=[
@@ -127,14 +127,14 @@ def form_team(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
         text("project_id"),
         date("kickoff_date"),
         listing("attendees", "names separated by commas"),
-        optional(text("briefing")),
-        optional(text("rules_agreed")),
+        text("briefing"),
+        text("rules_agreed"),
         optional(listing("materials_handed_out", "one per line")),
     ],
     outputs=[text("kickoff_id")],
 )
 def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.1.2: the kick-off meeting."""
+    """3.1.2: records the kick-off meeting."""
     meeting = NewKickoff.parse(
         kickoff_date=job.get("kickoff_date"),
         attendees=job.get("attendees"),
@@ -163,7 +163,7 @@ def record_kickoff(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     description="At least one document among the industry, client and market data.",
 )
 def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.2.1: one document per line (`title | source | classification | link`) per kind of data."""
+    """3.2.1: archives the research data, one document per line (`title | source | classification | link`)."""
     documents = [
         document
         for category, field in (
@@ -190,12 +190,12 @@ def archive_research_data(uow: UnitOfWork, job: Job, deps: Dependencies) -> Vari
         optional(listing("visitors", "names separated by commas")),
         optional(listing("interviewees", "names separated by commas")),
         optional(text("processes_observed")),
-        optional(text("observations")),
+        text("observations"),
     ],
     outputs=[text("site_visit_id")],
 )
 def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.2.2: an on-site visit."""
+    """3.2.2: records an on-site visit."""
     command = NewSiteVisit.parse(
         visit_date=job.get("visit_date"),
         visitors=job.get("visitors", ""),
@@ -223,7 +223,9 @@ def record_site_visit(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variable
     description="Current diagrams register a risk found with risk.register_risk after this task.",
 )
 def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.2.3: problems and opportunities (one per line) and a risk found, registered with risk over gRPC."""
+    """3.2.3: records the analysis: problems and opportunities (one per line).
+
+    A risk found (older diagrams) is registered with risk over gRPC."""
     findings = [
         NewFinding.parse(kind=kind, description=text)
         for kind, field in ((FindingKind.PROBLEM, "problems"), (FindingKind.OPPORTUNITY, "opportunities"))
@@ -252,14 +254,14 @@ def record_analysis(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     clauses=["3.3.1"],
     inputs=[
         text("project_id"),
-        optional(text("solution_summary")),
+        text("solution_summary"),
         optional(text("flow_chart_link")),
         optional(text("mind_map_link")),
     ],
     outputs=[text("solution_id"), integer("solution_version")],
 )
 def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.3.1: a solution version with its flow chart and mind map links."""
+    """3.3.1: submits a solution version with its flow chart and mind map links."""
     artefacts = []
     for kind, field in (
         (ArtefactKind.FLOW_CHART, "flow_chart_link"),
@@ -295,8 +297,10 @@ def submit_solution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     description="The review criteria of 3.3.2: soundness, feasibility, innovation, risk response.",
 )
 def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.3.2: the expert review's verdict, and a verdict and comment per review criterion
-    (`<criterion>_verdict`, `<criterion>_comments`; absent when an older diagram records the review)."""
+    """3.3.2: records the expert review of a solution.
+
+    A verdict and comment per review criterion (`<criterion>_verdict`, `<criterion>_comments`) are
+    absent when an older diagram records the review."""
     with renamed_fields(verdict="solution_verdict"):
         verdict = ExpertReview.parse(
             verdict=job.get("solution_verdict"),
@@ -322,7 +326,7 @@ def record_solution_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
     description="The baseline work plan comes from the proposal's schedule.",
 )
 def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.1: the baseline work plan from the contract's schedule."""
+    """3.4.1: starts execution with the baseline work plan from the contract's schedule."""
     plan = usecases.start_execution(uow, job.text("project_id"))
     return {"work_plan_id": plan.work_plan.work_plan_id}
 
@@ -333,7 +337,7 @@ def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     inputs=[
         text("project_id"),
         optional(date("held_on", "default today")),
-        optional(text("progress_report")),
+        text("progress_report"),
         optional(text("problems")),
         optional(text("decisions", "one per line")),
         optional(text("internal_updates")),
@@ -341,7 +345,7 @@ def start_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     outputs=[text("meeting_id")],
 )
 def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.1, 3.5.1: a project meeting; decisions one per line."""
+    """3.4.1, 3.5.1: records a project meeting; decisions one per line."""
     command = NewMeeting.parse(
         held_on=job.get("held_on", ""),
         progress_report=job.text("progress_report", ""),
@@ -356,12 +360,12 @@ def record_meeting(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
 @operations.handler(
     "record_work_report",
     clauses=["3.4.1", "3.5.1"],
-    inputs=[text("project_id"), optional(text("work_report"))],
+    inputs=[text("project_id"), text("work_report")],
     outputs=[text("work_report_id")],
     description="Logged as internal communication; refused before execution started.",
 )
 def record_work_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.1: the team's report of the work carried out per the plan."""
+    """3.4.1: records the team's report of the work carried out per the plan."""
     entry = usecases.record_work_report(uow, job.text("project_id"), job.text("work_report", ""))
     return {"work_report_id": entry.communication_id}
 
@@ -379,7 +383,7 @@ def record_work_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     description="Counts in the quality pass rate (3.4.2).",
 )
 def check_work_quality(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.1: the project manager's quality check of the reported work (the company's quality system)."""
+    """3.4.1: records the project manager's quality check of the reported work."""
     check = usecases.check_work_quality(
         uow,
         job.text("project_id"),
@@ -405,9 +409,10 @@ def check_work_quality(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     description="Thresholds from warning_thresholds.dmn; a breach publishes indicator.breached.",
 )
 def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.2: the indicators as of today; a breach publishes `indicator.breached`. Monitoring runs from the
-    kick-off: before execution starts there is no work plan to measure against, so nothing is measured and
-    nothing is breached (`indicators_measured` false)."""
+    """3.4.2: evaluates the indicators as of today; a breach publishes `indicator.breached`.
+
+    Monitoring runs from the kick-off: before execution starts there is no work plan to measure against,
+    so nothing is measured and nothing is breached (`indicators_measured` false)."""
     if not usecases.execution_started(uow.session, job.text("project_id")):
         return {"indicators_measured": False, "indicators_breached": False, "breached_indicators": []}
     snapshot, _ = usecases.evaluate_indicators(
@@ -426,11 +431,11 @@ def evaluate_indicators(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 @operations.handler(
     "record_corrective_action",
     clauses=["3.4.2"],
-    inputs=[text("project_id"), optional(text("corrective_action")), optional(text("action_owner"))],
+    inputs=[text("project_id"), text("corrective_action"), text("action_owner")],
     outputs=[text("corrective_action_id")],
 )
 def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.2: the corrective action taken."""
+    """3.4.2: records the corrective action taken."""
     command = NewCorrectiveAction.parse(
         action=job.text("corrective_action", ""), owner=job.text("action_owner", "")
     )
@@ -441,11 +446,11 @@ def record_corrective_action(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
 @operations.handler(
     "complete_execution",
     clauses=["3.4.1"],
-    inputs=[text("project_id"), optional(text("completion_summary"))],
+    inputs=[text("project_id"), text("completion_summary")],
     outputs=[date("execution_completed_at", "a timestamp")],
 )
 def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.4.1: the project manager confirms completion."""
+    """3.4.1: the project manager confirms the execution complete."""
     project = usecases.complete_execution(uow, job.text("project_id"), job.text("completion_summary", ""))
     return {"execution_completed_at": _iso(project.execution_completed_at)}
 
@@ -461,8 +466,10 @@ def complete_execution(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     description="The report (work plan and latest indicators) is logged as external communication.",
 )
 def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.5.2: a progress report to the client, with what the business staff told and answered the client
-    (`report_notes`, absent when an older diagram sends the report)."""
+    """3.5.2: sends a progress report to the client.
+
+    With what the business staff told and answered the client (`report_notes`, absent when an older
+    diagram sends the report)."""
     entry = usecases.send_progress_report(uow, job.text("project_id"), job.text("report_notes", ""))
     return {"progress_report_id": entry.communication_id}
 
@@ -473,13 +480,13 @@ def send_progress_report(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     inputs=[
         text("project_id"),
         optional(listing("departments", "names separated by commas")),
-        optional(text("support_needed")),
-        optional(text("coordination_outcome")),
+        text("support_needed"),
+        text("coordination_outcome"),
     ],
     outputs=[text("coordination_id")],
 )
 def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.5.1: the coordination with other departments whose support the work needs."""
+    """3.5.1: records the coordination with other departments whose support the work needs."""
     command = NewCoordination.parse(
         departments=job.get("departments", ""),
         support_needed=job.text("support_needed", ""),
@@ -492,12 +499,12 @@ def record_coordination(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variab
 @operations.handler(
     "record_acceptance_support",
     clauses=["4.4.2"],
-    inputs=[text("project_id"), optional(text("support_notes"))],
+    inputs=[text("project_id"), text("support_notes")],
     outputs=[text("acceptance_support_id")],
     description="Logged as external communication (kind answer).",
 )
 def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.2: the team's explanations to the client during the acceptance check."""
+    """4.4.2: records the team's explanations to the client during the acceptance check."""
     entry = usecases.record_acceptance_support(uow, job.text("project_id"), job.text("support_notes", ""))
     return {"acceptance_support_id": entry.communication_id}
 
@@ -509,12 +516,12 @@ def record_acceptance_support(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
         text("project_id"),
         text("change_request_id"),
         one_of("change_decision", domain.ChangeDecision),
-        optional(text("change_response")),
+        text("change_response"),
     ],
     outputs=[text("change_request_status")],
 )
 def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """3.5.2: the answer to the client's change request."""
+    """3.5.2: records the answer to the client's change request."""
     with renamed_fields(decision="change_decision"):
         answer = ChangeResponse.parse(
             decision=job.get("change_decision"), response=job.text("change_response", "")
@@ -532,12 +539,12 @@ def record_change_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Var
     inputs=[
         text("project_id"),
         optional(text("deliverables", "one per line: `name | link`")),
-        optional(text("results_summary")),
+        text("results_summary"),
     ],
     outputs=[integer("deliverable_set_version")],
 )
 def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.1.1: one deliverable per line (`name | link`)."""
+    """4.1.1: compiles the deliverables, one per line (`name | link`)."""
     deliverable_set = usecases.compile_deliverables(
         uow,
         job.text("project_id"),
@@ -562,7 +569,7 @@ def compile_deliverables(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     outputs=[flag("deliverables_approved", "only when all four checks pass")],
 )
 def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.1.2: the four checks; approved only when all pass."""
+    """4.1.2: reviews the deliverables with four checks; approved only when all pass."""
     review = MaterialsReview.parse(
         logic_ok=job.flag("logic_ok"),
         consistency_ok=job.flag("consistency_ok"),
@@ -582,14 +589,14 @@ def record_deliverable_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     inputs=[
         text("project_id"),
         date("delivery_time", "date and time"),
-        optional(text("delivery_place")),
+        text("delivery_place"),
         listing("attendees", "names separated by commas"),
         optional(listing("preparations", "one per line or comma-separated")),
     ],
     outputs=[text("delivery_id")],
 )
 def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.2.1: time, place, attendees and preparations (one per line or comma-separated)."""
+    """4.2.1: plans an on-site delivery: time, place, attendees and preparations."""
     plan = OnsitePlan.parse(
         delivery_time=job.get("delivery_time"),
         place=job.text("delivery_place", ""),
@@ -612,7 +619,7 @@ def plan_onsite_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     errors=[error("channel_not_tested", "the delivery channel was not tested")],
 )
 def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.2.2: platform and channel test; an untested channel is the BPMN error `channel_not_tested`."""
+    """4.2.2: plans an online delivery; an untested channel is the BPMN error `channel_not_tested`."""
     plan = OnlinePlan.parse(platform=job.get("platform"), channel_tested=job.get("channel_tested", False))
     try:
         delivery = usecases.plan_online_delivery(uow, job.text("project_id"), plan)
@@ -628,7 +635,7 @@ def plan_online_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Varia
     outputs=[date("sent_at", "a timestamp")],
 )
 def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.3.2: the materials sent through the platform."""
+    """4.3.2: sends the materials through the delivery platform."""
     delivery = usecases.send_deliverables_online(uow, job.text("delivery_id"))
     return {"sent_at": _iso(delivery.sent_at)}
 
@@ -645,8 +652,9 @@ def send_deliverables_online(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
     description="Feedback and answers are logged as external communication.",
 )
 def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.3.1, 4.3.2: delivered, with the client's feedback and the answers given (`feedback_reply`, absent
-    when an older diagram records the delivery)."""
+    """4.3.1, 4.3.2: records the delivery with the client's feedback.
+
+    And the answers given (`feedback_reply`, absent when an older diagram records the delivery)."""
     delivery = usecases.record_delivery(
         uow, job.text("delivery_id"), job.text("client_feedback", ""), job.text("feedback_reply", "")
     )
@@ -662,14 +670,14 @@ def record_delivery(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
     inputs=[
         text("project_id"),
         date("acceptance_date"),
-        optional(text("acceptance_content")),
+        text("acceptance_content"),
         optional(text("acceptance_criteria", "one per line")),
     ],
     outputs=[text("acceptance_id"), integer("acceptance_round")],
     description="Refused while rectification items are open.",
 )
 def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.1: time, content and criteria (one per line); refused while rectification items are open."""
+    """4.4.1: requests the client's acceptance check: time, content and criteria (one per line)."""
     request = AcceptanceRequest.parse(
         acceptance_date=job.get("acceptance_date"),
         content=job.text("acceptance_content", ""),
@@ -686,7 +694,7 @@ def request_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variabl
     outputs=[optional(date("reminded_at", "a timestamp; null (nothing sent) once the report is in"))],
 )
 def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.2: a reminder while the report is outstanding (None once it is in)."""
+    """4.4.2: reminds the client while the acceptance report is outstanding (None once it is in)."""
     return {"reminded_at": _iso(usecases.send_acceptance_reminder(uow, job.text("acceptance_id")))}
 
 
@@ -702,7 +710,7 @@ def send_acceptance_reminder(uow: UnitOfWork, job: Job, deps: Dependencies) -> V
     outputs=[integer("open_rectification_items")],
 )
 def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.3: one item per line (`what | who | until`), owner and due date as defaults."""
+    """4.4.3: records rectification items, one per line (`what | who | until`)."""
     due = job.get("rectification_due", "")
     items = rules.rectification_items(
         job.get("rectification_items", ""),
@@ -716,11 +724,11 @@ def record_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) ->
 @operations.handler(
     "close_rectification_items",
     clauses=["4.4.3"],
-    inputs=[text("acceptance_id"), optional(text("rectification_notes"))],
+    inputs=[text("acceptance_id"), text("rectification_notes")],
     outputs=[integer("open_rectification_items", "0")],
 )
 def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.3: every open item of the round closed with the notes."""
+    """4.4.3: closes every open rectification item of the round with the notes."""
     remaining = usecases.close_rectification_items(
         uow, job.text("acceptance_id"), job.text("rectification_notes", "")
     )
@@ -735,6 +743,6 @@ def close_rectification_items(uow: UnitOfWork, job: Job, deps: Dependencies) -> 
     description="Refused unless the last acceptance report passed.",
 )
 def close_acceptance(uow: UnitOfWork, job: Job, deps: Dependencies) -> Variables:
-    """4.4.3: passed → follow-up."""
+    """4.4.3: closes a passed acceptance; the project moves to follow-up."""
     project = usecases.close_acceptance(uow, job.text("project_id"), job.text("acceptance_id"))
     return {"project_status": project.phase}

@@ -8,8 +8,10 @@ frozen dataclasses with small constructors, so a spec reads as a short list abov
     inputs=[text("inquiry_id"), one_of("decline_reason", ["infeasible", "offer_expired"])],
     outputs=[text("intake_outcome")],
 
-An input is `required` when the handler refuses the job without it (it reads it with no default); every
-diagram must then pass it as a parameter (tests/unit/test_operation_catalogue.py checks both).
+An input is `required` when the job fails without it: the handler reads it with no default, or the
+service's rules refuse it empty. Every diagram must then pass it as a parameter. An optional input the
+diagram does not pass may still come from a process variable of the same name (`Job.get`), unless its
+description says "a parameter only" (tests/unit/test_operation_catalogue.py checks all of this).
 """
 
 from __future__ import annotations
@@ -145,14 +147,15 @@ ENGAGEMENT = optional(text("engagement_id", ENGAGEMENT_ID_HELP))
 """The input most operations take: optional, since the business key is the engagement's id."""
 
 _CLAUSE_PREFIX = re.compile(r"^(?:Ch\. )?[0-9][0-9.,/ →–-]*(?:\s*\[assumption\])?:\s+")
+_SENTENCE_END = re.compile(r"(?<=\.)\s+(?=[A-Z`])")
 
 
 def summary_of(docstring: str | None) -> str:
-    """A handler docstring's first paragraph as one line, without its leading clause reference
-    ("2.1.2: records …" → "records …"): the clauses are a field of their own."""
+    """A handler docstring's first sentence as one line, without its leading clause reference
+    ("2.1.2: records …" → "Records …"): the clauses are a field of their own."""
     paragraph = (docstring or "").strip().split("\n\n", 1)[0]
     line = " ".join(part.strip() for part in paragraph.splitlines())
-    line = _CLAUSE_PREFIX.sub("", line)
+    line = _SENTENCE_END.split(_CLAUSE_PREFIX.sub("", line), 1)[0]
     return line[:1].upper() + line[1:]
 
 

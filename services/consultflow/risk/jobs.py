@@ -79,7 +79,7 @@ def open_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     ],
 )
 def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.1.1, 6.3.1: the engagement entered a stage (message `engagement.stage_started`)."""
+    """6.1.1, 6.3.1: records the stage the engagement entered (message `engagement.stage_started`)."""
     with renamed_fields(stage="engagement_stage"):
         stage = choice("stage", job.text("engagement_stage"), Stage)
     register = usecases.record_stage(uow, job.engagement_id, stage, job.text("project_manager", ""))
@@ -103,7 +103,7 @@ def record_stage(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, 
     "publishes identification.recorded.",
 )
 def record_identification(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.1.1: the organised identification of a stage; registers every risk it found."""
+    """6.1.1: records the organised identification of a stage; registers every risk it found."""
     with renamed_fields(
         stage="engagement_stage",
         method="session_method",
@@ -184,7 +184,7 @@ def register_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     "warning_thresholds.dmn than before raises a warning (warning.raised).",
 )
 def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.1.2, 6.2: classification and likelihood × impact → level, priority, suggested strategy."""
+    """6.1.2, 6.2: assesses a risk: classification and likelihood × impact → level, priority, strategy."""
     with renamed_fields(category="risk_category"):
         command = Assessment.parse(
             risk_id=job.text("risk_id"),
@@ -225,8 +225,10 @@ def assess_risk(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, A
     description="The risk must be assessed.",
 )
 def plan_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.3: the chosen strategy with measures, owner and due date; a strategy other than the prescribed
-    one needs `deviation_reason` and awaits approval (`deviates` is then true)."""
+    """6.3: plans the response to a risk: the chosen strategy with measures, owner and due date.
+
+    A strategy other than the prescribed one needs `deviation_reason` and awaits approval (`deviates`
+    is then true)."""
     with renamed_fields(owner="measure_owner", due_date="measure_due"):
         choice = ResponseChoice.parse(
             risk_id=job.text("risk_id"),
@@ -296,8 +298,10 @@ def decide_deviation(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     description="Refused for a plan whose deviation awaits approval or was rejected, and once completed.",
 )
 def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.3, 6.4.1: the follow-through of a response (plan changed, measures taken, risk transferred, or the
-    contingency response to an accepted risk that happened) is recorded, effective or not."""
+    """6.3, 6.4.1: records the follow-through of a response, effective or not.
+
+    The plan changed, the measures taken, the risk transferred, or the contingency response to an
+    accepted risk that happened."""
     plan = usecases.complete_response(
         uow,
         job.text("response_id"),
@@ -314,7 +318,7 @@ def complete_response(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[
     outputs=[integer("open_risks"), integer("overdue_measures"), text("project_manager")],
 )
 def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.4.1: what the periodic review starts from."""
+    """6.4.1: counts what the periodic review starts from: open risks and overdue measures."""
     register = usecases.get_register(uow.session, job.engagement_id)
     counts = usecases.register_counts(uow.session, register.engagement_id, now().date())
     return {
@@ -341,7 +345,7 @@ def review_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[st
     "[assumption].",
 )
 def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.4.1: the review's findings; a new risk is registered at the register's stage."""
+    """6.4.1: records the review's findings; a new risk is registered at the register's stage."""
     with renamed_fields(notes="review_notes"):
         findings = ReviewFindings.parse(
             engagement_id=job.engagement_id,
@@ -371,9 +375,10 @@ def record_review(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     "it is updated instead (warning_new false, warning.updated) [assumption].",
 )
 def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.4.2: a key risk indicator reading (the 3.4.2 indicators) becomes a warning; publishes
-    `warning.raised` (→ `engagement.risk_warning`, `risk.warning_raised`), or updates the warning still open
-    for the indicator (`warning_new` false, `warning.updated`)."""
+    """6.4.2: turns a key risk indicator reading (the 3.4.2 indicators) into a warning.
+
+    Publishes `warning.raised` (→ `engagement.risk_warning`, `risk.warning_raised`), or updates the
+    warning still open for the indicator (`warning_new` false, `warning.updated`)."""
     reading = Reading.parse(
         engagement_id=job.engagement_id,
         indicator=job.text("indicator"),
@@ -401,7 +406,9 @@ def raise_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str,
     description="Publishes warning.escalated.",
 )
 def escalate_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.4.2: nobody acknowledged in time; `escalated_at` is null when it was acknowledged meanwhile."""
+    """6.4.2: escalates a warning nobody acknowledged in time.
+
+    `escalated_at` is null when it was acknowledged meanwhile."""
     warning, escalated = usecases.escalate_warning(uow, job.text("warning_id"))
     return {
         "escalated_at": warning.escalated_at if escalated else None,
@@ -417,7 +424,9 @@ def escalate_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[s
     description="Publishes warning.acknowledged (→ message risk.warning_acknowledged).",
 )
 def acknowledge_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """6.4.2: publishes `warning.acknowledged` (→ `risk.warning_acknowledged`, key warning_id)."""
+    """6.4.2: records who acknowledged a warning and the action taken.
+
+    Publishes `warning.acknowledged` (→ `risk.warning_acknowledged`, key warning_id)."""
     with renamed_fields(action="warning_action"):
         warning = usecases.acknowledge_warning(
             uow,
@@ -435,6 +444,6 @@ def acknowledge_warning(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mappin
     outputs=[date("register_closed_at", "a timestamp; closing again returns the first")],
 )
 def close_register(uow: UnitOfWork, job: Job, deps: Dependencies) -> Mapping[str, Any]:
-    """Ch. 6: the engagement ended; its register closes."""
+    """Ch. 6: closes the register when the engagement ended."""
     register = usecases.close_register(uow, job.engagement_id)
     return {"register_closed_at": register.closed_at}

@@ -119,7 +119,7 @@ def send_reminder(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     "a questionnaire survey.",
 )
 def record_interview(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.1.2: the answers of a phone or face-to-face interview, as the client's response."""
+    """5.1.2: records the answers of a phone or face-to-face interview as the client's response."""
     ratings = {d.value: _rating(job, d.value) for d in Dimension}
     renames = {f"ratings.{d}": d for d in ratings} | {f"comments.{GENERAL}": "interview_notes"}
     with renamed_fields(respondent="interviewee", **renames):
@@ -158,7 +158,7 @@ def _rating(job: Job, name: str) -> int:
     description="The formula is documented in the survey API (survey.proto).",
 )
 def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.1.3: the satisfaction score and its companions (formula in survey.proto)."""
+    """5.1.3: analyses the responses: the satisfaction score and its companions (formula in survey.proto)."""
     analysis = usecases.analyse_survey(uow, _required_id(job, "survey_id"))
     figures = usecases.analysis_figures(analysis)
     return {
@@ -175,7 +175,7 @@ def analyse_responses(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any
     description="Recording again replaces them; refused before survey.analyse_responses.",
 )
 def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.1.3: the causes of dissatisfaction staff found in the results."""
+    """5.1.3: records the causes of dissatisfaction staff found in the results."""
     with renamed_fields(causes="dissatisfaction_causes"):
         command = Causes.parse(survey_id=job.text("survey_id"), causes=job.text("dissatisfaction_causes"))
     analysis = usecases.record_causes(uow, command)
@@ -198,8 +198,9 @@ def record_causes(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     ],
 )
 def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.1: a problem with its nature and severity; `problem_ids` lists all the survey's problems still
-    to be rectified (the diagram rectifies each)."""
+    """5.2.1: records a problem with its nature and severity.
+
+    `problem_ids` lists all the survey's problems still to be rectified (the diagram rectifies each)."""
     with renamed_fields(
         description="problem_description", nature="problem_nature", severity="problem_severity"
     ):
@@ -233,8 +234,9 @@ def record_problem(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     description="An open measure past its deadline is published once as measure.overdue.",
 )
 def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.2: a measure with responsible department and person, deadline and target; `responsible_people`
-    names who rectifies the problem (5.2.3): the people of all its open measures."""
+    """5.2.2: defines a measure with responsible department and person, deadline and target.
+
+    `responsible_people` names who rectifies the problem (5.2.3): the people of all its open measures."""
     with renamed_fields(deadline="measure_deadline", target="measure_target"):
         command = NewMeasure.parse(
             problem_id=job.text("problem_id"),
@@ -258,7 +260,7 @@ def define_measure(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
     description="Solved closes the problem and completes its measures (refused before any measure).",
 )
 def report_progress(uow: UnitOfWork, job: Job, deps: None) -> Mapping[str, Any]:
-    """5.2.3: progress reported to the client; solved closes the problem."""
+    """5.2.3: reports progress to the client; solved closes the problem."""
     problem_id, solved = _required_id(job, "problem_id"), job.flag("problem_solved")
     with renamed_fields(report="progress_report"):
         problem = usecases.report_progress(uow, problem_id, job.text("progress_report"), solved)
