@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, FloatRect, Locator, Page, expect
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.cli.system import LocalSystem
@@ -33,7 +33,7 @@ NEW_LABEL = "目標與時程 Goals and timeline"
 NOTE = "2.2.1: ask for the goals together with their timeline"
 
 
-def center(page: Page, shape: Locator, canvas: Locator) -> dict[str, float]:
+def center(page: Page, shape: Locator, canvas: Locator) -> FloatRect:
     """Scrolls the canvas with the mouse wheel (as a person does) until `shape` is in its middle, clear of
     the palette; returns the shape's box."""
     area = canvas.bounding_box()
