@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
@@ -138,25 +138,32 @@ def chromium_browser() -> Iterator[Browser]:
     playwright: Playwright
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        expect.set_options(timeout=UI_TIMEOUT_MS)
         try:
             yield browser
         finally:
+            expect.set_options(timeout=5_000)  # playwright's default, for other tests in the session
             browser.close()
 
 
 @contextmanager
 def browser_page(browser: Browser, language: str = "en-US") -> Iterator[Page]:
-    """A page in a context of its own (its own cookies: one person per page), 1440x900."""
+    """A page in a context of its own (its own cookies: one person per page), 1440x900. A script error
+    on the page fails the test."""
     context: BrowserContext = browser.new_context(
         viewport=VIEWPORT,  # type: ignore[arg-type]
         locale=language,
         timezone_id="Asia/Taipei",
     )
     context.set_default_timeout(UI_TIMEOUT_MS)
+    errors: list[str] = []
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        yield context.new_page()
+        yield page
     finally:
         context.close()
+    assert not errors, f"the page raised: {errors}"
 
 
 class ConsoleApi:
