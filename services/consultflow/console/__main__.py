@@ -19,6 +19,7 @@ def main() -> None:
         host=settings.listen_host,
         port=settings.listen_port,
         log_config=None,  # our logging, as every component's
+        access_log=False,  # a request line would log a sign-in link's ticket
         proxy_headers=True,  # behind the Ingress, the client's scheme and address
         server_header=False,
         # open event streams never end by themselves: after this, a stop cancels them (browsers reconnect)

@@ -44,8 +44,11 @@ SECURITY_HEADERS = [
 ]
 
 
+PRIVATE_PATHS = ("/api/", "/signin", "/login", "/callback", "/logout")  # never kept by a cache
+
+
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every HTTP response."""
+    """Adds SECURITY_HEADERS to every HTTP response, and `no-store` to the personal ones."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,9 +58,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        private = str(scope.get("path", "")).startswith(PRIVATE_PATHS)
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                extra = [*SECURITY_HEADERS, *([(b"cache-control", b"no-store")] if private else [])]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -193,4 +193,5 @@ def test_every_response_carries_the_security_headers(console: Console) -> None:
     assert response.status_code == 200
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     assert response.headers["referrer-policy"] == "no-referrer"
+    assert console.signed_in("otto").get("/api/me").headers["cache-control"] == "no-store"
     assert console.browser().get("/healthz").json() == {"status": "ok"}
