@@ -141,7 +141,7 @@ function signInPage() {
     topBar(''),
     h(
       'main',
-      { class: 'signin', 'data-testid': 'signin' },
+      { class: 'signin', 'data-testid': 'signin', id: 'main', tabindex: '-1' },
       h('h1', {}, t('signInTitle')),
       h('p', {}, t('signInLocal'), ' ', h('code', {}, 'consultflow console --as NAME')),
       h('p', {}, h('a', { class: 'button primary', href: '/login', 'data-testid': 'signin-oidc' }, t('signInOrg'))),
@@ -204,7 +204,7 @@ async function route() {
   }
   if (current?.key === 'modeler' && key === 'modeler' && current.definitionId === (parts[0] ?? '')) return;
   destroyCurrent();
-  const container = h('main', { class: ['page', `page-${key}`], id: 'main' });
+  const container = h('main', { class: ['page', `page-${key}`], id: 'main', tabindex: '-1' });
   replace(root, topBar(key), container, statusArea);
   const disposers = [];
   const definitionId = key === 'modeler' ? (parts[0] ?? '') : '';
@@ -221,11 +221,16 @@ async function route() {
 
 function renderMessage(key, text) {
   destroyCurrent();
-  replace(root, topBar(key), h('main', { class: 'page' }, h('p', { class: 'notice' }, text)), statusArea);
+  replace(root, topBar(key), h('main', { class: 'page', id: 'main', tabindex: '-1' }, h('p', { class: 'notice' }, text)), statusArea);
 }
 
 async function start() {
   document.documentElement.lang = language() === 'zh' ? 'zh-Hant' : 'en';
+  // the skip link moves the focus, not the hash (the hash is the route)
+  document.querySelector('a.skip')?.addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('main')?.focus();
+  });
   replace(root, h('p', { class: 'loading' }, t('loading')));
   onLanguageChange(() => {
     if (!me) return signInPage();

@@ -32,6 +32,7 @@ test('the context puts the client apart from earlier decisions and leaves out in
     communication_mode: 'phone',
     _internal: 1,
     needs: 'the form field itself',
+    inquiry_id: 'c679ecbf-1ff4-43ca-9b22-7a7fc5b8b6c3',
     empty: '',
   };
   assert.deepEqual(engagementContext(variables, ['needs']), {
@@ -55,6 +56,8 @@ test('variables_json that is not an object reads as no variables', () => {
 });
 
 test('variable names read as words', () => {
-  assert.equal(humanKey('client_name'), 'Client name');
+  assert.equal(humanKey('client_name'), 'Client');
+  assert.equal(humanKey('client_name', 'zh'), '客戶名稱');
+  assert.equal(humanKey('take_on', 'zh'), 'Take on');
   assert.equal(humanKey('proposal.verdict'), 'Proposal verdict');
 });

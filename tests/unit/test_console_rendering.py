@@ -126,26 +126,19 @@ async def post(request: Request) -> Response:
 
 
 async def definitions(request: Request) -> Response:
-    return _json(
-        {
-            "definitions": [
-                {
-                    "definition_id": "intake:2",
-                    "process_id": "intake",
-                    "version": 2,
-                    "name": "業務承接 Business intake",
-                    "deployed_at": "2026-01-01T00:00:00Z",
-                }
-            ]
-        }
-    )
+    process = request.query_params.get("process_id") or "intake"
+    name = {"intake": "業務承接 Business intake", "engagement": "諮詢項目 Consulting engagement"}[process]
+    listed = {"definition_id": f"{process}:2", "process_id": process, "version": 2, "name": name}
+    return _json({"definitions": [{**listed, "deployed_at": "2026-01-01T00:00:00Z"}]})
 
 
 async def definition(request: Request) -> Response:
-    xml = (ROOT / "bpmn" / "intake.bpmn").read_text(encoding="utf-8")
-    return _json(
-        {"definition": {"definition_id": "intake:2"}, "resources": [{"name": "intake.bpmn", "content": xml}]}
-    )
+    process = request.path_params["definition_id"].split(":")[0]
+    files = [f"{process}.bpmn"] + (["intake.bpmn"] if process == "engagement" else [])
+    resources = [
+        {"name": name, "content": (ROOT / "bpmn" / name).read_text(encoding="utf-8")} for name in files
+    ]
+    return _json({"definition": {"definition_id": f"{process}:2", "name": process}, "resources": resources})
 
 
 async def statistics(request: Request) -> Response:
@@ -173,6 +166,20 @@ async def instances(request: Request) -> Response:
 
 
 async def instance(request: Request) -> Response:
+    if request.path_params["instance_id"] == "e-1":  # an engagement waiting inside the intake it called
+        return _json(
+            {
+                "instance_id": "e-1",
+                "definition_id": "engagement:2",
+                "process_id": "engagement",
+                "version": 2,
+                "state": "INSTANCE_STATE_ACTIVE",
+                "active_elements": [
+                    {"element_id": "understand_needs", "process_id": "intake", "state": "READY"}
+                ],
+                "history": [{"sequence": "1", "type": "element.completed", "element_id": "inquiry_received"}],
+            }
+        )
     history = [
         {"sequence": "1", "type": "instance.created", "time": "2026-01-02T00:00:00Z"},
         {
@@ -396,3 +403,18 @@ def test_the_instance_page_marks_path_wait_and_incident_and_offers_retry(page: P
     page.get_by_test_id("incident-retry").click()
     expect(page.get_by_text("The incident was retried.")).to_be_visible()
     assert CANNED.posts[-1][:2] == ("/api/incidents/inc-1/resolve", CSRF)
+
+
+def test_a_wait_inside_a_called_process_shows_on_its_call_activity_and_in_its_own_diagram(page: Page) -> None:
+    page.goto("/#/operate/instances/e-1")
+    diagram = page.get_by_test_id("diagram")
+    expect(diagram.locator("g.djs-element[data-element-id='intake'].cf-active")).to_have_count(1)
+    page.locator("[data-testid='diagram-file'][data-file='intake.bpmn']").click()
+    expect(diagram.locator("g.djs-element[data-element-id='understand_needs'].cf-active")).to_have_count(1)
+
+
+def test_counts_inside_a_called_process_add_up_on_its_call_activity(page: Page) -> None:
+    page.goto("/#/operate/processes/engagement")  # the canned counts stand on intake's elements
+    called = page.get_by_test_id("diagram").locator(".djs-overlays[data-container-id='intake']")
+    expect(called.locator(".cf-count")).to_have_text("4")
+    expect(called.locator(".cf-incidents")).to_have_text("1")

@@ -2,7 +2,7 @@
 // its incidents; incidents (retry), user tasks, jobs, variables, timeline, the processes it called and
 // the one that called it; cancel and publish a message, each only for the roles that may.
 import { h, replace } from '../dom.js';
-import { drawDiagram, showInstance } from '../diagram.js';
+import { callersOf, drawDiagram, showInstance } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { parseJson, readable, stateLabel, stateName, when } from '../format.js';
 import { humanKey, parseVariables } from '../tasklist.js';
@@ -27,15 +27,22 @@ function elementName(instance, elementId, fallback = '') {
   return named ? bilingual(named) : fallback || elementId;
 }
 
-/** Where the instance has been, waits, and is stuck, from its history and open incidents. */
+/** Where the instance has been (element ids), waits and is stuck ({element_id, process_id}), from its
+ * history, active elements and open incidents. */
 export function instanceMarkers(instance) {
   const done = [];
   for (const event of instance.history ?? []) {
     if (event.type === 'element.completed' && event.element_id) done.push(event.element_id);
   }
-  const active = (instance.active_elements ?? []).map((e) => e.element_id).filter(Boolean);
-  const incidents = (instance.incidents ?? []).filter((i) => !i.resolved_at).map((i) => i.element_id).filter(Boolean);
+  const place = (item) => ({ element_id: item.element_id, process_id: item.process_id ?? '' });
+  const active = (instance.active_elements ?? []).filter((e) => e.element_id).map(place);
+  const incidents = (instance.incidents ?? []).filter((i) => !i.resolved_at && i.element_id).map(place);
   return { done, active, incidents };
+}
+
+/** The diagram files among a definition's resources (the process's own first, then those it calls). */
+function diagramFiles(detail) {
+  return (detail?.resources ?? []).filter((r) => /\.bpmn$/i.test(r.name ?? '') && r.content);
 }
 
 function messageForm(ctx, instance) {
@@ -78,32 +85,66 @@ export async function mountInstance(container, ctx, instanceId) {
   let viewer = null;
   let drawnDefinition = '';
   let processName = ''; // the definition's name, once its diagram is loaded
-  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
+  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'figure', 'aria-label': t('diagram') });
   const body = h('div', { class: 'instance-body' });
   const header = h('div', { class: 'instance-head' });
 
+  let files = []; // the definition's diagram files
+  let callers = new Map();
+  let shownFile = 0;
+  let lastInstance = null;
+  const tabs = h('div', { class: 'diagram-tabs', role: 'group', 'aria-label': t('diagram') });
+
+  const showFile = async (index) => {
+    shownFile = index;
+    viewer?.destroy();
+    viewer = null;
+    canvas.replaceChildren();
+    for (const [i, tab] of [...tabs.children].entries()) {
+      tab.setAttribute('aria-pressed', String(i === index));
+      tab.classList.toggle('on', i === index);
+    }
+    try {
+      viewer = await drawDiagram(canvas, files[index]?.content ?? '', language());
+    } catch (error) {
+      replace(canvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
+      return;
+    }
+    if (lastInstance) showInstance(viewer, instanceMarkers(lastInstance), callers);
+  };
+
   const draw = async (instance) => {
+    lastInstance = instance;
     if (drawnDefinition !== instance.definition_id) {
-      viewer?.destroy();
-      viewer = null;
-      canvas.replaceChildren();
+      drawnDefinition = instance.definition_id;
+      let detail;
       try {
-        const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(instance.definition_id)}`);
-        viewer = await drawDiagram(canvas, detail?.resources?.[0]?.content ?? '', language());
-        drawnDefinition = instance.definition_id;
-        processName = detail?.definition?.name ?? '';
-        for (const named of header.querySelectorAll('.process-name')) named.textContent = bilingual(processName);
+        detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(instance.definition_id)}`);
       } catch (error) {
+        drawnDefinition = '';
         replace(canvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
         return;
       }
-    } else {
-      const markers = viewer.get('canvas');
-      for (const element of viewer.get('elementRegistry').getAll()) {
-        for (const marker of ['cf-done', 'cf-active', 'cf-incident']) markers.removeMarker(element.id, marker);
-      }
+      files = diagramFiles(detail);
+      callers = callersOf(files.map((f) => f.content));
+      processName = detail?.definition?.name ?? '';
+      for (const named of header.querySelectorAll('.process-name')) named.textContent = bilingual(processName);
+      replace(
+        tabs,
+        files.length > 1
+          ? files.map((file, index) =>
+              h(
+                'button',
+                { type: 'button', class: 'tab', 'data-testid': 'diagram-file', 'data-file': file.name, onclick: () => showFile(index) },
+                file.name.replace(/\.bpmn$/i, ''),
+              ),
+            )
+          : null,
+      );
+      await showFile(0);
+      return;
     }
-    showInstance(viewer, instanceMarkers(instance));
+    if (viewer) showInstance(viewer, instanceMarkers(instance), callers);
   };
 
   const render = (instance, children) => {
@@ -229,7 +270,7 @@ export async function mountInstance(container, ctx, instanceId) {
           ? table(
               [t('name'), t('value')],
               variables.map(([key, value]) =>
-                h('tr', {}, h('td', { title: key }, humanKey(key), h('div', { class: 'muted mono' }, key)), h('td', { class: 'wrap' }, readable(value))),
+                h('tr', {}, h('td', { title: key }, humanKey(key, language()), h('div', { class: 'muted mono' }, key)), h('td', { class: 'wrap' }, readable(value))),
               ),
             )
           : h('p', { class: 'muted' }, t('noVariables')),
@@ -300,6 +341,7 @@ export async function mountInstance(container, ctx, instanceId) {
       'div',
       { class: 'instance-page', 'data-testid': 'instance-page', 'data-instance-id': instanceId },
       header,
+      tabs,
       canvas,
       h('p', { class: 'legend muted' }, t('instanceLegend')),
       body,

@@ -2,7 +2,7 @@
 // with their running instances and incidents, a process's diagram as a heat map, instance search, and
 // (pages/instance.js) one instance.
 import { h, replace } from '../dom.js';
-import { drawDiagram, showStatistics } from '../diagram.js';
+import { callersOf, drawDiagram, elementProcesses, showStatistics } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { relative, stateLabel, stateName, when } from '../format.js';
 import { mountInstance } from './instance.js';
@@ -17,8 +17,9 @@ function rowLink(href) {
   };
 }
 
-/** A table of instance summaries (data-testid instance-row each), linking to their pages. */
-export function instanceTable(instances) {
+/** A table of instance summaries (data-testid instance-row each), linking to their pages; `names` maps a
+ * process id to its name where known. */
+export function instanceTable(instances, names = new Map()) {
   return h(
     'table',
     { class: 'grid instances' },
@@ -28,7 +29,9 @@ export function instanceTable(instances) {
       h(
         'tr',
         {},
-        [t('businessKey'), t('process'), t('state'), t('waitingAt'), t('incidents'), t('updated')].map((c) => h('th', { scope: 'col' }, c)),
+        [t('businessKey'), t('process'), t('state'), t('waitingAt'), t('incidents'), t('updated')].map((c, i) =>
+          h('th', { scope: 'col', class: i === 4 ? 'num' : null }, c),
+        ),
       ),
     ),
     h(
@@ -49,7 +52,12 @@ export function instanceTable(instances) {
             h('a', { href: `#/operate/instances/${encodeURIComponent(inst.instance_id)}` }, inst.business_key || inst.instance_id.slice(0, 8)),
             h('div', { class: 'muted mono' }, inst.instance_id),
           ),
-          h('td', {}, bilingual(inst.process_id ?? ''), h('span', { class: 'muted' }, ` ${inst.definition_id?.split(':')[1] ? `v${inst.definition_id.split(':')[1]}` : ''}`)),
+          h(
+            'td',
+            {},
+            bilingual(names.get(inst.process_id) || inst.process_id || ''),
+            h('span', { class: 'muted' }, ` ${inst.definition_id?.split(':')[1] ? `v${inst.definition_id.split(':')[1]}` : ''}`),
+          ),
           h('td', {}, h('span', { class: ['state', stateName(inst.state).toLowerCase()] }, stateLabel(inst.state))),
           h('td', {}, (inst.waiting_at ?? []).map((name) => bilingual(name)).join(', ')),
           h('td', { class: 'num' }, Number(inst.open_incidents ?? 0) ? h('span', { class: 'incident-count' }, String(inst.open_incidents)) : ''),
@@ -64,7 +72,8 @@ export function instanceTable(instances) {
  * The instance search: business key or id prefix, state, process, only with incidents; pages with
  * "load more". `fixedProcess` pins the process (on a process's page). Returns {element, reload()}.
  */
-function instanceSearch(ctx, processIds, fixedProcess = '') {
+function instanceSearch(ctx, names, fixedProcess = '') {
+  const processIds = [...names.keys()];
   const filter = { query: '', state: '', process_id: fixedProcess, with_incidents: false };
   let shown = [];
   let nextToken = '';
@@ -88,7 +97,7 @@ function instanceSearch(ctx, processIds, fixedProcess = '') {
         'select',
         { 'data-testid': 'instance-process', 'aria-label': t('process') },
         h('option', { value: '' }, t('anyProcess')),
-        processIds.map((pid) => h('option', { value: pid }, pid)),
+        processIds.map((pid) => h('option', { value: pid }, bilingual(names.get(pid) || pid))),
       );
   const incidents = h('input', { type: 'checkbox', 'data-testid': 'instance-with-incidents' });
 
@@ -108,7 +117,7 @@ function instanceSearch(ctx, processIds, fixedProcess = '') {
       const total = Number(body?.total ?? shown.length);
       replace(
         results,
-        shown.length ? instanceTable(shown) : h('p', { class: 'muted' }, t('noInstances')),
+        shown.length ? instanceTable(shown, names) : h('p', { class: 'muted' }, t('noInstances')),
         shown.length ? h('p', { class: 'muted' }, t('countOf', { shown: shown.length, total })) : null,
         nextToken ? h('button', { type: 'button', class: 'secondary', onclick: () => load(true) }, t('more')) : null,
       );
@@ -185,13 +194,13 @@ async function overview(container, ctx) {
       ),
     ).then(renderRows);
   renderRows();
-  const search = instanceSearch(ctx, definitions.map((d) => d.process_id));
+  const search = instanceSearch(ctx, new Map(definitions.map((d) => [d.process_id, d.name || d.process_id])));
   replace(
     container,
     h('h1', {}, t('operateTitle')),
     h(
       'section',
-      { 'aria-label': t('processes') },
+      { class: 'panel', 'aria-label': t('processes') },
       h('h2', {}, t('processes')),
       definitions.length
         ? h(
@@ -200,7 +209,13 @@ async function overview(container, ctx) {
             h(
               'thead',
               {},
-              h('tr', {}, [t('process'), t('version'), t('running'), t('withIncidents'), t('updated')].map((c) => h('th', { scope: 'col' }, c))),
+              h(
+                'tr',
+                {},
+                [t('process'), t('version'), t('running'), t('withIncidents'), t('updated')].map((c, i) =>
+                  h('th', { scope: 'col', class: i >= 1 && i <= 3 ? 'num' : null }, c),
+                ),
+              ),
             ),
             table,
           )
@@ -226,7 +241,8 @@ async function processPage(container, ctx, processId) {
   let version = 0; // every version
   let viewer = null;
   let drawnDefinition = '';
-  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'img', 'aria-label': t('diagram') });
+  let where = {}; // {callers, processes} of the drawn definition's files
+  const canvas = h('div', { class: 'diagram', 'data-testid': 'diagram', role: 'figure', 'aria-label': t('diagram') });
   const summary = h('p', { class: 'summary' });
   const select = h(
     'select',
@@ -248,7 +264,7 @@ async function processPage(container, ctx, processId) {
       `${t('withIncidents')}: `,
       h('strong', { class: Number(stats?.instances_with_incidents ?? 0) ? 'incident-count' : null }, String(stats?.instances_with_incidents ?? 0)),
     );
-    if (viewer) showStatistics(viewer, stats?.elements ?? [], labels);
+    if (viewer) showStatistics(viewer, stats?.elements ?? [], labels, where);
   };
   const draw = async () => {
     const definition = version ? versions.find((d) => d.version === version) : versions[0];
@@ -259,6 +275,8 @@ async function processPage(container, ctx, processId) {
     try {
       const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(definition.definition_id)}`);
       const xml = detail?.resources?.[0]?.content ?? '';
+      const texts = (detail?.resources ?? []).filter((r) => /\.bpmn$/i.test(r.name ?? '')).map((r) => r.content ?? '');
+      where = { callers: callersOf(texts), processes: elementProcesses(texts) };
       viewer = await drawDiagram(canvas, xml, language());
       drawnDefinition = definition.definition_id;
     } catch (error) {
@@ -270,7 +288,7 @@ async function processPage(container, ctx, processId) {
     await draw();
     await loadStats();
   });
-  const search = instanceSearch(ctx, [processId], processId);
+  const search = instanceSearch(ctx, new Map([[processId, versions[0].name || processId]]), processId);
   const latest = versions[0];
   replace(
     container,

@@ -3,7 +3,7 @@
 import { ApiError } from '../api.js';
 import { h, replace } from '../dom.js';
 import { formProblems, formVariables } from '../forms.js';
-import { bilingual, t } from '../i18n.js';
+import { bilingual, language, t } from '../i18n.js';
 import { readable, relative, when } from '../format.js';
 import { engagementContext, humanKey, parseVariables, sortTasks, urgency } from '../tasklist.js';
 import { renderFields } from './taskform.js';
@@ -23,9 +23,9 @@ function savedScope() {
 
 function dueBadge(task) {
   const level = urgency(task);
-  if (level === 'none') return h('span', { class: 'due none' }, t('noDue'));
+  if (level === 'none') return h('span', { class: 'due-badge none' }, t('noDue'));
   const text = level === 'overdue' ? t('overdueSince', { when: relative(task.due_at) }) : t('dueAt', { when: relative(task.due_at) });
-  return h('span', { class: ['due', level], title: when(task.due_at) }, text);
+  return h('span', { class: ['due-badge', level], title: when(task.due_at) }, text);
 }
 
 function holder(task, me) {
@@ -53,7 +53,7 @@ function definitionList(entries) {
   return h(
     'dl',
     { class: 'kv' },
-    entries.map(([key, value]) => [h('dt', {}, humanKey(key)), h('dd', {}, readable(value))]),
+    entries.map(([key, value]) => [h('dt', { title: key }, humanKey(key, language())), h('dd', {}, readable(value))]),
   );
 }
 
@@ -98,9 +98,8 @@ export const tasksPage = {
         'button',
         {
           type: 'button',
-          role: 'tab',
           'data-testid': `scope-${value}`,
-          'aria-selected': String(scope === value),
+          'aria-pressed': String(scope === value),
           class: ['tab', scope === value && 'on'],
           onclick: () => {
             scope = value;
@@ -119,7 +118,7 @@ export const tasksPage = {
     const renderToolbar = () =>
       replace(
         toolbar,
-        h('div', { role: 'tablist', class: 'tabs' }, scopeButton('mine', t('scopeMine')), scopeButton('groups', t('scopeGroups'))),
+        h('div', { role: 'group', class: 'tabs', 'aria-label': t('tasksTitle') }, scopeButton('mine', t('scopeMine')), scopeButton('groups', t('scopeGroups'))),
         h(
           'label',
           { class: 'check' },
@@ -279,8 +278,10 @@ export const tasksPage = {
       busy = true;
       const keep = form?.read() ?? {};
       try {
-        const task = await api.post(`/api/tasks/${api.segment(selected.user_task_id)}/${action}`);
-        renderDetail(task?.user_task_id ? task : { ...selected, assignee: action === 'claim' ? me.name : '' }, keep);
+        const path = `/api/tasks/${api.segment(selected.user_task_id)}`;
+        await api.post(`${path}/${action}`);
+        // read the task again: the claim's answer leaves out the data the task sees (its context)
+        renderDetail(await api.get(path), keep);
         loadList();
       } catch (error) {
         ctx.notify(error.message, 'error');
