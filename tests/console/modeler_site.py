@@ -89,8 +89,18 @@ def process_id(path: Path) -> str:
     return str(process.get("id"))
 
 
+REVISED = ("記錄需求文檔 Record the requirements", "形成初步需求文檔 Record the preliminary requirements")
+
+
+def content(definition: dict[str, Any]) -> str:
+    """A version's file: bpmn/'s for version 1; intake's version 2 renames one task."""
+    text = (BPMN_DIR / str(definition["resource_name"])).read_text(encoding="utf-8")
+    return text.replace(REVISED[1], REVISED[0]) if definition["version"] == 2 else text
+
+
 def definitions() -> list[dict[str, Any]]:
-    """GET /api/definitions as the console serves it: one version per file of bpmn/."""
+    """GET /api/definitions as the console serves it: one version per file of bpmn/, and a version 2 of
+    intake."""
     rows = []
     for path in sorted(BPMN_DIR.glob("*.bpmn")):
         pid = process_id(path)
@@ -107,6 +117,8 @@ def definitions() -> list[dict[str, Any]]:
                 "differs_from_repository": pid == "intake",
             }
         )
+        if pid == "intake":
+            rows.append({**rows[-1], "definition_id": "intake:2", "version": 2, "note": "renamed a task"})
     return rows
 
 
@@ -116,6 +128,7 @@ class Site:
 
     url: str
     posted: list[tuple[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, str]] = field(default_factory=list)  # what POST /api/deployments/validate finds
 
 
 def _handler(site: Site, folder: Path) -> type[BaseHTTPRequestHandler]:
@@ -141,15 +154,17 @@ def _handler(site: Site, folder: Path) -> type[BaseHTTPRequestHandler]:
             if path == "/api/definitions":
                 wanted = parse_qs(url.query).get("process_id", [""])[0]
                 rows = [d for d in definitions() if not wanted or d["process_id"] == wanted]
+                if parse_qs(url.query).get("latest_only") == ["true"]:
+                    rows = [d for d in rows if d["definition_id"] != "intake:1"]
                 return self._json({"definitions": rows})
             if path.startswith("/api/definitions/"):
                 wanted_id = path.removeprefix("/api/definitions/")
                 found = [d for d in definitions() if d["definition_id"] == wanted_id]
                 if not found:
                     return self._json({"error": {"code": "NOT_FOUND", "message": wanted_id}}, 404)
-                own = BPMN_DIR / found[0]["resource_name"]
-                files = [own, *sorted(BPMN_DIR.glob("*.dmn"))]
-                resources = [{"name": f.name, "content": f.read_text(encoding="utf-8")} for f in files]
+                resources = [{"name": found[0]["resource_name"], "content": content(found[0])}]
+                for dmn in sorted(BPMN_DIR.glob("*.dmn")):
+                    resources.append({"name": dmn.name, "content": dmn.read_text(encoding="utf-8")})
                 return self._json({"definition": found[0], "resources": resources})
             name = "index.html" if path in ("/", "") else path.lstrip("/")
             file = folder / name
@@ -162,7 +177,7 @@ def _handler(site: Site, folder: Path) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
             site.posted.append((self.path, body))
             if self.path == "/api/deployments/validate":
-                return self._json({"problems": [], "unchanged": []})
+                return self._json({"problems": site.problems, "unchanged": []})
             if self.path == "/api/deployments":
                 return self._json({"deployment_id": "d1", "definitions": [], "unchanged": []})
             return self._json({"error": {"code": "NOT_FOUND", "message": self.path}}, 404)

@@ -12,28 +12,32 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import SpiffWorkflow
 from lxml import etree
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.bpmn.modeler_tools import chromium
+from tests.bpmn.modeler_tools import chromium, node_and_modules
 from tests.bpmn.test_browser import CHROMIUM_ARGS
-from tests.console.modeler_site import EDITABLE, Site, build, process_id, serve
-from tests.support.catalogue import BPMN_DIR, NS
+from tests.console.modeler_site import EDITABLE, REVISED, Site, build, process_id, serve
+from tests.support.catalogue import BPMN_DIR, NS, ROOT
 
 SPIFF_PARSER = Path(str(SpiffWorkflow.__file__)).parent / "spiff" / "parser"
 PREFIXES = {uri: prefix for prefix, uri in NS.items()}
 PREFIXES["http://www.w3.org/2001/XMLSchema-instance"] = "xsi"
+PREFIXES["https://www.omg.org/spec/DMN/20191111/MODEL/"] = "dmn"
 LIST: dict[str, Any] = json.loads(EDITABLE.read_text(encoding="utf-8"))
 ITEMS: list[dict[str, Any]] = LIST["items"]
 ANCHORLESS = {NS["camunda"], NS["spiffworkflow"]}  # their `id` attributes are names that edits change
-# bpmn-js writes no attribute that equals the BPMN default; the orchestrator reads the default alike.
-DEFAULTS = {("bpmn:boundaryEvent", "cancelActivity"): "true"}
+# bpmn-js and dmn-js write no attribute that equals the standard's default; the orchestrator and
+# platform/decisions.py read the default alike.
+DEFAULTS = {("bpmn:boundaryEvent", "cancelActivity"): "true", ("dmn:decisionTable", "hitPolicy"): "UNIQUE"}
 
 
 def _name(qname: str) -> str:
@@ -112,6 +116,7 @@ def page(browser: Browser, site: Site) -> Iterator[Page]:
 
 
 def open_definition(page: Page, site: Site, definition_id: str) -> None:
+    page.goto("about:blank")  # a fresh page, also when only the hash would change
     page.goto(f"{site.url}/index.html#/modeler/{definition_id}")
     page.wait_for_selector("[data-testid=modeler-canvas] .djs-container", timeout=30_000)
     page.wait_for_function("() => window.cfModeler && window.cfModeler.editor")
@@ -172,10 +177,10 @@ def export(page: Page) -> tuple[str, bytes]:
 
 
 def label_bounds(path: Path, element_id: str) -> str:
-    """The key prefix of the element's label bounds in the diagram interchange."""
+    """The key prefix of the element's label (its presence and bounds) in the diagram interchange."""
     root = etree.parse(str(path)).getroot()
     shapes = root.xpath("//bpmndi:*[@bpmnElement=$id]", namespaces=NS, id=element_id)
-    return f"{shapes[0].get('id')}/bpmndi:BPMNLabel[0]/dc:Bounds[0]@" if shapes else "\0"
+    return f"{shapes[0].get('id')}/bpmndi:BPMNLabel[0]" if shapes else "\0"
 
 
 def resource_of(definition_id: str) -> Path:
@@ -238,9 +243,243 @@ def test_the_panel_edits_exactly_this(page: Page, site: Site, item: dict[str, An
 
 
 @pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.name)
-def test_an_unedited_diagram_exports_unchanged(page: Page, site: Site, path: Path) -> None:
-    """The descriptors keep every attribute and element: opening and exporting changes nothing."""
+def test_an_edit_undone_leaves_the_file_as_it_was(page: Page, site: Site, path: Path) -> None:
+    """The descriptors keep every attribute and element: a task renamed and renamed back in the panel makes
+    the modeler write the whole file again, and nothing else in it changes."""
+    task = (
+        etree.parse(str(path)).getroot().xpath("(//bpmn:userTask | //bpmn:serviceTask)[1]", namespaces=NS)[0]
+    )
     open_definition(page, site, f"{process_id(path)}:1")
+    select(page, task.get("id"))
+    edit(page, "general", "name", value="renamed")
+    edit(page, "general", "name", value=task.get("name"))
     name, saved = export(page)
     assert name == path.name
-    assert differences(flatten(path.read_bytes()), flatten(saved)) == {}
+    assert b"renamed" not in saved
+    changed = differences(flatten(path.read_bytes()), flatten(saved))
+    for key in [k for k in changed if k.startswith(label_bounds(path, task.get("id")))]:
+        del changed[key]  # bpmn-js gave the renamed task's shape a label of its own: layout, not content
+    assert changed == {}
+
+
+def test_an_unedited_file_exports_as_deployed(page: Page, site: Site) -> None:
+    """Opening a file changes nothing: export and deploy send its deployed text as it was."""
+    open_definition(page, site, "implementation:1")
+    name, saved = export(page)
+    assert (name, saved) == ("implementation.bpmn", (BPMN_DIR / "implementation.bpmn").read_bytes())
+    assert page.locator("[data-testid=resource-tab].cf-edited").count() == 0
+    registry = "window.cfModeler.editor.modeler.get('elementRegistry')"
+    select(page, page.evaluate(f"() => {registry}.filter((e) => e.type === 'bpmn:UserTask')[0].id"))
+    edit(page, "general", "name", value="renamed")
+    assert (
+        page.locator('[data-testid=resource-tab].cf-edited[data-resource="implementation.bpmn"]').count() == 1
+    )
+
+
+# ------------------------------------------------------------------------------------------- the page
+
+
+def test_the_list_shows_every_process_and_opens_one(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/index.html#/modeler")
+    rows = page.locator("[data-testid=definition-row]")
+    rows.first.wait_for()
+    shown = {rows.nth(i).get_attribute("data-definition-id") for i in range(rows.count())}
+    assert shown == {
+        f"{process_id(p)}:{2 if process_id(p) == 'intake' else 1}" for p in BPMN_DIR.glob("*.bpmn")
+    }
+    page.locator('[data-testid=definition-row][data-definition-id="market_research:1"] a').click()
+    page.wait_for_selector("[data-testid=modeler-canvas] .djs-container")
+    assert unquote(page.url).endswith("#/modeler/market_research:1")
+
+
+def test_problems_show_as_a_list_and_on_the_elements(page: Page, site: Site) -> None:
+    """The orchestrator's deploy checks (canned here) and bpmnlint in the browser (a task whose name the
+    panel cleared breaks label-required) both land in the list and on the diagram; a row selects its
+    element."""
+    site.problems = [
+        {
+            "resource_name": "intake.bpmn",
+            "element_id": "assess_feasibility",
+            "message": "too wide",
+            "rule": "limit",
+        }
+    ]
+    try:
+        open_definition(page, site, "intake:1")
+        select(page, "record_requirements")
+        edit(page, "general", "name", value="")
+        page.locator("[data-testid=modeler-validate]").click()
+        server_row = page.locator('[data-testid=problem-row][data-element-id="assess_feasibility"]')
+        server_row.wait_for()
+        lint_row = page.locator('[data-testid=problem-row][data-element-id="record_requirements"]')
+        assert lint_row.get_attribute("data-rule") == "lint.label-required"
+        for element in ("assess_feasibility", "record_requirements"):
+            marked = page.locator(f'.djs-element.cf-problem[data-element-id="{element}"]')
+            assert marked.count() == 1, element
+            assert page.locator(f'.cf-problem-badge[data-element-id="{element}"]').count() == 1
+        server_row.click()
+        selected = page.evaluate(
+            "() => window.cfModeler.editor.modeler.get('selection').get().map((e) => e.id)"
+        )
+        assert selected == ["assess_feasibility"]
+        page.locator("[data-testid=modeler-deploy]").click()
+        page.wait_for_selector("[data-testid=modeler-status].cf-bad")
+        assert not [p for p in site.posted if p[0] == "/api/deployments"], "deployed despite problems"
+    finally:
+        site.problems = []
+
+
+def test_deploy_sends_every_resource_with_the_edited_one_and_the_note(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:1")
+    select(page, "assess_feasibility")
+    edit(page, "CamundaPlatform__UserAssignment", "candidateGroups", value="experts, managers")
+    page.locator("[data-testid=deploy-note]").fill("2.2.2: managers assess too")
+    before = len(site.posted)
+    page.locator("[data-testid=modeler-deploy]").click()
+    page.wait_for_selector("[data-testid=modeler-status].cf-good")
+    deploys = [body for path, body in site.posted[before:] if path == "/api/deployments"]
+    assert len(deploys) == 1
+    sent = {r["name"]: r["content"] for r in deploys[0]["resources"]}
+    assert deploys[0]["note"] == "2.2.2: managers assess too"
+    assert list(sent) == ["intake.bpmn", *sorted(p.name for p in BPMN_DIR.glob("*.dmn"))]
+    for name in sent:
+        if name != "intake.bpmn":
+            assert sent[name] == (BPMN_DIR / name).read_text(encoding="utf-8")
+    changed = differences(
+        flatten((BPMN_DIR / "intake.bpmn").read_bytes()), flatten(sent["intake.bpmn"].encode())
+    )
+    assert changed == {"assess_feasibility@camunda:candidateGroups": "experts, managers"}
+
+
+def test_import_replaces_the_file_of_that_name(page: Page, site: Site, tmp_path: Path) -> None:
+    edited = tmp_path / "intake.bpmn"
+    edited.write_text((BPMN_DIR / "intake.bpmn").read_text(encoding="utf-8").replace(REVISED[1], REVISED[0]))
+    open_definition(page, site, "intake:1")
+    page.locator("[data-testid=modeler-import-file]").set_input_files(str(edited))
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=modeler-status]').textContent.includes('intake')"
+    )
+    name, saved = export(page)
+    assert name == "intake.bpmn"
+    assert differences(flatten(edited.read_bytes()), flatten(saved)) == {}
+
+
+def test_a_banner_says_when_the_deployed_version_differs_from_the_repository(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:1")
+    assert page.locator("[data-testid=modeler-canvas] .bjs-powered-by").is_visible()  # bpmn.io's licence
+    banner = page.locator("[data-testid=repository-differs]")
+    assert banner.is_visible()
+    assert banner.locator("[data-testid=modeler-export]").count() == 1
+    open_definition(page, site, "market_research:1")
+    assert page.locator("[data-testid=repository-differs]").count() == 0
+
+
+def test_two_versions_side_by_side_mark_what_changed(page: Page, site: Site) -> None:
+    open_definition(page, site, "intake:2")
+    page.wait_for_selector("[data-testid=compare-newer-version] option >> nth=1", state="attached")
+    assert page.locator("[data-testid=compare-older-version]").input_value() == "intake:1"
+    assert page.locator("[data-testid=compare-newer-version]").input_value() == "intake:2"
+    page.locator("[data-testid=modeler-compare]").click()
+    rows = page.locator("[data-testid=diff-row]")
+    rows.first.wait_for()
+    assert [
+        (rows.nth(i).get_attribute("data-element-id"), rows.nth(i).get_attribute("data-kind"))
+        for i in range(rows.count())
+    ] == [("record_requirements", "changed")]
+    assert f"name: {REVISED[1]} → {REVISED[0]}" in rows.first.inner_text()
+    for side in ("compare-older", "compare-newer"):
+        marked = page.locator(
+            f'[data-testid={side}] .djs-element.cf-diff-changed[data-element-id="record_requirements"]'
+        )
+        assert marked.count() == 1, side
+
+
+@pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.dmn")), ids=lambda p: p.name)
+def test_a_decision_table_opens_in_dmn_js_and_saves_unchanged(page: Page, site: Site, path: Path) -> None:
+    """The table opens in dmn-js; written by dmn-js (as after an edit), its XML says what it said."""
+    open_definition(page, site, "delivery_acceptance:1")
+    page.locator(f'[data-testid=resource-tab][data-resource="{path.name}"]').click()
+    page.wait_for_selector("[data-testid=modeler-canvas] .tjs-table")
+    watermark = page.locator("[data-testid=modeler-canvas] .bjs-powered-by").first
+    assert watermark.is_visible()  # bpmn.io's licence
+    page.evaluate(
+        "() => window.cfModeler.markEdited()"
+    )  # export what dmn-js writes, not the text as deployed
+    name, saved = export(page)
+    assert name == path.name
+    assert saved != path.read_bytes()
+    assert differences(flatten((BPMN_DIR / name).read_bytes()), flatten(saved)) == {}
+
+
+def test_picking_an_operation_fills_in_its_declared_inputs(page: Page, site: Site) -> None:
+    """crm.note_contact declares engagement_id and channel: the expression already written for engagement_id
+    stays, channel starts as the variable of its name, the other parameters go; outputs and errors show."""
+    open_definition(page, site, "intake:1")
+    select(page, "record_requirements")
+    edit(page, "cf-operation", "cf-operation", option="crm.note_contact")
+    page.wait_for_selector('[data-entry-id="cf-param-channel"]')
+    _, saved = export(page)
+    operator = etree.fromstring(saved).xpath(
+        "//bpmn:serviceTask[@id='record_requirements']//spiffworkflow:serviceTaskOperator", namespaces=NS
+    )[0]
+    assert operator.get("id") == "crm.note_contact"
+    parameters = [
+        (p.get("id"), p.get("type"), p.get("value"))
+        for p in operator.iter(f"{{{NS['spiffworkflow']}}}parameter")
+    ]
+    assert parameters == [("engagement_id", "str", "engagement_id"), ("channel", "str", "channel")]
+    open_definition(page, site, "intake:1")
+    select(page, "record_requirements")
+    reveal(page, "cf-operation", "cf-operation-info")
+    info = page.locator('[data-entry-id="cf-operation-info"]')
+    info.wait_for()
+    assert "requirements_version" in info.inner_text()
+    assert "engagement_closed" in info.inner_text()
+
+
+@pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.name)
+def test_bpmnlint_in_the_browser_passes_the_repository_diagrams(page: Page, site: Site, path: Path) -> None:
+    """The bundled rules are bpmn/.bpmnlintrc's, which tests/bpmn/test_diagrams.py holds bpmn/ to."""
+    open_definition(page, site, f"{process_id(path)}:1")
+    page.locator("[data-testid=modeler-validate]").click()
+    page.wait_for_selector("[data-testid=modeler-status].cf-good")
+    assert page.locator("[data-testid=problem-row]").count() == 0
+
+
+def test_the_regulation_marks_are_edited_line_by_line() -> None:
+    """console/src/modeler/regulation.js under Node's test runner
+    (console/test/modeler/regulation.test.mjs)."""
+    node, _ = node_and_modules()
+    test_file = "console/test/modeler/regulation.test.mjs"
+    result = subprocess.run(
+        [node, "--test", test_file], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_docs_list_what_the_modeler_edits() -> None:
+    """docs/console.md "What the modeler edits" names every item and every name not edited."""
+    docs = (ROOT / "docs" / "console.md").read_text(encoding="utf-8")
+    section = docs.split("## What the modeler edits", 1)[1].split("\n## ", 1)[0]
+    missing = [item["id"] for item in ITEMS if f"| `{item['id']}` |" not in section]
+    names = [entry["name"] for entry in LIST["not_edited"]]
+    missing += [name for name in names if f"`spiffworkflow:{name}`" not in section]
+    assert not missing, f"docs/console.md does not list {missing}"
+
+
+def test_deploy_is_disabled_for_a_person_who_may_not_deploy(page: Page, site: Site) -> None:
+    page.goto(f"{site.url}/index.html?deploy=no&lang=zh#/modeler/intake:1")
+    page.wait_for_selector("[data-testid=modeler-canvas] .djs-container")
+    assert page.locator("[data-testid=modeler-deploy]").is_disabled()
+    assert page.locator("[data-testid=modeler-deploy]").inner_text() == "部署"
+    assert page.locator("[data-testid=modeler-validate]").is_enabled()
+
+
+def test_the_list_names_every_camunda_extension_the_orchestrator_reads() -> None:
+    """Every camunda: attribute or element orchestrator/engine.py reads is in the list."""
+    source = (ROOT / "services" / "consultflow" / "orchestrator" / "engine.py").read_text(encoding="utf-8")
+    read = set(re.findall(r"CAMUNDA_NS\}\}\}(\w+)", source)) | set(re.findall(r"camunda:(\w+)", source))
+    edited = " ".join(item["xml"] for item in ITEMS)
+    missing = sorted(n for n in read if f"camunda:{n}" not in edited)
+    assert {"candidateGroups", "formField", "constraint"} <= read  # engine.py was read
+    assert not missing, f"editable.json lacks camunda:{missing}"

@@ -10,6 +10,13 @@ const KINDS = [
   ['_layoutChanged', 'cf-diff-layout', 'moved'],
 ];
 
+/** A changed value, short enough for one line of the list. */
+function shown(value) {
+  if (value === undefined || value === null) return '—';
+  const text = typeof value === 'object' ? (value.id || value.$type || JSON.stringify(value)) : String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}…` : text;
+}
+
 function mark(viewer, ids, marker) {
   const registry = viewer.get('elementRegistry');
   const canvas = viewer.get('canvas');
@@ -44,7 +51,10 @@ export async function showComparison(container, older, newer, labels) {
     for (const id of ids) {
       const entry = changes[key][id];
       const model = entry.model || entry;
-      rows.push({ id, kind, type: (model.$type || '').replace('bpmn:', ''), attrs: Object.keys(entry.attrs || {}) });
+      // bpmn-js-differ 3.2 hands jsondiffpatch's [older, newer] pair to ChangeHandler.changed(model, property,
+      // newValue, oldValue) in that order, so `newValue` holds the older value (tests/console checks the order).
+      const attrs = Object.entries(entry.attrs || {}).map(([name, change]) => `${name}: ${shown(change.newValue)} → ${shown(change.oldValue)}`);
+      rows.push({ id, kind, type: (model.$type || '').replace('bpmn:', ''), attrs });
     }
   }
   return { rows, viewers };

@@ -69,18 +69,27 @@ export function localName(name, lang) {
   return lang === 'zh' ? split[1].trim() : split[2].trim();
 }
 
+/** The person's `can.deploy` (the shell gives ctx.can, or ctx.me.can). */
+function canDeploy(ctx) {
+  const can = ctx.can || (ctx.me && ctx.me.can) || {};
+  return can.deploy;
+}
+
 function errorText(error) {
   if (!error) return '';
-  const fields = (error.field_violations || []).map((v) => `${v.field}: ${v.description}`).join('; ');
+  const fields = (error.field_violations || error.fieldViolations || []).map((v) => `${v.field}: ${v.description}`).join('; ');
   return `${error.code || error.status || 'error'}: ${error.message || ''}${fields ? ` (${fields})` : ''}`;
 }
 
 /** Mounts the page into `container`; returns a function that unmounts it. */
 export function mountModeler(container, ctx) {
-  const t = TEXT[ctx.lang] || TEXT.en;
+  const lang = typeof ctx.language === 'function' ? ctx.language() : ctx.lang;
+  const t = { ...(TEXT[lang] || TEXT.en), lang: lang === 'zh' ? 'zh' : 'en' };
+  if (typeof ctx.bilingual === 'function') t.name = (text) => ctx.bilingual(text); // the shell's split
+  else t.name = (text) => localName(text, t.lang);
   const root = el('div', { class: 'cf-modeler', testid: 'modeler' });
   container.replaceChildren(root);
-  const id = ctx.params && ctx.params.definition_id;
+  const id = (ctx.params && ctx.params.definition_id) || ctx.definitionId;
   const page = id ? new DefinitionPage(root, ctx, t, decodeURIComponent(id)) : null;
   if (page) page.open().catch((e) => page.fail(e));
   else listDefinitions(root, ctx, t).catch((e) => root.append(el('p', { class: 'cf-error' }, errorText(e))));
@@ -98,7 +107,7 @@ async function listDefinitions(root, ctx, t) {
       class: 'cf-definition-row', testid: 'definition-row', 'data-definition-id': d.definition_id,
       onclick: () => ctx.navigate(`#/modeler/${encodeURIComponent(d.definition_id)}`),
     },
-    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, localName(d.name, ctx.lang) || d.process_id)),
+    el('td', {}, el('a', { href: `#/modeler/${encodeURIComponent(d.definition_id)}` }, t.name(d.name) || d.process_id)),
     el('td', {}, el('code', {}, d.process_id)),
     el('td', {}, String(d.version)),
     el('td', {}, d.resource_name || ''),
@@ -119,6 +128,13 @@ class DefinitionPage {
     this.active = null; // the resource name in the editor
     this.editor = null; // {kind: 'bpmn'|'dmn', modeler}
     this.problems = [];
+    this.edited = new Set(); // resource names changed in the editor or imported
+    this.leaving = (event) => {
+      if (!this.edited.size) return;
+      event.preventDefault();
+      event.returnValue = '';
+    };
+    window.addEventListener('beforeunload', this.leaving);
   }
 
   fail(error) {
@@ -146,7 +162,7 @@ class DefinitionPage {
     const exportButton = () => el('button', { type: 'button', testid: 'modeler-export', onclick: () => this.exportActive() }, t.export);
     const header = el('div', { class: 'cf-modeler-header' },
       el('a', { href: '#/modeler', class: 'cf-back' }, `← ${t.back}`),
-      el('h2', {}, `${localName(d.name, this.ctx.lang) || d.process_id} · ${t.version} ${d.version}`),
+      el('h2', {}, `${t.name(d.name) || d.process_id} · ${t.version} ${d.version}`),
       el('span', { class: 'cf-muted' }, [d.deployed_by || t.startup, d.note].filter(Boolean).join(' · ')));
     const banner = d.differs_from_repository
       ? el('div', { class: 'cf-banner', testid: 'repository-differs' }, el('span', {}, t.differs), exportButton())
@@ -155,7 +171,7 @@ class DefinitionPage {
     const toolbar = el('div', { class: 'cf-toolbar' },
       el('button', { type: 'button', testid: 'modeler-validate', onclick: () => this.validate() }, t.validate),
       this.note,
-      el('button', { type: 'button', testid: 'modeler-deploy', class: 'cf-primary', disabled: Boolean(this.ctx.me && this.ctx.me.can && this.ctx.me.can.deploy === false), onclick: () => this.deploy() }, t.deploy),
+      el('button', { type: 'button', testid: 'modeler-deploy', class: 'cf-primary', disabled: canDeploy(this.ctx) === false, onclick: () => this.deploy() }, t.deploy),
       banner ? null : exportButton(),
       el('button', { type: 'button', testid: 'modeler-import', onclick: () => this.fileInput.click() }, t.import),
       this.fileInput,
@@ -204,7 +220,7 @@ class DefinitionPage {
     if (!rows.length) list.append(el('li', {}, t.none));
     for (const row of rows) {
       list.append(el('li', { class: `cf-change cf-change-${row.kind}`, testid: 'diff-row', 'data-element-id': row.id, 'data-kind': row.kind },
-        `${row.kind}: ${row.type} `, el('code', {}, row.id), row.attrs.length ? ` (${row.attrs.join(', ')})` : ''));
+        `${row.kind}: ${row.type} `, el('code', {}, row.id), row.attrs.length ? ` — ${row.attrs.join('; ')}` : ''));
     }
   }
 
@@ -219,8 +235,16 @@ class DefinitionPage {
   /** Keeps the editor's XML of the active resource. */
   async saveActive() {
     if (!this.editor) return;
+    if (!this.edited.has(this.active)) return; // unedited: keep the deployed text as it is
     const { xml } = await this.editor.modeler.saveXML({ format: true });
     this.contents.set(this.active, xml);
+  }
+
+  /** Marks the open file edited (its tab shows •; leaving the page asks first). */
+  markEdited() {
+    if (this.edited.has(this.active)) return;
+    this.edited.add(this.active);
+    for (const tab of this.tabs.children) tab.classList.toggle('cf-edited', this.edited.has(tab.dataset.resource));
   }
 
   async show(name) {
@@ -234,6 +258,13 @@ class DefinitionPage {
     if (name.endsWith('.dmn')) {
       const modeler = new DmnModeler({ container: this.canvas, common: { keyboard: { bindTo: this.canvas } } });
       this.editor = { kind: 'dmn', modeler };
+      modeler.on('views.changed', () => {
+        const viewer = modeler.getActiveViewer();
+        if (viewer && !viewer.cfWatched) {
+          viewer.cfWatched = true;
+          viewer.on('elements.changed', () => this.markEdited());
+        }
+      });
       const { warnings } = await modeler.importXML(xml);
       const table = modeler.getViews().find((v) => v.type === 'decisionTable');
       if (table) await modeler.open(table);
@@ -255,6 +286,7 @@ class DefinitionPage {
       moddleExtensions: { camunda: camundaModdle, spiffworkflow: spiffModdle },
     });
     this.editor = { kind: 'bpmn', modeler };
+    modeler.on('commandStack.changed', () => this.markEdited());
     const { warnings } = await modeler.importXML(xml);
     modeler.get('canvas').zoom('fit-viewport');
     this.say(warnings.length ? warnings.map((w) => w.message).join('; ') : '');
@@ -348,7 +380,7 @@ class DefinitionPage {
       this.say(`${t.deployed_ok}: ${made || t.unchanged}`, 'cf-good');
       if (mine) this.ctx.navigate(`#/modeler/${encodeURIComponent(mine.definition_id)}`);
     } catch (error) {
-      const problems = (error.field_violations || []).map((v) => ({ resource_name: '', element_id: '', rule: v.field, message: v.description, category: 'error' }));
+      const problems = (error.field_violations || error.fieldViolations || []).map((v) => ({ resource_name: '', element_id: '', rule: v.field, message: v.description, category: 'error' }));
       this.problems = problems;
       this.listProblems();
       this.say(errorText(error), 'cf-bad');
@@ -372,6 +404,7 @@ class DefinitionPage {
     const target = this.contents.has(file.name) ? file.name : this.active;
     await this.saveActive();
     this.contents.set(target, text);
+    this.edited.add(target);
     const previous = this.editor;
     this.editor = null; // the file replaces what the editor holds: do not save the editor over it
     if (previous) previous.modeler.destroy();
@@ -381,6 +414,7 @@ class DefinitionPage {
   }
 
   destroy() {
+    window.removeEventListener('beforeunload', this.leaving);
     if (this.editor) this.editor.modeler.destroy();
     this.closeCompare();
     if (window.cfModeler === this) delete window.cfModeler;

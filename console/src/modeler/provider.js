@@ -23,8 +23,17 @@ const IGNORED_CAMUNDA_GROUPS = new Set([
   'CamundaPlatform__StartInitiator', 'CamundaPlatform__TaskListener', 'CamundaPlatform__Tasklist',
 ]);
 
-// The catalogue's field types → the `type` a spiffworkflow:parameter carries (Python names, as in bpmn/).
-const PARAMETER_TYPES = { string: 'str', str: 'str', boolean: 'bool', bool: 'bool', integer: 'int', int: 'int', number: 'float', float: 'float', date: 'str', list: 'list', object: 'dict', dict: 'dict' };
+// Entries of the Camunda groups we keep whose settings the orchestrator never reads.
+const IGNORED_CAMUNDA_ENTRIES = {
+  CamundaPlatform__UserAssignment: new Set(['followUpDate', 'priority']),
+  CamundaPlatform__CallActivity: new Set(['calledElementBinding', 'calledElementVersion', 'calledElementVersionTag',
+    'calledElementTenantId', 'calledElementBusinessKey', 'calledElementDelegateVariableMappingType',
+    'calledElementDelegateVariableMapping']),
+};
+
+// The catalogue's field types (platform/operation_spec.py FieldType) → the `type` a spiffworkflow:parameter
+// carries, in the Python names bpmn/ uses; decimals and dates travel as strings.
+const PARAMETER_TYPES = { string: 'str', integer: 'int', decimal: 'str', boolean: 'bool', date: 'str', list: 'list', object: 'dict', any: 'any' };
 
 function is(bo, type) {
   return bo && bo.$instanceOf && bo.$instanceOf(type);
@@ -292,8 +301,11 @@ function decisionGroup(decisions) {
 }
 
 function messageGroup(element) {
-  const definition = messageDefinition(element.businessObject);
-  const throwing = is(element.businessObject, 'bpmn:ThrowEvent');
+  const bo = element.businessObject;
+  // Spiff reads the payload / variable of an event from its message event definition, of a send or
+  // receive task from the task itself.
+  const definition = is(bo, 'bpmn:Event') ? messageDefinition(bo) : bo;
+  const throwing = is(bo, 'bpmn:ThrowEvent') || is(bo, 'bpmn:SendTask');
   const entries = [];
   if (throwing) {
     entries.push({ id: 'cf-message-payload', component: (p) => BodyExtensionEntry({ ...p, owner: definition, type: 'spiffworkflow:MessagePayload', id: 'cf-message-payload', label: 'Payload', area: true, description: 'A Python expression (usually a dict) sent with the message.' }), isEdited: isTextAreaEntryEdited });
@@ -385,7 +397,13 @@ export default function ConsultflowPropertiesProvider(propertiesPanel, cfCatalog
       if (operatorOf(element)) ours.push(retryGroup());
     }
     if (is(bo, 'bpmn:BusinessRuleTask')) ours.push(decisionGroup(cfDecisions));
-    if (is(bo, 'bpmn:Event') && messageDefinition(bo)) ours.push(messageGroup(element));
+    if ((is(bo, 'bpmn:Event') && messageDefinition(bo)) || is(bo, 'bpmn:SendTask') || is(bo, 'bpmn:ReceiveTask')) {
+      ours.push(messageGroup(element));
+    }
+    for (const group of kept) {
+      const unread = IGNORED_CAMUNDA_ENTRIES[group.id];
+      if (unread && group.entries) group.entries = group.entries.filter((e) => !unread.has(e.id));
+    }
     if (is(bo, 'bpmn:Activity') || is(bo, 'bpmn:Event')) ours.push(scriptsGroup());
     if (is(bo, 'bpmn:FlowElement') || is(bo, 'bpmn:Participant') || is(bo, 'bpmn:Process') || is(bo, 'bpmn:MessageFlow')) ours.push(regulationGroup());
     const after = kept.findIndex((g) => g.id === 'general');

@@ -35,6 +35,7 @@ export function withClauses(text, clauses) {
   let index = firstLineIndex(lines);
   if (index < 0) {
     if (!tags) return text || '';
+    if (!text) return tags;
     lines.unshift('');
     index = 0;
   }

@@ -18,11 +18,12 @@ let unmount = null;
 
 function route() {
   if (unmount) unmount();
+  const query = new URLSearchParams(window.location.search);
   const [, , id] = window.location.hash.replace(/^#\/?/, '#/').split('/');
   const ctx = {
     api,
-    me: { name: 'ana', roles: ['analyst'], can: { model: true, deploy: true } },
-    lang: new URLSearchParams(window.location.search).get('lang') || 'en',
+    me: { name: 'ana', roles: ['analyst'], can: { model: true, deploy: query.get('deploy') !== 'no' } },
+    lang: query.get('lang') || 'en',
     navigate: (hash) => { window.location.hash = hash; },
     params: { definition_id: id },
   };
