@@ -3,9 +3,11 @@
 The whole system starts with the orchestrator deploying the frozen diagrams of tests/fixtures/diagrams_v1.
 Engagements are driven (through the public APIs, as the demo does) to points inside intake, implementation,
 delivery acceptance and follow-up, where each one waits at a user task or a receive task nobody answers yet.
-Then the release: the orchestrator stops and starts again with the current bpmn/, deploying it (and the
-current status-messages.toml). The waiting engagements stay on v1, a new one starts on the newest version,
-and the v1 ones are played to their end against the current services: every job succeeds, no incident.
+Then the release: the orchestrator stops and starts again with the current bpmn/, deploying what changed
+(`CONSULTFLOW_DEPLOY_AT_START=changed`, as a release that ships its diagrams does; the default deploys only
+processes never deployed) and reading the current status-messages.toml. The waiting engagements stay on
+v1, a new one starts on the newest version, and the v1 ones are played to their end against the current
+services: every job succeeds, no incident.
 
 The people's decisions and the client's acts below are keyed by v1's element and form field ids on purpose:
 they answer the v1 forms those instances show, whatever the current diagrams ask.
