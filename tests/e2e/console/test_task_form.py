@@ -38,6 +38,8 @@ def test_business_staff_complete_understand_needs_after_a_validation_error(
 ) -> None:
     key = f"E2E-TASK-{uuid.uuid4().hex[:6]}"
     with orchestrator(console_system, "otto") as ops:
+        for other in ("A", "B"):  # a list with more than one row, for the picture
+            start_engagement(ops, f"{key}-{other}")
         start_engagement(ops, key)
         task = open_task(ops, key, "understand_needs")
 
@@ -50,7 +52,11 @@ def test_business_staff_complete_understand_needs_after_a_validation_error(
             expect(row).to_be_visible()
             expect(row).to_have_attribute("data-element-id", "understand_needs")
             expect(row).to_contain_text("Understand client needs")
+            by(page, "lang-zh").click()
+            expect(row).to_contain_text("瞭解客戶需求")
+            expect(row).not_to_contain_text("Understand client needs")
             save_screenshot(page, "tasks", tmp_path)
+            by(page, "lang-en").click()
 
             row.click()
             expect(by(page, "task-form")).to_be_visible()
