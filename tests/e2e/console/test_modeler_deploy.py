@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from urllib.parse import unquote
 
 from playwright.sync_api import Browser, FloatRect, Locator, Page, expect
 
@@ -133,6 +134,9 @@ def test_analyst_changes_a_form_field_and_the_next_engagement_shows_it(
                 pb.ListDefinitionsRequest(process_id="intake", latest_only=True)
             ).definitions[0]
             if new_intake.version > intake.definitions[0].version:  # the side-by-side of intake's versions
+                opened = f"#/modeler/{new.definition_id}"  # the deploy opens the new version
+                page.wait_for_url(lambda url: unquote(url).endswith(opened))
+                expect(by(page, "modeler")).to_contain_text(f"Version {new.version}")
                 page.goto(f"{console_url(console_system)}/#/modeler/{new_intake.definition_id}")
                 by(page, "modeler-compare").click()
                 changed = page.locator(f'[data-testid="diff-row"][data-element-id="{TASK}"]')
@@ -158,3 +162,5 @@ def test_analyst_changes_a_form_field_and_the_next_engagement_shows_it(
         page.goto(f"{console_url(console_system)}/#/tasks/{task.user_task_id}")
         expect(by(page, "task-form")).to_contain_text("Goals and timeline")
         expect(by(page, f"field-{FIELD}")).to_be_visible()
+        by(page, "lang-zh").click()
+        expect(by(page, "task-form")).to_contain_text("目標與時程")
