@@ -82,6 +82,10 @@ CATALOGUE: dict[str, Any] = {
 }
 
 
+# The files of the processes a process calls, which GetDefinition returns after the process's own.
+CALLED = {"engagement": ("intake.bpmn", "implementation.bpmn", "delivery_acceptance.bpmn", "follow_up.bpmn")}
+
+
 def process_id(path: Path) -> str:
     root = etree.parse(str(path)).getroot()
     process = root.find("bpmn:process[@isExecutable='true']", NS)
@@ -163,6 +167,10 @@ def _handler(site: Site, folder: Path) -> type[BaseHTTPRequestHandler]:
                 if not found:
                     return self._json({"error": {"code": "NOT_FOUND", "message": wanted_id}}, 404)
                 resources = [{"name": found[0]["resource_name"], "content": content(found[0])}]
+                for called in CALLED.get(found[0]["process_id"], ()):
+                    resources.append(
+                        {"name": called, "content": (BPMN_DIR / called).read_text(encoding="utf-8")}
+                    )
                 for dmn in sorted(BPMN_DIR.glob("*.dmn")):
                     resources.append({"name": dmn.name, "content": dmn.read_text(encoding="utf-8")})
                 return self._json({"definition": found[0], "resources": resources})

@@ -483,3 +483,25 @@ def test_the_list_names_every_camunda_extension_the_orchestrator_reads() -> None
     missing = sorted(n for n in read if f"camunda:{n}" not in edited)
     assert {"candidateGroups", "formField", "constraint"} <= read  # engine.py was read
     assert not missing, f"editable.json lacks camunda:{missing}"
+
+
+def test_validate_lints_every_file_of_the_definition(page: Page, site: Site, tmp_path: Path) -> None:
+    """A called process's file, not the open one, breaks a lint rule: its problem names that file, and a
+    click opens it with the element selected."""
+    broken = tmp_path / "intake.bpmn"
+    text = (BPMN_DIR / "intake.bpmn").read_text(encoding="utf-8")
+    broken.write_text(text.replace(f'name="{REVISED[1]}"', ""))
+    open_definition(page, site, "engagement:1")
+    page.locator("[data-testid=modeler-import-file]").set_input_files(str(broken))
+    page.wait_for_selector('[data-testid=resource-tab].cf-active[data-resource="intake.bpmn"]')
+    page.locator('[data-testid=resource-tab][data-resource="engagement.bpmn"]').click()
+    page.wait_for_selector('[data-testid=resource-tab].cf-active[data-resource="engagement.bpmn"]')
+    page.locator("[data-testid=modeler-validate]").click()
+    row = page.locator('[data-testid=problem-row][data-resource="intake.bpmn"]')
+    row.wait_for()
+    assert row.get_attribute("data-element-id") == "record_requirements"
+    assert row.get_attribute("data-rule") == "lint.label-required"
+    row.click()
+    page.wait_for_selector('[data-testid=resource-tab].cf-active[data-resource="intake.bpmn"]')
+    selected = "window.cfModeler.editor.modeler.get('selection').get().map((e) => e.id).join()"
+    page.wait_for_function(f"() => {selected} === 'record_requirements'")

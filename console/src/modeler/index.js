@@ -12,6 +12,7 @@ import {
 import camundaModdle from 'camunda-bpmn-moddle/resources/camunda.json';
 import spiffModdle from './spiffworkflow.json';
 import { ConsultflowPropertiesProviderModule } from './provider.js';
+import { BpmnModdle } from 'bpmn-moddle';
 import { lintDefinitions } from './lint.js';
 import { showComparison } from './compare.js';
 import 'bpmn-js/dist/assets/diagram-js.css';
@@ -307,8 +308,19 @@ class DefinitionPage {
   async validate() {
     const resources = await this.currentResources();
     const problems = [];
-    if (this.editor && this.editor.kind === 'bpmn') {
-      for (const p of await lintDefinitions(this.editor.modeler.getDefinitions())) problems.push({ ...p, resource_name: this.active });
+    for (const resource of resources.filter((r) => r.name.endsWith('.bpmn'))) {
+      let definitions;
+      if (this.editor && this.editor.kind === 'bpmn' && resource.name === this.active) {
+        definitions = this.editor.modeler.getDefinitions();
+      } else {
+        try {
+          ({ rootElement: definitions } = await lintModdle().fromXML(resource.content));
+        } catch (error) {
+          problems.push({ resource_name: resource.name, element_id: '', rule: 'parse', message: String(error.message || error), category: 'error' });
+          continue;
+        }
+      }
+      for (const p of await lintDefinitions(definitions)) problems.push({ ...p, resource_name: resource.name });
     }
     try {
       const answer = await this.ctx.api.post('/api/deployments/validate', { resources });
@@ -419,6 +431,13 @@ class DefinitionPage {
     this.closeCompare();
     if (window.cfModeler === this) delete window.cfModeler;
   }
+}
+
+let moddle = null;
+/** A moddle with our extensions, to lint the files not open in the editor. */
+function lintModdle() {
+  moddle ??= new BpmnModdle({ camunda: camundaModdle, spiffworkflow: spiffModdle });
+  return moddle;
 }
 
 function decisionIds(xml) {
