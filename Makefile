@@ -52,3 +52,7 @@ bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
 
 clean:
 	rm -rf $(VENV) node_modules .consultflow .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: console-screenshots
+console-screenshots: $(VENV)/.installed-dev  ## retake docs/images/console-*.png: the console's browser tests (chromium)
+	CONSULTFLOW_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/console
