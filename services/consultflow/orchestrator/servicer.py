@@ -189,6 +189,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             deployment_id=result.deployment_id,
             definitions=[definition_message(d) for d in result.definitions],
             unchanged=result.unchanged,
+            callers=result.callers,
         )
 
     def ValidateResources(
@@ -196,7 +197,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     ) -> pb.ValidateResourcesResponse:
         result = self._orchestrator.validate(_resources(request.resources))
         return pb.ValidateResourcesResponse(
-            problems=[problem_message(p) for p in result.problems], unchanged=result.unchanged
+            problems=[problem_message(p) for p in result.problems],
+            unchanged=result.unchanged,
+            callers=result.callers,
         )
 
     def ListDefinitions(

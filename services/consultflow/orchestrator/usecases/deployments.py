@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -21,6 +21,7 @@ from consultflow.orchestrator.orm import Definition, Resource, StartTimer
 from consultflow.orchestrator.records import definition_id
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
+from consultflow.orchestrator.usecases.callers import CallerVersion, callers_to_reversion
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import Conflict, InvalidArgument, NotFound, shown
 from consultflow.platform.identity import Caller
@@ -40,6 +41,7 @@ class DeployResult:
     deployment_id: str
     definitions: list[Definition]
     unchanged: list[str]
+    callers: list[str] = field(default_factory=list)  # among definitions: new because what they call changed
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class Validation:
 
     problems: list[DeploymentError]
     unchanged: list[str]
+    callers: list[str] = field(default_factory=list)  # processes a deploy would also make new versions of
 
 
 def deploy(
@@ -57,8 +60,9 @@ def deploy(
     actor: Caller | None = None,
     note: str = "",
 ) -> DeployResult:
-    """Parses and stores resources; creates a new version of each process whose content changed. A caller
-    (`actor`) is recorded as the one who deployed; None is the start-up deploy of bpmn/."""
+    """Parses and stores resources; creates a new version of each process whose content changed, and of
+    each latest process that packs one of them (callers.py). A caller (`actor`) is recorded as the one who
+    deployed; None is the start-up deploy of bpmn/."""
     check_note(note)
     problems = _name_problems(resources)
     if problems:
@@ -66,9 +70,7 @@ def deploy(
     specs, found = engine.checked_resources(resources, host.limits)
     if found:
         raise found[0]
-    if not specs:
-        raise _no_process()
-    return _store(host, resources, specs, actor, note, only=None)
+    return _store(host, resources, specs, actor, note, only=None, with_callers=True)
 
 
 def validate(host: InstanceHost, resources: Mapping[str, bytes]) -> Validation:
@@ -78,11 +80,16 @@ def validate(host: InstanceHost, resources: Mapping[str, bytes]) -> Validation:
     valid = {n: c for n, c in resources.items() if _plain_name(n)}
     parsed, found = engine.checked_resources(valid, host.limits)
     problems += found
-    if not problems and not parsed:
+    callers: list[CallerVersion] = []
+    if not problems:
+        with host.db.read() as session:
+            callers, found = callers_to_reversion(session, valid, parsed, host.limits)
+        problems += found
+    if not problems and not parsed and not callers:
         no_process = 'no executable process found (isExecutable="true")'
         problems.append(DeploymentError("", no_process, rule="resources.no_process"))
     now = host.clock.now()
-    for specs in parsed.values():
+    for specs in [*parsed.values(), *(c.specs for c in callers)]:
         try:
             _start_schedules(host, specs, now)
         except DeploymentError as error:
@@ -94,7 +101,7 @@ def validate(host: InstanceHost, resources: Mapping[str, bytes]) -> Validation:
                 latest = _latest_of(session, process_id)
                 if latest is not None and latest.content_hash == _digest(resources, specs):
                     unchanged.append(process_id)
-    return Validation(problems[:MAX_PROBLEMS], unchanged)
+    return Validation(problems[:MAX_PROBLEMS], unchanged, [c.process_id for c in callers])
 
 
 def deploy_at_start(host: InstanceHost, resources: Mapping[str, bytes], mode: str = "new") -> DeployResult:
@@ -209,8 +216,10 @@ def _store(
     actor: Caller | None,
     note: str,
     only: Container[str] | None,
+    with_callers: bool = False,
 ) -> DeployResult:
-    """A new version of each process (of `only`, when given) whose files changed, in one transaction."""
+    """A new version of each process (of `only`, when given) whose files changed, and (`with_callers`) of
+    each latest process that packs a changed one, in one transaction."""
     deployment_id = str(uuid.uuid4())
     now = host.clock.now()
     created: list[Definition] = []
@@ -222,8 +231,18 @@ def _store(
                 uow.session.add(
                     Resource(content_hash=hashes[name], name=name, content=content, deployed_at=now)
                 )
-        for process_id, specs in sorted(parsed.items()):
-            digest = _digest(resources, specs)
+        callers: list[CallerVersion] = []
+        if with_callers:
+            callers, problems = callers_to_reversion(uow.session, resources, parsed, host.limits)
+            if problems:
+                raise problems[0]
+        if not parsed and not callers:
+            raise _no_process()
+        versions = [(specs, resources, note) for _, specs in sorted(parsed.items())]
+        versions += [(c.specs, c.resources, c.note(note)) for c in callers]
+        for specs, files, why in versions:
+            process_id = specs.process_id
+            digest = _digest(files, specs)
             latest = _latest(uow, process_id)
             if (latest is not None and latest.content_hash == digest) or (
                 only is not None and process_id not in only
@@ -238,17 +257,17 @@ def _store(
                 name=specs.name,
                 content_hash=digest,
                 resource_name=specs.resource_name,
-                resources=json.dumps({n: hashes[n] for n in specs.resource_names}),
+                resources=json.dumps({n: engine.content_hash({n: files[n]}) for n in specs.resource_names}),
                 start_messages=json.dumps(list(specs.start_messages)),
                 deployment_id=deployment_id,
                 deployed_at=now,
-                note=note,
+                note=why,
                 deployed_by=actor.name if actor is not None else "",
             )
             uow.session.add(definition)
             created.append(definition)
             change = Change(
-                "definition.deployed", target=definition.definition_id, detail=note or specs.resource_name
+                "definition.deployed", target=definition.definition_id, detail=why or specs.resource_name
             )
             audit.record(uow.session, actor, change, now)
             _schedule_start_timers(host, uow, definition, specs, now)
@@ -258,7 +277,7 @@ def _store(
         except IntegrityError as exc:
             raise Conflict("another deployment of the same process committed first; deploy again") from exc
     log.info("deployed %s; unchanged %s", [d.definition_id for d in created], unchanged)
-    return DeployResult(deployment_id, created, unchanged)
+    return DeployResult(deployment_id, created, unchanged, [c.process_id for c in callers])
 
 
 def _start_schedules(

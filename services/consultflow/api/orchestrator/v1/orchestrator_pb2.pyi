@@ -193,6 +193,7 @@ class DeployResourcesResponse(_message.Message):
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
     DEFINITIONS_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    CALLERS_FIELD_NUMBER: _builtins.int
     deployment_id: _builtins.str
     @_builtins.property
     def definitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcessDefinition]: ...
@@ -200,16 +201,23 @@ class DeployResourcesResponse(_message.Message):
     def unchanged(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Process ids whose content was unchanged (no new version was created)."""
 
+    @_builtins.property
+    def callers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Process ids among `definitions` that got a new version because a process or decision table they call
+        (and pack) changed in this deploy: new instances of them run the new content; their note says why.
+        """
+
     def __init__(
         self,
         *,
         deployment_id: _builtins.str = ...,
         definitions: _abc.Iterable[Global___ProcessDefinition] | None = ...,
         unchanged: _abc.Iterable[_builtins.str] | None = ...,
+        callers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["definitions", b"definitions", "deployment_id", b"deployment_id", "unchanged", b"unchanged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callers", b"callers", "definitions", b"definitions", "deployment_id", b"deployment_id", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,6 +369,7 @@ class ValidateResourcesResponse(_message.Message):
 
     PROBLEMS_FIELD_NUMBER: _builtins.int
     UNCHANGED_FIELD_NUMBER: _builtins.int
+    CALLERS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___Problem]:
         """empty: a deploy of these files would be accepted"""
@@ -369,15 +378,22 @@ class ValidateResourcesResponse(_message.Message):
     def unchanged(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """process ids a deploy would leave at their latest version"""
 
+    @_builtins.property
+    def callers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Process ids not among the files whose latest version packs one these files change: a deploy would
+        make new versions of them too (transitively), so that new instances run the new content.
+        """
+
     def __init__(
         self,
         *,
         problems: _abc.Iterable[Global___Problem] | None = ...,
         unchanged: _abc.Iterable[_builtins.str] | None = ...,
+        callers: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["problems", b"problems", "unchanged", b"unchanged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callers", b"callers", "problems", b"problems", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
