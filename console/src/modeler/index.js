@@ -36,6 +36,8 @@ const TEXT = {
     deployed_ok: 'Deployed', unchanged: 'Unchanged (no new version)', loading: 'Loading…', back: 'All processes',
     refused: 'Not deployed: fix the problems first.', changes: 'Changes', none: 'No differences.', imported: 'Imported',
     startup: 'start-up deploy of bpmn/',
+    alsoCallers: (ids) => `A deploy also makes new versions of: ${ids} (they call what changes; running instances keep theirs)`,
+    madeCallers: (made) => `Also new versions of: ${made} (they call what changed)`,
   },
   zh: {
     title: '流程建模', process: '流程', version: '版本', name: '名稱', deployed: '部署時間', by: '部署人', note: '說明',
@@ -45,6 +47,8 @@ const TEXT = {
     deployed_ok: '已部署', unchanged: '未變更（沒有新版本）', loading: '載入中…', back: '全部流程',
     refused: '未部署：請先修正問題。', changes: '變更', none: '沒有差異。', imported: '已匯入',
     startup: 'bpmn/ 啟動時部署',
+    alsoCallers: (ids) => `部署也會為以下流程建立新版本：${ids}（它們調用了被修改的流程；執行中的案例保持原版本）`,
+    madeCallers: (made) => `也建立了新版本：${made}（它們調用了被修改的流程）`,
   },
 };
 
@@ -122,6 +126,9 @@ async function listDefinitions(root, ctx, t) {
     el('tbody', {}, rows)));
 }
 
+/** What the last deploy said, shown again on the version it opens (the page is drawn anew there). */
+let lastDeploy = null;
+
 class DefinitionPage {
   constructor(root, ctx, t, definitionId) {
     Object.assign(this, { root, ctx, t, definitionId });
@@ -181,11 +188,17 @@ class DefinitionPage {
     this.panel = el('div', { class: 'cf-panel', testid: 'modeler-panel' });
     this.comparePane = el('div', { class: 'cf-compare cf-hidden', testid: 'compare' });
     this.workspace = el('div', { class: 'cf-workspace' }, this.canvas, this.panel);
-    this.root.append(...[header, banner, toolbar, this.tabs, this.status, this.problemList, this.workspace, this.comparePane].filter(Boolean));
+    this.callersLine = el('div', { class: 'cf-muted', testid: 'deploy-callers' });
+    this.root.append(...[header, banner, toolbar, this.tabs, this.status, this.callersLine, this.problemList, this.workspace, this.comparePane].filter(Boolean));
     for (const r of this.resources) {
       this.tabs.append(el('button', { type: 'button', role: 'tab', class: 'cf-tab', 'data-resource': r.name, testid: 'resource-tab', onclick: () => this.show(r.name) }, r.name));
     }
     window.cfModeler = this; // the page's state, for a person debugging in the browser's console
+    if (lastDeploy && lastDeploy.definitionId === this.definitionId) {
+      this.say(lastDeploy.status, 'cf-good');
+      this.callersLine.textContent = lastDeploy.callers;
+    }
+    lastDeploy = null;
     await this.show(this.resources[0].name);
   }
 
@@ -308,6 +321,7 @@ class DefinitionPage {
   async validate() {
     const resources = await this.currentResources();
     const problems = [];
+    this.callersLine.textContent = '';
     for (const resource of resources.filter((r) => r.name.endsWith('.bpmn'))) {
       let definitions;
       if (this.editor && this.editor.kind === 'bpmn' && resource.name === this.active) {
@@ -325,6 +339,8 @@ class DefinitionPage {
     try {
       const answer = await this.ctx.api.post('/api/deployments/validate', { resources });
       for (const p of answer.problems || []) problems.push({ ...p, category: 'error' });
+      const callers = answer.callers || [];
+      if (callers.length) this.callersLine.textContent = this.t.alsoCallers(callers.join(', '));
     } catch (error) {
       problems.push({ resource_name: '', element_id: '', rule: 'api', message: errorText(error), category: 'error' });
     }
@@ -390,6 +406,9 @@ class DefinitionPage {
       const mine = (answer.definitions || []).find((d) => d.process_id === this.definition.process_id);
       const made = (answer.definitions || []).map((d) => `${d.process_id} v${d.version}`).join(', ');
       this.say(`${t.deployed_ok}: ${made || t.unchanged}`, 'cf-good');
+      const callers = (answer.definitions || []).filter((d) => (answer.callers || []).includes(d.process_id));
+      this.callersLine.textContent = callers.length ? t.madeCallers(callers.map((d) => `${d.process_id} v${d.version}`).join(', ')) : '';
+      if (mine) lastDeploy = { definitionId: mine.definition_id, status: this.status.textContent, callers: this.callersLine.textContent };
       if (mine) this.ctx.navigate(`#/modeler/${encodeURIComponent(mine.definition_id)}`);
     } catch (error) {
       const problems = (error.field_violations || error.fieldViolations || []).map((v) => ({ resource_name: '', element_id: '', rule: v.field, message: v.description, category: 'error' }));

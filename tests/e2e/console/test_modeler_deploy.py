@@ -1,9 +1,9 @@
 """An analyst changes a user-task form in the modeler and deploys it; the next engagement's task shows it.
 
-Ana opens the engagement in the modeler, its intake (業務承接, intake.bpmn), selects "Understand client
-needs" (understand_needs), renames the `goals` form field in the properties panel, validates, and deploys
-with a note. An engagement started afterwards reaches that task with the new label, through the API and in
-bella's task form."""
+Ana opens the intake (業務承接, intake.bpmn) on its own in the modeler, selects "Understand client needs"
+(understand_needs), renames the `goals` form field in the properties panel, validates (which says the deploy
+also makes a new version of the engagement, which calls the intake), and deploys with a note. An engagement
+started afterwards reaches that task with the new label, through the API and in bella's task form."""
 
 from __future__ import annotations
 
@@ -94,27 +94,28 @@ def test_analyst_changes_a_form_field_and_the_next_engagement_shows_it(
         engagement = root.ListDefinitions(
             pb.ListDefinitionsRequest(process_id="engagement", latest_only=True)
         ).definitions[0]
-        intake = root.ListDefinitions(pb.ListDefinitionsRequest(process_id="intake", latest_only=True))
+        intake = root.ListDefinitions(
+            pb.ListDefinitionsRequest(process_id="intake", latest_only=True)
+        ).definitions[0]
 
         with browser_page(browser) as page:
             page.on("dialog", lambda dialog: dialog.accept())
             sign_in(page, console_system, "ana")
             by(page, "lang-en").click()
             by(page, "nav-modeler").click()
-            # The engagement's version carries the intake it calls (the engine bundles called processes
-            # when it parses a deploy), so the change is made in the engagement's intake.bpmn.
             page.locator(
-                f'[data-testid="definition-row"][data-definition-id="{engagement.definition_id}"]'
+                f'[data-testid="definition-row"][data-definition-id="{intake.definition_id}"]'
             ).click()
             expect(by(page, "modeler")).to_be_visible()
-            page.locator('[data-testid="resource-tab"][data-resource="intake.bpmn"]').click()
             rename_form_field(page, TASK, FIELD_INDEX, NEW_LABEL)
             save_screenshot(page, "modeler", tmp_path)
 
             with page.expect_response(lambda r: "/api/deployments/validate" in r.url) as validated:
                 by(page, "modeler-validate").click()
             assert validated.value.status == 200, validated.value.text()
+            assert "engagement" in validated.value.json()["callers"]
             expect(by(page, "problem-row")).to_have_count(0)
+            expect(by(page, "deploy-callers")).to_contain_text("also makes new versions of: engagement")
 
             by(page, "deploy-note").fill(NOTE)
             with page.expect_response(
@@ -123,25 +124,33 @@ def test_analyst_changes_a_form_field_and_the_next_engagement_shows_it(
                 by(page, "modeler-deploy").click()
             assert deployed.value.status == 200, deployed.value.text()
 
-            new = root.ListDefinitions(
-                pb.ListDefinitionsRequest(process_id="engagement", latest_only=True)
-            ).definitions[0]
-            assert (new.version, new.note, new.deployed_by) == (engagement.version + 1, NOTE, "ana")
-            files = root.GetDefinition(pb.GetDefinitionRequest(definition_id=new.definition_id)).resources
-            assert NEW_LABEL in next(f for f in files if f.name == "intake.bpmn").content.decode()
-
             new_intake = root.ListDefinitions(
                 pb.ListDefinitionsRequest(process_id="intake", latest_only=True)
             ).definitions[0]
-            if new_intake.version > intake.definitions[0].version:  # the side-by-side of intake's versions
-                opened = f"#/modeler/{new.definition_id}"  # the deploy opens the new version
-                page.wait_for_url(lambda url: unquote(url).endswith(opened))
-                expect(by(page, "modeler")).to_contain_text(f"Version {new.version}")
-                page.goto(f"{console_url(console_system)}/#/modeler/{new_intake.definition_id}")
-                by(page, "modeler-compare").click()
-                changed = page.locator(f'[data-testid="diff-row"][data-element-id="{TASK}"]')
-                expect(changed).to_have_attribute("data-kind", "changed")
-                save_screenshot(page, "modeler-diff", tmp_path)
+            assert (new_intake.version, new_intake.note, new_intake.deployed_by) == (
+                intake.version + 1,
+                NOTE,
+                "ana",
+            )
+            new = root.ListDefinitions(
+                pb.ListDefinitionsRequest(process_id="engagement", latest_only=True)
+            ).definitions[0]
+            assert (new.version, new.note, new.deployed_by) == (
+                engagement.version + 1,
+                f"new version because intake changed: {NOTE}",
+                "ana",
+            )
+            files = root.GetDefinition(pb.GetDefinitionRequest(definition_id=new.definition_id)).resources
+            assert NEW_LABEL in next(f for f in files if f.name == "intake.bpmn").content.decode()
+
+            opened = f"#/modeler/{new_intake.definition_id}"  # the deploy opens the new version
+            page.wait_for_url(lambda url: unquote(url).endswith(opened))
+            expect(by(page, "modeler")).to_contain_text(f"Version {new_intake.version}")
+            expect(by(page, "deploy-callers")).to_contain_text(f"engagement v{new.version}")
+            by(page, "modeler-compare").click()  # the side-by-side of intake's versions
+            changed = page.locator(f'[data-testid="diff-row"][data-element-id="{TASK}"]')
+            expect(changed).to_have_attribute("data-kind", "changed")
+            save_screenshot(page, "modeler-diff", tmp_path)
 
         key = f"E2E-MODEL-{uuid.uuid4().hex[:6]}"
         start_engagement(root, key)
