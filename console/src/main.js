@@ -197,7 +197,7 @@ async function route() {
   }
   const entry = PAGES[key];
   if (!entry) return renderMessage(key, t('notFound'));
-  if (!allowed.includes(key)) return renderMessage(key, t('errorForbidden'));
+  if (!allowed.includes(key)) return renderMessage(key, t('errorForbidden'), 'not-allowed');
   if (current?.key === key && current.instance?.update) {
     root.querySelector('header.topbar')?.replaceWith(topBar(key));
     return current.instance.update(parts);
@@ -219,9 +219,10 @@ async function route() {
   }
 }
 
-function renderMessage(key, text) {
+function renderMessage(key, text, testid = null) {
   destroyCurrent();
-  replace(root, topBar(key), h('main', { class: 'page', id: 'main', tabindex: '-1' }, h('p', { class: 'notice' }, text)), statusArea);
+  const notice = h('p', { class: 'notice', 'data-testid': testid }, text);
+  replace(root, topBar(key), h('main', { class: 'page', id: 'main', tabindex: '-1' }, notice), statusArea);
 }
 
 async function start() {

@@ -23,11 +23,16 @@ CONSOLE_ROLES = (Role.STAFF, Role.ANALYST, Role.OPS, Role.ADMIN)
 
 
 def refused(reason: str, status: int = 403) -> HTMLResponse:
-    """A plain page saying why nobody was signed in (no session is made)."""
+    """A page saying why nobody was signed in (no session is made), in the console's own look: its
+    stylesheet, its top bar (the name only: nobody is signed in) and a notice."""
     body = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>consultflow — sign-in refused"
-        "</title></head><body><main data-testid='signin-refused'><h1>Sign-in refused 登入被拒</h1>"
-        f"<p>{html.escape(reason)}</p></main></body></html>"
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Consultflow console — sign-in refused</title><link rel='icon' href='data:,'>"
+        "<link rel='stylesheet' href='/console.css'></head><body>"
+        "<header class='topbar'><a class='brand' href='/'>諮詢流程控制台 Consultflow console</a></header>"
+        "<main class='page' id='main' data-testid='signin-refused'><h1>登入被拒 Sign-in refused</h1>"
+        f"<p class='notice'>{html.escape(reason)}</p></main></body></html>"
     )
     return HTMLResponse(body, status_code=status)
 

@@ -27,6 +27,9 @@ def test_a_client_cannot_sign_in(console_system: LocalSystem, browser: Browser, 
     with browser_page(browser) as page:
         page.goto(sign_in_link(console_system, "cleo", **CLIENT))  # type: ignore[arg-type]
         expect(by(page, "signin-refused")).to_be_visible()
+        # styled like the console: its stylesheet applies (the top bar is laid out as a flex row)
+        expect(page.locator("header.topbar")).to_have_css("display", "flex")
+        expect(page.locator("header.topbar .brand")).to_contain_text("Consultflow console")
         save_screenshot(page, "signin-refused", tmp_path)
         for test_id in ("whoami", "nav-tasks", "nav-operate", "nav-modeler"):
             expect(by(page, test_id)).to_have_count(0)
@@ -53,7 +56,8 @@ def test_staff_see_no_modeler(console_system: LocalSystem, browser: Browser, tmp
         expect(by(page, "nav-tasks")).to_be_visible()
         expect(by(page, "nav-modeler")).to_have_count(0)
         page.goto(f"{base}/#/modeler")
-        expect(page.get_by_role("main")).to_contain_text("You may not do this.")
+        expect(by(page, "not-allowed")).to_have_text("You may not do this.")
+        expect(by(page, "not-allowed")).to_be_visible()
         expect(by(page, "modeler")).to_have_count(0)
         expect(by(page, "modeler-deploy")).to_have_count(0)
 
