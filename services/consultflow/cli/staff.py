@@ -438,7 +438,8 @@ def cmd_deploy(client: Client, args: argparse.Namespace) -> int:
         out.print_json(out.to_dict(response))
         return 0
     for definition in response.definitions:
-        print(f"deployed {definition.definition_id}  {definition.name}")
+        why = f"  ({definition.note})" if definition.process_id in response.callers else ""
+        print(f"deployed {definition.definition_id}  {definition.name}{why}")
     for process_id in response.unchanged:
         print(f"unchanged {process_id}")
     return 0
@@ -457,6 +458,8 @@ def _validate(client: Client, resources: list[pb.Resource], as_json: bool) -> in
             [(p.resource_name, p.element_id or "-", p.rule, p.message) for p in response.problems],
             empty="no problems: a deploy of these files would be accepted",
         )
+        if response.callers and not response.problems:
+            print(f"a deploy also makes new versions of: {', '.join(response.callers)}")
     return out.EXIT_REFUSED if response.problems else 0
 
 

@@ -14,10 +14,11 @@ import pytest
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from consultflow.cli.main import main as cli_main
 from consultflow.orchestrator.app import build
 from tests.support.bpmn_builder import bpmn, field, form
 from tests.support.components import ComponentThread, component_settings
-from tests.support.identity import signed_channel
+from tests.support.identity import local_identity, signed_channel, token
 from tests.support.rpc import refused
 
 Stub = pb_grpc.OrchestratorServiceStub
@@ -46,15 +47,20 @@ OTHER = bpmn("other", '<startEvent id="s"/><endEvent id="e"/>', "s -> e")
 
 
 @pytest.fixture
-def stub(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[Stub]:
+def component(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
     empty = tmp_path / "bpmn"
     empty.mkdir()
     settings = component_settings("orchestrator", tmp_path, nats_url, database_url, bpmn_dir=empty)
     component = ComponentThread(settings, build).start()
+    yield component
+    component.stop()
+
+
+@pytest.fixture
+def stub(component: ComponentThread) -> Iterator[Stub]:
     channel = signed_channel(component.address)
     yield Stub(channel)
     channel.close()
-    component.stop()
 
 
 def files(**named: bytes) -> list[pb.Resource]:
@@ -199,3 +205,33 @@ def decision_table(decision_id: str, output: str) -> bytes:
   </decision>
 </definitions>
 """.encode()
+
+
+def test_the_cli_says_which_callers_a_deploy_re_versions(
+    component: ComponentThread,
+    stub: Stub,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CONSULTFLOW_ORCHESTRATOR_ADDRESS", component.address)
+    monkeypatch.setenv("CONSULTFLOW_CA_FILE", str(local_identity().ca))
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", token("ann", roles=["analyst"]))
+    stub.DeployResources(
+        pb.DeployResourcesRequest(resources=files(engagement=ENGAGEMENT, intake=intake("a")))
+    )
+    changed = tmp_path / "intake.bpmn"
+    changed.write_bytes(intake("a", "b"))
+
+    def consultflow(*argv: str) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli_main(list(argv))
+        assert exited.value.code in (0, None)
+        return capsys.readouterr().out
+
+    assert "a deploy also makes new versions of: engagement" in consultflow(
+        "deploy", "--validate", str(changed)
+    )
+    printed = consultflow("deploy", "--note", "b too", str(changed))
+    assert "deployed intake:2" in printed
+    assert "deployed engagement:2" in printed and "(new version because intake changed: b too)" in printed
