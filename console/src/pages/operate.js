@@ -254,8 +254,10 @@ async function processPage(container, ctx, processId) {
     active: (n) => `${n} ${t('running')}`,
     incidents: (n) => `${n} ${t('incidents')}`,
   };
-  const loadStats = async () => {
-    const stats = await ctx.api.get(`/api/processes/${ctx.api.segment(processId)}/statistics`, { version: version || '' });
+  let lastStats = null; // the counts last read: drawn on the diagram once it is there
+  const fetchStats = () => ctx.api.get(`/api/processes/${ctx.api.segment(processId)}/statistics`, { version: version || '' });
+  const showStats = (stats) => {
+    lastStats = stats;
     replace(
       summary,
       `${t('running')}: `,
@@ -266,6 +268,7 @@ async function processPage(container, ctx, processId) {
     );
     if (viewer) showStatistics(viewer, stats?.elements ?? [], labels, where);
   };
+  const loadStats = async () => showStats(await fetchStats());
   const draw = async () => {
     const definition = version ? versions.find((d) => d.version === version) : versions[0];
     if (definition.definition_id === drawnDefinition && viewer) return;
@@ -299,8 +302,13 @@ async function processPage(container, ctx, processId) {
     h('p', { class: 'legend muted' }, t('diagramLegend')),
     search.element,
   );
-  await draw();
-  await Promise.all([loadStats().catch(() => {}), search.reload()]);
+  // the diagram, the counts and the first page of instances are fetched together (not one after the
+  // other); the counts go on the diagram when both are there
+  await Promise.all([
+    draw().then(() => lastStats && viewer && showStatistics(viewer, lastStats.elements ?? [], labels, where)),
+    loadStats().catch(() => {}),
+    search.reload(),
+  ]);
   ctx.onLive(
     () => {
       loadStats().catch(() => {});
