@@ -172,6 +172,18 @@ def test_signing_in_again_in_a_browser_ends_its_previous_session(console: Consol
     assert stale.get("/api/me").status_code == 401
 
 
+def test_one_person_signing_in_again_and_again_pushes_out_only_their_own_sessions(
+    console: Console,
+) -> None:
+    ana = console.signed_in("ana")
+    first_otto = console.signed_in("otto")
+    for _ in range(console.settings.max_sessions + 5):
+        console.signed_in("otto").close()
+    assert ana.get("/api/me").json()["name"] == "ana"
+    assert first_otto.get("/api/me").status_code == 401  # otto's oldest went
+    assert console.signed_in("otto").get("/api/me").status_code == 200
+
+
 @pytest.mark.parametrize(
     "path",
     [
