@@ -12,6 +12,7 @@ the console cannot decide.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -44,6 +45,7 @@ SEES_EVERYTHING = (Role.ANALYST, Role.OPS, Role.ADMIN)
 TASK_DECISION_SECONDS = 60.0
 MAX_STREAMS_PER_PERSON = 4  # browser tabs of one person; more is a runaway script
 MAX_STREAMS = 2000  # one process's feeds in all: each holds a connection and a queue
+START_WAIT_SECONDS = 5.0  # how long start-up waits for NATS before serving without the feed
 SESSION_CHECK_SECONDS = 1.0  # how soon a feed ends after its session did (sign-out, expiry, eviction)
 
 
@@ -104,9 +106,12 @@ class Hub:
         self._nc: Client | None = None
         self._subscription: Subscription | None = None
         self.listeners: set[Listener] = set()
+        self._connecting: asyncio.Task[None] | None = None
 
     def admit(self, person: str) -> Listener:
         """A new listener for `person`, or 429 when they (or everybody) have as many feeds as allowed."""
+        if not self.connected:
+            raise ApiError(503, "UNAVAILABLE", "the live feed cannot reach NATS; it comes back by itself")
         if len(self.listeners) >= MAX_STREAMS:
             raise ApiError(429, "RESOURCE_EXHAUSTED", f"this console serves {MAX_STREAMS} live feeds already")
         if sum(1 for known in self.listeners if known.person == person) >= MAX_STREAMS_PER_PERSON:
@@ -120,10 +125,33 @@ class Hub:
         return listener
 
     async def start(self) -> None:
-        self._nc, _ = await connect(self._url, "console", self._credentials)
-        self._subscription = await self._nc.subscribe("status.>", cb=self._deliver)
+        """Connects in the background: the console serves (its feed answering 503) while NATS is down,
+        and the feed starts when NATS comes. A reachable NATS is waited for: a fresh console has its feed."""
+        self._connecting = asyncio.create_task(self._connect())
+        await asyncio.wait({self._connecting}, timeout=START_WAIT_SECONDS)
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                nc, _ = await connect(self._url, "console", self._credentials)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # unreachable, or the streams not provisioned yet
+                log.warning("the live feed waits for NATS (%s); trying again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._nc = nc
+            self._subscription = await nc.subscribe("status.>", cb=self._deliver)
+            log.info("the live feed is connected to NATS")
+            return
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
         if self._subscription is not None:
             await self._subscription.unsubscribe()
         if self._nc is not None:

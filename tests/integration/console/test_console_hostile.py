@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
+from consultflow.cli.system import free_port, nats_server_binary
+from consultflow.console.app import build
 from consultflow.console.events import MAX_STREAMS_PER_PERSON
 from consultflow.console.sessions import COOKIE
-from tests.integration.console.conftest import Console
+from tests.integration.console.conftest import Console, console_settings, serving
+from tests.support.nats import provision_open
+from tests.support.polling import eventually
 
 
 def csrf_of(browser: httpx.Client) -> dict[str, str]:
@@ -250,3 +256,44 @@ def test_a_staff_member_reads_no_one_elses_records(console: Console) -> None:
         assert lea.get(f"/api/tasks/{task['user_task_id']}").status_code in (403, 404)
     listed = lea.get("/api/tasks").json()["user_tasks"]
     assert not {t["user_task_id"] for t in listed} & {t["user_task_id"] for t in business_tasks}
+
+
+def test_the_console_serves_while_nats_is_down_and_its_feed_recovers_when_nats_comes(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+    settings = console_settings(tmp_path, url, {})
+    with serving(build(settings), settings.listen_port) as console_url:
+        console = Console(console_url, settings, None)  # type: ignore[arg-type]  # no components needed
+        otto = console.signed_in("otto")
+        assert otto.get("/api/me").status_code == 200
+        assert otto.get("/healthz").status_code == 503
+        down = otto.get("/api/events")
+        assert down.status_code == 503 and down.json()["error"]["code"] == "UNAVAILABLE"
+        assert otto.get("/api/instances").status_code == 503  # no orchestrator either: a clear 503
+        folder = tmp_path / "nats"
+        folder.mkdir()
+        server = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(folder)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            eventually(lambda: _provisioned(url), "nats-server to start and take the streams", timeout=20)
+            eventually(
+                lambda: otto.get("/healthz").status_code == 200, "the console to reach NATS", timeout=30
+            )
+            with open_feeds(console, otto.cookies[COOKIE]) as (feed,):
+                assert feed.status == 200
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def _provisioned(url: str) -> bool:
+    try:
+        provision_open(url)
+    except Exception:  # not listening yet
+        return False
+    return True
