@@ -21,6 +21,7 @@ from consultflow.console.app import build
 from consultflow.console.events import MAX_STREAMS_PER_PERSON
 from consultflow.console.sessions import COOKIE
 from tests.integration.console.conftest import Console, console_settings, serving
+from tests.integration.console.test_console_api import start, tasks_of
 from tests.support.nats import provision_open
 from tests.support.polling import eventually
 
@@ -241,6 +242,8 @@ def test_no_cross_origin_reads_are_allowed(console: Console) -> None:
 
 
 def test_a_staff_member_reads_no_one_elses_records(console: Console) -> None:
+    instance_id = start(console, "needs", "E-hostile-1")
+    eventually(lambda: tasks_of(console, instance_id), "the business group's task")
     lea = console.signed_in("lea")  # legal: neither the business group's tasks nor operations
     for path in [
         "/api/definitions",
@@ -252,6 +255,7 @@ def test_a_staff_member_reads_no_one_elses_records(console: Console) -> None:
     ]:
         assert lea.get(path).status_code == 403, path
     business_tasks = console.signed_in("bella").get("/api/tasks").json()["user_tasks"]
+    assert instance_id in {t["instance_id"] for t in business_tasks}
     for task in business_tasks:
         assert lea.get(f"/api/tasks/{task['user_task_id']}").status_code in (403, 404)
     listed = lea.get("/api/tasks").json()["user_tasks"]
