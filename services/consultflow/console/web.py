@@ -3,6 +3,7 @@ errors as `{"error": {code, message, field_violations}}`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from typing import Any
@@ -18,6 +19,7 @@ from consultflow.console.sessions import COOKIE, Session, SessionStore
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a deployment's diagrams; everything else is far smaller
 MAX_JSON_DEPTH = 32  # variables are records of a few levels; deeper is an attack on the parsers behind
+BODY_SECONDS = 60.0  # a body trickled slower than this is refused: a slow client holds nothing for long
 INT32_MAX = 2**31 - 1  # page sizes, versions and limits are int32 fields of the protobuf messages
 CSRF_HEADER = "x-csrf-token"
 
@@ -49,12 +51,20 @@ async def json_body(request: Request) -> dict[str, Any]:
         raise ApiError(413, "RESOURCE_EXHAUSTED", f"the body exceeds {MAX_BODY_BYTES} bytes")
     raw = b""
     try:
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > MAX_BODY_BYTES:
-                raise ApiError(413, "RESOURCE_EXHAUSTED", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        async with asyncio.timeout(BODY_SECONDS):
+            async for chunk in request.stream():
+                raw += chunk
+                if len(raw) > MAX_BODY_BYTES:
+                    raise ApiError(413, "RESOURCE_EXHAUSTED", f"the body exceeds {MAX_BODY_BYTES} bytes")
     except ClientDisconnect as error:  # nobody is left to answer; no traceback for a client's going
         raise bad_request("body", "the client went away before sending it whole") from error
+    except TimeoutError as error:
+        raise ApiError(
+            408,
+            "DEADLINE_EXCEEDED",
+            f"the body did not arrive within {BODY_SECONDS:.0f} s",
+            [("body", "too slow")],
+        ) from error
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from consultflow.cli.system import free_port, nats_server_binary
+from consultflow.console import web
 from consultflow.console.app import build
 from consultflow.console.events import MAX_STREAMS_PER_PERSON
 from consultflow.console.sessions import COOKIE
@@ -152,11 +153,14 @@ def test_a_person_has_a_bounded_number_of_feeds_and_others_are_not_refused(conso
         pytest.fail("a closed feed's place was never freed")
 
 
-def test_the_console_answers_others_while_a_client_sends_a_body_slowly(console: Console) -> None:
-    """A client that opens a POST and trickles nothing holds only itself up."""
+def test_a_body_sent_too_slowly_is_refused_and_others_are_answered_meanwhile(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that opens a POST and then trickles nothing holds only itself up, and not for ever."""
+    monkeypatch.setattr(web, "BODY_SECONDS", 1.0)
     otto = console.signed_in("otto")
     host, port = console.url.removeprefix("http://").split(":")
-    slow = socket.create_connection((host, int(port)))
+    slow = socket.create_connection((host, int(port)), timeout=30)
     try:
         request = (
             f"POST /api/messages HTTP/1.1\r\nHost: {host}\r\nCookie: {COOKIE}={otto.cookies[COOKIE]}\r\n"
@@ -165,6 +169,9 @@ def test_the_console_answers_others_while_a_client_sends_a_body_slowly(console: 
         )
         slow.sendall(request.encode())
         assert console.signed_in("ana").get("/api/me").status_code == 200
+        answer = slow.recv(4096)  # within the socket's generous 30 s
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b'"body"' in answer
     finally:
         slow.close()
 
