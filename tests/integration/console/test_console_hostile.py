@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import stat
 import subprocess
 import threading
 import time
@@ -21,8 +22,10 @@ from consultflow.console import web
 from consultflow.console.app import build
 from consultflow.console.events import MAX_STREAMS_PER_PERSON
 from consultflow.console.sessions import COOKIE
+from consultflow.console.tickets import deposit
 from tests.integration.console.conftest import Console, console_settings, serving
 from tests.integration.console.test_console_api import start, tasks_of
+from tests.support.identity import local_identity
 from tests.support.nats import provision_open
 from tests.support.polling import eventually
 
@@ -308,3 +311,12 @@ def _provisioned(url: str) -> bool:
     except Exception:  # not listening yet
         return False
     return True
+
+
+def test_a_ticket_folder_open_to_others_is_closed_at_the_next_link(tmp_path: Path) -> None:
+    folder = tmp_path / "console-tickets"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    deposit(folder, local_identity().issuer, "otto", ["ops"])
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in folder.iterdir())
