@@ -5,6 +5,7 @@ attacks that held (traversal in static files, cross-site POSTs, other people's t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import stat
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 from consultflow.cli.system import free_port, nats_server_binary
 from consultflow.console import web
 from consultflow.console.app import build
+from consultflow.console.config import OidcClient
 from consultflow.console.events import MAX_STREAMS_PER_PERSON
 from consultflow.console.sessions import COOKIE
 from consultflow.console.tickets import deposit
@@ -320,3 +322,19 @@ def test_a_ticket_folder_open_to_others_is_closed_at_the_next_link(tmp_path: Pat
     deposit(folder, local_identity().issuer, "otto", ["ops"])
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in folder.iterdir())
+
+
+def test_a_crafted_callback_shows_no_text_of_its_senders(tmp_path: Path, nats_session_url: str) -> None:
+    """Anybody can send a link to /callback: its page on the console's origin says nothing of theirs."""
+    settings = console_settings(tmp_path, nats_session_url, {})
+    oidc = OidcClient(issuer="https://idp.invalid", client_id="c", client_secret="", scopes="openid", ca="")
+    settings = dataclasses.replace(settings, oidc=oidc)
+    with serving(build(settings), settings.listen_port) as url:
+        page = httpx.get(
+            f"{url}/callback",
+            params={"error": "Your account is locked. Call +1 555 0100", "error_description": "urgent: call"},
+        )
+        assert page.status_code == 403 and "data-testid='signin-refused'" in page.text
+        assert "555" not in page.text and "urgent" not in page.text
+        denied = httpx.get(f"{url}/callback", params={"error": "access_denied"})
+        assert "access_denied" in denied.text
