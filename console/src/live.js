@@ -5,14 +5,34 @@ import { debounce } from './dom.js';
 const subscribers = new Set();
 let source = null;
 let stateListener = () => {};
+let retryTimer = null;
+let retryDelay = 2000;
+const RETRY_MAX_MS = 60000;
 
 /** Opens the event stream once; `onState(connected)` hears when it drops and comes back. */
 export function startLive(onState = () => {}) {
   stateListener = onState;
-  if (source || typeof EventSource === 'undefined') return;
+  if (source || retryTimer || typeof EventSource === 'undefined') return;
+  open();
+}
+
+function open() {
+  retryTimer = null;
   source = new EventSource('/api/events');
-  source.addEventListener('open', () => stateListener(true));
-  source.addEventListener('error', () => stateListener(false)); // EventSource reconnects by itself
+  source.addEventListener('open', () => {
+    retryDelay = 2000;
+    stateListener(true);
+  });
+  source.addEventListener('error', () => {
+    stateListener(false);
+    // A dropped connection is retried by EventSource itself; an error answer (503 while the server
+    // cannot reach NATS, 429 with too many tabs open) closes it for good, so it is opened again later.
+    if (source && source.readyState === EventSource.CLOSED) {
+      source = null;
+      retryTimer = setTimeout(open, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    }
+  });
   source.addEventListener('status', (message) => {
     let event;
     try {
@@ -26,6 +46,8 @@ export function startLive(onState = () => {}) {
 
 /** Closes the stream (on sign-out or when the session is gone). */
 export function stopLive() {
+  clearTimeout(retryTimer);
+  retryTimer = null;
   source?.close();
   source = null;
 }

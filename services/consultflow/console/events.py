@@ -12,6 +12,7 @@ the console cannot decide.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -23,14 +24,15 @@ import grpc
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.console.backends import Backends, as_person
-from consultflow.console.sessions import Session
-from consultflow.console.web import session_of
+from consultflow.console.backends import ApiError, Backends, as_person
+from consultflow.console.sessions import COOKIE, Session, SessionStore
+from consultflow.console.web import session_of, store_of
 from consultflow.platform.messaging import NatsCredentials, connect
 from consultflow.platform.policy import Role
 
@@ -41,6 +43,10 @@ KEEP_ALIVE_SECONDS = 15.0
 ORCHESTRATOR_KINDS = ("instance.", "incident.", "usertask.")
 SEES_EVERYTHING = (Role.ANALYST, Role.OPS, Role.ADMIN)
 TASK_DECISION_SECONDS = 60.0
+MAX_STREAMS_PER_PERSON = 4  # browser tabs of one person; more is a runaway script
+MAX_STREAMS = 2000  # one process's feeds in all: each holds a connection and a queue
+START_WAIT_SECONDS = 5.0  # how long start-up waits for NATS before serving without the feed
+SESSION_CHECK_SECONDS = 1.0  # how soon a feed ends after its session did (sign-out, expiry, eviction)
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,9 @@ class Forward:
 
 @dataclass(eq=False)
 class Listener:
-    """One connected browser: its bounded queue, and whether it fell behind."""
+    """One connected browser: whose it is, its bounded queue, and whether it fell behind."""
 
+    person: str = ""
     queue: asyncio.Queue[Forward] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     dropped: bool = False
 
@@ -99,12 +106,52 @@ class Hub:
         self._nc: Client | None = None
         self._subscription: Subscription | None = None
         self.listeners: set[Listener] = set()
+        self._connecting: asyncio.Task[None] | None = None
+
+    def admit(self, person: str) -> Listener:
+        """A new listener for `person`, or 429 when they (or everybody) have as many feeds as allowed."""
+        if not self.connected:
+            raise ApiError(503, "UNAVAILABLE", "the live feed cannot reach NATS; it comes back by itself")
+        if len(self.listeners) >= MAX_STREAMS:
+            raise ApiError(429, "RESOURCE_EXHAUSTED", f"this console serves {MAX_STREAMS} live feeds already")
+        if sum(1 for known in self.listeners if known.person == person) >= MAX_STREAMS_PER_PERSON:
+            raise ApiError(
+                429,
+                "RESOURCE_EXHAUSTED",
+                f"{person} has {MAX_STREAMS_PER_PERSON} live feeds open already (close a tab)",
+            )
+        listener = Listener(person=person)
+        self.listeners.add(listener)
+        return listener
 
     async def start(self) -> None:
-        self._nc, _ = await connect(self._url, "console", self._credentials)
-        self._subscription = await self._nc.subscribe("status.>", cb=self._deliver)
+        """Connects in the background: the console serves (its feed answering 503) while NATS is down,
+        and the feed starts when NATS comes. A reachable NATS is waited for: a fresh console has its feed."""
+        self._connecting = asyncio.create_task(self._connect())
+        await asyncio.wait({self._connecting}, timeout=START_WAIT_SECONDS)
+
+    async def _connect(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                nc, _ = await connect(self._url, "console", self._credentials)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # unreachable, or the streams not provisioned yet
+                log.warning("the live feed waits for NATS (%s); trying again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self._nc = nc
+            self._subscription = await nc.subscribe("status.>", cb=self._deliver)
+            log.info("the live feed is connected to NATS")
+            return
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
         if self._subscription is not None:
             await self._subscription.unsubscribe()
         if self._nc is not None:
@@ -173,16 +220,24 @@ def _frame(event: Forward) -> str:
     return f"id: {event.id}\nevent: status\ndata: {json.dumps(event.data())}\n\n"
 
 
-async def _stream(hub: Hub, listener: Listener, visibility: Visibility) -> AsyncIterator[str]:
+async def _stream(
+    hub: Hub, listener: Listener, visibility: Visibility, store: SessionStore, session_id: str
+) -> AsyncIterator[str]:
+    """Forwards what the person may see until they fall behind or their session ends (signed out,
+    expired, replaced by a new sign-in, evicted): a feed never outlives the session it was opened in."""
     try:
         yield ": connected\n\n"
-        while not listener.dropped:
+        quiet_since = time.monotonic()
+        while not listener.dropped and store.get(session_id) is not None:
             try:
-                event = await asyncio.wait_for(listener.queue.get(), KEEP_ALIVE_SECONDS)
+                event = await asyncio.wait_for(listener.queue.get(), SESSION_CHECK_SECONDS)
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                if time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
+                    quiet_since = time.monotonic()
+                    yield ": keep-alive\n\n"
                 continue
             if await visibility.allows(event):
+                quiet_since = time.monotonic()
                 yield _frame(event)
     finally:
         hub.listeners.discard(listener)
@@ -191,10 +246,14 @@ async def _stream(hub: Hub, listener: Listener, visibility: Visibility) -> Async
 async def events(request: Request) -> Response:
     session = session_of(request)
     hub: Hub = request.app.state.hub
-    listener = Listener()
-    hub.listeners.add(listener)
+    listener = hub.admit(session.caller.name)
     visibility = Visibility(session, request.app.state.backends)
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    stream = _stream(hub, listener, visibility, store_of(request), request.cookies.get(COOKIE, ""))
+
+    async def leave() -> None:  # also when the browser went before the stream began (no `finally` ran)
+        hub.listeners.discard(listener)
+
     return StreamingResponse(
-        _stream(hub, listener, visibility), media_type="text/event-stream", headers=headers
+        stream, media_type="text/event-stream", headers=headers, background=BackgroundTask(leave)
     )

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import re
 import secrets
 import ssl
 import threading
@@ -33,6 +34,7 @@ from consultflow.platform.identity import IssuerSettings, TokenVerifier, fetch_k
 LOGIN_COOKIE = "consultflow_login"
 LOGIN_SECONDS = 600
 MAX_PENDING = 10000
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")  # OAuth error codes: access_denied, login_required, …
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,11 @@ async def callback(request: Request) -> Response:
         return refused("no OIDC provider is configured here", status=404)
     params = request.query_params
     if params.get("error"):
-        return refused(f"the provider refused: {params.get('error')} {params.get('error_description', '')}")
+        # only a known-shaped code: anybody can send a link to /callback, and free text shown on the
+        # console's own page ("your account is locked, call …") would be theirs to write
+        code = params.get("error", "")
+        shown = code if _ERROR_CODE.fullmatch(code) else "an error"
+        return refused(f"the sign-in provider answered {shown}; start again at /login")
     state, code = params.get("state", ""), params.get("code", "")
     if not state or not code or request.cookies.get(LOGIN_COOKIE, "") != state:
         return refused("this sign-in was not started in this browser (state does not match)", status=400)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from consultflow.platform.identity import Caller
 
 COOKIE = "consultflow_session"
+MAX_SESSIONS_PER_PERSON = 16  # browsers and devices of one person; past it their own oldest session goes
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Session:
 
 
 class SessionStore:
-    """Opaque id → Session, at most `capacity` of them."""
+    """Opaque id → Session, at most `capacity` of them and MAX_SESSIONS_PER_PERSON of one person's."""
 
     def __init__(self, capacity: int) -> None:
         self._capacity = capacity
@@ -44,6 +45,11 @@ class SessionStore:
         session = Session(caller, token, secrets.token_urlsafe(32), expires_at)
         with self._lock:
             self._drop_expired()
+            # one person signing in again and again (a script looping through the provider) pushes out
+            # only their own sessions, never everybody else's
+            theirs = [k for k, s in self._sessions.items() if s.caller.name == caller.name]
+            for old in theirs[: max(0, len(theirs) - MAX_SESSIONS_PER_PERSON + 1)]:
+                del self._sessions[old]
             while len(self._sessions) >= self._capacity:
                 self._sessions.popitem(last=False)
             self._sessions[session_id] = session

@@ -54,7 +54,9 @@ def start_session(request: Request, token: str, expected_name: str = "") -> Resp
     token_expiry = float(jwt.decode(token, options={"verify_signature": False}).get("exp", 0))
     settings = request.app.state.settings
     expires_at = min(time.time() + settings.session_ttl.total_seconds(), token_expiry)
-    session_id, _ = store_of(request).create(caller, token, expires_at)
+    store = store_of(request)
+    store.delete(request.cookies.get(COOKIE, ""))  # a browser has one session: the one signed in last
+    session_id, _ = store.create(caller, token, expires_at)
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         COOKIE,

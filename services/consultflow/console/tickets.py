@@ -34,6 +34,7 @@ def deposit(
 ) -> str:
     """Leaves the person's token for the console and returns the one-time ticket for the link."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # a folder that existed open to others is closed: nobody else lists or swaps tickets
     _prune(folder)
     ticket_id = secrets.token_urlsafe(24)
     token = issuer.mint(name, roles, groups, ttl=session_ttl)
