@@ -211,6 +211,9 @@ def test_every_change_names_who_made_it_and_the_audit_answers_per_engagement_and
     lea.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=task.user_task_id))
     lea.CompleteUserTask(pb.CompleteUserTaskRequest(user_task_id=task.user_task_id))
     otto.CancelInstance(pb.CancelInstanceRequest(instance_id=dropped.instance_id, reason="client withdrew"))
+    otto.PublishMessage(
+        pb.PublishMessageRequest(name="client.reply", correlation_key="E-5", message_id="m-1")
+    )
 
     def entries(**query: str) -> list[tuple[str, str, str]]:
         response = otto.ListAuditEntries(pb.ListAuditEntriesRequest(**query))  # type: ignore[arg-type]
@@ -220,6 +223,7 @@ def test_every_change_names_who_made_it_and_the_audit_answers_per_engagement_and
         ("otto", "instance.created", f"{done.definition_id}"),
         ("lea", "usertask.claimed", "review"),
         ("lea", "usertask.completed", "review"),
+        ("otto", "message.published", "client.reply"),
     ]
     assert entries(business_key="E-6")[-1][:2] == ("otto", "instance.canceled")
     assert ("ana", "definition.deployed", "audited:1") in entries(actor="ana")

@@ -204,8 +204,9 @@ class Orchestrator(InstanceHost):
         variables: Mapping[str, Any],
         ttl: timedelta = timedelta(0),
         message_id: str = "",
+        actor: Caller | None = None,
     ) -> PublishResult:
-        return messages.publish_message(self, name, correlation_key, variables, ttl, message_id)
+        return messages.publish_message(self, name, correlation_key, variables, ttl, message_id, actor)
 
     def correlate_pending(self, limit: int = 200) -> int:
         return messages.correlate_pending(self, limit)

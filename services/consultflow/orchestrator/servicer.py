@@ -367,6 +367,7 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             variables,
             timedelta(seconds=request.ttl_seconds),
             request.message_id,
+            current_caller(),
         )
         return pb.PublishMessageResponse(
             outcome=_OUTCOMES[result.outcome], instance_id=result.instance_id, message_key=result.message_key

@@ -21,10 +21,12 @@ from consultflow.orchestrator.orm import MESSAGES, Instance, Message, Subscripti
 from consultflow.orchestrator.parking import Parked, not_parked
 from consultflow.orchestrator.records import InstanceStatus, MessageStatus, PublishOutcome
 from consultflow.orchestrator.step import Step, rowcount
+from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.queries import list_definitions
 from consultflow.platform import jsonutil
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
+from consultflow.platform.identity import Caller
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,13 @@ def publish_message(
     variables: Mapping[str, Any],
     ttl: timedelta = timedelta(0),
     message_id: str = "",
+    actor: Caller | None = None,
 ) -> PublishResult:
-    """Correlates a message now, starts an instance with it, buffers it for `ttl`, or drops it."""
+    """Correlates a message now, starts an instance with it, buffers it for `ttl`, or drops it.
+
+    A message published over the API (`actor` given) is audited in the transaction that stores it, under
+    its correlation key (the engagement's business key, for the firm's messages); the status bridge's
+    messages are the system's and are not."""
     if not name:
         raise InvalidArgument("name", "is required")
     for field, value in (("name", name), ("correlation_key", correlation_key), ("message_id", message_id)):
@@ -96,6 +103,12 @@ def publish_message(
                 expires_at=now + max(ttl, timedelta(0)),
             )
         )
+        if actor is not None:
+            detail = f"message id {message_id}" if message_id else ""
+            change = audit.Change(
+                "message.published", business_key=correlation_key, target=name, detail=detail
+            )
+            audit.record(uow.session, actor, change, now)
         try:
             uow.commit()
         except IntegrityError:
