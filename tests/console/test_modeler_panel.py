@@ -23,6 +23,7 @@ import SpiffWorkflow
 from lxml import etree
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from consultflow.orchestrator import engine
 from tests.bpmn.modeler_tools import chromium, node_and_modules
 from tests.bpmn.test_browser import CHROMIUM_ARGS
 from tests.console.modeler_site import EDITABLE, REVISED, Site, build, process_id, serve
@@ -240,6 +241,124 @@ def test_the_panel_edits_exactly_this(page: Page, site: Site, item: dict[str, An
         del changed[key]  # the browser measured the edited element's label again: layout, not content
     expected = spec["expect"]
     assert changed == expected, f"{item['id']}: the XML changed in {changed}, not only in {expected}"
+
+
+# ------------------------------------------------------------------------------------------- correlation
+
+
+def orchestrator_key_expression(resources: dict[str, bytes], process: str, element_id: str) -> str:
+    """The correlation expression the orchestrator's parser gives the message `element_id` waits for."""
+    specs = engine.parse_resources(resources)[process]
+    for spec in (specs.spec, *specs.subprocess_specs.values()):
+        task_spec = next((t for t in spec.task_specs.values() if t.bpmn_id == element_id), None)
+        if task_spec is not None:
+            properties = task_spec.event_definition.correlation_properties
+            return str(properties[0].retrieval_expression) if properties else ""
+    raise AssertionError(f"no element {element_id} in {process}")
+
+
+def all_resources(**replaced: bytes) -> dict[str, bytes]:
+    resources = {p.name: p.read_bytes() for p in [*BPMN_DIR.glob("*.bpmn"), *BPMN_DIR.glob("*.dmn")]}
+    return {**resources, **replaced}
+
+
+def test_the_orchestrator_reads_the_correlation_key_the_panel_wrote(page: Page, site: Site) -> None:
+    """The panel shows the expression the orchestrator keys change_requested's message by; the edited one is
+    what the orchestrator's parser reads from the saved file."""
+    before = orchestrator_key_expression(all_resources(), "engagement", "change_requested")
+    open_definition(page, site, "engagement:1")
+    select(page, "change_requested")
+    reveal(page, "cf-correlation", "cf-correlation-key")
+    shown = page.locator('[data-entry-id="cf-correlation-key"] input')
+    assert (before, shown.input_value()) == ("engagement_id", "engagement_id")
+    edit(page, "cf-correlation", "cf-correlation-key", value="client_engagement_id")
+    _, saved = export(page)
+    read = orchestrator_key_expression(
+        all_resources(**{"engagement.bpmn": saved}), "engagement", "change_requested"
+    )
+    assert read == "client_engagement_id"
+
+
+NEW_MESSAGE = """(id) => {
+  const m = window.cfModeler.editor.modeler;
+  const element = m.get('elementRegistry').get(id);
+  const definitions = m.getDefinitions();
+  const message = m.get('bpmnFactory').create('bpmn:Message', { name: 'contract.countersigned' });
+  message.$parent = definitions;
+  const modeling = m.get('modeling');
+  const roots = [...definitions.rootElements, message];
+  modeling.updateModdleProperties(element, definitions, { rootElements: roots });
+  const holder = element.businessObject.eventDefinitions[0];
+  modeling.updateModdleProperties(element, holder, { messageRef: message });
+  return message.id;
+}"""
+
+
+@pytest.mark.parametrize(
+    ("key", "joins"), [("contract_id", None), ("engagement_id", "CorrelationProperty_engagement_id")]
+)
+def test_a_key_for_a_message_without_one_creates_its_correlation_property(
+    page: Page, site: Site, key: str, joins: str | None
+) -> None:
+    """A message made in the modeler has no key: the analyst types one in the Correlation group. A key no
+    property reads yet makes a new bpmn:correlationProperty (named after the key, a bpmn-js id) after the
+    message; a key an existing property reads everywhere joins that property, as bpmn/ writes shared keys.
+    The orchestrator's parser reads it; undo takes it away again."""
+    open_definition(page, site, "intake:1")
+    message_id = page.evaluate(NEW_MESSAGE, "signature_refused")
+    select(page, "signature_refused")
+    reveal(page, "cf-correlation", "cf-correlation-key")
+    assert page.locator('[data-entry-id="cf-correlation-key"] input').input_value() == ""
+    _, without_key = export(page)
+    edit(page, "cf-correlation", "cf-correlation-key", value=key)
+    _, saved = export(page)
+    changed = differences(flatten(without_key), flatten(saved))
+    if joins:
+        retrieval = f"{joins}/bpmn:correlationPropertyRetrievalExpression[4]"
+        assert changed == {
+            retrieval: "",
+            f"{retrieval}@messageRef": message_id,
+            f"{retrieval}/bpmn:formalExpression[0]": "",
+            f"{retrieval}/bpmn:formalExpression[0]#text": key,
+        }
+    else:
+        [property_id] = [k for k in changed if "/" not in k and "@" not in k and "#" not in k]
+        assert re.fullmatch(r"CorrelationProperty_[0-9a-z]{7}", property_id), property_id
+        retrieval = f"{property_id}/bpmn:correlationPropertyRetrievalExpression[0]"
+        assert changed == {
+            property_id: "",
+            f"{property_id}@id": property_id,
+            f"{property_id}@name": key,
+            retrieval: "",
+            f"{retrieval}@messageRef": message_id,
+            f"{retrieval}/bpmn:formalExpression[0]": "",
+            f"{retrieval}/bpmn:formalExpression[0]#text": key,
+        }
+        roots = [etree.QName(e).localname + ":" + (e.get("id") or "") for e in etree.fromstring(saved)]
+        assert roots.index(f"correlationProperty:{property_id}") == roots.index(f"message:{message_id}") + 1
+    read = orchestrator_key_expression(all_resources(**{"intake.bpmn": saved}), "intake", "signature_refused")
+    assert read == key
+    page.evaluate("() => window.cfModeler.editor.modeler.get('commandStack').undo()")
+    _, undone = export(page)
+    assert differences(flatten(without_key), flatten(undone)) == {}
+
+
+def test_clearing_the_only_key_of_a_property_removes_the_property(page: Page, site: Site) -> None:
+    """Spiff refuses a correlation property without retrieval expressions: clearing acceptance.reported's key
+    (the only expression of its property) removes the property and the correlation key's reference to it;
+    the message then correlates on the empty key."""
+    open_definition(page, site, "delivery_acceptance:1")
+    select(page, "client_acceptance")
+    edit(page, "cf-correlation", "cf-correlation-key", value="")
+    _, saved = export(page)
+    changed = differences(flatten((BPMN_DIR / "delivery_acceptance.bpmn").read_bytes()), flatten(saved))
+    prefix = "CorrelationProperty_engagement_id"
+    reference = "CorrelationKey_engagement_id/bpmn:correlationPropertyRef[0]"
+    assert {k for k in changed if not k.startswith(prefix)} == {reference, f"{reference}#text"}
+    assert f"{prefix}@name" in changed
+    assert all(v is None for v in changed.values())
+    resources = all_resources(**{"delivery_acceptance.bpmn": saved})
+    assert orchestrator_key_expression(resources, "delivery_acceptance", "client_acceptance") == ""
 
 
 @pytest.mark.parametrize("path", sorted(BPMN_DIR.glob("*.bpmn")), ids=lambda p: p.name)

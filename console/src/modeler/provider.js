@@ -2,7 +2,8 @@
 // (forms, candidate groups and users, assignee, due date) and the base provider (names, documentation, timers,
 // messages, called element): the operation a service task calls (from the catalogue the services publish),
 // its parameters, result variable and retry policy, pre/post scripts, the decision a business rule task
-// evaluates, message payloads and variables, and the regulation's clause ids and `[assumption]` lines.
+// evaluates, message payloads and variables, a message's correlation key, and the regulation's clause ids and
+// `[assumption]` lines.
 // Everything it edits is listed in editable.json (docs/console.md "What the modeler edits").
 import { h } from '@bpmn-io/properties-panel/preact';
 import { SelectEntry, TextAreaEntry, TextFieldEntry, isSelectEntryEdited, isTextAreaEntryEdited, isTextFieldEntryEdited } from '@bpmn-io/properties-panel';
@@ -315,6 +316,139 @@ function messageGroup(element) {
   return { id: 'cf-message', label: 'Message payload', entries };
 }
 
+// --------------------------------------------------------------------------------------------- correlation
+
+// The orchestrator keys a message by its correlation property (engine.py correlation_key): Spiff collects, per
+// message, each `bpmn:correlationProperty`'s `correlationPropertyRetrievalExpression` whose messageRef names it
+// and whose first child (`bpmn:formalExpression`, as bpmn-js writes messagePath) has text; the first one found
+// is evaluated on the process variables. The panel edits that expression, the one the orchestrator reads.
+
+function messageOf(bo) {
+  const holder = is(bo, 'bpmn:Event') ? messageDefinition(bo) : bo;
+  return (holder && holder.get('messageRef')) || null;
+}
+
+function definitionsOf(bo) {
+  let node = bo;
+  while (node && !is(node, 'bpmn:Definitions')) node = node.$parent;
+  return node || null;
+}
+
+function correlationProperties(definitions) {
+  return ((definitions && definitions.get('rootElements')) || []).filter((e) => is(e, 'bpmn:CorrelationProperty'));
+}
+
+function retrievalsOf(property) {
+  return property.get('correlationPropertyRetrievalExpression') || [];
+}
+
+function pathText(retrieval) {
+  const path = retrieval.get('messagePath');
+  return (path && path.get('body')) || '';
+}
+
+/** The retrieval expression the orchestrator reads for `message` (the first with an expression), else the
+ * first one naming the message without an expression; with the property holding it. */
+function retrievalFor(definitions, message) {
+  let bare = null;
+  for (const property of correlationProperties(definitions)) {
+    for (const retrieval of retrievalsOf(property)) {
+      if (retrieval.get('messageRef') !== message) continue;
+      if (pathText(retrieval)) return { property, retrieval };
+      if (!bare) bare = { property, retrieval };
+    }
+  }
+  return bare;
+}
+
+/** Commands that give `message` the key expression `key`: the expression it has changed, or a retrieval
+ * expression added to the property whose expressions all read `key` (so messages keyed alike share one
+ * property, as bpmn/ writes them), or a new correlation property placed after the message. */
+function keyCommands(element, definitions, message, key, bpmnFactory) {
+  const found = retrievalFor(definitions, message);
+  const update = (moddleElement, properties) => ({ cmd: 'element.updateModdleProperties', context: { element, moddleElement, properties } });
+  const newPath = (parent) => {
+    const path = bpmnFactory.create('bpmn:FormalExpression', { body: key });
+    path.$parent = parent;
+    return path;
+  };
+  if (found && found.retrieval.get('messagePath')) return [update(found.retrieval.get('messagePath'), { body: key })];
+  if (found) return [update(found.retrieval, { messagePath: newPath(found.retrieval) })];
+  const retrieval = bpmnFactory.create('bpmn:CorrelationPropertyRetrievalExpression', { messageRef: message });
+  retrieval.messagePath = newPath(retrieval);
+  const alike = correlationProperties(definitions).find((p) => retrievalsOf(p).length && retrievalsOf(p).every((r) => pathText(r) === key));
+  if (alike) {
+    retrieval.$parent = alike;
+    return [update(alike, { correlationPropertyRetrievalExpression: [...retrievalsOf(alike), retrieval] })];
+  }
+  const property = bpmnFactory.create('bpmn:CorrelationProperty', /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? { name: key } : {});
+  property.$parent = definitions;
+  retrieval.$parent = property;
+  property.get('correlationPropertyRetrievalExpression').push(retrieval);
+  const roots = definitions.get('rootElements').slice();
+  roots.splice(roots.indexOf(message) + 1 || roots.length, 0, property);
+  return [update(definitions, { rootElements: roots })];
+}
+
+/** Commands that take `message`'s key away: its retrieval expression goes, and a property left without any
+ * goes too (Spiff refuses an empty one), with the correlation keys' references to it. */
+function clearKeyCommands(element, definitions, message) {
+  const found = retrievalFor(definitions, message);
+  if (!found) return [];
+  const update = (moddleElement, properties) => ({ cmd: 'element.updateModdleProperties', context: { element, moddleElement, properties } });
+  const { property, retrieval } = found;
+  const remaining = retrievalsOf(property).filter((r) => r !== retrieval);
+  if (remaining.length) return [update(property, { correlationPropertyRetrievalExpression: remaining })];
+  const commands = [update(definitions, { rootElements: definitions.get('rootElements').filter((e) => e !== property) })];
+  for (const collaboration of definitions.get('rootElements').filter((e) => is(e, 'bpmn:Collaboration'))) {
+    for (const correlationKey of collaboration.get('correlationKeys') || []) {
+      const refs = correlationKey.get('correlationPropertyRef') || [];
+      if (refs.includes(property)) commands.push(update(correlationKey, { correlationPropertyRef: refs.filter((r) => r !== property) }));
+    }
+  }
+  return commands;
+}
+
+function CorrelationKeyEntry(props) {
+  const { element } = props;
+  const commandStack = useService('commandStack');
+  const bpmnFactory = useService('bpmnFactory');
+  const debounce = useService('debounceInput');
+  const bo = element.businessObject;
+  const message = messageOf(bo);
+  const definitions = definitionsOf(bo);
+  const getValue = () => {
+    const found = retrievalFor(definitions, messageOf(bo));
+    return found ? pathText(found.retrieval) : '';
+  };
+  const setValue = (value) => {
+    const key = (value || '').trim();
+    const current = messageOf(bo);
+    const commands = key ? keyCommands(element, definitions, current, key, bpmnFactory) : clearKeyCommands(element, definitions, current);
+    if (commands.length) commandStack.execute('properties-panel.multi-command-executor', commands);
+  };
+  return TextFieldEntry({
+    element,
+    id: 'cf-correlation-key',
+    label: 'Correlation key',
+    description: `A Python expression over the process variables that gives message ${message.get('name') || message.get('id')} its correlation key, usually the variable that holds it (e.g. engagement_id). Every event and task of this message shares it; empty: the message correlates on the empty key.`,
+    getValue,
+    setValue,
+    debounce,
+  });
+}
+
+function NoMessageNote() {
+  return h('div', { class: 'bio-properties-panel-entry', 'data-entry-id': 'cf-correlation-none' }, 'Pick or create the message (group Message) first: the key belongs to the message.');
+}
+
+function correlationGroup(element) {
+  const entries = messageOf(element.businessObject)
+    ? [{ id: 'cf-correlation-key', component: CorrelationKeyEntry, isEdited: isTextFieldEntryEdited }]
+    : [{ id: 'cf-correlation-none', component: NoMessageNote }];
+  return { id: 'cf-correlation', label: 'Correlation', entries };
+}
+
 // --------------------------------------------------------------------------------------------- regulation
 
 function documentationOf(bo) {
@@ -399,6 +533,9 @@ export default function ConsultflowPropertiesProvider(propertiesPanel, cfCatalog
     if (is(bo, 'bpmn:BusinessRuleTask')) ours.push(decisionGroup(cfDecisions));
     if ((is(bo, 'bpmn:Event') && messageDefinition(bo)) || is(bo, 'bpmn:SendTask') || is(bo, 'bpmn:ReceiveTask')) {
       ours.push(messageGroup(element));
+    }
+    if ((is(bo, 'bpmn:Event') && messageDefinition(bo)) || is(bo, 'bpmn:SendTask') || is(bo, 'bpmn:ReceiveTask') || (is(bo, 'bpmn:MessageFlow') && bo.get('messageRef'))) {
+      ours.push(correlationGroup(element));
     }
     for (const group of kept) {
       const unread = IGNORED_CAMUNDA_ENTRIES[group.id];
