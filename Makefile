@@ -50,6 +50,10 @@ console-assets: node_modules/.installed  ## rebuild the console's front end (con
 bench: $(VENV)/.installed-dev   ## print the benchmark figures (not pass/fail)
 	$(BIN)/pytest -q -s -m benchmark tests/benchmarks
 
+.PHONY: bench-system
+bench-system: $(VENV)/.installed-dev  ## K demo engagements through the whole system as processes; prints figures (K: CONSULTFLOW_BENCH_ENGAGEMENTS, default 20)
+	CONSULTFLOW_BENCH_SYSTEM=1 $(BIN)/pytest -q -s -p no:cacheprovider -m benchmark tests/benchmarks/test_system_bench.py $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules .consultflow .pytest_cache .mypy_cache .ruff_cache
 
