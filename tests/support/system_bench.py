@@ -84,12 +84,19 @@ class CpuMeter:
         self.baseline = self.totals()
         self._thread.start()
 
+    def mark(self) -> dict[str, float]:
+        """CPU seconds each component used since `start` or the last mark; counting goes on from here."""
+        self.sample()
+        now = self.totals()
+        used = {k: v - self.baseline.get(k, 0.0) for k, v in now.items()}
+        self.baseline = now
+        return used
+
     def stop(self) -> dict[str, float]:
-        """CPU seconds each component used since `start`."""
+        """CPU seconds each component used since `start` or the last mark."""
         self._stop.set()
         self._thread.join()
-        self.sample()
-        return {k: v - self.baseline.get(k, 0.0) for k, v in self.totals().items()}
+        return self.mark()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -159,6 +166,7 @@ class Records:
     job_processed: dict[str, datetime] = field(default_factory=dict)  # processed_jobs.processed_at
     task_latency: list[float] = field(default_factory=list)  # user task created → completed, seconds
     steps: int = 0  # sum of instances.revision: one per committed orchestrated step
+    engagement_steps: float = 0.0  # mean revision of the engagement instances
     elements_completed: int = 0
     instances: int = 0
     engagement_resources: dict[str, bytes] = field(default_factory=dict)
@@ -202,6 +210,9 @@ def _read_orchestrator(db: Engine, since: datetime, found: Records) -> None:
             found.task_latency.append((_utc(completed) - _utc(created)).total_seconds())
     for revision, count in _rows(db, "SELECT COALESCE(SUM(revision), 0), COUNT(*) FROM instances"):
         found.steps, found.instances = int(revision), int(count)
+    found.engagement_steps = float(
+        _rows(db, "SELECT COALESCE(AVG(revision), 0) FROM instances WHERE process_id = 'engagement'")[0][0]
+    )
     found.elements_completed = int(
         _rows(db, "SELECT COUNT(*) FROM history WHERE type = 'element.completed'")[0][0]
     )
@@ -235,15 +246,39 @@ def percentile(values: list[float], p: float) -> float:
 # --------------------------------------------------------------------------------------- raw SpiffWorkflow
 
 
+def _waiting_event(workflow: Any, found: engine.Snapshot) -> Any:
+    """The first intermediate message or timer event the instance waits at (boundary events excepted:
+    they would cut the story short)."""
+    for task_id in [m.task_id for m in found.messages] + [t.task_id for t in found.timers]:
+        task = engine.find_task(workflow, task_id)
+        if task is not None and type(task.task_spec).__name__ != "BoundaryEvent":
+            return task
+    return None
+
+
 def raw_step_us(
-    resources: Mapping[str, bytes], variables: Mapping[str, Any], seconds: float = 5.0
+    resources: Mapping[str, bytes], variables: Mapping[str, Any], walk: int, seconds: float = 5.0
 ) -> tuple[float, int]:
     """µs per raw SpiffWorkflow step on the engagement's own diagrams, without our host: load the state,
-    complete the next open user or service task with an ended engagement's variables, run the engine,
-    save the state — what one orchestrated step does minus the database, messages and checks. A walk
-    that reaches a timer or a message (nothing left to complete) starts again."""
+    complete the next open user or service task (else the first message or timer it waits at) with an
+    ended engagement's variables, run the engine, save the state — what one orchestrated step does
+    minus the database, messages and checks. Each walk stops after `walk` steps (as many as an
+    orchestrated engagement took: the state, and so the step's cost, grows along the way) and starts
+    again from a new instance."""
     specs = engine.parse_resources(dict(resources), checks=None)["engagement"]
     script_engine = ScriptEngine()
+    _walks(specs, script_engine, variables, 1.0, walk)  # warm-up: sandbox workers start, caches fill
+    measured, steps = _walks(specs, script_engine, variables, seconds, walk)
+    return measured / max(steps, 1) * 1e6, steps
+
+
+def _walks(
+    specs: engine.ProcessSpecs,
+    script_engine: ScriptEngine,
+    variables: Mapping[str, Any],
+    seconds: float,
+    walk: int,
+) -> tuple[float, int]:
     steps = 0
     measured = 0.0
     deadline = time.perf_counter() + seconds
@@ -251,7 +286,7 @@ def raw_step_us(
         workflow = engine.new_workflow(specs, script_engine, variables)
         workflow.do_engine_steps()
         state = engine.dump_state(workflow)
-        for _ in range(300):
+        for _ in range(walk):
             started = time.perf_counter()
             workflow = engine.load_state(state, specs, script_engine)
             found = engine.snapshot(workflow)
@@ -264,7 +299,11 @@ def raw_step_us(
                 task.data.update(variables)
                 task.complete()
             else:
-                break
+                waiting = _waiting_event(workflow, found)
+                if waiting is None:
+                    break
+                waiting.data.update(variables)
+                waiting.complete()  # the message arrived / the timer is due, without correlating it
             try:
                 workflow.do_engine_steps()
             except Exception:  # a gateway or script the sample variables do not satisfy: walk again
@@ -272,4 +311,4 @@ def raw_step_us(
             state = engine.dump_state(workflow)
             measured += time.perf_counter() - started
             steps += 1
-    return measured / max(steps, 1) * 1e6, steps
+    return measured, steps
