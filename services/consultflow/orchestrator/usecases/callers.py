@@ -9,13 +9,13 @@ import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.deploy_checks import parse_xml
 from consultflow.orchestrator.engine import DeploymentError
-from consultflow.orchestrator.orm import Definition, Resource
+from consultflow.orchestrator.orm import Resource
+from consultflow.orchestrator.usecases.queries import latest_definitions
 from consultflow.platform.errors import shown
 from consultflow.platform.limits import Limits
 
@@ -58,7 +58,7 @@ def callers_to_reversion(
     problems: list[DeploymentError] = []
     if not all_new:
         return callers, problems
-    for latest in _latest_versions(session):
+    for latest in latest_definitions(session):
         if latest.process_id in deployed:
             continue
         stored_hashes: dict[str, str] = json.loads(latest.resources)
@@ -100,22 +100,4 @@ def _named(process_id: str, problem: DeploymentError) -> DeploymentError:
         element=problem.element,
         line=problem.line,
         rule=problem.rule,
-    )
-
-
-def _latest_versions(session: Session) -> list[Definition]:
-    newest = (
-        select(Definition.process_id, func.max(Definition.version).label("version"))
-        .group_by(Definition.process_id)
-        .subquery()
-    )
-    return list(
-        session.scalars(
-            select(Definition)
-            .join(
-                newest,
-                (Definition.process_id == newest.c.process_id) & (Definition.version == newest.c.version),
-            )
-            .order_by(Definition.process_id)
-        )
     )

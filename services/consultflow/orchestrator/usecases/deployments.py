@@ -243,7 +243,7 @@ def _store(
         for specs, files, why in versions:
             process_id = specs.process_id
             digest = _digest(files, specs)
-            latest = _latest(uow, process_id)
+            latest = _latest_of(uow.session, process_id)
             if (latest is not None and latest.content_hash == digest) or (
                 only is not None and process_id not in only
             ):
@@ -317,10 +317,6 @@ def _schedule_start_timers(
                 remaining=schedule.remaining,
             )
         )
-
-
-def _latest(uow: UnitOfWork, process_id: str) -> Definition | None:
-    return _latest_of(uow.session, process_id)
 
 
 def _latest_of(session: Session, process_id: str) -> Definition | None:

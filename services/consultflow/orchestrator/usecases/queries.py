@@ -8,6 +8,7 @@ from typing import Any
 
 from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
@@ -48,16 +49,33 @@ class InstanceView:
 
 def list_definitions(host: InstanceHost, process_id: str = "", latest_only: bool = False) -> list[Definition]:
     with host.db.read() as session:
+        if latest_only:
+            return latest_definitions(session, process_id)
         query = select(Definition).order_by(Definition.process_id, Definition.version)
         if process_id:
             query = query.where(Definition.process_id == process_id)
-        rows = list(session.scalars(query))
-    if latest_only:
-        latest: dict[str, Definition] = {}
-        for row in rows:
-            latest[row.process_id] = row
-        rows = list(latest.values())
-    return rows
+        return list(session.scalars(query))
+
+
+def latest_definitions(session: Session, process_id: str = "") -> list[Definition]:
+    """The latest version of each process (of `process_id`, when given), by process id; chosen in SQL, so
+    a process with many versions costs one row."""
+    newest = select(Definition.process_id, func.max(Definition.version).label("version")).group_by(
+        Definition.process_id
+    )
+    if process_id:
+        newest = newest.where(Definition.process_id == process_id)
+    latest = newest.subquery()
+    return list(
+        session.scalars(
+            select(Definition)
+            .join(
+                latest,
+                (Definition.process_id == latest.c.process_id) & (Definition.version == latest.c.version),
+            )
+            .order_by(Definition.process_id)
+        )
+    )
 
 
 def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -> InstanceView:
