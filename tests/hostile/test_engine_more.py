@@ -8,7 +8,6 @@ start and cancel are answered (tests/support/liveness.py).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -22,7 +21,15 @@ from consultflow.orchestrator.orm import Instance, Message, Timer
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.limits import Limits
 from tests.hostile.test_deploy import refused_while_others_are_answered
-from tests.hostile.test_engine import chain, drive, open_incidents, other_caller, run_hostile, the_incident
+from tests.hostile.test_engine import (
+    chain,
+    drive,
+    open_incidents,
+    other_caller,
+    run_hostile,
+    the_incident,
+    while_probed,
+)
 from tests.support.bpmn_builder import bpmn
 from tests.support.liveness import Background, answered_while
 from tests.support.orchestrator_harness import Harness
@@ -44,24 +51,6 @@ def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
     yield make
     for harness in made:
         harness.close()
-
-
-def while_probed(harness: Harness, hostile_round: Callable[[], object]) -> None:
-    """Runs `hostile_round` again and again in the background until another caller's deploy, start and
-    cancel were answered meanwhile (so the calls overlap the hostile work whatever the machine's speed)."""
-    probed = threading.Event()
-
-    def hostile() -> None:
-        hostile_round()
-        while not probed.is_set():
-            hostile_round()
-
-    work = Background(hostile)
-    try:
-        answered_while(lambda: work.running, lambda: other_caller(harness), what="deploy, start, cancel")
-    finally:
-        probed.set()
-    work.join()
 
 
 def count(harness: Harness, model: Any, *where: Any) -> int:
