@@ -107,6 +107,7 @@ class JobRecord(Base):
     backoff_base: Mapped[int] = mapped_column(Integer)  # seconds
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the current delivery began
     error_message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

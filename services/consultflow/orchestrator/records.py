@@ -97,6 +97,8 @@ class JobRow(OpenJob):
     backoff_base: int
     deliveries: int
     deadline: datetime
+    activated_at: datetime
+    """When the current delivery began: extensions of its deadline count from here."""
     error_message: str
     created_at: datetime
     updated_at: datetime
@@ -117,6 +119,7 @@ class JobRow(OpenJob):
             backoff_base=row.backoff_base,
             deliveries=row.deliveries,
             deadline=_instant(row.deadline),
+            activated_at=_instant(row.activated_at),
             error_message=row.error_message,
             created_at=_instant(row.created_at),
             updated_at=_instant(row.updated_at),

@@ -151,6 +151,11 @@ class Orchestrator(InstanceHost):
     ) -> None:
         jobs.throw_error(self, job_key, code, message, variables, actor)
 
+    def extend_job_deadline(
+        self, job_key: str, extend_by: timedelta, actor: Caller | None = None
+    ) -> datetime:
+        return jobs.extend_job_deadline(self, job_key, extend_by, actor)
+
     def redeliver_overdue_jobs(self, limit: int = 200) -> int:
         return jobs.redeliver_overdue_jobs(self, limit)
 

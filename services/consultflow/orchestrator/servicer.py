@@ -444,6 +444,14 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         )
         return pb.ThrowErrorResponse()
 
+    def ExtendJobDeadline(
+        self, request: pb.ExtendJobDeadlineRequest, context: grpc.ServicerContext
+    ) -> pb.ExtendJobDeadlineResponse:
+        deadline = self._orchestrator.extend_job_deadline(
+            request.job_key, timedelta(milliseconds=request.extend_by_ms), current_caller()
+        )
+        return pb.ExtendJobDeadlineResponse(deadline=timestamp(deadline))
+
     def ListIncidents(
         self, request: pb.ListIncidentsRequest, context: grpc.ServicerContext
     ) -> pb.ListIncidentsResponse:

@@ -613,6 +613,7 @@ class Step:
             backoff_base=backoff,
             deliveries=1,
             deadline=self.now + self.env.job_deadline,
+            activated_at=self.now,
             error_message="",
             created_at=self.now,
             updated_at=self.now,

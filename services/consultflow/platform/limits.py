@@ -63,6 +63,12 @@ class Limits:
     step_failures_before_parking: int = 3
     """Failed attempts at one instance's step before it is parked with an incident."""
 
+    # jobs (orchestrator/usecases/jobs.py)
+    max_job_hold_seconds: float = 3600.0
+    """How long one delivery of a job may be held by extending its deadline (ExtendJobDeadline); past it
+    the extension is refused and the job is delivered again at its deadline, so a stuck handler cannot
+    hold a job forever."""
+
     # requests (platform/db.py, platform/grpcserver.py)
     db_busy_timeout_ms: int = 5000
     """How long a SQLite writer waits for the write lock before the call is answered UNAVAILABLE: above the

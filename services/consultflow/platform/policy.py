@@ -108,6 +108,7 @@ POLICY: dict[str, Rule] = {
             "CompleteJob": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "FailJob": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "ThrowError": ((COMPONENT,), Condition.OWN_OPERATIONS),
+            "ExtendJobDeadline": ((COMPONENT,), Condition.OWN_OPERATIONS),
             "ListIncidents": ((OPS,), N),
             "ResolveIncident": ((OPS,), N),
             "ListAuditEntries": ((OPS,), N),
@@ -354,7 +355,8 @@ def require_self(caller: Caller, field: str, named: str) -> None:
 
 
 def require_operation(caller: Caller, operation: str, owners: Mapping[str, tuple[str, ...]]) -> None:
-    """A component or outside worker finishes only jobs of the operations its identity is mapped to."""
+    """A component or outside worker finishes (or extends) only jobs of the operations its identity is
+    mapped to."""
     if caller.has_role(Role.ADMIN):
         return
     if not any(operation.startswith(prefix) for prefix in owners.get(caller.name, ())):

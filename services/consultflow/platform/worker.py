@@ -2,7 +2,9 @@
 
 A message is acknowledged only after the orchestrator accepted the reply, so a crash anywhere before
 that redelivers the job; the handler's idempotency (see `jobs.run_job`) makes the second run answer with
-the first result instead of acting twice.
+the first result instead of acting twice. While a handler runs, a heartbeat keeps both clocks that would
+hand the job to another replica from running out: JetStream's ack wait (`in_progress`) and the
+orchestrator's job deadline (`ExtendJobDeadline`, bounded by `max_job_hold_seconds`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.faults import crash_point
 from consultflow.platform.grpcerrors import error_from_rpc
 from consultflow.platform.jobs import Job, JobHandler, Outcome, run_job
@@ -52,6 +54,8 @@ class JobWorker:
         concurrency: int = 8,
         ack_wait_seconds: float = 60.0,
     ) -> None:
+        """`ack_wait_seconds` is the job timeout (CONSULTFLOW_JOB_TIMEOUT_SECONDS); the heartbeat beats
+        at a third of it, or of the consumer's own ack wait when that is shorter."""
         self._service = service
         self._js = js
         self._orchestrator = orchestrator
@@ -60,6 +64,7 @@ class JobWorker:
         self._executor = executor
         self._concurrency = concurrency
         self._ack_wait = ack_wait_seconds
+        self._job_timeout = ack_wait_seconds
         self._running = False
         self._loop_task: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -127,7 +132,7 @@ class JobWorker:
     async def _handle(self, message: Msg) -> None:
         job = Job.from_message(events_pb2.JobActivated.FromString(message.data))
         loop = asyncio.get_running_loop()
-        heartbeat = asyncio.create_task(self._keep_alive(message))
+        heartbeat = asyncio.create_task(self._keep_alive(message, job))
         try:
             outcome = await loop.run_in_executor(
                 self._executor, run_job, self._uow_factory, self._handlers, job
@@ -166,14 +171,38 @@ class JobWorker:
         await message.ack()
         log.debug("job %s (%s) %s", job.key, job.operation, outcome.kind)
 
-    async def _keep_alive(self, message: Msg) -> None:
-        """Tells JetStream the job is still being worked on, so a long handler is not redelivered."""
+    async def _keep_alive(self, message: Msg, job: Job) -> None:
+        """Tells JetStream and the orchestrator the job is still being worked on, so a long handler is
+        neither redelivered by JetStream nor delivered again by the orchestrator to another replica.
+
+        Only handlers running longer than a beat send anything. Once the orchestrator refuses to extend
+        (the hold limit, or the job no longer waits) the beat stops asking; the job is then delivered
+        again at its deadline, as when a worker dies.
+        """
+        beat = min(self._ack_wait, self._job_timeout) / 3
+        extending = True
         while True:
-            await asyncio.sleep(self._ack_wait / 3)
+            await asyncio.sleep(beat)
             try:
                 await message.in_progress()
             except Exception as error:  # the next beat tries again; at worst JetStream redelivers
                 log.debug("job heartbeat failed: %s", error)
+            if extending:
+                extending = await self._extend(job, beat)
+
+    async def _extend(self, job: Job, beat: float) -> bool:
+        """Moves the job's deadline on (by the orchestrator's usual deadline); False once refused."""
+        try:
+            await self._orchestrator.ExtendJobDeadline(
+                pb.ExtendJobDeadlineRequest(job_key=job.key), timeout=min(beat, REPLY_TIMEOUT_SECONDS)
+            )
+        except grpc.aio.AioRpcError as error:
+            refusal = error_from_rpc(error, "orchestrator")
+            if isinstance(refusal, FailedPrecondition | NotFound | PermissionDenied):
+                log.warning("job %s: deadline not extended: %s", job.key, refusal.message)
+                return False
+            log.debug("job %s: extending the deadline failed (%s); next beat", job.key, refusal.message)
+        return True
 
     async def _report(self, job: Job, outcome: Outcome) -> None:
         if outcome.kind == "completed":

@@ -1,4 +1,5 @@
-"""A worker's replies to a job (complete, fail, throw a BPMN error) and the redelivery of unanswered jobs."""
+"""A worker's replies to a job (complete, fail, throw a BPMN error, extend its deadline) and the redelivery
+of unanswered jobs."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from functools import partial
 from typing import Any
 
 from SpiffWorkflow.task import Task
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import publish_job
-from consultflow.orchestrator.orm import JobRecord
+from consultflow.orchestrator.orm import JOBS, JobRecord
 from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.records import IncidentKind, JobRow, JobStatus, OpenJob, instance_of
 from consultflow.orchestrator.step import Step
@@ -168,6 +169,7 @@ def fail(step: Step, job: JobRow, retries: int, backoff_ms: int, message: str) -
             deliveries=1,
             error_message=message[:MAX_ERROR_MESSAGE],
             deadline=retry_at + step.env.job_deadline,
+            activated_at=retry_at,
         )
         step.history("job.failed", job.element_id, job.element_name, f"retry in {backoff}: {message}")
         republish_job(step, job.job_key, task, retry_at)
@@ -223,6 +225,53 @@ def throw(step: Step, job: OpenJob, code: str, message: str, variables: Mapping[
         )
 
 
+# ------------------------------------------------------------------------------------ extending
+
+
+def extend_job_deadline(
+    host: InstanceHost, job_key: str, extend_by: timedelta, actor: Caller | None = None
+) -> datetime:
+    """Moves a waiting job's deadline to at least now + `extend_by` (zero: the usual job deadline), so a
+    worker still running it is not overtaken by a redelivery; returns the deadline now in force.
+
+    One row changes, not the instance: a heartbeat is not a step of the process, so it writes neither
+    the instance's state nor its history. The hold is bounded per delivery (`Limits.max_job_hold_seconds`
+    from `activated_at`): past it the extension is refused and the job is delivered again at its
+    deadline, as when its worker died.
+    """
+    if not job_key:
+        raise InvalidArgument("job_key", "is required")
+    if extend_by < timedelta(0):
+        raise InvalidArgument("extend_by_ms", "must not be negative")
+    now = host.clock.now()
+    wanted = now + (extend_by or host.job_deadline)
+    with host.uow_factory() as uow:
+        found = uow.session.execute(select(JOBS).where(JOBS.c.job_key == job_key).with_for_update()).first()
+        if found is None:
+            raise NotFound("job", job_key)
+        job = JobRow.from_row(found)
+        if actor is not None:
+            policy.require_operation(actor, job.operation, host.operation_owners)
+        if job.status != JobStatus.ACTIVATABLE:
+            raise FailedPrecondition(f"job {job_key} is {job.status.lower()}: its task no longer waits")
+        if wanted <= job.deadline:
+            return job.deadline  # never earlier than it was
+        _refuse_past_hold(job, wanted, host.limits.max_job_hold_seconds)
+        # the row is locked (FOR UPDATE; SQLite: BEGIN IMMEDIATE), so no redelivery changed it meanwhile
+        uow.session.execute(update(JOBS).where(JOBS.c.job_key == job_key).values(deadline=wanted))
+        uow.commit()
+    return wanted
+
+
+def _refuse_past_hold(job: JobRow, wanted: datetime, max_hold_seconds: float) -> None:
+    held = (wanted - job.activated_at).total_seconds()
+    if held > max_hold_seconds:
+        raise FailedPrecondition(
+            f"job {job.job_key}: a deadline {held:.0f} s after its delivery began passes the limit "
+            f"max_job_hold_seconds ({max_hold_seconds:g} s); it is delivered again at its deadline"
+        )
+
+
 # ------------------------------------------------------------------------------------- redelivery
 
 
@@ -261,6 +310,7 @@ def redeliver(step: Step, job: JobRow) -> None:
         job.job_key,
         deliveries=deliveries,
         deadline=step.now + step.env.job_deadline * min(deliveries, MAX_DELIVERY_FACTOR),
+        activated_at=step.now,
     )
     step.history("job.redelivered", job.element_id, job.element_name, f"delivery {deliveries}")
     republish_job(step, job.job_key, task)

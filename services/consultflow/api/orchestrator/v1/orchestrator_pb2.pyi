@@ -1494,6 +1494,53 @@ class ThrowErrorResponse(_message.Message):
 Global___ThrowErrorResponse: _TypeAlias = ThrowErrorResponse  # noqa: Y015
 
 @_typing.final
+class ExtendJobDeadlineRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_KEY_FIELD_NUMBER: _builtins.int
+    EXTEND_BY_MS_FIELD_NUMBER: _builtins.int
+    job_key: _builtins.str
+    extend_by_ms: _builtins.int
+    """The job's deadline becomes at least now + extend_by_ms (never earlier than it was); 0: the
+    orchestrator's usual job deadline (3 × CONSULTFLOW_JOB_TIMEOUT_SECONDS).
+    """
+    def __init__(
+        self,
+        *,
+        job_key: _builtins.str = ...,
+        extend_by_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["extend_by_ms", b"extend_by_ms", "job_key", b"job_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendJobDeadlineRequest: _TypeAlias = ExtendJobDeadlineRequest  # noqa: Y015
+
+@_typing.final
+class ExtendJobDeadlineResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """the job's deadline now"""
+
+    def __init__(
+        self,
+        *,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendJobDeadlineResponse: _TypeAlias = ExtendJobDeadlineResponse  # noqa: Y015
+
+@_typing.final
 class ListIncidentsRequest(_message.Message):
     """------------------------------------------------------------------------------------------- incidents"""
 

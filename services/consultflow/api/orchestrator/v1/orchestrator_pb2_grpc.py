@@ -129,6 +129,11 @@ class OrchestratorServiceStub:
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorResponse.FromString,
                 _registered_method=True)
+        self.ExtendJobDeadline = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/ExtendJobDeadline',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineResponse.FromString,
+                _registered_method=True)
         self.ListIncidents = channel.unary_unary(
                 '/consultflow.api.orchestrator.v1.OrchestratorService/ListIncidents',
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListIncidentsRequest.SerializeToString,
@@ -273,6 +278,16 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExtendJobDeadline(self, request, context):
+        """A worker still running a job moves its deadline later (Zeebe's UpdateJobTimeout), so the job is not
+        delivered again while it runs. Refused with FAILED_PRECONDITION once the job is no longer waiting, or
+        past the limit max_job_hold_seconds counted from the current delivery (a stuck handler does not hold
+        a job forever); a worker that stops extending has its job delivered again after the last deadline.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListIncidents(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -390,6 +405,11 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ThrowError,
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorResponse.SerializeToString,
+            ),
+            'ExtendJobDeadline': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendJobDeadline,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineResponse.SerializeToString,
             ),
             'ListIncidents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListIncidents,
@@ -920,6 +940,33 @@ class OrchestratorService:
             '/consultflow.api.orchestrator.v1.OrchestratorService/ThrowError',
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorRequest.SerializeToString,
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ThrowErrorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendJobDeadline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/ExtendJobDeadline',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ExtendJobDeadlineResponse.FromString,
             options,
             channel_credentials,
             insecure,

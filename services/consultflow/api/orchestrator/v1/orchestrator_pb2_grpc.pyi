@@ -68,6 +68,12 @@ class OrchestratorServiceStub:
     """
     FailJob: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.FailJobRequest, _orchestrator_pb2.FailJobResponse]
     ThrowError: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ThrowErrorRequest, _orchestrator_pb2.ThrowErrorResponse]
+    ExtendJobDeadline: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ExtendJobDeadlineRequest, _orchestrator_pb2.ExtendJobDeadlineResponse]
+    """A worker still running a job moves its deadline later (Zeebe's UpdateJobTimeout), so the job is not
+    delivered again while it runs. Refused with FAILED_PRECONDITION once the job is no longer waiting, or
+    past the limit max_job_hold_seconds counted from the current delivery (a stuck handler does not hold
+    a job forever); a worker that stops extending has its job delivered again after the last deadline.
+    """
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListIncidentsRequest, _orchestrator_pb2.ListIncidentsResponse]
     ResolveIncident: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ResolveIncidentRequest, _orchestrator_pb2.ResolveIncidentResponse]
     ListAuditEntries: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListAuditEntriesRequest, _orchestrator_pb2.ListAuditEntriesResponse]
@@ -110,6 +116,12 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     """
     FailJob: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.FailJobRequest, _orchestrator_pb2.FailJobResponse]  # type: ignore[assignment]
     ThrowError: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ThrowErrorRequest, _orchestrator_pb2.ThrowErrorResponse]  # type: ignore[assignment]
+    ExtendJobDeadline: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ExtendJobDeadlineRequest, _orchestrator_pb2.ExtendJobDeadlineResponse]  # type: ignore[assignment]
+    """A worker still running a job moves its deadline later (Zeebe's UpdateJobTimeout), so the job is not
+    delivered again while it runs. Refused with FAILED_PRECONDITION once the job is no longer waiting, or
+    past the limit max_job_hold_seconds counted from the current delivery (a stuck handler does not hold
+    a job forever); a worker that stops extending has its job delivered again after the last deadline.
+    """
     ListIncidents: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListIncidentsRequest, _orchestrator_pb2.ListIncidentsResponse]  # type: ignore[assignment]
     ResolveIncident: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ResolveIncidentRequest, _orchestrator_pb2.ResolveIncidentResponse]  # type: ignore[assignment]
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListAuditEntriesRequest, _orchestrator_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
@@ -263,6 +275,18 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orchestrator_pb2.ThrowErrorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_orchestrator_pb2.ThrowErrorResponse, _abc.Awaitable[_orchestrator_pb2.ThrowErrorResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExtendJobDeadline(
+        self,
+        request: _orchestrator_pb2.ExtendJobDeadlineRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ExtendJobDeadlineResponse, _abc.Awaitable[_orchestrator_pb2.ExtendJobDeadlineResponse]]:
+        """A worker still running a job moves its deadline later (Zeebe's UpdateJobTimeout), so the job is not
+        delivered again while it runs. Refused with FAILED_PRECONDITION once the job is no longer waiting, or
+        past the limit max_job_hold_seconds counted from the current delivery (a stuck handler does not hold
+        a job forever); a worker that stops extending has its job delivered again after the last deadline.
+        """
 
     @_abc_1.abstractmethod
     def ListIncidents(
