@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import grpc
@@ -28,7 +30,7 @@ from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorSe
 from consultflow.platform.catalog import catalog_registration
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.grpcserver import Registration, start_server
-from consultflow.platform.jobs import BoundOperations, JobHandler
+from consultflow.platform.jobs import BoundOperations, JobHandler, prune_processed_jobs_periodically
 from consultflow.platform.logging import configure_logging
 from consultflow.platform.messaging import connect
 from consultflow.platform.outbox import OutboxRelay
@@ -153,9 +155,11 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
             ack_wait_seconds=settings.job_timeout_seconds,
         )
         await worker.start()
-    background = [
-        asyncio.create_task(_supervised(job), name=getattr(job, "__name__", "bg")) for job in parts.background
-    ]
+    loops = list(parts.background)
+    if parts.job_handlers and settings.processed_jobs_ttl_hours > 0:
+        ttl = timedelta(hours=settings.processed_jobs_ttl_hours)
+        loops.append(partial(prune_processed_jobs_periodically, db, ttl, executor))
+    background = [asyncio.create_task(_supervised(job), name=getattr(job, "__name__", "bg")) for job in loops]
     await server.set_serving()
     log.info(
         "%s serving on port %d",

@@ -5,24 +5,27 @@ plain function `(uow, job, deps) -> variables`, with its contract (clauses, inpu
 platform/operation_spec.py) that the service publishes through `OperationCatalog`, and binds its
 dependencies once at start (`operations.bind(deps)`). `run_job` wraps the bound handler: a job already
 handled returns the stored outcome without acting again, and the outcome is recorded in the same
-transaction as the handler's changes and status events.
+transaction as the handler's changes and status events. Those records are kept for a TTL, then pruned
+in bounded batches (`prune_processed_jobs`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
-from consultflow.platform.db import UnitOfWork, busy_error
+from consultflow.platform.db import Database, UnitOfWork, busy_error
 from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
 from consultflow.platform.inputs import yes_no
 from consultflow.platform.logging import failure_kind, redact
@@ -32,6 +35,11 @@ from consultflow.platform.tables import processed_jobs
 log = logging.getLogger(__name__)
 
 _MISSING: Any = object()
+
+PRUNE_BATCH = 1000
+"""Records one pruning transaction deletes at most: a short write, however far behind pruning is."""
+PRUNE_EVERY_SECONDS = 600.0
+"""How often a service looks for records past their TTL (between rounds, not between batches)."""
 
 
 @dataclass(frozen=True)
@@ -329,3 +337,40 @@ def _stored_outcome(kind: str, result: str) -> Outcome:
             replayed=True,
         )
     return Outcome("completed", variables=data, replayed=True)
+
+
+# ------------------------------------------------------------------------------------------ pruning
+
+
+def prune_processed_jobs(db: Database, older_than: datetime, limit: int = PRUNE_BATCH) -> int:
+    """Deletes at most `limit` job records processed before `older_than`, oldest first; returns how many.
+
+    A record only matters while the same job can be delivered again, so the TTL behind `older_than`
+    must be far longer than any redelivery window (docs/architecture.md, "Jobs"): a job delivered again
+    after its record is gone runs again. Idempotent, so every replica may run it; one owner suffices.
+    """
+    oldest = (
+        select(processed_jobs.c.job_key)
+        .where(processed_jobs.c.processed_at < older_than)
+        .order_by(processed_jobs.c.processed_at)
+        .limit(limit)
+    )
+    with UnitOfWork(db, "pruning") as uow:
+        deleted = uow.session.execute(delete(processed_jobs).where(processed_jobs.c.job_key.in_(oldest)))
+        uow.commit()
+    return int(deleted.rowcount)  # type: ignore[attr-defined]
+
+
+async def prune_processed_jobs_periodically(
+    db: Database, ttl: timedelta, executor: Executor, every_seconds: float = PRUNE_EVERY_SECONDS
+) -> None:
+    """Prunes records older than `ttl` every `every_seconds`, batch after batch until none is left."""
+    loop = asyncio.get_running_loop()
+    while True:
+        older_than = datetime.now(UTC) - ttl
+        pruned = PRUNE_BATCH
+        while pruned == PRUNE_BATCH:
+            pruned = await loop.run_in_executor(executor, prune_processed_jobs, db, older_than)
+            if pruned:
+                log.info("pruned %d processed job records older than %s", pruned, older_than)
+        await asyncio.sleep(every_seconds)

@@ -115,6 +115,14 @@ SETTINGS: tuple[Setting, ...] = (
         'duration or cycle, e.g. `maintenance_period = "PT30S"` for a demo; they win over the time scale.',
     ),
     Setting("CONSULTFLOW_WORKER_CONCURRENCY", "8", "Jobs a worker process handles at once."),
+    Setting(
+        "CONSULTFLOW_PROCESSED_JOBS_TTL_HOURS",
+        "168",
+        "Services: how long the record of a job carried out is kept (it makes a redelivered job answer "
+        "with the first result instead of acting again); older ones are deleted in batches, 0 keeps "
+        "them forever. Keep it far longer than any redelivery: a job's hold (`max_job_hold_seconds`), "
+        "ten job deadlines, and the longest outage of a service whose queued jobs you would still run.",
+    ),
     Setting("CONSULTFLOW_DB_THREADS", "4", "Threads that run blocking database work (gRPC handlers, jobs)."),
     Setting(
         "CONSULTFLOW_INSTANCE_CACHE_SIZE",
@@ -320,6 +328,7 @@ class Settings:
     security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
     log_redact_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
     deploy_at_start: str = "new"  # orchestrator: "new" or "changed" (CONSULTFLOW_DEPLOY_AT_START)
+    processed_jobs_ttl_hours: float = 168.0  # services: 0 keeps processed_jobs forever
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -354,6 +363,7 @@ class Settings:
                 f.strip() for f in _env("CONSULTFLOW_LOG_REDACT_FIELDS").split(",") if f.strip()
             ),
             deploy_at_start=_env("CONSULTFLOW_DEPLOY_AT_START").strip().lower(),
+            processed_jobs_ttl_hours=float(_env("CONSULTFLOW_PROCESSED_JOBS_TTL_HOURS")),
         )
 
     def address_of(self, component: str) -> str:

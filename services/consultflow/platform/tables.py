@@ -49,5 +49,6 @@ processed_jobs = Table(
         "result", Text, nullable=False
     ),  # JSON: variables, or {"code","message","variables"} of a BPMN error
     Column("processed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_processed_jobs_processed_at", "processed_at"),  # pruned oldest first (jobs.py)
 )
 """Jobs a worker has carried out, so a redelivered job returns the first result instead of acting twice."""
