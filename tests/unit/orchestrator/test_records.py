@@ -37,13 +37,14 @@ def test_a_job_row_reads_a_database_row_with_its_status_and_utc_instants() -> No
         backoff_base=3,
         deliveries=1,
         deadline=NAIVE,
+        activated_at=NAIVE,
         error_message="boom",
         created_at=NAIVE,
         updated_at=NAIVE.replace(tzinfo=UTC),
     )
     job = JobRow.from_row(row)
     assert job.status is JobStatus.INCIDENT
-    assert job.deadline == NAIVE.replace(tzinfo=UTC)
+    assert job.deadline == job.activated_at == NAIVE.replace(tzinfo=UTC)
     assert job.status == "INCIDENT"  # StrEnum: compares with the stored string
 
 
