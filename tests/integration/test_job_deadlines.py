@@ -12,7 +12,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +86,23 @@ def when(stamp: Any) -> datetime:
     return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
+@contextmanager
+def crm_worker(
+    tmp_path: Path, nats_url: str, slow: Callable[[UnitOfWork, Job], Mapping[str, Any]]
+) -> Iterator[None]:
+    """crm's job worker (the platform's, as every service runs it) with `slow` as its one operation."""
+
+    def build(context: Context) -> Parts:
+        return Parts(registrations=[], job_handlers={"crm.slow": slow})
+
+    settings = component_settings("crm", tmp_path, nats_url, job_timeout_seconds=JOB_TIMEOUT)
+    worker = ComponentThread(settings, build).start()
+    try:
+        yield
+    finally:
+        worker.stop()
+
+
 def test_a_job_running_many_timeouts_runs_once_and_completes(
     tmp_path: Path, nats_url: str, database_url: str
 ) -> None:
@@ -99,20 +116,48 @@ def test_a_job_running_many_timeouts_runs_once_and_completes(
         time.sleep(8.5 * JOB_TIMEOUT)
         return {"done": True}
 
-    def build(context: Context) -> Parts:
-        return Parts(registrations=[], job_handlers={"crm.slow": slow})
-
-    with orchestrator(tmp_path, nats_url, database_url) as system:
-        settings = component_settings("crm", tmp_path, nats_url, job_timeout_seconds=JOB_TIMEOUT)
-        worker = ComponentThread(settings, build).start()
-        try:
-            created = system.orchestrator.CreateInstance(pb.CreateInstanceRequest(process_id="slow"))
-            instance = system.wait_completed(created.instance_id, timeout=40.0)
-        finally:
-            worker.stop()
+    with orchestrator(tmp_path, nats_url, database_url) as system, crm_worker(tmp_path, nats_url, slow):
+        created = system.orchestrator.CreateInstance(pb.CreateInstanceRequest(process_id="slow"))
+        instance = system.wait_completed(created.instance_id, timeout=40.0)
     assert [e.type for e in instance.history if e.type.startswith("job.")] == ["job.created", "job.completed"]
     assert len(runs) == 1, f"the job ran {len(runs)} times"
     assert json.loads(instance.variables_json)["done"] is True
+
+
+def test_a_stuck_handler_does_not_hold_its_job_past_the_limit(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    """The worker's heartbeat is refused at max_job_hold_seconds; the job is delivered again and the
+    second delivery completes it while the first is still stuck."""
+    runs: list[int] = []
+    unstuck = threading.Event()
+    lock = threading.Lock()
+
+    def stuck_once(uow: UnitOfWork, job: Job) -> Mapping[str, Any]:
+        with lock:
+            runs.append(len(runs) + 1)
+            run = len(runs)
+        if run == 1:
+            unstuck.wait(timeout=60.0)  # stuck until the instance has completed without it
+        return {"run": run}
+
+    limits = Limits(max_job_hold_seconds=4.0)
+    with (
+        orchestrator(tmp_path, nats_url, database_url, limits) as system,
+        crm_worker(tmp_path, nats_url, stuck_once),
+    ):
+        created = system.orchestrator.CreateInstance(pb.CreateInstanceRequest(process_id="slow"))
+        try:
+            instance = system.wait_completed(created.instance_id, timeout=40.0)
+        finally:
+            unstuck.set()
+    assert [e.type for e in instance.history if e.type.startswith("job.")] == [
+        "job.created",
+        "job.redelivered",
+        "job.completed",
+    ]
+    assert json.loads(instance.variables_json)["run"] == 2
+    assert runs == [1, 2]
 
 
 def test_a_job_whose_worker_stops_extending_is_delivered_again_after_its_last_deadline(
