@@ -216,6 +216,10 @@ def test_only_the_service_owning_the_operation_may_extend_its_jobs(
             as_component(system, "crm").ExtendJobDeadline(
                 pb.ExtendJobDeadlineRequest(job_key=job.job_key, extend_by_ms=-1)
             )
+        with pytest.raises(grpc.RpcError) as huge:
+            as_component(system, "crm").ExtendJobDeadline(
+                pb.ExtendJobDeadlineRequest(job_key=job.job_key, extend_by_ms=2**62)
+            )
         with pytest.raises(grpc.RpcError) as unknown:
             as_component(system, "crm").ExtendJobDeadline(pb.ExtendJobDeadlineRequest(job_key="nope:1"))
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -223,6 +227,8 @@ def test_only_the_service_owning_the_operation_may_extend_its_jobs(
     assert not_a_component.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert negative.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "extend_by_ms" in str(negative.value.details())
+    assert huge.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "extend_by_ms" in str(huge.value.details())
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 

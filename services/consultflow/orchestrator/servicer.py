@@ -447,6 +447,8 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def ExtendJobDeadline(
         self, request: pb.ExtendJobDeadlineRequest, context: grpc.ServicerContext
     ) -> pb.ExtendJobDeadlineResponse:
+        if not 0 <= request.extend_by_ms <= MAX_TTL_SECONDS * 1000:
+            raise InvalidArgument("extend_by_ms", f"must be between 0 and {MAX_TTL_SECONDS * 1000}")
         deadline = self._orchestrator.extend_job_deadline(
             request.job_key, timedelta(milliseconds=request.extend_by_ms), current_caller()
         )

@@ -1502,7 +1502,7 @@ class ExtendJobDeadlineRequest(_message.Message):
     job_key: _builtins.str
     extend_by_ms: _builtins.int
     """The job's deadline becomes at least now + extend_by_ms (never earlier than it was); 0: the
-    orchestrator's usual job deadline (3 × CONSULTFLOW_JOB_TIMEOUT_SECONDS).
+    orchestrator's usual job deadline (3 × CONSULTFLOW_JOB_TIMEOUT_SECONDS). At most 30 days.
     """
     def __init__(
         self,
