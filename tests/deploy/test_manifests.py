@@ -539,6 +539,19 @@ def test_production_scales_the_services_on_their_job_backlog_and_runs_two_orches
         assert host == f"{nats['spec']['serviceName']}.{NAMESPACE}.svc.cluster.local"
         assert int(port) == monitor
         assert "$SERVER_NAME" in find(objects, "ConfigMap", "nats-config")["data"]["nats.conf"]
+    # The KEDA operator, in its own namespace, may read the monitoring port of the NATS pods, and only that.
+    keda = [
+        rule
+        for policy in objects
+        if policy["kind"] == "NetworkPolicy" and "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", [])
+        if any("namespaceSelector" in peer for peer in rule.get("from", []))
+    ]
+    assert len(keda) == 1
+    (peer,) = keda[0]["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "keda"}
+    assert peer["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "keda-operator"}
+    assert keda[0]["ports"] == [{"protocol": "TCP", "port": monitor}]
     for component in COMPONENTS:
         affinity = find(objects, "Deployment", component)["spec"]["template"]["spec"]["affinity"]
         terms = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
