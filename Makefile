@@ -55,8 +55,19 @@ bench-system: $(VENV)/.installed-dev  ## K demo engagements through the whole sy
 	CONSULTFLOW_BENCH_SYSTEM=1 $(BIN)/pytest -q -s -p no:cacheprovider -m benchmark tests/benchmarks/test_system_bench.py $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) node_modules .consultflow .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-checkov node_modules .consultflow .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: console-screenshots
 console-screenshots: $(VENV)/.installed-dev  ## retake docs/images/console-*.png: the console's browser tests (chromium)
 	CONSULTFLOW_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider tests/e2e/console
+
+.PHONY: lock checkov
+lock:  ## refresh requirements.lock (the image's hashed dependencies) from pyproject.toml; needs Python 3.11
+	deploy/lock-requirements.sh
+
+.venv-checkov/bin/checkov:
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check 'checkov==3.3.30'
+
+checkov: $(VENV)/.installed-dev .venv-checkov/bin/checkov  ## checkov on every rendered kustomization (its own venv, not a dev dependency)
+	CONSULTFLOW_CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -q -p no:cacheprovider tests/deploy/test_release.py -k checkov

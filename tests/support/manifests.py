@@ -364,6 +364,9 @@ def _new_image(current: str, change: Manifest) -> str:
     if name != change["name"]:
         return current
     name = str(change.get("newName", name))
+    # As Kustomize: a new tag or digest replaces both the tag and the digest the image had.
+    if "digest" in change and "newTag" in change:
+        return f"{name}:{change['newTag']}@{change['digest']}"
     if "digest" in change:
         return f"{name}@{change['digest']}"
     if "newTag" in change:

@@ -45,7 +45,8 @@ EXIT_BY_CODE = {
 
 class Client:
     """The orchestrator and NATS as `consultflow up` (or the environment) says where they are, called as
-    the person `--as` names: a token from $CONSULTFLOW_TOKEN (e.g. from the firm's OIDC provider), else
+    the person `--as` names: a token from $CONSULTFLOW_TOKEN (e.g. from the firm's OIDC provider) or the
+    file $CONSULTFLOW_TOKEN_FILE names, else
     one the local issuer of `consultflow up` signs for that person (cli/people.toml, or --roles/--groups).
     """
 
@@ -61,6 +62,9 @@ class Client:
         configured = os.environ.get("CONSULTFLOW_TOKEN", "")
         if configured:
             return configured
+        token_file = os.environ.get("CONSULTFLOW_TOKEN_FILE", "")
+        if token_file:  # a mounted Secret (the Kubernetes release Job's token), re-read at each call
+            return Path(token_file).read_text(encoding="utf-8").strip()
         identity = LocalIdentity.existing(self.ca().parents[1])
         name = getattr(self._args, "as_", None) or os.environ.get("CONSULTFLOW_AS", "") or "otto"
         roles = getattr(self._args, "roles", None)

@@ -57,7 +57,7 @@ def build(context: Context) -> Parts:
         timer_overrides=load_timer_overrides(settings.timer_overrides),
         operation_owners=context.security.settings.operation_owners,
     )
-    if settings.bpmn_dir.is_dir():
+    if settings.deploy_at_start != "off" and settings.bpmn_dir.is_dir():
         resources = bpmn_resources(settings.bpmn_dir)
         if resources:
             mode = settings.deploy_at_start

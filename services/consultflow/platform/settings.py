@@ -35,6 +35,12 @@ SETTINGS: tuple[Setting, ...] = (
         "component. PostgreSQL: `postgresql+psycopg://user@host/db`; several components may share one "
         "database with a schema each (`?options=-csearch_path%3Dcrm`).",
     ),
+    Setting(
+        "CONSULTFLOW_DATABASE_URL_FILE",
+        "",
+        "A file holding the database URL (a mounted Secret, so the password is in no environment "
+        "variable), read at start when neither database URL variable is set.",
+    ),
     Setting("CONSULTFLOW_NATS_URL", "nats://127.0.0.1:4222", "NATS server(s), comma separated."),
     Setting(
         "CONSULTFLOW_NATS_USER",
@@ -97,7 +103,9 @@ SETTINGS: tuple[Setting, ...] = (
         "Orchestrator only: what it deploys from CONSULTFLOW_BPMN_DIR at start. `new`: only processes never "
         "deployed, so a deploy made from the console is never undone by a restart (a latest version that "
         "differs from the folder is logged and shown as differing from the repository); `changed`: also "
-        "every process whose files changed (a release that ships its diagrams, flows that edit bpmn/).",
+        "every process whose files changed (a release that ships its diagrams, flows that edit bpmn/); "
+        "`off`: nothing, a release step deploys (Kubernetes: the Job deploy-diagrams), so a rolling "
+        "update never makes an older pod's diagrams the latest version.",
     ),
     Setting(
         "CONSULTFLOW_TIME_SCALE",
@@ -192,7 +200,8 @@ SETTINGS: tuple[Setting, ...] = (
         "CONSULTFLOW_TOKEN_FILE",
         "",
         "This component's own bearer token for calls to other components, re-read when it changes "
-        "(a Kubernetes projected service-account token; minted by `consultflow up` locally).",
+        "(a Kubernetes projected service-account token; minted by `consultflow up` locally). The CLI "
+        "sends it when `$CONSULTFLOW_TOKEN` is empty (the Kubernetes release Job's analyst token).",
     ),
     Setting(
         "CONSULTFLOW_HEALTH_ADDRESS",
@@ -278,6 +287,11 @@ def _env(name: str) -> str:
     return os.environ.get(name, default)
 
 
+def _read_file(path: str) -> str:
+    """The stripped contents of `path`; empty when no path is given."""
+    return Path(path).read_text(encoding="utf-8").strip() if path else ""
+
+
 def _security() -> SecuritySettings | None:
     try:
         return SecuritySettings.from_env()
@@ -327,7 +341,7 @@ class Settings:
     limits: Limits
     security: SecuritySettings | None = None  # None: not configured, and the component refuses to start
     log_redact_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
-    deploy_at_start: str = "new"  # orchestrator: "new" or "changed" (CONSULTFLOW_DEPLOY_AT_START)
+    deploy_at_start: str = "new"  # orchestrator: "new", "changed" or "off" (CONSULTFLOW_DEPLOY_AT_START)
     processed_jobs_ttl_hours: float = 168.0  # services: 0 keeps processed_jobs forever
 
     @classmethod
@@ -336,6 +350,7 @@ class Settings:
         database_url = (
             os.environ.get(f"CONSULTFLOW_{component.upper()}_DATABASE_URL")
             or _env("CONSULTFLOW_DATABASE_URL")
+            or _read_file(_env("CONSULTFLOW_DATABASE_URL_FILE"))
             or f"sqlite:///{data_dir / (component + '.db')}"
         )
         bpmn_dir = _env("CONSULTFLOW_BPMN_DIR")
