@@ -234,23 +234,37 @@ class LeaseKeeper:
             session.execute(delete(lease_members).where(lease_members.c.member_id == self.member_id))
 
     def refuse_shared_sqlite(self) -> None:
-        """On SQLite, raises `SharedSqlite` while another live member exists (waiting one TTL first, so a
-        replica restarted after a crash is not refused by its own ghost). One SQLite file has one writer
-        at a time: more replicas only add lock waits."""
+        """On SQLite, raises `SharedSqlite` while another member is alive: one SQLite file has one writer
+        at a time, so more replicas only add lock waits. A member counts as alive once its heartbeat moves
+        within one renewal interval; one that does not is the ghost of a crashed replica (restarted now)
+        and is not waited for. Best effort: a live member stalled for a whole interval is missed, which
+        costs lock waits, never correctness."""
         if not self.db.is_sqlite:
             return
-        deadline = time.monotonic() + self.ttl.total_seconds() + 1.0
-        while True:
-            others = [m for m in self.live_members() if m != self.member_id]
-            if not others:
-                return
-            if time.monotonic() >= deadline:
+        first = self._heartbeats()
+        deadline = time.monotonic() + self.ttl.total_seconds() / 3 + 0.5
+        while first and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = self._heartbeats()
+            alive = [m for m, beat in now.items() if m in first and beat > first[m]]
+            if alive:
                 raise SharedSqlite(
-                    f"another replica ({others[0]}) holds leases on this SQLite database; run one replica "
+                    f"another replica ({alive[0]}) holds leases on this SQLite database; run one replica "
                     "per SQLite file, use PostgreSQL to scale out, or set CONSULTFLOW_CLAIM_SHARED_SQLITE "
                     "(development and tests)"
                 )
-            time.sleep(0.5)
+            first = {m: beat for m, beat in first.items() if m in now}
+
+    def _heartbeats(self) -> dict[str, datetime]:
+        """The other live members and the expiry of their heartbeat."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(lease_members.c.member_id, lease_members.c.expires_at).where(
+                    lease_members.c.expires_at > datetime.now(UTC),
+                    lease_members.c.member_id != self.member_id,
+                )
+            )
+            return {row.member_id: aware(row.expires_at) or datetime.now(UTC) for row in rows}
 
     async def run(self, executor: Executor) -> None:
         """Ticks every TTL/3 until cancelled; a failed round is logged, and the leases lapse if it lasts."""

@@ -138,7 +138,7 @@ SETTINGS: tuple[Setting, ...] = (
         "CONSULTFLOW_CLAIM_SHARED_SQLITE",
         "false",
         "Allow a second replica on one SQLite database (development and tests). Off: a replica refuses "
-        "to start while another live one holds leases on its SQLite file; scale out on PostgreSQL.",
+        "to start while another live one renews leases on its SQLite file; scale out on PostgreSQL.",
     ),
     Setting(
         "CONSULTFLOW_TLS_DIR",

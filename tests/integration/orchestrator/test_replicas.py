@@ -1,0 +1,109 @@
+"""Two orchestrator replicas on one database: each due timer fires once, in the replica that owns its
+instance's partition, and a replica that loses the race for a timer writes no new revision."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from consultflow.orchestrator.orm import Instance, JobRecord
+from consultflow.orchestrator.usecases import jobs, timers
+from consultflow.platform.claims import LeaseKeeper
+from consultflow.platform.clock import ShiftedClock
+from tests.support.bpmn_builder import bpmn, service_task
+from tests.support.orchestrator_harness import Harness
+
+TIMER = bpmn(
+    "p",
+    '<startEvent id="s"/><intermediateCatchEvent id="wait"><timerEventDefinition>'
+    '<timeDuration>"P1D"</timeDuration></timerEventDefinition></intermediateCatchEvent><endEvent id="e"/>',
+    "s -> wait\nwait -> e",
+)
+INSTANCES = 40
+
+
+@pytest.fixture
+def replicas(database_url: str) -> Iterator[tuple[Harness, Harness, LeaseKeeper, LeaseKeeper]]:
+    clock = ShiftedClock()
+    first, second = Harness(database_url, clock=clock), Harness(database_url, clock=clock)
+    keepers = LeaseKeeper(first.db), LeaseKeeper(second.db)
+    for _ in range(3):
+        for keeper in keepers:
+            keeper.tick()
+    yield first, second, *keepers
+    first.close()
+    second.close()
+
+
+def _revisions(h: Harness, ids: list[str]) -> dict[str, int]:
+    query = select(Instance.instance_id, Instance.revision).where(Instance.instance_id.in_(ids))
+    with h.db.read() as session:
+        return {row.instance_id: row.revision for row in session.execute(query)}
+
+
+def test_each_due_timer_fires_once_in_the_replica_that_owns_it(
+    replicas: tuple[Harness, Harness, LeaseKeeper, LeaseKeeper],
+) -> None:
+    first, second, k1, k2 = replicas
+    first.deploy(p=TIMER)
+    ids = [first.start("p") for _ in range(INSTANCES)]
+    before = _revisions(first, ids)
+    first.clock.advance(timedelta(days=2))
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(lambda: timers.fire_due_timers(first.orchestrator, owned=k1.owned()))
+        two = pool.submit(lambda: timers.fire_due_timers(second.orchestrator, owned=k2.owned()))
+        fired = one.result(), two.result()
+    print(f"\nfired by the replicas: {fired}")
+    assert sum(fired) == INSTANCES and min(fired) > 0, "each replica fired the timers of its partitions"
+    after = _revisions(first, ids)
+    for instance in ids:
+        assert first.status(instance) == "COMPLETED"
+        assert first.history(instance, "timer.fired") == ["timer.fired wait"]
+        assert after[instance] == before[instance] + 1, "one step, one revision"
+    assert timers.fire_due_timers(first.orchestrator, owned=k1.owned()) == 0
+
+
+def test_a_replica_that_lost_the_race_writes_no_revision(
+    replicas: tuple[Harness, Harness, LeaseKeeper, LeaseKeeper],
+) -> None:
+    first, second, _, _ = replicas
+    first.deploy(p=TIMER)
+    ids = [first.start("p") for _ in range(5)]
+    first.clock.advance(timedelta(days=2))
+    assert first.orchestrator.fire_due_timers() == 5  # the winner
+    fired = _revisions(first, ids)
+    for instance in ids:  # the loser had read the same due instances and wakes them now
+        second.orchestrator.step(instance, timers.wake)
+    assert _revisions(second, ids) == fired
+    waiting = [first.start("p") for _ in range(3)]  # a wake with nothing due yet writes nothing either
+    started = _revisions(first, waiting)
+    for instance in waiting:
+        second.orchestrator.step(instance, timers.wake)
+    assert _revisions(second, waiting) == started
+
+
+def test_overdue_jobs_are_redelivered_by_the_owner_of_their_partition(
+    replicas: tuple[Harness, Harness, LeaseKeeper, LeaseKeeper],
+) -> None:
+    first, second, k1, k2 = replicas
+    first.deploy(
+        p=bpmn(
+            "p",
+            '<startEvent id="s"/>' + service_task("t", "crm.lookup") + '<endEvent id="e"/>',
+            "s -> t\nt -> e",
+        )
+    )
+    ids = [first.start("p") for _ in range(INSTANCES)]
+    first.clock.advance(timedelta(hours=1))
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(lambda: jobs.redeliver_overdue_jobs(first.orchestrator, owned=k1.owned()))
+        two = pool.submit(lambda: jobs.redeliver_overdue_jobs(second.orchestrator, owned=k2.owned()))
+        redelivered = one.result(), two.result()
+    assert sum(redelivered) == INSTANCES and min(redelivered) > 0
+    with first.db.read() as session:
+        deliveries = list(session.scalars(select(JobRecord.deliveries).where(JobRecord.instance_id.in_(ids))))
+    assert deliveries == [2] * INSTANCES, "each overdue job was published again once"
