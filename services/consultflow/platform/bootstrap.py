@@ -139,7 +139,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     if not settings.claim_shared_sqlite:
         await loop.run_in_executor(executor, claims.refuse_shared_sqlite)
     await loop.run_in_executor(executor, claims.tick)
-    claims_task = asyncio.create_task(claims.run(executor), name="partition-leases")
+    claims_task = asyncio.create_task(claims.run(), name="partition-leases")
     nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.nats_credentials)
     context = Context(settings, security, db, executor, nc, js, claims)
     parts = build(context)

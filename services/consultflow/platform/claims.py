@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,15 +266,20 @@ class LeaseKeeper:
             )
             return {row.member_id: aware(row.expires_at) or datetime.now(UTC) for row in rows}
 
-    async def run(self, executor: Executor) -> None:
-        """Ticks every TTL/3 until cancelled; a failed round is logged, and the leases lapse if it lasts."""
+    async def run(self) -> None:
+        """Ticks every TTL/3 until cancelled, on a thread of its own: a pool busy with long requests must
+        not delay a renewal past the TTL. A failed round is logged; the leases lapse if it lasts."""
         loop = asyncio.get_running_loop()
-        while not self._stopped:
-            try:
-                await loop.run_in_executor(executor, self.tick)
-            except Exception:
-                log.warning("renewing partition leases failed; retrying", exc_info=True)
-            await asyncio.sleep(self.ttl.total_seconds() / 3)
+        thread = ThreadPoolExecutor(1, thread_name_prefix="leases")
+        try:
+            while not self._stopped:
+                try:
+                    await loop.run_in_executor(thread, self.tick)
+                except Exception:
+                    log.warning("renewing partition leases failed; retrying", exc_info=True)
+                await asyncio.sleep(self.ttl.total_seconds() / 3)
+        finally:
+            thread.shutdown(wait=False)  # never block the event loop on a round in progress
 
     def _ensure_partitions(self, connection: Any) -> None:
         """Creates the lease rows of partitions nobody created yet (the first start, a larger count)."""

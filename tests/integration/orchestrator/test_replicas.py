@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.cli.system import free_port
+from consultflow.orchestrator.app import build
 from consultflow.orchestrator.orm import Instance, JobRecord
 from consultflow.orchestrator.usecases import jobs, timers
-from consultflow.platform.claims import LeaseKeeper
+from consultflow.platform.claims import LeaseKeeper, SharedSqlite
 from consultflow.platform.clock import ShiftedClock
-from tests.support.bpmn_builder import bpmn, service_task
+from tests.support.bpmn_builder import bpmn, bpmn_folder, service_task
+from tests.support.components import ComponentThread, component_settings
 from tests.support.orchestrator_harness import Harness
+from tests.support.polling import eventually
+from tests.support.system import InProcessSystem
 
 TIMER = bpmn(
     "p",
@@ -107,3 +116,48 @@ def test_overdue_jobs_are_redelivered_by_the_owner_of_their_partition(
     with first.db.read() as session:
         deliveries = list(session.scalars(select(JobRecord.deliveries).where(JobRecord.instance_id.in_(ids))))
     assert deliveries == [2] * INSTANCES, "each overdue job was published again once"
+
+
+def test_two_orchestrator_processes_share_the_partitions(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    """The whole runtime (bootstrap, lease keeper, scheduler) twice on one database: the leases split,
+    every timer fires once, and a replica that stops hands its partitions to the other."""
+    quick = TIMER.replace(b'"P1D"', b'"PT1S"')
+    folder = bpmn_folder(tmp_path, {"p": quick})
+    options = {"bpmn_dir": folder, "claim_lease_seconds": 2.0, "claim_shared_sqlite": True}
+    first = ComponentThread(
+        component_settings("orchestrator", tmp_path, nats_url, database_url, **options), build
+    )
+    second = ComponentThread(
+        component_settings("orchestrator", tmp_path, nats_url, database_url, **options), build
+    )
+    with ExitStack() as stack:
+        for component in (first, second):
+            stack.callback(component.stop)
+            component.start()
+        claims = [c.context.claims for c in (first, second) if c.context is not None]
+
+        def split() -> bool:
+            owned = [c.owned().partitions for c in claims]
+            return len(owned[0]) == len(owned[1]) == 8 and owned[0].isdisjoint(owned[1])
+
+        eventually(split, "the two replicas to own 8 partitions each", 15)
+        system = InProcessSystem({"orchestrator": first})
+        ids = [
+            system.orchestrator.CreateInstance(pb.CreateInstanceRequest(process_id="p")).instance_id
+            for _ in range(INSTANCES)
+        ]
+        for instance_id in ids:
+            done = system.wait_completed(instance_id)
+            assert [e.element_id for e in done.history if e.type == "timer.fired"] == ["wait"]
+        if database_url.startswith("sqlite"):  # without the flag a third replica on the file is refused
+            refused = replace(
+                first.settings, claim_shared_sqlite=False, grpc_address=f"127.0.0.1:{free_port()}"
+            )
+            with pytest.raises(RuntimeError, match="failed to start") as error:
+                ComponentThread(refused, build).start()
+            assert isinstance(error.value.__cause__, SharedSqlite)
+        system.channels["orchestrator"].close()
+        second.stop()
+        eventually(lambda: len(claims[0].owned().partitions) == 16, "the first replica to own everything", 15)
