@@ -81,14 +81,13 @@ def test_a_killed_member_hands_its_partitions_over_within_the_ttl(database_url: 
 
 def test_a_second_replica_on_one_sqlite_file_is_refused(sqlite_url: str) -> None:
     first, second = _keeper(sqlite_url), _keeper(sqlite_url)
-    first.tick()
-    second.refuse_shared_sqlite()  # first stopped renewing: a crashed replica's ghost is not waited for
     stop = threading.Event()
 
     def keep_renewing() -> None:  # first is alive: it renews while second starts
         while not stop.wait(0.1):
             first.tick()
 
+    first.tick()
     renewing = threading.Thread(target=keep_renewing)
     renewing.start()
     try:
@@ -100,6 +99,14 @@ def test_a_second_replica_on_one_sqlite_file_is_refused(sqlite_url: str) -> None
     first.release()
     second.refuse_shared_sqlite()  # alone now
     _close(first, second)
+
+
+def test_a_restarted_sqlite_replica_frees_its_ghosts_leases(sqlite_url: str) -> None:
+    crashed, restarted = _keeper(sqlite_url), _keeper(sqlite_url)
+    crashed.tick()  # then killed: it never renews again, and its leases would hold for a TTL
+    restarted.refuse_shared_sqlite()  # the ghost's heartbeat does not move: it is not waited for
+    assert restarted.tick().partitions == set(range(16)), "the ghost's leases were freed at once"
+    _close(crashed, restarted)
 
 
 def _emit(db: Database, prefix: str, count: int) -> None:

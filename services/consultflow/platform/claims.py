@@ -236,9 +236,9 @@ class LeaseKeeper:
     def refuse_shared_sqlite(self) -> None:
         """On SQLite, raises `SharedSqlite` while another member is alive: one SQLite file has one writer
         at a time, so more replicas only add lock waits. A member counts as alive once its heartbeat moves
-        within one renewal interval; one that does not is the ghost of a crashed replica (restarted now)
-        and is not waited for. Best effort: a live member stalled for a whole interval is missed, which
-        costs lock waits, never correctness."""
+        within one renewal interval; one that does not is the ghost of a crashed replica (this one is its
+        restart), whose leases are freed at once instead of after their TTL. Best effort: a live member
+        stalled for a whole interval is missed, which costs duplicate work, never correctness."""
         if not self.db.is_sqlite:
             return
         first = self._heartbeats()
@@ -254,6 +254,19 @@ class LeaseKeeper:
                     "(development and tests)"
                 )
             first = {m: beat for m, beat in first.items() if m in now}
+        if first:
+            self._evict(list(first))
+
+    def _evict(self, ghosts: list[str]) -> None:
+        """Frees the leases of members known dead and forgets them."""
+        log.warning("freeing the partition leases of replicas that stopped renewing: %s", ", ".join(ghosts))
+        with self.db.session() as session, session.begin():
+            session.execute(
+                update(leases)
+                .where(leases.c.owner.in_(ghosts))
+                .values(owner=None, expires_at=datetime.now(UTC))
+            )
+            session.execute(delete(lease_members).where(lease_members.c.member_id.in_(ghosts)))
 
     def _heartbeats(self) -> dict[str, datetime]:
         """The other live members and the expiry of their heartbeat."""
