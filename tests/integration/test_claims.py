@@ -22,9 +22,10 @@ from consultflow.platform.outbox import OutboxRelay
 from consultflow.platform.tables import outbox
 
 TTL = 2.0
+"""The lease TTL of the tests about expiry; the others use a long one, so a slow machine loses none."""
 
 
-def _keeper(url: str, ttl: float = TTL, partitions: int = 16) -> LeaseKeeper:
+def _keeper(url: str, ttl: float = 60.0, partitions: int = 16) -> LeaseKeeper:
     db = Database(url)
     migrate(db, "crm")
     return LeaseKeeper(db, partitions, timedelta(seconds=ttl))
@@ -57,7 +58,7 @@ def test_live_members_split_the_partitions(database_url: str) -> None:
 
 
 def test_a_killed_member_hands_its_partitions_over_within_the_ttl(database_url: str) -> None:
-    a, b = _keeper(database_url), _keeper(database_url)
+    a, b = _keeper(database_url, TTL), _keeper(database_url, TTL)
     _settle(a, b)
     lost = a.owned().partitions
     epochs = {p: a.epoch(p) for p in lost}
@@ -80,7 +81,7 @@ def test_a_killed_member_hands_its_partitions_over_within_the_ttl(database_url: 
 
 
 def test_a_second_replica_on_one_sqlite_file_is_refused(sqlite_url: str) -> None:
-    first, second = _keeper(sqlite_url), _keeper(sqlite_url)
+    first, second = _keeper(sqlite_url, TTL), _keeper(sqlite_url, TTL)
     stop = threading.Event()
 
     def keep_renewing() -> None:  # first is alive: it renews while second starts
@@ -102,7 +103,7 @@ def test_a_second_replica_on_one_sqlite_file_is_refused(sqlite_url: str) -> None
 
 
 def test_a_restarted_sqlite_replica_frees_its_ghosts_leases(sqlite_url: str) -> None:
-    crashed, restarted = _keeper(sqlite_url), _keeper(sqlite_url)
+    crashed, restarted = _keeper(sqlite_url, TTL), _keeper(sqlite_url, TTL)
     crashed.tick()  # then killed: it never renews again, and its leases would hold for a TTL
     restarted.refuse_shared_sqlite()  # the ghost's heartbeat does not move: it is not waited for
     assert restarted.tick().partitions == set(range(16)), "the ghost's leases were freed at once"
@@ -178,7 +179,7 @@ def test_two_relays_publish_every_row_once(database_url: str, nats_url: str) -> 
 
 
 def test_a_relay_that_lost_its_leases_publishes_nothing(database_url: str, nats_url: str) -> None:
-    a, b = _keeper(database_url), _keeper(database_url)
+    a, b = _keeper(database_url, TTL), _keeper(database_url, TTL)
     _settle(a, b)
     time.sleep(TTL)  # neither renewed: both lost their leases
     writer = Database(database_url)

@@ -174,8 +174,13 @@ class LeaseKeeper:
                 connection.execute(
                     insert(lease_members).values(member_id=self.member_id, started_at=now, expires_at=expires)
                 )
+            # Renew only what has not expired: an expired lease is free for anyone (this member takes it back
+            # below, with a new epoch, if it is still in its share). Renewals touch live rows and takeovers
+            # expired ones, so two members' rounds never wait on each other's rows in a cycle.
             connection.execute(
-                update(leases).where(leases.c.owner == self.member_id).values(expires_at=expires)
+                update(leases)
+                .where(leases.c.owner == self.member_id, leases.c.expires_at > now)
+                .values(expires_at=expires)
             )
             members = list(
                 connection.scalars(select(lease_members.c.member_id).where(lease_members.c.expires_at > now))
@@ -195,7 +200,7 @@ class LeaseKeeper:
                     .where(leases.c.partition_no.in_(plan.release), leases.c.owner == self.member_id)
                     .values(owner=None, expires_at=now)
                 )
-            for partition in plan.acquire:
+            for partition in plan.acquire:  # in ascending order, as every member takes them
                 connection.execute(
                     update(leases)
                     .where(

@@ -39,7 +39,11 @@ INSTANCES = 40
 def replicas(database_url: str) -> Iterator[tuple[Harness, Harness, LeaseKeeper, LeaseKeeper]]:
     clock = ShiftedClock()
     first, second = Harness(database_url, clock=clock), Harness(database_url, clock=clock)
-    keepers = LeaseKeeper(first.db), LeaseKeeper(second.db)
+    # a long TTL: the leases must not lapse on a slow machine between the rounds below and the scans
+    keepers = (
+        LeaseKeeper(first.db, ttl=timedelta(minutes=1)),
+        LeaseKeeper(second.db, ttl=timedelta(minutes=1)),
+    )
     for _ in range(3):
         for keeper in keepers:
             keeper.tick()
