@@ -17,10 +17,10 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.cli.system import free_port
 from consultflow.orchestrator.app import build
 from consultflow.orchestrator.orm import Instance, JobRecord
-from consultflow.orchestrator.usecases import jobs, timers
+from consultflow.orchestrator.usecases import jobs, messages, timers
 from consultflow.platform.claims import LeaseKeeper, SharedSqlite
 from consultflow.platform.clock import ShiftedClock
-from tests.support.bpmn_builder import bpmn, bpmn_folder, service_task
+from tests.support.bpmn_builder import bpmn, bpmn_folder, message, service_task
 from tests.support.components import ComponentThread, component_settings
 from tests.support.orchestrator_harness import Harness
 from tests.support.polling import eventually
@@ -165,3 +165,37 @@ def test_two_orchestrator_processes_share_the_partitions(
         system.channels["orchestrator"].close()
         second.stop()
         eventually(lambda: len(claims[0].owned().partitions) == 16, "the first replica to own everything", 15)
+
+
+def test_thrown_messages_are_delivered_once_by_the_owner_of_their_key(
+    replicas: tuple[Harness, Harness, LeaseKeeper, LeaseKeeper],
+) -> None:
+    first, second, k1, k2 = replicas
+    sender = bpmn(
+        "engagement",
+        """<startEvent id="s"/>
+        <intermediateThrowEvent id="start_risk"><messageEventDefinition messageRef="m_started">
+          <extensionElements><spiffworkflow:messagePayload>{"engagement_id": engagement_id}</spiffworkflow:messagePayload></extensionElements>
+        </messageEventDefinition></intermediateThrowEvent>
+        <userTask id="work"/><endEvent id="e"/>""",
+        "s -> start_risk\nstart_risk -> work\nwork -> e",
+        extra=message("m_started", "engagement.started", "engagement_id"),
+    )
+    receiver = bpmn(
+        "risk",
+        """<startEvent id="rs"><messageEventDefinition messageRef="m_started"/></startEvent>
+        <userTask id="review"/><endEvent id="re"/>""",
+        "rs -> review\nreview -> re",
+        extra=message("m_started", "engagement.started", "engagement_id"),
+    )
+    first.deploy(engagement=sender, risk=receiver)
+    for i in range(INSTANCES):
+        first.start("engagement", f"E{i}", engagement_id=f"E{i}")
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(lambda: messages.correlate_pending(first.orchestrator, owned=k1.owned()))
+        two = pool.submit(lambda: messages.correlate_pending(second.orchestrator, owned=k2.owned()))
+        delivered = one.result(), two.result()
+    print(f"\ndelivered by the replicas: {delivered}")
+    assert sum(delivered) == INSTANCES and min(delivered) > 0
+    started, _ = first.orchestrator.list_instances(process_id="risk", page_size=100)
+    assert sorted(i.business_key or "" for i in started) == sorted(f"E{i}" for i in range(INSTANCES))
