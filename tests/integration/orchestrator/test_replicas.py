@@ -20,6 +20,7 @@ from consultflow.orchestrator.orm import Instance, JobRecord
 from consultflow.orchestrator.usecases import jobs, messages, timers
 from consultflow.platform.claims import LeaseKeeper, SharedSqlite
 from consultflow.platform.clock import ShiftedClock
+from tests.integration.orchestrator.test_start_events import engagement_and_risk
 from tests.support.bpmn_builder import bpmn, bpmn_folder, message, service_task
 from tests.support.components import ComponentThread, component_settings
 from tests.support.orchestrator_harness import Harness
@@ -181,13 +182,7 @@ def test_thrown_messages_are_delivered_once_by_the_owner_of_their_key(
         "s -> start_risk\nstart_risk -> work\nwork -> e",
         extra=message("m_started", "engagement.started", "engagement_id"),
     )
-    receiver = bpmn(
-        "risk",
-        """<startEvent id="rs"><messageEventDefinition messageRef="m_started"/></startEvent>
-        <userTask id="review"/><endEvent id="re"/>""",
-        "rs -> review\nreview -> re",
-        extra=message("m_started", "engagement.started", "engagement_id"),
-    )
+    receiver = engagement_and_risk()["risk"]  # started by the message, keyed by its engagement id
     first.deploy(engagement=sender, risk=receiver)
     for i in range(INSTANCES):
         first.start("engagement", f"E{i}", engagement_id=f"E{i}")
