@@ -74,7 +74,7 @@ def build(context: Context) -> Parts:
     context.relay.on_dead_letter = partial(job_not_published, orchestrator)
     servicer = OrchestratorServicer(orchestrator)
     servicer.attach_loop(asyncio.get_running_loop())
-    scheduler = Scheduler(orchestrator, context.executor)
+    scheduler = Scheduler(orchestrator, context.executor, context.claims.owned)
     bridge = StatusMessageBridge(context.js, orchestrator, context.executor, load_mappings(settings.bpmn_dir))
     return Parts(
         registrations=[

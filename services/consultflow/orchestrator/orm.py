@@ -20,6 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from consultflow.platform.slots import keyed_slot
+
 
 class Base(DeclarativeBase):
     pass
@@ -111,6 +113,8 @@ class JobRecord(Base):
     error_message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claim_slot: Mapped[int] = mapped_column(Integer, default=keyed_slot("instance_id"), server_default="0")
+    """Which replica scans it (platform/claims.py): every row of one instance shares its slot."""
     __table_args__ = (Index("ix_jobs_due", "status", "deadline"),)
 
 
@@ -149,6 +153,8 @@ class Timer(Base):
     task_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     element_id: Mapped[str] = mapped_column(String(255))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    claim_slot: Mapped[int] = mapped_column(Integer, default=keyed_slot("instance_id"), server_default="0")
+    """Which replica scans it (platform/claims.py): every row of one instance shares its slot."""
 
 
 class StartTimer(Base):
@@ -161,6 +167,8 @@ class StartTimer(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     interval_seconds: Mapped[float] = mapped_column(Float)
     remaining: Mapped[int] = mapped_column(Integer)  # -1: unbounded
+    claim_slot: Mapped[int] = mapped_column(Integer, default=keyed_slot("process_id"), server_default="0")
+    """Which replica fires it (platform/claims.py), by process."""
 
 
 class Subscription(Base):
@@ -191,6 +199,10 @@ class Message(Base):
     sender_instance_id: Mapped[str] = mapped_column(String(36), default="")  # an instance that threw it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claim_slot: Mapped[int] = mapped_column(
+        Integer, default=keyed_slot("name", "correlation_key"), server_default="0"
+    )
+    """Which replica delivers it while buffered (platform/claims.py): one key's messages go in order."""
     __table_args__ = (Index("ix_messages_pending", "status", "name", "correlation_key"),)
 
 

@@ -2,6 +2,8 @@
 
 Each loop sleeps until its next due time or until a committed step wakes it, and calls a blocking use case
 on the thread pool. All state lives in the database, so the loops pick up where they were after a restart.
+With several replicas each loop scans only the partitions this replica's lease keeper owns, and the
+periodic expiry of messages runs in the owner of partition 0 (platform/claims.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import TypeVar
 
 from consultflow.orchestrator.records import Effects
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.orchestrator.usecases import jobs, messages, timers
+from consultflow.platform.claims import EVERYTHING, Owned
 
 log = logging.getLogger(__name__)
 
@@ -26,9 +30,13 @@ MAX_SLEEP_SECONDS = 1.0
 class Scheduler:
     """Wakes the use cases that wait on time: timers, buffered messages, unanswered jobs."""
 
-    def __init__(self, orchestrator: Orchestrator, executor: Executor) -> None:
+    def __init__(
+        self, orchestrator: Orchestrator, executor: Executor, owned: Callable[[], Owned] = lambda: EVERYTHING
+    ) -> None:
+        """`owned` says which partitions this replica scans now (a `LeaseKeeper.owned`)."""
         self._orchestrator = orchestrator
         self._executor = executor
+        self._owned = owned
         self._timers_changed = asyncio.Event()
         self._messages_pending = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -48,9 +56,9 @@ class Scheduler:
         """Fires due timers; sleeps until the earliest due time (at most a second)."""
         while True:
             self._timers_changed.clear()
-            await self._run(self._orchestrator.fire_due_timers)
-            await self._run(self._orchestrator.fire_start_timers)
-            due = await self._run(self._orchestrator.next_timer_due)
+            await self._run(lambda: timers.fire_due_timers(self._orchestrator, owned=self._owned()))
+            await self._run(lambda: timers.fire_start_timers(self._orchestrator, self._owned()))
+            due = await self._run(lambda: timers.next_timer_due(self._orchestrator, self._owned()))
             sleep = MAX_SLEEP_SECONDS
             if due is not None:
                 sleep = min(sleep, max(0.0, (due - self._orchestrator.clock.now()).total_seconds()))
@@ -62,16 +70,16 @@ class Scheduler:
         rounds = 0
         while True:
             self._messages_pending.clear()
-            await self._run(self._orchestrator.correlate_pending)
+            await self._run(lambda: messages.correlate_pending(self._orchestrator, owned=self._owned()))
             rounds += 1
-            if rounds % 30 == 0:
+            if rounds % 30 == 0 and self._owned().cleans_up:
                 await self._run(self._orchestrator.expire_messages)
             await _wait(self._messages_pending, MAX_SLEEP_SECONDS)
 
     async def jobs(self) -> None:
         """Republishes jobs whose deadline passed without a reply."""
         while True:
-            await self._run(self._orchestrator.redeliver_overdue_jobs)
+            await self._run(lambda: jobs.redeliver_overdue_jobs(self._orchestrator, owned=self._owned()))
             await asyncio.sleep(5.0)
 
 

@@ -1,9 +1,10 @@
 """How every component starts and stops: one bootstrap, not six copies.
 
-`run(name, build)` reads settings, configures logging, migrates the database, connects to NATS, starts
-the outbox relay, the gRPC server (health, reflection, error mapping) and, when the component has job
-handlers, the job worker and the `OperationCatalog` of its operations; it reports SERVING once all of
-that is up and stops in reverse order on SIGTERM or SIGINT.
+`run(name, build)` reads settings, configures logging, migrates the database, takes its share of the
+partition leases (platform/claims.py), connects to NATS, starts the outbox relay, the gRPC server
+(health, reflection, error mapping) and, when the component has job handlers, the job worker and the
+`OperationCatalog` of its operations; it reports SERVING once all of that is up and stops in reverse
+order on SIGTERM or SIGINT (giving its leases back last).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
 from consultflow.platform.catalog import catalog_registration
+from consultflow.platform.claims import LeaseKeeper
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.grpcserver import Registration, start_server
 from consultflow.platform.jobs import BoundOperations, JobHandler, prune_processed_jobs_periodically
@@ -70,8 +72,11 @@ class Context:
         executor: ThreadPoolExecutor,
         nc: Client,
         js: JetStreamContext,
+        claims: LeaseKeeper,
     ) -> None:
         self.settings = settings
+        self.claims = claims
+        """This replica's partition leases: its background loops scan what `claims.owned()` says."""
         self.security = security
         self.db = db
         self.executor = executor
@@ -85,6 +90,7 @@ class Context:
             nc=nc,
             publisher=credentials.user if credentials is not None else None,
             limits=settings.limits,
+            owned=claims.owned,
         )
         self._channels: dict[str, grpc.Channel] = {}
         self._aio_channels: dict[str, grpc.aio.Channel] = {}
@@ -130,8 +136,13 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     loop = asyncio.get_running_loop()
     if settings.migrate_at_start:
         await loop.run_in_executor(executor, migrate, db, settings.component)
+    claims = LeaseKeeper(db, settings.claim_partitions, timedelta(seconds=settings.claim_lease_seconds))
+    if not settings.claim_shared_sqlite:
+        await loop.run_in_executor(executor, claims.refuse_shared_sqlite)
+    await loop.run_in_executor(executor, claims.tick)
+    claims_task = asyncio.create_task(claims.run(), name="partition-leases")
     nc, js = await connect(settings.nats_url, f"consultflow-{settings.component}", settings.nats_credentials)
-    context = Context(settings, security, db, executor, nc, js)
+    context = Context(settings, security, db, executor, nc, js, claims)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
     server = await start_server(
@@ -158,7 +169,15 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     loops = list(parts.background)
     if parts.job_handlers and settings.processed_jobs_ttl_hours > 0:
         ttl = timedelta(hours=settings.processed_jobs_ttl_hours)
-        loops.append(partial(prune_processed_jobs_periodically, db, ttl, executor))
+        loops.append(
+            partial(
+                prune_processed_jobs_periodically,
+                db,
+                ttl,
+                executor,
+                cleans_up=lambda: claims.owned().cleans_up,
+            )
+        )
     background = [asyncio.create_task(_supervised(job), name=getattr(job, "__name__", "bg")) for job in loops]
     await server.set_serving()
     log.info(
@@ -182,6 +201,13 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     relay_task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await relay_task
+    claims_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await claims_task
+    try:
+        await loop.run_in_executor(executor, claims.release)
+    except Exception:
+        log.warning("releasing partition leases failed; they lapse after their TTL", exc_info=True)
     await context.close()
     with contextlib.suppress(Exception):
         await nc.drain()

@@ -362,11 +362,19 @@ def prune_processed_jobs(db: Database, older_than: datetime, limit: int = PRUNE_
 
 
 async def prune_processed_jobs_periodically(
-    db: Database, ttl: timedelta, executor: Executor, every_seconds: float = PRUNE_EVERY_SECONDS
+    db: Database,
+    ttl: timedelta,
+    executor: Executor,
+    every_seconds: float = PRUNE_EVERY_SECONDS,
+    cleans_up: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Prunes records older than `ttl` every `every_seconds`, batch after batch until none is left."""
+    """Prunes records older than `ttl` every `every_seconds`, batch after batch until none is left, in the
+    replica that `cleans_up()` says does the component's cleanups (the owner of partition 0)."""
     loop = asyncio.get_running_loop()
     while True:
+        if not cleans_up():
+            await asyncio.sleep(every_seconds)
+            continue
         older_than = datetime.now(UTC) - ttl
         pruned = PRUNE_BATCH
         while pruned == PRUNE_BATCH:

@@ -1,9 +1,14 @@
 """The outbox relay: publishes committed outbox rows to JetStream and marks them sent.
 
 Rows are written by `UnitOfWork.publish` in the same transaction as the change that caused them. The
-relay publishes with `Nats-Msg-Id`, so a row published twice (a crash between publish and mark, or two
-replicas racing) is dropped by the stream's duplicate window: delivery is at-least-once, duplicates are
-filtered, nothing is lost.
+relay publishes with `Nats-Msg-Id`, so a row published twice (a crash between publish and mark, or a
+lease that moved to another replica mid-batch) is dropped by the stream's duplicate window: delivery is
+at-least-once, duplicates are filtered, nothing is lost.
+
+With several replicas each relay publishes only the rows of the partitions its lease keeper owns
+(platform/claims.py): a row takes a partition its writer owns, so the writer's relay, woken by the
+commit, publishes it at once; the rows of a replica that died move with its partitions. Deleting sent
+rows runs in the owner of partition 0 only.
 
 A row that can never be published is set aside ("dead": `dead_at`, with the reason in `last_error`)
 instead of being retried forever, and the relay goes on with the rows after it: at once when it can never
@@ -32,6 +37,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableError
 from sqlalchemy import and_, delete, func, or_, select, update
 
+from consultflow.platform.claims import EVERYTHING, Owned
 from consultflow.platform.db import Database
 from consultflow.platform.faults import crash_point
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
@@ -94,10 +100,13 @@ class OutboxRelay:
         nc: Client | None = None,
         publisher: str | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        owned: Callable[[], Owned] = lambda: EVERYTHING,
     ) -> None:
         """`nc` tells whether NATS is reachable (failures while it is not are never counted);
         `publisher` is this component's NATS user, whose publish rights are checked before publishing
-        (None: an open server, as in some tests)."""
+        (None: an open server, as in some tests); `owned` says which partitions' rows this relay
+        publishes now (a `LeaseKeeper.owned`; by default all)."""
+        self.owned = owned
         self._db = db
         self._js = js
         self._nc = nc
@@ -242,6 +251,7 @@ class OutboxRelay:
 
     def _fetch_due(self) -> tuple[list[_Row], datetime | None]:
         now = datetime.now(UTC)
+        mine = self.owned().where(outbox.c.claim_slot)
         with self._db.read() as session:
             due = session.execute(
                 select(
@@ -257,6 +267,7 @@ class OutboxRelay:
                         outbox.c.sent_at.is_(None),
                         outbox.c.dead_at.is_(None),
                         or_(outbox.c.not_before.is_(None), outbox.c.not_before <= now),
+                        mine,
                     )
                 )
                 .order_by(outbox.c.seq)
@@ -265,7 +276,12 @@ class OutboxRelay:
             next_due = session.execute(
                 select(outbox.c.not_before)
                 .where(
-                    and_(outbox.c.sent_at.is_(None), outbox.c.dead_at.is_(None), outbox.c.not_before > now)
+                    and_(
+                        outbox.c.sent_at.is_(None),
+                        outbox.c.dead_at.is_(None),
+                        outbox.c.not_before > now,
+                        mine,
+                    )
                 )
                 .order_by(outbox.c.not_before)
                 .limit(1)
@@ -325,7 +341,7 @@ class OutboxRelay:
 
     async def _maybe_cleanup(self) -> None:
         now = datetime.now(UTC)
-        if now - self._last_cleanup < timedelta(minutes=1):
+        if now - self._last_cleanup < timedelta(minutes=1) or not self.owned().cleans_up:
             return
         self._last_cleanup = now
         cutoff = now - self._keep_sent

@@ -138,6 +138,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Orchestrator only: live workflow objects kept in memory (least recently used are dropped).",
     ),
     Setting(
+        "CONSULTFLOW_CLAIM_PARTITIONS",
+        "16",
+        "Partitions of background work (timers, overdue jobs, buffered messages, outbox rows) that the "
+        "replicas of a component share by lease, each owning about partitions/replicas "
+        "(docs/scale-out.md). More replicas than partitions leave the extra ones idle in the background.",
+    ),
+    Setting(
+        "CONSULTFLOW_CLAIM_LEASE_SECONDS",
+        "6",
+        "How long a partition lease lasts unless renewed (renewed every third of it): a replica that "
+        "dies without releasing hands its partitions over within about this time.",
+    ),
+    Setting(
+        "CONSULTFLOW_CLAIM_SHARED_SQLITE",
+        "false",
+        "Allow a second replica on one SQLite database (development and tests). Off: a replica refuses "
+        "to start while another live one renews leases on its SQLite file; scale out on PostgreSQL.",
+    ),
+    Setting(
         "CONSULTFLOW_TLS_DIR",
         "",
         "Required. Folder with `tls.crt`, `tls.key` and `ca.crt` of this component's gRPC listener (the "
@@ -343,6 +362,9 @@ class Settings:
     log_redact_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
     deploy_at_start: str = "new"  # orchestrator: "new", "changed" or "off" (CONSULTFLOW_DEPLOY_AT_START)
     processed_jobs_ttl_hours: float = 168.0  # services: 0 keeps processed_jobs forever
+    claim_partitions: int = 16
+    claim_lease_seconds: float = 6.0
+    claim_shared_sqlite: bool = False
 
     @classmethod
     def from_env(cls, component: str) -> Settings:
@@ -379,6 +401,10 @@ class Settings:
             ),
             deploy_at_start=_env("CONSULTFLOW_DEPLOY_AT_START").strip().lower(),
             processed_jobs_ttl_hours=float(_env("CONSULTFLOW_PROCESSED_JOBS_TTL_HOURS")),
+            claim_partitions=int(_env("CONSULTFLOW_CLAIM_PARTITIONS")),
+            claim_lease_seconds=float(_env("CONSULTFLOW_CLAIM_LEASE_SECONDS")),
+            claim_shared_sqlite=_env("CONSULTFLOW_CLAIM_SHARED_SQLITE").strip().lower()
+            in ("1", "true", "yes"),
         )
 
     def address_of(self, component: str) -> str:

@@ -20,6 +20,7 @@ from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.records import IncidentKind, JobRow, JobStatus, OpenJob, instance_of
 from consultflow.orchestrator.step import Step
 from consultflow.platform import policy
+from consultflow.platform.claims import EVERYTHING, Owned
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.identity import Caller
 
@@ -275,9 +276,10 @@ def _refuse_past_hold(job: JobRow, wanted: datetime, max_hold_seconds: float) ->
 # ------------------------------------------------------------------------------------- redelivery
 
 
-def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200) -> int:
+def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200, owned: Owned = EVERYTHING) -> int:
     """Republishes jobs no worker answered before their deadline (JetStream redelivers too; this covers a
-    message that left the stream without a reply). A parked instance's jobs wait until it is un-parked."""
+    message that left the stream without a reply). A parked instance's jobs wait until it is un-parked.
+    With several replicas each scans the partitions it owns (`owned`, platform/claims.py)."""
     now = host.clock.now()
     with host.db.read() as session:
         keys = list(
@@ -286,6 +288,7 @@ def redeliver_overdue_jobs(host: InstanceHost, limit: int = 200) -> int:
                 .where(
                     JobRecord.status == JobStatus.ACTIVATABLE,
                     JobRecord.deadline < now,
+                    owned.where(JobRecord.claim_slot),
                     not_parked(JobRecord.instance_id),
                 )
                 .order_by(JobRecord.deadline)

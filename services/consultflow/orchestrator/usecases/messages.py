@@ -24,6 +24,7 @@ from consultflow.orchestrator.step import Step, rowcount
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.queries import list_definitions
 from consultflow.platform import jsonutil
+from consultflow.platform.claims import EVERYTHING, Owned
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.identity import Caller
@@ -281,14 +282,15 @@ def deliver_to_start_event(
     raise FailedPrecondition(f"{definition_id} does not wait for {name!r} at its start")
 
 
-def correlate_pending(host: InstanceHost, limit: int = 200) -> int:
+def correlate_pending(host: InstanceHost, limit: int = 200, owned: Owned = EVERYTHING) -> int:
     """Delivers buffered messages whose receiver now waits or whose process can start; the dispatcher
     calls this after steps that threw messages, and periodically.
 
     Only messages that have a receiver now are tried (a subscription for their name and key, or a message
     start event of their name), and each round goes on where the last one stopped (`host.message_cursor`):
     buffered messages nobody receives (a caller's storm with a long TTL, a key whose instance exists and
-    does not wait) would otherwise fill every round and starve the messages behind them for good.
+    does not wait) would otherwise fill every round and starve the messages behind them for good. With
+    several replicas each tries the messages of the partitions it owns (`owned`, platform/claims.py).
     """
     now = host.clock.now()
     start_names = {
@@ -304,6 +306,7 @@ def correlate_pending(host: InstanceHost, limit: int = 200) -> int:
         .where(
             Message.status == MessageStatus.PENDING,
             Message.expires_at > now,
+            owned.where(Message.claim_slot),
             or_(receiver, Message.name.in_(start_names)) if start_names else receiver,
         )
         .order_by(Message.created_at, Message.message_key)

@@ -2,6 +2,7 @@
 
 The same rows carry engine work a step left for later (step.py, `CONTINUATION`): one loop runs everything
 that is due, so an instance with a long run of engine work takes turns with every other due instance.
+With several replicas each scans only the partitions it owns (`owned`, platform/claims.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from consultflow.orchestrator.orm import StartTimer, Timer
 from consultflow.orchestrator.parking import not_parked
 from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
 from consultflow.orchestrator.timer_events import skip_missed
+from consultflow.platform.claims import EVERYTHING, Owned
 from consultflow.platform.faults import crash_point
 from consultflow.platform.timeutil import aware
 
@@ -32,31 +34,37 @@ class AlreadyFired(Exception):
     """Another orchestrator fired this start timer first."""
 
 
-def next_timer_due(host: InstanceHost) -> datetime | None:
-    """The earliest due time of any timer or timer start event (the scheduler sleeps until then)."""
+def next_timer_due(host: InstanceHost, owned: Owned = EVERYTHING) -> datetime | None:
+    """The earliest due time of any timer or timer start event in the owned partitions (the scheduler
+    sleeps until then)."""
     with host.db.read() as session:
         candidates = [
             # the earliest in due order that no parked instance holds (a parked one's overdue timer would
             # otherwise wake the scheduler without pause)
             aware(
                 session.scalar(
-                    select(Timer.due_at).where(not_parked(Timer.instance_id)).order_by(Timer.due_at).limit(1)
+                    select(Timer.due_at)
+                    .where(owned.where(Timer.claim_slot), not_parked(Timer.instance_id))
+                    .order_by(Timer.due_at)
+                    .limit(1)
                 )
             ),
-            aware(session.scalar(select(func.min(StartTimer.due_at)))),
+            aware(
+                session.scalar(select(func.min(StartTimer.due_at)).where(owned.where(StartTimer.claim_slot)))
+            ),
         ]
     due = [c for c in candidates if c is not None]
     return min(due) if due else None
 
 
-def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
+def fire_due_timers(host: InstanceHost, limit: int = 500, owned: Owned = EVERYTHING) -> int:
     """Wakes instances whose timers are due; cycle timers that fell behind catch up one cycle each."""
     now = host.clock.now()
     with host.db.read() as session:
         instance_ids = list(
             session.scalars(
                 select(Timer.instance_id)
-                .where(Timer.due_at <= now, not_parked(Timer.instance_id))
+                .where(Timer.due_at <= now, owned.where(Timer.claim_slot), not_parked(Timer.instance_id))
                 .group_by(Timer.instance_id)
                 # The longest overdue first: more than `limit` instances with continuation rows (each due
                 # again soon after its step) would otherwise take every round from the ones behind them.
@@ -77,32 +85,42 @@ def fire_due_timers(host: InstanceHost, limit: int = 500) -> int:
 
 def wake(step: Step) -> None:
     """Continues engine work a previous step yielded (its continuation row), then lets the engine fire
-    what is due, round by round, until nothing due is left or this step's share of engine work is spent."""
-    if CONTINUATION in step.waits.timers:
+    what is due, round by round, until nothing due is left or this step's share of engine work is spent.
+
+    A wake that finds nothing to do (another replica fired the timer first) skips: it writes no revision.
+    """
+    advanced = CONTINUATION in step.waits.timers
+    if advanced:
         step.advance()
     previous: set[tuple[str, datetime]] = set()
     for _ in range(MAX_CATCH_UP_ROUNDS):
         if step.continues:
             return  # the rest, due timers included, in the next step (its continuation row is due soon)
         now = step.env.clock.now()
-        due = [t for t in engine.snapshot(step.workflow).timers if t.due_at <= now]
+        timers = engine.snapshot(step.workflow).timers
+        due = [t for t in timers if t.due_at <= now]
         this_round = {(t.task_id, t.due_at) for t in due}
         if not due or this_round == previous:
+            if not advanced and {t.task_id: t.due_at.isoformat() for t in timers} == step.waits.timers:
+                step.skip()  # its timer rows already say what the engine waits for: nothing to write
             return  # nothing due, or the engine did not fire it (due this very instant: Spiff waits for
             # the clock to pass it), so it stays for the next wake instead of spinning here
         previous = this_round
         for timer in due:
             step.history("timer.fired", timer.element_id, detail=timer.due_at.isoformat())
         step.advance()
+        advanced = True
 
 
-def fire_start_timers(host: InstanceHost) -> int:
+def fire_start_timers(host: InstanceHost, owned: Owned = EVERYTHING) -> int:
     """Starts an instance for every due timer start event and schedules its next firing."""
     now = host.clock.now()
     with host.db.read() as session:
         due = list(
             session.scalars(
-                select(StartTimer).where(StartTimer.due_at <= now).limit(MAX_START_TIMERS_PER_ROUND)
+                select(StartTimer)
+                .where(StartTimer.due_at <= now, owned.where(StartTimer.claim_slot))
+                .limit(MAX_START_TIMERS_PER_ROUND)
             )
         )
     started = 0
