@@ -28,7 +28,9 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from consultflow.platform import metrics, tracing
 from consultflow.platform.db import busy_error
 from consultflow.platform.errors import DomainError, ResourceExhausted, Unavailable
 from consultflow.platform.grpcerrors import RpcStatus, status_of
@@ -137,6 +139,93 @@ class Admission:
 
 RETRY_AFTER_SECONDS = 1.0
 """What an overloaded server asks a caller to wait before trying again."""
+
+
+UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
+"""Probes and tool discovery: neither counted nor traced (kubelet asks every few seconds)."""
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: every call — refused ones too — is counted by method and status code
+    (`consultflow_grpc_server_handled_total`), timed, and runs in a server span under the caller's trace
+    context (`traceparent` metadata)."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(UNOBSERVED):
+            return handler
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_observed_unary(handler.unary_unary, method))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_observed_stream(handler.unary_stream, method))
+        return handler
+
+
+def _call_span(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    return tracing.start_span(
+        method.lstrip("/"),
+        tracing.context_from(metadata),
+        SpanKind.SERVER,
+        {"rpc.system": "grpc", "rpc.method": method},
+    )
+
+
+def _record_call(method: str, started: float, code: grpc.StatusCode, span: Any) -> None:
+    metrics.GRPC_HANDLED.labels(method, code.name).inc()
+    metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+    span.set_attribute("rpc.grpc.status_code", code.value[0])
+    if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+        span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+def _code_after(error: BaseException | None, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    if error is None:
+        return context.code() or grpc.StatusCode.OK
+    if isinstance(error, asyncio.CancelledError):
+        return grpc.StatusCode.CANCELLED
+    if isinstance(error, grpc.aio.AbortError):
+        return context.code() or grpc.StatusCode.UNKNOWN
+    return grpc.StatusCode.UNKNOWN
+
+
+def _observed_unary(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
+    """`fn` is a coroutine function: `ErrorMappingInterceptor`, below this one, makes every unary method
+    one (a blocking servicer method runs on the executor, in a copy of this context)."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        with tracing.activated(_call_span(method, context)) as span:
+            try:
+                return await fn(request, context)
+            except BaseException as error:
+                failure = error
+                raise
+            finally:
+                _record_call(method, started, _code_after(failure, context), span)
+
+    return call
+
+
+def _observed_stream(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        started = time.perf_counter()
+        failure: BaseException | None = None
+        with tracing.activated(_call_span(method, context)) as span:
+            try:
+                async for item in fn(request, context):
+                    yield item
+            except BaseException as error:
+                failure = error
+                raise
+            finally:
+                _record_call(method, started, _code_after(failure, context), span)
+
+    return stream
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -290,7 +379,11 @@ async def start_server(
     admission = Admission(threads, limits)
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[security.interceptor(), ErrorMappingInterceptor(executor, admission)],
+        interceptors=[
+            ObservingInterceptor(),
+            security.interceptor(),
+            ErrorMappingInterceptor(executor, admission),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
