@@ -125,10 +125,10 @@ def test_one_engagement_is_one_trace_across_nats_and_grpc(
         assert len(found) == 1, f"{name}: {[s.name for s in ours]}"
         return found[0]
 
-    start = one("start skeleton")
+    start = one("start skeleton: CreateInstance")
     job = one("job crm.record_inquiry")
     reply = one(COMPLETE_JOB.lstrip("/"))
-    step = one("step skeleton")
+    step = one("step skeleton: CompleteJob")
     assert start.context is not None and start.context.span_id == root.span_id and start.parent is None
     assert job.parent is not None and job.parent.span_id == start.context.span_id  # over NATS
     assert job.context is not None and reply.parent is not None

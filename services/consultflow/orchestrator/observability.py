@@ -118,7 +118,7 @@ def step_began(step: Step) -> None:
     record: _Record = step.record
     new = record.revision == 0 and not record.state
     span = tracing.start_instance_span(
-        f"{'start' if new else 'step'} {record.process_id}",
+        f"{'start' if new else 'step'} {record.process_id}{_cause()}",
         record.instance_id,
         new,
         {
@@ -130,6 +130,13 @@ def step_began(step: Step) -> None:
     scope.span = span
     scope.context_token = otel_context.attach(trace.set_span_in_context(span))
     scope.log_token = logs.bind(instance_id=record.instance_id, business_key=record.business_key)
+
+
+def _cause() -> str:
+    """What made the step, for its span's name: the gRPC method it runs in (`: CompleteUserTask`); none
+    for the scheduler's steps (timers, redeliveries) and where no tracer provider records names."""
+    name = getattr(trace.get_current_span(), "name", "")
+    return f": {name.rsplit('/', 1)[-1]}" if isinstance(name, str) and "/" in name else ""
 
 
 def after_commit(count: Callable[[], None]) -> None:

@@ -25,6 +25,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    disable_created_metrics,
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,6 +38,8 @@ from consultflow.platform.tables import outbox
 
 log = logging.getLogger(__name__)
 
+# No `_created` series: they double the output, and `consultflow_jobs_created_created` would confuse.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 """Every consultflow metric, and the process's own (CPU, memory, open files, garbage collection)."""
 for _standard in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
@@ -47,7 +50,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 STEPS = Counter(
     "consultflow_steps",
-    "Orchestrator steps on an instance, by how they ended (committed, skipped: nothing to write, failed).",
+    "Orchestrator steps on an instance by how they ended: committed, skipped (nothing to write), refused "
+    "(a domain error: a late reply, a bad request), failed.",
     ["outcome"],
     registry=REGISTRY,
 )
