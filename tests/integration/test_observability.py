@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import nats
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
@@ -18,13 +19,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.parser import text_string_to_metric_families
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
+from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.platform import metrics, tracing
 from consultflow.platform.logging import JsonFormatter
 from tests.integration.test_skeleton_flow import INQUIRY, SKELETON
 from tests.support.bpmn_builder import bpmn_folder
+from tests.support.identity import anonymous_channel
 from tests.support.system import in_process_system
 
 COMPLETE_JOB = "/consultflow.api.orchestrator.v1.OrchestratorService/CompleteJob"
+GET_INSTANCE = "/consultflow.api.orchestrator.v1.OrchestratorService/GetInstance"
 
 
 @pytest.fixture
@@ -87,6 +91,13 @@ def test_a_job_a_step_and_a_grpc_call_move_the_scraped_metrics(tmp_path: Path, n
                 )
             )
             system.wait_completed(created.instance_id)
+            with pytest.raises(grpc.RpcError):  # NOT_FOUND, counted with its code
+                system.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id="no-such-instance"))
+            anonymous = pb_grpc.OrchestratorServiceStub(
+                anonymous_channel(system.components["orchestrator"].address)
+            )
+            with pytest.raises(grpc.RpcError):  # refused before any servicer: counted all the same
+                anonymous.GetInstance(pb.GetInstanceRequest(instance_id="no-such-instance"))
             during = scrape(port)  # the scrape-time gauges exist while their components run
         after = scrape(port)
     finally:
@@ -106,6 +117,8 @@ def test_a_job_a_step_and_a_grpc_call_move_the_scraped_metrics(tmp_path: Path, n
     assert moved("consultflow_step_duration_seconds_count") >= 2
     assert moved("consultflow_grpc_server_handled_total", method=COMPLETE_JOB, code="OK") == 1
     assert moved("consultflow_grpc_server_handling_seconds_count", method=COMPLETE_JOB) == 1
+    assert moved("consultflow_grpc_server_handled_total", method=GET_INSTANCE, code="NOT_FOUND") == 1
+    assert moved("consultflow_grpc_server_handled_total", method=GET_INSTANCE, code="UNAUTHENTICATED") == 1
     assert ("consultflow_outbox_backlog", (("component", "crm"),)) in during
     assert ("consultflow_outbox_backlog", (("component", "orchestrator"),)) in during
     assert during[("consultflow_incidents_open", ())] == 0

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import inspect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -164,32 +165,34 @@ class ObservingInterceptor(grpc.aio.ServerInterceptor):
         return handler
 
 
-def _call_span(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+@contextlib.contextmanager
+def _observed(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
+    """A call's server span (under the caller's `traceparent`), its count by status code and its time."""
     metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-    return tracing.start_span(
+    span = tracing.start_span(
         method.lstrip("/"),
         tracing.context_from(metadata),
         SpanKind.SERVER,
         {"rpc.system": "grpc", "rpc.method": method},
     )
-
-
-def _record_call(method: str, started: float, code: grpc.StatusCode, span: Any) -> None:
-    metrics.GRPC_HANDLED.labels(method, code.name).inc()
-    metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
-    span.set_attribute("rpc.grpc.status_code", code.value[0])
-    if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
-        span.set_status(Status(StatusCode.ERROR, code.name))
-
-
-def _code_after(error: BaseException | None, context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
-    if error is None:
-        return context.code() or grpc.StatusCode.OK
-    if isinstance(error, asyncio.CancelledError):
-        return grpc.StatusCode.CANCELLED
-    if isinstance(error, grpc.aio.AbortError):
-        return context.code() or grpc.StatusCode.UNKNOWN
-    return grpc.StatusCode.UNKNOWN
+    started = time.perf_counter()
+    code = grpc.StatusCode.UNKNOWN
+    with tracing.activated(span):
+        try:
+            yield
+            code = context.code() or grpc.StatusCode.OK
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED  # the caller left, or its deadline passed
+            raise
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            metrics.GRPC_HANDLED.labels(method, code.name).inc()
+            metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+                span.set_status(Status(StatusCode.ERROR, code.name))
 
 
 def _observed_unary(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
@@ -197,33 +200,17 @@ def _observed_unary(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
     one (a blocking servicer method runs on the executor, in a copy of this context)."""
 
     async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        with tracing.activated(_call_span(method, context)) as span:
-            try:
-                return await fn(request, context)
-            except BaseException as error:
-                failure = error
-                raise
-            finally:
-                _record_call(method, started, _code_after(failure, context), span)
+        with _observed(method, context):
+            return await fn(request, context)
 
     return call
 
 
 def _observed_stream(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = time.perf_counter()
-        failure: BaseException | None = None
-        with tracing.activated(_call_span(method, context)) as span:
-            try:
-                async for item in fn(request, context):
-                    yield item
-            except BaseException as error:
-                failure = error
-                raise
-            finally:
-                _record_call(method, started, _code_after(failure, context), span)
+        with _observed(method, context):
+            async for item in fn(request, context):
+                yield item
 
     return stream
 

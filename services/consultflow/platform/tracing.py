@@ -107,8 +107,13 @@ def shutdown() -> None:
         _provider.force_flush(5000)
 
 
+_TRACER = trace.get_tracer(TRACER)
+"""A proxy until `configure` installs the provider, then that provider's tracer: looked up once (a
+lookup per span cost as much as the span)."""
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER)
+    return _TRACER
 
 
 # ------------------------------------------------------------------------------------ propagation
