@@ -79,12 +79,16 @@ def run_skeleton(tmp_path: Path, nats_url: str, business_key: str) -> str:
         return created.instance_id
 
 
-def test_a_job_a_step_and_a_grpc_call_move_the_scraped_metrics(tmp_path: Path, nats_url: str) -> None:
+def test_a_job_a_step_and_a_grpc_call_move_the_scraped_metrics(
+    tmp_path: Path, nats_url: str, database_url: str
+) -> None:
+    """The orchestrator on SQLite and on PostgreSQL (its scrape-time gauges are its own SQL)."""
     port, server = metrics.serve(0, "127.0.0.1")
     try:
         before = scrape(port)
         folder = bpmn_folder(tmp_path, {"skeleton": SKELETON})
-        with in_process_system(tmp_path, nats_url, ["crm"], bpmn_dir=folder) as system:
+        dbs = {"orchestrator": database_url}
+        with in_process_system(tmp_path, nats_url, ["crm"], bpmn_dir=folder, database_urls=dbs) as system:
             created = system.orchestrator.CreateInstance(
                 pb.CreateInstanceRequest(
                     process_id="skeleton", variables_json=json.dumps(INQUIRY), business_key="M-1"
