@@ -29,7 +29,8 @@ def test_the_console_runs_its_module_with_http_probes_and_one_replica(kustomizat
     assert deployment["spec"]["replicas"] == 1, "sessions live in one pod's memory (docs/console.md)"
     container = container_of(objects, "Deployment", CONSOLE)
     assert container["command"] == ["python", "-m", "consultflow.console"]
-    assert {p["containerPort"] for p in container["ports"]} == {HTTP_PORT}
+    # the metrics port, where the overlays add it, is checked with every component's (test_observability)
+    assert {p["containerPort"] for p in container["ports"] if p["name"] != "metrics"} == {HTTP_PORT}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": HTTP_PORT}
     env = {e["name"]: e.get("value") for e in container["env"]}

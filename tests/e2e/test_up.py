@@ -145,7 +145,8 @@ def test_up_runs_the_skeleton_and_stops_cleanly(tmp_path: Path) -> None:
     process, endpoints = start_up(data_dir)
     pids = _children(process.pid)
     try:
-        assert set(endpoints) == {"nats", "nats_reader_password_file", "ca", *COMPONENTS, CONSOLE}
+        assert set(endpoints) == {"nats", "nats_reader_password_file", "ca", "metrics", *COMPONENTS, CONSOLE}
+        assert set(endpoints["metrics"]) == {*COMPONENTS, CONSOLE}  # tests/e2e/test_metrics.py scrapes them
         assert endpoints["nats"] != "nats://127.0.0.1:4222", "must not need the machine's NATS"
         assert not _nats_accepts_anonymous(endpoints["nats"]), "NATS must refuse a client without credentials"
         for name in COMPONENTS:

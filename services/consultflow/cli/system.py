@@ -203,6 +203,7 @@ class LocalSystem:
     identity: LocalIdentity | None = None
     nats_users: LocalNatsUsers | None = None
     supervision: Supervision = field(default_factory=Supervision)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # each child's /metrics (its own port)
     _watches: dict[str, _Watch] = field(default_factory=dict)
     _stopping: bool = False
 
@@ -224,7 +225,11 @@ class LocalSystem:
             self._spawn(child)
         self.wait_serving(timeout)
         endpoints = self.endpoints()
-        written = {**endpoints, **({"timers": self.marker} if self.marker else {})}
+        written = {
+            **endpoints,
+            "metrics": self.metrics_endpoints(),
+            **({"timers": self.marker} if self.marker else {}),
+        }
         (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
         return endpoints
 
@@ -272,6 +277,10 @@ class LocalSystem:
             **addresses,
         }
 
+    def metrics_endpoints(self) -> dict[str, str]:
+        """Where each component serves Prometheus metrics (endpoints.json, `"metrics"`)."""
+        return {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()}
+
     def child_env(self, child: Child) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -292,6 +301,7 @@ class LocalSystem:
             env.pop("CONSULTFLOW_TOKEN_FILE", None)  # it calls only as the signed-in person, never as itself
             env["CONSULTFLOW_CONSOLE_LISTEN"] = child.address
             env["CONSULTFLOW_CONSOLE_TICKET_DIR"] = str(self.console_tickets)
+        env["CONSULTFLOW_METRICS_PORT"] = str(self.metrics_ports.setdefault(child.name, free_port()))
         env.update(self.extra_env)
         env.update(self.component_env.get(child.name, {}))
         return env

@@ -6,7 +6,9 @@ import uvicorn
 
 from consultflow.console.app import build
 from consultflow.console.config import ConsoleSettings
+from consultflow.platform import metrics, tracing
 from consultflow.platform.logging import configure_logging
+from consultflow.platform.settings import setting
 
 GRACEFUL_SHUTDOWN_SECONDS = 3
 
@@ -14,6 +16,8 @@ GRACEFUL_SHUTDOWN_SECONDS = 3
 def main() -> None:
     settings = ConsoleSettings.from_env()
     configure_logging("console", settings.log_level, settings.log_format, ())
+    tracing.configure("console", setting("CONSULTFLOW_OTLP_ENDPOINT"), setting("CONSULTFLOW_TRACE_FILE"))
+    metrics_endpoint = metrics.start_component("console")  # gRPC calls it makes, its process
     uvicorn.run(
         build(settings),
         host=settings.listen_host,
@@ -25,6 +29,8 @@ def main() -> None:
         # open event streams never end by themselves: after this, a stop cancels them (browsers reconnect)
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    metrics_endpoint.stop()
+    tracing.shutdown()
 
 
 if __name__ == "__main__":

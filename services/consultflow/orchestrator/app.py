@@ -10,6 +10,7 @@ from pathlib import Path
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
+from consultflow.orchestrator import observability
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import OrchestratorServicer
@@ -81,4 +82,5 @@ def build(context: Context) -> Parts:
             Registration(pb_grpc.add_OrchestratorServiceServicer_to_server, servicer, SERVICE_NAME)
         ],
         background=[scheduler.timers, scheduler.messages, scheduler.jobs, bridge.run],
+        on_stop=[observability.watch(context.db)],  # open incidents and user tasks at scrape time
     )

@@ -24,6 +24,7 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from consultflow.orchestrator import deep_walks, engine, parking
+from consultflow.orchestrator.observability import observed_step
 from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
 from consultflow.orchestrator.parking import Parked
 from consultflow.orchestrator.records import Effects, IncidentKind, InstanceStatus, Waits
@@ -177,6 +178,7 @@ class InstanceHost:
         with lock:
             yield
 
+    @observed_step
     def step(self, instance_id: str, action: Callable[[Step], T], *, even_if_parked: bool = False) -> T:
         """Applies `action` to an instance as one durable step; retried on a concurrent change.
 
@@ -286,6 +288,7 @@ class InstanceHost:
             finally:
                 self._cache.drop(instance_id)
 
+    @observed_step
     def start(
         self,
         definition: DefinitionRef,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from consultflow.api.events.v1 import events_pb2
+from consultflow.orchestrator import observability
 from consultflow.orchestrator.records import JobRow
 from consultflow.platform import jsonutil
 from consultflow.platform.db import UnitOfWork
@@ -35,8 +36,11 @@ def publish_job(
     """Queues the job's message on the outbox (called in the transaction that created or retried it).
 
     The message id names the attempt and the delivery, so the outbox and JetStream de-duplicate a step
-    that is retried but not a deliberate redelivery.
+    that is retried but not a deliberate redelivery. The message's headers carry the step's trace context
+    (`UnitOfWork.publish`), so the worker's span joins the instance's trace.
     """
+    if job.attempt == 1 and job.deliveries == 1:
+        observability.job_created(job.operation)
     message = events_pb2.JobActivated(
         job_key=job.job_key,
         instance_id=job.instance_id,

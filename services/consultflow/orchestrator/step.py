@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import assignment, bounded_specs, engine, sizes
+from consultflow.orchestrator import assignment, bounded_specs, engine, observability, sizes
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -245,6 +245,7 @@ class Step:
         self._tasks_run = 0
         self._engine_seconds = 0.0
         self._advance_started = 0.0
+        observability.step_began(self)  # its span, log fields and metrics (observability.py)
 
     def skip(self) -> None:
         """Nothing to change (a repeated reply, a claim another step won): write nothing at all."""

@@ -28,6 +28,7 @@ from nats.js import JetStreamContext
 from sqlalchemy.orm import Session
 
 from consultflow.api.orchestrator.v1.orchestrator_pb2_grpc import OrchestratorServiceStub
+from consultflow.platform import metrics, tracing
 from consultflow.platform.catalog import catalog_registration
 from consultflow.platform.claims import LeaseKeeper
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -37,7 +38,7 @@ from consultflow.platform.logging import configure_logging
 from consultflow.platform.messaging import connect
 from consultflow.platform.outbox import OutboxRelay
 from consultflow.platform.security import Security, SecurityNotConfigured
-from consultflow.platform.settings import Settings
+from consultflow.platform.settings import Settings, setting
 from consultflow.platform.worker import JobWorker
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     context = Context(settings, security, db, executor, nc, js, claims)
     parts = build(context)
     relay_task = asyncio.create_task(context.relay.run(), name="outbox-relay")
+    metrics_endpoint = metrics.start_component(settings.component, db)
     server = await start_server(
         settings.grpc_address,
         _with_catalogue(parts),
@@ -209,6 +211,7 @@ async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asy
     except Exception:
         log.warning("releasing partition leases failed; they lapse after their TTL", exc_info=True)
     await context.close()
+    metrics_endpoint.stop()
     with contextlib.suppress(Exception):
         await nc.drain()
     executor.shutdown(wait=True)
@@ -241,6 +244,7 @@ def run(component: str, build: Callable[[Context], Parts]) -> None:
     """The `python -m consultflow.<component>` entry point."""
     settings = Settings.from_env(component)
     configure_logging(component, settings.log_level, settings.log_format, settings.log_redact_fields)
+    tracing.configure(component, setting("CONSULTFLOW_OTLP_ENDPOINT"), setting("CONSULTFLOW_TRACE_FILE"))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -250,6 +254,7 @@ def run(component: str, build: Callable[[Context], Parts]) -> None:
         await serve(settings, build, stop)
 
     asyncio.run(main())
+    tracing.shutdown()
 
 
 def call_options(timeout: float = CALL_TIMEOUT_SECONDS) -> dict[str, Any]:

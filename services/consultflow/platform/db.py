@@ -34,6 +34,7 @@ from consultflow.platform import jsonutil
 from consultflow.platform.errors import NotFound, Unavailable
 from consultflow.platform.limits import DEFAULT_LIMITS
 from consultflow.platform.tables import outbox
+from consultflow.platform.tracing import with_trace_context
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,9 @@ class UnitOfWork:
         headers: Mapping[str, str] | None = None,
         not_before: datetime | None = None,
     ) -> None:
-        """Queues a NATS message that leaves only if this unit of work commits."""
+        """Queues a NATS message that leaves only if this unit of work commits, with the current trace
+        context in its headers (platform/tracing.py)."""
+        headers = with_trace_context(headers)
         self.session.connection().execute(
             INSERT_OUTBOX,
             {

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import inspect
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,9 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from consultflow.platform import metrics, tracing
 from consultflow.platform.db import busy_error
 from consultflow.platform.errors import DomainError, ResourceExhausted, Unavailable
 from consultflow.platform.grpcerrors import RpcStatus, status_of
@@ -137,6 +140,79 @@ class Admission:
 
 RETRY_AFTER_SECONDS = 1.0
 """What an overloaded server asks a caller to wait before trying again."""
+
+
+UNOBSERVED = ("/grpc.health.", "/grpc.reflection.")
+"""Probes and tool discovery: neither counted nor traced (kubelet asks every few seconds)."""
+
+
+class ObservingInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: every call — refused ones too — is counted by method and status code
+    (`consultflow_grpc_server_handled_total`), timed, and runs in a server span under the caller's trace
+    context (`traceparent` metadata)."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith(UNOBSERVED):
+            return handler
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_observed_unary(handler.unary_unary, method))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_observed_stream(handler.unary_stream, method))
+        return handler
+
+
+@contextlib.contextmanager
+def _observed(method: str, context: grpc.aio.ServicerContext[Any, Any]) -> Iterator[None]:
+    """A call's server span (under the caller's `traceparent`), its count by status code and its time."""
+    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    span = tracing.start_span(
+        method.lstrip("/"),
+        tracing.context_from(metadata),
+        SpanKind.SERVER,
+        {"rpc.system": "grpc", "rpc.method": method},
+    )
+    started = time.perf_counter()
+    code = grpc.StatusCode.UNKNOWN
+    with tracing.activated(span):
+        try:
+            yield
+            code = context.code() or grpc.StatusCode.OK
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED  # the caller left, or its deadline passed
+            raise
+        except grpc.aio.AbortError:
+            code = context.code() or grpc.StatusCode.UNKNOWN
+            raise
+        finally:
+            metrics.GRPC_HANDLED.labels(method, code.name).inc()
+            metrics.GRPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+                span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+def _observed_unary(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
+    """`fn` is a coroutine function: `ErrorMappingInterceptor`, below this one, makes every unary method
+    one (a blocking servicer method runs on the executor, in a copy of this context)."""
+
+    async def call(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _observed(method, context):
+            return await fn(request, context)
+
+    return call
+
+
+def _observed_stream(fn: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        with _observed(method, context):
+            async for item in fn(request, context):
+                yield item
+
+    return stream
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
@@ -290,7 +366,11 @@ async def start_server(
     admission = Admission(threads, limits)
     server = grpc.aio.server(
         migration_thread_pool=executor,
-        interceptors=[security.interceptor(), ErrorMappingInterceptor(executor, admission)],
+        interceptors=[
+            ObservingInterceptor(),
+            security.interceptor(),
+            ErrorMappingInterceptor(executor, admission),
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

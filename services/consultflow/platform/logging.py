@@ -6,6 +6,11 @@ configured fields (`CONSULTFLOW_LOG_REDACT_FIELDS`: e-mail, phone, contact, addr
 by `[redacted]`. Error texts may still quote a value (a script's `int(email)` fails naming the e-mail), so
 every record also has e-mail addresses and phone numbers masked in its message and exception text before
 it is written, at every level.
+
+Each JSON line also says what it belongs to when that is known: `trace_id` and `span_id` of the current
+OpenTelemetry span, and the fields a step or a job handler binds (`bind`): `instance_id`, `business_key`,
+`job_key`, `operation`. They are context variables, so a line written on a worker thread, in a nested
+call or in SpiffWorkflow carries them without being passed anything.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 from consultflow.platform.errors import clip
 
@@ -46,6 +54,26 @@ shorter numbers (sizes, counts) and ISO dates are left alone."""
 
 
 _configured_fields: tuple[str, ...] = DEFAULT_REDACT_FIELDS
+_bound: ContextVar[Mapping[str, str] | None] = ContextVar("consultflow_log_fields", default=None)
+
+
+def bind(**fields: str) -> Token[Mapping[str, str] | None]:
+    """Adds `fields` to every log line written in this context until `unbind(token)`; empty values are
+    left out (a business key not known yet)."""
+    return _bound.set({**(_bound.get() or {}), **{k: v for k, v in fields.items() if v}})
+
+
+def unbind(token: Token[Mapping[str, str] | None]) -> None:
+    _bound.reset(token)
+
+
+def bound_fields() -> Mapping[str, str]:
+    """The fields `bind` added in this context, with the current trace and span ids."""
+    span = trace.get_current_span().get_span_context()
+    fields = _bound.get() or {}
+    if not span.is_valid:
+        return fields
+    return {"trace_id": format(span.trace_id, "032x"), "span_id": format(span.span_id, "016x"), **fields}
 
 
 def redact(value: Any, fields: Iterable[str] | None = None) -> Any:
@@ -130,6 +158,7 @@ class JsonFormatter(logging.Formatter):
             "component": self._component,
             "logger": record.name,
             "message": record.getMessage(),
+            **bound_fields(),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from consultflow.platform import tracing
 from consultflow.platform.authn import AuthInterceptor
 from consultflow.platform.identity import ClaimPaths, IssuerSettings, TokenVerifier, TrustedIssuers
 from consultflow.platform.tls import CertificateFiles, TlsFiles, channel_credentials
@@ -141,17 +142,68 @@ def bearer_credentials(token: str | TokenFile) -> grpc.CallCredentials:
     return grpc.metadata_call_credentials(_BearerFromFile(token), name="consultflow-token-file")
 
 
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, details: Any, metadata: Any) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = details.wait_for_ready
+        self.compression = getattr(details, "compression", None)
+
+
+class TraceContextInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Sends the current trace context (`traceparent`) with every call of a blocking channel."""
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(_CallDetails(details, tracing.metadata_with_context(details.metadata)), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], details: Any, request: Any) -> Any:
+        return continuation(_CallDetails(details, tracing.metadata_with_context(details.metadata)), request)
+
+
+class AioTraceContextInterceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    """Sends the current trace context (`traceparent`) with every call of an asyncio channel."""
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return await continuation(_with_context(details), request)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return await continuation(_with_context(details), request)
+
+
+def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+    metadata = tracing.metadata_with_context(list(details.metadata or ()))
+    if metadata is None or len(metadata) == len(details.metadata or ()):
+        return details
+    return grpc.aio.ClientCallDetails(
+        details.method,
+        details.timeout,
+        grpc.aio.Metadata(*metadata),
+        details.credentials,
+        details.wait_for_ready,
+    )
+
+
 def secure_channel(
     address: str, ca: Path | None, token: str | TokenFile | None = None, **options: Any
 ) -> grpc.Channel:
-    """A blocking channel over TLS, sending `token` with every call when one is given."""
-    return grpc.secure_channel(address, _credentials(ca, token), **options)
+    """A blocking channel over TLS, sending `token` and the trace context with every call."""
+    channel = grpc.secure_channel(address, _credentials(ca, token), **options)
+    return grpc.intercept_channel(channel, TraceContextInterceptor())
 
 
 def secure_aio_channel(
     address: str, ca: Path | None, token: str | TokenFile | None = None
 ) -> grpc.aio.Channel:
-    return grpc.aio.secure_channel(address, _credentials(ca, token))
+    """An asyncio channel over TLS, sending `token` and the trace context with every call."""
+    return grpc.aio.secure_channel(
+        address, _credentials(ca, token), interceptors=[AioTraceContextInterceptor()]
+    )
 
 
 def _credentials(ca: Path | None, token: str | TokenFile | None) -> grpc.ChannelCredentials:

@@ -229,6 +229,29 @@ SETTINGS: tuple[Setting, ...] = (
         "TLS). Empty: none.",
     ),
     Setting(
+        "CONSULTFLOW_METRICS_PORT",
+        "0",
+        "Port of this component's Prometheus `/metrics` listener (plain HTTP; docs/operations.md lists the "
+        'metrics). 0: off. `consultflow up` gives each component one (`endpoints.json`, `"metrics"`).',
+    ),
+    Setting(
+        "CONSULTFLOW_METRICS_ADDRESS",
+        "127.0.0.1",
+        "Interface the metrics listener binds (`0.0.0.0` in a pod, for Prometheus to scrape).",
+    ),
+    Setting(
+        "CONSULTFLOW_OTLP_ENDPOINT",
+        "",
+        "OpenTelemetry collector receiving this component's traces over OTLP/gRPC (e.g. "
+        "`http://otel-collector:4317`). Empty: no export (trace ids still reach the logs and the messages).",
+    ),
+    Setting(
+        "CONSULTFLOW_TRACE_FILE",
+        "",
+        "A file this component appends its finished spans to, one JSON object per line (local runs, the "
+        "documentation's examples). Empty: none.",
+    ),
+    Setting(
         "CONSULTFLOW_OPERATION_OWNERS",
         "",
         "Outside job workers: `name=prefix|prefix,…` maps a caller's name to the operations whose jobs it "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
@@ -23,7 +24,7 @@ from nats.js.errors import NotFoundError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.platform import jsonutil
+from consultflow.platform import job_telemetry, jsonutil
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.faults import crash_point
@@ -129,16 +130,21 @@ class JobWorker:
         except Exception:
             log.exception("job message left unacknowledged; it will be redelivered")
 
+    @job_telemetry.observed_handling
     async def _handle(self, message: Msg) -> None:
-        job = Job.from_message(events_pb2.JobActivated.FromString(message.data))
+        activated = events_pb2.JobActivated.FromString(message.data)
+        job = Job.from_message(activated)
+        job_telemetry.received(self._service, activated, message)
         loop = asyncio.get_running_loop()
         heartbeat = asyncio.create_task(self._keep_alive(message, job))
         try:
+            in_job_context = contextvars.copy_context().run  # its logs and calls join the job's trace
             outcome = await loop.run_in_executor(
-                self._executor, run_job, self._uow_factory, self._handlers, job
+                self._executor, in_job_context, run_job, self._uow_factory, self._handlers, job
             )
         finally:
             heartbeat.cancel()
+        job_telemetry.handled(self._service, activated, outcome)
         crash_point("worker.after_handle")
         try:
             await self._report(job, outcome)

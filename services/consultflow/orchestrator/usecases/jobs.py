@@ -12,7 +12,7 @@ from typing import Any
 from SpiffWorkflow.task import Task
 from sqlalchemy import select, update
 
-from consultflow.orchestrator import engine, sizes
+from consultflow.orchestrator import engine, observability, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import JOBS, JobRecord
@@ -127,6 +127,7 @@ def complete(step: Step, job: OpenJob, variables: Mapping[str, Any]) -> None:
     else:
         task.data[spec.result_variable] = dict(variables)
     step.close_job(job.job_key, JobStatus.COMPLETED)
+    observability.job_completed(job.operation)
     step.history("job.completed", job.element_id, job.element_name, job.operation)
     task.complete()
     step.record_completed(task)
@@ -160,6 +161,7 @@ def fail(step: Step, job: JobRow, retries: int, backoff_ms: int, message: str) -
     if job.status != JobStatus.ACTIVATABLE:
         raise FailedPrecondition(f"job {job.job_key} is {job.status.lower()}: its task no longer waits")
     task = engine.find_task(step.workflow, job.task_id)
+    observability.job_failed(job.operation)
     if retries > 0:
         backoff = retry_backoff(backoff_ms, job.backoff_base, job.attempt)
         retry_at = step.now + backoff
@@ -210,6 +212,7 @@ def throw(step: Step, job: OpenJob, code: str, message: str, variables: Mapping[
         return step.skip()
     _refuse_unless_waiting(job)
     task = _waiting_task(step, job)
+    observability.job_failed(job.operation)
     if engine.catch_error(task, code, message, variables):
         step.close_job(job.job_key, JobStatus.ERROR_THROWN)
         step.history("job.error", job.element_id, job.element_name, f"{code}: {message}")

@@ -13,7 +13,7 @@ from functools import partial
 
 from sqlalchemy import delete, func, select, update
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, observability
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
 from consultflow.orchestrator.parking import not_parked
@@ -108,6 +108,7 @@ def wake(step: Step) -> None:
         previous = this_round
         for timer in due:
             step.history("timer.fired", timer.element_id, detail=timer.due_at.isoformat())
+            observability.timer_fired(timer.due_at, now)
         step.advance()
         advanced = True
 
