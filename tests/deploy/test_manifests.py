@@ -545,7 +545,10 @@ def test_production_scales_the_services_on_their_job_backlog_and_runs_two_orches
         for policy in objects
         if policy["kind"] == "NetworkPolicy" and "Ingress" in policy["spec"]["policyTypes"]
         for rule in policy["spec"].get("ingress", [])
-        if any("namespaceSelector" in peer for peer in rule.get("from", []))
+        if any(
+            peer.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "keda"}
+            for peer in rule.get("from", [])
+        )
     ]
     assert len(keda) == 1
     (peer,) = keda[0]["from"]
