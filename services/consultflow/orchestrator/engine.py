@@ -402,8 +402,8 @@ def _workflow_fields(converter: WorkflowConverter, workflow: BpmnWorkflow) -> di
         "success": workflow.success,
         "completed": workflow.completed,
         "tasks": {
-            str(task_id): dump.fragment(task_id, state_memo.task_fingerprint(task), task_dict(task))
-            for task_id, task in workflow.tasks.items()
+            key: dump.fragment(key, state_memo.task_fingerprint(task), task_dict(task))
+            for key, task in ((str(task_id), task) for task_id, task in workflow.tasks.items())
         },
         "root": str(workflow.task_tree.id),
     }

@@ -21,7 +21,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +43,8 @@ class _Dump:
         self.token = f"@cf-{uuid.uuid4().hex}-"
         self.fragments: list[str] = []
         self.seen: set[Any] = set()
+        self.copies: dict[int, Any] = {}
+        """Frozen copies made in this write, by the id of what they copy (alive until it ends)."""
 
     def fragment(self, key: Any, fingerprint: _Fingerprint, produce: Callable[[], Any]) -> str:
         """A marker for the JSON of one part: its earlier JSON if `fingerprint` is unchanged, else new."""
@@ -52,10 +54,9 @@ class _Dump:
             text = known[1]
         else:
             text = self.encode(produce())
-            frozen = _frozen(fingerprint)
-            if frozen is not None:
-                self.memo[key] = (frozen, text)
-            else:
+            try:
+                self.memo[key] = (_copy(fingerprint, self.copies), text)
+            except _Uncopyable:
                 self.memo.pop(key, None)
         self.fragments.append(text)
         return f"{self.token}{len(self.fragments) - 1}"
@@ -112,31 +113,34 @@ def task_fingerprint(task: Task) -> _Fingerprint:
     )
 
 
-_IMMUTABLE = (str, int, float, bool, type(None), uuid.UUID, Decimal, date, timedelta)
-
-
-def _frozen(value: Any) -> Any:
-    """A copy that later changes to `value` in place do not reach (None if it cannot be made)."""
-    try:
-        return _copy(value)
-    except _Uncopyable:
-        return None
+_ATOMS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, date, datetime, timedelta})
+"""Types whose values never change in place: a frozen copy shares them."""
 
 
 class _Uncopyable(Exception):
     pass
 
 
-def _copy(value: Any) -> Any:
-    if isinstance(value, _IMMUTABLE):
+def _copy(value: Any, copies: dict[int, Any]) -> Any:
+    """A copy that later changes to `value` in place do not reach; `copies` (by id, for one write) lets
+    the data a parent and its children share be copied once."""
+    kind = type(value)
+    if kind in _ATOMS:
         return value
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    if isinstance(value, tuple):
-        return tuple(_copy(item) for item in value)
-    try:
-        return copy.deepcopy(value)
-    except Exception as error:
-        raise _Uncopyable() from error
+    if kind is tuple:  # the fingerprint itself, made for this part alone: never kept by id
+        return tuple(v if type(v) in _ATOMS else _copy(v, copies) for v in value)
+    # A dict or list here belongs to the workflow, alive until the write ends: its id stays its own.
+    made: Any = copies.get(id(value))
+    if made is not None:
+        return made
+    if kind is dict:
+        made = {k: v if type(v) in _ATOMS else _copy(v, copies) for k, v in value.items()}
+    elif kind is list:
+        made = [v if type(v) in _ATOMS else _copy(v, copies) for v in value]
+    else:
+        try:
+            return copy.deepcopy(value)
+        except Exception as error:
+            raise _Uncopyable() from error
+    copies[id(value)] = made
+    return made
