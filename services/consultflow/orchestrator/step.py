@@ -270,14 +270,17 @@ class Step:
             self._halted = True  # another pass would only stop another task with another incident
             return
         self._advance_started = time.perf_counter()
+        work_left: bool | None = None  # known after a round without error: every check walks all tasks
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
+                work_left = None
                 try:
                     self.workflow.refresh_timers()
                     self.workflow.do_engine_steps(
                         will_complete_task=self._before_task, did_complete_task=self._completed
                     )
-                    if not self._engine_work_left():
+                    work_left = self._engine_work_left()
+                    if not work_left:
                         break
                     # A timer came due during Spiff's closing refresh_timers: its task is READY now.
                 except _Yield:
@@ -291,7 +294,9 @@ class Step:
                         break
         finally:
             self._engine_seconds += time.perf_counter() - self._advance_started
-        if not self._halted and not self.continues and self._engine_work_left():
+        if work_left is None and not self._halted and not self.continues:
+            work_left = self._engine_work_left()
+        if not self._halted and not self.continues and work_left:
             self.continues = True  # never left READY with nothing to run it: a later step will
         self._route_thrown_events()
 
