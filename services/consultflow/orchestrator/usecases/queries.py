@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from consultflow.orchestrator import engine
@@ -76,6 +76,36 @@ def latest_definitions(session: Session, process_id: str = "") -> list[Definitio
     )
 
 
+# GetInstance's statements, built once: the driver and the console poll it, and building a statement
+# costs more than SQLAlchemy's compiled cache then saves (docs/performance.md).
+OPEN_JOBS = (
+    select(JobRecord)
+    .where(
+        JobRecord.instance_id == bindparam("p_instance_id"),
+        JobRecord.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT)),
+    )
+    .order_by(JobRecord.created_at)
+)
+OPEN_USER_TASKS = (
+    select(UserTask)
+    .where(UserTask.instance_id == bindparam("p_instance_id"), UserTask.status == UserTaskStatus.OPEN)
+    .order_by(UserTask.created_at)
+)
+OPEN_INCIDENTS = (
+    select(Incident)
+    .where(Incident.instance_id == bindparam("p_instance_id"), Incident.resolved_at.is_(None))
+    .order_by(Incident.created_at)
+)
+HISTORY_AFTER = (
+    select(HistoryEvent)
+    .where(
+        HistoryEvent.instance_id == bindparam("p_instance_id"),
+        HistoryEvent.sequence > bindparam("p_after"),
+    )
+    .order_by(HistoryEvent.sequence)
+)
+
+
 def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -> InstanceView:
     """An instance with its open jobs, user tasks and incidents, its history, and where it is now."""
     with host.db.read() as session:
@@ -83,34 +113,12 @@ def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -
         row = session.get(Instance, instance_id, options=[defer(Instance.state)])
         if row is None:
             raise NotFound("instance", instance_id)
-        jobs = list(
-            session.scalars(
-                select(JobRecord)
-                .where(
-                    JobRecord.instance_id == instance_id,
-                    JobRecord.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT)),
-                )
-                .order_by(JobRecord.created_at)
-            )
-        )
-        tasks = list(
-            session.scalars(
-                select(UserTask)
-                .where(UserTask.instance_id == instance_id, UserTask.status == UserTaskStatus.OPEN)
-                .order_by(UserTask.created_at)
-            )
-        )
-        incidents = list(
-            session.scalars(
-                select(Incident)
-                .where(Incident.instance_id == instance_id, Incident.resolved_at.is_(None))
-                .order_by(Incident.created_at)
-            )
-        )
-        query = select(HistoryEvent).where(HistoryEvent.instance_id == instance_id)
-        if history_limit > 0:
-            query = query.where(HistoryEvent.sequence > row.history_seq - history_limit)
-        history = list(session.scalars(query.order_by(HistoryEvent.sequence)))
+        ids = {"p_instance_id": instance_id}
+        jobs = list(session.scalars(OPEN_JOBS, ids))
+        tasks = list(session.scalars(OPEN_USER_TASKS, ids))
+        incidents = list(session.scalars(OPEN_INCIDENTS, ids))
+        after = row.history_seq - history_limit if history_limit > 0 else -1
+        history = list(session.scalars(HISTORY_AFTER, {**ids, "p_after": after}))
         if row.status != InstanceStatus.ACTIVE:
             return InstanceView(row, [], jobs, tasks, incidents, history)
         kept = host.active_elements(row.instance_id, row.revision)
