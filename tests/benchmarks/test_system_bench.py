@@ -42,6 +42,7 @@ from tests.support.system_bench import (
 
 pytestmark = [
     pytest.mark.benchmark,
+    pytest.mark.timeout(3600),  # a paced or large run lasts longer than the suite's default
     pytest.mark.skipif(
         os.environ.get("CONSULTFLOW_BENCH_SYSTEM") != "1", reason="run by `make bench-system`"
     ),
