@@ -2,7 +2,10 @@
 as processes, as `consultflow up --demo-timers` runs them (TLS, authorization and the sandbox on,
 production durability). It prints figures and asserts only that every engagement ended as its story says.
 
-K is CONSULTFLOW_BENCH_ENGAGEMENTS (default 20): the demo's stories repeated with fresh keys. Runs on SQLite
+K is CONSULTFLOW_BENCH_ENGAGEMENTS (default 20): the demo's stories repeated with fresh keys. They start at
+once, or CONSULTFLOW_BENCH_START_RATE engagements a second (paced: the dispatch figures at a chosen load).
+The peak is the rate the cores could sustain at the measured CPU cost per job (see docs/performance.md);
+a K large enough to keep the cores busy shows it measured too (CPU busy near 100 %). Runs on SQLite
 and, when CONSULTFLOW_TEST_POSTGRES_URL is set, on PostgreSQL (one schema per component). It is skipped
 unless CONSULTFLOW_BENCH_SYSTEM=1 (the make target sets it), so `make bench` stays short.
 """
@@ -39,6 +42,7 @@ from tests.support.system_bench import (
 
 pytestmark = [
     pytest.mark.benchmark,
+    pytest.mark.timeout(3600),  # a paced or large run lasts longer than the suite's default
     pytest.mark.skipif(
         os.environ.get("CONSULTFLOW_BENCH_SYSTEM") != "1", reason="run by `make bench-system`"
     ),
@@ -46,6 +50,9 @@ pytestmark = [
 
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
 ENGAGEMENTS = int(os.environ.get("CONSULTFLOW_BENCH_ENGAGEMENTS", "20"))
+START_RATE = float(os.environ.get("CONSULTFLOW_BENCH_START_RATE", "0"))
+"""Engagements started a second (0: all at once)."""
+CORES = os.cpu_count() or 1
 IDLE_SECONDS = 10.0
 
 
@@ -102,9 +109,9 @@ def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
         since = datetime.now(UTC)
         driver_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.monotonic()
-        driver = Driver(clients, all_stories)
+        driver = PacedDriver(clients, all_stories, START_RATE)
         driver.start()
-        driver.run(timeout=900)
+        driver.run(timeout=1800)
         wall = time.monotonic() - started
         driver_after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = meter.stop()
@@ -127,12 +134,19 @@ def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
     idle_orchestrator = idle.get("orchestrator", 0.0) / IDLE_SECONDS * wall
     busy_step_us = (orchestrator_cpu - idle_orchestrator) / max(records.steps, 1) * 1e6
     backend = "PostgreSQL" if database else "SQLite"
+    pacing = f"{START_RATE:g} started a second" if START_RATE else "at once"
+    cpu_per_job = system_cpu / max(jobs, 1)
     report(
-        f"full system, {ENGAGEMENTS} engagements at once, {backend}",
+        f"full system, {ENGAGEMENTS} engagements {pacing}, {backend}",
         [
             ("engagements ended as scripted", f"{completed} of {len(all_stories)}"),
             ("wall time", f"{wall:.1f} s"),
             ("jobs completed", f"{jobs}  ({jobs / wall:.1f} jobs/s)"),
+            ("cores busy (system CPU ÷ wall time ÷ cores)", f"{system_cpu / wall / CORES:.0%} of {CORES}"),
+            (
+                "peak: jobs/s the cores sustain at this cost",
+                f"{CORES / cpu_per_job:.1f} jobs/s  ({cpu_per_job * 1000:.0f} ms system CPU per job)",
+            ),
             ("dispatch: created → published", ms(job_latencies(records.job_created, records.job_published))),
             (
                 "dispatch: created → handled by the worker",
@@ -174,6 +188,39 @@ def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
         ],
     )
     assert problems == {story.key: [] for story in all_stories}
+
+
+class PacedDriver(Driver):
+    """The demo's driver, starting the engagements `rate` a second (all at once when 0)."""
+
+    def __init__(self, clients: Clients, stories: list[Story], rate: float) -> None:
+        super().__init__(clients, [] if rate else stories)
+        self.pending = list(stories) if rate else []
+        self.interval = 1 / rate if rate else 0.0
+        self.next_start = 0.0
+
+    def start(self) -> None:
+        if not self.pending:
+            super().start()
+        self.next_start = time.monotonic()
+
+    def tick(self) -> None:
+        while self.pending and time.monotonic() >= self.next_start:
+            story = self.pending.pop(0)
+            Driver(self.clients, [story]).start()
+            self.stories[story.key] = story
+            self.next_start += self.interval
+        super().tick()
+
+    def run(self, timeout: float = 600.0, poll: float = 0.25) -> None:
+        deadline = time.monotonic() + timeout
+        self.tick()
+        while True:
+            super().run(max(deadline - time.monotonic(), 0.0), poll)
+            if not self.pending:
+                return
+            time.sleep(poll)
+            self.tick()
 
 
 def _start_supervisor(system: LocalSystem, stopping: threading.Event) -> threading.Thread:

@@ -7,6 +7,7 @@ Nothing here touches the database; a `Step` (step.py) stores what this module co
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -15,7 +16,11 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import full_tag
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnSubWorkflowConverter,
+    BpmnWorkflowConverter,
+    WorkflowConverter,
+)
 from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit, StartEventSplit
 from SpiffWorkflow.bpmn.specs.defaults import StartEvent as StartEventSpec
@@ -30,6 +35,7 @@ from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent, EventBasedGateway
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, TaskNotFoundException
 from SpiffWorkflow.spiff.parser.event_parsers import SpiffStartEventParser
@@ -46,7 +52,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment, bounded_specs, deep_walks
+from consultflow.orchestrator import assignment, bounded_specs, deep_walks, state_memo
 from consultflow.orchestrator.deploy_checks import MAX_RESOURCE_BYTES as MAX_RESOURCE_BYTES
 from consultflow.orchestrator.deploy_checks import DeploymentError as DeploymentError
 from consultflow.orchestrator.deploy_checks import check_resources
@@ -359,10 +365,48 @@ class _StateOnlyConverter(BpmnWorkflowConverter):  # type: ignore[misc]
     """Serializes an instance without its spec; the spec is stored once per version and handed back."""
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
-        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct = _workflow_fields(self, workflow)
         dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
+
+
+class _SubWorkflowConverter(BpmnSubWorkflowConverter):  # type: ignore[misc]
+    """Spiff's, with the tasks and data a `dump_state` in progress has memoised (state_memo.py)."""
+
+    def to_dict(self, workflow: BpmnSubWorkflow) -> dict[str, Any]:
+        dct = _workflow_fields(self, workflow)
+        dct["parent_task_id"] = str(workflow.parent_task_id)
+        dct["spec"] = workflow.spec.name
+        return dct
+
+
+def _workflow_fields(converter: WorkflowConverter, workflow: BpmnWorkflow) -> dict[str, Any]:
+    """WorkflowConverter.to_dict, with markers for the data and tasks when a memoised write runs."""
+    dump = state_memo.current()
+    if dump is None:
+        return dict(WorkflowConverter.to_dict(converter, workflow))
+    registry = converter.registry
+
+    def task_dict(task: Task) -> Any:
+        return lambda: registry.convert(task)
+
+    return {
+        "data": dump.fragment(
+            ("data", workflow.parent_task_id),
+            (workflow.data,),
+            lambda: registry.convert(registry.clean(workflow.data)),
+        ),
+        "correlations": workflow.correlations,
+        "last_task": str(workflow.last_task.id) if workflow.last_task is not None else None,
+        "success": workflow.success,
+        "completed": workflow.completed,
+        "tasks": {
+            key: dump.fragment(key, state_memo.task_fingerprint(task), task_dict(task))
+            for key, task in ((str(task_id), task) for task_id, task in workflow.tasks.items())
+        },
+        "root": str(workflow.task_tree.id),
+    }
 
 
 def _make_serializer() -> BpmnWorkflowSerializer:
@@ -372,6 +416,7 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config[PassThroughTask] = SpiffBpmnTaskConverter
     config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
+    config[BpmnSubWorkflow] = _SubWorkflowConverter
     bounded_specs.register_bounded_converters(config)
     register_timer_converters(config)
     registry = BpmnWorkflowSerializer.configure(config)
@@ -384,14 +429,17 @@ SERIALIZER = _make_serializer()
 
 
 def dump_state(workflow: BpmnWorkflow) -> str:
-    """The instance's state as JSON, without the spec."""
-    return str(SERIALIZER.serialize_json(workflow))
+    """The instance's state as JSON, without the spec; what did not change since this live workflow's
+    previous write is not serialized again (state_memo.py)."""
+    return state_memo.dump(workflow, lambda: str(SERIALIZER.serialize_json(workflow)), _encode)
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, cls=SERIALIZER._encoder_cls)
 
 
 def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkflow:
     """Rebuilds an instance from its state and its version's specs."""
-    import json
-
     dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
     SERIALIZER.migrate(dct)
     dct["spec"] = specs.spec

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from sqlalchemy import insert
@@ -27,7 +27,7 @@ from consultflow.orchestrator import deep_walks, engine, parking
 from consultflow.orchestrator.observability import observed_step
 from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
 from consultflow.orchestrator.parking import Parked
-from consultflow.orchestrator.records import Effects, IncidentKind, InstanceStatus, Waits
+from consultflow.orchestrator.records import ActiveElementView, Effects, IncidentKind, InstanceStatus, Waits
 from consultflow.orchestrator.sizes import StateTooLarge
 from consultflow.orchestrator.step import InstanceRecord, Step, StepEnv
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
@@ -41,6 +41,7 @@ from consultflow.platform.security import operation_owners as parse_operation_ow
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 MAX_STEP_RETRIES = 5
 INSTANCE_LOCKS = 256
@@ -54,15 +55,16 @@ class DefinitionRef(NamedTuple):
     process_id: str
 
 
-class InstanceCache:
-    """Live workflows by instance id, least recently used dropped first; keyed by revision."""
+class InstanceCache(Generic[V]):
+    """Live workflows (or what else is kept of an instance) by instance id, least recently used dropped
+    first; keyed by revision."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._items: OrderedDict[str, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[int, V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, instance_id: str, revision: int) -> BpmnWorkflow | None:
+    def get(self, instance_id: str, revision: int) -> V | None:
         with self._lock:
             item = self._items.get(instance_id)
             if item is None or item[0] != revision:
@@ -70,7 +72,7 @@ class InstanceCache:
             self._items.move_to_end(instance_id)
             return item[1]
 
-    def put(self, instance_id: str, revision: int, workflow: BpmnWorkflow) -> None:
+    def put(self, instance_id: str, revision: int, workflow: V) -> None:
         if self._size <= 0:
             return
         with self._lock:
@@ -117,7 +119,9 @@ class InstanceHost:
         self.env = StepEnv(
             clock=clock, script_engine=self.script_engine, job_deadline=self.job_deadline, limits=limits
         )
-        self._cache = InstanceCache(cache_size)
+        self._cache: InstanceCache[BpmnWorkflow] = InstanceCache(cache_size)
+        self._active: InstanceCache[list[ActiveElementView]] = InstanceCache(cache_size)
+        """Where each instance is at its latest revision written here: GetInstance reads no workflow."""
         self._specs: dict[str, engine.ProcessSpecs] = {}
         self._specs_lock = threading.Lock()
         self._locks = [threading.RLock() for _ in range(INSTANCE_LOCKS)]
@@ -170,6 +174,15 @@ class InstanceHost:
             return cached
         return engine.load_state(state, self.specs_for(definition_id), self.script_engine)
 
+    def active_elements(self, instance_id: str, revision: int) -> list[ActiveElementView] | None:
+        """Where an instance is at `revision`, if a step of this process wrote that revision."""
+        return self._active.get(instance_id, revision)
+
+    def _committed(self, instance_id: str, step: Step) -> None:
+        self._cache.put(instance_id, step.new_revision, step.workflow)
+        if step.active is not None:
+            self._active.put(instance_id, step.new_revision, step.active)
+
     # ------------------------------------------------------------------------------------------ steps
 
     @contextmanager
@@ -208,7 +221,7 @@ class InstanceHost:
                         crash_point("orchestrator.step.before_commit")
                         uow.commit()
                     crash_point("orchestrator.step.after_commit")
-                    self._cache.put(instance_id, step.new_revision, workflow)
+                    self._committed(instance_id, step)
                 except (Conflict, IntegrityError) as error:
                     self._cache.drop(instance_id)
                     if attempt == MAX_STEP_RETRIES - 1:
@@ -282,11 +295,13 @@ class InstanceHost:
         load or step): under the instance's lock, with its cached workflow dropped."""
         with self._lock(instance_id):
             self._cache.drop(instance_id)
+            self._active.drop(instance_id)
             try:
                 with self.uow_factory() as uow:
                     yield uow
             finally:
                 self._cache.drop(instance_id)
+                self._active.drop(instance_id)
 
     @observed_step
     def start(
@@ -349,7 +364,7 @@ class InstanceHost:
                 first_action(step)
             step.finish()
             uow.commit()
-            self._cache.put(instance_id, step.new_revision, workflow)
+            self._committed(instance_id, step)
         self.notify(step.effects)
         return instance_id
 

@@ -15,6 +15,17 @@ from typing import Any
 from consultflow.platform.timeutil import aware
 
 
+@dataclass(frozen=True)
+class ActiveElementView:
+    """Where an instance is: one of its active tasks, as GetInstance shows it."""
+
+    element_id: str
+    name: str
+    type: str
+    state: str
+    process_id: str
+
+
 class InstanceStatus(StrEnum):
     ACTIVE = "ACTIVE"
     COMPLETED = "COMPLETED"

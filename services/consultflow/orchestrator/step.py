@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,6 +41,7 @@ from consultflow.orchestrator.orm import (
     USER_TASKS,
 )
 from consultflow.orchestrator.records import (
+    ActiveElementView,
     Effects,
     IncidentKind,
     InstanceStatus,
@@ -245,6 +246,8 @@ class Step:
         self._tasks_run = 0
         self._engine_seconds = 0.0
         self._advance_started = 0.0
+        self.active: list[ActiveElementView] | None = None
+        """Where the instance is once the step is written (GetInstance answers from it, host.py)."""
         observability.step_began(self)  # its span, log fields and metrics (observability.py)
 
     def skip(self) -> None:
@@ -268,14 +271,17 @@ class Step:
             self._halted = True  # another pass would only stop another task with another incident
             return
         self._advance_started = time.perf_counter()
+        work_left: bool | None = None  # known after a round without error: every check walks all tasks
         try:
             for _ in range(MAX_ENGINE_ROUNDS):
+                work_left = None
                 try:
                     self.workflow.refresh_timers()
                     self.workflow.do_engine_steps(
                         will_complete_task=self._before_task, did_complete_task=self._completed
                     )
-                    if not self._engine_work_left():
+                    work_left = self._engine_work_left()
+                    if not work_left:
                         break
                     # A timer came due during Spiff's closing refresh_timers: its task is READY now.
                 except _Yield:
@@ -289,7 +295,9 @@ class Step:
                         break
         finally:
             self._engine_seconds += time.perf_counter() - self._advance_started
-        if not self._halted and not self.continues and self._engine_work_left():
+        if work_left is None and not self._halted and not self.continues:
+            work_left = self._engine_work_left()
+        if not self._halted and not self.continues and work_left:
             self.continues = True  # never left READY with nothing to run it: a later step will
         self._route_thrown_events()
 
@@ -760,7 +768,8 @@ class Step:
         if self.status == InstanceStatus.ACTIVE and self.workflow.is_completed():
             self._complete_if_ended()
         seq = append_history(self.conn, self.instance_id, self.record.history_seq, self.now, self._history)
-        waiting = sorted({engine.describe(t)[1] for t in waiting_for.active})
+        self.active = active_elements(waiting_for.active)
+        waiting = sorted({element.name for element in self.active})
         state = engine.dump_state(self.workflow)
         variables = {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
         variables_json = jsonutil.dumps(variables)
@@ -809,6 +818,16 @@ class Step:
             "business_key": self.record.business_key,
             "status": str(self.status),
         }
+
+
+def active_elements(tasks: Iterable[Task]) -> list[ActiveElementView]:
+    """Where an instance is, as GetInstance shows it: its active tasks."""
+    views = []
+    for task in tasks:
+        element_id, name, kind = engine.describe(task)
+        state = TaskState.get_name(task.state)
+        views.append(ActiveElementView(element_id, name, kind, state, engine.task_process_id(task)))
+    return views
 
 
 def append_history(

@@ -19,14 +19,14 @@ def workflow(name: str) -> BpmnWorkflow:
 
 
 def test_a_workflow_is_found_only_at_its_revision() -> None:
-    cache = InstanceCache(2)
+    cache: InstanceCache[BpmnWorkflow] = InstanceCache(2)
     cache.put("a", 1, workflow("a1"))
     assert cache.get("a", 1) is workflow("a1")
     assert cache.get("a", 2) is None  # another step changed it since
 
 
 def test_the_least_recently_used_is_dropped_first() -> None:
-    cache = InstanceCache(2)
+    cache: InstanceCache[BpmnWorkflow] = InstanceCache(2)
     cache.put("a", 1, workflow("a"))
     cache.put("b", 1, workflow("b"))
     cache.get("a", 1)
@@ -38,10 +38,10 @@ def test_the_least_recently_used_is_dropped_first() -> None:
 
 
 def test_a_cache_of_size_zero_keeps_nothing_and_drop_forgets() -> None:
-    off = InstanceCache(0)
+    off: InstanceCache[BpmnWorkflow] = InstanceCache(0)
     off.put("a", 1, workflow("a"))
     assert off.get("a", 1) is None
-    cache = InstanceCache(1)
+    cache: InstanceCache[BpmnWorkflow] = InstanceCache(1)
     cache.put("a", 1, workflow("a"))
     cache.drop("a")
     assert cache.get("a", 1) is None

@@ -6,15 +6,22 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import ColumnElement, and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session, defer
 
 from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
-from consultflow.orchestrator.records import InstanceStatus, JobStatus, UserTaskStatus, Waits, definition_id
+from consultflow.orchestrator.records import (
+    ActiveElementView,
+    InstanceStatus,
+    JobStatus,
+    UserTaskStatus,
+    Waits,
+    definition_id,
+)
+from consultflow.orchestrator.step import active_elements
 from consultflow.platform import policy
 from consultflow.platform.errors import InvalidArgument, NotFound, PermissionDenied
 from consultflow.platform.identity import Caller
@@ -26,15 +33,6 @@ log = logging.getLogger(__name__)
 MAX_HISTORY_PER_READ = 500
 MAX_QUERY_CHARACTERS = 255
 """The longest search prefix (a business key or an instance id is shorter)."""
-
-
-@dataclass(frozen=True)
-class ActiveElementView:
-    element_id: str
-    name: str
-    type: str
-    state: str
-    process_id: str
 
 
 @dataclass(frozen=True)
@@ -78,58 +76,65 @@ def latest_definitions(session: Session, process_id: str = "") -> list[Definitio
     )
 
 
+# GetInstance's statements, built once: the driver and the console poll it, and building a statement
+# costs more than SQLAlchemy's compiled cache then saves (docs/performance.md).
+OPEN_JOBS = (
+    select(JobRecord)
+    .where(
+        JobRecord.instance_id == bindparam("p_instance_id"),
+        JobRecord.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT)),
+    )
+    .order_by(JobRecord.created_at)
+)
+OPEN_USER_TASKS = (
+    select(UserTask)
+    .where(UserTask.instance_id == bindparam("p_instance_id"), UserTask.status == UserTaskStatus.OPEN)
+    .order_by(UserTask.created_at)
+)
+OPEN_INCIDENTS = (
+    select(Incident)
+    .where(Incident.instance_id == bindparam("p_instance_id"), Incident.resolved_at.is_(None))
+    .order_by(Incident.created_at)
+)
+HISTORY_AFTER = (
+    select(HistoryEvent)
+    .where(
+        HistoryEvent.instance_id == bindparam("p_instance_id"),
+        HistoryEvent.sequence > bindparam("p_after"),
+    )
+    .order_by(HistoryEvent.sequence)
+)
+
+
 def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -> InstanceView:
     """An instance with its open jobs, user tasks and incidents, its history, and where it is now."""
     with host.db.read() as session:
-        row = session.get(Instance, instance_id)
+        # Not its state: the active elements of each revision are kept when its step commits.
+        row = session.get(Instance, instance_id, options=[defer(Instance.state)])
         if row is None:
             raise NotFound("instance", instance_id)
-        jobs = list(
-            session.scalars(
-                select(JobRecord)
-                .where(
-                    JobRecord.instance_id == instance_id,
-                    JobRecord.status.in_((JobStatus.ACTIVATABLE, JobStatus.INCIDENT)),
-                )
-                .order_by(JobRecord.created_at)
-            )
-        )
-        tasks = list(
-            session.scalars(
-                select(UserTask)
-                .where(UserTask.instance_id == instance_id, UserTask.status == UserTaskStatus.OPEN)
-                .order_by(UserTask.created_at)
-            )
-        )
-        incidents = list(
-            session.scalars(
-                select(Incident)
-                .where(Incident.instance_id == instance_id, Incident.resolved_at.is_(None))
-                .order_by(Incident.created_at)
-            )
-        )
-        query = select(HistoryEvent).where(HistoryEvent.instance_id == instance_id)
-        if history_limit > 0:
-            query = query.where(HistoryEvent.sequence > row.history_seq - history_limit)
-        history = list(session.scalars(query.order_by(HistoryEvent.sequence)))
+        ids = {"p_instance_id": instance_id}
+        jobs = list(session.scalars(OPEN_JOBS, ids))
+        tasks = list(session.scalars(OPEN_USER_TASKS, ids))
+        incidents = list(session.scalars(OPEN_INCIDENTS, ids))
+        after = row.history_seq - history_limit if history_limit > 0 else -1
+        history = list(session.scalars(HISTORY_AFTER, {**ids, "p_after": after}))
+        if row.status != InstanceStatus.ACTIVE:
+            return InstanceView(row, [], jobs, tasks, incidents, history)
+        kept = host.active_elements(row.instance_id, row.revision)
+        if kept is not None:
+            return InstanceView(row, kept, jobs, tasks, incidents, history)
+        state = row.state  # not kept (another process stepped it, or it was dropped): loaded now
     active: list[ActiveElementView] = []
-    if row.status == InstanceStatus.ACTIVE and _loadable(host, row):
+    if not Waits.loads(row.waits).parked and len(state) <= host.limits.max_instance_state_bytes:
+        # a parked one may be poison; one over the size limit is not loaded at all
         try:
-            workflow = host.workflow_for(row.instance_id, row.revision, row.state, row.definition_id)
+            workflow = host.workflow_for(row.instance_id, row.revision, state, row.definition_id)
         except Exception as exc:  # its steps fail too, and park it: the rest of the view still answers
             log.warning("instance %s: its workflow does not load (%s)", row.instance_id, type(exc).__name__)
             return InstanceView(row, active, jobs, tasks, incidents, history)
-        for task in engine.snapshot(workflow).active:
-            element_id, name, kind = engine.describe(task)
-            state = TaskState.get_name(task.state)
-            active.append(ActiveElementView(element_id, name, kind, state, engine.task_process_id(task)))
+        active = active_elements(engine.snapshot(workflow).active)
     return InstanceView(row, active, jobs, tasks, incidents, history)
-
-
-def _loadable(host: InstanceHost, row: Instance) -> bool:
-    """Whether showing where an instance is may load its workflow: not a parked one (it may be poison),
-    not one whose stored state is over the size limit."""
-    return not Waits.loads(row.waits).parked and len(row.state) <= host.limits.max_instance_state_bytes
 
 
 def history_after(host: InstanceHost, instance_id: str, after: int) -> tuple[list[HistoryEvent], str]:

@@ -1,0 +1,146 @@
+"""Writes a live workflow's state as JSON, reusing the JSON of every part that did not change since the
+previous write of the same live workflow.
+
+Every step stores the whole state (engine.dump_state), and most of it is history: finished tasks and
+ended subprocesses, each holding a copy of the engagement's data. Serializing all of it again was the
+orchestrator's largest cost per step (docs/performance.md). Here each task and each (sub)workflow's data
+keeps the JSON it was last written as, with a frozen copy of everything that JSON was made from (its
+state, children, data, its parent's data, ...); a part whose copy still equals the live values is written
+from its JSON, the rest as Spiff writes it. The result loads exactly as Spiff's own serialization does:
+only the work of producing it is saved. Equality is Python's (`==`), so a value replaced in place by an
+equal one of another type (1 by 1.0) keeps the JSON of the first — the same number either way.
+
+The memo lives on the live workflow (the host's cache keeps it between steps); a workflow loaded from its
+state starts with none and builds it on its first write.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.task import Task
+
+MEMO_ATTRIBUTE = "_consultflow_json_memo"
+
+_Fingerprint = tuple[Any, ...]
+_Memo = dict[Any, tuple[_Fingerprint, str]]
+
+
+class _Dump:
+    """One write in progress: the memo it reads and refreshes, and the JSON its markers stand for."""
+
+    def __init__(self, memo: _Memo, encode: Callable[[Any], str]) -> None:
+        self.memo = memo
+        self.encode = encode
+        self.token = f"@cf-{uuid.uuid4().hex}-"
+        self.fragments: list[str] = []
+        self.seen: set[Any] = set()
+        self.copies: dict[int, Any] = {}
+        """Frozen copies made in this write, by the id of what they copy (alive until it ends)."""
+
+    def fragment(self, key: Any, fingerprint: _Fingerprint, produce: Callable[[], Any]) -> str:
+        """A marker for the JSON of one part: its earlier JSON if `fingerprint` is unchanged, else new."""
+        self.seen.add(key)
+        known = self.memo.get(key)
+        if known is not None and known[0] == fingerprint:
+            text = known[1]
+        else:
+            text = self.encode(produce())
+            try:
+                self.memo[key] = (_copy(fingerprint, self.copies), text)
+            except _Uncopyable:
+                self.memo.pop(key, None)
+        self.fragments.append(text)
+        return f"{self.token}{len(self.fragments) - 1}"
+
+    def splice(self, text: str) -> str:
+        """The JSON with every marker (a JSON string) replaced by the JSON it stands for."""
+        pattern = re.compile('"' + re.escape(self.token) + r'(\d+)"')
+        return pattern.sub(lambda m: self.fragments[int(m.group(1))], text)
+
+    def forget_unseen(self) -> None:
+        """Drops the memo of parts the workflow no longer has (a reset removed them)."""
+        for key in [key for key in self.memo if key not in self.seen]:
+            del self.memo[key]
+
+
+_current = threading.local()
+
+
+def current() -> _Dump | None:
+    """The write in progress on this thread, if it uses a memo (the converters consult it)."""
+    return getattr(_current, "dump", None)
+
+
+def dump(workflow: BpmnWorkflow, serialize: Callable[[], str], encode: Callable[[Any], str]) -> str:
+    """What `serialize()` writes, where the converters (engine.py) put markers for the parts they memoised
+    (`encode` writes those parts, as `serialize` would)."""
+    memo: _Memo | None = getattr(workflow, MEMO_ATTRIBUTE, None)
+    if memo is None:
+        memo = {}
+        setattr(workflow, MEMO_ATTRIBUTE, memo)
+    state = _Dump(memo, encode)
+    _current.dump = state
+    try:
+        text = serialize()
+    finally:
+        _current.dump = None
+    state.forget_unseen()
+    return state.splice(text)
+
+
+def task_fingerprint(task: Task) -> _Fingerprint:
+    """Everything Spiff writes of a task comes from these (its data as a delta to its parent's)."""
+    parent = task.parent
+    return (
+        task.task_spec.name,
+        task._parent,
+        task.state,
+        task.last_state_change,
+        task.triggered,
+        tuple(task._children),
+        task.internal_data,
+        task.data,
+        parent.data if parent is not None else None,
+    )
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, date, datetime, timedelta})
+"""Types whose values never change in place: a frozen copy shares them."""
+
+
+class _Uncopyable(Exception):
+    pass
+
+
+def _copy(value: Any, copies: dict[int, Any]) -> Any:
+    """A copy that later changes to `value` in place do not reach; `copies` (by id, for one write) lets
+    the data a parent and its children share be copied once."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is tuple:  # the fingerprint itself, made for this part alone: never kept by id
+        return tuple(v if type(v) in _ATOMS else _copy(v, copies) for v in value)
+    # A dict or list here belongs to the workflow, alive until the write ends: its id stays its own.
+    made: Any = copies.get(id(value))
+    if made is not None:
+        return made
+    if kind is dict:
+        made = {k: v if type(v) in _ATOMS else _copy(v, copies) for k, v in value.items()}
+    elif kind is list:
+        made = [v if type(v) in _ATOMS else _copy(v, copies) for v in value]
+    else:
+        try:
+            return copy.deepcopy(value)
+        except Exception as error:
+            raise _Uncopyable() from error
+    copies[id(value)] = made
+    return made
