@@ -77,11 +77,14 @@ class Killer(threading.Thread):
             if self.done.wait(pause):
                 return
             pause = BETWEEN_KILLS_SECONDS
-            node = nodes.get(victim)
-            process = node.process if node is not None else self.system.children[victim].process
-            assert process is not None and process.poll() is None, f"{victim} is not running"
-            process.kill()
-            self.killed.append((round(time.monotonic() - self.started, 1), victim))
+            while not self.done.is_set():  # a victim still being restarted is killed once it runs again
+                node = nodes.get(victim)
+                process = node.process if node is not None else self.system.children[victim].process
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    self.killed.append((round(time.monotonic() - self.started, 1), victim))
+                    break
+                self.done.wait(0.1)
 
 
 def test_engagements_survive_killed_replicas_and_a_nats_node(scaled: LocalSystem) -> None:
