@@ -1,5 +1,6 @@
 """Scale-out: two orchestrators, two processes of each service and a 3-node JetStream cluster, all real
-processes on loopback (what `consultflow up --orchestrators 2 --replicas 2 --nats-cluster 3` runs). The
+processes on loopback (what `consultflow up --orchestrators 2 --replicas 2 --nats-cluster 3` runs), on
+SQLite files and, when CONSULTFLOW_TEST_POSTGRES_URL is set, on PostgreSQL (a schema per component). The
 demo's stories run while one orchestrator, one replica of each service and one nats-server are killed
 outright (SIGKILL) and brought back by the supervisor; the driver calls every component through the list
 of its replicas (round robin, skipping the dead).
@@ -13,6 +14,7 @@ its effect may not be recorded again.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -24,7 +26,7 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
-from consultflow import SERVICES
+from consultflow import COMPONENTS, SERVICES
 from consultflow.cli.demo import DEMO_TIMERS, demo_env
 from consultflow.cli.system import LocalSystem, Supervision, SupervisionEvent, replica_counts
 from consultflow.demo.checks import check
@@ -33,6 +35,7 @@ from consultflow.demo.stories import stories
 from tests.support.identity import local_identity
 from tests.support.polling import eventually
 from tests.support.status import status_messages
+from tests.support.system_bench import component_urls, postgres_schemas
 
 # One orchestrator, one replica of each service and one nats-server, the first replica of some and the
 # second of others (the clients' replica lists must survive either), spread over the engagements' run.
@@ -41,23 +44,39 @@ FIRST_KILL_SECONDS = 3.0
 BETWEEN_KILLS_SECONDS = 2.5
 DEADLINE_SECONDS = 240.0
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Each component's database URL: {} is its SQLite file, shared by its replicas."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    if not POSTGRES_URL:
+        pytest.skip("PostgreSQL not configured: set CONSULTFLOW_TEST_POSTGRES_URL")
+    with postgres_schemas(POSTGRES_URL, COMPONENTS) as urls:
+        yield urls
 
 
 @pytest.fixture
-def scaled(tmp_path: Path) -> Iterator[LocalSystem]:
+def scaled(tmp_path: Path, database: dict[str, str]) -> Iterator[LocalSystem]:
     system = LocalSystem(
         tmp_path / "data",
         extra_env=demo_env(),
         marker=DEMO_TIMERS,
         identity=local_identity(),
         with_console=False,
+        component_env={name: {"CONSULTFLOW_DATABASE_URL": url} for name, url in database.items()},
         replicas=replica_counts(orchestrators=2, replicas=2),
         nats_cluster=3,
         supervision=Supervision(first_backoff_seconds=0.2, max_backoff_seconds=2.0, crash_loop_limit=50),
     )
-    system.start()
-    yield system
-    system.stop()
+    try:
+        system.start()
+        yield system
+    finally:
+        system.stop()
 
 
 class Killer(threading.Thread):
@@ -87,7 +106,9 @@ class Killer(threading.Thread):
                 self.done.wait(0.1)
 
 
-def test_engagements_survive_killed_replicas_and_a_nats_node(scaled: LocalSystem) -> None:
+def test_engagements_survive_killed_replicas_and_a_nats_node(
+    scaled: LocalSystem, database: dict[str, str]
+) -> None:
     targets = {**scaled.endpoints(), **scaled.targets()}  # each component: all its replicas
     assert all("," in targets[name] for name in ("orchestrator", *SERVICES)), targets
     clients = Clients(targets, local_identity())
@@ -118,7 +139,7 @@ def test_engagements_survive_killed_replicas_and_a_nats_node(scaled: LocalSystem
         problems = {story.key: check(clients, story) for story in engagements}
         assert problems == {story.key: [] for story in engagements}, problems
         check_status_once(scaled)
-        check_jobs_once(scaled)
+        check_jobs_once(component_urls(scaled, database))
     finally:
         killer.done.set()
         clients.close()
@@ -152,11 +173,11 @@ def check_status_once(system: LocalSystem) -> None:
     assert all(msg_id == event.id for msg_id, event in messages), "a message's id is not its event's"
 
 
-def check_jobs_once(system: LocalSystem) -> None:
+def check_jobs_once(databases: dict[str, str]) -> None:
     """Each job is created and completed once in its instance's history, and each completed job of a
     service has its one processed_jobs record there (the record's key is unique by its primary key: a
     missing one would be an effect lost, an orphan one an effect of a job the orchestrator never made)."""
-    orchestrator = create_engine(f"sqlite:///{system.data_dir / 'orchestrator.db'}")
+    orchestrator = create_engine(databases["orchestrator"])
     with orchestrator.connect() as connection:
         jobs = connection.execute(text("SELECT job_key, instance_id, operation, status FROM jobs")).all()
         history = connection.execute(
@@ -174,7 +195,7 @@ def check_jobs_once(system: LocalSystem) -> None:
         assert recorded.get((instance, "job.created"), 0) == created[instance], f"{instance}: jobs created"
         assert recorded.get((instance, "job.completed"), 0) == completed[instance], f"{instance}: completed"
     for service in SERVICES:
-        engine = create_engine(f"sqlite:///{system.data_dir / (service + '.db')}")
+        engine = create_engine(databases[service])
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT job_key, outcome FROM processed_jobs")).all()
         processed: dict[str, str] = {key: outcome for key, outcome in rows}
