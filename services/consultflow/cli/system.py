@@ -70,7 +70,7 @@ class ClusterMember:
     Routes listen on loopback and accept only the `route` user with the password of this run (in the
     owner-only configuration file); they are not TLS — they never leave the machine."""
 
-    name: str  # its supervision name: nats, nats-2, nats-3 (its log, store and run folder too)
+    name: str  # its supervision name: nats, nats-2, nats-3 (its log, run folder and store's name too)
     server_name: str  # unique in the cluster, as JetStream's Raft groups require
     route_port: int
     peer_route_ports: tuple[int, ...]
@@ -119,9 +119,10 @@ def start_nats(
     With `users` the server accepts only them, each with its own subjects (nats_access.permissions), and
     over TLS only when `users.tls` names its certificate. Given the port it had, a server that died is
     started again as it was: same port, same users and passwords (the components' connections reconnect
-    with what they hold), same JetStream store. As a cluster `member` it has a store and run folder of its
-    own and routes to its peers; the users' passwords were written once for all members (`users.write()`
-    before the first member starts), so every member admits the same users."""
+    with what they hold), same JetStream store. As a cluster `member` it has a run folder and a store of
+    its own (under `nats-cluster/`: a lone server's store is not a member's) and routes to its peers; the
+    users' passwords were written once for all members (`users.write()` before the first member starts),
+    so every member admits the same users."""
     run_dir = data_dir / "run" if member is None else data_dir / "run" / member.name
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("nats-server*.ports"):
@@ -150,7 +151,7 @@ def start_nats(
                 "consultflow" if member is None else member.server_name,
                 "-js",
                 "-sd",
-                str(data_dir / (NATS if member is None else member.name)),
+                str(data_dir / NATS if member is None else data_dir / "nats-cluster" / member.name),
                 "--ports_file_dir",
                 str(run_dir),
                 *config,
