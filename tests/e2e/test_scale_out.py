@@ -1,9 +1,9 @@
 """Scale-out: two orchestrators, two processes of each service and a 3-node JetStream cluster, all real
 processes on loopback (what `consultflow up --orchestrators 2 --replicas 2 --nats-cluster 3` runs), on
 SQLite files and, when CONSULTFLOW_TEST_POSTGRES_URL is set, on PostgreSQL (a schema per component). The
-demo's stories run while one orchestrator, one replica of each service and one nats-server are killed
-outright (SIGKILL) and brought back by the supervisor; the driver calls every component through the list
-of its replicas (round robin, skipping the dead).
+demo's stories (but the slow UNSIGNED) run while one orchestrator, one replica of each service and one
+nats-server are killed outright (SIGKILL) and brought back by the supervisor; the driver calls every
+component through the list of its replicas (round robin, skipping the dead).
 
 Every engagement must end as scripted (the demo's own checks, which count the records each story leaves:
 one contract, one survey …), and nothing may be doubled: no STATUS message stored twice (its
@@ -112,7 +112,9 @@ def test_engagements_survive_killed_replicas_and_a_nats_node(
     targets = {**scaled.endpoints(), **scaled.targets()}  # each component: all its replicas
     assert all("," in targets[name] for name in ("orchestrator", *SERVICES)), targets
     clients = Clients(targets, local_identity())
-    engagements: list[Story] = stories(uuid.uuid4().hex[:6])
+    # all but UNSIGNED, which waits out a two-minute signing period (test_engagements runs it): every
+    # service still takes part, and the run stays near a minute
+    engagements: list[Story] = [s for s in stories(uuid.uuid4().hex[:6]) if s.kind != "UNSIGNED"]
     timeline: list[tuple[float, str, str]] = []
     killer = Killer(scaled)
 
