@@ -14,7 +14,6 @@ its effect may not be recorded again.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -26,7 +25,7 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, text
 
-from consultflow import COMPONENTS, SERVICES
+from consultflow import SERVICES
 from consultflow.cli.demo import DEMO_TIMERS, demo_env
 from consultflow.cli.system import LocalSystem, Supervision, SupervisionEvent, replica_counts
 from consultflow.demo.checks import check
@@ -35,7 +34,7 @@ from consultflow.demo.stories import stories
 from tests.support.identity import local_identity
 from tests.support.polling import eventually
 from tests.support.status import status_messages
-from tests.support.system_bench import component_urls, postgres_schemas
+from tests.support.system_bench import component_databases, component_urls
 
 # One orchestrator, one replica of each service and one nats-server, the first replica of some and the
 # second of others (the clients' replica lists must survive either), spread over the engagements' run.
@@ -44,19 +43,12 @@ FIRST_KILL_SECONDS = 3.0
 BETWEEN_KILLS_SECONDS = 2.5
 DEADLINE_SECONDS = 240.0
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
-    """Each component's database URL: {} is its SQLite file, shared by its replicas."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured: set CONSULTFLOW_TEST_POSTGRES_URL")
-    with postgres_schemas(POSTGRES_URL, COMPONENTS) as urls:
-        yield urls
+    """Each component's database URL ({}: its SQLite file), shared by its replicas."""
+    yield from component_databases(request.param)
 
 
 @pytest.fixture
