@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from consultflow import SERVICES
+from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.cli.demo import DEMO_TIMERS, demo_env
 from consultflow.cli.system import LocalSystem, Supervision, SupervisionEvent, replica_counts
 from consultflow.demo.checks import check
@@ -147,8 +148,10 @@ def drive(driver: Driver, engagements: list[Story]) -> None:
     next round (the driver acts on what it reads, so a repeated round does what is still to do)."""
     deadline = time.monotonic() + DEADLINE_SECONDS
     while not all(story.finished for story in engagements):
-        assert time.monotonic() < deadline, "stories still running: " + ", ".join(
-            f"{s.key} at {s.waiting}" for s in engagements if not s.finished
+        assert time.monotonic() < deadline, "stories still running: " + "; ".join(
+            f"{s.key} at {s.waiting}: {where_it_waits(driver.clients, s.key)}"
+            for s in engagements
+            if not s.finished
         )
         try:
             driver.tick()
@@ -156,6 +159,15 @@ def drive(driver: Driver, engagements: list[Story]) -> None:
             if error.code() not in RETRYABLE:
                 raise
         time.sleep(0.25)
+
+
+def where_it_waits(clients: Clients, key: str) -> list[str]:
+    """Every instance of an engagement (its risk management too), where it waits and its incidents."""
+    request = pb.ListInstancesRequest(business_key=key)
+    return [
+        f"{i.process_id} {pb.InstanceState.Name(i.state)} {list(i.waiting_at)} incidents {i.open_incidents}"
+        for i in clients.orchestrator.ListInstances(request, timeout=15).instances
+    ]
 
 
 def check_status_once(system: LocalSystem) -> None:
