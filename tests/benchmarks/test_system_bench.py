@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from consultflow import COMPONENTS
 from consultflow.cli.demo import DEMO_TIMERS, demo_env
 from consultflow.cli.system import LocalSystem
 from consultflow.demo.checks import check
@@ -32,10 +31,10 @@ from consultflow.demo.driver import Clients, Driver, Story
 from consultflow.demo.stories import stories
 from tests.support.system_bench import (
     CpuMeter,
+    component_databases,
     component_urls,
     job_latencies,
     percentile,
-    postgres_schemas,
     raw_step_us,
     read_records,
 )
@@ -48,7 +47,6 @@ pytestmark = [
     ),
 ]
 
-POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
 ENGAGEMENTS = int(os.environ.get("CONSULTFLOW_BENCH_ENGAGEMENTS", "20"))
 START_RATE = float(os.environ.get("CONSULTFLOW_BENCH_START_RATE", "0"))
 """Engagements started a second (0: all at once)."""
@@ -81,13 +79,7 @@ def ms(values: list[float]) -> str:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Per-component database URLs: {} is each component's default SQLite file."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    if not POSTGRES_URL:
-        pytest.skip("PostgreSQL not configured: set CONSULTFLOW_TEST_POSTGRES_URL")
-    with postgres_schemas(POSTGRES_URL, COMPONENTS) as urls:
-        yield urls
+    yield from component_databases(request.param)
 
 
 def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:

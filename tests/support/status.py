@@ -50,20 +50,29 @@ def all_status_events(
 ) -> list[events_pb2.StatusEvent]:
     """Every event on STATUS, read from the start of the stream until none comes for `quiet` seconds
     (as the read-only user `credentials` on a secured server, e.g. `LocalSystem.nats_credentials()`)."""
+    return [event for _, event in status_messages([nats_url], quiet, credentials)]
 
-    async def read() -> list[events_pb2.StatusEvent]:
-        nc = await nats.connect(nats_url, **connect_options(credentials))
-        events: list[events_pb2.StatusEvent] = []
+
+def status_messages(
+    servers: list[str], quiet: float = 1.0, credentials: NatsCredentials | None = None
+) -> list[tuple[str, events_pb2.StatusEvent]]:
+    """Every message on STATUS with its `Nats-Msg-Id` (the outbox row's id), through any of `servers`
+    (the nodes of a cluster), read until none comes for `quiet` seconds."""
+
+    async def read() -> list[tuple[str, events_pb2.StatusEvent]]:
+        nc = await nats.connect(servers=servers, **connect_options(credentials))
+        messages: list[tuple[str, events_pb2.StatusEvent]] = []
         try:
             sub = await nc.jetstream().subscribe("status.>", stream=STATUS_STREAM, ordered_consumer=True)
             while True:
                 message = await sub.next_msg(timeout=quiet)
-                events.append(events_pb2.StatusEvent.FromString(message.data))
+                msg_id = (message.headers or {}).get("Nats-Msg-Id", "")
+                messages.append((msg_id, events_pb2.StatusEvent.FromString(message.data)))
         except TimeoutError:
             pass
         finally:
             await nc.close()
-        return events
+        return messages
 
     return asyncio.run(read())
 

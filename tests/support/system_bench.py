@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
+from consultflow import COMPONENTS
 from consultflow.cli.system import LocalSystem
 from consultflow.orchestrator import engine
 from consultflow.platform.scripting import ScriptEngine
@@ -123,6 +125,19 @@ def component_urls(system: LocalSystem, overrides: Mapping[str, str]) -> dict[st
         name: overrides.get(name) or f"sqlite:///{system.data_dir / (name + '.db')}"
         for name in system.components
     }
+
+
+def component_databases(kind: str) -> Iterator[dict[str, str]]:
+    """The components' database URLs for a fixture's `sqlite` or `postgres` parameter: {} (each its SQLite
+    file), or a fresh schema per component on CONSULTFLOW_TEST_POSTGRES_URL (skipped when it is not set)."""
+    if kind == "sqlite":
+        yield {}
+        return
+    base = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+    if not base:
+        pytest.skip("PostgreSQL not configured: set CONSULTFLOW_TEST_POSTGRES_URL")
+    with postgres_schemas(base, COMPONENTS) as urls:
+        yield urls
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 from consultflow.cli import outbox as outbox_cli
 from consultflow.cli import staff as staff_cli
-from consultflow.cli.system import LocalSystem, SupervisionEvent
+from consultflow.cli.system import LocalSystem, SupervisionEvent, replica_counts
 
 
 def data_dir_default() -> Path:
@@ -45,12 +45,19 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    extra_env: dict[str, str] = {}
+    marker = ""
     if args.demo_timers:
         from consultflow.cli.demo import DEMO_TIMERS, demo_env
 
-        system = LocalSystem(args.data_dir, extra_env=demo_env(), marker=DEMO_TIMERS)
-    else:
-        system = LocalSystem(args.data_dir)
+        extra_env, marker = demo_env(), DEMO_TIMERS
+    system = LocalSystem(
+        args.data_dir,
+        extra_env=extra_env,
+        marker=marker,
+        replicas=replica_counts(args.orchestrators, args.replicas),
+        nats_cluster=args.nats_cluster,
+    )
     started = time.monotonic()
     print(f"starting consultflow (data in {args.data_dir.resolve()}) …", flush=True)
     try:
@@ -74,6 +81,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     system.stop()
     print("stopped", flush=True)
     return 0
+
+
+def _count(text: str) -> int:
+    """A number of processes: 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return int(text)
 
 
 def signed_in(parser: argparse.ArgumentParser, required: bool = False) -> None:
@@ -172,6 +186,28 @@ def build_parser() -> argparse.ArgumentParser:
     up = commands.add_parser("up", help="run NATS, the orchestrator and the five services until Ctrl-C")
     up.add_argument(
         "--demo-timers", action="store_true", help="shorten the diagrams' timers as `consultflow demo` does"
+    )
+    up.add_argument(
+        "--orchestrators",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="orchestrator processes sharing its database (default 1)",
+    )
+    up.add_argument(
+        "--replicas",
+        type=_count,
+        default=1,
+        metavar="M",
+        help="processes of each service, each sharing its service's database (default 1)",
+    )
+    up.add_argument(
+        "--nats-cluster",
+        type=int,
+        choices=(1, 3, 5),
+        default=1,
+        metavar="K",
+        help="nats-servers: 1, or a JetStream cluster of 3 (or 5) on loopback, streams on every node",
     )
     up.set_defaults(func=cmd_up)
 

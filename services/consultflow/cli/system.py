@@ -1,6 +1,8 @@
 """Runs the whole system locally: an embedded nats-server and every component as a child process.
 
-Used by `consultflow up`, `consultflow demo` and the end-to-end tests. Children are started with
+Used by `consultflow up`, `consultflow demo` and the end-to-end tests. It runs one process of each
+component, or several (`replicas`: each on its own gRPC port, all sharing the component's database), and
+one nats-server or a JetStream cluster of them on loopback (`nats_cluster`). Children are started with
 PR_SET_PDEATHSIG so they die with their parent even if it is killed outright. `supervise` is the one loop
 that restarts any child that dies — nats-server (on its port, with its users and streams) and every
 component — with a growing back-off, and gives up loudly on a child that keeps dying right after its start
@@ -14,6 +16,8 @@ import contextlib
 import json
 import logging
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,8 +34,9 @@ from pathlib import Path
 import grpc
 import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from nats.errors import Error as NatsError
 
-from consultflow import COMPONENTS, CONSOLE
+from consultflow import COMPONENTS, CONSOLE, SERVICES
 from consultflow.platform import with_parent
 from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
@@ -44,6 +49,44 @@ log = logging.getLogger(__name__)
 ENDPOINTS_FILE = "endpoints.json"
 START_TIMEOUT_SECONDS = 90.0
 NATS = "nats"
+PROVISION_TIMEOUT_SECONDS = 30.0  # a new JetStream cluster elects its leaders before it takes streams
+ROUTE_USER = "route"
+
+
+def replica_name(component: str, number: int) -> str:
+    """`crm`, `crm-2`, `crm-3` …: the first replica keeps the component's name (its log, endpoints key)."""
+    return component if number == 1 else f"{component}-{number}"
+
+
+def replica_counts(orchestrators: int = 1, replicas: int = 1) -> dict[str, int]:
+    """How many processes of each component `consultflow up --orchestrators N --replicas M` runs."""
+    return {"orchestrator": orchestrators, **dict.fromkeys(SERVICES, replicas)}
+
+
+@dataclass(frozen=True)
+class ClusterMember:
+    """A nats-server's place in the local JetStream cluster: its name and route port, its peers' routes.
+
+    Routes listen on loopback and accept only the `route` user with the password of this run (in the
+    owner-only configuration file); they are not TLS — they never leave the machine."""
+
+    name: str  # its supervision name: nats, nats-2, nats-3 (its log, run folder and store's name too)
+    server_name: str  # unique in the cluster, as JetStream's Raft groups require
+    route_port: int
+    peer_route_ports: tuple[int, ...]
+    route_password: str
+
+    def block(self) -> str:
+        routes = ", ".join(
+            f"nats-route://{ROUTE_USER}:{self.route_password}@127.0.0.1:{port}"
+            for port in self.peer_route_ports
+        )
+        return (
+            f"cluster {{\n  name: consultflow\n  listen: 127.0.0.1:{self.route_port}\n"
+            f"  authorization {{\n    user: {ROUTE_USER}\n"
+            f"    password: {json.dumps(self.route_password)}\n  }}\n"
+            f"  routes: [{routes}]\n}}\n"
+        )
 
 
 def nats_server_binary() -> str:
@@ -64,7 +107,11 @@ def free_port() -> int:
 
 
 def start_nats(
-    data_dir: Path, log_path: Path, users: LocalNatsUsers | None = None, port: int = -1
+    data_dir: Path,
+    log_path: Path,
+    users: LocalNatsUsers | None = None,
+    port: int = -1,
+    member: ClusterMember | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Starts nats-server with JetStream on a loopback port (-1: a free one); returns the process and its
     URL.
@@ -72,16 +119,22 @@ def start_nats(
     With `users` the server accepts only them, each with its own subjects (nats_access.permissions), and
     over TLS only when `users.tls` names its certificate. Given the port it had, a server that died is
     started again as it was: same port, same users and passwords (the components' connections reconnect
-    with what they hold), same JetStream store."""
-    run_dir = data_dir / "run"
+    with what they hold), same JetStream store. As a cluster `member` it has a run folder and a store of
+    its own (under `nats-cluster/`: a lone server's store is not a member's) and routes to its peers; the
+    users' passwords were written once for all members (`users.write()` before the first member starts),
+    so every member admits the same users."""
+    run_dir = data_dir / "run" if member is None else data_dir / "run" / member.name
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob("nats-server*.ports"):
         stale.unlink()
     config: list[str] = []
-    if users is not None:
+    if users is not None or member is not None:
         conf = run_dir / "nats-server.conf"
         if port == -1 or not conf.exists():
-            conf.write_text(users.write().read_text())  # `include` resolves paths oddly: copy the file
+            security = ""
+            if users is not None:  # `include` resolves paths oddly: copy the file
+                security = (users.config if member is not None else users.write()).read_text()
+            conf.write_text(security + (member.block() if member is not None else ""))
             conf.chmod(0o600)
         config = ["-c", str(conf)]
     log = log_path.open("ab")
@@ -95,10 +148,10 @@ def start_nats(
                 "-p",
                 str(port),
                 "-n",
-                "consultflow",
+                "consultflow" if member is None else member.server_name,
                 "-js",
                 "-sd",
-                str(data_dir / "nats"),
+                str(data_dir / NATS if member is None else data_dir / "nats-cluster" / member.name),
                 "--ports_file_dir",
                 str(run_dir),
                 *config,
@@ -145,11 +198,26 @@ def http_healthy(address: str, timeout: float = 1.0) -> bool:
 
 @dataclass
 class Child:
-    name: str
+    name: str  # unique: the component's name, or `crm-2` … for its further replicas
     address: str
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    component: str = ""  # what it runs (`consultflow.<component>`); empty: its name
+
+    def __post_init__(self) -> None:
+        self.component = self.component or self.name
+
+
+@dataclass
+class NatsNode:
+    """One nats-server of the system: alone (`member` None), or a member of the JetStream cluster."""
+
+    name: str  # its supervision name: nats, nats-2 …
+    port: int = -1  # -1: a free one at its first start (alone); a cluster's ports are chosen beforehand
+    member: ClusterMember | None = None
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -189,7 +257,13 @@ class SupervisionEvent:
 
 @dataclass
 class LocalSystem:
-    """NATS and every component on this machine, with their data under `data_dir`."""
+    """NATS and every component on this machine, with their data under `data_dir`.
+
+    `replicas` runs several processes of a component (e.g. `replica_counts(2, 2)`), each on its own gRPC
+    port and sharing the component's database; its peers, the console and endpoints.json's
+    `<component>_replicas` name them all as one comma-separated target (security.channel_target: round
+    robin over the live ones). `nats_cluster` > 1 runs that many nats-servers as one JetStream cluster,
+    streams replicated on all of them, every client given every node's URL."""
 
     data_dir: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
@@ -197,8 +271,10 @@ class LocalSystem:
     component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     marker: str = ""  # written to endpoints.json as "timers" (e.g. the demo's timer settings)
     with_console: bool = True  # the browser workspace, an HTTP server beside the gRPC components
-    nats: subprocess.Popen[bytes] | None = None
-    nats_url: str = ""
+    replicas: Mapping[str, int] = field(default_factory=dict)  # processes per component; absent: one
+    nats_cluster: int = 1  # nats-servers: 1, or a JetStream cluster of 3 (an odd number keeps a quorum)
+    nats_nodes: list[NatsNode] = field(default_factory=list)
+    nats_url: str = ""  # the first node's: a single server URL, as a plain NATS client takes it
     children: dict[str, Child] = field(default_factory=dict)
     identity: LocalIdentity | None = None
     nats_users: LocalNatsUsers | None = None
@@ -216,14 +292,20 @@ class LocalSystem:
         if self.identity is None:  # tests bring their own, shared with their in-process components
             self.identity = LocalIdentity(self.data_dir / "identity")
         self.nats_users = LocalNatsUsers(self.data_dir / "identity" / "nats", self.identity.tls)
-        self.nats, self.nats_url = start_nats(self.data_dir, logs / "nats.log", self.nats_users)
-        self._watches[NATS] = _Watch(time.monotonic())
+        self._start_nats_nodes()
         self.provision_nats()
         for name in (*self.components, *((CONSOLE,) if self.with_console else ())):
-            self.children[name] = Child(name, f"127.0.0.1:{free_port()}", logs / f"{name}.log")
-        for child in self.children.values():
-            self._spawn(child)
-        self.wait_serving(timeout)
+            for number in range(1, self.replicas.get(name, 1) + 1):
+                replica = replica_name(name, number)
+                self.children[replica] = Child(
+                    replica, f"127.0.0.1:{free_port()}", logs / f"{replica}.log", component=name
+                )
+        # the first replica of each migrates its database and deploys the diagrams before the others start
+        first = [c.name for c in self.children.values() if c.name == c.component]
+        for wave in (first, [name for name in self.children if name not in first]):
+            for name in wave:
+                self._spawn(self.children[name])
+            self.wait_serving(timeout, wave)
         endpoints = self.endpoints()
         written = {
             **endpoints,
@@ -233,9 +315,51 @@ class LocalSystem:
         (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
         return endpoints
 
-    def provision_nats(self) -> None:
-        """Creates the streams and consumers as the admin user: the components may not."""
-        timeout = self.extra_env.get("CONSULTFLOW_JOB_TIMEOUT_SECONDS") or os.environ.get(
+    def _start_nats_nodes(self) -> None:
+        """One nats-server, or a cluster whose every member knows the others' route ports beforehand."""
+        logs = self.data_dir / "logs"
+        if self.nats_cluster == 1:
+            self.nats_nodes = [NatsNode(NATS)]
+        else:
+            assert self.nats_users is not None
+            self.nats_users.write()  # once: every member admits the same users
+            shutil.rmtree(self.data_dir / "run", ignore_errors=True)  # a previous run's routes and passwords
+            password = secrets.token_urlsafe(24)
+            routes = [free_port() for _ in range(self.nats_cluster)]
+            names = [replica_name(NATS, n + 1) for n in range(self.nats_cluster)]
+            self.nats_nodes = [
+                NatsNode(
+                    name,
+                    free_port(),
+                    ClusterMember(
+                        name, f"consultflow-{n + 1}", routes[n], tuple(routes[:n] + routes[n + 1 :]), password
+                    ),
+                )
+                for n, name in enumerate(names)
+            ]
+        for node in self.nats_nodes:
+            node.process, node.url = start_nats(
+                self.data_dir, logs / f"{node.name}.log", self.nats_users, node.port, node.member
+            )
+            node.port = int(node.url.rsplit(":", 1)[1])
+            self._watches[node.name] = _Watch(time.monotonic())
+        self.nats_url = self.nats_nodes[0].url
+
+    @property
+    def nats(self) -> subprocess.Popen[bytes] | None:
+        """The first (or only) nats-server's process."""
+        return self.nats_nodes[0].process if self.nats_nodes else None
+
+    @property
+    def nats_urls(self) -> list[str]:
+        """Every nats-server's URL: what the components are given, to reconnect to any node."""
+        return [node.url for node in self.nats_nodes]
+
+    def provision_nats(self, timeout: float = PROVISION_TIMEOUT_SECONDS) -> None:
+        """Creates the streams and consumers as the admin user: the components may not. On a cluster,
+        streams are replicated on every node, and provisioning waits until JetStream has elected its
+        leaders (a fresh cluster answers "temporarily unavailable" meanwhile)."""
+        job_timeout = self.extra_env.get("CONSULTFLOW_JOB_TIMEOUT_SECONDS") or os.environ.get(
             "CONSULTFLOW_JOB_TIMEOUT_SECONDS", "60"
         )
         admin = self.nats_credentials(ADMIN)
@@ -243,10 +367,23 @@ class LocalSystem:
 
         async def run() -> None:
             nc = await nats.connect(
-                self.nats_url, connect_timeout=5, max_reconnect_attempts=3, **connect_options(admin)
+                servers=self.nats_urls, connect_timeout=5, max_reconnect_attempts=3, **connect_options(admin)
             )
+            deadline = time.monotonic() + timeout
             try:
-                await provision(nc.jetstream(), job_ack_wait=float(timeout), limits=limits)
+                while True:
+                    try:
+                        await provision(
+                            nc.jetstream(timeout=10),
+                            job_ack_wait=float(job_timeout),
+                            replicas=len(self.nats_nodes),
+                            limits=limits,
+                        )
+                        return
+                    except (NatsError, TimeoutError):
+                        if len(self.nats_nodes) == 1 or time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.5)
             finally:
                 await nc.close()
 
@@ -264,46 +401,64 @@ class LocalSystem:
         return self.identity.ca
 
     def endpoints(self) -> dict[str, str]:
-        """Where NATS and every component listen, and the CA their certificates chain to."""
+        """Where NATS and every component listen, and the CA their certificates chain to. The component's
+        own key names its first replica; with several, `<component>_replicas` names them all (a target
+        every consultflow client takes), and with a NATS cluster `nats_urls` names every node."""
         addresses = {
             name: f"http://{child.address}" if name == CONSOLE else child.address
             for name, child in self.children.items()
+            if name == child.component
+        }
+        several = {
+            f"{component}_replicas": target for component, target in self.targets().items() if "," in target
         }
         assert self.nats_users is not None
         return {
             "nats": self.nats_url,
+            **({"nats_urls": ",".join(self.nats_urls)} if len(self.nats_nodes) > 1 else {}),
             "nats_reader_password_file": str(self.nats_users.password_file(READER)),
             "ca": str(self.ca),
             **addresses,
+            **several,
         }
 
     def metrics_endpoints(self) -> dict[str, str]:
         """Where each component serves Prometheus metrics (endpoints.json, `"metrics"`)."""
         return {name: f"http://127.0.0.1:{port}/metrics" for name, port in self.metrics_ports.items()}
 
+    def targets(self) -> dict[str, str]:
+        """Each component's replicas as one address: `host:port`, or a comma-separated list of them."""
+        result: dict[str, list[str]] = {}
+        for child in self.children.values():
+            result.setdefault(child.component, []).append(child.address)
+        return {component: ",".join(addresses) for component, addresses in result.items()}
+
     def child_env(self, child: Child) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             {
                 "CONSULTFLOW_DATA_DIR": str(self.data_dir),
-                "CONSULTFLOW_NATS_URL": self.nats_url,
+                "CONSULTFLOW_NATS_URL": ",".join(self.nats_urls),
+                "CONSULTFLOW_NATS_STREAM_REPLICAS": str(len(self.nats_nodes)),
                 "CONSULTFLOW_GRPC_ADDRESS": child.address,
                 "PYTHONUNBUFFERED": "1",
             }
         )
-        for other in self.children.values():
-            env[f"CONSULTFLOW_{other.name.upper()}_ADDRESS"] = other.address
+        for component, target in self.targets().items():
+            env[f"CONSULTFLOW_{component.upper()}_ADDRESS"] = target
         assert self.identity is not None
-        env.update(self.identity.environment(child.name))
+        env.update(self.identity.environment(child.component))  # replicas share the component's identity
         assert self.nats_users is not None
-        env.update(self.nats_users.environment(child.name))
-        if child.name == CONSOLE:
+        env.update(self.nats_users.environment(child.component))
+        if child.component == CONSOLE:
             env.pop("CONSULTFLOW_TOKEN_FILE", None)  # it calls only as the signed-in person, never as itself
             env["CONSULTFLOW_CONSOLE_LISTEN"] = child.address
             env["CONSULTFLOW_CONSOLE_TICKET_DIR"] = str(self.console_tickets)
         env["CONSULTFLOW_METRICS_PORT"] = str(self.metrics_ports.setdefault(child.name, free_port()))
         env.update(self.extra_env)
-        env.update(self.component_env.get(child.name, {}))
+        env.update(self.component_env.get(child.component, {}))
+        if child.name != child.component:
+            env.update(self.component_env.get(child.name, {}))
         return env
 
     @property
@@ -313,7 +468,7 @@ class LocalSystem:
 
     def serving(self, child: Child, timeout: float = 0.5) -> bool:
         """A component's gRPC health check answers SERVING; the console's /healthz answers 200."""
-        if child.name == CONSOLE:
+        if child.component == CONSOLE:
             return http_healthy(child.address, timeout)
         status = health_status(child.address, self.ca, timeout)
         return bool(status == health_pb2.HealthCheckResponse.SERVING)
@@ -321,7 +476,7 @@ class LocalSystem:
     def _spawn(self, child: Child) -> None:
         log = child.log_path.open("ab")
         child.process = subprocess.Popen(
-            with_parent.command(signal.SIGTERM, [sys.executable, "-m", f"consultflow.{child.name}"]),
+            with_parent.command(signal.SIGTERM, [sys.executable, "-m", f"consultflow.{child.component}"]),
             env=self.child_env(child),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -329,9 +484,10 @@ class LocalSystem:
         log.close()
         self._watches[child.name] = _Watch(time.monotonic())
 
-    def wait_serving(self, timeout: float) -> None:
+    def wait_serving(self, timeout: float, names: list[str] | None = None) -> None:
+        """Until every child (or those `names`) serves; raises naming one that exited or did not."""
         deadline = time.monotonic() + timeout
-        pending = set(self.children)
+        pending = set(self.children if names is None else names)
         while pending:
             for name in sorted(pending):
                 child = self.children[name]
@@ -360,8 +516,9 @@ class LocalSystem:
         events: list[SupervisionEvent] = []
         if self._stopping:
             return events
-        if self.nats is not None:
-            events += self._look_after(NATS, self.nats, self._restart_nats, now)
+        for node in self.nats_nodes:
+            if node.process is not None:
+                events += self._look_after(node.name, node.process, partial(self._restart_nats, node), now)
         for child in self.children.values():
             if child.process is not None:
                 events += self._look_after(child.name, child.process, partial(self._respawn, child), now)
@@ -429,8 +586,8 @@ class LocalSystem:
 
     def restart_pending(self) -> bool:
         """Whether a child (nats-server included) is down and not given up on: it will be restarted."""
-        processes = [self.nats, *(c.process for c in self.children.values())]
-        names = [NATS, *self.children]
+        processes = [*(n.process for n in self.nats_nodes), *(c.process for c in self.children.values())]
+        names = [*(n.name for n in self.nats_nodes), *self.children]
         return any(
             p is not None and p.poll() is not None and not self._watches.get(n, _Watch(0)).given_up
             for n, p in zip(names, processes, strict=True)
@@ -440,16 +597,20 @@ class LocalSystem:
         """The children the supervisor stopped restarting (crash loops)."""
         return sorted(name for name, watch in self._watches.items() if watch.given_up)
 
-    def _restart_nats(self) -> None:
-        """nats-server again on its port, with its users and store; then the streams are checked and
-        brought to their configuration (idempotent), in case its store was lost with it — in a thread of
-        its own, so the supervision loop goes on restarting the others meanwhile."""
-        port = int(self.nats_url.rsplit(":", 1)[1])
-        self.nats, url = start_nats(self.data_dir, self._log_of(NATS), self.nats_users, port)
-        if url != self.nats_url:
-            self.nats.kill()
-            raise RuntimeError(f"nats-server came back on {url}, not {self.nats_url}")
-        threading.Thread(target=self._reprovision, name="nats-reprovision", daemon=True).start()
+    def _restart_nats(self, node: NatsNode) -> None:
+        """nats-server again on its port, with its users and store. A lone server's streams are then
+        checked and brought to their configuration (idempotent), in case its store was lost with it — in a
+        thread of its own, so the supervision loop goes on restarting the others meanwhile; a cluster
+        member catches up from its peers, which kept the streams."""
+        process, url = start_nats(
+            self.data_dir, self._log_of(node.name), self.nats_users, node.port, node.member
+        )
+        node.process = process
+        if url != node.url:
+            process.kill()
+            raise RuntimeError(f"nats-server came back on {url}, not {node.url}")
+        if node.member is None:
+            threading.Thread(target=self._reprovision, name="nats-reprovision", daemon=True).start()
 
     def _reprovision(self) -> None:
         """Beside the supervision loop, which must not wait while JetStream recovers its store."""
@@ -463,8 +624,8 @@ class LocalSystem:
         self._spawn(child)
 
     def _log_of(self, name: str) -> Path:
-        if name == NATS:
-            return self.data_dir / "logs" / "nats.log"
+        if name not in self.children:  # a nats-server
+            return self.data_dir / "logs" / f"{name}.log"
         return self.children[name].log_path
 
     def _tail_of(self, name: str, lines: int = 20) -> str:
@@ -503,10 +664,11 @@ class LocalSystem:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         _wait_all(processes, grace)
-        if self.nats is not None:
-            if self.nats.poll() is None:
-                self.nats.send_signal(signal.SIGTERM)
-            _wait_all([self.nats], 5.0)
+        servers = [n.process for n in self.nats_nodes if n.process is not None]
+        for server in servers:
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        _wait_all(servers, 5.0)
 
 
 def _wait_all(processes: list[subprocess.Popen[bytes]], grace: float) -> None:

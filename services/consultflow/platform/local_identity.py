@@ -137,6 +137,11 @@ class LocalNatsUsers:
     def password_file(self, user: str) -> Path:
         return self.folder / f"{user}.password"
 
+    @property
+    def config(self) -> Path:
+        """The server's users (and certificate) as the last `write()` left them."""
+        return self.folder / "security.conf"
+
     def write(self) -> Path:
         """New passwords (one owner-only file each) and the server's `security.conf` (its users, and its
         certificate when `tls` is set); returns that file."""
@@ -147,7 +152,7 @@ class LocalNatsUsers:
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
             passwords[user] = path.read_text()
-        block = self.folder / "security.conf"
+        block = self.config
         tls = ""
         if self.tls is not None:
             tls = (

@@ -193,7 +193,9 @@ def secure_channel(
     address: str, ca: Path | None, token: str | TokenFile | None = None, **options: Any
 ) -> grpc.Channel:
     """A blocking channel over TLS, sending `token` and the trace context with every call."""
-    channel = grpc.secure_channel(address, _credentials(ca, token), **options)
+    target, replicas = channel_target(address)
+    options["options"] = [*options.get("options", ()), *replicas]
+    channel = grpc.secure_channel(target, _credentials(ca, token), **options)
     return grpc.intercept_channel(channel, TraceContextInterceptor())
 
 
@@ -201,9 +203,29 @@ def secure_aio_channel(
     address: str, ca: Path | None, token: str | TokenFile | None = None
 ) -> grpc.aio.Channel:
     """An asyncio channel over TLS, sending `token` and the trace context with every call."""
+    target, replicas = channel_target(address)
     return grpc.aio.secure_channel(
-        address, _credentials(ca, token), interceptors=[AioTraceContextInterceptor()]
+        target, _credentials(ca, token), options=replicas, interceptors=[AioTraceContextInterceptor()]
     )
+
+
+def channel_target(address: str) -> tuple[str, list[tuple[str, str]]]:
+    """The gRPC target and channel options for `address`: one `host:port`, or the replicas of a component
+    as a comma-separated list of IPv4 `host:port` (what `consultflow up --replicas` gives). A list becomes
+    gRPC's static `ipv4:` target with client-side round_robin — every call goes to a live replica, a dead
+    one is skipped until it answers again — and its TLS name is its first host (the local certificate
+    names 127.0.0.1), since a list is no host name to verify."""
+    if "," not in address:
+        return address, []
+    members = [member.strip() for member in address.removeprefix("ipv4:").split(",")]
+    hosts = {member.rpartition(":")[0] for member in members}
+    if not all(host.count(".") == 3 and host.replace(".", "").isdigit() for host in hosts):
+        raise ValueError(f"{address!r}: a list of replicas must be IPv4 host:port pairs")
+    options = [
+        ("grpc.lb_policy_name", "round_robin"),
+        ("grpc.default_authority", members[0].rpartition(":")[0]),
+    ]
+    return "ipv4:" + ",".join(members), options
 
 
 def _credentials(ca: Path | None, token: str | TokenFile | None) -> grpc.ChannelCredentials:

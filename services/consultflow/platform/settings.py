@@ -70,7 +70,8 @@ SETTINGS: tuple[Setting, ...] = (
         "CONSULTFLOW_<COMPONENT>_ADDRESS",
         "",
         "Where another component listens, e.g. `CONSULTFLOW_ORCHESTRATOR_ADDRESS=127.0.0.1:50051`, "
-        "`CONSULTFLOW_CRM_ADDRESS`.",
+        "`CONSULTFLOW_CRM_ADDRESS`; several replicas as a comma-separated list of IPv4 `host:port` "
+        "(called round robin, skipping dead ones).",
     ),
     Setting(
         "CONSULTFLOW_MIGRATE_AT_START",
