@@ -1,5 +1,6 @@
-"""Shared fixtures: one real nats-server per test session, a database per test (SQLite, and PostgreSQL
-when CONSULTFLOW_TEST_POSTGRES_URL is set)."""
+"""Shared fixtures: one real nats-server per test session (per pytest-xdist worker under `make test`), a
+database per test (SQLite, and PostgreSQL when CONSULTFLOW_TEST_POSTGRES_URL is set: a schema per test, so
+workers never meet in the shared database)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,22 @@ from consultflow.platform.messaging import STREAMS
 from tests.support.nats import nats_server, provision_open
 
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` a worker tags each grouped test's id with its xdist_group; a pytest that
+    drops the tag (pytest-xdist#1386) would run the groups of tests.support.groups side by side without a
+    word, so the run stops here instead."""
+    if not hasattr(config, "workerinput") or config.getoption("dist", "no") != "loadgroup":
+        return
+    lost = [
+        item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
+    ]
+    if lost:
+        raise pytest.UsageError(
+            f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): see pytest-xdist#1386"
+        )
 
 
 @pytest.fixture(scope="session")
