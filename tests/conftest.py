@@ -22,20 +22,25 @@ from tests.support.nats import nats_server, provision_open
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
 
 
+UNGROUPED = pytest.StashKey[bool]()
+"""Set on a test whose xdist_group mark `--dist loadgroup` did not honour."""
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under `--dist loadgroup` a worker tags each grouped test's id with its xdist_group; a pytest that
-    drops the tag (pytest-xdist#1386) would run the groups of tests.support.groups side by side without a
-    word, so the run stops here instead."""
-    if not hasattr(config, "workerinput") or config.getoption("dist", "no") != "loadgroup":
+    """Under `--dist loadgroup` each worker tags a grouped test's id with its xdist_group; a pytest whose
+    ids drop the tag (pytest 9.2, pytest-xdist#1386) would run the groups of tests.support.groups side by
+    side without a word, so those tests fail instead (pytest_runtest_setup)."""
+    if not getattr(config.option, "loadgroup", False):  # set in each worker by `--dist loadgroup`
         return
-    lost = [
-        item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid
-    ]
-    if lost:
-        raise pytest.UsageError(
-            f"pytest-xdist did not group {lost[0]} (and {len(lost) - 1} more): see pytest-xdist#1386"
-        )
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[UNGROUPED] = True
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.stash.get(UNGROUPED, False):
+        pytest.fail("pytest-xdist did not keep this test's xdist_group together (pytest-xdist#1386)", False)
 
 
 @pytest.fixture(scope="session")
