@@ -21,6 +21,7 @@ one worker, so it starts once and the demo engagements' timers are not slowed by
 
 
 def one_worker(module: str) -> pytest.MarkDecorator:
-    """A group of one module whose tests share a module-scoped system of processes or a browser: on one
-    worker it is started once rather than once per worker."""
+    """A group of one module whose tests share a module-scoped system of processes or a browser, or results
+    cached in the process (tests/bpmn/test_paths.py's scenarios, which its summary tests read all of): on one
+    worker it is started, or each scenario run, once rather than once per worker."""
     return pytest.mark.xdist_group(module)
