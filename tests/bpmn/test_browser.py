@@ -97,7 +97,7 @@ FRAME = """([drawing, scale, margin]) => {
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """A folder for the PNGs; the run's summary names it (tests/bpmn/conftest.py)."""
+    """A folder for the PNGs; the run's summary names it (tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("diagrams")
     request.config.stash[SCREENSHOTS] = folder
     return folder
