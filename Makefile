@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 # The modeler-side diagram checks (tests/bpmn) need the npm packages pinned in package-lock.json; `make test`
 # installs them into ./node_modules when Node.js and npm are on PATH (the tests skip only without Node.js).
 NODE_MODULES := $(if $(and $(shell command -v node),$(shell command -v npm)),node_modules/.installed)
+# pytest runs on every core (pytest-xdist: one worker per CPU). `--dist loadgroup` hands out single tests,
+# except that the tests of one `xdist_group` mark go to one worker, one after the other (the marks say why:
+# an expensive system a module shares, or tests that must not overlap). PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= auto
 
 .PHONY: up test lint typecheck unit protos docs pictures console-assets bench clean
 
@@ -15,7 +19,7 @@ test: $(VENV)/.installed-dev $(NODE_MODULES)  ## lint, type-check and run every 
 	$(BIN)/ruff check services tests scripts
 	$(BIN)/ruff format --check services tests scripts
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consultflow needs Python 3.11 or newer"'

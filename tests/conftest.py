@@ -1,5 +1,6 @@
-"""Shared fixtures: one real nats-server per test session, a database per test (SQLite, and PostgreSQL
-when CONSULTFLOW_TEST_POSTGRES_URL is set)."""
+"""Shared fixtures: one real nats-server per test session (per pytest-xdist worker under `make test`), a
+database per test (SQLite, and PostgreSQL when CONSULTFLOW_TEST_POSTGRES_URL is set: a schema per test, so
+workers never meet in the shared database)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import nats
@@ -16,9 +17,58 @@ from nats.js.errors import NotFoundError
 from sqlalchemy import create_engine, text
 
 from consultflow.platform.messaging import STREAMS
+from tests.bpmn.modeler_tools import SCREENSHOTS
 from tests.support.nats import nats_server, provision_open
 
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+
+
+UNGROUPED = pytest.StashKey[bool]()
+"""Set on a test whose xdist_group mark `--dist loadgroup` did not honour."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under `--dist loadgroup` each worker tags a grouped test's id with its xdist_group; a pytest whose
+    ids drop the tag (pytest 9.2, pytest-xdist#1386) would run the groups of tests.support.groups side by
+    side without a word, so those tests fail instead (pytest_runtest_setup)."""
+    if not getattr(config.option, "loadgroup", False):  # set in each worker by `--dist loadgroup`
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+            item.stash[UNGROUPED] = True
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.stash.get(UNGROUPED, False):
+        pytest.fail("pytest-xdist did not keep this test's xdist_group together (pytest-xdist#1386)", False)
+
+
+# The run ends naming the folder of tests/bpmn/test_browser.py's screenshots. Under pytest-xdist the folder is
+# known in the worker that drew them, and only this conftest is loaded where the summary is printed, so each
+# report of a test that used the folder carries it there as a user property.
+SCREENSHOTS_PROPERTY = "diagram-screenshots"
+_screenshot_folders: set[Path] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    folder = item.config.stash.get(SCREENSHOTS, None)
+    if folder is not None and report.when == "call" and "screenshots" in getattr(item, "fixturenames", ()):
+        report.user_properties.append((SCREENSHOTS_PROPERTY, str(folder)))
+    return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    folders = (Path(str(value)) for name, value in report.user_properties if name == SCREENSHOTS_PROPERTY)
+    _screenshot_folders.update(folders)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for folder in sorted(_screenshot_folders):
+        if folder.is_dir() and any(folder.iterdir()):
+            terminalreporter.write_line(f"diagram screenshots (bpmn-js in Chromium): {folder}")
 
 
 @pytest.fixture(scope="session")

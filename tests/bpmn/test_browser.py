@@ -17,6 +17,9 @@ from playwright.sync_api import Page, sync_playwright
 
 from tests.bpmn.modeler_tools import SCREENSHOTS, chromium, node_and_modules
 from tests.support.catalogue import ROOT, diagram_files
+from tests.support.groups import one_worker
+
+pytestmark = one_worker(__name__)
 
 # Debian's chromium as it is, offline: nothing is downloaded, no sandbox (CI runs as root), no GPU.
 CHROMIUM_ARGS = [
@@ -94,7 +97,7 @@ FRAME = """([drawing, scale, margin]) => {
 
 @pytest.fixture(scope="module")
 def screenshots(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
-    """A folder for the PNGs; the run's summary names it (tests/bpmn/conftest.py)."""
+    """A folder for the PNGs; the run's summary names it (tests/conftest.py)."""
     folder = tmp_path_factory.mktemp("diagrams")
     request.config.stash[SCREENSHOTS] = folder
     return folder

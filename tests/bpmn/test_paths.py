@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.groups import one_worker
 from tests.support.regulation_world import FlowIndex, World
+
+pytestmark = one_worker(__name__)
 
 INDEX = FlowIndex.load()
 

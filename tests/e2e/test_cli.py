@@ -14,7 +14,10 @@ import pytest
 from consultflow.cli.system import LocalSystem
 from consultflow.demo import driver
 from consultflow.demo.stories import common
+from tests.support.groups import DEMO_SYSTEM
 from tests.support.polling import eventually
+
+pytestmark = DEMO_SYSTEM
 
 CONSULTFLOW = str(Path(sys.executable).parent / "consultflow")
 ROOT = Path(__file__).resolve().parents[2]

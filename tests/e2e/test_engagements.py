@@ -11,7 +11,10 @@ from consultflow.cli.system import LocalSystem
 from consultflow.demo.checks import check
 from consultflow.demo.driver import Clients, Driver, Story
 from consultflow.demo.stories import stories
+from tests.support.groups import DEMO_SYSTEM
 from tests.support.status import all_status_events
+
+pytestmark = DEMO_SYSTEM
 
 # Status events each story must have caused, by type (source.entity.event), with how many at least.
 EXPECTED_EVENTS: dict[str, dict[str, int]] = {

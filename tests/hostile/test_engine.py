@@ -24,7 +24,7 @@ from consultflow.orchestrator.orm import Incident
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.limits import Limits
 from tests.support.bpmn_builder import bpmn
-from tests.support.liveness import Background, answered_while
+from tests.support.liveness import HANG_SECONDS, Background, answered_while
 from tests.support.orchestrator_harness import Harness
 
 _probes = itertools.count()
@@ -57,7 +57,7 @@ def open_incidents(harness: Harness, instance_id: str) -> list[Incident]:
 
 
 def drive(
-    harness: Harness, instance_id: str, clock_step: timedelta | None = None, seconds: float = 60
+    harness: Harness, instance_id: str, clock_step: timedelta | None = None, seconds: float = HANG_SECONDS
 ) -> None:
     """The scheduler's timer loop for one hostile instance: fire what is due until it ends or holds an
     incident (`clock_step`: a manual clock moved on by that much each round)."""

@@ -17,6 +17,11 @@ T = TypeVar("T")
 LIVENESS_BOUND_SECONDS = 5.0
 """How long another caller may wait while hostile work runs: a normal call takes milliseconds."""
 
+HANG_SECONDS = 240.0
+"""How long hostile work may run before it counts as hung. Its own time is no pass/fail figure: a 1200-task
+walk after a restart takes tens of seconds alone but over 90 s beside `make test`'s other worker and a busy
+machine, so the bound is far above that and below pytest-timeout's 300 s (the failure then names the work)."""
+
 
 class Background:
     """A blocking call running in a thread, so a test can act while it is still under way."""
@@ -37,7 +42,7 @@ class Background:
     def running(self) -> bool:
         return self._thread.is_alive()
 
-    def join(self, timeout: float = 60.0) -> Any:
+    def join(self, timeout: float = HANG_SECONDS) -> Any:
         """Waits for the call; returns its result or raises its error."""
         self._thread.join(timeout)
         assert not self._thread.is_alive(), f"the background call did not end within {timeout} s"

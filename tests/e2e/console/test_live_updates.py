@@ -24,6 +24,9 @@ from tests.support.console import (
     wait_instance,
 )
 from tests.support.console_diagrams import inquiry_check, inquiry_variables
+from tests.support.groups import one_worker
+
+pytestmark = one_worker(__name__)
 
 PROCESS = "console_live_check"
 TASK = "confirm_inquiry"

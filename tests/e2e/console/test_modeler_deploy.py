@@ -26,6 +26,9 @@ from tests.support.console import (
     sign_in,
     start_engagement,
 )
+from tests.support.groups import one_worker
+
+pytestmark = one_worker(__name__)
 
 TASK = "understand_needs"
 FIELD = "goals"

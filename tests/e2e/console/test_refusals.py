@@ -18,6 +18,9 @@ from tests.support.console import (
     sign_in,
     sign_in_link,
 )
+from tests.support.groups import one_worker
+
+pytestmark = one_worker(__name__)
 
 CLIENT = {"roles": ("client",), "engagement": "E2E-CLIENT-1"}
 

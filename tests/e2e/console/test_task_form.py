@@ -23,6 +23,9 @@ from tests.support.console import (
     start_engagement,
     wait_instance,
 )
+from tests.support.groups import one_worker
+
+pytestmark = one_worker(__name__)
 
 ANSWERS = {
     "communication_mode": "phone",
