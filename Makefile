@@ -15,11 +15,12 @@ PYTEST_WORKERS ?= auto
 up: $(VENV)/.installed          ## run the whole system: NATS, the orchestrator and five services
 	$(BIN)/consultflow up
 
-test: $(VENV)/.installed-dev $(NODE_MODULES)  ## lint, type-check and run every test
+# checkov (tests/deploy/test_release.py) lives in a virtual environment of its own: its pins clash with ours.
+test: $(VENV)/.installed-dev $(NODE_MODULES) .venv-checkov/bin/checkov  ## lint, type-check and run every test
 	$(BIN)/ruff check services tests scripts
 	$(BIN)/ruff format --check services tests scripts
 	$(BIN)/mypy
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	CONSULTFLOW_CHECKOV=$(CURDIR)/.venv-checkov/bin/checkov $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consultflow needs Python 3.11 or newer"'
