@@ -455,6 +455,10 @@ class LocalSystem:
             env["CONSULTFLOW_CONSOLE_LISTEN"] = child.address
             env["CONSULTFLOW_CONSOLE_TICKET_DIR"] = str(self.console_tickets)
         env["CONSULTFLOW_METRICS_PORT"] = str(self.metrics_ports.setdefault(child.name, free_port()))
+        if self.replicas.get(child.component, 1) > 1:
+            # Replicas of one component may share a SQLite file here: that proves correctness, not scale
+            # (docs/scale-out.md); a production setting refuses it (platform/claims.py).
+            env["CONSULTFLOW_CLAIM_SHARED_SQLITE"] = "1"
         env.update(self.extra_env)
         env.update(self.component_env.get(child.component, {}))
         if child.name != child.component:
