@@ -58,7 +58,7 @@ from consultflow.orchestrator.deploy_checks import DeploymentError as Deployment
 from consultflow.orchestrator.deploy_checks import check_resources
 from consultflow.orchestrator.deploy_checks import parse_xml as parse_xml
 from consultflow.orchestrator.forms import FormField, due_date_problem
-from consultflow.orchestrator.shared_specs import trigger_without_changing_the_spec
+from consultflow.orchestrator.shared_specs import merge_loop_children, trigger_without_changing_the_spec
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
     ClockedTimerParsing,
@@ -274,6 +274,7 @@ def checked_resources(
     for found in checked.processes:
         for shared in (found.spec, *found.subprocess_specs.values()):
             trigger_without_changing_the_spec(shared)
+            merge_loop_children(shared)
         result[found.process_id] = ProcessSpecs(
             process_id=found.process_id,
             name=found.name,

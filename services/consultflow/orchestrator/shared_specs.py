@@ -1,10 +1,11 @@
 """One deployed version's spec, shared by all its instances: what SpiffWorkflow would change in it at run
-time is wired once when the spec is parsed (see `trigger_without_changing_the_spec`)."""
+time is wired once when the spec is parsed (`trigger_without_changing_the_spec`, `merge_loop_children`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
@@ -38,3 +39,20 @@ def trigger_without_changing_the_spec(spec: Any) -> None:
         return child.id
 
     start.trigger_wf = trigger_wf
+
+
+def merge_loop_children(spec: Any) -> None:
+    """Wires every loop or multi-instance task of the spec to hear its children complete.
+
+    SpiffWorkflow connects a loop task's `merge_child` to its child spec's `completed_event` only when a
+    workflow creates a child (`create_child`) or when it deserializes a spec; the orchestrator parses its
+    specs and loads states without them. So a replica (or a restarted orchestrator) that had not itself
+    created a child of that task since it parsed the spec completed the child without merging it: a
+    multi-instance task whose last child completed there stayed STARTED for good, its instance ACTIVE
+    with nothing to wait for. Wired once here, every replica merges every child, whoever created it (and
+    two threads creating the first children at once cannot wire it twice)."""
+    for task_spec in list(getattr(spec, "task_specs", {}).values()):
+        if isinstance(task_spec, LoopTask):
+            child_spec = spec.task_specs[task_spec.task_spec]
+            if not child_spec.completed_event.is_connected(task_spec.merge_child):
+                child_spec.completed_event.connect(task_spec.merge_child)

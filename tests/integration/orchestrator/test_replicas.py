@@ -21,7 +21,7 @@ from consultflow.orchestrator.usecases import jobs, messages, timers
 from consultflow.platform.claims import LeaseKeeper, SharedSqlite
 from consultflow.platform.clock import ShiftedClock
 from tests.integration.orchestrator.test_start_events import engagement_and_risk
-from tests.support.bpmn_builder import bpmn, bpmn_folder, message, service_task
+from tests.support.bpmn_builder import bpmn, bpmn_folder, flows_xml, message, service_task
 from tests.support.components import ComponentThread, component_settings
 from tests.support.orchestrator_harness import Harness
 from tests.support.polling import eventually
@@ -194,3 +194,31 @@ def test_thrown_messages_are_delivered_once_by_the_owner_of_their_key(
     assert sum(delivered) == INSTANCES and min(delivered) > 0
     started, _ = first.orchestrator.list_instances(process_id="risk", page_size=100)
     assert sorted(i.business_key or "" for i in started) == sorted(f"E{i}" for i in range(INSTANCES))
+
+
+def test_a_multi_instance_ends_when_its_last_child_completes_in_the_other_replica(
+    replicas: tuple[Harness, Harness, LeaseKeeper, LeaseKeeper],
+) -> None:
+    """The replica that finishes the last child of a multi-instance sub-process need not be the one that
+    created the children: it ends the sub-process all the same (the ONLINE engagement once stayed ACTIVE
+    with nothing to wait for, its `rectify_problem` STARTED after both children completed, the second in
+    the other replica)."""
+    first, second, _, _ = replicas
+    inner, _ = flows_xml("ps -> fix\nfix -> pe", prefix="g")
+    first.deploy(
+        p=bpmn(
+            "p",
+            f"""<startEvent id="s"/>
+            <subProcess id="rectify"><multiInstanceLoopCharacteristics isSequential="false">
+                <loopDataInputRef>problems</loopDataInputRef><inputDataItem id="problem" name="problem"/>
+              </multiInstanceLoopCharacteristics>
+              <startEvent id="ps"/>{service_task("fix", "survey.define_measure")}<endEvent id="pe"/>{inner}
+            </subProcess><endEvent id="e"/>""",
+            "s -> rectify\nrectify -> e",
+        )
+    )
+    instance = first.start("p", problems=["price", "delay"])  # the first replica creates both children
+    one, two = first.jobs(instance, "survey.define_measure")
+    first.orchestrator.complete_job(one.job_key, {})
+    second.orchestrator.complete_job(two.job_key, {})  # a replica that never created a child of `rectify`
+    assert first.status(instance) == "COMPLETED", first.history(instance)
