@@ -98,6 +98,21 @@ def while_probed(harness: Harness, hostile_round: Callable[[], object]) -> None:
     work.join()
 
 
+def completions_in_ten_seconds(harness: Harness, clock: ManualClock, instance_id: str, element: str) -> int:
+    """Fires timers a tenth of a second at a time until another caller was answered meanwhile (see
+    `while_probed`), then counts how often `element` completed in ten more seconds."""
+
+    def tenth_of_a_second() -> None:
+        clock.advance(timedelta(milliseconds=100))
+        harness.orchestrator.fire_due_timers()
+
+    while_probed(harness, tenth_of_a_second)
+    before = harness.completed_elements(instance_id).count(element)
+    for _ in range(100):
+        tenth_of_a_second()
+    return harness.completed_elements(instance_id).count(element) - before
+
+
 def run_hostile(harness: Harness, begin: Callable[[], str], clock_step: timedelta | None = None) -> list[str]:
     """Starts hostile instances (`begin`) and drives each to its end or incident, again and again until
     another caller's calls were answered, in the background: the calls overlap hostile work whatever the
@@ -311,15 +326,7 @@ class TestTimersThatWouldFireTooOften:
             harness.deploy(tick=self.timer_loop("tick"))
             instance_id = harness.start("tick", delay=delay)
 
-            def tenth_of_a_second() -> None:
-                clock.advance(timedelta(milliseconds=100))
-                harness.orchestrator.fire_due_timers()
-
-            while_probed(harness, tenth_of_a_second)
-            passes_before = harness.completed_elements(instance_id).count("wait")
-            for _ in range(100):  # ten more seconds
-                tenth_of_a_second()
-            passes = harness.completed_elements(instance_id).count("wait") - passes_before
+            passes = completions_in_ten_seconds(harness, clock, instance_id, "wait")
             assert 5 <= passes <= 11, passes  # once a second at most (not 10,000 times)
             assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
         finally:
@@ -359,15 +366,7 @@ class TestTimersThatWouldFireTooOften:
             harness.deploy(cyc=self.cycling("cyc"))
             instance_id = harness.start("cyc", cycle=cycle)
 
-            def tenth_of_a_second() -> None:
-                clock.advance(timedelta(milliseconds=100))
-                harness.orchestrator.fire_due_timers()
-
-            while_probed(harness, tenth_of_a_second)
-            fired_before = harness.completed_elements(instance_id).count("note")
-            for _ in range(100):  # ten more seconds
-                tenth_of_a_second()
-            fired = harness.completed_elements(instance_id).count("note") - fired_before
+            fired = completions_in_ten_seconds(harness, clock, instance_id, "note")
             assert 5 <= fired <= 11, fired  # once a second at most (not 1,000 times)
             assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
         finally:

@@ -23,6 +23,7 @@ from consultflow.platform.limits import Limits
 from tests.hostile.test_deploy import refused_while_others_are_answered
 from tests.hostile.test_engine import (
     chain,
+    completions_in_ten_seconds,
     drive,
     open_incidents,
     other_caller,
@@ -386,15 +387,7 @@ class TestTimersInLoopsThroughActivities:
         harness.deploy(**resources)
         instance_id = harness.start("loop", delay=delay)
 
-        def tenth_of_a_second() -> None:
-            clock.advance(timedelta(milliseconds=100))
-            harness.orchestrator.fire_due_timers()
-
-        while_probed(harness, tenth_of_a_second)
-        passes_before = harness.completed_elements(instance_id).count("wait")
-        for _ in range(100):  # ten more seconds
-            tenth_of_a_second()
-        passes = harness.completed_elements(instance_id).count("wait") - passes_before
+        passes = completions_in_ten_seconds(harness, clock, instance_id, "wait")
         assert 5 <= passes <= 11, passes  # once a second at most (not once a step)
         assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
 
@@ -420,15 +413,7 @@ class TestEventSubProcessCycles:
         harness.deploy(evs=bpmn("evs", nodes, "s -> work\nwork -> e"))
         instance_id = harness.start("evs", cycle=cycle)
 
-        def tenth_of_a_second() -> None:
-            clock.advance(timedelta(milliseconds=100))
-            harness.orchestrator.fire_due_timers()
-
-        while_probed(harness, tenth_of_a_second)
-        before = harness.completed_elements(instance_id).count("note")
-        for _ in range(100):
-            tenth_of_a_second()
-        fired = harness.completed_elements(instance_id).count("note") - before
+        fired = completions_in_ten_seconds(harness, clock, instance_id, "note")
         assert 5 <= fired <= 11, fired
         assert harness.status(instance_id) == "ACTIVE" and not open_incidents(harness, instance_id)
         harness.orchestrator.cancel_instance(instance_id, "enough")
