@@ -89,6 +89,9 @@ class StatusMessageBridge:
                 except TimeoutError:
                     continue
                 for message in messages:
+                    if not any(mapping.matches(message.subject) for mapping in self._mappings):
+                        await message.ack()  # most status events map to no message: no thread hop for them
+                        continue
                     try:
                         await loop.run_in_executor(
                             self._executor, self._handle, message.subject, message.data
