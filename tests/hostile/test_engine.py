@@ -24,7 +24,7 @@ from consultflow.orchestrator.orm import Incident
 from consultflow.platform.clock import ManualClock
 from consultflow.platform.limits import Limits
 from tests.support.bpmn_builder import bpmn
-from tests.support.liveness import HANG_SECONDS, Background, answered_while
+from tests.support.liveness import HANG_SECONDS, Background, answered_during_rounds, answered_while
 from tests.support.orchestrator_harness import Harness
 
 _probes = itertools.count()
@@ -83,19 +83,7 @@ def other_caller(harness: Harness) -> None:
 def while_probed(harness: Harness, hostile_round: Callable[[], object]) -> None:
     """Runs `hostile_round` again and again in the background until another caller's deploy, start and
     cancel were answered meanwhile (so the calls overlap the hostile work whatever the machine's speed)."""
-    probed = threading.Event()
-
-    def hostile() -> None:
-        hostile_round()
-        while not probed.is_set():
-            hostile_round()
-
-    work = Background(hostile)
-    try:
-        answered_while(lambda: work.running, lambda: other_caller(harness), what="deploy, start, cancel")
-    finally:
-        probed.set()
-    work.join()
+    answered_during_rounds(hostile_round, lambda: other_caller(harness), what="deploy, start, cancel")
 
 
 def completions_in_ten_seconds(harness: Harness, clock: ManualClock, instance_id: str, element: str) -> int:

@@ -15,9 +15,8 @@ from consultflow.orchestrator.engine import DeploymentError
 from consultflow.platform.limits import Limits
 from consultflow.platform.sandbox import pool_for
 from tests.support.bpmn_builder import bpmn
-from tests.support.liveness import Background, answered_while
+from tests.support.liveness import answered_during_rounds
 from tests.support.orchestrator_harness import Harness
-from tests.support.polling import eventually
 
 LIMITS = Limits(script_cpu_ms=500)
 """Half a second of CPU keeps the suite fast; the kill path is the same at any budget."""
@@ -58,18 +57,17 @@ def run_hostile(h: Harness, process_id: str, script: str) -> str:
     h.deploy(**{process_id: script_process(process_id, script)})
     other = h.start("harmless")
     pool = pool_for(h.orchestrator.limits)
-    hostile = Background(lambda: h.start(process_id))
-    eventually(lambda: pool.busy > 0 or not hostile.running, "the hostile script to be running", 10, 0.002)
-    answered_while(
-        lambda: hostile.running,
+    instances = answered_during_rounds(
+        lambda: h.start(process_id),
         lambda: h.view(other),
         what=f"GetInstance during {process_id}",
+        under_way=lambda: pool.busy > 0,
     )
-    instance = hostile.join()
-    view = h.view(instance)
-    assert view.instance.status == "ACTIVE"
-    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
-    return str(view.incidents[0].message)
+    views = [h.view(instance) for instance in instances]
+    for view in views:
+        assert view.instance.status == "ACTIVE"
+        assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
+    return str(views[0].incidents[0].message)
 
 
 C_LEVEL_CPU = {

@@ -20,9 +20,8 @@ from consultflow.platform.sandbox_policy import MAX_NESTING, MAX_TRIVIAL_REFEREN
 from consultflow.platform.sandbox_rules import compile_source
 from consultflow.platform.scripting import RestrictedEnvironment, ScriptViolation
 from tests.support.bpmn_builder import bpmn
-from tests.support.liveness import Background, answered_while
+from tests.support.liveness import answered_during_rounds
 from tests.support.orchestrator_harness import Harness
-from tests.support.polling import eventually
 
 LIMITS = Limits(script_cpu_ms=500)
 
@@ -123,12 +122,15 @@ def test_many_references_into_containers_run_in_a_sandbox_process(h: Harness) ->
     h.deploy(shared_pooled=script_process("shared_pooled", script))
     other = h.start("harmless")
     pool = pool_for(LIMITS)
-    hostile = Background(lambda: h.start("shared_pooled"))
-    eventually(lambda: pool.busy > 0 or not hostile.running, "the hostile script to be running", 10, 0.002)
-    answered_while(lambda: hostile.running, lambda: h.view(other), what="GetInstance during a shared compare")
-    view = h.view(hostile.join())
-    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
-    assert "(limit script_cpu_ms)" in view.incidents[0].message
+    instances = answered_during_rounds(
+        lambda: h.start("shared_pooled"),
+        lambda: h.view(other),
+        what="GetInstance during a shared compare",
+        under_way=lambda: pool.busy > 0,
+    )
+    for view in map(h.view, instances):
+        assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "hostile")]
+        assert "(limit script_cpu_ms)" in view.incidents[0].message
 
 
 def test_a_few_references_stay_trivially_safe() -> None:
@@ -339,12 +341,15 @@ def test_a_condition_hashing_colliding_keys_runs_in_a_sandbox_process(h: Harness
     h.deploy(colliding=condition_process("colliding", condition))
     other = h.start("harmless")
     pool = pool_for(LIMITS)
-    hostile = Background(lambda: h.start("colliding", keys=COLLIDING))
-    eventually(lambda: pool.busy > 0 or not hostile.running, "the hostile condition to be running", 10, 0.002)
-    answered_while(lambda: hostile.running, lambda: h.view(other), what="GetInstance during a colliding set")
-    view = h.view(hostile.join())
-    assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "g")]
-    assert "(limit script_cpu_ms)" in view.incidents[0].message
+    instances = answered_during_rounds(
+        lambda: h.start("colliding", keys=COLLIDING),
+        lambda: h.view(other),
+        what="GetInstance during a colliding set",
+        under_way=lambda: pool.busy > 0,
+    )
+    for view in map(h.view, instances):
+        assert [(i.kind, i.element_id) for i in view.incidents] == [("SCRIPT_ERROR", "g")]
+        assert "(limit script_cpu_ms)" in view.incidents[0].message
 
 
 @pytest.mark.parametrize("source", ["{*keys}", "a.union(keys)", "a.issubset(keys)", "d.update(pairs)"])

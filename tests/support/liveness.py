@@ -67,3 +67,34 @@ def answered_while(
     print(f"liveness: {what} answered in {elapsed * 1000:.1f} ms while hostile work ran")
     assert elapsed < bound, f"{what} took {elapsed:.2f} s while hostile work ran (bound {bound} s)"
     return result
+
+
+def answered_during_rounds(
+    hostile_round: Callable[[], T],
+    probe: Callable[[], object],
+    what: str,
+    under_way: Callable[[], bool] | None = None,
+) -> list[T]:
+    """Runs `hostile_round` again and again in the background until `probe` was answered meanwhile, and
+    returns every round's result. A single round of fixed length can end before the probe on a busy
+    machine and prove nothing; rounds repeated until the answer overlap it whatever the machine's speed.
+    `under_way` (when given) says the first round has really begun, e.g. a sandbox worker is busy."""
+    probed = threading.Event()
+    results: list[T] = []
+
+    def hostile() -> None:
+        results.append(hostile_round())
+        while not probed.is_set():
+            results.append(hostile_round())
+
+    work = Background(hostile)
+    try:
+        if under_way is not None:
+            deadline = time.monotonic() + 10
+            while not under_way() and work.running and time.monotonic() < deadline:
+                time.sleep(0.002)
+        answered_while(lambda: work.running, probe, what=what)
+    finally:
+        probed.set()
+    work.join(HANG_SECONDS)
+    return results
