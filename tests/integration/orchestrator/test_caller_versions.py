@@ -5,7 +5,6 @@ instances keep the version they started with."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -15,10 +14,9 @@ import pytest
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
-from consultflow.orchestrator.app import build
 from tests.support.bpmn_builder import bpmn, field, form
-from tests.support.components import ComponentThread, component_settings
-from tests.support.identity import local_identity, signed_channel, token
+from tests.support.components import ComponentThread
+from tests.support.identity import local_identity, token
 from tests.support.rpc import refused
 
 Stub = pb_grpc.OrchestratorServiceStub
@@ -44,23 +42,6 @@ def calling(process_id: str, called: str) -> bytes:
 ENGAGEMENT = calling("engagement", "intake")
 PORTFOLIO = calling("portfolio", "engagement")  # packs intake through engagement
 OTHER = bpmn("other", '<startEvent id="s"/><endEvent id="e"/>', "s -> e")
-
-
-@pytest.fixture
-def component(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
-    empty = tmp_path / "bpmn"
-    empty.mkdir()
-    settings = component_settings("orchestrator", tmp_path, nats_url, database_url, bpmn_dir=empty)
-    component = ComponentThread(settings, build).start()
-    yield component
-    component.stop()
-
-
-@pytest.fixture
-def stub(component: ComponentThread) -> Iterator[Stub]:
-    channel = signed_channel(component.address)
-    yield Stub(channel)
-    channel.close()
 
 
 def files(**named: bytes) -> list[pb.Resource]:

@@ -5,7 +5,6 @@ first, deploy notes, and a start-up deploy that never undoes an analyst's deploy
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -55,23 +54,6 @@ def due_task(process_id: str, due: str) -> bytes:
         f'<startEvent id="s"/><userTask id="t" camunda:candidateGroups="legal"{attribute}/><endEvent id="e"/>',
         "s -> t\nt -> e",
     )
-
-
-@pytest.fixture
-def component(tmp_path: Path, nats_url: str, database_url: str) -> Iterator[ComponentThread]:
-    empty = tmp_path / "bpmn"
-    empty.mkdir()
-    settings = component_settings("orchestrator", tmp_path, nats_url, database_url, bpmn_dir=empty)
-    component = ComponentThread(settings, build).start()
-    yield component
-    component.stop()
-
-
-@pytest.fixture
-def stub(component: ComponentThread) -> Iterator[Stub]:
-    channel = signed_channel(component.address)
-    yield Stub(channel)
-    channel.close()
 
 
 def as_person(component: ComponentThread, name: str, roles: list[str], groups: tuple[str, ...] = ()) -> Stub:
