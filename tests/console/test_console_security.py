@@ -5,31 +5,18 @@ answered it with an error (503 while NATS was down), which EventSource alone nev
 from __future__ import annotations
 
 import html
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from playwright.sync_api import expect
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
-from consultflow.cli.system import free_port, nats_server_binary
+from consultflow.cli.system import free_port
 from consultflow.console.app import build
 from tests.integration.console.conftest import Console, console_settings, serving
 from tests.support.bpmn_builder import bpmn, bpmn_folder
 from tests.support.console import browser_page, chromium_browser
-from tests.support.nats import provision_open
-from tests.support.polling import eventually
+from tests.support.nats import late_nats_server, provision_open
 from tests.support.system import in_process_system
-
-
-def _provisioned(url: str) -> bool:
-    """provision_open on a thread of its own: playwright's sync API holds this thread's event loop."""
-    with ThreadPoolExecutor(1) as pool:
-        try:
-            pool.submit(provision_open, url).result()
-        except Exception:  # not listening yet
-            return False
-    return True
 
 
 def test_the_page_runs_under_its_csp_and_its_feed_returns_once_nats_is_up(tmp_path: Path) -> None:
@@ -52,20 +39,8 @@ def test_the_page_runs_under_its_csp_and_its_feed_returns_once_nats_is_up(tmp_pa
         page.goto(url + console.link("otto"))
         expect(page.get_by_test_id("whoami")).to_contain_text("otto")
         expect(page.locator("body.offline")).to_have_count(1)  # the feed answered 503
-        folder = tmp_path / "nats"
-        folder.mkdir()
-        server = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(folder)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            eventually(lambda: _provisioned(nats_url), "nats-server to take the streams", timeout=20)
-            assert server.poll() is None, "nats-server exited"
+        with late_nats_server(port, tmp_path / "nats"):
             expect(page.locator("body.offline")).to_have_count(0, timeout=90_000)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
         assert not violations, violations
 
 

@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +52,36 @@ def nats_server(folder: Path) -> Iterator[str]:
         url = str(json.loads(ports.read_text())["nats"][0])
         provision_open(url)
         yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def late_nats_server(port: int, folder: Path) -> Iterator[None]:
+    """Starts nats-server on `port` — one a component was told about while no server listened there — and
+    waits until it took the streams. Provisioning runs on a thread of its own, so a caller whose thread
+    holds an event loop (Playwright's sync API) can use it too."""
+    folder.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(folder)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def provisioned() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("nats-server exited while starting")
+        with ThreadPoolExecutor(1) as pool:
+            try:
+                pool.submit(provision_open, f"nats://127.0.0.1:{port}").result()
+            except Exception:  # not listening yet
+                return False
+        return True
+
+    try:
+        eventually(provisioned, "nats-server to start and take the streams", timeout=20)
+        yield
     finally:
         process.terminate()
         process.wait(timeout=10)

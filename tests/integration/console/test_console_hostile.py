@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import socket
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from consultflow.cli.system import free_port, nats_server_binary
+from consultflow.cli.system import free_port
 from consultflow.console import web
 from consultflow.console.app import build
 from consultflow.console.config import OidcClient
@@ -28,7 +27,7 @@ from consultflow.console.tickets import deposit
 from tests.integration.console.conftest import Console, console_settings, serving
 from tests.integration.console.test_console_api import start, tasks_of
 from tests.support.identity import local_identity
-from tests.support.nats import provision_open
+from tests.support.nats import late_nats_server
 from tests.support.polling import eventually
 
 
@@ -313,31 +312,12 @@ def test_the_console_serves_while_nats_is_down_and_its_feed_recovers_when_nats_c
         down = otto.get("/api/events")
         assert down.status_code == 503 and down.json()["error"]["code"] == "UNAVAILABLE"
         assert otto.get("/api/instances").status_code == 503  # no orchestrator either: a clear 503
-        folder = tmp_path / "nats"
-        folder.mkdir()
-        server = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(folder)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            eventually(lambda: _provisioned(url), "nats-server to start and take the streams", timeout=20)
+        with late_nats_server(port, tmp_path / "nats"):
             eventually(
                 lambda: otto.get("/healthz").status_code == 200, "the console to reach NATS", timeout=30
             )
             with open_feeds(console, otto.cookies[COOKIE]) as (feed,):
                 assert feed.status == 200
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-
-
-def _provisioned(url: str) -> bool:
-    try:
-        provision_open(url)
-    except Exception:  # not listening yet
-        return False
-    return True
 
 
 def test_a_ticket_folder_open_to_others_is_closed_at_the_next_link(tmp_path: Path) -> None:
