@@ -112,6 +112,11 @@ POLICY: dict[str, Rule] = {
             "ListIncidents": ((OPS,), N),
             "ResolveIncident": ((OPS,), N),
             "ListAuditEntries": ((OPS,), N),
+            "PlanMigration": ((OPS,), N),
+            "StartMigration": ((OPS,), N),
+            "GetMigration": ((OPS,), N),
+            "ListMigrations": ((OPS,), N),
+            "ModifyInstance": ((OPS,), N),
         },
     ),
     # what the modeler offers when an analyst picks a service task's operation

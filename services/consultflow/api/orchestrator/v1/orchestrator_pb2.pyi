@@ -78,6 +78,79 @@ MESSAGE_OUTCOME_DROPPED: MessageOutcome.ValueType  # 5
 """nobody waits and the TTL is 0"""
 Global___MessageOutcome: _TypeAlias = MessageOutcome  # noqa: Y015
 
+class _MoveAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MoveActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MoveAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MOVE_ACTION_UNSPECIFIED: _MoveAction.ValueType  # 0
+    MOVE_ACTION_CARRIED_OVER: _MoveAction.ValueType  # 1
+    """the same job, timer, user task (and claim) or subscription"""
+    MOVE_ACTION_RESTARTED: _MoveAction.ValueType  # 2
+    """cancelled and created again at the target"""
+    MOVE_ACTION_CANCELED: _MoveAction.ValueType  # 3
+    """removed (ModifyInstance)"""
+    MOVE_ACTION_ACTIVATED: _MoveAction.ValueType  # 4
+    """begun at the target (ModifyInstance)"""
+
+class MoveAction(_MoveAction, metaclass=_MoveActionEnumTypeWrapper): ...
+
+MOVE_ACTION_UNSPECIFIED: MoveAction.ValueType  # 0
+MOVE_ACTION_CARRIED_OVER: MoveAction.ValueType  # 1
+"""the same job, timer, user task (and claim) or subscription"""
+MOVE_ACTION_RESTARTED: MoveAction.ValueType  # 2
+"""cancelled and created again at the target"""
+MOVE_ACTION_CANCELED: MoveAction.ValueType  # 3
+"""removed (ModifyInstance)"""
+MOVE_ACTION_ACTIVATED: MoveAction.ValueType  # 4
+"""begun at the target (ModifyInstance)"""
+Global___MoveAction: _TypeAlias = MoveAction  # noqa: Y015
+
+class _MigrationState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MigrationStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MigrationState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MIGRATION_STATE_UNSPECIFIED: _MigrationState.ValueType  # 0
+    MIGRATION_STATE_RUNNING: _MigrationState.ValueType  # 1
+    MIGRATION_STATE_COMPLETED: _MigrationState.ValueType  # 2
+    """every item migrated, skipped or failed"""
+
+class MigrationState(_MigrationState, metaclass=_MigrationStateEnumTypeWrapper): ...
+
+MIGRATION_STATE_UNSPECIFIED: MigrationState.ValueType  # 0
+MIGRATION_STATE_RUNNING: MigrationState.ValueType  # 1
+MIGRATION_STATE_COMPLETED: MigrationState.ValueType  # 2
+"""every item migrated, skipped or failed"""
+Global___MigrationState: _TypeAlias = MigrationState  # noqa: Y015
+
+class _MigrationItemState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _MigrationItemStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_MigrationItemState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    MIGRATION_ITEM_STATE_UNSPECIFIED: _MigrationItemState.ValueType  # 0
+    MIGRATION_ITEM_STATE_PENDING: _MigrationItemState.ValueType  # 1
+    MIGRATION_ITEM_STATE_MIGRATED: _MigrationItemState.ValueType  # 2
+    MIGRATION_ITEM_STATE_SKIPPED: _MigrationItemState.ValueType  # 3
+    """the plan did not apply to it (skip_refused), or it had ended"""
+    MIGRATION_ITEM_STATE_FAILED: _MigrationItemState.ValueType  # 4
+    """the plan applied at the start but not when its turn came"""
+
+class MigrationItemState(_MigrationItemState, metaclass=_MigrationItemStateEnumTypeWrapper): ...
+
+MIGRATION_ITEM_STATE_UNSPECIFIED: MigrationItemState.ValueType  # 0
+MIGRATION_ITEM_STATE_PENDING: MigrationItemState.ValueType  # 1
+MIGRATION_ITEM_STATE_MIGRATED: MigrationItemState.ValueType  # 2
+MIGRATION_ITEM_STATE_SKIPPED: MigrationItemState.ValueType  # 3
+"""the plan did not apply to it (skip_refused), or it had ended"""
+MIGRATION_ITEM_STATE_FAILED: MigrationItemState.ValueType  # 4
+"""the plan applied at the start but not when its turn came"""
+Global___MigrationItemState: _TypeAlias = MigrationItemState  # noqa: Y015
+
 @_typing.final
 class Resource(_message.Message):
     """---------------------------------------------------------------------------------------------- deploy"""
@@ -1723,3 +1796,531 @@ class ListAuditEntriesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditEntriesResponse: _TypeAlias = ListAuditEntriesResponse  # noqa: Y015
+
+@_typing.final
+class MigrationPlan(_message.Message):
+    """------------------------------------------------------------------------------------------- migration
+
+    Where the waiting elements of an instance go in the target version. Elements with the same id map to
+    themselves; a mapping names an element that was renamed or split, or asks for a wait to start afresh.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_DEFINITION_ID_FIELD_NUMBER: _builtins.int
+    TARGET_DEFINITION_ID_FIELD_NUMBER: _builtins.int
+    MAPPINGS_FIELD_NUMBER: _builtins.int
+    source_definition_id: _builtins.str
+    """"<process_id>:<version>", the version the instances run"""
+    target_definition_id: _builtins.str
+    """a version of the same process"""
+    @_builtins.property
+    def mappings(self) -> _containers.RepeatedCompositeFieldContainer[Global___ElementMapping]: ...
+    def __init__(
+        self,
+        *,
+        source_definition_id: _builtins.str = ...,
+        target_definition_id: _builtins.str = ...,
+        mappings: _abc.Iterable[Global___ElementMapping] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mappings", b"mappings", "source_definition_id", b"source_definition_id", "target_definition_id", b"target_definition_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrationPlan: _TypeAlias = MigrationPlan  # noqa: Y015
+
+@_typing.final
+class ElementMapping(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    RESTART_FIELD_NUMBER: _builtins.int
+    process_id: _builtins.str
+    """The process holding the element: "" (or the plan's process) for the migrated process itself, else the
+    id of a process it calls (call activities run inside their caller's instance and move with it).
+    """
+    source_element_id: _builtins.str
+    target_element_id: _builtins.str
+    restart: _builtins.bool
+    """Start the target afresh instead of carrying the wait over: a new job attempt, a timer counted from
+    the migration, a new user task without its claim. A wait that cannot carry over (a service task
+    mapped to a user task, a timer whose expression changed) needs it; the plan check says so.
+    """
+    def __init__(
+        self,
+        *,
+        process_id: _builtins.str = ...,
+        source_element_id: _builtins.str = ...,
+        target_element_id: _builtins.str = ...,
+        restart: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["process_id", b"process_id", "restart", b"restart", "source_element_id", b"source_element_id", "target_element_id", b"target_element_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ElementMapping: _TypeAlias = ElementMapping  # noqa: Y015
+
+@_typing.final
+class MigrationSelection(_message.Message):
+    """Which running instances of the plan's source version a migration takes (all of them when empty)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_IDS_FIELD_NUMBER: _builtins.int
+    BUSINESS_KEY_FIELD_NUMBER: _builtins.int
+    WAITING_AT_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    WITH_INCIDENTS_FIELD_NUMBER: _builtins.int
+    business_key: _builtins.str
+    waiting_at_element_id: _builtins.str
+    """only instances waiting at this element (of any process they hold)"""
+    with_incidents: _builtins.bool
+    """only instances with open incidents"""
+    @_builtins.property
+    def instance_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        instance_ids: _abc.Iterable[_builtins.str] | None = ...,
+        business_key: _builtins.str = ...,
+        waiting_at_element_id: _builtins.str = ...,
+        with_incidents: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_key", b"business_key", "instance_ids", b"instance_ids", "waiting_at_element_id", b"waiting_at_element_id", "with_incidents", b"with_incidents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrationSelection: _TypeAlias = MigrationSelection  # noqa: Y015
+
+@_typing.final
+class MigrationProblem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    """"" for a problem of the plan itself"""
+    process_id: _builtins.str
+    element_id: _builtins.str
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        process_id: _builtins.str = ...,
+        element_id: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["element_id", b"element_id", "instance_id", b"instance_id", "message", b"message", "process_id", b"process_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrationProblem: _TypeAlias = MigrationProblem  # noqa: Y015
+
+@_typing.final
+class ElementMove(_message.Message):
+    """What happens to one waiting element of one instance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    SOURCE_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    TARGET_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    process_id: _builtins.str
+    source_element_id: _builtins.str
+    target_element_id: _builtins.str
+    """"" when the element is cancelled"""
+    kind: _builtins.str
+    """"serviceTask", "userTask", "timer", "message", "callActivity", ..."""
+    action: Global___MoveAction.ValueType
+    detail: _builtins.str
+    """e.g. "claimed by chen.pm", "job orders.create attempt 2" """
+    def __init__(
+        self,
+        *,
+        process_id: _builtins.str = ...,
+        source_element_id: _builtins.str = ...,
+        target_element_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        action: Global___MoveAction.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "detail", b"detail", "kind", b"kind", "process_id", b"process_id", "source_element_id", b"source_element_id", "target_element_id", b"target_element_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ElementMove: _TypeAlias = ElementMove  # noqa: Y015
+
+@_typing.final
+class InstanceMigrationCheck(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_KEY_FIELD_NUMBER: _builtins.int
+    APPLICABLE_FIELD_NUMBER: _builtins.int
+    PROBLEMS_FIELD_NUMBER: _builtins.int
+    MOVES_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    business_key: _builtins.str
+    applicable: _builtins.bool
+    @_builtins.property
+    def problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___MigrationProblem]: ...
+    @_builtins.property
+    def moves(self) -> _containers.RepeatedCompositeFieldContainer[Global___ElementMove]: ...
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        business_key: _builtins.str = ...,
+        applicable: _builtins.bool = ...,
+        problems: _abc.Iterable[Global___MigrationProblem] | None = ...,
+        moves: _abc.Iterable[Global___ElementMove] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicable", b"applicable", "business_key", b"business_key", "instance_id", b"instance_id", "moves", b"moves", "problems", b"problems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InstanceMigrationCheck: _TypeAlias = InstanceMigrationCheck  # noqa: Y015
+
+@_typing.final
+class PlanMigrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    SELECTION_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """instances checked per answer; default 100, max 500"""
+    page_token: _builtins.str
+    @_builtins.property
+    def plan(self) -> Global___MigrationPlan: ...
+    @_builtins.property
+    def selection(self) -> Global___MigrationSelection: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___MigrationPlan | None = ...,
+        selection: Global___MigrationSelection | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "selection", b"selection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "plan", b"plan", "selection", b"selection"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanMigrationRequest: _TypeAlias = PlanMigrationRequest  # noqa: Y015
+
+@_typing.final
+class PlanMigrationResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_PROBLEMS_FIELD_NUMBER: _builtins.int
+    INSTANCES_FIELD_NUMBER: _builtins.int
+    SELECTED_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    selected: _builtins.int
+    """instances the selection takes, across every page"""
+    next_page_token: _builtins.str
+    @_builtins.property
+    def plan_problems(self) -> _containers.RepeatedCompositeFieldContainer[Global___MigrationProblem]:
+        """the plan itself cannot apply to any instance"""
+
+    @_builtins.property
+    def instances(self) -> _containers.RepeatedCompositeFieldContainer[Global___InstanceMigrationCheck]: ...
+    def __init__(
+        self,
+        *,
+        plan_problems: _abc.Iterable[Global___MigrationProblem] | None = ...,
+        instances: _abc.Iterable[Global___InstanceMigrationCheck] | None = ...,
+        selected: _builtins.int = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instances", b"instances", "next_page_token", b"next_page_token", "plan_problems", b"plan_problems", "selected", b"selected"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlanMigrationResponse: _TypeAlias = PlanMigrationResponse  # noqa: Y015
+
+@_typing.final
+class StartMigrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    SELECTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SKIP_REFUSED_FIELD_NUMBER: _builtins.int
+    reason: _builtins.str
+    """required: why, for the audit and each instance's history"""
+    skip_refused: _builtins.bool
+    """migrate the instances the plan applies to, leave the others"""
+    @_builtins.property
+    def plan(self) -> Global___MigrationPlan: ...
+    @_builtins.property
+    def selection(self) -> Global___MigrationSelection: ...
+    def __init__(
+        self,
+        *,
+        plan: Global___MigrationPlan | None = ...,
+        selection: Global___MigrationSelection | None = ...,
+        reason: _builtins.str = ...,
+        skip_refused: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "selection", b"selection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan", "reason", b"reason", "selection", b"selection", "skip_refused", b"skip_refused"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartMigrationRequest: _TypeAlias = StartMigrationRequest  # noqa: Y015
+
+@_typing.final
+class MigrationItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_KEY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    business_key: _builtins.str
+    state: Global___MigrationItemState.ValueType
+    message: _builtins.str
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        business_key: _builtins.str = ...,
+        state: Global___MigrationItemState.ValueType = ...,
+        message: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_key", b"business_key", "instance_id", b"instance_id", "message", b"message", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrationItem: _TypeAlias = MigrationItem  # noqa: Y015
+
+@_typing.final
+class MigrationBatch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    SELECTION_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    CREATED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ENDED_AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    MIGRATED_FIELD_NUMBER: _builtins.int
+    SKIPPED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    reason: _builtins.str
+    created_by: _builtins.str
+    state: Global___MigrationState.ValueType
+    total: _builtins.int
+    migrated: _builtins.int
+    skipped: _builtins.int
+    failed: _builtins.int
+    @_builtins.property
+    def plan(self) -> Global___MigrationPlan: ...
+    @_builtins.property
+    def selection(self) -> Global___MigrationSelection: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ended_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___MigrationItem]:
+        """GetMigration only"""
+
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        plan: Global___MigrationPlan | None = ...,
+        selection: Global___MigrationSelection | None = ...,
+        reason: _builtins.str = ...,
+        created_by: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        ended_at: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___MigrationState.ValueType = ...,
+        total: _builtins.int = ...,
+        migrated: _builtins.int = ...,
+        skipped: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        items: _abc.Iterable[Global___MigrationItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "ended_at", b"ended_at", "plan", b"plan", "selection", b"selection"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "created_at", b"created_at", "created_by", b"created_by", "ended_at", b"ended_at", "failed", b"failed", "items", b"items", "migrated", b"migrated", "plan", b"plan", "reason", b"reason", "selection", b"selection", "skipped", b"skipped", "state", b"state", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrationBatch: _TypeAlias = MigrationBatch  # noqa: Y015
+
+@_typing.final
+class GetMigrationRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMigrationRequest: _TypeAlias = GetMigrationRequest  # noqa: Y015
+
+@_typing.final
+class ListMigrationsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    process_id: _builtins.str
+    """"" = every process"""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        process_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "process_id", b"process_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMigrationsRequest: _TypeAlias = ListMigrationsRequest  # noqa: Y015
+
+@_typing.final
+class ListMigrationsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCHES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def batches(self) -> _containers.RepeatedCompositeFieldContainer[Global___MigrationBatch]: ...
+    def __init__(
+        self,
+        *,
+        batches: _abc.Iterable[Global___MigrationBatch] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batches", b"batches", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListMigrationsResponse: _TypeAlias = ListMigrationsResponse  # noqa: Y015
+
+@_typing.final
+class ModifyInstanceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INSTANCE_ID_FIELD_NUMBER: _builtins.int
+    CANCEL_ELEMENT_IDS_FIELD_NUMBER: _builtins.int
+    ACTIVATE_ELEMENT_ID_FIELD_NUMBER: _builtins.int
+    PROCESS_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VARIABLES_JSON_FIELD_NUMBER: _builtins.int
+    instance_id: _builtins.str
+    activate_element_id: _builtins.str
+    """begin here; "" only cancels"""
+    process_id: _builtins.str
+    """the process holding the elements: "" for the instance's own"""
+    reason: _builtins.str
+    """required"""
+    variables_json: _builtins.str
+    """set on the instance before the activated element runs"""
+    @_builtins.property
+    def cancel_element_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Waiting elements to cancel (their jobs, user tasks, timers and subscriptions go with them)."""
+
+    def __init__(
+        self,
+        *,
+        instance_id: _builtins.str = ...,
+        cancel_element_ids: _abc.Iterable[_builtins.str] | None = ...,
+        activate_element_id: _builtins.str = ...,
+        process_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        variables_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["activate_element_id", b"activate_element_id", "cancel_element_ids", b"cancel_element_ids", "instance_id", b"instance_id", "process_id", b"process_id", "reason", b"reason", "variables_json", b"variables_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyInstanceRequest: _TypeAlias = ModifyInstanceRequest  # noqa: Y015
+
+@_typing.final
+class ModifyInstanceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MOVES_FIELD_NUMBER: _builtins.int
+    ACTIVE_ELEMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def moves(self) -> _containers.RepeatedCompositeFieldContainer[Global___ElementMove]: ...
+    @_builtins.property
+    def active_elements(self) -> _containers.RepeatedCompositeFieldContainer[Global___ActiveElement]:
+        """where the instance waits afterwards"""
+
+    def __init__(
+        self,
+        *,
+        moves: _abc.Iterable[Global___ElementMove] | None = ...,
+        active_elements: _abc.Iterable[Global___ActiveElement] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_elements", b"active_elements", "moves", b"moves"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModifyInstanceResponse: _TypeAlias = ModifyInstanceResponse  # noqa: Y015

@@ -149,6 +149,31 @@ class OrchestratorServiceStub:
                 request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.FromString,
                 _registered_method=True)
+        self.PlanMigration = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/PlanMigration',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationResponse.FromString,
+                _registered_method=True)
+        self.StartMigration = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/StartMigration',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartMigrationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.FromString,
+                _registered_method=True)
+        self.GetMigration = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/GetMigration',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetMigrationRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.FromString,
+                _registered_method=True)
+        self.ListMigrations = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/ListMigrations',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsResponse.FromString,
+                _registered_method=True)
+        self.ModifyInstance = channel.unary_unary(
+                '/consultflow.api.orchestrator.v1.OrchestratorService/ModifyInstance',
+                request_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceRequest.SerializeToString,
+                response_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServiceServicer:
@@ -308,6 +333,47 @@ class OrchestratorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PlanMigration(self, request, context):
+        """Moving running instances to another version of their process (Camunda 8's migration plans). Only
+        ops may; every migration and modification is audited and marked in the instance's history.
+
+        Checks a plan against every instance it selects and changes nothing (the dry run): the plan's own
+        problems, and per instance whether it can move and what would happen to each waiting element.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartMigration(self, request, context):
+        """Starts a batch that migrates the selected instances, each in one transaction or not at all. Refused
+        with FAILED_PRECONDITION (naming the instance and element) when the plan cannot apply to some selected
+        instance, unless `skip_refused`. Answers with the batch at once; it runs in the background, reports
+        progress in GetMigration, resumes after a restart and never migrates an instance twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMigration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListMigrations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModifyInstance(self, request, context):
+        """Repairs one instance that took a wrong path: cancels waiting elements and activates another element
+        of the same version, with a reason (SpiffArena's reset, Camunda 8's instance modification).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -425,6 +491,31 @@ def add_OrchestratorServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'PlanMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlanMigration,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationResponse.SerializeToString,
+            ),
+            'StartMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartMigration,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartMigrationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.SerializeToString,
+            ),
+            'GetMigration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMigration,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetMigrationRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.SerializeToString,
+            ),
+            'ListMigrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListMigrations,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsResponse.SerializeToString,
+            ),
+            'ModifyInstance': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModifyInstance,
+                    request_deserializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceRequest.FromString,
+                    response_serializer=consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1048,6 +1139,141 @@ class OrchestratorService:
             '/consultflow.api.orchestrator.v1.OrchestratorService/ListAuditEntries',
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesRequest.SerializeToString,
             consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlanMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/PlanMigration',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.PlanMigrationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/StartMigration',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.StartMigrationRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMigration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/GetMigration',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.GetMigrationRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.MigrationBatch.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListMigrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/ListMigrations',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ListMigrationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModifyInstance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/consultflow.api.orchestrator.v1.OrchestratorService/ModifyInstance',
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceRequest.SerializeToString,
+            consultflow_dot_api_dot_orchestrator_dot_v1_dot_orchestrator__pb2.ModifyInstanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -80,6 +80,25 @@ class OrchestratorServiceStub:
     """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
     key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
     """
+    PlanMigration: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.PlanMigrationRequest, _orchestrator_pb2.PlanMigrationResponse]
+    """Moving running instances to another version of their process (Camunda 8's migration plans). Only
+    ops may; every migration and modification is audited and marked in the instance's history.
+
+    Checks a plan against every instance it selects and changes nothing (the dry run): the plan's own
+    problems, and per instance whether it can move and what would happen to each waiting element.
+    """
+    StartMigration: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.StartMigrationRequest, _orchestrator_pb2.MigrationBatch]
+    """Starts a batch that migrates the selected instances, each in one transaction or not at all. Refused
+    with FAILED_PRECONDITION (naming the instance and element) when the plan cannot apply to some selected
+    instance, unless `skip_refused`. Answers with the batch at once; it runs in the background, reports
+    progress in GetMigration, resumes after a restart and never migrates an instance twice.
+    """
+    GetMigration: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.GetMigrationRequest, _orchestrator_pb2.MigrationBatch]
+    ListMigrations: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ListMigrationsRequest, _orchestrator_pb2.ListMigrationsResponse]
+    ModifyInstance: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.ModifyInstanceRequest, _orchestrator_pb2.ModifyInstanceResponse]
+    """Repairs one instance that took a wrong path: cancels waiting elements and activates another element
+    of the same version, with a reason (SpiffArena's reset, Camunda 8's instance modification).
+    """
 
 @_typing.type_check_only
 class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
@@ -127,6 +146,25 @@ class OrchestratorServiceAsyncStub(OrchestratorServiceStub):
     ListAuditEntries: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListAuditEntriesRequest, _orchestrator_pb2.ListAuditEntriesResponse]  # type: ignore[assignment]
     """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
     key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+    """
+    PlanMigration: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.PlanMigrationRequest, _orchestrator_pb2.PlanMigrationResponse]  # type: ignore[assignment]
+    """Moving running instances to another version of their process (Camunda 8's migration plans). Only
+    ops may; every migration and modification is audited and marked in the instance's history.
+
+    Checks a plan against every instance it selects and changes nothing (the dry run): the plan's own
+    problems, and per instance whether it can move and what would happen to each waiting element.
+    """
+    StartMigration: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.StartMigrationRequest, _orchestrator_pb2.MigrationBatch]  # type: ignore[assignment]
+    """Starts a batch that migrates the selected instances, each in one transaction or not at all. Refused
+    with FAILED_PRECONDITION (naming the instance and element) when the plan cannot apply to some selected
+    instance, unless `skip_refused`. Answers with the batch at once; it runs in the background, reports
+    progress in GetMigration, resumes after a restart and never migrates an instance twice.
+    """
+    GetMigration: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.GetMigrationRequest, _orchestrator_pb2.MigrationBatch]  # type: ignore[assignment]
+    ListMigrations: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ListMigrationsRequest, _orchestrator_pb2.ListMigrationsResponse]  # type: ignore[assignment]
+    ModifyInstance: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.ModifyInstanceRequest, _orchestrator_pb2.ModifyInstanceResponse]  # type: ignore[assignment]
+    """Repairs one instance that took a wrong path: cancels waiting elements and activates another element
+    of the same version, with a reason (SpiffArena's reset, Camunda 8's instance modification).
     """
 
 class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -310,6 +348,55 @@ class OrchestratorServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_orchestrator_pb2.ListAuditEntriesResponse, _abc.Awaitable[_orchestrator_pb2.ListAuditEntriesResponse]]:
         """Who claimed, completed, started, cancelled, deployed and resolved what: for an engagement (business
         key), an instance or a person; oldest first. The actor is the caller's identity, never a request field.
+        """
+
+    @_abc_1.abstractmethod
+    def PlanMigration(
+        self,
+        request: _orchestrator_pb2.PlanMigrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.PlanMigrationResponse, _abc.Awaitable[_orchestrator_pb2.PlanMigrationResponse]]:
+        """Moving running instances to another version of their process (Camunda 8's migration plans). Only
+        ops may; every migration and modification is audited and marked in the instance's history.
+
+        Checks a plan against every instance it selects and changes nothing (the dry run): the plan's own
+        problems, and per instance whether it can move and what would happen to each waiting element.
+        """
+
+    @_abc_1.abstractmethod
+    def StartMigration(
+        self,
+        request: _orchestrator_pb2.StartMigrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.MigrationBatch, _abc.Awaitable[_orchestrator_pb2.MigrationBatch]]:
+        """Starts a batch that migrates the selected instances, each in one transaction or not at all. Refused
+        with FAILED_PRECONDITION (naming the instance and element) when the plan cannot apply to some selected
+        instance, unless `skip_refused`. Answers with the batch at once; it runs in the background, reports
+        progress in GetMigration, resumes after a restart and never migrates an instance twice.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMigration(
+        self,
+        request: _orchestrator_pb2.GetMigrationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.MigrationBatch, _abc.Awaitable[_orchestrator_pb2.MigrationBatch]]: ...
+
+    @_abc_1.abstractmethod
+    def ListMigrations(
+        self,
+        request: _orchestrator_pb2.ListMigrationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ListMigrationsResponse, _abc.Awaitable[_orchestrator_pb2.ListMigrationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ModifyInstance(
+        self,
+        request: _orchestrator_pb2.ModifyInstanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.ModifyInstanceResponse, _abc.Awaitable[_orchestrator_pb2.ModifyInstanceResponse]]:
+        """Repairs one instance that took a wrong path: cancels waiting elements and activates another element
+        of the same version, with a reason (SpiffArena's reset, Camunda 8's instance modification).
         """
 
 def add_OrchestratorServiceServicer_to_server(servicer: OrchestratorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
