@@ -59,6 +59,7 @@ from consultflow.orchestrator.deploy_checks import check_resources
 from consultflow.orchestrator.deploy_checks import parse_xml as parse_xml
 from consultflow.orchestrator.forms import FormField, due_date_problem
 from consultflow.orchestrator.shared_specs import merge_loop_children, trigger_without_changing_the_spec
+from consultflow.orchestrator.stored_data import StoredDataRegistry, StoredDataTaskConverter
 from consultflow.orchestrator.timer_events import (
     TIMER_PARSER_CLASSES,
     ClockedTimerParsing,
@@ -417,10 +418,11 @@ def _make_serializer() -> BpmnWorkflowSerializer:
     config[PassThroughTask] = SpiffBpmnTaskConverter
     config[PassThroughManualTask] = SpiffBpmnTaskConverter
     config[BpmnWorkflow] = _StateOnlyConverter
+    config[Task] = StoredDataTaskConverter
     config[BpmnSubWorkflow] = _SubWorkflowConverter
     bounded_specs.register_bounded_converters(config)
     register_timer_converters(config)
-    registry = BpmnWorkflowSerializer.configure(config)
+    registry = BpmnWorkflowSerializer.configure(config, StoredDataRegistry())
     registry.register(Decimal, lambda v: {"value": str(v)}, lambda v: Decimal(v["value"]))
     registry.register(date, lambda v: {"value": v.isoformat()}, lambda v: date.fromisoformat(v["value"]))
     return BpmnWorkflowSerializer(registry)

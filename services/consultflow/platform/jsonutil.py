@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
 import json
@@ -28,12 +29,27 @@ def _default(value: Any) -> Any:
         return dataclasses.asdict(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON; Decimal, datetime, date, UUID, Enum and dataclasses become plain JSON values."""
-    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON; Decimal, datetime, date, UUID, Enum, dataclasses and bytes (base64) become plain JSON
+    values, and a dict key JSON cannot hold (a script's tuple) is written as its text."""
+    try:
+        return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:
+        return json.dumps(_text_keys(value), default=_default, ensure_ascii=False, separators=(",", ":"))
+
+
+def _text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        plain = (str, int, float, bool, type(None))
+        return {k if isinstance(k, plain) else str(k): _text_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text_keys(v) for v in value]
+    return value
 
 
 def json_size_within(value: Any, limit: int, default: Callable[[Any], Any] = _default) -> int:
