@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import enum
 import json
+import math
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime
@@ -81,6 +82,17 @@ def json_size_within(value: Any, limit: int, default: Callable[[Any], Any] = _de
     return size
 
 
+def _not_a_number(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{shown(text, 40)} is too large for a number")
+    return number
+
+
 def loads_object(text: str, field: str, max_bytes: int = 1_000_000) -> dict[str, Any]:
     """Parses a JSON object from a request field; empty text is {}; errors name the field. Its keys are
     variable names, so a control character in one is refused like one in any other name."""
@@ -89,9 +101,13 @@ def loads_object(text: str, field: str, max_bytes: int = 1_000_000) -> dict[str,
     if len(text.encode()) > max_bytes:
         raise InvalidArgument(field, f"larger than {max_bytes} bytes")
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except json.JSONDecodeError as exc:
         raise InvalidArgument(field, f"not valid JSON ({exc.msg} at position {exc.pos})") from exc
+    except RecursionError:
+        raise InvalidArgument(field, "nested too deeply") from None
+    except ValueError as exc:  # an integer of more digits than Python converts, NaN or Infinity
+        raise InvalidArgument(field, f"not valid JSON ({shown(str(exc), 120)})") from None
     if not isinstance(value, dict):
         raise InvalidArgument(field, "must be a JSON object")
     for key in value:

@@ -137,6 +137,11 @@ def test_instance_rpcs_refuse_bad_input(api: tuple[pb_grpc.OrchestratorServiceSt
         ("{", "not valid JSON"),
         ("[1]", "JSON object"),
         ('"x' + "y" * 2_000_000 + '"', "larger than"),
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"a": ' + "9" * 5_000 + "}", "not valid JSON"),
+        ('{"a": NaN}', "NaN is not a JSON number"),
+        ('{"a": [-Infinity]}', "Infinity is not a JSON number"),
+        ('{"a": 1e999}', "too large for a number"),
     ):
         request = pb.CreateInstanceRequest(process_id="p", variables_json=bad)
         refused(partial(stub.CreateInstance, request), CODE.INVALID_ARGUMENT, why)
