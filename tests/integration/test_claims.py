@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from consultflow.platform.claims import LeaseKeeper, SharedSqlite
 from consultflow.platform.db import Database, UnitOfWork, migrate
 from consultflow.platform.messaging import connect
+from consultflow.platform.metrics import REGISTRY
 from consultflow.platform.outbox import OutboxRelay
 from consultflow.platform.tables import outbox
 
@@ -43,17 +44,28 @@ def _close(*keepers: LeaseKeeper) -> None:
         keeper.db.dispose()
 
 
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
 def test_live_members_split_the_partitions(database_url: str) -> None:
+    released = _sample("consultflow_lease_changes_total", change="released")
     a, b = _keeper(database_url), _keeper(database_url)
     _settle(a, b)
     mine, theirs = a.owned().partitions, b.owned().partitions
     assert len(mine) == len(theirs) == 8
+    # what ops sees: each member owns its half of two members, and a rebalance gave partitions back
+    assert _sample("consultflow_leases_owned", member=a.member_id) == 8
+    assert _sample("consultflow_lease_members", member=b.member_id) == 2
+    assert _sample("consultflow_lease_changes_total", change="released") > released
     assert mine.isdisjoint(theirs) and mine | theirs == set(range(16))
     assert sorted(a.live_members()) == sorted([a.member_id, b.member_id])
     a.release()  # a clean stop: b takes everything at its next round, without waiting for a TTL
     b.tick()
     assert b.owned().partitions == set(range(16))
     assert a.owned().partitions == frozenset()
+    assert _sample("consultflow_leases_owned", member=b.member_id) == 16
+    assert REGISTRY.get_sample_value("consultflow_leases_owned", {"member": a.member_id}) is None  # gone
     _close(a, b)
 
 
@@ -62,6 +74,7 @@ def test_a_killed_member_hands_its_partitions_over_within_the_ttl(database_url: 
     _settle(a, b)
     lost = a.owned().partitions
     epochs = {p: a.epoch(p) for p in lost}
+    lost_before = _sample("consultflow_lease_changes_total", change="lost")
     killed = time.monotonic()  # a stops renewing without giving anything back
     b.tick()
     assert b.owned().partitions.isdisjoint(lost), "a's leases are still live: nobody takes them"
@@ -75,6 +88,7 @@ def test_a_killed_member_hands_its_partitions_over_within_the_ttl(database_url: 
     assert a.owned().partitions == frozenset()
     a.tick()  # a comes back: b holds everything, so a owns nothing until b gives its share back
     assert a.owned().partitions == frozenset()
+    assert _sample("consultflow_lease_changes_total", change="lost") == lost_before + len(lost)
     _settle(b, a)
     assert len(a.owned().partitions) == len(b.owned().partitions) == 8
     _close(a, b)

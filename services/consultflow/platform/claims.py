@@ -39,6 +39,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, false, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 
+from consultflow.platform import metrics
 from consultflow.platform.db import Database
 from consultflow.platform.slots import HOME_SLOTS
 from consultflow.platform.tables import lease_members, leases
@@ -221,16 +222,29 @@ class LeaseKeeper:
             connection.execute(delete(lease_members).where(lease_members.c.expires_at < now - self.ttl * 10))
         with self._lock:
             if not self._stopped:
-                self._epochs = held
+                before, self._epochs = set(self._epochs), held
                 self._valid_until = started + (self.ttl - CLOCK_SKEW).total_seconds()
+                self._count_changes(before, set(held), set(plan.release), len(members))
+        metrics.LEASE_ROUND_SECONDS.observe(time.monotonic() - started)
         return self.owned()
+
+    def _count_changes(self, before: set[int], after: set[int], released: set[int], members: int) -> None:
+        metrics.LEASE_CHANGES.labels("acquired").inc(len(after - before))
+        metrics.LEASE_CHANGES.labels("released").inc(len(before & released))
+        metrics.LEASE_CHANGES.labels("lost").inc(len(before - after - released))
+        metrics.LEASES_OWNED.labels(self.member_id).set(len(after))
+        metrics.LEASE_MEMBERS.labels(self.member_id).set(members)
 
     def release(self) -> None:
         """Gives every lease back and leaves (a clean stop): the others take over at their next round."""
         with self._lock:
             self._stopped = True
+            metrics.LEASE_CHANGES.labels("released").inc(len(self._epochs))
             self._epochs = {}
             self._valid_until = 0.0
+        for gauge in (metrics.LEASES_OWNED, metrics.LEASE_MEMBERS):
+            with contextlib.suppress(KeyError):
+                gauge.remove(self.member_id)
         now = datetime.now(UTC)
         with self.db.session() as session, session.begin():
             session.execute(

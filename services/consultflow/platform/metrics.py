@@ -24,6 +24,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     start_http_server,
@@ -95,6 +96,31 @@ JOBS_HANDLED = Counter(
 TIMER_LATENESS_SECONDS = Histogram(
     "consultflow_timer_lateness_seconds",
     "How long after its due time a timer fired.",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+LEASES_OWNED = Gauge(
+    "consultflow_leases_owned",
+    "Claim partitions this process owns now (docs/scale-out.md); 0 once it stopped renewing them.",
+    ["member"],
+    registry=REGISTRY,
+)
+LEASE_MEMBERS = Gauge(
+    "consultflow_lease_members",
+    "Live members sharing the claim partitions, as this process saw them at its last round.",
+    ["member"],
+    registry=REGISTRY,
+)
+LEASE_CHANGES = Counter(
+    "consultflow_lease_changes",
+    "Partitions this process took (acquired), gave back on a rebalance or a stop (released), or lost "
+    "(its lease expired before it renewed it: a pause longer than the TTL).",
+    ["change"],
+    registry=REGISTRY,
+)
+LEASE_ROUND_SECONDS = Histogram(
+    "consultflow_lease_round_seconds",
+    "One lease round: heartbeat, renewals, rebalance, in one transaction.",
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
