@@ -23,8 +23,9 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.platform import metrics, tracing
 from consultflow.platform.logging import JsonFormatter
 from tests.integration.test_skeleton_flow import INQUIRY, SKELETON
-from tests.support.bpmn_builder import bpmn_folder
+from tests.support.bpmn_builder import bpmn, bpmn_folder
 from tests.support.identity import anonymous_channel
+from tests.support.polling import eventually
 from tests.support.system import in_process_system
 
 COMPLETE_JOB = "/consultflow.api.orchestrator.v1.OrchestratorService/CompleteJob"
@@ -174,6 +175,51 @@ def test_one_engagement_is_one_trace_across_nats_and_grpc(
     handled = [line for line in lines if line["logger"] == "consultflow.platform.worker"]
     assert handled and all(line.get("trace_id") == trace_id for line in handled), handled
     assert handled[0]["instance_id"] == instance_id and handled[0]["business_key"] == "T-1"
+
+
+NOTED = bpmn(
+    "noted",
+    '<startEvent id="s"><messageEventDefinition messageRef="m_noted"/></startEvent><endEvent id="e"/>',
+    "s -> e",
+    extra='<message id="m_noted" name="inquiry.noted"/>',
+)
+
+
+def test_a_status_event_mapped_to_a_message_stays_in_the_trace_that_emitted_it(
+    tmp_path: Path, nats_url: str, spans: InMemorySpanExporter
+) -> None:
+    """crm's status event (emitted inside the skeleton's job) starts another process through the STATUS
+    bridge: the bridge's span is a child of the event's trace context, and the started instance's own
+    trace links back to it."""
+    folder = bpmn_folder(tmp_path, {"skeleton": SKELETON, "noted": NOTED})
+    (folder / "status-messages.toml").write_text(
+        '[[map]]\nsubject = "status.crm.inquiry.recorded"\nmessage = "inquiry.noted"\n'
+        'correlation = "engagement_id"\n',
+        encoding="utf-8",
+    )
+    with in_process_system(tmp_path, nats_url, ["crm"], bpmn_dir=folder) as system:
+        created = system.orchestrator.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="skeleton", variables_json=json.dumps(INQUIRY), business_key="T-2"
+            )
+        )
+        system.wait_completed(created.instance_id)
+        noted = eventually(
+            lambda: system.orchestrator.ListInstances(pb.ListInstancesRequest(process_id="noted")).instances,
+            "the status event to start 'noted'",
+            15.0,
+            0.05,
+        )
+    skeleton_trace = tracing.instance_root(created.instance_id).trace_id
+    finished = spans.get_finished_spans()
+    (bridge,) = [s for s in finished if s.name == "status status.crm.inquiry.recorded"]
+    assert bridge.context is not None and bridge.context.trace_id == skeleton_trace
+    job = next(s for s in finished if s.name == "job crm.record_inquiry")
+    assert bridge.parent is not None and job.context is not None
+    assert bridge.parent.trace_id == skeleton_trace
+    noted_root = tracing.instance_root(noted[0].instance_id)
+    (start,) = [s for s in finished if s.context is not None and s.context.span_id == noted_root.span_id]
+    assert [link.context.span_id for link in start.links] == [bridge.context.span_id]
 
 
 def test_log_lines_outside_any_trace_carry_no_trace_id(json_logs: io.StringIO) -> None:

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from opentelemetry.trace import SpanKind
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.platform import tracing
 from consultflow.platform.errors import InvalidArgument
 from consultflow.platform.messaging import STATUS_STREAM, MessagingNotProvisioned
 from consultflow.platform.nats_access import STATUS_DURABLE
@@ -94,7 +96,7 @@ class StatusMessageBridge:
                         continue
                     try:
                         await loop.run_in_executor(
-                            self._executor, self._handle, message.subject, message.data
+                            self._executor, self._handle, message.subject, message.data, message.headers
                         )
                     except InvalidArgument as error:
                         # The orchestrator will never take it (a variable over its size limit, a key too
@@ -108,7 +110,19 @@ class StatusMessageBridge:
         finally:
             await subscription.unsubscribe()
 
-    def _handle(self, subject: str, data: bytes) -> None:
+    def _handle(self, subject: str, data: bytes, headers: dict[str, str] | None = None) -> None:
+        """Publishes the event's messages inside the event's trace (the service's span that emitted it), so
+        the instance a message starts or moves links back to the work that caused it."""
+        span = tracing.start_span(
+            f"status {subject}",
+            tracing.context_from(headers),
+            SpanKind.CONSUMER,
+            attributes={"messaging.destination.name": subject},
+        )
+        with tracing.activated(span):
+            self._publish(subject, data)
+
+    def _publish(self, subject: str, data: bytes) -> None:
         event = events_pb2.StatusEvent.FromString(data)
         payload = json.loads(event.payload_json or "{}")
         for mapping in self._mappings:
