@@ -399,7 +399,7 @@ def _predict_again(workflow: BpmnWorkflow) -> None:
             continue
         for child in children:
             workflow._remove_task(child.id)
-        task.task_spec._predict(task, mask=PREDICTION_MASK)
+        task.task_spec._predict(task, mask=PREDICTION_MASK | task.state)
 
 
 def _restart(task: Task) -> Task:

@@ -458,12 +458,7 @@ def modify_instance(
             if error.element_id == process_id:
                 field_name = "process_id"
             raise InvalidArgument(field_name, f"instance {instance_id}: {error}") from error
-        what = ", ".join(
-            f"cancel {m.source_element_id}"
-            if m.action == migration.CANCELED
-            else f"activate {m.target_element_id}"
-            for m in moves
-        )
+        what = ", ".join(f"{m.action} {m.source_element_id or m.target_element_id}" for m in moves)
         detail = f"{what}: {reason}"
         step.history("instance.modified", activate_element_id, activate_element_id, detail)
         change = Change(
