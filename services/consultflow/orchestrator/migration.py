@@ -374,8 +374,14 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
 
 
 def _remove(workflow: BpmnWorkflow, task: Task) -> None:
-    if task.id in workflow.tasks and task.parent is not None:
-        workflow._remove_task(task.id)
+    """Removes a task and its descendants from the tree and from Spiff's index of waiting catch events
+    (which `refresh_timers` walks: a removed timer must never fire)."""
+    if task.id not in workflow.tasks or task.parent is None:
+        return
+    events = workflow.top_workflow.event_manager
+    for removed in list(task):
+        events.remove_task(removed)
+    workflow._remove_task(task.id)
 
 
 def _only_predicted(task: Task) -> bool:
@@ -383,8 +389,10 @@ def _only_predicted(task: Task) -> bool:
 
 
 def _predict_again(workflow: BpmnWorkflow) -> None:
-    """Drops the predicted subtrees below unfinished tasks and predicts them again from their new specs;
-    a task with definite children (a multi-instance body running) keeps them."""
+    """Drops the predicted subtrees below unfinished tasks and predicts them again from their new specs.
+
+    A task with definite children too (a multi-instance body running) keeps those; its missing outputs
+    are added as FUTURE children (its own `_predict_hook` would refuse the definite ones)."""
     for task in list(workflow.get_tasks(state=TaskState.DEFINITE_MASK)):
         if task.id not in workflow.tasks:
             continue
@@ -395,19 +403,24 @@ def _predict_again(workflow: BpmnWorkflow) -> None:
         ):
             continue  # inside a prediction: predicted again from its root
         children = list(task.children)
-        if not all(_only_predicted(child) for child in children):
+        predicted = [child for child in children if _only_predicted(child)]
+        for child in predicted:
+            _remove(workflow, child)
+        if len(predicted) == len(children):
+            task.task_spec._predict(task, mask=PREDICTION_MASK | task.state)
             continue
-        for child in children:
-            workflow._remove_task(child.id)
-        task.task_spec._predict(task, mask=PREDICTION_MASK | task.state)
+        present = {child.task_spec for child in task.children}
+        for output in task.task_spec.outputs:
+            if output not in present:
+                child = task._add_child(output, TaskState.FUTURE)
+                child.task_spec._predict(child, mask=PREDICTION_MASK)
 
 
 def _restart(task: Task) -> Task:
     """Replaces a waiting task by a new one of the same spec, which starts its wait afresh."""
     parent = task.parent
     spec = task.task_spec
-    workflow = task.workflow
-    workflow._remove_task(task.id)
+    _remove(task.workflow, task)
     fresh = parent._add_child(spec, TaskState.FUTURE)
     fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
     fresh.task_spec._update(fresh)

@@ -5,6 +5,7 @@ are refused while waited at and retired once finished, subprocesses move with th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -267,3 +268,107 @@ def test_modify_refuses_what_cannot_be_activated(clock: ManualClock) -> None:
         migration.modify(workflow, "", [], "nope", {})
     with pytest.raises(migration.ModifyError, match=r"^e1: nothing waits"):
         migration.modify(workflow, "", ["e1"], "approve", {})
+
+
+def with_boundary(extra: str = "") -> bytes:
+    after = "approve -> x\nx -> e" if extra else "approve -> e"
+    return bpmn(
+        "p",
+        f"""<startEvent id="s"/><userTask id="approve"/>
+        <boundaryEvent id="remind" attachedToRef="approve">
+          <timerEventDefinition><timeDuration>"PT1H"</timeDuration></timerEventDefinition></boundaryEvent>
+        <endEvent id="late"/>{extra}<endEvent id="e"/>""",
+        f"s -> approve\n{after}\nremind -> late",
+    )
+
+
+def multi_instance(extra: str = "") -> bytes:
+    after = "each -> x\nx -> e" if extra else "each -> e"
+    return bpmn(
+        "p",
+        f"""<startEvent id="s"/><userTask id="each"><multiInstanceLoopCharacteristics isSequential="false">
+        <loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>{extra}<endEvent id="e"/>""",
+        f"s -> each\n{after}",
+    )
+
+
+def event_gateway(extra: str = "") -> bytes:
+    after = "m -> x\nx -> e2" if extra else "m -> e2"
+    return bpmn(
+        "p",
+        f"""<startEvent id="s"/><eventBasedGateway id="g"/>{timer("t", "PT1H")}
+        <intermediateCatchEvent id="m"><messageEventDefinition messageRef="m1"/></intermediateCatchEvent>
+        {extra}<endEvent id="e1"/><endEvent id="e2"/>""",
+        f"s -> g\ng -> t\ng -> m\nt -> e1\n{after}",
+        extra=message("m1", "hello", "engagement_id"),
+    )
+
+
+def event_subprocess(extra: str = "") -> bytes:
+    after = "work -> x\nx -> e" if extra else "work -> e"
+    return bpmn(
+        "p",
+        f"""<startEvent id="s"/><userTask id="work"/>{extra}<endEvent id="e"/>
+        <subProcess id="esp" triggeredByEvent="true">
+          <startEvent id="es" isInterrupting="false"><messageEventDefinition messageRef="m1"/></startEvent>
+          <userTask id="handle"/><endEvent id="ee"/>
+          <sequenceFlow id="q1" sourceRef="es" targetRef="handle"/>
+          <sequenceFlow id="q2" sourceRef="handle" targetRef="ee"/>
+        </subProcess>""",
+        f"s -> work\n{after}",
+        extra=message("m1", "hello", "engagement_id"),
+    )
+
+
+@pytest.mark.parametrize("diagram", [with_boundary, multi_instance, event_gateway, event_subprocess])
+def test_boundary_events_multi_instances_event_gateways_and_event_subprocesses_carry_over(
+    diagram: Any, clock: ManualClock
+) -> None:
+    old, new = specs_of(diagram()), specs_of(diagram('<userTask id="x"/>'))
+    workflow = started(old, clock)
+    if diagram is event_subprocess:
+        assert engine.deliver_trigger(workflow, "trigger:esp", "E7", {})
+        workflow.do_engine_steps()
+    before = waiting_ids(workflow)
+    found = migration.check(workflow, new, [])
+    assert found.problems == [] and {m.source_element_id for m in found.moves} == set(before)
+    migration.apply(workflow, new, [])
+    workflow.do_engine_steps()
+    assert waiting_ids(workflow) == before
+    current = reloaded(workflow, new, clock)
+    if diagram is event_gateway:
+        engine.deliver_message(current.get_next_task(spec_name="g"), "hello", "E7", {})
+        current.do_engine_steps()
+    for _ in range(10):  # a person does every user task, the new one included
+        ready = current.get_tasks(state=TaskState.READY)
+        if not ready:
+            break
+        ready[0].run()
+        current.do_engine_steps()
+    assert current.is_completed()
+    assert [t.state for t in current.get_tasks(spec_name="x")] == [TaskState.COMPLETED]
+
+
+def test_a_variable_the_target_needs_and_the_instance_lacks_is_a_problem(clock: ManualClock) -> None:
+    old = specs_of(waits())
+    new = specs_of(
+        bpmn(
+            "p",
+            f"""<startEvent id="s"/><parallelGateway id="split"/>
+            {service_task("work", "crm.work", client="client_id")}
+            <userTask id="approve"/>{timer("wait", "PT5M")}
+            <receiveTask id="reply" messageRef="m_reply"/>
+            <endEvent id="e1"/><endEvent id="e2"/><endEvent id="e3"/><endEvent id="e4"/>""",
+            "s -> split\nsplit -> work\nsplit -> approve\nsplit -> wait\nsplit -> reply\n"
+            "work -> e1\napprove -> e2\nwait -> e3\nreply -> e4",
+            extra=message("m_reply", "client.reply", "client_ref"),
+        )
+    )
+    workflow = started(old, clock)
+    problems = migration.check(workflow, new, [MappingRule("", "work", "work", restart=True)]).problems
+    assert sorted((p.element_id, p.message) for p in problems) == [
+        ("reply", "the target reply needs variable 'client_ref', which is not set"),
+        ("work", "the target work needs variable 'client_id', which is not set"),
+    ]
+    # a carried-over job keeps the parameters it was sent with: only a restart evaluates them again
+    assert [p.element_id for p in migration.check(workflow, new, []).problems] == ["reply"]
