@@ -206,6 +206,8 @@ def test_waits_carry_over_and_the_instance_runs_to_its_end_from_the_cache_and_af
 
     host.migrate_instance(migration, instance_id, OTTO, "approval renamed")
     after = rows(host, instance_id)
+    cached = host.workflow_for(instance_id, after["revision"], "", "")  # the live cache: no state needed
+    assert cached.spec is host.specs_for(v2).spec
     assert after["definition_id"] == v2 and after["revision"] == before["revision"] + 1
     assert after["jobs"] == before["jobs"]  # the same job, same attempt
     [(task_id, element_id, status, assignee)] = [t for t in after["user_tasks"] if t[2] == "OPEN"]
@@ -289,13 +291,17 @@ def test_a_plan_that_cannot_apply_is_refused_naming_instance_and_element_and_cha
     assert rows(host, instance_id) == before
 
 
-def test_a_changed_timer_restarts_when_the_plan_says_so(running: Running) -> None:
+def test_restarted_waits_start_afresh_a_job_a_user_task_without_its_claim_and_a_timer(
+    running: Running,
+) -> None:
     stub, host = running.stub, running.host
     v1 = deploy(stub, "engagement", engagement(1))
     instance_id = stub.CreateInstance(
         pb.CreateInstanceRequest(process_id="engagement", variables_json='{"engagement_id": "E9"}')
     ).instance_id
     complete_task(stub, instance_id, "intake")
+    approve = open_task(stub, instance_id, "approve")
+    stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=approve.user_task_id))
     v2 = deploy(stub, "engagement", engagement(2, duration="PT2H"))
     before = rows(host, instance_id)
     carried = plan(v1, v2, ElementMapping("", "approve", "approve_v2"))
@@ -303,14 +309,35 @@ def test_a_changed_timer_restarts_when_the_plan_says_so(running: Running) -> Non
     assert problem.element_id == "wait" and "restart" in problem.message
 
     restarted = plan(
-        v1, v2, ElementMapping("", "approve", "approve_v2"), ElementMapping("", "wait", "wait", True)
+        v1,
+        v2,
+        ElementMapping("", "approve", "approve_v2", restart=True),
+        ElementMapping("", "wait", "wait", restart=True),
+        ElementMapping("", "work", "work", restart=True),
     )
-    result = host.migrate_instance(restarted, instance_id, OTTO, "longer wait")
-    assert ("wait", MoveAction.RESTARTED) in {(m.source_element_id, m.action) for m in result.moves}
+    result = host.migrate_instance(restarted, instance_id, OTTO, "start the waits again")
+    assert {(m.source_element_id, m.action) for m in result.moves} == {
+        ("approve", MoveAction.RESTARTED),
+        ("wait", MoveAction.RESTARTED),
+        ("work", MoveAction.RESTARTED),
+        ("reply", MoveAction.CARRIED_OVER),
+    }
+    after = rows(host, instance_id)
     [(old_task, _, old_due)] = before["timers"]
-    [(new_task, element_id, new_due)] = rows(host, instance_id)["timers"]
+    [(new_task, element_id, new_due)] = after["timers"]
     assert element_id == "wait" and new_task != old_task
     assert new_due > old_due  # counted again from the migration, for two hours
+    [(old_key, *_)] = before["jobs"]
+    assert [(key, status) for key, status, *_ in after["jobs"]] == sorted(
+        [(old_key, "CANCELED"), (next(k for k, *_ in after["jobs"] if k != old_key), "ACTIVATABLE")]
+    )
+    tasks = {
+        element: (task_id, status, assignee) for task_id, element, status, assignee in after["user_tasks"]
+    }
+    assert tasks["approve"] == (approve.user_task_id, "CANCELED", "root")
+    new_id, status, assignee = tasks["approve_v2"]
+    assert new_id != approve.user_task_id and (status, assignee) == ("OPEN", "")
+    assert after["subscriptions"] == before["subscriptions"]
 
 
 def calling(task_id: str) -> bytes:

@@ -286,8 +286,9 @@ def multi_instance(extra: str = "") -> bytes:
     after = "each -> x\nx -> e" if extra else "each -> e"
     return bpmn(
         "p",
-        f"""<startEvent id="s"/><userTask id="each"><multiInstanceLoopCharacteristics isSequential="false">
-        <loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>{extra}<endEvent id="e"/>""",
+        f"""<startEvent id="s"/><userTask id="each">
+        <multiInstanceLoopCharacteristics isSequential="false"><loopCardinality>3</loopCardinality>
+        </multiInstanceLoopCharacteristics></userTask>{extra}<endEvent id="e"/>""",
         f"s -> each\n{after}",
     )
 
