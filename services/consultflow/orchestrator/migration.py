@@ -8,8 +8,8 @@ dropped and predicted again from the new spec. A mapping with `restart` replaces
 (new id), so its wait starts afresh. Spiff's own `migrate_workflow` resets every READY/WAITING task's
 branch (data and internal data too), which would restart timers and lose claims: hence this module.
 
-Finished tasks whose element is gone get a "retired element" placeholder spec, so the stored state still
-loads (`retire_missing`, called by `engine.load_state`).
+Finished tasks whose element is gone get a "retired element" placeholder spec (retired.py), so the stored
+state still loads.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -33,6 +32,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine
+from consultflow.orchestrator.retired import RetiredElement, retired_spec
 
 WAITING_MASK = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 PREDICTION_MASK = TaskState.PREDICTED_MASK | TaskState.FUTURE
@@ -80,15 +80,6 @@ class Check:
 
     problems: list[Problem] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
-
-
-class RetiredElement(BpmnTaskSpec):  # type: ignore[misc]
-    """Stands for an element a later version removed, in finished tasks of a migrated instance: it is
-    never reached (no inputs, no outputs), only named."""
-
-    def __init__(self, wf_spec: Any, name: str) -> None:
-        super().__init__(wf_spec, name, bpmn_id=name, bpmn_name=f"{name} (retired)")
-        self.manual = False
 
 
 # -------------------------------------------------------------------------------------------- alignment
@@ -425,48 +416,6 @@ def _restart(task: Task) -> Task:
     fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
     fresh.task_spec._update(fresh)
     return fresh
-
-
-def retired_spec(process_spec: Any, name: str) -> Any:
-    """The process's placeholder for a removed element, added once."""
-    existing = process_spec.task_specs.get(name)
-    if existing is not None:
-        return existing
-    return RetiredElement(process_spec, name)
-
-
-def retire_missing(dct: dict[str, Any], specs: engine.ProcessSpecs) -> None:
-    """Adds a placeholder to the version's specs for every element a stored state names that the version
-    does not have (finished tasks of an instance migrated from a version that had them)."""
-    _retire_tasks(dct.get("tasks", {}), specs.spec)
-    owners: dict[str, Any] = {task_id: specs.spec for task_id in dct.get("tasks", {})}
-    subprocesses: dict[str, Any] = dict(dct.get("subprocesses", {}))
-    task_specs: dict[str, str] = {k: t["task_spec"] for k, t in dct.get("tasks", {}).items()}
-    progress = True
-    while subprocesses and progress:
-        progress = False
-        for sub_id, sub in list(subprocesses.items()):
-            owner = owners.get(sub_id)
-            if owner is None:
-                continue
-            progress = True
-            del subprocesses[sub_id]
-            caller = owner.task_specs.get(task_specs.get(sub_id, ""))
-            called = getattr(caller, "spec", None)
-            process = specs.subprocess_specs.get(called) if isinstance(called, str) else None
-            if process is None:
-                continue
-            _retire_tasks(sub.get("tasks", {}), process)
-            for task_id, task in sub.get("tasks", {}).items():
-                owners[task_id] = process
-                task_specs[task_id] = task["task_spec"]
-
-
-def _retire_tasks(tasks: Mapping[str, Any], process_spec: Any) -> None:
-    for task in tasks.values():
-        name = task.get("task_spec")
-        if isinstance(name, str) and name not in process_spec.task_specs:
-            retired_spec(process_spec, name)
 
 
 # ----------------------------------------------------------------------------------------------- modify

@@ -20,6 +20,7 @@ from consultflow.orchestrator import engine, migration
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import INSTANCES, JOBS, USER_TASKS, Definition, Instance
 from consultflow.orchestrator.records import ActiveElementView, InstanceStatus, job_key
+from consultflow.orchestrator.retired import RetiredElement
 from consultflow.orchestrator.step import Step, _field_json
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -240,7 +241,7 @@ def plan_problems(host: InstanceHost, plan: MigrationPlan) -> list[MigrationProb
 
 def _has_element(process_spec: Any, element_id: str) -> bool:
     spec = process_spec.task_specs.get(element_id)
-    return spec is not None and not isinstance(spec, migration.RetiredElement)
+    return spec is not None and not isinstance(spec, RetiredElement)
 
 
 # ------------------------------------------------------------------------------------------ instances
