@@ -15,7 +15,8 @@ class RetiredElement(BpmnTaskSpec):  # type: ignore[misc]
 
     def __init__(self, wf_spec: Any, name: str) -> None:
         # no bpmn_id: it is no element of the diagram (statistics, modify and deploy checks skip it)
-        super().__init__(wf_spec, name, bpmn_id=None, bpmn_name=f"{name} (retired)")
+        super().__init__(wf_spec, name)
+        self.bpmn_name = f"{name} (retired)"
         self.manual = False
 
 
