@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
@@ -349,18 +349,10 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
             _predict_again(sub)
     moves = {move.task_id: move for move in found.moves}
     for task in restarts:
-        fresh = _restart(task)
+        _restart(task)
         old = moves.get(str(task.id))
-        if old is not None:
-            moves[str(task.id)] = Move(
-                old.process_id,
-                old.source_element_id,
-                old.target_element_id,
-                old.kind,
-                RESTARTED,
-                "",
-                str(fresh.id),
-            )
+        if old is not None:  # the move keeps the replaced task's id: its rows are the ones closed
+            moves[str(task.id)] = replace(old, action=RESTARTED)
     return list(moves.values())
 
 

@@ -202,6 +202,8 @@ def test_waits_carry_over_and_the_instance_runs_to_its_end_from_the_cache_and_af
         ("wait", "wait", MoveAction.CARRIED_OVER),
         ("work", "work", MoveAction.CARRIED_OVER),
     ]
+    details = {m.source_element_id: m.detail for m in check.moves}
+    assert (details["approve"], details["work"]) == ("claimed by chen", "job crm.work attempt 1")
     assert rows(host, instance_id) == before  # the dry run changed nothing
 
     host.migrate_instance(migration, instance_id, OTTO, "approval renamed")
