@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
+from SpiffWorkflow.util.task import TaskState
 
 
 class RetiredElement(BpmnTaskSpec):  # type: ignore[misc]
@@ -29,8 +30,9 @@ def retired_spec(process_spec: Any, name: str) -> Any:
 
 
 def retire_missing(dct: dict[str, Any], spec: Any, subprocess_specs: Mapping[str, Any]) -> None:
-    """Adds a placeholder to the version's specs for every element a stored state (as a dict, before
-    Spiff restores it) names that the version does not have, in the top workflow and every subworkflow."""
+    """Adds a placeholder to the version's specs for every element the finished tasks of a stored state (as
+    a dict, before Spiff restores it) name that the version does not have, in the top workflow and every
+    subworkflow."""
     tasks: Mapping[str, Any] = dct.get("tasks", {})
     _retire_tasks(tasks, spec)
     owners: dict[str, Any] = dict.fromkeys(tasks, spec)  # task id → the process spec its workflow runs
@@ -55,7 +57,10 @@ def retire_missing(dct: dict[str, Any], spec: Any, subprocess_specs: Mapping[str
 
 
 def _retire_tasks(tasks: Mapping[str, Any], process_spec: Any) -> None:
+    """Only completed and cancelled tasks: an unfinished task naming a missing element is a state this
+    version cannot run, and loading it must fail loudly rather than leave the instance waiting forever."""
     for task in tasks.values():
         name = task.get("task_spec")
-        if isinstance(name, str) and name not in process_spec.task_specs:
+        finished = int(task.get("state", 0)) & (TaskState.COMPLETED | TaskState.CANCELLED)
+        if finished and isinstance(name, str) and name not in process_spec.task_specs:
             retired_spec(process_spec, name)

@@ -374,3 +374,25 @@ def test_a_variable_the_target_needs_and_the_instance_lacks_is_a_problem(clock: 
     ]
     # a carried-over job keeps the parameters it was sent with: only a restart evaluates them again
     assert [p.element_id for p in migration.check(workflow, new, []).problems] == ["reply"]
+
+
+def test_a_waiting_task_of_a_missing_element_still_fails_to_load(clock: ManualClock) -> None:
+    """Placeholders stand only for finished tasks: a wait nothing could continue must not load silently."""
+    workflow = started(specs_of(waits()), clock)
+    other = specs_of(
+        bpmn("p", '<startEvent id="s"/><userTask id="other"/><endEvent id="e"/>', "s -> other\nother -> e")
+    )
+    with pytest.raises(Exception):  # noqa: B017 - whatever Spiff raises on a task without its spec
+        engine.load_state(engine.dump_state(workflow), other, ClockedScriptEngine(clock=clock))
+    assert "approve" not in other.spec.task_specs
+
+
+def test_modify_inside_a_running_subprocess(clock: ManualClock) -> None:
+    specs = specs_of(called("check"), "parent")
+    workflow = started(specs, clock)
+    with pytest.raises(migration.ModifyError, match=r"^nowhere: no subprocess"):
+        migration.modify(workflow, "nowhere", ["check"], "", {})
+    moves = migration.modify(workflow, "child", ["check"], "ce", {})
+    assert [(m.process_id, m.action) for m in moves] == [("child", "canceled"), ("child", "activated")]
+    workflow.do_engine_steps()
+    assert set(waiting_ids(workflow)) == {"after"}  # the subprocess ended: its caller went on
