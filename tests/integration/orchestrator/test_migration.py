@@ -432,3 +432,34 @@ def test_modify_goes_back_and_forward_with_a_reason_and_only_ops_may(running: Ru
     assert modified == ["canceled b, activated a: a was wrong", "canceled b, activated c: b does not apply"]
     audit = stub.ListAuditEntries(pb.ListAuditEntriesRequest(instance_id=instance_id)).entries
     assert [e.actor for e in audit if e.action == "instance.modified"] == ["root", "root"]
+
+
+def test_modify_repairs_a_failed_task_and_its_incident_is_resolved(running: Running) -> None:
+    stub = running.stub
+    deploy(
+        stub,
+        "fragile",
+        bpmn(
+            "fragile",
+            '<startEvent id="s"/><scriptTask id="bad"><script>x = 1 / 0</script></scriptTask>'
+            '<userTask id="after"/><endEvent id="e"/>',
+            "s -> bad\nbad -> after\nafter -> e",
+        ),
+    )
+    instance_id = stub.CreateInstance(pb.CreateInstanceRequest(process_id="fragile")).instance_id
+    [incident] = stub.ListIncidents(pb.ListIncidentsRequest(instance_id=instance_id)).incidents
+    assert incident.element_id == "bad"
+
+    stub.ModifyInstance(
+        pb.ModifyInstanceRequest(
+            instance_id=instance_id,
+            cancel_element_ids=["bad"],
+            activate_element_id="after",
+            reason="the division is done by hand",
+            variables_json='{"x": 0}',
+        )
+    )
+    assert stub.ListIncidents(pb.ListIncidentsRequest(instance_id=instance_id)).incidents == []
+    complete_task(stub, instance_id, "after")
+    instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
+    assert instance.state == pb.INSTANCE_STATE_COMPLETED and json.loads(instance.variables_json)["x"] == 0

@@ -388,6 +388,9 @@ def migrate_instance(
         moves = _described(step.conn, instance_id, migration.apply(step.workflow, target, plan.rules()))
         _write_definition(step, plan.target_definition_id)
         _carry_rows(step, moves)
+        for move in moves:
+            if move.action == migration.RESTARTED:  # its incident went with the replaced task
+                step.resolve_incidents(task_id=move.task_id)
         detail = f"from {plan.source_definition_id} to {plan.target_definition_id}: {reason}"
         step.history("instance.migrated", detail=detail)
         for move in moves:
@@ -503,6 +506,9 @@ def modify_instance(
             if error.element_id == process_id:
                 field_name = "process_id"
             raise InvalidArgument(field_name, f"instance {instance_id}: {error}") from error
+        for move in moves:
+            if move.action == migration.CANCELED:  # its incident went with the cancelled task
+                step.resolve_incidents(task_id=move.task_id)
         what = ", ".join(f"{m.action} {m.source_element_id or m.target_element_id}" for m in moves)
         detail = f"{what}: {reason}"
         step.history("instance.modified", activate_element_id, activate_element_id, detail)
