@@ -33,7 +33,19 @@ from consultflow.platform.settings import Settings
 from tests.support.bpmn_builder import bpmn, definitions, field, form, message, process_xml, service_task
 from tests.support.components import ComponentThread, component_settings
 from tests.support.identity import signed_channel
+from tests.support.regulation_world import FlowIndex, World, resources
 from tests.support.rpc import refused
+
+INQUIRY = {
+    "channel": "email",
+    "client_name": "Shenzhen Lighting",
+    "client_industry": "manufacturing",
+    "contact_name": "Ms Chen",
+    "contact_email": "chen@example.cn",
+    "contact_phone": "",
+    "question": "Can you help us enter the European market?",
+}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 
 Stub = pb_grpc.OrchestratorServiceStub
 OTTO = Caller("otto", roles=frozenset({"ops"}))
@@ -463,3 +475,39 @@ def test_modify_repairs_a_failed_task_and_its_incident_is_resolved(running: Runn
     complete_task(stub, instance_id, "after")
     instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
     assert instance.state == pb.INSTANCE_STATE_COMPLETED and json.loads(instance.variables_json)["x"] == 0
+
+
+def test_a_real_engagement_moves_to_a_version_whose_intake_renamed_its_waiting_task(tmp_path: Path) -> None:
+    """bpmn/ as shipped, then intake.bpmn with `understand_needs` renamed: the engagement waiting there
+    (inside its intake call activity) moves with a mapping for the called process and goes on."""
+    world = World(tmp_path, FlowIndex.load())
+    try:
+        host = world.orchestrator
+        instance_id = world.start("engagement", "E-1", engagement_id="E-1", **INQUIRY)
+        [task] = world.user_tasks("understand_needs")
+        others = sorted(t.user_task_id for t in world.user_tasks() if t.element_id != "understand_needs")
+        source = world.instance("engagement").definition_id
+        intake = resources()["intake.bpmn"].decode()
+        renamed = intake.replace('"understand_needs"', '"understand_client_needs"').replace(
+            ">understand_needs<", ">understand_client_needs<"
+        )
+        deployed = host.deploy({"intake.bpmn": renamed.encode()}, note="understand_needs renamed")
+        [target] = [d.definition_id for d in deployed.definitions if d.process_id == "engagement"]
+
+        plan = MigrationPlan.parse(
+            source, target, [ElementMapping("intake", "understand_needs", "understand_client_needs")]
+        )
+        assert host.check_migration(plan, instance_id).applicable
+        host.migrate_instance(plan, instance_id, OTTO, "intake renamed its first task")
+        [moved] = world.user_tasks("understand_client_needs")
+        assert moved.user_task_id == task.user_task_id and world.user_tasks("understand_needs") == []
+        assert (
+            sorted(t.user_task_id for t in world.user_tasks() if t.element_id != moved.element_id) == others
+        )
+        world.submit("understand_client_needs", communication_mode="phone")
+        world.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=False)
+        assert world.user_tasks("prepare_quotation_form")
+        assert world.instance("engagement").definition_id == target
+        assert world.incidents() == []
+    finally:
+        world.close()
