@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -464,7 +465,17 @@ def modify(
         ]
         if not found:
             raise ModifyError(element_id, f"nothing waits at {element_id} in process {process}")
-        to_cancel.extend(found)
+        to_cancel.extend(t for t in found if t not in to_cancel)
+    for task in list(to_cancel):  # an activity's boundary events go with it
+        parent = task.parent
+        if parent is not None and isinstance(parent.task_spec, BoundaryEventSplit):
+            to_cancel.extend(
+                sibling
+                for sibling in parent.children
+                if sibling not in to_cancel
+                and sibling.has_state(WAITING_MASK)
+                and isinstance(sibling.task_spec, BoundaryEvent)
+            )
     activate = _activatable(target, activate_element_id) if activate_element_id else None
     moves: list[Move] = []
     base = dict(to_cancel[0].data) if to_cancel else engine.visible_data(target)
@@ -478,7 +489,7 @@ def modify(
         fresh.data = {**base, **variables}
         fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
         fresh.task_spec._update(fresh)
-        fresh.data.update(variables)  # after _update, which may inherit the parent's data again
+        fresh.data.update({**base, **variables})  # after _update, which may inherit the parent's data
         element_id, _, kind = engine.describe(fresh)
         moves.append(Move(process, "", element_id, kind, ACTIVATED, "", str(fresh.id)))
     elif variables:

@@ -396,3 +396,18 @@ def test_modify_inside_a_running_subprocess(clock: ManualClock) -> None:
     assert [(m.process_id, m.action) for m in moves] == [("child", "canceled"), ("child", "activated")]
     workflow.do_engine_steps()
     assert set(waiting_ids(workflow)) == {"after"}  # the subprocess ended: its caller went on
+
+
+def test_modify_cancels_an_activitys_boundary_events_with_it(clock: ManualClock) -> None:
+    workflow = started(specs_of(with_boundary('<userTask id="x"/>')), clock)
+    assert set(waiting_ids(workflow)) == {"approve", "remind"}
+    moves = migration.modify(workflow, "", ["approve"], "x", {})
+    assert [(m.action, m.source_element_id or m.target_element_id) for m in moves] == [
+        ("canceled", "approve"),
+        ("canceled", "remind"),
+        ("activated", "x"),
+    ]
+    workflow.do_engine_steps()
+    assert set(waiting_ids(workflow)) == {"x"} and engine.snapshot(workflow).timers == []
+    complete_user_task(workflow, "x")
+    assert workflow.is_completed()
