@@ -5,6 +5,7 @@ are refused while waited at and retired once finished, subprocesses move with th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -411,3 +412,30 @@ def test_modify_cancels_an_activitys_boundary_events_with_it(clock: ManualClock)
     assert set(waiting_ids(workflow)) == {"x"} and engine.snapshot(workflow).timers == []
     complete_user_task(workflow, "x")
     assert workflow.is_completed()
+
+
+def test_an_instance_migrates_twice_and_back_with_its_retired_elements(clock: ManualClock) -> None:
+    def version(*tasks: str) -> bytes:
+        nodes = "".join(f'<userTask id="{t}"/>' for t in tasks)
+        chain = ["s", *tasks, "e"]
+        flows = "\n".join(f"{a} -> {b}" for a, b in pairwise(chain))
+        return bpmn("p", f'<startEvent id="s"/>{nodes}<endEvent id="e"/>', flows)
+
+    v1, v2, v3 = (
+        specs_of(version("a", "b", "c")),
+        specs_of(version("b", "c")),
+        specs_of(version("x", "b", "c")),
+    )
+    workflow = started(v1, clock)
+    complete_user_task(workflow, "a")
+    migration.apply(workflow, v2, [])
+    current = reloaded(workflow, v2, clock)
+    migration.apply(current, v3, [])
+    current = reloaded(current, v3, clock)
+    migration.apply(current, v1, [])  # back to the first version: `a` is an element again
+    current = reloaded(current, v1, clock)
+    [a] = current.get_tasks(spec_name="a")
+    assert a.task_spec is v1.spec.task_specs["a"] and a.state == TaskState.COMPLETED
+    complete_user_task(current, "b")
+    complete_user_task(current, "c")
+    assert current.is_completed()
