@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from consultflow.orchestrator import engine, migration
+from consultflow.orchestrator import engine, migration, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import INSTANCES, JOBS, USER_TASKS, Definition, Instance
 from consultflow.orchestrator.records import (
@@ -491,6 +491,7 @@ def modify_instance(
         raise InvalidArgument("instance_id", "is required")
     if not cancel_element_ids and not activate_element_id:
         raise InvalidArgument("activate_element_id", "name an element to activate or elements to cancel")
+    sizes.check_input(variables, host.limits, "variables_json")
 
     def action(step: Step) -> tuple[Step, list[ElementMove]]:
         if step.status != InstanceStatus.ACTIVE:
