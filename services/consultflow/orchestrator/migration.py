@@ -303,7 +303,17 @@ def _names(expression: str) -> list[str]:
 
 
 def _detail(task: Task) -> str:
+    """What ops recognise a wait by: the job's operation, the timer's due time, the message, or which
+    instance of a multi-instance body it is."""
     spec = task.task_spec
+    parent = task.parent
+    if (
+        parent is not None
+        and isinstance(parent.task_spec, LoopTask)
+        and parent.task_spec.task_spec == spec.name
+    ):
+        body = [child for child in parent.children if child.task_spec is spec]
+        return f"instance {body.index(task) + 1} of {len(body)}"
     if isinstance(spec, engine.JobServiceTask):
         return f"job {spec.operation_name}"
     definition = getattr(spec, "event_definition", None)

@@ -335,6 +335,8 @@ def test_boundary_events_multi_instances_event_gateways_and_event_subprocesses_c
     before = waiting_ids(workflow)
     found = migration.check(workflow, new, [])
     assert found.problems == [] and {m.source_element_id for m in found.moves} == set(before)
+    if diagram is multi_instance:
+        assert sorted(m.detail for m in found.moves if m.detail) == [f"instance {n} of 3" for n in (1, 2, 3)]
     migration.apply(workflow, new, [])
     workflow.do_engine_steps()
     assert waiting_ids(workflow) == before

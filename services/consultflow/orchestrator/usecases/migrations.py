@@ -303,18 +303,18 @@ def _described(conn: Connection, instance_id: str, moves: Sequence[migration.Mov
     }
     described = []
     for move in moves:
-        detail = move.detail
+        parts = [move.detail] if move.detail.startswith("instance ") else []  # of a multi-instance body
         if move.task_id in claims:
             assignee = claims[move.task_id]
-            detail = f"claimed by {assignee}" if assignee else "not claimed"
+            parts.append(f"claimed by {assignee}" if assignee else "not claimed")
             if move.action == migration.RESTARTED and assignee:
-                detail += " (the new task is not)"
+                parts[-1] += " (the new task is not)"
         elif move.task_id in attempts:
             operation, attempt = attempts[move.task_id]
-            detail = f"job {operation} attempt {attempt}"
+            parts.append(f"job {operation} attempt {attempt}")
             if move.action == migration.RESTARTED:
-                detail += " (cancelled; a new job starts at attempt 1)"
-        described.append(replace(move, detail=detail))
+                parts[-1] += " (cancelled; a new job starts at attempt 1)"
+        described.append(replace(move, detail="; ".join(parts) if parts else move.detail))
     return described
 
 
