@@ -300,6 +300,9 @@ def test_a_plan_that_cannot_apply_is_refused_naming_instance_and_element_and_cha
     bad = plan(v1, v3, ElementMapping("", "nope", "approve_v2"))
     [problem] = host.migration_plan_problems(bad)
     assert problem.element_id == "nope" and v1 in problem.message
+    deploy(stub, "other", bpmn("other", '<startEvent id="s"/><endEvent id="e"/>', "s -> e"))
+    [other] = host.migration_plan_problems(plan(v1, "other:1"))
+    assert other.message == "other:1 is a version of other, not engagement"
     with pytest.raises(NotFound, match="engagement:9"):
         host.migration_plan_problems(plan(v1, "engagement:9"))
     assert rows(host, instance_id) == before

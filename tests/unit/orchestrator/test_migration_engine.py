@@ -15,7 +15,9 @@ from SpiffWorkflow.util.task import TaskState
 from consultflow.orchestrator import engine, migration
 from consultflow.orchestrator.migration import MappingRule
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
+from consultflow.orchestrator.usecases.migrations import ElementMapping, MigrationPlan
 from consultflow.platform.clock import ManualClock
+from consultflow.platform.errors import InvalidArgument
 from tests.support.bpmn_builder import bpmn, definitions, message, process_xml, service_task
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -441,3 +443,17 @@ def test_an_instance_migrates_twice_and_back_with_its_retired_elements(clock: Ma
     complete_user_task(current, "b")
     complete_user_task(current, "c")
     assert current.is_completed()
+
+
+def test_a_plan_names_the_field_it_refuses_and_survives_its_json() -> None:
+    mapping = ElementMapping("", "a", "b", restart=True)
+    plan = MigrationPlan.parse("p:1", "p:2", [mapping])
+    assert MigrationPlan.from_json(plan.to_json()) == plan
+    with pytest.raises(InvalidArgument, match=r"^plan\.source_definition_id: is required"):
+        MigrationPlan.parse("", "p:2", [])
+    with pytest.raises(InvalidArgument, match=r"^plan\.target_definition_id: is the source version"):
+        MigrationPlan.parse("p:1", "p:1", [])
+    with pytest.raises(InvalidArgument, match=r"^plan\.mappings\[1\]\.source_element_id: a is mapped twice"):
+        MigrationPlan.parse("p:1", "p:2", [mapping, ElementMapping("", "a", "c")])
+    with pytest.raises(InvalidArgument, match=r"^plan\.mappings\[0\]\.target_element_id: is required"):
+        MigrationPlan.parse("p:1", "p:2", [ElementMapping("", "a", "")])
