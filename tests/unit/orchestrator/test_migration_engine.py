@@ -457,3 +457,18 @@ def test_a_plan_names_the_field_it_refuses_and_survives_its_json() -> None:
         MigrationPlan.parse("p:1", "p:2", [mapping, ElementMapping("", "a", "c")])
     with pytest.raises(InvalidArgument, match=r"^plan\.mappings\[0\]\.target_element_id: is required"):
         MigrationPlan.parse("p:1", "p:2", [ElementMapping("", "a", "")])
+
+
+def test_a_job_whose_element_became_a_user_task_moves_only_with_restart(clock: ManualClock) -> None:
+    by_hand = waits().replace(
+        service_task("work", "crm.work").encode(), b'<userTask id="work" name="Work by hand"/>'
+    )
+    old, new = specs_of(waits()), specs_of(by_hand)
+    workflow = started(old, clock)
+    [problem] = migration.check(workflow, new, []).problems
+    assert problem.element_id == "work" and "JobServiceTask but its target is a HumanTask" in problem.message
+    migration.apply(workflow, new, [MappingRule("", "work", "work", restart=True)])
+    workflow.do_engine_steps()
+    waiting = engine.snapshot(workflow)
+    assert sorted(t.task_spec.bpmn_id for t in waiting.user_tasks.values()) == ["approve", "work"]
+    assert waiting.service_tasks == {}
