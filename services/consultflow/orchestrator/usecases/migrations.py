@@ -27,7 +27,6 @@ from consultflow.orchestrator.records import (
     job_key,
     task_of,
 )
-from consultflow.orchestrator.retired import RetiredElement
 from consultflow.orchestrator.step import Step, _field_json
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -247,8 +246,10 @@ def plan_problems(host: InstanceHost, plan: MigrationPlan) -> list[MigrationProb
 
 
 def _has_element(process_spec: Any, element_id: str) -> bool:
+    """An element of the diagram: Spiff's internal specs (`Start`, joins) and retired placeholders have no
+    `bpmn_id` and are never mapped."""
     spec = process_spec.task_specs.get(element_id)
-    return spec is not None and not isinstance(spec, RetiredElement)
+    return spec is not None and bool(getattr(spec, "bpmn_id", None))
 
 
 # ------------------------------------------------------------------------------------------ instances
