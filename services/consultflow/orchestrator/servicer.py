@@ -15,8 +15,22 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
 from consultflow.orchestrator.engine import DeploymentError
-from consultflow.orchestrator.records import Effects, InstanceStatus, PublishOutcome, version_of
+from consultflow.orchestrator.records import (
+    ActiveElementView,
+    Effects,
+    InstanceStatus,
+    PublishOutcome,
+    version_of,
+)
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.orchestrator.usecases.migrations import (
+    ElementMapping,
+    ElementMove,
+    InstanceCheck,
+    MigrationPlan,
+    MigrationProblem,
+    MoveAction,
+)
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller
 from consultflow.platform.errors import InvalidArgument, clip
@@ -38,6 +52,76 @@ _OUTCOMES = {
 }
 MAX_TTL_SECONDS = 30 * 24 * 3600
 MAX_RESOURCES = 100
+_MOVE_ACTIONS = {
+    MoveAction.CARRIED_OVER: pb.MOVE_ACTION_CARRIED_OVER,
+    MoveAction.RESTARTED: pb.MOVE_ACTION_RESTARTED,
+    MoveAction.CANCELED: pb.MOVE_ACTION_CANCELED,
+    MoveAction.ACTIVATED: pb.MOVE_ACTION_ACTIVATED,
+}
+
+
+def migration_plan_from_pb(plan: pb.MigrationPlan) -> MigrationPlan:
+    """The request's plan, checked for well-formed fields (InvalidArgument naming the field)."""
+    return MigrationPlan.parse(
+        plan.source_definition_id,
+        plan.target_definition_id,
+        (
+            ElementMapping(m.process_id, m.source_element_id, m.target_element_id, m.restart)
+            for m in plan.mappings
+        ),
+    )
+
+
+def migration_plan_message(plan: MigrationPlan) -> pb.MigrationPlan:
+    return pb.MigrationPlan(
+        source_definition_id=plan.source_definition_id,
+        target_definition_id=plan.target_definition_id,
+        mappings=[
+            pb.ElementMapping(
+                process_id=m.process_id,
+                source_element_id=m.source_element_id,
+                target_element_id=m.target_element_id,
+                restart=m.restart,
+            )
+            for m in plan.mappings
+        ],
+    )
+
+
+def migration_problem_message(problem: MigrationProblem) -> pb.MigrationProblem:
+    return pb.MigrationProblem(
+        instance_id=problem.instance_id,
+        process_id=problem.process_id,
+        element_id=problem.element_id,
+        message=clip(problem.message),
+    )
+
+
+def element_move_message(move: ElementMove) -> pb.ElementMove:
+    return pb.ElementMove(
+        process_id=move.process_id,
+        source_element_id=move.source_element_id,
+        target_element_id=move.target_element_id,
+        kind=move.kind,
+        action=_MOVE_ACTIONS[move.action],
+        detail=move.detail,
+    )
+
+
+def instance_check_message(check: InstanceCheck) -> pb.InstanceMigrationCheck:
+    return pb.InstanceMigrationCheck(
+        instance_id=check.instance_id,
+        business_key=check.business_key,
+        applicable=check.applicable,
+        problems=[migration_problem_message(p) for p in check.problems],
+        moves=[element_move_message(m) for m in check.moves],
+    )
+
+
+def active_element_message(a: ActiveElementView) -> pb.ActiveElement:
+    return pb.ActiveElement(
+        element_id=a.element_id, name=a.name, type=a.type, state=a.state, process_id=a.process_id
+    )
 
 
 def definition_message(definition: orm.Definition, differs: bool = False) -> pb.ProcessDefinition:
@@ -475,3 +559,23 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.business_key, request.instance_id, request.actor, request.page_size, request.page_token
         )
         return pb.ListAuditEntriesResponse(entries=[audit_message(r) for r in rows], next_page_token=token)
+
+    def ModifyInstance(
+        self, request: pb.ModifyInstanceRequest, context: grpc.ServicerContext
+    ) -> pb.ModifyInstanceResponse:
+        if not request.instance_id:
+            raise InvalidArgument("instance_id", "is required")
+        variables = loads_object(request.variables_json, "variables_json") if request.variables_json else {}
+        moves, active = self._orchestrator.modify_instance(
+            request.instance_id,
+            list(request.cancel_element_ids),
+            request.activate_element_id,
+            request.process_id,
+            request.reason,
+            variables,
+            current_caller(),
+        )
+        return pb.ModifyInstanceResponse(
+            moves=[element_move_message(m) for m in moves],
+            active_elements=[active_element_message(a) for a in active],
+        )
