@@ -595,7 +595,9 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         )
         return migration_batch_message(batch)
 
-    def GetMigration(self, request: pb.GetMigrationRequest, context: grpc.ServicerContext) -> pb.MigrationBatch:
+    def GetMigration(
+        self, request: pb.GetMigrationRequest, context: grpc.ServicerContext
+    ) -> pb.MigrationBatch:
         if not request.batch_id:
             raise InvalidArgument("batch_id", "is required")
         found = self._orchestrator.get_migration(request.batch_id)

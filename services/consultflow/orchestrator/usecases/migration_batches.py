@@ -497,7 +497,9 @@ def get_migration(host: InstanceHost, batch_id: str) -> BatchView:
             raise NotFound("migration", batch_id)
         items = list(
             session.scalars(
-                select(MigrationItem).where(MigrationItem.batch_id == batch_id).order_by(MigrationItem.position)
+                select(MigrationItem)
+                .where(MigrationItem.batch_id == batch_id)
+                .order_by(MigrationItem.position)
             )
         )
         session.expunge_all()
