@@ -58,6 +58,7 @@ from consultflow.orchestrator.usecases.migrations import (
     plan_problems,
 )
 from consultflow.platform.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
+from consultflow.platform.faults import crash_point
 from consultflow.platform.identity import Caller
 from consultflow.platform.paging import Page
 
@@ -319,8 +320,12 @@ def start_migration(
     return batch
 
 
-class _AlreadySettled(Exception):
-    """Raised inside a step whose item another runner settled first: rolls the move back."""
+class _AlreadySettled(FailedPrecondition):
+    """Raised inside a step whose item another runner settled first: rolls the move back (a domain
+    error, so the step does not count it as an engine failure)."""
+
+    def __init__(self) -> None:
+        super().__init__("the item was settled by another runner")
 
 
 def _settle(
@@ -375,6 +380,7 @@ def migrate_item(host: InstanceHost, batch: MigrationBatch, instance_id: str, ac
     def alongside(step: Step) -> None:
         if not _settle(step.conn, batch.batch_id, instance_id, MigrationItemState.MIGRATED, "", step.now):
             raise _AlreadySettled()
+        crash_point("orchestrator.migration.item_before_commit")  # moved and marked, not yet committed
 
     try:
         check = migrate_instance(host, plan, instance_id, actor, batch.reason, alongside=alongside)
@@ -476,6 +482,7 @@ def run_batches(host: InstanceHost, limit: int = ITEMS_PER_ROUND) -> int:
             try:
                 if migrate_item(host, batch, instance_id, actor):
                     settled += 1
+                crash_point("orchestrator.migration.between_items")
             except Exception:
                 # An engine failure, not a refusal: the item stays PENDING and is tried in the next round
                 # (the step's own failure counting parks an instance that keeps failing; then it FAILS).
