@@ -73,7 +73,9 @@ def rows(db: Database, batch_id: str) -> dict[str, Row]:
             ).all()
         )
         return {
-            i.instance_id: Row(i.definition_id, i.revision, items[i.instance_id], events.get(i.instance_id, 0))
+            i.instance_id: Row(
+                i.definition_id, i.revision, items[i.instance_id], events.get(i.instance_id, 0)
+            )
             for i in session.scalars(select(Instance).where(Instance.instance_id.in_(list(items))))
         }
 

@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -16,8 +17,8 @@ import pytest
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
-from consultflow.orchestrator.usecases.migration_batches import Selection
 from consultflow.orchestrator.servicer import migration_plan_from_pb
+from consultflow.orchestrator.usecases.migration_batches import Selection
 from tests.support.bpmn_builder import bpmn
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
@@ -29,7 +30,7 @@ CODE = grpc.StatusCode
 
 V1 = bpmn(
     "onboarding",
-    """<startEvent id="s"/><exclusiveGateway id="g" default="to_review"/>
+    """<startEvent id="s"/><exclusiveGateway id="g"/>
     <userTask id="intake" camunda:candidateGroups="legal"/>
     <userTask id="review" camunda:candidateGroups="legal"/><endEvent id="e"/>""",
     'intake -> review\nreview -> e\ns -> g\ng -> intake: path == "intake"\ng -> review: default',
@@ -63,6 +64,11 @@ def plan(**selection: object) -> tuple[pb.MigrationPlan, pb.MigrationSelection]:
     )
 
 
+def plan_request(page_size: int = 0, page_token: str = "", **selection: object) -> pb.PlanMigrationRequest:
+    plan_, chosen = plan(**selection)
+    return pb.PlanMigrationRequest(plan=plan_, selection=chosen, page_size=page_size, page_token=page_token)
+
+
 def finished(stub: Stub, batch_id: str, timeout: float = 30.0) -> pb.MigrationBatch:
     """The batch once the background runner settled every item."""
     deadline = time.monotonic() + timeout
@@ -93,7 +99,7 @@ def test_a_batch_moves_every_selected_instance_once_and_counts_them(versions: St
     assert deploy(stub, V2) == "onboarding:2"
     later = start(stub, "ON-V2")  # already on the target: not selected
 
-    checked = stub.PlanMigration(pb.PlanMigrationRequest(*plan(waiting_at_element_id="review")))
+    checked = stub.PlanMigration(plan_request(waiting_at_element_id="review"))
     assert checked.selected == 3 and not checked.plan_problems
     assert sorted(c.instance_id for c in checked.instances) == sorted(ids)
     assert all(c.applicable for c in checked.instances)
@@ -133,22 +139,22 @@ def test_the_selection_takes_a_business_key_an_element_and_names_instances_it_ca
     deploy(stub, V2)
     on_v2 = start(stub, "NEW")
 
-    by_key = stub.PlanMigration(pb.PlanMigrationRequest(*plan(business_key="I1")))
+    by_key = stub.PlanMigration(plan_request(business_key="I1"))
     assert by_key.selected == 1 and [c.instance_id for c in by_key.instances] == [intake[1]]
     assert not by_key.instances[0].applicable
     assert "intake" in " ".join(p.element_id + p.message for p in by_key.instances[0].problems)
 
-    at_intake = stub.PlanMigration(pb.PlanMigrationRequest(*plan(waiting_at_element_id="intake")))
+    at_intake = stub.PlanMigration(plan_request(waiting_at_element_id="intake"))
     assert sorted(c.instance_id for c in at_intake.instances) == sorted(intake)
 
-    everything = stub.PlanMigration(pb.PlanMigrationRequest(*plan(), page_size=3))
+    everything = stub.PlanMigration(plan_request(page_size=3))
     assert everything.selected == 4 and len(everything.instances) == 3 and everything.next_page_token
-    rest = stub.PlanMigration(pb.PlanMigrationRequest(*plan(), page_token=everything.next_page_token))
+    rest = stub.PlanMigration(plan_request(page_token=everything.next_page_token))
     assert len(rest.instances) == 1 and not rest.next_page_token
     shown = {c.instance_id: c.applicable for c in [*everything.instances, *rest.instances]}
     assert shown == {**dict.fromkeys(review, True), **dict.fromkeys(intake, False)}
 
-    named = stub.PlanMigration(pb.PlanMigrationRequest(*plan(instance_ids=[review[0], on_v2, "nope"])))
+    named = stub.PlanMigration(plan_request(instance_ids=[review[0], on_v2, "nope"]))
     assert [c.instance_id for c in named.instances] == [review[0]]
     problems = {p.instance_id: p.message for p in named.plan_problems}
     assert "onboarding:2" in problems[on_v2] and "no such instance" in problems["nope"]
@@ -205,15 +211,13 @@ def test_only_ops_may_plan_start_or_read_migrations(component: ComponentThread, 
         channel = signed_channel(component.address, who, roles=roles)
         other = pb_grpc.OrchestratorServiceStub(channel)
         calls = [
-            lambda: other.PlanMigration(pb.PlanMigrationRequest(plan=plan_, selection=selection)),
-            lambda: other.StartMigration(
-                pb.StartMigrationRequest(plan=plan_, selection=selection, reason="x")
-            ),
-            lambda: other.GetMigration(pb.GetMigrationRequest(batch_id="b")),
-            lambda: other.ListMigrations(pb.ListMigrationsRequest()),
+            ("PlanMigration", pb.PlanMigrationRequest(plan=plan_, selection=selection)),
+            ("StartMigration", pb.StartMigrationRequest(plan=plan_, selection=selection, reason="x")),
+            ("GetMigration", pb.GetMigrationRequest(batch_id="b")),
+            ("ListMigrations", pb.ListMigrationsRequest()),
         ]
-        for call in calls:
-            refused(call, CODE.PERMISSION_DENIED)
+        for method, request in calls:
+            refused(partial(getattr(other, method), request), CODE.PERMISSION_DENIED)
         channel.close()
 
 
@@ -247,9 +251,7 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")
     unknown = pb.MigrationPlan(source_definition_id="onboarding:1", target_definition_id="onboarding:9")
-    refused(
-        lambda: stub.PlanMigration(pb.PlanMigrationRequest(plan=unknown)), CODE.NOT_FOUND, "onboarding:9"
-    )
+    refused(lambda: stub.PlanMigration(pb.PlanMigrationRequest(plan=unknown)), CODE.NOT_FOUND, "onboarding:9")
     refused(
         lambda: stub.StartMigration(pb.StartMigrationRequest(plan=unknown, reason="x")),
         CODE.NOT_FOUND,
