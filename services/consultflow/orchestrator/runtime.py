@@ -6,7 +6,7 @@ Each method only forwards to the use case of the same name in usecases/, where i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ from consultflow.orchestrator.orm import (
     MigrationBatch,
     UserTask,
 )
+from consultflow.orchestrator.records import ActiveElementView
+from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import (
     audit,
     deployments,
@@ -28,6 +30,7 @@ from consultflow.orchestrator.usecases import (
     jobs,
     messages,
     migration_batches,
+    migrations,
     queries,
     statistics,
     timers,
@@ -37,7 +40,12 @@ from consultflow.orchestrator.usecases.deployments import DefinitionFiles, Deplo
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
 from consultflow.orchestrator.usecases.migration_batches import BatchView, PlanResult, Selection
-from consultflow.orchestrator.usecases.migrations import MigrationPlan
+from consultflow.orchestrator.usecases.migrations import (
+    ElementMove,
+    InstanceCheck,
+    MigrationPlan,
+    MigrationProblem,
+)
 from consultflow.orchestrator.usecases.queries import InstanceView
 from consultflow.orchestrator.usecases.statistics import ProcessStatistics
 from consultflow.platform.identity import Caller
@@ -290,3 +298,36 @@ class Orchestrator(InstanceHost):
         self, process_id: str = "", page_size: int = 0, page_token: str = ""
     ) -> tuple[list[MigrationBatch], str]:
         return migration_batches.list_migrations(self, process_id, page_size, page_token)
+
+    # migration
+
+    def migration_plan_problems(self, plan: MigrationPlan) -> list[MigrationProblem]:
+        return migrations.plan_problems(self, plan)
+
+    def check_migration(self, plan: MigrationPlan, instance_id: str) -> InstanceCheck:
+        return migrations.check_instance(self, plan, instance_id)
+
+    def migrate_instance(
+        self,
+        plan: MigrationPlan,
+        instance_id: str,
+        actor: Caller | None,
+        reason: str,
+        *,
+        alongside: Callable[[Step], None] | None = None,
+    ) -> InstanceCheck:
+        return migrations.migrate_instance(self, plan, instance_id, actor, reason, alongside=alongside)
+
+    def modify_instance(
+        self,
+        instance_id: str,
+        cancel_element_ids: Sequence[str],
+        activate_element_id: str,
+        process_id: str,
+        reason: str,
+        variables: Mapping[str, Any],
+        actor: Caller | None = None,
+    ) -> tuple[list[ElementMove], list[ActiveElementView]]:
+        return migrations.modify_instance(
+            self, instance_id, cancel_element_ids, activate_element_id, process_id, reason, variables, actor
+        )

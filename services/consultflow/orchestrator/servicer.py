@@ -16,6 +16,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
 from consultflow.orchestrator.engine import DeploymentError
 from consultflow.orchestrator.records import (
+    ActiveElementView,
     Effects,
     InstanceStatus,
     MigrationItemState,
@@ -25,7 +26,14 @@ from consultflow.orchestrator.records import (
 )
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.usecases.migration_batches import Selection
-from consultflow.orchestrator.usecases.migrations import MigrationPlan
+from consultflow.orchestrator.usecases.migrations import (
+    ElementMapping,
+    ElementMove,
+    InstanceCheck,
+    MigrationPlan,
+    MigrationProblem,
+    MoveAction,
+)
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller
 from consultflow.platform.errors import InvalidArgument, clip
@@ -57,6 +65,76 @@ _ITEM_STATES = {
 }
 MAX_TTL_SECONDS = 30 * 24 * 3600
 MAX_RESOURCES = 100
+_MOVE_ACTIONS = {
+    MoveAction.CARRIED_OVER: pb.MOVE_ACTION_CARRIED_OVER,
+    MoveAction.RESTARTED: pb.MOVE_ACTION_RESTARTED,
+    MoveAction.CANCELED: pb.MOVE_ACTION_CANCELED,
+    MoveAction.ACTIVATED: pb.MOVE_ACTION_ACTIVATED,
+}
+
+
+def migration_plan_from_pb(plan: pb.MigrationPlan) -> MigrationPlan:
+    """The request's plan, checked for well-formed fields (InvalidArgument naming the field)."""
+    return MigrationPlan.parse(
+        plan.source_definition_id,
+        plan.target_definition_id,
+        (
+            ElementMapping(m.process_id, m.source_element_id, m.target_element_id, m.restart)
+            for m in plan.mappings
+        ),
+    )
+
+
+def migration_plan_message(plan: MigrationPlan) -> pb.MigrationPlan:
+    return pb.MigrationPlan(
+        source_definition_id=plan.source_definition_id,
+        target_definition_id=plan.target_definition_id,
+        mappings=[
+            pb.ElementMapping(
+                process_id=m.process_id,
+                source_element_id=m.source_element_id,
+                target_element_id=m.target_element_id,
+                restart=m.restart,
+            )
+            for m in plan.mappings
+        ],
+    )
+
+
+def migration_problem_message(problem: MigrationProblem) -> pb.MigrationProblem:
+    return pb.MigrationProblem(
+        instance_id=problem.instance_id,
+        process_id=problem.process_id,
+        element_id=problem.element_id,
+        message=clip(problem.message),
+    )
+
+
+def element_move_message(move: ElementMove) -> pb.ElementMove:
+    return pb.ElementMove(
+        process_id=move.process_id,
+        source_element_id=move.source_element_id,
+        target_element_id=move.target_element_id,
+        kind=move.kind,
+        action=_MOVE_ACTIONS[move.action],
+        detail=move.detail,
+    )
+
+
+def instance_check_message(check: InstanceCheck) -> pb.InstanceMigrationCheck:
+    return pb.InstanceMigrationCheck(
+        instance_id=check.instance_id,
+        business_key=check.business_key,
+        applicable=check.applicable,
+        problems=[migration_problem_message(p) for p in check.problems],
+        moves=[element_move_message(m) for m in check.moves],
+    )
+
+
+def active_element_message(a: ActiveElementView) -> pb.ActiveElement:
+    return pb.ActiveElement(
+        element_id=a.element_id, name=a.name, type=a.type, state=a.state, process_id=a.process_id
+    )
 
 
 def definition_message(definition: orm.Definition, differs: bool = False) -> pb.ProcessDefinition:
@@ -189,22 +267,6 @@ def selection_message(selection: Selection) -> pb.MigrationSelection:
     )
 
 
-def plan_message(plan: MigrationPlan) -> pb.MigrationPlan:
-    return pb.MigrationPlan(
-        source_definition_id=plan.source_definition_id,
-        target_definition_id=plan.target_definition_id,
-        mappings=[
-            pb.ElementMapping(
-                process_id=m.process_id,
-                source_element_id=m.source_element_id,
-                target_element_id=m.target_element_id,
-                restart=m.restart,
-            )
-            for m in plan.mappings
-        ],
-    )
-
-
 def migration_item_message(item: orm.MigrationItem) -> pb.MigrationItem:
     return pb.MigrationItem(
         instance_id=item.instance_id,
@@ -220,7 +282,7 @@ def migration_batch_message(
 ) -> pb.MigrationBatch:
     return pb.MigrationBatch(
         batch_id=batch.batch_id,
-        plan=plan_message(MigrationPlan.from_json(batch.plan)),
+        plan=migration_plan_message(MigrationPlan.from_json(batch.plan)),
         selection=selection_message(Selection.from_json(batch.selection)),
         reason=batch.reason,
         created_by=batch.created_by,
@@ -611,4 +673,24 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
         )
         return pb.ListMigrationsResponse(
             batches=[migration_batch_message(b) for b in rows], next_page_token=token
+        )
+
+    def ModifyInstance(
+        self, request: pb.ModifyInstanceRequest, context: grpc.ServicerContext
+    ) -> pb.ModifyInstanceResponse:
+        if not request.instance_id:
+            raise InvalidArgument("instance_id", "is required")
+        variables = loads_object(request.variables_json, "variables_json") if request.variables_json else {}
+        moves, active = self._orchestrator.modify_instance(
+            request.instance_id,
+            list(request.cancel_element_ids),
+            request.activate_element_id,
+            request.process_id,
+            request.reason,
+            variables,
+            current_caller(),
+        )
+        return pb.ModifyInstanceResponse(
+            moves=[element_move_message(m) for m in moves],
+            active_elements=[active_element_message(a) for a in active],
         )
