@@ -351,3 +351,42 @@ def test_the_cli_plans_runs_and_reports_a_migration(
     assert "PROCESS:VERSION" in usage
     monkeypatch.setenv("CONSULTFLOW_TOKEN", token("ann", roles=["analyst"]))
     assert "permission denied" in consultflow("migration", "status", code=4)
+
+
+def test_the_cli_moves_one_instance_to_another_element(
+    component: ComponentThread,
+    versions: Stub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stub = versions
+    instance_id = start(stub, "I1", path="intake")
+    monkeypatch.setenv("CONSULTFLOW_ORCHESTRATOR_ADDRESS", component.address)
+    monkeypatch.setenv("CONSULTFLOW_CA_FILE", str(local_identity().ca))
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", token("otto", roles=["ops"]))
+
+    def consultflow(*argv: str, code: int = 0) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli_main(list(argv))
+        printed = capsys.readouterr()
+        assert (exited.value.code or 0) == code, printed
+        return printed.out + printed.err
+
+    moved = consultflow(
+        "instance",
+        "move",
+        instance_id,
+        "--cancel",
+        "intake",
+        "--to",
+        "review",
+        "--reason",
+        "intake done by phone",
+    )
+    assert "intake" in moved and "canceled" in moved and "activated" in moved
+    assert f"instance {instance_id} now waits at: review" in moved
+    instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
+    assert [a.element_id for a in instance.active_elements] == ["review"]
+    refusal = consultflow("instance", "move", instance_id, "--cancel", "intake", "--reason", "again", code=4)
+    assert "intake" in refusal
+    assert "required" in consultflow("instance", "move", instance_id, "--to", "review", code=2)
