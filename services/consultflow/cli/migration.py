@@ -85,11 +85,12 @@ def _pages(client: Client, args: argparse.Namespace) -> Iterator[pb.PlanMigratio
             return
 
 
-def _move_rows(check: pb.InstanceMigrationCheck) -> list[list[str]]:
+def _move_rows(check: pb.InstanceMigrationCheck, process_id: str) -> list[list[str]]:
+    """One row per waiting element (`called/element` when it is in a called process), then the problems."""
     verdict = "APPLICABLE" if check.applicable else "REFUSED"
     rows = []
     for move in check.moves:
-        where = f"{move.process_id}/" if move.process_id and move.process_id != check.instance_id else ""
+        where = f"{move.process_id}/" if move.process_id not in ("", process_id) else ""
         target = move.target_element_id or "-"
         rows.append(
             [verdict, f"{where}{move.source_element_id} → {target}", ACTIONS[move.action], move.detail]
@@ -127,12 +128,15 @@ def cmd_plan(client: Client, args: argparse.Namespace) -> int:
         )
     rows = []
     for check in checks:
-        for index, row in enumerate(_move_rows(check)):
+        for index, row in enumerate(_move_rows(check, args.source.rpartition(":")[0])):
             first = index == 0
             rows.append([check.instance_id if first else "", check.business_key if first else "", *row])
     if checks:
         out.table(["instance", "key", "check", "element", "action", "detail"], rows)
-    print(f"{len(checks) - refused} applicable, {refused} refused")
+    if problems and not checks:
+        print("the plan itself cannot apply: no instance was checked")
+    else:
+        print(f"{len(checks) - refused} applicable, {refused} refused")
     return out.EXIT_REFUSED if problems or refused else out.EXIT_OK
 
 
