@@ -327,7 +327,7 @@ def test_the_cli_plans_runs_and_reports_a_migration(
     mapped = consultflow(
         "migration", "plan", "--from", "onboarding:1", "--to", "onboarding:2", "--at", "review"
     )
-    assert "1 instances selected" in mapped and "1 applicable, 0 refused" in mapped
+    assert "1 instance selected" in mapped and "1 applicable, 0 refused" in mapped
     ran = consultflow(
         "migration",
         "run",
