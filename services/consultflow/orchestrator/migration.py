@@ -8,8 +8,8 @@ dropped and predicted again from the new spec. A mapping with `restart` replaces
 (new id), so its wait starts afresh. Spiff's own `migrate_workflow` resets every READY/WAITING task's
 branch (data and internal data too), which would restart timers and lose claims: hence this module.
 
-Finished tasks whose element is gone get a "retired element" placeholder spec, so the stored state still
-loads (`retire_missing`, called by `engine.load_state`).
+Finished tasks whose element is gone get a "retired element" placeholder spec (retired.py), so the stored
+state still loads.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -33,6 +32,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine
+from consultflow.orchestrator.retired import RetiredElement, retired_spec
 
 WAITING_MASK = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 PREDICTION_MASK = TaskState.PREDICTED_MASK | TaskState.FUTURE
@@ -80,15 +80,6 @@ class Check:
 
     problems: list[Problem] = field(default_factory=list)
     moves: list[Move] = field(default_factory=list)
-
-
-class RetiredElement(BpmnTaskSpec):  # type: ignore[misc]
-    """Stands for an element a later version removed, in finished tasks of a migrated instance: it is
-    never reached (no inputs, no outputs), only named."""
-
-    def __init__(self, wf_spec: Any, name: str) -> None:
-        super().__init__(wf_spec, name, bpmn_id=name, bpmn_name=f"{name} (retired)")
-        self.manual = False
 
 
 # -------------------------------------------------------------------------------------------- alignment
@@ -358,24 +349,22 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
             _predict_again(sub)
     moves = {move.task_id: move for move in found.moves}
     for task in restarts:
-        fresh = _restart(task)
+        _restart(task)
         old = moves.get(str(task.id))
-        if old is not None:
-            moves[str(task.id)] = Move(
-                old.process_id,
-                old.source_element_id,
-                old.target_element_id,
-                old.kind,
-                RESTARTED,
-                "",
-                str(fresh.id),
-            )
+        if old is not None:  # the move keeps the replaced task's id: its rows are the ones closed
+            moves[str(task.id)] = replace(old, action=RESTARTED)
     return list(moves.values())
 
 
 def _remove(workflow: BpmnWorkflow, task: Task) -> None:
-    if task.id in workflow.tasks and task.parent is not None:
-        workflow._remove_task(task.id)
+    """Removes a task and its descendants from the tree and from Spiff's index of waiting catch events
+    (which `refresh_timers` walks: a removed timer must never fire)."""
+    if task.id not in workflow.tasks or task.parent is None:
+        return
+    events = workflow.top_workflow.event_manager
+    for removed in list(task):
+        events.remove_task(removed)
+    workflow._remove_task(task.id)
 
 
 def _only_predicted(task: Task) -> bool:
@@ -383,8 +372,10 @@ def _only_predicted(task: Task) -> bool:
 
 
 def _predict_again(workflow: BpmnWorkflow) -> None:
-    """Drops the predicted subtrees below unfinished tasks and predicts them again from their new specs;
-    a task with definite children (a multi-instance body running) keeps them."""
+    """Drops the predicted subtrees below unfinished tasks and predicts them again from their new specs.
+
+    A task with definite children too (a multi-instance body running) keeps those; its missing outputs
+    are added as FUTURE children (its own `_predict_hook` would refuse the definite ones)."""
     for task in list(workflow.get_tasks(state=TaskState.DEFINITE_MASK)):
         if task.id not in workflow.tasks:
             continue
@@ -395,65 +386,28 @@ def _predict_again(workflow: BpmnWorkflow) -> None:
         ):
             continue  # inside a prediction: predicted again from its root
         children = list(task.children)
-        if not all(_only_predicted(child) for child in children):
+        predicted = [child for child in children if _only_predicted(child)]
+        for child in predicted:
+            _remove(workflow, child)
+        if len(predicted) == len(children):
+            task.task_spec._predict(task, mask=PREDICTION_MASK | task.state)
             continue
-        for child in children:
-            workflow._remove_task(child.id)
-        task.task_spec._predict(task, mask=PREDICTION_MASK)
+        present = {child.task_spec for child in task.children}
+        for output in task.task_spec.outputs:
+            if output not in present:
+                child = task._add_child(output, TaskState.FUTURE)
+                child.task_spec._predict(child, mask=PREDICTION_MASK)
 
 
 def _restart(task: Task) -> Task:
     """Replaces a waiting task by a new one of the same spec, which starts its wait afresh."""
     parent = task.parent
     spec = task.task_spec
-    workflow = task.workflow
-    workflow._remove_task(task.id)
+    _remove(task.workflow, task)
     fresh = parent._add_child(spec, TaskState.FUTURE)
     fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
     fresh.task_spec._update(fresh)
     return fresh
-
-
-def retired_spec(process_spec: Any, name: str) -> Any:
-    """The process's placeholder for a removed element, added once."""
-    existing = process_spec.task_specs.get(name)
-    if existing is not None:
-        return existing
-    return RetiredElement(process_spec, name)
-
-
-def retire_missing(dct: dict[str, Any], specs: engine.ProcessSpecs) -> None:
-    """Adds a placeholder to the version's specs for every element a stored state names that the version
-    does not have (finished tasks of an instance migrated from a version that had them)."""
-    _retire_tasks(dct.get("tasks", {}), specs.spec)
-    owners: dict[str, Any] = {task_id: specs.spec for task_id in dct.get("tasks", {})}
-    subprocesses: dict[str, Any] = dict(dct.get("subprocesses", {}))
-    task_specs: dict[str, str] = {k: t["task_spec"] for k, t in dct.get("tasks", {}).items()}
-    progress = True
-    while subprocesses and progress:
-        progress = False
-        for sub_id, sub in list(subprocesses.items()):
-            owner = owners.get(sub_id)
-            if owner is None:
-                continue
-            progress = True
-            del subprocesses[sub_id]
-            caller = owner.task_specs.get(task_specs.get(sub_id, ""))
-            called = getattr(caller, "spec", None)
-            process = specs.subprocess_specs.get(called) if isinstance(called, str) else None
-            if process is None:
-                continue
-            _retire_tasks(sub.get("tasks", {}), process)
-            for task_id, task in sub.get("tasks", {}).items():
-                owners[task_id] = process
-                task_specs[task_id] = task["task_spec"]
-
-
-def _retire_tasks(tasks: Mapping[str, Any], process_spec: Any) -> None:
-    for task in tasks.values():
-        name = task.get("task_spec")
-        if isinstance(name, str) and name not in process_spec.task_specs:
-            retired_spec(process_spec, name)
 
 
 # ----------------------------------------------------------------------------------------------- modify
