@@ -19,7 +19,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
 from consultflow.orchestrator.servicer import migration_plan_from_pb
 from consultflow.orchestrator.usecases.migration_batches import Selection
-from tests.support.bpmn_builder import bpmn
+from tests.support.bpmn_builder import bpmn, service_task
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
 from tests.support.orchestrator_harness import Harness
@@ -390,3 +390,57 @@ def test_the_cli_moves_one_instance_to_another_element(
     refusal = consultflow("instance", "move", instance_id, "--cancel", "intake", "--reason", "again", code=4)
     assert "intake" in refusal
     assert "required" in consultflow("instance", "move", instance_id, "--to", "review", code=2)
+
+
+def test_an_instance_that_changed_after_the_start_fails_ends_or_moved_is_settled_without_a_move(
+    harness: Harness,
+) -> None:
+    """Between the batch's check and an instance's turn: one is moved to an element the target lacks
+    (FAILED, untouched), one is cancelled (SKIPPED), one is migrated on its own first (SKIPPED); the others
+    migrate, and the counters say so."""
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(5)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    plan_ = migration_plan_from_pb(plan()[0])
+    batch = orchestrator.start_migration(plan_, Selection(), "later", False, TESTER)
+    orchestrator.modify_instance(ids[0], ["review"], "intake", "", "back to intake", {}, TESTER)
+    orchestrator.cancel_instance(ids[1], "client left", TESTER)
+    orchestrator.migrate_instance(plan_, ids[2], TESTER, "one first, by hand")
+    revision = harness.view(ids[0]).instance.revision
+    while orchestrator.run_migrations():
+        pass
+    view = orchestrator.get_migration(batch.batch_id)
+    items = {i.instance_id: (i.state, i.message) for i in view.items}
+    assert items[ids[0]][0] == "FAILED" and "intake" in items[ids[0]][1]
+    assert items[ids[1]] == ("SKIPPED", "the instance is canceled")
+    assert items[ids[2]][0] == "SKIPPED" and "onboarding:2" in items[ids[2]][1]
+    assert {items[i] for i in ids[3:]} == {("MIGRATED", "")}
+    state = view.batch
+    assert (state.state, state.migrated, state.skipped, state.failed) == ("COMPLETED", 2, 2, 1)
+    failed = harness.view(ids[0]).instance
+    assert (failed.definition_id, failed.revision) == ("onboarding:1", revision)
+    for instance_id in ids[2:]:
+        assert len(harness.history(instance_id, "instance.migrated")) == 1
+
+
+def test_with_incidents_selects_only_the_instances_that_have_open_ones(harness: Harness) -> None:
+    def work(version_note: str) -> bytes:
+        return bpmn(
+            "svc",
+            f'<startEvent id="s"/>{service_task("work", "crm.work", note=version_note)}<endEvent id="e"/>',
+            "s -> work\nwork -> e",
+        )
+
+    harness.deploy(svc=work('"one"'))
+    ids = [harness.start("svc", f"S{n}") for n in range(3)]
+    job = harness.job("crm.work", ids[1])
+    harness.orchestrator.fail_job(job.job_key, retries=0, backoff_ms=0, message="down")
+    harness.deploy(svc=work('"two"'))
+    plan_ = migration_plan_from_pb(
+        pb.MigrationPlan(source_definition_id="svc:1", target_definition_id="svc:2")
+    )
+    found = harness.orchestrator.plan_migration(plan_, Selection(with_incidents=True))
+    assert (found.selected, [c.instance_id for c in found.checks]) == (1, [ids[1]])
+    at_work = harness.orchestrator.plan_migration(plan_, Selection(waiting_at_element_id="work"))
+    assert sorted(c.instance_id for c in at_work.checks) == sorted(ids)
