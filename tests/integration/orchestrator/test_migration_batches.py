@@ -248,6 +248,12 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         CODE.INVALID_ARGUMENT,
         "selection.instance_ids",
     )
+    nobody = pb.MigrationSelection(business_key="nobody")
+    refused(
+        lambda: stub.StartMigration(pb.StartMigrationRequest(plan=plan_, selection=nobody, reason="x")),
+        CODE.FAILED_PRECONDITION,
+        "no running instance of onboarding:1",
+    )
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")
     unknown = pb.MigrationPlan(source_definition_id="onboarding:1", target_definition_id="onboarding:9")
