@@ -232,6 +232,13 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         "reason",
     )
     refused(
+        lambda: stub.StartMigration(
+            pb.StartMigrationRequest(plan=plan_, selection=selection, reason="x" * 2001)
+        ),
+        CODE.INVALID_ARGUMENT,
+        "reason",
+    )
+    refused(
         lambda: stub.PlanMigration(pb.PlanMigrationRequest(plan=plan_, selection=selection, page_size=-1)),
         CODE.INVALID_ARGUMENT,
         "page_size",
@@ -253,6 +260,11 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         lambda: stub.StartMigration(pb.StartMigrationRequest(plan=plan_, selection=nobody, reason="x")),
         CODE.FAILED_PRECONDITION,
         "no running instance of onboarding:1",
+    )
+    refused(
+        lambda: stub.StartMigration(pb.StartMigrationRequest(reason="x")),
+        CODE.INVALID_ARGUMENT,
+        "plan.source_definition_id",
     )
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")

@@ -50,6 +50,7 @@ from consultflow.orchestrator.records import (
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.migrations import (
+    MAX_REASON_LENGTH,
     InstanceCheck,
     MigrationPlan,
     MigrationProblem,
@@ -249,6 +250,8 @@ def start_migration(
     `skip_refused`: then those items are SKIPPED with the reason and the rest migrate."""
     if not reason.strip():
         raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
+    if len(reason) > MAX_REASON_LENGTH:  # else every item would fail on it (migrate_instance checks it too)
+        raise InvalidArgument("reason", f"is longer than {MAX_REASON_LENGTH} characters")
     source, process_id = _source(plan)
     own = plan_problems(host, plan)
     if own:
