@@ -266,6 +266,14 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         CODE.INVALID_ARGUMENT,
         "plan.source_definition_id",
     )
+    too_long = pb.MigrationSelection(instance_ids=["x" * 37])
+    refused(
+        lambda: stub.StartMigration(
+            pb.StartMigrationRequest(plan=plan_, selection=too_long, reason="x", skip_refused=True)
+        ),
+        CODE.INVALID_ARGUMENT,
+        "selection.instance_ids",
+    )
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")
     unknown = pb.MigrationPlan(source_definition_id="onboarding:1", target_definition_id="onboarding:9")
