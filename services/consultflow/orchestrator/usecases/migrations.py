@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from consultflow.orchestrator import engine, migration
+from consultflow.orchestrator import engine, migration, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import INSTANCES, JOBS, USER_TASKS, Definition, Instance
 from consultflow.orchestrator.records import (
@@ -27,7 +27,6 @@ from consultflow.orchestrator.records import (
     job_key,
     task_of,
 )
-from consultflow.orchestrator.retired import RetiredElement
 from consultflow.orchestrator.step import Step, _field_json
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -247,8 +246,10 @@ def plan_problems(host: InstanceHost, plan: MigrationPlan) -> list[MigrationProb
 
 
 def _has_element(process_spec: Any, element_id: str) -> bool:
+    """An element of the diagram: Spiff's internal specs (`Start`, joins) and retired placeholders have no
+    `bpmn_id` and are never mapped."""
     spec = process_spec.task_specs.get(element_id)
-    return spec is not None and not isinstance(spec, RetiredElement)
+    return spec is not None and bool(getattr(spec, "bpmn_id", None))
 
 
 # ------------------------------------------------------------------------------------------ instances
@@ -303,18 +304,18 @@ def _described(conn: Connection, instance_id: str, moves: Sequence[migration.Mov
     }
     described = []
     for move in moves:
-        detail = move.detail
+        parts = [move.detail] if move.detail.startswith("instance ") else []  # of a multi-instance body
         if move.task_id in claims:
             assignee = claims[move.task_id]
-            detail = f"claimed by {assignee}" if assignee else "not claimed"
+            parts.append(f"claimed by {assignee}" if assignee else "not claimed")
             if move.action == migration.RESTARTED and assignee:
-                detail += " (the new task is not)"
+                parts[-1] += " (the new task is not)"
         elif move.task_id in attempts:
             operation, attempt = attempts[move.task_id]
-            detail = f"job {operation} attempt {attempt}"
+            parts.append(f"job {operation} attempt {attempt}")
             if move.action == migration.RESTARTED:
-                detail += " (cancelled; a new job starts at attempt 1)"
-        described.append(replace(move, detail=detail))
+                parts[-1] += " (cancelled; a new job starts at attempt 1)"
+        described.append(replace(move, detail="; ".join(parts) if parts else move.detail))
     return described
 
 
@@ -388,6 +389,9 @@ def migrate_instance(
         moves = _described(step.conn, instance_id, migration.apply(step.workflow, target, plan.rules()))
         _write_definition(step, plan.target_definition_id)
         _carry_rows(step, moves)
+        for move in moves:
+            if move.action == migration.RESTARTED:  # its incident went with the replaced task
+                step.resolve_incidents(task_id=move.task_id)
         detail = f"from {plan.source_definition_id} to {plan.target_definition_id}: {reason}"
         step.history("instance.migrated", detail=detail)
         for move in moves:
@@ -488,6 +492,7 @@ def modify_instance(
         raise InvalidArgument("instance_id", "is required")
     if not cancel_element_ids and not activate_element_id:
         raise InvalidArgument("activate_element_id", "name an element to activate or elements to cancel")
+    sizes.check_input(variables, host.limits, "variables_json")
 
     def action(step: Step) -> tuple[Step, list[ElementMove]]:
         if step.status != InstanceStatus.ACTIVE:
@@ -503,6 +508,9 @@ def modify_instance(
             if error.element_id == process_id:
                 field_name = "process_id"
             raise InvalidArgument(field_name, f"instance {instance_id}: {error}") from error
+        for move in moves:
+            if move.action == migration.CANCELED:  # its incident went with the cancelled task
+                step.resolve_incidents(task_id=move.task_id)
         what = ", ".join(f"{m.action} {m.source_element_id or m.target_element_id}" for m in moves)
         detail = f"{what}: {reason}"
         step.history("instance.modified", activate_element_id, activate_element_id, detail)
