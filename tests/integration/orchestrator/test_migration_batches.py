@@ -4,10 +4,12 @@ whole or skipped one by one, counted, audited, and never moved twice; only ops m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -17,8 +19,10 @@ import pytest
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
+from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import migration_plan_from_pb
 from consultflow.orchestrator.usecases.migration_batches import Selection
+from consultflow.platform.claims import Owned
 from tests.support.bpmn_builder import bpmn, service_task
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
@@ -470,3 +474,25 @@ def test_with_incidents_selects_only_the_instances_that_have_open_ones(harness: 
     assert (found.selected, [c.instance_id for c in found.checks]) == (1, [ids[1]])
     at_work = harness.orchestrator.plan_migration(plan_, Selection(waiting_at_element_id="work"))
     assert sorted(c.instance_id for c in at_work.checks) == sorted(ids)
+
+
+def test_only_the_owner_of_partition_0_runs_batches(harness: Harness) -> None:
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(2)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    batch = orchestrator.start_migration(
+        migration_plan_from_pb(plan()[0]), Selection(), "owner", False, TESTER
+    )
+    owned = [Owned(frozenset({1}), 2)]
+
+    async def rounds() -> tuple[int, int]:
+        with ThreadPoolExecutor(2) as executor:
+            scheduler = Scheduler(orchestrator, executor, lambda: owned[0])
+            elsewhere = await scheduler.migration_round()
+            owned[0] = Owned(frozenset({0}), 2)
+            return elsewhere, await scheduler.migration_round()
+
+    assert asyncio.run(rounds()) == (0, 2)
+    assert orchestrator.get_migration(batch.batch_id).batch.state == "COMPLETED"
+    assert {harness.view(i).instance.definition_id for i in ids} == {"onboarding:2"}
