@@ -219,9 +219,8 @@ def plan_migration(
     page = Page.of(page_size or PLAN_PAGE_SIZE, page_token)
     own = plan_problems(host, plan)
     selected = select_instances(host, plan, selection)
-    shown = page.rows(selected.instances[page.offset : page.offset + page.fetch])
-    checks = [] if own else [check_instance(host, plan, instance_id) for instance_id, _ in shown]
     fetched = selected.instances[page.offset : page.offset + page.fetch]
+    checks = [] if own else [check_instance(host, plan, i) for i, _ in page.rows(fetched)]
     return PlanResult(own + selected.foreign, checks, len(selected.instances), page.next_token(fetched))
 
 
