@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 
 import grpc
 import pytest
@@ -290,8 +289,9 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    found = Harness.sqlite(tmp_path)
+def harness(database_url: str) -> Iterator[Harness]:
+    """The use cases without a server or background loop, on SQLite and (when configured) PostgreSQL."""
+    found = Harness(database_url)
     yield found
     found.close()
 
