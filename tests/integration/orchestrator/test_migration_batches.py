@@ -25,25 +25,12 @@ from consultflow.platform.claims import Owned
 from tests.support.bpmn_builder import bpmn, service_task
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
+from tests.support.migration_diagrams import V1, V2
 from tests.support.orchestrator_harness import Harness
 from tests.support.rpc import refused
 
 Stub = pb_grpc.OrchestratorServiceStub
 CODE = grpc.StatusCode
-
-V1 = bpmn(
-    "onboarding",
-    """<startEvent id="s"/><exclusiveGateway id="g"/>
-    <userTask id="intake" camunda:candidateGroups="legal"/>
-    <userTask id="review" camunda:candidateGroups="legal"/><endEvent id="e"/>""",
-    'intake -> review\nreview -> e\ns -> g\ng -> intake: path == "intake"\ng -> review: default',
-)
-V2 = bpmn(
-    "onboarding",
-    """<startEvent id="s"/><userTask id="review" camunda:candidateGroups="legal"/>
-    <userTask id="approve" camunda:candidateGroups="legal"/><endEvent id="e"/>""",
-    "s -> review\nreview -> approve\napprove -> e",
-)
 
 
 def deploy(stub: Stub, content: bytes) -> str:
