@@ -11,7 +11,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from consultflow.orchestrator.host import InstanceHost
-from consultflow.orchestrator.orm import AuditEntry, Definition, HistoryEvent, Incident, Instance, UserTask
+from consultflow.orchestrator.orm import (
+    AuditEntry,
+    Definition,
+    HistoryEvent,
+    Incident,
+    Instance,
+    MigrationBatch,
+    UserTask,
+)
 from consultflow.orchestrator.records import ActiveElementView
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import (
@@ -21,6 +29,7 @@ from consultflow.orchestrator.usecases import (
     instances,
     jobs,
     messages,
+    migration_batches,
     migrations,
     queries,
     statistics,
@@ -30,6 +39,7 @@ from consultflow.orchestrator.usecases import (
 from consultflow.orchestrator.usecases.deployments import DefinitionFiles, DeployResult, Validation
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
+from consultflow.orchestrator.usecases.migration_batches import BatchView, PlanResult, Selection
 from consultflow.orchestrator.usecases.migrations import (
     ElementMove,
     InstanceCheck,
@@ -260,6 +270,34 @@ class Orchestrator(InstanceHost):
         page_token: str = "",
     ) -> tuple[list[AuditEntry], str]:
         return audit.list_audit(self, business_key, instance_id, actor, page_size, page_token)
+
+    # migration batches
+
+    def plan_migration(
+        self, plan: MigrationPlan, selection: Selection, page_size: int = 0, page_token: str = ""
+    ) -> PlanResult:
+        return migration_batches.plan_migration(self, plan, selection, page_size, page_token)
+
+    def start_migration(
+        self,
+        plan: MigrationPlan,
+        selection: Selection,
+        reason: str,
+        skip_refused: bool = False,
+        actor: Caller | None = None,
+    ) -> MigrationBatch:
+        return migration_batches.start_migration(self, plan, selection, reason, skip_refused, actor)
+
+    def run_migrations(self, limit: int = migration_batches.ITEMS_PER_ROUND) -> int:
+        return migration_batches.run_batches(self, limit)
+
+    def get_migration(self, batch_id: str) -> BatchView:
+        return migration_batches.get_migration(self, batch_id)
+
+    def list_migrations(
+        self, process_id: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[MigrationBatch], str]:
+        return migration_batches.list_migrations(self, process_id, page_size, page_token)
 
     # migration
 
