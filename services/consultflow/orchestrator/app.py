@@ -73,7 +73,7 @@ def build(context: Context) -> Parts:
                 mode,
             )
     context.relay.on_dead_letter = partial(job_not_published, orchestrator)
-    servicer = OrchestratorServicer(orchestrator)  # type: ignore[abstract]  # migration RPCs land next
+    servicer = OrchestratorServicer(orchestrator)
     servicer.attach_loop(asyncio.get_running_loop())
     scheduler = Scheduler(orchestrator, context.executor, context.claims.owned)
     bridge = StatusMessageBridge(context.js, orchestrator, context.executor, load_mappings(settings.bpmn_dir))
