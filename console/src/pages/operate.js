@@ -6,6 +6,7 @@ import { callersOf, drawDiagram, elementProcesses, showStatistics } from '../dia
 import { bilingual, language, t } from '../i18n.js';
 import { relative, stateLabel, stateName, when } from '../format.js';
 import { mountInstance } from './instance.js';
+import { mountMigrations } from './migrations.js';
 
 const STATES = ['ACTIVE', 'COMPLETED', 'CANCELED'];
 
@@ -198,6 +199,9 @@ async function overview(container, ctx) {
   replace(
     container,
     h('h1', {}, t('operateTitle')),
+    ctx.can.migrate
+      ? h('p', { class: 'actions' }, h('a', { class: 'button secondary', href: '#/operate/migrations', 'data-testid': 'nav-migrations' }, t('migrations')))
+      : null,
     h(
       'section',
       { class: 'panel', 'aria-label': t('processes') },
@@ -323,6 +327,7 @@ export const operatePage = {
     const [kind, id] = parts;
     if (kind === 'processes' && id) return processPage(container, ctx, id);
     if (kind === 'instances' && id) return mountInstance(container, ctx, id);
+    if (kind === 'migrations') return mountMigrations(container, ctx, id ?? '');
     return overview(container, ctx);
   },
 };
