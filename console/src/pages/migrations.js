@@ -375,6 +375,8 @@ async function planner(container, ctx) {
     state.mappings.push({ process_id: '', source_element_id: sourceId, target_element_id: targetId, restart: false });
     state.picked = '';
     hint.textContent = '';
+    mapSource.value = '';
+    mapTarget.value = '';
     renderMappings();
     mark();
   };
