@@ -341,6 +341,8 @@ async function planner(container, ctx) {
                     checked: m.restart,
                     onchange: (e) => {
                       m.restart = e.currentTarget.checked;
+                      planChanged();
+                      mark();
                     },
                   }),
                 ),
@@ -355,6 +357,7 @@ async function planner(container, ctx) {
                       'data-testid': 'mig-mapping-remove',
                       onclick: () => {
                         state.mappings.splice(index, 1);
+                        planChanged();
                         renderMappings();
                         mark();
                       },
@@ -369,8 +372,15 @@ async function planner(container, ctx) {
     );
   };
 
+  /** The plan changed: the last check's answer no longer holds. */
+  const planChanged = () => {
+    state.problems = [];
+    replace(checkResult);
+  };
+
   const addMapping = (sourceId, targetId) => {
     if (!sourceId || !targetId) return;
+    planChanged();
     state.mappings = state.mappings.filter((m) => m.source_element_id !== sourceId);
     state.mappings.push({ process_id: '', source_element_id: sourceId, target_element_id: targetId, restart: false });
     state.picked = '';

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.cli.system import LocalSystem
@@ -47,7 +47,15 @@ def review_deployed(console_system: LocalSystem) -> None:
         deploy(root, f"{PROCESS}.bpmn", second, "console test: triage first, review renamed check")
 
 
-def shape(page: Page, side: str, element_id: str, marker: str = "") -> object:
+def scroll_to(page: Page, selector: str) -> None:
+    """Scrolls `selector` to the top of the window, just under the sticky top bar (for a screenshot)."""
+    page.evaluate(
+        "s => window.scrollTo(0, document.querySelector(s).getBoundingClientRect().top + scrollY - 60)",
+        selector,
+    )
+
+
+def shape(page: Page, side: str, element_id: str, marker: str = "") -> Locator:
     suffix = f".{marker}" if marker else ""
     return page.locator(
         f'[data-testid="mig-{side}-diagram"] g.djs-element[data-element-id="{element_id}"]{suffix}'
@@ -101,9 +109,9 @@ def test_ops_plan_check_and_migrate_an_instance(
             expect(row.get_by_test_id("mig-problem")).to_have_attribute("data-element-id", "review")
 
             # review → check, picked on the diagrams
-            shape(page, "source", "review").click()  # type: ignore[attr-defined]
+            shape(page, "source", "review").click()
             expect(shape(page, "source", "review", "cf-mig-picked")).to_be_visible()
-            shape(page, "target", "check").click()  # type: ignore[attr-defined]
+            shape(page, "target", "check").click()
             mapping = by(page, "mig-mapping-row")
             expect(mapping).to_have_count(1)
             expect(mapping).to_have_attribute("data-source", "review")
@@ -115,6 +123,7 @@ def test_ops_plan_check_and_migrate_an_instance(
             expect(row).to_have_attribute("data-applicable", "true")
             expect(row.get_by_test_id("mig-move")).to_have_attribute("data-action", "CARRIED_OVER")
             expect(by(page, "mig-check-summary")).to_contain_text("1 can move")
+            scroll_to(page, ".migrations-page .diagram-bar")
             save_screenshot(page, "migration-plan", tmp_path)
 
             by(page, "mig-start").click()  # no reason: refused in the page
@@ -128,6 +137,7 @@ def test_ops_plan_check_and_migrate_an_instance(
             expect(item).to_have_attribute("data-instance-id", created.instance_id)
             expect(item).to_have_attribute("data-state", "MIGRATED")
             expect(by(page, "mig-batch-row").first).to_have_attribute("data-state", "COMPLETED")
+            scroll_to(page, '[data-testid="mig-check-panel"]')
             save_screenshot(page, "migration-batch", tmp_path)
 
             # the instance now runs version 2, waiting at check, and says where it came from
