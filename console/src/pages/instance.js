@@ -86,12 +86,13 @@ export function isMigrationEvent(type) {
   return /migrat|modif/i.test(String(type ?? ''));
 }
 
-/** The version a migrated instance came from: the first instance.migrated event's detail names the
- * source definition ("<process_id>:<version>" or "v<version>"); null when it was never migrated. */
+/** The version a migrated instance last came from: its latest instance.migrated event's detail names the
+ * source definition ("from <process_id>:<version> to …"); null when it was never migrated. */
 export function migratedFrom(instance) {
-  const event = (instance.history ?? []).find((e) => e.type === 'instance.migrated');
-  if (!event) return null;
-  const found = /:(\d+)\b/.exec(event.detail ?? '') ?? /\bv(\d+)\b/.exec(event.detail ?? '');
+  const events = (instance.history ?? []).filter((e) => e.type === 'instance.migrated');
+  if (!events.length) return null;
+  const detail = events[events.length - 1].detail ?? '';
+  const found = /from \S*?:(\d+)\b/.exec(detail) ?? /:(\d+)\b/.exec(detail);
   return found ? Number(found[1]) : '?';
 }
 
