@@ -140,6 +140,11 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                     f"/#/operate/instances/{instance_id}",
                     '[data-testid="diagram"] g.djs-element[data-element-id="bench_task"].cf-active',
                 ),
+                "operate: migrations (a process's plan)": (
+                    "otto",
+                    f"/#/operate/migrations/plan/{PROCESS}",
+                    '[data-testid="mig-source-diagram"] .cf-count',
+                ),
                 "modeler: open a process": (
                     "ana",
                     f"/#/modeler/{definition_id}",
@@ -170,6 +175,7 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                 f"/api/instances/{instance_id}": "otto",
                 f"/api/definitions/{definition_id}": "ana",
                 "/api/operations": "ana",
+                f"/api/migrations?process_id={PROCESS}": "otto",
             }
             api_ms: dict[str, tuple[float, int]] = {}
             for path, person in endpoints.items():

@@ -1,4 +1,5 @@
-// Migrations (#/operate/migrations, #/operate/migrations/<batch_id>), for ops: move running instances of
+// Migrations (#/operate/migrations, #/operate/migrations/plan/<process_id>, #/operate/migrations/<batch_id>),
+// for ops: move running instances of
 // one version of a process to another. Pick the process and both versions; the plan is drawn on both
 // diagrams side by side (mapped by id, mapped by hand, waits the target lacks, new in the target);
 // mappings are made by picking a source element and then a target element; "Check" is the dry run
@@ -221,7 +222,7 @@ async function batchPage(container, ctx, batchId) {
   return { destroy: stop };
 }
 
-async function planner(container, ctx) {
+async function planner(container, ctx, chosenProcess = '') {
   const body = await ctx.api.get('/api/definitions');
   const all = (body?.definitions ?? []).slice();
   const byProcess = new Map();
@@ -702,7 +703,12 @@ async function planner(container, ctx) {
   renderMappings();
   refreshButtons();
   fillElementSelects();
-  await loadPast();
+  if (chosenProcess && byProcess.has(chosenProcess)) {
+    processSelect.value = chosenProcess;
+    await chooseProcess(chosenProcess);
+  } else {
+    await loadPast();
+  }
   return {
     destroy() {
       destroyed = true;
@@ -713,10 +719,10 @@ async function planner(container, ctx) {
   };
 }
 
-export async function mountMigrations(container, ctx, batchId = '') {
+export async function mountMigrations(container, ctx, batchId = '', processId = '') {
   if (!ctx.can.migrate) {
     replace(container, h('p', { class: 'notice', 'data-testid': 'not-allowed' }, t('errorForbidden')));
     return {};
   }
-  return batchId ? batchPage(container, ctx, batchId) : planner(container, ctx);
+  return batchId ? batchPage(container, ctx, batchId) : planner(container, ctx, processId);
 }

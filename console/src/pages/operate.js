@@ -301,6 +301,13 @@ async function processPage(container, ctx, processId) {
     container,
     h('p', { class: 'crumbs' }, h('a', { href: '#/operate' }, t('backToOperate'))),
     h('h1', {}, bilingual(latest.name || processId), ' ', h('span', { class: 'muted mono' }, processId)),
+    ctx.can.migrate && versions.length > 1
+      ? h(
+          'p',
+          { class: 'actions' },
+          h('a', { class: 'button secondary', href: `#/operate/migrations/plan/${encodeURIComponent(processId)}`, 'data-testid': 'process-migrate' }, t('migrations')),
+        )
+      : null,
     h('div', { class: 'diagram-bar' }, select, summary),
     canvas,
     h('p', { class: 'legend muted' }, t('diagramLegend')),
@@ -324,9 +331,10 @@ async function processPage(container, ctx, processId) {
 
 export const operatePage = {
   async mount(container, ctx, parts) {
-    const [kind, id] = parts;
+    const [kind, id, more] = parts;
     if (kind === 'processes' && id) return processPage(container, ctx, id);
     if (kind === 'instances' && id) return mountInstance(container, ctx, id);
+    if (kind === 'migrations' && id === 'plan') return mountMigrations(container, ctx, '', more ?? '');
     if (kind === 'migrations') return mountMigrations(container, ctx, id ?? '');
     return overview(container, ctx);
   },
