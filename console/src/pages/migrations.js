@@ -500,12 +500,15 @@ async function planner(container, ctx, chosenProcess = '') {
     await Promise.all([redraw(), loadPast()]);
   };
 
-  async function check() {
+  async function check(more = null) {
     if (!ready()) return;
     checkButton.disabled = true;
-    replace(checkResult, h('p', { class: 'muted' }, t('checking')));
+    if (!more) replace(checkResult, h('p', { class: 'muted' }, t('checking')));
     try {
-      const answer = await ctx.api.post('/api/migrations/plan', { plan: plan(), selection: selection(), page_size: 500 });
+      const asked = { plan: plan(), selection: selection(), page_size: 500, page_token: more?.next_page_token ?? '' };
+      const page = await ctx.api.post('/api/migrations/plan', asked);
+      // a further page adds its instances to those shown (the selection is the same)
+      const answer = more ? { ...page, instances: [...(more.instances ?? []), ...(page?.instances ?? [])] } : page;
       const instances = answer?.instances ?? [];
       const planProblems = answer?.plan_problems ?? [];
       state.problems = [
@@ -525,7 +528,12 @@ async function planner(container, ctx, chosenProcess = '') {
               h('ul', {}, planProblems.map((p) => h('li', { class: 'error', 'data-testid': 'mig-plan-problem', 'data-element-id': p.element_id }, p.element_id ? [h('strong', {}, label('source', p.element_id)), ': '] : null, p.message))),
             )
           : null,
-        h('p', { 'data-testid': 'mig-check-summary' }, t('checkResult', { selected: answer?.selected ?? instances.length, applicable })),
+        h(
+          'p',
+          { 'data-testid': 'mig-check-summary' },
+          t('checkResult', { selected: answer?.selected ?? instances.length, applicable }),
+          answer?.next_page_token ? [' ', t('countOf', { shown: instances.length, total: answer.selected ?? '?' })] : null,
+        ),
         instances.length
           ? table(
               [t('businessKey'), t('applicable'), t('problems'), t('moves')],
@@ -559,6 +567,9 @@ async function planner(container, ctx, chosenProcess = '') {
               ),
               'mig-check-table',
             )
+          : null,
+        answer?.next_page_token
+          ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'mig-check-more', onclick: () => check(answer) }, t('more'))
           : null,
       );
     } catch (error) {
