@@ -204,7 +204,7 @@ export const STRINGS = {
   skipRefused: { zh: '略過計畫無法套用的實例', en: 'Skip instances the plan cannot apply to' },
   migrationStarted: { zh: '遷移已開始。', en: 'The migration started.' },
   batch: { zh: '遷移批次', en: 'Migration batch' },
-  batchState: { zh: '{state}:共 {total} 個,已遷移 {migrated},略過 {skipped},失敗 {failed}', en: '{state}: {total} in all, {migrated} migrated, {skipped} skipped, {failed} failed' },
+  batchState: { zh: '共 {total} 個:已遷移 {migrated},略過 {skipped},失敗 {failed}', en: '{total} in all: {migrated} migrated, {skipped} skipped, {failed} failed' },
   batchRUNNING: { zh: '進行中', en: 'Running' },
   batchCOMPLETED: { zh: '已完成', en: 'Completed' },
   itemPENDING: { zh: '等待中', en: 'Pending' },

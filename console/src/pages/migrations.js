@@ -100,7 +100,6 @@ function batchView(batch) {
       h('span', { class: ['state', state === 'COMPLETED' ? 'completed' : 'active'] }, t(`batch${state}`)),
       ' ',
       t('batchState', {
-        state: t(`batch${state}`),
         total,
         migrated: batch.migrated ?? 0,
         skipped: batch.skipped ?? 0,

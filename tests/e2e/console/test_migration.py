@@ -50,7 +50,7 @@ def review_deployed(console_system: LocalSystem) -> None:
 def scroll_to(page: Page, selector: str) -> None:
     """Scrolls `selector` to the top of the window, just under the sticky top bar (for a screenshot)."""
     page.evaluate(
-        "s => window.scrollTo(0, document.querySelector(s).getBoundingClientRect().top + scrollY - 60)",
+        "s => window.scrollTo(0, document.querySelector(s).getBoundingClientRect().top + scrollY - 64)",
         selector,
     )
 
@@ -123,7 +123,7 @@ def test_ops_plan_check_and_migrate_an_instance(
             expect(row).to_have_attribute("data-applicable", "true")
             expect(row.get_by_test_id("mig-move")).to_have_attribute("data-action", "CARRIED_OVER")
             expect(by(page, "mig-check-summary")).to_contain_text("1 can move")
-            scroll_to(page, ".migrations-page .diagram-bar")
+            scroll_to(page, ".migrations-page h1")
             save_screenshot(page, "migration-plan", tmp_path)
 
             by(page, "mig-start").click()  # no reason: refused in the page
