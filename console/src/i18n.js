@@ -215,6 +215,7 @@ export const STRINGS = {
   noBatches: { zh: '尚無遷移。', en: 'No migrations yet.' },
   createdBy: { zh: '執行者', en: 'By' },
   plan: { zh: '計畫', en: 'Plan' },
+  processNotInVersion: { zh: '此版本沒有流程 {process}。', en: 'This version holds no process {process}.' },
   sameVersion: { zh: '來源與目標版本相同。', en: 'The source and target versions are the same.' },
   // moving one instance (ModifyInstance)
   moveInstance: { zh: '移動', en: 'Move' },

@@ -6,7 +6,7 @@
 // (PlanMigration), "Migrate" starts a batch (StartMigration) whose progress is polled (GetMigration) and
 // refreshed by the live feed; past batches (ListMigrations) open their own page.
 import { h, replace } from '../dom.js';
-import { drawDiagram } from '../diagram.js';
+import { drawDiagram, elementProcesses } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { when } from '../format.js';
 
@@ -50,6 +50,7 @@ function flowNodes(viewer) {
  * has no such element and no mapping) or "new" (only in the target). Pure, for the page and its tests.
  */
 export function planMarks(sourceIds, targetIds, mappings, waiting, problems = []) {
+  // mappings and problems of the process in view only (the caller filters them)
   const source = new Map();
   const target = new Map();
   const mappedSources = new Set(mappings.map((m) => m.source_element_id));
@@ -66,6 +67,30 @@ export function planMarks(sourceIds, targetIds, mappings, waiting, problems = []
     else target.set(id, 'new');
   }
   return { source, target };
+}
+
+/** The process a diagram file holds: its first executable process (else its first process). */
+export function processOfFile(xml) {
+  if (typeof DOMParser === 'undefined') return '';
+  const doc = new DOMParser().parseFromString(xml ?? '', 'application/xml');
+  const processes = [...doc.getElementsByTagNameNS('*', 'process')];
+  const chosen = processes.find((p) => p.getAttribute('isExecutable') === 'true') ?? processes[0];
+  return chosen?.getAttribute('id') ?? '';
+}
+
+/** Every named element of the diagram files: id → name ("中文 English"), for labels outside the view. */
+function elementNames(xmlTexts) {
+  const names = new Map();
+  if (typeof DOMParser === 'undefined') return names;
+  for (const xml of xmlTexts) {
+    const doc = new DOMParser().parseFromString(xml, 'application/xml');
+    for (const el of doc.getElementsByTagName('*')) {
+      const id = el.getAttribute('id');
+      const name = el.getAttribute('name');
+      if (id && name && !names.has(id)) names.set(id, name);
+    }
+  }
+  return names;
 }
 
 function section(title, testid, ...children) {
@@ -234,11 +259,14 @@ async function planner(container, ctx, chosenProcess = '') {
 
   const state = {
     processId: '',
-    source: null, // {definition, viewer, nodes: Map id → name, waiting: Map id → count}
+    // per side: {definition, files: [{name, content, processId}], ids: Map element id → process id,
+    // viewer (of the file in view, or null), nodes: Map id → name (in view), waiting: Map id → count}
+    source: null,
     target: null,
+    shown: '', // the process whose diagrams are in view: the chosen one or a process it calls
     mappings: [], // {process_id, source_element_id, target_element_id, restart}
     picked: '', // a source element waiting for its target
-    problems: [], // element ids the last check named
+    problems: [], // {process_id, element_id} the last check named
   };
   const counts = new Map(); // version → running instances
   let destroyed = false;
@@ -254,6 +282,7 @@ async function planner(container, ctx, chosenProcess = '') {
   const targetSelect = h('select', { 'data-testid': 'mig-target', 'aria-label': t('targetVersion'), disabled: true });
   const sourceCanvas = h('div', { class: 'diagram', 'data-testid': 'mig-source-diagram', role: 'figure', 'aria-label': t('sourceVersion') });
   const targetCanvas = h('div', { class: 'diagram', 'data-testid': 'mig-target-diagram', role: 'figure', 'aria-label': t('targetVersion') });
+  const fileTabs = h('div', { class: 'diagram-tabs', role: 'group', 'aria-label': t('diagram') });
   const sourceHead = h('h2', {}, t('sourceVersion'));
   const targetHead = h('h2', {}, t('targetVersion'));
   const hint = h('p', { class: 'muted', 'data-testid': 'mig-hint', 'aria-live': 'polite' });
@@ -282,24 +311,28 @@ async function planner(container, ctx, chosenProcess = '') {
     waiting_at_element_id: waitingAt.value,
     with_incidents: withIncidents.checked,
   });
-  const ready = () => Boolean(state.source?.viewer && state.target?.viewer && state.source.definition.definition_id !== state.target.definition.definition_id);
+  const ready = () => Boolean(state.source?.files && state.target?.files && state.source.definition.definition_id !== state.target.definition.definition_id);
+  /** A mapping's or problem's process: "" (or the plan's own) is the chosen process. */
+  const processOf = (item) => item.process_id || state.processId;
+  const inView = (item) => processOf(item) === state.shown;
 
   const label = (side, id) => {
-    const name = state[side]?.nodes.get(id);
+    const name = state[side]?.nodes.get(id) || state[side]?.names.get(id);
     return name ? `${bilingual(name)} (${id})` : id;
   };
 
   const mark = () => {
-    if (!state.source?.viewer || !state.target?.viewer) return;
+    if (!state.source?.viewer && !state.target?.viewer) return;
     const marks = planMarks(
-      new Set(state.source.nodes.keys()),
-      new Set(state.target.nodes.keys()),
-      state.mappings,
-      state.source.waiting,
-      state.problems,
+      new Set(state.source?.nodes.keys() ?? []),
+      new Set(state.target?.nodes.keys() ?? []),
+      state.mappings.filter(inView),
+      state.source?.waiting ?? new Map(),
+      state.problems.filter(inView).map((p) => p.element_id),
     );
     for (const side of ['source', 'target']) {
-      const viewer = state[side].viewer;
+      const viewer = state[side]?.viewer;
+      if (!viewer) continue;
       const canvas = viewer.get('canvas');
       const overlays = viewer.get('overlays');
       overlays.remove({ type: 'cf-mig' });
@@ -328,9 +361,9 @@ async function planner(container, ctx, chosenProcess = '') {
             state.mappings.map((m, index) =>
               h(
                 'tr',
-                { 'data-testid': 'mig-mapping-row', 'data-source': m.source_element_id, 'data-target': m.target_element_id },
-                h('td', {}, label('source', m.source_element_id)),
-                h('td', {}, label('target', m.target_element_id)),
+                { 'data-testid': 'mig-mapping-row', 'data-process-id': processOf(m), 'data-source': m.source_element_id, 'data-target': m.target_element_id },
+                h('td', {}, m.process_id ? h('span', { class: 'muted mono' }, `${m.process_id} / `) : null, inView(m) ? label('source', m.source_element_id) : m.source_element_id),
+                h('td', {}, inView(m) ? label('target', m.target_element_id) : m.target_element_id),
                 h(
                   'td',
                   {},
@@ -381,8 +414,9 @@ async function planner(container, ctx, chosenProcess = '') {
   const addMapping = (sourceId, targetId) => {
     if (!sourceId || !targetId) return;
     planChanged();
-    state.mappings = state.mappings.filter((m) => m.source_element_id !== sourceId);
-    state.mappings.push({ process_id: '', source_element_id: sourceId, target_element_id: targetId, restart: false });
+    const processId = state.shown === state.processId ? '' : state.shown;
+    state.mappings = state.mappings.filter((m) => !(inView(m) && m.source_element_id === sourceId));
+    state.mappings.push({ process_id: processId, source_element_id: sourceId, target_element_id: targetId, restart: false });
     state.picked = '';
     hint.textContent = '';
     mapSource.value = '';
@@ -415,22 +449,85 @@ async function planner(container, ctx, chosenProcess = '') {
     }
   };
 
-  const drawSide = async (side, definition) => {
-    const canvas = side === 'source' ? sourceCanvas : targetCanvas;
+  /** Reads a version's diagram files (the process's own first, then those it calls). */
+  const loadSide = async (side, definition) => {
     state[side]?.viewer?.destroy();
     state[side] = null;
-    canvas.replaceChildren();
     if (!definition) return;
+    const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(definition.definition_id)}`);
+    const files = (detail?.resources ?? [])
+      .filter((r) => /\.bpmn$/i.test(r.name ?? '') && r.content)
+      .map((r) => ({ name: r.name, content: r.content, processId: processOf({ process_id: processOfFile(r.content) }) }));
+    if (files.length) files[0].processId = state.processId; // the process's own file, whatever it holds else
+    const texts = files.map((f) => f.content);
+    state[side] = { definition, files, ids: elementProcesses(texts), names: elementNames(texts), viewer: null, nodes: new Map(), waiting: new Map() };
+  };
+
+  /** Draws the shown process's file of one side (or says the version has no such process). */
+  const showSide = async (side) => {
+    const canvas = side === 'source' ? sourceCanvas : targetCanvas;
+    const held = state[side];
+    if (!held) {
+      canvas.replaceChildren();
+      return;
+    }
+    held.viewer?.destroy();
+    held.viewer = null;
+    held.nodes = new Map();
+    canvas.replaceChildren();
+    const file = held.files.find((f) => f.processId === state.shown);
+    if (!file) {
+      replace(canvas, h('p', { class: 'notice' }, t('processNotInVersion', { process: state.shown })));
+      return;
+    }
     try {
-      const detail = await ctx.api.get(`/api/definitions/${ctx.api.segment(definition.definition_id)}`);
-      if (destroyed) return;
-      const xml = detail?.resources?.[0]?.content ?? '';
-      const viewer = await drawDiagram(canvas, xml, language());
+      const viewer = await drawDiagram(canvas, file.content, language());
+      if (destroyed || state[side] !== held) return viewer.destroy();
       viewer.on('element.click', clicked(side));
-      state[side] = { definition, viewer, nodes: flowNodes(viewer), waiting: new Map() };
+      held.viewer = viewer;
+      held.nodes = flowNodes(viewer);
     } catch (error) {
       replace(canvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
     }
+  };
+
+  /** Tabs for the processes the versions hold (the chosen one and those it calls), when more than one. */
+  const renderTabs = () => {
+    const seen = [];
+    for (const file of [...(state.source?.files ?? []), ...(state.target?.files ?? [])]) {
+      if (!seen.includes(file.processId)) seen.push(file.processId);
+    }
+    replace(
+      fileTabs,
+      seen.length > 1
+        ? seen.map((pid) =>
+            h(
+              'button',
+              {
+                type: 'button',
+                class: ['tab', pid === state.shown && 'on'],
+                'aria-pressed': String(pid === state.shown),
+                'data-testid': 'mig-file',
+                'data-process-id': pid,
+                onclick: () => showProcess(pid),
+              },
+              pid,
+            ),
+          )
+        : null,
+    );
+  };
+
+  const showProcess = async (pid) => {
+    state.shown = pid;
+    state.picked = '';
+    hint.textContent = '';
+    renderTabs();
+    await Promise.all([showSide('source'), showSide('target')]);
+    if (destroyed) return;
+    fillElementSelects();
+    renderMappings();
+    mark();
   };
 
   const loadWaiting = async () => {
@@ -460,22 +557,33 @@ async function planner(container, ctx, chosenProcess = '') {
     state.picked = '';
     replace(checkResult);
     const keep = state.mappings;
-    await Promise.all([
-      state.source?.definition === source && state.source.viewer ? null : drawSide('source', source),
-      state.target?.definition === target && state.target.viewer ? null : drawSide('target', target),
-    ]);
+    try {
+      await Promise.all([
+        state.source?.definition === source ? null : loadSide('source', source),
+        state.target?.definition === target ? null : loadSide('target', target),
+      ]);
+    } catch (error) {
+      replace(sourceCanvas, h('p', { class: 'error', role: 'alert' }, t('diagramFailed', { message: error.message })));
+      return;
+    }
     await loadWaiting();
     if (destroyed) return;
-    state.mappings = keep.filter((m) => state.source?.nodes.has(m.source_element_id) && state.target?.nodes.has(m.target_element_id));
-    fillElementSelects();
-    renderMappings();
-    mark();
+    // a mapping stays while both its elements are in their process in both versions
+    const holds = (side, m) => {
+      const holder = state[side]?.ids.get(side === 'source' ? m.source_element_id : m.target_element_id);
+      const file = state[side]?.files.find((f) => f.processId === processOf(m));
+      return Boolean(holder && file) && (holder === processOf(m) || file === state[side].files[0]);
+    };
+    state.mappings = keep.filter((m) => holds('source', m) && holds('target', m));
+    const processes = new Set([...(state.source?.files ?? []), ...(state.target?.files ?? [])].map((f) => f.processId));
+    await showProcess(processes.has(state.shown) ? state.shown : state.processId);
     refreshButtons();
     if (source && target && source.version === target.version) hint.textContent = t('sameVersion');
   };
 
   const chooseProcess = async (pid) => {
     state.processId = pid;
+    state.shown = pid;
     state.mappings = [];
     const versions = byProcess.get(pid) ?? [];
     counts.clear();
@@ -510,10 +618,7 @@ async function planner(container, ctx, chosenProcess = '') {
       const answer = more ? { ...page, instances: [...(more.instances ?? []), ...(page?.instances ?? [])] } : page;
       const instances = answer?.instances ?? [];
       const planProblems = answer?.plan_problems ?? [];
-      state.problems = [
-        ...planProblems.map((p) => p.element_id),
-        ...instances.flatMap((i) => (i.problems ?? []).map((p) => p.element_id)),
-      ].filter(Boolean);
+      state.problems = [...planProblems, ...instances.flatMap((i) => i.problems ?? [])].filter((p) => p.element_id);
       mark();
       const applicable = instances.filter((i) => i.applicable).length;
       const action = (move) => t(`move${enumTail(move.action, 'MOVE_ACTION')}`);
@@ -655,6 +760,7 @@ async function planner(container, ctx, chosenProcess = '') {
       h('p', { class: 'crumbs' }, h('a', { href: '#/operate' }, t('backToOperate'))),
       h('h1', {}, t('migrationsTitle')),
       h('div', { class: 'diagram-bar' }, processSelect, h('label', {}, t('sourceVersion'), ' ', sourceSelect), '→', h('label', {}, t('targetVersion'), ' ', targetSelect)),
+      fileTabs,
       h(
         'div',
         { class: 'side-by-side' },
