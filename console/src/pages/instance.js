@@ -2,7 +2,7 @@
 // its incidents; incidents (retry), user tasks, jobs, variables, timeline, the processes it called and
 // the one that called it; cancel and publish a message, each only for the roles that may.
 import { h, replace } from '../dom.js';
-import { callersOf, drawDiagram, showInstance } from '../diagram.js';
+import { callersOf, drawDiagram, processOfFile, showInstance } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { parseJson, readable, stateLabel, stateName, when } from '../format.js';
 import { humanKey, parseVariables } from '../tasklist.js';
@@ -190,9 +190,11 @@ export async function mountInstance(container, ctx, instanceId) {
         return;
       }
       reason.removeAttribute('aria-invalid');
-      // the elements' process: the instance's own unless every chosen wait is inside a called one
+      // the elements' process: the one whose diagram is in view when an element is activated (the list
+      // offers that diagram's elements), else the one every ticked wait lies in; the instance's own is ""
       const processes = new Set(chosen.map((i) => i.dataset.processId || instance.process_id));
-      const processId = processes.size === 1 ? [...processes][0] : instance.process_id;
+      const inView = shownFile > 0 ? processOfFile(files[shownFile]?.content ?? '') : instance.process_id;
+      const processId = activate.value ? inView : processes.size === 1 ? [...processes][0] : instance.process_id;
       try {
         await ctx.api.post(`/api/instances/${ctx.api.segment(instance.instance_id)}/modify`, {
           cancel_element_ids: chosen.map((i) => i.value),

@@ -6,7 +6,7 @@
 // (PlanMigration), "Migrate" starts a batch (StartMigration) whose progress is polled (GetMigration) and
 // refreshed by the live feed; past batches (ListMigrations) open their own page.
 import { h, replace } from '../dom.js';
-import { drawDiagram, elementProcesses } from '../diagram.js';
+import { drawDiagram, elementProcesses, processOfFile } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { when } from '../format.js';
 
@@ -67,15 +67,6 @@ export function planMarks(sourceIds, targetIds, mappings, waiting, problems = []
     else target.set(id, 'new');
   }
   return { source, target };
-}
-
-/** The process a diagram file holds: its first executable process (else its first process). */
-export function processOfFile(xml) {
-  if (typeof DOMParser === 'undefined') return '';
-  const doc = new DOMParser().parseFromString(xml ?? '', 'application/xml');
-  const processes = [...doc.getElementsByTagNameNS('*', 'process')];
-  const chosen = processes.find((p) => p.getAttribute('isExecutable') === 'true') ?? processes[0];
-  return chosen?.getAttribute('id') ?? '';
 }
 
 /** Every named element of the diagram files: id → name ("中文 English"), for labels outside the view. */
