@@ -573,6 +573,8 @@ async function planner(container, ctx, chosenProcess = '') {
   };
 
   const chooseProcess = async (pid) => {
+    // the address names the process, so a reload or a language switch comes back to it
+    if (pid) history.replaceState(null, '', `#/operate/migrations/plan/${encodeURIComponent(pid)}`);
     state.processId = pid;
     state.shown = pid;
     state.mappings = [];
@@ -810,6 +812,7 @@ async function planner(container, ctx, chosenProcess = '') {
   renderMappings();
   refreshButtons();
   fillElementSelects();
+  for (const canvas of [sourceCanvas, targetCanvas]) replace(canvas, h('p', { class: 'notice' }, t('chooseProcess')));
   if (chosenProcess && byProcess.has(chosenProcess)) {
     processSelect.value = chosenProcess;
     await chooseProcess(chosenProcess);
