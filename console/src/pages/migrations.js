@@ -11,6 +11,7 @@ import { bilingual, language, t } from '../i18n.js';
 import { when } from '../format.js';
 
 const POLL_MS = 1000;
+const MAX_ITEMS = 200; // a batch's items shown at once
 const SKIPPED_TYPES = new Set([
   'bpmn:Process',
   'bpmn:Collaboration',
@@ -107,6 +108,11 @@ function batchView(batch) {
   const total = Number(batch.total ?? 0);
   const done = Number(batch.migrated ?? 0) + Number(batch.skipped ?? 0) + Number(batch.failed ?? 0);
   const plan = batch.plan ?? {};
+  // a large batch: the failed and skipped items first, then the rest, at most MAX_ITEMS rows
+  const order = { FAILED: 0, SKIPPED: 1, PENDING: 2, MIGRATED: 3 };
+  const items = [...(batch.items ?? [])]
+    .sort((a, b) => (order[enumTail(a.state, 'MIGRATION_ITEM_STATE')] ?? 4) - (order[enumTail(b.state, 'MIGRATION_ITEM_STATE')] ?? 4))
+    .slice(0, MAX_ITEMS);
   return h(
     'div',
     { class: 'batch', 'data-testid': 'mig-batch', 'data-batch-id': batch.batch_id, 'data-state': state },
@@ -144,10 +150,10 @@ function batchView(batch) {
       h('dd', {}, `${batch.created_by ?? ''} · ${when(batch.created_at)}`),
       batch.ended_at ? [h('dt', {}, t('ended')), h('dd', {}, when(batch.ended_at))] : null,
     ),
-    (batch.items ?? []).length
+    items.length
       ? table(
           [t('businessKey'), t('state'), t('message'), t('updated')],
-          batch.items.map((item) => {
+          items.map((item) => {
             const itemState = enumTail(item.state, 'MIGRATION_ITEM_STATE');
             return h(
               'tr',
@@ -160,6 +166,7 @@ function batchView(batch) {
           }),
         )
       : null,
+    items.length < (batch.items ?? []).length ? h('p', { class: 'muted' }, t('countOf', { shown: items.length, total: batch.items.length })) : null,
   );
 }
 
