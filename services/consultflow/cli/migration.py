@@ -119,7 +119,7 @@ def cmd_plan(client: Client, args: argparse.Namespace) -> int:
         )
         return out.EXIT_REFUSED if problems or any(not c.applicable for c in checks) else out.EXIT_OK
     refused = sum(1 for c in checks if not c.applicable)
-    print(f"plan {args.source} → {args.target}: {selected} instances selected")
+    print(f"plan {args.source} → {args.target}: {_instances(selected)} selected")
     if problems:
         print("problems:")
         out.table(
@@ -140,6 +140,10 @@ def cmd_plan(client: Client, args: argparse.Namespace) -> int:
     return out.EXIT_REFUSED if problems or refused else out.EXIT_OK
 
 
+def _instances(count: int) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
+
+
 def _progress(batch: pb.MigrationBatch) -> str:
     pending = batch.total - batch.migrated - batch.skipped - batch.failed
     return (
@@ -156,7 +160,7 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
             plan=plan, selection=selection, reason=args.reason, skip_refused=args.skip_refused
         )
     )
-    print(f"migration {batch.batch_id} started: {args.source} → {args.target}, {batch.total} instances")
+    print(f"migration {batch.batch_id} started: {args.source} → {args.target}, {_instances(batch.total)}")
     if not args.wait:
         print(f"follow it with: consultflow migration status {batch.batch_id}")
         return out.EXIT_OK
