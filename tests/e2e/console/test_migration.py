@@ -119,6 +119,11 @@ def test_ops_plan_check_and_migrate_an_instance(
             expect(shape(page, "source", "review", "cf-mig-own")).to_be_visible()
             expect(shape(page, "target", "check", "cf-mig-own")).to_be_visible()
 
+            by(page, "mig-mapping-restart").check()  # restarted, then carried over again
+            by(page, "mig-check").click()
+            expect(row.get_by_test_id("mig-move")).to_have_attribute("data-action", "RESTARTED")
+            by(page, "mig-mapping-restart").uncheck()
+            expect(by(page, "mig-check-table")).to_have_count(0)  # a changed plan clears the answer
             by(page, "mig-check").click()
             expect(row).to_have_attribute("data-applicable", "true")
             expect(row.get_by_test_id("mig-move")).to_have_attribute("data-action", "CARRIED_OVER")

@@ -177,9 +177,14 @@ def test_ops_check_and_migrate_an_instance(console: Console, versions: tuple[str
     assert [(m["source_element_id"], m["target_element_id"], m["action"]) for m in check["moves"]] == [
         ("review", "check", "MOVE_ACTION_CARRIED_OVER")
     ]
+    restarting = [{**REVIEW_TO_CHECK[0], "restart": True}]
+    restarted = otto.post(
+        "/api/migrations/plan", headers=headers, json={"plan": plan(restarting), "selection": selection}
+    ).json()
+    assert [m["action"] for m in restarted["instances"][0]["moves"]] == ["MOVE_ACTION_RESTARTED"]
     assert (
         console.system.orchestrator.GetInstance(pb.GetInstanceRequest(instance_id=instance_id)).version == 1
-    )
+    )  # checking changed nothing
 
     started = otto.post(
         "/api/migrations",
