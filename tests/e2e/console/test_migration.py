@@ -145,6 +145,17 @@ def test_ops_plan_check_and_migrate_an_instance(
             scroll_to(page, '[data-testid="mig-check-panel"]')
             save_screenshot(page, "migration-batch", tmp_path)
 
+            # the past batch opens its own page; the process's page links to its plan
+            batch_id = batch.get_attribute("data-batch-id")
+            by(page, "mig-batch-row").first.click()
+            expect(page).to_have_url(f"{base}/#/operate/migrations/{batch_id}")
+            expect(by(page, "mig-batch")).to_have_attribute("data-state", "COMPLETED")
+            expect(by(page, "mig-batch-item")).to_have_attribute("data-state", "MIGRATED")
+            page.goto(f"{base}/#/operate/processes/{PROCESS}")
+            by(page, "process-migrate").click()
+            expect(by(page, "mig-process")).to_have_value(PROCESS)
+            expect(by(page, "mig-source").locator("option[value='2']")).to_contain_text("1 running")
+
             # the instance now runs version 2, waiting at check, and says where it came from
             page.goto(f"{base}/#/operate/instances/{created.instance_id}")
             expect(by(page, "instance-version")).to_have_text("v2")
