@@ -403,12 +403,10 @@ def _plan(body: dict[str, Any]) -> pb.MigrationPlan:
     plan = body.get("plan")
     if not isinstance(plan, dict):
         raise bad_request("plan", "must be an object {source_definition_id, target_definition_id, mappings}")
-    source = text_field(plan, "source_definition_id")
-    target = text_field(plan, "target_definition_id")
-    if not source:
-        raise bad_request("plan.source_definition_id", "is required")
-    if not target:
-        raise bad_request("plan.target_definition_id", "is required")
+    source, target = (plan.get(name, "") for name in ("source_definition_id", "target_definition_id"))
+    for name, value in (("source_definition_id", source), ("target_definition_id", target)):
+        if not isinstance(value, str) or not value:
+            raise bad_request(f"plan.{name}", "is required: a definition id, <process_id>:<version>")
     items = plan.get("mappings", [])
     if not isinstance(items, list):
         raise bad_request("plan.mappings", "must be a list of {source_element_id, target_element_id}")

@@ -77,7 +77,7 @@ def test_bad_migration_input_is_refused_naming_the_field(console: Console) -> No
         ("/api/migrations/plan", {}, "plan"),
         ("/api/migrations/plan", {"plan": "p:1 to p:2"}, "plan"),
         ("/api/migrations/plan", {"plan": {**good, "source_definition_id": ""}}, "plan.source_definition_id"),
-        ("/api/migrations/plan", {"plan": {**good, "target_definition_id": 2}}, "target_definition_id"),
+        ("/api/migrations/plan", {"plan": {**good, "target_definition_id": 2}}, "plan.target_definition_id"),
         ("/api/migrations/plan", {"plan": {**good, "mappings": "review=check"}}, "plan.mappings"),
         ("/api/migrations/plan", {"plan": {**good, "mappings": ["review"]}}, "plan.mappings[0]"),
         (
