@@ -483,3 +483,20 @@ def test_only_the_owner_of_partition_0_runs_batches(harness: Harness) -> None:
     assert asyncio.run(rounds()) == (0, 2)
     assert orchestrator.get_migration(batch.batch_id).batch.state == "COMPLETED"
     assert {harness.view(i).instance.definition_id for i in ids} == {"onboarding:2"}
+
+
+def test_batches_are_listed_newest_first_a_page_at_a_time(harness: Harness) -> None:
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(3)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    plan_ = migration_plan_from_pb(plan()[0])
+    batches = [
+        orchestrator.start_migration(plan_, Selection(instance_ids=(i,)), f"one by one {n}", False, TESTER)
+        for n, i in enumerate(ids)
+    ]
+    first, token = orchestrator.list_migrations("onboarding", page_size=2)
+    rest, last = orchestrator.list_migrations("onboarding", page_size=2, page_token=token)
+    assert [b.batch_id for b in [*first, *rest]] == [b.batch_id for b in reversed(batches)]
+    assert token and not last
+    assert orchestrator.list_migrations("other") == ([], "")
