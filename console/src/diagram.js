@@ -35,6 +35,15 @@ function has(viewer, elementId) {
   return Boolean(elementId) && Boolean(viewer.get('elementRegistry').get(elementId));
 }
 
+/** The process a diagram file holds: its first executable process (else its first process). */
+export function processOfFile(xml) {
+  if (typeof DOMParser === 'undefined') return '';
+  const doc = new DOMParser().parseFromString(xml ?? '', 'application/xml');
+  const processes = [...doc.getElementsByTagNameNS('*', 'process')];
+  const chosen = processes.find((p) => p.getAttribute('isExecutable') === 'true') ?? processes[0];
+  return chosen?.getAttribute('id') ?? '';
+}
+
 /** Which process holds each element id, from the diagram files' XML: element id → process id. */
 export function elementProcesses(xmlTexts) {
   const found = new Map();

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
@@ -105,6 +106,10 @@ def fetch(api: ConsoleApi, path: str) -> None:
     api.get(path).raise_for_status()
 
 
+def check_plan(api: ConsoleApi, body: dict[str, Any]) -> None:
+    api.post("/api/migrations/plan", body).raise_for_status()
+
+
 def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
     count = int(os.environ.get("CONSULTFLOW_BENCH_CONSOLE_INSTANCES", "10000"))
     chromium()  # skips without it, before starting anything
@@ -140,6 +145,11 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                     f"/#/operate/instances/{instance_id}",
                     '[data-testid="diagram"] g.djs-element[data-element-id="bench_task"].cf-active',
                 ),
+                "operate: migrations (a process's plan)": (
+                    "otto",
+                    f"/#/operate/migrations/plan/{PROCESS}",
+                    '[data-testid="mig-source-diagram"] .cf-count',
+                ),
                 "modeler: open a process": (
                     "ana",
                     f"/#/modeler/{definition_id}",
@@ -170,6 +180,7 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                 f"/api/instances/{instance_id}": "otto",
                 f"/api/definitions/{definition_id}": "ana",
                 "/api/operations": "ana",
+                f"/api/migrations?process_id={PROCESS}": "otto",
             }
             api_ms: dict[str, tuple[float, int]] = {}
             for path, person in endpoints.items():
@@ -179,6 +190,22 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
                     api_ms[path] = (median_ms(partial(fetch, api, path)), status)
                 finally:
                     api.close()
+
+            # the migration page's dry run: every open instance checked against a second version
+            with signed_channel(address) as channel:
+                second = one_task(PROCESS).replace("基準 Benchmark".encode(), "基準 Benchmark v2".encode())
+                deploy(pb_grpc.OrchestratorServiceStub(channel), f"{PROCESS}.bpmn", second)
+            plan = {
+                "plan": {"source_definition_id": f"{PROCESS}:1", "target_definition_id": f"{PROCESS}:2"},
+                "page_size": 500,
+            }
+            api = console_api(system, "otto")
+            try:
+                checked = api.post("/api/migrations/plan", plan)
+                checked.raise_for_status()
+                dry_run = (median_ms(partial(check_plan, api, plan)), checked)
+            finally:
+                api.close()
     finally:
         system.stop()
 
@@ -192,3 +219,9 @@ def test_console_pages_with_ten_thousand_instances(tmp_path: Path) -> None:
     for path, (ms, status) in api_ms.items():
         shown = path.replace(instance_id, "{id}")
         print(f"   {shown.ljust(width)}  {ms:7.0f} ms  (HTTP {status}, median of {RUNS})")
+    dry_ms, answer = dry_run
+    print(
+        f"   {'POST /api/migrations/plan (v1 → v2)'.ljust(width)}  {dry_ms:7.0f} ms  "
+        f"({len(answer.json()['instances'])} of {answer.json()['selected']} instances checked per answer, "
+        f"median of {RUNS})"
+    )

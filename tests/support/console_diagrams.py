@@ -148,3 +148,31 @@ def inquiry_variables(key: str) -> dict[str, str]:
         "contact_phone": "",
         "question": "How do we shorten our order-to-delivery time?",
     }
+
+
+def review_versions(process_id: str = "console_review") -> tuple[bytes, bytes]:
+    """Two versions of one process for the migration tests. Version 1: start → `review` (a user task) →
+    end. Version 2 renames the wait to `check` and puts a new `triage` before it: an instance waiting at
+    `review` cannot move to version 2 until a mapping `review` → `check` says where its task goes; start
+    and end map by their ids; `triage` and `check` are new in version 2."""
+    task = (confirmation_form(), ' camunda:candidateGroups="business"')
+    first = drawn_line(
+        process_id,
+        "審閱 Review",
+        [
+            Step("startEvent", "review_started", "開始 Start"),
+            Step("userTask", "review", "審閱 Review", *task),
+            Step("endEvent", "review_done", "完成 Done"),
+        ],
+    )
+    second = drawn_line(
+        process_id,
+        "審閱 Review",
+        [
+            Step("startEvent", "review_started", "開始 Start"),
+            Step("userTask", "triage", "分流 Triage", *task),
+            Step("userTask", "check", "審核 Check", *task),
+            Step("endEvent", "review_done", "完成 Done"),
+        ],
+    )
+    return first, second

@@ -38,6 +38,8 @@ ALL = {
     "cancel": True,
     "retry": True,
     "publish": True,
+    "migrate": True,
+    "modify": True,
 }
 
 FIELDS: list[dict[str, Any]] = [
@@ -254,6 +256,7 @@ def canned_app() -> Starlette:
             Route("/api/instances", instances),
             Route("/api/instances/{instance_id}", instance),
             Route("/api/incidents/{incident_id}/resolve", post, methods=["POST"]),
+            Route("/api/instances/{instance_id}/modify", post, methods=["POST"]),
             Mount("/", StaticFiles(directory=STATIC)),
         ]
     )
@@ -418,3 +421,43 @@ def test_counts_inside_a_called_process_add_up_on_its_call_activity(page: Page) 
     called = page.get_by_test_id("diagram").locator(".djs-overlays[data-container-id='intake']")
     expect(called.locator(".cf-count")).to_have_text("4")
     expect(called.locator(".cf-incidents")).to_have_text("1")
+
+
+def test_migrations_and_move_only_for_those_who_may(page: Page) -> None:
+    CANNED.can = {**ALL, "migrate": False, "modify": False, "cancel": False}  # an analyst
+    page.goto("/#/operate")
+    expect(page.get_by_test_id("process-list")).to_be_visible()
+    expect(page.get_by_test_id("nav-migrations")).to_have_count(0)
+    page.goto("/#/operate/migrations")
+    expect(page.get_by_test_id("not-allowed")).to_be_visible()
+    expect(page.get_by_test_id("migrations-page")).to_have_count(0)
+    page.goto("/#/operate/instances/i-1")
+    expect(page.get_by_test_id("instance-page")).to_be_visible()
+    expect(page.get_by_test_id("incident-row")).to_be_visible()
+    expect(page.get_by_test_id("instance-move")).to_have_count(0)
+
+
+def test_the_move_form_picks_its_element_on_the_diagram(page: Page) -> None:
+    page.goto("/#/operate/instances/i-1")
+    page.get_by_test_id("instance-move").click()
+    expect(page.get_by_test_id("move-form")).to_be_visible()
+    waits = page.get_by_test_id("move-cancel")
+    expect(waits).to_have_count(1)
+    expect(waits).to_have_attribute("data-element-id", "record_requirements")
+    waits.check()
+    page.locator("[data-testid='diagram'] g.djs-element[data-element-id='understand_needs']").click()
+    expect(page.get_by_test_id("move-activate")).to_have_value("understand_needs")
+    page.get_by_test_id("move-submit").click()  # without a reason: refused in the page
+    expect(page.get_by_test_id("move-error")).to_have_text("Give a reason.")
+    assert not any(path.endswith("/modify") for path, _, _ in CANNED.posts)
+    page.get_by_test_id("move-reason").fill("the requirements were recorded by hand")
+    page.get_by_test_id("move-submit").click()
+    expect(page.get_by_text("The instance was moved.")).to_be_visible()
+    path, csrf, body = CANNED.posts[-1]
+    assert (path, csrf) == ("/api/instances/i-1/modify", CSRF)
+    assert body == {
+        "cancel_element_ids": ["record_requirements"],
+        "activate_element_id": "understand_needs",
+        "process_id": "",
+        "reason": "the requirements were recorded by hand",
+    }

@@ -2,7 +2,7 @@
 // its incidents; incidents (retry), user tasks, jobs, variables, timeline, the processes it called and
 // the one that called it; cancel and publish a message, each only for the roles that may.
 import { h, replace } from '../dom.js';
-import { callersOf, drawDiagram, showInstance } from '../diagram.js';
+import { callersOf, drawDiagram, processOfFile, showInstance } from '../diagram.js';
 import { bilingual, language, t } from '../i18n.js';
 import { parseJson, readable, stateLabel, stateName, when } from '../format.js';
 import { humanKey, parseVariables } from '../tasklist.js';
@@ -81,6 +81,21 @@ function messageForm(ctx, instance) {
   );
 }
 
+/** The history events a migration or a modification wrote (instance.migrated, instance.modified, …). */
+export function isMigrationEvent(type) {
+  return /migrat|modif/i.test(String(type ?? ''));
+}
+
+/** The version a migrated instance last came from: its latest instance.migrated event's detail names the
+ * source definition ("from <process_id>:<version> to …"); null when it was never migrated. */
+export function migratedFrom(instance) {
+  const events = (instance.history ?? []).filter((e) => e.type === 'instance.migrated');
+  if (!events.length) return null;
+  const detail = events[events.length - 1].detail ?? '';
+  const found = /from \S*?:(\d+)\b/.exec(detail) ?? /:(\d+)\b/.exec(detail);
+  return found ? Number(found[1]) : '?';
+}
+
 export async function mountInstance(container, ctx, instanceId) {
   let viewer = null;
   let drawnDefinition = '';
@@ -93,6 +108,8 @@ export async function mountInstance(container, ctx, instanceId) {
   let callers = new Map();
   let shownFile = 0;
   let lastInstance = null;
+  let moving = null; // the open move form: {activate: select, form}
+  const movePanel = h('div', { class: 'move-holder' });
   const tabs = h('div', { class: 'diagram-tabs', role: 'group', 'aria-label': t('diagram') });
 
   const showFile = async (index) => {
@@ -111,6 +128,109 @@ export async function mountInstance(container, ctx, instanceId) {
       return;
     }
     if (lastInstance) showInstance(viewer, instanceMarkers(lastInstance), callers);
+    viewer.on('element.click', (event) => {
+      let element = event.element;
+      if (element?.type === 'label') element = element.labelTarget;
+      if (!moving || !element || !element.parent || /SequenceFlow|Process|Lane|Participant|Collaboration/.test(element.type)) return;
+      const option = [...moving.activate.options].find((o) => o.value === element.id);
+      if (!option) return;
+      moving.activate.value = element.id;
+      markMoveTarget();
+    });
+    fillMoveTargets();
+  };
+
+  const markMoveTarget = () => {
+    if (!viewer) return;
+    const canvas = viewer.get('canvas');
+    for (const element of viewer.get('elementRegistry').getAll()) canvas.removeMarker(element.id, 'cf-move-target');
+    if (moving?.activate.value && viewer.get('elementRegistry').get(moving.activate.value)) canvas.addMarker(moving.activate.value, 'cf-move-target');
+  };
+
+  /** The elements of the diagram in view that can be activated: its flow nodes. */
+  const fillMoveTargets = () => {
+    if (!moving || !viewer) return;
+    const chosen = moving.activate.value;
+    const nodes = viewer
+      .get('elementRegistry')
+      .filter((e) => e.parent && e.type !== 'label' && !/SequenceFlow|MessageFlow|Process|Lane|Participant|Collaboration|Association|TextAnnotation|Data/.test(e.type))
+      .map((e) => [e.id, e.businessObject?.name ?? ''])
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    replace(
+      moving.activate,
+      h('option', { value: '' }, t('moveNoActivate')),
+      nodes.map(([id, name]) => h('option', { value: id }, name ? `${bilingual(name)} (${id})` : id)),
+    );
+    moving.activate.value = chosen;
+    markMoveTarget();
+  };
+
+  const openMove = (instance) => {
+    if (moving) return closeMove();
+    const activate = h('select', { id: 'move-activate', 'data-testid': 'move-activate', onchange: () => markMoveTarget() });
+    const reason = h('textarea', { id: 'move-reason', rows: 2, 'data-testid': 'move-reason' });
+    const error = h('p', { class: 'form-error', role: 'alert', 'data-testid': 'move-error' });
+    const waits = (instance.active_elements ?? []).filter((e) => e.element_id);
+    const boxes = waits.map((e) =>
+      h(
+        'label',
+        { class: 'check' },
+        h('input', { type: 'checkbox', 'data-testid': 'move-cancel', 'data-element-id': e.element_id, 'data-process-id': e.process_id ?? '', value: e.element_id }),
+        ' ',
+        e.name ? `${bilingual(e.name)} (${e.element_id})` : e.element_id,
+      ),
+    );
+    const submit = async (event) => {
+      event.preventDefault();
+      error.textContent = '';
+      const chosen = boxes.map((b) => b.querySelector('input')).filter((i) => i.checked);
+      if (!reason.value.trim()) {
+        reason.setAttribute('aria-invalid', 'true');
+        error.textContent = t('reasonRequired');
+        return;
+      }
+      reason.removeAttribute('aria-invalid');
+      // the elements' process: the one whose diagram is in view when an element is activated (the list
+      // offers that diagram's elements), else the one every ticked wait lies in; the instance's own is ""
+      const processes = new Set(chosen.map((i) => i.dataset.processId || instance.process_id));
+      const inView = shownFile > 0 ? processOfFile(files[shownFile]?.content ?? '') : instance.process_id;
+      const processId = activate.value ? inView : processes.size === 1 ? [...processes][0] : instance.process_id;
+      try {
+        await ctx.api.post(`/api/instances/${ctx.api.segment(instance.instance_id)}/modify`, {
+          cancel_element_ids: chosen.map((i) => i.value),
+          activate_element_id: activate.value,
+          process_id: processId === instance.process_id ? '' : processId,
+          reason: reason.value.trim(),
+        });
+        ctx.notify(t('moved'));
+        closeMove();
+        await load();
+      } catch (failure) {
+        const violations = failure.fieldViolations ?? [];
+        error.textContent = violations.length ? violations.map((v) => `${v.field}: ${v.description}`).join(' ') : failure.message;
+      }
+    };
+    const form = h(
+      'form',
+      { class: 'move-form', 'data-testid': 'move-form', onsubmit: submit },
+      h('h2', {}, t('moveTitle')),
+      h('fieldset', {}, h('legend', {}, t('moveCancel')), boxes.length ? boxes : h('p', { class: 'muted' }, t('none'))),
+      h('label', { for: 'move-activate' }, t('moveActivate')),
+      activate,
+      h('label', { for: 'move-reason' }, t('reason')),
+      reason,
+      error,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'danger', 'data-testid': 'move-submit' }, t('moveSubmit')), h('button', { type: 'button', class: 'secondary', onclick: () => closeMove() }, t('close'))),
+    );
+    moving = { activate, form };
+    replace(movePanel, h('section', { class: 'panel' }, form));
+    fillMoveTargets();
+  };
+
+  const closeMove = () => {
+    moving = null;
+    movePanel.replaceChildren();
+    markMoveTarget();
   };
 
   const draw = async (instance) => {
@@ -170,7 +290,16 @@ export async function mountInstance(container, ctx, instanceId) {
         'dl',
         { class: 'meta' },
         h('dt', {}, t('process')),
-        h('dd', {}, h('span', { class: 'process-name' }, bilingual(processName || instance.process_id || '')), ` · ${instance.process_id ?? ''} v${instance.version ?? ''}`),
+        h(
+          'dd',
+          {},
+          h('span', { class: 'process-name' }, bilingual(processName || instance.process_id || '')),
+          ` · ${instance.process_id ?? ''} `,
+          h('span', { 'data-testid': 'instance-version' }, `v${instance.version ?? ''}`),
+          migratedFrom(instance) !== null
+            ? [' ', h('span', { class: 'state active', 'data-testid': 'instance-migrated-from' }, t('migratedFrom', { version: migratedFrom(instance) }))]
+            : null,
+        ),
         h('dt', {}, 'ID'),
         h('dd', { class: 'mono' }, instance.instance_id),
         h('dt', {}, t('started')),
@@ -183,8 +312,13 @@ export async function mountInstance(container, ctx, instanceId) {
             ]
           : null,
       ),
-      active && ctx.can.cancel
-        ? h('div', { class: 'actions' }, h('button', { type: 'button', class: 'danger', 'data-testid': 'instance-cancel', onclick: () => cancel(instance) }, t('cancelInstance')))
+      active && (ctx.can.cancel || ctx.can.modify)
+        ? h(
+            'div',
+            { class: 'actions' },
+            ctx.can.modify ? h('button', { type: 'button', class: 'secondary', 'data-testid': 'instance-move', onclick: () => openMove(instance) }, t('moveInstance')) : null,
+            ctx.can.cancel ? h('button', { type: 'button', class: 'danger', 'data-testid': 'instance-cancel', onclick: () => cancel(instance) }, t('cancelInstance')) : null,
+          )
         : null,
     );
     const incidents = (instance.incidents ?? []).filter((i) => !i.resolved_at);
@@ -285,7 +419,7 @@ export async function mountInstance(container, ctx, instanceId) {
               history.map((event) =>
                 h(
                   'li',
-                  { 'data-type': event.type },
+                  { 'data-type': event.type, class: isMigrationEvent(event.type) ? 'migration-event' : null },
                   h('time', { datetime: event.time }, when(event.time)),
                   ' ',
                   h('span', { class: 'event-type mono' }, event.type),
@@ -344,6 +478,7 @@ export async function mountInstance(container, ctx, instanceId) {
       tabs,
       canvas,
       h('p', { class: 'legend muted' }, t('instanceLegend')),
+      movePanel,
       body,
     ),
   );

@@ -6,6 +6,7 @@ import { callersOf, drawDiagram, elementProcesses, showStatistics } from '../dia
 import { bilingual, language, t } from '../i18n.js';
 import { relative, stateLabel, stateName, when } from '../format.js';
 import { mountInstance } from './instance.js';
+import { mountMigrations } from './migrations.js';
 
 const STATES = ['ACTIVE', 'COMPLETED', 'CANCELED'];
 
@@ -198,6 +199,9 @@ async function overview(container, ctx) {
   replace(
     container,
     h('h1', {}, t('operateTitle')),
+    ctx.can.migrate
+      ? h('p', { class: 'actions' }, h('a', { class: 'button secondary', href: '#/operate/migrations', 'data-testid': 'nav-migrations' }, t('migrations')))
+      : null,
     h(
       'section',
       { class: 'panel', 'aria-label': t('processes') },
@@ -297,6 +301,13 @@ async function processPage(container, ctx, processId) {
     container,
     h('p', { class: 'crumbs' }, h('a', { href: '#/operate' }, t('backToOperate'))),
     h('h1', {}, bilingual(latest.name || processId), ' ', h('span', { class: 'muted mono' }, processId)),
+    ctx.can.migrate && versions.length > 1
+      ? h(
+          'p',
+          { class: 'actions' },
+          h('a', { class: 'button secondary', href: `#/operate/migrations/plan/${encodeURIComponent(processId)}`, 'data-testid': 'process-migrate' }, t('migrations')),
+        )
+      : null,
     h('div', { class: 'diagram-bar' }, select, summary),
     canvas,
     h('p', { class: 'legend muted' }, t('diagramLegend')),
@@ -320,9 +331,11 @@ async function processPage(container, ctx, processId) {
 
 export const operatePage = {
   async mount(container, ctx, parts) {
-    const [kind, id] = parts;
+    const [kind, id, more] = parts;
     if (kind === 'processes' && id) return processPage(container, ctx, id);
     if (kind === 'instances' && id) return mountInstance(container, ctx, id);
+    if (kind === 'migrations' && id === 'plan') return mountMigrations(container, ctx, '', more ?? '');
+    if (kind === 'migrations') return mountMigrations(container, ctx, id ?? '');
     return overview(container, ctx);
   },
 };

@@ -19,6 +19,7 @@ from consultflow.api.catalog.v1 import catalog_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.console.backends import ApiError, Backends, as_person, bad_request
 from consultflow.console.web import (
+    INT32_MAX,
     bool_param,
     check_csrf,
     int_param,
@@ -43,6 +44,8 @@ CAPABILITIES = {
     "retry": f"{ORCHESTRATOR}ResolveIncident",
     "publish": f"{ORCHESTRATOR}PublishMessage",
     "start": f"{ORCHESTRATOR}CreateInstance",
+    "migrate": f"{ORCHESTRATOR}StartMigration",
+    "modify": f"{ORCHESTRATOR}ModifyInstance",
 }
 LIST_OPERATIONS = f"/{policy.CATALOG}/ListOperations"
 CATALOGUE_SECONDS = 30.0
@@ -380,6 +383,178 @@ async def complete_task(request: Request) -> JSONResponse:
     return JSONResponse({})
 
 
+def _list_of_texts(body: dict[str, Any], name: str) -> list[str]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise bad_request(name, "must be a list of strings")
+    return value
+
+
+def _flag(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise bad_request(name, "must be true or false")
+    return value
+
+
+def _plan(body: dict[str, Any]) -> pb.MigrationPlan:
+    """The body's `plan` {source_definition_id, target_definition_id, mappings: [{process_id?,
+    source_element_id, target_element_id, restart?}]}; each bad part named by its path."""
+    plan = body.get("plan")
+    if not isinstance(plan, dict):
+        raise bad_request("plan", "must be an object {source_definition_id, target_definition_id, mappings}")
+    source, target = (plan.get(name, "") for name in ("source_definition_id", "target_definition_id"))
+    for name, value in (("source_definition_id", source), ("target_definition_id", target)):
+        if not isinstance(value, str) or not value:
+            raise bad_request(f"plan.{name}", "is required: a definition id, <process_id>:<version>")
+    items = plan.get("mappings", [])
+    if not isinstance(items, list):
+        raise bad_request("plan.mappings", "must be a list of {source_element_id, target_element_id}")
+    mappings = []
+    for index, item in enumerate(items):
+        where = f"plan.mappings[{index}]"
+        if not isinstance(item, dict):
+            raise bad_request(where, "must be an object {source_element_id, target_element_id, restart}")
+        texts = {}
+        for name in ("process_id", "source_element_id", "target_element_id"):
+            value = item.get(name, "")
+            if not isinstance(value, str):
+                raise bad_request(f"{where}.{name}", "must be a string")
+            if not value and name != "process_id":
+                raise bad_request(f"{where}.{name}", "is required")
+            texts[name] = value
+        restart = item.get("restart", False)
+        if not isinstance(restart, bool):
+            raise bad_request(f"{where}.restart", "must be true or false")
+        mappings.append(pb.ElementMapping(**texts, restart=restart))
+    return pb.MigrationPlan(source_definition_id=source, target_definition_id=target, mappings=mappings)
+
+
+def _selection(body: dict[str, Any]) -> pb.MigrationSelection:
+    """The body's optional `selection` {instance_ids, business_key, waiting_at_element_id, with_incidents}."""
+    selection = body.get("selection", {})
+    if not isinstance(selection, dict):
+        raise bad_request("selection", "must be an object")
+    try:
+        return pb.MigrationSelection(
+            instance_ids=_list_of_texts(selection, "instance_ids"),
+            business_key=text_field(selection, "business_key"),
+            waiting_at_element_id=text_field(selection, "waiting_at_element_id"),
+            with_incidents=_flag(selection, "with_incidents"),
+        )
+    except ApiError as error:  # named by its path in the body
+        field_name, description = error.field_violations[0]
+        raise bad_request(f"selection.{field_name}", description) from None
+
+
+def _page_size(body: dict[str, Any]) -> int:
+    value = body.get("page_size", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= INT32_MAX:
+        raise bad_request("page_size", "must be a whole number")
+    return value
+
+
+async def plan_migration(request: Request) -> JSONResponse:
+    """The dry run: a POST because the plan is a body, but it changes nothing."""
+    session = session_of(request)
+    check_csrf(request, session)
+    body = await json_body(request)
+    reply = (
+        await backends(request)
+        .orchestrator()
+        .PlanMigration(
+            pb.PlanMigrationRequest(
+                plan=_plan(body),
+                selection=_selection(body),
+                page_size=_page_size(body),
+                page_token=text_field(body, "page_token"),
+            ),
+            **as_person(session.token),
+        )
+    )
+    return JSONResponse(message_json(reply))
+
+
+async def start_migration(request: Request) -> JSONResponse:
+    session = session_of(request)
+    check_csrf(request, session)
+    body = await json_body(request)
+    plan, selection = _plan(body), _selection(body)
+    reason = text_field(body, "reason").strip()
+    if not reason:
+        raise bad_request("reason", "is required: why the instances move")
+    reply = (
+        await backends(request)
+        .orchestrator()
+        .StartMigration(
+            pb.StartMigrationRequest(
+                plan=plan, selection=selection, reason=reason, skip_refused=_flag(body, "skip_refused")
+            ),
+            **as_person(session.token),
+        )
+    )
+    return JSONResponse(message_json(reply))
+
+
+async def get_migration(request: Request) -> JSONResponse:
+    session = session_of(request)
+    reply = (
+        await backends(request)
+        .orchestrator()
+        .GetMigration(
+            pb.GetMigrationRequest(batch_id=request.path_params["batch_id"]), **as_person(session.token)
+        )
+    )
+    return JSONResponse(message_json(reply))
+
+
+async def list_migrations(request: Request) -> JSONResponse:
+    session = session_of(request)
+    params = request.query_params
+    reply = (
+        await backends(request)
+        .orchestrator()
+        .ListMigrations(
+            pb.ListMigrationsRequest(
+                process_id=params.get("process_id", ""),
+                page_size=int_param(request, "page_size"),
+                page_token=params.get("page_token", ""),
+            ),
+            **as_person(session.token),
+        )
+    )
+    return JSONResponse(message_json(reply))
+
+
+async def modify_instance(request: Request) -> JSONResponse:
+    session = session_of(request)
+    check_csrf(request, session)
+    body = await json_body(request)
+    cancel = _list_of_texts(body, "cancel_element_ids")
+    activate = text_field(body, "activate_element_id")
+    if not cancel and not activate:
+        raise bad_request("activate_element_id", "name an element to activate or elements to cancel")
+    reason = text_field(body, "reason").strip()
+    if not reason:
+        raise bad_request("reason", "is required: why the instance is moved")
+    reply = (
+        await backends(request)
+        .orchestrator()
+        .ModifyInstance(
+            pb.ModifyInstanceRequest(
+                instance_id=request.path_params["instance_id"],
+                cancel_element_ids=cancel,
+                activate_element_id=activate,
+                process_id=text_field(body, "process_id"),
+                reason=reason,
+                variables_json=json.dumps(object_field(body, "variables")) if "variables" in body else "",
+            ),
+            **as_person(session.token),
+        )
+    )
+    return JSONResponse(message_json(reply))
+
+
 ROUTES = [
     Route("/api/me", me),
     Route("/api/definitions", list_definitions),
@@ -391,6 +566,11 @@ ROUTES = [
     Route("/api/instances", list_instances),
     Route("/api/instances/{instance_id}", get_instance),
     Route("/api/instances/{instance_id}/cancel", cancel_instance, methods=["POST"]),
+    Route("/api/instances/{instance_id}/modify", modify_instance, methods=["POST"]),
+    Route("/api/migrations", list_migrations),
+    Route("/api/migrations", start_migration, methods=["POST"]),
+    Route("/api/migrations/plan", plan_migration, methods=["POST"]),
+    Route("/api/migrations/{batch_id}", get_migration),
     Route("/api/incidents/{incident_id}/resolve", resolve_incident, methods=["POST"]),
     Route("/api/messages", publish_message, methods=["POST"]),
     Route("/api/tasks", list_tasks),

@@ -76,14 +76,17 @@ def test_me_offers_what_each_role_may_do(console: Console) -> None:
     assert can["ana"]["can"] == {
         "model": True, "deploy": True, "tasks": False, "operate": True,
         "cancel": False, "retry": False, "publish": False, "start": False,
+        "migrate": False, "modify": False,
     }  # fmt: skip
     assert can["bella"]["can"] == {
         "model": False, "deploy": False, "tasks": True, "operate": False,
         "cancel": False, "retry": False, "publish": False, "start": True,
+        "migrate": False, "modify": False,
     }  # fmt: skip
     assert can["otto"]["can"] == {
         "model": False, "deploy": False, "tasks": True, "operate": True,
         "cancel": True, "retry": True, "publish": True, "start": True,
+        "migrate": True, "modify": True,
     }  # fmt: skip
     assert can["bella"]["groups"] == ["business"] and can["bella"]["roles"] == ["staff"]
     assert can["bella"]["csrf_token"] and can["bella"]["csrf_token"] != can["otto"]["csrf_token"]
