@@ -220,7 +220,7 @@ def plan_migration(
     own = plan_problems(host, plan)
     selected = select_instances(host, plan, selection)
     fetched = selected.instances[page.offset : page.offset + page.fetch]
-    checks = [] if own else [check_instance(host, plan, i) for i, _ in page.rows(fetched)]
+    checks = [] if own else [check_instance(host, plan, i, plan_checked=True) for i, _ in page.rows(fetched)]
     return PlanResult(own + selected.foreign, checks, len(selected.instances), page.next_token(fetched))
 
 
@@ -265,7 +265,7 @@ def start_migration(
     keys: dict[str, str] = {p.instance_id: "" for p in selected.foreign}
     for instance_id, business_key in selected.instances:
         keys[instance_id] = business_key
-        check = check_instance(host, plan, instance_id)
+        check = check_instance(host, plan, instance_id, plan_checked=True)
         if not check.applicable:
             refused[instance_id] = _first_problem(check)
     if refused and not skip_refused:

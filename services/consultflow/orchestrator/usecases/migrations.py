@@ -255,9 +255,12 @@ def _has_element(process_spec: Any, element_id: str) -> bool:
 # ------------------------------------------------------------------------------------------ instances
 
 
-def check_instance(host: InstanceHost, plan: MigrationPlan, instance_id: str) -> InstanceCheck:
+def check_instance(
+    host: InstanceHost, plan: MigrationPlan, instance_id: str, *, plan_checked: bool = False
+) -> InstanceCheck:
     """The dry run on one instance: loaded afresh from its stored state (never the live cached one, which
-    a check must not touch), checked, and dropped."""
+    a check must not touch), checked, and dropped. `plan_checked`: the caller found no `plan_problems`
+    already (checking a batch, where reading both versions again per instance took 40 % of the time)."""
     with host.db.read() as session:
         row = session.execute(
             select(
@@ -274,7 +277,7 @@ def check_instance(host: InstanceHost, plan: MigrationPlan, instance_id: str) ->
     refusal = _refusal(instance_id, row.definition_id, InstanceStatus(row.status), plan)
     if refusal is not None:
         return InstanceCheck(instance_id, business_key, (refusal,), ())
-    problems = [_for(instance_id, p) for p in plan_problems(host, plan)]
+    problems = [] if plan_checked else [_for(instance_id, p) for p in plan_problems(host, plan)]
     if problems:
         return InstanceCheck(instance_id, business_key, tuple(problems), ())
     workflow = engine.load_state(row.state, host.specs_for(row.definition_id), host.script_engine)
