@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from consultflow.cli import migration as migration_cli
 from consultflow.cli import outbox as outbox_cli
 from consultflow.cli import staff as staff_cli
 from consultflow.cli.system import LocalSystem, SupervisionEvent, replica_counts
@@ -287,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     instances.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     instances.add_argument("--json", action="store_true", help="print JSON")
 
-    instance = commands.add_parser("instance", help="show or cancel one instance")
+    instance = commands.add_parser("instance", help="show, cancel or move one instance")
     instance_commands = instance.add_subparsers(dest="instance_command", required=True, metavar="ACTION")
     ishow = staff(
         "show",
@@ -300,6 +301,57 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = staff("cancel", staff_cli.cmd_instance_cancel, "cancel an instance", instance_commands)
     cancel.add_argument("id")
     cancel.add_argument("--reason", help="why (recorded in its history)")
+    move = staff(
+        "move",
+        migration_cli.cmd_move,
+        "repair one instance: cancel waiting elements and begin another (ops)",
+        instance_commands,
+    )
+    move.add_argument("id")
+    move.add_argument(
+        "--cancel",
+        action="append",
+        default=[],
+        metavar="ELEMENT",
+        help="a waiting element to cancel (repeat)",
+    )
+    move.add_argument("--to", metavar="ELEMENT", help="the element to begin at (omit: only cancel)")
+    move.add_argument("--process", help="the process holding the elements (default: the instance's own)")
+    move.add_argument("--reason", required=True, help="why (audited, and kept in its history)")
+    move.add_argument("--var", action="append", metavar="NAME=VALUE", help="a variable to set first")
+    move.add_argument("--json", action="store_true", help="print JSON")
+
+    migration = commands.add_parser(
+        "migration", help="move running instances to another version of their process (ops)"
+    )
+    migration_commands = migration.add_subparsers(dest="migration_command", required=True, metavar="ACTION")
+    mplan = staff(
+        "plan",
+        migration_cli.cmd_plan,
+        "dry run: what a plan would do to each selected instance (exit 4 if any is refused)",
+        migration_commands,
+    )
+    migration_cli.add_plan_options(mplan)
+    mplan.add_argument("--json", action="store_true", help="print JSON")
+    mrun = staff(
+        "run",
+        migration_cli.cmd_run,
+        "start a batch: each instance moves in one transaction or not at all",
+        migration_commands,
+    )
+    migration_cli.add_plan_options(mrun)
+    mrun.add_argument("--reason", required=True, help="why (audited, and kept in each instance's history)")
+    mrun.add_argument(
+        "--skip-refused", action="store_true", help="migrate the instances the plan applies to, skip the rest"
+    )
+    mrun.add_argument("--wait", action="store_true", help="print progress until every instance is settled")
+    mstatus = staff(
+        "status", migration_cli.cmd_status, "the batches, or one batch with its instances", migration_commands
+    )
+    mstatus.add_argument("batch", nargs="?", help="a batch id (omit: list the batches)")
+    mstatus.add_argument("--process", help="only batches of this process")
+    mstatus.add_argument("--limit", type=int, default=50, help="at most this many batches (default 50)")
+    mstatus.add_argument("--json", action="store_true", help="print JSON")
 
     incidents = staff("incidents", staff_cli.cmd_incidents, "list open incidents")
     incidents.add_argument("--instance", help="only this instance's incidents")

@@ -81,6 +81,6 @@ def build(context: Context) -> Parts:
         registrations=[
             Registration(pb_grpc.add_OrchestratorServiceServicer_to_server, servicer, SERVICE_NAME)
         ],
-        background=[scheduler.timers, scheduler.messages, scheduler.jobs, bridge.run],
+        background=[scheduler.timers, scheduler.messages, scheduler.jobs, scheduler.migrations, bridge.run],
         on_stop=[observability.watch(context.db)],  # open incidents and user tasks at scrape time
     )

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     Index,
@@ -256,6 +257,48 @@ class AuditEntry(Base):
     )
 
 
+class MigrationBatch(Base):
+    """A migration of running instances from one version of a process to another (usecases/
+    migration_batches.py): the plan and selection as asked, and counters kept with each item's change."""
+
+    __tablename__ = "migration_batches"
+    batch_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255))
+    source_definition_id: Mapped[str] = mapped_column(String(300))
+    target_definition_id: Mapped[str] = mapped_column(String(300))
+    plan: Mapped[str] = mapped_column(Text)  # JSON (usecases/migrations.MigrationPlan.to_json)
+    selection: Mapped[str] = mapped_column(Text)  # JSON (usecases/migration_batches.Selection)
+    reason: Mapped[str] = mapped_column(Text)
+    skip_refused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    state: Mapped[str] = mapped_column(String(20))  # records.MigrationState
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    migrated: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (
+        Index("ix_migration_batches_state", "state", "created_at"),
+        Index("ix_migration_batches_process", "process_id", "created_at"),
+    )
+
+
+class MigrationItem(Base):
+    """One instance of a batch; its state changes in the same transaction as the instance it names, so an
+    item is MIGRATED exactly when its instance moved."""
+
+    __tablename__ = "migration_items"
+    batch_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)  # the order the batch takes them in
+    business_key: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(20))  # records.MigrationItemState
+    message: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_migration_items_pending", "batch_id", "state", "position"),)
+
+
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
@@ -270,3 +313,5 @@ SUBSCRIPTIONS = _table(Subscription)
 INCIDENTS = _table(Incident)
 HISTORY = _table(HistoryEvent)
 MESSAGES = _table(Message)
+MIGRATION_BATCHES = _table(MigrationBatch)
+MIGRATION_ITEMS = _table(MigrationItem)

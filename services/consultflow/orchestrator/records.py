@@ -51,6 +51,18 @@ class UserTaskStatus(StrEnum):
     CANCELED = "CANCELED"
 
 
+class MigrationState(StrEnum):
+    RUNNING = "RUNNING"  # items are pending; the runner (usecases/migration_batches.py) takes them
+    COMPLETED = "COMPLETED"  # every item migrated, skipped or failed
+
+
+class MigrationItemState(StrEnum):
+    PENDING = "PENDING"
+    MIGRATED = "MIGRATED"
+    SKIPPED = "SKIPPED"  # the plan did not apply when the batch started (skip_refused), or it had ended
+    FAILED = "FAILED"  # the plan applied at the start but not when its turn came
+
+
 class MessageStatus(StrEnum):
     PENDING = "PENDING"  # buffered until a receiver waits or it expires
     CORRELATED = "CORRELATED"

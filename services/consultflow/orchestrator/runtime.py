@@ -6,12 +6,22 @@ Each method only forwards to the use case of the same name in usecases/, where i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from consultflow.orchestrator.host import InstanceHost
-from consultflow.orchestrator.orm import AuditEntry, Definition, HistoryEvent, Incident, Instance, UserTask
+from consultflow.orchestrator.orm import (
+    AuditEntry,
+    Definition,
+    HistoryEvent,
+    Incident,
+    Instance,
+    MigrationBatch,
+    UserTask,
+)
+from consultflow.orchestrator.records import ActiveElementView
+from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import (
     audit,
     deployments,
@@ -19,6 +29,8 @@ from consultflow.orchestrator.usecases import (
     instances,
     jobs,
     messages,
+    migration_batches,
+    migrations,
     queries,
     statistics,
     timers,
@@ -27,6 +39,13 @@ from consultflow.orchestrator.usecases import (
 from consultflow.orchestrator.usecases.deployments import DefinitionFiles, DeployResult, Validation
 from consultflow.orchestrator.usecases.instances import CreateResult
 from consultflow.orchestrator.usecases.messages import PublishResult
+from consultflow.orchestrator.usecases.migration_batches import BatchView, PlanResult, Selection
+from consultflow.orchestrator.usecases.migrations import (
+    ElementMove,
+    InstanceCheck,
+    MigrationPlan,
+    MigrationProblem,
+)
 from consultflow.orchestrator.usecases.queries import InstanceView
 from consultflow.orchestrator.usecases.statistics import ProcessStatistics
 from consultflow.platform.identity import Caller
@@ -251,3 +270,64 @@ class Orchestrator(InstanceHost):
         page_token: str = "",
     ) -> tuple[list[AuditEntry], str]:
         return audit.list_audit(self, business_key, instance_id, actor, page_size, page_token)
+
+    # migration batches
+
+    def plan_migration(
+        self, plan: MigrationPlan, selection: Selection, page_size: int = 0, page_token: str = ""
+    ) -> PlanResult:
+        return migration_batches.plan_migration(self, plan, selection, page_size, page_token)
+
+    def start_migration(
+        self,
+        plan: MigrationPlan,
+        selection: Selection,
+        reason: str,
+        skip_refused: bool = False,
+        actor: Caller | None = None,
+    ) -> MigrationBatch:
+        return migration_batches.start_migration(self, plan, selection, reason, skip_refused, actor)
+
+    def run_migrations(self, limit: int = migration_batches.ITEMS_PER_ROUND) -> int:
+        return migration_batches.run_batches(self, limit)
+
+    def get_migration(self, batch_id: str) -> BatchView:
+        return migration_batches.get_migration(self, batch_id)
+
+    def list_migrations(
+        self, process_id: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[MigrationBatch], str]:
+        return migration_batches.list_migrations(self, process_id, page_size, page_token)
+
+    # migration
+
+    def migration_plan_problems(self, plan: MigrationPlan) -> list[MigrationProblem]:
+        return migrations.plan_problems(self, plan)
+
+    def check_migration(self, plan: MigrationPlan, instance_id: str) -> InstanceCheck:
+        return migrations.check_instance(self, plan, instance_id)
+
+    def migrate_instance(
+        self,
+        plan: MigrationPlan,
+        instance_id: str,
+        actor: Caller | None,
+        reason: str,
+        *,
+        alongside: Callable[[Step], None] | None = None,
+    ) -> InstanceCheck:
+        return migrations.migrate_instance(self, plan, instance_id, actor, reason, alongside=alongside)
+
+    def modify_instance(
+        self,
+        instance_id: str,
+        cancel_element_ids: Sequence[str],
+        activate_element_id: str,
+        process_id: str,
+        reason: str,
+        variables: Mapping[str, Any],
+        actor: Caller | None = None,
+    ) -> tuple[list[ElementMove], list[ActiveElementView]]:
+        return migrations.modify_instance(
+            self, instance_id, cancel_element_ids, activate_element_id, process_id, reason, variables, actor
+        )

@@ -1,9 +1,9 @@
-"""The orchestrator's background loops: due timers, pending messages, overdue jobs.
+"""The orchestrator's background loops: due timers, pending messages, overdue jobs, migration batches.
 
 Each loop sleeps until its next due time or until a committed step wakes it, and calls a blocking use case
 on the thread pool. All state lives in the database, so the loops pick up where they were after a restart.
 With several replicas each loop scans only the partitions this replica's lease keeper owns, and the
-periodic expiry of messages runs in the owner of partition 0 (platform/claims.py).
+periodic expiry of messages and the migration batches run in the owner of partition 0 (platform/claims.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SLEEP_SECONDS = 1.0
+MIGRATION_POLL_SECONDS = 0.5
+"""How soon a started (or resumed) batch is picked up: StartMigration answers before its items move."""
 
 
 class Scheduler:
@@ -81,6 +83,17 @@ class Scheduler:
         while True:
             await self._run(lambda: jobs.redeliver_overdue_jobs(self._orchestrator, owned=self._owned()))
             await asyncio.sleep(5.0)
+
+    async def migrations(self) -> None:
+        """Moves the pending items of running migration batches (usecases/migration_batches.py); after a
+        restart it resumes them. Only the owner of partition 0 runs batches, one round of items at a time
+        so a lease that moves stops it between rounds."""
+        while True:
+            settled = 0
+            if self._owned().cleans_up:
+                settled = await self._run(self._orchestrator.run_migrations)
+            if not settled:
+                await asyncio.sleep(MIGRATION_POLL_SECONDS)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

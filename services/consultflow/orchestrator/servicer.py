@@ -15,8 +15,25 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator import orm
 from consultflow.orchestrator.engine import DeploymentError
-from consultflow.orchestrator.records import Effects, InstanceStatus, PublishOutcome, version_of
+from consultflow.orchestrator.records import (
+    ActiveElementView,
+    Effects,
+    InstanceStatus,
+    MigrationItemState,
+    MigrationState,
+    PublishOutcome,
+    version_of,
+)
 from consultflow.orchestrator.runtime import Orchestrator
+from consultflow.orchestrator.usecases.migration_batches import Selection
+from consultflow.orchestrator.usecases.migrations import (
+    ElementMapping,
+    ElementMove,
+    InstanceCheck,
+    MigrationPlan,
+    MigrationProblem,
+    MoveAction,
+)
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller
 from consultflow.platform.errors import InvalidArgument, clip
@@ -36,8 +53,88 @@ _OUTCOMES = {
     PublishOutcome.DUPLICATE: pb.MESSAGE_OUTCOME_DUPLICATE,
     PublishOutcome.DROPPED: pb.MESSAGE_OUTCOME_DROPPED,
 }
+_MIGRATION_STATES = {
+    MigrationState.RUNNING: pb.MIGRATION_STATE_RUNNING,
+    MigrationState.COMPLETED: pb.MIGRATION_STATE_COMPLETED,
+}
+_ITEM_STATES = {
+    MigrationItemState.PENDING: pb.MIGRATION_ITEM_STATE_PENDING,
+    MigrationItemState.MIGRATED: pb.MIGRATION_ITEM_STATE_MIGRATED,
+    MigrationItemState.SKIPPED: pb.MIGRATION_ITEM_STATE_SKIPPED,
+    MigrationItemState.FAILED: pb.MIGRATION_ITEM_STATE_FAILED,
+}
 MAX_TTL_SECONDS = 30 * 24 * 3600
 MAX_RESOURCES = 100
+_MOVE_ACTIONS = {
+    MoveAction.CARRIED_OVER: pb.MOVE_ACTION_CARRIED_OVER,
+    MoveAction.RESTARTED: pb.MOVE_ACTION_RESTARTED,
+    MoveAction.CANCELED: pb.MOVE_ACTION_CANCELED,
+    MoveAction.ACTIVATED: pb.MOVE_ACTION_ACTIVATED,
+}
+
+
+def migration_plan_from_pb(plan: pb.MigrationPlan) -> MigrationPlan:
+    """The request's plan, checked for well-formed fields (InvalidArgument naming the field)."""
+    return MigrationPlan.parse(
+        plan.source_definition_id,
+        plan.target_definition_id,
+        (
+            ElementMapping(m.process_id, m.source_element_id, m.target_element_id, m.restart)
+            for m in plan.mappings
+        ),
+    )
+
+
+def migration_plan_message(plan: MigrationPlan) -> pb.MigrationPlan:
+    return pb.MigrationPlan(
+        source_definition_id=plan.source_definition_id,
+        target_definition_id=plan.target_definition_id,
+        mappings=[
+            pb.ElementMapping(
+                process_id=m.process_id,
+                source_element_id=m.source_element_id,
+                target_element_id=m.target_element_id,
+                restart=m.restart,
+            )
+            for m in plan.mappings
+        ],
+    )
+
+
+def migration_problem_message(problem: MigrationProblem) -> pb.MigrationProblem:
+    return pb.MigrationProblem(
+        instance_id=problem.instance_id,
+        process_id=problem.process_id,
+        element_id=problem.element_id,
+        message=clip(problem.message),
+    )
+
+
+def element_move_message(move: ElementMove) -> pb.ElementMove:
+    return pb.ElementMove(
+        process_id=move.process_id,
+        source_element_id=move.source_element_id,
+        target_element_id=move.target_element_id,
+        kind=move.kind,
+        action=_MOVE_ACTIONS[move.action],
+        detail=move.detail,
+    )
+
+
+def instance_check_message(check: InstanceCheck) -> pb.InstanceMigrationCheck:
+    return pb.InstanceMigrationCheck(
+        instance_id=check.instance_id,
+        business_key=check.business_key,
+        applicable=check.applicable,
+        problems=[migration_problem_message(p) for p in check.problems],
+        moves=[element_move_message(m) for m in check.moves],
+    )
+
+
+def active_element_message(a: ActiveElementView) -> pb.ActiveElement:
+    return pb.ActiveElement(
+        element_id=a.element_id, name=a.name, type=a.type, state=a.state, process_id=a.process_id
+    )
 
 
 def definition_message(definition: orm.Definition, differs: bool = False) -> pb.ProcessDefinition:
@@ -145,6 +242,58 @@ def event_message(event: orm.HistoryEvent) -> pb.InstanceEvent:
         element_id=event.element_id,
         element_name=event.element_name,
         detail=event.detail,
+    )
+
+
+def selection_from_pb(selection: pb.MigrationSelection) -> Selection:
+    """A migration's selection; ids are checked for shape here, for existence by the use case."""
+    for instance_id in selection.instance_ids:
+        if not instance_id.strip():
+            raise InvalidArgument("selection.instance_ids", "an instance id is empty")
+    return Selection(
+        instance_ids=tuple(selection.instance_ids),
+        business_key=selection.business_key,
+        waiting_at_element_id=selection.waiting_at_element_id,
+        with_incidents=selection.with_incidents,
+    )
+
+
+def selection_message(selection: Selection) -> pb.MigrationSelection:
+    return pb.MigrationSelection(
+        instance_ids=list(selection.instance_ids),
+        business_key=selection.business_key,
+        waiting_at_element_id=selection.waiting_at_element_id,
+        with_incidents=selection.with_incidents,
+    )
+
+
+def migration_item_message(item: orm.MigrationItem) -> pb.MigrationItem:
+    return pb.MigrationItem(
+        instance_id=item.instance_id,
+        business_key=item.business_key,
+        state=_ITEM_STATES[MigrationItemState(item.state)],
+        message=item.message,
+        updated_at=timestamp(item.updated_at),
+    )
+
+
+def migration_batch_message(
+    batch: orm.MigrationBatch, items: Sequence[orm.MigrationItem] = ()
+) -> pb.MigrationBatch:
+    return pb.MigrationBatch(
+        batch_id=batch.batch_id,
+        plan=migration_plan_message(MigrationPlan.from_json(batch.plan)),
+        selection=selection_message(Selection.from_json(batch.selection)),
+        reason=batch.reason,
+        created_by=batch.created_by,
+        created_at=timestamp(batch.created_at),
+        ended_at=timestamp(batch.ended_at),
+        state=_MIGRATION_STATES[MigrationState(batch.state)],
+        total=batch.total,
+        migrated=batch.migrated,
+        skipped=batch.skipped,
+        failed=batch.failed,
+        items=[migration_item_message(i) for i in items],
     )
 
 
@@ -475,3 +624,73 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
             request.business_key, request.instance_id, request.actor, request.page_size, request.page_token
         )
         return pb.ListAuditEntriesResponse(entries=[audit_message(r) for r in rows], next_page_token=token)
+
+    def PlanMigration(
+        self, request: pb.PlanMigrationRequest, context: grpc.ServicerContext
+    ) -> pb.PlanMigrationResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page_size", "must not be negative")
+        found = self._orchestrator.plan_migration(
+            migration_plan_from_pb(request.plan),
+            selection_from_pb(request.selection),
+            request.page_size,
+            request.page_token,
+        )
+        return pb.PlanMigrationResponse(
+            plan_problems=[migration_problem_message(p) for p in found.plan_problems],
+            instances=[instance_check_message(c) for c in found.checks],
+            selected=found.selected,
+            next_page_token=found.next_page_token,
+        )
+
+    def StartMigration(
+        self, request: pb.StartMigrationRequest, context: grpc.ServicerContext
+    ) -> pb.MigrationBatch:
+        if not request.reason.strip():
+            raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
+        batch = self._orchestrator.start_migration(
+            migration_plan_from_pb(request.plan),
+            selection_from_pb(request.selection),
+            request.reason,
+            request.skip_refused,
+            current_caller(),
+        )
+        return migration_batch_message(batch)
+
+    def GetMigration(
+        self, request: pb.GetMigrationRequest, context: grpc.ServicerContext
+    ) -> pb.MigrationBatch:
+        if not request.batch_id:
+            raise InvalidArgument("batch_id", "is required")
+        found = self._orchestrator.get_migration(request.batch_id)
+        return migration_batch_message(found.batch, found.items)
+
+    def ListMigrations(
+        self, request: pb.ListMigrationsRequest, context: grpc.ServicerContext
+    ) -> pb.ListMigrationsResponse:
+        rows, token = self._orchestrator.list_migrations(
+            request.process_id, request.page_size, request.page_token
+        )
+        return pb.ListMigrationsResponse(
+            batches=[migration_batch_message(b) for b in rows], next_page_token=token
+        )
+
+    def ModifyInstance(
+        self, request: pb.ModifyInstanceRequest, context: grpc.ServicerContext
+    ) -> pb.ModifyInstanceResponse:
+        if not request.instance_id:
+            raise InvalidArgument("instance_id", "is required")
+        variables = loads_object(request.variables_json, "variables_json") if request.variables_json else {}
+        moves, active = self._orchestrator.modify_instance(
+            request.instance_id,
+            list(request.cancel_element_ids),
+            request.activate_element_id,
+            request.process_id,
+            request.reason,
+            variables,
+            current_caller(),
+        )
+        return pb.ModifyInstanceResponse(
+            moves=[element_move_message(m) for m in moves],
+            active_elements=[active_element_message(a) for a in active],
+        )
