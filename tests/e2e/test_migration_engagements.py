@@ -61,6 +61,7 @@ REVISIT = Point("REVISIT", "follow_up", "revisit_client_form", "revisit_client_f
 # Waits in the implementation like IMPLEMENTATION, but the plan that omits the rename cannot move it.
 STAYS = Point("STAY", "implementation", RENAMED[0], RENAMED[0])
 POINTS = (INTAKE, IMPLEMENTATION, RECTIFICATION, REVISIT, STAYS)
+POINT_OF = {point.kind: point for point in POINTS}
 # The new task each migrated engagement meets after its point (and the one a new engagement meets them all).
 NEW_TASK_AFTER = {
     "INTAKE": "approve_proposal_form",
@@ -206,6 +207,14 @@ def wait_for_batch(world: World, batch: pb.MigrationBatch) -> pb.MigrationBatch:
     return eventually(ended, f"migration {batch.batch_id} to complete", 60)
 
 
+def list_batches(world: World) -> list[str]:
+    """The engagement's migration batches (ListMigrations)."""
+    found = world.clients.orchestrator.ListMigrations(
+        pb.ListMigrationsRequest(process_id="engagement", page_size=500), timeout=TIMEOUT
+    )
+    return sorted(b.batch_id for b in found.batches)
+
+
 def held_task(world: World, point: Point) -> pb.UserTask:
     """The open user task the engagement waits at (one; a revisit's cycle may have opened more)."""
     tasks = [
@@ -235,11 +244,12 @@ def test_the_dry_run_reports_each_engagements_moves_and_changes_nothing(world: W
         wanted = carried(IMPLEMENTATION) if point is STAYS else carried(point)
         assert check.applicable and not check.problems, (point.kind, check)
         assert wanted in moves_of(check), (point.kind, check.moves)
-        # every other wait (e.g. the monitoring beside the implementation) stays as it is
-        assert all(
-            m.action == pb.MOVE_ACTION_CARRIED_OVER or m.source_element_id == "revisit_cycle"
-            for m in check.moves
-        ), (point.kind, check.moves)
+        # every other wait (e.g. the monitoring beside the implementation) stays as it is, but the revisit
+        # cycle whose period changed, when it still waits, starts afresh
+        for move in check.moves:
+            restarted = move.source_element_id == RESTART_REVISIT_TIMER.source_element_id
+            wanted_action = pb.MOVE_ACTION_RESTARTED if restarted else pb.MOVE_ACTION_CARRIED_OVER
+            assert move.action == wanted_action, (point.kind, move)
 
     without_rename = world.clients.orchestrator.PlanMigration(
         pb.PlanMigrationRequest(
@@ -265,6 +275,7 @@ def test_a_plan_that_cannot_apply_is_refused_then_applied_to_the_rest_when_asked
         selection=pb.MigrationSelection(instance_ids=world.ids(*kinds)),
         reason="issue 17: engagements move to the next diagrams",
     )
+    batches = list_batches(world)
     with pytest.raises(grpc.RpcError) as refused:
         world.clients.orchestrator.StartMigration(request, timeout=TIMEOUT)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION, refused.value
@@ -274,10 +285,12 @@ def test_a_plan_that_cannot_apply_is_refused_then_applied_to_the_rest_when_asked
         assert world.instance(kind).definition_id == world.source, (
             f"{kind} moved though the start was refused"
         )
+    assert list_batches(world) == batches, "a refused start writes no batch"
 
     request.skip_refused = True
     batch = wait_for_batch(world, world.clients.orchestrator.StartMigration(request, timeout=TIMEOUT))
     assert (batch.total, batch.migrated, batch.skipped, batch.failed) == (4, 3, 1, 0), batch
+    assert list_batches(world) == sorted([*batches, batch.batch_id])
     items = {item.instance_id: item.state for item in batch.items}
     assert items == {
         **{i: pb.MIGRATION_ITEM_STATE_MIGRATED for i in world.ids("INTAKE", "RECTIFY", "REVISIT")},
@@ -335,6 +348,12 @@ def test_every_engagement_ends_on_the_version_it_runs(world: World) -> None:
             assert new_tasks_done == set(NEW_TASK_AFTER.values()), story.answered
             continue
         assert NEW_TASK_AFTER[kind] in new_tasks_done, (kind, story.answered)
-        migrated = [e for e in instance.history if e.type == "instance.migrated"]
+        migrated = [i for i, e in enumerate(instance.history) if e.type == "instance.migrated"]
         assert len(migrated) == 1, (kind, [(e.type, e.detail) for e in instance.history[-50:]])
-        assert world.source in migrated[0].detail and world.target in migrated[0].detail, migrated[0]
+        moved = instance.history[migrated[0]]
+        assert world.source in moved.detail and world.target in moved.detail, moved
+        # the history shows the wait begun on today's version and the new version's task done after it
+        before, after = instance.history[: migrated[0]], instance.history[migrated[0] + 1 :]
+        point = POINT_OF[kind]
+        assert ("usertask.created", point.element_id) in {(e.type, e.element_id) for e in before}, kind
+        assert ("element.completed", NEW_TASK_AFTER[kind]) in {(e.type, e.element_id) for e in after}, kind
