@@ -35,7 +35,8 @@ class Row:
 
 
 @pytest.fixture
-def system_factory(tmp_path: Path) -> Iterator[object]:
+def system_factory(tmp_path: Path, database_url: str) -> Iterator[object]:
+    """The orchestrator alone as a separate process, on a fresh SQLite file or PostgreSQL schema."""
     systems: list[LocalSystem] = []
 
     def make(fault: str) -> LocalSystem:
@@ -47,7 +48,9 @@ def system_factory(tmp_path: Path) -> Iterator[object]:
             extra_env={"CONSULTFLOW_BPMN_DIR": str(empty)},
             components=("orchestrator",),
             with_console=False,
-            component_env={"orchestrator": {"CONSULTFLOW_FAULTS": fault}},
+            component_env={
+                "orchestrator": {"CONSULTFLOW_FAULTS": fault, "CONSULTFLOW_DATABASE_URL": database_url}
+            },
         )
         systems.append(system)
         system.start()
@@ -64,7 +67,8 @@ def stub_of(system: LocalSystem) -> pb_grpc.OrchestratorServiceStub:
 
 def rows(db: Database, batch_id: str) -> dict[str, Row]:
     with db.read() as session:
-        items = {i.instance_id: i.state for i in session.scalars(select(MigrationItem))}
+        chosen = select(MigrationItem).where(MigrationItem.batch_id == batch_id)
+        items = {i.instance_id: i.state for i in session.scalars(chosen)}
         events = dict(
             session.execute(
                 select(HistoryEvent.instance_id, func.count())
@@ -96,7 +100,7 @@ CRASH_POINTS = [
 
 @pytest.mark.parametrize("fault", CRASH_POINTS)
 def test_a_batch_killed_mid_way_leaves_each_instance_whole_and_resumes(
-    system_factory: object, fault: str
+    system_factory: object, database_url: str, fault: str
 ) -> None:
     system: LocalSystem = system_factory(fault)  # type: ignore[operator]
     stub = stub_of(system)
@@ -128,7 +132,7 @@ def test_a_batch_killed_mid_way_leaves_each_instance_whole_and_resumes(
         assert time.monotonic() < deadline, "the fault never fired: the test did not test anything"
         time.sleep(0.05)
 
-    db = Database(f"sqlite:///{system.data_dir / 'orchestrator.db'}")
+    db = Database(database_url)
     try:
         at_death = rows(db, batch.batch_id)
         moved = {i for i, r in at_death.items() if r.definition_id == "onboarding:2"}
@@ -141,7 +145,7 @@ def test_a_batch_killed_mid_way_leaves_each_instance_whole_and_resumes(
         assert 0 < len(moved) < INSTANCES, f"killed at {fault} with {len(moved)} moved"
         assert counters(db, batch.batch_id) == ("RUNNING", len(moved), INSTANCES)
 
-        system.restart("orchestrator", {"CONSULTFLOW_FAULTS": ""})
+        system.restart("orchestrator", {"CONSULTFLOW_FAULTS": "", "CONSULTFLOW_DATABASE_URL": database_url})
         stub = stub_of(system)
         deadline = time.monotonic() + 60
         while stub.GetMigration(pb.GetMigrationRequest(batch_id=batch.batch_id)).state != (

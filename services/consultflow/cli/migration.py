@@ -85,11 +85,12 @@ def _pages(client: Client, args: argparse.Namespace) -> Iterator[pb.PlanMigratio
             return
 
 
-def _move_rows(check: pb.InstanceMigrationCheck) -> list[list[str]]:
+def _move_rows(check: pb.InstanceMigrationCheck, process_id: str) -> list[list[str]]:
+    """One row per waiting element (`called/element` when it is in a called process), then the problems."""
     verdict = "APPLICABLE" if check.applicable else "REFUSED"
     rows = []
     for move in check.moves:
-        where = f"{move.process_id}/" if move.process_id and move.process_id != check.instance_id else ""
+        where = f"{move.process_id}/" if move.process_id not in ("", process_id) else ""
         target = move.target_element_id or "-"
         rows.append(
             [verdict, f"{where}{move.source_element_id} → {target}", ACTIONS[move.action], move.detail]
@@ -118,7 +119,7 @@ def cmd_plan(client: Client, args: argparse.Namespace) -> int:
         )
         return out.EXIT_REFUSED if problems or any(not c.applicable for c in checks) else out.EXIT_OK
     refused = sum(1 for c in checks if not c.applicable)
-    print(f"plan {args.source} → {args.target}: {selected} instances selected")
+    print(f"plan {args.source} → {args.target}: {_instances(selected)} selected")
     if problems:
         print("problems:")
         out.table(
@@ -127,13 +128,20 @@ def cmd_plan(client: Client, args: argparse.Namespace) -> int:
         )
     rows = []
     for check in checks:
-        for index, row in enumerate(_move_rows(check)):
+        for index, row in enumerate(_move_rows(check, args.source.rpartition(":")[0])):
             first = index == 0
             rows.append([check.instance_id if first else "", check.business_key if first else "", *row])
     if checks:
         out.table(["instance", "key", "check", "element", "action", "detail"], rows)
-    print(f"{len(checks) - refused} applicable, {refused} refused")
+    if problems and not checks:
+        print("the plan itself cannot apply: no instance was checked")
+    else:
+        print(f"{len(checks) - refused} applicable, {refused} refused")
     return out.EXIT_REFUSED if problems or refused else out.EXIT_OK
+
+
+def _instances(count: int) -> str:
+    return f"{count} instance" if count == 1 else f"{count} instances"
 
 
 def _progress(batch: pb.MigrationBatch) -> str:
@@ -152,7 +160,7 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
             plan=plan, selection=selection, reason=args.reason, skip_refused=args.skip_refused
         )
     )
-    print(f"migration {batch.batch_id} started: {args.source} → {args.target}, {batch.total} instances")
+    print(f"migration {batch.batch_id} started: {args.source} → {args.target}, {_instances(batch.total)}")
     if not args.wait:
         print(f"follow it with: consultflow migration status {batch.batch_id}")
         return out.EXIT_OK

@@ -52,7 +52,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
-from consultflow.orchestrator import assignment, bounded_specs, deep_walks, migration, state_memo
+from consultflow.orchestrator import assignment, bounded_specs, deep_walks, retired, state_memo
 from consultflow.orchestrator.deploy_checks import MAX_RESOURCE_BYTES as MAX_RESOURCE_BYTES
 from consultflow.orchestrator.deploy_checks import DeploymentError as DeploymentError
 from consultflow.orchestrator.deploy_checks import check_resources
@@ -443,7 +443,7 @@ def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkf
     """Rebuilds an instance from its state and its version's specs."""
     dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
     SERIALIZER.migrate(dct)
-    migration.retire_missing(dct, specs)  # elements a migration left behind in finished tasks
+    retired.retire_missing(dct, specs.spec, specs.subprocess_specs)  # what a migration left behind
     dct["spec"] = specs.spec
     dct["subprocess_specs"] = dict(specs.subprocess_specs)
     workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)

@@ -8,8 +8,8 @@ dropped and predicted again from the new spec. A mapping with `restart` replaces
 (new id), so its wait starts afresh. Spiff's own `migrate_workflow` resets every READY/WAITING task's
 branch (data and internal data too), which would restart timers and lose claims: hence this module.
 
-Finished tasks whose element is gone get a "retired element" placeholder spec, so the stored state still
-loads (`retire_missing`, called by `engine.load_state`).
+Finished tasks whose element is gone get a "retired element" placeholder spec (retired.py), so the stored
+state still loads.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import ast
 import builtins
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.bpmn_task_spec import BpmnTaskSpec
+from SpiffWorkflow.bpmn.specs.control import BoundaryEventSplit
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.event_types import CatchingEvent
@@ -33,6 +33,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine
+from consultflow.orchestrator.retired import RetiredElement, retired_spec
 
 WAITING_MASK = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 PREDICTION_MASK = TaskState.PREDICTED_MASK | TaskState.FUTURE
@@ -82,20 +83,7 @@ class Check:
     moves: list[Move] = field(default_factory=list)
 
 
-class RetiredElement(BpmnTaskSpec):  # type: ignore[misc]
-    """Stands for an element a later version removed, in finished tasks of a migrated instance: it is
-    never reached (no inputs, no outputs), only named."""
-
-    def __init__(self, wf_spec: Any, name: str) -> None:
-        super().__init__(wf_spec, name, bpmn_id=name, bpmn_name=f"{name} (retired)")
-        self.manual = False
-
-
 # -------------------------------------------------------------------------------------------- alignment
-
-
-def _top_key(process_id: str, workflow: BpmnWorkflow) -> str:
-    return "" if workflow is workflow.top_workflow else process_id
 
 
 class Alignment:
@@ -106,22 +94,25 @@ class Alignment:
         self.target = target
         self.mappings = mappings  # source element id → mapping, for this process
 
-    def target_name(self, name: str) -> str:
-        """The target spec name of a source spec name: mapped, or (for internal specs named after an
-        element, e.g. `X.BoundaryEventSplit`) mapped by their element's prefix, else the same."""
+    def target_name(self, spec: Any) -> str:
+        """The target spec name of a source spec: its element's mapping, else the same name. Spiff's
+        internal specs named after an element (`X.BoundaryEventSplit`, `X [child]` of a multi-instance)
+        follow their element's mapping; an element is never mapped by another element's prefix."""
+        name = str(spec.name)
         mapping = self.mappings.get(name)
         if mapping is not None:
             return mapping.target_element_id
+        if getattr(spec, "bpmn_id", None):
+            return name
         for source_id, found in self.mappings.items():
-            for separator in (".", " ", "_"):
+            for separator in (".", " "):
                 if name.startswith(source_id + separator):
                     return found.target_element_id + name[len(source_id) :]
         return name
 
     def spec_for(self, spec: Any) -> Any | None:
-        if isinstance(spec, RetiredElement):
-            return self.target.task_specs.get(spec.name)
-        return self.target.task_specs.get(self.target_name(spec.name))
+        """The aligned target spec, or None when the target version has none."""
+        return self.target.task_specs.get(self.target_name(spec))
 
     def restart(self, spec: Any) -> bool:
         mapping = self.mappings.get(spec.name)
@@ -178,13 +169,9 @@ def _alignments(
 
 
 def waiting_tasks(workflow: BpmnWorkflow) -> list[Task]:
-    """Every unfinished, non-predicted task of the workflow and its subworkflows that an element names
-    (READY, STARTED, WAITING or ERROR)."""
-    return [
-        task
-        for task in workflow.get_tasks(state=WAITING_MASK)
-        if getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
-    ]
+    """Every task of the workflow and its subworkflows that was reached and is not finished (READY,
+    STARTED, WAITING or ERROR): what a migration must place in the target version."""
+    return list(workflow.get_tasks(state=WAITING_MASK))
 
 
 def check(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterable[MappingRule]) -> Check:
@@ -197,6 +184,16 @@ def check(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
         if alignment is None:
             continue  # its whole subworkflow is orphaned: reported above
         _check_task(task, alignment, result)
+    for task in workflow.get_tasks(state=TaskState.FUTURE):
+        # Reached next for certain (its parent finished): dropping it as a prediction would lose the path.
+        alignment = alignments.get(id(task.workflow))
+        parent = task.parent
+        if alignment is None or parent is None or not parent.has_state(TaskState.FINISHED_MASK):
+            continue
+        if alignment.spec_for(task.task_spec) is None:
+            element_id = engine.describe(task)[0]
+            message = f"is about to run {element_id}, which the target version does not have: map it"
+            result.problems.append(Problem(engine.task_process_id(task), element_id, message))
     return result
 
 
@@ -306,7 +303,17 @@ def _names(expression: str) -> list[str]:
 
 
 def _detail(task: Task) -> str:
+    """What ops recognise a wait by: the job's operation, the timer's due time, the message, or which
+    instance of a multi-instance body it is."""
     spec = task.task_spec
+    parent = task.parent
+    if (
+        parent is not None
+        and isinstance(parent.task_spec, LoopTask)
+        and parent.task_spec.task_spec == spec.name
+    ):
+        body = [child for child in parent.children if child.task_spec is spec]
+        return f"instance {body.index(task) + 1} of {len(body)}"
     if isinstance(spec, engine.JobServiceTask):
         return f"job {spec.operation_name}"
     definition = getattr(spec, "event_definition", None)
@@ -358,18 +365,10 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
             _predict_again(sub)
     moves = {move.task_id: move for move in found.moves}
     for task in restarts:
-        fresh = _restart(task)
+        _restart(task)
         old = moves.get(str(task.id))
-        if old is not None:
-            moves[str(task.id)] = Move(
-                old.process_id,
-                old.source_element_id,
-                old.target_element_id,
-                old.kind,
-                RESTARTED,
-                "",
-                str(fresh.id),
-            )
+        if old is not None:  # the move keeps the replaced task's id: its rows are the ones closed
+            moves[str(task.id)] = replace(old, action=RESTARTED)
     return list(moves.values())
 
 
@@ -436,48 +435,6 @@ def _restart(task: Task) -> Task:
     return fresh
 
 
-def retired_spec(process_spec: Any, name: str) -> Any:
-    """The process's placeholder for a removed element, added once."""
-    existing = process_spec.task_specs.get(name)
-    if existing is not None:
-        return existing
-    return RetiredElement(process_spec, name)
-
-
-def retire_missing(dct: dict[str, Any], specs: engine.ProcessSpecs) -> None:
-    """Adds a placeholder to the version's specs for every element a stored state names that the version
-    does not have (finished tasks of an instance migrated from a version that had them)."""
-    _retire_tasks(dct.get("tasks", {}), specs.spec)
-    owners: dict[str, Any] = {task_id: specs.spec for task_id in dct.get("tasks", {})}
-    subprocesses: dict[str, Any] = dict(dct.get("subprocesses", {}))
-    task_specs: dict[str, str] = {k: t["task_spec"] for k, t in dct.get("tasks", {}).items()}
-    progress = True
-    while subprocesses and progress:
-        progress = False
-        for sub_id, sub in list(subprocesses.items()):
-            owner = owners.get(sub_id)
-            if owner is None:
-                continue
-            progress = True
-            del subprocesses[sub_id]
-            caller = owner.task_specs.get(task_specs.get(sub_id, ""))
-            called = getattr(caller, "spec", None)
-            process = specs.subprocess_specs.get(called) if isinstance(called, str) else None
-            if process is None:
-                continue
-            _retire_tasks(sub.get("tasks", {}), process)
-            for task_id, task in sub.get("tasks", {}).items():
-                owners[task_id] = process
-                task_specs[task_id] = task["task_spec"]
-
-
-def _retire_tasks(tasks: Mapping[str, Any], process_spec: Any) -> None:
-    for task in tasks.values():
-        name = task.get("task_spec")
-        if isinstance(name, str) and name not in process_spec.task_specs:
-            retired_spec(process_spec, name)
-
-
 # ----------------------------------------------------------------------------------------------- modify
 
 
@@ -527,27 +484,45 @@ def modify(
         ]
         if not found:
             raise ModifyError(element_id, f"nothing waits at {element_id} in process {process}")
-        to_cancel.extend(found)
+        to_cancel.extend(t for t in found if t not in to_cancel)
+    for task in list(to_cancel):  # an activity's boundary events go with it
+        parent = task.parent
+        if parent is not None and isinstance(parent.task_spec, BoundaryEventSplit):
+            to_cancel.extend(
+                sibling
+                for sibling in parent.children
+                if sibling not in to_cancel
+                and sibling.has_state(WAITING_MASK)
+                and isinstance(sibling.task_spec, BoundaryEvent)
+            )
     activate = _activatable(target, activate_element_id) if activate_element_id else None
     moves: list[Move] = []
     base = dict(to_cancel[0].data) if to_cancel else engine.visible_data(target)
     for task in to_cancel:
         element_id, _, kind = engine.describe(task)
         moves.append(Move(process, element_id, "", kind, CANCELED, "", str(task.id)))
-        task.cancel()
+        _cancel(task)
     if activate is not None:
         parent = to_cancel[0].parent if to_cancel else target.task_tree
         fresh = parent._add_child(activate, TaskState.FUTURE)
         fresh.data = {**base, **variables}
         fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
         fresh.task_spec._update(fresh)
-        fresh.data.update(variables)  # after _update, which may inherit the parent's data again
+        fresh.data.update({**base, **variables})  # after _update, which may inherit the parent's data
         element_id, _, kind = engine.describe(fresh)
         moves.append(Move(process, "", element_id, kind, ACTIVATED, "", str(fresh.id)))
     elif variables:
         for task in target.get_tasks(state=WAITING_MASK, skip_subprocesses=True):
             task.data.update(variables)
     return moves
+
+
+def _cancel(task: Task) -> None:
+    """Cancels a waiting task; Spiff's `cancel` leaves a task in ERROR as it is (ERROR counts as finished
+    there), so a failed task is put back to READY first and then cancelled like any other."""
+    if task.state == TaskState.ERROR:
+        task._set_state(TaskState.READY)
+    task.cancel()
 
 
 def _element(task: Task) -> str:

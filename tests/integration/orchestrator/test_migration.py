@@ -33,7 +33,19 @@ from consultflow.platform.settings import Settings
 from tests.support.bpmn_builder import bpmn, definitions, field, form, message, process_xml, service_task
 from tests.support.components import ComponentThread, component_settings
 from tests.support.identity import signed_channel
+from tests.support.regulation_world import FlowIndex, World, resources
 from tests.support.rpc import refused
+
+INQUIRY = {
+    "channel": "email",
+    "client_name": "Shenzhen Lighting",
+    "client_industry": "manufacturing",
+    "contact_name": "Ms Chen",
+    "contact_email": "chen@example.cn",
+    "contact_phone": "",
+    "question": "Can you help us enter the European market?",
+}
+ALL_FEASIBLE = {"technical_feasible": True, "economic_feasible": True, "time_feasible": True, "take_on": True}
 
 Stub = pb_grpc.OrchestratorServiceStub
 OTTO = Caller("otto", roles=frozenset({"ops"}))
@@ -202,10 +214,14 @@ def test_waits_carry_over_and_the_instance_runs_to_its_end_from_the_cache_and_af
         ("wait", "wait", MoveAction.CARRIED_OVER),
         ("work", "work", MoveAction.CARRIED_OVER),
     ]
+    details = {m.source_element_id: m.detail for m in check.moves}
+    assert (details["approve"], details["work"]) == ("claimed by chen", "job crm.work attempt 1")
     assert rows(host, instance_id) == before  # the dry run changed nothing
 
     host.migrate_instance(migration, instance_id, OTTO, "approval renamed")
     after = rows(host, instance_id)
+    cached = host.workflow_for(instance_id, after["revision"], "", "")  # the live cache: no state needed
+    assert cached.spec is host.specs_for(v2).spec
     assert after["definition_id"] == v2 and after["revision"] == before["revision"] + 1
     assert after["jobs"] == before["jobs"]  # the same job, same attempt
     [(task_id, element_id, status, assignee)] = [t for t in after["user_tasks"] if t[2] == "OPEN"]
@@ -284,18 +300,25 @@ def test_a_plan_that_cannot_apply_is_refused_naming_instance_and_element_and_cha
     bad = plan(v1, v3, ElementMapping("", "nope", "approve_v2"))
     [problem] = host.migration_plan_problems(bad)
     assert problem.element_id == "nope" and v1 in problem.message
+    deploy(stub, "other", bpmn("other", '<startEvent id="s"/><endEvent id="e"/>', "s -> e"))
+    [other] = host.migration_plan_problems(plan(v1, "other:1"))
+    assert other.message == "other:1 is a version of other, not engagement"
     with pytest.raises(NotFound, match="engagement:9"):
         host.migration_plan_problems(plan(v1, "engagement:9"))
     assert rows(host, instance_id) == before
 
 
-def test_a_changed_timer_restarts_when_the_plan_says_so(running: Running) -> None:
+def test_restarted_waits_start_afresh_a_job_a_user_task_without_its_claim_and_a_timer(
+    running: Running,
+) -> None:
     stub, host = running.stub, running.host
     v1 = deploy(stub, "engagement", engagement(1))
     instance_id = stub.CreateInstance(
         pb.CreateInstanceRequest(process_id="engagement", variables_json='{"engagement_id": "E9"}')
     ).instance_id
     complete_task(stub, instance_id, "intake")
+    approve = open_task(stub, instance_id, "approve")
+    stub.ClaimUserTask(pb.ClaimUserTaskRequest(user_task_id=approve.user_task_id))
     v2 = deploy(stub, "engagement", engagement(2, duration="PT2H"))
     before = rows(host, instance_id)
     carried = plan(v1, v2, ElementMapping("", "approve", "approve_v2"))
@@ -303,14 +326,35 @@ def test_a_changed_timer_restarts_when_the_plan_says_so(running: Running) -> Non
     assert problem.element_id == "wait" and "restart" in problem.message
 
     restarted = plan(
-        v1, v2, ElementMapping("", "approve", "approve_v2"), ElementMapping("", "wait", "wait", True)
+        v1,
+        v2,
+        ElementMapping("", "approve", "approve_v2", restart=True),
+        ElementMapping("", "wait", "wait", restart=True),
+        ElementMapping("", "work", "work", restart=True),
     )
-    result = host.migrate_instance(restarted, instance_id, OTTO, "longer wait")
-    assert ("wait", MoveAction.RESTARTED) in {(m.source_element_id, m.action) for m in result.moves}
+    result = host.migrate_instance(restarted, instance_id, OTTO, "start the waits again")
+    assert {(m.source_element_id, m.action) for m in result.moves} == {
+        ("approve", MoveAction.RESTARTED),
+        ("wait", MoveAction.RESTARTED),
+        ("work", MoveAction.RESTARTED),
+        ("reply", MoveAction.CARRIED_OVER),
+    }
+    after = rows(host, instance_id)
     [(old_task, _, old_due)] = before["timers"]
-    [(new_task, element_id, new_due)] = rows(host, instance_id)["timers"]
+    [(new_task, element_id, new_due)] = after["timers"]
     assert element_id == "wait" and new_task != old_task
     assert new_due > old_due  # counted again from the migration, for two hours
+    [(old_key, *_)] = before["jobs"]
+    assert [(key, status) for key, status, *_ in after["jobs"]] == sorted(
+        [(old_key, "CANCELED"), (next(k for k, *_ in after["jobs"] if k != old_key), "ACTIVATABLE")]
+    )
+    tasks = {
+        element: (task_id, status, assignee) for task_id, element, status, assignee in after["user_tasks"]
+    }
+    assert tasks["approve"] == (approve.user_task_id, "CANCELED", "root")
+    new_id, status, assignee = tasks["approve_v2"]
+    assert new_id != approve.user_task_id and (status, assignee) == ("OPEN", "")
+    assert after["subscriptions"] == before["subscriptions"]
 
 
 def calling(task_id: str) -> bytes:
@@ -403,3 +447,70 @@ def test_modify_goes_back_and_forward_with_a_reason_and_only_ops_may(running: Ru
     assert modified == ["canceled b, activated a: a was wrong", "canceled b, activated c: b does not apply"]
     audit = stub.ListAuditEntries(pb.ListAuditEntriesRequest(instance_id=instance_id)).entries
     assert [e.actor for e in audit if e.action == "instance.modified"] == ["root", "root"]
+
+
+def test_modify_repairs_a_failed_task_and_its_incident_is_resolved(running: Running) -> None:
+    stub = running.stub
+    deploy(
+        stub,
+        "fragile",
+        bpmn(
+            "fragile",
+            '<startEvent id="s"/><scriptTask id="bad"><script>x = 1 / 0</script></scriptTask>'
+            '<userTask id="after"/><endEvent id="e"/>',
+            "s -> bad\nbad -> after\nafter -> e",
+        ),
+    )
+    instance_id = stub.CreateInstance(pb.CreateInstanceRequest(process_id="fragile")).instance_id
+    [incident] = stub.ListIncidents(pb.ListIncidentsRequest(instance_id=instance_id)).incidents
+    assert incident.element_id == "bad"
+
+    stub.ModifyInstance(
+        pb.ModifyInstanceRequest(
+            instance_id=instance_id,
+            cancel_element_ids=["bad"],
+            activate_element_id="after",
+            reason="the division is done by hand",
+            variables_json='{"x": 0}',
+        )
+    )
+    assert stub.ListIncidents(pb.ListIncidentsRequest(instance_id=instance_id)).incidents == []
+    complete_task(stub, instance_id, "after")
+    instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
+    assert instance.state == pb.INSTANCE_STATE_COMPLETED and json.loads(instance.variables_json)["x"] == 0
+
+
+def test_a_real_engagement_moves_to_a_version_whose_intake_renamed_its_waiting_task(tmp_path: Path) -> None:
+    """bpmn/ as shipped, then intake.bpmn with `understand_needs` renamed: the engagement waiting there
+    (inside its intake call activity) moves with a mapping for the called process and goes on."""
+    world = World(tmp_path, FlowIndex.load())
+    try:
+        host = world.orchestrator
+        instance_id = world.start("engagement", "E-1", engagement_id="E-1", **INQUIRY)
+        [task] = world.user_tasks("understand_needs")
+        others = sorted(t.user_task_id for t in world.user_tasks() if t.element_id != "understand_needs")
+        source = world.instance("engagement").definition_id
+        intake = resources()["intake.bpmn"].decode()
+        renamed = intake.replace('"understand_needs"', '"understand_client_needs"').replace(
+            ">understand_needs<", ">understand_client_needs<"
+        )
+        deployed = host.deploy({"intake.bpmn": renamed.encode()}, note="understand_needs renamed")
+        [target] = [d.definition_id for d in deployed.definitions if d.process_id == "engagement"]
+
+        plan = MigrationPlan.parse(
+            source, target, [ElementMapping("intake", "understand_needs", "understand_client_needs")]
+        )
+        assert host.check_migration(plan, instance_id).applicable
+        host.migrate_instance(plan, instance_id, OTTO, "intake renamed its first task")
+        [moved] = world.user_tasks("understand_client_needs")
+        assert moved.user_task_id == task.user_task_id and world.user_tasks("understand_needs") == []
+        assert (
+            sorted(t.user_task_id for t in world.user_tasks() if t.element_id != moved.element_id) == others
+        )
+        world.submit("understand_client_needs", communication_mode="phone")
+        world.submit("assess_feasibility", **ALL_FEASIBLE, risk_noted=False)
+        assert world.user_tasks("prepare_quotation_form")
+        assert world.instance("engagement").definition_id == target
+        assert world.incidents() == []
+    finally:
+        world.close()

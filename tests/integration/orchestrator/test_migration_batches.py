@@ -19,7 +19,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
 from consultflow.orchestrator.servicer import migration_plan_from_pb
 from consultflow.orchestrator.usecases.migration_batches import Selection
-from tests.support.bpmn_builder import bpmn
+from tests.support.bpmn_builder import bpmn, service_task
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
 from tests.support.orchestrator_harness import Harness
@@ -248,6 +248,12 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         CODE.INVALID_ARGUMENT,
         "selection.instance_ids",
     )
+    nobody = pb.MigrationSelection(business_key="nobody")
+    refused(
+        lambda: stub.StartMigration(pb.StartMigrationRequest(plan=plan_, selection=nobody, reason="x")),
+        CODE.FAILED_PRECONDITION,
+        "no running instance of onboarding:1",
+    )
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")
     unknown = pb.MigrationPlan(source_definition_id="onboarding:1", target_definition_id="onboarding:9")
@@ -327,7 +333,7 @@ def test_the_cli_plans_runs_and_reports_a_migration(
     mapped = consultflow(
         "migration", "plan", "--from", "onboarding:1", "--to", "onboarding:2", "--at", "review"
     )
-    assert "1 instances selected" in mapped and "1 applicable, 0 refused" in mapped
+    assert "1 instance selected" in mapped and "1 applicable, 0 refused" in mapped
     ran = consultflow(
         "migration",
         "run",
@@ -351,3 +357,96 @@ def test_the_cli_plans_runs_and_reports_a_migration(
     assert "PROCESS:VERSION" in usage
     monkeypatch.setenv("CONSULTFLOW_TOKEN", token("ann", roles=["analyst"]))
     assert "permission denied" in consultflow("migration", "status", code=4)
+
+
+def test_the_cli_moves_one_instance_to_another_element(
+    component: ComponentThread,
+    versions: Stub,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stub = versions
+    instance_id = start(stub, "I1", path="intake")
+    monkeypatch.setenv("CONSULTFLOW_ORCHESTRATOR_ADDRESS", component.address)
+    monkeypatch.setenv("CONSULTFLOW_CA_FILE", str(local_identity().ca))
+    monkeypatch.setenv("CONSULTFLOW_TOKEN", token("otto", roles=["ops"]))
+
+    def consultflow(*argv: str, code: int = 0) -> str:
+        with pytest.raises(SystemExit) as exited:
+            cli_main(list(argv))
+        printed = capsys.readouterr()
+        assert (exited.value.code or 0) == code, printed
+        return printed.out + printed.err
+
+    moved = consultflow(
+        "instance",
+        "move",
+        instance_id,
+        "--cancel",
+        "intake",
+        "--to",
+        "review",
+        "--reason",
+        "intake done by phone",
+    )
+    assert "intake" in moved and "canceled" in moved and "activated" in moved
+    assert f"instance {instance_id} now waits at: review" in moved
+    instance = stub.GetInstance(pb.GetInstanceRequest(instance_id=instance_id))
+    assert [a.element_id for a in instance.active_elements] == ["review"]
+    refusal = consultflow("instance", "move", instance_id, "--cancel", "intake", "--reason", "again", code=4)
+    assert "intake" in refusal
+    assert "required" in consultflow("instance", "move", instance_id, "--to", "review", code=2)
+
+
+def test_an_instance_that_changed_after_the_start_fails_ends_or_moved_is_settled_without_a_move(
+    harness: Harness,
+) -> None:
+    """Between the batch's check and an instance's turn: one is moved to an element the target lacks
+    (FAILED, untouched), one is cancelled (SKIPPED), one is migrated on its own first (SKIPPED); the others
+    migrate, and the counters say so."""
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(5)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    plan_ = migration_plan_from_pb(plan()[0])
+    batch = orchestrator.start_migration(plan_, Selection(), "later", False, TESTER)
+    orchestrator.modify_instance(ids[0], ["review"], "intake", "", "back to intake", {}, TESTER)
+    orchestrator.cancel_instance(ids[1], "client left", TESTER)
+    orchestrator.migrate_instance(plan_, ids[2], TESTER, "one first, by hand")
+    revision = harness.view(ids[0]).instance.revision
+    while orchestrator.run_migrations():
+        pass
+    view = orchestrator.get_migration(batch.batch_id)
+    items = {i.instance_id: (i.state, i.message) for i in view.items}
+    assert items[ids[0]][0] == "FAILED" and "intake" in items[ids[0]][1]
+    assert items[ids[1]] == ("SKIPPED", "the instance is canceled")
+    assert items[ids[2]][0] == "SKIPPED" and "onboarding:2" in items[ids[2]][1]
+    assert {items[i] for i in ids[3:]} == {("MIGRATED", "")}
+    state = view.batch
+    assert (state.state, state.migrated, state.skipped, state.failed) == ("COMPLETED", 2, 2, 1)
+    failed = harness.view(ids[0]).instance
+    assert (failed.definition_id, failed.revision) == ("onboarding:1", revision)
+    for instance_id in ids[2:]:
+        assert len(harness.history(instance_id, "instance.migrated")) == 1
+
+
+def test_with_incidents_selects_only_the_instances_that_have_open_ones(harness: Harness) -> None:
+    def work(version_note: str) -> bytes:
+        return bpmn(
+            "svc",
+            f'<startEvent id="s"/>{service_task("work", "crm.work", note=version_note)}<endEvent id="e"/>',
+            "s -> work\nwork -> e",
+        )
+
+    harness.deploy(svc=work('"one"'))
+    ids = [harness.start("svc", f"S{n}") for n in range(3)]
+    job = harness.job("crm.work", ids[1])
+    harness.orchestrator.fail_job(job.job_key, retries=0, backoff_ms=0, message="down")
+    harness.deploy(svc=work('"two"'))
+    plan_ = migration_plan_from_pb(
+        pb.MigrationPlan(source_definition_id="svc:1", target_definition_id="svc:2")
+    )
+    found = harness.orchestrator.plan_migration(plan_, Selection(with_incidents=True))
+    assert (found.selected, [c.instance_id for c in found.checks]) == (1, [ids[1]])
+    at_work = harness.orchestrator.plan_migration(plan_, Selection(waiting_at_element_id="work"))
+    assert sorted(c.instance_id for c in at_work.checks) == sorted(ids)

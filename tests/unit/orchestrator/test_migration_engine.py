@@ -5,6 +5,7 @@ are refused while waited at and retired once finished, subprocesses move with th
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from SpiffWorkflow.util.task import TaskState
 from consultflow.orchestrator import engine, migration
 from consultflow.orchestrator.migration import MappingRule
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
+from consultflow.orchestrator.usecases.migrations import ElementMapping, MigrationPlan
 from consultflow.platform.clock import ManualClock
+from consultflow.platform.errors import InvalidArgument
 from tests.support.bpmn_builder import bpmn, definitions, message, process_xml, service_task
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -172,7 +175,8 @@ def test_a_finished_task_of_a_removed_element_still_loads(clock: ManualClock) ->
     state = engine.dump_state(workflow)
     fresh_specs = specs_of(one_step)  # a process that never saw the migration: nothing retired yet
     current = engine.load_state(state, fresh_specs, ClockedScriptEngine(clock=clock))
-    assert "first" in fresh_specs.spec.task_specs
+    [first] = current.get_tasks(spec_name="first")
+    assert engine.describe(first)[:2] == ("first", "first (retired)")
     complete_user_task(current, "second")
     assert current.is_completed()
     assert engine.load_state(engine.dump_state(current), fresh_specs, ClockedScriptEngine(clock=clock))
@@ -286,8 +290,9 @@ def multi_instance(extra: str = "") -> bytes:
     after = "each -> x\nx -> e" if extra else "each -> e"
     return bpmn(
         "p",
-        f"""<startEvent id="s"/><userTask id="each"><multiInstanceLoopCharacteristics isSequential="false">
-        <loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>{extra}<endEvent id="e"/>""",
+        f"""<startEvent id="s"/><userTask id="each">
+        <multiInstanceLoopCharacteristics isSequential="false"><loopCardinality>3</loopCardinality>
+        </multiInstanceLoopCharacteristics></userTask>{extra}<endEvent id="e"/>""",
         f"s -> each\n{after}",
     )
 
@@ -332,6 +337,8 @@ def test_boundary_events_multi_instances_event_gateways_and_event_subprocesses_c
     before = waiting_ids(workflow)
     found = migration.check(workflow, new, [])
     assert found.problems == [] and {m.source_element_id for m in found.moves} == set(before)
+    if diagram is multi_instance:
+        assert sorted(m.detail for m in found.moves if m.detail) == [f"instance {n} of 3" for n in (1, 2, 3)]
     migration.apply(workflow, new, [])
     workflow.do_engine_steps()
     assert waiting_ids(workflow) == before
@@ -372,3 +379,96 @@ def test_a_variable_the_target_needs_and_the_instance_lacks_is_a_problem(clock: 
     ]
     # a carried-over job keeps the parameters it was sent with: only a restart evaluates them again
     assert [p.element_id for p in migration.check(workflow, new, []).problems] == ["reply"]
+
+
+def test_a_waiting_task_of_a_missing_element_still_fails_to_load(clock: ManualClock) -> None:
+    """Placeholders stand only for finished tasks: a wait nothing could continue must not load silently."""
+    workflow = started(specs_of(waits()), clock)
+    other = specs_of(
+        bpmn("p", '<startEvent id="s"/><userTask id="other"/><endEvent id="e"/>', "s -> other\nother -> e")
+    )
+    with pytest.raises(Exception):  # noqa: B017 - whatever Spiff raises on a task without its spec
+        engine.load_state(engine.dump_state(workflow), other, ClockedScriptEngine(clock=clock))
+    assert "approve" not in other.spec.task_specs
+
+
+def test_modify_inside_a_running_subprocess(clock: ManualClock) -> None:
+    specs = specs_of(called("check"), "parent")
+    workflow = started(specs, clock)
+    with pytest.raises(migration.ModifyError, match=r"^nowhere: no subprocess"):
+        migration.modify(workflow, "nowhere", ["check"], "", {})
+    moves = migration.modify(workflow, "child", ["check"], "ce", {})
+    assert [(m.process_id, m.action) for m in moves] == [("child", "canceled"), ("child", "activated")]
+    workflow.do_engine_steps()
+    assert set(waiting_ids(workflow)) == {"after"}  # the subprocess ended: its caller went on
+
+
+def test_modify_cancels_an_activitys_boundary_events_with_it(clock: ManualClock) -> None:
+    workflow = started(specs_of(with_boundary('<userTask id="x"/>')), clock)
+    assert set(waiting_ids(workflow)) == {"approve", "remind"}
+    moves = migration.modify(workflow, "", ["approve"], "x", {})
+    assert [(m.action, m.source_element_id or m.target_element_id) for m in moves] == [
+        ("canceled", "approve"),
+        ("canceled", "remind"),
+        ("activated", "x"),
+    ]
+    workflow.do_engine_steps()
+    assert set(waiting_ids(workflow)) == {"x"} and engine.snapshot(workflow).timers == []
+    complete_user_task(workflow, "x")
+    assert workflow.is_completed()
+
+
+def test_an_instance_migrates_twice_and_back_with_its_retired_elements(clock: ManualClock) -> None:
+    def version(*tasks: str) -> bytes:
+        nodes = "".join(f'<userTask id="{t}"/>' for t in tasks)
+        chain = ["s", *tasks, "e"]
+        flows = "\n".join(f"{a} -> {b}" for a, b in pairwise(chain))
+        return bpmn("p", f'<startEvent id="s"/>{nodes}<endEvent id="e"/>', flows)
+
+    v1, v2, v3 = (
+        specs_of(version("a", "b", "c")),
+        specs_of(version("b", "c")),
+        specs_of(version("x", "b", "c")),
+    )
+    workflow = started(v1, clock)
+    complete_user_task(workflow, "a")
+    migration.apply(workflow, v2, [])
+    current = reloaded(workflow, v2, clock)
+    migration.apply(current, v3, [])
+    current = reloaded(current, v3, clock)
+    migration.apply(current, v1, [])  # back to the first version: `a` is an element again
+    current = reloaded(current, v1, clock)
+    [a] = current.get_tasks(spec_name="a")
+    assert a.task_spec is v1.spec.task_specs["a"] and a.state == TaskState.COMPLETED
+    complete_user_task(current, "b")
+    complete_user_task(current, "c")
+    assert current.is_completed()
+
+
+def test_a_plan_names_the_field_it_refuses_and_survives_its_json() -> None:
+    mapping = ElementMapping("", "a", "b", restart=True)
+    plan = MigrationPlan.parse("p:1", "p:2", [mapping])
+    assert MigrationPlan.from_json(plan.to_json()) == plan
+    with pytest.raises(InvalidArgument, match=r"^plan\.source_definition_id: is required"):
+        MigrationPlan.parse("", "p:2", [])
+    with pytest.raises(InvalidArgument, match=r"^plan\.target_definition_id: is the source version"):
+        MigrationPlan.parse("p:1", "p:1", [])
+    with pytest.raises(InvalidArgument, match=r"^plan\.mappings\[1\]\.source_element_id: a is mapped twice"):
+        MigrationPlan.parse("p:1", "p:2", [mapping, ElementMapping("", "a", "c")])
+    with pytest.raises(InvalidArgument, match=r"^plan\.mappings\[0\]\.target_element_id: is required"):
+        MigrationPlan.parse("p:1", "p:2", [ElementMapping("", "a", "")])
+
+
+def test_a_job_whose_element_became_a_user_task_moves_only_with_restart(clock: ManualClock) -> None:
+    by_hand = waits().replace(
+        service_task("work", "crm.work").encode(), b'<userTask id="work" name="Work by hand"/>'
+    )
+    old, new = specs_of(waits()), specs_of(by_hand)
+    workflow = started(old, clock)
+    [problem] = migration.check(workflow, new, []).problems
+    assert problem.element_id == "work" and "JobServiceTask but its target is a HumanTask" in problem.message
+    migration.apply(workflow, new, [MappingRule("", "work", "work", restart=True)])
+    workflow.do_engine_steps()
+    waiting = engine.snapshot(workflow)
+    assert sorted(t.task_spec.bpmn_id for t in waiting.user_tasks.values()) == ["approve", "work"]
+    assert waiting.service_tasks == {}

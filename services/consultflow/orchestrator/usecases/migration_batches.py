@@ -224,13 +224,16 @@ def plan_migration(
     return PlanResult(own + selected.foreign, checks, len(selected.instances), page.next_token(fetched))
 
 
-def _first_problem(check: InstanceCheck) -> str:
+def _first_problem(check: InstanceCheck) -> tuple[str, str]:
+    """Where and why the plan does not apply to an instance (its first problem)."""
     problems: Sequence[MigrationProblem] = check.problems
     if not problems:
-        return "the plan does not apply"
-    first = problems[0]
-    where = f" at {first.element_id}" if first.element_id else ""
-    return f"{where}: {first.message}"
+        return "", "the plan does not apply"
+    return problems[0].element_id, problems[0].message
+
+
+def _item_message(element_id: str, message: str) -> str:
+    return f"{element_id}: {message}" if element_id else message
 
 
 def start_migration(
@@ -251,22 +254,24 @@ def start_migration(
     if own:
         first = own[0]
         where = f" at {first.element_id}" if first.element_id else ""
-        raise FailedPrecondition(f"the plan cannot apply{where}: {first.message} ({len(own)} problems)")
+        more = f" (and {len(own) - 1} more problems)" if len(own) > 1 else ""
+        raise FailedPrecondition(f"the plan cannot apply{where}: {first.message}{more}")
     selected = select_instances(host, plan, selection)
     if not selected.instances and not selected.foreign:
         raise FailedPrecondition(f"the selection takes no running instance of {source}")
-    refused: dict[str, str] = {p.instance_id: p.message for p in selected.foreign}
+    refused: dict[str, tuple[str, str]] = {p.instance_id: ("", p.message) for p in selected.foreign}
     keys: dict[str, str] = {p.instance_id: "" for p in selected.foreign}
     for instance_id, business_key in selected.instances:
         keys[instance_id] = business_key
         check = check_instance(host, plan, instance_id)
         if not check.applicable:
-            refused[instance_id] = _first_problem(check).removeprefix(": ").lstrip()
+            refused[instance_id] = _first_problem(check)
     if refused and not skip_refused:
-        instance_id, why = next(iter(refused.items()))
-        more = f" (and {len(refused) - 1} more of {len(keys)} instances)" if len(refused) > 1 else ""
+        instance_id, (element_id, why) = next(iter(refused.items()))
+        where = f" at {element_id}" if element_id else ""
+        more = f" (and to {len(refused) - 1} more of {len(keys)} instances)" if len(refused) > 1 else ""
         raise FailedPrecondition(
-            f"the plan cannot apply to instance {instance_id}: {why}{more}; nothing was migrated "
+            f"the plan cannot apply to instance {instance_id}{where}: {why}{more}; nothing was migrated "
             "(skip_refused migrates the others)"
         )
     batch_id = str(uuid.uuid4())
@@ -299,7 +304,7 @@ def start_migration(
                 position=position,
                 business_key=keys[instance_id],
                 state=MigrationItemState.SKIPPED if instance_id in refused else MigrationItemState.PENDING,
-                message=refused.get(instance_id, "")[:2000],
+                message=_item_message(*refused.get(instance_id, ("", "")))[:2000],
                 updated_at=now,
             )
             for position, instance_id in enumerate(order)
@@ -389,7 +394,7 @@ def migrate_item(host: InstanceHost, batch: MigrationBatch, instance_id: str, ac
     except DomainError as error:
         return _settle_alone(host, batch.batch_id, instance_id, MigrationItemState.FAILED, error.message)
     if not check.applicable:
-        why = _first_problem(check).removeprefix(": ").lstrip()
+        why = _item_message(*_first_problem(check))
         return _settle_alone(host, batch.batch_id, instance_id, MigrationItemState.FAILED, why)
     return MigrationItemState.MIGRATED
 

@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
-from consultflow.orchestrator import engine, migration
+from consultflow.orchestrator import engine, migration, sizes
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import INSTANCES, JOBS, USER_TASKS, Definition, Instance
-from consultflow.orchestrator.records import ActiveElementView, InstanceStatus, job_key
+from consultflow.orchestrator.records import (
+    ActiveElementView,
+    InstanceStatus,
+    JobStatus,
+    UserTaskStatus,
+    job_key,
+    task_of,
+)
 from consultflow.orchestrator.step import Step, _field_json
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
@@ -239,8 +246,10 @@ def plan_problems(host: InstanceHost, plan: MigrationPlan) -> list[MigrationProb
 
 
 def _has_element(process_spec: Any, element_id: str) -> bool:
+    """An element of the diagram: Spiff's internal specs (`Start`, joins) and retired placeholders have no
+    `bpmn_id` and are never mapped."""
     spec = process_spec.task_specs.get(element_id)
-    return spec is not None and not isinstance(spec, migration.RetiredElement)
+    return spec is not None and bool(getattr(spec, "bpmn_id", None))
 
 
 # ------------------------------------------------------------------------------------------ instances
@@ -270,7 +279,44 @@ def check_instance(host: InstanceHost, plan: MigrationPlan, instance_id: str) ->
         return InstanceCheck(instance_id, business_key, tuple(problems), ())
     workflow = engine.load_state(row.state, host.specs_for(row.definition_id), host.script_engine)
     found = migration.check(workflow, host.specs_for(plan.target_definition_id), plan.rules())
-    return _instance_check(instance_id, business_key, found.problems, found.moves)
+    with host.db.read() as session:
+        moves = _described(session.connection(), instance_id, found.moves)
+    return _instance_check(instance_id, business_key, found.problems, moves)
+
+
+def _described(conn: Connection, instance_id: str, moves: Sequence[migration.Move]) -> list[migration.Move]:
+    """The moves with what ops want to know of their rows: who claimed a user task, a job's attempt."""
+    claims = {
+        row.user_task_id: row.assignee
+        for row in conn.execute(
+            select(USER_TASKS.c.user_task_id, USER_TASKS.c.assignee).where(
+                USER_TASKS.c.instance_id == instance_id, USER_TASKS.c.status == UserTaskStatus.OPEN
+            )
+        )
+    }
+    attempts = {
+        task_of(row.job_key): (row.operation, row.attempt)
+        for row in conn.execute(
+            select(JOBS.c.job_key, JOBS.c.operation, JOBS.c.attempt).where(
+                JOBS.c.instance_id == instance_id, JOBS.c.status == JobStatus.ACTIVATABLE
+            )
+        )
+    }
+    described = []
+    for move in moves:
+        parts = [move.detail] if move.detail.startswith("instance ") else []  # of a multi-instance body
+        if move.task_id in claims:
+            assignee = claims[move.task_id]
+            parts.append(f"claimed by {assignee}" if assignee else "not claimed")
+            if move.action == migration.RESTARTED and assignee:
+                parts[-1] += " (the new task is not)"
+        elif move.task_id in attempts:
+            operation, attempt = attempts[move.task_id]
+            parts.append(f"job {operation} attempt {attempt}")
+            if move.action == migration.RESTARTED:
+                parts[-1] += " (cancelled; a new job starts at attempt 1)"
+        described.append(replace(move, detail="; ".join(parts) if parts else move.detail))
+    return described
 
 
 def _refusal(
@@ -340,9 +386,12 @@ def migrate_instance(
         if found.problems:
             checked = _instance_check(instance_id, business_key, found.problems, found.moves)
             raise MigrationRefused(checked.problems[0])
-        moves = migration.apply(step.workflow, target, plan.rules())
+        moves = _described(step.conn, instance_id, migration.apply(step.workflow, target, plan.rules()))
         _write_definition(step, plan.target_definition_id)
         _carry_rows(step, moves)
+        for move in moves:
+            if move.action == migration.RESTARTED:  # its incident went with the replaced task
+                step.resolve_incidents(task_id=move.task_id)
         detail = f"from {plan.source_definition_id} to {plan.target_definition_id}: {reason}"
         step.history("instance.migrated", detail=detail)
         for move in moves:
@@ -443,6 +492,7 @@ def modify_instance(
         raise InvalidArgument("instance_id", "is required")
     if not cancel_element_ids and not activate_element_id:
         raise InvalidArgument("activate_element_id", "name an element to activate or elements to cancel")
+    sizes.check_input(variables, host.limits, "variables_json")
 
     def action(step: Step) -> tuple[Step, list[ElementMove]]:
         if step.status != InstanceStatus.ACTIVE:
@@ -458,6 +508,9 @@ def modify_instance(
             if error.element_id == process_id:
                 field_name = "process_id"
             raise InvalidArgument(field_name, f"instance {instance_id}: {error}") from error
+        for move in moves:
+            if move.action == migration.CANCELED:  # its incident went with the cancelled task
+                step.resolve_incidents(task_id=move.task_id)
         what = ", ".join(f"{m.action} {m.source_element_id or m.target_element_id}" for m in moves)
         detail = f"{what}: {reason}"
         step.history("instance.modified", activate_element_id, activate_element_id, detail)
