@@ -29,6 +29,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import LocalSystem
 from consultflow.demo.driver import TIMEOUT, Clients, Driver, Story
 from consultflow.demo.stories import common, inquiry
+from consultflow.orchestrator import engine
 from consultflow.platform.security import secure_channel
 from tests.support import migration_diagrams as next_version
 from tests.support.groups import DEMO_SYSTEM
@@ -270,6 +271,24 @@ def assert_moved(world: World, point: Point, task: pb.UserTask) -> None:
         [(a.process_id, a.element_id, a.state) for a in instance.active_elements],
         [(e.type, e.element_id, e.detail) for e in instance.history[-12:]],
     )
+
+
+def test_the_next_versions_pass_the_deploy_checks_and_change_what_they_say() -> None:
+    """Without the system: the edits still apply to today's files and a deploy would take them (a change
+    to bpmn/ that breaks them fails here first, naming the file)."""
+    specs = engine.checked_resources(next_version.next_versions())
+    assert not specs[1], specs[1]
+    processes = specs[0]
+    for task in next_version.NEW_TASKS:
+        process_id = task.file.removesuffix(".bpmn")
+        assert task.task_id in processes[process_id].spec.task_specs, task.task_id
+        assert [s.bpmn_id for s in processes[process_id].spec.task_specs[task.after].outputs] == [
+            task.task_id
+        ]
+    implementation = processes["implementation"].spec.task_specs
+    assert RENAMED[1] in implementation and RENAMED[0] not in implementation
+    for task in (INTAKE, RECTIFICATION, REVISIT):
+        assert task.element_id in processes[task.process_id].spec.task_specs, task
 
 
 def test_a_plan_that_cannot_apply_is_refused_then_applied_to_the_rest_when_asked(world: World) -> None:
