@@ -5,9 +5,9 @@ played to their end on the running system.
 The engagements wait where the demo's people are told not to answer yet (`Story.held`): in the intake
 (the proposal review), in the implementation (data collection), in the acceptance's rectification loop
 (after a failed first acceptance) and at a follow-up revisit. The next versions
-(tests/support/migration_diagrams.py) add a task after three of those points, rename the fourth and change
-the revisit timer; one deploy of the four files gives the engagement one new version, and a migration moves
-an engagement with the processes it called (mappings of their elements name their process).
+(tests/support/migration_next_versions.py) add a task after three of those points, rename the fourth and
+change the revisit timer; one deploy of the four files gives the engagement one new version, and a migration
+moves an engagement with the processes it called (mappings of their elements name their process).
 
 The demo's people play every engagement all along, in a thread (`Players`): each test waits until its
 engagement waits at its point, migrates it and lets it go on, so the engagements' runs overlap and the
@@ -31,9 +31,9 @@ from consultflow.demo.driver import TIMEOUT, Clients, Driver, Story
 from consultflow.demo.stories import common, inquiry
 from consultflow.orchestrator import engine
 from consultflow.platform.security import secure_channel
-from tests.support import migration_diagrams as next_version
+from tests.support import migration_next_versions as next_version
 from tests.support.groups import DEMO_SYSTEM
-from tests.support.migration_diagrams import RENAMED
+from tests.support.migration_next_versions import RENAMED
 from tests.support.polling import eventually
 
 pytestmark = DEMO_SYSTEM
