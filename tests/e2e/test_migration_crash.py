@@ -20,8 +20,8 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import LocalSystem
 from consultflow.orchestrator.orm import HistoryEvent, Instance, MigrationBatch, MigrationItem
 from consultflow.platform.db import Database
-from tests.integration.orchestrator.test_migration_batches import V1, V2
 from tests.support.identity import local_identity, signed_channel
+from tests.support.migration_diagrams import V1, V2
 
 INSTANCES = 5
 

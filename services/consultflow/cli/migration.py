@@ -41,8 +41,22 @@ def mapping(text: str) -> pb.ElementMapping:
 
 def add_plan_options(parser: argparse.ArgumentParser) -> None:
     """The plan and the selection, the same for `plan` and `run`."""
-    parser.add_argument("--from", dest="source", required=True, type=definition, metavar="PROCESS:V")
-    parser.add_argument("--to", dest="target", required=True, type=definition, metavar="PROCESS:V")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        type=definition,
+        metavar="PROCESS:V",
+        help="the version the instances run, e.g. onboarding:1",
+    )
+    parser.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        type=definition,
+        metavar="PROCESS:V",
+        help="the version to move them to (of the same process)",
+    )
     parser.add_argument(
         "--map",
         action="append",

@@ -443,9 +443,8 @@ def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkf
     """Rebuilds an instance from its state and its version's specs."""
     dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
     SERIALIZER.migrate(dct)
-    retired.retire_missing(dct, specs.spec, specs.subprocess_specs)  # what a migration left behind
-    dct["spec"] = specs.spec
-    dct["subprocess_specs"] = dict(specs.subprocess_specs)
+    # the version's specs, with placeholders for what a migration left behind (retired.py)
+    dct["spec"], dct["subprocess_specs"] = retired.specs_for_state(dct, specs.spec, specs.subprocess_specs)
     workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = script_engine
     return workflow

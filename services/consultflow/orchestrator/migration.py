@@ -9,7 +9,7 @@ dropped and predicted again from the new spec. A mapping with `restart` replaces
 branch (data and internal data too), which would restart timers and lose claims: hence this module.
 
 Finished tasks whose element is gone get a "retired element" placeholder spec (retired.py), so the stored
-state still loads.
+state still loads; the version's shared parsed specs are never changed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine
-from consultflow.orchestrator.retired import RetiredElement, retired_spec
+from consultflow.orchestrator.retired import RetiredElement, placeholder
 
 WAITING_MASK = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 PREDICTION_MASK = TaskState.PREDICTED_MASK | TaskState.FUTURE
@@ -351,7 +351,7 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
             new = alignment.spec_for(task.task_spec)
             if new is None:
                 if task.has_state(TaskState.FINISHED_MASK):
-                    new = retired_spec(alignment.target, task.task_spec.name)
+                    new = placeholder(alignment.target, task.task_spec.name)
                 else:
                     _remove(sub, task)  # a prediction of an element that is gone: predicted again below
                     continue

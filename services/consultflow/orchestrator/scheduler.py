@@ -86,14 +86,17 @@ class Scheduler:
 
     async def migrations(self) -> None:
         """Moves the pending items of running migration batches (usecases/migration_batches.py); after a
-        restart it resumes them. Only the owner of partition 0 runs batches, one round of items at a time
-        so a lease that moves stops it between rounds."""
+        restart it resumes them."""
         while True:
-            settled = 0
-            if self._owned().cleans_up:
-                settled = await self._run(self._orchestrator.run_migrations)
-            if not settled:
+            if not await self.migration_round():
                 await asyncio.sleep(MIGRATION_POLL_SECONDS)
+
+    async def migration_round(self) -> int:
+        """One round of batch items, in the owner of partition 0 only (elsewhere none): a round is bounded,
+        so a lease that moves stops this replica between rounds. Returns the items it settled."""
+        if not self._owned().cleans_up:
+            return 0
+        return await self._run(self._orchestrator.run_migrations)
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

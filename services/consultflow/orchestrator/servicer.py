@@ -64,6 +64,7 @@ _ITEM_STATES = {
     MigrationItemState.FAILED: pb.MIGRATION_ITEM_STATE_FAILED,
 }
 MAX_TTL_SECONDS = 30 * 24 * 3600
+MAX_INSTANCE_ID_LENGTH = 36  # a UUID, as instances.instance_id stores it
 MAX_RESOURCES = 100
 _MOVE_ACTIONS = {
     MoveAction.CARRIED_OVER: pb.MOVE_ACTION_CARRIED_OVER,
@@ -250,6 +251,8 @@ def selection_from_pb(selection: pb.MigrationSelection) -> Selection:
     for instance_id in selection.instance_ids:
         if not instance_id.strip():
             raise InvalidArgument("selection.instance_ids", "an instance id is empty")
+        if len(instance_id) > MAX_INSTANCE_ID_LENGTH:
+            raise InvalidArgument("selection.instance_ids", f"{instance_id[:40]!r}… is not an instance id")
     return Selection(
         instance_ids=tuple(selection.instance_ids),
         business_key=selection.business_key,

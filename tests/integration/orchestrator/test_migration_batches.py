@@ -4,12 +4,13 @@ whole or skipped one by one, counted, audited, and never moved twice; only ops m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 
 import grpc
 import pytest
@@ -17,30 +18,19 @@ import pytest
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.main import main as cli_main
+from consultflow.orchestrator.scheduler import Scheduler
 from consultflow.orchestrator.servicer import migration_plan_from_pb
 from consultflow.orchestrator.usecases.migration_batches import Selection
+from consultflow.platform.claims import Owned
 from tests.support.bpmn_builder import bpmn, service_task
 from tests.support.components import ComponentThread
 from tests.support.identity import TESTER, local_identity, signed_channel, token
+from tests.support.migration_diagrams import V1, V2
 from tests.support.orchestrator_harness import Harness
 from tests.support.rpc import refused
 
 Stub = pb_grpc.OrchestratorServiceStub
 CODE = grpc.StatusCode
-
-V1 = bpmn(
-    "onboarding",
-    """<startEvent id="s"/><exclusiveGateway id="g"/>
-    <userTask id="intake" camunda:candidateGroups="legal"/>
-    <userTask id="review" camunda:candidateGroups="legal"/><endEvent id="e"/>""",
-    'intake -> review\nreview -> e\ns -> g\ng -> intake: path == "intake"\ng -> review: default',
-)
-V2 = bpmn(
-    "onboarding",
-    """<startEvent id="s"/><userTask id="review" camunda:candidateGroups="legal"/>
-    <userTask id="approve" camunda:candidateGroups="legal"/><endEvent id="e"/>""",
-    "s -> review\nreview -> approve\napprove -> e",
-)
 
 
 def deploy(stub: Stub, content: bytes) -> str:
@@ -232,6 +222,13 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         "reason",
     )
     refused(
+        lambda: stub.StartMigration(
+            pb.StartMigrationRequest(plan=plan_, selection=selection, reason="x" * 2001)
+        ),
+        CODE.INVALID_ARGUMENT,
+        "reason",
+    )
+    refused(
         lambda: stub.PlanMigration(pb.PlanMigrationRequest(plan=plan_, selection=selection, page_size=-1)),
         CODE.INVALID_ARGUMENT,
         "page_size",
@@ -254,6 +251,19 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
         CODE.FAILED_PRECONDITION,
         "no running instance of onboarding:1",
     )
+    refused(
+        lambda: stub.StartMigration(pb.StartMigrationRequest(reason="x")),
+        CODE.INVALID_ARGUMENT,
+        "plan.source_definition_id",
+    )
+    too_long = pb.MigrationSelection(instance_ids=["x" * 37])
+    refused(
+        lambda: stub.StartMigration(
+            pb.StartMigrationRequest(plan=plan_, selection=too_long, reason="x", skip_refused=True)
+        ),
+        CODE.INVALID_ARGUMENT,
+        "selection.instance_ids",
+    )
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest()), CODE.INVALID_ARGUMENT, "batch_id")
     refused(lambda: stub.GetMigration(pb.GetMigrationRequest(batch_id="nope")), CODE.NOT_FOUND, "nope")
     unknown = pb.MigrationPlan(source_definition_id="onboarding:1", target_definition_id="onboarding:9")
@@ -266,8 +276,9 @@ def test_bad_requests_name_their_field_and_unknown_ones_are_not_found(versions: 
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    found = Harness.sqlite(tmp_path)
+def harness(database_url: str) -> Iterator[Harness]:
+    """The use cases without a server or background loop, on SQLite and (when configured) PostgreSQL."""
+    found = Harness(database_url)
     yield found
     found.close()
 
@@ -450,3 +461,42 @@ def test_with_incidents_selects_only_the_instances_that_have_open_ones(harness: 
     assert (found.selected, [c.instance_id for c in found.checks]) == (1, [ids[1]])
     at_work = harness.orchestrator.plan_migration(plan_, Selection(waiting_at_element_id="work"))
     assert sorted(c.instance_id for c in at_work.checks) == sorted(ids)
+
+
+def test_only_the_owner_of_partition_0_runs_batches(harness: Harness) -> None:
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(2)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    batch = orchestrator.start_migration(
+        migration_plan_from_pb(plan()[0]), Selection(), "owner", False, TESTER
+    )
+    owned = [Owned(frozenset({1}), 2)]
+
+    async def rounds() -> tuple[int, int]:
+        with ThreadPoolExecutor(2) as executor:
+            scheduler = Scheduler(orchestrator, executor, lambda: owned[0])
+            elsewhere = await scheduler.migration_round()
+            owned[0] = Owned(frozenset({0}), 2)
+            return elsewhere, await scheduler.migration_round()
+
+    assert asyncio.run(rounds()) == (0, 2)
+    assert orchestrator.get_migration(batch.batch_id).batch.state == "COMPLETED"
+    assert {harness.view(i).instance.definition_id for i in ids} == {"onboarding:2"}
+
+
+def test_batches_are_listed_newest_first_a_page_at_a_time(harness: Harness) -> None:
+    harness.deploy(onboarding=V1)
+    ids = [harness.start("onboarding", f"K{n}", path="review") for n in range(3)]
+    harness.deploy(onboarding=V2)
+    orchestrator = harness.orchestrator
+    plan_ = migration_plan_from_pb(plan()[0])
+    batches = [
+        orchestrator.start_migration(plan_, Selection(instance_ids=(i,)), f"one by one {n}", False, TESTER)
+        for n, i in enumerate(ids)
+    ]
+    first, token = orchestrator.list_migrations("onboarding", page_size=2)
+    rest, last = orchestrator.list_migrations("onboarding", page_size=2, page_token=token)
+    assert [b.batch_id for b in [*first, *rest]] == [b.batch_id for b in reversed(batches)]
+    assert token and not last
+    assert orchestrator.list_migrations("other") == ([], "")

@@ -177,6 +177,9 @@ def test_a_finished_task_of_a_removed_element_still_loads(clock: ManualClock) ->
     current = engine.load_state(state, fresh_specs, ClockedScriptEngine(clock=clock))
     [first] = current.get_tasks(spec_name="first")
     assert engine.describe(first)[:2] == ("first", "first (retired)")
+    assert (
+        "first" not in fresh_specs.spec.task_specs and "first" not in new.spec.task_specs
+    )  # shared: unchanged
     complete_user_task(current, "second")
     assert current.is_completed()
     assert engine.load_state(engine.dump_state(current), fresh_specs, ClockedScriptEngine(clock=clock))

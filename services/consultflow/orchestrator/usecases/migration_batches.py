@@ -50,6 +50,7 @@ from consultflow.orchestrator.records import (
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.migrations import (
+    MAX_REASON_LENGTH,
     InstanceCheck,
     MigrationPlan,
     MigrationProblem,
@@ -218,9 +219,8 @@ def plan_migration(
     page = Page.of(page_size or PLAN_PAGE_SIZE, page_token)
     own = plan_problems(host, plan)
     selected = select_instances(host, plan, selection)
-    shown = page.rows(selected.instances[page.offset : page.offset + page.fetch])
-    checks = [] if own else [check_instance(host, plan, instance_id) for instance_id, _ in shown]
     fetched = selected.instances[page.offset : page.offset + page.fetch]
+    checks = [] if own else [check_instance(host, plan, i) for i, _ in page.rows(fetched)]
     return PlanResult(own + selected.foreign, checks, len(selected.instances), page.next_token(fetched))
 
 
@@ -249,6 +249,8 @@ def start_migration(
     `skip_refused`: then those items are SKIPPED with the reason and the rest migrate."""
     if not reason.strip():
         raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
+    if len(reason) > MAX_REASON_LENGTH:  # else every item would fail on it (migrate_instance checks it too)
+        raise InvalidArgument("reason", f"is longer than {MAX_REASON_LENGTH} characters")
     source, process_id = _source(plan)
     own = plan_problems(host, plan)
     if own:
