@@ -287,8 +287,8 @@ def test_the_next_versions_pass_the_deploy_checks_and_change_what_they_say() -> 
         ]
     implementation = processes["implementation"].spec.task_specs
     assert RENAMED[1] in implementation and RENAMED[0] not in implementation
-    for task in (INTAKE, RECTIFICATION, REVISIT):
-        assert task.element_id in processes[task.process_id].spec.task_specs, task
+    for point in (INTAKE, RECTIFICATION, REVISIT):
+        assert point.element_id in processes[point.process_id].spec.task_specs, point
 
 
 def test_a_plan_that_cannot_apply_is_refused_then_applied_to_the_rest_when_asked(world: World) -> None:
