@@ -7,6 +7,9 @@ by itself and completes, each instance migrated exactly once."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +23,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli.system import LocalSystem
 from consultflow.orchestrator.orm import HistoryEvent, Instance, MigrationBatch, MigrationItem
 from consultflow.platform.db import Database
-from tests.support.identity import local_identity, signed_channel
+from tests.support.identity import local_identity, signed_channel, token
 from tests.support.migration_diagrams import V1, V2
 
 INSTANCES = 5
@@ -162,3 +165,51 @@ def test_a_batch_killed_mid_way_leaves_each_instance_whole_and_resumes(
             assert [t.element_id for t in tasks if t.state == "OPEN"] == ["review"]
     finally:
         db.dispose()
+
+
+def test_migration_run_wait_outlasts_an_orchestrator_crash(system_factory: object, database_url: str) -> None:
+    """`consultflow migration run --wait` (a separate process) while the orchestrator dies between two
+    items and is started again: it says it waits, then reports the batch completed as if nothing happened."""
+    system: LocalSystem = system_factory("orchestrator.migration.between_items=2")  # type: ignore[operator]
+    stub = stub_of(system)
+    stub.DeployResources(
+        pb.DeployResourcesRequest(resources=[pb.Resource(name="onboarding.bpmn", content=V1)])
+    )
+    for n in range(INSTANCES):
+        stub.CreateInstance(
+            pb.CreateInstanceRequest(
+                process_id="onboarding", business_key=f"K{n}", variables_json=json.dumps({"path": "review"})
+            )
+        )
+    stub.DeployResources(
+        pb.DeployResourcesRequest(resources=[pb.Resource(name="onboarding.bpmn", content=V2)])
+    )
+    child = system.children["orchestrator"]
+    env = {
+        **os.environ,
+        "CONSULTFLOW_ORCHESTRATOR_ADDRESS": child.address,
+        "CONSULTFLOW_CA_FILE": str(local_identity().ca),
+        "CONSULTFLOW_TOKEN": token("otto", roles=["ops"]),
+    }
+    argv = ["migration", "run", "--from", "onboarding:1", "--to", "onboarding:2", "--reason", "r", "--wait"]
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "consultflow.cli.main", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert child.process is not None
+        deadline = time.monotonic() + 60
+        while child.process.poll() is None:
+            assert time.monotonic() < deadline, "the fault never fired: the test did not test anything"
+            time.sleep(0.05)
+        system.restart("orchestrator", {"CONSULTFLOW_FAULTS": "", "CONSULTFLOW_DATABASE_URL": database_url})
+        printed, _ = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 0, printed
+    assert "the orchestrator is unavailable: waiting for it" in printed
+    assert f"completed: {INSTANCES} migrated, 0 skipped, 0 failed, 0 pending of {INSTANCES}" in printed

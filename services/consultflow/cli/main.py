@@ -345,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip-refused", action="store_true", help="migrate the instances the plan applies to, skip the rest"
     )
     mrun.add_argument("--wait", action="store_true", help="print progress until every instance is settled")
+    mrun.add_argument(
+        "--wait-unavailable",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --wait: how long to wait for an orchestrator that went away (default 300)",
+    )
     mstatus = staff(
         "status", migration_cli.cmd_status, "the batches, or one batch with its instances", migration_commands
     )

@@ -8,6 +8,8 @@ import json
 import time
 from collections.abc import Iterator
 
+import grpc
+
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.cli import output as out
 from consultflow.cli.staff import Client, parse_assignments
@@ -16,6 +18,7 @@ ACTIONS = {v: k.removeprefix("MOVE_ACTION_").lower().replace("_", " ") for k, v 
 BATCH_STATES = {v: k.removeprefix("MIGRATION_STATE_") for k, v in pb.MigrationState.items()}
 ITEM_STATES = {v: k.removeprefix("MIGRATION_ITEM_STATE_") for k, v in pb.MigrationItemState.items()}
 WAIT_POLL_SECONDS = 0.5
+WAIT_CALL_SECONDS = 10.0
 
 
 def definition(text: str) -> str:
@@ -179,8 +182,26 @@ def cmd_run(client: Client, args: argparse.Namespace) -> int:
         print(f"follow it with: consultflow migration status {batch.batch_id}")
         return out.EXIT_OK
     shown = ""
+    down_since: float | None = None
     while True:
-        batch = client.orchestrator.GetMigration(pb.GetMigrationRequest(batch_id=batch.batch_id))
+        try:
+            batch = client.orchestrator.GetMigration(
+                pb.GetMigrationRequest(batch_id=batch.batch_id), timeout=WAIT_CALL_SECONDS
+            )
+        except grpc.RpcError as error:
+            # The orchestrator restarting (a crash, a deploy): the batch resumes by itself once it is back.
+            code, _ = out.rpc_failure(error)
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            now = time.monotonic()
+            if down_since is None:
+                down_since = now
+                print("the orchestrator is unavailable: waiting for it (the batch resumes when it is back)")
+            if now - down_since > args.wait_unavailable:
+                raise
+            time.sleep(WAIT_POLL_SECONDS)
+            continue
+        down_since = None
         line = _progress(batch)
         if line != shown:
             print(line, flush=True)
