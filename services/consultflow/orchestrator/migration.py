@@ -416,13 +416,22 @@ def _predict_again(workflow: BpmnWorkflow) -> None:
 
 
 def _restart(task: Task) -> Task:
-    """Replaces a waiting task by a new one of the same spec, which starts its wait afresh."""
+    """Replaces a waiting task by a new one of the same spec, which starts its wait afresh. What the wait
+    already started stays: a cycle timer adds a branch below itself each time it fires (a non-interrupting
+    boundary cycle's revisit, say), and those branches move under the new task instead of going with the
+    old one; only predictions are dropped."""
     parent = task.parent
     spec = task.task_spec
+    started = [child for child in task.children if not _only_predicted(child)]
+    for child in started:
+        task._children.remove(child.id)
     _remove(task.workflow, task)
     fresh = parent._add_child(spec, TaskState.FUTURE)
     fresh.task_spec._predict(fresh, mask=PREDICTION_MASK)
     fresh.task_spec._update(fresh)
+    for child in started:
+        child.parent = fresh
+        fresh._children.append(child.id)
     return fresh
 
 
