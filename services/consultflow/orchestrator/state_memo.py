@@ -50,7 +50,7 @@ class Dump:
     def __init__(self, memo: _Memo, encode: Callable[[Any], str]) -> None:
         self.memo = memo
         self.encode = encode
-        self.token = f"@cf-{uuid.uuid4().hex}-"
+        self.token = _TOKEN
         self.fragments: list[str] = []
         self.seen: set[Any] = set()
         self.copies: dict[int, Any] = {}
@@ -93,14 +93,18 @@ class Dump:
 
     def splice(self, text: str) -> str:
         """The JSON with every marker (a JSON string) replaced by the JSON it stands for."""
-        pattern = re.compile('"' + re.escape(self.token) + r'(\d+)"')
-        return pattern.sub(lambda m: self.fragments[int(m.group(1))], text)
+        return _MARKER.sub(lambda m: self.fragments[int(m.group(1))], text)
 
     def forget_unseen(self) -> None:
         """Drops the memo of parts the workflow no longer has (a reset removed them)."""
         for key in [key for key in self.memo if key not in self.seen]:
             del self.memo[key]
 
+
+_TOKEN = f"@cf-{uuid.uuid4().hex}-"
+"""Markers name their piece after this (random per process, so no data can hold it); one token, so that
+the pattern is compiled once, not on every write."""
+_MARKER = re.compile('"' + re.escape(_TOKEN) + r'(\d+)"')
 
 _current = threading.local()
 
