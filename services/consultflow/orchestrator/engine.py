@@ -459,6 +459,7 @@ def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkf
     dct["subprocess_specs"] = dict(specs.subprocess_specs)
     workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = script_engine
+    state_memo.loaded(workflow)
     return workflow
 
 

@@ -28,6 +28,7 @@ import copy
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +40,9 @@ from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 MEMO_ATTRIBUTE = "_consultflow_json_memo"
+LOADED_ATTRIBUTE = "_consultflow_loaded_finished"
+"""The finished subprocesses (objects, not ids: a reset may make a new one under the same id) a workflow
+had when it was loaded: their data is their own already."""
 
 _Fingerprint = tuple[Any, ...]
 _Memo = dict[Any, tuple[_Fingerprint, str]]
@@ -80,7 +84,8 @@ class Dump:
         if known is not None and known[0] == finished_fingerprint(workflow):
             text = known[1]
         else:
-            if _shares_data(workflow):
+            loaded_finished = getattr(workflow.top_workflow, LOADED_ATTRIBUTE, ())
+            if _shares_data(workflow) and workflow not in loaded_finished:
                 _detach(workflow)
             _current.dump = None
             try:
@@ -165,6 +170,12 @@ def finished_fingerprint(workflow: BpmnSubWorkflow) -> _Fingerprint:
             for key, task in workflow.tasks.items()
         ),
     )
+
+
+def loaded(workflow: BpmnWorkflow) -> None:
+    """Notes that `workflow` was just loaded from its state, where no subprocess shares data."""
+    finished = weakref.WeakSet(sub for sub in workflow.subprocesses.values() if is_finished(sub))
+    setattr(workflow, LOADED_ATTRIBUTE, finished)
 
 
 def _shares_data(workflow: BpmnSubWorkflow) -> bool:
