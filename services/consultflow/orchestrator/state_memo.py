@@ -11,12 +11,12 @@ only the work of producing it is saved. Equality is Python's (`==`), so a value 
 equal one of another type (1 by 1.0) keeps the JSON of the first — the same number either way.
 
 A finished subprocess (most of an engagement's state: intake, implementation, ... done long ago) is kept
-whole instead, under a fingerprint of its tasks' identities and states only, so that a step does not compare
-its data at all (`Dump.finished`). That is sound because nothing outside it reaches its data any more:
-an embedded (or event) subprocess got a deep copy of its caller's data and handed a deep copy back; a call
-activity shares nested values with its caller's earlier data, so its data is detached (deep-copied) when
-it is first kept whole. That detached copy is what loading the state gives anyway: each (sub)workflow's
-root restores its data on its own.
+whole instead, under a fingerprint of its tasks' states and the very objects they hold, so that a step does
+not compare its data beyond identity (`Dump.finished`). That is sound because nothing outside it reaches
+its data any more: an embedded (or event) subprocess got a deep copy of its caller's data and handed a deep
+copy back; a call activity shares nested values with its caller's earlier data, so its data is detached
+(deep-copied) when it is first kept whole. That detached copy is what loading the state gives anyway:
+each (sub)workflow's root restores its data on its own.
 
 The memo lives on the live workflow (the host's cache keeps it between steps); a workflow loaded from its
 state starts with none and builds it on its first write.
@@ -77,7 +77,7 @@ class Dump:
 
     def finished(self, key: Any, workflow: BpmnSubWorkflow, produce: Callable[[], Any]) -> str:
         """A marker for the whole JSON of a finished subprocess: its earlier JSON while none of its tasks
-        changed state or data dict (a reset would), else detached from shared data and written anew;
+        changed state, spec or data dict (a reset would), else detached from shared data and written anew;
         `produce` runs without the memo, so its JSON holds no markers."""
         self.seen.add(key)
         known = self.memo.get(key)
@@ -158,15 +158,27 @@ def is_finished(workflow: BpmnSubWorkflow) -> bool:
 
 
 def finished_fingerprint(workflow: BpmnSubWorkflow) -> _Fingerprint:
-    """Identities and states only (atoms, compared at C speed): a finished subprocess changes only by a
-    reset or by replacing its data, and either shows here."""
+    """States and the objects themselves, compared by identity first (C speed; an object replaced by an
+    equal one compares equal, and writes the same): a finished subprocess changes only by a reset, by
+    replacing its data or by a new spec (a migration), and each shows here. The objects, not their ids:
+    an id may be reused once the object is gone."""
     return (
+        workflow.spec,
         workflow.completed,
         workflow.success,
-        id(workflow.data),
+        workflow.data,
         len(workflow.correlations),
         tuple(
-            (key, task.state, task.last_state_change, task.triggered, id(task.data), id(task.internal_data))
+            (
+                key,
+                task.task_spec,
+                task.state,
+                task.last_state_change,
+                task.triggered,
+                len(task._children),
+                task.data,
+                task.internal_data,
+            )
             for key, task in workflow.tasks.items()
         ),
     )

@@ -94,8 +94,19 @@ def test_a_finished_subprocess_is_kept_whole_and_a_reset_into_it_is_written() ->
     assert ("subprocess", inner.parent_task_id) in memo, "kept whole"
     assert not any(str(task_id) in memo for task_id in inner.tasks), "its tasks are not kept one by one"
     inside = next(t for t in inner.tasks.values() if t.task_spec.name == "inside")
-    inside.data = {**inside.data, "b": "replaced"}  # a new dict: its identity is in the fingerprint
+    inside.data = {**inside.data, "b": "replaced"}  # a new dict: the fingerprint holds the old one
     assert written(workflow) == spiffs_own(workflow)
+    inside.data = {**inside.data, "b": "and again"}  # twice between writes: no id to be reused
+    inside.data = {**inside.data, "b": "and again, twice"}
+    assert written(workflow) == spiffs_own(workflow)
+    renamed = inside.task_spec
+    inside.task_spec = inner.spec.task_specs["ie"]  # a new spec, as an instance migration may give it
+    assert (
+        written(workflow)["subprocesses"][str(inner.parent_task_id)]["tasks"][str(inside.id)]["task_spec"]
+        == "ie"
+    )
+    assert written(workflow) == spiffs_own(workflow)
+    inside.task_spec = renamed
     workflow.reset_from_task_id(inside.id)  # back into the finished subprocess
     assert written(workflow) == spiffs_own(workflow)
     complete(workflow, "inside", {"b": "again"})
