@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -308,3 +309,34 @@ def test_components_are_named_by_their_service_account_and_issuers_stay_apart(
     )
     with pytest.raises(Unauthenticated, match="not one the issuer publishes"):
         trusted.verify(forged)
+
+
+def test_a_token_verified_before_is_still_refused_once_its_key_is_retired_or_its_lifetime_ends(
+    issuer: Issuer, jwks_url: str
+) -> None:
+    """TrustedIssuers keeps the tokens it verified; only what cannot change for the same token is kept."""
+    trusted = TrustedIssuers([verifier(jwks_url, leeway=timedelta(0))])
+    token = issuer.token("rsa-1")
+    assert trusted.verify(token).name == trusted.verify(token).name == "alice"
+    issuer.published = {"rsa-2"}  # retired: a token naming a key not seen yet makes the set fetched again
+    assert trusted.verify(issuer.token("rsa-2")).name == "alice"
+    with pytest.raises(Unauthenticated, match="not one the issuer publishes"):
+        trusted.verify(token)
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    with pytest.raises(Unauthenticated, match="expired"):
+        trusted.verify(issuer.token("rsa-2", iat=past, exp=past + timedelta(minutes=5)))
+    later = issuer.token("rsa-2", iat=datetime.now(UTC) + timedelta(minutes=5))
+    with pytest.raises(Unauthenticated, match="does not verify"):
+        trusted.verify(later)  # issued in the future: not yet valid, and not kept as valid either
+    with pytest.raises(Unauthenticated, match="does not verify"):
+        trusted.verify(later)
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(issuer: Issuer, jwks_url: str) -> None:
+    trusted = TrustedIssuers([verifier(jwks_url, leeway=timedelta(0))])
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    token = issuer.token("rsa-1", exp=expires)
+    assert trusted.verify(token).name == "alice"
+    time.sleep(max(0.0, expires.timestamp() - time.time()) + 0.1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        trusted.verify(token)

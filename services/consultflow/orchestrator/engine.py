@@ -368,9 +368,21 @@ class _StateOnlyConverter(BpmnWorkflowConverter):  # type: ignore[misc]
 
     def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
         dct = _workflow_fields(self, workflow)
-        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dump = state_memo.current()
+        if dump is None:
+            dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        else:
+            dct["subprocesses"] = {
+                str(key): self._subprocess(dump, key, sub) for key, sub in workflow.subprocesses.items()
+            }
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
+
+    def _subprocess(self, dump: state_memo.Dump, key: Any, subprocess: BpmnSubWorkflow) -> Any:
+        """A finished subprocess is kept whole (state_memo.py); a running one memoises its parts."""
+        if not state_memo.is_finished(subprocess):
+            return self.registry.convert(subprocess)
+        return dump.finished(("subprocess", key), subprocess, lambda: self.registry.convert(subprocess))
 
 
 class _SubWorkflowConverter(BpmnSubWorkflowConverter):  # type: ignore[misc]
@@ -449,6 +461,7 @@ def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkf
     dct["spec"], dct["subprocess_specs"] = retired.specs_for_state(dct, specs.spec, specs.subprocess_specs)
     workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = script_engine
+    state_memo.loaded(workflow)
     return workflow
 
 

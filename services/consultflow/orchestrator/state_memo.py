@@ -10,6 +10,14 @@ from its JSON, the rest as Spiff writes it. The result loads exactly as Spiff's 
 only the work of producing it is saved. Equality is Python's (`==`), so a value replaced in place by an
 equal one of another type (1 by 1.0) keeps the JSON of the first — the same number either way.
 
+A finished subprocess (most of an engagement's state: intake, implementation, ... done long ago) is kept
+whole instead, under a fingerprint of its tasks' states and the very objects they hold, so that a step does
+not compare its data beyond identity (`Dump.finished`). That is sound because nothing outside it reaches
+its data any more: an embedded (or event) subprocess got a deep copy of its caller's data and handed a deep
+copy back; a call activity shares nested values with its caller's earlier data, so its data is detached
+(deep-copied) when it is first kept whole. That detached copy is what loading the state gives anyway:
+each (sub)workflow's root restores its data on its own.
+
 The memo lives on the live workflow (the host's cache keeps it between steps); a workflow loaded from its
 state starts with none and builds it on its first write.
 """
@@ -20,27 +28,33 @@ import copy
 import re
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.task import Task
 
 MEMO_ATTRIBUTE = "_consultflow_json_memo"
+LOADED_ATTRIBUTE = "_consultflow_loaded_finished"
+"""The finished subprocesses (objects, not ids: a reset may make a new one under the same id) a workflow
+had when it was loaded: their data is their own already."""
 
 _Fingerprint = tuple[Any, ...]
 _Memo = dict[Any, tuple[_Fingerprint, str]]
 
 
-class _Dump:
+class Dump:
     """One write in progress: the memo it reads and refreshes, and the JSON its markers stand for."""
 
     def __init__(self, memo: _Memo, encode: Callable[[Any], str]) -> None:
         self.memo = memo
         self.encode = encode
-        self.token = f"@cf-{uuid.uuid4().hex}-"
+        self.token = _TOKEN
         self.fragments: list[str] = []
         self.seen: set[Any] = set()
         self.copies: dict[int, Any] = {}
@@ -61,10 +75,30 @@ class _Dump:
         self.fragments.append(text)
         return f"{self.token}{len(self.fragments) - 1}"
 
+    def finished(self, key: Any, workflow: BpmnSubWorkflow, produce: Callable[[], Any]) -> str:
+        """A marker for the whole JSON of a finished subprocess: its earlier JSON while none of its tasks
+        changed state, spec or data dict (a reset would), else detached from shared data and written anew;
+        `produce` runs without the memo, so its JSON holds no markers."""
+        self.seen.add(key)
+        known = self.memo.get(key)
+        if known is not None and known[0] == finished_fingerprint(workflow):
+            text = known[1]
+        else:
+            loaded_finished = getattr(workflow.top_workflow, LOADED_ATTRIBUTE, ())
+            if _shares_data(workflow) and workflow not in loaded_finished:
+                _detach(workflow)
+            _current.dump = None
+            try:
+                text = self.encode(produce())
+            finally:
+                _current.dump = self
+            self.memo[key] = (finished_fingerprint(workflow), text)
+        self.fragments.append(text)
+        return f"{self.token}{len(self.fragments) - 1}"
+
     def splice(self, text: str) -> str:
         """The JSON with every marker (a JSON string) replaced by the JSON it stands for."""
-        pattern = re.compile('"' + re.escape(self.token) + r'(\d+)"')
-        return pattern.sub(lambda m: self.fragments[int(m.group(1))], text)
+        return _MARKER.sub(lambda m: self.fragments[int(m.group(1))], text)
 
     def forget_unseen(self) -> None:
         """Drops the memo of parts the workflow no longer has (a reset removed them)."""
@@ -72,10 +106,15 @@ class _Dump:
             del self.memo[key]
 
 
+_TOKEN = f"@cf-{uuid.uuid4().hex}-"
+"""Markers name their piece after this (random per process, so no data can hold it); one token, so that
+the pattern is compiled once, not on every write."""
+_MARKER = re.compile('"' + re.escape(_TOKEN) + r'(\d+)"')
+
 _current = threading.local()
 
 
-def current() -> _Dump | None:
+def current() -> Dump | None:
     """The write in progress on this thread, if it uses a memo (the converters consult it)."""
     return getattr(_current, "dump", None)
 
@@ -87,7 +126,7 @@ def dump(workflow: BpmnWorkflow, serialize: Callable[[], str], encode: Callable[
     if memo is None:
         memo = {}
         setattr(workflow, MEMO_ATTRIBUTE, memo)
-    state = _Dump(memo, encode)
+    state = Dump(memo, encode)
     _current.dump = state
     try:
         text = serialize()
@@ -111,6 +150,61 @@ def task_fingerprint(task: Task) -> _Fingerprint:
         task.data,
         parent.data if parent is not None else None,
     )
+
+
+def is_finished(workflow: BpmnSubWorkflow) -> bool:
+    """A subprocess that ended (completed or cancelled): Spiff runs none of its tasks again."""
+    return bool(workflow.completed)
+
+
+def finished_fingerprint(workflow: BpmnSubWorkflow) -> _Fingerprint:
+    """States and the objects themselves, compared by identity first (C speed; an object replaced by an
+    equal one compares equal, and writes the same): a finished subprocess changes only by a reset, by
+    replacing its data or by a new spec (a migration), and each shows here. The objects, not their ids:
+    an id may be reused once the object is gone."""
+    return (
+        workflow.spec,
+        workflow.completed,
+        workflow.success,
+        workflow.data,
+        len(workflow.correlations),
+        tuple(
+            (
+                key,
+                task.task_spec,
+                task.state,
+                task.last_state_change,
+                task.triggered,
+                len(task._children),
+                task.data,
+                task.internal_data,
+            )
+            for key, task in workflow.tasks.items()
+        ),
+    )
+
+
+def loaded(workflow: BpmnWorkflow) -> None:
+    """Notes that `workflow` was just loaded from its state, where no subprocess shares data."""
+    finished = weakref.WeakSet(sub for sub in workflow.subprocesses.values() if is_finished(sub))
+    setattr(workflow, LOADED_ATTRIBUTE, finished)
+
+
+def _shares_data(workflow: BpmnSubWorkflow) -> bool:
+    """Whether a subprocess may share nested values with its caller: all but those whose caller hands
+    them a deep copy (embedded and event subprocesses; a call activity passes its data as it is)."""
+    caller = workflow.top_workflow.get_task_from_id(workflow.parent_task_id)
+    spec = caller.task_spec if caller is not None else None
+    return not (isinstance(spec, SubWorkflowTask) and type(spec).copy_data is SubWorkflowTask.copy_data)
+
+
+def _detach(workflow: BpmnSubWorkflow) -> None:
+    """Gives a finished subprocess data of its own (one deep copy, keeping what its tasks share with each
+    other), so that a later change in place elsewhere cannot reach it: what loading its state gives."""
+    memo: dict[int, Any] = {}
+    workflow.data = copy.deepcopy(workflow.data, memo)
+    for task in workflow.tasks.values():
+        task.data = copy.deepcopy(task.data, memo)
 
 
 _ATOMS = frozenset({str, int, float, bool, type(None), uuid.UUID, Decimal, date, datetime, timedelta})

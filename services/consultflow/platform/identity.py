@@ -190,13 +190,22 @@ class TokenVerifier:
         self._keys = KeySet(source, settings.refetch_after)
 
     def verify(self, token: str) -> Caller:
-        claims = self.verified_claims(token)
+        return self.caller(self.verified_claims(token))
+
+    def verified_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, issuer, audience and lifetime check out."""
+        return self.checked(token)[0]
+
+    def caller(self, claims: Mapping[str, Any]) -> Caller:
         if self.settings.service_accounts:
             return service_account_caller(claims)
         return caller_from_claims(claims, self.settings.claims)
 
-    def verified_claims(self, token: str) -> dict[str, Any]:
-        """The token's claims once its signature, issuer, audience and lifetime check out."""
+    def current_key(self, kid: str) -> jwt.PyJWK | None:
+        return self._keys.key(kid)
+
+    def checked(self, token: str) -> tuple[dict[str, Any], str, jwt.PyJWK]:
+        """`verified_claims`, with the id and the key that verified it."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as error:
@@ -231,7 +240,7 @@ class TokenVerifier:
             raise Unauthenticated(f"the token lacks the {error.claim!r} claim") from error
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"the token does not verify: {error}") from error
-        return dict(claims)
+        return dict(claims), kid, key
 
 
 SERVICE_ACCOUNT = "system:serviceaccount:"
@@ -252,8 +261,26 @@ class TrustedIssuers:
 
     def __init__(self, verifiers: Iterable[TokenVerifier]) -> None:
         self._by_issuer = {v.settings.issuer: v for v in verifiers}
+        self._verified: dict[str, _Verified] = {}
 
     def verify(self, token: str) -> Caller:
+        """A token verified before is not verified again (a signature check and two decodes were 5 % of the
+        orchestrator's CPU, docs/performance.md) while its key is still the issuer's and it is still in
+        its lifetime, the only checks whose answer can change for the same token."""
+        known = self._verified.get(token)
+        if known is not None and known.holds():
+            return known.caller
+        verifier = self._verifier_of(token)
+        claims, kid, key = verifier.checked(token)
+        caller = verifier.caller(claims)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()  # rarely: the same few callers' tokens are used over and over
+        self._verified[token] = _Verified(
+            caller, verifier, kid, key, _lifetime(claims, verifier.settings.leeway)
+        )
+        return caller
+
+    def _verifier_of(self, token: str) -> TokenVerifier:
         try:
             unverified = jwt.decode(token, options={"verify_signature": False})
         except jwt.InvalidTokenError as error:
@@ -263,7 +290,34 @@ class TrustedIssuers:
             raise Unauthenticated(
                 f"the token is not from a trusted issuer ({', '.join(sorted(self._by_issuer))})"
             )
-        return verifier.verify(token)
+        return verifier
+
+
+VERIFIED_TOKENS_KEPT = 4096
+
+
+@dataclass(frozen=True)
+class _Verified:
+    """A token that verified, and what must still hold for it to verify again."""
+
+    caller: Caller
+    verifier: TokenVerifier
+    kid: str
+    key: jwt.PyJWK
+    lifetime: tuple[float, float]
+    """PyJWT's checks, leeway included: valid while not_before <= now < expires."""
+
+    def holds(self) -> bool:
+        now = time.time()
+        not_before, expires = self.lifetime
+        return not_before <= now < expires and self.verifier.current_key(self.kid) is self.key
+
+
+def _lifetime(claims: Mapping[str, Any], leeway: timedelta) -> tuple[float, float]:
+    """When PyJWT accepts these claims: from the later of iat and nbf (minus leeway), until exp (plus)."""
+    slack = leeway.total_seconds()
+    starts = max(int(claims["iat"]), int(claims.get("nbf", claims["iat"])))
+    return starts - slack, int(claims["exp"]) + slack
 
 
 def bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str:
