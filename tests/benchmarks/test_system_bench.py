@@ -4,6 +4,7 @@ production durability). It prints figures and asserts only that every engagement
 
 K is CONSULTFLOW_BENCH_ENGAGEMENTS (default 20): the demo's stories repeated with fresh keys. They start at
 once, or CONSULTFLOW_BENCH_START_RATE engagements a second (paced: the dispatch figures at a chosen load).
+CONSULTFLOW_BENCH_ORCHESTRATORS runs that many orchestrator replicas (scale-out; meant for PostgreSQL).
 The peak is the rate the cores could sustain at the measured CPU cost per job (see docs/performance.md);
 a K large enough to keep the cores busy shows it measured too (CPU busy near 100 %). Runs on SQLite
 and, when CONSULTFLOW_TEST_POSTGRES_URL is set, on PostgreSQL (one schema per component). It is skipped
@@ -49,6 +50,8 @@ pytestmark = [
 
 ENGAGEMENTS = int(os.environ.get("CONSULTFLOW_BENCH_ENGAGEMENTS", "20"))
 START_RATE = float(os.environ.get("CONSULTFLOW_BENCH_START_RATE", "0"))
+ORCHESTRATORS = int(os.environ.get("CONSULTFLOW_BENCH_ORCHESTRATORS", "1"))
+"""Orchestrator replicas sharing the work by partition leases (docs/scale-out.md); their CPU is summed."""
 """Engagements started a second (0: all at once)."""
 CORES = os.cpu_count() or 1
 IDLE_SECONDS = 10.0
@@ -84,7 +87,13 @@ def database(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 
 def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
     env = {name: {"CONSULTFLOW_DATABASE_URL": url} for name, url in database.items()}
-    system = LocalSystem(tmp_path / "system", extra_env=demo_env(), marker=DEMO_TIMERS, component_env=env)
+    system = LocalSystem(
+        tmp_path / "system",
+        extra_env=demo_env(),
+        marker=DEMO_TIMERS,
+        component_env=env,
+        replicas={"orchestrator": ORCHESTRATORS} if ORCHESTRATORS > 1 else {},
+    )
     with ExitStack() as stack:
         stack.callback(system.stop)
         system.start()
@@ -126,6 +135,8 @@ def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
     idle_orchestrator = idle.get("orchestrator", 0.0) / IDLE_SECONDS * wall
     busy_step_us = (orchestrator_cpu - idle_orchestrator) / max(records.steps, 1) * 1e6
     backend = "PostgreSQL" if database else "SQLite"
+    if ORCHESTRATORS > 1:
+        backend += f", {ORCHESTRATORS} orchestrators"
     pacing = f"{START_RATE:g} started a second" if START_RATE else "at once"
     cpu_per_job = system_cpu / max(jobs, 1)
     report(
