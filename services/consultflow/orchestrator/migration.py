@@ -33,14 +33,11 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine
+from consultflow.orchestrator.records import MoveAction
 from consultflow.orchestrator.retired import RetiredElement, placeholder
 
 WAITING_MASK = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
 PREDICTION_MASK = TaskState.PREDICTED_MASK | TaskState.FUTURE
-CARRIED_OVER = "carried_over"
-RESTARTED = "restarted"
-CANCELED = "canceled"
-ACTIVATED = "activated"
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ class Move:
     source_element_id: str
     target_element_id: str
     kind: str
-    action: str
+    action: MoveAction
     detail: str = ""
     task_id: str = ""
 
@@ -237,7 +234,7 @@ def _check_task(task: Task, alignment: Alignment, result: Check) -> None:
                 element_id,
                 target_id,
                 kind,
-                RESTARTED if restart else CARRIED_OVER,
+                MoveAction.RESTARTED if restart else MoveAction.CARRIED_OVER,
                 _detail(task),
                 str(task.id),
             )
@@ -368,7 +365,7 @@ def apply(workflow: BpmnWorkflow, target: engine.ProcessSpecs, mappings: Iterabl
         _restart(task)
         old = moves.get(str(task.id))
         if old is not None:  # the move keeps the replaced task's id: its rows are the ones closed
-            moves[str(task.id)] = replace(old, action=RESTARTED)
+            moves[str(task.id)] = replace(old, action=MoveAction.RESTARTED)
     return list(moves.values())
 
 
@@ -500,7 +497,7 @@ def modify(
     base = dict(to_cancel[0].data) if to_cancel else engine.visible_data(target)
     for task in to_cancel:
         element_id, _, kind = engine.describe(task)
-        moves.append(Move(process, element_id, "", kind, CANCELED, "", str(task.id)))
+        moves.append(Move(process, element_id, "", kind, MoveAction.CANCELED, "", str(task.id)))
         _cancel(task)
     if activate is not None:
         parent = to_cancel[0].parent if to_cancel else target.task_tree
@@ -510,7 +507,7 @@ def modify(
         fresh.task_spec._update(fresh)
         fresh.data.update({**base, **variables})  # after _update, which may inherit the parent's data
         element_id, _, kind = engine.describe(fresh)
-        moves.append(Move(process, "", element_id, kind, ACTIVATED, "", str(fresh.id)))
+        moves.append(Move(process, "", element_id, kind, MoveAction.ACTIVATED, "", str(fresh.id)))
     elif variables:
         for task in target.get_tasks(state=WAITING_MASK, skip_subprocesses=True):
             task.data.update(variables)

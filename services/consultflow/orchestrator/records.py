@@ -63,6 +63,15 @@ class MigrationItemState(StrEnum):
     FAILED = "FAILED"  # the plan applied at the start but not when its turn came
 
 
+class MoveAction(StrEnum):
+    """What a migration or a modification does to a waiting element."""
+
+    CARRIED_OVER = "carried_over"
+    RESTARTED = "restarted"
+    CANCELED = "canceled"
+    ACTIVATED = "activated"
+
+
 class MessageStatus(StrEnum):
     PENDING = "PENDING"  # buffered until a receiver waits or it expires
     CORRELATED = "CORRELATED"

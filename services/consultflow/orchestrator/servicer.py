@@ -21,6 +21,7 @@ from consultflow.orchestrator.records import (
     InstanceStatus,
     MigrationItemState,
     MigrationState,
+    MoveAction,
     PublishOutcome,
     version_of,
 )
@@ -32,7 +33,6 @@ from consultflow.orchestrator.usecases.migrations import (
     InstanceCheck,
     MigrationPlan,
     MigrationProblem,
-    MoveAction,
 )
 from consultflow.platform import policy
 from consultflow.platform.authn import current_caller

@@ -19,12 +19,12 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
 from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.orchestrator.app import build
 from consultflow.orchestrator.orm import INSTANCES, JOBS, SUBSCRIPTIONS, TIMERS, USER_TASKS
+from consultflow.orchestrator.records import MoveAction
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.usecases.migrations import (
     ElementMapping,
     MigrationPlan,
     MigrationRefused,
-    MoveAction,
 )
 from consultflow.platform.bootstrap import Context, Parts
 from consultflow.platform.errors import NotFound

@@ -11,6 +11,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine, migration
 from consultflow.orchestrator.migration import MappingRule
+from consultflow.orchestrator.records import MoveAction
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
 from consultflow.platform.clock import ManualClock
 from tests.support.bpmn_builder import bpmn
@@ -63,7 +64,7 @@ def test_restarting_a_cycle_keeps_the_revisits_it_already_started() -> None:
     workflow.do_engine_steps()
 
     actions = {(m.source_element_id, m.action) for m in moves}
-    assert {("revisit", migration.RESTARTED), ("visit", migration.CARRIED_OVER)} <= actions, actions
+    assert {("revisit", MoveAction.RESTARTED), ("visit", MoveAction.CARRIED_OVER)} <= actions, actions
     assert open_visits(workflow) == [visit], "the open revisit carries over"
     current = engine.load_state(engine.dump_state(workflow), new, ClockedScriptEngine(clock=clock))
     assert open_visits(current) == [visit]

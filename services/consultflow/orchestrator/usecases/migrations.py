@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -23,6 +22,7 @@ from consultflow.orchestrator.records import (
     ActiveElementView,
     InstanceStatus,
     JobStatus,
+    MoveAction,
     UserTaskStatus,
     job_key,
     task_of,
@@ -36,15 +36,6 @@ from consultflow.platform.identity import Caller
 
 MAX_MAPPINGS = 1000
 MAX_REASON_LENGTH = 2000
-
-
-class MoveAction(StrEnum):
-    """What happens to a waiting element."""
-
-    CARRIED_OVER = "carried_over"
-    RESTARTED = "restarted"
-    CANCELED = "canceled"
-    ACTIVATED = "activated"
 
 
 @dataclass(frozen=True)
@@ -311,12 +302,12 @@ def _described(conn: Connection, instance_id: str, moves: Sequence[migration.Mov
         if move.task_id in claims:
             assignee = claims[move.task_id]
             parts.append(f"claimed by {assignee}" if assignee else "not claimed")
-            if move.action == migration.RESTARTED and assignee:
+            if move.action == MoveAction.RESTARTED and assignee:
                 parts[-1] += " (the new task is not)"
         elif move.task_id in attempts:
             operation, attempt = attempts[move.task_id]
             parts.append(f"job {operation} attempt {attempt}")
-            if move.action == migration.RESTARTED:
+            if move.action == MoveAction.RESTARTED:
                 parts[-1] += " (cancelled; a new job starts at attempt 1)"
         described.append(replace(move, detail="; ".join(parts) if parts else move.detail))
     return described
@@ -358,7 +349,7 @@ def _move(move: migration.Move) -> ElementMove:
         move.source_element_id,
         move.target_element_id,
         move.kind,
-        MoveAction(move.action),
+        move.action,
         move.detail,
     )
 
@@ -393,7 +384,7 @@ def migrate_instance(
         _write_definition(step, plan.target_definition_id)
         _carry_rows(step, moves)
         for move in moves:
-            if move.action == migration.RESTARTED:  # its incident went with the replaced task
+            if move.action == MoveAction.RESTARTED:  # its incident went with the replaced task
                 step.resolve_incidents(task_id=move.task_id)
         detail = f"from {plan.source_definition_id} to {plan.target_definition_id}: {reason}"
         step.history("instance.migrated", detail=detail)
@@ -441,7 +432,7 @@ def _carry_rows(step: Step, moves: Sequence[migration.Move]) -> None:
     """Rows of carried-over waits name their new element (a user task keeps its assignee and claim); the
     timer and subscription rows are written again by the step's finish (their element ids may change)."""
     for move in moves:
-        if move.action != migration.CARRIED_OVER:
+        if move.action != MoveAction.CARRIED_OVER:
             continue
         task = engine.find_task(step.workflow, move.task_id)
         if task is None:
@@ -512,7 +503,7 @@ def modify_instance(
                 field_name = "process_id"
             raise InvalidArgument(field_name, f"instance {instance_id}: {error}") from error
         for move in moves:
-            if move.action == migration.CANCELED:  # its incident went with the cancelled task
+            if move.action == MoveAction.CANCELED:  # its incident went with the cancelled task
                 step.resolve_incidents(task_id=move.task_id)
         what = ", ".join(f"{m.action} {m.source_element_id or m.target_element_id}" for m in moves)
         detail = f"{what}: {reason}"
