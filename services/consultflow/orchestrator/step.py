@@ -645,7 +645,6 @@ class Step:
             if self.waits.incident_for(task_id=task_id) is not None:
                 continue  # waits for its incident (e.g. a failed assignee expression) to be resolved
             spec: engine.HumanTask = task.task_spec
-            element_id, name, _ = engine.describe(task)
             try:
                 who = assignment.assign(
                     spec.assignee, spec.candidate_users, task, self.env.script_engine, spec.candidate_groups
@@ -653,21 +652,16 @@ class Step:
             except assignment.AssignmentError as exc:
                 self.add_incident(task, IncidentKind.ASSIGNMENT, str(exc))
                 continue
+            described = user_task_element(task)
+            element_id, name = described["element_id"], described["name"]
             values = {
                 "user_task_id": task_id,
                 "instance_id": self.instance_id,
-                "process_id": engine.task_process_id(task),
                 "business_key": self.record.business_key,
-                "element_id": element_id,
-                "name": name,
-                "documentation": spec.documentation or "",
-                "candidate_groups": "," + ",".join(spec.candidate_groups) + ","
-                if spec.candidate_groups
-                else "",
+                **described,
                 "assignee": who.assignee,
                 "candidate_users": "," + ",".join(who.candidate_users) + "," if who.candidate_users else "",
                 "due_at": due_date(spec.due, task, self.env.script_engine, self.now),
-                "form_fields": jsonutil.dumps([_field_json(f) for f in spec.form_fields]),
                 "status": UserTaskStatus.OPEN,
                 "created_at": self.now,
                 "completed_at": None,
@@ -854,6 +848,21 @@ def append_history(
     if rows:
         conn.execute(INSERT_HISTORY, rows)
     return after + len(rows)
+
+
+def user_task_element(task: Task) -> dict[str, Any]:
+    """A user task row's columns that its element decides (where it is, what it asks, who may take it):
+    written when the task opens, and again when a migration moves an open task to another element."""
+    spec: engine.HumanTask = task.task_spec
+    element_id, name, _ = engine.describe(task)
+    return {
+        "process_id": engine.task_process_id(task),
+        "element_id": element_id,
+        "name": name,
+        "documentation": spec.documentation or "",
+        "candidate_groups": "," + ",".join(spec.candidate_groups) + "," if spec.candidate_groups else "",
+        "form_fields": jsonutil.dumps([_field_json(f) for f in spec.form_fields]),
+    }
 
 
 def _field_json(f: FormField) -> dict[str, Any]:

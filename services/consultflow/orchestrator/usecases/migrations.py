@@ -27,10 +27,9 @@ from consultflow.orchestrator.records import (
     job_key,
     task_of,
 )
-from consultflow.orchestrator.step import Step, _field_json
+from consultflow.orchestrator.step import Step, user_task_element
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
-from consultflow.platform import jsonutil
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.identity import Caller
 
@@ -437,25 +436,16 @@ def _carry_rows(step: Step, moves: Sequence[migration.Move]) -> None:
         task = engine.find_task(step.workflow, move.task_id)
         if task is None:
             continue
-        element_id, name, _ = engine.describe(task)
         spec = task.task_spec
         if isinstance(spec, engine.HumanTask) and move.task_id in step.waits.user_tasks:
             step.conn.execute(
                 update(USER_TASKS)
                 .where(USER_TASKS.c.user_task_id == move.task_id)
-                .values(
-                    element_id=element_id,
-                    name=name,
-                    process_id=engine.task_process_id(task),
-                    documentation=spec.documentation or "",
-                    candidate_groups="," + ",".join(spec.candidate_groups) + ","
-                    if spec.candidate_groups
-                    else "",
-                    form_fields=jsonutil.dumps([_field_json(f) for f in spec.form_fields]),
-                )
+                .values(**user_task_element(task))
             )
         elif isinstance(spec, engine.JobServiceTask):
             key = job_key(step.instance_id, move.task_id)
+            element_id, name, _ = engine.describe(task)
             if key in step.waits.jobs:
                 step.conn.execute(
                     update(JOBS)
