@@ -649,8 +649,6 @@ class OrchestratorServicer(pb_grpc.OrchestratorServiceServicer):
     def StartMigration(
         self, request: pb.StartMigrationRequest, context: grpc.ServicerContext
     ) -> pb.MigrationBatch:
-        if not request.reason.strip():
-            raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
         batch = self._orchestrator.start_migration(
             migration_plan_from_pb(request.plan),
             selection_from_pb(request.selection),

@@ -50,11 +50,11 @@ from consultflow.orchestrator.records import (
 from consultflow.orchestrator.step import Step
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.migrations import (
-    MAX_REASON_LENGTH,
     InstanceCheck,
     MigrationPlan,
     MigrationProblem,
     check_instance,
+    check_reason,
     migrate_instance,
     plan_problems,
 )
@@ -247,10 +247,7 @@ def start_migration(
     """Checks every selected instance, then writes the batch and all its items in one transaction; the
     runner moves them. Refused as a whole when the plan cannot apply to some instance, unless
     `skip_refused`: then those items are SKIPPED with the reason and the rest migrate."""
-    if not reason.strip():
-        raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
-    if len(reason) > MAX_REASON_LENGTH:  # else every item would fail on it (migrate_instance checks it too)
-        raise InvalidArgument("reason", f"is longer than {MAX_REASON_LENGTH} characters")
+    check_reason(reason)  # before anything is written: every item would fail on it
     source, process_id = _source(plan)
     own = plan_problems(host, plan)
     if own:

@@ -30,11 +30,11 @@ from consultflow.orchestrator.records import (
 from consultflow.orchestrator.step import Step, user_task_element
 from consultflow.orchestrator.usecases import audit
 from consultflow.orchestrator.usecases.audit import Change
+from consultflow.orchestrator.usecases.instances import MAX_REASON_LENGTH
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.identity import Caller
 
 MAX_MAPPINGS = 1000
-MAX_REASON_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -364,7 +364,7 @@ def migrate_instance(
 ) -> InstanceCheck:
     """Migrates one instance in one step (one transaction), or refuses (MigrationRefused) and changes
     nothing. `alongside(step)` runs in the same transaction (a batch marks its item done there)."""
-    _check_reason(reason)
+    check_reason(reason)
     plan_refusals = plan_problems(host, plan)
     target = host.specs_for(plan.target_definition_id)
 
@@ -410,9 +410,10 @@ def migrate_instance(
     return host.step(instance_id, action)
 
 
-def _check_reason(reason: str) -> None:
+def check_reason(reason: str) -> None:
+    """A migration's or a modification's reason: required (it goes to the audit and the history)."""
     if not reason.strip():
-        raise InvalidArgument("reason", "is required")
+        raise InvalidArgument("reason", "is required: say why, for the audit and each instance's history")
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidArgument("reason", f"is longer than {MAX_REASON_LENGTH} characters")
 
@@ -471,7 +472,7 @@ def modify_instance(
 ) -> tuple[list[ElementMove], list[ActiveElementView]]:
     """Cancels waiting elements and activates another of the same version, in one step, with a reason.
     Refused (InvalidArgument naming the element) when an element does not wait or cannot be activated."""
-    _check_reason(reason)
+    check_reason(reason)
     if not instance_id:
         raise InvalidArgument("instance_id", "is required")
     if not cancel_element_ids and not activate_element_id:
