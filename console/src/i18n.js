@@ -190,7 +190,7 @@ export const STRINGS = {
   checkPlan: { zh: '檢查', en: 'Check' },
   checking: { zh: '檢查中…', en: 'Checking…' },
   planProblems: { zh: '遷移計畫的問題', en: 'Problems of the plan' },
-  checkResult: { zh: '檢查結果:選取 {selected} 個實例,{applicable} 個可遷移。', en: 'Checked: {selected} instances selected, {applicable} can move.' },
+  checkResult: { zh: '檢查結果:選取 {selected} 個實例,{applicable} 個可遷移。', en: 'Checked: {applicable} of the {selected} selected can move.' },
   applicable: { zh: '可遷移', en: 'Can move' },
   problems: { zh: '問題', en: 'Problems' },
   moves: { zh: '移動', en: 'Moves' },
