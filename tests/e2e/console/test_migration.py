@@ -127,7 +127,7 @@ def test_ops_plan_check_and_migrate_an_instance(
             by(page, "mig-check").click()
             expect(row).to_have_attribute("data-applicable", "true")
             expect(row.get_by_test_id("mig-move")).to_have_attribute("data-action", "CARRIED_OVER")
-            expect(by(page, "mig-check-summary")).to_contain_text("1 can move")
+            expect(by(page, "mig-check-summary")).to_contain_text("1 of the 1 selected can move")
             scroll_to(page, ".migrations-page h1")
             save_screenshot(page, "migration-plan", tmp_path)
 
