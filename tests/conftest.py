@@ -16,11 +16,25 @@ import pytest
 from nats.js.errors import NotFoundError
 from sqlalchemy import create_engine, text
 
+from consultflow.cli.system import LOCAL_PORTS_ENV, local_port_range
 from consultflow.platform.messaging import STREAMS
 from tests.bpmn.modeler_tools import SCREENSHOTS
 from tests.support.nats import nats_server, provision_open
 
 POSTGRES_URL = os.environ.get("CONSULTFLOW_TEST_POSTGRES_URL", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker (and what it starts) draws loopback ports from its own slice of the range,
+    so two workers never hand out one port (cli.system.free_port)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or LOCAL_PORTS_ENV in os.environ:
+        return
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    low, high = local_port_range()
+    size = (high - low + 1) // count
+    start = low + int(worker[2:]) * size
+    os.environ[LOCAL_PORTS_ENV] = f"{start}-{start + size - 1}"
 
 
 UNGROUPED = pytest.StashKey[bool]()

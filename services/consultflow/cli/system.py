@@ -99,11 +99,72 @@ def nats_server_binary() -> str:
     )
 
 
-def free_port() -> int:
+LOCAL_PORTS_ENV = "CONSULTFLOW_LOCAL_PORTS"
+"""`low-high`: the loopback ports free_port draws from (tests give each pytest-xdist worker its own slice)."""
+LOWEST_LOCAL_PORT = 10000
+
+
+class _PortPicker:
+    """Hands out loopback ports that a child process is told to listen on a moment later.
+
+    Not port 0: the kernel answers that from its ephemeral range, which every outgoing connection draws
+    from too, so a port handed out free could be some connection's own port by the time the child binds it
+    (CI once saw a replica fail to start so). Ports below the ephemeral range are taken only by explicit
+    binds. Within the range, a cursor from a random start walks on, so one process never hands out a port
+    twice until it wraps, and each candidate must bind now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._next: int | None = None
+
+    def pick(self) -> int:
+        low, high = self._range()
+        with self._lock:
+            if self._next is None or not low <= self._next <= high:
+                self._next = secrets.randbelow(high - low + 1) + low
+            for _ in range(high - low + 1):
+                port, self._next = self._next, low if self._next >= high else self._next + 1
+                if _bindable(port):
+                    return port
+        raise RuntimeError(f"no free loopback port in {low}-{high}")
+
+    @staticmethod
+    def _range() -> tuple[int, int]:
+        configured = os.environ.get(LOCAL_PORTS_ENV, "")
+        if configured:
+            low, _, high = configured.partition("-")
+            return int(low), int(high)
+        return local_port_range()
+
+
+def local_port_range() -> tuple[int, int]:
+    """The ports below the kernel's ephemeral range (at least a thousand, should that range start low)."""
+    return LOWEST_LOCAL_PORT, max(_ephemeral_start() - 1, LOWEST_LOCAL_PORT + 999)
+
+
+def _ephemeral_start() -> int:
+    """Where the kernel's ephemeral ports begin (Linux says; elsewhere the IANA range's start)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+_port_picker = _PortPicker()
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server that starts a moment later (_PortPicker: why not port 0)."""
+    return _port_picker.pick()
 
 
 def start_nats(
