@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import nats
-from sqlalchemy import func, select
+import nats.errors
+from sqlalchemy import event, func, select
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform.db import Database, UnitOfWork, migrate
@@ -102,6 +108,103 @@ def test_relay_is_woken_by_commit(database_url: str, nats_url: str) -> None:
         return elapsed
 
     assert asyncio.run(scenario()) < 5  # woken, not waiting for the 30 s poll
+    db.dispose()
+
+
+@contextmanager
+def outbox_reads(db: Database) -> Iterator[list[str]]:
+    """The SELECTs from the outbox table run meanwhile."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM outbox" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_a_commit_hands_its_rows_over_and_they_leave_once_without_being_read_back(
+    database_url: str, nats_url: str
+) -> None:
+    db = _db(database_url)
+
+    async def scenario() -> tuple[list[str], list[str], int]:
+        nc, js = await connect(nats_url, "test")
+        executor = ThreadPoolExecutor(2)
+        relay = OutboxRelay(db, js, executor, poll_seconds=30)
+        task = asyncio.create_task(relay.run())
+        published = await nc.subscribe("status.crm.>")  # core NATS: sees every publish, duplicates too
+        await asyncio.sleep(0.2)  # the relay's first read (rows an earlier run left) is over
+        loop = asyncio.get_running_loop()
+        handed: list[Any] = []
+
+        def commit() -> None:
+            def keep(rows: Any) -> None:
+                handed.extend(rows)
+                relay.notify(rows)
+
+            with UnitOfWork(db, "crm", on_commit=keep) as uow:
+                uow.emit("client.created", "c-1", {})
+                uow.emit("client.created", "c-2", {})
+                uow.commit()
+
+        with outbox_reads(db) as reads:
+            await loop.run_in_executor(executor, commit)
+            subjects = [(await published.next_msg(timeout=5)).subject for _ in range(2)]
+        relay.notify(handed)  # handed over again (as after a read that already published them)
+        again = 0
+        with contextlib.suppress(nats.errors.TimeoutError):
+            await published.next_msg(timeout=0.5)
+            again += 1
+        await relay.stop()
+        task.cancel()
+        await nc.close()
+        executor.shutdown()
+        return reads, subjects, again
+
+    reads, subjects, again = asyncio.run(scenario())
+    assert subjects == ["status.crm.client.created"] * 2
+    assert reads == [], "published from the hand-over, not read back"
+    assert again == 0, "a row the relay already published is not published again"
+    assert _count(db, unsent_only=True) == 0
+    db.dispose()
+
+
+def test_a_delayed_row_leaves_at_its_time_though_the_poll_is_far(database_url: str, nats_url: str) -> None:
+    db = _db(database_url)
+
+    async def scenario() -> float:
+        nc, js = await connect(nats_url, "test")
+        executor = ThreadPoolExecutor(2)
+        relay = OutboxRelay(db, js, executor, poll_seconds=30)
+        task = asyncio.create_task(relay.run())
+        published = await nc.subscribe("status.crm.>")
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+
+        def commit() -> None:
+            with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
+                uow.publish(
+                    "status.crm.later", "later-1", b"x", not_before=datetime.now(UTC) + timedelta(seconds=1)
+                )
+                uow.commit()
+
+        await loop.run_in_executor(executor, commit)
+        await published.next_msg(timeout=10)
+        elapsed = loop.time() - started
+        await relay.stop()
+        task.cancel()
+        await nc.close()
+        executor.shutdown()
+        return elapsed
+
+    elapsed = asyncio.run(scenario())
+    assert 0.9 <= elapsed < 10, "not before its time, and not at the 30 s poll"
     db.dispose()
 
 

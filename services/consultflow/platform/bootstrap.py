@@ -84,10 +84,11 @@ class Context:
         self.nc = nc
         self.js = js
         credentials = settings.nats_credentials
+        self._relay_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{settings.component}-outbox")
         self.relay = OutboxRelay(
             db,
             js,
-            executor,
+            self._relay_thread,  # its own: its reads and writes never wait behind the requests'
             nc=nc,
             publisher=credentials.user if credentials is not None else None,
             limits=settings.limits,
@@ -121,6 +122,7 @@ class Context:
             await channel.close()
         for sync_channel in self._channels.values():
             sync_channel.close()
+        self._relay_thread.shutdown(wait=False)
 
 
 async def serve(settings: Settings, build: Callable[[Context], Parts], stop: asyncio.Event) -> None:

@@ -67,6 +67,10 @@ class Owned:
         condition: ColumnElement[bool] = (slot % self.count).in_(sorted(self.partitions))
         return condition
 
+    def includes(self, slot: int) -> bool:
+        """The row of this slot is in an owned partition (`where`, for a row in hand)."""
+        return len(self.partitions) >= self.count or slot % self.count in self.partitions
+
     @property
     def cleans_up(self) -> bool:
         """Periodic clean-ups (sent outbox rows, expired messages) run in the owner of partition 0 only."""

@@ -15,8 +15,9 @@ import importlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType, TracebackType
@@ -41,7 +42,26 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _READONLY = "consultflow_readonly"
-INSERT_OUTBOX = insert(outbox)  # built once: every unit of work that publishes runs it
+# built once: every unit of work that publishes runs it; the row's number and slot come back for the relay
+INSERT_OUTBOX = insert(outbox).returning(outbox.c.seq, outbox.c.claim_slot)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An outbox row as the relay publishes it: `headers` include its `Nats-Msg-Id`."""
+
+    seq: int
+    slot: int
+    subject: str
+    msg_id: str
+    payload: bytes
+    headers: dict[str, str]
+    attempts: int = 0
+
+
+Committed = Callable[[Sequence[OutboxRow]], None]
+"""Told after a commit which outbox rows it wrote that are due at once (the relay publishes them without
+reading them back)."""
 
 
 class Database:
@@ -138,12 +158,13 @@ class UnitOfWork:
     rolls back.
     """
 
-    def __init__(self, db: Database, source: str, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, db: Database, source: str, on_commit: Committed | None = None) -> None:
         self._db = db
         self.source = source
         self._on_commit = on_commit
         self.session: Session
         self.wrote_outbox = False
+        self._due_now: list[OutboxRow] = []
 
     def read(self) -> AbstractContextManager[Session]:
         """A read-only session on the same database, outside this unit of work's transaction (on SQLite it
@@ -154,6 +175,7 @@ class UnitOfWork:
         self.session = self._db.session()
         self.session.begin()
         self.wrote_outbox = False
+        self._due_now = []
         return self
 
     def __exit__(
@@ -167,8 +189,9 @@ class UnitOfWork:
     def commit(self) -> None:
         self.session.commit()
         if self.wrote_outbox and self._on_commit is not None:
-            self._on_commit()
+            self._on_commit(tuple(self._due_now))
         self.wrote_outbox = False
+        self._due_now = []
 
     def publish(
         self,
@@ -181,18 +204,25 @@ class UnitOfWork:
         """Queues a NATS message that leaves only if this unit of work commits, with the current trace
         context in its headers (platform/tracing.py)."""
         headers = with_trace_context(headers)
-        self.session.connection().execute(
-            INSERT_OUTBOX,
-            {
-                "msg_id": msg_id,
-                "subject": subject,
-                "payload": payload,
-                "headers": json.dumps(dict(headers)) if headers else None,
-                "created_at": datetime.now(UTC),
-                "not_before": not_before,
-            },
+        seq, slot = (
+            self.session.connection()
+            .execute(
+                INSERT_OUTBOX,
+                {
+                    "msg_id": msg_id,
+                    "subject": subject,
+                    "payload": payload,
+                    "headers": json.dumps(dict(headers)) if headers else None,
+                    "created_at": datetime.now(UTC),
+                    "not_before": not_before,
+                },
+            )
+            .one()
         )
         self.wrote_outbox = True
+        if not_before is None:
+            sent_headers = {**(headers or {}), "Nats-Msg-Id": msg_id}
+            self._due_now.append(OutboxRow(seq, slot, subject, msg_id, payload, sent_headers))
 
     def emit(
         self,

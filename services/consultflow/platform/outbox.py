@@ -5,10 +5,16 @@ relay publishes with `Nats-Msg-Id`, so a row published twice (a crash between pu
 lease that moved to another replica mid-batch) is dropped by the stream's duplicate window: delivery is
 at-least-once, duplicates are filtered, nothing is lost.
 
+A commit hands the rows it wrote to the relay (`notify`), which publishes them at once without reading
+them back; a read of the due rows (`flush_once`) runs when a commit wrote only delayed rows, after a full
+batch, and at least every `poll_seconds` — for rows whose hand-over was lost with a crash, refused rows
+due again, and rows of partitions taken over. The relay has a thread of its own for its reads and writes,
+so it never waits in line behind the component's requests.
+
 With several replicas each relay publishes only the rows of the partitions its lease keeper owns
-(platform/claims.py): a row takes a partition its writer owns, so the writer's relay, woken by the
-commit, publishes it at once; the rows of a replica that died move with its partitions. Deleting sent
-rows runs in the owner of partition 0 only.
+(platform/claims.py): a row takes a partition its writer owns, so the writer's relay, handed the rows by
+the commit, publishes them at once; the rows of a replica that died move with its partitions. Deleting
+sent rows runs in the owner of partition 0 only.
 
 A row that can never be published is set aside ("dead": `dead_at`, with the reason in `last_error`)
 instead of being retried forever, and the relay goes on with the rows after it: at once when it can never
@@ -26,7 +32,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,7 +45,7 @@ from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableEr
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from consultflow.platform.claims import EVERYTHING, Owned
-from consultflow.platform.db import Database
+from consultflow.platform.db import Database, OutboxRow
 from consultflow.platform.faults import crash_point
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.messaging import stream_of, subject_matches
@@ -57,14 +64,9 @@ FIRST_RETRY_SECONDS = 0.5
 MAX_RETRY_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class _Row:
-    seq: int
-    subject: str
-    msg_id: str
-    payload: bytes
-    headers: dict[str, str]
-    attempts: int = 0
+REMEMBERED_SENT = 4096
+"""How many rows the relay remembers publishing, so a hand-over that arrives after a read already
+published its rows does not publish them again."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class _Verdict:
 
 
 class OutboxRelay:
-    """Moves outbox rows to NATS; woken by commits, and polling as a fallback."""
+    """Moves outbox rows to NATS: those commits hand it at once, the others by reading them."""
 
     def __init__(
         self,
@@ -122,47 +124,91 @@ class OutboxRelay:
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._last_cleanup = datetime.now(UTC)
+        self._handed: list[OutboxRow] = []
+        self._read_asked = True  # at start: whatever an earlier run left
+        self._last_read = self._loop.time()
+        self._next_due: datetime | None = None
+        self._sent: OrderedDict[int, None] = OrderedDict()
 
-    def notify(self) -> None:
-        """Wakes the relay after a commit that wrote outbox rows; safe from any thread."""
-        self._loop.call_soon_threadsafe(self._wake.set)
+    def notify(self, rows: Sequence[OutboxRow] = ()) -> None:
+        """After a commit that wrote outbox rows: `rows` are those due at once, published without reading
+        them back; none (only delayed rows) asks for a read. Safe from any thread."""
+        self._loop.call_soon_threadsafe(self._take, tuple(rows))
+
+    def _take(self, rows: tuple[OutboxRow, ...]) -> None:
+        if rows:
+            self._handed.extend(rows)
+        else:
+            self._read_asked = True
+        self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping:
             try:
-                published, next_due = await self.flush_once()
+                await self._publish_handed()
+                if self._read_due():
+                    self._read_asked = False
+                    self._last_read = self._loop.time()
+                    published, self._next_due = await self.flush_once()
+                    if published >= self._batch_size:
+                        self._read_asked = True
+                        continue
             except Exception:
                 log.exception("outbox relay failed; retrying")
-                published, next_due = 0, None
+                self._read_asked = True
                 await asyncio.sleep(self._poll_seconds)
-            if published >= self._batch_size:
                 continue
-            timeout = self._poll_seconds
-            if next_due is not None:
-                timeout = min(timeout, max(0.0, (next_due - datetime.now(UTC)).total_seconds()))
+            if self._handed:
+                continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                await asyncio.wait_for(self._wake.wait(), self._until_read())
             self._wake.clear()
+
+    def _read_due(self) -> bool:
+        return self._read_asked or self._until_read() <= 0
+
+    def _until_read(self) -> float:
+        """Seconds until the next read of the due rows: the poll interval, or a delayed row's time."""
+        seconds = self._poll_seconds - (self._loop.time() - self._last_read)
+        if self._next_due is not None:
+            seconds = min(seconds, (self._next_due - datetime.now(UTC)).total_seconds())
+        return max(0.0, seconds)
 
     async def stop(self) -> None:
         """Stops the loop after a last flush, so committed rows leave before the process does."""
         self._stopping = True
         self._wake.set()
         try:
+            await self._publish_handed()
             await self.flush_once()
         except Exception:
             log.warning("final outbox flush failed; rows stay for the next start", exc_info=True)
 
-    async def flush_once(self) -> tuple[int, datetime | None]:
-        """Publishes one batch of due rows; returns how many and when the next delayed row is due.
+    async def _publish_handed(self) -> None:
+        """Publishes the rows commits handed over (one batch) that are this replica's and not yet sent."""
+        if not self._handed:
+            return
+        batch, self._handed = self._handed[: self._batch_size], self._handed[self._batch_size :]
+        owned = self.owned()
+        await self._publish([r for r in batch if owned.includes(r.slot) and r.seq not in self._sent])
 
-        Rows that fail do not hold up the others: each is published, set aside or retried on its own."""
+    async def flush_once(self) -> tuple[int, datetime | None]:
+        """Reads and publishes one batch of due rows; returns how many and when the next delayed row is
+        due."""
         rows, next_due = await self._loop.run_in_executor(self._executor, self._fetch_due)
         if not rows:
             await self._maybe_cleanup()
             return 0, next_due
-        dead: list[tuple[_Row, str]] = []
-        publishable: list[_Row] = []
+        return await self._publish(rows), next_due
+
+    async def _publish(self, rows: list[OutboxRow]) -> int:
+        """Publishes `rows`, marks them sent, refused or dead; returns how many left the outbox.
+
+        Rows that fail do not hold up the others: each is published, set aside or retried on its own."""
+        if not rows:
+            return 0
+        dead: list[tuple[OutboxRow, str]] = []
+        publishable: list[OutboxRow] = []
         for row in rows:
             reason = self._never_publishable(row)
             if reason is None:
@@ -174,7 +220,7 @@ class OutboxRelay:
             return_exceptions=True,
         )
         sent: list[int] = []
-        refused: list[tuple[_Row, str]] = []
+        refused: list[tuple[OutboxRow, str]] = []
         transient: list[BaseException] = []
         for row, result in zip(publishable, results, strict=True):
             if not isinstance(result, BaseException):
@@ -192,6 +238,7 @@ class OutboxRelay:
                 transient.append(result)
         if sent:
             crash_point("outbox.after_publish")
+            self._remember_sent(sent)
             await self._loop.run_in_executor(self._executor, self._mark_sent, sent)
         if refused:
             await self._loop.run_in_executor(self._executor, self._mark_refused, refused)
@@ -201,14 +248,21 @@ class OutboxRelay:
                 refused[0][0].subject,
                 refused[0][1],
             )
+            self._read_asked = True  # to learn when the first refused row is due again
         for row, reason in dead:
             await self._loop.run_in_executor(self._executor, self._set_aside, row, reason)
         if transient:
             log.warning("outbox: %d of %d publishes failed: %s", len(transient), len(rows), transient[0])
             await asyncio.sleep(0.2)
-        return len(sent) + len(dead), next_due
+        return len(sent) + len(dead)
 
-    def _never_publishable(self, row: _Row) -> str | None:
+    def _remember_sent(self, seqs: list[int]) -> None:
+        for seq in seqs:
+            self._sent[seq] = None
+        while len(self._sent) > REMEMBERED_SENT:
+            self._sent.popitem(last=False)
+
+    def _never_publishable(self, row: OutboxRow) -> str | None:
         """Why a row can never be published, known before trying; None when it may be."""
         largest = self._limits.stream_max_message_bytes
         server = getattr(self._nc, "max_payload", 0) if self._nc is not None else 0
@@ -249,13 +303,14 @@ class OutboxRelay:
             return _Verdict.TRANSIENT
         return _Verdict.REFUSED
 
-    def _fetch_due(self) -> tuple[list[_Row], datetime | None]:
+    def _fetch_due(self) -> tuple[list[OutboxRow], datetime | None]:
         now = datetime.now(UTC)
         mine = self.owned().where(outbox.c.claim_slot)
         with self._db.read() as session:
             due = session.execute(
                 select(
                     outbox.c.seq,
+                    outbox.c.claim_slot,
                     outbox.c.subject,
                     outbox.c.msg_id,
                     outbox.c.payload,
@@ -287,8 +342,9 @@ class OutboxRelay:
                 .limit(1)
             ).scalar()
         rows = [
-            _Row(
+            OutboxRow(
                 seq=r.seq,
+                slot=r.claim_slot,
                 subject=r.subject,
                 msg_id=r.msg_id,
                 payload=r.payload,
@@ -303,7 +359,7 @@ class OutboxRelay:
         with self._db.session() as session, session.begin():
             session.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(sent_at=datetime.now(UTC)))
 
-    def _mark_refused(self, refused: list[tuple[_Row, str]]) -> None:
+    def _mark_refused(self, refused: list[tuple[OutboxRow, str]]) -> None:
         """Counts a refusal and holds the row back a growing while (not before), so it does not spin."""
         now = datetime.now(UTC)
         with self._db.session() as session, session.begin():
@@ -319,7 +375,7 @@ class OutboxRelay:
                     )
                 )
 
-    def _set_aside(self, row: _Row, reason: str) -> None:
+    def _set_aside(self, row: OutboxRow, reason: str) -> None:
         """Marks the row dead (durably, with the reason), says so at ERROR, then tells `on_dead_letter`."""
         with self._db.session() as session, session.begin():
             session.execute(
