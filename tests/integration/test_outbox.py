@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import nats
 import nats.errors
+import pytest
 from sqlalchemy import event, func, select
 
 from consultflow.api.events.v1 import events_pb2
@@ -218,3 +222,57 @@ def test_nats_url_fixture_is_clean(nats_url: str) -> None:
         return counts
 
     assert asyncio.run(streams()) == {"JOBS": 0, "STATUS": 0}
+
+
+def test_a_busy_database_delays_the_marking_and_loses_or_doubles_nothing(
+    tmp_path: Path, nats_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The relay publishes, then cannot mark the rows sent while another writer holds SQLite's lock past
+    the busy timeout: it says so at WARNING, and once the lock is free the rows are marked; the stream
+    holds each message once."""
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    db = Database(url, busy_timeout_ms=100)
+    migrate(db, "crm")
+    locker = sqlite3.connect(tmp_path / "crm.db", isolation_level=None, check_same_thread=False)
+
+    async def scenario() -> list[str]:
+        nc, js = await connect(nats_url, "test")
+        executor = ThreadPoolExecutor(2)
+        relay = OutboxRelay(db, js, executor, poll_seconds=0.5)
+        task = asyncio.create_task(relay.run())
+        await asyncio.sleep(0.2)
+        loop = asyncio.get_running_loop()
+
+        def commit_then_lock() -> None:
+            with UnitOfWork(db, "crm", on_commit=lambda rows: None) as uow:  # handed over below
+                uow.emit("client.created", "c-1", {})
+                uow.emit("client.created", "c-2", {})
+                uow.commit()
+            locker.execute("BEGIN IMMEDIATE")  # the next writer waits, then gives up
+
+        await loop.run_in_executor(executor, commit_then_lock)
+        relay.notify()  # a read: it finds the rows, publishes them, and cannot mark them
+        await asyncio.sleep(1.5)
+        assert _count(db, unsent_only=True) == 2, "marked while the lock was held"
+        locker.execute("COMMIT")
+        for _ in range(50):
+            if _count(db, unsent_only=True) == 0:
+                break
+            await asyncio.sleep(0.1)
+        sub = await js.pull_subscribe("status.>", durable="t", stream="STATUS")
+        received = [events_pb2.StatusEvent.FromString(m.data).subject for m in await sub.fetch(10, timeout=2)]
+        await relay.stop()
+        task.cancel()
+        await nc.close()
+        executor.shutdown()
+        return received
+
+    with caplog.at_level(logging.WARNING, logger="consultflow.platform.outbox"):
+        received = asyncio.run(scenario())
+    assert sorted(received) == ["c-1", "c-2"], "each message in the stream once"
+    assert _count(db, unsent_only=True) == 0
+    relay_records = [r for r in caplog.records if r.name == "consultflow.platform.outbox"]
+    assert any("database is busy" in r.getMessage() for r in relay_records)
+    assert all(r.levelno < logging.ERROR for r in relay_records), "a busy database is not an error"
+    locker.close()
+    db.dispose()

@@ -45,7 +45,7 @@ from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableEr
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from consultflow.platform.claims import EVERYTHING, Owned
-from consultflow.platform.db import Database, OutboxRow
+from consultflow.platform.db import Database, OutboxRow, busy_error
 from consultflow.platform.faults import crash_point
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.messaging import stream_of, subject_matches
@@ -153,8 +153,12 @@ class OutboxRelay:
                     if published >= self._batch_size:
                         self._read_asked = True
                         continue
-            except Exception:
-                log.exception("outbox relay failed; retrying")
+            except Exception as error:
+                busy = busy_error(error)
+                if busy is None:
+                    log.exception("outbox relay failed; retrying")
+                else:  # published rows not yet marked go again: the stream drops the duplicates
+                    log.warning("outbox relay: %s; retrying in %.0f s", busy, self._poll_seconds)
                 self._read_asked = True
                 await asyncio.sleep(self._poll_seconds)
                 continue
