@@ -106,9 +106,12 @@ REPLY = '<messageEventDefinition messageRef="m_reply"/>'
 
 
 def diagram() -> bytes:
-    """start → a job at every service (many retries: a peer may be down for a while) → timer → reply."""
+    """start → a job at every service (many retries: a peer may be down for a while) → timer → reply.
+
+    The back-off base is in seconds (1, 2, 4 … a failed job waits): a job that fails because a peer it calls
+    was just killed is retried well inside the deadline."""
     tasks = "".join(
-        f'<serviceTask id="{task}" name="{task}">{operator_xml(op, params, retries=30, backoff=200)}'
+        f'<serviceTask id="{task}" name="{task}">{operator_xml(op, params, retries=30, backoff=1)}'
         "</serviceTask>"
         for task, op, params in STEPS
     )
