@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,8 @@ from typing import Any
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
 from sqlalchemy import event, func, select
 
 from consultflow.api.events.v1 import events_pb2
@@ -37,6 +39,24 @@ def _count(db: Database, unsent_only: bool = False) -> int:
         if unsent_only:
             query = query.where(outbox.c.sent_at.is_(None))
         return int(session.scalar(query) or 0)
+
+
+@asynccontextmanager
+async def running_relay(
+    db: Database, nats_url: str, poll_seconds: float
+) -> AsyncIterator[tuple[Client, JetStreamContext, OutboxRelay, ThreadPoolExecutor]]:
+    """A relay running its loop on `db`, stopped (after its last flush) when the block ends."""
+    nc, js = await connect(nats_url, "test")
+    executor = ThreadPoolExecutor(2)
+    relay = OutboxRelay(db, js, executor, poll_seconds=poll_seconds)
+    task = asyncio.create_task(relay.run())
+    try:
+        yield nc, js, relay, executor
+    finally:
+        await relay.stop()
+        task.cancel()
+        await nc.close()
+        executor.shutdown()
 
 
 def test_rollback_leaves_no_message(database_url: str) -> None:
@@ -88,27 +108,20 @@ def test_relay_is_woken_by_commit(database_url: str, nats_url: str) -> None:
     db = _db(database_url)
 
     async def scenario() -> float:
-        nc, js = await connect(nats_url, "test")
-        executor = ThreadPoolExecutor(2)
-        relay = OutboxRelay(db, js, executor, poll_seconds=30)
-        task = asyncio.create_task(relay.run())
-        sub = await js.subscribe("status.crm.>", stream="STATUS", ordered_consumer=True)
-        await asyncio.sleep(0.1)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        async with running_relay(db, nats_url, poll_seconds=30) as (_nc, js, relay, executor):
+            sub = await js.subscribe("status.crm.>", stream="STATUS", ordered_consumer=True)
+            await asyncio.sleep(0.1)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
 
-        def commit() -> None:
-            with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
-                uow.emit("client.created", "c-1", {})
-                uow.commit()
+            def commit() -> None:
+                with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
+                    uow.emit("client.created", "c-1", {})
+                    uow.commit()
 
-        await loop.run_in_executor(executor, commit)
-        await sub.next_msg(timeout=5)
-        elapsed = loop.time() - started
-        await relay.stop()
-        task.cancel()
-        await nc.close()
-        executor.shutdown()
+            await loop.run_in_executor(executor, commit)
+            await sub.next_msg(timeout=5)
+            elapsed = loop.time() - started
         return elapsed
 
     assert asyncio.run(scenario()) < 5  # woken, not waiting for the 30 s poll
@@ -137,37 +150,30 @@ def test_a_commit_hands_its_rows_over_and_they_leave_once_without_being_read_bac
     db = _db(database_url)
 
     async def scenario() -> tuple[list[str], list[str], int]:
-        nc, js = await connect(nats_url, "test")
-        executor = ThreadPoolExecutor(2)
-        relay = OutboxRelay(db, js, executor, poll_seconds=30)
-        task = asyncio.create_task(relay.run())
-        published = await nc.subscribe("status.crm.>")  # core NATS: sees every publish, duplicates too
-        await asyncio.sleep(0.2)  # the relay's first read (rows an earlier run left) is over
-        loop = asyncio.get_running_loop()
-        handed: list[Any] = []
+        async with running_relay(db, nats_url, poll_seconds=30) as (nc, _js, relay, executor):
+            published = await nc.subscribe("status.crm.>")  # core NATS: sees every publish, duplicates too
+            await asyncio.sleep(0.2)  # the relay's first read (rows an earlier run left) is over
+            loop = asyncio.get_running_loop()
+            handed: list[Any] = []
 
-        def commit() -> None:
-            def keep(rows: Any) -> None:
-                handed.extend(rows)
-                relay.notify(rows)
+            def commit() -> None:
+                def keep(rows: Any) -> None:
+                    handed.extend(rows)
+                    relay.notify(rows)
 
-            with UnitOfWork(db, "crm", on_commit=keep) as uow:
-                uow.emit("client.created", "c-1", {})
-                uow.emit("client.created", "c-2", {})
-                uow.commit()
+                with UnitOfWork(db, "crm", on_commit=keep) as uow:
+                    uow.emit("client.created", "c-1", {})
+                    uow.emit("client.created", "c-2", {})
+                    uow.commit()
 
-        with outbox_reads(db) as reads:
-            await loop.run_in_executor(executor, commit)
-            subjects = [(await published.next_msg(timeout=5)).subject for _ in range(2)]
-        relay.notify(handed)  # handed over again (as after a read that already published them)
-        again = 0
-        with contextlib.suppress(nats.errors.TimeoutError):
-            await published.next_msg(timeout=0.5)
-            again += 1
-        await relay.stop()
-        task.cancel()
-        await nc.close()
-        executor.shutdown()
+            with outbox_reads(db) as reads:
+                await loop.run_in_executor(executor, commit)
+                subjects = [(await published.next_msg(timeout=5)).subject for _ in range(2)]
+            relay.notify(handed)  # handed over again (as after a read that already published them)
+            again = 0
+            with contextlib.suppress(nats.errors.TimeoutError):
+                await published.next_msg(timeout=0.5)
+                again += 1
         return reads, subjects, again
 
     reads, subjects, again = asyncio.run(scenario())
@@ -182,29 +188,25 @@ def test_a_delayed_row_leaves_at_its_time_though_the_poll_is_far(database_url: s
     db = _db(database_url)
 
     async def scenario() -> float:
-        nc, js = await connect(nats_url, "test")
-        executor = ThreadPoolExecutor(2)
-        relay = OutboxRelay(db, js, executor, poll_seconds=30)
-        task = asyncio.create_task(relay.run())
-        published = await nc.subscribe("status.crm.>")
-        await asyncio.sleep(0.2)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        async with running_relay(db, nats_url, poll_seconds=30) as (nc, _js, relay, executor):
+            published = await nc.subscribe("status.crm.>")
+            await asyncio.sleep(0.2)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
 
-        def commit() -> None:
-            with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
-                uow.publish(
-                    "status.crm.later", "later-1", b"x", not_before=datetime.now(UTC) + timedelta(seconds=1)
-                )
-                uow.commit()
+            def commit() -> None:
+                with UnitOfWork(db, "crm", on_commit=relay.notify) as uow:
+                    uow.publish(
+                        "status.crm.later",
+                        "later-1",
+                        b"x",
+                        not_before=datetime.now(UTC) + timedelta(seconds=1),
+                    )
+                    uow.commit()
 
-        await loop.run_in_executor(executor, commit)
-        await published.next_msg(timeout=10)
-        elapsed = loop.time() - started
-        await relay.stop()
-        task.cancel()
-        await nc.close()
-        executor.shutdown()
+            await loop.run_in_executor(executor, commit)
+            await published.next_msg(timeout=10)
+            elapsed = loop.time() - started
         return elapsed
 
     elapsed = asyncio.run(scenario())
@@ -236,35 +238,30 @@ def test_a_busy_database_delays_the_marking_and_loses_or_doubles_nothing(
     locker = sqlite3.connect(tmp_path / "crm.db", isolation_level=None, check_same_thread=False)
 
     async def scenario() -> list[str]:
-        nc, js = await connect(nats_url, "test")
-        executor = ThreadPoolExecutor(2)
-        relay = OutboxRelay(db, js, executor, poll_seconds=0.5)
-        task = asyncio.create_task(relay.run())
-        await asyncio.sleep(0.2)
-        loop = asyncio.get_running_loop()
+        async with running_relay(db, nats_url, poll_seconds=0.5) as (_nc, js, relay, executor):
+            await asyncio.sleep(0.2)
+            loop = asyncio.get_running_loop()
 
-        def commit_then_lock() -> None:
-            with UnitOfWork(db, "crm", on_commit=lambda rows: None) as uow:  # handed over below
-                uow.emit("client.created", "c-1", {})
-                uow.emit("client.created", "c-2", {})
-                uow.commit()
-            locker.execute("BEGIN IMMEDIATE")  # the next writer waits, then gives up
+            def commit_then_lock() -> None:
+                with UnitOfWork(db, "crm", on_commit=lambda rows: None) as uow:  # handed over below
+                    uow.emit("client.created", "c-1", {})
+                    uow.emit("client.created", "c-2", {})
+                    uow.commit()
+                locker.execute("BEGIN IMMEDIATE")  # the next writer waits, then gives up
 
-        await loop.run_in_executor(executor, commit_then_lock)
-        relay.notify()  # a read: it finds the rows, publishes them, and cannot mark them
-        await asyncio.sleep(1.5)
-        assert _count(db, unsent_only=True) == 2, "marked while the lock was held"
-        locker.execute("COMMIT")
-        for _ in range(50):
-            if _count(db, unsent_only=True) == 0:
-                break
-            await asyncio.sleep(0.1)
-        sub = await js.pull_subscribe("status.>", durable="t", stream="STATUS")
-        received = [events_pb2.StatusEvent.FromString(m.data).subject for m in await sub.fetch(10, timeout=2)]
-        await relay.stop()
-        task.cancel()
-        await nc.close()
-        executor.shutdown()
+            await loop.run_in_executor(executor, commit_then_lock)
+            relay.notify()  # a read: it finds the rows, publishes them, and cannot mark them
+            await asyncio.sleep(1.5)
+            assert _count(db, unsent_only=True) == 2, "marked while the lock was held"
+            locker.execute("COMMIT")
+            for _ in range(50):
+                if _count(db, unsent_only=True) == 0:
+                    break
+                await asyncio.sleep(0.1)
+            sub = await js.pull_subscribe("status.>", durable="t", stream="STATUS")
+            received = [
+                events_pb2.StatusEvent.FromString(m.data).subject for m in await sub.fetch(10, timeout=2)
+            ]
         return received
 
     with caplog.at_level(logging.WARNING, logger="consultflow.platform.outbox"):
