@@ -128,7 +128,7 @@ class OutboxRelay:
         self._read_asked = True  # at start: whatever an earlier run left
         self._last_read = self._loop.time()
         self._next_due: datetime | None = None
-        self._sent: OrderedDict[int, None] = OrderedDict()
+        self._sent: OrderedDict[str, None] = OrderedDict()  # message ids, oldest first
 
     def notify(self, rows: Sequence[OutboxRow] = ()) -> None:
         """After a commit that wrote outbox rows: `rows` are those due at once, published without reading
@@ -194,7 +194,7 @@ class OutboxRelay:
             return
         batch, self._handed = self._handed[: self._batch_size], self._handed[self._batch_size :]
         owned = self.owned()
-        await self._publish([r for r in batch if owned.includes(r.slot) and r.seq not in self._sent])
+        await self._publish([r for r in batch if owned.includes(r.slot) and r.msg_id not in self._sent])
 
     async def flush_once(self) -> tuple[int, datetime | None]:
         """Reads and publishes one batch of due rows; returns how many and when the next delayed row is
@@ -223,12 +223,12 @@ class OutboxRelay:
             *(self._js.publish(r.subject, r.payload, headers=r.headers) for r in publishable),
             return_exceptions=True,
         )
-        sent: list[int] = []
+        sent: list[OutboxRow] = []
         refused: list[tuple[OutboxRow, str]] = []
         transient: list[BaseException] = []
         for row, result in zip(publishable, results, strict=True):
             if not isinstance(result, BaseException):
-                sent.append(row.seq)
+                sent.append(row)
                 continue
             verdict = self._judge(result)
             reason = f"{type(result).__name__}: {result}"
@@ -242,8 +242,8 @@ class OutboxRelay:
                 transient.append(result)
         if sent:
             crash_point("outbox.after_publish")
-            self._remember_sent(sent)
-            await self._loop.run_in_executor(self._executor, self._mark_sent, sent)
+            self._remember_sent([r.msg_id for r in sent])
+            await self._loop.run_in_executor(self._executor, self._mark_sent, [r.seq for r in sent])
         if refused:
             await self._loop.run_in_executor(self._executor, self._mark_refused, refused)
             log.warning(
@@ -260,9 +260,10 @@ class OutboxRelay:
             await asyncio.sleep(0.2)
         return len(sent) + len(dead)
 
-    def _remember_sent(self, seqs: list[int]) -> None:
-        for seq in seqs:
-            self._sent[seq] = None
+    def _remember_sent(self, msg_ids: list[str]) -> None:
+        """By message id, not row number: SQLite numbers rows afresh once the clean-up emptied the table."""
+        for msg_id in msg_ids:
+            self._sent[msg_id] = None
         while len(self._sent) > REMEMBERED_SENT:
             self._sent.popitem(last=False)
 
