@@ -59,6 +59,12 @@ class OutboxRow:
     attempts: int = 0
 
 
+def sent_headers(headers: Mapping[str, str] | None, msg_id: str) -> dict[str, str]:
+    """The headers an outbox row is published with: its own and `Nats-Msg-Id`, which the stream
+    de-duplicates by."""
+    return {**(headers or {}), "Nats-Msg-Id": msg_id}
+
+
 Committed = Callable[[Sequence[OutboxRow]], None]
 """Told after a commit which outbox rows it wrote that are due at once (the relay publishes them without
 reading them back)."""
@@ -221,8 +227,8 @@ class UnitOfWork:
         )
         self.wrote_outbox = True
         if not_before is None:
-            sent_headers = {**(headers or {}), "Nats-Msg-Id": msg_id}
-            self._due_now.append(OutboxRow(seq, slot, subject, msg_id, payload, sent_headers))
+            row = OutboxRow(seq, slot, subject, msg_id, payload, sent_headers(headers, msg_id))
+            self._due_now.append(row)
 
     def emit(
         self,

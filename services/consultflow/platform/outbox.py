@@ -45,7 +45,7 @@ from nats.js.errors import APIError, NoStreamResponseError, ServiceUnavailableEr
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from consultflow.platform.claims import EVERYTHING, Owned
-from consultflow.platform.db import Database, OutboxRow, busy_error
+from consultflow.platform.db import Database, OutboxRow, busy_error, sent_headers
 from consultflow.platform.faults import crash_point
 from consultflow.platform.limits import DEFAULT_LIMITS, Limits
 from consultflow.platform.messaging import stream_of, subject_matches
@@ -353,7 +353,7 @@ class OutboxRelay:
                 subject=r.subject,
                 msg_id=r.msg_id,
                 payload=r.payload,
-                headers={**(json.loads(r.headers) if r.headers else {}), "Nats-Msg-Id": r.msg_id},
+                headers=sent_headers(json.loads(r.headers) if r.headers else None, r.msg_id),
                 attempts=r.attempts or 0,
             )
             for r in due
