@@ -50,9 +50,9 @@ pytestmark = [
 
 ENGAGEMENTS = int(os.environ.get("CONSULTFLOW_BENCH_ENGAGEMENTS", "20"))
 START_RATE = float(os.environ.get("CONSULTFLOW_BENCH_START_RATE", "0"))
+"""Engagements started a second (0: all at once)."""
 ORCHESTRATORS = int(os.environ.get("CONSULTFLOW_BENCH_ORCHESTRATORS", "1"))
 """Orchestrator replicas sharing the work by partition leases (docs/scale-out.md); their CPU is summed."""
-"""Engagements started a second (0: all at once)."""
 CORES = os.cpu_count() or 1
 IDLE_SECONDS = 10.0
 

@@ -57,8 +57,8 @@ class CpuMeter:
         self._thread = threading.Thread(target=self._run, name="cpu-meter", daemon=True)
 
     def roots(self) -> dict[int, str]:
-        children = self.system.children.items()
-        found = {c.process.pid: component_of(name) for name, c in children if c.process is not None}
+        # a further replica (`orchestrator-2`) counts as its component
+        found = {c.process.pid: c.component for c in self.system.children.values() if c.process is not None}
         if self.system.nats is not None:
             found[self.system.nats.pid] = NATS
         return found
@@ -104,12 +104,6 @@ class CpuMeter:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.sample()
-
-
-def component_of(child: str) -> str:
-    """A child's component: `orchestrator-2`, a further replica, counts as `orchestrator`."""
-    base, _, number = child.rpartition("-")
-    return base if base and number.isdigit() else child
 
 
 def _owner(pid: int, roots: Mapping[int, str], stats: Mapping[int, tuple[int, float]]) -> str | None:
