@@ -36,7 +36,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 
 from consultflow.api.events.v1 import events_pb2
-from consultflow.orchestrator import engine, timer_events
+from consultflow.orchestrator import engine, state_parts, timer_events
 from consultflow.orchestrator.orm import Instance, JobRecord, Message, StartTimer, Timer
 from consultflow.orchestrator.runtime import Orchestrator
 from consultflow.orchestrator.step import CONTINUATION, Step
@@ -866,9 +866,14 @@ class World:
         return result
 
     def workflow(self, row: Instance) -> BpmnWorkflow:
-        return engine.load_state(
-            row.state, self.orchestrator.specs_for(row.definition_id), self.orchestrator.script_engine
-        )
+        with self.db.read() as session:
+            return state_parts.load_stored(
+                session.connection(),
+                row.instance_id,
+                row.state,
+                self.orchestrator.specs_for(row.definition_id),
+                self.orchestrator.script_engine,
+            )
 
     def ends(self, process_id: str) -> list[str]:
         """End events the one instance of `process_id` reached."""

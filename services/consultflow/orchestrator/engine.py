@@ -446,22 +446,40 @@ SERIALIZER = _make_serializer()
 def dump_state(workflow: BpmnWorkflow) -> str:
     """The instance's state as JSON, without the spec; what did not change since this live workflow's
     previous write is not serialized again (state_memo.py)."""
-    return state_memo.dump(workflow, lambda: str(SERIALIZER.serialize_json(workflow)), _encode)
+    return state_memo.dump(workflow, lambda: str(SERIALIZER.serialize_json(workflow)), _encode).state
+
+
+def dump_state_apart(workflow: BpmnWorkflow) -> state_memo.Written:
+    """`dump_state`, with each finished subprocess named in the state and its JSON returned beside it
+    (`load_state` takes them back as `parts`)."""
+    return state_memo.dump(workflow, lambda: str(SERIALIZER.serialize_json(workflow)), _encode, apart=True)
 
 
 def _encode(value: Any) -> str:
     return json.dumps(value, cls=SERIALIZER._encoder_cls)
 
 
-def load_state(state: str, specs: ProcessSpecs, script_engine: Any) -> BpmnWorkflow:
-    """Rebuilds an instance from its state and its version's specs."""
+def load_state(
+    state: str, specs: ProcessSpecs, script_engine: Any, parts: Mapping[str, str] | None = None
+) -> BpmnWorkflow:
+    """Rebuilds an instance from its state and its version's specs; `parts`: the JSON of the finished
+    subprocesses the state names instead of holding (`dump_state_apart`), by subprocess id."""
     dct = json.loads(state, cls=SERIALIZER.json_decoder_cls)
+    parts = parts or {}
+    subprocesses = dct.get("subprocesses", {})
+    for key, value in subprocesses.items():
+        if value == state_memo.STORED_APART:
+            if key not in parts:
+                raise ValueError(f"the state names subprocess {key}, whose stored part is missing")
+            subprocesses[key] = json.loads(parts[key], cls=SERIALIZER.json_decoder_cls)
+    # parts written by another serializer version are migrated with the rest, and not reused as written
+    current = dct.get(SERIALIZER.VERSION_KEY) == SERIALIZER.VERSION
     SERIALIZER.migrate(dct)
     # the version's specs, with placeholders for what a migration left behind (retired.py)
     dct["spec"], dct["subprocess_specs"] = retired.specs_for_state(dct, specs.spec, specs.subprocess_specs)
     workflow: BpmnWorkflow = SERIALIZER.from_dict(dct)
     workflow.script_engine = script_engine
-    state_memo.loaded(workflow)
+    state_memo.loaded(workflow, parts if current else {})
     return workflow
 
 

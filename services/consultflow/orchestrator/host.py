@@ -20,10 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
-from consultflow.orchestrator import deep_walks, engine, parking
+from consultflow.orchestrator import deep_walks, engine, parking, state_parts
 from consultflow.orchestrator.observability import observed_step
 from consultflow.orchestrator.orm import INSTANCES, Definition, Resource
 from consultflow.orchestrator.parking import Parked
@@ -167,12 +167,15 @@ class InstanceHost:
         self.remember_specs(definition_id, specs)
         return specs
 
-    def workflow_for(self, instance_id: str, revision: int, state: str, definition_id: str) -> BpmnWorkflow:
-        """The live workflow of an instance at `revision`: cached, else loaded from its state."""
+    def workflow_for(
+        self, instance_id: str, revision: int, state: str, definition_id: str, parts: state_parts.PartsReader
+    ) -> BpmnWorkflow:
+        """The live workflow of an instance at `revision`: cached, else loaded from its state and the parts
+        it names (`parts` reads them, in the transaction that read `state`)."""
         cached = self._cache.get(instance_id, revision)
         if cached is not None:
             return cached
-        return engine.load_state(state, self.specs_for(definition_id), self.script_engine)
+        return state_parts.load(state, parts, self.specs_for(definition_id), self.script_engine)
 
     def active_elements(self, instance_id: str, revision: int) -> list[ActiveElementView] | None:
         """Where an instance is at `revision`, if a step of this process wrote that revision."""
@@ -210,7 +213,7 @@ class InstanceHost:
                             raise NotFound("instance", instance_id)
                         if record.waits.parked and not even_if_parked:
                             raise Parked(instance_id, record.waits.parked)
-                        workflow = self._workflow_of(record)
+                        workflow = self._workflow_of(record, uow.session.connection())
                         step = Step(self.env, uow, record, workflow)
                         result = action(step)
                         if step.skipped:
@@ -251,14 +254,21 @@ class InstanceHost:
             return result
         raise Conflict(f"instance {instance_id} kept changing concurrently")
 
-    def _workflow_of(self, record: InstanceRecord) -> BpmnWorkflow:
+    def _workflow_of(self, record: InstanceRecord, conn: Connection) -> BpmnWorkflow:
         """The live workflow of the instance a step loaded; a stored state over the size limit (stored
         before the limit, or the limit lowered since) is not loaded at all."""
         limit = self.limits.max_instance_state_bytes
-        if len(record.state) > limit:
-            raise StateTooLarge("max_instance_state_bytes", limit, len(record.state), "the stored state")
+        if record.state_bytes > limit:
+            raise StateTooLarge("max_instance_state_bytes", limit, record.state_bytes, "the stored state")
         try:
-            return self.workflow_for(record.instance_id, record.revision, record.state, record.definition_id)
+            instance_id = record.instance_id
+            return self.workflow_for(
+                instance_id,
+                record.revision,
+                record.state,
+                record.definition_id,
+                lambda: state_parts.read(conn, instance_id),
+            )
         except Exception as error:
             if record.status != InstanceStatus.ACTIVE:
                 # A late reply to an instance that ended (cancelled without the engine, perhaps because

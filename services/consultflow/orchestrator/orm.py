@@ -61,7 +61,8 @@ class Definition(Base):
 
 
 class Instance(Base):
-    """A running or finished process instance; `state` is SpiffWorkflow's serialization without the spec."""
+    """A running or finished process instance; `state` is SpiffWorkflow's serialization without the spec
+    and without the finished subprocesses it names (their JSON is in `InstancePart`, state_parts.py)."""
 
     __tablename__ = "instances"
     instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -71,6 +72,7 @@ class Instance(Base):
     status: Mapped[str] = mapped_column(String(20))  # records.InstanceStatus
     revision: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(Text)
+    parts_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")  # its parts' JSON
     variables: Mapped[str] = mapped_column(Text)  # JSON: what GetInstance shows
     waiting_at: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of element names
     waits: Mapped[str] = mapped_column(Text, default="{}")  # JSON summary of its open rows (step.Waits)
@@ -92,6 +94,16 @@ class Instance(Base):
             "ix_instances_running", "process_id", "status", "instance_id", "definition_id", "open_incidents"
         ),
     )
+
+
+class InstancePart(Base):
+    """A finished subprocess of an instance, as JSON: written once when it ends (again only if a reset or
+    a migration changes it), so that a step writes only the running part of the state."""
+
+    __tablename__ = "instance_parts"
+    instance_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    part_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the subprocess's id
+    content: Mapped[str] = mapped_column(Text)
 
 
 class JobRecord(Base):
@@ -306,6 +318,7 @@ def _table(model: type[Base]) -> Table:
 
 
 INSTANCES = _table(Instance)
+INSTANCE_PARTS = _table(InstancePart)
 JOBS = _table(JobRecord)
 USER_TASKS = _table(UserTask)
 TIMERS = _table(Timer)

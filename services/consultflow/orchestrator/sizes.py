@@ -91,10 +91,13 @@ def _refuse_unstorable(variables: Mapping[str, Any], field: str) -> NoReturn:
     raise InvalidArgument(field or "variables", "cannot be stored as JSON")
 
 
-def check_step(state: str, variables_json: str, variables: Mapping[str, Any], limits: Limits) -> None:
-    """Before a step writes: its state within `max_instance_state_bytes`, each variable it shows within
-    `max_variable_bytes` (measured one by one only when all of them together are larger)."""
-    size = utf8_size(state, limits.max_instance_state_bytes)
+def check_step(
+    state: str, variables_json: str, variables: Mapping[str, Any], limits: Limits, parts_bytes: int = 0
+) -> None:
+    """Before a step writes: its state (the running part and `parts_bytes` of finished subprocesses stored
+    apart) within `max_instance_state_bytes`, each variable it shows within `max_variable_bytes` (measured
+    one by one only when all of them together are larger)."""
+    size = parts_bytes + utf8_size(state, max(limits.max_instance_state_bytes - parts_bytes, 0))
     if size > limits.max_instance_state_bytes:
         raise StateTooLarge("max_instance_state_bytes", limits.max_instance_state_bytes, size, "the state")
     if utf8_size(variables_json, limits.max_variable_bytes) <= limits.max_variable_bytes:

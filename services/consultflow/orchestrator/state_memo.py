@@ -18,8 +18,13 @@ copy back; a call activity shares nested values with its caller's earlier data, 
 (deep-copied) when it is first kept whole. That detached copy is what loading the state gives anyway:
 each (sub)workflow's root restores its data on its own.
 
+A finished subprocess can also be written apart (`dump(..., apart=True)`): the state then names it by
+its id in place of its JSON (`STORED_APART`), and the JSON comes back beside the state, so that the
+orchestrator stores it once in a row of its own (state_parts.py) instead of in every step's write.
+
 The memo lives on the live workflow (the host's cache keeps it between steps); a workflow loaded from its
-state starts with none and builds it on its first write.
+state starts with none and builds it on its first write, except for the finished subprocesses loaded from
+parts, whose JSON is known already (`loaded`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ import re
 import threading
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
@@ -44,8 +49,19 @@ LOADED_ATTRIBUTE = "_consultflow_loaded_finished"
 """The finished subprocesses (objects, not ids: a reset may make a new one under the same id) a workflow
 had when it was loaded: their data is their own already."""
 
+STORED_APART = "instance_parts"
+"""What the state holds in place of a finished subprocess written apart: the table its JSON is in (under
+the instance's id and the subprocess's id, the key it stands under)."""
+
 _Fingerprint = tuple[Any, ...]
 _Memo = dict[Any, tuple[_Fingerprint, str]]
+
+
+class Written(NamedTuple):
+    """A write's result: the state, and the finished subprocesses it names instead of holding (by id)."""
+
+    state: str
+    apart: dict[str, str]
 
 
 class Dump:
@@ -59,6 +75,8 @@ class Dump:
         self.seen: set[Any] = set()
         self.copies: dict[int, Any] = {}
         """Frozen copies made in this write, by the id of what they copy (alive until it ends)."""
+        self.finished_ids: dict[int, str] = {}
+        """The fragments that are finished subprocesses: the subprocess id of each, by fragment number."""
 
     def fragment(self, key: Any, fingerprint: _Fingerprint, produce: Callable[[], Any]) -> str:
         """A marker for the JSON of one part: its earlier JSON if `fingerprint` is unchanged, else new."""
@@ -93,12 +111,24 @@ class Dump:
             finally:
                 _current.dump = self
             self.memo[key] = (finished_fingerprint(workflow), text)
+        self.finished_ids[len(self.fragments)] = str(key[-1])
         self.fragments.append(text)
         return f"{self.token}{len(self.fragments) - 1}"
 
-    def splice(self, text: str) -> str:
-        """The JSON with every marker (a JSON string) replaced by the JSON it stands for."""
-        return _MARKER.sub(lambda m: self.fragments[int(m.group(1))], text)
+    def splice(self, text: str, apart: bool) -> Written:
+        """The JSON with every marker (a JSON string) replaced by the JSON it stands for, or by
+        `STORED_APART` for a finished subprocess when `apart`."""
+        if not apart:
+            return Written(_MARKER.sub(lambda m: self.fragments[int(m.group(1))], text), {})
+        reference = f'"{STORED_APART}"'
+        fragments, finished_ids = self.fragments, self.finished_ids
+
+        def replace(match: re.Match[str]) -> str:
+            number = int(match.group(1))
+            return reference if number in finished_ids else fragments[number]
+
+        state = _MARKER.sub(replace, text)
+        return Written(state, {finished_ids[n]: fragments[n] for n in sorted(finished_ids)})
 
     def forget_unseen(self) -> None:
         """Drops the memo of parts the workflow no longer has (a reset removed them)."""
@@ -119,9 +149,11 @@ def current() -> Dump | None:
     return getattr(_current, "dump", None)
 
 
-def dump(workflow: BpmnWorkflow, serialize: Callable[[], str], encode: Callable[[Any], str]) -> str:
+def dump(
+    workflow: BpmnWorkflow, serialize: Callable[[], str], encode: Callable[[Any], str], apart: bool = False
+) -> Written:
     """What `serialize()` writes, where the converters (engine.py) put markers for the parts they memoised
-    (`encode` writes those parts, as `serialize` would)."""
+    (`encode` writes those parts, as `serialize` would); with `apart`, finished subprocesses beside it."""
     memo: _Memo | None = getattr(workflow, MEMO_ATTRIBUTE, None)
     if memo is None:
         memo = {}
@@ -133,7 +165,7 @@ def dump(workflow: BpmnWorkflow, serialize: Callable[[], str], encode: Callable[
     finally:
         _current.dump = None
     state.forget_unseen()
-    return state.splice(text)
+    return state.splice(text, apart)
 
 
 def task_fingerprint(task: Task) -> _Fingerprint:
@@ -184,10 +216,19 @@ def finished_fingerprint(workflow: BpmnSubWorkflow) -> _Fingerprint:
     )
 
 
-def loaded(workflow: BpmnWorkflow) -> None:
-    """Notes that `workflow` was just loaded from its state, where no subprocess shares data."""
+def loaded(workflow: BpmnWorkflow, known: Mapping[str, str]) -> None:
+    """Notes that `workflow` was just loaded from its state, where no subprocess shares data; `known`: the
+    JSON of finished subprocesses as this serializer writes them, by id, so their first write is free."""
     finished = weakref.WeakSet(sub for sub in workflow.subprocesses.values() if is_finished(sub))
     setattr(workflow, LOADED_ATTRIBUTE, finished)
+    if not known:
+        return
+    memo: _Memo = {}
+    for key, sub in workflow.subprocesses.items():
+        text = known.get(str(key))
+        if text is not None and is_finished(sub):
+            memo[("subprocess", key)] = (finished_fingerprint(sub), text)
+    setattr(workflow, MEMO_ATTRIBUTE, memo)
 
 
 def _shares_data(workflow: BpmnSubWorkflow) -> bool:

@@ -27,7 +27,7 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import assignment, bounded_specs, engine, observability, sizes
+from consultflow.orchestrator import assignment, bounded_specs, engine, observability, sizes, state_parts
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -74,8 +74,6 @@ ENGINE_ERROR = "engine"
 CONTINUATION = "continue"
 """The timer row (in place of a task id) of an instance whose engine work continues in a later
 transaction: due after `CONTINUATION_PAUSE`, fired by the scheduler's timer loop like any due timer."""
-
-
 CONTINUATION_PAUSE = timedelta(milliseconds=100)
 """The least time after its yield an instance's engine work continues; it waits at least as long as its
 engine just worked. A continuation due at once would starve other writers: SQLite's busy handler polls
@@ -103,6 +101,7 @@ LOAD_INSTANCE = (
         INSTANCES.c.revision,
         INSTANCES.c.history_seq,
         INSTANCES.c.state,
+        INSTANCES.c.parts_bytes,
         INSTANCES.c.waits,
     )
     .where(INSTANCES.c.instance_id == bindparam("p_instance_id"))
@@ -116,6 +115,7 @@ SAVE_INSTANCE = (
     .values(
         revision=bindparam("p_new_revision"),
         state=bindparam("p_state"),
+        parts_bytes=bindparam("p_parts_bytes"),
         variables=bindparam("p_variables"),
         status=bindparam("p_status"),
         waiting_at=bindparam("p_waiting_at"),
@@ -171,8 +171,13 @@ class InstanceRecord:
     status: InstanceStatus
     revision: int
     history_seq: int
-    state: str
+    state: str  # the running part; the finished subprocesses it names are apart (state_parts.py)
     waits: Waits
+    parts_bytes: int = 0
+
+    @property
+    def state_bytes(self) -> int:  # the whole state's: the running part and the parts it names
+        return len(self.state) + self.parts_bytes
 
     @property
     def correlation(self) -> dict[str, str]:
@@ -193,6 +198,7 @@ class InstanceRecord:
             history_seq=row.history_seq,
             state=row.state,
             waits=Waits.loads(row.waits),
+            parts_bytes=row.parts_bytes,
         )
 
 
@@ -764,17 +770,20 @@ class Step:
         seq = append_history(self.conn, self.instance_id, self.record.history_seq, self.now, self._history)
         self.active = active_elements(waiting_for.active)
         waiting = sorted({element.name for element in self.active})
-        state = engine.dump_state(self.workflow)
+        dumped = state_parts.dump(self.workflow)
         variables = {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
         variables_json = jsonutil.dumps(variables)
-        sizes.check_step(state, variables_json, variables, self.env.limits)  # never a giant row
+        # never a giant row
+        sizes.check_step(dumped.state, variables_json, variables, self.env.limits, dumped.parts_bytes)
+        state_parts.write(self.conn, self.instance_id, dumped)
         result = self.conn.execute(
             SAVE_INSTANCE,
             {
                 "p_instance_id": self.instance_id,
                 "p_revision": self.record.revision,
                 "p_new_revision": self.record.revision + 1,
-                "p_state": state,
+                "p_state": dumped.state,
+                "p_parts_bytes": dumped.parts_bytes,
                 "p_variables": variables_json,
                 "p_status": self.status,
                 "p_waiting_at": jsonutil.dumps(waiting),

@@ -75,6 +75,15 @@ def test_a_step_over_the_state_limit_is_stopped_naming_limit_and_size() -> None:
     assert "1,001 bytes" in stopped.value.message
 
 
+def test_a_step_counts_the_parts_stored_apart_with_its_state() -> None:
+    check_step("s" * 400, "{}", {}, LIMITS, parts_bytes=600)
+    with pytest.raises(StateTooLarge) as stopped:
+        check_step("s" * 401, "{}", {}, LIMITS, parts_bytes=600)
+    assert stopped.value.size == 1001, "the running part and its parts together"
+    with pytest.raises(StateTooLarge):
+        check_step("é" * 100, "{}", {}, LIMITS, parts_bytes=850)  # 200 bytes in UTF-8, though 100 characters
+
+
 def test_a_step_with_an_oversize_variable_is_stopped_naming_it() -> None:
     variables = {"ok": 1, "summary": "z" * 150}
     with pytest.raises(StateTooLarge, match="variable 'summary' would be 152 bytes"):

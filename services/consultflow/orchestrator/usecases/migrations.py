@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from consultflow.orchestrator import engine, migration, sizes
+from consultflow.orchestrator import engine, migration, sizes, state_parts
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.orm import INSTANCES, JOBS, USER_TASKS, Definition, Instance
 from consultflow.orchestrator.records import (
@@ -261,6 +261,7 @@ def check_instance(
                 Instance.state,
             ).where(Instance.instance_id == instance_id)
         ).first()
+        parts = state_parts.read(session.connection(), instance_id)  # as the state names them
     if row is None:
         raise NotFound("instance", instance_id)
     business_key = row.business_key or ""
@@ -270,7 +271,8 @@ def check_instance(
     problems = [] if plan_checked else [_for(instance_id, p) for p in plan_problems(host, plan)]
     if problems:
         return InstanceCheck(instance_id, business_key, tuple(problems), ())
-    workflow = engine.load_state(row.state, host.specs_for(row.definition_id), host.script_engine)
+    specs = host.specs_for(row.definition_id)
+    workflow = state_parts.load(row.state, lambda: parts, specs, host.script_engine)
     found = migration.check(workflow, host.specs_for(plan.target_definition_id), plan.rules())
     with host.db.read() as session:
         moves = _described(session.connection(), instance_id, found.moves)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from consultflow.orchestrator import engine
+from consultflow.orchestrator import engine, state_parts
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
@@ -124,16 +124,25 @@ def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -
         kept = host.active_elements(row.instance_id, row.revision)
         if kept is not None:
             return InstanceView(row, kept, jobs, tasks, incidents, history)
-        state = row.state  # not kept (another process stepped it, or it was dropped): loaded now
-    active: list[ActiveElementView] = []
-    if not Waits.loads(row.waits).parked and len(state) <= host.limits.max_instance_state_bytes:
-        # a parked one may be poison; one over the size limit is not loaded at all
+        # not kept (another process stepped it, or it was dropped): loaded now, in this transaction
+        active: list[ActiveElementView] = []
+        size = len(row.state) + row.parts_bytes
+        if Waits.loads(row.waits).parked or size > host.limits.max_instance_state_bytes:
+            # a parked one may be poison; one over the size limit is not loaded at all
+            return InstanceView(row, active, jobs, tasks, incidents, history)
+        conn = session.connection()
         try:
-            workflow = host.workflow_for(row.instance_id, row.revision, state, row.definition_id)
+            workflow = host.workflow_for(
+                row.instance_id,
+                row.revision,
+                row.state,
+                row.definition_id,
+                lambda: state_parts.read(conn, instance_id),
+            )
         except Exception as exc:  # its steps fail too, and park it: the rest of the view still answers
             log.warning("instance %s: its workflow does not load (%s)", row.instance_id, type(exc).__name__)
             return InstanceView(row, active, jobs, tasks, incidents, history)
-        active = active_elements(engine.snapshot(workflow).active)
+    active = active_elements(engine.snapshot(workflow).active)
     return InstanceView(row, active, jobs, tasks, incidents, history)
 
 
@@ -295,21 +304,24 @@ def get_user_task(
     with host.db.read() as session:
         row = session.get(UserTask, user_task_id)
         instance = session.get(Instance, row.instance_id) if row else None
-    if row is None or instance is None:
-        raise NotFound("user task", user_task_id)
-    if actor is not None and not policy.sees_task(
-        actor, row.assignee, row.candidate_groups, row.candidate_users
-    ):
-        raise PermissionDenied(f"{actor.name} is not a candidate for user task {user_task_id}")
-    data: dict[str, Any] = {}
-    if row.status == UserTaskStatus.OPEN and instance.status == InstanceStatus.ACTIVE:
+        if row is None or instance is None:
+            raise NotFound("user task", user_task_id)
+        if actor is not None and not policy.sees_task(
+            actor, row.assignee, row.candidate_groups, row.candidate_users
+        ):
+            raise PermissionDenied(f"{actor.name} is not a candidate for user task {user_task_id}")
+        if row.status != UserTaskStatus.OPEN or instance.status != InstanceStatus.ACTIVE:
+            return row, {}
+        conn, instance_id = session.connection(), instance.instance_id
         workflow = host.workflow_for(
-            instance.instance_id, instance.revision, instance.state, instance.definition_id
+            instance_id,
+            instance.revision,
+            instance.state,
+            instance.definition_id,
+            lambda: state_parts.read(conn, instance_id),
         )
-        task = engine.find_task(workflow, user_task_id)
-        if task is not None:
-            data = json_safe(task.data)
-    return row, data
+    task = engine.find_task(workflow, user_task_id)
+    return row, json_safe(task.data) if task is not None else {}
 
 
 def list_incidents(
