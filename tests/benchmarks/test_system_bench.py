@@ -75,6 +75,11 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
         print(f"   {key.ljust(width)}  {value}", flush=True)
 
 
+def kb(sizes: tuple[float, int]) -> str:
+    mean, top = sizes
+    return f"{mean / 1000:.0f} KB, {top / 1000:.0f} KB"
+
+
 def ms(values: list[float]) -> str:
     return f"p50 {percentile(values, 50) * 1000:7.1f} ms   p99 {percentile(values, 99) * 1000:7.1f} ms   (n={len(values)})"
 
@@ -164,6 +169,10 @@ def test_full_system(tmp_path: Path, database: dict[str, str]) -> None:
                 "orchestrated steps",
                 f"{records.steps} in {records.instances} instances  ({records.steps / ENGAGEMENTS:.1f} per engagement; "
                 f"{records.elements_completed / ENGAGEMENTS:.1f} elements completed per engagement)",
+            ),
+            (
+                "an engagement's state at the end: written per step / whole (mean, max)",
+                f"{kb(records.state_written)} / {kb(records.state_whole)}",
             ),
             *[
                 (f"CPU {name}", f"{seconds:7.2f} s  ({seconds / ENGAGEMENTS:.3f} s per engagement)")

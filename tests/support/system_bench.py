@@ -187,6 +187,8 @@ class Records:
     instances: int = 0
     engagement_resources: dict[str, bytes] = field(default_factory=dict)
     sample_variables: dict[str, Any] = field(default_factory=dict)
+    state_written: tuple[float, int] = (0.0, 0)  # the engagements' state rows at the end: mean, max chars
+    state_whole: tuple[float, int] = (0.0, 0)  # the same with the finished subprocesses stored apart
 
 
 def read_records(urls: Mapping[str, str], since: datetime) -> Records:
@@ -229,6 +231,7 @@ def _read_orchestrator(db: Engine, since: datetime, found: Records) -> None:
     found.engagement_steps = float(
         _rows(db, "SELECT COALESCE(AVG(revision), 0) FROM instances WHERE process_id = 'engagement'")[0][0]
     )
+    found.state_written, found.state_whole = _state_sizes(db)
     found.elements_completed = int(
         _rows(db, "SELECT COUNT(*) FROM history WHERE type = 'element.completed'")[0][0]
     )
@@ -245,6 +248,16 @@ def _read_orchestrator(db: Engine, since: datetime, found: Records) -> None:
         " AND business_key LIKE 'DEMO-ONSITE-%' ORDER BY revision DESC LIMIT 1",
     )
     found.sample_variables = json.loads(variables[0][0]) if variables else {}
+
+
+def _state_sizes(db: Engine) -> tuple[tuple[float, int], tuple[float, int]]:
+    """What a step of an engagement writes as its state at the end of the run, and the whole state."""
+    where = "FROM instances WHERE process_id = 'engagement'"
+    written, whole = "LENGTH(state)", "LENGTH(state) + parts_bytes"
+    [(mean, top, whole_mean, whole_top)] = _rows(
+        db, f"SELECT AVG({written}), MAX({written}), AVG({whole}), MAX({whole}) {where}"
+    )
+    return (float(mean or 0), int(top or 0)), (float(whole_mean or 0), int(whole_top or 0))
 
 
 def job_latencies(created: Mapping[str, datetime], later: Mapping[str, datetime]) -> list[float]:
