@@ -357,10 +357,7 @@ class Driver:
         for story in self.stories.values():
             if not story.finished:
                 self._follow(story)
-        tasks = self.clients.orchestrator.ListUserTasks(
-            pb.ListUserTasksRequest(page_size=500), timeout=TIMEOUT
-        ).user_tasks
-        for task in tasks:
+        for task in open_user_tasks(self.clients.orchestrator):
             owner = self.stories.get(task.business_key)
             if owner is not None and not owner.finished:
                 self._answer(owner, task)
@@ -450,6 +447,21 @@ class Driver:
             pb.CompleteUserTaskRequest(user_task_id=task.user_task_id, variables_json=json.dumps(values)),
             timeout=TIMEOUT,
         )
+
+
+def open_user_tasks(orchestrator: pb_grpc.OrchestratorServiceStub, page_size: int = 500) -> list[pb.UserTask]:
+    """Every open user task, all pages read first: with many engagements at once, the first page alone
+    can hold only tasks the stories hold back, and the ones they wait for would never be seen."""
+    tasks: list[pb.UserTask] = []
+    token = ""
+    while True:
+        page = orchestrator.ListUserTasks(
+            pb.ListUserTasksRequest(page_size=page_size, page_token=token), timeout=TIMEOUT
+        )
+        tasks.extend(page.user_tasks)
+        token = page.next_page_token
+        if not token:
+            return tasks
 
 
 def outcome_of(instance: pb.Instance, variables: Mapping[str, Any]) -> str:
