@@ -9,11 +9,14 @@ survey). It never touches a database or a component's internals, so the end-to-e
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ from consultflow.platform.local_identity import LocalIdentity, people
 from consultflow.platform.security import secure_channel
 
 TIMEOUT = 15.0
+WORKERS = 8
+"""How many of the firm's people act at once (threads): a hundred engagements at once need more than one
+person answering their tasks one after the other."""
 
 
 def day(offset: int) -> str:
@@ -55,6 +61,7 @@ class Clients:
         self._staff: dict[tuple[str, tuple[str, ...]], pb_grpc.OrchestratorServiceStub] = {}
         self._clients: dict[str, ClientStubs] = {}
         self._team: dict[str, delivery_grpc.DeliveryServiceStub] = {}
+        self._lock = threading.Lock()  # the driver's workers ask for stubs side by side
         ops = self.identity.token_of("otto")
         self.orchestrator = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", ops))
         self.crm = crm_grpc.CrmServiceStub(self._channel("crm", ops))
@@ -70,20 +77,26 @@ class Clients:
 
     def staff(self, name: str, groups: tuple[str, ...]) -> pb_grpc.OrchestratorServiceStub:
         key = (name, groups)
-        if key not in self._staff:
-            token = self.identity.token(name, ["staff"], groups)
-            self._staff[key] = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", token))
-        return self._staff[key]
+        with self._lock:
+            if key not in self._staff:
+                token = self.identity.token(name, ["staff"], groups)
+                self._staff[key] = pb_grpc.OrchestratorServiceStub(self._channel("orchestrator", token))
+            return self._staff[key]
 
     def team(self, project: delivery_pb2.Project) -> delivery_grpc.DeliveryServiceStub:
         """Delivery as a member of the project's team as recorded in 3.1.1, who reports on its work."""
         member = project.team[-1].name
-        if member not in self._team:
-            token = self.identity.token(member, ["staff"], ["team"])
-            self._team[member] = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
-        return self._team[member]
+        with self._lock:
+            if member not in self._team:
+                token = self.identity.token(member, ["staff"], ["team"])
+                self._team[member] = delivery_grpc.DeliveryServiceStub(self._channel("delivery", token))
+            return self._team[member]
 
     def client(self, engagement: str) -> ClientStubs:
+        with self._lock:
+            return self._client(engagement)
+
+    def _client(self, engagement: str) -> ClientStubs:
         if engagement not in self._clients:
             token = self.identity.token(f"client-of-{engagement}", ["client"], engagement=engagement)
             self._clients[engagement] = ClientStubs(
@@ -321,12 +334,17 @@ class Driver:
     """Starts the stories' engagements and plays everyone around them until each has ended."""
 
     def __init__(
-        self, clients: Clients, stories: list[Story], on_progress: Callable[[list[Story]], None] | None = None
+        self,
+        clients: Clients,
+        stories: list[Story],
+        on_progress: Callable[[list[Story]], None] | None = None,
+        workers: int = WORKERS,
     ) -> None:
         self.clients = clients
         self.stories = {s.key: s for s in stories}
         self.on_progress = on_progress
         self.other_tasks = 0
+        self.workers = workers
 
     def start(self) -> None:
         for story in self.stories.values():
@@ -354,15 +372,38 @@ class Driver:
             time.sleep(poll)
 
     def tick(self) -> None:
-        for story in self.stories.values():
-            if not story.finished:
-                self._follow(story)
+        """One round: every story followed, then every open task answered by whoever it is for. The
+        stories go on side by side, as the firm's people work side by side; one story's own calls stay in
+        order (a story's record is touched by one thread at a time)."""
+        unfinished = [story for story in self.stories.values() if not story.finished]
+        self._side_by_side([partial(self._follow, story) for story in unfinished])
+        by_story: dict[str, list[pb.UserTask]] = {}
+        others: list[pb.UserTask] = []
         for task in open_user_tasks(self.clients.orchestrator):
             owner = self.stories.get(task.business_key)
             if owner is not None and not owner.finished:
-                self._answer(owner, task)
+                by_story.setdefault(owner.key, []).append(task)
             elif task.process_id == "market_research" or task.element_id == "contact_lead_form":
-                self._answer_market_research(task)
+                others.append(task)
+        rounds = [partial(self._answer_all, self.stories[key], tasks) for key, tasks in by_story.items()]
+        rounds.append(partial(self._answer_market_research_tasks, others))
+        self._side_by_side(rounds)
+
+    def _side_by_side(self, calls: Sequence[Callable[[], None]]) -> None:
+        """Runs the calls on `workers` threads (for this round only: nothing outlives a tick); the first
+        failure is raised once all have ended."""
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="demo-driver") as pool:
+            futures = [pool.submit(call) for call in calls]
+        for future in futures:
+            future.result()
+
+    def _answer_all(self, story: Story, tasks: list[pb.UserTask]) -> None:
+        for task in tasks:
+            self._answer(story, task)
+
+    def _answer_market_research_tasks(self, tasks: list[pb.UserTask]) -> None:
+        for task in tasks:
+            self._answer_market_research(task)
 
     # ---------------------------------------------------------------------------------- engagements
 
