@@ -4,37 +4,12 @@ finished subprocess's part only when it is new, changed, or gone."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.util.task import TaskState
 
 from consultflow.orchestrator import engine, state_memo, state_parts
 from consultflow.orchestrator.timer_events import ClockedScriptEngine
-from tests.support.bpmn_builder import bpmn
-
-INNER = (
-    '<subProcess id="inner"><startEvent id="is"/><userTask id="inside"/><endEvent id="ie"/>'
-    '<sequenceFlow id="if1" sourceRef="is" targetRef="inside"/>'
-    '<sequenceFlow id="if2" sourceRef="inside" targetRef="ie"/></subProcess>'
-)
-DIAGRAM = bpmn(
-    "p",
-    '<startEvent id="s"/><userTask id="first"/>' + INNER + '<userTask id="last"/><endEvent id="e"/>',
-    "s -> first\nfirst -> inner\ninner -> last\nlast -> e",
-)
-SPECS = engine.parse_resources({"p.bpmn": DIAGRAM})["p"]
-
-
-def spiffs_own(workflow: BpmnWorkflow) -> Any:
-    return json.loads(engine.SERIALIZER.serialize_json(workflow))
-
-
-def complete(workflow: BpmnWorkflow, element: str, data: dict[str, Any]) -> None:
-    task = next(t for t in workflow.get_tasks(state=TaskState.READY) if t.task_spec.name == element)
-    task.data.update(data)
-    task.run()
-    workflow.do_engine_steps()
+from tests.unit.orchestrator.test_state_memo import SPECS, complete, spiffs_own  # the memo's diagram
 
 
 def at_last() -> BpmnWorkflow:
