@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import grpc
@@ -26,17 +25,10 @@ from tests.support.contracts import (
     crm_and_contracts,
     signed_contract,
 )
+from tests.support.dates import day
 from tests.support.identity import signed_channel
 from tests.support.nats import nats_server
 from tests.support.status import read_status
-
-TODAY = date.today()
-
-
-def day(offset: int) -> str:
-    """An ISO date `offset` days from today."""
-    return (TODAY + timedelta(days=offset)).isoformat()
-
 
 DELIVERY_TERMS = ContractTerms(
     scope="Diagnosis of export readiness; entry strategy; implementation roadmap",

@@ -17,10 +17,10 @@ from consultflow.api.delivery.v1 import delivery_pb2 as pb
 from consultflow.delivery import app
 from consultflow.platform.bootstrap import Context, Parts
 from tests.support.components import closed_address
+from tests.support.dates import day
 from tests.support.delivery import (
     Peers,
     RunningDelivery,
-    day,
     running_delivery,
     status_events,
     types_of,

@@ -23,10 +23,10 @@ from consultflow.platform.jobs import JobHandler, Outcome, run_job
 from consultflow.platform.tables import processed_jobs
 from tests.support import jobs as job_factory
 from tests.support.components import closed_address
+from tests.support.dates import day
 from tests.support.delivery import (
     Peers,
     RunningDelivery,
-    day,
     running_delivery,
     status_events,
     types_of,

@@ -21,7 +21,8 @@ from consultflow.platform.tables import processed_jobs
 from tests.support.bpmn_builder import bpmn, bpmn_folder, service_task
 from tests.support.bpmn_builder import message as bpmn_message
 from tests.support.components import addresses
-from tests.support.delivery import Peers, day
+from tests.support.dates import day
+from tests.support.delivery import Peers
 from tests.support.system import InProcessSystem, in_process_system
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,13 @@ from consultflow.risk.app import build
 from consultflow.risk.jobs import operations
 from consultflow.risk.orm import EarlyWarning, Risk
 from tests.support.components import ComponentThread, running
+from tests.support.dates import day
 from tests.support.identity import signed_channel
 from tests.support.jobs import completed, job, refused_job, run
 from tests.support.rpc import refused, rpc_error
 from tests.support.status import events_including
 
 HANDLERS = operations.bind(Dependencies(tables=RiskTables(repository_root() / "bpmn")))
-YESTERDAY = (date.today() - timedelta(days=2)).isoformat()
 
 
 @pytest.fixture
@@ -100,7 +99,7 @@ def test_the_register_assessment_response_and_monitoring_over_grpc(
             strategy="mitigate",  # not what the matrix prescribes (6.3.1): a reason, then approval
             measures="Phase the work so each phase is paid on its own",
             owner="Mr Wang",
-            due_date=YESTERDAY,
+            due_date=day(-2),
             decided_by="project manager",
             deviation_reason="The client's board guaranteed the first two phases in writing",
         )
@@ -283,7 +282,7 @@ def test_a_rejected_deviation_sends_the_risk_back_to_be_planned_again(
             strategy="avoid",
             measures="Decline the engagement",
             owner="Mr Wang",
-            due_date=YESTERDAY,
+            due_date=day(-2),
         )
     )
     assert (avoiding.deviation, avoiding.deviation_reason) == ("none", "")
@@ -505,7 +504,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
                 strategy="mitigate",
                 measures="ask for the data twice a week",
                 measure_owner="Ms Li",
-                measure_due=YESTERDAY,
+                measure_due=day(-2),
             ),
         )
     )["response_id"]
@@ -520,7 +519,7 @@ def test_every_job_operation(risk: ComponentThread, nats_url: str) -> None:
                 strategy="transfer",
                 measures="subcontract the data collection",
                 measure_owner="Ms Li",
-                measure_due=YESTERDAY,
+                measure_due=day(-2),
                 deviation_reason="a partner has the data already",
             ),
         )
@@ -703,7 +702,7 @@ def test_a_stage_s_identification_registers_what_it_found_and_the_stage_decides_
                 strategy="avoid",
                 measures="a second sponsor signs the proposal",
                 measure_owner="Ms Li",
-                measure_due=YESTERDAY,
+                measure_due=day(-2),
             ),
         )
     )
