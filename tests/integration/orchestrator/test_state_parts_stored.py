@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import delete, event, select, update
 
 from consultflow.orchestrator import host, state_memo
 from consultflow.orchestrator.orm import Instance, InstancePart
+from consultflow.platform.db import alembic_config
 from consultflow.platform.errors import ResourceExhausted
 from consultflow.platform.limits import Limits
 from tests.support.bpmn_builder import bpmn
@@ -180,3 +182,22 @@ def test_a_stored_state_over_the_size_limit_with_its_parts_is_not_loaded(h: Harn
         assert f"{running + parts_bytes:,} bytes" in str(refused.value)
     finally:
         tight.close()
+
+
+def test_the_downgrade_puts_the_parts_back_into_their_states(h: Harness, db_url: str) -> None:
+    """Alembic's downgrade of b8e2d5f0c419 leaves states as the orchestrator wrote them before: whole."""
+    instance_id = at_last(h)
+    state, parts, _ = stored(h, instance_id)
+    assert parts
+    with h.db.engine.begin() as connection:
+        config = alembic_config("orchestrator")
+        config.attributes["connection"] = connection
+        command.downgrade(config, "6ffd44bfa35d")
+        text = connection.execute(
+            select(Instance.state).where(Instance.instance_id == instance_id)
+        ).scalar_one()
+    whole = json.loads(text)
+    assert whole["subprocesses"] == {part_id: json.loads(content) for part_id, content in parts.items()}
+    assert {k: v for k, v in whole.items() if k != "subprocesses"} == {
+        k: v for k, v in state.items() if k != "subprocesses"
+    }
