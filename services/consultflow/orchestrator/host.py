@@ -168,14 +168,15 @@ class InstanceHost:
         return specs
 
     def workflow_for(
-        self, instance_id: str, revision: int, state: str, definition_id: str, parts: state_parts.PartsReader
+        self, conn: Connection, instance_id: str, revision: int, state: str, definition_id: str
     ) -> BpmnWorkflow:
         """The live workflow of an instance at `revision`: cached, else loaded from its state and the parts
-        it names (`parts` reads them, in the transaction that read `state`)."""
+        it names (read on `conn`, the transaction that read `state`)."""
         cached = self._cache.get(instance_id, revision)
         if cached is not None:
             return cached
-        return state_parts.load(state, parts, self.specs_for(definition_id), self.script_engine)
+        specs = self.specs_for(definition_id)
+        return state_parts.load_stored(conn, instance_id, state, specs, self.script_engine)
 
     def active_elements(self, instance_id: str, revision: int) -> list[ActiveElementView] | None:
         """Where an instance is at `revision`, if a step of this process wrote that revision."""
@@ -261,13 +262,8 @@ class InstanceHost:
         if record.state_bytes > limit:
             raise StateTooLarge("max_instance_state_bytes", limit, record.state_bytes, "the stored state")
         try:
-            instance_id = record.instance_id
             return self.workflow_for(
-                instance_id,
-                record.revision,
-                record.state,
-                record.definition_id,
-                lambda: state_parts.read(conn, instance_id),
+                conn, record.instance_id, record.revision, record.state, record.definition_id
             )
         except Exception as error:
             if record.status != InstanceStatus.ACTIVE:

@@ -128,7 +128,7 @@ class Dump:
             return reference if number in finished_ids else fragments[number]
 
         state = _MARKER.sub(replace, text)
-        return Written(state, {finished_ids[n]: fragments[n] for n in sorted(finished_ids)})
+        return Written(state, {part_id: fragments[n] for n, part_id in finished_ids.items()})
 
     def forget_unseen(self) -> None:
         """Drops the memo of parts the workflow no longer has (a reset removed them)."""

@@ -220,7 +220,8 @@ def test_waits_carry_over_and_the_instance_runs_to_its_end_from_the_cache_and_af
 
     host.migrate_instance(migration, instance_id, OTTO, "approval renamed")
     after = rows(host, instance_id)
-    cached = host.workflow_for(instance_id, after["revision"], "", "", dict)  # the cache: no state needed
+    with host.db.read() as session:  # the live cache: no state needed
+        cached = host.workflow_for(session.connection(), instance_id, after["revision"], "", "")
     assert cached.spec is host.specs_for(v2).spec
     assert after["definition_id"] == v2 and after["revision"] == before["revision"] + 1
     assert after["jobs"] == before["jobs"]  # the same job, same attempt

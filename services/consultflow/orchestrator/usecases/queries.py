@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, defer
 
-from consultflow.orchestrator import engine, state_parts
+from consultflow.orchestrator import engine
 from consultflow.orchestrator.host import InstanceHost
 from consultflow.orchestrator.job_messages import json_safe
 from consultflow.orchestrator.orm import Definition, HistoryEvent, Incident, Instance, JobRecord, UserTask
@@ -130,14 +130,9 @@ def get_instance(host: InstanceHost, instance_id: str, history_limit: int = 0) -
         if Waits.loads(row.waits).parked or size > host.limits.max_instance_state_bytes:
             # a parked one may be poison; one over the size limit is not loaded at all
             return InstanceView(row, active, jobs, tasks, incidents, history)
-        conn = session.connection()
         try:
             workflow = host.workflow_for(
-                row.instance_id,
-                row.revision,
-                row.state,
-                row.definition_id,
-                lambda: state_parts.read(conn, instance_id),
+                session.connection(), row.instance_id, row.revision, row.state, row.definition_id
             )
         except Exception as exc:  # its steps fail too, and park it: the rest of the view still answers
             log.warning("instance %s: its workflow does not load (%s)", row.instance_id, type(exc).__name__)
@@ -312,13 +307,12 @@ def get_user_task(
             raise PermissionDenied(f"{actor.name} is not a candidate for user task {user_task_id}")
         if row.status != UserTaskStatus.OPEN or instance.status != InstanceStatus.ACTIVE:
             return row, {}
-        conn, instance_id = session.connection(), instance.instance_id
         workflow = host.workflow_for(
-            instance_id,
+            session.connection(),
+            instance.instance_id,
             instance.revision,
             instance.state,
             instance.definition_id,
-            lambda: state_parts.read(conn, instance_id),
         )
     task = engine.find_task(workflow, user_task_id)
     return row, json_safe(task.data) if task is not None else {}
