@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import grpc
@@ -12,6 +12,7 @@ import pytest
 from consultflow.api.crm.v1 import crm_pb2 as pb
 from consultflow.api.crm.v1 import crm_pb2_grpc as pb_grpc
 from consultflow.crm.app import build
+from tests.support import dates
 from tests.support.components import running
 from tests.support.identity import signed_channel
 from tests.support.rpc import rpc_code
@@ -348,7 +349,7 @@ def test_market_research(crm: pb_grpc.CrmServiceStub, nats_url: str) -> None:
 def test_relationship_maintenance(crm: pb_grpc.CrmServiceStub, nats_url: str) -> None:
     inquiry = _inquiry(crm, "E-9")
     client_id = inquiry.client_id
-    today = date.today()
+    today = dates.today()
     overdue = crm.PlanRevisit(
         pb.PlanRevisitRequest(
             client_id=client_id,
