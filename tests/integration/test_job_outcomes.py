@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from consultflow.platform.db import Database, UnitOfWork, migrate
-from consultflow.platform.errors import Conflict, DomainError, FailedPrecondition, Unavailable
+from consultflow.platform.errors import (
+    Conflict,
+    DomainError,
+    FailedPrecondition,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from consultflow.platform.jobs import Job, run_job
 from consultflow.platform.tables import processed_jobs
 from tests.support.jobs import job
@@ -26,7 +33,9 @@ def _job(retries: int = 3) -> Job:
     [
         (Unavailable("contracts.GetContract: connection refused"), 2),
         (Conflict("a concurrent change won"), 2),
+        (Unauthenticated("crm GetClient: the token's key id 'k2' is not one the issuer publishes"), 2),
         (FailedPrecondition("the rules forbid it"), 0),
+        (PermissionDenied("crm GetClient: component contracts may not call it"), 0),
     ],
 )
 def test_transient_failures_are_retried_and_refusals_are_not(

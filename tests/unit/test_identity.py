@@ -214,6 +214,32 @@ def test_unknown_key_ids_do_not_hammer_the_issuer(issuer: Issuer, jwks_url: str)
     assert issuer.fetches == fetches, "the key set is fetched again at most once per refetch interval"
 
 
+def test_a_failed_key_set_read_is_tried_again_without_waiting_the_refetch_interval(issuer: Issuer) -> None:
+    """One read that fails (the issuer away, its file being replaced) must not leave every token refused
+    until the refetch interval ends: the failure is retried after its own, shorter wait."""
+    reads: list[str] = []
+
+    def flaky_source() -> dict[str, Any]:
+        reads.append("read")
+        if len(reads) == 1:
+            raise ValueError("Expecting value: line 1 column 1 (char 0)")
+        return issuer.key_set()
+
+    settings = IssuerSettings(
+        issuer=ISSUER,
+        audience="consultflow",
+        jwks_url="file:///unused",
+        refetch_after=timedelta(minutes=5),
+        retry_failed_after=timedelta(0),
+    )
+    check = TokenVerifier(settings, flaky_source)
+    assert "cannot be read" in refused(check, issuer.token("rsa-1"))
+    assert check.verify(issuer.token("rsa-1")).name == "alice"
+    for _ in range(5):
+        refused(check, issuer.token("rsa-2"))
+    assert len(reads) == 2, "once read, unknown key ids wait for the refetch interval as before"
+
+
 def test_claim_paths_follow_the_provider(issuer: Issuer, jwks_url: str) -> None:
     keycloak = ClaimPaths(name="email", roles="realm_access.roles", groups="groups")
     token = issuer.token(
@@ -246,6 +272,49 @@ def test_the_local_issuer_mints_tokens_that_verify_and_keeps_its_key(tmp_path: P
     expired = local.mint("carol", ttl=timedelta(minutes=1), now=datetime.now(UTC) - timedelta(hours=1))
     with pytest.raises(Unauthenticated, match="expired"):
         TokenVerifier(local.settings()).verify(expired)
+
+
+def test_processes_opening_the_local_issuer_at_once_share_one_key_and_never_see_a_half_written_file(
+    tmp_path: Path,
+) -> None:
+    """The system, the demo driver and `consultflow token` open the issuer while components read its key
+    set: all end up with the one key, and a reader only ever finds a whole key set."""
+    folder = tmp_path / "issuer"
+    opened: list[str] = []
+    problems: list[BaseException] = []
+    reading = threading.Event()
+
+    def open_issuer() -> None:
+        try:
+            opened.append(LocalIssuer(folder).kid)
+        except BaseException as error:  # reported below
+            problems.append(error)
+
+    def read_key_set() -> None:
+        while not reading.is_set():
+            try:
+                json.loads((folder / "jwks.json").read_text())
+            except FileNotFoundError:
+                continue
+            except ValueError as error:
+                problems.append(error)
+
+    reader = threading.Thread(target=read_key_set)
+    reader.start()
+    for _ in range(3):
+        openers = [threading.Thread(target=open_issuer) for _ in range(8)]
+        for thread in openers:
+            thread.start()
+        for thread in openers:
+            thread.join()
+    reading.set()
+    reader.join()
+    assert not problems
+    assert len(set(opened)) == 1 and len(opened) == 24
+    published = (folder / "jwks.json").stat()
+    LocalIssuer(folder)
+    assert (folder / "jwks.json").stat().st_mtime_ns == published.st_mtime_ns, "an unchanged set is kept"
+    assert sorted(p.name for p in folder.iterdir()) == ["issuer-key.pem", "jwks.json"], "no leftovers"
 
 
 def test_production_settings_refuse_the_local_issuer(tmp_path: Path) -> None:

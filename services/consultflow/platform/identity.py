@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import ssl
 import threading
 import time
@@ -31,6 +30,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from consultflow.platform import files
 from consultflow.platform.errors import Unauthenticated
 
 ASYMMETRIC = frozenset(
@@ -79,6 +79,7 @@ class IssuerSettings:
     claims: ClaimPaths = ClaimPaths()
     leeway: timedelta = timedelta(seconds=30)
     refetch_after: timedelta = timedelta(seconds=30)
+    retry_failed_after: timedelta = timedelta(seconds=1)  # after a key set read that failed
     production: bool = False
     # Kubernetes projected service-account tokens: `sub` is system:serviceaccount:<namespace>:<name> and
     # the caller is component <name> (its operations: CONSULTFLOW_OPERATION_OWNERS)
@@ -149,27 +150,38 @@ def fetch_key_set(url: str, ca: str = "", timeout: float = 5.0) -> KeySetSource:
 
 
 class KeySet:
-    """The issuer's keys by key id, refreshed when a token names one not seen yet (a rotation)."""
+    """The issuer's keys by key id, refreshed when a token names one not seen yet (a rotation).
 
-    def __init__(self, source: KeySetSource, refetch_after: timedelta) -> None:
+    A read that fails keeps the keys read before and is tried again after `retry_failed_after`, not
+    `refetch_after`: a failed read says nothing about which keys the issuer publishes, so it must not leave
+    every token refused for the whole refetch interval (as one unlucky read at start once did)."""
+
+    def __init__(
+        self,
+        source: KeySetSource,
+        refetch_after: timedelta,
+        retry_failed_after: timedelta,
+    ) -> None:
         self._source = source
         self._refetch_after = refetch_after.total_seconds()
+        self._retry_failed_after = min(retry_failed_after, refetch_after).total_seconds()
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
+        self._next_fetch = float("-inf")  # monotonic time before which an unknown kid fetches nothing
         self._lock = threading.Lock()
 
     def key(self, kid: str) -> jwt.PyJWK | None:
         with self._lock:
-            if kid not in self._keys and time.monotonic() - self._fetched_at >= self._refetch_after:
+            if kid not in self._keys and time.monotonic() >= self._next_fetch:
                 self._refresh()
             return self._keys.get(kid)
 
     def _refresh(self) -> None:
-        self._fetched_at = time.monotonic()
         try:
             document = self._source()
         except (OSError, ValueError) as error:
+            self._next_fetch = time.monotonic() + self._retry_failed_after
             raise Unauthenticated(f"the token issuer's keys cannot be read: {error}") from error
+        self._next_fetch = time.monotonic() + self._refetch_after
         keys: dict[str, jwt.PyJWK] = {}
         for entry in document.get("keys", []):
             if not isinstance(entry, Mapping) or not entry.get("kid") or entry.get("use", "sig") != "sig":
@@ -187,7 +199,7 @@ class TokenVerifier:
     def __init__(self, settings: IssuerSettings, source: KeySetSource | None = None) -> None:
         self.settings = settings
         source = source or fetch_key_set(settings.jwks_url, settings.jwks_ca)
-        self._keys = KeySet(source, settings.refetch_after)
+        self._keys = KeySet(source, settings.refetch_after, settings.retry_failed_after)
 
     def verify(self, token: str) -> Caller:
         return self.caller(self.verified_claims(token))
@@ -346,26 +358,33 @@ class LocalIssuer:
     kid: str = field(init=False)
 
     def __post_init__(self) -> None:
+        """Opens the issuer, making its key on first use. Several processes open it at once (the system,
+        the demo driver, `consultflow token`) while components read the key set, so no file is ever seen
+        half written: each is written aside and moved into place."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        key_file = self.folder / "issuer-key.pem"
-        if key_file.exists():
-            loaded = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-                raise ConfigurationError(f"{key_file} is not an EC private key")
-            self._key = loaded
-        else:
-            self._key = ec.generate_private_key(ec.SECP256R1())
-            pem = self._key.private_bytes(
+        self._key = self._load_or_create_key(self.folder / "issuer-key.pem")
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self._key.public_key()))
+        self.kid = _thumbprint(public)
+        published = json.dumps(self.key_set(), indent=2)
+        if not self.jwks_file.exists() or self.jwks_file.read_text() != published:
+            files.replace_file(self.jwks_file, published.encode(), files.PUBLIC)
+
+    @staticmethod
+    def _load_or_create_key(key_file: Path) -> ec.EllipticCurvePrivateKey:
+        if not key_file.exists():
+            key = ec.generate_private_key(ec.SECP256R1())
+            pem = key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(pem)
-        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self._key.public_key()))
-        self.kid = _thumbprint(public)
-        self.jwks_file.write_text(json.dumps(self.key_set(), indent=2))
+            if files.create_file(key_file, pem):
+                return key
+            # another process made the key first: everyone signs with that one
+        loaded = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise ConfigurationError(f"{key_file} is not an EC private key")
+        return loaded
 
     @property
     def jwks_file(self) -> Path:

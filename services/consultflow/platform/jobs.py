@@ -26,7 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from consultflow.api.events.v1 import events_pb2
 from consultflow.platform import jsonutil
 from consultflow.platform.db import Database, UnitOfWork, busy_error
-from consultflow.platform.errors import BpmnError, Conflict, DomainError, InvalidArgument, Unavailable
+from consultflow.platform.errors import (
+    BpmnError,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    Unauthenticated,
+    Unavailable,
+)
 from consultflow.platform.inputs import yes_no
 from consultflow.platform.logging import failure_kind, redact
 from consultflow.platform.operation_spec import ErrorSpec, Field, OperationSpec, summary_of
@@ -259,8 +266,10 @@ def run_job(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, JobHan
         except BpmnError as error:
             uow.session.rollback()
             return _record_bpmn_error(uow_factory, job, error)
-        except (Unavailable, Conflict) as error:
-            # A peer or the database is unreachable, or a concurrent change won: a later attempt may succeed.
+        except (Unavailable, Conflict, Unauthenticated) as error:
+            # A peer or the database is unreachable, a concurrent change won, or a peer did not accept this
+            # component's own credentials (a key not yet seen, a token being renewed): nothing in the job
+            # is wrong, so a later attempt may succeed, and the retries left bound how long it tries.
             log.warning("job %s (%s) failed, will retry: %s", job.key, job.operation, failure_kind(error))
             log.debug("job %s: %s", job.key, error.message)
             return Outcome(

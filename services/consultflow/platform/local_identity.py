@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from consultflow import CONSOLE
+from consultflow.platform import files
 from consultflow.platform.identity import LocalIssuer
 from consultflow.platform.messaging import NatsCredentials
 from consultflow.platform.nats_access import authorization_block, users
@@ -98,8 +99,8 @@ class LocalIdentity:
         folder = self.folder / "tokens"
         folder.mkdir(exist_ok=True)
         path = folder / f"{component}.jwt"
-        path.write_text(self.token(component, ["component"], ttl=COMPONENT_TOKEN_TTL))
-        path.chmod(0o600)
+        # a replica already running re-reads the file when it changes: it must find a whole token
+        files.replace_file(path, self.token(component, ["component"], ttl=COMPONENT_TOKEN_TTL).encode())
         return path
 
     def environment(self, component: str) -> dict[str, str]:
@@ -148,10 +149,8 @@ class LocalNatsUsers:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         passwords = {}
         for user in users():
-            path = self.password_file(user)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-            passwords[user] = path.read_text()
+            passwords[user] = secrets.token_urlsafe(32)
+            files.replace_file(self.password_file(user), passwords[user].encode())
         block = self.config
         tls = ""
         if self.tls is not None:
@@ -159,8 +158,7 @@ class LocalNatsUsers:
                 f"tls {{\n  cert_file: {json.dumps(str(self.tls.certificate))}\n"
                 f"  key_file: {json.dumps(str(self.tls.key))}\n  timeout: 2\n  handshake_first: true\n}}\n"
             )
-        block.write_text(tls + authorization_block(passwords))
-        block.chmod(0o600)
+        files.replace_file(block, (tls + authorization_block(passwords)).encode())
         return block
 
     def credentials(self, user: str) -> NatsCredentials:

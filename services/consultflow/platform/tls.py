@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from consultflow.platform import files
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -42,21 +43,6 @@ class TlsFiles:
     @classmethod
     def in_folder(cls, folder: Path) -> TlsFiles:
         return cls(folder / "ca.crt", folder / "tls.crt", folder / "tls.key")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Writes a key readable by its owner only, replacing the old file in one rename."""
-    temporary = path.with_suffix(path.suffix + ".new")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as out:
-        out.write(data)
-    temporary.replace(path)
-
-
-def _write_public(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(path.suffix + ".new")
-    temporary.write_bytes(data)
-    temporary.replace(path)
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -118,8 +104,10 @@ class LocalAuthority:
             )
             .sign(self._key, hashes.SHA256())
         )
-        _write_private(key_file, _pem_key(self._key))
-        _write_public(self.ca_file, self._certificate.public_bytes(serialization.Encoding.PEM))
+        files.replace_file(key_file, _pem_key(self._key))
+        files.replace_file(
+            self.ca_file, self._certificate.public_bytes(serialization.Encoding.PEM), files.PUBLIC
+        )
 
     def issue(
         self,
@@ -131,7 +119,7 @@ class LocalAuthority:
     ) -> TlsFiles:
         """A server certificate for `hosts`, written as ca.crt/tls.crt/tls.key into `folder`."""
         folder.mkdir(parents=True, exist_ok=True)
-        files = TlsFiles.in_folder(folder)
+        tls_files = TlsFiles.in_folder(folder)
         key = ec.generate_private_key(ec.SECP256R1())
         start = now or dt.datetime.now(dt.UTC)
         certificate = (
@@ -147,11 +135,14 @@ class LocalAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256())
         )
-        _write_public(files.ca, self._certificate.public_bytes(serialization.Encoding.PEM))
+        ca = self._certificate.public_bytes(serialization.Encoding.PEM)
+        files.replace_file(tls_files.ca, ca, files.PUBLIC)
         # key before certificate: a reader that sees the new certificate finds its key already there
-        _write_private(files.key, _pem_key(key))
-        _write_public(files.certificate, certificate.public_bytes(serialization.Encoding.PEM))
-        return files
+        files.replace_file(tls_files.key, _pem_key(key))
+        files.replace_file(
+            tls_files.certificate, certificate.public_bytes(serialization.Encoding.PEM), files.PUBLIC
+        )
+        return tls_files
 
 
 class CertificateFiles:
