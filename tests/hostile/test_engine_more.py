@@ -59,15 +59,18 @@ def count(harness: Harness, model: Any, *where: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
-def cycling(process_id: str, cycle: str) -> bytes:
-    """A user task with a non-interrupting boundary cycle that runs a script each firing."""
+def cycling(process_id: str, cycle: str, round_waits: bool = False) -> bytes:
+    """A user task with a non-interrupting boundary cycle that runs a script each firing (and then, with
+    `round_waits`, leaves a user task open: a round that stays in the state, where a finished one
+    leaves it)."""
     nodes = (
         '<startEvent id="s"/><userTask id="work"/><boundaryEvent id="tick" attachedToRef="work" '
         f'cancelActivity="false"><timerEventDefinition><timeCycle>{cycle}</timeCycle></timerEventDefinition>'
         '</boundaryEvent><scriptTask id="note"><script>pings = 1</script></scriptTask>'
-        '<endEvent id="e"/><endEvent id="noted"/>'
+        '<endEvent id="e"/><endEvent id="noted"/>' + ('<userTask id="follow_up"/>' if round_waits else "")
     )
-    return bpmn(process_id, nodes, "s -> work\nwork -> e\ntick -> note\nnote -> noted")
+    round_flows = "note -> follow_up\nfollow_up -> noted" if round_waits else "note -> noted"
+    return bpmn(process_id, nodes, "s -> work\nwork -> e\ntick -> note\n" + round_flows)
 
 
 class TestCyclesThatFellBehind:
@@ -144,7 +147,7 @@ class TestAnInstanceHeldByItsSize:
     def test_a_cycle_keeps_firing_after_the_limit(self, make_harness: Callable[..., Harness]) -> None:
         clock = ManualClock()
         harness = make_harness(clock, max_instance_tasks=60)
-        harness.deploy(cyc=cycling("cyc", '"R/PT1S"'))
+        harness.deploy(cyc=cycling("cyc", '"R/PT1S"', round_waits=True))  # open rounds grow the instance
         instance_id = harness.start("cyc")
 
         def seconds_pass() -> None:
