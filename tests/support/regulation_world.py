@@ -98,54 +98,104 @@ def _workflows(workflow: BpmnWorkflow) -> Iterable[Any]:
     yield from workflow.subprocesses.values()
 
 
-def _real_ancestor(task: Task) -> Task | None:
+ParentOf = Callable[[Task], "Task | None"]
+
+
+def _parent(task: Task) -> Task | None:
+    return task.parent
+
+
+def _real_ancestor(task: Task, parent_of: ParentOf = _parent) -> Task | None:
     """The nearest ancestor that is a BPMN element (Spiff inserts its own split, join and start specs)."""
-    parent = task.parent
+    parent = parent_of(task)
     while parent is not None and parent.task_spec.bpmn_id is None:
-        parent = parent.parent
+        parent = parent_of(parent)
     return parent
 
 
-def flows_taken(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]:
-    """Sequence flows an instance took: a reached task whose nearest BPMN ancestor is a flow's source."""
+def every_task(workflow: BpmnWorkflow) -> list[Task]:
+    """Every task an instance's state holds, in every process and subprocess."""
+    return [task for wf in _workflows(workflow) for task in wf.tasks.values()]
+
+
+def flows_taken(
+    tasks: Iterable[Task], index: FlowIndex, parent_of: ParentOf = _parent
+) -> dict[str, set[str]]:
+    """Sequence flows taken: a reached task whose nearest BPMN ancestor is a flow's source."""
     taken: dict[str, set[str]] = defaultdict(set)
-    for wf in _workflows(workflow):
-        file = index.scopes[wf.spec.name]
-        for task in wf.get_tasks(state=REACHED):
-            if task.workflow is not wf or task.task_spec.bpmn_id is None:
-                continue
-            source = _real_ancestor(task)
-            if source is None:
-                continue
-            flow_id = index.flow_id(file, source.task_spec.bpmn_id, task.task_spec.bpmn_id)
-            if flow_id is not None:
-                taken[file].add(flow_id)
+    for task in tasks:
+        if not task.state & REACHED or task.task_spec.bpmn_id is None:
+            continue
+        source = _real_ancestor(task, parent_of)
+        if source is None:
+            continue
+        file = index.scopes[task.workflow.spec.name]
+        flow_id = index.flow_id(file, source.task_spec.bpmn_id, task.task_spec.bpmn_id)
+        if flow_id is not None:
+            taken[file].add(flow_id)
     return taken
 
 
-def elements_reached(workflow: BpmnWorkflow, index: FlowIndex) -> dict[str, set[str]]:
-    """BPMN elements an instance reached (and the processes and subprocesses it ran), by file."""
+def elements_reached(
+    tasks: Iterable[Task], index: FlowIndex, parent_of: ParentOf = _parent
+) -> dict[str, set[str]]:
+    """BPMN elements reached (and the processes and subprocesses run), by file."""
     reached: dict[str, set[str]] = defaultdict(set)
-    for wf in _workflows(workflow):
-        file = index.scopes[wf.spec.name]
-        reached[file].add(wf.spec.name)
-        for task in wf.get_tasks(state=REACHED):
-            if task.workflow is wf and task.task_spec.bpmn_id is not None:
-                reached[file].add(task.task_spec.bpmn_id)
-                source = _real_ancestor(task)  # e.g. a cycle timer, cancelled at the end, once fired
-                if source is not None:
-                    reached[file].add(source.task_spec.bpmn_id)
+    for task in tasks:
+        if not task.state & REACHED:
+            continue
+        file = index.scopes[task.workflow.spec.name]
+        reached[file].add(task.workflow.spec.name)
+        if task.task_spec.bpmn_id is not None:
+            reached[file].add(task.task_spec.bpmn_id)
+            source = _real_ancestor(task, parent_of)  # e.g. a cycle timer, cancelled at the end, once fired
+            if source is not None:
+                reached[file].add(source.task_spec.bpmn_id)
     return reached
 
 
-def ends_reached(workflow: BpmnWorkflow) -> list[str]:
-    """End events an instance completed (in every process and subprocess), sorted."""
+def ends_reached(tasks: Iterable[Task]) -> list[str]:
+    """End events completed, sorted."""
     return sorted(
         task.task_spec.bpmn_id
-        for wf in _workflows(workflow)
-        for task in wf.get_tasks(state=TaskState.COMPLETED)
-        if task.workflow is wf and isinstance(task.task_spec, EndEvent)
+        for task in tasks
+        if task.state == TaskState.COMPLETED and isinstance(task.task_spec, EndEvent)
     )
+
+
+class DroppedRounds:
+    """What the cycle timer rounds a step dropped from an instance's state (cycle_rounds.py) had done, so
+    that the scenarios' ends and coverage count everything the instances did. It watches each write of
+    the real steps while the world is open (a write that fails counts nothing: its retry drops the rounds
+    again)."""
+
+    def __init__(self, index: FlowIndex) -> None:
+        self.index = index
+        self.flows: dict[str, set[str]] = defaultdict(set)
+        self.elements: dict[str, set[str]] = defaultdict(set)
+        self.ends: dict[str, list[str]] = defaultdict(list)  # by instance id
+        self._real_save = Step._save
+
+        def observed_save(step: Step, waiting_for: engine.Snapshot) -> None:
+            before = every_task(step.workflow)
+            # a dropped task's parent is looked up in its workflow's tasks, which no longer hold it
+            parents = {id(task): task.parent for task in before}
+            self._real_save(step, waiting_for)
+            kept = {id(task) for task in every_task(step.workflow)}
+            dropped = [task for task in before if id(task) not in kept]
+            self._add(step.instance_id, dropped, lambda task: parents.get(id(task)))
+
+        setattr(Step, "_save", observed_save)  # noqa: B010 - a method replaced while the world is open
+
+    def _add(self, instance_id: str, dropped: list[Task], parent_of: ParentOf) -> None:
+        for file, flows in flows_taken(dropped, self.index, parent_of).items():
+            self.flows[file] |= flows
+        for file, element_ids in elements_reached(dropped, self.index, parent_of).items():
+            self.elements[file] |= element_ids
+        self.ends[instance_id].extend(ends_reached(dropped))
+
+    def close(self) -> None:
+        setattr(Step, "_save", self._real_save)  # noqa: B010
 
 
 # ---------------------------------------------------------------------------------------------- services
@@ -674,8 +724,10 @@ class World:
         self._plans: dict[str, deque[Outputs | PlannedError]] = defaultdict(deque)
         self._counts: dict[str, int] = defaultdict(int)
         self.status_messages = {m["message"] for m in _status_mappings()}
+        self.dropped = DroppedRounds(self.index)
 
     def close(self) -> None:
+        self.dropped.close()
         self.db.dispose()
 
     # -- services
@@ -880,7 +932,9 @@ class World:
         return self.ends_of(self.instance(process_id))
 
     def ends_of(self, row: Instance) -> list[str]:
-        return ends_reached(self.workflow(row))
+        """End events the instance completed, in every process and subprocess (and in the rounds of cycle
+        timers its state no longer holds), sorted."""
+        return sorted(ends_reached(every_task(self.workflow(row))) + self.dropped.ends[row.instance_id])
 
     def messages(self, name: str) -> list[tuple[str, dict[str, Any]]]:
         """Every message named `name` an instance threw or the world published: (key, variables)."""
@@ -892,16 +946,16 @@ class World:
         return [f"{i.element_id}: {i.message}" for i in self.orchestrator.list_incidents()]
 
     def flows(self) -> dict[str, set[str]]:
-        taken: dict[str, set[str]] = defaultdict(set)
+        taken: dict[str, set[str]] = defaultdict(set, {k: set(v) for k, v in self.dropped.flows.items()})
         for row in self.instances():
-            for file, flows in flows_taken(self.workflow(row), self.index).items():
+            for file, flows in flows_taken(every_task(self.workflow(row)), self.index).items():
                 taken[file] |= flows
         return taken
 
     def elements(self) -> dict[str, set[str]]:
-        reached: dict[str, set[str]] = defaultdict(set)
+        reached: dict[str, set[str]] = defaultdict(set, {k: set(v) for k, v in self.dropped.elements.items()})
         for row in self.instances():
-            for file, element_ids in elements_reached(self.workflow(row), self.index).items():
+            for file, element_ids in elements_reached(every_task(self.workflow(row)), self.index).items():
                 reached[file] |= element_ids
         return reached
 
