@@ -41,13 +41,8 @@ ROUND_THAT_FAILS = reminding(
 
 
 @pytest.fixture
-def db_url(database_url: str) -> str:
-    return database_url
-
-
-@pytest.fixture
-def h(db_url: str) -> Iterator[Harness]:
-    harness = Harness(db_url)
+def h(database_url: str) -> Iterator[Harness]:
+    harness = Harness(database_url)
     yield harness
     harness.close()
 
@@ -66,7 +61,7 @@ def stored_parts(h: Harness, instance_id: str) -> int:
         return int(session.scalar(select(func.count()).where(InstancePart.instance_id == instance_id)) or 0)
 
 
-def test_finished_rounds_leave_the_state_and_their_history_stays(h: Harness, db_url: str) -> None:
+def test_finished_rounds_leave_the_state_and_their_history_stays(h: Harness, database_url: str) -> None:
     h.deploy(p=ROUND_WITH_A_JOB_AND_A_SUBPROCESS)
     instance_id = h.start("p")
     for number in range(5):
@@ -80,7 +75,7 @@ def test_finished_rounds_leave_the_state_and_their_history_stays(h: Harness, db_
 
     h.fast_forward(instance_id, "reminder")  # a sixth round, whose job is still open, stays
     assert len(stored_tasks(h, instance_id, "remind")) == 2
-    other = Harness(db_url)  # a restarted orchestrator: the state is loaded as stored
+    other = Harness(database_url)  # a restarted orchestrator: the state is loaded as stored
     try:
         other.complete("crm.remind", instance_id, round=5)
         assert other.variables(instance_id)["round"] == 5
