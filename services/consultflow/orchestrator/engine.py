@@ -593,11 +593,23 @@ class Snapshot:
     correlation_failures: list[CorrelationFailure] = field(default_factory=list)
 
 
+def tasks_in(workflow: BpmnWorkflow, states: int) -> list[Task]:
+    """The instance's tasks in any of `states`, in every process and subprocess: the tasks Spiff's
+    `get_tasks(state=...)` finds, read from each workflow's task dictionary instead of walked through the
+    tree. The walk costs about forty times as much (441 against 11 µs on a running engagement of 200
+    tasks, docs/performance.md) and a step asks several times. The order is the order the tasks were made
+    in, not the tree's."""
+    found = [task for task in workflow.tasks.values() if task.state & states]
+    for subprocess in workflow.subprocesses.values():
+        found.extend(task for task in subprocess.tasks.values() if task.state & states)
+    return found
+
+
 def snapshot(workflow: BpmnWorkflow) -> Snapshot:
-    """What the instance waits for now (one walk of its tasks)."""
+    """What the instance waits for now (one pass over its tasks)."""
     found = Snapshot()
     mask = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.ERROR
-    for task in workflow.get_tasks(state=mask):
+    for task in tasks_in(workflow, mask):
         spec = task.task_spec
         task_id = str(task.id)
         if task.state == TaskState.ERROR:
@@ -705,7 +717,7 @@ def deliver_trigger(
         # BPMN: an event subprocess sees its process's variables (Spiff would give it only the data the
         # process started with), then the message's.
         context = _process_data(workflow)
-        for task in workflow.get_tasks(state=TaskState.READY):
+        for task in tasks_in(workflow, TaskState.READY):
             if task.task_spec is start:
                 task.data.update({**context, **payload})
         if getattr(start, "interrupting", True):

@@ -338,7 +338,7 @@ class Step:
 
     def _engine_work_left(self) -> bool:
         """Whether a task the engine runs itself is READY (user tasks wait for a person)."""
-        return any(not task.task_spec.manual for task in self.workflow.get_tasks(state=TaskState.READY))
+        return any(not task.task_spec.manual for task in engine.tasks_in(self.workflow, TaskState.READY))
 
     def _failed(self, exc: Exception) -> bool:
         """Records an engine error for an incident; True when the engine should try the rest again.
