@@ -37,7 +37,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.errors import Error as NatsError
 
 from consultflow import COMPONENTS, CONSOLE, SERVICES
-from consultflow.platform import with_parent
+from consultflow.platform import files, with_parent
 from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
 from consultflow.platform.messaging import NatsCredentials, connect_options
@@ -223,10 +223,10 @@ def start_nats(
     )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        files = list(run_dir.glob(f"nats-server_{process.pid}.ports"))
-        if files:
-            with contextlib.suppress(ValueError):
-                ports = json.loads(files[0].read_text())
+        port_files = list(run_dir.glob(f"nats-server_{process.pid}.ports"))
+        if port_files:
+            with contextlib.suppress(ValueError):  # nats-server may still be writing it
+                ports = json.loads(port_files[0].read_text())
                 return process, str(ports["nats"][0])
         if process.poll() is not None:
             raise RuntimeError(f"nats-server exited with {process.returncode}; see {log_path}")
@@ -373,7 +373,10 @@ class LocalSystem:
             "metrics": self.metrics_endpoints(),
             **({"timers": self.marker} if self.marker else {}),
         }
-        (self.data_dir / ENDPOINTS_FILE).write_text(json.dumps(written, indent=2) + "\n")
+        # the CLI and tools read it while `up` may be writing it (a restart): never half a file
+        files.replace_file(
+            self.data_dir / ENDPOINTS_FILE, (json.dumps(written, indent=2) + "\n").encode(), files.PUBLIC
+        )
         return endpoints
 
     def _start_nats_nodes(self) -> None:
