@@ -27,15 +27,8 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import Connection, Insert, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from consultflow.orchestrator import (
-    assignment,
-    bounded_specs,
-    cycle_rounds,
-    engine,
-    observability,
-    sizes,
-    state_parts,
-)
+from consultflow.orchestrator import assignment, bounded_specs, engine, observability, sizes, state_parts
+from consultflow.orchestrator.cycle_rounds import drop_finished_rounds
 from consultflow.orchestrator.forms import FormField, due_date
 from consultflow.orchestrator.job_messages import publish_job
 from consultflow.orchestrator.orm import (
@@ -778,7 +771,7 @@ class Step:
         seq = append_history(self.conn, self.instance_id, self.record.history_seq, self.now, self._history)
         self.active = active_elements(waiting_for.active)
         waiting = sorted({element.name for element in self.active})
-        cycle_rounds.drop_finished_rounds(self.workflow)  # history and rows keep what they did
+        drop_finished_rounds(self.workflow)  # history and rows keep what they did
         dumped = state_parts.dump(self.workflow)
         variables = {k: v for k, v in engine.visible_data(self.workflow).items() if not callable(v)}
         variables_json = jsonutil.dumps(variables)
