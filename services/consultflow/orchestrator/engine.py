@@ -330,7 +330,7 @@ def start_schedule(value: str, now: datetime, minimum_cycle_seconds: float = 0.0
 
 def fire_start_timers(workflow: BpmnWorkflow) -> None:
     """Lets a timer start event pass at once: the scheduler creates the instance when the timer is due."""
-    for task in workflow.get_tasks(state=TaskState.WAITING):
+    for task in tasks_in(workflow, TaskState.WAITING):
         spec = task.task_spec
         if isinstance(spec, StartEvent) and isinstance(spec.event_definition, TimerEventDefinition):
             if isinstance(spec.event_definition, CycleTimerEventDefinition):
