@@ -93,11 +93,6 @@ class FlowIndex:
 REACHED = TaskState.READY | TaskState.STARTED | TaskState.WAITING | TaskState.COMPLETED | TaskState.ERROR
 
 
-def _workflows(workflow: BpmnWorkflow) -> Iterable[Any]:
-    yield workflow
-    yield from workflow.subprocesses.values()
-
-
 ParentOf = Callable[[Task], "Task | None"]
 
 
@@ -115,7 +110,7 @@ def _real_ancestor(task: Task, parent_of: ParentOf = _parent) -> Task | None:
 
 def every_task(workflow: BpmnWorkflow) -> list[Task]:
     """Every task an instance's state holds, in every process and subprocess."""
-    return [task for wf in _workflows(workflow) for task in wf.tasks.values()]
+    return engine.tasks_in(workflow, TaskState.ANY_MASK)
 
 
 def flows_taken(
