@@ -10,6 +10,7 @@ component refuses to start: there is no unauthenticated mode to forget to turn o
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -209,12 +210,35 @@ def secure_aio_channel(
     )
 
 
+REPLICA_RETRY = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [{}],
+                "retryPolicy": {
+                    "maxAttempts": 3,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "0.5s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+"""gRPC's retry policy for a list of replicas: UNAVAILABLE (a replica gone, or busy) is tried again twice,
+soon, which is what every caller would do; each service's use cases commit whole or not at all, so a
+retried call never finds half of its first attempt."""
+
+
 def channel_target(address: str) -> tuple[str, list[tuple[str, str]]]:
     """The gRPC target and channel options for `address`: one `host:port`, or the replicas of a component
     as a comma-separated list of IPv4 `host:port` (what `consultflow up --replicas` gives). A list becomes
     gRPC's static `ipv4:` target with client-side round_robin — every call goes to a live replica, a dead
     one is skipped until it answers again — and its TLS name is its first host (the local certificate
-    names 127.0.0.1), since a list is no host name to verify."""
+    names 127.0.0.1), since a list is no host name to verify. A call that met a replica as it stopped (sent
+    before the channel saw its GOAWAY: UNAVAILABLE, "Stream removed") is tried again on another
+    (`REPLICA_RETRY`), so a stopped replica is skipped by calls already under way too."""
     if "," not in address:
         return address, []
     members = [member.strip() for member in address.removeprefix("ipv4:").split(",")]
@@ -224,6 +248,7 @@ def channel_target(address: str) -> tuple[str, list[tuple[str, str]]]:
     options = [
         ("grpc.lb_policy_name", "round_robin"),
         ("grpc.default_authority", members[0].rpartition(":")[0]),
+        ("grpc.service_config", REPLICA_RETRY),
     ]
     return "ipv4:" + ",".join(members), options
 
