@@ -43,7 +43,8 @@ VICTIMS = ("orchestrator", "crm-2", "nats-2", "contracts", "delivery-2", "survey
 FIRST_KILL_SECONDS = 3.0
 BETWEEN_KILLS_SECONDS = 2.5
 DEADLINE_SECONDS = 240.0
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
+"""How a call that met a dying replica ends: refused, timed out, or cut off (CANCELLED) as it was killed."""
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
