@@ -119,3 +119,29 @@ def test_servicer_methods_return_the_reply_type_not_any() -> None:
                         )
     assert len(servicers) >= len(consultflow.COMPONENTS), f"found only the servicers {servicers}"
     assert not untyped, "servicer methods without a reply type:\n" + "\n".join(untyped)
+
+
+def test_nats_clients_open_only_through_messaging() -> None:
+    """`messaging.open_client` authenticates and routes the client's errors to our log; a module calling
+    nats.connect itself gets nats.py's default, which prints a traceback at ERROR when a TLS close races
+    the server (a CLI reading `| head -1` did)."""
+    opener = PACKAGE / "platform" / "messaging.py"
+    elsewhere: list[str] = []
+    for path in hand_written():
+        if path == opener:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nats_names = {
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module in ("nats", "nats.aio.client")
+            for alias in node.names
+            if alias.name in ("connect", "Client", "NATS")
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (
+                ast.unparse(node.func) == "nats.connect"
+                or (isinstance(node.func, ast.Name) and node.func.id in nats_names)
+            ):
+                elsewhere.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not elsewhere, f"NATS clients opened outside messaging.open_client: {elsewhere}"

@@ -20,7 +20,7 @@ from consultflow.api.orchestrator.v1 import orchestrator_pb2_grpc as pb_grpc
 from consultflow.cli import output as out
 from consultflow.cli.system import read_endpoints
 from consultflow.platform.local_identity import LocalIdentity
-from consultflow.platform.messaging import STATUS_STREAM, NatsCredentials, connect_options
+from consultflow.platform.messaging import STATUS_STREAM, NatsCredentials, open_client
 from consultflow.platform.nats_access import READER
 from consultflow.platform.security import secure_channel
 
@@ -511,11 +511,10 @@ def cmd_message(client: Client, args: argparse.Namespace) -> int:
 
 def cmd_events(client: Client, args: argparse.Namespace) -> int:
     """Follows the STATUS stream (from now, or from its start with --from-start)."""
-    import nats
     from nats.js.api import DeliverPolicy
 
     async def follow() -> int:
-        nc = await nats.connect(client.endpoint("nats"), **connect_options(client.nats_credentials()))
+        nc = await open_client(client.endpoint("nats"), client.nats_credentials())
         policy = DeliverPolicy.ALL if args.from_start else DeliverPolicy.NEW
         sub = await nc.jetstream().subscribe(
             args.subject, stream=STATUS_STREAM, ordered_consumer=True, deliver_policy=policy

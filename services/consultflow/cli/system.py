@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 
 import grpc
-import nats
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from nats.errors import Error as NatsError
 
@@ -40,7 +39,7 @@ from consultflow import COMPONENTS, CONSOLE, SERVICES
 from consultflow.platform import files, with_parent
 from consultflow.platform.limits import Limits
 from consultflow.platform.local_identity import LocalIdentity, LocalNatsUsers
-from consultflow.platform.messaging import NatsCredentials, connect_options
+from consultflow.platform.messaging import NatsCredentials, open_client
 from consultflow.platform.nats_access import ADMIN, READER, provision
 from consultflow.platform.security import secure_channel
 
@@ -430,9 +429,7 @@ class LocalSystem:
         limits = Limits.from_env({**os.environ, **self.extra_env})
 
         async def run() -> None:
-            nc = await nats.connect(
-                servers=self.nats_urls, connect_timeout=5, max_reconnect_attempts=3, **connect_options(admin)
-            )
+            nc = await open_client(self.nats_urls, admin, connect_timeout=5, max_reconnect_attempts=3)
             deadline = time.monotonic() + timeout
             try:
                 while True:

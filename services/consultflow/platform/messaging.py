@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
@@ -138,30 +138,47 @@ def connect_options(credentials: NatsCredentials | None) -> dict[str, Any]:
     return options
 
 
-async def connect(
-    url: str, name: str, credentials: NatsCredentials | None = None
-) -> tuple[Client, JetStreamContext]:
-    """Connects (reconnecting forever) and checks that both streams are provisioned."""
+async def open_client(
+    servers: str | Sequence[str], credentials: NatsCredentials | None = None, **options: Any
+) -> Client:
+    """Every NATS client of ours opens here: authenticated as `credentials`, and reporting what happens to
+    the connection in our log, instead of nats.py's default, which prints a traceback at ERROR.
+
+    Once the client is closing, an error or a disconnect is expected, not a fault: a TLS close that
+    crosses the server's last bytes ends in "application data after close notify". Those go to debug, so
+    a CLI whose reader went away (`consultflow events | head -1`) ends as quietly as a component that stops.
+    """
+    client = Client()
+
+    def closing_or(level: int) -> int:
+        return logging.DEBUG if client.is_closed else level
 
     async def on_error(error: Exception) -> None:
-        log.warning("nats: %s", error)
+        log.log(closing_or(logging.WARNING), "NATS client: %s", error)
 
     async def on_disconnect() -> None:
-        log.warning("nats: disconnected")
+        log.log(closing_or(logging.WARNING), "NATS client: disconnected")
 
     async def on_reconnect() -> None:
-        log.info("nats: reconnected")
+        log.info("NATS client: reconnected")
 
-    nc = await nats.connect(
-        servers=url.split(","),
-        name=name,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
+    urls = servers.split(",") if isinstance(servers, str) else list(servers)
+    await client.connect(
+        servers=urls,
         error_cb=on_error,
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
         **connect_options(credentials),
+        **options,
     )
+    return client
+
+
+async def connect(
+    url: str, name: str, credentials: NatsCredentials | None = None
+) -> tuple[Client, JetStreamContext]:
+    """Connects (reconnecting forever) and checks that both streams are provisioned."""
+    nc = await open_client(url, credentials, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
     js = nc.jetstream()
     try:
         await verify_streams(js)

@@ -27,7 +27,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import nats
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -39,8 +38,8 @@ from consultflow.platform.messaging import (
     STATUS_STREAM,
     STREAMS,
     NatsCredentials,
-    connect_options,
     inbox_prefix,
+    open_client,
     streams,
 )
 
@@ -217,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     async def run() -> None:
-        nc = await nats.connect(servers=url.split(","), **connect_options(credentials))
+        nc = await open_client(url, credentials)
         try:
             await provision(
                 nc.jetstream(),
