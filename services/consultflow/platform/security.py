@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor_pb2 import MethodOptions
+from grpc_health.v1 import health_pb2
 
+from consultflow.api.catalog.v1 import catalog_pb2
+from consultflow.api.contracts.v1 import contracts_pb2
+from consultflow.api.crm.v1 import crm_pb2
+from consultflow.api.delivery.v1 import delivery_pb2
+from consultflow.api.orchestrator.v1 import orchestrator_pb2
+from consultflow.api.risk.v1 import risk_pb2
+from consultflow.api.survey.v1 import survey_pb2
 from consultflow.platform import tracing
 from consultflow.platform.authn import AuthInterceptor
 from consultflow.platform.identity import ClaimPaths, IssuerSettings, TokenVerifier, TrustedIssuers
@@ -210,11 +219,28 @@ def secure_aio_channel(
     )
 
 
+API_FILES = (catalog_pb2, contracts_pb2, crm_pb2, delivery_pb2, orchestrator_pb2, risk_pb2, survey_pb2)
+
+
+def safe_to_repeat() -> list[dict[str, str]]:
+    """The methods a channel may send again on its own: those the protos declare free of side effects or
+    idempotent (`option idempotency_level`), and the health check. A call that failed UNAVAILABLE may
+    have been carried out by a replica that died before it answered, so a method that would do its work
+    twice (one that adds a record, with no key to know the repeat by) is never repeated for its caller."""
+    names = [{"service": health_pb2.DESCRIPTOR.services_by_name["Health"].full_name}]
+    for module in API_FILES:
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                if method.GetOptions().idempotency_level != MethodOptions.IDEMPOTENCY_UNKNOWN:
+                    names.append({"service": service.full_name, "method": method.name})
+    return names
+
+
 REPLICA_RETRY = json.dumps(
     {
         "methodConfig": [
             {
-                "name": [{}],
+                "name": safe_to_repeat(),
                 "retryPolicy": {
                     "maxAttempts": 3,
                     "initialBackoff": "0.05s",
@@ -226,9 +252,9 @@ REPLICA_RETRY = json.dumps(
         ]
     }
 )
-"""gRPC's retry policy for a list of replicas: UNAVAILABLE (a replica gone, or busy) is tried again twice,
-soon, which is what every caller would do; each service's use cases commit whole or not at all, so a
-retried call never finds half of its first attempt."""
+"""gRPC's retry policy for a list of replicas: a call of a method safe to repeat that meets UNAVAILABLE (a
+replica gone, or busy) is tried again twice, soon, on the next replica; any other call fails to its caller,
+who knows whether doing it again is right."""
 
 
 def channel_target(address: str) -> tuple[str, list[tuple[str, str]]]:
@@ -237,8 +263,8 @@ def channel_target(address: str) -> tuple[str, list[tuple[str, str]]]:
     gRPC's static `ipv4:` target with client-side round_robin — every call goes to a live replica, a dead
     one is skipped until it answers again — and its TLS name is its first host (the local certificate
     names 127.0.0.1), since a list is no host name to verify. A call that met a replica as it stopped (sent
-    before the channel saw its GOAWAY: UNAVAILABLE, "Stream removed") is tried again on another
-    (`REPLICA_RETRY`), so a stopped replica is skipped by calls already under way too."""
+    before the channel saw its GOAWAY: UNAVAILABLE, "Stream removed") is tried again on another when its
+    method is safe to repeat (`REPLICA_RETRY`), so a stopped replica is skipped by calls already under way."""
     if "," not in address:
         return address, []
     members = [member.strip() for member in address.removeprefix("ipv4:").split(",")]

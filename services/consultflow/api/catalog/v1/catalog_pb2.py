@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(consultflow/api/catalog/v1/catalog.proto\x12\x1a\x63onsultflow.api.catalog.v1\"\x17\n\x15ListOperationsRequest\"Z\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\"2\n\rBpmnErrorSpec\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x83\x02\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0f\n\x07\x63lauses\x18\x05 \x03(\t\x12\x31\n\x06inputs\x18\x06 \x03(\x0b\x32!.consultflow.api.catalog.v1.Field\x12\x32\n\x07outputs\x18\x07 \x03(\x0b\x32!.consultflow.api.catalog.v1.Field\x12\x39\n\x06\x65rrors\x18\x08 \x03(\x0b\x32).consultflow.api.catalog.v1.BpmnErrorSpec\"S\n\x16ListOperationsResponse\x12\x39\n\noperations\x18\x01 \x03(\x0b\x32%.consultflow.api.catalog.v1.Operation2\x8b\x01\n\x10OperationCatalog\x12w\n\x0eListOperations\x12\x31.consultflow.api.catalog.v1.ListOperationsRequest\x1a\x32.consultflow.api.catalog.v1.ListOperationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(consultflow/api/catalog/v1/catalog.proto\x12\x1a\x63onsultflow.api.catalog.v1\"\x17\n\x15ListOperationsRequest\"Z\n\x05\x46ield\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0e\n\x06values\x18\x05 \x03(\t\"2\n\rBpmnErrorSpec\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"\x83\x02\n\tOperation\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x0f\n\x07\x63lauses\x18\x05 \x03(\t\x12\x31\n\x06inputs\x18\x06 \x03(\x0b\x32!.consultflow.api.catalog.v1.Field\x12\x32\n\x07outputs\x18\x07 \x03(\x0b\x32!.consultflow.api.catalog.v1.Field\x12\x39\n\x06\x65rrors\x18\x08 \x03(\x0b\x32).consultflow.api.catalog.v1.BpmnErrorSpec\"S\n\x16ListOperationsResponse\x12\x39\n\noperations\x18\x01 \x03(\x0b\x32%.consultflow.api.catalog.v1.Operation2\x90\x01\n\x10OperationCatalog\x12|\n\x0eListOperations\x12\x31.consultflow.api.catalog.v1.ListOperationsRequest\x1a\x32.consultflow.api.catalog.v1.ListOperationsResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'consultflow.api.catalog.v1.catalog_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_OPERATIONCATALOG'].methods_by_name['ListOperations']._loaded_options = None
+  _globals['_OPERATIONCATALOG'].methods_by_name['ListOperations']._serialized_options = b'\220\002\001'
   _globals['_LISTOPERATIONSREQUEST']._serialized_start=72
   _globals['_LISTOPERATIONSREQUEST']._serialized_end=95
   _globals['_FIELD']._serialized_start=97
@@ -42,5 +44,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTOPERATIONSRESPONSE']._serialized_start=503
   _globals['_LISTOPERATIONSRESPONSE']._serialized_end=586
   _globals['_OPERATIONCATALOG']._serialized_start=589
-  _globals['_OPERATIONCATALOG']._serialized_end=728
+  _globals['_OPERATIONCATALOG']._serialized_end=733
 # @@protoc_insertion_point(module_scope)
