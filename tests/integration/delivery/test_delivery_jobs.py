@@ -5,6 +5,7 @@ and each job delivered twice."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -506,3 +507,57 @@ def _deps(contracts_address: str, risk_address: str) -> Dependencies:
         risks=GrpcRisks(lambda: risk, timeout=0.5),
         thresholds=DecisionThresholds(DecisionTables(ROOT / "bpmn")),
     )
+
+
+class WriteLockProbe:
+    """A peer port that, each time delivery calls it, checks that another writer could take SQLite's write
+    lock at once: the calling job holds no lock while it waits on the network."""
+
+    def __init__(self, database_file: str, peer: Any) -> None:
+        self._file = database_file
+        self._peer = peer
+        self.calls = 0
+
+    def _lock_is_free(self) -> None:
+        self.calls += 1
+        other = sqlite3.connect(self._file, timeout=0)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" at once if a writer holds it
+            other.rollback()
+        finally:
+            other.close()
+
+    def get_contract(self, contract_id: str) -> Any:
+        self._lock_is_free()
+        return self._peer.get_contract(contract_id)
+
+    def register_risk(self, report: Any) -> str:
+        self._lock_is_free()
+        return str(self._peer.register_risk(report))
+
+
+def test_no_write_lock_is_held_while_contracts_or_risk_answer(
+    tmp_path: Path, peers: Peers, contract: contracts_pb2.Contract, engagement_id: str
+) -> None:
+    """open_project asks contracts, record_analysis registers a risk with risk: both before their
+    transaction's first statement. A repeat asks nobody."""
+    database_file = str(tmp_path / "delivery.db")
+    db = Database(f"sqlite:///{database_file}")
+    migrate(db, "delivery")
+    real = _deps(peers.contracts_address, peers.risk_address)
+    contracts = WriteLockProbe(database_file, real.contracts)
+    risks = WriteLockProbe(database_file, real.risks)
+    handlers = operations.bind(Dependencies(contracts=contracts, risks=risks, thresholds=real.thresholds))
+    runs = Jobs(lambda: UnitOfWork(db, "delivery"), handlers, engagement_id)
+    project_id = runs.ok("open_project", contract_id=contract.contract_id)["project_id"]
+    found = runs.ok(
+        "record_analysis",
+        project_id=project_id,
+        problems="Stock counts disagree",
+        risk_found=True,
+        risk_description="Key user leaves mid-project",
+        risk_category="technical",
+    )
+    assert found["risks_reported"] == 1
+    assert (contracts.calls, risks.calls) == (1, 1)  # each job ran twice; the repeat asked nobody
+    db.dispose()

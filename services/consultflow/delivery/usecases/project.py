@@ -19,14 +19,20 @@ from consultflow.platform.timeutil import now
 
 
 def open_project(uow: UnitOfWork, contracts: Contracts, contract_id: str, engagement_id: str = "") -> Project:
-    """3.1.1: opens the project of a signed contract; the same contract returns its project."""
+    """3.1.1: opens the project of a signed contract; the same contract returns its project.
+
+    contracts is asked before the transaction's first statement (a look in a read session decides
+    whether to ask), so on SQLite no other writer waits for the write lock while contracts answers."""
     contract_id = required_id("contract_id", contract_id)
+    with uow.read() as session:
+        opened = session.scalar(select(Project.project_id).where(Project.contract_id == contract_id).limit(1))
+    asked = contracts.get_contract(contract_id) if opened is None else None
     existing = uow.session.scalars(select(Project).where(Project.contract_id == contract_id)).first()
     if existing is not None:
         if engagement_id and engagement_id != existing.engagement_id:
             raise AlreadyExists(f"contract {contract_id!r} already has a project in another engagement")
         return existing
-    contract = contracts.get_contract(contract_id)
+    contract = asked or contracts.get_contract(contract_id)
     if not contract.signed:
         raise FailedPrecondition(f"contract {contract_id!r} is {contract.status or 'unknown'}, not signed")
     if engagement_id and contract.engagement_id and engagement_id != contract.engagement_id:

@@ -19,7 +19,7 @@ from consultflow.delivery.domain import (
     NewSiteVisit,
     Phase,
 )
-from consultflow.delivery.orm import Analysis, Document, Finding, SiteVisit
+from consultflow.delivery.orm import Analysis, Document, Finding, Project, SiteVisit
 from consultflow.delivery.usecases.common import active, emit, get, move, new_id, project_of, today
 from consultflow.platform.db import UnitOfWork, by_request
 from consultflow.platform.errors import InvalidArgument
@@ -128,6 +128,18 @@ def findings_of(session: Session, analysis_id: str) -> list[Finding]:
     )
 
 
+def _project_to_analyse(
+    session: Session, project_id: str, findings: Sequence[NewFinding], engagement_id: str, lock: bool = False
+) -> Project:
+    project = project_of(session, project_id, lock=lock)
+    domain.ensure_active(project.phase)
+    if engagement_id and engagement_id != project.engagement_id:
+        raise InvalidArgument("engagement_id", f"project {project_id!r} belongs to {project.engagement_id!r}")
+    if not findings:
+        raise InvalidArgument("findings", "record at least one problem, opportunity or risk")
+    return project
+
+
 def record_analysis(
     uow: UnitOfWork,
     risks: Risks,
@@ -138,41 +150,51 @@ def record_analysis(
 ) -> tuple[Analysis, list[Finding]]:
     """3.2.3: problems, opportunities and risks found; each risk is registered with the risk service
     (6.1.1, stage implementation) under a request id derived from this analysis, so a retry never
-    registers it twice."""
+    registers it twice.
+
+    The risks are registered after a check in a read session and before the transaction's first
+    statement, so on SQLite no other writer waits for the write lock while risk answers; the transaction
+    checks again before it writes."""
+    analysis_id = new_id()
+    with uow.read() as session:
+        repeat = by_request(session, Analysis, request_id) is not None
+        looked = None if repeat else _project_to_analyse(session, project_id, findings, engagement_id)
+    risk_ids = {
+        position: risks.register_risk(
+            RiskReport(
+                engagement_id=looked.engagement_id,
+                description=found.description,
+                category=found.risk_category,
+                source="data analysis (3.2.3)",
+                request_id=f"delivery:{request_id or analysis_id}:{position}",
+            )
+        )
+        for position, found in enumerate(findings)
+        if looked is not None and found.kind is FindingKind.RISK
+    }
     done = by_request(uow.session, Analysis, request_id)
     if done is not None:
         return done, findings_of(uow.session, done.analysis_id)
-    project = active(uow, project_id)
-    if engagement_id and engagement_id != project.engagement_id:
-        raise InvalidArgument("engagement_id", f"project {project_id!r} belongs to {project.engagement_id!r}")
-    if not findings:
-        raise InvalidArgument("findings", "record at least one problem, opportunity or risk")
+    project = _project_to_analyse(uow.session, project_id, findings, engagement_id, lock=True)
     analysis = Analysis(
-        analysis_id=new_id(), project_id=project.project_id, request_id=request_id or None, recorded_at=now()
+        analysis_id=analysis_id,
+        project_id=project.project_id,
+        request_id=request_id or None,
+        recorded_at=now(),
     )
     uow.session.add(analysis)
-    rows = []
-    for position, found in enumerate(findings):
-        row = Finding(
+    rows = [
+        Finding(
             finding_id=new_id(),
             analysis_id=analysis.analysis_id,
             position=position,
             kind=found.kind.value,
             description=found.description,
             risk_category=found.risk_category,
-            risk_id="",
+            risk_id=risk_ids.get(position, ""),
         )
-        if found.kind is FindingKind.RISK:
-            row.risk_id = risks.register_risk(
-                RiskReport(
-                    engagement_id=project.engagement_id,
-                    description=found.description,
-                    category=found.risk_category,
-                    source="data analysis (3.2.3)",
-                    request_id=f"delivery:{request_id or analysis.analysis_id}:{position}",
-                )
-            )
-        rows.append(row)
+        for position, found in enumerate(findings)
+    ]
     uow.session.add_all(rows)
     move(project, Phase.RESEARCH)
     uow.session.flush()
