@@ -14,6 +14,8 @@ Each class asserts the outcome and, where hostile work goes on, that another cal
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import sys
 import threading
 import time
@@ -27,6 +29,7 @@ from typing import Any
 import grpc
 import pytest
 from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from consultflow.api.events.v1 import events_pb2
 from consultflow.api.orchestrator.v1 import orchestrator_pb2 as pb
@@ -43,7 +46,9 @@ from consultflow.orchestrator.orm import (
     Timer,
     UserTask,
 )
-from consultflow.orchestrator.parking import LoadFailed, Parked
+from consultflow.orchestrator.parking import START_RETRY_DELAY, LoadFailed, Parked
+from consultflow.orchestrator.records import MessageStatus
+from consultflow.orchestrator.sizes import StateTooLarge
 from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from consultflow.platform.grpcerrors import field_violations
@@ -808,3 +813,62 @@ def test_a_timer_start_whose_start_keeps_failing_waits_before_it_is_tried_again(
     assert small.orchestrator.fire_start_timers() == 0
     with small.db.read() as session:
         assert session.scalar(select(func.count()).select_from(StartTimer)) == 1, "kept, to be tried again"
+
+
+def growing_message_start() -> bytes:
+    return bpmn(
+        "p",
+        f"""<startEvent id="asked"><messageEventDefinition messageRef="m_asked"/></startEvent>
+        <scriptTask id="grow"><script>{MANY_VARIABLES}</script></scriptTask><endEvent id="e"/>""",
+        "asked -> grow\ngrow -> e",
+        extra=message("m_asked", "client.asked", "key"),
+    )
+
+
+def start_failures(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(
+        1 for r in caplog.records if r.levelno >= logging.ERROR and "correlating message" in r.getMessage()
+    )
+
+
+def test_a_message_whose_start_keeps_failing_waits_before_it_is_tried_again(
+    small: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Like a timer start: no instance exists to park, so the buffered message steps back a minute rather
+    than run the failing start (and log its traceback) on every round of the message loop."""
+    small.deploy(p=growing_message_start())
+    with pytest.raises(StateTooLarge):
+        small.publish("client.asked", "K1", ttl_seconds=3600)
+    with caplog.at_level(logging.ERROR):
+        for _ in range(3):
+            assert small.orchestrator.correlate_pending() == 0
+        assert start_failures(caplog) == 0, "tried again at once"
+        small.clock.advance(START_RETRY_DELAY + timedelta(seconds=1))
+        assert small.orchestrator.correlate_pending() == 0
+        assert small.orchestrator.correlate_pending() == 0
+        assert start_failures(caplog) == 1, "tried again once after the delay, then waits again"
+    with small.db.read() as session:
+        (status,) = session.scalars(select(Message.status)).all()
+        assert status == MessageStatus.PENDING, "kept until its TTL, to be tried again"
+        assert session.scalar(select(func.count()).select_from(Instance)) == 0
+
+
+def test_a_message_start_that_met_a_busy_database_is_tried_again_at_once(
+    small: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy database is no fault of the message: it does not step back a minute."""
+    small.deploy(p=growing_message_start())
+    real_start = small.orchestrator.start
+
+    def busy(*args: Any, **kwargs: Any) -> str:
+        raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+    monkeypatch.setattr(small.orchestrator, "start", busy)
+    with pytest.raises(OperationalError):
+        small.publish("client.asked", "K1", ttl_seconds=3600)
+    with small.db.read() as session:
+        assert session.scalars(select(Message.retry_at)).one() is None, "not stepped back"
+    monkeypatch.setattr(small.orchestrator, "start", real_start)
+    assert small.orchestrator.correlate_pending() == 0  # tried in the next round: now its own step fails
+    with small.db.read() as session:
+        assert session.scalars(select(Message.retry_at)).one() is not None, "now it steps back"

@@ -216,6 +216,8 @@ class Message(Base):
         Integer, default=keyed_slot("name", "correlation_key"), server_default="0"
     )
     """Which replica delivers it while buffered (platform/claims.py): one key's messages go in order."""
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set when the instance it would start failed to start: not tried again before (parking.py)."""
     __table_args__ = (Index("ix_messages_pending", "status", "name", "correlation_key"),)
 
 

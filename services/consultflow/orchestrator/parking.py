@@ -7,6 +7,9 @@ STATE_TOO_LARGE) names the failure and the count, and the timer, message and job
 (`not_parked`), so a restarted orchestrator never resumes a poison instance into a lock. Requests on it are
 refused until the incident is resolved (which un-parks it and tries again) or the instance is cancelled
 (which works without the engine). A step that succeeds resets the count.
+
+A start that fails (a timer's or a message's start event) leaves no instance to park: what would start it
+steps back by START_RETRY_DELAY instead, unless the failure is the database's, for now.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, exists, insert, update
@@ -24,8 +27,8 @@ from sqlalchemy.orm import InstrumentedAttribute
 from consultflow.orchestrator.orm import INCIDENTS, INSTANCES
 from consultflow.orchestrator.records import PARKING_KINDS, IncidentKind, InstanceStatus
 from consultflow.orchestrator.step import InstanceRecord, append_history
-from consultflow.platform.db import UnitOfWork
-from consultflow.platform.errors import DomainError, FailedPrecondition
+from consultflow.platform.db import UnitOfWork, busy_error
+from consultflow.platform.errors import DomainError, FailedPrecondition, Unavailable
 from consultflow.platform.limits import Limits, env_name
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,16 @@ def not_parked(instance_id: ColumnElement[Any] | InstrumentedAttribute[Any]) -> 
 def counts_as_failure(error: BaseException) -> bool:
     """An engine error counts; a refused request (a domain error) and a busy or lost database do not."""
     return isinstance(error, Exception) and not isinstance(error, DomainError | OperationalError)
+
+
+START_RETRY_DELAY = timedelta(minutes=1)
+"""How long a timer or message start event whose start failed waits before it is tried again: no instance
+exists to hold an incident, so it must not be tried on every round of its loop."""
+
+
+def start_failed_for_now(error: Exception) -> bool:
+    """A busy or unreachable database, which the next round may not meet: the start is not stepped back."""
+    return isinstance(error, Unavailable) or busy_error(error) is not None
 
 
 @dataclass(frozen=True)

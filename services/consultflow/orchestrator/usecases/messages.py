@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import MESSAGES, Instance, Message, Subscription
-from consultflow.orchestrator.parking import Parked, not_parked
+from consultflow.orchestrator.parking import START_RETRY_DELAY, Parked, not_parked, start_failed_for_now
 from consultflow.orchestrator.records import InstanceStatus, MessageStatus, PublishOutcome
 from consultflow.orchestrator.step import Step, rowcount
 from consultflow.orchestrator.usecases import audit
@@ -28,6 +28,7 @@ from consultflow.platform.claims import EVERYTHING, Owned
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, NotFound
 from consultflow.platform.faults import crash_point
 from consultflow.platform.identity import Caller
+from consultflow.platform.timeutil import aware
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,9 @@ def correlate(host: InstanceHost, message_key: str) -> tuple[PublishOutcome | No
             return PublishOutcome.DUPLICATE, ""
         except (NotWaiting, Parked, NotFound):  # it stopped waiting, or was parked, meanwhile
             continue
+    retry_at = aware(message.retry_at)
+    if retry_at is not None and retry_at > host.clock.now():
+        return None, ""  # its start failed a moment ago: it waits START_RETRY_DELAY
     return _start_by_message(
         host, message_key, message.name, message.correlation_key, variables, message.sender_instance_id
     )
@@ -257,7 +261,22 @@ def _start_by_message(
         return PublishOutcome.DUPLICATE, ""
     except IntegrityError:
         return None, ""  # an instance with this key exists already and does not wait for it
+    except Exception as error:
+        if not start_failed_for_now(error):
+            _postpone(host, message_key)
+        raise
     return PublishOutcome.STARTED, instance_id
+
+
+def _postpone(host: InstanceHost, message_key: str) -> None:
+    """The message's start failed and left no instance to park: it waits START_RETRY_DELAY."""
+    with host.uow_factory() as uow:
+        uow.session.execute(
+            update(Message)
+            .where(Message.message_key == message_key, Message.status == MessageStatus.PENDING)
+            .values(retry_at=host.clock.now() + START_RETRY_DELAY)
+        )
+        uow.commit()
 
 
 def _cancelled_with_key(host: InstanceHost, instance_id: str, key: str) -> bool:
@@ -289,8 +308,9 @@ def correlate_pending(host: InstanceHost, limit: int = 200, owned: Owned = EVERY
     Only messages that have a receiver now are tried (a subscription for their name and key, or a message
     start event of their name), and each round goes on where the last one stopped (`host.message_cursor`):
     buffered messages nobody receives (a caller's storm with a long TTL, a key whose instance exists and
-    does not wait) would otherwise fill every round and starve the messages behind them for good. With
-    several replicas each tries the messages of the partitions it owns (`owned`, platform/claims.py).
+    does not wait) would otherwise fill every round and starve the messages behind them for good. A
+    message whose start failed is not tried for a start again before its `retry_at`. With several
+    replicas each tries the messages of the partitions it owns (`owned`, platform/claims.py).
     """
     now = host.clock.now()
     start_names = {
@@ -301,13 +321,14 @@ def correlate_pending(host: InstanceHost, limit: int = 200, owned: Owned = EVERY
         Subscription.correlation_key == Message.correlation_key,
         not_parked(Subscription.instance_id),
     )
+    may_start = or_(Message.retry_at.is_(None), Message.retry_at <= now)  # its last start did not fail
     query = (
         select(Message.message_key, Message.created_at)
         .where(
             Message.status == MessageStatus.PENDING,
             Message.expires_at > now,
             owned.where(Message.claim_slot),
-            or_(receiver, Message.name.in_(start_names)) if start_names else receiver,
+            or_(receiver, and_(Message.name.in_(start_names), may_start)) if start_names else receiver,
         )
         .order_by(Message.created_at, Message.message_key)
         .limit(limit)

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from consultflow.orchestrator import engine, observability
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
-from consultflow.orchestrator.parking import not_parked
+from consultflow.orchestrator.parking import START_RETRY_DELAY, not_parked, start_failed_for_now
 from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
 from consultflow.orchestrator.timer_events import skip_missed
 from consultflow.platform.claims import EVERYTHING, Owned
@@ -138,15 +138,11 @@ def fire_start_timers(host: InstanceHost, owned: Owned = EVERYTHING) -> int:
             started += 1
         except AlreadyFired:
             continue
-        except Exception:
+        except Exception as error:
             log.exception("starting %s by its timer failed", timer.definition_id)
-            _postpone(host, timer, now)
+            if not start_failed_for_now(error):
+                _postpone(host, timer, now)
     return started
-
-
-START_RETRY_DELAY = timedelta(minutes=1)
-"""How long a timer start event whose start failed waits before it is tried again (no instance exists
-to hold an incident, so it must not be retried on every round of the timer loop)."""
 
 
 def _postpone(host: InstanceHost, timer: StartTimer, now: datetime) -> None:
