@@ -53,6 +53,7 @@ from consultflow.platform.db import UnitOfWork
 from consultflow.platform.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from consultflow.platform.grpcerrors import field_violations
 from consultflow.platform.limits import Limits
+from consultflow.platform.metrics import REGISTRY
 from consultflow.platform.tables import outbox
 from tests.support.bpmn_builder import bpmn, field, form, message, service_task
 from tests.support.components import ComponentThread, component_settings
@@ -825,6 +826,10 @@ def growing_message_start() -> bytes:
     )
 
 
+def failed_message_starts() -> float:
+    return REGISTRY.get_sample_value("consultflow_starts_failed_total", {"event": "message"}) or 0.0
+
+
 def start_failures(caplog: pytest.LogCaptureFixture) -> int:
     return sum(
         1 for r in caplog.records if r.levelno >= logging.ERROR and "correlating message" in r.getMessage()
@@ -837,6 +842,7 @@ def test_a_message_whose_start_keeps_failing_waits_before_it_is_tried_again(
     """Like a timer start: no instance exists to park, so the buffered message steps back a minute rather
     than run the failing start (and log its traceback) on every round of the message loop."""
     small.deploy(p=growing_message_start())
+    counted = failed_message_starts()
     with pytest.raises(StateTooLarge):
         small.publish("client.asked", "K1", ttl_seconds=3600)
     with caplog.at_level(logging.ERROR):
@@ -847,6 +853,7 @@ def test_a_message_whose_start_keeps_failing_waits_before_it_is_tried_again(
         assert small.orchestrator.correlate_pending() == 0
         assert small.orchestrator.correlate_pending() == 0
         assert start_failures(caplog) == 1, "tried again once after the delay, then waits again"
+    assert failed_message_starts() == counted + 2, "the publish's try and the one after the delay"
     with small.db.read() as session:
         (status,) = session.scalars(select(Message.status)).all()
         assert status == MessageStatus.PENDING, "kept until its TTL, to be tried again"
@@ -864,8 +871,10 @@ def test_a_message_start_that_met_a_busy_database_is_tried_again_at_once(
         raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
 
     monkeypatch.setattr(small.orchestrator, "start", busy)
+    counted = failed_message_starts()
     with pytest.raises(OperationalError):
         small.publish("client.asked", "K1", ttl_seconds=3600)
+    assert failed_message_starts() == counted, "a busy database is not a failed start"
     with small.db.read() as session:
         assert session.scalars(select(Message.retry_at)).one() is None, "not stepped back"
     monkeypatch.setattr(small.orchestrator, "start", real_start)

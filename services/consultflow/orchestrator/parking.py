@@ -27,6 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from consultflow.orchestrator.orm import INCIDENTS, INSTANCES
 from consultflow.orchestrator.records import PARKING_KINDS, IncidentKind, InstanceStatus
 from consultflow.orchestrator.step import InstanceRecord, append_history
+from consultflow.platform import metrics
 from consultflow.platform.db import UnitOfWork, busy_error
 from consultflow.platform.errors import DomainError, FailedPrecondition, Unavailable
 from consultflow.platform.limits import Limits, env_name
@@ -73,9 +74,13 @@ START_RETRY_DELAY = timedelta(minutes=1)
 exists to hold an incident, so it must not be tried on every round of its loop."""
 
 
-def start_failed_for_now(error: Exception) -> bool:
-    """A busy or unreachable database, which the next round may not meet: the start is not stepped back."""
-    return isinstance(error, Unavailable) or busy_error(error) is not None
+def start_failed_for_good(event: str, error: Exception) -> bool:
+    """Whether a start that failed steps back START_RETRY_DELAY (counted, by `event`: timer or message).
+    Not on a busy or unreachable database, which the next round may not meet."""
+    if isinstance(error, Unavailable) or busy_error(error) is not None:
+        return False
+    metrics.STARTS_FAILED.labels(event).inc()
+    return True
 
 
 @dataclass(frozen=True)

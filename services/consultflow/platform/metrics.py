@@ -99,6 +99,13 @@ TIMER_LATENESS_SECONDS = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+STARTS_FAILED = Counter(
+    "consultflow_starts_failed",
+    "Timer or message start events whose instance could not be started (no instance to park; tried "
+    "again a minute later).",
+    ["event"],
+    registry=REGISTRY,
+)
 LEASES_OWNED = Gauge(
     "consultflow_leases_owned",
     "Claim partitions this process owns now (docs/scale-out.md); 0 once it stopped renewing them.",

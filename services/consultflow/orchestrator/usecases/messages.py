@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from consultflow.orchestrator import engine, sizes
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import MESSAGES, Instance, Message, Subscription
-from consultflow.orchestrator.parking import START_RETRY_DELAY, Parked, not_parked, start_failed_for_now
+from consultflow.orchestrator.parking import START_RETRY_DELAY, Parked, not_parked, start_failed_for_good
 from consultflow.orchestrator.records import InstanceStatus, MessageStatus, PublishOutcome
 from consultflow.orchestrator.step import Step, rowcount
 from consultflow.orchestrator.usecases import audit
@@ -262,7 +262,7 @@ def _start_by_message(
     except IntegrityError:
         return None, ""  # an instance with this key exists already and does not wait for it
     except Exception as error:
-        if not start_failed_for_now(error):
+        if start_failed_for_good("message", error):
             _postpone(host, message_key)
         raise
     return PublishOutcome.STARTED, instance_id

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 from consultflow.orchestrator import engine, observability
 from consultflow.orchestrator.host import DefinitionRef, InstanceHost
 from consultflow.orchestrator.orm import StartTimer, Timer
-from consultflow.orchestrator.parking import START_RETRY_DELAY, not_parked, start_failed_for_now
+from consultflow.orchestrator.parking import START_RETRY_DELAY, not_parked, start_failed_for_good
 from consultflow.orchestrator.step import CONTINUATION, Step, rowcount
 from consultflow.orchestrator.timer_events import skip_missed
 from consultflow.platform.claims import EVERYTHING, Owned
@@ -140,7 +140,7 @@ def fire_start_timers(host: InstanceHost, owned: Owned = EVERYTHING) -> int:
             continue
         except Exception as error:
             log.exception("starting %s by its timer failed", timer.definition_id)
-            if not start_failed_for_now(error):
+            if start_failed_for_good("timer", error):
                 _postpone(host, timer, now)
     return started
 
