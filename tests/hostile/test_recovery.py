@@ -860,6 +860,25 @@ def test_a_message_whose_start_keeps_failing_waits_before_it_is_tried_again(
         assert session.scalar(select(func.count()).select_from(Instance)) == 0
 
 
+def test_a_message_whose_start_failed_still_reaches_an_instance_that_waits_for_it(small: Harness) -> None:
+    """Stepping back delays only its start: an instance that comes to wait for it meanwhile takes it in
+    that instance's own step (a buffered message meets a new subscription there)."""
+    waiter = bpmn(
+        "waiter",
+        """<startEvent id="s"/>
+        <intermediateCatchEvent id="asked"><messageEventDefinition messageRef="m_asked"/>
+        </intermediateCatchEvent><userTask id="answer"/><endEvent id="e"/>""",
+        "s -> asked\nasked -> answer\nanswer -> e",
+        extra=message("m_asked", "client.asked", "key"),
+    )
+    small.deploy(p=growing_message_start(), waiter=waiter)
+    with pytest.raises(StateTooLarge):
+        small.publish("client.asked", "K1", ttl_seconds=3600)
+    waiting = small.start("waiter", key="K1")
+    small.orchestrator.correlate_pending()
+    assert small.task("answer", waiting), "delivered now, not after the delay"
+
+
 def test_a_message_start_that_met_a_busy_database_is_tried_again_at_once(
     small: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
