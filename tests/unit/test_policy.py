@@ -7,29 +7,14 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
 
-from consultflow.api.catalog.v1 import catalog_pb2
-from consultflow.api.contracts.v1 import contracts_pb2
-from consultflow.api.crm.v1 import crm_pb2
-from consultflow.api.delivery.v1 import delivery_pb2
-from consultflow.api.orchestrator.v1 import orchestrator_pb2
-from consultflow.api.risk.v1 import risk_pb2
-from consultflow.api.survey.v1 import survey_pb2
 from consultflow.platform import policy
 from consultflow.platform.errors import PermissionDenied
 from consultflow.platform.identity import Caller
 from consultflow.platform.policy import POLICY, Role, authorize
+from consultflow.platform.security import API_FILES
 
-MODULES = (
-    orchestrator_pb2,
-    catalog_pb2,
-    crm_pb2,
-    contracts_pb2,
-    delivery_pb2,
-    survey_pb2,
-    risk_pb2,
-    health_pb2,
-    reflection_pb2,
-)
+MODULES = (*API_FILES, health_pb2, reflection_pb2)
+"""Our services (every one under consultflow.api: test_replica_targets checks), health and reflection."""
 
 
 def served_methods() -> set[str]:

@@ -4,6 +4,8 @@ comma-separated list, called round robin; a stopped replica is skipped, and a li
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
@@ -14,6 +16,7 @@ from google.protobuf.descriptor_pb2 import MethodOptions
 from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from consultflow import api
 from consultflow.api.crm.v1 import crm_pb2, crm_pb2_grpc
 from consultflow.platform.security import API_FILES, channel_target, safe_to_repeat, secure_channel
 from consultflow.platform.tls import CertificateFiles, LocalAuthority
@@ -124,3 +127,13 @@ def test_every_read_is_declared_free_of_side_effects() -> None:
     declared = {(n["service"], n.get("method")) for n in safe_to_repeat()}
     assert ("consultflow.api.crm.v1.CrmService", "GetClient") in declared
     assert ("consultflow.api.crm.v1.CrmService", "AddContact") not in declared
+
+
+def test_api_files_hold_every_service_of_ours() -> None:
+    """safe_to_repeat (and the policy test) read the services from API_FILES: none may be missing."""
+    with_services = {
+        module.name
+        for module in pkgutil.walk_packages(api.__path__, "consultflow.api.")
+        if module.name.endswith("_pb2") and importlib.import_module(module.name).DESCRIPTOR.services_by_name
+    }
+    assert with_services == {module.__name__ for module in API_FILES}
